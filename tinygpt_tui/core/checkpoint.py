@@ -1,0 +1,480 @@
+"""The model folder: the one interface between training, generation and the app.
+
+models/<name>/
+  config.json            model architecture, training settings, corpus, figures (written last)
+  model.safetensors      the weights (fp32); never pickle
+  vocab.json             the character vocabulary
+  metrics.jsonl          one JSON event per line, appended while training runs
+  README.md              the model card
+  train_state.safetensors + train_state.json
+                         optimizer moments and RNG states, for --resume (not shipped)
+
+Every file is written to a temporary name, flushed to disk and renamed, so a
+crash mid-save leaves the previous checkpoint whole. Files are renamed
+weights first and config.json last; each safetensors file records the step
+it belongs to, so a reader can tell a checkpoint that was cut between two
+renames.
+
+Reading a folder (listing, validating) needs no torch: the sidebar and
+`tinygpt models` stay fast. Loading the weights imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import ConfigError, GPTConfig
+from .errors import CheckpointError, TinyGPTError
+from .tokenizer import CharTokenizer
+
+FORMAT = "tinygpt/1"
+CONFIG, WEIGHTS, VOCAB, METRICS, CARD = "config.json", "model.safetensors", "vocab.json", "metrics.jsonl", "README.md"
+STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
+MAX_JSON_BYTES = 64 * 1024 * 1024  # a vocabulary of two million characters fits
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
+ENV_MODELS_DIR = "TINYGPT_MODELS_DIR"
+
+
+# ---------------------------------------------------------------- locations
+def default_models_dir() -> Path:
+    """$TINYGPT_MODELS_DIR, else ./models, else the models/ shipped beside the package."""
+    env = os.environ.get(ENV_MODELS_DIR)
+    if env:
+        return Path(env).expanduser()
+    here = Path.cwd() / "models"
+    if here.is_dir():
+        return here
+    shipped = Path(__file__).resolve().parents[2] / "models"
+    return shipped if shipped.is_dir() else here
+
+
+def resolve_model(name_or_path, models_dir=None) -> Path:
+    """A model name under the models directory, or a path to a folder."""
+    s = str(name_or_path)
+    p = Path(s).expanduser()
+    if p.is_dir():
+        return p
+    d = Path(models_dir) if models_dir else default_models_dir()
+    if (d / s).is_dir():
+        return d / s
+    known = [i.name for i in list_models(d)] if d.is_dir() else []
+    hint = f"; models in {d}: {', '.join(known)}" if known else f"; no models in {d}"
+    raise CheckpointError(f"model not found: {s}{hint}")
+
+
+# ---------------------------------------------------------------- atomic files
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise CheckpointError(f"cannot write to {path.parent}: {e.strerror or e}") from None
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path, what: str):
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise CheckpointError(f"{what} is missing: {path}") from None
+    if size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{what} is {size:,} bytes, too large to be a tinygpt file: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{what} is not UTF-8 text: {path}") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{what} is not valid JSON ({e.msg} at line {e.lineno}): {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {what}: {e.strerror or e}") from None
+
+
+# ---------------------------------------------------------------- reading without torch
+@dataclass
+class ModelInfo:
+    name: str
+    path: Path
+    ok: bool
+    error: str = ""
+    params: int = 0
+    block_size: int = 0
+    vocab_size: int = 0
+    corpus: str = ""
+    val_loss: float | None = None
+    step: int = 0
+    size_bytes: int = 0
+    doc: dict = field(default_factory=dict, repr=False)
+
+
+def _number(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else None
+
+
+def validate_config_doc(doc) -> GPTConfig:
+    if not isinstance(doc, dict):
+        raise CheckpointError("config.json must hold a JSON object")
+    if doc.get("format") not in (None, FORMAT):
+        raise CheckpointError(f"config.json has format {str(doc.get('format'))[:40]!r}; this tinygpt reads {FORMAT}")
+    if "model" not in doc:
+        raise CheckpointError('config.json has no "model" section')
+    try:
+        return GPTConfig.from_dict(doc["model"])
+    except ConfigError as e:
+        raise CheckpointError(f"config.json: {e}") from None
+    except TypeError as e:
+        raise CheckpointError(f"config.json: bad model section ({e})") from None
+
+
+def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{WEIGHTS} is missing in {path.parent}") from None
+    except Exception as e:  # safetensors raises its own error types for a bad header
+        raise CheckpointError(f"{WEIGHTS} is not a valid safetensors file ({str(e).splitlines()[0][:120]})") from None
+
+
+def expected_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
+    """Parameter names and shapes of the model a config builds (no torch)."""
+    C, V, h = cfg.n_embd, cfg.vocab_size, cfg.ffn_hidden
+    up = (2 if cfg.ffn == "swiglu" else 1) * h
+    shapes = {"tok_emb.weight": (V, C)}
+    if cfg.pos_encoding == "learned":
+        shapes["pos_emb.weight"] = (cfg.block_size, C)
+
+    def norm(prefix):
+        shapes[f"{prefix}.weight"] = (C,)
+        if cfg.norm == "layernorm" and cfg.bias:
+            shapes[f"{prefix}.bias"] = (C,)
+
+    for i in range(cfg.n_layer):
+        b = f"blocks.{i}"
+        norm(f"{b}.norm1")
+        norm(f"{b}.norm2")
+        for name, shape in (("attn.qkv", (3 * C, C)), ("attn.proj", (C, C)), ("ffn.up", (up, C)), ("ffn.down", (C, h))):
+            shapes[f"{b}.{name}.weight"] = shape
+            if cfg.bias:
+                shapes[f"{b}.{name}.bias"] = (shape[0],)
+    norm("norm")
+    if not cfg.tie_weights:
+        shapes["head.weight"] = (V, C)
+    return shapes
+
+
+def check_weights(folder: Path, cfg: GPTConfig) -> None:
+    got = _weight_shapes(folder / WEIGHTS)
+    want = expected_shapes(cfg)
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    if missing:
+        raise CheckpointError(f"{WEIGHTS} lacks {len(missing)} tensors the config needs, e.g. {missing[0]}")
+    if extra:
+        raise CheckpointError(f"{WEIGHTS} has tensors the config does not describe, e.g. {extra[0][:80]}")
+    for k, shape in want.items():
+        if got[k] != shape:
+            raise CheckpointError(f"{WEIGHTS}: {k} has shape {list(got[k])}, the config says {list(shape)}")
+
+
+def check_folder(folder: Path) -> tuple[dict, GPTConfig]:
+    """Validate a model folder without loading the weights; return its config."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"not a model folder: {folder}")
+    if not (folder / WEIGHTS).exists():
+        pickles = [p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
+        if pickles:
+            raise CheckpointError(
+                f"{pickles[0]} is a pickle checkpoint, which can run code when loaded; "
+                "tinygpt loads only safetensors (see `tinygpt convert`)"
+            )
+    doc = read_json(folder / CONFIG, CONFIG)
+    cfg = validate_config_doc(doc)
+    vocab = CharTokenizer.from_json(_read_text(folder / VOCAB, VOCAB))
+    if vocab.vocab_size != cfg.vocab_size:
+        raise CheckpointError(f"{VOCAB} has {vocab.vocab_size} characters, config.json says vocab_size {cfg.vocab_size}")
+    check_weights(folder, cfg)
+    return doc, cfg
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise CheckpointError(f"{what} is too large: {path}")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CheckpointError(f"{what} is missing in {path.parent}") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{what} is not UTF-8 text") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {what}: {e.strerror or e}") from None
+
+
+def read_info(folder) -> ModelInfo:
+    """What the sidebar and `tinygpt models` show; a broken folder comes back with ok=False and why."""
+    folder = Path(folder)
+    info = ModelInfo(name=folder.name, path=folder, ok=False)
+    try:
+        info.size_bytes = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        doc, cfg = check_folder(folder)
+    except TinyGPTError as e:
+        info.error = str(e)
+        return info
+    except OSError as e:
+        info.error = f"cannot read folder: {e.strerror or e}"
+        return info
+    figures = doc.get("figures") if isinstance(doc.get("figures"), dict) else {}
+    corpus = doc.get("corpus") if isinstance(doc.get("corpus"), dict) else {}
+    info.ok, info.doc = True, doc
+    info.params, info.block_size, info.vocab_size = cfg.param_count(), cfg.block_size, cfg.vocab_size
+    info.corpus = str(corpus.get("name", ""))[:200]
+    info.val_loss = _number(figures.get("val_loss"))
+    if info.val_loss is None:
+        info.val_loss = _number(figures.get("best_val_loss"))
+    step = figures.get("step")
+    info.step = step if isinstance(step, int) and not isinstance(step, bool) else 0
+    return info
+
+
+def list_models(models_dir=None) -> list[ModelInfo]:
+    d = Path(models_dir) if models_dir else default_models_dir()
+    if not d.is_dir():
+        return []
+    out = []
+    for p in sorted(d.iterdir(), key=lambda p: p.name.lower()):
+        if p.is_dir() and not p.name.startswith("."):
+            out.append(read_info(p))
+    return out
+
+
+# ---------------------------------------------------------------- loading and saving (torch)
+@dataclass
+class Loaded:
+    model: object  # GPT
+    tokenizer: CharTokenizer
+    doc: dict
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def load_model(folder, device="cpu") -> Loaded:
+    """Load a model folder safely: JSON validated, shapes checked, weights from safetensors only."""
+    import torch
+    from safetensors.torch import load_file
+
+    from .model import GPT
+
+    folder = Path(folder)
+    doc, cfg = check_folder(folder)
+    tokenizer = CharTokenizer.from_json(_read_text(folder / VOCAB, VOCAB))
+    try:
+        state = load_file(str(folder / WEIGHTS), device="cpu")
+    except Exception as e:
+        raise CheckpointError(f"cannot read {WEIGHTS}: {str(e).splitlines()[0][:120]}") from None
+    for k, t in state.items():
+        if not t.is_floating_point():
+            raise CheckpointError(f"{WEIGHTS}: {k} is {t.dtype}, not floating point")
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"{WEIGHTS}: {k} holds NaN or infinite values")
+    model = GPT(cfg)
+    state = {k: v.float() for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not (cfg.tie_weights and k == "head.weight")]
+    if missing or unexpected:
+        raise CheckpointError(f"{WEIGHTS} does not match the config ({(missing or unexpected)[0]})")
+    model.to(device).eval()
+    return Loaded(model, tokenizer, doc, folder)
+
+
+def weights_bytes(model, step: int) -> bytes:
+    from safetensors.torch import save
+
+    state = {}
+    for k, v in model.state_dict().items():
+        if model.cfg.tie_weights and k == "head.weight":
+            continue  # the same tensor as tok_emb.weight
+        state[k] = v.detach().float().cpu().contiguous()
+    return save(state, metadata={"format": FORMAT, "step": str(step)})
+
+
+def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | None = None, train_state=None) -> None:
+    """Write a whole checkpoint atomically; config.json goes last.
+
+    train_state: (tensors: dict[str, Tensor], meta: dict) or None.
+    """
+    from safetensors.torch import save
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot create model folder {folder}: {e.strerror or e}") from None
+    step = int(doc.get("figures", {}).get("step", 0))
+    doc = {"format": FORMAT, **doc}
+    atomic_write(folder / WEIGHTS, weights_bytes(model, step))
+    atomic_write(folder / VOCAB, tokenizer.to_json())
+    if train_state is not None:
+        tensors, meta = train_state
+        atomic_write(folder / STATE_TENSORS, save(tensors, metadata={"format": FORMAT, "step": str(step)}))
+        atomic_write(folder / STATE_JSON, json.dumps({"format": FORMAT, "step": step, **meta}, indent=1))
+    atomic_write(folder / CONFIG, json.dumps(doc, indent=2, ensure_ascii=False))
+    if card is not None:
+        atomic_write(folder / CARD, card)
+    fsync_dir(folder)
+
+
+def load_train_state(folder):
+    """(tensors, meta) for --resume, or a CheckpointError saying why it can't resume."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / STATE_TENSORS).exists() or not (folder / STATE_JSON).exists():
+        raise CheckpointError(f"{folder.name} has no training state to resume from (it holds weights only)")
+    meta = read_json(folder / STATE_JSON, STATE_JSON)
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+        raise CheckpointError(f"{STATE_JSON} is malformed")
+    try:
+        tensors = load_file(str(folder / STATE_TENSORS), device="cpu")
+    except Exception as e:
+        raise CheckpointError(f"cannot read {STATE_TENSORS}: {str(e).splitlines()[0][:120]}") from None
+    return tensors, meta
+
+
+def weights_step(folder) -> int | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(Path(folder) / WEIGHTS), framework="numpy") as f:
+            return int((f.metadata() or {}).get("step", -1))
+    except Exception:
+        return None
+
+
+# ---------------------------------------------------------------- metrics.jsonl
+def append_metrics(folder, records: list[dict]) -> None:
+    if not records:
+        return
+    with open(Path(folder) / METRICS, "a", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        f.flush()
+
+
+def read_metrics(folder, start: int = 0) -> tuple[list[dict], int]:
+    """Complete records from byte offset ``start``; returns them and the offset to continue from.
+
+    A line still being written (no newline yet) is left for the next call, so
+    a reader can follow a growing file written by another process.
+    """
+    path = Path(folder) / METRICS
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            chunk = f.read()
+    except FileNotFoundError:
+        return [], start
+    end = chunk.rfind(b"\n") + 1
+    records = []
+    for line in chunk[:end].splitlines():
+        try:
+            r = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(r, dict):
+            records.append(r)
+    return records, start + end
+
+
+def truncate_metrics(folder, after_step: int) -> None:
+    """Drop records past a checkpoint's step (a resumed run rewrites that stretch)."""
+    records, _ = read_metrics(folder)
+    kept = [r for r in records if not (isinstance(r.get("step"), int) and r["step"] > after_step)]
+    if len(kept) != len(records):
+        atomic_write(Path(folder) / METRICS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+
+
+# ---------------------------------------------------------------- the model card
+def render_card(doc: dict) -> str:
+    """A short README.md for the folder: what it is, how it was made, its figures."""
+    m, f, c, t = doc.get("model", {}), doc.get("figures", {}), doc.get("corpus", {}), doc.get("training", {})
+
+    def fmt(v, spec=".4f"):
+        return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "n/a"
+
+    minutes = f.get("train_time_s", 0) / 60 if isinstance(f.get("train_time_s"), (int, float)) else 0
+    val_is = f.get("val_loss_is", "estimate")
+    lines = [
+        f"# {doc.get('name', 'model')}",
+        "",
+        f"A character-level GPT trained by tinygpt on **{c.get('name', '?')}** "
+        f"({fmt(c.get('chars'), ',')} characters, sha256 `{str(c.get('sha256', '?'))[:16]}…`).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| parameters | {fmt(f.get('params'), ',')} |",
+        f"| shape | {m.get('n_layer')} layers, {m.get('n_head')} heads, {m.get('n_embd')} dims, context {m.get('block_size')} |",
+        f"| architecture | {m.get('pos_encoding')} positions, {m.get('ffn')} feed-forward, {m.get('norm')}, "
+        f"{'tied' if m.get('tie_weights') else 'untied'} output, dropout {m.get('dropout')} |",
+        f"| vocabulary | {m.get('vocab_size')} characters |",
+        f"| validation loss | **{fmt(f.get('val_loss'))}** ({val_is}; last 10% of the corpus) |",
+        f"| best validation loss (estimate during training) | {fmt(f.get('best_val_loss'))} |",
+        f"| train loss (estimate) | {fmt(f.get('train_loss'))} |",
+        f"| steps | {fmt(f.get('step'), ',')} ({fmt(f.get('tokens_seen'), ',')} tokens) |",
+        f"| training time | {minutes:.1f} min on {doc.get('device', '?')}, {doc.get('dtype', '?')}"
+        f"{', ' + str(doc.get('world_size')) + ' processes' if doc.get('world_size', 1) != 1 else ''} |",
+        f"| batch | {t.get('batch_size')} x {t.get('grad_accum', 1)}, lr {t.get('lr')}, warmup {t.get('warmup_steps')}, "
+        f"weight decay {t.get('weight_decay')} |",
+        "",
+        "Trained with:",
+        "",
+        "```",
+        str(doc.get("command") or "(not recorded)"),
+        "```",
+        "",
+        f"Check the validation loss: `tinygpt eval {doc.get('name', 'MODEL')} --corpus {c.get('name', 'CORPUS')}.txt`",
+        "",
+    ]
+    return "\n".join(lines)

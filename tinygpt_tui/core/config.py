@@ -1,0 +1,103 @@
+"""The model configuration: a dataclass saved with every checkpoint.
+
+Kept apart from model.py so that listing and validating model folders (the
+app's sidebar, `tinygpt models`) never has to import torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .errors import SettingsError
+
+POS_ENCODINGS = ("learned", "sinusoidal", "rope", "alibi", "none")
+FFNS = ("gelu", "swiglu")
+NORMS = ("layernorm", "rmsnorm")
+RELATIVE = ("rope", "alibi", "none")  # encodings whose cache can slide exactly
+
+# Hard limits that keep a config from a stranger from exhausting memory
+# before anything else is checked.
+LIMITS = {"vocab_size": 2_000_000, "block_size": 65_536, "n_layer": 256, "n_head": 256, "n_embd": 16_384}
+
+
+class ConfigError(SettingsError, ValueError):
+    """An impossible model configuration (one line, for the user)."""
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65
+    block_size: int = 128  # context length in tokens (characters)
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = False
+    pos_encoding: str = "rope"
+    ffn: str = "swiglu"
+    norm: str = "rmsnorm"
+    tie_weights: bool = True
+    mlp_ratio: float = 4.0  # hidden size of the feed-forward, as a multiple of n_embd
+    rope_base: float = 10000.0
+
+    def validate(self) -> "GPTConfig":
+        for name, limit in LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be a whole number, got {value!r}")
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
+            if value > limit:
+                raise ConfigError(f"{name} {value} is beyond the limit of {limit}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.pos_encoding == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ConfigError(f"rope needs an even head size, got {self.n_embd // self.n_head}")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.mlp_ratio, (int, float)) or not 0.25 <= self.mlp_ratio <= 16:
+            raise ConfigError(f"mlp_ratio must be between 0.25 and 16, got {self.mlp_ratio!r}")
+        if not isinstance(self.rope_base, (int, float)) or self.rope_base <= 1:
+            raise ConfigError(f"rope_base must be above 1, got {self.rope_base!r}")
+        for name, allowed in (("pos_encoding", POS_ENCODINGS), ("ffn", FFNS), ("norm", NORMS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in ("bias", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        return self
+
+    @property
+    def ffn_hidden(self) -> int:
+        hidden = int(self.mlp_ratio * self.n_embd)
+        if self.ffn == "swiglu":  # same parameter count as gelu with 3 matrices instead of 2
+            hidden = int(2 * hidden / 3)
+        return max(8, (hidden + 7) // 8 * 8)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GPTConfig":
+        if not isinstance(d, dict):
+            raise ConfigError("model config must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown model config keys: {', '.join(unknown)}")
+        return cls(**d).validate()
+
+    def param_count(self) -> int:
+        """Parameters of the model this config builds (without building it)."""
+        C, L, V = self.n_embd, self.n_layer, self.vocab_size
+        norm = C * (2 if (self.norm == "layernorm" and self.bias) else 1)
+        attn = C * 3 * C + C * C + (4 * C if self.bias else 0)
+        h = self.ffn_hidden
+        up = C * h * (2 if self.ffn == "swiglu" else 1)
+        ffn = up + h * C + ((h * (2 if self.ffn == "swiglu" else 1) + C) if self.bias else 0)
+        total = V * C + L * (attn + ffn + 2 * norm) + norm
+        if not self.tie_weights:
+            total += V * C
+        if self.pos_encoding == "learned":
+            total += self.block_size * C
+        return total

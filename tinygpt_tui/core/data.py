@@ -1,0 +1,146 @@
+"""Read and validate a corpus, split it 90/10, encode it once, draw batches."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CorpusError
+from .tokenizer import BOM, CharTokenizer
+
+TRAIN_FRACTION = 0.9
+MAX_CORPUS_BYTES = 2 * 1024**3
+
+
+@dataclass
+class Corpus:
+    path: str
+    text: str
+    sha256: str  # of the file's bytes, as in the catalog
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
+
+
+def read_corpus(path) -> Corpus:
+    """Read a UTF-8 text file, or explain in one line why it can't be used."""
+    p = Path(os.path.expanduser(str(path)))
+    if not p.exists():
+        raise CorpusError(f"corpus not found: {p}")
+    if p.is_dir():
+        raise CorpusError(f"corpus is a directory, not a text file: {p}")
+    try:
+        size = p.stat().st_size
+        if size > MAX_CORPUS_BYTES:
+            raise CorpusError(f"corpus is {size / 1e9:.1f} GB; tinygpt reads at most {MAX_CORPUS_BYTES / 1e9:.0f} GB")
+        raw = p.read_bytes()
+    except OSError as e:
+        raise CorpusError(f"cannot read corpus {p}: {e.strerror or e}") from None
+    if not raw.strip():
+        raise CorpusError(f"corpus is empty: {p}")
+    if b"\x00" in raw[:65536] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CorpusError(f"corpus looks binary (it contains NUL bytes), not text: {p}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CorpusError(
+            f"corpus is not UTF-8 text (bad byte 0x{raw[e.start]:02x} at offset {e.start}): {p}; "
+            "convert it first, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    if "\x00" in text:
+        raise CorpusError(f"corpus contains NUL characters (a binary file?): {p}")
+    text = normalize_text(text)
+    if not text.strip():
+        raise CorpusError(f"corpus has no text: {p}")
+    return Corpus(str(p), text, hashlib.sha256(raw).hexdigest())
+
+
+def normalize_text(text: str) -> str:
+    """Strip a leading byte-order mark and turn \\r\\n and \\r into \\n."""
+    if text.startswith(BOM):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def min_corpus_chars(block_size: int) -> int:
+    """The smallest corpus whose 10% validation split still holds one full window."""
+    return int(np.ceil((block_size + 2) / (1 - TRAIN_FRACTION))) + 1
+
+
+def split_text(text: str) -> tuple[str, str]:
+    n = int(len(text) * TRAIN_FRACTION)
+    return text[:n], text[n:]
+
+
+class Dataset:
+    """A corpus encoded once into numpy arrays, split into train (first 90%) and val (last 10%)."""
+
+    def __init__(self, corpus: Corpus, tokenizer: CharTokenizer, block_size: int):
+        n = len(corpus.text)
+        need = min_corpus_chars(block_size)
+        if n < need:
+            raise CorpusError(
+                f"corpus is too short: {n:,} characters, but context length {block_size} with a 90/10 split "
+                f"needs at least {need:,}; use a longer text or a smaller --block-size"
+            )
+        self.corpus, self.tokenizer, self.block_size = corpus, tokenizer, block_size
+        train_text, val_text = split_text(corpus.text)
+        self.train, dropped_t = tokenizer.encode_array(train_text)
+        self.val, dropped_v = tokenizer.encode_array(val_text)
+        self.dropped = list(dict.fromkeys(dropped_t + dropped_v))
+        for split, arr in (("train", self.train), ("validation", self.val)):
+            if len(arr) < block_size + 2:
+                raise CorpusError(
+                    f"the {split} split holds {len(arr)} known characters; context length {block_size} needs {block_size + 2}"
+                )
+        self._torch = {}
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in ("train", "val"):
+            raise ValueError(name)
+        return self.train if name == "train" else self.val
+
+    def tensor(self, name: str):
+        import torch
+
+        if name not in self._torch:
+            self._torch[name] = torch.from_numpy(self.split(name).astype(np.int64))
+        return self._torch[name]
+
+    def batch(self, name: str, batch_size: int, generator, device):
+        """Random windows: x (B, T) and y (B, T), y shifted by one."""
+        import torch
+
+        data = self.tensor(name)
+        ix = torch.randint(len(data) - self.block_size - 1, (batch_size,), generator=generator)
+        offsets = ix[:, None] + torch.arange(self.block_size + 1)
+        xy = data[offsets]
+        x, y = xy[:, :-1], xy[:, 1:]
+        if device.type == "cuda":
+            return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+        return x.to(device), y.to(device)
+
+    def windows(self, name: str, batch_size: int, device):
+        """Every non-overlapping window of the split, in order: for a deterministic full evaluation."""
+        data = self.tensor(name)
+        T = self.block_size
+        n = (len(data) - 1) // T
+        starts = torch_arange(n) * T
+        for i in range(0, n, batch_size):
+            s = starts[i : i + batch_size]
+            offsets = s[:, None] + torch_arange(T + 1)
+            xy = data[offsets]
+            yield xy[:, :-1].to(device), xy[:, 1:].to(device)
+
+
+def torch_arange(n):
+    import torch
+
+    return torch.arange(n)

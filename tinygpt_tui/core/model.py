@@ -1,0 +1,266 @@
+"""A decoder-only transformer (GPT) in one file.
+
+Shapes in comments: B batch, T time (tokens), C channels (n_embd), H heads,
+D head size (C // H), V vocabulary size.
+
+Options a learner can compare side by side:
+  pos_encoding  learned | sinusoidal | rope | alibi | none
+  ffn           gelu | swiglu
+  norm          layernorm | rmsnorm        (pre-norm, plus a final norm)
+  tie_weights   share the token embedding with the output layer
+
+Generation uses a KV cache (``KVCache``). With a relative encoding (rope,
+alibi, none) the cache slides: the oldest key is dropped once the window is
+full, which is exactly the same as re-running the last ``block_size`` tokens.
+With an absolute encoding (learned, sinusoidal) positions shift when the
+window slides, so the sampler re-fills the cache from the window instead.
+"""
+
+from __future__ import annotations
+
+import math
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import RELATIVE, ConfigError, GPTConfig  # noqa: F401  (the config lives apart: no torch needed to read it)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
+
+
+def make_norm(cfg: GPTConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return RMSNorm(cfg.n_embd)
+    return nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+
+
+def sinusoidal_table(n: int, dim: int) -> torch.Tensor:
+    """The fixed (n, dim) position table of 'Attention Is All You Need'."""
+    pos = torch.arange(n, dtype=torch.float64)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64) * (-math.log(10000.0) / dim))
+    table = torch.zeros(n, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return table.float()
+
+
+def alibi_slopes(n_head: int) -> torch.Tensor:
+    """Head slopes from the ALiBi paper (geometric, also for non powers of 2)."""
+
+    def pow2(n):
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+
+    if math.log2(n_head).is_integer():
+        slopes = pow2(n_head)
+    else:
+        closest = 2 ** math.floor(math.log2(n_head))
+        slopes = pow2(closest) + pow2(2 * closest)[0::2][: n_head - closest]
+    return torch.tensor(slopes, dtype=torch.float32)
+
+
+def rope_rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (first half, second half) of the head dimension. x: (B, H, T, D)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).type_as(x)
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far.
+
+    ``pos`` is the absolute position of the next token. For relative encodings
+    the cache keeps at most ``block_size`` entries (a sliding window).
+    """
+
+    def __init__(self, n_layer: int):
+        self.k: list[torch.Tensor | None] = [None] * n_layer
+        self.v: list[torch.Tensor | None] = [None] * n_layer
+        self.pos = 0
+
+    def __len__(self) -> int:
+        return 0 if self.k[0] is None else self.k[0].size(2)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.n_head, self.head_size = cfg.n_head, cfg.n_embd // cfg.n_head
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.proj.is_residual = True
+        self.dropout = cfg.dropout
+        self.resid_drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, rope=None, alibi=None, cache=None, layer=0, want_attn=False):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, T, C) -> (B, H, T, D)
+        q, k, v = (t.view(B, T, self.n_head, self.head_size).transpose(1, 2) for t in (q, k, v))
+        if rope is not None:
+            cos, sin = rope  # (T, D/2) for the new tokens' absolute positions
+            q, k = rope_rotate(q, cos, sin), rope_rotate(k, cos, sin)
+        past = 0
+        if cache is not None:
+            old_k, old_v = cache.k[layer], cache.v[layer]
+            if old_k is not None:
+                if self.cfg.pos_encoding in RELATIVE and T == 1 and old_k.size(2) >= self.cfg.block_size:
+                    # slide: drop the oldest key (exact for relative encodings)
+                    old_k, old_v = old_k[:, :, 1 - self.cfg.block_size :], old_v[:, :, 1 - self.cfg.block_size :]
+                past = old_k.size(2)
+                k, v = torch.cat((old_k, k), dim=2), torch.cat((old_v, v), dim=2)
+            keep = self.cfg.block_size if self.cfg.pos_encoding in RELATIVE else k.size(2)
+            cache.k[layer], cache.v[layer] = k[:, :, -keep:], v[:, :, -keep:]
+        S = k.size(2)  # keys: the past ones plus these T
+
+        mask, causal = None, False
+        if past == 0 and alibi is None and 1 < T <= self.cfg.block_size:
+            causal = True
+        elif T > 1 or alibi is not None:
+            # query i sits at key index past + i; it may see keys j <= past + i
+            # that lie within the window of block_size.
+            qi = torch.arange(T, device=x.device)[:, None] + past
+            kj = torch.arange(S, device=x.device)[None, :]
+            dist = qi - kj  # (T, S), >= 0 for visible keys
+            visible = (dist >= 0) & (dist < self.cfg.block_size)
+            if alibi is not None:
+                mask = (-alibi[:, None, None] * dist.clamp(min=0)).to(q.dtype)  # (H, T, S)
+                mask = mask.masked_fill(~visible, float("-inf"))
+            else:
+                mask = visible
+
+        attn = None
+        if want_attn:
+            # the explicit form, to hand the weights to the inspector
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, H, T, S)
+            if causal:
+                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril()
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+            attn = scores.float().softmax(dim=-1)
+            y = attn.to(v.dtype) @ v
+        else:
+            drop = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, H, T, D) -> (B, T, C)
+        return self.resid_drop(self.proj(y)), attn
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.swiglu = cfg.ffn == "swiglu"
+        hidden = cfg.ffn_hidden
+        self.up = nn.Linear(cfg.n_embd, (2 if self.swiglu else 1) * hidden, bias=cfg.bias)
+        self.down = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
+        self.down.is_residual = True
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        h = self.up(x)
+        if self.swiglu:
+            gate, value = h.chunk(2, dim=-1)
+            h = F.silu(gate) * value
+        else:
+            h = F.gelu(h)
+        return self.drop(self.down(h))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.norm1, self.attn = make_norm(cfg), Attention(cfg)
+        self.norm2, self.ffn = make_norm(cfg), FeedForward(cfg)
+
+    def forward(self, x, layer, **kw):
+        a, attn = self.attn(self.norm1(x), layer=layer, **kw)
+        x = x + a
+        x = x + self.ffn(self.norm2(x))
+        return x, attn
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg.validate()
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        if cfg.pos_encoding == "learned":
+            self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd)
+        elif cfg.pos_encoding == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal_table(cfg.block_size, cfg.n_embd), persistent=False)
+        elif cfg.pos_encoding == "alibi":
+            self.register_buffer("alibi", alibi_slopes(cfg.n_head), persistent=False)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = make_norm(cfg)
+        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        if cfg.tie_weights:
+            self.head.weight = self.tok_emb.weight
+        self.apply(self._init)
+
+    def _init(self, m):
+        if isinstance(m, nn.Linear):
+            std = 0.02 / math.sqrt(2 * self.cfg.n_layer) if getattr(m, "is_residual", False) else 0.02
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _rope(self, start: int, T: int, device):
+        D = self.cfg.n_embd // self.cfg.n_head
+        inv = 1.0 / (self.cfg.rope_base ** (torch.arange(0, D, 2, dtype=torch.float64, device=device) / D))
+        pos = torch.arange(start, start + T, dtype=torch.float64, device=device)
+        ang = pos[:, None] * inv[None, :]  # (T, D/2), in float64 so late positions stay exact
+        return ang.cos().float(), ang.sin().float()
+
+    def forward(self, idx, targets=None, cache: KVCache | None = None, return_attention: bool = False):
+        """idx (B, T) token ids -> logits (B, T, V) and the loss when targets are given.
+
+        With a cache, idx holds only the new tokens; positions continue from
+        ``cache.pos``. With ``return_attention`` a list of (B, H, T, S)
+        attention weights, one per layer, comes back as a third value.
+        """
+        B, T = idx.shape
+        start = cache.pos if cache is not None else 0
+        absolute = self.cfg.pos_encoding in ("learned", "sinusoidal")
+        if absolute and start + T > self.cfg.block_size:
+            raise ValueError(f"{start + T} positions exceed block_size {self.cfg.block_size}")
+        if not absolute and cache is None and T > self.cfg.block_size:
+            raise ValueError(f"{T} tokens exceed block_size {self.cfg.block_size}")
+        x = self.tok_emb(idx)  # (B, T, C)
+        if self.cfg.pos_encoding == "learned":
+            x = x + self.pos_emb(torch.arange(start, start + T, device=idx.device))
+        elif self.cfg.pos_encoding == "sinusoidal":
+            x = x + self.pos_table[start : start + T]
+        x = self.drop(x)
+        rope = self._rope(start, T, idx.device) if self.cfg.pos_encoding == "rope" else None
+        alibi = self.alibi if self.cfg.pos_encoding == "alibi" else None
+        attns = []
+        for i, block in enumerate(self.blocks):
+            x, attn = block(x, i, rope=rope, alibi=alibi, cache=cache, want_attn=return_attention)
+            attns.append(attn)
+        if cache is not None:
+            cache.pos += T
+        x = self.norm(x)
+        logits = self.head(x)  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+        if return_attention:
+            return logits, loss, attns
+        return logits, loss
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.cfg.n_layer)

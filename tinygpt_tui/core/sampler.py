@@ -1,0 +1,168 @@
+"""Streaming generation: one character at a time, KV-cached, over a sliding window.
+
+    for ch in generate(model, tokenizer, "ROMEO:", SamplingSettings(temperature=0.8)):
+        print(ch, end="", flush=True)
+
+The window is the model's context (block_size, 128 by default). With a
+relative position encoding (rope, alibi, none) the cache slides one token at a
+time, so every character sees the full window at the cost of one token's
+forward pass. With an absolute encoding (learned, sinusoidal) positions are
+tied to the window, so when it fills the cache is rebuilt from the last 3/4
+of the window (one prefill every block_size/4 characters).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+from .errors import SettingsError
+from .tokenizer import CharTokenizer
+
+
+@dataclass
+class SamplingSettings:
+    max_new_tokens: int = 500
+    temperature: float = 0.8  # 0 means greedy
+    top_k: int | None = None  # keep the k most likely characters
+    top_p: float | None = None  # nucleus: keep the smallest set with this much probability
+    seed: int | None = None
+
+    def validate(self) -> "SamplingSettings":
+        t = self.temperature
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t < 0:
+            raise SettingsError(f"temperature must be 0 or more, got {t!r}")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+            raise SettingsError(f"top-k must be at least 1, got {self.top_k!r}")
+        if self.top_p is not None and (not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1):
+            raise SettingsError(f"top-p must be in (0, 1], got {self.top_p!r}")
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
+            raise SettingsError(f"length must be 0 or more, got {self.max_new_tokens!r}")
+        if self.seed is not None and (not isinstance(self.seed, int) or not 0 <= self.seed < 2**63):
+            raise SettingsError(f"seed must be a whole number from 0 to 2**63-1, got {self.seed!r}")
+        return self
+
+
+def filter_logits(logits, temperature: float, top_k=None, top_p=None):
+    """Scale by temperature and cut to top-k / top-p. logits: (B, V) -> (B, V) float."""
+    import torch
+
+    logits = logits.float() / max(temperature, 1e-8)
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) >= top_p  # keep the first token that crosses top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return logits
+
+
+class Generation:
+    """State of one streaming generation; iterate it for characters.
+
+    ``dropped`` lists prompt characters the model does not know (left out).
+    ``stop()`` (or setting the ``stop_event``) ends it between characters.
+    """
+
+    def __init__(self, model, tokenizer: CharTokenizer, prompt: str, settings: SamplingSettings, stop_event=None, context_ids=None):
+        self.model, self.tokenizer = model, tokenizer
+        self.settings = settings.validate()
+        self.stop_event = stop_event or threading.Event()
+        if context_ids is not None:
+            self.dropped, ids = [], list(context_ids)
+        else:
+            enc = tokenizer.encode(prompt)
+            self.dropped, ids = enc.dropped, enc.ids
+        self.prompt_ids = ids
+        self.generated = 0
+        self.last_probs = None  # (V,) probabilities the last character was drawn from
+
+    def stop(self):
+        self.stop_event.set()
+
+    def __iter__(self):
+        return self._run()
+
+    def _run(self):
+        import torch
+
+        model, s = self.model, self.settings
+        cfg = model.cfg
+        device = next(model.parameters()).device
+        gen = torch.Generator(device=device)
+        if s.seed is not None:
+            gen.manual_seed(s.seed)
+        else:
+            gen.seed()
+        window = cfg.block_size
+        relative = cfg.pos_encoding in ("rope", "alibi", "none")
+        # start from a newline when there is no prompt, so the model starts a fresh line
+        ids = list(self.prompt_ids[-window:]) or [self.tokenizer.stoi.get("\n", 0)]
+        history = list(ids)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                cache = model.new_cache()
+                logits, _ = model(torch.tensor([ids], device=device), cache=cache)
+                for _ in range(s.max_new_tokens):
+                    if self.stop_event.is_set():
+                        return
+                    last = logits[0, -1]
+                    if s.temperature == 0:
+                        nxt = int(torch.argmax(last))
+                        self.last_probs = None
+                    else:
+                        probs = filter_logits(last[None], s.temperature, s.top_k, s.top_p).softmax(-1)
+                        nxt = int(torch.multinomial(probs, 1, generator=gen))
+                        self.last_probs = probs[0]
+                    self.generated += 1
+                    yield self.tokenizer.chars[nxt]
+                    history.append(nxt)
+                    if not relative and cache.pos >= window:
+                        # absolute positions: rebuild the cache from the last 3/4 of the window
+                        keep = history[-(window - window // 4) :]
+                        history = keep
+                        cache = model.new_cache()
+                        logits, _ = model(torch.tensor([keep], device=device), cache=cache)
+                    else:
+                        logits, _ = model(torch.tensor([[nxt]], device=device), cache=cache)
+                    if len(history) > 4 * window:
+                        history = history[-window:]
+        finally:
+            if was_training:
+                model.train()
+
+
+def generate(model, tokenizer, prompt: str = "", settings: SamplingSettings | None = None, stop_event=None):
+    """Yield generated characters one at a time (see ``Generation``)."""
+    return iter(Generation(model, tokenizer, prompt, settings or SamplingSettings(), stop_event))
+
+
+def generate_nocache(model, tokenizer, prompt: str, settings: SamplingSettings):
+    """The old way: recompute the whole window for every character (the benchmark's baseline)."""
+    import torch
+
+    settings.validate()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device)
+    if settings.seed is not None:
+        gen.manual_seed(settings.seed)
+    ids = tokenizer.encode(prompt).ids or [0]
+    model.eval()
+    with torch.inference_mode():
+        for _ in range(settings.max_new_tokens):
+            ctx = torch.tensor([ids[-model.cfg.block_size :]], device=device)
+            logits, _ = model(ctx)
+            last = logits[0, -1]
+            if settings.temperature == 0:
+                nxt = int(torch.argmax(last))
+            else:
+                probs = filter_logits(last[None], settings.temperature, settings.top_k, settings.top_p).softmax(-1)
+                nxt = int(torch.multinomial(probs, 1, generator=gen))
+            ids.append(nxt)
+            yield tokenizer.chars[nxt]

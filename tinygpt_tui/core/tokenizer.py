@@ -1,0 +1,115 @@
+"""Character-level tokenizer: one id per distinct character of the corpus."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import CheckpointError
+
+BOM = "\ufeff"
+MAX_VOCAB = 2_000_000
+
+
+@dataclass
+class Encoded:
+    ids: list[int]
+    dropped: list[str] = field(default_factory=list)  # distinct characters not in the vocabulary, in order seen
+
+
+class CharTokenizer:
+    def __init__(self, chars: list[str]):
+        if not chars:
+            raise CheckpointError("vocabulary is empty")
+        self.chars = list(chars)
+        self.stoi = {c: i for i, c in enumerate(self.chars)}
+        if len(self.stoi) != len(self.chars):
+            raise CheckpointError("vocabulary has repeated characters")
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharTokenizer":
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> Encoded:
+        """Encode text; characters outside the vocabulary are dropped and reported."""
+        ids, dropped = [], {}
+        stoi = self.stoi
+        for ch in text:
+            i = stoi.get(ch)
+            if i is None:
+                dropped.setdefault(ch, None)
+            else:
+                ids.append(i)
+        return Encoded(ids, list(dropped))
+
+    def encode_array(self, text: str) -> tuple[np.ndarray, list[str]]:
+        """Fast encoding of a whole corpus to a numpy array (uint16 when it fits)."""
+        dtype = np.uint16 if self.vocab_size <= 65535 else np.uint32
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        table_keys = np.array([ord(c) for c in self.chars], dtype=np.uint32)
+        order = np.argsort(table_keys)
+        sorted_keys = table_keys[order]
+        pos = np.searchsorted(sorted_keys, codes)
+        pos = np.clip(pos, 0, len(sorted_keys) - 1)
+        known = sorted_keys[pos] == codes
+        dropped = []
+        if not known.all():
+            dropped = list(dict.fromkeys(chr(c) for c in codes[~known][:10000]))
+        return order[pos[known]].astype(dtype), dropped
+
+    def decode(self, ids) -> str:
+        chars = self.chars
+        return "".join(chars[i] for i in ids)
+
+    # --- persistence (JSON, never pickle) ---
+    def to_json(self) -> str:
+        return json.dumps({"type": "char", "chars": self.chars}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CharTokenizer":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"vocab.json is not valid JSON: {e}") from None
+        if not isinstance(data, dict) or data.get("type") != "char" or not isinstance(data.get("chars"), list):
+            raise CheckpointError('vocab.json must be {"type": "char", "chars": [...]}')
+        chars = data["chars"]
+        if len(chars) > MAX_VOCAB:
+            raise CheckpointError(f"vocab.json has {len(chars)} entries, beyond the limit of {MAX_VOCAB}")
+        if not all(isinstance(c, str) and len(c) == 1 for c in chars):
+            raise CheckpointError("vocab.json entries must each be a single character")
+        return cls(chars)
+
+
+def printable(text: str) -> str:
+    """Make text safe to show in a terminal: control characters become visible symbols.
+
+    Newlines and tabs are kept; every other control or format character
+    (escape sequences included) is replaced by a Unicode control picture or
+    a \\x.. escape, so nothing from a corpus, a prompt or a vocabulary can
+    drive the terminal.
+    """
+    out = []
+    for ch in text:
+        if ch in "\n\t\u200d":  # ZWJ joins emoji; harmless
+            out.append(ch)
+            continue
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            o = ord(ch)
+            if o < 0x20:
+                out.append(chr(0x2400 + o))  # ␛ for ESC, ␀ for NUL, ...
+            elif o == 0x7F:
+                out.append("\u2421")
+            else:
+                out.append(f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)

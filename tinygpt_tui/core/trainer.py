@@ -1,0 +1,679 @@
+"""The one training loop, shared by `tinygpt train`, `python train.py`, the app and torchrun.
+
+    for event in train(TrainConfig(corpus="input.txt", name="mine", max_steps=2000), stop_event):
+        print(event)
+
+It yields events (Started, Step, Eval, Saved, Finished) and appends the same
+records to the model folder's metrics.jsonl, so anyone can follow a run. It
+stops cleanly when ``stop_event`` is set: one more checkpoint, then Finished.
+
+Everything a distributed run needs is explicit: ``DistInfo`` says which rank
+this process is; only rank 0 writes; all ranks agree each step on stopping.
+
+Determinism: the batches of step s on rank r are drawn from a generator
+seeded with (seed, r, s), and dropout's RNG likewise, so a resumed run draws
+exactly what the uninterrupted run would have drawn; the RNG state is a
+function of the seed and the step, both saved in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from . import checkpoint as ckpt
+from .config import ConfigError, GPTConfig
+from .data import Dataset, read_corpus
+from .errors import CorpusError, SettingsError, TinyGPTError
+from .tokenizer import CharTokenizer
+
+# ----------------------------------------------------------------- settings
+MODEL_KEYS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "pos_encoding", "ffn", "norm", "tie_weights", "mlp_ratio")
+
+# Presets: sizes a learner can pick by name. "small" is the CPU default, chosen
+# by measurement on a 2-core AVX-512 machine (see README, Performance).
+PRESETS: dict[str, dict] = {
+    "tiny": dict(n_layer=2, n_head=2, n_embd=64, batch_size=16, lr=3e-3, warmup_steps=20, eval_interval=50, eval_iters=5),
+    "small": dict(n_layer=4, n_head=4, n_embd=256, batch_size=32, lr=2e-3, warmup_steps=50, eval_interval=200, eval_iters=10),
+    "medium": dict(n_layer=6, n_head=6, n_embd=384, batch_size=32, lr=1e-3, warmup_steps=100, eval_interval=250, eval_iters=20, dropout=0.1),
+    "large": dict(n_layer=8, n_head=8, n_embd=512, batch_size=64, lr=6e-4, warmup_steps=200, eval_interval=250, eval_iters=20, dropout=0.2),
+    # the shape of nanoGPT's default Shakespeare model and the video's gpt.py (10.7M parameters)
+    "nanogpt": dict(n_layer=6, n_head=6, n_embd=384, batch_size=64, lr=1e-3, warmup_steps=100, eval_interval=250, eval_iters=20, dropout=0.2,
+                    pos_encoding="learned", ffn="gelu", norm="layernorm", bias=False),
+}
+
+
+@dataclass
+class TrainConfig:
+    corpus: str = ""
+    name: str = ""
+    models_dir: str | None = None
+    preset: str = "small"
+    # model (None: from the preset, then GPTConfig's default)
+    block_size: int | None = None
+    n_layer: int | None = None
+    n_head: int | None = None
+    n_embd: int | None = None
+    dropout: float | None = None
+    bias: bool | None = None
+    pos_encoding: str | None = None
+    ffn: str | None = None
+    norm: str | None = None
+    tie_weights: bool | None = None
+    mlp_ratio: float | None = None
+    # optimisation
+    batch_size: int | None = None
+    grad_accum: int = 1
+    max_steps: int | None = None  # stop after this many steps ...
+    time_budget: float | None = None  # ... or after this many seconds; the LR schedule fits whichever is set
+    lr: float | None = None
+    min_lr_ratio: float = 0.1
+    warmup_steps: int | None = None
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    # reporting
+    eval_interval: int | None = None
+    eval_iters: int | None = None
+    log_interval: int = 10
+    sample_chars: int = 200
+    seed: int = 1337
+    device: str = "auto"
+    dtype: str = "auto"
+    threads: int | None = None
+    resume: bool = False
+    command: str = ""
+
+    def resolved(self) -> "TrainConfig":
+        """Fill what was left None from the preset and the defaults, and check everything."""
+        if self.preset not in PRESETS:
+            raise SettingsError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        out = TrainConfig(**asdict(self))
+        defaults = {**asdict(GPTConfig()), "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 250, "eval_iters": 20}
+        for k, v in {**defaults, **PRESETS[self.preset]}.items():
+            if hasattr(out, k) and getattr(out, k) is None:
+                setattr(out, k, v)
+        if out.max_steps is None and out.time_budget is None:
+            out.max_steps = 2000
+        out.check()
+        return out
+
+    def check(self) -> None:
+        def whole(name, lo=1):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise SettingsError(f"{name.replace('_', '-')} must be a whole number of at least {lo}, got {v!r}")
+
+        def real(name, lo, hi, lo_open=False):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo):
+                raise SettingsError(f"{name.replace('_', '-')} must be {'above' if lo_open else 'at least'} {lo} and at most {hi}, got {v!r}")
+
+        if not self.name or not str(self.name).strip():
+            raise SettingsError("a model needs a name (--name)")
+        check_name(self.name)
+        for n in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
+            whole(n)
+        whole("sample_chars", 0)
+        if self.max_steps is not None:
+            whole("max_steps")
+        if self.time_budget is not None:
+            real("time_budget", 0, 1e9, lo_open=True)
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise SettingsError(f"warmup-steps must be 0 or more, got {self.warmup_steps!r}")
+        real("lr", 0, 10, lo_open=True)
+        real("min_lr_ratio", 0, 1)
+        real("weight_decay", 0, 10)
+        real("beta1", 0, 1)
+        real("beta2", 0, 1)
+        real("grad_clip", 0, 1e6)
+        if self.threads is not None:
+            whole("threads")
+        self.model_config(vocab_size=1)  # raises ConfigError for an impossible shape
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        try:
+            return GPTConfig(vocab_size=vocab_size, **{k: getattr(self, k) for k in MODEL_KEYS}).validate()
+        except ConfigError as e:
+            raise SettingsError(str(e).replace("n_embd", "n-embd").replace("n_head", "n-head").replace("block_size", "block-size")) from None
+
+    def training_dict(self) -> dict:
+        skip = set(MODEL_KEYS) | {"corpus", "name", "models_dir", "resume", "command", "device", "threads"}
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+def check_name(name: str) -> None:
+    bad = set('/\\\0') | {chr(i) for i in range(32)}
+    if name in (".", "..") or any(c in bad for c in name) or len(name) > 100 or name.startswith("."):
+        raise SettingsError(f"model name {name!r} can't be a folder name: use letters, digits, spaces, - or _ (at most 100)")
+
+
+# ----------------------------------------------------------------- events
+@dataclass
+class Event:
+    kind = "event"
+
+    def record(self) -> dict:
+        return {"event": self.kind, **asdict(self)}
+
+
+@dataclass
+class Started(Event):
+    kind = "start"
+    step: int
+    max_steps: int | None
+    time_budget: float | None
+    params: int
+    device: str
+    dtype: str
+    tokens_per_step: int
+    world_size: int
+    model: dict = field(default_factory=dict)
+    corpus: str = ""
+    resumed: bool = False
+    dropped_chars: list = field(default_factory=list)
+    time: float = 0.0
+
+
+@dataclass
+class Step(Event):
+    kind = "step"
+    step: int
+    loss: float
+    lr: float
+    tokens_per_s: float
+    elapsed_s: float
+    progress: float  # 0..1 of the run (steps or time budget, whichever is nearer its end)
+    eta_s: float
+    tokens_seen: int
+
+
+@dataclass
+class Eval(Event):
+    kind = "eval"
+    step: int
+    train_loss: float
+    val_loss: float
+    best_val_loss: float
+    elapsed_s: float
+    sample: str = ""
+
+
+@dataclass
+class Saved(Event):
+    kind = "saved"
+    step: int
+    path: str
+    elapsed_s: float
+
+
+@dataclass
+class Finished(Event):
+    kind = "finish"
+    step: int
+    reason: str  # "done" | "stopped" | "budget"
+    val_loss: float | None  # over the whole validation split (what `tinygpt eval` reports)
+    best_val_loss: float | None
+    elapsed_s: float
+    path: str
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> "DistInfo":
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+# ----------------------------------------------------------------- schedule
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warmup over warmup_steps, then cosine from lr to lr*min_lr_ratio over the run's progress."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    p = min(max(progress, 0.0), 1.0)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * p))
+
+
+def step_seed(seed: int, rank: int, step: int, micro: int = 0) -> int:
+    return (seed * 1_000_003 + rank * 7_919 + step * 31 + micro) % (2**63 - 1)
+
+
+# ----------------------------------------------------------------- evaluation
+def estimate_loss(model, data: Dataset, split: str, iters: int, batch_size: int, device, dtype: str, seed: int) -> float:
+    """Mean loss over ``iters`` random batches (nanoGPT's estimate)."""
+    import torch
+
+    from .device import autocast
+
+    gen = torch.Generator().manual_seed(seed)
+    was = model.training
+    model.eval()
+    losses = []
+    with torch.inference_mode(), autocast(device, dtype):
+        for _ in range(iters):
+            x, y = data.batch(split, batch_size, gen, device)
+            losses.append(model(x, y)[1].item())
+    model.train(was)
+    return sum(losses) / len(losses)
+
+
+def evaluate_split(model, data: Dataset, split: str = "val", device=None, batch_size: int = 32, dtype: str = "fp32") -> float:
+    """Mean loss over every non-overlapping window of a split, in order: deterministic."""
+    import torch
+
+    from .device import autocast
+
+    device = device or next(model.parameters()).device
+    was = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode(), autocast(device, dtype):
+        for x, y in data.windows(split, batch_size, device):
+            logits, _ = model(x)
+            loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
+            total += loss.item()
+            count += y.numel()
+    model.train(was)
+    return total / max(count, 1)
+
+
+# ----------------------------------------------------------------- the loop
+class Run:
+    """Everything one training run holds; ``events()`` runs it."""
+
+    def __init__(self, cfg: TrainConfig, stop_event: threading.Event | None = None, dist: DistInfo | None = None):
+        self.stop_event = stop_event or threading.Event()
+        self.dist = dist or DistInfo()
+        self.raw_cfg = cfg
+
+    # -- setup ------------------------------------------------------------
+    def _prepare(self):
+        import torch
+
+        from .device import describe, pick_device, pick_dtype
+
+        cfg = self.raw_cfg
+        models_dir = Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()
+        if not cfg.name or not str(cfg.name).strip():
+            raise SettingsError("a model needs a name (--name)")
+        check_name(cfg.name)
+        self.folder = models_dir / cfg.name
+        self.start_step, self.elapsed_before, self.tokens_before = 0, 0.0, 0
+        self.best_val = None
+        state = None
+        if cfg.resume:
+            if not self.folder.is_dir():
+                raise ckpt.CheckpointError(f"nothing to resume: {self.folder} does not exist")
+            doc, model_cfg = ckpt.check_folder(self.folder)
+            state_tensors, state_meta = ckpt.load_train_state(self.folder)
+            saved = doc.get("training", {})
+            merged = {**{k: v for k, v in saved.items() if k in {f.name for f in fields(TrainConfig)}}, **{k: model_cfg.to_dict()[k] for k in MODEL_KEYS}}
+            # what the user gave now wins for the length of the run and the reporting; the shape can't change
+            for k in ("max_steps", "time_budget", "eval_interval", "eval_iters", "log_interval", "sample_chars", "dtype"):
+                v = getattr(cfg, k)
+                if v is not None and v != getattr(TrainConfig(), k):
+                    merged[k] = v
+            new = TrainConfig(**{**asdict(TrainConfig()), **merged})
+            new.corpus, new.name, new.models_dir, new.resume = cfg.corpus, cfg.name, cfg.models_dir, True
+            new.device, new.threads, new.command = cfg.device, cfg.threads, cfg.command
+            if not new.corpus:
+                new.corpus = doc.get("corpus", {}).get("path", "")
+            cfg = new.resolved() if new.max_steps or new.time_budget else new
+            cfg.check()
+            state = (state_tensors, state_meta)
+            self.start_step = state_meta["step"]
+            self.elapsed_before = float(state_meta.get("elapsed_s", 0.0))
+            self.tokens_before = int(state_meta.get("tokens_seen", 0))
+            self.best_val = state_meta.get("best_val_loss")
+            w_step = ckpt.weights_step(self.folder)
+            if w_step is not None and w_step != self.start_step:
+                raise ckpt.CheckpointError(f"weights (step {w_step}) and training state (step {self.start_step}) disagree; the last save was cut off")
+            tokenizer = CharTokenizer.from_json((self.folder / ckpt.VOCAB).read_text(encoding="utf-8"))
+            corpus = read_corpus(cfg.corpus)
+            want = doc.get("corpus", {}).get("sha256")
+            if want and want != corpus.sha256:
+                raise CorpusError(f"{cfg.corpus} is not the corpus {cfg.name} was trained on (sha256 differs); resume with the same file")
+        else:
+            cfg = cfg.resolved()
+            corpus = read_corpus(cfg.corpus)
+            if self.folder.exists() and (self.folder / ckpt.CONFIG).exists():
+                raise SettingsError(f"a model named {cfg.name!r} already exists in {models_dir}; pick another --name, or --resume it")
+            tokenizer = CharTokenizer.from_text(corpus.text)
+        self.cfg, self.corpus, self.tokenizer = cfg, corpus, tokenizer
+        self.data = Dataset(corpus, tokenizer, cfg.block_size)
+
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        if self.dist.world_size > 1 and pick_device(cfg.device).type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = pick_device(cfg.device)
+        self.model_cfg = cfg.model_config(tokenizer.vocab_size)
+        self.dtype = pick_dtype(self.device, cfg.dtype, self.model_cfg.n_embd)
+        self.device_name = describe(self.device)
+
+        # gradient accumulation: the global batch is batch_size * grad_accum whatever the world size
+        W = self.dist.world_size
+        if cfg.grad_accum % W == 0:
+            self.micro_batch, self.accum = cfg.batch_size, cfg.grad_accum // W
+        elif cfg.batch_size % W == 0 and cfg.grad_accum == 1:
+            self.micro_batch, self.accum = cfg.batch_size // W, 1
+        else:
+            raise SettingsError(
+                f"the global batch ({cfg.batch_size} x {cfg.grad_accum} accumulation steps) can't be shared by {W} processes; "
+                f"make --grad-accum or --batch-size divisible by {W}"
+            )
+        self.tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
+
+        from .model import GPT
+
+        torch.manual_seed(cfg.seed)
+        self.model = GPT(self.model_cfg).to(self.device)
+        self.optimizer = self._make_optimizer()
+        if state is not None:
+            loaded = ckpt.load_model(self.folder, device=self.device)
+            self.model.load_state_dict(loaded.model.state_dict())
+            self._load_optimizer(*state)
+        self.ddp_model = self.model
+        if W > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.ddp_model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == "fp16" else None
+
+    def _make_optimizer(self):
+        import torch
+
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        kw = dict(lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2))
+        try:
+            return torch.optim.AdamW(groups, fused=True, **kw)
+        except (RuntimeError, TypeError):
+            return torch.optim.AdamW(groups, **kw)
+
+    def optimizer_state(self):
+        """Optimizer moments as flat tensors (safetensors) and the rest as JSON."""
+        sd = self.optimizer.state_dict()
+        tensors, scalars = {}, {}
+        for idx, st in sd["state"].items():
+            for k, v in st.items():
+                if hasattr(v, "detach"):
+                    tensors[f"opt.{idx}.{k}"] = v.detach().cpu().contiguous()
+                else:
+                    scalars[f"{idx}.{k}"] = v
+        groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+        return tensors, {"param_groups": groups, "scalars": scalars}
+
+    def _load_optimizer(self, tensors, meta):
+        import torch
+
+        sd = self.optimizer.state_dict()
+        state = {}
+        for key, t in tensors.items():
+            if not key.startswith("opt."):
+                continue
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = t.to(self.device) if name != "step" else t
+        for key, v in meta.get("scalars", {}).items():
+            idx, name = key.split(".", 1)
+            state.setdefault(int(idx), {})[name] = torch.tensor(v) if name == "step" else v
+        groups = meta.get("param_groups") or sd["param_groups"]
+        if len(groups) != len(sd["param_groups"]):
+            raise ckpt.CheckpointError("training state does not match this model's optimizer; cannot resume")
+        for g, live in zip(groups, sd["param_groups"]):
+            g["params"] = live["params"]
+        try:
+            self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise ckpt.CheckpointError(f"cannot restore the optimizer state: {e}") from None
+
+    # -- saving -------------------------------------------------------------
+    def _doc(self, step, elapsed, tokens, val_loss=None, train_loss=None) -> dict:
+        import torch
+
+        from .. import __version__
+
+        cfg = self.cfg
+        return {
+            "name": cfg.name,
+            "model": self.model_cfg.to_dict(),
+            "training": cfg.training_dict(),
+            "corpus": {"name": self.corpus.name, "path": self.corpus.path, "sha256": self.corpus.sha256, "chars": len(self.corpus.text)},
+            "figures": {
+                "step": step,
+                "tokens_seen": tokens,
+                "train_time_s": round(elapsed, 2),
+                "best_val_loss": self.best_val,
+                "val_loss": val_loss,
+                "train_loss": train_loss,
+                "params": self.model.num_params(),
+            },
+            "device": self.device_name,
+            "dtype": self.dtype,
+            "world_size": self.dist.world_size,
+            "command": cfg.command,
+            "versions": {"tinygpt": __version__, "torch": torch.__version__.split("+")[0]},
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+    def save(self, step, elapsed, tokens, val_loss=None, train_loss=None, final_val=None):
+        doc = self._doc(step, elapsed, tokens, final_val if final_val is not None else val_loss, train_loss)
+        if final_val is None:
+            doc["figures"]["val_loss_is"] = "estimate"
+        else:
+            doc["figures"]["val_loss_is"] = "full validation split"
+        tensors, meta = self.optimizer_state()
+        meta.update(elapsed_s=elapsed, tokens_seen=tokens, best_val_loss=self.best_val, seed=self.cfg.seed)
+        ckpt.save_model(self.folder, self.model, self.tokenizer, doc, card=ckpt.render_card(doc), train_state=(tensors, meta))
+
+    # -- the loop -------------------------------------------------------------
+    def events(self):
+        import torch
+        import torch.distributed as torch_dist
+
+        from .device import autocast
+        from .sampler import Generation, SamplingSettings
+
+        self._prepare()
+        cfg, model, dist = self.cfg, self.model, self.dist
+        main = dist.is_main
+        if main:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                if cfg.resume:
+                    ckpt.truncate_metrics(self.folder, self.start_step)
+            except OSError as e:
+                raise ckpt.CheckpointError(f"cannot write to {self.folder}: {e.strerror or e}") from None
+
+        pending: list[dict] = []
+
+        def emit(ev):
+            if main:
+                rec = ev.record()
+                rec["time"] = round(time.time(), 3)
+                pending.append(rec)
+                if not isinstance(ev, Step) or len(pending) >= 20:
+                    flush()
+            return ev
+
+        def flush():
+            if pending:
+                try:
+                    ckpt.append_metrics(self.folder, pending)
+                except OSError:
+                    pass  # metrics are a log; a full disk must not kill the run (the save will say so)
+                pending.clear()
+
+        started = Started(
+            step=self.start_step, max_steps=cfg.max_steps, time_budget=cfg.time_budget, params=model.num_params(),
+            device=self.device_name, dtype=self.dtype, tokens_per_step=self.tokens_per_step, world_size=dist.world_size,
+            model=self.model_cfg.to_dict(), corpus=self.corpus.name, resumed=cfg.resume, dropped_chars=self.data.dropped[:50],
+        )
+        yield emit(started)
+
+        step, tokens = self.start_step, self.tokens_before
+        t0 = time.perf_counter()
+        elapsed = self.elapsed_before
+        last_log_t, last_log_step = t0, step
+        reason = "done"
+        train_loss_est = val_est = None
+        gen = torch.Generator()
+        model.train()
+
+        def progress_of(step, elapsed):
+            p = 0.0
+            if cfg.max_steps:
+                p = max(p, step / cfg.max_steps)
+            if cfg.time_budget:
+                p = max(p, elapsed / cfg.time_budget)
+            return p
+
+        def do_eval(step, elapsed):
+            nonlocal train_loss_est, val_est
+            es = step_seed(cfg.seed, 0, step, 999)
+            train_loss_est = estimate_loss(model, self.data, "train", cfg.eval_iters, self.micro_batch, self.device, self.dtype, es)
+            val_est = estimate_loss(model, self.data, "val", cfg.eval_iters, self.micro_batch, self.device, self.dtype, es + 1)
+            if dist.world_size > 1:
+                t = torch.tensor([train_loss_est, val_est], device=self.device)
+                torch_dist.all_reduce(t)
+                train_loss_est, val_est = (t / dist.world_size).tolist()
+            if self.best_val is None or val_est < self.best_val:
+                self.best_val = val_est
+            sample = ""
+            if main and cfg.sample_chars:
+                s = SamplingSettings(max_new_tokens=cfg.sample_chars, temperature=0.8, seed=cfg.seed + step)
+                sample = "".join(Generation(model, self.tokenizer, "\n", s))
+                model.train()
+            return Eval(step=step, train_loss=train_loss_est, val_loss=val_est, best_val_loss=self.best_val, elapsed_s=elapsed, sample=sample)
+
+        self.progress_start = progress_of(step, elapsed)
+        while True:
+            elapsed = self.elapsed_before + (time.perf_counter() - t0)
+            progress = progress_of(step, elapsed)
+            stop_now = self.stop_event.is_set()
+            if dist.world_size > 1:
+                # every rank agrees on stopping (any rank asked) and on the schedule (rank 0's clock)
+                flag = torch.tensor([1.0 if stop_now else 0.0], device=self.device)
+                torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MAX)
+                stop_now = flag.item() > 0
+                clock = torch.tensor([progress, elapsed], dtype=torch.float64, device=self.device)
+                torch_dist.broadcast(clock, src=0)
+                progress, elapsed = clock.tolist()
+            if stop_now:
+                reason = "stopped"
+                break
+            if progress >= 1.0:
+                reason = "done" if (cfg.max_steps and step >= cfg.max_steps) else "budget"
+                break
+
+            lr = lr_at(cfg, step, progress)
+            for g in self.optimizer.param_groups:
+                g["lr"] = lr
+            loss_sum = 0.0
+            for micro in range(self.accum):
+                gen.manual_seed(step_seed(cfg.seed, dist.rank, step, micro))
+                torch.manual_seed(step_seed(cfg.seed, dist.rank, step, micro + 500))
+                x, y = self.data.batch("train", self.micro_batch, gen, self.device)
+                sync = micro == self.accum - 1
+                ctx = self.ddp_model.no_sync() if (dist.world_size > 1 and not sync) else _null()
+                with ctx:
+                    with autocast(self.device, self.dtype):
+                        _, loss = self.ddp_model(x, y)
+                    loss = loss / self.accum
+                    if self.scaler:
+                        self.scaler.scale(loss).backward()
+                    else:
+                        loss.backward()
+                loss_sum += loss.detach()
+            if self.scaler:
+                self.scaler.unscale_(self.optimizer)
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if self.scaler:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens += self.tokens_per_step
+
+            if step % cfg.log_interval == 0 or step == 1:
+                now = time.perf_counter()
+                loss_val = float(loss_sum)
+                if not math.isfinite(loss_val):
+                    raise TinyGPTError(f"training diverged at step {step} (loss is {loss_val}); try a lower --lr")
+                tps = (step - last_log_step) * self.tokens_per_step / max(now - last_log_t, 1e-9)
+                last_log_t, last_log_step = now, step
+                elapsed = self.elapsed_before + (now - t0)
+                progress = progress_of(step, elapsed)
+                eta = self._eta(elapsed, progress)
+                yield emit(Step(step=step, loss=loss_val, lr=lr, tokens_per_s=tps, elapsed_s=elapsed, progress=min(progress, 1.0), eta_s=eta, tokens_seen=tokens))
+
+            if step % cfg.eval_interval == 0:
+                elapsed = self.elapsed_before + (time.perf_counter() - t0)
+                yield emit(do_eval(step, elapsed))
+                if main:
+                    self.save(step, elapsed, tokens, val_est, train_loss_est)
+                    yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
+                last_log_t = time.perf_counter()
+
+        elapsed = self.elapsed_before + (time.perf_counter() - t0)
+        if step > self.start_step and (step % cfg.eval_interval != 0):
+            yield emit(do_eval(step, elapsed))
+        final_val = None
+        if main:
+            final_val = evaluate_split(model, self.data, "val", self.device)
+            if step > self.start_step or not cfg.resume:
+                self.save(step, elapsed, tokens, val_est, train_loss_est, final_val=final_val)
+                yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
+        yield emit(Finished(step=step, reason=reason, val_loss=final_val, best_val_loss=self.best_val, elapsed_s=elapsed, path=str(self.folder)))
+        flush()
+
+    def _eta(self, elapsed, progress):
+        """Seconds left, from this session's pace (a resumed run's earlier time not counted)."""
+        done = progress - self.progress_start
+        if done <= 0:
+            return float("inf")
+        return max(0.0, (elapsed - self.elapsed_before) * (1 - progress) / done)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def train(cfg: TrainConfig, stop_event: threading.Event | None = None, dist: DistInfo | None = None):
+    """Run training; yields events. See the module docstring."""
+    return Run(cfg, stop_event, dist).events()
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def dumps(ev: Event) -> str:
+    return json.dumps(ev.record(), ensure_ascii=False)
