@@ -138,15 +138,23 @@ class Attention(nn.Module):
                 mask = visible
 
         attn = None
-        if want_attn:
-            # the explicit form, to hand the weights to the inspector
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, H, T, S)
+        if want_attn or (q.dtype == torch.bfloat16 and q.device.type == "cpu"):
+            # The explicit form: to hand the weights to the inspector, and because on
+            # a CPU in bf16 it runs 2-3x faster than SDPA's flash kernel (measured,
+            # see README "Performance"); SDPA is used everywhere else.
+            scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_size))  # (B, H, T, S)
             if causal:
                 mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril()
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-            attn = scores.float().softmax(dim=-1)
-            y = attn.to(v.dtype) @ v
+            if want_attn:
+                attn = scores.float().softmax(dim=-1)
+                y = attn.to(v.dtype) @ v
+            else:
+                w = scores.softmax(dim=-1)
+                if self.training and self.dropout:
+                    w = F.dropout(w, self.dropout)
+                y = w @ v
         else:
             drop = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal)

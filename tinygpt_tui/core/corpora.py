@@ -1,0 +1,171 @@
+"""The corpus catalog: public texts by name, fetched with a sha256 check or imported from a local file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import read_corpus
+from .errors import CorpusError
+
+ENV_CORPORA_DIR = "TINYGPT_CORPORA_DIR"
+CATALOG_FILE = Path(__file__).resolve().parents[2] / "corpora" / "catalog.json"
+
+
+@dataclass
+class CatalogEntry:
+    name: str
+    title: str
+    file: str
+    url: str
+    sha256: str
+    bytes: int = 0
+    language: str = ""
+    about: str = ""
+
+
+def corpora_dir() -> Path:
+    env = os.environ.get(ENV_CORPORA_DIR)
+    return Path(env).expanduser() if env else CATALOG_FILE.parent
+
+
+def catalog() -> dict[str, CatalogEntry]:
+    try:
+        raw = json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise CorpusError(f"cannot read the corpus catalog {CATALOG_FILE}: {e}") from None
+    keys = {"title", "file", "url", "sha256", "bytes", "language", "about"}
+    return {name: CatalogEntry(name=name, **{k: v for k, v in d.items() if k in keys}) for name, d in raw.items()}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def local_path(entry: CatalogEntry) -> Path:
+    return corpora_dir() / entry.file
+
+
+def is_fetched(entry: CatalogEntry) -> bool:
+    return local_path(entry).is_file()
+
+
+@dataclass
+class CorpusListing:
+    name: str
+    path: Path
+    source: str  # "catalog" or "local"
+    present: bool
+    title: str = ""
+    size: int = 0
+
+
+def list_corpora() -> list[CorpusListing]:
+    out, seen = [], set()
+    for e in catalog().values():
+        p = local_path(e)
+        out.append(CorpusListing(e.name, p, "catalog", p.is_file(), e.title, p.stat().st_size if p.is_file() else e.bytes))
+        seen.add(p.name)
+    d = corpora_dir()
+    if d.is_dir():
+        for p in sorted(d.glob("*.txt")):
+            if p.name not in seen:
+                out.append(CorpusListing(p.stem, p, "local", True, p.stem, p.stat().st_size))
+    return out
+
+
+def resolve_corpus(name_or_path: str) -> Path:
+    """A path to a text file, a catalog name (fetched), or the name of a file added to corpora/."""
+    p = Path(os.path.expanduser(str(name_or_path)))
+    if p.exists():
+        return p
+    cat = catalog()
+    if name_or_path in cat:
+        e = cat[name_or_path]
+        if is_fetched(e):
+            return local_path(e)
+        raise CorpusError(
+            f"corpus {name_or_path!r} is in the catalog but not fetched yet: run `tinygpt corpus fetch {name_or_path}` "
+            f"(or `--from FILE` with a copy you have)"
+        )
+    added = corpora_dir() / f"{name_or_path}.txt"
+    if added.is_file():
+        return added
+    raise CorpusError(f"corpus not found: {name_or_path} (not a file, and not in the catalog: {', '.join(cat)})")
+
+
+def _install(src: Path, entry: CatalogEntry) -> Path:
+    got = sha256_file(src)
+    if got != entry.sha256:
+        raise CorpusError(f"{src} is not {entry.title}: its sha256 is {got[:16]}…, the catalog expects {entry.sha256[:16]}…")
+    dest = local_path(entry)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def fetch(name: str, from_file: str | None = None, timeout: float = 30.0) -> Path:
+    """Download a catalog corpus (or import a local copy) and verify its sha256."""
+    cat = catalog()
+    if name not in cat:
+        raise CorpusError(f"unknown corpus {name!r}; the catalog has: {', '.join(cat)}")
+    entry = cat[name]
+    if from_file is not None:
+        src = Path(os.path.expanduser(from_file))
+        if not src.is_file():
+            raise CorpusError(f"file not found: {src}")
+        return _install(src, entry)
+    corpora_dir().mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{entry.file}.", suffix=".download", dir=corpora_dir())
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=timeout) as resp:
+            shutil.copyfileobj(resp, out)
+        return _install(Path(tmp), entry)
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
+        raise CorpusError(
+            f"cannot download {entry.title} from {entry.url} ({reason}); "
+            f"download it yourself and run `tinygpt corpus fetch {name} --from FILE`"
+        ) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def add(path: str, name: str | None = None) -> Path:
+    """Copy a text file of your own into corpora/ (checked to be a usable corpus first)."""
+    corpus = read_corpus(path)  # raises a clear error for missing, empty, binary or non-UTF-8 files
+    stem = name or Path(path).stem
+    if not stem or any(c in stem for c in '/\\\0') or stem.startswith("."):
+        raise CorpusError(f"bad corpus name {stem!r}")
+    dest = corpora_dir() / f"{stem}.txt"
+    if dest.exists() and sha256_file(dest) != corpus.sha256:
+        raise CorpusError(f"{dest} already exists with different text; pick another --name")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(corpus.path, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest

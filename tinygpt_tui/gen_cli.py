@@ -1,0 +1,104 @@
+"""`tinygpt generate` and `tinygpt eval`."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from .core.errors import SettingsError
+
+
+def _load(model, device, models_dir):
+    from .core.checkpoint import load_model, resolve_model
+    from .core.device import pick_device
+
+    folder = resolve_model(model, models_dir)
+    return load_model(folder, device=pick_device(device))
+
+
+def run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus, split, num_samples, prompt_chars, device, models_dir):
+    from rich.console import Console
+    from rich.text import Text
+
+    from .core.sampler import Generation, SamplingSettings
+    from .core.tokenizer import printable
+
+    settings = SamplingSettings(max_new_tokens=max_new, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed).validate()
+    if num_samples < 1:
+        raise SettingsError(f"--num-samples must be at least 1, got {num_samples}")
+    if split not in ("train", "val"):
+        raise SettingsError(f"--split must be train or val, got {split!r}")
+    loaded = _load(model, device, models_dir)
+    err = Console(stderr=True, highlight=False)
+    out = sys.stdout
+    prompts = [prompt] * num_samples
+    if corpus is not None:
+        prompts = corpus_prompts(loaded, corpus, split, num_samples, prompt_chars or loaded.model.cfg.block_size, seed)
+    for i, p in enumerate(prompts):
+        if num_samples > 1:
+            err.print(Text(f"--- sample {i + 1} of {num_samples} ---", style="bold"))
+        s = SamplingSettings(**{**settings.__dict__, "seed": None if seed is None else seed + i})
+        gen = Generation(loaded.model, loaded.tokenizer, p, s)
+        if gen.dropped:
+            err.print(Text(f"note: the model does not know {len(gen.dropped)} character(s) of the prompt, left out: "
+                           + printable(" ".join(gen.dropped[:20])), style="yellow"))
+        if corpus is not None:
+            err.print(Text(printable(p), style="dim"), end="")
+        else:
+            out.write(printable(p))
+        out.flush()
+        for ch in gen:
+            out.write(printable(ch))
+            out.flush()
+        out.write("\n")
+        out.flush()
+
+
+def corpus_prompts(loaded, corpus, split, n, length, seed):
+    import random
+
+    from .core.corpora import resolve_corpus
+    from .core.data import read_corpus, split_text
+
+    text = read_corpus(resolve_corpus(corpus)).text
+    part = split_text(text)[0 if split == "train" else 1]
+    if len(part) <= length:
+        raise SettingsError(f"the {split} split of {corpus} has {len(part)} characters, fewer than the prompt length {length}")
+    rng = random.Random(seed)
+    return [part[s : s + length] for s in (rng.randrange(len(part) - length) for _ in range(n))]
+
+
+def run_eval(model, corpus, split, device, models_dir):
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .core.corpora import resolve_corpus
+    from .core.data import Dataset, read_corpus
+    from .core.errors import CorpusError
+    from .core.tokenizer import printable
+    from .core.trainer import evaluate_split
+
+    if split not in ("val", "train", "all"):
+        raise SettingsError(f"--split must be val, train or all, got {split!r}")
+    loaded = _load(model, device, models_dir)
+    if corpus is None:
+        corpus = loaded.doc.get("corpus", {}).get("path")
+        if not corpus:
+            raise CorpusError("this model does not record its corpus; give one with --corpus")
+    c = read_corpus(resolve_corpus(corpus))
+    data = Dataset(c, loaded.tokenizer, loaded.model.cfg.block_size)
+    console = Console(highlight=False)
+    if data.dropped:
+        Console(stderr=True).print(Text(f"note: {len(data.dropped)} character(s) of the corpus are not in the model's vocabulary and are skipped", style="yellow"))
+    splits = ["train", "val"] if split == "all" else [split]
+    table = Table(title=Text(f"{printable(loaded.name)} on {printable(c.name)}"), title_justify="left")
+    for col in ("split", "characters", "loss (nats/char)", "bits/char", "perplexity"):
+        table.add_column(col, justify="right")
+    for s in splits:
+        loss = evaluate_split(loaded.model, data, s)
+        table.add_row(s, f"{len(data.split(s)):,}", f"{loss:.4f}", f"{loss / math.log(2):.4f}", f"{math.exp(loss):.3f}")
+    console.print(table)
+    recorded = loaded.doc.get("figures", {}).get("val_loss")
+    if "val" in splits and isinstance(recorded, (int, float)) and c.sha256 == loaded.doc.get("corpus", {}).get("sha256"):
+        console.print(f"model card: validation loss {recorded:.4f}")
