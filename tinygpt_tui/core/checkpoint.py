@@ -393,6 +393,49 @@ def weights_step(folder) -> int | None:
         return None
 
 
+# ---------------------------------------------------------------- one run per folder
+LOCK = ".lock"
+
+
+class FolderLock:
+    """An exclusive flock on <folder>/.lock, held for a whole training run.
+
+    The kernel drops it when the process dies (even by SIGKILL), so a crash
+    never leaves a stale lock behind.
+    """
+
+    def __init__(self, folder):
+        import fcntl
+
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._f = open(self.folder / LOCK, "a+", encoding="utf-8")
+        except OSError as e:
+            raise CheckpointError(f"cannot write to {self.folder}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._f.seek(0)
+            who = self._f.read(40).strip()
+            self._f.close()
+            raise CheckpointError(
+                f"{self.folder.name} is being trained by another process{f' (pid {who})' if who.isdigit() else ''}; "
+                "wait for it to finish, or train under another --name"
+            ) from None
+        try:
+            self._f.seek(0)
+            self._f.truncate()
+            self._f.write(str(os.getpid()))
+            self._f.flush()
+        except OSError:
+            pass  # the lock is what matters, the pid is a courtesy
+
+    def release(self) -> None:
+        if self._f is not None and not self._f.closed:
+            self._f.close()  # closing the file drops the flock
+
+
 # ---------------------------------------------------------------- metrics.jsonl
 def append_metrics(folder, records: list[dict]) -> None:
     if not records:

@@ -358,6 +358,11 @@ class Run:
             tokenizer = CharTokenizer.from_text(corpus.text)
         self.cfg, self.corpus, self.tokenizer = cfg, corpus, tokenizer
         self.data = Dataset(corpus, tokenizer, cfg.block_size)
+        if self.dist.is_main:  # one run per model folder: a second one is refused, never interleaved
+            self.lock = ckpt.FolderLock(self.folder)
+            if not cfg.resume and (self.folder / ckpt.CONFIG).exists():
+                self.lock.release()
+                raise SettingsError(f"a model named {cfg.name!r} already exists in {models_dir}; pick another --name, or --resume it")
 
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -668,7 +673,12 @@ class _null:
 
 def train(cfg: TrainConfig, stop_event: threading.Event | None = None, dist: DistInfo | None = None):
     """Run training; yields events. See the module docstring."""
-    return Run(cfg, stop_event, dist).events()
+    run = Run(cfg, stop_event, dist)
+    try:
+        yield from run.events()
+    finally:
+        if getattr(run, "lock", None) is not None:
+            run.lock.release()
 
 
 def command_line() -> str:
