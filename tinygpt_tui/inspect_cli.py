@@ -1,0 +1,293 @@
+"""`tinygpt inspect`: next-character probabilities and attention heatmaps, printed with rich.
+
+The renderers here (``prob_bars``, ``heatmap``, ``legend``) build plain rich
+``Text`` for a given width, so the app's inspector screen draws the very same
+pictures. Every character column has the width of its character (1 cell, or 2
+for wide CJK characters; space shows as ·, newline as ⏎), so the rows of
+a heatmap line up under the characters whatever the script.
+
+No torch at import: the model loads inside ``run_inspect``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.cells import cell_len
+from rich.color import Color
+from rich.style import Style
+from rich.text import Text
+
+from .core.errors import SettingsError
+from .core.inspect import display_char
+
+# inferno-like ramp: dark (no weight) to bright yellow (the heaviest weight shown)
+RAMP = [(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66), (245, 125, 21), (250, 193, 39), (252, 255, 164)]
+SHADES = " ░▒▓█"
+EIGHTHS = " ▏▎▍▌▋▊▉█"
+
+
+def ramp_color(level: float) -> Color:
+    level = min(max(level, 0.0), 1.0) * (len(RAMP) - 1)
+    i = min(int(level), len(RAMP) - 2)
+    f = level - i
+    a, b = RAMP[i], RAMP[i + 1]
+    return Color.from_rgb(*(round(x + (y - x) * f) for x, y in zip(a, b)))
+
+
+def cell(ch: str) -> tuple[str, int]:
+    """The label shown for a context character and its width in cells (at least 1)."""
+    s = display_char(ch)
+    w = cell_len(s)
+    if w == 0:
+        s, w = "?", 1
+    return s, w
+
+
+def weight_cell(w: float, vmax: float, width: int, color: bool) -> Text:
+    level = 0.0 if vmax <= 0 else w / vmax
+    if color:
+        return Text(" " * width, style=Style(bgcolor=ramp_color(level)))
+    return Text(SHADES[min(int(level * (len(SHADES) - 1) + 0.5), len(SHADES) - 1)] * width)
+
+
+def heatmap(chars: list[str], rows: list[tuple[str, list[float]]], width: int, query: int,
+            color: bool = True, vmax: float | None = None, selected: int | None = None, ruler: bool = True) -> Text:
+    """Rows of weights over the context characters, wrapped to ``width`` cells.
+
+    Each block of columns has a position ruler, the characters themselves as
+    column labels (the query character underlined), then one line per row.
+    Columns after ``query`` cannot be attended to and are left blank.
+    """
+    labels = [cell(c) for c in chars]
+    lab_w = max((cell_len(r[0]) for r in rows), default=0) + 1
+    if vmax is None:
+        vmax = max((w for _, ws in rows for w in ws[: query + 1]), default=0.0)
+    avail = max(width - lab_w, 2)
+    chunks, start, used = [], 0, 0
+    for j, (_, w) in enumerate(labels):
+        if used + w > avail and j > start:
+            chunks.append((start, j))
+            start, used = j, 0
+        used += w
+    chunks.append((start, len(labels)))
+    out = Text()
+    for n, (a, b) in enumerate(chunks):
+        if n:
+            out.append("\n")
+        if ruler:
+            line, col = " " * lab_w, 0
+            marks = []
+            for j in range(a, b):
+                if j % 10 == 0 or j == query:
+                    marks.append((col, str(j)))
+                col += labels[j][1]
+            buf = [" "] * (col + 6)
+            last_end = -1
+            for c, s in marks:
+                if c > last_end:
+                    buf[c : c + len(s)] = list(s)
+                    last_end = c + len(s)
+            out.append(line + "".join(buf).rstrip() + "\n", style="dim")
+        out.append(" " * lab_w)
+        for j in range(a, b):
+            s, _ = labels[j]
+            if j == query:
+                st = "bold underline reverse"
+            elif j > query:
+                st = "dim"
+            else:
+                st = "bold"
+            out.append(s, style=st)
+        for r, (label, ws) in enumerate(rows):
+            out.append("\n")
+            out.append(label.ljust(lab_w - 1) + " ", style="reverse bold" if r == selected else "cyan")
+            for j in range(a, b):
+                w = labels[j][1]
+                if j > query:
+                    out.append(" " * w)
+                else:
+                    out.append_text(weight_cell(ws[j], vmax, w, color))
+    return out
+
+
+def legend(vmax: float, color: bool = True, width: int = 16) -> Text:
+    t = Text("0 ", style="dim")
+    for i in range(width):
+        t.append_text(weight_cell(i / (width - 1) * vmax, vmax, 1, color))
+    t.append(f" {vmax:.3f}", style="dim")
+    return t
+
+
+def bar(fraction: float, width: int) -> str:
+    eighths = round(min(max(fraction, 0.0), 1.0) * width * 8)
+    full, part = divmod(eighths, 8)
+    s = "█" * full + (EIGHTHS[part] if part else "")
+    return s.ljust(width)
+
+
+def prob_bars(view, width: int, highlight: str | None = None) -> Text:
+    """The top-k candidates as labelled bars: rank, character, bar, probability (and the model's own at T=1)."""
+    show_raw = view.temperature != 1.0
+    pct_w = 7
+    extra = 9 if show_raw else 0
+    char_w = max([2] + [cell(c.char)[1] for c in view.candidates])
+    bar_w = min(max(width - 4 - char_w - 2 - pct_w - extra - 1, 4), 50)
+    out = Text()
+    for i, c in enumerate(view.candidates):
+        if i:
+            out.append("\n")
+        s, w = cell(c.char)
+        mark = c.char == highlight
+        out.append(f"{c.rank:>3} ", style="dim")
+        out.append(s + " " * (char_w - w), style="bold magenta" if mark else "bold")
+        out.append("  ")
+        out.append(bar(c.prob, bar_w), style="magenta" if mark else "green")
+        out.append(f"{c.prob * 100:6.2f}%")
+        if show_raw:
+            out.append(f"  T=1 {c.raw_prob * 100:5.1f}%"[:extra], style="dim")
+    return out
+
+
+def ranked_line(r, what: str) -> Text:
+    s, _ = cell(r.char)
+    t = Text(f"{what} ")
+    t.append(s, style="bold magenta")
+    t.append(f" ranks #{r.rank} at {r.prob * 100:.2f}%")
+    if r.raw_prob != r.prob:
+        t.append(f" ({r.raw_prob * 100:.2f}% at temperature 1)", style="dim")
+    return t
+
+
+def context_line(view, width: int) -> Text:
+    """The context as the model sees it, the query character highlighted."""
+    t = Text()
+    for j, ch in enumerate(view.chars):
+        s, _ = cell(ch)
+        t.append(s, style="bold underline reverse" if j == view.position else ("dim" if j > view.position else ""))
+    return t
+
+
+def top_attended(view, weights: list[float], n: int = 6) -> Text:
+    t = Text()
+    for k, (j, w) in enumerate(view.top_positions(weights, n)):
+        if k:
+            t.append("  ")
+        t.append(cell(view.chars[j])[0], style="bold")
+        t.append(f"@{j} {w:.2f}", style="dim")
+    return t
+
+
+def head_rows(view, layer: int) -> list[tuple[str, list[float]]]:
+    rows = [(f"h{h}", view.attention[layer][h]) for h in range(view.n_head)]
+    rows.append(("avg", view.mean_over_heads[layer]))
+    return rows
+
+
+def layer_rows(view) -> list[tuple[str, list[float]]]:
+    rows = [(f"L{i}", view.mean_over_heads[i]) for i in range(view.n_layer)]
+    rows.append(("all", view.mean_all))
+    return rows
+
+
+def titled(title: Text, right: Text, width: int) -> Text:
+    """A title with the legend beside it when both fit, else below it."""
+    if title.cell_len + 3 + right.cell_len <= width:
+        return title + Text("   ") + right
+    return title + Text("\n") + right
+
+
+def check_index(value: int | None, n: int, what: str) -> int | None:
+    if value is None:
+        return None
+    if not -n <= value < n:
+        raise SettingsError(f"{what} {value} does not exist: the model has {n} {what}s (0..{n - 1})")
+    return value % n
+
+
+def render(console, name: str, view, layer: int | None = None, block_size: int | None = None) -> None:
+    width = console.width
+    color = console.color_system is not None
+    head = Text()
+    head.append(name, style="bold")
+    head.append(f" · {len(view.chars)} character(s) of context" + (f" (window {block_size})" if block_size else ""))
+    head.append(" · query position ")
+    head.append(f"{view.position} ", style="bold")
+    head.append(cell(view.query_char)[0], style="bold underline reverse")
+    head.append(f" · temperature {view.temperature:g}")
+    console.print(head)
+    if view.truncated:
+        console.print(Text(f"note: the first {view.truncated} character(s) lie before the model's window and are not seen", style="yellow"))
+    if view.dropped:
+        from .core.tokenizer import printable
+
+        console.print(Text(f"note: {len(view.dropped)} character(s) the model does not know were left out: "
+                           + printable(" ".join(view.dropped[:20])), style="yellow"))
+    console.print(context_line(view, width))
+    console.print()
+    after = "".join(view.chars[max(0, view.position - 11) : view.position + 1])
+    title = Text("Next character after ", style="bold")
+    title.append("…" if view.position > 11 else "")
+    title.append(Text("".join(cell(c)[0] for c in after), style="bold"))
+    title.append(f"  (top {len(view.candidates)})", style="dim")
+    console.print(title)
+    hl = view.sampled.char if view.sampled else (view.actual.char if view.actual else None)
+    console.print(prob_bars(view, width, highlight=hl))
+    if view.actual:
+        console.print(ranked_line(view.actual, "the character that follows in the context,"))
+    if view.sampled:
+        console.print(ranked_line(view.sampled, "asked about:"))
+    elif view.sampled_unknown:
+        console.print(Text("asked about a character the model does not know", style="yellow"))
+    layers = range(view.n_layer) if layer is None else [layer]
+    for i in layers:
+        rows = head_rows(view, i)
+        vmax = max(w for _, ws in rows for w in ws[: view.position + 1])
+        console.print()
+        t = Text(f"Layer {i}", style="bold")
+        t.append(f" of 0..{view.n_layer - 1}: how position {view.position} attends over the context, per head")
+        console.print(titled(t, legend(vmax, color), width))
+        console.print(heatmap(view.chars, rows, width, view.position, color=color, vmax=vmax))
+        console.print(Text("  avg looks most at: ", style="dim") + top_attended(view, view.mean_over_heads[i]))
+    console.print()
+    rows = layer_rows(view) if layer is None else [("all", view.mean_all)]
+    vmax = max(w for _, ws in rows for w in ws[: view.position + 1])
+    t = Text("All layers and heads", style="bold")
+    t.append(": each layer's mean over heads, and the mean of all" if layer is None else ": the mean of every layer and head")
+    console.print(titled(t, legend(vmax, color), width))
+    console.print(heatmap(view.chars, rows, width, view.position, color=color, vmax=vmax))
+    console.print(Text("  most attended: ", style="dim") + top_attended(view, view.mean_all))
+    by_char = view.weight_by_char()[:8]
+    t = Text("  by character:  ", style="dim")
+    for k, (ch, w) in enumerate(by_char):
+        if k:
+            t.append("  ")
+        t.append(cell(ch)[0], style="bold")
+        t.append(f" {w:.2f}", style="dim")
+    console.print(t)
+
+
+def run_inspect(model, prompt, top_k, layer, position, temperature, json_out, device, models_dir, rank_of=None):
+    from rich.console import Console
+
+    from .core.checkpoint import load_model, resolve_model
+    from .core.device import pick_device
+    from .core.inspect import analyze, check_temperature
+
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise SettingsError(f"--top-k must be at least 1, got {top_k}")
+    check_temperature(temperature)
+    if rank_of is not None and len(rank_of) != 1:
+        raise SettingsError(f"--rank-of takes one character, got {len(rank_of)}")
+    folder = resolve_model(model, models_dir)
+    loaded = load_model(folder, device=pick_device(device))
+    analysis = analyze(loaded.model, loaded.tokenizer, prompt)
+    layer = check_index(layer, analysis.n_layer, "layer")
+    view = analysis.at(position, top_k, temperature, sampled=rank_of)
+    if json_out:
+        doc = {"model": loaded.name, "block_size": loaded.model.cfg.block_size, "vocab_size": loaded.tokenizer.vocab_size, **view.to_dict()}
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return
+    render(Console(highlight=False), loaded.name, view, layer, loaded.model.cfg.block_size)
