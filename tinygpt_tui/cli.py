@@ -36,7 +36,7 @@ def fail(message: str, code: int = 2):
     from rich.console import Console
     from rich.text import Text
 
-    Console(stderr=True, highlight=False).print(Text("error: ", style="bold red") + Text(safe(message)))
+    Console(stderr=True, highlight=False, soft_wrap=True).print(Text("error: ", style="bold red") + Text(safe(message)))
     raise typer.Exit(code)
 
 
@@ -198,6 +198,27 @@ def eval_cmd(
     from .gen_cli import run_eval
 
     run_eval(model, corpus, split, device, models_dir)
+
+
+# ------------------------------------------------------------------ inspect
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@friendly
+def inspect(
+    model: str = typer.Argument(..., help="Model name or folder."),
+    prompt: str = typer.Option(..., "--prompt", "-p", help="The context (its last block_size characters are used)."),
+    top_k: int = typer.Option(10, "--top-k", "-k", help="How many next-character candidates to show."),
+    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Show only this layer's heatmap (0-based) [default: every layer]."),
+    position: int = typer.Option(-1, "--position", help="Query position in the context, 0-based; negative counts from the end."),
+    temperature: float = typer.Option(1.0, "--temperature", "-t", help="Probabilities are softmax(logits / temperature)."),
+    rank_of: Optional[str] = typer.Option(None, "--rank-of", help="Also show where this character ranks."),
+    json_out: bool = typer.Option(False, "--json", help="Print the numbers as JSON (top-k, attention per layer and head)."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda, mps."),
+    models_dir: Optional[Path] = ModelsDir,
+):
+    """Next-character probabilities and attention heatmaps for a prompt."""
+    from .inspect_cli import run_inspect
+
+    run_inspect(model, prompt, top_k, layer, position, temperature, json_out, device, models_dir, rank_of)
 
 
 # ------------------------------------------------------------------ models
