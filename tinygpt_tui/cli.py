@@ -221,6 +221,29 @@ def inspect(
     run_inspect(model, prompt, top_k, layer, position, temperature, json_out, device, models_dir, rank_of)
 
 
+# ------------------------------------------------------------------ bench
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@friendly
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Smoke run (under a minute); asserts nothing about speed."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model folder for the generation figures (default: models/shakespeare if it loads)."),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="Corpus for --quality-seconds."),
+    quality_seconds: float = typer.Option(0.0, "--quality-seconds", help="Train this long with `tinygpt train --minutes` and report the val loss (full mode)."),
+    clock: str = typer.Option("wall", "--clock", help="wall, or cpu (this process's CPU time: a shared machine, with --threads 1)."),
+    memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure peak memory in fresh processes."),
+):
+    """Training and generation speed against their baselines, side by side (see docs/performance.md)."""
+    from .bench import cli_main
+
+    code = cli_main(quick=quick, device=device, threads=threads, json_path=json_path, model=model, corpus=corpus,
+                    quality_seconds=quality_seconds, memory=memory, clock=clock)
+    if code:
+        raise typer.Exit(code)
+
+
 # ------------------------------------------------------------------ models
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 @friendly
