@@ -1,0 +1,270 @@
+"""The inspector: numbers checked against the model itself, the CLI, and the app screen."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tinygpt_tui.cli import app as cli_app
+from tinygpt_tui.core.config import GPTConfig
+from tinygpt_tui.core.errors import SettingsError
+from tinygpt_tui.core.inspect import analyze, context_window, display_char, inspect
+from tinygpt_tui.core.model import GPT
+from tinygpt_tui.core.tokenizer import CharTokenizer
+
+from conftest import make_tiny_model
+
+TEXT = "the honour of the house is the honour of all.\n林黛玉 宝玉 林黛玉\t"
+POS = ["learned", "sinusoidal", "rope", "alibi", "none"]
+
+
+def tiny(pos="learned", block=24, n_layer=2, n_head=4, seed=0):
+    tok = CharTokenizer.from_text(TEXT)
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=block, n_layer=n_layer, n_head=n_head, n_embd=32, pos_encoding=pos))
+    # spread the random init so attention is far from uniform (a fresh model attends almost evenly)
+    with torch.no_grad():
+        for b in model.blocks:
+            b.attn.qkv.weight.mul_(25)
+    return model.eval(), tok
+
+
+@pytest.mark.parametrize("pos", POS)
+def test_attention_rows_are_causal_distributions(pos):
+    model, tok = tiny(pos)
+    a = analyze(model, tok, "the honour of the house")
+    T = a.length
+    assert a.attention.shape == (2, 4, T, T)
+    np.testing.assert_allclose(a.attention.sum(-1), 1.0, atol=1e-5)  # each row sums to 1
+    future = np.triu(np.ones((T, T), dtype=bool), k=1)
+    assert (a.attention[:, :, future] == 0).all()  # no weight on a future position
+    assert a.attention.std() > 0.01  # not trivially uniform
+    for p in (0, 5, T - 1):
+        v = a.at(p)
+        for layer in v.attention:
+            for row in layer:
+                assert math.isclose(sum(row), 1.0, abs_tol=1e-5)
+                assert all(w == 0 for w in row[p + 1 :])
+        np.testing.assert_allclose(v.mean_over_heads, np.mean(v.attention, axis=1), atol=1e-7)
+        np.testing.assert_allclose(v.mean_all, np.mean(v.attention, axis=(0, 1)), atol=1e-7)
+        assert math.isclose(sum(v.mean_all), 1.0, abs_tol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_probabilities_are_softmax_of_the_models_logits(temperature):
+    model, tok = tiny("rope")
+    ctx = "the honour of"
+    v = inspect(model, tok, ctx, top_k=5, temperature=temperature, sampled="x" if "x" in tok.stoi else "h")
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([tok.encode(ctx).ids]))
+    want = torch.softmax(logits[0, -1].double() / temperature, -1).numpy()
+    np.testing.assert_allclose(v.probs, want, atol=1e-6)
+    assert math.isclose(sum(v.probs), 1.0, abs_tol=1e-9)
+    raw = torch.softmax(logits[0, -1].double(), -1).numpy()
+    order = np.argsort(-want)
+    assert [c.id for c in v.candidates] == order[:5].tolist()
+    assert [c.rank for c in v.candidates] == [1, 2, 3, 4, 5]
+    for c in v.candidates:
+        assert c.char == tok.chars[c.id]
+        assert math.isclose(c.prob, want[c.id], abs_tol=1e-6) and math.isclose(c.raw_prob, raw[c.id], abs_tol=1e-6)
+    s = v.sampled
+    assert s is not None and s.rank == int((want > want[s.id]).sum()) + 1
+    assert v.temperature == temperature
+
+
+def test_temperature_zero_is_greedy_and_bad_values_are_refused():
+    model, tok = tiny()
+    v = inspect(model, tok, "the h", temperature=0)
+    assert v.candidates[0].prob == 1.0 and sum(v.probs) == 1.0
+    assert v.candidates[0].raw_prob < 1.0
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(SettingsError):
+            inspect(model, tok, "the h", temperature=bad)
+    with pytest.raises(SettingsError):
+        inspect(model, tok, "the h", top_k=0)
+
+
+@pytest.mark.parametrize("pos", POS)
+def test_values_match_the_forward_pass_and_the_kv_cache(pos):
+    model, tok = tiny(pos)
+    ctx = "the house is the honour"
+    ids = tok.encode(ctx).ids
+    a = analyze(model, tok, ctx)
+    with torch.no_grad():
+        logits, _, attns = model(torch.tensor([ids]), return_attention=True)  # no KV cache
+        np.testing.assert_allclose(a.logits, logits[0].numpy(), atol=1e-6)
+        np.testing.assert_allclose(a.attention, torch.stack([x[0] for x in attns]).numpy(), atol=1e-7)
+        # a KV-cached pass: prefill all but the last character, then the last one alone
+        cache = model.new_cache()
+        model(torch.tensor([ids[:-1]]), cache=cache)
+        last_logits, _, last_attn = model(torch.tensor([ids[-1:]]), cache=cache, return_attention=True)
+    v = a.at(-1)
+    np.testing.assert_allclose(v.logits, last_logits[0, -1].double().numpy(), atol=1e-5)
+    for layer in range(2):
+        np.testing.assert_allclose(v.attention[layer], last_attn[layer][0, :, -1].numpy(), atol=1e-5)
+
+
+def test_context_window_keeps_the_last_known_characters_and_reports_the_rest():
+    model, tok = tiny(block=24)
+    long = "the honour of the house " * 10 + "the hou\u00e9se"  # é is not in the vocabulary
+    a = analyze(model, tok, long)
+    assert a.length == 24
+    assert "".join(a.chars) == (long.replace("\u00e9", ""))[-24:]
+    assert a.dropped == ["\u00e9"]
+    assert long[a.truncated :].replace("\u00e9", "") == "".join(a.chars)
+    ids, dropped, truncated = context_window(tok, "all" + "€" * 3 + "the", 24)
+    assert tok.decode(ids) == "allthe" and dropped == ["€"] and truncated == 0
+    with pytest.raises(SettingsError, match="empty"):
+        analyze(model, tok, "")
+    with pytest.raises(SettingsError, match="vocabulary"):
+        analyze(model, tok, "€€")
+    with pytest.raises(SettingsError, match="position"):
+        a.at(24)
+    assert a.at(-24).position == 0
+
+
+def test_positions_before_the_last_rank_the_character_that_followed():
+    model, tok = tiny()
+    a = analyze(model, tok, "林黛玉 宝玉")
+    v = a.at(1)  # after 林黛 ...
+    assert v.query_char == "黛" and v.actual is not None and v.actual.char == "玉"
+    assert v.actual.rank == int((np.array(v.probs) > v.probs[tok.stoi["玉"]]).sum()) + 1
+    assert a.at(-1).actual is None
+
+
+def test_display_chars_are_visible_and_keep_their_width():
+    from rich.cells import cell_len
+
+    assert display_char(" ") == "·" and display_char("\n") == "⏎" and display_char("\t") == "⇥"
+    assert display_char("\x1b") == "␛" and display_char("玉") == "玉"
+    assert cell_len(display_char("\u0301")) == 1  # a combining mark gets a base to sit on
+
+
+def test_heatmap_columns_line_up_with_wide_characters():
+    from rich.cells import cell_len
+
+    from tinygpt_tui.inspect_cli import heatmap
+
+    chars = list("林黛玉 a\nb宝")
+    rows = [("h0", [0.1] * len(chars)), ("avg", [0.2] * len(chars))]
+    text = heatmap(chars, rows, 80, len(chars) - 1, color=False)
+    lines = text.plain.split("\n")
+    assert lines[1] == "    林黛玉·a⏎b宝"
+    assert len({cell_len(line.rstrip("\n")) for line in lines[1:]}) == 1  # every row as wide as the labels
+    narrow = heatmap(chars, rows, 10, len(chars) - 1, color=False).plain.split("\n")
+    assert all(cell_len(line) <= 10 for line in narrow) and len(narrow) > len(lines)
+
+
+# ------------------------------------------------------------------ CLI
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, small_corpus):
+    d = tmp_path_factory.mktemp("inspect")
+    make_tiny_model(d / "tiny", small_corpus.read_text(encoding="utf-8"), seed=3, n_layer=2, n_head=2, block_size=16)
+    return d
+
+
+def run(args):
+    return CliRunner().invoke(cli_app, args)
+
+
+def test_cli_json_has_the_right_shapes(model_dir):
+    r = run(["inspect", str(model_dir / "tiny"), "--prompt", "To be, or not to be", "--json", "--top-k", "7", "--temperature", "0.7"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["block_size"] == 16 and len(doc["chars"]) == 16 and doc["context"] == "To be, or not to be"[-16:]
+    assert doc["truncated"] == 3 and doc["position"] == 15 and doc["temperature"] == 0.7
+    assert len(doc["top_k"]) == 7 and [c["rank"] for c in doc["top_k"]] == list(range(1, 8))
+    probs = [c["prob"] for c in doc["top_k"]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1
+    att = doc["attention"]
+    assert (att["layers"], att["heads"], att["keys"]) == (2, 2, 16)
+    w = np.array(att["weights"])
+    assert w.shape == (2, 2, 16)
+    np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
+    assert np.array(att["mean_over_heads"]).shape == (2, 16) and np.array(att["mean_all"]).shape == (16,)
+    r = run(["inspect", str(model_dir / "tiny"), "--prompt", "To be", "--json", "--position", "1"])
+    doc = json.loads(r.stdout)
+    assert doc["position"] == 1 and doc["actual_next"]["char"] == " "
+    assert all(x == 0 for x in np.array(doc["attention"]["weights"])[:, :, 2:].ravel())
+
+
+def test_cli_prints_bars_and_heatmaps(model_dir):
+    r = run(["inspect", str(model_dir / "tiny"), "--prompt", "the honou", "--top-k", "4", "--layer", "1"])
+    assert r.exit_code == 0, r.output
+    out = r.stdout
+    assert "Next character after" in out and "Layer 1" in out and "Layer 0" not in out
+    assert "the·honou" in out and "All layers and heads" in out
+    assert sum(1 for line in out.splitlines() if line.rstrip().endswith("%")) == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope", "--prompt", "ab"], "model not found"),
+    (["{m}", "--prompt", ""], "empty"),
+    (["{m}", "--prompt", "€€€"], "vocabulary"),
+    (["{m}", "--prompt", "ab", "--layer", "2"], "layer 2"),
+    (["{m}", "--prompt", "ab", "--position", "2"], "position 2"),
+    (["{m}", "--prompt", "ab", "--position", "-3"], "position -3"),
+    (["{m}", "--prompt", "ab", "--top-k", "0"], "top-k"),
+    (["{m}", "--prompt", "ab", "--temperature", "-1"], "temperature"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(model_dir, args, message):
+    args = [a.replace("{m}", str(model_dir / "tiny")) for a in args]
+    r = run(["inspect", *args, "--models-dir", str(model_dir)])
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
+    assert "Traceback" not in r.output
+
+
+# ------------------------------------------------------------------ app screen
+async def test_inspector_screen_renders_and_follows_keys():
+    from textual.app import App
+
+    from tinygpt_tui.app.inspector import InspectorScreen
+
+    model, tok = tiny(n_layer=3, n_head=2)
+    screen = InspectorScreen(model, tok, "林黛玉 the honou", min_interval=0.0)
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(screen)
+
+    async with Host().run_test(size=(80, 24)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if screen.view is not None:
+                break
+        assert screen.view is not None and screen.view.position == len("林黛玉 the honou") - 1
+        heat = screen.query_one("#insp-map")
+        plain = heat._text(heat.size.width).plain
+        assert "林黛玉·the·honou" in plain and "h1" in plain and "avg" in plain
+        await pilot.press("right_square_bracket")
+        assert screen.layer_index == 1
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert screen.layer_index == 2
+        await pilot.press("down")
+        assert screen.head_index == 1
+        await pilot.press("a")
+        assert screen.head_index is None
+        await pilot.press("g")
+        assert screen.all_layers and "all" in heat._text(heat.size.width).plain
+        await pilot.press("left", "left")
+        assert screen.view.position == len("林黛玉 the honou") - 3 and screen.view.actual.char == "o"
+        await pilot.press("home")
+        assert screen.view.position == 0
+        n = screen.computations
+        screen.update_context("林黛玉 the honour")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if screen.computations > n:
+                break
+        assert screen.view.chars[-1] == "r" and screen.view.position == 0
+        await pilot.press("end")
+        assert screen.view.position == len("林黛玉 the honour") - 1
+        await pilot.press("escape")
+        assert pilot.app.screen is not screen

@@ -1,0 +1,343 @@
+"""The inspector: what the model predicts next and where it looks, for the current context.
+
+    app.push_screen(InspectorScreen(model, tokenizer, context_text))
+
+Shows the top-k next-character candidates as bars, and an attention heatmap:
+rows are the heads of one layer (plus their average), columns are the context
+characters themselves (wide characters take two cells, space shows as ·, a
+newline as ⏎), the colour is how much the query position attends to each one.
+
+Keys: ←/→ move the query position (Home/End: first/last), ↑/↓ pick a head
+row, [ and ] change layer, a selects the all-heads average, g shows all
+layers (each layer's mean over heads and the mean of everything), PageUp/PageDown
+scroll, Escape closes.
+
+Live updating: ``update_context(text)`` recomputes on each update, throttled.
+At most one forward pass runs at a time (in a thread worker) and two starts
+are at least ``min_interval`` seconds apart (0.3 s by default); the newest text
+wins and texts in between are skipped. So the app may call it after every
+generated character: generation keeps its speed (the inspector adds at most
+about three context-length forward passes a second), and the view catches up
+to the final text as soon as generation stops or pauses.
+
+Moving the position or changing layer or head recomputes nothing: one forward
+pass keeps the logits of every position and the attention of every query.
+While the position is on the last character it follows the text as it grows.
+
+torch is not imported here at module level; it loads in the worker thread.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Footer, Static
+
+from ..core.errors import TinyGPTError
+from ..inspect_cli import cell, head_rows, heatmap, layer_rows, legend, prob_bars, ranked_line, top_attended
+
+
+class Panel(Widget):
+    """A block of rich Text rebuilt for the widget's width (heatmaps wrap their columns to fit)."""
+
+    DEFAULT_CSS = "Panel { height: auto; width: 1fr; }"
+
+    def __init__(self, build, **kw):
+        super().__init__(**kw)
+        self._build = build
+
+    def _text(self, width: int) -> Text:
+        t = self._build(max(width, 8))
+        t.no_wrap, t.overflow = True, "crop"
+        return t
+
+    def render(self):
+        return self._text(self.size.width)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return self._text(width).plain.count("\n") + 1
+
+
+class InspectorScreen(ModalScreen):
+    """Next-character probabilities and attention heatmaps for a context."""
+
+    DEFAULT_CSS = """
+    InspectorScreen { align: center middle; }
+    InspectorScreen > #inspector { width: 100%; height: 100%; background: $surface; border: round $accent; padding: 0 1; }
+    InspectorScreen #insp-title { height: auto; text-style: bold; }
+    InspectorScreen #insp-status { height: auto; color: $text-muted; }
+    InspectorScreen #insp-body { height: 1fr; }
+    InspectorScreen .insp-heading { height: auto; margin-top: 1; }
+    """
+
+    BINDINGS = [
+        Binding("escape", "close", "Close"),
+        Binding("left", "move(-1)", "Position", key_display="←→", priority=True),
+        Binding("right", "move(1)", "Position", show=False, priority=True),
+        Binding("home", "move_to(0)", "First", show=False, priority=True),
+        Binding("end", "move_to(-1)", "Last", show=False, priority=True),
+        Binding("up", "head(-1)", "Head", key_display="↑↓", priority=True),
+        Binding("down", "head(1)", "Head", show=False, priority=True),
+        Binding("left_square_bracket", "layer(-1)", "Layer", key_display="[ ]"),
+        Binding("right_square_bracket", "layer(1)", "Layer", show=False),
+        Binding("a", "all_heads", "All heads"),
+        Binding("g", "all_layers", "All layers"),
+    ]
+
+    def __init__(self, model, tokenizer, context_text: str, top_k: int = 10, temperature: float = 1.0,
+                 min_interval: float = 0.3, name: str | None = None, id: str | None = None, classes: str | None = None):
+        super().__init__(name=name, id=id, classes=classes)
+        self.model, self.tokenizer = model, tokenizer
+        self.top_k, self.temperature, self.min_interval = top_k, temperature, min_interval
+        self.text = context_text
+        self.analysis = None  # core.inspect.Analysis of the last computed text
+        self.view = None  # core.inspect.Inspection at the current position
+        self.error: str | None = None
+        self.position: int | None = None  # None: follow the last character
+        self.layer_index = 0
+        self.head_index: int | None = 0  # None: the all-heads average row
+        self.all_layers = False
+        self.computing = False
+        self.computations = 0  # forward passes done (tests and the docs' throttling claim)
+        self._pending: str | None = context_text
+        self._last_start = 0.0
+        self._timer = None
+
+    # ------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        with Vertical(id="inspector"):
+            yield Static("Inspector", id="insp-title")
+            yield Static("computing…", id="insp-status")
+            with VerticalScroll(id="insp-body"):
+                yield Static("", id="insp-probs-title", classes="insp-heading")
+                yield Panel(self._build_probs, id="insp-probs")
+                yield Static("", id="insp-rank")
+                yield Panel(self._build_map_title, id="insp-map-title", classes="insp-heading")
+                yield Panel(self._build_map, id="insp-map")
+                yield Static("", id="insp-summary")
+            yield Footer()
+
+    def on_mount(self) -> None:
+        self._kick()
+
+    # ------------------------------------------------------------ live updates
+    def update_context(self, text: str) -> None:
+        """Show this text instead (recomputed in a worker, throttled; see the module docstring)."""
+        if text == self.text and self._pending is None and self.analysis is not None:
+            return
+        self.text = text
+        self._pending = text
+        if self.is_mounted:
+            self._kick()
+
+    def _kick(self, from_timer: bool = False) -> None:
+        if from_timer:
+            self._timer = None
+        if self._pending is None or self.computing or self._timer is not None:
+            return  # a finished computation, or the timer, kicks again
+        wait = self.min_interval - (time.monotonic() - self._last_start)
+        if wait > 0:
+            self._timer = self.set_timer(wait, lambda: self._kick(True))
+            return
+        text, self._pending = self._pending, None
+        self.computing = True
+        self._last_start = time.monotonic()
+        self._set_status()
+        self.run_worker(lambda: self._compute(text), thread=True, group="inspector", name="inspect", exit_on_error=False)
+
+    def _compute(self, text: str) -> None:
+        from ..core.inspect import analyze
+
+        analysis, error = None, None
+        try:
+            analysis = analyze(self.model, self.tokenizer, text)
+        except TinyGPTError as e:
+            error = str(e)
+        except Exception as e:  # never take the app down: show it
+            error = f"{type(e).__name__}: {e}"
+        try:
+            self.app.call_from_thread(self._done, analysis, error)
+        except Exception:
+            pass  # the app is closing
+
+    def _done(self, analysis, error) -> None:
+        self.computing = False
+        self.computations += 1
+        if analysis is not None:
+            old = self.analysis
+            self.analysis, self.error = analysis, None
+            if self.position is not None and old is not None:
+                # keep looking at the same character when the window slid
+                shift = (analysis.truncated - old.truncated)
+                self.position = min(max(self.position - shift, 0), analysis.length - 1)
+            self.layer_index = min(self.layer_index, analysis.n_layer - 1)
+            if self.head_index is not None:
+                self.head_index = min(self.head_index, analysis.n_head - 1)
+        else:
+            self.analysis, self.view, self.error = None, None, error
+        self._refresh_view()
+        if self._pending is not None:
+            self._kick()
+
+    # ------------------------------------------------------------ actions
+    def action_close(self) -> None:
+        self.dismiss()
+
+    def _pos(self) -> int:
+        return self.analysis.length - 1 if self.position is None else self.position
+
+    def action_move(self, delta: int) -> None:
+        if self.analysis is None:
+            return
+        p = min(max(self._pos() + delta, 0), self.analysis.length - 1)
+        self.position = None if p == self.analysis.length - 1 else p
+        self._refresh_view()
+
+    def action_move_to(self, where: int) -> None:
+        if self.analysis is None:
+            return
+        self.position = None if where < 0 or where >= self.analysis.length - 1 else where
+        self._refresh_view()
+
+    def action_head(self, delta: int) -> None:
+        if self.analysis is None:
+            return
+        if self.all_layers:
+            self.all_layers = False
+        n = self.analysis.n_head + 1  # the heads, then the average row
+        cur = n - 1 if self.head_index is None else self.head_index
+        cur = (cur + delta) % n
+        self.head_index = None if cur == n - 1 else cur
+        self._refresh_view()
+
+    def action_layer(self, delta: int) -> None:
+        if self.analysis is None:
+            return
+        self.all_layers = False
+        self.layer_index = (self.layer_index + delta) % self.analysis.n_layer
+        self._refresh_view()
+
+    def action_all_heads(self) -> None:
+        self.all_layers = False
+        self.head_index = None
+        self._refresh_view()
+
+    def action_all_layers(self) -> None:
+        self.all_layers = not self.all_layers
+        self._refresh_view()
+
+    # ------------------------------------------------------------ drawing
+    def _set_status(self) -> None:
+        status = self.query_one("#insp-status", Static)
+        if self.error:
+            status.update(Text(self.error, style="bold red"))
+            return
+        t = Text()
+        a = self.analysis
+        if a is not None:
+            if a.truncated:
+                t.append(f"{a.truncated} earlier character(s) lie outside the model's window of {self.model.cfg.block_size}. ")
+            if a.dropped:
+                t.append(f"left out (not in the vocabulary): {' '.join(cell(c)[0] for c in a.dropped[:12])}. ", style="yellow")
+        if self.computing:
+            t.append("computing…", style="italic")
+        status.update(t)
+
+    def _refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
+        a = self.analysis
+        self.view = a.at(self._pos(), self.top_k, self.temperature) if a is not None else None
+        title = self.query_one("#insp-title", Static)
+        if self.view is None:
+            title.update(Text("Inspector", style="bold"))
+        else:
+            v = self.view
+            t = Text("Inspector", style="bold")
+            t.append(f" · {len(v.chars)} chars · position {v.position} ")
+            t.append(cell(v.query_char)[0], style="bold underline reverse")
+            if self.position is None:
+                t.append(" (last, follows the text)", style="dim")
+            where = "all layers" if self.all_layers else f"layer {self.layer_index}/{v.n_layer - 1}, " + ("all heads" if self.head_index is None else f"head {self.head_index}/{v.n_head - 1}")
+            t.append(f" · {where}")
+            if self.temperature != 1.0:
+                t.append(f" · T={self.temperature:g}")
+            title.update(t)
+        self._set_status()
+        probs_title = self.query_one("#insp-probs-title", Static)
+        rank = self.query_one("#insp-rank", Static)
+        summary = self.query_one("#insp-summary", Static)
+        if self.view is None:
+            probs_title.update("")
+            rank.update("")
+            summary.update("")
+        else:
+            v = self.view
+            after = "".join(cell(c)[0] for c in v.chars[max(0, v.position - 15) : v.position + 1])
+            probs_title.update(Text.assemble(("Next character after ", "bold"), "…" if v.position > 15 else "", (after, "bold")))
+            if v.actual is not None:
+                rank.update(ranked_line(v.actual, "the next character in the context,"))
+            elif a.length >= 2:
+                before = a.at(a.length - 2, 1, self.temperature)
+                rank.update(ranked_line(before.actual, "one step earlier the last character"))
+            else:
+                rank.update("")
+            weights = self._weights()
+            label = "all layers and heads" if self.all_layers else (f"layer {self.layer_index} average" if self.head_index is None else f"layer {self.layer_index} head {self.head_index}")
+            summary.update(Text(f"{label} looks most at: ", style="dim") + top_attended(v, weights, 8))
+        for pid in ("#insp-probs", "#insp-map-title", "#insp-map"):
+            self.query_one(pid, Panel).refresh(layout=True)
+
+    def _rows(self):
+        v = self.view
+        if self.all_layers:
+            return layer_rows(v), len(v.mean_over_heads)
+        rows = head_rows(v, self.layer_index)
+        return rows, (len(rows) - 1 if self.head_index is None else self.head_index)
+
+    def _weights(self):
+        v = self.view
+        if self.all_layers:
+            return v.mean_all
+        return v.mean_over_heads[self.layer_index] if self.head_index is None else v.attention[self.layer_index][self.head_index]
+
+    def _vmax(self, rows) -> float:
+        p = self.view.position
+        return max((w for _, ws in rows for w in ws[: p + 1]), default=0.0)
+
+    def _build_probs(self, width: int) -> Text:
+        if self.view is None:
+            return Text(self.error or "computing…", style="dim")
+        v = self.view
+        hl = v.actual.char if v.actual else None
+        return prob_bars(v, min(width, 90), highlight=hl)
+
+    def _build_map_title(self, width: int) -> Text:
+        if self.view is None:
+            return Text("")
+        v = self.view
+        rows, _ = self._rows()
+        if self.all_layers:
+            t = Text("Attention, all layers", style="bold")
+            t.append(": rows are each layer's mean over heads, 'all' the mean of every head", style="dim")
+        else:
+            t = Text(f"Attention, layer {self.layer_index}", style="bold")
+            t.append(f" of 0..{v.n_layer - 1}: how position {v.position} attends, per head", style="dim")
+        lg = legend(self._vmax(rows), True)
+        if t.cell_len + 3 + lg.cell_len <= width:
+            return t + Text("   ") + lg
+        t.truncate(width, overflow="ellipsis")
+        return t + Text("\n") + lg
+
+    def _build_map(self, width: int) -> Text:
+        if self.view is None:
+            return Text("")
+        v = self.view
+        rows, selected = self._rows()
+        return heatmap(v.chars, rows, width, v.position, color=True, vmax=self._vmax(rows), selected=selected)
