@@ -1,0 +1,134 @@
+"""The model folder: safe to load from a stranger, always consistent, listed without torch."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tinygpt_tui.core import checkpoint as ckpt
+from tinygpt_tui.core.errors import CheckpointError
+
+from .conftest import make_tiny_model
+
+
+@pytest.fixture
+def folder(tmp_path, small_corpus):
+    f = tmp_path / "m"
+    model, tok = make_tiny_model(f, small_corpus.read_text(encoding="utf-8"))
+    return f, model, tok
+
+
+def test_save_and_load_round_trip(folder):
+    f, model, tok = folder
+    loaded = ckpt.load_model(f)
+    assert loaded.tokenizer.chars == tok.chars
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert {p.name for p in f.iterdir()} >= {"config.json", "model.safetensors", "vocab.json", "README.md"}
+    assert not list(f.glob("*.tmp")) and not list(f.glob(".*tmp"))
+
+
+def test_listing_does_not_import_torch(tiny_models_dir):
+    code = (
+        "import sys; from tinygpt_tui.core.checkpoint import list_models;"
+        f"infos = list_models({str(tiny_models_dir)!r});"
+        "print([(i.name, i.ok) for i in infos]); assert 'torch' not in sys.modules"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "('alpha', True)" in out and "('broken', False)" in out
+
+
+def test_broken_folder_reports_why(tiny_models_dir):
+    infos = {i.name: i for i in ckpt.list_models(tiny_models_dir)}
+    assert infos["alpha"].ok and infos["alpha"].params > 0
+    assert not infos["broken"].ok and "JSON" in infos["broken"].error
+
+
+@pytest.mark.parametrize(
+    "damage,msg",
+    [
+        (lambda f: (f / "model.safetensors").unlink(), "missing"),
+        (lambda f: (f / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage"), "safetensors"),
+        (lambda f: (f / "vocab.json").write_text('{"type": "char", "chars": ["a", "b"]}'), "vocab_size"),
+        (lambda f: (f / "config.json").write_text('{"model": {"n_embd": "big"}}'), "config.json"),
+        (lambda f: (f / "config.json").write_text("[1, 2"), "JSON"),
+    ],
+)
+def test_damaged_folders_fail_with_one_line(folder, damage, msg):
+    f, _, _ = folder
+    damage(f)
+    with pytest.raises(CheckpointError, match=msg) as e:
+        ckpt.load_model(f)
+    assert "\n" not in str(e.value)
+
+
+def test_shape_mismatch_is_caught_before_loading(folder):
+    f, _, _ = folder
+    doc = json.loads((f / "config.json").read_text())
+    doc["model"]["n_embd"] = 64
+    (f / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="shape"):
+        ckpt.check_folder(f)
+
+
+def test_absurd_config_is_refused_without_allocating(folder):
+    f, _, _ = folder
+    doc = json.loads((f / "config.json").read_text())
+    doc["model"].update(n_embd=16384, n_layer=256, n_head=16)
+    (f / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError):
+        ckpt.load_model(f)  # the shapes disagree with the small weights file long before any allocation
+
+
+def test_pickle_checkpoints_are_never_loaded(tmp_path):
+    f = tmp_path / "stranger"
+    f.mkdir()
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    import pickle
+
+    (f / "ckpt.pt").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(CheckpointError, match="pickle"):
+        ckpt.load_model(f)
+    assert not marker.exists()
+
+
+def test_interrupted_save_leaves_previous_checkpoint(folder, monkeypatch):
+    f, model, tok = folder
+    before = (f / "model.safetensors").read_bytes()
+    doc = json.loads((f / "config.json").read_text())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    real_replace = ckpt.os.replace
+
+    def crash(src, dst):
+        if str(dst).endswith("model.safetensors"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "replace", crash)
+    with pytest.raises(CheckpointError, match="No space left"):
+        ckpt.save_model(f, model, tok, doc)
+    assert (f / "model.safetensors").read_bytes() == before
+    assert not [p for p in f.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    ckpt.load_model(f)
+
+
+def test_metrics_follow_skips_partial_lines(tmp_path):
+    ckpt.append_metrics(tmp_path, [{"event": "step", "step": 1}])
+    with open(tmp_path / "metrics.jsonl", "a") as fh:
+        fh.write('{"event": "step", "st')
+    recs, off = ckpt.read_metrics(tmp_path)
+    assert [r["step"] for r in recs] == [1]
+    with open(tmp_path / "metrics.jsonl", "a") as fh:
+        fh.write('ep": 2}\n')
+    recs, off = ckpt.read_metrics(tmp_path, off)
+    assert [r["step"] for r in recs] == [2]
