@@ -7,9 +7,10 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from .core.errors import TinyGPTError
-from .core.trainer import DistInfo, Eval, Finished, Saved, Started, Step, TrainConfig, dumps, train
+from .core.trainer import DistInfo, Eval, Finished, Saved, Started, Step, TrainConfig, dist_device, dumps, train
 
 
 def _fmt_time(s: float) -> str:
@@ -21,12 +22,23 @@ def _fmt_time(s: float) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
-def install_stop_handlers(stop: threading.Event, quiet: bool) -> None:
+# Under torchrun one Ctrl+C arrives twice: from the terminal, and again from torchrun, which passes
+# SIGINT/SIGTERM on to its workers (a Slurm scancel likewise signals every task and its launcher).
+# Repeats within this many seconds are the same request, not the impatient second Ctrl+C.
+REPEAT_WINDOW_S = 3.0
+
+
+def install_stop_handlers(stop: threading.Event, quiet: bool, distributed: bool = False) -> None:
     """Ctrl+C or SIGTERM: finish the step, save a checkpoint, exit. A second Ctrl+C exits at once."""
+    first = []
 
     def handler(signum, frame):
+        now = time.monotonic()
         if stop.is_set():
+            if distributed and first and now - first[0] < REPEAT_WINDOW_S:
+                return
             os._exit(130)
+        first.append(now)
         stop.set()
         if not quiet:
             print("\nstopping: saving a checkpoint (Ctrl+C again to quit without saving)", file=sys.stderr, flush=True)
@@ -36,24 +48,33 @@ def install_stop_handlers(stop: threading.Event, quiet: bool) -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def init_distributed() -> DistInfo:
-    """Under torchrun (WORLD_SIZE > 1): join the process group, NCCL on CUDA, gloo on CPU."""
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Under torchrun (WORLD_SIZE > 1): join the process group, NCCL for GPUs, gloo for the CPU.
+
+    The backend follows the device this rank will train on (``dist_device``),
+    so ``--device cpu`` uses gloo even on a machine with GPUs.
+    """
     dist = DistInfo.from_env()
     if dist.world_size > 1:
-        import torch
         import torch.distributed as td
 
         if not td.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() and os.environ.get("TINYGPT_DEVICE", "auto") != "cpu" else "gloo"
-            td.init_process_group(backend=backend)
+            try:
+                where = dist_device(device, dist)
+            except TinyGPTError as e:
+                raise TinyGPTError(f"rank {dist.rank}: {e}") from None  # no process group yet to agree through
+            if where.type == "cuda":
+                td.init_process_group(backend="nccl", device_id=where)
+            else:
+                td.init_process_group(backend="gloo")
     return dist
 
 
 def run_training(cfg: TrainConfig, jsonl: bool = False) -> None:
     stop = threading.Event()
-    dist = init_distributed()
-    quiet = not dist.is_main
-    install_stop_handlers(stop, quiet)
+    dist = init_distributed(cfg.device)
+    quiet = not dist.is_main  # only rank 0 prints; the others train silently
+    install_stop_handlers(stop, quiet, distributed=dist.world_size > 1)
     try:
         if jsonl or quiet:
             for ev in train(cfg, stop, dist):
@@ -61,6 +82,13 @@ def run_training(cfg: TrainConfig, jsonl: bool = False) -> None:
                     print(dumps(ev), flush=True)
             return
         _run_with_progress(cfg, stop, dist)
+    except TinyGPTError as e:
+        if quiet:
+            # every rank raises the same error (the ranks agree on failures) and rank 0 prints it; leaving
+            # last lets it: torchrun stops the other ranks as soon as one fails
+            time.sleep(3)
+            sys.exit(e.exit_code)
+        raise
     finally:
         if dist.world_size > 1:
             import torch.distributed as td

@@ -224,6 +224,8 @@ class Finished(Event):
     best_val_loss: float | None
     elapsed_s: float
     path: str
+    # a checksum of each rank's weights (param_digest); a distributed run's ranks must agree
+    rank_digests: list = field(default_factory=list)
 
 
 @dataclass
@@ -241,6 +243,34 @@ class DistInfo:
         return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def dist_device(name: str, dist: DistInfo):
+    """The device one rank of a distributed run trains on: GPU number local_rank, or the CPU.
+
+    The process group's backend follows from it (NCCL for CUDA, gloo for the
+    CPU), so ``--device cpu`` trains with gloo even where GPUs are present.
+    """
+    import torch
+
+    from .device import pick_device
+
+    want = pick_device(name)
+    if want.type == "cuda":
+        count = torch.cuda.device_count()
+        if dist.local_rank >= count:
+            raise SettingsError(
+                f"process {dist.local_rank} on this machine has no GPU of its own ({count} visible); "
+                f"start at most {count} per machine (--nproc_per_node={count}), or train on the CPU with --device cpu"
+            )
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+        return device
+    if want.type == "mps":
+        if (name or "auto").lower() == "auto":
+            return torch.device("cpu")  # neither gloo nor NCCL runs on Apple's GPU
+        raise SettingsError("PyTorch can't train across processes on MPS; use --device cpu, or a single process")
+    return torch.device("cpu")
+
+
 # ----------------------------------------------------------------- schedule
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
     """Linear warmup over warmup_steps, then cosine from lr to lr*min_lr_ratio over the run's progress."""
@@ -256,42 +286,73 @@ def step_seed(seed: int, rank: int, step: int, micro: int = 0) -> int:
 
 
 # ----------------------------------------------------------------- evaluation
-def estimate_loss(model, data: Dataset, split: str, iters: int, batch_size: int, device, dtype: str, seed: int) -> float:
-    """Mean loss over ``iters`` random batches (nanoGPT's estimate)."""
+def estimate_loss(model, data: Dataset, split: str, iters: int, batch_size: int, device, dtype: str, seed: int,
+                  dist: "DistInfo | None" = None) -> float:
+    """Mean loss over ``iters`` random batches (nanoGPT's estimate).
+
+    In a distributed run every rank draws the same ``iters`` batches from the
+    seed but evaluates only every world_size-th one, and the sums are added
+    up: the figure is the one a single process would report, in 1/world_size
+    of the time.
+    """
     import torch
 
     from .device import autocast
 
+    rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
+    cpu = torch.device("cpu")
     gen = torch.Generator().manual_seed(seed)
     was = model.training
     model.eval()
-    losses = []
+    total = torch.zeros((), dtype=torch.float64, device=device)
     with torch.inference_mode(), autocast(device, dtype):
-        for _ in range(iters):
+        for i in range(iters):
+            if i % world != rank:
+                data.batch(split, batch_size, gen, cpu)  # another rank's batch: only advance the generator
+                continue
             x, y = data.batch(split, batch_size, gen, device)
-            losses.append(model(x, y)[1].item())
+            total += model(x, y)[1].double()
     model.train(was)
-    return sum(losses) / len(losses)
+    return _sum_over_ranks(total, world) / iters
 
 
-def evaluate_split(model, data: Dataset, split: str = "val", device=None, batch_size: int = 32, dtype: str = "fp32") -> float:
-    """Mean loss over every non-overlapping window of a split, in order: deterministic."""
+def evaluate_split(model, data: Dataset, split: str = "val", device=None, batch_size: int = 32, dtype: str = "fp32",
+                   dist: "DistInfo | None" = None) -> float:
+    """Mean loss over every non-overlapping window of a split, in order: deterministic.
+
+    Distributed, each rank takes every world_size-th batch of windows and the
+    sums are added up, so every world size gives the same figure.
+    """
     import torch
 
     from .device import autocast
 
+    rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
     device = device or next(model.parameters()).device
     was = model.training
     model.eval()
-    total, count = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
     with torch.inference_mode(), autocast(device, dtype):
-        for x, y in data.windows(split, batch_size, device):
+        for i, (x, y) in enumerate(data.windows(split, batch_size, device)):
+            if i % world != rank:
+                continue
             logits, _ = model(x)
-            loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
-            total += loss.item()
+            total += torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum").double()
             count += y.numel()
     model.train(was)
-    return total / max(count, 1)
+    count = int(_sum_over_ranks(torch.tensor(float(count), dtype=torch.float64, device=device), world))
+    return _sum_over_ranks(total, world) / max(count, 1)
+
+
+def _sum_over_ranks(t, world: int) -> float:
+    """A scalar tensor's sum over all ranks (itself when not distributed)."""
+    if world > 1:
+        import torch.distributed as torch_dist
+
+        t = t.clone()
+        torch_dist.all_reduce(t)
+    return float(t.item())
 
 
 # ----------------------------------------------------------------- the loop
@@ -366,11 +427,7 @@ class Run:
 
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        if self.dist.world_size > 1 and pick_device(cfg.device).type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
-            torch.cuda.set_device(self.device)
-        else:
-            self.device = pick_device(cfg.device)
+        self.device = dist_device(cfg.device, self.dist) if self.dist.world_size > 1 else pick_device(cfg.device)
         self.model_cfg = cfg.model_config(tokenizer.vocab_size)
         self.dtype = pick_dtype(self.device, cfg.dtype, self.model_cfg.n_embd)
         self.device_name = describe(self.device)
@@ -499,7 +556,15 @@ class Run:
         from .device import autocast
         from .sampler import Generation, SamplingSettings
 
-        self._prepare()
+        try:
+            self._prepare()
+            failed = None
+        except TinyGPTError as e:
+            failed = e
+        if self.dist.world_size > 1:
+            failed = _agree_on_failure(failed, self.dist)
+        if failed is not None:
+            raise failed
         cfg, model, dist = self.cfg, self.model, self.dist
         main = dist.is_main
         if main:
@@ -555,13 +620,10 @@ class Run:
 
         def do_eval(step, elapsed):
             nonlocal train_loss_est, val_est
+            # the same batches whatever the world size (each rank takes its share): figures compare across runs
             es = step_seed(cfg.seed, 0, step, 999)
-            train_loss_est = estimate_loss(model, self.data, "train", cfg.eval_iters, self.micro_batch, self.device, self.dtype, es)
-            val_est = estimate_loss(model, self.data, "val", cfg.eval_iters, self.micro_batch, self.device, self.dtype, es + 1)
-            if dist.world_size > 1:
-                t = torch.tensor([train_loss_est, val_est], device=self.device)
-                torch_dist.all_reduce(t)
-                train_loss_est, val_est = (t / dist.world_size).tolist()
+            train_loss_est = estimate_loss(model, self.data, "train", cfg.eval_iters, cfg.batch_size, self.device, self.dtype, es, dist)
+            val_est = estimate_loss(model, self.data, "val", cfg.eval_iters, cfg.batch_size, self.device, self.dtype, es + 1, dist)
             if self.best_val is None or val_est < self.best_val:
                 self.best_val = val_est
             sample = ""
@@ -624,6 +686,9 @@ class Run:
             tokens += self.tokens_per_step
 
             if step % cfg.log_interval == 0 or step == 1:
+                if dist.world_size > 1:
+                    torch_dist.all_reduce(loss_sum)  # the loss of the global batch, not rank 0's share
+                    loss_sum = loss_sum / dist.world_size
                 now = time.perf_counter()
                 loss_val = float(loss_sum)
                 if not math.isfinite(loss_val):
@@ -646,13 +711,22 @@ class Run:
         elapsed = self.elapsed_before + (time.perf_counter() - t0)
         if step > self.start_step and (step % cfg.eval_interval != 0):
             yield emit(do_eval(step, elapsed))
-        final_val = None
-        if main:
-            final_val = evaluate_split(model, self.data, "val", self.device)
-            if step > self.start_step or not cfg.resume:
-                self.save(step, elapsed, tokens, val_est, train_loss_est, final_val=final_val)
-                yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
-        yield emit(Finished(step=step, reason=reason, val_loss=final_val, best_val_loss=self.best_val, elapsed_s=elapsed, path=str(self.folder)))
+        must_save = step > self.start_step or not cfg.resume
+        if main and must_save and reason == "stopped":
+            # a scheduler's SIGTERM gives a grace period (torchrun, Slurm: 30 s): checkpoint before the full evaluation
+            self.save(step, elapsed, tokens, val_est, train_loss_est)
+            yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
+        final_val = evaluate_split(model, self.data, "val", self.device, dist=dist)  # every rank takes a share
+        if main and must_save:
+            self.save(step, elapsed, tokens, val_est, train_loss_est, final_val=final_val)
+            yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
+        digests = rank_digests(model, dist)
+        if dist.world_size > 1:
+            if len(set(digests)) > 1 and main:
+                print(f"warning: the {dist.world_size} processes ended with different weights; rank 0's were saved", file=sys.stderr)
+            torch_dist.barrier()  # no rank leaves before rank 0 has saved
+        yield emit(Finished(step=step, reason=reason, val_loss=final_val, best_val_loss=self.best_val, elapsed_s=elapsed,
+                            path=str(self.folder), rank_digests=digests))
         flush()
 
     def _eta(self, elapsed, progress):
@@ -661,6 +735,56 @@ class Run:
         if done <= 0:
             return float("inf")
         return max(0.0, (elapsed - self.elapsed_before) * (1 - progress) / done)
+
+
+def param_digest(model) -> str:
+    """A short SHA-256 of a model's parameters (names, shapes and fp32 values), to compare copies of a model."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters()):
+        t = p.detach().to("cpu", torch.float32).contiguous()
+        h.update(f"{name}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def rank_digests(model, dist: DistInfo) -> list[str]:
+    """param_digest of every rank's copy of the model, in rank order (gathered from all ranks)."""
+    mine = param_digest(model)
+    if dist.world_size <= 1:
+        return [mine]
+    import torch.distributed as torch_dist
+
+    out: list = [None] * dist.world_size
+    torch_dist.all_gather_object(out, mine)
+    return out
+
+
+def _agree_on_failure(failed, dist: DistInfo):
+    """Every rank learns whether any rank failed to set up, so none waits forever in a collective.
+
+    Every rank gets the same error, naming the ranks that failed unless all
+    did; only rank 0 prints it (train_cli).
+    """
+    import torch.distributed as torch_dist
+
+    mine = None if failed is None else (str(failed), getattr(failed, "exit_code", 2))
+    every: list = [None] * dist.world_size
+    torch_dist.all_gather_object(every, mine)
+    bad = [(r, m) for r, m in enumerate(every) if m is not None]
+    if not bad:
+        return None
+    messages = list(dict.fromkeys(m[0] for _, m in bad))
+    if len(messages) == 1 and len(bad) == dist.world_size:
+        text = messages[0]
+    else:
+        text = "; ".join(f"rank {r}: {m[0]}" for r, m in bad)
+    err = TinyGPTError(text)
+    err.exit_code = bad[0][1][1]
+    return err
 
 
 class _null:

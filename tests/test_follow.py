@@ -1,0 +1,132 @@
+"""Following a run through its metrics.jsonl while another process writes it (core.checkpoint.read_metrics).
+
+The file is the whole interface between a run and whoever watches it: `tinygpt train`
+in another terminal, a torchrun job, or a cluster job on a shared filesystem.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tinygpt_tui.core.checkpoint import METRICS, read_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Writes a record, then half of the next one, and finishes it only when told to (a file appears),
+# then appends more records through the trainer's own writer and exits.
+WRITER = r"""
+import json, sys, time
+from pathlib import Path
+from tinygpt_tui.core.checkpoint import append_metrics
+folder = Path(sys.argv[1])
+path = folder / "metrics.jsonl"
+def wait_for(name):
+    deadline = time.monotonic() + 60
+    while not (folder / name).exists():
+        if time.monotonic() > deadline:
+            sys.exit("the reader never answered")
+        time.sleep(0.01)
+append_metrics(folder, [{"event": "start", "step": 0, "note": "caf\u00e9 \u7ea2\u697c\u68a6"}])
+line = json.dumps({"event": "step", "step": 1, "loss": 4.0, "note": "\u7ea2\u697c\u68a6"}, ensure_ascii=False).encode() + b"\n"
+cut = line.index("\u697c".encode()) + 1  # in the middle of a multi-byte character
+with open(path, "ab") as f:
+    f.write(line[:cut]); f.flush()
+(folder / "half-written").touch()
+wait_for("go-on")
+with open(path, "ab") as f:
+    f.write(line[cut:]); f.flush()
+for step in range(2, 6):
+    append_metrics(folder, [{"event": "step", "step": step, "loss": 4.0 - step / 10}])
+    time.sleep(0.02)
+append_metrics(folder, [{"event": "finish", "step": 5, "reason": "done"}])
+"""
+
+
+def test_read_metrics_follows_a_file_another_process_is_writing(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    # before the run has written anything there is nothing to read, and no error
+    assert read_metrics(folder, 0) == ([], 0)
+
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (folder / "half-written").exists():
+            assert writer.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+
+        # one whole record; the half-written one stays unread and the offset stops before it
+        recs, offset = read_metrics(folder, 0)
+        assert recs == [{"event": "start", "step": 0, "note": "café 红楼梦"}]
+        size = (folder / METRICS).stat().st_size
+        assert 0 < offset < size
+        assert (folder / METRICS).read_bytes()[offset - 1 : offset] == b"\n"
+        # asking again gives nothing new, however often
+        assert read_metrics(folder, offset) == ([], offset)
+        assert read_metrics(folder, offset) == ([], offset)
+
+        (folder / "go-on").touch()
+        got, seen_finish = [], False
+        while not seen_finish:
+            assert time.monotonic() < deadline, f"never saw the finish record; got {got}"
+            new, offset = read_metrics(folder, offset)
+            got += new
+            seen_finish = any(r["event"] == "finish" for r in new)
+            time.sleep(0.005)
+        assert writer.wait(timeout=60) == 0
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+
+    # every record exactly once, in order, the one that was cut mid-character included
+    assert got[0] == {"event": "step", "step": 1, "loss": 4.0, "note": "红楼梦"}
+    assert [r["step"] for r in got] == [1, 2, 3, 4, 5, 5]
+    assert offset == (folder / METRICS).stat().st_size
+    whole = [json.loads(line) for line in (folder / METRICS).read_text(encoding="utf-8").splitlines()]
+    assert whole == [recs[0], *got]
+
+
+def test_read_metrics_skips_a_damaged_line_and_goes_on(tmp_path):
+    (tmp_path / METRICS).write_bytes(b'{"event": "start", "step": 0}\nnot json\n[1, 2]\n{"event": "step", "step": 1}\n{"event": "st')
+    recs, offset = read_metrics(tmp_path)
+    assert recs == [{"event": "start", "step": 0}, {"event": "step", "step": 1}]
+    assert offset == len(b'{"event": "start", "step": 0}\nnot json\n[1, 2]\n{"event": "step", "step": 1}\n')
+
+
+def test_following_a_real_training_run_in_another_process(tmp_path):
+    """`tinygpt train` in another terminal; the watcher sees the same records the run leaves behind."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"line {i % 97}: the quick brown fox jumps over the lazy dog.\n" for i in range(400)))
+    cmd = [sys.executable, str(ROOT / "train.py"), str(corpus), "--name", "watched", "--models-dir", str(tmp_path / "models"),
+           "--preset", "tiny", "--n-layer", "1", "--n-embd", "32", "--block-size", "16", "--batch-size", "4",
+           "--max-steps", "60", "--eval-interval", "20", "--eval-iters", "2", "--sample-chars", "20",
+           "--threads", "1", "--device", "cpu", "--jsonl"]
+    run = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / "models" / "watched"
+    got, offset, polls_with_news = [], 0, 0
+    deadline = time.monotonic() + 120
+    try:
+        while not any(r["event"] == "finish" for r in got):
+            assert time.monotonic() < deadline, (got[-3:], run.poll())
+            new, offset = read_metrics(folder, offset)
+            got += new
+            polls_with_news += bool(new)
+            if not new and run.poll() is not None and run.returncode != 0:
+                raise AssertionError(run.communicate()[1][-2000:])
+            time.sleep(0.01)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, err
+    assert polls_with_news >= 2  # followed while it grew, not read once at the end
+    final, _ = read_metrics(folder)
+    assert got == final
+    assert [r["event"] for r in got][0] == "start" and got[-1]["event"] == "finish" and got[-1]["step"] == 60
+    # the metrics file and the run's own --jsonl output tell the same story
+    printed = [json.loads(line) for line in out.splitlines()]
+    assert [(r["event"], r.get("step")) for r in printed] == [(r["event"], r.get("step")) for r in got]
