@@ -266,5 +266,10 @@ async def test_inspector_screen_renders_and_follows_keys():
         assert screen.view.chars[-1] == "r" and screen.view.position == 0
         await pilot.press("end")
         assert screen.view.position == len("林黛玉 the honour") - 1
+        await pilot.press("a")  # rows h0, h1, avg: labels 4 cells wide; 林 is at x 4-5, 黛 at 6-7
+        heat.scroll_visible(animate=False)  # at 80x24 the heatmap starts below the fold
+        await pilot.pause()
+        await pilot.click("#insp-map", offset=(7, 3))
+        assert screen.view.position == 1 and screen.view.actual.char == "玉"
         await pilot.press("escape")
         assert pilot.app.screen is not screen

@@ -52,6 +52,36 @@ def weight_cell(w: float, vmax: float, width: int, color: bool) -> Text:
     return Text(SHADES[min(int(level * (len(SHADES) - 1) + 0.5), len(SHADES) - 1)] * width)
 
 
+def heatmap_layout(chars: list[str], row_labels: list[str], width: int) -> tuple[int, list[tuple[int, int]]]:
+    """The label width and the (start, end) column blocks a heatmap of this width wraps into."""
+    lab_w = max((cell_len(r) for r in row_labels), default=0) + 1
+    avail = max(width - lab_w, 2)
+    chunks, start, used = [], 0, 0
+    for j, ch in enumerate(chars):
+        w = cell(ch)[1]
+        if used + w > avail and j > start:
+            chunks.append((start, j))
+            start, used = j, 0
+        used += w
+    chunks.append((start, len(chars)))
+    return lab_w, chunks
+
+
+def heatmap_column_at(chars: list[str], row_labels: list[str], width: int, x: int, y: int, ruler: bool = True) -> int | None:
+    """The context position under cell (x, y) of a heatmap drawn by ``heatmap`` (for mouse clicks)."""
+    lab_w, chunks = heatmap_layout(chars, row_labels, width)
+    per = len(row_labels) + 1 + (1 if ruler else 0)
+    k = y // per
+    if y < 0 or k >= len(chunks) or x < lab_w:
+        return None
+    col = lab_w
+    for j in range(*chunks[k]):
+        col += cell(chars[j])[1]
+        if x < col:
+            return j
+    return None
+
+
 def heatmap(chars: list[str], rows: list[tuple[str, list[float]]], width: int, query: int,
             color: bool = True, vmax: float | None = None, selected: int | None = None, ruler: bool = True) -> Text:
     """Rows of weights over the context characters, wrapped to ``width`` cells.
@@ -61,17 +91,9 @@ def heatmap(chars: list[str], rows: list[tuple[str, list[float]]], width: int, q
     Columns after ``query`` cannot be attended to and are left blank.
     """
     labels = [cell(c) for c in chars]
-    lab_w = max((cell_len(r[0]) for r in rows), default=0) + 1
+    lab_w, chunks = heatmap_layout(chars, [r[0] for r in rows], width)
     if vmax is None:
         vmax = max((w for _, ws in rows for w in ws[: query + 1]), default=0.0)
-    avail = max(width - lab_w, 2)
-    chunks, start, used = [], 0, 0
-    for j, (_, w) in enumerate(labels):
-        if used + w > avail and j > start:
-            chunks.append((start, j))
-            start, used = j, 0
-        used += w
-    chunks.append((start, len(labels)))
     out = Text()
     for n, (a, b) in enumerate(chunks):
         if n:

@@ -7,7 +7,7 @@ rows are the heads of one layer (plus their average), columns are the context
 characters themselves (wide characters take two cells, space shows as ·, a
 newline as ⏎), the colour is how much the query position attends to each one.
 
-Keys: ←/→ move the query position (Home/End: first/last), ↑/↓ pick a head
+Keys: ←/→ move the query position (Home/End: first/last; or click a column), ↑/↓ pick a head
 row, [ and ] change layer, a selects the all-heads average, g shows all
 layers (each layer's mean over heads and the mean of everything), PageUp/PageDown
 scroll, Escape closes.
@@ -40,7 +40,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from ..core.errors import TinyGPTError
-from ..inspect_cli import cell, head_rows, heatmap, layer_rows, legend, prob_bars, ranked_line, top_attended
+from ..inspect_cli import cell, head_rows, heatmap, heatmap_column_at, layer_rows, legend, prob_bars, ranked_line, top_attended
 
 
 class Panel(Widget):
@@ -62,6 +62,11 @@ class Panel(Widget):
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return self._text(width).plain.count("\n") + 1
+
+    def on_click(self, event) -> None:
+        screen = self.screen
+        if self.id == "insp-map" and isinstance(screen, InspectorScreen):
+            screen.click_map(event.x, event.y, self.size.width)
 
 
 class InspectorScreen(ModalScreen):
@@ -204,6 +209,15 @@ class InspectorScreen(ModalScreen):
             return
         self.position = None if where < 0 or where >= self.analysis.length - 1 else where
         self._refresh_view()
+
+    def click_map(self, x: int, y: int, width: int) -> None:
+        """A click on a heatmap column makes that character the query position."""
+        if self.view is None:
+            return
+        rows, _ = self._rows()
+        j = heatmap_column_at(self.view.chars, [r[0] for r in rows], width, x, y)
+        if j is not None and j != self.view.position:
+            self.action_move_to(j)
 
     def action_head(self, delta: int) -> None:
         if self.analysis is None:
