@@ -1,0 +1,93 @@
+"""Streaming sampler: one character at a time, reproducible, stoppable, settings checked."""
+
+import threading
+
+import pytest
+import torch
+
+from tinygpt_tui.core.errors import SettingsError
+from tinygpt_tui.core.model import GPT, GPTConfig
+from tinygpt_tui.core.sampler import Generation, SamplingSettings, filter_logits, generate, generate_nocache
+from tinygpt_tui.core.tokenizer import CharTokenizer
+
+TEXT = "abcdefghij klmnop\nqrstuvwxyz.,!?"
+
+
+def model_for(pos="rope", block=16):
+    tok = CharTokenizer.from_text(TEXT)
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=block, n_layer=2, n_head=2, n_embd=32, pos_encoding=pos)).eval()
+    return m, tok
+
+
+def test_streams_one_character_at_a_time():
+    m, tok = model_for()
+    it = generate(m, tok, "abc", SamplingSettings(max_new_tokens=40, seed=1))
+    chars = list(it)
+    assert len(chars) == 40 and all(len(c) == 1 and c in tok.stoi for c in chars)
+
+
+def test_same_seed_same_text_and_different_seed_differs():
+    m, tok = model_for()
+    s = lambda seed: "".join(generate(m, tok, "ab", SamplingSettings(max_new_tokens=60, temperature=1.5, seed=seed)))
+    assert s(7) == s(7)
+    assert s(7) != s(8)
+
+
+@pytest.mark.parametrize("pos", ["learned", "sinusoidal", "rope", "alibi", "none"])
+def test_greedy_cached_matches_recomputing_within_the_window(pos):
+    m, tok = model_for(pos)
+    settings = SamplingSettings(max_new_tokens=12, temperature=0)  # prompt 4 + 12 = the window of 16
+    assert "".join(generate(m, tok, "abcd", settings)) == "".join(generate_nocache(m, tok, "abcd", settings))
+
+
+@pytest.mark.parametrize("pos", ["learned", "rope"])
+def test_generation_runs_far_past_the_window(pos):
+    m, tok = model_for(pos, block=8)
+    out = "".join(generate(m, tok, "abc", SamplingSettings(max_new_tokens=100, seed=3)))
+    assert len(out) == 100
+
+
+def test_top_k_1_is_greedy_and_top_p_keeps_the_top_token():
+    m, tok = model_for()
+    greedy = "".join(generate(m, tok, "ab", SamplingSettings(max_new_tokens=30, temperature=0)))
+    k1 = "".join(generate(m, tok, "ab", SamplingSettings(max_new_tokens=30, temperature=1.0, top_k=1, seed=5)))
+    p0 = "".join(generate(m, tok, "ab", SamplingSettings(max_new_tokens=30, temperature=1.0, top_p=1e-6, seed=5)))
+    assert greedy == k1 == p0
+
+
+def test_filter_logits_top_p_keeps_smallest_set():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = torch.isfinite(filter_logits(logits, 1.0, top_p=0.7))[0].tolist()
+    assert kept == [True, True, False, False]
+    kept = torch.isfinite(filter_logits(logits, 1.0, top_k=3))[0].tolist()
+    assert kept == [True, True, True, False]
+
+
+def test_stop_between_characters():
+    m, tok = model_for()
+    stop = threading.Event()
+    gen = Generation(m, tok, "a", SamplingSettings(max_new_tokens=1000, seed=0), stop)
+    out = []
+    for ch in gen:
+        out.append(ch)
+        if len(out) == 5:
+            stop.set()
+    assert len(out) == 5
+
+
+def test_unknown_prompt_characters_are_reported():
+    m, tok = model_for()
+    gen = Generation(m, tok, "ab€c🙂", SamplingSettings(max_new_tokens=3, seed=0))
+    assert gen.dropped == ["€", "🙂"] and len(list(gen)) == 3
+    gen = Generation(m, tok, "€€€", SamplingSettings(max_new_tokens=3, seed=0))
+    assert len(list(gen)) == 3  # nothing known left: starts from scratch, no crash
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(temperature=-0.1), dict(top_k=0), dict(top_p=0.0), dict(top_p=1.5), dict(max_new_tokens=-1), dict(temperature=float("nan"))],
+)
+def test_bad_settings_are_refused(kw):
+    with pytest.raises(SettingsError):
+        SamplingSettings(**kw).validate()

@@ -1,0 +1,99 @@
+"""The training loop end to end: loss falls, events flow, checkpoints reload, resume continues, stop saves."""
+
+import threading
+
+import pytest
+
+from tinygpt_tui.core import checkpoint as ckpt
+from tinygpt_tui.core.errors import SettingsError, TinyGPTError
+from tinygpt_tui.core.sampler import SamplingSettings, generate
+from tinygpt_tui.core.trainer import TrainConfig, lr_at, train
+
+
+def cfg(corpus, models, **kw):
+    base = dict(corpus=str(corpus), name="t", models_dir=str(models), preset="tiny", block_size=32, max_steps=60,
+                eval_interval=30, eval_iters=4, sample_chars=20, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_end_to_end_loss_falls_saves_reloads_generates(small_corpus, tmp_path):
+    events = list(train(cfg(small_corpus, tmp_path, max_steps=120, eval_interval=60)))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "finish" and "eval" in kinds and "saved" in kinds
+    evals = [e for e in events if e.kind == "eval"]
+    assert evals[-1].val_loss < evals[0].val_loss - 0.2 and evals[-1].sample
+    fin = events[-1]
+    assert fin.reason == "done" and fin.step == 120 and fin.val_loss < 3.0
+    loaded = ckpt.load_model(tmp_path / "t")
+    doc = loaded.doc
+    assert doc["figures"]["step"] == 120 and doc["corpus"]["sha256"] and doc["figures"]["val_loss"] == pytest.approx(fin.val_loss)
+    assert doc["training"]["batch_size"] == 16 and doc["model"]["block_size"] == 32
+    text = "".join(generate(loaded.model, loaded.tokenizer, "ROMEO:", SamplingSettings(max_new_tokens=50, seed=0)))
+    assert len(text) == 50
+    records, _ = ckpt.read_metrics(tmp_path / "t")
+    assert [r["event"] for r in records].count("eval") == len(evals)
+    assert "validation loss" in (tmp_path / "t" / "README.md").read_text().lower()
+
+
+def test_resume_continues_the_same_run(small_corpus, tmp_path):
+    """Stopped at step 25 and resumed, a run follows the uninterrupted run's loss curve."""
+    straight = list(train(cfg(small_corpus, tmp_path / "a", max_steps=60, dtype="fp32", log_interval=1)))
+    assert straight[-1].step == 60
+    stop = threading.Event()
+    events = []
+    for e in train(cfg(small_corpus, tmp_path / "b", max_steps=60, dtype="fp32", log_interval=1), stop):
+        events.append(e)
+        if e.kind == "step" and e.step == 25:
+            stop.set()
+    assert events[-1].kind == "finish" and events[-1].reason == "stopped" and events[-1].step == 25
+    resumed = list(train(cfg(small_corpus, tmp_path / "b", max_steps=60, dtype="fp32", log_interval=1, resume=True)))
+    assert resumed[0].step == 25 and resumed[0].resumed and resumed[-1].step == 60
+    full = {e.step: e.loss for e in straight if e.kind == "step"}
+    res = {e.step: e.loss for e in resumed if e.kind == "step"}
+    for s in (27, 40, 60):
+        assert res[s] == pytest.approx(full[s], abs=2e-3), s
+    records, _ = ckpt.read_metrics(tmp_path / "b" / "t")
+    steps = [r["step"] for r in records if r["event"] == "step"]
+    assert steps == sorted(steps) and steps[-1] == 60  # one clean curve, nothing past the checkpoint duplicated
+
+
+def test_time_budget_fits_the_schedule(small_corpus, tmp_path):
+    events = list(train(cfg(small_corpus, tmp_path, max_steps=None, time_budget=3.0, eval_interval=1000)))
+    fin = events[-1]
+    assert fin.reason == "budget" and 2.5 <= fin.elapsed_s < 8
+    steps = [e for e in events if e.kind == "step"]
+    assert steps[-1].lr < steps[len(steps) // 2].lr  # the cosine decays over the budget
+
+
+def test_existing_name_is_not_overwritten(small_corpus, tmp_path):
+    list(train(cfg(small_corpus, tmp_path, max_steps=5, eval_interval=5)))
+    before = (tmp_path / "t" / "model.safetensors").read_bytes()
+    with pytest.raises(SettingsError, match="already exists"):
+        list(train(cfg(small_corpus, tmp_path, max_steps=5)))
+    assert (tmp_path / "t" / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        (dict(n_embd=30, n_head=4), "divisible"),
+        (dict(block_size=0), "block"),
+        (dict(lr=-1.0), "lr"),
+        (dict(batch_size=0), "batch"),
+        (dict(name="../escape"), "name"),
+        (dict(preset="huge"), "preset"),
+    ],
+)
+def test_impossible_settings(small_corpus, tmp_path, kw, msg):
+    with pytest.raises(TinyGPTError, match=msg):
+        list(train(cfg(small_corpus, tmp_path, **kw)))
+    assert not (tmp_path / "t").exists()
+
+
+def test_lr_schedule_warmup_then_cosine():
+    c = TrainConfig(name="x", lr=1e-3, warmup_steps=10, min_lr_ratio=0.1, max_steps=100).resolved()
+    assert lr_at(c, 0, 0.0) == pytest.approx(1e-4)
+    assert lr_at(c, 9, 0.09) == pytest.approx(1e-3)
+    assert lr_at(c, 50, 0.5) == pytest.approx(0.55e-3)
+    assert lr_at(c, 100, 1.0) == pytest.approx(1e-4)
