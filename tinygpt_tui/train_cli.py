@@ -154,7 +154,25 @@ def _run_with_progress(cfg: TrainConfig, stop: threading.Event, dist: DistInfo) 
                 console.print(Text(f"{verdict} at step {ev.step:,} after {_fmt_time(ev.elapsed_s)}: validation loss {vl} "
                                    f"(whole validation split); saved to {printable(ev.path)}", style="bold green"))
                 if ev.reason == "stopped":
-                    console.print(Text(f"continue with: tinygpt train --name {printable(cfg.name)} --resume"))
+                    console.print(Text(f"continue with: {resume_hint(cfg, dist)}"))
+
+
+def resume_hint(cfg: TrainConfig, dist: DistInfo) -> str:
+    """The command that continues this run (any number of processes can resume it)."""
+    import shlex
+
+    from .core.tokenizer import printable
+
+    cmd = f"tinygpt train --name {shlex.quote(cfg.name)} --resume"
+    if cfg.models_dir:
+        cmd += f" --models-dir {shlex.quote(str(cfg.models_dir))}"
+    if dist.world_size > 1:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
+        if local == dist.world_size:
+            cmd = f"torchrun --standalone --nproc_per_node={local} --no-python {cmd}   (or without torchrun, in one process)"
+        else:
+            cmd = f"{cmd}, started by torchrun on every machine as before (or alone, in one process)"
+    return printable(cmd)
 
 
 def main(argv=None) -> None:
