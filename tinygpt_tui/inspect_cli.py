@@ -12,6 +12,7 @@ No torch at import: the model loads inside ``run_inspect``.
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 from rich.cells import cell_len
@@ -46,7 +47,9 @@ def cell(ch: str) -> tuple[str, int]:
 
 
 def weight_cell(w: float, vmax: float, width: int, color: bool) -> Text:
-    level = 0.0 if vmax <= 0 else w / vmax
+    # square-root scale: one head that puts 0.9 on a single character would
+    # otherwise leave every weight of 0.1 or less looking like nothing
+    level = 0.0 if vmax <= 0 else math.sqrt(min(max(w / vmax, 0.0), 1.0))
     if color:
         return Text(" " * width, style=Style(bgcolor=ramp_color(level)))
     return Text(SHADES[min(int(level * (len(SHADES) - 1) + 0.5), len(SHADES) - 1)] * width)
@@ -135,10 +138,11 @@ def heatmap(chars: list[str], rows: list[tuple[str, list[float]]], width: int, q
 
 
 def legend(vmax: float, color: bool = True, width: int = 16) -> Text:
+    """The colour scale: 0 to the heaviest weight shown, on a square-root scale."""
     t = Text("0 ", style="dim")
     for i in range(width):
-        t.append_text(weight_cell(i / (width - 1) * vmax, vmax, 1, color))
-    t.append(f" {vmax:.3f}", style="dim")
+        t.append_text(weight_cell((i / (width - 1)) ** 2 * vmax, vmax, 1, color))
+    t.append(f" {vmax:.3f} (√ scale)", style="dim")
     return t
 
 
@@ -233,8 +237,8 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
     color = console.color_system is not None
     head = Text()
     head.append(name, style="bold")
-    head.append(f" · {len(view.chars)} character(s) of context" + (f" (window {block_size})" if block_size else ""))
-    head.append(" · query position ")
+    head.append(f" · context {len(view.chars)}" + (f"/{block_size}" if block_size else "") + " chars")
+    head.append(" · position ")
     head.append(f"{view.position} ", style="bold")
     head.append(cell(view.query_char)[0], style="bold underline reverse")
     head.append(f" · temperature {view.temperature:g}")
@@ -257,7 +261,7 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
     hl = view.sampled.char if view.sampled else (view.actual.char if view.actual else None)
     console.print(prob_bars(view, width, highlight=hl))
     if view.actual:
-        console.print(ranked_line(view.actual, "the character that follows in the context,"))
+        console.print(ranked_line(view.actual, "next in the context:"))
     if view.sampled:
         console.print(ranked_line(view.sampled, "asked about:"))
     elif view.sampled_unknown:

@@ -296,7 +296,7 @@ class InspectorScreen(ModalScreen):
             after = "".join(cell(c)[0] for c in v.chars[max(0, v.position - 15) : v.position + 1])
             probs_title.update(Text.assemble(("Next character after ", "bold"), "…" if v.position > 15 else "", (after, "bold")))
             if v.actual is not None:
-                rank.update(ranked_line(v.actual, "the next character in the context,"))
+                rank.update(ranked_line(v.actual, "next in the context:"))
             elif a.length >= 2:
                 before = a.at(a.length - 2, 1, self.temperature)
                 rank.update(ranked_line(before.actual, "one step earlier the last character"))
