@@ -70,6 +70,16 @@ def resolve_model(name_or_path, models_dir=None) -> Path:
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over the target."""
     path = Path(path)
+    tmp = _stage(path, data)
+    try:
+        os.replace(tmp, path)
+    except OSError as e:
+        _unlink(tmp)
+        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _stage(path: Path, data: bytes | str) -> str:
+    """Write data to a temporary file beside path and fsync it; return the temporary name."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     try:
@@ -82,13 +92,17 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink(tmp)
         raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+    return tmp
+
+
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _umask() -> int:
@@ -354,15 +368,30 @@ def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | N
         raise CheckpointError(f"cannot create model folder {folder}: {e.strerror or e}") from None
     step = int(doc.get("figures", {}).get("step", 0))
     doc = {"format": FORMAT, **doc}
-    atomic_write(folder / WEIGHTS, weights_bytes(model, step))
-    atomic_write(folder / VOCAB, tokenizer.to_json())
+    files = [(WEIGHTS, weights_bytes(model, step)), (VOCAB, tokenizer.to_json())]
     if train_state is not None:
         tensors, meta = train_state
-        atomic_write(folder / STATE_TENSORS, save(tensors, metadata={"format": FORMAT, "step": str(step)}))
-        atomic_write(folder / STATE_JSON, json.dumps({"format": FORMAT, "step": step, **meta}, indent=1))
-    atomic_write(folder / CONFIG, json.dumps(doc, indent=2, ensure_ascii=False))
+        files.append((STATE_TENSORS, save(tensors, metadata={"format": FORMAT, "step": str(step)})))
+        files.append((STATE_JSON, json.dumps({"format": FORMAT, "step": step, **meta}, indent=1)))
+    files.append((CONFIG, json.dumps(doc, indent=2, ensure_ascii=False)))
     if card is not None:
-        atomic_write(folder / CARD, card)
+        files.append((CARD, card))
+    # Write and fsync every file first, then rename them one after the other: the renames take
+    # microseconds, so a kill almost never falls between the weights and the training state
+    # (and a full disk fails before anything is replaced).
+    staged = []
+    try:
+        for name, data in files:
+            staged.append((_stage(folder / name, data), folder / name))
+        while staged:
+            tmp, dst = staged[0]
+            os.replace(tmp, dst)
+            staged.pop(0)
+    except OSError as e:
+        raise CheckpointError(f"cannot write {staged[0][1] if staged else folder}: {e.strerror or e}") from None
+    finally:
+        for tmp, _ in staged:
+            _unlink(tmp)
     fsync_dir(folder)
 
 
@@ -430,6 +459,8 @@ class FolderLock:
             self._f.flush()
         except OSError:
             pass  # the lock is what matters, the pid is a courtesy
+        for p in self.folder.glob(".*.tmp"):  # left by a run killed mid-save; no one else writes here now
+            _unlink(p)
 
     def release(self) -> None:
         if self._f is not None and not self._f.closed:
@@ -473,10 +504,31 @@ def read_metrics(folder, start: int = 0) -> tuple[list[dict], int]:
 
 def truncate_metrics(folder, after_step: int) -> None:
     """Drop records past a checkpoint's step (a resumed run rewrites that stretch)."""
-    records, _ = read_metrics(folder)
+    records, end = read_metrics(folder)
     kept = [r for r in records if not (isinstance(r.get("step"), int) and r["step"] > after_step)]
-    if len(kept) != len(records):
+    try:
+        size = (Path(folder) / METRICS).stat().st_size
+    except FileNotFoundError:
+        size = end
+    # rewrite also when a kill left half a line (or a garbled one): appending to it would glue
+    # the next record onto the fragment and lose it
+    if len(kept) != len(records) or size != end or _has_bad_lines(folder):
         atomic_write(Path(folder) / METRICS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+
+
+def _has_bad_lines(folder) -> bool:
+    try:
+        with open(Path(folder) / METRICS, "rb") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return False
+    for line in lines:
+        try:
+            if not isinstance(json.loads(line), dict):
+                return True
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return True
+    return False
 
 
 # ---------------------------------------------------------------- the model card

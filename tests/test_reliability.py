@@ -1,0 +1,516 @@
+"""Crash-safe training: SIGKILL at random moments, SIGTERM/SIGINT, --resume, full disk, read-only folder, one run per folder.
+
+The kill test needs many short-lived `tinygpt train` processes. Starting each
+one from scratch costs seconds of imports, so a small "zygote" process imports
+tinygpt and torch once (running no torch op, so no thread pool exists yet) and
+forks a fresh process per run: each child runs the real `tinygpt` entry point
+(`tinygpt_tui.cli.run` with its own argv), is killed with a real signal, and
+is reaped by the zygote, which reports its exit status.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tinygpt_tui.core import checkpoint as ckpt
+from tinygpt_tui.core.errors import CheckpointError, TinyGPTError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ZYGOTE = textwrap.dedent(
+    r"""
+    import json, os, signal, sys
+    import numpy, safetensors, torch  # noqa: F401  (imported once; no torch op runs here)
+    import tinygpt_tui.cli, tinygpt_tui.train_cli, tinygpt_tui.core.trainer, tinygpt_tui.core.model  # noqa: F401
+    import tinygpt_tui.core.sampler, tinygpt_tui.core.device, rich.progress, safetensors.torch  # noqa: F401
+    import torch.distributed, torch.optim, torch.nn.parallel, torch._dynamo  # noqa: F401  (AdamW imports dynamo)
+    out = sys.stdout
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["op"] == "run":
+            pid = os.fork()
+            if pid == 0:
+                fd = os.open(cmd["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                os.close(fd)
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                sys.stdin = open(0)
+                sys.stdout = open(1, "w", buffering=1)
+                sys.stderr = open(2, "w", buffering=1)
+                os.environ.update(cmd.get("env", {}))
+                sys.argv = ["tinygpt", *cmd["argv"]]
+                code = 0
+                try:
+                    tinygpt_tui.cli.run()
+                except SystemExit as e:
+                    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                except BaseException:
+                    import traceback
+                    traceback.print_exc()
+                    code = 1
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+            out.write(json.dumps({"pid": pid}) + "\n")
+        elif cmd["op"] == "poll":
+            pid, status = os.waitpid(cmd["pid"], os.WNOHANG)
+            if pid == 0:
+                out.write(json.dumps({"running": True}) + "\n")
+            else:
+                sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+                out.write(json.dumps({"running": False, "signal": sig, "code": code}) + "\n")
+        elif cmd["op"] == "wait":
+            _, status = os.waitpid(cmd["pid"], 0)
+            sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            out.write(json.dumps({"signal": sig, "code": code}) + "\n")
+        out.flush()
+    """
+)
+
+
+class Zygote:
+    def __init__(self):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        self.live: set[int] = set()
+        self.proc = subprocess.Popen([sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, cwd=ROOT, env=env)
+
+    def _ask(self, **cmd) -> dict:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, "the zygote process died"
+        return json.loads(line)
+
+    def start(self, argv: list[str], log: Path) -> int:
+        pid = self._ask(op="run", argv=[str(a) for a in argv], log=str(log))["pid"]
+        self.live.add(pid)
+        return pid
+
+    def wait(self, pid: int) -> dict:
+        st = self._ask(op="wait", pid=pid)
+        self.live.discard(pid)
+        return st
+
+    def wait_for_output(self, pid: int, log: Path, text: str, timeout: float = 90):
+        """Wait until the run's output shows `text`; fail at once if the run ends first."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if text in text_of(log):
+                return
+            st = self._ask(op="poll", pid=pid)
+            if not st["running"]:
+                self.live.discard(pid)
+                raise AssertionError(f"the run ended ({st}) before printing {text!r}:\n{text_of(log)[-2000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {text!r}")
+
+    def close(self):
+        for pid in list(self.live):  # a failed test must not leave a training running
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait(pid)
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def _keep_signal_handlers():
+    """`tinygpt train` run in-process installs its Ctrl+C handler; give pytest its own back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    z = Zygote()
+    yield z
+    z.close()
+
+
+def train_argv(corpus, models_dir, name, *extra):
+    return ["train", str(corpus), "--name", name, "--models-dir", str(models_dir), "--preset", "tiny",
+            "--n-layer", "1", "--n-embd", "32", "--block-size", "16", "--batch-size", "8",
+            "--eval-interval", "5", "--eval-iters", "1", "--sample-chars", "0", "--threads", "1", "--jsonl", *extra]
+
+
+def metrics_lines(folder: Path) -> list[str]:
+    p = folder / ckpt.METRICS
+    return p.read_text(encoding="utf-8").split("\n") if p.exists() else []
+
+
+def text_of(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+# --------------------------------------------------------------------------- SIGKILL
+def test_sigkill_at_random_moments_leaves_a_loadable_folder(zygote, small_corpus, tmp_path):
+    """20 runs into one folder, each SIGKILLed at a random moment; the folder loads after every kill
+    and each run resumes where the last complete checkpoint left off."""
+    models, name = tmp_path / "models", "killed"
+    folder = models / name
+    rng = random.Random(os.getpid())
+    last_step, kills, resumed_runs = -1, 0, 0
+    t_start = time.monotonic()
+    for i in range(20):
+        resume = (folder / ckpt.CONFIG).exists()
+        argv = train_argv(small_corpus, models, name, "--max-steps", "100000", *(["--resume"] if resume else []))
+        resumed_runs += resume
+        log = tmp_path / f"run{i}.log"
+        pid = zygote.start(argv, log)
+        # early kills hit setup and the first save, later ones hit steps, evals and saves
+        time.sleep(rng.uniform(0.05, 1.2) if i % 4 else rng.uniform(0.0, 0.3))
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        status = zygote.wait(pid)
+        output = log.read_text(errors="replace")
+        assert status["signal"] == signal.SIGKILL, f"run {i} ended by itself ({status}) instead of being killed:\n{output[-2000:]}"
+        assert "Traceback" not in output
+        kills += 1
+        if not (folder / ckpt.CONFIG).exists():
+            continue  # killed before its first checkpoint
+        loaded = ckpt.load_model(folder)  # must never fail once a checkpoint exists
+        assert loaded.model.cfg.n_embd == 32
+        w_step = ckpt.weights_step(folder)
+        tensors, meta = ckpt.load_train_state(folder)
+        assert meta["step"] == w_step, f"after kill {i}: weights at step {w_step}, training state at step {meta['step']}"
+        assert w_step >= last_step, "a checkpoint went backwards"
+        last_step = w_step
+        records, _ = ckpt.read_metrics(folder)  # complete lines only; a partial trailing line is tolerated
+        assert all(isinstance(r, dict) and "event" in r for r in records)
+        lines = metrics_lines(folder)
+        for line in lines[:-1]:  # every line but a possibly cut last one parses
+            json.loads(line)
+    assert last_step >= 10 and resumed_runs >= 5, (last_step, resumed_runs)
+
+    # a last run finishes normally from where the kills left it
+    pid = zygote.start(train_argv(small_corpus, models, name, "--max-steps", str(last_step + 7), "--resume"), tmp_path / "final.log")
+    status = zygote.wait(pid)
+    out = (tmp_path / "final.log").read_text()
+    assert status == {"signal": None, "code": 0}, out[-2000:]
+    events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    first_step = next(e for e in events if e["event"] == "step")
+    assert first_step["step"] >= last_step + 1
+    assert events[-1]["event"] == "finish" and events[-1]["step"] == last_step + 7
+    # the loss curve in metrics.jsonl: every line whole, no step logged twice (killed stretches were rewound)
+    lines = [l for l in metrics_lines(folder) if l]
+    recs = [json.loads(l) for l in lines]
+    steps = [r["step"] for r in recs if r["event"] == "step"]
+    assert steps == sorted(set(steps)), steps
+    assert ckpt.weights_step(folder) == last_step + 7
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")], "temporary files left behind"
+    assert time.monotonic() - t_start < 90
+
+
+# --------------------------------------------------------------------------- SIGTERM / SIGINT
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_and_exits_cleanly_then_resume_continues(zygote, small_corpus, tmp_path, sig):
+    models, name = tmp_path / "models", "sig"
+    folder = models / name
+    log = tmp_path / "run.log"
+    pid = zygote.start(train_argv(small_corpus, models, name, "--max-steps", "100000"), log)
+    zygote.wait_for_output(pid, log, '"event": "step", "step": 10,')
+    os.kill(pid, sig)
+    status = zygote.wait(pid)
+    out = log.read_text()
+    # Stopping is a requested, successful outcome: the checkpoint is saved, so the exit code is 0 for both.
+    assert status == {"signal": None, "code": 0}, out[-2000:]
+    events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    fin = events[-1]
+    assert fin["event"] == "finish" and fin["reason"] == "stopped"
+    stopped_at = fin["step"]
+    assert stopped_at >= 10
+    assert ckpt.weights_step(folder) == stopped_at  # the checkpoint holds the very last step
+    assert ckpt.load_train_state(folder)[1]["step"] == stopped_at
+    ckpt.load_model(folder)
+
+    log2 = tmp_path / "resume.log"
+    pid = zygote.start(["train", "--name", name, "--models-dir", str(models), "--resume", "--max-steps", str(stopped_at + 12),
+                        "--jsonl"], log2)  # the corpus comes from the checkpoint
+    status = zygote.wait(pid)
+    out2 = log2.read_text()
+    assert status == {"signal": None, "code": 0}, out2[-2000:]
+    ev2 = [json.loads(l) for l in out2.splitlines() if l.startswith("{")]
+    assert ev2[0]["event"] == "start" and ev2[0]["resumed"] and ev2[0]["step"] == stopped_at
+    logged = [e["step"] for e in ev2 if e["event"] == "step"]
+    assert logged == [s for s in range(stopped_at + 1, stopped_at + 13) if s % 10 == 0]  # the step count goes on
+    assert ev2[-1]["event"] == "finish" and ev2[-1]["step"] == stopped_at + 12
+
+
+# --------------------------------------------------------------------------- resume == uninterrupted
+def _tcfg(corpus, models, name, **kw):
+    from tinygpt_tui.core.trainer import TrainConfig
+
+    base = dict(corpus=str(corpus), name=name, models_dir=str(models), preset="tiny", n_layer=1, n_embd=32, n_head=2,
+                block_size=16, batch_size=8, dropout=0.1, max_steps=30, warmup_steps=5, eval_interval=5, eval_iters=2,
+                log_interval=1, sample_chars=0, seed=7, device="cpu", dtype="fp32")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _run(cfg, stop_at=None):
+    from tinygpt_tui.core.trainer import train
+
+    stop = threading.Event()
+    events = []
+    for ev in train(cfg, stop):
+        events.append(ev.record())
+        if stop_at is not None and ev.kind == "step" and ev.step == stop_at:
+            stop.set()
+    return events
+
+
+def test_resumed_run_matches_uninterrupted_run(small_corpus, tmp_path):
+    """Stopped at step 8 (as Ctrl+C does) and resumed to 20: the same steps, learning rates and losses
+    as one uninterrupted run of 20 with the same seed (fp32, dropout on, so the RNG state matters too)."""
+    import torch
+
+    torch.set_num_threads(1)
+    models = tmp_path / "models"
+    full = _run(_tcfg(small_corpus, models, "full", max_steps=20))
+    first = _run(_tcfg(small_corpus, models, "split", max_steps=20), stop_at=8)
+    assert first[-1]["event"] == "finish" and first[-1]["reason"] == "stopped" and first[-1]["step"] == 8
+    second = _run(_tcfg(small_corpus, models, "split", resume=True, max_steps=20))
+    assert second[0]["event"] == "start" and second[0]["step"] == 8 and second[0]["resumed"]
+
+    def steps(evs):
+        return {e["step"]: e for e in evs if e["event"] == "step"}
+
+    a, b = steps(full), steps(second)
+    assert sorted(b) == list(range(9, 21))
+    for s in range(9, 21):
+        assert b[s]["lr"] == pytest.approx(a[s]["lr"], rel=1e-9), s
+        assert b[s]["loss"] == pytest.approx(a[s]["loss"], abs=1e-4), (s, a[s]["loss"], b[s]["loss"])
+        assert b[s]["tokens_seen"] == a[s]["tokens_seen"]
+    # metrics.jsonl of the split run reads as one continuous curve equal to the full one
+    recs, _ = ckpt.read_metrics(models / "split")
+    curve = [(r["step"], r["loss"]) for r in recs if r["event"] == "step"]
+    assert [s for s, _ in curve] == list(range(1, 21))
+    full_curve = [(r["step"], r["loss"]) for r in ckpt.read_metrics(models / "full")[0] if r["event"] == "step"]
+    assert [l for _, l in curve] == pytest.approx([l for _, l in full_curve], abs=1e-4)
+    # and the final weights agree
+    wa = ckpt.load_model(models / "full").model.state_dict()
+    wb = ckpt.load_model(models / "split").model.state_dict()
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-4), k
+
+
+def test_metrics_with_a_cut_last_line_resume_cleanly(small_corpus, tmp_path):
+    """A SIGKILL in the middle of appending metrics leaves half a line; the resumed run must not glue
+    its first record onto it (that record would be lost)."""
+    models = tmp_path / "models"
+    _run(_tcfg(small_corpus, models, "cut", max_steps=10))
+    folder = models / "cut"
+    with open(folder / ckpt.METRICS, "a", encoding="utf-8") as f:
+        f.write('{"event": "step", "step": 11, "lo')  # what a kill mid-write leaves
+    evs = _run(_tcfg(small_corpus, models, "cut", max_steps=14, resume=True))
+    lines = [l for l in metrics_lines(folder) if l]
+    recs = [json.loads(l) for l in lines]  # every line whole
+    starts = [r for r in recs if r["event"] == "start"]
+    assert len(starts) == 2 and starts[1]["resumed"]
+    assert [r["step"] for r in recs if r["event"] == "step"] == list(range(1, 15))
+    assert evs[-1]["step"] == 14
+
+
+# --------------------------------------------------------------------------- full disk, read-only folder
+def _enospc_after(monkeypatch, allowed: int):
+    """os.fsync fails with ENOSPC after `allowed` calls (a disk that fills up during training)."""
+    real = os.fsync
+    calls = {"n": 0}
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] > allowed:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return lines[0]
+
+
+def test_full_disk_gives_one_line_error_and_keeps_the_previous_checkpoint(small_corpus, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tinygpt_tui.cli import app
+
+    models = tmp_path / "models"
+    folder = models / "full"
+    calls = {"saves": 0}
+    real_save = ckpt.save_model
+
+    def save_then_fill_disk(*a, **kw):
+        real_save(*a, **kw)
+        calls["saves"] += 1
+        if calls["saves"] == 1:
+            _enospc_after(monkeypatch, 0)  # the disk is full from now on
+
+    monkeypatch.setattr(ckpt, "save_model", save_then_fill_disk)
+    argv = train_argv(small_corpus, models, "full", "--max-steps", "40")
+    result = CliRunner().invoke(app, argv)
+    line = _one_error_line(result)
+    assert "No space left on device" in line and "model.safetensors" in line
+    monkeypatch.undo()
+    # the step-5 checkpoint is whole and loadable, no temporary file is left, and training can resume
+    assert ckpt.weights_step(folder) == 5 and ckpt.load_train_state(folder)[1]["step"] == 5
+    ckpt.load_model(folder)
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+    evs = _run(_tcfg(small_corpus, models, "full", resume=True, max_steps=8))
+    assert evs[0]["step"] == 5 and evs[-1]["step"] == 8
+
+
+def _deny_writes_under(monkeypatch, folder: Path, err=errno.EROFS):
+    """Writes (new files, renames) under `folder` fail as on a read-only file system.
+
+    chmod alone can't test this when the tests run as root (root ignores permissions),
+    so file creation and renames under the folder are refused the way the kernel would."""
+    import builtins
+
+    folder = str(Path(folder).resolve())
+    real_open, real_os_open, real_replace, real_mkdir = builtins.open, os.open, os.replace, os.mkdir
+
+    def inside(p) -> bool:
+        try:
+            return str(Path(os.fsdecode(p)).resolve()).startswith(folder)
+        except (TypeError, ValueError):
+            return False
+
+    def deny(p):
+        raise OSError(err, os.strerror(err), os.fsdecode(p))
+
+    def os_open(path, flags, *a, **kw):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+            deny(path)
+        return real_os_open(path, flags, *a, **kw)
+
+    def b_open(file, mode="r", *a, **kw):
+        if isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax+") and inside(file):
+            deny(file)
+        return real_open(file, mode, *a, **kw)
+
+    def replace(src, dst, *a, **kw):
+        if inside(dst):
+            deny(dst)
+        return real_replace(src, dst, *a, **kw)
+
+    def mkdir(path, *a, **kw):
+        if inside(path):
+            deny(path)
+        return real_mkdir(path, *a, **kw)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(builtins, "open", b_open)
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_read_only_models_folder_gives_one_line_error_and_keeps_the_checkpoint(small_corpus, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tinygpt_tui.cli import app
+
+    models = tmp_path / "models"
+    folder = models / "ro"
+    _run(_tcfg(small_corpus, models, "ro", max_steps=6))
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    os.chmod(folder, 0o555)
+    os.chmod(models, 0o555)
+    try:
+        if os.geteuid() == 0:
+            _deny_writes_under(monkeypatch, models)
+        runner = CliRunner()
+        # resuming into the read-only folder
+        line = _one_error_line(runner.invoke(app, train_argv(small_corpus, models, "ro", "--max-steps", "12", "--resume")))
+        assert "ro" in line and ("Read-only" in line or "Permission denied" in line), line
+        # a new model in the read-only models directory
+        line = _one_error_line(runner.invoke(app, train_argv(small_corpus, models, "new", "--max-steps", "12")))
+        assert "Read-only" in line or "Permission denied" in line, line
+        # a failure at save time (the folder turned read-only during the run) is also one clear line
+        monkeypatch.undo()
+        os.chmod(folder, 0o755)
+        os.chmod(models, 0o755)
+        real_save = ckpt.save_model
+        calls = {"saves": 0}
+
+        def save_then_lock_folder(*a, **kw):
+            real_save(*a, **kw)
+            calls["saves"] += 1
+            if calls["saves"] == 1:
+                _deny_writes_under(monkeypatch, folder, errno.EACCES)
+
+        monkeypatch.setattr(ckpt, "save_model", save_then_lock_folder)
+        with pytest.raises(CheckpointError, match="Permission denied"):
+            _run(_tcfg(small_corpus, models, "ro", resume=True, max_steps=40))
+        monkeypatch.undo()
+    finally:
+        monkeypatch.undo()
+        os.chmod(models, 0o755)
+        os.chmod(folder, 0o755)
+    # the checkpoint written before is byte-for-byte what it was, except the later save at step 10
+    assert ckpt.weights_step(folder) == 10 and ckpt.load_train_state(folder)[1]["step"] == 10
+    ckpt.load_model(folder)
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+    assert set(before) <= {p.name for p in folder.iterdir()}
+
+
+# --------------------------------------------------------------------------- one run per folder
+def test_two_trainings_into_one_folder_are_never_interleaved(zygote, small_corpus, tmp_path):
+    models, name = tmp_path / "models", "shared"
+    folder = models / name
+    log_a = tmp_path / "a.log"
+    pid_a = zygote.start(train_argv(small_corpus, models, name, "--max-steps", "100000"), log_a)
+    zygote.wait_for_output(pid_a, log_a, '"event": "saved"')
+    # a second fresh run, and a resume of the same folder, while the first one runs
+    for extra in ([], ["--resume"]):
+        log_b = tmp_path / f"b{len(extra)}.log"
+        pid_b = zygote.start(train_argv(small_corpus, models, name, "--max-steps", "100000", *extra), log_b)
+        st = zygote.wait(pid_b)
+        out = log_b.read_text()
+        assert st == {"signal": None, "code": 2}, out
+        err = [l for l in out.splitlines() if l.startswith("error:")]
+        assert len(err) == 1 and "Traceback" not in out, out
+        if extra:
+            assert "being trained by another process" in err[0] and str(pid_a) in err[0], err[0]
+    # the in-process API refuses too (the app trains in a thread)
+    with pytest.raises(TinyGPTError, match="being trained by another process"):
+        _run(_tcfg(small_corpus, models, name, resume=True, max_steps=100000))
+    os.kill(pid_a, signal.SIGTERM)
+    assert zygote.wait(pid_a) == {"signal": None, "code": 0}
+    # the lock went with the process: resuming now works
+    evs = _run(_tcfg(small_corpus, models, name, resume=True, max_steps=ckpt.weights_step(folder) + 2))
+    assert evs[-1]["event"] == "finish" and evs[-1]["reason"] == "done"
+    # and the lock is released when a run ends, so the same process can train it again
+    evs = _run(_tcfg(small_corpus, models, name, resume=True, max_steps=ckpt.weights_step(folder) + 2))
+    assert evs[-1]["reason"] == "done"
