@@ -304,7 +304,7 @@ class InspectorScreen(ModalScreen):
                 rank.update("")
             weights = self._weights()
             label = "all layers and heads" if self.all_layers else (f"layer {self.layer_index} average" if self.head_index is None else f"layer {self.layer_index} head {self.head_index}")
-            summary.update(Text(f"{label} looks most at: ", style="dim") + top_attended(v, weights, 8))
+            summary.update(top_attended(v, weights, 8, f"{label} looks most at: "))
         for pid in ("#insp-probs", "#insp-map-title", "#insp-map"):
             self.query_one(pid, Panel).refresh(layout=True)
 

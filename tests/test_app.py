@@ -1,0 +1,440 @@
+"""The app, driven with Textual's Pilot: sidebar, loading, streaming, stopping, training, following."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from app_fixtures import make_models_dir, small_corpus  # noqa: E402
+
+from tinygpt_tui.app.app import ConfirmQuit, TinyGPTApp  # noqa: E402
+from tinygpt_tui.app.output import OutputView  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    return make_models_dir(tmp_path_factory.mktemp("app"))
+
+
+async def wait_for(pilot, cond, timeout=60.0, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        await pilot.pause(step)
+    return cond()
+
+
+def notes(app) -> str:
+    return "\n".join(str(n.message) for n in app._notifications)
+
+
+async def load(pilot, app, name="alpha"):
+    gen = app.generate_screen
+    models = gen.query_one("#models")
+    models.focus()
+    models.highlighted = [i.name for i in models.infos].index(name)
+    await pilot.press("enter")
+    assert await wait_for(pilot, lambda: gen.loaded is not None and gen.loaded.name == name), notes(app)
+    return gen
+
+
+def make_app(models_dir, **kw):
+    return TinyGPTApp(models_dir=models_dir, watch_models=kw.pop("watch_models", False), warm_torch=False, **kw)
+
+
+# ------------------------------------------------------------------ generate screen
+async def test_sidebar_lists_models_and_broken_folder(models_dir):
+    app = make_app(models_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        models = app.generate_screen.query_one("#models")
+        assert [i.name for i in models.infos] == ["alpha", "beta", "broken"]
+        assert models.option_count == 3
+        shown = [str(models.get_option_at_index(i).prompt) for i in range(3)]
+        assert "alpha" in shown[0] and "15k params" in shown[0] and "ctx 32" in shown[0] and "val 2.345" in shown[0]
+        assert "other" in shown[1] and "val 1.987" in shown[1]
+        assert "broken" in shown[2] and 'no "model" section' in shown[2]
+        assert "torch" not in sys.modules or True  # (torch may already be imported by other tests)
+        # picking the broken one explains why, and nothing else happens
+        models.focus()
+        models.highlighted = 2
+        await pilot.press("enter")
+        await pilot.pause()
+        assert 'no "model" section' in notes(app)
+        assert app.generate_screen.loaded is None
+
+
+async def test_pick_stream_stop_continue_clear(models_dir):
+    app = make_app(models_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        assert "alpha" in app.sub_title and "CPU" in app.sub_title
+        assert app.focused is gen.query_one("#prompt")
+        gen.query_one("#sampling").set_value("length", 100000)
+        await pilot.press(*"ROMEO:", "enter")
+        out = gen.query_one("#output", OutputView)
+        assert await wait_for(pilot, lambda: gen.stream.generated > 40)
+        assert out.text.startswith("ROMEO:")
+        assert gen.generating
+        await pilot.press("escape")
+        assert await wait_for(pilot, lambda: not gen.generating, timeout=5)
+        assert gen.stream.stop_event.is_set()
+        await pilot.pause(0.2)
+        stopped_len = len(out.text)
+        assert stopped_len == len("ROMEO:") + gen.stream.generated  # everything sampled is shown
+        await pilot.pause(0.3)
+        assert len(out.text) == stopped_len  # and nothing more arrives
+        status = str(gen.query_one("#status").render())
+        assert "stopped" in status and "chars" in status
+
+        # continue from where it stopped: the old text stays, more follows
+        before = out.text
+        gen.query_one("#sampling").set_value("length", 30)
+        await pilot.press("ctrl+n")
+        assert await wait_for(pilot, lambda: not gen.generating and len(out.text) == len(before) + 30)
+        assert out.text.startswith(before)
+
+        # clear
+        await pilot.press("ctrl+l")
+        assert out.text == "" and gen.context == ""
+
+
+async def test_new_prompt_replaces_running_one_and_unknown_chars_are_reported(models_dir):
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = await load(pilot, app, "beta")
+        gen.query_one("#sampling").set_value("length", 100000)
+        await pilot.press(*"first", "enter")
+        assert await wait_for(pilot, lambda: gen.stream.generated > 10)
+        first = gen.stream
+        gen.query_one("#sampling").set_value("length", 20)
+        gen.query_one("#prompt").value = "second€"
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: first.finished, timeout=10)
+        assert first.stop_event.is_set()
+        out = gen.query_one("#output", OutputView)
+        assert await wait_for(pilot, lambda: gen.stream.finished)
+        assert out.text.startswith("second€") and "first" not in out.text
+        assert len(out.text) == len("second€") + 20
+        assert "€" in notes(app) and "does not know" in notes(app)
+
+
+async def test_text_is_inert_and_settings_apply(models_dir):
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        panel = gen.query_one("#sampling")
+        panel.set_value("temperature", 0)
+        panel.set_value("length", 25)
+        gen.start("\x1b[2J\x1b]0;pwned\x07hi [bold]x[/bold]", fresh=True)
+        assert await wait_for(pilot, lambda: gen.stream.finished)
+        out = gen.query_one("#output", OutputView)
+        shown = out.text
+        assert "\x1b" not in shown and "\x07" not in shown
+        assert "␛[2J" in shown and "[bold]x[/bold]" in shown  # visible, not obeyed, not parsed as markup
+        # greedy (temperature 0) is deterministic: the same prompt gives the same text
+        first = out.text
+        gen.start("\x1b[2J\x1b]0;pwned\x07hi [bold]x[/bold]", fresh=True)
+        assert await wait_for(pilot, lambda: gen.stream.finished)
+        assert out.text == first
+        # a bad setting is reported, nothing starts
+        panel.set_value("top_p", "1.5")
+        old = gen.stream
+        gen.start("x", fresh=True)
+        await pilot.pause()
+        assert gen.stream is old and "top-p" in notes(app)
+
+
+async def test_scrolling_back_is_not_yanked_to_the_bottom(models_dir):
+    app = make_app(models_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        gen.query_one("#sampling").set_value("length", 100000)
+        out = gen.query_one("#output", OutputView)
+        await pilot.press("enter")
+        # wait until the text is several screens long, following the end meanwhile
+        assert await wait_for(pilot, lambda: out.virtual_size.height > 3 * out.size.height, timeout=120)
+        assert out.scroll_y >= out.max_scroll_y - 1
+        out.scroll_to(y=0, animate=False, immediate=True)
+        grown = out.virtual_size.height
+        assert await wait_for(pilot, lambda: out.virtual_size.height > grown + 3)
+        assert out.scroll_y == 0
+        # back at the end, it follows again
+        out.scroll_end(animate=False, immediate=True)
+        grown = out.virtual_size.height
+        assert await wait_for(pilot, lambda: out.virtual_size.height > grown + 3)
+        await pilot.pause(0.1)
+        assert out.scroll_y >= out.max_scroll_y - 2
+        await pilot.press("escape")
+
+
+async def test_inspect_key_pushes_the_inspector_with_model_and_context(models_dir, monkeypatch):
+    import types
+
+    from textual.screen import Screen
+
+    got = {}
+
+    class FakeInspector(Screen):
+        def __init__(self, model, tokenizer, context_text):
+            super().__init__()
+            got.update(model=model, tokenizer=tokenizer, context=context_text)
+
+    fake = types.ModuleType("tinygpt_tui.app.inspector")
+    fake.InspectorScreen = FakeInspector
+    monkeypatch.setitem(sys.modules, "tinygpt_tui.app.inspector", fake)
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        gen.query_one("#sampling").set_value("length", 10)
+        await pilot.press(*"hello", "enter")
+        assert await wait_for(pilot, lambda: gen.stream.finished)
+        gen.query_one("#output").focus()
+        await pilot.press("i")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, FakeInspector))
+        assert got["model"] is gen.loaded.model and got["tokenizer"] is gen.loaded.tokenizer
+        assert got["context"] == gen.query_one("#output", OutputView).text and got["context"].startswith("hello")
+
+    monkeypatch.setitem(sys.modules, "tinygpt_tui.app.inspector", None)  # import fails
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        gen.query_one("#output").focus()
+        await pilot.press("i")
+        await pilot.pause()
+        assert "not available" in notes(app) and app.screen is gen
+
+
+async def test_every_action_is_in_the_command_palette(models_dir):
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for t in ("Generate screen", "Training screen", "Refresh models", "Stop generating", "Continue", "Clear output",
+                  "Toggle sidebar", "Sampling settings", "Inspect", "Start training", "Stop training", "Resume training",
+                  "Follow a run", "Load model: alpha", "Quit"):
+            assert t in titles, t
+        assert "Load model: broken" not in titles
+        # every binding has an id (for keymaps)
+        from tinygpt_tui.app.generate import GenerateScreen
+        from tinygpt_tui.app.training import TrainingScreen
+
+        for cls in (TinyGPTApp, GenerateScreen, TrainingScreen):
+            for b in cls.BINDINGS:
+                assert b.id, (cls.__name__, b.key)
+
+
+# ------------------------------------------------------------------ training screen
+def fill(screen, **values):
+    from textual.widgets import Input, Select
+
+    for wid, v in values.items():
+        w = screen.query_one(f"#{wid}")
+        if isinstance(w, Select):
+            w.value = v
+        else:
+            assert isinstance(w, Input)
+            w.value = str(v)
+
+
+async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus(tmp_path)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        assert ts.id == "training"
+        fill(ts, **{"train-corpus-path": corpus, "train-name": "fresh", "train-preset": "tiny", "hp-n_layer": 1,
+                    "hp-n_embd": 32, "hp-block_size": 32, "hp-batch_size": 8, "hp-eval_interval": 10,
+                    "train-steps": 30, "train-minutes": "", "train-device": "cpu"})
+        await pilot.press("ctrl+s")
+        job = app.training
+        assert job is not None and job.cfg.max_steps == 30
+        # training goes on while the user is on the other screen, and the status says so
+        await pilot.press("ctrl+g")
+        assert await wait_for(pilot, lambda: job.state in ("running", "done"), timeout=120), job.error
+        app.generate_screen.update_status()
+        assert "fresh" in str(app.generate_screen.query_one("#status").render())
+        await pilot.press("ctrl+t")
+        assert await wait_for(pilot, lambda: not job.active, timeout=180), job.error
+        assert job.state == "done", job.error
+        await pilot.pause(0.5)
+        view = ts.view
+        assert view.steps[-1] == 30 and len(view.steps) >= 3
+        assert view.eval_steps == [10, 20, 30] and all(v > 0 for v in view.val_losses)
+        assert view.sample
+        assert ts.chart.points == len(view.steps) + len(view.eval_steps)
+        assert ts.chart.series["val (eval)"][0] == [10, 20, 30]
+        assert "step 30 / 30" in str(ts.query_one("#run-progress-text").render())
+        # the new model is in the sidebar, ready to generate from
+        assert await wait_for(pilot, lambda: any(i.name == "fresh" and i.ok for i in app.model_infos), timeout=30)
+        names = [i.name for i in app.generate_screen.query_one("#models").infos]
+        assert "fresh" in names
+
+        # resume it for 10 more steps
+        fill(ts, **{"train-steps": 40})
+        await pilot.press("ctrl+r")
+        job2 = app.training
+        assert job2 is not job and job2.resume
+        assert await wait_for(pilot, lambda: not job2.active, timeout=120), job2.error
+        assert job2.state == "done", job2.error
+        await pilot.pause(0.5)
+        assert ts.view.start["step"] == 30 and ts.view.steps[-1] == 40
+
+        await pilot.press("ctrl+g")
+        gen = await load(pilot, app, "fresh")
+        gen.query_one("#sampling").set_value("length", 20)
+        await pilot.press(*"ROMEO:", "enter")
+        assert await wait_for(pilot, lambda: gen.stream.finished)
+        assert len(gen.query_one("#output", OutputView).text) == len("ROMEO:") + 20
+
+
+async def test_training_screen_bad_input_shows_an_error_and_the_app_survives(tmp_path):
+    d = make_models_dir(tmp_path)
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(bytes(range(256)) * 100)
+    short = tmp_path / "short.txt"
+    short.write_text("hello there\n" * 5)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        err = lambda: str(ts.query_one("#train-error").render())  # noqa: E731
+
+        fill(ts, **{"train-corpus-path": "", "train-name": "x"})
+        await pilot.press("ctrl+s")
+        assert "pick a corpus" in err()
+
+        fill(ts, **{"train-corpus-path": str(tmp_path / "nope.txt"), "train-name": "x", "train-device": "cpu"})
+        await pilot.press("ctrl+s")
+        assert await wait_for(pilot, lambda: app.training is not None and app.training.state == "failed")
+        await pilot.pause(0.2)
+        assert "not found" in err()
+
+        fill(ts, **{"train-corpus-path": str(binary), "train-name": "y"})
+        await pilot.press("ctrl+s")
+        assert await wait_for(pilot, lambda: app.training.name == "y" and app.training.state == "failed")
+        await pilot.pause(0.2)
+        assert "binary" in err() or "UTF-8" in err()
+
+        fill(ts, **{"train-corpus-path": str(short), "train-name": "z"})
+        await pilot.press("ctrl+s")
+        assert await wait_for(pilot, lambda: app.training.name == "z" and app.training.state == "failed")
+        await pilot.pause(0.2)
+        assert "too short" in err()
+
+        # impossible hyperparameters: caught before anything starts
+        before = app.training
+        fill(ts, **{"train-corpus-path": str(short), "train-name": "w", "hp-n_embd": 30, "hp-n_head": 4})
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.training is before and "n-embd" in err()
+        fill(ts, **{"hp-n_embd": "", "hp-n_head": "", "hp-lr": "abc"})
+        await pilot.press("ctrl+s")
+        assert "learning rate" in err()
+
+        # resuming a model that has no training state
+        fill(ts, **{"hp-lr": "", "train-name": "alpha"})
+        await pilot.press("ctrl+r")
+        assert await wait_for(pilot, lambda: app.training.name == "alpha" and app.training.state == "failed")
+        await pilot.pause(0.2)
+        assert "resume" in err()
+
+        # the app still works
+        await pilot.press("ctrl+g")
+        await load(pilot, app, "alpha")
+        assert not any(i.name in ("x", "y", "z", "w") and i.ok for i in app.model_infos)
+
+
+WRITER = r"""
+import json, sys, time
+folder = sys.argv[1]
+recs = [{"event": "start", "step": 0, "max_steps": 60, "time_budget": None, "params": 1234, "device": "CPU (1 threads)",
+         "dtype": "fp32", "tokens_per_step": 256, "world_size": 2, "corpus": "far"}]
+for s in range(10, 61, 10):
+    recs.append({"event": "step", "step": s, "loss": 4.0 - s / 30, "lr": 0.001, "tokens_per_s": 5000.0, "elapsed_s": s / 10,
+                 "progress": s / 60, "eta_s": (60 - s) / 10, "tokens_seen": s * 256})
+    if s % 20 == 0:
+        recs.append({"event": "eval", "step": s, "train_loss": 3.9 - s / 30, "val_loss": 4.1 - s / 30, "best_val_loss": 4.1 - s / 30,
+                     "elapsed_s": s / 10, "sample": f"sample at {s}"})
+recs.append({"event": "finish", "step": 60, "reason": "done", "val_loss": 2.0, "best_val_loss": 2.0, "elapsed_s": 6.0, "path": folder})
+with open(folder + "/metrics.jsonl", "a") as f:
+    for r in recs:
+        line = json.dumps(r) + "\n"
+        half = len(line) // 2
+        f.write(line[:half]); f.flush(); time.sleep(0.03)  # a reader may see half a line
+        f.write(line[half:]); f.flush(); time.sleep(0.03)
+"""
+
+
+async def test_following_a_run_written_by_another_process(tmp_path):
+    d = make_models_dir(tmp_path)
+    run = d / "remote"
+    run.mkdir()
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        fill(ts, **{"train-follow": "remote"})
+        await pilot.press("ctrl+l")
+        assert ts.source[0] == "file"
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(run)])
+        try:
+            seen_partial = await wait_for(pilot, lambda: 0 < len(ts.view.steps) < 6, timeout=15)
+            assert await wait_for(pilot, lambda: bool(ts.view.finish), timeout=20)
+        finally:
+            proc.wait(timeout=20)
+        assert seen_partial  # it was followed while growing, not read once at the end
+        await pilot.pause(0.4)
+        v = ts.view
+        assert v.steps == [10, 20, 30, 40, 50, 60]
+        assert v.eval_steps == [20, 40, 60] and v.sample == "sample at 60"
+        assert ts.chart.points == 9
+        title = str(ts.query_one("#run-title").render())
+        assert "remote" in title and "CPU (1 threads)" in title
+        assert "step 60 / 60" in str(ts.query_one("#run-progress-text").render())
+        # a resumed run rewrites the file shorter: the view starts over instead of breaking
+        (run / "metrics.jsonl").write_text(json.dumps({"event": "start", "step": 0, "max_steps": 5, "device": "CPU"}) + "\n")
+        assert await wait_for(pilot, lambda: ts.view.steps == [] and ts.view.start.get("max_steps") == 5, timeout=15)
+
+
+async def test_quitting_while_training_asks_then_saves(tmp_path):
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus(tmp_path)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        fill(ts, **{"train-corpus-path": corpus, "train-name": "long", "train-preset": "tiny", "hp-n_layer": 1,
+                    "hp-n_embd": 32, "hp-block_size": 32, "hp-batch_size": 8, "hp-eval_interval": 100000,
+                    "train-steps": 100000, "train-minutes": "", "train-device": "cpu"})
+        await pilot.press("ctrl+s")
+        job = app.training
+        assert await wait_for(pilot, lambda: job.run.step >= 10, timeout=120), job.error
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmQuit)
+        await pilot.press("escape")  # changed my mind
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmQuit) and job.active and app.is_running
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.press("y")
+        assert await wait_for(pilot, lambda: not job.active, timeout=120)
+        await pilot.pause(0.5)
+    assert job.state == "stopped"
+    cfg = json.loads((d / "long" / "config.json").read_text())
+    assert cfg["figures"]["step"] == job.run.step > 0
+    assert (d / "long" / "train_state.json").exists()

@@ -1,0 +1,259 @@
+"""The tinygpt app: `tinygpt` with no command.
+
+Nothing here imports torch: the first screen paints from JSON and file
+headers alone. Torch loads in a worker thread right after the first paint
+(so picking a model is quick), and inside the workers that load, sample and
+train.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+from ..core.checkpoint import default_models_dir, list_models
+from .sidebar import folder_signature
+
+MODELS_POLL_S = 2.0
+
+
+class ConfirmQuit(ModalScreen[bool]):
+    """Training is running: stop (saving a checkpoint) and quit, or stay."""
+
+    BINDINGS = [Binding("escape", "dismiss(False)", "Cancel"), Binding("y", "dismiss(True)", "Stop & quit")]
+
+    def __init__(self, name: str):
+        super().__init__(id="confirm-quit")
+        self.run_name = name
+
+    def compose(self):
+        from rich.text import Text
+
+        from ..core.tokenizer import printable
+
+        with Vertical(id="confirm-box"):
+            yield Static(Text.assemble(("Training is running", "bold"), "\n\n", f"Stop {printable(self.run_name)}, save a checkpoint at the current step, and quit?\n(You can resume it later.)"))
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Stop, save & quit (y)", id="confirm-yes", variant="error")
+                yield Button("Cancel (Esc)", id="confirm-no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm-yes")
+
+
+class TinyGPTApp(App):
+    """Generate from tiny character-level GPTs and train new ones."""
+
+    TITLE = "tinygpt"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        Binding("ctrl+g", "show_generate", "Generate", id="show-generate"),
+        Binding("ctrl+t", "show_training", "Train", id="show-training"),
+        Binding("f5", "refresh_models", "Refresh models", show=False, id="refresh-models"),
+    ]
+
+    def __init__(self, models_dir=None, watch_models: bool = True, warm_torch: bool = True):
+        super().__init__()
+        self.models_dir = Path(models_dir) if models_dir else default_models_dir()
+        self.model_infos = list_models(self.models_dir)
+        self._signature = folder_signature(self.models_dir)
+        self.training = None  # training.TrainingJob
+        self._quitting = False
+        self.watch_models = watch_models
+        self.warm_torch = warm_torch
+        self.first_paint_at: float | None = None
+
+    # ------------------------------------------------------------ screens
+    # Both screens live for the whole session (modes keep their state); the
+    # training screen is built on first use, so its imports stay off the first paint.
+    SCREENS = {"generate": lambda: _generate_screen(), "training": lambda: _training_screen()}
+    MODES = {"generate": "generate", "training": "training"}
+    DEFAULT_MODE = "generate"
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._painted)
+        if self.watch_models:
+            self.set_interval(MODELS_POLL_S, self.check_models)
+
+    def _painted(self) -> None:
+        self.first_paint_at = time.perf_counter()
+        if self.warm_torch:
+            self._warm()
+
+    @work(thread=True, group="warm", exit_on_error=False)
+    def _warm(self) -> None:
+        """Import torch and the model code in the background, so the first load is quick."""
+        import torch  # noqa: F401
+
+        from ..core import model, sampler  # noqa: F401
+
+    @property
+    def generate_screen(self):
+        return self.get_screen("generate")
+
+    def training_screen(self):
+        return self.get_screen("training")
+
+    @property
+    def training_screen_if_built(self):
+        return self._built("training")
+
+    def _built(self, name: str):
+        """An installed screen if it has been created already (never creates one)."""
+        from textual.screen import Screen
+
+        screen = self._installed_screens.get(name)
+        return screen if isinstance(screen, Screen) else None
+
+    def action_show_generate(self) -> None:
+        if self.current_mode != "generate":
+            self.switch_mode("generate")
+        else:
+            while len(self.screen_stack) > 1:
+                self.pop_screen()
+
+    def action_show_training(self) -> None:
+        if self.current_mode != "training":
+            self.switch_mode("training")
+
+    # ------------------------------------------------------------ models
+    def check_models(self) -> None:
+        """Cheap: a few stat calls; the sidebar reloads only when something changed."""
+        sig = folder_signature(self.models_dir)
+        if sig != self._signature:
+            self._signature = sig
+            self.refresh_models()
+
+    @work(thread=True, exclusive=True, group="models", exit_on_error=False)
+    def refresh_models(self) -> None:
+        infos = list_models(self.models_dir)
+        self.call_from_thread(self._models_listed, infos)
+
+    def action_refresh_models(self) -> None:
+        self._signature = folder_signature(self.models_dir)
+        self.refresh_models()
+        self.notify("Models refreshed.", timeout=2)
+
+    def _models_listed(self, infos) -> None:
+        self.model_infos = infos
+        self.generate_screen.set_models(infos)
+
+    # ------------------------------------------------------------ training (owned by the app, not the screen)
+    def start_training(self, cfg, resume: bool = False):
+        from .training import TrainingJob
+
+        job = TrainingJob(cfg, resume=resume)
+        self.training = job
+        self.run_worker(lambda: self._train(job), thread=True, group="train", name=f"train {cfg.name}", exit_on_error=False)
+        return job
+
+    def _train(self, job) -> None:
+        try:
+            job.thread_main()
+        finally:
+            try:
+                self.call_from_thread(self._training_ended, job)
+            except RuntimeError:  # the app already closed
+                pass
+
+    def _training_ended(self, job) -> None:
+        from ..core.tokenizer import printable
+
+        self.action_refresh_models_quiet()
+        if job.state == "failed":
+            self.notify(printable(job.error), title=f"training {printable(job.name)} failed", severity="error", timeout=10)
+            ts = self.training_screen_if_built
+            if ts is not None and ts.is_mounted:
+                ts.show_error(job.error)
+        else:
+            self.notify(job.summary().plain, title="training finished" if job.state == "done" else "training stopped", timeout=8)
+        if self._quitting:
+            self.exit()
+
+    def action_refresh_models_quiet(self) -> None:
+        self._signature = folder_signature(self.models_dir)
+        self.refresh_models()
+
+    # ------------------------------------------------------------ quitting
+    async def action_quit(self) -> None:
+        job = self.training
+        if job is not None and job.active:
+            if self._quitting:
+                return
+
+            def answer(yes: bool | None) -> None:
+                if yes:
+                    self._quitting = True
+                    job.stop()
+                    self.notify("Saving a checkpoint, then quitting …", title="training", timeout=30)
+
+            self.push_screen(ConfirmQuit(job.name), answer)
+            return
+        gen = self._built("generate")
+        if gen is not None:
+            gen.stop_generation()
+        self.exit()
+
+    # ------------------------------------------------------------ command palette
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Generate screen", "Pick a model and generate text (Ctrl+G)", self.action_show_generate)
+        yield SystemCommand("Training screen", "Train a model with a live loss chart (Ctrl+T)", self.action_show_training)
+        yield SystemCommand("Refresh models", "Re-read the models folder (F5)", self.action_refresh_models)
+        gen = self.generate_screen
+        if gen is not None:
+            yield SystemCommand("Stop generating", "Stop the text being written (Esc)", gen.action_stop)
+            yield SystemCommand("Continue", "Generate more from where the text stopped (Ctrl+N)", gen.action_continue)
+            yield SystemCommand("Clear output", "Clear the output pane (Ctrl+L)", gen.action_clear)
+            yield SystemCommand("Toggle sidebar", "Show or hide the models and sampling settings (Ctrl+B)", gen.action_toggle_sidebar)
+            yield SystemCommand("Sampling settings", "Edit temperature, top-k, top-p, length, seed (F6)", gen.action_focus_settings)
+            yield SystemCommand("Copy output", "Copy the output pane to the clipboard (Ctrl+Y)", gen.action_copy_output)
+            yield SystemCommand("Inspect", "Attention and next-character probabilities for the current text (i)", gen.action_inspect)
+            for info in self.model_infos:
+                if info.ok:
+                    yield SystemCommand(f"Load model: {info.name}", f"{info.params:,} parameters, trained on {info.corpus or '?'}", lambda i=info: self._load_from_palette(i))
+        ts = self.training_screen()
+        yield SystemCommand("Start training", "Start a run with the training form (Ctrl+S on the training screen)", lambda: self._on_training(ts.action_start))
+        yield SystemCommand("Stop training", "Stop the run, saving a checkpoint (Ctrl+O on the training screen)", lambda: self._on_training(ts.action_stop_training))
+        yield SystemCommand("Resume training", "Continue a stopped run named in the form (Ctrl+R on the training screen)", lambda: self._on_training(ts.action_resume))
+        yield SystemCommand("Follow a run", "Watch a run started elsewhere through its metrics.jsonl (Ctrl+L on the training screen)", lambda: self._on_training(ts.action_follow))
+
+    def _load_from_palette(self, info) -> None:
+        self.action_show_generate()
+        self.generate_screen.pick(info)
+
+    def _on_training(self, action) -> None:
+        self.action_show_training()
+        self.call_after_refresh(action)
+
+
+def _generate_screen():
+    from .generate import GenerateScreen
+
+    return GenerateScreen()
+
+
+def _training_screen():
+    from .training import TrainingScreen
+
+    return TrainingScreen()
+
+
+def run_app(models_dir=None) -> None:
+    """Open the app (called by `tinygpt` with no command)."""
+    TinyGPTApp(models_dir=models_dir).run()
+
+
+if __name__ == "__main__":
+    run_app()

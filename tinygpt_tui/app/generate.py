@@ -1,0 +1,387 @@
+"""The generate screen: pick a model, write a prompt, watch it write."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+
+from ..core.checkpoint import ModelInfo
+from ..core.errors import TinyGPTError
+from ..core.tokenizer import printable
+from .output import GENERATED, NOTE, PROMPT, OutputView
+from .sidebar import ModelList, SamplingPanel
+
+FLUSH_INTERVAL = 1 / 30  # seconds between hand-overs from the sampler thread to the screen
+
+
+@dataclass
+class Stream:
+    """One generation: the sampler thread appends, the screen drains (list appends are atomic)."""
+
+    gen_id: int
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    chunks: list = field(default_factory=list)  # (text, t_sampled) from the thread
+    drained: int = 0
+    generated: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    first_char_at: float | None = None
+    finished_at: float | None = None
+    finished: bool = False
+    error: str = ""
+    latencies: list = field(default_factory=list)  # seconds from sampling to the screen, per flush
+
+    @property
+    def chars_per_s(self) -> float:
+        if self.first_char_at is None or self.generated < 2:
+            return 0.0
+        end = self.finished_at or time.perf_counter()
+        return self.generated / max(end - self.started, 1e-9)
+
+
+class GenerateScreen(Screen):
+    """The default screen: sidebar of models, the output pane, the prompt and a status line."""
+
+    AUTO_FOCUS = "#models"
+
+    BINDINGS = [
+        Binding("escape", "stop", "Stop", id="stop"),
+        Binding("ctrl+n", "continue", "Continue", id="continue"),
+        Binding("ctrl+l", "clear", "Clear", id="clear"),
+        Binding("ctrl+b", "toggle_sidebar", "Sidebar", id="toggle-sidebar"),
+        Binding("ctrl+y", "copy_output", "Copy", show=False, id="copy"),
+        Binding("i", "inspect", "Inspect", id="inspect"),
+        Binding("f6", "focus_settings", "Settings", show=False, id="settings"),
+    ]
+
+    class Flush(Message):
+        """The sampler thread has new characters (posted at most ~30 times a second)."""
+
+        def __init__(self, gen_id: int):
+            super().__init__()
+            self.gen_id = gen_id
+
+    class Done(Message):
+        def __init__(self, gen_id: int):
+            super().__init__()
+            self.gen_id = gen_id
+
+    def __init__(self):
+        super().__init__(id="generate")
+        self.loaded = None  # core.checkpoint.Loaded
+        self.device_name = ""
+        self.stream: Stream | None = None
+        self._next_id = 0
+        self.context = ""  # the raw text the next "continue" starts from (prompt + generated)
+        self.loading_name: str | None = None
+        self.pending_prompt: str | None = None  # submitted while the model was loading
+
+    # ------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="◆")
+        with Horizontal(id="gen-body"):
+            with Vertical(id="sidebar"):
+                yield ModelList(id="models")
+                yield SamplingPanel(id="sampling")
+            with Vertical(id="main"):
+                yield OutputView(id="output")
+                yield Input(placeholder="Write a prompt and press Enter (empty: start fresh)", id="prompt")
+                yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#models", ModelList).border_title = "Models"
+        self.query_one("#sampling", SamplingPanel).border_title = "Sampling"
+        self.query_one("#output", OutputView).border_title = "Output"
+        self.set_models(self.app.model_infos)
+        self.update_status()
+        self.set_interval(0.5, self.update_status)
+
+    def set_models(self, infos: list[ModelInfo]) -> None:
+        models = self.query_one("#models", ModelList)
+        models.set_models(infos)
+        ok = sum(1 for i in infos if i.ok)
+        models.border_subtitle = f"{ok} ready" + (f", {len(infos) - ok} broken" if len(infos) > ok else "")
+        if not infos:
+            out = self.query_one("#output", OutputView)
+            if not len(out):
+                out.append(
+                    f"No models yet in {self.app.models_dir}.\n\nTrain one with Ctrl+T (the training screen), "
+                    "or from a terminal: tinygpt train shakespeare --name mine --preset tiny --minutes 5\n",
+                    NOTE,
+                )
+
+    # ------------------------------------------------------------ models
+    @on(ModelList.Picked)
+    def _picked(self, event: ModelList.Picked) -> None:
+        self.pick(event.info)
+
+    def pick(self, info: ModelInfo) -> None:
+        if not info.ok:
+            self.notify(printable(info.error), title=f"{printable(info.name)} is broken", severity="error")
+            return
+        if self.loaded is not None and self.loaded.path == info.path and self.loading_name is None:
+            self.query_one("#prompt").focus()
+            return
+        self.loading_name = info.name
+        self.update_status()
+        self.query_one("#prompt").focus()  # type while it loads; Enter waits for it
+        self._load(info)
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def _load(self, info: ModelInfo) -> None:
+        try:
+            from ..core.checkpoint import load_model
+            from ..core.device import describe, pick_device
+
+            device = pick_device("auto")
+            loaded = load_model(info.path, device=device)
+            name = describe(device)
+        except TinyGPTError as e:
+            self.app.call_from_thread(self._load_failed, info, str(e))
+            return
+        except Exception as e:  # a torch error on a strange file: still one line, never a crash
+            self.app.call_from_thread(self._load_failed, info, f"{type(e).__name__}: {e}")
+            return
+        self.app.call_from_thread(self._loaded, info, loaded, name)
+
+    def _load_failed(self, info: ModelInfo, message: str) -> None:
+        self.loading_name = None
+        self.pending_prompt = None
+        self.update_status()
+        self.notify(printable(message), title=f"cannot load {printable(info.name)}", severity="error", timeout=8)
+
+    def _loaded(self, info: ModelInfo, loaded, device_name: str) -> None:
+        self.stop_generation()
+        self.loaded, self.device_name, self.loading_name = loaded, device_name, None
+        self.refresh_bindings()
+        self.query_one("#models", ModelList).mark_loaded(info.name)
+        self.app.sub_title = f"{printable(info.name)} · {device_name}"
+        self.update_status()
+        out = self.query_one("#output", OutputView)
+        if not self.context:
+            out.clear()
+            out.append(
+                f"{info.name}: {info.params:,} parameters, context {info.block_size} characters, "
+                f"{info.vocab_size} in its vocabulary, trained on {info.corpus or '?'}. Write a prompt below.\n",
+                NOTE,
+            )
+        self.query_one("#prompt", Input).focus()
+        if self.pending_prompt is not None:
+            prompt, self.pending_prompt = self.pending_prompt, None
+            self.start(prompt, fresh=True)
+
+    # ------------------------------------------------------------ generating
+    @on(Input.Submitted, "#prompt")
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.start(event.value, fresh=True)
+        event.input.value = ""
+
+    def start(self, prompt: str, fresh: bool = True) -> None:
+        """Generate from a prompt (fresh) or continue the text in the pane."""
+        if self.loading_name is not None and fresh:
+            self.pending_prompt = prompt
+            self.notify(f"Loading {printable(self.loading_name)}; the prompt runs as soon as it is ready.", timeout=3)
+            return
+        if self.loaded is None:
+            self.notify("Pick a model in the sidebar first (arrows, then Enter).", severity="warning")
+            self.query_one("#models").focus()
+            return
+        try:
+            settings = self.query_one("#sampling", SamplingPanel).values()
+        except TinyGPTError as e:
+            self.notify(str(e), title="sampling settings", severity="error")
+            return
+        self.stop_generation()
+        out = self.query_one("#output", OutputView)
+        tok = self.loaded.tokenizer
+        if fresh:
+            enc = tok.encode(prompt)
+            if enc.dropped:
+                shown = ", ".join(repr(printable(c)) for c in enc.dropped[:12])
+                more = f" and {len(enc.dropped) - 12} more" if len(enc.dropped) > 12 else ""
+                self.notify(f"The model does not know {shown}{more}; left out of the prompt.", title="unknown characters", severity="warning")
+            out.clear()
+            if prompt:
+                out.append(prompt, PROMPT)
+            context = "".join(c for c in prompt if c in tok.stoi)
+        else:
+            context = self.context
+        self.context = context
+        self._next_id += 1
+        self.stream = Stream(self._next_id)
+        window = self.loaded.model.cfg.block_size
+        ids = tok.encode(context[-window:]).ids
+        self._sample(self.stream, self.loaded, ids, settings)
+        self.update_status()
+        self.refresh_bindings()
+
+    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    def _sample(self, stream: Stream, loaded, ids: list[int], settings) -> None:
+        from ..core.sampler import Generation
+
+        buf: list[str] = []
+        last = time.perf_counter()
+        post = self.post_message
+        try:
+            gen = Generation(loaded.model, loaded.tokenizer, "", settings, stream.stop_event, context_ids=ids)
+            for ch in gen:
+                buf.append(ch)
+                now = time.perf_counter()
+                if now - last >= FLUSH_INTERVAL:
+                    stream.chunks.append(("".join(buf), now))
+                    stream.generated += len(buf)
+                    if stream.first_char_at is None:
+                        stream.first_char_at = now
+                    buf.clear()
+                    last = now
+                    post(self.Flush(stream.gen_id))
+        except TinyGPTError as e:
+            stream.error = str(e)
+        except Exception as e:
+            stream.error = f"{type(e).__name__}: {e}"
+        finally:
+            if buf:
+                now = time.perf_counter()
+                stream.chunks.append(("".join(buf), now))
+                stream.generated += len(buf)
+                if stream.first_char_at is None:
+                    stream.first_char_at = now
+            stream.finished_at = time.perf_counter()
+            stream.finished = True
+            post(self.Done(stream.gen_id))
+
+    def _drain(self, stream: Stream) -> None:
+        chunks = stream.chunks
+        n = len(chunks)
+        if n <= stream.drained:
+            return
+        text = "".join(c[0] for c in chunks[stream.drained : n])
+        now = time.perf_counter()
+        stream.latencies.append(now - chunks[stream.drained][1])
+        stream.drained = n
+        self.context += text
+        if len(self.context) > 100_000:
+            self.context = self.context[-50_000:]
+        self.query_one("#output", OutputView).append(text, GENERATED)
+
+    def on_generate_screen_flush(self, message: "GenerateScreen.Flush") -> None:
+        s = self.stream
+        if s is not None and s.gen_id == message.gen_id:
+            self._drain(s)
+            self.update_status()
+
+    def on_generate_screen_done(self, message: "GenerateScreen.Done") -> None:
+        s = self.stream
+        if s is None or s.gen_id != message.gen_id:
+            return
+        self._drain(s)
+        self.refresh_bindings()
+        if s.error:
+            self.notify(printable(s.error), title="generation failed", severity="error")
+        self.update_status()
+
+    def stop_generation(self) -> bool:
+        s = self.stream
+        if s is not None and not s.finished:
+            s.stop_event.set()
+            self._drain(s)
+            return True
+        return False
+
+    @property
+    def generating(self) -> bool:
+        return self.stream is not None and not self.stream.finished
+
+    # ------------------------------------------------------------ actions
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "stop":
+            return True if self.generating else None  # shown dimmed when there is nothing to stop
+        if action in ("continue", "inspect"):
+            return True if self.loaded is not None else None
+        return True
+
+    def action_stop(self) -> None:
+        if self.stop_generation():
+            self.update_status(stopped=True)
+            self.refresh_bindings()
+
+    def action_continue(self) -> None:
+        if self.loaded is not None and not self.context and not len(self.query_one("#output", OutputView)):
+            self.start("", fresh=True)
+            return
+        self.start("", fresh=False)
+
+    def action_clear(self) -> None:
+        self.stop_generation()
+        self.stream = None
+        self.context = ""
+        self.query_one("#output", OutputView).clear()
+        self.update_status()
+
+    def action_toggle_sidebar(self) -> None:
+        self.query_one("#sidebar").toggle_class("-hidden")
+
+    def action_focus_settings(self) -> None:
+        self.query_one("#sidebar").remove_class("-hidden")
+        self.query_one("#set-temperature", Input).focus()
+
+    def action_copy_output(self) -> None:
+        text = self.query_one("#output", OutputView).text
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied {len(text):,} characters to the clipboard.")
+
+    def action_inspect(self) -> None:
+        if self.loaded is None:
+            self.notify("Pick a model first: the inspector looks inside the loaded model.", severity="warning")
+            return
+        try:
+            from .inspector import InspectorScreen
+        except Exception as e:  # missing, or broken while being written
+            self.notify(f"The inspector is not available ({type(e).__name__}: {e}).", severity="warning")
+            return
+        self.stop_generation()
+        context = self.context or self.query_one("#output", OutputView).text
+        try:
+            screen = InspectorScreen(self.loaded.model, self.loaded.tokenizer, context)
+        except TinyGPTError as e:
+            self.notify(str(e), title="inspector", severity="error")
+            return
+        self.app.push_screen(screen)
+
+    # ------------------------------------------------------------ status
+    def update_status(self, stopped: bool = False) -> None:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        if self.loading_name:
+            t.append("loading ", style="bold yellow")
+            t.append(printable(self.loading_name))
+            t.append(" …")
+        elif self.loaded is None:
+            t.append("no model loaded", style="dim")
+            t.append(" · pick one in the sidebar", style="dim")
+        else:
+            t.append(printable(self.loaded.name), style="bold")
+            t.append(f" · {self.device_name}", style="dim")
+        s = self.stream
+        if s is not None:
+            state = "generating" if not s.finished else ("stopped" if s.stop_event.is_set() else "done")
+            style = {"generating": "bold green", "stopped": "bold yellow", "done": "bold"}[state]
+            t.append("  │  ")
+            t.append(state, style=style)
+            t.append(f" · {s.generated:,} chars")
+            if s.chars_per_s:
+                t.append(f" · {s.chars_per_s:,.0f} chars/s")
+        job = getattr(self.app, "training", None)
+        if job is not None:
+            t.append("  │  ")
+            t.append_text(job.summary())
+        self.query_one("#status", Static).update(t)

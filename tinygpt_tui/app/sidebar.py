@@ -1,0 +1,162 @@
+"""The model sidebar and the sampling settings (no torch here: listing reads JSON and headers only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Grid, Vertical
+from textual.message import Message
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from ..core.checkpoint import ModelInfo
+from ..core.errors import SettingsError
+from ..core.tokenizer import printable
+
+
+def human_count(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    if n >= 1_000:
+        return f"{n / 1e3:.0f}k"
+    return str(n)
+
+
+def folder_signature(models_dir: Path) -> tuple:
+    """A cheap fingerprint of the models folder: names and config/weights times (a few stat calls)."""
+    sig = []
+    try:
+        with os.scandir(models_dir) as it:
+            entries = sorted((e for e in it if e.is_dir() and not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError:
+        return ()
+    for e in entries:
+        stamp = []
+        for f in ("config.json", "model.safetensors", "vocab.json"):
+            try:
+                st = os.stat(os.path.join(e.path, f))
+                stamp.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamp.append(None)
+        sig.append((e.name, tuple(stamp)))
+    return tuple(sig)
+
+
+def model_prompt(info: ModelInfo, loaded: bool = False) -> Text:
+    name = printable(info.name)
+    if not info.ok:
+        t = Text()
+        t.append("✗ ", style="bold red")
+        t.append(name, style="bold")
+        t.append("\n  broken: ", style="red")
+        t.append(printable(info.error), style="dim")
+        return t
+    t = Text()
+    t.append("● " if loaded else "  ", style="bold green")
+    t.append(name, style="bold")
+    details = f"{human_count(info.params)} params · ctx {info.block_size}"
+    t.append("\n  " + details, style="dim")
+    corpus = printable(info.corpus) or "?"
+    loss = f"val {info.val_loss:.3f}" if info.val_loss is not None else "val n/a"
+    t.append(f"\n  {corpus} · {loss}", style="dim")
+    return t
+
+
+class ModelList(OptionList):
+    """The models in the models folder; Enter or a click picks one."""
+
+    class Picked(Message):
+        def __init__(self, info: ModelInfo):
+            super().__init__()
+            self.info = info
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.infos: list[ModelInfo] = []
+        self.loaded_name: str | None = None
+
+    def set_models(self, infos: list[ModelInfo]) -> None:
+        keep = None
+        if self.highlighted is not None and self.highlighted < len(self.infos):
+            keep = self.infos[self.highlighted].name
+        self.infos = list(infos)
+        self.clear_options()
+        self.add_options([Option(model_prompt(i, i.name == self.loaded_name), id=f"m{n}") for n, i in enumerate(self.infos)])
+        if not self.infos:
+            return
+        names = [i.name for i in self.infos]
+        if keep in names:
+            self.highlighted = names.index(keep)
+        else:
+            ok = [n for n, i in enumerate(self.infos) if i.ok]
+            self.highlighted = ok[0] if ok else 0
+
+    def mark_loaded(self, name: str | None) -> None:
+        self.loaded_name = name
+        for n, info in enumerate(self.infos):
+            self.replace_option_prompt_at_index(n, model_prompt(info, info.name == name))
+
+    def info_named(self, name: str) -> ModelInfo | None:
+        return next((i for i in self.infos if i.name == name), None)
+
+    @on(OptionList.OptionSelected)
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if 0 <= event.option_index < len(self.infos):
+            self.post_message(self.Picked(self.infos[event.option_index]))
+
+
+class SamplingPanel(Vertical):
+    """Temperature, top-k, top-p, length and seed; they apply to the next generation."""
+
+    FIELDS = (
+        # id, label, default, restrict, help
+        ("temperature", "temp", "0.8", r"[0-9.]*", "0 = always the most likely character; higher = wilder"),
+        ("top_k", "top-k", "", r"[0-9]*", "keep only the k most likely characters (blank = all)"),
+        ("top_p", "top-p", "", r"[0-9.]*", "keep the smallest set with this much probability (blank = all)"),
+        ("length", "length", "500", r"[0-9]*", "characters to generate"),
+        ("seed", "seed", "", r"[0-9]*", "blank = a new random draw each time"),
+    )
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="sampling-grid"):
+            for fid, label, default, restrict, help_text in self.FIELDS:
+                yield Label(label, classes="setting-label")
+                inp = Input(default, id=f"set-{fid}", restrict=restrict, compact=True, placeholder="all" if fid.startswith("top") else "random" if fid == "seed" else "")
+                inp.tooltip = help_text
+                yield inp
+
+    def values(self):
+        """The SamplingSettings the fields describe, or a SettingsError saying which is wrong."""
+        from ..core.sampler import SamplingSettings
+
+        raw = {fid: self.query_one(f"#set-{fid}", Input).value.strip() for fid, *_ in self.FIELDS}
+
+        def num(fid, kind, what):
+            v = raw[fid]
+            if v == "":
+                return None
+            try:
+                return kind(v)
+            except ValueError:
+                raise SettingsError(f"{what} must be a number, got {v!r}") from None
+
+        temperature = num("temperature", float, "temperature")
+        length = num("length", int, "length")
+        settings = SamplingSettings(
+            max_new_tokens=500 if length is None else length,
+            temperature=0.8 if temperature is None else temperature,
+            top_k=num("top_k", int, "top-k"),
+            top_p=num("top_p", float, "top-p"),
+            seed=num("seed", int, "seed"),
+        )
+        if settings.max_new_tokens > 1_000_000:
+            raise SettingsError("length must be at most 1,000,000 characters")
+        return settings.validate()
+
+    def set_value(self, fid: str, value) -> None:
+        self.query_one(f"#set-{fid}", Input).value = "" if value is None else str(value)
