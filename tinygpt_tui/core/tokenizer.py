@@ -6,8 +6,6 @@ import json
 import unicodedata
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from .errors import CheckpointError
 
 BOM = "\ufeff"
@@ -49,8 +47,10 @@ class CharTokenizer:
                 ids.append(i)
         return Encoded(ids, list(dropped))
 
-    def encode_array(self, text: str) -> tuple[np.ndarray, list[str]]:
+    def encode_array(self, text: str) -> tuple["np.ndarray", list[str]]:
         """Fast encoding of a whole corpus to a numpy array (uint16 when it fits)."""
+        import numpy as np  # here, not at the top: the app lists models without numpy (first paint)
+
         dtype = np.uint16 if self.vocab_size <= 65535 else np.uint32
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         table_keys = np.array([ord(c) for c in self.chars], dtype=np.uint32)
