@@ -195,14 +195,23 @@ def context_line(view, width: int) -> Text:
     return t
 
 
-def top_attended(view, weights: list[float], n: int = 6) -> Text:
-    t = Text()
-    for k, (j, w) in enumerate(view.top_positions(weights, n)):
-        if k:
-            t.append("  ")
-        t.append(cell(view.chars[j])[0], style="bold")
-        t.append(f"@{j} {w:.2f}", style="dim")
+def items_line(prefix: str, items: list[tuple[str, str]], width: int | None = None) -> Text:
+    """A dim prefix then "char value" items, as many as fit in width (no item is split)."""
+    t = Text(prefix, style="dim")
+    for k, (ch, value) in enumerate(items):
+        item = Text("  " if k else "")
+        item.append(ch, style="bold")
+        item.append(value, style="dim")
+        if width is not None and k and t.cell_len + item.cell_len > width:
+            break
+        t.append_text(item)
     return t
+
+
+def top_attended(view, weights: list[float], n: int = 6, prefix: str = "", width: int | None = None) -> Text:
+    """The context positions with the most weight: char@position weight."""
+    items = [(cell(view.chars[j])[0], f"@{j} {w:.2f}") for j, w in view.top_positions(weights, n)]
+    return items_line(prefix, items, width)
 
 
 def head_rows(view, layer: int) -> list[tuple[str, list[float]]]:
@@ -275,7 +284,7 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
         t.append(f" of 0..{view.n_layer - 1}: how position {view.position} attends over the context, per head")
         console.print(titled(t, legend(vmax, color), width))
         console.print(heatmap(view.chars, rows, width, view.position, color=color, vmax=vmax))
-        console.print(Text("  avg looks most at: ", style="dim") + top_attended(view, view.mean_over_heads[i]))
+        console.print(top_attended(view, view.mean_over_heads[i], 8, "  avg looks most at: ", width))
     console.print()
     rows = layer_rows(view) if layer is None else [("all", view.mean_all)]
     vmax = max(w for _, ws in rows for w in ws[: view.position + 1])
@@ -283,15 +292,9 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
     t.append(": each layer's mean over heads, and the mean of all" if layer is None else ": the mean of every layer and head")
     console.print(titled(t, legend(vmax, color), width))
     console.print(heatmap(view.chars, rows, width, view.position, color=color, vmax=vmax))
-    console.print(Text("  most attended: ", style="dim") + top_attended(view, view.mean_all))
-    by_char = view.weight_by_char()[:8]
-    t = Text("  by character:  ", style="dim")
-    for k, (ch, w) in enumerate(by_char):
-        if k:
-            t.append("  ")
-        t.append(cell(ch)[0], style="bold")
-        t.append(f" {w:.2f}", style="dim")
-    console.print(t)
+    console.print(top_attended(view, view.mean_all, 8, "  most attended: ", width))
+    by_char = [(cell(ch)[0], f" {w:.2f}") for ch, w in view.weight_by_char()[:10]]
+    console.print(items_line("  by character:  ", by_char, width))
 
 
 def run_inspect(model, prompt, top_k, layer, position, temperature, json_out, device, models_dir, rank_of=None):
