@@ -1,0 +1,157 @@
+"""The command line as a user meets it: real subprocesses, one-line errors with exit code 2."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tinygpt(*args, env=None, cwd=None, timeout=240):
+    e = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "tinygpt_tui.cli", *map(str, args)], capture_output=True, text=True,
+                          env=e, cwd=cwd or ROOT, timeout=timeout)
+
+
+class _Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def tinygpt_inproc(*args, env=None):
+    """The same command through typer's CliRunner: no new interpreter (and no torch import) per call."""
+    from typer.testing import CliRunner
+
+    from tinygpt_tui.cli import app
+
+    r = CliRunner().invoke(app, list(map(str, args)), env={"COLUMNS": "200", **(env or {})})
+    if r.exception and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return _Result(r.exit_code, r.stdout, r.stderr)
+
+
+def assert_one_line_error(r, *needles):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, small_corpus):
+    """A tiny model trained through `tinygpt train` (the real command, --jsonl events)."""
+    models = tmp_path_factory.mktemp("cli_models")
+    r = tinygpt("train", small_corpus, "--name", "tiny one", "--models-dir", models, "--preset", "tiny", "--block-size", "32",
+                "--max-steps", "40", "--eval-interval", "20", "--eval-iters", "2", "--threads", "1", "--jsonl")
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "finish"
+    return models, events
+
+
+def test_train_writes_a_model_folder(trained):
+    models, events = trained
+    folder = models / "tiny one"
+    assert (folder / "model.safetensors").exists() and (folder / "metrics.jsonl").exists()
+    doc = json.loads((folder / "config.json").read_text())
+    assert "--max-steps 40" in doc["command"] and doc["command"].startswith("tinygpt train")
+    assert doc["figures"]["step"] == 40
+
+
+def test_models_table(trained):
+    models, _ = trained
+    r = tinygpt_inproc("models", "--models-dir", models)
+    assert r.returncode == 0 and "tiny one" in r.stdout and "0.10M" in r.stdout
+
+
+def test_generate_streams_and_is_reproducible(trained):
+    models, _ = trained
+    a = tinygpt("generate", "tiny one", "--prompt", "ROMEO:", "--max-new", "80", "--seed", "3", "--models-dir", models)
+    b = tinygpt("generate", models / "tiny one", "--prompt", "ROMEO:", "--max-new", "80", "--seed", "3")
+    assert a.returncode == 0 and a.stdout == b.stdout and a.stdout.startswith("ROMEO:")
+    assert len(a.stdout) == len("ROMEO:") + 80 + 1
+
+
+def test_generate_from_corpus_windows(trained, small_corpus):
+    models, _ = trained
+    r = tinygpt("generate", "tiny one", "--corpus", small_corpus, "--split", "val", "--num-samples", "3", "--max-new", "20",
+                "--seed", "1", "--models-dir", models)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("sample") == 3 and len(r.stdout.splitlines()) >= 3
+
+
+def test_generate_reports_unknown_prompt_chars(trained):
+    models, _ = trained
+    r = tinygpt_inproc("generate", "tiny one", "--prompt", "héllo €", "--max-new", "5", "--models-dir", models)
+    assert r.returncode == 0 and "does not know" in r.stderr and "€" in r.stderr
+
+
+def test_eval_reproduces_the_card(trained, small_corpus):
+    models, events = trained
+    r = tinygpt("eval", "tiny one", "--corpus", small_corpus, "--models-dir", models)
+    assert r.returncode == 0, r.stderr
+    final = events[-1]["val_loss"]
+    assert f"{final:.4f}" in r.stdout and "bits/char" in r.stdout
+
+
+def test_train_py_is_tinygpt_train(tmp_path, small_corpus):
+    r = subprocess.run([sys.executable, "train.py", small_corpus, "--name", "viascript", "--models-dir", tmp_path,
+                        "--preset", "tiny", "--block-size", "16", "--max-steps", "5", "--eval-interval", "5", "--eval-iters", "1",
+                        "--threads", "1", "--jsonl"], capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "viascript" / "config.json").read_text())
+    assert doc["command"].startswith("python train.py")
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["train", "/nonexistent/book.txt", "--name", "x"], "not found"),
+        (["train", "{empty}", "--name", "x"], "empty"),
+        (["train", "{binary}", "--name", "x"], "binary"),
+        (["train", "{latin1}", "--name", "x"], "UTF-8"),
+        (["train", "{short}", "--name", "x"], "too short"),
+        (["train", "{small}", "--name", "x", "--n-embd", "30", "--n-head", "4"], "divisible"),
+        (["train", "{small}", "--name", "x", "--block-size", "0"], "block"),
+        (["train", "{small}", "--name", "x", "--lr", "-0.1"], "lr"),
+        (["generate", "nope-model"], "model not found"),
+        (["generate", "{model}", "--temperature", "-1"], "temperature"),
+        (["generate", "{model}", "--top-k", "0"], "top-k"),
+        (["eval", "{broken}"], "config.json"),
+        (["corpus", "fetch", "nosuchcorpus"], "unknown corpus"),
+        (["corpus", "fetch", "shakespeare", "--from", "{small}"], "sha256"),
+    ],
+)
+def test_bad_input_one_line_exit_2(tmp_path, small_corpus, trained, args, needle):
+    models, _ = trained
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "binary.txt").write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00" * 50)
+    (tmp_path / "latin1.txt").write_bytes("déjà vu ".encode("latin-1") * 200)
+    (tmp_path / "short.txt").write_text("To be or not to be. " * 20)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{oops")
+    subs = {"{empty}": tmp_path / "empty.txt", "{binary}": tmp_path / "binary.txt", "{latin1}": tmp_path / "latin1.txt",
+            "{short}": tmp_path / "short.txt", "{small}": small_corpus, "{model}": models / "tiny one", "{broken}": broken}
+    argv = [str(subs.get(a, a)) for a in args]
+    r = tinygpt_inproc(*argv, "--models-dir", tmp_path / "m") if argv[0] in ("train",) else tinygpt_inproc(*argv)
+    assert_one_line_error(r, needle)
+
+
+def test_corpus_fetch_from_local_copy(tmp_path):
+    from tinygpt_tui.core.corpora import catalog
+
+    from .conftest import shakespeare_path
+
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path)}
+    r = tinygpt_inproc("corpus", "fetch", "shakespeare", "--from", shakespeare_path(), env=env)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / catalog()["shakespeare"].file).read_bytes() == shakespeare_path().read_bytes()
+    listing = tinygpt_inproc("corpus", "list", env=env)
+    assert "ready" in listing.stdout
