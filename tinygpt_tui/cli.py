@@ -29,7 +29,7 @@ app = typer.Typer(
 corpus_app = typer.Typer(help="The corpus catalog: list, fetch (download or import with a sha256 check), add your own file.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
 
-ModelsDir = typer.Option(None, "--models-dir", envvar="TINYGPT_MODELS_DIR", help="Folder of model folders [default: ./models].")
+ModelsDir = typer.Option(None, "--models-dir", envvar="TINYGPT_MODELS_DIR", help="Folder of model folders (default: ./models).")
 
 
 def fail(message: str, code: int = 2):
@@ -93,7 +93,7 @@ def train(
     preset: str = typer.Option("small", help="Size preset: tiny, small (CPU default), medium, large, nanogpt."),
     minutes: Optional[float] = typer.Option(None, "--minutes", "-m", help="Wall-clock budget in minutes; the learning-rate schedule fits it."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (default 2000 when no --minutes)."),
-    block_size: Optional[int] = typer.Option(None, "--block-size", help="Context length in characters [default: 128]."),
+    block_size: Optional[int] = typer.Option(None, "--block-size", help="Context length in characters (default: 128)."),
     n_layer: Optional[int] = typer.Option(None, "--n-layer", help="Transformer layers."),
     n_head: Optional[int] = typer.Option(None, "--n-head", help="Attention heads per layer."),
     n_embd: Optional[int] = typer.Option(None, "--n-embd", help="Embedding size (divisible by --n-head)."),
@@ -174,7 +174,7 @@ def generate(
     corpus: Optional[str] = typer.Option(None, "--corpus", help="Take the prompt from a random window of this corpus instead."),
     split: str = typer.Option("val", "--split", help="Corpus split for --corpus: train or val."),
     num_samples: int = typer.Option(1, "--num-samples", "-k", help="Examples to generate (with --corpus, each from its own window)."),
-    prompt_chars: Optional[int] = typer.Option(None, "--prompt-chars", help="Length of a --corpus prompt [default: the context length]."),
+    prompt_chars: Optional[int] = typer.Option(None, "--prompt-chars", help="Length of a --corpus prompt (default: the context length)."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda, mps."),
     models_dir: Optional[Path] = ModelsDir,
 ):
@@ -189,7 +189,7 @@ def generate(
 @friendly
 def eval_cmd(
     model: str = typer.Argument(..., help="Model name or folder."),
-    corpus: Optional[str] = typer.Option(None, "--corpus", help="Corpus file or catalog name [default: the one it was trained on]."),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="Corpus file or catalog name (default: the one it was trained on)."),
     split: str = typer.Option("val", "--split", help="val (the last 10%), train (the first 90%) or all."),
     device: str = typer.Option("auto", "--device"),
     models_dir: Optional[Path] = ModelsDir,
@@ -207,7 +207,7 @@ def inspect(
     model: str = typer.Argument(..., help="Model name or folder."),
     prompt: str = typer.Option(..., "--prompt", "-p", help="The context (its last block_size characters are used)."),
     top_k: int = typer.Option(10, "--top-k", "-k", help="How many next-character candidates to show."),
-    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Show only this layer's heatmap (0-based) [default: every layer]."),
+    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Show only this layer's heatmap (0-based) (default: every layer)."),
     position: int = typer.Option(-1, "--position", help="Query position in the context, 0-based; negative counts from the end."),
     temperature: float = typer.Option(1.0, "--temperature", "-t", help="Probabilities are softmax(logits / temperature)."),
     rank_of: Optional[str] = typer.Option(None, "--rank-of", help="Also show where this character ranks."),
@@ -311,7 +311,7 @@ def corpus_fetch(
 @friendly
 def corpus_add(
     file: Path = typer.Argument(..., help="A UTF-8 text file of your own."),
-    name: Optional[str] = typer.Option(None, "--name", help="Name to list it under [default: the file's name]."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name to list it under (default: the file's name)."),
 ):
     """Copy a text file of your own into corpora/ (git-ignored) so it can be named like a catalog corpus."""
     from .core.corpora import add
