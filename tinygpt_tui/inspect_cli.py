@@ -108,12 +108,14 @@ def heatmap(chars: list[str], rows: list[tuple[str, list[float]]], width: int, q
                 if j % 10 == 0 or j == query:
                     marks.append((col, str(j)))
                 col += labels[j][1]
-            buf = [" "] * (col + 6)
-            last_end = -1
-            for c, s in marks:
-                if c > last_end:
-                    buf[c : c + len(s)] = list(s)
-                    last_end = c + len(s)
+            room = max(col, width - lab_w)
+            buf, taken = [" "] * room, [False] * (room + 1)
+            # the query's mark first, then every tenth position where it does not collide
+            for c, s in sorted(marks, key=lambda m: m[1] != str(query)):
+                end = c + len(s)
+                if end <= room and not any(taken[max(c - 1, 0) : end + 1]):
+                    buf[c:end] = list(s)
+                    taken[c:end] = [True] * len(s)
             out.append(line + "".join(buf).rstrip() + "\n", style="dim")
         out.append(" " * lab_w)
         for j in range(a, b):

@@ -46,7 +46,7 @@ from ..inspect_cli import cell, head_rows, heatmap, heatmap_column_at, layer_row
 class Panel(Widget):
     """A block of rich Text rebuilt for the widget's width (heatmaps wrap their columns to fit)."""
 
-    DEFAULT_CSS = "Panel { height: auto; width: 1fr; }"
+    DEFAULT_CSS = "Panel { height: auto; width: 1fr; text-wrap: nowrap; text-overflow: clip; }"
 
     def __init__(self, build, **kw):
         super().__init__(**kw)
@@ -78,8 +78,10 @@ class InspectorScreen(ModalScreen):
     InspectorScreen #insp-title { height: auto; text-style: bold; }
     InspectorScreen #insp-status { height: auto; color: $text-muted; }
     InspectorScreen #insp-body { height: 1fr; }
-    InspectorScreen .insp-heading { height: auto; margin-top: 1; }
+    InspectorScreen .insp-heading { height: auto; }
+    InspectorScreen.-roomy .insp-heading { margin-top: 1; }
     """
+    ROOMY = 34  # terminal rows from which the full top-k list and blank lines are shown
 
     BINDINGS = [
         Binding("escape", "close", "Close"),
@@ -130,6 +132,16 @@ class InspectorScreen(ModalScreen):
 
     def on_mount(self) -> None:
         self._kick()
+
+    def on_resize(self, event) -> None:
+        roomy = self.app.size.height >= self.ROOMY
+        if roomy != self.has_class("-roomy"):
+            self.set_class(roomy, "-roomy")
+            self._refresh_view()
+
+    def shown_k(self) -> int:
+        """The top-k list shrinks to 5 in a short terminal so the heatmap starts on the first screen."""
+        return self.top_k if self.app.size.height >= self.ROOMY else min(self.top_k, 5)
 
     # ------------------------------------------------------------ live updates
     def update_context(self, text: str) -> None:
@@ -251,23 +263,25 @@ class InspectorScreen(ModalScreen):
         status = self.query_one("#insp-status", Static)
         if self.error:
             status.update(Text(self.error, style="bold red"))
+            status.display = True
             return
         t = Text()
         a = self.analysis
         if a is not None:
             if a.truncated:
-                t.append(f"{a.truncated} earlier character(s) lie outside the model's window of {self.model.cfg.block_size}. ")
+                t.append(f"{a.truncated} earlier character(s) lie outside the model's {self.model.cfg.block_size}-character window. ")
             if a.dropped:
                 t.append(f"left out (not in the vocabulary): {' '.join(cell(c)[0] for c in a.dropped[:12])}. ", style="yellow")
-        if self.computing:
+        if self.computing and self.analysis is None:
             t.append("computing…", style="italic")
         status.update(t)
+        status.display = bool(t.plain)
 
     def _refresh_view(self) -> None:
         if not self.is_mounted:
             return
         a = self.analysis
-        self.view = a.at(self._pos(), self.top_k, self.temperature) if a is not None else None
+        self.view = a.at(self._pos(), self.shown_k(), self.temperature) if a is not None else None
         title = self.query_one("#insp-title", Static)
         if self.view is None:
             title.update(Text("Inspector", style="bold"))
@@ -277,8 +291,8 @@ class InspectorScreen(ModalScreen):
             t.append(f" · {len(v.chars)} chars · position {v.position} ")
             t.append(cell(v.query_char)[0], style="bold underline reverse")
             if self.position is None:
-                t.append(" (last, follows the text)", style="dim")
-            where = "all layers" if self.all_layers else f"layer {self.layer_index}/{v.n_layer - 1}, " + ("all heads" if self.head_index is None else f"head {self.head_index}/{v.n_head - 1}")
+                t.append(" (last)", style="dim")
+            where = "all layers" if self.all_layers else f"layer {self.layer_index}/{v.n_layer - 1} · " + ("all heads" if self.head_index is None else f"head {self.head_index}/{v.n_head - 1}")
             t.append(f" · {where}")
             if self.temperature != 1.0:
                 t.append(f" · T={self.temperature:g}")
@@ -299,7 +313,7 @@ class InspectorScreen(ModalScreen):
                 rank.update(ranked_line(v.actual, "next in the context:"))
             elif a.length >= 2:
                 before = a.at(a.length - 2, 1, self.temperature)
-                rank.update(ranked_line(before.actual, "one step earlier the last character"))
+                rank.update(ranked_line(before.actual, "one step earlier, the last character"))
             else:
                 rank.update("")
             weights = self._weights()
