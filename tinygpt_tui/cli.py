@@ -200,6 +200,23 @@ def eval_cmd(
     run_eval(model, corpus, split, device, models_dir)
 
 
+# ------------------------------------------------------------------ convert
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@friendly
+def convert(
+    checkpoint: Path = typer.Argument(..., help="A nanoGPT ckpt.pt (read with torch.load(weights_only=True): no code runs)."),
+    name: str = typer.Option(..., "--name", "-n", help="Name of the new model folder."),
+    meta: Optional[Path] = typer.Option(None, "--meta", help="The dataset's meta.pkl with the vocabulary (read as plain data only)."),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="Or the training text: its sorted distinct characters are the vocabulary."),
+    n_head: Optional[int] = typer.Option(None, "--n-head", help="Heads, for a bare state dict without model_args."),
+    models_dir: Optional[Path] = ModelsDir,
+):
+    """Convert a character-level nanoGPT checkpoint into a tinygpt model folder (safetensors + JSON)."""
+    from .convert_cli import run_convert
+
+    run_convert(checkpoint, name, models_dir, meta, corpus, n_head, echo=lambda m: typer.echo(safe(m)))
+
+
 # ------------------------------------------------------------------ inspect
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 @friendly

@@ -1,0 +1,640 @@
+"""Hostile input: untrusted model folders, bad corpora, impossible settings, prompts from anywhere.
+
+Every bad input must end in exit code 2 and exactly one line "error: ..." on
+stderr (never a traceback), and nothing from a folder, a corpus or a prompt may
+reach the terminal as an escape sequence or rich markup.
+
+The broad matrix runs the real command line in-process (typer's CliRunner, the
+same code path as the installed `tinygpt`, but without paying the torch import
+per case); a subset runs as real `tinygpt` processes to check what a shell sees.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import make_tiny_model
+from tinygpt_tui.cli import app
+from tinygpt_tui.core import checkpoint as ckpt
+from tinygpt_tui.core.errors import CheckpointError
+
+ROOT = Path(__file__).resolve().parents[1]
+ESC_LIKE = ("\x1b", "\x9b", "\x07", "\x08", "\r")  # ESC, C1 CSI, bell, backspace, carriage return
+
+
+@pytest.fixture(autouse=True)
+def _keep_signal_handlers():
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+def cli(*args, **kw):
+    # wide, so that table cells and notes are not wrapped mid-word (what is checked is content, not layout)
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "250"}, **kw)
+
+
+def assert_one_error(r, *needles) -> str:
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.exit_code == 2, (r.exit_code, r.stdout[-500:], r.stderr[-1000:])
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    for n in needles:
+        assert n.lower() in lines[0].lower(), (n, lines[0])
+    return lines[0]
+
+
+def assert_inert(text: str):
+    for c in ESC_LIKE:
+        assert c not in text, (c, text[:300])
+
+
+class Marker:
+    """A pickle whose loading would create a file: proof that nothing was unpickled."""
+
+    path = ""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def evil_pickle(dest: Path, marker: Path) -> Path:
+    m = Marker()
+    m.path = str(marker)
+    Marker.path = str(marker)
+    dest.write_bytes(pickle.dumps({"model": m}))
+    return dest
+
+
+@pytest.fixture
+def text(small_corpus) -> str:
+    return small_corpus.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def good(tmp_path, text) -> Path:
+    folder = tmp_path / "models" / "good"
+    make_tiny_model(folder, text, seed=3)
+    return folder
+
+
+def clone(good: Path, name: str) -> Path:
+    dst = good.parent / name
+    shutil.copytree(good, dst)
+    return dst
+
+
+def edit_json(path: Path, fn):
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc = fn(doc) or doc
+    path.write_text(json.dumps(doc), encoding="utf-8")
+
+
+# =========================================================================== untrusted folders
+def test_pickle_only_folder_is_unsupported_and_never_unpickled(tmp_path, good):
+    marker = tmp_path / "PWNED"
+    for variant in ("only", "with-json"):
+        folder = good.parent / f"pickled-{variant}"
+        folder.mkdir()
+        evil_pickle(folder / "model.pt", marker)
+        if variant == "with-json":
+            for f in (ckpt.CONFIG, ckpt.VOCAB):
+                shutil.copy(good / f, folder / f)
+        with pytest.raises(CheckpointError, match="pickle"):
+            ckpt.load_model(folder)
+        info = ckpt.read_info(folder)
+        assert not info.ok and "pickle" in info.error
+        assert_one_error(cli("generate", folder, "--prompt", "hi", "-n", "5"), "pickle", "safetensors")
+        assert_one_error(cli("eval", folder.name, "--models-dir", folder.parent), "pickle")
+    r = cli("models", "--models-dir", good.parent)
+    assert r.exit_code == 0 and "pickle" in r.stdout
+    # a pickle beside good safetensors is ignored: the model loads from safetensors alone
+    evil_pickle(good / "model.pth", marker)
+    ckpt.load_model(good)
+    assert cli("generate", good, "-n", "5", "--seed", "1").exit_code == 0
+    assert not marker.exists(), "a pickle was loaded"
+
+
+def test_convert_refuses_a_pickle_that_runs_code(tmp_path):
+    marker = tmp_path / "PWNED"
+    src = evil_pickle(tmp_path / "evil.pt", marker)
+    meta = tmp_path / "meta.pkl"
+    meta.write_bytes(pickle.dumps({"itos": {0: "a", 1: "b"}}))
+    assert_one_error(cli("convert", src, "--name", "x", "--meta", meta, "--models-dir", tmp_path / "models"), "weights_only")
+    assert not marker.exists()
+    assert not (tmp_path / "models" / "x" / ckpt.CONFIG).exists()
+
+
+def test_absurd_config_fails_fast_without_building_the_model(good, monkeypatch):
+    """n_embd 16384 x 256 layers (terabytes) with a tiny weights file: refused by the shape check,
+    before any tensor of that size exists."""
+    from tinygpt_tui.core import model as model_mod
+
+    built = []
+    real_init = model_mod.GPT.__init__
+
+    def spy(self, cfg, *a, **kw):
+        built.append(cfg)
+        return real_init(self, cfg, *a, **kw)
+
+    monkeypatch.setattr(model_mod.GPT, "__init__", spy)
+    folder = clone(good, "huge")
+    edit_json(folder / ckpt.CONFIG, lambda d: d["model"].update(n_embd=16384, n_layer=256, n_head=128))
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError, match="shape|lacks"):
+        ckpt.load_model(folder)
+    assert time.perf_counter() - t0 < 2 and not built
+    info = ckpt.read_info(folder)
+    assert not info.ok
+    # beyond the hard limits: refused by the schema itself
+    edit_json(folder / ckpt.CONFIG, lambda d: d["model"].update(n_embd=10**9))
+    with pytest.raises(CheckpointError, match="beyond the limit"):
+        ckpt.load_model(folder)
+    # a safetensors header that claims a 1 GB tensor in a 16-byte file, and one that claims a 10 GB header
+    folder2 = clone(good, "lying-header")
+    hdr = json.dumps({"tok_emb.weight": {"dtype": "F32", "shape": [16384, 16384], "data_offsets": [0, 16384 * 16384 * 4]}}).encode()
+    (folder2 / ckpt.WEIGHTS).write_bytes(struct.pack("<Q", len(hdr)) + hdr + b"\0" * 16)
+    with pytest.raises(CheckpointError, match="not a valid safetensors"):
+        ckpt.load_model(folder2)
+    (folder2 / ckpt.WEIGHTS).write_bytes(struct.pack("<Q", 10**10) + b"{}")
+    with pytest.raises(CheckpointError, match="not a valid safetensors"):
+        ckpt.load_model(folder2)
+    assert not built
+
+
+def _truncate(f):
+    p = f / ckpt.WEIGHTS
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+
+def _wrong_shape(f):
+    edit_json(f / ckpt.CONFIG, lambda d: d["model"].update(n_embd=64))
+
+
+def _vocab_mismatch(f):
+    edit_json(f / ckpt.VOCAB, lambda d: d.update(chars=d["chars"][:-1]))
+
+
+def _vocab_and_config_agree_weights_dont(f):
+    edit_json(f / ckpt.VOCAB, lambda d: d.update(chars=d["chars"] + ["\u4e00"]))
+    edit_json(f / ckpt.CONFIG, lambda d: d["model"].update(vocab_size=d["model"]["vocab_size"] + 1))
+
+
+def _nan_weights(f):
+    from safetensors.torch import load_file, save_file
+
+    st = load_file(str(f / ckpt.WEIGHTS))
+    st["tok_emb.weight"][0, 0] = float("nan")
+    save_file(st, str(f / ckpt.WEIGHTS))
+
+
+def _int_weights(f):
+    from safetensors.torch import load_file, save_file
+
+    st = load_file(str(f / ckpt.WEIGHTS))
+    st["tok_emb.weight"] = st["tok_emb.weight"].to(dtype=__import__("torch").int32)
+    save_file(st, str(f / ckpt.WEIGHTS))
+
+
+def _extra_tensor(f):
+    from safetensors.torch import load_file, save_file
+
+    st = load_file(str(f / ckpt.WEIGHTS))
+    st["evil.weight"] = st["tok_emb.weight"].clone()
+    save_file(st, str(f / ckpt.WEIGHTS))
+
+
+CORRUPTIONS = {
+    "missing weights": (lambda f: (f / ckpt.WEIGHTS).unlink(), "missing"),
+    "missing config": (lambda f: (f / ckpt.CONFIG).unlink(), "config.json is missing"),
+    "missing vocab": (lambda f: (f / ckpt.VOCAB).unlink(), "vocab.json is missing"),
+    "truncated safetensors": (_truncate, "safetensors"),
+    "garbage safetensors": (lambda f: (f / ckpt.WEIGHTS).write_bytes(os.urandom(300)), "safetensors"),
+    "empty safetensors": (lambda f: (f / ckpt.WEIGHTS).write_bytes(b""), "safetensors"),
+    "wrong shapes": (_wrong_shape, "shape"),
+    "vocab size mismatch": (_vocab_mismatch, "vocab_size"),
+    "vocab larger than the weights": (_vocab_and_config_agree_weights_dont, "shape"),
+    "NaN weights": (_nan_weights, "NaN"),
+    "integer weights": (_int_weights, "floating"),
+    "extra tensor": (_extra_tensor, "evil.weight"),
+    "invalid JSON config": (lambda f: (f / ckpt.CONFIG).write_text("{\"model\": {", encoding="utf-8"), "not valid JSON"),
+    "config not UTF-8": (lambda f: (f / ckpt.CONFIG).write_bytes(b"\xff\xfe{}"), "UTF-8"),
+    "config is a list": (lambda f: (f / ckpt.CONFIG).write_text("[1, 2]", encoding="utf-8"), "object"),
+    "config without model": (lambda f: edit_json(f / ckpt.CONFIG, lambda d: d.pop("model")), "model"),
+    "n_layer a string": (lambda f: edit_json(f / ckpt.CONFIG, lambda d: d["model"].update(n_layer="2")), "whole number"),
+    "n_embd a float": (lambda f: edit_json(f / ckpt.CONFIG, lambda d: d["model"].update(n_embd=32.5)), "whole number"),
+    "n_head a bool": (lambda f: edit_json(f / ckpt.CONFIG, lambda d: d["model"].update(n_head=True)), "whole number"),
+    "negative vocab": (lambda f: edit_json(f / ckpt.CONFIG, lambda d: d["model"].update(vocab_size=-5)), "at least 1"),
+    "bias a string": (lambda f: edit_json(f / ckpt.CONFIG, lambda d: d["model"].update(bias="yes")), "true or false"),
+    "unknown pos encoding": (lambda f: edit_json(f / ckpt.CONFIG, lambda d: d["model"].update(pos_encoding="evil")), "pos_encoding"),
+    "dropout NaN": (lambda f: edit_json(f / ckpt.CONFIG, lambda d: d["model"].update(dropout=float("nan"))), "dropout"),
+    "unknown config key": (lambda f: edit_json(f / ckpt.CONFIG, lambda d: d["model"].update(__class__="os.system")), "unknown"),
+    "wrong format": (lambda f: edit_json(f / ckpt.CONFIG, lambda d: d.update(format="evil/9")), "format"),
+    "vocab not an object": (lambda f: (f / ckpt.VOCAB).write_text("[\"a\"]", encoding="utf-8"), "vocab.json"),
+    "vocab multi-char entry": (lambda f: edit_json(f / ckpt.VOCAB, lambda d: d["chars"].__setitem__(0, "ab")), "single character"),
+    "vocab repeated entry": (lambda f: edit_json(f / ckpt.VOCAB, lambda d: d["chars"].__setitem__(1, d["chars"][0])), "repeated"),
+    "vocab entry a number": (lambda f: edit_json(f / ckpt.VOCAB, lambda d: d["chars"].__setitem__(0, 7)), "single character"),
+    "vocab invalid JSON": (lambda f: (f / ckpt.VOCAB).write_text("{", encoding="utf-8"), "JSON"),
+    "config is a directory": (lambda f: ((f / ckpt.CONFIG).unlink(), (f / ckpt.CONFIG).mkdir()), "config.json"),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPTIONS))
+def test_broken_folder_is_refused_with_a_clear_reason(good, case):
+    corrupt, needle = CORRUPTIONS[case]
+    folder = clone(good, "bad")
+    corrupt(folder)
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load_model(folder)
+    msg = str(e.value)
+    assert "\n" not in msg and needle.lower() in msg.lower(), msg
+    info = ckpt.read_info(folder)  # what the app's sidebar and `tinygpt models` use: no exception
+    if case != "NaN weights":  # listing reads headers only; NaN values are found when the weights load
+        assert not info.ok and info.error
+
+
+@pytest.mark.parametrize("case", ["truncated safetensors", "wrong shapes", "vocab size mismatch", "invalid JSON config",
+                                  "n_layer a string", "missing weights", "NaN weights", "config is a directory"])
+def test_broken_folder_through_the_command_line(good, case):
+    corrupt, needle = CORRUPTIONS[case]
+    folder = clone(good, "bad")
+    corrupt(folder)
+    assert_one_error(cli("generate", folder, "--prompt", "x", "-n", "3"), needle)
+    assert_one_error(cli("eval", "bad", "--models-dir", folder.parent), needle)
+    r = cli("models", "--models-dir", folder.parent)
+    assert r.exit_code == 0 and "broken" in r.stdout and "good" in r.stdout
+
+
+def test_names_and_vocab_are_displayed_inert(tmp_path, text, small_corpus):
+    """Folder names, corpus names and vocabulary entries with escape sequences and rich markup
+    reach the terminal as visible text, never as control sequences or styles."""
+    models = tmp_path / "models"
+    evil_name = "[bold red]boom\x1b[2J\x1b]0;title\x07"
+    evil_vocab = "\x1b[2J" + "\x9b\x07\x08\r" + "[bold red]" + "abc"
+    folder = models / evil_name
+    make_tiny_model(folder, evil_vocab * 20, seed=5)
+    edit_json(folder / ckpt.CONFIG, lambda d: d["corpus"].update(name="[link=file:///etc]x[/link]\x1b[31mred", path=str(small_corpus)))
+    r = cli("models", "--models-dir", models)
+    assert r.exit_code == 0, r.stderr
+    assert_inert(r.stdout + r.stderr)
+    assert "[bold red]boom" in r.stdout.replace("\n", "")  # markup shown literally, not applied
+    # generate: a random model over this vocabulary emits ESC, CSI, BEL... as visible symbols
+    r = cli("generate", folder, "--prompt", "\x1b[2J[bold]hi\x1b]52;c;ZXZpbA==\x07", "-n", "300", "--seed", "3")
+    assert r.exit_code == 0, r.stderr
+    assert_inert(r.stdout + r.stderr)
+    assert "␛" in r.stdout  # ESC made visible
+    assert len(r.stdout.rstrip("\n")) >= 300
+    # eval: the table title names the folder and the corpus
+    evil_corpus = tmp_path / "[bold]\x1b[2Jc.txt"
+    evil_corpus.write_text(evil_vocab * 100, encoding="utf-8")
+    r = cli("eval", evil_name, "--models-dir", models, "--corpus", evil_corpus, "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    assert_inert(r.stdout + r.stderr)
+    assert "[bold red]boom" in r.stdout.replace("\n", "")
+    # errors naming the folder are inert too
+    r = cli("generate", evil_name + "\x1b[0m", "--models-dir", models)
+    assert_inert(assert_one_error(r, "not found"))
+
+
+# =========================================================================== corpora
+def _write(tmp_path, name, data: bytes) -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+BAD_CORPORA = {
+    "missing": (lambda t: t / "nope.txt", "not found"),
+    "empty": (lambda t: _write(t, "empty.txt", b""), "empty"),
+    "whitespace only": (lambda t: _write(t, "ws.txt", b" \n\n\t  \r\n"), "empty"),
+    "binary": (lambda t: _write(t, "img.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 20), "binary"),
+    "NUL bytes in text": (lambda t: _write(t, "nul.txt", b"hello world\n" * 500 + b"\x00" + b"more text\n" * 10), "NUL"),
+    "non-UTF-8": (lambda t: _write(t, "latin1.txt", "caf\u00e9 cr\u00e8me br\u00fbl\u00e9e\n".encode("latin-1") * 500), "UTF-8"),
+    "directory": (lambda t: (t / "adir").mkdir() or (t / "adir"), "directory"),
+    "too short": (lambda t: _write(t, "short.txt", b"To be, or not to be.\n" * 3), "too short"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CORPORA))
+def test_bad_corpus_is_refused(tmp_path, case):
+    make, needle = BAD_CORPORA[case]
+    path = make(tmp_path)
+    r = cli("train", path, "--name", "m", "--models-dir", tmp_path / "models", "--preset", "tiny", "--max-steps", "2")
+    assert_one_error(r, needle)
+    assert not (tmp_path / "models" / "m" / ckpt.CONFIG).exists()
+
+
+def _tiny_train(tmp_path, corpus, name="m", *extra):
+    return cli("train", corpus, "--name", name, "--models-dir", tmp_path / "models", "--preset", "tiny", "--n-layer", "1",
+               "--n-embd", "32", "--block-size", "16", "--batch-size", "4", "--max-steps", "3", "--eval-iters", "1",
+               "--sample-chars", "10", "--threads", "1", "--jsonl", *extra)
+
+
+def test_mixed_newlines_train(tmp_path, text):
+    lines = text[:6000].split("\n")
+    mixed = "".join(line + ("\r\n", "\r", "\n")[i % 3] for i, line in enumerate(lines))
+    assert "\r\n" in mixed and "\r" in mixed.replace("\r\n", "")
+    path = _write(tmp_path, "mixed.txt", "\ufeff".encode() + mixed.encode("utf-8"))
+    r = _tiny_train(tmp_path, path)
+    assert r.exit_code == 0, r.stderr
+    vocab = json.loads((tmp_path / "models" / "m" / ckpt.VOCAB).read_text(encoding="utf-8"))["chars"]
+    assert "\r" not in vocab and "\ufeff" not in vocab and "\n" in vocab
+
+
+def test_single_repeated_character_corpus(tmp_path):
+    path = _write(tmp_path, "a.txt", b"a" * 5000)
+    r = _tiny_train(tmp_path, path)
+    if r.exit_code != 0:  # refusing is acceptable, but only as one clear line
+        assert_one_error(r)
+        return
+    r = cli("generate", tmp_path / "models" / "m", "-n", "20", "--seed", "0")
+    assert r.exit_code == 0 and r.stdout.strip() == "a" * 20, r.stdout
+
+
+# =========================================================================== settings
+BAD_TRAIN = {
+    "n-embd not divisible by n-head": (["--n-embd", "30", "--n-head", "4"], "divisible"),
+    "block-size 0": (["--block-size", "0"], "block"),
+    "block-size negative": (["--block-size", "-8"], "block"),
+    "negative lr": (["--lr", "-0.001"], "lr"),
+    "zero lr": (["--lr", "0"], "lr"),
+    "nan lr": (["--lr", "nan"], "lr"),
+    "batch 0": (["--batch-size", "0"], "batch"),
+    "max-steps 0": (["--max-steps", "0"], "max-steps"),
+    "minutes negative": (["--minutes", "-1"], "minutes"),
+    "dropout 1.5": (["--dropout", "1.5"], "dropout"),
+    "eval-interval 0": (["--eval-interval", "0"], "eval-interval"),
+    "unknown preset": (["--preset", "gigantic"], "preset"),
+    "unknown pos": (["--pos", "spiral"], "pos"),
+    "unknown device": (["--device", "tpu"], "device"),
+    "name with slash": (["--name", "../escape"], "name"),
+    "name dot-dot": (["--name", ".."], "name"),
+    "name empty": (["--name", "  "], "name"),
+    "name with ESC": (["--name", "a\x1b[2Jb"], "name"),
+    "block-size absurd": (["--block-size", "10000000"], "block"),
+    "resume nothing": (["--resume"], "resume"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TRAIN))
+def test_impossible_training_settings(tmp_path, small_corpus, case):
+    extra, needle = BAD_TRAIN[case]
+    args = ["train", small_corpus, "--name", "m", "--models-dir", tmp_path / "models", "--preset", "tiny", "--max-steps", "2"]
+    r = cli(*args, *extra)
+    line = assert_one_error(r, needle)
+    assert_inert(line)
+    assert not (tmp_path / "escape").exists()
+
+
+BAD_SAMPLING = {
+    "temperature below 0": (["--temperature", "-0.5"], "temperature"),
+    "temperature nan": (["--temperature", "nan"], "temperature"),
+    "temperature inf": (["--temperature", "inf"], "temperature"),
+    "top-k 0": (["--top-k", "0"], "top-k"),
+    "top-k negative": (["--top-k", "-3"], "top-k"),
+    "top-p 0": (["--top-p", "0"], "top-p"),
+    "top-p above 1": (["--top-p", "1.5"], "top-p"),
+    "top-p negative": (["--top-p", "-0.1"], "top-p"),
+    "top-p nan": (["--top-p", "nan"], "top-p"),
+    "max-new negative": (["--max-new", "-1"], "length"),
+    "num-samples 0": (["--num-samples", "0"], "num-samples"),
+    "split bad": (["--corpus", "x.txt", "--split", "test"], "split"),
+    "seed negative": (["--seed", "-1"], "seed"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SAMPLING))
+def test_impossible_sampling_settings(good, case):
+    extra, needle = BAD_SAMPLING[case]
+    assert_one_error(cli("generate", good, "--prompt", "hi", *extra), needle)
+
+
+def test_eval_bad_inputs(good, tmp_path):
+    assert_one_error(cli("eval", good, "--split", "nope"), "split")
+    assert_one_error(cli("eval", good, "--corpus", tmp_path / "missing.txt"), "not found")
+    assert_one_error(cli("eval", good), "corpus")  # the fixture model records no corpus path
+    # a corpus in another alphabet: every character unknown to the model
+    alien = _write(tmp_path, "alien.txt", ("\u6ee1\u7eb8\u8352\u5510\u8a00" * 400).encode("utf-8"))
+    r = cli("eval", good, "--corpus", alien)
+    assert_one_error(r, "characters")
+
+
+def test_model_argument_is_not_a_folder(tmp_path, good):
+    f = _write(tmp_path, "file.txt", b"hello")
+    assert_one_error(cli("generate", f), "not found")
+    assert_one_error(cli("generate", "does-not-exist", "--models-dir", good.parent), "not found", "good")
+    empty = tmp_path / "emptydir"
+    empty.mkdir()
+    assert_one_error(cli("generate", empty), "config.json")
+
+
+# =========================================================================== prompts
+def test_empty_huge_unknown_and_control_prompts(good):
+    r = cli("generate", good, "--prompt", "", "-n", "30", "--seed", "1")
+    assert r.exit_code == 0 and len(r.stdout.rstrip("\n")) >= 30, r.stderr
+    t0 = time.perf_counter()
+    huge = "To be, or not to be, that is the question. " * 24_000  # about 1 MB
+    r = cli("generate", good, "--prompt", huge, "-n", "20", "--seed", "1")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.startswith(huge) and len(r.stdout) >= len(huge) + 20
+    assert time.perf_counter() - t0 < 20
+    r = cli("generate", good, "--prompt", "\u6ee1\u7eb8\u8352\u5510\u8a00\U0001f600", "-n", "25", "--seed", "1")
+    assert r.exit_code == 0, r.stderr
+    assert "does not know 6 character" in r.stderr and len(r.stdout.strip()) >= 20
+    ctrl = "".join(chr(i) for i in range(32)) + "\x7f\x9b\x1b[31m\x1b]0;x\x07\u202e"
+    r = cli("generate", good, "--prompt", ctrl, "-n", "10", "--seed", "1")
+    assert r.exit_code == 0, r.stderr
+    assert_inert(r.stdout + r.stderr)
+    # same seed, same text
+    a = cli("generate", good, "--prompt", "ROMEO:", "-n", "40", "--seed", "9").stdout
+    b = cli("generate", good, "--prompt", "ROMEO:", "-n", "40", "--seed", "9").stdout
+    assert a == b and len(a) > 40
+
+
+def test_unicode_and_space_model_name_train_generate_in_real_processes(tmp_path, text):
+    """The real `tinygpt` executable, as a shell runs it: a name with spaces, CJK and an emoji."""
+    models = tmp_path / "my models"
+    corpus = _write(tmp_path, "c.txt", text[:8000].encode("utf-8"))
+    name = "my model \u7ea2\u697c \U0001f642"
+    exe = shutil.which("tinygpt") or str(Path(sys.executable).with_name("tinygpt"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    train = subprocess.run([exe, "train", str(corpus), "--name", name, "--models-dir", str(models), "--preset", "tiny",
+                            "--n-layer", "1", "--n-embd", "32", "--block-size", "16", "--batch-size", "4", "--max-steps", "6",
+                            "--eval-interval", "3", "--eval-iters", "1", "--threads", "1"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert train.returncode == 0, train.stderr[-2000:]
+    assert "Traceback" not in train.stdout + train.stderr
+    ckpt.load_model(models / name)
+    gen = subprocess.run([exe, "generate", name, "--models-dir", str(models), "--prompt", "ROMEO:", "-n", "30", "--seed", "4"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert gen.returncode == 0 and gen.stdout.startswith("ROMEO:") and len(gen.stdout.strip()) >= 36, gen.stderr
+    # what a shell sees for errors: exit 2, one line, no traceback (these fail before torch is imported)
+    for args, needle in (
+        (["generate", name + " nope", "--models-dir", str(models)], "not found"),
+        (["train", str(tmp_path / "missing.txt"), "--name", "x", "--models-dir", str(models)], "not found"),
+        (["train", str(tmp_path), "--name", "x", "--models-dir", str(models)], "directory"),
+        (["generate", name, "--models-dir", str(models), "--top-k", "0"], "top-k"),
+    ):
+        p = subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=60)
+        lines = [l for l in p.stderr.splitlines() if l.strip()]
+        assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], (args, p.stderr)
+        assert "Traceback" not in p.stderr
+
+
+# =========================================================================== tinygpt convert
+class _RefGPT:
+    """nanoGPT's model.py forward pass, written out from its state dict (the reference for the conversion)."""
+
+    def __init__(self, sd, n_head):
+        self.sd, self.H = sd, n_head
+
+    def __call__(self, idx):
+        import torch
+        import torch.nn.functional as F
+
+        sd, H = self.sd, self.H
+        g = lambda k: sd.get(k)  # noqa: E731
+        B, T = idx.shape
+        x = g("transformer.wte.weight")[idx] + g("transformer.wpe.weight")[:T]
+        C = x.size(-1)
+        i = 0
+        while f"transformer.h.{i}.ln_1.weight" in sd:
+            p = f"transformer.h.{i}."
+            h = F.layer_norm(x, (C,), g(p + "ln_1.weight"), g(p + "ln_1.bias"), 1e-5)
+            q, k, v = F.linear(h, g(p + "attn.c_attn.weight"), g(p + "attn.c_attn.bias")).split(C, dim=2)
+            q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
+            att = att.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+            y = (att @ v).transpose(1, 2).reshape(B, T, C)
+            x = x + F.linear(y, g(p + "attn.c_proj.weight"), g(p + "attn.c_proj.bias"))
+            h = F.layer_norm(x, (C,), g(p + "ln_2.weight"), g(p + "ln_2.bias"), 1e-5)
+            h = F.gelu(F.linear(h, g(p + "mlp.c_fc.weight"), g(p + "mlp.c_fc.bias")))
+            x = x + F.linear(h, g(p + "mlp.c_proj.weight"), g(p + "mlp.c_proj.bias"))
+            i += 1
+        x = F.layer_norm(x, (C,), g("transformer.ln_f.weight"), g("transformer.ln_f.bias"), 1e-5)
+        return x @ g("lm_head.weight").T
+
+
+def nanogpt_checkpoint(tmp_path, chars, bias=True, L=2, H=4, C=32, T=24, prefix="_orig_mod.", seed=0, mask_buffer=True):
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    V = len(chars)
+    r = lambda *s: torch.randn(*s, generator=gen) * 0.2  # noqa: E731
+    sd = {"transformer.wte.weight": r(V, C), "transformer.wpe.weight": r(T, C)}
+    for i in range(L):
+        p = f"transformer.h.{i}."
+        for ln in ("ln_1", "ln_2"):
+            sd[p + ln + ".weight"] = 1 + r(C)
+            if bias:
+                sd[p + ln + ".bias"] = r(C)
+        for name, shape in (("attn.c_attn", (3 * C, C)), ("attn.c_proj", (C, C)), ("mlp.c_fc", (4 * C, C)), ("mlp.c_proj", (C, 4 * C))):
+            sd[p + name + ".weight"] = r(*shape)
+            if bias:
+                sd[p + name + ".bias"] = r(shape[0])
+        if mask_buffer:
+            sd[p + "attn.bias"] = torch.tril(torch.ones(T, T)).view(1, 1, T, T)
+    sd["transformer.ln_f.weight"] = 1 + r(C)
+    if bias:
+        sd["transformer.ln_f.bias"] = r(C)
+    sd["lm_head.weight"] = sd["transformer.wte.weight"]  # tied, as in nanoGPT
+    ckpt_obj = {
+        "model": {prefix + k: v for k, v in sd.items()},
+        "optimizer": {"state": {}, "param_groups": [{"lr": 1e-3, "params": [0, 1]}]},
+        "model_args": dict(n_layer=L, n_head=H, n_embd=C, block_size=T, bias=bias, vocab_size=V, dropout=0.2),
+        "iter_num": 250, "best_val_loss": torch.tensor(1.4697), "config": {"dataset": "shakespeare_char", "batch_size": 64},
+    }
+    pt = tmp_path / "ckpt.pt"
+    torch.save(ckpt_obj, pt)
+    meta = tmp_path / "meta.pkl"
+    meta.write_bytes(pickle.dumps({"vocab_size": V, "itos": dict(enumerate(chars)), "stoi": {c: i for i, c in enumerate(chars)}}))
+    return pt, meta, _RefGPT({k: v for k, v in sd.items() if not k.endswith(".attn.bias")}, H)  # the mask buffer, not c_attn.bias
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_convert_nanogpt_checkpoint_gives_the_same_logits(tmp_path, text, bias):
+    import torch
+
+    chars = sorted(set(text))
+    pt, meta, ref = nanogpt_checkpoint(tmp_path, chars, bias=bias)
+    models = tmp_path / "models"
+    r = cli("convert", pt, "--name", "nano", "--meta", meta, "--models-dir", models)
+    assert r.exit_code == 0, r.stderr
+    assert "weights_only=True" in r.stdout and "plain data" in r.stdout and "wrote" in r.stdout
+    loaded = ckpt.load_model(models / "nano")
+    cfg = loaded.model.cfg
+    assert (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.bias) == (2, 4, 32, 24, bias)
+    assert (cfg.pos_encoding, cfg.ffn, cfg.norm, cfg.tie_weights) == ("learned", "gelu", "layernorm", True)
+    assert loaded.tokenizer.chars == chars and loaded.doc["figures"]["step"] == 250
+    idx = torch.randint(0, len(chars), (3, 24), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = ref(idx)
+        got, _ = loaded.model(idx)
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+    assert not list(models.glob("nano/*.pt")) and not list(models.glob("nano/*.pkl"))  # nothing pickled is kept
+    assert cli("generate", "nano", "--models-dir", models, "-n", "10", "--seed", "1").exit_code == 0
+    # the same vocabulary rebuilt from the training text, as nanoGPT's prepare.py does
+    corpus = tmp_path / "input.txt"
+    corpus.write_text(text, encoding="utf-8")
+    r = cli("convert", pt, "--name", "nano2", "--corpus", corpus, "--models-dir", models)
+    assert r.exit_code == 0, r.stderr
+    assert ckpt.load_model(models / "nano2").tokenizer.chars == chars
+    assert_one_error(cli("convert", pt, "--name", "nano", "--meta", meta, "--models-dir", models), "already exists")
+
+
+def test_convert_refuses_what_it_cannot_map(tmp_path, text):
+    import torch
+
+    chars = sorted(set(text))
+    models = tmp_path / "models"
+    pt, meta, _ = nanogpt_checkpoint(tmp_path, chars)
+    marker = tmp_path / "PWNED"
+    # a meta.pkl that would run code
+    evil_meta = evil_pickle(tmp_path / "evil_meta.pkl", marker)
+    assert_one_error(cli("convert", pt, "--name", "a", "--meta", evil_meta, "--models-dir", models), "plain-data")
+    # vocabulary of the wrong size
+    short = tmp_path / "short_meta.pkl"
+    short.write_bytes(pickle.dumps({"itos": dict(enumerate(chars[:-1]))}))
+    assert_one_error(cli("convert", pt, "--name", "a", "--meta", short, "--models-dir", models), "rows")
+    # no vocabulary given
+    assert_one_error(cli("convert", pt, "--name", "a", "--models-dir", models), "vocabulary")
+    # a tensor that has no place in a nanoGPT GPT (another architecture): refused, not guessed
+    obj = torch.load(pt, weights_only=True)
+    obj["model"]["_orig_mod.transformer.h.0.attn.rotary.inv_freq"] = torch.ones(4)
+    odd = tmp_path / "odd.pt"
+    torch.save(obj, odd)
+    assert_one_error(cli("convert", odd, "--name", "a", "--meta", meta, "--models-dir", models), "no place")
+    # model_args that contradict the tensors
+    obj = torch.load(pt, weights_only=True)
+    obj["model_args"]["n_embd"] = 64
+    bad = tmp_path / "bad.pt"
+    torch.save(obj, bad)
+    assert_one_error(cli("convert", bad, "--name", "a", "--meta", meta, "--models-dir", models), "n_embd")
+    # a bare state dict needs --n-head
+    bare = tmp_path / "bare.pt"
+    torch.save(torch.load(pt, weights_only=True)["model"], bare)
+    assert_one_error(cli("convert", bare, "--name", "a", "--meta", meta, "--models-dir", models), "--n-head")
+    assert cli("convert", bare, "--name", "bare", "--meta", meta, "--n-head", "4", "--models-dir", models).exit_code == 0
+    # not a torch file, a truncated one, a missing one
+    junk = _write(tmp_path, "junk.pt", b"this is not a checkpoint")
+    assert_one_error(cli("convert", junk, "--name", "a", "--meta", meta, "--models-dir", models), "checkpoint")
+    cut = _write(tmp_path, "cut.pt", pt.read_bytes()[:2000])
+    assert_one_error(cli("convert", cut, "--name", "a", "--meta", meta, "--models-dir", models), "cut.pt")
+    assert_one_error(cli("convert", tmp_path / "nope.pt", "--name", "a", "--meta", meta, "--models-dir", models), "no such")
+    assert not marker.exists()
+    assert not (models / "a" / ckpt.CONFIG).exists()
