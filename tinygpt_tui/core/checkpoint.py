@@ -177,12 +177,21 @@ def validate_config_doc(doc) -> GPTConfig:
         raise CheckpointError(f"config.json: bad model section ({e})") from None
 
 
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+
+
 def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as f:
+            for k in f.keys():  # the header says the dtype: refuse integer "weights" before loading anything
+                dtype = str(f.get_slice(k).get_dtype())
+                if dtype not in FLOAT_DTYPES:
+                    raise CheckpointError(f"{WEIGHTS}: {k[:80]} is {dtype[:20]}, not floating point")
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except CheckpointError:
+        raise
     except FileNotFoundError:
         raise CheckpointError(f"{WEIGHTS} is missing in {path.parent}") from None
     except Exception as e:  # safetensors raises its own error types for a bad header
@@ -316,13 +325,14 @@ class Loaded:
 
 def load_model(folder, device="cpu") -> Loaded:
     """Load a model folder safely: JSON validated, shapes checked, weights from safetensors only."""
+    folder = Path(folder)
+    doc, cfg = check_folder(folder)  # before importing torch: a broken folder is refused at once
+
     import torch
     from safetensors.torch import load_file
 
     from .model import GPT
 
-    folder = Path(folder)
-    doc, cfg = check_folder(folder)
     tokenizer = CharTokenizer.from_json(_read_text(folder / VOCAB, VOCAB))
     try:
         state = load_file(str(folder / WEIGHTS), device="cpu")
