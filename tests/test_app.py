@@ -200,7 +200,7 @@ async def test_inspect_key_pushes_the_inspector_with_model_and_context(models_di
         await pilot.press("i")
         assert await wait_for(pilot, lambda: isinstance(app.screen, FakeInspector))
         assert got["model"] is gen.loaded.model and got["tokenizer"] is gen.loaded.tokenizer
-        assert got["context"] == gen.query_one("#output", OutputView).text and got["context"].startswith("hello")
+        assert got["context"] == gen.context and got["context"].startswith("hello") and len(got["context"]) == 15
 
     monkeypatch.setitem(sys.modules, "tinygpt_tui.app.inspector", None)  # import fails
     app = make_app(models_dir)

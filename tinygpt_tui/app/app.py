@@ -116,6 +116,14 @@ class TinyGPTApp(App):
         screen = self._installed_screens.get(name)
         return screen if isinstance(screen, Screen) else None
 
+    def check_action(self, action: str, parameters) -> bool | None:
+        # the key for the screen you are on is left out of the footer
+        if action == "show_generate":
+            return self.current_mode != "generate" or len(self.screen_stack) > 1
+        if action == "show_training":
+            return self.current_mode != "training"
+        return True
+
     def action_show_generate(self) -> None:
         if self.current_mode != "generate":
             self.switch_mode("generate")

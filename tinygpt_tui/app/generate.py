@@ -38,7 +38,7 @@ class Stream:
     finished_at: float | None = None
     finished: bool = False
     error: str = ""
-    latencies: list = field(default_factory=list)  # seconds from sampling to the screen, per flush
+    latencies: list = field(default_factory=list)  # per drain: seconds from the oldest character's sampling to the pane
 
     @property
     def chars_per_s(self) -> float:
@@ -84,6 +84,7 @@ class GenerateScreen(Screen):
         self.context = ""  # the raw text the next "continue" starts from (prompt + generated)
         self.loading_name: str | None = None
         self.pending_prompt: str | None = None  # submitted while the model was loading
+        self.inspector = None  # the inspector screen while it is open
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -94,9 +95,9 @@ class GenerateScreen(Screen):
                 yield SamplingPanel(id="sampling")
             with Vertical(id="main"):
                 yield OutputView(id="output")
-                yield Input(placeholder="Write a prompt and press Enter (empty: start fresh)", id="prompt")
+                yield Input(placeholder="Write a prompt, Enter to generate", id="prompt")
                 yield Static(id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#models", ModelList).border_title = "Models"
@@ -111,8 +112,16 @@ class GenerateScreen(Screen):
         models.set_models(infos)
         ok = sum(1 for i in infos if i.ok)
         models.border_subtitle = f"{ok} ready" + (f", {len(infos) - ok} broken" if len(infos) > ok else "")
+        out = self.query_one("#output", OutputView)
+        if infos and self.loaded is None and self.loading_name is None and not self.context:
+            out.clear()
+            out.append(
+                "Pick a model on the left (↑ ↓ and Enter, or click), then write a prompt below.\n\n"
+                "Esc stops, Ctrl+N continues, Ctrl+L clears; temperature and the rest are under Sampling. "
+                "Ctrl+T opens the training screen, Ctrl+P lists every command.\n",
+                NOTE,
+            )
         if not infos:
-            out = self.query_one("#output", OutputView)
             if not len(out):
                 out.append(
                     f"No models yet in {self.app.models_dir}.\n\nTrain one with Ctrl+T (the training screen), "
@@ -230,15 +239,20 @@ class GenerateScreen(Screen):
         from ..core.sampler import Generation
 
         buf: list[str] = []
-        last = time.perf_counter()
+        clock = time.perf_counter
+        last = clock()
+        first = 0.0  # when the oldest character in buf was sampled
         post = self.post_message
         try:
             gen = Generation(loaded.model, loaded.tokenizer, "", settings, stream.stop_event, context_ids=ids)
             for ch in gen:
+                now = clock()
+                if not buf:
+                    first = now
                 buf.append(ch)
-                now = time.perf_counter()
                 if now - last >= FLUSH_INTERVAL:
-                    stream.chunks.append(("".join(buf), now))
+                    # hand over without waiting for the screen (post_message is thread-safe and never blocks)
+                    stream.chunks.append(("".join(buf), first))
                     stream.generated += len(buf)
                     if stream.first_char_at is None:
                         stream.first_char_at = now
@@ -252,7 +266,7 @@ class GenerateScreen(Screen):
         finally:
             if buf:
                 now = time.perf_counter()
-                stream.chunks.append(("".join(buf), now))
+                stream.chunks.append(("".join(buf), first))
                 stream.generated += len(buf)
                 if stream.first_char_at is None:
                     stream.first_char_at = now
@@ -273,6 +287,11 @@ class GenerateScreen(Screen):
         if len(self.context) > 100_000:
             self.context = self.context[-50_000:]
         self.query_one("#output", OutputView).append(text, GENERATED)
+        if self.inspector is not None and hasattr(self.inspector, "update_context"):
+            try:  # the inspector follows the text while it streams (it throttles itself)
+                self.inspector.update_context(self.context)
+            except Exception:
+                self.inspector = None
 
     def on_generate_screen_flush(self, message: "GenerateScreen.Flush") -> None:
         s = self.stream
@@ -349,14 +368,15 @@ class GenerateScreen(Screen):
         except Exception as e:  # missing, or broken while being written
             self.notify(f"The inspector is not available ({type(e).__name__}: {e}).", severity="warning")
             return
-        self.stop_generation()
-        context = self.context or self.query_one("#output", OutputView).text
+        # the raw text (prompt characters the model knows, then what it wrote), not the on-screen form
+        context = self.context
         try:
             screen = InspectorScreen(self.loaded.model, self.loaded.tokenizer, context)
         except TinyGPTError as e:
             self.notify(str(e), title="inspector", severity="error")
             return
-        self.app.push_screen(screen)
+        self.inspector = screen
+        self.app.push_screen(screen, lambda _=None: setattr(self, "inspector", None))
 
     # ------------------------------------------------------------ status
     def update_status(self, stopped: bool = False) -> None:

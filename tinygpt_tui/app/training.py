@@ -232,7 +232,10 @@ def _plot_class():
                 if xs:
                     plt.plot(xs, ys, label=label, color=colors[label], marker=markers[label])
                     drawn = True
-            if not drawn:
+            if not drawn:  # an empty frame, not a meaningless -1..1 axis
+                plt.title("loss (waiting for the first steps)")
+                plt.xlim(0, 100)
+                plt.ylim(0, 5)
                 plt.plot([0], [0], marker=" ")
             self.refresh()
 
@@ -264,7 +267,7 @@ CUSTOM_FIELDS = (
 class TrainingScreen(Screen):
     """Start, stop, resume or follow a training run."""
 
-    AUTO_FOCUS = "#train-name"
+    AUTO_FOCUS = "#train-corpus"
 
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", id="train-start"),
@@ -279,6 +282,7 @@ class TrainingScreen(Screen):
         self.source = None  # ("job", TrainingJob) or ("file", folder, offset)
         self._seen = 0
         self._drawn = (-1, -1)
+        self._sample_shown = None
         self.chart = None
 
     # ------------------------------------------------------------ layout
@@ -288,31 +292,42 @@ class TrainingScreen(Screen):
         yield Header(show_clock=False, icon="◆")
         with Horizontal(id="train-body"):
             with VerticalScroll(id="train-form"):
-                yield Label("Corpus", classes="field-label")
-                yield Select(self._corpus_options(), id="train-corpus", prompt="pick from the catalog", allow_blank=True)
-                yield Input(placeholder="…or a path to a UTF-8 text file", id="train-corpus-path")
-                yield Label("Model name", classes="field-label")
-                yield Input(placeholder="e.g. my-shakespeare", id="train-name", restrict=r"[^/\\]*", max_length=100)
-                yield Label("Size", classes="field-label")
-                yield Select([(self._preset_label(p), p) for p in PRESET_NAMES], value="tiny", id="train-preset", allow_blank=False)
+                with Horizontal(classes="form-row"):
+                    yield Label("Corpus", classes="form-label")
+                    yield Select(self._corpus_options(), id="train-corpus", prompt="pick from the catalog", allow_blank=True, compact=True)
+                with Horizontal(classes="form-row -tight"):
+                    yield Label("", classes="form-label")
+                    yield Input(placeholder="…or a text file path", id="train-corpus-path", compact=True)
+                with Horizontal(classes="form-row"):
+                    yield Label("Name", classes="form-label")
+                    yield Input(placeholder="e.g. my-shakespeare", id="train-name", restrict=r"[^/\\]*", max_length=100, compact=True)
+                with Horizontal(classes="form-row -tight"):
+                    yield Label("Size", classes="form-label")
+                    yield Select([(self._preset_label(p), p) for p in PRESET_NAMES], value="tiny", id="train-preset", allow_blank=False, compact=True)
                 with Collapsible(title="Custom hyperparameters", id="train-custom", collapsed=True):
                     for fid, label, kind, _ in CUSTOM_FIELDS:
                         with Horizontal(classes="hp-row"):
                             yield Label(label, classes="hp-label")
                             yield Input(id=f"hp-{fid}", compact=True, restrict=r"[0-9.eE+-]*")
-                yield Label("Length (steps or minutes; blank steps and minutes: 2000 steps)", classes="field-label")
-                with Horizontal(id="train-length"):
-                    yield Input(placeholder="steps", id="train-steps", restrict=r"[0-9]*")
-                    yield Input("5", placeholder="minutes", id="train-minutes", restrict=r"[0-9.]*")
-                yield Label("Device", classes="field-label")
-                yield Select([(d, d) for d in DEVICES], value="auto", id="train-device", allow_blank=False)
+                with Horizontal(classes="form-row"):
+                    yield Label("Steps", classes="form-label")
+                    yield Input(placeholder="2000", id="train-steps", restrict=r"[0-9]*", compact=True)
+                with Horizontal(classes="form-row -tight"):
+                    yield Label("Minutes", classes="form-label")
+                    yield Input("5", placeholder="no limit", id="train-minutes", restrict=r"[0-9.]*", compact=True)
+                with Horizontal(classes="form-row -tight"):
+                    yield Label("Device", classes="form-label")
+                    yield Select([(d, d) for d in DEVICES], value="auto", id="train-device", allow_blank=False, compact=True)
+                yield Static("Training stops at whichever limit comes first.", classes="form-hint")
                 with Horizontal(id="train-buttons"):
-                    yield Button("Start", id="btn-start", variant="success")
-                    yield Button("Stop", id="btn-stop", variant="error")
-                    yield Button("Resume", id="btn-resume", variant="primary")
+                    yield Button("Start", id="btn-start", variant="success", compact=True)
+                    yield Button("Stop", id="btn-stop", variant="error", compact=True)
+                    yield Button("Resume", id="btn-resume", variant="primary", compact=True)
                 yield Static(id="train-error")
-                yield Label("Follow a run (started anywhere)", classes="field-label")
-                yield Input(placeholder="model name or folder; Enter", id="train-follow")
+                yield Label("Follow a run started anywhere", classes="field-label")
+                with Horizontal(classes="form-row -tight"):
+                    yield Label("Run", classes="form-label")
+                    yield Input(placeholder="model name or folder, Enter", id="train-follow", compact=True)
             with Vertical(id="run-view"):
                 yield Static(id="run-title")
                 with Horizontal(id="run-progress-row"):
@@ -320,8 +335,8 @@ class TrainingScreen(Screen):
                     yield Static(id="run-progress-text")
                 yield _plot_class()(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
-                    yield Static(id="run-sample")
-        yield Footer()
+                    yield Static(Text("The model writes a sample at each evaluation.", style="dim"), id="run-sample")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.chart = self.query_one("#loss-chart")
@@ -586,7 +601,13 @@ class TrainingScreen(Screen):
         if key != self._drawn and self.chart is not None:
             self._drawn = key
             self.chart.show(v)
-        box = self.query_one("#run-sample-box")
-        if v.sample_step is not None:
-            box.border_title = f"Latest sample (step {v.sample_step:,})"
-            self.query_one("#run-sample", Static).update(Text(printable(v.sample)))
+        shown = (id(v), v.sample_step, len(v.sample))
+        if shown != self._sample_shown:
+            self._sample_shown = shown
+            box = self.query_one("#run-sample-box")
+            if v.sample_step is not None:
+                box.border_title = f"Latest sample (step {v.sample_step:,})"
+                self.query_one("#run-sample", Static).update(Text(printable(v.sample)))
+            else:
+                box.border_title = "Latest sample"
+                self.query_one("#run-sample", Static).update(Text("The model writes a sample at each evaluation.", style="dim"))

@@ -1,0 +1,39 @@
+"""Snapshot tests of the app's screens (pytest-textual-snapshot).
+
+Deterministic: fixture models with fixed figures, an empty corpora folder (so
+the corpus list shows the catalog only), no model loaded (no device name or
+timing text on screen). Update after an intended change with
+`pytest tests/test_app_snapshots.py --snapshot-update` and look at the report.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from app_fixtures import make_models_dir  # noqa: E402
+
+from tinygpt_tui.app.app import TinyGPTApp  # noqa: E402
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    corpora = tmp_path / "corpora"
+    corpora.mkdir()
+    monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(corpora))
+    return TinyGPTApp(models_dir=make_models_dir(tmp_path), watch_models=False, warm_torch=False)
+
+
+def test_generate_screen(app, snap_compare):
+    assert snap_compare(app, terminal_size=(120, 40))
+
+
+def test_generate_screen_small_terminal(app, snap_compare):
+    assert snap_compare(app, terminal_size=(80, 24))
+
+
+def test_training_screen(app, snap_compare):
+    assert snap_compare(app, press=["ctrl+t"], terminal_size=(120, 40))
