@@ -71,11 +71,20 @@ NANOGPT_10M = Shape("nanoGPT Shakespeare (10.7M)", 6, 6, 384, 256, 64, 0.2)
 # the shipped models' size, for generation
 SHIPPED = dict(vocab_size=65, block_size=128, n_layer=6, n_head=4, n_embd=256, pos_encoding="learned", ffn="gelu", norm="layernorm", dropout=0.0)
 
-# the architectures tinygpt is measured with, at the same shapes as the reference
-TINYGPT_ARCHS = {
-    "tinygpt (default: RoPE, SwiGLU, RMSNorm)": dict(),
-    "tinygpt (nanoGPT layers: learned, GELU, LayerNorm)": dict(pos_encoding="learned", ffn="gelu", norm="layernorm"),
-}
+# the architectures tinygpt is measured with, at the same shapes as the reference:
+# its defaults (GPTConfig's), and the modern alternative (RoPE, SwiGLU, RMSNorm)
+def _archs() -> dict:
+    from .core.config import GPTConfig  # no torch
+
+    d = GPTConfig()
+    archs = {f"tinygpt defaults ({d.pos_encoding}, {d.ffn}, {d.norm})": {}}
+    alt = dict(pos_encoding="rope", ffn="swiglu", norm="rmsnorm")
+    if (d.pos_encoding, d.ffn, d.norm) != tuple(alt.values()):
+        archs["tinygpt (rope, swiglu, rmsnorm)"] = alt
+    return archs
+
+
+TINYGPT_ARCHS = _archs()
 REFERENCE = "reference (nanoGPT-style, fp32 eager)"
 
 
