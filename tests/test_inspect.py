@@ -271,5 +271,18 @@ async def test_inspector_screen_renders_and_follows_keys():
         await pilot.pause()
         await pilot.click("#insp-map", offset=(7, 3))
         assert screen.view.position == 1 and screen.view.actual.char == "玉"
+        # a burst of updates (as while generating) is throttled: few passes, the newest text wins
+        screen.min_interval = 0.15
+        n = screen.computations
+        text = "林黛玉 the honour"
+        for ch in " of all the house":  # 17 updates in a burst
+            text += ch
+            screen.update_context(text)
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if not screen.computing and screen._pending is None and "".join(screen.view.chars) == text[-24:]:
+                break
+        assert "".join(screen.view.chars) == text[-24:] and screen.analysis.truncated == max(0, len(text) - 24)
+        assert 1 <= screen.computations - n <= 2  # the first text, then the newest
         await pilot.press("escape")
         assert pilot.app.screen is not screen

@@ -11,6 +11,7 @@ No torch at import: the model loads inside ``run_inspect``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -46,13 +47,27 @@ def cell(ch: str) -> tuple[str, int]:
     return s, w
 
 
-def weight_cell(w: float, vmax: float, width: int, color: bool) -> Text:
+LEVELS = 64  # colours in the ramp actually used (styles are cached per level)
+
+
+@functools.lru_cache(maxsize=None)
+def level_style(level: int) -> Style:
+    return Style(bgcolor=ramp_color(level / (LEVELS - 1)))
+
+
+def cell_parts(w: float, vmax: float, width: int, color: bool) -> tuple[str, Style | None]:
+    """The text and style of one heatmap cell of ``width`` cells for weight w."""
     # square-root scale: one head that puts 0.9 on a single character would
     # otherwise leave every weight of 0.1 or less looking like nothing
     level = 0.0 if vmax <= 0 else math.sqrt(min(max(w / vmax, 0.0), 1.0))
     if color:
-        return Text(" " * width, style=Style(bgcolor=ramp_color(level)))
-    return Text(SHADES[min(int(level * (len(SHADES) - 1) + 0.5), len(SHADES) - 1)] * width)
+        return " " * width, level_style(round(level * (LEVELS - 1)))
+    return SHADES[min(int(level * (len(SHADES) - 1) + 0.5), len(SHADES) - 1)] * width, None
+
+
+def weight_cell(w: float, vmax: float, width: int, color: bool) -> Text:
+    s, style = cell_parts(w, vmax, width, color)
+    return Text(s, style=style or "")
 
 
 def heatmap_layout(chars: list[str], row_labels: list[str], width: int) -> tuple[int, list[tuple[int, int]]]:
@@ -85,9 +100,15 @@ def heatmap_column_at(chars: list[str], row_labels: list[str], width: int, x: in
     return None
 
 
-def heatmap(chars: list[str], rows: list[tuple[str, list[float]]], width: int, query: int,
-            color: bool = True, vmax: float | None = None, selected: int | None = None, ruler: bool = True) -> Text:
-    """Rows of weights over the context characters, wrapped to ``width`` cells.
+@functools.lru_cache(maxsize=64)
+def named_style(name: str) -> Style:
+    return Style.parse(name) if name else Style()
+
+
+def heatmap_lines(chars: list[str], rows: list[tuple[str, list[float]]], width: int, query: int,
+                  color: bool = True, vmax: float | None = None, selected: int | None = None,
+                  ruler: bool = True) -> list[list[tuple[str, Style]]]:
+    """The heatmap as lines of (text, style) runs: cheap to turn into rich Text or Textual Strips.
 
     Each block of columns has a position ruler, the characters themselves as
     column labels (the query character underlined), then one line per row.
@@ -97,13 +118,11 @@ def heatmap(chars: list[str], rows: list[tuple[str, list[float]]], width: int, q
     lab_w, chunks = heatmap_layout(chars, [r[0] for r in rows], width)
     if vmax is None:
         vmax = max((w for _, ws in rows for w in ws[: query + 1]), default=0.0)
-    out = Text()
-    for n, (a, b) in enumerate(chunks):
-        if n:
-            out.append("\n")
+    plain, dim, bold = named_style(""), named_style("dim"), named_style("bold")
+    lines: list[list[tuple[str, Style]]] = []
+    for a, b in chunks:
         if ruler:
-            line, col = " " * lab_w, 0
-            marks = []
+            col, marks = 0, []
             for j in range(a, b):
                 if j % 10 == 0 or j == query:
                     marks.append((col, str(j)))
@@ -111,32 +130,44 @@ def heatmap(chars: list[str], rows: list[tuple[str, list[float]]], width: int, q
             room = max(col, width - lab_w)
             buf, taken = [" "] * room, [False] * (room + 1)
             # the query's mark first, then every tenth position where it does not collide
-            for c, s in sorted(marks, key=lambda m: m[1] != str(query)):
-                end = c + len(s)
+            for c, m in sorted(marks, key=lambda m: m[1] != str(query)):
+                end = c + len(m)
                 if end <= room and not any(taken[max(c - 1, 0) : end + 1]):
-                    buf[c:end] = list(s)
-                    taken[c:end] = [True] * len(s)
-            out.append(line + "".join(buf).rstrip() + "\n", style="dim")
-        out.append(" " * lab_w)
+                    buf[c:end] = list(m)
+                    taken[c:end] = [True] * len(m)
+            lines.append([(" " * lab_w + "".join(buf).rstrip(), dim)])
+        line = [(" " * lab_w, plain)]
         for j in range(a, b):
-            s, _ = labels[j]
-            if j == query:
-                st = "bold underline reverse"
-            elif j > query:
-                st = "dim"
-            else:
-                st = "bold"
-            out.append(s, style=st)
+            st = named_style("bold underline reverse") if j == query else (dim if j > query else bold)
+            line.append((labels[j][0], st))
+        lines.append(line)
         for r, (label, ws) in enumerate(rows):
-            out.append("\n")
-            out.append(label.ljust(lab_w - 1) + " ", style="reverse bold" if r == selected else "cyan")
+            line = [(label.ljust(lab_w - 1) + " ", named_style("reverse bold" if r == selected else "cyan"))]
             for j in range(a, b):
                 w = labels[j][1]
                 if j > query:
-                    out.append(" " * w)
+                    line.append((" " * w, plain))
                 else:
-                    out.append_text(weight_cell(ws[j], vmax, w, color))
+                    text, st = cell_parts(ws[j], vmax, w, color)
+                    line.append((text, st or plain))
+            lines.append(line)
+    return lines
+
+
+def lines_to_text(lines: list[list[tuple[str, Style]]]) -> Text:
+    out = Text()
+    for n, line in enumerate(lines):
+        if n:
+            out.append("\n")
+        for text, style in line:
+            out.append(text, style)
     return out
+
+
+def heatmap(chars: list[str], rows: list[tuple[str, list[float]]], width: int, query: int,
+            color: bool = True, vmax: float | None = None, selected: int | None = None, ruler: bool = True) -> Text:
+    """``heatmap_lines`` as one rich Text (for the command line)."""
+    return lines_to_text(heatmap_lines(chars, rows, width, query, color, vmax, selected, ruler))
 
 
 def legend(vmax: float, color: bool = True, width: int = 16) -> Text:
