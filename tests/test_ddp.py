@@ -190,3 +190,39 @@ def test_a_signal_forwarded_by_torchrun_is_not_a_second_ctrl_c(distributed):
     else:
         # alone, a second signal means "quit now without saving"
         assert r.returncode == 130 and "still running" not in r.stdout
+
+
+def test_each_rank_picks_its_device_and_the_backend_follows_it(monkeypatch):
+    """Without GPUs here, pretend there is one: the choices are made from what torch reports."""
+    import torch
+    import torch.distributed as td
+
+    from tinygpt_tui.core.errors import SettingsError
+    from tinygpt_tui.core.trainer import DistInfo, dist_device
+    from tinygpt_tui.train_cli import init_distributed
+
+    chosen = []
+    monkeypatch.setattr(td, "is_initialized", lambda: False)
+    monkeypatch.setattr(td, "init_process_group", lambda backend, **kw: chosen.append((backend, kw.get("device_id"))))
+    for k, v in dict(RANK="1", WORLD_SIZE="2", LOCAL_RANK="1").items():
+        monkeypatch.setenv(k, v)
+
+    # CPU runs use gloo, on a machine with GPUs too
+    assert dist_device("cpu", DistInfo(1, 2, 1)) == torch.device("cpu")
+    assert init_distributed("cpu") == DistInfo(1, 2, 1) and chosen[-1] == ("gloo", None)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert dist_device("cpu", DistInfo(1, 2, 1)) == torch.device("cpu")
+    assert init_distributed("cpu").rank == 1 and chosen[-1] == ("gloo", None)
+    # a second process on a one-GPU machine is told what to change, before it joins anything
+    with pytest.raises(SettingsError, match="no GPU of its own.*--nproc_per_node=1"):
+        dist_device("auto", DistInfo(1, 2, 1))
+    with pytest.raises(SettingsError, match="rank 1: process 1 on this machine has no GPU"):
+        init_distributed("auto")
+    # rank 0 takes GPU 0 and NCCL
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: None)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert init_distributed("auto").is_main and chosen[-1] == ("nccl", torch.device("cuda", 0))
+    assert len(chosen) == 3

@@ -62,7 +62,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
             try:
                 where = dist_device(device, dist)
             except TinyGPTError as e:
-                raise TinyGPTError(f"rank {dist.rank}: {e}") from None  # no process group yet to agree through
+                raise type(e)(f"rank {dist.rank}: {e}") from None  # no process group yet to agree through
             if where.type == "cuda":
                 td.init_process_group(backend="nccl", device_id=where)
             else:
