@@ -466,20 +466,20 @@ def test_empty_huge_unknown_and_control_prompts(good):
     assert a == b and len(a) > 40
 
 
-def test_unicode_and_space_model_name_train_generate_in_real_processes(tmp_path, text):
-    """The real `tinygpt` executable, as a shell runs it: a name with spaces, CJK and an emoji."""
+def test_unicode_and_space_model_name_train_then_generate_in_a_real_process(tmp_path, text):
+    """A name with spaces, CJK and an emoji: trained (with the progress bar), then generated from by the
+    real `tinygpt` executable as a shell runs it."""
     models = tmp_path / "my models"
     corpus = _write(tmp_path, "c.txt", text[:8000].encode("utf-8"))
     name = "my model \u7ea2\u697c \U0001f642"
     exe = shutil.which("tinygpt") or str(Path(sys.executable).with_name("tinygpt"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    train = subprocess.run([exe, "train", str(corpus), "--name", name, "--models-dir", str(models), "--preset", "tiny",
-                            "--n-layer", "1", "--n-embd", "32", "--block-size", "16", "--batch-size", "4", "--max-steps", "6",
-                            "--eval-interval", "3", "--eval-iters", "1", "--threads", "1"],
-                           capture_output=True, text=True, env=env, timeout=120)
-    assert train.returncode == 0, train.stderr[-2000:]
-    assert "Traceback" not in train.stdout + train.stderr
+    train = cli("train", corpus, "--name", name, "--models-dir", models, "--preset", "tiny", "--n-layer", "1", "--n-embd", "32",
+                "--block-size", "16", "--batch-size", "4", "--max-steps", "6", "--eval-interval", "3", "--eval-iters", "1", "--threads", "1")
+    assert train.exit_code == 0, train.stderr[-2000:]
+    assert "Traceback" not in train.stdout + train.stderr and name in train.stdout
     ckpt.load_model(models / name)
+    assert [i.name for i in ckpt.list_models(models)] == [name]
     gen = subprocess.run([exe, "generate", name, "--models-dir", str(models), "--prompt", "ROMEO:", "-n", "30", "--seed", "4"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert gen.returncode == 0 and gen.stdout.startswith("ROMEO:") and len(gen.stdout.strip()) >= 36, gen.stderr

@@ -174,15 +174,23 @@ def test_sigkill_at_random_moments_leaves_a_loadable_folder(zygote, small_corpus
     folder = models / name
     rng = random.Random(os.getpid())
     last_step, kills, resumed_runs = -1, 0, 0
-    t_start = time.monotonic()
     for i in range(20):
         resume = (folder / ckpt.CONFIG).exists()
         argv = train_argv(small_corpus, models, name, "--max-steps", "100000", *(["--resume"] if resume else []))
         resumed_runs += resume
         log = tmp_path / f"run{i}.log"
         pid = zygote.start(argv, log)
-        # early kills hit setup and the first save, later ones hit steps, evals and saves
-        time.sleep(rng.uniform(0.05, 1.2) if i % 4 else rng.uniform(0.0, 0.3))
+        # Kill moments follow the run's own progress, so a loaded machine shifts them with it:
+        # the first run dies after its first checkpoint, every 4th run during setup, the others at a
+        # random moment of training (steps, evals and saves, every 5 steps, a few per second).
+        if i == 0:
+            zygote.wait_for_output(pid, log, '"event": "saved"')
+            time.sleep(rng.uniform(0.0, 0.5))
+        elif i % 4 == 0:
+            time.sleep(rng.uniform(0.0, 0.3))
+        else:
+            zygote.wait_for_output(pid, log, '"event": "start"')
+            time.sleep(rng.uniform(0.0, 1.0))
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -214,8 +222,7 @@ def test_sigkill_at_random_moments_leaves_a_loadable_folder(zygote, small_corpus
     out = (tmp_path / "final.log").read_text()
     assert status == {"signal": None, "code": 0}, out[-2000:]
     events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
-    first_step = next(e for e in events if e["event"] == "step")
-    assert first_step["step"] >= last_step + 1
+    assert events[0]["event"] == "start" and events[0]["resumed"] and events[0]["step"] == last_step
     assert events[-1]["event"] == "finish" and events[-1]["step"] == last_step + 7
     # the loss curve in metrics.jsonl: every line whole, no step logged twice (killed stretches were rewound)
     lines = [l for l in metrics_lines(folder) if l]
@@ -224,7 +231,6 @@ def test_sigkill_at_random_moments_leaves_a_loadable_folder(zygote, small_corpus
     assert steps == sorted(set(steps)), steps
     assert ckpt.weights_step(folder) == last_step + 7
     assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")], "temporary files left behind"
-    assert time.monotonic() - t_start < 90
 
 
 # --------------------------------------------------------------------------- SIGTERM / SIGINT
