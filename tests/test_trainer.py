@@ -1,5 +1,6 @@
 """The training loop end to end: loss falls, events flow, checkpoints reload, resume continues, stop saves."""
 
+import math
 import threading
 
 import pytest
@@ -22,9 +23,11 @@ def test_end_to_end_loss_falls_saves_reloads_generates(small_corpus, tmp_path):
     kinds = [e.kind for e in events]
     assert kinds[0] == "start" and kinds[-1] == "finish" and "eval" in kinds and "saved" in kinds
     evals = [e for e in events if e.kind == "eval"]
-    assert evals[-1].val_loss < evals[0].val_loss - 0.2 and evals[-1].sample
+    vocab = events[0].model["vocab_size"]
+    assert evals[-1].val_loss < evals[0].val_loss and evals[-1].sample
     fin = events[-1]
-    assert fin.reason == "done" and fin.step == 120 and fin.val_loss < 3.0
+    # from ln(vocab) = 4.08 for a blank model to well under 3 in 120 tiny steps
+    assert fin.reason == "done" and fin.step == 120 and fin.val_loss < math.log(vocab) - 1.2
     loaded = ckpt.load_model(tmp_path / "t")
     doc = loaded.doc
     assert doc["figures"]["step"] == 120 and doc["corpus"]["sha256"] and doc["figures"]["val_loss"] == pytest.approx(fin.val_loss)
@@ -59,7 +62,7 @@ def test_resume_continues_the_same_run(small_corpus, tmp_path):
 
 
 def test_time_budget_fits_the_schedule(small_corpus, tmp_path):
-    events = list(train(cfg(small_corpus, tmp_path, max_steps=None, time_budget=3.0, eval_interval=1000)))
+    events = list(train(cfg(small_corpus, tmp_path, max_steps=None, time_budget=3.0, eval_interval=1000, warmup_steps=1, log_interval=1)))
     fin = events[-1]
     assert fin.reason == "budget" and 2.5 <= fin.elapsed_s < 8
     steps = [e for e in events if e.kind == "step"]
