@@ -276,7 +276,7 @@ def bench_training(shape: Shape, device, reps: int, steps: int, impls=None) -> l
     return rows
 
 
-def probe_memory(impl: str, shape: Shape, device_name: str, threads: int | None, steps: int = 2) -> float | None:
+def probe_memory(impl: str, shape: Shape, device_name: str, threads: int | None, steps: int = 1) -> float | None:
     """Peak resident memory (MB) of a fresh process that builds this model and trains ``steps`` steps."""
     args = [sys.executable, "-m", "tinygpt_tui.bench", "--_probe", json.dumps({"impl": impl, "shape": asdict(shape), "device": device_name,
                                                                                  "threads": threads, "steps": steps})]
@@ -501,16 +501,23 @@ def run_bench(opts: Options, console=None) -> dict:
               "quality": None, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     t_start = time.perf_counter()
 
+    def save():  # after each section, so a long run that is cut short still leaves its figures
+        result["wall_s"] = time.perf_counter() - t_start
+        if opts.json_path:
+            Path(opts.json_path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
     for i, shape in enumerate(shapes):
         big = shape.n_embd >= 256
-        reps = opts.reps or (2 if quick else (5 if big else 7))
+        reps = opts.reps or (2 if quick else (3 if big else 7))
         steps = opts.steps or (1 if (quick or big) else 10)
         say(f"training: {shape.name}, {reps} x {steps} steps per implementation ...")
         result["training"] += bench_training(shape, device, reps, steps)
+        save()
         if opts.memory and i == len(shapes) - 1:  # the largest shape's peak memory, each implementation in a fresh process
             for impl in [REFERENCE, *TINYGPT_ARCHS]:
                 say(f"peak memory: {impl} ...")
                 result["memory"].append({"shape": shape.name, "impl": impl, "peak_mb": probe_memory(impl, shape, opts.device, opts.threads)})
+            save()
 
     say("generation: KV cache vs recomputing the window ...")
     model, tok, what, folder = shipped_model(device, opts.model)
@@ -521,6 +528,7 @@ def run_bench(opts: Options, console=None) -> dict:
         r["model"] = f"{what}: {model.cfg.n_layer}L {model.cfg.n_head}H {model.cfg.n_embd}d, ctx {model.cfg.block_size}, {model.cfg.pos_encoding}"
         r["params"] = model.num_params()
     result["generation"] = gen_rows
+    save()
 
     with tempfile.TemporaryDirectory(prefix="tinygpt-bench-") as tmp:
         if opts.startup:
@@ -541,9 +549,7 @@ def run_bench(opts: Options, console=None) -> dict:
 
             say(f"time to quality: training {opts.quality_seconds:.0f} s on {opts.corpus} ...")
             result["quality"] = time_to_quality(str(resolve_corpus(opts.corpus)), opts.quality_seconds, opts.device, opts.threads, Path(tmp))
-    result["wall_s"] = time.perf_counter() - t_start
-    if opts.json_path:
-        Path(opts.json_path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save()
     return result
 
 

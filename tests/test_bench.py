@@ -1,0 +1,84 @@
+"""The benchmark suite runs end to end at tiny sizes and reports every row; no speed thresholds (timings are noisy here)."""
+
+import io
+import json
+import math
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from conftest import make_tiny_model
+from tinygpt_tui import bench
+from tinygpt_tui.cli import app
+
+
+def positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory, small_corpus):
+    d = tmp_path_factory.mktemp("bench")
+    make_tiny_model(d / "m", small_corpus.read_text(encoding="utf-8"), n_layer=1, n_embd=32, block_size=16)
+    shapes = [bench.Shape("tiny-a", 1, 2, 32, 16, 2), bench.Shape("tiny-b", 1, 2, 32, 16, 3, 0.2)]
+    opts = bench.Options(quick=True, device="cpu", threads=1, json_path=str(d / "out.json"), model=str(d / "m"), shapes=shapes,
+                         reps=2, steps=1, gen_chars=8, nocache_chars=4, clock="cpu")
+    res = bench.run_bench(opts)
+    return res, d / "out.json"
+
+
+def test_every_training_row_is_present_with_positive_figures(result):
+    res, _ = result
+    impls = [bench.REFERENCE, *bench.TINYGPT_ARCHS]
+    assert [(r["shape"], r["impl"]) for r in res["training"]] == [(s, i) for s in ("tiny-a", "tiny-b") for i in impls]
+    for r in res["training"]:
+        assert positive(r["tokens_per_s"]) and positive(r["ms_per_step"]) and positive(r["ratio"]) and r["params"] > 0
+        assert r["precision"] in ("fp32", "bf16")
+        assert len(r["samples_ms"]) == 2
+    assert all(r["ratio"] == 1.0 for r in res["training"] if r["impl"] == bench.REFERENCE)
+
+
+def test_memory_generation_and_startup_rows(result):
+    res, _ = result
+    assert [m["impl"] for m in res["memory"]] == [bench.REFERENCE, *bench.TINYGPT_ARCHS]
+    assert all(positive(m["peak_mb"]) and m["shape"] == "tiny-b" for m in res["memory"])
+    kv, old = res["generation"]
+    assert kv["method"].startswith("KV cache") and old["method"].startswith("recompute")
+    assert positive(kv["chars_per_s"]) and positive(old["chars_per_s"]) and positive(kv["ratio"]) and old["ratio"] == 1.0
+    assert math.isclose(kv["ratio"], kv["chars_per_s"] / old["chars_per_s"])
+    assert positive(res["startup"]["seconds"]) and positive(res["startup"]["cpu_s"])
+    assert "generate" in res["startup"]["command"]
+    m = res["machine"]
+    assert m["cores"] >= 1 and m["threads"] == 1 and m["torch"] and m["device"].startswith("CPU")
+
+
+def test_json_file_and_table(result):
+    res, path = result
+    assert json.loads(path.read_text()) == json.loads(json.dumps(res))
+    out = io.StringIO()
+    bench.render(res, Console(file=out, width=160))
+    text = out.getvalue()
+    for heading in ("Training throughput", "Peak memory", "Generation", "time to first generated character", "vs reference"):
+        assert heading in text
+
+
+def test_reference_and_tinygpt_compute_the_same_kind_of_loss():
+    import torch
+
+    shape = bench.Shape("t", 1, 2, 32, 16, 2)
+    for impl in (bench.REFERENCE, *bench.TINYGPT_ARCHS):
+        t = bench.Trainer(impl, shape, torch.device("cpu"))
+        first = float(t.step())
+        assert abs(first - math.log(65)) < 0.5  # a fresh model is near uniform over 65 characters
+        for _ in range(5):
+            last = float(t.step())
+        assert last < first  # the step really trains
+
+
+def test_bad_options_are_one_line_errors():
+    r = CliRunner().invoke(app, ["bench", "--device", "tpu"])
+    assert r.exit_code == 2 and "unknown device" in r.output
+    r = CliRunner().invoke(app, ["bench", "--clock", "sundial"])
+    assert r.exit_code == 2 and "--clock" in r.output
+    assert bench.main(["--threads", "0"]) == 2
