@@ -471,6 +471,7 @@ class Options:
     corpus: str | None = None  # for time to quality
     quality_seconds: float = 0.0  # 0: off
     memory: bool = True
+    training: bool = True
     startup: bool = True
     clock: str = "wall"  # or "cpu": this process's CPU time (a shared machine; use with --threads 1)
     # sizes, overridable (tests use tiny ones)
@@ -506,7 +507,7 @@ def run_bench(opts: Options, console=None) -> dict:
         if opts.json_path:
             Path(opts.json_path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
-    for i, shape in enumerate(shapes):
+    for i, shape in enumerate(shapes if opts.training else []):
         big = shape.n_embd >= 256
         reps = opts.reps or (2 if quick else (3 if big else 7))
         steps = opts.steps or (1 if (quick or big) else 10)
@@ -564,13 +565,14 @@ def render(result: dict, console) -> None:
     console.print(f"machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags']) or 'no AVX flags seen'}){load}; "
                   f"torch {m['torch']}, {m['threads']} threads, {m['device']}")
 
-    t = Table(title="Training throughput (same shape, side by side)", title_justify="left")
-    for col, j in (("shape", "left"), ("implementation", "left"), ("precision", "left"), ("ms/step", "right"), ("tokens/s", "right"), ("vs reference", "right")):
-        t.add_column(col, justify=j)
-    for r in result["training"]:
-        t.add_row(f"{r['shape']}\n{r['shape_detail']}" if r["impl"] == REFERENCE else "", r["impl"], r["precision"], f"{r['ms_per_step']:,.1f}",
-                  f"{r['tokens_per_s']:,.0f}", f"{r['ratio']:.2f}x" if r["ratio"] else "")
-    console.print(t)
+    if result["training"]:
+        t = Table(title="Training throughput (same shape, side by side)", title_justify="left")
+        for col, j in (("shape", "left"), ("implementation", "left"), ("precision", "left"), ("ms/step", "right"), ("tokens/s", "right"), ("vs reference", "right")):
+            t.add_column(col, justify=j)
+        for r in result["training"]:
+            t.add_row(f"{r['shape']}\n{r['shape_detail']}" if r["impl"] == REFERENCE else "", r["impl"], r["precision"], f"{r['ms_per_step']:,.1f}",
+                      f"{r['tokens_per_s']:,.0f}", f"{r['ratio']:.2f}x" if r["ratio"] else "")
+        console.print(t)
 
     if result["memory"]:
         t = Table(title=f"Peak memory of a fresh process training {result['memory'][0]['shape']}", title_justify="left")
@@ -607,13 +609,14 @@ def main(argv=None) -> int:
     p.add_argument("--quality-seconds", type=float, default=0.0, help="train this long with `tinygpt train --minutes` and report the val loss (full mode)")
     p.add_argument("--clock", default="wall", choices=sorted(CLOCKS), help="wall time, or this process's CPU time (a shared machine; use --threads 1)")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory subprocesses")
+    p.add_argument("--no-training", dest="training", action="store_false", help="skip the training figures (generation and start-up only)")
     p.add_argument("--_probe", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a._probe:
         _probe(a._probe)
         return 0
     return cli_main(quick=a.quick, device=a.device, threads=a.threads, json_path=a.json_path, model=a.model, corpus=a.corpus,
-                    quality_seconds=a.quality_seconds, memory=a.memory, clock=a.clock)
+                    quality_seconds=a.quality_seconds, memory=a.memory, clock=a.clock, training=a.training)
 
 
 def cli_main(**kw) -> int:
