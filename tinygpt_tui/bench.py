@@ -582,12 +582,13 @@ def render(result: dict, console) -> None:
             t.add_row(r["impl"], f"{r['peak_mb'] / 1000:.2f} GB" if r["peak_mb"] else "failed")
         console.print(t)
 
-    t = Table(title="Generation, batch 1, temperature 0.8", title_justify="left")
-    for col, j in (("model", "left"), ("method", "left"), ("chars/s", "right"), ("vs no cache", "right")):
-        t.add_column(col, justify=j)
-    for i, r in enumerate(result["generation"]):
-        t.add_row(r["model"] if i == 0 else "", r["method"], f"{r['chars_per_s']:,.0f}", f"{r['ratio']:.1f}x")
-    console.print(t)
+    if result["generation"]:
+        t = Table(title="Generation, batch 1, temperature 0.8", title_justify="left")
+        for col, j in (("model", "left"), ("method", "left"), ("chars/s", "right"), ("vs no cache", "right")):
+            t.add_column(col, justify=j)
+        for i, r in enumerate(result["generation"]):
+            t.add_row(r["model"] if i == 0 else "", r["method"], f"{r['chars_per_s']:,.0f}", f"{r['ratio']:.1f}x")
+        console.print(t)
 
     if result["startup"]:
         s = result["startup"]
