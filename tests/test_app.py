@@ -84,7 +84,7 @@ async def test_pick_stream_stop_continue_clear(models_dir):
         assert out.text.startswith("ROMEO:")
         assert gen.generating
         await pilot.press("escape")
-        assert await wait_for(pilot, lambda: not gen.generating, timeout=5)
+        assert await wait_for(pilot, lambda: gen.stream.complete, timeout=5)
         assert gen.stream.stop_event.is_set()
         await pilot.pause(0.2)
         stopped_len = len(out.text)
@@ -98,7 +98,7 @@ async def test_pick_stream_stop_continue_clear(models_dir):
         before = out.text
         gen.query_one("#sampling").set_value("length", 30)
         await pilot.press("ctrl+n")
-        assert await wait_for(pilot, lambda: not gen.generating and len(out.text) == len(before) + 30)
+        assert await wait_for(pilot, lambda: gen.stream.complete and len(out.text) == len(before) + 30)
         assert out.text.startswith(before)
 
         # clear
@@ -120,7 +120,7 @@ async def test_new_prompt_replaces_running_one_and_unknown_chars_are_reported(mo
         assert await wait_for(pilot, lambda: first.finished, timeout=10)
         assert first.stop_event.is_set()
         out = gen.query_one("#output", OutputView)
-        assert await wait_for(pilot, lambda: gen.stream.finished)
+        assert await wait_for(pilot, lambda: gen.stream.complete)
         assert out.text.startswith("second€") and "first" not in out.text
         assert len(out.text) == len("second€") + 20
         assert "€" in notes(app) and "does not know" in notes(app)
@@ -134,7 +134,7 @@ async def test_text_is_inert_and_settings_apply(models_dir):
         panel.set_value("temperature", 0)
         panel.set_value("length", 25)
         gen.start("\x1b[2J\x1b]0;pwned\x07hi [bold]x[/bold]", fresh=True)
-        assert await wait_for(pilot, lambda: gen.stream.finished)
+        assert await wait_for(pilot, lambda: gen.stream.complete)
         out = gen.query_one("#output", OutputView)
         shown = out.text
         assert "\x1b" not in shown and "\x07" not in shown
@@ -142,7 +142,7 @@ async def test_text_is_inert_and_settings_apply(models_dir):
         # greedy (temperature 0) is deterministic: the same prompt gives the same text
         first = out.text
         gen.start("\x1b[2J\x1b]0;pwned\x07hi [bold]x[/bold]", fresh=True)
-        assert await wait_for(pilot, lambda: gen.stream.finished)
+        assert await wait_for(pilot, lambda: gen.stream.complete)
         assert out.text == first
         # a bad setting is reported, nothing starts
         panel.set_value("top_p", "1.5")
@@ -160,16 +160,17 @@ async def test_scrolling_back_is_not_yanked_to_the_bottom(models_dir):
         out = gen.query_one("#output", OutputView)
         await pilot.press("enter")
         # wait until the text is several screens long, following the end meanwhile
-        assert await wait_for(pilot, lambda: out.virtual_size.height > 3 * out.size.height, timeout=120)
+        assert await wait_for(pilot, lambda: out.virtual_size.height > out.size.height + 8, timeout=120, step=0.2), (
+            gen.stream and gen.stream.generated, out.virtual_size, out.size)
         assert out.scroll_y >= out.max_scroll_y - 1
         out.scroll_to(y=0, animate=False, immediate=True)
         grown = out.virtual_size.height
-        assert await wait_for(pilot, lambda: out.virtual_size.height > grown + 3)
+        assert await wait_for(pilot, lambda: out.virtual_size.height > grown + 3, step=0.2)
         assert out.scroll_y == 0
         # back at the end, it follows again
         out.scroll_end(animate=False, immediate=True)
         grown = out.virtual_size.height
-        assert await wait_for(pilot, lambda: out.virtual_size.height > grown + 3)
+        assert await wait_for(pilot, lambda: out.virtual_size.height > grown + 3, step=0.2)
         await pilot.pause(0.1)
         assert out.scroll_y >= out.max_scroll_y - 2
         await pilot.press("escape")
@@ -195,7 +196,7 @@ async def test_inspect_key_pushes_the_inspector_with_model_and_context(models_di
         gen = await load(pilot, app, "alpha")
         gen.query_one("#sampling").set_value("length", 10)
         await pilot.press(*"hello", "enter")
-        assert await wait_for(pilot, lambda: gen.stream.finished)
+        assert await wait_for(pilot, lambda: gen.stream.complete)
         gen.query_one("#output").focus()
         await pilot.press("i")
         assert await wait_for(pilot, lambda: isinstance(app.screen, FakeInspector))
@@ -263,7 +264,7 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         await pilot.press("ctrl+g")
         assert await wait_for(pilot, lambda: job.state in ("running", "done"), timeout=120), job.error
         app.generate_screen.update_status()
-        assert "fresh" in str(app.generate_screen.query_one("#status").render())
+        assert "fresh" in str(app.generate_screen.query_one("#train-status").render())
         await pilot.press("ctrl+t")
         assert await wait_for(pilot, lambda: not job.active, timeout=180), job.error
         assert job.state == "done", job.error
@@ -294,7 +295,7 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         gen = await load(pilot, app, "fresh")
         gen.query_one("#sampling").set_value("length", 20)
         await pilot.press(*"ROMEO:", "enter")
-        assert await wait_for(pilot, lambda: gen.stream.finished)
+        assert await wait_for(pilot, lambda: gen.stream.complete)
         assert len(gen.query_one("#output", OutputView).text) == len("ROMEO:") + 20
 
 
@@ -317,9 +318,8 @@ async def test_training_screen_bad_input_shows_an_error_and_the_app_survives(tmp
 
         fill(ts, **{"train-corpus-path": str(tmp_path / "nope.txt"), "train-name": "x", "train-device": "cpu"})
         await pilot.press("ctrl+s")
-        assert await wait_for(pilot, lambda: app.training is not None and app.training.state == "failed")
-        await pilot.pause(0.2)
-        assert "not found" in err()
+        await pilot.pause()
+        assert "not found" in err() and app.training is None
 
         fill(ts, **{"train-corpus-path": str(binary), "train-name": "y"})
         await pilot.press("ctrl+s")

@@ -194,6 +194,15 @@ class TinyGPTApp(App):
         self.refresh_models()
 
     # ------------------------------------------------------------ quitting
+    def on_unmount(self) -> None:
+        # however the app ends, no thread keeps working: a run still going stops (and saves)
+        gen = self._built("generate")
+        if gen is not None and gen.stream is not None:
+            gen.stream.stop_event.set()
+        job = self.training
+        if job is not None and job.active:
+            job.stop()
+
     async def action_quit(self) -> None:
         job = self.training
         if job is not None and job.active:

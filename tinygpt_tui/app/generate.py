@@ -41,6 +41,11 @@ class Stream:
     latencies: list = field(default_factory=list)  # per drain: seconds from the oldest character's sampling to the pane
 
     @property
+    def complete(self) -> bool:
+        """Finished, and every character is in the pane."""
+        return self.finished and self.drained >= len(self.chunks)
+
+    @property
     def chars_per_s(self) -> float:
         if self.first_char_at is None or self.generated < 2:
             return 0.0
@@ -85,6 +90,7 @@ class GenerateScreen(Screen):
         self.loading_name: str | None = None
         self.pending_prompt: str | None = None  # submitted while the model was loading
         self.inspector = None  # the inspector screen while it is open
+        self._status_at = 0.0
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -96,7 +102,9 @@ class GenerateScreen(Screen):
             with Vertical(id="main"):
                 yield OutputView(id="output")
                 yield Input(placeholder="Write a prompt, Enter to generate", id="prompt")
-                yield Static(id="status")
+                with Horizontal(id="status-row"):
+                    yield Static(id="status")
+                    yield Static(id="train-status")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -106,6 +114,10 @@ class GenerateScreen(Screen):
         self.set_models(self.app.model_infos)
         self.update_status()
         self.set_interval(0.5, self.update_status)
+
+    def on_unmount(self) -> None:
+        if self.stream is not None:
+            self.stream.stop_event.set()  # the sampler thread must not outlive the app
 
     def set_models(self, infos: list[ModelInfo]) -> None:
         models = self.query_one("#models", ModelList)
@@ -297,7 +309,9 @@ class GenerateScreen(Screen):
         s = self.stream
         if s is not None and s.gen_id == message.gen_id:
             self._drain(s)
-            self.update_status()
+            now = time.perf_counter()
+            if now - self._status_at >= 0.2:  # the figures change slower than the text: 5 updates a second
+                self.update_status()
 
     def on_generate_screen_done(self, message: "GenerateScreen.Done") -> None:
         s = self.stream
@@ -380,6 +394,7 @@ class GenerateScreen(Screen):
 
     # ------------------------------------------------------------ status
     def update_status(self, stopped: bool = False) -> None:
+        self._status_at = time.perf_counter()
         t = Text(no_wrap=True, overflow="ellipsis")
         if self.loading_name:
             t.append("loading ", style="bold yellow")
@@ -387,7 +402,6 @@ class GenerateScreen(Screen):
             t.append(" …")
         elif self.loaded is None:
             t.append("no model loaded", style="dim")
-            t.append(" · pick one in the sidebar", style="dim")
         else:
             t.append(printable(self.loaded.name), style="bold")
             t.append(f" · {self.device_name}", style="dim")
@@ -400,8 +414,6 @@ class GenerateScreen(Screen):
             t.append(f" · {s.generated:,} chars")
             if s.chars_per_s:
                 t.append(f" · {s.chars_per_s:,.0f} chars/s")
-        job = getattr(self.app, "training", None)
-        if job is not None:
-            t.append("  │  ")
-            t.append_text(job.summary())
         self.query_one("#status", Static).update(t)
+        job = getattr(self.app, "training", None)
+        self.query_one("#train-status", Static).update(job.summary() if job is not None else "")

@@ -30,6 +30,7 @@ class OutputView(ScrollView, can_focus=True):
     OutputView {
         background: $surface;
         padding: 0 1;
+        scrollbar-gutter: stable;  /* the wrap width does not change when the scrollbar appears */
     }
     OutputView > .output--prompt { color: $text; text-style: bold; background: $primary 25%; }
     OutputView > .output--generated { color: $text; }
@@ -55,6 +56,7 @@ class OutputView(ScrollView, can_focus=True):
         self._ov_wrap_width = 0
         self._ov_plain: list[str] = []
         self._ov_length = 0
+        self.following = True  # stick to the end until the user scrolls up; back at the end, stick again
 
     # ------------------------------------------------------------ content
     @property
@@ -73,7 +75,8 @@ class OutputView(ScrollView, can_focus=True):
         self._ov_plain.clear()
         self._ov_length = 0
         self._update_size(follow=False)
-        self.scroll_to(0, 0, animate=False, immediate=True)
+        self.scroll_to(0, 0, animate=False, immediate=True, force=True)
+        self.following = True
         self.refresh()
 
     def append(self, text: str, kind: str = GENERATED) -> None:
@@ -139,12 +142,19 @@ class OutputView(ScrollView, can_focus=True):
         return len(self._ov_closed_lines) + len(self._ov_open_lines)
 
     def _at_end(self) -> bool:
-        return self.scroll_offset.y >= self.max_scroll_y - 1
+        return self.following or self.scroll_offset.y >= self.max_scroll_y
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value >= self.max_scroll_y:
+            self.following = True
+        elif new_value < old_value:
+            self.following = False  # the user scrolled back: leave the view where they put it
 
     def _update_size(self, follow: bool) -> None:
         self.virtual_size = Size(self._width(), self._line_count())
         if follow:
-            self.scroll_to(y=max(0, self._line_count() - self.scrollable_content_region.height), animate=False, immediate=True)
+            self.scroll_to(y=max(0, self._line_count() - self.scrollable_content_region.height), animate=False, immediate=True, force=True)
 
     def on_resize(self) -> None:
         follow = self._at_end()

@@ -403,6 +403,10 @@ class TrainingScreen(Screen):
             raise SettingsError("give the model a name (it becomes the folder under the models directory)")
         if not corpus and not resume:
             raise SettingsError("pick a corpus from the list, or type the path of a UTF-8 text file")
+        if corpus:
+            from ..core.corpora import resolve_corpus
+
+            corpus = str(resolve_corpus(corpus))  # a catalog name or a file added to corpora/ -> its path
         kw = {}
         for fid, label, kind, key in CUSTOM_FIELDS:
             v = q(f"#hp-{fid}")
