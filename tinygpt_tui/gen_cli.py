@@ -9,10 +9,11 @@ from .core.errors import SettingsError
 
 
 def _load(model, device, models_dir):
-    from .core.checkpoint import load_model, resolve_model
+    from .core.checkpoint import check_folder, load_model, resolve_model
     from .core.device import pick_device
 
     folder = resolve_model(model, models_dir)
+    check_folder(folder)  # a broken folder is refused before torch is imported (pick_device imports it)
     return load_model(folder, device=pick_device(device))
 
 
