@@ -53,7 +53,7 @@ class TinyGPTApp(App):
     """Generate from tiny character-level GPTs and train new ones."""
 
     TITLE = "tinygpt"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses defined elsewhere still find it
     ENABLE_COMMAND_PALETTE = True
 
     BINDINGS = [
