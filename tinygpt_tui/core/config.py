@@ -13,7 +13,7 @@ from .errors import SettingsError
 POS_ENCODINGS = ("learned", "sinusoidal", "rope", "alibi", "none")
 FFNS = ("gelu", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
-RELATIVE = ("rope", "alibi", "none")  # encodings whose cache can slide exactly
+RELATIVE = ("rope", "alibi", "none")  # encodings whose KV cache can slide past the window
 
 # Hard limits that keep a config from a stranger from exhausting memory
 # before anything else is checked.

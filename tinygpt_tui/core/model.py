@@ -9,11 +9,15 @@ Options a learner can compare side by side:
   norm          layernorm | rmsnorm        (pre-norm, plus a final norm)
   tie_weights   share the token embedding with the output layer
 
-Generation uses a KV cache (``KVCache``). With a relative encoding (rope,
-alibi, none) the cache slides: the oldest key is dropped once the window is
-full, which is exactly the same as re-running the last ``block_size`` tokens.
-With an absolute encoding (learned, sinusoidal) positions shift when the
-window slides, so the sampler re-fills the cache from the window instead.
+Generation uses a KV cache (``KVCache``). Within the window the cached logits
+equal the full forward pass. Past it, with a relative encoding (rope, alibi,
+none) the cache slides: the oldest key is dropped and each new token attends to
+the last ``block_size`` keys. That is the usual streaming form, not a re-run of
+the window: in layers above the first, the kept keys were computed when their
+tokens could still see characters that have since left the window (logits
+differ from a re-run by ~1e-2). With an absolute encoding (learned, sinusoidal)
+positions shift when the window slides, so the sampler re-fills the cache from
+the window instead.
 """
 
 from __future__ import annotations
@@ -194,7 +198,7 @@ class Attention(nn.Module):
             old_k, old_v = cache.k[layer], cache.v[layer]
             if old_k is not None:
                 if self.cfg.pos_encoding in RELATIVE and T == 1 and old_k.size(2) >= self.cfg.block_size:
-                    # slide: drop the oldest key (exact for relative encodings)
+                    # slide: drop the oldest key (relative encodings only; see the module docstring)
                     old_k, old_v = old_k[:, :, 1 - self.cfg.block_size :], old_v[:, :, 1 - self.cfg.block_size :]
                 past = old_k.size(2)
                 k, v = torch.cat((old_k, k), dim=2), torch.cat((old_v, v), dim=2)

@@ -6,7 +6,8 @@
 The window is the model's context (block_size, 128 by default). With a
 relative position encoding (rope, alibi, none) the cache slides one token at a
 time, so every character sees the full window at the cost of one token's
-forward pass. With an absolute encoding (learned, sinusoidal) positions are
+forward pass (the streaming form: keys keep what their tokens saw when they
+were computed, so text differs slightly from re-running the window). With an absolute encoding (learned, sinusoidal) positions are
 tied to the window, so when it fills the cache is rebuilt from the last 3/4
 of the window (one prefill every block_size/4 characters).
 """
