@@ -207,10 +207,11 @@ async def test_inspect_key_pushes_the_inspector_with_model_and_context(models_di
     app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         gen = await load(pilot, app, "alpha")
-        gen.query_one("#output").focus()
-        await pilot.press("i")
+        gen.query_one("#prompt").focus()
+        await pilot.press("f2")  # F2 reaches the inspector even from the prompt, where "i" is typed
         await pilot.pause()
         assert "not available" in notes(app) and app.screen is gen
+        assert gen.query_one("#prompt").value == ""
 
 
 async def test_every_action_is_in_the_command_palette(models_dir):

@@ -236,7 +236,7 @@ class TinyGPTApp(App):
             yield SystemCommand("Toggle sidebar", "Show or hide the models and sampling settings (Ctrl+B)", gen.action_toggle_sidebar)
             yield SystemCommand("Sampling settings", "Edit temperature, top-k, top-p, length, seed (F6)", gen.action_focus_settings)
             yield SystemCommand("Copy output", "Copy the output pane to the clipboard (Ctrl+Y)", gen.action_copy_output)
-            yield SystemCommand("Inspect", "Attention and next-character probabilities for the current text (i)", gen.action_inspect)
+            yield SystemCommand("Inspect", "Attention and next-character probabilities for the current text (F2)", gen.action_inspect)
             for info in self.model_infos:
                 if info.ok:
                     yield SystemCommand(f"Load model: {info.name}", f"{info.params:,} parameters, trained on {info.corpus or '?'}", lambda i=info: self._load_from_palette(i))

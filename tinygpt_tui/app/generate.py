@@ -64,7 +64,8 @@ class GenerateScreen(Screen):
         Binding("ctrl+l", "clear", "Clear", id="clear"),
         Binding("ctrl+b", "toggle_sidebar", "Sidebar", id="toggle-sidebar"),
         Binding("ctrl+y", "copy_output", "Copy", show=False, id="copy"),
-        Binding("i", "inspect", "Inspect", id="inspect"),
+        Binding("f2", "inspect", "Inspect", id="inspect", priority=True),  # F2 works from the prompt too
+        Binding("i", "inspect", "Inspect", show=False, id="inspect-i"),
         Binding("f6", "focus_settings", "Settings", show=False, id="settings"),
     ]
 
