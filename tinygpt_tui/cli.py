@@ -7,10 +7,7 @@ the commands that need it, so `tinygpt --help` and the app's first paint stay fa
 from __future__ import annotations
 
 import functools
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Optional
 
