@@ -155,3 +155,16 @@ def test_corpus_fetch_from_local_copy(tmp_path):
     assert (tmp_path / catalog()["shakespeare"].file).read_bytes() == shakespeare_path().read_bytes()
     listing = tinygpt_inproc("corpus", "list", env=env)
     assert "ready" in listing.stdout
+
+
+def test_eval_when_the_recorded_corpus_is_gone(trained, tmp_path):
+    """A folder from another machine: its corpus path does not exist here; eval says what to do."""
+    import shutil
+
+    models, _ = trained
+    moved = tmp_path / "moved"
+    shutil.copytree(models / "tiny one", moved)
+    doc = json.loads((moved / "config.json").read_text())
+    doc["corpus"]["path"] = "/elsewhere/small.txt"
+    (moved / "config.json").write_text(json.dumps(doc))
+    assert_one_line_error(tinygpt_inproc("eval", moved), "not on this machine", "--corpus")

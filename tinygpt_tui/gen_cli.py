@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 
 from .core.errors import SettingsError
 
@@ -84,9 +85,19 @@ def run_eval(model, corpus, split, device, models_dir):
         raise SettingsError(f"--split must be val, train or all, got {split!r}")
     loaded = _load(model, device, models_dir)
     if corpus is None:
-        corpus = loaded.doc.get("corpus", {}).get("path")
-        if not corpus:
-            raise CorpusError("this model does not record its corpus; give one with --corpus")
+        recorded = loaded.doc.get("corpus", {}) if isinstance(loaded.doc.get("corpus"), dict) else {}
+        corpus = recorded.get("path")
+        if not corpus or not Path(str(corpus)).is_file():
+            # trained on another machine: find the same text in the catalog by its sha256
+            from .core.corpora import catalog, is_fetched, local_path
+
+            same = [e for e in catalog().values() if e.sha256 == recorded.get("sha256")]
+            if same and is_fetched(same[0]):
+                corpus = str(local_path(same[0]))
+            elif same:
+                raise CorpusError(f"this model was trained on {same[0].title}: run `tinygpt corpus fetch {same[0].name}` first")
+            else:
+                raise CorpusError("this model's corpus is not on this machine; give one with --corpus")
     c = read_corpus(resolve_corpus(corpus))
     data = Dataset(c, loaded.tokenizer, loaded.model.cfg.block_size)
     console = Console(highlight=False)
