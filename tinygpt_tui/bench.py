@@ -28,7 +28,6 @@ rich are imported at the top: torch loads when a benchmark runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -599,24 +598,21 @@ def render(result: dict, console) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tinygpt_tui.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke run (under a minute); asserts nothing about speed")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads [default: torch's choice]")
-    p.add_argument("--json", dest="json_path", default=None, help="also write the results to this JSON file")
-    p.add_argument("--model", default=None, help="model folder for the generation figures [default: models/shakespeare if it loads]")
-    p.add_argument("--corpus", default=None, help="corpus for --quality-seconds")
-    p.add_argument("--quality-seconds", type=float, default=0.0, help="train this long with `tinygpt train --minutes` and report the val loss (full mode)")
-    p.add_argument("--clock", default="wall", choices=sorted(CLOCKS), help="wall time, or this process's CPU time (a shared machine; use --threads 1)")
-    p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory subprocesses")
-    p.add_argument("--no-training", dest="training", action="store_false", help="skip the training figures (generation and start-up only)")
-    p.add_argument("--_probe", default=None, help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
-    if a._probe:
-        _probe(a._probe)
+    """`python -m tinygpt_tui.bench ...` is `tinygpt bench ...` (one set of options, in cli.py).
+
+    The hidden first argument ``--_probe SPEC`` runs one peak-memory measurement in this fresh process.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--_probe"] and len(args) == 2:
+        _probe(args[1])
         return 0
-    return cli_main(quick=a.quick, device=a.device, threads=a.threads, json_path=a.json_path, model=a.model, corpus=a.corpus,
-                    quality_seconds=a.quality_seconds, memory=a.memory, clock=a.clock, training=a.training)
+    from .cli import app
+
+    try:
+        app(["bench", *args], prog_name="python -m tinygpt_tui.bench")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 0
+    return 0
 
 
 def cli_main(**kw) -> int:
@@ -631,7 +627,9 @@ def cli_main(**kw) -> int:
     try:
         result = run_bench(Options(**kw), console)
     except (TinyGPTError, ValueError) as e:
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/bold red] {e}")
+        from rich.text import Text
+
+        Console(stderr=True, highlight=False, soft_wrap=True).print(Text("error: ", style="bold red") + Text(" ".join(str(e).split())))
         return 2
     render(result, console)
     if kw.get("json_path"):

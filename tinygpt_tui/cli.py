@@ -248,12 +248,13 @@ def bench(
     quality_seconds: float = typer.Option(0.0, "--quality-seconds", help="Train this long with `tinygpt train --minutes` and report the val loss (full mode)."),
     clock: str = typer.Option("wall", "--clock", help="wall, or cpu (this process's CPU time: a shared machine, with --threads 1)."),
     memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure peak memory in fresh processes."),
+    training: bool = typer.Option(True, "--training/--no-training", help="Measure training (off: generation and start-up only)."),
 ):
     """Training and generation speed against their baselines, side by side (see docs/performance.md)."""
     from .bench import cli_main
 
     code = cli_main(quick=quick, device=device, threads=threads, json_path=json_path, model=model, corpus=corpus,
-                    quality_seconds=quality_seconds, memory=memory, clock=clock)
+                    quality_seconds=quality_seconds, memory=memory, clock=clock, training=training)
     if code:
         raise typer.Exit(code)
 
