@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,12 @@ def tiny_models_dir(tmp_path_factory, small_corpus) -> Path:
     broken.mkdir()
     (broken / "config.json").write_text("{not json", encoding="utf-8")
     return d
+
+
+@pytest.fixture(autouse=True)
+def _keep_signal_handlers():
+    """`tinygpt train` run in-process installs its Ctrl+C handler; give pytest its own back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)

@@ -16,7 +16,6 @@ import math
 import os
 import pickle
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -33,14 +32,6 @@ from tinygpt_tui.core.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
 ESC_LIKE = ("\x1b", "\x9b", "\x07", "\x08", "\r")  # ESC, C1 CSI, bell, backspace, carriage return
-
-
-@pytest.fixture(autouse=True)
-def _keep_signal_handlers():
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
 
 
 def cli(*args, **kw):

@@ -132,15 +132,6 @@ class Zygote:
         self.proc.wait(timeout=30)
 
 
-@pytest.fixture(autouse=True)
-def _keep_signal_handlers():
-    """`tinygpt train` run in-process installs its Ctrl+C handler; give pytest its own back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
-
-
 @pytest.fixture(scope="module")
 def zygote():
     z = Zygote()
