@@ -12,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from app_fixtures import make_models_dir, small_corpus  # noqa: E402
+from tinygpt_tui.core import checkpoint as ckpt  # noqa: E402
 
 from tinygpt_tui.app.app import ConfirmQuit, TinyGPTApp  # noqa: E402
 from tinygpt_tui.app.output import OutputView  # noqa: E402
@@ -438,4 +439,4 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
     assert job.state == "stopped"
     cfg = json.loads((d / "long" / "config.json").read_text())
     assert cfg["figures"]["step"] == job.run.step > 0
-    assert (d / "long" / "train_state.json").exists()
+    assert ckpt.load_train_state(d / "long")[1]["step"] == job.run.step

@@ -71,7 +71,7 @@ def test_two_processes_train_one_model_and_a_single_process_resumes_it(tmp_path)
     assert [d.name for d in models.iterdir()] == ["duo"]
     folder = models / "duo"
     assert {f.name for f in folder.iterdir()} - {ckpt.LOCK} == {
-        ckpt.CONFIG, ckpt.WEIGHTS, ckpt.VOCAB, ckpt.METRICS, ckpt.CARD, ckpt.STATE_TENSORS, ckpt.STATE_JSON}  # no temporary files left
+        ckpt.CONFIG, ckpt.WEIGHTS, ckpt.VOCAB, ckpt.METRICS, ckpt.CARD, ckpt.STATE_TENSORS}  # no temporary files left
     recs = records(folder)
     assert [r["event"] for r in recs].count("start") == 1 and [r["event"] for r in recs].count("finish") == 1
     assert recs[0]["world_size"] == 2
@@ -79,7 +79,7 @@ def test_two_processes_train_one_model_and_a_single_process_resumes_it(tmp_path)
     assert saved_steps == sorted(saved_steps) and saved_steps[-1] == 30
     doc = json.loads((folder / ckpt.CONFIG).read_text())
     assert doc["world_size"] == 2 and doc["figures"]["step"] == 30
-    assert ckpt.weights_step(folder) == 30 and json.loads((folder / ckpt.STATE_JSON).read_text())["step"] == 30
+    assert ckpt.weights_step(folder) == 30 and ckpt.load_train_state(folder)[1]["step"] == 30
 
     # both ranks ended with the same weights, and they are the ones saved
     finish = recs[-1]
@@ -141,7 +141,7 @@ def test_sigterm_to_the_torchrun_group_saves_one_checkpoint_and_every_rank_exits
     assert any(r["event"] == "saved" and r["step"] == finish["step"] for r in recs)
     # one consistent checkpoint at the step where the run stopped
     assert ckpt.weights_step(folder) == finish["step"]
-    assert json.loads((folder / ckpt.STATE_JSON).read_text())["step"] == finish["step"]
+    assert ckpt.load_train_state(folder)[1]["step"] == finish["step"]
     assert json.loads((folder / ckpt.CONFIG).read_text())["figures"]["step"] == finish["step"]
     ckpt.load_model(folder, device="cpu")
     # no process of the group is left (orphans are reaped by init; give it a moment)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tinygpt_tui.core import checkpoint as ckpt
 from tinygpt_tui.core.errors import CheckpointError, TinyGPTError
@@ -197,9 +198,16 @@ def test_sigkill_at_random_moments_leaves_a_loadable_folder(zygote, small_corpus
         assert loaded.model.cfg.n_embd == 32
         w_step = ckpt.weights_step(folder)
         tensors, meta = ckpt.load_train_state(folder)
-        assert meta["step"] == w_step, f"after kill {i}: weights at step {w_step}, training state at step {meta['step']}"
-        assert w_step >= last_step, "a checkpoint went backwards"
-        last_step = w_step
+        # The training state is one file and carries its own weights, so it is consistent whichever
+        # rename the kill fell between; it is written first, so it is never behind the weights.
+        own = ckpt.state_weights(tensors)
+        assert own is not None and set(own) == set(ckpt.expected_shapes(loaded.model.cfg)) - {"head.weight"}
+        assert meta["step"] >= w_step, f"after kill {i}: weights at step {w_step}, training state at step {meta['step']}"
+        assert meta["step"] - w_step <= 5, "weights more than one save behind the training state"
+        if meta["step"] == w_step:  # the weights file and the state's own copy are the same checkpoint
+            assert torch.equal(own["tok_emb.weight"], loaded.model.tok_emb.weight.detach())
+        assert meta["step"] >= last_step, "a checkpoint went backwards"
+        last_step = meta["step"]
         records, _ = ckpt.read_metrics(folder)  # complete lines only; a partial trailing line is tolerated
         assert all(isinstance(r, dict) and "event" in r for r in records)
         lines = metrics_lines(folder)
@@ -317,6 +325,67 @@ def test_resumed_run_matches_uninterrupted_run(small_corpus, tmp_path):
         assert torch.allclose(wa[k], wb[k], atol=1e-4), k
 
 
+def test_a_save_cut_between_two_renames_still_resumes_exactly(small_corpus, tmp_path, monkeypatch):
+    """A kill between the renames of one save (the training state already at step 10, the weights
+    still at step 5): the folder loads, and --resume continues from the state's own weights, exactly
+    as an uninterrupted run would (this once happened in CI under load)."""
+    torch.set_num_threads(1)
+    models = tmp_path / "models"
+    full = _run(_tcfg(small_corpus, models, "full", max_steps=15))
+    _run(_tcfg(small_corpus, models, "cut", max_steps=15), stop_at=5)
+    real_replace, renamed = os.replace, []
+
+    class Killed(BaseException):
+        pass
+
+    def replace_then_die(src, dst):
+        if renamed:  # the second rename of the save never happens
+            raise Killed
+        real_replace(src, dst)
+        renamed.append(Path(dst).name)
+
+    monkeypatch.setattr(os, "replace", replace_then_die)
+    with pytest.raises(Killed):
+        _run(_tcfg(small_corpus, models, "cut", resume=True, max_steps=15), stop_at=10)
+    monkeypatch.undo()
+    folder = models / "cut"
+    assert renamed == [ckpt.STATE_TENSORS]
+    assert ckpt.weights_step(folder) == 5 and ckpt.load_train_state(folder)[1]["step"] == 10
+    ckpt.load_model(folder)  # the model itself is still the whole step-5 checkpoint
+    for p in folder.glob(".*.tmp"):
+        p.unlink()  # what the killed process would have left behind
+    resumed = _run(_tcfg(small_corpus, models, "cut", resume=True, max_steps=15))
+    assert resumed[0]["event"] == "start" and resumed[0]["step"] == 10
+    a = {e["step"]: e["loss"] for e in full if e["event"] == "step"}
+    b = {e["step"]: e["loss"] for e in resumed if e["event"] == "step"}
+    assert sorted(b) == list(range(11, 16))
+    assert [b[s] for s in b] == pytest.approx([a[s] for s in b], abs=1e-4)
+    wa, wb = ckpt.load_model(models / "full").model.state_dict(), ckpt.load_model(folder).model.state_dict()
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-4) for k in wa)
+
+
+def test_a_tampered_training_state_is_refused_with_one_line(small_corpus, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    models = tmp_path / "models"
+    _run(_tcfg(small_corpus, models, "t", max_steps=5))
+    path = models / "t" / ckpt.STATE_TENSORS
+    tensors = load_file(str(path))
+    cases = {
+        "no meta": (tensors, {}),
+        "meta not JSON": (tensors, {"meta": "{step: 5"}),
+        "step not a number": (tensors, {"meta": json.dumps({"step": "5"})}),
+        "no weights": ({k: v for k, v in tensors.items() if not k.startswith("model.")}, {"meta": json.dumps({"step": 5})}),
+        "weights of another shape": ({**tensors, "model.tok_emb.weight": torch.zeros(3, 7)}, {"meta": json.dumps({"step": 5, "param_groups": [], "scalars": {}})}),
+    }
+    for what, (t, meta) in cases.items():
+        save_file(t, str(path), metadata=meta)
+        with pytest.raises(CheckpointError) as e:
+            _run(_tcfg(small_corpus, models, "t", resume=True, max_steps=10))
+        assert "\n" not in str(e.value) and ("training state" in str(e.value) or "train_state" in str(e.value)), (what, str(e.value))
+    ckpt.load_model(models / "t")  # the model itself is untouched
+
+
 def test_metrics_with_a_cut_last_line_resume_cleanly(small_corpus, tmp_path):
     """A SIGKILL in the middle of appending metrics leaves half a line; the resumed run must not glue
     its first record onto it (that record would be lost)."""
@@ -378,7 +447,7 @@ def test_full_disk_gives_one_line_error_and_keeps_the_previous_checkpoint(small_
     argv = train_argv(small_corpus, models, "full", "--max-steps", "40")
     result = CliRunner().invoke(app, argv)
     line = _one_error_line(result)
-    assert "No space left on device" in line and "model.safetensors" in line
+    assert "No space left on device" in line and ("train_state.safetensors" in line or "model.safetensors" in line)
     monkeypatch.undo()
     # the step-5 checkpoint is whole and loadable, no temporary file is left, and training can resume
     assert ckpt.weights_step(folder) == 5 and ckpt.load_train_state(folder)[1]["step"] == 5

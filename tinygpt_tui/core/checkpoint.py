@@ -6,14 +6,16 @@ models/<name>/
   vocab.json             the character vocabulary
   metrics.jsonl          one JSON event per line, appended while training runs
   README.md              the model card
-  train_state.safetensors + train_state.json
-                         optimizer moments and RNG states, for --resume (not shipped)
+  train_state.safetensors
+                         everything --resume needs, in one file: a copy of the
+                         weights, the optimizer moments, and (in its metadata)
+                         the step, schedule and RNG states (not shipped)
 
 Every file is written to a temporary name, flushed to disk and renamed, so a
-crash mid-save leaves the previous checkpoint whole. Files are renamed
-weights first and config.json last; each safetensors file records the step
-it belongs to, so a reader can tell a checkpoint that was cut between two
-renames.
+crash mid-save leaves each file whole. A kill can still fall between two
+renames, so the training state never depends on another file: it carries
+its own copy of the weights, and --resume reads only it. Each safetensors
+file records the step it belongs to; config.json is renamed last.
 
 Reading a folder (listing, validating) needs no torch: the sidebar and
 `tinygpt models` stay fast. Loading the weights imports torch.
@@ -33,7 +35,7 @@ from .tokenizer import CharTokenizer
 
 FORMAT = "tinygpt/1"
 CONFIG, WEIGHTS, VOCAB, METRICS, CARD = "config.json", "model.safetensors", "vocab.json", "metrics.jsonl", "README.md"
-STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
+STATE_TENSORS = "train_state.safetensors"
 MAX_JSON_BYTES = 64 * 1024 * 1024  # a vocabulary of two million characters fits
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 ENV_MODELS_DIR = "TINYGPT_MODELS_DIR"
@@ -353,21 +355,30 @@ def load_model(folder, device="cpu") -> Loaded:
     return Loaded(model, tokenizer, doc, folder)
 
 
-def weights_bytes(model, step: int) -> bytes:
-    from safetensors.torch import save
-
+def _weights(model) -> dict:
     state = {}
     for k, v in model.state_dict().items():
         if model.cfg.tie_weights and k == "head.weight":
             continue  # the same tensor as tok_emb.weight
         state[k] = v.detach().float().cpu().contiguous()
-    return save(state, metadata={"format": FORMAT, "step": str(step)})
+    return state
+
+
+def weights_bytes(model, step: int) -> bytes:
+    from safetensors.torch import save
+
+    return save(_weights(model), metadata={"format": FORMAT, "step": str(step)})
+
+
+STATE_MODEL_PREFIX = "model."
 
 
 def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | None = None, train_state=None) -> None:
-    """Write a whole checkpoint atomically; config.json goes last.
+    """Write a whole checkpoint: every file atomically, config.json last.
 
-    train_state: (tensors: dict[str, Tensor], meta: dict) or None.
+    train_state: (tensors: dict[str, Tensor], meta: dict) or None. It is written as one
+    self-contained file (with its own copy of the weights), so --resume is consistent
+    whichever rename a kill falls between.
     """
     from safetensors.torch import save
 
@@ -378,17 +389,19 @@ def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | N
         raise CheckpointError(f"cannot create model folder {folder}: {e.strerror or e}") from None
     step = int(doc.get("figures", {}).get("step", 0))
     doc = {"format": FORMAT, **doc}
-    files = [(WEIGHTS, weights_bytes(model, step)), (VOCAB, tokenizer.to_json())]
+    weights = _weights(model)
+    files = []
     if train_state is not None:
         tensors, meta = train_state
-        files.append((STATE_TENSORS, save(tensors, metadata={"format": FORMAT, "step": str(step)})))
-        files.append((STATE_JSON, json.dumps({"format": FORMAT, "step": step, **meta}, indent=1)))
+        both = {**{STATE_MODEL_PREFIX + k: v for k, v in weights.items()}, **tensors}
+        meta_json = json.dumps({"format": FORMAT, "step": step, **meta})
+        files.append((STATE_TENSORS, save(both, metadata={"format": FORMAT, "step": str(step), "meta": meta_json})))
+    files += [(WEIGHTS, save(weights, metadata={"format": FORMAT, "step": str(step)})), (VOCAB, tokenizer.to_json())]
     files.append((CONFIG, json.dumps(doc, indent=2, ensure_ascii=False)))
     if card is not None:
         files.append((CARD, card))
-    # Write and fsync every file first, then rename them one after the other: the renames take
-    # microseconds, so a kill almost never falls between the weights and the training state
-    # (and a full disk fails before anything is replaced).
+    # Write and fsync every file first, then rename them one after the other (a full disk
+    # fails before anything is replaced).
     staged = []
     try:
         for name, data in files:
@@ -406,20 +419,39 @@ def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | N
 
 
 def load_train_state(folder):
-    """(tensors, meta) for --resume, or a CheckpointError saying why it can't resume."""
-    from safetensors.torch import load_file
+    """(tensors, meta) for --resume, or a CheckpointError saying why it can't resume.
+
+    tensors holds the weights ("model.*") and the optimizer moments ("opt.*") saved together.
+    """
+    from safetensors import safe_open
 
     folder = Path(folder)
-    if not (folder / STATE_TENSORS).exists() or not (folder / STATE_JSON).exists():
+    path = folder / STATE_TENSORS
+    if not path.exists():
         raise CheckpointError(f"{folder.name} has no training state to resume from (it holds weights only)")
-    meta = read_json(folder / STATE_JSON, STATE_JSON)
-    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
-        raise CheckpointError(f"{STATE_JSON} is malformed")
     try:
-        tensors = load_file(str(folder / STATE_TENSORS), device="cpu")
+        tensors = {}
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            for k in f.keys():
+                tensors[k] = f.get_tensor(k)
     except Exception as e:
         raise CheckpointError(f"cannot read {STATE_TENSORS}: {str(e).splitlines()[0][:120]}") from None
+    try:
+        meta = json.loads(header["meta"])
+    except (KeyError, ValueError):
+        meta = None
+    if not state_weights(tensors):
+        meta = None  # a state from before the weights were saved with it
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int) or isinstance(meta.get("step"), bool):
+        raise CheckpointError(f"the training state in {folder.name} is malformed")
     return tensors, meta
+
+
+def state_weights(tensors: dict) -> dict | None:
+    """The weights saved inside a training state."""
+    w = {k[len(STATE_MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(STATE_MODEL_PREFIX)}
+    return w or None
 
 
 def weights_step(folder) -> int | None:

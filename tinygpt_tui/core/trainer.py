@@ -403,9 +403,6 @@ class Run:
             self.elapsed_before = float(state_meta.get("elapsed_s", 0.0))
             self.tokens_before = int(state_meta.get("tokens_seen", 0))
             self.best_val = state_meta.get("best_val_loss")
-            w_step = ckpt.weights_step(self.folder)
-            if w_step is not None and w_step != self.start_step:
-                raise ckpt.CheckpointError(f"weights (step {w_step}) and training state (step {self.start_step}) disagree; the last save was cut off")
             tokenizer = CharTokenizer.from_json((self.folder / ckpt.VOCAB).read_text(encoding="utf-8"))
             corpus = read_corpus(cfg.corpus)
             want = doc.get("corpus", {}).get("sha256")
@@ -451,8 +448,13 @@ class Run:
         self.model = GPT(self.model_cfg).to(self.device)
         self.optimizer = self._make_optimizer()
         if state is not None:
-            loaded = ckpt.load_model(self.folder, device=self.device)
-            self.model.load_state_dict(loaded.model.state_dict())
+            weights = ckpt.state_weights(state[0])  # its own copy: the weights file may be a save behind
+            if self.model_cfg.tie_weights and "tok_emb.weight" in weights:
+                weights["head.weight"] = weights["tok_emb.weight"]
+            try:
+                self.model.load_state_dict(weights)
+            except RuntimeError as e:
+                raise ckpt.CheckpointError(f"the weights in the training state do not fit the model: {str(e).splitlines()[-1].strip()[:160]}") from None
             self._load_optimizer(*state)
         self.ddp_model = self.model
         if W > 1:
