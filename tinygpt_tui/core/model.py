@@ -159,19 +159,56 @@ def rope_rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
 
 
 class KVCache:
-    """Keys and values of every layer for the tokens seen so far.
+    """Keys and values of every layer for the tokens seen so far, in preallocated buffers.
 
-    ``pos`` is the absolute position of the next token. For relative encodings
-    the cache keeps at most ``block_size`` entries (a sliding window).
+    ``pos`` is the absolute position of the next token. Each layer's keys live in
+    a (B, H, capacity, D) buffer; new ones are written in place (no copy of the
+    whole cache per token, which cost a sixth of a decoding step) and attention
+    reads the view of the live entries. For relative encodings the live entries
+    are at most ``block_size`` (a sliding window): the buffer holds two windows,
+    so the live ones are moved back to its start once every ``block_size`` tokens.
     """
 
-    def __init__(self, n_layer: int):
+    def __init__(self, n_layer: int, block_size: int = 0, sliding: bool = False):
         self.k: list[torch.Tensor | None] = [None] * n_layer
         self.v: list[torch.Tensor | None] = [None] * n_layer
+        self.block_size, self.sliding = block_size, sliding
+        self.start = [0] * n_layer  # live entries of layer i: [start[i], end[i])
+        self.end = [0] * n_layer
         self.pos = 0
 
     def __len__(self) -> int:
-        return 0 if self.k[0] is None else self.k[0].size(2)
+        return self.end[0] - self.start[0]
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        """Add T new keys and values (B, H, T, D); return the live keys and values
+        (B, H, S, D) they attend over and how many of those came before them."""
+        T = k.size(2)
+        start, end = self.start[layer], self.end[layer]
+        if self.sliding and T == 1 and end - start >= self.block_size:
+            start = end - (self.block_size - 1)  # drop the oldest key
+        buf_k, buf_v = self.k[layer], self.v[layer]
+        need = end - start + T
+        if buf_k is None or buf_k.dtype != k.dtype or end + T > buf_k.size(2):
+            cap = max(need, 2 * self.block_size if self.sliding else self.block_size)
+            if buf_k is None or need > buf_k.size(2) or buf_k.dtype != k.dtype:
+                B, H, _, D = k.shape
+                nk = k.new_empty(B, H, cap, D)
+                nv = v.new_empty(B, H, cap, D)
+            else:
+                nk, nv = buf_k, buf_v
+            if end > start:  # move the live entries to the front (a view copy may overlap: clone)
+                nk[:, :, : end - start] = buf_k[:, :, start:end].clone()
+                nv[:, :, : end - start] = buf_v[:, :, start:end].clone()
+            buf_k, buf_v, end, start = nk, nv, end - start, 0
+            self.k[layer], self.v[layer] = buf_k, buf_v
+        buf_k[:, :, end : end + T] = k
+        buf_v[:, :, end : end + T] = v
+        past = end - start
+        end += T
+        self.end[layer] = end
+        self.start[layer] = max(start, end - self.block_size) if self.sliding else start
+        return buf_k[:, :, start:end], buf_v[:, :, start:end], past
 
 
 class Attention(nn.Module):
@@ -187,23 +224,14 @@ class Attention(nn.Module):
 
     def forward(self, x, rope=None, alibi=None, cache=None, layer=0, want_attn=False):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        # (B, T, C) -> (B, H, T, D)
-        q, k, v = (t.view(B, T, self.n_head, self.head_size).transpose(1, 2) for t in (q, k, v))
+        # (B, T, 3C) -> 3 x (B, H, T, D), as views (fewer small ops: they dominate a decoding step)
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
         if rope is not None:
             cos, sin = rope  # (T, D/2) for the new tokens' absolute positions
             q, k = rope_rotate(q, cos, sin), rope_rotate(k, cos, sin)
         past = 0
-        if cache is not None:
-            old_k, old_v = cache.k[layer], cache.v[layer]
-            if old_k is not None:
-                if self.cfg.pos_encoding in RELATIVE and T == 1 and old_k.size(2) >= self.cfg.block_size:
-                    # slide: drop the oldest key (relative encodings only; see the module docstring)
-                    old_k, old_v = old_k[:, :, 1 - self.cfg.block_size :], old_v[:, :, 1 - self.cfg.block_size :]
-                past = old_k.size(2)
-                k, v = torch.cat((old_k, k), dim=2), torch.cat((old_v, v), dim=2)
-            keep = self.cfg.block_size if self.cfg.pos_encoding in RELATIVE else k.size(2)
-            cache.k[layer], cache.v[layer] = k[:, :, -keep:], v[:, :, -keep:]
+        if cache is not None:  # (with a relative encoding the window slides; see the module docstring)
+            k, v, past = cache.append(layer, k, v)
         S = k.size(2)  # keys: the past ones plus these T
 
         mask, causal = None, False
@@ -242,8 +270,9 @@ class Attention(nn.Module):
         else:
             drop = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, H, T, D) -> (B, T, C)
-        return self.resid_drop(self.proj(y)), attn
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, H, T, D) -> (B, T, C)
+        y = self.proj(y)
+        return (self.resid_drop(y) if self.training else y), attn
 
 
 class FeedForward(nn.Module):
@@ -263,7 +292,8 @@ class FeedForward(nn.Module):
             h = F.silu(gate) * value
         else:
             h = F.gelu(h)
-        return self.drop(self.down(h))
+        h = self.down(h)
+        return self.drop(h) if self.training else h
 
 
 class Block(nn.Module):
@@ -286,10 +316,7 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         if cfg.pos_encoding == "learned":
             self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd)
-        elif cfg.pos_encoding == "sinusoidal":
-            self.register_buffer("pos_table", sinusoidal_table(cfg.block_size, cfg.n_embd), persistent=False)
-        elif cfg.pos_encoding == "alibi":
-            self.register_buffer("alibi", alibi_slopes(cfg.n_head), persistent=False)
+        self.reset_buffers()
         self.drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm = make_norm(cfg)
@@ -297,6 +324,13 @@ class GPT(nn.Module):
         if cfg.tie_weights:
             self.head.weight = self.tok_emb.weight
         self.apply(self._init)
+
+    def reset_buffers(self, device=None):
+        """(Re)compute the fixed tables, which are not saved (after building the model on the meta device)."""
+        if self.cfg.pos_encoding == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal_table(self.cfg.block_size, self.cfg.n_embd).to(device), persistent=False)
+        elif self.cfg.pos_encoding == "alibi":
+            self.register_buffer("alibi", alibi_slopes(self.cfg.n_head).to(device), persistent=False)
 
     def _init(self, m):
         if isinstance(m, nn.Linear):
@@ -355,4 +389,4 @@ class GPT(nn.Module):
         return logits, loss
 
     def new_cache(self) -> KVCache:
-        return KVCache(self.cfg.n_layer)
+        return KVCache(self.cfg.n_layer, self.cfg.block_size, sliding=self.cfg.pos_encoding in RELATIVE)
