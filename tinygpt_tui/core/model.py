@@ -158,6 +158,19 @@ def rope_rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).type_as(x)
 
 
+_CAUSAL: dict = {}
+
+
+def causal_bias(T: int, dtype, device) -> torch.Tensor:
+    """(T, T): 0 on and below the diagonal, -inf above it; made once per size, type and device."""
+    key = (T, dtype, str(device))
+    bias = _CAUSAL.get(key)
+    if bias is None:
+        bias = torch.full((T, T), float("-inf"), dtype=dtype, device=device).triu_(1)
+        _CAUSAL[key] = bias
+    return bias
+
+
 class KVCache:
     """Keys and values of every layer for the tokens seen so far, in preallocated buffers.
 
@@ -255,11 +268,14 @@ class Attention(nn.Module):
             # The explicit form: to hand the weights to the inspector, and because on
             # a CPU in bf16 it runs 2-3x faster than SDPA's flash kernel (measured,
             # see README "Performance"); SDPA is used everywhere else.
-            scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_size))  # (B, H, T, S)
+            # (scaled and masked in place: the (B, H, T, S) scores are the largest tensor of the step)
+            scores = (q @ k.transpose(-2, -1)).mul_(1.0 / math.sqrt(self.head_size))  # (B, H, T, S)
             if causal:
-                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril()
-            if mask is not None:
-                scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+                scores = scores.add_(causal_bias(T, scores.dtype, x.device))
+            elif mask is not None:
+                if mask.dtype == torch.bool:
+                    mask = torch.zeros(mask.shape, dtype=scores.dtype, device=x.device).masked_fill_(~mask, float("-inf"))
+                scores = scores.add_(mask)
             if want_attn:
                 attn = scores.float().softmax(dim=-1)
                 y = attn.to(v.dtype) @ v
