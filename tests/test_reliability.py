@@ -290,17 +290,20 @@ def _run(cfg, stop_at=None):
     return events
 
 
-def test_resumed_run_matches_uninterrupted_run(small_corpus, tmp_path):
+@pytest.mark.parametrize("optimizer", ["muon", "adamw"])
+def test_resumed_run_matches_uninterrupted_run(small_corpus, tmp_path, optimizer):
     """Stopped at step 8 (as Ctrl+C does) and resumed to 20: the same steps, learning rates and losses
-    as one uninterrupted run of 20 with the same seed (fp32, dropout on, so the RNG state matters too)."""
+    as one uninterrupted run of 20 with the same seed (fp32, dropout on, so the RNG state matters too;
+    Muon's momentum and AdamW's moments both travel in the checkpoint)."""
     import torch
 
     torch.set_num_threads(1)
     models = tmp_path / "models"
-    full = _run(_tcfg(small_corpus, models, "full", max_steps=20))
-    first = _run(_tcfg(small_corpus, models, "split", max_steps=20), stop_at=8)
+    full = _run(_tcfg(small_corpus, models, "full", max_steps=20, optimizer=optimizer))
+    first = _run(_tcfg(small_corpus, models, "split", max_steps=20, optimizer=optimizer), stop_at=8)
     assert first[-1]["event"] == "finish" and first[-1]["reason"] == "stopped" and first[-1]["step"] == 8
     second = _run(_tcfg(small_corpus, models, "split", resume=True, max_steps=20))
+    assert json.loads((models / "split" / ckpt.CONFIG).read_text())["training"]["optimizer"] == optimizer
     assert second[0]["event"] == "start" and second[0]["step"] == 8 and second[0]["resumed"]
 
     def steps(evs):

@@ -104,6 +104,8 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b"),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per step (the global batch is batch-size x grad-accum)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="muon (default: Muon for the hidden matrices, AdamW for the rest) or adamw."),
+    muon_lr: Optional[float] = typer.Option(None, "--muon-lr", help="Muon's peak learning rate (default 0.02)."),
     min_lr_ratio: float = typer.Option(0.1, "--min-lr-ratio", help="Final learning rate as a fraction of the peak."),
     warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps"),
     weight_decay: float = typer.Option(0.1, "--weight-decay"),
@@ -138,7 +140,7 @@ def train(
         block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=dropout, bias=bias,
         pos_encoding=pos_encoding, ffn=ffn, norm=norm, tie_weights=tie_weights, mlp_ratio=mlp_ratio,
         batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps, time_budget=minutes * 60 if minutes else None,
-        lr=lr, min_lr_ratio=min_lr_ratio, warmup_steps=warmup_steps, weight_decay=weight_decay, beta1=beta1, beta2=beta2,
+        lr=lr, optimizer=optimizer, muon_lr=muon_lr, min_lr_ratio=min_lr_ratio, warmup_steps=warmup_steps, weight_decay=weight_decay, beta1=beta1, beta2=beta2,
         grad_clip=grad_clip, eval_interval=eval_interval, eval_iters=eval_iters, sample_chars=sample_chars, seed=seed,
         device=device, dtype=dtype, threads=threads, resume=resume, command=command_line(),
     )

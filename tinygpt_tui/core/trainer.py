@@ -39,6 +39,7 @@ MODEL_KEYS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "p
 
 # Presets: sizes a learner can pick by name. "small" is the CPU default, chosen
 # by measurement on a 2-core AVX-512 machine (see README, Performance).
+OPTIMIZERS = ("muon", "adamw")
 PRESETS: dict[str, dict] = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=64, batch_size=16, lr=3e-3, warmup_steps=20, eval_interval=50, eval_iters=5),
     "small": dict(n_layer=4, n_head=4, n_embd=256, batch_size=32, lr=2e-3, warmup_steps=50, eval_interval=200, eval_iters=10),
@@ -76,6 +77,8 @@ class TrainConfig:
     lr: float | None = None
     min_lr_ratio: float = 0.1
     warmup_steps: int | None = None
+    optimizer: str | None = None  # muon (hidden matrices; AdamW for the rest) or adamw; None: from the preset
+    muon_lr: float | None = None  # Muon's peak learning rate (the schedule scales it with --lr's)
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.99
@@ -97,7 +100,8 @@ class TrainConfig:
         if self.preset not in PRESETS:
             raise SettingsError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         out = TrainConfig(**asdict(self))
-        defaults = {**asdict(GPTConfig()), "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 250, "eval_iters": 20}
+        defaults = {**asdict(GPTConfig()), "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 250, "eval_iters": 20,
+                    "optimizer": "muon", "muon_lr": 0.02}
         for k, v in {**defaults, **PRESETS[self.preset]}.items():
             if hasattr(out, k) and getattr(out, k) is None:
                 setattr(out, k, v)
@@ -131,6 +135,9 @@ class TrainConfig:
             raise SettingsError(f"warmup-steps must be 0 or more, got {self.warmup_steps!r}")
         real("lr", 0, 10, lo_open=True)
         real("min_lr_ratio", 0, 1)
+        if self.optimizer not in OPTIMIZERS:
+            raise SettingsError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        real("muon_lr", 0, 10, lo_open=True)
         real("weight_decay", 0, 10)
         real("beta1", 0, 1)
         real("beta2", 0, 1)
@@ -148,6 +155,51 @@ class TrainConfig:
     def training_dict(self) -> dict:
         skip = set(MODEL_KEYS) | {"corpus", "name", "models_dir", "resume", "command", "device", "threads"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+class Optimizers:
+    """One or more torch optimizers (Muon and AdamW) behind a single optimizer's interface.
+
+    state_dict() numbers the parameters across the parts in order, as one optimizer
+    over all their groups would, so a checkpoint holds one flat optimizer state.
+    """
+
+    def __init__(self, parts):
+        self.parts = list(parts)
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for o in self.parts for g in o.param_groups]
+
+    def step(self) -> None:
+        for o in self.parts:
+            o.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.parts:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        state, groups, offset = {}, [], 0
+        for o in self.parts:
+            sd = o.state_dict()
+            state.update({i + offset: st for i, st in sd["state"].items()})
+            groups += [{**g, "params": [i + offset for i in g["params"]]} for g in sd["param_groups"]]
+            offset += sum(len(g["params"]) for g in sd["param_groups"])
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, sd: dict) -> None:
+        groups, first, offset = sd["param_groups"], 0, 0
+        for o in self.parts:
+            mine = groups[first : first + len(o.param_groups)]
+            ids = [i for g in mine for i in g["params"]]
+            if len(ids) != sum(len(g["params"]) for g in o.param_groups):
+                raise ValueError("the saved optimizer has different parameter groups")
+            o.load_state_dict({
+                "state": {i - offset: sd["state"][i] for i in ids if i in sd["state"]},
+                "param_groups": [{**g, "params": [i - offset for i in g["params"]]} for g in mine],
+            })
+            first, offset = first + len(mine), offset + len(ids)
 
 
 def check_name(name: str) -> None:
@@ -386,6 +438,7 @@ class Run:
             state_tensors, state_meta = ckpt.load_train_state(self.folder)
             saved = doc.get("training", {})
             merged = {**{k: v for k, v in saved.items() if k in {f.name for f in fields(TrainConfig)}}, **{k: model_cfg.to_dict()[k] for k in MODEL_KEYS}}
+            merged.setdefault("optimizer", "adamw")  # runs saved before Muon was offered used AdamW
             # what the user gave now wins for the length of the run and the reporting; the shape can't change
             for k in ("max_steps", "time_budget", "eval_interval", "eval_iters", "log_interval", "sample_chars", "dtype"):
                 v = getattr(cfg, k)
@@ -463,17 +516,30 @@ class Run:
             self.ddp_model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == "fp16" else None
 
-    def _make_optimizer(self):
+    def _make_optimizer(self) -> "Optimizers":
         import torch
 
-        decay = [p for p in self.model.parameters() if p.dim() >= 2]
-        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        kw = dict(lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2))
+        cfg = self.cfg
+        named = list(self.model.named_parameters())
+        parts = []
+        if cfg.optimizer == "muon":
+            # Muon orthogonalizes the update of each hidden weight matrix (the 2-D weights inside the
+            # blocks); embeddings, the output layer, norms and biases stay with AdamW, as Muon's authors
+            # prescribe. Its learning rate follows the same schedule, scaled by muon_lr / lr.
+            hidden = [p for n, p in named if n.startswith("blocks.") and p.dim() == 2]
+            named = [(n, p) for n, p in named if not (n.startswith("blocks.") and p.dim() == 2)]
+            muon = torch.optim.Muon(hidden, lr=cfg.muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True)
+            muon.param_groups[0]["lr_scale"] = cfg.muon_lr / cfg.lr
+            parts.append(muon)
+        decay = [p for _, p in named if p.dim() >= 2]
+        no_decay = [p for _, p in named if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         try:
-            return torch.optim.AdamW(groups, fused=True, **kw)
+            parts.append(torch.optim.AdamW(groups, fused=True, **kw))
         except (RuntimeError, TypeError):
-            return torch.optim.AdamW(groups, **kw)
+            parts.append(torch.optim.AdamW(groups, **kw))
+        return Optimizers(parts)
 
     def optimizer_state(self):
         """Optimizer moments as flat tensors (safetensors) and the rest as JSON."""
@@ -657,7 +723,7 @@ class Run:
 
             lr = lr_at(cfg, step, progress)
             for g in self.optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_scale", 1.0)
             loss_sum = 0.0
             for micro in range(self.accum):
                 gen.manual_seed(step_seed(cfg.seed, dist.rank, step, micro))
@@ -675,11 +741,13 @@ class Run:
                         loss.backward()
                 loss_sum += loss.detach()
             if self.scaler:
-                self.scaler.unscale_(self.optimizer)
+                for o in self.optimizer.parts:
+                    self.scaler.unscale_(o)
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             if self.scaler:
-                self.scaler.step(self.optimizer)
+                for o in self.optimizer.parts:
+                    self.scaler.step(o)
                 self.scaler.update()
             else:
                 self.optimizer.step()
