@@ -528,7 +528,9 @@ class Run:
             # prescribe. Its learning rate follows the same schedule, scaled by muon_lr / lr.
             hidden = [p for n, p in named if n.startswith("blocks.") and p.dim() == 2]
             named = [(n, p) for n, p in named if not (n.startswith("blocks.") and p.dim() == 2)]
-            muon = torch.optim.Muon(hidden, lr=cfg.muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True)
+            from .muon import BatchedMuon  # torch's Muon, its iterations batched over same-shape matrices
+
+            muon = BatchedMuon(hidden, lr=cfg.muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True)
             muon.param_groups[0]["lr_scale"] = cfg.muon_lr / cfg.lr
             parts.append(muon)
         decay = [p for _, p in named if p.dim() >= 2]
