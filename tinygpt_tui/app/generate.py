@@ -92,6 +92,8 @@ class GenerateScreen(Screen):
         self.pending_prompt: str | None = None  # submitted while the model was loading
         self.inspector = None  # the inspector screen while it is open
         self._status_at = 0.0
+        self._status_shown: Text | None = None
+        self._train_status_shown: Text | None = None
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -101,7 +103,8 @@ class GenerateScreen(Screen):
                 yield ModelList(id="models")
                 yield SamplingPanel(id="sampling")
             with Vertical(id="main"):
-                yield OutputView(id="output")
+                with Vertical(id="output-box"):  # the border and padding: the pane itself draws only lines
+                    yield OutputView(id="output")
                 yield Input(placeholder="Write a prompt, Enter to generate", id="prompt")
                 with Horizontal(id="status-row"):
                     yield Static(id="status")
@@ -111,7 +114,7 @@ class GenerateScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#models", ModelList).border_title = "Models"
         self.query_one("#sampling", SamplingPanel).border_title = "Sampling"
-        self.query_one("#output", OutputView).border_title = "Output"
+        self.query_one("#output-box").border_title = "Output"
         self.set_models(self.app.model_infos)
         self.update_status()
         self.set_interval(0.5, self.update_status)
@@ -415,6 +418,12 @@ class GenerateScreen(Screen):
             t.append(f" · {s.generated:,} chars")
             if s.chars_per_s:
                 t.append(f" · {s.chars_per_s:,.0f} chars/s")
-        self.query_one("#status", Static).update(t)
+        # only what changed is redrawn, and the status line (fixed width) without a layout pass
+        if t != self._status_shown:
+            self._status_shown = t
+            self.query_one("#status", Static).update(t, layout=False)
         job = getattr(self.app, "training", None)
-        self.query_one("#train-status", Static).update(job.summary() if job is not None else "")
+        train = job.summary() if job is not None else Text("")
+        if train != self._train_status_shown:
+            self._train_status_shown = train
+            self.query_one("#train-status", Static).update(train)  # width auto: this one lays out
