@@ -30,7 +30,7 @@ def result(tmp_path_factory, small_corpus):
 
 def test_every_training_row_is_present_with_positive_figures(result):
     res, _ = result
-    impls = [bench.REFERENCE, *bench.TINYGPT_ARCHS]
+    impls = [bench.REFERENCE, *bench.TINYGPT_ARCHS, bench.MUON]
     assert [(r["shape"], r["impl"]) for r in res["training"]] == [(s, i) for s in ("tiny-a", "tiny-b") for i in impls]
     for r in res["training"]:
         assert positive(r["tokens_per_s"]) and positive(r["ms_per_step"]) and positive(r["ratio"]) and r["params"] > 0

@@ -100,3 +100,34 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_at(c, 9, 0.09) == pytest.approx(1e-3)
     assert lr_at(c, 50, 0.5) == pytest.approx(0.55e-3)
     assert lr_at(c, 100, 1.0) == pytest.approx(1e-4)
+
+
+def test_auto_preset_is_sized_by_the_time_budget(small_corpus, tmp_path):
+    from tinygpt_tui.core.trainer import BUDGET_PRESETS, PRESETS
+
+    def resolved(**kw):
+        return TrainConfig(corpus=str(small_corpus), name="t", models_dir=str(tmp_path), **kw).resolved()
+
+    one = resolved(time_budget=60)
+    assert one.preset == "1min" and (one.n_layer, one.n_embd, one.block_size, one.batch_size) == (3, 128, 64, 16)
+    five = resolved(time_budget=300)
+    assert five.preset == "5min" and five.n_embd == BUDGET_PRESETS["5min"]["n_embd"]
+    assert resolved().preset == "small" and resolved(time_budget=3600).preset == "small"
+    assert resolved(max_steps=10).n_embd == PRESETS["small"]["n_embd"]
+    # what the user sets wins over the preset; an explicit preset wins over the budget
+    assert resolved(time_budget=60, n_embd=64, n_head=2).n_embd == 64
+    assert resolved(time_budget=60, preset="tiny").n_embd == PRESETS["tiny"]["n_embd"]
+    # the default optimizer is Muon; AdamW on request
+    assert one.optimizer == "muon" and resolved(optimizer="adamw").optimizer == "adamw"
+    with pytest.raises(SettingsError, match="optimizer"):
+        resolved(optimizer="sgd")
+    with pytest.raises(SettingsError, match="muon-lr"):
+        resolved(muon_lr=-1.0)
+
+
+def test_the_chosen_preset_is_recorded_in_the_card(small_corpus, tmp_path):
+    events = list(train(cfg(small_corpus, tmp_path, preset="auto", max_steps=None, time_budget=2.0, n_layer=1, n_head=2, n_embd=32,
+                            batch_size=4, eval_interval=1000, sample_chars=0)))
+    assert events[-1].kind == "finish" and events[-1].reason == "budget"
+    doc = ckpt.load_model(tmp_path / "t").doc
+    assert doc["training"]["preset"] == "1min" and doc["training"]["optimizer"] == "muon" and doc["model"]["block_size"] == 32

@@ -84,6 +84,9 @@ def _archs() -> dict:
 
 TINYGPT_ARCHS = _archs()
 REFERENCE = "reference (nanoGPT-style, fp32 eager)"
+# tinygpt train's own optimizer: the rows above use AdamW like the reference (the same work per
+# step); this one shows what Muon adds to a step (it buys more progress per step: docs/performance.md)
+MUON = "tinygpt defaults + Muon (tinygpt train's optimizer)"
 
 
 # --------------------------------------------------------------------------- the reference
@@ -184,16 +187,21 @@ class Trainer:
             self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99))  # plain: no fused, no foreach asked for
         else:
             cfg = GPTConfig(vocab_size=shape.vocab_size, block_size=shape.block_size, n_layer=shape.n_layer, n_head=shape.n_head,
-                            n_embd=shape.n_embd, dropout=shape.dropout, **TINYGPT_ARCHS[impl])
+                            n_embd=shape.n_embd, dropout=shape.dropout, **TINYGPT_ARCHS.get(impl, {}))
             self.model = GPT(cfg).to(device)
             self.dtype = pick_dtype(device, "auto", cfg.n_embd)  # what `tinygpt train` picks
             decay = [p for p in self.model.parameters() if p.dim() >= 2]
             no_decay = [p for p in self.model.parameters() if p.dim() < 2]
             groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
-            try:  # as the trainer: fused AdamW where the build has it
-                self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99), fused=True)
-            except (RuntimeError, TypeError):
-                self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99))
+            if impl == MUON:
+                from .core.trainer import TrainConfig, build_optimizer
+
+                self.opt = build_optimizer(self.model, TrainConfig(optimizer="muon", lr=1e-3, muon_lr=0.02, beta2=0.99))
+            else:
+                try:  # as the trainer: fused AdamW where the build has it
+                    self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99), fused=True)
+                except (RuntimeError, TypeError):
+                    self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99))
         self.autocast = lambda: autocast(device, self.dtype)
         self.params = sum(p.numel() for p in self.model.parameters())
         gen = torch.Generator().manual_seed(seed + 1)
@@ -258,7 +266,7 @@ def interleaved(fns: dict, device, reps: int, n: int, warmup: int = 1) -> dict[s
 
 
 def bench_training(shape: Shape, device, reps: int, steps: int, impls=None) -> list[dict]:
-    impls = impls or [REFERENCE, *TINYGPT_ARCHS]
+    impls = impls or [REFERENCE, *TINYGPT_ARCHS, MUON]
     trainers = {k: Trainer(k, shape, device) for k in impls}
     times = interleaved({k: t.step for k, t in trainers.items()}, device, reps, steps)
     base = statistics.median(times[REFERENCE]) if REFERENCE in times else None

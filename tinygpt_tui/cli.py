@@ -87,7 +87,7 @@ def main(
 def train(
     corpus: Optional[str] = typer.Argument(None, help="A text file, or a corpus name from `tinygpt corpus list`. Optional with --resume."),
     name: str = typer.Option(..., "--name", "-n", help="Model name: the folder under the models directory."),
-    preset: str = typer.Option("small", help="Size preset: tiny, small (CPU default), medium, large, nanogpt."),
+    preset: str = typer.Option("auto", help="Size preset: auto (sized for --minutes; small without it), 1min, 5min, tiny, small, medium, large, nanogpt."),
     minutes: Optional[float] = typer.Option(None, "--minutes", "-m", help="Wall-clock budget in minutes; the learning-rate schedule fits it."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (default 2000 when no --minutes)."),
     block_size: Optional[int] = typer.Option(None, "--block-size", help="Context length in characters (default: 128)."),

@@ -40,7 +40,26 @@ MODEL_KEYS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "p
 # Presets: sizes a learner can pick by name. "small" is the CPU default, chosen
 # by measurement on a 2-core AVX-512 machine (see README, Performance).
 OPTIMIZERS = ("muon", "adamw")
+# Sized for a wall-clock budget on a laptop CPU (measured on 2 cores, Tiny Shakespeare: see
+# docs/performance.md). "auto", the default, picks one of these from --minutes, else "small".
+BUDGET_PRESETS: dict[str, dict] = {
+    # 60 s: small and fast steps beat a bigger model (3 layers beat 4); context 64 (128 was 0.12 worse)
+    "1min": dict(n_layer=3, n_head=4, n_embd=128, block_size=64, batch_size=16, lr=3e-3, warmup_steps=20,
+                 eval_interval=200, eval_iters=10, dropout=0.0),
+    "5min": dict(n_layer=4, n_head=6, n_embd=192, block_size=128, batch_size=16, lr=3e-3, warmup_steps=20,
+                 eval_interval=250, eval_iters=10, dropout=0.0),
+}
+
+
+def budget_preset(seconds: float | None) -> str:
+    """The preset "auto" stands for: sized for the time budget, or "small" without one."""
+    if not seconds:
+        return "small"
+    return "1min" if seconds <= 180 else "5min" if seconds <= 900 else "small"
+
+
 PRESETS: dict[str, dict] = {
+    **BUDGET_PRESETS,
     "tiny": dict(n_layer=2, n_head=2, n_embd=64, batch_size=16, lr=3e-3, warmup_steps=20, eval_interval=50, eval_iters=5),
     "small": dict(n_layer=4, n_head=4, n_embd=256, batch_size=32, lr=2e-3, warmup_steps=50, eval_interval=200, eval_iters=10),
     "medium": dict(n_layer=6, n_head=6, n_embd=384, batch_size=32, lr=1e-3, warmup_steps=100, eval_interval=250, eval_iters=20, dropout=0.1),
@@ -56,7 +75,7 @@ class TrainConfig:
     corpus: str = ""
     name: str = ""
     models_dir: str | None = None
-    preset: str = "small"
+    preset: str = "auto"  # auto: sized for --minutes (see BUDGET_PRESETS), else small
     # model (None: from the preset, then GPTConfig's default)
     block_size: int | None = None
     n_layer: int | None = None
@@ -97,12 +116,14 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         """Fill what was left None from the preset and the defaults, and check everything."""
-        if self.preset not in PRESETS:
-            raise SettingsError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.preset != "auto" and self.preset not in PRESETS:
+            raise SettingsError(f"unknown preset {self.preset!r}; choose one of auto, {', '.join(PRESETS)}")
         out = TrainConfig(**asdict(self))
+        if out.preset == "auto":
+            out.preset = budget_preset(out.time_budget)  # recorded, so the card says what ran
         defaults = {**asdict(GPTConfig()), "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 250, "eval_iters": 20,
                     "optimizer": "muon", "muon_lr": 0.02}
-        for k, v in {**defaults, **PRESETS[self.preset]}.items():
+        for k, v in {**defaults, **PRESETS[out.preset]}.items():
             if hasattr(out, k) and getattr(out, k) is None:
                 setattr(out, k, v)
         if out.max_steps is None and out.time_budget is None:
@@ -155,6 +176,34 @@ class TrainConfig:
     def training_dict(self) -> dict:
         skip = set(MODEL_KEYS) | {"corpus", "name", "models_dir", "resume", "command", "device", "threads"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+def build_optimizer(model, cfg: TrainConfig) -> "Optimizers":
+    """The optimizer `tinygpt train` uses for cfg.optimizer, cfg.lr, cfg.muon_lr, weight decay and betas."""
+    import torch
+
+    named = list(model.named_parameters())
+    parts = []
+    if cfg.optimizer == "muon":
+        # Muon orthogonalizes the update of each hidden weight matrix (the 2-D weights inside the
+        # blocks); embeddings, the output layer, norms and biases stay with AdamW, as Muon's authors
+        # prescribe. Its learning rate follows the same schedule, scaled by muon_lr / lr.
+        hidden = [p for n, p in named if n.startswith("blocks.") and p.dim() == 2]
+        named = [(n, p) for n, p in named if not (n.startswith("blocks.") and p.dim() == 2)]
+        from .muon import BatchedMuon  # torch's Muon, its iterations batched over same-shape matrices
+
+        muon = BatchedMuon(hidden, lr=cfg.muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True)
+        muon.param_groups[0]["lr_scale"] = cfg.muon_lr / cfg.lr
+        parts.append(muon)
+    decay = [p for _, p in named if p.dim() >= 2]
+    no_decay = [p for _, p in named if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    try:
+        parts.append(torch.optim.AdamW(groups, fused=True, **kw))
+    except (RuntimeError, TypeError):
+        parts.append(torch.optim.AdamW(groups, **kw))
+    return Optimizers(parts)
 
 
 class Optimizers:
@@ -517,31 +566,7 @@ class Run:
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == "fp16" else None
 
     def _make_optimizer(self) -> "Optimizers":
-        import torch
-
-        cfg = self.cfg
-        named = list(self.model.named_parameters())
-        parts = []
-        if cfg.optimizer == "muon":
-            # Muon orthogonalizes the update of each hidden weight matrix (the 2-D weights inside the
-            # blocks); embeddings, the output layer, norms and biases stay with AdamW, as Muon's authors
-            # prescribe. Its learning rate follows the same schedule, scaled by muon_lr / lr.
-            hidden = [p for n, p in named if n.startswith("blocks.") and p.dim() == 2]
-            named = [(n, p) for n, p in named if not (n.startswith("blocks.") and p.dim() == 2)]
-            from .muon import BatchedMuon  # torch's Muon, its iterations batched over same-shape matrices
-
-            muon = BatchedMuon(hidden, lr=cfg.muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True)
-            muon.param_groups[0]["lr_scale"] = cfg.muon_lr / cfg.lr
-            parts.append(muon)
-        decay = [p for _, p in named if p.dim() >= 2]
-        no_decay = [p for _, p in named if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-        try:
-            parts.append(torch.optim.AdamW(groups, fused=True, **kw))
-        except (RuntimeError, TypeError):
-            parts.append(torch.optim.AdamW(groups, **kw))
-        return Optimizers(parts)
+        return build_optimizer(self.model, self.cfg)
 
     def optimizer_state(self):
         """Optimizer moments as flat tensors (safetensors) and the rest as JSON."""
