@@ -36,7 +36,14 @@ def notes(app) -> str:
     return "\n".join(str(n.message) for n in app._notifications)
 
 
+async def listed(pilot, app):
+    """The models folder is read in a worker right after the first paint."""
+    assert await wait_for(pilot, lambda: app.models_listed, timeout=30)
+    await pilot.pause()
+
+
 async def load(pilot, app, name="alpha"):
+    await listed(pilot, app)
     gen = app.generate_screen
     models = gen.query_one("#models")
     models.focus()
@@ -55,6 +62,8 @@ async def test_sidebar_lists_models_and_broken_folder(models_dir):
     app = make_app(models_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
+        assert app.first_paint_at is not None
+        await listed(pilot, app)
         models = app.generate_screen.query_one("#models")
         assert [i.name for i in models.infos] == ["alpha", "beta", "broken"]
         assert models.option_count == 3
@@ -218,7 +227,7 @@ async def test_inspect_key_pushes_the_inspector_with_model_and_context(models_di
 async def test_every_action_is_in_the_command_palette(models_dir):
     app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
+        await listed(pilot, app)
         titles = {c.title for c in app.get_system_commands(app.screen)}
         for t in ("Generate screen", "Training screen", "Refresh models", "Stop generating", "Continue", "Clear output",
                   "Toggle sidebar", "Sampling settings", "Inspect", "Start training", "Stop training", "Resume training",

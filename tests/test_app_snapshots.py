@@ -27,13 +27,22 @@ def app(tmp_path, monkeypatch):
     return TinyGPTApp(models_dir=make_models_dir(tmp_path), watch_models=False, warm_torch=False)
 
 
+async def models_listed(pilot):
+    """The models folder is read in a worker right after the first paint: wait for it."""
+    for _ in range(600):
+        if pilot.app.models_listed:
+            break
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
 def test_generate_screen(app, snap_compare):
-    assert snap_compare(app, terminal_size=(120, 40))
+    assert snap_compare(app, terminal_size=(120, 40), run_before=models_listed)
 
 
 def test_generate_screen_small_terminal(app, snap_compare):
-    assert snap_compare(app, terminal_size=(80, 24))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=models_listed)
 
 
 def test_training_screen(app, snap_compare):
-    assert snap_compare(app, press=["ctrl+t"], terminal_size=(120, 40))
+    assert snap_compare(app, press=["ctrl+t"], terminal_size=(120, 40), run_before=models_listed)

@@ -58,6 +58,10 @@ async def test_random_keys_and_clicks_never_crash_the_app(tmp_path, monkeypatch)
     async with app.run_test(size=(90, 28)) as pilot:
         # a model loaded and generating a long text ...
         gen = app.generate_screen
+        for _ in range(400):  # the folder is read in a worker right after the first paint
+            if app.models_listed:
+                break
+            await pilot.pause(0.05)
         lst = gen.query_one("#models")
         lst.focus()
         lst.highlighted = 0

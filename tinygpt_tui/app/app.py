@@ -8,6 +8,7 @@ train.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from ..core.checkpoint import default_models_dir, list_models
+from ..core.checkpoint import default_models_dir
 from .sidebar import folder_signature
 
 MODELS_POLL_S = 2.0
@@ -65,8 +66,12 @@ class TinyGPTApp(App):
     def __init__(self, models_dir=None, watch_models: bool = True, warm_torch: bool = True):
         super().__init__()
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
-        self.model_infos = list_models(self.models_dir)
-        self._signature = folder_signature(self.models_dir)
+        # the folder is read in a worker right after the first paint: checking each model's
+        # safetensors header imports numpy (0.1-0.2 s), which the first frame need not wait for
+        self.model_infos: list = []
+        self.models_listed = False
+        self.models_listed_at: float | None = None
+        self._signature: tuple | None = None
         self.training = None  # training.TrainingJob
         self._quitting = False
         self.watch_models = watch_models
@@ -80,15 +85,22 @@ class TinyGPTApp(App):
     MODES = {"generate": "generate", "training": "training"}
     DEFAULT_MODE = "generate"
 
+    # The GIL is handed over at most every 5 ms by default: while the screen repaints, a
+    # worker (the sampler, the trainer) that released it for a torch op waits that long to
+    # get it back, dozens of times per character. 1 ms lets both run on two cores.
+    SWITCH_INTERVAL = 0.001
+
     def on_mount(self) -> None:
+        self._switch_interval = sys.getswitchinterval()
+        if self.SWITCH_INTERVAL:
+            sys.setswitchinterval(self.SWITCH_INTERVAL)
         self.call_after_refresh(self._painted)
         if self.watch_models:
             self.set_interval(MODELS_POLL_S, self.check_models)
 
     def _painted(self) -> None:
         self.first_paint_at = time.perf_counter()
-        if self.warm_torch:
-            self._warm()
+        self.action_refresh_models_quiet()  # then, once listed, torch warms up (see _models_listed)
 
     @work(thread=True, group="warm", exit_on_error=False)
     def _warm(self) -> None:
@@ -144,8 +156,13 @@ class TinyGPTApp(App):
 
     @work(thread=True, exclusive=True, group="models", exit_on_error=False)
     def refresh_models(self) -> None:
+        from ..core.checkpoint import list_models
+
         infos = list_models(self.models_dir)
-        self.call_from_thread(self._models_listed, infos)
+        try:
+            self.call_from_thread(self._models_listed, infos)
+        except RuntimeError:  # the app already closed
+            pass
 
     def action_refresh_models(self) -> None:
         self._signature = folder_signature(self.models_dir)
@@ -153,8 +170,14 @@ class TinyGPTApp(App):
         self.notify("Models refreshed.", timeout=2)
 
     def _models_listed(self, infos) -> None:
+        first = not self.models_listed
         self.model_infos = infos
+        self.models_listed = True
+        if first:
+            self.models_listed_at = time.perf_counter()
         self.generate_screen.set_models(infos)
+        if first and self.warm_torch:
+            self._warm()
 
     # ------------------------------------------------------------ training (owned by the app, not the screen)
     def start_training(self, cfg, resume: bool = False):
@@ -194,6 +217,7 @@ class TinyGPTApp(App):
 
     # ------------------------------------------------------------ quitting
     def on_unmount(self) -> None:
+        sys.setswitchinterval(getattr(self, "_switch_interval", 0.005))
         # however the app ends, no thread keeps working: a run still going stops (and saves)
         gen = self._built("generate")
         if gen is not None and gen.stream is not None:

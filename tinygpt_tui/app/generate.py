@@ -13,14 +13,20 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from ..core.checkpoint import ModelInfo
 from ..core.errors import TinyGPTError
 from ..core.tokenizer import printable
+from .footer import LeanFooter
 from .output import GENERATED, NOTE, PROMPT, OutputView
-from .sidebar import ModelList, SamplingPanel
+from .sidebar import ModelList, SamplingPanel, folder_signature
 
+PICK_HINT = (
+    "Pick a model on the left (↑ ↓ and Enter, or click), then write a prompt below.\n\n"
+    "Esc stops, Ctrl+N continues, Ctrl+L clears; temperature and the rest are under Sampling. "
+    "Ctrl+T opens the training screen, Ctrl+P lists every command.\n"
+)
 FLUSH_INTERVAL = 1 / 30  # seconds between hand-overs from the sampler thread to the screen
 
 
@@ -109,7 +115,7 @@ class GenerateScreen(Screen):
                 with Horizontal(id="status-row"):
                     yield Static(id="status")
                     yield Static(id="train-status")
-        yield Footer(compact=True)
+        yield LeanFooter(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#models", ModelList).border_title = "Models"
@@ -125,18 +131,22 @@ class GenerateScreen(Screen):
 
     def set_models(self, infos: list[ModelInfo]) -> None:
         models = self.query_one("#models", ModelList)
+        out = self.query_one("#output", OutputView)
+        if not self.app.models_listed:  # the first paint: the folder is read right after it
+            models.border_subtitle = "reading …"
+            if folder_signature(self.app.models_dir):  # a few stat calls
+                out.clear()
+                out.append(PICK_HINT, NOTE)
+            return
         models.set_models(infos)
         ok = sum(1 for i in infos if i.ok)
         models.border_subtitle = f"{ok} ready" + (f", {len(infos) - ok} broken" if len(infos) > ok else "")
-        out = self.query_one("#output", OutputView)
         if infos and self.loaded is None and self.loading_name is None and not self.context:
+            if out.text != printable(PICK_HINT):
+                out.clear()
+                out.append(PICK_HINT, NOTE)
+        elif not infos and out.text == printable(PICK_HINT):
             out.clear()
-            out.append(
-                "Pick a model on the left (↑ ↓ and Enter, or click), then write a prompt below.\n\n"
-                "Esc stops, Ctrl+N continues, Ctrl+L clears; temperature and the rest are under Sampling. "
-                "Ctrl+T opens the training screen, Ctrl+P lists every command.\n",
-                NOTE,
-            )
         if not infos:
             if not len(out):
                 out.append(

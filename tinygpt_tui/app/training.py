@@ -21,10 +21,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Button, Collapsible, Header, Input, Label, ProgressBar, Select, Static
 
 from ..core.errors import SettingsError, TinyGPTError
 from ..core.tokenizer import printable
+from .footer import LeanFooter
 
 MAX_POINTS = 400  # points drawn per curve (older points are thinned)
 
@@ -336,7 +337,7 @@ class TrainingScreen(Screen):
                 yield _plot_class()(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
                     yield Static(Text("The model writes a sample at each evaluation.", style="dim"), id="run-sample")
-        yield Footer(compact=True)
+        yield LeanFooter(compact=True)
 
     def on_mount(self) -> None:
         self.chart = self.query_one("#loss-chart")
