@@ -345,12 +345,9 @@ def load_model(folder, device="cpu") -> Loaded:
             raise CheckpointError(f"{WEIGHTS}: {k} is {t.dtype}, not floating point")
         if not torch.isfinite(t).all():
             raise CheckpointError(f"{WEIGHTS}: {k} holds NaN or infinite values")
-    with torch.device("meta"):  # no random initialisation to throw away (a third of the load time)
-        model = GPT(cfg)
-    model.to_empty(device="cpu")
-    model.reset_buffers("cpu")
-    if cfg.tie_weights:
-        model.head.weight = model.tok_emb.weight  # to_empty untied them
+    # Built on the CPU and initialised at random before the weights replace it: building on the
+    # meta device would skip that, but its initialisers import torch._dynamo (2 s at start-up).
+    model = GPT(cfg)
     state = {k: v.float() for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not (cfg.tie_weights and k == "head.weight")]
