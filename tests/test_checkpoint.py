@@ -132,3 +132,21 @@ def test_metrics_follow_skips_partial_lines(tmp_path):
         fh.write('ep": 2}\n')
     recs, off = ckpt.read_metrics(tmp_path, off)
     assert [r["step"] for r in recs] == [2]
+
+
+def test_loading_and_generating_stay_off_torch_compile_machinery(tmp_path):
+    """torch._dynamo takes seconds to import on a small CPU; nothing between `tinygpt generate` starting
+    and its first character may pull it in (it once came in through building the model on the meta device)."""
+    folder = tmp_path / "m"
+    make_tiny_model(folder, "hello world, hello tinygpt\n" * 20)
+    code = (
+        "import sys\n"
+        "from tinygpt_tui.core import checkpoint as ckpt\n"
+        "from tinygpt_tui.core.sampler import Generation, SamplingSettings\n"
+        f"m = ckpt.load_model({str(folder)!r})\n"
+        "print(''.join(Generation(m.model, m.tokenizer, 'hello', SamplingSettings(max_new_tokens=5, seed=0))))\n"
+        "print(sorted(k for k in sys.modules if k.startswith('torch._dynamo'))[:3])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines()[-1] == "[]", r.stdout
