@@ -102,6 +102,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
+    checkpoint_activations: bool = False  # recompute each block's activations in the backward pass (less memory)
     # reporting
     eval_interval: int | None = None
     eval_iters: int | None = None
@@ -489,7 +490,7 @@ class Run:
             merged = {**{k: v for k, v in saved.items() if k in {f.name for f in fields(TrainConfig)}}, **{k: model_cfg.to_dict()[k] for k in MODEL_KEYS}}
             merged.setdefault("optimizer", "adamw")  # runs saved before Muon was offered used AdamW
             # what the user gave now wins for the length of the run and the reporting; the shape can't change
-            for k in ("max_steps", "time_budget", "eval_interval", "eval_iters", "log_interval", "sample_chars", "dtype"):
+            for k in ("max_steps", "time_budget", "eval_interval", "eval_iters", "log_interval", "sample_chars", "dtype", "checkpoint_activations"):
                 v = getattr(cfg, k)
                 if v is not None and v != getattr(TrainConfig(), k):
                     merged[k] = v
@@ -548,6 +549,7 @@ class Run:
 
         torch.manual_seed(cfg.seed)
         self.model = GPT(self.model_cfg).to(self.device)
+        self.model.checkpointing = bool(cfg.checkpoint_activations)
         self.optimizer = self._make_optimizer()
         if state is not None:
             weights = ckpt.state_weights(state[0])  # its own copy: the weights file may be a save behind
