@@ -131,3 +131,5 @@ def test_the_chosen_preset_is_recorded_in_the_card(small_corpus, tmp_path):
     assert events[-1].kind == "finish" and events[-1].reason == "budget"
     doc = ckpt.load_model(tmp_path / "t").doc
     assert doc["training"]["preset"] == "1min" and doc["training"]["optimizer"] == "muon" and doc["model"]["block_size"] == 32
+    card = (tmp_path / "t" / "README.md").read_text()
+    assert "| optimizer | Muon for the weight matrices inside the blocks (lr 0.02), AdamW for the rest (lr 0.003) |" in card

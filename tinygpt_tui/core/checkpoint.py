@@ -576,6 +576,12 @@ def _has_bad_lines(folder) -> bool:
 
 
 # ---------------------------------------------------------------- the model card
+def _optimizer_line(t: dict) -> str:
+    if t.get("optimizer") == "muon":
+        return f"Muon for the weight matrices inside the blocks (lr {t.get('muon_lr')}), AdamW for the rest (lr {t.get('lr')})"
+    return f"AdamW (lr {t.get('lr')})"  # also runs saved before Muon was offered
+
+
 def render_card(doc: dict) -> str:
     """A short README.md for the folder: what it is, how it was made, its figures."""
     m, f, c, t = doc.get("model", {}), doc.get("figures", {}), doc.get("corpus", {}), doc.get("training", {})
@@ -606,6 +612,7 @@ def render_card(doc: dict) -> str:
         f"{', ' + str(doc.get('world_size')) + ' processes' if doc.get('world_size', 1) != 1 else ''} |",
         f"| batch | {t.get('batch_size')} x {t.get('grad_accum', 1)}, lr {t.get('lr')}, warmup {t.get('warmup_steps')}, "
         f"weight decay {t.get('weight_decay')} |",
+        f"| optimizer | {_optimizer_line(t)} |",
         "",
         "Trained with:",
         "",
