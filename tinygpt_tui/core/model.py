@@ -202,23 +202,22 @@ class KVCache:
         if self.sliding and T == 1 and end - start >= self.block_size:
             start = end - (self.block_size - 1)  # drop the oldest key
         buf_k, buf_v = self.k[layer], self.v[layer]
-        need = end - start + T
-        if buf_k is None or buf_k.dtype != k.dtype or end + T > buf_k.size(2):
-            cap = max(need, 2 * self.block_size if self.sliding else self.block_size)
-            if buf_k is None or need > buf_k.size(2) or buf_k.dtype != k.dtype:
-                B, H, _, D = k.shape
-                nk = k.new_empty(B, H, cap, D)
-                nv = v.new_empty(B, H, cap, D)
-            else:
-                nk, nv = buf_k, buf_v
-            if end > start:  # move the live entries to the front (a view copy may overlap: clone)
-                nk[:, :, : end - start] = buf_k[:, :, start:end].clone()
-                nv[:, :, : end - start] = buf_v[:, :, start:end].clone()
-            buf_k, buf_v, end, start = nk, nv, end - start, 0
-            self.k[layer], self.v[layer] = buf_k, buf_v
+        live = end - start
+        if buf_k is None or buf_k.dtype != k.dtype or live + T > buf_k.size(2):  # a new, larger buffer
+            B, H, _, D = k.shape
+            cap = max(live + T, 2 * self.block_size if self.sliding else self.block_size)
+            new_k, new_v = k.new_empty(B, H, cap, D), v.new_empty(B, H, cap, D)
+            if live:
+                new_k[:, :, :live], new_v[:, :, :live] = buf_k[:, :, start:end], buf_v[:, :, start:end]
+            buf_k, buf_v = self.k[layer], self.v[layer] = new_k, new_v
+            start, end = 0, live
+        elif end + T > buf_k.size(2):  # full at the back: move the live entries to the front (overlap: clone)
+            buf_k[:, :, :live] = buf_k[:, :, start:end].clone()
+            buf_v[:, :, :live] = buf_v[:, :, start:end].clone()
+            start, end = 0, live
         buf_k[:, :, end : end + T] = k
         buf_v[:, :, end : end + T] = v
-        past = end - start
+        past = live
         end += T
         self.end[layer] = end
         self.start[layer] = max(start, end - self.block_size) if self.sliding else start
@@ -333,7 +332,10 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         if cfg.pos_encoding == "learned":
             self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd)
-        self.reset_buffers()
+        if cfg.pos_encoding == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal_table(cfg.block_size, cfg.n_embd), persistent=False)
+        elif cfg.pos_encoding == "alibi":
+            self.register_buffer("alibi", alibi_slopes(cfg.n_head), persistent=False)
         self.drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm = make_norm(cfg)
@@ -344,13 +346,6 @@ class GPT(nn.Module):
         # Activation checkpointing (a training choice, not part of the architecture): about a
         # third more compute per step for a fraction of the activation memory.
         self.checkpointing = False
-
-    def reset_buffers(self, device=None):
-        """(Re)compute the fixed tables, which are not saved (after building the model on the meta device)."""
-        if self.cfg.pos_encoding == "sinusoidal":
-            self.register_buffer("pos_table", sinusoidal_table(self.cfg.block_size, self.cfg.n_embd).to(device), persistent=False)
-        elif self.cfg.pos_encoding == "alibi":
-            self.register_buffer("alibi", alibi_slopes(self.cfg.n_head).to(device), persistent=False)
 
     def _init(self, m):
         if isinstance(m, nn.Linear):
