@@ -41,7 +41,7 @@ def test_every_training_row_is_present_with_positive_figures(result):
 
 def test_memory_generation_and_startup_rows(result):
     res, _ = result
-    assert [m["impl"] for m in res["memory"]] == [bench.REFERENCE, *bench.TINYGPT_ARCHS]
+    assert [m["impl"] for m in res["memory"]] == [bench.REFERENCE, *bench.TINYGPT_ARCHS, bench.CHECKPOINTED]
     assert all(positive(m["peak_mb"]) and m["shape"] == "tiny-b" for m in res["memory"])
     kv, old = res["generation"]
     assert kv["method"].startswith("KV cache") and old["method"].startswith("recompute")

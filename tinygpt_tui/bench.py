@@ -87,6 +87,8 @@ REFERENCE = "reference (nanoGPT-style, fp32 eager)"
 # tinygpt train's own optimizer: the rows above use AdamW like the reference (the same work per
 # step); this one shows what Muon adds to a step (it buys more progress per step: docs/performance.md)
 MUON = "tinygpt defaults + Muon (tinygpt train's optimizer)"
+# the same step with --checkpoint-activations: measured for its peak memory
+CHECKPOINTED = "tinygpt defaults, --checkpoint-activations"
 
 
 # --------------------------------------------------------------------------- the reference
@@ -189,6 +191,7 @@ class Trainer:
             cfg = GPTConfig(vocab_size=shape.vocab_size, block_size=shape.block_size, n_layer=shape.n_layer, n_head=shape.n_head,
                             n_embd=shape.n_embd, dropout=shape.dropout, **TINYGPT_ARCHS.get(impl, {}))
             self.model = GPT(cfg).to(device)
+            self.model.checkpointing = impl == CHECKPOINTED
             self.dtype = pick_dtype(device, "auto", cfg.n_embd)  # what `tinygpt train` picks
             decay = [p for p in self.model.parameters() if p.dim() >= 2]
             no_decay = [p for p in self.model.parameters() if p.dim() < 2]
@@ -521,7 +524,7 @@ def run_bench(opts: Options, console=None) -> dict:
         result["training"] += bench_training(shape, device, reps, steps)
         save()
         if opts.memory and i == len(shapes) - 1:  # the largest shape's peak memory, each implementation in a fresh process
-            for impl in [REFERENCE, *TINYGPT_ARCHS]:
+            for impl in [REFERENCE, *TINYGPT_ARCHS, CHECKPOINTED]:
                 say(f"peak memory: {impl} ...")
                 result["memory"].append({"shape": shape.name, "impl": impl, "peak_mb": probe_memory(impl, shape, opts.device, opts.threads)})
             save()
