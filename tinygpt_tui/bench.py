@@ -367,11 +367,13 @@ def bench_generation(model, tokenizer, device, chars: int, nocache_chars: int, r
     prompt = (PROMPT * 4)[-model.cfg.block_size :]
     state = {"seed": 0}
 
-    def cached():
-        state["seed"] += 1
-        s = SamplingSettings(max_new_tokens=chars, temperature=0.8, seed=state["seed"])
-        for _ in Generation(model, tokenizer, prompt, s):
-            pass
+    def cached(precision):
+        def run():
+            state["seed"] += 1
+            s = SamplingSettings(max_new_tokens=chars, temperature=0.8, seed=state["seed"], precision=precision)
+            for _ in Generation(model, tokenizer, prompt, s):
+                pass
+        return run
 
     def nocache():
         state["seed"] += 1
@@ -379,13 +381,21 @@ def bench_generation(model, tokenizer, device, chars: int, nocache_chars: int, r
         for _ in generate_nocache(model, tokenizer, prompt, s):
             pass
 
-    times = interleaved({"kv": cached, "nocache": nocache}, device, reps, 1)
-    kv = chars / statistics.median(times["kv"])
+    runs = {"nocache": nocache}
+    if device.type == "cpu":  # the batch-1 decoder: int8 weights (the default) and fp32 ones
+        runs |= {"int8": cached("int8"), "fp32": cached("fp32")}
+    else:
+        runs["kv"] = cached("auto")
+    times = interleaved(runs, device, reps, 1)
     old = nocache_chars / statistics.median(times["nocache"])
-    return [
-        {"method": "KV cache (tinygpt generate)", "chars_per_s": kv, "ratio": kv / old, "chars": chars},
-        {"method": "recompute the window (no cache)", "chars_per_s": old, "ratio": 1.0, "chars": nocache_chars},
-    ]
+    label = {"int8": "KV cache, int8 weights (tinygpt generate)", "fp32": "KV cache, fp32 weights (--precision fp32)",
+             "kv": "KV cache (tinygpt generate)"}
+    rows = []
+    for key in ("int8", "fp32", "kv"):
+        if key in times:
+            rate = chars / statistics.median(times[key])
+            rows.append({"method": label[key], "chars_per_s": rate, "ratio": rate / old, "chars": chars})
+    return rows + [{"method": "recompute the window (no cache)", "chars_per_s": old, "ratio": 1.0, "chars": nocache_chars}]
 
 
 def tinygpt_command() -> list[str]:

@@ -176,12 +176,14 @@ def generate(
     num_samples: int = typer.Option(1, "--num-samples", "-k", help="Examples to generate (with --corpus, each from its own window)."),
     prompt_chars: Optional[int] = typer.Option(None, "--prompt-chars", help="Length of a --corpus prompt (default: the context length)."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda, mps."),
+    precision: str = typer.Option("auto", "--precision", help="CPU decoding weights: auto (int8), int8, or fp32 (exact, slower)."),
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Stream generated text to stdout as it is sampled."""
     from .gen_cli import run_generate
 
-    run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus, split, num_samples, prompt_chars, device, models_dir)
+    run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus, split, num_samples, prompt_chars, device, models_dir,
+                 precision)
 
 
 # ------------------------------------------------------------------ eval

@@ -18,14 +18,15 @@ def _load(model, device, models_dir):
     return load_model(folder, device=pick_device(device))
 
 
-def run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus, split, num_samples, prompt_chars, device, models_dir):
+def run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus, split, num_samples, prompt_chars, device, models_dir,
+                 precision="auto"):
     from rich.console import Console
     from rich.text import Text
 
     from .core.sampler import Generation, SamplingSettings
     from .core.tokenizer import printable
 
-    settings = SamplingSettings(max_new_tokens=max_new, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed).validate()
+    settings = SamplingSettings(max_new_tokens=max_new, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, precision=precision).validate()
     if num_samples < 1:
         raise SettingsError(f"--num-samples must be at least 1, got {num_samples}")
     if split not in ("train", "val"):

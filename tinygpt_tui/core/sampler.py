@@ -10,6 +10,10 @@ forward pass (the streaming form: keys keep what their tokens saw when they
 were computed, so text differs slightly from re-running the window). With an absolute encoding (learned, sinusoidal) positions are
 tied to the window, so when it fills the cache is rebuilt from the last 3/4
 of the window (one prefill every block_size/4 characters).
+
+On a CPU each character runs through ``fastdecode.Decoder`` (int8 weights by
+default, ``precision="fp32"`` for the exact model); on a GPU through the model
+itself with its ``KVCache``.
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ class SamplingSettings:
     top_k: int | None = None  # keep the k most likely characters
     top_p: float | None = None  # nucleus: keep the smallest set with this much probability
     seed: int | None = None
+    # CPU decoding (see fastdecode.py): "auto" and "int8" use int8 weights, "fp32" the
+    # model's own; on a GPU the model runs as it is.
+    precision: str = "auto"
 
-    def validate(self) -> "SamplingSettings":
+    def validate(self) -> SamplingSettings:
         t = self.temperature
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t < 0:
             raise SettingsError(f"temperature must be 0 or more, got {t!r}")
@@ -42,7 +49,40 @@ class SamplingSettings:
             raise SettingsError(f"length must be 0 or more, got {self.max_new_tokens!r}")
         if self.seed is not None and (not isinstance(self.seed, int) or not 0 <= self.seed < 2**63):
             raise SettingsError(f"seed must be a whole number from 0 to 2**63-1, got {self.seed!r}")
+        if self.precision not in ("auto", "int8", "fp32"):
+            raise SettingsError(f"precision must be auto, int8 or fp32, got {self.precision!r}")
         return self
+
+
+class _ModelStepper:
+    """The model's own forward pass with a KVCache, behind the same feed/reset/pos as fastdecode.Decoder."""
+
+    def __init__(self, model, device):
+        self.model, self.device = model, device
+        self.reset()
+
+    def reset(self):
+        self.cache = self.model.new_cache()
+
+    @property
+    def pos(self) -> int:
+        return self.cache.pos
+
+    def feed(self, ids):
+        import torch
+
+        logits, _ = self.model(torch.tensor([ids], device=self.device), cache=self.cache)
+        return logits[0, -1]
+
+
+def stepper(model, precision: str = "auto"):
+    """What runs one stream of tokens through ``model``: the batch-1 CPU decoder, or the model itself on a GPU."""
+    device = next(model.parameters()).device
+    if device.type == "cpu":
+        from .fastdecode import Decoder
+
+        return Decoder(model, precision)
+    return _ModelStepper(model, device)
 
 
 def filter_logits(logits, temperature: float, top_k=None, top_p=None):
@@ -108,12 +148,12 @@ class Generation:
         model.eval()
         try:
             with torch.inference_mode():
-                cache = model.new_cache()
-                logits, _ = model(torch.tensor([ids], device=device), cache=cache)
+                run = stepper(model, s.precision)
+                logits = run.feed(ids)  # (V,) after the last token
                 for _ in range(s.max_new_tokens):
                     if self.stop_event.is_set():
                         return
-                    last = logits[0, -1]
+                    last = logits
                     if s.temperature == 0:
                         nxt = int(torch.argmax(last))
                         self.last_probs = None
@@ -124,14 +164,14 @@ class Generation:
                     self.generated += 1
                     yield self.tokenizer.chars[nxt]
                     history.append(nxt)
-                    if not relative and cache.pos >= window:
+                    if not relative and run.pos >= window:
                         # absolute positions: rebuild the cache from the last 3/4 of the window
                         keep = history[-(window - window // 4) :]
                         history = keep
-                        cache = model.new_cache()
-                        logits, _ = model(torch.tensor([keep], device=device), cache=cache)
+                        run.reset()
+                        logits = run.feed(keep)
                     else:
-                        logits, _ = model(torch.tensor([[nxt]], device=device), cache=cache)
+                        logits = run.feed([nxt])
                     if len(history) > 4 * window:
                         history = history[-window:]
         finally:

@@ -1,0 +1,190 @@
+"""The batch-1 CPU decoder (core/fastdecode.py) against the model's own forward pass.
+
+Tolerances: with fp32 weights the decoder computes the same sums in another
+order, so logits agree to 1e-4. With int8 weights (the default on a CPU) the
+shipped Shakespeare model's loss on validation text moves by less than 0.01
+nats per character and the most likely next character is the same at least
+97% of the time.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tinygpt_tui.core import checkpoint as ckpt
+from tinygpt_tui.core.data import split_text
+from tinygpt_tui.core.errors import SettingsError
+from tinygpt_tui.core.fastdecode import Decoder, int8_available, quantize_rows
+from tinygpt_tui.core.model import GPT, GPTConfig
+from tinygpt_tui.core.sampler import Generation, SamplingSettings
+
+from .conftest import ROOT, shakespeare_path
+
+VARIANTS = [
+    {"pos_encoding": "learned"},
+    {"pos_encoding": "sinusoidal", "norm": "rmsnorm"},
+    {"pos_encoding": "rope", "ffn": "swiglu"},
+    {"pos_encoding": "alibi", "bias": True},
+    {"pos_encoding": "none", "tie_weights": False},
+]
+
+
+def model_for(seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = {"vocab_size": 29, "block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.0}
+    m = GPT(GPTConfig(**{**cfg, **kw})).eval()
+    for p in m.parameters():  # sharper than the init, so that mistakes show in the logits
+        p.data.mul_(3)
+    return m
+
+
+@pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: "-".join(str(v) for v in kw.values()))
+def test_fp32_decoder_matches_the_forward_pass_within_the_window(kw):
+    m = model_for(**kw)
+    ids = torch.randint(0, 29, (1, 16), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        ref = m(ids)[0][0]  # (16, V)
+    dec = Decoder(m, "fp32")
+    got = [dec.feed(ids[0, :5].tolist())] + [dec.feed([int(t)]) for t in ids[0, 5:]]
+    assert dec.pos == 16 and len(dec) == 16
+    assert torch.allclose(torch.stack(got), ref[4:], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("pos", ["rope", "alibi", "none"])
+def test_fp32_decoder_slides_like_the_kv_cache_past_the_window(pos):
+    """Three windows long: the oldest key is dropped, as KVCache does."""
+    m = model_for(pos_encoding=pos)
+    ids = torch.randint(0, 29, (50,), generator=torch.Generator().manual_seed(2)).tolist()
+    dec, cache = Decoder(m, "fp32"), m.new_cache()
+    with torch.inference_mode():
+        ref = [m(torch.tensor([ids[:3]]), cache=cache)[0][0, -1]]
+        ref += [m(torch.tensor([[t]]), cache=cache)[0][0, -1] for t in ids[3:]]
+    got = [dec.feed(ids[:3])] + [dec.feed([t]) for t in ids[3:]]
+    assert len(dec) == 16  # the window
+    assert torch.allclose(torch.stack(got), torch.stack(ref), atol=1e-4, rtol=1e-4)
+
+
+def test_absolute_positions_refuse_to_run_past_the_window():
+    dec = Decoder(model_for(pos_encoding="learned"), "fp32")
+    dec.feed(list(range(16)))
+    with pytest.raises(ValueError, match="exceed block_size"):
+        dec.feed([1])
+    dec.reset()
+    assert dec.pos == 0 and dec.feed([1]).shape == (29,)
+
+
+def test_quantize_rows_round_trips_within_half_a_step():
+    w = torch.randn(40, 64) * torch.logspace(-3, 1, 40)[:, None]  # rows of very different sizes
+    q, s = quantize_rows(w)
+    assert q.dtype == torch.int8 and q.abs().max() <= 127
+    err = (q.float() * s[:, None] - w).abs()
+    assert torch.all(err <= s[:, None] / 2 + 1e-7)
+
+
+def test_two_decoders_of_one_model_do_not_mix():
+    m = model_for(pos_encoding="rope")
+    a, b, solo = Decoder(m, "fp32"), Decoder(m, "fp32"), Decoder(m, "fp32")
+    a.feed([1, 2, 3])
+    b.feed([9, 8])
+    for t in (4, 5, 6):
+        b.feed([t])
+        out_a = a.feed([t])
+    solo.feed([1, 2, 3])
+    for t in (4, 5, 6):
+        out_solo = solo.feed([t])
+    assert torch.equal(out_a, out_solo)
+
+
+def test_weights_are_made_again_after_the_model_changes():
+    """The decoding weights are cached per model; an optimizer step must not leave them stale."""
+    m = model_for(pos_encoding="learned")
+    before = Decoder(m, "fp32").feed([1, 2, 3])
+    assert Decoder(m, "fp32").w is Decoder(m, "fp32").w  # made once
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    m.train()
+    loss = m(torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]]))[1]
+    loss.backward()
+    opt.step()
+    m.eval()
+    with torch.inference_mode():
+        ref = m(torch.tensor([[1, 2, 3]]))[0][0, -1]
+    after = Decoder(m, "fp32").feed([1, 2, 3])
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, ref, atol=1e-4)
+
+
+def test_precision_is_checked():
+    with pytest.raises(SettingsError, match="precision"):
+        SamplingSettings(precision="int4").validate()
+    with pytest.raises(ValueError, match="precision"):
+        Decoder(model_for(), "fp16")
+
+
+@pytest.mark.skipif(not int8_available(), reason="this torch build has no int8 weight kernel")
+@pytest.mark.parametrize("kw", VARIANTS[:3], ids=lambda kw: kw["pos_encoding"])
+def test_int8_decoder_is_close_to_fp32(kw):
+    m = model_for(**kw)
+    ids = torch.randint(0, 29, (16,), generator=torch.Generator().manual_seed(3)).tolist()
+    f, q = Decoder(m, "fp32"), Decoder(m, "int8")
+    assert q.precision == "int8" and q.w.layers[0][1].w8.dtype == torch.int8
+    pf = [f.feed(ids[:4])] + [f.feed([t]) for t in ids[4:]]
+    pq = [q.feed(ids[:4])] + [q.feed([t]) for t in ids[4:]]
+    pf, pq = torch.stack(pf).log_softmax(-1), torch.stack(pq).log_softmax(-1)
+    # the next-character distributions: KL divergence per character, in nats
+    kl = (pf.exp() * (pf - pq)).sum(-1)
+    assert kl.max() < 0.02, kl
+    if kw.get("ffn") == "swiglu":  # its hidden width (85) is not a multiple of 16: that matrix stays fp32
+        assert q.w.layers[0][5].w8 is None and q.w.layers[0][4].w8 is not None
+
+
+def teacher_forced(precision: str, ids: list[int], model):
+    """Mean next-character loss and the most likely characters over ``ids``, window by window."""
+    dec = Decoder(model, precision)
+    W = model.cfg.block_size
+    nll, choices, n = 0.0, [], 0
+    for start in range(0, len(ids) - W, W):
+        chunk = ids[start : start + W + 1]
+        dec.reset()
+        logits = [dec.feed(chunk[:1])] + [dec.feed([t]) for t in chunk[1:W]]
+        logp = torch.stack(logits).log_softmax(-1)  # (W, V): predictions of chunk[1:]
+        nll -= logp.gather(1, torch.tensor(chunk[1:])[:, None]).sum().item()
+        choices.append(logp.argmax(-1))
+        n += W
+    return nll / n, torch.cat(choices)
+
+
+@pytest.mark.skipif(not int8_available(), reason="this torch build has no int8 weight kernel")
+def test_int8_keeps_the_shipped_models_loss_and_choices():
+    loaded = ckpt.load_model(ROOT / "models" / "shakespeare")
+    model = loaded.model
+    text = split_text(shakespeare_path().read_text(encoding="utf-8"))[1][:1300]  # validation text
+    ids = loaded.tokenizer.encode(text).ids
+    loss32, top32 = teacher_forced("fp32", ids, model)
+    loss8, top8 = teacher_forced("int8", ids, model)
+    with torch.inference_mode():  # the fp32 decoder's loss is the model's own
+        W = model.cfg.block_size
+        ref = sum(F.cross_entropy(model(torch.tensor([ids[s : s + W]]))[0][0], torch.tensor(ids[s + 1 : s + W + 1]), reduction="sum").item()
+                  for s in range(0, len(ids) - W, W)) / len(top32)
+    assert len(top32) >= 1000 and loss32 < 2.0
+    assert abs(loss32 - ref) < 1e-4
+    assert abs(loss8 - loss32) < 0.01, (loss8, loss32)
+    agree = (top8 == top32).float().mean().item()
+    assert agree >= 0.97, agree
+
+
+def test_generation_uses_the_decoder_and_fp32_text_equals_the_model_path(monkeypatch):
+    """On a CPU the sampler runs the decoder; with fp32 weights its text is the model path's."""
+    from tinygpt_tui.core import sampler
+
+    m = model_for(pos_encoding="learned")
+    from tinygpt_tui.core.tokenizer import CharTokenizer
+
+    tok = CharTokenizer(list("abcdefghijklmnopqrstuvwxyz .\n"))
+    s = SamplingSettings(max_new_tokens=60, temperature=1.0, seed=4, precision="fp32")  # past the window: refills too
+    fast = "".join(Generation(m, tok, "the cat", s))
+    assert isinstance(sampler.stepper(m, "fp32"), Decoder)
+    monkeypatch.setattr(sampler, "stepper", lambda model, precision: sampler._ModelStepper(model, torch.device("cpu")))
+    slow = "".join(Generation(m, tok, "the cat", s))
+    assert fast == slow and len(fast) == 60
