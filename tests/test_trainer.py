@@ -133,3 +133,57 @@ def test_the_chosen_preset_is_recorded_in_the_card(small_corpus, tmp_path):
     assert doc["training"]["preset"] == "1min" and doc["training"]["optimizer"] == "muon" and doc["model"]["block_size"] == 32
     card = (tmp_path / "t" / "README.md").read_text()
     assert "| optimizer | Muon for the weight matrices inside the blocks (lr 0.02), AdamW for the rest (lr 0.003) |" in card
+
+
+# ------------------------------------------------------------------ memory budget: micro-batches
+def test_micro_batch_split_takes_the_fewest_passes_that_fit():
+    from tinygpt_tui.core.trainer import micro_batch_split
+
+    assert micro_batch_split(64, 40, 10_000) == 1  # fits whole
+    assert micro_batch_split(64, 40, 1_000) == 4  # 16 x 40 = 640 fits, 32 x 40 does not
+    assert micro_batch_split(12, 40, 100) == 6  # divisors only: 2 sequences of 12
+    assert micro_batch_split(7, 40, 10) == 7  # nothing fits: one sequence at a time
+
+
+def test_activations_are_measured_per_sequence_and_leave_the_random_state_alone():
+    import torch
+
+    from tinygpt_tui.core.model import GPT, GPTConfig
+    from tinygpt_tui.core.trainer import activation_bytes_per_sequence
+
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=30, block_size=64, n_layer=2, n_head=2, n_embd=32, dropout=0.1)).eval()
+    state = torch.get_rng_state()
+    short = activation_bytes_per_sequence(m, 32, torch.device("cpu"), "fp32")
+    long = activation_bytes_per_sequence(m, 64, torch.device("cpu"), "fp32")
+    assert torch.equal(torch.get_rng_state(), state) and not m.training
+    # at least the two fp32 residual-stream inputs of each norm per token, and more for longer sequences
+    assert short >= 2 * 2 * 32 * 32 * 4 and long > 1.9 * short
+
+
+def test_a_batch_over_the_memory_budget_trains_in_micro_batches(small_corpus, tmp_path):
+    events = list(train(cfg(small_corpus, tmp_path, max_steps=4, eval_interval=4, memory_budget=0.002, batch_size=16)))
+    start = events[0]
+    assert start.accum > 1 and start.micro_batch * start.accum == 16
+    assert start.activation_mb <= 2.0 and events[-1].reason == "done"
+    whole = list(train(cfg(small_corpus, tmp_path / "w", max_steps=1, memory_budget=0, batch_size=16)))[0]
+    assert (whole.micro_batch, whole.accum, whole.activation_mb) == (16, 1, None)
+    with pytest.raises(SettingsError, match="memory-budget"):
+        list(train(cfg(small_corpus, tmp_path / "x", memory_budget=-1)))
+
+
+def test_a_step_in_micro_batches_is_the_same_step():
+    """The bench's (and the trainer's) split: the same gradients, so the same weights after a step."""
+    import torch
+
+    from tinygpt_tui import bench
+
+    shape = bench.Shape("t", 2, 2, 32, 16, 8, 0.0)
+    impl = next(iter(bench.TINYGPT_ARCHS))
+    whole, split = bench.Trainer(impl, shape, torch.device("cpu")), bench.Trainer(impl, shape, torch.device("cpu"))
+    whole.micro, split.micro = 8, 2
+    for t in (whole, split):
+        t.dtype = "fp32"
+        t.step()
+    for a, b in zip(whole.model.parameters(), split.model.parameters()):
+        assert torch.allclose(a, b, atol=1e-5)

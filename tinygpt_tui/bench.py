@@ -179,6 +179,7 @@ class Trainer:
         from .core.model import GPT
 
         self.impl, self.shape, self.device = impl, shape, device
+        self.micro = shape.batch_size  # sequences per forward pass
         torch.manual_seed(seed)
         if impl == REFERENCE:
             self.model = reference_model(shape).to(device)
@@ -193,6 +194,13 @@ class Trainer:
             self.model = GPT(cfg).to(device)
             self.model.checkpointing = impl == CHECKPOINTED
             self.dtype = pick_dtype(device, "auto", cfg.n_embd)  # what `tinygpt train` picks
+            # ...and the micro-batches it splits the batch into to fit its default activation budget
+            from .core.trainer import activation_bytes_per_sequence, memory_budget_bytes, micro_batch_split
+
+            budget = memory_budget_bytes(None, device)
+            if budget:
+                per_seq = activation_bytes_per_sequence(self.model, cfg.block_size, device, self.dtype)
+                self.micro = shape.batch_size // micro_batch_split(shape.batch_size, per_seq, budget)
             decay = [p for p in self.model.parameters() if p.dim() >= 2]
             no_decay = [p for p in self.model.parameters() if p.dim() < 2]
             groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
@@ -220,9 +228,14 @@ class Trainer:
 
         x, y = self.batches[self.n % len(self.batches)]
         self.n += 1
-        with self.autocast():
-            _, loss = self.model(x, y)
-        loss.backward()
+        k = x.size(0) // self.micro
+        total = 0.0
+        for i in range(0, x.size(0), self.micro):  # the same step as one pass over the batch
+            with self.autocast():
+                _, loss = self.model(x[i : i + self.micro], y[i : i + self.micro])
+            (loss / k).backward()
+            total = total + loss.detach() / k
+        loss = total
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)

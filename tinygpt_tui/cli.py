@@ -113,6 +113,7 @@ def train(
     beta2: float = typer.Option(0.99, "--beta2"),
     grad_clip: float = typer.Option(1.0, "--grad-clip", help="Clip the gradient norm (0: off)."),
     checkpoint_activations: bool = typer.Option(False, "--checkpoint-activations", help="Recompute activations in the backward pass: much less memory, about 1.6x the time per step."),
+    memory_budget: Optional[float] = typer.Option(None, "--memory-budget", help="GB of activations per forward pass; a bigger batch is split into micro-batches (same step). Default: 1 on a CPU, no split on a GPU; 0: never split."),
     eval_interval: Optional[int] = typer.Option(None, "--eval-interval", help="Steps between evaluations (and checkpoints)."),
     eval_iters: Optional[int] = typer.Option(None, "--eval-iters", help="Batches per loss estimate."),
     sample_chars: int = typer.Option(200, "--sample-chars", help="Characters sampled at each evaluation (0: none)."),
@@ -142,7 +143,7 @@ def train(
         pos_encoding=pos_encoding, ffn=ffn, norm=norm, tie_weights=tie_weights, mlp_ratio=mlp_ratio,
         batch_size=batch_size, grad_accum=grad_accum, max_steps=max_steps, time_budget=minutes * 60 if minutes else None,
         lr=lr, optimizer=optimizer, muon_lr=muon_lr, min_lr_ratio=min_lr_ratio, warmup_steps=warmup_steps, weight_decay=weight_decay, beta1=beta1, beta2=beta2,
-        grad_clip=grad_clip, checkpoint_activations=checkpoint_activations, eval_interval=eval_interval, eval_iters=eval_iters, sample_chars=sample_chars, seed=seed,
+        grad_clip=grad_clip, checkpoint_activations=checkpoint_activations, memory_budget=memory_budget, eval_interval=eval_interval, eval_iters=eval_iters, sample_chars=sample_chars, seed=seed,
         device=device, dtype=dtype, threads=threads, resume=resume, command=command_line(),
     )
     from .train_cli import run_training

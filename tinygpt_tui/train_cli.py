@@ -128,6 +128,9 @@ def _run_with_progress(cfg: TrainConfig, stop: threading.Event, dist: DistInfo) 
                          f"{ev.tokens_per_step:,} tokens/step, {' or '.join(budget)}"
                          + (f", {ev.world_size} processes" if ev.world_size > 1 else ""))
                 )
+                if ev.accum > max(cfg.grad_accum // ev.world_size, 1) and ev.activation_mb is not None:
+                    console.print(Text(f"each step runs as {ev.accum} micro-batches of {ev.micro_batch} sequences "
+                                       f"({ev.activation_mb:,.0f} MB of activations each; --memory-budget to change)", style="dim"))
                 if ev.dropped_chars:
                     console.print(Text(f"note: {len(ev.dropped_chars)} corpus characters are not in the vocabulary and are skipped: "
                                        + printable("".join(ev.dropped_chars[:20])), style="yellow"))
