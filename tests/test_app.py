@@ -54,6 +54,9 @@ async def load(pilot, app, name="alpha"):
 
 
 def make_app(models_dir, **kw):
+    # the in-process sampler unless a test asks for the sampler process (each one is a fresh
+    # interpreter importing torch): the tests below that say so cover the process path
+    kw.setdefault("sampler_process", False)
     return TinyGPTApp(models_dir=models_dir, watch_models=kw.pop("watch_models", False), warm_torch=False, **kw)
 
 
@@ -81,15 +84,19 @@ async def test_sidebar_lists_models_and_broken_folder(models_dir):
         assert app.generate_screen.loaded is None
 
 
-async def test_pick_stream_stop_continue_clear(models_dir):
-    app = make_app(models_dir)
+@pytest.mark.parametrize("where", ["process", "thread"])
+async def test_pick_stream_stop_continue_clear(models_dir, where):
+    app = make_app(models_dir, sampler_process=where == "process")
     async with app.run_test(size=(120, 40)) as pilot:
         gen = await load(pilot, app, "alpha")
         assert "alpha" in app.sub_title and "CPU" in app.sub_title
         assert app.focused is gen.query_one("#prompt")
+        if where == "process":  # picking the model started the sampler process and loaded it there too
+            assert app.sampler is not None and await wait_for(pilot, lambda: app.sampler.ready_for(gen.loaded.path), timeout=120)
         gen.query_one("#sampling").set_value("length", 100000)
         await pilot.press(*"ROMEO:", "enter")
         out = gen.query_one("#output", OutputView)
+        assert gen.stream.where == where
         assert await wait_for(pilot, lambda: gen.stream.generated > 40)
         assert out.text.startswith("ROMEO:")
         assert gen.generating
@@ -109,17 +116,20 @@ async def test_pick_stream_stop_continue_clear(models_dir):
         gen.query_one("#sampling").set_value("length", 30)
         await pilot.press("ctrl+n")
         assert await wait_for(pilot, lambda: gen.stream.complete and len(out.text) == len(before) + 30)
-        assert out.text.startswith(before)
+        assert out.text.startswith(before) and gen.stream.where == where
 
         # clear
         await pilot.press("ctrl+l")
         assert out.text == "" and gen.context == ""
 
 
-async def test_new_prompt_replaces_running_one_and_unknown_chars_are_reported(models_dir):
-    app = make_app(models_dir)
+@pytest.mark.parametrize("where", ["process", "thread"])
+async def test_new_prompt_replaces_running_one_and_unknown_chars_are_reported(models_dir, where):
+    app = make_app(models_dir, sampler_process=where == "process")
     async with app.run_test(size=(100, 30)) as pilot:
         gen = await load(pilot, app, "beta")
+        if where == "process":
+            assert await wait_for(pilot, lambda: app.sampler.ready_for(gen.loaded.path), timeout=120)
         gen.query_one("#sampling").set_value("length", 100000)
         await pilot.press(*"first", "enter")
         assert await wait_for(pilot, lambda: gen.stream.generated > 10)
@@ -134,6 +144,52 @@ async def test_new_prompt_replaces_running_one_and_unknown_chars_are_reported(mo
         assert out.text.startswith("second€") and "first" not in out.text
         assert len(out.text) == len("second€") + 20
         assert "€" in notes(app) and "does not know" in notes(app)
+        assert first.where == gen.stream.where == where
+
+
+async def test_a_dead_sampler_process_falls_back_to_the_app_with_a_notification(models_dir):
+    app = make_app(models_dir, sampler_process=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        assert await wait_for(pilot, lambda: app.sampler.ready_for(gen.loaded.path), timeout=120)
+        sampler = app.sampler
+        gen.query_one("#sampling").set_value("length", 100000)
+        await pilot.press(*"ROMEO:", "enter")
+        assert await wait_for(pilot, lambda: gen.stream.generated > 20)
+        stream = gen.stream
+        assert stream.where == "process"
+        sampler.kill()  # mid-stream
+        assert await wait_for(pilot, lambda: "sampler process unavailable" in "\n".join(str(n.title) for n in app._notifications))
+        assert "exit code -9" in notes(app) and "Traceback" not in notes(app)
+        assert app.sampler is None and app.sampler_off
+        # the same stream carries on in the app's own process, after the text already shown
+        n = stream.generated
+        assert await wait_for(pilot, lambda: stream.generated > n + 20)
+        assert not stream.finished and stream.where == "thread"
+        await pilot.press("escape")
+        out = gen.query_one("#output", OutputView)
+        assert await wait_for(pilot, lambda: stream.complete, timeout=10)
+        await pilot.pause(0.1)
+        assert len(out.text) == len("ROMEO:") + stream.generated
+        # and later generations run here too, without another notification
+        gen.query_one("#sampling").set_value("length", 15)
+        await pilot.press("ctrl+n")
+        assert await wait_for(pilot, lambda: gen.stream is not stream and gen.stream.complete)
+        assert gen.stream.where == "thread" and gen.stream.generated == 15
+        assert notes(app).count("exit code") == 1
+
+
+async def test_a_sampler_process_that_cannot_start_falls_back(models_dir, monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/no/such/python")  # what the sampler process is started with
+    app = make_app(models_dir, sampler_process=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        assert "sampler process unavailable" in "\n".join(str(n.title) for n in app._notifications)
+        assert "cannot start" in notes(app) and app.sampler is None
+        gen.query_one("#sampling").set_value("length", 25)
+        await pilot.press(*"ROMEO:", "enter")
+        assert await wait_for(pilot, lambda: gen.stream.complete)
+        assert gen.stream.where == "thread" and gen.stream.generated == 25 and not gen.stream.error
 
 
 async def test_text_is_inert_and_settings_apply(models_dir):

@@ -29,6 +29,7 @@ class ConfirmQuit(ModalScreen[bool]):
     """Training is running: stop (saving a checkpoint) and quit, or stay."""
 
     BINDINGS = [Binding("escape", "dismiss(False)", "Cancel"), Binding("y", "dismiss(True)", "Stop & quit")]
+    CSS_PATH = Path(__file__).with_name("training.tcss")
 
     def __init__(self, name: str):
         super().__init__(id="confirm-quit")
@@ -63,8 +64,15 @@ class TinyGPTApp(App):
         Binding("f5", "refresh_models", "Refresh models", show=False, id="refresh-models"),
     ]
 
-    def __init__(self, models_dir=None, watch_models: bool = True, warm_torch: bool = True):
+    def __init__(self, models_dir=None, watch_models: bool = True, warm_torch: bool = True, sampler_process: bool = True):
         super().__init__()
+        # Generation runs in a child process (core.remote.SamplerProcess): a sampler thread here
+        # would share the GIL with the screen and lose 40-50% of its speed. Started when torch
+        # warms up (or at the first pick); if it cannot start or dies, sampling falls back to a
+        # thread in this process, and a notification says so.
+        self.use_sampler_process = sampler_process
+        self.sampler = None  # core.remote.SamplerProcess
+        self.sampler_off = ""  # why generation runs in this process instead
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
         # the folder is read in a worker right after the first paint: checking each model's
         # safetensors header imports numpy (0.1-0.2 s), which the first frame need not wait for
@@ -108,6 +116,62 @@ class TinyGPTApp(App):
         import torch  # noqa: F401
 
         from ..core import model, sampler  # noqa: F401
+
+    # ------------------------------------------------------------ the sampler process
+    def start_sampler(self):
+        """Start the sampler process if it is wanted and not running (returns it, or None)."""
+        if not self.use_sampler_process or self.sampler_off:
+            return None
+        if self.sampler is not None:
+            return self.sampler
+        from ..core.remote import RemoteError, SamplerProcess
+
+        try:
+            self.sampler = SamplerProcess().start()
+        except RemoteError as e:
+            self.sampler_failed(str(e))
+        return self.sampler
+
+    def prepare_sampler(self, path) -> None:
+        """A model was picked: the sampler process loads it too, while this process does."""
+        sp = self.start_sampler()
+        if sp is None:
+            return
+        try:
+            sp.load(path)
+        except Exception as e:
+            self.sampler_failed(str(e))
+
+    def sampler_ready_for(self, path):
+        """The sampler process, if it is alive with this model loaded (else generate in this process)."""
+        sp = self.sampler
+        if sp is None:
+            return None
+        if sp.dead:
+            self.sampler_failed(sp.dead)
+            return None
+        if sp.load_error and sp.model_path == str(path):
+            self.sampler_failed(f"it could not load the model: {sp.load_error}")
+            return None
+        return sp if sp.ready_for(path) else None  # still loading: this one runs here, the next there
+
+    def sampler_failed(self, reason: str) -> None:
+        """Fall back to sampling in this process, and say so once."""
+        from ..core.tokenizer import printable
+
+        if self.sampler_off:
+            return
+        self.sampler_off = reason or "unknown reason"
+        sp, self.sampler = self.sampler, None
+        if sp is not None:
+            sp.close(timeout=0.2)
+        self.notify(
+            f"Generating in the app's own process from now on ({printable(self.sampler_off)}); "
+            "it runs slower while the screen repaints.",
+            title="sampler process unavailable",
+            severity="warning",
+            timeout=8,
+        )
 
     @property
     def generate_screen(self):
@@ -177,6 +241,7 @@ class TinyGPTApp(App):
             self.models_listed_at = time.perf_counter()
         self.generate_screen.set_models(infos)
         if first and self.warm_torch:
+            self.start_sampler()  # it imports torch beside this process's warm-up
             self._warm()
 
     # ------------------------------------------------------------ training (owned by the app, not the screen)
@@ -221,7 +286,9 @@ class TinyGPTApp(App):
         # however the app ends, no thread keeps working: a run still going stops (and saves)
         gen = self._built("generate")
         if gen is not None and gen.stream is not None:
-            gen.stream.stop_event.set()
+            gen.stream.stop()
+        if self.sampler is not None:
+            self.sampler.close(timeout=0.5)
         job = self.training
         if job is not None and job.active:
             job.stop()

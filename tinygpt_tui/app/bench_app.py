@@ -8,8 +8,12 @@ Figures (all wall-clock, this machine):
                   Python process, so interpreter start and imports are included), its CPU
                   time, and process start -> the model list filled in (the folder is read
                   in a worker right after the first frame)
-  sampler alone   chars/s of core.sampler.Generation in a loop (what `tinygpt generate` runs)
-  in the app      chars/s of the same model and settings streamed into the output pane
+  streaming       side by side, in rounds: `tinygpt generate` for the same model and settings
+                  (its own process, timed on its stdout from the first character to the last),
+                  then the app streaming the same into its output pane (from the first
+                  character in the pane to the last); medians and the app/bare ratio. Done for
+                  the app's sampler process (the default) and for its in-process thread (the
+                  fallback), so one run shows both
   latency         seconds from a character being sampled to it being in the pane, and to
                   the frame that shows it being drawn (median and 95th percentile)
   keys            seconds from a key press being posted to its action running, while
@@ -81,28 +85,51 @@ def first_paint(models_dir: str, runs: int = 5) -> dict:
             "torch_imported_before_paint": any(torch_loaded), "runs": runs}
 
 
-# ---------------------------------------------------------------- the sampler alone
-def sampler_alone(folder: Path, settings) -> dict:
-    from ..core.checkpoint import load_model
-    from ..core.sampler import Generation
+# ---------------------------------------------------------------- the bare sampler: `tinygpt generate`
+def bare_sampler(models_dir: Path, name: str, settings, threads: int | None = None) -> dict:
+    """`tinygpt generate` for the same model and settings, in its own process, timed on its stdout.
 
-    loaded = load_model(folder, "cpu")
-    list(Generation(loaded.model, loaded.tokenizer, "\n", type(settings)(**{**settings.__dict__, "max_new_tokens": 50})))  # warm up
-    t = time.perf_counter()
-    n = sum(1 for _ in Generation(loaded.model, loaded.tokenizer, "ROMEO:", settings))
-    dt = time.perf_counter() - t
-    return {"chars": n, "seconds": dt, "chars_per_s": n / dt}
+    The rate is taken from the first character printed to the last (start-up and the prompt's
+    forward pass left out, as for the app), reading the pipe as the command writes it.
+    """
+    cmd = [sys.executable, "-m", "tinygpt_tui.cli", "generate", name, "--models-dir", str(models_dir),
+           "--prompt", "ROMEO:", "--max-new", str(settings.max_new_tokens), "--temperature", str(settings.temperature)]
+    if settings.seed is not None:
+        cmd += ["--seed", str(settings.seed)]
+    import codecs
+
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads (`tinygpt generate` has no --threads)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    fd = p.stdout.fileno()
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    chars, stamps = 0, []  # (time read, characters so far)
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            break
+        chars += len(decoder.decode(b))
+        stamps.append((time.perf_counter(), chars))
+    p.wait()
+    prompt = len("ROMEO:")
+    total = chars - prompt - 1  # the prompt is echoed first; a newline ends the output
+    gen = [(t, n - prompt) for t, n in stamps if n > prompt]
+    (t0, n0), (t1, _) = gen[0], gen[-1]
+    return {"chars": total, "seconds": t1 - t0, "chars_per_s": (total - n0) / max(t1 - t0, 1e-9), "returncode": p.returncode}
 
 
 # ---------------------------------------------------------------- the app
-async def in_app(models_dir: Path, name: str, settings, key_presses: int = 30, train_corpus: str | None = None) -> dict:
+async def in_app(models_dir: Path, name: str, settings, sampler_process: bool = True, rounds: int = 3,
+                 bare=None, key_presses: int = 30, train_corpus: str | None = None) -> dict:
+    """Stream `rounds` generations into the pane; between two, run `bare()` (the bare sampler) if given."""
     from textual import events
 
     from .app import TinyGPTApp
     from .output import OutputView
 
-    app = TinyGPTApp(models_dir=models_dir, watch_models=False, warm_torch=False)
-    result: dict = {}
+    app = TinyGPTApp(models_dir=models_dir, watch_models=False, warm_torch=False, sampler_process=sampler_process)
+    result: dict = {"where": "process" if sampler_process else "thread", "rounds": [], "bare": []}
     async with app.run_test(size=(120, 40)) as pilot:
         gen = app.generate_screen
         while not app.models_listed:  # read in a worker right after the first paint
@@ -111,13 +138,16 @@ async def in_app(models_dir: Path, name: str, settings, key_presses: int = 30, t
         gen.pick(info)
         while gen.loaded is None:
             await pilot.pause(0.05)
+        if sampler_process:
+            while app.sampler is not None and not app.sampler.ready_for(gen.loaded.path) and not app.sampler.dead:
+                await pilot.pause(0.05)
         panel = gen.query_one("#sampling")
         panel.set_value("temperature", settings.temperature)
         panel.set_value("top_k", settings.top_k)
         panel.set_value("top_p", settings.top_p)
         panel.set_value("seed", settings.seed)
 
-        # a warm-up generation, then the measured one
+        # a warm-up generation, then the measured ones
         panel.set_value("length", 50)
         gen.start("\n", fresh=True)
         while gen.generating:
@@ -125,33 +155,60 @@ async def in_app(models_dir: Path, name: str, settings, key_presses: int = 30, t
         panel.set_value("length", settings.max_new_tokens)
 
         out = gen.query_one("#output", OutputView)
-        painted: list[float] = []
         orig_append = out.append
+        for r in range(rounds):
+            if bare is not None:
+                result["bare"].append(await asyncio.to_thread(bare))
+            painted: list[float] = []
+            drained: list[tuple[float, int]] = []  # (time in the pane, characters so far)
 
-        def append(text, kind="generated"):
-            orig_append(text, kind)
-            if kind == "generated":
-                s = gen.stream
-                sampled = s.chunks[s.drained - 1][1] if s and s.drained else time.perf_counter()
-                app.call_after_refresh(lambda: painted.append(time.perf_counter() - sampled))
+            def append(text, kind="generated"):
+                orig_append(text, kind)
+                if kind == "generated":
+                    s = gen.stream
+                    now = time.perf_counter()
+                    drained.append((now, s.generated if s else 0))
+                    sampled = s.chunks[s.drained - 1][1] if s and s.drained else now
+                    app.call_after_refresh(lambda: painted.append(time.perf_counter() - sampled))
 
-        out.append = append
-        t = time.perf_counter()
-        gen.start("ROMEO:", fresh=True)
-        s = gen.stream
-        while not s.finished or s.drained < len(s.chunks):
-            await pilot.pause(0.01)
-        shown_at = time.perf_counter()
-        await pilot.pause(0.1)
-        result["chars"] = s.generated
-        result["chars_per_s"] = s.generated / (s.finished_at - s.started)
-        result["chars_per_s_to_screen"] = s.generated / (shown_at - t)
-        result["latency_to_pane_median_s"] = statistics.median(s.latencies)
-        result["latency_to_pane_p95_s"] = pct(s.latencies, 0.95)
+            out.append = append
+            t = time.perf_counter()
+            gen.start("ROMEO:", fresh=True)
+            s = gen.stream
+            while not s.finished or s.drained < len(s.chunks):
+                await pilot.pause(0.01)
+            shown_at = time.perf_counter()
+            await pilot.pause(0.1)
+            out.append = orig_append
+            (t0, n0), (t1, n1) = drained[0], drained[-1]
+            result["rounds"].append({
+                "where": s.where,
+                "chars": s.generated,
+                # first character in the pane -> last, as for the bare sampler's stdout
+                "chars_per_s": (n1 - n0) / max(t1 - t0, 1e-9),
+                "chars_per_s_sampled": s.generated / (s.finished_at - s.started),
+                "chars_per_s_to_screen_from_enter": s.generated / (shown_at - t),
+                "latencies": list(s.latencies),
+                "painted": painted,
+                "flushes": len(s.latencies),
+            })
+        rs = result["rounds"]
+        lat = [x for r in rs for x in r["latencies"]]
+        painted = [x for r in rs for x in r["painted"]]
+        result["chars"] = rs[-1]["chars"]
+        result["chars_per_s"] = statistics.median(r["chars_per_s"] for r in rs)
+        result["chars_per_s_sampled"] = statistics.median(r["chars_per_s_sampled"] for r in rs)
+        result["flushes_per_s"] = statistics.median(r["flushes"] * r["chars_per_s_sampled"] / max(r["chars"], 1) for r in rs)
+        result["latency_to_pane_median_s"] = statistics.median(lat)
+        result["latency_to_pane_p95_s"] = pct(lat, 0.95)
         result["latency_to_frame_median_s"] = statistics.median(painted) if painted else float("nan")
         result["latency_to_frame_p95_s"] = pct(painted, 0.95)
-        result["flushes"] = len(s.latencies)
-        out.append = orig_append
+        if result["bare"]:
+            result["bare_chars_per_s"] = statistics.median(b["chars_per_s"] for b in result["bare"])
+            result["ratio"] = result["chars_per_s"] / result["bare_chars_per_s"]
+            result["ratio_per_round"] = [r["chars_per_s"] / b["chars_per_s"] for r, b in zip(rs, result["bare"])]
+        for r in rs:
+            del r["latencies"], r["painted"]
 
         async def key_latency(label: str) -> None:
             lat: list[float] = []
@@ -214,6 +271,10 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--corpus", default=None, help="a text file to train on for the key-latency-while-training figure")
     ap.add_argument("--paint-runs", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="streaming rounds, each the bare sampler then the app")
+    ap.add_argument("--where", default="process,thread", help="where the app samples: process (the default), thread (the fallback), or both")
+    ap.add_argument("--no-keys-while-training", dest="keys_while_training", action="store_false",
+                    help="skip the key-latency figures while a training run goes")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args(argv)
 
@@ -249,27 +310,38 @@ def main(argv=None) -> None:
     settings = SamplingSettings(max_new_tokens=args.chars, temperature=args.temperature, seed=args.seed)
     figures = {"model": name, "chars": args.chars, "temperature": args.temperature, "cpu_count": os.cpu_count()}
     print(f"model {name}; {args.chars} chars at temperature {args.temperature}", flush=True)
-    fp = first_paint(str(scratch), args.paint_runs)
+    fp = first_paint(str(scratch), args.paint_runs) if args.paint_runs else None
     figures["first_paint"] = fp
-    print(f"first paint: {fp['first_paint_s'] * 1000:.0f} ms median of {fp['runs']} (best {fp['first_paint_min_s'] * 1000:.0f} ms; "
+    fp and print(f"first paint: {fp['first_paint_s'] * 1000:.0f} ms median of {fp['runs']} (best {fp['first_paint_min_s'] * 1000:.0f} ms; "
           f"{fp['first_paint_cpu_s'] * 1000:.0f} ms of CPU; imports {fp['import_s'] * 1000:.0f} ms; "
           f"torch imported before paint: {fp['torch_imported_before_paint']}); "
           f"model list filled in at {fp['models_listed_s'] * 1000:.0f} ms", flush=True)
-    alone = sampler_alone(scratch / name, settings)
-    figures["sampler_alone"] = alone
-    print(f"sampler alone: {alone['chars_per_s']:,.0f} chars/s", flush=True)
-    app = asyncio.run(in_app(scratch, name, settings, train_corpus=corpus))
-    figures["app"] = app
-    ratio = app["chars_per_s"] / alone["chars_per_s"]
-    figures["app_vs_sampler"] = ratio
-    print(f"in the app:    {app['chars_per_s']:,.0f} chars/s sampled ({ratio:.0%} of the sampler alone), "
-          f"{app['chars_per_s_to_screen']:,.0f} chars/s on screen, {app['flushes']} flushes")
-    print(f"latency sample -> pane:  median {app['latency_to_pane_median_s'] * 1000:.1f} ms, p95 {app['latency_to_pane_p95_s'] * 1000:.1f} ms")
-    print(f"latency sample -> frame: median {app['latency_to_frame_median_s'] * 1000:.1f} ms, p95 {app['latency_to_frame_p95_s'] * 1000:.1f} ms")
-    for label in ("while_generating", "while_training", "while_training_and_generating"):
-        if f"key_{label}_median_s" in app:
-            print(f"key press -> action {label.replace('_', ' ')}: median {app[f'key_{label}_median_s'] * 1000:.1f} ms, "
-                  f"p95 {app[f'key_{label}_p95_s'] * 1000:.1f} ms, max {app[f'key_{label}_max_s'] * 1000:.1f} ms")
+    def bare() -> dict:
+        """`tinygpt generate` as it runs (torch's threads), and with one thread as the sampler process
+        uses; the app is compared with the faster of the two."""
+        default = bare_sampler(scratch, name, settings)
+        one = bare_sampler(scratch, name, settings, threads=1)
+        best = max(default, one, key=lambda b: b["chars_per_s"])
+        return {**best, "default_threads_chars_per_s": default["chars_per_s"], "one_thread_chars_per_s": one["chars_per_s"]}
+
+    for where in args.where.split(","):
+        app = asyncio.run(in_app(scratch, name, settings, sampler_process=where == "process", rounds=args.rounds,
+                                 bare=bare, train_corpus=corpus if args.keys_while_training else None))
+        figures[f"app_{where}"] = app
+        print(f"\nsampling in the app's {'sampler process' if where == 'process' else 'own process (thread)'}"
+              f" (rounds: bare sampler, then the app; ran in: {', '.join(r['where'] for r in app['rounds'])}):")
+        for n, (r, b) in enumerate(zip(app["rounds"], app["bare"])):
+            print(f"  round {n + 1}: tinygpt generate {b['default_threads_chars_per_s']:,.0f} chars/s "
+                  f"({b['one_thread_chars_per_s']:,.0f} with one thread) | app pane {r['chars_per_s']:,.0f} chars/s "
+                  f"= {r['chars_per_s'] / b['chars_per_s']:.2f}x")
+        print(f"  median: tinygpt generate (the faster) {app['bare_chars_per_s']:,.0f} chars/s, app pane {app['chars_per_s']:,.0f} chars/s: "
+              f"{app['ratio']:.2f}x; {app['flushes_per_s']:.0f} flushes/s")
+        print(f"  latency sample -> pane:  median {app['latency_to_pane_median_s'] * 1000:.1f} ms, p95 {app['latency_to_pane_p95_s'] * 1000:.1f} ms")
+        print(f"  latency sample -> frame: median {app['latency_to_frame_median_s'] * 1000:.1f} ms, p95 {app['latency_to_frame_p95_s'] * 1000:.1f} ms")
+        for label in ("while_generating", "while_training", "while_training_and_generating"):
+            if f"key_{label}_median_s" in app:
+                print(f"  key press -> action {label.replace('_', ' ')}: median {app[f'key_{label}_median_s'] * 1000:.1f} ms, "
+                      f"p95 {app[f'key_{label}_p95_s'] * 1000:.1f} ms, max {app[f'key_{label}_max_s'] * 1000:.1f} ms", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
 

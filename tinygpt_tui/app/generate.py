@@ -27,7 +27,7 @@ PICK_HINT = (
     "Esc stops, Ctrl+N continues, Ctrl+L clears; temperature and the rest are under Sampling. "
     "Ctrl+T opens the training screen, Ctrl+P lists every command.\n"
 )
-FLUSH_INTERVAL = 1 / 30  # seconds between hand-overs from the sampler thread to the screen
+FLUSH_INTERVAL = 1 / 40  # seconds between hand-overs of sampled text to the screen (both samplers)
 
 
 @dataclass
@@ -45,6 +45,17 @@ class Stream:
     finished: bool = False
     error: str = ""
     latencies: list = field(default_factory=list)  # per drain: seconds from the oldest character's sampling to the pane
+    remote: object = None  # core.remote.RemoteGeneration while the sampler process writes it
+    where: str = "thread"  # "process" (the sampler process) or "thread" (in the app's process)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        remote = self.remote
+        if remote is not None:
+            try:
+                remote.stop()
+            except Exception:  # the process is gone: the worker finds out and finishes the stream
+                pass
 
     @property
     def complete(self) -> bool:
@@ -127,7 +138,7 @@ class GenerateScreen(Screen):
 
     def on_unmount(self) -> None:
         if self.stream is not None:
-            self.stream.stop_event.set()  # the sampler thread must not outlive the app
+            self.stream.stop()  # the sampler thread must not outlive the app
 
     def set_models(self, infos: list[ModelInfo]) -> None:
         models = self.query_one("#models", ModelList)
@@ -170,6 +181,7 @@ class GenerateScreen(Screen):
         self.loading_name = info.name
         self.update_status()
         self.query_one("#prompt").focus()  # type while it loads; Enter waits for it
+        self.app.prepare_sampler(info.path)  # the sampler process loads it too, in parallel
         self._load(info)
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
@@ -253,22 +265,75 @@ class GenerateScreen(Screen):
             context = self.context
         self.context = context
         self._next_id += 1
-        self.stream = Stream(self._next_id)
+        stream = self.stream = Stream(self._next_id)
         window = self.loaded.model.cfg.block_size
         ids = tok.encode(context[-window:]).ids
-        self._sample(self.stream, self.loaded, ids, settings)
+        sampler = self.app.sampler_ready_for(self.loaded.path)
+        if sampler is not None:
+            try:
+                stream.remote = sampler.generate(ids, settings)
+                stream.where = "process"
+            except Exception as e:  # it died since: this one (and the next) run in the app's process
+                self.app.sampler_failed(str(e))
+        self._sample(stream, self.loaded, ids, settings)
         self.update_status()
         self.refresh_bindings()
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def _sample(self, stream: Stream, loaded, ids: list[int], settings) -> None:
+        """Hand the stream's text to the screen about 40 times a second, from wherever it is sampled.
+
+        In the sampler process (stream.remote) the text arrives in chunks and this thread only
+        passes them on; otherwise (or when the process dies mid-stream) it runs the sampler here.
+        """
+        post = self.post_message
+        try:
+            if stream.remote is not None:
+                from ..core.remote import RemoteError
+
+                try:
+                    for text, sampled in stream.remote.chunks():
+                        self._hand_over(stream, text, sampled)
+                    return
+                except RemoteError as e:
+                    if not e.died:
+                        raise
+                    stream.remote = None
+                    stream.where = "thread"
+                    self.app.call_from_thread(self.app.sampler_failed, str(e))
+                    if stream.stop_event.is_set() or stream.generated >= settings.max_new_tokens:
+                        return
+                    # carry on in this process from the last character shown
+                    window = loaded.model.cfg.block_size
+                    text = "".join(c[0] for c in stream.chunks)
+                    ids = (list(ids) + loaded.tokenizer.encode(text).ids)[-window:]
+                    settings = type(settings)(**{**settings.__dict__, "max_new_tokens": settings.max_new_tokens - stream.generated})
+            self._sample_here(stream, loaded, ids, settings)
+        except TinyGPTError as e:
+            stream.error = str(e)
+        except Exception as e:
+            stream.error = f"{type(e).__name__}: {e}"
+        finally:
+            stream.finished_at = time.perf_counter()
+            stream.finished = True
+            post(self.Done(stream.gen_id))
+
+    def _hand_over(self, stream: Stream, text: str, sampled: float) -> None:
+        """(worker thread) Queue text for the screen; post_message is thread-safe and never blocks."""
+        stream.chunks.append((text, sampled))
+        stream.generated += len(text)
+        if stream.first_char_at is None:
+            stream.first_char_at = time.perf_counter()
+        self.post_message(self.Flush(stream.gen_id))
+
+    def _sample_here(self, stream: Stream, loaded, ids: list[int], settings) -> None:
+        """The sampler in this process's thread (shares the GIL with the screen: the fallback)."""
         from ..core.sampler import Generation
 
         buf: list[str] = []
         clock = time.perf_counter
-        last = clock()
+        last = -1e9  # the first character goes out at once
         first = 0.0  # when the oldest character in buf was sampled
-        post = self.post_message
         try:
             gen = Generation(loaded.model, loaded.tokenizer, "", settings, stream.stop_event, context_ids=ids)
             for ch in gen:
@@ -277,28 +342,12 @@ class GenerateScreen(Screen):
                     first = now
                 buf.append(ch)
                 if now - last >= FLUSH_INTERVAL:
-                    # hand over without waiting for the screen (post_message is thread-safe and never blocks)
-                    stream.chunks.append(("".join(buf), first))
-                    stream.generated += len(buf)
-                    if stream.first_char_at is None:
-                        stream.first_char_at = now
+                    self._hand_over(stream, "".join(buf), first)
                     buf.clear()
                     last = now
-                    post(self.Flush(stream.gen_id))
-        except TinyGPTError as e:
-            stream.error = str(e)
-        except Exception as e:
-            stream.error = f"{type(e).__name__}: {e}"
         finally:
             if buf:
-                now = time.perf_counter()
-                stream.chunks.append(("".join(buf), first))
-                stream.generated += len(buf)
-                if stream.first_char_at is None:
-                    stream.first_char_at = now
-            stream.finished_at = time.perf_counter()
-            stream.finished = True
-            post(self.Done(stream.gen_id))
+                self._hand_over(stream, "".join(buf), first)
 
     def _drain(self, stream: Stream) -> None:
         chunks = stream.chunks
@@ -340,7 +389,7 @@ class GenerateScreen(Screen):
     def stop_generation(self) -> bool:
         s = self.stream
         if s is not None and not s.finished:
-            s.stop_event.set()
+            s.stop()
             self._drain(s)
             return True
         return False
