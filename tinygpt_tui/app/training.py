@@ -269,6 +269,7 @@ class TrainingScreen(Screen):
     """Start, stop, resume or follow a training run."""
 
     AUTO_FOCUS = "#train-corpus"
+    CSS_PATH = Path(__file__).with_name("training.tcss")  # global, loaded when this screen is first shown
 
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", id="train-start"),
