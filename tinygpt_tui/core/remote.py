@@ -16,7 +16,7 @@ the sampler runs at the speed of ``tinygpt generate``.
 
 The child runs the same ``core.sampler.Generation`` as the command line and
 sends ``(text, time the first of its characters was sampled)`` chunks through
-a socket pair, at most every ``flush_interval`` seconds (the first character at
+a socket pair, at most every ``flush_interval`` seconds (1/40; the first character at
 once). Times are ``time.perf_counter()``, the system's monotonic clock, so they
 compare across the two processes.
 
@@ -45,7 +45,7 @@ from pathlib import Path
 
 from .errors import TinyGPTError
 
-FLUSH_INTERVAL = 1 / 30  # seconds between two chunks sent by the child
+FLUSH_INTERVAL = 1 / 40  # seconds between two chunks sent by the child: the oldest character waits at most 25 ms
 
 
 class RemoteError(TinyGPTError):
