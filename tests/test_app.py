@@ -505,3 +505,28 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
     cfg = json.loads((d / "long" / "config.json").read_text())
     assert cfg["figures"]["step"] == job.run.step > 0
     assert ckpt.load_train_state(d / "long")[1]["step"] == job.run.step
+
+
+# ------------------------------------------------------------------ the entry point's fast path
+def test_launcher_opens_the_app_without_the_cli_and_passes_everything_else_on(tmp_path):
+    from tinygpt_tui.app.launch import app_args
+
+    assert app_args([]) == (True, None)
+    assert app_args(["--models-dir", "x/y"]) == (True, "x/y")
+    assert app_args(["--models-dir=x"]) == (True, "x")
+    for argv in (["models"], ["--help"], ["--version"], ["--models-dir"], ["--models-dir", "--help"], ["--models-dir", "d", "models"], ["-x"]):
+        assert app_args(argv)[0] is False, argv
+    # with no command: the app, and neither typer nor click is imported
+    code = (
+        "import sys; sys.argv = ['tinygpt', '--models-dir', 'somewhere']\n"
+        "import tinygpt_tui.app.app as a\n"
+        "a.run_app = lambda models_dir=None: print('typer' in sys.modules, 'click' in sys.modules, models_dir)\n"
+        "from tinygpt_tui.app.launch import run; run()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "False", "somewhere"], out.stderr
+    # anything else is the command line, unchanged
+    out = subprocess.run([sys.executable, "-m", "tinygpt_tui.app.launch", "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("tinygpt ")
+    out = subprocess.run([sys.executable, "-m", "tinygpt_tui.app.launch", "models", "--models-dir", str(tmp_path / "none")], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in out.stderr

@@ -7,7 +7,8 @@ Figures (all wall-clock, this machine):
   first paint     process start -> the first frame is drawn (headless driver; a fresh
                   Python process, so interpreter start and imports are included), its CPU
                   time, and process start -> the model list filled in (the folder is read
-                  in a worker right after the first frame)
+                  in a worker right after the first frame); through the launcher (what
+                  `tinygpt` with no command runs) and through the full CLI, taking turns
   streaming       side by side, in rounds: `tinygpt generate` for the same model and settings
                   (its own process, timed on its stdout from the first character to the last),
                   then the app streaming the same into its output pane (from the first
@@ -47,6 +48,8 @@ def pct(xs, q):
 FIRST_PAINT_CHILD = r"""
 import sys, time
 t_start = float(sys.argv[1])
+import importlib
+importlib.import_module(sys.argv[3])  # the entry point's module: what `tinygpt` imports first
 from tinygpt_tui.app.app import TinyGPTApp
 t_import = time.time()
 
@@ -64,25 +67,37 @@ class Bench(TinyGPTApp):
 Bench(models_dir=sys.argv[2], watch_models=False, warm_torch=False).run(headless=True, size=(120, 40))
 """
 
+ENTRIES = {"launcher": "tinygpt_tui.app.launch", "cli": "tinygpt_tui.cli"}  # the fast path, and the full CLI
 
-def first_paint(models_dir: str, runs: int = 5) -> dict:
-    """Process start -> first frame, and -> the model list filled in (read right after the first frame)."""
-    imports, paints, listed, cpus, torch_loaded = [], [], [], [], []
+
+def first_paint(models_dir: str, runs: int = 5, entries=("launcher", "cli")) -> dict:
+    """Process start -> first frame, and -> the model list filled in (read right after the first frame).
+
+    Each entry point's runs take turns (a fresh process each): `launcher` is what `tinygpt` runs when
+    the console script points at tinygpt_tui.app.launch, `cli` the full command line (typer) first.
+    """
+    figures: dict = {}
+    raw = {e: {"import": [], "paint": [], "listed": [], "cpu": [], "torch": []} for e in entries}
     for _ in range(runs):
-        t0 = time.time()
-        out = subprocess.run([sys.executable, "-c", FIRST_PAINT_CHILD, repr(t0), models_dir], capture_output=True, text=True, timeout=120)
-        line = (out.stdout.strip().splitlines() or [""])[-1].split()
-        if len(line) != 5:
-            raise RuntimeError(f"first-paint child failed: {out.stderr[-500:]}")
-        imports.append(float(line[0]))
-        paints.append(float(line[1]))
-        listed.append(float(line[2]))
-        cpus.append(float(line[3]))
-        torch_loaded.append(line[4] == "True")
-    return {"import_s": statistics.median(imports), "first_paint_s": statistics.median(paints),
-            "first_paint_min_s": min(paints), "first_paint_cpu_s": statistics.median(cpus),
-            "models_listed_s": statistics.median(listed),
-            "torch_imported_before_paint": any(torch_loaded), "runs": runs}
+        for entry in entries:
+            t0 = time.time()
+            out = subprocess.run([sys.executable, "-c", FIRST_PAINT_CHILD, repr(t0), models_dir, ENTRIES[entry]],
+                                 capture_output=True, text=True, timeout=120)
+            line = (out.stdout.strip().splitlines() or [""])[-1].split()
+            if len(line) != 5:
+                raise RuntimeError(f"first-paint child failed: {out.stderr[-500:]}")
+            r = raw[entry]
+            r["import"].append(float(line[0]))
+            r["paint"].append(float(line[1]))
+            r["listed"].append(float(line[2]))
+            r["cpu"].append(float(line[3]))
+            r["torch"].append(line[4] == "True")
+    for entry, r in raw.items():
+        figures[entry] = {"import_s": statistics.median(r["import"]), "first_paint_s": statistics.median(r["paint"]),
+                          "first_paint_min_s": min(r["paint"]), "first_paint_cpu_s": statistics.median(r["cpu"]),
+                          "models_listed_s": statistics.median(r["listed"]),
+                          "torch_imported_before_paint": any(r["torch"]), "runs": runs}
+    return figures
 
 
 # ---------------------------------------------------------------- the bare sampler: `tinygpt generate`
@@ -310,12 +325,14 @@ def main(argv=None) -> None:
     settings = SamplingSettings(max_new_tokens=args.chars, temperature=args.temperature, seed=args.seed)
     figures = {"model": name, "chars": args.chars, "temperature": args.temperature, "cpu_count": os.cpu_count()}
     print(f"model {name}; {args.chars} chars at temperature {args.temperature}", flush=True)
-    fp = first_paint(str(scratch), args.paint_runs) if args.paint_runs else None
-    figures["first_paint"] = fp
-    fp and print(f"first paint: {fp['first_paint_s'] * 1000:.0f} ms median of {fp['runs']} (best {fp['first_paint_min_s'] * 1000:.0f} ms; "
-          f"{fp['first_paint_cpu_s'] * 1000:.0f} ms of CPU; imports {fp['import_s'] * 1000:.0f} ms; "
-          f"torch imported before paint: {fp['torch_imported_before_paint']}); "
-          f"model list filled in at {fp['models_listed_s'] * 1000:.0f} ms", flush=True)
+    if args.paint_runs:
+        fps = first_paint(str(scratch), args.paint_runs)
+        figures["first_paint"] = fps
+        for entry, fp in fps.items():
+            print(f"first paint ({entry}): {fp['first_paint_s'] * 1000:.0f} ms median of {fp['runs']} (best {fp['first_paint_min_s'] * 1000:.0f} ms; "
+                  f"{fp['first_paint_cpu_s'] * 1000:.0f} ms of CPU; imports {fp['import_s'] * 1000:.0f} ms; "
+                  f"torch imported before paint: {fp['torch_imported_before_paint']}); "
+                  f"model list filled in at {fp['models_listed_s'] * 1000:.0f} ms", flush=True)
     def bare() -> dict:
         """`tinygpt generate` as it runs (torch's threads), and with one thread as the sampler process
         uses; the app is compared with the faster of the two."""

@@ -13,6 +13,22 @@ class LeanFooter(Footer):
     _rebuild_pending = False
     _shown: tuple | None = None
 
+    def compose(self):
+        # Textual's Footer composes no keys until the screen's first bindings signal, then mounts
+        # them in a second layout pass after the first frame; the keys are known at once here, so
+        # the first frame has them and the signal finds nothing to change.
+        if self.is_attached:
+            self._bindings_ready = True
+            self._shown = self._keys()
+        return super().compose()
+
+    def _keys(self) -> tuple:
+        return tuple(
+            (binding.key, binding.action, binding.description, enabled, tooltip)
+            for (_, binding, enabled, tooltip) in self.screen.active_bindings.values()
+            if binding.show
+        )
+
     def bindings_changed(self, screen) -> None:
         self._bindings_ready = True
         if not screen.app.app_focus:
@@ -25,11 +41,7 @@ class LeanFooter(Footer):
         self._rebuild_pending = False
         if not self.is_attached:
             return
-        shown = tuple(
-            (binding.key, binding.action, binding.description, enabled, tooltip)
-            for (_, binding, enabled, tooltip) in self.screen.active_bindings.values()
-            if binding.show
-        )
+        shown = self._keys()
         if shown == self._shown:
             return
         self._shown = shown

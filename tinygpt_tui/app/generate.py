@@ -129,6 +129,17 @@ class GenerateScreen(Screen):
         yield LeanFooter(compact=True)
 
     def on_mount(self) -> None:
+        # The screen's (empty) notification rack is hidden only when the screen resumes, after the
+        # first frame: that change of layout redrew the whole screen once more before the first
+        # paint was done. Hidden now, that later call changes nothing.
+        try:
+            from textual.widgets._toast import ToastRack
+
+            rack = self.query_one(ToastRack)
+            if not self.app._notifications:
+                rack.display = False
+        except Exception:  # a Textual without it: nothing to save
+            pass
         self.query_one("#models", ModelList).border_title = "Models"
         self.query_one("#sampling", SamplingPanel).border_title = "Sampling"
         self.query_one("#output-box").border_title = "Output"

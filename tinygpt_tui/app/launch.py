@@ -1,0 +1,42 @@
+"""The `tinygpt` entry point's fast path: with no command, open the app without loading the CLI.
+
+`tinygpt` alone (or with only `--models-dir DIR`) opens the app; importing typer, click and the
+command definitions first cost 50-80 ms of the first paint. Anything else (a command, --help,
+--version, a typo) goes to the full command line unchanged.
+
+    [project.scripts]
+    tinygpt = "tinygpt_tui.app.launch:run"
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def app_args(argv: list[str]) -> tuple[bool, str | None]:
+    """(True, models_dir or None) when argv asks for the app and nothing else."""
+    if not argv:
+        return True, None
+    if len(argv) == 1 and argv[0].startswith("--models-dir=") and len(argv[0]) > len("--models-dir="):
+        return True, argv[0].split("=", 1)[1]
+    if len(argv) == 2 and argv[0] == "--models-dir" and argv[1] and not argv[1].startswith("-"):
+        return True, argv[1]
+    return False, None
+
+
+def run():
+    is_app, models_dir = app_args(sys.argv[1:])
+    if not is_app:
+        from ..cli import run as cli_run
+
+        return cli_run()
+    try:
+        from .app import run_app
+
+        run_app(models_dir=models_dir)  # None: $TINYGPT_MODELS_DIR, else ./models (as the CLI does)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()
