@@ -312,6 +312,39 @@ def fill(screen, **values):
             w.value = str(v)
 
 
+async def test_training_screen_offers_the_budget_presets_as_the_cli_does(tmp_path):
+    from textual.widgets import Input, Select
+
+    from tinygpt_tui.core.trainer import PRESETS
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus(tmp_path)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        preset = ts.query_one("#train-preset", Select)
+        offered = [value for _label, value in preset._options if isinstance(value, str)]
+        assert offered == ["auto", *PRESETS]  # auto, 1min, 5min, tiny, small, medium, large, nanogpt
+        layers = ts.query_one("#hp-n_layer", Input)
+        # auto: what it stands for follows the minutes in the form, as `tinygpt train --preset auto --minutes M`
+        fill(ts, **{"train-preset": "auto", "train-minutes": "1"})
+        await pilot.pause()
+        assert layers.placeholder == str(PRESETS["1min"]["n_layer"]) and ts.query_one("#hp-block_size", Input).placeholder == "64"
+        fill(ts, **{"train-minutes": "10"})
+        await pilot.pause()
+        assert layers.placeholder == str(PRESETS["5min"]["n_layer"])
+        fill(ts, **{"train-corpus-path": corpus, "train-name": "budget", "train-steps": ""})
+        cfg = ts._config()
+        assert cfg.preset == "auto" and cfg.time_budget == 600 and cfg.resolved().preset == "5min"
+        fill(ts, **{"train-preset": "1min", "train-minutes": "2"})
+        await pilot.pause()
+        assert layers.placeholder == str(PRESETS["1min"]["n_layer"])
+        cfg = ts._config()
+        assert cfg.resolved().preset == "1min" and cfg.resolved().block_size == 64 and cfg.time_budget == 120
+
+
 async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
     d = make_models_dir(tmp_path)
     corpus = small_corpus(tmp_path)

@@ -251,7 +251,7 @@ def thin(xs: list, ys: list, n: int = MAX_POINTS):
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
-PRESET_NAMES = ("tiny", "small", "medium", "large", "nanogpt")
+PRESET_NAMES = ("auto", "1min", "5min", "tiny", "small", "medium", "large", "nanogpt")  # as `tinygpt train --preset`
 CUSTOM_FIELDS = (
     # id, label, kind, TrainConfig field
     ("n_layer", "layers", int, "n_layer"),
@@ -371,13 +371,21 @@ class TrainingScreen(Screen):
     def _preset_label(p: str) -> str:
         from ..core.trainer import PRESETS  # noqa: F401  (cheap: no torch at module level)
 
+        if p == "auto":
+            return "auto (sized for the minutes)"
         d = PRESETS[p]
         return f"{p} ({d['n_layer']} layers × {d['n_embd']})"
 
     def _preset_placeholders(self, preset: str) -> None:
         from ..core.config import GPTConfig
-        from ..core.trainer import PRESETS
+        from ..core.trainer import PRESETS, budget_preset
 
+        if preset == "auto":  # what auto stands for with the minutes in the form (as the CLI picks it)
+            try:
+                minutes = float(self.query_one("#train-minutes", Input).value.strip() or 0)
+            except ValueError:
+                minutes = 0
+            preset = budget_preset(minutes * 60 if minutes > 0 else None)
         d = {**GPTConfig().__dict__, "batch_size": 32, "lr": 1e-3, "eval_interval": 250, **PRESETS[preset]}
         for fid, _label, _kind, key in CUSTOM_FIELDS:
             self.query_one(f"#hp-{fid}", Input).placeholder = str(d.get(key, ""))
@@ -386,6 +394,12 @@ class TrainingScreen(Screen):
     def _preset_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
             self._preset_placeholders(event.value)
+
+    @on(Input.Changed, "#train-minutes")
+    def _minutes_changed(self, event: Input.Changed) -> None:
+        preset = self.query_one("#train-preset", Select).value
+        if preset == "auto":
+            self._preset_placeholders("auto")
 
     @on(Select.Changed, "#train-corpus")
     def _corpus_changed(self, event: Select.Changed) -> None:
