@@ -8,6 +8,7 @@ train.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -70,7 +71,8 @@ class TinyGPTApp(App):
         # would share the GIL with the screen and lose 40-50% of its speed. Started when torch
         # warms up (or at the first pick); if it cannot start or dies, sampling falls back to a
         # thread in this process, and a notification says so.
-        self.use_sampler_process = sampler_process
+        # TINYGPT_SAMPLER_PROCESS=0 keeps it in this process (to compare, or on a system where it misbehaves).
+        self.use_sampler_process = sampler_process and os.environ.get("TINYGPT_SAMPLER_PROCESS", "1") != "0"
         self.sampler = None  # core.remote.SamplerProcess
         self.sampler_off = ""  # why generation runs in this process instead
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()

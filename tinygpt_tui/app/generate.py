@@ -311,8 +311,10 @@ class GenerateScreen(Screen):
                         raise
                     stream.remote = None
                     stream.where = "thread"
+                    if stream.stop_event.is_set():  # stopped anyway (or the app is closing: no call into it)
+                        return
                     self.app.call_from_thread(self.app.sampler_failed, str(e))
-                    if stream.stop_event.is_set() or stream.generated >= settings.max_new_tokens:
+                    if stream.generated >= settings.max_new_tokens:
                         return
                     # carry on in this process from the last character shown
                     window = loaded.model.cfg.block_size
