@@ -20,7 +20,7 @@ more than about a third of one core from generation. The newest text wins and
 texts in between are skipped. So the app may call it after every generated
 character: generation keeps its speed, the view trails it by a fraction of a
 second, and it catches up with the final text as soon as generation stops.
-(One pass over a full 128-character window of the shipped 4.8M-parameter
+(One pass over a full 128-character window of the shipped 3-6M-parameter
 models takes about 0.1-0.35 s on one busy CPU thread.)
 
 Moving the position or changing layer or head recomputes nothing: one forward

@@ -2,8 +2,8 @@
 
 Generating a character is a forward pass over one token. On a CPU that pass is
 bound by two things the training-shaped code in ``model.py`` does not care
-about: reading every weight once per character (19 MB for the shipped 4.8M
-model, in fp32) and the fixed cost of each small operation (5 to 70 us here,
+about: reading every weight once per character (13 MB for the shipped 3.2M
+Shakespeare model, in fp32) and the fixed cost of each small operation (5 to 70 us here,
 about twenty of them per layer). ``Decoder`` cuts both:
 
 * Weights are stored as int8 with one fp32 scale per output row (weight-only
