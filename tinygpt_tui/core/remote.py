@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -261,6 +262,11 @@ class SamplerProcess:
 
     # ------------------------------------------------------------ the reader thread
     def _read(self) -> None:
+        # Ctrl+C and SIGTERM belong to the main thread: the kernel may hand a process's signal to
+        # any thread that does not block it, and delivered here it would not wake a main thread
+        # that sleeps (Python only runs its handler when the main thread next gets to it).
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         conn = self._conn
         while True:
             try:
