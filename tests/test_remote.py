@@ -147,7 +147,8 @@ def test_the_child_dies_with_its_parent(model_dir, how):
     """However the parent ends (kill -9, or Ctrl+C in the terminal), the sampler process goes too."""
     parent = textwrap.dedent(
         f"""
-        import sys, time
+        import signal, sys, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal's program has it (pytest may pass SIGINT on ignored)
         from tinygpt_tui.core.remote import SamplerProcess
         from tinygpt_tui.core.sampler import SamplingSettings
         sp = SamplerProcess().start()
@@ -156,7 +157,8 @@ def test_the_child_dies_with_its_parent(model_dir, how):
         g = sp.generate([1], SamplingSettings(max_new_tokens=1_000_000))
         next(g.chunks())
         print(sp.pid, flush=True)
-        time.sleep(120)
+        for _ in range(1200):
+            time.sleep(0.1)
         """
     )
     p = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
