@@ -1,6 +1,8 @@
 """The batch-1 CPU decoder (core/fastdecode.py) against the model's own forward pass.
 
-Tolerances: with fp32 weights the decoder computes the same sums in another
+Both backends are checked: the compiled step (core/jitstep.py, numba) that
+runs one token at a time by default, and the PyTorch operations it falls back
+to. Tolerances: with fp32 weights the decoder computes the same sums in another
 order, so logits agree to 1e-4. With int8 weights (the default on a CPU) the
 shipped Shakespeare model's loss on validation text moves by less than 0.01
 nats per character and the most likely next character is the same at least
@@ -9,6 +11,7 @@ nats per character and the most likely next character is the same at least
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,6 +19,7 @@ import torch.nn.functional as F
 from tinygpt_tui.core import checkpoint as ckpt
 from tinygpt_tui.core.data import split_text
 from tinygpt_tui.core.errors import SettingsError
+from tinygpt_tui.core import jitstep
 from tinygpt_tui.core.fastdecode import Decoder, int8_available, quantize_rows
 from tinygpt_tui.core.model import GPT, GPTConfig
 from tinygpt_tui.core.sampler import Generation, SamplingSettings
@@ -29,6 +33,7 @@ VARIANTS = [
     {"pos_encoding": "alibi", "bias": True},
     {"pos_encoding": "none", "tie_weights": False},
 ]
+BACKENDS = ["numba", "torch"]  # numba is a dependency: its tests fail, not skip, without it
 
 
 def model_for(seed=0, **kw):
@@ -40,24 +45,27 @@ def model_for(seed=0, **kw):
     return m
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: "-".join(str(v) for v in kw.values()))
-def test_fp32_decoder_matches_the_forward_pass_within_the_window(kw):
+def test_fp32_decoder_matches_the_forward_pass_within_the_window(kw, backend):
     m = model_for(**kw)
     ids = torch.randint(0, 29, (1, 16), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         ref = m(ids)[0][0]  # (16, V)
-    dec = Decoder(m, "fp32")
+    dec = Decoder(m, "fp32", backend)
+    assert dec.backend == backend
     got = [dec.feed(ids[0, :5].tolist())] + [dec.feed([int(t)]) for t in ids[0, 5:]]
     assert dec.pos == 16 and len(dec) == 16
     assert torch.allclose(torch.stack(got), ref[4:], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("pos", ["rope", "alibi", "none"])
-def test_fp32_decoder_slides_like_the_kv_cache_past_the_window(pos):
+def test_fp32_decoder_slides_like_the_kv_cache_past_the_window(pos, backend):
     """Three windows long: the oldest key is dropped, as KVCache does."""
     m = model_for(pos_encoding=pos)
     ids = torch.randint(0, 29, (50,), generator=torch.Generator().manual_seed(2)).tolist()
-    dec, cache = Decoder(m, "fp32"), m.new_cache()
+    dec, cache = Decoder(m, "fp32", backend), m.new_cache()
     with torch.inference_mode():
         ref = [m(torch.tensor([ids[:3]]), cache=cache)[0][0, -1]]
         ref += [m(torch.tensor([[t]]), cache=cache)[0][0, -1] for t in ids[3:]]
@@ -66,8 +74,9 @@ def test_fp32_decoder_slides_like_the_kv_cache_past_the_window(pos):
     assert torch.allclose(torch.stack(got), torch.stack(ref), atol=1e-4, rtol=1e-4)
 
 
-def test_absolute_positions_refuse_to_run_past_the_window():
-    dec = Decoder(model_for(pos_encoding="learned"), "fp32")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_absolute_positions_refuse_to_run_past_the_window(backend):
+    dec = Decoder(model_for(pos_encoding="learned"), "fp32", backend)
     dec.feed(list(range(16)))
     with pytest.raises(ValueError, match="exceed block_size"):
         dec.feed([1])
@@ -83,9 +92,10 @@ def test_quantize_rows_round_trips_within_half_a_step():
     assert torch.all(err <= s[:, None] / 2 + 1e-7)
 
 
-def test_two_decoders_of_one_model_do_not_mix():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_decoders_of_one_model_do_not_mix(backend):
     m = model_for(pos_encoding="rope")
-    a, b, solo = Decoder(m, "fp32"), Decoder(m, "fp32"), Decoder(m, "fp32")
+    a, b, solo = (Decoder(m, "fp32", backend) for _ in range(3))
     a.feed([1, 2, 3])
     b.feed([9, 8])
     for t in (4, 5, 6):
@@ -97,10 +107,11 @@ def test_two_decoders_of_one_model_do_not_mix():
     assert torch.equal(out_a, out_solo)
 
 
-def test_weights_are_made_again_after_the_model_changes():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weights_are_made_again_after_the_model_changes(backend):
     """The decoding weights are cached per model; an optimizer step must not leave them stale."""
     m = model_for(pos_encoding="learned")
-    before = Decoder(m, "fp32").feed([1, 2, 3])
+    before = Decoder(m, "fp32", backend).feed([1, 2, 3])
     assert Decoder(m, "fp32").w is Decoder(m, "fp32").w  # made once
     opt = torch.optim.SGD(m.parameters(), lr=0.1)
     m.train()
@@ -110,7 +121,10 @@ def test_weights_are_made_again_after_the_model_changes():
     m.eval()
     with torch.inference_mode():
         ref = m(torch.tensor([[1, 2, 3]]))[0][0, -1]
-    after = Decoder(m, "fp32").feed([1, 2, 3])
+    dec = Decoder(m, "fp32", backend)
+    after = dec.feed([1])
+    after = dec.feed([2])  # (one token at a time: the compiled step's weights too)
+    after = dec.feed([3])
     assert not torch.allclose(before, after)
     assert torch.allclose(after, ref, atol=1e-4)
 
@@ -120,14 +134,34 @@ def test_precision_is_checked():
         SamplingSettings(precision="int4").validate()
     with pytest.raises(ValueError, match="precision"):
         Decoder(model_for(), "fp16")
+    with pytest.raises(ValueError, match="backend"):
+        Decoder(model_for(), "fp32", "cuda")
 
 
-@pytest.mark.skipif(not int8_available(), reason="this torch build has no int8 weight kernel")
-@pytest.mark.parametrize("kw", VARIANTS[:3], ids=lambda kw: kw["pos_encoding"])
-def test_int8_decoder_is_close_to_fp32(kw):
+def test_numba_is_the_default_backend_and_checks_token_ids():
+    assert jitstep.available()  # a declared dependency
+    dec = Decoder(model_for(pos_encoding="alibi"))
+    assert dec.backend == "numba" and dec.precision == "int8"
+    dec.feed([1, 2])
+    with pytest.raises(IndexError, match="vocabulary"):
+        dec.feed([29])  # (the compiled loops do not check bounds: the decoder must)
+    with pytest.raises(IndexError, match="vocabulary"):
+        dec.feed([-1])
+    assert dec.pos == 2 and dec.feed([3]).shape == (29,)
+
+
+def needs_int8_kernel(backend):
+    if backend == "torch" and not int8_available():
+        pytest.skip("this torch build has no int8 weight kernel (the numba backend needs none)")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: kw["pos_encoding"])
+def test_int8_decoder_is_close_to_fp32(kw, backend):
+    needs_int8_kernel(backend)
     m = model_for(**kw)
     ids = torch.randint(0, 29, (16,), generator=torch.Generator().manual_seed(3)).tolist()
-    f, q = Decoder(m, "fp32"), Decoder(m, "int8")
+    f, q = Decoder(m, "fp32", backend), Decoder(m, "int8", backend)
     assert q.precision == "int8" and q.w.layers[0][1].w8.dtype == torch.int8
     pf = [f.feed(ids[:4])] + [f.feed([t]) for t in ids[4:]]
     pq = [q.feed(ids[:4])] + [q.feed([t]) for t in ids[4:]]
@@ -135,13 +169,16 @@ def test_int8_decoder_is_close_to_fp32(kw):
     # the next-character distributions: KL divergence per character, in nats
     kl = (pf.exp() * (pf - pq)).sum(-1)
     assert kl.max() < 0.02, kl
-    if kw.get("ffn") == "swiglu":  # its hidden width (85) is not a multiple of 16: that matrix stays fp32
+    if kw.get("ffn") == "swiglu":  # its hidden width (85) is not a multiple of 16: the kernel keeps it fp32
         assert q.w.layers[0][5].w8 is None and q.w.layers[0][4].w8 is not None
+    if backend == "numba":  # the compiled loops take any width
+        down_w = q._jit[jitstep.ARGS.index("down_w")]
+        assert down_w.dtype == np.int8 and down_w.shape[0] == 2
 
 
-def teacher_forced(precision: str, ids: list[int], model):
+def teacher_forced(precision: str, ids: list[int], model, backend="auto"):
     """Mean next-character loss and the most likely characters over ``ids``, window by window."""
-    dec = Decoder(model, precision)
+    dec = Decoder(model, precision, backend)
     W = model.cfg.block_size
     nll, choices, n = 0.0, [], 0
     for start in range(0, len(ids) - W, W):
@@ -155,14 +192,15 @@ def teacher_forced(precision: str, ids: list[int], model):
     return nll / n, torch.cat(choices)
 
 
-@pytest.mark.skipif(not int8_available(), reason="this torch build has no int8 weight kernel")
-def test_int8_keeps_the_shipped_models_loss_and_choices():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_int8_keeps_the_shipped_models_loss_and_choices(backend):
+    needs_int8_kernel(backend)
     loaded = ckpt.load_model(ROOT / "models" / "shakespeare")
     model = loaded.model
     text = split_text(shakespeare_path().read_text(encoding="utf-8"))[1][:1300]  # validation text
     ids = loaded.tokenizer.encode(text).ids
-    loss32, top32 = teacher_forced("fp32", ids, model)
-    loss8, top8 = teacher_forced("int8", ids, model)
+    loss32, top32 = teacher_forced("fp32", ids, model, backend)
+    loss8, top8 = teacher_forced("int8", ids, model, backend)
     with torch.inference_mode():  # the fp32 decoder's loss is the model's own
         W = model.cfg.block_size
         ref = sum(F.cross_entropy(model(torch.tensor([ids[s : s + W]]))[0][0], torch.tensor(ids[s + 1 : s + W + 1]), reduction="sum").item()
@@ -175,16 +213,32 @@ def test_int8_keeps_the_shipped_models_loss_and_choices():
 
 
 def test_generation_uses_the_decoder_and_fp32_text_equals_the_model_path(monkeypatch):
-    """On a CPU the sampler runs the decoder; with fp32 weights its text is the model path's."""
+    """On a CPU the sampler runs the decoder; with fp32 weights its text is the model path's,
+    compiled or not (the same uniform numbers turn into tokens the same way on every path)."""
     from tinygpt_tui.core import sampler
 
     m = model_for(pos_encoding="learned")
     from tinygpt_tui.core.tokenizer import CharTokenizer
 
     tok = CharTokenizer(list("abcdefghijklmnopqrstuvwxyz .\n"))
-    s = SamplingSettings(max_new_tokens=60, temperature=1.0, seed=4, precision="fp32")  # past the window: refills too
+    s = SamplingSettings(max_new_tokens=60, temperature=1.0, seed=4, precision="fp32", top_k=20, top_p=0.95)  # past the window: refills too
     fast = "".join(Generation(m, tok, "the cat", s))
-    assert isinstance(sampler.stepper(m, "fp32"), Decoder)
-    monkeypatch.setattr(sampler, "stepper", lambda model, precision: sampler._ModelStepper(model, torch.device("cpu")))
+    assert sampler.stepper(m, "fp32").backend == "numba"
+    ops = "".join(Generation(m, tok, "the cat", s, backend="torch"))
+    monkeypatch.setattr(sampler, "stepper", lambda model, precision, backend: sampler._ModelStepper(model, torch.device("cpu")))
     slow = "".join(Generation(m, tok, "the cat", s))
-    assert fast == slow and len(fast) == 60
+    assert fast == ops == slow and len(fast) == 60
+
+
+@pytest.mark.parametrize("top_k, top_p", [(None, None), (3, None), (None, 0.6), (5, 0.9), (1, None)])
+def test_the_compiled_draw_picks_what_the_pytorch_one_picks(top_k, top_p):
+    from tinygpt_tui.core.sampler import draw
+
+    g = torch.Generator().manual_seed(5)
+    for _ in range(20):
+        logits = torch.randn(40, generator=g) * 3
+        logits[7] = logits[8]  # a tie
+        s = SamplingSettings(temperature=0.7, top_k=top_k, top_p=top_p)
+        for u in torch.rand(50, generator=g, dtype=torch.float64).tolist():
+            a = jitstep.sample(logits.numpy(), 0.7, top_k or 0, top_p or 1.0, u)
+            assert a == draw(logits, s, u)

@@ -91,3 +91,19 @@ def test_unknown_prompt_characters_are_reported():
 def test_bad_settings_are_refused(kw):
     with pytest.raises(SettingsError):
         SamplingSettings(**kw).validate()
+
+
+def test_draws_follow_the_filtered_probabilities():
+    """The inverse-CDF draw from uniform numbers gives each token its probability."""
+    from tinygpt_tui.core.sampler import Uniforms, draw
+
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    uniform, n = Uniforms(3), 20000
+    counts = torch.zeros(4)
+    for _ in range(n):
+        counts[draw(logits, SamplingSettings(temperature=1.0), uniform())] += 1
+    assert torch.allclose(counts / n, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.012)
+    counts.zero_()
+    for _ in range(n):  # top-p 0.7 keeps the first two, renormalised
+        counts[draw(logits, SamplingSettings(temperature=1.0, top_p=0.7), uniform())] += 1
+    assert torch.allclose(counts / n, torch.tensor([0.625, 0.375, 0.0, 0.0]), atol=0.012)

@@ -380,11 +380,11 @@ def bench_generation(model, tokenizer, device, chars: int, nocache_chars: int, r
     prompt = (PROMPT * 4)[-model.cfg.block_size :]
     state = {"seed": 0}
 
-    def cached(precision):
+    def cached(precision, backend="auto"):
         def run():
             state["seed"] += 1
             s = SamplingSettings(max_new_tokens=chars, temperature=0.8, seed=state["seed"], precision=precision)
-            for _ in Generation(model, tokenizer, prompt, s):
+            for _ in Generation(model, tokenizer, prompt, s, backend=backend):
                 pass
         return run
 
@@ -395,16 +395,23 @@ def bench_generation(model, tokenizer, device, chars: int, nocache_chars: int, r
             pass
 
     runs = {"nocache": nocache}
-    if device.type == "cpu":  # the batch-1 decoder: int8 weights (the default) and fp32 ones
-        runs |= {"int8": cached("int8"), "fp32": cached("fp32")}
+    if device.type == "cpu":  # the batch-1 decoder: int8 weights (the default) and fp32 ones; compiled or not
+        from .core import jitstep
+
+        if jitstep.available():
+            runs |= {"int8": cached("int8"), "fp32": cached("fp32")}
+        runs |= {"torch-int8": cached("int8", "torch"), "torch-fp32": cached("fp32", "torch")}
     else:
         runs["kv"] = cached("auto")
     times = interleaved(runs, device, reps, 1)
     old = nocache_chars / statistics.median(times["nocache"])
-    label = {"int8": "KV cache, int8 weights (tinygpt generate)", "fp32": "KV cache, fp32 weights (--precision fp32)",
+    label = {"int8": "KV cache, int8 weights, compiled step (tinygpt generate)",
+             "fp32": "KV cache, fp32 weights, compiled step (--precision fp32)",
+             "torch-int8": "KV cache, int8 weights, PyTorch operations (without numba)",
+             "torch-fp32": "KV cache, fp32 weights, PyTorch operations",
              "kv": "KV cache (tinygpt generate)"}
     rows = []
-    for key in ("int8", "fp32", "kv"):
+    for key in ("int8", "fp32", "torch-int8", "torch-fp32", "kv"):
         if key in times:
             rate = chars / statistics.median(times[key])
             rows.append({"method": label[key], "chars_per_s": rate, "ratio": rate / old, "chars": chars})

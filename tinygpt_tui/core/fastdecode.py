@@ -32,13 +32,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import jitstep
 from .config import RELATIVE
 from .model import GPT, alibi_slopes, rope_rotate, sinusoidal_table
 
 PRECISIONS = ("auto", "int8", "fp32")
+BACKENDS = ("auto", "numba", "torch")  # auto: numba when it is installed
 
 
 def int8_available() -> bool:
@@ -97,7 +100,9 @@ class Weights:
     """The model's weights laid out for decoding (and quantized); shared by every Decoder of a model."""
 
     def __init__(self, model: GPT, int8: bool):
-        cfg = model.cfg
+        cfg = self.cfg = model.cfg
+        self.int8 = int8
+        self._jit = None
         C, H = cfg.n_embd, cfg.n_head
         D = C // H
         qscale = torch.ones(3 * C)
@@ -116,12 +121,55 @@ class Weights:
         self.norm = _norm(model.norm)
         self.tok_emb = model.tok_emb.weight.detach().float().contiguous()
         # the output layer: quantize it only when it is big (a 65-character vocabulary is 16k weights)
-        self.head = _Linear(model.head.weight, None, int8 and cfg.vocab_size * C >= 2**18)
+        self.head_int8 = cfg.vocab_size * C >= 2**18
+        self.head = _Linear(model.head.weight, None, int8 and self.head_int8)
         self.pos_table = None
         if cfg.pos_encoding == "learned":
             self.pos_table = model.pos_emb.weight.detach().float().contiguous()
         elif cfg.pos_encoding == "sinusoidal":
             self.pos_table = sinusoidal_table(cfg.block_size, C)
+        self.rope_base = cfg.rope_base
+
+    def jit(self) -> tuple:
+        """The arguments of ``jitstep.step`` after (token, pos, start, end): numpy arrays, the
+        layers stacked on a first axis, int8 rows with a scale each (fp32 weights and scales
+        of 1 for precision fp32). Made on first use."""
+        if self._jit is None:
+
+            def mat(lin: _Linear, int8: bool):  # -> (weights, scales, bias) of one linear layer
+                n = lin.w32.size(0)
+                bias = np.zeros(n, np.float32) if lin.bias is None else lin.bias.numpy()
+                if int8:  # (any width: the compiled loops have no kernel's constraints)
+                    q, s = quantize_rows(lin.w32)
+                    return q.numpy(), s.numpy(), bias
+                return lin.w32.numpy(), np.ones(n, np.float32), bias
+
+            def norm(n):
+                kind, w, b, eps = n
+                return w.numpy(), (np.zeros_like(w.numpy()) if b is None else b.numpy()), eps
+
+            def stack(parts):
+                return tuple(np.ascontiguousarray(np.stack(p)) for p in zip(*parts))
+
+            cfg, C = self.cfg, self.cfg.n_embd
+            D = C // cfg.n_head
+            n1w, n1b, _ = stack(norm(layer[0]) for layer in self.layers)
+            n2w, n2b, _ = stack(norm(layer[3]) for layer in self.layers)
+            linears = [stack(mat(layer[i], self.int8) for layer in self.layers) for i in (1, 2, 4, 5)]  # qkv, proj, up, down
+            nfw, nfb, eps = norm(self.norm)
+            pos_kind = {"learned": jitstep.POS_TABLE, "sinusoidal": jitstep.POS_TABLE, "rope": jitstep.POS_ROPE,
+                        "alibi": jitstep.POS_ALIBI, "none": jitstep.POS_NONE}[cfg.pos_encoding]
+            kinds = np.array([jitstep.RMSNORM if cfg.norm == "rmsnorm" else jitstep.LAYERNORM,
+                              jitstep.SWIGLU if cfg.ffn == "swiglu" else jitstep.GELU, pos_kind], np.int64)
+            pos_table = self.pos_table.numpy() if self.pos_table is not None else np.zeros((1, C), np.float32)
+            inv_freq = 1.0 / (self.rope_base ** (np.arange(0, D, 2, dtype=np.float64) / D))
+            args = dict(kinds=kinds, eps=float(eps), emb=self.tok_emb.numpy(), pos_table=pos_table,
+                        slopes=alibi_slopes(cfg.n_head).numpy(), inv_freq=inv_freq,
+                        n1w=n1w, n1b=n1b, n2w=n2w, n2b=n2b, nfw=nfw, nfb=nfb)
+            for name, (w, s, b) in zip(("qkv", "proj", "up", "down", "head"), (*linears, mat(self.head, self.int8 and self.head_int8))):
+                args.update({f"{name}_w": w, f"{name}_s": s, f"{name}_b": b})
+            self._jit = tuple(args[name] for name in jitstep.ARGS)
+        return self._jit
 
 
 def weights_for(model: GPT, int8: bool) -> Weights:
@@ -147,13 +195,20 @@ class Decoder:
     again after it changes. ``pos`` is the absolute position of the next token.
     """
 
-    def __init__(self, model: GPT, precision: str = "auto"):
+    def __init__(self, model: GPT, precision: str = "auto", backend: str = "auto"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "numba" and not jitstep.available():
+            raise ValueError("the numba backend needs numba (pip install numba)")
         cfg = self.cfg = model.cfg
-        int8 = precision in ("auto", "int8") and int8_available()
+        self.backend = "numba" if backend != "torch" and jitstep.available() else "torch"
+        int8 = precision in ("auto", "int8") and (self.backend == "numba" or int8_available())
         self.precision = "int8" if int8 else "fp32"
         self.w = weights_for(model, int8)
+        # one token at a time through the compiled step (jitstep.py); several (a prompt) through PyTorch
+        self._jit = self.w.jit() if self.backend == "numba" else None
         self.C, self.H = cfg.n_embd, cfg.n_head
         self.D = self.C // self.H
         self.swiglu = cfg.ffn == "swiglu"
@@ -166,6 +221,9 @@ class Decoder:
         # keys and values of every layer: (L, 2, H, capacity, D); the live ones are [start, end)
         self.kv = torch.zeros(cfg.n_layer, 2, self.H, cap, self.D)
         self.caches = list(self.kv.unbind(0))  # each layer's view, made once
+        if self._jit is not None:
+            self._kv_np = self.kv.numpy()  # the same memory, for the compiled step
+            self._logits = np.empty(cfg.vocab_size, np.float32)
         self.reset()
 
     @staticmethod
@@ -188,11 +246,14 @@ class Decoder:
         ang = torch.arange(start, start + T, dtype=torch.float64)[:, None] * inv[None, :]
         return ang.cos().float(), ang.sin().float()  # (T, D/2)
 
-    def feed(self, ids: list[int]) -> torch.Tensor:
-        """Run the tokens ``ids`` (at positions pos, pos+1, ...) and return the (V,) logits after the last."""
+    def feed(self, ids: list[int], as_numpy: bool = False) -> torch.Tensor:
+        """Run the tokens ``ids`` (at positions pos, pos+1, ...) and return the (V,) logits after the last.
+
+        ``as_numpy``: a float32 numpy array instead, which for one token on the numba backend
+        is the decoder's own buffer (no copy; valid until the next call)."""
         if not torch.is_inference_mode_enabled():
             with torch.inference_mode():
-                return self.feed(ids)
+                return self.feed(ids, as_numpy)
         T = len(ids)
         if T == 0:
             raise ValueError("feed needs at least one token")
@@ -211,6 +272,13 @@ class Decoder:
                 live = end - start
                 self.kv[:, :, :, :live] = self.kv[:, :, :, start:end].clone()
                 start, end = 0, live
+        if T == 1 and self._jit is not None:
+            tok = ids[0]
+            if not 0 <= tok < cfg.vocab_size:
+                raise IndexError(f"token id {tok} is outside the vocabulary of {cfg.vocab_size}")
+            jitstep.step(tok, self.pos, start, end, *self._jit, self._kv_np, self._logits)
+            self._advance(start, end, 1)
+            return self._logits if as_numpy else torch.from_numpy(self._logits.copy())
         past = end - start  # keys before these T tokens
         S = past + T
 
@@ -256,7 +324,12 @@ class Decoder:
             else:
                 h = F.gelu(h)
             x = x.add_(down(h))
+        self._advance(start, end, T)
+        logits = w.head(self._apply_norm(w.norm, x[-1:]))[0].float()  # (V,)
+        return logits.numpy() if as_numpy else logits
+
+    def _advance(self, start: int, end: int, T: int) -> None:
+        """T tokens went into the cache at [end, end + T), seeing keys from ``start`` on."""
         self.end = end + T
-        self.start = max(start, self.end - window) if self.sliding else start
+        self.start = max(start, self.end - self.cfg.block_size) if self.sliding else start
         self.pos += T
-        return w.head(self._apply_norm(w.norm, x[-1:]))[0]  # (V,)

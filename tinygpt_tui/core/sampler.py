@@ -12,8 +12,8 @@ tied to the window, so when it fills the cache is rebuilt from the last 3/4
 of the window (one prefill every block_size/4 characters).
 
 On a CPU each character runs through ``fastdecode.Decoder`` (int8 weights by
-default, ``precision="fp32"`` for the exact model); on a GPU through the model
-itself with its ``KVCache``.
+default, ``precision="fp32"`` for the exact model; one compiled step per
+character, see jitstep.py); on a GPU through the model itself with its ``KVCache``.
 """
 
 from __future__ import annotations
@@ -75,13 +75,14 @@ class _ModelStepper:
         return logits[0, -1]
 
 
-def stepper(model, precision: str = "auto"):
-    """What runs one stream of tokens through ``model``: the batch-1 CPU decoder, or the model itself on a GPU."""
+def stepper(model, precision: str = "auto", backend: str = "auto"):
+    """What runs one stream of tokens through ``model``: the batch-1 CPU decoder (its compiled
+    step, or PyTorch operations with ``backend="torch"``), or the model itself on a GPU."""
     device = next(model.parameters()).device
     if device.type == "cpu":
         from .fastdecode import Decoder
 
-        return Decoder(model, precision)
+        return Decoder(model, precision, backend)
     return _ModelStepper(model, device)
 
 
@@ -109,8 +110,10 @@ class Generation:
     ``stop()`` (or setting the ``stop_event``) ends it between characters.
     """
 
-    def __init__(self, model, tokenizer: CharTokenizer, prompt: str, settings: SamplingSettings, stop_event=None, context_ids=None):
+    def __init__(self, model, tokenizer: CharTokenizer, prompt: str, settings: SamplingSettings, stop_event=None, context_ids=None,
+                 backend: str = "auto"):
         self.model, self.tokenizer = model, tokenizer
+        self.backend = backend  # the CPU decoder's (fastdecode.BACKENDS): the benchmark compares them
         self.settings = settings.validate()
         self.stop_event = stop_event or threading.Event()
         if context_ids is not None:
@@ -120,7 +123,6 @@ class Generation:
             self.dropped, ids = enc.dropped, enc.ids
         self.prompt_ids = ids
         self.generated = 0
-        self.last_probs = None  # (V,) probabilities the last character was drawn from
 
     def stop(self):
         self.stop_event.set()
@@ -133,12 +135,7 @@ class Generation:
 
         model, s = self.model, self.settings
         cfg = model.cfg
-        device = next(model.parameters()).device
-        gen = torch.Generator(device=device)
-        if s.seed is not None:
-            gen.manual_seed(s.seed)
-        else:
-            gen.seed()
+        uniform = Uniforms(s.seed)
         window = cfg.block_size
         relative = cfg.pos_encoding in ("rope", "alibi", "none")
         # start from a newline when there is no prompt, so the model starts a fresh line
@@ -148,19 +145,15 @@ class Generation:
         model.eval()
         try:
             with torch.inference_mode():
-                run = stepper(model, s.precision)
-                logits = run.feed(ids)  # (V,) after the last token
+                run = stepper(model, s.precision, self.backend)
+                # the compiled decoder hands over numpy logits and samples in compiled code too
+                compiled = getattr(run, "backend", None) == "numba"
+                pick = _pick_numpy if compiled else _pick_torch
+                logits = run.feed(ids, True) if compiled else run.feed(ids)  # (V,) after the last token
                 for _ in range(s.max_new_tokens):
                     if self.stop_event.is_set():
                         return
-                    last = logits
-                    if s.temperature == 0:
-                        nxt = int(torch.argmax(last))
-                        self.last_probs = None
-                    else:
-                        probs = filter_logits(last[None], s.temperature, s.top_k, s.top_p).softmax(-1)
-                        nxt = int(torch.multinomial(probs, 1, generator=gen))
-                        self.last_probs = probs[0]
+                    nxt = pick(logits, s, uniform)
                     self.generated += 1
                     yield self.tokenizer.chars[nxt]
                     history.append(nxt)
@@ -169,14 +162,70 @@ class Generation:
                         keep = history[-(window - window // 4) :]
                         history = keep
                         run.reset()
-                        logits = run.feed(keep)
+                        feed = keep
                     else:
-                        logits = run.feed([nxt])
+                        feed = [nxt]
+                    logits = run.feed(feed, True) if compiled else run.feed(feed)
                     if len(history) > 4 * window:
                         history = history[-window:]
         finally:
             if was_training:
                 model.train()
+
+
+class Uniforms:
+    """Uniform numbers in [0, 1) for drawing tokens, from a seeded CPU generator, drawn 256 at a time.
+
+    Every sampler (compiled or PyTorch, CPU or GPU) turns one of these into a token the same
+    way (``draw``), so a seed gives the same text on every path, up to float rounding."""
+
+    def __init__(self, seed: int | None):
+        import torch
+
+        self.gen = torch.Generator()
+        if seed is None:
+            self.gen.seed()
+        else:
+            self.gen.manual_seed(seed)
+        self.batch: list[float] = []
+
+    def __call__(self) -> float:
+        if not self.batch:
+            import torch
+
+            self.batch = torch.rand(256, generator=self.gen, dtype=torch.float64).tolist()[::-1]
+        return self.batch.pop()
+
+
+def draw(logits, settings: SamplingSettings, u: float) -> int:
+    """The next token from (V,) PyTorch logits: greedy at temperature 0, else the token where the
+    running sum of the filtered probabilities first passes ``u`` of their total (as jitstep.sample)."""
+    import torch
+
+    if settings.temperature == 0:
+        return int(torch.argmax(logits))
+    probs = filter_logits(logits[None], settings.temperature, settings.top_k, settings.top_p).double().softmax(-1)[0]
+    cdf = probs.cumsum(0)
+    i = int(torch.searchsorted(cdf, (u * cdf[-1]).reshape(1), right=True))
+    return min(i, int(torch.nonzero(probs).max()))  # (u * total rounding up past the last kept token)
+
+
+def _pick_torch(logits, s: SamplingSettings, uniform: Uniforms) -> int:
+    return draw(logits, s, 0.0 if s.temperature == 0 else uniform())
+
+
+def _pick_numpy(logits, s: SamplingSettings, uniform: Uniforms) -> int:
+    if s.temperature == 0:
+        return int(logits.argmax())
+    return _jit_sample(logits, float(s.temperature), s.top_k or 0, 1.0 if s.top_p is None else float(s.top_p), uniform())
+
+
+def _jit_sample(*args) -> int:
+    global _jit_sample
+    from .jitstep import sample  # (imported once, on the first compiled draw: numba is slow to import)
+
+    _jit_sample = sample
+    return sample(*args)
 
 
 def generate(model, tokenizer, prompt: str = "", settings: SamplingSettings | None = None, stop_event=None):
@@ -190,20 +239,13 @@ def generate_nocache(model, tokenizer, prompt: str, settings: SamplingSettings):
 
     settings.validate()
     device = next(model.parameters()).device
-    gen = torch.Generator(device=device)
-    if settings.seed is not None:
-        gen.manual_seed(settings.seed)
+    uniform = Uniforms(settings.seed)
     ids = tokenizer.encode(prompt).ids or [0]
     model.eval()
     with torch.inference_mode():
         for _ in range(settings.max_new_tokens):
             ctx = torch.tensor([ids[-model.cfg.block_size :]], device=device)
             logits, _ = model(ctx)
-            last = logits[0, -1]
-            if settings.temperature == 0:
-                nxt = int(torch.argmax(last))
-            else:
-                probs = filter_logits(last[None], settings.temperature, settings.top_k, settings.top_p).softmax(-1)
-                nxt = int(torch.multinomial(probs, 1, generator=gen))
+            nxt = _pick_torch(logits[0, -1], settings, uniform)
             ids.append(nxt)
             yield tokenizer.chars[nxt]
