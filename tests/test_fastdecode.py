@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tinygpt_tui.core import checkpoint as ckpt
 from tinygpt_tui.core.data import split_text
 from tinygpt_tui.core.errors import SettingsError
-from tinygpt_tui.core import jitstep
+from tinygpt_tui.core import fastdecode, jitstep
 from tinygpt_tui.core.fastdecode import Decoder, int8_available, quantize_rows
 from tinygpt_tui.core.model import GPT, GPTConfig
 from tinygpt_tui.core.sampler import Generation, SamplingSettings
@@ -33,7 +33,34 @@ VARIANTS = [
     {"pos_encoding": "alibi", "bias": True},
     {"pos_encoding": "none", "tie_weights": False},
 ]
-BACKENDS = ["numba", "torch"]  # numba is a dependency: its tests fail, not skip, without it
+BACKENDS = ["torch", "jit"]  # numba is a dependency: its tests fail, not skip, without it
+
+
+class JitOnly:
+    """jitstep.JitDecoder (no torch: what `tinygpt generate` runs) behind Decoder's face."""
+
+    backend = "jit"
+
+    def __init__(self, m, precision):
+        self.dec = jitstep.JitModel.from_torch(m).decoder(precision)
+        self.precision = self.dec.precision
+
+    def feed(self, ids):
+        return torch.from_numpy(self.dec.feed(ids).copy())
+
+    def reset(self):
+        self.dec.reset()
+
+    @property
+    def pos(self):
+        return self.dec.pos
+
+    def __len__(self):
+        return len(self.dec)
+
+
+def make(m, precision="auto", backend="jit"):
+    return JitOnly(m, precision) if backend == "jit" else Decoder(m, precision)
 
 
 def model_for(seed=0, **kw):
@@ -52,7 +79,7 @@ def test_fp32_decoder_matches_the_forward_pass_within_the_window(kw, backend):
     ids = torch.randint(0, 29, (1, 16), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         ref = m(ids)[0][0]  # (16, V)
-    dec = Decoder(m, "fp32", backend)
+    dec = make(m, "fp32", backend)
     assert dec.backend == backend
     got = [dec.feed(ids[0, :5].tolist())] + [dec.feed([int(t)]) for t in ids[0, 5:]]
     assert dec.pos == 16 and len(dec) == 16
@@ -65,7 +92,7 @@ def test_fp32_decoder_slides_like_the_kv_cache_past_the_window(pos, backend):
     """Three windows long: the oldest key is dropped, as KVCache does."""
     m = model_for(pos_encoding=pos)
     ids = torch.randint(0, 29, (50,), generator=torch.Generator().manual_seed(2)).tolist()
-    dec, cache = Decoder(m, "fp32", backend), m.new_cache()
+    dec, cache = make(m, "fp32", backend), m.new_cache()
     with torch.inference_mode():
         ref = [m(torch.tensor([ids[:3]]), cache=cache)[0][0, -1]]
         ref += [m(torch.tensor([[t]]), cache=cache)[0][0, -1] for t in ids[3:]]
@@ -76,7 +103,7 @@ def test_fp32_decoder_slides_like_the_kv_cache_past_the_window(pos, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_absolute_positions_refuse_to_run_past_the_window(backend):
-    dec = Decoder(model_for(pos_encoding="learned"), "fp32", backend)
+    dec = make(model_for(pos_encoding="learned"), "fp32", backend)
     dec.feed(list(range(16)))
     with pytest.raises(ValueError, match="exceed block_size"):
         dec.feed([1])
@@ -95,7 +122,7 @@ def test_quantize_rows_round_trips_within_half_a_step():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_two_decoders_of_one_model_do_not_mix(backend):
     m = model_for(pos_encoding="rope")
-    a, b, solo = (Decoder(m, "fp32", backend) for _ in range(3))
+    a, b, solo = (make(m, "fp32", backend) for _ in range(3))
     a.feed([1, 2, 3])
     b.feed([9, 8])
     for t in (4, 5, 6):
@@ -110,8 +137,15 @@ def test_two_decoders_of_one_model_do_not_mix(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_weights_are_made_again_after_the_model_changes(backend):
     """The decoding weights are cached per model; an optimizer step must not leave them stale."""
+    from tinygpt_tui.core.sampler import stepper
+
+    def feed(ids):
+        with torch.inference_mode():
+            out = stepper(m, "fp32", "numba" if backend == "jit" else "torch").feed(ids)
+        return torch.as_tensor(out).clone()
+
     m = model_for(pos_encoding="learned")
-    before = Decoder(m, "fp32", backend).feed([1, 2, 3])
+    before = feed([1, 2, 3])
     assert Decoder(m, "fp32").w is Decoder(m, "fp32").w  # made once
     opt = torch.optim.SGD(m.parameters(), lr=0.1)
     m.train()
@@ -121,10 +155,8 @@ def test_weights_are_made_again_after_the_model_changes(backend):
     m.eval()
     with torch.inference_mode():
         ref = m(torch.tensor([[1, 2, 3]]))[0][0, -1]
-    dec = Decoder(m, "fp32", backend)
-    after = dec.feed([1])
-    after = dec.feed([2])  # (one token at a time: the compiled step's weights too)
-    after = dec.feed([3])
+    assert fastdecode.jit_model_for(m) is fastdecode.jit_model_for(m)  # made once per version
+    after = feed([1, 2, 3])
     assert not torch.allclose(before, after)
     assert torch.allclose(after, ref, atol=1e-4)
 
@@ -134,14 +166,19 @@ def test_precision_is_checked():
         SamplingSettings(precision="int4").validate()
     with pytest.raises(ValueError, match="precision"):
         Decoder(model_for(), "fp16")
+    from tinygpt_tui.core.sampler import stepper
+
     with pytest.raises(ValueError, match="backend"):
-        Decoder(model_for(), "fp32", "cuda")
+        stepper(model_for(), "fp32", "cuda")
 
 
-def test_numba_is_the_default_backend_and_checks_token_ids():
+def test_the_compiled_decoder_is_the_default_on_a_cpu_and_checks_token_ids():
+    from tinygpt_tui.core.sampler import stepper
+
     assert jitstep.available()  # a declared dependency
-    dec = Decoder(model_for(pos_encoding="alibi"))
-    assert dec.backend == "numba" and dec.precision == "int8"
+    dec = stepper(model_for(pos_encoding="alibi"))
+    assert isinstance(dec, jitstep.JitDecoder) and dec.precision == "int8"
+    assert isinstance(stepper(model_for(), "auto", "torch"), Decoder)
     dec.feed([1, 2])
     with pytest.raises(IndexError, match="vocabulary"):
         dec.feed([29])  # (the compiled loops do not check bounds: the decoder must)
@@ -161,24 +198,25 @@ def test_int8_decoder_is_close_to_fp32(kw, backend):
     needs_int8_kernel(backend)
     m = model_for(**kw)
     ids = torch.randint(0, 29, (16,), generator=torch.Generator().manual_seed(3)).tolist()
-    f, q = Decoder(m, "fp32", backend), Decoder(m, "int8", backend)
-    assert q.precision == "int8" and q.w.layers[0][1].w8.dtype == torch.int8
+    f, q = make(m, "fp32", backend), make(m, "int8", backend)
+    assert q.precision == "int8"
+    if backend == "jit":  # the compiled loops take any width
+        assert all(q.dec.args[jitstep.ARGS.index(f"{k}_w")].dtype == np.int8 for k in ("qkv", "proj", "up", "down"))
+    else:
+        assert q.w.layers[0][1].w8.dtype == torch.int8
     pf = [f.feed(ids[:4])] + [f.feed([t]) for t in ids[4:]]
     pq = [q.feed(ids[:4])] + [q.feed([t]) for t in ids[4:]]
     pf, pq = torch.stack(pf).log_softmax(-1), torch.stack(pq).log_softmax(-1)
     # the next-character distributions: KL divergence per character, in nats
     kl = (pf.exp() * (pf - pq)).sum(-1)
     assert kl.max() < 0.02, kl
-    if kw.get("ffn") == "swiglu":  # its hidden width (85) is not a multiple of 16: the kernel keeps it fp32
+    if kw.get("ffn") == "swiglu" and backend != "jit":  # hidden width 85 is not a multiple of 16: the kernel keeps it fp32
         assert q.w.layers[0][5].w8 is None and q.w.layers[0][4].w8 is not None
-    if backend == "numba":  # the compiled loops take any width
-        down_w = q._jit[jitstep.ARGS.index("down_w")]
-        assert down_w.dtype == np.int8 and down_w.shape[0] == 2
 
 
 def teacher_forced(precision: str, ids: list[int], model, backend="auto"):
     """Mean next-character loss and the most likely characters over ``ids``, window by window."""
-    dec = Decoder(model, precision, backend)
+    dec = make(model, precision, backend)
     W = model.cfg.block_size
     nll, choices, n = 0.0, [], 0
     for start in range(0, len(ids) - W, W):
@@ -223,7 +261,7 @@ def test_generation_uses_the_decoder_and_fp32_text_equals_the_model_path(monkeyp
     tok = CharTokenizer(list("abcdefghijklmnopqrstuvwxyz .\n"))
     s = SamplingSettings(max_new_tokens=60, temperature=1.0, seed=4, precision="fp32", top_k=20, top_p=0.95)  # past the window: refills too
     fast = "".join(Generation(m, tok, "the cat", s))
-    assert sampler.stepper(m, "fp32").backend == "numba"
+    assert isinstance(sampler.stepper(m, "fp32"), jitstep.JitDecoder)
     ops = "".join(Generation(m, tok, "the cat", s, backend="torch"))
     monkeypatch.setattr(sampler, "stepper", lambda model, precision, backend: sampler._ModelStepper(model, torch.device("cpu")))
     slow = "".join(Generation(m, tok, "the cat", s))
@@ -242,3 +280,81 @@ def test_the_compiled_draw_picks_what_the_pytorch_one_picks(top_k, top_p):
         for u in torch.rand(50, generator=g, dtype=torch.float64).tolist():
             a = jitstep.sample(logits.numpy(), 0.7, top_k or 0, top_p or 1.0, u)
             assert a == draw(logits, s, u)
+
+
+def test_numpy_helpers_match_the_model():
+    from tinygpt_tui.core.model import RMSNorm, alibi_slopes, sinusoidal_table
+
+    assert np.allclose(jitstep.sinusoidal_table(37, 30), sinusoidal_table(37, 30).numpy(), atol=1e-6)
+    assert np.array_equal(np.array(jitstep.alibi_slope_list(6), np.float32), alibi_slopes(6).numpy())
+    assert jitstep.NORM_EPS == {"layernorm": torch.nn.LayerNorm(4).eps, "rmsnorm": RMSNorm(4).eps}
+    w = torch.randn(20, 48)
+    q, s = quantize_rows(w)
+    q2, s2 = jitstep.quantize_rows(w.numpy())
+    assert np.array_equal(q.numpy(), q2) and np.array_equal(s.numpy(), s2)
+
+
+def test_the_jit_decoder_checks_its_input():
+    dec = jitstep.JitModel.from_torch(model_for(pos_encoding="rope")).decoder()
+    with pytest.raises(IndexError, match="vocabulary"):
+        dec.feed([3, 29])
+    assert dec.pos == 0  # nothing ran
+    with pytest.raises(ValueError, match="at least one"):
+        dec.feed([])
+    with pytest.raises(ValueError, match="exceed block_size"):
+        dec.feed(list(range(17)))
+    with pytest.raises(ValueError, match="precision"):
+        jitstep.JitModel.from_torch(model_for()).args("int4")
+
+
+# ---------------------------------------------------------------- generation without torch
+def test_load_for_sampling_reads_the_file_without_torch_and_writes_the_same_text(tmp_path):
+    """`tinygpt generate` on a CPU: numpy arrays from safetensors, the compiled step, the same text."""
+    from tinygpt_tui.core.tokenizer import CharTokenizer
+
+    from .conftest import make_tiny_model
+
+    text = "the quick brown fox jumps over the lazy dog.\n" * 3
+    model, tok = make_tiny_model(tmp_path / "m", text, seed=3, pos_encoding="learned", bias=True)
+    loaded = ckpt.load_for_sampling(tmp_path / "m")
+    assert isinstance(loaded.model, jitstep.JitModel) and isinstance(loaded.tokenizer, CharTokenizer)
+    s = SamplingSettings(max_new_tokens=80, temperature=1.0, seed=9, precision="fp32")  # past the window of 32
+    assert "".join(Generation(loaded.model, loaded.tokenizer, "the ", s)) == "".join(Generation(model.eval(), tok, "the ", s))
+    assert isinstance(ckpt.load_for_sampling(tmp_path / "m", "cpu").model, jitstep.JitModel)
+
+
+def test_load_for_sampling_refuses_bad_weights_in_one_line(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from tinygpt_tui.core.errors import CheckpointError
+
+    from .conftest import make_tiny_model
+
+    make_tiny_model(tmp_path / "m", "abcdef ghij\n", seed=1)
+    path = tmp_path / "m" / "model.safetensors"
+    arrays = load_file(str(path))
+    arrays["norm.weight"][3] = np.nan
+    save_file(arrays, str(path))
+    with pytest.raises(CheckpointError, match="NaN"):
+        ckpt.load_for_sampling(tmp_path / "m")
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load_for_sampling(tmp_path / "m")
+    assert "\n" not in str(e.value)
+
+
+def test_generate_on_a_cpu_never_imports_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import make_tiny_model
+
+    make_tiny_model(tmp_path / "m", "abcdef ghij\n", seed=1, pos_encoding="alibi")
+    code = ("import sys; from tinygpt_tui.cli import run\n"
+            f"sys.argv = ['tinygpt', 'generate', {str(tmp_path / 'm')!r}, '--max-new', '20', '--seed', '1', '-p', 'abc']\n"
+            "try:\n    run()\nexcept SystemExit:\n    pass\n"
+            "print('torch imported:', 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("abc") and len(r.stdout.splitlines()[0]) >= 3
+    assert r.stdout.rstrip().endswith("torch imported: False"), r.stdout

@@ -380,11 +380,11 @@ def bench_generation(model, tokenizer, device, chars: int, nocache_chars: int, r
     prompt = (PROMPT * 4)[-model.cfg.block_size :]
     state = {"seed": 0}
 
-    def cached(precision, backend="auto"):
+    def cached(precision, backend="auto", on=model):
         def run():
             state["seed"] += 1
             s = SamplingSettings(max_new_tokens=chars, temperature=0.8, seed=state["seed"], precision=precision)
-            for _ in Generation(model, tokenizer, prompt, s, backend=backend):
+            for _ in Generation(on, tokenizer, prompt, s, backend=backend):
                 pass
         return run
 
@@ -398,8 +398,9 @@ def bench_generation(model, tokenizer, device, chars: int, nocache_chars: int, r
     if device.type == "cpu":  # the batch-1 decoder: int8 weights (the default) and fp32 ones; compiled or not
         from .core import jitstep
 
-        if jitstep.available():
-            runs |= {"int8": cached("int8"), "fp32": cached("fp32")}
+        if jitstep.available():  # what `tinygpt generate` runs on a CPU: the weights as numpy arrays, no torch
+            jit = jitstep.JitModel.from_torch(model)
+            runs |= {"int8": cached("int8", on=jit), "fp32": cached("fp32", on=jit)}
         runs |= {"torch-int8": cached("int8", "torch"), "torch-fp32": cached("fp32", "torch")}
     else:
         runs["kv"] = cached("auto")

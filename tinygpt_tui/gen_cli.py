@@ -9,12 +9,18 @@ from pathlib import Path
 from .core.errors import SettingsError
 
 
-def _load(model, device, models_dir):
-    from .core.checkpoint import check_folder, load_model, resolve_model
-    from .core.device import pick_device
+def _load(model, device, models_dir, sampling=False):
+    from .core.checkpoint import check_folder, load_for_sampling, load_model, resolve_model
+    from .core.device import DEVICES
 
     folder = resolve_model(model, models_dir)
     check_folder(folder)  # a broken folder is refused before torch is imported (pick_device imports it)
+    if str(device).lower().split(":")[0] not in DEVICES:
+        raise SettingsError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if sampling:  # on a CPU, the compiled decoder without torch
+        return load_for_sampling(folder, device)
+    from .core.device import pick_device
+
     return load_model(folder, device=pick_device(device))
 
 
@@ -31,7 +37,7 @@ def run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus
         raise SettingsError(f"--num-samples must be at least 1, got {num_samples}")
     if split not in ("train", "val"):
         raise SettingsError(f"--split must be train or val, got {split!r}")
-    loaded = _load(model, device, models_dir)
+    loaded = _load(model, device, models_dir, sampling=True)
     err = Console(stderr=True, highlight=False)
     out = sys.stdout
     prompts = [prompt] * num_samples

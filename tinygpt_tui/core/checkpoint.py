@@ -315,7 +315,7 @@ def list_models(models_dir=None) -> list[ModelInfo]:
 # ---------------------------------------------------------------- loading and saving (torch)
 @dataclass
 class Loaded:
-    model: object  # GPT
+    model: object  # GPT, or a jitstep.JitModel from load_for_sampling
     tokenizer: CharTokenizer
     doc: dict
     path: Path
@@ -355,6 +355,46 @@ def load_model(folder, device="cpu") -> Loaded:
         raise CheckpointError(f"{WEIGHTS} does not match the config ({(missing or unexpected)[0]})")
     model.to(device).eval()
     return Loaded(model, tokenizer, doc, folder)
+
+
+def load_for_sampling(folder, device="auto") -> Loaded:
+    """A model folder loaded for generation only.
+
+    On a CPU (device "auto" or "cpu") with numba installed, ``model`` is a jitstep.JitModel:
+    the weights read from the safetensors file as numpy arrays, without importing torch
+    (a second or two of a command's start). At batch 1 a model this small decodes faster on
+    the CPU's compiled step than a GPU's kernel launches allow (docs/performance.md), so
+    "auto" means the CPU here. Other devices, and machines without numba: ``load_model``.
+    """
+    from . import jitstep
+
+    name = str(device or "auto").lower()
+    if name not in ("auto", "cpu") or not jitstep.available():
+        from .device import pick_device
+
+        return load_model(folder, device=pick_device(name))
+    folder = Path(folder)
+    doc, cfg = check_folder(folder)
+    tokenizer = CharTokenizer.from_json(_read_text(folder / VOCAB, VOCAB))
+    import numpy as np
+    from safetensors import safe_open
+
+    arrays = {}
+    try:
+        with safe_open(str(folder / WEIGHTS), framework="numpy") as f:
+            if any(str(f.get_slice(k).get_dtype()) == "BF16" for k in f.keys()):  # numpy has no bfloat16
+                loaded = load_model(folder)
+                return Loaded(jitstep.JitModel.from_torch(loaded.model), tokenizer, doc, folder)
+            for k in f.keys():
+                arrays[k] = f.get_tensor(k)
+    except CheckpointError:
+        raise
+    except Exception as e:
+        raise CheckpointError(f"cannot read {WEIGHTS}: {str(e).splitlines()[0][:120]}") from None
+    for k, a in arrays.items():
+        if not np.isfinite(a).all():
+            raise CheckpointError(f"{WEIGHTS}: {k} holds NaN or infinite values")
+    return Loaded(jitstep.JitModel(cfg, arrays), tokenizer, doc, folder)
 
 
 def _weights(model) -> dict:

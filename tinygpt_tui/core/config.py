@@ -6,6 +6,7 @@ app's sidebar, `tinygpt models`) never has to import torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from .errors import SettingsError
@@ -18,6 +19,19 @@ RELATIVE = ("rope", "alibi", "none")  # encodings whose KV cache can slide past 
 # Hard limits that keep a config from a stranger from exhausting memory
 # before anything else is checked.
 LIMITS = {"vocab_size": 2_000_000, "block_size": 65_536, "n_layer": 256, "n_head": 256, "n_embd": 16_384}
+
+
+def alibi_slope_list(n_head: int) -> list[float]:
+    """Head slopes from the ALiBi paper (geometric, also for non powers of 2)."""
+
+    def pow2(n):
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+
+    if math.log2(n_head).is_integer():
+        return pow2(n_head)
+    closest = 2 ** math.floor(math.log2(n_head))
+    return pow2(closest) + pow2(2 * closest)[0::2][: n_head - closest]
 
 
 class ConfigError(SettingsError, ValueError):

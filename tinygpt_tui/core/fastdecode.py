@@ -1,4 +1,9 @@
-"""Batch-1 decoding on a CPU: the model's forward pass rewritten for one stream.
+"""Batch-1 decoding on a CPU in PyTorch operations: the fallback where numba is missing.
+
+The default CPU decoder is jitstep.JitDecoder, one compiled call per token. This
+module is the same computation in PyTorch operations, for machines without
+numba (``stepper(..., backend="torch")`` picks it anywhere), and the reference
+the compiled step is tested against.
 
 Generating a character is a forward pass over one token. On a CPU that pass is
 bound by two things the training-shaped code in ``model.py`` does not care
@@ -23,16 +28,15 @@ saves the small operations. The logits match ``GPT.forward`` to within the
 tolerance stated in tests/test_fastdecode.py (exactly the same computation up to
 float rounding in fp32; int8 changes the validation loss by less than 0.01).
 
-The same window rules as ``KVCache`` apply: with a relative position encoding
-the cache slides (the oldest key is dropped once the window is full); with an
-absolute one the caller re-feeds the window (see ``sampler.Generation``).
+The window rules (jitstep.Window) are ``KVCache``'s: with a relative position
+encoding the cache slides (the oldest key is dropped once the window is full);
+with an absolute one the caller re-feeds the window (see ``sampler.Generation``).
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -41,7 +45,6 @@ from .config import RELATIVE
 from .model import GPT, alibi_slopes, rope_rotate, sinusoidal_table
 
 PRECISIONS = ("auto", "int8", "fp32")
-BACKENDS = ("auto", "numba", "torch")  # auto: numba when it is installed
 
 
 def int8_available() -> bool:
@@ -49,11 +52,9 @@ def int8_available() -> bool:
 
 
 def quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, K) float -> int8 weights (N, K) and one scale per row (N,): w ~ q * scale."""
-    w = w.detach().float()
-    scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
-    return q.contiguous(), scale
+    """(N, K) float -> int8 weights (N, K) and one scale per row (N,): w ~ q * scale (jitstep.quantize_rows)."""
+    q, scale = jitstep.quantize_rows(w.detach().float().cpu().numpy())
+    return torch.from_numpy(q), torch.from_numpy(scale)
 
 
 class _Linear:
@@ -100,9 +101,7 @@ class Weights:
     """The model's weights laid out for decoding (and quantized); shared by every Decoder of a model."""
 
     def __init__(self, model: GPT, int8: bool):
-        cfg = self.cfg = model.cfg
-        self.int8 = int8
-        self._jit = None
+        cfg = model.cfg
         C, H = cfg.n_embd, cfg.n_head
         D = C // H
         qscale = torch.ones(3 * C)
@@ -121,69 +120,36 @@ class Weights:
         self.norm = _norm(model.norm)
         self.tok_emb = model.tok_emb.weight.detach().float().contiguous()
         # the output layer: quantize it only when it is big (a 65-character vocabulary is 16k weights)
-        self.head_int8 = cfg.vocab_size * C >= 2**18
-        self.head = _Linear(model.head.weight, None, int8 and self.head_int8)
+        self.head = _Linear(model.head.weight, None, int8 and cfg.vocab_size * C >= 2**18)
         self.pos_table = None
         if cfg.pos_encoding == "learned":
             self.pos_table = model.pos_emb.weight.detach().float().contiguous()
         elif cfg.pos_encoding == "sinusoidal":
             self.pos_table = sinusoidal_table(cfg.block_size, C)
-        self.rope_base = cfg.rope_base
 
-    def jit(self) -> tuple:
-        """The arguments of ``jitstep.step`` after (token, pos, start, end): numpy arrays, the
-        layers stacked on a first axis, int8 rows with a scale each (fp32 weights and scales
-        of 1 for precision fp32). Made on first use."""
-        if self._jit is None:
 
-            def mat(lin: _Linear, int8: bool):  # -> (weights, scales, bias) of one linear layer
-                n = lin.w32.size(0)
-                bias = np.zeros(n, np.float32) if lin.bias is None else lin.bias.numpy()
-                if int8:  # (any width: the compiled loops have no kernel's constraints)
-                    q, s = quantize_rows(lin.w32)
-                    return q.numpy(), s.numpy(), bias
-                return lin.w32.numpy(), np.ones(n, np.float32), bias
-
-            def norm(n):
-                kind, w, b, eps = n
-                return w.numpy(), (np.zeros_like(w.numpy()) if b is None else b.numpy()), eps
-
-            def stack(parts):
-                return tuple(np.ascontiguousarray(np.stack(p)) for p in zip(*parts))
-
-            cfg, C = self.cfg, self.cfg.n_embd
-            D = C // cfg.n_head
-            n1w, n1b, _ = stack(norm(layer[0]) for layer in self.layers)
-            n2w, n2b, _ = stack(norm(layer[3]) for layer in self.layers)
-            linears = [stack(mat(layer[i], self.int8) for layer in self.layers) for i in (1, 2, 4, 5)]  # qkv, proj, up, down
-            nfw, nfb, eps = norm(self.norm)
-            pos_kind = {"learned": jitstep.POS_TABLE, "sinusoidal": jitstep.POS_TABLE, "rope": jitstep.POS_ROPE,
-                        "alibi": jitstep.POS_ALIBI, "none": jitstep.POS_NONE}[cfg.pos_encoding]
-            kinds = np.array([jitstep.RMSNORM if cfg.norm == "rmsnorm" else jitstep.LAYERNORM,
-                              jitstep.SWIGLU if cfg.ffn == "swiglu" else jitstep.GELU, pos_kind], np.int64)
-            pos_table = self.pos_table.numpy() if self.pos_table is not None else np.zeros((1, C), np.float32)
-            inv_freq = 1.0 / (self.rope_base ** (np.arange(0, D, 2, dtype=np.float64) / D))
-            args = dict(kinds=kinds, eps=float(eps), emb=self.tok_emb.numpy(), pos_table=pos_table,
-                        slopes=alibi_slopes(cfg.n_head).numpy(), inv_freq=inv_freq,
-                        n1w=n1w, n1b=n1b, n2w=n2w, n2b=n2b, nfw=nfw, nfb=nfb)
-            for name, (w, s, b) in zip(("qkv", "proj", "up", "down", "head"), (*linears, mat(self.head, self.int8 and self.head_int8))):
-                args.update({f"{name}_w": w, f"{name}_s": s, f"{name}_b": b})
-            self._jit = tuple(args[name] for name in jitstep.ARGS)
-        return self._jit
+def _cached(model: GPT, key, make):
+    """``make()``, kept on the model until a parameter changes (every in-place change, an
+    optimizer step or load_state_dict, bumps a tensor's version)."""
+    versions = tuple((id(p), p._version) for p in model.parameters())
+    cache = model.__dict__.setdefault("_decode_cache", {})
+    hit = cache.get(key)
+    if hit is None or hit[0] != versions:
+        hit = cache[key] = (versions, make())
+    return hit[1]
 
 
 def weights_for(model: GPT, int8: bool) -> Weights:
-    """The decoding weights of ``model``, made once and kept until a parameter changes
-    (every in-place change, an optimizer step or load_state_dict, bumps a tensor's version)."""
-    key = (int8, tuple((id(p), p._version) for p in model.parameters()))
-    cached = model.__dict__.get("_decode_weights")
-    if cached is None or cached[0] != key:
-        cached = (key, Weights(model, int8))
-        model.__dict__["_decode_weights"] = cached
-    return cached[1]
+    """The PyTorch decoding weights of ``model``, made once per model version."""
+    return _cached(model, ("torch", int8), lambda: Weights(model, int8))
 
 
-class Decoder:
+def jit_model_for(model: GPT) -> jitstep.JitModel:
+    """The compiled step's weights of ``model``, made once per model version."""
+    return _cached(model, "numba", lambda: jitstep.JitModel.from_torch(model))
+
+
+class Decoder(jitstep.Window):
     """One stream of tokens through a trained GPT, for inference on a CPU.
 
         dec = Decoder(model)               # int8 weights where available
@@ -195,20 +161,15 @@ class Decoder:
     again after it changes. ``pos`` is the absolute position of the next token.
     """
 
-    def __init__(self, model: GPT, precision: str = "auto", backend: str = "auto"):
+    backend = "torch"
+
+    def __init__(self, model: GPT, precision: str = "auto"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend == "numba" and not jitstep.available():
-            raise ValueError("the numba backend needs numba (pip install numba)")
         cfg = self.cfg = model.cfg
-        self.backend = "numba" if backend != "torch" and jitstep.available() else "torch"
-        int8 = precision in ("auto", "int8") and (self.backend == "numba" or int8_available())
+        int8 = precision in ("auto", "int8") and int8_available()
         self.precision = "int8" if int8 else "fp32"
         self.w = weights_for(model, int8)
-        # one token at a time through the compiled step (jitstep.py); several (a prompt) through PyTorch
-        self._jit = self.w.jit() if self.backend == "numba" else None
         self.C, self.H = cfg.n_embd, cfg.n_head
         self.D = self.C // self.H
         self.swiglu = cfg.ffn == "swiglu"
@@ -216,15 +177,11 @@ class Decoder:
         if self.alibi is not None:  # the bias of one query over a full window, made once: (H, 1, block_size)
             self.alibi_row = -self.alibi * torch.arange(cfg.block_size - 1, -1, -1, dtype=torch.float32)
         self.rope = cfg.pos_encoding == "rope"
-        self.sliding = cfg.pos_encoding in RELATIVE
-        cap = 2 * cfg.block_size if self.sliding else cfg.block_size
+        super().__init__(cfg)
         # keys and values of every layer: (L, 2, H, capacity, D); the live ones are [start, end)
-        self.kv = torch.zeros(cfg.n_layer, 2, self.H, cap, self.D)
+        self.kv = torch.zeros(cfg.n_layer, 2, self.H, self.capacity, self.D)
+        self._kv_np = self.kv.numpy()  # the same memory, for the window's moves
         self.caches = list(self.kv.unbind(0))  # each layer's view, made once
-        if self._jit is not None:
-            self._kv_np = self.kv.numpy()  # the same memory, for the compiled step
-            self._logits = np.empty(cfg.vocab_size, np.float32)
-        self.reset()
 
     @staticmethod
     def _apply_norm(norm, x):
@@ -233,52 +190,23 @@ class Decoder:
             return F.layer_norm(x, (x.size(-1),), w, b, eps)
         return F.rms_norm(x, (x.size(-1),), w, eps)
 
-    def reset(self) -> None:
-        self.start = self.end = 0
-        self.pos = 0
-
-    def __len__(self) -> int:
-        return self.end - self.start
-
     def _rope_tables(self, start: int, T: int):
         D = self.D
         inv = 1.0 / (self.cfg.rope_base ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
         ang = torch.arange(start, start + T, dtype=torch.float64)[:, None] * inv[None, :]
         return ang.cos().float(), ang.sin().float()  # (T, D/2)
 
-    def feed(self, ids: list[int], as_numpy: bool = False) -> torch.Tensor:
-        """Run the tokens ``ids`` (at positions pos, pos+1, ...) and return the (V,) logits after the last.
-
-        ``as_numpy``: a float32 numpy array instead, which for one token on the numba backend
-        is the decoder's own buffer (no copy; valid until the next call)."""
+    def feed(self, ids: list[int]) -> torch.Tensor:
+        """Run the tokens ``ids`` (at positions pos, pos+1, ...) and return the (V,) logits after the last."""
         if not torch.is_inference_mode_enabled():
             with torch.inference_mode():
-                return self.feed(ids, as_numpy)
+                return self.feed(ids)
         T = len(ids)
         if T == 0:
             raise ValueError("feed needs at least one token")
         cfg, w, C, H, D = self.cfg, self.w, self.C, self.H, self.D
         window = cfg.block_size
-        if not self.sliding and self.pos + T > window:
-            raise ValueError(f"{self.pos + T} positions exceed block_size {window}")
-        if self.sliding and T > window:
-            raise ValueError(f"{T} tokens exceed block_size {window}")
-        # make room: drop keys that fall out of the window, move the live ones to the front when full
-        cap = self.kv.size(3)
-        start, end = self.start, self.end
-        if self.sliding:
-            start = max(start, end - (window - 1))  # what the first new token may still see
-            if end + T > cap:
-                live = end - start
-                self.kv[:, :, :, :live] = self.kv[:, :, :, start:end].clone()
-                start, end = 0, live
-        if T == 1 and self._jit is not None:
-            tok = ids[0]
-            if not 0 <= tok < cfg.vocab_size:
-                raise IndexError(f"token id {tok} is outside the vocabulary of {cfg.vocab_size}")
-            jitstep.step(tok, self.pos, start, end, *self._jit, self._kv_np, self._logits)
-            self._advance(start, end, 1)
-            return self._logits if as_numpy else torch.from_numpy(self._logits.copy())
+        start, end = self.make_room(T, self._kv_np)
         past = end - start  # keys before these T tokens
         S = past + T
 
@@ -324,12 +252,5 @@ class Decoder:
             else:
                 h = F.gelu(h)
             x = x.add_(down(h))
-        self._advance(start, end, T)
-        logits = w.head(self._apply_norm(w.norm, x[-1:]))[0].float()  # (V,)
-        return logits.numpy() if as_numpy else logits
-
-    def _advance(self, start: int, end: int, T: int) -> None:
-        """T tokens went into the cache at [end, end + T), seeing keys from ``start`` on."""
-        self.end = end + T
-        self.start = max(start, self.end - self.cfg.block_size) if self.sliding else start
-        self.pos += T
+        self.advance(start, end, T)
+        return w.head(self._apply_norm(w.norm, x[-1:]))[0].float()  # (V,)

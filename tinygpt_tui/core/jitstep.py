@@ -14,17 +14,25 @@ token's forward pass does.
 The compiled function releases the GIL, so a thread that generates does not
 hold up a user interface in the same process.
 
+Nothing here imports torch: ``JitModel`` takes the weights as numpy arrays
+(straight from a model folder's safetensors file, or from a PyTorch model) and
+``JitDecoder`` runs a stream of tokens through them, so ``tinygpt generate``
+and the app's sampler process start without PyTorch's second or two of import.
+
 If numba is missing (it is an optional speed-up on platforms without wheels),
-``available()`` is False and the decoder keeps its PyTorch path.
+``available()`` is False and generation keeps the PyTorch path (fastdecode.py).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from .config import RELATIVE, GPTConfig, alibi_slope_list
+
 try:  # optional: the PyTorch path works without it
     import numba
-    import numpy as np
 except ImportError:  # pragma: no cover - exercised only where numba has no wheel
     numba = None
 
@@ -210,3 +218,181 @@ if numba is not None:
                 if run > target:
                     return i
         return last
+
+
+# ---------------------------------------------------------------- the model and a stream, without torch
+NORM_EPS = {"layernorm": 1e-5, "rmsnorm": 1e-6}  # nn.LayerNorm's default and model.RMSNorm's
+
+
+def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K) float -> int8 weights (N, K) and one fp32 scale per row (N,): w ~ q * scale."""
+    w = np.asarray(w, dtype=np.float32)
+    scale = np.maximum(np.abs(w).max(axis=1), 1e-12) / np.float32(127.0)
+    q = np.clip(np.round(w / scale[:, None]), -127, 127).astype(np.int8)
+    return np.ascontiguousarray(q), scale.astype(np.float32)
+
+
+def sinusoidal_table(n: int, dim: int) -> np.ndarray:
+    """The fixed (n, dim) position table of 'Attention Is All You Need' (model.sinusoidal_table in numpy)."""
+    pos = np.arange(n, dtype=np.float64)[:, None]
+    freq = np.exp(np.arange(0, dim, 2, dtype=np.float64) * (-np.log(10000.0) / dim))
+    table = np.zeros((n, dim), np.float64)
+    table[:, 0::2] = np.sin(pos * freq)
+    table[:, 1::2] = np.cos(pos * freq[: dim // 2])
+    return table.astype(np.float32)
+
+
+class JitModel:
+    """A GPT for ``step``: its config and its weights as numpy arrays (the model's state dict),
+    laid out on first use per precision: the layers stacked, the attention scale folded into
+    the query rows, int8 rows with a scale each (for "fp32", the fp32 weights with scales of 1).
+
+        model = JitModel(cfg, arrays)         # or JitModel.from_torch(gpt)
+        dec = model.decoder()                 # int8; model.decoder("fp32") for the exact model
+    """
+
+    def __init__(self, cfg: GPTConfig, arrays: dict):
+        self.cfg = cfg
+        self.arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
+        self._laid_out: dict[str, tuple] = {}
+
+    @classmethod
+    def from_torch(cls, model) -> "JitModel":
+        return cls(model.cfg, {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()})
+
+    def decoder(self, precision: str = "auto") -> "JitDecoder":
+        return JitDecoder(self, precision)
+
+    def args(self, precision: str = "int8") -> tuple:
+        """The arguments of ``step`` named in ARGS, for "int8" or "fp32" weights."""
+        if precision not in ("int8", "fp32"):
+            raise ValueError(f"precision must be int8 or fp32, got {precision!r}")
+        if precision not in self._laid_out:
+            self._laid_out[precision] = self._lay_out(precision == "int8")
+        return self._laid_out[precision]
+
+    def _lay_out(self, int8: bool) -> tuple:
+        cfg, arrays = self.cfg, self.arrays
+        C, H, L = cfg.n_embd, cfg.n_head, cfg.n_layer
+        D = C // H
+
+        def linear(name, rows=None, int8=int8):
+            w = arrays[f"{name}.weight"]
+            b = arrays.get(f"{name}.bias", np.zeros(w.shape[0], np.float32))
+            if rows is not None:  # a factor per output row: the attention scale of q
+                w, b = w * rows[:, None], b * rows
+            if int8:
+                q, s = quantize_rows(w)
+                return q, s, b
+            return w, np.ones(w.shape[0], np.float32), b
+
+        def norm(name):
+            w = arrays[f"{name}.weight"]
+            return w, arrays.get(f"{name}.bias", np.zeros_like(w))
+
+        def stacked(parts):
+            return tuple(np.ascontiguousarray(np.stack(p)) for p in zip(*parts))
+
+        qscale = np.ones(3 * C, np.float32)
+        qscale[:C] = 1.0 / np.sqrt(D)  # softmax(q k / sqrt(D)): scale q once, in its weights
+        blocks = [f"blocks.{i}" for i in range(L)]
+        a = dict(zip(("n1w", "n1b"), stacked(norm(f"{b}.norm1") for b in blocks)))
+        a |= dict(zip(("n2w", "n2b"), stacked(norm(f"{b}.norm2") for b in blocks)))
+        for key, name, rows in (("qkv", "attn.qkv", qscale), ("proj", "attn.proj", None), ("up", "ffn.up", None), ("down", "ffn.down", None)):
+            a |= dict(zip((f"{key}_w", f"{key}_s", f"{key}_b"), stacked(linear(f"{b}.{name}", rows) for b in blocks)))
+        a["nfw"], a["nfb"] = norm("norm")
+        a["emb"] = arrays["tok_emb.weight"]
+        head = "head" if "head.weight" in arrays and not cfg.tie_weights else "tok_emb"
+        # the output layer: int8 only when it is big (a 65-character vocabulary is 16k weights)
+        w, s, _ = linear(head, int8=int8 and cfg.vocab_size * C >= 2**18)
+        a["head_w"], a["head_s"], a["head_b"] = w, s, np.zeros(cfg.vocab_size, np.float32)
+        pos_kind = {"learned": POS_TABLE, "sinusoidal": POS_TABLE, "rope": POS_ROPE, "alibi": POS_ALIBI, "none": POS_NONE}[cfg.pos_encoding]
+        a["pos_table"] = np.zeros((1, C), np.float32)
+        if cfg.pos_encoding == "learned":
+            a["pos_table"] = arrays["pos_emb.weight"]
+        elif cfg.pos_encoding == "sinusoidal":
+            a["pos_table"] = sinusoidal_table(cfg.block_size, C)
+        a["slopes"] = np.array(alibi_slope_list(H), np.float32)
+        a["inv_freq"] = 1.0 / (cfg.rope_base ** (np.arange(0, D, 2, dtype=np.float64) / D))
+        a["kinds"] = np.array([RMSNORM if cfg.norm == "rmsnorm" else LAYERNORM, SWIGLU if cfg.ffn == "swiglu" else GELU, pos_kind], np.int64)
+        a["eps"] = NORM_EPS[cfg.norm]
+        return tuple(a[name] for name in ARGS)
+
+
+class Window:
+    """Which entries of a (L, 2, H, capacity, D) key/value buffer are live: [start, end).
+
+    ``pos`` is the absolute position of the next token. With a relative position encoding
+    the window slides (each new token sees the last block_size keys; the live entries move
+    back to the front of the buffer, which holds two windows, once it is full); with an
+    absolute one the caller starts over (reset) before the window overflows."""
+
+    def __init__(self, cfg: GPTConfig):
+        self.cfg = cfg
+        self.sliding = cfg.pos_encoding in RELATIVE
+        self.capacity = 2 * cfg.block_size if self.sliding else cfg.block_size
+        self.reset()
+
+    def reset(self) -> None:
+        self.start = self.end = 0
+        self.pos = 0
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def make_room(self, T: int, kv) -> tuple[int, int]:
+        """(start, end) for T new tokens: the first live key they may see, and where they go."""
+        window = self.cfg.block_size
+        if not self.sliding and self.pos + T > window:
+            raise ValueError(f"{self.pos + T} positions exceed block_size {window}")
+        if self.sliding and T > window:
+            raise ValueError(f"{T} tokens exceed block_size {window}")
+        start, end = self.start, self.end
+        if self.sliding:
+            start = max(start, end - (window - 1))  # what the first new token may still see
+            if end + T > self.capacity:
+                live = end - start
+                kv[:, :, :, :live] = kv[:, :, :, start:end].copy()  # (the ranges may overlap: copy first)
+                start, end = 0, live
+        return start, end
+
+    def advance(self, start: int, end: int, T: int) -> None:
+        """T tokens went into the buffer at [end, end + T), seeing keys from ``start`` on."""
+        self.end = end + T
+        self.start = max(start, self.end - self.cfg.block_size) if self.sliding else start
+        self.pos += T
+
+
+class JitDecoder(Window):
+    """One stream of tokens through a ``JitModel``, one ``step`` per token (no torch).
+
+        dec = model.decoder()
+        logits = dec.feed([ids...])   # (V,) float32 after the last id: the decoder's buffer,
+        logits = dec.feed([next_id])  # valid until the next call
+    """
+
+    backend = "numba"
+
+    def __init__(self, model: JitModel, precision: str = "auto"):
+        super().__init__(model.cfg)
+        cfg = model.cfg
+        self.precision = "fp32" if precision == "fp32" else "int8"  # (auto: int8)
+        self.model, self.args = model, model.args(self.precision)
+        self.kv = np.zeros((cfg.n_layer, 2, cfg.n_head, self.capacity, cfg.n_embd // cfg.n_head), np.float32)
+        self.logits = np.empty(cfg.vocab_size, np.float32)
+
+    def feed(self, ids, as_numpy: bool = True) -> np.ndarray:
+        if len(ids) == 0:
+            raise ValueError("feed needs at least one token")
+        V = self.cfg.vocab_size
+        for tok in ids:
+            if not 0 <= tok < V:  # (the compiled loops do not check bounds)
+                raise IndexError(f"token id {tok} is outside the vocabulary of {V}")
+        start, end = self.make_room(len(ids), self.kv)
+        for tok in ids:  # a prompt: one token at a time (a few milliseconds for a full window)
+            step(tok, self.pos, start, end, *self.args, self.kv, self.logits)
+            self.advance(start, end, 1)
+            end = self.end
+            if self.sliding:  # the next token sees the last block_size keys, itself included
+                start = max(self.start, end - (self.cfg.block_size - 1))
+        return self.logits

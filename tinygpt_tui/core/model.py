@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import RELATIVE, ConfigError, GPTConfig  # noqa: F401  (the config lives apart: no torch needed to read it)
+from .config import RELATIVE, ConfigError, GPTConfig, alibi_slope_list  # noqa: F401  (the config lives apart: no torch needed to read it)
 
 
 # ---------------------------------------------------------------- fast CPU pieces
@@ -139,18 +139,8 @@ def sinusoidal_table(n: int, dim: int) -> torch.Tensor:
 
 
 def alibi_slopes(n_head: int) -> torch.Tensor:
-    """Head slopes from the ALiBi paper (geometric, also for non powers of 2)."""
-
-    def pow2(n):
-        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
-        return [start * start**i for i in range(n)]
-
-    if math.log2(n_head).is_integer():
-        slopes = pow2(n_head)
-    else:
-        closest = 2 ** math.floor(math.log2(n_head))
-        slopes = pow2(closest) + pow2(2 * closest)[0::2][: n_head - closest]
-    return torch.tensor(slopes, dtype=torch.float32)
+    """Head slopes from the ALiBi paper, (H,)."""
+    return torch.tensor(alibi_slope_list(n_head), dtype=torch.float32)
 
 
 def rope_rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

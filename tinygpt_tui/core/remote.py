@@ -1,12 +1,13 @@
 """Sampling in a child process, so a program with a busy main thread (the app) does not slow it down.
 
 A sampler thread in the app shares the GIL with the thread that repaints the
-screen: every torch op releases the GIL and takes it back, about 150 times per
-character, and each time it may wait for the repaint. In a process of its own
+screen: between two compiled steps (and, on the PyTorch path, between every
+one of its ~60 operations per character) it must take the GIL back, and each
+time it may wait for the repaint. In a process of its own
 the sampler runs at the speed of ``tinygpt generate``.
 
     sp = SamplerProcess()          # starts the child (a fresh interpreter: subprocess, never a plain fork)
-    sp.load("models/shakespeare")  # the child imports torch and loads the model, in the background
+    sp.load("models/shakespeare")  # the child loads the model (on a CPU: the compiled decoder, no torch)
     sp.wait_ready(30)
     g = sp.generate(ids, SamplingSettings(max_new_tokens=500))
     for text, t_sampled in g.chunks():   # chunks of characters, about 30 a second
@@ -27,7 +28,8 @@ the terminal (stderr goes to a temporary file whose tail explains a crash).
 When the child cannot start or dies, ``RemoteError`` (with ``died = True``)
 says why, and the caller can fall back to sampling in-process.
 
-Nothing here imports torch in the parent; the child imports it.
+Nothing here imports torch in the parent; the child imports it only where the compiled
+decoder cannot run (a GPU asked for, or numba missing).
 """
 
 from __future__ import annotations
@@ -367,15 +369,22 @@ def _child_main(fd: int, flush_interval: float) -> None:
 
     threading.Thread(target=reader, name="commands", daemon=True).start()
 
-    import torch  # the slow part of starting: done before the first command needs it
+    # The slow part of starting, done before the first command needs it: the compiled decoder
+    # (numba) on a CPU, which needs no torch; torch only where numba is missing.
+    from . import jitstep
 
-    # One thread: a batch-1 decode step is ~20 small ops per layer, too small to split, and each
-    # split is a rendezvous of two threads; on a machine whose other core is busy (the app's own
-    # process repainting, a training run) the second thread turned ~270 chars/s into single digits.
-    torch.set_num_threads(int(os.environ.get("TINYGPT_SAMPLER_THREADS", "1")))
+    def torch_threads() -> None:
+        # One thread: a batch-1 decode step in PyTorch is ~15 small ops per layer, too small to split,
+        # and each split is a rendezvous of two threads; on a machine whose other core is busy (the
+        # app's own process repainting, a training run) the second thread cost most of the speed.
+        import torch
 
-    from .checkpoint import load_model
-    from .device import describe, pick_device
+        torch.set_num_threads(int(os.environ.get("TINYGPT_SAMPLER_THREADS", "1")))
+
+    if not jitstep.available():
+        torch_threads()
+
+    from .checkpoint import load_for_sampling
     from .sampler import Generation, SamplingSettings
 
     conn.send(("hello", os.getpid()))
@@ -387,12 +396,18 @@ def _child_main(fd: int, flush_interval: float) -> None:
         if kind == "load":
             _, seq, path, device = msg
             try:
-                dev = pick_device(device)
-                loaded = load_model(path, device=dev)
+                loaded = load_for_sampling(path, device)
+                if isinstance(loaded.model, jitstep.JitModel):
+                    where = "CPU (compiled)"
+                else:
+                    from .device import describe
+
+                    torch_threads()
+                    where = describe(next(loaded.model.parameters()).device)
                 # one short generation, so the first real one runs at full speed at once
                 for _ in Generation(loaded.model, loaded.tokenizer, "", SamplingSettings(max_new_tokens=8, seed=0)):
                     pass
-                conn.send(("loaded", seq, describe(dev)))
+                conn.send(("loaded", seq, where))
             except TinyGPTError as e:
                 loaded = None
                 conn.send(("load_failed", seq, str(e)))

@@ -75,14 +75,30 @@ class _ModelStepper:
         return logits[0, -1]
 
 
+BACKENDS = ("auto", "numba", "torch")  # the CPU decoder's; auto: numba when it is installed
+
+
 def stepper(model, precision: str = "auto", backend: str = "auto"):
-    """What runs one stream of tokens through ``model``: the batch-1 CPU decoder (its compiled
-    step, or PyTorch operations with ``backend="torch"``), or the model itself on a GPU."""
+    """What runs one stream of tokens through ``model``.
+
+    On a CPU: the compiled step (jitstep.JitDecoder), prompt and all, so that a seed writes the
+    same text whether the model came as a PyTorch module or as arrays from the file
+    (`tinygpt generate`); ``backend="torch"``, or no numba: fastdecode.Decoder's PyTorch
+    operations. On a GPU: the model itself with its KVCache."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if not hasattr(model, "parameters"):  # a jitstep.JitModel: no torch at all
+        return model.decoder(precision)
     device = next(model.parameters()).device
     if device.type == "cpu":
-        from .fastdecode import Decoder
+        from . import jitstep
+        from .fastdecode import Decoder, jit_model_for
 
-        return Decoder(model, precision, backend)
+        if backend == "numba" and not jitstep.available():
+            raise ValueError("the numba backend needs numba (pip install numba)")
+        if backend != "torch" and jitstep.available():
+            return jit_model_for(model).decoder(precision)
+        return Decoder(model, precision)
     return _ModelStepper(model, device)
 
 
@@ -131,69 +147,69 @@ class Generation:
         return self._run()
 
     def _run(self):
+        model, s = self.model, self.settings
+        if not hasattr(model, "parameters"):  # a jitstep.JitModel: torch is not needed (nor imported)
+            yield from self._steps(model.decoder(s.precision))
+            return
         import torch
 
-        model, s = self.model, self.settings
-        cfg = model.cfg
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                yield from self._steps(stepper(model, s.precision, self.backend))
+        finally:
+            if was_training:
+                model.train()
+
+    def _steps(self, run):
+        s = self.settings
+        cfg = self.model.cfg
         uniform = Uniforms(s.seed)
         window = cfg.block_size
         relative = cfg.pos_encoding in ("rope", "alibi", "none")
         # start from a newline when there is no prompt, so the model starts a fresh line
         ids = list(self.prompt_ids[-window:]) or [self.tokenizer.stoi.get("\n", 0)]
         history = list(ids)
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                run = stepper(model, s.precision, self.backend)
-                # the compiled decoder hands over numpy logits and samples in compiled code too
-                compiled = getattr(run, "backend", None) == "numba"
-                pick = _pick_numpy if compiled else _pick_torch
-                logits = run.feed(ids, True) if compiled else run.feed(ids)  # (V,) after the last token
-                for _ in range(s.max_new_tokens):
-                    if self.stop_event.is_set():
-                        return
-                    nxt = pick(logits, s, uniform)
-                    self.generated += 1
-                    yield self.tokenizer.chars[nxt]
-                    history.append(nxt)
-                    if not relative and run.pos >= window:
-                        # absolute positions: rebuild the cache from the last 3/4 of the window
-                        keep = history[-(window - window // 4) :]
-                        history = keep
-                        run.reset()
-                        feed = keep
-                    else:
-                        feed = [nxt]
-                    logits = run.feed(feed, True) if compiled else run.feed(feed)
-                    if len(history) > 4 * window:
-                        history = history[-window:]
-        finally:
-            if was_training:
-                model.train()
+        # the compiled decoder hands over numpy logits and samples in compiled code too
+        compiled = getattr(run, "backend", None) == "numba"
+        pick = _pick_numpy if compiled else _pick_torch
+        logits = run.feed(ids, True) if compiled else run.feed(ids)  # (V,) after the last token
+        for _ in range(s.max_new_tokens):
+            if self.stop_event.is_set():
+                return
+            nxt = pick(logits, s, uniform)
+            self.generated += 1
+            yield self.tokenizer.chars[nxt]
+            history.append(nxt)
+            if not relative and run.pos >= window:
+                # absolute positions: rebuild the cache from the last 3/4 of the window
+                keep = history[-(window - window // 4) :]
+                history = keep
+                run.reset()
+                feed = keep
+            else:
+                feed = [nxt]
+            logits = run.feed(feed, True) if compiled else run.feed(feed)
+            if len(history) > 4 * window:
+                history = history[-window:]
 
 
 class Uniforms:
-    """Uniform numbers in [0, 1) for drawing tokens, from a seeded CPU generator, drawn 256 at a time.
+    """Uniform numbers in [0, 1) for drawing tokens, from a seeded numpy generator, 256 at a time.
 
     Every sampler (compiled or PyTorch, CPU or GPU) turns one of these into a token the same
     way (``draw``), so a seed gives the same text on every path, up to float rounding."""
 
     def __init__(self, seed: int | None):
-        import torch
+        import numpy as np
 
-        self.gen = torch.Generator()
-        if seed is None:
-            self.gen.seed()
-        else:
-            self.gen.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)  # (None: fresh entropy)
         self.batch: list[float] = []
 
     def __call__(self) -> float:
         if not self.batch:
-            import torch
-
-            self.batch = torch.rand(256, generator=self.gen, dtype=torch.float64).tolist()[::-1]
+            self.batch = self.rng.random(256).tolist()[::-1]
         return self.batch.pop()
 
 
