@@ -56,11 +56,31 @@ def run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus
         else:
             out.write(printable(p))
         out.flush()
+        note = _slow_start_note(err) if i == 0 else None
         for ch in gen:
+            if note is not None:
+                note.cancel()
+                note = None
             out.write(printable(ch))
             out.flush()
+        if note is not None:
+            note.cancel()
         out.write("\n")
         out.flush()
+
+
+def _slow_start_note(err):
+    """Say why, if the first character takes more than 2 s: on a machine's first run the compiled
+    decoder is being built (numba caches it on disk: once, about 15 s)."""
+    import threading
+
+    from rich.text import Text
+
+    timer = threading.Timer(2.0, lambda: err.print(Text(
+        "\nnote: building the compiled decoder for this CPU (once per machine, about 15 s; cached after)", style="yellow")))
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def corpus_prompts(loaded, corpus, split, n, length, seed):

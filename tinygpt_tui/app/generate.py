@@ -348,7 +348,9 @@ class GenerateScreen(Screen):
         last = -1e9  # the first character goes out at once
         first = 0.0  # when the oldest character in buf was sampled
         try:
-            gen = Generation(loaded.model, loaded.tokenizer, "", settings, stream.stop_event, context_ids=ids)
+            # PyTorch's operations, not the compiled step: loading that (or compiling it, the first
+            # time on a machine) would hold the GIL, and so the screen, for a moment in this process
+            gen = Generation(loaded.model, loaded.tokenizer, "", settings, stream.stop_event, context_ids=ids, backend="torch")
             for ch in gen:
                 now = clock()
                 if not buf:
