@@ -366,3 +366,18 @@ def test_the_compiled_erf_is_within_float_rounding_of_math_erf():
     xs = np.linspace(-9, 9, 4001, dtype=np.float32)
     err = max(abs(jitstep.erf(x) - math.erf(float(x))) for x in xs)
     assert err < 1e-6, err
+
+
+def test_load_for_sampling_takes_bf16_weights_through_torch(tmp_path):
+    """numpy has no bfloat16: such a file is read with torch, then handed to the compiled decoder."""
+    from safetensors.torch import load_file, save_file
+
+    from .conftest import make_tiny_model
+
+    model, tok = make_tiny_model(tmp_path / "m", "abcdef ghij\n", seed=2, pos_encoding="rope")
+    path = tmp_path / "m" / "model.safetensors"
+    save_file({k: v.to(torch.bfloat16) for k, v in load_file(str(path)).items()}, str(path))
+    loaded = ckpt.load_for_sampling(tmp_path / "m")
+    assert isinstance(loaded.model, jitstep.JitModel)
+    ref = {k: v.to(torch.bfloat16).float() for k, v in model.state_dict().items()}
+    assert np.array_equal(loaded.model.arrays["tok_emb.weight"], ref["tok_emb.weight"].numpy())

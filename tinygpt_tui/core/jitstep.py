@@ -55,9 +55,21 @@ def available() -> bool:
 
 if numba is not None:
     # reassociation lets LLVM vectorize the dot products (sums in a different order: float rounding only)
-    _FLAGS = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, boundscheck=False)
+    _FLAGS = dict(nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, boundscheck=False)
 
-    @numba.njit(**_FLAGS)
+    def _compiled(**flags):
+        """numba.njit, cached on disk (beside this file, or in the user's cache folder when this
+        one is read-only); compiled in memory at each run where no folder can be written."""
+
+        def wrap(fn):
+            try:
+                return numba.njit(cache=True, **flags)(fn)
+            except RuntimeError:  # "cannot cache function ...: no locator available"
+                return numba.njit(cache=False, **flags)(fn)
+
+        return wrap
+
+    @_compiled(**_FLAGS)
     def _matvec(W, s, b, x, out):
         """out = (W @ x) * s + b for W (N, K) int8 (one scale per row) or fp32 (s = 1)."""
         N, K = W.shape
@@ -67,7 +79,7 @@ if numba is not None:
                 acc += np.float32(W[n, k]) * x[k]
             out[n] = acc * s[n] + b[n]
 
-    @numba.njit(**_FLAGS)
+    @_compiled(**_FLAGS)
     def _norm(x, w, b, kind, eps, out):
         C = x.shape[0]
         if kind == LAYERNORM:
@@ -90,7 +102,7 @@ if numba is not None:
             for i in range(C):
                 out[i] = x[i] * r * w[i]
 
-    @numba.njit(**_FLAGS)
+    @_compiled(**_FLAGS)
     def _rope(v, pos, inv_freq):
         """Rotate the pairs (i, i + D/2) of one head's vector by the angles of position ``pos``."""
         half = inv_freq.shape[0]
@@ -109,7 +121,7 @@ if numba is not None:
     _ERF_Q = (-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03, -2.13374055278905e-04,
               -1.45660718464996e-05)
 
-    @numba.njit(inline="always", **_FLAGS)
+    @_compiled(inline="always", **_FLAGS)
     def erf(x):
         x = min(max(x, np.float32(-4.0)), np.float32(4.0))
         x2 = x * x
@@ -127,7 +139,7 @@ if numba is not None:
         q = q * x2 + np.float32(_ERF_Q[0])
         return x * p / q
 
-    @numba.njit(**_FLAGS)
+    @_compiled(**_FLAGS)
     def step(
         tok, pos, start, end, want_logits, kinds, eps,  # token id, its position, live cache entries [start, end), whether
         # to compute the logits (not for the tokens of a prompt before its last), (norm, ffn, pos) kinds
@@ -206,7 +218,7 @@ if numba is not None:
             _norm(x, nfw, nfb, norm_kind, eps, h)
             _matvec(head_w, head_s, head_b, h, logits)
 
-    @numba.njit(cache=True, nogil=True)
+    @_compiled(nogil=True)
     def sample(logits, temperature, top_k, top_p, u):
         """The next token drawn from ``logits`` (V,): softmax(logits / temperature), cut to the
         ``top_k`` most likely (0: no cut; ties at the k-th value are kept) and to the smallest set
