@@ -107,3 +107,22 @@ def test_draws_follow_the_filtered_probabilities():
     for _ in range(n):  # top-p 0.7 keeps the first two, renormalised
         counts[draw(logits, SamplingSettings(temperature=1.0, top_p=0.7), uniform())] += 1
     assert torch.allclose(counts / n, torch.tensor([0.625, 0.375, 0.0, 0.0]), atol=0.012)
+
+
+def test_chunked_gathers_characters_by_time_and_keeps_the_tail_on_error():
+    from tinygpt_tui.core.sampler import chunked
+
+    times = iter([0.0, 0.01, 0.02, 0.05, 0.06, 0.2])
+    clock = lambda: next(times)  # noqa: E731
+    assert list(chunked("abcdef", 0.04, clock)) == [("a", 0.0), ("bcd", 0.01), ("ef", 0.06)]
+
+    def failing():
+        yield "x"
+        yield "y"
+        raise RuntimeError("sampler died")
+
+    out = []
+    with pytest.raises(RuntimeError, match="died"):
+        for chunk in chunked(failing(), 10.0):
+            out.append(chunk[0])
+    assert out == ["x", "y"]  # the first at once; the rest before the error

@@ -341,28 +341,13 @@ class GenerateScreen(Screen):
 
     def _sample_here(self, stream: Stream, loaded, ids: list[int], settings) -> None:
         """The sampler in this process's thread (shares the GIL with the screen: the fallback)."""
-        from ..core.sampler import Generation
+        from ..core.sampler import Generation, chunked
 
-        buf: list[str] = []
-        clock = time.perf_counter
-        last = -1e9  # the first character goes out at once
-        first = 0.0  # when the oldest character in buf was sampled
-        try:
-            # PyTorch's operations, not the compiled step: loading that (or compiling it, the first
-            # time on a machine) would hold the GIL, and so the screen, for a moment in this process
-            gen = Generation(loaded.model, loaded.tokenizer, "", settings, stream.stop_event, context_ids=ids, backend="torch")
-            for ch in gen:
-                now = clock()
-                if not buf:
-                    first = now
-                buf.append(ch)
-                if now - last >= FLUSH_INTERVAL:
-                    self._hand_over(stream, "".join(buf), first)
-                    buf.clear()
-                    last = now
-        finally:
-            if buf:
-                self._hand_over(stream, "".join(buf), first)
+        # PyTorch's operations, not the compiled step: loading that (or compiling it, the first
+        # time on a machine) would hold the GIL, and so the screen, for a moment in this process
+        gen = Generation(loaded.model, loaded.tokenizer, "", settings, stream.stop_event, context_ids=ids, backend="torch")
+        for text, first in chunked(gen, FLUSH_INTERVAL):
+            self._hand_over(stream, text, first)
 
     def _drain(self, stream: Stream) -> None:
         chunks = stream.chunks

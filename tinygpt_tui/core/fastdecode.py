@@ -41,7 +41,6 @@ import torch
 import torch.nn.functional as F
 
 from . import jitstep
-from .config import RELATIVE
 from .model import GPT, alibi_slopes, rope_rotate, sinusoidal_table
 
 PRECISIONS = ("auto", "int8", "fp32")

@@ -385,11 +385,10 @@ def _child_main(fd: int, flush_interval: float) -> None:
         torch_threads()
 
     from .checkpoint import load_for_sampling
-    from .sampler import Generation, SamplingSettings
+    from .sampler import Generation, SamplingSettings, chunked
 
     conn.send(("hello", os.getpid()))
     loaded = None
-    clock = time.perf_counter
     while True:
         msg = commands.get()
         kind = msg[0]
@@ -423,31 +422,18 @@ def _child_main(fd: int, flush_interval: float) -> None:
                     stop.set()
                 current[0], current[1] = gen_id, stop
             generated, error = 0, ""
-            buf: list[str] = []
-            first = 0.0
-            last = -1e9  # the first character goes out at once
             try:
                 if loaded is None:
                     raise TinyGPTError("no model is loaded in the sampler process")
                 gen = Generation(loaded.model, loaded.tokenizer, "", SamplingSettings(**settings), stop, context_ids=ids)
-                for ch in gen:
-                    now = clock()
-                    if not buf:
-                        first = now
-                    buf.append(ch)
-                    if now - last >= flush_interval:
-                        conn.send(("chunk", gen_id, "".join(buf), first))
-                        generated += len(buf)
-                        buf.clear()
-                        last = now
+                for text, first in chunked(gen, flush_interval):
+                    conn.send(("chunk", gen_id, text, first))
+                    generated += len(text)
             except TinyGPTError as e:
                 error = str(e)
             except Exception as e:
                 error = f"{type(e).__name__}: {e}"
             finally:
-                if buf:
-                    conn.send(("chunk", gen_id, "".join(buf), first))
-                    generated += len(buf)
                 with lock:
                     current[0] = current[1] = None
                 conn.send(("done", gen_id, generated, error))

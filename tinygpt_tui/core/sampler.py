@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 
 from .errors import SettingsError
@@ -242,6 +243,34 @@ def _jit_sample(*args) -> int:
 
     _jit_sample = sample
     return sample(*args)
+
+
+def chunked(chars, interval: float, clock=time.perf_counter):
+    """Characters gathered into ``(text, when its first character came)`` chunks, at most one per
+    ``interval`` seconds (the first character at once), for a screen that cannot take them one by
+    one. What is gathered when the characters end, or fail, still comes out (then the error)."""
+    buf: list[str] = []
+    first, last = 0.0, -1e9
+    it = iter(chars)
+    while True:
+        try:
+            ch = next(it)
+        except StopIteration:
+            break
+        except Exception:
+            if buf:
+                yield "".join(buf), first
+            raise
+        now = clock()
+        if not buf:
+            first = now
+        buf.append(ch)
+        if now - last >= interval:
+            yield "".join(buf), first
+            buf.clear()
+            last = now
+    if buf:
+        yield "".join(buf), first
 
 
 def generate(model, tokenizer, prompt: str = "", settings: SamplingSettings | None = None, stop_event=None):
