@@ -264,7 +264,7 @@ async def test_inspect_key_pushes_the_inspector_with_model_and_context(models_di
         await pilot.press(*"hello", "enter")
         assert await wait_for(pilot, lambda: gen.stream.complete)
         gen.query_one("#output").focus()
-        await pilot.press("i")
+        await pilot.press("f2")
         assert await wait_for(pilot, lambda: isinstance(app.screen, FakeInspector))
         assert got["model"] is gen.loaded.model and got["tokenizer"] is gen.loaded.tokenizer
         assert got["context"] == gen.context and got["context"].startswith("hello") and len(got["context"]) == 15

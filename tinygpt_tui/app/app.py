@@ -322,6 +322,7 @@ class TinyGPTApp(App):
         yield SystemCommand("Refresh models", "Re-read the models folder (F5)", self.action_refresh_models)
         gen = self.generate_screen
         if gen is not None:
+            yield SystemCommand("Write a prompt", "Put the cursor in the prompt (Esc when nothing is being written)", gen.action_focus_prompt)
             yield SystemCommand("Stop generating", "Stop the text being written (Esc)", gen.action_stop)
             yield SystemCommand("Continue", "Generate more from where the text stopped (Ctrl+N)", gen.action_continue)
             yield SystemCommand("Clear output", "Clear the output pane (Ctrl+L)", gen.action_clear)

@@ -82,7 +82,6 @@ class GenerateScreen(Screen):
         Binding("ctrl+b", "toggle_sidebar", "Sidebar", id="toggle-sidebar"),
         Binding("ctrl+y", "copy_output", "Copy", show=False, id="copy"),
         Binding("f2", "inspect", "Inspect", id="inspect", priority=True),  # F2 works from the prompt too
-        Binding("i", "inspect", "Inspect", show=False, id="inspect-i"),
         Binding("f6", "focus_settings", "Settings", show=False, id="settings"),
     ]
 
@@ -122,7 +121,9 @@ class GenerateScreen(Screen):
             with Vertical(id="main"):
                 with Vertical(id="output-box"):  # the border and padding: the pane itself draws only lines
                     yield OutputView(id="output")
-                yield Input(placeholder="Write a prompt, Enter to generate", id="prompt")
+                prompt = Input(placeholder="Write a prompt, Enter to generate", id="prompt")
+                prompt.select_on_focus = False  # coming back to it (Escape, a key typed in the pane) must not select its text
+                yield prompt
                 with Horizontal(id="status-row"):
                     yield Static(id="status")
                     yield Static(id="train-status")
@@ -220,6 +221,7 @@ class GenerateScreen(Screen):
 
     def _loaded(self, info: ModelInfo, loaded, device_name: str) -> None:
         self.stop_generation()
+        self.stream = None  # its figures were the previous model's
         self.loaded, self.device_name, self.loading_name = loaded, device_name, None
         self.refresh_bindings()
         self.query_one("#models", ModelList).mark_loaded(info.name)
@@ -239,6 +241,16 @@ class GenerateScreen(Screen):
             self.start(prompt, fresh=True)
 
     # ------------------------------------------------------------ generating
+    @on(OutputView.Typed)
+    def _typed_in_output(self, event: OutputView.Typed) -> None:
+        prompt = self.query_one("#prompt", Input)
+        prompt.focus()
+        prompt.insert_text_at_cursor(event.character)
+
+    @on(Input.Submitted, "#sampling Input")
+    def _setting_submitted(self) -> None:
+        self.query_one("#prompt", Input).focus()  # Enter in a setting: back to writing prompts
+
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:
         self.start(event.value, fresh=True)
@@ -400,16 +412,23 @@ class GenerateScreen(Screen):
 
     # ------------------------------------------------------------ actions
     def check_action(self, action: str, parameters) -> bool | None:
-        if action == "stop":
-            return True if self.generating else None  # shown dimmed when there is nothing to stop
+        if action == "stop":  # dimmed when there is nothing to stop and the prompt has the focus
+            prompt = self.query("#prompt")
+            return True if self.generating or (prompt and not prompt.first().has_focus) else None
         if action in ("continue", "inspect"):
             return True if self.loaded is not None else None
         return True
 
     def action_stop(self) -> None:
+        """Escape: stop the text being written; with nothing to stop, back to the prompt."""
         if self.stop_generation():
             self.update_status(stopped=True)
             self.refresh_bindings()
+        else:
+            self.action_focus_prompt()
+
+    def action_focus_prompt(self) -> None:
+        self.query_one("#prompt", Input).focus()
 
     def action_continue(self) -> None:
         if self.loaded is not None and not self.context and not len(self.query_one("#output", OutputView)):
@@ -458,7 +477,18 @@ class GenerateScreen(Screen):
     # ------------------------------------------------------------ status
     def update_status(self, stopped: bool = False) -> None:
         self._status_at = time.perf_counter()
+        # the generation's figures first, the model and device after them (the header shows those
+        # too): on a narrow terminal the ellipsis takes the end, never the figures
         t = Text(no_wrap=True, overflow="ellipsis")
+        s = self.stream
+        if s is not None:
+            state = "generating" if not s.finished else ("stopped" if s.stop_event.is_set() else "done")
+            style = {"generating": "bold green", "stopped": "bold yellow", "done": "bold"}[state]
+            t.append(state, style=style)
+            t.append(f" · {s.generated:,} chars")
+            if s.chars_per_s:
+                t.append(f" · {s.chars_per_s:,.0f} chars/s")
+            t.append("  │  ")
         if self.loading_name:
             t.append("loading ", style="bold yellow")
             t.append(printable(self.loading_name))
@@ -468,15 +498,6 @@ class GenerateScreen(Screen):
         else:
             t.append(printable(self.loaded.name), style="bold")
             t.append(f" · {self.device_name}", style="dim")
-        s = self.stream
-        if s is not None:
-            state = "generating" if not s.finished else ("stopped" if s.stop_event.is_set() else "done")
-            style = {"generating": "bold green", "stopped": "bold yellow", "done": "bold"}[state]
-            t.append("  │  ")
-            t.append(state, style=style)
-            t.append(f" · {s.generated:,} chars")
-            if s.chars_per_s:
-                t.append(f" · {s.chars_per_s:,.0f} chars/s")
         # only what changed is redrawn, and the status line (fixed width) without a layout pass
         if t != self._status_shown:
             self._status_shown = t

@@ -1,0 +1,46 @@
+"""Where typing goes, and what the status line keeps, on the generate screen (found trying the app in tmux)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_app import load, make_app, models_dir, wait_for  # noqa: F401  (models_dir is a fixture)
+
+pytest.importorskip("textual")
+
+
+async def test_typing_is_never_lost_and_escape_returns_to_the_prompt(models_dir):  # noqa: F811
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        prompt = gen.query_one("#prompt")
+        gen.query_one("#output").focus()
+        await pilot.press(*"KING")  # typed in the read-only pane: it goes to the prompt
+        assert prompt.has_focus and prompt.value == "KING"
+
+        gen.query_one("#set-temperature").focus()
+        await pilot.press("enter")  # a setting confirmed: back to the prompt, the prompt kept
+        assert prompt.has_focus and prompt.value == "KING"
+
+        gen.query_one("#models").focus()
+        await pilot.press("escape")  # nothing to stop: Escape means "back to the prompt"
+        assert prompt.has_focus and not gen.generating
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert "Write a prompt" in titles
+
+
+async def test_the_status_line_leads_with_the_generation_and_forgets_it_with_the_model(models_dir):  # noqa: F811
+    app = make_app(models_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        gen.query_one("#sampling").set_value("length", 30)
+        gen.query_one("#prompt").focus()
+        await pilot.press(*"ab", "enter")
+        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.complete)
+        await pilot.pause(0.3)
+        gen.update_status()
+        status = str(gen._status_shown)
+        assert status.startswith("done · 30 chars"), status  # first: a narrow terminal cuts the end
+        assert "alpha" in status
+        gen = await load(pilot, app, "beta")
+        assert gen.stream is None and str(gen._status_shown).startswith("beta"), str(gen._status_shown)
