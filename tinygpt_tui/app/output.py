@@ -22,6 +22,7 @@ from rich._wrap import divide_line
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
+from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -51,13 +52,15 @@ class OutputView(ScrollView, can_focus=True):
     OutputView > .output--note { color: $text-muted; text-style: italic; }
     """
 
+    # the usual keys, left out of the footer: listed there they pushed the screen's own keys out
+    # of a 120-column footer when the pane had the focus
     BINDINGS = [
-        ("up", "scroll_up", "Scroll up"),
-        ("down", "scroll_down", "Scroll down"),
-        ("pageup", "page_up", "Page up"),
-        ("pagedown", "page_down", "Page down"),
-        ("home", "scroll_home", "Top"),
-        ("end", "scroll_end", "Bottom"),
+        Binding("up", "scroll_up", "Scroll up", show=False, id="output-up"),
+        Binding("down", "scroll_down", "Scroll down", show=False, id="output-down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="output-page-up"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="output-page-down"),
+        Binding("home", "scroll_home", "Top", show=False, id="output-top"),
+        Binding("end", "scroll_end", "Bottom", show=False, id="output-bottom"),
     ]
 
     class Typed(Message):
