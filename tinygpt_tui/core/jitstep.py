@@ -140,83 +140,123 @@ if numba is not None:
         return x * p / q
 
     @_compiled(**_FLAGS)
+    def _matmat(W, s, b, X, out):
+        """out[t] = (W @ X[t]) * s + b for T rows of X (T, K): four rows share each pass over a
+        weight row (1.5x the speed of four matrix-vector products), then one at a time."""
+        N, K = W.shape
+        T = X.shape[0]
+        for n in range(N):
+            t = 0
+            while t + 4 <= T:
+                a0 = a1 = a2 = a3 = np.float32(0.0)
+                x0, x1, x2, x3 = X[t], X[t + 1], X[t + 2], X[t + 3]
+                for k in range(K):
+                    w = np.float32(W[n, k])
+                    a0 += w * x0[k]
+                    a1 += w * x1[k]
+                    a2 += w * x2[k]
+                    a3 += w * x3[k]
+                out[t, n] = a0 * s[n] + b[n]
+                out[t + 1, n] = a1 * s[n] + b[n]
+                out[t + 2, n] = a2 * s[n] + b[n]
+                out[t + 3, n] = a3 * s[n] + b[n]
+                t += 4
+            while t < T:
+                acc = np.float32(0.0)
+                for k in range(K):
+                    acc += np.float32(W[n, k]) * X[t, k]
+                out[t, n] = acc * s[n] + b[n]
+                t += 1
+
+    @_compiled(**_FLAGS)
     def step(
-        tok, pos, start, end, want_logits, kinds, eps,  # token id, its position, live cache entries [start, end), whether
-        # to compute the logits (not for the tokens of a prompt before its last), (norm, ffn, pos) kinds
+        toks, pos, start, end, want_logits, kinds, eps,  # T token ids (int64), the first one's position, live
+        # cache entries [start, end) before them, whether to compute the logits (of the last), kinds
         emb, pos_table, slopes, inv_freq,  # (V, C) embedding, (P, C) position table, (H,) ALiBi slopes, (D/2,) RoPE
         n1w, n1b, qkv_w, qkv_s, qkv_b, proj_w, proj_s, proj_b,  # per layer, stacked on a first axis of L
         n2w, n2b, up_w, up_s, up_b, down_w, down_s, down_b,
         nfw, nfb, head_w, head_s, head_b,  # the final norm and the output layer
-        kv,  # (L, 2, H, capacity, D) keys and values; this token's go to index ``end``
-        logits,  # (V,) out
+        kv,  # (L, 2, H, capacity, D) keys and values; the new tokens' go to [end, end + T)
+        logits,  # (V,) out: after the last token
     ):
-        norm_kind, ffn_kind, pos_kind = kinds[0], kinds[1], kinds[2]
+        norm_kind, ffn_kind, pos_kind, window = kinds[0], kinds[1], kinds[2], kinds[3]
+        sliding = pos_kind != POS_TABLE  # relative positions: each token sees the last `window` keys
         L, _, H, _, D = kv.shape
         C = emb.shape[1]
         F = up_w.shape[1]
+        T = toks.shape[0]
         hidden = F // 2 if ffn_kind == SWIGLU else F
-        x = emb[tok].copy()  # (C,) the residual stream
-        if pos_kind == POS_TABLE:
-            x += pos_table[pos]
-        h = np.empty(C, np.float32)
-        qkv = np.empty(3 * C, np.float32)
-        y = np.empty(C, np.float32)
-        o = np.empty(C, np.float32)
-        u = np.empty(F, np.float32)
-        act = np.empty(hidden, np.float32)
-        n_keys = end + 1 - start
-        w = np.empty(n_keys, np.float32)
+        x = np.empty((T, C), np.float32)  # the residual stream of each new token
+        for t in range(T):
+            x[t] = emb[toks[t]]
+            if pos_kind == POS_TABLE:
+                x[t] += pos_table[pos + t]
+        h = np.empty((T, C), np.float32)
+        qkv = np.empty((T, 3 * C), np.float32)
+        y = np.empty((T, C), np.float32)
+        o = np.empty((T, C), np.float32)
+        u = np.empty((T, F), np.float32)
+        act = np.empty((T, hidden), np.float32)
+        w = np.empty(end + T - start, np.float32)
         for l in range(L):
-            # attention: q, k, v of this token; k and v join the cache at index ``end``
-            _norm(x, n1w[l], n1b[l], norm_kind, eps, h)
-            _matvec(qkv_w[l], qkv_s[l], qkv_b[l], h, qkv)  # q comes pre-scaled by 1/sqrt(D)
-            for hd in range(H):
-                q = qkv[hd * D : (hd + 1) * D]
-                k = kv[l, 0, hd, end]
-                k[:] = qkv[C + hd * D : C + (hd + 1) * D]
-                kv[l, 1, hd, end, :] = qkv[2 * C + hd * D : 2 * C + (hd + 1) * D]
-                if pos_kind == POS_ROPE:
-                    _rope(q, pos, inv_freq)
-                    _rope(k, pos, inv_freq)
-                top = np.float32(-np.inf)
-                for j in range(n_keys):  # scores over the live keys
-                    kj = kv[l, 0, hd, start + j]
-                    sc = np.float32(0.0)
-                    for d in range(D):
-                        sc += q[d] * kj[d]
-                    if pos_kind == POS_ALIBI:
-                        sc -= slopes[hd] * (n_keys - 1 - j)
-                    w[j] = sc
-                    top = max(top, sc)
-                total = np.float32(0.0)
-                for j in range(n_keys):
-                    w[j] = math.exp(w[j] - top)
-                    total += w[j]
-                out = y[hd * D : (hd + 1) * D]
-                out[:] = 0.0
-                for j in range(n_keys):  # the weighted sum of the values
-                    vj = kv[l, 1, hd, start + j]
-                    wj = w[j] / total
-                    for d in range(D):
-                        out[d] += wj * vj[d]
-            _matvec(proj_w[l], proj_s[l], proj_b[l], y, o)
+            # attention: q, k, v of the new tokens; k and v join the cache at [end, end + T)
+            for t in range(T):
+                _norm(x[t], n1w[l], n1b[l], norm_kind, eps, h[t])
+            _matmat(qkv_w[l], qkv_s[l], qkv_b[l], h, qkv)  # q comes pre-scaled by 1/sqrt(D)
+            for t in range(T):
+                for hd in range(H):
+                    k = kv[l, 0, hd, end + t]
+                    k[:] = qkv[t, C + hd * D : C + (hd + 1) * D]
+                    kv[l, 1, hd, end + t, :] = qkv[t, 2 * C + hd * D : 2 * C + (hd + 1) * D]
+                    if pos_kind == POS_ROPE:
+                        _rope(qkv[t, hd * D : (hd + 1) * D], pos + t, inv_freq)
+                        _rope(k, pos + t, inv_freq)
+            for t in range(T):
+                first = max(start, end + t - (window - 1)) if sliding else start  # the keys token t sees
+                n_keys = end + t + 1 - first
+                for hd in range(H):
+                    q = qkv[t, hd * D : (hd + 1) * D]
+                    top = np.float32(-np.inf)
+                    for j in range(n_keys):  # scores over the keys it sees, itself the last
+                        kj = kv[l, 0, hd, first + j]
+                        sc = np.float32(0.0)
+                        for d in range(D):
+                            sc += q[d] * kj[d]
+                        if pos_kind == POS_ALIBI:
+                            sc -= slopes[hd] * (n_keys - 1 - j)
+                        w[j] = sc
+                        top = max(top, sc)
+                    total = np.float32(0.0)
+                    for j in range(n_keys):
+                        w[j] = math.exp(w[j] - top)
+                        total += w[j]
+                    out = y[t, hd * D : (hd + 1) * D]
+                    out[:] = 0.0
+                    for j in range(n_keys):  # the weighted sum of the values
+                        vj = kv[l, 1, hd, first + j]
+                        wj = w[j] / total
+                        for d in range(D):
+                            out[d] += wj * vj[d]
+            _matmat(proj_w[l], proj_s[l], proj_b[l], y, o)
             x += o
             # feed-forward
-            _norm(x, n2w[l], n2b[l], norm_kind, eps, h)
-            _matvec(up_w[l], up_s[l], up_b[l], h, u)
-            if ffn_kind == SWIGLU:
-                for i in range(hidden):
-                    g = u[i]
-                    act[i] = g / (np.float32(1.0) + np.float32(math.exp(-g))) * u[hidden + i]
-            else:
-                for i in range(hidden):
-                    g = u[i]
-                    act[i] = np.float32(0.5) * g * (np.float32(1.0) + erf(g * np.float32(0.7071067811865476)))
-            _matvec(down_w[l], down_s[l], down_b[l], act, o)
+            for t in range(T):
+                _norm(x[t], n2w[l], n2b[l], norm_kind, eps, h[t])
+            _matmat(up_w[l], up_s[l], up_b[l], h, u)
+            for t in range(T):
+                if ffn_kind == SWIGLU:
+                    for i in range(hidden):
+                        g = u[t, i]
+                        act[t, i] = g / (np.float32(1.0) + np.float32(math.exp(-g))) * u[t, hidden + i]
+                else:
+                    for i in range(hidden):
+                        g = u[t, i]
+                        act[t, i] = np.float32(0.5) * g * (np.float32(1.0) + erf(g * np.float32(0.7071067811865476)))
+            _matmat(down_w[l], down_s[l], down_b[l], act, o)
             x += o
         if want_logits:
-            _norm(x, nfw, nfb, norm_kind, eps, h)
-            _matvec(head_w, head_s, head_b, h, logits)
+            _norm(x[T - 1], nfw, nfb, norm_kind, eps, h[0])
+            _matvec(head_w, head_s, head_b, h[0], logits)
 
     @_compiled(nogil=True)
     def sample(logits, temperature, top_k, top_p, u):
@@ -354,7 +394,8 @@ class JitModel:
             a["pos_table"] = sinusoidal_table(cfg.block_size, C)
         a["slopes"] = np.array(alibi_slope_list(H), np.float32)
         a["inv_freq"] = 1.0 / (cfg.rope_base ** (np.arange(0, D, 2, dtype=np.float64) / D))
-        a["kinds"] = np.array([RMSNORM if cfg.norm == "rmsnorm" else LAYERNORM, SWIGLU if cfg.ffn == "swiglu" else GELU, pos_kind], np.int64)
+        a["kinds"] = np.array([RMSNORM if cfg.norm == "rmsnorm" else LAYERNORM, SWIGLU if cfg.ffn == "swiglu" else GELU, pos_kind,
+                               cfg.block_size], np.int64)
         a["eps"] = NORM_EPS[cfg.norm]
         return tuple(a[name] for name in ARGS)
 
@@ -429,11 +470,6 @@ class JitDecoder(Window):
             if not 0 <= tok < V:  # (the compiled loops do not check bounds)
                 raise IndexError(f"token id {tok} is outside the vocabulary of {V}")
         start, end = self.make_room(len(ids), self.kv)
-        last = len(ids) - 1
-        for i, tok in enumerate(ids):  # a prompt: one token at a time (a few milliseconds for a full window)
-            step(tok, self.pos, start, end, i == last, *self.args, self.kv, self.logits)
-            self.advance(start, end, 1)
-            end = self.end
-            if self.sliding:  # the next token sees the last block_size keys, itself included
-                start = max(self.start, end - (self.cfg.block_size - 1))
+        step(np.asarray(ids, np.int64), self.pos, start, end, True, *self.args, self.kv, self.logits)
+        self.advance(start, end, len(ids))
         return self.logits
