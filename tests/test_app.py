@@ -423,9 +423,8 @@ async def test_training_screen_bad_input_shows_an_error_and_the_app_survives(tmp
 
         fill(ts, **{"train-corpus-path": str(binary), "train-name": "y"})
         await pilot.press("ctrl+s")
-        assert await wait_for(pilot, lambda: app.training.name == "y" and app.training.state == "failed")
-        await pilot.pause(0.2)
-        assert "binary" in err() or "UTF-8" in err()
+        await pilot.pause()
+        assert ("binary" in err() or "UTF-8" in err()) and app.training is None  # refused before a run starts
 
         fill(ts, **{"train-corpus-path": str(short), "train-name": "z"})
         await pilot.press("ctrl+s")
@@ -563,3 +562,164 @@ def test_launcher_opens_the_app_without_the_cli_and_passes_everything_else_on(tm
     assert out.returncode == 0 and out.stdout.startswith("tinygpt ")
     out = subprocess.run([sys.executable, "-m", "tinygpt_tui.app.launch", "models", "--models-dir", str(tmp_path / "none")], capture_output=True, text=True, timeout=60)
     assert "Traceback" not in out.stderr
+
+
+# ------------------------------------------------------------------ the training screen as a tester found it in tmux
+def run_records(upto=300, max_steps=300, finish=True):
+    """A run's metrics.jsonl records: a step every 10, an evaluation every 50, the last loss 2.305 and val 2.400."""
+    recs = [{"event": "start", "step": 0, "max_steps": max_steps, "time_budget": None, "params": 110976, "device": "CPU (2 threads)",
+             "dtype": "fp32", "tokens_per_step": 8192, "world_size": 1, "corpus": "tinyshakespeare"}]
+    for s in [1, *range(10, upto + 1, 10)]:
+        recs.append({"event": "step", "step": s, "loss": 2.305 if s == upto else 4.0 - s / 200, "lr": 0.003, "tokens_per_s": 46500.0,
+                     "elapsed_s": s / 5, "progress": s / max_steps, "eta_s": 62.0, "tokens_seen": s * 8192})
+        if s % 50 == 0:
+            recs.append({"event": "eval", "step": s, "train_loss": 2.39, "val_loss": 2.400 if s == upto else 4.1 - s / 200,
+                         "best_val_loss": 2.4, "elapsed_s": s / 5, "sample": f"sample at {s}"})
+    if finish:
+        recs.append({"event": "finish", "step": upto, "reason": "done", "val_loss": 2.290, "best_val_loss": 2.4, "elapsed_s": 62.0,
+                     "path": "x"})
+    return recs
+
+
+def write_run(folder: Path, recs) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "metrics.jsonl", "a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in recs)
+
+
+async def follow(pilot, app, name):
+    await pilot.press("ctrl+t")
+    await pilot.pause()
+    ts = app.screen
+    fill(ts, **{"train-follow": name})
+    await pilot.press("ctrl+l")
+    return ts
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+async def test_the_progress_line_fits_and_never_cuts_a_figure(tmp_path, size):
+    from rich.cells import cell_len
+
+    from tinygpt_tui.app.training import progress_parts
+
+    d = make_models_dir(tmp_path)
+    write_run(d / "run", run_records(upto=50, finish=False))
+    app = make_app(d)
+    async with app.run_test(size=size) as pilot:
+        ts = await follow(pilot, app, "run")
+        line = ts.query_one("#run-progress-text")
+
+        async def shown(until):
+            assert await wait_for(pilot, until, timeout=15)
+            await pilot.pause(0.3)
+            text = str(line.render())
+            assert cell_len(text) <= line.size.width and line.region.right <= size[0], text
+            whole = {f for p in progress_parts(ts.view) for f in (p.text, p.short)}
+            assert all(piece in whole for piece in text.split(" · ")), text  # each figure whole, or left out
+            return text
+
+        text = await shown(lambda: ts.view.steps[-1:] == [50])
+        if size == (120, 40):
+            assert text == "step 50 / 300 · 46.5k tok/s · ETA 1m 02s · loss 2.305 · val 2.400"
+        else:
+            assert text.split(" · ")[0] in ("step 50 / 300", "50/300") and "ETA 1m 02s" in text and "loss 2.305" in text
+        write_run(d / "run", run_records()[len(run_records(upto=50, finish=False)):])
+        text = await shown(lambda: bool(ts.view.finish))
+        if size == (120, 40):
+            assert text == "step 300 / 300 · loss 2.305 · done in 1m 02s · val (full split) 2.290"
+        else:
+            assert text.split(" · ")[0] in ("step 300 / 300", "300/300") and "loss 2.305" in text and "2.290" in text
+
+
+async def test_the_chart_counts_whole_steps(tmp_path):
+    d = make_models_dir(tmp_path)
+    write_run(d / "run", run_records())
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts = await follow(pilot, app, "run")
+        assert await wait_for(pilot, lambda: bool(ts.view.finish), timeout=15)
+        await pilot.pause(0.3)
+        lines = ts.chart.render().plain.splitlines()
+        axis = next(i for i, text in enumerate(lines) if "└" in text)
+        labels = lines[axis + 1].split()
+        assert labels[-1] == "300" and len(labels) >= 3 and all(x.replace(",", "").isdigit() for x in labels), labels
+
+
+async def test_resume_takes_the_forms_steps_and_minutes_and_keeps_the_earlier_curve(tmp_path):
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus(tmp_path)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        fill(ts, **{"train-corpus-path": corpus, "train-name": "again", "train-preset": "tiny", "hp-n_layer": 1,
+                    "hp-n_embd": 32, "hp-block_size": 32, "hp-batch_size": 8, "hp-eval_interval": 10,
+                    "train-steps": 20, "train-minutes": "60", "train-device": "cpu"})
+        await pilot.press("ctrl+s")
+        job = app.training
+        assert await wait_for(pilot, lambda: not job.active, timeout=180), job.error
+        assert job.state == "done" and job.run.start["time_budget"] == 3600
+        # more steps, and Minutes left blank ("no limit"): the hour given before no longer applies
+        fill(ts, **{"train-steps": 30, "train-minutes": ""})
+        await pilot.press("ctrl+r")
+        job2 = app.training
+        assert job2 is not job and job2.resume
+        assert await wait_for(pilot, lambda: not job2.active, timeout=180), job2.error
+        assert job2.state == "done", job2.error
+        assert (job2.run.start["max_steps"], job2.run.start["time_budget"]) == (30, None)
+        assert job2.run.finish["reason"] == "done" and job2.run.step == 30
+        await pilot.pause(0.5)
+        # the chart carries the first session's points on, from metrics.jsonl
+        v = ts.view
+        assert v.start["step"] == 20 and v.steps[0] == 1 and v.steps[-1] == 30 and 20 in v.steps
+        assert v.eval_steps == [10, 20, 30] and ts.chart.series["val (eval)"][0] == [10, 20, 30]
+        assert "step 30 / 30" in str(ts.query_one("#run-progress-text").render())
+
+
+async def test_an_existing_name_says_which_key_resumes_it(tmp_path):
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus(tmp_path)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        err = lambda: str(ts.query_one("#train-error").render())  # noqa: E731
+        fill(ts, **{"train-corpus-path": corpus, "train-name": "alpha", "train-device": "cpu"})
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "a model named 'alpha' already exists" in err() and "pick another name, or press Ctrl+R to resume it" in err()
+        assert "--name" not in err() and "--resume" not in err() and app.training is None
+        # the key the binding has now (a keymap may move it)
+        app.set_keymap({"train-resume": "ctrl+e"})
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "press Ctrl+E to resume it" in err()
+
+
+async def test_a_binary_or_non_utf8_corpus_is_refused_before_the_run_starts(tmp_path):
+    d = make_models_dir(tmp_path)
+    write_run(d / "earlier", run_records())
+    binary = tmp_path / "prog"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 100)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Où est le café ?\n".encode("latin-1") * 200)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts = await follow(pilot, app, "earlier")
+        assert await wait_for(pilot, lambda: bool(ts.view.finish), timeout=15)
+        await pilot.pause(0.3)
+        view, source, title = ts.view, ts.source, str(ts.query_one("#run-title").render())
+        points = ts.chart.points
+        for path, words in ((binary, "corpus looks binary"), (latin, "corpus is not UTF-8")):
+            fill(ts, **{"train-corpus-path": str(path), "train-name": "new", "train-device": "cpu"})
+            await pilot.press("ctrl+s")
+            await pilot.pause(0.5)
+            assert app.training is None and not (d / "new").exists()
+            assert words in str(ts.query_one("#train-error").render())
+            # said once (a notification and the form's line), and the run on display stays
+            assert sum(words in str(n.message) for n in app._notifications) == 1, notes(app)
+            assert ts.view is view and ts.source is source and ts.chart.points == points == len(view.steps) + len(view.eval_steps)
+            assert str(ts.query_one("#run-title").render()) == title

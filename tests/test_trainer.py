@@ -187,3 +187,51 @@ def test_a_step_in_micro_batches_is_the_same_step():
         t.step()
     for a, b in zip(whole.model.parameters(), split.model.parameters()):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+# ------------------------------------------------------------------ resume: the length given now; one "saved" per step
+def test_resume_with_steps_alone_drops_the_saved_time_limit(small_corpus, tmp_path):
+    """`--resume --max-steps N` after a run with --minutes: the run's length is N steps, not the old minutes too.
+
+    (The app's Resume with Steps set and Minutes blank is the same call.)"""
+    import json
+
+    first = list(train(cfg(small_corpus, tmp_path, max_steps=10, time_budget=3600.0, eval_interval=10)))
+    assert first[0].time_budget == 3600.0 and first[-1].reason == "done"
+    again = list(train(cfg(small_corpus, tmp_path, max_steps=20, eval_interval=10, resume=True)))
+    assert (again[0].max_steps, again[0].time_budget) == (20, None)
+    assert again[-1].reason == "done" and again[-1].step == 20
+    assert json.loads((tmp_path / "t" / ckpt.CONFIG).read_text())["training"]["time_budget"] is None
+    # minutes alone likewise replace the saved steps (minutes count from the run's start, as steps do)
+    stop = threading.Event()
+    timed = []
+    for e in train(cfg(small_corpus, tmp_path, max_steps=None, time_budget=3600.0, eval_interval=10, resume=True), stop):
+        timed.append(e)
+        if e.kind == "step" and e.step >= 25:
+            stop.set()
+    assert (timed[0].max_steps, timed[0].time_budget) == (None, 3600.0) and timed[-1].reason == "stopped"
+    # neither given: the saved length stands (a stopped run carries on to its end)
+    stop.set()
+    rest = list(train(cfg(small_corpus, tmp_path, max_steps=None, eval_interval=10, resume=True), stop))
+    assert (rest[0].max_steps, rest[0].time_budget) == (None, 3600.0)
+
+
+def test_a_stop_logs_one_saved_event_per_step(small_corpus, tmp_path):
+    """Stopping saves twice (before and after the full evaluation) but logs the checkpoint once."""
+    stop = threading.Event()
+    events = []
+    for e in train(cfg(small_corpus, tmp_path, max_steps=1000, eval_interval=30), stop):
+        events.append(e)
+        if e.kind == "step" and e.step >= 40:
+            stop.set()
+    assert events[-1].reason == "stopped" and events[-1].step == 40
+    records, _ = ckpt.read_metrics(tmp_path / "t")
+    saved = [r["step"] for r in records if r["event"] == "saved"]
+    assert saved == [30, 40], saved
+    assert ckpt.load_train_state(tmp_path / "t")[1]["step"] == 40
+    assert ckpt.load_model(tmp_path / "t").doc["figures"]["val_loss_is"] == "full validation split"
+    # the final step a multiple of the evaluation interval: saved at its evaluation and again with the full
+    # validation loss (kept on purpose), logged once
+    list(train(cfg(small_corpus, tmp_path / "b", max_steps=60, eval_interval=30)))
+    records, _ = ckpt.read_metrics(tmp_path / "b" / "t")
+    assert [r["step"] for r in records if r["event"] == "saved"] == [30, 60]

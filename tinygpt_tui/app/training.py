@@ -15,12 +15,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Button, Collapsible, Header, Input, Label, ProgressBar, Select, Static
 
 from ..core.errors import SettingsError, TinyGPTError
@@ -28,6 +30,7 @@ from ..core.tokenizer import printable
 from .footer import LeanFooter
 
 MAX_POINTS = 400  # points drawn per curve (older points are thinned)
+CHECK_CORPUS_BYTES = 16 * 1024**2  # a corpus up to this size is read before a run starts (bigger ones by the run)
 
 
 def fmt_duration(s) -> str:
@@ -74,7 +77,7 @@ class RunState:
         step = rec.get("step") if isinstance(rec.get("step"), int) and not isinstance(rec.get("step"), bool) else None
         self.records += 1
         if kind == "start":
-            self.start, self.finish = rec, {}
+            self.start, self.finish, self.last = rec, {}, {}  # a resumed run's figures start afresh
             if step is not None:  # a resumed run rewrites what came after its checkpoint
                 self._cut(step)
         elif kind == "step" and step is not None:
@@ -118,7 +121,11 @@ class RunState:
     def progress(self) -> float:
         if self.finish:
             return 1.0 if self.finish.get("reason") in ("done", "budget") else (_num(self.last.get("progress")) or 0.0)
-        return min(1.0, max(0.0, _num(self.last.get("progress")) or 0.0))
+        p = _num(self.last.get("progress"))
+        if p is None:  # no step logged yet (a resumed run starts part-way)
+            ms, st = self.start.get("max_steps"), self.start.get("step")
+            p = st / ms if isinstance(ms, int) and ms > 0 and isinstance(st, int) else 0.0
+        return min(1.0, max(0.0, p))
 
 
 class TrainingJob:
@@ -134,6 +141,7 @@ class TrainingJob:
         self.error = ""
         self.folder: Path | None = None
         self.run = RunState()
+        self.announced = False  # the app has told the user of the failure (the screen doesn't again)
 
     @property
     def active(self) -> bool:
@@ -144,14 +152,30 @@ class TrainingJob:
             self.stop_event.set()
             self.state = "stopping"
 
+    def history(self) -> list[dict]:
+        """A resumed run's earlier records (its metrics.jsonl before this session's start), for the chart."""
+        from ..core.checkpoint import default_models_dir, read_metrics
+
+        folder = (Path(self.cfg.models_dir) if self.cfg.models_dir else default_models_dir()) / self.name
+        try:
+            records, _ = read_metrics(folder)
+        except OSError:
+            return []
+        starts = [i for i, r in enumerate(records) if r.get("event") == "start"]
+        return records[: starts[-1]] if starts else []  # the last start is this session's (written before it is yielded)
+
     def thread_main(self) -> None:
         """Runs in a worker thread."""
-        from ..core.trainer import train
+        from ..core.trainer import NameTaken, train
 
         try:
             for ev in train(self.cfg, self.stop_event):
                 rec = ev.record()
                 rec["time"] = round(time.time(), 3)
+                if rec["event"] == "start" and rec.get("resumed") and not self.records:
+                    for old in self.history():
+                        self.records.append(old)
+                        self.run.apply(old)
                 self.records.append(rec)
                 self.run.apply(rec)
                 if rec["event"] == "start" and self.state == "starting":
@@ -161,6 +185,8 @@ class TrainingJob:
                     self.state = "stopped" if rec.get("reason") == "stopped" else "done"
             if self.active:
                 self.state = "stopped" if self.stop_event.is_set() else "done"
+        except NameTaken as e:  # the screen checks first; this is a folder made in between
+            self.error, self.state = name_taken(e.name, e.models_dir, key_label(TrainingScreen.resume_binding().key)), "failed"
         except TinyGPTError as e:
             self.error, self.state = str(e), "failed"
         except MemoryError:
@@ -226,6 +252,10 @@ def _plot_class():
             plt.clear_figure()
             plt.title("loss")
             plt.xlabel("step")
+            xs_all = [x for xs, _ in self.series.values() for x in xs]
+            n = 6 if self.size.width == 0 or self.size.width >= 60 else 4  # labels like 10,000 need room
+            ticks = step_ticks(min(xs_all), max(xs_all), n) if xs_all else step_ticks(0, 100, n)
+            plt.xticks(ticks, [f"{t:,}" for t in ticks])  # whole steps (plotext's own ticks are fractions)
             colors = {"loss": "cyan", "train (eval)": "orange", "val (eval)": "magenta"}
             markers = {"loss": "braille", "train (eval)": "dot", "val (eval)": "dot"}
             drawn = False
@@ -241,6 +271,118 @@ def _plot_class():
             self.refresh()
 
     return LossChart
+
+
+def step_ticks(lo, hi, n: int = 6) -> list[int]:
+    """At most n whole steps from lo to hi, spaced 1, 2 or 5 times a power of 10 (for the chart's step axis)."""
+    lo, hi = math.floor(lo), math.ceil(hi)
+    if hi <= lo:
+        return [lo]
+    mag = 1
+    while True:
+        for m in (1, 2, 5):
+            sp = m * mag
+            first = -(-lo // sp) * sp
+            if (hi - first) // sp + 1 <= n:
+                return list(range(first, hi + 1, sp)) or [lo, hi]
+        mag *= 10
+
+
+@dataclass
+class Part:
+    """One figure of the progress line: its text, a shorter form, and its rank (the highest is dropped first)."""
+
+    text: str
+    short: str
+    rank: int
+    style: str = ""
+
+
+def fit_line(parts: list[Part], width: int) -> Text:
+    """The parts, joined, in at most width cells: short forms first, then the least important parts dropped.
+
+    A part is shown whole or not at all; the most important one is always shown.
+    """
+    sep = " · "
+    kept = list(parts)
+    while True:
+        for short in (False, True):
+            texts = [p.short if short else p.text for p in kept]
+            if len(kept) <= 1 or sum(cell_len(t) for t in texts) + len(sep) * (len(texts) - 1) <= width:
+                out = Text(no_wrap=True, overflow="crop")
+                for i, (p, t) in enumerate(zip(kept, texts)):
+                    if i:
+                        out.append(sep)
+                    out.append(t, style=p.style)
+                return out
+        worst = max(range(len(kept)), key=lambda i: (kept[i].rank, i))
+        del kept[worst]
+
+
+class ProgressLine(Widget):
+    """The run's figures on one line that fits the width it gets (80 columns to 120 and more)."""
+
+    DEFAULT_CSS = "ProgressLine { height: 1; }"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.parts: list[Part] = []
+
+    def show(self, parts: list[Part]) -> None:
+        if parts != self.parts:
+            self.parts = parts
+            self.refresh()
+
+    def render(self) -> Text:
+        return fit_line(self.parts, self.size.width)
+
+
+def progress_parts(v: RunState) -> list[Part]:
+    """The figures under the progress bar; kept longest: step, loss, ETA and full val, val, time, speed."""
+    s, last = v.start, v.last
+    max_steps = s.get("max_steps") if s else None
+    of = f" / {max_steps:,}" if isinstance(max_steps, int) else ""
+    parts = [Part(f"step {v.step:,}{of}", f"{v.step:,}{of.replace(' ', '')}", 0, "bold")]
+    if last and not v.finish:
+        rate = fmt_rate(last.get("tokens_per_s"))
+        parts.append(Part(f"{rate} tok/s", f"{rate}/s", 5))
+        eta = fmt_duration(last.get("eta_s"))
+        parts.append(Part(f"ETA {eta}", f"ETA {eta}", 2))
+    if v.losses:
+        parts.append(Part(f"loss {v.losses[-1]:.3f}", f"loss {v.losses[-1]:.3f}", 1))
+    fv = _num(v.finish.get("val_loss")) if v.finish else None
+    if v.val_losses and fv is None:
+        parts.append(Part(f"val {v.val_losses[-1]:.3f}", f"val {v.val_losses[-1]:.3f}", 3))
+    if v.finish:
+        took = fmt_duration(v.finish.get("elapsed_s"))
+        parts.append(Part(f"done in {took}", f"in {took}", 4, "green"))
+        if fv is not None:  # the whole validation split, not the estimate
+            parts.append(Part(f"val (full split) {fv:.3f}", f"val {fv:.3f}", 2, "green"))
+    return parts
+
+
+def key_label(key: str) -> str:
+    """ctrl+r -> Ctrl+R, as the README and the help write keys."""
+    return "+".join(k.upper() if len(k) == 1 else k.capitalize() for k in key.split("+"))
+
+
+def name_taken(name: str, models_dir, key: str) -> str:
+    return f"a model named {name!r} already exists in {models_dir}; pick another name, or press {key} to resume it"
+
+
+def check_corpus(path: str) -> None:
+    """What the run would say of the corpus (binary, not UTF-8, empty), said before it starts.
+
+    Corpora past CHECK_CORPUS_BYTES are left to the run, so a keypress never waits long.
+    """
+    from ..core.data import read_corpus
+
+    try:
+        big = Path(path).expanduser().stat().st_size > CHECK_CORPUS_BYTES
+    except OSError:
+        big = False  # read_corpus says what is wrong with it
+    if not big:
+        read_corpus(path)
 
 
 def thin(xs: list, ys: list, n: int = MAX_POINTS):
@@ -277,6 +419,18 @@ class TrainingScreen(Screen):
         Binding("ctrl+r", "resume", "Resume", id="train-resume"),
         Binding("ctrl+l", "follow", "Follow run", id="train-follow"),
     ]
+
+    @classmethod
+    def resume_binding(cls) -> Binding:
+        return next(b for b in cls.BINDINGS if b.action == "resume")
+
+    def key_for(self, action: str) -> str:
+        """The key bound to one of this screen's actions now (a keymap may have changed it), as Ctrl+R."""
+        if self.is_mounted:
+            for key, active in self.active_bindings.items():
+                if active.binding.action == action and active.node is self:
+                    return key_label(key)
+        return key_label(next(b.key for b in self.BINDINGS if b.action == action))
 
     def __init__(self):
         super().__init__(id="training")
@@ -334,7 +488,7 @@ class TrainingScreen(Screen):
                 yield Static(id="run-title")
                 with Horizontal(id="run-progress-row"):
                     yield ProgressBar(total=1.0, show_eta=False, show_percentage=True, id="run-progress")
-                    yield Static(id="run-progress-text")
+                yield ProgressLine(id="run-progress-text")
                 yield _plot_class()(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
                     yield Static(Text("The model writes a sample at each evaluation.", style="dim"), id="run-sample")
@@ -458,6 +612,10 @@ class TrainingScreen(Screen):
     # ------------------------------------------------------------ actions
     def show_error(self, message: str) -> None:
         self.query_one("#train-error", Static).update(Text("✗ " + printable(message), style="bold red"))
+        job = self.app.training
+        if job is not None and job.state == "failed" and message == job.error and not job.announced:
+            job.announced = True  # a failed run: the app has notified it already
+            return
         self.notify(printable(message), title="training", severity="error", timeout=8)
 
     def clear_error(self) -> None:
@@ -470,6 +628,7 @@ class TrainingScreen(Screen):
             return
         try:
             cfg = self._config(resume=resume)
+            self._check_before_start(cfg)
         except TinyGPTError as e:
             self.show_error(str(e))
             return
@@ -477,6 +636,15 @@ class TrainingScreen(Screen):
         job = self.app.start_training(cfg, resume=resume)
         self.watch_job(job)
         self.notify(f"{'Resuming' if resume else 'Training'} {printable(cfg.name)} …", title="training")
+
+    def _check_before_start(self, cfg) -> None:
+        """What would make the run fail at once, found before it replaces the run on display."""
+        from ..core.checkpoint import CONFIG
+
+        if not cfg.resume and (Path(cfg.models_dir) / cfg.name / CONFIG).exists():
+            raise SettingsError(name_taken(cfg.name, cfg.models_dir, self.key_for("resume")))
+        if cfg.corpus:
+            check_corpus(cfg.corpus)
 
     def action_resume(self) -> None:
         self.action_start(resume=True)
@@ -571,7 +739,7 @@ class TrainingScreen(Screen):
             title.append("No run yet. ", style="bold")
             title.append("Fill in the form and press Start (Ctrl+S), or follow a run started elsewhere.", style="dim")
             self.query_one("#run-title", Static).update(title)
-            self.query_one("#run-progress-text", Static).update("")
+            self.query_one("#run-progress-text", ProgressLine).show([])
             return
         if self.source[0] == "job":
             src = self.source[1]
@@ -602,20 +770,7 @@ class TrainingScreen(Screen):
 
         bar = self.query_one("#run-progress", ProgressBar)
         bar.update(total=1.0, progress=v.progress)
-        last = v.last
-        pt = Text()
-        max_steps = s.get("max_steps") if s else None
-        pt.append(f"step {v.step:,}" + (f" / {max_steps:,}" if isinstance(max_steps, int) else ""), style="bold")
-        if last and not v.finish:
-            pt.append(f" · {fmt_rate(last.get('tokens_per_s'))} tok/s · ETA {fmt_duration(last.get('eta_s'))}")
-        if v.losses:
-            pt.append(f" · loss {v.losses[-1]:.3f}")
-        if v.val_losses:
-            pt.append(f" · val {v.val_losses[-1]:.3f}")
-        if v.finish:
-            fv = _num(v.finish.get("val_loss"))
-            pt.append(f" · done in {fmt_duration(v.finish.get('elapsed_s'))}" + (f" · val (full split) {fv:.3f}" if fv is not None else ""), style="green")
-        self.query_one("#run-progress-text", Static).update(pt)
+        self.query_one("#run-progress-text", ProgressLine).show(progress_parts(v))
 
         key = (len(v.steps) + len(v.eval_steps), v.steps[-1] if v.steps else -1)
         if key != self._drawn and self.chart is not None:

@@ -310,6 +310,14 @@ class Optimizers:
             first, offset = first + len(mine), offset + len(ids)
 
 
+class NameTaken(SettingsError):
+    """A fresh run named after a model that already exists (the app words its own remedy)."""
+
+    def __init__(self, name: str, models_dir):
+        self.name, self.models_dir = name, models_dir
+        super().__init__(f"a model named {name!r} already exists in {models_dir}; pick another --name, or --resume it")
+
+
 def check_name(name: str) -> None:
     bad = set('/\\\0') | {chr(i) for i in range(32)}
     if name in (".", "..") or any(c in bad for c in name) or len(name) > 100 or name.startswith("."):
@@ -550,8 +558,13 @@ class Run:
             saved = doc.get("training", {})
             merged = {**{k: v for k, v in saved.items() if k in {f.name for f in fields(TrainConfig)}}, **{k: model_cfg.to_dict()[k] for k in MODEL_KEYS}}
             merged.setdefault("optimizer", "adamw")  # runs saved before Muon was offered used AdamW
-            # what the user gave now wins for the length of the run and the reporting; the shape can't change
-            for k in ("max_steps", "time_budget", "eval_interval", "eval_iters", "log_interval", "sample_chars", "dtype", "checkpoint_activations",
+            # what the user gave now wins for the length of the run and the reporting; the shape can't change.
+            # The length is one setting: given steps or minutes (or both), the run's length is what was given,
+            # and a limit left out is no limit (`--resume --max-steps 600` after `--minutes 1` must not stop at
+            # the old minute). Given neither, the saved limits stand (a stopped run carries on to its end).
+            if cfg.max_steps is not None or cfg.time_budget is not None:
+                merged["max_steps"], merged["time_budget"] = cfg.max_steps, cfg.time_budget
+            for k in ("eval_interval", "eval_iters", "log_interval", "sample_chars", "dtype", "checkpoint_activations",
                       "memory_budget"):
                 v = getattr(cfg, k)
                 if v is not None and v != getattr(TrainConfig(), k):
@@ -577,7 +590,7 @@ class Run:
             cfg = cfg.resolved()
             corpus = read_corpus(cfg.corpus)
             if self.folder.exists() and (self.folder / ckpt.CONFIG).exists():
-                raise SettingsError(f"a model named {cfg.name!r} already exists in {models_dir}; pick another --name, or --resume it")
+                raise NameTaken(cfg.name, models_dir)
             tokenizer = CharTokenizer.from_text(corpus.text)
         self.cfg, self.corpus, self.tokenizer = cfg, corpus, tokenizer
         self.data = Dataset(corpus, tokenizer, cfg.block_size)
@@ -585,7 +598,7 @@ class Run:
             self.lock = ckpt.FolderLock(self.folder)
             if not cfg.resume and (self.folder / ckpt.CONFIG).exists():
                 self.lock.release()
-                raise SettingsError(f"a model named {cfg.name!r} already exists in {models_dir}; pick another --name, or --resume it")
+                raise NameTaken(cfg.name, models_dir)
 
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -882,14 +895,20 @@ class Run:
         if step > self.start_step and (step % cfg.eval_interval != 0):
             yield emit(do_eval(step, elapsed))
         must_save = step > self.start_step or not cfg.resume
-        if main and must_save and reason == "stopped":
-            # a scheduler's SIGTERM gives a grace period (torchrun, Slurm: 30 s): checkpoint before the full evaluation
+        # The final step may be saved twice: at its evaluation (max_steps a multiple of eval_interval) or, when
+        # stopped, before the full evaluation (a scheduler's SIGTERM gives a grace period: torchrun, Slurm 30 s),
+        # then again with the full validation loss, so a kill during that evaluation loses nothing. Both saves
+        # stay; the "saved" event is logged once per step (the checkpoint of that step is on disk from then on).
+        saved_step = step if step % cfg.eval_interval == 0 and step > self.start_step else None
+        if main and must_save and reason == "stopped" and saved_step != step:
             self.save(step, elapsed, tokens, val_est, train_loss_est)
+            saved_step = step
             yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
         final_val = evaluate_split(model, self.data, "val", self.device, dist=dist)  # every rank takes a share
         if main and must_save:
             self.save(step, elapsed, tokens, val_est, train_loss_est, final_val=final_val)
-            yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
+            if saved_step != step:
+                yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
         digests = rank_digests(model, dist)
         if dist.world_size > 1:
             if len(set(digests)) > 1 and main:
