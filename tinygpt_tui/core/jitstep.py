@@ -1,15 +1,16 @@
-"""One decoding step of a GPT as a single compiled function (numba), for a CPU.
+"""A GPT's decoding step as a single compiled function (numba), for a CPU.
 
 ``fastdecode.Decoder`` spends most of a character on the fixed cost of small
 PyTorch operations (about fifteen per layer, each a few microseconds of
 dispatch before any arithmetic) and on ``torch._weight_int8pack_mm``, which is
 built for many rows and reads one row's weights at about 5 GB/s. Here the whole
-step for one token, every layer, is one call into machine code that numba
-compiles from the plain loops below (once per machine; the result is cached on
-disk): int8 weights with one scale per output row, fp32 activations, keys and
-values written into the decoder's own cache in place. The loops are the model's
-arithmetic written out, so they double as a readable reference for what one
-token's forward pass does.
+step, every layer, is one call into machine code that numba compiles from the
+plain loops below (once per machine; the result is cached on disk): int8
+weights with one scale per output row, fp32 activations, keys and values
+written into the decoder's own cache in place. One token per call while
+generating; a prompt, or a re-filled window, in one call, four tokens sharing
+each pass over a weight row. The loops are the model's arithmetic written out,
+so they double as a readable reference for what a forward pass does.
 
 The compiled function releases the GIL, so a thread that generates does not
 hold up a user interface in the same process.
@@ -40,7 +41,7 @@ LAYERNORM, RMSNORM = 0, 1
 GELU, SWIGLU = 0, 1
 POS_NONE, POS_TABLE, POS_ROPE, POS_ALIBI = 0, 1, 2, 3
 
-# The model's arguments of ``step``, in order, after (token, pos, start, end, want_logits) and before (kv, logits).
+# The model's arguments of ``step``, in order, after (tokens, pos, start, end, want_logits) and before (kv, logits).
 ARGS = (
     "kinds", "eps", "emb", "pos_table", "slopes", "inv_freq",
     "n1w", "n1b", "qkv_w", "qkv_s", "qkv_b", "proj_w", "proj_s", "proj_b",
@@ -445,7 +446,7 @@ class Window:
 
 
 class JitDecoder(Window):
-    """One stream of tokens through a ``JitModel``, one ``step`` per token (no torch).
+    """One stream of tokens through a ``JitModel``, one ``step`` call per ``feed`` (no torch).
 
         dec = model.decoder()
         logits = dec.feed([ids...])   # (V,) float32 after the last id: the decoder's buffer,
