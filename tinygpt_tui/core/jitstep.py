@@ -170,6 +170,15 @@ if numba is not None:
                 t += 1
 
     @_compiled(**_FLAGS)
+    def _project(W, s, b, X, out):
+        """out = X @ W.T * s + b, row by row: the matrix-vector loop for one token (generating),
+        the four-token one for a prompt."""
+        if X.shape[0] == 1:
+            _matvec(W, s, b, X[0], out[0])
+        else:
+            _matmat(W, s, b, X, out)
+
+    @_compiled(**_FLAGS)
     def step(
         toks, pos, start, end, want_logits, kinds, eps,  # T token ids (int64), the first one's position, live
         # cache entries [start, end) before them, whether to compute the logits (of the last), kinds
@@ -203,7 +212,7 @@ if numba is not None:
             # attention: q, k, v of the new tokens; k and v join the cache at [end, end + T)
             for t in range(T):
                 _norm(x[t], n1w[l], n1b[l], norm_kind, eps, h[t])
-            _matmat(qkv_w[l], qkv_s[l], qkv_b[l], h, qkv)  # q comes pre-scaled by 1/sqrt(D)
+            _project(qkv_w[l], qkv_s[l], qkv_b[l], h, qkv)  # q comes pre-scaled by 1/sqrt(D)
             for t in range(T):
                 for hd in range(H):
                     k = kv[l, 0, hd, end + t]
@@ -238,12 +247,12 @@ if numba is not None:
                         wj = w[j] / total
                         for d in range(D):
                             out[d] += wj * vj[d]
-            _matmat(proj_w[l], proj_s[l], proj_b[l], y, o)
+            _project(proj_w[l], proj_s[l], proj_b[l], y, o)
             x += o
             # feed-forward
             for t in range(T):
                 _norm(x[t], n2w[l], n2b[l], norm_kind, eps, h[t])
-            _matmat(up_w[l], up_s[l], up_b[l], h, u)
+            _project(up_w[l], up_s[l], up_b[l], h, u)
             for t in range(T):
                 if ffn_kind == SWIGLU:
                     for i in range(hidden):
@@ -253,7 +262,7 @@ if numba is not None:
                     for i in range(hidden):
                         g = u[t, i]
                         act[t, i] = np.float32(0.5) * g * (np.float32(1.0) + erf(g * np.float32(0.7071067811865476)))
-            _matmat(down_w[l], down_s[l], down_b[l], act, o)
+            _project(down_w[l], down_s[l], down_b[l], act, o)
             x += o
         if want_logits:
             _norm(x[T - 1], nfw, nfb, norm_kind, eps, h[0])
