@@ -450,7 +450,7 @@ class TrainingScreen(Screen):
             with VerticalScroll(id="train-form"):
                 with Horizontal(classes="form-row"):
                     yield Label("Corpus", classes="form-label")
-                    yield Select(self._corpus_options(), id="train-corpus", prompt="pick from the catalog", allow_blank=True, compact=True)
+                    yield Select(self._corpus_options(), id="train-corpus", prompt="the catalog", allow_blank=True, compact=True)
                 with Horizontal(classes="form-row -tight"):
                     yield Label("", classes="form-label")
                     yield Input(placeholder="…or a text file path", id="train-corpus-path", compact=True)
