@@ -497,7 +497,9 @@ class GenerateScreen(Screen):
             t.append("no model loaded", style="dim")
         else:
             t.append(printable(self.loaded.name), style="bold")
-            t.append(f" · {self.device_name}", style="dim")
+            sp = getattr(self.app, "sampler", None)  # where the text is written: the sampler process, once it has the model
+            where = sp.device_name if sp is not None and sp.device_name and sp.ready_for(self.loaded.path) else self.device_name
+            t.append(f" · {where}", style="dim")
         # only what changed is redrawn, and the status line (fixed width) without a layout pass
         if t != self._status_shown:
             self._status_shown = t
