@@ -311,6 +311,15 @@ def fill(screen, **values):
             assert isinstance(w, Input)
             w.value = str(v)
 
+TINY_RUN = {"train-preset": "tiny", "hp-n_layer": 1, "hp-n_embd": 32, "hp-block_size": 32, "hp-batch_size": 8,
+            "train-minutes": "", "train-device": "cpu"}
+
+
+def fill_tiny_run(ts, corpus, name, **values):
+    """The training form set for a one-layer, 32-wide model on ``corpus`` (values override)."""
+    fill(ts, **{"train-corpus-path": corpus, "train-name": name, **TINY_RUN, **values})
+
+
 
 async def test_training_screen_offers_the_budget_presets_as_the_cli_does(tmp_path):
     from textual.widgets import Input, Select
@@ -354,9 +363,7 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         await pilot.pause()
         ts = app.screen
         assert ts.id == "training"
-        fill(ts, **{"train-corpus-path": corpus, "train-name": "fresh", "train-preset": "tiny", "hp-n_layer": 1,
-                    "hp-n_embd": 32, "hp-block_size": 32, "hp-batch_size": 8, "hp-eval_interval": 10,
-                    "train-steps": 30, "train-minutes": "", "train-device": "cpu"})
+        fill_tiny_run(ts, corpus, "fresh", **{"hp-eval_interval": 10, "train-steps": 30})
         await pilot.press("ctrl+s")
         job = app.training
         assert job is not None and job.cfg.max_steps == 30
@@ -516,9 +523,7 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
         await pilot.press("ctrl+t")
         await pilot.pause()
         ts = app.screen
-        fill(ts, **{"train-corpus-path": corpus, "train-name": "long", "train-preset": "tiny", "hp-n_layer": 1,
-                    "hp-n_embd": 32, "hp-block_size": 32, "hp-batch_size": 8, "hp-eval_interval": 100000,
-                    "train-steps": 100000, "train-minutes": "", "train-device": "cpu"})
+        fill_tiny_run(ts, corpus, "long", **{"hp-eval_interval": 100000, "train-steps": 100000})
         await pilot.press("ctrl+s")
         job = app.training
         assert await wait_for(pilot, lambda: job.run.step >= 10, timeout=120), job.error
@@ -653,9 +658,7 @@ async def test_resume_takes_the_forms_steps_and_minutes_and_keeps_the_earlier_cu
         await pilot.press("ctrl+t")
         await pilot.pause()
         ts = app.screen
-        fill(ts, **{"train-corpus-path": corpus, "train-name": "again", "train-preset": "tiny", "hp-n_layer": 1,
-                    "hp-n_embd": 32, "hp-block_size": 32, "hp-batch_size": 8, "hp-eval_interval": 10,
-                    "train-steps": 20, "train-minutes": "60", "train-device": "cpu"})
+        fill_tiny_run(ts, corpus, "again", **{"hp-eval_interval": 10, "train-steps": 20, "train-minutes": "60"})
         await pilot.press("ctrl+s")
         job = app.training
         assert await wait_for(pilot, lambda: not job.active, timeout=180), job.error
