@@ -320,7 +320,6 @@ def fill_tiny_run(ts, corpus, name, **values):
     fill(ts, **{"train-corpus-path": corpus, "train-name": name, **TINY_RUN, **values})
 
 
-
 async def test_training_screen_offers_the_budget_presets_as_the_cli_does(tmp_path):
     from textual.widgets import Input, Select
 
