@@ -170,6 +170,8 @@ def test_precision_is_checked():
 
     with pytest.raises(ValueError, match="backend"):
         stepper(model_for(), "fp32", "cuda")
+    with pytest.raises(ValueError, match="precision"):
+        jitstep.JitModel.from_torch(model_for()).decoder("fp16")
 
 
 def test_the_compiled_decoder_is_the_default_on_a_cpu_and_checks_token_ids():
@@ -381,3 +383,20 @@ def test_load_for_sampling_takes_bf16_weights_through_torch(tmp_path):
     assert isinstance(loaded.model, jitstep.JitModel)
     ref = {k: v.to(torch.bfloat16).float() for k, v in model.state_dict().items()}
     assert np.array_equal(loaded.model.arrays["tok_emb.weight"], ref["tok_emb.weight"].numpy())
+
+
+@pytest.mark.parametrize("loader", ["load_for_sampling", "load_model"])
+def test_f64_weights_beyond_float32_are_refused_in_one_line(tmp_path, loader):
+    from safetensors.numpy import load_file, save_file
+
+    from tinygpt_tui.core.errors import CheckpointError
+
+    from .conftest import make_tiny_model
+
+    make_tiny_model(tmp_path / "m", "abcdef ghij\n", seed=1)
+    path = tmp_path / "m" / "model.safetensors"
+    arrays = {k: v.astype(np.float64) for k, v in load_file(str(path)).items()}
+    arrays["tok_emb.weight"][0, 0] = 1e300  # finite in F64, inf in float32
+    save_file(arrays, str(path))
+    with pytest.raises(CheckpointError, match="infinite"):
+        getattr(ckpt, loader)(tmp_path / "m")

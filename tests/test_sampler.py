@@ -126,3 +126,21 @@ def test_chunked_gathers_characters_by_time_and_keeps_the_tail_on_error():
         for chunk in chunked(failing(), 10.0):
             out.append(chunk[0])
     assert out == ["x", "y"]  # the first at once; the rest before the error
+
+
+def test_sampling_edge_settings_agree_on_every_path():
+    """Found in review: a temperature under 1e-307 overflowed the compiled draw to token 0, a
+    top-k past 2**63 crashed it, and a top-p under float32's range dropped every token in PyTorch's."""
+    import numpy as np
+
+    from tinygpt_tui.core.sampler import _pick_numpy, _pick_torch
+
+    logits = torch.tensor([1.0, 5.0, 3.0, -2.0])
+    for kw in (dict(temperature=1e-320), dict(temperature=1e-8), dict(temperature=1.0, top_k=2**64),
+               dict(temperature=1.0, top_k=10**30, top_p=1e-300), dict(temperature=1.0, top_p=1e-300)):
+        s = SamplingSettings(**kw).validate()
+        a = _pick_numpy(logits.numpy().astype(np.float32), s, lambda: 0.999)
+        b = _pick_torch(logits, s, lambda: 0.999)
+        assert a == b, (kw, a, b)
+        if kw.get("top_p") or kw["temperature"] < 1e-3:
+            assert a == 1  # the most likely token

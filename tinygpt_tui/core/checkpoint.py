@@ -343,8 +343,8 @@ def load_model(folder, device="cpu") -> Loaded:
     for k, t in state.items():
         if not t.is_floating_point():
             raise CheckpointError(f"{WEIGHTS}: {k} is {t.dtype}, not floating point")
-        if not torch.isfinite(t).all():
-            raise CheckpointError(f"{WEIGHTS}: {k} holds NaN or infinite values")
+        if not torch.isfinite(t.float()).all():  # (checked as the model will hold it: fp32)
+            raise CheckpointError(f"{WEIGHTS}: {k} holds NaN or infinite values (in float32)")
     # Built on the CPU and initialised at random before the weights replace it: building on the
     # meta device would skip that, but its initialisers import torch._dynamo (2 s at start-up).
     model = GPT(cfg)
@@ -391,9 +391,11 @@ def load_for_sampling(folder, device="auto") -> Loaded:
         raise
     except Exception as e:
         raise CheckpointError(f"cannot read {WEIGHTS}: {str(e).splitlines()[0][:120]}") from None
+    with np.errstate(over="ignore"):  # (an F64 value past float32's range becomes inf: refused below)
+        arrays = {k: a.astype(np.float32, copy=False) for k, a in arrays.items()}
     for k, a in arrays.items():
         if not np.isfinite(a).all():
-            raise CheckpointError(f"{WEIGHTS}: {k} holds NaN or infinite values")
+            raise CheckpointError(f"{WEIGHTS}: {k} holds NaN or infinite values (in float32)")
     return Loaded(jitstep.JitModel(cfg, arrays), tokenizer, doc, folder)
 
 

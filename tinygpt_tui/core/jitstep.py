@@ -467,6 +467,8 @@ class JitDecoder(Window):
     def __init__(self, model: JitModel, precision: str = "auto"):
         super().__init__(model.cfg)
         cfg = model.cfg
+        if precision not in ("auto", "int8", "fp32"):
+            raise ValueError(f"precision must be auto, int8 or fp32, got {precision!r}")
         self.precision = "fp32" if precision == "fp32" else "int8"  # (auto: int8)
         self.model, self.args = model, model.args(self.precision)
         self.kv = np.zeros((cfg.n_layer, 2, cfg.n_head, self.capacity, cfg.n_embd // cfg.n_head), np.float32)

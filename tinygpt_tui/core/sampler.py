@@ -115,6 +115,7 @@ def filter_logits(logits, temperature: float, top_k=None, top_p=None):
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
         cum = sorted_logits.softmax(-1).cumsum(-1)
         drop = cum - sorted_logits.softmax(-1) >= top_p  # keep the first token that crosses top_p
+        drop[..., 0] = False  # and always the most likely one (a top_p under float32's range is 0 here)
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     return logits
@@ -234,7 +235,8 @@ def _pick_torch(logits, s: SamplingSettings, uniform: Uniforms) -> int:
 def _pick_numpy(logits, s: SamplingSettings, uniform: Uniforms) -> int:
     if s.temperature == 0:
         return int(logits.argmax())
-    return _jit_sample(logits, float(s.temperature), s.top_k or 0, 1.0 if s.top_p is None else float(s.top_p), uniform())
+    top_k = s.top_k if s.top_k is not None and s.top_k < logits.shape[0] else 0  # (any k past V: no cut, as in draw)
+    return _jit_sample(logits, max(float(s.temperature), 1e-8), top_k, 1.0 if s.top_p is None else float(s.top_p), uniform())
 
 
 def _jit_sample(*args) -> int:
