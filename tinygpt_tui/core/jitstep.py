@@ -474,7 +474,7 @@ class JitDecoder(Window):
         self.kv = np.zeros((cfg.n_layer, 2, cfg.n_head, self.capacity, cfg.n_embd // cfg.n_head), np.float32)
         self.logits = np.empty(cfg.vocab_size, np.float32)
 
-    def feed(self, ids, as_numpy: bool = True) -> np.ndarray:
+    def feed(self, ids) -> np.ndarray:
         if len(ids) == 0:
             raise ValueError("feed needs at least one token")
         V = self.cfg.vocab_size

@@ -174,9 +174,8 @@ class Generation:
         ids = list(self.prompt_ids[-window:]) or [self.tokenizer.stoi.get("\n", 0)]
         history = list(ids)
         # the compiled decoder hands over numpy logits and samples in compiled code too
-        compiled = getattr(run, "backend", None) == "numba"
-        pick = _pick_numpy if compiled else _pick_torch
-        logits = run.feed(ids, True) if compiled else run.feed(ids)  # (V,) after the last token
+        pick = _pick_numpy if getattr(run, "backend", None) == "numba" else _pick_torch
+        logits = run.feed(ids)  # (V,) after the last token
         for _ in range(s.max_new_tokens):
             if self.stop_event.is_set():
                 return
@@ -192,7 +191,7 @@ class Generation:
                 feed = keep
             else:
                 feed = [nxt]
-            logits = run.feed(feed, True) if compiled else run.feed(feed)
+            logits = run.feed(feed)
             if len(history) > 4 * window:
                 history = history[-window:]
 
