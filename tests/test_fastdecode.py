@@ -400,3 +400,22 @@ def test_f64_weights_beyond_float32_are_refused_in_one_line(tmp_path, loader):
     save_file(arrays, str(path))
     with pytest.raises(CheckpointError, match="infinite"):
         getattr(ckpt, loader)(tmp_path / "m")
+
+
+def test_load_for_sampling_refuses_a_bad_device_or_folder_before_importing_torch(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{", encoding="utf-8")
+    code = ("import sys\nfrom tinygpt_tui.core.checkpoint import load_for_sampling\n"
+            "from tinygpt_tui.core.errors import TinyGPTError\n"
+            f"for device in ('tpu', 'cuda'):\n"
+            f"    try:\n        load_for_sampling({str(tmp_path / 'bad')!r}, device)\n"
+            "    except TinyGPTError as e:\n        print(type(e).__name__, str(e).splitlines()[0][:40])\n"
+            "print('torch imported:', 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("SettingsError unknown device") and lines[1].startswith("CheckpointError config.json")
+    assert lines[2] == "torch imported: False"

@@ -11,14 +11,11 @@ from .core.errors import SettingsError
 
 def _load(model, device, models_dir, sampling=False):
     from .core.checkpoint import check_folder, load_for_sampling, load_model, resolve_model
-    from .core.device import DEVICES
 
     folder = resolve_model(model, models_dir)
-    check_folder(folder)  # a broken folder is refused before torch is imported (pick_device imports it)
-    if str(device).lower().split(":")[0] not in DEVICES:
-        raise SettingsError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if sampling:  # on a CPU, the compiled decoder without torch
+    if sampling:  # on a CPU, the compiled decoder without torch (it checks the folder first)
         return load_for_sampling(folder, device)
+    check_folder(folder)  # a broken folder is refused before torch is imported (pick_device imports it)
     from .core.device import pick_device
 
     return load_model(folder, device=pick_device(device))
@@ -57,14 +54,16 @@ def run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus
             out.write(printable(p))
         out.flush()
         note = _slow_start_note(err) if i == 0 else None
-        for ch in gen:
-            if note is not None:
+        try:
+            for ch in gen:
+                if note is not None:
+                    note.cancel()
+                    note = None
+                out.write(printable(ch))
+                out.flush()
+        finally:
+            if note is not None:  # (no character at all, or an error: the note must not follow it)
                 note.cancel()
-                note = None
-            out.write(printable(ch))
-            out.flush()
-        if note is not None:
-            note.cancel()
         out.write("\n")
         out.flush()
 

@@ -329,7 +329,11 @@ def load_model(folder, device="cpu") -> Loaded:
     """Load a model folder safely: JSON validated, shapes checked, weights from safetensors only."""
     folder = Path(folder)
     doc, cfg = check_folder(folder)  # before importing torch: a broken folder is refused at once
+    return _load_torch(folder, doc, cfg, device)
 
+
+def _load_torch(folder: Path, doc: dict, cfg: GPTConfig, device) -> Loaded:
+    """load_model's second half, for a folder check_folder has passed."""
     import torch
     from safetensors.torch import load_file
 
@@ -367,14 +371,15 @@ def load_for_sampling(folder, device="auto") -> Loaded:
     "auto" means the CPU here. Other devices, and machines without numba: ``load_model``.
     """
     from . import jitstep
+    from .device import device_kind
 
-    name = str(device or "auto").lower()
-    if name not in ("auto", "cpu") or not jitstep.available():
-        from .device import pick_device
-
-        return load_model(folder, device=pick_device(name))
+    kind = device_kind(device)  # a typo is refused, and a broken folder, before anything imports torch
     folder = Path(folder)
     doc, cfg = check_folder(folder)
+    if kind not in ("auto", "cpu") or not jitstep.available():
+        from .device import pick_device
+
+        return _load_torch(folder, doc, cfg, pick_device(device))
     tokenizer = CharTokenizer.from_json(_read_text(folder / VOCAB, VOCAB))
     import numpy as np
     from safetensors import safe_open
@@ -383,7 +388,7 @@ def load_for_sampling(folder, device="auto") -> Loaded:
     try:
         with safe_open(str(folder / WEIGHTS), framework="numpy") as f:
             if any(str(f.get_slice(k).get_dtype()) == "BF16" for k in f.keys()):  # numpy has no bfloat16
-                loaded = load_model(folder)
+                loaded = _load_torch(folder, doc, cfg, "cpu")
                 return Loaded(jitstep.JitModel.from_torch(loaded.model), tokenizer, doc, folder)
             for k in f.keys():
                 arrays[k] = f.get_tensor(k)
@@ -391,12 +396,12 @@ def load_for_sampling(folder, device="auto") -> Loaded:
         raise
     except Exception as e:
         raise CheckpointError(f"cannot read {WEIGHTS}: {str(e).splitlines()[0][:120]}") from None
-    with np.errstate(over="ignore"):  # (an F64 value past float32's range becomes inf: refused below)
-        arrays = {k: a.astype(np.float32, copy=False) for k, a in arrays.items()}
-    for k, a in arrays.items():
+    with np.errstate(over="ignore"):  # (it holds float32: an F64 value past its range becomes inf, refused below)
+        model = jitstep.JitModel(cfg, arrays)
+    for k, a in model.arrays.items():
         if not np.isfinite(a).all():
             raise CheckpointError(f"{WEIGHTS}: {k} holds NaN or infinite values (in float32)")
-    return Loaded(jitstep.JitModel(cfg, arrays), tokenizer, doc, folder)
+    return Loaded(model, tokenizer, doc, folder)
 
 
 def _weights(model) -> dict:

@@ -11,16 +11,21 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 
 
+def device_kind(name: str = "auto") -> str:
+    """auto, cpu, cuda or mps for a device name ("cuda:1" is cuda); a SettingsError for any
+    other (no torch: a command refuses a typo before importing it)."""
+    name = (name or "auto").lower()
+    base = "cuda" if name.startswith("cuda:") else name
+    if base not in DEVICES:
+        raise SettingsError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    return base
+
+
 def pick_device(name: str = "auto"):
+    base = device_kind(name)
     import torch
 
     name = (name or "auto").lower()
-    if name.startswith("cuda:"):
-        base = "cuda"
-    else:
-        base = name
-    if base not in DEVICES:
-        raise SettingsError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
     if base == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
