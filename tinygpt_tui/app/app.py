@@ -272,7 +272,7 @@ class TinyGPTApp(App):
             self.notify(printable(job.error), title=f"training {printable(job.name)} failed", severity="error", timeout=10)
             ts = self.training_screen_if_built
             if ts is not None and ts.is_mounted:
-                ts.show_error(job.error)
+                ts.show_error(job.error, notify=False)  # (notified just above)
         else:
             self.notify(job.summary().plain, title="training finished" if job.state == "done" else "training stopped", timeout=8)
         if self._quitting:

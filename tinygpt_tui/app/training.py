@@ -141,7 +141,6 @@ class TrainingJob:
         self.error = ""
         self.folder: Path | None = None
         self.run = RunState()
-        self.announced = False  # the app has told the user of the failure (the screen doesn't again)
 
     @property
     def active(self) -> bool:
@@ -186,7 +185,7 @@ class TrainingJob:
             if self.active:
                 self.state = "stopped" if self.stop_event.is_set() else "done"
         except NameTaken as e:  # the screen checks first; this is a folder made in between
-            self.error, self.state = name_taken(e.name, e.models_dir, key_label(TrainingScreen.resume_binding().key)), "failed"
+            self.error, self.state = name_taken(e.name, e.models_dir, default_key("resume")), "failed"
         except TinyGPTError as e:
             self.error, self.state = str(e), "failed"
         except MemoryError:
@@ -366,6 +365,11 @@ def key_label(key: str) -> str:
     return "+".join(k.upper() if len(k) == 1 else k.capitalize() for k in key.split("+"))
 
 
+def default_key(action: str) -> str:
+    """The training screen's own key for an action (before any keymap), as Ctrl+R."""
+    return key_label(next(b.key for b in TrainingScreen.BINDINGS if b.action == action))
+
+
 def name_taken(name: str, models_dir, key: str) -> str:
     return f"a model named {name!r} already exists in {models_dir}; pick another name, or press {key} to resume it"
 
@@ -420,17 +424,13 @@ class TrainingScreen(Screen):
         Binding("ctrl+l", "follow", "Follow run", id="train-follow"),
     ]
 
-    @classmethod
-    def resume_binding(cls) -> Binding:
-        return next(b for b in cls.BINDINGS if b.action == "resume")
-
     def key_for(self, action: str) -> str:
         """The key bound to one of this screen's actions now (a keymap may have changed it), as Ctrl+R."""
         if self.is_mounted:
             for key, active in self.active_bindings.items():
                 if active.binding.action == action and active.node is self:
                     return key_label(key)
-        return key_label(next(b.key for b in self.BINDINGS if b.action == action))
+        return default_key(action)
 
     def __init__(self):
         super().__init__(id="training")
@@ -610,13 +610,11 @@ class TrainingScreen(Screen):
         return cfg
 
     # ------------------------------------------------------------ actions
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: str, notify: bool = True) -> None:
+        """The form's error line, and a notification unless the caller has given one already."""
         self.query_one("#train-error", Static).update(Text("✗ " + printable(message), style="bold red"))
-        job = self.app.training
-        if job is not None and job.state == "failed" and message == job.error and not job.announced:
-            job.announced = True  # a failed run: the app has notified it already
-            return
-        self.notify(printable(message), title="training", severity="error", timeout=8)
+        if notify:
+            self.notify(printable(message), title="training", severity="error", timeout=8)
 
     def clear_error(self) -> None:
         self.query_one("#train-error", Static).update("")
