@@ -732,7 +732,6 @@ class TrainingScreen(Screen):
     def render_view(self) -> None:
         v = self.view
         title = Text()
-        job = self.app.training
         if v is None:
             title.append("No run yet. ", style="bold")
             title.append("Fill in the form and press Start (Ctrl+S), or follow a run started elsewhere.", style="dim")
