@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .config import RELATIVE
 from .errors import SettingsError
 from .tokenizer import CharTokenizer
 
@@ -169,7 +170,7 @@ class Generation:
         cfg = self.model.cfg
         uniform = Uniforms(s.seed)
         window = cfg.block_size
-        relative = cfg.pos_encoding in ("rope", "alibi", "none")
+        relative = cfg.pos_encoding in RELATIVE
         # start from a newline when there is no prompt, so the model starts a fresh line
         ids = list(self.prompt_ids[-window:]) or [self.tokenizer.stoi.get("\n", 0)]
         history = list(ids)
