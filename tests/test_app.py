@@ -61,6 +61,34 @@ def make_app(models_dir, **kw):
 
 
 # ------------------------------------------------------------------ generate screen
+async def test_the_first_frame_lists_the_models_and_turns_collection_back_on(models_dir, tmp_path):
+    import gc
+
+    app = make_app(models_dir)
+    app.resume_gc = True  # as `tinygpt` starts it: collection off until the first frame
+    gc.disable()
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            assert await wait_for(pilot, lambda: app.first_paint_at is not None)
+            assert gc.isenabled()
+            assert app.models_listed and app.models_listed_at <= app.first_paint_at
+            assert [i.name for i in app.generate_screen.query_one("#models").infos] == ["alpha", "beta", "broken"]
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    # a folder with more entries than are read before the first frame: read in a worker after it
+    from tinygpt_tui.app.app import SYNC_LISTING
+
+    big = tmp_path / "big"
+    for n in range(SYNC_LISTING + 1):
+        (big / f"m{n:03d}").mkdir(parents=True)
+    app = make_app(big)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: app.models_listed, timeout=30)
+        assert app.models_listed_at > app.first_paint_at
+        assert len(app.generate_screen.query_one("#models").infos) == SYNC_LISTING + 1
+
+
 async def test_sidebar_lists_models_and_broken_folder(models_dir):
     app = make_app(models_dir)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -556,11 +584,14 @@ def test_launcher_opens_the_app_without_the_cli_and_passes_everything_else_on(tm
     code = (
         "import sys; sys.argv = ['tinygpt', '--models-dir', 'somewhere']\n"
         "import tinygpt_tui.app.app as a\n"
-        "a.run_app = lambda models_dir=None: print('typer' in sys.modules, 'click' in sys.modules, models_dir)\n"
+        "import gc\n"
+        "a.run_app = lambda models_dir=None, resume_gc=False: print('typer' in sys.modules, 'click' in sys.modules, models_dir, resume_gc, gc.isenabled())\n"
         "from tinygpt_tui.app.launch import run; run()\n"
+        "print(gc.isenabled())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.stdout.split() == ["False", "False", "somewhere"], out.stderr
+    # start-up runs with garbage collection off (the app turns it back on after its first frame; the launcher, whatever happens)
+    assert out.stdout.split() == ["False", "False", "somewhere", "True", "False", "True"], out.stderr
     # anything else is the command line, unchanged
     out = subprocess.run([sys.executable, "-m", "tinygpt_tui.app.launch", "--version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("tinygpt ")

@@ -34,10 +34,68 @@ def test_listing_does_not_import_torch(tiny_models_dir):
     code = (
         "import sys; from tinygpt_tui.core.checkpoint import list_models;"
         f"infos = list_models({str(tiny_models_dir)!r});"
-        "print([(i.name, i.ok) for i in infos]); assert 'torch' not in sys.modules"
+        "print([(i.name, i.ok) for i in infos]); assert 'torch' not in sys.modules;"
+        "assert 'numpy' not in sys.modules, 'numpy'"  # the app lists the folder before its first frame
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "('alpha', True)" in out and "('broken', False)" in out
+
+
+def test_header_reader_agrees_with_safetensors(tmp_path):
+    """The folder checks read the safetensors header themselves; the package agrees on what it says."""
+    import struct
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file({"a": torch.zeros(3, 5), "b": torch.ones(7, dtype=torch.bfloat16), "c": torch.zeros(0, 4), "d": torch.arange(6).view(2, 3)},
+              str(path), metadata={"step": "12"})
+    tensors, meta = ckpt.read_safetensors_header(path)
+    with safe_open(str(path), framework="pt") as f:
+        want = {k: (str(f.get_slice(k).get_dtype()), tuple(f.get_slice(k).get_shape())) for k in f.keys()}
+        assert meta == f.metadata() == {"step": "12"}
+    assert tensors == want and tensors["b"] == ("BF16", (7,)) and tensors["d"][0] == "I64"
+
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+
+    def write(doc, data_len=None):
+        h = json.dumps(doc).encode()
+        data = raw[8 + n:] if data_len is None else b"\0" * data_len
+        path.write_bytes(struct.pack("<Q", len(h)) + h + data)
+
+    def refused(match):
+        with pytest.raises(CheckpointError, match=match):
+            ckpt.read_safetensors_header(path)
+
+    write({**header, "a": {**header["a"], "data_offsets": [0, 10**12]}})
+    refused("offsets outside")
+    write({**header, "a": {**header["a"], "shape": [3, 6]}})
+    refused("bytes for a F32 tensor")
+    write({**header, "a": {**header["a"], "dtype": "F33"}})
+    refused("unknown dtype")
+    write({**header, "a": {**header["a"], "shape": [3, -5]}})
+    refused("bad shape")
+    write(header, data_len=len(raw) - 8 - n + 4)
+    refused("do not cover")
+    b = header["b"]["data_offsets"]
+    write({**header, "b": {**header["b"], "data_offsets": [b[0] - 2, b[1] - 2]}})
+    refused("overlap or leave gaps")
+    write({**header, "__metadata__": {"step": 12}})
+    refused("metadata")
+    path.write_bytes(struct.pack("<Q", 5) + b"[1,2]")
+    refused("not a JSON object")
+    path.write_bytes(struct.pack("<Q", 4) + b"\xff\xfe{}")
+    refused("not JSON")
+    path.write_bytes(b"\x01\x02")
+    refused("8-byte")
+    path.write_bytes(struct.pack("<Q", 2**63) + b"{}")
+    refused("past the end")
+    path.unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        ckpt.read_safetensors_header(path)
 
 
 def test_broken_folder_reports_why(tiny_models_dir):

@@ -24,6 +24,7 @@ from ..core.checkpoint import default_models_dir
 from .sidebar import folder_signature
 
 MODELS_POLL_S = 2.0
+SYNC_LISTING = 32  # entries in the models folder read before the first frame; more are read in a worker
 
 
 class ConfirmQuit(ModalScreen[bool]):
@@ -76,8 +77,9 @@ class TinyGPTApp(App):
         self.sampler = None  # core.remote.SamplerProcess
         self.sampler_off = ""  # why generation runs in this process instead
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
-        # the folder is read in a worker right after the first paint: checking each model's
-        # safetensors header imports numpy (0.1-0.2 s), which the first frame need not wait for
+        # the folder is read before the first frame (a few JSON files and safetensors headers per
+        # model, about 1 ms each), so the first frame lists the models; a folder of more than
+        # SYNC_LISTING entries is read in a worker after it instead
         self.model_infos: list = []
         self.models_listed = False
         self.models_listed_at: float | None = None
@@ -108,9 +110,43 @@ class TinyGPTApp(App):
         if self.watch_models:
             self.set_interval(MODELS_POLL_S, self.check_models)
 
+    resume_gc = False  # see run_app
+
     def _painted(self) -> None:
         self.first_paint_at = time.perf_counter()
-        self.action_refresh_models_quiet()  # then, once listed, torch warms up (see _models_listed)
+        if self.resume_gc:
+            import gc
+
+            self.resume_gc = False
+            gc.freeze()
+            gc.enable()
+        if not self.models_listed:
+            self.action_refresh_models_quiet()  # a large folder: read now (torch warms up once it is listed)
+        else:
+            self._warm_up()
+
+    def list_models_now(self) -> None:
+        """Read the models folder here and now, if it is small (called before the first frame)."""
+        from ..core.checkpoint import list_models
+
+        if self.models_listed:
+            return
+        try:
+            with os.scandir(self.models_dir) as it:
+                if sum(1 for _ in it) > SYNC_LISTING:
+                    return
+        except OSError:
+            pass  # missing or unreadable: list_models says so (an empty list)
+        self._signature = folder_signature(self.models_dir)
+        self.model_infos = list_models(self.models_dir)
+        self.models_listed = True
+        self.models_listed_at = time.perf_counter()
+
+    def _warm_up(self) -> None:
+        """After the first frame: start the sampler process and import torch in the background."""
+        if self.warm_torch:
+            self.start_sampler()  # it imports torch beside this process's warm-up
+            self._warm()
 
     @work(thread=True, group="warm", exit_on_error=False)
     def _warm(self) -> None:
@@ -242,9 +278,8 @@ class TinyGPTApp(App):
         if first:
             self.models_listed_at = time.perf_counter()
         self.generate_screen.set_models(infos)
-        if first and self.warm_torch:
-            self.start_sampler()  # it imports torch beside this process's warm-up
-            self._warm()
+        if first:
+            self._warm_up()
 
     # ------------------------------------------------------------ training (owned by the app, not the screen)
     def start_training(self, cfg, resume: bool = False):
@@ -360,9 +395,12 @@ def _training_screen():
     return TrainingScreen()
 
 
-def run_app(models_dir=None) -> None:
-    """Open the app (called by `tinygpt` with no command)."""
-    TinyGPTApp(models_dir=models_dir).run()
+def run_app(models_dir=None, resume_gc: bool = False) -> None:
+    """Open the app (called by `tinygpt` with no command; resume_gc: garbage collection was turned off
+    for start-up, and the app turns it back on after its first frame)."""
+    app = TinyGPTApp(models_dir=models_dir)
+    app.resume_gc = resume_gc
+    app.run()
 
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ class GenerateScreen(Screen):
         self.query_one("#models", ModelList).border_title = "Models"
         self.query_one("#sampling", SamplingPanel).border_title = "Sampling"
         self.query_one("#output-box").border_title = "Output"
+        self.app.list_models_now()
         self.set_models(self.app.model_infos)
         self.update_status()
         self.set_interval(0.5, self.update_status)
@@ -155,7 +156,7 @@ class GenerateScreen(Screen):
     def set_models(self, infos: list[ModelInfo]) -> None:
         models = self.query_one("#models", ModelList)
         out = self.query_one("#output", OutputView)
-        if not self.app.models_listed:  # the first paint: the folder is read right after it
+        if not self.app.models_listed:  # a large folder, read in a worker after the first frame
             models.border_subtitle = "reading …"
             if folder_signature(self.app.models_dir):  # a few stat calls
                 out.clear()

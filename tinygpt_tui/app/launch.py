@@ -30,12 +30,20 @@ def run():
         from ..cli import run as cli_run
 
         return cli_run()
+    import gc
+
+    # No garbage collections while the app starts: importing Textual and building the first screen
+    # allocate enough to trigger dozens, 40-70 ms in all here. The app turns collection back on
+    # after its first frame, freezing what start-up built (never to be scanned again).
+    gc.disable()
     try:
         from .app import run_app
 
-        run_app(models_dir=models_dir)  # None: $TINYGPT_MODELS_DIR, else ./models (as the CLI does)
+        run_app(models_dir=models_dir, resume_gc=True)  # None: $TINYGPT_MODELS_DIR, else ./models (as the CLI does)
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        gc.enable()
 
 
 if __name__ == "__main__":

@@ -182,22 +182,86 @@ def validate_config_doc(doc) -> GPTConfig:
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
-def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    from safetensors import safe_open
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+
+
+def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict]:
+    """{name: (dtype, shape)} and the metadata of a safetensors file, from its header alone.
+
+    The format is an 8-byte little-endian length, that many bytes of JSON, then the tensors'
+    bytes. Reading the header here (rather than through the safetensors package) keeps numpy out
+    of listing and checking a folder: the app lists the models folder before its first frame.
+    The checks are the format's own: offsets inside the file, tiling the data with no gap or
+    overlap, each tensor's byte count matching its dtype and shape. Loading the weights still
+    goes through the safetensors package.
+    """
+
+    def bad(why: str):
+        return CheckpointError(f"{WEIGHTS} is not a valid safetensors file ({why})")
 
     try:
-        with safe_open(str(path), framework="numpy") as f:
-            for k in f.keys():  # the header says the dtype: refuse integer "weights" before loading anything
-                dtype = str(f.get_slice(k).get_dtype())
-                if dtype not in FLOAT_DTYPES:
-                    raise CheckpointError(f"{WEIGHTS}: {k[:80]} is {dtype[:20]}, not floating point")
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except CheckpointError:
-        raise
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            if len(head) < 8:
+                raise bad("shorter than its 8-byte header length")
+            n = int.from_bytes(head, "little")
+            if n > min(size - 8, MAX_HEADER_BYTES):
+                raise bad(f"header length {n} runs past the end of the file")
+            raw = f.read(n)
     except FileNotFoundError:
         raise CheckpointError(f"{WEIGHTS} is missing in {path.parent}") from None
-    except Exception as e:  # safetensors raises its own error types for a bad header
-        raise CheckpointError(f"{WEIGHTS} is not a valid safetensors file ({str(e).splitlines()[0][:120]})") from None
+    except IsADirectoryError:
+        raise bad("it is a folder") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise bad("its header is not JSON") from None
+    if not isinstance(doc, dict):
+        raise bad("its header is not a JSON object")
+    meta = doc.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise bad("its metadata is not a map of strings")
+    data_bytes = size - 8 - n
+    out: dict[str, tuple[str, tuple[int, ...]]] = {}
+    spans = []
+    for k, t in doc.items():
+        name = str(k)[:80]
+        if not isinstance(t, dict):
+            raise bad(f"{name} is not described")
+        dtype, shape, offsets = t.get("dtype"), t.get("shape"), t.get("data_offsets")
+        if dtype not in DTYPE_BYTES:
+            raise bad(f"{name} has an unknown dtype {str(dtype)[:20]!r}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise bad(f"{name} has a bad shape")
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= data_bytes):
+            raise bad(f"{name} has offsets outside the file")
+        numel = 1
+        for d in shape:
+            numel *= d
+        if offsets[1] - offsets[0] != numel * DTYPE_BYTES[dtype]:
+            raise bad(f"{name}: {offsets[1] - offsets[0]} bytes for a {dtype} tensor of shape {shape}")
+        out[k] = (dtype, tuple(shape))
+        spans.append(offsets)
+    end = 0
+    for start, stop in sorted(spans):
+        if start != end:
+            raise bad("its tensors overlap or leave gaps")
+        end = stop
+    if end != data_bytes:
+        raise bad("its tensors do not cover the data")
+    return out, meta
+
+
+def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    tensors, _ = read_safetensors_header(path)
+    for k, (dtype, _shape) in tensors.items():  # refuse integer "weights" before loading anything
+        if dtype not in FLOAT_DTYPES:
+            raise CheckpointError(f"{WEIGHTS}: {k[:80]} is {dtype[:20]}, not floating point")
+    return {k: shape for k, (_dtype, shape) in tensors.items()}
 
 
 def expected_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
@@ -504,12 +568,9 @@ def state_weights(tensors: dict) -> dict | None:
 
 
 def weights_step(folder) -> int | None:
-    from safetensors import safe_open
-
     try:
-        with safe_open(str(Path(folder) / WEIGHTS), framework="numpy") as f:
-            return int((f.metadata() or {}).get("step", -1))
-    except Exception:
+        return int(read_safetensors_header(Path(folder) / WEIGHTS)[1].get("step", -1))
+    except (TinyGPTError, OSError, ValueError):
         return None
 
 
