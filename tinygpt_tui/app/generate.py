@@ -13,12 +13,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Header, Input, Static
+from textual.widgets import Input, Static
 
 from ..core.checkpoint import ModelInfo
 from ..core.errors import TinyGPTError
 from ..core.tokenizer import printable
-from .footer import LeanFooter
+from .bars import KeyBar, TitleBar
 from .output import GENERATED, NOTE, PROMPT, OutputView
 from .sidebar import ModelList, SamplingPanel, folder_signature
 
@@ -113,7 +113,7 @@ class GenerateScreen(Screen):
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False, icon="◆")
+        yield TitleBar()
         with Horizontal(id="gen-body"):
             with Vertical(id="sidebar"):
                 yield ModelList(id="models")
@@ -127,7 +127,7 @@ class GenerateScreen(Screen):
                 with Horizontal(id="status-row"):
                     yield Static(id="status")
                     yield Static(id="train-status")
-        yield LeanFooter(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         # The screen's (empty) notification rack is hidden only when the screen resumes, after the
@@ -449,7 +449,11 @@ class GenerateScreen(Screen):
 
     def action_focus_settings(self) -> None:
         self.query_one("#sidebar").remove_class("-hidden")
-        self.query_one("#set-temperature", Input).focus()
+        panel = self.query_one("#sampling", SamplingPanel)
+        if panel.ready:
+            panel.query_one("#set-temperature", Input).focus()
+        else:  # the fields are mounted right after the first frame
+            panel.call_after_refresh(self.action_focus_settings)
 
     def action_copy_output(self) -> None:
         text = self.query_one("#output", OutputView).text

@@ -43,11 +43,12 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ..core.errors import TinyGPTError
 from ..inspect_cli import (cell, head_rows, heatmap_column_at, heatmap_lines, layer_rows, legend, lines_to_text, prob_bars,
                            ranked_line, top_attended)
+from .bars import KeyBar
 
 
 class Panel(Widget):
@@ -179,7 +180,7 @@ class InspectorScreen(ModalScreen):
                 yield Panel(self._build_map_title, id="insp-map-title", classes="insp-heading")
                 yield Panel(self._build_map, id="insp-map")
                 yield Static("", id="insp-summary")
-            yield Footer()
+            yield KeyBar()
 
     def on_mount(self) -> None:
         self._kick()

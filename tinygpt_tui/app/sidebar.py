@@ -7,7 +7,6 @@ from pathlib import Path
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, OptionList
@@ -111,7 +110,11 @@ class ModelList(OptionList):
 
 
 class SamplingPanel(Vertical):
-    """Temperature, top-k, top-p, length and seed; they apply to the next generation."""
+    """Temperature, top-k, top-p, length and seed; they apply to the next generation.
+
+    The fields are mounted right after the first frame (five inputs are a fifth of the work
+    before it); until then the values live in `pending`, which values() and set_value() use.
+    """
 
     FIELDS = (
         # id, label, default, restrict, help
@@ -122,19 +125,38 @@ class SamplingPanel(Vertical):
         ("seed", "seed", "", r"[0-9]*", "blank = a new random draw each time"),
     )
 
-    def compose(self) -> ComposeResult:
-        with Grid(id="sampling-grid"):
-            for fid, label, default, restrict, help_text in self.FIELDS:
-                yield Label(label, classes="setting-label")
-                inp = Input(default, id=f"set-{fid}", restrict=restrict, compact=True, placeholder="all" if fid.startswith("top") else "random" if fid == "seed" else "")
-                inp.tooltip = help_text
-                yield inp
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.pending: dict[str, str] | None = {fid: default for fid, _label, default, *_ in self.FIELDS}
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._mount_fields)
+
+    def _mount_fields(self) -> None:
+        if self.pending is None or not self.is_attached:
+            return
+        widgets = []
+        for fid, label, _default, restrict, help_text in self.FIELDS:
+            inp = Input(self.pending[fid], id=f"set-{fid}", restrict=restrict, compact=True,
+                        placeholder="all" if fid.startswith("top") else "random" if fid == "seed" else "")
+            inp.tooltip = help_text
+            widgets += [Label(label, classes="setting-label"), inp]
+        self.mount(Grid(*widgets, id="sampling-grid"))
+        self.pending = None
+
+    @property
+    def ready(self) -> bool:
+        """The fields are mounted (they can take focus)."""
+        return self.pending is None
+
+    def _raw(self, fid: str) -> str:
+        return self.pending[fid] if self.pending is not None else self.query_one(f"#set-{fid}", Input).value
 
     def values(self):
         """The SamplingSettings the fields describe, or a SettingsError saying which is wrong."""
         from ..core.sampler import SamplingSettings
 
-        raw = {fid: self.query_one(f"#set-{fid}", Input).value.strip() for fid, *_ in self.FIELDS}
+        raw = {fid: self._raw(fid).strip() for fid, *_ in self.FIELDS}
 
         def num(fid, kind, what):
             v = raw[fid]
@@ -159,4 +181,8 @@ class SamplingPanel(Vertical):
         return settings.validate()
 
     def set_value(self, fid: str, value) -> None:
-        self.query_one(f"#set-{fid}", Input).value = "" if value is None else str(value)
+        text = "" if value is None else str(value)
+        if self.pending is not None:
+            self.pending[fid] = text
+        else:
+            self.query_one(f"#set-{fid}", Input).value = text

@@ -23,11 +23,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Button, Collapsible, Header, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Button, Collapsible, Input, Label, ProgressBar, Select, Static
 
 from ..core.errors import SettingsError, TinyGPTError
 from ..core.tokenizer import printable
-from .footer import LeanFooter
+from .bars import KeyBar, TitleBar
 
 MAX_POINTS = 400  # points drawn per curve (older points are thinned)
 CHECK_CORPUS_BYTES = 16 * 1024**2  # a corpus up to this size is read before a run starts (bigger ones by the run)
@@ -445,7 +445,7 @@ class TrainingScreen(Screen):
     def compose(self) -> ComposeResult:
         from ..core.device import DEVICES
 
-        yield Header(show_clock=False, icon="◆")
+        yield TitleBar()
         with Horizontal(id="train-body"):
             with VerticalScroll(id="train-form"):
                 with Horizontal(classes="form-row"):
@@ -492,7 +492,7 @@ class TrainingScreen(Screen):
                 yield _plot_class()(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
                     yield Static(Text("The model writes a sample at each evaluation.", style="dim"), id="run-sample")
-        yield LeanFooter(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.chart = self.query_one("#loss-chart")
