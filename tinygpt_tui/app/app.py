@@ -110,6 +110,18 @@ class TinyGPTApp(App):
         if self.watch_models:
             self.set_interval(MODELS_POLL_S, self.check_models)
 
+    def _display(self, screen, renderable) -> None:
+        # Textual draws the first screen inside its start-up batch, where a frame is not written,
+        # and then sends only the regions that change next: the first screen reached the terminal
+        # in pieces, the prompt last, 50-150 ms later. A frame held back by a batch now leaves the
+        # whole screen to repaint, so the next frame written is all of it.
+        try:
+            if renderable is not None and self._batch_count and screen is self.screen:
+                screen._compositor._dirty_regions.add(screen.size.region)
+        except AttributeError:  # a Textual without these: its own behaviour
+            pass
+        super()._display(screen, renderable)
+
     resume_gc = False  # see run_app
 
     def _painted(self) -> None:

@@ -4,11 +4,12 @@
     python -m tinygpt_tui.app.bench_app --model NAME --models-dir DIR --chars 2000 --json out.json
 
 Figures (all wall-clock, this machine):
-  first paint     process start -> the first frame is drawn (headless driver; a fresh
-                  Python process, so interpreter start and imports are included), its CPU
-                  time, and process start -> the model list filled in (the folder is read
-                  in a worker right after the first frame); through the launcher (what
-                  `tinygpt` with no command runs) and through the full CLI, taking turns
+  first paint     process start -> the first frame on a terminal: `tinygpt` runs on a
+                  pseudo-terminal (120x40, Textual's real driver), timed to the moment its
+                  output holds the whole first screen (the models box listing the model, the
+                  prompt, the key bar); taking turns with a bare one-widget Textual app, the
+                  floor (Python, importing Textual, one frame); medians, best, CPU time, and
+                  how much of the CPUs the virtual machine's host took back meanwhile
   streaming       side by side, in rounds: `tinygpt generate` for the same model and settings
                   (its own process, timed on its stdout from the first character to the last),
                   then the app streaming the same into its output pane (from the first
@@ -45,58 +46,122 @@ def pct(xs, q):
 
 
 # ---------------------------------------------------------------- first paint
-FIRST_PAINT_CHILD = r"""
-import sys, time
-t_start = float(sys.argv[1])
-import importlib
-importlib.import_module(sys.argv[3])  # the entry point's module: what `tinygpt` imports first
-from tinygpt_tui.app.app import TinyGPTApp
-t_import = time.time()
+BARE_APP = r"""
+from textual.app import App
+from textual.widgets import Static
 
-class Bench(TinyGPTApp):
-    def _painted(self):
-        super()._painted()
-        self.paint = (time.time() - t_start, time.process_time(), 'torch' in sys.modules)
+class Bare(App):
+    def compose(self):
+        yield Static(MARKERS)
 
-    def _models_listed(self, infos):
-        super()._models_listed(infos)
-        paint, cpu, torch = self.paint
-        print(f"{t_import - t_start:.4f} {paint:.4f} {time.time() - t_start:.4f} {cpu:.4f} {torch}", flush=True)
-        self.exit()
-
-Bench(models_dir=sys.argv[2], watch_models=False, warm_torch=False).run(headless=True, size=(120, 40))
+Bare().run()
 """
 
-ENTRIES = {"launcher": "tinygpt_tui.app.launch", "cli": "tinygpt_tui.cli"}  # the fast path, and the full CLI
+
+def _steal_ticks() -> int | None:
+    """The machine's stolen CPU time so far (a virtual machine's host running others), in ticks."""
+    try:
+        with open("/proc/stat") as f:
+            return int(f.readline().split()[8])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
-def first_paint(models_dir: str, runs: int = 5, entries=("launcher", "cli")) -> dict:
-    """Process start -> first frame, and -> the model list filled in (read right after the first frame).
+def _cpu_ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return None
 
-    Each entry point's runs take turns (a fresh process each): `launcher` is what `tinygpt` runs when
-    the console script points at tinygpt_tui.app.launch, `cli` the full command line (typer) first.
+
+def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: float = 60.0) -> dict:
+    """Run cmd on a pseudo-terminal of this size and time, from the start of the process, the first
+    byte it writes and the first frame: the moment every marker has appeared in its output.
+
+    A pseudo-terminal is a terminal as far as the app can tell (Textual's real driver, escape
+    sequences and all), so this is what a user sees, less the terminal's own drawing. Ctrl+Q
+    then quits it. Also returned: the process's CPU time at that frame (in the kernel's 10 ms ticks).
     """
-    figures: dict = {}
-    raw = {e: {"import": [], "paint": [], "listed": [], "cpu": [], "torch": []} for e in entries}
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    cols, rows = size
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color", COLORTERM="truecolor")
+    want = [m.encode() for m in markers]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    seen, first_byte, frame, cpu = b"", None, None, None
+    try:
+        while frame is None and time.perf_counter() - t0 < timeout:
+            if not select.select([master], [], [], 0.05)[0]:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:
+                break
+            now = time.perf_counter() - t0
+            first_byte = first_byte if first_byte is not None else now
+            seen += chunk
+            if all(m in seen for m in want):
+                frame, cpu = now, _cpu_ticks(proc.pid)
+        os.write(master, b"\x11")  # Ctrl+Q
+        deadline = time.perf_counter() + 10
+        while proc.poll() is None and time.perf_counter() < deadline:
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    os.read(master, 1 << 16)
+                except OSError:
+                    break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(master)
+    if frame is None:
+        raise RuntimeError(f"no first frame from {' '.join(cmd)} within {timeout:.0f} s: {seen[-300:]!r}")
+    return {"first_byte_s": first_byte, "first_frame_s": frame,
+            "cpu_s": cpu / os.sysconf("SC_CLK_TCK") if cpu is not None else float("nan")}
+
+
+def app_command(models_dir: str) -> list[str]:
+    """`tinygpt --models-dir DIR` as installed beside this Python, else the same entry point by module."""
+    script = Path(sys.executable).with_name("tinygpt")
+    if script.is_file():
+        return [str(script), "--models-dir", models_dir]
+    return [sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", models_dir]
+
+
+def first_paint(models_dir: str, model: str, runs: int = 5) -> dict:
+    """Process start -> the first frame on a terminal: `tinygpt` (the frame must show the models
+    box with this model listed, the prompt and the key bar), taking turns with a bare one-widget
+    Textual app (the floor: Python, importing Textual, one frame)."""
+    markers = ["Models", model, "Write a prompt", "palette"]
+    bare_cmd = [sys.executable, "-c", BARE_APP.replace("MARKERS", repr(" ".join(markers)))]
+    raw: dict = {"app": [], "bare": []}
+    steal0, t0 = _steal_ticks(), time.time()
     for _ in range(runs):
-        for entry in entries:
-            t0 = time.time()
-            out = subprocess.run([sys.executable, "-c", FIRST_PAINT_CHILD, repr(t0), models_dir, ENTRIES[entry]],
-                                 capture_output=True, text=True, timeout=120)
-            line = (out.stdout.strip().splitlines() or [""])[-1].split()
-            if len(line) != 5:
-                raise RuntimeError(f"first-paint child failed: {out.stderr[-500:]}")
-            r = raw[entry]
-            r["import"].append(float(line[0]))
-            r["paint"].append(float(line[1]))
-            r["listed"].append(float(line[2]))
-            r["cpu"].append(float(line[3]))
-            r["torch"].append(line[4] == "True")
-    for entry, r in raw.items():
-        figures[entry] = {"import_s": statistics.median(r["import"]), "first_paint_s": statistics.median(r["paint"]),
-                          "first_paint_min_s": min(r["paint"]), "first_paint_cpu_s": statistics.median(r["cpu"]),
-                          "models_listed_s": statistics.median(r["listed"]),
-                          "torch_imported_before_paint": any(r["torch"]), "runs": runs}
+        raw["app"].append(first_frame(app_command(models_dir), markers))
+        raw["bare"].append(first_frame(bare_cmd, markers))
+    steal1, wall = _steal_ticks(), time.time() - t0
+    figures: dict = {"runs": runs, "command": " ".join(app_command(models_dir))}
+    for who, rs in raw.items():
+        frames = [r["first_frame_s"] for r in rs]
+        figures[who] = {"first_frame_s": statistics.median(frames), "first_frame_min_s": min(frames),
+                        "first_byte_s": statistics.median(r["first_byte_s"] for r in rs),
+                        "cpu_s": statistics.median(r["cpu_s"] for r in rs), "all_s": frames}
+    figures["ratio"] = figures["app"]["first_frame_s"] / figures["bare"]["first_frame_s"]
+    if steal0 is not None and steal1 is not None:  # the share of the CPUs' time the host took back meanwhile
+        figures["steal_share"] = (steal1 - steal0) / os.sysconf("SC_CLK_TCK") / wall / (os.cpu_count() or 1)
     return figures
 
 
@@ -287,9 +352,9 @@ def main(argv=None) -> None:
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--corpus", default=None, help="a text file to train on for the key-latency-while-training figure")
-    ap.add_argument("--paint-runs", type=int, default=5)
+    ap.add_argument("--paint-runs", type=int, default=9)
     ap.add_argument("--rounds", type=int, default=3, help="streaming rounds, each the bare sampler then the app")
-    ap.add_argument("--where", default="process,thread", help="where the app samples: process (the default), thread (the fallback), or both")
+    ap.add_argument("--where", default="process,thread", help="where the app samples: process (the default), thread (the fallback), both, or none (first paint only)")
     ap.add_argument("--bare", choices=("both", "one", "default"), default="both",
                     help="which bare sampler runs each round: torch's default threads (as `tinygpt generate` runs), one thread, or both")
     ap.add_argument("--no-keys-while-training", dest="keys_while_training", action="store_false",
@@ -330,13 +395,16 @@ def main(argv=None) -> None:
     figures = {"model": name, "chars": args.chars, "temperature": args.temperature, "cpu_count": os.cpu_count()}
     print(f"model {name}; {args.chars} chars at temperature {args.temperature}", flush=True)
     if args.paint_runs:
-        fps = first_paint(str(scratch), args.paint_runs)
-        figures["first_paint"] = fps
-        for entry, fp in fps.items():
-            print(f"first paint ({entry}): {fp['first_paint_s'] * 1000:.0f} ms median of {fp['runs']} (best {fp['first_paint_min_s'] * 1000:.0f} ms; "
-                  f"{fp['first_paint_cpu_s'] * 1000:.0f} ms of CPU; imports {fp['import_s'] * 1000:.0f} ms; "
-                  f"torch imported before paint: {fp['torch_imported_before_paint']}); "
-                  f"model list filled in at {fp['models_listed_s'] * 1000:.0f} ms", flush=True)
+        fp = first_paint(str(scratch), name, args.paint_runs)
+        figures["first_paint"] = fp
+        app, bare = fp["app"], fp["bare"]
+        print(f"first frame on a {120}x{40} terminal (`{fp['command']}`, {fp['runs']} runs taking turns with a bare Textual app):\n"
+              f"  tinygpt:           {app['first_frame_s'] * 1000:.0f} ms median (best {app['first_frame_min_s'] * 1000:.0f} ms; "
+              f"{app['cpu_s'] * 1000:.0f} ms of CPU; first byte at {app['first_byte_s'] * 1000:.0f} ms)\n"
+              f"  bare Textual app:  {bare['first_frame_s'] * 1000:.0f} ms median (best {bare['first_frame_min_s'] * 1000:.0f} ms; "
+              f"{bare['cpu_s'] * 1000:.0f} ms of CPU)\n"
+              f"  ratio {fp['ratio']:.2f}x" + (f"; the host took back {fp['steal_share']:.0%} of the CPUs meanwhile" if "steal_share" in fp else ""),
+              flush=True)
     def bare() -> dict:
         """`tinygpt generate` as it runs (torch's threads), and with one thread as the sampler process
         uses; the app is compared with the faster of the two."""
@@ -346,7 +414,7 @@ def main(argv=None) -> None:
         best = max((b for b in (default, one) if b is not nan), key=lambda b: b["chars_per_s"])
         return {**best, "default_threads_chars_per_s": default["chars_per_s"], "one_thread_chars_per_s": one["chars_per_s"]}
 
-    for where in args.where.split(","):
+    for where in [w for w in args.where.split(",") if w in ("process", "thread")]:  # "none": first paint only
         app = asyncio.run(in_app(scratch, name, settings, sampler_process=where == "process", rounds=args.rounds,
                                  bare=bare, train_corpus=corpus if args.keys_while_training else None))
         figures[f"app_{where}"] = app
