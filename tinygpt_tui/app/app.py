@@ -88,7 +88,8 @@ class TinyGPTApp(App):
         self._quitting = False
         self.watch_models = watch_models
         self.warm_torch = warm_torch
-        self.first_paint_at: float | None = None
+        self.first_paint_at: float | None = None  # when the first frame was written (perf_counter)
+        self._after_first_frame: list = []
 
     # ------------------------------------------------------------ screens
     # Both screens live for the whole session (modes keep their state); the
@@ -106,7 +107,9 @@ class TinyGPTApp(App):
         self._switch_interval = sys.getswitchinterval()
         if self.SWITCH_INTERVAL:
             sys.setswitchinterval(self.SWITCH_INTERVAL)
-        self.call_after_refresh(self._painted)
+        # the first frame is written once Textual's start-up batch is over (see _display); should
+        # nothing else ask for a repaint by then, this does
+        self.call_later(lambda: None if self.first_paint_at is not None else self.refresh())
         if self.watch_models:
             self.set_interval(MODELS_POLL_S, self.check_models)
 
@@ -115,17 +118,33 @@ class TinyGPTApp(App):
         # and then sends only the regions that change next: the first screen reached the terminal
         # in pieces, the prompt last, 50-150 ms later. A frame held back by a batch now leaves the
         # whole screen to repaint, so the next frame written is all of it.
+        held = False
         try:
-            if renderable is not None and self._batch_count and screen is self.screen:
+            held = bool(self._batch_count)
+            if renderable is not None and held and screen is self.screen:
                 screen._compositor._dirty_regions.add(screen.size.region)
         except AttributeError:  # a Textual without these: its own behaviour
             pass
         super()._display(screen, renderable)
+        if renderable is not None and not held and self.first_paint_at is None:
+            self.first_paint_at = time.perf_counter()
+            self.call_later(self._painted)
+
+    def after_first_frame(self, callback) -> None:
+        """Run callback once the first frame is on the terminal (now, if it is): work the first
+        screen can show a moment later stays off the path to it."""
+        if self.first_paint_at is not None:
+            self.call_later(callback)
+        else:
+            self._after_first_frame.append(callback)
 
     resume_gc = False  # see run_app
 
     def _painted(self) -> None:
-        self.first_paint_at = time.perf_counter()
+        """The first frame is written."""
+        for callback in self._after_first_frame:
+            callback()
+        self._after_first_frame.clear()
         if self.resume_gc:
             import gc
 

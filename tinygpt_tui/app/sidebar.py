@@ -112,8 +112,8 @@ class ModelList(OptionList):
 class SamplingPanel(Vertical):
     """Temperature, top-k, top-p, length and seed; they apply to the next generation.
 
-    The fields are mounted right after the first frame (five inputs are a fifth of the work
-    before it); until then the values live in `pending`, which values() and set_value() use.
+    The fields are mounted once the first frame is on the terminal (five inputs were a tenth of
+    the work before it); until then the values live in `pending`, which values() and set_value() use.
     """
 
     FIELDS = (
@@ -130,7 +130,8 @@ class SamplingPanel(Vertical):
         self.pending: dict[str, str] | None = {fid: default for fid, _label, default, *_ in self.FIELDS}
 
     def on_mount(self) -> None:
-        self.call_after_refresh(self._mount_fields)
+        after = getattr(self.app, "after_first_frame", None)
+        (after or self.call_after_refresh)(self._mount_fields)
 
     def _mount_fields(self) -> None:
         if self.pending is None or not self.is_attached:

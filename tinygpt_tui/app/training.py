@@ -374,19 +374,23 @@ def name_taken(name: str, models_dir, key: str) -> str:
     return f"a model named {name!r} already exists in {models_dir}; pick another name, or press {key} to resume it"
 
 
-def check_corpus(path: str) -> None:
-    """What the run would say of the corpus (binary, not UTF-8, empty), said before it starts.
+def check_corpus(path: str, block_size: int | None = None) -> None:
+    """What the run would say of the corpus (binary, not UTF-8, empty, too short for the context
+    length), said before it starts.
 
-    Corpora past CHECK_CORPUS_BYTES are left to the run, so a keypress never waits long.
+    Corpora past CHECK_CORPUS_BYTES are left to the run, so a keypress never waits long (and
+    are long enough for any context length the form allows).
     """
-    from ..core.data import read_corpus
+    from ..core.data import check_length, read_corpus
 
     try:
         big = Path(path).expanduser().stat().st_size > CHECK_CORPUS_BYTES
     except OSError:
         big = False  # read_corpus says what is wrong with it
     if not big:
-        read_corpus(path)
+        corpus = read_corpus(path)
+        if block_size:
+            check_length(corpus.text, block_size)
 
 
 def thin(xs: list, ys: list, n: int = MAX_POINTS):
@@ -641,8 +645,8 @@ class TrainingScreen(Screen):
 
         if not cfg.resume and (Path(cfg.models_dir) / cfg.name / CONFIG).exists():
             raise SettingsError(name_taken(cfg.name, cfg.models_dir, self.key_for("resume")))
-        if cfg.corpus:
-            check_corpus(cfg.corpus)
+        if cfg.corpus:  # (a resumed run keeps its saved context length: the run checks that one)
+            check_corpus(cfg.corpus, None if cfg.resume else cfg.resolved().block_size)
 
     def action_resume(self) -> None:
         self.action_start(resume=True)

@@ -79,17 +79,21 @@ def split_text(text: str) -> tuple[str, str]:
     return text[:n], text[n:]
 
 
+def check_length(text: str, block_size: int) -> None:
+    """A CorpusError if the text is too short to train a model of this context length on."""
+    n, need = len(text), min_corpus_chars(block_size)
+    if n < need:
+        raise CorpusError(
+            f"corpus is too short: {n:,} characters, but context length {block_size} with a 90/10 split "
+            f"needs at least {need:,}; use a longer text or a smaller --block-size"
+        )
+
+
 class Dataset:
     """A corpus encoded once into numpy arrays, split into train (first 90%) and val (last 10%)."""
 
     def __init__(self, corpus: Corpus, tokenizer: CharTokenizer, block_size: int):
-        n = len(corpus.text)
-        need = min_corpus_chars(block_size)
-        if n < need:
-            raise CorpusError(
-                f"corpus is too short: {n:,} characters, but context length {block_size} with a 90/10 split "
-                f"needs at least {need:,}; use a longer text or a smaller --block-size"
-            )
+        check_length(corpus.text, block_size)
         self.corpus, self.tokenizer, self.block_size = corpus, tokenizer, block_size
         train_text, val_text = split_text(corpus.text)
         self.train, dropped_t = tokenizer.encode_array(train_text)
