@@ -415,15 +415,18 @@ class TinyGPTApp(App):
 
 
 def _generate_screen():
-    from textual._context import active_app
-
     from .generate import GenerateScreen
 
     screen = GenerateScreen()
     # Built with the stylesheet as it is now. Textual re-parses every stylesheet and restyles a
     # mode's new screen once more unless its CSS count matches the app's (a check meant for a
     # screen built before a change of theme): 5% of the work before the first frame.
-    screen._css_update_count = getattr(active_app.get(), "_css_update_count", 0)
+    try:
+        from textual._context import active_app
+
+        screen._css_update_count = active_app.get()._css_update_count
+    except (ImportError, LookupError, AttributeError):  # a Textual without these: its own behaviour
+        pass
     return screen
 
 
