@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -76,6 +77,26 @@ async def test_the_first_frame_lists_the_models_and_turns_collection_back_on(mod
     finally:
         gc.enable()
         gc.unfreeze()
+    # a settings value given before the fields are mounted (they come after the first frame) is kept
+    app = make_app(models_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        panel = app.generate_screen.query_one("#sampling")
+        panel.set_value("length", 77)
+        assert panel.values().max_new_tokens == 77
+        assert await wait_for(pilot, lambda: panel.ready)
+        assert panel.query_one("#set-length").value == "77" and panel.values().max_new_tokens == 77
+    # a weights file whose header would crash a careless reader: the folder is listed as broken
+    import struct
+
+    odd = tmp_path / "odd"
+    shutil.copytree(models_dir / "alpha", odd / "alpha")
+    hdr = json.dumps({"w": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}}).encode()
+    (odd / "alpha" / "model.safetensors").write_bytes(struct.pack("<Q", len(hdr)) + hdr + b"\0" * 4)
+    app = make_app(odd)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: app.first_paint_at is not None)
+        [info] = app.model_infos
+        assert not info.ok and "unknown dtype" in info.error
     # a folder with more entries than are read before the first frame: read in a worker after it
     from tinygpt_tui.app.app import SYNC_LISTING
 

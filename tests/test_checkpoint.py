@@ -85,6 +85,12 @@ def test_header_reader_agrees_with_safetensors(tmp_path):
     refused("overlap or leave gaps")
     write({**header, "__metadata__": {"step": 12}})
     refused("metadata")
+    write({**header, "__metadata__": []})
+    refused("metadata")
+    write({**header, "a": {**header["a"], "dtype": ["F32"]}})  # not a string: refused, not a TypeError
+    refused("unknown dtype")
+    path.write_bytes(struct.pack("<Q", 40_000) + b"[" * 20_000 + b"]" * 20_000)  # deeper than json can go
+    refused("not JSON")
     path.write_bytes(struct.pack("<Q", 5) + b"[1,2]")
     refused("not a JSON object")
     path.write_bytes(struct.pack("<Q", 4) + b"\xff\xfe{}")
@@ -96,6 +102,11 @@ def test_header_reader_agrees_with_safetensors(tmp_path):
     path.unlink()
     with pytest.raises(CheckpointError, match="missing"):
         ckpt.read_safetensors_header(path)
+
+
+def test_a_missing_or_unreadable_models_folder_lists_nothing(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    assert ckpt.list_models(tmp_path / "nowhere") == [] and ckpt.list_models(tmp_path / "a-file") == []
 
 
 def test_broken_folder_reports_why(tiny_models_dir):

@@ -25,6 +25,8 @@ from .sidebar import folder_signature
 
 MODELS_POLL_S = 2.0
 SYNC_LISTING = 32  # entries in the models folder read before the first frame; more are read in a worker
+SYNC_LISTING_S = 0.15  # and a folder that takes longer than this to read (a network drive, huge files)
+FIRST_FRAME_WAIT_S = 3.0  # if no frame is seen written by then, what waits for the first frame runs anyway
 
 
 class ConfirmQuit(ModalScreen[bool]):
@@ -79,7 +81,7 @@ class TinyGPTApp(App):
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
         # the folder is read before the first frame (a few JSON files and safetensors headers per
         # model, about 1 ms each), so the first frame lists the models; a folder of more than
-        # SYNC_LISTING entries is read in a worker after it instead
+        # SYNC_LISTING entries, or one slower to read than SYNC_LISTING_S, is read in a worker after it
         self.model_infos: list = []
         self.models_listed = False
         self.models_listed_at: float | None = None
@@ -110,6 +112,7 @@ class TinyGPTApp(App):
         # the first frame is written once Textual's start-up batch is over (see _display); should
         # nothing else ask for a repaint by then, this does
         self.call_later(lambda: None if self.first_paint_at is not None else self.refresh())
+        self.set_timer(FIRST_FRAME_WAIT_S, self._first_frame_overdue)
         if self.watch_models:
             self.set_interval(MODELS_POLL_S, self.check_models)
 
@@ -127,8 +130,16 @@ class TinyGPTApp(App):
             pass
         super()._display(screen, renderable)
         if renderable is not None and not held and self.first_paint_at is None:
-            self.first_paint_at = time.perf_counter()
-            self.call_later(self._painted)
+            self._first_frame()
+
+    def _first_frame(self) -> None:
+        self.first_paint_at = time.perf_counter()
+        self.call_later(self._painted)
+
+    def _first_frame_overdue(self) -> None:
+        """Should the first frame go unseen (a Textual that draws differently), nothing waits on it for long."""
+        if self.first_paint_at is None:
+            self._first_frame()
 
     def after_first_frame(self, callback) -> None:
         """Run callback once the first frame is on the terminal (now, if it is): work the first
@@ -142,34 +153,39 @@ class TinyGPTApp(App):
 
     def _painted(self) -> None:
         """The first frame is written."""
-        for callback in self._after_first_frame:
-            callback()
-        self._after_first_frame.clear()
         if self.resume_gc:
             import gc
 
             self.resume_gc = False
             gc.freeze()
             gc.enable()
+        callbacks, self._after_first_frame = self._after_first_frame, []
+        for callback in callbacks:
+            self.call_later(callback)
         if not self.models_listed:
             self.action_refresh_models_quiet()  # a large folder: read now (torch warms up once it is listed)
         else:
             self._warm_up()
 
     def list_models_now(self) -> None:
-        """Read the models folder here and now, if it is small (called before the first frame)."""
-        from ..core.checkpoint import list_models
+        """Read the models folder here and now, if it is small and quick to read (called before the
+        first frame); otherwise it is read in a worker after the first frame."""
+        from ..core.checkpoint import model_folders, read_info
 
         if self.models_listed:
             return
-        try:
-            with os.scandir(self.models_dir) as it:
-                if sum(1 for _ in it) > SYNC_LISTING:
-                    return
-        except OSError:
-            pass  # missing or unreadable: list_models says so (an empty list)
-        self._signature = folder_signature(self.models_dir)
-        self.model_infos = list_models(self.models_dir)
+        t0 = time.perf_counter()
+        folders = model_folders(self.models_dir)  # none if the folder is missing or unreadable
+        if len(folders) > SYNC_LISTING:
+            return
+        signature = folder_signature(self.models_dir)
+        infos = []
+        for folder in folders:
+            infos.append(read_info(folder))
+            if time.perf_counter() - t0 > SYNC_LISTING_S:
+                return
+        self._signature = signature
+        self.model_infos = infos
         self.models_listed = True
         self.models_listed_at = time.perf_counter()
 

@@ -79,7 +79,11 @@ class KeyBar(Widget, can_focus=False):
         self._hover: str | None = None  # the key under the mouse
 
     def on_mount(self) -> None:
-        self.screen.bindings_updated_signal.subscribe(self, lambda _screen: self.refresh())
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+
+    def _bindings_changed(self, _screen) -> None:
+        self._hover = None
+        self.refresh()
 
     def _entries(self) -> tuple[list, tuple | None]:
         """[(key, display, description, enabled)] in order, one per action, and the palette's."""
@@ -100,35 +104,34 @@ class KeyBar(Widget, can_focus=False):
         desc_style = self.get_component_rich_style("keybar--description", partial=True)
         hover_style = self.get_component_rich_style("keybar--hover", partial=True)
         keys, palette = self._entries()
-        right = Text()
-        if palette is not None:
-            right = Text.assemble(("▏", "dim"), (palette[1], key_style), " ", (palette[2], desc_style))
-        room = width - right.cell_len - (1 if right.cell_len else 0)
-        text, spans = Text(no_wrap=True, overflow="crop"), []
 
         def entry(key, display, description, enabled):
             piece = Text.assemble((display, key_style), " ", (description, desc_style)) if description else Text(display, key_style)
             if not enabled:
                 piece.stylize("dim")
-            if key == self._hover:
+            elif key == self._hover:
                 piece.stylize(hover_style)
             return piece
 
-        for key, display, description, enabled in keys:
+        right = entry(*palette) if palette is not None else None
+        if right is not None and right.cell_len + 1 > width:
+            right = None
+        room = width - (right.cell_len + 2 if right is not None else 0)  # a space, and the separator
+        text, spans = Text(no_wrap=True, overflow="crop"), []
+        for key, display, description, enabled in keys:  # in order; one that does not fit is left out whole
             at = text.cell_len + (1 if text.cell_len else 0)
             piece = entry(key, display, description, enabled)
             if at + piece.cell_len > room:
-                break
+                continue
             if text.cell_len:
                 text.append(" ")
             text.append_text(piece)
             spans.append((at, at + piece.cell_len, key, enabled))
-        if right.cell_len and width >= right.cell_len:
-            text.append(" " * max(0, width - text.cell_len - right.cell_len))
-            at = text.cell_len + 1  # after the separator
-            piece = entry(*palette)
-            text.append_text(Text.assemble(("▏", "dim"), piece))
-            spans.append((at, at + piece.cell_len, palette[0], palette[3]))
+        if right is not None:
+            text.append(" " * max(0, width - text.cell_len - right.cell_len - 1))
+            text.append("▏", "dim")
+            spans.append((text.cell_len, text.cell_len + right.cell_len, palette[0], palette[3]))
+            text.append_text(right)
         self._spans = spans
         return text
 

@@ -212,7 +212,7 @@ async def in_app(models_dir: Path, name: str, settings, sampler_process: bool = 
     result: dict = {"where": "process" if sampler_process else "thread", "rounds": [], "bare": []}
     async with app.run_test(size=(120, 40)) as pilot:
         gen = app.generate_screen
-        while not app.models_listed:  # read in a worker right after the first paint
+        while not app.models_listed:  # (read before the first frame, or in a worker for a big folder)
             await pilot.pause(0.05)
         info = next(i for i in app.model_infos if i.name == name)
         gen.pick(info)

@@ -133,21 +133,24 @@ class SamplingPanel(Vertical):
         after = getattr(self.app, "after_first_frame", None)
         (after or self.call_after_refresh)(self._mount_fields)
 
-    def _mount_fields(self) -> None:
-        if self.pending is None or not self.is_attached:
+    async def _mount_fields(self) -> None:
+        if self.pending is None or not self.is_attached or self.query("#sampling-grid"):
             return
-        widgets = []
+        widgets, inputs = [], {}
         for fid, label, _default, restrict, help_text in self.FIELDS:
-            inp = Input(self.pending[fid], id=f"set-{fid}", restrict=restrict, compact=True,
-                        placeholder="all" if fid.startswith("top") else "random" if fid == "seed" else "")
+            inp = inputs[fid] = Input(self.pending[fid], id=f"set-{fid}", restrict=restrict, compact=True,
+                                      placeholder="all" if fid.startswith("top") else "random" if fid == "seed" else "")
             inp.tooltip = help_text
             widgets += [Label(label, classes="setting-label"), inp]
-        self.mount(Grid(*widgets, id="sampling-grid"))
+        await self.mount(Grid(*widgets, id="sampling-grid"))
+        for fid, inp in inputs.items():  # a value set while they were being mounted
+            if inp.value != self.pending[fid]:
+                inp.value = self.pending[fid]
         self.pending = None
 
     @property
     def ready(self) -> bool:
-        """The fields are mounted (they can take focus)."""
+        """The fields are mounted (they can take focus; values() and set_value() work either way)."""
         return self.pending is None
 
     def _raw(self, fid: str) -> str:

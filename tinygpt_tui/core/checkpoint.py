@@ -139,6 +139,8 @@ def read_json(path: Path, what: str):
         raise CheckpointError(f"{what} is not UTF-8 text: {path}") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{what} is not valid JSON ({e.msg} at line {e.lineno}): {path}") from None
+    except RecursionError:
+        raise CheckpointError(f"{what} nests too deeply to be a tinygpt file: {path}") from None
     except OSError as e:
         raise CheckpointError(f"cannot read {what}: {e.strerror or e}") from None
 
@@ -182,9 +184,9 @@ def validate_config_doc(doc) -> GPTConfig:
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "I16": 2, "U16": 2, "F16": 2,
+               "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8}
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit
 
 
 def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict]:
@@ -215,13 +217,15 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int,
         raise CheckpointError(f"{WEIGHTS} is missing in {path.parent}") from None
     except IsADirectoryError:
         raise bad("it is a folder") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {WEIGHTS}: {e.strerror or e}") from None
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise bad("its header is not JSON") from None
     if not isinstance(doc, dict):
         raise bad("its header is not a JSON object")
-    meta = doc.pop("__metadata__", None) or {}
+    meta = doc.pop("__metadata__", {})
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise bad("its metadata is not a map of strings")
     data_bytes = size - 8 - n
@@ -232,7 +236,7 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int,
         if not isinstance(t, dict):
             raise bad(f"{name} is not described")
         dtype, shape, offsets = t.get("dtype"), t.get("shape"), t.get("data_offsets")
-        if dtype not in DTYPE_BYTES:
+        if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
             raise bad(f"{name} has an unknown dtype {str(dtype)[:20]!r}")
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             raise bad(f"{name} has a bad shape")
@@ -365,15 +369,17 @@ def read_info(folder) -> ModelInfo:
     return info
 
 
-def list_models(models_dir=None) -> list[ModelInfo]:
+def model_folders(models_dir=None) -> list[Path]:
+    """The model folders under the models directory, by name (none if it is missing or unreadable)."""
     d = Path(models_dir) if models_dir else default_models_dir()
-    if not d.is_dir():
+    try:
+        return sorted((p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name.lower())
+    except OSError:  # missing, not a folder, or unreadable
         return []
-    out = []
-    for p in sorted(d.iterdir(), key=lambda p: p.name.lower()):
-        if p.is_dir() and not p.name.startswith("."):
-            out.append(read_info(p))
-    return out
+
+
+def list_models(models_dir=None) -> list[ModelInfo]:
+    return [read_info(p) for p in model_folders(models_dir)]
 
 
 # ---------------------------------------------------------------- loading and saving (torch)

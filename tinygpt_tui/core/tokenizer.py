@@ -78,6 +78,8 @@ class CharTokenizer:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise CheckpointError(f"vocab.json is not valid JSON: {e}") from None
+        except RecursionError:
+            raise CheckpointError("vocab.json nests too deeply to be a vocabulary") from None
         if not isinstance(data, dict) or data.get("type") != "char" or not isinstance(data.get("chars"), list):
             raise CheckpointError('vocab.json must be {"type": "char", "chars": [...]}')
         chars = data["chars"]
