@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tinygpt_tui.core.config import GPTConfig

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import unicodedata
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import CheckpointError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BOM = "\ufeff"
 MAX_VOCAB = 2_000_000
@@ -47,7 +51,7 @@ class CharTokenizer:
                 ids.append(i)
         return Encoded(ids, list(dropped))
 
-    def encode_array(self, text: str) -> tuple["np.ndarray", list[str]]:
+    def encode_array(self, text: str) -> tuple[np.ndarray, list[str]]:
         """Fast encoding of a whole corpus to a numpy array (uint16 when it fits)."""
         import numpy as np  # here, not at the top: the app lists models without numpy (first paint)
 
