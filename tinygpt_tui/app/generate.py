@@ -129,6 +129,16 @@ class GenerateScreen(Screen):
                     yield Static(id="train-status")
         yield KeyBar()
 
+    def _compositor_refresh(self) -> None:
+        app = self.app
+        if getattr(app, "first_paint_at", 0) is None and getattr(app, "_batch_count", 0) and self is app.screen:
+            # Textual would draw this frame and drop it: the app is still inside its start-up batch.
+            # The whole screen is drawn once the batch is over instead (see TinyGPTApp._display and
+            # on_mount): 4% of the work before the first frame.
+            self._compositor._dirty_regions.add(self.size.region)
+            return
+        super()._compositor_refresh()
+
     def on_mount(self) -> None:
         # The screen's (empty) notification rack is hidden only when the screen resumes, after the
         # first frame: that change of layout redrew the whole screen once more before the first
