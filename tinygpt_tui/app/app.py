@@ -116,18 +116,29 @@ class TinyGPTApp(App):
         if self.watch_models:
             self.set_interval(MODELS_POLL_S, self.check_models)
 
-    def _display(self, screen, renderable) -> None:
-        # Textual draws the first screen inside its start-up batch, where a frame is not written,
-        # and then sends only the regions that change next: the first screen reached the terminal
-        # in pieces, the prompt last, 50-150 ms later. A frame held back by a batch now leaves the
-        # whole screen to repaint, so the next frame written is all of it.
-        held = False
+    # Textual draws the first screen inside its start-up batch, where a frame is not written, and
+    # then sends only the regions that change next: the first screen reached the terminal in
+    # pieces, the prompt last, 50-150 ms later. A frame held back by the batch now leaves the whole
+    # screen to repaint, so the first frame written is all of it (the generate screen does not even
+    # draw it: GenerateScreen._compositor_refresh).
+    def in_start_up_batch(self) -> bool:
+        """Before the first frame, inside Textual's start-up batch: a frame drawn now is not written."""
         try:
-            held = bool(self._batch_count)
-            if renderable is not None and held and screen is self.screen:
-                screen._compositor._dirty_regions.add(screen.size.region)
-        except AttributeError:  # a Textual without these: its own behaviour
+            return self.first_paint_at is None and bool(self._batch_count)
+        except AttributeError:  # a Textual without it: its own behaviour
+            return False
+
+    def hold_frame(self, screen) -> None:
+        """A frame of this screen was not written: the next one repaints all of it."""
+        try:
+            screen._compositor._dirty_regions.add(screen.size.region)
+        except AttributeError:
             pass
+
+    def _display(self, screen, renderable) -> None:
+        held = self.in_start_up_batch()
+        if held and renderable is not None and screen is self.screen:
+            self.hold_frame(screen)
         super()._display(screen, renderable)
         if renderable is not None and not held and self.first_paint_at is None:
             self._first_frame()

@@ -131,11 +131,10 @@ class GenerateScreen(Screen):
 
     def _compositor_refresh(self) -> None:
         app = self.app
-        if getattr(app, "first_paint_at", 0) is None and getattr(app, "_batch_count", 0) and self is app.screen:
-            # Textual would draw this frame and drop it: the app is still inside its start-up batch.
-            # The whole screen is drawn once the batch is over instead (see TinyGPTApp._display and
-            # on_mount): 4% of the work before the first frame.
-            self._compositor._dirty_regions.add(self.size.region)
+        if self is app.screen and app.in_start_up_batch():
+            # Textual would draw this frame and drop it; the whole screen is drawn once the batch
+            # is over instead (see TinyGPTApp.in_start_up_batch): 4% of the work before the first frame.
+            app.hold_frame(self)
             return
         super()._compositor_refresh()
 
