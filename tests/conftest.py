@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
 
 os.environ.setdefault("TINYGPT_TEST", "1")
+# no launch screen kept in the user's cache by tests that run `tinygpt` on a terminal (test_app_terminal.py turns it on, with its own folder)
+os.environ["TINYGPT_LAUNCH_SCREEN"] = "0"
 
 
 def shakespeare_path() -> Path:

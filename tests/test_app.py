@@ -605,13 +605,14 @@ def test_launcher_opens_the_app_without_the_cli_and_passes_everything_else_on(tm
         "import sys; sys.argv = ['tinygpt', '--models-dir', 'somewhere']\n"
         "import tinygpt_tui.app.app as a\n"
         "import gc\n"
-        "a.run_app = lambda models_dir=None, resume_gc=False: print('typer' in sys.modules, 'click' in sys.modules, models_dir, resume_gc, gc.isenabled())\n"
+        "a.run_app = lambda models_dir=None, resume_gc=False, launch=None: print('typer' in sys.modules, 'click' in sys.modules, models_dir, resume_gc, gc.isenabled(), launch)\n"
         "from tinygpt_tui.app.launch import run; run()\n"
         "print(gc.isenabled())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    # start-up runs with garbage collection off (the app turns it back on after its first frame; the launcher, whatever happens)
-    assert out.stdout.split() == ["False", "False", "somewhere", "True", "False", "True"], out.stderr
+    # start-up runs with garbage collection off (the app turns it back on after its first frame; the launcher, whatever happens);
+    # no launch screen off a terminal
+    assert out.stdout.split() == ["False", "False", "somewhere", "True", "False", "None", "True"], out.stderr
     # anything else is the command line, unchanged
     out = subprocess.run([sys.executable, "-m", "tinygpt_tui.app.launch", "--version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("tinygpt ")

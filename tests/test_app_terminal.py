@@ -49,3 +49,175 @@ def test_the_first_frame_written_is_the_whole_screen(tmp_path):
     assert frames, writes
     missing = [m for m in markers if m not in frames[0]]
     assert not missing, f"the first frame lacks {missing}"
+
+
+# ------------------------------------------------------------------ the launch screen
+def _launch_env(cache) -> dict:
+    import os
+
+    return dict(os.environ, XDG_CACHE_HOME=str(cache), TINYGPT_LAUNCH_SCREEN="1")
+
+
+def _kept(cache, size) -> bytes:
+    """The picture kept for this terminal size (launch_screen's file: two header lines, then the frame)."""
+    data = (cache / "tinygpt" / f"launch-{size[0]}x{size[1]}.frame").read_bytes()
+    return data.split(b"\n", 2)[2]
+
+
+def test_the_launch_screen_is_the_first_frame_textual_wrote_last_time(tmp_path):
+    """The first start keeps Textual's first frame; the next shows it before Textual is even imported
+    (nothing of the driver's set-up before it), and Textual's own first frame then matches it byte
+    for byte. The alternate screen is entered once: some terminals clear it when asked again."""
+    from tinygpt_tui.app.bench_app import DRIVER_STARTED
+
+    models, cache, size = make_models_dir(tmp_path), tmp_path / "cache", (100, 30)
+    cmd = [sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)]
+    markers = ["Models", "alpha", "beta", "broken", "Write a prompt", "palette"]
+
+    cold = first_frame(cmd, markers, size=size, env=_launch_env(cache))
+    assert DRIVER_STARTED in cold["output"][:cold["first_frame_end"]], "no picture yet: Textual drew the first frame"
+    picture = _kept(cache, size)
+    assert all(m.encode() in picture for m in markers)
+    on_terminal = picture.replace(b"\n", b"\r\n")  # as the pty passes it on (ONLCR), for the app and the picture alike
+
+    warm = first_frame(cmd, markers, size=size, env=_launch_env(cache))
+    out, end = warm["output"], warm["first_frame_end"]
+    assert DRIVER_STARTED not in out[:end], "the first frame came after Textual's driver started"
+    assert out.startswith(b"\x1b[?1049h") and on_terminal in out[:end]
+    assert on_terminal in out[out.find(DRIVER_STARTED):], "Textual's first frame differs from the picture"
+    assert out.count(b"\x1b[?1049h") == 1
+    assert warm["live_frame_s"] > warm["first_frame_s"]
+    assert _kept(cache, size) == picture
+
+    other = first_frame(cmd, markers, size=(90, 30), env=_launch_env(cache))  # another size: its own picture
+    assert DRIVER_STARTED in other["output"][:other["first_frame_end"]]
+    assert _kept(cache, (90, 30)) != picture
+
+
+def test_a_changed_models_folder_or_code_shows_no_stale_picture(tmp_path):
+    """The key covers the models folder: after a model is added, the old picture (without it) is not
+    shown, and the new first frame is kept in its place. Turned off, nothing is shown or kept."""
+    from tinygpt_tui.app.bench_app import DRIVER_STARTED
+
+    from .app_fixtures import make_model
+
+    models, cache, size = make_models_dir(tmp_path), tmp_path / "cache", (100, 30)
+    cmd = [sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)]
+    first_frame(cmd, ["Write a prompt", "alpha"], size=size, env=_launch_env(cache))
+    before = _kept(cache, size)
+    make_model(models, "gamma")
+    got = first_frame(cmd, ["Write a prompt", "gamma"], size=size, env=_launch_env(cache))
+    assert DRIVER_STARTED in got["output"][:got["first_frame_end"]]
+    after = _kept(cache, size)
+    assert b"gamma" in after and b"gamma" not in before
+
+    off = tmp_path / "off"
+    got = first_frame(cmd, ["Write a prompt", "gamma"], size=size, env=dict(_launch_env(off), TINYGPT_LAUNCH_SCREEN="0"))
+    assert DRIVER_STARTED in got["output"][:got["first_frame_end"]]
+    assert not off.exists()
+
+
+def _spawn(cmd, env, size=(100, 30)):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=dict(env, TERM="xterm-256color", COLORTERM="truecolor"),  # as first_frame runs it
+                            start_new_session=True)
+    os.close(slave)
+    return proc, master
+
+
+def _read_until(master, proc, test, timeout=60.0) -> bytes:
+    import os
+    import select
+    import time
+
+    seen, t0 = b"", time.monotonic()
+    while not test(seen):
+        assert time.monotonic() - t0 < timeout, seen[-400:]
+        if select.select([master], [], [], 0.05)[0]:
+            try:
+                seen += os.read(master, 1 << 16)
+            except OSError:
+                break
+        elif proc.poll() is not None:
+            break
+    return seen
+
+
+def test_keys_typed_on_the_launch_screen_reach_the_app_and_the_terminal_is_restored(tmp_path):
+    """Ctrl+T pressed while the picture is up (before Textual has started) opens the training screen
+    once the app is live; the key is not echoed over the picture; after Ctrl+Q the terminal has its
+    echo and line editing back (Textual restores what it found, and it found them turned off)."""
+    import os
+    import termios
+
+    from tinygpt_tui.app.bench_app import DRIVER_STARTED
+
+    models, cache = make_models_dir(tmp_path), tmp_path / "cache"
+    cmd = [sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)]
+    first_frame(cmd, ["Write a prompt"], size=(100, 30), env=_launch_env(cache))
+    proc, master = _spawn(cmd, _launch_env(cache))
+    try:
+        before = termios.tcgetattr(master)  # a pty master reads its terminal's settings
+        shown = _read_until(master, proc, lambda s: b"palette" in s)
+        assert DRIVER_STARTED not in shown, "the picture is meant to come before Textual starts"
+        os.write(master, b"\x14zz")  # Ctrl+T, then two letters
+        seen = _read_until(master, proc, lambda s: DRIVER_STARTED in s and b"Corpus" in s[s.find(DRIVER_STARTED):])
+        assert b"zz" not in seen[:seen.find(DRIVER_STARTED)], "a key typed on the picture was echoed"
+        os.write(master, b"\x11")  # Ctrl+Q
+        _read_until(master, proc, lambda s: proc.poll() is not None, timeout=20)
+        proc.wait(timeout=20)
+        after = termios.tcgetattr(master)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert before[3] & (termios.ECHO | termios.ICANON) == termios.ECHO | termios.ICANON
+    assert after[3] == before[3], "the terminal's settings were not restored"
+
+
+FAILING_LAUNCHER = textwrap.dedent(
+    """
+    import sys
+    import tinygpt_tui.app.app as A
+    def fail(**kw):
+        raise RuntimeError("the app could not start")
+    A.run_app = fail
+    from tinygpt_tui.app.launch import run
+    run()
+    """
+)
+
+
+def test_a_start_that_fails_after_the_picture_leaves_the_terminal_as_it_was(tmp_path):
+    """Should the app fail before Textual takes over, the picture is taken down (the alternate screen
+    left, the cursor and line wrap back) and the terminal's settings restored."""
+    import os
+    import termios
+
+    from tinygpt_tui.app.launch_screen import UNDO
+
+    models, cache = make_models_dir(tmp_path), tmp_path / "cache"
+    first_frame([sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)], ["Write a prompt"],
+                size=(100, 30), env=_launch_env(cache))
+    proc, master = _spawn([sys.executable, "-c", FAILING_LAUNCHER, "--models-dir", str(models)], _launch_env(cache))
+    try:
+        before = termios.tcgetattr(master)
+        seen = _read_until(master, proc, lambda s: proc.poll() is not None and b"could not start" in s)
+        proc.wait(timeout=20)
+        after = termios.tcgetattr(master)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert proc.returncode != 0
+    assert b"palette" in seen, "no picture was shown"
+    assert UNDO in seen[seen.find(b"palette"):]
+    assert after[3] == before[3]

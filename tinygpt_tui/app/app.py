@@ -20,8 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from ..core.checkpoint import default_models_dir
-from .sidebar import folder_signature
+from ..core.checkpoint import default_models_dir, folder_signature
 
 MODELS_POLL_S = 2.0
 SYNC_LISTING = 32  # entries in the models folder read before the first frame; more are read in a worker
@@ -68,8 +67,12 @@ class TinyGPTApp(App):
         Binding("f5", "refresh_models", "Refresh models", show=False, id="refresh-models"),
     ]
 
-    def __init__(self, models_dir=None, watch_models: bool = True, warm_torch: bool = True, sampler_process: bool = True):
-        super().__init__()
+    def __init__(self, models_dir=None, watch_models: bool = True, warm_torch: bool = True, sampler_process: bool = True,
+                 launch=None):
+        # launch: the launch screen (launch_screen.LaunchScreen) shown before Textual was imported;
+        # the app keeps its first frame for the next start
+        self.launch = launch
+        super().__init__(driver_class=launch.driver_class() if launch is not None else None)
         # Generation runs in a child process (core.remote.SamplerProcess): a sampler thread here
         # would share the GIL with the screen and lose 40-50% of its speed. Started when torch
         # warms up (or at the first pick); if it cannot start or dies, sampling falls back to a
@@ -139,8 +142,18 @@ class TinyGPTApp(App):
         held = self.in_start_up_batch()
         if held and renderable is not None and screen is self.screen:
             self.hold_frame(screen)
-        super()._display(screen, renderable)
-        if renderable is not None and not held and self.first_paint_at is None:
+        first = renderable is not None and not held and self.first_paint_at is None
+        launch = self.launch if first else None
+        if launch is not None:
+            launch.recording = []  # what the driver writes for the first frame: the next launch screen
+        try:
+            super()._display(screen, renderable)
+        finally:
+            if launch is not None:
+                frame, launch.recording = "".join(launch.recording), None
+                size = tuple(self.size)
+                self.after_first_frame(lambda: launch.keep(frame, size))
+        if first:
             self._first_frame()
 
     def _first_frame(self) -> None:
@@ -463,10 +476,10 @@ def _training_screen():
     return TrainingScreen()
 
 
-def run_app(models_dir=None, resume_gc: bool = False) -> None:
+def run_app(models_dir=None, resume_gc: bool = False, launch=None) -> None:
     """Open the app (called by `tinygpt` with no command; resume_gc: garbage collection was turned off
-    for start-up, and the app turns it back on after its first frame)."""
-    app = TinyGPTApp(models_dir=models_dir)
+    for start-up, and the app turns it back on after its first frame; launch: the launch screen)."""
+    app = TinyGPTApp(models_dir=models_dir, launch=launch)
     app.resume_gc = resume_gc
     app.run()
 

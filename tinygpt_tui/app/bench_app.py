@@ -7,9 +7,11 @@ Figures (all wall-clock, this machine):
   first paint     process start -> the first frame on a terminal: `tinygpt` runs on a
                   pseudo-terminal (120x40, Textual's real driver), timed to the moment its
                   output holds the whole first screen (the models box listing the model, the
-                  prompt, the key bar); taking turns with a bare one-widget Textual app, the
-                  floor (Python, importing Textual, one frame); medians, best, CPU time, and
-                  how much of the CPUs the virtual machine's host took back meanwhile
+                  prompt, the key bar): the launch screen (launch_screen.py), and the first
+                  live frame (Textual's, keys answered); taking turns with the app without the
+                  launch screen and with a bare one-widget Textual app, the floor (Python,
+                  importing Textual, one frame); medians, best, CPU time, and how much of the
+                  CPUs the virtual machine's host took back meanwhile
   streaming       side by side, in rounds: `tinygpt generate` for the same model and settings
                   (its own process, timed on its stdout from the first character to the last),
                   then the app streaming the same into its output pane (from the first
@@ -76,13 +78,19 @@ def _cpu_ticks(pid: int) -> int | None:
         return None
 
 
-def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: float = 60.0) -> dict:
+DRIVER_STARTED = b"\x1b[?1004h"  # Textual's driver turns on focus events as it starts
+
+
+def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: float = 60.0, env: dict | None = None) -> dict:
     """Run cmd on a pseudo-terminal of this size and time, from the start of the process, the first
-    byte it writes and the first frame: the moment every marker has appeared in its output.
+    byte it writes, the first frame (the moment every marker has appeared in its output) and the
+    first live frame (every marker written again once Textual's driver has started, so keys reach
+    the app: later than the first frame where a launch screen was shown, the same otherwise).
 
     A pseudo-terminal is a terminal as far as the app can tell (Textual's real driver, escape
     sequences and all), so this is what a user sees, less the terminal's own drawing. Ctrl+Q
-    then quits it. Also returned: the process's CPU time at that frame (in the kernel's 10 ms ticks).
+    then quits it. Also returned: the process's CPU time at the live frame (in the kernel's 10 ms
+    ticks), what it wrote up to the live frame, and where in that the first frame was complete.
     """
     import fcntl
     import pty
@@ -93,14 +101,14 @@ def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: flo
     master, slave = pty.openpty()
     cols, rows = size
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    env = dict(os.environ, TERM="xterm-256color", COLORTERM="truecolor")
+    env = dict(os.environ if env is None else env, TERM="xterm-256color", COLORTERM="truecolor")
     want = [m.encode() for m in markers]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
     os.close(slave)
-    seen, first_byte, frame, cpu = b"", None, None, None
+    seen, first_byte, frame, live, cpu, frame_end = b"", None, None, None, None, 0
     try:
-        while frame is None and time.perf_counter() - t0 < timeout:
+        while live is None and time.perf_counter() - t0 < timeout:
             if not select.select([master], [], [], 0.05)[0]:
                 if proc.poll() is not None:
                     break
@@ -112,8 +120,11 @@ def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: flo
             now = time.perf_counter() - t0
             first_byte = first_byte if first_byte is not None else now
             seen += chunk
-            if all(m in seen for m in want):
-                frame, cpu = now, _cpu_ticks(proc.pid)
+            if frame is None and all(m in seen for m in want):
+                frame, frame_end = now, len(seen)
+            started = seen.find(DRIVER_STARTED)
+            if frame is not None and started >= 0 and all(m in seen[started:] for m in want):
+                live, cpu = now, _cpu_ticks(proc.pid)
         os.write(master, b"\x11")  # Ctrl+Q
         deadline = time.perf_counter() + 10
         while proc.poll() is None and time.perf_counter() < deadline:
@@ -127,10 +138,11 @@ def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: flo
             proc.kill()
         proc.wait()
         os.close(master)
-    if frame is None:
+    if frame is None or live is None:
         raise RuntimeError(f"no first frame from {' '.join(cmd)} within {timeout:.0f} s: {seen[-300:]!r}")
-    return {"first_byte_s": first_byte, "first_frame_s": frame,
-            "cpu_s": cpu / os.sysconf("SC_CLK_TCK") if cpu is not None else float("nan")}
+    return {"first_byte_s": first_byte, "first_frame_s": frame, "live_frame_s": live,
+            "cpu_s": cpu / os.sysconf("SC_CLK_TCK") if cpu is not None else float("nan"),
+            "output": seen, "first_frame_end": frame_end}
 
 
 def app_command(models_dir: str) -> list[str]:
@@ -143,25 +155,37 @@ def app_command(models_dir: str) -> list[str]:
 
 def first_paint(models_dir: str, model: str, runs: int = 5) -> dict:
     """Process start -> the first frame on a terminal: `tinygpt` (the frame must show the models
-    box with this model listed, the prompt and the key bar), taking turns with a bare one-widget
-    Textual app (the floor: Python, importing Textual, one frame)."""
+    box with this model listed, the prompt and the key bar) with its launch screen (kept by a
+    start before the runs), the same without it, and a bare one-widget Textual app (the floor:
+    Python, importing Textual, one frame), taking turns."""
     markers = ["Models", model, "Write a prompt", "palette"]
     bare_cmd = [sys.executable, "-c", BARE_APP.replace("MARKERS", repr(" ".join(markers)))]
-    raw: dict = {"app": [], "bare": []}
+    cache = tempfile.mkdtemp(prefix="tinygpt-bench-cache-")
+    env = dict(os.environ, XDG_CACHE_HOME=cache, TINYGPT_LAUNCH_SCREEN="1")
+    cmds = {"app": (app_command(models_dir), env), "no_launch_screen": (app_command(models_dir), dict(env, TINYGPT_LAUNCH_SCREEN="0")),
+            "bare": (bare_cmd, env)}
+    first_frame(*cmds["app"][:1], markers, env=env)  # keeps the launch screen
+    raw: dict = {who: [] for who in cmds}
     steal0, t0 = _steal_ticks(), time.time()
     for _ in range(runs):
-        raw["app"].append(first_frame(app_command(models_dir), markers))
-        raw["bare"].append(first_frame(bare_cmd, markers))
+        for who, (cmd, who_env) in cmds.items():
+            raw[who].append(first_frame(cmd, markers, env=who_env))
     steal1, wall = _steal_ticks(), time.time() - t0
-    figures: dict = {"runs": runs, "command": " ".join(app_command(models_dir))}
+    figures: dict = {"runs": runs, "command": " ".join(app_command(models_dir)),
+                     "launch_screens": sum(DRIVER_STARTED not in r["output"][:r["first_frame_end"]] for r in raw["app"])}
     for who, rs in raw.items():
-        frames = [r["first_frame_s"] for r in rs]
+        frames, lives = [r["first_frame_s"] for r in rs], [r["live_frame_s"] for r in rs]
         figures[who] = {"first_frame_s": statistics.median(frames), "first_frame_min_s": min(frames),
+                        "live_frame_s": statistics.median(lives), "live_frame_min_s": min(lives),
                         "first_byte_s": statistics.median(r["first_byte_s"] for r in rs),
-                        "cpu_s": statistics.median(r["cpu_s"] for r in rs), "all_s": frames}
+                        "cpu_s": statistics.median(r["cpu_s"] for r in rs), "all_s": frames, "all_live_s": lives}
     figures["ratio"] = figures["app"]["first_frame_s"] / figures["bare"]["first_frame_s"]
+    figures["live_ratio"] = figures["app"]["live_frame_s"] / figures["bare"]["live_frame_s"]
     if steal0 is not None and steal1 is not None:  # the share of the CPUs' time the host took back meanwhile
         figures["steal_share"] = (steal1 - steal0) / os.sysconf("SC_CLK_TCK") / wall / (os.cpu_count() or 1)
+    import shutil
+
+    shutil.rmtree(cache, ignore_errors=True)
     return figures
 
 
@@ -397,13 +421,18 @@ def main(argv=None) -> None:
     if args.paint_runs:
         fp = first_paint(str(scratch), name, args.paint_runs)
         figures["first_paint"] = fp
-        app, bare = fp["app"], fp["bare"]
-        print(f"first frame on a {120}x{40} terminal (`{fp['command']}`, {fp['runs']} runs taking turns with a bare Textual app):\n"
-              f"  tinygpt:           {app['first_frame_s'] * 1000:.0f} ms median (best {app['first_frame_min_s'] * 1000:.0f} ms; "
-              f"{app['cpu_s'] * 1000:.0f} ms of CPU; first byte at {app['first_byte_s'] * 1000:.0f} ms)\n"
-              f"  bare Textual app:  {bare['first_frame_s'] * 1000:.0f} ms median (best {bare['first_frame_min_s'] * 1000:.0f} ms; "
-              f"{bare['cpu_s'] * 1000:.0f} ms of CPU)\n"
-              f"  ratio {fp['ratio']:.2f}x" + (f"; the host took back {fp['steal_share']:.0%} of the CPUs meanwhile" if "steal_share" in fp else ""),
+        app, cold, bare = fp["app"], fp["no_launch_screen"], fp["bare"]
+
+        def ms(f: dict, what: str) -> str:
+            return f"{f[what + '_s'] * 1000:.0f} ms median (best {f[what + '_min_s'] * 1000:.0f} ms)"
+
+        print(f"first frame on a {120}x{40} terminal (`{fp['command']}`, {fp['runs']} runs each, taking turns):\n"
+              f"  tinygpt, first frame:      {ms(app, 'first_frame')}: the launch screen in {fp['launch_screens']} of {fp['runs']} runs\n"
+              f"  tinygpt, first live frame: {ms(app, 'live_frame')}; {app['cpu_s'] * 1000:.0f} ms of CPU\n"
+              f"  without the launch screen: {ms(cold, 'live_frame')}\n"
+              f"  bare Textual app:          {ms(bare, 'live_frame')}; {bare['cpu_s'] * 1000:.0f} ms of CPU\n"
+              f"  first frame {fp['ratio']:.2f}x the bare app's, first live frame {fp['live_ratio']:.2f}x"
+              + (f"; the host took back {fp['steal_share']:.0%} of the CPUs meanwhile" if "steal_share" in fp else ""),
               flush=True)
     def bare() -> dict:
         """`tinygpt generate` as it runs (torch's threads), and with one thread as the sampler process

@@ -15,12 +15,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from ..core.checkpoint import ModelInfo
+from ..core.checkpoint import ModelInfo, folder_signature
 from ..core.errors import TinyGPTError
 from ..core.tokenizer import printable
 from .bars import KeyBar, TitleBar
 from .output import GENERATED, NOTE, PROMPT, OutputView
-from .sidebar import ModelList, SamplingPanel, folder_signature
+from .sidebar import ModelList, SamplingPanel
 
 PICK_HINT = (
     "Pick a model on the left (↑ ↓ and Enter, or click), then write a prompt below.\n\n"

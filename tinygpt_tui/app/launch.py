@@ -36,13 +36,27 @@ def run():
     # allocate enough to trigger dozens, 40-70 ms in all here. The app turns collection back on
     # after its first frame, freezing what start-up built (never to be scanned again).
     gc.disable()
+    launch = None
     try:
+        from pathlib import Path
+
+        from ..core.checkpoint import default_models_dir
+        from .launch_screen import LaunchScreen
+
+        # the models folder as the CLI finds it: --models-dir, else $TINYGPT_MODELS_DIR, else ./models
+        folder = Path(models_dir) if models_dir else default_models_dir()
+        # the app's first frame from its last start, on the terminal before Textual is imported
+        launch = LaunchScreen.prepare(folder)
+        if launch is not None:
+            launch.show()
         from .app import run_app
 
-        run_app(models_dir=models_dir, resume_gc=True)  # None: $TINYGPT_MODELS_DIR, else ./models (as the CLI does)
+        run_app(models_dir=folder, resume_gc=True, launch=launch)
     except KeyboardInterrupt:
         sys.exit(130)
     finally:
+        if launch is not None:
+            launch.close()
         gc.enable()
 
 

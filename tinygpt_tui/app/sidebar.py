@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from rich.text import Text
 from textual import on
 from textual.containers import Grid, Vertical
@@ -23,26 +20,6 @@ def human_count(n: int) -> str:
     if n >= 1_000:
         return f"{n / 1e3:.0f}k"
     return str(n)
-
-
-def folder_signature(models_dir: Path) -> tuple:
-    """A cheap fingerprint of the models folder: names and config/weights times (a few stat calls)."""
-    sig = []
-    try:
-        with os.scandir(models_dir) as it:
-            entries = sorted((e for e in it if e.is_dir() and not e.name.startswith(".")), key=lambda e: e.name)
-    except OSError:
-        return ()
-    for e in entries:
-        stamp = []
-        for f in ("config.json", "model.safetensors", "vocab.json"):
-            try:
-                st = os.stat(os.path.join(e.path, f))
-                stamp.append((st.st_mtime_ns, st.st_size))
-            except OSError:
-                stamp.append(None)
-        sig.append((e.name, tuple(stamp)))
-    return tuple(sig)
 
 
 def model_prompt(info: ModelInfo, loaded: bool = False) -> Text:

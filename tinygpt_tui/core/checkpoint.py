@@ -54,6 +54,26 @@ def default_models_dir() -> Path:
     return shipped if shipped.is_dir() else here
 
 
+def folder_signature(models_dir) -> tuple:
+    """A cheap fingerprint of the models folder: names and config/weights times (a few stat calls)."""
+    sig = []
+    try:
+        with os.scandir(models_dir) as it:
+            entries = sorted((e for e in it if e.is_dir() and not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError:
+        return ()
+    for e in entries:
+        stamp = []
+        for f in ("config.json", "model.safetensors", "vocab.json"):
+            try:
+                st = os.stat(os.path.join(e.path, f))
+                stamp.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamp.append(None)
+        sig.append((e.name, tuple(stamp)))
+    return tuple(sig)
+
+
 def resolve_model(name_or_path, models_dir=None) -> Path:
     """A model name under the models directory, or a path to a folder."""
     s = str(name_or_path)

@@ -1,0 +1,99 @@
+"""The launch screen's picture: its key, the file it is kept in, and bad files (no terminal needed;
+tests/test_app_terminal.py runs it on a pty)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from tinygpt_tui.app import launch_screen as ls
+
+from .app_fixtures import make_models_dir
+
+
+@pytest.fixture
+def models(tmp_path):
+    return make_models_dir(tmp_path)
+
+
+def screen(models, tmp_path, size=(100, 30)):
+    return ls.LaunchScreen(models, size, folder=tmp_path / "cache")
+
+
+def test_a_kept_frame_is_read_back_under_the_same_key_only(models, tmp_path, monkeypatch):
+    a = screen(models, tmp_path)
+    assert a.cached() is None
+    assert a.keep("\x1b[1;1Hframe ◆ one", (100, 30))
+    assert stat.S_IMODE(os.stat(a.path).st_mode) == 0o600
+    assert screen(models, tmp_path).cached() == "\x1b[1;1Hframe ◆ one".encode()
+    assert screen(models, tmp_path, (101, 30)).cached() is None  # another size: another file
+    monkeypatch.setenv("COLORTERM", "something-else")
+    assert screen(models, tmp_path).cached() is None  # the terminal's colours are in the key
+    monkeypatch.undo()
+    (models / "alpha" / "config.json").write_text((models / "alpha" / "config.json").read_text() + " ")
+    assert screen(models, tmp_path).cached() is None  # so is every model folder's files
+
+
+def test_a_frame_is_kept_once_and_only_at_the_size_of_its_key(models, tmp_path):
+    a = screen(models, tmp_path)
+    assert not a.keep("frame", (80, 24))  # drawn after a resize: not the picture for this size
+    assert not a.path.exists()
+    assert a.keep("frame", (100, 30))
+    mtime = os.stat(a.path).st_mtime_ns
+    b = screen(models, tmp_path)
+    b.frame = b.cached()  # as show() leaves it
+    assert not b.keep("frame", (100, 30))  # the same picture is not written again
+    assert os.stat(a.path).st_mtime_ns == mtime
+    assert b.keep("another frame", (100, 30))
+    assert screen(models, tmp_path).cached() == b"another frame"
+    assert [p.name for p in a.path.parent.iterdir()] == [a.path.name]  # no temporary file left
+
+
+@pytest.mark.parametrize("damage", ["empty", "magic", "key", "no frame", "binary", "huge"])
+def test_a_damaged_file_shows_nothing(models, tmp_path, damage):
+    a = screen(models, tmp_path)
+    a.keep("frame", (100, 30))
+    data = a.path.read_bytes()
+    magic, key, frame = data.split(b"\n", 2)
+    bad = {"empty": b"", "magic": b"something else\n" + key + b"\n" + frame, "key": magic + b"\n{}\n" + frame,
+           "no frame": magic + b"\n" + key + b"\n", "binary": os.urandom(4096),
+           "huge": data + b"x" * (ls.MAX_FRAME_BYTES + 1)}[damage]
+    a.path.write_bytes(bad)
+    assert screen(models, tmp_path).cached() is None
+
+
+def test_an_unwritable_cache_folder_keeps_nothing_and_raises_nothing(models, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    a = ls.LaunchScreen(models, (100, 30), folder=blocked / "cache")
+    assert not a.keep("frame", (100, 30))
+    assert a.cached() is None
+
+
+def test_shown_only_on_a_terminal_and_when_not_turned_off(monkeypatch):
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv(ls.ENV_SWITCH, "1")
+    # under pytest stdin is not a terminal
+    assert not ls.wanted()
+    assert ls.LaunchScreen.prepare(os.getcwd()) is None
+    monkeypatch.setattr(ls.sys, "__stdin__", _Tty())
+    monkeypatch.setattr(ls.sys, "__stderr__", _Tty())
+    assert ls.wanted()
+    for var, value in [(ls.ENV_SWITCH, "0"), ("TERM", "dumb"), ("TERM", ""), ("TEXTUAL_DRIVER", "x:Y")]:
+        with monkeypatch.context() as m:
+            m.setenv(var, value)
+            assert not ls.wanted(), (var, value)
+
+
+def test_the_cache_folder_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert ls.cache_dir() == tmp_path / "tinygpt"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert ls.cache_dir().name == "tinygpt"
+
+
+class _Tty:
+    def isatty(self):
+        return True
