@@ -114,7 +114,8 @@ class LaunchScreen:
             return None
         import shutil
 
-        size = tuple(shutil.get_terminal_size())  # what Textual's driver asks
+        width, height = shutil.get_terminal_size()
+        size = (width or 80, height or 25)  # what Textual's driver makes of it
         try:
             return cls(models_dir, size)
         except (OSError, ValueError, TypeError):  # a cwd or home that went away, an odd environment
