@@ -183,6 +183,29 @@ def test_keys_typed_on_the_launch_screen_reach_the_app_and_the_terminal_is_resto
     assert after[3] == before[3], "the terminal's settings were not restored"
 
 
+def test_ctrl_q_on_the_launch_screen_quits_the_app(tmp_path):
+    """Ctrl+Q is flow control on a terminal as the shell leaves it (IXON): pressed on the picture, it
+    must still reach the app and quit it."""
+    import os
+
+    from tinygpt_tui.app.bench_app import DRIVER_STARTED
+
+    models, cache = make_models_dir(tmp_path), tmp_path / "cache"
+    cmd = [sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)]
+    first_frame(cmd, ["Write a prompt"], size=(100, 30), env=_launch_env(cache))
+    proc, master = _spawn(cmd, _launch_env(cache))
+    try:
+        shown = _read_until(master, proc, lambda s: b"palette" in s)
+        assert DRIVER_STARTED not in shown
+        os.write(master, b"\x11")
+        _read_until(master, proc, lambda s: proc.poll() is not None, timeout=30)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
 FAILING_LAUNCHER = textwrap.dedent(
     """
     import sys

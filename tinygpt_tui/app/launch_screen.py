@@ -149,15 +149,19 @@ class LaunchScreen:
         return True
 
     def _echo_off(self) -> None:
-        """No echo, no line editing (Ctrl+C still interrupts): a key typed now must not draw over
-        the picture, and reaches the app as it would once Textual has set the terminal up."""
+        """The terminal as Textual sets it up, but for Ctrl+C, which still interrupts the start: a key
+        typed now must not be echoed over the picture, and reaches the app as it would once Textual
+        reads it (no line editing; Enter stays a carriage return, Ctrl+Q and Ctrl+S are not flow
+        control, Ctrl+Z is a key for the app rather than a stop with the picture up)."""
         import termios  # a POSIX terminal: see wanted()
 
         try:
             fd = sys.__stdin__.fileno()
             self._attrs = termios.tcgetattr(fd)
             attrs = termios.tcgetattr(fd)
-            attrs[3] &= ~(termios.ECHO | termios.ICANON)
+            attrs[0] &= ~(termios.IXON | termios.IXOFF | termios.ICRNL)
+            attrs[3] &= ~(termios.ECHO | termios.ICANON | termios.IEXTEN)
+            attrs[6][termios.VSUSP] = b"\0"  # disabled (_POSIX_VDISABLE)
             termios.tcsetattr(fd, termios.TCSANOW, attrs)
         except (OSError, ValueError, termios.error):
             self._attrs = None
