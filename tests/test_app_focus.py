@@ -25,6 +25,13 @@ async def test_typing_is_never_lost_and_escape_returns_to_the_prompt(models_dir)
         gen.query_one("#models").focus()
         await pilot.press("escape")  # nothing to stop: Escape means "back to the prompt"
         assert prompt.has_focus and not gen.generating
+
+        gen.query_one("#models").focus()
+        await pilot.press(*" Hi")  # typed in the model list (while a model loads, say): the prompt too
+        assert prompt.has_focus and prompt.value == "KING Hi"
+        gen.query_one("#set-temperature").focus()
+        await pilot.press("x")  # refused by a number field: not passed on to the prompt either
+        assert prompt.value == "KING Hi" and "x" not in gen.query_one("#set-temperature").value
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert "Write a prompt" in titles
 
@@ -66,3 +73,23 @@ async def test_the_key_bar_shows_the_keys_and_a_click_presses_one(models_dir):  
         # the keys that do not fit are left out whole; the palette's stays at the right
         assert len(line) == 44 and line.endswith("▏^p palette") and line.startswith("esc Stop")
         assert "^t Train" not in line and "Sideb" not in line.replace("^b Sidebar", "")
+
+
+async def test_a_pick_and_a_prompt_typed_in_one_burst_generate_from_that_model(models_dir):  # noqa: F811
+    """Keys typed on the launch screen (or pasted) reach the app in one burst, each sent to the widget
+    that had focus when the app read it: Down, Enter (pick), a prompt and Enter. The prompt used to be
+    refused ("pick a model first") because the pick was a message handled after the burst; it must
+    wait for the model and run."""
+    from textual import events
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = app.screen
+        await pilot.pause(0.2)
+        assert isinstance(app.focused, type(gen.query_one("#models")))
+        keys = [("down", None), ("enter", "\r")] + [(c.lower(), c) for c in "KING"] + [("enter", "\r")]
+        for key, char in keys:  # posted together, as a terminal's burst is read
+            app.post_message(events.Key(key, char))
+        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.generated > 0, timeout=30)
+        picked = gen.query_one("#models").infos[1].name
+        assert gen.loaded.name == picked and gen.context.startswith("KING")

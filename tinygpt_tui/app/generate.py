@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -116,7 +116,7 @@ class GenerateScreen(Screen):
         yield TitleBar()
         with Horizontal(id="gen-body"):
             with Vertical(id="sidebar"):
-                yield ModelList(id="models")
+                yield ModelList(on_pick=self.pick, id="models")
                 yield SamplingPanel(id="sampling")
             with Vertical(id="main"):
                 with Vertical(id="output-box"):  # the border and padding: the pane itself draws only lines
@@ -189,10 +189,6 @@ class GenerateScreen(Screen):
                 )
 
     # ------------------------------------------------------------ models
-    @on(ModelList.Picked)
-    def _picked(self, event: ModelList.Picked) -> None:
-        self.pick(event.info)
-
     def pick(self, info: ModelInfo) -> None:
         if not info.ok:
             self.notify(printable(info.error), title=f"{printable(info.name)} is broken", severity="error")
@@ -251,8 +247,14 @@ class GenerateScreen(Screen):
             self.start(prompt, fresh=True)
 
     # ------------------------------------------------------------ generating
-    @on(OutputView.Typed)
-    def _typed_in_output(self, event: OutputView.Typed) -> None:
+    def on_key(self, event: events.Key) -> None:
+        """A printable key pressed where nothing takes text (the model list, the read-only output
+        pane) is never lost: it goes to the prompt. Typing a prompt while the model loads, or
+        right after the app opens, just works."""
+        if not (event.is_printable and event.character) or isinstance(self.focused, Input):
+            return  # an input took it, or refused it (a letter in a number field)
+        event.stop()
+        event.prevent_default()
         prompt = self.query_one("#prompt", Input)
         prompt.focus()
         prompt.insert_text_at_cursor(event.character)

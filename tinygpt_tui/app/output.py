@@ -21,10 +21,8 @@ from math import ceil
 from rich._wrap import divide_line
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import Binding
 from textual.geometry import Region, Size
-from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBar
 from textual.strip import Strip
@@ -62,19 +60,6 @@ class OutputView(ScrollView, can_focus=True):
         Binding("home", "scroll_home", "Top", show=False, id="output-top"),
         Binding("end", "scroll_end", "Bottom", show=False, id="output-bottom"),
     ]
-
-    class Typed(Message):
-        """A printable key pressed in the pane, which is read-only: the screen hands it to its prompt."""
-
-        def __init__(self, character: str):
-            super().__init__()
-            self.character = character
-
-    def on_key(self, event: events.Key) -> None:
-        if event.is_printable and event.character:  # never lost: it goes to the prompt
-            event.stop()
-            event.prevent_default()
-            self.post_message(self.Typed(event.character))
 
     def __init__(self, *, name=None, id=None, classes=None):
         super().__init__(name=name, id=id, classes=classes)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from rich.text import Text
 from textual import on
 from textual.containers import Grid, Vertical
-from textual.message import Message
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
@@ -43,17 +42,13 @@ def model_prompt(info: ModelInfo, loaded: bool = False) -> Text:
 
 
 class ModelList(OptionList):
-    """The models in the models folder; Enter or a click picks one."""
+    """The models in the models folder; Enter or a click picks one (on_pick is called with it)."""
 
-    class Picked(Message):
-        def __init__(self, info: ModelInfo):
-            super().__init__()
-            self.info = info
-
-    def __init__(self, **kw):
+    def __init__(self, on_pick=None, **kw):
         super().__init__(**kw)
         self.infos: list[ModelInfo] = []
         self.loaded_name: str | None = None
+        self.on_pick = on_pick
 
     def set_models(self, infos: list[ModelInfo]) -> None:
         keep = None
@@ -79,11 +74,20 @@ class ModelList(OptionList):
     def info_named(self, name: str) -> ModelInfo | None:
         return next((i for i in self.infos if i.name == name), None)
 
+    def _pick(self, index: int | None) -> None:
+        if self.on_pick is not None and index is not None and 0 <= index < len(self.infos):
+            self.on_pick(self.infos[index])
+
+    def action_select(self) -> None:
+        """Enter picks the highlighted model here and now, rather than by a message handled later:
+        keys typed right behind it (a prompt and Enter, in one burst as the app opens) then find the
+        model loading, and the prompt waits for it instead of being refused."""
+        self._pick(self.highlighted)
+
     @on(OptionList.OptionSelected)
-    def _picked(self, event: OptionList.OptionSelected) -> None:
+    def _picked(self, event: OptionList.OptionSelected) -> None:  # a click
         event.stop()
-        if 0 <= event.option_index < len(self.infos):
-            self.post_message(self.Picked(self.infos[event.option_index]))
+        self._pick(event.option_index)
 
 
 class SamplingPanel(Vertical):
