@@ -93,3 +93,22 @@ async def test_a_pick_and_a_prompt_typed_in_one_burst_generate_from_that_model(m
         assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.generated > 0, timeout=30)
         picked = gen.query_one("#models").infos[1].name
         assert gen.loaded.name == picked and gen.context.startswith("KING")
+
+
+async def test_a_value_typed_right_behind_f6_goes_to_the_settings_not_the_prompt(models_dir):  # noqa: F811
+    """F6 and digits in one burst: the digits were read while the prompt still had focus and landed in
+    it. They follow the focus to the temperature field, as when typed slowly."""
+    from textual import events
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        prompt, temp = gen.query_one("#prompt"), gen.query_one("#set-temperature")
+        prompt.focus()
+        await pilot.press(*"hi")
+        slow = temp.value
+        for key, char in [("f6", None), ("1", "1"), ("2", "2")]:
+            app.post_message(events.Key(key, char))
+        await pilot.pause(0.3)
+        assert prompt.value == "hi"
+        assert temp.has_focus and temp.value != slow and "12" in temp.value

@@ -82,7 +82,9 @@ class GenerateScreen(Screen):
         Binding("ctrl+b", "toggle_sidebar", "Sidebar", id="toggle-sidebar"),
         Binding("ctrl+y", "copy_output", "Copy", show=False, id="copy"),
         Binding("f2", "inspect", "Inspect", id="inspect", priority=True),  # F2 works from the prompt too
-        Binding("f6", "focus_settings", "Settings", show=False, id="settings"),
+        # priority: handled as the key is read, before the keys behind it are sent to the focused
+        # widget (see action_focus_settings)
+        Binding("f6", "focus_settings", "Settings", show=False, id="settings", priority=True),
     ]
 
     class Flush(Message):
@@ -462,7 +464,9 @@ class GenerateScreen(Screen):
         self.query_one("#sidebar").remove_class("-hidden")
         panel = self.query_one("#sampling", SamplingPanel)
         if panel.ready:
-            panel.query_one("#set-temperature", Input).focus()
+            # focus moves now, not once the app's queue gets to it (Widget.focus): keys typed right
+            # behind F6, in the same burst, then go to the field rather than to the prompt
+            self.set_focus(panel.query_one("#set-temperature", Input))
         else:  # the fields are mounted right after the first frame
             panel.call_after_refresh(self.action_focus_settings)
 
