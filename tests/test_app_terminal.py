@@ -60,7 +60,8 @@ def _launch_env(cache) -> dict:
 
 def _kept(cache, size) -> bytes:
     """The picture kept for this terminal size (launch_screen's file: two header lines, then the frame)."""
-    data = (cache / "tinygpt" / f"launch-{size[0]}x{size[1]}.frame").read_bytes()
+    (path,) = (cache / "tinygpt").glob(f"launch-{size[0]}x{size[1]}-*.frame")  # one per size and models folder
+    data = path.read_bytes()
     return data.split(b"\n", 2)[2]
 
 
@@ -83,7 +84,7 @@ def test_the_launch_screen_is_the_first_frame_textual_wrote_last_time(tmp_path):
     warm = first_frame(cmd, markers, size=size, env=_launch_env(cache))
     out, end = warm["output"], warm["first_frame_end"]
     assert DRIVER_STARTED not in out[:end], "the first frame came after Textual's driver started"
-    assert out.startswith(b"\x1b[?1049h") and on_terminal in out[:end]
+    assert out.startswith(b"\x1b[?1049h") and 0 < out.find(on_terminal) < out.find(DRIVER_STARTED)
     assert on_terminal in out[out.find(DRIVER_STARTED):], "Textual's first frame differs from the picture"
     assert out.count(b"\x1b[?1049h") == 1
     assert warm["live_frame_s"] > warm["first_frame_s"]
@@ -115,6 +116,14 @@ def test_a_changed_models_folder_or_code_shows_no_stale_picture(tmp_path):
     got = first_frame(cmd, ["Write a prompt", "gamma"], size=size, env=dict(_launch_env(off), TINYGPT_LAUNCH_SCREEN="0"))
     assert DRIVER_STARTED in got["output"][:got["first_frame_end"]]
     assert not off.exists()
+
+
+def _picture_first(seen: bytes) -> bool:
+    """The whole picture (its key bar last) came before Textual's driver started (in one read or not)."""
+    from tinygpt_tui.app.bench_app import DRIVER_STARTED
+
+    started = seen.find(DRIVER_STARTED)
+    return b"palette" in seen and (started < 0 or seen.find(b"palette") < started)
 
 
 def _spawn(cmd, env, size=(100, 30)):
@@ -167,7 +176,7 @@ def test_keys_typed_on_the_launch_screen_reach_the_app_and_the_terminal_is_resto
     try:
         before = termios.tcgetattr(master)  # a pty master reads its terminal's settings
         shown = _read_until(master, proc, lambda s: b"palette" in s)
-        assert DRIVER_STARTED not in shown, "the picture is meant to come before Textual starts"
+        assert _picture_first(shown), "the picture is meant to come before Textual starts"
         os.write(master, b"\x14zz")  # Ctrl+T, then two letters
         seen = _read_until(master, proc, lambda s: DRIVER_STARTED in s and b"Corpus" in s[s.find(DRIVER_STARTED):])
         assert b"zz" not in seen[:seen.find(DRIVER_STARTED)], "a key typed on the picture was echoed"
@@ -196,7 +205,7 @@ def test_ctrl_q_on_the_launch_screen_quits_the_app(tmp_path):
     proc, master = _spawn(cmd, _launch_env(cache))
     try:
         shown = _read_until(master, proc, lambda s: b"palette" in s)
-        assert DRIVER_STARTED not in shown
+        assert _picture_first(shown)
         os.write(master, b"\x11")
         _read_until(master, proc, lambda s: proc.poll() is not None, timeout=30)
         assert proc.wait(timeout=20) == 0
@@ -244,3 +253,78 @@ def test_a_start_that_fails_after_the_picture_leaves_the_terminal_as_it_was(tmp_
     assert b"palette" in seen, "no picture was shown"
     assert UNDO in seen[seen.find(b"palette"):]
     assert after[3] == before[3]
+
+
+def _in_write(pid: int, fd: int) -> bool:
+    """The process is inside write(2) on this descriptor (Linux: /proc/PID/syscall)."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    import platform
+
+    write = {"x86_64": "1", "aarch64": "64"}.get(platform.machine(), "1")
+    return len(fields) > 1 and fields[0] == write and int(fields[1], 16) == fd
+
+
+SLOW_LAUNCHER = textwrap.dedent(
+    """
+    import sys, time
+    import tinygpt_tui.app.app as A
+    run_app = A.run_app
+    def slow(**kw):
+        time.sleep(30)  # a slow import of Textual, stretched
+        run_app(**kw)
+    A.run_app = slow
+    from tinygpt_tui.app.launch import run
+    run()
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["ctrl+c while the picture is written", "SIGTERM while it is up", "SIGHUP while it is up"])
+def test_a_start_interrupted_on_the_picture_leaves_the_terminal_as_it_was(tmp_path, how):
+    """Ctrl+C while a terminal is slow to read the picture (the write blocks: nothing reads the pty
+    here), or SIGTERM or SIGHUP before Textual takes over: the picture is taken down and the
+    terminal's settings restored. The first used to leave the alternate screen on, the others
+    killed the process with the picture up."""
+    import os
+    import signal
+    import termios
+    import time
+
+    from tinygpt_tui.app.launch_screen import UNDO
+
+    models, cache = make_models_dir(tmp_path), tmp_path / "cache"
+    size = (400, 150)  # a picture of 100+ kB: more than a pty holds unread, so writing it blocks
+    first_frame([sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)], ["Write a prompt"],
+                size=size, env=_launch_env(cache))
+    assert len(_kept(cache, size)) > 100_000
+    proc, master = _spawn([sys.executable, "-c", SLOW_LAUNCHER, "--models-dir", str(models)], _launch_env(cache), size)
+    try:
+        before = termios.tcgetattr(master)
+        shown = b""
+        if how.startswith("ctrl+c"):
+            # the picture has begun, and the process is stuck writing the rest into the full pty
+            shown = _read_until(master, proc, lambda s: s.startswith(b"\x1b[?1049h"))
+            deadline = time.monotonic() + 30
+            while not _in_write(proc.pid, fd=2):
+                assert time.monotonic() < deadline, "never seen writing the picture"
+                time.sleep(0.01)
+            os.kill(proc.pid, signal.SIGINT)
+            expected = 130
+        else:
+            shown = _read_until(master, proc, lambda s: b"palette" in s)
+            sig = signal.SIGTERM if "TERM" in how else signal.SIGHUP
+            os.kill(proc.pid, sig)
+            expected = 128 + sig
+        seen = shown + _read_until(master, proc, lambda s: proc.poll() is not None and (shown + s).endswith(UNDO), timeout=30)
+        assert proc.wait(timeout=20) == expected
+        after = termios.tcgetattr(master)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert seen.startswith(b"\x1b[?1049h") and seen.endswith(UNDO)
+    assert after[3] == before[3] and after[0] == before[0] and after[6] == before[6]

@@ -72,10 +72,11 @@ def test_an_unwritable_cache_folder_keeps_nothing_and_raises_nothing(models, tmp
     assert a.cached() is None
 
 
-def test_shown_only_on_a_terminal_and_when_not_turned_off(monkeypatch):
+def test_shown_only_on_a_utf8_terminal_and_when_not_turned_off(monkeypatch):
     monkeypatch.setenv("TERM", "xterm-256color")
     monkeypatch.setenv(ls.ENV_SWITCH, "1")
-    # under pytest stdin is not a terminal
+    monkeypatch.setattr(ls.sys, "__stdin__", _Tty(False))
+    monkeypatch.setattr(ls.sys, "__stderr__", _Tty(False))
     assert not ls.wanted()
     assert ls.LaunchScreen.prepare(os.getcwd()) is None
     monkeypatch.setattr(ls.sys, "__stdin__", _Tty())
@@ -85,6 +86,83 @@ def test_shown_only_on_a_terminal_and_when_not_turned_off(monkeypatch):
         with monkeypatch.context() as m:
             m.setenv(var, value)
             assert not ls.wanted(), (var, value)
+    monkeypatch.setattr(ls.sys, "__stderr__", _Tty(encoding="latin-1"))
+    assert not ls.wanted()  # the picture is kept as UTF-8 bytes
+
+
+def test_never_a_reason_not_to_start(models, tmp_path, monkeypatch):
+    """No home folder to find (HOME unset, a user id with no passwd entry), a models folder too big to
+    read before the first frame: no launch screen, and no error."""
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv(ls.ENV_SWITCH, "1")
+    monkeypatch.setattr(ls.sys, "__stdin__", _Tty())
+    monkeypatch.setattr(ls.sys, "__stderr__", _Tty())
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(ls.Path, "home", staticmethod(no_home))
+    assert ls.LaunchScreen.prepare(models) is None
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored, as the XDG spec says
+    assert ls.LaunchScreen.prepare(models) is None
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert ls.LaunchScreen.prepare(models) is not None
+    big = tmp_path / "big"
+    for n in range(ls.MAX_MODEL_FOLDERS + 1):
+        (big / f"m{n:02d}").mkdir(parents=True)
+    assert ls.LaunchScreen.prepare(big) is None
+
+
+@pytest.mark.parametrize("sequence", ["\x1b]52;c;aGVsbG8=\x07", "\x1b[?1000h", "\x1b[21t", "\x1bP+q544e\x1b\\", "\x07", "\x9b31m"])
+def test_a_frame_that_does_more_than_draw_is_neither_kept_nor_shown(models, tmp_path, sequence):
+    """The file is written raw to the terminal: anything but text, colours and cursor moves (a
+    clipboard write, a mode switch, a query whose answer would be typed into the app) is refused."""
+    frame = "\x1b[1;1H\x1b[38;2;1;2;3mhello\x1b[0m\r\n" + sequence + "x"
+    a = screen(models, tmp_path)
+    assert a.keep("\x1b[1;1H\x1b[38;2;1;2;3mhello\x1b[0m\r\nx", (100, 30))  # the same without it is fine
+    assert not a.keep(frame, (100, 30))
+    magic, key, _ = a.path.read_bytes().split(b"\n", 2)
+    a.path.write_bytes(magic + b"\n" + key + b"\n" + frame.encode())
+    assert screen(models, tmp_path).cached() is None
+
+
+def test_only_a_file_of_this_users_that_no_one_else_can_write_is_read(models, tmp_path):
+    a = screen(models, tmp_path)
+    a.keep("frame", (100, 30))
+    good = a.path.read_bytes()
+    os.chmod(a.path, 0o622)  # writable by others
+    assert screen(models, tmp_path).cached() is None
+    a.path.unlink()
+    real = tmp_path / "elsewhere.frame"
+    real.write_bytes(good)
+    a.path.symlink_to(real)
+    assert screen(models, tmp_path).cached() is None
+    a.path.unlink()
+    os.mkfifo(a.path)  # a FIFO would block the start until someone wrote to it
+    assert screen(models, tmp_path).cached() is None
+
+
+def test_only_the_apps_own_thread_is_recorded(models, tmp_path):
+    """Textual's input thread writes too (answers to the terminal's replies): not part of the frame."""
+    import threading
+
+    a = screen(models, tmp_path)
+    a.record("before")
+    a.recording = []
+    a.record("frame")
+    t = threading.Thread(target=a.record, args=("\x1b[?2048h",))
+    t.start()
+    t.join()
+    assert a.recording == ["frame"]
+
+
+def test_old_pictures_go(models, tmp_path):
+    for n in range(ls.MAX_PICTURES + 3):
+        assert screen(models, tmp_path, (80 + n, 24)).keep("frame", (80 + n, 24))
+    kept = list((tmp_path / "cache").glob("launch-*.frame"))
+    assert len(kept) == ls.MAX_PICTURES
+    assert screen(models, tmp_path, (80 + ls.MAX_PICTURES + 2, 24)).cached() == b"frame"  # the newest stay
 
 
 def test_the_cache_folder_follows_xdg(monkeypatch, tmp_path):
@@ -95,5 +173,8 @@ def test_the_cache_folder_follows_xdg(monkeypatch, tmp_path):
 
 
 class _Tty:
+    def __init__(self, tty: bool = True, encoding: str = "utf-8"):
+        self.tty, self.encoding = tty, encoding
+
     def isatty(self):
-        return True
+        return self.tty

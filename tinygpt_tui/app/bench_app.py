@@ -141,7 +141,7 @@ def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: flo
             first_byte = first_byte if first_byte is not None else now
             seen += chunk
             if frame is None and all(m in seen for m in want):
-                frame, frame_end = now, len(seen)
+                frame, frame_end = now, max(seen.find(m) + len(m) for m in want)  # where the frame was complete
             started = seen.find(DRIVER_STARTED)
             if frame is not None and started >= 0 and all(m in seen[started:] for m in want):
                 live, cpu = now, _cpu_ticks(proc.pid)
