@@ -126,6 +126,14 @@ def _picture_first(seen: bytes) -> bool:
     return b"palette" in seen and (started < 0 or seen.find(b"palette") < started)
 
 
+def _as_from_a_shell() -> None:
+    """Ctrl+C as a program started from an interactive shell has it: pytest run in the background
+    (CI, nohup) passes SIGINT on ignored, and a Python started so never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(cmd, env, size=(100, 30)):
     import fcntl
     import os
@@ -137,7 +145,7 @@ def _spawn(cmd, env, size=(100, 30)):
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
     proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=dict(env, TERM="xterm-256color", COLORTERM="truecolor"),  # as first_frame runs it
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_as_from_a_shell)
     os.close(slave)
     return proc, master
 
