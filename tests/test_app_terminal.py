@@ -6,6 +6,7 @@ with Textual's own driver and read what it writes.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import textwrap
 
@@ -168,6 +169,25 @@ def _read_until(master, proc, test, timeout=60.0) -> bytes:
     return seen
 
 
+@contextlib.contextmanager
+def _started_on_a_picture(tmp_path, script: str | None = None, size=(100, 30)):
+    """`tinygpt` (or a script that runs its launcher) on a pty, a first start having kept its
+    picture: (process, the pty's master, the cache folder)."""
+    import os
+
+    models, cache = make_models_dir(tmp_path), tmp_path / "cache"
+    app = [sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)]
+    first_frame(app, ["Write a prompt"], size=size, env=_launch_env(cache))
+    cmd = app if script is None else [sys.executable, "-c", script, "--models-dir", str(models)]
+    proc, master = _spawn(cmd, _launch_env(cache), size)
+    try:
+        yield proc, master, cache
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
 def test_keys_typed_on_the_launch_screen_reach_the_app_and_the_terminal_is_restored(tmp_path):
     """Ctrl+T pressed while the picture is up (before Textual has started) opens the training screen
     once the app is live; the key is not echoed over the picture; after Ctrl+Q the terminal has its
@@ -177,11 +197,7 @@ def test_keys_typed_on_the_launch_screen_reach_the_app_and_the_terminal_is_resto
 
     from tinygpt_tui.app.bench_app import DRIVER_STARTED
 
-    models, cache = make_models_dir(tmp_path), tmp_path / "cache"
-    cmd = [sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)]
-    first_frame(cmd, ["Write a prompt"], size=(100, 30), env=_launch_env(cache))
-    proc, master = _spawn(cmd, _launch_env(cache))
-    try:
+    with _started_on_a_picture(tmp_path) as (proc, master, _):
         before = termios.tcgetattr(master)  # a pty master reads its terminal's settings
         shown = _read_until(master, proc, lambda s: b"palette" in s)
         assert _picture_first(shown), "the picture is meant to come before Textual starts"
@@ -192,10 +208,6 @@ def test_keys_typed_on_the_launch_screen_reach_the_app_and_the_terminal_is_resto
         _read_until(master, proc, lambda s: proc.poll() is not None, timeout=20)
         proc.wait(timeout=20)
         after = termios.tcgetattr(master)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
     assert before[3] & (termios.ECHO | termios.ICANON) == termios.ECHO | termios.ICANON
     assert after[3] == before[3], "the terminal's settings were not restored"
 
@@ -205,22 +217,12 @@ def test_ctrl_q_on_the_launch_screen_quits_the_app(tmp_path):
     must still reach the app and quit it."""
     import os
 
-    from tinygpt_tui.app.bench_app import DRIVER_STARTED
-
-    models, cache = make_models_dir(tmp_path), tmp_path / "cache"
-    cmd = [sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)]
-    first_frame(cmd, ["Write a prompt"], size=(100, 30), env=_launch_env(cache))
-    proc, master = _spawn(cmd, _launch_env(cache))
-    try:
+    with _started_on_a_picture(tmp_path) as (proc, master, _):
         shown = _read_until(master, proc, lambda s: b"palette" in s)
         assert _picture_first(shown)
         os.write(master, b"\x11")
         _read_until(master, proc, lambda s: proc.poll() is not None, timeout=30)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
 
 
 FAILING_LAUNCHER = textwrap.dedent(
@@ -239,24 +241,15 @@ FAILING_LAUNCHER = textwrap.dedent(
 def test_a_start_that_fails_after_the_picture_leaves_the_terminal_as_it_was(tmp_path):
     """Should the app fail before Textual takes over, the picture is taken down (the alternate screen
     left, the cursor and line wrap back) and the terminal's settings restored."""
-    import os
     import termios
 
     from tinygpt_tui.app.launch_screen import UNDO
 
-    models, cache = make_models_dir(tmp_path), tmp_path / "cache"
-    first_frame([sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)], ["Write a prompt"],
-                size=(100, 30), env=_launch_env(cache))
-    proc, master = _spawn([sys.executable, "-c", FAILING_LAUNCHER, "--models-dir", str(models)], _launch_env(cache))
-    try:
+    with _started_on_a_picture(tmp_path, FAILING_LAUNCHER) as (proc, master, _):
         before = termios.tcgetattr(master)
         seen = _read_until(master, proc, lambda s: proc.poll() is not None and b"could not start" in s)
         proc.wait(timeout=20)
         after = termios.tcgetattr(master)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
     assert proc.returncode != 0
     assert b"palette" in seen, "no picture was shown"
     assert UNDO in seen[seen.find(b"palette"):]
@@ -304,13 +297,9 @@ def test_a_start_interrupted_on_the_picture_leaves_the_terminal_as_it_was(tmp_pa
 
     from tinygpt_tui.app.launch_screen import UNDO
 
-    models, cache = make_models_dir(tmp_path), tmp_path / "cache"
     size = (400, 150)  # a picture of 100+ kB: more than a pty holds unread, so writing it blocks
-    first_frame([sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)], ["Write a prompt"],
-                size=size, env=_launch_env(cache))
-    assert len(_kept(cache, size)) > 100_000
-    proc, master = _spawn([sys.executable, "-c", SLOW_LAUNCHER, "--models-dir", str(models)], _launch_env(cache), size)
-    try:
+    with _started_on_a_picture(tmp_path, SLOW_LAUNCHER, size) as (proc, master, cache):
+        assert len(_kept(cache, size)) > 100_000
         before = termios.tcgetattr(master)
         shown = b""
         if how.startswith("ctrl+c"):
@@ -330,9 +319,5 @@ def test_a_start_interrupted_on_the_picture_leaves_the_terminal_as_it_was(tmp_pa
         seen = shown + _read_until(master, proc, lambda s: proc.poll() is not None and (shown + s).endswith(UNDO), timeout=30)
         assert proc.wait(timeout=20) == expected
         after = termios.tcgetattr(master)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
     assert seen.startswith(b"\x1b[?1049h") and seen.endswith(UNDO)
     assert after[3] == before[3] and after[0] == before[0] and after[6] == before[6]
