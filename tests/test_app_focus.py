@@ -112,3 +112,14 @@ async def test_a_value_typed_right_behind_f6_goes_to_the_settings_not_the_prompt
         await pilot.pause(0.3)
         assert prompt.value == "hi"
         assert temp.has_focus and temp.value != slow and "12" in temp.value
+
+
+async def test_a_click_on_a_model_picks_it(models_dir):  # noqa: F811
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = app.screen
+        await pilot.pause(0.2)
+        models = gen.query_one("#models")
+        first = models.infos[0].name
+        assert await pilot.click("#models", offset=(4, 1))  # inside the border, on the first model
+        assert await wait_for(pilot, lambda: gen.loaded is not None and gen.loaded.name == first, timeout=30)

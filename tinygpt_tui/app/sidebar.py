@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
@@ -79,15 +78,11 @@ class ModelList(OptionList):
             self.on_pick(self.infos[index])
 
     def action_select(self) -> None:
-        """Enter picks the highlighted model here and now, rather than by a message handled later:
-        keys typed right behind it (a prompt and Enter, in one burst as the app opens) then find the
-        model loading, and the prompt waits for it instead of being refused."""
+        """Enter (and a click, which selects through here) picks the highlighted model here and now,
+        rather than by a message handled later: keys typed right behind it (a prompt and Enter, in
+        one burst as the app opens) then find the model loading, and the prompt waits for it
+        instead of being refused."""
         self._pick(self.highlighted)
-
-    @on(OptionList.OptionSelected)
-    def _picked(self, event: OptionList.OptionSelected) -> None:  # a click
-        event.stop()
-        self._pick(event.option_index)
 
 
 class SamplingPanel(Vertical):
