@@ -125,8 +125,8 @@ class LaunchScreen:
         from ..core.checkpoint import folder_signature
 
         models = Path(models_dir).resolve()
-        signature = folder_signature(models)
-        if len(signature) > MAX_MODEL_FOLDERS:
+        signature = folder_signature(models, limit=MAX_MODEL_FOLDERS)
+        if signature is None:  # not a stat call more for a big folder (on a network drive, say)
             raise ValueError("a models folder too big to read before the first frame")
         self.size = size
         where = zlib.crc32(str(models).encode("utf-8", "surrogateescape"))

@@ -54,14 +54,17 @@ def default_models_dir() -> Path:
     return shipped if shipped.is_dir() else here
 
 
-def folder_signature(models_dir) -> tuple:
-    """A cheap fingerprint of the models folder: names and config/weights times (a few stat calls)."""
+def folder_signature(models_dir, limit: int | None = None) -> tuple | None:
+    """A cheap fingerprint of the models folder: names and config/weights times (a few stat calls).
+    None if it holds more than `limit` folders (before any of them is looked into)."""
     sig = []
     try:
         with os.scandir(models_dir) as it:
             entries = sorted((e for e in it if e.is_dir() and not e.name.startswith(".")), key=lambda e: e.name)
     except OSError:
         return ()
+    if limit is not None and len(entries) > limit:
+        return None
     for e in entries:
         stamp = []
         for f in ("config.json", "model.safetensors", "vocab.json"):
