@@ -9,6 +9,7 @@ import stat
 import pytest
 
 from tinygpt_tui.app import launch_screen as ls
+from tinygpt_tui.core.checkpoint import SYNC_LISTING, folder_signature
 
 from .app_fixtures import make_models_dir
 
@@ -109,13 +110,11 @@ def test_never_a_reason_not_to_start(models, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert ls.LaunchScreen.prepare(models) is not None
     big = tmp_path / "big"
-    for n in range(ls.MAX_MODEL_FOLDERS + 1):
+    for n in range(SYNC_LISTING + 1):
         (big / f"m{n:02d}").mkdir(parents=True)
     assert ls.LaunchScreen.prepare(big) is None
-    from tinygpt_tui.core.checkpoint import folder_signature
-
-    assert folder_signature(big, limit=ls.MAX_MODEL_FOLDERS) is None  # counted, not looked into
-    assert len(folder_signature(big)) == ls.MAX_MODEL_FOLDERS + 1
+    assert folder_signature(big, limit=SYNC_LISTING) is None  # counted, not looked into
+    assert len(folder_signature(big)) == SYNC_LISTING + 1
 
 
 @pytest.mark.parametrize("sequence", ["\x1b]52;c;aGVsbG8=\x07", "\x1b[?1000h", "\x1b[21t", "\x1bP+q544e\x1b\\", "\x07", "\x9b31m"])

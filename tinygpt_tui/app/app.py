@@ -20,11 +20,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from ..core.checkpoint import default_models_dir, folder_signature
+from ..core.checkpoint import SYNC_LISTING, default_models_dir, folder_signature
 
 MODELS_POLL_S = 2.0
-SYNC_LISTING = 32  # entries in the models folder read before the first frame; more are read in a worker
-SYNC_LISTING_S = 0.15  # and a folder that takes longer than this to read (a network drive, huge files)
+SYNC_LISTING_S = 0.15  # a folder of up to SYNC_LISTING entries that takes longer than this to read (a network drive, huge files)
 FIRST_FRAME_WAIT_S = 3.0  # if no frame is seen written by then, what waits for the first frame runs anyway
 
 

@@ -45,7 +45,6 @@ ENV_SWITCH = "TINYGPT_LAUNCH_SCREEN"
 TERMINAL_VARS = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR", "TERM_PROGRAM", "COLUMNS", "LINES",
                  "TTY_COMPATIBLE", "TTY_INTERACTIVE")
 MAX_FRAME_BYTES = 8 << 20
-MAX_MODEL_FOLDERS = 32  # a bigger models folder is listed after the first frame (app.SYNC_LISTING): no picture
 MAX_PICTURES = 16  # kept files (one per terminal size and models folder); the oldest go
 ALT_SCREEN_ON = "\x1b[?1049h"
 # before the picture: the alternate screen (as Textual starts), no cursor, no line wrap (as Textual
@@ -122,10 +121,11 @@ class LaunchScreen:
     def __init__(self, models_dir: Path, size: tuple[int, int], folder: Path | None = None):
         import zlib
 
-        from ..core.checkpoint import folder_signature
+        from ..core.checkpoint import SYNC_LISTING, folder_signature
 
         models = Path(models_dir).resolve()
-        signature = folder_signature(models, limit=MAX_MODEL_FOLDERS)
+        # a bigger models folder is listed after the first frame: no picture
+        signature = folder_signature(models, limit=SYNC_LISTING)
         if signature is None:  # not a stat call more for a big folder (on a network drive, say)
             raise ValueError("a models folder too big to read before the first frame")
         self.size = size

@@ -54,6 +54,11 @@ def default_models_dir() -> Path:
     return shipped if shipped.is_dir() else here
 
 
+# model folders the app reads before its first frame (the launch screen keys on them too); a bigger
+# folder is read after it
+SYNC_LISTING = 32
+
+
 def folder_signature(models_dir, limit: int | None = None) -> tuple | None:
     """A cheap fingerprint of the models folder: names and config/weights times (a few stat calls).
     None if it holds more than `limit` folders (before any of them is looked into)."""
