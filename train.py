@@ -4,7 +4,7 @@
 Also the script torchrun launches:  torchrun --nproc_per_node=2 train.py CORPUS --name NAME
 """
 
-from tinygpt_tui.train_cli import main
+from tinygpt_tui.cli.train import main
 
 if __name__ == "__main__":
     main()

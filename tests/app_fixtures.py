@@ -18,10 +18,10 @@ def make_model(folder: Path, name: str, *, n_layer=1, n_head=2, n_embd=32, block
     """A real, loadable GPT folder (random weights, fixed seed) written with core.checkpoint.save_model."""
     import torch
 
-    from tinygpt_tui.core.checkpoint import save_model
-    from tinygpt_tui.core.config import GPTConfig
-    from tinygpt_tui.core.model import GPT
-    from tinygpt_tui.core.tokenizer import CharTokenizer
+    from tinygpt_tui.engine.folder import save_model
+    from tinygpt_tui.config import GPTConfig
+    from tinygpt_tui.model import GPT
+    from tinygpt_tui.tokenizer import CharTokenizer
 
     tok = CharTokenizer(CHARS)
     cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd).validate()

@@ -43,10 +43,10 @@ def make_tiny_model(folder: Path, text: str, seed: int = 0, **overrides):
     """A randomly initialised tiny model saved as a real model folder (no training)."""
     import torch
 
-    from tinygpt_tui.core import checkpoint as ckpt
-    from tinygpt_tui.core.config import GPTConfig
-    from tinygpt_tui.core.model import GPT
-    from tinygpt_tui.core.tokenizer import CharTokenizer
+    from tinygpt_tui.engine import folder as ckpt
+    from tinygpt_tui.config import GPTConfig
+    from tinygpt_tui.model import GPT
+    from tinygpt_tui.tokenizer import CharTokenizer
 
     tok = CharTokenizer.from_text(text)
     kw = dict(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=32)

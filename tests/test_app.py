@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from app_fixtures import make_models_dir, small_corpus  # noqa: E402
-from tinygpt_tui.core import checkpoint as ckpt  # noqa: E402
+from tinygpt_tui.engine import folder as ckpt  # noqa: E402
 
 from tinygpt_tui.app.app import ConfirmQuit, TinyGPTApp  # noqa: E402
 from tinygpt_tui.app.output import OutputView  # noqa: E402
@@ -372,7 +372,7 @@ def fill_tiny_run(ts, corpus, name, **values):
 async def test_training_screen_offers_the_budget_presets_as_the_cli_does(tmp_path):
     from textual.widgets import Input, Select
 
-    from tinygpt_tui.core.trainer import PRESETS
+    from tinygpt_tui.engine.train import PRESETS
 
     d = make_models_dir(tmp_path)
     corpus = small_corpus(tmp_path)

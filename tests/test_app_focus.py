@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_app import load, make_app, models_dir, wait_for  # noqa: F401  (models_dir is a fixture)
+from tests.test_app import load, make_app, models_dir, wait_for  # noqa: F401  (models_dir is a fixture)
 
 pytest.importorskip("textual")
 

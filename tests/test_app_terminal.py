@@ -12,9 +12,9 @@ import textwrap
 
 import pytest
 
-from tinygpt_tui.app.bench_app import first_frame
+from bench.bench_app import first_frame
 
-from .app_fixtures import make_models_dir
+from tests.app_fixtures import make_models_dir
 
 pytest.importorskip("textual")
 
@@ -70,7 +70,7 @@ def test_the_launch_screen_is_the_first_frame_textual_wrote_last_time(tmp_path):
     """The first start keeps Textual's first frame; the next shows it before Textual is even imported
     (nothing of the driver's set-up before it), and Textual's own first frame then matches it byte
     for byte. The alternate screen is entered once: some terminals clear it when asked again."""
-    from tinygpt_tui.app.bench_app import DRIVER_STARTED
+    from bench.bench_app import DRIVER_STARTED
 
     models, cache, size = make_models_dir(tmp_path), tmp_path / "cache", (100, 30)
     cmd = [sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)]
@@ -99,9 +99,9 @@ def test_the_launch_screen_is_the_first_frame_textual_wrote_last_time(tmp_path):
 def test_a_changed_models_folder_or_code_shows_no_stale_picture(tmp_path):
     """The key covers the models folder: after a model is added, the old picture (without it) is not
     shown, and the new first frame is kept in its place. Turned off, nothing is shown or kept."""
-    from tinygpt_tui.app.bench_app import DRIVER_STARTED
+    from bench.bench_app import DRIVER_STARTED
 
-    from .app_fixtures import make_model
+    from tests.app_fixtures import make_model
 
     models, cache, size = make_models_dir(tmp_path), tmp_path / "cache", (100, 30)
     cmd = [sys.executable, "-m", "tinygpt_tui.app.launch", "--models-dir", str(models)]
@@ -121,7 +121,7 @@ def test_a_changed_models_folder_or_code_shows_no_stale_picture(tmp_path):
 
 def _picture_first(seen: bytes) -> bool:
     """The whole picture (its key bar last) came before Textual's driver started (in one read or not)."""
-    from tinygpt_tui.app.bench_app import DRIVER_STARTED
+    from bench.bench_app import DRIVER_STARTED
 
     started = seen.find(DRIVER_STARTED)
     return b"palette" in seen and (started < 0 or seen.find(b"palette") < started)
@@ -195,7 +195,7 @@ def test_keys_typed_on_the_launch_screen_reach_the_app_and_the_terminal_is_resto
     import os
     import termios
 
-    from tinygpt_tui.app.bench_app import DRIVER_STARTED
+    from bench.bench_app import DRIVER_STARTED
 
     with _started_on_a_picture(tmp_path) as (proc, master, _):
         before = termios.tcgetattr(master)  # a pty master reads its terminal's settings

@@ -9,8 +9,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from conftest import make_tiny_model
-from tinygpt_tui import bench
-from tinygpt_tui.cli import app
+from bench import bench
+from tinygpt_tui.cli.main import app
 
 
 def positive(x):

@@ -7,10 +7,10 @@ import sys
 import pytest
 import torch
 
-from tinygpt_tui.core import checkpoint as ckpt
-from tinygpt_tui.core.errors import CheckpointError
+from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.errors import CheckpointError
 
-from .conftest import make_tiny_model
+from tests.conftest import make_tiny_model
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_save_and_load_round_trip(folder):
 
 def test_listing_does_not_import_torch(tiny_models_dir):
     code = (
-        "import sys; from tinygpt_tui.core.checkpoint import list_models;"
+        "import sys; from tinygpt_tui.engine.folder import list_models;"
         f"infos = list_models({str(tiny_models_dir)!r});"
         "print([(i.name, i.ok) for i in infos]); assert 'torch' not in sys.modules;"
         "assert 'numpy' not in sys.modules, 'numpy'"  # the app lists the folder before its first frame
@@ -210,8 +210,8 @@ def test_loading_and_generating_stay_off_torch_compile_machinery(tmp_path):
     make_tiny_model(folder, "hello world, hello tinygpt\n" * 20)
     code = (
         "import sys\n"
-        "from tinygpt_tui.core import checkpoint as ckpt\n"
-        "from tinygpt_tui.core.sampler import Generation, SamplingSettings\n"
+        "from tinygpt_tui.engine import folder as ckpt\n"
+        "from tinygpt_tui.sampler import Generation, SamplingSettings\n"
         f"m = ckpt.load_model({str(folder)!r})\n"
         "print(''.join(Generation(m.model, m.tokenizer, 'hello', SamplingSettings(max_new_tokens=5, seed=0))))\n"
         "print(sorted(k for k in sys.modules if k.startswith('torch._dynamo'))[:3])\n"

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tinygpt(*args, env=None, cwd=None, timeout=240):
     e = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "tinygpt_tui.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tinygpt_tui.cli.main", *map(str, args)], capture_output=True, text=True,
                           env=e, cwd=cwd or ROOT, timeout=timeout)
 
 
@@ -26,7 +26,7 @@ def tinygpt_inproc(*args, env=None):
     """The same command through typer's CliRunner: no new interpreter (and no torch import) per call."""
     from typer.testing import CliRunner
 
-    from tinygpt_tui.cli import app
+    from tinygpt_tui.cli.main import app
 
     r = CliRunner().invoke(app, list(map(str, args)), env={"COLUMNS": "200", **(env or {})})
     if r.exception and not isinstance(r.exception, SystemExit):
@@ -145,9 +145,9 @@ def test_bad_input_one_line_exit_2(tmp_path, small_corpus, trained, args, needle
 
 
 def test_corpus_fetch_from_local_copy(tmp_path):
-    from tinygpt_tui.core.corpora import catalog
+    from tinygpt_tui.engine.corpora import catalog
 
-    from .conftest import shakespeare_path
+    from tests.conftest import shakespeare_path
 
     env = {"TINYGPT_CORPORA_DIR": str(tmp_path)}
     r = tinygpt_inproc("corpus", "fetch", "shakespeare", "--from", shakespeare_path(), env=env)

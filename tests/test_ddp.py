@@ -47,7 +47,7 @@ def torchrun(*args: str, **popen) -> subprocess.Popen:
 
 
 def records(folder: Path) -> list[dict]:
-    from tinygpt_tui.core.checkpoint import read_metrics
+    from tinygpt_tui.engine.folder import read_metrics
 
     return read_metrics(folder)[0]
 
@@ -55,9 +55,9 @@ def records(folder: Path) -> list[dict]:
 def test_two_processes_train_one_model_and_a_single_process_resumes_it(tmp_path):
     import torch
 
-    from tinygpt_tui.core import checkpoint as ckpt
-    from tinygpt_tui.core.data import Dataset, read_corpus
-    from tinygpt_tui.core.trainer import Finished, Started, TrainConfig, estimate_loss, evaluate_split, param_digest, step_seed, train
+    from tinygpt_tui.engine import folder as ckpt
+    from tinygpt_tui.data import Dataset, read_corpus
+    from tinygpt_tui.engine.train import Finished, Started, TrainConfig, estimate_loss, evaluate_split, param_digest, step_seed, train
 
     corpus, models = make_corpus(tmp_path), tmp_path / "models"
     p = torchrun(str(corpus), "--name", "duo", "--models-dir", str(models), "--max-steps", "30", "--eval-interval", "10", *TINY)
@@ -113,7 +113,7 @@ def test_two_processes_train_one_model_and_a_single_process_resumes_it(tmp_path)
 
 def test_sigterm_to_the_torchrun_group_saves_one_checkpoint_and_every_rank_exits(tmp_path):
     """What Slurm's scancel (or a timeout) does: SIGTERM to torchrun and every worker at once."""
-    from tinygpt_tui.core import checkpoint as ckpt
+    from tinygpt_tui.engine import folder as ckpt
 
     corpus, models = make_corpus(tmp_path), tmp_path / "models"
     p = torchrun(str(corpus), "--name", "stopme", "--models-dir", str(models), "--max-steps", "1000000",
@@ -169,7 +169,7 @@ def test_a_setup_error_is_reported_once_and_every_rank_exits(tmp_path):
 
 SIGNAL_SCRIPT = """
 import os, signal, sys, threading, time
-from tinygpt_tui.train_cli import install_stop_handlers
+from tinygpt_tui.cli.train import install_stop_handlers
 stop = threading.Event()
 install_stop_handlers(stop, quiet=True, distributed={distributed})
 os.kill(os.getpid(), signal.SIGTERM)
@@ -197,9 +197,9 @@ def test_each_rank_picks_its_device_and_the_backend_follows_it(monkeypatch):
     import torch
     import torch.distributed as td
 
-    from tinygpt_tui.core.errors import SettingsError
-    from tinygpt_tui.core.trainer import DistInfo, dist_device
-    from tinygpt_tui.train_cli import init_distributed
+    from tinygpt_tui.errors import SettingsError
+    from tinygpt_tui.engine.train import DistInfo, dist_device
+    from tinygpt_tui.cli.train import init_distributed
 
     chosen = []
     monkeypatch.setattr(td, "is_initialized", lambda: False)

@@ -16,15 +16,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinygpt_tui.core import checkpoint as ckpt
-from tinygpt_tui.core.data import split_text
-from tinygpt_tui.core.errors import SettingsError
-from tinygpt_tui.core import fastdecode, jitstep
-from tinygpt_tui.core.fastdecode import Decoder, int8_available, quantize_rows
-from tinygpt_tui.core.model import GPT, GPTConfig
-from tinygpt_tui.core.sampler import Generation, SamplingSettings
+from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.data import split_text
+from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.fast import decode as jitstep, torchdecode as fastdecode
+from tinygpt_tui.fast.torchdecode import Decoder, int8_available, quantize_rows
+from tinygpt_tui.model import GPT, GPTConfig
+from tinygpt_tui.sampler import Generation, SamplingSettings
 
-from .conftest import ROOT, shakespeare_path
+from tests.conftest import ROOT, shakespeare_path
 
 VARIANTS = [
     {"pos_encoding": "learned"},
@@ -137,7 +137,7 @@ def test_two_decoders_of_one_model_do_not_mix(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_weights_are_made_again_after_the_model_changes(backend):
     """The decoding weights are cached per model; an optimizer step must not leave them stale."""
-    from tinygpt_tui.core.sampler import stepper
+    from tinygpt_tui.sampler import stepper
 
     def feed(ids):
         with torch.inference_mode():
@@ -166,7 +166,7 @@ def test_precision_is_checked():
         SamplingSettings(precision="int4").validate()
     with pytest.raises(ValueError, match="precision"):
         Decoder(model_for(), "fp16")
-    from tinygpt_tui.core.sampler import stepper
+    from tinygpt_tui.sampler import stepper
 
     with pytest.raises(ValueError, match="backend"):
         stepper(model_for(), "fp32", "cuda")
@@ -175,7 +175,7 @@ def test_precision_is_checked():
 
 
 def test_the_compiled_decoder_is_the_default_on_a_cpu_and_checks_token_ids():
-    from tinygpt_tui.core.sampler import stepper
+    from tinygpt_tui.sampler import stepper
 
     assert jitstep.available()  # a declared dependency
     dec = stepper(model_for(pos_encoding="alibi"))
@@ -255,10 +255,10 @@ def test_int8_keeps_the_shipped_models_loss_and_choices(backend):
 def test_generation_uses_the_decoder_and_fp32_text_equals_the_model_path(monkeypatch):
     """On a CPU the sampler runs the decoder; with fp32 weights its text is the model path's,
     compiled or not (the same uniform numbers turn into tokens the same way on every path)."""
-    from tinygpt_tui.core import sampler
+    from tinygpt_tui import sampler
 
     m = model_for(pos_encoding="learned")
-    from tinygpt_tui.core.tokenizer import CharTokenizer
+    from tinygpt_tui.tokenizer import CharTokenizer
 
     tok = CharTokenizer(list("abcdefghijklmnopqrstuvwxyz .\n"))
     s = SamplingSettings(max_new_tokens=60, temperature=1.0, seed=4, precision="fp32", top_k=20, top_p=0.95)  # past the window: refills too
@@ -272,7 +272,7 @@ def test_generation_uses_the_decoder_and_fp32_text_equals_the_model_path(monkeyp
 
 @pytest.mark.parametrize("top_k, top_p", [(None, None), (3, None), (None, 0.6), (5, 0.9), (1, None)])
 def test_the_compiled_draw_picks_what_the_pytorch_one_picks(top_k, top_p):
-    from tinygpt_tui.core.sampler import draw
+    from tinygpt_tui.sampler import draw
 
     g = torch.Generator().manual_seed(5)
     for _ in range(20):
@@ -285,7 +285,7 @@ def test_the_compiled_draw_picks_what_the_pytorch_one_picks(top_k, top_p):
 
 
 def test_numpy_helpers_match_the_model():
-    from tinygpt_tui.core.model import RMSNorm, alibi_slopes, sinusoidal_table
+    from tinygpt_tui.model import RMSNorm, alibi_slopes, sinusoidal_table
 
     assert np.allclose(jitstep.sinusoidal_table(37, 30), sinusoidal_table(37, 30).numpy(), atol=1e-6)
     assert np.array_equal(np.array(jitstep.alibi_slope_list(6), np.float32), alibi_slopes(6).numpy())
@@ -312,9 +312,9 @@ def test_the_jit_decoder_checks_its_input():
 # ---------------------------------------------------------------- generation without torch
 def test_load_for_sampling_reads_the_file_without_torch_and_writes_the_same_text(tmp_path):
     """`tinygpt generate` on a CPU: numpy arrays from safetensors, the compiled step, the same text."""
-    from tinygpt_tui.core.tokenizer import CharTokenizer
+    from tinygpt_tui.tokenizer import CharTokenizer
 
-    from .conftest import make_tiny_model
+    from tests.conftest import make_tiny_model
 
     text = "the quick brown fox jumps over the lazy dog.\n" * 3
     model, tok = make_tiny_model(tmp_path / "m", text, seed=3, pos_encoding="learned", bias=True)
@@ -328,9 +328,9 @@ def test_load_for_sampling_reads_the_file_without_torch_and_writes_the_same_text
 def test_load_for_sampling_refuses_bad_weights_in_one_line(tmp_path):
     from safetensors.numpy import load_file, save_file
 
-    from tinygpt_tui.core.errors import CheckpointError
+    from tinygpt_tui.errors import CheckpointError
 
-    from .conftest import make_tiny_model
+    from tests.conftest import make_tiny_model
 
     make_tiny_model(tmp_path / "m", "abcdef ghij\n", seed=1)
     path = tmp_path / "m" / "model.safetensors"
@@ -349,10 +349,10 @@ def test_generate_on_a_cpu_never_imports_torch(tmp_path):
     import subprocess
     import sys
 
-    from .conftest import make_tiny_model
+    from tests.conftest import make_tiny_model
 
     make_tiny_model(tmp_path / "m", "abcdef ghij\n", seed=1, pos_encoding="alibi")
-    code = ("import sys; from tinygpt_tui.cli import run\n"
+    code = ("import sys; from tinygpt_tui.cli.main import run\n"
             f"sys.argv = ['tinygpt', 'generate', {str(tmp_path / 'm')!r}, '--max-new', '20', '--seed', '1', '-p', 'abc']\n"
             "try:\n    run()\nexcept SystemExit:\n    pass\n"
             "print('torch imported:', 'torch' in sys.modules)")
@@ -374,7 +374,7 @@ def test_load_for_sampling_takes_bf16_weights_through_torch(tmp_path):
     """numpy has no bfloat16: such a file is read with torch, then handed to the compiled decoder."""
     from safetensors.torch import load_file, save_file
 
-    from .conftest import make_tiny_model
+    from tests.conftest import make_tiny_model
 
     model, tok = make_tiny_model(tmp_path / "m", "abcdef ghij\n", seed=2, pos_encoding="rope")
     path = tmp_path / "m" / "model.safetensors"
@@ -389,9 +389,9 @@ def test_load_for_sampling_takes_bf16_weights_through_torch(tmp_path):
 def test_f64_weights_beyond_float32_are_refused_in_one_line(tmp_path, loader):
     from safetensors.numpy import load_file, save_file
 
-    from tinygpt_tui.core.errors import CheckpointError
+    from tinygpt_tui.errors import CheckpointError
 
-    from .conftest import make_tiny_model
+    from tests.conftest import make_tiny_model
 
     make_tiny_model(tmp_path / "m", "abcdef ghij\n", seed=1)
     path = tmp_path / "m" / "model.safetensors"
@@ -408,8 +408,8 @@ def test_load_for_sampling_refuses_a_bad_device_or_folder_before_importing_torch
 
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text("{", encoding="utf-8")
-    code = ("import sys\nfrom tinygpt_tui.core.checkpoint import load_for_sampling\n"
-            "from tinygpt_tui.core.errors import TinyGPTError\n"
+    code = ("import sys\nfrom tinygpt_tui.engine.folder import load_for_sampling\n"
+            "from tinygpt_tui.errors import TinyGPTError\n"
             f"for device in ('tpu', 'cuda'):\n"
             f"    try:\n        load_for_sampling({str(tmp_path / 'bad')!r}, device)\n"
             "    except TinyGPTError as e:\n        print(type(e).__name__, str(e).splitlines()[0][:40])\n"

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from tinygpt_tui.core.checkpoint import METRICS, read_metrics
+from tinygpt_tui.engine.folder import METRICS, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITER = r"""
 import json, sys, time
 from pathlib import Path
-from tinygpt_tui.core.checkpoint import append_metrics
+from tinygpt_tui.engine.folder import append_metrics
 folder = Path(sys.argv[1])
 path = folder / "metrics.jsonl"
 def wait_for(name):

@@ -26,9 +26,9 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import make_tiny_model
-from tinygpt_tui.cli import app
-from tinygpt_tui.core import checkpoint as ckpt
-from tinygpt_tui.core.errors import CheckpointError
+from tinygpt_tui.cli.main import app
+from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
 ESC_LIKE = ("\x1b", "\x9b", "\x07", "\x08", "\r")  # ESC, C1 CSI, bell, backspace, carriage return
@@ -134,7 +134,7 @@ def test_convert_refuses_a_pickle_that_runs_code(tmp_path):
 def test_absurd_config_fails_fast_without_building_the_model(good, monkeypatch):
     """n_embd 16384 x 256 layers (terabytes) with a tiny weights file: refused by the shape check,
     before any tensor of that size exists."""
-    from tinygpt_tui.core import model as model_mod
+    from tinygpt_tui import model as model_mod
 
     built = []
     real_init = model_mod.GPT.__init__

@@ -10,12 +10,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tinygpt_tui.cli import app as cli_app
-from tinygpt_tui.core.config import GPTConfig
-from tinygpt_tui.core.errors import SettingsError
-from tinygpt_tui.core.inspect import analyze, context_window, display_char, inspect
-from tinygpt_tui.core.model import GPT
-from tinygpt_tui.core.tokenizer import CharTokenizer
+from tinygpt_tui.cli.main import app as cli_app
+from tinygpt_tui.config import GPTConfig
+from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.engine.inspect import analyze, context_window, display_char, inspect
+from tinygpt_tui.model import GPT
+from tinygpt_tui.tokenizer import CharTokenizer
 
 from conftest import make_tiny_model
 
@@ -148,7 +148,7 @@ def test_display_chars_are_visible_and_keep_their_width():
 def test_heatmap_columns_line_up_with_wide_characters():
     from rich.cells import cell_len
 
-    from tinygpt_tui.inspect_cli import heatmap
+    from tinygpt_tui.cli.inspect import heatmap
 
     chars = list("林黛玉 a\nb宝")
     rows = [("h0", [0.1] * len(chars)), ("avg", [0.2] * len(chars))]

@@ -9,9 +9,9 @@ import stat
 import pytest
 
 from tinygpt_tui.app import launch_screen as ls
-from tinygpt_tui.core.checkpoint import SYNC_LISTING, folder_signature
+from tinygpt_tui.engine.folder import SYNC_LISTING, folder_signature
 
-from .app_fixtures import make_models_dir
+from tests.app_fixtures import make_models_dir
 
 
 @pytest.fixture

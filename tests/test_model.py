@@ -5,8 +5,8 @@ import itertools
 import pytest
 import torch
 
-from tinygpt_tui.core.config import ConfigError, GPTConfig
-from tinygpt_tui.core.model import GPT
+from tinygpt_tui.config import ConfigError, GPTConfig
+from tinygpt_tui.model import GPT
 
 POS = ["learned", "sinusoidal", "rope", "alibi", "none"]
 

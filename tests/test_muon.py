@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from tinygpt_tui.core.muon import BatchedMuon
+from tinygpt_tui.engine.muon import BatchedMuon
 
 
 def _params(seed):

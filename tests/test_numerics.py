@@ -14,12 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import tinygpt_tui.core.model as M
-from tinygpt_tui.core.config import GPTConfig
-from tinygpt_tui.core.device import autocast
-from tinygpt_tui.core.model import GPT
-from tinygpt_tui.core.sampler import Generation, SamplingSettings, generate_nocache
-from tinygpt_tui.core.tokenizer import CharTokenizer
+import tinygpt_tui.model as M
+from tinygpt_tui.config import GPTConfig
+from tinygpt_tui.engine.device import autocast
+from tinygpt_tui.model import GPT
+from tinygpt_tui.sampler import Generation, SamplingSettings, generate_nocache
+from tinygpt_tui.tokenizer import CharTokenizer
 
 POS = ["learned", "sinusoidal", "rope", "alibi", "none"]
 CPU = torch.device("cpu")
@@ -184,8 +184,8 @@ def test_greedy_text_with_kv_cache_equals_recomputing_the_window(pos):
 def test_activation_checkpointing_gives_the_same_loss_and_gradients(pos):
     """--checkpoint-activations recomputes each block in the backward pass: with dropout on (its masks
     must be drawn again identically) the loss and every gradient equal the plain step's."""
-    from tinygpt_tui.core.config import GPTConfig
-    from tinygpt_tui.core.model import GPT
+    from tinygpt_tui.config import GPTConfig
+    from tinygpt_tui.model import GPT
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=32, dropout=0.2, pos_encoding=pos))

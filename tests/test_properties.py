@@ -10,11 +10,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinygpt_tui.core.config import GPTConfig
-from tinygpt_tui.core.errors import CheckpointError, SettingsError
-from tinygpt_tui.core.model import GPT
-from tinygpt_tui.core.sampler import Generation, SamplingSettings
-from tinygpt_tui.core.tokenizer import CharTokenizer, printable
+from tinygpt_tui.config import GPTConfig
+from tinygpt_tui.errors import CheckpointError, SettingsError
+from tinygpt_tui.model import GPT
+from tinygpt_tui.sampler import Generation, SamplingSettings
+from tinygpt_tui.tokenizer import CharTokenizer, printable
 
 # Any Unicode scalar value, control characters, emoji, CJK, combining marks and unassigned ones included
 # (lone surrogates can't be encoded as UTF-8 text, so no file, prompt or vocabulary holds them).

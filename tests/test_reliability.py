@@ -4,7 +4,7 @@ The kill test needs many short-lived `tinygpt train` processes. Starting each
 one from scratch costs seconds of imports, so a small "zygote" process imports
 tinygpt and torch once (running no torch op, so no thread pool exists yet) and
 forks a fresh process per run: each child runs the real `tinygpt` entry point
-(`tinygpt_tui.cli.run` with its own argv), is killed with a real signal, and
+(`tinygpt_tui.cli.main.run` with its own argv), is killed with a real signal, and
 is reaped by the zygote, which reports its exit status.
 """
 
@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinygpt_tui.core import checkpoint as ckpt
-from tinygpt_tui.core.errors import CheckpointError, TinyGPTError
+from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.errors import CheckpointError, TinyGPTError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,8 +34,8 @@ ZYGOTE = textwrap.dedent(
     r"""
     import json, os, signal, sys
     import numpy, safetensors, torch  # noqa: F401  (imported once; no torch op runs here)
-    import tinygpt_tui.cli, tinygpt_tui.train_cli, tinygpt_tui.core.trainer, tinygpt_tui.core.model  # noqa: F401
-    import tinygpt_tui.core.sampler, tinygpt_tui.core.device, rich.progress, safetensors.torch  # noqa: F401
+    import tinygpt_tui.cli.main, tinygpt_tui.cli.train, tinygpt_tui.engine.train, tinygpt_tui.model  # noqa: F401
+    import tinygpt_tui.sampler, tinygpt_tui.engine.device, rich.progress, safetensors.torch  # noqa: F401
     import torch.distributed, torch.optim, torch.nn.parallel, torch._dynamo  # noqa: F401  (AdamW imports dynamo)
     out = sys.stdout
     for line in sys.stdin:
@@ -56,7 +56,7 @@ ZYGOTE = textwrap.dedent(
                 sys.argv = ["tinygpt", *cmd["argv"]]
                 code = 0
                 try:
-                    tinygpt_tui.cli.run()
+                    tinygpt_tui.cli.main.run()
                 except SystemExit as e:
                     code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
                 except BaseException:
@@ -269,7 +269,7 @@ def test_signal_saves_and_exits_cleanly_then_resume_continues(zygote, small_corp
 
 # --------------------------------------------------------------------------- resume == uninterrupted
 def _tcfg(corpus, models, name, **kw):
-    from tinygpt_tui.core.trainer import TrainConfig
+    from tinygpt_tui.engine.train import TrainConfig
 
     base = dict(corpus=str(corpus), name=name, models_dir=str(models), preset="tiny", n_layer=1, n_embd=32, n_head=2,
                 block_size=16, batch_size=8, dropout=0.1, max_steps=30, warmup_steps=5, eval_interval=5, eval_iters=2,
@@ -279,7 +279,7 @@ def _tcfg(corpus, models, name, **kw):
 
 
 def _run(cfg, stop_at=None):
-    from tinygpt_tui.core.trainer import train
+    from tinygpt_tui.engine.train import train
 
     stop = threading.Event()
     events = []
@@ -433,7 +433,7 @@ def _one_error_line(result) -> str:
 def test_full_disk_gives_one_line_error_and_keeps_the_previous_checkpoint(small_corpus, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from tinygpt_tui.cli import app
+    from tinygpt_tui.cli.main import app
 
     models = tmp_path / "models"
     folder = models / "full"
@@ -508,7 +508,7 @@ def _deny_writes_under(monkeypatch, folder: Path, err=errno.EROFS):
 def test_read_only_models_folder_gives_one_line_error_and_keeps_the_checkpoint(small_corpus, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from tinygpt_tui.cli import app
+    from tinygpt_tui.cli.main import app
 
     models = tmp_path / "models"
     folder = models / "ro"

@@ -14,8 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from app_fixtures import make_model  # noqa: E402
-from tinygpt_tui.core.remote import RemoteError, SamplerProcess  # noqa: E402
-from tinygpt_tui.core.sampler import Generation, SamplingSettings  # noqa: E402
+from tinygpt_tui.engine.remote import RemoteError, SamplerProcess  # noqa: E402
+from tinygpt_tui.sampler import Generation, SamplingSettings  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="the sampler process needs POSIX (the app falls back to a thread)")
 
@@ -43,7 +43,7 @@ def pid_gone(pid: int) -> bool:
 
 
 def test_same_text_as_in_process_sampling_in_chunks(sampler, model_dir):
-    from tinygpt_tui.core.checkpoint import load_model
+    from tinygpt_tui.engine.folder import load_model
 
     import torch
 
@@ -93,7 +93,7 @@ def test_stop_is_prompt_and_a_new_generation_replaces_a_running_one(sampler):
 
 
 def test_settings_are_checked_before_anything_is_sent(sampler):
-    from tinygpt_tui.core.errors import SettingsError
+    from tinygpt_tui.errors import SettingsError
 
     with pytest.raises(SettingsError):
         sampler.generate([1], SamplingSettings(temperature=-1))
@@ -149,8 +149,8 @@ def test_the_child_dies_with_its_parent(model_dir, how):
         f"""
         import signal, sys, time
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal's program has it (pytest may pass SIGINT on ignored)
-        from tinygpt_tui.core.remote import SamplerProcess
-        from tinygpt_tui.core.sampler import SamplingSettings
+        from tinygpt_tui.engine.remote import SamplerProcess
+        from tinygpt_tui.sampler import SamplingSettings
         sp = SamplerProcess().start()
         sp.load({str(model_dir)!r})
         assert sp.wait_ready(120), sp.load_error or sp.dead

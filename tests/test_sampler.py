@@ -5,10 +5,10 @@ import threading
 import pytest
 import torch
 
-from tinygpt_tui.core.errors import SettingsError
-from tinygpt_tui.core.model import GPT, GPTConfig
-from tinygpt_tui.core.sampler import Generation, SamplingSettings, filter_logits, generate, generate_nocache
-from tinygpt_tui.core.tokenizer import CharTokenizer
+from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.model import GPT, GPTConfig
+from tinygpt_tui.sampler import Generation, SamplingSettings, filter_logits, generate, generate_nocache
+from tinygpt_tui.tokenizer import CharTokenizer
 
 TEXT = "abcdefghij klmnop\nqrstuvwxyz.,!?"
 
@@ -95,7 +95,7 @@ def test_bad_settings_are_refused(kw):
 
 def test_draws_follow_the_filtered_probabilities():
     """The inverse-CDF draw from uniform numbers gives each token its probability."""
-    from tinygpt_tui.core.sampler import Uniforms, draw
+    from tinygpt_tui.sampler import Uniforms, draw
 
     logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
     uniform, n = Uniforms(3), 20000
@@ -110,7 +110,7 @@ def test_draws_follow_the_filtered_probabilities():
 
 
 def test_chunked_gathers_characters_by_time_and_keeps_the_tail_on_error():
-    from tinygpt_tui.core.sampler import chunked
+    from tinygpt_tui.sampler import chunked
 
     times = iter([0.0, 0.01, 0.02, 0.05, 0.06, 0.2])
     clock = lambda: next(times)  # noqa: E731
@@ -133,7 +133,7 @@ def test_sampling_edge_settings_agree_on_every_path():
     top-k past 2**63 crashed it, and a top-p under float32's range dropped every token in PyTorch's."""
     import numpy as np
 
-    from tinygpt_tui.core.sampler import _pick_numpy, _pick_torch
+    from tinygpt_tui.sampler import _pick_numpy, _pick_torch
 
     logits = torch.tensor([1.0, 5.0, 3.0, -2.0])
     for kw in (dict(temperature=1e-320), dict(temperature=1e-8), dict(temperature=1.0, top_k=2**64),

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from tinygpt_tui.core.data import Dataset, min_corpus_chars, read_corpus, split_text
-from tinygpt_tui.core.errors import CorpusError
-from tinygpt_tui.core.tokenizer import CharTokenizer, printable
+from tinygpt_tui.data import Dataset, min_corpus_chars, read_corpus, split_text
+from tinygpt_tui.errors import CorpusError
+from tinygpt_tui.tokenizer import CharTokenizer, printable
 
-from .conftest import hongloumeng_path
+from tests.conftest import hongloumeng_path
 
 
 def test_round_trip_with_chinese_and_emoji():

@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from ..core.checkpoint import SYNC_LISTING, default_models_dir, folder_signature
+from tinygpt_tui.engine.folder import SYNC_LISTING, default_models_dir, folder_signature
 
 MODELS_POLL_S = 2.0
 SYNC_LISTING_S = 0.15  # a folder of up to SYNC_LISTING entries that takes longer than this to read (a network drive, huge files)
@@ -40,7 +40,7 @@ class ConfirmQuit(ModalScreen[bool]):
     def compose(self):
         from rich.text import Text
 
-        from ..core.tokenizer import printable
+        from tinygpt_tui.tokenizer import printable
 
         with Vertical(id="confirm-box"):
             yield Static(Text.assemble(("Training is running", "bold"), "\n\n", f"Stop {printable(self.run_name)}, save a checkpoint at the current step, and quit?\n(You can resume it later.)"))
@@ -193,7 +193,7 @@ class TinyGPTApp(App):
     def list_models_now(self) -> None:
         """Read the models folder here and now, if it is small and quick to read (called before the
         first frame); otherwise it is read in a worker after the first frame."""
-        from ..core.checkpoint import model_folders, read_info
+        from tinygpt_tui.engine.folder import model_folders, read_info
 
         if self.models_listed:
             return
@@ -223,7 +223,7 @@ class TinyGPTApp(App):
         """Import torch and the model code in the background, so the first load is quick."""
         import torch  # noqa: F401
 
-        from ..core import model, sampler  # noqa: F401
+        from tinygpt_tui.engine import model, sampler  # noqa: F401
 
     # ------------------------------------------------------------ the sampler process
     def start_sampler(self):
@@ -232,7 +232,7 @@ class TinyGPTApp(App):
             return None
         if self.sampler is not None:
             return self.sampler
-        from ..core.remote import RemoteError, SamplerProcess
+        from tinygpt_tui.engine.remote import RemoteError, SamplerProcess
 
         try:
             self.sampler = SamplerProcess().start()
@@ -265,7 +265,7 @@ class TinyGPTApp(App):
 
     def sampler_failed(self, reason: str) -> None:
         """Fall back to sampling in this process, and say so once."""
-        from ..core.tokenizer import printable
+        from tinygpt_tui.tokenizer import printable
 
         if self.sampler_off:
             return
@@ -328,7 +328,7 @@ class TinyGPTApp(App):
 
     @work(thread=True, exclusive=True, group="models", exit_on_error=False)
     def refresh_models(self) -> None:
-        from ..core.checkpoint import list_models
+        from tinygpt_tui.engine.folder import list_models
 
         infos = list_models(self.models_dir)
         try:
@@ -353,7 +353,7 @@ class TinyGPTApp(App):
 
     # ------------------------------------------------------------ training (owned by the app, not the screen)
     def start_training(self, cfg, resume: bool = False):
-        from .training import TrainingJob
+        from tinygpt_tui.app.training import TrainingJob
 
         job = TrainingJob(cfg, resume=resume)
         self.training = job
@@ -370,7 +370,7 @@ class TinyGPTApp(App):
                 pass
 
     def _training_ended(self, job) -> None:
-        from ..core.tokenizer import printable
+        from tinygpt_tui.tokenizer import printable
 
         self.action_refresh_models_quiet()
         if job.state == "failed":
@@ -454,7 +454,7 @@ class TinyGPTApp(App):
 
 
 def _generate_screen():
-    from .generate import GenerateScreen
+    from tinygpt_tui.app.generate import GenerateScreen
 
     screen = GenerateScreen()
     # Built with the stylesheet as it is now. Textual re-parses every stylesheet and restyles a
@@ -470,7 +470,7 @@ def _generate_screen():
 
 
 def _training_screen():
-    from .training import TrainingScreen
+    from tinygpt_tui.app.training import TrainingScreen
 
     return TrainingScreen()
 

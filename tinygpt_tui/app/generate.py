@@ -15,12 +15,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from ..core.checkpoint import ModelInfo, folder_signature
-from ..core.errors import TinyGPTError
-from ..core.tokenizer import printable
-from .bars import KeyBar, TitleBar
-from .output import GENERATED, NOTE, PROMPT, OutputView
-from .sidebar import ModelList, SamplingPanel
+from tinygpt_tui.engine.folder import ModelInfo, folder_signature
+from tinygpt_tui.errors import TinyGPTError
+from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.app.bars import KeyBar, TitleBar
+from tinygpt_tui.app.output import GENERATED, NOTE, PROMPT, OutputView
+from tinygpt_tui.app.sidebar import ModelList, SamplingPanel
 
 PICK_HINT = (
     "Pick a model on the left (↑ ↓ and Enter, or click), then write a prompt below.\n\n"
@@ -207,8 +207,8 @@ class GenerateScreen(Screen):
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self, info: ModelInfo) -> None:
         try:
-            from ..core.checkpoint import load_model
-            from ..core.device import describe, pick_device
+            from tinygpt_tui.engine.folder import load_model
+            from tinygpt_tui.engine.device import describe, pick_device
 
             device = pick_device("auto")
             loaded = load_model(info.path, device=device)
@@ -326,7 +326,7 @@ class GenerateScreen(Screen):
         post = self.post_message
         try:
             if stream.remote is not None:
-                from ..core.remote import RemoteError
+                from tinygpt_tui.engine.remote import RemoteError
 
                 try:
                     for text, sampled in stream.remote.chunks():
@@ -367,7 +367,7 @@ class GenerateScreen(Screen):
 
     def _sample_here(self, stream: Stream, loaded, ids: list[int], settings) -> None:
         """The sampler in this process's thread (shares the GIL with the screen: the fallback)."""
-        from ..core.sampler import Generation, chunked
+        from tinygpt_tui.sampler import Generation, chunked
 
         # PyTorch's operations, not the compiled step: loading that (or compiling it, the first
         # time on a machine) would hold the GIL, and so the screen, for a moment in this process
@@ -480,7 +480,7 @@ class GenerateScreen(Screen):
             self.notify("Pick a model first: the inspector looks inside the loaded model.", severity="warning")
             return
         try:
-            from .inspector import InspectorScreen
+            from tinygpt_tui.app.inspector import InspectorScreen
         except Exception as e:  # missing, or broken while being written
             self.notify(f"The inspector is not available ({type(e).__name__}: {e}).", severity="warning")
             return

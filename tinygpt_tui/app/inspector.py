@@ -45,10 +45,10 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ..core.errors import TinyGPTError
-from ..inspect_cli import (cell, head_rows, heatmap_column_at, heatmap_lines, layer_rows, legend, lines_to_text, prob_bars,
+from tinygpt_tui.errors import TinyGPTError
+from tinygpt_tui.cli.inspect import (cell, head_rows, heatmap_column_at, heatmap_lines, layer_rows, legend, lines_to_text, prob_bars,
                            ranked_line, top_attended)
-from .bars import KeyBar
+from tinygpt_tui.app.bars import KeyBar
 
 
 class Panel(Widget):
@@ -225,7 +225,7 @@ class InspectorScreen(ModalScreen):
         self.run_worker(lambda: self._compute(text), thread=True, group="inspector", name="inspect", exit_on_error=False)
 
     def _compute(self, text: str) -> None:
-        from ..core.inspect import analyze
+        from tinygpt_tui.engine.inspect import analyze
 
         analysis, error = None, None
         t0 = time.perf_counter()

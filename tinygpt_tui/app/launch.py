@@ -27,7 +27,7 @@ def app_args(argv: list[str]) -> tuple[bool, str | None]:
 def run():
     is_app, models_dir = app_args(sys.argv[1:])
     if not is_app:
-        from ..cli import run as cli_run
+        from tinygpt_tui.cli.main import run as cli_run
 
         return cli_run()
     import gc
@@ -40,8 +40,8 @@ def run():
     try:
         from pathlib import Path
 
-        from ..core.checkpoint import default_models_dir
-        from .launch_screen import LaunchScreen
+        from tinygpt_tui.engine.folder import default_models_dir
+        from tinygpt_tui.app.launch_screen import LaunchScreen
 
         # the models folder as the CLI finds it: --models-dir, else $TINYGPT_MODELS_DIR, else ./models
         folder = Path(models_dir) if models_dir else default_models_dir()
@@ -49,7 +49,7 @@ def run():
         launch = LaunchScreen.prepare(folder)
         if launch is not None:
             launch.show()
-        from .app import run_app
+        from tinygpt_tui.app.app import run_app
 
         run_app(models_dir=folder, resume_gc=True, launch=launch)
     except KeyboardInterrupt:

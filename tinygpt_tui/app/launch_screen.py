@@ -121,7 +121,7 @@ class LaunchScreen:
     def __init__(self, models_dir: Path, size: tuple[int, int], folder: Path | None = None):
         import zlib
 
-        from ..core.checkpoint import SYNC_LISTING, folder_signature
+        from tinygpt_tui.engine.folder import SYNC_LISTING, folder_signature
 
         models = Path(models_dir).resolve()
         # a bigger models folder is listed after the first frame: no picture

@@ -27,7 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
-from ..core.tokenizer import printable
+from tinygpt_tui.tokenizer import printable
 
 PROMPT, GENERATED, NOTE = "prompt", "generated", "note"
 TAB = "    "

@@ -7,9 +7,9 @@ from textual.containers import Grid, Vertical
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from ..core.checkpoint import ModelInfo
-from ..core.errors import SettingsError
-from ..core.tokenizer import printable
+from tinygpt_tui.engine.folder import ModelInfo
+from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.tokenizer import printable
 
 
 def human_count(n: int) -> str:
@@ -134,7 +134,7 @@ class SamplingPanel(Vertical):
 
     def values(self):
         """The SamplingSettings the fields describe, or a SettingsError saying which is wrong."""
-        from ..core.sampler import SamplingSettings
+        from tinygpt_tui.sampler import SamplingSettings
 
         raw = {fid: self._raw(fid).strip() for fid, *_ in self.FIELDS}
 

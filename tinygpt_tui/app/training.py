@@ -25,9 +25,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Collapsible, Input, Label, ProgressBar, Select, Static
 
-from ..core.errors import SettingsError, TinyGPTError
-from ..core.tokenizer import printable
-from .bars import KeyBar, TitleBar
+from tinygpt_tui.errors import SettingsError, TinyGPTError
+from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.app.bars import KeyBar, TitleBar
 
 MAX_POINTS = 400  # points drawn per curve (older points are thinned)
 CHECK_CORPUS_BYTES = 16 * 1024**2  # a corpus up to this size is read before a run starts (bigger ones by the run)
@@ -153,7 +153,7 @@ class TrainingJob:
 
     def history(self) -> list[dict]:
         """A resumed run's earlier records (its metrics.jsonl before this session's start), for the chart."""
-        from ..core.checkpoint import default_models_dir, read_metrics
+        from tinygpt_tui.engine.folder import default_models_dir, read_metrics
 
         folder = (Path(self.cfg.models_dir) if self.cfg.models_dir else default_models_dir()) / self.name
         try:
@@ -165,7 +165,7 @@ class TrainingJob:
 
     def thread_main(self) -> None:
         """Runs in a worker thread."""
-        from ..core.trainer import NameTaken, train
+        from tinygpt_tui.engine.train import NameTaken, train
 
         try:
             for ev in train(self.cfg, self.stop_event):
@@ -381,7 +381,7 @@ def check_corpus(path: str, block_size: int | None = None) -> None:
     Corpora past CHECK_CORPUS_BYTES are left to the run, so a keypress never waits long (and
     are long enough for any context length the form allows).
     """
-    from ..core.data import check_length, read_corpus
+    from tinygpt_tui.data import check_length, read_corpus
 
     try:
         big = Path(path).expanduser().stat().st_size > CHECK_CORPUS_BYTES
@@ -447,7 +447,7 @@ class TrainingScreen(Screen):
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        from ..core.device import DEVICES
+        from tinygpt_tui.engine.device import DEVICES
 
         yield TitleBar()
         with Horizontal(id="train-body"):
@@ -511,7 +511,7 @@ class TrainingScreen(Screen):
 
     def _corpus_options(self):
         try:
-            from ..core.corpora import list_corpora
+            from tinygpt_tui.engine.corpora import list_corpora
 
             listing = list_corpora()
         except TinyGPTError as e:
@@ -527,7 +527,7 @@ class TrainingScreen(Screen):
 
     @staticmethod
     def _preset_label(p: str) -> str:
-        from ..core.trainer import PRESETS  # noqa: F401  (cheap: no torch at module level)
+        from tinygpt_tui.engine.train import PRESETS  # noqa: F401  (cheap: no torch at module level)
 
         if p == "auto":
             return "auto (sized for the minutes)"
@@ -535,8 +535,8 @@ class TrainingScreen(Screen):
         return f"{p} ({d['n_layer']} layers × {d['n_embd']})"
 
     def _preset_placeholders(self, preset: str) -> None:
-        from ..core.config import GPTConfig
-        from ..core.trainer import PRESETS, budget_preset
+        from tinygpt_tui.config import GPTConfig
+        from tinygpt_tui.engine.train import PRESETS, budget_preset
 
         if preset == "auto":  # what auto stands for with the minutes in the form (as the CLI picks it)
             try:
@@ -567,7 +567,7 @@ class TrainingScreen(Screen):
 
     # ------------------------------------------------------------ reading the form
     def _config(self, resume: bool = False):
-        from ..core.trainer import TrainConfig
+        from tinygpt_tui.engine.train import TrainConfig
 
         q = lambda i: self.query_one(i, Input).value.strip()  # noqa: E731
         path, pick = q("#train-corpus-path"), self.query_one("#train-corpus", Select).value
@@ -578,7 +578,7 @@ class TrainingScreen(Screen):
         if not corpus and not resume:
             raise SettingsError("pick a corpus from the list, or type the path of a UTF-8 text file")
         if corpus:
-            from ..core.corpora import resolve_corpus
+            from tinygpt_tui.engine.corpora import resolve_corpus
 
             corpus = str(resolve_corpus(corpus))  # a catalog name or a file added to corpora/ -> its path
         kw = {}
@@ -641,7 +641,7 @@ class TrainingScreen(Screen):
 
     def _check_before_start(self, cfg) -> None:
         """What would make the run fail at once, found before it replaces the run on display."""
-        from ..core.checkpoint import CONFIG
+        from tinygpt_tui.engine.folder import CONFIG
 
         if not cfg.resume and (Path(cfg.models_dir) / cfg.name / CONFIG).exists():
             raise SettingsError(name_taken(cfg.name, cfg.models_dir, self.key_for("resume")))
@@ -685,7 +685,7 @@ class TrainingScreen(Screen):
         self.poll()
 
     def follow(self, name_or_path: str) -> None:
-        from ..core.checkpoint import METRICS
+        from tinygpt_tui.engine.folder import METRICS
 
         p = Path(name_or_path).expanduser()
         folder = p if p.is_dir() else Path(self.app.models_dir) / name_or_path
@@ -715,7 +715,7 @@ class TrainingScreen(Screen):
                 self.view.apply(rec)
             self._seen = n
         else:
-            from ..core.checkpoint import METRICS, read_metrics
+            from tinygpt_tui.engine.folder import METRICS, read_metrics
 
             _, folder, offset, _size = self.source
             try:

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import CheckpointError
+from tinygpt_tui.errors import CheckpointError
 
 if TYPE_CHECKING:
     import numpy as np

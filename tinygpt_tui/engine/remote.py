@@ -46,7 +46,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .errors import TinyGPTError
+from tinygpt_tui.errors import TinyGPTError
 
 FLUSH_INTERVAL = 1 / 40  # seconds between two chunks sent by the child: the oldest character waits at most 25 ms
 
@@ -154,7 +154,7 @@ class SamplerProcess:
             root = str(Path(__file__).resolve().parents[2])  # so the child finds tinygpt_tui however we were started
             env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
             self._proc = subprocess.Popen(
-                [self.python, "-m", "tinygpt_tui.core.remote", str(theirs.fileno()), repr(self.flush_interval)],
+                [self.python, "-m", "tinygpt_tui.engine.remote", str(theirs.fileno()), repr(self.flush_interval)],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -371,7 +371,7 @@ def _child_main(fd: int, flush_interval: float) -> None:
 
     # The slow part of starting, done before the first command needs it: the compiled decoder
     # (numba) on a CPU, which needs no torch; torch only where numba is missing.
-    from . import jitstep
+    from tinygpt_tui.fast import decode as jitstep
 
     def torch_threads() -> None:
         # One thread: a batch-1 decode step in PyTorch is ~15 small ops per layer, too small to split,
@@ -384,8 +384,8 @@ def _child_main(fd: int, flush_interval: float) -> None:
     if not jitstep.available():
         torch_threads()
 
-    from .checkpoint import load_for_sampling
-    from .sampler import Generation, SamplingSettings, chunked
+    from tinygpt_tui.engine.folder import load_for_sampling
+    from tinygpt_tui.sampler import Generation, SamplingSettings, chunked
 
     conn.send(("hello", os.getpid()))
     loaded = None
@@ -399,7 +399,7 @@ def _child_main(fd: int, flush_interval: float) -> None:
                 if isinstance(loaded.model, jitstep.JitModel):
                     where = "CPU (compiled)"
                 else:
-                    from .device import describe
+                    from tinygpt_tui.engine.device import describe
 
                     torch_threads()
                     where = describe(next(loaded.model.parameters()).device)

@@ -23,9 +23,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .config import RELATIVE
-from .errors import SettingsError
-from .tokenizer import CharTokenizer
+from tinygpt_tui.config import RELATIVE
+from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.tokenizer import CharTokenizer
 
 
 @dataclass
@@ -93,8 +93,8 @@ def stepper(model, precision: str = "auto", backend: str = "auto"):
         return model.decoder(precision)
     device = next(model.parameters()).device
     if device.type == "cpu":
-        from . import jitstep
-        from .fastdecode import Decoder, jit_model_for
+        from tinygpt_tui.fast import decode as jitstep
+        from tinygpt_tui.fast.torchdecode import Decoder, jit_model_for
 
         if backend == "numba" and not jitstep.available():
             raise ValueError("the numba backend needs numba (pip install numba)")
@@ -241,7 +241,7 @@ def _pick_numpy(logits, s: SamplingSettings, uniform: Uniforms) -> int:
 
 def _jit_sample(*args) -> int:
     global _jit_sample
-    from .jitstep import sample  # (imported once, on the first compiled draw: numba is slow to import)
+    from tinygpt_tui.fast.decode import sample  # (imported once, on the first compiled draw: numba is slow to import)
 
     _jit_sample = sample
     return sample(*args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from .errors import SettingsError
+from tinygpt_tui.errors import SettingsError
 
 POS_ENCODINGS = ("learned", "sinusoidal", "rope", "alibi", "none")
 FFNS = ("gelu", "swiglu")

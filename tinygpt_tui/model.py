@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import RELATIVE, ConfigError, GPTConfig, alibi_slope_list  # noqa: F401  (the config lives apart: no torch needed to read it)
+from tinygpt_tui.config import RELATIVE, ConfigError, GPTConfig, alibi_slope_list  # noqa: F401  (the config lives apart: no torch needed to read it)
 
 
 # ---------------------------------------------------------------- fast CPU pieces

@@ -1,6 +1,6 @@
 """Look inside a model: next-character probabilities and attention weights.
 
-    from tinygpt_tui.core.inspect import analyze
+    from tinygpt_tui.engine.inspect import analyze
     a = analyze(model, tokenizer, "the honou")        # one forward pass, no KV cache
     view = a.at(position=-1, top_k=10, temperature=1.0)
     view.candidates[0].char, view.candidates[0].prob   # ('r', 0.93...)
@@ -32,8 +32,8 @@ import math
 import unicodedata
 from dataclasses import dataclass, field
 
-from .errors import SettingsError
-from .tokenizer import CharTokenizer, printable
+from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.tokenizer import CharTokenizer, printable
 
 SPACE, NEWLINE, TAB = "\u00b7", "\u23ce", "\u21e5"  # · ⏎ ⇥
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CorpusError
-from .tokenizer import BOM, CharTokenizer
+from tinygpt_tui.errors import CorpusError
+from tinygpt_tui.tokenizer import BOM, CharTokenizer
 
 TRAIN_FRACTION = 0.9
 MAX_CORPUS_BYTES = 2 * 1024**3

@@ -1,7 +1,7 @@
 """Benchmark the app: first paint, streaming speed against the bare sampler, latency, key presses.
 
-    python -m tinygpt_tui.app.bench_app                      # the shipped shakespeare model, if present
-    python -m tinygpt_tui.app.bench_app --model NAME --models-dir DIR --chars 2000 --json out.json
+    python -m bench.bench_app                      # the shipped shakespeare model, if present
+    python -m bench.bench_app --model NAME --models-dir DIR --chars 2000 --json out.json
 
 Figures (all wall-clock, this machine):
   first paint     process start -> the first frame on a terminal: `tinygpt` runs on a
@@ -222,7 +222,7 @@ def bare_sampler(models_dir: Path, name: str, settings, threads: int | None = No
     The rate is taken from the first character printed to the last (start-up and the prompt's
     forward pass left out, as for the app), reading the pipe as the command writes it.
     """
-    cmd = [sys.executable, "-m", "tinygpt_tui.cli", "generate", name, "--models-dir", str(models_dir),
+    cmd = [sys.executable, "-m", "tinygpt_tui.cli.main", "generate", name, "--models-dir", str(models_dir),
            "--prompt", "ROMEO:", "--max-new", str(settings.max_new_tokens), "--temperature", str(settings.temperature)]
     if settings.seed is not None:
         cmd += ["--seed", str(settings.seed)]
@@ -255,8 +255,8 @@ async def in_app(models_dir: Path, name: str, settings, sampler_process: bool = 
     """Stream `rounds` generations into the pane; between two, run `bare()` (the bare sampler) if given."""
     from textual import events
 
-    from .app import TinyGPTApp
-    from .output import OutputView
+    from tinygpt_tui.app.app import TinyGPTApp
+    from tinygpt_tui.app.output import OutputView
 
     app = TinyGPTApp(models_dir=models_dir, watch_models=False, warm_torch=False, sampler_process=sampler_process)
     result: dict = {"where": "process" if sampler_process else "thread", "rounds": [], "bare": []}
@@ -375,7 +375,7 @@ async def in_app(models_dir: Path, name: str, settings, sampler_process: bool = 
 
         # key presses while training (and generating: the worst case)
         if train_corpus:
-            from ..core.trainer import TrainConfig
+            from tinygpt_tui.engine.train import TrainConfig
 
             cfg = TrainConfig(corpus=train_corpus, name="bench-run", models_dir=str(models_dir), preset="tiny",
                               max_steps=100_000, eval_interval=100, device="cpu")
@@ -412,8 +412,8 @@ def main(argv=None) -> None:
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args(argv)
 
-    from ..core.checkpoint import default_models_dir
-    from ..core.sampler import SamplingSettings
+    from tinygpt_tui.engine.folder import default_models_dir
+    from tinygpt_tui.sampler import SamplingSettings
 
     models_dir = Path(args.models_dir) if args.models_dir else default_models_dir()
     name = args.model or ("shakespeare" if (models_dir / "shakespeare" / "config.json").exists() else None)

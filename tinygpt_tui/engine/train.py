@@ -28,11 +28,11 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from . import checkpoint as ckpt
-from .config import ConfigError, GPTConfig
-from .data import Dataset, read_corpus
-from .errors import CorpusError, SettingsError, TinyGPTError
-from .tokenizer import CharTokenizer
+from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.config import ConfigError, GPTConfig
+from tinygpt_tui.data import Dataset, read_corpus
+from tinygpt_tui.errors import CorpusError, SettingsError, TinyGPTError
+from tinygpt_tui.tokenizer import CharTokenizer
 
 # ----------------------------------------------------------------- settings
 MODEL_KEYS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "pos_encoding", "ffn", "norm", "tie_weights", "mlp_ratio")
@@ -204,7 +204,7 @@ def activation_bytes_per_sequence(model, block_size: int, device, dtype: str) ->
     """
     import torch
 
-    from .device import autocast
+    from tinygpt_tui.engine.device import autocast
 
     def saved(batch: int) -> int:
         seen: dict[int, int] = {}
@@ -249,7 +249,7 @@ def build_optimizer(model, cfg: TrainConfig) -> "Optimizers":
         # prescribe. Its learning rate follows the same schedule, scaled by muon_lr / lr.
         hidden = [p for n, p in named if n.startswith("blocks.") and p.dim() == 2]
         named = [(n, p) for n, p in named if not (n.startswith("blocks.") and p.dim() == 2)]
-        from .muon import BatchedMuon  # torch's Muon, its iterations batched over same-shape matrices
+        from tinygpt_tui.engine.muon import BatchedMuon  # torch's Muon, its iterations batched over same-shape matrices
 
         muon = BatchedMuon(hidden, lr=cfg.muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True)
         muon.param_groups[0]["lr_scale"] = cfg.muon_lr / cfg.lr
@@ -422,7 +422,7 @@ def dist_device(name: str, dist: DistInfo):
     """
     import torch
 
-    from .device import pick_device
+    from tinygpt_tui.engine.device import pick_device
 
     want = pick_device(name)
     if want.type == "cuda":
@@ -468,7 +468,7 @@ def estimate_loss(model, data: Dataset, split: str, iters: int, batch_size: int,
     """
     import torch
 
-    from .device import autocast
+    from tinygpt_tui.engine.device import autocast
 
     rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
     cpu = torch.device("cpu")
@@ -496,7 +496,7 @@ def evaluate_split(model, data: Dataset, split: str = "val", device=None, batch_
     """
     import torch
 
-    from .device import autocast
+    from tinygpt_tui.engine.device import autocast
 
     rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
     device = device or next(model.parameters()).device
@@ -539,7 +539,7 @@ class Run:
     def _prepare(self):
         import torch
 
-        from .device import describe, pick_device, pick_dtype
+        from tinygpt_tui.engine.device import describe, pick_device, pick_dtype
 
         cfg = self.raw_cfg
         models_dir = Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()
@@ -620,7 +620,7 @@ class Run:
             )
         self.tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
 
-        from .model import GPT
+        from tinygpt_tui.model import GPT
 
         torch.manual_seed(cfg.seed)
         self.model = GPT(self.model_cfg).to(self.device)
@@ -692,7 +692,7 @@ class Run:
     def _doc(self, step, elapsed, tokens, val_loss=None, train_loss=None) -> dict:
         import torch
 
-        from .. import __version__
+        from tinygpt_tui import __version__
 
         cfg = self.cfg
         return {
@@ -732,8 +732,8 @@ class Run:
         import torch
         import torch.distributed as torch_dist
 
-        from .device import autocast
-        from .sampler import Generation, SamplingSettings
+        from tinygpt_tui.engine.device import autocast
+        from tinygpt_tui.sampler import Generation, SamplingSettings
 
         try:
             self._prepare()

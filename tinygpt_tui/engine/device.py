@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 
-from .errors import SettingsError
+from tinygpt_tui.errors import SettingsError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "fp32", "bf16", "fp16")

@@ -29,9 +29,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, GPTConfig
-from .errors import CheckpointError, TinyGPTError
-from .tokenizer import CharTokenizer
+from tinygpt_tui.config import ConfigError, GPTConfig
+from tinygpt_tui.errors import CheckpointError, TinyGPTError
+from tinygpt_tui.tokenizer import CharTokenizer
 
 FORMAT = "tinygpt/1"
 CONFIG, WEIGHTS, VOCAB, METRICS, CARD = "config.json", "model.safetensors", "vocab.json", "metrics.jsonl", "README.md"
@@ -435,7 +435,7 @@ def _load_torch(folder: Path, doc: dict, cfg: GPTConfig, device) -> Loaded:
     import torch
     from safetensors.torch import load_file
 
-    from .model import GPT
+    from tinygpt_tui.model import GPT
 
     tokenizer = CharTokenizer.from_json(_read_text(folder / VOCAB, VOCAB))
     try:
@@ -468,14 +468,14 @@ def load_for_sampling(folder, device="auto") -> Loaded:
     the CPU's compiled step than a GPU's kernel launches allow (docs/performance.md), so
     "auto" means the CPU here. Other devices, and machines without numba: ``load_model``.
     """
-    from . import jitstep
-    from .device import device_kind
+    from tinygpt_tui.fast import decode as jitstep
+    from tinygpt_tui.engine.device import device_kind
 
     kind = device_kind(device)  # a typo is refused, and a broken folder, before anything imports torch
     folder = Path(folder)
     doc, cfg = check_folder(folder)
     if kind not in ("auto", "cpu") or not jitstep.available():
-        from .device import pick_device
+        from tinygpt_tui.engine.device import pick_device
 
         return _load_torch(folder, doc, cfg, pick_device(device))
     tokenizer = CharTokenizer.from_json(_read_text(folder / VOCAB, VOCAB))

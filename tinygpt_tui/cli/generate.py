@@ -6,17 +6,17 @@ import math
 import sys
 from pathlib import Path
 
-from .core.errors import SettingsError
+from tinygpt_tui.errors import SettingsError
 
 
 def _load(model, device, models_dir, sampling=False):
-    from .core.checkpoint import check_folder, load_for_sampling, load_model, resolve_model
+    from tinygpt_tui.engine.folder import check_folder, load_for_sampling, load_model, resolve_model
 
     folder = resolve_model(model, models_dir)
     if sampling:  # on a CPU, the compiled decoder without torch (it checks the folder first)
         return load_for_sampling(folder, device)
     check_folder(folder)  # a broken folder is refused before torch is imported (pick_device imports it)
-    from .core.device import pick_device
+    from tinygpt_tui.engine.device import pick_device
 
     return load_model(folder, device=pick_device(device))
 
@@ -26,8 +26,8 @@ def run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus
     from rich.console import Console
     from rich.text import Text
 
-    from .core.sampler import Generation, SamplingSettings
-    from .core.tokenizer import printable
+    from tinygpt_tui.sampler import Generation, SamplingSettings
+    from tinygpt_tui.tokenizer import printable
 
     settings = SamplingSettings(max_new_tokens=max_new, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, precision=precision).validate()
     if num_samples < 1:
@@ -85,8 +85,8 @@ def _slow_start_note(err):
 def corpus_prompts(loaded, corpus, split, n, length, seed):
     import random
 
-    from .core.corpora import resolve_corpus
-    from .core.data import read_corpus, split_text
+    from tinygpt_tui.engine.corpora import resolve_corpus
+    from tinygpt_tui.data import read_corpus, split_text
 
     text = read_corpus(resolve_corpus(corpus)).text
     part = split_text(text)[0 if split == "train" else 1]
@@ -101,11 +101,11 @@ def run_eval(model, corpus, split, device, models_dir):
     from rich.table import Table
     from rich.text import Text
 
-    from .core.corpora import resolve_corpus
-    from .core.data import Dataset, read_corpus
-    from .core.errors import CorpusError
-    from .core.tokenizer import printable
-    from .core.trainer import evaluate_split
+    from tinygpt_tui.engine.corpora import resolve_corpus
+    from tinygpt_tui.data import Dataset, read_corpus
+    from tinygpt_tui.errors import CorpusError
+    from tinygpt_tui.tokenizer import printable
+    from tinygpt_tui.engine.train import evaluate_split
 
     if split not in ("val", "train", "all"):
         raise SettingsError(f"--split must be val, train or all, got {split!r}")
@@ -115,7 +115,7 @@ def run_eval(model, corpus, split, device, models_dir):
         corpus = recorded.get("path")
         if not corpus or not Path(str(corpus)).is_file():
             # trained on another machine: find the same text in the catalog by its sha256
-            from .core.corpora import catalog, is_fetched, local_path
+            from tinygpt_tui.engine.corpora import catalog, is_fetched, local_path
 
             same = [e for e in catalog().values() if e.sha256 == recorded.get("sha256")]
             if same and is_fetched(same[0]):

@@ -40,8 +40,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import jitstep
-from .model import GPT, alibi_slopes, rope_rotate, sinusoidal_table
+from tinygpt_tui.fast import decode as jitstep
+from tinygpt_tui.model import GPT, alibi_slopes, rope_rotate, sinusoidal_table
 
 PRECISIONS = ("auto", "int8", "fp32")
 

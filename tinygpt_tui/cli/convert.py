@@ -21,7 +21,7 @@ import pickle
 import re
 from pathlib import Path
 
-from .core.errors import CheckpointError, SettingsError
+from tinygpt_tui.errors import CheckpointError, SettingsError
 
 MAX_PT_BYTES = 8 * 1024**3
 MAX_META_BYTES = 64 * 1024**2
@@ -107,7 +107,7 @@ def _state_and_args(obj) -> tuple[dict, dict, dict]:
 
 def map_nanogpt(sd: dict, args: dict, n_head: int | None):
     """(GPTConfig, tinygpt state dict) from a nanoGPT state dict, or a CheckpointError saying what doesn't fit."""
-    from .core.config import ConfigError, GPTConfig
+    from tinygpt_tui.config import ConfigError, GPTConfig
 
     sd = dict(sd)
     for k in [k for k in sd if re.fullmatch(r"transformer\.h\.\d+\.attn\.(bias|masked_bias)", k)]:
@@ -169,7 +169,7 @@ def map_nanogpt(sd: dict, args: dict, n_head: int | None):
         raise CheckpointError(f"tensor {unknown[0][:80]} has no place in a nanoGPT GPT ({len(unknown)} such); not converted")
     if not tied:
         out["head.weight"] = head.detach().float().contiguous()
-    from .core.checkpoint import expected_shapes
+    from tinygpt_tui.engine.folder import expected_shapes
 
     want = expected_shapes(cfg)
     for k, shape in want.items():
@@ -185,11 +185,11 @@ def map_nanogpt(sd: dict, args: dict, n_head: int | None):
 def run_convert(src, name, models_dir, meta, corpus, n_head, echo=print):
     import torch
 
-    from .core import checkpoint as ckpt
-    from .core.data import normalize_text, read_corpus
-    from .core.model import GPT
-    from .core.tokenizer import CharTokenizer, printable
-    from .core.trainer import check_name
+    from tinygpt_tui.engine import folder as ckpt
+    from tinygpt_tui.data import normalize_text, read_corpus
+    from tinygpt_tui.model import GPT
+    from tinygpt_tui.tokenizer import CharTokenizer, printable
+    from tinygpt_tui.engine.train import check_name
 
     src = Path(src).expanduser()
     if not src.is_file():

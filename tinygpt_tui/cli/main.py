@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from .core.errors import TinyGPTError
+from tinygpt_tui.errors import TinyGPTError
 
 app = typer.Typer(
     name="tinygpt",
@@ -38,7 +38,7 @@ def fail(message: str, code: int = 2):
 
 
 def safe(text: str) -> str:
-    from .core.tokenizer import printable
+    from tinygpt_tui.tokenizer import printable
 
     return printable(str(text))
 
@@ -71,12 +71,12 @@ def main(
 ):
     """Train and play with tiny character-level GPT models. With no command, opens the app."""
     if version:
-        from . import __version__
+        from tinygpt_tui import __version__
 
         typer.echo(f"tinygpt {__version__}")
         raise typer.Exit()
     if ctx.invoked_subcommand is None:
-        from .app.app import run_app
+        from tinygpt_tui.app.app import run_app
 
         run_app(models_dir=models_dir)
 
@@ -126,7 +126,7 @@ def train(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Train a model on a corpus. Ctrl+C saves a checkpoint and exits; --resume continues it."""
-    from .core.trainer import TrainConfig
+    from tinygpt_tui.engine.train import TrainConfig
 
     if corpus is None and not resume:
         fail("give a corpus: a text file or a name from `tinygpt corpus list`")
@@ -134,7 +134,7 @@ def train(
         fail(f"--minutes must be above 0, got {minutes}")
     corpus_path = ""
     if corpus is not None:
-        from .core.corpora import resolve_corpus
+        from tinygpt_tui.engine.corpora import resolve_corpus
 
         corpus_path = str(resolve_corpus(corpus))
     cfg = TrainConfig(
@@ -146,7 +146,7 @@ def train(
         grad_clip=grad_clip, checkpoint_activations=checkpoint_activations, memory_budget=memory_budget, eval_interval=eval_interval, eval_iters=eval_iters, sample_chars=sample_chars, seed=seed,
         device=device, dtype=dtype, threads=threads, resume=resume, command=command_line(),
     )
-    from .train_cli import run_training
+    from tinygpt_tui.cli.train import run_training
 
     run_training(cfg, jsonl=jsonl)
 
@@ -181,7 +181,7 @@ def generate(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Stream generated text to stdout as it is sampled."""
-    from .gen_cli import run_generate
+    from tinygpt_tui.cli.generate import run_generate
 
     run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus, split, num_samples, prompt_chars, device, models_dir,
                  precision)
@@ -198,7 +198,7 @@ def eval_cmd(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Loss, bits per character and perplexity over a whole corpus split."""
-    from .gen_cli import run_eval
+    from tinygpt_tui.cli.generate import run_eval
 
     run_eval(model, corpus, split, device, models_dir)
 
@@ -215,7 +215,7 @@ def convert(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Convert a character-level nanoGPT checkpoint into a tinygpt model folder (safetensors + JSON)."""
-    from .convert_cli import run_convert
+    from tinygpt_tui.cli.convert import run_convert
 
     run_convert(checkpoint, name, models_dir, meta, corpus, n_head, echo=lambda m: typer.echo(safe(m)))
 
@@ -236,7 +236,7 @@ def inspect(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Next-character probabilities and attention heatmaps for a prompt."""
-    from .inspect_cli import run_inspect
+    from tinygpt_tui.cli.inspect import run_inspect
 
     run_inspect(model, prompt, top_k, layer, position, temperature, json_out, device, models_dir, rank_of)
 
@@ -257,7 +257,7 @@ def bench(
     training: bool = typer.Option(True, "--training/--no-training", help="Measure training (off: generation and start-up only)."),
 ):
     """Training and generation speed against their baselines, side by side (see docs/performance.md)."""
-    from .bench import cli_main
+    from bench.bench import cli_main
 
     code = cli_main(quick=quick, device=device, threads=threads, json_path=json_path, model=model, corpus=corpus,
                     quality_seconds=quality_seconds, memory=memory, clock=clock, training=training)
@@ -274,7 +274,7 @@ def models(models_dir: Optional[Path] = ModelsDir):
     from rich.table import Table
     from rich.text import Text
 
-    from .core.checkpoint import default_models_dir, list_models
+    from tinygpt_tui.engine.folder import default_models_dir, list_models
 
     d = models_dir or default_models_dir()
     infos = list_models(d)
@@ -304,7 +304,7 @@ def corpus_list():
     from rich.table import Table
     from rich.text import Text
 
-    from .core.corpora import corpora_dir, list_corpora
+    from tinygpt_tui.engine.corpora import corpora_dir, list_corpora
 
     table = Table(title=Text(f"corpora ({safe(corpora_dir())})"), title_justify="left")
     for col in ("name", "title", "source", "status", "size"):
@@ -322,7 +322,7 @@ def corpus_fetch(
     from_file: Optional[Path] = typer.Option(None, "--from", help="Import this local copy instead of downloading (checked against the sha256)."),
 ):
     """Download a catalog corpus and verify its sha256 (or import a local copy)."""
-    from .core.corpora import fetch
+    from tinygpt_tui.engine.corpora import fetch
 
     dest = fetch(name, str(from_file) if from_file else None)
     typer.echo(f"{name}: {dest} (sha256 verified)")
@@ -335,7 +335,7 @@ def corpus_add(
     name: Optional[str] = typer.Option(None, "--name", help="Name to list it under (default: the file's name)."),
 ):
     """Copy a text file of your own into corpora/ (git-ignored) so it can be named like a catalog corpus."""
-    from .core.corpora import add
+    from tinygpt_tui.engine.corpora import add
 
     dest = add(str(file), name)
     typer.echo(f"added {safe(dest)}")

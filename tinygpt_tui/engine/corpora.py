@@ -12,8 +12,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import read_corpus
-from .errors import CorpusError
+from tinygpt_tui.data import read_corpus
+from tinygpt_tui.errors import CorpusError
 
 ENV_CORPORA_DIR = "TINYGPT_CORPORA_DIR"
 CATALOG_FILE = Path(__file__).resolve().parents[2] / "corpora" / "catalog.json"

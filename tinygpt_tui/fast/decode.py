@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from .config import RELATIVE, GPTConfig, alibi_slope_list
+from tinygpt_tui.config import RELATIVE, GPTConfig, alibi_slope_list
 
 try:  # optional: the PyTorch path works without it
     import numba

@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 
-from .core.errors import TinyGPTError
-from .core.trainer import DistInfo, Eval, Finished, Saved, Started, Step, TrainConfig, dist_device, dumps, train
+from tinygpt_tui.errors import TinyGPTError
+from tinygpt_tui.engine.train import DistInfo, Eval, Finished, Saved, Started, Step, TrainConfig, dist_device, dumps, train
 
 
 def _fmt_time(s: float) -> str:
@@ -102,7 +102,7 @@ def _run_with_progress(cfg: TrainConfig, stop: threading.Event, dist: DistInfo) 
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
     from rich.text import Text
 
-    from .core.tokenizer import printable
+    from tinygpt_tui.tokenizer import printable
 
     console = Console(highlight=False)
     progress = Progress(
@@ -164,7 +164,7 @@ def resume_hint(cfg: TrainConfig, dist: DistInfo) -> str:
     """The command that continues this run (any number of processes can resume it)."""
     import shlex
 
-    from .core.tokenizer import printable
+    from tinygpt_tui.tokenizer import printable
 
     cmd = f"tinygpt train --name {shlex.quote(cfg.name)} --resume"
     if cfg.models_dir:
@@ -180,7 +180,7 @@ def resume_hint(cfg: TrainConfig, dist: DistInfo) -> str:
 
 def main(argv=None) -> None:
     """`python train.py ...`: the same as `tinygpt train ...`."""
-    from .cli import app
+    from tinygpt_tui.cli.main import app
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -1,4 +1,4 @@
-"""`tinygpt bench` (or `python -m tinygpt_tui.bench`): the performance figures, each against its baseline.
+"""`tinygpt bench` (or `python -m bench.bench`): the performance figures, each against its baseline.
 
 Everything is measured in one run, side by side, with interleaved repetitions
 (A, B, A, B, ...) so that a busy machine slows both sides alike; the tables
@@ -72,7 +72,7 @@ SHIPPED = dict(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=256, p
 # the architectures tinygpt is measured with, at the same shapes as the reference:
 # its defaults (GPTConfig's), and the modern alternative (RoPE, SwiGLU, RMSNorm)
 def _archs() -> dict:
-    from .core.config import GPTConfig  # no torch
+    from tinygpt_tui.config import GPTConfig  # no torch
 
     d = GPTConfig()
     archs = {f"tinygpt defaults ({d.pos_encoding}, {d.ffn}, {d.norm})": {}}
@@ -174,9 +174,9 @@ class Trainer:
     def __init__(self, impl: str, shape: Shape, device, seed: int = 0):
         import torch
 
-        from .core.config import GPTConfig
-        from .core.device import autocast, pick_dtype
-        from .core.model import GPT
+        from tinygpt_tui.config import GPTConfig
+        from tinygpt_tui.engine.device import autocast, pick_dtype
+        from tinygpt_tui.model import GPT
 
         self.impl, self.shape, self.device = impl, shape, device
         self.micro = shape.batch_size  # sequences per forward pass
@@ -195,7 +195,7 @@ class Trainer:
             self.model.checkpointing = impl == CHECKPOINTED
             self.dtype = pick_dtype(device, "auto", cfg.n_embd)  # what `tinygpt train` picks
             # ...and the micro-batches it splits the batch into to fit its default activation budget
-            from .core.trainer import activation_bytes_per_sequence, memory_budget_bytes, micro_batch_split
+            from tinygpt_tui.engine.train import activation_bytes_per_sequence, memory_budget_bytes, micro_batch_split
 
             budget = memory_budget_bytes(None, device)
             if budget:
@@ -205,7 +205,7 @@ class Trainer:
             no_decay = [p for p in self.model.parameters() if p.dim() < 2]
             groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
             if impl == MUON:
-                from .core.trainer import TrainConfig, build_optimizer
+                from tinygpt_tui.engine.train import TrainConfig, build_optimizer
 
                 self.opt = build_optimizer(self.model, TrainConfig(optimizer="muon", lr=1e-3, muon_lr=0.02, beta2=0.99))
             else:
@@ -300,7 +300,7 @@ def bench_training(shape: Shape, device, reps: int, steps: int, impls=None) -> l
 
 def probe_memory(impl: str, shape: Shape, device_name: str, threads: int | None, steps: int = 1) -> float | None:
     """Peak resident memory (MB) of a fresh process that builds this model and trains ``steps`` steps."""
-    args = [sys.executable, "-m", "tinygpt_tui.bench", "--_probe", json.dumps({"impl": impl, "shape": asdict(shape), "device": device_name,
+    args = [sys.executable, "-m", "bench.bench", "--_probe", json.dumps({"impl": impl, "shape": asdict(shape), "device": device_name,
                                                                                  "threads": threads, "steps": steps})]
     try:
         r = subprocess.run(args, capture_output=True, text=True, timeout=900)
@@ -328,7 +328,7 @@ def peak_rss_mb() -> float:
 def _probe(spec: str) -> None:
     import torch
 
-    from .core.device import pick_device
+    from tinygpt_tui.engine.device import pick_device
 
     s = json.loads(spec)
     if s.get("threads"):
@@ -349,11 +349,11 @@ def shipped_model(device, model_dir: str | None = None):
     """The shipped Shakespeare model when it loads, else a random one of its size (speed does not depend on the weights)."""
     import torch
 
-    from .core.checkpoint import default_models_dir, load_model
-    from .core.config import GPTConfig
-    from .core.errors import TinyGPTError
-    from .core.model import GPT
-    from .core.tokenizer import CharTokenizer
+    from tinygpt_tui.engine.folder import default_models_dir, load_model
+    from tinygpt_tui.config import GPTConfig
+    from tinygpt_tui.errors import TinyGPTError
+    from tinygpt_tui.model import GPT
+    from tinygpt_tui.tokenizer import CharTokenizer
 
     folder = Path(model_dir) if model_dir else default_models_dir() / "shakespeare"
     if folder.is_dir():
@@ -375,7 +375,7 @@ PROMPT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:
 
 def bench_generation(model, tokenizer, device, chars: int, nocache_chars: int, reps: int) -> list[dict]:
     """KV-cached sampler vs recomputing the window, batch 1, temperature 0.8, a full-window prompt."""
-    from .core.sampler import Generation, SamplingSettings, generate_nocache
+    from tinygpt_tui.sampler import Generation, SamplingSettings, generate_nocache
 
     prompt = (PROMPT * 4)[-model.cfg.block_size :]
     state = {"seed": 0}
@@ -396,7 +396,7 @@ def bench_generation(model, tokenizer, device, chars: int, nocache_chars: int, r
 
     runs = {"nocache": nocache}
     if device.type == "cpu":  # the batch-1 decoder: int8 weights (the default) and fp32 ones; compiled or not
-        from .core import jitstep
+        from tinygpt_tui.fast import decode as jitstep
 
         if jitstep.available():  # what `tinygpt generate` runs on a CPU: the weights as numpy arrays, no torch
             jit = jitstep.JitModel.from_torch(model)
@@ -424,7 +424,7 @@ def tinygpt_command() -> list[str]:
     if exe.exists():
         return [str(exe)]
     found = shutil.which("tinygpt")
-    return [found] if found else [sys.executable, "-c", "from tinygpt_tui.cli import run; run()"]
+    return [found] if found else [sys.executable, "-c", "from tinygpt_tui.cli.main import run; run()"]
 
 
 def first_char_time(folder: Path, device_name: str, reps: int) -> dict:
@@ -473,7 +473,7 @@ def time_to_quality(corpus: str, seconds: float, device_name: str, threads: int 
 def machine(device) -> dict:
     import torch
 
-    from .core.device import cpu_has_fast_bf16, describe
+    from tinygpt_tui.engine.device import cpu_has_fast_bf16, describe
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -525,7 +525,7 @@ class Options:
 def run_bench(opts: Options, console=None) -> dict:
     import torch
 
-    from .core.device import pick_device
+    from tinygpt_tui.engine.device import pick_device
 
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -575,7 +575,7 @@ def run_bench(opts: Options, console=None) -> dict:
         if opts.startup:
             say("time to first character of `tinygpt generate` ...")
             if folder is None:
-                from .core import checkpoint as ckpt
+                from tinygpt_tui.engine import folder as ckpt
 
                 folder = Path(tmp) / "bench-model"
                 doc = {"name": folder.name, "model": model.cfg.to_dict(), "corpus": {"name": "none", "sha256": "0" * 64},
@@ -586,7 +586,7 @@ def run_bench(opts: Options, console=None) -> dict:
         if opts.quality_seconds and not quick:
             if not opts.corpus:
                 raise ValueError("--quality-seconds needs --corpus (a text file or catalog name)")
-            from .core.corpora import resolve_corpus
+            from tinygpt_tui.engine.corpora import resolve_corpus
 
             say(f"time to quality: training {opts.quality_seconds:.0f} s on {opts.corpus} ...")
             result["quality"] = time_to_quality(str(resolve_corpus(opts.corpus)), opts.quality_seconds, opts.device, opts.threads, Path(tmp))
@@ -640,7 +640,7 @@ def render(result: dict, console) -> None:
 
 
 def main(argv=None) -> int:
-    """`python -m tinygpt_tui.bench ...` is `tinygpt bench ...` (one set of options, in cli.py).
+    """`python -m bench.bench ...` is `tinygpt bench ...` (one set of options, in cli.py).
 
     The hidden first argument ``--_probe SPEC`` runs one peak-memory measurement in this fresh process.
     """
@@ -648,10 +648,10 @@ def main(argv=None) -> int:
     if args[:1] == ["--_probe"] and len(args) == 2:
         _probe(args[1])
         return 0
-    from .cli import app
+    from tinygpt_tui.cli.main import app
 
     try:
-        app(["bench", *args], prog_name="python -m tinygpt_tui.bench")
+        app(["bench", *args], prog_name="python -m bench.bench")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 0
     return 0
@@ -660,7 +660,7 @@ def main(argv=None) -> int:
 def cli_main(**kw) -> int:
     from rich.console import Console
 
-    from .core.errors import TinyGPTError
+    from tinygpt_tui.errors import TinyGPTError
 
     console = Console(highlight=False)
     if kw.get("threads") is not None and kw["threads"] < 1:

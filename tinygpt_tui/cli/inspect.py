@@ -21,8 +21,8 @@ from rich.color import Color
 from rich.style import Style
 from rich.text import Text
 
-from .core.errors import SettingsError
-from .core.inspect import display_char
+from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.engine.inspect import display_char
 
 # inferno-like ramp: dark (no weight) to bright yellow (the heaviest weight shown)
 RAMP = [(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66), (245, 125, 21), (250, 193, 39), (252, 255, 164)]
@@ -288,7 +288,7 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
     if view.truncated:
         console.print(Text(f"note: the first {view.truncated} character(s) lie before the model's window and are not seen", style="yellow"))
     if view.dropped:
-        from .core.tokenizer import printable
+        from tinygpt_tui.tokenizer import printable
 
         console.print(Text(f"note: {len(view.dropped)} character(s) the model does not know were left out: "
                            + printable(" ".join(view.dropped[:20])), style="yellow"))
@@ -333,9 +333,9 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
 def run_inspect(model, prompt, top_k, layer, position, temperature, json_out, device, models_dir, rank_of=None):
     from rich.console import Console
 
-    from .core.checkpoint import load_model, resolve_model
-    from .core.device import pick_device
-    from .core.inspect import analyze, check_temperature
+    from tinygpt_tui.engine.folder import load_model, resolve_model
+    from tinygpt_tui.engine.device import pick_device
+    from tinygpt_tui.engine.inspect import analyze, check_temperature
 
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise SettingsError(f"--top-k must be at least 1, got {top_k}")
