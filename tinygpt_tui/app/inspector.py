@@ -1,6 +1,10 @@
 """The inspector: what the model predicts next and where it looks, for the current context.
 
-    app.push_screen(InspectorScreen(model, tokenizer, context_text))
+    app.push_screen(InspectorScreen(model_folder, tokenizer, context_text, model=None))
+
+The PyTorch model is loaded (in the first worker) when the inspector opens, unless one is
+given: the generate screen samples with the compiled step's own copy of the weights, which
+cannot show attention.
 
 Shows the top-k next-character candidates as bars, and an attention heatmap:
 rows are the heads of one layer (plus their average), columns are the context
@@ -45,10 +49,13 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tinygpt_tui.errors import TinyGPTError
+from textual import on
+from textual.widgets import Footer
+
+from tinygpt_tui.app.messages import Inspected
 from tinygpt_tui.cli.inspect import (cell, head_rows, heatmap_column_at, heatmap_lines, layer_rows, legend, lines_to_text, prob_bars,
-                           ranked_line, top_attended)
-from tinygpt_tui.app.bars import KeyBar
+                                     ranked_line, top_attended)
+from tinygpt_tui.errors import TinyGPTError
 
 
 class Panel(Widget):
@@ -135,23 +142,23 @@ class InspectorScreen(ModalScreen):
     ROOMY = 34  # terminal rows from which the full top-k list and blank lines are shown
 
     BINDINGS = [
-        Binding("escape", "close", "Close"),
-        Binding("left", "move(-1)", "Position", key_display="←→", priority=True),
-        Binding("right", "move(1)", "Position", show=False, priority=True),
-        Binding("home", "move_to(0)", "First", show=False, priority=True),
-        Binding("end", "move_to(-1)", "Last", show=False, priority=True),
-        Binding("up", "head(-1)", "Head", key_display="↑↓", priority=True),
-        Binding("down", "head(1)", "Head", show=False, priority=True),
-        Binding("left_square_bracket", "layer(-1)", "Layer", key_display="[ ]"),
-        Binding("right_square_bracket", "layer(1)", "Layer", show=False),
-        Binding("a", "all_heads", "All heads"),
-        Binding("g", "all_layers", "All layers"),
+        Binding("escape", "close", "Close", id="inspector-close"),
+        Binding("left", "move(-1)", "Position", key_display="←→", priority=True, id="inspector-left"),
+        Binding("right", "move(1)", "Position", show=False, priority=True, id="inspector-right"),
+        Binding("home", "move_to(0)", "First", show=False, priority=True, id="inspector-first"),
+        Binding("end", "move_to(-1)", "Last", show=False, priority=True, id="inspector-last"),
+        Binding("up", "head(-1)", "Head", key_display="↑↓", priority=True, id="inspector-head-up"),
+        Binding("down", "head(1)", "Head", show=False, priority=True, id="inspector-head-down"),
+        Binding("left_square_bracket", "layer(-1)", "Layer", key_display="[ ]", id="inspector-layer-down"),
+        Binding("right_square_bracket", "layer(1)", "Layer", show=False, id="inspector-layer-up"),
+        Binding("a", "all_heads", "All heads", id="inspector-all-heads"),
+        Binding("g", "all_layers", "All layers", id="inspector-all-layers"),
     ]
 
-    def __init__(self, model, tokenizer, context_text: str, top_k: int = 10, temperature: float = 1.0,
+    def __init__(self, folder, tokenizer, context_text: str, model=None, top_k: int = 10, temperature: float = 1.0,
                  min_interval: float = 0.3, name: str | None = None, id: str | None = None, classes: str | None = None):
         super().__init__(name=name, id=id, classes=classes)
-        self.model, self.tokenizer = model, tokenizer
+        self.folder, self.model, self.tokenizer = folder, model, tokenizer
         self.top_k, self.temperature, self.min_interval = top_k, temperature, min_interval
         self.text = context_text
         self.analysis = None  # core.inspect.Analysis of the last computed text
@@ -180,7 +187,7 @@ class InspectorScreen(ModalScreen):
                 yield Panel(self._build_map_title, id="insp-map-title", classes="insp-heading")
                 yield Panel(self._build_map, id="insp-map")
                 yield Static("", id="insp-summary")
-            yield KeyBar()
+            yield Footer()
 
     def on_mount(self) -> None:
         self._kick()
@@ -225,21 +232,27 @@ class InspectorScreen(ModalScreen):
         self.run_worker(lambda: self._compute(text), thread=True, group="inspector", name="inspect", exit_on_error=False)
 
     def _compute(self, text: str) -> None:
+        """(worker thread) One forward pass, posted back as an Inspected message."""
         from tinygpt_tui.engine.inspect import analyze
 
-        analysis, error = None, None
+        analysis, error = None, ""
         t0 = time.perf_counter()
         try:
+            if self.model is None:  # the first pass loads the model (once per opening of the inspector)
+                from tinygpt_tui.engine.folder import load_model
+
+                self.model = load_model(self.folder).model
             analysis = analyze(self.model, self.tokenizer, text)
             self.last_duration = time.perf_counter() - t0
         except TinyGPTError as e:
             error = str(e)
         except Exception as e:  # never take the app down: show it
             error = f"{type(e).__name__}: {e}"
-        try:
-            self.app.call_from_thread(self._done, analysis, error)
-        except Exception:
-            pass  # the app is closing
+        self.post_message(Inspected(text, analysis, error))
+
+    @on(Inspected)
+    def _inspected(self, message: Inspected) -> None:
+        self._done(message.result, message.error or None)
 
     def _done(self, analysis, error) -> None:
         self.computing = False

@@ -86,11 +86,7 @@ class ModelList(OptionList):
 
 
 class SamplingPanel(Vertical):
-    """Temperature, top-k, top-p, length and seed; they apply to the next generation.
-
-    The fields are mounted once the first frame is on the terminal (five inputs were a tenth of
-    the work before it); until then the values live in `pending`, which values() and set_value() use.
-    """
+    """Temperature, top-k, top-p, length and seed; they apply to the next generation."""
 
     FIELDS = (
         # id, label, default, restrict, help
@@ -101,36 +97,17 @@ class SamplingPanel(Vertical):
         ("seed", "seed", "", r"[0-9]*", "blank = a new random draw each time"),
     )
 
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.pending: dict[str, str] | None = {fid: default for fid, _label, default, *_ in self.FIELDS}
-
-    def on_mount(self) -> None:
-        after = getattr(self.app, "after_first_frame", None)
-        (after or self.call_after_refresh)(self._mount_fields)
-
-    async def _mount_fields(self) -> None:
-        if self.pending is None or not self.is_attached or self.query("#sampling-grid"):
-            return
-        widgets, inputs = [], {}
-        for fid, label, _default, restrict, help_text in self.FIELDS:
-            inp = inputs[fid] = Input(self.pending[fid], id=f"set-{fid}", restrict=restrict, compact=True,
-                                      placeholder="all" if fid.startswith("top") else "random" if fid == "seed" else "")
-            inp.tooltip = help_text
-            widgets += [Label(label, classes="setting-label"), inp]
-        await self.mount(Grid(*widgets, id="sampling-grid"))
-        for fid, inp in inputs.items():  # a value set while they were being mounted
-            if inp.value != self.pending[fid]:
-                inp.value = self.pending[fid]
-        self.pending = None
-
-    @property
-    def ready(self) -> bool:
-        """The fields are mounted (they can take focus; values() and set_value() work either way)."""
-        return self.pending is None
+    def compose(self):
+        with Grid(id="sampling-grid"):
+            for fid, label, default, restrict, help_text in self.FIELDS:
+                yield Label(label, classes="setting-label")
+                inp = Input(default, id=f"set-{fid}", restrict=restrict, compact=True,
+                            placeholder="all" if fid.startswith("top") else "random" if fid == "seed" else "")
+                inp.tooltip = help_text
+                yield inp
 
     def _raw(self, fid: str) -> str:
-        return self.pending[fid] if self.pending is not None else self.query_one(f"#set-{fid}", Input).value
+        return self.query_one(f"#set-{fid}", Input).value
 
     def values(self):
         """The SamplingSettings the fields describe, or a SettingsError saying which is wrong."""
@@ -161,8 +138,4 @@ class SamplingPanel(Vertical):
         return settings.validate()
 
     def set_value(self, fid: str, value) -> None:
-        text = "" if value is None else str(value)
-        if self.pending is not None:
-            self.pending[fid] = text
-        else:
-            self.query_one(f"#set-{fid}", Input).value = text
+        self.query_one(f"#set-{fid}", Input).value = "" if value is None else str(value)

@@ -1,0 +1,39 @@
+"""`tinygpt` (and `python -m tinygpt_tui`): with no arguments the app, with any the command line.
+
+The app is opened without importing the command line (typer and click): they are not needed
+to show the first screen. `--models-dir DIR` alone opens the app on that folder.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def app_args(argv: list[str]) -> tuple[bool, str | None]:
+    """(True, models_dir or None) when argv asks for the app and nothing else."""
+    if not argv:
+        return True, None
+    if len(argv) == 1 and argv[0].startswith("--models-dir=") and len(argv[0]) > len("--models-dir="):
+        return True, argv[0].split("=", 1)[1]
+    if len(argv) == 2 and argv[0] == "--models-dir" and argv[1] and not argv[1].startswith("-"):
+        return True, argv[1]
+    return False, None
+
+
+def main() -> None:
+    is_app, models_dir = app_args(sys.argv[1:])
+    if not is_app:
+        from tinygpt_tui.cli.main import run
+
+        run()
+        return
+    from tinygpt_tui.app.app import run_app
+
+    try:
+        run_app(models_dir=models_dir)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

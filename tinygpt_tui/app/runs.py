@@ -1,0 +1,402 @@
+"""A training run as the app sees it: its records folded into one RunState, and the widgets
+that draw it (the loss chart, the progress line).
+
+A run started in the app is a ``TrainingJob`` owned by the app (it outlives the training screen):
+a thread worker runs engine.train and posts each record as a message; the app applies it to
+the job's RunState on Textual's thread. A run followed through its ``metrics.jsonl`` is a
+``Followed``: the same records, read from the file. The training screen shows either through
+one type, ``Watched``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Event
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual.widget import Widget
+
+from tinygpt_tui.errors import TinyGPTError
+from tinygpt_tui.tokenizer import printable
+
+MAX_POINTS = 400  # points drawn per curve (older points are thinned)
+RESUME_KEY = "Ctrl+R"  # the training screen's key for resuming (named in the error for a name taken)
+
+
+def fmt_duration(s) -> str:
+    if s is None or not isinstance(s, (int, float)) or not math.isfinite(s):
+        return "?"
+    s = int(s)
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s}s"
+
+
+def fmt_rate(x) -> str:
+    if not isinstance(x, (int, float)) or not math.isfinite(x):
+        return "?"
+    return f"{x / 1000:,.1f}k" if x >= 1000 else f"{x:,.0f}"
+
+
+def _num(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+# ----------------------------------------------------------------- what a run looks like
+@dataclass
+class RunState:
+    """Everything the screen shows, built from metrics records (start/step/eval/saved/finish)."""
+    steps: list = field(default_factory=list)
+    losses: list = field(default_factory=list)
+    eval_steps: list = field(default_factory=list)
+    train_losses: list = field(default_factory=list)
+    val_losses: list = field(default_factory=list)
+    start: dict = field(default_factory=dict)
+    last: dict = field(default_factory=dict)
+    finish: dict = field(default_factory=dict)
+    sample: str = ""
+    sample_step: int | None = None
+    saved_step: int | None = None
+    records: int = 0
+
+    def apply(self, rec: dict) -> None:
+        kind = rec.get("event")
+        step = rec.get("step") if isinstance(rec.get("step"), int) and not isinstance(rec.get("step"), bool) else None
+        self.records += 1
+        if kind == "start":
+            self.start, self.finish, self.last = rec, {}, {}  # a resumed run's figures start afresh
+            if step is not None:  # a resumed run rewrites what came after its checkpoint
+                self._cut(step)
+        elif kind == "step" and step is not None:
+            loss = _num(rec.get("loss"))
+            if loss is not None:
+                if self.steps and step <= self.steps[-1]:
+                    self._cut(step - 1)
+                self.steps.append(step)
+                self.losses.append(loss)
+            self.last = rec
+        elif kind == "eval" and step is not None:
+            tl, vl = _num(rec.get("train_loss")), _num(rec.get("val_loss"))
+            if tl is not None and vl is not None:
+                if self.eval_steps and step <= self.eval_steps[-1]:
+                    self._cut(step - 1, evals_only=True)
+                self.eval_steps.append(step)
+                self.train_losses.append(tl)
+                self.val_losses.append(vl)
+            if isinstance(rec.get("sample"), str) and rec["sample"]:
+                self.sample, self.sample_step = rec["sample"], step
+        elif kind == "saved":
+            self.saved_step = step
+        elif kind == "finish":
+            self.finish = rec
+
+    def _cut(self, step: int, evals_only: bool = False) -> None:
+        if not evals_only:
+            keep = sum(1 for s in self.steps if s <= step)
+            del self.steps[keep:], self.losses[keep:]
+        keep = sum(1 for s in self.eval_steps if s <= step)
+        del self.eval_steps[keep:], self.train_losses[keep:], self.val_losses[keep:]
+
+    @property
+    def step(self) -> int:
+        for r in (self.finish, self.last, self.start):
+            if isinstance(r.get("step"), int):
+                return r["step"]
+        return 0
+
+    @property
+    def progress(self) -> float:
+        if self.finish:
+            return 1.0 if self.finish.get("reason") in ("done", "budget") else (_num(self.last.get("progress")) or 0.0)
+        p = _num(self.last.get("progress"))
+        if p is None:  # no step logged yet (a resumed run starts part-way)
+            ms, st = self.start.get("max_steps"), self.start.get("step")
+            p = st / ms if isinstance(ms, int) and ms > 0 and isinstance(st, int) else 0.0
+        return min(1.0, max(0.0, p))
+
+
+
+class TrainingJob:
+    """A training run owned by the app. Its thread (run_thread) only posts records; apply and
+    ended run on Textual's thread, so the state and the RunState change in one place."""
+
+    def __init__(self, cfg, resume: bool = False):
+        self.cfg = cfg
+        self.name = cfg.name
+        self.resume = resume
+        self.stop_event = Event()
+        self.state = "starting"  # starting, running, stopping, done, stopped, failed
+        self.error = ""
+        self.folder: Path | None = None
+        self.run = RunState()
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("starting", "running", "stopping")
+
+    def stop(self) -> None:
+        if self.active:
+            self.stop_event.set()
+            self.state = "stopping"
+
+    def history(self) -> list[dict]:
+        """A resumed run's earlier records (its metrics.jsonl before this session's start), for the chart."""
+        from tinygpt_tui.engine.folder import default_models_dir, read_metrics
+
+        folder = (Path(self.cfg.models_dir) if self.cfg.models_dir else default_models_dir()) / self.name
+        try:
+            records, _ = read_metrics(folder)
+        except OSError:
+            return []
+        starts = [i for i, r in enumerate(records) if r.get("event") == "start"]
+        return records[: starts[-1]] if starts else []  # the last start is this session's (written before it is yielded)
+
+    def run_thread(self, post) -> tuple[str, str]:
+        """(worker thread) Train, passing each record to post; returns (state, error) at the end."""
+        from tinygpt_tui.engine.train import NameTaken, train
+
+        first = True
+        try:
+            for ev in train(self.cfg, self.stop_event):
+                rec = ev.record()
+                rec["time"] = round(time.time(), 3)
+                if first and rec["event"] == "start" and rec.get("resumed"):
+                    for old in self.history():
+                        post(old)
+                first = False
+                post(rec)
+            return ("stopped" if self.stop_event.is_set() else "done"), ""
+        except NameTaken as e:  # the screen checks first; this is a folder made in between
+            return "failed", name_taken(e.name, e.models_dir, RESUME_KEY)
+        except TinyGPTError as e:
+            return "failed", str(e)
+        except MemoryError:
+            return "failed", "out of memory: try a smaller model or batch"
+        except Exception as e:  # never a traceback in the UI; one line that says what broke
+            return "failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+
+    def apply(self, rec: dict) -> None:
+        self.run.apply(rec)
+        if rec.get("event") == "start" and self.state == "starting":
+            self.state = "running"
+        elif rec.get("event") == "finish":
+            self.folder = Path(rec["path"]) if rec.get("path") else None
+
+    def ended(self, state: str, error: str) -> None:
+        if state != "failed" and self.run.finish:  # the run's own word on how it ended
+            state = "stopped" if self.run.finish.get("reason") == "stopped" else "done"
+        self.state, self.error = state, error
+
+    def summary(self) -> Text:
+        t = Text()
+        r = self.run
+        name = printable(self.name)
+        if self.state in ("starting", "running", "stopping"):
+            t.append("training ", style="bold magenta")
+            t.append(name, style="bold")
+            if self.state == "starting":
+                t.append(" · preparing …")
+            else:
+                t.append(f" · step {r.step:,} · {r.progress:.0%}")
+                if r.losses:
+                    t.append(f" · loss {r.losses[-1]:.3f}")
+                if self.state == "stopping":
+                    t.append(" · saving …", style="yellow")
+        elif self.state == "failed":
+            t.append("training failed: ", style="bold red")
+            t.append(printable(self.error)[:120])
+        else:
+            t.append(f"trained {name}", style="bold")
+            t.append(f" · {self.state} at step {r.step:,}")
+            vl = _num(r.finish.get("val_loss"))
+            if vl is not None:
+                t.append(f" · val {vl:.3f}")
+        return t
+
+
+class Watched:
+    """What the training screen shows: the app's run (job), or a run followed through its
+    metrics.jsonl (folder), read on from where the last poll stopped."""
+
+    def __init__(self, job: TrainingJob | None = None, folder: Path | None = None):
+        self.job, self.folder = job, folder
+        self.run = job.run if job is not None else RunState()
+        self.offset = 0
+
+    def poll(self) -> None:
+        """Read what a followed run appended since the last poll (a job's records arrive as messages)."""
+        if self.folder is None:
+            return
+        from tinygpt_tui.engine.folder import METRICS, read_metrics
+
+        try:
+            size = (self.folder / METRICS).stat().st_size
+        except OSError:
+            size = 0
+        if size < self.offset:  # rewritten (a resume cut it back): start over
+            self.run, self.offset = RunState(), 0
+        if size != self.offset:
+            records, self.offset = read_metrics(self.folder, self.offset)
+            for rec in records:
+                self.run.apply(rec)
+
+
+def plot_class():
+    from textual_plotext import PlotextPlot
+
+    class LossChart(PlotextPlot):
+        """Train loss (every log step), and the train/val estimates at each evaluation."""
+
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.series: dict[str, tuple[list, list]] = {}
+            self.points = 0
+
+        def on_mount(self) -> None:
+            super().on_mount()
+            self.draw()
+
+        def show(self, run: RunState) -> None:
+            self.series = {
+                "loss": thin(run.steps, run.losses),
+                "train (eval)": thin(run.eval_steps, run.train_losses),
+                "val (eval)": thin(run.eval_steps, run.val_losses),
+            }
+            self.points = len(run.steps) + len(run.eval_steps)
+            self.draw()
+
+        def draw(self) -> None:
+            plt = self.plt
+            plt.clear_data()
+            plt.clear_figure()
+            plt.title("loss")
+            plt.xlabel("step")
+            xs_all = [x for xs, _ in self.series.values() for x in xs]
+            n = 6 if self.size.width == 0 or self.size.width >= 60 else 4  # labels like 10,000 need room
+            ticks = step_ticks(min(xs_all), max(xs_all), n) if xs_all else step_ticks(0, 100, n)
+            plt.xticks(ticks, [f"{t:,}" for t in ticks])  # whole steps (plotext's own ticks are fractions)
+            colors = {"loss": "cyan", "train (eval)": "orange", "val (eval)": "magenta"}
+            markers = {"loss": "braille", "train (eval)": "dot", "val (eval)": "dot"}
+            drawn = False
+            for label, (xs, ys) in self.series.items():
+                if xs:
+                    plt.plot(xs, ys, label=label, color=colors[label], marker=markers[label])
+                    drawn = True
+            if not drawn:  # an empty frame, not a meaningless -1..1 axis
+                plt.title("loss (waiting for the first steps)")
+                plt.xlim(0, 100)
+                plt.ylim(0, 5)
+                plt.plot([0], [0], marker=" ")
+            self.refresh()
+
+    return LossChart
+
+
+def step_ticks(lo, hi, n: int = 6) -> list[int]:
+    """At most n whole steps from lo to hi, spaced 1, 2 or 5 times a power of 10 (for the chart's step axis)."""
+    lo, hi = math.floor(lo), math.ceil(hi)
+    if hi <= lo:
+        return [lo]
+    mag = 1
+    while True:
+        for m in (1, 2, 5):
+            sp = m * mag
+            first = -(-lo // sp) * sp
+            if (hi - first) // sp + 1 <= n:
+                return list(range(first, hi + 1, sp)) or [lo, hi]
+        mag *= 10
+
+
+@dataclass
+class Part:
+    """One figure of the progress line: its text, a shorter form, and its rank (the highest is dropped first)."""
+
+    text: str
+    short: str
+    rank: int
+    style: str = ""
+
+
+def fit_line(parts: list[Part], width: int) -> Text:
+    """The parts, joined, in at most width cells: short forms first, then the least important parts dropped.
+
+    A part is shown whole or not at all; the most important one is always shown.
+    """
+    sep = " · "
+    kept = list(parts)
+    while True:
+        for short in (False, True):
+            texts = [p.short if short else p.text for p in kept]
+            if len(kept) <= 1 or sum(cell_len(t) for t in texts) + len(sep) * (len(texts) - 1) <= width:
+                out = Text(no_wrap=True, overflow="crop")
+                for i, (p, t) in enumerate(zip(kept, texts)):
+                    if i:
+                        out.append(sep)
+                    out.append(t, style=p.style)
+                return out
+        worst = max(range(len(kept)), key=lambda i: (kept[i].rank, i))
+        del kept[worst]
+
+
+class ProgressLine(Widget):
+    """The run's figures on one line that fits the width it gets (80 columns to 120 and more)."""
+
+    DEFAULT_CSS = "ProgressLine { height: 1; }"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.parts: list[Part] = []
+
+    def show(self, parts: list[Part]) -> None:
+        if parts != self.parts:
+            self.parts = parts
+            self.refresh()
+
+    def render(self) -> Text:
+        return fit_line(self.parts, self.size.width)
+
+
+def progress_parts(v: RunState) -> list[Part]:
+    """The figures under the progress bar; kept longest: step, loss, ETA and full val, val, time, speed."""
+    s, last = v.start, v.last
+    max_steps = s.get("max_steps") if s else None
+    of = f" / {max_steps:,}" if isinstance(max_steps, int) else ""
+    parts = [Part(f"step {v.step:,}{of}", f"{v.step:,}{of.replace(' ', '')}", 0, "bold")]
+    if last and not v.finish:
+        rate = fmt_rate(last.get("tokens_per_s"))
+        parts.append(Part(f"{rate} tok/s", f"{rate}/s", 5))
+        eta = fmt_duration(last.get("eta_s"))
+        parts.append(Part(f"ETA {eta}", f"ETA {eta}", 2))
+    if v.losses:
+        parts.append(Part(f"loss {v.losses[-1]:.3f}", f"loss {v.losses[-1]:.3f}", 1))
+    fv = _num(v.finish.get("val_loss")) if v.finish else None
+    if v.val_losses and fv is None:
+        parts.append(Part(f"val {v.val_losses[-1]:.3f}", f"val {v.val_losses[-1]:.3f}", 3))
+    if v.finish:
+        took = fmt_duration(v.finish.get("elapsed_s"))
+        parts.append(Part(f"done in {took}", f"in {took}", 4, "green"))
+        if fv is not None:  # the whole validation split, not the estimate
+            parts.append(Part(f"val (full split) {fv:.3f}", f"val {fv:.3f}", 2, "green"))
+    return parts
+
+
+
+def name_taken(name: str, models_dir, key: str) -> str:
+    return f"a model named {name!r} already exists in {models_dir}; pick another name, or press {key} to resume it"
+
+
+
+def thin(xs: list, ys: list, n: int = MAX_POINTS):
+    if len(xs) <= n:
+        return list(xs), list(ys)
+    stride = len(xs) / n
+    idx = sorted({int(i * stride) for i in range(n)} | {len(xs) - 1})
+    return [xs[i] for i in idx], [ys[i] for i in idx]
+
+
