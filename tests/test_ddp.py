@@ -52,12 +52,15 @@ def records(folder: Path) -> list[dict]:
     return read_metrics(folder)[0]
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_model_and_a_single_process_resumes_it(tmp_path):
     import torch
 
     from tinygpt_tui.engine import folder as ckpt
     from tinygpt_tui.data import Dataset, read_corpus
-    from tinygpt_tui.engine.train import Finished, Started, TrainConfig, estimate_loss, evaluate_split, param_digest, step_seed, train
+    from tinygpt_tui.engine.distributed import param_digest
+    from tinygpt_tui.engine.evaluate import estimate_loss, evaluate_split
+    from tinygpt_tui.engine.train import Finished, Started, TrainConfig, step_seed, train
 
     corpus, models = make_corpus(tmp_path), tmp_path / "models"
     p = torchrun(str(corpus), "--name", "duo", "--models-dir", str(models), "--max-steps", "30", "--eval-interval", "10", *TINY)
@@ -111,6 +114,7 @@ def test_two_processes_train_one_model_and_a_single_process_resumes_it(tmp_path)
     assert steps == [1, 10, 20, 30, 40]  # the first run's records kept, the resumed run's appended
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_torchrun_group_saves_one_checkpoint_and_every_rank_exits(tmp_path):
     """What Slurm's scancel (or a timeout) does: SIGTERM to torchrun and every worker at once."""
     from tinygpt_tui.engine import folder as ckpt
@@ -155,6 +159,7 @@ def test_sigterm_to_the_torchrun_group_saves_one_checkpoint_and_every_rank_exits
         pytest.fail("a worker outlived torchrun")
 
 
+@pytest.mark.slow
 def test_a_setup_error_is_reported_once_and_every_rank_exits(tmp_path):
     corpus, models = make_corpus(tmp_path), tmp_path / "models"
     (models / "taken").mkdir(parents=True)
@@ -168,14 +173,12 @@ def test_a_setup_error_is_reported_once_and_every_rank_exits(tmp_path):
 
 
 SIGNAL_SCRIPT = """
-import os, signal, sys, threading, time
+import os, signal, sys, threading
 from tinygpt_tui.cli.train import install_stop_handlers
 stop = threading.Event()
 install_stop_handlers(stop, quiet=True, distributed={distributed})
-os.kill(os.getpid(), signal.SIGTERM)
-time.sleep(0.05)
+os.kill(os.getpid(), signal.SIGTERM)  # a signal sent to itself is handled before the next line runs
 os.kill(os.getpid(), signal.SIGINT)  # torchrun passing the same request on
-time.sleep(0.05)
 print("still running, stop requested:", stop.is_set())
 """
 
@@ -198,7 +201,7 @@ def test_each_rank_picks_its_device_and_the_backend_follows_it(monkeypatch):
     import torch.distributed as td
 
     from tinygpt_tui.errors import SettingsError
-    from tinygpt_tui.engine.train import DistInfo, dist_device
+    from tinygpt_tui.engine.distributed import DistInfo, dist_device
     from tinygpt_tui.cli.train import init_distributed
 
     chosen = []

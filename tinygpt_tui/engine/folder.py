@@ -25,18 +25,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinygpt_tui.config import ConfigError, GPTConfig
+from tinygpt_tui.config import GPTConfig
+from tinygpt_tui.engine.metrics import METRICS, append_metrics, read_metrics, truncate_metrics  # noqa: F401 (read through the folder)
+from tinygpt_tui.engine.safe_io import fsync_dir, read_json, read_text, stage, unlink_quietly
+from tinygpt_tui.engine.schema import FORMAT, WEIGHTS, check_weights, expected_shapes, read_safetensors_header, validate_config_doc  # noqa: F401
 from tinygpt_tui.errors import CheckpointError, TinyGPTError
 from tinygpt_tui.tokenizer import CharTokenizer
 
-FORMAT = "tinygpt/1"
-CONFIG, WEIGHTS, VOCAB, METRICS, CARD = "config.json", "model.safetensors", "vocab.json", "metrics.jsonl", "README.md"
+CONFIG, VOCAB, CARD, LOCK = "config.json", "vocab.json", "README.md", ".lock"
 STATE_TENSORS = "train_state.safetensors"
-MAX_JSON_BYTES = 64 * 1024 * 1024  # a vocabulary of two million characters fits
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 ENV_MODELS_DIR = "TINYGPT_MODELS_DIR"
 
@@ -96,83 +96,6 @@ def resolve_model(name_or_path, models_dir=None) -> Path:
     raise CheckpointError(f"model not found: {s}{hint}")
 
 
-# ---------------------------------------------------------------- atomic files
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
-    path = Path(path)
-    tmp = _stage(path, data)
-    try:
-        os.replace(tmp, path)
-    except OSError as e:
-        _unlink(tmp)
-        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
-
-
-def _stage(path: Path, data: bytes | str) -> str:
-    """Write data to a temporary file beside path and fsync it; return the temporary name."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise CheckpointError(f"cannot write to {path.parent}: {e.strerror or e}") from None
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        _unlink(tmp)
-        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
-    return tmp
-
-
-def _unlink(path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def read_json(path: Path, what: str):
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise CheckpointError(f"{what} is missing: {path}") from None
-    if size > MAX_JSON_BYTES:
-        raise CheckpointError(f"{what} is {size:,} bytes, too large to be a tinygpt file: {path}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise CheckpointError(f"{what} is not UTF-8 text: {path}") from None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{what} is not valid JSON ({e.msg} at line {e.lineno}): {path}") from None
-    except RecursionError:
-        raise CheckpointError(f"{what} nests too deeply to be a tinygpt file: {path}") from None
-    except OSError as e:
-        raise CheckpointError(f"cannot read {what}: {e.strerror or e}") from None
-
-
 # ---------------------------------------------------------------- reading without torch
 @dataclass
 class ModelInfo:
@@ -194,147 +117,8 @@ def _number(v):
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else None
 
 
-def validate_config_doc(doc) -> GPTConfig:
-    if not isinstance(doc, dict):
-        raise CheckpointError("config.json must hold a JSON object")
-    if doc.get("format") not in (None, FORMAT):
-        raise CheckpointError(f"config.json has format {str(doc.get('format'))[:40]!r}; this tinygpt reads {FORMAT}")
-    if "model" not in doc:
-        raise CheckpointError('config.json has no "model" section')
-    try:
-        return GPTConfig.from_dict(doc["model"])
-    except ConfigError as e:
-        raise CheckpointError(f"config.json: {e}") from None
-    except TypeError as e:
-        raise CheckpointError(f"config.json: bad model section ({e})") from None
-
-
-FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
-
-
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "I16": 2, "U16": 2, "F16": 2,
-               "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8}
-MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit
-
-
-def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict]:
-    """{name: (dtype, shape)} and the metadata of a safetensors file, from its header alone.
-
-    The format is an 8-byte little-endian length, that many bytes of JSON, then the tensors'
-    bytes. Reading the header here (rather than through the safetensors package) keeps numpy out
-    of listing and checking a folder: the app lists the models folder before its first frame.
-    The checks are the format's own: offsets inside the file, tiling the data with no gap or
-    overlap, each tensor's byte count matching its dtype and shape. Loading the weights still
-    goes through the safetensors package.
-    """
-
-    def bad(why: str):
-        return CheckpointError(f"{WEIGHTS} is not a valid safetensors file ({why})")
-
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            head = f.read(8)
-            if len(head) < 8:
-                raise bad("shorter than its 8-byte header length")
-            n = int.from_bytes(head, "little")
-            if n > min(size - 8, MAX_HEADER_BYTES):
-                raise bad(f"header length {n} runs past the end of the file")
-            raw = f.read(n)
-    except FileNotFoundError:
-        raise CheckpointError(f"{WEIGHTS} is missing in {path.parent}") from None
-    except IsADirectoryError:
-        raise bad("it is a folder") from None
-    except OSError as e:
-        raise CheckpointError(f"cannot read {WEIGHTS}: {e.strerror or e}") from None
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise bad("its header is not JSON") from None
-    if not isinstance(doc, dict):
-        raise bad("its header is not a JSON object")
-    meta = doc.pop("__metadata__", {})
-    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-        raise bad("its metadata is not a map of strings")
-    data_bytes = size - 8 - n
-    out: dict[str, tuple[str, tuple[int, ...]]] = {}
-    spans = []
-    for k, t in doc.items():
-        name = str(k)[:80]
-        if not isinstance(t, dict):
-            raise bad(f"{name} is not described")
-        dtype, shape, offsets = t.get("dtype"), t.get("shape"), t.get("data_offsets")
-        if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
-            raise bad(f"{name} has an unknown dtype {str(dtype)[:20]!r}")
-        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-            raise bad(f"{name} has a bad shape")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
-                or not 0 <= offsets[0] <= offsets[1] <= data_bytes):
-            raise bad(f"{name} has offsets outside the file")
-        numel = 1
-        for d in shape:
-            numel *= d
-        if offsets[1] - offsets[0] != numel * DTYPE_BYTES[dtype]:
-            raise bad(f"{name}: {offsets[1] - offsets[0]} bytes for a {dtype} tensor of shape {shape}")
-        out[k] = (dtype, tuple(shape))
-        spans.append(offsets)
-    end = 0
-    for start, stop in sorted(spans):
-        if start != end:
-            raise bad("its tensors overlap or leave gaps")
-        end = stop
-    if end != data_bytes:
-        raise bad("its tensors do not cover the data")
-    return out, meta
-
-
-def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    tensors, _ = read_safetensors_header(path)
-    for k, (dtype, _shape) in tensors.items():  # refuse integer "weights" before loading anything
-        if dtype not in FLOAT_DTYPES:
-            raise CheckpointError(f"{WEIGHTS}: {k[:80]} is {dtype[:20]}, not floating point")
-    return {k: shape for k, (_dtype, shape) in tensors.items()}
-
-
-def expected_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
-    """Parameter names and shapes of the model a config builds (no torch)."""
-    C, V, h = cfg.n_embd, cfg.vocab_size, cfg.ffn_hidden
-    up = (2 if cfg.ffn == "swiglu" else 1) * h
-    shapes = {"tok_emb.weight": (V, C)}
-    if cfg.pos_encoding == "learned":
-        shapes["pos_emb.weight"] = (cfg.block_size, C)
-
-    def norm(prefix):
-        shapes[f"{prefix}.weight"] = (C,)
-        if cfg.norm == "layernorm" and cfg.bias:
-            shapes[f"{prefix}.bias"] = (C,)
-
-    for i in range(cfg.n_layer):
-        b = f"blocks.{i}"
-        norm(f"{b}.norm1")
-        norm(f"{b}.norm2")
-        for name, shape in (("attn.qkv", (3 * C, C)), ("attn.proj", (C, C)), ("ffn.up", (up, C)), ("ffn.down", (C, h))):
-            shapes[f"{b}.{name}.weight"] = shape
-            if cfg.bias:
-                shapes[f"{b}.{name}.bias"] = (shape[0],)
-    norm("norm")
-    if not cfg.tie_weights:
-        shapes["head.weight"] = (V, C)
-    return shapes
-
-
-def check_weights(folder: Path, cfg: GPTConfig) -> None:
-    got = _weight_shapes(folder / WEIGHTS)
-    want = expected_shapes(cfg)
-    missing = sorted(set(want) - set(got))
-    extra = sorted(set(got) - set(want))
-    if missing:
-        raise CheckpointError(f"{WEIGHTS} lacks {len(missing)} tensors the config needs, e.g. {missing[0]}")
-    if extra:
-        raise CheckpointError(f"{WEIGHTS} has tensors the config does not describe, e.g. {extra[0][:80]}")
-    for k, shape in want.items():
-        if got[k] != shape:
-            raise CheckpointError(f"{WEIGHTS}: {k} has shape {list(got[k])}, the config says {list(shape)}")
+def read_vocab(folder: Path) -> CharTokenizer:
+    return CharTokenizer.from_json(read_text(Path(folder) / VOCAB, VOCAB))
 
 
 def check_folder(folder: Path) -> tuple[dict, GPTConfig]:
@@ -351,24 +135,11 @@ def check_folder(folder: Path) -> tuple[dict, GPTConfig]:
             )
     doc = read_json(folder / CONFIG, CONFIG)
     cfg = validate_config_doc(doc)
-    vocab = CharTokenizer.from_json(_read_text(folder / VOCAB, VOCAB))
+    vocab = read_vocab(folder)
     if vocab.vocab_size != cfg.vocab_size:
         raise CheckpointError(f"{VOCAB} has {vocab.vocab_size} characters, config.json says vocab_size {cfg.vocab_size}")
     check_weights(folder, cfg)
     return doc, cfg
-
-
-def _read_text(path: Path, what: str) -> str:
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise CheckpointError(f"{what} is too large: {path}")
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CheckpointError(f"{what} is missing in {path.parent}") from None
-    except UnicodeDecodeError:
-        raise CheckpointError(f"{what} is not UTF-8 text") from None
-    except OSError as e:
-        raise CheckpointError(f"cannot read {what}: {e.strerror or e}") from None
 
 
 def read_info(folder) -> ModelInfo:
@@ -437,7 +208,7 @@ def _load_torch(folder: Path, doc: dict, cfg: GPTConfig, device) -> Loaded:
 
     from tinygpt_tui.model import GPT
 
-    tokenizer = CharTokenizer.from_json(_read_text(folder / VOCAB, VOCAB))
+    tokenizer = read_vocab(folder)
     try:
         state = load_file(str(folder / WEIGHTS), device="cpu")
     except Exception as e:
@@ -478,7 +249,7 @@ def load_for_sampling(folder, device="auto") -> Loaded:
         from tinygpt_tui.engine.device import pick_device
 
         return _load_torch(folder, doc, cfg, pick_device(device))
-    tokenizer = CharTokenizer.from_json(_read_text(folder / VOCAB, VOCAB))
+    tokenizer = read_vocab(folder)
     import numpy as np
     from safetensors import safe_open
 
@@ -509,12 +280,6 @@ def _weights(model) -> dict:
             continue  # the same tensor as tok_emb.weight
         state[k] = v.detach().float().cpu().contiguous()
     return state
-
-
-def weights_bytes(model, step: int) -> bytes:
-    from safetensors.torch import save
-
-    return save(_weights(model), metadata={"format": FORMAT, "step": str(step)})
 
 
 STATE_MODEL_PREFIX = "model."
@@ -552,7 +317,7 @@ def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | N
     staged = []
     try:
         for name, data in files:
-            staged.append((_stage(folder / name, data), folder / name))
+            staged.append((stage(folder / name, data), folder / name))
         while staged:
             tmp, dst = staged[0]
             os.replace(tmp, dst)
@@ -561,7 +326,7 @@ def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | N
         raise CheckpointError(f"cannot write {staged[0][1] if staged else folder}: {e.strerror or e}") from None
     finally:
         for tmp, _ in staged:
-            _unlink(tmp)
+            unlink_quietly(tmp)
     fsync_dir(folder)
 
 
@@ -609,9 +374,6 @@ def weights_step(folder) -> int | None:
 
 
 # ---------------------------------------------------------------- one run per folder
-LOCK = ".lock"
-
-
 class FolderLock:
     """An exclusive flock on <folder>/.lock, held for a whole training run.
 
@@ -646,75 +408,11 @@ class FolderLock:
         except OSError:
             pass  # the lock is what matters, the pid is a courtesy
         for p in self.folder.glob(".*.tmp"):  # left by a run killed mid-save; no one else writes here now
-            _unlink(p)
+            unlink_quietly(p)
 
     def release(self) -> None:
         if self._f is not None and not self._f.closed:
             self._f.close()  # closing the file drops the flock
-
-
-# ---------------------------------------------------------------- metrics.jsonl
-def append_metrics(folder, records: list[dict]) -> None:
-    if not records:
-        return
-    with open(Path(folder) / METRICS, "a", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        f.flush()
-
-
-def read_metrics(folder, start: int = 0) -> tuple[list[dict], int]:
-    """Complete records from byte offset ``start``; returns them and the offset to continue from.
-
-    A line still being written (no newline yet) is left for the next call, so
-    a reader can follow a growing file written by another process.
-    """
-    path = Path(folder) / METRICS
-    try:
-        with open(path, "rb") as f:
-            f.seek(start)
-            chunk = f.read()
-    except FileNotFoundError:
-        return [], start
-    end = chunk.rfind(b"\n") + 1
-    records = []
-    for line in chunk[:end].splitlines():
-        try:
-            r = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(r, dict):
-            records.append(r)
-    return records, start + end
-
-
-def truncate_metrics(folder, after_step: int) -> None:
-    """Drop records past a checkpoint's step (a resumed run rewrites that stretch)."""
-    records, end = read_metrics(folder)
-    kept = [r for r in records if not (isinstance(r.get("step"), int) and r["step"] > after_step)]
-    try:
-        size = (Path(folder) / METRICS).stat().st_size
-    except FileNotFoundError:
-        size = end
-    # rewrite also when a kill left half a line (or a garbled one): appending to it would glue
-    # the next record onto the fragment and lose it
-    if len(kept) != len(records) or size != end or _has_bad_lines(folder):
-        atomic_write(Path(folder) / METRICS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
-
-
-def _has_bad_lines(folder) -> bool:
-    try:
-        with open(Path(folder) / METRICS, "rb") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        return False
-    for line in lines:
-        try:
-            if not isinstance(json.loads(line), dict):
-                return True
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return True
-    return False
 
 
 # ---------------------------------------------------------------- the model card

@@ -1,0 +1,58 @@
+"""The two validation figures: nanoGPT's estimate over random batches, and the loss over a whole split.
+
+Distributed, each rank takes its share of the batches and the sums are added up,
+so every world size reports the figure one process would.
+"""
+
+from __future__ import annotations
+
+from tinygpt_tui.data import Dataset
+from tinygpt_tui.engine.distributed import DistInfo, sum_over_ranks
+
+
+def estimate_loss(model, data: Dataset, split: str, iters: int, batch_size: int, device, dtype: str, seed: int,
+                  dist: DistInfo | None = None) -> float:
+    """Mean loss over ``iters`` random batches drawn from the seed (every rank draws them all,
+    and evaluates every world_size-th one)."""
+    import torch
+
+    from tinygpt_tui.engine.device import autocast
+
+    rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
+    gen = torch.Generator().manual_seed(seed)
+    was = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    with torch.inference_mode(), autocast(device, dtype):
+        for i in range(iters):
+            if i % world != rank:
+                data.batch(split, batch_size, gen, torch.device("cpu"))  # another rank's batch: only advance the generator
+                continue
+            x, y = data.batch(split, batch_size, gen, device)
+            total += model(x, y)[1].double()
+    model.train(was)
+    return sum_over_ranks(total, world) / iters
+
+
+def evaluate_split(model, data: Dataset, split: str = "val", device=None, batch_size: int = 32, dtype: str = "fp32",
+                   dist: DistInfo | None = None) -> float:
+    """Mean loss over every non-overlapping window of a split, in order: deterministic."""
+    import torch
+
+    from tinygpt_tui.engine.device import autocast
+
+    rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
+    device = device or next(model.parameters()).device
+    was = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
+    with torch.inference_mode(), autocast(device, dtype):
+        for i, (x, y) in enumerate(data.windows(split, batch_size, device)):
+            if i % world == rank:
+                logits, _ = model(x)
+                total += torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum").double()
+                count += y.numel()
+    model.train(was)
+    count = sum_over_ranks(torch.tensor(float(count), dtype=torch.float64, device=device), world)
+    return sum_over_ranks(total, world) / max(count, 1)

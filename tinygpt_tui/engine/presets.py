@@ -1,0 +1,204 @@
+"""Training settings: TrainConfig, the presets a learner picks by name, and the checks on both.
+
+No torch here: the app and the command line resolve and check settings before
+anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from tinygpt_tui.config import ConfigError, GPTConfig
+from tinygpt_tui.errors import SettingsError
+
+MODEL_KEYS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "pos_encoding", "ffn", "norm", "tie_weights", "mlp_ratio")
+OPTIMIZERS = ("muon", "adamw")
+MAX_SEED = 2**63 - 1  # torch's and numpy's seeds are 64-bit
+
+# Sized for a wall-clock budget on a laptop CPU (measured on 2 cores, Tiny Shakespeare: see
+# docs/performance.md). "auto", the default, picks one of these from --minutes, else "small".
+BUDGET_PRESETS: dict[str, dict] = {
+    # 60 s: small and fast steps beat a bigger model (3 layers beat 4); context 64 (128 was 0.12 worse)
+    "1min": dict(n_layer=3, n_head=4, n_embd=128, block_size=64, batch_size=16, lr=3e-3, warmup_steps=20,
+                 eval_interval=200, eval_iters=10, dropout=0.0),
+    "5min": dict(n_layer=4, n_head=6, n_embd=192, block_size=128, batch_size=16, lr=3e-3, warmup_steps=20,
+                 eval_interval=250, eval_iters=10, dropout=0.0),
+}
+
+PRESETS: dict[str, dict] = {
+    **BUDGET_PRESETS,
+    "tiny": dict(n_layer=2, n_head=2, n_embd=64, batch_size=16, lr=3e-3, warmup_steps=20, eval_interval=50, eval_iters=5),
+    "small": dict(n_layer=4, n_head=4, n_embd=256, batch_size=32, lr=2e-3, warmup_steps=50, eval_interval=200, eval_iters=10),
+    "medium": dict(n_layer=6, n_head=6, n_embd=384, batch_size=32, lr=1e-3, warmup_steps=100, eval_interval=250, eval_iters=20, dropout=0.1),
+    "large": dict(n_layer=8, n_head=8, n_embd=512, batch_size=64, lr=6e-4, warmup_steps=200, eval_interval=250, eval_iters=20, dropout=0.2),
+    # the shape of nanoGPT's default Shakespeare model and the video's gpt.py (10.7M parameters)
+    "nanogpt": dict(n_layer=6, n_head=6, n_embd=384, batch_size=64, lr=1e-3, warmup_steps=100, eval_interval=250, eval_iters=20, dropout=0.2,
+                    pos_encoding="learned", ffn="gelu", norm="layernorm", bias=False),
+}
+
+
+def budget_preset(seconds: float | None) -> str:
+    """The preset "auto" stands for: sized for the time budget, or "small" without one."""
+    if not seconds:
+        return "small"
+    return "1min" if seconds <= 180 else "5min" if seconds <= 900 else "small"
+
+
+@dataclass
+class TrainConfig:
+    corpus: str = ""
+    name: str = ""
+    models_dir: str | None = None
+    preset: str = "auto"  # auto: sized for --minutes (see BUDGET_PRESETS), else small
+    # model (None: from the preset, then GPTConfig's default)
+    block_size: int | None = None
+    n_layer: int | None = None
+    n_head: int | None = None
+    n_embd: int | None = None
+    dropout: float | None = None
+    bias: bool | None = None
+    pos_encoding: str | None = None
+    ffn: str | None = None
+    norm: str | None = None
+    tie_weights: bool | None = None
+    mlp_ratio: float | None = None
+    # optimisation
+    batch_size: int | None = None
+    grad_accum: int = 1
+    max_steps: int | None = None  # stop after this many steps ...
+    time_budget: float | None = None  # ... or after this many seconds; the LR schedule fits whichever is set
+    lr: float | None = None
+    min_lr_ratio: float = 0.1
+    warmup_steps: int | None = None
+    optimizer: str | None = None  # muon (hidden matrices; AdamW for the rest) or adamw; None: from the preset
+    muon_lr: float | None = None  # Muon's peak learning rate (the schedule scales it with --lr's)
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    checkpoint_activations: bool = False  # recompute each block's activations in the backward pass (less memory)
+    # split a batch into micro-batches (same step, same result) when the activations it keeps for
+    # the backward pass would pass this many GB; None: 1 GB on a CPU, no split on a GPU; 0: never
+    memory_budget: float | None = None
+    # reporting
+    eval_interval: int | None = None
+    eval_iters: int | None = None
+    log_interval: int = 10
+    sample_chars: int = 200
+    seed: int = 1337
+    device: str = "auto"
+    dtype: str = "auto"
+    threads: int | None = None
+    resume: bool = False
+    command: str = ""
+
+    def resolved(self) -> "TrainConfig":
+        """Fill what was left None from the preset and the defaults, and check everything."""
+        if self.preset != "auto" and self.preset not in PRESETS:
+            raise SettingsError(f"unknown preset {self.preset!r}; choose one of auto, {', '.join(PRESETS)}")
+        out = TrainConfig(**asdict(self))
+        if out.preset == "auto":
+            out.preset = budget_preset(out.time_budget)  # recorded, so the card says what ran
+        defaults = {**asdict(GPTConfig()), "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 250,
+                    "eval_iters": 20, "optimizer": "muon", "muon_lr": 0.02}
+        for k, v in {**defaults, **PRESETS[out.preset]}.items():
+            if hasattr(out, k) and getattr(out, k) is None:
+                setattr(out, k, v)
+        if out.max_steps is None and out.time_budget is None:
+            out.max_steps = 2000
+        out.check()
+        return out
+
+    def check(self) -> None:
+        def whole(name, lo=1, hi=None):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+                top = f" and at most {hi}" if hi is not None else ""
+                raise SettingsError(f"{name.replace('_', '-')} must be a whole number of at least {lo}{top}, got {str(v)[:40]}")
+
+        def real(name, lo, hi, lo_open=False):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo):
+                raise SettingsError(f"{name.replace('_', '-')} must be {'above' if lo_open else 'at least'} {lo} and at most {hi}, got {str(v)[:40]}")
+
+        check_name(self.name)
+        for n in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
+            whole(n, 1, 10**9)
+        whole("sample_chars", 0, 10**6)
+        whole("seed", 0, MAX_SEED)
+        whole("warmup_steps", 0, 10**12)
+        if self.max_steps is not None:
+            whole("max_steps", 1, 10**12)
+        if self.time_budget is not None:
+            real("time_budget", 0, 1e9, lo_open=True)
+        real("lr", 0, 10, lo_open=True)
+        real("min_lr_ratio", 0, 1)
+        if self.optimizer not in OPTIMIZERS:
+            raise SettingsError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        real("muon_lr", 0, 10, lo_open=True)
+        real("weight_decay", 0, 10)
+        real("beta1", 0, 1)
+        real("beta2", 0, 1)
+        real("grad_clip", 0, 1e6)
+        if self.memory_budget is not None:
+            real("memory_budget", 0, 1e6)
+        if self.threads is not None:
+            whole("threads", 1, 4096)
+        self.model_config(vocab_size=2)  # raises for an impossible shape
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        try:
+            return GPTConfig(vocab_size=vocab_size, **{k: getattr(self, k) for k in MODEL_KEYS}).validate()
+        except ConfigError as e:
+            raise SettingsError(str(e).replace("n_embd", "n-embd").replace("n_head", "n-head").replace("block_size", "block-size")) from None
+
+    def training_dict(self) -> dict:
+        skip = set(MODEL_KEYS) | {"corpus", "name", "models_dir", "resume", "command", "device", "threads"}
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+# what a resumed run takes from the command line when given (the rest comes from the checkpoint)
+REPORTING_KEYS = ("eval_interval", "eval_iters", "log_interval", "sample_chars", "dtype", "checkpoint_activations", "memory_budget")
+
+
+def resume_config(given: TrainConfig, saved: dict, model: GPTConfig, saved_corpus: str) -> TrainConfig:
+    """The settings of a resumed run: the checkpoint's, with the length and reporting given now.
+
+    The shape can't change. The length is one setting: given steps or minutes (or
+    both), the run's length is what was given, and a limit left out is no limit
+    (`--resume --max-steps 600` after `--minutes 1` must not stop at the old minute).
+    Given neither, the saved limits stand (a stopped run carries on to its end).
+    """
+    known = {f.name for f in fields(TrainConfig)}
+    merged = {k: v for k, v in saved.items() if k in known}
+    merged.update({k: getattr(model, k) for k in MODEL_KEYS})
+    merged.setdefault("optimizer", "adamw")  # runs saved before Muon was offered used AdamW
+    if given.max_steps is not None or given.time_budget is not None:
+        merged["max_steps"], merged["time_budget"] = given.max_steps, given.time_budget
+    for k in REPORTING_KEYS:
+        v = getattr(given, k)
+        if v is not None and v != getattr(TrainConfig(), k):
+            merged[k] = v
+    merged.update(corpus=given.corpus or saved_corpus, name=given.name, models_dir=given.models_dir, resume=True,
+                  device=given.device, threads=given.threads, command=given.command)
+    cfg = TrainConfig(**{**asdict(TrainConfig()), **merged})
+    cfg = cfg.resolved() if cfg.max_steps or cfg.time_budget else cfg
+    cfg.check()
+    return cfg
+
+
+class NameTaken(SettingsError):
+    """A fresh run named after a model that already exists (the app words its own remedy)."""
+
+    def __init__(self, name: str, models_dir):
+        self.name, self.models_dir = name, models_dir
+        super().__init__(f"a model named {name!r} already exists in {models_dir}; pick another --name, or --resume it")
+
+
+def check_name(name) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise SettingsError("a model needs a name (--name)")
+    bad = set('/\\\0\x7f') | {chr(i) for i in range(32)} | {chr(i) for i in range(0x80, 0xA0)}
+    if name in (".", "..") or any(c in bad for c in name) or len(name) > 100 or name.startswith("."):
+        raise SettingsError(f"model name {name!r} can't be a folder name: use letters, digits, spaces, - or _ (at most 100)")
