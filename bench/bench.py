@@ -1,4 +1,6 @@
-"""`tinygpt bench` (or `python -m bench.bench`): the performance figures, each against its baseline.
+"""`python -m bench.bench` (from a checkout): the performance figures, each against its baseline.
+
+A tool of the project, not of the product: nothing in tinygpt_tui imports it.
 
 Everything is measured in one run, side by side, with interleaved repetitions
 (A, B, A, B, ...) so that a busy machine slows both sides alike; the tables
@@ -13,17 +15,17 @@ report medians and the ratio of the medians.
    6 heads, 384 dims, context 256, batch 64, 10.7M parameters), with each
    implementation's peak memory measured in a fresh process.
 2. Generation (characters/s, batch 1) with the KV-cached sampler against
-   recomputing the whole window for every character (``generate_nocache``).
+   recomputing the whole window for every character (``recompute_window``).
 3. Time from starting `tinygpt generate` to its first generated character.
 4. Optionally (``--quality-seconds``), time to quality: `tinygpt train` with a
    wall-clock budget on a corpus, and the validation loss it ends with.
 
-    tinygpt bench --quick                 # smoke run, under a minute
-    tinygpt bench --json bench.json       # the full run for the README
+    python -m bench.bench --quick                 # smoke run, under a minute
+    python -m bench.bench --json bench.json       # the full run (docs/performance.md)
 
 Quick mode shrinks the 10.7M shape's batch (it is labelled so) and takes fewer
-repetitions; it asserts nothing about speed. Only the standard library and
-rich are imported at the top: torch loads when a benchmark runs.
+repetitions; it asserts nothing about speed. Only the standard library, typer
+and rich are imported at the top: torch loads when a benchmark runs.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import typer
+
+from tinygpt_tui.cli.common import HELP, Command  # one-line errors, as in `tinygpt`
 
 # --------------------------------------------------------------------------- shapes
 
@@ -373,9 +379,23 @@ PROMPT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:
           "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n")
 
 
+def recompute_window(model, tokenizer, prompt: str, chars: int, seed: int) -> None:
+    """The baseline: the whole window through the model for every character, no cache."""
+    import torch
+
+    from tinygpt_tui.sampler import Uniforms, draw
+
+    ids, uniform = tokenizer.encode(prompt).ids, Uniforms(seed)
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for _ in range(chars):
+            logits, _ = model(torch.tensor([ids[-model.cfg.block_size :]], device=device))
+            ids.append(draw(logits[0, -1].float().cpu().numpy(), 0.8, 0, 1.0, uniform()))
+
+
 def bench_generation(model, tokenizer, device, chars: int, nocache_chars: int, reps: int) -> list[dict]:
     """KV-cached sampler vs recomputing the window, batch 1, temperature 0.8, a full-window prompt."""
-    from tinygpt_tui.sampler import Generation, SamplingSettings, generate_nocache
+    from tinygpt_tui.sampler import Generation, SamplingSettings
 
     prompt = (PROMPT * 4)[-model.cfg.block_size :]
     state = {"seed": 0}
@@ -390,29 +410,26 @@ def bench_generation(model, tokenizer, device, chars: int, nocache_chars: int, r
 
     def nocache():
         state["seed"] += 1
-        s = SamplingSettings(max_new_tokens=nocache_chars, temperature=0.8, seed=state["seed"])
-        for _ in generate_nocache(model, tokenizer, prompt, s):
-            pass
+        recompute_window(model, tokenizer, prompt, nocache_chars, state["seed"])
 
     runs = {"nocache": nocache}
-    if device.type == "cpu":  # the batch-1 decoder: int8 weights (the default) and fp32 ones; compiled or not
+    if device.type == "cpu":  # the batch-1 decoder: int8 weights (the default) and fp32 ones, compiled; the model's own cache
         from tinygpt_tui.fast import decode as jitstep
 
         if jitstep.available():  # what `tinygpt generate` runs on a CPU: the weights as numpy arrays, no torch
             jit = jitstep.JitModel.from_torch(model)
             runs |= {"int8": cached("int8", on=jit), "fp32": cached("fp32", on=jit)}
-        runs |= {"torch-int8": cached("int8", "torch"), "torch-fp32": cached("fp32", "torch")}
+        runs["torch"] = cached("fp32", "torch")
     else:
         runs["kv"] = cached("auto")
     times = interleaved(runs, device, reps, 1)
     old = nocache_chars / statistics.median(times["nocache"])
     label = {"int8": "KV cache, int8 weights, compiled step (tinygpt generate)",
              "fp32": "KV cache, fp32 weights, compiled step (--precision fp32)",
-             "torch-int8": "KV cache, int8 weights, PyTorch operations (without numba)",
-             "torch-fp32": "KV cache, fp32 weights, PyTorch operations",
+             "torch": "KV cache, the model's own (PyTorch; without numba)",
              "kv": "KV cache (tinygpt generate)"}
     rows = []
-    for key in ("int8", "fp32", "torch-int8", "torch-fp32", "kv"):
+    for key in ("int8", "fp32", "torch", "kv"):
         if key in times:
             rate = chars / statistics.median(times[key])
             rows.append({"method": label[key], "chars_per_s": rate, "ratio": rate / old, "chars": chars})
@@ -600,7 +617,7 @@ def render(result: dict, console) -> None:
 
     m = result["machine"]
     clock = "wall time" if result.get("clock", "wall") == "wall" else "CPU time of this process (--clock cpu)"
-    console.print(f"[bold]tinygpt bench[/bold] ({result['mode']} mode, {result.get('wall_s', 0):.0f} s; timings in {clock})")
+    console.print(f"[bold]python -m bench.bench[/bold] ({result['mode']} mode, {result.get('wall_s', 0):.0f} s; timings in {clock})")
     load = f", load average {m['load_avg_1m']:.1f}" if m.get("load_avg_1m") is not None else ""
     console.print(f"machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags']) or 'no AVX flags seen'}){load}; "
                   f"torch {m['torch']}, {m['threads']} threads, {m['device']}")
@@ -639,22 +656,38 @@ def render(result: dict, console) -> None:
         console.print(f"time to quality: {q['seconds']:.0f} s of `tinygpt train` ({q['steps']} steps) -> validation loss [bold]{q['val_loss']:.4f}[/bold]")
 
 
-def main(argv=None) -> int:
-    """`python -m bench.bench ...` is `tinygpt bench ...` (one set of options, in cli.py).
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
-    The hidden first argument ``--_probe SPEC`` runs one peak-memory measurement in this fresh process.
-    """
+
+@app.command(cls=Command, context_settings=HELP)
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Smoke run (under a minute); asserts nothing about speed."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+    json_path: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    model: str | None = typer.Option(None, "--model", help="Model folder for the generation figures (default: models/shakespeare if it loads)."),
+    corpus: str | None = typer.Option(None, "--corpus", help="Corpus for --quality-seconds."),
+    quality_seconds: float = typer.Option(0.0, "--quality-seconds", help="Train this long with `tinygpt train --minutes` and report the val loss (full mode)."),
+    clock: str = typer.Option("wall", "--clock", help="wall, or cpu (this process's CPU time: a shared machine, with --threads 1)."),
+    memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure peak memory in fresh processes."),
+    training: bool = typer.Option(True, "--training/--no-training", help="Measure training (off: generation and start-up only)."),
+):
+    """Training and generation speed against their baselines, side by side (see docs/performance.md)."""
+    code = cli_main(quick=quick, device=device, threads=threads, json_path=json_path, model=model, corpus=corpus,
+                    quality_seconds=quality_seconds, memory=memory, clock=clock, training=training)
+    if code:
+        raise typer.Exit(code)
+
+
+def main(argv=None) -> int:
+    """`python -m bench.bench ...`. The hidden first argument ``--_probe SPEC`` runs one peak-memory
+    measurement in this fresh process."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--_probe"] and len(args) == 2:
         _probe(args[1])
         return 0
-    from tinygpt_tui.cli.main import app
-
-    try:
-        app(["bench", *args], prog_name="python -m bench.bench")
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 0
-    return 0
+    code = typer.main.get_command(app).main(args, prog_name="python -m bench.bench", standalone_mode=False)
+    return code if isinstance(code, int) else 0
 
 
 def cli_main(**kw) -> int:

@@ -5,24 +5,35 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import Optional
 
+import typer
+
+from tinygpt_tui.cli.common import ModelsDir, corpus_path, friendly, one_line
 from tinygpt_tui.errors import SettingsError
 
-
-def _load(model, device, models_dir, sampling=False):
-    from tinygpt_tui.engine.folder import check_folder, load_for_sampling, load_model, resolve_model
-
-    folder = resolve_model(model, models_dir)
-    if sampling:  # on a CPU, the compiled decoder without torch (it checks the folder first)
-        return load_for_sampling(folder, device)
-    check_folder(folder)  # a broken folder is refused before torch is imported (pick_device imports it)
-    from tinygpt_tui.engine.device import pick_device
-
-    return load_model(folder, device=pick_device(device))
+O = typer.Option
+DEVICE_HELP = "auto (on a CPU the compiled decoder; at batch 1 it outruns a GPU), cpu, cuda, mps."
 
 
-def run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus, split, num_samples, prompt_chars, device, models_dir,
-                 precision="auto"):
+@friendly
+def generate(
+    model: str = typer.Argument(..., help="Model name (under the models directory) or a folder path."),
+    prompt: str = O("", "--prompt", "-p", help="Text to continue."),
+    max_new: int = O(500, "--max-new", "-n", help="Characters to generate."),
+    temperature: float = O(0.8, "--temperature", "-t", help="0 means greedy."),
+    top_k: Optional[int] = O(None, "--top-k", "-k", help="Sample from the k most likely characters."),
+    top_p: Optional[float] = O(None, "--top-p", help="Nucleus sampling: the smallest set with this much probability."),
+    seed: Optional[int] = O(None, "--seed", help="Same seed, same text."),
+    corpus: Optional[str] = O(None, "--corpus", help="Take the prompt from a random window of this corpus instead."),
+    split: str = O("val", "--split", help="Corpus split for --corpus: train or val."),
+    num_samples: int = O(1, "--num-samples", help="Examples to generate (with --corpus, each from its own window)."),
+    prompt_chars: Optional[int] = O(None, "--prompt-chars", help="Length of a --corpus prompt (default: the context length)."),
+    device: str = O("auto", "--device", help=DEVICE_HELP),
+    precision: str = O("auto", "--precision", help="CPU decoding weights: auto (int8), int8, or fp32 (exact, slower)."),
+    models_dir: Optional[Path] = ModelsDir,
+):
+    """Stream generated text to stdout as it is sampled."""
     from rich.console import Console
     from rich.text import Text
 
@@ -32,6 +43,8 @@ def run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus
     settings = SamplingSettings(max_new_tokens=max_new, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, precision=precision).validate()
     if num_samples < 1:
         raise SettingsError(f"--num-samples must be at least 1, got {num_samples}")
+    if prompt_chars is not None and prompt_chars < 1:
+        raise SettingsError(f"--prompt-chars must be at least 1, got {prompt_chars}")
     if split not in ("train", "val"):
         raise SettingsError(f"--split must be train or val, got {split!r}")
     loaded = _load(model, device, models_dir, sampling=True)
@@ -46,7 +59,7 @@ def run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus
         s = SamplingSettings(**{**settings.__dict__, "seed": None if seed is None else seed + i})
         gen = Generation(loaded.model, loaded.tokenizer, p, s)
         if gen.dropped:
-            err.print(Text(f"note: the model does not know {len(gen.dropped)} character(s) of the prompt, left out: "
+            err.print(Text(f"note: the model does not know {len(gen.dropped):,} character(s) of the prompt, left out: "
                            + printable(" ".join(gen.dropped[:20])), style="yellow"))
         if corpus is not None:
             err.print(Text(printable(p), style="dim"), end="")
@@ -68,44 +81,22 @@ def run_generate(model, prompt, max_new, temperature, top_k, top_p, seed, corpus
         out.flush()
 
 
-def _slow_start_note(err):
-    """Say why, if the first character takes more than 2 s: on a machine's first run the compiled
-    decoder is being built (numba caches it on disk: once, about 15 s)."""
-    import threading
-
-    from rich.text import Text
-
-    timer = threading.Timer(2.0, lambda: err.print(Text(
-        "\nnote: building the compiled decoder for this CPU (once per machine, about 15 s; cached after)", style="yellow")))
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-def corpus_prompts(loaded, corpus, split, n, length, seed):
-    import random
-
-    from tinygpt_tui.engine.corpora import resolve_corpus
-    from tinygpt_tui.data import read_corpus, split_text
-
-    text = read_corpus(resolve_corpus(corpus)).text
-    part = split_text(text)[0 if split == "train" else 1]
-    if len(part) <= length:
-        raise SettingsError(f"the {split} split of {corpus} has {len(part)} characters, fewer than the prompt length {length}")
-    rng = random.Random(seed)
-    return [part[s : s + length] for s in (rng.randrange(len(part) - length) for _ in range(n))]
-
-
-def run_eval(model, corpus, split, device, models_dir):
+@friendly
+def eval_cmd(
+    model: str = typer.Argument(..., help="Model name or folder."),
+    corpus: Optional[str] = O(None, "--corpus", help="Corpus file or name (default: the one it was trained on)."),
+    split: str = O("val", "--split", help="val (the last 10%), train (the first 90%) or all."),
+    device: str = O("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps."),
+    models_dir: Optional[Path] = ModelsDir,
+):
+    """Loss, bits per character and perplexity on a corpus split. The split is read whole: the model card's figure."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from tinygpt_tui.engine.corpora import resolve_corpus
     from tinygpt_tui.data import Dataset, read_corpus
-    from tinygpt_tui.errors import CorpusError
-    from tinygpt_tui.tokenizer import printable
     from tinygpt_tui.engine.train import evaluate_split
+    from tinygpt_tui.errors import CorpusError
 
     if split not in ("val", "train", "all"):
         raise SettingsError(f"--split must be val, train or all, got {split!r}")
@@ -124,13 +115,13 @@ def run_eval(model, corpus, split, device, models_dir):
                 raise CorpusError(f"this model was trained on {same[0].title}: run `tinygpt corpus fetch {same[0].name}` first")
             else:
                 raise CorpusError("this model's corpus is not on this machine; give one with --corpus")
-    c = read_corpus(resolve_corpus(corpus))
+    c = read_corpus(corpus_path(corpus))
     data = Dataset(c, loaded.tokenizer, loaded.model.cfg.block_size)
     console = Console(highlight=False)
     if data.dropped:
-        Console(stderr=True).print(Text(f"note: {len(data.dropped)} character(s) of the corpus are not in the model's vocabulary and are skipped", style="yellow"))
+        Console(stderr=True).print(Text(f"note: {len(data.dropped):,} character(s) of the corpus are not in the model's vocabulary and are skipped", style="yellow"))
     splits = ["train", "val"] if split == "all" else [split]
-    table = Table(title=Text(f"{printable(loaded.name)} on {printable(c.name)}"), title_justify="left")
+    table = Table(title=Text(f"{one_line(loaded.name)} on {one_line(c.name)}"), title_justify="left")
     for col in ("split", "characters", "loss (nats/char)", "bits/char", "perplexity"):
         table.add_column(col, justify="right")
     for s in splits:
@@ -140,3 +131,42 @@ def run_eval(model, corpus, split, device, models_dir):
     recorded = loaded.doc.get("figures", {}).get("val_loss")
     if "val" in splits and isinstance(recorded, (int, float)) and c.sha256 == loaded.doc.get("corpus", {}).get("sha256"):
         console.print(f"model card: validation loss {recorded:.4f}")
+
+
+def _load(model, device, models_dir, sampling=False):
+    from tinygpt_tui.engine.folder import check_folder, load_for_sampling, load_model, resolve_model
+
+    folder = resolve_model(model, models_dir)
+    if sampling:  # on a CPU, the compiled decoder without torch (it checks the folder first)
+        return load_for_sampling(folder, device)
+    check_folder(folder)  # a broken folder is refused before torch is imported (pick_device imports it)
+    from tinygpt_tui.engine.device import pick_device
+
+    return load_model(folder, device=pick_device(device))
+
+
+def _slow_start_note(err):
+    """Say why, if the first character takes over 2 s: the compiled decoder is being built (numba caches it)."""
+    import threading
+
+    from rich.text import Text
+
+    timer = threading.Timer(2.0, lambda: err.print(Text(
+        "\nnote: building the compiled decoder for this model's shape and precision (about 15 s; cached after)", style="yellow")))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def corpus_prompts(loaded, corpus, split, n, length, seed):
+    import random
+
+    from tinygpt_tui.data import read_corpus, split_text
+
+    text = read_corpus(corpus_path(corpus)).text
+    part = split_text(text)[0 if split == "train" else 1]
+    if len(part) <= length:
+        raise SettingsError(f"the {split} split of {one_line(corpus)} has {len(part):,} characters, fewer than the prompt length {length:,}")
+    rng = random.Random(seed)
+    return [part[s : s + length] for s in (rng.randrange(len(part) - length) for _ in range(n))]
+

@@ -1,12 +1,8 @@
 """`tinygpt inspect`: next-character probabilities and attention heatmaps, printed with rich.
 
-The renderers here (``prob_bars``, ``heatmap``, ``legend``) build plain rich
-``Text`` for a given width, so the app's inspector screen draws the very same
-pictures. Every character column has the width of its character (1 cell, or 2
-for wide CJK characters; space shows as ·, newline as ⏎), so the rows of
-a heatmap line up under the characters whatever the script.
-
-No torch at import: the model loads inside ``run_inspect``.
+The renderers (``prob_bars``, ``heatmap``, ``legend``) build rich ``Text`` for a given width, and
+the app's inspector draws the same pictures. A character's column is as wide as the character
+(2 cells for CJK; space shows as ·, newline as ⏎), so heatmap rows line up whatever the script.
 """
 
 from __future__ import annotations
@@ -15,14 +11,60 @@ import functools
 import json
 import math
 import sys
+import unicodedata
+from pathlib import Path
+from typing import Optional
 
+import typer
 from rich.cells import cell_len
 from rich.color import Color
 from rich.style import Style
 from rich.text import Text
 
-from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.cli.common import ModelsDir, friendly, one_line
 from tinygpt_tui.engine.inspect import display_char
+from tinygpt_tui.errors import SettingsError
+
+O = typer.Option
+
+
+@friendly
+def inspect_cmd(
+    model: str = typer.Argument(..., help="Model name or folder."),
+    prompt: str = O(..., "--prompt", "-p", help="The context (its last block_size characters are used)."),
+    top_k: int = O(10, "--top-k", "-k", help="How many next-character candidates to show."),
+    layer: Optional[int] = O(None, "--layer", "-l", help="Show only this layer's heatmap (0-based) (default: every layer)."),
+    position: int = O(-1, "--position", help="Query position in the context, 0-based; negative counts from the end."),
+    temperature: float = O(1.0, "--temperature", "-t", help="Probabilities are softmax(logits / temperature)."),
+    rank_of: Optional[str] = O(None, "--rank-of", help="Also show where this character ranks."),
+    json_out: bool = O(False, "--json", help="Print the numbers as JSON (top-k, attention per layer and head)."),
+    device: str = O("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps."),
+    models_dir: Optional[Path] = ModelsDir,
+):
+    """Next-character probabilities and attention for a prompt. Bars for the top candidates, a heatmap per layer."""
+    from rich.console import Console
+
+    from tinygpt_tui.engine.folder import load_model, resolve_model
+    from tinygpt_tui.engine.device import pick_device
+    from tinygpt_tui.engine.inspect import analyze, check_temperature
+
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise SettingsError(f"--top-k must be at least 1, got {top_k}")
+    check_temperature(temperature)
+    if rank_of is not None and len(rank_of) != 1:
+        raise SettingsError(f"--rank-of takes one character, got {len(rank_of)}")
+    folder = resolve_model(model, models_dir)
+    loaded = load_model(folder, device=pick_device(device))
+    analysis = analyze(loaded.model, loaded.tokenizer, prompt)
+    layer = check_index(layer, analysis.n_layer, "layer")
+    view = analysis.at(position, top_k, temperature, sampled=rank_of)
+    if json_out:
+        doc = {"model": loaded.name, "block_size": loaded.model.cfg.block_size, "vocab_size": loaded.tokenizer.vocab_size, **view.to_dict()}
+        sys.stdout.write(inert_json(doc) + "\n")
+        sys.stdout.flush()
+        return
+    render(Console(highlight=False), one_line(loaded.name), view, layer, loaded.model.cfg.block_size)
+
 
 # inferno-like ramp: dark (no weight) to bright yellow (the heaviest weight shown)
 RAMP = [(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66), (245, 125, 21), (250, 193, 39), (252, 255, 164)]
@@ -189,8 +231,8 @@ def bar(fraction: float, width: int) -> str:
 def prob_bars(view, width: int, highlight: str | None = None) -> Text:
     """The top-k candidates as labelled bars: rank, character, bar, probability (and the model's own at T=1)."""
     show_raw = view.temperature != 1.0
-    pct_w = 7
-    extra = 9 if show_raw else 0
+    pct_w = 8  # " 100.00%"
+    extra = 12 if show_raw else 0  # "  T=1 100.0%"
     char_w = max([2] + [cell(c.char)[1] for c in view.candidates])
     bar_w = min(max(width - 4 - char_w - 2 - pct_w - extra - 1, 4), 50)
     out = Text()
@@ -199,13 +241,13 @@ def prob_bars(view, width: int, highlight: str | None = None) -> Text:
             out.append("\n")
         s, w = cell(c.char)
         mark = c.char == highlight
-        out.append(f"{c.rank:>3} ", style="dim")
+        out.append(f"{c.rank:>3,} ", style="dim")
         out.append(s + " " * (char_w - w), style="bold magenta" if mark else "bold")
         out.append("  ")
         out.append(bar(c.prob, bar_w), style="magenta" if mark else "green")
-        out.append(f"{c.prob * 100:6.2f}%")
+        out.append(f" {c.prob * 100:6.2f}%")
         if show_raw:
-            out.append(f"  T=1 {c.raw_prob * 100:5.1f}%"[:extra], style="dim")
+            out.append(f"  T=1 {c.raw_prob * 100:5.1f}%", style="dim")
     return out
 
 
@@ -213,7 +255,7 @@ def ranked_line(r, what: str) -> Text:
     s, _ = cell(r.char)
     t = Text(f"{what} ")
     t.append(s, style="bold magenta")
-    t.append(f" ranks #{r.rank} at {r.prob * 100:.2f}%")
+    t.append(f" ranks #{r.rank:,} at {r.prob * 100:.2f}%")
     if r.raw_prob != r.prob:
         t.append(f" ({r.raw_prob * 100:.2f}% at temperature 1)", style="dim")
     return t
@@ -279,7 +321,7 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
     color = console.color_system is not None
     head = Text()
     head.append(name, style="bold")
-    head.append(f" · context {len(view.chars)}" + (f"/{block_size}" if block_size else "") + " chars")
+    head.append(f" · context {len(view.chars):,}" + (f"/{block_size:,}" if block_size else "") + " chars")
     head.append(" · position ")
     head.append(f"{view.position} ", style="bold")
     head.append(cell(view.query_char)[0], style="bold underline reverse")
@@ -330,26 +372,8 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
     console.print(items_line("  by character:  ", by_char, width))
 
 
-def run_inspect(model, prompt, top_k, layer, position, temperature, json_out, device, models_dir, rank_of=None):
-    from rich.console import Console
-
-    from tinygpt_tui.engine.folder import load_model, resolve_model
-    from tinygpt_tui.engine.device import pick_device
-    from tinygpt_tui.engine.inspect import analyze, check_temperature
-
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise SettingsError(f"--top-k must be at least 1, got {top_k}")
-    check_temperature(temperature)
-    if rank_of is not None and len(rank_of) != 1:
-        raise SettingsError(f"--rank-of takes one character, got {len(rank_of)}")
-    folder = resolve_model(model, models_dir)
-    loaded = load_model(folder, device=pick_device(device))
-    analysis = analyze(loaded.model, loaded.tokenizer, prompt)
-    layer = check_index(layer, analysis.n_layer, "layer")
-    view = analysis.at(position, top_k, temperature, sampled=rank_of)
-    if json_out:
-        doc = {"model": loaded.name, "block_size": loaded.model.cfg.block_size, "vocab_size": loaded.tokenizer.vocab_size, **view.to_dict()}
-        sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
-        return
-    render(Console(highlight=False), loaded.name, view, layer, loaded.model.cfg.block_size)
+def inert_json(doc) -> str:
+    """JSON with readable text, but every control, format or separator character escaped
+    (DEL, C1 controls, bidi overrides): the output may be shown on a terminal."""
+    text = json.dumps(doc, ensure_ascii=False)
+    return "".join(json.dumps(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)

@@ -8,17 +8,96 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
+from typing import Optional
 
+import typer
+
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, corpus_path, fail, friendly, one_line
 from tinygpt_tui.errors import TinyGPTError
-from tinygpt_tui.engine.train import DistInfo, Eval, Finished, Saved, Started, Step, TrainConfig, dist_device, dumps, train
+
+O = typer.Option
+
+
+@friendly
+def train(
+    corpus: Optional[str] = typer.Argument(None, help="A text file, or a corpus name from `tinygpt corpus list`. Optional with --resume."),
+    name: str = O(..., "--name", "-n", help="Model name: the folder under the models directory."),
+    preset: str = O("auto", help="Size preset: auto (sized for --minutes; small without it), 1min, 5min, tiny, small, medium, large, nanogpt."),
+    minutes: Optional[float] = O(None, "--minutes", "-m", help="Wall-clock budget in minutes; the learning-rate schedule fits it."),
+    max_steps: Optional[int] = O(None, "--max-steps", help="Optimizer steps (default 2000 when no --minutes)."),
+    block_size: Optional[int] = O(None, "--block-size", help="Context length in characters (default: 128)."),
+    n_layer: Optional[int] = O(None, "--n-layer", help="Transformer layers."),
+    n_head: Optional[int] = O(None, "--n-head", help="Attention heads per layer."),
+    n_embd: Optional[int] = O(None, "--n-embd", help="Embedding size (divisible by --n-head)."),
+    dropout: Optional[float] = O(None, "--dropout"),
+    bias: Optional[bool] = O(None, "--bias/--no-bias", help="Biases in linear layers and layer norms."),
+    pos_encoding: Optional[str] = O(None, "--pos", help="Positions: learned, sinusoidal, rope, alibi, none."),
+    ffn: Optional[str] = O(None, "--ffn", help="Feed-forward: gelu or swiglu."),
+    norm: Optional[str] = O(None, "--norm", help="Normalization: layernorm or rmsnorm."),
+    tie_weights: Optional[bool] = O(None, "--tie/--no-tie", help="Share the embedding with the output layer."),
+    mlp_ratio: Optional[float] = O(None, "--mlp-ratio", help="Feed-forward width as a multiple of --n-embd."),
+    batch_size: Optional[int] = O(None, "--batch-size", "-b"),
+    grad_accum: int = O(1, "--grad-accum", help="Micro-batches per step (the global batch is batch-size x grad-accum)."),
+    lr: Optional[float] = O(None, "--lr", help="Peak learning rate."),
+    optimizer: Optional[str] = O(None, "--optimizer", help="muon (default: Muon for the hidden matrices, AdamW for the rest) or adamw."),
+    muon_lr: Optional[float] = O(None, "--muon-lr", help="Muon's peak learning rate (default 0.02)."),
+    min_lr_ratio: float = O(0.1, "--min-lr-ratio", help="Final learning rate as a fraction of the peak."),
+    warmup_steps: Optional[int] = O(None, "--warmup-steps"),
+    weight_decay: float = O(0.1, "--weight-decay"),
+    beta1: float = O(0.9, "--beta1"),
+    beta2: float = O(0.99, "--beta2"),
+    grad_clip: float = O(1.0, "--grad-clip", help="Clip the gradient norm (0: off)."),
+    checkpoint_activations: bool = O(False, "--checkpoint-activations", help="Recompute activations in the backward pass: much less memory, about 1.6x the time per step."),
+    memory_budget: Optional[float] = O(None, "--memory-budget", help="GB of activations per forward pass; a bigger batch is split into micro-batches (same step). Default: 1 on a CPU, no split on a GPU; 0: never split."),
+    eval_interval: Optional[int] = O(None, "--eval-interval", help="Steps between evaluations (and checkpoints)."),
+    eval_iters: Optional[int] = O(None, "--eval-iters", help="Batches per loss estimate."),
+    sample_chars: int = O(200, "--sample-chars", help="Characters sampled at each evaluation (0: none)."),
+    seed: int = O(1337, "--seed"),
+    device: str = O("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps."),
+    dtype: str = O("auto", "--dtype", help="auto, fp32, bf16, fp16."),
+    threads: Optional[int] = O(None, "--threads", help="CPU threads for torch."),
+    resume: bool = O(False, "--resume", help="Continue the model's last checkpoint."),
+    jsonl: bool = O(False, "--jsonl", help="Print events as JSON lines instead of a progress bar."),
+    models_dir: Optional[Path] = ModelsDir,
+):
+    """Train a model on a corpus. Ctrl+C saves a checkpoint and exits; --resume continues it."""
+    from tinygpt_tui.engine.train import TrainConfig
+
+    if corpus is None and not resume:
+        fail("give a corpus: a text file or a name from `tinygpt corpus list`")
+    if minutes is not None and (minutes != minutes or minutes <= 0):
+        fail(f"--minutes must be above 0, got {minutes}")
+    cfg = TrainConfig(
+        corpus=str(corpus_path(corpus)) if corpus is not None else "", name=name, models_dir=str(models_dir) if models_dir else None,
+        preset=preset, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=dropout, bias=bias,
+        pos_encoding=pos_encoding, ffn=ffn, norm=norm, tie_weights=tie_weights, mlp_ratio=mlp_ratio, batch_size=batch_size,
+        grad_accum=grad_accum, max_steps=max_steps, time_budget=minutes * 60 if minutes else None, lr=lr, optimizer=optimizer,
+        muon_lr=muon_lr, min_lr_ratio=min_lr_ratio, warmup_steps=warmup_steps, weight_decay=weight_decay, beta1=beta1,
+        beta2=beta2, grad_clip=grad_clip, checkpoint_activations=checkpoint_activations, memory_budget=memory_budget,
+        eval_interval=eval_interval, eval_iters=eval_iters, sample_chars=sample_chars, seed=seed, device=device, dtype=dtype,
+        threads=threads, resume=resume, command=command_line(),
+    )
+    run_training(cfg, jsonl=jsonl)
+
+
+def command_line() -> str:
+    """The command as typed, for the model card (`python train.py ...` or `tinygpt train ...`)."""
+    import shlex
+
+    args = sys.argv[1:]
+    if Path(sys.argv[0]).name == "train.py":
+        return " ".join(["python train.py", *map(shlex.quote, args)])
+    if args[:1] == ["train"]:
+        args = args[1:]
+    return " ".join(["tinygpt train", *map(shlex.quote, args)])
 
 
 def _fmt_time(s: float) -> str:
     if s is None or not math.isfinite(s):
         return "--:--"
-    s = int(s)
-    h, m = divmod(s, 3600)
-    m, sec = divmod(m, 60)
+    h, rest = divmod(int(s), 3600)
+    m, sec = divmod(rest, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
@@ -48,12 +127,14 @@ def install_stop_handlers(stop: threading.Event, quiet: bool, distributed: bool 
         signal.signal(signal.SIGTERM, handler)
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
+def init_distributed(device: str = "auto"):
     """Under torchrun (WORLD_SIZE > 1): join the process group, NCCL for GPUs, gloo for the CPU.
 
     The backend follows the device this rank will train on (``dist_device``),
     so ``--device cpu`` uses gloo even on a machine with GPUs.
     """
+    from tinygpt_tui.engine.train import DistInfo, dist_device
+
     dist = DistInfo.from_env()
     if dist.world_size > 1:
         import torch.distributed as td
@@ -70,14 +151,16 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return dist
 
 
-def run_training(cfg: TrainConfig, jsonl: bool = False) -> None:
+def run_training(cfg, jsonl: bool = False) -> None:
+    from tinygpt_tui.engine.train import dumps, train as train_events
+
     stop = threading.Event()
     dist = init_distributed(cfg.device)
     quiet = not dist.is_main  # only rank 0 prints; the others train silently
     install_stop_handlers(stop, quiet, distributed=dist.world_size > 1)
     try:
         if jsonl or quiet:
-            for ev in train(cfg, stop, dist):
+            for ev in train_events(cfg, stop, dist):
                 if not quiet:
                     print(dumps(ev), flush=True)
             return
@@ -97,46 +180,36 @@ def run_training(cfg: TrainConfig, jsonl: bool = False) -> None:
                 td.destroy_process_group()
 
 
-def _run_with_progress(cfg: TrainConfig, stop: threading.Event, dist: DistInfo) -> None:
+def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
     from rich.text import Text
 
+    from tinygpt_tui.engine.train import Eval, Finished, Started, Step, train as train_events
     from tinygpt_tui.tokenizer import printable
 
     console = Console(highlight=False)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        transient=False,
-    )
-    task = None
-    with progress:
-        for ev in train(cfg, stop, dist):
+    # started at the first event, so that a run refused before it (a bad corpus, say) prints nothing to stdout
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[info]}"),
+                        console=console, transient=False)
+    task, last_eval = None, ""
+    try:
+        for ev in train_events(cfg, stop, dist):
             if isinstance(ev, Started):
                 what = "resuming" if ev.resumed else "training"
-                budget = []
-                if ev.max_steps:
-                    budget.append(f"{ev.max_steps:,} steps")
-                if ev.time_budget:
-                    budget.append(f"{ev.time_budget / 60:.1f} min")
-                console.print(
-                    Text(f"{what} {cfg.name}: {ev.params / 1e6:.2f}M parameters on {ev.device}, {ev.dtype}, "
-                         f"{ev.tokens_per_step:,} tokens/step, {' or '.join(budget)}"
-                         + (f", {ev.world_size} processes" if ev.world_size > 1 else ""))
-                )
+                budget = [f"{ev.max_steps:,} steps"] if ev.max_steps else []
+                budget += [f"{ev.time_budget / 60:.1f} min"] if ev.time_budget else []
+                console.print(Text(f"{what} {one_line(cfg.name)}: {ev.params / 1e6:.2f}M parameters on {ev.device}, {ev.dtype}, "
+                                   f"{ev.tokens_per_step:,} tokens/step, {' or '.join(budget)}"
+                                   + (f", {ev.world_size} processes" if ev.world_size > 1 else "")))
                 if ev.accum > max(cfg.grad_accum // ev.world_size, 1) and ev.activation_mb is not None:
                     console.print(Text(f"each step runs as {ev.accum} micro-batches of {ev.micro_batch} sequences "
                                        f"({ev.activation_mb:,.0f} MB of activations each; --memory-budget to change)", style="dim"))
                 if ev.dropped_chars:
-                    console.print(Text(f"note: {len(ev.dropped_chars)} corpus characters are not in the vocabulary and are skipped: "
+                    console.print(Text(f"note: {len(ev.dropped_chars):,} corpus characters are not in the vocabulary and are skipped: "
                                        + printable("".join(ev.dropped_chars[:20])), style="yellow"))
-                task = progress.add_task(cfg.name, total=1000, info="starting…")
-                progress.update(task, completed=0)
-                last_eval = ""
+                progress.start()
+                task = progress.add_task(one_line(cfg.name), total=1000, info="starting…")
             elif isinstance(ev, Step):
                 info = f"step {ev.step:,}  loss {ev.loss:.4f}  {ev.tokens_per_s:,.0f} tok/s  ETA {_fmt_time(ev.eta_s)}{last_eval}"
                 progress.update(task, completed=int(ev.progress * 1000), info=info)
@@ -144,27 +217,26 @@ def _run_with_progress(cfg: TrainConfig, stop: threading.Event, dist: DistInfo) 
                 last_eval = f"  val {ev.val_loss:.4f}"
                 progress.console.print(Text(f"step {ev.step:>6,}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f}  "
                                             f"(best {ev.best_val_loss:.4f})  {_fmt_time(ev.elapsed_s)}"))
-                if ev.sample:
-                    sample = printable(ev.sample.strip().splitlines()[0] if ev.sample.strip() else "")[:100]
-                    progress.console.print(Text(f"  » {sample}", style="dim"))
-            elif isinstance(ev, Saved):
-                pass
+                if ev.sample.strip():
+                    progress.console.print(Text(f"  » {printable(ev.sample.strip().splitlines()[0])[:100]}", style="dim"))
             elif isinstance(ev, Finished):
-                if ev.reason != "stopped":
-                    progress.update(task, completed=1000)
-                verdict = {"done": "finished", "budget": "time budget reached", "stopped": "stopped"}[ev.reason]
                 vl = f"{ev.val_loss:.4f}" if ev.val_loss is not None else "n/a"
+                # the bar's last line is the run's end, not the last step record before it
+                progress.update(task, completed=1000 if ev.reason != "stopped" else None,
+                                info=f"step {ev.step:,}  val {vl}  {_fmt_time(ev.elapsed_s)}")
+                progress.stop()
+                verdict = {"done": "finished", "budget": "time budget reached", "stopped": "stopped"}[ev.reason]
                 console.print(Text(f"{verdict} at step {ev.step:,} after {_fmt_time(ev.elapsed_s)}: validation loss {vl} "
-                                   f"(whole validation split); saved to {printable(ev.path)}", style="bold green"))
+                                   f"(whole validation split); saved to {one_line(ev.path)}", style="bold green"))
                 if ev.reason == "stopped":
                     console.print(Text(f"continue with: {resume_hint(cfg, dist)}"))
+    finally:
+        progress.stop()
 
 
-def resume_hint(cfg: TrainConfig, dist: DistInfo) -> str:
+def resume_hint(cfg, dist) -> str:
     """The command that continues this run (any number of processes can resume it)."""
     import shlex
-
-    from tinygpt_tui.tokenizer import printable
 
     cmd = f"tinygpt train --name {shlex.quote(cfg.name)} --resume"
     if cfg.models_dir:
@@ -175,18 +247,15 @@ def resume_hint(cfg: TrainConfig, dist: DistInfo) -> str:
             cmd = f"torchrun --standalone --nproc_per_node={local} --no-python {cmd}   (or without torchrun, in one process)"
         else:
             cmd = f"{cmd}, started by torchrun on every machine as before (or alone, in one process)"
-    return printable(cmd)
+    return one_line(cmd)
 
 
 def main(argv=None) -> None:
-    """`python train.py ...`: the same as `tinygpt train ...`."""
-    from tinygpt_tui.cli.main import app
-
-    args = list(sys.argv[1:] if argv is None else argv)
+    """`python train.py ...`: the same as `tinygpt train ...`, with its own usage line."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+    app.command(cls=Command, context_settings=HELP)(train)
     try:
-        app(["train", *args], prog_name="train.py")
+        app(list(sys.argv[1:] if argv is None else argv), prog_name="train.py")
     except KeyboardInterrupt:
         sys.exit(130)
 
-
-__all__ = ["run_training", "main", "TinyGPTError"]

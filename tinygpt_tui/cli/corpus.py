@@ -1,0 +1,88 @@
+"""`tinygpt corpus list | fetch | add` and `tinygpt models`: what there is to train on, and what was trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, friendly, one_line
+
+corpus_app = typer.Typer(cls=Group, context_settings=HELP, no_args_is_help=True, rich_markup_mode=None,
+                         help="List, fetch or add the texts to train on.")
+
+
+@corpus_app.command("list", cls=Command, context_settings=HELP)
+@friendly
+def corpus_list():
+    """The catalog, and what is fetched or added here."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from tinygpt_tui.engine.corpora import corpora_dir, list_corpora
+
+    table = Table(title=Text(f"corpora ({one_line(corpora_dir())})"), title_justify="left")
+    for col in ("name", "title", "source", "status", "size"):
+        table.add_column(col, justify="right" if col == "size" else "left")
+    for c in list_corpora():
+        status = Text("ready", style="green") if c.present else Text("not fetched: tinygpt corpus fetch " + c.name, style="yellow")
+        table.add_row(Text(one_line(c.name)), Text(one_line(c.title)), c.source, status, f"{c.size / 1e6:,.2f} MB")
+    Console(highlight=False).print(table)
+
+
+@corpus_app.command("fetch", cls=Command, context_settings=HELP)
+@friendly
+def corpus_fetch(
+    name: str = typer.Argument(..., help="A catalog name (see `tinygpt corpus list`)."),
+    from_file: Optional[Path] = typer.Option(None, "--from", help="Import this local copy instead of downloading (checked against the sha256)."),
+):
+    """Download a catalog corpus, or import a copy. Either is checked against its sha256."""
+    from tinygpt_tui.engine.corpora import fetch
+
+    dest = fetch(name, str(from_file) if from_file else None)
+    typer.echo(f"{one_line(name)}: {one_line(dest)} (sha256 verified)")
+
+
+@corpus_app.command("add", cls=Command, context_settings=HELP)
+@friendly
+def corpus_add(
+    file: Path = typer.Argument(..., help="A UTF-8 text file of your own."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name to list it under (default: the file's name)."),
+):
+    """Add a text file of your own, to train on by name. It is copied into corpora/ (git-ignored)."""
+    from tinygpt_tui.engine.corpora import add
+
+    dest = add(str(file), name)
+    typer.echo(f"added {one_line(dest)}: train on it with `tinygpt train {one_line(dest.stem)} --name NAME`")
+
+
+@friendly
+def models(models_dir: Optional[Path] = ModelsDir):
+    """A table of the model folders found."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from tinygpt_tui.engine.folder import default_models_dir, list_models
+
+    d = models_dir or default_models_dir()
+    infos = list_models(d)
+    console = Console(highlight=False)
+    if not infos:
+        console.print(Text(f"no models in {one_line(d)}; train one with `tinygpt train`"))
+        return
+    table = Table(title=Text(f"models in {one_line(d)}"), title_justify="left")
+    for col, just in (("name", "left"), ("params", "right"), ("context", "right"), ("corpus", "left"), ("val loss", "right"),
+                      ("steps", "right"), ("size", "right")):
+        table.add_column(col, justify=just)
+    for i in infos:
+        size = f"{i.size_bytes / 1e6:,.1f} MB"
+        if not i.ok:
+            table.add_row(Text(one_line(i.name)), "", "", Text("broken: " + one_line(i.error), style="red"), "", "", size)
+            continue
+        vl = f"{i.val_loss:.4f}" if i.val_loss is not None else "-"
+        table.add_row(Text(one_line(i.name)), f"{i.params / 1e6:,.2f}M", f"{i.block_size:,}", Text(one_line(i.corpus)), vl,
+                      f"{i.step:,}", size)
+    console.print(table)
