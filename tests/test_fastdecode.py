@@ -1,12 +1,9 @@
-"""The batch-1 CPU decoder (core/fastdecode.py) against the model's own forward pass.
+"""The compiled decoder on a CPU (fast/decode.py) against the model's own forward pass.
 
-Both backends are checked: the compiled step (core/jitstep.py, numba) that
-runs one token at a time by default, and the PyTorch operations it falls back
-to. Tolerances: with fp32 weights the decoder computes the same sums in another
-order, so logits agree to 1e-4. With int8 weights (the default on a CPU) the
-shipped Shakespeare model's loss on validation text moves by less than 0.01
-nats per character and the most likely next character is the same at least
-97% of the time.
+Tolerances: with fp32 weights the compiled step computes the same sums in another order, so
+logits agree with model.py's to 1e-4. With int8 weights (the default on a CPU) the shipped
+Shakespeare model's loss on validation text moves by less than 0.01 nats per character and
+the most likely next character is the same at least 97% of the time.
 """
 
 from __future__ import annotations
@@ -16,13 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.data import split_text
+from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.errors import SettingsError
-from tinygpt_tui.fast import decode as jitstep, torchdecode as fastdecode
-from tinygpt_tui.fast.torchdecode import Decoder, int8_available, quantize_rows
+from tinygpt_tui.fast import decode as jitstep
 from tinygpt_tui.model import GPT, GPTConfig
-from tinygpt_tui.sampler import Generation, SamplingSettings
+from tinygpt_tui.sampler import Generation, SamplingSettings, decoder
 
 from tests.conftest import ROOT, shakespeare_path
 
@@ -33,34 +29,14 @@ VARIANTS = [
     {"pos_encoding": "alibi", "bias": True},
     {"pos_encoding": "none", "tie_weights": False},
 ]
-BACKENDS = ["torch", "jit"]  # numba is a dependency: its tests fail, not skip, without it
 
 
-class JitOnly:
-    """jitstep.JitDecoder (no torch: what `tinygpt generate` runs) behind Decoder's face."""
-
-    backend = "jit"
-
-    def __init__(self, m, precision):
-        self.dec = jitstep.JitModel.from_torch(m).decoder(precision)
-        self.precision = self.dec.precision
-
-    def feed(self, ids):
-        return torch.from_numpy(self.dec.feed(ids).copy())
-
-    def reset(self):
-        self.dec.reset()
-
-    @property
-    def pos(self):
-        return self.dec.pos
-
-    def __len__(self):
-        return len(self.dec)
+def make(m, precision="auto"):
+    return jitstep.JitModel.from_torch(m).decoder(precision)
 
 
-def make(m, precision="auto", backend="jit"):
-    return JitOnly(m, precision) if backend == "jit" else Decoder(m, precision)
+def logits_of(dec, ids):
+    return torch.from_numpy(dec.feed(ids).copy())
 
 
 def model_for(seed=0, **kw):
@@ -72,38 +48,34 @@ def model_for(seed=0, **kw):
     return m
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: "-".join(str(v) for v in kw.values()))
-def test_fp32_decoder_matches_the_forward_pass_within_the_window(kw, backend):
+def test_fp32_decoder_matches_the_forward_pass_within_the_window(kw):
     m = model_for(**kw)
     ids = torch.randint(0, 29, (1, 16), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         ref = m(ids)[0][0]  # (16, V)
-    dec = make(m, "fp32", backend)
-    assert dec.backend == backend
-    got = [dec.feed(ids[0, :5].tolist())] + [dec.feed([int(t)]) for t in ids[0, 5:]]
+    dec = make(m, "fp32")
+    got = [logits_of(dec, ids[0, :5].tolist())] + [logits_of(dec, [int(t)]) for t in ids[0, 5:]]
     assert dec.pos == 16 and len(dec) == 16
     assert torch.allclose(torch.stack(got), ref[4:], atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("pos", ["rope", "alibi", "none"])
-def test_fp32_decoder_slides_like_the_kv_cache_past_the_window(pos, backend):
-    """Three windows long: the oldest key is dropped, as KVCache does."""
+def test_fp32_decoder_slides_like_the_kv_cache_past_the_window(pos):
+    """Three windows long: the oldest key is dropped, as KVCache does (both follow config.Window)."""
     m = model_for(pos_encoding=pos)
     ids = torch.randint(0, 29, (50,), generator=torch.Generator().manual_seed(2)).tolist()
-    dec, cache = make(m, "fp32", backend), m.new_cache()
+    dec, cache = make(m, "fp32"), m.new_cache()
     with torch.inference_mode():
         ref = [m(torch.tensor([ids[:3]]), cache=cache)[0][0, -1]]
         ref += [m(torch.tensor([[t]]), cache=cache)[0][0, -1] for t in ids[3:]]
-    got = [dec.feed(ids[:3])] + [dec.feed([t]) for t in ids[3:]]
+    got = [logits_of(dec, ids[:3])] + [logits_of(dec, [t]) for t in ids[3:]]
     assert len(dec) == 16  # the window
     assert torch.allclose(torch.stack(got), torch.stack(ref), atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_absolute_positions_refuse_to_run_past_the_window(backend):
-    dec = make(model_for(pos_encoding="learned"), "fp32", backend)
+def test_absolute_positions_refuse_to_run_past_the_window():
+    dec = make(model_for(pos_encoding="learned"), "fp32")
     dec.feed(list(range(16)))
     with pytest.raises(ValueError, match="exceed block_size"):
         dec.feed([1])
@@ -112,75 +84,58 @@ def test_absolute_positions_refuse_to_run_past_the_window(backend):
 
 
 def test_quantize_rows_round_trips_within_half_a_step():
-    w = torch.randn(40, 64) * torch.logspace(-3, 1, 40)[:, None]  # rows of very different sizes
-    q, s = quantize_rows(w)
-    assert q.dtype == torch.int8 and q.abs().max() <= 127
-    err = (q.float() * s[:, None] - w).abs()
-    assert torch.all(err <= s[:, None] / 2 + 1e-7)
+    w = (torch.randn(40, 64) * torch.logspace(-3, 1, 40)[:, None]).numpy()  # rows of very different sizes
+    q, s = jitstep.quantize_rows(w)
+    assert q.dtype == np.int8 and np.abs(q).max() <= 127
+    err = np.abs(q.astype(np.float32) * s[:, None] - w)
+    assert np.all(err <= s[:, None] / 2 + 1e-7)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_two_decoders_of_one_model_do_not_mix(backend):
-    m = model_for(pos_encoding="rope")
-    a, b, solo = (make(m, "fp32", backend) for _ in range(3))
+def test_two_decoders_of_one_model_do_not_mix():
+    jm = jitstep.JitModel.from_torch(model_for(pos_encoding="rope"))
+    a, b, solo = (jm.decoder("fp32") for _ in range(3))
     a.feed([1, 2, 3])
     b.feed([9, 8])
     for t in (4, 5, 6):
         b.feed([t])
-        out_a = a.feed([t])
+        out_a = a.feed([t]).copy()
     solo.feed([1, 2, 3])
     for t in (4, 5, 6):
         out_solo = solo.feed([t])
-    assert torch.equal(out_a, out_solo)
+    assert np.array_equal(out_a, out_solo)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_weights_are_made_again_after_the_model_changes(backend):
-    """The decoding weights are cached per model; an optimizer step must not leave them stale."""
-    from tinygpt_tui.sampler import stepper
-
-    def feed(ids):
-        with torch.inference_mode():
-            out = stepper(m, "fp32", "numba" if backend == "jit" else "torch").feed(ids)
-        return torch.as_tensor(out).clone()
-
+def test_a_changed_model_decodes_with_its_new_weights():
+    """The compiled step takes the weights when a generation starts: after an optimizer step, the new ones."""
     m = model_for(pos_encoding="learned")
-    before = feed([1, 2, 3])
-    assert Decoder(m, "fp32").w is Decoder(m, "fp32").w  # made once
+    before = logits_of(decoder(m, "fp32"), [1, 2, 3])
     opt = torch.optim.SGD(m.parameters(), lr=0.1)
     m.train()
-    loss = m(torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]]))[1]
-    loss.backward()
+    m(torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]]))[1].backward()
     opt.step()
     m.eval()
     with torch.inference_mode():
         ref = m(torch.tensor([[1, 2, 3]]))[0][0, -1]
-    assert fastdecode.jit_model_for(m) is fastdecode.jit_model_for(m)  # made once per version
-    after = feed([1, 2, 3])
-    assert not torch.allclose(before, after)
-    assert torch.allclose(after, ref, atol=1e-4)
+    after = logits_of(decoder(m, "fp32"), [1, 2, 3])
+    assert not torch.allclose(before, after) and torch.allclose(after, ref, atol=1e-4)
 
 
-def test_precision_is_checked():
+def test_precision_and_backend_are_checked():
     with pytest.raises(SettingsError, match="precision"):
         SamplingSettings(precision="int4").validate()
-    with pytest.raises(ValueError, match="precision"):
-        Decoder(model_for(), "fp16")
-    from tinygpt_tui.sampler import stepper
-
     with pytest.raises(ValueError, match="backend"):
-        stepper(model_for(), "fp32", "cuda")
+        decoder(model_for(), "fp32", "cuda")
     with pytest.raises(ValueError, match="precision"):
         jitstep.JitModel.from_torch(model_for()).decoder("fp16")
 
 
 def test_the_compiled_decoder_is_the_default_on_a_cpu_and_checks_token_ids():
-    from tinygpt_tui.sampler import stepper
+    from tinygpt_tui.sampler import CachedModel
 
     assert jitstep.available()  # a declared dependency
-    dec = stepper(model_for(pos_encoding="alibi"))
+    dec = decoder(model_for(pos_encoding="alibi"))
     assert isinstance(dec, jitstep.JitDecoder) and dec.precision == "int8"
-    assert isinstance(stepper(model_for(), "auto", "torch"), Decoder)
+    assert isinstance(decoder(model_for(), "auto", "torch"), CachedModel)
     dec.feed([1, 2])
     with pytest.raises(IndexError, match="vocabulary"):
         dec.feed([29])  # (the compiled loops do not check bounds: the decoder must)
@@ -189,42 +144,30 @@ def test_the_compiled_decoder_is_the_default_on_a_cpu_and_checks_token_ids():
     assert dec.pos == 2 and dec.feed([3]).shape == (29,)
 
 
-def needs_int8_kernel(backend):
-    if backend == "torch" and not int8_available():
-        pytest.skip("this torch build has no int8 weight kernel (the numba backend needs none)")
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: kw["pos_encoding"])
-def test_int8_decoder_is_close_to_fp32(kw, backend):
-    needs_int8_kernel(backend)
+def test_int8_decoder_is_close_to_fp32(kw):
     m = model_for(**kw)
     ids = torch.randint(0, 29, (16,), generator=torch.Generator().manual_seed(3)).tolist()
-    f, q = make(m, "fp32", backend), make(m, "int8", backend)
+    f, q = make(m, "fp32"), make(m, "int8")
     assert q.precision == "int8"
-    if backend == "jit":  # the compiled loops take any width
-        assert all(q.dec.args[jitstep.ARGS.index(f"{k}_w")].dtype == np.int8 for k in ("qkv", "proj", "up", "down"))
-    else:
-        assert q.w.layers[0][1].w8.dtype == torch.int8
-    pf = [f.feed(ids[:4])] + [f.feed([t]) for t in ids[4:]]
-    pq = [q.feed(ids[:4])] + [q.feed([t]) for t in ids[4:]]
+    assert all(q.args[jitstep.ARGS.index(f"{k}_w")].dtype == np.int8 for k in ("qkv", "proj", "up", "down"))
+    pf = [logits_of(f, ids[:4])] + [logits_of(f, [t]) for t in ids[4:]]
+    pq = [logits_of(q, ids[:4])] + [logits_of(q, [t]) for t in ids[4:]]
     pf, pq = torch.stack(pf).log_softmax(-1), torch.stack(pq).log_softmax(-1)
     # the next-character distributions: KL divergence per character, in nats
     kl = (pf.exp() * (pf - pq)).sum(-1)
     assert kl.max() < 0.02, kl
-    if kw.get("ffn") == "swiglu" and backend != "jit":  # hidden width 85 is not a multiple of 16: the kernel keeps it fp32
-        assert q.w.layers[0][5].w8 is None and q.w.layers[0][4].w8 is not None
 
 
-def teacher_forced(precision: str, ids: list[int], model, backend="auto"):
+def teacher_forced(precision: str, ids: list[int], model):
     """Mean next-character loss and the most likely characters over ``ids``, window by window."""
-    dec = make(model, precision, backend)
+    dec = make(model, precision)
     W = model.cfg.block_size
     nll, choices, n = 0.0, [], 0
     for start in range(0, len(ids) - W, W):
         chunk = ids[start : start + W + 1]
         dec.reset()
-        logits = [dec.feed(chunk[:1])] + [dec.feed([t]) for t in chunk[1:W]]
+        logits = [logits_of(dec, chunk[:1])] + [logits_of(dec, [t]) for t in chunk[1:W]]
         logp = torch.stack(logits).log_softmax(-1)  # (W, V): predictions of chunk[1:]
         nll -= logp.gather(1, torch.tensor(chunk[1:])[:, None]).sum().item()
         choices.append(logp.argmax(-1))
@@ -232,15 +175,13 @@ def teacher_forced(precision: str, ids: list[int], model, backend="auto"):
     return nll / n, torch.cat(choices)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_int8_keeps_the_shipped_models_loss_and_choices(backend):
-    needs_int8_kernel(backend)
+def test_int8_keeps_the_shipped_models_loss_and_choices():
     loaded = ckpt.load_model(ROOT / "models" / "shakespeare")
     model = loaded.model
     text = split_text(shakespeare_path().read_text(encoding="utf-8"))[1][:1300]  # validation text
     ids = loaded.tokenizer.encode(text).ids
-    loss32, top32 = teacher_forced("fp32", ids, model, backend)
-    loss8, top8 = teacher_forced("int8", ids, model, backend)
+    loss32, top32 = teacher_forced("fp32", ids, model)
+    loss8, top8 = teacher_forced("int8", ids, model)
     with torch.inference_mode():  # the fp32 decoder's loss is the model's own
         W = model.cfg.block_size
         ref = sum(F.cross_entropy(model(torch.tensor([ids[s : s + W]]))[0][0], torch.tensor(ids[s + 1 : s + W + 1]), reduction="sum").item()
@@ -252,48 +193,37 @@ def test_int8_keeps_the_shipped_models_loss_and_choices(backend):
     assert agree >= 0.97, agree
 
 
-def test_generation_uses_the_decoder_and_fp32_text_equals_the_model_path(monkeypatch):
-    """On a CPU the sampler runs the decoder; with fp32 weights its text is the model path's,
-    compiled or not (the same uniform numbers turn into tokens the same way on every path)."""
-    from tinygpt_tui import sampler
-
-    m = model_for(pos_encoding="learned")
+def test_generation_uses_the_decoder_and_fp32_text_equals_the_model_path():
+    """On a CPU the sampler runs the compiled step; with fp32 weights its text is the model's own
+    KV cache's (the same uniform numbers turn into tokens through the same draw)."""
     from tinygpt_tui.tokenizer import CharTokenizer
 
     tok = CharTokenizer(list("abcdefghijklmnopqrstuvwxyz .\n"))
-    s = SamplingSettings(max_new_tokens=60, temperature=1.0, seed=4, precision="fp32", top_k=20, top_p=0.95)  # past the window: refills too
-    fast = "".join(Generation(m, tok, "the cat", s))
-    assert isinstance(sampler.stepper(m, "fp32"), jitstep.JitDecoder)
-    ops = "".join(Generation(m, tok, "the cat", s, backend="torch"))
-    monkeypatch.setattr(sampler, "stepper", lambda model, precision, backend: sampler._ModelStepper(model, torch.device("cpu")))
-    slow = "".join(Generation(m, tok, "the cat", s))
-    assert fast == ops == slow and len(fast) == 60
+    for pos in ("learned", "rope"):  # past the window: refills (absolute) and slides (relative)
+        m = model_for(pos_encoding=pos)
+        s = SamplingSettings(max_new_tokens=60, temperature=1.0, seed=4, precision="fp32", top_k=20, top_p=0.95)
+        assert isinstance(decoder(m, "fp32"), jitstep.JitDecoder)
+        fast = "".join(Generation(m, tok, "the cat", s))
+        slow = "".join(Generation(m, tok, "the cat", s, backend="torch"))
+        assert fast == slow and len(fast) == 60
 
 
-@pytest.mark.parametrize("top_k, top_p", [(None, None), (3, None), (None, 0.6), (5, 0.9), (1, None)])
-def test_the_compiled_draw_picks_what_the_pytorch_one_picks(top_k, top_p):
-    from tinygpt_tui.sampler import draw
-
-    g = torch.Generator().manual_seed(5)
-    for _ in range(20):
-        logits = torch.randn(40, generator=g) * 3
-        logits[7] = logits[8]  # a tie
-        s = SamplingSettings(temperature=0.7, top_k=top_k, top_p=top_p)
-        for u in torch.rand(50, generator=g, dtype=torch.float64).tolist():
-            a = jitstep.sample(logits.numpy(), 0.7, top_k or 0, top_p or 1.0, u)
-            assert a == draw(logits, s, u)
-
-
-def test_numpy_helpers_match_the_model():
-    from tinygpt_tui.model import RMSNorm, alibi_slopes, sinusoidal_table
-
-    assert np.allclose(jitstep.sinusoidal_table(37, 30), sinusoidal_table(37, 30).numpy(), atol=1e-6)
-    assert np.array_equal(np.array(jitstep.alibi_slope_list(6), np.float32), alibi_slopes(6).numpy())
-    assert jitstep.NORM_EPS == {"layernorm": torch.nn.LayerNorm(4).eps, "rmsnorm": RMSNorm(4).eps}
-    w = torch.randn(20, 48)
-    q, s = quantize_rows(w)
-    q2, s2 = jitstep.quantize_rows(w.numpy())
-    assert np.array_equal(q.numpy(), q2) and np.array_equal(s.numpy(), s2)
+def test_the_tables_are_the_models():
+    """The compiled step's position tables and norms are model.py's (both from config.py)."""
+    for kw in ({"pos_encoding": "sinusoidal", "norm": "rmsnorm"}, {"pos_encoding": "rope"}, {"pos_encoding": "alibi"}):
+        m = model_for(**kw)
+        args = dict(zip(jitstep.ARGS, jitstep.JitModel.from_torch(m).args("fp32")))
+        if kw["pos_encoding"] == "sinusoidal":
+            assert np.array_equal(args["pos_table"], m.pos_table.numpy())
+            assert args["eps"] == m.norm.eps
+        if kw["pos_encoding"] == "alibi":
+            assert np.array_equal(args["slopes"], m.alibi.numpy())
+        if kw["pos_encoding"] == "rope":
+            cos, _ = m.rope_angles(5, 1, "cpu")
+            assert np.allclose(np.cos(5 * args["inv_freq"]), cos.numpy()[0], atol=1e-7)
+            assert args["eps"] == torch.nn.LayerNorm(4).eps
+    ref = [[np.sin(p / 10000 ** (c / 30)) if c % 2 == 0 else np.cos(p / 10000 ** ((c - 1) / 30)) for c in range(30)] for p in range(37)]
+    assert np.allclose(model_for(pos_encoding="sinusoidal", n_embd=30).pos_table.numpy()[:16], ref[:16], atol=1e-6)
 
 
 def test_the_jit_decoder_checks_its_input():

@@ -98,3 +98,40 @@ def test_config_round_trips_and_rejects_unknown_keys():
     assert GPTConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="unknown"):
         GPTConfig.from_dict({**cfg.to_dict(), "evil": 1})
+
+
+@pytest.mark.parametrize("name", ["shakespeare", "hongloumeng"])
+def test_the_shipped_models_state_dict_keys_are_the_models(name):
+    """The model folders in models/ load as they are: same names and shapes, strictly."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    folder = Path(__file__).resolve().parents[1] / "models" / name
+    model = GPT(GPTConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8"))["model"]))
+    state = load_file(str(folder / "model.safetensors"))
+    if model.cfg.tie_weights:
+        state["head.weight"] = state["tok_emb.weight"]
+    assert model.load_state_dict(state, strict=True)
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == {k: tuple(v.shape) for k, v in state.items()}
+
+
+def test_window_rule_keeps_block_size_keys_and_refuses_absolute_positions_past_it():
+    model = tiny(pos_encoding="alibi")
+    cache = model.new_cache()
+    assert cache.sliding and cache.capacity == 32
+    with torch.no_grad():
+        for t in range(70):  # past the buffer's end twice: its live keys move back to the front
+            model(torch.tensor([[t % 23]]), cache=cache)
+            assert len(cache) == min(t + 1, 16) and cache.pos == t + 1
+    with pytest.raises(ValueError, match="exceed block_size"):
+        model(torch.zeros(1, 17, dtype=torch.long), cache=model.new_cache())
+    absolute = tiny(pos_encoding="sinusoidal")
+    cache = absolute.new_cache()
+    with torch.no_grad():
+        absolute(torch.zeros(1, 16, dtype=torch.long), cache=cache)
+        with pytest.raises(ValueError, match="17 positions exceed block_size"):
+            absolute(torch.zeros(1, 1, dtype=torch.long), cache=cache)
+        cache.reset()
+        assert absolute(torch.zeros(1, 3, dtype=torch.long), cache=cache)[0].shape == (1, 3, 23)

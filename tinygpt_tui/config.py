@@ -21,8 +21,22 @@ RELATIVE = ("rope", "alibi", "none")  # encodings whose KV cache can slide past 
 LIMITS = {"vocab_size": 2_000_000, "block_size": 65_536, "n_layer": 256, "n_head": 256, "n_embd": 16_384}
 
 
+# ---------------------------------------------------------------- position tables (plain Python:
+# model.py turns them into tensors, fast/decode.py into numpy arrays; written once, here)
+def sinusoidal_table(n: int, dim: int) -> list[list[float]]:
+    """The fixed (n, dim) position table of 'Attention Is All You Need':
+    column 2i holds sin(pos * f_i), column 2i + 1 cos(pos * f_i), with f_i = 10000^(-2i / dim)."""
+    freqs = [math.exp(-math.log(10000.0) * i / dim) for i in range(0, dim, 2)]
+    return [[(math.cos if c % 2 else math.sin)(pos * freqs[c // 2]) for c in range(dim)] for pos in range(n)]
+
+
+def rope_frequencies(head_size: int, base: float) -> list[float]:
+    """RoPE turns the pair (i, i + D/2) of a head's vector by pos * f_i, with f_i = base^(-2i / D)."""
+    return [base ** (-i / head_size) for i in range(0, head_size, 2)]
+
+
 def alibi_slope_list(n_head: int) -> list[float]:
-    """Head slopes from the ALiBi paper (geometric, also for non powers of 2)."""
+    """ALiBi's head slopes (geometric, also for non powers of 2): head h adds -slope_h * distance to a score."""
 
     def pow2(n):
         start = 2 ** (-(2 ** -(math.log2(n) - 3)))
@@ -115,3 +129,47 @@ class GPTConfig:
         if self.pos_encoding == "learned":
             total += self.block_size * C
         return total
+
+
+class Window:
+    """Which cached keys a decoder keeps: the one rule of both KV caches (model.KVCache and the
+    compiled decoder in fast/decode.py), over a buffer whose live entries are [start, end).
+
+    ``pos`` is the absolute position of the next token. A token sees itself and at most the
+    block_size - 1 keys before it. With a relative encoding (rope, alibi, none) the window
+    slides: older keys are dropped, and the buffer, two windows long, moves its live entries
+    back to the front when it is full (``move``, written by each cache for its own buffer).
+    With an absolute one (learned, sinusoidal) positions stop at block_size: past it the
+    sampler starts over from the end of the text (``reset``)."""
+
+    def __init__(self, block_size: int, sliding: bool):
+        self.block_size, self.sliding = block_size, sliding
+        self.capacity = 2 * block_size if sliding else block_size
+        self.reset()
+
+    def reset(self) -> None:
+        self.start = self.end = self.pos = 0
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def move(self, start: int, end: int) -> None:
+        """Copy the buffer's entries [start, end) to its front."""
+        raise NotImplementedError
+
+    def make_room(self, T: int) -> tuple[int, int]:
+        """Before T new tokens: (start, end), the first key they may see and where they go."""
+        if T > self.block_size:
+            raise ValueError(f"{T} tokens exceed block_size {self.block_size}")
+        if not self.sliding and self.pos + T > self.block_size:
+            raise ValueError(f"{self.pos + T} positions exceed block_size {self.block_size}")
+        self.start = max(self.start, self.end - (self.block_size - 1))  # what the first new token still sees
+        if self.end + T > self.capacity:  # full at the back (sliding only)
+            self.move(self.start, self.end)
+            self.start, self.end = 0, self.end - self.start
+        return self.start, self.end
+
+    def advance(self, T: int) -> None:
+        """T tokens went in at [end, end + T)."""
+        self.end += T
+        self.pos += T

@@ -1,27 +1,22 @@
-"""A GPT's decoding step as a single compiled function (numba), for a CPU.
+"""A GPT's decoding step as one compiled function (numba): the decoder on a CPU.
 
-``fastdecode.Decoder`` spends most of a character on the fixed cost of small
-PyTorch operations (about fifteen per layer, each a few microseconds of
-dispatch before any arithmetic) and on ``torch._weight_int8pack_mm``, which is
-built for many rows and reads one row's weights at about 5 GB/s. Here the whole
-step, every layer, is one call into machine code that numba compiles from the
-plain loops below (once per machine; the result is cached on disk): int8
-weights with one scale per output row, fp32 activations, keys and values
-written into the decoder's own cache in place. One token per call while
-generating; a prompt, or a re-filled window, in one call, four tokens sharing
-each pass over a weight row. The loops are the model's arithmetic written out,
-so they double as a readable reference for what a forward pass does.
+Generating a character is a forward pass over one token. In PyTorch that pass is mostly
+the fixed cost of small operations (about fifteen per layer, each a few microseconds of
+dispatch before any arithmetic). Here the whole step, every layer, is one call into
+machine code that numba compiles from the plain loops below (once per machine; the result
+is cached on disk): int8 weights with one scale per output row (fp32 on request), fp32
+activations, keys and values written into the decoder's own buffer in place. One token per
+call while generating; a prompt, or a re-filled window, in one call, four tokens sharing
+each pass over a weight row. The loops are model.py's arithmetic written out; the tests
+hold their logits to the model's (tests/test_fastdecode.py).
 
-The compiled function releases the GIL, so a thread that generates does not
-hold up a user interface in the same process.
+The compiled function releases the GIL, so a thread that generates does not hold up a
+user interface in the same process. Nothing here imports torch: ``JitModel`` takes the
+weights as numpy arrays (from a model folder's safetensors file, or from a PyTorch model),
+so ``tinygpt generate`` starts without PyTorch's second or two of import.
 
-Nothing here imports torch: ``JitModel`` takes the weights as numpy arrays
-(straight from a model folder's safetensors file, or from a PyTorch model) and
-``JitDecoder`` runs a stream of tokens through them, so ``tinygpt generate``
-and the app's sampler process start without PyTorch's second or two of import.
-
-If numba is missing (it is an optional speed-up on platforms without wheels),
-``available()`` is False and generation keeps the PyTorch path (fastdecode.py).
+numba is optional (a platform may lack its wheels): without it ``available()`` is False
+and the sampler runs the model's own KV cache instead.
 """
 
 from __future__ import annotations
@@ -30,9 +25,10 @@ import math
 
 import numpy as np
 
-from tinygpt_tui.config import RELATIVE, GPTConfig, alibi_slope_list
+from tinygpt_tui.config import RELATIVE, GPTConfig, Window, alibi_slope_list, rope_frequencies, sinusoidal_table
+from tinygpt_tui.sampler import draw as plain_draw
 
-try:  # optional: the PyTorch path works without it
+try:  # optional: the model's KV cache works without it
     import numba
 except ImportError:  # pragma: no cover - exercised only where numba has no wheel
     numba = None
@@ -41,7 +37,7 @@ LAYERNORM, RMSNORM = 0, 1
 GELU, SWIGLU = 0, 1
 POS_NONE, POS_TABLE, POS_ROPE, POS_ALIBI = 0, 1, 2, 3
 
-# The model's arguments of ``step``, in order, after (tokens, pos, start, end, want_logits) and before (kv, logits).
+# The model's arguments of ``step``, in order, after (tokens, pos, start, end) and before (kv, logits).
 ARGS = (
     "kinds", "eps", "emb", "pos_table", "slopes", "inv_freq",
     "n1w", "n1b", "qkv_w", "qkv_s", "qkv_b", "proj_w", "proj_s", "proj_b",
@@ -167,8 +163,8 @@ if numba is not None:
 
     @_compiled(**_FLAGS)
     def step(
-        toks, pos, start, end, want_logits, kinds, eps,  # T token ids (int64), the first one's position, live
-        # cache entries [start, end) before them, whether to compute the logits (of the last), kinds
+        toks, pos, start, end, kinds, eps,  # T token ids (int64), the first one's position, the live
+        # cache entries [start, end) before them (config.Window), kinds of norm, ffn and positions
         emb, pos_table, slopes, inv_freq,  # (V, C) embedding, (P, C) position table, (H,) ALiBi slopes, (D/2,) RoPE
         n1w, n1b, qkv_w, qkv_s, qkv_b, proj_w, proj_s, proj_b,  # per layer, stacked on a first axis of L
         n2w, n2b, up_w, up_s, up_b, down_w, down_s, down_b,
@@ -177,7 +173,6 @@ if numba is not None:
         logits,  # (V,) out: after the last token
     ):
         norm_kind, ffn_kind, pos_kind, window = kinds[0], kinds[1], kinds[2], kinds[3]
-        sliding = pos_kind != POS_TABLE  # relative positions: each token sees the last `window` keys
         L, _, H, _, D = kv.shape
         C = emb.shape[1]
         F = up_w.shape[1]
@@ -209,7 +204,7 @@ if numba is not None:
                         _rope(qkv[t, hd * D : (hd + 1) * D], pos + t, inv_freq)
                         _rope(k, pos + t, inv_freq)
             for t in range(T):
-                first = max(start, end + t - (window - 1)) if sliding else start  # the keys token t sees
+                first = max(start, end + t - (window - 1))  # the keys token t sees: at most `window`
                 n_keys = end + t + 1 - first
                 for hd in range(H):
                     q = qkv[t, hd * D : (hd + 1) * D]
@@ -251,50 +246,12 @@ if numba is not None:
                         act[t, i] = np.float32(0.5) * g * (np.float32(1.0) + erf(g * np.float32(0.7071067811865476)))
             _matmat(down_w[l], down_s[l], down_b[l], act, o)
             x += o
-        if want_logits:
-            _norm(x[T - 1], nfw, nfb, norm_kind, eps, h[0])
-            _matvec(head_w, head_s, head_b, h[0], logits)
+        _norm(x[T - 1], nfw, nfb, norm_kind, eps, h[0])
+        _matvec(head_w, head_s, head_b, h[0], logits)
 
-    @_compiled(nogil=True)
-    def sample(logits, temperature, top_k, top_p, u):
-        """The next token drawn from ``logits`` (V,): softmax(logits / temperature), cut to the
-        ``top_k`` most likely (0: no cut; ties at the k-th value are kept) and to the smallest set
-        whose probability reaches ``top_p`` (1: no cut), then the token where the running sum
-        of the probabilities first passes ``u`` (uniform in [0, 1)) of their total.
-        The same rule as ``sampler.draw`` for PyTorch tensors, in float64."""
-        V = logits.shape[0]
-        z = logits.astype(np.float64) / temperature
-        keep = np.ones(V, np.bool_)
-        if 0 < top_k < V:
-            kth = np.sort(z)[V - top_k]
-            for i in range(V):
-                keep[i] = z[i] >= kth
-        top = -np.inf
-        for i in range(V):
-            if keep[i] and z[i] > top:
-                top = z[i]
-        p = np.zeros(V, np.float64)
-        for i in range(V):
-            if keep[i]:
-                p[i] = math.exp(z[i] - top)
-        if top_p < 1.0:
-            total = p.sum()
-            before = 0.0  # the probability of the tokens ranked above this one
-            for i in np.argsort(-p, kind="mergesort"):
-                mass = p[i]
-                if before >= top_p * total:
-                    p[i] = 0.0
-                before += mass
-        target = u * p.sum()
-        run = 0.0
-        last = 0
-        for i in range(V):
-            if p[i] > 0.0:
-                run += p[i]
-                last = i
-                if run > target:
-                    return i
-        return last
+    draw = _compiled(nogil=True)(plain_draw)  # sampler.draw itself, compiled
+else:  # (nothing here runs: available() is False)
+    draw = plain_draw
 
 
 # ---------------------------------------------------------------- the model and a stream, without torch
@@ -307,16 +264,6 @@ def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = np.maximum(np.abs(w).max(axis=1), 1e-12) / np.float32(127.0)
     q = np.clip(np.round(w / scale[:, None]), -127, 127).astype(np.int8)
     return np.ascontiguousarray(q), scale.astype(np.float32)
-
-
-def sinusoidal_table(n: int, dim: int) -> np.ndarray:
-    """The fixed (n, dim) position table of 'Attention Is All You Need' (model.sinusoidal_table in numpy)."""
-    pos = np.arange(n, dtype=np.float64)[:, None]
-    freq = np.exp(np.arange(0, dim, 2, dtype=np.float64) * (-np.log(10000.0) / dim))
-    table = np.zeros((n, dim), np.float64)
-    table[:, 0::2] = np.sin(pos * freq)
-    table[:, 1::2] = np.cos(pos * freq[: dim // 2])
-    return table.astype(np.float32)
 
 
 class JitModel:
@@ -388,57 +335,13 @@ class JitModel:
         if cfg.pos_encoding == "learned":
             a["pos_table"] = arrays["pos_emb.weight"]
         elif cfg.pos_encoding == "sinusoidal":
-            a["pos_table"] = sinusoidal_table(cfg.block_size, C)
+            a["pos_table"] = np.array(sinusoidal_table(cfg.block_size, C), np.float32)
         a["slopes"] = np.array(alibi_slope_list(H), np.float32)
-        a["inv_freq"] = 1.0 / (cfg.rope_base ** (np.arange(0, D, 2, dtype=np.float64) / D))
+        a["inv_freq"] = np.array(rope_frequencies(D, cfg.rope_base), np.float64)
         a["kinds"] = np.array([RMSNORM if cfg.norm == "rmsnorm" else LAYERNORM, SWIGLU if cfg.ffn == "swiglu" else GELU, pos_kind,
                                cfg.block_size], np.int64)
         a["eps"] = NORM_EPS[cfg.norm]
         return tuple(a[name] for name in ARGS)
-
-
-class Window:
-    """Which entries of a (L, 2, H, capacity, D) key/value buffer are live: [start, end).
-
-    ``pos`` is the absolute position of the next token. With a relative position encoding
-    the window slides (each new token sees the last block_size keys; the live entries move
-    back to the front of the buffer, which holds two windows, once it is full); with an
-    absolute one the caller starts over (reset) before the window overflows."""
-
-    def __init__(self, cfg: GPTConfig):
-        self.cfg = cfg
-        self.sliding = cfg.pos_encoding in RELATIVE
-        self.capacity = 2 * cfg.block_size if self.sliding else cfg.block_size
-        self.reset()
-
-    def reset(self) -> None:
-        self.start = self.end = 0
-        self.pos = 0
-
-    def __len__(self) -> int:
-        return self.end - self.start
-
-    def make_room(self, T: int, kv) -> tuple[int, int]:
-        """(start, end) for T new tokens: the first live key they may see, and where they go."""
-        window = self.cfg.block_size
-        if not self.sliding and self.pos + T > window:
-            raise ValueError(f"{self.pos + T} positions exceed block_size {window}")
-        if self.sliding and T > window:
-            raise ValueError(f"{T} tokens exceed block_size {window}")
-        start, end = self.start, self.end
-        if self.sliding:
-            start = max(start, end - (window - 1))  # what the first new token may still see
-            if end + T > self.capacity:
-                live = end - start
-                kv[:, :, :, :live] = kv[:, :, :, start:end].copy()  # (the ranges may overlap: copy first)
-                start, end = 0, live
-        return start, end
-
-    def advance(self, start: int, end: int, T: int) -> None:
-        """T tokens went into the buffer at [end, end + T), seeing keys from ``start`` on."""
-        self.end = end + T
-        self.start = max(start, self.end - self.cfg.block_size) if self.sliding else start
-        self.pos += T
 
 
 class JitDecoder(Window):
@@ -446,20 +349,23 @@ class JitDecoder(Window):
 
         dec = model.decoder()
         logits = dec.feed([ids...])   # (V,) float32 after the last id: the decoder's buffer,
-        logits = dec.feed([next_id])  # valid until the next call
+        logits = dec.feed([next_id])  # valid until the next call; dec.reset() starts over
     """
 
-    backend = "numba"
+    draw = staticmethod(draw)  # the sampler's draw, compiled
 
     def __init__(self, model: JitModel, precision: str = "auto"):
-        super().__init__(model.cfg)
         cfg = model.cfg
+        super().__init__(cfg.block_size, sliding=cfg.pos_encoding in RELATIVE)
         if precision not in ("auto", "int8", "fp32"):
             raise ValueError(f"precision must be auto, int8 or fp32, got {precision!r}")
         self.precision = "fp32" if precision == "fp32" else "int8"  # (auto: int8)
-        self.model, self.args = model, model.args(self.precision)
+        self.cfg, self.args = cfg, model.args(self.precision)
         self.kv = np.zeros((cfg.n_layer, 2, cfg.n_head, self.capacity, cfg.n_embd // cfg.n_head), np.float32)
         self.logits = np.empty(cfg.vocab_size, np.float32)
+
+    def move(self, start: int, end: int) -> None:
+        self.kv[:, :, :, : end - start] = self.kv[:, :, :, start:end].copy()  # (the ranges may overlap: copy first)
 
     def feed(self, ids) -> np.ndarray:
         if len(ids) == 0:
@@ -468,7 +374,7 @@ class JitDecoder(Window):
         for tok in ids:
             if not 0 <= tok < V:  # (the compiled loops do not check bounds)
                 raise IndexError(f"token id {tok} is outside the vocabulary of {V}")
-        start, end = self.make_room(len(ids), self.kv)
-        step(np.asarray(ids, np.int64), self.pos, start, end, True, *self.args, self.kv, self.logits)
-        self.advance(start, end, len(ids))
+        start, end = self.make_room(len(ids))
+        step(np.asarray(ids, np.int64), self.pos, start, end, *self.args, self.kv, self.logits)
+        self.advance(len(ids))
         return self.logits
