@@ -1,0 +1,91 @@
+"""`tinygpt export` and `tinygpt import`: a model to Hugging Face transformers or GGUF (llama.cpp),
+and a small GPT-2-shaped Hugging Face folder back into a tinygpt model (engine/export.py,
+engine/hf_import.py).
+"""
+
+from __future__ import annotations
+
+import shlex
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, friendly, one_line
+from tinygpt_tui.errors import SettingsError
+
+O = typer.Option
+
+
+class Target(str, Enum):
+    hf = "hf"
+    gguf = "gguf"
+
+
+@friendly
+def export(
+    model: str = typer.Argument(..., help="Model name (in the models folder) or path to a model folder."),
+    out: Path = typer.Argument(..., help="The folder (--to hf) or .gguf file (--to gguf) to write."),
+    to: Target = O(..., "--to", help="hf: a transformers folder (safetensors); gguf: one file for llama.cpp."),
+    force: bool = O(False, "--force", help="Replace OUT if it exists."),
+    models_dir: Optional[Path] = ModelsDir,
+):
+    """Export a model: learned/gelu/layernorm as GPT-2, rope/swiglu/rmsnorm as Llama; nothing approximated."""
+    from tinygpt_tui.engine import export as ex
+    from tinygpt_tui.engine import folder as ckpt
+
+    ex.require(*(("transformers", "tokenizers") if to is Target.hf else ("gguf",)))
+    path = ckpt.resolve_model(model, models_dir)
+    _, cfg = ckpt.check_folder(path)
+    arch = ex.architecture(cfg)  # refused before the weights are read
+    out = Path(out).expanduser()
+    if (out.exists() or out.is_symlink()) and not force:
+        raise SettingsError(f"{out} already exists; add --force to replace it")
+    loaded = ckpt.load_model(path)
+    write = ex.to_hf if to is Target.hf else ex.to_gguf
+    ex.write_whole(out, force, lambda dest: write(loaded.model, loaded.tokenizer, dest))
+    typer.echo(one_line(f"wrote {out} ({'GPT-2' if arch == 'gpt2' else 'Llama'}, {loaded.model.num_params():,} parameters, fp32)"))
+    if to is Target.hf:
+        typer.echo(one_line(f"try it: AutoModelForCausalLM.from_pretrained({str(out)!r}) and AutoTokenizer.from_pretrained({str(out)!r})"))
+    else:
+        typer.echo(one_line(f"try it: llama-cli -m {shlex.quote(str(out))} -p \"ROMEO:\" (its token ids are tinygpt's)"))
+
+
+@friendly
+def import_cmd(
+    folder: Path = typer.Argument(..., help="A Hugging Face GPT-2 folder: config.json, model.safetensors, tokenizer.json."),
+    name: str = O(..., "--name", "-n", help="Name of the new model folder."),
+    models_dir: Optional[Path] = ModelsDir,
+):
+    """Import a small character-level GPT-2 from a Hugging Face folder (safetensors only; no code runs)."""
+    from tinygpt_tui.engine import folder as ckpt
+    from tinygpt_tui.engine.hf_import import read_hf_gpt2
+    from tinygpt_tui.engine.presets import check_name
+
+    check_name(name)
+    models_dir = Path(models_dir) if models_dir else ckpt.default_models_dir()
+    dest = models_dir / name
+    if (dest / ckpt.CONFIG).exists():
+        raise SettingsError(f"a model named {name!r} already exists in {models_dir}; pick another --name")
+    src = Path(folder).expanduser()
+    model, tokenizer, cfg = read_hf_gpt2(src)
+    doc = {"name": name, "model": cfg.to_dict(), "corpus": {"name": "unknown"},
+           "figures": {"step": 0, "val_loss": None, "params": model.num_params()},
+           "imported_from": {"format": "Hugging Face GPT-2", "folder": src.name},
+           "command": f"tinygpt import {shlex.quote(src.name)} --name {shlex.quote(name)}"}
+    lock = ckpt.FolderLock(dest)
+    try:
+        if (dest / ckpt.CONFIG).exists():
+            raise SettingsError(f"a model named {name!r} already exists in {models_dir}; pick another --name")
+        ckpt.save_model(dest, model, tokenizer, doc, card=ckpt.render_card(doc))
+    finally:
+        lock.release()
+    typer.echo(one_line(f"wrote {dest} ({model.num_params():,} parameters, vocabulary {cfg.vocab_size}, "
+                        f"learned/gelu/layernorm{', bias' if cfg.bias else ''})"))
+    typer.echo(one_line(f"try it: tinygpt generate {shlex.quote(name)} --prompt \"ROMEO:\""))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export", cls=Command, context_settings=HELP)(export)
+    app.command("import", cls=Command, context_settings=HELP)(import_cmd)
