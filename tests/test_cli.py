@@ -168,3 +168,117 @@ def test_eval_when_the_recorded_corpus_is_gone(trained, tmp_path):
     doc["corpus"]["path"] = "/elsewhere/small.txt"
     (moved / "config.json").write_text(json.dumps(doc))
     assert_one_line_error(tinygpt_inproc("eval", moved), "not on this machine", "--corpus")
+
+
+# ------------------------------------------------------------------ issue 16: what a newcomer meets
+def test_every_command_a_model_card_prints_runs_as_printed(tmp_path, small_corpus):
+    """A card of a model trained on an added corpus and one trained on a file path: every
+    `tinygpt ...` command in it runs (the train command again, once the folder is gone)."""
+    import re
+    import shlex
+    import shutil
+
+    env = {"TINYGPT_MODELS_DIR": str(tmp_path / "models"), "TINYGPT_CORPORA_DIR": str(tmp_path / "corpora")}
+    assert tinygpt("corpus", "add", small_corpus, "--name", "mybook", env=env).returncode == 0
+    tiny = ["--preset", "tiny", "--block-size", "16", "--max-steps", "4", "--eval-interval", "4", "--eval-iters", "1", "--threads", "1"]
+    for corpus, name in (("mybook", "added"), (str(small_corpus), "bypath")):
+        r = tinygpt("train", corpus, "--name", name, *tiny, "--jsonl", env=env)
+        assert r.returncode == 0, r.stderr
+        card = (tmp_path / "models" / name / "README.md").read_text(encoding="utf-8")
+        commands = re.findall(r"^(tinygpt .+)$", card, re.M) + re.findall(r"`(tinygpt [^`]+)`", card)
+        assert any(c.startswith("tinygpt train") for c in commands) and any(c.startswith("tinygpt eval") for c in commands)
+        shutil.rmtree(tmp_path / "models" / name)  # the train command makes the folder again
+        for command in sorted(commands, key=lambda c: not c.startswith("tinygpt train")):
+            r = tinygpt(*shlex.split(command)[1:], env=env)
+            assert r.returncode == 0, (command, r.stderr)
+
+
+def test_corpus_not_found_lists_the_added_corpora(tmp_path, small_corpus):
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path)}
+    assert tinygpt_inproc("corpus", "add", small_corpus, "--name", "mybook", env=env).returncode == 0
+    r = tinygpt_inproc("train", "nosuchbook", "--name", "x", "--models-dir", tmp_path / "m", env=env)
+    assert_one_line_error(r, "corpus not found", "mybook", "shakespeare")
+    assert r.stdout == ""  # a refused run writes nothing to stdout, not even a blank line
+
+
+def test_a_refused_train_writes_nothing_to_stdout(tmp_path):
+    r = tinygpt("train", tmp_path / "missing.txt", "--name", "x", "--models-dir", tmp_path)
+    assert_one_line_error(r, "not found")
+    assert r.stdout == ""
+
+
+def test_the_last_progress_line_is_the_end_of_the_run(tmp_path, small_corpus):
+    r = tinygpt("train", small_corpus, "--name", "p", "--models-dir", tmp_path, "--preset", "tiny", "--block-size", "16",
+                "--max-steps", "25", "--eval-interval", "10", "--eval-iters", "1", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    final = json.loads((tmp_path / "p" / "config.json").read_text())["figures"]
+    bar = [ln for ln in r.stdout.splitlines() if "━" in ln]
+    assert bar and "step 25 " in bar[-1] and f"val {final['val_loss']:.4f}" in bar[-1], bar
+
+
+@pytest.mark.parametrize("args", [["generate", "m", "--promt", "x"], ["--modles-dir", "x"], ["corpus", "add"], ["inspect", "m", "-p"]])
+def test_a_mistyped_command_line_is_one_error_line(args):
+    r = tinygpt(*args)
+    assert_one_line_error(r)
+    assert "╭" not in r.stderr and "Usage" not in r.stderr
+
+
+def test_help_fits_80_columns_with_flags_shown_as_flags():
+    for args in ([], ["train"], ["generate"], ["eval"], ["inspect"], ["convert"], ["models"], ["corpus"], ["corpus", "add"]):
+        r = tinygpt(*args, "-h", env={"COLUMNS": "80"})
+        assert r.returncode == 0 and r.stdout.startswith("Usage:"), (args, r.stderr)
+        assert "<bool>" not in r.stdout and "…" not in r.stdout, args
+        assert max(len(line) for line in r.stdout.splitlines()) <= 80, args
+    assert "--checkpoint-activations " in tinygpt("train", "--help", env={"COLUMNS": "80"}).stdout
+    r = subprocess.run([sys.executable, "train.py", "--help"], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "80"})
+    assert r.returncode == 0 and r.stdout.startswith("Usage: train.py [OPTIONS]")
+
+
+def test_flags_mean_the_same_everywhere():
+    for command in ("generate", "inspect"):
+        assert "-k, --top-k" in tinygpt_inproc(command, "--help").stdout
+    for command in ("train", "generate", "eval", "inspect"):
+        help_text = " ".join(tinygpt_inproc(command, "--help").stdout.split())
+        assert "--device <str>" in help_text and "[default: auto]" in help_text.split("--device <str>")[1].split("--")[0], command
+
+
+def test_generate_refuses_a_negative_prompt_length(trained, small_corpus):
+    models, _ = trained
+    r = tinygpt_inproc("generate", "tiny one", "--corpus", small_corpus, "--prompt-chars", "-5", "--models-dir", models)
+    assert_one_line_error(r, "--prompt-chars")
+
+
+def test_a_folder_name_with_a_newline_is_one_escaped_line(tmp_path, small_corpus):
+    from conftest import make_tiny_model
+
+    make_tiny_model(tmp_path / "two\nlines", small_corpus.read_text(encoding="utf-8"))
+    r = tinygpt_inproc("models", "--models-dir", tmp_path)
+    assert r.returncode == 0 and "two\\nlines" in r.stdout
+    assert not any(line.strip("│ ").startswith("lines") for line in r.stdout.splitlines())
+
+
+def test_inspect_bars_have_a_space_and_a_percent_sign(trained):
+    import re
+
+    models, _ = trained
+    r = tinygpt_inproc("inspect", "tiny one", "-p", "ROMEO:", "-t", "0.8", "-k", "3", "--models-dir", models)
+    assert r.returncode == 0, r.stderr
+    bars = [ln for ln in r.stdout.splitlines() if "T=1" in ln]
+    assert len(bars) == 3 and all(re.search(r"[█▉▊▋▌▍▎▏ ] +\d+\.\d\d%  T=1 +\d+\.\d%$", ln) for ln in bars), bars
+
+
+def test_inspect_json_escapes_terminal_controls(trained):
+    import unicodedata
+
+    models, _ = trained
+    r = tinygpt_inproc("inspect", "tiny one", "-p", "ROM\x9b2J\u202eEO\x7f", "--json", "--models-dir", models)
+    assert r.returncode == 0, r.stderr
+    assert not [c for c in r.stdout.rstrip("\n") if unicodedata.category(c) in ("Cc", "Cf")]
+    assert {"\x9b", "\u202e", "\x7f"} <= set(json.loads(r.stdout)["dropped"])
+
+
+def test_git_ignores_trained_models_but_not_the_shipped_ones():
+    paths = ["models/mine/config.json", "models/mine/model.safetensors", "models/shakespeare/config.json",
+             "models/hongloumeng/model.safetensors", "models/shakespeare/train_state.safetensors"]
+    r = subprocess.run(["git", "check-ignore", "--no-index", *paths], capture_output=True, text=True, cwd=ROOT)
+    assert r.stdout.split() == ["models/mine/config.json", "models/mine/model.safetensors", "models/shakespeare/train_state.safetensors"]

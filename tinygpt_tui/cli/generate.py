@@ -101,9 +101,12 @@ def eval_cmd(
     if split not in ("val", "train", "all"):
         raise SettingsError(f"--split must be val, train or all, got {split!r}")
     loaded = _load(model, device, models_dir)
+    recorded = loaded.doc.get("corpus", {}) if isinstance(loaded.doc.get("corpus"), dict) else {}
+    own = str(recorded.get("path") or "")
+    if corpus and not Path(corpus).expanduser().exists() and Path(corpus).name == Path(own).name and Path(own).is_file():
+        corpus = own  # the model card's `--corpus NAME.txt`: the file this model was trained on
     if corpus is None:
-        recorded = loaded.doc.get("corpus", {}) if isinstance(loaded.doc.get("corpus"), dict) else {}
-        corpus = recorded.get("path")
+        corpus = own
         if not corpus or not Path(str(corpus)).is_file():
             # trained on another machine: find the same text in the catalog by its sha256
             from tinygpt_tui.engine.corpora import catalog, is_fetched, local_path
