@@ -348,13 +348,10 @@ def test_mixed_newlines_train(tmp_path, text):
 
 
 def test_single_repeated_character_corpus(tmp_path):
+    """One distinct character is nothing to learn: refused before a step, not trained to loss 0."""
     path = _write(tmp_path, "a.txt", b"a" * 5000)
-    r = _tiny_train(tmp_path, path)
-    if r.exit_code != 0:  # refusing is acceptable, but only as one clear line
-        assert_one_error(r)
-        return
-    r = cli("generate", tmp_path / "models" / "m", "-n", "20", "--seed", "0")
-    assert r.exit_code == 0 and r.stdout.strip() == "a" * 20, r.stdout
+    assert_one_error(_tiny_train(tmp_path, path), "one distinct character")
+    assert not (tmp_path / "models" / "m" / ckpt.CONFIG).exists()
 
 
 # =========================================================================== settings
@@ -629,3 +626,241 @@ def test_convert_refuses_what_it_cannot_map(tmp_path, text):
     assert_one_error(cli("convert", tmp_path / "nope.pt", "--name", "a", "--meta", meta, "--models-dir", models), "no such")
     assert not marker.exists()
     assert not (models / "a" / ckpt.CONFIG).exists()
+
+
+# =========================================================================== the kind of file behind a name
+def finishes(fn, timeout=20.0):
+    """Run fn in a thread and wait (at most timeout) for it to end: a read that blocks is a failure, not a hang."""
+    import threading
+
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: BLE001  (handed to the test)
+            out["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"{fn} still running after {timeout} s"
+    return out
+
+
+SPECIAL = {
+    "FIFO": lambda p: os.mkfifo(p),
+    "char device": lambda p: os.symlink("/dev/zero", p),  # what a tarball can carry: a link to a device
+    "random device": lambda p: os.symlink("/dev/urandom", p),
+    "folder": lambda p: p.mkdir(),
+}
+
+
+@pytest.mark.parametrize("kind", list(SPECIAL))
+@pytest.mark.parametrize("name", [ckpt.CONFIG, ckpt.VOCAB, ckpt.WEIGHTS])
+def test_a_file_that_is_not_a_regular_file_is_refused_by_kind(good, kind, name):
+    folder = clone(good, "odd")
+    (folder / name).unlink()
+    SPECIAL[kind](folder / name)
+    out = finishes(lambda: ckpt.load_model(folder))
+    assert isinstance(out.get("error"), CheckpointError), out
+    assert name in str(out["error"]) and "\n" not in str(out["error"])
+    infos = finishes(lambda: ckpt.list_models(folder.parent))["value"]  # listing the folder neither hangs nor dies
+    assert {i.name: i.ok for i in infos} == {"good": True, "odd": False}
+    assert_one_error(finishes(lambda: cli("generate", folder, "--prompt", "x", "-n", "3"))["value"], name)
+
+
+def test_a_training_state_or_metrics_of_the_wrong_kind_is_refused(tmp_path, small_corpus):
+    from tinygpt_tui.engine.train import TrainConfig, train
+
+    models = tmp_path / "models"
+    cfg = dict(corpus=str(small_corpus), name="m", models_dir=str(models), preset="tiny", n_layer=1, n_embd=32, block_size=16,
+               batch_size=4, max_steps=4, eval_interval=4, eval_iters=1, sample_chars=0, threads=1)
+    list(train(TrainConfig(**cfg)))
+    state = models / "m" / ckpt.STATE_TENSORS
+    state.rename(tmp_path / "state")
+    os.mkfifo(state)
+    out = finishes(lambda: list(train(TrainConfig(**{**cfg, "max_steps": 8}, resume=True))))
+    assert isinstance(out.get("error"), CheckpointError) and "FIFO" in str(out["error"]), out
+    state.unlink()
+    (tmp_path / "state").rename(state)
+    metrics = models / "m" / ckpt.METRICS
+    metrics.unlink()
+    os.mkfifo(metrics)
+    assert finishes(lambda: ckpt.read_metrics(models / "m"))["value"] == ([], 0)  # a follower sees nothing, and waits for nothing
+
+
+def test_writes_never_follow_a_link_out_of_the_model_folder(tmp_path, small_corpus):
+    """A folder (from a tarball, a shared directory) whose files are links to someone else's files."""
+    from tinygpt_tui.engine.train import TrainConfig, train
+
+    models = tmp_path / "models"
+    cfg = dict(corpus=str(small_corpus), name="m", models_dir=str(models), preset="tiny", n_layer=1, n_embd=32, block_size=16,
+               batch_size=4, max_steps=4, eval_interval=2, eval_iters=1, sample_chars=0, threads=1)
+    victims = {}
+
+    def victim(name):
+        p = tmp_path / f"victim-{name}"
+        p.write_text(f"precious {name}\n")
+        victims[p] = p.read_bytes()
+        return p
+
+    folder = models / "m"
+    for link in (ckpt.LOCK, ckpt.METRICS):  # a fresh run into a folder holding a link
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / link).symlink_to(victim(link))
+        with pytest.raises(CheckpointError, match="symbolic link"):
+            list(train(TrainConfig(**cfg)))
+        (folder / link).unlink()
+    list(train(TrainConfig(**cfg)))
+    # a resumed run over a folder whose every file is now a link: each save replaces the link, never writes through it
+    for name in (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.VOCAB, ckpt.CARD, ckpt.STATE_TENSORS):
+        target = victim(name)
+        target.write_bytes((folder / name).read_bytes())
+        victims[target] = target.read_bytes()
+        (folder / name).unlink()
+        (folder / name).symlink_to(target)
+    events = list(train(TrainConfig(**{**cfg, "max_steps": 6}, resume=True)))
+    assert events[-1].reason == "done" and not any((folder / n).is_symlink() for n in (ckpt.CONFIG, ckpt.WEIGHTS))
+    # the model folder itself a link: refused for training
+    (models / "elsewhere").symlink_to(folder)
+    with pytest.raises(CheckpointError, match="symbolic link"):
+        list(train(TrainConfig(**{**cfg, "name": "elsewhere", "max_steps": 8}, resume=True)))
+    for p, before in victims.items():
+        assert p.read_bytes() == before, p
+
+
+def test_big_and_sparse_files_are_refused_before_they_are_read(tmp_path, good):
+    import tracemalloc
+
+    from tinygpt_tui.engine import safe_io
+
+    folder = clone(good, "sparse")
+    for name in (ckpt.CONFIG, ckpt.VOCAB):
+        with open(folder / name, "r+b") as f:
+            f.truncate(3 * 1024**3)  # 3 GiB of holes
+        with pytest.raises(CheckpointError, match="more than"):
+            ckpt.load_model(folder)
+        shutil.copy(good / name, folder / name)
+    # text followed by holes, read with a corpus-sized limit: refused at the first NUL, not after reading it all
+    path = tmp_path / "holes.txt"
+    path.write_bytes(b"To be, or not to be.\n" * 4000)
+    with open(path, "r+b") as f:
+        f.truncate(2 * 1024**3)
+    tracemalloc.start()
+    with pytest.raises(CheckpointError, match="NUL"):
+        safe_io.read_text(path, "corpus", 4 * 1024**3)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 1024**2, peak
+    utf16 = tmp_path / "u16.txt"
+    utf16.write_text("hello there\n" * 100, encoding="utf-16")
+    with pytest.raises(CheckpointError, match="UTF-16.*iconv -f UTF-16"):
+        safe_io.read_text(utf16, "corpus", 1 << 20)
+    # a metrics line that grows without ending is skipped once, not read again and again
+    (folder / ckpt.METRICS).write_bytes(b'{"event": "step", "step": 1}\n' + b"x" * (3 * 1024**2))
+    recs, offset = ckpt.read_metrics(folder)
+    recs2, offset2 = ckpt.read_metrics(folder, offset)
+    assert [r["step"] for r in recs] == [1] and recs2 == [] and offset2 == (folder / ckpt.METRICS).stat().st_size
+
+
+WRONG_SECTIONS = {
+    "figures a list": lambda d: d.update(figures=[1]),
+    "corpus a string": lambda d: d.update(corpus="x"),
+    "training a list": lambda d: d.update(training=[]),
+    "versions a number": lambda d: d.update(versions=3),
+    "name a number": lambda d: d.update(name=5),
+    "step 400 digits": lambda d: d["figures"].update(step=10**400),
+    "step negative": lambda d: d["figures"].update(step=-1),
+    "val_loss a string": lambda d: d["figures"].update(val_loss="low"),
+    "val_loss NaN": lambda d: d["figures"].update(val_loss=float("nan")),
+    "training value a dict": lambda d: d.update(training={"seed": {"a": 1}}),
+    "rope_base NaN": lambda d: d["model"].update(rope_base=float("nan")),
+    "rope_base infinite": lambda d: d["model"].update(rope_base=float("inf")),
+    "mlp_ratio infinite": lambda d: d["model"].update(mlp_ratio=float("inf")),
+    "model a list": lambda d: d.update(model=[1]),
+    "n_layer huge": lambda d: d["model"].update(n_layer=2**70),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_SECTIONS))
+def test_a_section_of_the_wrong_type_or_range_is_refused_with_one_line(good, case):
+    folder = clone(good, "bad")
+    edit_json(folder / ckpt.CONFIG, WRONG_SECTIONS[case])
+    with pytest.raises(CheckpointError) as e:
+        ckpt.load_model(folder)
+    assert "config.json" in str(e.value) and "\n" not in str(e.value)
+    info = ckpt.read_info(folder)
+    assert not info.ok and info.error
+    assert_one_error(cli("eval", "bad", "--models-dir", folder.parent, "--corpus", "x.txt"), "config.json")
+
+
+def test_a_vocabulary_of_one_character_is_refused(tmp_path, good):
+    folder = clone(good, "one")
+    edit_json(folder / ckpt.VOCAB, lambda d: d.update(chars=["a"]))
+    edit_json(folder / ckpt.CONFIG, lambda d: d["model"].update(vocab_size=1))
+    with pytest.raises(CheckpointError, match="at least 2"):
+        ckpt.load_model(folder)
+
+
+def test_a_saved_training_state_that_lies_is_refused_with_one_line(tmp_path, small_corpus):
+    from safetensors.torch import load_file, save_file
+
+    from tinygpt_tui.engine.train import TrainConfig, train
+    from tinygpt_tui.errors import TinyGPTError
+
+    models = tmp_path / "models"
+    cfg = dict(corpus=str(small_corpus), name="m", models_dir=str(models), preset="tiny", n_layer=1, n_embd=32, block_size=16,
+               batch_size=4, max_steps=4, eval_interval=4, eval_iters=1, sample_chars=0, threads=1)
+    list(train(TrainConfig(**cfg)))
+    folder = models / "m"
+    path = folder / ckpt.STATE_TENSORS
+    tensors, meta = load_file(str(path)), ckpt.load_train_state(folder)[1]
+    good_config = (folder / ckpt.CONFIG).read_text()
+    lies = {
+        "seed 2**70": ({}, {"seed": 2**70}, None),
+        "elapsed not a number": ({}, {"elapsed_s": "an hour"}, None),
+        "elapsed infinite": ({}, {"elapsed_s": float("inf")}, None),
+        "tensor without its parts": ({"opt.x": tensors["model.tok_emb.weight"].clone()}, {}, None),
+        "optimizer entry without its parts": ({}, {"scalars": {"step": 1}}, None),
+        "saved seed 2**70": ({}, {}, lambda d: d["training"].update(seed=2**70)),
+        "saved batch 10**9": ({}, {}, lambda d: d["training"].update(batch_size=10**9)),
+    }
+    for what, (extra, meta_update, doc_edit) in lies.items():
+        save_file({**tensors, **extra}, str(path), metadata={"meta": json.dumps({**meta, **meta_update})})
+        (folder / ckpt.CONFIG).write_text(good_config)
+        if doc_edit:
+            edit_json(folder / ckpt.CONFIG, doc_edit)
+        with pytest.raises(TinyGPTError) as e:
+            list(train(TrainConfig(**{**cfg, "max_steps": 8}, resume=True)))
+        assert "\n" not in str(e.value), what
+    save_file(tensors, str(path), metadata={"meta": json.dumps(meta)})
+    (folder / ckpt.CONFIG).write_text(good_config)
+    assert list(train(TrainConfig(**{**cfg, "max_steps": 6}, resume=True)))[-1].reason == "done"
+
+
+def test_metrics_records_that_lie_are_left_out(tmp_path):
+    lines = [{"event": "step", "step": 1, "loss": 2.0}, {"event": "step", "step": 10**400, "loss": 1.0},
+             {"event": "step", "step": 2, "loss": float("nan")}, {"event": 5}, [1, 2], {"step": 3},
+             {"event": "step", "step": 4, "loss": 1.5, "eta_s": float("inf")}]
+    (tmp_path / ckpt.METRICS).write_text("".join(json.dumps(r) + "\n" for r in lines))
+    records, _ = ckpt.read_metrics(tmp_path)
+    assert [r["step"] for r in records] == [1, 4]
+
+
+def test_a_model_too_big_for_the_machine_is_refused_before_it_is_built(tmp_path, small_corpus, monkeypatch):
+    from tinygpt_tui import model as model_mod
+    from tinygpt_tui.engine.train import TrainConfig, train
+    from tinygpt_tui.errors import SettingsError
+
+    built = []
+    monkeypatch.setattr(model_mod.GPT, "__init__", lambda self, *a, **kw: built.append(a))
+    base = dict(corpus=str(small_corpus), name="big", models_dir=str(tmp_path), preset="tiny", max_steps=2, threads=1)
+    with pytest.raises(SettingsError, match=r"GB.*fit") as e:
+        list(train(TrainConfig(**base, n_layer=256, n_embd=16384, n_head=128, block_size=64)))
+    assert "\n" not in str(e.value) and not built
+    with pytest.raises(SettingsError, match="batch"):
+        list(train(TrainConfig(**base, batch_size=10**9)))
+    with pytest.raises(SettingsError, match="seed"):
+        list(train(TrainConfig(**base, seed=2**70)))
+    assert not built and not (tmp_path / "big" / ckpt.CONFIG).exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -12,7 +11,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinygpt_tui.data import read_corpus
+from tinygpt_tui.data import MAX_CORPUS_BYTES, read_corpus
+from tinygpt_tui.engine.safe_io import MiB, open_regular, read_json, unlink_quietly
 from tinygpt_tui.errors import CorpusError
 
 ENV_CORPORA_DIR = "TINYGPT_CORPORA_DIR"
@@ -37,20 +37,33 @@ def corpora_dir() -> Path:
 
 
 def catalog() -> dict[str, CatalogEntry]:
-    try:
-        raw = json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise CorpusError(f"cannot read the corpus catalog {CATALOG_FILE}: {e}") from None
+    raw = read_json(CATALOG_FILE, "the corpus catalog", MiB, CorpusError)
     keys = {"title", "file", "url", "sha256", "bytes", "language", "about"}
     return {name: CatalogEntry(name=name, **{k: v for k, v in d.items() if k in keys}) for name, d in raw.items()}
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a regular file of at most a corpus's size (a FIFO or a device is refused)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular(path, "corpus", CorpusError), "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
+            if f.tell() > MAX_CORPUS_BYTES:
+                raise CorpusError(f"{path} is larger than the {MAX_CORPUS_BYTES:,} bytes a corpus may hold")
     return h.hexdigest()
+
+
+def _copy_into(src: Path, dest: Path) -> Path:
+    """Copy src to dest through a new temporary file and a rename (never through a link at dest)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, os.fdopen(open_regular(src, "corpus", CorpusError), "rb") as f:
+            shutil.copyfileobj(f, out)
+        os.replace(tmp, dest)
+    finally:
+        unlink_quietly(tmp)
+    return dest
 
 
 def local_path(entry: CatalogEntry) -> Path:
@@ -109,17 +122,7 @@ def _install(src: Path, entry: CatalogEntry) -> Path:
     got = sha256_file(src)
     if got != entry.sha256:
         raise CorpusError(f"{src} is not {entry.title}: its sha256 is {got[:16]}…, the catalog expects {entry.sha256[:16]}…")
-    dest = local_path(entry)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
+    return _copy_into(src, local_path(entry))
 
 
 def fetch(name: str, from_file: str | None = None, timeout: float = 30.0) -> Path:
@@ -130,7 +133,7 @@ def fetch(name: str, from_file: str | None = None, timeout: float = 30.0) -> Pat
     entry = cat[name]
     if from_file is not None:
         src = Path(os.path.expanduser(from_file))
-        if not src.is_file():
+        if not src.exists():
             raise CorpusError(f"file not found: {src}")
         return _install(src, entry)
     corpora_dir().mkdir(parents=True, exist_ok=True)
@@ -146,8 +149,7 @@ def fetch(name: str, from_file: str | None = None, timeout: float = 30.0) -> Pat
             f"download it yourself and run `tinygpt corpus fetch {name} --from FILE`"
         ) from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        unlink_quietly(tmp)
 
 
 def add(path: str, name: str | None = None) -> Path:
@@ -159,13 +161,4 @@ def add(path: str, name: str | None = None) -> Path:
     dest = corpora_dir() / f"{stem}.txt"
     if dest.exists() and sha256_file(dest) != corpus.sha256:
         raise CorpusError(f"{dest} already exists with different text; pick another --name")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(corpus.path, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
+    return _copy_into(Path(corpus.path), dest)

@@ -27,16 +27,21 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 from tinygpt_tui.config import GPTConfig
+from tinygpt_tui.engine.memory import check_fits
 from tinygpt_tui.engine.metrics import METRICS, append_metrics, read_metrics, truncate_metrics  # noqa: F401 (read through the folder)
-from tinygpt_tui.engine.safe_io import fsync_dir, read_json, read_text, stage, unlink_quietly
-from tinygpt_tui.engine.schema import FORMAT, WEIGHTS, check_weights, expected_shapes, read_safetensors_header, validate_config_doc  # noqa: F401
+from tinygpt_tui.engine.safe_io import MiB, fsync_dir, open_regular, read_json, read_text, stage, unlink_quietly
+from tinygpt_tui.engine.schema import (FORMAT, WEIGHTS, check_vocab_size, check_weights, expected_shapes,  # noqa: F401
+                                       read_safetensors_header, validate_config_doc, validate_train_state)
 from tinygpt_tui.errors import CheckpointError, TinyGPTError
 from tinygpt_tui.tokenizer import CharTokenizer
 
 CONFIG, VOCAB, CARD, LOCK = "config.json", "vocab.json", "README.md", ".lock"
 STATE_TENSORS = "train_state.safetensors"
+CONFIG_LIMIT, VOCAB_LIMIT = 4 * MiB, 32 * MiB  # a config is kilobytes; two million escaped characters fit
+CPU = SimpleNamespace(type="cpu")  # where a model is loaded first (no torch needed to say so)
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 ENV_MODELS_DIR = "TINYGPT_MODELS_DIR"
 
@@ -118,7 +123,9 @@ def _number(v):
 
 
 def read_vocab(folder: Path) -> CharTokenizer:
-    return CharTokenizer.from_json(read_text(Path(folder) / VOCAB, VOCAB))
+    tokenizer = CharTokenizer.from_json(read_text(Path(folder) / VOCAB, VOCAB, VOCAB_LIMIT))
+    check_vocab_size(tokenizer.vocab_size, VOCAB)
+    return tokenizer
 
 
 def check_folder(folder: Path) -> tuple[dict, GPTConfig]:
@@ -133,12 +140,13 @@ def check_folder(folder: Path) -> tuple[dict, GPTConfig]:
                 f"{pickles[0]} is a pickle checkpoint, which can run code when loaded; "
                 "tinygpt loads only safetensors (see `tinygpt convert`)"
             )
-    doc = read_json(folder / CONFIG, CONFIG)
+    doc = read_json(folder / CONFIG, CONFIG, CONFIG_LIMIT)
     cfg = validate_config_doc(doc)
     vocab = read_vocab(folder)
     if vocab.vocab_size != cfg.vocab_size:
         raise CheckpointError(f"{VOCAB} has {vocab.vocab_size} characters, config.json says vocab_size {cfg.vocab_size}")
     check_weights(folder, cfg)
+    check_fits(cfg, 1, CPU, 0, training=False)  # a real weights file can still be larger than the machine
     return doc, cfg
 
 
@@ -341,22 +349,19 @@ def load_train_state(folder):
     path = folder / STATE_TENSORS
     if not path.exists():
         raise CheckpointError(f"{folder.name} has no training state to resume from (it holds weights only)")
+    names, header = read_safetensors_header(path)  # a regular file whose header holds together
     try:
-        tensors = {}
+        meta = json.loads(header.get("meta", "null"))
+    except (ValueError, RecursionError):
+        meta = None
+    if not any(k.startswith(STATE_MODEL_PREFIX) for k in names):
+        meta = None  # a state from before the weights were saved with it
+    meta = validate_train_state(meta, names)
+    try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = f.metadata() or {}
-            for k in f.keys():
-                tensors[k] = f.get_tensor(k)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
         raise CheckpointError(f"cannot read {STATE_TENSORS}: {str(e).splitlines()[0][:120]}") from None
-    try:
-        meta = json.loads(header["meta"])
-    except (KeyError, ValueError):
-        meta = None
-    if not state_weights(tensors):
-        meta = None  # a state from before the weights were saved with it
-    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int) or isinstance(meta.get("step"), bool):
-        raise CheckpointError(f"the training state in {folder.name} is malformed")
     return tensors, meta
 
 
@@ -385,34 +390,34 @@ class FolderLock:
         import fcntl
 
         self.folder = Path(folder)
+        if self.folder.is_symlink():
+            raise CheckpointError(f"{self.folder} is a symbolic link; tinygpt trains only into a real folder")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._f = open(self.folder / LOCK, "a+", encoding="utf-8")
         except OSError as e:
             raise CheckpointError(f"cannot write to {self.folder}: {e.strerror or e}") from None
+        self.fd = open_regular(self.folder / LOCK, f"{self.folder.name}/{LOCK}", write=True)
         try:
-            fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            self._f.seek(0)
-            who = self._f.read(40).strip()
-            self._f.close()
+            who = os.pread(self.fd, 40, 0).decode("ascii", "replace").strip()
+            self.release()
             raise CheckpointError(
                 f"{self.folder.name} is being trained by another process{f' (pid {who})' if who.isdigit() else ''}; "
                 "wait for it to finish, or train under another --name"
             ) from None
         try:
-            self._f.seek(0)
-            self._f.truncate()
-            self._f.write(str(os.getpid()))
-            self._f.flush()
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, str(os.getpid()).encode(), 0)
         except OSError:
             pass  # the lock is what matters, the pid is a courtesy
         for p in self.folder.glob(".*.tmp"):  # left by a run killed mid-save; no one else writes here now
             unlink_quietly(p)
 
     def release(self) -> None:
-        if self._f is not None and not self._f.closed:
-            self._f.close()  # closing the file drops the flock
+        if self.fd is not None:
+            os.close(self.fd)  # closing the file drops the flock
+            self.fd = None
 
 
 # ---------------------------------------------------------------- the model card

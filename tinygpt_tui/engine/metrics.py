@@ -1,64 +1,84 @@
-"""metrics.jsonl: one JSON record per line, appended while a run trains and read by anyone following it."""
+"""metrics.jsonl: one JSON record per line, appended while a run trains and read by anyone following it.
+
+Appends never follow a link; reads take only a regular file, a bounded chunk at a
+time, and only records that pass the schema (schema.valid_record).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from tinygpt_tui.engine.safe_io import atomic_write
+from tinygpt_tui.engine.safe_io import MiB, append, atomic_write, open_regular
+from tinygpt_tui.engine.schema import valid_record
+from tinygpt_tui.errors import CheckpointError
 
 METRICS = "metrics.jsonl"
+MAX_LINE = 1 * MiB  # a record is a few hundred bytes (a sample of text at most kilobytes)
+MAX_READ = 64 * MiB  # per call: a follower catches up over several calls
 
 
 def append_metrics(folder, records: list[dict]) -> None:
-    if not records:
-        return
-    with open(Path(folder) / METRICS, "a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        f.flush()
+    if records:
+        append(Path(folder) / METRICS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), METRICS)
 
 
 def _parse(lines: list[bytes]) -> tuple[list[dict], bool]:
-    """The records among the lines, and whether any line was not one."""
+    """The usable records among the lines, and whether any line was not one."""
     records, bad = [], False
     for line in lines:
         try:
-            r = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            r = json.loads(line) if len(line) <= MAX_LINE else None
+        except (ValueError, RecursionError):
             r = None
-        if isinstance(r, dict):
+        if valid_record(r):
             records.append(r)
         else:
             bad = True
     return records, bad
 
 
+def _read(folder, start: int, limit: int) -> bytes | None:
+    """At most limit bytes from start; None if there is no regular file to read."""
+    try:
+        fd = open_regular(Path(folder) / METRICS, METRICS)
+    except CheckpointError:
+        return None  # missing (not yet written), or not a file to read
+    try:
+        return os.pread(fd, max(0, min(limit, os.fstat(fd).st_size - start)), start)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def read_metrics(folder, start: int = 0) -> tuple[list[dict], int]:
     """Complete records from byte offset ``start``; returns them and the offset to continue from.
 
     A line still being written (no newline yet) is left for the next call, so
-    a reader can follow a growing file written by another process.
+    a reader can follow a growing file written by another process; a line that
+    grows past MAX_LINE without ending is skipped, not read again and again.
     """
-    try:
-        with open(Path(folder) / METRICS, "rb") as f:
-            f.seek(start)
-            chunk = f.read()
-    except FileNotFoundError:
+    chunk = _read(folder, start, MAX_READ)
+    if not chunk:
         return [], start
     end = chunk.rfind(b"\n") + 1
+    if end == 0 and len(chunk) > MAX_LINE:
+        return [], start + len(chunk)  # the rest of that line is refused when it ends
     return _parse(chunk[:end].splitlines())[0], start + end
 
 
 def truncate_metrics(folder, after_step: int) -> None:
     """Drop records past a checkpoint's step (a resumed run rewrites that stretch)."""
-    try:
-        with open(Path(folder) / METRICS, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
+    raw = _read(folder, 0, MAX_READ + 1)
+    if raw is None:
         return
+    if len(raw) > MAX_READ:
+        raise CheckpointError(f"{METRICS} is more than {MAX_READ:,} bytes; move it aside to resume")
     end = raw.rfind(b"\n") + 1
     records, bad = _parse(raw[:end].splitlines())
-    kept = [r for r in records if not (isinstance(r.get("step"), int) and r["step"] > after_step)]
+    kept = [r for r in records if r.get("step", 0) <= after_step]
     # rewrite also when a kill left half a line (or a garbled one): appending to it would glue
     # the next record onto the fragment and lose it
     if len(kept) != len(records) or bad or end != len(raw):

@@ -15,6 +15,7 @@ from tinygpt_tui.errors import SettingsError
 MODEL_KEYS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "pos_encoding", "ffn", "norm", "tie_weights", "mlp_ratio")
 OPTIMIZERS = ("muon", "adamw")
 MAX_SEED = 2**63 - 1  # torch's and numpy's seeds are 64-bit
+MAX_TOKENS_PER_STEP = 2**24  # 16M: thirty times GPT-2's batch; more is a typo, and a first step that never ends
 
 # Sized for a wall-clock budget on a laptop CPU (measured on 2 cores, Tiny Shakespeare: see
 # docs/performance.md). "auto", the default, picks one of these from --minutes, else "small".
@@ -125,7 +126,7 @@ class TrainConfig:
         check_name(self.name)
         for n in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
             whole(n, 1, 10**9)
-        whole("sample_chars", 0, 10**6)
+        whole("sample_chars", 0, 100_000)
         whole("seed", 0, MAX_SEED)
         whole("warmup_steps", 0, 10**12)
         if self.max_steps is not None:
@@ -146,6 +147,9 @@ class TrainConfig:
         if self.threads is not None:
             whole("threads", 1, 4096)
         self.model_config(vocab_size=2)  # raises for an impossible shape
+        if self.batch_size * self.grad_accum * self.block_size > MAX_TOKENS_PER_STEP:
+            raise SettingsError(f"a step of {self.batch_size} x {self.grad_accum} sequences of {self.block_size} characters is more "
+                                f"than the {MAX_TOKENS_PER_STEP:,} tokens tinygpt takes per step; lower --batch-size or --grad-accum")
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         try:

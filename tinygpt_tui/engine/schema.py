@@ -1,33 +1,126 @@
-"""Validation of what a model folder holds, before anything uses it: config.json's sections and
-the safetensors header (read here without numpy or torch: the app lists folders before its
-first frame)."""
+"""Validation by schema, in one place, of everything read from a model folder before it is used:
+config.json and each of its sections, the vocabulary's size, the training state, metrics.jsonl
+records, and the safetensors header (read here without numpy or torch: the app lists folders
+before its first frame). Types, ranges, and finiteness of every float; a wrong-typed section is
+refused with one line, never reaches code that assumes a dict.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 from tinygpt_tui.config import ConfigError, GPTConfig
+from tinygpt_tui.engine.safe_io import open_regular
 from tinygpt_tui.errors import CheckpointError
 
 FORMAT = "tinygpt/1"
 WEIGHTS = "model.safetensors"
+BIG = 2**62  # past any real step, token count or parameter count, inside every integer type used
+
+
+def number(v, lo=-math.inf, hi=math.inf, whole=False) -> bool:
+    """A JSON number (not a bool), finite, within [lo, hi]; whole: an integer."""
+    if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)):
+        return False
+    return (whole or math.isfinite(v)) and lo <= v <= hi
+
+
+# config.json: each section's fields and what they hold (absent is allowed, wrong is not)
+KINDS = {
+    "int": lambda v: number(v, 0, BIG, whole=True),
+    "num": lambda v: number(v),
+    "num?": lambda v: v is None or number(v),
+    "str": lambda v: isinstance(v, str),
+    "scalar?": lambda v: v is None or isinstance(v, (str, bool)) or number(v, -BIG, BIG),
+}
+SECTIONS = {
+    "figures": {"step": "int", "tokens_seen": "int", "params": "int", "train_time_s": "num", "val_loss": "num?",
+                "best_val_loss": "num?", "train_loss": "num?", "val_loss_is": "str"},
+    "corpus": {"name": "str", "path": "str", "sha256": "str", "chars": "int"},
+    "training": {},  # every value a JSON scalar; TrainConfig.check judges them on --resume
+    "versions": {},
+}
+TOP = {"name": "str", "device": "str", "dtype": "str", "command": "str", "updated": "str", "world_size": "int"}
 
 
 def validate_config_doc(doc) -> GPTConfig:
+    """config.json checked section by section; returns its model configuration."""
     if not isinstance(doc, dict):
         raise CheckpointError("config.json must hold a JSON object")
     if doc.get("format") not in (None, FORMAT):
         raise CheckpointError(f"config.json has format {str(doc.get('format'))[:40]!r}; this tinygpt reads {FORMAT}")
-    if "model" not in doc:
+    for key, kind in TOP.items():
+        if key in doc and not KINDS[kind](doc[key]):
+            raise CheckpointError(f"config.json: {key} is not a {'whole number' if kind == 'int' else 'string'}")
+    for section, fields in SECTIONS.items():
+        sec = doc.get(section, {})
+        if not isinstance(sec, dict):
+            raise CheckpointError(f'config.json: the "{section}" section is not a JSON object')
+        for key, v in sec.items():
+            if not KINDS[fields.get(key, "scalar?")](v):
+                raise CheckpointError(f"config.json: {section}.{str(key)[:40]} holds {str(v)[:40]!r}, which is out of place there")
+    model = doc.get("model")
+    if model is None:
         raise CheckpointError('config.json has no "model" section')
+    if not isinstance(model, dict):
+        raise CheckpointError('config.json: the "model" section is not a JSON object')
+    for key, v in model.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise CheckpointError(f"config.json: model {key} is {v}, not a finite number")
+        if type(v) is int and not -BIG <= v <= BIG:
+            raise CheckpointError(f"config.json: model {key} is beyond the limit of {BIG}")
     try:
-        return GPTConfig.from_dict(doc["model"])
+        cfg = GPTConfig.from_dict(model)
     except ConfigError as e:
         raise CheckpointError(f"config.json: {e}") from None
     except TypeError as e:
         raise CheckpointError(f"config.json: bad model section ({e})") from None
+    check_vocab_size(cfg.vocab_size, "config.json")
+    return cfg
+
+
+def check_vocab_size(n: int, where: str) -> None:
+    if n < 2:
+        raise CheckpointError(f"{where}: a vocabulary of {n} character can only repeat it; a model needs at least 2")
+
+
+def validate_train_state(meta, tensor_names) -> dict:
+    """The training state's metadata and tensor names, checked before --resume uses them."""
+    if not isinstance(meta, dict) or not number(meta.get("step"), 0, BIG, whole=True):
+        raise CheckpointError("the training state is malformed (no step)")
+    for key, kind in {"elapsed_s": "num", "tokens_seen": "int", "best_val_loss": "num?", "seed": "int"}.items():
+        if key in meta and not KINDS[kind](meta[key]):
+            raise CheckpointError(f"the training state is malformed ({key} is {str(meta[key])[:40]!r})")
+    if meta.get("elapsed_s", 0) < 0:
+        raise CheckpointError("the training state is malformed (elapsed_s is negative)")
+    groups, scalars = meta.get("param_groups", []), meta.get("scalars", {})
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups) or not isinstance(scalars, dict):
+        raise CheckpointError("the training state is malformed (its optimizer section)")
+    for key, v in scalars.items():
+        if key.count(".") < 1 or not key.split(".", 1)[0].isdigit() or not number(v):
+            raise CheckpointError(f"the training state is malformed (optimizer entry {key[:40]!r})")
+    for name in tensor_names:
+        parts = name.split(".", 2)
+        if not (name.startswith("model.") or (len(parts) == 3 and parts[0] == "opt" and parts[1].isdigit())):
+            raise CheckpointError(f"the training state is malformed (a tensor named {name[:60]!r})")
+    return meta
+
+
+def valid_record(r) -> bool:
+    """A metrics.jsonl record that a reader (the app's chart, a comparison) can use as it is."""
+    if not isinstance(r, dict) or not isinstance(r.get("event"), str):
+        return False
+    if "step" in r and not number(r["step"], 0, BIG, whole=True):
+        return False
+    for k, v in r.items():
+        if isinstance(v, int) and not isinstance(v, bool) and not -BIG <= v <= BIG:
+            return False
+        if isinstance(v, float) and not math.isfinite(v) and not (k == "eta_s" and v == math.inf):
+            return False
+    return True
 
 
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
@@ -49,11 +142,13 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int,
     goes through the safetensors package.
     """
 
+    path = Path(path)
+
     def bad(why: str):
-        return CheckpointError(f"{WEIGHTS} is not a valid safetensors file ({why})")
+        return CheckpointError(f"{path.name} is not a valid safetensors file ({why})")
 
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(open_regular(path, path.name), "rb") as f:
             size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             if len(head) < 8:
@@ -62,12 +157,8 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int,
             if n > min(size - 8, MAX_HEADER_BYTES):
                 raise bad(f"header length {n} runs past the end of the file")
             raw = f.read(n)
-    except FileNotFoundError:
-        raise CheckpointError(f"{WEIGHTS} is missing in {path.parent}") from None
-    except IsADirectoryError:
-        raise bad("it is a folder") from None
     except OSError as e:
-        raise CheckpointError(f"cannot read {WEIGHTS}: {e.strerror or e}") from None
+        raise CheckpointError(f"cannot read {path.name}: {e.strerror or e}") from None
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -142,20 +233,6 @@ def expected_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
     if not cfg.tie_weights:
         shapes["head.weight"] = (V, C)
     return shapes
-
-
-def check_weights(folder: Path, cfg: GPTConfig) -> None:
-    got = _weight_shapes(folder / WEIGHTS)
-    want = expected_shapes(cfg)
-    missing = sorted(set(want) - set(got))
-    extra = sorted(set(got) - set(want))
-    if missing:
-        raise CheckpointError(f"{WEIGHTS} lacks {len(missing)} tensors the config needs, e.g. {missing[0]}")
-    if extra:
-        raise CheckpointError(f"{WEIGHTS} has tensors the config does not describe, e.g. {extra[0][:80]}")
-    for k, shape in want.items():
-        if got[k] != shape:
-            raise CheckpointError(f"{WEIGHTS}: {k} has shape {list(got[k])}, the config says {list(shape)}")
 
 
 def check_weights(folder: Path, cfg: GPTConfig) -> None:

@@ -33,7 +33,7 @@ from tinygpt_tui.data import Dataset, read_corpus
 from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.distributed import DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests
 from tinygpt_tui.engine.evaluate import estimate_loss, evaluate_split
-from tinygpt_tui.engine.memory import activation_bytes_per_sequence, memory_budget_bytes, micro_batch_split
+from tinygpt_tui.engine.memory import activation_bytes_per_sequence, check_fits, memory_budget_bytes, micro_batch_split
 from tinygpt_tui.engine.optim import build_optimizer
 from tinygpt_tui.engine.presets import NameTaken, TrainConfig, check_name, resume_config
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
@@ -155,7 +155,10 @@ class Run:
             corpus = read_corpus(cfg.corpus)
             if (self.folder / ckpt.CONFIG).exists():
                 raise NameTaken(cfg.name, models_dir)
-            return cfg, corpus, CharTokenizer.from_text(corpus.text), None
+            tokenizer = CharTokenizer.from_text(corpus.text)
+            if tokenizer.vocab_size < 2:
+                raise CorpusError(f"the corpus {corpus.name} holds one distinct character: there is nothing to learn")
+            return cfg, corpus, tokenizer, None
         if not self.folder.is_dir():
             raise CheckpointError(f"nothing to resume: {self.folder} does not exist")
         doc, model_cfg = ckpt.check_folder(self.folder)
@@ -202,11 +205,12 @@ class Run:
             )
         self.tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
 
+        budget = memory_budget_bytes(cfg.memory_budget, self.device)
+        check_fits(self.model_cfg, self.micro_batch, self.device, budget)  # before the model exists
         torch.manual_seed(cfg.seed)
         self.model = GPT(self.model_cfg).to(self.device)
         self.model.checkpointing = bool(cfg.checkpoint_activations)
         self.activation_mb = None  # what a micro-batch keeps for the backward pass (measured when a budget applies)
-        budget = memory_budget_bytes(cfg.memory_budget, self.device)
         if budget:
             per_seq = activation_bytes_per_sequence(self.model, self.model_cfg.block_size, self.device, self.dtype)
             k = micro_batch_split(self.micro_batch, per_seq, budget)
@@ -355,8 +359,8 @@ class Run:
         def flush():
             try:
                 ckpt.append_metrics(self.folder, pending)
-            except (OSError, TinyGPTError):
-                pass  # metrics are a log; a full disk must not kill the run (the save will say so)
+            except OSError:
+                pass  # metrics are a log; a full disk must not kill the run (the save will say so); a link does
             pending.clear()
 
         yield emit(Started(
