@@ -224,10 +224,12 @@ def test_a_mistyped_command_line_is_one_error_line(args):
 
 
 def test_help_fits_80_columns_with_flags_shown_as_flags():
-    for args in ([], ["train"], ["generate"], ["eval"], ["inspect"], ["convert"], ["models"], ["corpus"], ["corpus", "add"]):
+    for args in ([], ["train"], ["generate"], ["eval"], ["inspect"], ["convert"], ["models"], ["corpus"], ["corpus", "add"],
+                 ["export"], ["import"]):
         r = tinygpt(*args, "-h", env={"COLUMNS": "80"})
         assert r.returncode == 0 and r.stdout.startswith("Usage:"), (args, r.stderr)
         assert "<bool>" not in r.stdout and "…" not in r.stdout, args
+        assert not any(line.endswith("...") for line in r.stdout.split("Commands:")[-1].splitlines()), args
         assert max(len(line) for line in r.stdout.splitlines()) <= 80, args
     assert "--checkpoint-activations " in tinygpt("train", "--help", env={"COLUMNS": "80"}).stdout
     r = subprocess.run([sys.executable, "train.py", "--help"], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "80"})

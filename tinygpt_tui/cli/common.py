@@ -74,7 +74,13 @@ class Command(_OneLineErrors, TyperCommand):
 
 
 class Group(_OneLineErrors, TyperGroup):
-    pass
+    def format_commands(self, ctx, formatter):
+        """Each command's first sentence in full, wrapped (click cuts it at the width with "...")."""
+        commands = [(n, self.get_command(ctx, n)) for n in self.list_commands(ctx)]
+        rows = [(n, c.get_short_help_str(limit=1000)) for n, c in commands if c is not None and not c.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 def friendly(fn):

@@ -37,6 +37,7 @@ def generate(
     from rich.console import Console
     from rich.text import Text
 
+    from tinygpt_tui.engine.folder import load_for_sampling, resolve_model
     from tinygpt_tui.sampler import Generation, SamplingSettings
     from tinygpt_tui.tokenizer import printable
 
@@ -47,7 +48,7 @@ def generate(
         raise SettingsError(f"--prompt-chars must be at least 1, got {prompt_chars}")
     if split not in ("train", "val"):
         raise SettingsError(f"--split must be train or val, got {split!r}")
-    loaded = _load(model, device, models_dir, sampling=True)
+    loaded = load_for_sampling(resolve_model(model, models_dir), device)  # on a CPU: the compiled decoder, no torch
     err = Console(stderr=True, highlight=False)
     out = sys.stdout
     prompts = [prompt] * num_samples
@@ -136,12 +137,10 @@ def eval_cmd(
         console.print(f"model card: validation loss {recorded:.4f}")
 
 
-def _load(model, device, models_dir, sampling=False):
-    from tinygpt_tui.engine.folder import check_folder, load_for_sampling, load_model, resolve_model
+def _load(model, device, models_dir):
+    from tinygpt_tui.engine.folder import check_folder, load_model, resolve_model
 
     folder = resolve_model(model, models_dir)
-    if sampling:  # on a CPU, the compiled decoder without torch (it checks the folder first)
-        return load_for_sampling(folder, device)
     check_folder(folder)  # a broken folder is refused before torch is imported (pick_device imports it)
     from tinygpt_tui.engine.device import pick_device
 

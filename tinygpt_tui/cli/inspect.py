@@ -107,11 +107,6 @@ def cell_parts(w: float, vmax: float, width: int, color: bool) -> tuple[str, Sty
     return SHADES[min(int(level * (len(SHADES) - 1) + 0.5), len(SHADES) - 1)] * width, None
 
 
-def weight_cell(w: float, vmax: float, width: int, color: bool) -> Text:
-    s, style = cell_parts(w, vmax, width, color)
-    return Text(s, style=style or "")
-
-
 def heatmap_layout(chars: list[str], row_labels: list[str], width: int) -> tuple[int, list[tuple[int, int]]]:
     """The label width and the (start, end) column blocks a heatmap of this width wraps into."""
     lab_w = max((cell_len(r) for r in row_labels), default=0) + 1
@@ -216,7 +211,7 @@ def legend(vmax: float, color: bool = True, width: int = 16) -> Text:
     """The colour scale: 0 to the heaviest weight shown, on a square-root scale."""
     t = Text("0 ", style="dim")
     for i in range(width):
-        t.append_text(weight_cell((i / (width - 1)) ** 2 * vmax, vmax, 1, color))
+        t.append(*cell_parts((i / (width - 1)) ** 2 * vmax, vmax, 1, color))
     t.append(f" {vmax:.3f} (√ scale)", style="dim")
     return t
 
