@@ -9,7 +9,7 @@ import torch
 from tinygpt_tui.errors import SettingsError
 from tinygpt_tui.fast import decode
 from tinygpt_tui.model import GPT, GPTConfig
-from tinygpt_tui.sampler import Generation, SamplingSettings, Uniforms, draw, generate
+from tinygpt_tui.sampler import Generation, SamplingSettings, draw, generate
 from tinygpt_tui.tokenizer import CharTokenizer
 
 TEXT = "abcdefghij klmnop\nqrstuvwxyz.,!?"
@@ -112,7 +112,7 @@ def test_bad_settings_are_refused(kw):
 def test_draws_follow_the_filtered_probabilities():
     """The inverse-CDF draw from uniform numbers gives each token its probability."""
     logits = np.log(np.array([0.5, 0.3, 0.15, 0.05], np.float32))
-    uniform, n = Uniforms(3), 20000
+    uniform, n = np.random.default_rng(3).random, 20000
     counts = np.zeros(4)
     for _ in range(n):
         counts[draw(logits, 1.0, 0, 1.0, uniform())] += 1

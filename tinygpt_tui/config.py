@@ -109,38 +109,29 @@ class GPTConfig:
     def from_dict(cls, d: dict) -> "GPTConfig":
         if not isinstance(d, dict):
             raise ConfigError("model config must be a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"unknown model config keys: {', '.join(unknown)}")
         return cls(**d).validate()
 
     def param_count(self) -> int:
         """Parameters of the model this config builds (without building it)."""
-        C, L, V = self.n_embd, self.n_layer, self.vocab_size
-        norm = C * (2 if (self.norm == "layernorm" and self.bias) else 1)
-        attn = C * 3 * C + C * C + (4 * C if self.bias else 0)
-        h = self.ffn_hidden
-        up = C * h * (2 if self.ffn == "swiglu" else 1)
-        ffn = up + h * C + ((h * (2 if self.ffn == "swiglu" else 1) + C) if self.bias else 0)
-        total = V * C + L * (attn + ffn + 2 * norm) + norm
-        if not self.tie_weights:
-            total += V * C
-        if self.pos_encoding == "learned":
-            total += self.block_size * C
-        return total
+        C, h, V = self.n_embd, self.ffn_hidden, self.vocab_size
+        up = h * (2 if self.ffn == "swiglu" else 1)  # outputs of the feed-forward's first layer
+        norm = C * (2 if self.norm == "layernorm" and self.bias else 1)
+        layer = 4 * C * C + C * up + h * C + 2 * norm + (5 * C + up if self.bias else 0)  # attention, feed-forward, norms
+        emb = V * C * (1 if self.tie_weights else 2) + (self.block_size * C if self.pos_encoding == "learned" else 0)
+        return emb + self.n_layer * layer + norm
 
 
 class Window:
-    """Which cached keys a decoder keeps: the one rule of both KV caches (model.KVCache and the
-    compiled decoder in fast/decode.py), over a buffer whose live entries are [start, end).
-
-    ``pos`` is the absolute position of the next token. A token sees itself and at most the
-    block_size - 1 keys before it. With a relative encoding (rope, alibi, none) the window
-    slides: older keys are dropped, and the buffer, two windows long, moves its live entries
-    back to the front when it is full (``move``, written by each cache for its own buffer).
-    With an absolute one (learned, sinusoidal) positions stop at block_size: past it the
-    sampler starts over from the end of the text (``reset``)."""
+    """Which cached keys a decoder keeps, over a buffer whose live entries are [start, end): the
+    one rule of both KV caches (model.KVCache, and the compiled decoder's in fast/decode.py).
+    ``pos`` is the position of the next token, which sees itself and at most block_size - 1
+    keys before it. A relative encoding slides: older keys are dropped, and the buffer (two
+    windows long) moves its live entries to the front when full (``move(start, end)``: each
+    cache copies its own buffer's entries [start, end) to the front).
+    An absolute encoding stops at block_size: the sampler starts over (``reset``)."""
 
     def __init__(self, block_size: int, sliding: bool):
         self.block_size, self.sliding = block_size, sliding
@@ -152,10 +143,6 @@ class Window:
 
     def __len__(self) -> int:
         return self.end - self.start
-
-    def move(self, start: int, end: int) -> None:
-        """Copy the buffer's entries [start, end) to its front."""
-        raise NotImplementedError
 
     def make_room(self, T: int) -> tuple[int, int]:
         """Before T new tokens: (start, end), the first key they may see and where they go."""

@@ -124,8 +124,7 @@ class Dataset:
 
         data = self.tensor(name)
         ix = torch.randint(len(data) - self.block_size - 1, (batch_size,), generator=generator)
-        offsets = ix[:, None] + torch.arange(self.block_size + 1)
-        xy = data[offsets]
+        xy = data[ix[:, None] + torch.arange(self.block_size + 1)]
         x, y = xy[:, :-1], xy[:, 1:]
         if device.type == "cuda":
             return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
@@ -133,18 +132,10 @@ class Dataset:
 
     def windows(self, name: str, batch_size: int, device):
         """Every non-overlapping window of the split, in order: for a deterministic full evaluation."""
-        data = self.tensor(name)
-        T = self.block_size
-        n = (len(data) - 1) // T
-        starts = torch_arange(n) * T
-        for i in range(0, n, batch_size):
-            s = starts[i : i + batch_size]
-            offsets = s[:, None] + torch_arange(T + 1)
-            xy = data[offsets]
+        import torch
+
+        data, T = self.tensor(name), self.block_size
+        starts = torch.arange((len(data) - 1) // T) * T
+        for i in range(0, len(starts), batch_size):
+            xy = data[starts[i : i + batch_size, None] + torch.arange(T + 1)]
             yield xy[:, :-1].to(device), xy[:, 1:].to(device)
-
-
-def torch_arange(n):
-    import torch
-
-    return torch.arange(n)

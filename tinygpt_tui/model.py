@@ -2,24 +2,17 @@
 
 Shapes in comments: B batch, T new tokens, S keys attended over (the cached ones plus
 the T new), C channels (n_embd), H heads, D head size (C // H), V vocabulary size.
+The options a learner compares (config.py): pos_encoding learned | sinusoidal | rope |
+alibi | none; ffn gelu | swiglu; norm layernorm | rmsnorm; tie_weights; bias; dropout.
 
-The options a learner compares side by side (config.py):
-  pos_encoding  learned | sinusoidal | rope | alibi | none
-  ffn           gelu | swiglu
-  norm          layernorm | rmsnorm        (pre-norm, plus a final norm)
-  tie_weights   the token embedding doubles as the output layer
-  bias, dropout
+Generation feeds the prompt once, then one token per call, keeping every layer's keys and
+values in a KVCache (the logits equal the full forward pass). Past the context window
+(block_size) a relative encoding (rope, alibi, none) slides: each token sees the last
+block_size keys, which in the layers above the first were computed when their tokens still
+saw characters since gone (the usual streaming form, not a re-run of the window). An
+absolute encoding (learned, sinusoidal) stops at block_size: the sampler starts over.
 
-Generation feeds the prompt once, then one token per call, keeping every layer's keys
-and values in a KVCache; the cached logits equal the full forward pass. Past the context
-window (block_size) a relative encoding (rope, alibi, none) slides: each token sees the
-last block_size keys. (In the layers above the first, the kept keys were computed when
-their tokens still saw characters that have since left the window: the usual streaming
-form, not a re-run of the window.) An absolute encoding (learned, sinusoidal) stops at
-block_size: the sampler starts over from the end of the text (sampler.py).
-
-This is the plain form. tinygpt_tui/fast/ holds the same computation made faster (CPU
-kernels for training, a compiled decoding step), each tested equal to what is here.
+This is the plain form: fast/ holds the same computation made faster, tested against it.
 """
 
 from __future__ import annotations

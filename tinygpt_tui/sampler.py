@@ -5,13 +5,9 @@
 
 Each step a decoder turns the tokens so far into the logits of the next one, ``draw`` picks
 it, and it is fed back. One decoder per device: on a CPU the compiled step of
-fast/decode.py (int8 weights by default, ``precision="fp32"`` for the exact model), and
-elsewhere, or where numba is missing, the model's own KVCache.
-
-The window is the model's context (block_size). With a relative position encoding (rope,
-alibi, none) the cache slides one token at a time. With an absolute one (learned,
-sinusoidal) positions end at block_size, so when the window is full the decoder starts over
-from the last 3/4 of it (one prompt pass every block_size/4 characters).
+fast/decode.py (int8 weights unless precision="fp32"); elsewhere, or without numba, the
+model's own KVCache. Past the window (block_size) a relative position encoding slides; an
+absolute one starts over from the last 3/4 of the window (config.Window).
 """
 
 from __future__ import annotations
@@ -75,18 +71,13 @@ def draw(logits, temperature: float, top_k: int, top_p: float, u: float) -> int:
     return min(int(i), int(np.flatnonzero(p)[-1]))  # (u * total rounding up past the last kept token)
 
 
-class Uniforms:
-    """Uniform numbers in [0, 1) for ``draw``, from a seeded numpy generator, 256 at a time:
-    a seed gives the same text on every decoder, up to float rounding."""
+def uniforms(seed: int | None):
+    """Uniform numbers in [0, 1) for ``draw``, one per call: the same seed, the same numbers
+    (and so the same text on either decoder, up to float rounding); None: fresh entropy."""
+    return np.random.default_rng(seed).random
 
-    def __init__(self, seed: int | None):
-        self.rng = np.random.default_rng(seed)  # (None: fresh entropy)
-        self.batch: list[float] = []
 
-    def __call__(self) -> float:
-        if not self.batch:
-            self.batch = self.rng.random(256).tolist()[::-1]
-        return self.batch.pop()
+Uniforms = uniforms  # (the former name, still used by bench/bench.py)
 
 
 class CachedModel:
@@ -95,42 +86,33 @@ class CachedModel:
     draw = staticmethod(draw)
 
     def __init__(self, model):
-        self.model, self.device = model, next(model.parameters()).device
-        self.cache = model.new_cache()
-        self.sliding = self.cache.sliding
+        self.model, self.cache = model, model.new_cache()
+        self.sliding, self.reset = self.cache.sliding, self.cache.reset
 
     @property
     def pos(self) -> int:
         return self.cache.pos
 
-    def reset(self) -> None:
-        self.cache.reset()
-
     def feed(self, ids: list[int]):
         """Run ``ids`` (at positions pos, pos + 1, ...); return the (V,) logits after the last."""
         import torch
 
-        logits, _ = self.model(torch.tensor([ids], device=self.device), cache=self.cache)
-        return logits[0, -1].float().cpu().numpy()
-
-
-BACKENDS = ("auto", "numba", "torch")  # auto: the compiled step on a CPU; torch: the model's own KVCache
+        idx = torch.tensor([ids], device=next(self.model.parameters()).device)
+        return self.model(idx, cache=self.cache)[0][0, -1].float().cpu().numpy()
 
 
 def decoder(model, precision: str = "auto", backend: str = "auto"):
-    """What runs a stream of tokens through ``model`` (a GPT, or fast.decode.JitModel)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    """What runs a stream of tokens through ``model`` (a GPT, or a fast.decode.JitModel): the
+    compiled step on a CPU; the model's own KVCache elsewhere, without numba, or if backend="torch"."""
+    if backend not in ("auto", "torch"):
+        raise ValueError(f"backend must be auto or torch, got {backend!r}")
     if not hasattr(model, "parameters"):  # a JitModel: the compiled step, no torch at all
         return model.decoder(precision)
-    if backend == "torch" or next(model.parameters()).device.type != "cpu":
-        return CachedModel(model)
-    from tinygpt_tui.fast import decode
+    if backend == "auto" and next(model.parameters()).device.type == "cpu":
+        from tinygpt_tui.fast import decode
 
-    if decode.available():
-        return decode.JitModel.from_torch(model).decoder(precision)
-    if backend == "numba":
-        raise ValueError("the numba backend needs numba (pip install numba)")
+        if decode.available():
+            return decode.JitModel.from_torch(model).decoder(precision)
     return CachedModel(model)
 
 
@@ -173,7 +155,7 @@ class Generation:
 
     def _steps(self, run):
         s, window = self.settings, self.model.cfg.block_size
-        uniform = Uniforms(s.seed)
+        uniform = uniforms(s.seed)
         top_k = s.top_k if s.top_k is not None and s.top_k < self.model.cfg.vocab_size else 0  # (past V: no cut)
         top_p = 1.0 if s.top_p is None else float(s.top_p)
         # with no prompt, start from a newline: the model begins a fresh line
@@ -202,24 +184,20 @@ def chunked(chars, interval: float, clock=time.perf_counter):
     one. What is gathered when the characters end, or fail, still comes out (then the error)."""
     buf: list[str] = []
     first, last = 0.0, -1e9
-    it = iter(chars)
-    while True:
-        try:
-            ch = next(it)
-        except StopIteration:
-            break
-        except Exception:
-            if buf:
+    try:
+        for ch in chars:
+            now = clock()
+            if not buf:
+                first = now
+            buf.append(ch)
+            if now - last >= interval:
                 yield "".join(buf), first
-            raise
-        now = clock()
-        if not buf:
-            first = now
-        buf.append(ch)
-        if now - last >= interval:
+                buf.clear()
+                last = now
+    except Exception:
+        if buf:
             yield "".join(buf), first
-            buf.clear()
-            last = now
+        raise
     if buf:
         yield "".join(buf), first
 

@@ -41,15 +41,8 @@ class CharTokenizer:
 
     def encode(self, text: str) -> Encoded:
         """Encode text; characters outside the vocabulary are dropped and reported."""
-        ids, dropped = [], {}
         stoi = self.stoi
-        for ch in text:
-            i = stoi.get(ch)
-            if i is None:
-                dropped.setdefault(ch, None)
-            else:
-                ids.append(i)
-        return Encoded(ids, list(dropped))
+        return Encoded([stoi[c] for c in text if c in stoi], list(dict.fromkeys(c for c in text if c not in stoi)))
 
     def encode_array(self, text: str) -> tuple[np.ndarray, list[str]]:
         """Fast encoding of a whole corpus to a numpy array (uint16 when it fits)."""

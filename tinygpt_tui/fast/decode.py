@@ -1,22 +1,15 @@
 """A GPT's decoding step as one compiled function (numba): the decoder on a CPU.
 
-Generating a character is a forward pass over one token. In PyTorch that pass is mostly
-the fixed cost of small operations (about fifteen per layer, each a few microseconds of
-dispatch before any arithmetic). Here the whole step, every layer, is one call into
-machine code that numba compiles from the plain loops below (once per machine; the result
-is cached on disk): int8 weights with one scale per output row (fp32 on request), fp32
-activations, keys and values written into the decoder's own buffer in place. One token per
-call while generating; a prompt, or a re-filled window, in one call, four tokens sharing
-each pass over a weight row. The loops are model.py's arithmetic written out; the tests
-hold their logits to the model's (tests/test_fastdecode.py).
-
-The compiled function releases the GIL, so a thread that generates does not hold up a
-user interface in the same process. Nothing here imports torch: ``JitModel`` takes the
-weights as numpy arrays (from a model folder's safetensors file, or from a PyTorch model),
-so ``tinygpt generate`` starts without PyTorch's second or two of import.
-
-numba is optional (a platform may lack its wheels): without it ``available()`` is False
-and the sampler runs the model's own KV cache instead.
+In PyTorch a one-token forward pass is mostly the fixed cost of small operations (about
+fifteen per layer, each microseconds of dispatch). Here the whole step, every layer, is one
+call into machine code that numba compiles from the plain loops below (once per machine,
+cached on disk): int8 weights with a scale per output row (or fp32), fp32 activations, keys
+and values written into the decoder's buffer in place; a prompt in one call, four tokens
+sharing each pass over a weight row. The loops are model.py's arithmetic written out, and
+the tests hold their logits to the model's. The step releases the GIL (a thread that
+generates does not hold up a user interface), and nothing here imports torch: ``JitModel``
+takes the weights as numpy arrays, from a model folder's safetensors file or a PyTorch model.
+Without numba, ``available()`` is False and the sampler runs the model's own KV cache.
 """
 
 from __future__ import annotations
@@ -112,28 +105,20 @@ if numba is not None:
 
     # erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (erf is +-1 in float32 beyond): the rational
     # approximation of Eigen and XLA, within 4e-7 of math.erf (tests/test_fastdecode.py). Unlike
-    # math.erf, which is a call per element, it vectorizes.
-    _ERF_P = (-1.60960333262415e-02, -2.95459980854025e-03, -7.34990630326855e-04, -5.69250639462346e-05,
-              -2.10102402082508e-06, 2.77068142495902e-08, -2.72614225801306e-10)
-    _ERF_Q = (-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03, -2.13374055278905e-04,
-              -1.45660718464996e-05)
+    # math.erf, which is a call per element, it vectorizes. Coefficients from the highest power down.
+    _ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+              -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
+    _ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+              -1.42647390514189e-02)
 
     @_compiled(inline="always", **_FLAGS)
     def erf(x):
         x = min(max(x, np.float32(-4.0)), np.float32(4.0))
-        x2 = x * x
-        p = np.float32(_ERF_P[6])
-        p = p * x2 + np.float32(_ERF_P[5])
-        p = p * x2 + np.float32(_ERF_P[4])
-        p = p * x2 + np.float32(_ERF_P[3])
-        p = p * x2 + np.float32(_ERF_P[2])
-        p = p * x2 + np.float32(_ERF_P[1])
-        p = p * x2 + np.float32(_ERF_P[0])
-        q = np.float32(_ERF_Q[4])
-        q = q * x2 + np.float32(_ERF_Q[3])
-        q = q * x2 + np.float32(_ERF_Q[2])
-        q = q * x2 + np.float32(_ERF_Q[1])
-        q = q * x2 + np.float32(_ERF_Q[0])
+        x2, p, q = x * x, np.float32(0.0), np.float32(0.0)
+        for c in _ERF_P:  # Horner's rule
+            p = p * x2 + np.float32(c)
+        for c in _ERF_Q:
+            q = q * x2 + np.float32(c)
         return x * p / q
 
     @_compiled(**_FLAGS)
@@ -174,22 +159,16 @@ if numba is not None:
     ):
         norm_kind, ffn_kind, pos_kind, window = kinds[0], kinds[1], kinds[2], kinds[3]
         L, _, H, _, D = kv.shape
-        C = emb.shape[1]
-        F = up_w.shape[1]
-        T = toks.shape[0]
+        T, C, F = toks.shape[0], emb.shape[1], up_w.shape[1]
         hidden = F // 2 if ffn_kind == SWIGLU else F
         x = np.empty((T, C), np.float32)  # the residual stream of each new token
         for t in range(T):
             x[t] = emb[toks[t]]
             if pos_kind == POS_TABLE:
                 x[t] += pos_table[pos + t]
-        h = np.empty((T, C), np.float32)
-        qkv = np.empty((T, 3 * C), np.float32)
-        y = np.empty((T, C), np.float32)
-        o = np.empty((T, C), np.float32)
-        u = np.empty((T, F), np.float32)
-        act = np.empty((T, hidden), np.float32)
-        w = np.empty(end + T - start, np.float32)
+        h, y, o = np.empty((T, C), np.float32), np.empty((T, C), np.float32), np.empty((T, C), np.float32)
+        qkv, u, act = np.empty((T, 3 * C), np.float32), np.empty((T, F), np.float32), np.empty((T, hidden), np.float32)
+        w = np.empty(end + T - start, np.float32)  # attention weights of one query
         for l in range(L):
             # attention: q, k, v of the new tokens; k and v join the cache at [end, end + T)
             for t in range(T):

@@ -1,17 +1,14 @@
 """Faster forms of three of model.py's layers for training on a CPU, switched on per model:
-
-    accelerate(model)             # the engine does this before training on a CPU
-    accelerate(model, on=False)   # back to the plain forms of model.py
-
-Each fast form subclasses the plain layer, holds the same weights (the state dict does not
-change) and computes the same function; tests/test_numerics.py checks each against model.py:
+``accelerate(model)`` (and ``accelerate(model, on=False)`` for model.py's plain forms again).
+Each subclasses the plain layer, holds the same weights (the state dict does not change),
+computes the same function, and is tested against it (tests/test_numerics.py):
   - dropout whose mask comes from 16 random bits per element (torch's bernoulli_ draws one
     random number per element: a quarter of the training step at the 10.7M shape);
-  - RMSNorm with its backward written out (F.rms_norm's is a chain of small kernels, about
-    5x slower than layer_norm's; this one measured 1.6 to 2x faster forward and backward);
+  - RMSNorm with its backward written out (F.rms_norm's is a chain of small kernels; this
+    one measured 1.6 to 2x faster forward and backward);
   - attention written out in bf16 (2 to 3x faster on a CPU than SDPA's flash kernel), with
     the causal mask made once per size.
-Off a CPU, or in fp32 for attention, each falls back to the plain form.
+Off a CPU (and for attention, outside bf16) each falls back to the plain form.
 """
 
 from __future__ import annotations
