@@ -111,6 +111,10 @@ def llama_state(model) -> dict:
 
 def hf_model(model):
     """The transformers model that computes what ``model`` does, with its weights."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # the command prints its own lines
+    logging.set_verbosity_error()
     cfg = model.cfg
     # no begin/end-of-text tokens: a character model has none, and a default id would stop generate() early
     common = dict(vocab_size=cfg.vocab_size, tie_word_embeddings=cfg.tie_weights, bos_token_id=None,

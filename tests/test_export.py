@@ -1,0 +1,369 @@
+"""`tinygpt export` (transformers, GGUF) and `tinygpt import` (a Hugging Face GPT-2 folder).
+
+The figures of issue 20, on small models made here with weights drawn wide (std 0.2, so the
+logits spread and greedy text varies): for every exportable combination, transformers' logits
+equal tinygpt's on 1,000 positions within 1e-4 (fp32) and greedy generation of 200 characters is
+identical; a GGUF file reads back with gguf's reader tensor for tensor; an export imported back
+gives the same logits. Needs the export extra (transformers, tokenizers, gguf), which the test
+extra installs; only the llama.cpp test skips where llama-cpp-python is not installed (it builds
+from source, too long for the machines the suite runs on).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_tiny_model
+
+GPT2 = dict(pos_encoding="learned", ffn="gelu", norm="layernorm")
+LLAMA = dict(pos_encoding="rope", ffn="swiglu", norm="rmsnorm")
+COMBOS = {  # every exportable combination, with and without biases, tied and untied output
+    "gpt2": dict(GPT2),
+    "gpt2-bias-untied": dict(GPT2, bias=True, tie_weights=False),
+    "llama": dict(LLAMA, rope_base=500.0),
+    "llama-bias-untied": dict(LLAMA, bias=True, tie_weights=False),
+}
+PROMPT, NEW = "ROMEO:\nWhat light ", 200
+
+
+def cli(*args):
+    """The export commands through typer's CliRunner, in an app of their own (as main.py registers them)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from tinygpt_tui.cli.common import Group
+    from tinygpt_tui.cli.export import register
+
+    app = typer.Typer(cls=Group, pretty_exceptions_enable=False)
+    register(app)
+    r = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+    if r.exception and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r
+
+
+def assert_one_line_error(r, *needles):
+    assert r.exit_code == 2, (r.exit_code, r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def sharp_model(folder: Path, text: str, **kw):
+    """make_tiny_model with weights drawn wide, saved again: logits far apart, varied greedy text."""
+    from tinygpt_tui.engine import folder as ckpt
+
+    model, tok = make_tiny_model(folder, text, block_size=256, n_layer=2, **kw)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.randn_like(p) * 0.2 + (1.0 if "norm" in name and name.endswith("weight") else 0.0))
+    ckpt.save_model(folder, model, tok, json.loads((folder / "config.json").read_text(encoding="utf-8")))
+    return model.eval(), tok
+
+
+def greedy(model, ids: list[int], n: int) -> list[int]:
+    """tinygpt's argmax loop: the prompt, then one token per call through the KV cache, each time
+    the likeliest next id (prompt and text stay inside the window: no restart, no sliding)."""
+    cache, out = model.new_cache(), []
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        for _ in range(n):
+            x = model(x, cache=cache)[0][:, -1].argmax(-1, keepdim=True)
+            out.append(x.item())
+    return out
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Models this small run faster on one thread (a second costs more in hand-offs than it
+    computes, the more so on a shared machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def text(small_corpus) -> str:
+    return small_corpus.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, text):
+    d = tmp_path_factory.mktemp("export-models")
+    return d, {name: sharp_model(d / name, text, **kw) for name, kw in COMBOS.items()}
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_transformers_logits_and_greedy_text_equal_tinygpt(models, text, tmp_path, combo):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    d, made = models
+    model, tok = made[combo]
+    r = cli("export", combo, tmp_path / "hf", "--to", "hf", "--models-dir", d)
+    assert r.exit_code == 0, r.stderr
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    hf_tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert type(hf).__name__ == ("GPT2LMHeadModel" if combo.startswith("gpt2") else "LlamaForCausalLM")
+    assert sorted(p.name for p in (tmp_path / "hf").glob("*.safetensors")) == ["model.safetensors"]
+
+    # 1,000 positions: four windows of 250 characters
+    chunks = [text[i * 5000 : i * 5000 + 250] for i in range(4)]
+    ids = torch.tensor([hf_tok(c)["input_ids"] for c in chunks])
+    assert ids.tolist() == [tok.encode(c).ids for c in chunks]
+    with torch.no_grad():
+        ours, theirs = model(ids)[0], hf(ids).logits
+    assert ours.shape == theirs.shape == (4, 250, tok.vocab_size)
+    assert ours.std() > 1.0  # logits spread far apart: the comparison means something
+    assert (ours - theirs).abs().max() < 1e-4
+
+    prompt = tok.encode(PROMPT).ids
+    want = greedy(model, prompt, NEW)
+    out = hf.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                      max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, pad_token_id=0)
+    got = out[0, len(prompt):].tolist()
+    assert got == want
+    assert hf_tok.decode(got) == tok.decode(want) and len(set(want)) > 2  # (not one character over and over)
+
+
+def test_tokenizer_ids_equal_tinygpt_and_decode_gives_the_text_back(models, tmp_path):
+    from transformers import AutoTokenizer
+
+    d, made = models
+    _, tok = made["gpt2"]
+    assert cli("export", "gpt2", tmp_path / "hf", "--to", "hf", "--models-dir", d).exit_code == 0
+    hf_tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    sample = "  Two  spaces, then\n\nnewlines\tand a tab; 'quotes' and ~ unknown é characters.\n"
+    ids = hf_tok(sample)["input_ids"]
+    assert ids == tok.encode(sample).ids  # characters outside the vocabulary dropped, as tinygpt does
+    assert hf_tok.decode(ids) == tok.decode(ids)
+    known = "".join(c for c in sample if c in tok.stoi)
+    assert hf_tok.decode(ids) == known and "\n\n" in known and "  " in known
+
+
+def test_refused_exports_are_one_line_and_leave_nothing(tmp_path, text, tiny_models_dir):
+    make_tiny_model(tmp_path / "models" / "alibi", text, pos_encoding="alibi")
+    make_tiny_model(tmp_path / "models" / "mixed", text, pos_encoding="learned", ffn="swiglu")
+    for name, why in (("alibi", "alibi/gelu/layernorm maps onto no stock model"), ("mixed", "learned/swiglu/layernorm")):
+        for to, out in (("hf", tmp_path / "out"), ("gguf", tmp_path / "out.gguf")):
+            assert_one_line_error(cli("export", name, out, "--to", to, "--models-dir", tmp_path / "models"), why)
+    assert_one_line_error(cli("export", "broken", tmp_path / "out", "--to", "hf", "--models-dir", tiny_models_dir), "config.json")
+    assert_one_line_error(cli("export", "nope", tmp_path / "out", "--to", "hf", "--models-dir", tiny_models_dir), "model not found")
+    (tmp_path / "afile").write_text("x")
+    assert_one_line_error(cli("export", "alpha", tmp_path / "afile" / "out", "--to", "hf", "--models-dir", tiny_models_dir), "cannot write")
+    assert_one_line_error(cli("export", "alpha", tmp_path / "no" / "such" / "out.gguf", "--to", "gguf", "--models-dir", tiny_models_dir))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "models"]
+
+
+def test_existing_output_needs_force_and_a_failed_write_leaves_it_whole(models, tmp_path, monkeypatch):
+    from tinygpt_tui.engine import export
+
+    d, _ = models
+    out = tmp_path / "hf"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    assert_one_line_error(cli("export", "gpt2", out, "--to", "hf", "--models-dir", d), "already exists", "--force")
+    assert (out / "mine.txt").read_text() == "keep"
+
+    def full_disk(chars):  # the weights are written by now; the tokenizer fails
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export, "char_tokenizer", full_disk)
+    assert_one_line_error(cli("export", "gpt2", out, "--to", "hf", "--force", "--models-dir", d), "No space left")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"] and sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    assert_one_line_error(cli("export", "gpt2", tmp_path / "new", "--to", "hf", "--models-dir", d), "No space left")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # no half-written folder, no temporary one
+    monkeypatch.undo()
+
+    assert cli("export", "gpt2", out, "--to", "hf", "--force", "--models-dir", d).exit_code == 0
+    assert not (out / "mine.txt").exists() and (out / "model.safetensors").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]
+
+
+@pytest.mark.parametrize("module,to", [("transformers", "hf"), ("tokenizers", "hf"), ("gguf", "gguf")])
+def test_without_the_extra_one_line_names_it(models, tmp_path, monkeypatch, module, to):
+    d, _ = models
+    monkeypatch.setitem(sys.modules, module, None)  # what an environment without the package imports
+    assert_one_line_error(cli("export", "gpt2", tmp_path / "out", "--to", to, "--models-dir", d), 'pip install "tinygpt-tui[export]"')
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- GGUF
+def interleave_halves(w: np.ndarray, n_head: int) -> np.ndarray:
+    """The documented permutation of q and k rows for llama.cpp: in each head, row i of the first
+    half and row i of the second half become rows 2i and 2i + 1 (halves -> adjacent pairs)."""
+    D = w.shape[0] // n_head
+    order = [h * D + half * D // 2 + i for h in range(n_head) for i in range(D // 2) for half in (0, 1)]
+    return w[order]
+
+
+def expected_gguf(model) -> dict[str, np.ndarray]:
+    cfg = model.cfg
+    s = {k: v.numpy() for k, v in model.state_dict().items()}
+    llama = cfg.pos_encoding == "rope"
+    out = {"token_embd.weight": s["tok_emb.weight"], "output.weight": s["head.weight"],
+           "output_norm.weight": s["norm.weight"]}
+    if not llama:
+        out.update({"position_embd.weight": s["pos_emb.weight"], "output_norm.bias": s["norm.bias"]})
+    for i in range(cfg.n_layer):
+        b, g = f"blocks.{i}.", f"blk.{i}."
+        out.update({g + "attn_norm.weight": s[b + "norm1.weight"], g + "ffn_norm.weight": s[b + "norm2.weight"]})
+        for kind in ("weight", "bias"):
+            if llama:
+                q, k, v = np.split(s[f"{b}attn.qkv.{kind}"], 3)
+                gate, up = np.split(s[f"{b}ffn.up.{kind}"], 2)
+                out.update({f"{g}attn_q.{kind}": interleave_halves(q, cfg.n_head), f"{g}attn_k.{kind}": interleave_halves(k, cfg.n_head),
+                            f"{g}attn_v.{kind}": v, f"{g}ffn_gate.{kind}": gate, f"{g}ffn_up.{kind}": up})
+            else:
+                out.update({f"{g}attn_qkv.{kind}": s[f"{b}attn.qkv.{kind}"], f"{g}ffn_up.{kind}": s[f"{b}ffn.up.{kind}"],
+                            f"{g}attn_norm.bias": s[b + "norm1.bias"], f"{g}ffn_norm.bias": s[b + "norm2.bias"]})
+            out.update({f"{g}attn_output.{kind}": s[f"{b}attn.proj.{kind}"], f"{g}ffn_down.{kind}": s[f"{b}ffn.down.{kind}"]})
+    return out
+
+
+@pytest.mark.parametrize("combo", ["gpt2-bias-untied", "llama-bias-untied"])
+def test_gguf_reads_back_tensor_for_tensor(models, tmp_path, combo):
+    import gguf
+
+    d, made = models
+    model, tok = made[combo]
+    out = tmp_path / "m.gguf"
+    r = cli("export", combo, out, "--to", "gguf", "--models-dir", d)
+    assert r.exit_code == 0, r.stderr
+    reader = gguf.GGUFReader(str(out))
+    arch = "gpt2" if combo.startswith("gpt2") else "llama"
+    assert reader.fields["general.architecture"].contents() == arch
+    assert reader.fields[f"{arch}.context_length"].contents() == 256
+    assert reader.fields[f"{arch}.block_count"].contents() == 2
+    assert reader.fields[f"{arch}.attention.head_count"].contents() == 2
+    if arch == "llama":
+        assert reader.fields["llama.rope.freq_base"].contents() == 10000.0
+    want = expected_gguf(model)
+    got = {t.name: np.asarray(t.data) for t in reader.tensors}
+    assert sorted(got) == sorted(want)
+    for name, w in want.items():
+        assert got[name].dtype == np.float32 and np.array_equal(got[name].reshape(w.shape), w), name
+
+
+def bpe(symbols: list[str], merges: list[str]) -> list[str]:
+    """Byte-pair encoding as llama.cpp's "gpt2" vocabulary runs it: repeatedly join the adjacent
+    pair of lowest merge rank, until no pair has one."""
+    ranks = {tuple(m.split(" ")): r for r, m in enumerate(merges)}
+    parts = list(symbols)
+    while True:
+        found = [(ranks[pair], i) for i, pair in enumerate(zip(parts, parts[1:])) if pair in ranks]
+        if not found:
+            return parts
+        _, i = min(found)
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
+
+
+def test_gguf_vocabulary_reads_back_to_tinygpt_ids(tmp_path):
+    """Each token is its character's UTF-8 bytes in the byte-level alphabet (decoded here by the
+    tokenizers library), and the merges put every character together, never two: the whole
+    text, run through BPE in one piece, gives tinygpt's ids."""
+    import gguf
+    from tokenizers import decoders, pre_tokenizers
+
+    text = "Dream of the Red Chamber: 红楼梦, naïve café — ok!\n\n  end 🙂 红梦 éé\n"
+    model, tok = make_tiny_model(tmp_path / "models" / "wide", text, **LLAMA)
+    assert cli("export", "wide", tmp_path / "w.gguf", "--to", "gguf", "--models-dir", tmp_path / "models").exit_code == 0
+    reader = gguf.GGUFReader(str(tmp_path / "w.gguf"))
+    tokens = reader.fields["tokenizer.ggml.tokens"].contents()
+    assert reader.fields["tokenizer.ggml.model"].contents() == "gpt2" and len(tokens) == tok.vocab_size
+    assert [decoders.ByteLevel().decode([t]) for t in tokens] == tok.chars
+    [(symbols, _)] = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str(text)
+    ids = {t: i for i, t in enumerate(tokens)}
+    assert [ids[p] for p in bpe(list(symbols), reader.fields["tokenizer.ggml.merges"].contents())] == tok.encode(text).ids
+
+
+def test_llama_cpp_greedy_text_equals_tinygpt(models, tmp_path):
+    """llama.cpp itself, where llama-cpp-python is installed (it builds from source: not on every
+    machine that runs the suite; this is the one test of the file that may skip)."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    d, made = models
+    model, tok = made["llama"]
+    assert cli("export", "llama", tmp_path / "m.gguf", "--to", "gguf", "--models-dir", d).exit_code == 0
+    llm = llama_cpp.Llama(model_path=str(tmp_path / "m.gguf"), n_ctx=256, verbose=False)
+    prompt = tok.encode(PROMPT).ids
+    assert llm.tokenize(PROMPT.encode("utf-8"), add_bos=False, special=False) == prompt
+    got = []
+    for t in llm.generate(prompt, top_k=1, temp=0.0, repeat_penalty=1.0):
+        got.append(t)
+        if len(got) == NEW:
+            break
+    assert got == greedy(model, prompt, NEW)
+
+
+# ---------------------------------------------------------------- import
+@pytest.mark.parametrize("combo", ["gpt2", "gpt2-bias-untied"])
+def test_export_then_import_gives_equal_logits(models, text, tmp_path, combo):
+    from tinygpt_tui.engine.folder import load_model
+
+    d, made = models
+    model, tok = made[combo]
+    assert cli("export", combo, tmp_path / "hf", "--to", "hf", "--models-dir", d).exit_code == 0
+    r = cli("import", tmp_path / "hf", "--name", "back", "--models-dir", tmp_path / "models")
+    assert r.exit_code == 0, r.stderr
+    back = load_model(tmp_path / "models" / "back")
+    assert back.model.cfg == model.cfg and back.tokenizer.chars == tok.chars
+    ids = torch.tensor([tok.encode(text[:256]).ids])
+    with torch.no_grad():
+        assert torch.equal(back.model(ids)[0], model(ids)[0])
+
+
+@pytest.fixture()
+def hf_folder(models, tmp_path):
+    d, _ = models
+    assert cli("export", "gpt2", tmp_path / "hf", "--to", "hf", "--models-dir", d).exit_code == 0
+    return tmp_path / "hf"
+
+
+def edit_json(path: Path, **changes):
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc.update(changes)
+    path.write_text(json.dumps(doc), encoding="utf-8")
+
+
+class _Opens:
+    """Unpickling this creates a file: proof that a pickle was (or was not) loaded."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("breakage,why", [
+    (lambda f: edit_json(f / "config.json", auto_map={"AutoModelForCausalLM": "x.Model"}), "own code"),
+    (lambda f: edit_json(f / "config.json", trust_remote_code=True), "own code"),
+    (lambda f: edit_json(f / "config.json", model_type="llama"), "GPT-2-shaped folders only"),
+    (lambda f: edit_json(f / "config.json", n_embd=48), "config.json makes it"),
+    (lambda f: edit_json(f / "config.json", n_layer=300), "n_layer is 300"),
+    (lambda f: edit_json(f / "config.json", activation_function="gelu_new"), "gelu_new"),
+    (lambda f: edit_json(f / "tokenizer.json", model={"type": "BPE", "vocab": {"ab": 0}, "merges": []}), "not a character-level"),
+    (lambda f: edit_json(f / "tokenizer.json", model={"type": "WordLevel", "vocab": {"ab": 0, "c": 1}}), "not a character-level"),
+])
+def test_import_refuses(hf_folder, tmp_path, breakage, why):
+    breakage(hf_folder)
+    assert_one_line_error(cli("import", hf_folder, "--name", "x", "--models-dir", tmp_path / "models"), why)
+    assert not (tmp_path / "models" / "x" / "config.json").exists()
+
+
+def test_import_never_unpickles_a_bin(hf_folder, tmp_path):
+    marker = tmp_path / "unpickled"
+    (hf_folder / "model.safetensors").unlink()
+    (hf_folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Opens(str(marker))))
+    assert_one_line_error(cli("import", hf_folder, "--name", "x", "--models-dir", tmp_path / "models"), "pytorch_model.bin is a pickle")
+    assert not marker.exists() and not (tmp_path / "models" / "x" / "config.json").exists()
