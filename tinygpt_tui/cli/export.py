@@ -1,7 +1,5 @@
-"""`tinygpt export` and `tinygpt import`: a model to Hugging Face transformers or GGUF (llama.cpp),
-and a small GPT-2-shaped Hugging Face folder back into a tinygpt model (engine/export.py,
-engine/hf_import.py).
-"""
+"""`tinygpt export` (to transformers or GGUF) and `tinygpt import` (a small Hugging Face GPT-2):
+the commands of engine/export.py and engine/hf_import.py."""
 
 from __future__ import annotations
 
@@ -40,16 +38,12 @@ def export(
     _, cfg = ckpt.check_folder(path)
     arch = ex.architecture(cfg)  # refused before the weights are read
     out = Path(out).expanduser()
-    if (out.exists() or out.is_symlink()) and not force:
-        raise SettingsError(f"{out} already exists; add --force to replace it")
     loaded = ckpt.load_model(path)
     write = ex.to_hf if to is Target.hf else ex.to_gguf
     ex.write_whole(out, force, lambda dest: write(loaded.model, loaded.tokenizer, dest))
     typer.echo(one_line(f"wrote {out} ({'GPT-2' if arch == 'gpt2' else 'Llama'}, {loaded.model.num_params():,} parameters, fp32)"))
-    if to is Target.hf:
-        typer.echo(one_line(f"try it: AutoModelForCausalLM.from_pretrained({str(out)!r}) and AutoTokenizer.from_pretrained({str(out)!r})"))
-    else:
-        typer.echo(one_line(f"try it: llama-cli -m {shlex.quote(str(out))} -p \"ROMEO:\" (its token ids are tinygpt's)"))
+    hint = f"AutoModelForCausalLM.from_pretrained({str(out)!r})" if to is Target.hf else f"llama-cli -m {shlex.quote(str(out))}"
+    typer.echo(one_line(f"try it: {hint}"))
 
 
 @friendly
@@ -65,10 +59,7 @@ def import_cmd(
 
     check_name(name)
     models_dir = Path(models_dir) if models_dir else ckpt.default_models_dir()
-    dest = models_dir / name
-    if (dest / ckpt.CONFIG).exists():
-        raise SettingsError(f"a model named {name!r} already exists in {models_dir}; pick another --name")
-    src = Path(folder).expanduser()
+    dest, src = models_dir / name, Path(folder).expanduser()
     model, tokenizer, cfg = read_hf_gpt2(src)
     doc = {"name": name, "model": cfg.to_dict(), "corpus": {"name": "unknown"},
            "figures": {"step": 0, "val_loss": None, "params": model.num_params()},
@@ -81,8 +72,7 @@ def import_cmd(
         ckpt.save_model(dest, model, tokenizer, doc, card=ckpt.render_card(doc))
     finally:
         lock.release()
-    typer.echo(one_line(f"wrote {dest} ({model.num_params():,} parameters, vocabulary {cfg.vocab_size}, "
-                        f"learned/gelu/layernorm{', bias' if cfg.bias else ''})"))
+    typer.echo(one_line(f"wrote {dest} ({model.num_params():,} parameters, vocabulary {cfg.vocab_size}, bias {cfg.bias})"))
     typer.echo(one_line(f"try it: tinygpt generate {shlex.quote(name)} --prompt \"ROMEO:\""))
 
 

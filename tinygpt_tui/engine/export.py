@@ -1,21 +1,13 @@
-"""Export a tinygpt model to the formats other tools run: a Hugging Face transformers folder,
-and a GGUF file for llama.cpp.
+"""Export a tinygpt model to Hugging Face transformers (a folder) and to GGUF (llama.cpp).
 
-Only combinations that a stock model computes exactly are exported; anything else is refused
-with the reason, never approximated:
+Only what a stock model computes exactly is exported; the rest is refused, never approximated:
   learned positions + gelu + layernorm  -> GPT-2 (GPT2LMHeadModel; llama.cpp's gpt2)
   rope + swiglu + rmsnorm               -> Llama (LlamaForCausalLM; llama.cpp's llama)
-
-The mapping, tensor by tensor:
-  GPT-2's layers are Conv1D, which hold the transpose of nn.Linear's (out, in) weight, and its
-  LayerNorms and projections always have biases: where tinygpt has none they are zeros.
-  Llama keeps q, k, v apart (tinygpt's qkv rows are q, k, v in that order) and SwiGLU's two
-  halves apart (tinygpt's `up` rows are [gate; value]). Both rotate the halves of a head for
-  RoPE. llama.cpp rotates adjacent pairs instead, so for GGUF the rows of q and k are permuted
-  the way llama.cpp's own converter does (``permute_rope``).
-
-transformers, tokenizers and gguf are optional (pip install "tinygpt-tui[export]"): they are
-imported inside the functions that use them.
+GPT-2's Conv1D layers hold the transpose of nn.Linear's weight, and all its layers have biases
+(zeros where tinygpt has none). Llama keeps q, k, v apart (tinygpt's qkv rows, in that order)
+and gate, up apart (tinygpt's `up` rows are [gate; value]); both rotate a head's halves for RoPE,
+llama.cpp adjacent pairs, so for GGUF q and k are permuted as llama.cpp's converter does.
+transformers, tokenizers and gguf are optional ("tinygpt-tui[export]"), imported where used.
 """
 
 from __future__ import annotations
@@ -29,9 +21,6 @@ from pathlib import Path
 from tinygpt_tui.config import GPTConfig
 from tinygpt_tui.errors import SettingsError
 
-EXTRA = 'pip install "tinygpt-tui[export]"'
-
-
 def require(*modules: str) -> None:
     """Import the optional packages, or say in one line which extra installs them."""
     import importlib
@@ -40,7 +29,7 @@ def require(*modules: str) -> None:
         try:
             importlib.import_module(name)
         except ImportError:
-            raise SettingsError(f"this command needs the {name} package: {EXTRA}") from None
+            raise SettingsError(f'this command needs the {name} package: pip install "tinygpt-tui[export]"') from None
 
 
 def architecture(cfg: GPTConfig) -> str:
@@ -54,63 +43,70 @@ def architecture(cfg: GPTConfig) -> str:
                         "(GPT-2) and rope/swiglu/rmsnorm (Llama)")
 
 
-def bias_or_zeros(state: dict, name: str):
-    """A layer's bias, or zeros where tinygpt has none (GPT-2's layers always have one)."""
+# tinygpt's layers of a GPT-2 block -> (GPT-2's name, llama.cpp's name, a Conv1D in GPT-2)
+GPT2_LAYERS = {"norm1": ("ln_1", "attn_norm", False), "attn.qkv": ("attn.c_attn", "attn_qkv", True),
+               "attn.proj": ("attn.c_proj", "attn_output", True), "norm2": ("ln_2", "ffn_norm", False),
+               "ffn.up": ("mlp.c_fc", "ffn_up", True), "ffn.down": ("mlp.c_proj", "ffn_down", True)}
+# and of a Llama block, the projections that q, k, v and gate, up are split into
+LLAMA_LAYERS = {"q": ("self_attn.q_proj", "attn_q"), "k": ("self_attn.k_proj", "attn_k"), "v": ("self_attn.v_proj", "attn_v"),
+                "attn.proj": ("self_attn.o_proj", "attn_output"), "gate": ("mlp.gate_proj", "ffn_gate"),
+                "up": ("mlp.up_proj", "ffn_up"), "ffn.down": ("mlp.down_proj", "ffn_down")}
+
+
+def gpt2_layers(cfg: GPTConfig) -> list[tuple[str, str, str, bool]]:
+    """(tinygpt layer, GPT-2 layer, llama.cpp layer, Conv1D) of every layer with a weight and a bias."""
+    blocks = [(f"blocks.{i}.{ours}", f"transformer.h.{i}.{hf}", f"blk.{i}.{gg}", conv)
+              for i in range(cfg.n_layer) for ours, (hf, gg, conv) in GPT2_LAYERS.items()]
+    return blocks + [("norm", "transformer.ln_f", "output_norm", False)]
+
+
+def permute_rope(w, n_head: int):
+    """Rows of q or k from rotating halves (i, i + D/2) to rotating adjacent pairs (2i, 2i + 1),
+    the order llama.cpp's rope reads (its converter's LlamaModel.permute)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def tensors(model, gguf: bool = False) -> dict:
+    """The model's weights under transformers' names (gguf=False) or llama.cpp's (True), fp32."""
     import torch
 
-    if name + ".bias" in state:
-        return state[name + ".bias"]
-    return torch.zeros(state[name + ".weight"].shape[0])
+    cfg, arch = model.cfg, architecture(model.cfg)
+    s = {k: v.detach().float() for k, v in model.state_dict().items()}
+    out = {}
+
+    def put(hf_name, gguf_name, t):
+        out[gguf_name if gguf else hf_name] = t
+
+    if arch == "gpt2":
+        put("transformer.wte.weight", "token_embd.weight", s["tok_emb.weight"])
+        put("transformer.wpe.weight", "position_embd.weight", s["pos_emb.weight"])
+        for ours, hf, gg, conv in gpt2_layers(cfg):
+            w = s[ours + ".weight"]
+            put(hf + ".weight", gg + ".weight", w.t() if conv and not gguf else w)
+            # GPT-2 has every bias (llama.cpp's gpt2 too): zeros where tinygpt has none
+            put(hf + ".bias", gg + ".bias", s.get(ours + ".bias", torch.zeros(w.shape[0])))
+    else:
+        put("model.embed_tokens.weight", "token_embd.weight", s["tok_emb.weight"])
+        put("model.norm.weight", "output_norm.weight", s["norm.weight"])
+        for i in range(cfg.n_layer):
+            ours, hf, gg = f"blocks.{i}.", f"model.layers.{i}.", f"blk.{i}."
+            put(hf + "input_layernorm.weight", gg + "attn_norm.weight", s[ours + "norm1.weight"])
+            put(hf + "post_attention_layernorm.weight", gg + "ffn_norm.weight", s[ours + "norm2.weight"])
+            for kind in ("weight", "bias") if cfg.bias else ("weight",):
+                parts = dict(zip("qkv", s[f"{ours}attn.qkv.{kind}"].chunk(3)))
+                parts.update(zip(("gate", "up"), s[f"{ours}ffn.up.{kind}"].chunk(2)))
+                parts.update({"attn.proj": s[f"{ours}attn.proj.{kind}"], "ffn.down": s[f"{ours}ffn.down.{kind}"]})
+                if gguf:  # llama.cpp rotates adjacent pairs
+                    parts["q"], parts["k"] = permute_rope(parts["q"], cfg.n_head), permute_rope(parts["k"], cfg.n_head)
+                for name, (hf_layer, gg_layer) in LLAMA_LAYERS.items():
+                    put(f"{hf}{hf_layer}.{kind}", f"{gg}{gg_layer}.{kind}", parts[name])
+    if gguf or not cfg.tie_weights:  # (llama.cpp's gpt2 reads an output layer even when tied)
+        put("lm_head.weight", "output.weight", s["head.weight"])
+    return {k: v.contiguous().clone() for k, v in out.items()}
 
 
-# GPT-2's names for a block's layers, and whether the weight is a Conv1D (stored transposed)
-GPT2_LAYERS = (("ln_1", "norm1", False), ("attn.c_attn", "attn.qkv", True), ("attn.c_proj", "attn.proj", True),
-               ("ln_2", "norm2", False), ("mlp.c_fc", "ffn.up", True), ("mlp.c_proj", "ffn.down", True))
-
-
-def gpt2_pairs(cfg: GPTConfig) -> list[tuple[str, str, bool]]:
-    """(transformers name, tinygpt layer, transposed) for every GPT-2 layer; weight and bias each."""
-    pairs = [("transformer.wte", "tok_emb", False), ("transformer.wpe", "pos_emb", False)]
-    for i in range(cfg.n_layer):
-        pairs += [(f"transformer.h.{i}.{hf}", f"blocks.{i}.{ours}", conv) for hf, ours, conv in GPT2_LAYERS]
-    pairs.append(("transformer.ln_f", "norm", False))
-    if not cfg.tie_weights:
-        pairs.append(("lm_head", "head", False))
-    return pairs
-
-
-def gpt2_state(model) -> dict:
-    state, out = model.state_dict(), {}
-    for hf, ours, conv in gpt2_pairs(model.cfg):
-        w = state[ours + ".weight"]
-        out[hf + ".weight"] = w.t() if conv else w
-        if not ours.endswith(("emb", "head")):  # embeddings and the output layer have no bias
-            out[hf + ".bias"] = bias_or_zeros(state, ours)
-    return {k: v.detach().float().contiguous().clone() for k, v in out.items()}
-
-
-def llama_state(model) -> dict:
-    """Llama's tensors: q, k, v and gate, up split apart (biases too, where there are any)."""
-    cfg, state = model.cfg, model.state_dict()
-    out = {"model.embed_tokens.weight": state["tok_emb.weight"], "model.norm.weight": state["norm.weight"]}
-    if not cfg.tie_weights:
-        out["lm_head.weight"] = state["head.weight"]
-    for i in range(cfg.n_layer):
-        ours, hf = f"blocks.{i}.", f"model.layers.{i}."
-        out[hf + "input_layernorm.weight"] = state[ours + "norm1.weight"]
-        out[hf + "post_attention_layernorm.weight"] = state[ours + "norm2.weight"]
-        for kind in ("weight", "bias") if cfg.bias else ("weight",):
-            q, k, v = state[f"{ours}attn.qkv.{kind}"].chunk(3)
-            gate, up = state[f"{ours}ffn.up.{kind}"].chunk(2)
-            out.update({f"{hf}self_attn.q_proj.{kind}": q, f"{hf}self_attn.k_proj.{kind}": k,
-                        f"{hf}self_attn.v_proj.{kind}": v, f"{hf}self_attn.o_proj.{kind}": state[f"{ours}attn.proj.{kind}"],
-                        f"{hf}mlp.gate_proj.{kind}": gate, f"{hf}mlp.up_proj.{kind}": up,
-                        f"{hf}mlp.down_proj.{kind}": state[f"{ours}ffn.down.{kind}"]})
-    return {k: v.detach().float().contiguous().clone() for k, v in out.items()}
-
-
-def hf_model(model):
-    """The transformers model that computes what ``model`` does, with its weights."""
+def to_hf(model, tokenizer, out: Path) -> None:
+    """Write a transformers folder at ``out`` (which must not exist yet)."""
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # the command prints its own lines
@@ -122,12 +118,10 @@ def hf_model(model):
     if architecture(cfg) == "gpt2":
         from transformers import GPT2Config, GPT2LMHeadModel
 
-        # "gelu" is the exact erf GELU of F.gelu (GPT-2's own is the tanh "gelu_new"); an export
-        # is for running, so dropout (a training setting) is off
+        # "gelu" is the exact erf GELU of F.gelu (GPT-2's own is the tanh "gelu_new")
         hf_cfg = GPT2Config(n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head, n_inner=cfg.ffn_hidden,
-                            n_positions=cfg.block_size, activation_function="gelu", layer_norm_epsilon=1e-5,
-                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common)
-        hf, state = GPT2LMHeadModel(hf_cfg), gpt2_state(model)
+                            n_positions=cfg.block_size, activation_function="gelu", layer_norm_epsilon=1e-5, **common)
+        hf = GPT2LMHeadModel(hf_cfg)
     else:
         from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -136,14 +130,19 @@ def hf_model(model):
                              intermediate_size=cfg.ffn_hidden, hidden_act="silu", max_position_embeddings=cfg.block_size,
                              rms_norm_eps=1e-6, rope_theta=float(cfg.rope_base), attention_bias=cfg.bias,
                              mlp_bias=cfg.bias, **common)
-        hf, state = LlamaForCausalLM(hf_cfg), llama_state(model)
-    missing, unexpected = hf.load_state_dict(state, strict=False)
+        hf = LlamaForCausalLM(hf_cfg)
+    missing, unexpected = hf.load_state_dict(tensors(model), strict=False)
     missing = [k for k in missing if not (cfg.tie_weights and k == "lm_head.weight")]
     if missing or unexpected:  # a transformers release that names its layers differently
         raise SettingsError(f"this transformers version does not fit the export ({(missing or unexpected)[0]})")
-    if cfg.tie_weights:
-        hf.tie_weights()
-    return hf.eval()
+    hf.save_pretrained(str(out), safe_serialization=True)
+    if architecture(cfg) == "llama":  # transformers 4.x reads rope_theta here, 5.x reads rope_parameters
+        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        (out / "config.json").write_text(json.dumps({**config, "rope_theta": float(cfg.rope_base)}, indent=2), encoding="utf-8")
+    char_tokenizer(tokenizer.chars).save(str(out / "tokenizer.json"))
+    settings = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
+                "model_max_length": cfg.block_size}
+    (out / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
 
 
 def char_tokenizer(chars: list[str]):
@@ -159,29 +158,7 @@ def char_tokenizer(chars: list[str]):
     return tok
 
 
-def to_hf(model, tokenizer, out: Path) -> None:
-    """Write a transformers folder at ``out`` (which must not exist yet)."""
-    hf = hf_model(model)
-    hf.save_pretrained(str(out), safe_serialization=True)
-    if architecture(model.cfg) == "llama":  # transformers 4.x reads rope_theta here, 5.x reads rope_parameters
-        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-        config["rope_theta"] = float(model.cfg.rope_base)
-        (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    char_tokenizer(tokenizer.chars).save(str(out / "tokenizer.json"))
-    settings = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
-                "model_max_length": model.cfg.block_size}
-    (out / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
-
-
 # ---------------------------------------------------------------- GGUF
-def byte_symbols() -> dict[int, str]:
-    """GPT-2's byte-level alphabet: each of the 256 bytes as a printable character (what the
-    'gpt2' tokenizer of llama.cpp reads token text in)."""
-    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    extra = [b for b in range(256) if b not in bs]
-    return {**{b: chr(b) for b in bs}, **{b: chr(256 + n) for n, b in enumerate(extra)}}
-
-
 def gguf_vocab(chars: list[str]) -> tuple[list[str], list[str]]:
     """Tokens and merges of a byte-level BPE vocabulary with one token per character, ids kept.
 
@@ -189,7 +166,9 @@ def gguf_vocab(chars: list[str]) -> tuple[list[str], list[str]]:
     bytes, then that and the third, ...); every chain starts at a lead byte, so no merge ever
     joins two characters. The first merge joins two 0xF5 bytes, which valid UTF-8 never holds:
     it never applies, and keeps the list from being empty (llama.cpp needs one)."""
-    sym = byte_symbols()
+    # GPT-2's byte-level alphabet, in which llama.cpp's "gpt2" vocabulary writes token text
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    sym = {b: chr(b) for b in printable} | {b: chr(256 + n) for n, b in enumerate(sorted(set(range(256)) - set(printable)))}
     tokens, merges = [], {f"{sym[0xF5]} {sym[0xF5]}": None}
     for c in chars:
         parts = [sym[b] for b in c.encode("utf-8", "surrogatepass")]
@@ -197,40 +176,6 @@ def gguf_vocab(chars: list[str]) -> tuple[list[str], list[str]]:
         for n in range(1, len(parts)):
             merges.setdefault(f"{''.join(parts[:n])} {parts[n]}", None)
     return tokens, list(merges)
-
-
-def permute_rope(w, n_head: int):
-    """Rows of q or k from rotating halves (i, i + D/2) to rotating adjacent pairs (2i, 2i + 1),
-    the order llama.cpp's rope reads (its converter's LlamaModel.permute)."""
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-
-
-def gguf_tensors(model) -> dict:
-    """llama.cpp's tensor names -> numpy arrays, in nn.Linear's (out, in) layout."""
-    import numpy as np
-
-    cfg, arch = model.cfg, architecture(model.cfg)
-    state = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
-    out = {"token_embd.weight": state["tok_emb.weight"], "output.weight": state["head.weight"]}
-    names = {"norm1": "attn_norm", "attn.proj": "attn_output", "norm2": "ffn_norm", "ffn.down": "ffn_down"}
-    if arch == "gpt2":
-        out["position_embd.weight"] = state["pos_emb.weight"]
-        names.update({"attn.qkv": "attn_qkv", "ffn.up": "ffn_up"})
-    layers = [(f"blocks.{i}.{ours}", f"blk.{i}.{theirs}") for i in range(cfg.n_layer) for ours, theirs in names.items()]
-    for ours, theirs in layers + [("norm", "output_norm")]:
-        out[theirs + ".weight"] = state[ours + ".weight"]
-        if arch == "gpt2":  # llama.cpp's gpt2 needs every bias
-            out[theirs + ".bias"] = state.get(ours + ".bias", np.zeros(state[ours + ".weight"].shape[0], np.float32))
-        elif ours + ".bias" in state:  # its llama takes them where they are
-            out[theirs + ".bias"] = state[ours + ".bias"]
-    if arch == "llama":
-        for i in range(cfg.n_layer):
-            for kind in ("weight", "bias") if cfg.bias else ("weight",):
-                q, k, v = np.split(state[f"blocks.{i}.attn.qkv.{kind}"], 3)
-                gate, up = np.split(state[f"blocks.{i}.ffn.up.{kind}"], 2)
-                out.update({f"blk.{i}.attn_q.{kind}": permute_rope(q, cfg.n_head), f"blk.{i}.attn_k.{kind}": permute_rope(k, cfg.n_head),
-                            f"blk.{i}.attn_v.{kind}": v, f"blk.{i}.ffn_gate.{kind}": gate, f"blk.{i}.ffn_up.{kind}": up})
-    return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
 def to_gguf(model, tokenizer, out: Path) -> None:
@@ -241,29 +186,21 @@ def to_gguf(model, tokenizer, out: Path) -> None:
     w = gguf.GGUFWriter(str(out), arch)
     w.add_name(out.stem)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    w.add_context_length(cfg.block_size)
-    w.add_embedding_length(cfg.n_embd)
-    w.add_block_count(cfg.n_layer)
-    w.add_feed_forward_length(cfg.ffn_hidden)
-    w.add_head_count(cfg.n_head)
+    shape = [(w.add_context_length, cfg.block_size), (w.add_embedding_length, cfg.n_embd), (w.add_block_count, cfg.n_layer),
+             (w.add_feed_forward_length, cfg.ffn_hidden), (w.add_head_count, cfg.n_head)]
     if arch == "gpt2":
-        w.add_layer_norm_eps(1e-5)
+        shape.append((w.add_layer_norm_eps, 1e-5))
     else:
-        w.add_head_count_kv(cfg.n_head)
-        w.add_layer_norm_rms_eps(1e-6)
-        w.add_rope_freq_base(float(cfg.rope_base))
-        w.add_rope_dimension_count(cfg.n_embd // cfg.n_head)
-        w.add_vocab_size(cfg.vocab_size)
+        shape += [(w.add_head_count_kv, cfg.n_head), (w.add_layer_norm_rms_eps, 1e-6), (w.add_vocab_size, cfg.vocab_size),
+                  (w.add_rope_freq_base, float(cfg.rope_base)), (w.add_rope_dimension_count, cfg.n_embd // cfg.n_head)]
     tokens, merges = gguf_vocab(tokenizer.chars)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
-    w.add_token_merges(merges)
-    w.add_add_bos_token(False)
-    w.add_add_eos_token(False)
-    for name, array in gguf_tensors(model).items():
-        w.add_tensor(name, array)
+    vocab = [(w.add_tokenizer_model, "gpt2"), (w.add_tokenizer_pre, "default"), (w.add_token_list, tokens),
+             (w.add_token_types, [gguf.TokenType.NORMAL] * len(tokens)), (w.add_token_merges, merges),
+             (w.add_add_bos_token, False), (w.add_add_eos_token, False)]
+    for add, value in shape + vocab:
+        add(value)
+    for name, t in tensors(model, gguf=True).items():
+        w.add_tensor(name, t.numpy())
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -275,7 +212,7 @@ def write_whole(out: Path, force: bool, write) -> None:
     """Call ``write(path)`` on a temporary path beside ``out``, then rename it to ``out``: a
     failure leaves nothing half-written, and an existing ``out`` is replaced only with force."""
     out = Path(out).expanduser().absolute()
-    if (out.exists() or out.is_symlink()) and not force:
+    if os.path.lexists(out) and not force:
         raise SettingsError(f"{out} already exists; add --force to replace it")
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -284,12 +221,12 @@ def write_whole(out: Path, force: bool, write) -> None:
     try:
         new, old = tmp / out.name, tmp / "replaced"
         write(new)
-        if out.exists() or out.is_symlink():
+        if os.path.lexists(out):
             os.replace(out, old)
         try:
             os.replace(new, out)
         except OSError:
-            if old.exists() or old.is_symlink():
+            if os.path.lexists(old):
                 os.replace(old, out)  # put the old one back
             raise
     except OSError as e:

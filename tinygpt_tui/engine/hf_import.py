@@ -1,21 +1,21 @@
-"""Import a small GPT-2-shaped Hugging Face folder as a tinygpt model: the reverse of
-export.to_hf for GPT-2, so a model round-trips.
+"""Import a small GPT-2-shaped Hugging Face folder as a tinygpt model (the reverse of export.to_hf).
 
-Everything is read as data: config.json and tokenizer.json as JSON, the weights from safetensors
-(their header first: names and shapes are checked before a tensor is read). A folder that asks
-for code of its own (auto_map, trust_remote_code) is refused, and a pickle (.bin) is never
-opened. Neither transformers nor tokenizers is needed to import.
+All of it is read as data: config.json and tokenizer.json as JSON, the weights from safetensors
+(names and shapes checked from the header before a tensor is read). A folder asking for code of
+its own (auto_map, trust_remote_code) is refused; a pickle (.bin) is never opened.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 
 from tinygpt_tui.config import LIMITS, GPTConfig
-from tinygpt_tui.engine.export import gpt2_pairs
+from tinygpt_tui.engine.export import gpt2_layers
 from tinygpt_tui.engine.folder import PICKLE_SUFFIXES
 from tinygpt_tui.engine.safe_io import read_json
-from tinygpt_tui.engine.schema import FLOAT_DTYPES, read_safetensors_header
+from tinygpt_tui.engine.schema import FLOAT_DTYPES, expected_shapes, read_safetensors_header
 from tinygpt_tui.errors import CheckpointError
 from tinygpt_tui.tokenizer import CharTokenizer
 
@@ -75,67 +75,60 @@ def read_hf_gpt2(folder) -> tuple[object, CharTokenizer, GPTConfig]:
     from tinygpt_tui.model import GPT
 
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise CheckpointError(f"not a Hugging Face model folder (no config.json): {folder}")
+    if not folder.is_dir():
+        raise CheckpointError(f"not a folder: {folder}")
     weights = folder / "model.safetensors"
     if not weights.is_file():
         pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
         if pickles:
             raise CheckpointError(f"{pickles[0]} is a pickle, which can run code when loaded; tinygpt reads only "
                                   "model.safetensors (save the model with safe_serialization=True)")
-        sharded = " (sharded weights are not a small model)" if (folder / "model.safetensors.index.json").exists() else ""
-        raise CheckpointError(f"no model.safetensors in {folder}{sharded}")
+        raise CheckpointError(f"no model.safetensors in {folder} (sharded weights are not a small model)")
     cfg = hf_config(folder)
     tokenizer = char_vocab(folder, cfg.vocab_size)
 
     # names and shapes from the header, before any tensor is read
     header, _ = read_safetensors_header(weights)
-    header = {k.removeprefix("transformer.") if not k.startswith("lm_head") else k: v for k, v in header.items()}
-    header = {k: v for k, v in header.items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}  # old causal-mask buffers
-    expected = expected_shapes(cfg)
+    def full(k):  # GPT2LMHeadModel's names (a bare GPT2Model saves them without "transformer.")
+        return k if k.startswith(("transformer.", "lm_head.")) else "transformer." + k
+    header = {full(k): v for k, v in header.items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}  # (old mask buffers)
     if cfg.tie_weights:
         header.pop("lm_head.weight", None)  # a tied head saved anyway: the embedding is the one read
-    for name, (dtype, shape) in header.items():
-        if name not in expected:
-            raise CheckpointError(f"model.safetensors has {name}, which a GPT-2 of this config does not")
-        if tuple(shape) != expected[name]:
-            raise CheckpointError(f"model.safetensors: {name} is {tuple(shape)}, config.json makes it {expected[name]}")
+    expected, shapes = gpt2_shapes(cfg), {k: tuple(shape) for k, (_, shape) in header.items()}
+    for name in sorted(set(expected) | set(shapes)):
+        if shapes.get(name) != expected.get(name):
+            raise CheckpointError(f"model.safetensors: {name} is {shapes.get(name, 'absent')}, config.json makes it {expected.get(name, 'absent')}")
+    for name, (dtype, _) in header.items():
         if dtype not in FLOAT_DTYPES:
             raise CheckpointError(f"model.safetensors: {name} is {dtype}, not floating point")
-    missing = sorted(set(expected) - set(header))
-    if missing:
-        raise CheckpointError(f"model.safetensors lacks {missing[0]}")
-    if sum(4 * torch.Size(s).numel() for s in expected.values()) > MAX_WEIGHTS:
+    if sum(4 * math.prod(s) for s in expected.values()) > MAX_WEIGHTS:
         raise CheckpointError(f"the weights are over {MAX_WEIGHTS // 1024**3} GB in fp32: not a small model")
 
-    hf = {(k.removeprefix("transformer.") if not k.startswith("lm_head") else k): v.float() for k, v in load_file(str(weights)).items()}
+    hf = {full(k): v.float() for k, v in load_file(str(weights)).items()}
     for name in expected:
         if not torch.isfinite(hf[name]).all():
             raise CheckpointError(f"model.safetensors: {name} holds NaN or infinite values")
-    # tinygpt's bias setting is all or nothing: biases that are all zero are what an export of bias=False wrote
+    # tinygpt's bias setting is all or nothing: biases all zero are what an export of bias=False wrote
     cfg.bias = any(hf[n].any() for n in expected if n.endswith(".bias"))
-    state = {}
-    for theirs, ours, conv in gpt2_pairs(cfg):
-        theirs = theirs.removeprefix("transformer.")
+    state = {"tok_emb.weight": hf["transformer.wte.weight"], "pos_emb.weight": hf["transformer.wpe.weight"]}
+    if not cfg.tie_weights:
+        state["head.weight"] = hf["lm_head.weight"]
+    for ours, theirs, _, conv in gpt2_layers(cfg):
         state[ours + ".weight"] = hf[theirs + ".weight"].t() if conv else hf[theirs + ".weight"]
-        if cfg.bias and theirs + ".bias" in hf:
+        if cfg.bias:
             state[ours + ".bias"] = hf[theirs + ".bias"]
     model = GPT(cfg)
     model.load_state_dict({k: v.contiguous() for k, v in state.items()}, strict=not cfg.tie_weights)
     return model.eval(), tokenizer, cfg
 
 
-def expected_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
-    """GPT-2's tensor names (without the "transformer." prefix) and shapes for this config."""
-    C, V, hidden = cfg.n_embd, cfg.vocab_size, cfg.ffn_hidden
-    shapes = {"wte.weight": (V, C), "wpe.weight": (cfg.block_size, C), "ln_f.weight": (C,), "ln_f.bias": (C,)}
-    for i in range(cfg.n_layer):
-        h = f"h.{i}."
-        shapes.update({h + "ln_1.weight": (C,), h + "ln_1.bias": (C,), h + "ln_2.weight": (C,), h + "ln_2.bias": (C,),
-                       h + "attn.c_attn.weight": (C, 3 * C), h + "attn.c_attn.bias": (3 * C,),
-                       h + "attn.c_proj.weight": (C, C), h + "attn.c_proj.bias": (C,),
-                       h + "mlp.c_fc.weight": (C, hidden), h + "mlp.c_fc.bias": (hidden,),
-                       h + "mlp.c_proj.weight": (hidden, C), h + "mlp.c_proj.bias": (C,)})
+def gpt2_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
+    """GPT-2's tensor names and shapes for this config: tinygpt's (with biases), Conv1D ones transposed."""
+    ours = expected_shapes(replace(cfg, bias=True))
+    shapes = {"transformer.wte.weight": ours["tok_emb.weight"], "transformer.wpe.weight": ours["pos_emb.weight"]}
     if not cfg.tie_weights:
-        shapes["lm_head.weight"] = (V, C)
+        shapes["lm_head.weight"] = ours["head.weight"]
+    for mine, theirs, _, conv in gpt2_layers(cfg):
+        w = ours[mine + ".weight"]
+        shapes.update({theirs + ".weight": w[::-1] if conv else w, theirs + ".bias": (w[0],)})
     return shapes
