@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from app_fixtures import make_models_dir, small_corpus  # noqa: E402
+from tests.conftest import make_models_dir, small_corpus_file as small_corpus  # noqa: E402
 from tinygpt_tui.engine import folder as ckpt  # noqa: E402
 
 from tinygpt_tui.app.app import ConfirmQuit, TinyGPTApp  # noqa: E402
@@ -33,19 +32,35 @@ async def wait_for(pilot, cond, timeout=60.0, step=0.05):
     return cond()
 
 
+class RecordingApp(TinyGPTApp):
+    """The app, keeping every notification it showed (title and message) for the tests to read."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.notes: list[tuple[str, str]] = []
+
+    def notify(self, message, *, title="", **kw):
+        self.notes.append((str(title), str(message)))
+        super().notify(message, title=title, **kw)
+
+
 def notes(app) -> str:
-    return "\n".join(str(n.message) for n in app._notifications)
+    return "\n".join(m for _, m in app.notes)
+
+
+def titles(app) -> str:
+    return "\n".join(t for t, _ in app.notes)
 
 
 async def listed(pilot, app):
     """The models folder is read in a worker right after the first paint."""
-    assert await wait_for(pilot, lambda: app.models_listed, timeout=30)
+    assert await wait_for(pilot, lambda: app.get_screen("generate").models_listed, timeout=30)
     await pilot.pause()
 
 
 async def load(pilot, app, name="alpha"):
     await listed(pilot, app)
-    gen = app.generate_screen
+    gen = app.get_screen("generate")
     models = gen.query_one("#models")
     models.focus()
     models.highlighted = [i.name for i in models.infos].index(name)
@@ -54,37 +69,20 @@ async def load(pilot, app, name="alpha"):
     return gen
 
 
-def make_app(models_dir, **kw):
-    # the in-process sampler unless a test asks for the sampler process (each one is a fresh
-    # interpreter importing torch): the tests below that say so cover the process path
-    kw.setdefault("sampler_process", False)
-    return TinyGPTApp(models_dir=models_dir, watch_models=kw.pop("watch_models", False), warm_torch=False, **kw)
+def make_app(models_dir, watch_models=False):
+    return RecordingApp(models_dir=models_dir, watch_models=watch_models)
 
 
 # ------------------------------------------------------------------ generate screen
-async def test_the_first_frame_lists_the_models_and_turns_collection_back_on(models_dir, tmp_path):
-    import gc
-
-    app = make_app(models_dir)
-    app.resume_gc = True  # as `tinygpt` starts it: collection off until the first frame
-    gc.disable()
-    try:
-        async with app.run_test(size=(120, 40)) as pilot:
-            assert await wait_for(pilot, lambda: app.first_paint_at is not None)
-            assert gc.isenabled()
-            assert app.models_listed and app.models_listed_at <= app.first_paint_at
-            assert [i.name for i in app.generate_screen.query_one("#models").infos] == ["alpha", "beta", "broken"]
-    finally:
-        gc.enable()
-        gc.unfreeze()
-    # a settings value given before the fields are mounted (they come after the first frame) is kept
+async def test_the_first_frame_lists_the_models_and_odd_folders(models_dir, tmp_path):
     app = make_app(models_dir)
     async with app.run_test(size=(120, 40)) as pilot:
-        panel = app.generate_screen.query_one("#sampling")
+        gen = app.screen
+        assert gen.models_listed  # read before the first frame: a small folder
+        assert [i.name for i in gen.query_one("#models").infos] == ["alpha", "beta", "broken"]
+        panel = gen.query_one("#sampling")
         panel.set_value("length", 77)
-        assert panel.values().max_new_tokens == 77
-        assert await wait_for(pilot, lambda: panel.ready)
-        assert panel.query_one("#set-length").value == "77" and panel.values().max_new_tokens == 77
+        assert panel.values().max_new_tokens == 77 and panel.query_one("#set-length").value == "77"
     # a weights file whose header would crash a careless reader: the folder is listed as broken
     import struct
 
@@ -94,69 +92,59 @@ async def test_the_first_frame_lists_the_models_and_turns_collection_back_on(mod
     (odd / "alpha" / "model.safetensors").write_bytes(struct.pack("<Q", len(hdr)) + hdr + b"\0" * 4)
     app = make_app(odd)
     async with app.run_test(size=(120, 40)) as pilot:
-        assert await wait_for(pilot, lambda: app.first_paint_at is not None)
-        [info] = app.model_infos
+        [info] = app.screen.infos
         assert not info.ok and "unknown dtype" in info.error
     # a folder with more entries than are read before the first frame: read in a worker after it
-    from tinygpt_tui.app.app import SYNC_LISTING
+    from tinygpt_tui.engine.folder import SYNC_LISTING
 
     big = tmp_path / "big"
     for n in range(SYNC_LISTING + 1):
         (big / f"m{n:03d}").mkdir(parents=True)
     app = make_app(big)
     async with app.run_test(size=(120, 40)) as pilot:
-        assert await wait_for(pilot, lambda: app.models_listed, timeout=30)
-        assert app.models_listed_at > app.first_paint_at
-        assert len(app.generate_screen.query_one("#models").infos) == SYNC_LISTING + 1
+        assert await wait_for(pilot, lambda: app.screen.models_listed, timeout=30)
+        assert len(app.screen.query_one("#models").infos) == SYNC_LISTING + 1
 
 
 async def test_sidebar_lists_models_and_broken_folder(models_dir):
     app = make_app(models_dir)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        assert app.first_paint_at is not None
         await listed(pilot, app)
-        models = app.generate_screen.query_one("#models")
+        models = app.get_screen("generate").query_one("#models")
         assert [i.name for i in models.infos] == ["alpha", "beta", "broken"]
         assert models.option_count == 3
         shown = [str(models.get_option_at_index(i).prompt) for i in range(3)]
         assert "alpha" in shown[0] and "15k params" in shown[0] and "ctx 32" in shown[0] and "val 2.345" in shown[0]
         assert "other" in shown[1] and "val 1.987" in shown[1]
         assert "broken" in shown[2] and 'no "model" section' in shown[2]
-        assert "torch" not in sys.modules or True  # (torch may already be imported by other tests)
         # picking the broken one explains why, and nothing else happens
         models.focus()
         models.highlighted = 2
         await pilot.press("enter")
-        await pilot.pause()
-        assert 'no "model" section' in notes(app)
-        assert app.generate_screen.loaded is None
+        assert await wait_for(pilot, lambda: 'no "model" section' in notes(app))
+        assert app.get_screen("generate").loaded is None
 
 
-@pytest.mark.parametrize("where", ["process", "thread"])
-async def test_pick_stream_stop_continue_clear(models_dir, where):
-    app = make_app(models_dir, sampler_process=where == "process")
+async def test_pick_stream_stop_continue_clear(models_dir):
+    app = make_app(models_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         gen = await load(pilot, app, "alpha")
-        assert "alpha" in app.sub_title and "CPU" in app.sub_title
+        assert "alpha" in gen.sub_title and "CPU" in gen.sub_title
         assert app.focused is gen.query_one("#prompt")
-        if where == "process":  # picking the model started the sampler process and loaded it there too
-            assert app.sampler is not None and await wait_for(pilot, lambda: app.sampler.ready_for(gen.loaded.path), timeout=120)
         gen.query_one("#sampling").set_value("length", 100000)
         await pilot.press(*"ROMEO:", "enter")
         out = gen.query_one("#output", OutputView)
-        assert gen.stream.where == where
         assert await wait_for(pilot, lambda: gen.stream.generated > 40)
         assert out.text.startswith("ROMEO:")
         assert gen.generating
         await pilot.press("escape")
-        assert await wait_for(pilot, lambda: gen.stream.complete, timeout=5)
-        assert gen.stream.stop_event.is_set()
-        await pilot.pause(0.2)
+        stream = gen.stream
+        assert await wait_for(pilot, lambda: stream.finished, timeout=10)
+        assert stream.stop_event.is_set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         stopped_len = len(out.text)
-        assert stopped_len == len("ROMEO:") + gen.stream.generated  # everything sampled is shown
-        await pilot.pause(0.3)
-        assert len(out.text) == stopped_len  # and nothing more arrives
+        assert stopped_len == len("ROMEO:") + stream.generated  # everything sampled is shown, nothing more arrives
         status = str(gen.query_one("#status").render())
         assert "stopped" in status and "chars" in status
 
@@ -164,21 +152,18 @@ async def test_pick_stream_stop_continue_clear(models_dir, where):
         before = out.text
         gen.query_one("#sampling").set_value("length", 30)
         await pilot.press("ctrl+n")
-        assert await wait_for(pilot, lambda: gen.stream.complete and len(out.text) == len(before) + 30)
-        assert out.text.startswith(before) and gen.stream.where == where
+        assert await wait_for(pilot, lambda: gen.stream is not stream and gen.stream.finished and len(out.text) == len(before) + 30)
+        assert out.text.startswith(before)
 
         # clear
         await pilot.press("ctrl+l")
         assert out.text == "" and gen.context == ""
 
 
-@pytest.mark.parametrize("where", ["process", "thread"])
-async def test_new_prompt_replaces_running_one_and_unknown_chars_are_reported(models_dir, where):
-    app = make_app(models_dir, sampler_process=where == "process")
+async def test_new_prompt_replaces_running_one_and_unknown_chars_are_reported(models_dir):
+    app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         gen = await load(pilot, app, "beta")
-        if where == "process":
-            assert await wait_for(pilot, lambda: app.sampler.ready_for(gen.loaded.path), timeout=120)
         gen.query_one("#sampling").set_value("length", 100000)
         await pilot.press(*"first", "enter")
         assert await wait_for(pilot, lambda: gen.stream.generated > 10)
@@ -186,59 +171,14 @@ async def test_new_prompt_replaces_running_one_and_unknown_chars_are_reported(mo
         gen.query_one("#sampling").set_value("length", 20)
         gen.query_one("#prompt").value = "second€"
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: first.finished, timeout=10)
         assert first.stop_event.is_set()
         out = gen.query_one("#output", OutputView)
-        assert await wait_for(pilot, lambda: gen.stream.complete)
+        assert await wait_for(pilot, lambda: gen.stream is not first and gen.stream.finished)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         assert out.text.startswith("second€") and "first" not in out.text
         assert len(out.text) == len("second€") + 20
         assert "€" in notes(app) and "does not know" in notes(app)
-        assert first.where == gen.stream.where == where
-
-
-async def test_a_dead_sampler_process_falls_back_to_the_app_with_a_notification(models_dir):
-    app = make_app(models_dir, sampler_process=True)
-    async with app.run_test(size=(120, 40)) as pilot:
-        gen = await load(pilot, app, "alpha")
-        assert await wait_for(pilot, lambda: app.sampler.ready_for(gen.loaded.path), timeout=120)
-        sampler = app.sampler
-        gen.query_one("#sampling").set_value("length", 100000)
-        await pilot.press(*"ROMEO:", "enter")
-        assert await wait_for(pilot, lambda: gen.stream.generated > 20)
-        stream = gen.stream
-        assert stream.where == "process"
-        sampler.kill()  # mid-stream
-        assert await wait_for(pilot, lambda: "sampler process unavailable" in "\n".join(str(n.title) for n in app._notifications))
-        assert "exit code -9" in notes(app) and "Traceback" not in notes(app)
-        assert app.sampler is None and app.sampler_off
-        # the same stream carries on in the app's own process, after the text already shown
-        n = stream.generated
-        assert await wait_for(pilot, lambda: stream.generated > n + 20)
-        assert not stream.finished and stream.where == "thread"
-        await pilot.press("escape")
-        out = gen.query_one("#output", OutputView)
-        assert await wait_for(pilot, lambda: stream.complete, timeout=10)
-        await pilot.pause(0.1)
-        assert len(out.text) == len("ROMEO:") + stream.generated
-        # and later generations run here too, without another notification
-        gen.query_one("#sampling").set_value("length", 15)
-        await pilot.press("ctrl+n")
-        assert await wait_for(pilot, lambda: gen.stream is not stream and gen.stream.complete)
-        assert gen.stream.where == "thread" and gen.stream.generated == 15
-        assert notes(app).count("exit code") == 1
-
-
-async def test_a_sampler_process_that_cannot_start_falls_back(models_dir, monkeypatch):
-    monkeypatch.setattr(sys, "executable", "/no/such/python")  # what the sampler process is started with
-    app = make_app(models_dir, sampler_process=True)
-    async with app.run_test(size=(120, 40)) as pilot:
-        gen = await load(pilot, app, "alpha")
-        assert "sampler process unavailable" in "\n".join(str(n.title) for n in app._notifications)
-        assert "cannot start" in notes(app) and app.sampler is None
-        gen.query_one("#sampling").set_value("length", 25)
-        await pilot.press(*"ROMEO:", "enter")
-        assert await wait_for(pilot, lambda: gen.stream.complete)
-        assert gen.stream.where == "thread" and gen.stream.generated == 25 and not gen.stream.error
 
 
 async def test_text_is_inert_and_settings_apply(models_dir):
@@ -249,7 +189,7 @@ async def test_text_is_inert_and_settings_apply(models_dir):
         panel.set_value("temperature", 0)
         panel.set_value("length", 25)
         gen.start("\x1b[2J\x1b]0;pwned\x07hi [bold]x[/bold]", fresh=True)
-        assert await wait_for(pilot, lambda: gen.stream.complete)
+        assert await wait_for(pilot, lambda: gen.stream.finished)
         out = gen.query_one("#output", OutputView)
         shown = out.text
         assert "\x1b" not in shown and "\x07" not in shown
@@ -257,7 +197,7 @@ async def test_text_is_inert_and_settings_apply(models_dir):
         # greedy (temperature 0) is deterministic: the same prompt gives the same text
         first = out.text
         gen.start("\x1b[2J\x1b]0;pwned\x07hi [bold]x[/bold]", fresh=True)
-        assert await wait_for(pilot, lambda: gen.stream.complete)
+        assert await wait_for(pilot, lambda: gen.stream.finished)
         assert out.text == first
         # a bad setting is reported, nothing starts
         panel.set_value("top_p", "1.5")
@@ -291,42 +231,26 @@ async def test_scrolling_back_is_not_yanked_to_the_bottom(models_dir):
         await pilot.press("escape")
 
 
-async def test_inspect_key_pushes_the_inspector_with_model_and_context(models_dir, monkeypatch):
-    import types
+async def test_inspect_key_pushes_the_inspector_which_loads_its_own_model(models_dir):
+    from tinygpt_tui.app.inspector import InspectorScreen
 
-    from textual.screen import Screen
-
-    got = {}
-
-    class FakeInspector(Screen):
-        def __init__(self, model, tokenizer, context_text):
-            super().__init__()
-            got.update(model=model, tokenizer=tokenizer, context=context_text)
-
-    fake = types.ModuleType("tinygpt_tui.app.inspector")
-    fake.InspectorScreen = FakeInspector
-    monkeypatch.setitem(sys.modules, "tinygpt_tui.app.inspector", fake)
     app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         gen = await load(pilot, app, "alpha")
+        assert not hasattr(gen.loaded.model, "parameters")  # the pick loaded the compiled step's weights only
         gen.query_one("#sampling").set_value("length", 10)
         await pilot.press(*"hello", "enter")
-        assert await wait_for(pilot, lambda: gen.stream.complete)
-        gen.query_one("#output").focus()
-        await pilot.press("f2")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, FakeInspector))
-        assert got["model"] is gen.loaded.model and got["tokenizer"] is gen.loaded.tokenizer
-        assert got["context"] == gen.context and got["context"].startswith("hello") and len(got["context"]) == 15
-
-    monkeypatch.setitem(sys.modules, "tinygpt_tui.app.inspector", None)  # import fails
-    app = make_app(models_dir)
-    async with app.run_test(size=(100, 30)) as pilot:
-        gen = await load(pilot, app, "alpha")
+        assert await wait_for(pilot, lambda: gen.stream.finished)
         gen.query_one("#prompt").focus()
-        await pilot.press("f2")  # F2 reaches the inspector even from the prompt, where "i" is typed
-        await pilot.pause()
-        assert "not available" in notes(app) and app.screen is gen
+        await pilot.press("f2")  # F2 reaches the inspector even from the prompt
+        assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+        insp = app.screen
+        assert insp.text == gen.context and gen.context.startswith("hello") and len(gen.context) == 15
+        assert await wait_for(pilot, lambda: insp.analysis is not None)
+        assert hasattr(insp.model, "parameters") and insp.tokenizer is gen.loaded.tokenizer  # the PyTorch model, loaded on F2
         assert gen.query_one("#prompt").value == ""
+        await pilot.press("escape")
+        assert await wait_for(pilot, lambda: app.screen is gen)
 
 
 async def test_every_action_is_in_the_command_palette(models_dir):
@@ -393,12 +317,12 @@ async def test_training_screen_offers_the_budget_presets_as_the_cli_does(tmp_pat
         await pilot.pause()
         assert layers.placeholder == str(PRESETS["5min"]["n_layer"])
         fill(ts, **{"train-corpus-path": corpus, "train-name": "budget", "train-steps": ""})
-        cfg = ts._config()
+        cfg = ts.read_form()
         assert cfg.preset == "auto" and cfg.time_budget == 600 and cfg.resolved().preset == "5min"
         fill(ts, **{"train-preset": "1min", "train-minutes": "2"})
         await pilot.pause()
         assert layers.placeholder == str(PRESETS["1min"]["n_layer"])
-        cfg = ts._config()
+        cfg = ts.read_form()
         assert cfg.resolved().preset == "1min" and cfg.resolved().block_size == 64 and cfg.time_budget == 120
 
 
@@ -418,8 +342,8 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         # training goes on while the user is on the other screen, and the status says so
         await pilot.press("ctrl+g")
         assert await wait_for(pilot, lambda: job.state in ("running", "done"), timeout=120), job.error
-        app.generate_screen.update_status()
-        assert "fresh" in str(app.generate_screen.query_one("#train-status").render())
+        app.get_screen("generate").update_status()
+        assert "fresh" in str(app.get_screen("generate").query_one("#train-status").render())
         await pilot.press("ctrl+t")
         assert await wait_for(pilot, lambda: not job.active, timeout=180), job.error
         assert job.state == "done", job.error
@@ -432,8 +356,8 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         assert ts.chart.series["val (eval)"][0] == [10, 20, 30]
         assert "step 30 / 30" in str(ts.query_one("#run-progress-text").render())
         # the new model is in the sidebar, ready to generate from
-        assert await wait_for(pilot, lambda: any(i.name == "fresh" and i.ok for i in app.model_infos), timeout=30)
-        names = [i.name for i in app.generate_screen.query_one("#models").infos]
+        assert await wait_for(pilot, lambda: any(i.name == "fresh" and i.ok for i in app.get_screen("generate").infos), timeout=30)
+        names = [i.name for i in app.get_screen("generate").query_one("#models").infos]
         assert "fresh" in names
 
         # resume it for 10 more steps
@@ -450,7 +374,7 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         gen = await load(pilot, app, "fresh")
         gen.query_one("#sampling").set_value("length", 20)
         await pilot.press(*"ROMEO:", "enter")
-        assert await wait_for(pilot, lambda: gen.stream.complete)
+        assert await wait_for(pilot, lambda: gen.stream.finished)
         assert len(gen.query_one("#output", OutputView).text) == len("ROMEO:") + 20
 
 
@@ -506,7 +430,7 @@ async def test_training_screen_bad_input_shows_an_error_and_the_app_survives(tmp
         # the app still works
         await pilot.press("ctrl+g")
         await load(pilot, app, "alpha")
-        assert not any(i.name in ("x", "y", "z", "w") and i.ok for i in app.model_infos)
+        assert not any(i.name in ("x", "y", "z", "w") and i.ok for i in app.get_screen("generate").infos)
 
 
 WRITER = r"""
@@ -541,7 +465,7 @@ async def test_following_a_run_written_by_another_process(tmp_path):
         ts = app.screen
         fill(ts, **{"train-follow": "remote"})
         await pilot.press("ctrl+l")
-        assert ts.source[0] == "file"
+        assert ts.source.folder is not None and ts.source.job is None
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(run)])
         try:
             seen_partial = await wait_for(pilot, lambda: 0 < len(ts.view.steps) < 6, timeout=15)
@@ -592,31 +516,17 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
 
 
 # ------------------------------------------------------------------ the entry point's fast path
-def test_launcher_opens_the_app_without_the_cli_and_passes_everything_else_on(tmp_path):
-    from tinygpt_tui.app.launch import app_args
+def test_tinygpt_alone_opens_the_app_and_anything_else_is_the_command_line(tmp_path):
+    from tinygpt_tui.__main__ import app_args
 
     assert app_args([]) == (True, None)
     assert app_args(["--models-dir", "x/y"]) == (True, "x/y")
     assert app_args(["--models-dir=x"]) == (True, "x")
     for argv in (["models"], ["--help"], ["--version"], ["--models-dir"], ["--models-dir", "--help"], ["--models-dir", "d", "models"], ["-x"]):
         assert app_args(argv)[0] is False, argv
-    # with no command: the app, and neither typer nor click is imported
-    code = (
-        "import sys; sys.argv = ['tinygpt', '--models-dir', 'somewhere']\n"
-        "import tinygpt_tui.app.app as a\n"
-        "import gc\n"
-        "a.run_app = lambda models_dir=None, resume_gc=False, launch=None: print('typer' in sys.modules, 'click' in sys.modules, models_dir, resume_gc, gc.isenabled(), launch)\n"
-        "from tinygpt_tui.app.launch import run; run()\n"
-        "print(gc.isenabled())\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    # start-up runs with garbage collection off (the app turns it back on after its first frame; the launcher, whatever happens);
-    # no launch screen off a terminal
-    assert out.stdout.split() == ["False", "False", "somewhere", "True", "False", "None", "True"], out.stderr
-    # anything else is the command line, unchanged
-    out = subprocess.run([sys.executable, "-m", "tinygpt_tui.app.launch", "--version"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "tinygpt_tui", "--version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("tinygpt ")
-    out = subprocess.run([sys.executable, "-m", "tinygpt_tui.app.launch", "models", "--models-dir", str(tmp_path / "none")], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "tinygpt_tui", "models", "--models-dir", str(tmp_path / "none")], capture_output=True, text=True, timeout=60)
     assert "Traceback" not in out.stderr
 
 

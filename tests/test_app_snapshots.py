@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from app_fixtures import make_models_dir  # noqa: E402
+from tests.conftest import make_models_dir  # noqa: E402
 
 from tinygpt_tui.app.app import TinyGPTApp  # noqa: E402
 
@@ -24,15 +24,12 @@ def app(tmp_path, monkeypatch):
     corpora = tmp_path / "corpora"
     corpora.mkdir()
     monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(corpora))
-    return TinyGPTApp(models_dir=make_models_dir(tmp_path), watch_models=False, warm_torch=False)
+    return TinyGPTApp(models_dir=make_models_dir(tmp_path), watch_models=False)
 
 
 async def models_listed(pilot):
     """The models folder is read in a worker right after the first paint: wait for it."""
-    for _ in range(600):
-        if pilot.app.models_listed:
-            break
-        await pilot.pause(0.05)
+    await pilot.app.workers.wait_for_complete()  # (a small folder is listed before the first frame)
     await pilot.pause()
 
 

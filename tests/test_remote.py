@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from app_fixtures import make_model  # noqa: E402
+from tests.conftest import make_model  # noqa: E402
 from tinygpt_tui.engine.remote import RemoteError, SamplerProcess  # noqa: E402
 from tinygpt_tui.sampler import Generation, SamplingSettings  # noqa: E402
 

@@ -136,9 +136,11 @@ class TinyGPTApp(App):
         message.job.apply(message.record)
 
     @on(TrainingEnded)
-    def _training_ended(self, message: TrainingEnded) -> None:
+    async def _training_ended(self, message: TrainingEnded) -> None:
         job = message.job
         job.ended(message.state, message.error)
+        # a new (or newer) model folder: the generate screen's list shows it
+        await self.run_action("refresh_models(True)", self.get_screen("generate"))
         if job.state == "failed":
             self.notify(printable(job.error), title=f"training {printable(job.name)} failed", severity="error", timeout=10)
         else:

@@ -118,6 +118,7 @@ class GenerateScreen(Screen):
         self.loading_name: str | None = None
         self.pending_prompt: str | None = None  # submitted while the model was loading
         self.inspector = None  # the inspector screen while it is open
+        self.shown_status = self.shown_train = None
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -454,6 +455,12 @@ class GenerateScreen(Screen):
         else:
             t.append(printable(self.loaded.name), style="bold")
             t.append(f" · {self.device_name}", style="dim")
-        self.query_one("#status", Static).update(t)
+        # only what changed is redrawn, and the status line (its width is fixed) without a layout pass
+        if t != self.shown_status:
+            self.shown_status = t
+            self.query_one("#status", Static).update(t, layout=False)
         job = self.app.training
-        self.query_one("#train-status", Static).update(job.summary() if job is not None else "")
+        train = job.summary() if job is not None else Text("")
+        if train != self.shown_train:
+            self.shown_train = train
+            self.query_one("#train-status", Static).update(train)

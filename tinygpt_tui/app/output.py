@@ -56,7 +56,7 @@ class OutputView(ScrollView, can_focus=True):
     OutputView {
         background: $surface;
         padding: 0;  /* border and padding belong on a container: lines here are drawn without them */
-        scrollbar-gutter: stable;  /* the wrap width does not change when the scrollbar appears */
+        overflow-y: scroll;  /* always shown: the wrap width and the layout never change as text arrives */
     }
     OutputView > .output--prompt { color: $text; text-style: bold; background: $primary 25%; }
     OutputView > .output--generated { color: $text; }
@@ -85,6 +85,8 @@ class OutputView(ScrollView, can_focus=True):
         self.styles_by_kind: dict[str, Style] = {}
         self.plain: list[str] = []
         self.length = 0
+        self.shown: dict[int, Strip] = {}  # line index -> the strip render_line returned (cropped, styled)
+        self.shown_key = None  # (width, base style) those strips were drawn for
         self.following = True  # stick to the end until the user scrolls up; back at the end, stick again
 
     # ------------------------------------------------------------ content
@@ -101,7 +103,8 @@ class OutputView(ScrollView, can_focus=True):
         self.lines, self.open_first, self.open_starts = [], 0, []
         self.plain, self.length = [], 0
         self.following = True
-        self.virtual_size = Size(self.width(), 0)
+        self.shown.clear()
+        self.set_line_count(0)
         self.scroll_to(0, 0, animate=False, immediate=True, force=True)
         self.refresh()
 
@@ -136,8 +139,10 @@ class OutputView(ScrollView, can_focus=True):
                 self.open_first, self.open_starts = len(self.lines), []
         self.wrap_open_tail(width)
         count = len(self.lines)
+        for index in [i for i in self.shown if i >= first_changed]:
+            del self.shown[index]
         if count != old_count:
-            self.virtual_size = Size(width, count)
+            self.set_line_count(count)
         if follow and count > self.scrollable_content_region.height:
             self.scroll_to(y=count - self.scrollable_content_region.height, animate=False, immediate=True, force=True)
         self.refresh_lines(first_changed, max(count, old_count) - first_changed)
@@ -184,6 +189,18 @@ class OutputView(ScrollView, can_focus=True):
         self.wrap_open_tail(width)
 
     # ------------------------------------------------------------ scrolling and drawing
+    def set_line_count(self, count: int) -> None:
+        """The virtual height, set without a layout pass of the screen (the pane's own size does not
+        depend on it; Textual lays out the whole screen on every change of virtual_size otherwise)."""
+        size = Size(self.width(), count)
+        if not self.is_mounted:
+            self.virtual_size = size
+            return
+        self.set_reactive(OutputView.virtual_size, size)
+        bar = self.vertical_scrollbar
+        bar.window_virtual_size = count
+        bar.window_size = self.scrollable_content_region.height
+
     def at_end(self) -> bool:
         return self.following or self.scroll_offset.y >= self.max_scroll_y
 
@@ -198,6 +215,7 @@ class OutputView(ScrollView, can_focus=True):
         follow = self.at_end()
         if self.width() != self.wrap_width:
             self.rewrap()
+        self.shown.clear()
         self.virtual_size = Size(self.width(), len(self.lines))
         if follow:
             self.scroll_to(y=max(0, len(self.lines) - self.scrollable_content_region.height), animate=False, immediate=True, force=True)
@@ -206,14 +224,28 @@ class OutputView(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self.styles_by_kind.clear()  # the theme changed: re-style what is shown
+        self.shown.clear()
         if self.plain and self.is_mounted:
             self.rewrap()
 
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
+        """Line y of the pane, from the cache of lines drawn (a scroll by one line redraws one)."""
         width = self.scrollable_content_region.width
-        base = self.rich_style
-        index = scroll_y + y
-        if index < len(self.lines):
-            return self.lines[index].crop_extend(scroll_x, scroll_x + width, base).apply_style(base)
-        return Strip([Segment(" " * width, base)], width)
+        key = (width, self.scroll_offset.x, self.app.theme)
+        if key != self.shown_key:
+            self.shown.clear()
+            self.shown_key, self.base_style = key, self.rich_style
+        index = self.scroll_offset.y + y
+        strip = self.shown.get(index)
+        if strip is None:
+            base, x = self.base_style, self.scroll_offset.x
+            if index < len(self.lines):
+                strip = self.lines[index].crop_extend(x, x + width, base).apply_style(base)
+            else:
+                strip = Strip([Segment(" " * width, base)], width)
+            self.shown[index] = strip
+            if len(self.shown) > 8 * max(self.size.height, 8):  # about what is on screen, not the whole text
+                top = self.scroll_offset.y
+                for i in [i for i in self.shown if abs(i - top) > 2 * self.size.height]:
+                    del self.shown[i]
+        return strip

@@ -93,6 +93,7 @@ class TrainingScreen(Screen):
         self.source: Watched | None = None  # the app's run, or one followed through its metrics.jsonl
         self.drawn = None  # what the chart and the sample box show (redrawn when it changes)
         self.sample_shown = None
+        self.shown_failure = None  # the failed job whose error the form shows
         self.chart = None
 
     # ------------------------------------------------------------ layout
@@ -216,7 +217,7 @@ class TrainingScreen(Screen):
             name.value = f"my-{event.value}"
 
     # ------------------------------------------------------------ reading the form
-    def _config(self, resume: bool = False):
+    def read_form(self, resume: bool = False):
         from tinygpt_tui.engine.train import TrainConfig
 
         q = lambda i: self.query_one(i, Input).value.strip()  # noqa: E731
@@ -279,7 +280,7 @@ class TrainingScreen(Screen):
             self.show_error(f"{job.name} is still training; stop it first (one run at a time)")
             return
         try:
-            cfg = self._config(resume=resume)
+            cfg = self.read_form(resume=resume)
             self._check_before_start(cfg)
         except TinyGPTError as e:
             self.show_error(str(e))
@@ -377,6 +378,9 @@ class TrainingScreen(Screen):
             title.append(f"  {state}", style=style)
             if src.state == "failed":
                 title.append(f": {printable(src.error)}", style="red")
+                if self.shown_failure is not src:  # the form's error line too (the app has notified)
+                    self.shown_failure = src
+                    self.show_error(src.error, notify=False)
         else:
             folder = self.source.folder
             title.append(printable(folder.name), style="bold")
