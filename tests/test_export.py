@@ -367,3 +367,13 @@ def test_import_never_unpickles_a_bin(hf_folder, tmp_path):
     (hf_folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Opens(str(marker))))
     assert_one_line_error(cli("import", hf_folder, "--name", "x", "--models-dir", tmp_path / "models"), "pytorch_model.bin is a pickle")
     assert not marker.exists() and not (tmp_path / "models" / "x" / "config.json").exists()
+
+
+def test_import_refuses_a_name_taken_and_a_bad_name(hf_folder, tmp_path):
+    models = tmp_path / "models"
+    assert cli("import", hf_folder, "--name", "taken", "--models-dir", models).exit_code == 0
+    before = (models / "taken" / "model.safetensors").read_bytes()
+    assert_one_line_error(cli("import", hf_folder, "--name", "taken", "--models-dir", models), "already exists")
+    assert (models / "taken" / "model.safetensors").read_bytes() == before
+    assert_one_line_error(cli("import", hf_folder, "--name", "../up", "--models-dir", models), "can't be a folder name")
+    assert_one_line_error(cli("import", tmp_path / "nowhere", "--name", "x", "--models-dir", models), "not a folder")
