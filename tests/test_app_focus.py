@@ -112,3 +112,33 @@ async def test_a_click_on_a_model_picks_it(models_dir):  # noqa: F811
         first = models.infos[0].name
         assert await pilot.click("#models", offset=(4, 1))  # inside the border, on the first model
         assert await wait_for(pilot, lambda: gen.loaded is not None and gen.loaded.name == first, timeout=30)
+
+
+async def test_keys_typed_fast_land_in_the_field_focused_when_they_were_typed(models_dir):  # noqa: F811
+    """Issue 16: "0.7", Tab, "7" in one burst gave temperature 0.77 and left top-k alone. Tab (and Enter
+    in a setting) move the focus as they are read, so the keys behind them follow it."""
+    from textual import events
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        temp, top_k, prompt = gen.query_one("#set-temperature"), gen.query_one("#set-top_k"), gen.query_one("#prompt")
+        temp.value = ""
+        temp.focus()
+        await pilot.pause()
+        burst = [("0", "0"), ("full_stop", "."), ("7", "7"), ("tab", "\t"), ("7", "7"), ("enter", "\r"), ("h", "h"), ("i", "i")]
+        for key, char in burst:  # posted together, as a terminal's burst is read
+            app.post_message(events.Key(key, char))
+        assert await wait_for(pilot, lambda: prompt.value == "hi", timeout=10), (temp.value, top_k.value, prompt.value)
+        assert (temp.value, top_k.value) == ("0.7", "7")
+        settings = gen.query_one("#sampling").values()
+        assert settings.temperature == 0.7 and settings.top_k == 7
+        assert prompt.has_focus
+        # Shift+Tab goes back as promptly
+        top_k.focus()
+        await pilot.pause()
+        for key, char in [("shift+tab", None), ("1", "1")]:
+            app.post_message(events.Key(key, char))
+        # (a field focused by Tab has its text selected, so the key replaces it)
+        assert await wait_for(pilot, lambda: temp.value in ("1", "0.71"), timeout=10), (temp.value, top_k.value)
+        assert top_k.value == "7" and temp.has_focus

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual import events, on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
-from tinygpt_tui.app.messages import Chunk, Done, Failed, LoadFailed, ModelLoaded, ModelsListed
+from tinygpt_tui.app.messages import FOCUS_KEYS, Chunk, Done, Failed, LoadFailed, ModelLoaded, ModelsListed
 from tinygpt_tui.app.output import GENERATED, NOTE, PROMPT, OutputView
 from tinygpt_tui.app.sidebar import ModelList, SamplingPanel
 from tinygpt_tui.engine.folder import SYNC_LISTING, ModelInfo, folder_signature
@@ -103,6 +104,8 @@ class GenerateScreen(Screen):
         # priority: handled as the key is read, before the keys behind it are sent to the focused
         # widget (see action_focus_settings)
         Binding("f6", "focus_settings", "Settings", show=False, id="settings", priority=True),
+        *FOCUS_KEYS,
+        Binding("enter", "setting_done", "Done", show=False, priority=True, id="setting-done"),
     ]
 
     def __init__(self):
@@ -284,9 +287,12 @@ class GenerateScreen(Screen):
         prompt.focus()
         prompt.insert_text_at_cursor(event.character)
 
-    @on(Input.Submitted, "#sampling Input")
-    def _setting_submitted(self) -> None:
-        self.query_one("#prompt", Input).focus()  # Enter in a setting: back to writing prompts
+    def action_setting_done(self) -> None:
+        """Enter in a setting: back to writing prompts, at once (a priority key), so the keys typed
+        behind it go to the prompt and not to the setting."""
+        if not (isinstance(self.focused, Input) and self.focused.id and self.focused.id.startswith("set-")):
+            raise SkipAction()  # Enter anywhere else does what it always does
+        self.set_focus(self.query_one("#prompt", Input))
 
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:

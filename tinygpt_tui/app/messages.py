@@ -1,4 +1,5 @@
 """The messages workers post: one class per event. Nothing else crosses from a thread to the screen.
+(And the focus keys both screens share, FOCUS_KEYS.)
 
 A worker thread never touches a widget; it posts one of these to the screen (or app) that owns
 it, and the handler runs on Textual's thread. `gen_id` and `job` say which generation or run a
@@ -7,7 +8,16 @@ message belongs to, so a late message from a replaced one is ignored.
 
 from __future__ import annotations
 
+from textual.binding import Binding
 from textual.message import Message
+
+# Tab and Shift+Tab as priority keys: the focus moves as the key is read, before the keys typed
+# behind it are handed to a widget. (Textual hands each key to the widget focused when the app
+# reads it; "0.7", Tab, "7" typed in one burst put all of it in the first field otherwise.)
+FOCUS_KEYS = (
+    Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="focus-next"),
+    Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True, id="focus-previous"),
+)
 
 
 class ModelsListed(Message):

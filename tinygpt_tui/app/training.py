@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, ProgressBar, Select, Static
 
+from tinygpt_tui.app.messages import FOCUS_KEYS
 from tinygpt_tui.app.runs import ProgressLine, RunState, TrainingJob, Watched, name_taken, plot_class, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -78,6 +79,7 @@ class TrainingScreen(Screen):
         Binding("ctrl+o", "stop_training", "Stop & save", id="train-stop"),
         Binding("ctrl+r", "resume", "Resume", id="train-resume"),
         Binding("ctrl+l", "follow", "Follow run", id="train-follow"),
+        *FOCUS_KEYS,
     ]
 
     def key_for(self, action: str) -> str:
