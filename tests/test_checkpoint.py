@@ -219,3 +219,53 @@ def test_loading_and_generating_stay_off_torch_compile_machinery(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.splitlines()[-1] == "[]", r.stdout
+
+
+def test_a_run_before_its_first_checkpoint_lists_as_training_then_as_no_checkpoint_yet(tmp_path, small_corpus):
+    """Issue 16: not "broken: config.json is missing" while a run trains, nor after it died before saving."""
+    from tinygpt_tui.engine.train import TrainConfig, train
+
+    run = train(TrainConfig(corpus=str(small_corpus), name="fresh", models_dir=str(tmp_path), preset="tiny", block_size=32,
+                            max_steps=1000, eval_interval=1000, threads=1))
+    assert next(run).kind == "start"  # the lock is held, nothing saved yet
+    (info,) = ckpt.list_models(tmp_path)
+    assert (info.ok, info.status, info.error) == (False, ckpt.TRAINING, ckpt.TRAINING)
+    with pytest.raises(CheckpointError, match="being trained"):
+        ckpt.remove_dead_run(tmp_path / "fresh")
+    run.close()  # the run ends without a checkpoint, as a killed one would (the kernel drops a dead process's lock)
+    (info,) = ckpt.list_models(tmp_path)
+    assert (info.ok, info.status, info.error) == (False, ckpt.NO_CHECKPOINT, ckpt.NO_CHECKPOINT)
+    assert ckpt.is_dead_run(tmp_path / "fresh")
+    ckpt.remove_dead_run(tmp_path / "fresh")
+    assert ckpt.list_models(tmp_path) == [] and not (tmp_path / "fresh").exists()
+
+
+def test_only_a_dead_runs_own_files_are_deleted(tmp_path, folder):
+    f, _, _ = folder
+    lock = ckpt.FolderLock(f)  # a checkpoint being trained further: it loads, and says so
+    (info,) = ckpt.list_models(f.parent)
+    assert info.ok and info.status == ckpt.TRAINING
+    lock.release()
+    assert ckpt.list_models(f.parent)[0].status == "ready"
+    with pytest.raises(CheckpointError, match="more than a dead run"):
+        ckpt.remove_dead_run(f)
+    assert ckpt.load_model(f).doc
+    # a stranger's file among the run files: broken, kept
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / ckpt.METRICS).write_text("")
+    (odd / "notes.txt").write_text("mine")
+    assert ckpt.list_models(tmp_path)[1].status == "broken"
+    with pytest.raises(CheckpointError):
+        ckpt.remove_dead_run(odd)
+    assert (odd / "notes.txt").read_text() == "mine"
+    # a link among the run files is removed, never followed
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    dead = tmp_path / "dead"
+    dead.mkdir()
+    (dead / ckpt.METRICS).symlink_to(outside)
+    (dead / ".config.json.abc.tmp").write_text("half")
+    assert ckpt.is_dead_run(dead)
+    ckpt.remove_dead_run(dead)
+    assert not dead.exists() and outside.read_text() == "keep me"

@@ -130,3 +130,41 @@ def test_following_a_real_training_run_in_another_process(tmp_path):
     # the metrics file and the run's own --jsonl output tell the same story
     printed = [json.loads(line) for line in out.splitlines()]
     assert [(r["event"], r.get("step")) for r in printed] == [(r["event"], r.get("step")) for r in got]
+
+
+def test_step_records_wait_at_most_a_second_for_the_file(tmp_path):
+    """Issue 16: a follower lags by at most FLUSH_S, not by a batch of records (one append a second, not one a step)."""
+    from tinygpt_tui.engine.metrics import FLUSH_S, MetricsLog
+
+    now = [0.0]
+    log = MetricsLog(tmp_path, clock=lambda: now[0])
+
+    def steps_in_file():
+        return [r["step"] for r in read_metrics(tmp_path)[0]]
+
+    log.add({"event": "start", "step": 0})  # every record but a step's goes at once
+    assert steps_in_file() == [0]
+    for s in range(1, 5):
+        now[0] += 0.3 * FLUSH_S
+        log.add({"event": "step", "step": s}, now=False)
+    assert steps_in_file() == [0, 1, 2, 3, 4]  # step 4 came 1.2 s after the last write: all pending went with it
+    now[0] += 0.5 * FLUSH_S
+    log.add({"event": "step", "step": 5}, now=False)
+    assert steps_in_file()[-1] == 4  # grouped while under a second ...
+    now[0] += 0.6 * FLUSH_S
+    log.tick()  # ... and written by the next step's tick past it, even with no new record
+    assert steps_in_file()[-1] == 5
+
+
+def test_a_training_run_writes_its_step_records_by_the_flush_policy(tmp_path, small_corpus, monkeypatch):
+    from tinygpt_tui.engine import metrics
+    from tinygpt_tui.engine.train import TrainConfig, train
+
+    monkeypatch.setattr(metrics, "FLUSH_S", 0.0)  # every step's record due at once
+    seen = []
+    for e in train(TrainConfig(corpus=str(small_corpus), name="f", models_dir=str(tmp_path), preset="tiny", block_size=32,
+                               max_steps=6, eval_interval=1000, log_interval=1, threads=1)):
+        if e.kind == "step":
+            seen.append(e.step)
+            assert [r["step"] for r in read_metrics(tmp_path / "f")[0] if r["event"] == "step"] == seen
+    assert seen == [1, 2, 3, 4, 5, 6]

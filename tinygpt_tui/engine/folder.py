@@ -102,12 +102,17 @@ def resolve_model(name_or_path, models_dir=None) -> Path:
 
 
 # ---------------------------------------------------------------- reading without torch
+TRAINING, NO_CHECKPOINT = "training…", "no checkpoint yet"
+RUN_FILES = (LOCK, METRICS)  # what a run writes before its first checkpoint (and .*.tmp while saving)
+
+
 @dataclass
 class ModelInfo:
     name: str
     path: Path
-    ok: bool
-    error: str = ""
+    ok: bool  # the folder holds a checkpoint that loads
+    error: str = ""  # why not, or the status below when that is the reason
+    status: str = "ready"  # "ready", TRAINING (a live run holds the lock), NO_CHECKPOINT (a dead run's files only), "broken"
     params: int = 0
     block_size: int = 0
     vocab_size: int = 0
@@ -153,9 +158,16 @@ def check_folder(folder: Path) -> tuple[dict, GPTConfig]:
 def read_info(folder) -> ModelInfo:
     """What the sidebar and `tinygpt models` show; a broken folder comes back with ok=False and why."""
     folder = Path(folder)
-    info = ModelInfo(name=folder.name, path=folder, ok=False)
+    info = ModelInfo(name=folder.name, path=folder, ok=False, status="broken")
     try:
         info.size_bytes = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        training = is_training(folder)
+        if training and not (folder / CONFIG).exists():
+            info.status = info.error = TRAINING
+            return info
+        if is_dead_run(folder):
+            info.status = info.error = NO_CHECKPOINT
+            return info
         doc, cfg = check_folder(folder)
     except TinyGPTError as e:
         info.error = str(e)
@@ -163,6 +175,7 @@ def read_info(folder) -> ModelInfo:
     except OSError as e:
         info.error = f"cannot read folder: {e.strerror or e}"
         return info
+    info.status = TRAINING if training else "ready"
     figures = doc.get("figures") if isinstance(doc.get("figures"), dict) else {}
     corpus = doc.get("corpus") if isinstance(doc.get("corpus"), dict) else {}
     info.ok, info.doc = True, doc
@@ -281,24 +294,28 @@ def load_for_sampling(folder, device="auto") -> Loaded:
     return Loaded(model, tokenizer, doc, folder)
 
 
-def _weights(model) -> dict:
+def model_weights(model, copy: bool = False) -> dict:
+    """The weights as saved: fp32 on the CPU, a tied output head once (copy: never the model's own tensors)."""
     state = {}
     for k, v in model.state_dict().items():
         if model.cfg.tie_weights and k == "head.weight":
             continue  # the same tensor as tok_emb.weight
-        state[k] = v.detach().float().cpu().contiguous()
+        v = v.detach().float().cpu()
+        state[k] = v.clone() if copy else v.contiguous()
     return state
 
 
 STATE_MODEL_PREFIX = "model."
 
 
-def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | None = None, train_state=None) -> None:
+def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | None = None, train_state=None,
+               weights: dict | None = None) -> None:
     """Write a whole checkpoint: every file atomically, config.json last.
 
     train_state: (tensors: dict[str, Tensor], meta: dict) or None. It is written as one
-    self-contained file (with its own copy of the weights), so --resume is consistent
-    whichever rename a kill falls between.
+    self-contained file (with the model's own weights), so --resume is consistent
+    whichever rename a kill falls between. weights: what model.safetensors holds, when
+    not the model's (a run keeps its best evaluation there): those of step figures.weights_step.
     """
     from safetensors.torch import save
 
@@ -307,16 +324,18 @@ def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | N
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CheckpointError(f"cannot create model folder {folder}: {e.strerror or e}") from None
-    step = int(doc.get("figures", {}).get("step", 0))
+    figures = doc.get("figures", {})
+    step = int(figures.get("step", 0))
     doc = {"format": FORMAT, **doc}
-    weights = _weights(model)
+    own = model_weights(model)
     files = []
     if train_state is not None:
         tensors, meta = train_state
-        both = {**{STATE_MODEL_PREFIX + k: v for k, v in weights.items()}, **tensors}
+        both = {**{STATE_MODEL_PREFIX + k: v for k, v in own.items()}, **tensors}
         meta_json = json.dumps({"format": FORMAT, "step": step, **meta})
         files.append((STATE_TENSORS, save(both, metadata={"format": FORMAT, "step": str(step), "meta": meta_json})))
-    files += [(WEIGHTS, save(weights, metadata={"format": FORMAT, "step": str(step)})), (VOCAB, tokenizer.to_json())]
+    kept = {"format": FORMAT, "step": str(step), "weights_of": str(figures.get("weights_step", step) if weights else step)}
+    files += [(WEIGHTS, save(weights or own, metadata=kept)), (VOCAB, tokenizer.to_json())]
     files.append((CONFIG, json.dumps(doc, indent=2, ensure_ascii=False)))
     if card is not None:
         files.append((CARD, card))
@@ -371,9 +390,12 @@ def state_weights(tensors: dict) -> dict | None:
     return w or None
 
 
-def weights_step(folder) -> int | None:
+def weights_step(folder, of: bool = False) -> int | None:
+    """The step of the checkpoint the weights file was saved with (of=True: the step those weights are
+    from, earlier when the run kept its best evaluation)."""
     try:
-        return int(read_safetensors_header(Path(folder) / WEIGHTS)[1].get("step", -1))
+        meta = read_safetensors_header(Path(folder) / WEIGHTS)[1]
+        return int(meta.get("weights_of", meta.get("step", -1)) if of else meta.get("step", -1))
     except (TinyGPTError, OSError, ValueError):
         return None
 
@@ -386,8 +408,9 @@ class FolderLock:
     never leaves a stale lock behind.
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, quiet: bool = False):
         import fcntl
+        import time
 
         self.folder = Path(folder)
         if self.folder.is_symlink():
@@ -397,15 +420,22 @@ class FolderLock:
         except OSError as e:
             raise CheckpointError(f"cannot write to {self.folder}: {e.strerror or e}") from None
         self.fd = open_regular(self.folder / LOCK, f"{self.folder.name}/{LOCK}", write=True)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        for attempt in range(5):  # a lister's probe (is_training) holds it for microseconds
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if attempt < 4:
+                    time.sleep(0.01)
+        else:
             who = os.pread(self.fd, 40, 0).decode("ascii", "replace").strip()
             self.release()
             raise CheckpointError(
                 f"{self.folder.name} is being trained by another process{f' (pid {who})' if who.isdigit() else ''}; "
                 "wait for it to finish, or train under another --name"
             ) from None
+        if quiet:
+            return
         try:
             os.ftruncate(self.fd, 0)
             os.pwrite(self.fd, str(os.getpid()).encode(), 0)
@@ -418,6 +448,56 @@ class FolderLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the file drops the flock
             self.fd = None
+
+
+def is_training(folder) -> bool:
+    """Whether a live process holds the folder's lock (a probe: a shared lock taken and dropped at once)."""
+    import fcntl
+
+    try:
+        fd = open_regular(Path(folder) / LOCK, LOCK)
+    except CheckpointError:
+        return False  # no lock file (or not a file): no run has it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # drops the probe's lock
+
+
+def _run_files_only(folder: Path) -> bool:
+    names = [p.name for p in folder.iterdir()]
+    return all(n in RUN_FILES or (n.startswith(".") and n.endswith(".tmp")) for n in names) and not any(
+        (folder / n).is_dir() and not (folder / n).is_symlink() for n in names)
+
+
+def is_dead_run(folder) -> bool:
+    """A run that died before its first checkpoint: nothing but tinygpt's own run files, and no live run."""
+    folder = Path(folder)
+    return folder.is_dir() and not folder.is_symlink() and _run_files_only(folder) and not is_training(folder)
+
+
+def remove_dead_run(folder) -> None:
+    """Delete a folder left by a run that died before its first checkpoint (is_dead_run); anything else is refused.
+
+    The folder's lock is held while its files go, so no run can start in it meanwhile; a link among
+    them is removed, never followed."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        raise CheckpointError(f"not a model folder: {folder}")
+    lock = FolderLock(folder, quiet=True)  # refuses while a run trains there
+    try:
+        if not _run_files_only(folder):
+            raise CheckpointError(f"{folder.name} holds more than a dead run's files; tinygpt deletes only those")
+        for p in folder.iterdir():
+            os.unlink(p)
+        folder.rmdir()
+    except OSError as e:
+        raise CheckpointError(f"cannot delete {folder}: {e.strerror or e}") from None
+    finally:
+        lock.release()
 
 
 # ---------------------------------------------------------------- the model card
@@ -436,6 +516,8 @@ def render_card(doc: dict) -> str:
 
     minutes = f.get("train_time_s", 0) / 60 if isinstance(f.get("train_time_s"), (int, float)) else 0
     val_is = f.get("val_loss_is", "estimate")
+    ws = f.get("weights_step", f.get("step"))
+    kept = f"; the weights kept are step {fmt(ws, ',')}'s, the best evaluation" if ws != f.get("step") else ""
     lines = [
         f"# {doc.get('name', 'model')}",
         "",
@@ -452,7 +534,7 @@ def render_card(doc: dict) -> str:
         f"| validation loss | **{fmt(f.get('val_loss'))}** ({val_is}; last 10% of the corpus) |",
         f"| best validation loss (estimate during training) | {fmt(f.get('best_val_loss'))} |",
         f"| train loss (estimate) | {fmt(f.get('train_loss'))} |",
-        f"| steps | {fmt(f.get('step'), ',')} ({fmt(f.get('tokens_seen'), ',')} tokens) |",
+        f"| steps | {fmt(f.get('step'), ',')} ({fmt(f.get('tokens_seen'), ',')} tokens){kept} |",
         f"| training time | {minutes:.1f} min on {doc.get('device', '?')}, {doc.get('dtype', '?')}"
         f"{', ' + str(doc.get('world_size')) + ' processes' if doc.get('world_size', 1) != 1 else ''} |",
         f"| batch | {t.get('batch_size')} x {t.get('grad_accum', 1)}, lr {t.get('lr')}, warmup {t.get('warmup_steps')}, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from tinygpt_tui.engine.safe_io import MiB, append, atomic_write, open_regular
@@ -19,9 +20,40 @@ MAX_LINE = 1 * MiB  # a record is a few hundred bytes (a sample of text at most 
 MAX_READ = 64 * MiB  # per call: a follower catches up over several calls
 
 
+FLUSH_S = 1.0  # a record waits at most this long for the file (a follower lags by no more)
+
+
 def append_metrics(folder, records: list[dict]) -> None:
     if records:
         append(Path(folder) / METRICS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), METRICS)
+
+
+class MetricsLog:
+    """The records of a run on their way to metrics.jsonl: a step record is written at the latest
+    FLUSH_S after it was made (one small append a second, not one per step); every other record
+    (start, eval, saved, finish) at once."""
+
+    def __init__(self, folder, every_s: float | None = None, clock=time.monotonic):
+        self.folder, self.every_s, self.clock = folder, FLUSH_S if every_s is None else every_s, clock
+        self.pending: list[dict] = []
+        self.last = clock()
+
+    def add(self, record: dict, now: bool = True) -> None:
+        self.pending.append(record)
+        self.flush() if now else self.tick()
+
+    def tick(self) -> None:
+        """Write what is pending if it has waited long enough (called once a step)."""
+        if self.pending and self.clock() - self.last >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        try:
+            append_metrics(self.folder, self.pending)
+        except OSError:
+            pass  # a log: a full disk must not kill the run (the save will say so); a link in its place does
+        self.pending.clear()
+        self.last = self.clock()
 
 
 def _parse(lines: list[bytes]) -> tuple[list[dict], bool]:
