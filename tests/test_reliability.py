@@ -209,7 +209,7 @@ def test_sigkill_at_random_moments_leaves_a_loadable_folder(zygote, small_corpus
         assert own is not None and set(own) == set(ckpt.expected_shapes(loaded.model.cfg)) - {"head.weight"}
         assert meta["step"] >= w_step, f"after kill {i}: weights at step {w_step}, training state at step {meta['step']}"
         assert meta["step"] - w_step <= 5, "weights more than one save behind the training state"
-        if meta["step"] == w_step:  # the weights file and the state's own copy are the same checkpoint
+        if meta["step"] == w_step == ckpt.weights_step(folder, of=True):  # the weights file and the state's own copy: the same weights
             assert torch.equal(own["tok_emb.weight"], loaded.model.tok_emb.weight.detach())
         assert meta["step"] >= last_step, "a checkpoint went backwards"
         last_step = meta["step"]
@@ -256,7 +256,7 @@ def test_signal_saves_and_exits_cleanly_then_resume_continues(zygote, small_corp
     assert fin["event"] == "finish" and fin["reason"] == "stopped"
     stopped_at = fin["step"]
     assert stopped_at >= 10
-    assert ckpt.weights_step(folder) == stopped_at  # the checkpoint holds the very last step
+    assert ckpt.weights_step(folder) == stopped_at  # the checkpoint is of the very last step (its weights, the best evaluation's)
     assert ckpt.load_train_state(folder)[1]["step"] == stopped_at
     ckpt.load_model(folder)
 

@@ -216,22 +216,67 @@ def test_resume_with_steps_alone_drops_the_saved_time_limit(small_corpus, tmp_pa
     assert (rest[0].max_steps, rest[0].time_budget) == (None, 3600.0)
 
 
-def test_a_stop_logs_one_saved_event_per_step(small_corpus, tmp_path):
-    """Stopping saves twice (before and after the full evaluation) but logs the checkpoint once."""
+def test_a_stop_waits_for_one_step_and_one_save(small_corpus, tmp_path):
+    """Stopped: the step under way, then one save, said by a "stopping" event; no evaluation or sample starts."""
     stop = threading.Event()
-    events = []
-    for e in train(cfg(small_corpus, tmp_path, max_steps=1000, eval_interval=30), stop):
+    events, after = [], None
+    for e in train(cfg(small_corpus, tmp_path, max_steps=1000, eval_interval=30, eval_iters=50, sample_chars=200), stop):
         events.append(e)
-        if e.kind == "step" and e.step >= 40:
+        if e.kind == "step" and e.step >= 40 and after is None:
             stop.set()
-    assert events[-1].reason == "stopped" and events[-1].step == 40
+            after = len(events)
+    assert [e.kind for e in events[after:]] == ["stopping", "saved", "finish"]
+    assert (events[after].step, events[after].waiting_for) == (40, "saving")
+    assert events[-1].reason == "stopped" and events[-1].step == 40 and events[-1].val_loss is None
     records, _ = ckpt.read_metrics(tmp_path / "t")
     saved = [r["step"] for r in records if r["event"] == "saved"]
     assert saved == [30, 40], saved
     assert ckpt.load_train_state(tmp_path / "t")[1]["step"] == 40
-    assert ckpt.load_model(tmp_path / "t").doc["figures"]["val_loss_is"] == "full validation split"
+    figures = ckpt.load_model(tmp_path / "t").doc["figures"]
+    assert figures["step"] == 40 and figures["val_loss_is"] == "estimate"
+    # a stop during an evaluation: that evaluation draws no sample, and nothing follows its save
+    stop.clear()
+    events = []
+    for e in train(cfg(small_corpus, tmp_path / "s", max_steps=1000, eval_interval=30, sample_chars=200, log_interval=30), stop):
+        events.append(e)
+        if e.kind == "step" and e.step == 30:
+            stop.set()
+    assert [e.kind for e in events[-3:]] == ["eval", "saved", "finish"] and events[-3].sample == ""
     # the final step a multiple of the evaluation interval: saved at its evaluation and again with the full
     # validation loss (kept on purpose), logged once
     list(train(cfg(small_corpus, tmp_path / "b", max_steps=60, eval_interval=30)))
     records, _ = ckpt.read_metrics(tmp_path / "b" / "t")
     assert [r["step"] for r in records if r["event"] == "saved"] == [30, 60]
+
+
+def test_the_folder_keeps_the_best_evaluation_and_resume_goes_on_from_the_last_step(tmp_path):
+    """A small corpus overfits: the validation loss turns up, and the folder keeps the weights of its lowest point."""
+    import torch
+
+    from tests.conftest import shakespeare_path
+    from tinygpt_tui.data import Dataset
+    from tinygpt_tui.engine.corpora import read_corpus
+    from tinygpt_tui.engine.evaluate import evaluate_split
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(shakespeare_path().read_bytes()[:4000])
+    kw = dict(max_steps=100, eval_interval=10, sample_chars=0, dropout=0.0, lr=3e-3, min_lr_ratio=1.0, dtype="fp32")
+    events = list(train(cfg(corpus, tmp_path, **kw)))
+    evals = {e.step: e.val_loss for e in events if e.kind == "eval"}
+    best = min(evals, key=evals.get)
+    assert best < 100, evals  # the premise: the last evaluation is not the best
+    folder = tmp_path / "t"
+    assert ckpt.weights_step(folder, of=True) == best and ckpt.load_train_state(folder)[1]["step"] == 100
+    loaded = ckpt.load_model(folder)
+    figures = loaded.doc["figures"]
+    assert (figures["step"], figures["weights_step"]) == (100, best) and figures["best_val_loss"] == pytest.approx(evals[best])
+    # the full-split figure is the kept weights' (what `tinygpt eval` says of the folder)
+    data = Dataset(read_corpus(corpus), loaded.tokenizer, loaded.model.cfg.block_size)
+    assert evaluate_split(loaded.model, data, "val", torch.device("cpu")) == pytest.approx(events[-1].val_loss, abs=1e-5)
+    assert figures["val_loss"] == pytest.approx(events[-1].val_loss)
+    assert f"the weights kept are step {best}'s" in (folder / "README.md").read_text()
+    # resumed, the run goes on from step 100 and still keeps the best of all its evaluations
+    more = list(train(cfg(corpus, tmp_path, **{**kw, "max_steps": 120}, resume=True)))
+    assert more[0].step == 100 and more[-1].step == 120
+    evals.update({e.step: e.val_loss for e in more if e.kind == "eval"})
+    assert ckpt.weights_step(folder, of=True) == min(evals, key=evals.get) and ckpt.load_train_state(folder)[1]["step"] == 120

@@ -11,8 +11,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinygpt_tui.data import MAX_CORPUS_BYTES, read_corpus
-from tinygpt_tui.engine.safe_io import MiB, open_regular, read_json, unlink_quietly
+from tinygpt_tui.data import MAX_CORPUS_BYTES, Corpus, normalize_text
+from tinygpt_tui.engine.safe_io import MiB, decode_utf8, open_regular, read_bytes, read_json, unlink_quietly
 from tinygpt_tui.errors import CorpusError
 
 ENV_CORPORA_DIR = "TINYGPT_CORPORA_DIR"
@@ -40,6 +40,23 @@ def catalog() -> dict[str, CatalogEntry]:
     raw = read_json(CATALOG_FILE, "the corpus catalog", MiB, CorpusError)
     keys = {"title", "file", "url", "sha256", "bytes", "language", "about"}
     return {name: CatalogEntry(name=name, **{k: v for k, v in d.items() if k in keys}) for name, d in raw.items()}
+
+
+def read_corpus(path) -> Corpus:
+    """A corpus file read safely (safe_io: a regular file only, at most MAX_CORPUS_BYTES, text checked
+    on its first bytes), or a one-line CorpusError saying why it can't be used."""
+    p = Path(os.path.expanduser(str(path)))
+    if not p.exists():
+        raise CorpusError(f"corpus not found: {p}")
+    if p.is_dir():
+        raise CorpusError(f"corpus is a directory, not a text file: {p}")
+    raw = read_bytes(p, "corpus", MAX_CORPUS_BYTES, CorpusError, text=True)
+    if not raw.strip():
+        raise CorpusError(f"corpus is empty: {p}")
+    text = normalize_text(decode_utf8(raw, "corpus", p, CorpusError))
+    if not text.strip():
+        raise CorpusError(f"corpus has no text: {p}")
+    return Corpus(str(p), text, hashlib.sha256(raw).hexdigest())
 
 
 def sha256_file(path: Path) -> str:

@@ -101,7 +101,10 @@ def check_text_start(head: bytes, what: str, path, error=CheckpointError) -> Non
 
 def read_text(path, what: str, limit: int, error=CheckpointError) -> str:
     """A UTF-8 text file of at most ``limit`` bytes (see read_bytes)."""
-    raw = read_bytes(path, what, limit, error, text=True)
+    return decode_utf8(read_bytes(path, what, limit, error, text=True), what, path, error)
+
+
+def decode_utf8(raw: bytes, what: str, path, error=CheckpointError) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -33,12 +33,13 @@ KINDS = {
     "int": lambda v: number(v, 0, BIG, whole=True),
     "num": lambda v: number(v),
     "num?": lambda v: v is None or number(v),
+    "int?": lambda v: v is None or number(v, 0, BIG, whole=True),
     "str": lambda v: isinstance(v, str),
     "scalar?": lambda v: v is None or isinstance(v, (str, bool)) or number(v, -BIG, BIG),
 }
 SECTIONS = {
     "figures": {"step": "int", "tokens_seen": "int", "params": "int", "train_time_s": "num", "val_loss": "num?",
-                "best_val_loss": "num?", "train_loss": "num?", "val_loss_is": "str"},
+                "best_val_loss": "num?", "train_loss": "num?", "val_loss_is": "str", "weights_step": "int"},
     "corpus": {"name": "str", "path": "str", "sha256": "str", "chars": "int"},
     "training": {},  # every value a JSON scalar; TrainConfig.check judges them on --resume
     "versions": {},
@@ -91,7 +92,7 @@ def validate_train_state(meta, tensor_names) -> dict:
     """The training state's metadata and tensor names, checked before --resume uses them."""
     if not isinstance(meta, dict) or not number(meta.get("step"), 0, BIG, whole=True):
         raise CheckpointError("the training state is malformed (no step)")
-    for key, kind in {"elapsed_s": "num", "tokens_seen": "int", "best_val_loss": "num?", "seed": "int"}.items():
+    for key, kind in {"elapsed_s": "num", "tokens_seen": "int", "best_val_loss": "num?", "best_step": "int?", "seed": "int"}.items():
         if key in meta and not KINDS[kind](meta[key]):
             raise CheckpointError(f"the training state is malformed ({key} is {str(meta[key])[:40]!r})")
     if meta.get("elapsed_s", 0) < 0:

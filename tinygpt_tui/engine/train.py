@@ -3,9 +3,13 @@
     for event in train(TrainConfig(corpus="input.txt", name="mine", max_steps=2000), stop_event):
         print(event)
 
-It yields events (Started, Step, Eval, Saved, Finished) and appends the same
-records to the model folder's metrics.jsonl, so anyone can follow a run. It
-stops cleanly when ``stop_event`` is set: one more checkpoint, then Finished.
+It yields events (Started, Step, Eval, Saved, Stopping, Finished) and appends
+the same records to the model folder's metrics.jsonl (within a second), so anyone
+can follow a run. When ``stop_event`` is set it finishes the step under way, saves
+once and ends: no evaluation or sample starts after a stop.
+
+The folder keeps the weights of the best evaluation (lowest validation estimate),
+the training state those of the last step, so a resumed run goes on from there.
 
 Everything a distributed run needs is explicit (distributed.py): ``DistInfo``
 says which rank this process is; only rank 0 writes; all ranks agree each step
@@ -29,10 +33,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tinygpt_tui.data import Dataset, read_corpus
+from tinygpt_tui.data import Dataset
 from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.engine.corpora import read_corpus
 from tinygpt_tui.engine.distributed import DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests
 from tinygpt_tui.engine.evaluate import estimate_loss, evaluate_split
+from tinygpt_tui.engine.metrics import MetricsLog
 from tinygpt_tui.engine.memory import activation_bytes_per_sequence, check_fits, memory_budget_bytes, micro_batch_split
 from tinygpt_tui.engine.optim import build_optimizer
 from tinygpt_tui.engine.presets import NameTaken, TrainConfig, check_name, resume_config
@@ -107,11 +113,19 @@ class Saved(Event):
 
 
 @dataclass
+class Stopping(Event):
+    """The stop was seen after step ``step``; what the run still does before Finished."""
+    kind = "stopping"
+    step: int
+    waiting_for: str  # "saving": the checkpoint of that step (the one thing a stop waits for)
+
+
+@dataclass
 class Finished(Event):
     kind = "finish"
     step: int
     reason: str  # "done" | "stopped" | "budget"
-    val_loss: float | None  # over the whole validation split (what `tinygpt eval` reports)
+    val_loss: float | None  # of the weights kept, over the whole validation split (what `tinygpt eval` reports); None when stopped
     best_val_loss: float | None
     elapsed_s: float
     path: str
@@ -149,7 +163,8 @@ class Run:
         check_name(cfg.name)
         models_dir = Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()
         self.folder = models_dir / cfg.name
-        self.start_step, self.elapsed_before, self.tokens_before, self.best_val = 0, 0.0, 0, None
+        self.start_step, self.elapsed_before, self.tokens_before = 0, 0.0, 0
+        self.best_val = self.best_step = self.best_train = self.best_weights = None
         if not cfg.resume:
             cfg = cfg.resolved()
             corpus = read_corpus(cfg.corpus)
@@ -165,12 +180,27 @@ class Run:
         tensors, meta = ckpt.load_train_state(self.folder)
         cfg = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", ""))
         self.start_step, self.elapsed_before = meta["step"], meta.get("elapsed_s", 0.0)
-        self.tokens_before, self.best_val = meta.get("tokens_seen", 0), meta.get("best_val_loss")
+        self.tokens_before = meta.get("tokens_seen", 0)
+        self._resume_best(meta, doc)
         corpus = read_corpus(cfg.corpus)
         want = doc.get("corpus", {}).get("sha256")
         if want and want != corpus.sha256:
             raise CorpusError(f"{cfg.corpus} is not the corpus {cfg.name} was trained on (sha256 differs); resume with the same file")
         return cfg, corpus, ckpt.read_vocab(self.folder), (tensors, meta)
+
+    def _resume_best(self, meta, doc):
+        """The best evaluation so far: its weights are the folder's, if they are of the step the state names."""
+        best_step = meta.get("best_step")
+        if best_step is None or ckpt.weights_step(self.folder) != meta["step"] or ckpt.weights_step(self.folder, of=True) != best_step:
+            return  # not the same save (a kill fell between two renames), or a state from before the best was kept
+        from safetensors.torch import load_file
+
+        try:
+            self.best_weights = load_file(str(self.folder / ckpt.WEIGHTS), device="cpu")
+        except Exception:
+            return
+        figures = doc.get("figures") if isinstance(doc.get("figures"), dict) else {}
+        self.best_val, self.best_step, self.best_train = meta.get("best_val_loss"), best_step, figures.get("train_loss")
 
     def _prepare(self):
         import torch
@@ -234,7 +264,8 @@ class Run:
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == "fp16" else None
 
     # -- saving -------------------------------------------------------------
-    def save(self, step, elapsed, tokens, val_loss=None, train_loss=None, final_val=None):
+    def save(self, step, elapsed, tokens, final_val=None):
+        """A checkpoint: the best evaluation's weights (the last step's before any), the last step's training state."""
         import torch
 
         from tinygpt_tui import __version__
@@ -249,9 +280,10 @@ class Run:
                 "step": step,
                 "tokens_seen": tokens,
                 "train_time_s": round(elapsed, 2),
+                "weights_step": step if self.best_step is None else self.best_step,
                 "best_val_loss": self.best_val,
-                "val_loss": val_loss if final_val is None else final_val,
-                "train_loss": train_loss,
+                "val_loss": self.best_val if final_val is None else final_val,
+                "train_loss": self.best_train,
                 "params": self.model.num_params(),
                 "val_loss_is": "estimate" if final_val is None else "full validation split",
             },
@@ -263,8 +295,9 @@ class Run:
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         tensors, meta = self.optimizer.to_tensors()
-        meta.update(elapsed_s=elapsed, tokens_seen=tokens, best_val_loss=self.best_val, seed=cfg.seed)
-        ckpt.save_model(self.folder, self.model, self.tokenizer, doc, card=ckpt.render_card(doc), train_state=(tensors, meta))
+        meta.update(elapsed_s=elapsed, tokens_seen=tokens, best_val_loss=self.best_val, best_step=self.best_step, seed=cfg.seed)
+        ckpt.save_model(self.folder, self.model, self.tokenizer, doc, card=ckpt.render_card(doc), train_state=(tensors, meta),
+                        weights=self.best_weights)
 
     # -- one optimisation step --------------------------------------------
     def _train_step(self, step: int, lr: float):
@@ -313,9 +346,10 @@ class Run:
         self.train_est = estimate_loss(self.model, self.data, "train", *args, es, self.dist)
         self.val_est = estimate_loss(self.model, self.data, "val", *args, es + 1, self.dist)
         if self.best_val is None or self.val_est < self.best_val:
-            self.best_val = self.val_est
+            self.best_val, self.best_train, self.best_step = self.val_est, self.train_est, step
+            self.best_weights = ckpt.model_weights(self.model, copy=True)
         sample = ""
-        if self.dist.is_main and cfg.sample_chars:
+        if self.dist.is_main and cfg.sample_chars and not self.stop_event.is_set():  # a stop waits for no sample
             s = SamplingSettings(max_new_tokens=cfg.sample_chars, temperature=0.8, seed=(cfg.seed + step) % 2**63)
             sample = "".join(Generation(self.model, self.tokenizer, "\n", s))
             self.model.train()
@@ -342,26 +376,19 @@ class Run:
         if main:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                if cfg.resume:
+                if cfg.resume:  # a resumed run rewrites what came after its checkpoint
                     ckpt.truncate_metrics(self.folder, self.start_step)
+                elif not (self.folder / ckpt.METRICS).is_symlink():  # (a link is refused by the first append)
+                    ckpt.truncate_metrics(self.folder, -1)  # a new run: drop what a run that died before saving left
             except OSError as e:
                 raise CheckpointError(f"cannot write to {self.folder}: {e.strerror or e}") from None
 
-        pending: list[dict] = []  # records not yet in metrics.jsonl (steps go in groups of 20)
+        log = MetricsLog(self.folder)
 
         def emit(ev):
             if main:
-                pending.append({**ev.record(), "time": round(time.time(), 3)})
-                if not isinstance(ev, Step) or len(pending) >= 20:
-                    flush()
+                log.add({**ev.record(), "time": round(time.time(), 3)}, now=not isinstance(ev, Step))
             return ev
-
-        def flush():
-            try:
-                ckpt.append_metrics(self.folder, pending)
-            except OSError:
-                pass  # metrics are a log; a full disk must not kill the run (the save will say so); a link does
-            pending.clear()
 
         yield emit(Started(
             step=self.start_step, max_steps=cfg.max_steps, time_budget=cfg.time_budget, params=model.num_params(),
@@ -388,6 +415,8 @@ class Run:
             loss_sum = self._train_step(step, lr)
             step += 1
             tokens += self.tokens_per_step
+            if main:
+                log.tick()
 
             if step % cfg.log_interval == 0 or step == 1:
                 if dist.world_size > 1:
@@ -410,28 +439,29 @@ class Run:
                 elapsed = self.elapsed_before + (time.perf_counter() - t0)
                 yield emit(self._eval(step, elapsed))
                 if main:
-                    self.save(step, elapsed, tokens, self.val_est, self.train_est)
+                    self.save(step, elapsed, tokens)
                     yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
                 last_log_t = time.perf_counter()
 
         elapsed = self.elapsed_before + (time.perf_counter() - t0)
-        if step > self.start_step and step % cfg.eval_interval != 0:
-            yield emit(self._eval(step, elapsed))
         must_save = main and (step > self.start_step or not cfg.resume)
-        # The final step may be saved twice: at its evaluation (max_steps a multiple of eval_interval) or, when
-        # stopped, before the full evaluation (a scheduler's SIGTERM gives a grace period: torchrun, Slurm 30 s),
-        # then again with the full validation loss, so a kill during that evaluation loses nothing. Both saves
-        # stay; the "saved" event is logged once per step (the checkpoint of that step is on disk from then on).
         saved_step = step if step % cfg.eval_interval == 0 and step > self.start_step else None
-        if must_save and reason == "stopped" and saved_step != step:
-            self.save(step, elapsed, tokens, self.val_est, self.train_est)
-            saved_step = step
-            yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
-        final_val = evaluate_split(model, self.data, "val", self.device, dist=dist)  # every rank takes a share
-        if must_save:
-            self.save(step, elapsed, tokens, self.val_est, self.train_est, final_val=final_val)
-            if saved_step != step:
+        final_val = None
+        if reason == "stopped":
+            # a stop waits for the step under way and one save: no evaluation, no sample
+            if must_save and saved_step != step:
+                yield emit(Stopping(step=step, waiting_for="saving"))
+                self.save(step, elapsed, tokens)
                 yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
+        else:
+            if step > self.start_step and saved_step != step:
+                yield emit(self._eval(step, elapsed))
+            # the loss of the weights the folder keeps over the whole split (every rank takes a share)
+            final_val = evaluate_split(self._kept_model(step), self.data, "val", self.device, dist=dist)
+            if must_save:
+                self.save(step, elapsed, tokens, final_val=final_val)
+                if saved_step != step:
+                    yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
         digests = rank_digests(model, dist)
         if dist.world_size > 1:
             if len(set(digests)) > 1 and main:
@@ -439,7 +469,17 @@ class Run:
             torch_dist.barrier()  # no rank leaves before rank 0 has saved
         yield emit(Finished(step=step, reason=reason, val_loss=final_val, best_val_loss=self.best_val, elapsed_s=elapsed,
                             path=str(self.folder), rank_digests=digests))
-        flush()
+        log.flush()
+
+    def _kept_model(self, step):
+        """The model with the weights the folder keeps: the best evaluation's (a copy), or the last step's."""
+        if self.best_step is None or self.best_step == step:
+            return self.model
+        import copy
+
+        kept = copy.deepcopy(self.model)
+        kept.load_state_dict(self.best_weights, strict=False)  # (a tied head follows its embedding)
+        return kept
 
 
 def train(cfg: TrainConfig, stop_event: threading.Event | None = None, dist: DistInfo | None = None):
