@@ -69,6 +69,16 @@ async def load(pilot, app, name="alpha"):
     return gen
 
 
+def option_lines(models, index: int) -> list[str]:
+    """A sidebar entry as the terminal shows it: rendered at the list's width, one string a line."""
+    from rich.console import Console
+
+    width = models.scrollable_content_region.width - 1  # (the option's right padding)
+    console = Console(width=width, color_system=None, legacy_windows=False)
+    lines = console.render_lines(models.get_option_at_index(index).prompt, console.options.update_width(width), pad=False)
+    return ["".join(seg.text for seg in line).rstrip() for line in lines]
+
+
 def make_app(models_dir, watch_models=False):
     return RecordingApp(models_dir=models_dir, watch_models=watch_models)
 
@@ -113,16 +123,32 @@ async def test_sidebar_lists_models_and_broken_folder(models_dir):
         models = app.get_screen("generate").query_one("#models")
         assert [i.name for i in models.infos] == ["alpha", "beta", "broken"]
         assert models.option_count == 3
-        shown = [str(models.get_option_at_index(i).prompt) for i in range(3)]
+        shown = ["\n".join(option_lines(models, i)) for i in range(3)]
         assert "alpha" in shown[0] and "15k params" in shown[0] and "ctx 32" in shown[0] and "val 2.345" in shown[0]
         assert "other" in shown[1] and "val 1.987" in shown[1]
-        assert "broken" in shown[2] and 'no "model" section' in shown[2]
+        assert "broken" in shown[2] and 'no "model" section' in " ".join(shown[2].split())
+        assert shown[0].splitlines()[1:] == ["  15k params · val 2.345", "  fixture · ctx 32"]
         # picking the broken one explains why, and nothing else happens
         models.focus()
         models.highlighted = 2
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: 'no "model" section' in notes(app))
         assert app.get_screen("generate").loaded is None
+
+
+async def test_a_narrow_sidebar_keeps_the_figures_on_a_line_and_indents_what_wraps(tmp_path):
+    """Issue 16 #14: at 60x18 the parameter count and loss fit; a wrapped line starts under the text, not at column 0."""
+    from tests.conftest import make_model
+
+    d = tmp_path / "models"
+    d.mkdir()
+    make_model(d, "wide", n_embd=128, n_layer=4, block_size=128, val_loss=1.4859, corpus="a-long-corpus-name-that-wraps")
+    app = make_app(d)
+    async with app.run_test(size=(60, 18)) as pilot:
+        await listed(pilot, app)
+        lines = option_lines(app.screen.query_one("#models"), 0)
+        assert lines[1] == "  812k params · val 1.486", lines
+        assert len(lines) >= 4 and all(line.startswith("  ") for line in lines[1:]), lines  # the corpus line wrapped, indented
 
 
 async def test_pick_stream_stop_continue_clear(models_dir):

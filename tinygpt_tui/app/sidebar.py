@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.console import Group
+from rich.padding import Padding
 from rich.text import Text
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, Label, OptionList
@@ -20,24 +22,21 @@ def human_count(n: int) -> str:
     return str(n)
 
 
-def model_prompt(info: ModelInfo, loaded: bool = False) -> Text:
-    name = printable(info.name)
+def model_prompt(info: ModelInfo, loaded: bool = False) -> Group:
+    """A model's entry: its name, then its figures indented (a line too long for the sidebar wraps
+    under them, not at the left edge): parameters and loss first, so a narrow sidebar keeps them."""
+    head = Text()
     if not info.ok:
-        t = Text()
-        t.append("✗ ", style="bold red")
-        t.append(name, style="bold")
-        t.append("\n  broken: ", style="red")
-        t.append(printable(info.error), style="dim")
-        return t
-    t = Text()
-    t.append("● " if loaded else "  ", style="bold green")
-    t.append(name, style="bold")
-    details = f"{human_count(info.params)} params · ctx {info.block_size}"
-    t.append("\n  " + details, style="dim")
-    corpus = printable(info.corpus) or "?"
-    loss = f"val {info.val_loss:.3f}" if info.val_loss is not None else "val n/a"
-    t.append(f"\n  {corpus} · {loss}", style="dim")
-    return t
+        head.append("✗ ", style="bold red")
+        head.append(printable(info.name), style="bold")
+        details = [Text.assemble(("broken: ", "red"), (printable(info.error), "dim"))]
+    else:
+        head.append("● " if loaded else "  ", style="bold green")
+        head.append(printable(info.name), style="bold")
+        loss = f"val {info.val_loss:.3f}" if info.val_loss is not None else "val n/a"
+        details = [Text(f"{human_count(info.params)} params · {loss}", style="dim"),
+                   Text(f"{printable(info.corpus) or '?'} · ctx {info.block_size}", style="dim")]
+    return Group(head, *(Padding(t, (0, 0, 0, 2)) for t in details))
 
 
 class ModelList(OptionList):

@@ -116,7 +116,9 @@ class TrainingScreen(Screen):
                     yield Input(placeholder="e.g. my-shakespeare", id="train-name", restrict=r"[^/\\]*", max_length=100, compact=True)
                 with Horizontal(classes="form-row -tight"):
                     yield Label("Size", classes="form-label")
-                    yield Select([(self._preset_label(p), p) for p in PRESET_NAMES], value="tiny", id="train-preset", allow_blank=False, compact=True)
+                    preset = Select([(self._preset_label(p), p) for p in PRESET_NAMES], value="auto", id="train-preset", allow_blank=False, compact=True)
+                    preset.tooltip = "layers × width; auto picks the largest that trains well in the minutes given"
+                    yield preset
                 with Collapsible(title="Custom hyperparameters", id="train-custom", collapsed=True):
                     for fid, label, kind, _ in CUSTOM_FIELDS:
                         with Horizontal(classes="hp-row"):
@@ -155,7 +157,7 @@ class TrainingScreen(Screen):
         self.chart = self.query_one("#loss-chart")
         self.query_one("#train-form").border_title = "New run"
         self.query_one("#run-sample-box").border_title = "Latest sample"
-        self._preset_placeholders("tiny")
+        self._preset_placeholders("auto")  # the default, as on the command line
         job = self.app.training
         if job is not None:
             self.watch_job(job)
@@ -183,9 +185,9 @@ class TrainingScreen(Screen):
         from tinygpt_tui.engine.train import PRESETS  # noqa: F401  (cheap: no torch at module level)
 
         if p == "auto":
-            return "auto (sized for the minutes)"
-        d = PRESETS[p]
-        return f"{p} ({d['n_layer']} layers × {d['n_embd']})"
+            return "auto (by minutes)"
+        d = PRESETS[p]  # short enough for the form at 80 columns
+        return f"{p} ({d['n_layer']}×{d['n_embd']})"
 
     def _preset_placeholders(self, preset: str) -> None:
         from tinygpt_tui.config import GPTConfig
