@@ -864,3 +864,22 @@ def test_a_model_too_big_for_the_machine_is_refused_before_it_is_built(tmp_path,
     with pytest.raises(SettingsError, match="seed"):
         list(train(TrainConfig(**base, seed=2**70)))
     assert not built and not (tmp_path / "big" / ckpt.CONFIG).exists()
+
+
+@pytest.mark.parametrize("which", ["ckpt.pt", "meta.pkl"])
+@pytest.mark.parametrize("kind", ["fifo", "zero", "folder"])
+def test_convert_reads_only_regular_files(tmp_path, which, kind):
+    """A ckpt.pt or meta.pkl that is a FIFO, /dev/zero or a folder: one error line at once, not a hang or a flood."""
+    pt, meta, _ = nanogpt_checkpoint(tmp_path, list("abcdefgh"))
+    bad = pt if which == "ckpt.pt" else meta
+    bad.unlink()
+    if kind == "fifo":
+        os.mkfifo(bad)
+    elif kind == "zero":
+        bad.symlink_to("/dev/zero")
+    else:
+        bad.mkdir()
+    done = finishes(lambda: cli("convert", pt, "--name", "x", "--meta", meta, "--models-dir", tmp_path / "models"))
+    assert "value" in done, done
+    assert_one_error(done["value"], which)
+    assert not (tmp_path / "models" / "x" / ckpt.CONFIG).exists()

@@ -17,11 +17,13 @@ biases), tied or untied output. Anything else is refused rather than guessed.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import re
 import warnings
 from pathlib import Path
 
+from tinygpt_tui.engine.safe_io import open_regular, read_bytes
 from tinygpt_tui.errors import CheckpointError
 
 MAX_PT_BYTES = 8 * 1024**3
@@ -40,12 +42,7 @@ class _PlainDataUnpickler(pickle.Unpickler):
 
 def read_meta(path: Path) -> list[str]:
     """The vocabulary from nanoGPT's meta.pkl ({'vocab_size', 'itos', 'stoi'})."""
-    try:
-        raw = path.read_bytes() if path.stat().st_size <= MAX_META_BYTES else None
-    except OSError as e:
-        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
-    if raw is None:
-        raise CheckpointError(f"{path} is too large to be a nanoGPT meta.pkl")
+    raw = read_bytes(path, path.name, MAX_META_BYTES)  # a regular file, bounded (a FIFO or /dev/zero is refused)
     try:
         meta = _PlainDataUnpickler(io.BytesIO(raw)).load()
     except Exception as e:  # UnpicklingError, EOFError, ValueError... from a malformed or hostile file
@@ -64,12 +61,17 @@ def read_meta(path: Path) -> list[str]:
 
 
 def load_pt(src: Path):
+    """A nanoGPT checkpoint: a regular file of at most MAX_PT_BYTES, loaded by torch.load(weights_only=True)."""
     import torch
 
+    fd = open_regular(src, src.name)
+    if os.fstat(fd).st_size > MAX_PT_BYTES:
+        os.close(fd)
+        raise CheckpointError(f"{src.name} is more than the {MAX_PT_BYTES:,} bytes tinygpt reads as a nanoGPT checkpoint")
     try:
-        with warnings.catch_warnings():  # e.g. "pickle protocol 4": noise around the one-line answer
+        with os.fdopen(fd, "rb") as f, warnings.catch_warnings():  # e.g. "pickle protocol 4": noise around the answer
             warnings.simplefilter("ignore")
-            return torch.load(str(src), map_location="cpu", weights_only=True)
+            return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else "refused"
         raise CheckpointError(
