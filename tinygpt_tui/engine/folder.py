@@ -30,6 +30,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from tinygpt_tui.config import GPTConfig
+from tinygpt_tui.engine.card import render_card  # noqa: F401 (written with every checkpoint; callers import it from here)
 from tinygpt_tui.engine.memory import check_fits
 from tinygpt_tui.engine.metrics import METRICS, append_metrics, read_metrics, truncate_metrics  # noqa: F401 (read through the folder)
 from tinygpt_tui.engine.safe_io import MiB, fsync_dir, open_regular, read_json, read_text, stage, unlink_quietly
@@ -252,14 +253,9 @@ def _load_torch(folder: Path, doc: dict, cfg: GPTConfig, device) -> Loaded:
 
 
 def load_for_sampling(folder, device="auto") -> Loaded:
-    """A model folder loaded for generation only.
-
-    On a CPU (device "auto" or "cpu") with numba installed, ``model`` is a jitstep.JitModel:
-    the weights read from the safetensors file as numpy arrays, without importing torch
-    (a second or two of a command's start). At batch 1 a model this small decodes faster on
-    the CPU's compiled step than a GPU's kernel launches allow (docs/performance.md), so
-    "auto" means the CPU here. Other devices, and machines without numba: ``load_model``.
-    """
+    """A model folder loaded for generation only: on a CPU ("auto" or "cpu") with numba, a jitstep.JitModel
+    read as numpy arrays without importing torch (at batch 1 the CPU's compiled step beats a GPU's kernel
+    launches, docs/performance.md); other devices, and machines without numba: ``load_model``."""
     from tinygpt_tui.fast import decode as jitstep
     from tinygpt_tui.engine.device import device_kind
 
@@ -312,10 +308,9 @@ def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | N
                weights: dict | None = None) -> None:
     """Write a whole checkpoint: every file atomically, config.json last.
 
-    train_state: (tensors: dict[str, Tensor], meta: dict) or None. It is written as one
-    self-contained file (with the model's own weights), so --resume is consistent
-    whichever rename a kill falls between. weights: what model.safetensors holds, when
-    not the model's (a run keeps its best evaluation there): those of step figures.weights_step.
+    train_state: (tensors, meta) or None, one self-contained file with the model's own weights, so
+    --resume is consistent whichever rename a kill falls between. weights: what model.safetensors
+    holds when not the model's (a run keeps its best evaluation there, of step figures.weights_step).
     """
     from safetensors.torch import save
 
@@ -358,10 +353,7 @@ def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | N
 
 
 def load_train_state(folder):
-    """(tensors, meta) for --resume, or a CheckpointError saying why it can't resume.
-
-    tensors holds the weights ("model.*") and the optimizer moments ("opt.*") saved together.
-    """
+    """(tensors, meta) for --resume: the weights ("model.*") and optimizer moments ("opt.*"), or why it can't resume."""
     from safetensors import safe_open
 
     folder = Path(folder)
@@ -402,11 +394,8 @@ def weights_step(folder, of: bool = False) -> int | None:
 
 # ---------------------------------------------------------------- one run per folder
 class FolderLock:
-    """An exclusive flock on <folder>/.lock, held for a whole training run.
-
-    The kernel drops it when the process dies (even by SIGKILL), so a crash
-    never leaves a stale lock behind.
-    """
+    """An exclusive flock on <folder>/.lock, held for a whole training run (the kernel drops it when the
+    process dies, even by SIGKILL: a crash never leaves a stale lock behind)."""
 
     def __init__(self, folder, quiet: bool = False):
         import fcntl
@@ -498,56 +487,3 @@ def remove_dead_run(folder) -> None:
         raise CheckpointError(f"cannot delete {folder}: {e.strerror or e}") from None
     finally:
         lock.release()
-
-
-# ---------------------------------------------------------------- the model card
-def _optimizer_line(t: dict) -> str:
-    if t.get("optimizer") == "muon":
-        return f"Muon for the weight matrices inside the blocks (lr {t.get('muon_lr')}), AdamW for the rest (lr {t.get('lr')})"
-    return f"AdamW (lr {t.get('lr')})"  # also runs saved before Muon was offered
-
-
-def render_card(doc: dict) -> str:
-    """A short README.md for the folder: what it is, how it was made, its figures."""
-    m, f, c, t = doc.get("model", {}), doc.get("figures", {}), doc.get("corpus", {}), doc.get("training", {})
-
-    def fmt(v, spec=".4f"):
-        return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "n/a"
-
-    minutes = f.get("train_time_s", 0) / 60 if isinstance(f.get("train_time_s"), (int, float)) else 0
-    val_is = f.get("val_loss_is", "estimate")
-    ws = f.get("weights_step", f.get("step"))
-    kept = f"; the weights kept are step {fmt(ws, ',')}'s, the best evaluation" if ws != f.get("step") else ""
-    lines = [
-        f"# {doc.get('name', 'model')}",
-        "",
-        f"A character-level GPT trained by tinygpt on **{c.get('name', '?')}** "
-        f"({fmt(c.get('chars'), ',')} characters, sha256 `{str(c.get('sha256', '?'))[:16]}…`).",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| parameters | {fmt(f.get('params'), ',')} |",
-        f"| shape | {m.get('n_layer')} layers, {m.get('n_head')} heads, {m.get('n_embd')} dims, context {m.get('block_size')} |",
-        f"| architecture | {m.get('pos_encoding')} positions, {m.get('ffn')} feed-forward, {m.get('norm')}, "
-        f"{'tied' if m.get('tie_weights') else 'untied'} output, dropout {m.get('dropout')} |",
-        f"| vocabulary | {m.get('vocab_size')} characters |",
-        f"| validation loss | **{fmt(f.get('val_loss'))}** ({val_is}; last 10% of the corpus) |",
-        f"| best validation loss (estimate during training) | {fmt(f.get('best_val_loss'))} |",
-        f"| train loss (estimate) | {fmt(f.get('train_loss'))} |",
-        f"| steps | {fmt(f.get('step'), ',')} ({fmt(f.get('tokens_seen'), ',')} tokens){kept} |",
-        f"| training time | {minutes:.1f} min on {doc.get('device', '?')}, {doc.get('dtype', '?')}"
-        f"{', ' + str(doc.get('world_size')) + ' processes' if doc.get('world_size', 1) != 1 else ''} |",
-        f"| batch | {t.get('batch_size')} x {t.get('grad_accum', 1)}, lr {t.get('lr')}, warmup {t.get('warmup_steps')}, "
-        f"weight decay {t.get('weight_decay')} |",
-        f"| optimizer | {_optimizer_line(t)} |",
-        "",
-        "Trained with:",
-        "",
-        "```",
-        str(doc.get("command") or "(not recorded)"),
-        "```",
-        "",
-        f"Check the validation loss: `tinygpt eval {doc.get('name', 'MODEL')} --corpus {c.get('name', 'CORPUS')}.txt`",
-        "",
-    ]
-    return "\n".join(lines)

@@ -7,23 +7,12 @@
     view.attention[layer][head]                        # weights over the context, sum to 1
     view.mean_over_heads[layer], view.mean_all         # the "all heads" / "all layers" summaries
 
-``analyze`` runs the model once over the context (the last ``block_size``
-characters the model knows) with ``return_attention=True`` and keeps the
-logits of every position and the attention of every layer, head and query
-position, so moving the query position (``Analysis.at``) costs no new forward
-pass. The values come from the plain forward pass (no KV cache): the same
-numbers a KV-cached generation sees, up to float rounding.
-
-Indices are 0-based everywhere (layers, heads, positions); a negative position
-counts from the end, like Python (-1 is the last character).
-
-At a position p the probabilities are those of the character *after* p:
-``softmax(logits[p] / temperature)``. When p is not the last position, the
-character that actually followed in the context is ranked too (``actual``),
-which is how a learner sees where a sampled character ranked when it was drawn.
-
-No textual, no rich: the command line (``inspect_cli``) and the app
-(``app/inspector``) render these numbers.
+``analyze`` runs the plain forward pass once (no KV cache: the same numbers up to rounding) over
+the last ``block_size`` known characters and keeps every position's logits and every layer's,
+head's and query's attention, so moving the query (``Analysis.at``) costs no new pass. Indices
+are 0-based; a negative position counts from the end. At position p the probabilities are of the
+character *after* p; before the last position the character that did follow is ranked too
+(``actual``). No textual, no rich: cli/inspect.py and app/inspector.py render these numbers.
 """
 
 from __future__ import annotations
@@ -39,20 +28,10 @@ SPACE, NEWLINE, TAB = "\u00b7", "\u23ce", "\u21e5"  # · ⏎ ⇥
 
 
 def display_char(ch: str) -> str:
-    """A visible, terminal-safe stand-in for one context character.
-
-    Space -> ·, newline -> ⏎, tab -> ⇥, control characters -> their control
-    pictures, and a combining mark gets a dotted circle to sit on, so every
-    character takes at least one terminal cell (wide CJK characters take two).
-    """
-    if ch == " ":
-        return SPACE
-    if ch == "\n":
-        return NEWLINE
-    if ch == "\t":
-        return TAB
-    if ch == "\r":
-        return "\u240d"
+    """A visible, terminal-safe stand-in for one context character, at least one cell wide: space ·,
+    newline ⏎, tab ⇥, controls their pictures, a combining mark on a dotted circle."""
+    if ch in (" ", "\n", "\t", "\r"):
+        return {" ": SPACE, "\n": NEWLINE, "\t": TAB, "\r": "\u240d"}[ch]
     s = printable(ch)
     if s != ch:
         return s
@@ -100,13 +79,8 @@ class Inspection:
     dropped: list[str] = field(default_factory=list)  # unknown characters left out of the context
     truncated: int = 0  # characters before the window, not seen by the model
 
-    @property
-    def n_layer(self) -> int:
-        return len(self.attention)
-
-    @property
-    def n_head(self) -> int:
-        return len(self.attention[0]) if self.attention else 0
+    n_layer = property(lambda self: len(self.attention))
+    n_head = property(lambda self: len(self.attention[0]) if self.attention else 0)
 
     @property
     def query_char(self) -> str:
@@ -151,11 +125,8 @@ class Inspection:
 
 @dataclass
 class Analysis:
-    """One forward pass over a context: logits at every position, attention of every layer and head.
-
-    ``logits`` is a float32 numpy array (T, V); ``attention`` is (L, H, T, T),
-    rows are query positions, columns key positions (causal: zero above the diagonal).
-    """
+    """One forward pass over a context: logits (T, V) float32 numpy, attention (L, H, T, T) with
+    rows the query positions and columns the keys (causal: zero above the diagonal)."""
 
     chars: list[str]
     ids: list[int]
@@ -165,17 +136,9 @@ class Analysis:
     dropped: list[str] = field(default_factory=list)
     truncated: int = 0
 
-    @property
-    def length(self) -> int:
-        return len(self.ids)
-
-    @property
-    def n_layer(self) -> int:
-        return int(self.attention.shape[0])
-
-    @property
-    def n_head(self) -> int:
-        return int(self.attention.shape[1])
+    length = property(lambda self: len(self.ids))
+    n_layer = property(lambda self: int(self.attention.shape[0]))
+    n_head = property(lambda self: int(self.attention.shape[1]))
 
     def check_position(self, position: int) -> int:
         T = self.length
@@ -242,12 +205,8 @@ def check_temperature(t) -> float:
 
 
 def context_window(tokenizer: CharTokenizer, text: str, block_size: int) -> tuple[list[int], list[str], int]:
-    """The ids of the last ``block_size`` known characters of text.
-
-    Returns (ids, dropped, truncated): the unknown characters left out of the
-    part looked at, and how many characters of text come before the window.
-    Only the tail is encoded, so a long generated text stays cheap.
-    """
+    """(ids, dropped, truncated): the last ``block_size`` known characters of text, the unknown ones left
+    out of that window, and how many characters come before it (only the tail is encoded)."""
     n = len(text)
     tail = min(n, 2 * block_size + 16)
     while True:
@@ -289,16 +248,13 @@ def analyze(model, tokenizer: CharTokenizer, text: str) -> Analysis:
             raise SettingsError("no character of the prompt is in the model's vocabulary (left out: "
                                 + printable(" ".join(dropped[:20])) + ")")
         raise SettingsError("the prompt is empty: give at least one character")
-    device = next(model.parameters()).device
     was_training = model.training
-    if was_training:
-        model.eval()
+    model.eval()
     try:
         with torch.inference_mode():
-            logits, _, attns = model(torch.tensor([ids], device=device), return_attention=True)
+            logits, _, attns = model(torch.tensor([ids], device=next(model.parameters()).device), return_attention=True)
     finally:
-        if was_training:
-            model.train()
+        model.train(was_training)
     att = torch.stack([a[0] for a in attns]).float().cpu().numpy()  # (L, H, T, T)
     return Analysis(
         chars=[tokenizer.chars[i] for i in ids], ids=ids, logits=logits[0].float().cpu().numpy().astype(np.float32),

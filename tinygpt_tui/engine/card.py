@@ -1,0 +1,55 @@
+"""The model card: a folder's README.md, what it is, how it was made, its figures (from config.json's sections)."""
+
+from __future__ import annotations
+
+
+def _optimizer_line(t: dict) -> str:
+    if t.get("optimizer") == "muon":
+        return f"Muon for the weight matrices inside the blocks (lr {t.get('muon_lr')}), AdamW for the rest (lr {t.get('lr')})"
+    return f"AdamW (lr {t.get('lr')})"  # also runs saved before Muon was offered
+
+
+def render_card(doc: dict) -> str:
+    """A short README.md for the folder: what it is, how it was made, its figures."""
+    m, f, c, t = doc.get("model", {}), doc.get("figures", {}), doc.get("corpus", {}), doc.get("training", {})
+
+    def fmt(v, spec=".4f"):
+        return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "n/a"
+
+    minutes = f.get("train_time_s", 0) / 60 if isinstance(f.get("train_time_s"), (int, float)) else 0
+    val_is = f.get("val_loss_is", "estimate")
+    ws = f.get("weights_step", f.get("step"))
+    kept = f"; the weights kept are step {fmt(ws, ',')}'s, the best evaluation" if ws != f.get("step") else ""
+    lines = [
+        f"# {doc.get('name', 'model')}",
+        "",
+        f"A character-level GPT trained by tinygpt on **{c.get('name', '?')}** "
+        f"({fmt(c.get('chars'), ',')} characters, sha256 `{str(c.get('sha256', '?'))[:16]}…`).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| parameters | {fmt(f.get('params'), ',')} |",
+        f"| shape | {m.get('n_layer')} layers, {m.get('n_head')} heads, {m.get('n_embd')} dims, context {m.get('block_size')} |",
+        f"| architecture | {m.get('pos_encoding')} positions, {m.get('ffn')} feed-forward, {m.get('norm')}, "
+        f"{'tied' if m.get('tie_weights') else 'untied'} output, dropout {m.get('dropout')} |",
+        f"| vocabulary | {m.get('vocab_size')} characters |",
+        f"| validation loss | **{fmt(f.get('val_loss'))}** ({val_is}; last 10% of the corpus) |",
+        f"| best validation loss (estimate during training) | {fmt(f.get('best_val_loss'))} |",
+        f"| train loss (estimate) | {fmt(f.get('train_loss'))} |",
+        f"| steps | {fmt(f.get('step'), ',')} ({fmt(f.get('tokens_seen'), ',')} tokens){kept} |",
+        f"| training time | {minutes:.1f} min on {doc.get('device', '?')}, {doc.get('dtype', '?')}"
+        f"{', ' + str(doc.get('world_size')) + ' processes' if doc.get('world_size', 1) != 1 else ''} |",
+        f"| batch | {t.get('batch_size')} x {t.get('grad_accum', 1)}, lr {t.get('lr')}, warmup {t.get('warmup_steps')}, "
+        f"weight decay {t.get('weight_decay')} |",
+        f"| optimizer | {_optimizer_line(t)} |",
+        "",
+        "Trained with:",
+        "",
+        "```",
+        str(doc.get("command") or "(not recorded)"),
+        "```",
+        "",
+        f"Check the validation loss: `tinygpt eval {doc.get('name', 'MODEL')} --corpus {c.get('name', 'CORPUS')}.txt`",
+        "",
+    ]
+    return "\n".join(lines)
