@@ -369,7 +369,7 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         await pilot.press("ctrl+g")
         assert await wait_for(pilot, lambda: job.state in ("running", "done"), timeout=120), job.error
         app.get_screen("generate").update_status()
-        assert "fresh" in str(app.get_screen("generate").query_one("#train-status").render())
+        assert "fresh" in str(app.get_screen("generate").query_one("#status").render())
         await pilot.press("ctrl+t")
         assert await wait_for(pilot, lambda: not job.active, timeout=180), job.error
         assert job.state == "done", job.error

@@ -142,3 +142,35 @@ async def test_keys_typed_fast_land_in_the_field_focused_when_they_were_typed(mo
         # (a field focused by Tab has its text selected, so the key replaces it)
         assert await wait_for(pilot, lambda: temp.value in ("1", "0.71"), timeout=10), (temp.value, top_k.value)
         assert top_k.value == "7" and temp.has_focus
+
+
+@pytest.mark.parametrize("size", [(60, 18), (80, 24), (120, 40)])
+async def test_the_status_line_keeps_the_model_and_device_and_cuts_no_part(models_dir, size):  # noqa: F811
+    """Issue 16 #15: at 80x24 the model and device were dropped; at 120 columns a run training meanwhile
+    was cut with an ellipsis. Parts go whole, the least important first."""
+    from rich.cells import cell_len
+
+    from tinygpt_tui.app.runs import TrainingJob
+    from tinygpt_tui.engine.train import TrainConfig
+
+    app = make_app(models_dir)
+    async with app.run_test(size=size) as pilot:
+        gen = await load(pilot, app, "alpha")
+        job = TrainingJob(TrainConfig(corpus="x", name="a-rather-long-run-name"))
+        for rec in ({"event": "start", "step": 0, "max_steps": 5000}, {"event": "step", "step": 1234, "loss": 2.3456, "progress": 0.2468}):
+            job.apply(rec)
+        app.training = job  # a run training meanwhile, as the app holds one (its thread is not needed to show it)
+        gen.query_one("#sampling").set_value("length", 300)
+        await pilot.press(*"ab", "enter")
+        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.finished)
+        gen.update_status()
+        status = gen.query_one("#status")
+        text = str(status.render())
+        assert text.startswith("done") and "alpha" in text and gen.device_name in text, text
+        assert gen.device_name in gen.sub_title  # the header names the device as the status line does
+        assert cell_len(text) <= status.content_region.width and "…" not in text, text
+        whole = {p.text for p in job.status_parts()} | {p.short for p in job.status_parts()}
+        assert all(piece in whole or piece in text for piece in text.split(" · ")), text
+        if size[0] >= 120:
+            assert "training a-rather-long-run-name · step 1,234" in text and "loss 2.346" in text, text
+        app.training = None

@@ -19,10 +19,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input
 
 from tinygpt_tui.app.messages import FOCUS_KEYS, Chunk, Done, Failed, LoadFailed, ModelLoaded, ModelsListed
 from tinygpt_tui.app.output import GENERATED, NOTE, PROMPT, OutputView
+from tinygpt_tui.app.runs import FitLine, Part
 from tinygpt_tui.app.sidebar import ModelList, SamplingPanel
 from tinygpt_tui.engine.folder import SYNC_LISTING, ModelInfo, folder_signature
 from tinygpt_tui.errors import TinyGPTError
@@ -121,7 +122,6 @@ class GenerateScreen(Screen):
         self.loading_name: str | None = None
         self.pending_prompt: str | None = None  # submitted while the model was loading
         self.inspector = None  # the inspector screen while it is open
-        self.shown_status = self.shown_train = None
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -136,9 +136,7 @@ class GenerateScreen(Screen):
                 prompt = Input(placeholder="Write a prompt, Enter to generate", id="prompt")
                 prompt.select_on_focus = False  # coming back to it (Escape, a key typed in the pane) must not select its text
                 yield prompt
-                with Horizontal(id="status-row"):
-                    yield Static(id="status")
-                    yield Static(id="train-status")
+        yield FitLine(id="status")  # the whole width: the model and device, and a run training meanwhile
         yield Footer()
 
     def on_mount(self) -> None:
@@ -442,31 +440,25 @@ class GenerateScreen(Screen):
 
     # ------------------------------------------------------------ status
     def update_status(self) -> None:
-        # the generation's figures first, the model and device after them (the header shows those
-        # too): on a narrow terminal the ellipsis takes the end, never the figures
-        t = Text(no_wrap=True, overflow="ellipsis")
+        """The status line: the generation, the model and device (named as in the header), and a
+        run training meanwhile. A narrow terminal drops the least important parts whole (FitLine):
+        the generation's state, the model and the device go last."""
+        parts = []
         s = self.stream
         if s is not None:
             state = "stopped" if s.stop_event.is_set() else ("done" if s.finished else "generating")
-            t.append(state, style={"generating": "bold green", "stopped": "bold yellow", "done": "bold"}[state])
-            t.append(f" · {s.generated:,} chars")
+            parts.append(Part(state, state, 0, {"generating": "bold green", "stopped": "bold yellow", "done": "bold"}[state]))
+            parts.append(Part(f"{s.generated:,} chars", f"{s.generated:,} chars", 5))
             if s.chars_per_s:
-                t.append(f" · {s.chars_per_s:,.0f} chars/s")
-            t.append("  │  ")
+                parts.append(Part(f"{s.chars_per_s:,.0f} chars/s", f"{s.chars_per_s:,.0f}/s", 8))
         if self.loading_name:
-            t.append("loading ", style="bold yellow")
-            t.append(printable(self.loading_name) + " …")
+            parts.append(Part(f"loading {printable(self.loading_name)} …", "loading …", 1, "bold yellow"))
         elif self.loaded is None:
-            t.append("no model loaded", style="dim")
+            parts.append(Part("no model loaded", "no model", 1, "dim"))
         else:
-            t.append(printable(self.loaded.name), style="bold")
-            t.append(f" · {self.device_name}", style="dim")
-        # only what changed is redrawn, and the status line (its width is fixed) without a layout pass
-        if t != self.shown_status:
-            self.shown_status = t
-            self.query_one("#status", Static).update(t, layout=False)
+            parts.append(Part(printable(self.loaded.name), printable(self.loaded.name), 1, "bold"))
+            parts.append(Part(self.device_name, self.device_name, 2, "dim"))
         job = self.app.training
-        train = job.summary() if job is not None else Text("")
-        if train != self.shown_train:
-            self.shown_train = train
-            self.query_one("#train-status", Static).update(train)
+        if job is not None:
+            parts += job.status_parts(rank=3)
+        self.query_one("#status", FitLine).show(parts)  # redrawn only when a part changed, without a layout pass

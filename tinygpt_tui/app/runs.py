@@ -194,30 +194,27 @@ class TrainingJob:
         self.state, self.error = state, error
 
     def summary(self) -> Text:
-        t = Text()
-        r = self.run
-        name = printable(self.name)
-        if self.state in ("starting", "running", "stopping"):
-            t.append("training ", style="bold magenta")
-            t.append(name, style="bold")
-            if self.state == "starting":
-                t.append(" · preparing …")
-            else:
-                t.append(f" · step {r.step:,} · {r.progress:.0%}")
-                if r.losses:
-                    t.append(f" · loss {r.losses[-1]:.3f}")
-                if self.state == "stopping":
-                    t.append(" · saving …", style="yellow")
-        elif self.state == "failed":
-            t.append("training failed: ", style="bold red")
-            t.append(printable(self.error)[:120])
-        else:
-            t.append(f"trained {name}", style="bold")
-            t.append(f" · {self.state} at step {r.step:,}")
+        """The run in a sentence (the notification when it ends)."""
+        return fit_line(self.status_parts(), 10_000)
+
+    def status_parts(self, rank: int = 0) -> list[Part]:
+        """The run on the generate screen's status line: its name and state kept longest (from rank on)."""
+        r, name = self.run, printable(self.name)
+        if self.state == "failed":
+            return [Part(f"training failed: {printable(self.error)[:120]}", "training failed", rank, "bold red")]
+        if not self.active:
             vl = _num(r.finish.get("val_loss"))
-            if vl is not None:
-                t.append(f" · val {vl:.3f}")
-        return t
+            parts = [Part(f"trained {name}", f"trained {name}", rank, "bold"), Part(f"{self.state} at step {r.step:,}", self.state, rank + 1)]
+            return parts + ([Part(f"val {vl:.3f}", f"val {vl:.3f}", rank + 3)] if vl is not None else [])
+        parts = [Part(f"training {name}", f"training {name}", rank, "bold magenta")]
+        if self.state == "starting":
+            return parts + [Part("preparing …", "preparing …", rank + 1)]
+        parts += [Part(f"step {r.step:,}", f"step {r.step:,}", rank + 1), Part(f"{r.progress:.0%}", f"{r.progress:.0%}", rank + 4)]
+        if r.losses:
+            parts.append(Part(f"loss {r.losses[-1]:.3f}", f"loss {r.losses[-1]:.3f}", rank + 3))
+        if self.state == "stopping":
+            parts.append(Part("saving …", "saving …", rank + 1, "yellow"))
+        return parts
 
 
 class Watched:
@@ -344,10 +341,10 @@ def fit_line(parts: list[Part], width: int) -> Text:
         del kept[worst]
 
 
-class ProgressLine(Widget):
-    """The run's figures on one line that fits the width it gets (80 columns to 120 and more)."""
+class FitLine(Widget):
+    """Parts on one line that fits the width it gets (fit_line): a run's progress, the status line."""
 
-    DEFAULT_CSS = "ProgressLine { height: 1; }"
+    DEFAULT_CSS = "FitLine { height: 1; }"
 
     def __init__(self, **kw):
         super().__init__(**kw)

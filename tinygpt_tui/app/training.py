@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, ProgressBar, Select, Static
 
 from tinygpt_tui.app.messages import FOCUS_KEYS
-from tinygpt_tui.app.runs import ProgressLine, RunState, TrainingJob, Watched, name_taken, plot_class, progress_parts
+from tinygpt_tui.app.runs import FitLine, RunState, TrainingJob, Watched, name_taken, plot_class, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -147,7 +147,7 @@ class TrainingScreen(Screen):
                 yield Static(id="run-title")
                 with Horizontal(id="run-progress-row"):
                     yield ProgressBar(total=1.0, show_eta=False, show_percentage=True, id="run-progress")
-                yield ProgressLine(id="run-progress-text")
+                yield FitLine(id="run-progress-text")
                 yield plot_class()(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
                     yield Static(Text("The model writes a sample at each evaluation.", style="dim"), id="run-sample")
@@ -371,7 +371,7 @@ class TrainingScreen(Screen):
             title.append("No run yet. ", style="bold")
             title.append("Fill in the form and press Start (Ctrl+S), or follow a run started elsewhere.", style="dim")
             self.query_one("#run-title", Static).update(title)
-            self.query_one("#run-progress-text", ProgressLine).show([])
+            self.query_one("#run-progress-text", FitLine).show([])
             return
         if self.source.job is not None:
             src = self.source.job
@@ -405,7 +405,7 @@ class TrainingScreen(Screen):
 
         bar = self.query_one("#run-progress", ProgressBar)
         bar.update(total=1.0, progress=v.progress)
-        self.query_one("#run-progress-text", ProgressLine).show(progress_parts(v))
+        self.query_one("#run-progress-text", FitLine).show(progress_parts(v))
 
         key = (id(v), len(v.steps) + len(v.eval_steps), v.steps[-1] if v.steps else -1)
         if key != self.drawn and self.chart is not None:
