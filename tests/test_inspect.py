@@ -222,26 +222,29 @@ def test_cli_bad_input_is_one_line_and_exit_2(model_dir, args, message):
 
 
 # ------------------------------------------------------------------ app screen
+def shown_lines(widget) -> str:
+    """What a line-API widget draws, as plain text, one line a line (Widget.render_line)."""
+    return "\n".join("".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height))
+
+
 async def test_inspector_screen_renders_and_follows_keys():
     from textual.app import App
 
+    from tests.test_app import wait_for
     from tinygpt_tui.app.inspector import InspectorScreen
 
     model, tok = tiny(n_layer=3, n_head=2)
-    screen = InspectorScreen(model, tok, "林黛玉 the honou", min_interval=0.0)
+    screen = InspectorScreen(None, tok, "林黛玉 the honou", model=model, min_interval=0.0)
 
     class Host(App):
         def on_mount(self):
             self.push_screen(screen)
 
     async with Host().run_test(size=(80, 24)) as pilot:
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if screen.view is not None:
-                break
-        assert screen.view is not None and screen.view.position == len("林黛玉 the honou") - 1
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        assert screen.view.position == len("林黛玉 the honou") - 1
         heat = screen.query_one("#insp-map")
-        plain = heat._text(heat.size.width).plain
+        plain = shown_lines(heat)
         assert "林黛玉·the·honou" in plain and "h1" in plain and "avg" in plain
         await pilot.press("right_square_bracket")
         assert screen.layer_index == 1
@@ -252,21 +255,30 @@ async def test_inspector_screen_renders_and_follows_keys():
         await pilot.press("a")
         assert screen.head_index is None
         await pilot.press("g")
-        assert screen.all_layers and "all" in heat._text(heat.size.width).plain
+        await pilot.pause()
+        assert screen.all_layers and "all" in shown_lines(heat)
         await pilot.press("left", "left")
         assert screen.view.position == len("林黛玉 the honou") - 3 and screen.view.actual.char == "o"
         await pilot.press("home")
         assert screen.view.position == 0
         n = screen.computations
         screen.update_context("林黛玉 the honour")
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if screen.computations > n:
-                break
+        assert await wait_for(pilot, lambda: screen.computations > n, timeout=30)
         assert screen.view.chars[-1] == "r" and screen.view.position == 0
         await pilot.press("end")
         assert screen.view.position == len("林黛玉 the honour") - 1
         await pilot.press("a")  # rows h0, h1, avg: labels 4 cells wide; 林 is at x 4-5, 黛 at 6-7
+        # in a short terminal the heatmap starts below the fold: PgDn scrolls to it, and the footer says so
+        await pilot.resize_terminal(80, 14)
+        shown = {key for key, b in screen.active_bindings.items() if b.binding.show}
+        assert "pagedown" in shown
+        body = screen.query_one("#insp-body")
+        assert await wait_for(pilot, lambda: body.max_scroll_y > 0, timeout=5), body.virtual_size
+        await pilot.press("pagedown")
+        assert await wait_for(pilot, lambda: body.scroll_y > 0, timeout=5)
+        await pilot.press("pageup")
+        assert await wait_for(pilot, lambda: body.scroll_y == 0, timeout=5)
+        await pilot.resize_terminal(80, 24)
         heat.scroll_visible(animate=False)  # at 80x24 the heatmap starts below the fold
         await pilot.pause()
         await pilot.click("#insp-map", offset=(7, 3))
@@ -278,11 +290,8 @@ async def test_inspector_screen_renders_and_follows_keys():
         for ch in " of all the house":  # 17 updates in a burst
             text += ch
             screen.update_context(text)
-        for _ in range(200):
-            await pilot.pause(0.02)
-            if not screen.computing and screen._pending is None and "".join(screen.view.chars) == text[-24:]:
-                break
-        assert "".join(screen.view.chars) == text[-24:] and screen.analysis.truncated == max(0, len(text) - 24)
+        assert await wait_for(pilot, lambda: not screen.computing and "".join(screen.view.chars) == text[-24:], timeout=30)
+        assert screen.analysis.truncated == max(0, len(text) - 24)
         assert 1 <= screen.computations - n <= 2  # the first text, then the newest
         await pilot.press("escape")
         assert pilot.app.screen is not screen

@@ -41,19 +41,17 @@ import time
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Static
-
-from textual import on
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 
 from tinygpt_tui.app.messages import Inspected
-from tinygpt_tui.cli.inspect import (cell, head_rows, heatmap_column_at, heatmap_lines, layer_rows, legend, lines_to_text, prob_bars,
+from tinygpt_tui.cli.inspect import (cell, head_rows, heatmap_column_at, heatmap_lines, layer_rows, legend, prob_bars,
                                      ranked_line, top_attended)
 from tinygpt_tui.errors import TinyGPTError
 
@@ -75,10 +73,6 @@ class Panel(Widget):
         self._cache: tuple[tuple, list] | None = None
         self._strips: tuple[tuple, list[Strip]] | None = None
         self.version = 0  # bumped by the screen when what it draws changed
-
-    def _text(self, width: int) -> Text:
-        """The panel as plain rich Text (tests read it)."""
-        return lines_to_text(self._runs(width))
 
     def _runs(self, width: int) -> list[list[tuple[str, Style]]]:
         key = (max(width, 8), self.version)
@@ -153,6 +147,9 @@ class InspectorScreen(ModalScreen):
         Binding("right_square_bracket", "layer(1)", "Layer", show=False, id="inspector-layer-up"),
         Binding("a", "all_heads", "All heads", id="inspector-all-heads"),
         Binding("g", "all_layers", "All layers", id="inspector-all-layers"),
+        # the all-layers view is taller than most terminals: its scrolling keys are in the footer
+        Binding("pagedown", "page(1)", "Scroll", key_display="PgUp PgDn", priority=True, id="inspector-page-down"),
+        Binding("pageup", "page(-1)", "Scroll up", show=False, priority=True, id="inspector-page-up"),
     ]
 
     def __init__(self, folder, tokenizer, context_text: str, model=None, top_k: int = 10, temperature: float = 1.0,
@@ -319,6 +316,13 @@ class InspectorScreen(ModalScreen):
         self.all_layers = False
         self.layer_index = (self.layer_index + delta) % self.analysis.n_layer
         self._refresh_view()
+
+    def action_page(self, direction: int) -> None:
+        body = self.query_one("#insp-body", VerticalScroll)
+        if direction > 0:
+            body.scroll_page_down()
+        else:
+            body.scroll_page_up()
 
     def action_all_heads(self) -> None:
         self.all_layers = False
