@@ -181,25 +181,32 @@ class Run:
         cfg = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", ""))
         self.start_step, self.elapsed_before = meta["step"], meta.get("elapsed_s", 0.0)
         self.tokens_before = meta.get("tokens_seen", 0)
-        self._resume_best(meta, doc)
+        self._resume_best(meta, doc, tensors)
         corpus = read_corpus(cfg.corpus)
         want = doc.get("corpus", {}).get("sha256")
         if want and want != corpus.sha256:
             raise CorpusError(f"{cfg.corpus} is not the corpus {cfg.name} was trained on (sha256 differs); resume with the same file")
         return cfg, corpus, ckpt.read_vocab(self.folder), (tensors, meta)
 
-    def _resume_best(self, meta, doc):
-        """The best evaluation so far: its weights are the folder's, if they are of the step the state names."""
+    def _resume_best(self, meta, doc, tensors):
+        """The best evaluation so far: its weights are the state's own (the last step was the best) or the
+        weights file's, when that holds the step the state names (a kill between renames may leave it behind)."""
         best_step = meta.get("best_step")
-        if best_step is None or ckpt.weights_step(self.folder) != meta["step"] or ckpt.weights_step(self.folder, of=True) != best_step:
-            return  # not the same save (a kill fell between two renames), or a state from before the best was kept
-        from safetensors.torch import load_file
+        if best_step is None:
+            return  # a state from before the best was kept: the next evaluation starts the record
+        if best_step == meta["step"]:
+            weights = ckpt.state_weights(tensors)
+        elif ckpt.weights_step(self.folder, of=True) == best_step:
+            from safetensors.torch import load_file
 
-        try:
-            self.best_weights = load_file(str(self.folder / ckpt.WEIGHTS), device="cpu")
-        except Exception:
+            try:
+                weights = load_file(str(self.folder / ckpt.WEIGHTS), device="cpu")
+            except Exception:
+                return
+        else:
             return
         figures = doc.get("figures") if isinstance(doc.get("figures"), dict) else {}
+        self.best_weights = {k: v.float().clone() for k, v in weights.items()}
         self.best_val, self.best_step, self.best_train = meta.get("best_val_loss"), best_step, figures.get("train_loss")
 
     def _prepare(self):
