@@ -11,19 +11,15 @@ once and ends: no evaluation or sample starts after a stop.
 The folder keeps the weights of the best evaluation (lowest validation estimate),
 the training state those of the last step, so a resumed run goes on from there.
 
-Everything a distributed run needs is explicit (distributed.py): ``DistInfo``
-says which rank this process is; only rank 0 writes; all ranks agree each step
-on stopping.
-
-Determinism: the batches of step s on rank r are drawn from a generator
-seeded with (seed, r, s), and dropout's RNG likewise, so a resumed run draws
-exactly what the uninterrupted run would have drawn; the RNG state is a
-function of the seed and the step, both saved in the checkpoint.
+Distributed (distributed.py): ``DistInfo`` says which rank this process is; only rank 0 writes; all
+ranks agree each step on stopping. Determinism: the batches and dropout of step s on rank r are drawn
+from generators seeded with (seed, r, s), so a resumed run draws what the uninterrupted run would have.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import shlex
@@ -113,8 +109,7 @@ class Saved(Event):
 
 
 @dataclass
-class Stopping(Event):
-    """The stop was seen after step ``step``; what the run still does before Finished."""
+class Stopping(Event):  # the stop was seen after step ``step``; what the run still does before Finished
     kind = "stopping"
     step: int
     waiting_for: str  # "saving": the checkpoint of that step (the one thing a stop waits for)
@@ -189,8 +184,8 @@ class Run:
         return cfg, corpus, ckpt.read_vocab(self.folder), (tensors, meta)
 
     def _resume_best(self, meta, doc, tensors):
-        """The best evaluation so far: its weights are the state's own (the last step was the best) or the
-        weights file's, when that holds the step the state names (a kill between renames may leave it behind)."""
+        """The best evaluation's weights: the state's own (the last step was the best), or the weights file's
+        when it holds the step the state names (a kill between two renames may leave it a save behind)."""
         best_step = meta.get("best_step")
         if best_step is None:
             return  # a state from before the best was kept: the next evaluation starts the record
@@ -371,9 +366,9 @@ class Run:
         import torch
         import torch.distributed as torch_dist
 
+        failed = None
         try:
             self._prepare()
-            failed = None
         except TinyGPTError as e:
             failed = e
         failed = agree_on_failure(failed, self.dist)
@@ -482,8 +477,6 @@ class Run:
         """The model with the weights the folder keeps: the best evaluation's (a copy), or the last step's."""
         if self.best_step is None or self.best_step == step:
             return self.model
-        import copy
-
         kept = copy.deepcopy(self.model)
         kept.load_state_dict(self.best_weights, strict=False)  # (a tied head follows its embedding)
         return kept
