@@ -30,9 +30,10 @@ def main() -> None:
     from tinygpt_tui.app.app import run_app
 
     try:
-        run_app(models_dir=models_dir)
+        code = run_app(models_dir=models_dir)
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    sys.exit(code)  # an app that died of an exception exits with 1 (App.return_code), never 0
 
 
 if __name__ == "__main__":

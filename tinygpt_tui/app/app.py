@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from tinygpt_tui.app.messages import TrainingEnded, TrainingRecord
+from tinygpt_tui.app.messages import TrainingEnded, TrainingRecord, reported
 from tinygpt_tui.engine.folder import default_models_dir
 from tinygpt_tui.tokenizer import printable
 
@@ -132,10 +132,12 @@ class TinyGPTApp(App):
         self.post_message(TrainingEnded(job, state, error))
 
     @on(TrainingRecord)
+    @reported("training")
     def _training_record(self, message: TrainingRecord) -> None:
         message.job.apply(message.record)
 
     @on(TrainingEnded)
+    @reported("training")
     async def _training_ended(self, message: TrainingEnded) -> None:
         job = message.job
         job.ended(message.state, message.error)
@@ -191,6 +193,8 @@ class TinyGPTApp(App):
         self.call_after_refresh(self.run_action, f"screen.{action}")
 
 
-def run_app(models_dir=None) -> None:
-    """Open the app (what `tinygpt` with no command does)."""
-    TinyGPTApp(models_dir=models_dir).run()
+def run_app(models_dir=None) -> int:
+    """Open the app (what `tinygpt` with no command does); the exit status: not 0 if it crashed."""
+    app = TinyGPTApp(models_dir=models_dir)
+    app.run()
+    return app.return_code or 0

@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
-from tinygpt_tui.app.messages import FOCUS_KEYS, Chunk, Done, Failed, LoadFailed, ModelLoaded, ModelsListed
+from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported, Chunk, Done, Failed, LoadFailed, ModelLoaded, ModelsListed
 from tinygpt_tui.app.output import GENERATED, NOTE, PROMPT, OutputView
 from tinygpt_tui.app.runs import FitLine, Part
 from tinygpt_tui.app.sidebar import ModelList, SamplingPanel
@@ -154,6 +154,7 @@ class GenerateScreen(Screen):
             self.stream.stop_event.set()  # the sampler thread must not outlive the app
 
     # ------------------------------------------------------------ the models folder
+    @reported("models folder")
     def list_models_now(self) -> None:
         """Read a small models folder here and now, so the first frame lists it; a large one
         (more than SYNC_LISTING entries) is read in a worker."""
@@ -167,6 +168,7 @@ class GenerateScreen(Screen):
         self.signature = folder_signature(self.app.models_dir)
         self.set_models([read_info(f) for f in folders])
 
+    @reported("models folder")
     def check_models(self) -> None:
         """Cheap: a few stat calls; the list is read again only when something changed."""
         if folder_signature(self.app.models_dir) != self.signature:
@@ -182,9 +184,15 @@ class GenerateScreen(Screen):
     def _list_models(self) -> None:
         from tinygpt_tui.engine.folder import list_models
 
-        self.post_message(ModelsListed(list_models(self.app.models_dir)))
+        try:
+            infos = list_models(self.app.models_dir)
+        except Exception as e:  # the list shown stays; the app goes on
+            self.app.call_from_thread(self.notify, error_line(e), title="models folder", severity="error", timeout=10)
+        else:
+            self.post_message(ModelsListed(infos))
 
     @on(ModelsListed)
+    @reported("models folder")
     def _models_listed(self, message: ModelsListed) -> None:
         self.set_models(message.infos)
 
@@ -254,6 +262,7 @@ class GenerateScreen(Screen):
         self.notify(printable(message.error), title=f"cannot load {printable(message.info.name)}", severity="error", timeout=8)
 
     @on(ModelLoaded)
+    @reported("loading a model")
     def _loaded(self, message: ModelLoaded) -> None:
         info = message.info
         self.stop_generation()
@@ -439,6 +448,7 @@ class GenerateScreen(Screen):
         self.app.push_screen(self.inspector, lambda _=None: setattr(self, "inspector", None))
 
     # ------------------------------------------------------------ status
+    @reported("status line")
     def update_status(self) -> None:
         """The status line: the generation, the model and device (named as in the header), and a
         run training meanwhile. A narrow terminal drops the least important parts whole (FitLine):

@@ -50,7 +50,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from tinygpt_tui.app.messages import Inspected
+from tinygpt_tui.app.messages import Inspected, reported
 from tinygpt_tui.cli.inspect import (cell, head_rows, heatmap_column_at, heatmap_lines, layer_rows, legend, prob_bars,
                                      ranked_line, top_attended)
 from tinygpt_tui.errors import TinyGPTError
@@ -248,6 +248,7 @@ class InspectorScreen(ModalScreen):
         self.post_message(Inspected(text, analysis, error))
 
     @on(Inspected)
+    @reported("inspector")
     def _inspected(self, message: Inspected) -> None:
         self._done(message.result, message.error or None)
 

@@ -1,5 +1,5 @@
 """The messages workers post: one class per event. Nothing else crosses from a thread to the screen.
-(And the focus keys both screens share, FOCUS_KEYS.)
+(And what both screens share: the focus keys, and `reported` for callbacks that read from disk.)
 
 A worker thread never touches a widget; it posts one of these to the screen (or app) that owns
 it, and the handler runs on Textual's thread. `gen_id` and `job` say which generation or run a
@@ -8,8 +8,54 @@ message belongs to, so a late message from a replaced one is ignored.
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 from textual.binding import Binding
 from textual.message import Message
+
+from tinygpt_tui.errors import TinyGPTError
+from tinygpt_tui.tokenizer import printable
+
+
+def error_line(e: BaseException) -> str:
+    """An exception as one line for a notification: ours say what is wrong; anything else is named."""
+    text = str(e) if isinstance(e, TinyGPTError) else f"{type(e).__name__}: {e}"
+    return printable(text.splitlines()[0] if text else type(e).__name__)[:300]
+
+
+def reported(what: str):
+    """For a handler or periodic callback that touches data from disk (a folder listing, a followed
+    metrics.jsonl): an error becomes a notification titled `what`, and the app goes on. A callback
+    that keeps failing on the same record says so once, not four times a second."""
+
+    def wrap(fn):
+        last = [None]
+
+        def report(node, e: Exception) -> None:
+            line = error_line(e)
+            if line != last[0]:
+                last[0] = line
+                node.notify(line, title=what, severity="error", timeout=10)
+
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def run_async(node, *a, **kw):
+                try:
+                    return await fn(node, *a, **kw)
+                except Exception as e:  # noqa: BLE001 (the point: nothing from disk takes the app down)
+                    report(node, e)
+            return run_async
+
+        @functools.wraps(fn)
+        def run(node, *a, **kw):
+            try:
+                return fn(node, *a, **kw)
+            except Exception as e:  # noqa: BLE001
+                report(node, e)
+        return run
+
+    return wrap
 
 # Tab and Shift+Tab as priority keys: the focus moves as the key is read, before the keys typed
 # behind it are handed to a widget. (Textual hands each key to the widget focused when the app

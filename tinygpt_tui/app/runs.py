@@ -44,6 +44,13 @@ def fmt_rate(x) -> str:
     return f"{x / 1000:,.1f}k" if x >= 1000 else f"{x:,.0f}"
 
 
+MAX_STEP = 10**15  # a step past this is a damaged record, not a run (a 400-digit step overflowed the chart)
+
+
+def _step(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_STEP else None
+
+
 def _num(v):
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
@@ -67,7 +74,7 @@ class RunState:
 
     def apply(self, rec: dict) -> None:
         kind = rec.get("event")
-        step = rec.get("step") if isinstance(rec.get("step"), int) and not isinstance(rec.get("step"), bool) else None
+        step = _step(rec.get("step"))
         self.records += 1
         if kind == "start":
             self.start, self.finish, self.last = rec, {}, {}  # a resumed run's figures start afresh
@@ -106,7 +113,7 @@ class RunState:
     @property
     def step(self) -> int:
         for r in (self.finish, self.last, self.start):
-            if isinstance(r.get("step"), int):
+            if _step(r.get("step")) is not None:
                 return r["step"]
         return 0
 
@@ -116,8 +123,8 @@ class RunState:
             return 1.0 if self.finish.get("reason") in ("done", "budget") else (_num(self.last.get("progress")) or 0.0)
         p = _num(self.last.get("progress"))
         if p is None:  # no step logged yet (a resumed run starts part-way)
-            ms, st = self.start.get("max_steps"), self.start.get("step")
-            p = st / ms if isinstance(ms, int) and ms > 0 and isinstance(st, int) else 0.0
+            ms, st = _step(self.start.get("max_steps")), _step(self.start.get("step"))
+            p = st / ms if ms and st is not None else 0.0
         return min(1.0, max(0.0, p))
 
 
@@ -362,8 +369,8 @@ class FitLine(Widget):
 def progress_parts(v: RunState) -> list[Part]:
     """The figures under the progress bar; kept longest: step, loss, ETA and full val, val, time, speed."""
     s, last = v.start, v.last
-    max_steps = s.get("max_steps") if s else None
-    of = f" / {max_steps:,}" if isinstance(max_steps, int) else ""
+    max_steps = _step(s.get("max_steps")) if s else None
+    of = f" / {max_steps:,}" if max_steps is not None else ""
     parts = [Part(f"step {v.step:,}{of}", f"{v.step:,}{of.replace(' ', '')}", 0, "bold")]
     if last and not v.finish:
         rate = fmt_rate(last.get("tokens_per_s"))

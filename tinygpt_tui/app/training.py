@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, ProgressBar, Select, Static
 
-from tinygpt_tui.app.messages import FOCUS_KEYS
+from tinygpt_tui.app.messages import FOCUS_KEYS, reported
 from tinygpt_tui.app.runs import FitLine, RunState, TrainingJob, Watched, name_taken, plot_class, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -264,8 +264,6 @@ class TrainingScreen(Screen):
         )
         if not resume:
             cfg.resolved()  # impossible hyperparameters are caught here, before anything loads
-            if cfg.eval_interval is None and cfg.max_steps:
-                pass
         return cfg
 
     # ------------------------------------------------------------ actions
@@ -340,6 +338,7 @@ class TrainingScreen(Screen):
         self.source = Watched(job=job)
         self.render_view()
 
+    @reported("follow")
     def follow(self, name_or_path: str) -> None:
         from tinygpt_tui.engine.folder import METRICS
 
@@ -357,6 +356,7 @@ class TrainingScreen(Screen):
         self.notify(f"Following {printable(folder.name)} ({folder / METRICS})", title="follow")
         self.poll()
 
+    @reported("training view")
     def poll(self) -> None:
         """Take new records (4 times a second) and redraw what changed."""
         if self.source is not None:

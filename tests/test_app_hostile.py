@@ -1,0 +1,147 @@
+"""Issue 15, the app's side: it never dies of a record or a folder, and if it ever does, it exits non-zero.
+
+Each class of hostile input is given to the app as a user would meet it: a followed metrics.jsonl
+with a record that lies, a models folder with a special file where a config should be, a model
+whose vocabulary holds escape sequences.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from tests.conftest import CHARS, make_model, make_models_dir
+from tests.test_app import follow, listed, load, make_app, notes, titles, wait_for, write_run
+
+
+async def test_a_followed_record_with_a_400_digit_step_is_left_out_and_the_app_goes_on(tmp_path):
+    d = make_models_dir(tmp_path)
+    huge = 10**400
+    write_run(d / "run", [
+        {"event": "start", "step": 0, "max_steps": 100, "device": "CPU", "dtype": "fp32"},
+        {"event": "step", "step": huge, "loss": 3.0, "progress": 0.1, "tokens_per_s": 1e3, "eta_s": 5},
+        {"event": "step", "step": 10, "loss": 2.5, "progress": 0.2, "tokens_per_s": 1e3, "eta_s": 5},
+        {"event": "eval", "step": huge, "train_loss": 2.4, "val_loss": 2.6, "sample": "x"},
+    ])
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts = await follow(pilot, app, "run")
+        assert await wait_for(pilot, lambda: ts.view is not None and ts.view.steps == [10], timeout=15), notes(app)
+        write_run(d / "run", [{"event": "step", "step": 20, "loss": 2.0, "progress": 0.3}])  # and it keeps following
+        assert await wait_for(pilot, lambda: ts.view.steps == [10, 20], timeout=15), notes(app)
+        await pilot.pause()
+        assert ts.chart.points == 2 and "step 20" in str(ts.query_one("#run-progress-text").render())
+        ts.view.apply({"event": "step", "step": huge, "loss": 1.0})  # a record a run itself might pass on
+        ts.poll()
+        await pilot.pause()
+        assert ts.view.steps == [10, 20] and app.is_running
+
+
+async def test_a_fifo_where_a_config_should_be_neither_hangs_the_first_frame_nor_kills_the_app(tmp_path):
+    d = make_models_dir(tmp_path)
+    (d / "pipe").mkdir()
+    fifo = d / "pipe" / "config.json"
+    os.mkfifo(fifo)
+
+    def unblock():  # if the app ever blocks on opening the FIFO, this lets it go (and the test fails on time)
+        time.sleep(20)
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # no reader waiting: nothing was blocked
+
+    threading.Thread(target=unblock, daemon=True).start()
+    t0 = time.monotonic()
+    app = make_app(d)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await listed(pilot, app)
+        assert time.monotonic() - t0 < 15
+        infos = {i.name: i for i in app.screen.infos}
+        assert not infos["pipe"].ok and infos["alpha"].ok
+        await load(pilot, app, "alpha")  # the rest of the folder works
+        await app.screen.run_action("refresh_models")  # and so does reading it again, in a worker
+        assert await wait_for(pilot, lambda: "Models refreshed" in notes(app))
+        assert app.is_running
+
+
+async def test_a_vocabulary_and_a_name_with_escape_sequences_reach_the_screen_inert(tmp_path):
+    import torch
+
+    from tinygpt_tui.config import GPTConfig
+    from tinygpt_tui.engine.folder import save_model
+    from tinygpt_tui.model import GPT
+    from tinygpt_tui.tokenizer import CharTokenizer
+
+    d = tmp_path / "models"
+    d.mkdir()
+    tok = CharTokenizer(sorted(set(CHARS) | set("\x1b\x07\x9b\u202e\x7f")))
+    cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=32).validate()
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    name = "evil\x1b[2J\u202e"
+    doc = {"name": name, "model": cfg.to_dict(), "training": {}, "corpus": {"name": "c\x1b]0;x\x07", "sha256": "0" * 64},
+           "figures": {"step": 1, "val_loss": 2.0, "params": model.num_params()}}
+    save_model(d / name, model, tok, doc)
+    app = make_app(d)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = await load(pilot, app, name)
+        gen.query_one("#sampling").set_value("length", 300)
+        gen.query_one("#sampling").set_value("temperature", 5)  # near uniform: the escape characters get written
+        await pilot.press(*"a", "enter")
+        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.finished)
+        shown = gen.query_one("#output").text + str(gen.query_one("#status").render()) + gen.sub_title
+        assert not any(c in shown for c in "\x1b\x07\x9b\u202e\x7f"), repr(shown[:200])
+        assert "␛" in shown  # written, visibly
+        assert app.is_running and "generation failed" not in titles(app)
+
+
+def test_an_app_that_crashes_exits_non_zero(tmp_path):
+    """Issue 15: a crash ended with a traceback and exit status 0."""
+    script = f"""
+import sys
+import tinygpt_tui.app.app as A
+run = A.TinyGPTApp.run
+A.TinyGPTApp.run = lambda self, **kw: run(self, headless=True, **kw)
+def boom(self):
+    raise RuntimeError("a bug")
+A.TinyGPTApp.on_mount = boom
+sys.argv = ["tinygpt", "--models-dir", {str(tmp_path)!r}]
+from tinygpt_tui.__main__ import main
+main()
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "a bug" in out.stdout + out.stderr, (out.returncode, out.stderr[-500:])
+
+
+async def test_a_read_that_fails_while_following_is_reported_once_and_following_goes_on(tmp_path, monkeypatch):
+    """A periodic callback that touches the disk: an error (here EIO from a network drive) is one
+    notification, not a crash, and not one every quarter second."""
+    import errno
+
+    from tinygpt_tui.engine import folder
+
+    d = make_models_dir(tmp_path)
+    write_run(d / "run", [{"event": "start", "step": 0, "max_steps": 100}, {"event": "step", "step": 10, "loss": 2.5}])
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts = await follow(pilot, app, "run")
+        assert await wait_for(pilot, lambda: ts.view.steps == [10], timeout=15)
+        real = folder.read_metrics
+
+        calls = []
+
+        def failing(*a, **kw):
+            calls.append(1)
+            raise OSError(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(folder, "read_metrics", failing)
+        write_run(d / "run", [{"event": "step", "step": 20, "loss": 2.0}])
+        assert await wait_for(pilot, lambda: "Input/output error" in notes(app), timeout=15)
+        assert await wait_for(pilot, lambda: len(calls) >= 4, timeout=15)  # polls go on, each failing
+        assert sum("Input/output error" in m for _, m in app.notes) == 1 and app.is_running
+        monkeypatch.setattr(folder, "read_metrics", real)
+        assert await wait_for(pilot, lambda: ts.view.steps == [10, 20], timeout=15)
