@@ -62,11 +62,7 @@ def read_corpus(path) -> Corpus:
 
 def normalize_text(text: str) -> str:
     """Strip a leading byte-order mark and turn \\r\\n and \\r into \\n."""
-    if text.startswith(BOM):
-        text = text[1:]
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
+    return text.removeprefix(BOM).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def min_corpus_chars(block_size: int) -> int:

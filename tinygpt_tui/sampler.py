@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinygpt_tui.errors import SettingsError
-from tinygpt_tui.tokenizer import CharTokenizer
+from tinygpt_tui.tokenizer import CharTokenizer, Encoded
 
 
 @dataclass
@@ -117,22 +117,16 @@ def decoder(model, precision: str = "auto", backend: str = "auto"):
 
 
 class Generation:
-    """One streaming generation; iterate it for characters.
-
-    ``dropped`` lists prompt characters the model does not know (left out).
-    ``stop()`` (or setting the ``stop_event``) ends it between characters.
-    """
+    """One streaming generation; iterate it for characters. ``dropped`` lists the prompt's
+    characters the model does not know (left out); ``stop()`` (or ``stop_event``) ends it."""
 
     def __init__(self, model, tokenizer: CharTokenizer, prompt: str, settings: SamplingSettings, stop_event=None, context_ids=None,
                  backend: str = "auto"):
         self.model, self.tokenizer, self.backend = model, tokenizer, backend
         self.settings = settings.validate()
         self.stop_event = stop_event or threading.Event()
-        if context_ids is not None:
-            self.dropped, self.prompt_ids = [], list(context_ids)
-        else:
-            enc = tokenizer.encode(prompt)
-            self.dropped, self.prompt_ids = enc.dropped, enc.ids
+        enc = tokenizer.encode(prompt) if context_ids is None else Encoded(list(context_ids))
+        self.dropped, self.prompt_ids = enc.dropped, enc.ids
         self.generated = 0
 
     def stop(self):

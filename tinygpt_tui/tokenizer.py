@@ -62,8 +62,7 @@ class CharTokenizer:
         return order[pos[known]].astype(dtype), dropped
 
     def decode(self, ids) -> str:
-        chars = self.chars
-        return "".join(chars[i] for i in ids)
+        return "".join(self.chars[i] for i in ids)
 
     # --- persistence (JSON, never pickle) ---
     def to_json(self) -> str:
@@ -88,13 +87,9 @@ class CharTokenizer:
 
 
 def printable(text: str) -> str:
-    """Make text safe to show in a terminal: control characters become visible symbols.
-
-    Newlines and tabs are kept; every other control or format character
-    (escape sequences included) is replaced by a Unicode control picture or
-    a \\x.. escape, so nothing from a corpus, a prompt or a vocabulary can
-    drive the terminal.
-    """
+    """Text safe to show in a terminal: newlines and tabs are kept, every other control or format
+    character (escape sequences included) becomes a Unicode control picture or a \\u.. escape, so
+    nothing from a corpus, a prompt or a vocabulary can drive the terminal."""
     out = []
     for ch in text:
         if ch in "\n\t\u200d":  # ZWJ joins emoji; harmless

@@ -247,12 +247,9 @@ def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class JitModel:
     """A GPT for ``step``: its config and its weights as numpy arrays (the model's state dict),
-    laid out on first use per precision: the layers stacked, the attention scale folded into
-    the query rows, int8 rows with a scale each (for "fp32", the fp32 weights with scales of 1).
-
-        model = JitModel(cfg, arrays)         # or JitModel.from_torch(gpt)
-        dec = model.decoder()                 # int8; model.decoder("fp32") for the exact model
-    """
+    laid out on first use per precision: the layers stacked, the attention scale folded into the
+    query rows, int8 rows with a scale each (or, for "fp32", the fp32 weights with scales of 1).
+    ``JitModel(cfg, arrays).decoder()`` (or ``JitModel.from_torch(gpt)``): int8, or "fp32"."""
 
     def __init__(self, cfg: GPTConfig, arrays: dict):
         self.cfg = cfg
