@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import make_models_dir, small_corpus_file as small_corpus  # noqa: E402
 from tinygpt_tui.engine import folder as ckpt  # noqa: E402
 
-from tinygpt_tui.app.app import ConfirmQuit, TinyGPTApp  # noqa: E402
+from tinygpt_tui.app.app import Confirm, TinyGPTApp  # noqa: E402
 from tinygpt_tui.app.output import OutputView  # noqa: E402
 
 
@@ -77,6 +77,12 @@ def option_lines(models, index: int) -> list[str]:
     console = Console(width=width, color_system=None, legacy_windows=False)
     lines = console.render_lines(models.get_option_at_index(index).prompt, console.options.update_width(width), pad=False)
     return ["".join(seg.text for seg in line).rstrip() for line in lines]
+
+
+def select_options(select) -> list[str]:
+    """The labels a Select offers, as its open list shows them (public OptionList API)."""
+    listing = select.query_one("SelectOverlay")
+    return [str(listing.get_option_at_index(i).prompt) for i in range(listing.option_count)]
 
 
 def make_app(models_dir, watch_models=False):
@@ -332,7 +338,7 @@ async def test_training_screen_offers_the_budget_presets_as_the_cli_does(tmp_pat
         await pilot.pause()
         ts = app.screen
         preset = ts.query_one("#train-preset", Select)
-        offered = [value for _label, value in preset._options if isinstance(value, str)]
+        offered = [label.split()[0] for label in select_options(preset)]
         assert offered == ["auto", *PRESETS]  # auto, 1min, 5min, tiny, small, medium, large, nanogpt
         layers = ts.query_one("#hp-n_layer", Input)
         # auto: what it stands for follows the minutes in the form, as `tinygpt train --preset auto --minutes M`
@@ -526,10 +532,10 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
         assert await wait_for(pilot, lambda: job.run.step >= 10, timeout=120), job.error
         await pilot.press("ctrl+q")
         await pilot.pause()
-        assert isinstance(app.screen, ConfirmQuit)
+        assert isinstance(app.screen, Confirm)
         await pilot.press("escape")  # changed my mind
         await pilot.pause()
-        assert not isinstance(app.screen, ConfirmQuit) and job.active and app.is_running
+        assert not isinstance(app.screen, Confirm) and job.active and app.is_running
         await pilot.press("ctrl+q")
         await pilot.pause()
         await pilot.press("y")
@@ -715,3 +721,64 @@ async def test_a_binary_non_utf8_or_short_corpus_is_refused_before_the_run_start
             assert sum(words in str(n.message) for n in app._notifications) == 1, notes(app)
             assert ts.view is view and ts.source is source and ts.chart.points == points == len(view.steps) + len(view.eval_steps)
             assert str(ts.query_one("#run-title").render()) == title
+
+
+async def test_a_run_in_progress_and_a_dead_one_say_so_and_the_dead_one_can_be_deleted(tmp_path):
+    """Issue 16 #2: a folder being trained showed `broken: config.json is missing` until its first
+    checkpoint, and one left by a run killed before it stayed "broken"."""
+    import fcntl
+
+    d = make_models_dir(tmp_path)
+    for name in ("live", "dead"):
+        (d / name).mkdir()
+        (d / name / ".lock").write_text("1")
+        (d / name / "metrics.jsonl").write_text(json.dumps({"event": "start", "step": 0}) + "\n")
+    with open(d / "live" / ".lock") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a run holds it while it trains
+        app = make_app(d)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await listed(pilot, app)
+            gen = app.screen
+            models = gen.query_one("#models")
+            names = [i.name for i in models.infos]
+            text = {n: " ".join(option_lines(models, i)) for i, n in enumerate(names)}
+            assert "training…" in text["live"] and "broken" not in text["live"]
+            assert "no checkpoint yet" in text["dead"] and "Delete" in text["dead"] and "broken" not in text["dead"]
+            models.focus()
+            models.highlighted = names.index("live")
+            await pilot.press("enter")
+            assert await wait_for(pilot, lambda: "is training" in notes(app)) and gen.loaded is None
+            await pilot.press("delete")
+            assert (d / "live").is_dir() and not isinstance(app.screen, Confirm)  # not offered on a live run
+            models.highlighted = names.index("dead")
+            await pilot.pause()
+            assert any(b.binding.action == "delete_dead_run" and b.binding.show for b in gen.active_bindings.values())
+            await pilot.press("delete")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+            await pilot.press("y")
+            assert await wait_for(pilot, lambda: not (d / "dead").exists() and "dead" not in [i.name for i in gen.infos])
+            assert (d / "live").is_dir() and "Deleted" in notes(app)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_training_form_shows_its_focus_and_cuts_no_size(tmp_path, size):
+    """Issue 16 #10 and #7: the focused field stood out by one shade; the size labels were cut at 80
+    columns; the form defaulted to tiny where the command line defaults to auto."""
+    from rich.cells import cell_len
+    from textual.widgets import Input, Select
+
+    app = make_app(make_models_dir(tmp_path))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("ctrl+t")
+        assert await wait_for(pilot, lambda: app.current_mode == "training")
+        ts = app.screen
+        preset = ts.query_one("#train-preset", Select)
+        assert preset.value == "auto"
+        room = preset.content_region.width - 3  # (the arrow and its padding)
+        for label in select_options(preset):
+            assert cell_len(label) <= room, (label, room)
+        steps, minutes = ts.query_one("#train-steps", Input), ts.query_one("#train-minutes", Input)
+        steps.focus()
+        await pilot.pause()
+        assert steps.styles.background != minutes.styles.background  # the focused field stands out
+        assert steps.styles.background.brightness - minutes.styles.background.brightness > 0.05

@@ -23,22 +23,21 @@ from tinygpt_tui.engine.folder import default_models_dir
 from tinygpt_tui.tokenizer import printable
 
 
-class ConfirmQuit(ModalScreen[bool]):
-    """Training is running: stop (saving a checkpoint) and quit, or stay."""
+class Confirm(ModalScreen[bool]):
+    """A question with two answers: y (the yes button's words) or Escape."""
 
-    BINDINGS = [Binding("escape", "dismiss(False)", "Cancel", id="quit-cancel"),
-                Binding("y", "dismiss(True)", "Stop & quit", id="quit-confirm")]
+    BINDINGS = [Binding("escape", "dismiss(False)", "Cancel", id="confirm-cancel"),
+                Binding("y", "dismiss(True)", "Yes", id="confirm-yes")]
 
-    def __init__(self, name: str):
-        super().__init__(id="confirm-quit")
-        self.run_name = name
+    def __init__(self, title: str, question: str, yes: str):
+        super().__init__(id="confirm")
+        self.title_text, self.question, self.yes = title, question, yes
 
     def compose(self):
         with Vertical(id="confirm-box"):
-            yield Static(Text.assemble(("Training is running", "bold"), "\n\n", f"Stop {printable(self.run_name)}, save a checkpoint "
-                                       "at the current step, and quit?\n(You can resume it later.)"))
+            yield Static(Text.assemble((self.title_text, "bold"), "\n\n", self.question))
             with Horizontal(id="confirm-buttons"):
-                yield Button("Stop, save & quit (y)", id="confirm-yes", variant="error")
+                yield Button(f"{self.yes} (y)", id="confirm-yes", variant="error")
                 yield Button("Cancel (Esc)", id="confirm-no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -170,7 +169,8 @@ class TinyGPTApp(App):
                 job.stop()
                 self.notify("Saving a checkpoint, then quitting …", title="training", timeout=30)
 
-        self.push_screen(ConfirmQuit(job.name), answer)
+        self.push_screen(Confirm("Training is running", f"Stop {printable(job.name)}, save a checkpoint at the current step, "
+                                 "and quit?\n(You can resume it later.)", "Stop, save & quit"), answer)
 
     # ------------------------------------------------------------ command palette
     def get_system_commands(self, screen):

@@ -2,36 +2,16 @@
 
     app.push_screen(InspectorScreen(model_folder, tokenizer, context_text, model=None))
 
-The PyTorch model is loaded (in the first worker) when the inspector opens, unless one is
-given: the generate screen samples with the compiled step's own copy of the weights, which
-cannot show attention.
+The PyTorch model is loaded in the first worker unless one is given (the generate screen samples
+with the compiled step's own copy of the weights, which cannot show attention). It shows the
+top-k next characters as bars and an attention heatmap: rows are the heads of one layer (and
+their average), columns the context's characters, the colour how much the query position
+attends to each. Keys are in its footer; a click on a column moves the query position.
 
-Shows the top-k next-character candidates as bars, and an attention heatmap:
-rows are the heads of one layer (plus their average), columns are the context
-characters themselves (wide characters take two cells, space shows as ·, a
-newline as ⏎), the colour is how much the query position attends to each one.
-
-Keys: ←/→ move the query position (Home/End: first/last; or click a column), ↑/↓ pick a head
-row, [ and ] change layer, a selects the all-heads average, g shows all
-layers (each layer's mean over heads and the mean of everything), PageUp/PageDown
-scroll, Escape closes.
-
-Live updating: ``update_context(text)`` recomputes on each update, throttled.
-At most one forward pass runs at a time (in a thread worker) and two starts
-are at least ``min_interval`` seconds apart (0.3 s by default), or three times
-the last pass's duration when that is longer, so the inspector never takes
-more than about a third of one core from generation. The newest text wins and
-texts in between are skipped. So the app may call it after every generated
-character: generation keeps its speed, the view trails it by a fraction of a
-second, and it catches up with the final text as soon as generation stops.
-(One pass over a full 128-character window of the shipped 3-6M-parameter
-models takes about 0.1-0.35 s on one busy CPU thread.)
-
-Moving the position or changing layer or head recomputes nothing: one forward
-pass keeps the logits of every position and the attention of every query.
-While the position is on the last character it follows the text as it grows.
-
-torch is not imported here at module level; it loads in the worker thread.
+``update_context(text)`` follows a generation: at most one forward pass runs at a time (a thread
+worker), two starts are at least ``min_interval`` apart or three times the last pass's duration,
+so it takes at most about a third of one core; the newest text wins. Moving the position or
+changing layer or head recomputes nothing: one pass keeps every position's logits and attention.
 """
 
 from __future__ import annotations

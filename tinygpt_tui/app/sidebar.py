@@ -9,7 +9,7 @@ from textual.containers import Grid, Vertical
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from tinygpt_tui.engine.folder import ModelInfo
+from tinygpt_tui.engine.folder import NO_CHECKPOINT, TRAINING, ModelInfo
 from tinygpt_tui.errors import SettingsError
 from tinygpt_tui.tokenizer import printable
 
@@ -26,15 +26,19 @@ def model_prompt(info: ModelInfo, loaded: bool = False) -> Group:
     """A model's entry: its name, then its figures indented (a line too long for the sidebar wraps
     under them, not at the left edge): parameters and loss first, so a narrow sidebar keeps them."""
     head = Text()
-    if not info.ok:
+    if info.status in (TRAINING, NO_CHECKPOINT) and not info.ok:  # a run before its first checkpoint
+        head.append("◌ " if info.status == TRAINING else "✗ ", style="bold magenta" if info.status == TRAINING else "bold yellow")
+        head.append(printable(info.name), style="bold")
+        details = [Text(info.status if info.status == TRAINING else f"{info.status} · Delete removes it", style="dim")]
+    elif not info.ok:
         head.append("✗ ", style="bold red")
         head.append(printable(info.name), style="bold")
         details = [Text.assemble(("broken: ", "red"), (printable(info.error), "dim"))]
     else:
-        head.append("● " if loaded else "  ", style="bold green")
+        head.append("● " if loaded else ("◌ " if info.status == TRAINING else "  "), style="bold green")
         head.append(printable(info.name), style="bold")
         loss = f"val {info.val_loss:.3f}" if info.val_loss is not None else "val n/a"
-        details = [Text(f"{human_count(info.params)} params · {loss}", style="dim"),
+        details = [Text(f"{human_count(info.params)} params · {loss}" + (f" · {TRAINING}" if info.status == TRAINING else ""), style="dim"),
                    Text(f"{printable(info.corpus) or '?'} · ctx {info.block_size}", style="dim")]
     return Group(head, *(Padding(t, (0, 0, 0, 2)) for t in details))
 

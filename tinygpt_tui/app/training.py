@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, ProgressBar, Select, Static
 
-from tinygpt_tui.app.messages import FOCUS_KEYS, reported
+from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
 from tinygpt_tui.app.runs import FitLine, RunState, TrainingJob, Watched, name_taken, plot_class, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -165,24 +165,19 @@ class TrainingScreen(Screen):
         self.set_interval(0.25, self.poll)
 
     def _corpus_options(self):
-        try:
-            from tinygpt_tui.engine.corpora import list_corpora
+        from tinygpt_tui.engine.corpora import list_corpora
 
+        try:
             listing = list_corpora()
-        except TinyGPTError as e:
-            self.call_after_refresh(self.show_error, str(e))
+        except Exception as e:  # the form opens all the same; its error line says why the list is empty
+            self.call_after_refresh(self.show_error, error_line(e))
             return []
-        out = []
-        for c in listing:
-            size = f"{c.size / 1e6:.1f} MB" if c.size >= 1e5 else f"{c.size / 1e3:.0f} kB"
-            state = "" if c.present else " (not fetched)"
-            label = f"{printable(c.name)} · {size}{state}"
-            out.append((label, c.name))
-        return out
+        size = lambda n: f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"  # noqa: E731
+        return [(f"{printable(c.name)} · {size(c.size)}{'' if c.present else ' (not fetched)'}", c.name) for c in listing]
 
     @staticmethod
     def _preset_label(p: str) -> str:
-        from tinygpt_tui.engine.train import PRESETS  # noqa: F401  (cheap: no torch at module level)
+        from tinygpt_tui.engine.train import PRESETS  # (cheap: no torch at module level)
 
         if p == "auto":
             return "auto (by minutes)"
