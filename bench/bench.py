@@ -201,7 +201,7 @@ class Trainer:
             self.model.checkpointing = impl == CHECKPOINTED
             self.dtype = pick_dtype(device, "auto", cfg.n_embd)  # what `tinygpt train` picks
             # ...and the micro-batches it splits the batch into to fit its default activation budget
-            from tinygpt_tui.engine.train import activation_bytes_per_sequence, memory_budget_bytes, micro_batch_split
+            from tinygpt_tui.engine.memory import activation_bytes_per_sequence, memory_budget_bytes, micro_batch_split
 
             budget = memory_budget_bytes(None, device)
             if budget:
@@ -211,7 +211,8 @@ class Trainer:
             no_decay = [p for p in self.model.parameters() if p.dim() < 2]
             groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
             if impl == MUON:
-                from tinygpt_tui.engine.train import TrainConfig, build_optimizer
+                from tinygpt_tui.engine.optim import build_optimizer
+                from tinygpt_tui.engine.presets import TrainConfig
 
                 self.opt = build_optimizer(self.model, TrainConfig(optimizer="muon", lr=1e-3, muon_lr=0.02, beta2=0.99))
             else:

@@ -39,7 +39,7 @@ def convert(
     from tinygpt_tui.data import normalize_text, read_corpus
     from tinygpt_tui.model import GPT
     from tinygpt_tui.tokenizer import CharTokenizer
-    from tinygpt_tui.engine.train import check_name
+    from tinygpt_tui.engine.presets import check_name
 
     src = Path(checkpoint).expanduser()
     if not src.is_file():
@@ -58,8 +58,8 @@ def convert(
     obj = load_pt(src)
     sd, args, extra = state_and_args(obj)
     cfg, state = map_nanogpt(sd, args, n_head)
-    say(f"nanoGPT model: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} dims, context {cfg.block_size}, "
-         f"vocabulary {cfg.vocab_size}, bias {cfg.bias}, {'tied' if cfg.tie_weights else 'untied'} output "
+    say(f"nanoGPT model: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} dims, context {cfg.block_size:,}, "
+         f"vocabulary {cfg.vocab_size:,}, bias {cfg.bias}, {'tied' if cfg.tie_weights else 'untied'} output "
          f"-> tinygpt learned positions, gelu, layernorm")
 
     corpus_doc = {"name": "unknown"}
@@ -75,10 +75,10 @@ def convert(
         how = f"the distinct characters of {Path(c.path).name}, sorted, as nanoGPT's prepare.py builds them"
         corpus_doc = {"name": c.name, "path": c.path, "sha256": c.sha256, "chars": len(c.text)}
     if len(chars) != cfg.vocab_size:
-        raise CheckpointError(f"the vocabulary has {len(chars)} characters but the model's embedding has {cfg.vocab_size} rows; "
+        raise CheckpointError(f"the vocabulary has {len(chars):,} characters but the model's embedding has {cfg.vocab_size:,} rows; "
                               "is this the checkpoint's own dataset?")
     tokenizer = CharTokenizer(chars)
-    say(f"vocabulary: {len(chars)} characters from {how}")
+    say(f"vocabulary: {len(chars):,} characters from {how}")
 
     for k, t in state.items():
         if not torch.isfinite(t).all():

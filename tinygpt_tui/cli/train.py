@@ -62,7 +62,7 @@ def train(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Train a model on a corpus. Ctrl+C saves a checkpoint and exits; --resume continues it."""
-    from tinygpt_tui.engine.train import TrainConfig
+    from tinygpt_tui.engine.presets import TrainConfig
 
     if corpus is None and not resume:
         fail("give a corpus: a text file or a name from `tinygpt corpus list`")
@@ -133,7 +133,7 @@ def init_distributed(device: str = "auto"):
     The backend follows the device this rank will train on (``dist_device``),
     so ``--device cpu`` uses gloo even on a machine with GPUs.
     """
-    from tinygpt_tui.engine.train import DistInfo, dist_device
+    from tinygpt_tui.engine.distributed import DistInfo, dist_device
 
     dist = DistInfo.from_env()
     if dist.world_size > 1:
