@@ -98,3 +98,13 @@ def test_the_product_does_not_import_the_bench():
     offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
                  if re.search(r"^\s*(from|import)\s+bench\b", p.read_text(encoding="utf-8"), re.M)]
     assert offenders == []
+
+
+def test_runs_from_a_checkout_as_a_module():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    r = subprocess.run([sys.executable, "-m", "bench.bench", "--help"], capture_output=True, text=True,
+                       cwd=Path(bench.__file__).resolve().parents[1], timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("Usage: python -m bench.bench [OPTIONS]") and "--quick" in r.stdout
