@@ -160,6 +160,116 @@ def test_heatmap_columns_line_up_with_wide_characters():
     assert all(cell_len(line) <= 10 for line in narrow) and len(narrow) > len(lines)
 
 
+# ------------------------------------------------------------------ lens.py: logit lens, embeddings, ablation, heads
+from tinygpt_tui.engine.lens import ablate, embedding_map, head_roles, logit_lens, neighbours, pca2, scatter  # noqa: E402
+
+
+@pytest.mark.parametrize("pos", ["learned", "rope", "alibi"])
+def test_logit_lens_last_layer_is_the_models_prediction(pos):
+    model, tok = tiny(pos, n_layer=3)
+    a = analyze(model, tok, "the honour of the")
+    for p in (2, a.length - 1):
+        rows = logit_lens(a, p, top_k=4)
+        assert [r.layer for r in rows] == [0, 1, 2, 3]
+        want = a.at(p, top_k=4)
+        assert [c for c, _ in rows[-1].top] == [c.char for c in want.candidates]
+        np.testing.assert_allclose([q for _, q in rows[-1].top], [c.prob for c in want.candidates], atol=1e-5)
+        if p < a.length - 1:
+            assert rows[-1].actual[0] == want.actual.rank and math.isclose(rows[-1].actual[1], want.actual.prob, abs_tol=1e-5)
+        else:
+            assert rows[-1].actual is None
+    with pytest.raises(SettingsError, match="position"):
+        logit_lens(a, a.length)
+    one, tok1 = tiny(n_layer=1)
+    assert len(logit_lens(analyze(one, tok1, "林黛玉 宝"))) == 2  # the embeddings, then the one block
+
+
+def steep_alibi(n_layer=2):
+    """ALiBi slopes so steep that every position attends only to itself: exp(-1e4 * distance) is 0."""
+    model, tok = tiny("alibi", n_layer=n_layer)
+    model.alibi.fill_(1e4)
+    return model, tok
+
+
+def test_ablating_an_ignored_character_changes_nothing():
+    model, tok = steep_alibi()
+    a = analyze(model, tok, "the honour of")
+    assert (a.attention[:, :, -1, :-1] == 0).all()  # provably ignored: no weight on any earlier position
+    r = ablate(a, -1, chunk=5)
+    assert r.target == a.at(-1).candidates[0].char and len(r.deltas) == a.length
+    assert max(abs(d) for d in r.deltas[:-1]) < 1e-5 and abs(r.deltas[-1]) > 1e-3
+    with pytest.raises(SettingsError, match="position"):
+        ablate(a, -a.length - 1)
+
+
+def test_ablation_in_one_batch_equals_replacing_the_embedding():
+    tok = CharTokenizer.from_text(TEXT)
+    torch.manual_seed(1)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=24, n_layer=2, n_head=2, n_embd=32, tie_weights=False)).eval()
+    ctx = "the honour of all"  # 'f' occurs once, at position 11
+    a = analyze(model, tok, ctx)
+    r = ablate(a, -1, chunk=None)  # one batched pass
+    top = tok.stoi[r.target]
+    assert math.isclose(r.logprob, float(torch.log_softmax(torch.tensor(a.logits[-1], dtype=torch.float64), -1)[top]), abs_tol=1e-4)
+    # in chunks of 4 (the characters before a chunk cached once): the same numbers
+    np.testing.assert_allclose(ablate(a, -1, chunk=4).deltas, r.deltas, atol=1e-4)
+    with torch.no_grad():
+        model.tok_emb.weight[tok.stoi["f"]] = model.tok_emb.weight.mean(0)
+        logp = model(torch.tensor([tok.encode(ctx).ids]))[0][0, -1].log_softmax(-1)[top]
+    assert math.isclose(r.deltas[ctx.index("f")], float(logp) - r.logprob, abs_tol=1e-4)
+    assert r.deltas[ctx.index("f")] != 0
+
+
+def test_pca_is_deterministic_and_neighbours_are_the_closest():
+    w = np.random.default_rng(0).normal(size=(30, 8))
+    xy, (e1, e2) = pca2(w)
+    np.testing.assert_allclose(pca2(-w)[0], xy, atol=1e-9)  # the sign ambiguity of an SVD is fixed
+    np.testing.assert_allclose(pca2(w)[0], xy)
+    assert 1 >= e1 >= e2 > 0
+    model, tok = tiny()
+    with torch.no_grad():  # 'a' and 'r' point the same way, 'h' almost; the rest elsewhere
+        emb = model.tok_emb.weight
+        emb.normal_(0, 1)
+        emb[:, 0] = 0
+        base = torch.zeros(32)
+        base[0] = 50
+        emb[tok.stoi["a"]], emb[tok.stoi["r"]] = base, 2 * base
+        emb[tok.stoi["h"]] = base + torch.randn(32)
+    near = neighbours(model, tok, "a", k=2)
+    assert [c for c, _ in near] == ["r", "h"] and math.isclose(near[0][1], 1.0, abs_tol=1e-6)
+    m = embedding_map(model, tok, top=5, text="hhhhhh eeeee ooo tt a")
+    assert m.chars == ["h", "e", " ", "o", "t"] and m.xy.shape == (5, 2) and m.method == "PCA"
+    with pytest.raises(SettingsError, match="vocabulary"):
+        neighbours(model, tok, "€")
+
+
+def test_embedding_map_of_a_large_vocabulary_fits_a_small_grid():
+    chars = [chr(0x4E00 + i) for i in range(4436)]
+    tok = CharTokenizer(chars)
+    model = GPT(GPTConfig(vocab_size=4436, block_size=8, n_layer=1, n_head=2, n_embd=16, tie_weights=False))
+    for which in ("embedding", "output"):
+        m = embedding_map(model, tok, top=300, which=which)
+        assert len(m.chars) == 300
+        lines, hidden = scatter([display_char(c) for c in m.chars], m.xy, 78, 18)
+        from rich.cells import cell_len
+
+        assert len(lines) == 18 and max(cell_len(x) for x in lines) <= 78
+        shown = sum(sum(1 for ch in x if ch != " ") for x in lines)
+        assert shown + hidden == 300 and hidden > 0
+
+
+def test_head_roles_measure_where_each_head_looks():
+    model, tok = steep_alibi(n_layer=2)
+    roles = head_roles(model, tok, TEXT * 40, windows=4)
+    assert [(r.layer, r.head) for r in roles] == [(l, h) for l in range(2) for h in range(4)]
+    for r in roles:  # every head looks only at its own position
+        assert r.distance < 1e-3 and r.previous < 1e-3 and r.induction < 1e-3 and r.role == "local head"
+        assert r.line().startswith(f"L{r.layer} h{r.head}: distance")
+    model, tok = tiny(n_layer=1)
+    for r in head_roles(model, tok, TEXT * 40, windows=4):
+        assert r.distance > 0 and 0 <= r.previous <= 1 and 0 <= r.word_start <= 1 and 0 < r.induction <= 1
+
+
 # ------------------------------------------------------------------ CLI
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, small_corpus):

@@ -135,6 +135,8 @@ class Analysis:
     vocab: list[str]
     dropped: list[str] = field(default_factory=list)
     truncated: int = 0
+    residual: object = None  # torch (L + 1, T, C): the embeddings, then the stream after each block (lens.py)
+    model: object = field(default=None, repr=False)  # for lens.py's logit lens and ablation
 
     length = property(lambda self: len(self.ids))
     n_layer = property(lambda self: int(self.attention.shape[0]))
@@ -248,10 +250,12 @@ def analyze(model, tokenizer: CharTokenizer, text: str) -> Analysis:
             raise SettingsError("no character of the prompt is in the model's vocabulary (left out: "
                                 + printable(" ".join(dropped[:20])) + ")")
         raise SettingsError("the prompt is empty: give at least one character")
+    from tinygpt_tui.engine.lens import residual_hooks
+
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), residual_hooks(model, []) as stream:
             logits, _, attns = model(torch.tensor([ids], device=next(model.parameters()).device), return_attention=True)
     finally:
         model.train(was_training)
@@ -259,6 +263,7 @@ def analyze(model, tokenizer: CharTokenizer, text: str) -> Analysis:
     return Analysis(
         chars=[tokenizer.chars[i] for i in ids], ids=ids, logits=logits[0].float().cpu().numpy().astype(np.float32),
         attention=att, vocab=list(tokenizer.chars), dropped=dropped, truncated=truncated,
+        residual=torch.stack([r[0] for r in stream]), model=model,
     )
 
 

@@ -1,0 +1,266 @@
+"""Look deeper: the logit lens, the embedding map, ablation, and per-head role hints.
+
+    a = analyze(model, tokenizer, "the honou")   # engine/inspect.py: one pass, residuals kept
+    logit_lens(a, -1, top_k=5)                   # what each layer would predict, stopped there
+    ablate(a, -1)                                # what each earlier character adds to the top prediction
+    embedding_map(model, tokenizer, top=80, text=corpus)   # the embeddings in 2-D (PCA)
+    head_roles(model, tokenizer, corpus)         # one line of hints per head
+
+The residual stream is read with PyTorch forward hooks on the model's own blocks, so the lens sees
+exactly the numbers the forward pass computes (the last layer's lens is the model's prediction).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tinygpt_tui.errors import SettingsError
+
+
+@contextmanager
+def residual_hooks(model, store: list):
+    """While open, each forward pass appends to store the residual stream (B, T, C) before the first
+    block (the embeddings) and after every block: n_layer + 1 tensors."""
+    handles = [model.blocks[0].register_forward_pre_hook(lambda m, args: store.append(args[0]))]
+    for block in model.blocks:
+        handles.append(block.register_forward_hook(lambda m, args, out: store.append(out[0] if isinstance(out, tuple) else out)))
+    try:
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def evaluating(model):
+    """The model in eval mode (no dropout) for the duration, then back as it was."""
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
+
+
+def _rank(probs, i: int) -> int:
+    return int((probs > probs[i]).sum()) + 1
+
+
+@dataclass
+class LensRow:
+    layer: int  # 0 = the embeddings, l = after block l
+    top: list[tuple[str, float]]  # (char, probability), most likely first
+    actual: tuple[int, float] | None  # rank and probability of the character that came next
+
+
+def logit_lens(analysis, position: int = -1, top_k: int = 5) -> list[LensRow]:
+    """For each layer: softmax(head(norm(residual))) at the query position."""
+    p = analysis.check_position(position)
+    model = analysis.model
+    with torch.inference_mode():
+        probs = model.head(model.norm(analysis.residual[:, p])).float().softmax(-1).cpu().numpy()  # (L + 1, V)
+    nxt = analysis.ids[p + 1] if p + 1 < analysis.length else None
+    rows = []
+    for layer, pr in enumerate(probs):
+        order = np.argsort(-pr, kind="stable")[:top_k]
+        actual = (_rank(pr, nxt), float(pr[nxt])) if nxt is not None else None
+        rows.append(LensRow(layer, [(analysis.vocab[i], float(pr[i])) for i in order], actual))
+    return rows
+
+
+@dataclass
+class Ablation:
+    position: int
+    target: str  # the top prediction at the position
+    logprob: float  # its log-probability with the context intact
+    deltas: list[float]  # (position + 1,) change in that log-probability with character j replaced (nan: not yet)
+
+
+def _ablate_range(analysis, p: int, start: int, end: int):
+    """Characters start..end replaced one per row, in one batched pass over positions start..p: the
+    characters before start are the same in every row, so their keys and values are computed once
+    (batch 1) into a KV cache that every row then reads."""
+    model, ids = analysis.model, analysis.ids
+    dev = analysis.residual.device
+    n, cache = end - start + 1, None
+    with torch.inference_mode(), evaluating(model):
+        if start:
+            cache = model.new_cache()
+            model(torch.tensor([ids[:start]], device=dev), cache=cache)
+            cache.k = [t.expand(n + 1, -1, -1, -1).contiguous() for t in cache.k]
+            cache.v = [t.expand(n + 1, -1, -1, -1).contiguous() for t in cache.v]
+        x = torch.tensor([ids[start : p + 1]] * (n + 1), device=dev)  # row n: intact
+        mean, rows = model.tok_emb.weight.mean(0), torch.arange(n, device=dev)
+
+        def replace(module, args, out):
+            out = out.clone()
+            out[rows, rows] = mean.to(out.dtype)  # row r: character start + r replaced
+            return out
+
+        handle = model.tok_emb.register_forward_hook(replace)
+        try:
+            logp = model(x, cache=cache)[0][:, -1].float().log_softmax(-1).cpu().numpy()  # (n + 1, V)
+        finally:
+            handle.remove()
+    top = int(np.argmax(logp[n]))
+    return analysis.vocab[top], float(logp[n, top]), (logp[:n, top] - logp[n, top]).tolist()
+
+
+def ablation_steps(analysis, position: int = -1, chunk: int = 32):
+    """Each character j <= position replaced, one at a time, by the mean of all token embeddings (an
+    "average character", the same for any vocabulary; its position is kept): the change in the
+    log-probability of the top prediction. Nearest characters first, ``chunk`` of them per batched
+    pass; yields the Ablation so far after each pass (a view can colour it at once)."""
+    p = analysis.check_position(position)
+    deltas = [float("nan")] * (p + 1)
+    for end in range(p, -1, -chunk):
+        start = max(0, end - chunk + 1)
+        target, logprob, deltas[start : end + 1] = _ablate_range(analysis, p, start, end)
+        yield Ablation(p, target, logprob, list(deltas))
+
+
+def ablate(analysis, position: int = -1, chunk: int | None = 32) -> Ablation:
+    """``ablation_steps`` to the end (chunk None: every character in one pass)."""
+    p = analysis.check_position(position)
+    *_, last = ablation_steps(analysis, p, chunk or p + 1)
+    return last
+
+
+@dataclass
+class EmbeddingMap:
+    which: str  # "embedding" or "output" (the head's rows, when untied)
+    chars: list[str]  # the N shown, most frequent first
+    xy: np.ndarray  # (N, 2) PCA coordinates
+    explained: tuple[float, float]  # share of the variance along each axis
+    method: str = "PCA"
+
+
+def weights_of(model, which: str = "embedding"):
+    if which not in ("embedding", "output"):
+        raise SettingsError(f"which must be embedding or output, got {which!r}")
+    return (model.tok_emb.weight if which == "embedding" else model.head.weight).detach().float().cpu().numpy()
+
+
+def pca2(w: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """The rows of w on their two main directions; each axis's sign fixed so that the row farthest
+    along it is on the positive side (an SVD may return either sign)."""
+    c = w - w.mean(0)
+    u, s, _ = np.linalg.svd(c.astype(np.float64), full_matrices=False)
+    xy = u[:, :2] * s[:2]
+    if xy.shape[1] < 2:
+        xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+    for k in range(2):
+        if xy[np.argmax(np.abs(xy[:, k])), k] < 0:
+            xy[:, k] *= -1
+    var = (s**2).sum() or 1.0
+    ratios = (s[:2] ** 2 / var).tolist() + [0.0, 0.0]
+    return xy, (ratios[0], ratios[1])
+
+
+def frequent_ids(tokenizer, top: int, text: str | None = None) -> list[int]:
+    """The top ids: by count in text when given, else the first ``top`` of the vocabulary."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise SettingsError(f"top must be at least 1, got {top!r}")
+    if not text:
+        return list(range(min(top, tokenizer.vocab_size)))
+    counts = Counter(text)
+    return sorted(range(tokenizer.vocab_size), key=lambda i: (-counts.get(tokenizer.chars[i], 0), i))[:top]
+
+
+def embedding_map(model, tokenizer, top: int = 80, text: str | None = None, which: str = "embedding") -> EmbeddingMap:
+    xy, explained = pca2(weights_of(model, which))
+    ids = frequent_ids(tokenizer, top, text)
+    return EmbeddingMap(which, [tokenizer.chars[i] for i in ids], xy[ids], explained)
+
+
+def neighbours(model, tokenizer, char: str, k: int = 10, which: str = "embedding") -> list[tuple[str, float]]:
+    """The k characters whose vectors point most nearly the same way as char's (cosine similarity)."""
+    if char not in tokenizer.stoi:
+        raise SettingsError(f"{char!r} is not in the model's vocabulary")
+    w = weights_of(model, which).astype(np.float64)
+    w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+    cos = w @ w[tokenizer.stoi[char]]
+    order = [i for i in np.argsort(-cos, kind="stable") if i != tokenizer.stoi[char]][:k]
+    return [(tokenizer.chars[i], float(cos[i])) for i in order]
+
+
+def scatter(labels: list[str], xy: np.ndarray, width: int, height: int) -> tuple[list[str], int]:
+    """The labels (display strings, 1 or 2 cells) placed on a width x height grid by their coordinates;
+    an earlier label wins a cell. Returns the lines and how many labels found no room."""
+    from rich.cells import cell_len  # (rich, not textual: the engine stays free of the app)
+
+    grid = [[" "] * width for _ in range(height)]
+    lo, span = xy.min(0), np.maximum(np.ptp(xy, 0), 1e-12)
+    hidden = 0
+    for s, (x, y) in zip(labels, xy):
+        w = min(cell_len(s), 2) or 1
+        c = int(round((x - lo[0]) / span[0] * (width - w)))
+        r = int(round((1 - (y - lo[1]) / span[1]) * (height - 1)))
+        if any(grid[r][c + d] != " " for d in range(w)):
+            hidden += 1
+            continue
+        grid[r][c] = s
+        for d in range(1, w):
+            grid[r][c + d] = ""  # a wide character covers the next cell
+    return ["".join(row).rstrip() for row in grid], hidden
+
+
+@dataclass
+class HeadRole:
+    layer: int
+    head: int
+    distance: float  # mean distance back (in characters) of the attention
+    previous: float  # share of attention on the previous character
+    word_start: float  # on the first character of the current word
+    induction: float  # on the character after an earlier occurrence of the current one
+    role: str  # the hint: the strongest pattern, or ""
+
+    def line(self) -> str:
+        hint = f"  → {self.role}" if self.role else ""
+        return (f"L{self.layer} h{self.head}: distance {self.distance:4.1f} · previous {self.previous:4.0%} · "
+                f"word start {self.word_start:4.0%} · induction {self.induction:4.0%}{hint}")
+
+
+def head_roles(model, tokenizer, text: str, windows: int = 16) -> list[HeadRole]:
+    """Per-head attention statistics over ``windows`` evenly spaced windows of the validation split
+    (the last 10% of text). Hints, not proofs: a share is of the attention of the queries where the
+    pattern exists (an earlier word start, an earlier occurrence)."""
+    from tinygpt_tui.data import split_text
+
+    ids = np.array(tokenizer.encode(split_text(text)[1]).ids)
+    T = min(model.cfg.block_size, len(ids))
+    if T < 4:
+        raise SettingsError("the validation split has too few known characters to measure the heads")
+    starts = np.linspace(0, len(ids) - T, num=min(windows, len(ids) - T + 1)).astype(int)
+    x = np.stack([ids[s : s + T] for s in starts])  # (B, T)
+    with torch.inference_mode(), evaluating(model):
+        _, _, att = model(torch.tensor(x, device=next(model.parameters()).device), return_attention=True)
+    att = torch.stack(att).float().cpu().numpy()  # (L, B, H, T, T)
+    i, j = np.arange(T)[:, None], np.arange(T)[None, :]
+    alnum = np.vectorize(lambda t: tokenizer.chars[t].isalnum())(x)  # (B, T)
+    # the first character of the word at each position: the last non-alnum position + 1
+    start = np.maximum.accumulate(np.where(alnum, -1, np.arange(T)), axis=1) + 1
+    word = (alnum[:, :, None] & (start[:, :, None] < i)) & (j == start[:, :, None])  # (B, T, T)
+    same = (x[:, None, :] == x[:, :, None]) & (j < i)  # key k holds the query's character
+    induct = np.zeros_like(same)
+    induct[:, :, 1:] = same[:, :, :-1]
+    induct &= j < i  # the character after an earlier occurrence
+
+    def share(mask):  # (L, H): the mean over the queries that have the pattern
+        return (att * mask[:, None]).sum((1, 3, 4)) / max(int(mask.any(-1).sum()), 1)
+
+    prev = (i - j == 1)[None].repeat(len(x), 0)
+    dist, stats = (att * (i - j)).sum(-1).mean((1, 3)), [share(prev), share(word), share(induct)]
+    out = []
+    for layer in range(att.shape[0]):
+        for h in range(att.shape[2]):
+            p, w, n = (float(s[layer, h]) for s in stats)
+            best = max((p, "previous-character head"), (w, "word-start head"), (n, "induction-style head"))
+            role = best[1] if best[0] >= 0.4 else ("local head" if dist[layer, h] < 2 else "")
+            out.append(HeadRole(layer, h, float(dist[layer, h]), p, w, n, role))
+    return out
