@@ -258,8 +258,7 @@ async def test_scrolling_back_is_not_yanked_to_the_bottom(models_dir):
         out.scroll_end(animate=False, immediate=True)
         grown = out.virtual_size.height
         assert await wait_for(pilot, lambda: out.virtual_size.height > grown + 3, step=0.2)
-        await pilot.pause(0.1)
-        assert out.scroll_y >= out.max_scroll_y - 2
+        assert await wait_for(pilot, lambda: out.scroll_y >= out.max_scroll_y - 2)
         await pilot.press("escape")
 
 
@@ -379,7 +378,7 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         await pilot.press("ctrl+t")
         assert await wait_for(pilot, lambda: not job.active, timeout=180), job.error
         assert job.state == "done", job.error
-        await pilot.pause(0.5)
+        assert await wait_for(pilot, lambda: ts.view.steps[-1:] == [30] and ts.chart.points == len(ts.view.steps) + len(ts.view.eval_steps))
         view = ts.view
         assert view.steps[-1] == 30 and len(view.steps) >= 3
         assert view.eval_steps == [10, 20, 30] and all(v > 0 for v in view.val_losses)
@@ -399,8 +398,8 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         assert job2 is not job and job2.resume
         assert await wait_for(pilot, lambda: not job2.active, timeout=120), job2.error
         assert job2.state == "done", job2.error
-        await pilot.pause(0.5)
-        assert ts.view.start["step"] == 30 and ts.view.steps[-1] == 40
+        assert await wait_for(pilot, lambda: ts.view.steps[-1:] == [40])
+        assert ts.view.start["step"] == 30
 
         await pilot.press("ctrl+g")
         gen = await load(pilot, app, "fresh")
@@ -456,8 +455,7 @@ async def test_training_screen_bad_input_shows_an_error_and_the_app_survives(tmp
         fill(ts, **{"hp-lr": "", "train-name": "alpha"})
         await pilot.press("ctrl+r")
         assert await wait_for(pilot, lambda: app.training.name == "alpha" and app.training.state == "failed")
-        await pilot.pause(0.2)
-        assert "resume" in err()
+        assert await wait_for(pilot, lambda: "resume" in err())
 
         # the app still works
         await pilot.press("ctrl+g")
@@ -505,7 +503,7 @@ async def test_following_a_run_written_by_another_process(tmp_path):
         finally:
             proc.wait(timeout=20)
         assert seen_partial  # it was followed while growing, not read once at the end
-        await pilot.pause(0.4)
+        assert await wait_for(pilot, lambda: ts.chart.points == 9)
         v = ts.view
         assert v.steps == [10, 20, 30, 40, 50, 60]
         assert v.eval_steps == [20, 40, 60] and v.sample == "sample at 60"
@@ -539,8 +537,7 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
         await pilot.press("ctrl+q")
         await pilot.pause()
         await pilot.press("y")
-        assert await wait_for(pilot, lambda: not job.active, timeout=120)
-        await pilot.pause(0.5)
+        assert await wait_for(pilot, lambda: not job.active and job.state == "stopped", timeout=120)
     assert job.state == "stopped"
     cfg = json.loads((d / "long" / "config.json").read_text())
     assert cfg["figures"]["step"] == job.run.step > 0
@@ -609,7 +606,7 @@ async def test_the_progress_line_fits_and_never_cuts_a_figure(tmp_path, size):
 
         async def shown(until):
             assert await wait_for(pilot, until, timeout=15)
-            await pilot.pause(0.3)
+            assert await wait_for(pilot, lambda: line.parts == progress_parts(ts.view))
             text = str(line.render())
             assert cell_len(text) <= line.size.width and line.region.right <= size[0], text
             whole = {f for p in progress_parts(ts.view) for f in (p.text, p.short)}
@@ -636,7 +633,7 @@ async def test_the_chart_counts_whole_steps(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         ts = await follow(pilot, app, "run")
         assert await wait_for(pilot, lambda: bool(ts.view.finish), timeout=15)
-        await pilot.pause(0.3)
+        assert await wait_for(pilot, lambda: ts.chart.points == len(ts.view.steps) + len(ts.view.eval_steps) > 0)
         lines = ts.chart.render().plain.splitlines()
         axis = next(i for i, text in enumerate(lines) if "└" in text)
         labels = lines[axis + 1].split()
@@ -665,7 +662,7 @@ async def test_resume_takes_the_forms_steps_and_minutes_and_keeps_the_earlier_cu
         assert job2.state == "done", job2.error
         assert (job2.run.start["max_steps"], job2.run.start["time_budget"]) == (30, None)
         assert job2.run.finish["reason"] == "done" and job2.run.step == 30
-        await pilot.pause(0.5)
+        assert await wait_for(pilot, lambda: ts.view.steps[-1:] == [30] and ts.chart.points == len(ts.view.steps) + len(ts.view.eval_steps))
         # the chart carries the first session's points on, from metrics.jsonl
         v = ts.view
         assert v.start["step"] == 20 and v.steps[0] == 1 and v.steps[-1] == 30 and 20 in v.steps
@@ -708,17 +705,16 @@ async def test_a_binary_non_utf8_or_short_corpus_is_refused_before_the_run_start
     async with app.run_test(size=(120, 40)) as pilot:
         ts = await follow(pilot, app, "earlier")
         assert await wait_for(pilot, lambda: bool(ts.view.finish), timeout=15)
-        await pilot.pause(0.3)
+        assert await wait_for(pilot, lambda: ts.chart.points == len(ts.view.steps) + len(ts.view.eval_steps) > 0)
         view, source, title = ts.view, ts.source, str(ts.query_one("#run-title").render())
         points = ts.chart.points
         for path, words in ((binary, "corpus looks binary"), (latin, "corpus is not UTF-8"), (short, "corpus is too short: 630 characters")):
             fill(ts, **{"train-corpus-path": str(path), "train-name": "new", "train-device": "cpu"})
             await pilot.press("ctrl+s")
-            await pilot.pause(0.5)
+            assert await wait_for(pilot, lambda: words in str(ts.query_one("#train-error").render()))
             assert app.training is None and not (d / "new").exists()
-            assert words in str(ts.query_one("#train-error").render())
             # said once (a notification and the form's line), and the run on display stays
-            assert sum(words in str(n.message) for n in app._notifications) == 1, notes(app)
+            assert sum(words in m for _, m in app.notes) == 1, notes(app)
             assert ts.view is view and ts.source is source and ts.chart.points == points == len(view.steps) + len(view.eval_steps)
             assert str(ts.query_one("#run-title").render()) == title
 

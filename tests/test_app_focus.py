@@ -74,8 +74,7 @@ async def test_a_pick_and_a_prompt_typed_in_one_burst_generate_from_that_model(m
     app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         gen = app.screen
-        await pilot.pause(0.2)
-        assert isinstance(app.focused, type(gen.query_one("#models")))
+        assert await wait_for(pilot, lambda: isinstance(app.focused, type(gen.query_one("#models"))))
         keys = [("down", None), ("enter", "\r")] + [(c.lower(), c) for c in "KING"] + [("enter", "\r")]
         for key, char in keys:  # posted together, as a terminal's burst is read
             app.post_message(events.Key(key, char))
@@ -98,7 +97,7 @@ async def test_a_value_typed_right_behind_f6_goes_to_the_settings_not_the_prompt
         slow = temp.value
         for key, char in [("f6", None), ("1", "1"), ("2", "2")]:
             app.post_message(events.Key(key, char))
-        await pilot.pause(0.3)
+        assert await wait_for(pilot, lambda: "12" in temp.value), temp.value
         assert prompt.value == "hi"
         assert temp.has_focus and temp.value != slow and "12" in temp.value
 
@@ -107,8 +106,8 @@ async def test_a_click_on_a_model_picks_it(models_dir):  # noqa: F811
     app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         gen = app.screen
-        await pilot.pause(0.2)
         models = gen.query_one("#models")
+        assert await wait_for(pilot, lambda: len(models.infos) > 0 and models.region.height > 0)
         first = models.infos[0].name
         assert await pilot.click("#models", offset=(4, 1))  # inside the border, on the first model
         assert await wait_for(pilot, lambda: gen.loaded is not None and gen.loaded.name == first, timeout=30)
