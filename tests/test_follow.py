@@ -9,40 +9,39 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tinygpt_tui.engine.folder import METRICS, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Writes a record, then half of the next one, and finishes it only when told to (a file appears),
-# then appends more records through the trainer's own writer and exits.
+# Writes a record, then half of the next one, and finishes it only when told to (a line on its
+# stdin), then appends more records through the trainer's own writer, one each time it is told to.
+# It says what it did on stdout: the test waits on those lines, not on a clock.
 WRITER = r"""
-import json, sys, time
+import json, sys
 from pathlib import Path
 from tinygpt_tui.engine.folder import append_metrics
 folder = Path(sys.argv[1])
 path = folder / "metrics.jsonl"
-def wait_for(name):
-    deadline = time.monotonic() + 60
-    while not (folder / name).exists():
-        if time.monotonic() > deadline:
-            sys.exit("the reader never answered")
-        time.sleep(0.01)
+def said(what):
+    print(what, flush=True)
+    if not sys.stdin.readline():
+        sys.exit("the reader went away")
 append_metrics(folder, [{"event": "start", "step": 0, "note": "caf\u00e9 \u7ea2\u697c\u68a6"}])
 line = json.dumps({"event": "step", "step": 1, "loss": 4.0, "note": "\u7ea2\u697c\u68a6"}, ensure_ascii=False).encode() + b"\n"
 cut = line.index("\u697c".encode()) + 1  # in the middle of a multi-byte character
 with open(path, "ab") as f:
     f.write(line[:cut]); f.flush()
-(folder / "half-written").touch()
-wait_for("go-on")
+said("half-written")
 with open(path, "ab") as f:
     f.write(line[cut:]); f.flush()
 for step in range(2, 6):
+    said(f"wrote {step - 1}")
     append_metrics(folder, [{"event": "step", "step": step, "loss": 4.0 - step / 10}])
-    time.sleep(0.02)
+said("wrote 5")
 append_metrics(folder, [{"event": "finish", "step": 5, "reason": "done"}])
+print("finished", flush=True)
 """
 
 
@@ -52,13 +51,14 @@ def test_read_metrics_follows_a_file_another_process_is_writing(tmp_path):
     # before the run has written anything there is nothing to read, and no error
     assert read_metrics(folder, 0) == ([], 0)
 
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 60
-        while not (folder / "half-written").exists():
-            assert writer.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
+    def go_on() -> None:
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+
+    try:
+        assert writer.stdout.readline() == "half-written\n"
         # one whole record; the half-written one stays unread and the offset stops before it
         recs, offset = read_metrics(folder, 0)
         assert recs == [{"event": "start", "step": 0, "note": "café 红楼梦"}]
@@ -69,15 +69,18 @@ def test_read_metrics_follows_a_file_another_process_is_writing(tmp_path):
         assert read_metrics(folder, offset) == ([], offset)
         assert read_metrics(folder, offset) == ([], offset)
 
-        (folder / "go-on").touch()
-        got, seen_finish = [], False
-        while not seen_finish:
-            assert time.monotonic() < deadline, f"never saw the finish record; got {got}"
+        got, reads_with_news = [], 0
+        go_on()
+        while (said := writer.stdout.readline()) != "finished\n":
+            assert said.startswith("wrote "), said  # (an empty line: the writer died)
             new, offset = read_metrics(folder, offset)
+            assert [r["step"] for r in new] == [int(said.split()[1])]  # each record as soon as it is whole
             got += new
-            seen_finish = any(r["event"] == "finish" for r in new)
-            time.sleep(0.005)
-        assert writer.wait(timeout=60) == 0
+            reads_with_news += 1
+            go_on()
+        new, offset = read_metrics(folder, offset)
+        got += new
+        assert writer.wait(timeout=60) == 0 and reads_with_news == 5
     finally:
         if writer.poll() is None:
             writer.kill()
@@ -105,30 +108,30 @@ def test_following_a_real_training_run_in_another_process(tmp_path):
            "--preset", "tiny", "--n-layer", "1", "--n-embd", "32", "--block-size", "16", "--batch-size", "4",
            "--max-steps", "60", "--eval-interval", "20", "--eval-iters", "2", "--sample-chars", "20",
            "--threads", "1", "--device", "cpu", "--jsonl"]
-    run = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err_file = tmp_path / "stderr.txt"
     folder = tmp_path / "models" / "watched"
-    got, offset, polls_with_news = [], 0, 0
-    deadline = time.monotonic() + 120
-    try:
-        while not any(r["event"] == "finish" for r in got):
-            assert time.monotonic() < deadline, (got[-3:], run.poll())
-            new, offset = read_metrics(folder, offset)
-            got += new
-            polls_with_news += bool(new)
-            if not new and run.poll() is not None and run.returncode != 0:
-                raise AssertionError(run.communicate()[1][-2000:])
-            time.sleep(0.01)
-        out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert run.returncode == 0, err
-    assert polls_with_news >= 2  # followed while it grew, not read once at the end
+    got, offset, reads_with_news, out = [], 0, 0, []
+    with open(err_file, "w") as err:
+        run = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            # each line the run prints (--jsonl) is a step it has taken: the follower reads the file then
+            for line in run.stdout:
+                out.append(line)
+                new, offset = read_metrics(folder, offset)
+                got += new
+                reads_with_news += bool(new)
+            assert run.wait(timeout=60) == 0, err_file.read_text()[-2000:]
+        finally:
+            if run.poll() is None:
+                run.kill()
+    new, offset = read_metrics(folder, offset)
+    got += new
+    assert reads_with_news >= 2  # followed while it grew, not read once at the end
     final, _ = read_metrics(folder)
     assert got == final
     assert [r["event"] for r in got][0] == "start" and got[-1]["event"] == "finish" and got[-1]["step"] == 60
     # the metrics file and the run's own --jsonl output tell the same story
-    printed = [json.loads(line) for line in out.splitlines()]
+    printed = [json.loads(line) for line in out]
     assert [(r["event"], r.get("step")) for r in printed] == [(r["event"], r.get("step")) for r in got]
 
 
