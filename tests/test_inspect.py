@@ -331,6 +331,27 @@ def test_cli_bad_input_is_one_line_and_exit_2(model_dir, args, message):
     assert "Traceback" not in r.output
 
 
+def test_cli_lens_ablation_embeddings_and_heads(model_dir, small_corpus):
+    m = str(model_dir / "tiny")
+    r = run(["inspect", m, "--prompt", "To be, or", "--lens", "--ablate", "--json", "-k", "3", "--position", "4"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [row["layer"] for row in doc["lens"]] == [0, 1, 2] and all(len(row["top"]) == 3 for row in doc["lens"])
+    assert doc["lens"][-1]["actual"][0] >= 1 and len(doc["ablation"]["deltas"]) == 5
+    r = run(["inspect", m, "--prompt", "To be, or", "--lens", "--ablate"])
+    assert r.exit_code == 0 and "Logit lens" in r.stdout and "layer 2" in r.stdout and "most needed" in r.stdout
+    r = run(["inspect", m, "--embeddings", "--top", "20", "--near", "e", "--corpus", str(small_corpus), "--json"])
+    doc = json.loads(r.stdout)
+    assert len(doc["embeddings"][0]["points"]) == 20 and doc["embeddings"][0]["points"][0]["char"] == " "
+    assert len(doc["near"]) == 10
+    r = run(["inspect", m, "--embeddings", "--top", "20"])  # the fixture's corpus is not on disk: a note
+    assert r.exit_code == 0 and "vocabulary order" in r.stdout and "embedding map" in r.stdout
+    r = run(["inspect", m, "--heads", "--corpus", str(small_corpus)])
+    assert r.exit_code == 0 and len([x for x in r.stdout.splitlines() if x.startswith("L")]) == 4
+    for args, message in ((["--heads"], "corpus"), (["--embeddings", "--near", "€"], "vocabulary"), (["--lens"], "--prompt")):
+        r = run(["inspect", m, *args])
+        assert r.exit_code == 2 and r.stderr.startswith("error: ") and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
 # ------------------------------------------------------------------ app screen
 def shown_lines(widget) -> str:
     """What a line-API widget draws, as plain text, one line a line (Widget.render_line)."""

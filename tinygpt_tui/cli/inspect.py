@@ -23,7 +23,7 @@ from rich.text import Text
 
 from tinygpt_tui.cli.common import ModelsDir, friendly, one_line
 from tinygpt_tui.engine.inspect import display_char
-from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.errors import SettingsError, TinyGPTError
 
 O = typer.Option
 
@@ -31,12 +31,19 @@ O = typer.Option
 @friendly
 def inspect_cmd(
     model: str = typer.Argument(..., help="Model name or folder."),
-    prompt: str = O(..., "--prompt", "-p", help="The context (its last block_size characters are used)."),
+    prompt: Optional[str] = O(None, "--prompt", "-p", help="The context (its last block_size characters are used)."),
     top_k: int = O(10, "--top-k", "-k", help="How many next-character candidates to show."),
     layer: Optional[int] = O(None, "--layer", "-l", help="Show only this layer's heatmap (0-based) (default: every layer)."),
     position: int = O(-1, "--position", help="Query position in the context, 0-based; negative counts from the end."),
     temperature: float = O(1.0, "--temperature", "-t", help="Probabilities are softmax(logits / temperature)."),
     rank_of: Optional[str] = O(None, "--rank-of", help="Also show where this character ranks."),
+    lens: bool = O(False, "--lens", help="The logit lens: what each layer would predict at the position."),
+    ablate: bool = O(False, "--ablate", help="What changes the answer: each earlier character replaced, one at a time."),
+    embeddings: bool = O(False, "--embeddings", help="The embedding map (PCA) of the most frequent characters."),
+    top: int = O(80, "--top", help="With --embeddings: how many characters to place."),
+    near: Optional[str] = O(None, "--near", help="With --embeddings: the nearest characters to this one (cosine)."),
+    heads: bool = O(False, "--heads", help="One line of role hints per head, over the validation split."),
+    corpus: Optional[str] = O(None, "--corpus", help="For --heads and --embeddings (default: the model's own corpus)."),
     json_out: bool = O(False, "--json", help="Print the numbers as JSON (top-k, attention per layer and head)."),
     device: str = O("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps."),
     models_dir: Optional[Path] = ModelsDir,
@@ -55,15 +62,124 @@ def inspect_cmd(
         raise SettingsError(f"--rank-of takes one character, got {len(rank_of)}")
     folder = resolve_model(model, models_dir)
     loaded = load_model(folder, device=pick_device(device))
+    if embeddings or heads:
+        return deeper(loaded, embeddings, top, near, heads, corpus, json_out)
+    if prompt is None:
+        raise SettingsError("--prompt is needed (only --embeddings and --heads do without)")
     analysis = analyze(loaded.model, loaded.tokenizer, prompt)
     layer = check_index(layer, analysis.n_layer, "layer")
     view = analysis.at(position, top_k, temperature, sampled=rank_of)
+    if lens or ablate:
+        return lens_and_ablation(analysis, view, lens, ablate, top_k, json_out)
     if json_out:
         doc = {"model": loaded.name, "block_size": loaded.model.cfg.block_size, "vocab_size": loaded.tokenizer.vocab_size, **view.to_dict()}
         sys.stdout.write(inert_json(doc) + "\n")
         sys.stdout.flush()
         return
     render(Console(highlight=False), one_line(loaded.name), view, layer, loaded.model.cfg.block_size)
+
+
+def print_json(doc) -> None:
+    sys.stdout.write(inert_json(doc) + "\n")
+    sys.stdout.flush()
+
+
+def lens_and_ablation(analysis, view, lens: bool, ablate: bool, top_k: int, json_out: bool) -> None:
+    from rich.console import Console
+
+    from tinygpt_tui.engine.lens import ablate as run_ablation, logit_lens
+
+    rows = logit_lens(analysis, view.position, top_k) if lens else None
+    abl = run_ablation(analysis, view.position) if ablate else None
+    if json_out:
+        return print_json({"position": view.position, "context": "".join(view.chars),
+                           "lens": [r.__dict__ for r in rows] if rows else None, "ablation": abl.__dict__ if abl else None})
+    console = Console(highlight=False)
+    console.print(context_line(view, console.width))
+    if rows:
+        console.print(lens_text(rows, view, console.width))
+    if abl:
+        console.print(ablation_text(view.chars, abl, console.color_system is not None, console.width))
+
+
+def lens_text(rows, view, width: int) -> Text:
+    """One line per layer: the character that came next (rank, probability), then the top-k."""
+    t = Text("Logit lens", style="bold")
+    t.append(f" at position {view.position}: what the model would predict if it stopped after each layer", style="dim")
+    for r in rows:
+        t.append("\nembeddings " if r.layer == 0 else f"\nlayer {r.layer:<4} ", style="cyan")
+        if r.actual:
+            t.append(f"{cell(view.actual.char)[0]} #{r.actual[0]:<4,} {r.actual[1]:6.1%}   ", style="magenta")
+        t.append_text(items_line("", [(cell(c)[0], f" {p:.0%}") for c, p in r.top], max(width - 28, 20)))
+    return t
+
+
+def ablation_text(chars, abl, color: bool, width: int) -> Text:
+    """The context coloured by each character's effect on the top prediction: red where replacing it
+    lowers the prediction's log-probability (the character supported it), blue where it raises it."""
+    t = Text("What changes the answer", style="bold")
+    t.append(f": each character replaced by the average embedding, the change in log p({cell(abl.target)[0]})\n", style="dim")
+    vmax = max((abs(d) for d in abl.deltas if d == d), default=0.0) or 1.0
+    for j, ch in enumerate(chars[: abl.position + 1]):
+        d = abl.deltas[j]
+        level = 0.0 if d != d else math.sqrt(min(abs(d) / vmax, 1.0))
+        rgb = (255, round(255 * (1 - level)), round(255 * (1 - level))) if d < 0 else (round(255 * (1 - level)), round(255 * (1 - level)), 255)
+        t.append(cell(ch)[0], style=Style(bgcolor=Color.from_rgb(*rgb), color="black") if color else None)
+    ranked = sorted((j for j in range(len(abl.deltas)) if abl.deltas[j] == abl.deltas[j]), key=lambda j: abl.deltas[j])
+    t.append_text(items_line("\n  most needed: ", [(cell(chars[j])[0], f"@{j} {abl.deltas[j]:+.2f}") for j in ranked[:8]], width))
+    return t
+
+
+def embedding_text(emap, near_list, near: str | None, width: int, height: int = 18) -> Text:
+    from tinygpt_tui.engine.lens import scatter
+
+    lines, hidden = scatter([cell(c)[0] for c in emap.chars], emap.xy, max(width, 20), height)
+    t = Text(f"The {'output layer' if emap.which == 'output' else 'embedding'} map", style="bold")
+    t.append(f" ({emap.method}: x {emap.explained[0]:.0%} of the variance, y {emap.explained[1]:.0%}), "
+             f"the {len(emap.chars):,} most frequent characters" + (f"; {hidden:,} hidden by others" if hidden else ""), style="dim")
+    t.append("\n" + "\n".join(lines))
+    if near_list:
+        t.append_text(items_line(f"\n  nearest to {cell(near)[0]} (cosine): ", [(cell(c)[0], f" {v:.2f}") for c, v in near_list], width))
+    return t
+
+
+def deeper(loaded, embeddings: bool, top: int, near: str | None, heads: bool, corpus: str | None, json_out: bool) -> None:
+    """--embeddings and --heads: views of the whole model, not of one prompt."""
+    from rich.console import Console
+
+    from tinygpt_tui.cli.common import corpus_path
+    from tinygpt_tui.data import read_corpus
+    from tinygpt_tui.engine.lens import embedding_map, head_roles, neighbours
+
+    model, tok, doc, text, note = loaded.model, loaded.tokenizer, {}, None, None
+    try:
+        text = read_corpus(corpus_path(corpus or str(loaded.doc.get("corpus", {}).get("name", "")))).text
+    except TinyGPTError as e:  # (the corpus is optional for the map: frequencies, else vocabulary order)
+        if heads or corpus:
+            raise SettingsError(f"{e} (give --corpus FILE)") from None
+        note = "note: the model's corpus is not here: characters in vocabulary order (give --corpus FILE)"
+    console = Console(highlight=False)
+    if embeddings:
+        near_list = neighbours(model, tok, near) if near is not None else None
+        which = ["embedding"] + ([] if model.cfg.tie_weights else ["output"])
+        maps = [embedding_map(model, tok, top, text, w) for w in which]
+        doc["embeddings"] = [{"which": m.which, "method": m.method, "explained": m.explained,
+                              "points": [{"char": c, "x": float(x), "y": float(y)} for c, (x, y) in zip(m.chars, m.xy)]} for m in maps]
+        doc["near"] = [{"char": c, "cosine": v} for c, v in near_list] if near_list else None
+        if not json_out:
+            if note:
+                console.print(Text(note, style="yellow"))
+            for m in maps:
+                console.print(embedding_text(m, near_list if m is maps[0] else None, near, console.width))
+    if heads:
+        roles = head_roles(model, tok, text)
+        doc["heads"] = [r.__dict__ for r in roles]
+        if not json_out:
+            console.print(Text("Head hints over 16 windows of the validation split (shares of attention)", style="bold"))
+            for r in roles:
+                console.print(r.line())
+    if json_out:
+        print_json(doc)
 
 
 # inferno-like ramp: dark (no weight) to bright yellow (the heaviest weight shown)
