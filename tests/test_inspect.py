@@ -269,6 +269,11 @@ def test_head_roles_measure_where_each_head_looks():
     for r in head_roles(model, tok, TEXT * 40, windows=4):
         assert r.distance > 0 and 0 <= r.previous <= 1 and 0 <= r.word_start <= 1 and 0 < r.induction <= 1
 
+    from tinygpt_tui.engine.card import render_card
+
+    card = render_card({"name": "m", "heads": [r.line() for r in roles]})
+    assert "What each head looks at" in card and roles[0].line() in card
+    assert "What each head looks at" not in render_card({"name": "m"})
 
 # ------------------------------------------------------------------ CLI
 @pytest.fixture(scope="module")
