@@ -43,3 +43,27 @@ def test_generate_screen_small_terminal(app, snap_compare):
 
 def test_training_screen(app, snap_compare):
     assert snap_compare(app, press=["ctrl+t"], terminal_size=(120, 40), run_before=models_listed)
+
+
+def test_inspector_screen(tmp_path, snap_compare):
+    """The inspector on a fixture model (fixed seed): bars, the heatmap of layer 0, and its key hints."""
+    from textual.app import App
+
+    from tinygpt_tui.app.inspector import InspectorScreen
+    from tinygpt_tui.engine.folder import load_model
+
+    folder = make_models_dir(tmp_path) / "beta"
+    loaded = load_model(folder)
+    screen = InspectorScreen(folder, loaded.tokenizer, "ROMEO: what say you, my lord?", model=loaded.model)
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(screen)
+
+    async def analysed(pilot):
+        while screen.analysis is None:  # one forward pass in a worker
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(Host(), terminal_size=(100, 34), run_before=analysed)

@@ -98,7 +98,7 @@ class GenerateScreen(Screen):
         Binding("escape", "stop", "Stop", id="stop"),
         Binding("ctrl+n", "continue", "Continue", id="continue"),
         Binding("ctrl+l", "clear", "Clear", id="clear"),
-        Binding("ctrl+b", "toggle_sidebar", "Sidebar", id="toggle-sidebar"),
+        Binding("ctrl+b", "toggle_sidebar", "Sidebar", show=False, id="toggle-sidebar"),  # (in the palette: the footer keeps Ctrl+T at 80 columns)
         Binding("ctrl+y", "copy_output", "Copy", show=False, id="copy"),
         Binding("f2", "inspect", "Inspect", id="inspect", priority=True),  # F2 works from the prompt too
         Binding("f5", "refresh_models", "Refresh models", show=False, id="refresh-models"),
