@@ -182,6 +182,7 @@ class Trainer:
 
         from tinygpt_tui.config import GPTConfig
         from tinygpt_tui.engine.device import autocast, pick_dtype
+        from tinygpt_tui.fast.kernels import accelerate
         from tinygpt_tui.model import GPT
 
         self.impl, self.shape, self.device = impl, shape, device
@@ -197,7 +198,7 @@ class Trainer:
         else:
             cfg = GPTConfig(vocab_size=shape.vocab_size, block_size=shape.block_size, n_layer=shape.n_layer, n_head=shape.n_head,
                             n_embd=shape.n_embd, dropout=shape.dropout, **TINYGPT_ARCHS.get(impl, {}))
-            self.model = GPT(cfg).to(device)
+            self.model = accelerate(GPT(cfg).to(device))  # as `tinygpt train` runs it
             self.model.checkpointing = impl == CHECKPOINTED
             self.dtype = pick_dtype(device, "auto", cfg.n_embd)  # what `tinygpt train` picks
             # ...and the micro-batches it splits the batch into to fit its default activation budget

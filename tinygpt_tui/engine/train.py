@@ -3,13 +3,10 @@
     for event in train(TrainConfig(corpus="input.txt", name="mine", max_steps=2000), stop_event):
         print(event)
 
-It yields events (Started, Step, Eval, Saved, Stopping, Finished) and appends
-the same records to the model folder's metrics.jsonl (within a second), so anyone
-can follow a run. When ``stop_event`` is set it finishes the step under way, saves
-once and ends: no evaluation or sample starts after a stop.
-
-The folder keeps the weights of the best evaluation (lowest validation estimate),
-the training state those of the last step, so a resumed run goes on from there.
+It yields events (Started, Step, Eval, Saved, Stopping, Finished) and appends the same records to
+the folder's metrics.jsonl (within a second), so anyone can follow a run. A set ``stop_event``
+ends the step under way, then one save. The folder keeps the weights of the best evaluation and
+the training state of the last step, so a resumed run goes on from there.
 
 Distributed (distributed.py): ``DistInfo`` says which rank this process is; only rank 0 writes; all
 ranks agree each step on stopping. Determinism: the batches and dropout of step s on rank r are drawn
@@ -208,7 +205,8 @@ class Run:
         import torch
 
         from tinygpt_tui.engine.device import describe, pick_device, pick_dtype
-        from tinygpt_tui.model import GPT
+        from tinygpt_tui import fast, model
+        from tinygpt_tui.fast.kernels import accelerate
 
         cfg, self.corpus, self.tokenizer, state = self._settings()
         self.cfg = cfg
@@ -240,7 +238,9 @@ class Run:
         budget = memory_budget_bytes(cfg.memory_budget, self.device)
         check_fits(self.model_cfg, self.micro_batch, self.device, budget)  # before the model exists
         torch.manual_seed(cfg.seed)
-        self.model = GPT(self.model_cfg).to(self.device)
+        self.model = model.GPT(self.model_cfg).to(self.device)
+        if fast.enabled():
+            accelerate(self.model)  # fast/kernels.py: the same function, faster on a CPU (no-op elsewhere)
         self.model.checkpointing = bool(cfg.checkpoint_activations)
         self.activation_mb = None  # what a micro-batch keeps for the backward pass (measured when a budget applies)
         if budget:

@@ -40,7 +40,10 @@ ARGS = (
 
 
 def available() -> bool:
-    return numba is not None
+    """numba is installed and speed is not switched off (TINYGPT_FAST=0)."""
+    from tinygpt_tui.fast import enabled
+
+    return numba is not None and enabled()
 
 
 if numba is not None:
