@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -201,10 +202,12 @@ def test_corpus_not_found_lists_the_added_corpora(tmp_path, small_corpus):
     assert r.stdout == ""  # a refused run writes nothing to stdout, not even a blank line
 
 
-def test_a_refused_train_writes_nothing_to_stdout(tmp_path):
-    r = tinygpt("train", tmp_path / "missing.txt", "--name", "x", "--models-dir", tmp_path)
-    assert_one_line_error(r, "not found")
-    assert r.stdout == ""
+@pytest.mark.parametrize("bad", [["missing.txt"], ["small.txt", "--seed", str(2**70)]])
+def test_a_refused_train_writes_nothing_to_stdout(tmp_path, small_corpus, bad):
+    shutil.copy(small_corpus, tmp_path / "small.txt")
+    r = tinygpt("train", tmp_path / bad[0], *bad[1:], "--name", "x", "--models-dir", tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+    assert r.stdout == ""  # not even a blank line
 
 
 def test_the_last_progress_line_is_the_end_of_the_run(tmp_path, small_corpus):

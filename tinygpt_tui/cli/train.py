@@ -231,7 +231,8 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
                 if ev.reason == "stopped":
                     console.print(Text(f"continue with: {resume_hint(cfg, dist)}"))
     finally:
-        progress.stop()
+        if task is not None:  # (stopping a progress never started still prints a blank line)
+            progress.stop()
 
 
 def resume_hint(cfg, dist) -> str:
