@@ -431,3 +431,33 @@ async def test_inspector_screen_renders_and_follows_keys():
         assert 1 <= screen.computations - n <= 2  # the first text, then the newest
         await pilot.press("escape")
         assert pilot.app.screen is not screen
+
+
+async def test_inspector_deeper_views_follow_the_position():
+    from textual.app import App
+
+    from tests.test_app import wait_for
+    from tinygpt_tui.app.inspector import InspectorScreen
+
+    model, tok = tiny(n_layer=3, n_head=2)
+    screen = InspectorScreen(None, tok, "林黛玉 the honou", model=model, min_interval=0.0)
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(screen)
+
+    async with Host().run_test(size=(80, 24)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        panel = screen.query_one("#insp-deeper")
+        await pilot.press("l")
+        assert await wait_for(pilot, lambda: "layer 3" in shown_lines(panel), timeout=5)
+        await pilot.press("left")  # the lens follows: the character that came next is ranked at each layer
+        assert await wait_for(pilot, lambda: "u #" in shown_lines(panel), timeout=5)
+        await pilot.press("x")
+        assert await wait_for(pilot, lambda: "most needed" in shown_lines(panel), timeout=30)
+        await pilot.press("e")
+        assert await wait_for(pilot, lambda: "embedding map" in shown_lines(panel), timeout=30)
+        await pilot.press("h")  # no model folder, so no corpus: said in one line
+        assert await wait_for(pilot, lambda: "no head hints" in shown_lines(panel), timeout=30)
+        await pilot.press("h")
+        assert await wait_for(pilot, lambda: not shown_lines(panel).strip(), timeout=5)

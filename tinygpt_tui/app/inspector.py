@@ -31,9 +31,21 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from tinygpt_tui.app.messages import Inspected, reported
-from tinygpt_tui.cli.inspect import (cell, head_rows, heatmap_column_at, heatmap_lines, layer_rows, legend, prob_bars,
-                                     ranked_line, top_attended)
+from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heatmap_column_at, heatmap_lines,
+                                     layer_rows, legend, lens_text, prob_bars, ranked_line, top_attended)
 from tinygpt_tui.errors import TinyGPTError
+
+
+def corpus_text(folder) -> str | None:
+    """The model's own corpus (for the embedding map's frequencies and the head hints), if it is here."""
+    from tinygpt_tui.cli.common import corpus_path
+    from tinygpt_tui.data import read_corpus
+    from tinygpt_tui.engine.folder import read_info
+
+    try:
+        return read_corpus(corpus_path(read_info(folder).corpus)).text if folder is not None else None
+    except (TinyGPTError, OSError):
+        return None
 
 
 class Panel(Widget):
@@ -127,6 +139,10 @@ class InspectorScreen(ModalScreen):
         Binding("right_square_bracket", "layer(1)", "Layer", show=False, id="inspector-layer-up"),
         Binding("a", "all_heads", "All heads", id="inspector-all-heads"),
         Binding("g", "all_layers", "All layers", id="inspector-all-layers"),
+        Binding("l", "deeper('lens')", "Lens", id="inspector-lens"),
+        Binding("x", "deeper('ablation')", "Ablate", id="inspector-ablation"),
+        Binding("e", "deeper('embeddings')", "Embeddings", id="inspector-embeddings"),
+        Binding("h", "deeper('heads')", "Head hints", id="inspector-heads"),
         # the all-layers view is taller than most terminals: its scrolling keys are in the footer
         Binding("pagedown", "page(1)", "Scroll", key_display="PgUp PgDn", priority=True, id="inspector-page-down"),
         Binding("pageup", "page(-1)", "Scroll up", show=False, priority=True, id="inspector-page-up"),
@@ -151,6 +167,8 @@ class InspectorScreen(ModalScreen):
         self._last_start = 0.0
         self.last_duration = 0.0  # seconds the last forward pass took
         self._timer = None
+        self.deeper: str | None = None  # lens, ablation, embeddings or heads: the view under the bars
+        self.deeper_result: dict = {}  # ablation (per analysis and position), embeddings, heads: computed in a worker
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -161,6 +179,7 @@ class InspectorScreen(ModalScreen):
                 yield Static("", id="insp-probs-title", classes="insp-heading")
                 yield Panel(self._build_probs, id="insp-probs")
                 yield Static("", id="insp-rank")
+                yield Panel(self._build_deeper, id="insp-deeper", classes="insp-heading")
                 yield Panel(self._build_map_title, id="insp-map-title", classes="insp-heading")
                 yield Panel(self._build_map, id="insp-map")
                 yield Static("", id="insp-summary")
@@ -314,6 +333,55 @@ class InspectorScreen(ModalScreen):
         self.all_layers = not self.all_layers
         self._refresh_view()
 
+    def action_deeper(self, what: str) -> None:
+        """l, x, e, h: the logit lens, the ablation, the embedding map, the head hints (again: hidden)."""
+        self.deeper = None if self.deeper == what else what
+        self._refresh_view()
+
+    def _deeper_key(self):
+        return ("ablation", self.computations, self._pos()) if self.deeper == "ablation" else self.deeper
+
+    def _compute_deeper(self, key, a) -> None:
+        """(worker thread) The ablation nearest characters first, or a whole-model view; each result redrawn."""
+        from tinygpt_tui.engine import lens
+
+        def show(result):
+            self.deeper_result[key] = result
+            self.query_one("#insp-deeper", Panel).changed()
+
+        try:
+            model, tok = self.model, self.tokenizer
+            if key[0] == "ablation":
+                for step in lens.ablation_steps(a, key[2]):
+                    if self._deeper_key() != key:
+                        return  # the position or the text moved on: stop
+                    self.app.call_from_thread(show, step)
+                return
+            text = corpus_text(self.folder)
+            result = (lens.embedding_map(model, tok, 300, text or self.text) if key == "embeddings"
+                      else [r.line() for r in lens.head_roles(model, tok, text)] if text else "the model's corpus is not here: no head hints")
+        except TinyGPTError as e:
+            result = str(e)
+        self.app.call_from_thread(show, result)
+
+    def _build_deeper(self, width: int) -> Text:
+        r = self.deeper_result.get(self._deeper_key())
+        if self.deeper is None or self.view is None:
+            t = Text("")
+        elif self.deeper == "lens":
+            from tinygpt_tui.engine.lens import logit_lens
+
+            t = lens_text(logit_lens(self.analysis, self.view.position, 5), self.view, width)
+        elif isinstance(r, str) or r is None:
+            t = Text(r or "", style="dim")
+        elif self.deeper == "ablation":
+            t = ablation_text(self.view.chars, r, True, width)
+        elif self.deeper == "embeddings":
+            t = embedding_text(r, None, None, width, max(8, self.app.size.height - 12))
+        else:
+            t = Text("Head hints over the validation split\n", style="bold") + Text("\n".join(r))
+        return Text("\n").join(t.wrap(self.app.console, width))  # (the panel crops what is wider)
+
     # ------------------------------------------------------------ drawing
     def _set_status(self) -> None:
         status = self.query_one("#insp-status", Static)
@@ -375,7 +443,11 @@ class InspectorScreen(ModalScreen):
             weights = self._weights()
             label = "all layers and heads" if self.all_layers else (f"layer {self.layer_index} average" if self.head_index is None else f"layer {self.layer_index} head {self.head_index}")
             summary.update(top_attended(v, weights, 8, f"{label} looks most at: "))
-        for pid in ("#insp-probs", "#insp-map-title", "#insp-map"):
+        key = self._deeper_key()
+        if self.deeper not in (None, "lens") and a is not None and key not in self.deeper_result:
+            self.deeper_result[key] = f"computing the {self.deeper}…"
+            self.run_worker(lambda: self._compute_deeper(key, a), thread=True, group="deeper", exit_on_error=False)
+        for pid in ("#insp-probs", "#insp-deeper", "#insp-map-title", "#insp-map"):
             self.query_one(pid, Panel).changed()
 
     def _rows(self):

@@ -166,11 +166,10 @@ def deeper(loaded, embeddings: bool, top: int, near: str | None, heads: bool, co
         doc["embeddings"] = [{"which": m.which, "method": m.method, "explained": m.explained,
                               "points": [{"char": c, "x": float(x), "y": float(y)} for c, (x, y) in zip(m.chars, m.xy)]} for m in maps]
         doc["near"] = [{"char": c, "cosine": v} for c, v in near_list] if near_list else None
-        if not json_out:
-            if note:
-                console.print(Text(note, style="yellow"))
-            for m in maps:
-                console.print(embedding_text(m, near_list if m is maps[0] else None, near, console.width))
+        if note and not json_out:
+            console.print(Text(note, style="yellow"))
+        for m in [] if json_out else maps:
+            console.print(embedding_text(m, near_list if m is maps[0] else None, near, console.width))
     if heads:
         roles = head_roles(model, tok, text)
         doc["heads"] = [r.__dict__ for r in roles]

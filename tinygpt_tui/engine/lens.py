@@ -1,10 +1,8 @@
 """Look deeper: the logit lens, the embedding map, ablation, and per-head role hints.
 
     a = analyze(model, tokenizer, "the honou")   # engine/inspect.py: one pass, residuals kept
-    logit_lens(a, -1, top_k=5)                   # what each layer would predict, stopped there
-    ablate(a, -1)                                # what each earlier character adds to the top prediction
-    embedding_map(model, tokenizer, top=80, text=corpus)   # the embeddings in 2-D (PCA)
-    head_roles(model, tokenizer, corpus)         # one line of hints per head
+    logit_lens(a, -1, top_k=5), ablate(a, -1)    # per layer; per earlier character
+    embedding_map(model, tokenizer, top=80, text=corpus), head_roles(model, tokenizer, corpus)
 
 The residual stream is read with PyTorch forward hooks on the model's own blocks, so the lens sees
 exactly the numbers the forward pass computes (the last layer's lens is the model's prediction).
@@ -47,10 +45,6 @@ def evaluating(model):
         model.train(was)
 
 
-def _rank(probs, i: int) -> int:
-    return int((probs > probs[i]).sum()) + 1
-
-
 @dataclass
 class LensRow:
     layer: int  # 0 = the embeddings, l = after block l
@@ -68,7 +62,7 @@ def logit_lens(analysis, position: int = -1, top_k: int = 5) -> list[LensRow]:
     rows = []
     for layer, pr in enumerate(probs):
         order = np.argsort(-pr, kind="stable")[:top_k]
-        actual = (_rank(pr, nxt), float(pr[nxt])) if nxt is not None else None
+        actual = (int((pr > pr[nxt]).sum()) + 1, float(pr[nxt])) if nxt is not None else None
         rows.append(LensRow(layer, [(analysis.vocab[i], float(pr[i])) for i in order], actual))
     return rows
 
@@ -157,8 +151,7 @@ def pca2(w: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     for k in range(2):
         if xy[np.argmax(np.abs(xy[:, k])), k] < 0:
             xy[:, k] *= -1
-    var = (s**2).sum() or 1.0
-    ratios = (s[:2] ** 2 / var).tolist() + [0.0, 0.0]
+    ratios = (s[:2] ** 2 / ((s**2).sum() or 1.0)).tolist() + [0.0, 0.0]
     return xy, (ratios[0], ratios[1])
 
 
@@ -199,14 +192,11 @@ def scatter(labels: list[str], xy: np.ndarray, width: int, height: int) -> tuple
     hidden = 0
     for s, (x, y) in zip(labels, xy):
         w = min(cell_len(s), 2) or 1
-        c = int(round((x - lo[0]) / span[0] * (width - w)))
-        r = int(round((1 - (y - lo[1]) / span[1]) * (height - 1)))
+        c, r = int(round((x - lo[0]) / span[0] * (width - w))), int(round((1 - (y - lo[1]) / span[1]) * (height - 1)))
         if any(grid[r][c + d] != " " for d in range(w)):
             hidden += 1
             continue
-        grid[r][c] = s
-        for d in range(1, w):
-            grid[r][c + d] = ""  # a wide character covers the next cell
+        grid[r][c : c + w] = [s] + [""] * (w - 1)  # a wide character covers the next cell
     return ["".join(row).rstrip() for row in grid], hidden
 
 
