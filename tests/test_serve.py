@@ -17,11 +17,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import aiohttp  # textual-serve's own HTTP library: the DevTools client here
 import pytest
 
 from conftest import ROOT, make_models_dir
-
-aiohttp = pytest.importorskip("aiohttp")  # textual-serve's own dependency: the test extra installs it
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
