@@ -2,6 +2,7 @@
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -135,3 +136,21 @@ def test_window_rule_keeps_block_size_keys_and_refuses_absolute_positions_past_i
             absolute(torch.zeros(1, 1, dtype=torch.long), cache=cache)
         cache.reset()
         assert absolute(torch.zeros(1, 3, dtype=torch.long), cache=cache)[0].shape == (1, 3, 23)
+
+
+@pytest.mark.parametrize("base, head_size", [(10000.0, 16), (500.0, 32), (10000.0, 64), (500000.0, 128)])
+def test_rope_angles_are_hugging_face_llamas(base, head_size):
+    """In float32, as transformers' Llama computes them (an exported model's logits are then
+    tinygpt's), and the compiled decoder's frequencies are the same numbers."""
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+    from tinygpt_tui.fast.decode import ARGS, JitModel
+
+    cfg = GPTConfig(n_embd=2 * head_size, n_head=2, pos_encoding="rope", rope_base=base, block_size=4096)
+    rotary = LlamaRotaryEmbedding(LlamaConfig(hidden_size=cfg.n_embd, num_attention_heads=2, rope_theta=base, max_position_embeddings=4096))
+    cos, sin = rotary(torch.zeros(1, 4096, head_size), torch.arange(4096)[None])
+    ours = GPT(cfg).rope_angles(0, 4096, "cpu")
+    assert torch.equal(ours[0], cos[0, :, : head_size // 2]) and torch.equal(ours[1], sin[0, :, : head_size // 2])
+    jm = JitModel.from_torch(GPT(GPTConfig(**{**cfg.to_dict(), "block_size": 8})))
+    assert np.array_equal(dict(zip(ARGS, jm.args("fp32")))["inv_freq"], rotary.inv_freq.numpy())

@@ -7,6 +7,7 @@ app's sidebar, `tinygpt models`) never has to import torch.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import asdict, dataclass, fields
 
 from tinygpt_tui.errors import SettingsError
@@ -31,8 +32,10 @@ def sinusoidal_table(n: int, dim: int) -> list[list[float]]:
 
 
 def rope_frequencies(head_size: int, base: float) -> list[float]:
-    """RoPE turns the pair (i, i + D/2) of a head's vector by pos * f_i, with f_i = base^(-2i / D)."""
-    return [base ** (-i / head_size) for i in range(0, head_size, 2)]
+    """RoPE turns the pair (i, i + D/2) of a head's vector by pos * f_i, with f_i = 1 / base^(2i / D):
+    in float32, each step rounded as Hugging Face's Llama computes it, as are the angles (model.py)."""
+    f32 = lambda v: array("f", [v])[0]  # noqa: E731 (rounded to float32)
+    return [f32(1.0 / f32(f32(base) ** f32(i / head_size))) for i in range(0, head_size, 2)]
 
 
 def alibi_slope_list(n_head: int) -> list[float]:
@@ -143,6 +146,11 @@ class Window:
 
     def __len__(self) -> int:
         return self.end - self.start
+
+    @property
+    def full(self) -> bool:
+        """No room at the back for the next token: make_room moves the live entries, or refuses."""
+        return self.end == self.capacity
 
     def make_room(self, T: int) -> tuple[int, int]:
         """Before T new tokens: (start, end), the first key they may see and where they go."""

@@ -192,10 +192,11 @@ class GPT(nn.Module):
         return KVCache(self.cfg)
 
     def rope_angles(self, start: int, T: int, device):
-        """cos and sin (T, D/2) of the angles of positions start .. start + T - 1."""
-        freqs = torch.tensor(rope_frequencies(self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_base), dtype=torch.float64)
-        angles = torch.arange(start, start + T, dtype=torch.float64)[:, None] * freqs  # float64: late positions stay exact
-        return angles.cos().float().to(device), angles.sin().float().to(device)
+        """cos and sin (T, D/2) of the angles of positions start .. start + T - 1, in float32 as
+        Hugging Face's Llama computes them (its exported logits are then tinygpt's)."""
+        inv_freq = torch.tensor(rope_frequencies(self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_base))
+        angles = torch.arange(start, start + T).float()[:, None] * inv_freq
+        return angles.cos().to(device), angles.sin().to(device)
 
     def attention_mask(self, T: int, past: int, device):
         """What T new queries may see of the past + T keys: None for plain causal attention,
