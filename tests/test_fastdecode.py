@@ -8,6 +8,8 @@ the most likely next character is the same at least 97% of the time.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -349,3 +351,83 @@ def test_load_for_sampling_refuses_a_bad_device_or_folder_before_importing_torch
     lines = r.stdout.splitlines()
     assert lines[0].startswith("SettingsError unknown device") and lines[1].startswith("CheckpointError config.json")
     assert lines[2] == "torch imported: False"
+
+
+# ---------------------------------------------------------------- runs of tokens, and the first run on a machine
+def todays_text(jm, tok, prompt, s):
+    """The sampler as it was before runs of tokens: one compiled step and one compiled draw per
+    character, a uniform number per draw, the window refilled or slid in Python."""
+    dec = jm.decoder(s.precision)
+    dec.ready.wait()
+    window, uniform = jm.cfg.block_size, np.random.default_rng(s.seed).random
+    top_k = s.top_k if s.top_k is not None and s.top_k < jm.cfg.vocab_size else 0
+    top_p = 1.0 if s.top_p is None else s.top_p
+    history = tok.encode(prompt).ids[-window:]
+    logits, out = dec.feed(history), []
+    for _ in range(s.max_new_tokens):
+        nxt = jitstep.draw(logits, float(s.temperature), top_k, top_p, uniform() if s.temperature else 0.0)
+        out.append(nxt)
+        history.append(nxt)
+        if dec.sliding or dec.pos < window:
+            logits = dec.feed([nxt])
+        else:
+            history = history[-(window - window // 4) :]
+            dec.reset()
+            logits = dec.feed(history)
+    return tok.decode(out)
+
+
+@pytest.mark.parametrize("pos", ["learned", "rope", "alibi"])  # refilled, and slid past the buffer's end
+def test_runs_of_tokens_in_one_call_write_todays_text(pos):
+    from tinygpt_tui.tokenizer import CharTokenizer
+
+    tok = CharTokenizer(list("abcdefghijklmnopqrstuvwxyz .\n"))
+    jm = jitstep.JitModel.from_torch(model_for(pos_encoding=pos))
+    for kw in (dict(temperature=1.0, seed=4), dict(temperature=0.7, seed=5, top_k=9, top_p=0.9), dict(temperature=0)):
+        for precision in ("int8", "fp32"):
+            s = SamplingSettings(max_new_tokens=300, precision=precision, **kw)
+            gen = Generation(jm, tok, "the cat", s)
+            chunks = list(gen.chunks())
+            assert "".join(chunks) == todays_text(jm, tok, "the cat", s), (kw, precision)
+            assert not gen.compiling and len(chunks) < 100  # the compiled decoder, in runs
+
+
+def test_plain_step_computes_what_the_compiled_step_does(monkeypatch):
+    """The numpy step that decodes while numba compiles: the compiled step's logits, within rounding."""
+    for kw in VARIANTS:
+        jm = jitstep.JitModel.from_torch(model_for(**kw))
+        ids = torch.randint(0, 29, (50,), generator=torch.Generator().manual_seed(3)).tolist()
+        for precision in ("int8", "fp32"):
+            fast = jm.decoder(precision)
+            fast.ready.wait()
+            with monkeypatch.context() as mp:
+                mp.setattr(jitstep, "WAIT_S", 0.0)
+                mp.setattr(jitstep, "compiling", lambda types: threading.Event())  # never ready
+                plain = jm.decoder(precision)
+            assert fast.compiled and not plain.compiled
+            for chunk in [ids[:5]] + [[t] for t in ids[5 : None if fast.sliding else 16]]:  # (three windows when sliding)
+                assert np.allclose(plain.feed(chunk), fast.feed(chunk), atol=1e-5, rtol=1e-5), kw
+
+
+def test_the_text_does_not_depend_on_when_the_compiled_decoder_takes_over(monkeypatch):
+    """The first run on a machine decodes with numpy while numba compiles, then switches between
+    two runs of tokens: the same draw and the same uniform numbers, so the same text."""
+    from tinygpt_tui.tokenizer import CharTokenizer
+
+    tok = CharTokenizer(list("abcdefghijklmnopqrstuvwxyz .\n"))
+    for pos in ("learned", "alibi"):
+        jm = jitstep.JitModel.from_torch(model_for(pos_encoding=pos))
+        s = SamplingSettings(max_new_tokens=200, temperature=1.0, seed=6, top_k=20, precision="fp32")
+        want = "".join(Generation(jm, tok, "the cat", s))
+        monkeypatch.setattr(jitstep, "WAIT_S", 0.0)
+        for switch_at in (1, 37, 199):
+            compiled = threading.Event()
+            monkeypatch.setattr(jitstep, "compiling", lambda types: compiled)
+            gen, got = Generation(jm, tok, "the cat", s), []
+            for ch in gen:
+                got.append(ch)
+                if len(got) == switch_at:
+                    assert gen.compiling  # (what a screen shows a note for)
+                    compiled.set()
+            assert "".join(got) == want and not gen.compiling, (pos, switch_at)
+        monkeypatch.undo()

@@ -123,23 +123,12 @@ def test_draws_follow_the_filtered_probabilities():
     assert np.allclose(counts / n, [0.625, 0.375, 0.0, 0.0], atol=0.012)
 
 
-def test_chunked_gathers_characters_by_time_and_keeps_the_tail_on_error():
-    from tinygpt_tui.sampler import chunked
-
-    times = iter([0.0, 0.01, 0.02, 0.05, 0.06, 0.2])
-    clock = lambda: next(times)  # noqa: E731
-    assert list(chunked("abcdef", 0.04, clock)) == [("a", 0.0), ("bcd", 0.01), ("ef", 0.06)]
-
-    def failing():
-        yield "x"
-        yield "y"
-        raise RuntimeError("sampler died")
-
-    out = []
-    with pytest.raises(RuntimeError, match="died"):
-        for chunk in chunked(failing(), 10.0):
-            out.append(chunk[0])
-    assert out == ["x", "y"]  # the first at once; the rest before the error
+def test_chunks_start_with_the_first_character_alone_and_make_the_same_text():
+    """chunks() gives a string per decoder call (the first at once, one character); the same text as iterating."""
+    m, tok = model_for("alibi")
+    s = SamplingSettings(max_new_tokens=300, seed=4)
+    chunks = list(Generation(m, tok, "ab", s).chunks())
+    assert len(chunks[0]) == 1 and len(chunks) < 300 and "".join(chunks) == "".join(generate(m, tok, "ab", s))
 
 
 @pytest.mark.parametrize("top_k, top_p", [(0, 1.0), (3, 1.0), (0, 0.6), (5, 0.9), (1, 1.0)])

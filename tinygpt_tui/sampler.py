@@ -4,10 +4,11 @@
         print(ch, end="", flush=True)
 
 Each step a decoder turns the tokens so far into the logits of the next one, ``draw`` picks
-it, and it is fed back. One decoder per device: on a CPU the compiled step of
-fast/decode.py (int8 weights unless precision="fp32"); elsewhere, or without numba, the
-model's own KVCache. Past the window (block_size) a relative position encoding slides; an
-absolute one starts over from the last 3/4 of the window (config.Window).
+it, and it is fed back (``sample``: a run of such steps). One decoder per device: on a CPU
+fast/decode.py's compiled step, which runs ``sample`` as one call (int8 weights unless
+precision="fp32"); elsewhere, or without numba, the model's own KVCache. Past the window
+(block_size) a relative position encoding slides; an absolute one starts over from the last
+3/4 of the window (config.Window).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import numpy as np
 
 from tinygpt_tui.errors import SettingsError
 from tinygpt_tui.tokenizer import CharTokenizer, Encoded
+
+CALL_S = 0.02  # seconds of text a decoder call makes (the compiled one without holding the GIL)
 
 
 @dataclass
@@ -71,34 +74,42 @@ def draw(logits, temperature: float, top_k: int, top_p: float, u: float) -> int:
     return min(int(i), int(np.flatnonzero(p)[-1]))  # (u * total rounding up past the last kept token)
 
 
-def uniforms(seed: int | None):
-    """Uniform numbers in [0, 1) for ``draw``, one per call: the same seed, the same numbers
-    (and so the same text on either decoder, up to float rounding); None: fresh entropy."""
-    return np.random.default_rng(seed).random
+Uniforms = lambda seed: np.random.default_rng(seed).random  # noqa: E731 (bench/bench.py's uniform numbers, one per call)
 
 
-Uniforms = uniforms  # (the former name, still used by bench/bench.py)
+def sample(run, n: int, uniforms, temperature: float, top_k: int, top_p: float) -> list[int]:
+    """Up to ``n`` tokens from a decoder's logits, each drawn (with the next of ``uniforms``) and
+    fed back, all but the last (the caller feeds it, or starts over); fewer when the decoder's
+    buffer is full (the caller makes room). The compiled decoder runs this very loop in one call."""
+    toks = []
+    for i in range(n):
+        toks.append(draw(run.logits, temperature, top_k, top_p, uniforms[i]))
+        if i == n - 1 or run.full:
+            break
+        run.feed(toks[-1:])
+    return toks
 
 
 class CachedModel:
     """The decoder off the CPU: the model's own forward pass with its KVCache."""
 
-    draw = staticmethod(draw)
-
     def __init__(self, model):
         self.model, self.cache = model, model.new_cache()
         self.sliding, self.reset = self.cache.sliding, self.cache.reset
 
-    @property
-    def pos(self) -> int:
-        return self.cache.pos
+    pos = property(lambda self: self.cache.pos)
+    full = property(lambda self: self.cache.full)
 
     def feed(self, ids: list[int]):
         """Run ``ids`` (at positions pos, pos + 1, ...); return the (V,) logits after the last."""
         import torch
 
         idx = torch.tensor([ids], device=next(self.model.parameters()).device)
-        return self.model(idx, cache=self.cache)[0][0, -1].float().cpu().numpy()
+        self.logits = self.model(idx, cache=self.cache)[0][0, -1].float().cpu().numpy()
+        return self.logits
+
+    def sample(self, *args) -> list[int]:
+        return sample(self, *args)
 
 
 def decoder(model, precision: str = "auto", backend: str = "auto"):
@@ -117,8 +128,11 @@ def decoder(model, precision: str = "auto", backend: str = "auto"):
 
 
 class Generation:
-    """One streaming generation; iterate it for characters. ``dropped`` lists the prompt's
-    characters the model does not know (left out); ``stop()`` (or ``stop_event``) ends it."""
+    """One streaming generation; iterate it for characters, or ``chunks()`` for strings (one per
+    decoder call, about CALL_S seconds of text; the first is the first character alone).
+    ``dropped`` lists the prompt's characters the model does not know (left out); ``stop()`` (or
+    ``stop_event``) ends it; ``compiling`` is True while the compiled decoder is still being built
+    (the first run on a machine: the text comes from numpy meanwhile, slower)."""
 
     def __init__(self, model, tokenizer: CharTokenizer, prompt: str, settings: SamplingSettings, stop_event=None, context_ids=None,
                  backend: str = "auto"):
@@ -128,11 +142,21 @@ class Generation:
         enc = tokenizer.encode(prompt) if context_ids is None else Encoded(list(context_ids))
         self.dropped, self.prompt_ids = enc.dropped, enc.ids
         self.generated = 0
+        self.run = None  # the decoder, once started
+
+    compiling = property(lambda self: self.run is not None and not getattr(self.run, "compiled", True))
 
     def stop(self):
         self.stop_event.set()
 
     def __iter__(self):
+        for text in self.chunks():
+            for ch in text:
+                if self.stop_event.is_set():
+                    return
+                yield ch
+
+    def chunks(self):
         model = self.model
         if not hasattr(model, "parameters"):  # a JitModel: torch is not needed (nor imported)
             yield from self._steps(decoder(model, self.settings.precision))
@@ -148,52 +172,35 @@ class Generation:
             model.train(was_training)
 
     def _steps(self, run):
-        s, window = self.settings, self.model.cfg.block_size
-        uniform = uniforms(s.seed)
+        s, window, self.run = self.settings, self.model.cfg.block_size, run
+        rng, spare = np.random.default_rng(s.seed), np.empty(0)  # uniform numbers drawn, not used yet
         top_k = s.top_k if s.top_k is not None and s.top_k < self.model.cfg.vocab_size else 0  # (past V: no cut)
         top_p = 1.0 if s.top_p is None else float(s.top_p)
         # with no prompt, start from a newline: the model begins a fresh line
         history = list(self.prompt_ids[-window:]) or [self.tokenizer.stoi.get("\n", 0)]
-        logits = run.feed(history)  # (V,) after the last token
-        for _ in range(s.max_new_tokens):
-            if self.stop_event.is_set():
+        run.feed(history)
+        n, left = 1, s.max_new_tokens
+        while left > 0 and not self.stop_event.is_set():
+            n = min(n, left)
+            if s.temperature and len(spare) < n:
+                spare = np.concatenate([spare, rng.random(n - len(spare))])
+            t0 = time.perf_counter()
+            toks = run.sample(n, spare if s.temperature else np.zeros(n), float(s.temperature), top_k, top_p)
+            n = max(1, min(4096, int(len(toks) * CALL_S / max(time.perf_counter() - t0, 1e-6))))
+            spare, left = spare[len(toks) :], left - len(toks)
+            self.generated += len(toks)
+            yield "".join(self.tokenizer.chars[t] for t in toks)
+            history += toks
+            if left == 0:
                 return
-            nxt = run.draw(logits, float(s.temperature), top_k, top_p, uniform() if s.temperature else 0.0)
-            self.generated += 1
-            yield self.tokenizer.chars[nxt]
-            history.append(nxt)
             if run.sliding or run.pos < window:
-                logits = run.feed([nxt])
+                run.feed(toks[-1:])
             else:  # absolute positions: start over from the last 3/4 of the window
                 history = history[-(window - window // 4) :]
                 run.reset()
-                logits = run.feed(history)
+                run.feed(history)
             if len(history) > 4 * window:
                 history = history[-window:]
-
-
-def chunked(chars, interval: float, clock=time.perf_counter):
-    """Characters gathered into ``(text, when its first character came)`` chunks, at most one per
-    ``interval`` seconds (the first character at once), for a screen that cannot take them one by
-    one. What is gathered when the characters end, or fail, still comes out (then the error)."""
-    buf: list[str] = []
-    first, last = 0.0, -1e9
-    try:
-        for ch in chars:
-            now = clock()
-            if not buf:
-                first = now
-            buf.append(ch)
-            if now - last >= interval:
-                yield "".join(buf), first
-                buf.clear()
-                last = now
-    except Exception:
-        if buf:
-            yield "".join(buf), first
-        raise
-    if buf:
-        yield "".join(buf), first
 
 
 def generate(model, tokenizer, prompt: str = "", settings: SamplingSettings | None = None, stop_event=None):

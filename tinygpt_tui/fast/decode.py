@@ -1,25 +1,26 @@
 """A GPT's decoding step as one compiled function (numba): the decoder on a CPU.
 
-In PyTorch a one-token forward pass is mostly the fixed cost of small operations (about
-fifteen per layer, each microseconds of dispatch). Here the whole step, every layer, is one
-call into machine code that numba compiles from the plain loops below (once per machine,
-cached on disk): int8 weights with a scale per output row (or fp32), fp32 activations, keys
-and values written into the decoder's buffer in place; a prompt in one call, four tokens
-sharing each pass over a weight row. The loops are model.py's arithmetic written out, and
-the tests hold their logits to the model's. The step releases the GIL (a thread that
-generates does not hold up a user interface), and nothing here imports torch: ``JitModel``
-takes the weights as numpy arrays, from a model folder's safetensors file or a PyTorch model.
-Without numba, ``available()`` is False and the sampler runs the model's own KV cache.
+In PyTorch a one-token forward pass is mostly the fixed cost of small operations (about fifteen
+per layer, each microseconds of dispatch). Here ``step``, every layer, is one call into machine
+code that numba compiles from the plain loops below: int8 weights with a scale per output row
+(or fp32), fp32 activations, keys and values written into the decoder's buffer in place; a
+prompt in one call, four tokens sharing each pass over a weight row. ``sample`` runs step and
+draw for a run of tokens in one call that releases the GIL (a user interface beside it keeps
+its pace). The tests hold the logits to model.py's. numba compiles once per machine (10-20 s,
+in a thread; cached on disk); meanwhile ``plain_step``, the same step in numpy, decodes.
+Nothing here imports torch: ``JitModel`` takes the weights as numpy arrays.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
 from tinygpt_tui.config import RELATIVE, GPTConfig, Window, alibi_slope_list, rope_frequencies, sinusoidal_table
 from tinygpt_tui.sampler import draw as plain_draw
+from tinygpt_tui.sampler import sample as plain_sample
 
 try:  # optional: the model's KV cache works without it
     import numba
@@ -30,13 +31,14 @@ LAYERNORM, RMSNORM = 0, 1
 GELU, SWIGLU = 0, 1
 POS_NONE, POS_TABLE, POS_ROPE, POS_ALIBI = 0, 1, 2, 3
 
-# The model's arguments of ``step``, in order, after (tokens, pos, start, end) and before (kv, logits).
+# The model's part of ``step``'s arguments (one tuple), in order.
 ARGS = (
     "kinds", "eps", "emb", "pos_table", "slopes", "inv_freq",
     "n1w", "n1b", "qkv_w", "qkv_s", "qkv_b", "proj_w", "proj_s", "proj_b",
     "n2w", "n2b", "up_w", "up_s", "up_b", "down_w", "down_s", "down_b",
     "nfw", "nfb", "head_w", "head_s", "head_b",
 )
+WAIT_S = 0.75  # how long a new decoder waits for the compiled step (loaded from numba's cache: a fraction of a second)
 
 
 def available() -> bool:
@@ -44,6 +46,72 @@ def available() -> bool:
     from tinygpt_tui.fast import enabled
 
     return numba is not None and enabled()
+
+
+# erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (+-1 in float32 beyond), Eigen's and XLA's: within 4e-7 of
+# math.erf, and unlike it (a call per element) it vectorizes. Coefficients from the highest power down.
+_ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+          -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
+_ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+          -1.42647390514189e-02)
+
+
+def plain_erf(x):
+    """erf of a float32 number (compiled) or array (numpy)."""
+    x = np.minimum(np.maximum(x, np.float32(-4.0)), np.float32(4.0))
+    x2, p, q = x * x, np.float32(0.0), np.float32(0.0)
+    for c in _ERF_P:  # Horner's rule
+        p = p * x2 + np.float32(c)
+    for c in _ERF_Q:
+        q = q * x2 + np.float32(c)
+    return x * p / q
+
+
+def plain_step(toks, pos, start, end, model, kv, logits):
+    """``step`` in numpy, whole arrays at a time: the decoder while the compiled step compiles."""
+    (kinds, eps, emb, pos_table, slopes, inv_freq, n1w, n1b, qkv_w, qkv_s, qkv_b, proj_w, proj_s, proj_b,
+     n2w, n2b, up_w, up_s, up_b, down_w, down_s, down_b, nfw, nfb, head_w, head_s, head_b) = model
+    norm_kind, ffn_kind, pos_kind, window = kinds
+    L, _, H, _, D = kv.shape
+    T = len(toks)
+
+    def norm(x, w, b):
+        if norm_kind == LAYERNORM:
+            x = x - x.mean(-1, keepdims=True)
+        return x / np.sqrt((x * x).mean(-1, keepdims=True) + np.float32(eps)) * w + b  # (b: zeros for RMSNorm)
+
+    def linear(W, s, b, x):
+        return x @ W.T.astype(np.float32) * s + b
+
+    def rotate(v):  # RoPE, as _rope
+        a, b = v[..., : D // 2], v[..., D // 2 :]
+        return np.concatenate((a * cos - b * sin, b * cos + a * sin), axis=-1)
+
+    x = emb[toks] + (pos_table[pos : pos + T] if pos_kind == POS_TABLE else np.float32(0))  # (T, C)
+    angles = np.arange(pos, pos + T, dtype=np.float32)[:, None] * inv_freq
+    cos, sin = np.cos(angles), np.sin(angles)  # (T, D/2)
+    dist = (end + np.arange(T))[:, None] - np.arange(start, end + T)  # (T, S): how far back each key is
+    for l in range(L):
+        qkv = linear(qkv_w[l], qkv_s[l], qkv_b[l], norm(x, n1w[l], n1b[l]))
+        q, k, v = qkv.reshape(T, 3, H, D).transpose(1, 2, 0, 3)  # 3 x (H, T, D)
+        if pos_kind == POS_ROPE:
+            q, k = rotate(q), rotate(k)
+        kv[l, 0, :, end : end + T], kv[l, 1, :, end : end + T] = k, v
+        scores = q @ kv[l, 0, :, start : end + T].transpose(0, 2, 1)  # (H, T, S)
+        if pos_kind == POS_ALIBI:
+            scores -= slopes[:, None, None] * dist.astype(np.float32)
+        scores[:, (dist < 0) | (dist >= window)] = -np.inf
+        w = np.exp(scores - scores.max(-1, keepdims=True))
+        y = (w / w.sum(-1, keepdims=True)) @ kv[l, 1, :, start : end + T]  # (H, T, D)
+        x = x + linear(proj_w[l], proj_s[l], proj_b[l], y.transpose(1, 0, 2).reshape(T, -1))
+        u = linear(up_w[l], up_s[l], up_b[l], norm(x, n2w[l], n2b[l]))
+        if ffn_kind == SWIGLU:
+            g, val = np.split(u, 2, axis=-1)
+            act = g / (np.float32(1.0) + np.exp(-g)) * val
+        else:
+            act = np.float32(0.5) * u * (np.float32(1.0) + plain_erf(u * np.float32(0.7071067811865476)))
+        x = x + linear(down_w[l], down_s[l], down_b[l], act)
+    logits[:] = linear(head_w, head_s, head_b, norm(x[-1:], nfw, nfb))[0]
 
 
 if numba is not None:
@@ -74,55 +142,31 @@ if numba is not None:
 
     @_compiled(**_FLAGS)
     def _norm(x, w, b, kind, eps, out):
-        C = x.shape[0]
+        """LayerNorm: (x - mean) / sqrt(var + eps) * w + b; RMSNorm the same without the mean (b = 0)."""
+        C, mean, var = x.shape[0], np.float32(0.0), np.float32(0.0)
         if kind == LAYERNORM:
-            mean = np.float32(0.0)
             for i in range(C):
                 mean += x[i]
             mean /= C
-            var = np.float32(0.0)
-            for i in range(C):
-                d = x[i] - mean
-                var += d * d
-            r = np.float32(1.0 / math.sqrt(var / C + eps))
-            for i in range(C):
-                out[i] = (x[i] - mean) * r * w[i] + b[i]
-        else:
-            ms = np.float32(0.0)
-            for i in range(C):
-                ms += x[i] * x[i]
-            r = np.float32(1.0 / math.sqrt(ms / C + eps))
-            for i in range(C):
-                out[i] = x[i] * r * w[i]
+        for i in range(C):
+            var += (x[i] - mean) * (x[i] - mean)
+        r = np.float32(1.0 / math.sqrt(var / C + eps))
+        for i in range(C):
+            out[i] = (x[i] - mean) * r * w[i] + b[i]
 
     @_compiled(**_FLAGS)
     def _rope(v, pos, inv_freq):
-        """Rotate the pairs (i, i + D/2) of one head's vector by the angles of position ``pos``."""
+        """Rotate the pairs (i, i + D/2) of one head's vector by the angles of position ``pos``
+        (float32 angles, as model.rope_angles)."""
         half = inv_freq.shape[0]
         for i in range(half):
-            ang = pos * inv_freq[i]
-            c, s = np.float32(math.cos(ang)), np.float32(math.sin(ang))
+            ang = np.float32(pos) * inv_freq[i]
+            c, s = math.cos(ang), math.sin(ang)
             a, b = v[i], v[i + half]
             v[i] = a * c - b * s
             v[i + half] = b * c + a * s
 
-    # erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (erf is +-1 in float32 beyond): the rational
-    # approximation of Eigen and XLA, within 4e-7 of math.erf (tests/test_fastdecode.py). Unlike
-    # math.erf, which is a call per element, it vectorizes. Coefficients from the highest power down.
-    _ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
-              -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
-    _ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
-              -1.42647390514189e-02)
-
-    @_compiled(inline="always", **_FLAGS)
-    def erf(x):
-        x = min(max(x, np.float32(-4.0)), np.float32(4.0))
-        x2, p, q = x * x, np.float32(0.0), np.float32(0.0)
-        for c in _ERF_P:  # Horner's rule
-            p = p * x2 + np.float32(c)
-        for c in _ERF_Q:
-            q = q * x2 + np.float32(c)
-        return x * p / q
+    erf = _compiled(inline="always", **_FLAGS)(plain_erf)
 
     @_compiled(**_FLAGS)
     def _matmat(W, s, b, X, out):
@@ -151,15 +195,14 @@ if numba is not None:
 
     @_compiled(**_FLAGS)
     def step(
-        toks, pos, start, end, kinds, eps,  # T token ids (int64), the first one's position, the live
-        # cache entries [start, end) before them (config.Window), kinds of norm, ffn and positions
-        emb, pos_table, slopes, inv_freq,  # (V, C) embedding, (P, C) position table, (H,) ALiBi slopes, (D/2,) RoPE
-        n1w, n1b, qkv_w, qkv_s, qkv_b, proj_w, proj_s, proj_b,  # per layer, stacked on a first axis of L
-        n2w, n2b, up_w, up_s, up_b, down_w, down_s, down_b,
-        nfw, nfb, head_w, head_s, head_b,  # the final norm and the output layer
+        toks, pos, start, end,  # T token ids (int64), the first one's position, the live cache entries [start, end) before them
+        model,  # JitModel.args: kinds, eps, (V, C) embedding, (P, C) position table, (H,) ALiBi slopes, (D/2,) RoPE
+        # frequencies, the layers' norms and linear layers (weights, scales, biases) stacked on a first axis of L, the final ones
         kv,  # (L, 2, H, capacity, D) keys and values; the new tokens' go to [end, end + T)
         logits,  # (V,) out: after the last token
     ):
+        (kinds, eps, emb, pos_table, slopes, inv_freq, n1w, n1b, qkv_w, qkv_s, qkv_b, proj_w, proj_s, proj_b,
+         n2w, n2b, up_w, up_s, up_b, down_w, down_s, down_b, nfw, nfb, head_w, head_s, head_b) = model
         norm_kind, ffn_kind, pos_kind, window = kinds[0], kinds[1], kinds[2], kinds[3]
         L, _, H, _, D = kv.shape
         T, C, F = toks.shape[0], emb.shape[1], up_w.shape[1]
@@ -232,8 +275,43 @@ if numba is not None:
         _matvec(head_w, head_s, head_b, h[0], logits)
 
     draw = _compiled(nogil=True)(plain_draw)  # sampler.draw itself, compiled
-else:  # (nothing here runs: available() is False)
-    draw = plain_draw
+
+    @_compiled(nogil=True)
+    def sample(out, uniforms, temperature, top_k, top_p, pos, start, end, model, kv, logits):
+        """sampler.sample compiled, for a JitDecoder's buffers: tokens drawn into ``out`` (one
+        uniform number each) and fed back, all but the last; returns how many (fewer than
+        len(out) when the buffer fills: the caller makes room)."""
+        tok = np.empty(1, np.int64)
+        for i in range(out.shape[0]):
+            out[i] = draw(logits, temperature, top_k, top_p, uniforms[i])
+            if i == out.shape[0] - 1 or end == kv.shape[3]:
+                return i + 1
+            tok[0] = out[i]
+            step(tok, pos, start, end, model, kv, logits)
+            pos += 1
+            end += 1
+        return out.shape[0]
+
+_ready: dict = {}  # the compiled functions' argument types -> an Event set when they are ready
+
+
+def compiling(types) -> threading.Event:
+    """Get ``sample`` and ``step`` ready for arguments of these numba types in a thread, once per
+    process (loaded from numba's cache, or compiled the first time on a machine); the event is
+    set when they are (never without numba). The sampler decodes with numpy meanwhile."""
+    if types not in _ready:
+        _ready[types] = ready = threading.Event()
+        if numba is not None:
+            threading.Thread(target=_compile, args=(types, ready), name="tinygpt-compile", daemon=True).start()
+    return _ready[types]
+
+
+def _compile(types, ready):
+    try:
+        sample.compile(types)
+        step.compile(types[:1] + types[5:])  # feed's call: an int64 array of tokens, pos, start, end, model, kv, logits
+    finally:  # (if it failed, the next call compiles again, and says why)
+        ready.set()
 
 
 # ---------------------------------------------------------------- the model and a stream, without torch
@@ -316,7 +394,7 @@ class JitModel:
         elif cfg.pos_encoding == "sinusoidal":
             a["pos_table"] = np.array(sinusoidal_table(cfg.block_size, C), np.float32)
         a["slopes"] = np.array(alibi_slope_list(H), np.float32)
-        a["inv_freq"] = np.array(rope_frequencies(D, cfg.rope_base), np.float64)
+        a["inv_freq"] = np.array(rope_frequencies(D, cfg.rope_base), np.float32)
         a["kinds"] = np.array([RMSNORM if cfg.norm == "rmsnorm" else LAYERNORM, SWIGLU if cfg.ffn == "swiglu" else GELU, pos_kind,
                                cfg.block_size], np.int64)
         a["eps"] = NORM_EPS[cfg.norm]
@@ -324,14 +402,16 @@ class JitModel:
 
 
 class JitDecoder(Window):
-    """One stream of tokens through a ``JitModel``, one ``step`` call per ``feed`` (no torch).
+    """One stream of tokens through a ``JitModel`` (no torch).
 
         dec = model.decoder()
         logits = dec.feed([ids...])   # (V,) float32 after the last id: the decoder's buffer,
         logits = dec.feed([next_id])  # valid until the next call; dec.reset() starts over
-    """
+        ids = dec.sample(n, uniforms, temperature, top_k, top_p)  # sampler.sample, one compiled call
 
-    draw = staticmethod(draw)  # the sampler's draw, compiled
+    Until the compiled functions are ready (``compiled``), ``plain_step`` and the sampler's own
+    loop compute the same (up to float rounding), slower.
+    """
 
     def __init__(self, model: JitModel, precision: str = "auto"):
         cfg = model.cfg
@@ -342,6 +422,14 @@ class JitDecoder(Window):
         self.cfg, self.args = cfg, model.args(self.precision)
         self.kv = np.zeros((cfg.n_layer, 2, cfg.n_head, self.capacity, cfg.n_embd // cfg.n_head), np.float32)
         self.logits = np.empty(cfg.vocab_size, np.float32)
+        types = numba.typeof((np.empty(1, np.int64), np.empty(1), 0.0, 0, 0.0, 0, 0, 0, self.args, self.kv, self.logits)).types if numba else ()
+        self.ready = compiling(types)
+        self.ready.wait(WAIT_S)
+
+    @property
+    def compiled(self) -> bool:
+        """The compiled functions run (else the numpy ones: the first seconds ever on a machine)."""
+        return self.ready.is_set()
 
     def move(self, start: int, end: int) -> None:
         self.kv[:, :, :, : end - start] = self.kv[:, :, :, start:end].copy()  # (the ranges may overlap: copy first)
@@ -354,6 +442,14 @@ class JitDecoder(Window):
             if not 0 <= tok < V:  # (the compiled loops do not check bounds)
                 raise IndexError(f"token id {tok} is outside the vocabulary of {V}")
         start, end = self.make_room(len(ids))
-        step(np.asarray(ids, np.int64), self.pos, start, end, *self.args, self.kv, self.logits)
+        (step if self.compiled else plain_step)(np.asarray(ids, np.int64), self.pos, start, end, self.args, self.kv, self.logits)
         self.advance(len(ids))
         return self.logits
+
+    def sample(self, n: int, uniforms, temperature: float, top_k: int, top_p: float) -> list[int]:
+        if not self.compiled:
+            return plain_sample(self, n, uniforms, temperature, top_k, top_p)
+        out, u = np.empty(n, np.int64), np.ascontiguousarray(uniforms[:n], np.float64)
+        count = sample(out, u, float(temperature), int(top_k), float(top_p), self.pos, self.start, self.end, self.args, self.kv, self.logits)
+        self.advance(count - 1)  # (the last is not fed)
+        return out[:count].tolist()
