@@ -202,7 +202,7 @@ class Trainer:
             self.model.checkpointing = impl == CHECKPOINTED
             self.dtype = pick_dtype(device, "auto", cfg.n_embd)  # what `tinygpt train` picks
             # ...and the micro-batches it splits the batch into to fit its default activation budget
-            from tinygpt_tui.engine.memory import activation_bytes_per_sequence, memory_budget_bytes, micro_batch_split
+            from tinygpt_tui.engine.device import activation_bytes_per_sequence, memory_budget_bytes, micro_batch_split
 
             budget = memory_budget_bytes(None, device)
             if budget:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.engine.metrics import append_metrics
 from tinygpt_tui.errors import CheckpointError
 
 from tests.conftest import make_tiny_model
@@ -192,7 +193,7 @@ def test_interrupted_save_leaves_previous_checkpoint(folder, monkeypatch):
 
 
 def test_metrics_follow_skips_partial_lines(tmp_path):
-    ckpt.append_metrics(tmp_path, [{"event": "step", "step": 1}])
+    append_metrics(tmp_path, [{"event": "step", "step": 1}])
     with open(tmp_path / "metrics.jsonl", "a") as fh:
         fh.write('{"event": "step", "st')
     recs, off = ckpt.read_metrics(tmp_path)

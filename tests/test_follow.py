@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITER = r"""
 import json, sys
 from pathlib import Path
-from tinygpt_tui.engine.folder import append_metrics
+from tinygpt_tui.engine.metrics import append_metrics
 folder = Path(sys.argv[1])
 path = folder / "metrics.jsonl"
 def said(what):

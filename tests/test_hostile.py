@@ -733,7 +733,7 @@ def test_writes_never_follow_a_link_out_of_the_model_folder(tmp_path, small_corp
 def test_big_and_sparse_files_are_refused_before_they_are_read(tmp_path, good):
     import tracemalloc
 
-    from tinygpt_tui.engine import safe_io
+    from tinygpt_tui.engine import files
 
     folder = clone(good, "sparse")
     for name in (ckpt.CONFIG, ckpt.VOCAB):
@@ -749,14 +749,14 @@ def test_big_and_sparse_files_are_refused_before_they_are_read(tmp_path, good):
         f.truncate(2 * 1024**3)
     tracemalloc.start()
     with pytest.raises(CheckpointError, match="NUL"):
-        safe_io.read_text(path, "corpus", 4 * 1024**3)
+        files.read_text(path, "corpus", 4 * 1024**3)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 64 * 1024**2, peak
     utf16 = tmp_path / "u16.txt"
     utf16.write_text("hello there\n" * 100, encoding="utf-16")
     with pytest.raises(CheckpointError, match="UTF-16.*iconv -f UTF-16"):
-        safe_io.read_text(utf16, "corpus", 1 << 20)
+        files.read_text(utf16, "corpus", 1 << 20)
     # a metrics line that grows without ending is skipped once, not read again and again
     (folder / ckpt.METRICS).write_bytes(b'{"event": "step", "step": 1}\n' + b"x" * (3 * 1024**2))
     recs, offset = ckpt.read_metrics(folder)

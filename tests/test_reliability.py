@@ -26,6 +26,7 @@ import pytest
 import torch
 
 from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.engine.files import expected_shapes
 from tinygpt_tui.errors import CheckpointError, TinyGPTError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,7 +207,7 @@ def test_sigkill_at_random_moments_leaves_a_loadable_folder(zygote, small_corpus
         # The training state is one file and carries its own weights, so it is consistent whichever
         # rename the kill fell between; it is written first, so it is never behind the weights.
         own = ckpt.state_weights(tensors)
-        assert own is not None and set(own) == set(ckpt.expected_shapes(loaded.model.cfg)) - {"head.weight"}
+        assert own is not None and set(own) == set(expected_shapes(loaded.model.cfg)) - {"head.weight"}
         assert meta["step"] >= w_step, f"after kill {i}: weights at step {w_step}, training state at step {meta['step']}"
         assert meta["step"] - w_step <= 5, "weights more than one save behind the training state"
         if meta["step"] == w_step == ckpt.weights_step(folder, of=True):  # the weights file and the state's own copy: the same weights

@@ -137,7 +137,7 @@ def test_the_chosen_preset_is_recorded_in_the_card(small_corpus, tmp_path):
 
 # ------------------------------------------------------------------ memory budget: micro-batches
 def test_micro_batch_split_takes_the_fewest_passes_that_fit():
-    from tinygpt_tui.engine.memory import micro_batch_split
+    from tinygpt_tui.engine.device import micro_batch_split
 
     assert micro_batch_split(64, 40, 10_000) == 1  # fits whole
     assert micro_batch_split(64, 40, 1_000) == 4  # 16 x 40 = 640 fits, 32 x 40 does not
@@ -149,7 +149,7 @@ def test_activations_are_measured_per_sequence_and_leave_the_random_state_alone(
     import torch
 
     from tinygpt_tui.model import GPT, GPTConfig
-    from tinygpt_tui.engine.memory import activation_bytes_per_sequence
+    from tinygpt_tui.engine.device import activation_bytes_per_sequence
 
     torch.manual_seed(0)
     m = GPT(GPTConfig(vocab_size=30, block_size=64, n_layer=2, n_head=2, n_embd=32, dropout=0.1)).eval()

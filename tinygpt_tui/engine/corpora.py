@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinygpt_tui.data import MAX_CORPUS_BYTES, Corpus, normalize_text
-from tinygpt_tui.engine.safe_io import MiB, decode_utf8, open_regular, read_bytes, read_json, unlink_quietly
+from tinygpt_tui.engine.files import MiB, decode_utf8, open_regular, read_bytes, read_json, unlink_quietly
 from tinygpt_tui.errors import CorpusError
 
 ENV_CORPORA_DIR = "TINYGPT_CORPORA_DIR"

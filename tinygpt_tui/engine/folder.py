@@ -1,24 +1,11 @@
 """The model folder: the one interface between training, generation and the app.
 
-models/<name>/
-  config.json            model architecture, training settings, corpus, figures (written last)
-  model.safetensors      the weights (fp32); never pickle
-  vocab.json             the character vocabulary
-  metrics.jsonl          one JSON event per line, appended while training runs
-  README.md              the model card
-  train_state.safetensors
-                         everything --resume needs, in one file: a copy of the
-                         weights, the optimizer moments, and (in its metadata)
-                         the step, schedule and RNG states (not shipped)
-
-Every file is written to a temporary name, flushed to disk and renamed, so a
-crash mid-save leaves each file whole. A kill can still fall between two
-renames, so the training state never depends on another file: it carries
-its own copy of the weights, and --resume reads only it. Each safetensors
-file records the step it belongs to; config.json is renamed last.
-
-Reading a folder (listing, validating) needs no torch: the sidebar and
-`tinygpt models` stay fast. Loading the weights imports torch.
+models/<name>/  config.json (architecture, training settings, corpus, figures; renamed last),
+model.safetensors (fp32 weights; never pickle), vocab.json, metrics.jsonl (one event a line,
+appended while training), README.md (the card), train_state.safetensors (what --resume needs:
+its own copy of the weights, the optimizer moments, and the step, so a kill between two renames
+never leaves it inconsistent). Every file is written to a temporary name, fsynced and renamed.
+Listing and validating a folder needs no torch; loading the weights imports it.
 """
 
 from __future__ import annotations
@@ -30,12 +17,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from tinygpt_tui.config import GPTConfig
-from tinygpt_tui.engine.card import render_card  # noqa: F401 (written with every checkpoint; callers import it from here)
-from tinygpt_tui.engine.memory import check_fits
-from tinygpt_tui.engine.metrics import METRICS, append_metrics, read_metrics, truncate_metrics  # noqa: F401 (read through the folder)
-from tinygpt_tui.engine.safe_io import MiB, fsync_dir, open_regular, read_json, read_text, stage, unlink_quietly
-from tinygpt_tui.engine.schema import (FORMAT, WEIGHTS, check_vocab_size, check_weights, expected_shapes,  # noqa: F401
-                                       read_safetensors_header, validate_config_doc, validate_train_state)
+from tinygpt_tui.engine.card import render_card  # noqa: F401 (the folder's card: callers reach it here)
+from tinygpt_tui.engine.device import check_fits
+from tinygpt_tui.engine.files import (FORMAT, WEIGHTS, MiB, check_vocab_size, check_weights, fsync_dir, number, open_regular,
+                                      read_json, read_safetensors_header, read_text, stage, unlink_quietly, validate_config_doc,
+                                      validate_train_state)
+from tinygpt_tui.engine.metrics import METRICS, read_metrics  # noqa: F401 (the folder's log: callers reach it here)
 from tinygpt_tui.errors import CheckpointError, TinyGPTError
 from tinygpt_tui.tokenizer import CharTokenizer
 
@@ -60,14 +47,11 @@ def default_models_dir() -> Path:
     return shipped if shipped.is_dir() else here
 
 
-# model folders the app reads before its first frame (the launch screen keys on them too); a bigger
-# folder is read after it
-SYNC_LISTING = 32
+SYNC_LISTING = 32  # model folders the app reads before its first frame; a bigger models folder is read after it
 
 
 def folder_signature(models_dir, limit: int | None = None) -> tuple | None:
-    """A cheap fingerprint of the models folder: names and config/weights times (a few stat calls).
-    None if it holds more than `limit` folders (before any of them is looked into)."""
+    """A cheap fingerprint of the models folder (names, files' times and sizes); None past `limit` folders."""
     sig = []
     try:
         with os.scandir(models_dir) as it:
@@ -124,10 +108,6 @@ class ModelInfo:
     doc: dict = field(default_factory=dict, repr=False)
 
 
-def _number(v):
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else None
-
-
 def read_vocab(folder: Path) -> CharTokenizer:
     tokenizer = CharTokenizer.from_json(read_text(Path(folder) / VOCAB, VOCAB, VOCAB_LIMIT))
     check_vocab_size(tokenizer.vocab_size, VOCAB)
@@ -182,11 +162,8 @@ def read_info(folder) -> ModelInfo:
     info.ok, info.doc = True, doc
     info.params, info.block_size, info.vocab_size = cfg.param_count(), cfg.block_size, cfg.vocab_size
     info.corpus = str(corpus.get("name", ""))[:200]
-    info.val_loss = _number(figures.get("val_loss"))
-    if info.val_loss is None:
-        info.val_loss = _number(figures.get("best_val_loss"))
-    step = figures.get("step")
-    info.step = step if isinstance(step, int) and not isinstance(step, bool) else 0
+    info.val_loss = next((v for v in (figures.get("val_loss"), figures.get("best_val_loss")) if number(v)), None)
+    info.step = figures.get("step") if number(figures.get("step"), whole=True) else 0
     return info
 
 
@@ -206,7 +183,7 @@ def list_models(models_dir=None) -> list[ModelInfo]:
 # ---------------------------------------------------------------- loading and saving (torch)
 @dataclass
 class Loaded:
-    model: object  # GPT, or a jitstep.JitModel from load_for_sampling
+    model: object  # GPT, or a fast.decode.JitModel from load_for_sampling
     tokenizer: CharTokenizer
     doc: dict
     path: Path
@@ -224,7 +201,6 @@ def load_model(folder, device="cpu") -> Loaded:
 
 
 def _load_torch(folder: Path, doc: dict, cfg: GPTConfig, device) -> Loaded:
-    """load_model's second half, for a folder check_folder has passed."""
     import torch
     from safetensors.torch import load_file
 
@@ -240,8 +216,7 @@ def _load_torch(folder: Path, doc: dict, cfg: GPTConfig, device) -> Loaded:
             raise CheckpointError(f"{WEIGHTS}: {k} is {t.dtype}, not floating point")
         if not torch.isfinite(t.float()).all():  # (checked as the model will hold it: fp32)
             raise CheckpointError(f"{WEIGHTS}: {k} holds NaN or infinite values (in float32)")
-    # Built on the CPU and initialised at random before the weights replace it: building on the
-    # meta device would skip that, but its initialisers import torch._dynamo (2 s at start-up).
+    # built on the CPU, not the meta device: its initialisers import torch._dynamo (2 s at start-up)
     model = GPT(cfg)
     state = {k: v.float() for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -253,9 +228,8 @@ def _load_torch(folder: Path, doc: dict, cfg: GPTConfig, device) -> Loaded:
 
 
 def load_for_sampling(folder, device="auto") -> Loaded:
-    """A model folder loaded for generation only: on a CPU ("auto" or "cpu") with numba, a jitstep.JitModel
-    read as numpy arrays without importing torch (at batch 1 the CPU's compiled step beats a GPU's kernel
-    launches, docs/performance.md); other devices, and machines without numba: ``load_model``."""
+    """A model folder loaded for generation: on a CPU with numba, the compiled step's JitModel read as
+    numpy arrays without torch (at batch 1 it beats a GPU's kernel launches); else ``load_model``."""
     from tinygpt_tui.fast import decode as jitstep
     from tinygpt_tui.engine.device import device_kind
 
@@ -306,12 +280,8 @@ STATE_MODEL_PREFIX = "model."
 
 def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | None = None, train_state=None,
                weights: dict | None = None) -> None:
-    """Write a whole checkpoint: every file atomically, config.json last.
-
-    train_state: (tensors, meta) or None, one self-contained file with the model's own weights, so
-    --resume is consistent whichever rename a kill falls between. weights: what model.safetensors
-    holds when not the model's (a run keeps its best evaluation there, of step figures.weights_step).
-    """
+    """Write a whole checkpoint, config.json last. train_state: (tensors, meta), saved with the model's own
+    weights; weights: what model.safetensors holds when not the model's (a run keeps its best evaluation)."""
     from safetensors.torch import save
 
     folder = Path(folder)
@@ -334,8 +304,7 @@ def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | N
     files.append((CONFIG, json.dumps(doc, indent=2, ensure_ascii=False)))
     if card is not None:
         files.append((CARD, card))
-    # Write and fsync every file first, then rename them one after the other (a full disk
-    # fails before anything is replaced).
+    # every file written and fsynced before the first rename: a full disk fails before anything is replaced
     staged = []
     try:
         for name, data in files:
@@ -383,8 +352,7 @@ def state_weights(tensors: dict) -> dict | None:
 
 
 def weights_step(folder, of: bool = False) -> int | None:
-    """The step of the checkpoint the weights file was saved with (of=True: the step those weights are
-    from, earlier when the run kept its best evaluation)."""
+    """The step the weights file was saved at (of=True: the step its weights are from, when the best is kept)."""
     try:
         meta = read_safetensors_header(Path(folder) / WEIGHTS)[1]
         return int(meta.get("weights_of", meta.get("step", -1)) if of else meta.get("step", -1))
@@ -394,8 +362,7 @@ def weights_step(folder, of: bool = False) -> int | None:
 
 # ---------------------------------------------------------------- one run per folder
 class FolderLock:
-    """An exclusive flock on <folder>/.lock, held for a whole training run (the kernel drops it when the
-    process dies, even by SIGKILL: a crash never leaves a stale lock behind)."""
+    """An exclusive flock on <folder>/.lock for a whole run (the kernel drops it when the process dies)."""
 
     def __init__(self, folder, quiet: bool = False):
         import fcntl
@@ -469,10 +436,8 @@ def is_dead_run(folder) -> bool:
 
 
 def remove_dead_run(folder) -> None:
-    """Delete a folder left by a run that died before its first checkpoint (is_dead_run); anything else is refused.
-
-    The folder's lock is held while its files go, so no run can start in it meanwhile; a link among
-    them is removed, never followed."""
+    """Delete a folder left by a run that died before its first checkpoint, under its lock (a link is
+    removed, never followed); anything else is refused."""
     folder = Path(folder)
     if folder.is_symlink() or not folder.is_dir():
         raise CheckpointError(f"not a model folder: {folder}")

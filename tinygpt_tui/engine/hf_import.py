@@ -14,8 +14,8 @@ from pathlib import Path
 from tinygpt_tui.config import LIMITS, GPTConfig
 from tinygpt_tui.engine.export import gpt2_layers
 from tinygpt_tui.engine.folder import PICKLE_SUFFIXES
-from tinygpt_tui.engine.safe_io import read_json
-from tinygpt_tui.engine.schema import FLOAT_DTYPES, expected_shapes, read_safetensors_header
+from tinygpt_tui.engine.files import read_json
+from tinygpt_tui.engine.files import FLOAT_DTYPES, expected_shapes, read_safetensors_header
 from tinygpt_tui.errors import CheckpointError
 from tinygpt_tui.tokenizer import CharTokenizer
 

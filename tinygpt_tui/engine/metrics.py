@@ -1,8 +1,5 @@
-"""metrics.jsonl: one JSON record per line, appended while a run trains and read by anyone following it.
-
-Appends never follow a link; reads take only a regular file, a bounded chunk at a
-time, and only records that pass the schema (schema.valid_record).
-"""
+"""metrics.jsonl: one JSON record a line, appended while a run trains, read by anyone following it
+(never through a link, a bounded chunk at a time, only records that pass files.valid_record)."""
 
 from __future__ import annotations
 
@@ -11,15 +8,12 @@ import os
 import time
 from pathlib import Path
 
-from tinygpt_tui.engine.safe_io import MiB, append, atomic_write, open_regular
-from tinygpt_tui.engine.schema import valid_record
+from tinygpt_tui.engine.files import MiB, append, atomic_write, open_regular, valid_record
 from tinygpt_tui.errors import CheckpointError
 
 METRICS = "metrics.jsonl"
 MAX_LINE = 1 * MiB  # a record is a few hundred bytes (a sample of text at most kilobytes)
 MAX_READ = 64 * MiB  # per call: a follower catches up over several calls
-
-
 FLUSH_S = 1.0  # a record waits at most this long for the file (a follower lags by no more)
 
 
@@ -29,9 +23,8 @@ def append_metrics(folder, records: list[dict]) -> None:
 
 
 class MetricsLog:
-    """The records of a run on their way to metrics.jsonl: a step record is written at the latest
-    FLUSH_S after it was made (one small append a second, not one per step); every other record
-    (start, eval, saved, finish) at once."""
+    """A run's records on their way to metrics.jsonl: step records within FLUSH_S (one append a second,
+    not one a step), every other record at once."""
 
     def __init__(self, folder, every_s: float | None = None, clock=time.monotonic):
         self.folder, self.every_s, self.clock = folder, FLUSH_S if every_s is None else every_s, clock
@@ -86,12 +79,8 @@ def _read(folder, start: int, limit: int) -> bytes | None:
 
 
 def read_metrics(folder, start: int = 0) -> tuple[list[dict], int]:
-    """Complete records from byte offset ``start``; returns them and the offset to continue from.
-
-    A line still being written (no newline yet) is left for the next call, so
-    a reader can follow a growing file written by another process; a line that
-    grows past MAX_LINE without ending is skipped, not read again and again.
-    """
+    """Complete records from byte offset ``start``, and the offset to go on from. A line still being
+    written is left for the next call; one past MAX_LINE without an end is skipped, not read again and again."""
     chunk = _read(folder, start, MAX_READ)
     if not chunk:
         return [], start

@@ -23,7 +23,7 @@ import re
 import warnings
 from pathlib import Path
 
-from tinygpt_tui.engine.safe_io import open_regular, read_bytes
+from tinygpt_tui.engine.files import open_regular, read_bytes
 from tinygpt_tui.errors import CheckpointError
 
 MAX_PT_BYTES = 8 * 1024**3
@@ -168,7 +168,7 @@ def map_nanogpt(sd: dict, args: dict, n_head: int | None):
         raise CheckpointError(f"tensor {unknown[0][:80]} has no place in a nanoGPT GPT ({len(unknown)} such); not converted")
     if not tied:
         out["head.weight"] = head.detach().float().contiguous()
-    from tinygpt_tui.engine.folder import expected_shapes
+    from tinygpt_tui.engine.files import expected_shapes
 
     want = expected_shapes(cfg)
     for k, shape in want.items():

@@ -93,7 +93,7 @@ class Optimizers:
         return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
     def load_tensors(self, tensors: dict, meta: dict, device) -> None:
-        """Restore what to_tensors saved (the training state has been validated by schema.py)."""
+        """Restore what to_tensors saved (the training state has been validated by files.py)."""
         import torch
 
         live = self.state_dict()["param_groups"]

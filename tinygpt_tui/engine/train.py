@@ -31,8 +31,8 @@ from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.corpora import read_corpus
 from tinygpt_tui.engine.distributed import DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests
 from tinygpt_tui.engine.evaluate import estimate_loss, evaluate_split
-from tinygpt_tui.engine.metrics import MetricsLog
-from tinygpt_tui.engine.memory import activation_bytes_per_sequence, check_fits, memory_budget_bytes, micro_batch_split
+from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
+from tinygpt_tui.engine.device import activation_bytes_per_sequence, check_fits, memory_budget_bytes, micro_batch_split
 from tinygpt_tui.engine.optim import build_optimizer
 from tinygpt_tui.engine.presets import NameTaken, TrainConfig, check_name, resume_config
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
@@ -379,9 +379,9 @@ class Run:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 if cfg.resume:  # a resumed run rewrites what came after its checkpoint
-                    ckpt.truncate_metrics(self.folder, self.start_step)
+                    truncate_metrics(self.folder, self.start_step)
                 elif not (self.folder / ckpt.METRICS).is_symlink():  # (a link is refused by the first append)
-                    ckpt.truncate_metrics(self.folder, -1)  # a new run: drop what a run that died before saving left
+                    truncate_metrics(self.folder, -1)  # a new run: drop what a run that died before saving left
             except OSError as e:
                 raise CheckpointError(f"cannot write to {self.folder}: {e.strerror or e}") from None
 

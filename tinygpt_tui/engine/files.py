@@ -1,21 +1,173 @@
-"""Validation by schema, in one place, of everything read from a model folder before it is used:
-config.json and each of its sections, the vocabulary's size, the training state, metrics.jsonl
-records, and the safetensors header (read here without numpy or torch: the app lists folders
-before its first frame). Types, ranges, and finiteness of every float; a wrong-typed section is
-refused with one line, never reaches code that assumes a dict.
+"""The one way tinygpt opens a file, and the checks on everything read from a model folder.
+
+A model folder may come from a stranger, so a file's name says nothing about what is behind it:
+- writes never follow a symbolic link: a whole file is written to a new temporary file and
+  renamed over the name (a rename replaces a link); files appended in place (the lock,
+  metrics.jsonl) are opened with O_NOFOLLOW;
+- reads accept only regular files (opened with O_NONBLOCK, so a FIFO cannot block the open,
+  then checked with fstat); a link to a regular file is read, as a user may make one on purpose;
+- reads are bounded per kind of file, on the size and again on what is read; text is checked
+  for NUL bytes and UTF-16/32 chunk by chunk, so a huge binary file costs one chunk of memory;
+- what is read is validated (types, ranges, finite floats) before any code assumes its shape.
+No torch or numpy here: the app lists the models folder before its first frame.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
+import tempfile
 from pathlib import Path
 
 from tinygpt_tui.config import ConfigError, GPTConfig
-from tinygpt_tui.engine.safe_io import open_regular
 from tinygpt_tui.errors import CheckpointError
 
+KiB, MiB = 1024, 1024 * 1024
+CHUNK = 4 * MiB
+BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+KINDS_OF_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+# ---------------------------------------------------------------- reading and writing
+def open_regular(path, what: str, error=CheckpointError, write: bool = False) -> int:
+    """A file descriptor on a regular file (created for a write); anything else is refused by kind."""
+    flags = os.O_NONBLOCK | os.O_CLOEXEC | (os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW if write else os.O_RDONLY)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except FileNotFoundError:
+        raise error(f"{what} is missing: {path}") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise error(f"{what} is a symbolic link, which tinygpt does not write through: {path}") from None
+        if e.errno == errno.EISDIR:
+            raise error(f"{what} is a folder, not a file: {path}") from None
+        raise error(f"cannot open {what}: {e.strerror or e}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((name for test, name in KINDS_OF_FILE if test(mode)), "not a regular file")
+        raise error(f"{what} is {kind}, not a regular file: {path}")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_bytes(path, what: str, limit: int, error=CheckpointError, text: bool = False) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (text: no NUL bytes, no UTF-16/32)."""
+    fd = open_regular(path, what, error)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise error(f"{what} is {size:,} bytes, more than the {limit:,} tinygpt reads: {path}")
+        chunks, total = [], 0
+        while chunk := os.read(fd, min(CHUNK, limit + 1 - total)):
+            if text and not chunks:
+                for bom, name in BOMS.items():
+                    if chunk.startswith(bom):
+                        raise error(f"{what} is {name} text, tinygpt reads UTF-8: convert it first, "
+                                    f"e.g. iconv -f {name} -t UTF-8: {path}")
+            if text and b"\x00" in chunk:
+                raise error(f"{what} looks binary (it contains NUL bytes), not text: {path}")
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # it grew since fstat
+                raise error(f"{what} is more than the {limit:,} bytes tinygpt reads: {path}")
+        return b"".join(chunks)
+    except OSError as e:
+        raise error(f"cannot read {what}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
+def decode_utf8(raw: bytes, what: str, path, error=CheckpointError) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{what} is not UTF-8 text (bad byte 0x{raw[e.start]:02x} at offset {e.start}): {path}; "
+                    "convert it first, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def read_text(path, what: str, limit: int, error=CheckpointError) -> str:
+    return decode_utf8(read_bytes(path, what, limit, error, text=True), what, path, error)
+
+
+def read_json(path, what: str, limit: int, error=CheckpointError):
+    text = read_text(path, what, limit, error)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{what} is not valid JSON ({e.msg} at line {e.lineno}): {path}") from None
+    except RecursionError:
+        raise error(f"{what} nests too deeply to be a tinygpt file: {path}") from None
+
+
+def append(path, data: str, what: str) -> None:
+    """Append to a regular file, never through a link (metrics.jsonl)."""
+    fd = open_regular(path, what, write=True)
+    try:
+        os.lseek(fd, 0, os.SEEK_END)
+        os.write(fd, data.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def stage(path: Path, data: bytes | str) -> str:
+    """Write data to a new temporary file beside path (never an existing file or link) and fsync it."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise CheckpointError(f"cannot write to {path.parent}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            mask = os.umask(0)
+            os.umask(mask)
+            os.fchmod(f.fileno(), 0o666 & ~mask)  # as an ordinary new file (mkstemp makes it 0600)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        unlink_quietly(tmp)
+        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+    return tmp
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    tmp = stage(path, data)
+    try:
+        os.replace(tmp, path)
+    except OSError as e:
+        unlink_quietly(tmp)
+        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def unlink_quietly(path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- validation
 FORMAT = "tinygpt/1"
 WEIGHTS = "model.safetensors"
 BIG = 2**62  # past any real step, token count or parameter count, inside every integer type used
@@ -124,9 +276,8 @@ def valid_record(r) -> bool:
     return True
 
 
+# ---------------------------------------------------------------- safetensors, read by hand
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
-
-
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "I16": 2, "U16": 2, "F16": 2,
                "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8}
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit
@@ -135,14 +286,11 @@ MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit
 def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict]:
     """{name: (dtype, shape)} and the metadata of a safetensors file, from its header alone.
 
-    The format is an 8-byte little-endian length, that many bytes of JSON, then the tensors'
-    bytes. Reading the header here (rather than through the safetensors package) keeps numpy out
-    of listing and checking a folder: the app lists the models folder before its first frame.
-    The checks are the format's own: offsets inside the file, tiling the data with no gap or
-    overlap, each tensor's byte count matching its dtype and shape. Loading the weights still
-    goes through the safetensors package.
+    The format: an 8-byte little-endian length, that much JSON, then the tensors' bytes. Read here,
+    not through the safetensors package, to keep numpy out of listing a folder. The checks are the
+    format's own: offsets inside the file tiling the data with no gap or overlap, each tensor's
+    byte count matching its dtype and shape. The weights themselves load through safetensors.
     """
-
     path = Path(path)
 
     def bad(why: str):
@@ -170,8 +318,7 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int,
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise bad("its metadata is not a map of strings")
     data_bytes = size - 8 - n
-    out: dict[str, tuple[str, tuple[int, ...]]] = {}
-    spans = []
+    out, spans = {}, []
     for k, t in doc.items():
         name = str(k)[:80]
         if not isinstance(t, dict):
@@ -184,10 +331,7 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int,
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
                 or not 0 <= offsets[0] <= offsets[1] <= data_bytes):
             raise bad(f"{name} has offsets outside the file")
-        numel = 1
-        for d in shape:
-            numel *= d
-        if offsets[1] - offsets[0] != numel * DTYPE_BYTES[dtype]:
+        if offsets[1] - offsets[0] != math.prod(shape) * DTYPE_BYTES[dtype]:
             raise bad(f"{name}: {offsets[1] - offsets[0]} bytes for a {dtype} tensor of shape {shape}")
         out[k] = (dtype, tuple(shape))
         spans.append(offsets)
@@ -199,14 +343,6 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int,
     if end != data_bytes:
         raise bad("its tensors do not cover the data")
     return out, meta
-
-
-def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    tensors, _ = read_safetensors_header(path)
-    for k, (dtype, _shape) in tensors.items():  # refuse integer "weights" before loading anything
-        if dtype not in FLOAT_DTYPES:
-            raise CheckpointError(f"{WEIGHTS}: {k[:80]} is {dtype[:20]}, not floating point")
-    return {k: shape for k, (_dtype, shape) in tensors.items()}
 
 
 def expected_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
@@ -237,10 +373,14 @@ def expected_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
 
 
 def check_weights(folder: Path, cfg: GPTConfig) -> None:
-    got = _weight_shapes(folder / WEIGHTS)
+    """The weights file's tensors are floating point and exactly the ones the config builds."""
+    tensors, _ = read_safetensors_header(folder / WEIGHTS)
+    for k, (dtype, _shape) in tensors.items():  # integer "weights" are refused before loading anything
+        if dtype not in FLOAT_DTYPES:
+            raise CheckpointError(f"{WEIGHTS}: {k[:80]} is {dtype[:20]}, not floating point")
+    got = {k: shape for k, (_dtype, shape) in tensors.items()}
     want = expected_shapes(cfg)
-    missing = sorted(set(want) - set(got))
-    extra = sorted(set(got) - set(want))
+    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
     if missing:
         raise CheckpointError(f"{WEIGHTS} lacks {len(missing)} tensors the config needs, e.g. {missing[0]}")
     if extra:
