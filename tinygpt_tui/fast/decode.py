@@ -115,6 +115,7 @@ def plain_step(toks, pos, start, end, model, kv, logits):
 
 
 if numba is not None:
+    _uncached: list = []  # functions compiled at each run (no folder for numba's cache)
     # reassociation lets LLVM vectorize the dot products (sums in a different order: float rounding only)
     _FLAGS = dict(nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, boundscheck=False)
 
@@ -126,6 +127,7 @@ if numba is not None:
             try:
                 return numba.njit(cache=True, **flags)(fn)
             except RuntimeError:  # "cannot cache function ...: no locator available"
+                _uncached.append(fn.__name__)
                 return numba.njit(cache=False, **flags)(fn)
 
         return wrap
@@ -298,11 +300,12 @@ _ready: dict = {}  # the compiled functions' argument types -> an Event set when
 def compiling(types) -> threading.Event:
     """Get ``sample`` and ``step`` ready for arguments of these numba types in a thread, once per
     process (loaded from numba's cache, or compiled the first time on a machine); the event is
-    set when they are (never without numba). The sampler decodes with numpy meanwhile."""
+    set when they are (never without numba). The sampler decodes with numpy meanwhile; a process
+    that ends sooner waits for the compiler first, so that the next run finds them cached."""
     if types not in _ready:
         _ready[types] = ready = threading.Event()
         if numba is not None:
-            threading.Thread(target=_compile, args=(types, ready), name="tinygpt-compile", daemon=True).start()
+            threading.Thread(target=_compile, args=(types, ready), name="tinygpt-compile", daemon=bool(_uncached)).start()
     return _ready[types]
 
 
