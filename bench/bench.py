@@ -212,7 +212,7 @@ class Trainer:
             no_decay = [p for p in self.model.parameters() if p.dim() < 2]
             groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
             if impl == MUON:
-                from tinygpt_tui.engine.optim import build_optimizer
+                from tinygpt_tui.engine.presets import build_optimizer
                 from tinygpt_tui.engine.presets import TrainConfig
 
                 self.opt = build_optimizer(self.model, TrainConfig(optimizer="muon", lr=1e-3, muon_lr=0.02, beta2=0.99))

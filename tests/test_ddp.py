@@ -59,7 +59,7 @@ def test_two_processes_train_one_model_and_a_single_process_resumes_it(tmp_path)
     from tinygpt_tui.engine import folder as ckpt
     from tinygpt_tui.data import Dataset, read_corpus
     from tinygpt_tui.engine.distributed import param_digest
-    from tinygpt_tui.engine.evaluate import estimate_loss, evaluate_split
+    from tinygpt_tui.engine.train import estimate_loss, evaluate_split
     from tinygpt_tui.engine.train import Finished, Started, TrainConfig, step_seed, train
 
     corpus, models = make_corpus(tmp_path), tmp_path / "models"

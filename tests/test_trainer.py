@@ -256,7 +256,7 @@ def test_the_folder_keeps_the_best_evaluation_and_resume_goes_on_from_the_last_s
     from tests.conftest import shakespeare_path
     from tinygpt_tui.data import Dataset
     from tinygpt_tui.engine.corpora import read_corpus
-    from tinygpt_tui.engine.evaluate import evaluate_split
+    from tinygpt_tui.engine.train import evaluate_split
 
     corpus = tmp_path / "c.txt"
     corpus.write_bytes(shakespeare_path().read_bytes()[:4000])

@@ -96,7 +96,7 @@ def eval_cmd(
     from rich.text import Text
 
     from tinygpt_tui.data import Dataset, read_corpus
-    from tinygpt_tui.engine.evaluate import evaluate_split
+    from tinygpt_tui.engine.train import evaluate_split
     from tinygpt_tui.errors import CorpusError
 
     if split not in ("val", "train", "all"):

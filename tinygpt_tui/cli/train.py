@@ -152,7 +152,9 @@ def init_distributed(device: str = "auto"):
 
 
 def run_training(cfg, jsonl: bool = False) -> None:
-    from tinygpt_tui.engine.train import dumps, train as train_events
+    import json
+
+    from tinygpt_tui.engine.train import train as train_events
 
     stop = threading.Event()
     dist = init_distributed(cfg.device)
@@ -162,7 +164,7 @@ def run_training(cfg, jsonl: bool = False) -> None:
         if jsonl or quiet:
             for ev in train_events(cfg, stop, dist):
                 if not quiet:
-                    print(dumps(ev), flush=True)
+                    print(json.dumps(ev.record(), ensure_ascii=False), flush=True)
             return
         _run_with_progress(cfg, stop, dist)
     except TinyGPTError as e:

@@ -1,8 +1,6 @@
-"""Training settings: TrainConfig, the presets a learner picks by name, and the checks on both.
-
-No torch here: the app and the command line resolve and check settings before
-anything heavy is imported.
-"""
+"""Training settings (TrainConfig, the presets a learner picks by name, the checks on both) and the
+optimizer they build. torch is imported only when an optimizer is built: the app and the command line
+resolve and check settings first."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from tinygpt_tui.config import ConfigError, GPTConfig
-from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.errors import CheckpointError, SettingsError
 
 MODEL_KEYS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "pos_encoding", "ffn", "norm", "tie_weights", "mlp_ratio")
 OPTIMIZERS = ("muon", "adamw")
@@ -167,13 +165,9 @@ REPORTING_KEYS = ("eval_interval", "eval_iters", "log_interval", "sample_chars",
 
 
 def resume_config(given: TrainConfig, saved: dict, model: GPTConfig, saved_corpus: str) -> TrainConfig:
-    """The settings of a resumed run: the checkpoint's, with the length and reporting given now.
-
-    The shape can't change. The length is one setting: given steps or minutes (or
-    both), the run's length is what was given, and a limit left out is no limit
-    (`--resume --max-steps 600` after `--minutes 1` must not stop at the old minute).
-    Given neither, the saved limits stand (a stopped run carries on to its end).
-    """
+    """The settings of a resumed run: the checkpoint's, with the length and reporting given now. The
+    length is one setting: given steps or minutes, a limit left out is no limit (`--resume --max-steps 600`
+    after `--minutes 1` must not stop at the old minute); given neither, the saved limits stand."""
     known = {f.name for f in fields(TrainConfig)}
     merged = {k: v for k, v in saved.items() if k in known}
     merged.update({k: getattr(model, k) for k in MODEL_KEYS})
@@ -206,3 +200,108 @@ def check_name(name) -> None:
     bad = set('/\\\0\x7f') | {chr(i) for i in range(32)} | {chr(i) for i in range(0x80, 0xA0)}
     if name in (".", "..") or any(c in bad for c in name) or len(name) > 100 or name.startswith("."):
         raise SettingsError(f"model name {name!r} can't be a folder name: use letters, digits, spaces, - or _ (at most 100)")
+
+
+# ---------------------------------------------------------------- the optimizer
+def build_optimizer(model, cfg) -> "Optimizers":
+    """The optimizer `tinygpt train` uses for cfg.optimizer, cfg.lr, cfg.muon_lr, weight decay and betas."""
+    import torch
+
+    from tinygpt_tui.engine.muon import BatchedMuon  # torch's Muon, its iterations batched over same-shape matrices
+
+    named = list(model.named_parameters())
+    parts = []
+    if cfg.optimizer == "muon":
+        # Muon orthogonalizes the update of each hidden matrix (2-D weights inside the blocks); embeddings,
+        # the output layer, norms and biases stay with AdamW, as its authors prescribe. Its learning
+        # rate follows the same schedule, scaled by muon_lr / lr.
+        def hidden(n, p):
+            return n.startswith("blocks.") and p.dim() == 2
+
+        muon = BatchedMuon([p for n, p in named if hidden(n, p)], lr=cfg.muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True)
+        muon.param_groups[0]["lr_scale"] = cfg.muon_lr / cfg.lr
+        parts.append(muon)
+        named = [(n, p) for n, p in named if not hidden(n, p)]
+    groups = [{"params": [p for _, p in named if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0}]
+    kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    try:
+        parts.append(torch.optim.AdamW(groups, fused=True, **kw))
+    except (RuntimeError, TypeError):
+        parts.append(torch.optim.AdamW(groups, **kw))
+    return Optimizers(parts)
+
+
+class Optimizers:
+    """Muon and AdamW behind one optimizer's interface; state_dict() numbers the parameters across the
+    parts as one optimizer over all their groups would, so a checkpoint holds one flat state."""
+
+    def __init__(self, parts):
+        self.parts = list(parts)
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for o in self.parts for g in o.param_groups]
+
+    def step(self) -> None:
+        for o in self.parts:
+            o.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.parts:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        state, groups, offset = {}, [], 0
+        for o in self.parts:
+            sd = o.state_dict()
+            state.update({i + offset: st for i, st in sd["state"].items()})
+            groups += [{**g, "params": [i + offset for i in g["params"]]} for g in sd["param_groups"]]
+            offset += sum(len(g["params"]) for g in sd["param_groups"])
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, sd: dict) -> None:
+        groups, first, offset = sd["param_groups"], 0, 0
+        for o in self.parts:
+            mine = groups[first : first + len(o.param_groups)]
+            ids = [i for g in mine for i in g["params"]]
+            if len(ids) != sum(len(g["params"]) for g in o.param_groups):
+                raise ValueError("the saved optimizer has different parameter groups")
+            o.load_state_dict({
+                "state": {i - offset: sd["state"][i] for i in ids if i in sd["state"]},
+                "param_groups": [{**g, "params": [i - offset for i in g["params"]]} for g in mine],
+            })
+            first, offset = first + len(mine), offset + len(ids)
+
+    def to_tensors(self) -> tuple[dict, dict]:
+        """The state as flat tensors ("opt.<param>.<name>", for safetensors) and the rest as JSON."""
+        sd = self.state_dict()
+        tensors, scalars = {}, {}
+        for idx, st in sd["state"].items():
+            for k, v in st.items():
+                if hasattr(v, "detach"):  # a tensor
+                    tensors[f"opt.{idx}.{k}"] = v.detach().cpu().contiguous()
+                else:
+                    scalars[f"{idx}.{k}"] = v
+        return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+    def load_tensors(self, tensors: dict, meta: dict, device) -> None:
+        """Restore what to_tensors saved (the training state has been validated by files.py)."""
+        import torch
+
+        live = self.state_dict()["param_groups"]
+        try:
+            state: dict[int, dict] = {}
+            for key, t in tensors.items():
+                if key.startswith("opt."):
+                    _, idx, name = key.split(".", 2)
+                    state.setdefault(int(idx), {})[name] = t if name == "step" else t.to(device)
+            for key, v in meta.get("scalars", {}).items():
+                idx, name = key.split(".", 1)
+                state.setdefault(int(idx), {})[name] = torch.tensor(v) if name == "step" else v
+            groups = meta.get("param_groups") or live
+            if len(groups) != len(live):
+                raise ValueError("its parameter groups are not this model's")
+            self.load_state_dict({"state": state, "param_groups": [{**g, "params": gl["params"]} for g, gl in zip(groups, live)]})
+        except (ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as e:
+            raise CheckpointError(f"cannot restore the optimizer from the training state: {str(e)[:160]}") from None

@@ -4,22 +4,18 @@
         print(event)
 
 It yields events (Started, Step, Eval, Saved, Stopping, Finished) and appends the same records to
-the folder's metrics.jsonl (within a second), so anyone can follow a run. A set ``stop_event``
-ends the step under way, then one save. The folder keeps the weights of the best evaluation and
-the training state of the last step, so a resumed run goes on from there.
-
-Distributed (distributed.py): ``DistInfo`` says which rank this process is; only rank 0 writes; all
-ranks agree each step on stopping. Determinism: the batches and dropout of step s on rank r are drawn
-from generators seeded with (seed, r, s), so a resumed run draws what the uninterrupted run would have.
+metrics.jsonl, so anyone can follow a run. A set ``stop_event`` ends the step under way, then one
+save. The folder keeps the best evaluation's weights and the last step's training state.
+Distributed, only rank 0 writes and all ranks agree each step on stopping. The batches and dropout
+of step s on rank r come from generators seeded with (seed, r, s): a resumed run draws what the
+uninterrupted one would have.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
-import shlex
 import sys
 import threading
 import time
@@ -29,18 +25,13 @@ from pathlib import Path
 from tinygpt_tui.data import Dataset
 from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.corpora import read_corpus
-from tinygpt_tui.engine.distributed import DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests
-from tinygpt_tui.engine.evaluate import estimate_loss, evaluate_split
+from tinygpt_tui.engine.device import activation_bytes_per_sequence, autocast, check_fits, memory_budget_bytes, micro_batch_split
+from tinygpt_tui.engine.distributed import (DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests,
+                                            sum_over_ranks)
 from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
-from tinygpt_tui.engine.device import activation_bytes_per_sequence, check_fits, memory_budget_bytes, micro_batch_split
-from tinygpt_tui.engine.optim import build_optimizer
-from tinygpt_tui.engine.presets import NameTaken, TrainConfig, check_name, resume_config
+from tinygpt_tui.engine.presets import PRESETS, NameTaken, TrainConfig, budget_preset, build_optimizer, check_name, resume_config  # noqa: F401 (app/training.py imports PRESETS, budget_preset from here)
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import CharTokenizer
-
-# callers (the app, the CLI, bench, tests) import these from here too
-from tinygpt_tui.engine.distributed import param_digest  # noqa: F401,E402
-from tinygpt_tui.engine.presets import BUDGET_PRESETS, PRESETS, budget_preset  # noqa: F401,E402
 
 
 # ----------------------------------------------------------------- events
@@ -67,7 +58,6 @@ class Started(Event):
     corpus: str = ""
     resumed: bool = False
     dropped_chars: list = field(default_factory=list)
-    time: float = 0.0
     micro_batch: int = 0  # sequences per forward pass ...
     accum: int = 1  # ... and passes per step (their product is this process's share of the batch)
     activation_mb: float | None = None  # kept for the backward pass per micro-batch (measured), when a memory budget applies
@@ -106,10 +96,10 @@ class Saved(Event):
 
 
 @dataclass
-class Stopping(Event):  # the stop was seen after step ``step``; what the run still does before Finished
+class Stopping(Event):  # a stop was seen after ``step``; the run saves that step before Finished
     kind = "stopping"
     step: int
-    waiting_for: str  # "saving": the checkpoint of that step (the one thing a stop waits for)
+    waiting_for: str  # "saving"
 
 
 @dataclass
@@ -121,8 +111,7 @@ class Finished(Event):
     best_val_loss: float | None
     elapsed_s: float
     path: str
-    # a checksum of each rank's weights (param_digest); a distributed run's ranks must agree
-    rank_digests: list = field(default_factory=list)
+    rank_digests: list = field(default_factory=list)  # a checksum of each rank's weights: they must agree
 
 
 # ----------------------------------------------------------------- schedule
@@ -144,10 +133,7 @@ class Run:
     """Everything one training run holds; ``events()`` runs it."""
 
     def __init__(self, cfg: TrainConfig, stop_event: threading.Event | None = None, dist: DistInfo | None = None):
-        self.stop_event = stop_event or threading.Event()
-        self.dist = dist or DistInfo()
-        self.cfg = cfg
-        self.lock = None
+        self.cfg, self.stop_event, self.dist, self.lock = cfg, stop_event or threading.Event(), dist or DistInfo(), None
 
     def _settings(self):
         """The settings, corpus and vocabulary of the run, and the training state to resume from."""
@@ -171,8 +157,7 @@ class Run:
         doc, model_cfg = ckpt.check_folder(self.folder)
         tensors, meta = ckpt.load_train_state(self.folder)
         cfg = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", ""))
-        self.start_step, self.elapsed_before = meta["step"], meta.get("elapsed_s", 0.0)
-        self.tokens_before = meta.get("tokens_seen", 0)
+        self.start_step, self.elapsed_before, self.tokens_before = meta["step"], meta.get("elapsed_s", 0.0), meta.get("tokens_seen", 0)
         self._resume_best(meta, doc, tensors)
         corpus = read_corpus(cfg.corpus)
         want = doc.get("corpus", {}).get("sha256")
@@ -183,12 +168,10 @@ class Run:
     def _resume_best(self, meta, doc, tensors):
         """The best evaluation's weights: the state's own (the last step was the best), or the weights file's
         when it holds the step the state names (a kill between two renames may leave it a save behind)."""
-        best_step = meta.get("best_step")
-        if best_step is None:
-            return  # a state from before the best was kept: the next evaluation starts the record
+        best_step = meta.get("best_step")  # None: a state from before the best was kept
         if best_step == meta["step"]:
             weights = ckpt.state_weights(tensors)
-        elif ckpt.weights_step(self.folder, of=True) == best_step:
+        elif best_step is not None and ckpt.weights_step(self.folder, of=True) == best_step:
             from safetensors.torch import load_file
 
             try:
@@ -229,10 +212,8 @@ class Run:
         elif cfg.batch_size % W == 0 and cfg.grad_accum == 1:
             self.micro_batch, self.accum = cfg.batch_size // W, 1
         else:
-            raise SettingsError(
-                f"the global batch ({cfg.batch_size} x {cfg.grad_accum} accumulation steps) can't be shared by {W} processes; "
-                f"make --grad-accum or --batch-size divisible by {W}"
-            )
+            raise SettingsError(f"the global batch ({cfg.batch_size} x {cfg.grad_accum} accumulation steps) can't be shared "
+                                f"by {W} processes; make --grad-accum or --batch-size divisible by {W}")
         self.tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
 
         budget = memory_budget_bytes(cfg.memory_budget, self.device)
@@ -265,7 +246,6 @@ class Run:
             self.ddp_model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == "fp16" else None
 
-    # -- saving -------------------------------------------------------------
     def save(self, step, elapsed, tokens, final_val=None):
         """A checkpoint: the best evaluation's weights (the last step's before any), the last step's training state."""
         import torch
@@ -274,25 +254,15 @@ class Run:
 
         cfg = self.cfg
         doc = {
-            "name": cfg.name,
-            "model": self.model_cfg.to_dict(),
-            "training": cfg.training_dict(),
+            "name": cfg.name, "model": self.model_cfg.to_dict(), "training": cfg.training_dict(),
             "corpus": {"name": self.corpus.name, "path": self.corpus.path, "sha256": self.corpus.sha256, "chars": len(self.corpus.text)},
             "figures": {
-                "step": step,
-                "tokens_seen": tokens,
-                "train_time_s": round(elapsed, 2),
-                "weights_step": step if self.best_step is None else self.best_step,
-                "best_val_loss": self.best_val,
-                "val_loss": self.best_val if final_val is None else final_val,
-                "train_loss": self.best_train,
-                "params": self.model.num_params(),
+                "step": step, "tokens_seen": tokens, "train_time_s": round(elapsed, 2), "params": self.model.num_params(),
+                "weights_step": step if self.best_step is None else self.best_step, "train_loss": self.best_train,
+                "best_val_loss": self.best_val, "val_loss": self.best_val if final_val is None else final_val,
                 "val_loss_is": "estimate" if final_val is None else "full validation split",
             },
-            "device": self.device_name,
-            "dtype": self.dtype,
-            "world_size": self.dist.world_size,
-            "command": cfg.command,
+            "device": self.device_name, "dtype": self.dtype, "world_size": self.dist.world_size, "command": cfg.command,
             "versions": {"tinygpt": __version__, "torch": torch.__version__.split("+")[0]},
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -301,12 +271,9 @@ class Run:
         ckpt.save_model(self.folder, self.model, self.tokenizer, doc, card=ckpt.render_card(doc), train_state=(tensors, meta),
                         weights=self.best_weights)
 
-    # -- one optimisation step --------------------------------------------
     def _train_step(self, step: int, lr: float):
         """Forward and backward over the micro-batches of one step, then the update; returns the loss."""
         import torch
-
-        from tinygpt_tui.engine.device import autocast
 
         cfg, dist = self.cfg, self.dist
         for g in self.optimizer.param_groups:
@@ -345,33 +312,31 @@ class Run:
         # the same batches whatever the world size (each rank takes its share): figures compare across runs
         es = step_seed(cfg.seed, 0, step, 999)
         args = (cfg.eval_iters, cfg.batch_size, self.device, self.dtype)
-        self.train_est = estimate_loss(self.model, self.data, "train", *args, es, self.dist)
-        self.val_est = estimate_loss(self.model, self.data, "val", *args, es + 1, self.dist)
-        if self.best_val is None or self.val_est < self.best_val:
-            self.best_val, self.best_train, self.best_step = self.val_est, self.train_est, step
+        train_est = estimate_loss(self.model, self.data, "train", *args, es, self.dist)
+        val_est = estimate_loss(self.model, self.data, "val", *args, es + 1, self.dist)
+        if self.best_val is None or val_est < self.best_val:
+            self.best_val, self.best_train, self.best_step = val_est, train_est, step
             self.best_weights = ckpt.model_weights(self.model, copy=True)
         sample = ""
         if self.dist.is_main and cfg.sample_chars and not self.stop_event.is_set():  # a stop waits for no sample
             s = SamplingSettings(max_new_tokens=cfg.sample_chars, temperature=0.8, seed=(cfg.seed + step) % 2**63)
             sample = "".join(Generation(self.model, self.tokenizer, "\n", s))
             self.model.train()
-        return Eval(step=step, train_loss=self.train_est, val_loss=self.val_est, best_val_loss=self.best_val, elapsed_s=elapsed, sample=sample)
+        return Eval(step=step, train_loss=train_est, val_loss=val_est, best_val_loss=self.best_val, elapsed_s=elapsed, sample=sample)
 
     def _progress(self, step, elapsed) -> float:
         cfg = self.cfg
         return max(step / cfg.max_steps if cfg.max_steps else 0.0, elapsed / cfg.time_budget if cfg.time_budget else 0.0)
 
-    # -- the loop -------------------------------------------------------------
     def events(self):
         import torch
         import torch.distributed as torch_dist
 
-        failed = None
         try:
             self._prepare()
+            failed = agree_on_failure(None, self.dist)
         except TinyGPTError as e:
-            failed = e
-        failed = agree_on_failure(failed, self.dist)
+            failed = agree_on_failure(e, self.dist)
         if failed is not None:
             raise failed
         cfg, model, dist, main = self.cfg, self.model, self.dist, self.dist.is_main
@@ -403,7 +368,6 @@ class Run:
         step, tokens = self.start_step, self.tokens_before
         t0 = time.perf_counter()
         last_log_t, last_log_step = t0, step
-        self.train_est = self.val_est = None
         self.gen = torch.Generator()
         model.train()
         progress_start = self._progress(step, self.elapsed_before)
@@ -417,8 +381,7 @@ class Run:
             loss_sum = self._train_step(step, lr)
             step += 1
             tokens += self.tokens_per_step
-            if main:
-                log.tick()
+            log.tick()  # (rank 0 alone has records to write)
 
             if step % cfg.log_interval == 0 or step == 1:
                 if dist.world_size > 1:
@@ -492,9 +455,45 @@ def train(cfg: TrainConfig, stop_event: threading.Event | None = None, dist: Dis
             run.lock.release()
 
 
-def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+# ----------------------------------------------------------------- the two validation figures
+# (distributed, each rank takes a share and the sums are added: any world size reports what one process would)
+def estimate_loss(model, data: Dataset, split: str, iters: int, batch_size: int, device, dtype: str, seed: int,
+                  dist: DistInfo | None = None) -> float:
+    """Mean loss over ``iters`` random batches from the seed (every rank draws all, evaluates its share)."""
+    import torch
+
+    rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
+    gen = torch.Generator().manual_seed(seed)
+    was = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    with torch.inference_mode(), autocast(device, dtype):
+        for i in range(iters):
+            if i % world != rank:
+                data.batch(split, batch_size, gen, torch.device("cpu"))  # another rank's batch: only advance the generator
+                continue
+            x, y = data.batch(split, batch_size, gen, device)
+            total += model(x, y)[1].double()
+    model.train(was)
+    return sum_over_ranks(total, world) / iters
 
 
-def dumps(ev: Event) -> str:
-    return json.dumps(ev.record(), ensure_ascii=False)
+def evaluate_split(model, data: Dataset, split: str = "val", device=None, batch_size: int = 32, dtype: str = "fp32",
+                   dist: DistInfo | None = None) -> float:
+    """Mean loss over every non-overlapping window of a split, in order: deterministic."""
+    import torch
+
+    rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
+    device = device or next(model.parameters()).device
+    was = model.training
+    model.eval()
+    total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+    with torch.inference_mode(), autocast(device, dtype):
+        for i, (x, y) in enumerate(data.windows(split, batch_size, device)):
+            if i % world == rank:
+                logits, _ = model(x)
+                total += torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum").double()
+                count += y.numel()
+    model.train(was)
+    count = sum_over_ranks(torch.tensor(float(count), dtype=torch.float64, device=device), world)
+    return sum_over_ranks(total, world) / max(count, 1)
