@@ -128,13 +128,11 @@ class GPTConfig:
 
 
 class Window:
-    """Which cached keys a decoder keeps, over a buffer whose live entries are [start, end): the
-    one rule of both KV caches (model.KVCache, and the compiled decoder's in fast/decode.py).
-    ``pos`` is the position of the next token, which sees itself and at most block_size - 1
-    keys before it. A relative encoding slides: older keys are dropped, and the buffer (two
-    windows long) moves its live entries to the front when full (``move(start, end)``: each
-    cache copies its own buffer's entries [start, end) to the front).
-    An absolute encoding stops at block_size: the sampler starts over (``reset``)."""
+    """Which cached keys a decoder keeps, over a buffer whose live entries are [start, end): the one
+    rule of both KV caches (model.KVCache, fast/decode.py's). ``pos``, the next token's position,
+    sees itself and at most block_size - 1 keys before it. A relative encoding slides: older keys
+    drop out, and a full buffer (two windows long) moves its live entries to the front (each cache's
+    ``move(start, end)``). An absolute encoding stops at block_size: the sampler starts over."""
 
     def __init__(self, block_size: int, sliding: bool):
         self.block_size, self.sliding = block_size, sliding

@@ -298,10 +298,9 @@ _ready: dict = {}  # the compiled functions' argument types -> an Event set when
 
 
 def compiling(types) -> threading.Event:
-    """Get ``sample`` and ``step`` ready for arguments of these numba types in a thread, once per
-    process (loaded from numba's cache, or compiled the first time on a machine); the event is
-    set when they are (never without numba). The sampler decodes with numpy meanwhile; a process
-    that ends sooner waits for the compiler first, so that the next run finds them cached."""
+    """Get ``sample`` and ``step`` ready for these argument types in a thread, once per process (from
+    numba's cache, or compiled the first time on a machine); the event is set when they are. A
+    process that ends sooner waits for the compiler first, so that the next run finds them cached."""
     if types not in _ready:
         _ready[types] = ready = threading.Event()
         if numba is not None:
@@ -405,16 +404,10 @@ class JitModel:
 
 
 class JitDecoder(Window):
-    """One stream of tokens through a ``JitModel`` (no torch).
-
-        dec = model.decoder()
-        logits = dec.feed([ids...])   # (V,) float32 after the last id: the decoder's buffer,
-        logits = dec.feed([next_id])  # valid until the next call; dec.reset() starts over
-        ids = dec.sample(n, uniforms, temperature, top_k, top_p)  # sampler.sample, one compiled call
-
-    Until the compiled functions are ready (``compiled``), ``plain_step`` and the sampler's own
-    loop compute the same (up to float rounding), slower.
-    """
+    """One stream of tokens through a ``JitModel``: ``feed(ids)`` returns the (V,) logits after the
+    last id (the decoder's buffer, valid until the next call), ``sample(...)`` is sampler.sample in
+    one compiled call, ``reset()`` starts over. Until the compiled functions are ready
+    (``compiled``), plain_step and the sampler's loop compute the same (up to float rounding)."""
 
     def __init__(self, model: JitModel, precision: str = "auto"):
         cfg = model.cfg
