@@ -102,7 +102,6 @@ class GenerateScreen(Screen):
         Binding("ctrl+y", "copy_output", "Copy", show=False, id="copy"),
         Binding("f2", "inspect", "Inspect", id="inspect", priority=True),  # F2 works from the prompt too
         Binding("f5", "refresh_models", "Refresh models", show=False, id="refresh-models"),
-        Binding("delete", "delete_dead_run", "Delete run", id="delete-run"),  # shown on a run that died before its checkpoint
         # priority: handled as the key is read, before the keys behind it are sent to the focused
         # widget (see action_focus_settings)
         Binding("f6", "focus_settings", "Settings", show=False, id="settings", priority=True),
@@ -231,10 +230,6 @@ class GenerateScreen(Screen):
         self.loading_name = info.name
         self.update_status()
         self._load(info)
-
-    @on(ModelList.OptionHighlighted)
-    def _highlighted(self) -> None:
-        self.refresh_bindings()  # Delete is offered on a dead run only
 
     def action_pick_named(self, name: str) -> None:
         info = next((i for i in self.infos if i.name == name), None)
@@ -399,35 +394,8 @@ class GenerateScreen(Screen):
     def generating(self) -> bool:
         return self.stream is not None and not self.stream.finished and not self.stream.stop_event.is_set()
 
-    def highlighted_dead_run(self) -> ModelInfo | None:
-        models = self.query_one("#models", ModelList)
-        i = models.highlighted
-        info = models.infos[i] if models.has_focus and i is not None and i < len(models.infos) else None
-        return info if info is not None and info.status == NO_CHECKPOINT else None
-
-    def action_delete_dead_run(self) -> None:
-        info = self.highlighted_dead_run()
-        if info is None:
-            return
-
-        @reported("delete")
-        def answer(_screen, yes: bool | None) -> None:
-            if yes:
-                from tinygpt_tui.engine.folder import remove_dead_run
-
-                remove_dead_run(info.path)
-                self.notify(f"Deleted {printable(str(info.path))}.")
-                self.action_refresh_models(quiet=True)
-
-        from tinygpt_tui.app.app import Confirm
-
-        self.app.push_screen(Confirm("A run without a checkpoint", f"Delete {printable(str(info.path))}? It holds only the "
-                                     "files of a run that stopped before saving a model.", "Delete"), lambda yes: answer(self, yes))
-
     # ------------------------------------------------------------ actions
     def check_action(self, action: str, parameters) -> bool | None:
-        if action == "delete_dead_run":
-            return self.highlighted_dead_run() is not None
         if action == "stop":  # dimmed when there is nothing to stop and the prompt has the focus
             prompt = self.query("#prompt")
             return True if self.generating or (prompt and not prompt.first().has_focus) else None

@@ -186,6 +186,7 @@ class InspectorScreen(ModalScreen):
             yield Footer()
 
     def on_mount(self) -> None:
+        self.set_class(self.app.size.height >= self.ROOMY, "-roomy")  # the first frame too, not from the first resize on
         self._kick()
 
     def on_resize(self, event) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from rich.console import Group
 from rich.padding import Padding
 from rich.text import Text
+from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from tinygpt_tui.app.messages import reported
 from tinygpt_tui.engine.folder import NO_CHECKPOINT, TRAINING, ModelInfo
 from tinygpt_tui.errors import SettingsError
 from tinygpt_tui.tokenizer import printable
@@ -44,7 +46,10 @@ def model_prompt(info: ModelInfo, loaded: bool = False) -> Group:
 
 
 class ModelList(OptionList):
-    """The models in the models folder; Enter or a click picks one (on_pick is called with it)."""
+    """The models in the models folder; Enter or a click picks one (on_pick is called with it);
+    Delete removes a run that died before its first checkpoint (offered on such a one only)."""
+
+    BINDINGS = [Binding("delete", "delete_dead_run", "Delete run", id="delete-run")]
 
     def __init__(self, on_pick=None, **kw):
         super().__init__(**kw)
@@ -72,6 +77,36 @@ class ModelList(OptionList):
         self.loaded_name = name
         for n, info in enumerate(self.infos):
             self.replace_option_prompt_at_index(n, model_prompt(info, info.name == name))
+
+    def dead_run(self) -> ModelInfo | None:
+        i = self.highlighted
+        info = self.infos[i] if i is not None and i < len(self.infos) else None
+        return info if info is not None and info.status == NO_CHECKPOINT else None
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        return self.dead_run() is not None if action == "delete_dead_run" else True
+
+    def on_option_list_option_highlighted(self) -> None:
+        self.screen.refresh_bindings()  # Delete comes and goes with the highlighted model
+
+    def action_delete_dead_run(self) -> None:
+        from tinygpt_tui.app.app import Confirm
+
+        info = self.dead_run()
+        if info is None:
+            return
+
+        @reported("delete")
+        def answer(_self, yes: bool | None) -> None:
+            if yes:
+                from tinygpt_tui.engine.folder import remove_dead_run
+
+                remove_dead_run(info.path)
+                self.notify(f"Deleted {printable(str(info.path))}.")
+                self.screen.action_refresh_models(quiet=True)
+
+        self.app.push_screen(Confirm("A run without a checkpoint", f"Delete {printable(str(info.path))}? It holds only the "
+                                     "files of a run that stopped before saving a model.", "Delete"), lambda yes: answer(self, yes))
 
     def info_named(self, name: str) -> ModelInfo | None:
         return next((i for i in self.infos if i.name == name), None)
