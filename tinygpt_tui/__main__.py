@@ -6,6 +6,7 @@ to show the first screen. `--models-dir DIR` alone opens the app on that folder.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 
@@ -27,6 +28,9 @@ def main() -> None:
 
         run()
         return
+    # Start-up makes many objects and frees few: the cyclic collector would walk them again and
+    # again before the first frame. The app turns it back on (after gc.freeze) once it is shown.
+    gc.disable()
     from tinygpt_tui.app.app import run_app
 
     try:

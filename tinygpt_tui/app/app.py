@@ -8,6 +8,7 @@ Nothing here imports torch: the first screen paints from JSON and file headers a
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from rich.text import Text
@@ -96,6 +97,12 @@ class TinyGPTApp(App):
         self.watch_models = watch_models  # the generate screen re-reads the folder when it changes
         self.training = None  # training.TrainingJob: the run the app owns (one at a time)
         self.quitting = False
+
+    def on_ready(self) -> None:
+        """The first frame is shown: the objects made to show it stay (gc.freeze keeps the collector
+        off them), and the collector comes back on if start-up (__main__) turned it off."""
+        gc.freeze()
+        gc.enable()
 
     def check_action(self, action: str, parameters) -> bool | None:
         # the key for the screen you are on is left out of the footer

@@ -73,6 +73,7 @@ class TrainingScreen(Screen):
     """Start, stop, resume or follow a training run."""
 
     AUTO_FOCUS = "#train-corpus"
+    CSS_PATH = Path(__file__).with_name("training.tcss")  # parsed when the screen is first shown
 
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", id="train-start"),
