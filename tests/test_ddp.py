@@ -57,7 +57,8 @@ def test_two_processes_train_one_model_and_a_single_process_resumes_it(tmp_path)
     import torch
 
     from tinygpt_tui.engine import folder as ckpt
-    from tinygpt_tui.data import Dataset, read_corpus
+    from tinygpt_tui.data import Dataset
+    from tinygpt_tui.engine.corpora import read_corpus
     from tinygpt_tui.engine.distributed import param_digest
     from tinygpt_tui.engine.train import estimate_loss, evaluate_split
     from tinygpt_tui.engine.train import Finished, Started, TrainConfig, step_seed, train

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tinygpt_tui.data import Dataset, min_corpus_chars, read_corpus, split_text
+from tinygpt_tui.data import Dataset, min_corpus_chars, split_text
+from tinygpt_tui.engine.corpora import read_corpus
 from tinygpt_tui.errors import CorpusError
 from tinygpt_tui.tokenizer import CharTokenizer, printable
 

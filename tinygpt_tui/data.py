@@ -1,9 +1,7 @@
-"""Read and validate a corpus, split it 90/10, encode it once, draw batches."""
+"""A corpus as text: split it 90/10, encode it once, draw batches (engine/corpora.py reads the file)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +11,6 @@ from tinygpt_tui.errors import CorpusError
 from tinygpt_tui.tokenizer import BOM, CharTokenizer
 
 TRAIN_FRACTION = 0.9
-MAX_CORPUS_BYTES = 2 * 1024**3
 
 
 @dataclass
@@ -27,37 +24,10 @@ class Corpus:
         return Path(self.path).stem
 
 
-def read_corpus(path) -> Corpus:
-    """Read a UTF-8 text file, or explain in one line why it can't be used."""
-    p = Path(os.path.expanduser(str(path)))
-    if not p.exists():
-        raise CorpusError(f"corpus not found: {p}")
-    if p.is_dir():
-        raise CorpusError(f"corpus is a directory, not a text file: {p}")
-    try:
-        size = p.stat().st_size
-        if size > MAX_CORPUS_BYTES:
-            raise CorpusError(f"corpus is {size / 1e9:.1f} GB; tinygpt reads at most {MAX_CORPUS_BYTES / 1e9:.0f} GB")
-        raw = p.read_bytes()
-    except OSError as e:
-        raise CorpusError(f"cannot read corpus {p}: {e.strerror or e}") from None
-    if not raw.strip():
-        raise CorpusError(f"corpus is empty: {p}")
-    if b"\x00" in raw[:65536] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise CorpusError(f"corpus looks binary (it contains NUL bytes), not text: {p}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise CorpusError(
-            f"corpus is not UTF-8 text (bad byte 0x{raw[e.start]:02x} at offset {e.start}): {p}; "
-            "convert it first, e.g. iconv -f latin1 -t utf-8"
-        ) from None
-    if "\x00" in text:
-        raise CorpusError(f"corpus contains NUL characters (a binary file?): {p}")
-    text = normalize_text(text)
-    if not text.strip():
-        raise CorpusError(f"corpus has no text: {p}")
-    return Corpus(str(p), text, hashlib.sha256(raw).hexdigest())
+def read_corpus(path) -> Corpus:  # TODO remove once app/training.py imports engine.corpora.read_corpus
+    from tinygpt_tui.engine.corpora import read_corpus
+
+    return read_corpus(path)
 
 
 def normalize_text(text: str) -> str:

@@ -1,11 +1,10 @@
-"""What every command shares: the command classes, one-line errors, inert text, the corpus lookup.
-
-Only typer and the standard library at import: `tinygpt --help` must not wait for torch.
-"""
+"""What every command shares: the command classes, one-line errors, inert text, saving a new model.
+Only typer and the standard library at import: `tinygpt --help` must not wait for torch."""
 
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional
@@ -13,7 +12,7 @@ from typing import Optional
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from tinygpt_tui.errors import CorpusError, TinyGPTError
+from tinygpt_tui.errors import SettingsError, TinyGPTError
 
 HELP = {"help_option_names": ["-h", "--help"]}
 ModelsDir = typer.Option(None, "--models-dir", envvar="TINYGPT_MODELS_DIR", help="Folder of model folders (default: ./models).")
@@ -31,16 +30,11 @@ def fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
-def safe(text) -> str:
-    """Text from a file or a user, shown inert: control characters and escapes become symbols."""
+def one_line(text) -> str:
+    """Text from a file or a user, shown inert on one line: escapes become symbols, a newline \\n."""
     from tinygpt_tui.tokenizer import printable
 
-    return printable(str(text))
-
-
-def one_line(text) -> str:
-    """``safe`` for a name or a message: a newline or tab in it shows as \\n or \\t, on one line."""
-    return safe(text).replace("\n", "\\n").replace("\t", "\\t")
+    return printable(str(text)).replace("\n", "\\n").replace("\t", "\\t")
 
 
 class _OneLineErrors:
@@ -103,22 +97,33 @@ def friendly(fn):
     return wrapper
 
 
-def corpus_path(name: str) -> Path:
-    """A corpus file from a path, a catalog name, or an added corpus's name; a model card names its
-    corpus by file (``--corpus vimmanual.txt``), so a file name is looked up in the catalog and corpora/."""
-    from tinygpt_tui.engine.corpora import catalog, corpora_dir, list_corpora, resolve_corpus
+def new_model_folder(name: str, models_dir) -> Path:
+    """Where a new model named ``name`` goes; a bad name or an existing model is refused."""
+    from tinygpt_tui.engine.folder import CONFIG, default_models_dir
+    from tinygpt_tui.engine.presets import check_name
 
+    check_name(name)
+    models_dir = Path(models_dir) if models_dir else default_models_dir()
+    if (models_dir / name / CONFIG).exists():
+        raise SettingsError(f"a model named {name!r} already exists in {models_dir}; pick another --name")
+    return models_dir / name
+
+
+def save_new_model(dest: Path, model, tokenizer, doc: dict, wrote: str) -> None:
+    """Write a new model folder under its lock (no run or other command writes it meanwhile); say so."""
+    from tinygpt_tui.engine import folder as ckpt
+
+    lock = ckpt.FolderLock(dest)
     try:
-        return resolve_corpus(name)
-    except CorpusError as e:
-        if not str(e).startswith("corpus not found"):
-            raise
-    stem = name[:-4] if name.endswith(".txt") else name
-    for entry in catalog().values():
-        if name in (entry.file, Path(entry.file).stem):
-            return resolve_corpus(entry.name)
-    added = corpora_dir() / f"{stem}.txt"
-    if stem and "/" not in stem and added.is_file():
-        return added
-    known = [c.name for c in list_corpora()]
-    raise CorpusError(f"corpus not found: {name} (not a file; the corpora here: {', '.join(known) or 'none'})")
+        new_model_folder(dest.name, dest.parent)  # (one may have appeared since)
+        ckpt.save_model(dest, model, tokenizer, doc, card=ckpt.render_card(doc))
+    finally:
+        lock.release()
+    typer.echo(one_line(f"wrote {dest} ({wrote})"))
+    typer.echo(one_line(f"try it: tinygpt generate {shlex.quote(dest.name)} --prompt \"ROMEO:\""))
+
+
+def corpus_path(name: str) -> Path:  # TODO remove once app/inspector.py imports engine.corpora.resolve_corpus
+    from tinygpt_tui.engine.corpora import resolve_corpus
+
+    return resolve_corpus(name)

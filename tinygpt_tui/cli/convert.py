@@ -1,18 +1,14 @@
-"""`tinygpt convert`: turn a nanoGPT checkpoint (ckpt.pt) into a tinygpt model folder.
-
-The checkpoint is read by engine/nanogpt.py, which unpickles nothing: tensors and plain data only.
-"""
+"""`tinygpt convert`: a nanoGPT checkpoint (ckpt.pt) as a tinygpt model folder (engine/nanogpt.py reads it)."""
 
 from __future__ import annotations
 
 import hashlib
-import shlex
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import ModelsDir, corpus_path, friendly, one_line
+from tinygpt_tui.cli.common import ModelsDir, friendly, new_model_folder, one_line, save_new_model
 from tinygpt_tui.errors import CheckpointError, SettingsError
 
 O = typer.Option
@@ -34,12 +30,11 @@ def convert(
     """Turn a nanoGPT ckpt.pt into a tinygpt model folder. Character-level models only; nothing is unpickled."""
     import torch
 
-    from tinygpt_tui.engine import folder as ckpt
+    from tinygpt_tui.data import normalize_text
+    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
     from tinygpt_tui.engine.nanogpt import MAX_PT_BYTES, load_pt, map_nanogpt, read_meta, state_and_args
-    from tinygpt_tui.data import normalize_text, read_corpus
     from tinygpt_tui.model import GPT
     from tinygpt_tui.tokenizer import CharTokenizer
-    from tinygpt_tui.engine.presets import check_name
 
     src = Path(checkpoint).expanduser()
     if not src.is_file():
@@ -48,11 +43,7 @@ def convert(
         raise CheckpointError(f"{src.name} is larger than {MAX_PT_BYTES // 1024**3} GB; not a tiny model")
     if meta is None and corpus is None:
         raise SettingsError("a character model needs its vocabulary: give --meta data/<dataset>/meta.pkl or --corpus <its input.txt>")
-    check_name(name)
-    models_dir = Path(models_dir) if models_dir else ckpt.default_models_dir()
-    dest = models_dir / name
-    if (dest / ckpt.CONFIG).exists():
-        raise SettingsError(f"a model named {name!r} already exists in {models_dir}; pick another --name")
+    dest = new_model_folder(name, models_dir)
 
     say(f"reading {src} with torch.load(weights_only=True): only tensors and plain data are rebuilt, no code in the file can run")
     obj = load_pt(src)
@@ -67,7 +58,7 @@ def convert(
         chars = read_meta(Path(meta).expanduser())
         how = f"{Path(meta).name} (read as plain data: no classes, no functions)"
     else:
-        c = read_corpus(corpus_path(corpus))
+        c = read_corpus(resolve_corpus(corpus))
         raw = Path(c.path).read_bytes().decode("utf-8")
         chars = sorted(set(raw))  # exactly what nanoGPT's prepare.py builds, before any newline clean-up
         if sorted(set(normalize_text(raw))) != chars:
@@ -101,16 +92,7 @@ def convert(
         "converted_from": {"format": "nanoGPT ckpt.pt", "file": src.name, "sha256": hashlib.sha256(src.read_bytes()).hexdigest()},
         "command": f"tinygpt convert {src.name} --name {name}",
     }
-    lock = ckpt.FolderLock(dest)
-    try:
-        if (dest / ckpt.CONFIG).exists():
-            raise SettingsError(f"a model named {name!r} already exists in {models_dir}; pick another --name")
-        ckpt.save_model(dest, model, tokenizer, doc, card=ckpt.render_card(doc))
-    finally:
-        lock.release()
-    say(f"wrote {dest}: model.safetensors, config.json, vocab.json, README.md "
-         f"({model.num_params():,} parameters, step {step:,}); the optimizer state is not carried over, so it can't be resumed")
-    say(f"try it: tinygpt generate {shlex.quote(name)} --prompt \"ROMEO:\"")
-    return dest
+    save_new_model(dest, model, tokenizer, doc, f"{model.num_params():,} parameters, step {step:,}; the optimizer state "
+                   "is not carried over, so it can't be resumed")
 
 

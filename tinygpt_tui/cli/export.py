@@ -1,5 +1,4 @@
-"""`tinygpt export` (to transformers or GGUF) and `tinygpt import` (a small Hugging Face GPT-2):
-the commands of engine/export.py and engine/hf_import.py."""
+"""`tinygpt export` (to transformers or GGUF) and `tinygpt import` (a small Hugging Face GPT-2)."""
 
 from __future__ import annotations
 
@@ -10,8 +9,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, friendly, one_line
-from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, friendly, new_model_folder, one_line, save_new_model
 
 O = typer.Option
 
@@ -53,27 +51,15 @@ def import_cmd(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Import a small character-level GPT-2 from a Hugging Face folder (safetensors only; no code runs)."""
-    from tinygpt_tui.engine import folder as ckpt
-    from tinygpt_tui.engine.hf_import import read_hf_gpt2
-    from tinygpt_tui.engine.presets import check_name
+    from tinygpt_tui.engine.export import read_hf_gpt2
 
-    check_name(name)
-    models_dir = Path(models_dir) if models_dir else ckpt.default_models_dir()
-    dest, src = models_dir / name, Path(folder).expanduser()
+    dest, src = new_model_folder(name, models_dir), Path(folder).expanduser()
     model, tokenizer, cfg = read_hf_gpt2(src)
     doc = {"name": name, "model": cfg.to_dict(), "corpus": {"name": "unknown"},
            "figures": {"step": 0, "val_loss": None, "params": model.num_params()},
            "imported_from": {"format": "Hugging Face GPT-2", "folder": src.name},
            "command": f"tinygpt import {shlex.quote(src.name)} --name {shlex.quote(name)}"}
-    lock = ckpt.FolderLock(dest)
-    try:
-        if (dest / ckpt.CONFIG).exists():
-            raise SettingsError(f"a model named {name!r} already exists in {models_dir}; pick another --name")
-        ckpt.save_model(dest, model, tokenizer, doc, card=ckpt.render_card(doc))
-    finally:
-        lock.release()
-    typer.echo(one_line(f"wrote {dest} ({model.num_params():,} parameters, vocabulary {cfg.vocab_size}, bias {cfg.bias})"))
-    typer.echo(one_line(f"try it: tinygpt generate {shlex.quote(name)} --prompt \"ROMEO:\""))
+    save_new_model(dest, model, tokenizer, doc, f"{model.num_params():,} parameters, vocabulary {cfg.vocab_size}, bias {cfg.bias}")
 
 
 def register(app: typer.Typer) -> None:

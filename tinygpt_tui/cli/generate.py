@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import ModelsDir, corpus_path, friendly, one_line
+from tinygpt_tui.cli.common import ModelsDir, friendly, one_line
 from tinygpt_tui.errors import SettingsError
 
 O = typer.Option
@@ -95,7 +95,8 @@ def eval_cmd(
     from rich.table import Table
     from rich.text import Text
 
-    from tinygpt_tui.data import Dataset, read_corpus
+    from tinygpt_tui.data import Dataset
+    from tinygpt_tui.engine.corpora import catalog, is_fetched, local_path, read_corpus, resolve_corpus
     from tinygpt_tui.engine.train import evaluate_split
     from tinygpt_tui.errors import CorpusError
 
@@ -108,10 +109,7 @@ def eval_cmd(
         corpus = own  # the model card's `--corpus NAME.txt`: the file this model was trained on
     if corpus is None:
         corpus = own
-        if not corpus or not Path(str(corpus)).is_file():
-            # trained on another machine: find the same text in the catalog by its sha256
-            from tinygpt_tui.engine.corpora import catalog, is_fetched, local_path
-
+        if not corpus or not Path(str(corpus)).is_file():  # trained elsewhere: the catalog's text of the same sha256
             same = [e for e in catalog().values() if e.sha256 == recorded.get("sha256")]
             if same and is_fetched(same[0]):
                 corpus = str(local_path(same[0]))
@@ -119,7 +117,7 @@ def eval_cmd(
                 raise CorpusError(f"this model was trained on {same[0].title}: run `tinygpt corpus fetch {same[0].name}` first")
             else:
                 raise CorpusError("this model's corpus is not on this machine; give one with --corpus")
-    c = read_corpus(corpus_path(corpus))
+    c = read_corpus(resolve_corpus(corpus))
     data = Dataset(c, loaded.tokenizer, loaded.model.cfg.block_size)
     console = Console(highlight=False)
     if data.dropped:
@@ -163,9 +161,10 @@ def _slow_start_note(err):
 def corpus_prompts(loaded, corpus, split, n, length, seed):
     import random
 
-    from tinygpt_tui.data import read_corpus, split_text
+    from tinygpt_tui.data import split_text
+    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
 
-    text = read_corpus(corpus_path(corpus)).text
+    text = read_corpus(resolve_corpus(corpus)).text
     part = split_text(text)[0 if split == "train" else 1]
     if len(part) <= length:
         raise SettingsError(f"the {split} split of {one_line(corpus)} has {len(part):,} characters, fewer than the prompt length {length:,}")

@@ -147,8 +147,7 @@ def deeper(loaded, embeddings: bool, top: int, near: str | None, heads: bool, co
     """--embeddings and --heads: views of the whole model, not of one prompt."""
     from rich.console import Console
 
-    from tinygpt_tui.cli.common import corpus_path
-    from tinygpt_tui.data import read_corpus
+    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus as corpus_path
     from tinygpt_tui.engine.lens import embedding_map, head_roles, neighbours
 
     model, tok, doc, text, note = loaded.model, loaded.tokenizer, {}, None, None

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, corpus_path, fail, friendly, one_line
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, fail, friendly, one_line
 from tinygpt_tui.errors import TinyGPTError
 
 O = typer.Option
@@ -62,6 +62,7 @@ def train(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Train a model on a corpus. Ctrl+C saves a checkpoint and exits; --resume continues it."""
+    from tinygpt_tui.engine.corpora import resolve_corpus
     from tinygpt_tui.engine.presets import TrainConfig
 
     if corpus is None and not resume:
@@ -69,7 +70,7 @@ def train(
     if minutes is not None and (minutes != minutes or minutes <= 0):
         fail(f"--minutes must be above 0, got {minutes}")
     cfg = TrainConfig(
-        corpus=str(corpus_path(corpus)) if corpus is not None else "", name=name, models_dir=str(models_dir) if models_dir else None,
+        corpus=str(resolve_corpus(corpus)) if corpus is not None else "", name=name, models_dir=str(models_dir) if models_dir else None,
         preset=preset, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=dropout, bias=bias,
         pos_encoding=pos_encoding, ffn=ffn, norm=norm, tie_weights=tie_weights, mlp_ratio=mlp_ratio, batch_size=batch_size,
         grad_accum=grad_accum, max_steps=max_steps, time_budget=minutes * 60 if minutes else None, lr=lr, optimizer=optimizer,

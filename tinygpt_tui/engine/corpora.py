@@ -11,12 +11,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinygpt_tui.data import MAX_CORPUS_BYTES, Corpus, normalize_text
+from tinygpt_tui.data import Corpus, normalize_text
 from tinygpt_tui.engine.files import MiB, decode_utf8, open_regular, read_bytes, read_json, unlink_quietly
 from tinygpt_tui.errors import CorpusError
 
 ENV_CORPORA_DIR = "TINYGPT_CORPORA_DIR"
 CATALOG_FILE = Path(__file__).resolve().parents[2] / "corpora" / "catalog.json"
+MAX_CORPUS_BYTES = 2 * 1024**3
 
 
 @dataclass
@@ -43,8 +44,8 @@ def catalog() -> dict[str, CatalogEntry]:
 
 
 def read_corpus(path) -> Corpus:
-    """A corpus file read safely (safe_io: a regular file only, at most MAX_CORPUS_BYTES, text checked
-    on its first bytes), or a one-line CorpusError saying why it can't be used."""
+    """A corpus file read safely (a regular file, at most MAX_CORPUS_BYTES, text checked as it is read),
+    or a one-line CorpusError saying why it can't be used."""
     p = Path(os.path.expanduser(str(path)))
     if not p.exists():
         raise CorpusError(f"corpus not found: {p}")
@@ -115,24 +116,25 @@ def list_corpora() -> list[CorpusListing]:
     return out
 
 
-def resolve_corpus(name_or_path: str) -> Path:
-    """A path to a text file, a catalog name (fetched), or the name of a file added to corpora/."""
-    p = Path(os.path.expanduser(str(name_or_path)))
+def resolve_corpus(name: str) -> Path:
+    """A path to a text file, a catalog corpus (fetched) by name or file name, or a corpus added to
+    corpora/ by name or NAME.txt (a model card names its corpus by file: ``--corpus vimmanual.txt``)."""
+    name = str(name)
+    p = Path(os.path.expanduser(name))
     if p.exists():
         return p
     cat = catalog()
-    if name_or_path in cat:
-        e = cat[name_or_path]
-        if is_fetched(e):
-            return local_path(e)
-        raise CorpusError(
-            f"corpus {name_or_path!r} is in the catalog but not fetched yet: run `tinygpt corpus fetch {name_or_path}` "
-            f"(or `--from FILE` with a copy you have)"
-        )
-    added = corpora_dir() / f"{name_or_path}.txt"
-    if added.is_file():
-        return added
-    raise CorpusError(f"corpus not found: {name_or_path} (not a file, and not in the catalog: {', '.join(cat)})")
+    entry = cat.get(name) or next((e for e in cat.values() if name in (e.file, Path(e.file).stem)), None)
+    if entry is not None:
+        if is_fetched(entry):
+            return local_path(entry)
+        raise CorpusError(f"corpus {entry.name!r} is in the catalog but not fetched yet: run `tinygpt corpus fetch "
+                          f"{entry.name}` (or `--from FILE` with a copy you have)")
+    stem = name.removesuffix(".txt")
+    if stem and "/" not in stem and (corpora_dir() / f"{stem}.txt").is_file():
+        return corpora_dir() / f"{stem}.txt"
+    known = ", ".join(c.name for c in list_corpora()) or "none"
+    raise CorpusError(f"corpus not found: {name} (not a file; the corpora here: {known})")
 
 
 def _install(src: Path, entry: CatalogEntry) -> Path:

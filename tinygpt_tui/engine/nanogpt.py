@@ -1,17 +1,10 @@
 """Reading a nanoGPT checkpoint (ckpt.pt) and its vocabulary, for `tinygpt convert`.
 
-A .pt file is a pickle, and unpickling a file from a stranger can run any code.
-`tinygpt convert` is the one place tinygpt reads one, and only with
-``torch.load(weights_only=True)``, which rebuilds tensors and plain data
-(dicts, lists, numbers, strings) and refuses everything else. The vocabulary
-of a character-level nanoGPT model lives in its dataset's ``meta.pkl``, read
-here with an unpickler that allows no classes or functions at all (plain data
-only), or is rebuilt from the training text exactly as nanoGPT's prepare.py
-builds it (the sorted distinct characters).
-
-Only the nanoGPT GPT layout is accepted, and every tensor must be accounted
-for: learned positions, GELU feed-forward, LayerNorm (with or without
-biases), tied or untied output. Anything else is refused rather than guessed.
+A .pt file is a pickle, which can run any code when loaded: this is the one place tinygpt reads
+one, with ``torch.load(weights_only=True)`` (tensors and plain data, nothing else). The vocabulary
+comes from the dataset's meta.pkl, read by an unpickler that allows no class or function at all,
+or from the training text as nanoGPT's prepare.py builds it. Only nanoGPT's GPT layout is accepted,
+every tensor accounted for; anything else is refused rather than guessed.
 """
 
 from __future__ import annotations
@@ -150,14 +143,12 @@ def map_nanogpt(sd: dict, args: dict, n_head: int | None):
     if cfg.ffn_hidden != hidden:
         raise CheckpointError(f"feed-forward width {hidden} can't be expressed by tinygpt (it rounds to multiples of 8)")
 
-    names = {"transformer.wte.weight": "tok_emb.weight", "transformer.wpe.weight": "pos_emb.weight",
-             "transformer.ln_f.weight": "norm.weight", "transformer.ln_f.bias": "norm.bias"}
-    parts = {"ln_1": "norm1", "ln_2": "norm2", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.proj",
-             "mlp.c_fc": "ffn.up", "mlp.c_proj": "ffn.down"}
-    for i in range(L):
-        for src, dst in parts.items():
-            for w in ("weight", "bias"):
-                names[f"transformer.h.{i}.{src}.{w}"] = f"blocks.{i}.{dst}.{w}"
+    from tinygpt_tui.engine.export import gpt2_layers
+    from tinygpt_tui.engine.files import expected_shapes
+
+    names = {"transformer.wte.weight": "tok_emb.weight", "transformer.wpe.weight": "pos_emb.weight"}
+    for ours, theirs, _, _ in gpt2_layers(cfg):  # nanoGPT's names are GPT-2's (its layers are Linear, not Conv1D)
+        names.update({f"{theirs}.weight": f"{ours}.weight", f"{theirs}.bias": f"{ours}.bias"})
     out, unknown = {}, []
     for k, v in sd.items():
         if k in names:
@@ -168,8 +159,6 @@ def map_nanogpt(sd: dict, args: dict, n_head: int | None):
         raise CheckpointError(f"tensor {unknown[0][:80]} has no place in a nanoGPT GPT ({len(unknown)} such); not converted")
     if not tied:
         out["head.weight"] = head.detach().float().contiguous()
-    from tinygpt_tui.engine.files import expected_shapes
-
     want = expected_shapes(cfg)
     for k, shape in want.items():
         if k not in out:
