@@ -1,7 +1,5 @@
-"""What a distributed run (torchrun) needs, made explicit: which rank this process is, its
-device, and the few moments where all ranks must agree (set-up failures, stopping, the
-clock, the final weights). A single process is world size 1 and skips every collective.
-"""
+"""A distributed run (torchrun): which rank this process is, its device, and the moments all ranks must
+agree (set-up failures, stopping, the clock, the final weights). One process skips every collective."""
 
 from __future__ import annotations
 
@@ -28,11 +26,7 @@ class DistInfo:
 
 
 def dist_device(name: str, dist: DistInfo):
-    """The device one rank of a distributed run trains on: GPU number local_rank, or the CPU.
-
-    The process group's backend follows from it (NCCL for CUDA, gloo for the
-    CPU), so ``--device cpu`` trains with gloo even where GPUs are present.
-    """
+    """The device one rank trains on: GPU number local_rank, or the CPU (the backend follows: NCCL or gloo)."""
     import torch
 
     from tinygpt_tui.engine.device import pick_device
@@ -56,11 +50,8 @@ def dist_device(name: str, dist: DistInfo):
 
 
 def agree_on_failure(failed: TinyGPTError | None, dist: DistInfo) -> TinyGPTError | None:
-    """Every rank learns whether any rank failed to set up, so none waits forever in a collective.
-
-    Every rank gets the same error, naming the ranks that failed unless all
-    did; only rank 0 prints it (cli/train).
-    """
+    """Every rank gets the same error (naming the ranks that failed, unless all did) if any rank failed
+    to set up, so none waits forever in a collective; rank 0 prints it."""
     if dist.world_size <= 1:
         return failed
     import torch.distributed as torch_dist

@@ -1,16 +1,10 @@
 """torch.optim.Muon with the Newton-Schulz iterations batched over matrices of the same shape.
 
-Muon (Keller Jordan et al., 2024) replaces each hidden weight matrix's update with
-the nearest semi-orthogonal matrix to its momentum, found by a few Newton-Schulz
-iterations. torch's implementation runs them one matrix at a time; for a tiny
-model on a CPU that is hundreds of small bf16 matrix products per step, each
-paying the fixed cost of a call. The layers of a GPT have the same shapes, so
-here the matrices of one shape are stacked and the iterations run once for the
-stack (batched products): measured 2x faster on 4 layers of width 128 on a 2-core
-CPU. The arithmetic is torch's (same coefficients, bf16, normalisation per
-matrix, learning-rate adjustment, decoupled weight decay), the hyperparameters
-and state ("momentum_buffer" per parameter) are torch's, so checkpoints of
-either load into the other.
+Muon replaces each hidden matrix's update with the nearest semi-orthogonal matrix to its momentum,
+found by a few Newton-Schulz iterations. torch runs them one matrix at a time: for a tiny model on
+a CPU, hundreds of small products a step, each paying a call's fixed cost. A GPT's layers share
+shapes, so here each shape's matrices are stacked and iterated once. The arithmetic, hyperparameters
+and state are torch's, so checkpoints of either load into the other.
 """
 
 from __future__ import annotations
