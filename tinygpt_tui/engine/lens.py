@@ -254,3 +254,11 @@ def head_roles(model, tokenizer, text: str, windows: int = 16) -> list[HeadRole]
             role = best[1] if best[0] >= 0.4 else ("local head" if dist[layer, h] < 2 else "")
             out.append(HeadRole(layer, h, float(dist[layer, h]), p, w, n, role))
     return out
+
+
+def head_hints(model, tokenizer, text: str) -> list[str] | None:
+    """head_roles as the model card's lines, or None where the validation split is too short."""
+    try:
+        return [r.line() for r in head_roles(model, tokenizer, text)]
+    except SettingsError:
+        return None

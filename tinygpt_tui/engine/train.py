@@ -119,8 +119,7 @@ def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
     """Linear warmup over warmup_steps, then cosine from lr to lr*min_lr_ratio over the run's progress."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    p = min(max(progress, 0.0), 1.0)
-    floor = cfg.lr * cfg.min_lr_ratio
+    floor, p = cfg.lr * cfg.min_lr_ratio, min(max(progress, 0.0), 1.0)
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * p))
 
 
@@ -246,7 +245,7 @@ class Run:
             self.ddp_model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == "fp16" else None
 
-    def save(self, step, elapsed, tokens, final_val=None):
+    def save(self, step, elapsed, tokens, final_val=None, heads=None):
         """A checkpoint: the best evaluation's weights (the last step's before any), the last step's training state."""
         import torch
 
@@ -264,7 +263,7 @@ class Run:
             },
             "device": self.device_name, "dtype": self.dtype, "world_size": self.dist.world_size, "command": cfg.command,
             "versions": {"tinygpt": __version__, "torch": torch.__version__.split("+")[0]},
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"heads": heads} if heads else {}),
         }
         tensors, meta = self.optimizer.to_tensors()
         meta.update(elapsed_s=elapsed, tokens_seen=tokens, best_val_loss=self.best_val, best_step=self.best_step, seed=cfg.seed)
@@ -422,9 +421,11 @@ class Run:
             if step > self.start_step and saved_step != step:
                 yield emit(self._eval(step, elapsed))
             # the loss of the weights the folder keeps over the whole split (every rank takes a share)
-            final_val = evaluate_split(self._kept_model(step), self.data, "val", self.device, dist=dist)
-            if must_save:
-                self.save(step, elapsed, tokens, final_val=final_val)
+            from tinygpt_tui.engine.lens import head_hints
+            kept = self._kept_model(step)
+            final_val = evaluate_split(kept, self.data, "val", self.device, dist=dist)
+            if must_save:  # the card also tells what each head looks at (engine/lens.py; about a second)
+                self.save(step, elapsed, tokens, final_val=final_val, heads=head_hints(kept, self.tokenizer, self.corpus.text))
                 if saved_step != step:
                     yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
         digests = rank_digests(model, dist)
