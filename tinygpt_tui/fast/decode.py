@@ -5,10 +5,8 @@ per layer, each microseconds of dispatch). Here ``step``, every layer, is one ca
 code that numba compiles from the plain loops below: int8 weights with a scale per output row
 (or fp32), fp32 activations, keys and values written into the decoder's buffer in place; a
 prompt in one call, four tokens sharing each pass over a weight row. ``sample`` runs step and
-draw for a run of tokens in one call that releases the GIL (a user interface beside it keeps
-its pace). The tests hold the logits to model.py's. numba compiles once per machine (10-20 s,
-in a thread; cached on disk); meanwhile ``plain_step``, the same step in numpy, decodes.
-Nothing here imports torch: ``JitModel`` takes the weights as numpy arrays.
+draw for a run of tokens in one call that releases the GIL. The tests hold the logits to
+model.py's. Nothing here imports torch: ``JitModel`` takes the weights as numpy arrays.
 """
 
 from __future__ import annotations
@@ -18,9 +16,9 @@ import threading
 
 import numpy as np
 
+from tinygpt_tui import sampler
 from tinygpt_tui.config import RELATIVE, GPTConfig, Window, alibi_slope_list, rope_frequencies, sinusoidal_table
-from tinygpt_tui.sampler import draw as plain_draw
-from tinygpt_tui.sampler import sample as plain_sample
+from tinygpt_tui.fast import enabled
 
 try:  # optional: the model's KV cache works without it
     import numba
@@ -43,8 +41,6 @@ WAIT_S = 0.75  # how long a new decoder waits for the compiled step (loaded from
 
 def available() -> bool:
     """numba is installed and speed is not switched off (TINYGPT_FAST=0)."""
-    from tinygpt_tui.fast import enabled
-
     return numba is not None and enabled()
 
 
@@ -68,7 +64,9 @@ def plain_erf(x):
 
 
 def plain_step(toks, pos, start, end, model, kv, logits):
-    """``step`` in numpy, whole arrays at a time: the decoder while the compiled step compiles."""
+    """``step`` in numpy, whole arrays at a time: the decoder while numba compiles the step (10-20 s,
+    once per machine). Not the model's KVCache: importing torch alone takes longer than this
+    brings the first character (about 2 s from the command, against 5 s through torch)."""
     (kinds, eps, emb, pos_table, slopes, inv_freq, n1w, n1b, qkv_w, qkv_s, qkv_b, proj_w, proj_s, proj_b,
      n2w, n2b, up_w, up_s, up_b, down_w, down_s, down_b, nfw, nfb, head_w, head_s, head_b) = model
     norm_kind, ffn_kind, pos_kind, window = kinds
@@ -133,16 +131,6 @@ if numba is not None:
         return wrap
 
     @_compiled(**_FLAGS)
-    def _matvec(W, s, b, x, out):
-        """out = (W @ x) * s + b for W (N, K) int8 (one scale per row) or fp32 (s = 1)."""
-        N, K = W.shape
-        for n in range(N):
-            acc = np.float32(0.0)
-            for k in range(K):
-                acc += np.float32(W[n, k]) * x[k]
-            out[n] = acc * s[n] + b[n]
-
-    @_compiled(**_FLAGS)
     def _norm(x, w, b, kind, eps, out):
         """LayerNorm: (x - mean) / sqrt(var + eps) * w + b; RMSNorm the same without the mean (b = 0)."""
         C, mean, var = x.shape[0], np.float32(0.0), np.float32(0.0)
@@ -172,8 +160,8 @@ if numba is not None:
 
     @_compiled(**_FLAGS)
     def _matmat(W, s, b, X, out):
-        """out[t] = (W @ X[t]) * s + b for T rows of X (T, K): four rows share each pass over a
-        weight row (1.5x the speed of four matrix-vector products), the rest (one, while
+        """out[t] = (W @ X[t]) * s + b for T rows of X (T, K), W (N, K) int8 (one scale per row) or
+        fp32 (s = 1): four rows share each pass over a weight row, the rest (one, while
         generating) one at a time."""
         N, K = W.shape
         T = X.shape[0]
@@ -193,7 +181,11 @@ if numba is not None:
                 out[t + 2, n] = a2 * s[n] + b[n]
                 out[t + 3, n] = a3 * s[n] + b[n]
         for t in range(blocked, T):
-            _matvec(W, s, b, X[t], out[t])
+            for n in range(N):
+                acc = np.float32(0.0)
+                for k in range(K):
+                    acc += np.float32(W[n, k]) * X[t, k]
+                out[t, n] = acc * s[n] + b[n]
 
     @_compiled(**_FLAGS)
     def step(
@@ -263,20 +255,18 @@ if numba is not None:
                 _norm(x[t], n2w[l], n2b[l], norm_kind, eps, h[t])
             _matmat(up_w[l], up_s[l], up_b[l], h, u)
             for t in range(T):
-                if ffn_kind == SWIGLU:
-                    for i in range(hidden):
-                        g = u[t, i]
+                for i in range(hidden):
+                    g = u[t, i]
+                    if ffn_kind == SWIGLU:  # SiLU of the gate times the value
                         act[t, i] = g / (np.float32(1.0) + np.float32(math.exp(-g))) * u[t, hidden + i]
-                else:
-                    for i in range(hidden):
-                        g = u[t, i]
+                    else:  # GELU
                         act[t, i] = np.float32(0.5) * g * (np.float32(1.0) + erf(g * np.float32(0.7071067811865476)))
             _matmat(down_w[l], down_s[l], down_b[l], act, o)
             x += o
         _norm(x[T - 1], nfw, nfb, norm_kind, eps, h[0])
-        _matvec(head_w, head_s, head_b, h[0], logits)
+        _matmat(head_w, head_s, head_b, h[:1], logits.reshape(1, -1))
 
-    draw = _compiled(nogil=True)(plain_draw)  # sampler.draw itself, compiled
+    draw = _compiled(nogil=True)(sampler.draw)  # sampler.draw itself, compiled
 
     @_compiled(nogil=True)
     def sample(out, uniforms, temperature, top_k, top_p, pos, start, end, model, kv, logits):
@@ -337,7 +327,7 @@ class JitModel:
     def __init__(self, cfg: GPTConfig, arrays: dict):
         self.cfg = cfg
         self.arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
-        self._laid_out: dict[str, tuple] = {}
+        self._laid_out: dict[bool, tuple] = {}  # int8 or not -> args
 
     @classmethod
     def from_torch(cls, model) -> "JitModel":
@@ -347,12 +337,13 @@ class JitModel:
         return JitDecoder(self, precision)
 
     def args(self, precision: str = "int8") -> tuple:
-        """The arguments of ``step`` named in ARGS, for "int8" or "fp32" weights."""
-        if precision not in ("int8", "fp32"):
-            raise ValueError(f"precision must be int8 or fp32, got {precision!r}")
-        if precision not in self._laid_out:
-            self._laid_out[precision] = self._lay_out(precision == "int8")
-        return self._laid_out[precision]
+        """The arguments of ``step`` named in ARGS, for "int8" (or "auto") or "fp32" weights."""
+        if precision not in ("auto", "int8", "fp32"):
+            raise ValueError(f"precision must be auto, int8 or fp32, got {precision!r}")
+        int8 = precision != "fp32"
+        if int8 not in self._laid_out:
+            self._laid_out[int8] = self._lay_out(int8)
+        return self._laid_out[int8]
 
     def _lay_out(self, int8: bool) -> tuple:
         cfg, arrays = self.cfg, self.arrays
@@ -412,10 +403,8 @@ class JitDecoder(Window):
     def __init__(self, model: JitModel, precision: str = "auto"):
         cfg = model.cfg
         super().__init__(cfg.block_size, sliding=cfg.pos_encoding in RELATIVE)
-        if precision not in ("auto", "int8", "fp32"):
-            raise ValueError(f"precision must be auto, int8 or fp32, got {precision!r}")
-        self.precision = "fp32" if precision == "fp32" else "int8"  # (auto: int8)
-        self.cfg, self.args = cfg, model.args(self.precision)
+        self.cfg, self.args = cfg, model.args(precision)  # (which refuses an unknown precision)
+        self.precision = "fp32" if precision == "fp32" else "int8"
         self.kv = np.zeros((cfg.n_layer, 2, cfg.n_head, self.capacity, cfg.n_embd // cfg.n_head), np.float32)
         self.logits = np.empty(cfg.vocab_size, np.float32)
         types = numba.typeof((np.empty(1, np.int64), np.empty(1), 0.0, 0, 0.0, 0, 0, 0, self.args, self.kv, self.logits)).types if numba else ()
@@ -444,7 +433,7 @@ class JitDecoder(Window):
 
     def sample(self, n: int, uniforms, temperature: float, top_k: int, top_p: float) -> list[int]:
         if not self.compiled:
-            return plain_sample(self, n, uniforms, temperature, top_k, top_p)
+            return sampler.sample(self, n, uniforms, temperature, top_k, top_p)
         out, u = np.empty(n, np.int64), np.ascontiguousarray(uniforms[:n], np.float64)
         count = sample(out, u, float(temperature), int(top_k), float(top_p), self.pos, self.start, self.end, self.args, self.kv, self.logits)
         self.advance(count - 1)  # (the last is not fed)
