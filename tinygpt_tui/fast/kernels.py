@@ -1,24 +1,21 @@
 """Faster forms of three of model.py's layers for training on a CPU, switched on per model:
-``accelerate(model)`` (and ``accelerate(model, on=False)`` for model.py's plain forms again).
-Each subclasses the plain layer, holds the same weights (the state dict does not change),
-computes the same function, and is tested against it (tests/test_numerics.py):
-  - dropout whose mask comes from 16 random bits per element (torch's bernoulli_ draws one
-    random number per element: a quarter of the training step at the 10.7M shape);
-  - RMSNorm with its backward written out (F.rms_norm's is a chain of small kernels; this
-    one measured 1.6 to 2x faster forward and backward);
-  - attention written out in bf16 (2 to 3x faster on a CPU than SDPA's flash kernel), with
-    the causal mask made once per size.
-Off a CPU (and for attention, outside bf16) each falls back to the plain form.
+``accelerate(model)`` (``on=False``: model.py's plain forms again). Each subclasses the plain
+layer, holds the same weights, computes the same function, and is tested against it
+(tests/test_numerics.py): dropout from 16 random bits per element (bernoulli_ draws a random
+number each), RMSNorm with its backward written out (F.rms_norm's is a chain of small kernels),
+attention written out in bf16 (SDPA's CPU kernel is slower). Off a CPU (attention: outside bf16)
+each falls back to the plain form.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn as nn
 
-from tinygpt_tui.model import Attention, RMSNorm
+from tinygpt_tui.model import Attention, RMSNorm, causal_mask
 
 
 def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -77,15 +74,10 @@ class FastRMSNorm(RMSNorm):
         return super().forward(x)  # (no backward to save: F.rms_norm's forward is fast)
 
 
-_CAUSAL: dict = {}
-
-
+@functools.cache
 def causal_bias(T: int, dtype, device) -> torch.Tensor:
     """model.causal_mask(T) in ``dtype``, made once per size, type and device."""
-    key = (T, dtype, str(device))
-    if key not in _CAUSAL:
-        _CAUSAL[key] = torch.full((T, T), float("-inf"), dtype=dtype, device=device).triu_(1)
-    return _CAUSAL[key]
+    return causal_mask(T, device).to(dtype)
 
 
 class FastAttention(Attention):
