@@ -67,19 +67,13 @@ def generate(
         else:
             out.write(printable(p))
         out.flush()
-        note = _slow_start_note(err) if i == 0 else None
-        try:
-            for ch in gen:
-                if note is not None:
-                    note.cancel()
-                    note = None
-                out.write(printable(ch))
-                out.flush()
-        finally:
-            if note is not None:  # (no character at all, or an error: the note must not follow it)
-                note.cancel()
+        for ch in gen:
+            out.write(printable(ch))
+            out.flush()
         out.write("\n")
         out.flush()
+    if gen.compiling:  # numpy decoded all of it; the process waits for numba before it exits
+        compile_note(err)
 
 
 @friendly
@@ -145,17 +139,21 @@ def _load(model, device, models_dir):
     return load_model(folder, device=pick_device(device))
 
 
-def _slow_start_note(err):
-    """Say why, if the first character takes over 2 s: the compiled decoder is being built (numba caches it)."""
-    import threading
+def compile_note(err) -> None:
+    """Why the first run on a machine lingers after its text: said once per machine (a marker file)."""
+    import os
 
     from rich.text import Text
 
-    timer = threading.Timer(2.0, lambda: err.print(Text(
-        "\nnote: building the compiled decoder for this model's shape and precision (about 15 s; cached after)", style="yellow")))
-    timer.daemon = True
-    timer.start()
-    return timer
+    marker = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinygpt" / "compile-note"
+    if marker.exists():
+        return
+    err.print(Text("finishing the compiled decoder for this machine (once, about 20 s)", style="yellow"))
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass  # (then it is said again next time)
 
 
 def corpus_prompts(loaded, corpus, split, n, length, seed):

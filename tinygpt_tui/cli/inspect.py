@@ -147,12 +147,14 @@ def deeper(loaded, embeddings: bool, top: int, near: str | None, heads: bool, co
     """--embeddings and --heads: views of the whole model, not of one prompt."""
     from rich.console import Console
 
-    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus as corpus_path
+    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
     from tinygpt_tui.engine.lens import embedding_map, head_roles, neighbours
 
     model, tok, doc, text, note = loaded.model, loaded.tokenizer, {}, None, None
     try:
-        text = read_corpus(corpus_path(corpus or str(loaded.doc.get("corpus", {}).get("name", "")))).text
+        own = loaded.doc.get("corpus", {})  # the file it was trained on, else its name
+        own = str(own.get("path", "")) if Path(str(own.get("path", ""))).is_file() else str(own.get("name", ""))
+        text = read_corpus(resolve_corpus(corpus or own)).text
     except TinyGPTError as e:  # (the corpus is optional for the map: frequencies, else vocabulary order)
         if heads or corpus:
             raise SettingsError(f"{e} (give --corpus FILE)") from None

@@ -52,7 +52,7 @@ def render_card(doc: dict) -> str:
         f"Check the validation loss: `tinygpt eval {doc.get('name', 'MODEL')} --corpus {c.get('name', 'CORPUS')}.txt`",
         "",
     ]
-    if doc.get("heads"):  # engine/lens.py head_roles(...)[i].line(), when the writer measured them
-        lines += ["What each head looks at (hints over the validation split; `tinygpt inspect MODEL --heads`):", "",
+    if doc.get("heads"):  # engine/inspect.py head_roles(...)[i].line(), when the writer measured them
+        lines += [f"What each head looks at (hints over the validation split; `tinygpt inspect {doc.get('name', 'MODEL')} --heads`):", "",
                   "```", *map(str, doc["heads"]), "```", ""]
     return "\n".join(lines)

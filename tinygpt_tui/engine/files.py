@@ -19,7 +19,6 @@ import json
 import math
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from tinygpt_tui.config import ConfigError, GPTConfig
@@ -116,6 +115,8 @@ def append(path, data: str, what: str) -> None:
 
 def stage(path: Path, data: bytes | str) -> str:
     """Write data to a new temporary file beside path (never an existing file or link) and fsync it."""
+    import tempfile
+
     if isinstance(data, str):
         data = data.encode("utf-8")
     try:

@@ -17,21 +17,28 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from tinygpt_tui.config import GPTConfig
-from tinygpt_tui.engine.card import render_card  # noqa: F401 (the folder's card: callers reach it here)
 from tinygpt_tui.engine.device import check_fits
 from tinygpt_tui.engine.files import (FORMAT, WEIGHTS, MiB, check_vocab_size, check_weights, fsync_dir, number, open_regular,
                                       read_json, read_safetensors_header, read_text, stage, unlink_quietly, validate_config_doc,
                                       validate_train_state)
-from tinygpt_tui.engine.metrics import METRICS, read_metrics  # noqa: F401 (the folder's log: callers reach it here)
 from tinygpt_tui.errors import CheckpointError, TinyGPTError
 from tinygpt_tui.tokenizer import CharTokenizer
 
-CONFIG, VOCAB, CARD, LOCK = "config.json", "vocab.json", "README.md", ".lock"
+CONFIG, VOCAB, CARD, LOCK, METRICS = "config.json", "vocab.json", "README.md", ".lock", "metrics.jsonl"
 STATE_TENSORS = "train_state.safetensors"
 CONFIG_LIMIT, VOCAB_LIMIT = 4 * MiB, 32 * MiB  # a config is kilobytes; two million escaped characters fit
 CPU = SimpleNamespace(type="cpu")  # where a model is loaded first (no torch needed to say so)
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 ENV_MODELS_DIR = "TINYGPT_MODELS_DIR"
+
+
+def __getattr__(name: str):
+    """The folder's log reader and card, imported when first asked for: listing the models needs neither."""
+    if name in ("read_metrics", "render_card"):
+        from tinygpt_tui.engine import card, metrics
+
+        return getattr(metrics if name == "read_metrics" else card, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------- locations

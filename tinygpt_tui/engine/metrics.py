@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from tinygpt_tui.engine.files import MiB, append, atomic_write, open_regular, valid_record
+from tinygpt_tui.engine.folder import METRICS
 from tinygpt_tui.errors import CheckpointError
 
-METRICS = "metrics.jsonl"
 MAX_LINE = 1 * MiB  # a record is a few hundred bytes (a sample of text at most kilobytes)
 MAX_READ = 64 * MiB  # per call: a follower catches up over several calls
 FLUSH_S = 1.0  # a record waits at most this long for the file (a follower lags by no more)
