@@ -12,7 +12,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from rich.text import Text
 from textual import events, on, work
 from textual.actions import SkipAction
 from textual.app import ComposeResult
@@ -34,7 +33,6 @@ PICK_HINT = (
     "Esc stops, Ctrl+N continues, Ctrl+L clears; temperature and the rest are under Sampling. "
     "Ctrl+T opens the training screen, Ctrl+P lists every command.\n"
 )
-FLUSH_INTERVAL = 1 / 40  # seconds between the sampler's Chunk messages: the screen takes ~40 a second with ease
 MODELS_POLL_S = 2.0  # how often the models folder is checked for a change (a few stat calls)
 
 
@@ -48,7 +46,8 @@ class Stream:
     started: float = field(default_factory=time.perf_counter)
     finished_at: float | None = None
     error: str = ""
-    latencies: list = field(default_factory=list)  # per chunk: seconds from its first character's sampling to the pane
+    latencies: list = field(default_factory=list)  # per chunk: seconds from its sampling to the pane
+    compiling: bool = False  # the sampler waits for its compiled step (once per machine): the status line says so
 
     @property
     def finished(self) -> bool:
@@ -62,29 +61,18 @@ class Stream:
 
 
 def sample_chunks(loaded, ids: list[int], settings, stop_event, post, gen_id: int) -> None:
-    """Run the sampler and post its text in Chunk messages, at most one per FLUSH_INTERVAL; then Done
+    """Run the sampler and post each run of text it yields as a Chunk (about 50 a second); then Done
     or Failed. Runs in a worker thread; what was sampled before an error is still posted."""
     from tinygpt_tui.sampler import Generation
 
-    buf: list[str] = []
-    first = last = 0.0
+    gen = Generation(loaded.model, loaded.tokenizer, "", settings, stop_event, context_ids=ids)
     try:
-        try:
-            for ch in Generation(loaded.model, loaded.tokenizer, "", settings, stop_event, context_ids=ids):
-                now = time.perf_counter()
-                if not buf:
-                    first = now
-                buf.append(ch)
-                if now - last >= FLUSH_INTERVAL:
-                    post(Chunk(gen_id, "".join(buf), first))
-                    buf, last = [], now
-        finally:
-            if buf:
-                post(Chunk(gen_id, "".join(buf), first))
-    except TinyGPTError as e:
-        post(Failed(gen_id, str(e)))
+        for text in gen.chunks():
+            if stop_event.is_set():
+                break
+            post(Chunk(gen_id, text, time.perf_counter(), gen.compiling))
     except Exception as e:  # never a traceback on screen: one line that says what broke
-        post(Failed(gen_id, f"{type(e).__name__}: {e}"))
+        post(Failed(gen_id, error_line(e)))
     else:
         post(Done(gen_id))
 
@@ -140,6 +128,7 @@ class GenerateScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.output = self.query_one("#output", OutputView)
         self.query_one("#models", ModelList).border_title = "Models"
         self.query_one("#sampling", SamplingPanel).border_title = "Sampling"
         self.query_one("#output-box").border_title = "Output"
@@ -362,10 +351,13 @@ class GenerateScreen(Screen):
             return
         s.latencies.append(time.perf_counter() - message.sampled_at)
         s.generated += len(message.text)
+        if s.compiling != message.compiling:
+            s.compiling = message.compiling
+            self.update_status()
         self.context += message.text
         if len(self.context) > 100_000:
             self.context = self.context[-50_000:]
-        self.query_one("#output", OutputView).append(message.text, GENERATED)
+        self.output.append(message.text, GENERATED)
         if self.inspector is not None:  # the inspector follows the text while it streams (it throttles itself)
             self.inspector.update_context(self.context)
 
@@ -464,6 +456,8 @@ class GenerateScreen(Screen):
         if s is not None:
             state = "stopped" if s.stop_event.is_set() else ("done" if s.finished else "generating")
             parts.append(Part(state, state, 0, {"generating": "bold green", "stopped": "bold yellow", "done": "bold"}[state]))
+            if s.compiling and state == "generating":
+                parts.append(Part("compiling the decoder (once per machine), slower meanwhile", "compiling", 4, "yellow"))
             parts.append(Part(f"{s.generated:,} chars", f"{s.generated:,} chars", 5))
             if s.chars_per_s:
                 parts.append(Part(f"{s.chars_per_s:,.0f} chars/s", f"{s.chars_per_s:,.0f}/s", 8))

@@ -91,11 +91,12 @@ class LoadFailed(Message):
 
 
 class Chunk(Message):
-    """Characters a generation wrote, and when the first of them was sampled (perf_counter)."""
+    """Characters a generation wrote, when they were sampled (perf_counter), and whether the sampler
+    was still waiting for its compiled step (a first run on a machine: numpy meanwhile)."""
 
-    def __init__(self, gen_id: int, text: str, sampled_at: float):
+    def __init__(self, gen_id: int, text: str, sampled_at: float, compiling: bool = False):
         super().__init__()
-        self.gen_id, self.text, self.sampled_at = gen_id, text, sampled_at
+        self.gen_id, self.text, self.sampled_at, self.compiling = gen_id, text, sampled_at, compiling
 
 
 class Done(Message):
