@@ -28,12 +28,10 @@ def convert(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Turn a nanoGPT ckpt.pt into a tinygpt model folder. Character-level models only; nothing is unpickled."""
-    import torch
-
     from tinygpt_tui.data import normalize_text
     from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
     from tinygpt_tui.engine.nanogpt import MAX_PT_BYTES, load_pt, map_nanogpt, read_meta, state_and_args
-    from tinygpt_tui.model import GPT
+    from tinygpt_tui.engine.folder import build_model
     from tinygpt_tui.tokenizer import CharTokenizer
 
     src = Path(checkpoint).expanduser()
@@ -71,15 +69,7 @@ def convert(
     tokenizer = CharTokenizer(chars)
     say(f"vocabulary: {len(chars):,} characters from {how}")
 
-    for k, t in state.items():
-        if not torch.isfinite(t).all():
-            raise CheckpointError(f"{k} holds NaN or infinite values")
-    model = GPT(cfg)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not (cfg.tie_weights and k == "head.weight")]
-    if missing or unexpected:
-        raise CheckpointError(f"the mapped weights do not fit the model ({(missing or unexpected)[0]})")
-    model.eval()
+    model = build_model(cfg, state, "the checkpoint")
 
     step = extra.get("iter_num") if isinstance(extra.get("iter_num"), int) else 0
     best = extra.get("best_val_loss")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tinygpt_tui.config import LIMITS, GPTConfig
 from tinygpt_tui.engine.files import FLOAT_DTYPES, expected_shapes, read_json, read_safetensors_header
-from tinygpt_tui.engine.folder import PICKLE_SUFFIXES
+from tinygpt_tui.engine.folder import PICKLE_SUFFIXES, build_model
 from tinygpt_tui.errors import CheckpointError, SettingsError
 from tinygpt_tui.tokenizer import CharTokenizer
 
@@ -294,10 +294,7 @@ def char_vocab(folder: Path, vocab_size: int) -> CharTokenizer:
 
 def read_hf_gpt2(folder) -> tuple[object, CharTokenizer, GPTConfig]:
     """(GPT, CharTokenizer, config) from a Hugging Face GPT-2 folder with safetensors weights."""
-    import torch
     from safetensors.torch import load_file
-
-    from tinygpt_tui.model import GPT
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -330,9 +327,6 @@ def read_hf_gpt2(folder) -> tuple[object, CharTokenizer, GPTConfig]:
         raise CheckpointError(f"the weights are over {MAX_WEIGHTS // 1024**3} GB in fp32: not a small model")
 
     hf = {full(k): v.float() for k, v in load_file(str(weights)).items()}
-    for name in expected:
-        if not torch.isfinite(hf[name]).all():
-            raise CheckpointError(f"model.safetensors: {name} holds NaN or infinite values")
     # tinygpt's bias setting is all or nothing: biases all zero are what an export of bias=False wrote
     cfg.bias = any(hf[n].any() for n in expected if n.endswith(".bias"))
     state = {"tok_emb.weight": hf["transformer.wte.weight"], "pos_emb.weight": hf["transformer.wpe.weight"]}
@@ -342,9 +336,7 @@ def read_hf_gpt2(folder) -> tuple[object, CharTokenizer, GPTConfig]:
         state[ours + ".weight"] = hf[theirs + ".weight"].t() if conv else hf[theirs + ".weight"]
         if cfg.bias:
             state[ours + ".bias"] = hf[theirs + ".bias"]
-    model = GPT(cfg)
-    model.load_state_dict({k: v.contiguous() for k, v in state.items()}, strict=not cfg.tie_weights)
-    return model.eval(), tokenizer, cfg
+    return build_model(cfg, state, "model.safetensors"), tokenizer, cfg
 
 
 def gpt2_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:

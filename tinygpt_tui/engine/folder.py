@@ -208,30 +208,35 @@ def load_model(folder, device="cpu") -> Loaded:
 
 
 def _load_torch(folder: Path, doc: dict, cfg: GPTConfig, device) -> Loaded:
-    import torch
     from safetensors.torch import load_file
-
-    from tinygpt_tui.model import GPT
 
     tokenizer = read_vocab(folder)
     try:
         state = load_file(str(folder / WEIGHTS), device="cpu")
     except Exception as e:
         raise CheckpointError(f"cannot read {WEIGHTS}: {str(e).splitlines()[0][:120]}") from None
+    return Loaded(build_model(cfg, state).to(device), tokenizer, doc, folder)
+
+
+def build_model(cfg: GPTConfig, state: dict, what: str = WEIGHTS):
+    """A GPT in eval mode holding ``state`` in fp32 (a folder's, a converted or an imported model's):
+    every tensor floating point, finite, and in its place (a tied head once)."""
+    import torch
+
+    from tinygpt_tui.model import GPT
+
     for k, t in state.items():
         if not t.is_floating_point():
-            raise CheckpointError(f"{WEIGHTS}: {k} is {t.dtype}, not floating point")
+            raise CheckpointError(f"{what}: {k} is {t.dtype}, not floating point")
         if not torch.isfinite(t.float()).all():  # (checked as the model will hold it: fp32)
-            raise CheckpointError(f"{WEIGHTS}: {k} holds NaN or infinite values (in float32)")
+            raise CheckpointError(f"{what}: {k} holds NaN or infinite values (in float32)")
     # built on the CPU, not the meta device: its initialisers import torch._dynamo (2 s at start-up)
     model = GPT(cfg)
-    state = {k: v.float() for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict({k: v.float().contiguous() for k, v in state.items()}, strict=False)
     missing = [k for k in missing if not (cfg.tie_weights and k == "head.weight")]
     if missing or unexpected:
-        raise CheckpointError(f"{WEIGHTS} does not match the config ({(missing or unexpected)[0]})")
-    model.to(device).eval()
-    return Loaded(model, tokenizer, doc, folder)
+        raise CheckpointError(f"{what} does not match the config ({(missing or unexpected)[0]})")
+    return model.eval()
 
 
 def load_for_sampling(folder, device="auto") -> Loaded:
@@ -251,16 +256,9 @@ def load_for_sampling(folder, device="auto") -> Loaded:
     import numpy as np
     from safetensors import safe_open
 
-    arrays = {}
-    try:
+    try:  # (tinygpt saves fp32; numpy, which has no bfloat16, refuses such a file in one line)
         with safe_open(str(folder / WEIGHTS), framework="numpy") as f:
-            if any(str(f.get_slice(k).get_dtype()) == "BF16" for k in f.keys()):  # numpy has no bfloat16
-                loaded = _load_torch(folder, doc, cfg, "cpu")
-                return Loaded(jitstep.JitModel.from_torch(loaded.model), tokenizer, doc, folder)
-            for k in f.keys():
-                arrays[k] = f.get_tensor(k)
-    except CheckpointError:
-        raise
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
         raise CheckpointError(f"cannot read {WEIGHTS}: {str(e).splitlines()[0][:120]}") from None
     with np.errstate(over="ignore"):  # (it holds float32: an F64 value past its range becomes inf, refused below)
