@@ -17,13 +17,11 @@ FFNS = ("gelu", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
 RELATIVE = ("rope", "alibi", "none")  # encodings whose KV cache can slide past the window
 
-# Hard limits that keep a config from a stranger from exhausting memory
-# before anything else is checked.
+# Hard limits: a config from a stranger must not exhaust memory before anything else is checked.
 LIMITS = {"vocab_size": 2_000_000, "block_size": 65_536, "n_layer": 256, "n_head": 256, "n_embd": 16_384}
 
 
-# ---------------------------------------------------------------- position tables (plain Python:
-# model.py turns them into tensors, fast/decode.py into numpy arrays; written once, here)
+# ------------------------------------------- position tables: model.py's tensors, fast/decode.py's arrays
 def sinusoidal_table(n: int, dim: int) -> list[list[float]]:
     """The fixed (n, dim) position table of 'Attention Is All You Need':
     column 2i holds sin(pos * f_i), column 2i + 1 cos(pos * f_i), with f_i = 10000^(-2i / dim)."""

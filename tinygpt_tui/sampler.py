@@ -101,11 +101,14 @@ class CachedModel:
     full = property(lambda self: self.cache.full)
 
     def feed(self, ids: list[int]):
-        """Run ``ids`` (at positions pos, pos + 1, ...); return the (V,) logits after the last."""
+        """Run ``ids`` (at positions pos, pos + 1, ...); return the (V,) logits after the last.
+        The model runs in eval mode (no dropout) and is left in the mode it was in."""
         import torch
 
-        idx = torch.tensor([ids], device=next(self.model.parameters()).device)
-        self.logits = self.model(idx, cache=self.cache)[0][0, -1].float().cpu().numpy()
+        idx, training = torch.tensor([ids], device=next(self.model.parameters()).device), self.model.training
+        with torch.inference_mode():
+            self.logits = self.model.eval()(idx, cache=self.cache)[0][0, -1].float().cpu().numpy()
+        self.model.train(training)
         return self.logits
 
     def sample(self, *args) -> list[int]:
@@ -117,7 +120,7 @@ def decoder(model, precision: str = "auto", backend: str = "auto"):
     compiled step on a CPU; the model's own KVCache elsewhere, without numba, or if backend="torch"."""
     if backend not in ("auto", "torch"):
         raise ValueError(f"backend must be auto or torch, got {backend!r}")
-    if not hasattr(model, "parameters"):  # a JitModel: the compiled step, no torch at all
+    if not hasattr(model, "parameters"):  # a JitModel: the compiled step, torch not even imported
         return model.decoder(precision)
     if backend == "auto" and next(model.parameters()).device.type == "cpu":
         from tinygpt_tui.fast import decode
@@ -157,22 +160,8 @@ class Generation:
                 yield ch
 
     def chunks(self):
-        model = self.model
-        if not hasattr(model, "parameters"):  # a JitModel: torch is not needed (nor imported)
-            yield from self._steps(decoder(model, self.settings.precision))
-            return
-        import torch
-
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                yield from self._steps(decoder(model, self.settings.precision, self.backend))
-        finally:
-            model.train(was_training)
-
-    def _steps(self, run):
-        s, window, self.run = self.settings, self.model.cfg.block_size, run
+        s, window = self.settings, self.model.cfg.block_size
+        run = self.run = decoder(self.model, s.precision, self.backend)
         rng, spare = np.random.default_rng(s.seed), np.empty(0)  # uniform numbers drawn, not used yet
         top_k = s.top_k if s.top_k is not None and s.top_k < self.model.cfg.vocab_size else 0  # (past V: no cut)
         top_p = 1.0 if s.top_p is None else float(s.top_p)

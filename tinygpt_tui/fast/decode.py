@@ -307,7 +307,6 @@ def _compile(types, ready):
 
 
 # ---------------------------------------------------------------- the model and a stream, without torch
-NORM_EPS = {"layernorm": 1e-5, "rmsnorm": 1e-6}  # nn.LayerNorm's default and model.RMSNorm's
 
 
 def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -390,7 +389,7 @@ class JitModel:
         a["inv_freq"] = np.array(rope_frequencies(D, cfg.rope_base), np.float32)
         a["kinds"] = np.array([RMSNORM if cfg.norm == "rmsnorm" else LAYERNORM, SWIGLU if cfg.ffn == "swiglu" else GELU, pos_kind,
                                cfg.block_size], np.int64)
-        a["eps"] = NORM_EPS[cfg.norm]
+        a["eps"] = 1e-6 if cfg.norm == "rmsnorm" else 1e-5  # model.RMSNorm's, nn.LayerNorm's default
         return tuple(a[name] for name in ARGS)
 
 
