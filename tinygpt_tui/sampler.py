@@ -4,11 +4,10 @@
         print(ch, end="", flush=True)
 
 Each step a decoder turns the tokens so far into the logits of the next one, ``draw`` picks
-it, and it is fed back (``sample``: a run of such steps). One decoder per device: on a CPU
-fast/decode.py's compiled step, which runs ``sample`` as one call (int8 weights unless
-precision="fp32"); elsewhere, or without numba, the model's own KVCache. Past the window
-(block_size) a relative position encoding slides; an absolute one starts over from the last
-3/4 of the window (config.Window).
+it, and it is fed back (``sample``: a run of such steps). One decoder per device (``decoder``):
+on a CPU fast/decode.py's compiled step, elsewhere or without numba the model's own KVCache.
+Past the window (block_size) a relative position encoding slides; an absolute one starts over
+from the last 3/4 of the window (config.Window).
 """
 
 from __future__ import annotations
