@@ -327,7 +327,7 @@ def fill_tiny_run(ts, corpus, name, **values):
 async def test_training_screen_offers_the_budget_presets_as_the_cli_does(tmp_path):
     from textual.widgets import Input, Select
 
-    from tinygpt_tui.engine.train import PRESETS
+    from tinygpt_tui.engine.presets import PRESETS
 
     d = make_models_dir(tmp_path)
     corpus = small_corpus(tmp_path)

@@ -24,7 +24,7 @@ class Corpus:
         return Path(self.path).stem
 
 
-def read_corpus(path) -> Corpus:  # TODO remove once app/training.py imports engine.corpora.read_corpus
+def read_corpus(path) -> Corpus:  # TODO remove once app/inspector.py imports engine.corpora.read_corpus
     from tinygpt_tui.engine.corpora import read_corpus
 
     return read_corpus(path)

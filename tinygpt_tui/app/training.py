@@ -43,7 +43,8 @@ def check_corpus(path: str, block_size: int | None = None) -> None:
     Corpora past CHECK_CORPUS_BYTES are left to the run, so a keypress never waits long (and
     are long enough for any context length the form allows).
     """
-    from tinygpt_tui.data import check_length, read_corpus
+    from tinygpt_tui.data import check_length
+    from tinygpt_tui.engine.corpora import read_corpus
 
     try:
         big = Path(path).expanduser().stat().st_size > CHECK_CORPUS_BYTES
@@ -178,7 +179,7 @@ class TrainingScreen(Screen):
 
     @staticmethod
     def _preset_label(p: str) -> str:
-        from tinygpt_tui.engine.train import PRESETS  # (cheap: no torch at module level)
+        from tinygpt_tui.engine.presets import PRESETS  # (cheap: no torch at module level)
 
         if p == "auto":
             return "auto (by minutes)"
@@ -187,7 +188,7 @@ class TrainingScreen(Screen):
 
     def _preset_placeholders(self, preset: str) -> None:
         from tinygpt_tui.config import GPTConfig
-        from tinygpt_tui.engine.train import PRESETS, budget_preset
+        from tinygpt_tui.engine.presets import PRESETS, budget_preset
 
         if preset == "auto":  # what auto stands for with the minutes in the form (as the CLI picks it)
             try:

@@ -29,7 +29,7 @@ from tinygpt_tui.engine.device import activation_bytes_per_sequence, autocast, c
 from tinygpt_tui.engine.distributed import (DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests,
                                             sum_over_ranks)
 from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
-from tinygpt_tui.engine.presets import PRESETS, NameTaken, TrainConfig, budget_preset, build_optimizer, check_name, resume_config  # noqa: F401 (app/training.py imports PRESETS, budget_preset from here)
+from tinygpt_tui.engine.presets import NameTaken, TrainConfig, build_optimizer, check_name, resume_config
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import CharTokenizer
 
