@@ -250,15 +250,10 @@ def analyze(model, tokenizer: CharTokenizer, text: str) -> Analysis:
             raise SettingsError("no character of the prompt is in the model's vocabulary (left out: "
                                 + printable(" ".join(dropped[:20])) + ")")
         raise SettingsError("the prompt is empty: give at least one character")
-    from tinygpt_tui.engine.lens import residual_hooks
+    from tinygpt_tui.engine.lens import evaluating, residual_hooks
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), residual_hooks(model, []) as stream:
-            logits, _, attns = model(torch.tensor([ids], device=next(model.parameters()).device), return_attention=True)
-    finally:
-        model.train(was_training)
+    with torch.inference_mode(), evaluating(model), residual_hooks(model, []) as stream:
+        logits, _, attns = model(torch.tensor([ids], device=next(model.parameters()).device), return_attention=True)
     att = torch.stack([a[0] for a in attns]).float().cpu().numpy()  # (L, H, T, T)
     return Analysis(
         chars=[tokenizer.chars[i] for i in ids], ids=ids, logits=logits[0].float().cpu().numpy().astype(np.float32),
