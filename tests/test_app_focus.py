@@ -143,6 +143,26 @@ async def test_keys_typed_fast_land_in_the_field_focused_when_they_were_typed(mo
         assert top_k.value == "7" and temp.has_focus
 
 
+async def test_ctrl_u_or_ctrl_w_and_keys_typed_behind_it_keep_those_keys(models_dir):  # noqa: F811
+    """Ctrl+U (or Ctrl+W) and characters in one burst: as the Input's own binding the deletion ran
+    after the characters were inserted, and took them too."""
+    from textual import events
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = app.screen
+        prompt = gen.query_one("#prompt")
+        prompt.focus()
+        await pilot.press(*"old words")
+        for key, char in [("ctrl+w", None), ("n", "n"), ("e", "e"), ("w", "w")]:
+            app.post_message(events.Key(key, char))
+        assert await wait_for(pilot, lambda: prompt.value == "old new"), prompt.value
+        for key, char in [("ctrl+u", None), ("h", "h"), ("i", "i")]:
+            app.post_message(events.Key(key, char))
+        assert await wait_for(pilot, lambda: prompt.value == "hi"), prompt.value
+        assert prompt.cursor_position == 2
+
+
 @pytest.mark.parametrize("size", [(60, 18), (80, 24), (120, 40)])
 async def test_the_status_line_keeps_the_model_and_device_and_cuts_no_part(models_dir, size):  # noqa: F811
     """Issue 16 #15: at 80x24 the model and device were dropped; at 120 columns a run training meanwhile

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Static
 
 from tinygpt_tui.app.messages import TrainingEnded, TrainingRecord, reported
 from tinygpt_tui.engine.folder import default_models_dir
@@ -89,6 +90,10 @@ class TinyGPTApp(App):
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("ctrl+g", "show_generate", "Generate", id="show-generate"),
         Binding("ctrl+t", "show_training", "Train", id="show-training"),
+        # priority: done as the key is read; as an Input's own binding it runs after the keys typed
+        # behind it in the same burst, and deletes them too
+        Binding("ctrl+u", "edit('delete_left_all')", "Delete line", show=False, priority=True, id="delete-line"),
+        Binding("ctrl+w", "edit('delete_left_word')", "Delete word", show=False, priority=True, id="delete-word"),
     ]
 
     def __init__(self, models_dir=None, watch_models: bool = True):
@@ -111,6 +116,11 @@ class TinyGPTApp(App):
         if action == "show_training":
             return self.current_mode != "training"
         return True
+
+    def action_edit(self, what: str) -> None:
+        if not isinstance(self.focused, Input):
+            raise SkipAction()
+        getattr(self.focused, f"action_{what}")()
 
     def action_show_generate(self) -> None:
         if self.current_mode != "generate":
@@ -144,11 +154,10 @@ class TinyGPTApp(App):
 
     @on(TrainingEnded)
     @reported("training")
-    async def _training_ended(self, message: TrainingEnded) -> None:
+    def _training_ended(self, message: TrainingEnded) -> None:
         job = message.job
         job.ended(message.state, message.error)
-        # a new (or newer) model folder: the generate screen's list shows it
-        await self.run_action("refresh_models(True)", self.get_screen("generate"))
+        self.get_screen("generate").action_refresh_models(quiet=True)  # a new (or newer) model folder
         if job.state == "failed":
             self.notify(printable(job.error), title=f"training {printable(job.name)} failed", severity="error", timeout=10)
         else:

@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
-from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported, Chunk, Done, Failed, LoadFailed, ModelLoaded, ModelsListed
+from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported, Chunk, Ended, LoadFailed, ModelLoaded, ModelsListed
 from tinygpt_tui.app.output import GENERATED, NOTE, PROMPT, OutputView
 from tinygpt_tui.app.runs import FitLine, Part
 from tinygpt_tui.app.sidebar import ModelList, SamplingPanel
@@ -61,8 +61,8 @@ class Stream:
 
 
 def sample_chunks(loaded, ids: list[int], settings, stop_event, post, gen_id: int) -> None:
-    """Run the sampler and post each run of text it yields as a Chunk (about 50 a second); then Done
-    or Failed. Runs in a worker thread; what was sampled before an error is still posted."""
+    """Run the sampler and post each run of text it yields as a Chunk (about 50 a second), then
+    Ended. Runs in a worker thread; what was sampled before an error is still posted."""
     from tinygpt_tui.sampler import Generation
 
     gen = Generation(loaded.model, loaded.tokenizer, "", settings, stop_event, context_ids=ids)
@@ -72,9 +72,9 @@ def sample_chunks(loaded, ids: list[int], settings, stop_event, post, gen_id: in
                 break
             post(Chunk(gen_id, text, time.perf_counter(), gen.compiling))
     except Exception as e:  # never a traceback on screen: one line that says what broke
-        post(Failed(gen_id, error_line(e)))
+        post(Ended(gen_id, error_line(e)))
     else:
-        post(Done(gen_id))
+        post(Ended(gen_id))
 
 
 class GenerateScreen(Screen):
@@ -361,14 +361,13 @@ class GenerateScreen(Screen):
         if self.inspector is not None:  # the inspector follows the text while it streams (it throttles itself)
             self.inspector.update_context(self.context)
 
-    @on(Done)
-    @on(Failed)
-    def _ended(self, message: Done | Failed) -> None:
+    @on(Ended)
+    def _ended(self, message: Ended) -> None:
         s = self._current(message.gen_id)
         if s is None or s.finished:
             return
         s.finished_at = time.perf_counter()
-        if isinstance(message, Failed):
+        if message.error:
             s.error = message.error
             self.notify(printable(s.error), title="generation failed", severity="error")
         self.refresh_bindings()

@@ -1,17 +1,10 @@
 """The inspector: what the model predicts next and where it looks, for the current context.
 
-    app.push_screen(InspectorScreen(model_folder, tokenizer, context_text, model=None))
-
-The PyTorch model is loaded in the first worker unless one is given (the generate screen samples
-with the compiled step's own copy of the weights, which cannot show attention). It shows the
-top-k next characters as bars and an attention heatmap: rows are the heads of one layer (and
-their average), columns the context's characters, the colour how much the query position
-attends to each. Keys are in its footer; a click on a column moves the query position.
-
-``update_context(text)`` follows a generation: at most one forward pass runs at a time (a thread
-worker), two starts are at least ``min_interval`` apart or three times the last pass's duration,
-so it takes at most about a third of one core; the newest text wins. Moving the position or
-changing layer or head recomputes nothing: one pass keeps every position's logits and attention.
+The top-k next characters as bars, and an attention heatmap: rows are the heads of one layer (and
+their average), columns the context's characters. The PyTorch model is loaded by the first pass
+(the sampler's compiled weights cannot show attention). ``update_context`` follows a generation:
+one pass at a time in a thread worker, starts spaced by ``interval()`` so it takes at most about a
+third of a core. One pass keeps every position's logits and attention: moving costs no pass.
 """
 
 from __future__ import annotations
@@ -30,7 +23,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from tinygpt_tui.app.messages import Inspected, reported
+from tinygpt_tui.app.messages import Inspected, error_line, reported
 from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heatmap_column_at, heatmap_lines,
                                      layer_rows, legend, lens_text, prob_bars, ranked_line, top_attended)
 from tinygpt_tui.errors import TinyGPTError
@@ -49,63 +42,41 @@ def corpus_text(folder) -> str | None:
 
 
 class Panel(Widget):
-    """A block of rich Text rebuilt for the widget's width (heatmaps wrap their columns to fit).
-
-    Drawn with the line API: the Text is rendered to Segments once per width
-    and state, and each line is handed out as a Strip. (A heatmap line holds a
-    styled run per character; going through Textual's Content for every
-    repaint cost a second per keypress on a busy CPU.)
-    """
+    """A block of rich Text rebuilt for the widget's width (heatmaps wrap their columns to fit),
+    drawn with the line API: rendered to Strips once per width and version, not on every repaint
+    (a heatmap line holds a styled run per character)."""
 
     DEFAULT_CSS = "Panel { height: auto; width: 1fr; }"
 
     def __init__(self, build, **kw):
         super().__init__(**kw)
         self._build = build
-        self._cache: tuple[tuple, list] | None = None
-        self._strips: tuple[tuple, list[Strip]] | None = None
+        self._cache: tuple[tuple, list[Strip]] | None = None
         self.version = 0  # bumped by the screen when what it draws changed
-
-    def _runs(self, width: int) -> list[list[tuple[str, Style]]]:
-        key = (max(width, 8), self.version)
-        if self._cache is None or self._cache[0] != key:
-            built = self._build(key[0])
-            if isinstance(built, Text):
-                console = self.app.console
-                runs = [[(seg.text, seg.style or Style()) for seg in line.render(console)]
-                        for line in built.split("\n", allow_blank=True)]
-            else:
-                runs = built
-            self._cache = (key, runs)
-        return self._cache[1]
 
     def _lines(self, width: int) -> list[Strip]:
         key = (width, self.version)
-        if self._strips is None or self._strips[0] != key:
-            base = self.rich_style  # (walks the DOM: only on a change)
-            strips = []
-            for line in self._runs(width):
-                segs = [Segment(t, base + st) for t, st in line]
-                strips.append(Strip(segs).crop_extend(0, width, base))
-            self._strips = (key, strips)
-        return self._strips[1]
+        if self._cache is None or self._cache[0] != key:
+            built, base = self._build(max(width, 8)), self.rich_style
+            if isinstance(built, Text):
+                built = [[(seg.text, seg.style or Style()) for seg in line.render(self.app.console)]
+                         for line in built.split("\n", allow_blank=True)]
+            self._cache = (key, [Strip([Segment(t, base + st) for t, st in line]).crop_extend(0, width, base) for line in built])
+        return self._cache[1]
 
     def changed(self) -> None:
         width = self.size.width
         before = len(self._cache[1]) if self._cache is not None else -1
         self.version += 1
-        if width <= 0:
-            self.refresh(layout=True)
-            return
         # a new layout only when the number of lines changed (a repaint is much cheaper)
-        self.refresh(layout=len(self._runs(width)) != before)
+        self.refresh(layout=width <= 0 or len(self._lines(width)) != before)
 
     def render_line(self, y: int) -> Strip:
         lines = self._lines(self.size.width)
         return lines[y] if 0 <= y < len(lines) else Strip.blank(self.size.width)
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return len(self._runs(width))
+        return len(self._lines(width))
 
     def on_click(self, event) -> None:
         screen = self.screen
@@ -241,10 +212,8 @@ class InspectorScreen(ModalScreen):
                 self.model = load_model(self.folder).model
             analysis = analyze(self.model, self.tokenizer, text)
             self.last_duration = time.perf_counter() - t0
-        except TinyGPTError as e:
-            error = str(e)
         except Exception as e:  # never take the app down: show it
-            error = f"{type(e).__name__}: {e}"
+            error = error_line(e)
         self.post_message(Inspected(text, analysis, error))
 
     @on(Inspected)
@@ -303,8 +272,7 @@ class InspectorScreen(ModalScreen):
     def action_head(self, delta: int) -> None:
         if self.analysis is None:
             return
-        if self.all_layers:
-            self.all_layers = False
+        self.all_layers = False
         n = self.analysis.n_head + 1  # the heads, then the average row
         cur = n - 1 if self.head_index is None else self.head_index
         cur = (cur + delta) % n
@@ -448,6 +416,7 @@ class InspectorScreen(ModalScreen):
         if self.deeper not in (None, "lens") and a is not None and key not in self.deeper_result:
             self.deeper_result[key] = f"computing the {self.deeper}…"
             self.run_worker(lambda: self._compute_deeper(key, a), thread=True, group="deeper", exit_on_error=False)
+        self.query_one("#insp-deeper").display = self.deeper is not None  # (else a blank line and its margin)
         for pid in ("#insp-probs", "#insp-deeper", "#insp-map-title", "#insp-map"):
             self.query_one(pid, Panel).changed()
 

@@ -1,15 +1,12 @@
-"""The messages workers post: one class per event. Nothing else crosses from a thread to the screen.
-(And what both screens share: the focus keys, and `reported` for callbacks that read from disk.)
-
-A worker thread never touches a widget; it posts one of these to the screen (or app) that owns
-it, and the handler runs on Textual's thread. `gen_id` and `job` say which generation or run a
-message belongs to, so a late message from a replaced one is ignored.
+"""The messages workers post, one class per event: a worker thread never touches a widget, it posts
+one of these to the screen (or app) that owns it. `gen_id` and `job` say which generation or run a
+message belongs to, so a late message from a replaced one is ignored. (And what both screens
+share: the focus keys, and `reported` for callbacks that read from disk.)
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 
 from textual.binding import Binding
 from textual.message import Message
@@ -38,20 +35,11 @@ def reported(what: str):
                 last[0] = line
                 node.notify(line, title=what, severity="error", timeout=10)
 
-        if inspect.iscoroutinefunction(fn):
-            @functools.wraps(fn)
-            async def run_async(node, *a, **kw):
-                try:
-                    return await fn(node, *a, **kw)
-                except Exception as e:  # noqa: BLE001 (the point: nothing from disk takes the app down)
-                    report(node, e)
-            return run_async
-
         @functools.wraps(fn)
         def run(node, *a, **kw):
             try:
                 return fn(node, *a, **kw)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 (the point: nothing from disk takes the app down)
                 report(node, e)
         return run
 
@@ -99,18 +87,10 @@ class Chunk(Message):
         self.gen_id, self.text, self.sampled_at, self.compiling = gen_id, text, sampled_at, compiling
 
 
-class Done(Message):
-    """A generation ended: its length was reached, or it was stopped."""
+class Ended(Message):
+    """A generation ended: its length was reached, it was stopped, or (error: one line) it failed."""
 
-    def __init__(self, gen_id: int):
-        super().__init__()
-        self.gen_id = gen_id
-
-
-class Failed(Message):
-    """A generation ended on an error: one line saying why."""
-
-    def __init__(self, gen_id: int, error: str):
+    def __init__(self, gen_id: int, error: str = ""):
         super().__init__()
         self.gen_id, self.error = gen_id, error
 
