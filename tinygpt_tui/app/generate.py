@@ -145,8 +145,7 @@ class GenerateScreen(Screen):
     # ------------------------------------------------------------ the models folder
     @reported("models folder")
     def list_models_now(self) -> None:
-        """Read a small models folder here and now, so the first frame lists it; a large one
-        (more than SYNC_LISTING entries) is read in a worker."""
+        """A small models folder is read here, so the first frame lists it; a large one in a worker."""
         from tinygpt_tui.engine.folder import model_folders, read_info
 
         folders = model_folders(self.app.models_dir)  # none if the folder is missing or unreadable
@@ -221,14 +220,12 @@ class GenerateScreen(Screen):
         self._load(info)
 
     def action_pick_named(self, name: str) -> None:
-        info = next((i for i in self.infos if i.name == name), None)
-        if info is not None:
+        for info in (i for i in self.infos if i.name == name):
             self.pick(info)
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self, info: ModelInfo) -> None:
-        """Load the model once, for the sampler (the compiled step's weights on a CPU: no torch),
-        and run a few characters so the first generation starts at full speed."""
+        """Load the model for the sampler, and sample a few characters so the first generation starts at full speed."""
         from tinygpt_tui.engine.folder import load_for_sampling
         from tinygpt_tui.sampler import Generation, SamplingSettings
 
@@ -279,8 +276,7 @@ class GenerateScreen(Screen):
 
     # ------------------------------------------------------------ generating
     def on_key(self, event: events.Key) -> None:
-        """A printable key pressed where nothing takes text (the model list, the read-only output
-        pane) goes to the prompt: typing a prompt while the model loads, or as the app opens, just works."""
+        """A printable key pressed where nothing takes text (the model list, the output pane) goes to the prompt."""
         if not (event.is_printable and event.character) or isinstance(self.focused, Input):
             return  # an input took it, or refused it (a letter in a number field)
         event.stop()
@@ -290,8 +286,7 @@ class GenerateScreen(Screen):
         prompt.insert_text_at_cursor(event.character)
 
     def action_setting_done(self) -> None:
-        """Enter in a setting: back to writing prompts, at once (a priority key), so the keys typed
-        behind it go to the prompt and not to the setting."""
+        """Enter in a setting: back to the prompt at once (a priority key), and the keys typed behind it with it."""
         if not (isinstance(self.focused, Input) and self.focused.id and self.focused.id.startswith("set-")):
             raise SkipAction()  # Enter anywhere else does what it always does
         self.set_focus(self.query_one("#prompt", Input))
@@ -438,8 +433,7 @@ class GenerateScreen(Screen):
             return
         from tinygpt_tui.app.inspector import InspectorScreen
 
-        # the raw text (prompt characters the model knows, then what it wrote), not the on-screen form;
-        # the inspector loads the PyTorch model itself (the sampler's compiled weights cannot show attention)
+        # the raw text, not the on-screen form; the inspector loads a PyTorch model itself unless the sampler runs one
         torch_model = self.loaded.model if hasattr(self.loaded.model, "parameters") else None
         self.inspector = InspectorScreen(self.loaded.path, self.loaded.tokenizer, self.context, model=torch_model)
         self.app.push_screen(self.inspector, lambda _=None: setattr(self, "inspector", None))
@@ -447,9 +441,7 @@ class GenerateScreen(Screen):
     # ------------------------------------------------------------ status
     @reported("status line")
     def update_status(self) -> None:
-        """The status line: the generation, the model and device (named as in the header), and a
-        run training meanwhile. A narrow terminal drops the least important parts whole (FitLine):
-        the generation's state, the model and the device go last."""
+        """The generation, the model and device, and a run training meanwhile (FitLine drops the least important first)."""
         parts = []
         s = self.stream
         if s is not None:

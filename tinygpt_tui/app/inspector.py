@@ -99,7 +99,7 @@ class InspectorScreen(ModalScreen):
     ROOMY = 34  # terminal rows from which the full top-k list and blank lines are shown
 
     BINDINGS = [
-        Binding("escape", "close", "Close", id="inspector-close"),
+        Binding("escape", "dismiss", "Close", id="inspector-close"),
         Binding("left", "move(-1)", "Position", key_display="←→", priority=True, id="inspector-left"),
         Binding("right", "move(1)", "Position", show=False, priority=True, id="inspector-right"),
         Binding("home", "move_to(0)", "First", show=False, priority=True, id="inspector-first"),
@@ -181,7 +181,7 @@ class InspectorScreen(ModalScreen):
             self._kick()
 
     def interval(self) -> float:
-        """Seconds between the starts of two computations: min_interval, or 3x the last one's time if longer."""
+        """Seconds between the starts of two passes: at least 3x the last one's time."""
         return max(self.min_interval, 3 * self.last_duration)
 
     def _kick(self, from_timer: bool = False) -> None:
@@ -219,9 +219,7 @@ class InspectorScreen(ModalScreen):
     @on(Inspected)
     @reported("inspector")
     def _inspected(self, message: Inspected) -> None:
-        self._done(message.result, message.error or None)
-
-    def _done(self, analysis, error) -> None:
+        analysis, error = message.result, message.error or None
         self.computing = False
         self.computations += 1
         if analysis is not None:
@@ -241,9 +239,6 @@ class InspectorScreen(ModalScreen):
             self._kick()
 
     # ------------------------------------------------------------ actions
-    def action_close(self) -> None:
-        self.dismiss()
-
     def _pos(self) -> int:
         return self.analysis.length - 1 if self.position is None else self.position
 

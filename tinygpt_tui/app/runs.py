@@ -1,11 +1,7 @@
-"""A training run as the app sees it: its records folded into one RunState, and the widgets
-that draw it (the loss chart, the progress line).
-
-A run started in the app is a ``TrainingJob`` owned by the app (it outlives the training screen):
-a thread worker runs engine.train and posts each record as a message; the app applies it to
-the job's RunState on Textual's thread. A run followed through its ``metrics.jsonl`` is a
-``Followed``: the same records, read from the file. The training screen shows either through
-one type, ``Watched``.
+"""A training run as the app sees it: its records folded into one RunState, and the widgets that
+draw it (the loss chart, the progress line). A run started in the app is a ``TrainingJob`` owned
+by the app (it outlives the training screen); the training screen shows a ``Watched``: that job,
+or a run followed through its ``metrics.jsonl`` (the same records, read from the file).
 """
 
 from __future__ import annotations
@@ -126,7 +122,6 @@ class RunState:
             ms, st = _step(self.start.get("max_steps")), _step(self.start.get("step"))
             p = st / ms if ms and st is not None else 0.0
         return min(1.0, max(0.0, p))
-
 
 
 class TrainingJob:
@@ -390,10 +385,8 @@ def progress_parts(v: RunState) -> list[Part]:
     return parts
 
 
-
 def name_taken(name: str, models_dir, key: str) -> str:
     return f"a model named {name!r} already exists in {models_dir}; pick another name, or press {key} to resume it"
-
 
 
 def thin(xs: list, ys: list, n: int = MAX_POINTS):
@@ -402,5 +395,3 @@ def thin(xs: list, ys: list, n: int = MAX_POINTS):
     stride = len(xs) / n
     idx = sorted({int(i * stride) for i in range(n)} | {len(xs) - 1})
     return [xs[i] for i in idx], [ys[i] for i in idx]
-
-

@@ -108,18 +108,13 @@ class ModelList(OptionList):
         self.app.push_screen(Confirm("A run without a checkpoint", f"Delete {printable(str(info.path))}? It holds only the "
                                      "files of a run that stopped before saving a model.", "Delete"), lambda yes: answer(self, yes))
 
-    def info_named(self, name: str) -> ModelInfo | None:
-        return next((i for i in self.infos if i.name == name), None)
-
     def _pick(self, index: int | None) -> None:
         if self.on_pick is not None and index is not None and 0 <= index < len(self.infos):
             self.on_pick(self.infos[index])
 
     def action_select(self) -> None:
-        """Enter (and a click, which selects through here) picks the highlighted model here and now,
-        rather than by a message handled later: keys typed right behind it (a prompt and Enter, in
-        one burst as the app opens) then find the model loading, and the prompt waits for it
-        instead of being refused."""
+        """Enter (and a click) picks the highlighted model now, not by a message handled later: a
+        prompt typed right behind it, in one burst, then finds the model loading and waits for it."""
         self._pick(self.highlighted)
 
 

@@ -38,11 +38,7 @@ def default_key(action: str) -> str:
 
 def check_corpus(path: str, block_size: int | None = None) -> None:
     """What the run would say of the corpus (binary, not UTF-8, empty, too short for the context
-    length), said before it starts.
-
-    Corpora past CHECK_CORPUS_BYTES are left to the run, so a keypress never waits long (and
-    are long enough for any context length the form allows).
-    """
+    length), said before it starts; corpora past CHECK_CORPUS_BYTES are left to the run."""
     from tinygpt_tui.data import check_length
     from tinygpt_tui.engine.corpora import read_corpus
 
@@ -57,17 +53,16 @@ def check_corpus(path: str, block_size: int | None = None) -> None:
 
 
 PRESET_NAMES = ("auto", "1min", "5min", "tiny", "small", "medium", "large", "nanogpt")  # as `tinygpt train --preset`
-CUSTOM_FIELDS = (
-    # id, label, kind, TrainConfig field
-    ("n_layer", "layers", int, "n_layer"),
-    ("n_head", "heads", int, "n_head"),
-    ("n_embd", "width", int, "n_embd"),
-    ("block_size", "context", int, "block_size"),
-    ("batch_size", "batch", int, "batch_size"),
-    ("lr", "learning rate", float, "lr"),
-    ("dropout", "dropout", float, "dropout"),
-    ("eval_interval", "eval every", int, "eval_interval"),
+CUSTOM_FIELDS = (  # TrainConfig field, label, kind
+    ("n_layer", "layers", int), ("n_head", "heads", int), ("n_embd", "width", int), ("block_size", "context", int),
+    ("batch_size", "batch", int), ("lr", "learning rate", float), ("dropout", "dropout", float),
+    ("eval_interval", "eval every", int),
 )
+
+
+def row(label: str, field, tight: bool = True) -> Horizontal:
+    """A line of the form: its label, then the field."""
+    return Horizontal(Label(label, classes="form-label"), field, classes="form-row -tight" if tight else "form-row")
 
 
 class TrainingScreen(Screen):
@@ -107,44 +102,25 @@ class TrainingScreen(Screen):
         yield Header()
         with Horizontal(id="train-body"):
             with VerticalScroll(id="train-form"):
-                with Horizontal(classes="form-row"):
-                    yield Label("Corpus", classes="form-label")
-                    yield Select(self._corpus_options(), id="train-corpus", prompt="the catalog", allow_blank=True, compact=True)
-                with Horizontal(classes="form-row -tight"):
-                    yield Label("", classes="form-label")
-                    yield Input(placeholder="…or a text file path", id="train-corpus-path", compact=True)
-                with Horizontal(classes="form-row"):
-                    yield Label("Name", classes="form-label")
-                    yield Input(placeholder="e.g. my-shakespeare", id="train-name", restrict=r"[^/\\]*", max_length=100, compact=True)
-                with Horizontal(classes="form-row -tight"):
-                    yield Label("Size", classes="form-label")
-                    preset = Select([(self._preset_label(p), p) for p in PRESET_NAMES], value="auto", id="train-preset", allow_blank=False, compact=True)
-                    preset.tooltip = "layers × width; auto picks the largest that trains well in the minutes given"
-                    yield preset
+                yield row("Corpus", Select(self._corpus_options(), id="train-corpus", prompt="the catalog", allow_blank=True, compact=True), tight=False)
+                yield row("", Input(placeholder="…or a text file path", id="train-corpus-path", compact=True))
+                yield row("Name", Input(placeholder="e.g. my-shakespeare", id="train-name", restrict=r"[^/\\]*", max_length=100, compact=True), tight=False)
+                preset = Select([(self._preset_label(p), p) for p in PRESET_NAMES], value="auto", id="train-preset", allow_blank=False, compact=True)
+                preset.tooltip = "layers × width; auto picks the largest that trains well in the minutes given"
+                yield row("Size", preset)
                 with Collapsible(title="Custom hyperparameters", id="train-custom", collapsed=True):
-                    for fid, label, kind, _ in CUSTOM_FIELDS:
-                        with Horizontal(classes="hp-row"):
-                            yield Label(label, classes="hp-label")
-                            yield Input(id=f"hp-{fid}", compact=True, restrict=r"[0-9.eE+-]*")
-                with Horizontal(classes="form-row"):
-                    yield Label("Steps", classes="form-label")
-                    yield Input(placeholder="2000", id="train-steps", restrict=r"[0-9]*", compact=True)
-                with Horizontal(classes="form-row -tight"):
-                    yield Label("Minutes", classes="form-label")
-                    yield Input("5", placeholder="no limit", id="train-minutes", restrict=r"[0-9.]*", compact=True)
-                with Horizontal(classes="form-row -tight"):
-                    yield Label("Device", classes="form-label")
-                    yield Select([(d, d) for d in DEVICES], value="auto", id="train-device", allow_blank=False, compact=True)
+                    for fid, label, _ in CUSTOM_FIELDS:
+                        yield Horizontal(Label(label, classes="hp-label"), Input(id=f"hp-{fid}", compact=True, restrict=r"[0-9.eE+-]*"), classes="hp-row")
+                yield row("Steps", Input(placeholder="2000", id="train-steps", restrict=r"[0-9]*", compact=True), tight=False)
+                yield row("Minutes", Input("5", placeholder="no limit", id="train-minutes", restrict=r"[0-9.]*", compact=True))
+                yield row("Device", Select([(d, d) for d in DEVICES], value="auto", id="train-device", allow_blank=False, compact=True))
                 yield Static("Training stops at whichever limit comes first.", classes="form-hint")
-                with Horizontal(id="train-buttons"):
-                    yield Button("Start", id="btn-start", variant="success", compact=True)
-                    yield Button("Stop", id="btn-stop", variant="error", compact=True)
-                    yield Button("Resume", id="btn-resume", variant="primary", compact=True)
+                yield Horizontal(Button("Start", id="btn-start", variant="success", compact=True),
+                                 Button("Stop", id="btn-stop", variant="error", compact=True),
+                                 Button("Resume", id="btn-resume", variant="primary", compact=True), id="train-buttons")
                 yield Static(id="train-error")
                 yield Label("Follow a run started anywhere", classes="field-label")
-                with Horizontal(classes="form-row -tight"):
-                    yield Label("Run", classes="form-label")
-                    yield Input(placeholder="model name or folder, Enter", id="train-follow", compact=True)
+                yield row("Run", Input(placeholder="model name or folder, Enter", id="train-follow", compact=True))
             with Vertical(id="run-view"):
                 yield Static(id="run-title")
                 with Horizontal(id="run-progress-row"):
@@ -197,8 +173,8 @@ class TrainingScreen(Screen):
                 minutes = 0
             preset = budget_preset(minutes * 60 if minutes > 0 else None)
         d = {**GPTConfig().__dict__, "batch_size": 32, "lr": 1e-3, "eval_interval": 250, **PRESETS[preset]}
-        for fid, _label, _kind, key in CUSTOM_FIELDS:
-            self.query_one(f"#hp-{fid}", Input).placeholder = str(d.get(key, ""))
+        for fid, _label, _kind in CUSTOM_FIELDS:
+            self.query_one(f"#hp-{fid}", Input).placeholder = str(d.get(fid, ""))
 
     @on(Select.Changed, "#train-preset")
     def _preset_changed(self, event: Select.Changed) -> None:
@@ -234,11 +210,11 @@ class TrainingScreen(Screen):
 
             corpus = str(resolve_corpus(corpus))  # a catalog name or a file added to corpora/ -> its path
         kw = {}
-        for fid, label, kind, key in CUSTOM_FIELDS:
+        for fid, label, kind in CUSTOM_FIELDS:
             v = q(f"#hp-{fid}")
             if v:
                 try:
-                    kw[key] = kind(v)
+                    kw[fid] = kind(v)
                 except ValueError:
                     raise SettingsError(f"{label} must be {'a whole number' if kind is int else 'a number'}, got {v!r}") from None
         steps, minutes = q("#train-steps"), q("#train-minutes")
