@@ -173,21 +173,31 @@ def test_existing_output_needs_force_and_a_failed_write_leaves_it_whole(models, 
     out.mkdir()
     (out / "mine.txt").write_text("keep")
     assert_one_line_error(cli("export", "gpt2", out, "--to", "hf", "--models-dir", d), "already exists", "--force")
+    # --force replaces an earlier export only: never a folder holding anything else, a link, a device
+    assert_one_line_error(cli("export", "gpt2", out, "--to", "hf", "--force", "--models-dir", d), "not an earlier export")
     assert (out / "mine.txt").read_text() == "keep"
+    (out / "mine.txt").unlink()
+    assert cli("export", "gpt2", out, "--to", "hf", "--force", "--models-dir", d).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def full_disk(chars):  # the weights are written by now; the tokenizer fails
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(export, "char_tokenizer", full_disk)
     assert_one_line_error(cli("export", "gpt2", out, "--to", "hf", "--force", "--models-dir", d), "No space left")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"] and sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"] and {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert_one_line_error(cli("export", "gpt2", tmp_path / "new", "--to", "hf", "--models-dir", d), "No space left")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # no half-written folder, no temporary one
     monkeypatch.undo()
 
-    assert cli("export", "gpt2", out, "--to", "hf", "--force", "--models-dir", d).exit_code == 0
-    assert not (out / "mine.txt").exists() and (out / "model.safetensors").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]
+    assert cli("export", "gpt2", out, "--to", "hf", "--force", "--models-dir", d).exit_code == 0  # an export replaces an export
+    gguf, link = tmp_path / "m.gguf", tmp_path / "link.gguf"
+    assert cli("export", "llama", gguf, "--to", "gguf", "--models-dir", d).exit_code == 0
+    assert cli("export", "llama", gguf, "--to", "gguf", "--force", "--models-dir", d).exit_code == 0
+    link.symlink_to(gguf)
+    assert_one_line_error(cli("export", "llama", link, "--to", "gguf", "--force", "--models-dir", d), "not an earlier export")
+    assert_one_line_error(cli("export", "llama", tmp_path, "--to", "gguf", "--force", "--models-dir", d), "not an earlier export")
+    assert link.is_symlink() and gguf.read_bytes()[:4] == b"GGUF" and (out / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("module,to", [("transformers", "hf"), ("tokenizers", "hf"), ("gguf", "gguf")])

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tinygpt_tui.config import LIMITS, GPTConfig
-from tinygpt_tui.engine.files import FLOAT_DTYPES, expected_shapes, read_json, read_safetensors_header
+from tinygpt_tui.engine.files import check_tensors, expected_shapes, read_json, read_safetensors_header
 from tinygpt_tui.engine.folder import PICKLE_SUFFIXES, build_model
 from tinygpt_tui.errors import CheckpointError, SettingsError
 from tinygpt_tui.tokenizer import CharTokenizer
@@ -216,12 +216,30 @@ def to_gguf(model, tokenizer, out: Path) -> None:
 
 
 # ---------------------------------------------------------------- writing in one step
+def earlier_export(path: Path) -> bool:
+    """Whether ``path`` is what an export writes, so that --force may replace it: a GGUF file,
+    or a folder of nothing but an HF export's files (never a link, a device, or a folder of yours)."""
+    if path.is_symlink():
+        return False
+    if path.is_file():
+        with open(path, "rb") as f:
+            return f.read(4) == b"GGUF"
+    return path.is_dir() and all(p.is_file() and not p.is_symlink() and p.name in HF_FILES for p in path.iterdir())
+
+
+HF_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json"}
+
+
 def write_whole(out: Path, force: bool, write) -> None:
     """Call ``write(path)`` on a temporary path beside ``out``, then rename it to ``out``: a
-    failure leaves nothing half-written, and an existing ``out`` is replaced only with force."""
+    failure leaves nothing half-written, and an existing ``out`` is replaced only with force,
+    and only if it is an earlier export."""
     out = Path(out).expanduser().absolute()
     if os.path.lexists(out) and not force:
         raise SettingsError(f"{out} already exists; add --force to replace it")
+    if os.path.lexists(out) and not earlier_export(out):
+        raise SettingsError(f"{out} is not an earlier export, so even --force leaves it alone: pick another name")
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as e:
@@ -316,13 +334,8 @@ def read_hf_gpt2(folder) -> tuple[object, CharTokenizer, GPTConfig]:
     header = {full(k): v for k, v in header.items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}  # (old mask buffers)
     if cfg.tie_weights:
         header.pop("lm_head.weight", None)  # a tied head saved anyway: the embedding is the one read
-    expected, shapes = gpt2_shapes(cfg), {k: tuple(shape) for k, (_, shape) in header.items()}
-    for name in sorted(set(expected) | set(shapes)):
-        if shapes.get(name) != expected.get(name):
-            raise CheckpointError(f"model.safetensors: {name} is {shapes.get(name, 'absent')}, config.json makes it {expected.get(name, 'absent')}")
-    for name, (dtype, _) in header.items():
-        if dtype not in FLOAT_DTYPES:
-            raise CheckpointError(f"model.safetensors: {name} is {dtype}, not floating point")
+    expected = gpt2_shapes(cfg)
+    check_tensors(header, expected, "model.safetensors", "config.json")
     if sum(4 * math.prod(s) for s in expected.values()) > MAX_WEIGHTS:
         raise CheckpointError(f"the weights are over {MAX_WEIGHTS // 1024**3} GB in fp32: not a small model")
 
