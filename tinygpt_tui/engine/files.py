@@ -375,17 +375,20 @@ def expected_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
 
 def check_weights(folder: Path, cfg: GPTConfig) -> None:
     """The weights file's tensors are floating point and exactly the ones the config builds."""
-    tensors, _ = read_safetensors_header(folder / WEIGHTS)
-    for k, (dtype, _shape) in tensors.items():  # integer "weights" are refused before loading anything
+    check_tensors(read_safetensors_header(folder / WEIGHTS)[0], expected_shapes(cfg), WEIGHTS, "the config")
+
+
+def check_tensors(got: dict, want: dict, what: str, source: str) -> None:
+    """``got`` ({name: (dtype, shape)}) holds floating-point tensors with exactly the names and shapes
+    of ``want`` ({name: shape}, what ``source`` builds); checked before any tensor is loaded."""
+    for k, (dtype, _shape) in got.items():
         if dtype not in FLOAT_DTYPES:
-            raise CheckpointError(f"{WEIGHTS}: {k[:80]} is {dtype[:20]}, not floating point")
-    got = {k: shape for k, (_dtype, shape) in tensors.items()}
-    want = expected_shapes(cfg)
+            raise CheckpointError(f"{what}: {k[:80]} is {dtype[:20]}, not floating point")
     missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
     if missing:
-        raise CheckpointError(f"{WEIGHTS} lacks {len(missing)} tensors the config needs, e.g. {missing[0]}")
+        raise CheckpointError(f"{what} lacks {len(missing)} tensors {source} needs, e.g. {missing[0]}")
     if extra:
-        raise CheckpointError(f"{WEIGHTS} has tensors the config does not describe, e.g. {extra[0][:80]}")
+        raise CheckpointError(f"{what} has tensors {source} does not describe, e.g. {extra[0][:80]}")
     for k, shape in want.items():
-        if got[k] != shape:
-            raise CheckpointError(f"{WEIGHTS}: {k} has shape {list(got[k])}, the config says {list(shape)}")
+        if got[k][1] != shape:
+            raise CheckpointError(f"{what}: {k} has shape {list(got[k][1])}, {source} makes it {list(shape)}")

@@ -144,27 +144,16 @@ def map_nanogpt(sd: dict, args: dict, n_head: int | None):
         raise CheckpointError(f"feed-forward width {hidden} can't be expressed by tinygpt (it rounds to multiples of 8)")
 
     from tinygpt_tui.engine.export import gpt2_layers
-    from tinygpt_tui.engine.files import expected_shapes
+    from tinygpt_tui.engine.files import check_tensors, expected_shapes
 
     names = {"transformer.wte.weight": "tok_emb.weight", "transformer.wpe.weight": "pos_emb.weight"}
     for ours, theirs, _, _ in gpt2_layers(cfg):  # nanoGPT's names are GPT-2's (its layers are Linear, not Conv1D)
         names.update({f"{theirs}.weight": f"{ours}.weight", f"{theirs}.bias": f"{ours}.bias"})
-    out, unknown = {}, []
-    for k, v in sd.items():
-        if k in names:
-            out[names[k]] = v.detach().float().contiguous()
-        else:
-            unknown.append(k)
+    unknown = [k for k in sd if k not in names]
     if unknown:
         raise CheckpointError(f"tensor {unknown[0][:80]} has no place in a nanoGPT GPT ({len(unknown)} such); not converted")
+    out = {names[k]: v.detach().float().contiguous() for k, v in sd.items()}
     if not tied:
         out["head.weight"] = head.detach().float().contiguous()
-    want = expected_shapes(cfg)
-    for k, shape in want.items():
-        if k not in out:
-            raise CheckpointError(f"the checkpoint lacks the tensor for {k}")
-        if tuple(out[k].shape) != shape:
-            raise CheckpointError(f"{k}: shape {list(out[k].shape)}, expected {list(shape)} for this configuration")
-    if set(out) - set(want):
-        raise CheckpointError(f"unexpected tensor {sorted(set(out) - set(want))[0]}")
+    check_tensors({k: ("F32", tuple(v.shape)) for k, v in out.items()}, expected_shapes(cfg), "the checkpoint", "this configuration")
     return cfg, out
