@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tinygpt_tui.config import LIMITS, GPTConfig
 from tinygpt_tui.engine.files import check_tensors, expected_shapes, read_json, read_safetensors_header
-from tinygpt_tui.engine.folder import PICKLE_SUFFIXES, build_model
+from tinygpt_tui.engine.folder import PICKLE_SUFFIXES, build_model, read_tensors
 from tinygpt_tui.errors import CheckpointError, SettingsError
 from tinygpt_tui.tokenizer import CharTokenizer
 
@@ -312,8 +312,6 @@ def char_vocab(folder: Path, vocab_size: int) -> CharTokenizer:
 
 def read_hf_gpt2(folder) -> tuple[object, CharTokenizer, GPTConfig]:
     """(GPT, CharTokenizer, config) from a Hugging Face GPT-2 folder with safetensors weights."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"not a folder: {folder}")
@@ -339,7 +337,7 @@ def read_hf_gpt2(folder) -> tuple[object, CharTokenizer, GPTConfig]:
     if sum(4 * math.prod(s) for s in expected.values()) > MAX_WEIGHTS:
         raise CheckpointError(f"the weights are over {MAX_WEIGHTS // 1024**3} GB in fp32: not a small model")
 
-    hf = {full(k): v.float() for k, v in load_file(str(weights)).items()}
+    hf = {full(k): v.float() for k, v in read_tensors(weights).items()}
     # tinygpt's bias setting is all or nothing: biases all zero are what an export of bias=False wrote
     cfg.bias = any(hf[n].any() for n in expected if n.endswith(".bias"))
     state = {"tok_emb.weight": hf["transformer.wte.weight"], "pos_emb.weight": hf["transformer.wpe.weight"]}

@@ -208,14 +208,19 @@ def load_model(folder, device="cpu") -> Loaded:
 
 
 def _load_torch(folder: Path, doc: dict, cfg: GPTConfig, device) -> Loaded:
-    from safetensors.torch import load_file
+    state = read_tensors(folder / WEIGHTS)
+    return Loaded(build_model(cfg, state).to(device), read_vocab(folder), doc, folder)
 
-    tokenizer = read_vocab(folder)
+
+def read_tensors(path: Path, framework: str = "pt") -> dict:
+    """Every tensor of a safetensors file, on the CPU, as torch tensors ("pt") or numpy arrays ("numpy")."""
+    from safetensors import safe_open
+
     try:
-        state = load_file(str(folder / WEIGHTS), device="cpu")
+        with safe_open(str(path), framework=framework, device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
-        raise CheckpointError(f"cannot read {WEIGHTS}: {str(e).splitlines()[0][:120]}") from None
-    return Loaded(build_model(cfg, state).to(device), tokenizer, doc, folder)
+        raise CheckpointError(f"cannot read {path.name}: {str(e).splitlines()[0][:120]}") from None
 
 
 def build_model(cfg: GPTConfig, state: dict, what: str = WEIGHTS):
@@ -252,15 +257,10 @@ def load_for_sampling(folder, device="auto") -> Loaded:
         from tinygpt_tui.engine.device import pick_device
 
         return _load_torch(folder, doc, cfg, pick_device(device))
-    tokenizer = read_vocab(folder)
     import numpy as np
-    from safetensors import safe_open
 
-    try:  # (tinygpt saves fp32; numpy, which has no bfloat16, refuses such a file in one line)
-        with safe_open(str(folder / WEIGHTS), framework="numpy") as f:
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
-        raise CheckpointError(f"cannot read {WEIGHTS}: {str(e).splitlines()[0][:120]}") from None
+    tokenizer = read_vocab(folder)
+    arrays = read_tensors(folder / WEIGHTS, "numpy")  # (numpy has no bfloat16: such a file is refused in one line)
     with np.errstate(over="ignore"):  # (it holds float32: an F64 value past its range becomes inf, refused below)
         model = jitstep.JitModel(cfg, arrays)
     for k, a in model.arrays.items():
@@ -328,8 +328,6 @@ def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | N
 
 def load_train_state(folder):
     """(tensors, meta) for --resume: the weights ("model.*") and optimizer moments ("opt.*"), or why it can't resume."""
-    from safetensors import safe_open
-
     folder = Path(folder)
     path = folder / STATE_TENSORS
     if not path.exists():
@@ -341,13 +339,8 @@ def load_train_state(folder):
         meta = None
     if not any(k.startswith(STATE_MODEL_PREFIX) for k in names):
         meta = None  # a state from before the weights were saved with it
-    meta = validate_train_state(meta, names)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
-        raise CheckpointError(f"cannot read {STATE_TENSORS}: {str(e).splitlines()[0][:120]}") from None
-    return tensors, meta
+    meta = validate_train_state(meta, names)  # before any tensor is read
+    return read_tensors(path), meta
 
 
 def state_weights(tensors: dict) -> dict | None:

@@ -171,11 +171,9 @@ class Run:
         if best_step == meta["step"]:
             weights = ckpt.state_weights(tensors)
         elif best_step is not None and ckpt.weights_step(self.folder, of=True) == best_step:
-            from safetensors.torch import load_file
-
             try:
-                weights = load_file(str(self.folder / ckpt.WEIGHTS), device="cpu")
-            except Exception:
+                weights = ckpt.read_tensors(self.folder / ckpt.WEIGHTS)
+            except CheckpointError:
                 return
         else:
             return
@@ -245,7 +243,7 @@ class Run:
             self.ddp_model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == "fp16" else None
 
-    def save(self, step, elapsed, tokens, final_val=None, heads=None):
+    def save(self, step, elapsed, tokens, final_val=None, heads=None) -> Saved:
         """A checkpoint: the best evaluation's weights (the last step's before any), the last step's training state."""
         import torch
 
@@ -269,6 +267,7 @@ class Run:
         meta.update(elapsed_s=elapsed, tokens_seen=tokens, best_val_loss=self.best_val, best_step=self.best_step, seed=cfg.seed)
         ckpt.save_model(self.folder, self.model, self.tokenizer, doc, card=ckpt.render_card(doc), train_state=(tensors, meta),
                         weights=self.best_weights)
+        return Saved(step=step, path=str(self.folder), elapsed_s=elapsed)
 
     def _train_step(self, step: int, lr: float):
         """Forward and backward over the micro-batches of one step, then the update; returns the loss."""
@@ -403,8 +402,7 @@ class Run:
                 elapsed = self.elapsed_before + (time.perf_counter() - t0)
                 yield emit(self._eval(step, elapsed))
                 if main:
-                    self.save(step, elapsed, tokens)
-                    yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
+                    yield emit(self.save(step, elapsed, tokens))
                 last_log_t = time.perf_counter()
 
         elapsed = self.elapsed_before + (time.perf_counter() - t0)
@@ -415,8 +413,7 @@ class Run:
             # a stop waits for the step under way and one save: no evaluation, no sample
             if must_save and saved_step != step:
                 yield emit(Stopping(step=step, waiting_for="saving"))
-                self.save(step, elapsed, tokens)
-                yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
+                yield emit(self.save(step, elapsed, tokens))
         else:
             if step > self.start_step and saved_step != step:
                 yield emit(self._eval(step, elapsed))
@@ -425,9 +422,9 @@ class Run:
             kept = self._kept_model(step)
             final_val = evaluate_split(kept, self.data, "val", self.device, dist=dist)
             if must_save:  # the card also tells what each head looks at (engine/lens.py; about a second)
-                self.save(step, elapsed, tokens, final_val=final_val, heads=head_hints(kept, self.tokenizer, self.corpus.text))
+                saved = self.save(step, elapsed, tokens, final_val=final_val, heads=head_hints(kept, self.tokenizer, self.corpus.text))
                 if saved_step != step:
-                    yield emit(Saved(step=step, path=str(self.folder), elapsed_s=elapsed))
+                    yield emit(saved)
         digests = rank_digests(model, dist)
         if dist.world_size > 1:
             if len(set(digests)) > 1 and main:
