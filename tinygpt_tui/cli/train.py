@@ -62,6 +62,7 @@ def train(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Train a model on a corpus. Ctrl+C saves a checkpoint and exits; --resume continues it."""
+    options = dict(locals())  # taken first: the options above, each named as its TrainConfig field
     from tinygpt_tui.engine.corpora import resolve_corpus
     from tinygpt_tui.engine.presets import TrainConfig
 
@@ -69,17 +70,10 @@ def train(
         fail("give a corpus: a text file or a name from `tinygpt corpus list`")
     if minutes is not None and (minutes != minutes or minutes <= 0):
         fail(f"--minutes must be above 0, got {minutes}")
-    cfg = TrainConfig(
-        corpus=str(resolve_corpus(corpus)) if corpus is not None else "", name=name, models_dir=str(models_dir) if models_dir else None,
-        preset=preset, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=dropout, bias=bias,
-        pos_encoding=pos_encoding, ffn=ffn, norm=norm, tie_weights=tie_weights, mlp_ratio=mlp_ratio, batch_size=batch_size,
-        grad_accum=grad_accum, max_steps=max_steps, time_budget=minutes * 60 if minutes else None, lr=lr, optimizer=optimizer,
-        muon_lr=muon_lr, min_lr_ratio=min_lr_ratio, warmup_steps=warmup_steps, weight_decay=weight_decay, beta1=beta1,
-        beta2=beta2, grad_clip=grad_clip, checkpoint_activations=checkpoint_activations, memory_budget=memory_budget,
-        eval_interval=eval_interval, eval_iters=eval_iters, sample_chars=sample_chars, seed=seed, device=device, dtype=dtype,
-        threads=threads, resume=resume, command=command_line(),
-    )
-    run_training(cfg, jsonl=jsonl)
+    del options["minutes"], options["jsonl"]  # (as time_budget below; and how to print, not a setting)
+    options.update(corpus=str(resolve_corpus(corpus)) if corpus is not None else "", time_budget=minutes * 60 if minutes else None,
+                   models_dir=str(models_dir) if models_dir else None, command=command_line())
+    run_training(TrainConfig(**options), jsonl=jsonl)
 
 
 def command_line() -> str:
