@@ -24,12 +24,6 @@ class Corpus:
         return Path(self.path).stem
 
 
-def read_corpus(path) -> Corpus:  # TODO remove once app/inspector.py imports engine.corpora.read_corpus
-    from tinygpt_tui.engine.corpora import read_corpus
-
-    return read_corpus(path)
-
-
 def normalize_text(text: str) -> str:
     """Strip a leading byte-order mark and turn \\r\\n and \\r into \\n."""
     return text.removeprefix(BOM).replace("\r\n", "\n").replace("\r", "\n")

@@ -31,12 +31,11 @@ from tinygpt_tui.errors import TinyGPTError
 
 def corpus_text(folder) -> str | None:
     """The model's own corpus (for the embedding map's frequencies and the head hints), if it is here."""
-    from tinygpt_tui.cli.common import corpus_path
-    from tinygpt_tui.data import read_corpus
+    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
     from tinygpt_tui.engine.folder import read_info
 
     try:
-        return read_corpus(corpus_path(read_info(folder).corpus)).text if folder is not None else None
+        return read_corpus(resolve_corpus(read_info(folder).corpus)).text if folder is not None else None
     except (TinyGPTError, OSError):
         return None
 

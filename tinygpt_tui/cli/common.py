@@ -122,8 +122,3 @@ def save_new_model(dest: Path, model, tokenizer, doc: dict, wrote: str) -> None:
     typer.echo(one_line(f"wrote {dest} ({wrote})"))
     typer.echo(one_line(f"try it: tinygpt generate {shlex.quote(dest.name)} --prompt \"ROMEO:\""))
 
-
-def corpus_path(name: str) -> Path:  # TODO remove once app/inspector.py imports engine.corpora.resolve_corpus
-    from tinygpt_tui.engine.corpora import resolve_corpus
-
-    return resolve_corpus(name)
