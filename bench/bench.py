@@ -383,11 +383,12 @@ PROMPT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:
 
 def recompute_window(model, tokenizer, prompt: str, chars: int, seed: int) -> None:
     """The baseline: the whole window through the model for every character, no cache."""
+    import numpy as np
     import torch
 
-    from tinygpt_tui.sampler import Uniforms, draw
+    from tinygpt_tui.sampler import draw
 
-    ids, uniform = tokenizer.encode(prompt).ids, Uniforms(seed)
+    ids, uniform = tokenizer.encode(prompt).ids, np.random.default_rng(seed).random
     device = next(model.parameters()).device
     with torch.inference_mode():
         for _ in range(chars):
