@@ -74,6 +74,8 @@ class OutputView(ScrollView, can_focus=True):
         self.styles_by_kind: dict[str, Style] = {}
         self.plain: list[str] = []
         self.length = 0
+        self.shown: dict[int, Strip] = {}  # line index -> the strip render_line returned (cropped, styled)
+        self.shown_key = None  # (width, base style) those strips were drawn for
         self.following = True  # stick to the end until the user scrolls up; back at the end, stick again
 
     # ------------------------------------------------------------ content
@@ -90,6 +92,7 @@ class OutputView(ScrollView, can_focus=True):
         self.lines, self.open_first, self.open_starts = [], 0, []
         self.plain, self.length = [], 0
         self.following = True
+        self.shown.clear()
         self.set_line_count(0)
         self.scroll_to(0, 0, animate=False, immediate=True, force=True)
         self.refresh()
@@ -125,6 +128,8 @@ class OutputView(ScrollView, can_focus=True):
                 self.open_first, self.open_starts = len(self.lines), []
         self.wrap_open_tail(width)
         count = len(self.lines)
+        for index in [i for i in self.shown if i >= first_changed]:
+            del self.shown[index]
         if count != old_count:
             self.set_line_count(count)
         if follow and count > self.scrollable_content_region.height:
@@ -199,6 +204,7 @@ class OutputView(ScrollView, can_focus=True):
         follow = self.at_end()
         if self.width() != self.wrap_width:
             self.rewrap()
+        self.shown.clear()
         self.virtual_size = Size(self.width(), len(self.lines))
         if follow:
             self.scroll_to(y=max(0, len(self.lines) - self.scrollable_content_region.height), animate=False, immediate=True, force=True)
@@ -207,17 +213,29 @@ class OutputView(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self.styles_by_kind.clear()  # the theme changed: re-style what is shown
+        self.shown.clear()
         if self.plain and self.is_mounted:
             self.rewrap()
 
     def render_line(self, y: int) -> Strip:
-        """Line y of the pane (Textual caches the lines drawn; a scroll by one line redraws them all,
-        each a crop of a wrapped line)."""
-        base = self.styles_by_kind.get("")
-        if base is None:  # (rich_style walks the DOM: once per style update, not per line)
-            base = self.styles_by_kind[""] = self.rich_style
-        width, x = self.scrollable_content_region.width, self.scroll_offset.x
+        """Line y of the pane, from the cache of lines drawn: a scroll by one line (each new line of
+        a stream) crops and styles one line, not the whole pane."""
+        width = self.scrollable_content_region.width
+        key = (width, self.scroll_offset.x, self.app.theme)
+        if key != self.shown_key:
+            self.shown.clear()
+            self.shown_key, self.base_style = key, self.rich_style
         index = self.scroll_offset.y + y
-        if index < len(self.lines):
-            return self.lines[index].crop_extend(x, x + width, base).apply_style(base)
-        return Strip([Segment(" " * width, base)], width)
+        strip = self.shown.get(index)
+        if strip is None:
+            base, x = self.base_style, self.scroll_offset.x
+            if index < len(self.lines):
+                strip = self.lines[index].crop_extend(x, x + width, base).apply_style(base)
+            else:
+                strip = Strip([Segment(" " * width, base)], width)
+            self.shown[index] = strip
+            if len(self.shown) > 8 * max(self.size.height, 8):  # about what is on screen, not the whole text
+                top = self.scroll_offset.y
+                for i in [i for i in self.shown if abs(i - top) > 2 * self.size.height]:
+                    del self.shown[i]
+        return strip

@@ -26,16 +26,6 @@ from tinygpt_tui.tokenizer import printable
 CHECK_CORPUS_BYTES = 16 * 1024**2  # a corpus up to this size is read before a run starts (bigger ones by the run)
 
 
-def key_label(key: str) -> str:
-    """ctrl+r -> Ctrl+R, as the README and the help write keys."""
-    return "+".join(k.upper() if len(k) == 1 else k.capitalize() for k in key.split("+"))
-
-
-def default_key(action: str) -> str:
-    """The training screen's own key for an action (before any keymap), as Ctrl+R."""
-    return key_label(next(b.key for b in TrainingScreen.BINDINGS if b.action == action))
-
-
 def check_corpus(path: str, block_size: int | None = None) -> None:
     """What the run would say of the corpus (binary, not UTF-8, empty, too short for the context
     length), said before it starts; corpora past CHECK_CORPUS_BYTES are left to the run."""
@@ -81,11 +71,9 @@ class TrainingScreen(Screen):
 
     def key_for(self, action: str) -> str:
         """The key bound to one of this screen's actions now (a keymap may have changed it), as Ctrl+R."""
-        if self.is_mounted:
-            for key, active in self.active_bindings.items():
-                if active.binding.action == action and active.node is self:
-                    return key_label(key)
-        return default_key(action)
+        keys = [k for k, a in self.active_bindings.items() if a.binding.action == action and a.node is self]
+        key = keys[0] if keys else next(b.key for b in self.BINDINGS if b.action == action)
+        return "+".join(k.upper() if len(k) == 1 else k.capitalize() for k in key.split("+"))
 
     def __init__(self):
         super().__init__(id="training")
