@@ -78,11 +78,11 @@ def convert(
         "name": name,
         "model": cfg.to_dict(),
         "corpus": corpus_doc,
-        "figures": {"step": step, "best_val_loss": best, "val_loss": None, "params": model.num_params()},
+        "figures": {"step": step, "best_val_loss": best, "val_loss": None, "params": cfg.param_count()},
         "converted_from": {"format": "nanoGPT ckpt.pt", "file": src.name, "sha256": hashlib.sha256(src.read_bytes()).hexdigest()},
         "command": f"tinygpt convert {src.name} --name {name}",
     }
-    save_new_model(dest, model, tokenizer, doc, f"{model.num_params():,} parameters, step {step:,}; the optimizer state "
+    save_new_model(dest, model, tokenizer, doc, f"{cfg.param_count():,} parameters, step {step:,}; the optimizer state "
                    "is not carried over, so it can't be resumed")
 
 

@@ -39,7 +39,7 @@ def export(
     loaded = ckpt.load_model(path)
     write = ex.to_hf if to is Target.hf else ex.to_gguf
     ex.write_whole(out, force, lambda dest: write(loaded.model, loaded.tokenizer, dest))
-    typer.echo(one_line(f"wrote {out} ({'GPT-2' if arch == 'gpt2' else 'Llama'}, {loaded.model.num_params():,} parameters, fp32)"))
+    typer.echo(one_line(f"wrote {out} ({'GPT-2' if arch == 'gpt2' else 'Llama'}, {cfg.param_count():,} parameters, fp32)"))
     hint = f"AutoModelForCausalLM.from_pretrained({str(out)!r})" if to is Target.hf else f"llama-cli -m {shlex.quote(str(out))}"
     typer.echo(one_line(f"try it: {hint}"))
 
@@ -56,10 +56,10 @@ def import_cmd(
     dest, src = new_model_folder(name, models_dir), Path(folder).expanduser()
     model, tokenizer, cfg = read_hf_gpt2(src)
     doc = {"name": name, "model": cfg.to_dict(), "corpus": {"name": "unknown"},
-           "figures": {"step": 0, "val_loss": None, "params": model.num_params()},
+           "figures": {"step": 0, "val_loss": None, "params": cfg.param_count()},
            "imported_from": {"format": "Hugging Face GPT-2", "folder": src.name},
            "command": f"tinygpt import {shlex.quote(src.name)} --name {shlex.quote(name)}"}
-    save_new_model(dest, model, tokenizer, doc, f"{model.num_params():,} parameters, vocabulary {cfg.vocab_size}, bias {cfg.bias}")
+    save_new_model(dest, model, tokenizer, doc, f"{cfg.param_count():,} parameters, vocabulary {cfg.vocab_size}, bias {cfg.bias}")
 
 
 def register(app: typer.Typer) -> None:

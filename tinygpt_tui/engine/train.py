@@ -254,7 +254,7 @@ class Run:
             "name": cfg.name, "model": self.model_cfg.to_dict(), "training": cfg.training_dict(),
             "corpus": {"name": self.corpus.name, "path": self.corpus.path, "sha256": self.corpus.sha256, "chars": len(self.corpus.text)},
             "figures": {
-                "step": step, "tokens_seen": tokens, "train_time_s": round(elapsed, 2), "params": self.model.num_params(),
+                "step": step, "tokens_seen": tokens, "train_time_s": round(elapsed, 2), "params": self.model_cfg.param_count(),
                 "weights_step": step if self.best_step is None else self.best_step, "train_loss": self.best_train,
                 "best_val_loss": self.best_val, "val_loss": self.best_val if final_val is None else final_val,
                 "val_loss_is": "estimate" if final_val is None else "full validation split",
@@ -356,7 +356,7 @@ class Run:
             return ev
 
         yield emit(Started(
-            step=self.start_step, max_steps=cfg.max_steps, time_budget=cfg.time_budget, params=model.num_params(),
+            step=self.start_step, max_steps=cfg.max_steps, time_budget=cfg.time_budget, params=self.model_cfg.param_count(),
             device=self.device_name, dtype=self.dtype, tokens_per_step=self.tokens_per_step, world_size=dist.world_size,
             model=self.model_cfg.to_dict(), corpus=self.corpus.name, resumed=cfg.resume, dropped_chars=self.data.dropped[:50],
             micro_batch=self.micro_batch, accum=self.accum,
