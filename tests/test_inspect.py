@@ -161,7 +161,8 @@ def test_heatmap_columns_line_up_with_wide_characters():
 
 
 # ------------------------------------------------------------------ lens.py: logit lens, embeddings, ablation, heads
-from tinygpt_tui.engine.lens import ablate, embedding_map, head_roles, logit_lens, neighbours, pca2, scatter  # noqa: E402
+from tinygpt_tui.cli.inspect import scatter  # noqa: E402
+from tinygpt_tui.engine.lens import ablate, embedding_map, head_roles, logit_lens, neighbours, pca2  # noqa: E402
 
 
 @pytest.mark.parametrize("pos", ["learned", "rope", "alibi"])

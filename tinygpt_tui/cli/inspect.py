@@ -1,8 +1,7 @@
 """`tinygpt inspect`: next-character probabilities and attention heatmaps, printed with rich.
 
-The renderers (``prob_bars``, ``heatmap``, ``legend``) build rich ``Text`` for a given width, and
-the app's inspector draws the same pictures. A character's column is as wide as the character
-(2 cells for CJK; space shows as ·, newline as ⏎), so heatmap rows line up whatever the script.
+The renderers build rich ``Text`` for a given width; the app's inspector draws the same pictures.
+A column is as wide as its character (2 cells for CJK), so heatmap rows line up in any script.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from rich.text import Text
 from tinygpt_tui.cli.common import ModelsDir, friendly, one_line
 from tinygpt_tui.engine.inspect import display_char
 from tinygpt_tui.errors import SettingsError, TinyGPTError
+from tinygpt_tui.tokenizer import printable
 
 O = typer.Option
 
@@ -53,10 +53,9 @@ def inspect_cmd(
 
     from tinygpt_tui.engine.folder import load_model, resolve_model
     from tinygpt_tui.engine.device import pick_device
-    from tinygpt_tui.engine.inspect import analyze, check_temperature
+    from tinygpt_tui.engine.inspect import analyze, check_temperature, check_top_k
 
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise SettingsError(f"--top-k must be at least 1, got {top_k}")
+    check_top_k(top_k, "--top-k")
     check_temperature(temperature)
     if rank_of is not None and len(rank_of) != 1:
         raise SettingsError(f"--rank-of takes one character, got {len(rank_of)}")
@@ -72,10 +71,8 @@ def inspect_cmd(
     if lens or ablate:
         return lens_and_ablation(analysis, view, lens, ablate, top_k, json_out)
     if json_out:
-        doc = {"model": loaded.name, "block_size": loaded.model.cfg.block_size, "vocab_size": loaded.tokenizer.vocab_size, **view.to_dict()}
-        sys.stdout.write(inert_json(doc) + "\n")
-        sys.stdout.flush()
-        return
+        return print_json({"model": loaded.name, "block_size": loaded.model.cfg.block_size,
+                           "vocab_size": loaded.tokenizer.vocab_size, **view.to_dict()})
     render(Console(highlight=False), one_line(loaded.name), view, layer, loaded.model.cfg.block_size)
 
 
@@ -122,17 +119,33 @@ def ablation_text(chars, abl, color: bool, width: int) -> Text:
     vmax = max((abs(d) for d in abl.deltas if d == d), default=0.0) or 1.0
     for j, ch in enumerate(chars[: abl.position + 1]):
         d = abl.deltas[j]
-        level = 0.0 if d != d else math.sqrt(min(abs(d) / vmax, 1.0))
-        rgb = (255, round(255 * (1 - level)), round(255 * (1 - level))) if d < 0 else (round(255 * (1 - level)), round(255 * (1 - level)), 255)
+        v = 255 if d != d else round(255 * (1 - math.sqrt(min(abs(d) / vmax, 1.0))))
+        rgb = (255, v, v) if d < 0 else (v, v, 255)
         t.append(cell(ch)[0], style=Style(bgcolor=Color.from_rgb(*rgb), color="black") if color else None)
     ranked = sorted((j for j in range(len(abl.deltas)) if abl.deltas[j] == abl.deltas[j]), key=lambda j: abl.deltas[j])
     t.append_text(items_line("\n  most needed: ", [(cell(chars[j])[0], f"@{j} {abl.deltas[j]:+.2f}") for j in ranked[:8]], width))
     return t
 
 
-def embedding_text(emap, near_list, near: str | None, width: int, height: int = 18) -> Text:
-    from tinygpt_tui.engine.lens import scatter
+def scatter(labels: list[str], xy, width: int, height: int) -> tuple[list[str], int]:
+    """The labels (display strings, 1 or 2 cells) placed on a width x height grid by their coordinates;
+    an earlier label wins a cell. Returns the lines and how many labels found no room."""
+    import numpy as np
 
+    grid = [[" "] * width for _ in range(height)]
+    lo, span = xy.min(0), np.maximum(np.ptp(xy, 0), 1e-12)
+    hidden = 0
+    for s, (x, y) in zip(labels, xy):
+        w = min(cell_len(s), 2) or 1
+        c, r = int(round((x - lo[0]) / span[0] * (width - w))), int(round((1 - (y - lo[1]) / span[1]) * (height - 1)))
+        if any(grid[r][c + d] != " " for d in range(w)):
+            hidden += 1
+            continue
+        grid[r][c : c + w] = [s] + [""] * (w - 1)  # a wide character covers the next cell
+    return ["".join(row).rstrip() for row in grid], hidden
+
+
+def embedding_text(emap, near_list, near: str | None, width: int, height: int = 18) -> Text:
     lines, hidden = scatter([cell(c)[0] for c in emap.chars], emap.xy, max(width, 20), height)
     t = Text(f"The {'output layer' if emap.which == 'output' else 'embedding'} map", style="bold")
     t.append(f" ({emap.method}: x {emap.explained[0]:.0%} of the variance, y {emap.explained[1]:.0%}), "
@@ -307,20 +320,11 @@ def heatmap_lines(chars: list[str], rows: list[tuple[str, list[float]]], width: 
     return lines
 
 
-def lines_to_text(lines: list[list[tuple[str, Style]]]) -> Text:
-    out = Text()
-    for n, line in enumerate(lines):
-        if n:
-            out.append("\n")
-        for text, style in line:
-            out.append(text, style)
-    return out
-
-
 def heatmap(chars: list[str], rows: list[tuple[str, list[float]]], width: int, query: int,
-            color: bool = True, vmax: float | None = None, selected: int | None = None, ruler: bool = True) -> Text:
+            color: bool = True, vmax: float | None = None) -> Text:
     """``heatmap_lines`` as one rich Text (for the command line)."""
-    return lines_to_text(heatmap_lines(chars, rows, width, query, color, vmax, selected, ruler))
+    lines = heatmap_lines(chars, rows, width, query, color, vmax)
+    return Text("\n").join(Text.assemble(*line) for line in lines)
 
 
 def legend(vmax: float, color: bool = True, width: int = 16) -> Text:
@@ -412,13 +416,6 @@ def layer_rows(view) -> list[tuple[str, list[float]]]:
     return rows
 
 
-def titled(title: Text, right: Text, width: int) -> Text:
-    """A title with the legend beside it when both fit, else below it."""
-    if title.cell_len + 3 + right.cell_len <= width:
-        return title + Text("   ") + right
-    return title + Text("\n") + right
-
-
 def check_index(value: int | None, n: int, what: str) -> int | None:
     if value is None:
         return None
@@ -428,57 +425,44 @@ def check_index(value: int | None, n: int, what: str) -> int | None:
 
 
 def render(console, name: str, view, layer: int | None = None, block_size: int | None = None) -> None:
-    width = console.width
-    color = console.color_system is not None
-    head = Text()
-    head.append(name, style="bold")
-    head.append(f" · context {len(view.chars):,}" + (f"/{block_size:,}" if block_size else "") + " chars")
-    head.append(" · position ")
-    head.append(f"{view.position} ", style="bold")
-    head.append(cell(view.query_char)[0], style="bold underline reverse")
-    head.append(f" · temperature {view.temperature:g}")
-    console.print(head)
+    width, color, p = console.width, console.color_system is not None, view.position
+
+    def heat(title: Text, rows, weights, label: str) -> None:
+        """A titled heatmap (the legend beside the title when both fit), then the most attended positions."""
+        vmax = max(w for _, ws in rows for w in ws[: p + 1])
+        key = legend(vmax, color)
+        console.print(title + Text("   " if title.cell_len + 3 + key.cell_len <= width else "\n") + key)
+        console.print(heatmap(view.chars, rows, width, p, color=color, vmax=vmax))
+        console.print(top_attended(view, weights, 8, label, width))
+
+    window = f"/{block_size:,}" if block_size else ""
+    console.print(Text.assemble((name, "bold"), f" · context {len(view.chars):,}{window} chars · position ", (f"{p} ", "bold"),
+                                (cell(view.query_char)[0], "bold underline reverse"), f" · temperature {view.temperature:g}"))
     if view.truncated:
         console.print(Text(f"note: the first {view.truncated} character(s) lie before the model's window and are not seen", style="yellow"))
     if view.dropped:
-        from tinygpt_tui.tokenizer import printable
-
         console.print(Text(f"note: {len(view.dropped)} character(s) the model does not know were left out: "
                            + printable(" ".join(view.dropped[:20])), style="yellow"))
     console.print(context_line(view, width))
     console.print()
-    after = "".join(view.chars[max(0, view.position - 11) : view.position + 1])
-    title = Text("Next character after ", style="bold")
-    title.append("…" if view.position > 11 else "")
-    title.append(Text("".join(cell(c)[0] for c in after), style="bold"))
-    title.append(f"  (top {len(view.candidates)})", style="dim")
-    console.print(title)
-    hl = view.sampled.char if view.sampled else (view.actual.char if view.actual else None)
-    console.print(prob_bars(view, width, highlight=hl))
+    after = "…" * (p > 11) + "".join(cell(c)[0] for c in view.chars[max(0, p - 11) : p + 1])
+    console.print(Text(f"Next character after {after}", style="bold").append(f"  (top {len(view.candidates)})", style="dim"))
+    known = view.sampled or view.actual
+    console.print(prob_bars(view, width, highlight=known.char if known else None))
     if view.actual:
         console.print(ranked_line(view.actual, "next in the context:"))
     if view.sampled:
         console.print(ranked_line(view.sampled, "asked about:"))
     elif view.sampled_unknown:
         console.print(Text("asked about a character the model does not know", style="yellow"))
-    layers = range(view.n_layer) if layer is None else [layer]
-    for i in layers:
-        rows = head_rows(view, i)
-        vmax = max(w for _, ws in rows for w in ws[: view.position + 1])
+    for i in range(view.n_layer) if layer is None else [layer]:
         console.print()
-        t = Text(f"Layer {i}", style="bold")
-        t.append(f" of 0..{view.n_layer - 1}: how position {view.position} attends over the context, per head")
-        console.print(titled(t, legend(vmax, color), width))
-        console.print(heatmap(view.chars, rows, width, view.position, color=color, vmax=vmax))
-        console.print(top_attended(view, view.mean_over_heads[i], 8, "  avg looks most at: ", width))
+        title = Text(f"Layer {i} of 0..{view.n_layer - 1}: how position {p} attends over the context, per head", style="bold")
+        heat(title, head_rows(view, i), view.mean_over_heads[i], "  avg looks most at: ")
     console.print()
-    rows = layer_rows(view) if layer is None else [("all", view.mean_all)]
-    vmax = max(w for _, ws in rows for w in ws[: view.position + 1])
-    t = Text("All layers and heads", style="bold")
-    t.append(": each layer's mean over heads, and the mean of all" if layer is None else ": the mean of every layer and head")
-    console.print(titled(t, legend(vmax, color), width))
-    console.print(heatmap(view.chars, rows, width, view.position, color=color, vmax=vmax))
-    console.print(top_attended(view, view.mean_all, 8, "  most attended: ", width))
+    title = Text("All layers and heads: " + ("each layer's mean over heads, and the mean of all" if layer is None
+                                              else "the mean of every layer and head"), style="bold")
+    heat(title, layer_rows(view) if layer is None else [("all", view.mean_all)], view.mean_all, "  most attended: ")
     by_char = [(cell(ch)[0], f" {w:.2f}") for ch, w in view.weight_by_char()[:10]]
     console.print(items_line("  by character:  ", by_char, width))
 

@@ -1,37 +1,31 @@
 """Look inside a model: next-character probabilities and attention weights.
 
-    from tinygpt_tui.engine.inspect import analyze
-    a = analyze(model, tokenizer, "the honou")        # one forward pass, no KV cache
+    a = analyze(model, tokenizer, "the honou")       # one forward pass over the context
     view = a.at(position=-1, top_k=10, temperature=1.0)
-    view.candidates[0].char, view.candidates[0].prob   # ('r', 0.93...)
-    view.attention[layer][head]                        # weights over the context, sum to 1
-    view.mean_over_heads[layer], view.mean_all         # the "all heads" / "all layers" summaries
+    view.candidates[0].char, view.attention[layer][head], view.mean_over_heads[layer], view.mean_all
 
-``analyze`` runs the plain forward pass once (no KV cache: the same numbers up to rounding) over
-the last ``block_size`` known characters and keeps every position's logits and every layer's,
-head's and query's attention, so moving the query (``Analysis.at``) costs no new pass. Indices
-are 0-based; a negative position counts from the end. At position p the probabilities are of the
-character *after* p; before the last position the character that did follow is ranked too
-(``actual``). No textual, no rich: cli/inspect.py and app/inspector.py render these numbers.
+The pass keeps every position's logits and attention, so moving the query costs no new pass.
+Positions are 0-based (negative counts from the end); at position p the probabilities are of the
+character *after* p. No textual, no rich: cli/inspect.py and app/inspector.py draw these numbers.
 """
 
 from __future__ import annotations
 
 import math
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from tinygpt_tui.errors import SettingsError
 from tinygpt_tui.tokenizer import CharTokenizer, printable
 
-SPACE, NEWLINE, TAB = "\u00b7", "\u23ce", "\u21e5"  # · ⏎ ⇥
+SHOWN = {" ": "\u00b7", "\n": "\u23ce", "\t": "\u21e5", "\r": "\u240d"}  # · ⏎ ⇥ ␍
 
 
 def display_char(ch: str) -> str:
     """A visible, terminal-safe stand-in for one context character, at least one cell wide: space ·,
     newline ⏎, tab ⇥, controls their pictures, a combining mark on a dotted circle."""
-    if ch in (" ", "\n", "\t", "\r"):
-        return {" ": SPACE, "\n": NEWLINE, "\t": TAB, "\r": "\u240d"}[ch]
+    if ch in SHOWN:
+        return SHOWN[ch]
     s = printable(ch)
     if s != ch:
         return s
@@ -43,27 +37,39 @@ def display_char(ch: str) -> str:
     return ch
 
 
+def softmax(z, temperature: float = 1.0):
+    """softmax(z / temperature) in float64 numpy (temperature 0: all on the top entry)."""
+    import numpy as np
+
+    z = np.asarray(z, dtype=np.float64)
+    if temperature == 0:
+        out = np.zeros_like(z)
+        out[int(np.argmax(z))] = 1.0
+        return out
+    e = np.exp((z - z.max()) / temperature)
+    return e / e.sum()
+
+
 @dataclass
 class Ranked:
     """One character with its place in the model's ranking at a position."""
 
+    rank: int  # 1 = most likely
     char: str
     id: int
-    rank: int  # 1 = most likely
     prob: float  # probability at the chosen temperature
     raw_prob: float  # probability at temperature 1 (the model's own)
     logit: float
 
     def to_dict(self) -> dict:
-        return {"rank": self.rank, "char": self.char, "id": self.id, "prob": self.prob,
-                "raw_prob": self.raw_prob, "logit": self.logit}
+        return asdict(self)
 
 
 @dataclass
 class Inspection:
     """The view at one query position: what the model predicts next and where it looks."""
 
-    chars: list[str]  # the context characters (after dropping unknown ones, at most block_size)
+    chars: list[str]  # the context characters (unknown ones left out, at most block_size)
     ids: list[int]
     position: int  # query position, 0-based, within chars
     temperature: float
@@ -81,45 +87,30 @@ class Inspection:
 
     n_layer = property(lambda self: len(self.attention))
     n_head = property(lambda self: len(self.attention[0]) if self.attention else 0)
-
-    @property
-    def query_char(self) -> str:
-        return self.chars[self.position]
+    query_char = property(lambda self: self.chars[self.position])
 
     def top_positions(self, weights: list[float], n: int = 5) -> list[tuple[int, float]]:
         """The n context positions with the most weight, heaviest first."""
         order = sorted(range(len(weights)), key=lambda j: (-weights[j], j))
         return [(j, weights[j]) for j in order[:n] if weights[j] > 0]
 
-    def weight_by_char(self, weights: list[float] | None = None) -> list[tuple[str, float]]:
-        """Attention summed per distinct character (default: over all layers and heads), heaviest first."""
-        weights = self.mean_all if weights is None else weights
+    def weight_by_char(self) -> list[tuple[str, float]]:
+        """Attention over all layers and heads summed per distinct character, heaviest first."""
         total: dict[str, float] = {}
-        for ch, w in zip(self.chars, weights):
+        for ch, w in zip(self.chars, self.mean_all):
             total[ch] = total.get(ch, 0.0) + w
         return sorted(total.items(), key=lambda kv: -kv[1])
 
     def to_dict(self) -> dict:
         return {
-            "context": "".join(self.chars),
-            "chars": list(self.chars),
-            "ids": list(self.ids),
-            "dropped": list(self.dropped),
-            "truncated": self.truncated,
-            "position": self.position,
-            "query_char": self.query_char,
-            "temperature": self.temperature,
+            "context": "".join(self.chars), "chars": list(self.chars), "ids": list(self.ids),
+            "dropped": list(self.dropped), "truncated": self.truncated, "position": self.position,
+            "query_char": self.query_char, "temperature": self.temperature,
             "top_k": [c.to_dict() for c in self.candidates],
             "actual_next": self.actual.to_dict() if self.actual else None,
             "sampled": self.sampled.to_dict() if self.sampled else None,
-            "attention": {
-                "layers": self.n_layer,
-                "heads": self.n_head,
-                "keys": len(self.chars),
-                "weights": self.attention,
-                "mean_over_heads": self.mean_over_heads,
-                "mean_all": self.mean_all,
-            },
+            "attention": {"layers": self.n_layer, "heads": self.n_head, "keys": len(self.chars), "weights": self.attention,
+                          "mean_over_heads": self.mean_over_heads, "mean_all": self.mean_all},
         }
 
 
@@ -150,54 +141,36 @@ class Analysis:
             raise SettingsError(f"position {position} is outside the context of {T} character(s): use 0..{T - 1} (or -1 for the last)")
         return position % T
 
-    def probs(self, position: int = -1, temperature: float = 1.0):
-        """softmax(logits[position] / temperature) as a float64 numpy array (temperature 0: all on the top character)."""
-        import numpy as np
-
-        p = self.check_position(position)
-        check_temperature(temperature)
-        z = self.logits[p].astype(np.float64)
-        if temperature == 0:
-            out = np.zeros_like(z)
-            out[int(np.argmax(z))] = 1.0
-            return out
-        z = z / temperature
-        z = z - z.max()
-        e = np.exp(z)
-        return e / e.sum()
-
     def at(self, position: int = -1, top_k: int = 10, temperature: float = 1.0, sampled: str | None = None) -> Inspection:
         import numpy as np
 
         p = self.check_position(position)
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise SettingsError(f"top-k must be at least 1, got {top_k!r}")
-        probs = self.probs(p, temperature)
-        raw = self.probs(p, 1.0)
+        check_top_k(top_k)
         logits = self.logits[p].astype(np.float64)
+        probs, raw = softmax(logits, check_temperature(temperature)), softmax(logits)
         order = np.argsort(-logits, kind="stable")
         rank_of = np.empty_like(order)
         rank_of[order] = np.arange(1, len(order) + 1)
 
         def ranked(i: int) -> Ranked:
-            return Ranked(self.vocab[i], int(i), int(rank_of[i]), float(probs[i]), float(raw[i]), float(logits[i]))
+            return Ranked(int(rank_of[i]), self.vocab[i], int(i), float(probs[i]), float(raw[i]), float(logits[i]))
 
-        candidates = [ranked(int(i)) for i in order[: min(top_k, len(order))]]
-        actual = ranked(self.ids[p + 1]) if p + 1 < self.length else None
-        sampled_r, unknown = None, False
-        if sampled is not None:
-            stoi = {c: i for i, c in enumerate(self.vocab)}
-            if sampled in stoi:
-                sampled_r = ranked(stoi[sampled])
-            else:
-                unknown = True
+        known = sampled is not None and sampled in self.vocab
         att = self.attention[:, :, p, :]  # (L, H, T)
         return Inspection(
             chars=list(self.chars), ids=list(self.ids), position=p, temperature=float(temperature),
-            candidates=candidates, probs=probs.tolist(), logits=logits.tolist(),
+            candidates=[ranked(int(i)) for i in order[:top_k]], probs=probs.tolist(), logits=logits.tolist(),
             attention=att.tolist(), mean_over_heads=att.mean(axis=1).tolist(), mean_all=att.mean(axis=(0, 1)).tolist(),
-            actual=actual, sampled=sampled_r, sampled_unknown=unknown, dropped=list(self.dropped), truncated=self.truncated,
+            actual=ranked(self.ids[p + 1]) if p + 1 < self.length else None,
+            sampled=ranked(self.vocab.index(sampled)) if known else None, sampled_unknown=sampled is not None and not known,
+            dropped=list(self.dropped), truncated=self.truncated,
         )
+
+
+def check_top_k(k, what: str = "top-k") -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise SettingsError(f"{what} must be at least 1, got {k!r}")
+    return k
 
 
 def check_temperature(t) -> float:
@@ -207,37 +180,27 @@ def check_temperature(t) -> float:
 
 
 def context_window(tokenizer: CharTokenizer, text: str, block_size: int) -> tuple[list[int], list[str], int]:
-    """(ids, dropped, truncated): the last ``block_size`` known characters of text, the unknown ones left
-    out of that window, and how many characters come before it (only the tail is encoded)."""
-    n = len(text)
-    tail = min(n, 2 * block_size + 16)
-    while True:
-        enc = tokenizer.encode(text[n - tail :])
-        if len(enc.ids) >= block_size or tail >= n:
-            break
-        tail = min(n, tail * 2)
-    ids = enc.ids[-block_size:]
-    # characters of the examined tail that lie before the window
-    extra = len(enc.ids) - len(ids)
-    truncated = n - tail
-    if extra:
-        stoi, seen, cut = tokenizer.stoi, 0, 0
-        for ch in text[n - tail :]:
-            cut += 1
-            if ch in stoi:
-                seen += 1
-                if seen == extra:
-                    break
-        truncated += cut
-    window_text = text[truncated:]
-    dropped = [c for c in enc.dropped if c in window_text]
-    return ids, dropped, truncated
+    """(ids, dropped, truncated): the last ``block_size`` known characters of text, the distinct
+    unknown ones among them, and how many characters come before that window. Reads backwards from
+    the end, so a long text costs only its tail."""
+    ids, dropped, start = [], [], len(text)
+    # the window begins just after the last known character before it (or at the text's start)
+    while start > 0 and (len(ids) < block_size or text[start - 1] not in tokenizer.stoi):
+        start -= 1
+        ch = text[start]
+        if ch in tokenizer.stoi:
+            ids.append(tokenizer.stoi[ch])
+        else:
+            dropped.append(ch)
+    return ids[::-1], list(dict.fromkeys(reversed(dropped))), start
 
 
 def analyze(model, tokenizer: CharTokenizer, text: str) -> Analysis:
     """Run the model once (no KV cache) over the last block_size known characters of text."""
     import numpy as np
     import torch
+
+    from tinygpt_tui.engine.lens import evaluating, residual_hooks
 
     if not isinstance(text, str):
         raise SettingsError("the context must be text")
@@ -250,15 +213,12 @@ def analyze(model, tokenizer: CharTokenizer, text: str) -> Analysis:
             raise SettingsError("no character of the prompt is in the model's vocabulary (left out: "
                                 + printable(" ".join(dropped[:20])) + ")")
         raise SettingsError("the prompt is empty: give at least one character")
-    from tinygpt_tui.engine.lens import evaluating, residual_hooks
-
     with torch.inference_mode(), evaluating(model), residual_hooks(model, []) as stream:
         logits, _, attns = model(torch.tensor([ids], device=next(model.parameters()).device), return_attention=True)
-    att = torch.stack([a[0] for a in attns]).float().cpu().numpy()  # (L, H, T, T)
     return Analysis(
         chars=[tokenizer.chars[i] for i in ids], ids=ids, logits=logits[0].float().cpu().numpy().astype(np.float32),
-        attention=att, vocab=list(tokenizer.chars), dropped=dropped, truncated=truncated,
-        residual=torch.stack([r[0] for r in stream]), model=model,
+        attention=torch.stack([a[0] for a in attns]).float().cpu().numpy(), vocab=list(tokenizer.chars),
+        dropped=dropped, truncated=truncated, residual=torch.stack([r[0] for r in stream]), model=model,
     )
 
 

@@ -1,11 +1,7 @@
-"""Look deeper: the logit lens, the embedding map, ablation, and per-head role hints.
+"""Look deeper: the logit lens and ablation (of an ``analyze`` pass), the embedding map, head roles.
 
-    a = analyze(model, tokenizer, "the honou")   # engine/inspect.py: one pass, residuals kept
-    logit_lens(a, -1, top_k=5), ablate(a, -1)    # per layer; per earlier character
-    embedding_map(model, tokenizer, top=80, text=corpus), head_roles(model, tokenizer, corpus)
-
-The residual stream is read with PyTorch forward hooks on the model's own blocks, so the lens sees
-exactly the numbers the forward pass computes (the last layer's lens is the model's prediction).
+The residual stream is read with forward hooks on the model's own blocks, so the lens sees exactly
+the numbers of the forward pass (the last layer's lens is the model's prediction).
 """
 
 from __future__ import annotations
@@ -155,19 +151,13 @@ def pca2(w: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     return xy, (ratios[0], ratios[1])
 
 
-def frequent_ids(tokenizer, top: int, text: str | None = None) -> list[int]:
-    """The top ids: by count in text when given, else the first ``top`` of the vocabulary."""
+def embedding_map(model, tokenizer, top: int = 80, text: str | None = None, which: str = "embedding") -> EmbeddingMap:
+    """The ``top`` characters, most frequent in text first (else in vocabulary order), placed by PCA."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise SettingsError(f"top must be at least 1, got {top!r}")
-    if not text:
-        return list(range(min(top, tokenizer.vocab_size)))
-    counts = Counter(text)
-    return sorted(range(tokenizer.vocab_size), key=lambda i: (-counts.get(tokenizer.chars[i], 0), i))[:top]
-
-
-def embedding_map(model, tokenizer, top: int = 80, text: str | None = None, which: str = "embedding") -> EmbeddingMap:
+    counts = Counter(text or "")
+    ids = sorted(range(tokenizer.vocab_size), key=lambda i: (-counts[tokenizer.chars[i]], i))[:top]
     xy, explained = pca2(weights_of(model, which))
-    ids = frequent_ids(tokenizer, top, text)
     return EmbeddingMap(which, [tokenizer.chars[i] for i in ids], xy[ids], explained)
 
 
@@ -180,24 +170,6 @@ def neighbours(model, tokenizer, char: str, k: int = 10, which: str = "embedding
     cos = w @ w[tokenizer.stoi[char]]
     order = [i for i in np.argsort(-cos, kind="stable") if i != tokenizer.stoi[char]][:k]
     return [(tokenizer.chars[i], float(cos[i])) for i in order]
-
-
-def scatter(labels: list[str], xy: np.ndarray, width: int, height: int) -> tuple[list[str], int]:
-    """The labels (display strings, 1 or 2 cells) placed on a width x height grid by their coordinates;
-    an earlier label wins a cell. Returns the lines and how many labels found no room."""
-    from rich.cells import cell_len  # (rich, not textual: the engine stays free of the app)
-
-    grid = [[" "] * width for _ in range(height)]
-    lo, span = xy.min(0), np.maximum(np.ptp(xy, 0), 1e-12)
-    hidden = 0
-    for s, (x, y) in zip(labels, xy):
-        w = min(cell_len(s), 2) or 1
-        c, r = int(round((x - lo[0]) / span[0] * (width - w))), int(round((1 - (y - lo[1]) / span[1]) * (height - 1)))
-        if any(grid[r][c + d] != " " for d in range(w)):
-            hidden += 1
-            continue
-        grid[r][c : c + w] = [s] + [""] * (w - 1)  # a wide character covers the next cell
-    return ["".join(row).rstrip() for row in grid], hidden
 
 
 @dataclass
