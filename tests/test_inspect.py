@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tinygpt_tui.cli.main import app as cli_app
 from tinygpt_tui.config import GPTConfig
 from tinygpt_tui.errors import SettingsError
-from tinygpt_tui.engine.inspect import analyze, context_window, display_char, inspect
+from tinygpt_tui.engine.inspect import analyze, context_window, display_char
 from tinygpt_tui.model import GPT
 from tinygpt_tui.tokenizer import CharTokenizer
 
@@ -59,7 +59,7 @@ def test_attention_rows_are_causal_distributions(pos):
 def test_probabilities_are_softmax_of_the_models_logits(temperature):
     model, tok = tiny("rope")
     ctx = "the honour of"
-    v = inspect(model, tok, ctx, top_k=5, temperature=temperature, sampled="x" if "x" in tok.stoi else "h")
+    v = analyze(model, tok, ctx).at(top_k=5, temperature=temperature, sampled="x" if "x" in tok.stoi else "h")
     with torch.no_grad():
         logits, _ = model(torch.tensor([tok.encode(ctx).ids]))
     want = torch.softmax(logits[0, -1].double() / temperature, -1).numpy()
@@ -79,14 +79,14 @@ def test_probabilities_are_softmax_of_the_models_logits(temperature):
 
 def test_temperature_zero_is_greedy_and_bad_values_are_refused():
     model, tok = tiny()
-    v = inspect(model, tok, "the h", temperature=0)
+    v = analyze(model, tok, "the h").at(temperature=0)
     assert v.candidates[0].prob == 1.0 and sum(v.probs) == 1.0
     assert v.candidates[0].raw_prob < 1.0
     for bad in (-1, float("nan"), float("inf")):
         with pytest.raises(SettingsError):
-            inspect(model, tok, "the h", temperature=bad)
+            analyze(model, tok, "the h").at(temperature=bad)
     with pytest.raises(SettingsError):
-        inspect(model, tok, "the h", top_k=0)
+        analyze(model, tok, "the h").at(top_k=0)
 
 
 @pytest.mark.parametrize("pos", POS)

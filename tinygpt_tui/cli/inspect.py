@@ -51,6 +51,7 @@ def inspect_cmd(
     """Next-character probabilities and attention for a prompt. Bars for the top candidates, a heatmap per layer."""
     from rich.console import Console
 
+    console = Console(highlight=False)
     from tinygpt_tui.engine.folder import load_model, resolve_model
     from tinygpt_tui.engine.device import pick_device
     from tinygpt_tui.engine.inspect import analyze, check_temperature, check_top_k
@@ -62,18 +63,18 @@ def inspect_cmd(
     folder = resolve_model(model, models_dir)
     loaded = load_model(folder, device=pick_device(device))
     if embeddings or heads:
-        return deeper(loaded, embeddings, top, near, heads, corpus, json_out)
+        return deeper(console, loaded, embeddings, top, near, heads, corpus, json_out)
     if prompt is None:
         raise SettingsError("--prompt is needed (only --embeddings and --heads do without)")
     analysis = analyze(loaded.model, loaded.tokenizer, prompt)
     layer = check_index(layer, analysis.n_layer, "layer")
     view = analysis.at(position, top_k, temperature, sampled=rank_of)
     if lens or ablate:
-        return lens_and_ablation(analysis, view, lens, ablate, top_k, json_out)
+        return lens_and_ablation(console, analysis, view, lens, ablate, top_k, json_out)
     if json_out:
         return print_json({"model": loaded.name, "block_size": loaded.model.cfg.block_size,
                            "vocab_size": loaded.tokenizer.vocab_size, **view.to_dict()})
-    render(Console(highlight=False), one_line(loaded.name), view, layer, loaded.model.cfg.block_size)
+    render(console, one_line(loaded.name), view, layer, loaded.model.cfg.block_size)
 
 
 def print_json(doc) -> None:
@@ -81,9 +82,7 @@ def print_json(doc) -> None:
     sys.stdout.flush()
 
 
-def lens_and_ablation(analysis, view, lens: bool, ablate: bool, top_k: int, json_out: bool) -> None:
-    from rich.console import Console
-
+def lens_and_ablation(console, analysis, view, lens: bool, ablate: bool, top_k: int, json_out: bool) -> None:
     from tinygpt_tui.engine.lens import ablate as run_ablation, logit_lens
 
     rows = logit_lens(analysis, view.position, top_k) if lens else None
@@ -91,7 +90,6 @@ def lens_and_ablation(analysis, view, lens: bool, ablate: bool, top_k: int, json
     if json_out:
         return print_json({"position": view.position, "context": "".join(view.chars),
                            "lens": [r.__dict__ for r in rows] if rows else None, "ablation": abl.__dict__ if abl else None})
-    console = Console(highlight=False)
     console.print(context_line(view, console.width))
     if rows:
         console.print(lens_text(rows, view, console.width))
@@ -156,10 +154,8 @@ def embedding_text(emap, near_list, near: str | None, width: int, height: int = 
     return t
 
 
-def deeper(loaded, embeddings: bool, top: int, near: str | None, heads: bool, corpus: str | None, json_out: bool) -> None:
+def deeper(console, loaded, embeddings: bool, top: int, near: str | None, heads: bool, corpus: str | None, json_out: bool) -> None:
     """--embeddings and --heads: views of the whole model, not of one prompt."""
-    from rich.console import Console
-
     from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
     from tinygpt_tui.engine.lens import embedding_map, head_roles, neighbours
 
@@ -172,7 +168,6 @@ def deeper(loaded, embeddings: bool, top: int, near: str | None, heads: bool, co
         if heads or corpus:
             raise SettingsError(f"{e} (give --corpus FILE)") from None
         note = "note: the model's corpus is not here: characters in vocabulary order (give --corpus FILE)"
-    console = Console(highlight=False)
     if embeddings:
         near_list = neighbours(model, tok, near) if near is not None else None
         which = ["embedding"] + ([] if model.cfg.tie_weights else ["output"])
@@ -201,21 +196,10 @@ SHADES = " ░▒▓█"
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
-def ramp_color(level: float) -> Color:
-    level = min(max(level, 0.0), 1.0) * (len(RAMP) - 1)
-    i = min(int(level), len(RAMP) - 2)
-    f = level - i
-    a, b = RAMP[i], RAMP[i + 1]
-    return Color.from_rgb(*(round(x + (y - x) * f) for x, y in zip(a, b)))
-
-
 def cell(ch: str) -> tuple[str, int]:
     """The label shown for a context character and its width in cells (at least 1)."""
     s = display_char(ch)
-    w = cell_len(s)
-    if w == 0:
-        s, w = "?", 1
-    return s, w
+    return (s, cell_len(s)) if cell_len(s) else ("?", 1)
 
 
 LEVELS = 64  # colours in the ramp actually used (styles are cached per level)
@@ -223,7 +207,10 @@ LEVELS = 64  # colours in the ramp actually used (styles are cached per level)
 
 @functools.lru_cache(maxsize=None)
 def level_style(level: int) -> Style:
-    return Style(bgcolor=ramp_color(level / (LEVELS - 1)))
+    """The background of colour ``level`` (0..LEVELS - 1), interpolated along RAMP."""
+    x = level / (LEVELS - 1) * (len(RAMP) - 1)
+    i = min(int(x), len(RAMP) - 2)
+    return Style(bgcolor=Color.from_rgb(*(round(a + (b - a) * (x - i)) for a, b in zip(RAMP[i], RAMP[i + 1]))))
 
 
 def cell_parts(w: float, vmax: float, width: int, color: bool) -> tuple[str, Style | None]:
@@ -251,11 +238,10 @@ def heatmap_layout(chars: list[str], row_labels: list[str], width: int) -> tuple
     return lab_w, chunks
 
 
-def heatmap_column_at(chars: list[str], row_labels: list[str], width: int, x: int, y: int, ruler: bool = True) -> int | None:
+def heatmap_column_at(chars: list[str], row_labels: list[str], width: int, x: int, y: int) -> int | None:
     """The context position under cell (x, y) of a heatmap drawn by ``heatmap`` (for mouse clicks)."""
     lab_w, chunks = heatmap_layout(chars, row_labels, width)
-    per = len(row_labels) + 1 + (1 if ruler else 0)
-    k = y // per
+    k = y // (len(row_labels) + 2)  # each block: the ruler, the characters, one line per row
     if y < 0 or k >= len(chunks) or x < lab_w:
         return None
     col = lab_w
@@ -272,8 +258,7 @@ def named_style(name: str) -> Style:
 
 
 def heatmap_lines(chars: list[str], rows: list[tuple[str, list[float]]], width: int, query: int,
-                  color: bool = True, vmax: float | None = None, selected: int | None = None,
-                  ruler: bool = True) -> list[list[tuple[str, Style]]]:
+                  color: bool = True, vmax: float | None = None, selected: int | None = None) -> list[list[tuple[str, Style]]]:
     """The heatmap as lines of (text, style) runs: cheap to turn into rich Text or Textual Strips.
 
     Each block of columns has a position ruler, the characters themselves as
@@ -287,21 +272,20 @@ def heatmap_lines(chars: list[str], rows: list[tuple[str, list[float]]], width: 
     plain, dim, bold = named_style(""), named_style("dim"), named_style("bold")
     lines: list[list[tuple[str, Style]]] = []
     for a, b in chunks:
-        if ruler:
-            col, marks = 0, []
-            for j in range(a, b):
-                if j % 10 == 0 or j == query:
-                    marks.append((col, str(j)))
-                col += labels[j][1]
-            room = max(col, width - lab_w)
-            buf, taken = [" "] * room, [False] * (room + 1)
-            # the query's mark first, then every tenth position where it does not collide
-            for c, m in sorted(marks, key=lambda m: m[1] != str(query)):
-                end = c + len(m)
-                if end <= room and not any(taken[max(c - 1, 0) : end + 1]):
-                    buf[c:end] = list(m)
-                    taken[c:end] = [True] * len(m)
-            lines.append([(" " * lab_w + "".join(buf).rstrip(), dim)])
+        col, marks = 0, []
+        for j in range(a, b):
+            if j % 10 == 0 or j == query:
+                marks.append((col, str(j)))
+            col += labels[j][1]
+        room = max(col, width - lab_w)
+        buf, taken = [" "] * room, [False] * (room + 1)
+        # the ruler: the query's mark first, then every tenth position where it does not collide
+        for c, m in sorted(marks, key=lambda m: m[1] != str(query)):
+            end = c + len(m)
+            if end <= room and not any(taken[max(c - 1, 0) : end + 1]):
+                buf[c:end] = list(m)
+                taken[c:end] = [True] * len(m)
+        lines.append([(" " * lab_w + "".join(buf).rstrip(), dim)])
         line = [(" " * lab_w, plain)]
         for j in range(a, b):
             st = named_style("bold underline reverse") if j == query else (dim if j > query else bold)

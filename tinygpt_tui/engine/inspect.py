@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from tinygpt_tui.errors import SettingsError
@@ -96,10 +97,10 @@ class Inspection:
 
     def weight_by_char(self) -> list[tuple[str, float]]:
         """Attention over all layers and heads summed per distinct character, heaviest first."""
-        total: dict[str, float] = {}
+        total: Counter[str] = Counter()
         for ch, w in zip(self.chars, self.mean_all):
-            total[ch] = total.get(ch, 0.0) + w
-        return sorted(total.items(), key=lambda kv: -kv[1])
+            total[ch] += w
+        return total.most_common()
 
     def to_dict(self) -> dict:
         return {
@@ -221,9 +222,3 @@ def analyze(model, tokenizer: CharTokenizer, text: str) -> Analysis:
         dropped=dropped, truncated=truncated, residual=torch.stack([r[0] for r in stream]), model=model,
     )
 
-
-def inspect(model, tokenizer: CharTokenizer, text: str, position: int = -1, top_k: int = 10,
-            temperature: float = 1.0, sampled: str | None = None) -> Inspection:
-    """``analyze`` then ``at``: the view at one position in one call."""
-    check_temperature(temperature)
-    return analyze(model, tokenizer, text).at(position, top_k, temperature, sampled)

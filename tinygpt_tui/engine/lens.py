@@ -34,9 +34,8 @@ def residual_hooks(model, store: list):
 def evaluating(model):
     """The model in eval mode (no dropout) for the duration, then back as it was."""
     was = model.training
-    model.eval()
     try:
-        yield model
+        yield model.eval()
     finally:
         model.train(was)
 
@@ -72,9 +71,8 @@ class Ablation:
 
 
 def _ablate_range(analysis, p: int, start: int, end: int):
-    """Characters start..end replaced one per row, in one batched pass over positions start..p: the
-    characters before start are the same in every row, so their keys and values are computed once
-    (batch 1) into a KV cache that every row then reads."""
+    """Characters start..end replaced one per row, in one batched pass over start..p; the shared
+    characters before start go once (batch 1) into a KV cache that every row reads."""
     model, ids = analysis.model, analysis.ids
     dev = analysis.residual.device
     n, cache = end - start + 1, None
@@ -102,10 +100,9 @@ def _ablate_range(analysis, p: int, start: int, end: int):
 
 
 def ablation_steps(analysis, position: int = -1, chunk: int = 32):
-    """Each character j <= position replaced, one at a time, by the mean of all token embeddings (an
-    "average character", the same for any vocabulary; its position is kept): the change in the
-    log-probability of the top prediction. Nearest characters first, ``chunk`` of them per batched
-    pass; yields the Ablation so far after each pass (a view can colour it at once)."""
+    """Each character j <= position replaced by the mean token embedding (an "average character"):
+    the change in the top prediction's log-probability. Nearest first, ``chunk`` per batched pass,
+    yielding the Ablation so far after each pass."""
     p = analysis.check_position(position)
     deltas = [float("nan")] * (p + 1)
     for end in range(p, -1, -chunk):
