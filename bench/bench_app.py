@@ -92,7 +92,8 @@ def _wait_for_group(pgid: int, timeout: float = 10.0) -> float:
     return time.perf_counter() - t0
 
 
-def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: float = 60.0, env: dict | None = None) -> dict:
+def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: float = 60.0, env: dict | None = None,
+                then: tuple[bytes, bytes] | None = None) -> dict:
     """Run cmd on a pseudo-terminal of this size and time, from the start of the process, the first
     byte it writes, the first frame (the moment every marker has appeared in its output) and the
     first live frame (every marker written again once Textual's driver has started, so keys reach
@@ -101,7 +102,9 @@ def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: flo
     A pseudo-terminal is a terminal as far as the app can tell (Textual's real driver, escape
     sequences and all), so this is what a user sees, less the terminal's own drawing. Ctrl+Q
     then quits it. Also returned: the process's CPU time at the live frame (in the kernel's 10 ms
-    ticks), what it wrote up to the live frame, and where in that the first frame was complete.
+    ticks), what it wrote up to the live frame, where in that the first frame was complete, and
+    quit_s: from Ctrl+Q to the process's end. ``then`` (keys, marker): keys typed once the frame is
+    live, and the marker waited for before Ctrl+Q (a model loaded, say).
     """
     import fcntl
     import pty
@@ -114,7 +117,7 @@ def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: flo
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     env = dict(os.environ if env is None else env, TERM="xterm-256color", COLORTERM="truecolor")
     want = [m.encode() for m in markers]
-    t0 = time.perf_counter()
+    t0 = quit_at = time.perf_counter()
     proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
     os.close(slave)
     seen, first_byte, frame, live, cpu, frame_end = b"", None, None, None, None, 0
@@ -136,6 +139,13 @@ def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: flo
             started = seen.find(DRIVER_STARTED)
             if frame is not None and started >= 0 and all(m in seen[started:] for m in want):
                 live, cpu = now, _cpu_ticks(proc.pid)
+        if then is not None and live is not None:
+            os.write(master, then[0])
+            start = len(seen)
+            while then[1] not in seen[start:] and time.perf_counter() - t0 < timeout:
+                if select.select([master], [], [], 0.05)[0]:
+                    seen += os.read(master, 1 << 16)
+        quit_at = time.perf_counter()
         os.write(master, b"\x11")  # Ctrl+Q
         deadline = time.perf_counter() + 10
         while proc.poll() is None and time.perf_counter() < deadline:
@@ -148,13 +158,14 @@ def first_frame(cmd: list[str], markers: list[str], size=(120, 40), timeout: flo
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        quit_s = time.perf_counter() - quit_at
         os.close(master)
         _wait_for_group(proc.pid)
     if frame is None or live is None:
         raise RuntimeError(f"no first frame from {' '.join(cmd)} within {timeout:.0f} s: {seen[-300:]!r}")
     return {"first_byte_s": first_byte, "first_frame_s": frame, "live_frame_s": live,
             "cpu_s": cpu / os.sysconf("SC_CLK_TCK") if cpu is not None else float("nan"),
-            "output": seen, "first_frame_end": frame_end}
+            "output": seen, "first_frame_end": frame_end, "quit_s": quit_s}
 
 
 def app_command(models_dir: str) -> list[str]:

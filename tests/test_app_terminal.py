@@ -22,3 +22,13 @@ def test_tinygpt_on_a_terminal_shows_the_whole_first_screen_and_quits(tmp_path, 
     got = first_frame([sys.executable, "-m", "tinygpt_tui", "--models-dir", str(models)], markers, size=size)
     assert 0 < got["first_frame_s"] < 60
     assert b"Traceback" not in got["output"]
+
+
+@pytest.mark.slow
+def test_quitting_with_a_model_loaded_is_prompt(tmp_path):
+    """Ctrl+Q with a model loaded: the process ends without the interpreter's teardown of torch."""
+    models = make_models_dir(tmp_path)
+    cmd = [sys.executable, "-m", "tinygpt_tui", "--models-dir", str(models)]
+    got = first_frame(cmd, ["Models", "alpha", "Write a prompt"], then=(b"\r", b"CPU"))
+    assert b"CPU" in got["output"][got["first_frame_end"]:], "the model did not load"
+    assert got["quit_s"] < 1.5, got["quit_s"]

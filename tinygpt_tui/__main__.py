@@ -7,7 +7,9 @@ to show the first screen. `--models-dir DIR` alone opens the app on that folder.
 from __future__ import annotations
 
 import gc
+import os
 import sys
+import threading
 
 
 def app_args(argv: list[str]) -> tuple[bool, str | None]:
@@ -37,7 +39,27 @@ def main() -> None:
         code = run_app(models_dir=models_dir)
     except KeyboardInterrupt:
         code = 130
-    sys.exit(code)  # an app that died of an exception exits with 1 (App.return_code), never 0
+    leave(code)  # an app that died of an exception exits with 1 (App.return_code), never 0
+
+
+def leave(code: int) -> None:
+    """Exit now that the app has closed: its workers are done and a run it trained has saved.
+
+    The interpreter's own teardown (torch's and numba's modules, every object the session made)
+    takes about a second and saves nothing, so it is skipped. A decoder compile still running (once
+    per machine) is waited for, saying so, so that the next start finds it cached; Ctrl+C skips it.
+    """
+    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if busy:
+        print("tinygpt: finishing the decoder's one-time compile, so the next start has it (Ctrl+C skips) …", file=sys.stderr, flush=True)
+        try:
+            for t in busy:
+                t.join()
+        except KeyboardInterrupt:
+            pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -157,13 +157,14 @@ class TinyGPTApp(App):
     def _training_ended(self, message: TrainingEnded) -> None:
         job = message.job
         job.ended(message.state, message.error)
+        if self.quitting:  # the run has saved: nothing else to wait for
+            self.exit()
+            return
         self.get_screen("generate").action_refresh_models(quiet=True)  # a new (or newer) model folder
         if job.state == "failed":
             self.notify(printable(job.error), title=f"training {printable(job.name)} failed", severity="error", timeout=10)
         else:
             self.notify(job.summary().plain, title="training finished" if job.state == "done" else "training stopped", timeout=8)
-        if self.quitting:
-            self.exit()
 
     # ------------------------------------------------------------ quitting
     def on_unmount(self) -> None:
