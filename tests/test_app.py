@@ -670,6 +670,39 @@ async def test_resume_takes_the_forms_steps_and_minutes_and_keeps_the_earlier_cu
         assert "step 30 / 30" in str(ts.query_one("#run-progress-text").render())
 
 
+async def test_the_model_card_command_is_the_cli_command_for_the_forms_settings(tmp_path, monkeypatch):
+    """The command the app records runs as printed: the CLI reads it into the same TrainConfig."""
+    import dataclasses
+    import shlex
+
+    import tinygpt_tui.cli.train as cli_train
+    from tinygpt_tui.cli.main import app as cli
+
+    d = make_models_dir(tmp_path)
+    corpus = tmp_path / "my corpus.txt"  # a space: the command quotes it
+    shutil.copy(small_corpus(tmp_path), corpus)
+    app = make_app(d)
+    forms = [{"train-preset": "tiny", "train-minutes": "0.5", "hp-n_layer": 2, "hp-lr": "3e-4", "hp-dropout": "0.1"},
+             {"train-minutes": "", "train-steps": 300, "train-device": "cpu", "hp-block_size": 64, "hp-batch_size": 8}]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        for values in forms:
+            fill(ts, **{"train-corpus-path": str(corpus), "train-name": "new one", **values})
+            cfg = ts.read_form()
+            argv = shlex.split(cfg.command)
+            assert argv[:2] == ["tinygpt", "train"], cfg.command
+            got = []
+            monkeypatch.setattr(cli_train, "run_training", lambda c, jsonl=False: got.append(c))
+            cli(argv[1:], standalone_mode=False)
+            assert len(got) == 1
+            ours, theirs = dataclasses.asdict(cfg), dataclasses.asdict(got[0])
+            assert theirs.pop("command").startswith("tinygpt train")
+            ours.pop("command")
+            assert theirs == ours
+
+
 async def test_an_existing_name_says_which_key_resumes_it(tmp_path):
     d = make_models_dir(tmp_path)
     corpus = small_corpus(tmp_path)

@@ -50,6 +50,22 @@ CUSTOM_FIELDS = (  # TrainConfig field, label, kind
 )
 
 
+def train_command(cfg, custom: dict) -> str:
+    """The `tinygpt train` command line that starts this run (the model card's "Trained with")."""
+    import shlex
+
+    args = [cfg.corpus] if cfg.corpus else []
+    args += ["--name", cfg.name, "--preset", cfg.preset, "--models-dir", cfg.models_dir]
+    if cfg.time_budget is not None:
+        args += ["--minutes", repr(cfg.time_budget / 60)]
+    if cfg.max_steps is not None:
+        args += ["--max-steps", str(cfg.max_steps)]
+    for fid, value in custom.items():  # each field is its option: n_layer is --n-layer
+        args += ["--" + fid.replace("_", "-"), str(value)]
+    args += ["--device", cfg.device] + (["--resume"] if cfg.resume else [])
+    return " ".join(["tinygpt train", *map(shlex.quote, args)])
+
+
 def row(label: str, field, tight: bool = True) -> Horizontal:
     """A line of the form: its label, then the field."""
     return Horizontal(Label(label, classes="form-label"), field, classes="form-row -tight" if tight else "form-row")
@@ -220,9 +236,9 @@ class TrainingScreen(Screen):
         preset = self.query_one("#train-preset", Select).value
         cfg = TrainConfig(
             corpus=corpus, name=name, models_dir=str(self.app.models_dir), preset=preset, max_steps=max_steps,
-            time_budget=time_budget, device=device if isinstance(device, str) else "auto", resume=resume,
-            command=f"(tinygpt app) {'resume' if resume else 'train'} {name}", **kw,
+            time_budget=time_budget, device=device if isinstance(device, str) else "auto", resume=resume, **kw,
         )
+        cfg.command = train_command(cfg, kw)
         if not resume:
             cfg.resolved()  # impossible hyperparameters are caught here, before anything loads
         return cfg
