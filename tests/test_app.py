@@ -773,6 +773,7 @@ async def test_a_run_in_progress_and_a_dead_one_say_so_and_the_dead_one_can_be_d
             text = {n: " ".join(option_lines(models, i)) for i, n in enumerate(names)}
             assert "training…" in text["live"] and "broken" not in text["live"]
             assert "no checkpoint yet" in text["dead"] and "Delete" in text["dead"] and "broken" not in text["dead"]
+            assert models.border_subtitle == "2 ready, 1 training, 1 no checkpoint, 1 broken"  # (not "3 broken")
             models.focus()
             models.highlighted = names.index("live")
             await pilot.press("enter")

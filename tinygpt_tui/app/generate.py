@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from textual import events, on, work
@@ -189,8 +190,8 @@ class GenerateScreen(Screen):
         models = self.query_one("#models", ModelList)
         out = self.query_one("#output", OutputView)
         models.set_models(infos)
-        ok = sum(1 for i in infos if i.ok)
-        models.border_subtitle = f"{ok} ready" + (f", {len(infos) - ok} broken" if len(infos) > ok else "")
+        kinds = Counter("ready" if i.ok else {TRAINING: "training", NO_CHECKPOINT: "no checkpoint"}.get(i.status, "broken") for i in infos)
+        models.border_subtitle = ", ".join(f"{kinds[k]} {k}" for k in ("ready", "training", "no checkpoint", "broken") if kinds[k] or k == "ready")
         if infos and self.loaded is None and self.loading_name is None and not self.context:
             if out.text != printable(PICK_HINT):
                 out.clear()
