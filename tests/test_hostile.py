@@ -795,6 +795,23 @@ def test_a_section_of_the_wrong_type_or_range_is_refused_with_one_line(good, cas
     assert_one_error(cli("eval", "bad", "--models-dir", folder.parent, "--corpus", "x.txt"), "config.json")
 
 
+@pytest.mark.parametrize("where", ["config.json extra field", "config.json step", "vocab.json", "config.json nested"])
+def test_json_python_cannot_parse_breaks_that_folder_only(good, where):
+    """A number past Python's 4,300-digit limit, or nesting past its recursion limit, is invalid JSON for that file."""
+    folder, huge = clone(good, "bad"), "9" * 5000
+    name = ckpt.VOCAB if where == "vocab.json" else ckpt.CONFIG
+    raw = (folder / name).read_text()
+    raw = {"config.json extra field": raw.replace("{", '{"x": ' + huge + ",", 1), "config.json step": raw.replace('"step": 0', '"step": ' + huge),
+           "vocab.json": raw.replace('"chars": [', '"chars": [' + huge + ","), "config.json nested": "[" * 100_000 + "]" * 100_000}[where]
+    (folder / name).write_text(raw)
+    with pytest.raises(CheckpointError, match=f"{name} is not valid JSON"):
+        ckpt.load_model(folder)
+    r = cli("models", "--models-dir", folder.parent)
+    assert r.exit_code == 0 and "Traceback" not in r.stdout + r.stderr, r.stderr
+    infos = {i.name: i for i in ckpt.list_models(folder.parent)}
+    assert infos["good"].ok and not infos["bad"].ok and "not valid JSON" in infos["bad"].error
+
+
 def test_a_vocabulary_of_one_character_is_refused(tmp_path, good):
     folder = clone(good, "one")
     edit_json(folder / ckpt.VOCAB, lambda d: d.update(chars=["a"]))
