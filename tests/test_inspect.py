@@ -364,6 +364,14 @@ def shown_lines(widget) -> str:
     return "\n".join("".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height))
 
 
+def footer_keys(screen) -> list[str]:
+    """The footer's keys drawn whole on screen, as their text ("l Lens")."""
+    from textual.widgets import Footer
+
+    footer = screen.query_one(Footer)
+    return [" ".join(str(k.render()).split()) for k in footer.query("FooterKey") if k.region.width and k.region.right <= footer.region.right]
+
+
 async def test_inspector_screen_renders_and_follows_keys():
     from textual.app import App
 
@@ -380,6 +388,10 @@ async def test_inspector_screen_renders_and_follows_keys():
     async with Host().run_test(size=(80, 24)) as pilot:
         assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
         assert screen.view.position == len("林黛玉 the honou") - 1
+        title = lambda: str(screen.query_one("#insp-title").render())  # noqa: E731
+        assert 'position 12: "u" (last)' in title()
+        # at 80 columns the footer has every key that moves or opens a view (a, g: in the keys panel)
+        assert {k.split()[0] for k in footer_keys(screen)} >= {"esc", "←→", "↑↓", "[]", "l", "x", "e", "h", "PgDn"}, footer_keys(screen)
         heat = screen.query_one("#insp-map")
         plain = shown_lines(heat)
         assert "林黛玉·the·honou" in plain and "h1" in plain and "avg" in plain
@@ -396,6 +408,8 @@ async def test_inspector_screen_renders_and_follows_keys():
         assert screen.all_layers and "all" in shown_lines(heat)
         await pilot.press("left", "left")
         assert screen.view.position == len("林黛玉 the honou") - 3 and screen.view.actual.char == "o"
+        await pilot.press("home", "right", "right", "right")
+        assert 'position 3: " " · ' in title()  # the space quoted, not drawn as a separator
         await pilot.press("home")
         assert screen.view.position == 0
         n = screen.computations

@@ -9,6 +9,7 @@ third of a core. One pass keeps every position's logits and attention: moving co
 
 from __future__ import annotations
 
+import json
 import time
 
 from rich.segment import Segment
@@ -97,24 +98,26 @@ class InspectorScreen(ModalScreen):
     """
     ROOMY = 34  # terminal rows from which the full top-k list and blank lines are shown
 
+    # the footer has room for the keys that move and the four deeper views, with short names; All
+    # heads (a), all layers (g) and the rest are in the keys panel (Ctrl+P, Keys)
     BINDINGS = [
         Binding("escape", "dismiss", "Close", id="inspector-close"),
-        Binding("left", "move(-1)", "Position", key_display="←→", priority=True, id="inspector-left"),
+        Binding("left", "move(-1)", "Pos", key_display="←→", priority=True, id="inspector-left"),
         Binding("right", "move(1)", "Position", show=False, priority=True, id="inspector-right"),
         Binding("home", "move_to(0)", "First", show=False, priority=True, id="inspector-first"),
         Binding("end", "move_to(-1)", "Last", show=False, priority=True, id="inspector-last"),
         Binding("up", "head(-1)", "Head", key_display="↑↓", priority=True, id="inspector-head-up"),
         Binding("down", "head(1)", "Head", show=False, priority=True, id="inspector-head-down"),
-        Binding("left_square_bracket", "layer(-1)", "Layer", key_display="[ ]", id="inspector-layer-down"),
+        Binding("left_square_bracket", "layer(-1)", "Layer", key_display="[]", id="inspector-layer-down"),
         Binding("right_square_bracket", "layer(1)", "Layer", show=False, id="inspector-layer-up"),
-        Binding("a", "all_heads", "All heads", id="inspector-all-heads"),
-        Binding("g", "all_layers", "All layers", id="inspector-all-layers"),
+        Binding("a", "all_heads", "All heads", show=False, id="inspector-all-heads"),
+        Binding("g", "all_layers", "All layers", show=False, id="inspector-all-layers"),
         Binding("l", "deeper('lens')", "Lens", id="inspector-lens"),
         Binding("x", "deeper('ablation')", "Ablate", id="inspector-ablation"),
-        Binding("e", "deeper('embeddings')", "Embeddings", id="inspector-embeddings"),
-        Binding("h", "deeper('heads')", "Head hints", id="inspector-heads"),
-        # the all-layers view is taller than most terminals: its scrolling keys are in the footer
-        Binding("pagedown", "page(1)", "Scroll", key_display="PgUp PgDn", priority=True, id="inspector-page-down"),
+        Binding("e", "deeper('embeddings')", "Embed", tooltip="Embeddings", id="inspector-embeddings"),
+        Binding("h", "deeper('heads')", "Hints", tooltip="Head hints", id="inspector-heads"),
+        # the all-layers view is taller than most terminals: its scrolling key is in the footer
+        Binding("pagedown", "page(1)", "More", key_display="PgDn", priority=True, id="inspector-page-down"),
         Binding("pageup", "page(-1)", "Scroll up", show=False, priority=True, id="inspector-page-up"),
     ]
 
@@ -153,7 +156,7 @@ class InspectorScreen(ModalScreen):
                 yield Panel(self._build_map_title, id="insp-map-title", classes="insp-heading")
                 yield Panel(self._build_map, id="insp-map")
                 yield Static("", id="insp-summary")
-            yield Footer()
+            yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.set_class(self.app.size.height >= self.ROOMY, "-roomy")  # the first frame too, not from the first resize on
@@ -375,8 +378,8 @@ class InspectorScreen(ModalScreen):
         else:
             v = self.view
             t = Text("Inspector", style="bold")
-            t.append(f" · {len(v.chars)} chars · position {v.position} ")
-            t.append(cell(v.query_char)[0], style="bold underline reverse")
+            t.append(f" · {len(v.chars)} chars · position {v.position}: ")
+            t.append(json.dumps(v.query_char, ensure_ascii=False) if v.query_char.isprintable() else cell(v.query_char)[0], style="bold")
             if self.position is None:
                 t.append(" (last)", style="dim")
             where = "all layers" if self.all_layers else f"layer {self.layer_index}/{v.n_layer - 1} · " + ("all heads" if self.head_index is None else f"head {self.head_index}/{v.n_head - 1}")
