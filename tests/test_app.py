@@ -638,6 +638,18 @@ async def test_the_chart_counts_whole_steps(tmp_path):
         axis = next(i for i, text in enumerate(lines) if "└" in text)
         labels = lines[axis + 1].split()
         assert labels[-1] == "300" and len(labels) >= 3 and all(x.replace(",", "").isdigit() for x in labels), labels
+        assert "following metrics.jsonl · finished\n" in str(ts.query_one("#run-title").render())
+
+
+async def test_a_followed_run_that_ran_out_of_time_says_so(tmp_path):
+    d = make_models_dir(tmp_path)
+    recs = run_records()
+    recs[-1]["reason"] = "budget"
+    write_run(d / "run", recs)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts = await follow(pilot, app, "run")
+        assert await wait_for(pilot, lambda: "finished: its time was up" in str(ts.query_one("#run-title").render()), timeout=15)
 
 
 async def test_resume_takes_the_forms_steps_and_minutes_and_keeps_the_earlier_curve(tmp_path):
@@ -805,8 +817,11 @@ async def test_the_training_form_shows_its_focus_and_cuts_no_size(tmp_path, size
         preset = ts.query_one("#train-preset", Select)
         assert preset.value == "auto"
         room = preset.content_region.width - 3  # (the arrow and its padding)
-        for label in select_options(preset):
+        labels = select_options(preset)
+        for label in labels:
             assert cell_len(label) <= room, (label, room)
+        shapes = [label.split(" ", 1)[1] for label in labels]
+        assert len(set(shapes)) == len(shapes), shapes  # medium and nanogpt: one shape, told apart by batch
         steps, minutes = ts.query_one("#train-steps", Input), ts.query_one("#train-minutes", Input)
         steps.focus()
         await pilot.pause()

@@ -110,7 +110,7 @@ class TrainingScreen(Screen):
                 yield row("", Input(placeholder="…or a text file path", id="train-corpus-path", compact=True))
                 yield row("Name", Input(placeholder="e.g. my-shakespeare", id="train-name", restrict=r"[^/\\]*", max_length=100, compact=True), tight=False)
                 preset = Select([(self._preset_label(p), p) for p in PRESET_NAMES], value="auto", id="train-preset", allow_blank=False, compact=True)
-                preset.tooltip = "layers × width; auto picks the largest that trains well in the minutes given"
+                preset.tooltip = "layers × width (b: batch); auto picks the largest that trains well in the minutes given"
                 yield row("Size", preset)
                 with Collapsible(title="Custom hyperparameters", id="train-custom", collapsed=True):
                     for fid, label, _ in CUSTOM_FIELDS:
@@ -163,8 +163,9 @@ class TrainingScreen(Screen):
 
         if p == "auto":
             return "auto (by minutes)"
-        d = PRESETS[p]  # short enough for the form at 80 columns
-        return f"{p} ({d['n_layer']}×{d['n_embd']})"
+        shape = lambda d: f"{d['n_layer']}×{d['n_embd']}"  # noqa: E731 (short enough for the form at 80 columns)
+        twin = any(shape(PRESETS[q]) == shape(PRESETS[p]) for q in PRESETS if q != p)  # told apart by batch
+        return f"{p} ({shape(PRESETS[p])}" + (f", b{PRESETS[p]['batch_size']})" if twin else ")")
 
     def _preset_placeholders(self, preset: str) -> None:
         from tinygpt_tui.config import GPTConfig
@@ -367,7 +368,8 @@ class TrainingScreen(Screen):
             title.append(printable(folder.name), style="bold")
             title.append("  following metrics.jsonl", style="bold cyan")
             if v.finish:
-                title.append(f" · {printable(str(v.finish.get('reason', 'finished')))}", style="green")
+                ended = {"budget": "finished: its time was up", "stopped": "stopped"}.get(v.finish.get("reason"), "finished")
+                title.append(f" · {ended}", style="green")
             elif not v.records:
                 title.append(" · waiting for records", style="dim")
         s = v.start
