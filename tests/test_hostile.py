@@ -821,6 +821,7 @@ def test_a_vocabulary_of_one_character_is_refused(tmp_path, good):
 
 
 def test_a_saved_training_state_that_lies_is_refused_with_one_line(tmp_path, small_corpus):
+    import torch
     from safetensors.torch import load_file, save_file
 
     from tinygpt_tui.engine.train import TrainConfig, train
@@ -842,6 +843,9 @@ def test_a_saved_training_state_that_lies_is_refused_with_one_line(tmp_path, sma
         "optimizer entry without its parts": ({}, {"scalars": {"step": 1}}, None),
         "saved seed 2**70": ({}, {}, lambda d: d["training"].update(seed=2**70)),
         "saved batch 10**9": ({}, {}, lambda d: d["training"].update(batch_size=10**9)),
+        "a moment of the wrong shape": ({k: torch.zeros(7, 7) for k in tensors if k.startswith("opt.")}, {}, None),
+        "a moment of no parameter": ({"opt.999.exp_avg": torch.zeros(3)}, {}, None),
+        "NaN weights": ({"model.tok_emb.weight": tensors["model.tok_emb.weight"] * float("nan")}, {}, None),
     }
     for what, (extra, meta_update, doc_edit) in lies.items():
         save_file({**tensors, **extra}, str(path), metadata={"meta": json.dumps({**meta, **meta_update})})
@@ -850,6 +854,7 @@ def test_a_saved_training_state_that_lies_is_refused_with_one_line(tmp_path, sma
             edit_json(folder / ckpt.CONFIG, doc_edit)
         with pytest.raises(TinyGPTError) as e:
             list(train(TrainConfig(**{**cfg, "max_steps": 8}, resume=True)))
+            pytest.fail(what)
         assert "\n" not in str(e.value), what
     save_file(tensors, str(path), metadata={"meta": json.dumps(meta)})
     (folder / ckpt.CONFIG).write_text(good_config)

@@ -226,15 +226,9 @@ def read_tensors(path: Path, framework: str = "pt") -> dict:
 def build_model(cfg: GPTConfig, state: dict, what: str = WEIGHTS):
     """A GPT in eval mode holding ``state`` in fp32 (a folder's, a converted or an imported model's):
     every tensor floating point, finite, and in its place (a tied head once)."""
-    import torch
-
     from tinygpt_tui.model import GPT
 
-    for k, t in state.items():
-        if not t.is_floating_point():
-            raise CheckpointError(f"{what}: {k} is {t.dtype}, not floating point")
-        if not torch.isfinite(t.float()).all():  # (checked as the model will hold it: fp32)
-            raise CheckpointError(f"{what}: {k} holds NaN or infinite values (in float32)")
+    check_finite(state, what)
     # built on the CPU, not the meta device: its initialisers import torch._dynamo (2 s at start-up)
     model = GPT(cfg)
     missing, unexpected = model.load_state_dict({k: v.float().contiguous() for k, v in state.items()}, strict=False)
@@ -244,16 +238,28 @@ def build_model(cfg: GPTConfig, state: dict, what: str = WEIGHTS):
     return model.eval()
 
 
+def check_finite(state: dict, what: str) -> dict:
+    """Every tensor floating point and finite, checked as the model will hold it (fp32)."""
+    import torch
+
+    for k, t in state.items():
+        if not t.is_floating_point():
+            raise CheckpointError(f"{what}: {k[:80]} is {t.dtype}, not floating point")
+        if not torch.isfinite(t.float()).all():
+            raise CheckpointError(f"{what}: {k[:80]} holds NaN or infinite values (in float32)")
+    return state
+
+
 def load_for_sampling(folder, device="auto") -> Loaded:
     """A model folder loaded for generation: on a CPU with numba, the compiled step's JitModel read as
     numpy arrays without torch (at batch 1 it beats a GPU's kernel launches); else ``load_model``."""
-    from tinygpt_tui.fast import decode as jitstep
+    from tinygpt_tui.fast import decode
     from tinygpt_tui.engine.device import device_kind
 
     kind = device_kind(device)  # a typo is refused, and a broken folder, before anything imports torch
     folder = Path(folder)
     doc, cfg = check_folder(folder)
-    if kind not in ("auto", "cpu") or not jitstep.available():
+    if kind not in ("auto", "cpu") or not decode.available():
         from tinygpt_tui.engine.device import pick_device
 
         return _load_torch(folder, doc, cfg, pick_device(device))
@@ -262,7 +268,7 @@ def load_for_sampling(folder, device="auto") -> Loaded:
     tokenizer = read_vocab(folder)
     arrays = read_tensors(folder / WEIGHTS, "numpy")  # (numpy has no bfloat16: such a file is refused in one line)
     with np.errstate(over="ignore"):  # (it holds float32: an F64 value past its range becomes inf, refused below)
-        model = jitstep.JitModel(cfg, arrays)
+        model = decode.JitModel(cfg, arrays)
     for k, a in model.arrays.items():
         if not np.isfinite(a).all():
             raise CheckpointError(f"{WEIGHTS}: {k} holds NaN or infinite values (in float32)")
@@ -340,7 +346,7 @@ def load_train_state(folder):
     if not any(k.startswith(STATE_MODEL_PREFIX) for k in names):
         meta = None  # a state from before the weights were saved with it
     meta = validate_train_state(meta, names)  # before any tensor is read
-    return read_tensors(path), meta
+    return check_finite(read_tensors(path), STATE_TENSORS), meta
 
 
 def state_weights(tensors: dict) -> dict | None:

@@ -290,11 +290,15 @@ class Optimizers:
         import torch
 
         live = self.state_dict()["param_groups"]
+        params = [p for g in self.param_groups for p in g["params"]]  # numbered as state_dict() numbers them
         try:
             state: dict[int, dict] = {}
             for key, t in tensors.items():
                 if key.startswith("opt."):
                     _, idx, name = key.split(".", 2)
+                    want = params[int(idx)].shape if int(idx) < len(params) else None  # (a moment has its parameter's shape)
+                    if want is None or (name != "step" and t.shape != want):
+                        raise ValueError(f"{key[:60]} has shape {list(t.shape)}, its parameter {list(want or [])}")
                     state.setdefault(int(idx), {})[name] = t if name == "step" else t.to(device)
             for key, v in meta.get("scalars", {}).items():
                 idx, name = key.split(".", 1)
