@@ -282,3 +282,18 @@ def test_the_folder_keeps_the_best_evaluation_and_resume_goes_on_from_the_last_s
     assert more[0].step == 100 and more[-1].step == 120
     evals.update({e.step: e.val_loss for e in more if e.kind == "eval"})
     assert ckpt.weights_step(folder, of=True) == min(evals, key=evals.get) and ckpt.load_train_state(folder)[1]["step"] == 120
+
+
+def test_a_loss_that_becomes_non_finite_stops_the_run_before_it_is_saved(small_corpus, tmp_path):
+    """Weights that overflow (finite, so loaded) give a NaN loss: one error line, and the last good checkpoint stays."""
+    from safetensors.torch import load_file, save_file
+
+    list(train(cfg(small_corpus, tmp_path, max_steps=4, eval_interval=4, eval_iters=1, sample_chars=0)))
+    path = tmp_path / "t" / ckpt.STATE_TENSORS
+    header = ckpt.read_safetensors_header(path)[1]
+    tensors = {k: (v.clone().fill_(3e38) if k.startswith("model.") else v) for k, v in load_file(str(path)).items()}
+    save_file(tensors, str(path), metadata=header)
+    with pytest.raises(TinyGPTError, match="diverged at step 5") as e:
+        list(train(cfg(small_corpus, tmp_path, max_steps=8, eval_interval=4, eval_iters=1, sample_chars=0, resume=True)))
+    assert "\n" not in str(e.value)
+    assert ckpt.read_info(tmp_path / "t").ok and ckpt.load_model(tmp_path / "t").doc["figures"]["step"] == 4

@@ -123,6 +123,13 @@ def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * p))
 
 
+def diverged(loss: float, step: int) -> float:
+    """The loss, if finite: a NaN or infinite one stops the run before it is saved as a figure."""
+    if not math.isfinite(loss):
+        raise TinyGPTError(f"training diverged at step {step} (loss is {loss}); try a lower --lr")
+    return loss
+
+
 def step_seed(seed: int, rank: int, step: int, micro: int = 0) -> int:
     return (seed * 1_000_003 + rank * 7_919 + step * 31 + micro) % (2**63 - 1)
 
@@ -172,7 +179,7 @@ class Run:
             weights = ckpt.state_weights(tensors)
         elif best_step is not None and ckpt.weights_step(self.folder, of=True) == best_step:
             try:
-                weights = ckpt.read_tensors(self.folder / ckpt.WEIGHTS)
+                weights = ckpt.check_finite(ckpt.read_tensors(self.folder / ckpt.WEIGHTS), ckpt.WEIGHTS)
             except CheckpointError:
                 return
         else:
@@ -310,8 +317,8 @@ class Run:
         # the same batches whatever the world size (each rank takes its share): figures compare across runs
         es = step_seed(cfg.seed, 0, step, 999)
         args = (cfg.eval_iters, cfg.batch_size, self.device, self.dtype)
-        train_est = estimate_loss(self.model, self.data, "train", *args, es, self.dist)
-        val_est = estimate_loss(self.model, self.data, "val", *args, es + 1, self.dist)
+        train_est = diverged(estimate_loss(self.model, self.data, "train", *args, es, self.dist), step)
+        val_est = diverged(estimate_loss(self.model, self.data, "val", *args, es + 1, self.dist), step)
         if self.best_val is None or val_est < self.best_val:
             self.best_val, self.best_train, self.best_step = val_est, train_est, step
             self.best_weights = ckpt.model_weights(self.model, copy=True)
@@ -381,14 +388,12 @@ class Run:
             tokens += self.tokens_per_step
             log.tick()  # (rank 0 alone has records to write)
 
-            if step % cfg.log_interval == 0 or step == 1:
+            if step % cfg.log_interval == 0 or step == self.start_step + 1:
                 if dist.world_size > 1:
                     torch_dist.all_reduce(loss_sum)  # the loss of the global batch, not rank 0's share
                     loss_sum = loss_sum / dist.world_size
                 now = time.perf_counter()
-                loss = float(loss_sum)
-                if not math.isfinite(loss):
-                    raise TinyGPTError(f"training diverged at step {step} (loss is {loss}); try a lower --lr")
+                loss = diverged(float(loss_sum), step)
                 tps = (step - last_log_step) * self.tokens_per_step / max(now - last_log_t, 1e-9)
                 last_log_t, last_log_step = now, step
                 elapsed = self.elapsed_before + (now - t0)
@@ -420,7 +425,7 @@ class Run:
             # the loss of the weights the folder keeps over the whole split (every rank takes a share)
             from tinygpt_tui.engine.lens import head_hints
             kept = self._kept_model(step)
-            final_val = evaluate_split(kept, self.data, "val", self.device, dist=dist)
+            final_val = diverged(evaluate_split(kept, self.data, "val", self.device, dist=dist), step)
             if must_save:  # the card also tells what each head looks at (engine/lens.py; about a second)
                 saved = self.save(step, elapsed, tokens, final_val=final_val, heads=head_hints(kept, self.tokenizer, self.corpus.text))
                 if saved_step != step:
