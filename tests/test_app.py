@@ -85,6 +85,14 @@ def select_options(select) -> list[str]:
     return [str(listing.get_option_at_index(i).prompt) for i in range(listing.option_count)]
 
 
+def footer_keys(screen) -> list[str]:
+    """The footer's keys drawn whole on screen, as their text ("l Lens")."""
+    from textual.widgets import Footer
+
+    footer = screen.query_one(Footer)
+    return [" ".join(str(k.render()).split()) for k in footer.query("FooterKey") if k.region.width and k.region.right <= footer.region.right]
+
+
 def make_app(models_dir, watch_models=False):
     return RecordingApp(models_dir=models_dir, watch_models=watch_models)
 
@@ -827,3 +835,32 @@ async def test_the_training_form_shows_its_focus_and_cuts_no_size(tmp_path, size
         await pilot.pause()
         assert steps.styles.background != minutes.styles.background  # the focused field stands out
         assert steps.styles.background.brightness - minutes.styles.background.brightness > 0.05
+
+
+@pytest.mark.parametrize("size", [(60, 18), (80, 24), (120, 40)])
+async def test_the_training_screen_fits_a_small_terminal(tmp_path, size):
+    """A tester at 60x18: Start, Stop and Resume below the fold, no ^q Quit, labels cut ("e.g.",
+    "auto (by", "Custom hyperparamet", "0%"); at 80x24 the footer ended "^g Gen"."""
+    from rich.cells import cell_len
+    from textual.widgets import Button, Input
+
+    app = make_app(make_models_dir(tmp_path))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("ctrl+t")
+        assert await wait_for(pilot, lambda: app.current_mode == "training")
+        ts = app.screen
+        await pilot.pause()
+        form = ts.query_one("#train-form").content_region
+        for button in ts.query("#train-buttons Button").results(Button):
+            assert form.contains_region(button.region), (button.id, button.region, form)
+            assert cell_len(str(button.label)) <= button.content_region.width
+        for inp in ts.query("#train-form .form-row Input").results(Input):  # (the custom ones are folded)
+            assert cell_len(inp.placeholder) <= inp.content_region.width, (inp.id, inp.placeholder)
+        custom = ts.query_one("#train-custom CollapsibleTitle")
+        assert cell_len(str(custom.render())) <= custom.region.width and custom.region.right <= form.right
+        percent = ts.query_one("#run-progress PercentageStatus")
+        assert percent.region.width and percent.region.right <= ts.query_one("#run-view").region.right
+        keys = footer_keys(ts)
+        assert {"^s Start", "^o Stop", "^r Resume", "^q Quit"} <= set(keys), keys
+        if size[0] >= 80:
+            assert "^g Generate" in keys

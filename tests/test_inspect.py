@@ -364,18 +364,10 @@ def shown_lines(widget) -> str:
     return "\n".join("".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height))
 
 
-def footer_keys(screen) -> list[str]:
-    """The footer's keys drawn whole on screen, as their text ("l Lens")."""
-    from textual.widgets import Footer
-
-    footer = screen.query_one(Footer)
-    return [" ".join(str(k.render()).split()) for k in footer.query("FooterKey") if k.region.width and k.region.right <= footer.region.right]
-
-
 async def test_inspector_screen_renders_and_follows_keys():
     from textual.app import App
 
-    from tests.test_app import wait_for
+    from tests.test_app import footer_keys, wait_for
     from tinygpt_tui.app.inspector import InspectorScreen
 
     model, tok = tiny(n_layer=3, n_head=2)

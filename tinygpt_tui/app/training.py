@@ -76,12 +76,14 @@ class TrainingScreen(Screen):
 
     AUTO_FOCUS = "#train-corpus"
     CSS_PATH = Path(__file__).with_name("training.tcss")  # parsed when the screen is first shown
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]  # (training.tcss: a wider form in a narrow terminal)
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # (no blank lines between the form's groups)
 
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", id="train-start"),
-        Binding("ctrl+o", "stop_training", "Stop & save", id="train-stop"),
+        Binding("ctrl+o", "stop_training", "Stop", tooltip="Stop and save a checkpoint", id="train-stop"),
         Binding("ctrl+r", "resume", "Resume", id="train-resume"),
-        Binding("ctrl+l", "follow", "Follow run", id="train-follow"),
+        Binding("ctrl+l", "follow", "Follow", tooltip="Follow a run started elsewhere", id="train-follow"),
         *FOCUS_KEYS,
     ]
 
@@ -124,7 +126,7 @@ class TrainingScreen(Screen):
                                  Button("Resume", id="btn-resume", variant="primary", compact=True), id="train-buttons")
                 yield Static(id="train-error")
                 yield Label("Follow a run started anywhere", classes="field-label")
-                yield row("Run", Input(placeholder="model name or folder, Enter", id="train-follow", compact=True))
+                yield row("Run", Input(placeholder="name or folder, Enter", id="train-follow", compact=True))
             with Vertical(id="run-view"):
                 yield Static(id="run-title")
                 with Horizontal(id="run-progress-row"):
@@ -133,7 +135,7 @@ class TrainingScreen(Screen):
                 yield plot_class()(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
                     yield Static(Text("The model writes a sample at each evaluation.", style="dim"), id="run-sample")
-        yield Footer()
+        yield Footer(compact=True)  # (with ^q Quit at 60 columns)
 
     def on_mount(self) -> None:
         self.chart = self.query_one("#loss-chart")
