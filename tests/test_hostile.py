@@ -354,6 +354,16 @@ def test_single_repeated_character_corpus(tmp_path):
     assert not (tmp_path / "models" / "m" / ckpt.CONFIG).exists()
 
 
+@pytest.mark.parametrize("refusal", [["--device", "cuda"], ["--dtype", "fp16", "--device", "cpu"], ["--n-embd", "16384", "--n-layer", "256"]])
+def test_a_refused_run_leaves_no_folder_behind(tmp_path, small_corpus, refusal):
+    """Refused after taking its folder's lock (device, dtype, memory): the folder it made goes; one it found stays."""
+    assert_one_error(_tiny_train(tmp_path, small_corpus, "m", *refusal))
+    assert not (tmp_path / "models" / "m").exists() and ckpt.list_models(tmp_path / "models") == []
+    (tmp_path / "models" / "mine").mkdir()
+    assert_one_error(_tiny_train(tmp_path, small_corpus, "mine", *refusal))
+    assert (tmp_path / "models" / "mine").is_dir()
+
+
 # =========================================================================== settings
 BAD_TRAIN = {
     "n-embd not divisible by n-head": (["--n-embd", "30", "--n-head", "4"], "divisible"),

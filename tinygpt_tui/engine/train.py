@@ -140,6 +140,7 @@ class Run:
 
     def __init__(self, cfg: TrainConfig, stop_event: threading.Event | None = None, dist: DistInfo | None = None):
         self.cfg, self.stop_event, self.dist, self.lock = cfg, stop_event or threading.Event(), dist or DistInfo(), None
+        self.created = False  # whether this run made its folder (removed again if refused before its first save)
 
     def _settings(self):
         """The settings, corpus and vocabulary of the run, and the training state to resume from."""
@@ -199,6 +200,7 @@ class Run:
         self.cfg = cfg
         self.data = Dataset(self.corpus, self.tokenizer, cfg.block_size)
         if self.dist.is_main:  # one run per model folder: a second one is refused, never interleaved
+            self.created = not self.folder.exists()
             self.lock = ckpt.FolderLock(self.folder)
             if not cfg.resume and (self.folder / ckpt.CONFIG).exists():
                 raise NameTaken(cfg.name, self.folder.parent)
@@ -456,6 +458,9 @@ def train(cfg: TrainConfig, stop_event: threading.Event | None = None, dist: Dis
     finally:
         if run.lock is not None:
             run.lock.release()
+            if run.created and ckpt.is_dead_run(run.folder):  # refused or failed before its first save
+                with contextlib.suppress(TinyGPTError):
+                    ckpt.remove_dead_run(run.folder)
 
 
 # ----------------------------------------------------------------- the two validation figures
