@@ -270,6 +270,22 @@ async def test_scrolling_back_is_not_yanked_to_the_bottom(models_dir):
         await pilot.press("escape")
 
 
+async def test_chunks_arriving_faster_than_25_a_second_share_a_repaint(models_dir, monkeypatch):
+    app = make_app(models_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        out = app.screen.query_one("#output", OutputView)
+        repaints = []
+        monkeypatch.setattr(out, "refresh_lines", lambda *a, **kw: repaints.append(time.perf_counter()))
+        start = time.perf_counter()
+        for i in range(60):  # a chunk every 5 ms or so, as a fast sampler sends them
+            out.append(f"chunk {i} ")
+            await pilot.pause(0.005)
+        took = time.perf_counter() - start
+        assert await wait_for(pilot, lambda: out.dirty_from is None)
+        assert out.text.endswith("chunk 59 ")
+        assert 1 <= len(repaints) <= took / 0.04 + 2, (len(repaints), took)
+
+
 async def test_inspect_key_pushes_the_inspector_which_loads_its_own_model(models_dir):
     from tinygpt_tui.app.inspector import InspectorScreen
 

@@ -2,8 +2,8 @@
 
 Text is kept as paragraphs (split at newlines), each wrapped into lines once. Appending re-wraps
 only from the start of the open paragraph's last line (greedy wrapping never moves an earlier
-line's break) and repaints only the lines that changed: a chunk costs the same at character 100
-as at character 100,000. Drawn with Textual's line API (a ScrollView's render_line), as
+line's break) and repaints only the lines that changed, the chunks of 40 ms at once: a chunk
+costs the same at character 100 as at character 100,000. Drawn with Textual's line API (a ScrollView's render_line), as
 Toolong draws its logs.
 
 Every character shown has passed through ``printable()``: nothing from a prompt, a corpus or a
@@ -23,6 +23,7 @@ from tinygpt_tui.tokenizer import printable
 
 PROMPT, GENERATED, NOTE = "prompt", "generated", "note"
 TAB = "    "
+REPAINT_S = 0.04  # chunks arriving faster are drawn together: at most 25 repaints a second
 
 
 def wrap_points(text: str, width: int) -> list[int]:
@@ -77,6 +78,8 @@ class OutputView(ScrollView, can_focus=True):
         self.shown: dict[int, Strip] = {}  # line index -> the strip render_line returned (cropped, styled)
         self.shown_key = None  # (width, base style) those strips were drawn for
         self.following = True  # stick to the end until the user scrolls up; back at the end, stick again
+        self.dirty_from: int | None = None  # the first line changed since the last repaint
+        self.repaint_timer = None
 
     # ------------------------------------------------------------ content
     @property
@@ -91,7 +94,7 @@ class OutputView(ScrollView, can_focus=True):
         self.closed, self.open_text, self.open_spans = [], "", []
         self.lines, self.open_first, self.open_starts = [], 0, []
         self.plain, self.length = [], 0
-        self.following = True
+        self.following, self.dirty_from = True, None
         self.shown.clear()
         self.set_line_count(0)
         self.scroll_to(0, 0, animate=False, immediate=True, force=True)
@@ -134,7 +137,15 @@ class OutputView(ScrollView, can_focus=True):
             self.set_line_count(count)
         if follow and count > self.scrollable_content_region.height:
             self.scroll_to(y=count - self.scrollable_content_region.height, animate=False, immediate=True, force=True)
-        self.refresh_lines(first_changed, max(count, old_count) - first_changed)
+        self.dirty_from = first_changed if self.dirty_from is None else min(self.dirty_from, first_changed)
+        if self.repaint_timer is None and self.is_mounted:  # one repaint for the chunks of the next 40 ms
+            self.repaint_timer = self.set_timer(REPAINT_S, self.repaint)
+
+    def repaint(self) -> None:
+        self.repaint_timer = None
+        if self.dirty_from is not None:
+            self.refresh_lines(self.dirty_from, max(1, len(self.lines) - self.dirty_from))
+            self.dirty_from = None
 
     # ------------------------------------------------------------ wrapping
     def style_of(self, kind: str) -> Style:
@@ -196,7 +207,7 @@ class OutputView(ScrollView, can_focus=True):
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if new_value >= self.max_scroll_y:
-            self.following = True
+            self.following, self.dirty_from = True, None
         elif new_value < old_value:
             self.following = False  # the user scrolled back: leave the view where they put it
 
