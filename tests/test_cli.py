@@ -287,3 +287,15 @@ def test_git_ignores_trained_models_but_not_the_shipped_ones():
              "models/hongloumeng/model.safetensors", "models/shakespeare/train_state.safetensors"]
     r = subprocess.run(["git", "check-ignore", "--no-index", *paths], capture_output=True, text=True, cwd=ROOT)
     assert r.stdout.split() == ["models/mine/config.json", "models/mine/model.safetensors", "models/shakespeare/train_state.safetensors"]
+
+
+def test_the_top_level_models_dir_applies_to_every_command(trained, tmp_path, monkeypatch):
+    models, _ = trained
+    monkeypatch.delenv("TINYGPT_MODELS_DIR", raising=False)  # (restored after: the command sets it for its subcommand)
+    monkeypatch.chdir(tmp_path)  # no ./models here
+    r = tinygpt_inproc("--models-dir", models, "models")
+    assert r.returncode == 0 and "tiny one" in r.stdout, r.stdout
+    r = tinygpt_inproc("--models-dir", models, "generate", "tiny one", "--prompt", "RO", "--max-new", "5")
+    assert r.returncode == 0, r.stderr
+    r = tinygpt_inproc("--models-dir", tmp_path / "elsewhere", "models", "--models-dir", models)  # the subcommand's own wins
+    assert "tiny one" in r.stdout

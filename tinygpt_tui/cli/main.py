@@ -7,6 +7,7 @@ start: torch loads inside the commands that need it, so `tinygpt --help` stays f
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -40,6 +41,8 @@ def main(
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ):
     """Train and play with tiny character-level GPT models. With no command, opens the app."""
+    if models_dir is not None:  # the default every subcommand's --models-dir reads (through its envvar)
+        os.environ[ModelsDir.envvar] = str(models_dir)
     if version:
         from tinygpt_tui import __version__
 
