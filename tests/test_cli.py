@@ -299,3 +299,21 @@ def test_the_top_level_models_dir_applies_to_every_command(trained, tmp_path, mo
     assert r.returncode == 0, r.stderr
     r = tinygpt_inproc("--models-dir", tmp_path / "elsewhere", "models", "--models-dir", models)  # the subcommand's own wins
     assert "tiny one" in r.stdout
+
+
+def test_corpus_add_refuses_what_it_cannot_keep_or_train(tmp_path, small_corpus):
+    """A catalog name (or its file's) is not shadowed, an added corpus is replaced only with --force, and a
+    text train would refuse (one distinct character) is refused at add."""
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "c")}
+    other = tmp_path / "other.txt"
+    other.write_text("some other text\n" * 50)
+    for name in ("shakespeare", "tinyshakespeare"):
+        assert_one_line_error(tinygpt_inproc("corpus", "add", small_corpus, "--name", name, env=env), "catalog")
+    assert tinygpt_inproc("corpus", "add", small_corpus, "--name", "mine", env=env).returncode == 0
+    assert_one_line_error(tinygpt_inproc("corpus", "add", other, "--name", "mine", env=env), "--force")
+    assert (tmp_path / "c" / "mine.txt").read_bytes() == small_corpus.read_bytes()
+    assert tinygpt_inproc("corpus", "add", other, "--name", "mine", "--force", env=env).returncode == 0
+    assert (tmp_path / "c" / "mine.txt").read_bytes() == other.read_bytes()
+    (tmp_path / "a.txt").write_text("a" * 5000)
+    assert_one_line_error(tinygpt_inproc("corpus", "add", tmp_path / "a.txt", env=env), "one distinct character")
+    assert not (tmp_path / "c" / "a.txt").exists() and not (tmp_path / "c" / "shakespeare.txt").exists()

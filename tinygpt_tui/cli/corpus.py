@@ -50,11 +50,12 @@ def corpus_fetch(
 def corpus_add(
     file: Path = typer.Argument(..., help="A UTF-8 text file of your own."),
     name: Optional[str] = typer.Option(None, "--name", help="Name to list it under (default: the file's name)."),
+    force: bool = typer.Option(False, "--force", help="Replace a corpus added before under that name."),
 ):
     """Add a text file of your own, to train on by name. It is copied into corpora/ (git-ignored)."""
     from tinygpt_tui.engine.corpora import add
 
-    dest = add(str(file), name)
+    dest = add(str(file), name, force)
     typer.echo(f"added {one_line(dest)}: train on it with `tinygpt train {one_line(dest.stem)} --name NAME`")
 
 

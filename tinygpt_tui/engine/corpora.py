@@ -171,13 +171,17 @@ def fetch(name: str, from_file: str | None = None, timeout: float = 30.0) -> Pat
         unlink_quietly(tmp)
 
 
-def add(path: str, name: str | None = None) -> Path:
-    """Copy a text file of your own into corpora/ (checked to be a usable corpus first)."""
+def add(path: str, name: str | None = None, force: bool = False) -> Path:
+    """Copy a text file of your own into corpora/ (checked to be a usable corpus first); force: replace one added before."""
     corpus = read_corpus(path)  # raises a clear error for missing, empty, binary or non-UTF-8 files
+    if len(set(corpus.text)) < 2:  # (as train would refuse it)
+        raise CorpusError(f"{path} holds one distinct character: there is nothing to learn")
     stem = name or Path(path).stem
     if not stem or any(c in stem for c in '/\\\0') or stem.startswith("."):
         raise CorpusError(f"bad corpus name {stem!r}")
+    if any(stem in (e.name, Path(e.file).stem) for e in catalog().values()):
+        raise CorpusError(f"{stem!r} is the name of a catalog corpus; pick another --name")
     dest = corpora_dir() / f"{stem}.txt"
-    if dest.exists() and sha256_file(dest) != corpus.sha256:
-        raise CorpusError(f"{dest} already exists with different text; pick another --name")
+    if dest.exists() and not force and sha256_file(dest) != corpus.sha256:
+        raise CorpusError(f"{dest} already exists with different text; pick another --name, or --force to replace it")
     return _copy_into(Path(corpus.path), dest)
