@@ -79,6 +79,7 @@ class OutputView(ScrollView, can_focus=True):
         self.shown_key = None  # (width, base style) those strips were drawn for
         self.following = True  # stick to the end until the user scrolls up; back at the end, stick again
         self.dirty_from: int | None = None  # the first line changed since the last repaint
+        self.scrolled = False  # the view followed the end since the last repaint
         self.repaint_timer = None
 
     # ------------------------------------------------------------ content
@@ -135,17 +136,23 @@ class OutputView(ScrollView, can_focus=True):
             del self.shown[index]
         if count != old_count:
             self.set_line_count(count)
-        if follow and count > self.scrollable_content_region.height:
-            self.scroll_to(y=count - self.scrollable_content_region.height, animate=False, immediate=True, force=True)
+        height = self.scrollable_content_region.height
+        if follow and count > height and self.is_mounted:  # at the end now; on screen at the next repaint
+            self.set_reactive(OutputView.scroll_y, float(count - height))
+            self.scroll_target_y, self.scrolled = self.scroll_y, True
         self.dirty_from = first_changed if self.dirty_from is None else min(self.dirty_from, first_changed)
         if self.repaint_timer is None and self.is_mounted:  # one repaint for the chunks of the next 40 ms
             self.repaint_timer = self.set_timer(REPAINT_S, self.repaint)
 
     def repaint(self) -> None:
+        """The lines changed since the last repaint, or the whole pane if it scrolled meanwhile."""
         self.repaint_timer = None
-        if self.dirty_from is not None:
+        if self.scrolled:
+            self.vertical_scrollbar.position = self.scroll_y
+            self.refresh()
+        elif self.dirty_from is not None:
             self.refresh_lines(self.dirty_from, max(1, len(self.lines) - self.dirty_from))
-            self.dirty_from = None
+        self.dirty_from, self.scrolled = None, False
 
     # ------------------------------------------------------------ wrapping
     def style_of(self, kind: str) -> Style:
@@ -207,7 +214,7 @@ class OutputView(ScrollView, can_focus=True):
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if new_value >= self.max_scroll_y:
-            self.following, self.dirty_from = True, None
+            self.following = True
         elif new_value < old_value:
             self.following = False  # the user scrolled back: leave the view where they put it
 
