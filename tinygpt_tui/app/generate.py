@@ -133,7 +133,7 @@ class GenerateScreen(Screen):
         self.query_one("#models", ModelList).border_title = "Models"
         self.query_one("#sampling", SamplingPanel).border_title = "Sampling"
         self.query_one("#output-box").border_title = "Output"
-        self.list_models_now()
+        self.check_models(first=True)
         self.update_status()
         self.set_interval(0.5, self.update_status)
         if self.app.watch_models:
@@ -145,27 +145,26 @@ class GenerateScreen(Screen):
 
     # ------------------------------------------------------------ the models folder
     @reported("models folder")
-    def list_models_now(self) -> None:
-        """A small models folder is read here, so the first frame lists it; a large one in a worker."""
+    def check_models(self, first: bool = False) -> None:
+        """Read the models folder again if it changed (a few stat calls if not), in a worker; at the
+        start, a small folder is read here, so that the first frame lists it."""
         from tinygpt_tui.engine.folder import model_folders, read_info
 
-        folders = model_folders(self.app.models_dir)  # none if the folder is missing or unreadable
-        if len(folders) > SYNC_LISTING:
-            self.query_one("#models", ModelList).border_subtitle = "reading …"
-            self.action_refresh_models(quiet=True)
+        signature = folder_signature(self.app.models_dir)
+        if signature == self.signature:
             return
-        self.signature = folder_signature(self.app.models_dir)
-        self.set_models([read_info(f) for f in folders])
-
-    @reported("models folder")
-    def check_models(self) -> None:
-        """Cheap: a few stat calls; the list is read again only when something changed."""
-        if folder_signature(self.app.models_dir) != self.signature:
-            self.action_refresh_models(quiet=True)
+        self.signature = signature
+        folders = model_folders(self.app.models_dir) if first else None  # (none if missing or unreadable)
+        if folders is not None and len(folders) <= SYNC_LISTING:
+            self.set_models([read_info(f) for f in folders])
+            return
+        if first:
+            self.query_one("#models", ModelList).border_subtitle = "reading …"
+        self._list_models()
 
     def action_refresh_models(self, quiet: bool = False) -> None:
-        self.signature = folder_signature(self.app.models_dir)
-        self._list_models()
+        self.signature = None  # read whatever its fingerprint
+        self.check_models()
         if not quiet:
             self.notify("Models refreshed.", timeout=2)
 
@@ -447,19 +446,18 @@ class GenerateScreen(Screen):
         s = self.stream
         if s is not None:
             state = "stopped" if s.stop_event.is_set() else ("done" if s.finished else "generating")
-            parts.append(Part(state, state, 0, {"generating": "bold green", "stopped": "bold yellow", "done": "bold"}[state]))
+            parts.append(Part(state, 0, {"generating": "bold green", "stopped": "bold yellow", "done": "bold"}[state]))
             if s.compiling and state == "generating":
-                parts.append(Part("compiling the decoder (once per machine), slower meanwhile", "compiling", 4, "yellow"))
-            parts.append(Part(f"{s.generated:,} chars", f"{s.generated:,} chars", 5))
+                parts.append(Part("compiling the decoder (once per machine), slower meanwhile", 4, "yellow", "compiling"))
+            parts.append(Part(f"{s.generated:,} chars", 5))
             if s.chars_per_s:
-                parts.append(Part(f"{s.chars_per_s:,.0f} chars/s", f"{s.chars_per_s:,.0f}/s", 8))
+                parts.append(Part(f"{s.chars_per_s:,.0f} chars/s", 8, short=f"{s.chars_per_s:,.0f}/s"))
         if self.loading_name:
-            parts.append(Part(f"loading {printable(self.loading_name)} …", "loading …", 1, "bold yellow"))
+            parts.append(Part(f"loading {printable(self.loading_name)} …", 1, "bold yellow", "loading …"))
         elif self.loaded is None:
-            parts.append(Part("no model loaded", "no model", 1, "dim"))
+            parts.append(Part("no model loaded", 1, "dim", "no model"))
         else:
-            parts.append(Part(printable(self.loaded.name), printable(self.loaded.name), 1, "bold"))
-            parts.append(Part(self.device_name, self.device_name, 2, "dim"))
+            parts += [Part(printable(self.loaded.name), 1, "bold"), Part(self.device_name, 2, "dim")]
         job = self.app.training
         if job is not None:
             parts += job.status_parts(rank=3)

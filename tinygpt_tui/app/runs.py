@@ -203,20 +203,16 @@ class TrainingJob:
         """The run on the generate screen's status line: its name and state kept longest (from rank on)."""
         r, name = self.run, printable(self.name)
         if self.state == "failed":
-            return [Part(f"training failed: {printable(self.error)[:120]}", "training failed", rank, "bold red")]
+            return [Part(f"training failed: {printable(self.error)[:120]}", rank, "bold red", "training failed")]
         if not self.active:
             vl = _num(r.finish.get("val_loss"))
-            parts = [Part(f"trained {name}", f"trained {name}", rank, "bold"), Part(f"{self.state} at step {r.step:,}", self.state, rank + 1)]
-            return parts + ([Part(f"val {vl:.3f}", f"val {vl:.3f}", rank + 3)] if vl is not None else [])
-        parts = [Part(f"training {name}", f"training {name}", rank, "bold magenta")]
+            return [Part(f"trained {name}", rank, "bold"), Part(f"{self.state} at step {r.step:,}", rank + 1, short=self.state),
+                    *([Part(f"val {vl:.3f}", rank + 3)] if vl is not None else [])]
         if self.state == "starting":
-            return parts + [Part("preparing …", "preparing …", rank + 1)]
-        parts += [Part(f"step {r.step:,}", f"step {r.step:,}", rank + 1), Part(f"{r.progress:.0%}", f"{r.progress:.0%}", rank + 4)]
-        if r.losses:
-            parts.append(Part(f"loss {r.losses[-1]:.3f}", f"loss {r.losses[-1]:.3f}", rank + 3))
-        if self.state == "stopping":
-            parts.append(Part("saving …", "saving …", rank + 1, "yellow"))
-        return parts
+            return [Part(f"training {name}", rank, "bold magenta"), Part("preparing …", rank + 1)]
+        return [Part(f"training {name}", rank, "bold magenta"), Part(f"step {r.step:,}", rank + 1), Part(f"{r.progress:.0%}", rank + 4),
+                *([Part(f"loss {r.losses[-1]:.3f}", rank + 3)] if r.losses else []),
+                *([Part("saving …", rank + 1, "yellow")] if self.state == "stopping" else [])]
 
 
 class Watched:
@@ -314,12 +310,12 @@ def step_ticks(lo, hi, n: int = 6) -> list[int]:
 
 @dataclass
 class Part:
-    """One figure of the progress line: its text, a shorter form, and its rank (the highest is dropped first)."""
+    """One figure of a line: its text, its rank (the highest is dropped first), a style and a shorter form."""
 
     text: str
-    short: str
     rank: int
     style: str = ""
+    short: str = ""  # (none: the text)
 
 
 def fit_line(parts: list[Part], width: int) -> Text:
@@ -331,7 +327,7 @@ def fit_line(parts: list[Part], width: int) -> Text:
     kept = list(parts)
     while True:
         for short in (False, True):
-            texts = [p.short if short else p.text for p in kept]
+            texts = [(p.short or p.text) if short else p.text for p in kept]
             if len(kept) <= 1 or sum(cell_len(t) for t in texts) + len(sep) * (len(texts) - 1) <= width:
                 out = Text(no_wrap=True, overflow="crop")
                 for i, (p, t) in enumerate(zip(kept, texts)):
@@ -366,22 +362,20 @@ def progress_parts(v: RunState) -> list[Part]:
     s, last = v.start, v.last
     max_steps = _step(s.get("max_steps")) if s else None
     of = f" / {max_steps:,}" if max_steps is not None else ""
-    parts = [Part(f"step {v.step:,}{of}", f"{v.step:,}{of.replace(' ', '')}", 0, "bold")]
+    parts = [Part(f"step {v.step:,}{of}", 0, "bold", f"{v.step:,}{of.replace(' ', '')}")]
     if last and not v.finish:
         rate = fmt_rate(last.get("tokens_per_s"))
-        parts.append(Part(f"{rate} tok/s", f"{rate}/s", 5))
-        eta = fmt_duration(last.get("eta_s"))
-        parts.append(Part(f"ETA {eta}", f"ETA {eta}", 2))
+        parts += [Part(f"{rate} tok/s", 5, short=f"{rate}/s"), Part(f"ETA {fmt_duration(last.get('eta_s'))}", 2)]
     if v.losses:
-        parts.append(Part(f"loss {v.losses[-1]:.3f}", f"loss {v.losses[-1]:.3f}", 1))
+        parts.append(Part(f"loss {v.losses[-1]:.3f}", 1))
     fv = _num(v.finish.get("val_loss")) if v.finish else None
     if v.val_losses and fv is None:
-        parts.append(Part(f"val {v.val_losses[-1]:.3f}", f"val {v.val_losses[-1]:.3f}", 3))
+        parts.append(Part(f"val {v.val_losses[-1]:.3f}", 3))
     if v.finish:
         took = fmt_duration(v.finish.get("elapsed_s"))
-        parts.append(Part(f"done in {took}", f"in {took}", 4, "green"))
+        parts.append(Part(f"done in {took}", 4, "green", f"in {took}"))
         if fv is not None:  # the whole validation split, not the estimate
-            parts.append(Part(f"val (full split) {fv:.3f}", f"val {fv:.3f}", 2, "green"))
+            parts.append(Part(f"val (full split) {fv:.3f}", 2, "green", f"val {fv:.3f}"))
     return parts
 
 

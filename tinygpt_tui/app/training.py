@@ -23,6 +23,7 @@ from tinygpt_tui.app.runs import FitLine, RunState, TrainingJob, Watched, name_t
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
+NO_SAMPLE = Text("The model writes a sample at each evaluation.", style="dim")
 CHECK_CORPUS_BYTES = 16 * 1024**2  # a corpus up to this size is read before a run starts (bigger ones by the run)
 
 
@@ -134,7 +135,7 @@ class TrainingScreen(Screen):
                 yield FitLine(id="run-progress-text")
                 yield plot_class()(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
-                    yield Static(Text("The model writes a sample at each evaluation.", style="dim"), id="run-sample")
+                    yield Static(NO_SAMPLE, id="run-sample")
         yield Footer(compact=True)  # (with ^q Quit at 60 columns)
 
     def on_mount(self) -> None:
@@ -346,48 +347,11 @@ class TrainingScreen(Screen):
     # ------------------------------------------------------------ drawing
     def render_view(self) -> None:
         v = self.view
-        title = Text()
+        self.query_one("#run-title", Static).update(self._title(v))
+        self.query_one("#run-progress", ProgressBar).update(total=1.0, progress=v.progress if v else 0)
+        self.query_one("#run-progress-text", FitLine).show(progress_parts(v) if v else [])
         if v is None:
-            title.append("No run yet. ", style="bold")
-            title.append("Fill in the form and press Start (Ctrl+S), or follow a run started elsewhere.", style="dim")
-            self.query_one("#run-title", Static).update(title)
-            self.query_one("#run-progress-text", FitLine).show([])
             return
-        if self.source.job is not None:
-            src = self.source.job
-            title.append(printable(src.name), style="bold")
-            state = {"starting": "preparing", "running": "training", "stopping": "stopping · saving",
-                     "done": "finished", "stopped": "stopped (saved; Resume continues it)", "failed": "failed"}[src.state]
-            style = {"failed": "bold red", "done": "bold green"}.get(src.state, "bold magenta")
-            title.append(f"  {state}", style=style)
-            if src.state == "failed":
-                title.append(f": {printable(src.error)}", style="red")
-                if self.shown_failure is not src:  # the form's error line too (the app has notified)
-                    self.shown_failure = src
-                    self.show_error(src.error, notify=False)
-        else:
-            folder = self.source.folder
-            title.append(printable(folder.name), style="bold")
-            title.append("  following metrics.jsonl", style="bold cyan")
-            if v.finish:
-                ended = {"budget": "finished: its time was up", "stopped": "stopped"}.get(v.finish.get("reason"), "finished")
-                title.append(f" · {ended}", style="green")
-            elif not v.records:
-                title.append(" · waiting for records", style="dim")
-        s = v.start
-        if s:
-            parts = [str(s.get("device", "?")), str(s.get("dtype", ""))]
-            if isinstance(s.get("params"), int):
-                parts.append(f"{s['params']:,} params")
-            if s.get("corpus"):
-                parts.append(f"corpus {s['corpus']}")
-            title.append("\n" + printable(" · ".join(p for p in parts if p)), style="dim")
-        self.query_one("#run-title", Static).update(title)
-
-        bar = self.query_one("#run-progress", ProgressBar)
-        bar.update(total=1.0, progress=v.progress)
-        self.query_one("#run-progress-text", FitLine).show(progress_parts(v))
-
         key = (id(v), len(v.steps) + len(v.eval_steps), v.steps[-1] if v.steps else -1)
         if key != self.drawn and self.chart is not None:
             self.drawn = key
@@ -395,10 +359,33 @@ class TrainingScreen(Screen):
         shown = (id(v), v.sample_step, len(v.sample))
         if shown != self.sample_shown:
             self.sample_shown = shown
-            box = self.query_one("#run-sample-box")
-            if v.sample_step is not None:
-                box.border_title = f"Latest sample (step {v.sample_step:,})"
-                self.query_one("#run-sample", Static).update(Text(printable(v.sample)))
-            else:
-                box.border_title = "Latest sample"
-                self.query_one("#run-sample", Static).update(Text("The model writes a sample at each evaluation.", style="dim"))
+            self.query_one("#run-sample-box").border_title = "Latest sample" + (f" (step {v.sample_step:,})" if v.sample else "")
+            self.query_one("#run-sample", Static).update(Text(printable(v.sample)) if v.sample else NO_SAMPLE)
+
+    def _title(self, v: RunState | None) -> Text:
+        """The run's name and state, then what it runs on."""
+        if v is None:
+            return Text.assemble(("No run yet. ", "bold"), ("Fill in the form and press Start (Ctrl+S), or follow a run started elsewhere.", "dim"))
+        job = self.source.job
+        if job is not None:
+            state = {"starting": "preparing", "running": "training", "stopping": "stopping · saving",
+                     "done": "finished", "stopped": "stopped (saved; Resume continues it)", "failed": "failed"}[job.state]
+            title = Text.assemble((printable(job.name), "bold"), (f"  {state}", {"failed": "bold red", "done": "bold green"}.get(job.state, "bold magenta")))
+            if job.state == "failed":
+                title.append(f": {printable(job.error)}", style="red")
+                if self.shown_failure is not job:  # the form's error line too (the app has notified)
+                    self.shown_failure = job
+                    self.show_error(job.error, notify=False)
+        else:
+            title = Text.assemble((printable(self.source.folder.name), "bold"), ("  following metrics.jsonl", "bold cyan"))
+            if v.finish:
+                ended = {"budget": "finished: its time was up", "stopped": "stopped"}.get(v.finish.get("reason"), "finished")
+                title.append(f" · {ended}", style="green")
+            elif not v.records:
+                title.append(" · waiting for records", style="dim")
+        s = v.start
+        if s:
+            facts = [s.get("device", "?"), s.get("dtype", ""), f"{s['params']:,} params" if isinstance(s.get("params"), int) else "",
+                     f"corpus {s['corpus']}" if s.get("corpus") else ""]
+            title.append("\n" + printable(" · ".join(str(f) for f in facts if f)), style="dim")
+        return title
