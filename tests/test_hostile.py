@@ -386,6 +386,7 @@ BAD_TRAIN = {
     "name with ESC": (["--name", "a\x1b[2Jb"], "name"),
     "block-size absurd": (["--block-size", "10000000"], "block"),
     "resume nothing": (["--resume"], "resume"),
+    "threads past the cores": (["--threads", "999"], f"{len(os.sched_getaffinity(0))} CPU cores"),
 }
 
 
@@ -411,6 +412,8 @@ BAD_SAMPLING = {
     "top-p nan": (["--top-p", "nan"], "top-p"),
     "max-new negative": (["--max-new", "-1"], "length"),
     "num-samples 0": (["--num-samples", "0"], "num-samples"),
+    "num-samples a billion": (["--num-samples", "1000000000"], "num-samples"),
+    "max-new 10**20": (["--max-new", str(10**20)], "max-new"),
     "split bad": (["--corpus", "x.txt", "--split", "test"], "split"),
     "seed negative": (["--seed", "-1"], "seed"),
 }

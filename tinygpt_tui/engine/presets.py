@@ -5,6 +5,7 @@ resolve and check settings first."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 
 from tinygpt_tui.config import ConfigError, GPTConfig
@@ -143,7 +144,10 @@ class TrainConfig:
         if self.memory_budget is not None:
             real("memory_budget", 0, 1e6)
         if self.threads is not None:
-            whole("threads", 1, 4096)
+            whole("threads")
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            if self.threads > cores:
+                raise SettingsError(f"--threads {self.threads} is more than the {cores} CPU cores this machine has")
         self.model_config(vocab_size=2)  # raises for an impossible shape
         if self.batch_size * self.grad_accum * self.block_size > MAX_TOKENS_PER_STEP:
             raise SettingsError(f"a step of {self.batch_size} x {self.grad_accum} sequences of {self.block_size} characters is more "
