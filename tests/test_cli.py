@@ -317,3 +317,33 @@ def test_corpus_add_refuses_what_it_cannot_keep_or_train(tmp_path, small_corpus)
     (tmp_path / "a.txt").write_text("a" * 5000)
     assert_one_line_error(tinygpt_inproc("corpus", "add", tmp_path / "a.txt", env=env), "one distinct character")
     assert not (tmp_path / "c" / "a.txt").exists() and not (tmp_path / "c" / "shakespeare.txt").exists()
+
+
+def test_models_shows_a_run_status_as_its_own_and_every_row_on_one_line(trained, tmp_path):
+    from tinygpt_tui.engine import folder as ckpt
+
+    models = tmp_path / "m"
+    shutil.copytree(trained[0] / "tiny one", models / "ok")
+    shutil.copytree(trained[0] / "tiny one", models / "bad")
+    (models / "bad" / "config.json").write_text((models / "bad" / "config.json").read_text().replace('"n_embd": ', '"n_embd": 1'))
+    (models / "dead").mkdir()
+    (models / "dead" / ".lock").write_text("123")
+    lock = ckpt.FolderLock(models / "live")
+    try:
+        r = tinygpt_inproc("models", "--models-dir", models, env={"COLUMNS": "80"})
+    finally:
+        lock.release()
+    rows = {ln.split("│")[1].strip(): ln for ln in r.stdout.splitlines() if ln.count("│") > 2}
+    assert set(rows) == {"ok", "bad", "dead", "live"}, r.stdout  # one line each: no row continues on another
+    assert "training…" in rows["live"] and "no checkpoint" in rows["dead"] and "broken" in rows["bad"]
+    assert "broken" not in rows["live"] + rows["dead"] and "…" in rows["bad"] and "tinygpt eval NAME" in r.stdout
+
+
+def test_output_to_a_pipe_is_never_hard_wrapped(tmp_path, small_corpus):
+    """Not a terminal: each note and final line whole, however narrow COLUMNS is (the reader wraps, not rich)."""
+    r = tinygpt_inproc("train", small_corpus, "--name", "w", "--models-dir", tmp_path, "--preset", "tiny", "--block-size", "16",
+                       "--max-steps", "3", "--eval-iters", "1", "--threads", "1", env={"COLUMNS": "40"})
+    assert r.returncode == 0, r.stderr
+    assert any(ln.startswith("finished at step 3") and f"saved to {tmp_path}" in ln for ln in r.stdout.splitlines()), r.stdout
+    r = tinygpt_inproc("generate", tmp_path / "w", "--prompt", "\u6ee1\u7eb8 hello", "-n", "3", env={"COLUMNS": "40"})
+    assert any(ln.startswith("note: the model does not know") and ln.rstrip().endswith("\u7eb8") for ln in r.stderr.splitlines()), r.stderr

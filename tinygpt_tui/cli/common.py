@@ -18,11 +18,17 @@ HELP = {"help_option_names": ["-h", "--help"]}
 ModelsDir = typer.Option(None, "--models-dir", envvar="TINYGPT_MODELS_DIR", help="Folder of model folders (default: ./models).")
 
 
-def error_line(message: str) -> None:
+def console(stderr: bool = False):
+    """A rich console that never hard-wraps a line: a pipe or a file gets each line whole, a terminal wraps it."""
     from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
     from rich.text import Text
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(Text("error: ", style="bold red") + Text(one_line(message)))
+    console(stderr=True).print(Text("error: ", style="bold red") + Text(one_line(message)))
 
 
 def fail(message: str, code: int = 2):

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, friendly, one_line
+from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, console, friendly, one_line
 
 corpus_app = typer.Typer(cls=Group, context_settings=HELP, no_args_is_help=True, rich_markup_mode=None,
                          help="List, fetch or add the texts to train on.")
@@ -17,7 +17,6 @@ corpus_app = typer.Typer(cls=Group, context_settings=HELP, no_args_is_help=True,
 @friendly
 def corpus_list():
     """The catalog, and what is fetched or added here."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -29,7 +28,7 @@ def corpus_list():
     for c in list_corpora():
         status = Text("ready", style="green") if c.present else Text("not fetched: tinygpt corpus fetch " + c.name, style="yellow")
         table.add_row(Text(one_line(c.name)), Text(one_line(c.title)), c.source, status, f"{c.size / 1e6:,.2f} MB")
-    Console(highlight=False).print(table)
+    console().print(table)
 
 
 @corpus_app.command("fetch", cls=Command, context_settings=HELP)
@@ -62,7 +61,6 @@ def corpus_add(
 @friendly
 def models(models_dir: Optional[Path] = ModelsDir):
     """A table of the model folders found."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -70,20 +68,23 @@ def models(models_dir: Optional[Path] = ModelsDir):
 
     d = models_dir or default_models_dir()
     infos = list_models(d)
-    console = Console(highlight=False)
     if not infos:
-        console.print(Text(f"no models in {one_line(d)}; train one with `tinygpt train`"))
+        console().print(Text(f"no models in {one_line(d)}; train one with `tinygpt train`"))
         return
-    table = Table(title=Text(f"models in {one_line(d)}"), title_justify="left")
+    broken = any(i.status == "broken" for i in infos)
+    table = Table(title=Text(f"models in {one_line(d)}"), title_justify="left",
+                  caption="a broken model's whole reason: tinygpt eval NAME" if broken else None, caption_justify="left")
     for col, just in (("name", "left"), ("params", "right"), ("context", "right"), ("corpus", "left"), ("val loss", "right"),
                       ("steps", "right"), ("size", "right")):
         table.add_column(col, justify=just)
     for i in infos:
         size = f"{i.size_bytes / 1e6:,.1f} MB"
-        if not i.ok:
-            table.add_row(Text(one_line(i.name)), "", "", Text("broken: " + one_line(i.error), style="red"), "", "", size)
+        if not i.ok:  # a run's own status ("training…", "no checkpoint yet"), or why it is broken, on one line
+            why = Text(("broken: " if i.status == "broken" else "") + one_line(i.error), style="red" if i.status == "broken" else "yellow",
+                       no_wrap=True, overflow="ellipsis")
+            table.add_row(Text(one_line(i.name)), "", "", why, "", "", size)
             continue
         vl = f"{i.val_loss:.4f}" if i.val_loss is not None else "-"
         table.add_row(Text(one_line(i.name)), f"{i.params / 1e6:,.2f}M", f"{i.block_size:,}", Text(one_line(i.corpus)), vl,
                       f"{i.step:,}", size)
-    console.print(table)
+    console().print(table)

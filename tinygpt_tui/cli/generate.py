@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import ModelsDir, friendly, one_line
+from tinygpt_tui.cli.common import ModelsDir, console, friendly, one_line
 from tinygpt_tui.errors import SettingsError
 
 O = typer.Option
@@ -34,7 +34,6 @@ def generate(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Stream generated text to stdout as it is sampled."""
-    from rich.console import Console
     from rich.text import Text
 
     from tinygpt_tui.engine.folder import load_for_sampling, resolve_model
@@ -49,7 +48,7 @@ def generate(
     if split not in ("train", "val"):
         raise SettingsError(f"--split must be train or val, got {split!r}")
     loaded = load_for_sampling(resolve_model(model, models_dir), device)  # on a CPU: the compiled decoder, no torch
-    err = Console(stderr=True, highlight=False)
+    err = console(stderr=True)
     out = sys.stdout
     prompts = [prompt] * num_samples
     if corpus is not None:
@@ -85,7 +84,6 @@ def eval_cmd(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Loss, bits per character and perplexity on a corpus split. The split is read whole: the model card's figure."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -113,9 +111,9 @@ def eval_cmd(
                 raise CorpusError("this model's corpus is not on this machine; give one with --corpus")
     c = read_corpus(resolve_corpus(corpus))
     data = Dataset(c, loaded.tokenizer, loaded.model.cfg.block_size)
-    console = Console(highlight=False)
+    out = console()
     if data.dropped:
-        Console(stderr=True).print(Text(f"note: {len(data.dropped):,} character(s) of the corpus are not in the model's vocabulary and are skipped", style="yellow"))
+        console(stderr=True).print(Text(f"note: {len(data.dropped):,} character(s) of the corpus are not in the model's vocabulary and are skipped", style="yellow"))
     splits = ["train", "val"] if split == "all" else [split]
     table = Table(title=Text(f"{one_line(loaded.name)} on {one_line(c.name)}"), title_justify="left")
     for col in ("split", "characters", "loss (nats/char)", "bits/char", "perplexity"):
@@ -123,10 +121,10 @@ def eval_cmd(
     for s in splits:
         loss = evaluate_split(loaded.model, data, s)
         table.add_row(s, f"{len(data.split(s)):,}", f"{loss:.4f}", f"{loss / math.log(2):.4f}", f"{math.exp(loss):.3f}")
-    console.print(table)
+    out.print(table)
     recorded = loaded.doc.get("figures", {}).get("val_loss")
     if "val" in splits and isinstance(recorded, (int, float)) and c.sha256 == loaded.doc.get("corpus", {}).get("sha256"):
-        console.print(f"model card: validation loss {recorded:.4f}")
+        out.print(f"model card: validation loss {recorded:.4f}")
 
 
 def _load(model, device, models_dir):

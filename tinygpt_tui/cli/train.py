@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, fail, friendly, one_line
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, one_line
 from tinygpt_tui.errors import TinyGPTError
 
 O = typer.Option
@@ -178,14 +178,13 @@ def run_training(cfg, jsonl: bool = False) -> None:
 
 
 def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
     from rich.text import Text
 
     from tinygpt_tui.engine.train import Eval, Finished, Started, Step, train as train_events
     from tinygpt_tui.tokenizer import printable
 
-    console = Console(highlight=False)
+    console = new_console()
     # started at the first event, so that a run refused before it (a bad corpus, say) prints nothing to stdout
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[info]}"),
                         console=console, transient=False)
