@@ -880,3 +880,16 @@ async def test_the_training_screen_fits_a_small_terminal(tmp_path, size):
         assert {"^s Start", "^o Stop", "^r Resume", "^q Quit"} <= set(keys), keys
         if size[0] >= 80:
             assert "^g Generate" in keys
+
+
+def test_wrapped_chinese_lines_never_start_with_closing_punctuation():
+    from rich.cells import cell_len
+
+    from tinygpt_tui.app.output import NO_LINE_START, wrap_points
+
+    text = "林黛玉道：你们也太好了，这是什么意思？宝玉笑道“我知道了”，便走了。" * 3
+    for width in range(6, 31):
+        cuts = wrap_points(text, width)
+        lines = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+        assert "".join(lines) == text and all(cell_len(line) <= width for line in lines)
+        assert not any(line[0] in NO_LINE_START for line in lines[1:]), (width, lines)

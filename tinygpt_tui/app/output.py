@@ -23,6 +23,7 @@ from tinygpt_tui.tokenizer import printable
 
 PROMPT, GENERATED, NOTE = "prompt", "generated", "note"
 TAB = "    "
+NO_LINE_START = set("，。、；：？！）」』”’》〉】…")
 REPAINT_S = 0.04  # chunks arriving faster are drawn together: at most 25 repaints a second
 
 
@@ -38,6 +39,8 @@ def wrap_points(text: str, width: int) -> list[int]:
                 start, used, space = i + 1, 0, -1
                 continue
             cut = space + 1 if space >= start else i
+            while cut > start + 1 and text[cut] in NO_LINE_START and space < start:
+                cut -= 1  # Chinese punctuation never starts a line: it takes the character before it along
             cuts.append(cut)
             start, space = cut, -1
             used = cell_len(text[start:i])
