@@ -874,6 +874,19 @@ def test_a_saved_training_state_that_lies_is_refused_with_one_line(tmp_path, sma
     assert list(train(TrainConfig(**{**cfg, "max_steps": 6}, resume=True)))[-1].reason == "done"
 
 
+@pytest.mark.parametrize("meta, needle", [({"step": 10**30}, "step is '1000"), ({"step": -5}, "step is '-5'"),
+                                           ({"step": 3, "seed": 2**70}, "seed is '1180")])
+def test_a_value_out_of_range_is_named_with_its_range(good, meta, needle):
+    """Not "no step" or "out of place": what the value is, and what it may be."""
+    from tinygpt_tui.engine.files import validate_train_state
+
+    with pytest.raises(CheckpointError, match="from 0 to 2\\*\\*62") as e:
+        validate_train_state(meta, [])
+    assert needle in str(e.value)
+    edit_json(good / ckpt.CONFIG, lambda d: d.setdefault("training", {}).update(seed=2**70))
+    assert "2**62" in ckpt.read_info(good).error and "training.seed is" in ckpt.read_info(good).error
+
+
 def test_metrics_records_that_lie_are_left_out(tmp_path):
     lines = [{"event": "step", "step": 1, "loss": 2.0}, {"event": "step", "step": 10**400, "loss": 1.0},
              {"event": "step", "step": 2, "loss": float("nan")}, {"event": 5}, [1, 2], {"step": 3},
@@ -916,5 +929,5 @@ def test_convert_reads_only_regular_files(tmp_path, which, kind):
         bad.mkdir()
     done = finishes(lambda: cli("convert", pt, "--name", "x", "--meta", meta, "--models-dir", tmp_path / "models"))
     assert "value" in done, done
-    assert_one_error(done["value"], which)
+    assert_one_error(done["value"], which, "not a regular file")
     assert not (tmp_path / "models" / "x" / ckpt.CONFIG).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -31,12 +32,14 @@ def convert(
     from tinygpt_tui.data import normalize_text
     from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
     from tinygpt_tui.engine.nanogpt import MAX_PT_BYTES, load_pt, map_nanogpt, read_meta, state_and_args
+    from tinygpt_tui.engine.files import open_regular
     from tinygpt_tui.engine.folder import build_model
     from tinygpt_tui.tokenizer import CharTokenizer
 
     src = Path(checkpoint).expanduser()
-    if not src.is_file():
+    if not src.exists():
         raise CheckpointError(f"no such checkpoint file: {src}")
+    os.close(open_regular(src, src.name))  # a FIFO, a device or a folder is refused by its kind, at once
     if src.stat().st_size > MAX_PT_BYTES:
         raise CheckpointError(f"{src.name} is larger than {MAX_PT_BYTES // 1024**3} GB; not a tiny model")
     if meta is None and corpus is None:

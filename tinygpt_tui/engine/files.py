@@ -190,6 +190,8 @@ KINDS = {
     "str": lambda v: isinstance(v, str),
     "scalar?": lambda v: v is None or isinstance(v, (str, bool)) or number(v, -BIG, BIG),
 }
+MUST_BE = {"int": "a whole number from 0 to 2**62", "num": "a finite number", "num?": "a finite number or null",
+           "int?": "a whole number from 0 to 2**62, or null", "str": "a string", "scalar?": "text, true/false, null or a number within ±2**62"}
 SECTIONS = {
     "figures": {"step": "int", "tokens_seen": "int", "params": "int", "train_time_s": "num", "val_loss": "num?",
                 "best_val_loss": "num?", "train_loss": "num?", "val_loss_is": "str", "weights_step": "int"},
@@ -208,14 +210,14 @@ def validate_config_doc(doc) -> GPTConfig:
         raise CheckpointError(f"config.json has format {str(doc.get('format'))[:40]!r}; this tinygpt reads {FORMAT}")
     for key, kind in TOP.items():
         if key in doc and not KINDS[kind](doc[key]):
-            raise CheckpointError(f"config.json: {key} is not a {'whole number' if kind == 'int' else 'string'}")
+            raise CheckpointError(f"config.json: {key} must be {MUST_BE[kind]}")
     for section, fields in SECTIONS.items():
         sec = doc.get(section, {})
         if not isinstance(sec, dict):
             raise CheckpointError(f'config.json: the "{section}" section is not a JSON object')
         for key, v in sec.items():
             if not KINDS[fields.get(key, "scalar?")](v):
-                raise CheckpointError(f"config.json: {section}.{str(key)[:40]} holds {str(v)[:40]!r}, which is out of place there")
+                raise CheckpointError(f"config.json: {section}.{str(key)[:40]} is {str(v)[:40]!r}; it must be {MUST_BE[fields.get(key, 'scalar?')]}")
     model = doc.get("model")
     if model is None:
         raise CheckpointError('config.json has no "model" section')
@@ -243,11 +245,11 @@ def check_vocab_size(n: int, where: str) -> None:
 
 def validate_train_state(meta, tensor_names) -> dict:
     """The training state's metadata and tensor names, checked before --resume uses them."""
-    if not isinstance(meta, dict) or not number(meta.get("step"), 0, BIG, whole=True):
+    if not isinstance(meta, dict) or "step" not in meta:
         raise CheckpointError("the training state is malformed (no step)")
-    for key, kind in {"elapsed_s": "num", "tokens_seen": "int", "best_val_loss": "num?", "best_step": "int?", "seed": "int"}.items():
+    for key, kind in {"step": "int", "elapsed_s": "num", "tokens_seen": "int", "best_val_loss": "num?", "best_step": "int?", "seed": "int"}.items():
         if key in meta and not KINDS[kind](meta[key]):
-            raise CheckpointError(f"the training state is malformed ({key} is {str(meta[key])[:40]!r})")
+            raise CheckpointError(f"the training state is malformed ({key} is {str(meta[key])[:40]!r}; it must be {MUST_BE[kind]})")
     if meta.get("elapsed_s", 0) < 0:
         raise CheckpointError("the training state is malformed (elapsed_s is negative)")
     groups, scalars = meta.get("param_groups", []), meta.get("scalars", {})
