@@ -140,7 +140,7 @@ class Run:
 
     def __init__(self, cfg: TrainConfig, stop_event: threading.Event | None = None, dist: DistInfo | None = None):
         self.cfg, self.stop_event, self.dist, self.lock = cfg, stop_event or threading.Event(), dist or DistInfo(), None
-        self.created = False  # whether this run made its folder (removed again if refused before its first save)
+        self.created = False  # whether this run made its folder (removed again if it is refused before it starts)
 
     def _settings(self):
         """The settings, corpus and vocabulary of the run, and the training state to resume from."""
@@ -358,6 +358,7 @@ class Run:
                 raise CheckpointError(f"cannot write to {self.folder}: {e.strerror or e}") from None
 
         log = MetricsLog(self.folder)
+        self.created = False  # started: from here its folder keeps the run's records, as a killed run's would
 
         def emit(ev):
             if main:
