@@ -293,7 +293,7 @@ def test_a_loss_that_becomes_non_finite_stops_the_run_before_it_is_saved(small_c
     header = ckpt.read_safetensors_header(path)[1]
     tensors = {k: (v.clone().fill_(3e38) if k.startswith("model.") else v) for k, v in load_file(str(path)).items()}
     save_file(tensors, str(path), metadata=header)
-    with pytest.raises(TinyGPTError, match="diverged at step 5") as e:
+    with pytest.raises(TinyGPTError, match="diverged at step") as e:
         list(train(cfg(small_corpus, tmp_path, max_steps=8, eval_interval=4, eval_iters=1, sample_chars=0, resume=True)))
     assert "\n" not in str(e.value)
     assert ckpt.read_info(tmp_path / "t").ok and ckpt.load_model(tmp_path / "t").doc["figures"]["step"] == 4

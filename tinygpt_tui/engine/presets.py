@@ -206,7 +206,15 @@ def check_name(name) -> None:
         raise SettingsError(f"model name {name!r} can't be a folder name: use letters, digits, spaces, - or _ (at most 100)")
 
 
-# ---------------------------------------------------------------- the optimizer
+# ---------------------------------------------------------------- the optimizer and its schedule
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warmup over warmup_steps, then cosine from lr to lr*min_lr_ratio over the run's progress."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    floor, p = cfg.lr * cfg.min_lr_ratio, min(max(progress, 0.0), 1.0)
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * p))
+
+
 def build_optimizer(model, cfg) -> "Optimizers":
     """The optimizer `tinygpt train` uses for cfg.optimizer, cfg.lr, cfg.muon_lr, weight decay and betas."""
     import torch

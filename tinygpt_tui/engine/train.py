@@ -29,7 +29,7 @@ from tinygpt_tui.engine.device import activation_bytes_per_sequence, autocast, c
 from tinygpt_tui.engine.distributed import (DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests,
                                             sum_over_ranks)
 from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
-from tinygpt_tui.engine.presets import NameTaken, TrainConfig, build_optimizer, check_name, resume_config
+from tinygpt_tui.engine.presets import NameTaken, TrainConfig, build_optimizer, check_name, lr_at, resume_config
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import CharTokenizer
 
@@ -114,18 +114,9 @@ class Finished(Event):
     rank_digests: list = field(default_factory=list)  # a checksum of each rank's weights: they must agree
 
 
-# ----------------------------------------------------------------- schedule
-def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
-    """Linear warmup over warmup_steps, then cosine from lr to lr*min_lr_ratio over the run's progress."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    floor, p = cfg.lr * cfg.min_lr_ratio, min(max(progress, 0.0), 1.0)
-    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * p))
-
-
+# ----------------------------------------------------------------- steps
 def diverged(loss: float, step: int) -> float:
-    """The loss, if finite: a NaN or infinite one stops the run before it is saved as a figure."""
-    if not math.isfinite(loss):
+    if not math.isfinite(loss):  # a NaN or infinite loss stops the run before it is saved as a figure
         raise TinyGPTError(f"training diverged at step {step} (loss is {loss}); try a lower --lr")
     return loss
 
@@ -391,7 +382,7 @@ class Run:
             tokens += self.tokens_per_step
             log.tick()  # (rank 0 alone has records to write)
 
-            if step % cfg.log_interval == 0 or step == self.start_step + 1:
+            if step % cfg.log_interval == 0 or step == 1:
                 if dist.world_size > 1:
                     torch_dist.all_reduce(loss_sum)  # the loss of the global batch, not rank 0's share
                     loss_sum = loss_sum / dist.world_size
