@@ -13,12 +13,12 @@ def private_uses(source: str) -> list[str]:
     accesses `x._name` (not dunders) on anything but self/cls (our own objects' names) and os/sys."""
     found = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("textual", "rich"):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("textual", "rich", "torch"):
             if any(part.startswith("_") for part in node.module.split(".")) or any(a.name.startswith("_") for a in node.names):
                 found.append(f"line {node.lineno}: from {node.module} import {', '.join(a.name for a in node.names)}")
         elif isinstance(node, ast.Import):
             for a in node.names:
-                if a.name.split(".")[0] in ("textual", "rich") and any(p.startswith("_") for p in a.name.split(".")):
+                if a.name.split(".")[0] in ("textual", "rich", "torch") and any(p.startswith("_") for p in a.name.split(".")):
                     found.append(f"line {node.lineno}: import {a.name}")
         elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
             if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls", "os", "sys")):  # (os._exit: the stdlib's)
@@ -31,14 +31,15 @@ def test_private_names_are_found():
     assert private_uses("from rich._wrap import divide_line")
     assert private_uses("x = app._notifications")
     assert private_uses("import textual.widgets._toast")
+    assert private_uses("from torch.optim._muon import _adjust_lr")
     assert not private_uses("from textual.widgets import Footer\nself._mine = 1\nx.__class__")
 
 
-def test_no_private_textual_or_rich_name_in_the_product():
+def test_no_private_textual_rich_or_torch_name_in_the_product():
     bad = {}
     for path in sorted(PRODUCT.rglob("*.py")):
         source = path.read_text(encoding="utf-8")
-        if "textual" not in source and "rich" not in source:
+        if not any(lib in source for lib in ("textual", "rich", "torch")):
             continue
         uses = private_uses(source)
         if uses:

@@ -9,9 +9,18 @@ and state are torch's, so checkpoints of either load into the other.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.optim import Muon
-from torch.optim._muon import _adjust_lr
+
+
+def adjust_lr(lr: float, adjust_lr_fn: str | None, shape) -> float:
+    """Muon's learning rate for an (A, B) matrix, as torch.optim.Muon documents its adjust_lr_fn."""
+    A, B = shape[:2]
+    if adjust_lr_fn in (None, "original"):
+        return lr * math.sqrt(max(1, A / B))
+    return lr * 0.2 * math.sqrt(max(A, B)) if adjust_lr_fn == "match_rms_adamw" else lr
 
 
 def newton_schulz(g: torch.Tensor, coefficients, steps: int, eps: float) -> torch.Tensor:
@@ -53,7 +62,7 @@ class BatchedMuon(Muon):
                 by_shape.setdefault((tuple(p.shape), p.device), []).append((p, update))
             for (shape, _), items in by_shape.items():
                 ortho = newton_schulz(torch.stack([u for _, u in items]), group["ns_coefficients"], group["ns_steps"], group["eps"])
-                step_lr = _adjust_lr(lr, group["adjust_lr_fn"], torch.Size(shape))
+                step_lr = adjust_lr(lr, group["adjust_lr_fn"], shape)
                 for (p, _), o in zip(items, ortho):
                     p.mul_(1 - lr * wd)
                     p.add_(o, alpha=-step_lr)
