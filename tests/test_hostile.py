@@ -931,3 +931,14 @@ def test_convert_reads_only_regular_files(tmp_path, which, kind):
     assert "value" in done, done
     assert_one_error(done["value"], which, "not a regular file")
     assert not (tmp_path / "models" / "x" / ckpt.CONFIG).exists()
+
+
+@pytest.mark.parametrize("kind", list(SPECIAL))
+@pytest.mark.parametrize("command", [["eval"], ["generate", "-n", "3", "--prompt", "x"], ["inspect", "--heads"]])
+def test_every_command_reads_a_corpus_only_if_it_is_a_regular_file(good, tmp_path, kind, command):
+    """--corpus that is a FIFO, a device or a folder: one error line at once (it used to hang or read /dev/zero forever)."""
+    corpus = tmp_path / "odd.txt"
+    SPECIAL[kind](corpus)
+    done = finishes(lambda: cli(command[0], good.name, *command[1:], "--corpus", corpus, "--models-dir", good.parent))
+    assert "value" in done, done
+    assert_one_error(done["value"], "corpus is a", "not a")
