@@ -383,10 +383,12 @@ async def test_inspector_screen_renders_and_follows_keys():
         title = lambda: str(screen.query_one("#insp-title").render())  # noqa: E731
         assert 'position 12: "u" (last)' in title()
         # at 80 columns the footer has every key that moves or opens a view (a, g: in the keys panel)
-        assert {k.split()[0] for k in footer_keys(screen)} >= {"esc", "←→", "↑↓", "[]", "l", "x", "e", "h", "PgDn"}, footer_keys(screen)
-        heat = screen.query_one("#insp-map")
+        wanted = {"esc", "←→", "↑↓", "[]", "l", "x", "e", "h", "PgDn"}
+        assert await wait_for(pilot, lambda: {k.split()[0] for k in footer_keys(screen)} >= wanted), footer_keys(screen)
+        heat = screen.query_one("#insp-map")  # (the footer and the heatmap draw after the first frame: wait for them)
+        assert await wait_for(pilot, lambda: "林黛玉·the·honou" in shown_lines(heat)), shown_lines(heat)
         plain = shown_lines(heat)
-        assert "林黛玉·the·honou" in plain and "h1" in plain and "avg" in plain
+        assert "h1" in plain and "avg" in plain
         await pilot.press("right_square_bracket")
         assert screen.layer_index == 1
         await pilot.press("left_square_bracket", "left_square_bracket")
