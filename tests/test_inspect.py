@@ -364,20 +364,27 @@ def shown_lines(widget) -> str:
     return "\n".join("".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height))
 
 
-async def test_inspector_screen_renders_and_follows_keys():
+def inspector_on(text: str):
+    """An inspector screen over a tiny 3-layer, 2-head model, and an app that opens it."""
     from textual.app import App
 
-    from tests.test_app import footer_keys, wait_for
     from tinygpt_tui.app.inspector import InspectorScreen
 
     model, tok = tiny(n_layer=3, n_head=2)
-    screen = InspectorScreen(None, tok, "林黛玉 the honou", model=model, min_interval=0.0)
+    screen = InspectorScreen(None, tok, text, model=model, min_interval=0.0)
 
     class Host(App):
         def on_mount(self):
             self.push_screen(screen)
 
-    async with Host().run_test(size=(80, 24)) as pilot:
+    return screen, Host()
+
+
+async def test_inspector_screen_renders_and_follows_keys():
+    from tests.test_app import footer_keys, wait_for
+
+    screen, host = inspector_on("林黛玉 the honou")
+    async with host.run_test(size=(80, 24)) as pilot:
         assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
         assert screen.view.position == len("林黛玉 the honou") - 1
         title = lambda: str(screen.query_one("#insp-title").render())  # noqa: E731
@@ -443,19 +450,10 @@ async def test_inspector_screen_renders_and_follows_keys():
 
 
 async def test_inspector_deeper_views_follow_the_position():
-    from textual.app import App
-
     from tests.test_app import wait_for
-    from tinygpt_tui.app.inspector import InspectorScreen
 
-    model, tok = tiny(n_layer=3, n_head=2)
-    screen = InspectorScreen(None, tok, "林黛玉 the honou", model=model, min_interval=0.0)
-
-    class Host(App):
-        def on_mount(self):
-            self.push_screen(screen)
-
-    async with Host().run_test(size=(80, 24)) as pilot:
+    screen, host = inspector_on("林黛玉 the honou")
+    async with host.run_test(size=(80, 24)) as pilot:
         assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
         panel = screen.query_one("#insp-deeper")
         await pilot.press("l")
