@@ -170,7 +170,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str = "minut
                             f"seed {spec.seed}" + (f" to {spec.seed + spec.seeds - 1}" if spec.seeds > 1 else "")), style="bold"))
     if spec.text:
         con.print(Text(spec.text.strip(), style="italic"))
-    est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo)) if todo else None
+    est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo, plan.source)) if todo else None
     for i, m in enumerate(plan.members):
         st = states.get(m.name, {}).get("state", "queued")
         j = todo.index(m) if m in todo else None

@@ -99,7 +99,7 @@ def summarize(folder, name: str | None = None) -> RunSummary:
         return s
     doc = info.doc or {}
     corpus = doc.get("corpus") if isinstance(doc.get("corpus"), dict) else {}
-    s.corpus = s.corpus or str(corpus.get("name", ""))[:200]
+    s.corpus = str(corpus.get("name", ""))[:200] or s.corpus  # the checkpoint's word over the log's
     s.corpus_sha256 = str(corpus.get("sha256", ""))[:64]
     s.model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
     s.training = doc.get("training") if isinstance(doc.get("training"), dict) else {}
