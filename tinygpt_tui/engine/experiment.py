@@ -145,7 +145,8 @@ def _fmt(v) -> str:
 
 def make_plan(spec: Spec, models_dir=None) -> Plan:
     """Every member's settings, checked before anything runs: an impossible member is refused by name."""
-    from tinygpt_tui.engine.corpora import resolve_corpus
+    from tinygpt_tui.data import min_corpus_chars
+    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
 
     check_name(spec.name)
     if not spec.corpus:
@@ -170,6 +171,7 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
     if spec.corpus_chars is not None and (not isinstance(spec.corpus_chars, int) or spec.corpus_chars < 1000):
         raise SettingsError(f"corpus_chars must be a whole number of at least 1000, got {spec.corpus_chars!r}")
     source = corpus = str(resolve_corpus(spec.corpus))
+    chars = min(len(read_corpus(source).text), spec.corpus_chars or 2**62)
     models_dir = Path(models_dir) if models_dir else ckpt.default_models_dir()
     if spec.corpus_chars:
         corpus = str(models_dir / spec.name / f"{Path(source).stem}-first{spec.corpus_chars}.txt")
@@ -195,7 +197,10 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
                 cfg = TrainConfig(corpus=corpus, name=name, models_dir=str(models_dir / spec.name), seed=spec.seed + i,
                                   max_steps=spec.max_steps, time_budget=spec.minutes * 60 if spec.minutes else None,
                                   threads=spec.threads, command=f"tinygpt experiment {spec.name}", **{**spec.settings, **settings})
-                cfg.resolved()
+                need = min_corpus_chars(cfg.resolved().block_size)
+                if chars < need:
+                    raise SettingsError(f"context length {cfg.resolved().block_size} needs a corpus of {need:,} characters, "
+                                        f"this one has {chars:,}")
             except TinyGPTError as e:
                 raise SettingsError(f"member {name}: {e}") from None
             members.append(Member(name, group, settings, spec.seed + i, cfg))
