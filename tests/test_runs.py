@@ -247,3 +247,15 @@ def test_compare_writes_a_png(tiny_models_dir, tmp_path):
     r = tinygpt_inproc("compare", "alpha", "--out", tmp_path / "c.png", "--models-dir", d)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_long_log_keeps_every_evaluation_and_an_even_spread_of_steps(tmp_path):
+    folder = tmp_path / "long"
+    write_log(folder, fake_run(steps=60_000, every=5, eval_every=1000))
+    c = Curves(folder)
+    assert len(c.evals) == 60 and runs.MAX_KEPT // 2 <= len(c.steps) <= runs.MAX_KEPT + 1
+    assert c.steps[0] == 1 and c.steps[-1] == 60_000 and c.steps == sorted(c.steps)
+    gaps = {b - a for a, b in zip(c.steps[1:-2], c.steps[2:-1])}
+    assert len(gaps) == 1  # evenly spread (but for the first and the latest)
+    write_log(folder, fake_run(steps=60_003, start=60_000, every=1, finish=False)[1:], mode="a")
+    assert c.update() and c.steps[-1] == 60_003 and len(c.steps) <= runs.MAX_KEPT + 2
