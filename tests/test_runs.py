@@ -174,10 +174,11 @@ def test_milestones_take_the_sample_nearest_each_stage(tmp_path):
     assert runs.milestones("somebook") == []
 
 
-def test_shipped_milestones_have_real_samples():
-    ms = runs.milestones("tinyshakespeare")
-    with_sample = [m for m in ms if m.sample]
-    assert len(with_sample) >= 3 and all(abs(m.sample_loss - m.loss) <= runs.SAMPLE_NEAR for m in with_sample)
+@pytest.mark.parametrize("book", ["tinyshakespeare", "hongloumeng"])
+def test_every_stage_of_a_shipped_book_has_a_real_sample(book):
+    ms = runs.milestones(book)
+    assert len(ms) == 4 and all(m.sample and abs(m.sample_loss - m.loss) <= runs.SAMPLE_NEAR for m in ms)
+    assert ms[0].source == f"early-{book.removeprefix('tiny')}"  # the first stage: from a short run's early evaluations
 
 
 # ----------------------------------------------------------------- the command line
