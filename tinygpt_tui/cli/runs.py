@@ -228,7 +228,7 @@ def show_results(plan, prompt: str, sample_chars: int, x: str) -> None:
     rows = E.results(plan)
     seeds = plan.spec.seeds > 1
     t = Table(title=f"{plan.spec.title or plan.spec.name}: ranked by validation loss", title_justify="left", header_style="bold")
-    for col in ("#", "member", "val loss" + (" (mean ± std)" if seeds else ""), "bits/char", "params", "minutes", "tokens/s", "status"):
+    for col in ("#", "member", "val loss" + (" (mean ± std)" if seeds else ""), "bits/\nchar", "params", "min", "tok/s", "status"):
         t.add_column(col, justify="left" if col in ("member", "status") else "right", overflow="fold")
     for i, r in enumerate(rows):
         vl = _f(r.val_loss) + (f" ± {r.spread:.3f}" if seeds and r.spread is not None else "")
@@ -254,15 +254,15 @@ def experiment_cmd(
     corpus: Optional[str] = O(None, "--corpus", "-c", help="A text file or a corpus name."),
     minutes: Optional[float] = O(None, "--minutes", "-m", help="Each member's budget in minutes."),
     max_steps: Optional[int] = O(None, "--max-steps", help="Each member's budget in steps (same numbers on a re-run)."),
-    vary: List[str] = O([], "--vary", help="KEY=V1,V2: a setting to vary (once or twice), e.g. pos=learned,rope."),
-    set_: List[str] = O([], "--set", help="KEY=VALUE: a setting for every member, e.g. n_layer=2."),
+    vary: List[str] = O([], "--vary", metavar="KEY=V1,V2", help="A setting to vary (once or twice), e.g. pos=learned,rope."),
+    set_: List[str] = O([], "--set", metavar="KEY=VALUE", help="A setting for every member, e.g. n_layer=2."),
     seeds: Optional[int] = O(None, "--seeds", help="Train each member with this many seeds (the table gives mean ± std)."),
     seed: Optional[int] = O(None, "--seed", help="The first seed (default 1337)."),
     file: Optional[Path] = O(None, "--file", "-f", help="A TOML file holding the grid (options given here override it)."),
     resume: bool = O(False, "--resume", help="Continue a stopped or killed experiment (finished members are kept)."),
     threads: Optional[int] = O(None, "--threads", help="CPU threads for torch (the same count gives the same numbers)."),
     plan_only: bool = O(False, "--plan", help="Print the members and the time estimate; train nothing."),
-    prompt: str = O("\n", "--prompt", help="The prompt of the side-by-side samples."),
+    prompt: str = O("\n", "--prompt", show_default=False, help="The prompt of the side-by-side samples (default: a new line)."),
     sample_chars: int = O(200, "--sample-chars", help="Characters of each sample (0: none)."),
     x: str = O("minutes", "--x", help="The chart's x axis: steps, tokens or minutes."),
     models_dir: Optional[Path] = ModelsDir,
@@ -275,6 +275,9 @@ def experiment_cmd(
     given = any(v not in (None, [], ()) for v in (corpus, minutes, max_steps, vary, set_, seeds, seed, file))
     if resume and not given:
         plan = E.load_plan(name, models_dir)
+        if threads is not None:  # (the one setting a resumed experiment takes: how this machine runs it)
+            plan.spec.threads = threads
+            plan = E.make_plan(plan.spec, plan.folder.parent)
     else:
         spec = read_spec_file(file, name) if file else E.Spec(name=name)
         spec.name = name

@@ -40,8 +40,7 @@ KINDS = {**{k: int for k in ("block_size", "n_layer", "n_head", "n_embd", "batch
                               "eval_interval", "eval_iters", "log_interval", "sample_chars")},
          **{k: float for k in ("dropout", "mlp_ratio", "lr", "min_lr_ratio", "muon_lr", "weight_decay", "beta1", "beta2", "grad_clip")},
          **{k: bool for k in ("bias", "tie_weights")}}  # the rest are words
-MAX_MEMBERS = 64
-MAX_SEEDS = 10
+MAX_MEMBERS, MAX_SEEDS = 64, 10
 
 
 # ----------------------------------------------------------------- what to run
@@ -244,7 +243,7 @@ def member_states(plan: Plan) -> dict:
     try:
         doc = read_manifest(plan.folder)
     except TinyGPTError:
-        return {}
+        return {}  # none yet
     return {m["name"]: {k: m[k] for k in ("state", "error") if k in m} for m in doc["members"] if isinstance(m, dict) and "name" in m}
 
 
@@ -310,8 +309,7 @@ def _how(plan: Plan, m: Member) -> tuple[str, TrainConfig]:
         ckpt.remove_dead_run(folder)
         return "restarted (it stopped before its first checkpoint)", m.config
     if (folder / ckpt.STATE_TENSORS).exists() and (folder / ckpt.CONFIG).exists():
-        cfg = TrainConfig(**{**asdict(m.config), "resume": True})
-        return f"resumed from step {summarize(folder).steps:,}", cfg
+        return f"resumed from step {ckpt.read_info(folder).step:,}", TrainConfig(**{**asdict(m.config), "resume": True})
     raise CheckpointError(f"{folder} holds no checkpoint to resume; delete it to run member {m.name} again")
 
 
@@ -375,14 +373,10 @@ class Estimate:
     step_s: list  # each member's seconds per training step, measured here
 
 
-def _shape(cfg: TrainConfig) -> tuple:
-    return tuple(getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer"))
-
-
 def estimate(plan: Plan, steps: int = 2) -> Estimate:
     """How long the experiment will take: each member's budget (minutes), or its steps times the step time
-    measured here (a warm-up step, then ``steps`` timed), plus its evaluations and the final pass over the
-    whole validation split. Nothing is written."""
+    measured here on the CPU (a warm-up step, then ``steps`` timed), plus its evaluations and the final pass
+    over the whole validation split. Nothing is written."""
     import torch
 
     from tinygpt_tui.tokenizer import CharTokenizer
@@ -396,7 +390,7 @@ def estimate(plan: Plan, steps: int = 2) -> Estimate:
     try:
         for m in plan.members:
             cfg = m.config.resolved()
-            shape = _shape(cfg)
+            shape = tuple(getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer"))
             if shape not in measured:
                 measured[shape] = _measure(cfg, corpus, tok, steps)
             step_s, fwd_s, final_s = measured[shape]
@@ -467,8 +461,7 @@ class Row:
 
 
 def _mean(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.fmean(vals) if vals else None
+    return statistics.fmean([v for v in vals if v is not None]) if any(v is not None for v in vals) else None
 
 
 def results(plan: Plan) -> list[Row]:
