@@ -76,20 +76,27 @@ def _training_screen():
     return TrainingScreen()
 
 
+def _runs_screen():
+    from tinygpt_tui.app.compare import RunsScreen
+
+    return RunsScreen()
+
+
 class TinyGPTApp(App):
     """Generate from tiny character-level GPTs and train new ones."""
 
     TITLE = "tinygpt"
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses defined elsewhere still find it
     # both screens live for the whole session; the training screen is built on first use
-    SCREENS = {"generate": _generate_screen, "training": _training_screen}
-    MODES = {"generate": "generate", "training": "training"}
+    SCREENS = {"generate": _generate_screen, "training": _training_screen, "runs": _runs_screen}
+    MODES = {"generate": "generate", "training": "training", "runs": "runs"}
     DEFAULT_MODE = "generate"
 
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("ctrl+g", "show_generate", "Generate", id="show-generate"),
         Binding("ctrl+t", "show_training", "Train", id="show-training"),
+        Binding("f3", "show_runs", "Runs", tooltip="Compare runs", id="show-runs"),
         # priority: done as the key is read; as an Input's own binding it runs after the keys typed
         # behind it in the same burst, and deletes them too
         Binding("ctrl+u", "edit('delete_left_all')", "Delete line", show=False, priority=True, id="delete-line"),
@@ -113,8 +120,8 @@ class TinyGPTApp(App):
         # the key for the screen you are on is left out of the footer
         if action == "show_generate":
             return self.current_mode != "generate" or len(self.screen_stack) > 1
-        if action == "show_training":
-            return self.current_mode != "training"
+        if action in ("show_training", "show_runs"):
+            return self.current_mode != action.removeprefix("show_")
         return True
 
     def action_edit(self, what: str) -> None:
@@ -132,6 +139,10 @@ class TinyGPTApp(App):
     def action_show_training(self) -> None:
         if self.current_mode != "training":
             self.switch_mode("training")
+
+    def action_show_runs(self) -> None:
+        if self.current_mode != "runs":
+            self.switch_mode("runs")
 
     # ------------------------------------------------------------ training (owned by the app, not the screen)
     def start_training(self, cfg, resume: bool = False):
@@ -194,6 +205,7 @@ class TinyGPTApp(App):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Generate screen", "Pick a model and generate text (Ctrl+G)", self.action_show_generate)
         yield SystemCommand("Training screen", "Train a model with a live loss chart (Ctrl+T)", self.action_show_training)
+        yield SystemCommand("Runs screen", "Compare runs: their loss curves on one chart and a table of figures (F3)", self.action_show_runs)
         for title, help_text, mode, action in SCREEN_COMMANDS:
             yield SystemCommand(title, help_text, lambda m=mode, a=action: self.run_on(m, a))
         for info in getattr(screen, "infos", []):  # the generate screen's models

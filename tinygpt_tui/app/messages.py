@@ -117,3 +117,19 @@ class Inspected(Message):
     def __init__(self, context: str, result=None, error: str = ""):
         super().__init__()
         self.context, self.result, self.error = context, result, error
+
+
+class RunsListed(Message):
+    """The models folder was read for the runs screen (engine.runs.RunSummary of every run), or error."""
+
+    def __init__(self, summaries: list, error: str = ""):
+        super().__init__()
+        self.summaries, self.error = summaries, error
+
+
+class CurvesLoaded(Message):
+    """Runs' metrics.jsonl were read: name -> engine.runs.Curves (handed over: the worker keeps none), or an error line."""
+
+    def __init__(self, curves: dict):
+        super().__init__()
+        self.curves = curves

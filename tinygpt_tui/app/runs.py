@@ -242,49 +242,71 @@ class Watched:
                 self.run.apply(rec)
 
 
+@dataclass
+class Line:
+    """One curve of a chart: its points, a colour (a plotext name or a 256-colour number) and a marker;
+    label None keeps it out of plotext's legend (the runs screen draws its own)."""
+
+    label: str | None
+    xs: list
+    ys: list
+    color: str | int = "cyan"
+    marker: str = "braille"
+
+
+def human_tokens(n) -> str:
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else f"{n:,.0f}"
+
+
 def plot_class():
     from textual_plotext import PlotextPlot
 
     class LossChart(PlotextPlot):
-        """Train loss (every log step), and the train/val estimates at each evaluation."""
+        """Loss curves: a training run's (show: train loss at every log step, the train/val estimates at each
+        evaluation, and a reference curve), or any lines against steps, tokens or minutes (show_lines)."""
 
         def __init__(self, **kw):
             super().__init__(**kw)
-            self.series: dict[str, tuple[list, list]] = {}
+            self.lines: list[Line] = []
+            self.series: dict[str, tuple[list, list]] = {}  # label: (xs, ys), of the labelled lines
             self.points = 0
+            self.xlabel, self.title_text = "step", "loss"
 
         def on_mount(self) -> None:
             super().on_mount()
             self.draw()
 
-        def show(self, run: RunState) -> None:
-            self.series = {
-                "loss": thin(run.steps, run.losses),
-                "train (eval)": thin(run.eval_steps, run.train_losses),
-                "val (eval)": thin(run.eval_steps, run.val_losses),
-            }
-            self.points = len(run.steps) + len(run.eval_steps)
+        def show(self, run: RunState, reference: Line | None = None) -> None:
+            lines = [Line("loss", *thin(run.steps, run.losses), "cyan"),
+                     Line("train (eval)", *thin(run.eval_steps, run.train_losses), "orange", "dot"),
+                     Line("val (eval)", *thin(run.eval_steps, run.val_losses), "magenta", "dot")]
+            self.show_lines(lines + ([reference] if reference and reference.xs else []), "step", "loss",
+                            len(run.steps) + len(run.eval_steps))
+
+        def show_lines(self, lines: list[Line], xlabel: str = "step", title: str = "loss", points: int | None = None) -> None:
+            self.lines, self.xlabel, self.title_text = lines, xlabel, title
+            self.series = {ln.label: (ln.xs, ln.ys) for ln in lines if ln.label}
+            self.points = sum(len(ln.xs) for ln in lines) if points is None else points
             self.draw()
 
         def draw(self) -> None:
             plt = self.plt
             plt.clear_data()
             plt.clear_figure()
-            plt.title("loss")
-            plt.xlabel("step")
-            xs_all = [x for xs, _ in self.series.values() for x in xs]
+            plt.title(self.title_text)
+            plt.xlabel(self.xlabel)
+            xs_all = [x for ln in self.lines for x in ln.xs]
             n = 6 if self.size.width == 0 or self.size.width >= 60 else 4  # labels like 10,000 need room
-            ticks = step_ticks(min(xs_all), max(xs_all), n) if xs_all else step_ticks(0, 100, n)
-            plt.xticks(ticks, [f"{t:,}" for t in ticks])  # whole steps (plotext's own ticks are fractions)
-            colors = {"loss": "cyan", "train (eval)": "orange", "val (eval)": "magenta"}
-            markers = {"loss": "braille", "train (eval)": "dot", "val (eval)": "dot"}
+            if self.xlabel != "minutes":  # whole steps or tokens (plotext's own ticks are fractions)
+                ticks = step_ticks(min(xs_all), max(xs_all), n) if xs_all else step_ticks(0, 100, n)
+                plt.xticks(ticks, [human_tokens(t) if self.xlabel == "tokens" else f"{t:,}" for t in ticks])
             drawn = False
-            for label, (xs, ys) in self.series.items():
-                if xs:
-                    plt.plot(xs, ys, label=label, color=colors[label], marker=markers[label])
+            for ln in self.lines:
+                if ln.xs:
+                    plt.plot(ln.xs, ln.ys, label=ln.label, color=ln.color, marker=ln.marker)
                     drawn = True
             if not drawn:  # an empty frame, not a meaningless -1..1 axis
-                plt.title("loss (waiting for the first steps)")
+                plt.title(f"{self.title_text} (waiting for the first steps)")
                 plt.xlim(0, 100)
                 plt.ylim(0, 5)
                 plt.plot([0], [0], marker=" ")

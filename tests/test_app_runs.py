@@ -1,0 +1,163 @@
+"""The runs screen (F3), the experiment screen (F4) and the training chart's reference, driven with Pilot."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from tests.conftest import make_model, make_models_dir, small_corpus_file
+from tests.test_app import RecordingApp, notes, wait_for
+
+from tinygpt_tui.app.app import TinyGPTApp
+
+
+def write_metrics(folder: Path, steps: int = 60, every: int = 10, eval_every: int = 20, corpus: str = "fixture",
+                  finish: bool = True, start_loss: float = 4.0, tokens_per_step: int = 256, offset: int = 0) -> None:
+    """A run's metrics.jsonl as train.py writes it: start, a step record every `every` steps, an evaluation
+    every `eval_every`, finish (steps from `offset`, appended to what is there)."""
+    recs = [] if offset else [{"event": "start", "step": 0, "max_steps": steps, "params": 1000, "corpus": corpus,
+                               "tokens_per_step": tokens_per_step, "model": {"block_size": 32}}]
+    for s in range(offset + every, offset + steps + 1, every):
+        loss = start_loss - 0.02 * s
+        recs.append({"event": "step", "step": s, "loss": loss, "tokens_seen": s * tokens_per_step, "elapsed_s": s * 0.5,
+                     "progress": s / steps, "tokens_per_s": 512.0})
+        if s % eval_every == 0:
+            recs.append({"event": "eval", "step": s, "train_loss": loss, "val_loss": loss + 0.1, "best_val_loss": loss + 0.1,
+                         "elapsed_s": s * 0.5, "sample": f"sample at {s}"})
+    if finish:
+        recs.append({"event": "finish", "step": offset + steps, "reason": "done", "val_loss": start_loss - 0.02 * (offset + steps) + 0.1,
+                     "elapsed_s": (offset + steps) * 0.5, "tokens_seen": (offset + steps) * tokens_per_step})
+    with open(folder / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def runs_dir(root: Path) -> Path:
+    """models/: alpha (fixture corpus), beta (another corpus), gamma (fixture, newest), broken; fixed times."""
+    d = make_models_dir(root)
+    make_model(d, "gamma", seed=3, val_loss=2.1)
+    write_metrics(d / "alpha", start_loss=4.0)
+    write_metrics(d / "beta", corpus="other", start_loss=3.5)
+    write_metrics(d / "gamma", steps=80, start_loss=3.8)
+    for i, name in enumerate(("alpha", "beta", "gamma")):
+        for f in ("metrics.jsonl", "config.json"):
+            os.utime(d / name / f, (1_700_000_000 + i, 1_700_000_000 + i))
+    return d
+
+
+async def runs_shown(pilot, app) -> object:
+    """The runs screen, once the folder is read and every checked run's curves are in."""
+    await pilot.press("f3")
+    screen = app.get_screen("runs")
+    assert await wait_for(pilot, lambda: screen.listed and all(n in screen.curves for n in screen.checked), timeout=30)
+    await pilot.pause()
+    return screen
+
+
+async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(tmp_path):
+    app = RecordingApp(models_dir=runs_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        from textual.widgets import DataTable, SelectionList
+
+        sl = screen.query_one("#runs-list", SelectionList)
+        assert sl.option_count == 4
+        broken = next(sl.get_option_at_index(i) for i in range(4) if "broken" in str(sl.get_option_at_index(i).prompt))
+        assert broken.disabled and "✗" in str(broken.prompt)
+        # opened with the newest run and the others on its corpus checked, not the other corpus
+        assert sorted(screen.checked) == ["alpha", "gamma"]
+        chart = screen.chart
+        assert len(chart.lines) == 4  # train and val of each, one colour per run
+        assert {ln.color for ln in chart.lines} == {screen.colours["alpha"], screen.colours["gamma"]}
+        assert screen.colours["alpha"] != screen.colours["gamma"]
+        gamma = [ln for ln in chart.lines if ln.color == screen.colours["gamma"]]
+        assert gamma[0].xs == list(range(10, 81, 10)) and gamma[1].xs == [20, 40, 60, 80]
+        legend = str(screen.query_one("#runs-legend").render())
+        assert "alpha" in legend and "gamma" in legend
+        table = screen.query_one("#runs-table", DataTable)
+        assert [table.get_row(k)[1] for k in table.rows] == ["gamma", "alpha"]  # ranked by validation loss
+        # check everything: the run on another corpus is said to be one
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: "beta" in screen.curves and len(screen.chart.lines) == 6)
+        assert table.row_count == 3
+        beta = table.get_row("beta")
+        assert "≠" in str(beta[-1]) and "other" in str(beta[-1])
+        assert "another corpus" in screen.query_one("#runs-view").border_subtitle
+        # the x axis: steps, then tokens, then minutes
+        await pilot.press("x")
+        assert screen.chart.xlabel == "tokens"
+        assert [ln for ln in screen.chart.lines if ln.color == screen.colours["gamma"]][0].xs == [s * 256 for s in range(10, 81, 10)]
+        await pilot.press("x")
+        assert screen.chart.xlabel == "minutes"
+        assert [ln for ln in screen.chart.lines if ln.color == screen.colours["gamma"]][0].xs[-1] == 80 * 0.5 / 60
+        await pilot.press("n")
+        assert await wait_for(pilot, lambda: not screen.chart.lines and table.row_count == 0)
+        assert "F3" in " ".join(f"{c.title} {c.help}" for c in app.get_system_commands(app.screen) if c.title == "Runs screen")
+        assert not [n for n in app.notes if n[0] == "runs"], notes(app)
+
+
+async def test_a_run_still_training_is_followed_as_its_log_grows(tmp_path):
+    d = runs_dir(tmp_path)
+    live = make_model(d, "live", seed=4)
+    write_metrics(live, steps=40, finish=False)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        assert "live" in screen.checked  # the newest
+        assert screen.curves["live"].steps[-1] == 40
+        write_metrics(live, steps=40, offset=40, finish=False)
+        assert await wait_for(pilot, lambda: screen.curves["live"].steps[-1] == 80, timeout=10)
+        line = next(ln for ln in screen.chart.lines if ln.color == screen.colours["live"])
+        assert await wait_for(pilot, lambda: next(ln for ln in screen.chart.lines if ln.color == screen.colours["live"]).xs[-1] == 80)
+        assert line is not None
+
+
+async def test_twenty_runs_of_5000_steps_open_fast_and_keys_stay_quick(tmp_path):
+    """The figure of docs/experiments.md, as a check with room to spare on a loaded machine."""
+    d = tmp_path / "models"
+    d.mkdir()
+    for i in range(20):
+        f = make_model(d, f"run{i:02d}", seed=i)
+        write_metrics(f, steps=5000, every=1, eval_every=250, start_loss=4 + i * 0.01)
+    app = TinyGPTApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        t = time.perf_counter()
+        await pilot.press("f3")
+        screen = app.get_screen("runs")
+        assert await wait_for(pilot, lambda: screen.listed, timeout=60)
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 40, timeout=60)
+        await pilot.pause()
+        opened = time.perf_counter() - t
+        t = time.perf_counter()
+        await pilot.press("x")
+        await pilot.pause()
+        key = time.perf_counter() - t
+        assert screen.chart.xlabel == "tokens"
+    assert opened < 5 and key < 1, (opened, key)  # (the figures measured on a quiet machine are in docs/experiments.md)
+
+
+# ------------------------------------------------------------------ snapshots (pytest-textual-snapshot)
+def runs_app(tmp_path, monkeypatch):
+    corpora = tmp_path / "corpora"
+    corpora.mkdir()
+    monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(corpora))
+    return TinyGPTApp(models_dir=runs_dir(tmp_path), watch_models=False)
+
+
+async def all_runs_drawn(pilot):
+    await pilot.press("f3")
+    screen = pilot.app.get_screen("runs")
+    assert await wait_for(pilot, lambda: screen.listed)
+    await pilot.press("a")
+    assert await wait_for(pilot, lambda: len(screen.chart.lines) == 6)
+    await pilot.pause()
+
+
+def test_runs_screen(tmp_path, monkeypatch, snap_compare):
+    assert snap_compare(runs_app(tmp_path, monkeypatch), terminal_size=(120, 40), run_before=all_runs_drawn)
+
+
+def test_runs_screen_small_terminal(tmp_path, monkeypatch, snap_compare):
+    assert snap_compare(runs_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=all_runs_drawn)
