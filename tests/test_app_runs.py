@@ -138,6 +138,40 @@ async def test_twenty_runs_of_5000_steps_open_fast_and_keys_stay_quick(tmp_path)
     assert opened < 5 and key < 1, (opened, key)  # (the figures measured on a quiet machine are in docs/experiments.md)
 
 
+async def test_the_training_chart_shows_the_shipped_curve_the_stage_and_overfitting(tmp_path):
+    """A followed Tiny Shakespeare run: the shipped model's validation curve up to the run's last step, the
+    stage its validation loss has reached, and, once validation rises while training falls, a warning."""
+    from tests.test_app import follow, write_run
+
+    from tinygpt_tui.engine.runs import STAGES
+
+    d = make_models_dir(tmp_path)
+    recs = [{"event": "start", "step": 0, "max_steps": 900, "params": 1000, "corpus": "tinyshakespeare", "tokens_per_step": 256}]
+    vals = {150: 2.6, 300: 2.3, 450: 1.95}
+    for s, v in vals.items():
+        recs += [{"event": "step", "step": s, "loss": v - 0.05, "elapsed_s": s / 10, "progress": s / 900},
+                 {"event": "eval", "step": s, "train_loss": v - 0.05, "val_loss": v, "best_val_loss": min(vals.values())}]
+    write_run(d / "run", recs)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts = await follow(pilot, app, "run")
+        assert await wait_for(pilot, lambda: ts.chart.points == 6)
+        ref = next(ln for ln in ts.chart.lines if ln.label and "shipped" in ln.label)
+        assert ref.label.startswith("shakespeare") and ref.xs and max(ref.xs) <= 900 and min(ref.ys) > 1.0
+        note = ts.query_one("#run-note")
+        words = dict((round(loss, 1), label) for loss, label in STAGES["tinyshakespeare"])[2.0]
+        assert note.display and f"≈2.0: {words}" in str(note.render())
+        assert "overfitting" not in str(note.render())
+        # validation climbs three evaluations running while the training loss goes on down
+        later = []
+        for i, s in enumerate((600, 750, 900)):
+            later += [{"event": "step", "step": s, "loss": 1.7 - 0.1 * i, "elapsed_s": s / 10, "progress": s / 900},
+                      {"event": "eval", "step": s, "train_loss": 1.7 - 0.1 * i, "val_loss": 2.1 + 0.1 * i, "best_val_loss": 1.95}]
+        write_run(d / "run", later)
+        assert await wait_for(pilot, lambda: "validation rising while training falls" in str(note.render()), timeout=15)
+        assert "overfitting" in str(note.render())
+
+
 # ------------------------------------------------------------------ snapshots (pytest-textual-snapshot)
 def runs_app(tmp_path, monkeypatch):
     corpora = tmp_path / "corpora"

@@ -6,6 +6,7 @@ or a run followed through its ``metrics.jsonl`` (the same records, read from the
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -252,6 +253,44 @@ class Line:
     ys: list
     color: str | int = "cyan"
     marker: str = "braille"
+
+
+REFERENCE_COLOUR = 245  # the shipped model's curve: grey, behind the run's own
+
+
+@functools.lru_cache(maxsize=8)
+def reference_curves(corpus: str):
+    """(name, engine.runs.Curves) of the shipped model trained on this corpus, or None (read once)."""
+    from tinygpt_tui.engine.folder import model_folders
+    from tinygpt_tui.engine.runs import Curves, shipped_models_dir, summarize
+
+    for f in model_folders(shipped_models_dir()):
+        s = summarize(f)
+        if corpus and s.ok and s.corpus == corpus:
+            return f.name, Curves(f)
+    return None
+
+
+def good_looks_like(run: RunState) -> tuple[Line | None, Text]:
+    """What good looks like for this run: the shipped model's validation curve on its corpus (up to the
+    run's last step), and a line naming the stage its validation loss has reached, and overfitting if so."""
+    from tinygpt_tui.engine.runs import EvalPoint, overfitting, stage
+
+    corpus = str(run.start.get("corpus", "")) if run.start else ""
+    ref, note = reference_curves(corpus) if corpus else None, Text()
+    line = None
+    if ref is not None:
+        up_to = _step(run.start.get("max_steps")) or run.step
+        xs, ys = ref[1].val("steps", None)
+        keep = [i for i, x in enumerate(xs) if x <= up_to]
+        line = Line(f"{ref[0]} (shipped, val)", [xs[i] for i in keep], [ys[i] for i in keep], REFERENCE_COLOUR)
+    reached = stage(corpus, run.val_losses[-1]) if run.val_losses else None
+    if reached:
+        note.append(f"stage ≈{reached[0]:.1f}: {reached[1]}", style="bold green")
+    warning = overfitting([EvalPoint(s, 0, 0.0, t, v) for s, t, v in zip(run.eval_steps, run.train_losses, run.val_losses)])
+    if warning:
+        note.append(("\n" if note else "") + "validation rising while training falls: " + warning, style="bold yellow")
+    return line, note
 
 
 def human_tokens(n) -> str:

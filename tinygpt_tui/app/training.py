@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, ProgressBar, Select, Static
 
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
-from tinygpt_tui.app.runs import FitLine, RunState, TrainingJob, Watched, name_taken, plot_class, progress_parts
+from tinygpt_tui.app.runs import FitLine, RunState, TrainingJob, Watched, good_looks_like, name_taken, plot_class, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -133,6 +133,7 @@ class TrainingScreen(Screen):
                 with Horizontal(id="run-progress-row"):
                     yield ProgressBar(total=1.0, show_eta=False, show_percentage=True, id="run-progress")
                 yield FitLine(id="run-progress-text")
+                yield Static(id="run-note")  # what good looks like: the stage reached, overfitting
                 yield plot_class()(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
                     yield Static(NO_SAMPLE, id="run-sample")
@@ -355,7 +356,10 @@ class TrainingScreen(Screen):
         key = (id(v), len(v.steps) + len(v.eval_steps), v.steps[-1] if v.steps else -1)
         if key != self.drawn and self.chart is not None:
             self.drawn = key
-            self.chart.show(v)
+            reference, note = good_looks_like(v)
+            self.chart.show(v, reference)
+            self.query_one("#run-note", Static).update(note)
+            self.query_one("#run-note").display = bool(note)
         shown = (id(v), v.sample_step, len(v.sample))
         if shown != self.sample_shown:
             self.sample_shown = shown
