@@ -54,6 +54,7 @@ class Spec:
     settings: dict = field(default_factory=dict)  # every member
     vary: dict = field(default_factory=dict)  # one or two settings, each a list of values: the grid
     members: list = field(default_factory=list)  # or members by name: [{"name": "bigram", "block_size": 1}, ...]
+    corpus_chars: int | None = None  # train on the corpus's first N characters only (a copy in models/NAME): overfitting in minutes
     seeds: int = 1  # each member trained with this many seeds (seed, seed + 1, ...): the table gives the spread
     seed: int = 1337
     threads: int | None = None
@@ -74,8 +75,23 @@ class Member:
 class Plan:
     spec: Spec
     folder: Path  # models/NAME
-    corpus: str  # the corpus file
+    corpus: str  # the file the members train on: the corpus, or its first corpus_chars characters in models/NAME
     members: list[Member]
+    source: str = ""  # the corpus file given
+
+    def write_corpus(self) -> None:
+        """The slice of the corpus the members train on, when the spec asks for one (written once, atomically)."""
+        if self.source != self.corpus and not Path(self.corpus).exists():
+            from tinygpt_tui.engine.corpora import read_corpus
+
+            atomic_write(Path(self.corpus), read_corpus(self.source).text[: self.spec.corpus_chars])
+
+    def read_corpus(self):
+        from tinygpt_tui.data import Corpus
+        from tinygpt_tui.engine.corpora import read_corpus
+
+        c = read_corpus(self.source)
+        return c if self.source == self.corpus else Corpus(self.corpus, c.text[: self.spec.corpus_chars], "")
 
 
 def key_name(key: str) -> str:
@@ -129,7 +145,8 @@ def _fmt(v) -> str:
 
 def make_plan(spec: Spec, models_dir=None) -> Plan:
     """Every member's settings, checked before anything runs: an impossible member is refused by name."""
-    from tinygpt_tui.engine.corpora import resolve_corpus
+    from tinygpt_tui.data import min_corpus_chars
+    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
 
     check_name(spec.name)
     if not spec.corpus:
@@ -151,8 +168,13 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
             raise SettingsError(f"--vary {k} repeats a value")
         if k in spec.settings:
             raise SettingsError(f"{k} is both varied and set for every member")
-    corpus = str(resolve_corpus(spec.corpus))
+    if spec.corpus_chars is not None and (not isinstance(spec.corpus_chars, int) or spec.corpus_chars < 1000):
+        raise SettingsError(f"corpus_chars must be a whole number of at least 1000, got {spec.corpus_chars!r}")
+    source = corpus = str(resolve_corpus(spec.corpus))
+    chars = min(len(read_corpus(source).text), spec.corpus_chars or 2**62)
     models_dir = Path(models_dir) if models_dir else ckpt.default_models_dir()
+    if spec.corpus_chars:
+        corpus = str(models_dir / spec.name / f"{Path(source).stem}-first{spec.corpus_chars}.txt")
     groups = []
     if spec.vary:
         keys = list(spec.vary)
@@ -175,16 +197,19 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
                 cfg = TrainConfig(corpus=corpus, name=name, models_dir=str(models_dir / spec.name), seed=spec.seed + i,
                                   max_steps=spec.max_steps, time_budget=spec.minutes * 60 if spec.minutes else None,
                                   threads=spec.threads, command=f"tinygpt experiment {spec.name}", **{**spec.settings, **settings})
-                cfg.resolved()
+                need = min_corpus_chars(cfg.resolved().block_size)
+                if chars < need:
+                    raise SettingsError(f"context length {cfg.resolved().block_size} needs a corpus of {need:,} characters, "
+                                        f"this one has {chars:,}")
             except TinyGPTError as e:
                 raise SettingsError(f"member {name}: {e}") from None
             members.append(Member(name, group, settings, spec.seed + i, cfg))
-    return Plan(spec, models_dir / spec.name, corpus, members)
+    return Plan(spec, models_dir / spec.name, corpus, members, source)
 
 
 # ----------------------------------------------------------------- the manifest
 def _manifest(plan: Plan, states: dict) -> dict:
-    return {"format": FORMAT, "spec": {**asdict(plan.spec), "corpus": plan.corpus},
+    return {"format": FORMAT, "spec": {**asdict(plan.spec), "corpus": plan.source},
             "members": [{"name": m.name, "group": m.group, "seed": m.seed, "settings": m.settings, **states.get(m.name, {"state": "queued"})}
                         for m in plan.members], "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
@@ -272,7 +297,7 @@ def _claim(plan: Plan, resume: bool) -> None:
             raise SettingsError(f"the grid given is not experiment {plan.spec.name}'s; resume it with --resume alone")
     elif (f / MANIFEST).exists():
         raise SettingsError(f"an experiment named {plan.spec.name!r} already exists; --resume continues it, or pick another name")
-    elif f.is_dir() and any(p.name != ckpt.LOCK for p in f.iterdir()):
+    elif f.is_dir() and any(p.name != ckpt.LOCK and not p.name.endswith(".txt") for p in f.iterdir()):
         raise SettingsError(f"{f} already holds files; pick another experiment name")
 
 
@@ -302,6 +327,7 @@ def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = Fa
     try:
         states = member_states(plan) if resume else {}
         write_manifest(plan, states)
+        plan.write_corpus()
         failed, stopped = [], False
         for i, m in enumerate(plan.members):
             summary = summarize(plan.folder / m.name, m.name)
@@ -359,10 +385,9 @@ def estimate(plan: Plan, steps: int = 2) -> Estimate:
     whole validation split. Nothing is written."""
     import torch
 
-    from tinygpt_tui.engine.corpora import read_corpus
     from tinygpt_tui.tokenizer import CharTokenizer
 
-    corpus = read_corpus(plan.corpus)
+    corpus = plan.read_corpus()
     tok = CharTokenizer.from_text(corpus.text)
     threads = torch.get_num_threads()
     if plan.spec.threads:

@@ -35,7 +35,7 @@ def read_spec_file(path, name: str | None = None) -> Spec:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"{Path(path).name} is not valid TOML: {e}") from None
-    known = {"title", "text", "corpus", "minutes", "max_steps", "seeds", "seed", "settings", "vary", "members", "name"}
+    known = {"title", "text", "corpus", "corpus_chars", "minutes", "max_steps", "seeds", "seed", "settings", "vary", "members", "name"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise SettingsError(f"{Path(path).name}: unknown entry {unknown[0]!r}; an experiment file holds {', '.join(sorted(known))}")
@@ -57,7 +57,7 @@ def read_spec_file(path, name: str | None = None) -> Spec:
     for k in ("title", "text", "corpus"):
         if k in doc:
             setattr(spec, k, str(doc[k]))
-    for k, kind in (("minutes", (int, float)), ("max_steps", int), ("seeds", int), ("seed", int)):
+    for k, kind in (("minutes", (int, float)), ("max_steps", int), ("seeds", int), ("seed", int), ("corpus_chars", int)):
         if k in doc:
             if not isinstance(doc[k], kind) or isinstance(doc[k], bool):
                 raise SettingsError(f"{Path(path).name}: {k} must be a number, got {doc[k]!r}")

@@ -99,7 +99,7 @@ def summarize(folder, name: str | None = None) -> RunSummary:
         return s
     doc = info.doc or {}
     corpus = doc.get("corpus") if isinstance(doc.get("corpus"), dict) else {}
-    s.corpus = s.corpus or str(corpus.get("name", ""))[:200]
+    s.corpus = str(corpus.get("name", ""))[:200] or s.corpus  # the checkpoint's word over the log's
     s.corpus_sha256 = str(corpus.get("sha256", ""))[:64]
     s.model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
     s.training = doc.get("training") if isinstance(doc.get("training"), dict) else {}
@@ -147,17 +147,24 @@ def _from_records(s: RunSummary, tail: list[dict]) -> None:
             s.bpc = _num(r.get("bpc")) if _num(r.get("bpc")) is not None else s.bpc
 
 
+def _is_experiment(p: Path) -> bool:
+    """A folder holding an experiment manifest, or no run of its own but model folders inside."""
+    if (p / MANIFEST).exists():
+        return True
+    if any((p / f).exists() for f in (ckpt.CONFIG, ckpt.METRICS, ckpt.LOCK)):
+        return False
+    return any((m / ckpt.CONFIG).exists() or (m / ckpt.METRICS).exists() for m in ckpt.model_folders(p))
+
+
+def _members(p: Path) -> list[tuple[str, Path]]:
+    return [(f"{p.name}/{m.name}", m) for m in ckpt.model_folders(p) if (m / ckpt.CONFIG).exists() or (m / ckpt.METRICS).exists()]
+
+
 def run_folders(models_dir=None) -> list[tuple[str, Path]]:
-    """(name, folder) of every run: the models directory's folders, and each experiment's members
-    (a folder holding an experiment manifest, or no checkpoint of its own but model folders inside)."""
+    """(name, folder) of every run: the models directory's folders, and each experiment's members."""
     out = []
     for p in ckpt.model_folders(models_dir):
-        if (p / MANIFEST).exists() or not any((p / f).exists() for f in (ckpt.CONFIG, ckpt.METRICS, ckpt.LOCK)):
-            members = [m for m in ckpt.model_folders(p) if (m / ckpt.CONFIG).exists() or (m / ckpt.METRICS).exists()]
-            if members or (p / MANIFEST).exists():
-                out += [(f"{p.name}/{m.name}", m) for m in members]
-                continue
-        out.append((p.name, p))
+        out += _members(p) if _is_experiment(p) else [(p.name, p)]
     return out
 
 
@@ -166,16 +173,19 @@ def list_runs(models_dir=None) -> list[RunSummary]:
     return [summarize(p, name) for name, p in run_folders(models_dir)]
 
 
-def resolve_run(name_or_path, models_dir=None) -> Path:
-    """A run by name ("shakespeare", "exp/member") under the models directory, or a path."""
-    p = Path(str(name_or_path)).expanduser()
-    if p.is_dir():
-        return p
-    d = Path(models_dir) if models_dir else ckpt.default_models_dir()
-    parts = str(name_or_path).split("/")
-    if len(parts) <= 2 and all(x and not x.startswith(".") for x in parts) and (d.joinpath(*parts)).is_dir():
-        return d.joinpath(*parts)
-    return ckpt.resolve_model(name_or_path, models_dir)  # its error names the models there
+def expand_run(name_or_path, models_dir=None) -> list[tuple[str, Path]]:
+    """(name, folder) of a run named on the command line: a model folder, a name under the models directory
+    ("shakespeare", "exp/member"), or an experiment (all its members). A run not found raises CheckpointError."""
+    s = str(name_or_path)
+    p = Path(s).expanduser()
+    if not p.is_dir():
+        d = Path(models_dir) if models_dir else ckpt.default_models_dir()
+        parts = s.split("/")
+        if len(parts) <= 2 and all(x and not x.startswith(".") for x in parts) and d.joinpath(*parts).is_dir():
+            p = d.joinpath(*parts)
+        else:
+            p = ckpt.resolve_model(s, models_dir)  # its error names the models there
+    return _members(p) if _is_experiment(p) else [(s, p)]
 
 
 # ----------------------------------------------------------------- curves
@@ -329,7 +339,8 @@ STAGES: dict[str, list[tuple[float, str]]] = {
 SAMPLE_NEAR = 0.15  # a sample stands for a milestone when its validation loss is at most this far from it
 
 
-def _book(corpus: str) -> str | None:
+def book_of(corpus: str) -> str | None:
+    """The shipped book a corpus name stands for (\"tinyshakespeare\", \"hongloumeng\"), or None."""
     c = (corpus or "").lower()
     return next((b for b in STAGES if b in c), None)
 
@@ -341,11 +352,11 @@ def shipped_models_dir() -> Path:
 def milestones(corpus: str, sources: list | None = None) -> list[Milestone]:
     """The stages of a shipped book (none for another corpus), each with the sample of a real run whose
     validation loss was nearest (from the shipped models' metrics.jsonl unless ``sources`` are given)."""
-    book = _book(corpus)
+    book = book_of(corpus)
     if book is None:
         return []
     if sources is None:
-        sources = [f for f in ckpt.model_folders(shipped_models_dir()) if _book(summarize(f).corpus) == book]
+        sources = [f for f in ckpt.model_folders(shipped_models_dir()) if book_of(summarize(f).corpus) == book]
     evals = []
     for f in sources:
         c = f if isinstance(f, Curves) else Curves(f)
@@ -363,7 +374,7 @@ def milestones(corpus: str, sources: list | None = None) -> list[Milestone]:
 def stage(corpus: str, loss: float | None) -> tuple[float, str] | None:
     """The last stage a model on this book has reached at this validation loss: (loss, label), or None
     (another corpus, or not yet the first stage)."""
-    book = _book(corpus)
+    book = book_of(corpus)
     if book is None or loss is None:
         return None
     reached = [s for s in STAGES[book] if loss <= s[0]]
