@@ -263,6 +263,10 @@ class TrainingScreen(Screen):
         if job is not None and job.active:
             self.show_error(f"{job.name} is still training; stop it first (one run at a time)")
             return
+        exp = self.app.experiment
+        if exp is not None and exp.active:
+            self.show_error(f"experiment {exp.name} is running; stop it first (F4, one run at a time)")
+            return
         try:
             cfg = self.read_form(resume=resume)
             self._check_before_start(cfg)
