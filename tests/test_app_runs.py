@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_model, make_models_dir, small_corpus_file
 from tests.test_app import RecordingApp, notes, wait_for
 
@@ -172,6 +174,125 @@ async def test_the_training_chart_shows_the_shipped_curve_the_stage_and_overfitt
         assert "overfitting" in str(note.render())
 
 
+
+# ------------------------------------------------------------------ the experiment screen (F4)
+@pytest.fixture
+def one_thread():
+    """Tiny models train fastest on one thread (two, on a busy two-core machine, wait on each other)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+TINY_SET = "n_embd=32 block_size=32 batch_size=8 eval_interval=10 eval_iters=2 sample_chars=16"
+
+
+async def experiment_screen(pilot, app, **values):
+    from textual.widgets import Input
+
+    await pilot.press("f4")
+    await pilot.pause()
+    screen = app.get_screen("experiment")
+    for wid, v in values.items():
+        screen.query_one(f"#exp-{wid}", Input).value = str(v)
+    return screen
+
+
+async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples(tmp_path, one_thread):
+    from textual.widgets import DataTable
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="grid", corpus=corpus, steps=20, vary1="n_layer=1,2", set=TINY_SET)
+        await pilot.press("ctrl+s")
+        job = app.experiment
+        assert job is not None and [m.name for m in job.plan.members] == ["n_layer=1", "n_layer=2"]
+        # it belongs to the app: it goes on while another screen is shown
+        await pilot.press("f3")
+        assert await wait_for(pilot, lambda: job.members["n_layer=1"] == "finished", timeout=120), notes(app)
+        await pilot.press("f4")
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        assert job.state == "finished", job.error
+        assert job.members == {"n_layer=1": "finished", "n_layer=2": "finished"}
+        assert [e.step for e in job.curves["n_layer=2"].evals] == [10, 20]
+        assert await wait_for(pilot, lambda: screen.query_one("#exp-table", DataTable).row_count == 2)
+        rows = job.rows
+        assert rows[0].val_loss <= rows[1].val_loss and all(r.status == "finished" for r in rows)
+        table = screen.query_one("#exp-table", DataTable)
+        assert [str(table.get_row_at(i)[1]) for i in range(2)] == [r.group for r in rows]
+        assert len(screen.chart.lines) == 2  # each member's validation curve
+        # the samples, side by side, same prompt and seed
+        assert [n for n, _ in job.samples] == ["n_layer=1", "n_layer=2"] and all(len(t) >= 200 for _, t in job.samples)
+        assert await wait_for(pilot, lambda: screen.query_one("#exp-switch").current == "exp-samples")
+        assert len(screen.query(".exp-sample")) == 2
+        await pilot.press("f7")
+        assert screen.query_one("#exp-switch").current == "exp-chart"
+        assert "grid/n_layer=1" in [s.name for s in __import__("tinygpt_tui.engine.runs", fromlist=["x"]).list_runs(d)]
+        # start again: nothing left to run, both kept as they are
+        await pilot.press("ctrl+s")
+        again = app.experiment
+        assert again is not job and again.resume
+        assert await wait_for(pilot, lambda: not again.active, timeout=60), notes(app)
+        assert again.members == {"n_layer=1": "kept", "n_layer=2": "kept"} and again.state == "finished"
+
+
+async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(tmp_path, one_thread):
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await experiment_screen(pilot, app, name="halt", corpus=corpus, steps=30, vary1="n_layer=1,2", set=TINY_SET)
+        await pilot.press("ctrl+s")
+        job = app.experiment
+        # the second member under way: stop it
+        assert await wait_for(pilot, lambda: job.running == "n_layer=2" and job.curves["n_layer=2"].steps, timeout=120), notes(app)
+        await pilot.press("ctrl+o")
+        assert await wait_for(pilot, lambda: not job.active, timeout=60), notes(app)
+        assert job.state == "stopped" and job.members == {"n_layer=1": "finished", "n_layer=2": "stopped"}
+        title = app.get_screen("experiment").query_one("#exp-title")
+        assert await wait_for(pilot, lambda: "Start resumes it" in str(title.render()))
+        await pilot.press("ctrl+s")
+        again = app.experiment
+        assert again.resume and again.members["n_layer=1"] in ("finished", "kept")  # (from its manifest, then kept)
+        assert await wait_for(pilot, lambda: not again.active, timeout=120), notes(app)
+        assert again.members == {"n_layer=1": "kept", "n_layer=2": "finished"}, again.error
+        assert again.curves["n_layer=2"].steps[-1] == 30
+
+
+async def test_an_impossible_grid_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    corpora = tmp_path / "corpora"
+    corpora.mkdir()
+    monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(corpora))
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="bad", corpus=corpus, steps=20, vary1="n_embd=32,30", set="n_head=4")
+        await pilot.press("ctrl+s")
+        error = str(screen.query_one("#exp-error").render())
+        assert "member n_embd=30" in error and app.experiment is None
+        await experiment_screen(pilot, app, vary1="colour=red,blue", set="")
+        await pilot.press("ctrl+s")
+        error = str(screen.query_one("#exp-error").render())
+        assert "unknown setting 'colour'" in error and "n_layer" in error and app.experiment is None
+        assert not (d / "bad").exists()
+        # a shipped lesson fills the form and shows its text; a corpus not fetched is said so
+        from tinygpt_tui.engine.lessons import list_lessons
+
+        lesson = list_lessons()[0]
+        screen.query_one("#exp-lesson").value = lesson.name
+        assert await wait_for(pilot, lambda: screen.query_one("#exp-name").value == lesson.spec.name)
+        assert screen.query_one("#exp-vary1").disabled
+        assert lesson.spec.title in str(screen.query_one("#exp-text").render()) and screen.query_one("#exp-text-box").display
+        assert await wait_for(pilot, lambda: "not fetched" in str(screen.query_one("#exp-error").render()))
+        assert "F4" in " ".join(c.help for c in app.get_system_commands(app.screen) if c.title == "Experiment screen")
+
+
 # ------------------------------------------------------------------ snapshots (pytest-textual-snapshot)
 def runs_app(tmp_path, monkeypatch):
     corpora = tmp_path / "corpora"
@@ -195,3 +316,16 @@ def test_runs_screen(tmp_path, monkeypatch, snap_compare):
 
 def test_runs_screen_small_terminal(tmp_path, monkeypatch, snap_compare):
     assert snap_compare(runs_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=all_runs_drawn)
+
+
+async def experiment_form(pilot):
+    await pilot.press("f4")
+    await pilot.pause()
+
+
+def test_experiment_screen(tmp_path, monkeypatch, snap_compare):
+    assert snap_compare(runs_app(tmp_path, monkeypatch), terminal_size=(120, 40), run_before=experiment_form)
+
+
+def test_experiment_screen_small_terminal(tmp_path, monkeypatch, snap_compare):
+    assert snap_compare(runs_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=experiment_form)
