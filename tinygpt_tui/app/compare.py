@@ -123,7 +123,7 @@ class RunsScreen(Screen):
         self.axis = "steps"
         self.listed = False  # the folder was read once
         self.loading: set[str] = set()
-        self.drawn_key = None
+        self.drawn_key = self.table_key = self.legend = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -151,10 +151,29 @@ class RunsScreen(Screen):
     # ------------------------------------------------------------ reading (thread workers)
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def list_runs(self) -> None:
-        from tinygpt_tui.engine.runs import list_runs
+        """Summarize the runs; one whose files have not changed since the last listing keeps its summary."""
+        import os
 
+        from tinygpt_tui.engine.folder import CONFIG, METRICS
+        from tinygpt_tui.engine.runs import run_folders, summarize
+
+        def changed(p: Path) -> float:
+            times = []
+            for f in (METRICS, CONFIG):
+                try:
+                    times.append(os.lstat(p / f).st_mtime)
+                except OSError:
+                    pass
+            return max(times, default=0.0)
+
+        before = dict(self.summaries)  # (read only: a summary is never changed once made)
         try:
-            self.post_message(RunsListed(list_runs(self.app.models_dir)))
+            out = []
+            for name, p in run_folders(self.app.models_dir):
+                old = before.get(name)
+                out.append(old if old is not None and old.folder == p and old.status != "training" and old.updated == changed(p)
+                           else summarize(p, name))
+            self.post_message(RunsListed(out))
         except Exception as e:  # noqa: BLE001 (an unreadable folder: a notification, not a crash)
             self.post_message(RunsListed([], error_line(e)))
 
@@ -260,7 +279,7 @@ class RunsScreen(Screen):
         self.draw_table(checked)
 
     def draw_chart(self, checked: list[str]) -> None:
-        points = max(60, min(400, 2 * (self.chart.size.width or 100)))  # braille: 2 dots a cell
+        points = max(60, min(200, self.chart.size.width or 100))  # a point a cell (plotext's time grows with points)
         lines, legend = [], Text(no_wrap=False)
         for name in checked:
             c, colour = self.curves.get(name), self.colours[name]
@@ -283,11 +302,19 @@ class RunsScreen(Screen):
             legend = Text("Check runs in the list (Space, or a for all) to draw them here.", style="dim")
         elif waiting:
             legend.append(f"reading {len(waiting)} …", style="dim")
-        self.query_one("#runs-legend", Static).update(legend)
+        if legend != self.legend:  # (an update lays the screen out again)
+            self.legend = legend
+            self.query_one("#runs-legend", Static).update(legend)
 
     def draw_table(self, checked: list[str]) -> None:
-        table = self.query_one("#runs-table", DataTable)
         runs = [self.summaries[n] for n in checked]
+        view = self.query_one("#runs-view")
+        view.border_title = f"{len(runs)} of {len(self.summaries)} runs · x: {self.axis} (x switches)"
+        key = tuple(id(s) for s in runs)
+        if key == self.table_key:
+            return
+        self.table_key = key
+        table = self.query_one("#runs-table", DataTable)
         corpus = corpus_of(runs)
         runs.sort(key=lambda s: (s.val_loss is None, s.val_loss or 0.0))
         table.clear()
@@ -302,7 +329,5 @@ class RunsScreen(Screen):
                 Text(fmt_rate(s.tokens_per_s) if s.tokens_per_s else "—", justify="right"), status,
                 Text(("≠ " if other else "") + printable(s.corpus or "?"), style="bold yellow" if other else ""), key=s.name)
         others = sorted({s.corpus for s in runs if s.ok and s.corpus and s.corpus != corpus})
-        view = self.query_one("#runs-view")
-        view.border_title = f"{len(runs)} of {len(self.summaries)} runs · x: {self.axis} (x switches)"
         view.border_subtitle = (f"≠ another corpus ({', '.join(map(printable, others))}): its losses don't compare with "
                                 f"{printable(corpus)}'s") if others else ""
