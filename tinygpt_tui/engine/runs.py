@@ -20,11 +20,13 @@ from pathlib import Path
 
 from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.files import number
-from tinygpt_tui.engine.metrics import read_metrics
+from tinygpt_tui.engine.metrics import parse_record, read_lines
 
 X_AXES = ("steps", "tokens", "minutes")
 MAX_POINTS = 400  # a curve's points after thinning (a chart is a few hundred cells wide)
-TAIL_BYTES = 256 * 1024  # what a summary reads of metrics.jsonl: its last records, not the whole log
+TAIL_BYTES = 64 * 1024  # what a summary reads of metrics.jsonl: its last records, not the whole log
+MAX_KEPT = 500  # training-loss points a Curves keeps (every 2^k-th step record past this, and the latest)
+STEP_LINE = b'{"event": "step", '  # how train.py's step records begin: one not kept is skipped unparsed
 MANIFEST = "experiment.json"  # an experiment's folder: its manifest and one model folder per member
 LN2 = math.log(2)
 
@@ -60,12 +62,23 @@ class RunSummary:
 
 
 def _tail(folder: Path) -> list[dict]:
-    """The last records of metrics.jsonl (a line cut by the tail's start is not a record and is dropped)."""
+    """The latest records a summary needs, in the log's order: the last step, the last evaluation, and the
+    last start or finish (read backwards from the end of metrics.jsonl, each line parsed only when needed)."""
     try:
         size = os.lstat(folder / ckpt.METRICS).st_size
     except OSError:
         return []
-    return read_metrics(folder, max(0, size - TAIL_BYTES))[0]
+    lines, _ = read_lines(folder, max(0, size - TAIL_BYTES))  # (a line cut by the tail's start is no record)
+    picked, need = [], {"step", "eval", "end"}
+    for line in reversed(lines):
+        r = parse_record(line)
+        key = None if r is None else "end" if r["event"] in ("start", "finish") else r["event"]
+        if key in need:
+            need.discard(key)
+            picked.append(r)
+            if not need:
+                break
+    return picked[::-1]
 
 
 def _mtime(folder: Path) -> float:
@@ -201,7 +214,10 @@ class EvalPoint:
 
 class Curves:
     """A run's loss curves from its metrics.jsonl. ``update()`` reads only what was appended since the
-    last call (a live run is followed cheaply); a resumed run's rewritten stretch replaces the old one."""
+    last call (a live run is followed cheaply); a resumed run's rewritten stretch replaces the old one.
+    Every evaluation is kept; of the step records (the training loss of one batch, thousands of them) at
+    most about MAX_KEPT, evenly spread, and always the latest: the rest are skipped without being parsed,
+    so 20 runs of 5,000 steps open in a fraction of a second (docs/experiments.md)."""
 
     def __init__(self, folder=None):
         self.folder = Path(folder) if folder is not None else None
@@ -214,6 +230,7 @@ class Curves:
         self.tokens_per_step = 0
         self.corpus = ""
         self.finished = False
+        self.stride, self.seen = 1, 0  # step records: every stride-th is kept; how many were read
         if self.folder is not None:
             self.update()
 
@@ -221,10 +238,26 @@ class Curves:
         """Read what was appended since the last call; whether anything was."""
         if self.folder is None:
             return False
-        records, self.offset = read_metrics(self.folder, self.offset)
-        for r in records:
-            self.apply(r)
-        return bool(records)
+        lines, self.offset = read_lines(self.folder, self.offset)
+        is_step = [ln.startswith(STEP_LINE) for ln in lines]
+        n = sum(is_step)
+        while (self.seen + n) / self.stride > MAX_KEPT:
+            self._halve()
+        last = len(lines) - 1 - is_step[::-1].index(True) if n else -1
+        for i, line in enumerate(lines):
+            if is_step[i]:
+                self.seen += 1
+                if (self.seen - 1) % self.stride and i != last:  # (the first, then every stride-th)
+                    continue
+            r = parse_record(line)
+            if r is not None:
+                self.apply(r)
+        return bool(lines)
+
+    def _halve(self) -> None:
+        self.stride *= 2
+        for xs in (self.steps, self.tokens, self.minutes, self.losses):
+            del xs[1::2]
 
     def apply(self, r: dict) -> None:
         """Fold one record in (the CLI's progress line feeds its events here)."""
@@ -349,17 +382,22 @@ def shipped_models_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "models"
 
 
+EARLY_RUNS = Path(__file__).resolve().parents[1] / "lessons" / "early"  # short runs' logs: the first stages' samples
+
+
 def milestones(corpus: str, sources: list | None = None) -> list[Milestone]:
     """The stages of a shipped book (none for another corpus), each with the sample of a real run whose
-    validation loss was nearest (from the shipped models' metrics.jsonl unless ``sources`` are given)."""
+    validation loss was nearest (from the shipped models' logs and the early runs' unless ``sources`` are given)."""
     book = book_of(corpus)
     if book is None:
         return []
     if sources is None:
-        sources = [f for f in ckpt.model_folders(shipped_models_dir()) if book_of(summarize(f).corpus) == book]
+        sources = ckpt.model_folders(shipped_models_dir()) + ckpt.model_folders(EARLY_RUNS)
     evals = []
     for f in sources:
         c = f if isinstance(f, Curves) else Curves(f)
+        if c.corpus and book_of(c.corpus) != book:
+            continue  # a run on another book
         evals += [(e, c.folder.name if c.folder else "") for e in c.evals if e.sample.strip()]
     out = []
     for loss, label in STAGES[book]:
