@@ -35,47 +35,6 @@ POLL_S = 1.0  # a live run's new records are read this often
 RELIST_S = 5.0  # the folder is re-read (new runs, a live run's figures) this often
 
 
-def read_curves(folder: Path, keep: int = 400):
-    """A run's engine.runs.Curves, its log read thinned: every record but the step records, and about
-    `keep` of those (the last always): a chart draws no more. A 5,000-step log is parsed in a tenth of the
-    time. Later records are read whole by Curves.update(). (An adapter: it belongs in engine/runs.py.)"""
-    import json
-    import os
-
-    from tinygpt_tui.engine.files import open_regular, valid_record
-    from tinygpt_tui.engine.folder import METRICS
-    from tinygpt_tui.engine.metrics import MAX_LINE, MAX_READ
-    from tinygpt_tui.engine.runs import Curves
-    from tinygpt_tui.errors import CheckpointError
-
-    c = Curves()
-    c.folder = Path(folder)
-    try:
-        fd = open_regular(c.folder / METRICS, METRICS)
-    except CheckpointError:
-        return c  # no log yet: update() reads it once it appears
-    try:
-        data = os.pread(fd, min(MAX_READ, os.fstat(fd).st_size), 0)
-    finally:
-        os.close(fd)
-    end = data.rfind(b"\n") + 1
-    lines = data[:end].splitlines()
-    steps = [i for i, line in enumerate(lines) if b'"event": "step"' in line]  # (a guess only saves time: others are read whole)
-    stride = max(1, len(steps) // keep)
-    skip = set(steps) - set(steps[::stride]) - set(steps[-1:])
-    for i, line in enumerate(lines):
-        if i in skip or len(line) > MAX_LINE:
-            continue
-        try:
-            r = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if valid_record(r):
-            c.apply(r)
-    c.offset = end
-    return c
-
-
 def colour_style(c: int) -> str:
     return f"bold color({c})"
 
@@ -179,12 +138,14 @@ class RunsScreen(Screen):
 
     @work(thread=True, group="runs-load", exit_on_error=False)
     def load_curves(self, wanted: list[tuple[str, Path]]) -> None:
+        from tinygpt_tui.engine.runs import Curves
+
         worker, out = get_current_worker(), {}
         for name, folder in wanted:
             if worker.is_cancelled:
                 return
             try:
-                out[name] = read_curves(folder)
+                out[name] = Curves(folder)
             except Exception as e:  # noqa: BLE001 (a damaged log: the run is drawn without curves)
                 out[name] = error_line(e)
         self.post_message(CurvesLoaded(out))
