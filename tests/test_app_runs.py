@@ -137,7 +137,7 @@ async def test_twenty_runs_of_5000_steps_open_fast_and_keys_stay_quick(tmp_path)
         await pilot.pause()
         key = time.perf_counter() - t
         assert screen.chart.xlabel == "tokens"
-    assert opened < 5 and key < 1, (opened, key)  # (the figures measured on a quiet machine are in docs/experiments.md)
+    assert opened < 8 and key < 2, (opened, key)  # (the figures measured on a quiet machine are in docs/experiments.md)
 
 
 async def test_the_training_chart_shows_the_shipped_curve_the_stage_and_overfitting(tmp_path):
