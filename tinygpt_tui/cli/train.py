@@ -26,7 +26,10 @@ def train(
     preset: str = O("auto", help="Size preset: auto (sized for --minutes; small without it), 1min, 5min, tiny, small, medium, large, nanogpt."),
     minutes: Optional[float] = O(None, "--minutes", "-m", help="Wall-clock budget in minutes; the learning-rate schedule fits it."),
     max_steps: Optional[int] = O(None, "--max-steps", help="Optimizer steps (default 2000 when no --minutes)."),
-    block_size: Optional[int] = O(None, "--block-size", help="Context length in characters (default: 128)."),
+    block_size: Optional[int] = O(None, "--block-size", help="Context length in tokens (default: 128)."),
+    tokenizer: Optional[str] = O(None, "--tokenizer", help="char (one token per character, the default) or bpe (byte-level BPE learned from the corpus)."),
+    vocab_size: Optional[int] = O(None, "--vocab-size", help="With --tokenizer bpe: how many tokens (default 512)."),
+    init_from: Optional[str] = O(None, "--from", help="Start from this model's weights (its architecture and tokenizer; new characters get fresh rows)."),
     n_layer: Optional[int] = O(None, "--n-layer", help="Transformer layers."),
     n_head: Optional[int] = O(None, "--n-head", help="Attention heads per layer."),
     n_embd: Optional[int] = O(None, "--n-embd", help="Embedding size (divisible by --n-head)."),
@@ -195,7 +198,8 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
                 what = "resuming" if ev.resumed else "training"
                 budget = [f"{ev.max_steps:,} steps"] if ev.max_steps else []
                 budget += [f"{ev.time_budget / 60:.1f} min"] if ev.time_budget else []
-                console.print(Text(f"{what} {one_line(cfg.name)}: {ev.params / 1e6:.2f}M parameters on {ev.device}, {ev.dtype}, "
+                source = f" from {one_line(cfg.init_from)}" if cfg.init_from and not ev.resumed else ""
+                console.print(Text(f"{what} {one_line(cfg.name)}{source}: {ev.params / 1e6:.2f}M parameters, {ev.tokenizer or 'char'} tokens, on {ev.device}, {ev.dtype}, "
                                    f"{ev.tokens_per_step:,} tokens/step, {' or '.join(budget)}"
                                    + (f", {ev.world_size} processes" if ev.world_size > 1 else "")))
                 if ev.accum > max(cfg.grad_accum // ev.world_size, 1) and ev.activation_mb is not None:

@@ -25,13 +25,13 @@ from pathlib import Path
 from tinygpt_tui.data import Dataset
 from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.corpora import read_corpus
+from tinygpt_tui.engine.lineage import child_config, load_parent_weights, read_parent, run_tokenizer
 from tinygpt_tui.engine.device import activation_bytes_per_sequence, autocast, check_fits, memory_budget_bytes, micro_batch_split
 from tinygpt_tui.engine.distributed import (DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests,
                                             sum_over_ranks)
 from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
 from tinygpt_tui.engine.presets import NameTaken, TrainConfig, build_optimizer, check_name, lr_at, resume_config
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
-from tinygpt_tui.tokenizer import CharTokenizer
 
 
 # ----------------------------------------------------------------- events
@@ -56,6 +56,7 @@ class Started(Event):
     world_size: int
     model: dict = field(default_factory=dict)
     corpus: str = ""
+    tokenizer: str = ""  # "char", "bpe 512"
     resumed: bool = False
     dropped_chars: list = field(default_factory=list)
     micro_batch: int = 0  # sequences per forward pass ...
@@ -141,20 +142,19 @@ class Run:
         self.folder = models_dir / cfg.name
         self.start_step, self.elapsed_before, self.tokens_before = 0, 0.0, 0
         self.best_val = self.best_step = self.best_train = self.best_weights = None
+        self.parent = read_parent(cfg) if cfg.init_from else None  # --from A (engine/lineage.py)
         if not cfg.resume:
-            cfg = cfg.resolved()
+            cfg = (child_config(cfg, self.parent) if self.parent else cfg).resolved()
             corpus = read_corpus(cfg.corpus)
             if (self.folder / ckpt.CONFIG).exists():
                 raise NameTaken(cfg.name, models_dir)
-            tokenizer = CharTokenizer.from_text(corpus.text)
-            if tokenizer.vocab_size < 2:
-                raise CorpusError(f"the corpus {corpus.name} holds one distinct character: there is nothing to learn")
+            tokenizer, self.lineage = run_tokenizer(cfg, self.parent, corpus)
             return cfg, corpus, tokenizer, None
         if not self.folder.is_dir():
             raise CheckpointError(f"nothing to resume: {self.folder} does not exist")
         doc, model_cfg = ckpt.check_folder(self.folder)
         tensors, meta = ckpt.load_train_state(self.folder)
-        cfg = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", ""))
+        cfg, self.lineage = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", "")), doc.get("lineage")
         self.start_step, self.elapsed_before, self.tokens_before = meta["step"], meta.get("elapsed_s", 0.0), meta.get("tokens_seen", 0)
         self._resume_best(meta, doc, tensors)
         corpus = read_corpus(cfg.corpus)
@@ -217,6 +217,7 @@ class Run:
         check_fits(self.model_cfg, self.micro_batch, self.device, budget)  # before the model exists
         torch.manual_seed(cfg.seed)
         self.model = model.GPT(self.model_cfg).to(self.device)
+        load_parent_weights(self.model, self.parent)  # --from A: A's weights, fresh rows for new characters
         if fast.enabled():
             accelerate(self.model)  # fast/kernels.py: the same function, faster on a CPU (no-op elsewhere)
         self.model.checkpointing = bool(cfg.checkpoint_activations)
@@ -261,7 +262,7 @@ class Run:
             },
             "device": self.device_name, "dtype": self.dtype, "world_size": self.dist.world_size, "command": cfg.command,
             "versions": {"tinygpt": __version__, "torch": torch.__version__.split("+")[0]},
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"heads": heads} if heads else {}),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"heads": heads} if heads else {}), **({"lineage": self.lineage} if self.lineage else {}),
         }
         tensors, meta = self.optimizer.to_tensors()
         meta.update(elapsed_s=elapsed, tokens_seen=tokens, best_val_loss=self.best_val, best_step=self.best_step, seed=cfg.seed)
@@ -359,7 +360,7 @@ class Run:
         yield emit(Started(
             step=self.start_step, max_steps=cfg.max_steps, time_budget=cfg.time_budget, params=self.model_cfg.param_count(),
             device=self.device_name, dtype=self.dtype, tokens_per_step=self.tokens_per_step, world_size=dist.world_size,
-            model=self.model_cfg.to_dict(), corpus=self.corpus.name, resumed=cfg.resume, dropped_chars=self.data.dropped[:50],
+            model=self.model_cfg.to_dict(), corpus=self.corpus.name, tokenizer=self.tokenizer.describe(), resumed=cfg.resume, dropped_chars=self.data.dropped[:50],
             micro_batch=self.micro_batch, accum=self.accum,
             activation_mb=None if self.activation_mb is None else round(self.activation_mb, 1),
         ))
