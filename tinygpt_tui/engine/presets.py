@@ -105,7 +105,7 @@ class TrainConfig:
         out = TrainConfig(**asdict(self))
         if out.preset == "auto":
             out.preset = budget_preset(out.time_budget)  # recorded, so the card says what ran
-        defaults = {**asdict(GPTConfig()), "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 250,
+        defaults = {**asdict(GPTConfig()), "vocab_size": None, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 250,
                     "eval_iters": 20, "optimizer": "muon", "muon_lr": 0.02}
         for k, v in {**defaults, **PRESETS[out.preset]}.items():
             if hasattr(out, k) and getattr(out, k) is None:
