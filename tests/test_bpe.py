@@ -265,3 +265,24 @@ def test_export_takes_bpe_to_hf_and_refuses_gguf(tmp_path, bpe_models, bpe):
     x = torch.tensor([ids])
     with torch.no_grad():
         assert torch.allclose(hf(x).logits, ours.model(x)[0], atol=1e-5)
+
+
+# ------------------------------------------------------------------ the app
+async def test_app_sidebar_and_training_form_offer_bpe(bpe_models, small_corpus):
+    from test_app import fill, listed, make_app, option_lines
+
+    app = make_app(bpe_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot, app)
+        models = app.get_screen("generate").query_one("#models")
+        assert option_lines(models, 0)[1:] == ["  56k params · val 4.000", f"  fixture · ctx 32 · bpe {VOCAB}"]
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        fill(ts, **{"train-corpus-path": small_corpus, "train-name": "fb", "train-steps": "20", "hp-tokenizer": "bpe 1024"})
+        cfg = ts.read_form()
+        assert (cfg.tokenizer, cfg.vocab_size, cfg.init_from) == ("bpe", 1024, None)
+        assert "--tokenizer bpe --vocab-size 1024" in cfg.command
+        fill(ts, **{"hp-from": "bee"})  # starting from a model keeps its tokenizer, whatever the tokens field says
+        cfg = ts.read_form()
+        assert (cfg.tokenizer, cfg.vocab_size, cfg.init_from) == (None, None, "bee") and "--from bee" in cfg.command
