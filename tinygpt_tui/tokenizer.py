@@ -218,6 +218,16 @@ def require_tokenizers():
     return tokenizers
 
 
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def whole_characters(text: str) -> tuple[str, list[str]]:
+    """Text that UTF-8 can encode: a lone surrogate (a command-line argument's undecodable byte) is
+    left out and reported, as a character vocabulary leaves out what it does not know."""
+    found = SURROGATE.findall(text)
+    return (SURROGATE.sub("", text), list(dict.fromkeys(found))) if found else (text, [])
+
+
 class ByteStream:
     """Token bytes in, text out: an incremental UTF-8 decoder holds back a character's first bytes
     until its last arrives; a byte that can never start or finish one becomes U+FFFD."""
@@ -273,14 +283,16 @@ class BpeTokenizer(Tokenizer):
         return cls.from_json(hf.to_str())
 
     def encode(self, text: str) -> Encoded:
-        return Encoded(self.hf.encode(text).ids)
+        text, dropped = whole_characters(text)
+        return Encoded(self.hf.encode(text).ids, dropped)
 
     def encode_array(self, text: str) -> tuple[np.ndarray, list[str]]:
         import numpy as np
 
+        text, dropped = whole_characters(text)
         dtype = np.uint16 if self.vocab_size <= 65535 else np.uint32
         parts = [np.asarray(e.ids, dtype=dtype) for e in self.hf.encode_batch(list(pieces(text)))]  # (in parallel)
-        return (np.concatenate(parts) if parts else np.zeros(0, dtype)), []
+        return (np.concatenate(parts) if parts else np.zeros(0, dtype)), dropped
 
     def token_text(self, i: int) -> str:
         return self.token_bytes[i].decode("utf-8", "backslashreplace")
