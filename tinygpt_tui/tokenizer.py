@@ -30,6 +30,7 @@ class CharTokenizer:
         self.stoi = {c: i for i, c in enumerate(self.chars)}
         if len(self.stoi) != len(self.chars):
             raise CheckpointError("vocabulary has repeated characters")
+        self._table = None  # code point -> id, built on the first encode_array
 
     @classmethod
     def from_text(cls, text: str) -> "CharTokenizer":
@@ -45,21 +46,22 @@ class CharTokenizer:
         return Encoded([stoi[c] for c in text if c in stoi], list(dict.fromkeys(c for c in text if c not in stoi)))
 
     def encode_array(self, text: str) -> tuple[np.ndarray, list[str]]:
-        """Fast encoding of a whole corpus to a numpy array (uint16 when it fits)."""
+        """Fast encoding of a whole corpus (or a chunk of one) to a numpy array (uint16 when it fits):
+        each character's code point looks up its id in a table (the top value: not in the vocabulary)."""
         import numpy as np  # here, not at the top: the app lists models without numpy (first paint)
 
-        dtype = np.uint16 if self.vocab_size <= 65535 else np.uint32
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        table_keys = np.array([ord(c) for c in self.chars], dtype=np.uint32)
-        order = np.argsort(table_keys)
-        sorted_keys = table_keys[order]
-        pos = np.searchsorted(sorted_keys, codes)
-        pos = np.clip(pos, 0, len(sorted_keys) - 1)
-        known = sorted_keys[pos] == codes
-        dropped = []
-        if not known.all():
-            dropped = list(dict.fromkeys(chr(c) for c in codes[~known][:10000]))
-        return order[pos[known]].astype(dtype), dropped
+        if self._table is None:
+            dtype = np.uint16 if self.vocab_size <= 65535 else np.uint32
+            self._table = np.full(0x110000, np.iinfo(dtype).max, dtype=dtype)
+            self._table[[ord(c) for c in self.chars]] = np.arange(self.vocab_size, dtype=dtype)
+        ascii_ = text.isascii()  # (one byte a character: no need to widen to 32 bits)
+        codes = np.frombuffer(text.encode("ascii" if ascii_ else "utf-32-le"), dtype=np.uint8 if ascii_ else np.uint32)
+        ids = self._table[codes]
+        unknown = ids == self._table.dtype.type(np.iinfo(self._table.dtype).max)
+        if not unknown.any():
+            return ids, []
+        dropped = list(dict.fromkeys(chr(c) for c in codes[unknown][:10000]))
+        return ids[~unknown], dropped
 
     def decode(self, ids) -> str:
         return "".join(self.chars[i] for i in ids)
