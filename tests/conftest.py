@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
 
 os.environ.setdefault("TINYGPT_TEST", "1")
+# prepared corpora (engine/prepare.py) go to a folder of this session, not ~/.cache
+os.environ.setdefault("TINYGPT_PREPARED_DIR", tempfile.mkdtemp(prefix="tinygpt-prepared-"))
 
 
 def shakespeare_path() -> Path:

@@ -91,14 +91,27 @@ def test_labels_show_partial_bytes_inertly(bpe):
     assert bpe.labels[bpe.token_id(" the") or bpe.token_id("e")] in (" the", "e")
 
 
-def test_bpe_learns_its_merges_from_the_training_split_alone(small_corpus):
-    from tinygpt_tui.data import Corpus
+def scanned(path: Path):
+    """The corpus at path as engine/sources.py scans it (what a run's tokenizer is made from)."""
+    from tinygpt_tui.engine.sources import scan
+
+    events = scan(str(path))  # Progress events, then the Source as its return value
+    while True:
+        try:
+            next(events)
+        except StopIteration as done:
+            return done.value
+
+
+def test_bpe_learns_its_merges_from_the_training_split_alone(tmp_path, small_corpus):
     from tinygpt_tui.engine.lineage import run_tokenizer
     from tinygpt_tui.engine.presets import TrainConfig
 
     text = small_corpus.read_text(encoding="utf-8")
     text += " qqzzqqzz" * (len(text) // 9 // 8)  # about a tenth more: the validation split is all this word
-    tok, lineage = run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=VOCAB), None, Corpus("x.txt", text, "0"))
+    (tmp_path / "x.txt").write_text(text, encoding="utf-8")
+    make, lineage = run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=VOCAB), None)
+    tok = make(scanned(tmp_path / "x.txt"))
     assert tok.vocab_size == VOCAB and lineage is None
     assert tok.token_id(" qqzzqqzz") is None and tok.token_id("qq") is None
     assert len(tok.encode(" qqzzqqzz").ids) >= 4

@@ -30,7 +30,7 @@ def child_model(models: Path, parent: str, book: Path):
     """B as a --from run builds it before its first step (the engine's own pieces, no training)."""
     import torch
 
-    from tinygpt_tui.engine.corpora import read_corpus
+    from test_bpe import scanned
     from tinygpt_tui.engine.lineage import child_config, load_parent_weights, read_parent, run_tokenizer
     from tinygpt_tui.engine.presets import TrainConfig
     from tinygpt_tui.model import GPT
@@ -38,7 +38,8 @@ def child_model(models: Path, parent: str, book: Path):
     cfg = TrainConfig(corpus=str(book), name="B", models_dir=str(models), init_from=parent, preset="tiny", max_steps=1)
     a = read_parent(cfg)
     cfg = child_config(cfg, a).resolved()
-    tok, lineage = run_tokenizer(cfg, a, read_corpus(book))
+    tok, lineage = run_tokenizer(cfg, a)
+    tok = tok(scanned(book)) if callable(tok) else tok  # (a character vocabulary grows with the scanned book)
     torch.manual_seed(0)
     model = GPT(cfg.model_config(tok.vocab_size))
     load_parent_weights(model, a)

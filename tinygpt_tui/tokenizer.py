@@ -111,6 +111,7 @@ class CharTokenizer(Tokenizer):
         self.stoi = {c: i for i, c in enumerate(self.chars)}
         if len(self.stoi) != len(self.chars):
             raise CheckpointError("vocabulary has repeated characters")
+        self._table = None  # code point -> id, built on the first encode_array
 
     @classmethod
     def from_text(cls, text: str) -> "CharTokenizer":
@@ -126,21 +127,22 @@ class CharTokenizer(Tokenizer):
         return Encoded([stoi[c] for c in text if c in stoi], list(dict.fromkeys(c for c in text if c not in stoi)))
 
     def encode_array(self, text: str) -> tuple[np.ndarray, list[str]]:
-        """Fast encoding of a whole corpus to a numpy array (uint16 when it fits)."""
+        """Fast encoding of a whole corpus (or a chunk of one) to a numpy array (uint16 when it fits):
+        each character's code point looks up its id in a table (the top value: not in the vocabulary)."""
         import numpy as np  # here, not at the top: the app lists models without numpy (first paint)
 
-        dtype = np.uint16 if self.vocab_size <= 65535 else np.uint32
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        table_keys = np.array([ord(c) for c in self.chars], dtype=np.uint32)
-        order = np.argsort(table_keys)
-        sorted_keys = table_keys[order]
-        pos = np.searchsorted(sorted_keys, codes)
-        pos = np.clip(pos, 0, len(sorted_keys) - 1)
-        known = sorted_keys[pos] == codes
-        dropped = []
-        if not known.all():
-            dropped = list(dict.fromkeys(chr(c) for c in codes[~known][:10000]))
-        return order[pos[known]].astype(dtype), dropped
+        if self._table is None:
+            dtype = np.uint16 if self.vocab_size <= 65535 else np.uint32
+            self._table = np.full(0x110000, np.iinfo(dtype).max, dtype=dtype)
+            self._table[[ord(c) for c in self.chars]] = np.arange(self.vocab_size, dtype=dtype)
+        ascii_ = text.isascii()  # (one byte a character: no need to widen to 32 bits)
+        codes = np.frombuffer(text.encode("ascii" if ascii_ else "utf-32-le"), dtype=np.uint8 if ascii_ else np.uint32)
+        ids = self._table[codes]
+        unknown = ids == self._table.dtype.type(np.iinfo(self._table.dtype).max)
+        if not unknown.any():
+            return ids, []
+        dropped = list(dict.fromkeys(chr(c) for c in codes[unknown][:10000]))
+        return ids[~unknown], dropped
 
     def decode(self, ids) -> str:
         return "".join(self.chars[i] for i in ids)
@@ -158,9 +160,9 @@ class CharTokenizer(Tokenizer):
     def stream(self) -> CharStream:
         return CharStream(self.chars)
 
-    def grown(self, text: str) -> "CharTokenizer":
-        """This vocabulary with the characters of ``text`` it lacks appended (old ids unchanged)."""
-        new = sorted(set(text) - set(self.stoi))
+    def grown(self, chars) -> "CharTokenizer":
+        """This vocabulary with the characters (a text or a list) it lacks appended (old ids unchanged)."""
+        new = sorted(set(chars) - set(self.stoi))
         return CharTokenizer(self.chars + new) if new else self
 
     # --- persistence (JSON, never pickle) ---
@@ -267,15 +269,16 @@ class BpeTokenizer(Tokenizer):
         return self._hf
 
     @classmethod
-    def train(cls, text: str, vocab_size: int) -> "BpeTokenizer":
-        """A byte-level BPE of ``vocab_size`` tokens learned from text (merges of pairs seen twice or more)."""
+    def train(cls, text, vocab_size: int) -> "BpeTokenizer":
+        """A byte-level BPE of ``vocab_size`` tokens learned from text, or an iterator of texts (merges of
+        pairs seen twice or more)."""
         check_bpe_size(vocab_size)
         tk = require_tokenizers()
         hf = tk.Tokenizer(tk.models.BPE())
         hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
         trainer = tk.trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False, special_tokens=[],
                                          initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet())
-        hf.train_from_iterator(pieces(text), trainer)
+        hf.train_from_iterator((p for t in ([text] if isinstance(text, str) else text) for p in pieces(t)), trainer)
         got = hf.get_vocab_size()
         if got < vocab_size:
             raise CorpusError(f"--vocab-size {vocab_size:,} is more than this corpus supports: merging the pairs it holds twice "
@@ -354,11 +357,6 @@ def check_bpe_size(n, error=SettingsError, what: str = "--vocab-size is") -> int
     if isinstance(n, bool) or not isinstance(n, int) or not BPE_MIN <= n <= BPE_MAX:
         raise error(f"{what} {str(n)[:20]} tokens: a byte-level BPE has {BPE_MIN} (the bytes) to {BPE_MAX:,}")
     return n
-
-
-def new_tokenizer(kind: str, text: str, vocab_size: int | None = None) -> Tokenizer:
-    """A tokenizer learned from text: its characters, or a BPE of vocab_size tokens."""
-    return BpeTokenizer.train(text, vocab_size) if kind == "bpe" else CharTokenizer.from_text(text)
 
 
 def tokenizer_from_json(name: str, text: str) -> Tokenizer:

@@ -58,6 +58,34 @@ def corpus_add(
     typer.echo(f"added {one_line(dest)}: train on it with `tinygpt train {one_line(dest.stem)} --name NAME`")
 
 
+@corpus_app.command("prepare", cls=Command, context_settings=HELP)
+@friendly
+def corpus_prepare(
+    corpus: str = typer.Argument(..., help="A text file, a folder of .txt files, a quoted glob ('books/*.txt') or a corpus name."),
+    force: bool = typer.Option(False, "--force", help="Prepare it again even if it is prepared (e.g. after a checksum error)."),
+):
+    """Encode a corpus once into token files for training (a run does this itself when it must): docs/data.md."""
+    import time
+
+    from tinygpt_tui.cli.common import PrepareBar
+    from tinygpt_tui.engine.corpora import resolve_corpus
+    from tinygpt_tui.engine.prepare import Prepared, prepare
+    from tinygpt_tui.tokenizer import CharTokenizer
+
+    t0 = time.perf_counter()
+    with PrepareBar() as bar:
+        for ev in prepare(str(resolve_corpus(corpus)), lambda source: CharTokenizer(source.charset), force=force):
+            if isinstance(ev, Prepared):
+                c, secs = ev.corpus, time.perf_counter() - t0
+                files = len(c.meta["source"]["files"])
+                size = sum(f["size"] for f in c.meta["source"]["files"])
+                how = "already prepared, checked" if ev.reused else f"prepared at {size / 1e6 / max(secs, 1e-9):,.0f} MB/s"
+                typer.echo(one_line(f"{c.name}: {files:,} file(s), {size / 1e6:,.1f} MB, {c.chars:,} characters, "
+                                    f"{c.tokenizer.vocab_size:,} distinct; {how} in {secs:.1f} s: {c.folder}"))
+            else:
+                bar(ev)
+
+
 @friendly
 def models(models_dir: Optional[Path] = ModelsDir):
     """A table of the model folders found."""

@@ -159,6 +159,7 @@ def run_training(cfg, jsonl: bool = False) -> None:
     quiet = not dist.is_main  # only rank 0 prints; the others train silently
     install_stop_handlers(stop, quiet, distributed=dist.world_size > 1)
     try:
+        prepare_corpus(cfg, quiet=quiet or jsonl)
         if jsonl or quiet:
             for ev in train_events(cfg, stop, dist):
                 if not quiet:
@@ -178,6 +179,33 @@ def run_training(cfg, jsonl: bool = False) -> None:
 
             if td.is_initialized():
                 td.destroy_process_group()
+
+
+def prepare_corpus(cfg, quiet: bool) -> None:
+    """Encode the corpus into token files first, with a progress bar (the run then finds it prepared; under
+    torchrun the ranks take turns). Whatever is wrong with the run's folder is left for the run to say."""
+    from tinygpt_tui.cli.common import PrepareBar
+    from tinygpt_tui.engine import folder as ckpt
+    from tinygpt_tui.engine.presets import check_name
+    from tinygpt_tui.engine.lineage import run_tokenizer
+    from tinygpt_tui.engine.prepare import prepare, run_to_end
+
+    corpus = cfg.corpus
+    if not cfg.resume:
+        check_name(cfg.name)
+        if cfg.init_from:
+            return  # the run prepares it with A's tokenizer, once A is checked
+        tokenizer = run_tokenizer(cfg.resolved(), None)[0]  # bad settings are said before a long preparation, as the run would say them
+    else:
+        try:
+            folder = (Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()) / cfg.name
+            doc, _ = ckpt.check_folder(folder)
+            corpus, tokenizer = corpus or str(doc.get("corpus", {}).get("path") or ""), ckpt.read_vocab(folder)
+        except TinyGPTError:
+            return
+    if corpus:
+        with PrepareBar(quiet) as bar:
+            run_to_end(prepare(corpus, tokenizer), bar)
 
 
 def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
@@ -214,13 +242,13 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
                 info = f"step {ev.step:,}  loss {ev.loss:.4f}  {ev.tokens_per_s:,.0f} tok/s  ETA {_fmt_time(ev.eta_s)}{last_eval}"
                 progress.update(task, completed=int(ev.progress * 1000), info=info)
             elif isinstance(ev, Eval):
-                last_eval = f"  val {ev.val_loss:.4f}"
+                last_eval = f"  val {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char)"
                 progress.console.print(Text(f"step {ev.step:>6,}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f}  "
-                                            f"(best {ev.best_val_loss:.4f})  {_fmt_time(ev.elapsed_s)}"))
+                                            f"{ev.bpc:.3f} bits/char  (best {ev.best_val_loss:.4f})  {_fmt_time(ev.elapsed_s)}"))
                 if ev.sample.strip():
                     progress.console.print(Text(f"  » {printable(ev.sample.strip().splitlines()[0])[:100]}", style="dim"))
             elif isinstance(ev, Finished):
-                vl = f"{ev.val_loss:.4f}" if ev.val_loss is not None else "n/a"
+                vl = f"{ev.val_loss:.4f} ({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte)" if ev.val_loss is not None else "n/a"
                 # the bar's last line is the run's end, not the last step record before it
                 progress.update(task, completed=1000 if ev.reason != "stopped" else None,
                                 info=f"step {ev.step:,}  val {vl}  {_fmt_time(ev.elapsed_s)}")

@@ -187,18 +187,19 @@ class HeadRole:
                 f"word start {self.word_start:4.0%} · induction {self.induction:4.0%}{hint}")
 
 
-def head_roles(model, tokenizer, text: str, windows: int = 16) -> list[HeadRole]:
+def head_roles(model, tokenizer, text, windows: int = 16) -> list[HeadRole]:
     """Per-head attention statistics over ``windows`` evenly spaced windows of the validation split
-    (the last 10% of text). Hints, not proofs: a share is of the attention of the queries where the
-    pattern exists (an earlier word start, an earlier occurrence)."""
+    (the last 10% of text, or its token ids: a Dataset's val array, memory-mapped or not). Hints, not
+    proofs: a share is of the attention of the queries where the pattern exists (an earlier word
+    start, an earlier occurrence)."""
     from tinygpt_tui.data import split_text
 
-    ids = np.array(tokenizer.encode(split_text(text)[1]).ids)
+    ids = np.array(tokenizer.encode(split_text(text)[1]).ids) if isinstance(text, str) else text
     T = min(model.cfg.block_size, len(ids))
     if T < 4:
         raise SettingsError("the validation split has too few known characters to measure the heads")
     starts = np.linspace(0, len(ids) - T, num=min(windows, len(ids) - T + 1)).astype(int)
-    x = np.stack([ids[s : s + T] for s in starts])  # (B, T)
+    x = np.stack([ids[s : s + T] for s in starts]).astype(np.int64)  # (B, T)
     with torch.inference_mode(), evaluating(model):
         _, _, att = model(torch.tensor(x, device=next(model.parameters()).device), return_attention=True)
     att = torch.stack(att).float().cpu().numpy()  # (L, B, H, T, T)
@@ -230,7 +231,7 @@ def head_roles(model, tokenizer, text: str, windows: int = 16) -> list[HeadRole]
     return out
 
 
-def head_hints(model, tokenizer, text: str) -> list[str] | None:
+def head_hints(model, tokenizer, text) -> list[str] | None:
     """head_roles as the model card's lines, or None where the validation split is too short."""
     try:
         return [r.line() for r in head_roles(model, tokenizer, text)]

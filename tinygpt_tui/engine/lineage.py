@@ -1,4 +1,4 @@
-"""Continuing a model on a new book: `tinygpt train NEWBOOK --name B --from A`.
+"""A run's tokenizer, and continuing a model on a new book: `tinygpt train NEWBOOK --name B --from A`.
 
 B starts from A's weights, so it keeps A's architecture (the shapes must match) and A's tokenizer:
 - a BPE tokenizer is kept as it is: any text encodes with it;
@@ -18,9 +18,8 @@ from pathlib import Path
 from tinygpt_tui.config import GPTConfig
 from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig
-from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError
-from tinygpt_tui.data import split_text
-from tinygpt_tui.tokenizer import Tokenizer, new_tokenizer
+from tinygpt_tui.errors import CheckpointError, SettingsError
+from tinygpt_tui.tokenizer import BpeTokenizer, CharTokenizer, Tokenizer
 
 
 @dataclass
@@ -68,17 +67,42 @@ def child_config(given: TrainConfig, parent: Parent) -> TrainConfig:
     return replace(given, **{k: getattr(parent.cfg, k) for k in MODEL_KEYS}, tokenizer=kind, vocab_size=vocab)
 
 
-def run_tokenizer(cfg: TrainConfig, parent: Parent | None, corpus) -> tuple[Tokenizer, dict | None]:
-    """A new run's tokenizer and lineage. From A: A's tokenizer (a character vocabulary with the new
+def run_tokenizer(cfg: TrainConfig, parent: Parent | None) -> tuple:
+    """A new run's tokenizer, as engine/prepare.py takes it (a tokenizer, or a function of the scanned
+    corpus that makes one), and its lineage. From A: A's tokenizer (a character vocabulary with the new
     book's characters appended). Else learned from the corpus: its characters, or a BPE learned from
     the training split alone (the validation text stays unseen, as it does for the weights)."""
-    text = corpus.text
     if parent is not None:
         tok = parent.tokenizer
-        return (tok.grown(text) if tok.kind == "char" else tok), parent.lineage()
-    if len(set(text)) < 2:
-        raise CorpusError(f"the corpus {corpus.name} holds one distinct character: there is nothing to learn")
-    return new_tokenizer(cfg.tokenizer, text if cfg.tokenizer == "char" else split_text(text)[0], cfg.vocab_size), None
+        return (tok if tok.kind == "bpe" else lambda source: tok.grown(source.charset)), parent.lineage()
+    if cfg.tokenizer == "bpe":
+        return (lambda source: learned_bpe(source, cfg.vocab_size)), None
+    return (lambda source: CharTokenizer(source.charset)), None
+
+
+LEARNED: dict = {}  # (corpus sha256, vocabulary size) -> BPE: `tinygpt train` prepares the corpus, then the run does
+
+
+def learned_bpe(source, vocab_size: int) -> BpeTokenizer:
+    """A byte-level BPE learned from the training split of a scanned corpus (the first 90% of each
+    file, as engine/prepare.py splits it), read in chunks: a corpus of any size."""
+    from tinygpt_tui.data import TRAIN_FRACTION
+    from tinygpt_tui.engine.sources import read_chunks
+
+    def train_texts():
+        for f in source.files:
+            left = int(f.chars * TRAIN_FRACTION)
+            for _, text, _ in read_chunks(f):
+                if left <= 0:
+                    break
+                yield text[:left]
+                left -= len(text)
+
+    key = (source.sha256, vocab_size)
+    if key not in LEARNED:
+        LEARNED.clear()
+        LEARNED[key] = BpeTokenizer.train(train_texts(), vocab_size)
+    return LEARNED[key]
 
 
 def load_parent_weights(model, parent: Parent | None) -> None:
