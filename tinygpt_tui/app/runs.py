@@ -172,7 +172,7 @@ class TrainingJob:
                 if first and rec["event"] == "start" and rec.get("resumed"):
                     for old in self.history():
                         post(old)
-                first = False
+                first = first and rec["event"] == "prepare"  # (a corpus's preparation comes before the start)
                 post(rec)
             return ("stopped" if self.stop_event.is_set() else "done"), ""
         except NameTaken as e:  # the screen checks first; this is a folder made in between
