@@ -90,7 +90,7 @@ def eval_cmd(
     from tinygpt_tui.cli.common import PrepareBar
     from tinygpt_tui.data import Dataset
     from tinygpt_tui.engine.corpora import catalog, is_fetched, local_path, resolve_corpus
-    from tinygpt_tui.engine.evaluate import evaluate_split
+    from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, evaluate_split
     from tinygpt_tui.engine.prepare import prepare, run_to_end
     from tinygpt_tui.errors import CorpusError
 
@@ -127,6 +127,8 @@ def eval_cmd(
         bpc, bpb = ("-", "-") if data.dropped else (f"{b:.4f}" for b in bits)
         table.add_row(s, f"{c.split_size(s)[0]:,}", f"{len(data.split(s)):,}", f"{loss:.4f}", bpc, bpb, f"{math.exp(loss):.3f}")
     out.print(table)
+    if any(len(data.split(s)) > MAX_EVAL_TOKENS for s in splits):
+        out.print(Text(f"a split of more than {MAX_EVAL_TOKENS:,} tokens is measured on {MAX_EVAL_TOKENS:,} of them, evenly spread", style="dim"))
     recorded = loaded.doc.get("figures", {}).get("val_loss")
     if "val" in splits and isinstance(recorded, (int, float)) and c.sha256 == loaded.doc.get("corpus", {}).get("sha256"):
         out.print(f"model card: validation loss {recorded:.4f}")
