@@ -48,8 +48,8 @@ def books() -> bytes:
 def generate(folder: Path, total: int, files: int) -> None:
     """``files`` files of total/files bytes each: the books repeated (cut at a line's end)."""
     folder.mkdir(parents=True)
-    text, per = books(), total // files
-    block = text * max(1, (64 << 20) // len(text))  # about 64 MB at a time
+    text, per = books(), total // files  # (written a book at a time: this process stays small, and so does the
+    block = text  # peak RSS its children inherit at fork, which os.wait4 reports with theirs)
     for i in range(files):
         with open(folder / f"book{i:02d}.txt", "wb") as f:
             left = per
@@ -141,6 +141,7 @@ def main(argv=None) -> int:
     ap.add_argument("--gb", type=float, default=5.0, help="size of the generated corpus in GB (10**9 bytes)")
     ap.add_argument("--files", type=int, default=5, help="files of the generated corpus")
     ap.add_argument("--steps", type=int, default=200, help="training steps on each corpus")
+    ap.add_argument("--preset", default="small", help="the preset of those runs (the steps/s comparison is always small's shape)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--speed-steps", type=int, default=20, help="steps per timed repetition of the steps/s comparison")
     ap.add_argument("--reps", type=int, default=6)
@@ -159,12 +160,13 @@ def main(argv=None) -> int:
         return 2
     env = {**os.environ, "TINYGPT_PREPARED_DIR": str(a.workdir / "prepared")}
     big, small, models = a.workdir / "books", a.workdir / "one_mb.txt", a.workdir / "models"
-    result = {"cpu": cpu_name(), "gb": a.gb, "files": a.files, "threads": a.threads}
+    result = {"cpu": cpu_name(), "gb": a.gb, "files": a.files, "threads": a.threads, "preset": a.preset, "steps": a.steps}
     try:
         t0 = time.perf_counter()
         generate(big, total, a.files)
         result["generate_s"] = time.perf_counter() - t0
-        small.write_bytes((big / "book00.txt").read_bytes()[:1_000_000].rsplit(b"\n", 1)[0] + b"\n")
+        with open(big / "book00.txt", "rb") as f:
+            small.write_bytes(f.read(1_000_000).rsplit(b"\n", 1)[0] + b"\n")
         size = sum(f.stat().st_size for f in big.iterdir())
         print(f"generated {size / 1e9:.2f} GB in {a.files} files in {result['generate_s']:.0f} s", flush=True)
 
@@ -176,7 +178,7 @@ def main(argv=None) -> int:
                                          "peak_rss_mb": prep["peak_rss_mb"]}
             print(name, "prepare:", {k: round(v, 1) for k, v in result[f"prepare {name}"].items()}, flush=True)
         for name, corpus in (("1 MB", small), (f"{a.gb:g} GB", big)):
-            tr = run_measured(tinygpt("train", corpus, "--name", f"m{len(name)}", "--models-dir", models, "--preset", "small",
+            tr = run_measured(tinygpt("train", corpus, "--name", f"m{len(name)}", "--models-dir", models, "--preset", a.preset,
                                       "--max-steps", a.steps, "--sample-chars", "0", "--threads", a.threads, "--jsonl"), env)
             fin = json.loads(tr["stdout"].strip().splitlines()[-1])
             result[f"train {name}"] = {"wall_s": tr["wall_s"], "peak_rss_mb": tr["peak_rss_mb"], "val_loss": fin.get("val_loss"),

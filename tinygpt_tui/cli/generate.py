@@ -84,6 +84,8 @@ def eval_cmd(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Loss, bits per character and per byte, and perplexity on a corpus split. The split is read whole: the model card's figure."""
+    import glob
+
     from rich.table import Table
     from rich.text import Text
 
@@ -103,7 +105,7 @@ def eval_cmd(
         corpus = own  # the model card's `--corpus NAME.txt`: the file this model was trained on
     if corpus is None:
         corpus = own
-        if not corpus or not Path(str(corpus)).is_file():  # trained elsewhere: the catalog's text of the same sha256
+        if not corpus or not (Path(corpus).is_file() or Path(corpus).is_dir() or glob.glob(corpus)):  # trained elsewhere: the catalog's text of the same sha256
             same = [e for e in catalog().values() if e.sha256 == recorded.get("sha256")]
             if same and is_fetched(same[0]):
                 corpus = str(local_path(same[0]))

@@ -185,9 +185,9 @@ def prepare_corpus(cfg, quiet: bool) -> None:
     from tinygpt_tui.engine import folder as ckpt
     from tinygpt_tui.engine.presets import check_name
     from tinygpt_tui.engine.prepare import prepare, run_to_end
-    from tinygpt_tui.tokenizer import CharTokenizer
+    from tinygpt_tui.engine.train import new_tokenizer
 
-    corpus, tokenizer = cfg.corpus, lambda source: CharTokenizer(source.charset)
+    corpus, tokenizer = cfg.corpus, new_tokenizer(cfg)
     if not cfg.resume:
         check_name(cfg.name)
         cfg.resolved()  # bad settings are said before a long preparation, as the run would say them

@@ -129,6 +129,11 @@ def step_seed(seed: int, rank: int, step: int, micro: int = 0) -> int:
     return (seed * 1_000_003 + rank * 7_919 + step * 31 + micro) % (2**63 - 1)
 
 
+def new_tokenizer(cfg: TrainConfig):
+    """How a new run makes its tokenizer from its scanned corpus (an engine/sources.Source): its characters."""
+    return lambda source: CharTokenizer(source.charset)
+
+
 # ----------------------------------------------------------------- the run
 class Run:
     """Everything one training run holds; ``events()`` runs it."""
@@ -162,7 +167,7 @@ class Run:
     def _open_corpus(self, want_sha):
         """The corpus prepared into token files (engine/prepare.py: once, then reused while unchanged; ranks
         take turns). A new run's vocabulary is the corpus's characters. The CLI prepares it first, with a bar."""
-        corpus = run_to_end(prepare(self.cfg.corpus, self.tokenizer or (lambda source: CharTokenizer(source.charset))))
+        corpus = run_to_end(prepare(self.cfg.corpus, self.tokenizer or new_tokenizer(self.cfg)))
         if want_sha and want_sha != corpus.sha256:
             raise CorpusError(f"{self.cfg.corpus} is not the corpus {self.cfg.name} was trained on (sha256 differs); resume with the same file")
         if corpus.tokenizer.vocab_size < 2:
