@@ -29,12 +29,15 @@ CHECK_CORPUS_BYTES = 16 * 1024**2  # a corpus up to this size is read before a r
 
 def check_corpus(path: str, block_size: int | None = None) -> None:
     """What the run would say of the corpus (binary, not UTF-8, empty, too short for the context
-    length), said before it starts; corpora past CHECK_CORPUS_BYTES are left to the run."""
+    length), said before it starts; corpora past CHECK_CORPUS_BYTES, folders and globs are left to the run."""
     from tinygpt_tui.data import check_length
     from tinygpt_tui.engine.corpora import read_corpus
 
+    p = Path(path).expanduser()
+    if p.is_dir() or (not p.exists() and any(c in str(path) for c in "*?[")):
+        return  # a folder or a glob of books: the run says what is wrong with them
     try:
-        big = Path(path).expanduser().stat().st_size > CHECK_CORPUS_BYTES
+        big = p.stat().st_size > CHECK_CORPUS_BYTES
     except OSError:
         big = False  # read_corpus says what is wrong with it
     if not big:
