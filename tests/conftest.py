@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
 
 os.environ.setdefault("TINYGPT_TEST", "1")
+os.environ.setdefault("TINYGPT_PROBE", "0")  # no machine probe (engine/probe.py): tests/test_probe.py turns it on
 
 
 def shakespeare_path() -> Path:
