@@ -75,14 +75,14 @@ def bench(
 
         clock = "CPU time (1 thread)" if n == 1 else f"wall clock ({n} threads)"
         t = Table(title=f"Training step against the matmul rate, side by side ({clock})", title_justify="left")
-        for col in ("preset", "params", "tokens", "dtype", "ms/step", "GFLOP/step", "GFLOP/s", "matmul", "of matmul"):
+        for col in ("preset", "params", "tokens", "dtype", "ms/step", "GFLOP/step", "GFLOP/s", "matmul", "of matmul", "+ Muon"):
             t.add_column(col, justify="left" if col in ("preset", "dtype") else "right")
         for r in rows:
             t.add_row(r["preset"], f"{r['params'] / 1e6:.2f}M", f"{r['tokens']:,}", r["precision"], f"{r['ms']:,.1f}",
-                      f"{r['gflop']:,.2f}", f"{r['gflops']:,.0f}", f"{r['matmul_gflops']:,.0f}", f"{r['fraction']:.0%}")
+                      f"{r['gflop']:,.2f}", f"{r['gflops']:,.0f}", f"{r['matmul_gflops']:,.0f}", f"{r['fraction']:.0%}", f"{r['with_muon']:.0%}")
         out.print(t)
         out.print(Text("tokens per step; GFLOP/s of the model's FLOPs and of an N x N matmul in the same precision (N 1024). Model FLOPs only: 6 per matmul weight per token (blocks and output layer) + 12 x layers x context x width "
-                       "per token for attention; Muon's Newton-Schulz iterations, norms and the rest are not counted", style="dim"))
+                       "per token for attention; + Muon: its Newton-Schulz iterations' FLOPs counted too", style="dim"))
     if json_path:
         from pathlib import Path
 
@@ -125,5 +125,6 @@ def efficiency(names: list[str], dtypes: dict, threads: int, seconds: float) -> 
         flops = probe.model_flops(t.model, t.tokens)
         rows.append({"preset": name, "params": t.cfg.param_count(), "tokens": t.tokens, "precision": dtypes[name],
                      "ms": times[name] * 1e3, "gflop": flops / 1e9, "gflops": flops / times[name] / 1e9,
-                     "matmul_gflops": mm / 1e9, "fraction": flops / times[name] / mm})
+                     "matmul_gflops": mm / 1e9, "fraction": flops / times[name] / mm,
+                     "muon_gflop": probe.muon_flops(t.model) / 1e9, "with_muon": (flops + probe.muon_flops(t.model)) / times[name] / mm})
     return rows

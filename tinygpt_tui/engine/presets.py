@@ -38,9 +38,10 @@ PRESETS: dict[str, dict] = {
 }
 
 
-# The steps each budget preset needs to beat the one before it (measured: docs/speedrun.md); "auto" takes
-# the largest preset whose measured step time (engine/probe.py) fits that many steps in the budget.
-BUDGET_STEPS = {"1min": 0, "5min": 1500}
+# The steps each budget preset needs to beat the one before it; "auto" takes the largest preset whose
+# measured step time (engine/probe.py) fits that many in the budget. 550: where 5min overtook 1min, at
+# about 180 s on the 2-core machines measured (docs/performance.md, docs/speedrun.md).
+BUDGET_STEPS = {"1min": 0, "5min": 550}
 RUN_OVERHEAD = 1.1  # evaluations, samples and checkpoints: about a tenth of a budget run's time
 
 

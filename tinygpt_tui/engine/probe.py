@@ -116,6 +116,17 @@ def model_flops(model, tokens: int) -> float:
     return tokens * (6 * weights + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd)
 
 
+def muon_flops(model, ns_steps: int = 5) -> float:
+    """The FLOPs of Muon's Newton-Schulz iterations in one step: per hidden (A x B) matrix, A <= B after a
+    transpose, each iteration X X^T (2A^2B), b G + c G G (2A^3) and a X + P X (2A^2B)."""
+    total = 0
+    for n, p in model.named_parameters():
+        if n.startswith("blocks.") and p.dim() == 2:
+            a, b = sorted(p.shape)
+            total += ns_steps * (4 * a * a * b + 2 * a**3)
+    return float(total)
+
+
 class StepTimer:
     """The training step of ``tinygpt train`` (Muon, gradient clipping, fast kernels) for one shape and
     precision, on fixed batches of a learnable sequence; ``step()`` returns the loss."""
