@@ -163,8 +163,11 @@ class TrainingJob:
         """(worker thread) Train, passing each record to post; returns (state, error) at the end."""
         from tinygpt_tui.engine.train import NameTaken, train
 
+        from tinygpt_tui.engine.probe import settle
+
         first = True
         try:
+            self.cfg = settle(self.cfg)  # on a CPU: the precision, threads and --minutes preset measured here
             for ev in train(self.cfg, self.stop_event):
                 rec = ev.record()
                 rec["time"] = round(time.time(), 3)
