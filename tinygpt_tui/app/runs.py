@@ -161,9 +161,8 @@ class TrainingJob:
 
     def run_thread(self, post) -> tuple[str, str]:
         """(worker thread) Train, passing each record to post; returns (state, error) at the end."""
-        from tinygpt_tui.engine.train import NameTaken, train
-
         from tinygpt_tui.engine.probe import settle
+        from tinygpt_tui.engine.train import NameTaken, train
 
         first = True
         try:
