@@ -52,7 +52,7 @@ def bench(
     import torch
 
     if probe_again:
-        note("measuring this machine (about 10 s) ...")
+        note("measuring this machine (under 10 s on a free core) ...")
         doc = probe.run()
         where = probe.save(doc)
         note(f"cached in {where}" if where else "note: no writable cache folder ($XDG_CACHE_HOME or ~/.cache): not cached")
