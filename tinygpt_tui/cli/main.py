@@ -1,7 +1,7 @@
 """The `tinygpt` command line: `tinygpt` alone opens the app; subcommands work headless.
 
 Each command group lives in a file of its own (train.py, generate.py, inspect.py, convert.py,
-corpus.py, export.py, serve.py, bench.py); this file puts them together. Only typer and the standard library are imported at
+corpus.py, export.py, serve.py, runs.py, bench.py); this file puts them together. Only typer and the standard library are imported at
 start: torch loads inside the commands that need it, so `tinygpt --help` stays fast.
 """
 
@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli import bench, convert, corpus, export, generate, inspect, serve, train
+from tinygpt_tui.cli import bench, convert, corpus, export, generate, inspect, runs, serve, train
 from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ for fn, name in ((train.train, "train"), (generate.generate, "generate"), (gener
 app.add_typer(corpus.corpus_app, name="corpus")
 export.register(app)  # export, import
 serve.register(app)  # serve
+runs.register(app)  # runs, compare, experiment, lesson
 
 
 @app.callback(invoke_without_command=True)

@@ -73,13 +73,10 @@ def train(
     del options["minutes"], options["jsonl"]  # (as time_budget below; and how to print, not a setting)
     options.update(corpus=str(resolve_corpus(corpus)) if corpus is not None else "", time_budget=minutes * 60 if minutes else None,
                    models_dir=str(models_dir) if models_dir else None, command=command_line())
-    cfg = TrainConfig(**options)
-    if cfg.threads is not None and cfg.threads < 1:
-        fail(f"--threads must be at least 1, got {cfg.threads}")
     from tinygpt_tui.engine.probe import settle
 
-    cfg = settle(cfg, note=note)
-    run_training(cfg, jsonl=jsonl)
+    # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py)
+    run_training(settle(TrainConfig(**options), note=note), jsonl=jsonl)
 
 
 def note(line: str) -> None:
@@ -194,6 +191,7 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
     from rich.text import Text
 
+    from tinygpt_tui.engine.runs import Curves, overfitting
     from tinygpt_tui.engine.train import Eval, Finished, Started, Step, train as train_events
     from tinygpt_tui.tokenizer import printable
 
@@ -201,9 +199,11 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
     # started at the first event, so that a run refused before it (a bad corpus, say) prints nothing to stdout
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[info]}"),
                         console=console, transient=False)
-    task, last_eval = None, ""
+    task, last_eval, said = None, "", False
+    curves = Curves()  # the evaluations so far: validation rising while training falls is said once, then kept in the line
     try:
         for ev in train_events(cfg, stop, dist):
+            curves.apply(ev.record())
             if isinstance(ev, Started):
                 what = "resuming" if ev.resumed else "training"
                 budget = [f"{ev.max_steps:,} steps"] if ev.max_steps else []
@@ -223,9 +223,13 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
                 info = f"step {ev.step:,}  loss {ev.loss:.4f}  {ev.tokens_per_s:,.0f} tok/s  ETA {_fmt_time(ev.eta_s)}{last_eval}"
                 progress.update(task, completed=int(ev.progress * 1000), info=info)
             elif isinstance(ev, Eval):
-                last_eval = f"  val {ev.val_loss:.4f}"
+                note = overfitting(curves)
+                last_eval = f"  val {ev.val_loss:.4f}" + ("  overfitting" if note else "")
                 progress.console.print(Text(f"step {ev.step:>6,}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f}  "
                                             f"(best {ev.best_val_loss:.4f})  {_fmt_time(ev.elapsed_s)}"))
+                if note and not said:
+                    progress.console.print(Text(note, style="yellow"))
+                said = bool(note)
                 if ev.sample.strip():
                     progress.console.print(Text(f"  » {printable(ev.sample.strip().splitlines()[0])[:100]}", style="dim"))
             elif isinstance(ev, Finished):
