@@ -171,3 +171,12 @@ def test_model_flops_count_matmuls_and_attention():
     per_layer = 3 * C * C + C * C + 2 * C * H  # q, k, v; the output projection; the MLP's two
     assert probe.model_flops(model, 1000) == 1000 * (6 * (L * per_layer + 65 * C) + 12 * L * T * C)
     assert PRESETS["1min"]["n_embd"] == 128  # (the shape above is the 1min preset's)
+
+
+def test_free_cores_follow_the_load(monkeypatch):
+    monkeypatch.setattr(probe.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert probe.free_cores() == probe.cores()
+    monkeypatch.setattr(probe.os, "getloadavg", lambda: (probe.cores() + 5.0, 0.0, 0.0))
+    assert probe.free_cores() == 1  # a busy machine: one core, never none
+    monkeypatch.setattr(probe.os, "getloadavg", lambda: (1.0, 0.0, 0.0))
+    assert probe.free_cores() == max(1, probe.cores() - 1)

@@ -63,7 +63,7 @@ def free_cores() -> int:
         load = os.getloadavg()[0]
     except (OSError, AttributeError):
         load = 0.0
-    return max(1, min(cores(), cores() - int(load + 0.5) + 1)) if load else cores()
+    return max(1, cores() - int(load + 0.5))
 
 
 def torch_version() -> str:
