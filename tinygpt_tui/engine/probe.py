@@ -1,6 +1,6 @@
 """What runs fastest on this machine, measured rather than assumed: a probe of a few seconds.
 
-    p = probe.run(budget_s=10)     # {"matmul_gflops": {"fp32": .., "bf16": ..}, "step_ms": {...}, ...}
+    p = probe.run()                # {"matmul_gflops": {"fp32": .., "bf16": ..}, "step_ms": {...}, ...}
     probe.settle(cfg, note=print)  # --dtype auto, --threads unset, --preset auto: filled from the probe
 
 It times, on the CPU, a large matmul in fp32 and in bf16, the training step (Muon, as `tinygpt
@@ -21,7 +21,7 @@ import platform
 import time
 from pathlib import Path
 
-from tinygpt_tui.engine.files import atomic_write, read_json
+from tinygpt_tui.engine.files import atomic_write, read_json, read_text
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 
 VERSION = 1
@@ -37,18 +37,16 @@ VOCAB = 65  # Tiny Shakespeare's characters: the budget presets' vocabulary
 # ----------------------------------------------------------------- the machine
 def cpu_identity() -> dict:
     """The CPU's model name, a hash of its feature flags and its core count (what a cache belongs to)."""
-    name, flags = platform.processor() or platform.machine(), ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:  # (procfs: size 0, read whole)
-            info = f.read(4 * 1024 * 1024)
-        for line in info.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and name in (platform.processor(), platform.machine()):
-                name = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
-                flags = " ".join(sorted(value.split()))
-    except OSError:
-        pass
+    info = {}
+    try:  # (Linux; elsewhere the platform's name, and no flags)
+        text = read_text("/proc/cpuinfo", "/proc/cpuinfo", 8 * 1024 * 1024, error=SettingsError)
+    except TinyGPTError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())  # the first processor's
+    name = info.get("model name") or platform.processor() or platform.machine()
+    flags = " ".join(sorted((info.get("flags") or info.get("Features") or "").split()))
     return {"cpu": name[:200], "flags": hashlib.sha256(flags.encode()).hexdigest()[:16], "cores": os.cpu_count() or 1}
 
 
@@ -203,15 +201,13 @@ def thread_times(timer: StepTimer, n: int, budget_s: float) -> dict[int, float]:
 
 
 def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = True) -> dict:
-    """Measure this CPU in about ``budget_s`` seconds: the matmul rate in each precision, each budget preset's
-    step (``presets``: name -> preset dict; default the budget presets), the smallest one's on 1 thread
+    """Measure this CPU in about ``budget_s`` seconds: the matmul rate in each precision, each preset's step
+    (``presets``: name -> preset dict; default tiny and the budget presets), the smallest budget one's on 1 thread
     against all cores. bf16 is measured at the smallest preset; the larger ones in bf16 alone when it won
     there (its lead grows with the width), in both otherwise. ``bf16=False`` leaves bf16 out."""
     import torch
 
-    from tinygpt_tui.engine.presets import BUDGET_PRESETS
-
-    from tinygpt_tui.engine.presets import PRESETS
+    from tinygpt_tui.engine.presets import BUDGET_PRESETS, PRESETS
 
     presets = presets or {"tiny": PRESETS["tiny"], **BUDGET_PRESETS}
     order = sorted(presets, key=lambda k: _size(presets[k]))
@@ -254,8 +250,14 @@ def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = Tr
 
 # ----------------------------------------------------------------- the cache
 def cache_path() -> Path | None:
-    base = os.environ.get("XDG_CACHE_HOME") or (str(Path.home() / ".cache") if Path.home() != Path("/") else "")
-    return Path(base) / "tinygpt" / CACHE_FILE if base else None
+    """$XDG_CACHE_HOME/tinygpt/probe.json (~/.cache by default); None without a home to put it in."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # no HOME and no password entry
+            return None
+    return Path(base) / "tinygpt" / CACHE_FILE
 
 
 def _positive(v) -> bool:
