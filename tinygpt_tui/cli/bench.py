@@ -71,17 +71,19 @@ def bench(
                    + "; ".join(f"--minutes {m:g}: preset {_auto(m, doc)}" for m in (1, 5, 10))))
     rows = efficiency(names, dtypes, n, seconds) if names else []
     if rows:
+        from rich import box
         from rich.table import Table
 
-        clock = "CPU time (1 thread)" if n == 1 else f"wall clock ({n} threads)"
-        t = Table(title=f"Training step against the matmul rate, side by side ({clock})", title_justify="left")
-        for col in ("preset", "params", "tokens", "dtype", "ms/step", "GFLOP/step", "GFLOP/s", "matmul", "of matmul", "+ Muon"):
+        clock = "CPU time, 1 thread" if n == 1 else f"wall clock, {n} threads"
+        t = Table(title=f"Training step against the matmul rate, side by side ({clock})", title_justify="left", box=box.SIMPLE,
+                  padding=(0, 0, 0, 1), pad_edge=False)
+        for col in ("preset", "params", "tokens", "dtype", "ms/step", "GFLOP", "GFLOP/s", "matmul", "of matmul", "+ Muon"):
             t.add_column(col, justify="left" if col in ("preset", "dtype") else "right")
         for r in rows:
             t.add_row(r["preset"], f"{r['params'] / 1e6:.2f}M", f"{r['tokens']:,}", r["precision"], f"{r['ms']:,.1f}",
                       f"{r['gflop']:,.2f}", f"{r['gflops']:,.0f}", f"{r['matmul_gflops']:,.0f}", f"{r['fraction']:.0%}", f"{r['with_muon']:.0%}")
         out.print(t)
-        out.print(Text("tokens per step; GFLOP/s of the model's FLOPs and of an N x N matmul in the same precision (N 1024). Model FLOPs only: 6 per matmul weight per token (blocks and output layer) + 12 x layers x context x width "
+        out.print(Text("tokens and GFLOP per step; GFLOP/s of the model's FLOPs and of an N x N matmul in the same precision (N 1024). Model FLOPs only: 6 per matmul weight per token (blocks and output layer) + 12 x layers x context x width "
                        "per token for attention; + Muon: its Newton-Schulz iterations' FLOPs counted too", style="dim"))
     if json_path:
         from pathlib import Path
