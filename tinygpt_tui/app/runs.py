@@ -162,10 +162,12 @@ class TrainingJob:
 
     def run_thread(self, post) -> tuple[str, str]:
         """(worker thread) Train, passing each record to post; returns (state, error) at the end."""
+        from tinygpt_tui.engine.probe import settle
         from tinygpt_tui.engine.train import NameTaken, train
 
         first = True
         try:
+            self.cfg = settle(self.cfg)  # on a CPU: the precision, threads and --minutes preset measured here
             for ev in train(self.cfg, self.stop_event):
                 rec = ev.record()
                 rec["time"] = round(time.time(), 3)
