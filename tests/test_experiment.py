@@ -225,7 +225,7 @@ def test_experiment_command_trains_ranks_samples_and_draws(small_corpus, tmp_pat
                        "--threads", "1", "--sample-chars", "20", "--x", "steps", "--models-dir", tmp_path)
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert "estimated time" in out and "ranked by validation loss" in out and "samples" in out and "validation loss" in out
+    assert "estimated time" in out and "ranked by bits per character" in out and "samples" in out and "validation loss" in out
     assert out.index("n_layer=1: finished") < out.index("n_layer=2: finished")
     assert (tmp_path / "cli" / "n_layer=2" / "config.json").exists()
     r = tinygpt_inproc("runs", "--models-dir", tmp_path)

@@ -103,7 +103,7 @@ def compare_cmd(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Overlay the loss curves of several runs on one chart, with a table of their final figures."""
-    from tinygpt_tui.engine.runs import STAGES, Curves, book_of, expand_run, overfitting, stage, summarize
+    from tinygpt_tui.engine.runs import LN2, STAGES, Curves, book_of, expand_run, overfitting, stage, summarize
 
     _check_x(x)
     if curves not in ("val", "train", "both"):
@@ -132,9 +132,10 @@ def compare_cmd(
                            style="red"))
     for name, c in named:
         s = next(s for s in summaries if s.name == name)
-        reached = stage(s.corpus, s.val_loss)
+        per_char = s.bpc * LN2 if s.bpc is not None else None  # (the stages are in nats per character, whatever the tokens)
+        reached = stage(s.corpus, per_char)
         if reached and name not in other:
-            con.print(Text(one_line(f"{name}: at {s.val_loss:.2f}, a model on this book shows {reached[1]}"), style="dim"))
+            con.print(Text(one_line(f"{name}: at {per_char:.2f} per character, a model on this book shows {reached[1]}"), style="dim"))
         note = overfitting(c)
         if note:
             con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
@@ -227,7 +228,7 @@ def show_results(plan, prompt: str, sample_chars: int, x: str) -> None:
     con = new_console()
     rows = E.results(plan)
     seeds = plan.spec.seeds > 1
-    t = Table(title=f"{plan.spec.title or plan.spec.name}: ranked by validation loss", title_justify="left", header_style="bold")
+    t = Table(title=f"{plan.spec.title or plan.spec.name}: ranked by bits per character", title_justify="left", header_style="bold")
     for col in ("#", "member", "val loss" + (" (mean ± std)" if seeds else ""), "bits/\nchar", "params", "min", "tok/s", "status"):
         t.add_column(col, justify="left" if col in ("member", "status") else "right", overflow="fold")
     for i, r in enumerate(rows):

@@ -33,11 +33,11 @@ from tinygpt_tui.errors import CheckpointError, SettingsError, TinyGPTError
 
 FORMAT = "tinygpt-experiment/1"
 TRAIN_KEYS = ("batch_size", "grad_accum", "lr", "min_lr_ratio", "warmup_steps", "optimizer", "muon_lr", "weight_decay", "beta1",
-              "beta2", "grad_clip", "eval_interval", "eval_iters", "log_interval", "sample_chars", "preset", "dtype")
+              "beta2", "grad_clip", "eval_interval", "eval_iters", "log_interval", "sample_chars", "preset", "dtype", "tokenizer", "vocab_size")
 KEYS = MODEL_KEYS + TRAIN_KEYS  # what a grid can vary (and --set can fix for every member)
 ALIASES = {"pos": "pos_encoding", "context": "block_size", "layers": "n_layer", "heads": "n_head", "width": "n_embd"}
 KINDS = {**{k: int for k in ("block_size", "n_layer", "n_head", "n_embd", "batch_size", "grad_accum", "warmup_steps",
-                              "eval_interval", "eval_iters", "log_interval", "sample_chars")},
+                              "eval_interval", "eval_iters", "log_interval", "sample_chars", "vocab_size")},
          **{k: float for k in ("dropout", "mlp_ratio", "lr", "min_lr_ratio", "muon_lr", "weight_decay", "beta1", "beta2", "grad_clip")},
          **{k: bool for k in ("bias", "tie_weights")}}  # the rest are words
 MAX_MEMBERS, MAX_SEEDS = 64, 10
@@ -465,7 +465,8 @@ def _mean(vals):
 
 
 def results(plan: Plan) -> list[Row]:
-    """One row per member (its seeds together), ranked by mean validation loss; unfinished ones last."""
+    """One row per member (its seeds together), ranked by bits per character (validation loss when a run has
+    none; per token it would not compare across tokenizers); unfinished ones last."""
     rows = []
     for group in dict.fromkeys(m.group for m in plan.members):
         ms = [m for m in plan.members if m.group == group]
@@ -476,7 +477,8 @@ def results(plan: Plan) -> list[Row]:
         rows.append(Row(group, ms[0].settings, runs, _mean(losses), statistics.stdev(losses) if len(losses) > 1 else None,
                         _mean([r.bpc for r in done]), max((r.params for r in runs), default=0), _mean([r.minutes for r in done]),
                         _mean([r.tokens_per_s for r in done]), status))
-    return sorted(rows, key=lambda r: (r.val_loss is None, r.val_loss if r.val_loss is not None else 0.0))
+    by = "bpc" if all(r.bpc is not None for r in rows if r.val_loss is not None) else "val_loss"  # (comparable across tokenizers)
+    return sorted(rows, key=lambda r: (getattr(r, by) is None, getattr(r, by) or 0.0))
 
 
 def samples(plan: Plan, prompt: str = "\n", chars: int = 200, seed: int = 0) -> list[tuple[str, str]]:

@@ -116,8 +116,7 @@ def summarize(folder, name: str | None = None) -> RunSummary:
     s.corpus_sha256 = str(corpus.get("sha256", ""))[:64]
     s.model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
     s.training = doc.get("training") if isinstance(doc.get("training"), dict) else {}
-    tok = doc.get("tokenizer")
-    s.tokenizer = str(tok.get("kind", "char") if isinstance(tok, dict) else tok or "char")[:40]
+    s.tokenizer = str(getattr(info, "tokenizer", "") or s.training.get("tokenizer") or "char")[:40]  # "char", "bpe 512"
     s.params, s.context = info.params or s.params, info.block_size or s.context
     figures = doc.get("figures") if isinstance(doc.get("figures"), dict) else {}
     if s.status != "training":
@@ -132,6 +131,8 @@ def summarize(folder, name: str | None = None) -> RunSummary:
             s.tokens_seen = figures["tokens_seen"]
         if s.minutes is None and number(figures.get("train_time_s")):
             s.minutes = figures["train_time_s"] / 60
+    if s.status != "training" and number(figures.get("val_bpc")):
+        s.bpc = figures["val_bpc"]  # the run's own: bits per character of the validation text, whatever its tokens
     if s.bpc is None and s.val_loss is not None and s.tokenizer == "char":
         s.bpc = s.val_loss / LN2
     if s.minutes and s.tokens_seen:
