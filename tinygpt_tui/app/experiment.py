@@ -151,6 +151,7 @@ class ExperimentScreen(Screen):
         Binding("ctrl+s", "start", "Start", tooltip="Start, or resume a stopped experiment of this name", id="exp-start"),
         Binding("ctrl+o", "stop", "Stop", tooltip="Stop; finished members are kept", id="exp-stop"),
         Binding("f7", "samples", "Samples", tooltip="The chart, or the members' samples side by side", id="exp-samples"),
+        Binding("f3", "app.show_runs", "Runs", tooltip="Compare runs", id="exp-show-runs"),
         *FOCUS_KEYS,
     ]
 
