@@ -162,17 +162,19 @@ class TrainingJob:
 
     def run_thread(self, post) -> tuple[str, str]:
         """(worker thread) Train, passing each record to post; returns (state, error) at the end."""
+        from tinygpt_tui.engine.probe import settle
         from tinygpt_tui.engine.train import NameTaken, train
 
         first = True
         try:
+            self.cfg = settle(self.cfg)  # on a CPU: the precision, threads and --minutes preset measured here
             for ev in train(self.cfg, self.stop_event):
                 rec = ev.record()
                 rec["time"] = round(time.time(), 3)
                 if first and rec["event"] == "start" and rec.get("resumed"):
                     for old in self.history():
                         post(old)
-                first = False
+                first = first and rec["event"] == "prepare"  # (a corpus's preparation comes before the start)
                 post(rec)
             return ("stopped" if self.stop_event.is_set() else "done"), ""
         except NameTaken as e:  # the screen checks first; this is a folder made in between
