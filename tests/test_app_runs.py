@@ -264,6 +264,28 @@ async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(t
         assert again.curves["n_layer=2"].steps[-1] == 30
 
 
+
+async def test_quitting_while_an_experiment_runs_asks_then_saves_the_member(tmp_path, one_thread):
+    from tinygpt_tui.app.app import Confirm
+    from tinygpt_tui.engine.experiment import member_states
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await experiment_screen(pilot, app, name="quit", corpus=corpus, steps=100000, vary1="n_layer=1,2", set=TINY_SET)
+        await pilot.press("ctrl+s")
+        job = app.experiment
+        assert await wait_for(pilot, lambda: job.running and len(job.curves[job.running].steps) >= 2, timeout=120), notes(app)
+        await pilot.press("ctrl+q")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        assert await wait_for(pilot, lambda: not job.active, timeout=120)
+    assert job.state == "stopped" and job.members == {"n_layer=1": "stopped", "n_layer=2": "queued"}
+    assert member_states(job.plan)["n_layer=1"]["state"] == "stopped"
+    assert (d / "quit" / "n_layer=1" / "model.safetensors").exists()  # saved where it stopped: Start resumes it
+
+
 async def test_an_impossible_grid_is_refused_before_anything_runs(tmp_path, monkeypatch):
     corpora = tmp_path / "corpora"
     corpora.mkdir()

@@ -102,8 +102,9 @@ class TinyGPTApp(App):
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("ctrl+g", "show_generate", "Generate", id="show-generate"),
         Binding("ctrl+t", "show_training", "Train", id="show-training"),
-        Binding("f3", "show_runs", "Runs", tooltip="Compare runs", id="show-runs"),
-        Binding("f4", "show_experiment", "Experiment", tooltip="Run a lesson or a grid of runs", id="show-experiment"),
+        # (in the footers of the screens with room for them: not the generate screen's at 80 columns)
+        Binding("f3", "show_runs", "Runs", show=False, id="show-runs"),
+        Binding("f4", "show_experiment", "Experiment", show=False, id="show-experiment"),
         # priority: done as the key is read; as an Input's own binding it runs after the keys typed
         # behind it in the same burst, and deletes them too
         Binding("ctrl+u", "edit('delete_left_all')", "Delete line", show=False, priority=True, id="delete-line"),

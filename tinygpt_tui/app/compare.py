@@ -72,6 +72,7 @@ class RunsScreen(Screen):
         Binding("a", "check_all", "All", tooltip="Check every run", id="runs-all"),
         Binding("n", "check_none", "None", show=False, id="runs-none"),
         Binding("f5", "relist", "Refresh", show=False, id="runs-refresh"),
+        Binding("f4", "app.show_experiment", "Experiment", tooltip="Run a lesson or a grid of runs", id="runs-show-experiment"),
     ]
 
     def __init__(self):

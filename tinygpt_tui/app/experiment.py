@@ -151,6 +151,7 @@ class ExperimentScreen(Screen):
         Binding("ctrl+s", "start", "Start", tooltip="Start, or resume a stopped experiment of this name", id="exp-start"),
         Binding("ctrl+o", "stop", "Stop", tooltip="Stop; finished members are kept", id="exp-stop"),
         Binding("f7", "samples", "Samples", tooltip="The chart, or the members' samples side by side", id="exp-samples"),
+        Binding("f3", "app.show_runs", "Runs", tooltip="Compare runs", id="exp-show-runs"),
         *FOCUS_KEYS,
     ]
 
@@ -159,6 +160,7 @@ class ExperimentScreen(Screen):
         self.lessons: list = []
         self.drawn = None
         self.text_for = None  # the job whose lesson text is shown
+        self.samples_of = None  # (job, how many samples) shown
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -394,8 +396,9 @@ class ExperimentScreen(Screen):
 
     def draw_samples(self, job) -> None:
         box = self.query_one("#exp-samples", Horizontal)
-        if len(box.children) == len(job.samples):
+        if self.samples_of == (job, len(job.samples)):
             return
+        self.samples_of = (job, len(job.samples))
         box.remove_children()
         for name, text in job.samples:
             s = Static(Text(printable(text)), classes="exp-sample")
