@@ -236,7 +236,7 @@ def test_train_on_a_folder_reports_bits_per_character_everywhere(books, tmp_path
     doc = json.loads((models / "m" / "config.json").read_text(encoding="utf-8"))
     assert doc["figures"]["val_bpc"] == pytest.approx(fin["bpc"]) and doc["corpus"]["name"] == "books"
     assert f"{fin['bpc']:.4f}" in (models / "m" / "README.md").read_text(encoding="utf-8")
-    out = tinygpt_inproc("eval", "m", "--models-dir", models, "--corpus", books)
+    out = tinygpt_inproc("eval", "m", "--models-dir", models)  # its own corpus: the folder it was trained on
     assert out.returncode == 0, out.stderr
     assert "bits/char" in out.stdout and f"{fin['bpc']:.4f}" in out.stdout
 
