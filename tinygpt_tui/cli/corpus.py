@@ -102,17 +102,17 @@ def models(models_dir: Optional[Path] = ModelsDir):
     broken = any(i.status == "broken" for i in infos)
     table = Table(title=Text(f"models in {one_line(d)}"), title_justify="left",
                   caption="a broken model's whole reason: tinygpt eval NAME" if broken else None, caption_justify="left")
-    for col, just in (("name", "left"), ("params", "right"), ("context", "right"), ("corpus", "left"), ("val loss", "right"),
-                      ("steps", "right"), ("size", "right")):
-        table.add_column(col, justify=just)
+    for col, just in (("name", "left"), ("params", "right"), ("context", "right"), ("tokens", "left"), ("corpus", "left"), ("val loss", "right"),
+                      ("steps", "right"), ("size", "right")):  # (a narrow terminal shortens the corpus before the name)
+        table.add_column(col, justify=just, min_width=min(max(len(i.name) for i in infos), 16) if col == "name" else None)
     for i in infos:
         size = f"{i.size_bytes / 1e6:,.1f} MB"
         if not i.ok:  # a run's own status ("training…", "no checkpoint yet"), or why it is broken, on one line
             why = Text(("broken: " if i.status == "broken" else "") + one_line(i.error), style="red" if i.status == "broken" else "yellow",
                        no_wrap=True, overflow="ellipsis")
-            table.add_row(Text(one_line(i.name)), "", "", why, "", "", size)
+            table.add_row(Text(one_line(i.name)), "", "", "", why, "", "", size)
             continue
         vl = f"{i.val_loss:.4f}" if i.val_loss is not None else "-"
-        table.add_row(Text(one_line(i.name)), f"{i.params / 1e6:,.2f}M", f"{i.block_size:,}", Text(one_line(i.corpus)), vl,
+        table.add_row(Text(one_line(i.name)), f"{i.params / 1e6:,.2f}M", f"{i.block_size:,}", i.tokenizer, Text(one_line(i.corpus)), vl,
                       f"{i.step:,}", size)
     console().print(table)

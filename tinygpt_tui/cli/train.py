@@ -26,7 +26,10 @@ def train(
     preset: str = O("auto", help="Size preset: auto (sized for --minutes; small without it), 1min, 5min, tiny, small, medium, large, nanogpt."),
     minutes: Optional[float] = O(None, "--minutes", "-m", help="Wall-clock budget in minutes; the learning-rate schedule fits it."),
     max_steps: Optional[int] = O(None, "--max-steps", help="Optimizer steps (default 2000 when no --minutes)."),
-    block_size: Optional[int] = O(None, "--block-size", help="Context length in characters (default: 128)."),
+    block_size: Optional[int] = O(None, "--block-size", help="Context length in tokens (default: 128)."),
+    tokenizer: Optional[str] = O(None, "--tokenizer", help="char (one token per character, the default) or bpe (byte-level BPE learned from the corpus)."),
+    vocab_size: Optional[int] = O(None, "--vocab-size", help="With --tokenizer bpe: how many tokens (default 512)."),
+    init_from: Optional[str] = O(None, "--from", help="Start from this model's weights (its architecture and tokenizer; new characters get fresh rows)."),
     n_layer: Optional[int] = O(None, "--n-layer", help="Transformer layers."),
     n_head: Optional[int] = O(None, "--n-head", help="Attention heads per layer."),
     n_embd: Optional[int] = O(None, "--n-embd", help="Embedding size (divisible by --n-head)."),
@@ -55,8 +58,8 @@ def train(
     sample_chars: int = O(200, "--sample-chars", help="Characters sampled at each evaluation (0: none)."),
     seed: int = O(1337, "--seed"),
     device: str = O("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps."),
-    dtype: str = O("auto", "--dtype", help="auto, fp32, bf16, fp16."),
-    threads: Optional[int] = O(None, "--threads", help="CPU threads for torch."),
+    dtype: str = O("auto", "--dtype", help="auto (measured on this machine's CPU; bf16 on a GPU), fp32, bf16, fp16 (GPUs)."),
+    threads: Optional[int] = O(None, "--threads", help="CPU threads for torch (default: measured on this machine, see `tinygpt bench`)."),
     resume: bool = O(False, "--resume", help="Continue the model's last checkpoint."),
     jsonl: bool = O(False, "--jsonl", help="Print events as JSON lines instead of a progress bar."),
     models_dir: Optional[Path] = ModelsDir,
@@ -73,7 +76,17 @@ def train(
     del options["minutes"], options["jsonl"]  # (as time_budget below; and how to print, not a setting)
     options.update(corpus=str(resolve_corpus(corpus)) if corpus is not None else "", time_budget=minutes * 60 if minutes else None,
                    models_dir=str(models_dir) if models_dir else None, command=command_line())
-    run_training(TrainConfig(**options), jsonl=jsonl)
+    from tinygpt_tui.engine.probe import settle
+
+    # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py)
+    run_training(settle(TrainConfig(**options), note=note), jsonl=jsonl)
+
+
+def note(line: str) -> None:
+    """One dim line on stderr (stdout stays the run's, JSON lines with --jsonl)."""
+    from rich.text import Text
+
+    new_console(stderr=True).print(Text(one_line(line), style="dim"))
 
 
 def command_line() -> str:
@@ -184,13 +197,15 @@ def prepare_corpus(cfg, quiet: bool) -> None:
     from tinygpt_tui.cli.common import PrepareBar
     from tinygpt_tui.engine import folder as ckpt
     from tinygpt_tui.engine.presets import check_name
+    from tinygpt_tui.engine.lineage import run_tokenizer
     from tinygpt_tui.engine.prepare import prepare, run_to_end
-    from tinygpt_tui.engine.train import new_tokenizer
 
-    corpus, tokenizer = cfg.corpus, new_tokenizer(cfg)
+    corpus = cfg.corpus
     if not cfg.resume:
         check_name(cfg.name)
-        cfg.resolved()  # bad settings are said before a long preparation, as the run would say them
+        if cfg.init_from:
+            return  # the run prepares it with A's tokenizer, once A is checked
+        tokenizer = run_tokenizer(cfg.resolved(), None)[0]  # bad settings are said before a long preparation, as the run would say them
     else:
         try:
             folder = (Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()) / cfg.name
@@ -207,6 +222,7 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
     from rich.text import Text
 
+    from tinygpt_tui.engine.runs import Curves, overfitting
     from tinygpt_tui.engine.train import Eval, Finished, Started, Step, train as train_events
     from tinygpt_tui.tokenizer import printable
 
@@ -214,14 +230,17 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
     # started at the first event, so that a run refused before it (a bad corpus, say) prints nothing to stdout
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[info]}"),
                         console=console, transient=False)
-    task, last_eval = None, ""
+    task, last_eval, said = None, "", False
+    curves = Curves()  # the evaluations so far: validation rising while training falls is said once, then kept in the line
     try:
         for ev in train_events(cfg, stop, dist):
+            curves.apply(ev.record())
             if isinstance(ev, Started):
                 what = "resuming" if ev.resumed else "training"
                 budget = [f"{ev.max_steps:,} steps"] if ev.max_steps else []
                 budget += [f"{ev.time_budget / 60:.1f} min"] if ev.time_budget else []
-                console.print(Text(f"{what} {one_line(cfg.name)}: {ev.params / 1e6:.2f}M parameters on {ev.device}, {ev.dtype}, "
+                source = f" from {one_line(cfg.init_from)}" if cfg.init_from and not ev.resumed else ""
+                console.print(Text(f"{what} {one_line(cfg.name)}{source}: {ev.params / 1e6:.2f}M parameters, {ev.tokenizer or 'char'} tokens, on {ev.device}, {ev.dtype}, "
                                    f"{ev.tokens_per_step:,} tokens/step, {' or '.join(budget)}"
                                    + (f", {ev.world_size} processes" if ev.world_size > 1 else "")))
                 if ev.accum > max(cfg.grad_accum // ev.world_size, 1) and ev.activation_mb is not None:
@@ -236,9 +255,13 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
                 info = f"step {ev.step:,}  loss {ev.loss:.4f}  {ev.tokens_per_s:,.0f} tok/s  ETA {_fmt_time(ev.eta_s)}{last_eval}"
                 progress.update(task, completed=int(ev.progress * 1000), info=info)
             elif isinstance(ev, Eval):
-                last_eval = f"  val {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char)"
+                note = overfitting(curves)
+                last_eval = f"  val {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char)" + ("  overfitting" if note else "")
                 progress.console.print(Text(f"step {ev.step:>6,}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f}  "
                                             f"{ev.bpc:.3f} bits/char  (best {ev.best_val_loss:.4f})  {_fmt_time(ev.elapsed_s)}"))
+                if note and not said:
+                    progress.console.print(Text(note, style="yellow"))
+                said = bool(note)
                 if ev.sample.strip():
                     progress.console.print(Text(f"  » {printable(ev.sample.strip().splitlines()[0])[:100]}", style="dim"))
             elif isinstance(ev, Finished):

@@ -78,16 +78,28 @@ def _read(folder, start: int, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def read_metrics(folder, start: int = 0) -> tuple[list[dict], int]:
-    """Complete records from byte offset ``start``, and the offset to go on from. A line still being
-    written is left for the next call; one past MAX_LINE without an end is skipped, not read again and again."""
+def read_lines(folder, start: int = 0) -> tuple[list[bytes], int]:
+    """The complete lines from byte offset ``start`` (unparsed), and the offset to go on from. A line still
+    being written is left for the next call; one past MAX_LINE without an end is skipped, not read again and again."""
     chunk = _read(folder, start, MAX_READ)
     if not chunk:
         return [], start
     end = chunk.rfind(b"\n") + 1
     if end == 0 and len(chunk) > MAX_LINE:
         return [], start + len(chunk)  # the rest of that line is refused when it ends
-    return _parse(chunk[:end].splitlines())[0], start + end
+    return chunk[:end].splitlines(), start + end
+
+
+def parse_record(line: bytes) -> dict | None:
+    """One line as a usable record, or None."""
+    records, _ = _parse([line])
+    return records[0] if records else None
+
+
+def read_metrics(folder, start: int = 0) -> tuple[list[dict], int]:
+    """Complete records from byte offset ``start``, and the offset to go on from (see read_lines)."""
+    lines, offset = read_lines(folder, start)
+    return _parse(lines)[0], offset
 
 
 def truncate_metrics(folder, after_step: int) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tinygpt_tui.data import Dataset
 from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.engine.lineage import child_config, load_parent_weights, read_parent, run_tokenizer
 from tinygpt_tui.engine.device import activation_bytes_per_sequence, autocast, check_fits, memory_budget_bytes, micro_batch_split
 from tinygpt_tui.engine.distributed import DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests
 from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, estimate_loss, evaluate_split  # noqa: F401 (also `from engine.train import`)
@@ -31,7 +32,6 @@ from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
 from tinygpt_tui.engine.prepare import prepare, run_to_end
 from tinygpt_tui.engine.presets import NameTaken, TrainConfig, build_optimizer, check_name, lr_at, resume_config
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
-from tinygpt_tui.tokenizer import CharTokenizer
 
 
 # ----------------------------------------------------------------- events
@@ -56,6 +56,7 @@ class Started(Event):
     world_size: int
     model: dict = field(default_factory=dict)
     corpus: str = ""
+    tokenizer: str = ""  # "char", "bpe 512"
     resumed: bool = False
     dropped_chars: list = field(default_factory=list)
     micro_batch: int = 0  # sequences per forward pass ...
@@ -129,11 +130,6 @@ def step_seed(seed: int, rank: int, step: int, micro: int = 0) -> int:
     return (seed * 1_000_003 + rank * 7_919 + step * 31 + micro) % (2**63 - 1)
 
 
-def new_tokenizer(cfg: TrainConfig):
-    """How a new run makes its tokenizer from its scanned corpus (an engine/sources.Source): its characters."""
-    return lambda source: CharTokenizer(source.charset)
-
-
 # ----------------------------------------------------------------- the run
 class Run:
     """Everything one training run holds; ``events()`` runs it."""
@@ -150,24 +146,26 @@ class Run:
         self.folder = models_dir / cfg.name
         self.start_step, self.elapsed_before, self.tokens_before = 0, 0.0, 0
         self.best_val = self.best_step = self.best_train = self.best_weights = None
+        self.parent = read_parent(cfg) if cfg.init_from else None  # --from A (engine/lineage.py)
         if not cfg.resume:
-            cfg = cfg.resolved()
+            cfg = (child_config(cfg, self.parent) if self.parent else cfg).resolved()
             if (self.folder / ckpt.CONFIG).exists():
                 raise NameTaken(cfg.name, models_dir)
-            return cfg, None, None, None
+            tokenizer, self.lineage = run_tokenizer(cfg, self.parent)  # (a function of the scanned corpus, or A's)
+            return cfg, None, tokenizer, None
         if not self.folder.is_dir():
             raise CheckpointError(f"nothing to resume: {self.folder} does not exist")
         doc, model_cfg = ckpt.check_folder(self.folder)
         tensors, meta = ckpt.load_train_state(self.folder)
-        cfg = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", ""))
+        cfg, self.lineage = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", "")), doc.get("lineage")
         self.start_step, self.elapsed_before, self.tokens_before = meta["step"], meta.get("elapsed_s", 0.0), meta.get("tokens_seen", 0)
         self._resume_best(meta, doc, tensors)
         return cfg, doc.get("corpus", {}).get("sha256"), ckpt.read_vocab(self.folder), (tensors, meta)
 
     def _open_corpus(self, want_sha):
         """The corpus prepared into token files (engine/prepare.py: once, then reused while unchanged; ranks
-        take turns). A new run's vocabulary is the corpus's characters. The CLI prepares it first, with a bar."""
-        corpus = run_to_end(prepare(self.cfg.corpus, self.tokenizer or new_tokenizer(self.cfg)))
+        take turns), with the run's tokenizer (engine/lineage.py's run_tokenizer). The CLI prepares it first, with a bar."""
+        corpus = run_to_end(prepare(self.cfg.corpus, self.tokenizer))
         if want_sha and want_sha != corpus.sha256:
             raise CorpusError(f"{self.cfg.corpus} is not the corpus {self.cfg.name} was trained on (sha256 differs); resume with the same file")
         if corpus.tokenizer.vocab_size < 2:
@@ -229,6 +227,7 @@ class Run:
         check_fits(self.model_cfg, self.micro_batch, self.device, budget)  # before the model exists
         torch.manual_seed(cfg.seed)
         self.model = model.GPT(self.model_cfg).to(self.device)
+        load_parent_weights(self.model, self.parent)  # --from A: A's weights, fresh rows for new characters
         if fast.enabled():
             accelerate(self.model)  # fast/kernels.py: the same function, faster on a CPU (no-op elsewhere)
         self.model.checkpointing = bool(cfg.checkpoint_activations)
@@ -275,7 +274,7 @@ class Run:
             },
             "device": self.device_name, "dtype": self.dtype, "world_size": self.dist.world_size, "command": cfg.command,
             "versions": {"tinygpt": __version__, "torch": torch.__version__.split("+")[0]},
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"heads": heads} if heads else {}),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"heads": heads} if heads else {}), **({"lineage": self.lineage} if self.lineage else {}),
         }
         tensors, meta = self.optimizer.to_tensors()
         meta.update(elapsed_s=elapsed, tokens_seen=tokens, best_val_loss=self.best_val, best_step=self.best_step, seed=cfg.seed)
@@ -380,7 +379,7 @@ class Run:
         yield emit(Started(
             step=self.start_step, max_steps=cfg.max_steps, time_budget=cfg.time_budget, params=self.model_cfg.param_count(),
             device=self.device_name, dtype=self.dtype, tokens_per_step=self.tokens_per_step, world_size=dist.world_size,
-            model=self.model_cfg.to_dict(), corpus=self.corpus.name, resumed=cfg.resume, dropped_chars=self.data.dropped[:50],
+            model=self.model_cfg.to_dict(), corpus=self.corpus.name, tokenizer=self.tokenizer.describe(), resumed=cfg.resume, dropped_chars=self.data.dropped[:50],
             micro_batch=self.micro_batch, accum=self.accum,
             activation_mb=None if self.activation_mb is None else round(self.activation_mb, 1),
         ))

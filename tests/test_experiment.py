@@ -1,0 +1,290 @@
+"""Experiments (engine/experiment.py, `tinygpt experiment`, `tinygpt lesson`): every member checked before
+anything runs, the queue, the manifest, the lock, resuming, the same numbers on a re-run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import ROOT, assert_one_line_error, tinygpt_inproc
+from tinygpt_tui.engine import experiment as E
+from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.engine.lessons import list_lessons, read_spec_file
+from tinygpt_tui.errors import SettingsError, TinyGPTError
+
+TINY = dict(n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=8, eval_interval=6, eval_iters=2, sample_chars=10,
+            warmup_steps=2)
+
+
+def spec(corpus_file, name="e", **kw):
+    base = dict(name=name, corpus=str(corpus_file), max_steps=12, settings=dict(TINY), vary={"pos_encoding": ["learned", "rope"]}, threads=1)
+    base.update(kw)
+    if "settings" not in kw:  # what is varied is not also fixed
+        base["settings"] = {k: v for k, v in TINY.items() if k not in base["vary"]}
+    return E.Spec(**base)
+
+
+def events(plan, stop=None, resume=False):
+    return list(E.run(plan, stop, resume))
+
+
+# ----------------------------------------------------------------- checked before anything runs
+def test_an_impossible_member_is_refused_by_name_before_anything_runs(small_corpus, tmp_path):
+    no_heads = {k: v for k, v in TINY.items() if k != "n_head"}
+    with pytest.raises(SettingsError, match=r"member n_head=3: .*divisible"):
+        E.make_plan(spec(small_corpus, vary={"n_head": [2, 3]}, settings=no_heads), tmp_path)
+    with pytest.raises(SettingsError, match=r"member block_size=9000: context length 9000 needs a corpus of"):
+        E.make_plan(spec(small_corpus, vary={"block_size": [32, 9000]}, settings={k: v for k, v in TINY.items() if k != "block_size"}),
+                    tmp_path)
+    assert not (tmp_path / "e").exists()
+
+
+def test_an_unknown_setting_lists_the_valid_ones():
+    with pytest.raises(SettingsError, match=r"unknown setting 'layerz'.*n_layer.*pos_encoding"):
+        E.parse_pairs(["layerz=1,2"], "vary")
+
+
+def test_values_take_their_settings_types():
+    assert E.parse_pairs(["dropout=0,0.2", "pos=rope,alibi"], "vary") == {"dropout": [0.0, 0.2], "pos_encoding": ["rope", "alibi"]}
+    assert E.parse_pairs(["n-layer=2", "bias=true"], "set") == {"n_layer": 2, "bias": True}
+    for bad, needle in (("n_layer=two", "n_layer takes int"), ("bias=maybe", "bias takes bool"), ("n_layer", "KEY=VALUE"),
+                        ("n_layer=1,2", "n_layer takes int")):
+        with pytest.raises(SettingsError, match=needle):
+            E.parse_pairs([bad], "set")
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(vary={"n_layer": [1], "n_embd": [32], "dropout": [0.0]}), "one or two settings"),
+    (dict(max_steps=None), "--minutes or --max-steps"),
+    (dict(minutes=1.0), "--minutes or --max-steps"),
+    (dict(vary={}), "nothing to compare"),
+    (dict(vary={"n_layer": [1, 1]}), "repeats a value"),
+    (dict(seeds=0), "--seeds"),
+    (dict(vary={"n_layer": [1, 2]}, settings={**TINY, "n_layer": 1}), "both varied and set"),
+    (dict(name="a/b"), "can't be a folder name"),
+    (dict(corpus="/no/such/corpus.txt"), "corpus not found"),
+])
+def test_bad_grids_are_refused(small_corpus, tmp_path, kw, needle):
+    with pytest.raises(TinyGPTError, match=needle):
+        E.make_plan(spec(small_corpus, **kw), tmp_path)
+
+
+def test_seeds_make_members_that_differ_only_in_seed(small_corpus, tmp_path):
+    plan = E.make_plan(spec(small_corpus, seeds=2, vary={"n_layer": [1, 2]}), tmp_path)
+    assert [m.name for m in plan.members] == ["n_layer=1,seed=1337", "n_layer=1,seed=1338", "n_layer=2,seed=1337", "n_layer=2,seed=1338"]
+    assert {m.group for m in plan.members} == {"n_layer=1", "n_layer=2"}
+    assert all(m.config.models_dir == str(tmp_path / "e") and m.config.max_steps == 12 for m in plan.members)
+
+
+# ----------------------------------------------------------------- running
+def test_an_experiment_trains_each_member_ranks_them_and_repeats_its_numbers(small_corpus, tmp_path):
+    plan = E.make_plan(spec(small_corpus, seeds=2, vary={"pos_encoding": ["learned", "none"]}), tmp_path / "a")
+    evs = events(plan)
+    kinds = [type(e).__name__ for e in evs]
+    assert kinds[0] == "MemberStarted" and kinds[-1] == "Ended" and kinds.count("MemberEnded") == 4
+    assert evs[-1].state == "finished" and not evs[-1].failed
+    doc = json.loads((plan.folder / "experiment.json").read_text())
+    assert [m["state"] for m in doc["members"]] == ["finished"] * 4
+    for m in plan.members:  # each a normal model folder
+        ckpt.check_folder(plan.folder / m.name)
+    rows = E.results(plan)
+    assert len(rows) == 2 and rows[0].val_loss <= rows[1].val_loss and all(r.spread is not None for r in rows)
+    assert all(len(r.runs) == 2 and r.status == "finished" for r in rows)
+    texts = E.samples(plan, "ROMEO:", chars=30)
+    assert [g for g, _ in texts] == ["pos_encoding=learned", "pos_encoding=none"] and all(len(t) == 30 for _, t in texts)
+    # the same seed, grid and thread count: the same numbers
+    again = E.make_plan(spec(small_corpus, seeds=2, vary={"pos_encoding": ["learned", "none"]}), tmp_path / "b")
+    events(again)
+    assert [(r.group, r.val_loss, r.spread) for r in E.results(again)] == [(r.group, r.val_loss, r.spread) for r in rows]
+    assert E.samples(again, "ROMEO:", chars=30) == texts
+
+
+def test_a_second_experiment_on_the_same_folder_is_refused(small_corpus, tmp_path):
+    plan = E.make_plan(spec(small_corpus), tmp_path)
+    first = E.run(plan)
+    assert isinstance(next(first), E.MemberStarted)  # holds models/e's lock now
+    with pytest.raises(SettingsError, match="being run by another process"):
+        events(E.make_plan(spec(small_corpus), tmp_path), resume=True)
+    with pytest.raises(SettingsError, match="being run by another process"):
+        events(E.make_plan(spec(small_corpus), tmp_path))
+    first.close()  # releases it
+    with pytest.raises(SettingsError, match="already exists; --resume continues it"):
+        events(E.make_plan(spec(small_corpus), tmp_path))
+
+
+def test_a_stopped_experiment_resumes_keeping_finished_members(small_corpus, tmp_path):
+    plan = E.make_plan(spec(small_corpus, vary={"n_layer": [1, 2, 3]}), tmp_path)
+    stop = threading.Event()
+    seen = []
+    for ev in E.run(plan, stop):
+        seen.append(ev)
+        if isinstance(ev, E.MemberEvent) and ev.index == 1 and ev.event.kind == "eval":
+            stop.set()  # mid-member: it saves at the step under way
+    assert seen[-1].state == "stopped"
+    ended = {e.name: e.state for e in seen if isinstance(e, E.MemberEnded)}
+    assert ended == {"n_layer=1": "finished", "n_layer=2": "stopped"}
+    states = E.member_states(plan)
+    assert states["n_layer=1"]["state"] == "finished" and states["n_layer=2"]["state"] == "stopped"
+    assert "n_layer=3" not in states or states["n_layer=3"]["state"] == "queued"
+    kept = (plan.folder / "n_layer=1" / "model.safetensors").stat().st_mtime_ns
+    # refused with another grid; resumed as it was
+    with pytest.raises(SettingsError, match="not experiment e's"):
+        events(E.make_plan(spec(small_corpus, vary={"n_layer": [1, 2]}), tmp_path), resume=True)
+    more = events(E.load_plan("e", tmp_path), resume=True)
+    starts = {e.name: e.how for e in more if isinstance(e, E.MemberStarted)}
+    assert starts == {"n_layer=2": "resumed from step 6", "n_layer=3": "new"}
+    assert [e.state for e in more if isinstance(e, E.MemberEnded)] == ["kept", "finished", "finished"]
+    assert (plan.folder / "n_layer=1" / "model.safetensors").stat().st_mtime_ns == kept
+    assert all(r.status == "finished" for r in E.results(plan))
+
+
+def test_a_member_that_died_before_its_first_checkpoint_restarts(small_corpus, tmp_path):
+    plan = E.make_plan(spec(small_corpus), tmp_path)
+    plan.folder.mkdir()
+    E.write_manifest(plan, {"pos_encoding=learned": {"state": "running"}})  # what a kill in its first steps leaves
+    dead = plan.folder / "pos_encoding=learned"
+    dead.mkdir()
+    (dead / "metrics.jsonl").write_text('{"event": "start", "step": 0}\n')
+    (dead / ".lock").write_text("123")
+    starts = [e.how for e in events(plan, resume=True) if isinstance(e, E.MemberStarted)]
+    assert starts == ["restarted (it stopped before its first checkpoint)", "new"]
+
+
+def test_a_failing_member_is_reported_and_the_rest_run(small_corpus, tmp_path):
+    plan = E.make_plan(spec(small_corpus), tmp_path)
+    plan.folder.mkdir()
+    E.write_manifest(plan, {})
+    odd = plan.folder / "pos_encoding=learned"
+    odd.mkdir()
+    (odd / "notes.txt").write_text("mine")  # not a run's files: never deleted, never trained over
+    evs = events(plan, resume=True)
+    ended = {e.name: e for e in evs if isinstance(e, E.MemberEnded)}
+    assert ended["pos_encoding=learned"].state == "failed" and "delete it to run member" in ended["pos_encoding=learned"].error
+    assert ended["pos_encoding=rope"].state == "finished"
+    assert evs[-1].state == "failed" and evs[-1].failed == ["pos_encoding=learned"] and (odd / "notes.txt").exists()
+    assert E.member_states(plan)["pos_encoding=learned"]["state"] == "failed"
+
+
+def test_a_slice_of_the_corpus_is_written_once_and_trained_on(small_corpus, tmp_path):
+    plan = E.make_plan(spec(small_corpus, corpus_chars=20_000, vary={"dropout": [0.0, 0.2]}), tmp_path)
+    assert plan.corpus.endswith("small-first20000.txt") and plan.source == str(small_corpus)
+    events(plan)
+    text = Path(plan.corpus).read_text(encoding="utf-8")
+    assert len(text) == 20_000 and small_corpus.read_text(encoding="utf-8").startswith(text)
+    assert E.results(plan)[0].runs[0].corpus == "small-first20000"
+
+
+def test_the_estimate_measures_steps_and_adds_the_budget(small_corpus, tmp_path):
+    est = E.estimate(E.make_plan(spec(small_corpus, max_steps=200), tmp_path))
+    assert len(est.member_s) == 2 and all(s > 0 for s in est.step_s)
+    assert est.member_s[0] > 200 * est.step_s[0] and est.total_s == pytest.approx(sum(est.member_s))
+    timed = E.estimate(E.make_plan(spec(small_corpus, max_steps=None, minutes=2.0), tmp_path))
+    assert all(120 < s < 200 for s in timed.member_s)
+
+
+# ----------------------------------------------------------------- files and lessons
+def test_a_toml_file_holds_a_grid_or_named_members(small_corpus, tmp_path):
+    f = tmp_path / "grid.toml"
+    f.write_text(f'title = "t"\ncorpus = "{small_corpus}"\nmax_steps = 8\n[settings]\nn_layer = 1\nn_embd = 32\nn_head = 2\n'
+                 '[[members]]\nname = "bigram"\nblock_size = 1\n[[members]]\nname = "ctx 32"\nblock_size = 32\n')
+    s = read_spec_file(f, "mine")
+    assert s.name == "mine" and s.members[0] == {"name": "bigram", "block_size": 1} and s.settings["n_embd"] == 32
+    assert [m.name for m in E.make_plan(s, tmp_path).members] == ["bigram", "ctx 32"]
+    for text, needle in (("max_steps = 'x'", "must be a number"), ("[vary]\nwidthh = [1]", "unknown setting"),
+                         ("colour = 1", "unknown entry 'colour'"), ("[[[", "not valid TOML"), ("[vary]\nn_layer = 1", "a list")):
+        f.write_text(text)
+        with pytest.raises(SettingsError, match=needle):
+            read_spec_file(f)
+
+
+def test_every_shipped_lesson_is_a_valid_plan_of_at_most_fifteen_minutes(small_corpus, tmp_path):
+    lessons = list_lessons()
+    assert len(lessons) >= 4
+    for lesson in lessons:
+        s = lesson.spec
+        assert s.title and len(s.text) > 100 and s.minutes
+        s.corpus = str(small_corpus) if not s.corpus_chars else s.corpus  # (the slice needs the real book)
+        if s.corpus_chars:
+            s.corpus = str(small_corpus)
+            s.corpus_chars = 20_000
+        plan = E.make_plan(s, tmp_path)
+        assert 2 <= len(plan.members) <= 6
+        # the budgets, plus about 20 s a member for start-up and the final evaluation (docs/experiments.md)
+        assert len(plan.members) * (s.minutes * 60 + 20) <= 15 * 60, lesson.name
+
+
+# ----------------------------------------------------------------- the command line
+def test_experiment_command_trains_ranks_samples_and_draws(small_corpus, tmp_path):
+    r = tinygpt_inproc("experiment", "cli", "--corpus", small_corpus, "--max-steps", "8", "--vary", "n_layer=1,2", "--set", "n_embd=32",
+                       "--set", "n_head=2", "--set", "block_size=32", "--set", "eval_interval=4", "--set", "batch_size=8",
+                       "--threads", "1", "--sample-chars", "20", "--x", "steps", "--models-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "estimated time" in out and "ranked by validation loss" in out and "samples" in out and "validation loss" in out
+    assert out.index("n_layer=1: finished") < out.index("n_layer=2: finished")
+    assert (tmp_path / "cli" / "n_layer=2" / "config.json").exists()
+    r = tinygpt_inproc("runs", "--models-dir", tmp_path)
+    assert "cli/n_layer=1" in r.stdout and "cli/n_layer=2" in r.stdout
+    r = tinygpt_inproc("compare", "cli", "--models-dir", tmp_path)  # an experiment's name: all its members
+    assert r.returncode == 0 and "cli/n_layer=1 val" in r.stdout
+
+
+def test_experiment_plan_trains_nothing(small_corpus, tmp_path):
+    r = tinygpt_inproc("experiment", "p", "--corpus", small_corpus, "--minutes", "0.5", "--vary", "pos=learned,rope,alibi",
+                       "--set", "n_embd=32", "--set", "n_head=2", "--plan", "--models-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "3. pos_encoding=alibi" in r.stdout and "estimated time" in r.stdout and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--vary", "n_head=2,3", "--set", "n_embd=32"], "member n_head=3"),
+    (["--vary", "colour=1,2"], "unknown setting 'colour'"),
+    (["--vary", "n_layer=1,2", "--minutes", "1"], "--minutes or --max-steps"),
+    (["--vary", "n_layer=1,2", "--x", "hours"], "--x must be"),
+    (["--resume"], "no experiment named 'bad'"),
+])
+def test_experiment_bad_input_is_one_line(small_corpus, tmp_path, args, needle):
+    base = [] if args == ["--resume"] else ["--corpus", small_corpus, "--max-steps", "5"]
+    r = tinygpt_inproc("experiment", "bad", *base, *args, "--models-dir", tmp_path)
+    assert_one_line_error(r, needle)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_lesson_lists_and_refuses_an_unknown_one(tmp_path):
+    r = tinygpt_inproc("lesson", "--models-dir", tmp_path)
+    assert r.returncode == 0 and "positions" in r.stdout and "dropout" in r.stdout
+    assert_one_line_error(tinygpt_inproc("lesson", "nope", "--models-dir", tmp_path), "no lesson named 'nope'", "positions")
+
+
+@pytest.mark.slow
+def test_killing_an_experiment_at_any_moment_then_resuming_finishes_it(small_corpus, tmp_path):
+    """SIGKILL mid-member (no save, no manifest update), then --resume: finished members kept whole."""
+    args = [sys.executable, "-m", "tinygpt_tui.cli.main", "experiment", "k", "--corpus", str(small_corpus), "--max-steps", "400",
+            "--vary", "n_layer=1,2", "--set", "n_embd=32", "--set", "n_head=2", "--set", "block_size=32", "--set", "eval_interval=50",
+            "--set", "batch_size=8", "--threads", "1", "--sample-chars", "0", "--models-dir", str(tmp_path)]
+    p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
+    first_done = False
+    for line in p.stdout:  # until the second member has saved once
+        if "n_layer=1: finished" in line:
+            first_done = True
+        if "[2/2]" in line:
+            break
+    metrics = tmp_path / "k" / "n_layer=2" / "metrics.jsonl"
+    while '"saved"' not in (metrics.read_text() if metrics.exists() else ""):
+        if not p.stdout.readline() and p.poll() is not None:
+            break  # (it ended first: the asserts below say so)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert first_done and E.member_states(E.load_plan("k", tmp_path))["n_layer=2"]["state"] == "running"
+    kept = (tmp_path / "k" / "n_layer=1" / "model.safetensors").stat().st_mtime_ns
+    r = subprocess.run([*args[:4], "k", "--resume", "--sample-chars", "0", "--models-dir", str(tmp_path)], cwd=ROOT,
+                       capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "n_layer=1: kept" in r.stdout and "n_layer=2: resumed from step" in r.stdout and "finished in" in r.stdout
+    assert (tmp_path / "k" / "n_layer=1" / "model.safetensors").stat().st_mtime_ns == kept
+    assert [row.status for row in E.results(E.load_plan("k", tmp_path))] == ["finished", "finished"]

@@ -1,0 +1,278 @@
+"""Runs side by side (engine/runs.py and `tinygpt runs` / `tinygpt compare`): summaries that never raise,
+curves followed by offset, the overfitting note, the milestones of a shipped book, the chart files."""
+
+import json
+import math
+import os
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.test_cli import assert_one_line_error, tinygpt_inproc
+from tinygpt_tui.engine import runs
+from tinygpt_tui.engine.runs import Curves, EvalPoint, list_runs, overfitting, stage, summarize, thin
+
+
+def write_log(folder, records, mode="w"):
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "metrics.jsonl", mode, encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+
+
+def fake_run(steps=100, every=10, eval_every=50, corpus="tinyshakespeare", val=lambda s: 4.0 - s / 100, start=0,
+             tokens_per_step=512, finish=True):
+    """The records a run writes: start, a step record every `every` steps, an eval every `eval_every`, finish."""
+    recs = [{"event": "start", "step": start, "params": 1000, "tokens_per_step": tokens_per_step, "corpus": corpus,
+             "model": {"block_size": 32}}]
+    for s in range(start + 1, steps + 1):
+        if s % every == 0 or s == 1:
+            recs.append({"event": "step", "step": s, "loss": val(s) + 0.1, "lr": 1e-3, "tokens_per_s": 1000.0, "elapsed_s": s * 0.6,
+                         "progress": s / steps, "eta_s": 1.0, "tokens_seen": s * tokens_per_step})
+        if s % eval_every == 0:
+            recs.append({"event": "eval", "step": s, "train_loss": val(s) - 0.05, "val_loss": val(s), "best_val_loss": val(s),
+                         "elapsed_s": s * 0.6, "sample": f"sample at {s}"})
+    if finish:
+        recs.append({"event": "finish", "step": steps, "reason": "done", "val_loss": val(steps), "best_val_loss": val(steps),
+                     "elapsed_s": steps * 0.6, "path": ""})
+    return recs
+
+
+# ----------------------------------------------------------------- summaries
+def test_list_runs_shows_every_folder_broken_ones_with_why_and_experiment_members(tiny_models_dir, tmp_path):
+    d = tmp_path / "models"
+    shutil.copytree(tiny_models_dir, d)
+    shutil.copytree(d / "alpha", d / "exp" / "m1")
+    (d / "exp" / "experiment.json").write_text("{}")
+    (d / "lonely").mkdir()  # an empty folder: a run with nothing to show, not an experiment
+    got = {s.name: s for s in list_runs(d)}
+    assert set(got) == {"alpha", "beta", "broken", "exp/m1", "lonely"}
+    assert got["alpha"].status == "finished" and got["alpha"].params > 0 and got["alpha"].context == 32
+    assert got["alpha"].val_loss == 4.0 and got["alpha"].bpc == pytest.approx(4.0 / math.log(2))
+    assert got["broken"].status.startswith("broken: ") and "JSON" in got["broken"].status and not got["broken"].ok
+    assert got["exp/m1"].folder == d / "exp" / "m1" and got["exp/m1"].ok
+    assert got["lonely"].status.startswith("broken")
+
+
+def test_summarize_never_raises(tmp_path):
+    (tmp_path / "a file").write_text("x")
+    os.symlink(tmp_path, tmp_path / "link")
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "config.json").write_bytes(b"\xff\xfe\x00")
+    (garbage / "metrics.jsonl").write_bytes(b"\x00" * 1000 + b"\n{\"event\": 1}\n")
+    for p in (tmp_path / "a file", tmp_path / "link", garbage, tmp_path / "missing"):
+        s = summarize(p)
+        assert s.status.startswith("broken: "), (p, s.status)
+
+
+def test_a_live_runs_summary_comes_from_its_log_and_a_stopped_one_says_so(tiny_models_dir, tmp_path):
+    folder = tmp_path / "r"
+    shutil.copytree(tiny_models_dir / "alpha", folder)
+    write_log(folder, fake_run(steps=200, finish=False))
+    s = summarize(folder)
+    assert s.status == "stopped"  # a checkpoint whose figure is not the final one, and no finish record
+    assert s.steps == 200 and s.tokens_seen == 200 * 512 and s.minutes == pytest.approx(2.0)
+    assert s.tokens_per_s == pytest.approx(200 * 512 / 120)
+    assert s.val_loss == 4.0  # the checkpoint's figure (what its weights score), not the log's later estimates
+    write_log(folder, [{"event": "finish", "step": 200, "reason": "stopped", "val_loss": None, "best_val_loss": 2.0,
+                        "elapsed_s": 120.0, "path": ""}], mode="a")
+    assert summarize(folder).status == "stopped"
+    write_log(folder, fake_run(steps=200, val=lambda s: 3.0))
+    assert summarize(folder).status == "finished"
+
+
+def test_a_summary_reads_the_tail_of_a_long_log(tiny_models_dir, tmp_path):
+    folder = tmp_path / "long"
+    shutil.copytree(tiny_models_dir / "alpha", folder)
+    write_log(folder, fake_run(steps=50_000, every=10, eval_every=250, val=lambda s: 3.0 - s / 100_000))
+    assert (folder / "metrics.jsonl").stat().st_size > 3 * runs.TAIL_BYTES
+    s = summarize(folder)
+    assert s.steps == 50_000 and s.status == "finished" and s.minutes == pytest.approx(500.0)
+
+
+# ----------------------------------------------------------------- curves
+def test_curves_follow_a_growing_log_by_offset(tmp_path):
+    folder = tmp_path / "live"
+    recs = fake_run(steps=100, finish=False)
+    write_log(folder, recs[:5])
+    c = Curves(folder)
+    assert c.steps == [1, 10, 20, 30] and not c.evals
+    assert not c.update()  # nothing new
+    with open(folder / "metrics.jsonl", "a") as f:  # the rest, then half a line: read when it ends
+        f.writelines(json.dumps(r) + "\n" for r in recs[5:])
+        f.write('{"event": "step", "step": 110, "loss": 1.0,')
+    assert c.update() and c.steps[-1] == 100 and [e.step for e in c.evals] == [50, 100]
+    with open(folder / "metrics.jsonl", "a") as f:
+        f.write(' "elapsed_s": 66.0, "tokens_seen": 56320}\n')
+    assert c.update() and c.steps[-1] == 110
+    xs, ys = c.val("tokens")
+    assert xs == [50 * 512, 100 * 512] and ys == pytest.approx([3.5, 3.0])
+    xs, _ = c.train("minutes")
+    assert xs[1] == pytest.approx(0.1) and xs[-1] == pytest.approx(1.1)
+    assert c.eval_train("steps")[1] == pytest.approx([3.45, 2.95])
+    with pytest.raises(ValueError):
+        c.val("hours")
+
+
+def test_a_resumed_run_replaces_what_came_after_its_checkpoint(tmp_path):
+    folder = tmp_path / "resumed"
+    write_log(folder, fake_run(steps=100, finish=False) + fake_run(steps=150, start=50, val=lambda s: 9.0))
+    c = Curves(folder)
+    assert [e.step for e in c.evals] == [50, 100, 150] and c.evals[0].val_loss == pytest.approx(3.5)
+    assert c.evals[1].val_loss == 9.0 and c.steps == sorted(set(c.steps)) and c.steps[-1] == 150
+
+
+def test_thin_keeps_the_ends_and_at_most_max_points():
+    xs = list(range(5000))
+    tx, ty = thin(xs, [x * 2 for x in xs], 400)
+    assert len(tx) == 400 and tx[0] == 0 and tx[-1] == 4999 and ty == [x * 2 for x in tx]
+    assert thin([1, 2], [3, 4], 400) == ([1, 2], [3, 4])
+
+
+# ----------------------------------------------------------------- overfitting
+def evals(vals, trains=None):
+    trains = trains or [3.0 - 0.1 * i for i in range(len(vals))]
+    return [EvalPoint(step=100 * (i + 1), tokens=0, minutes=0.0, train_loss=t, val_loss=v) for i, (v, t) in enumerate(zip(vals, trains))]
+
+
+def test_overfitting_is_said_when_validation_rises_for_k_evals_while_training_falls():
+    assert overfitting(evals([3.0, 2.5, 2.2, 2.1, 2.05])) is None  # still learning
+    note = overfitting(evals([3.0, 2.5, 2.0, 2.06, 2.08, 2.10]))
+    assert note and "2.000" in note and "step 300" in note and "overfitting" in note
+    assert overfitting(evals([3.0, 2.5, 2.0, 2.1, 2.01, 2.10])) is None  # one estimate back near the best: noise
+    assert overfitting(evals([3.0, 2.5, 2.0, 2.1, 2.1, 2.1], trains=[3, 2.6, 2.1, 2.2, 2.3, 2.4])) is None  # both rise: not it
+    assert overfitting(evals([2.0, 2.1, 2.2])) is None  # too few to tell
+
+
+def test_the_shipped_shakespeare_run_is_seen_to_overfit_at_its_end():
+    c = Curves(runs.shipped_models_dir() / "shakespeare")
+    assert c.finished and len(c.evals) > 20
+    assert "1.452" in overfitting(c)  # its best, at step 5,000; the last evaluations sit above it
+    assert overfitting(c.evals[:20]) is None  # at step 5,000 it was still improving
+
+
+# ----------------------------------------------------------------- what good looks like
+def test_stage_names_the_last_milestone_reached():
+    assert stage("tinyshakespeare", 2.7) is None
+    assert stage("tinyshakespeare", 1.8) == (2.0, "words and names")
+    assert stage("tinyshakespeare", 1.4)[0] == 1.5 and stage("hongloumeng", 3.8)[0] == 3.9
+    assert stage("my-diary", 1.0) is None and stage("tinyshakespeare", None) is None
+
+
+def test_milestones_take_the_sample_nearest_each_stage(tmp_path):
+    folder = tmp_path / "ref"
+    write_log(folder, fake_run(steps=300, eval_every=50, val=lambda s: 3.0 - s / 200))  # evals at 2.75, 2.5, ... 1.5
+    ms = runs.milestones("tinyshakespeare", sources=[folder])
+    assert [m.loss for m in ms] == [2.5, 2.0, 1.7, 1.5]
+    assert ms[0].sample == "sample at 100" and ms[0].sample_loss == pytest.approx(2.5) and ms[0].source == "ref"
+    assert ms[2].sample_step in (250, 300) and ms[3].sample == "sample at 300"
+    far = tmp_path / "far"
+    write_log(folder, fake_run(steps=50, eval_every=50, val=lambda s: 3.5))
+    write_log(far, fake_run(steps=50, eval_every=50, val=lambda s: 3.5))
+    assert all(m.sample == "" for m in runs.milestones("tinyshakespeare", sources=[far]))
+    assert runs.milestones("somebook") == []
+
+
+@pytest.mark.parametrize("book", ["tinyshakespeare", "hongloumeng"])
+def test_every_stage_of_a_shipped_book_has_a_real_sample(book):
+    ms = runs.milestones(book)
+    assert len(ms) == 4 and all(m.sample and abs(m.sample_loss - m.loss) <= runs.SAMPLE_NEAR for m in ms)
+    assert ms[0].source == f"early-{book.removeprefix('tiny')}"  # the first stage: from a short run's early evaluations
+
+
+# ----------------------------------------------------------------- the command line
+def test_runs_command_lists_and_explains_broken_folders(tiny_models_dir):
+    r = tinygpt_inproc("runs", "--models-dir", tiny_models_dir)
+    assert r.returncode == 0, r.stderr
+    assert "alpha" in r.stdout and "beta" in r.stdout and "broken: " in r.stdout and "JSON" in r.stdout
+
+
+def test_compare_marks_broken_and_other_corpus_runs_and_draws(tiny_models_dir, tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    for name, corpus in (("alpha", "tinyshakespeare"), ("beta", "tinyshakespeare")):
+        write_log(d / name, fake_run(steps=200, corpus=corpus))
+    doc = json.loads((d / "beta" / "config.json").read_text())
+    doc["corpus"] = {"name": "other", "sha256": "1" * 64}
+    (d / "beta" / "config.json").write_text(json.dumps(doc))
+    shutil.copytree(d / "alpha", d / "gamma")
+    r = tinygpt_inproc("compare", "alpha", "beta", "broken", "gamma", "--x", "tokens", "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "≠ other" in out and "beta: trained on other" in out and "broken: broken: config.json is not valid JSON" in out
+    assert "tokens seen" in out and "alpha val" in out and "gamma train" in out
+
+
+def test_compare_writes_an_svg_with_a_line_per_curve(tiny_models_dir, tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    write_log(d / "alpha", fake_run(steps=200))
+    write_log(d / "beta", fake_run(steps=300, val=lambda s: 4.0 - s / 150))
+    out = tmp_path / "chart.svg"
+    r = tinygpt_inproc("compare", "alpha", "beta", "--out", out, "--x", "minutes", "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    root = ET.parse(out).getroot()
+    lines = root.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 4  # val and train of each
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "alpha val" in texts and "beta train" in texts and "minutes of training" in texts
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["nope"], "model not found: nope"),
+    (["alpha", "--x", "hours"], "--x must be one of steps, tokens, minutes"),
+    (["alpha", "--out", "chart.txt"], ".svg or .png"),
+    (["alpha", "--curves", "all"], "--curves must be"),
+    (["alpha", "--out", "/no/such/dir/c.svg"], "does not exist"),
+])
+def test_compare_bad_input_is_one_line(tiny_models_dir, args, needle):
+    r = tinygpt_inproc("compare", *args, "--models-dir", tiny_models_dir)
+    assert_one_line_error(r, needle)
+    assert "alpha" not in r.stdout  # refused before anything is printed
+
+
+def test_a_png_without_matplotlib_is_one_line(tiny_models_dir, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    r = tinygpt_inproc("compare", "alpha", "--out", tmp_path / "c.png", "--models-dir", tiny_models_dir)
+    assert_one_line_error(r, "needs matplotlib", "[plot]")
+
+
+def test_compare_writes_a_png(tiny_models_dir, tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    write_log(d / "alpha", fake_run(steps=200))
+    r = tinygpt_inproc("compare", "alpha", "--out", tmp_path / "c.png", "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_long_log_keeps_every_evaluation_and_an_even_spread_of_steps(tmp_path):
+    folder = tmp_path / "long"
+    write_log(folder, fake_run(steps=60_000, every=5, eval_every=1000))
+    c = Curves(folder)
+    assert len(c.evals) == 60 and runs.MAX_KEPT // 2 <= len(c.steps) <= runs.MAX_KEPT + 1
+    assert c.steps[0] == 1 and c.steps[-1] == 60_000 and c.steps == sorted(c.steps)
+    gaps = {b - a for a, b in zip(c.steps[1:-2], c.steps[2:-1])}
+    assert len(gaps) == 1  # evenly spread (but for the first and the latest)
+    write_log(folder, fake_run(steps=60_003, start=60_000, every=1, finish=False)[1:], mode="a")
+    assert c.update() and c.steps[-1] == 60_003 and len(c.steps) <= runs.MAX_KEPT + 2
+
+
+def test_train_says_when_validation_rises_while_training_falls(tmp_path):
+    """4 kB of text, a model that memorises it in a hundred steps: the progress line says so."""
+    from tests.conftest import shakespeare_path
+
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_bytes(shakespeare_path().read_bytes()[:4000])
+    r = tinygpt_inproc("train", corpus, "--name", "memo", "--models-dir", tmp_path, "--preset", "tiny", "--n-embd", "64",
+                       "--n-layer", "2", "--n-head", "2", "--block-size", "32", "--batch-size", "16", "--lr", "1e-2",
+                       "--max-steps", "110", "--eval-interval", "10", "--eval-iters", "4", "--sample-chars", "0", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    notes = [ln for ln in r.stdout.splitlines() if ln.startswith("overfitting: validation loss rose")]
+    assert len(notes) == 1, r.stdout  # said once, when it starts
+    evals = [ln for ln in r.stdout.splitlines() if ln.startswith("step ")]
+    assert r.stdout.index(notes[0]) > r.stdout.index(evals[3])  # not before a few evaluations

@@ -1,0 +1,194 @@
+"""Loss curves of several runs on one chart: in the terminal (plotext), or to a file for a write-up
+(SVG written here; PNG through matplotlib, the optional `[plot]` extra).
+
+A chart is a list of ``Line``s (one colour per run; validation solid, training dotted or dashed)
+and the x axis it is drawn against; engine/runs.py's Curves give the points."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from tinygpt_tui.errors import SettingsError
+
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+X_LABELS = {"steps": "steps", "tokens": "tokens seen", "minutes": "minutes of training"}
+PNG_NEEDS = "a PNG needs matplotlib: pip install 'tinygpt-tui[plot]' (or write an .svg)"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class Line:
+    label: str  # the run's name
+    kind: str  # "val" or "train"
+    xs: list
+    ys: list
+    color: int  # index into COLORS: one per run
+
+
+def lines_of(named_curves, x: str = "steps", curves: str = "both", max_points: int = 400) -> list[Line]:
+    """[(name, Curves)] as lines: validation (each evaluation) and/or training loss (each logged step)."""
+    out = []
+    for i, (name, c) in enumerate(named_curves):
+        if curves in ("val", "both"):
+            out.append(Line(name, "val", *c.val(x, max_points), color=i % len(COLORS)))
+        if curves in ("train", "both"):
+            out.append(Line(name, "train", *c.train(x, max_points), color=i % len(COLORS)))
+    return [ln for ln in out if ln.xs]
+
+
+def _rgb(hex_color: str) -> tuple[int, int, int]:
+    return tuple(int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def terminal(lines: list[Line], x: str, width: int, height: int, color: bool = True, title: str = "",
+             marks: list[tuple[float, str]] | None = None) -> str:
+    """The chart as text for a terminal: braille for validation, dots for training; ``marks`` are
+    horizontal lines (milestones) at (loss, label)."""
+    import plotext as plt
+
+    plt.clear_figure()
+    plt.plotsize(max(40, width), max(10, height))
+    plt.theme("pro" if color else "clear")
+    for ln in lines:
+        plt.plot(ln.xs, ln.ys, label=f"{ln.label} {ln.kind}", marker="braille" if ln.kind == "val" else "dot",
+                 color=_rgb(COLORS[ln.color]) if color else None)
+    ys = [y for ln in lines for y in ln.ys]
+    for loss, _label in marks or []:
+        if ys and min(ys) <= loss <= max(ys):
+            plt.hline(loss, "gray" if color else None)
+    plt.xlabel(X_LABELS[x])
+    plt.ylabel("loss")
+    if title:
+        plt.title(title)
+    text = plt.build()
+    plt.clear_figure()
+    return text if color else ANSI.sub("", text)
+
+
+# ----------------------------------------------------------------- files
+def _ticks(lo: float, hi: float, n: int = 6) -> list[float]:
+    """Round numbers spanning [lo, hi]."""
+    if hi <= lo:
+        hi = lo + 1.0
+    raw = (hi - lo) / n
+    step = 10 ** math.floor(math.log10(raw))
+    step *= next(m for m in (1, 2, 2.5, 5, 10) if step * m >= raw)
+    start = math.floor(lo / step) * step
+    return [start + i * step for i in range(int((hi - start) / step) + 2) if start + i * step <= hi + step * 1e-9]
+
+
+def _fmt_tick(v: float) -> str:
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:g}M"
+    if abs(v) >= 1e3:
+        return f"{v / 1e3:g}k"
+    return f"{v:.6g}"
+
+
+def svg(lines: list[Line], x: str, title: str = "", width: int = 900, height: int = 520) -> str:
+    """The chart as an SVG document: axes with round ticks, one polyline per line, a legend."""
+    left, right, top, bottom = 70, 230, 40, 50
+    pw, ph = width - left - right, height - top - bottom
+    xs = [v for ln in lines for v in ln.xs] or [0.0, 1.0]
+    ys = [v for ln in lines for v in ln.ys] or [0.0, 1.0]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    if x1 <= x0:
+        x1 = x0 + 1
+    pad = (y1 - y0) * 0.05 or 0.5
+    y0, y1 = y0 - pad, y1 + pad
+
+    def px(v):
+        return left + (v - x0) / (x1 - x0) * pw
+
+    def py(v):
+        return top + (y1 - v) / (y1 - y0) * ph
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+           'font-family="sans-serif" font-size="12">', f'<rect width="{width}" height="{height}" fill="white"/>']
+    if title:
+        out.append(f'<text x="{left + pw / 2}" y="22" text-anchor="middle" font-size="15">{escape(title)}</text>')
+    for t in _ticks(x0, x1):
+        if x0 <= t <= x1:
+            out.append(f'<line x1="{px(t):.1f}" y1="{top}" x2="{px(t):.1f}" y2="{top + ph}" stroke="#eee"/>')
+            out.append(f'<text x="{px(t):.1f}" y="{top + ph + 18}" text-anchor="middle">{_fmt_tick(t)}</text>')
+    for t in _ticks(y0, y1):
+        if y0 <= t <= y1:
+            out.append(f'<line x1="{left}" y1="{py(t):.1f}" x2="{left + pw}" y2="{py(t):.1f}" stroke="#eee"/>')
+            out.append(f'<text x="{left - 8}" y="{py(t) + 4:.1f}" text-anchor="end">{_fmt_tick(t)}</text>')
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 12}" text-anchor="middle">{escape(X_LABELS[x])}</text>')
+    out.append(f'<text x="18" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 18 {top + ph / 2})">loss</text>')
+    for i, ln in enumerate(lines):
+        dash = ' stroke-dasharray="4 3" opacity="0.7"' if ln.kind == "train" else ""
+        pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(ln.xs, ln.ys))
+        out.append(f'<polyline fill="none" stroke="{COLORS[ln.color]}" stroke-width="1.6"{dash} points="{pts}"/>')
+        ly = top + 10 + i * 18
+        out.append(f'<line x1="{left + pw + 15}" y1="{ly}" x2="{left + pw + 40}" y2="{ly}" stroke="{COLORS[ln.color]}" '
+                   f'stroke-width="2"{dash}/>')
+        out.append(f'<text x="{left + pw + 46}" y="{ly + 4}">{escape(f"{ln.label} {ln.kind}"[:28])}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def png(lines: list[Line], x: str, path: Path, title: str = "") -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SettingsError(PNG_NEEDS) from None
+    fig, ax = plt.subplots(figsize=(9, 5.2), dpi=110)
+    for ln in lines:
+        ax.plot(ln.xs, ln.ys, color=COLORS[ln.color], linestyle="--" if ln.kind == "train" else "-",
+                alpha=0.7 if ln.kind == "train" else 1.0, label=f"{ln.label} {ln.kind}")
+    ax.set_xlabel(X_LABELS[x])
+    ax.set_ylabel("loss")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    _write(path, buf.getvalue())
+
+
+def _write(path: Path, data) -> None:
+    from tinygpt_tui.engine.files import atomic_write
+
+    if path.is_dir():
+        raise SettingsError(f"{path} is a folder; give a file name ending in .svg or .png")
+    if not path.parent.is_dir():
+        raise SettingsError(f"cannot write {path}: the folder {path.parent} does not exist")
+    atomic_write(path, data)
+
+
+def check_out(path) -> None:
+    """Refuse an output the chart can't be written to, before any work is done."""
+    import importlib.util
+
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in (".svg", ".png"):
+        raise SettingsError(f"--out takes a file ending in .svg or .png, got {path.name!r}")
+    if path.suffix.lower() == ".png" and importlib.util.find_spec("matplotlib") is None:
+        raise SettingsError(PNG_NEEDS)
+    if path.is_dir() or not path.parent.is_dir():
+        raise SettingsError(f"cannot write {path}: " + ("it is a folder" if path.is_dir() else f"the folder {path.parent} does not exist"))
+
+
+def write_chart(lines: list[Line], x: str, path, title: str = "") -> None:
+    """An .svg or .png file of the chart (written to a temporary name, then renamed)."""
+    check_out(path)
+    path = Path(path).expanduser()
+    if path.suffix.lower() == ".svg":
+        _write(path, svg(lines, x, title))
+    else:
+        png(lines, x, path, title)

@@ -1,0 +1,336 @@
+"""`tinygpt runs`, `tinygpt compare`, `tinygpt experiment`, `tinygpt lesson`: runs side by side, a grid
+of runs, the ready-made lessons. engine/runs.py and engine/experiment.py do the work; this file prints."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, one_line
+
+O = typer.Option
+
+
+def _f(v, fmt: str = ".3f") -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def _minutes(v) -> str:
+    return "–" if v is None else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def _status(s) -> Text:
+    """The status in a word (a broken folder's reason is printed under the table)."""
+    style = {"finished": "green", "training": "cyan", "stopped": "yellow"}.get(s.status, "red")
+    return Text(s.status.split(":")[0], style=style)
+
+
+def print_runs(con, summaries, other: set | None = None) -> None:
+    con.print(runs_table(summaries, other=other))
+    for s in summaries:
+        if not s.ok:
+            con.print(Text(one_line(f"{s.name}: {s.status}"), style="red"))
+
+
+def runs_table(summaries, title: str = "", other: set | None = None) -> Table:
+    """A row per run; a run in ``other`` (trained on another corpus than the rest) has its corpus marked ≠."""
+    t = Table(title=title or None, title_justify="left", header_style="bold", pad_edge=False)
+    t.add_column("run", overflow="fold", ratio=1)
+    t.add_column("status", no_wrap=True)
+    t.add_column("corpus", overflow="fold", max_width=16)
+    for col in ("params", "ctx", "val\nloss", "bits/\nchar", "min", "tok/s", "steps"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for s in summaries:
+        corpus = Text(("≠ " if other and s.name in other else "") + (one_line(s.corpus) or "–"),
+                      style="red" if other and s.name in other else "")
+        t.add_row(one_line(s.name), _status(s), corpus, f"{s.params / 1e6:.2f}M" if s.params else "–",
+                  str(s.context or "–"), _f(s.val_loss), _f(s.bpc), _minutes(s.minutes), _f(s.tokens_per_s, ",.0f"), f"{s.steps:,}")
+    return t
+
+
+@friendly
+def runs_cmd(models_dir: Optional[Path] = ModelsDir):
+    """List every run (experiments' members too): status, corpus, size, validation loss, bits/char, time."""
+    from tinygpt_tui.engine.folder import default_models_dir
+    from tinygpt_tui.engine.runs import list_runs
+
+    d = Path(models_dir) if models_dir else default_models_dir()
+    summaries = list_runs(d)
+    if not summaries:
+        typer.echo(one_line(f"no runs in {d}"))
+        return
+    print_runs(new_console(), summaries)
+
+
+def _chart(named, x, curves, out, title, marks=None):
+    from tinygpt_tui.cli import chart
+
+    lines = chart.lines_of(named, x, curves)
+    if out is not None:
+        chart.write_chart(lines, x, out, title)
+        typer.echo(one_line(f"wrote {out}"))
+        return
+    if not lines:
+        typer.echo("no loss records to draw yet")
+        return
+    con = new_console()
+    width = min(shutil.get_terminal_size((100, 30)).columns, 140)
+    text = chart.terminal(lines, x, width, 22, color=con.is_terminal, title=title, marks=marks)
+    con.print(Text.from_ansi(text) if con.is_terminal else Text(text))
+
+
+def _check_x(x: str) -> None:
+    from tinygpt_tui.engine.runs import X_AXES
+
+    if x not in X_AXES:
+        fail(f"--x must be one of {', '.join(X_AXES)}, got {x!r}")
+
+
+@friendly
+def compare_cmd(
+    runs: List[str] = typer.Argument(..., help="Model folders or names (an experiment's member as EXPERIMENT/MEMBER, "
+                                                "or an experiment's name for all its members)."),
+    x: str = O("steps", "--x", help="The x axis: steps, tokens or minutes."),
+    curves: str = O("both", "--curves", help="val, train or both."),
+    out: Optional[Path] = O(None, "--out", help="Write the chart to a file (.svg, or .png with the [plot] extra) instead."),
+    models_dir: Optional[Path] = ModelsDir,
+):
+    """Overlay the loss curves of several runs on one chart, with a table of their final figures."""
+    from tinygpt_tui.engine.runs import STAGES, Curves, book_of, expand_run, overfitting, stage, summarize
+
+    _check_x(x)
+    if curves not in ("val", "train", "both"):
+        fail(f"--curves must be val, train or both, got {curves!r}")
+    if out is not None:
+        from tinygpt_tui.cli.chart import check_out
+
+        check_out(out)  # before anything is printed
+    summaries, named = [], []
+    for r in runs:
+        for name, folder in expand_run(r, models_dir):
+            s = summarize(folder, name)
+            summaries.append(s)
+            if s.ok or (folder / "metrics.jsonl").exists():
+                named.append((name, Curves(folder)))
+    # the corpus most runs share is the comparison's; a run trained on another is marked, not dropped
+    key = {s.name: s.corpus_sha256 or s.corpus for s in summaries if s.ok and (s.corpus_sha256 or s.corpus)}
+    common = max(dict.fromkeys(key.values()), key=list(key.values()).count) if key else None  # (a tie: the first)
+    other = {n for n, k in key.items() if k != common}
+    con = new_console()
+    print_runs(con, summaries, other)
+    shared = next((s.corpus for s in summaries if s.name in key and s.name not in other), "")
+    for s in summaries:
+        if s.name in other:
+            con.print(Text(one_line(f"{s.name}: trained on {s.corpus or 'another corpus'}, not {shared}: its losses do not compare"),
+                           style="red"))
+    for name, c in named:
+        s = next(s for s in summaries if s.name == name)
+        reached = stage(s.corpus, s.val_loss)
+        if reached and name not in other:
+            con.print(Text(one_line(f"{name}: at {s.val_loss:.2f}, a model on this book shows {reached[1]}"), style="dim"))
+        note = overfitting(c)
+        if note:
+            con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
+    _chart(named, x, curves, out, "loss", marks=STAGES.get(book_of(shared) or "", []) if not other else None)
+
+
+# ----------------------------------------------------------------- experiments
+def _progress_line(ev, name: str) -> str:
+    from tinygpt_tui.engine.train import Step
+
+    if isinstance(ev, Step):
+        return f"{name}  step {ev.step:,}  loss {ev.loss:.3f}  {ev.tokens_per_s:,.0f} tok/s  {ev.progress * 100:.0f}%"
+    return ""
+
+
+def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str = "minutes", dry: bool = False) -> None:
+    """Print the plan and its estimate, run it (Ctrl+C stops the member under way after a save), then the
+    ranked table, side-by-side samples and the chart."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from tinygpt_tui.cli.train import _fmt_time, install_stop_handlers
+    from tinygpt_tui.engine import experiment as E
+    from tinygpt_tui.engine.folder import default_models_dir
+    from tinygpt_tui.engine.runs import Curves, overfitting
+    from tinygpt_tui.engine.train import Eval
+
+    con = new_console()
+    spec = plan.spec
+    budget = f"{spec.minutes:g} min" if spec.minutes else f"{spec.max_steps:,} steps"
+    states = E.member_states(plan) if resume else {}
+    todo = [m for m in plan.members if states.get(m.name, {}).get("state") != "finished"]
+    con.print(Text(one_line(f"experiment {spec.name}: {len(plan.members)} runs of {budget} each on {Path(plan.corpus).name}, "
+                            f"seed {spec.seed}" + (f" to {spec.seed + spec.seeds - 1}" if spec.seeds > 1 else "")), style="bold"))
+    if spec.text:
+        con.print(Text(spec.text.strip(), style="italic"))
+    est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo, plan.source)) if todo else None
+    for i, m in enumerate(plan.members):
+        st = states.get(m.name, {}).get("state", "queued")
+        j = todo.index(m) if m in todo else None
+        when = f"about {_fmt_time(est.member_s[j])}" if est and j is not None else st
+        con.print(Text(one_line(f"  {i + 1}. {m.name}  ({when})")))
+    if est:
+        con.print(Text(f"estimated time: {_fmt_time(est.total_s)} (measured step time x budget, plus evaluations)", style="bold"))
+    if dry:
+        return
+    stop = threading.Event()
+    install_stop_handlers(stop, quiet=False)
+    t0 = time.perf_counter()
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), console=con)
+    task, ended = None, None
+    curves = Curves()
+    with progress:
+        for ev in E.run(plan, stop, resume):
+            if isinstance(ev, E.MemberStarted):
+                curves = Curves()
+                progress.console.print(Text(one_line(f"[{ev.index + 1}/{ev.total}] {ev.name}: {ev.how}")))
+                task = progress.add_task(one_line(ev.name)[:40], total=1000, info="starting…")
+            elif isinstance(ev, E.MemberEvent):
+                rec = ev.event.record()
+                curves.apply(rec)
+                if task is not None and rec["event"] == "step":
+                    note = " (overfitting)" if overfitting(curves) else ""
+                    progress.update(task, completed=int(rec["progress"] * 1000),
+                                    info=f"loss {rec['loss']:.3f}  {rec['tokens_per_s']:,.0f} tok/s  ETA {_fmt_time(rec['eta_s'])}{note}")
+                elif isinstance(ev.event, Eval):
+                    progress.console.print(Text(f"    step {ev.event.step:>6,}  train {ev.event.train_loss:.3f}  val {ev.event.val_loss:.3f}"))
+            elif isinstance(ev, E.MemberEnded):
+                if task is not None:
+                    progress.update(task, completed=1000 if ev.state == "finished" else None, info=ev.state)
+                    progress.remove_task(task)
+                    task = None
+                s = ev.summary
+                msg = {"kept": "kept (finished before)", "failed": f"failed: {ev.error}"}.get(ev.state, ev.state)
+                vl = f", val loss {s.val_loss:.3f}" if s and s.val_loss is not None else ""
+                progress.console.print(Text(one_line(f"  {ev.name}: {msg}{vl}"), style="red" if ev.state == "failed" else "green"))
+            elif isinstance(ev, E.Ended):
+                ended = ev
+    wall = time.perf_counter() - t0
+    con.print(Text(f"{ended.state if ended else 'ended'} in {_fmt_time(wall)}" + (f" (estimated {_fmt_time(est.total_s)})" if est else ""), style="bold"))
+    if ended and ended.state == "stopped":
+        where = "" if plan.folder.parent.resolve() == default_models_dir().resolve() else f" --models-dir {plan.folder.parent}"
+        con.print(Text(one_line(f"continue with: tinygpt experiment {spec.name} --resume{where}")))
+    show_results(plan, prompt, sample_chars, x)
+
+
+def show_results(plan, prompt: str, sample_chars: int, x: str) -> None:
+    from tinygpt_tui.engine import experiment as E
+    from tinygpt_tui.engine.runs import Curves
+
+    con = new_console()
+    rows = E.results(plan)
+    seeds = plan.spec.seeds > 1
+    t = Table(title=f"{plan.spec.title or plan.spec.name}: ranked by validation loss", title_justify="left", header_style="bold")
+    for col in ("#", "member", "val loss" + (" (mean ± std)" if seeds else ""), "bits/char", "params", "minutes", "tokens/s", "status"):
+        t.add_column(col, justify="left" if col in ("member", "status") else "right", overflow="fold")
+    for i, r in enumerate(rows):
+        vl = _f(r.val_loss) + (f" ± {r.spread:.3f}" if seeds and r.spread is not None else "")
+        t.add_row(str(i + 1), one_line(r.group), vl, _f(r.bpc), f"{r.params / 1e6:.2f}M" if r.params else "–",
+                  _minutes(r.minutes), _f(r.tokens_per_s, ",.0f"), Text(one_line(r.status)[:50], style="green" if r.status == "finished" else "yellow"))
+    con.print(t)
+    if plan.spec.text:
+        con.print(Text(plan.spec.text.strip(), style="italic"))
+    done = [m for m in plan.members if (plan.folder / m.name / "config.json").exists()]
+    if sample_chars and done:
+        st = Table(title=f"samples, prompt {one_line(prompt)!r}, same seed", title_justify="left", header_style="bold", show_lines=True)
+        st.add_column("member", overflow="fold")
+        st.add_column("sample", overflow="fold")
+        for name, text in E.samples(plan, prompt, sample_chars):
+            st.add_row(one_line(name), Text(text.replace("\r", "")))
+        con.print(st)
+    _chart([(m.name, Curves(plan.folder / m.name)) for m in done], x, "val", None, f"{plan.spec.name}: validation loss")
+
+
+@friendly
+def experiment_cmd(
+    name: str = typer.Argument(..., help="The experiment's name: its folder under the models directory."),
+    corpus: Optional[str] = O(None, "--corpus", "-c", help="A text file or a corpus name."),
+    minutes: Optional[float] = O(None, "--minutes", "-m", help="Each member's budget in minutes."),
+    max_steps: Optional[int] = O(None, "--max-steps", help="Each member's budget in steps (same numbers on a re-run)."),
+    vary: List[str] = O([], "--vary", help="KEY=V1,V2: a setting to vary (once or twice), e.g. pos=learned,rope."),
+    set_: List[str] = O([], "--set", help="KEY=VALUE: a setting for every member, e.g. n_layer=2."),
+    seeds: Optional[int] = O(None, "--seeds", help="Train each member with this many seeds (the table gives mean ± std)."),
+    seed: Optional[int] = O(None, "--seed", help="The first seed (default 1337)."),
+    file: Optional[Path] = O(None, "--file", "-f", help="A TOML file holding the grid (options given here override it)."),
+    resume: bool = O(False, "--resume", help="Continue a stopped or killed experiment (finished members are kept)."),
+    threads: Optional[int] = O(None, "--threads", help="CPU threads for torch (the same count gives the same numbers)."),
+    plan_only: bool = O(False, "--plan", help="Print the members and the time estimate; train nothing."),
+    prompt: str = O("\n", "--prompt", help="The prompt of the side-by-side samples."),
+    sample_chars: int = O(200, "--sample-chars", help="Characters of each sample (0: none)."),
+    x: str = O("minutes", "--x", help="The chart's x axis: steps, tokens or minutes."),
+    models_dir: Optional[Path] = ModelsDir,
+):
+    """Train a grid of runs that differ in one or two settings, everything else equal; rank them."""
+    from tinygpt_tui.engine import experiment as E
+    from tinygpt_tui.engine.lessons import read_spec_file
+
+    _check_x(x)
+    given = any(v not in (None, [], ()) for v in (corpus, minutes, max_steps, vary, set_, seeds, seed, file))
+    if resume and not given:
+        plan = E.load_plan(name, models_dir)
+    else:
+        spec = read_spec_file(file, name) if file else E.Spec(name=name)
+        spec.name = name
+        if corpus is not None:
+            spec.corpus = corpus
+        if minutes is not None or max_steps is not None:
+            spec.minutes, spec.max_steps = minutes, max_steps
+        if vary:
+            spec.vary, spec.members = E.parse_pairs(vary, "vary"), []
+        spec.settings.update(E.parse_pairs(set_, "set"))
+        for k, v in (("seeds", seeds), ("seed", seed), ("threads", threads)):
+            if v is not None:
+                setattr(spec, k, v)
+        plan = E.make_plan(spec, models_dir)
+    run_plan(plan, resume, prompt, sample_chars, x, dry=plan_only)
+
+
+@friendly
+def lesson_cmd(
+    name: Optional[str] = typer.Argument(None, help="The lesson to run; none: list them."),
+    corpus: Optional[str] = O(None, "--corpus", "-c", help="Run it on another corpus than the lesson's."),
+    plan_only: bool = O(False, "--plan", help="Print the members and the time estimate; train nothing."),
+    threads: Optional[int] = O(None, "--threads", help="CPU threads for torch."),
+    models_dir: Optional[Path] = ModelsDir,
+):
+    """Ready-made experiments that each teach one idea; run one again to see its results (or go on)."""
+    from tinygpt_tui.engine import experiment as E
+    from tinygpt_tui.engine.lessons import find_lesson, list_lessons
+
+    if name is None:
+        t = Table(header_style="bold")
+        for col in ("lesson", "what it shows", "runs", "budget"):
+            t.add_column(col, overflow="fold")
+        for lesson in list_lessons():
+            s = lesson.spec
+            n = (len(s.members) or _grid_size(s.vary)) * s.seeds
+            t.add_row(lesson.name, s.title, str(n), f"{s.minutes:g} min each" if s.minutes else f"{s.max_steps:,} steps each")
+        new_console().print(t)
+        typer.echo("run one: tinygpt lesson NAME   (--plan: its members and time estimate first)")
+        return
+    spec = find_lesson(name).spec
+    if corpus:
+        spec.corpus = corpus
+    spec.threads = threads
+    plan = E.make_plan(spec, models_dir)
+    resume = (plan.folder / "experiment.json").exists()
+    run_plan(plan, resume, "\n", 200, dry=plan_only)
+
+
+def _grid_size(vary: dict) -> int:
+    n = 1
+    for v in vary.values():
+        n *= len(v)
+    return n
+
+
+def register(app) -> None:
+    for fn, name in ((runs_cmd, "runs"), (compare_cmd, "compare"), (experiment_cmd, "experiment"), (lesson_cmd, "lesson")):
+        app.command(name, cls=Command, context_settings=HELP)(fn)

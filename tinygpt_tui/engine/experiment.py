@@ -1,0 +1,503 @@
+"""Experiments: a grid of runs that differ in one or two settings, everything else equal (seed, budget,
+data order), trained one after another, each a normal model folder under models/NAME/<member>.
+
+    spec = Spec(name="pos", corpus="shakespeare", minutes=2, vary={"pos_encoding": ["learned", "rope"]})
+    plan = make_plan(spec)                      # every member checked before anything runs
+    print(estimate(plan).total_s)               # measured step time x budget
+    for ev in run(plan, stop_event):            # MemberStarted, MemberEvent (train's events), MemberEnded, Ended
+        ...
+    rows = results(plan)                        # ranked by validation loss, mean ± std over seeds
+
+models/NAME/experiment.json (written atomically at each change) holds the plan and each member's state,
+so a stopped or killed experiment resumes: finished members are kept whole, an interrupted member
+resumes from its last checkpoint (or restarts, when it died before its first one). A lock on
+models/NAME refuses a second experiment writing the same folder.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.engine.files import MiB, atomic_write, read_json
+from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, check_name
+from tinygpt_tui.engine.runs import MANIFEST, RunSummary, summarize
+from tinygpt_tui.errors import CheckpointError, SettingsError, TinyGPTError
+
+FORMAT = "tinygpt-experiment/1"
+TRAIN_KEYS = ("batch_size", "grad_accum", "lr", "min_lr_ratio", "warmup_steps", "optimizer", "muon_lr", "weight_decay", "beta1",
+              "beta2", "grad_clip", "eval_interval", "eval_iters", "log_interval", "sample_chars", "preset", "dtype")
+KEYS = MODEL_KEYS + TRAIN_KEYS  # what a grid can vary (and --set can fix for every member)
+ALIASES = {"pos": "pos_encoding", "context": "block_size", "layers": "n_layer", "heads": "n_head", "width": "n_embd"}
+KINDS = {**{k: int for k in ("block_size", "n_layer", "n_head", "n_embd", "batch_size", "grad_accum", "warmup_steps",
+                              "eval_interval", "eval_iters", "log_interval", "sample_chars")},
+         **{k: float for k in ("dropout", "mlp_ratio", "lr", "min_lr_ratio", "muon_lr", "weight_decay", "beta1", "beta2", "grad_clip")},
+         **{k: bool for k in ("bias", "tie_weights")}}  # the rest are words
+MAX_MEMBERS = 64
+MAX_SEEDS = 10
+
+
+# ----------------------------------------------------------------- what to run
+@dataclass
+class Spec:
+    name: str
+    corpus: str = ""
+    minutes: float | None = None  # each member's budget: minutes ...
+    max_steps: int | None = None  # ... or steps (steps give the same numbers on a re-run; minutes depend on the machine)
+    settings: dict = field(default_factory=dict)  # every member
+    vary: dict = field(default_factory=dict)  # one or two settings, each a list of values: the grid
+    members: list = field(default_factory=list)  # or members by name: [{"name": "bigram", "block_size": 1}, ...]
+    corpus_chars: int | None = None  # train on the corpus's first N characters only (a copy in models/NAME): overfitting in minutes
+    seeds: int = 1  # each member trained with this many seeds (seed, seed + 1, ...): the table gives the spread
+    seed: int = 1337
+    threads: int | None = None
+    title: str = ""
+    text: str = ""  # what the experiment teaches (shown beside its results)
+
+
+@dataclass
+class Member:
+    name: str  # its folder under models/NAME
+    group: str  # the members that differ only in seed share a group
+    settings: dict  # what sets it apart
+    seed: int
+    config: TrainConfig = field(repr=False)
+
+
+@dataclass
+class Plan:
+    spec: Spec
+    folder: Path  # models/NAME
+    corpus: str  # the file the members train on: the corpus, or its first corpus_chars characters in models/NAME
+    members: list[Member]
+    source: str = ""  # the corpus file given
+
+    def write_corpus(self) -> None:
+        """The slice of the corpus the members train on, when the spec asks for one (written once, atomically)."""
+        if self.source != self.corpus and not Path(self.corpus).exists():
+            from tinygpt_tui.engine.corpora import read_corpus
+
+            atomic_write(Path(self.corpus), read_corpus(self.source).text[: self.spec.corpus_chars])
+
+    def read_corpus(self):
+        from tinygpt_tui.data import Corpus
+        from tinygpt_tui.engine.corpora import read_corpus
+
+        c = read_corpus(self.source)
+        return c if self.source == self.corpus else Corpus(self.corpus, c.text[: self.spec.corpus_chars], "")
+
+
+def key_name(key: str) -> str:
+    """A setting's name as TrainConfig spells it (n-layer, pos and context are accepted); unknown: refused, listing the valid."""
+    k = ALIASES.get(key.strip(), key.strip().replace("-", "_"))
+    if k not in KEYS:
+        raise SettingsError(f"unknown setting {key!r}; settings an experiment can vary or set: {', '.join(KEYS)} "
+                            f"(also {', '.join(f'{a} for {b}' for a, b in ALIASES.items())})")
+    return k
+
+
+def parse_value(key: str, value):
+    """A value from the command line (text) or a TOML file, as the setting's type."""
+    kind = KINDS.get(key, str)
+    if isinstance(value, str):
+        v = value.strip()
+        try:
+            if kind is bool:
+                if v.lower() not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+                    raise ValueError
+                return v.lower() in ("true", "yes", "on", "1")
+            return int(v) if kind is int else float(v) if kind is float else v
+        except ValueError:
+            raise SettingsError(f"{key} takes {kind.__name__ if kind is not str else 'a word'}, got {value!r}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if (kind is str and not isinstance(value, str)) or (kind is not str and type(value) is not kind):
+        raise SettingsError(f"{key} takes {kind.__name__ if kind is not str else 'a word'}, got {value!r}")
+    return value
+
+
+def parse_pairs(items: list[str], what: str) -> dict:
+    """["key=v1,v2", ...] (--vary: lists of values) or ["key=v", ...] (--set: one value each)."""
+    out = {}
+    for item in items:
+        key, eq, values = item.partition("=")
+        if not eq or not values.strip():
+            raise SettingsError(f"--{what} takes KEY=VALUE{'S' if what == 'vary' else ''}, e.g. "
+                                f"{'pos=learned,rope' if what == 'vary' else 'n_layer=2'}; got {item!r}")
+        k = key_name(key)
+        if k in out:
+            raise SettingsError(f"--{what} names {k} twice")
+        vals = [parse_value(k, v) for v in values.split(",")] if what == "vary" else parse_value(k, values)
+        out[k] = vals
+    return out
+
+
+def _fmt(v) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def make_plan(spec: Spec, models_dir=None) -> Plan:
+    """Every member's settings, checked before anything runs: an impossible member is refused by name."""
+    from tinygpt_tui.data import min_corpus_chars
+    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
+
+    check_name(spec.name)
+    if not spec.corpus:
+        raise SettingsError("an experiment needs a corpus (--corpus)")
+    if (spec.minutes is None) == (spec.max_steps is None):
+        raise SettingsError("give each member a budget: --minutes or --max-steps (one of them)")
+    if spec.minutes is not None and (not isinstance(spec.minutes, (int, float)) or not 0 < spec.minutes <= 1e6 or math.isnan(spec.minutes)):
+        raise SettingsError(f"--minutes must be above 0, got {spec.minutes}")
+    if not isinstance(spec.seeds, int) or not 1 <= spec.seeds <= MAX_SEEDS:
+        raise SettingsError(f"--seeds must be from 1 to {MAX_SEEDS}, got {spec.seeds}")
+    if spec.vary and spec.members:
+        raise SettingsError("an experiment has either vary (a grid) or members (by name), not both")
+    if not spec.vary and not spec.members:
+        raise SettingsError("nothing to compare: give --vary KEY=V1,V2 (one or two settings)")
+    if len(spec.vary) > 2:
+        raise SettingsError(f"an experiment varies one or two settings at once, got {len(spec.vary)}: {', '.join(spec.vary)}")
+    for k, vals in spec.vary.items():
+        if len(vals) != len(set(map(_fmt, vals))):
+            raise SettingsError(f"--vary {k} repeats a value")
+        if k in spec.settings:
+            raise SettingsError(f"{k} is both varied and set for every member")
+    if spec.corpus_chars is not None and (not isinstance(spec.corpus_chars, int) or spec.corpus_chars < 1000):
+        raise SettingsError(f"corpus_chars must be a whole number of at least 1000, got {spec.corpus_chars!r}")
+    source = corpus = str(resolve_corpus(spec.corpus))
+    chars = min(len(read_corpus(source).text), spec.corpus_chars or 2**62)
+    models_dir = Path(models_dir) if models_dir else ckpt.default_models_dir()
+    if spec.corpus_chars:
+        corpus = str(models_dir / spec.name / f"{Path(source).stem}-first{spec.corpus_chars}.txt")
+    groups = []
+    if spec.vary:
+        keys = list(spec.vary)
+        for combo in itertools.product(*(spec.vary[k] for k in keys)):
+            settings = dict(zip(keys, combo))
+            groups.append((",".join(f"{k}={_fmt(v)}" for k, v in settings.items()), settings))
+    else:
+        groups = [(m["name"], {k: v for k, v in m.items() if k != "name"}) for m in spec.members]
+    if len(groups) * spec.seeds > MAX_MEMBERS:
+        raise SettingsError(f"{len(groups) * spec.seeds} runs is more than the {MAX_MEMBERS} an experiment holds")
+    members, seen = [], set()
+    for group, settings in groups:
+        for i in range(spec.seeds):
+            name = group if spec.seeds == 1 else f"{group},seed={spec.seed + i}"
+            try:
+                check_name(name)
+                if name in seen or name == MANIFEST:
+                    raise SettingsError("the name is taken by another member")
+                seen.add(name)
+                cfg = TrainConfig(corpus=corpus, name=name, models_dir=str(models_dir / spec.name), seed=spec.seed + i,
+                                  max_steps=spec.max_steps, time_budget=spec.minutes * 60 if spec.minutes else None,
+                                  threads=spec.threads, command=f"tinygpt experiment {spec.name}", **{**spec.settings, **settings})
+                need = min_corpus_chars(cfg.resolved().block_size)
+                if chars < need:
+                    raise SettingsError(f"context length {cfg.resolved().block_size} needs a corpus of {need:,} characters, "
+                                        f"this one has {chars:,}")
+            except TinyGPTError as e:
+                raise SettingsError(f"member {name}: {e}") from None
+            members.append(Member(name, group, settings, spec.seed + i, cfg))
+    return Plan(spec, models_dir / spec.name, corpus, members, source)
+
+
+# ----------------------------------------------------------------- the manifest
+def _manifest(plan: Plan, states: dict) -> dict:
+    return {"format": FORMAT, "spec": {**asdict(plan.spec), "corpus": plan.source},
+            "members": [{"name": m.name, "group": m.group, "seed": m.seed, "settings": m.settings, **states.get(m.name, {"state": "queued"})}
+                        for m in plan.members], "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def write_manifest(plan: Plan, states: dict) -> None:
+    atomic_write(plan.folder / MANIFEST, json.dumps(_manifest(plan, states), indent=2, ensure_ascii=False))
+
+
+def read_manifest(folder) -> dict:
+    doc = read_json(Path(folder) / MANIFEST, MANIFEST, 4 * MiB)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("spec"), dict) \
+            or not isinstance(doc.get("members"), list):
+        raise CheckpointError(f"{Path(folder).name}/{MANIFEST} is not an experiment tinygpt wrote")
+    return doc
+
+
+def load_plan(name: str, models_dir=None) -> Plan:
+    """The plan of an experiment already started (what --resume alone continues)."""
+    check_name(name)
+    folder = (Path(models_dir) if models_dir else ckpt.default_models_dir()) / name
+    if not (folder / MANIFEST).exists():
+        raise SettingsError(f"no experiment named {name!r} in {folder.parent}")
+    spec = read_manifest(folder)["spec"]
+    try:
+        return make_plan(Spec(**{k: v for k, v in spec.items() if k in Spec.__dataclass_fields__}), folder.parent)
+    except TypeError as e:
+        raise CheckpointError(f"{name}/{MANIFEST} is damaged: {e}") from None
+
+
+def member_states(plan: Plan) -> dict:
+    """Each member's state in the manifest (queued when there is none yet)."""
+    try:
+        doc = read_manifest(plan.folder)
+    except TinyGPTError:
+        return {}
+    return {m["name"]: {k: m[k] for k in ("state", "error") if k in m} for m in doc["members"] if isinstance(m, dict) and "name" in m}
+
+
+# ----------------------------------------------------------------- running it
+@dataclass
+class MemberStarted:
+    index: int
+    total: int
+    name: str
+    how: str  # "new", "resumed from step N", "restarted (it stopped before its first checkpoint)"
+
+
+@dataclass
+class MemberEvent:
+    index: int
+    name: str
+    event: object  # engine/train.py's event (Started, Step, Eval, Saved, Stopping, Finished)
+
+
+@dataclass
+class MemberEnded:
+    index: int
+    name: str
+    state: str  # "finished", "kept" (finished before this session), "stopped", "failed"
+    error: str = ""
+    summary: RunSummary | None = None
+
+
+@dataclass
+class Ended:
+    state: str  # "finished", "stopped", "failed" (some members failed; the rest finished)
+    elapsed_s: float
+    failed: list = field(default_factory=list)
+
+
+def _claim(plan: Plan, resume: bool) -> None:
+    """Refuse a folder that is not this experiment's to write."""
+    f = plan.folder
+    if f.is_symlink():
+        raise SettingsError(f"{f} is a symbolic link; an experiment writes only into a real folder")
+    if ckpt.is_training(f):
+        raise SettingsError(f"experiment {plan.spec.name} is being run by another process; wait for it, or pick another name")
+    if (f / ckpt.CONFIG).exists():
+        raise SettingsError(f"a model named {plan.spec.name!r} already exists in {f.parent}; pick another experiment name")
+    if resume:
+        if not (f / MANIFEST).exists():
+            raise SettingsError(f"nothing to resume: no experiment named {plan.spec.name!r} in {f.parent}")
+        old = read_manifest(f)
+        if [m.get("name") for m in old["members"]] != [m.name for m in plan.members]:
+            raise SettingsError(f"the grid given is not experiment {plan.spec.name}'s; resume it with --resume alone")
+    elif (f / MANIFEST).exists():
+        raise SettingsError(f"an experiment named {plan.spec.name!r} already exists; --resume continues it, or pick another name")
+    elif f.is_dir() and any(p.name != ckpt.LOCK and not p.name.endswith(".txt") for p in f.iterdir()):
+        raise SettingsError(f"{f} already holds files; pick another experiment name")
+
+
+def _how(plan: Plan, m: Member) -> tuple[str, TrainConfig]:
+    """How a member starts: new, resumed from its checkpoint, or restarted (a folder with no checkpoint)."""
+    folder = plan.folder / m.name
+    if not folder.exists():
+        return "new", m.config
+    if ckpt.is_dead_run(folder):
+        ckpt.remove_dead_run(folder)
+        return "restarted (it stopped before its first checkpoint)", m.config
+    if (folder / ckpt.STATE_TENSORS).exists() and (folder / ckpt.CONFIG).exists():
+        cfg = TrainConfig(**{**asdict(m.config), "resume": True})
+        return f"resumed from step {summarize(folder).steps:,}", cfg
+    raise CheckpointError(f"{folder} holds no checkpoint to resume; delete it to run member {m.name} again")
+
+
+def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = False):
+    """Train the members one after another; yields MemberStarted, MemberEvent, MemberEnded, then Ended.
+    A set stop_event stops the member under way (it saves) and ends the experiment."""
+    from tinygpt_tui.engine.train import Finished, train
+
+    stop_event = stop_event or threading.Event()
+    _claim(plan, resume)
+    lock = ckpt.FolderLock(plan.folder)
+    t0 = time.perf_counter()
+    try:
+        states = member_states(plan) if resume else {}
+        write_manifest(plan, states)
+        plan.write_corpus()
+        failed, stopped = [], False
+        for i, m in enumerate(plan.members):
+            summary = summarize(plan.folder / m.name, m.name)
+            if resume and summary.status == "finished":
+                states[m.name] = {"state": "finished"}
+                yield MemberEnded(i, m.name, "kept", summary=summary)
+                continue
+            if stop_event.is_set():
+                stopped = True
+                break
+            try:
+                how, cfg = _how(plan, m)
+                states[m.name] = {"state": "running"}
+                write_manifest(plan, states)
+                yield MemberStarted(i, len(plan.members), m.name, how)
+                reason = None
+                for ev in train(cfg, stop_event):
+                    if isinstance(ev, Finished):
+                        reason = ev.reason
+                    yield MemberEvent(i, m.name, ev)
+                state = "stopped" if reason == "stopped" else "finished"
+                states[m.name] = {"state": state}
+                yield MemberEnded(i, m.name, state, summary=summarize(plan.folder / m.name, m.name))
+                if state == "stopped":
+                    stopped = True
+                    break
+            except (TinyGPTError, MemoryError) as e:
+                error = str(e) if isinstance(e, TinyGPTError) else "out of memory: try a smaller model or batch"
+                states[m.name] = {"state": "failed", "error": error}
+                failed.append(m.name)
+                yield MemberEnded(i, m.name, "failed", error=error)
+            finally:
+                write_manifest(plan, states)
+        state = "stopped" if stopped else "failed" if failed else "finished"
+        yield Ended(state, time.perf_counter() - t0, failed)
+    finally:
+        lock.release()
+
+
+# ----------------------------------------------------------------- before and after
+@dataclass
+class Estimate:
+    total_s: float
+    member_s: list  # each member's
+    step_s: list  # each member's seconds per training step, measured here
+
+
+def _shape(cfg: TrainConfig) -> tuple:
+    return tuple(getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer"))
+
+
+def estimate(plan: Plan, steps: int = 2) -> Estimate:
+    """How long the experiment will take: each member's budget (minutes), or its steps times the step time
+    measured here (a warm-up step, then ``steps`` timed), plus its evaluations and the final pass over the
+    whole validation split. Nothing is written."""
+    import torch
+
+    from tinygpt_tui.tokenizer import CharTokenizer
+
+    corpus = plan.read_corpus()
+    tok = CharTokenizer.from_text(corpus.text)
+    threads = torch.get_num_threads()
+    if plan.spec.threads:
+        torch.set_num_threads(plan.spec.threads)
+    measured, out, steps_s = {}, [], []
+    try:
+        for m in plan.members:
+            cfg = m.config.resolved()
+            shape = _shape(cfg)
+            if shape not in measured:
+                measured[shape] = _measure(cfg, corpus, tok, steps)
+            step_s, fwd_s, final_s = measured[shape]
+            steps_s.append(step_s)
+            if cfg.time_budget:
+                member = cfg.time_budget + final_s + 3.0
+            else:
+                evals = cfg.max_steps // cfg.eval_interval
+                member = cfg.max_steps * step_s + evals * (2 * cfg.eval_iters * fwd_s + cfg.sample_chars * 0.002) + final_s + 3.0
+            out.append(member)
+    finally:
+        torch.set_num_threads(threads)
+    return Estimate(sum(out), out, steps_s)
+
+
+def _measure(cfg: TrainConfig, corpus, tok, steps: int) -> tuple[float, float, float]:
+    """Seconds per training step, per forward pass of a batch, and for the final pass over the validation
+    split, measured on this machine as train.py runs them (its dtype, the fast kernels when on)."""
+    import torch
+
+    from tinygpt_tui import fast
+    from tinygpt_tui.data import Dataset
+    from tinygpt_tui.engine.device import autocast, pick_dtype
+    from tinygpt_tui.engine.presets import build_optimizer
+    from tinygpt_tui.fast.kernels import accelerate
+    from tinygpt_tui.model import GPT
+
+    cpu = torch.device("cpu")
+    data = Dataset(corpus, tok, cfg.block_size)
+    torch.manual_seed(0)
+    model = GPT(cfg.model_config(tok.vocab_size))
+    if fast.enabled():
+        accelerate(model)
+    dtype = pick_dtype(cpu, cfg.dtype, model.cfg.n_embd)
+    opt = build_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(steps + 1):  # the first warms up
+        t = time.perf_counter()
+        for _ in range(cfg.grad_accum):
+            x, y = data.batch("train", cfg.batch_size, gen, cpu)
+            with autocast(cpu, dtype):
+                loss = model(x, y)[1]
+            loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    with torch.inference_mode(), autocast(cpu, dtype):
+        model.eval()(x)
+    fwd = time.perf_counter() - t
+    val_batches = max(1, len(data.val) // (32 * cfg.block_size))
+    return min(times[1:]), fwd, fwd * 32 / cfg.batch_size * val_batches
+
+
+@dataclass
+class Row:
+    group: str
+    settings: dict
+    runs: list  # RunSummary of each seed
+    val_loss: float | None  # the mean over the finished seeds
+    spread: float | None  # their standard deviation (two seeds or more)
+    bpc: float | None
+    params: int
+    minutes: float | None
+    tokens_per_s: float | None
+    status: str  # "finished", or the first unfinished member's status
+
+
+def _mean(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.fmean(vals) if vals else None
+
+
+def results(plan: Plan) -> list[Row]:
+    """One row per member (its seeds together), ranked by mean validation loss; unfinished ones last."""
+    rows = []
+    for group in dict.fromkeys(m.group for m in plan.members):
+        ms = [m for m in plan.members if m.group == group]
+        runs = [summarize(plan.folder / m.name, m.name) for m in ms]
+        done = [r for r in runs if r.status == "finished"]
+        losses = [r.val_loss for r in done if r.val_loss is not None]
+        status = "finished" if len(done) == len(runs) else next(r.status for r in runs if r.status != "finished")
+        rows.append(Row(group, ms[0].settings, runs, _mean(losses), statistics.stdev(losses) if len(losses) > 1 else None,
+                        _mean([r.bpc for r in done]), max((r.params for r in runs), default=0), _mean([r.minutes for r in done]),
+                        _mean([r.tokens_per_s for r in done]), status))
+    return sorted(rows, key=lambda r: (r.val_loss is None, r.val_loss if r.val_loss is not None else 0.0))
+
+
+def samples(plan: Plan, prompt: str = "\n", chars: int = 200, seed: int = 0) -> list[tuple[str, str]]:
+    """(member, text) for each finished member of the first seed: the same prompt, length and sampling seed."""
+    from tinygpt_tui.sampler import Generation, SamplingSettings
+
+    out = []
+    for m in plan.members:
+        if m.seed != plan.spec.seed:
+            continue
+        try:
+            loaded = ckpt.load_model(plan.folder / m.name)
+            s = SamplingSettings(max_new_tokens=chars, temperature=0.8, seed=seed, precision="fp32")
+            out.append((m.group, "".join(Generation(loaded.model, loaded.tokenizer, prompt, s, backend="torch"))))
+        except TinyGPTError as e:
+            out.append((m.group, f"(no sample: {e})"))
+    return out

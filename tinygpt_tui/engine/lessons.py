@@ -1,0 +1,85 @@
+"""Experiments written down: a small TOML file (``tinygpt experiment NAME --file grid.toml``), and the
+ready-made lessons shipped in tinygpt_tui/lessons/*.toml, each teaching one idea with a short text
+shown beside its results (``tinygpt lesson NAME``).
+
+    title = "Position encodings"
+    text = '''What the learner should see.'''
+    corpus = "shakespeare"
+    minutes = 2.0                    # or max_steps = 500: each member's budget
+    seeds = 1
+    [settings]                       # every member
+    n_layer = 2
+    [vary]                           # one or two settings, each a list: the grid ...
+    pos_encoding = ["learned", "rope"]
+    # ... or members by name:  [[members]]  name = "bigram"  block_size = 1
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinygpt_tui.engine.experiment import Spec, key_name, parse_value
+from tinygpt_tui.engine.files import MiB, read_text
+from tinygpt_tui.errors import SettingsError
+
+LESSONS_DIR = Path(__file__).resolve().parents[1] / "lessons"
+
+
+def read_spec_file(path, name: str | None = None) -> Spec:
+    """An experiment (or a lesson) from a small TOML file: title, text, corpus, minutes | max_steps, seeds, seed,
+    [settings] (every member), and [vary] (one or two settings, each a list) or [[members]] (each with a name)."""
+    text = read_text(Path(path), "experiment file", MiB, SettingsError)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"{Path(path).name} is not valid TOML: {e}") from None
+    known = {"title", "text", "corpus", "corpus_chars", "minutes", "max_steps", "seeds", "seed", "settings", "vary", "members", "name"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise SettingsError(f"{Path(path).name}: unknown entry {unknown[0]!r}; an experiment file holds {', '.join(sorted(known))}")
+    for k, kind in (("settings", dict), ("vary", dict), ("members", list)):
+        if not isinstance(doc.get(k, kind()), kind):
+            raise SettingsError(f"{Path(path).name}: {k} must be a {'table' if kind is dict else 'list of tables'}")
+    settings = {key_name(k): parse_value(key_name(k), v) for k, v in doc.get("settings", {}).items()}
+    vary = {}
+    for k, vals in doc.get("vary", {}).items():
+        if not isinstance(vals, list):
+            raise SettingsError(f"{Path(path).name}: vary.{k} must be a list of values")
+        vary[key_name(k)] = [parse_value(key_name(k), v) for v in vals]
+    members = []
+    for m in doc.get("members", []):
+        if not isinstance(m, dict) or not isinstance(m.get("name"), str):
+            raise SettingsError(f"{Path(path).name}: each [[members]] needs a name")
+        members.append({"name": m["name"], **{key_name(k): parse_value(key_name(k), v) for k, v in m.items() if k != "name"}})
+    spec = Spec(name=name or str(doc.get("name", Path(path).stem)), settings=settings, vary=vary, members=members)
+    for k in ("title", "text", "corpus"):
+        if k in doc:
+            setattr(spec, k, str(doc[k]))
+    for k, kind in (("minutes", (int, float)), ("max_steps", int), ("seeds", int), ("seed", int), ("corpus_chars", int)):
+        if k in doc:
+            if not isinstance(doc[k], kind) or isinstance(doc[k], bool):
+                raise SettingsError(f"{Path(path).name}: {k} must be a number, got {doc[k]!r}")
+            setattr(spec, k, doc[k])
+    return spec
+
+
+@dataclass
+class Lesson:
+    name: str  # the file's stem: `tinygpt lesson NAME`
+    path: Path
+    spec: Spec
+
+
+def list_lessons() -> list[Lesson]:
+    """The shipped lessons, by name."""
+    return [Lesson(p.stem, p, read_spec_file(p, f"lesson-{p.stem}")) for p in sorted(LESSONS_DIR.glob("*.toml"))]
+
+
+def find_lesson(name: str) -> Lesson:
+    lessons = list_lessons()
+    for lesson in lessons:
+        if lesson.name == name:
+            return lesson
+    raise SettingsError(f"no lesson named {name!r}; the lessons: {', '.join(x.name for x in lessons)}")

@@ -1,0 +1,419 @@
+"""Runs side by side: what a model folder's run came to (``summarize``, ``list_runs``), its loss curves
+read from metrics.jsonl and followed while it trains (``Curves``), whether it has started to overfit
+(``overfitting``), and what a loss means on a shipped book (``milestones``, ``stage``).
+
+    runs = list_runs("models")                      # every run, nested experiment members included
+    curves = [Curves(r.folder) for r in runs]       # read once; curves[i].update() reads what is new
+    xs, ys = curves[0].val("minutes", max_points=400)
+    note = overfitting(curves[0])                   # None, or one sentence
+
+No torch and no textual: the command line and the app draw what this returns. A broken folder is a
+summary whose status says why, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.engine.files import number
+from tinygpt_tui.engine.metrics import parse_record, read_lines
+
+X_AXES = ("steps", "tokens", "minutes")
+MAX_POINTS = 400  # a curve's points after thinning (a chart is a few hundred cells wide)
+TAIL_BYTES = 64 * 1024  # what a summary reads of metrics.jsonl: its last records, not the whole log
+MAX_KEPT = 500  # training-loss points a Curves keeps (every 2^k-th step record past this, and the latest)
+STEP_LINE = b'{"event": "step", '  # how train.py's step records begin: one not kept is skipped unparsed
+MANIFEST = "experiment.json"  # an experiment's folder: its manifest and one model folder per member
+LN2 = math.log(2)
+
+
+def _num(v):
+    return v if number(v) else None
+
+
+# ----------------------------------------------------------------- a run in one line
+@dataclass
+class RunSummary:
+    name: str  # the folder's name under the models directory ("exp/member" for an experiment's member)
+    folder: Path
+    status: str  # "finished", "training", "stopped", or "broken: why"
+    corpus: str = ""
+    corpus_sha256: str = ""
+    params: int = 0
+    context: int = 0  # block_size: tokens the model sees at once
+    tokenizer: str = "char"
+    val_loss: float | None = None  # of the weights kept (the whole validation split once finished)
+    bpc: float | None = None  # bits per character: the record's own, else val_loss / ln 2 for a character model
+    minutes: float | None = None  # wall time trained, evaluations included
+    tokens_seen: int = 0
+    tokens_per_s: float | None = None  # tokens_seen / wall time: what a run got through, evaluations included
+    steps: int = 0
+    updated: float = 0.0  # unix time of the last write (metrics.jsonl or config.json)
+    model: dict = field(default_factory=dict, repr=False)  # the architecture (config.json's "model")
+    training: dict = field(default_factory=dict, repr=False)  # the training settings (config.json's "training")
+
+    @property
+    def ok(self) -> bool:
+        return not self.status.startswith("broken")
+
+
+def _tail(folder: Path) -> list[dict]:
+    """The latest records a summary needs, in the log's order: the last step, the last evaluation, and the
+    last start or finish (read backwards from the end of metrics.jsonl, each line parsed only when needed)."""
+    try:
+        size = os.lstat(folder / ckpt.METRICS).st_size
+    except OSError:
+        return []
+    lines, _ = read_lines(folder, max(0, size - TAIL_BYTES))  # (a line cut by the tail's start is no record)
+    picked, need = [], {"step", "eval", "end"}
+    for line in reversed(lines):
+        r = parse_record(line)
+        key = None if r is None else "end" if r["event"] in ("start", "finish") else r["event"]
+        if key in need:
+            need.discard(key)
+            picked.append(r)
+            if not need:
+                break
+    return picked[::-1]
+
+
+def _mtime(folder: Path) -> float:
+    times = []
+    for f in (ckpt.METRICS, ckpt.CONFIG):
+        try:
+            times.append(os.lstat(folder / f).st_mtime)
+        except OSError:
+            pass
+    return max(times, default=0.0)
+
+
+def summarize(folder, name: str | None = None) -> RunSummary:
+    """What a run came to, from config.json and the end of metrics.jsonl; never raises."""
+    folder = Path(folder)
+    s = RunSummary(name=name or folder.name, folder=folder, status="broken: not a folder")
+    try:
+        if not folder.is_dir() or folder.is_symlink():
+            return s
+        s.updated = _mtime(folder)
+        info = ckpt.read_info(folder)
+        tail = _tail(folder)
+    except Exception as e:  # noqa: BLE001 (a stranger's folder: whatever it holds, the table gets a line)
+        s.status = f"broken: {str(e).splitlines()[0][:160] if str(e) else type(e).__name__}"
+        return s
+    _from_records(s, tail)
+    if info.status == ckpt.TRAINING:
+        s.status = "training"
+    elif not info.ok:
+        s.status = f"broken: {info.error or info.status}"
+        return s
+    doc = info.doc or {}
+    corpus = doc.get("corpus") if isinstance(doc.get("corpus"), dict) else {}
+    s.corpus = str(corpus.get("name", ""))[:200] or s.corpus  # the checkpoint's word over the log's
+    s.corpus_sha256 = str(corpus.get("sha256", ""))[:64]
+    s.model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+    s.training = doc.get("training") if isinstance(doc.get("training"), dict) else {}
+    tok = doc.get("tokenizer")
+    s.tokenizer = str(tok.get("kind", "char") if isinstance(tok, dict) else tok or "char")[:40]
+    s.params, s.context = info.params or s.params, info.block_size or s.context
+    figures = doc.get("figures") if isinstance(doc.get("figures"), dict) else {}
+    if s.status != "training":
+        finish = next((r for r in reversed(tail) if r.get("event") in ("finish", "start")), {})
+        if finish.get("event") == "finish":
+            s.status = "stopped" if finish.get("reason") == "stopped" else "finished"
+        else:  # no log, or a run killed: the checkpoint says whether its figure is the final one
+            s.status = "finished" if figures.get("val_loss_is") == "full validation split" or not tail else "stopped"
+        s.val_loss = info.val_loss if info.val_loss is not None else s.val_loss
+        s.steps = max(s.steps, info.step)
+        if number(figures.get("tokens_seen"), whole=True) and figures["tokens_seen"] >= s.tokens_seen:
+            s.tokens_seen = figures["tokens_seen"]
+        if s.minutes is None and number(figures.get("train_time_s")):
+            s.minutes = figures["train_time_s"] / 60
+    if s.bpc is None and s.val_loss is not None and s.tokenizer == "char":
+        s.bpc = s.val_loss / LN2
+    if s.minutes and s.tokens_seen:
+        s.tokens_per_s = s.tokens_seen / (s.minutes * 60)
+    return s
+
+
+def _from_records(s: RunSummary, tail: list[dict]) -> None:
+    """Fill what the last records tell (a live run's figures are newer than its last checkpoint)."""
+    for r in tail:
+        kind = r.get("event")
+        if kind == "start":
+            s.corpus = str(r.get("corpus", s.corpus))[:200]
+            s.params = r["params"] if number(r.get("params"), whole=True) else s.params
+            model = r.get("model") if isinstance(r.get("model"), dict) else {}
+            s.context = model["block_size"] if number(model.get("block_size"), whole=True) else s.context
+        if number(r.get("step"), whole=True):
+            s.steps = max(s.steps, r["step"]) if kind != "start" else r["step"]
+        if number(r.get("elapsed_s")):
+            s.minutes = r["elapsed_s"] / 60
+        if number(r.get("tokens_seen"), whole=True):
+            s.tokens_seen = r["tokens_seen"]
+        if kind in ("eval", "finish"):
+            v = _num(r.get("val_loss")) if kind == "finish" else _num(r.get("best_val_loss"))
+            s.val_loss = v if v is not None else s.val_loss
+            s.bpc = _num(r.get("bpc")) if _num(r.get("bpc")) is not None else s.bpc
+
+
+def _is_experiment(p: Path) -> bool:
+    """A folder holding an experiment manifest, or no run of its own but model folders inside."""
+    if (p / MANIFEST).exists():
+        return True
+    if any((p / f).exists() for f in (ckpt.CONFIG, ckpt.METRICS, ckpt.LOCK)):
+        return False
+    return any((m / ckpt.CONFIG).exists() or (m / ckpt.METRICS).exists() for m in ckpt.model_folders(p))
+
+
+def _members(p: Path) -> list[tuple[str, Path]]:
+    return [(f"{p.name}/{m.name}", m) for m in ckpt.model_folders(p) if (m / ckpt.CONFIG).exists() or (m / ckpt.METRICS).exists()]
+
+
+def run_folders(models_dir=None) -> list[tuple[str, Path]]:
+    """(name, folder) of every run: the models directory's folders, and each experiment's members."""
+    out = []
+    for p in ckpt.model_folders(models_dir):
+        out += _members(p) if _is_experiment(p) else [(p.name, p)]
+    return out
+
+
+def list_runs(models_dir=None) -> list[RunSummary]:
+    """Every run under the models directory, experiments' members included, by name."""
+    return [summarize(p, name) for name, p in run_folders(models_dir)]
+
+
+def expand_run(name_or_path, models_dir=None) -> list[tuple[str, Path]]:
+    """(name, folder) of a run named on the command line: a model folder, a name under the models directory
+    ("shakespeare", "exp/member"), or an experiment (all its members). A run not found raises CheckpointError."""
+    s = str(name_or_path)
+    p = Path(s).expanduser()
+    if not p.is_dir():
+        d = Path(models_dir) if models_dir else ckpt.default_models_dir()
+        parts = s.split("/")
+        if len(parts) <= 2 and all(x and not x.startswith(".") for x in parts) and d.joinpath(*parts).is_dir():
+            p = d.joinpath(*parts)
+        else:
+            p = ckpt.resolve_model(s, models_dir)  # its error names the models there
+    return _members(p) if _is_experiment(p) else [(s, p)]
+
+
+# ----------------------------------------------------------------- curves
+@dataclass
+class EvalPoint:
+    step: int
+    tokens: int
+    minutes: float
+    train_loss: float
+    val_loss: float
+    sample: str = ""
+
+
+class Curves:
+    """A run's loss curves from its metrics.jsonl. ``update()`` reads only what was appended since the
+    last call (a live run is followed cheaply); a resumed run's rewritten stretch replaces the old one.
+    Every evaluation is kept; of the step records (the training loss of one batch, thousands of them) at
+    most about MAX_KEPT, evenly spread, and always the latest: the rest are skipped without being parsed,
+    so 20 runs of 5,000 steps open in a fraction of a second (docs/experiments.md)."""
+
+    def __init__(self, folder=None):
+        self.folder = Path(folder) if folder is not None else None
+        self.offset = 0
+        self.steps: list[int] = []  # the step records: training loss of one batch, every log_interval steps
+        self.tokens: list[int] = []
+        self.minutes: list[float] = []
+        self.losses: list[float] = []
+        self.evals: list[EvalPoint] = []  # the evaluations: train and val loss on the same held batches
+        self.tokens_per_step = 0
+        self.corpus = ""
+        self.finished = False
+        self.stride, self.seen = 1, 0  # step records: every stride-th is kept; how many were read
+        if self.folder is not None:
+            self.update()
+
+    def update(self) -> bool:
+        """Read what was appended since the last call; whether anything was."""
+        if self.folder is None:
+            return False
+        lines, self.offset = read_lines(self.folder, self.offset)
+        is_step = [ln.startswith(STEP_LINE) for ln in lines]
+        n = sum(is_step)
+        while (self.seen + n) / self.stride > MAX_KEPT:
+            self._halve()
+        last = len(lines) - 1 - is_step[::-1].index(True) if n else -1
+        for i, line in enumerate(lines):
+            if is_step[i]:
+                self.seen += 1
+                if (self.seen - 1) % self.stride and i != last:  # (the first, then every stride-th)
+                    continue
+            r = parse_record(line)
+            if r is not None:
+                self.apply(r)
+        return bool(lines)
+
+    def _halve(self) -> None:
+        self.stride *= 2
+        for xs in (self.steps, self.tokens, self.minutes, self.losses):
+            del xs[1::2]
+
+    def apply(self, r: dict) -> None:
+        """Fold one record in (the CLI's progress line feeds its events here)."""
+        kind, step = r.get("event"), r.get("step")
+        if not number(step, whole=True):
+            return
+        if kind == "start":
+            self.corpus = str(r.get("corpus", self.corpus))[:200]
+            self.tokens_per_step = r["tokens_per_step"] if number(r.get("tokens_per_step"), whole=True) else 0
+            self.finished = False
+            self._cut(step)
+        elif kind == "step" and _num(r.get("loss")) is not None:
+            if self.steps and step <= self.steps[-1]:
+                self._cut(step - 1)
+            tokens = r["tokens_seen"] if number(r.get("tokens_seen"), whole=True) else step * self.tokens_per_step
+            self.steps.append(step)
+            self.tokens.append(tokens)
+            self.minutes.append((_num(r.get("elapsed_s")) or 0.0) / 60)
+            self.losses.append(r["loss"])
+        elif kind == "eval" and _num(r.get("train_loss")) is not None and _num(r.get("val_loss")) is not None:
+            if self.evals and step <= self.evals[-1].step:
+                self._cut(step - 1, evals_only=True)
+            sample = r.get("sample") if isinstance(r.get("sample"), str) else ""
+            tokens = step * self.tokens_per_step or (self.tokens[-1] if self.tokens else 0)
+            self.evals.append(EvalPoint(step, tokens, (_num(r.get("elapsed_s")) or 0.0) / 60, r["train_loss"], r["val_loss"], sample))
+        elif kind == "finish":
+            self.finished = True
+
+    def _cut(self, step: int, evals_only: bool = False) -> None:
+        if not evals_only:
+            keep = sum(1 for s in self.steps if s <= step)
+            del self.steps[keep:], self.tokens[keep:], self.minutes[keep:], self.losses[keep:]
+        self.evals = [e for e in self.evals if e.step <= step]
+
+    def train(self, x: str = "steps", max_points: int | None = MAX_POINTS) -> tuple[list, list]:
+        """The training loss of each logged step against x."""
+        _check_x(x)
+        xs = {"steps": self.steps, "tokens": self.tokens, "minutes": self.minutes}[x]
+        return thin(list(xs), list(self.losses), max_points)
+
+    def val(self, x: str = "steps", max_points: int | None = MAX_POINTS) -> tuple[list, list]:
+        """The validation loss of each evaluation against x."""
+        return thin(self._eval_xs(x), [e.val_loss for e in self.evals], max_points)
+
+    def eval_train(self, x: str = "steps", max_points: int | None = MAX_POINTS) -> tuple[list, list]:
+        """The training loss at each evaluation (the same held batches each time: smoother than train())."""
+        return thin(self._eval_xs(x), [e.train_loss for e in self.evals], max_points)
+
+    def _eval_xs(self, x: str) -> list:
+        _check_x(x)
+        return [e.step if x == "steps" else e.tokens if x == "tokens" else e.minutes for e in self.evals]
+
+
+def _check_x(x: str) -> None:
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
+
+
+def thin(xs: list, ys: list, max_points: int | None = MAX_POINTS) -> tuple[list, list]:
+    """At most max_points of a curve, evenly spread, the first and last always kept (values untouched)."""
+    n = len(xs)
+    if not max_points or n <= max_points:
+        return xs, ys
+    keep = [round(i * (n - 1) / (max_points - 1)) for i in range(max_points)]
+    return [xs[i] for i in keep], [ys[i] for i in keep]
+
+
+# ----------------------------------------------------------------- overfitting
+OVERFIT_EVALS = 3  # the last evaluations that must all sit above the best ...
+OVERFIT_MARGIN = 0.02  # ... by this much (or 1% of it, whichever is more): an estimate's noise is about this
+
+
+def overfitting(curves, k: int = OVERFIT_EVALS, margin: float = OVERFIT_MARGIN) -> str | None:
+    """One sentence when validation loss has risen while training loss kept falling, else None.
+
+    Said when the last k evaluations all lie above the best validation loss by more than the margin
+    (one noisy estimate is not enough), the best came before them, and the training loss at the last
+    evaluation is below its value at the best (measured on the same held batches each time)."""
+    evals = curves.evals if hasattr(curves, "evals") else list(curves)
+    if len(evals) < k + 1:
+        return None
+    best = min(range(len(evals)), key=lambda i: evals[i].val_loss)
+    b, last = evals[best], evals[-1]
+    gap = max(margin, 0.01 * b.val_loss)
+    if best >= len(evals) - k or any(e.val_loss <= b.val_loss + gap for e in evals[-k:]):
+        return None
+    if last.train_loss >= b.train_loss:
+        return None
+    return (f"overfitting: validation loss rose from its best {b.val_loss:.3f} (step {b.step:,}) to {last.val_loss:.3f} "
+            f"while training loss fell to {last.train_loss:.3f}; the model is memorising its training text")
+
+
+# ----------------------------------------------------------------- what good looks like
+@dataclass
+class Milestone:
+    loss: float  # validation loss (nats per token) at which a model on this book shows ...
+    label: str  # ... this
+    sample: str = ""  # a sample from a real run near that loss ("" when none was near)
+    sample_loss: float | None = None
+    sample_step: int | None = None
+    source: str = ""  # the run the sample comes from
+
+
+# Roughly where models on the shipped books pass each stage (validation loss, nats per character),
+# read from their training logs' samples (docs/experiments.md).
+STAGES: dict[str, list[tuple[float, str]]] = {
+    "tinyshakespeare": [(2.5, "letters in plausible frequencies"), (2.0, "words and names"),
+                        (1.7, "dialogue structure: speakers, turns, verse lines"), (1.5, "style: Shakespeare's words and rhythm")],
+    "hongloumeng": [(5.0, "common characters in plausible frequencies"), (4.3, "names and the marks of speech (道：“…”)"),
+                    (3.9, "phrases and turns of dialogue"), (3.6, "the novel's narrative style")],
+}
+SAMPLE_NEAR = 0.15  # a sample stands for a milestone when its validation loss is at most this far from it
+
+
+def book_of(corpus: str) -> str | None:
+    """The shipped book a corpus name stands for (\"tinyshakespeare\", \"hongloumeng\"), or None."""
+    c = (corpus or "").lower()
+    return next((b for b in STAGES if b in c), None)
+
+
+def shipped_models_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+EARLY_RUNS = Path(__file__).resolve().parents[1] / "lessons" / "early"  # short runs' logs: the first stages' samples
+
+
+def milestones(corpus: str, sources: list | None = None) -> list[Milestone]:
+    """The stages of a shipped book (none for another corpus), each with the sample of a real run whose
+    validation loss was nearest (from the shipped models' logs and the early runs' unless ``sources`` are given)."""
+    book = book_of(corpus)
+    if book is None:
+        return []
+    if sources is None:
+        sources = ckpt.model_folders(shipped_models_dir()) + ckpt.model_folders(EARLY_RUNS)
+    evals = []
+    for f in sources:
+        c = f if isinstance(f, Curves) else Curves(f)
+        if c.corpus and book_of(c.corpus) != book:
+            continue  # a run on another book
+        evals += [(e, c.folder.name if c.folder else "") for e in c.evals if e.sample.strip()]
+    out = []
+    for loss, label in STAGES[book]:
+        m = Milestone(loss, label)
+        near = min(evals, key=lambda es: abs(es[0].val_loss - loss), default=None)
+        if near and abs(near[0].val_loss - loss) <= SAMPLE_NEAR:
+            m.sample, m.sample_loss, m.sample_step, m.source = near[0].sample, near[0].val_loss, near[0].step, near[1]
+        out.append(m)
+    return out
+
+
+def stage(corpus: str, loss: float | None) -> tuple[float, str] | None:
+    """The last stage a model on this book has reached at this validation loss: (loss, label), or None
+    (another corpus, or not yet the first stage)."""
+    book = book_of(corpus)
+    if book is None or loss is None:
+        return None
+    reached = [s for s in STAGES[book] if loss <= s[0]]
+    return reached[-1] if reached else None
