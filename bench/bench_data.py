@@ -6,7 +6,8 @@
    of token files must fit) and deletes everything at the end unless --keep.
 2. Prepares both with `tinygpt corpus prepare` in fresh processes: MB of text a second, per CPU
    second (the preparation runs on one core), and the peak RSS.
-3. Trains --steps steps of the shipped shape (the small preset) on each with `tinygpt train` in a
+3. Trains --steps steps of --preset on each (the 1 MB corpus ends with a line of every character
+   of the big one, so that both runs have the same vocabulary and model) with `tinygpt train` in a
    fresh process and reports each one's peak RSS (the corpus was prepared before, as a second run
    finds it).
 4. Steps a second of the same model on batches drawn from the memory-mapped big corpus and from
@@ -147,6 +148,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=6)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/tinygpt-data-bench"))
     ap.add_argument("--keep", action="store_true", help="keep the generated corpus and its token files")
+    ap.add_argument("--reuse", action="store_true", help="use the corpus (and token files) a --keep run left in --workdir")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
 
@@ -155,18 +157,22 @@ def main(argv=None) -> int:
     free = shutil.disk_usage(a.workdir).free
     need = total * 3 + (1 << 30)  # the text, its token files (2 bytes a character at most), a margin
     print(f"CPU: {cpu_name()}; free disk at {a.workdir}: {free / 1e9:.1f} GB; this run needs about {need / 1e9:.1f} GB", flush=True)
-    if free < need:
+    if free < need and not a.reuse:
         print(f"not enough disk for {a.gb} GB: use a smaller --gb", file=sys.stderr)
         return 2
     env = {**os.environ, "TINYGPT_PREPARED_DIR": str(a.workdir / "prepared")}
+    if a.reuse:
+        shutil.rmtree(a.workdir / "models", ignore_errors=True)
     big, small, models = a.workdir / "books", a.workdir / "one_mb.txt", a.workdir / "models"
     result = {"cpu": cpu_name(), "gb": a.gb, "files": a.files, "threads": a.threads, "preset": a.preset, "steps": a.steps}
     try:
         t0 = time.perf_counter()
-        generate(big, total, a.files)
+        if not (a.reuse and big.is_dir()):
+            generate(big, total, a.files)
         result["generate_s"] = time.perf_counter() - t0
-        with open(big / "book00.txt", "rb") as f:
-            small.write_bytes(f.read(1_000_000).rsplit(b"\n", 1)[0] + b"\n")
+        with open(big / "book00.txt", "rb") as f:  # 1 MB of it and a line of every character the big one has:
+            chars = "".join(sorted(set(books().decode("utf-8")) - {"\ufeff", "\r"})).encode()  # the same vocabulary, the same model
+            small.write_bytes(f.read(1_000_000 - len(chars) - 1).rsplit(b"\n", 1)[0] + b"\n" + chars + b"\n")
         size = sum(f.stat().st_size for f in big.iterdir())
         print(f"generated {size / 1e9:.2f} GB in {a.files} files in {result['generate_s']:.0f} s", flush=True)
 
@@ -178,7 +184,7 @@ def main(argv=None) -> int:
                                          "peak_rss_mb": prep["peak_rss_mb"]}
             print(name, "prepare:", {k: round(v, 1) for k, v in result[f"prepare {name}"].items()}, flush=True)
         for name, corpus in (("1 MB", small), (f"{a.gb:g} GB", big)):
-            tr = run_measured(tinygpt("train", corpus, "--name", f"m{len(name)}", "--models-dir", models, "--preset", a.preset,
+            tr = run_measured(tinygpt("train", corpus, "--name", "small" if corpus == small else "big", "--models-dir", models, "--preset", a.preset,
                                       "--max-steps", a.steps, "--sample-chars", "0", "--threads", a.threads, "--jsonl"), env)
             fin = json.loads(tr["stdout"].strip().splitlines()[-1])
             result[f"train {name}"] = {"wall_s": tr["wall_s"], "peak_rss_mb": tr["peak_rss_mb"], "val_loss": fin.get("val_loss"),

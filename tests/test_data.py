@@ -52,7 +52,7 @@ def events(spec, tokenizer=CHARS, **kw) -> tuple[list, "Prepared"]:
 
 
 def decoded(corpus, split):
-    return corpus.tokenizer.decode(corpus.map(split).tolist())
+    return corpus.tokenizer.decode(np.asarray(corpus.map(split)).tolist())
 
 
 # ------------------------------------------------------------------ what a corpus is
@@ -65,7 +65,7 @@ def test_one_file_prepares_to_exactly_the_in_memory_dataset(small_corpus):
     tok = done.corpus.tokenizer
     assert tok.chars == CharTokenizer.from_text(mem.text).chars
     a, b = Dataset(done.corpus, tok, 32), Dataset(mem, tok, 32)
-    assert isinstance(a.train, np.memmap) and a.train.dtype == np.uint16
+    assert a.train.dtype == np.uint16 and not isinstance(a.train, np.ndarray)  # (a TokenMap over the file)
     assert np.array_equal(a.train, b.train) and np.array_equal(a.val, b.val)
     for split in ("train", "val"):
         xa, ya = a.batch(split, 8, torch.Generator().manual_seed(5), torch.device("cpu"))
@@ -195,7 +195,7 @@ def test_a_vocabulary_past_65535_entries_is_stored_in_32_bits(tmp_path):
     p = tmp_path / "wide.txt"
     p.write_text(chars + "\n" + chars[::-1], encoding="utf-8")
     _, done = events(p)
-    assert done.corpus.meta["dtype"] == "uint32" and done.corpus.map("train").dtype == np.uint32
+    assert done.corpus.meta["dtype"] == "uint32" and done.corpus.map("train")[:5].dtype == np.uint32
     assert done.corpus.tokenizer.vocab_size == 70_001
     assert decoded(done.corpus, "train") + decoded(done.corpus, "val") == p.read_text(encoding="utf-8")
 
@@ -236,7 +236,7 @@ def test_train_on_a_folder_reports_bits_per_character_everywhere(books, tmp_path
     doc = json.loads((models / "m" / "config.json").read_text(encoding="utf-8"))
     assert doc["figures"]["val_bpc"] == pytest.approx(fin["bpc"]) and doc["corpus"]["name"] == "books"
     assert f"{fin['bpc']:.4f}" in (models / "m" / "README.md").read_text(encoding="utf-8")
-    out = tinygpt_inproc("eval", "m", "--models-dir", models, "--corpus", books)
+    out = tinygpt_inproc("eval", "m", "--models-dir", models)  # its own corpus: the folder it was trained on
     assert out.returncode == 0, out.stderr
     assert "bits/char" in out.stdout and f"{fin['bpc']:.4f}" in out.stdout
 
@@ -255,3 +255,25 @@ def test_bits_are_of_the_text_whatever_the_tokens():
     bpc, bpb = d.bits(1.0, "val")
     assert bpc == pytest.approx(len(d.val) / len(split_text(text)[1]) / math.log(2)) and bpc == bpb
     assert bpc == pytest.approx(0.5 / math.log(2))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads RssFile from Linux's /proc")
+def test_reading_windows_does_not_grow_memory_with_the_corpus(tmp_path):
+    """The pages a window maps are handed back: 3,000 random windows of a 12 MB token file leave the
+    process's file-backed memory where it was (kept, they would be most of the file)."""
+    import torch
+
+    def rss_file_mb():
+        line = next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("RssFile"))
+        return int(line.split()[1]) / 1024
+
+    p = tmp_path / "big.txt"
+    p.write_bytes(b"".join(b"line %d of a long text, all different\n" % i for i in range(170_000)))  # 6.6 MB
+    _, done = events(p)
+    data = Dataset(done.corpus, done.corpus.tokenizer, 64)
+    gen = torch.Generator().manual_seed(0)
+    data.batch("train", 32, gen, torch.device("cpu"))
+    before = rss_file_mb()
+    for _ in range(100):
+        data.batch("train", 30, gen, torch.device("cpu"))
+    assert rss_file_mb() - before < 2, (before, rss_file_mb())

@@ -488,7 +488,7 @@ def test_unicode_and_space_model_name_train_then_generate_in_a_real_process(tmp_
     for args, needle in (
         (["generate", name + " nope", "--models-dir", str(models)], "not found"),
         (["train", str(tmp_path / "missing.txt"), "--name", "x", "--models-dir", str(models)], "not found"),
-        (["train", str(tmp_path), "--name", "x", "--models-dir", str(models)], "directory"),
+        (["train", str(models), "--name", "x", "--models-dir", str(models)], "directory"),  # (a folder of books is a corpus: not this one)
         (["generate", name, "--models-dir", str(models), "--top-k", "0"], "top-k"),
     ):
         p = subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=60)

@@ -30,7 +30,7 @@ def estimate_loss(model, data: Dataset, split: str, iters: int, batch_size: int,
     return sum_over_ranks(total, world) / iters
 
 
-MAX_EVAL_TOKENS = 1 << 20  # a split past this many tokens is evaluated on that many, evenly spread over it
+MAX_EVAL_TOKENS = 1 << 18  # a split past this many tokens is evaluated on that many, evenly spread over it
 
 
 def evaluate_split(model, data: Dataset, split: str = "val", device=None, batch_size: int = 32, dtype: str = "fp32",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 import time
 from dataclasses import dataclass, field
@@ -80,13 +81,42 @@ class PreparedCorpus:
             raise CorpusError("this prepared corpus was encoded with another tokenizer")
         return self.map("train"), self.map("val"), list(self.meta.get("dropped", []))
 
-    def map(self, split: str) -> np.ndarray:
+    def map(self, split: str) -> "TokenMap":
         """The split's token ids, memory-mapped read-only: pages are read as windows touch them."""
         if split not in self.maps:
-            s, dtype = self.meta["splits"][split], np.dtype(self.meta["dtype"])
-            with os.fdopen(open_regular(self.folder / s["file"], "prepared token file", CorpusError), "rb") as f:
-                self.maps[split] = np.memmap(f, dtype=dtype, mode="r", shape=(s["tokens"],)) if s["tokens"] else np.zeros(0, dtype)
+            s = self.meta["splits"][split]
+            self.maps[split] = TokenMap(self.folder / s["file"], np.dtype(self.meta["dtype"]), s["tokens"])
         return self.maps[split]
+
+
+class TokenMap:
+    """A token file memory-mapped read-only, indexed like a numpy array (``len``, ``[...]`` gives a copy).
+    After each read it hands the pages it mapped back: the kernel maps 64 kB around every window read
+    (fault-around), and kept, they would grow a run's memory with each window until the whole file is
+    mapped. The pages stay in the page cache; the next read of them maps them again, cheaply."""
+
+    def __init__(self, path: Path, dtype: np.dtype, tokens: int):
+        self.mm = None
+        if tokens:
+            fd = open_regular(path, "prepared token file", CorpusError)
+            try:
+                self.mm = mmap.mmap(fd, tokens * dtype.itemsize, access=mmap.ACCESS_READ)
+            finally:
+                os.close(fd)
+        self.array = np.frombuffer(self.mm, dtype=dtype, count=tokens) if self.mm else np.zeros(0, dtype)
+        self.dtype, self.shape = dtype, self.array.shape
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, key) -> np.ndarray:
+        out = np.array(self.array[key])
+        if self.mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+            self.mm.madvise(mmap.MADV_DONTNEED)
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array if dtype is None else self.array.astype(dtype)
 
 
 def _sha256_file(path: Path, progress: list) -> str:
