@@ -16,6 +16,7 @@ SHARED = ROOT.parent / "shared" / "corpora"
 os.environ.setdefault("TINYGPT_TEST", "1")
 # prepared corpora (engine/prepare.py) go to a folder of this session, not ~/.cache
 os.environ.setdefault("TINYGPT_PREPARED_DIR", tempfile.mkdtemp(prefix="tinygpt-prepared-"))
+os.environ.setdefault("TINYGPT_PROBE", "0")  # no machine probe (engine/probe.py): tests/test_probe.py turns it on
 
 
 def shakespeare_path() -> Path:

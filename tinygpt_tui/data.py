@@ -114,10 +114,13 @@ class Dataset:
             return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
         return x.to(device), y.to(device)
 
-    def windows(self, name: str, batch_size: int, device):
-        """Every non-overlapping window of the split, in order: for a deterministic full evaluation."""
+    def windows(self, name: str, batch_size: int, device, max_tokens: int | None = None):
+        """Every non-overlapping window of the split, in order: for a deterministic full evaluation
+        (past max_tokens, that many tokens' worth of them, evenly spread: a big corpus's sample)."""
         T = self.block_size
         starts = np.arange((len(self.split(name)) - 1) // T) * T
+        if max_tokens and len(starts) * T > max_tokens:
+            starts = starts[np.linspace(0, len(starts) - 1, max(1, max_tokens // T)).astype(np.int64)]
         for i in range(0, len(starts), batch_size):
             x, y = self.rows(name, starts[i : i + batch_size])
             yield x.to(device), y.to(device)

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, ProgressBar, Select, Static
 
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
-from tinygpt_tui.app.runs import FitLine, RunState, TrainingJob, Watched, name_taken, plot_class, progress_parts
+from tinygpt_tui.app.runs import FitLine, RunState, TrainingJob, Watched, good_looks_like, name_taken, plot_class, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -29,12 +29,15 @@ CHECK_CORPUS_BYTES = 16 * 1024**2  # a corpus up to this size is read before a r
 
 def check_corpus(path: str, block_size: int | None = None) -> None:
     """What the run would say of the corpus (binary, not UTF-8, empty, too short for the context
-    length), said before it starts; corpora past CHECK_CORPUS_BYTES are left to the run."""
+    length), said before it starts; corpora past CHECK_CORPUS_BYTES, folders and globs are left to the run."""
     from tinygpt_tui.data import check_length
     from tinygpt_tui.engine.corpora import read_corpus
 
+    p = Path(path).expanduser()
+    if p.is_dir() or (not p.exists() and any(c in str(path) for c in "*?[")):
+        return  # a folder or a glob of books: the run says what is wrong with them
     try:
-        big = Path(path).expanduser().stat().st_size > CHECK_CORPUS_BYTES
+        big = p.stat().st_size > CHECK_CORPUS_BYTES
     except OSError:
         big = False  # read_corpus says what is wrong with it
     if not big:
@@ -148,6 +151,7 @@ class TrainingScreen(Screen):
                 with Horizontal(id="run-progress-row"):
                     yield ProgressBar(total=1.0, show_eta=False, show_percentage=True, id="run-progress")
                 yield FitLine(id="run-progress-text")
+                yield Static(id="run-note")  # what good looks like: the stage reached, overfitting
                 yield plot_class()(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
                     yield Static(NO_SAMPLE, id="run-sample")
@@ -278,6 +282,10 @@ class TrainingScreen(Screen):
         if job is not None and job.active:
             self.show_error(f"{job.name} is still training; stop it first (one run at a time)")
             return
+        exp = self.app.experiment
+        if exp is not None and exp.active:
+            self.show_error(f"experiment {exp.name} is running; stop it first (F4, one run at a time)")
+            return
         try:
             cfg = self.read_form(resume=resume)
             self._check_before_start(cfg)
@@ -371,7 +379,10 @@ class TrainingScreen(Screen):
         key = (id(v), len(v.steps) + len(v.eval_steps), v.steps[-1] if v.steps else -1)
         if key != self.drawn and self.chart is not None:
             self.drawn = key
-            self.chart.show(v)
+            reference, note = good_looks_like(v)
+            self.chart.show(v, reference)
+            self.query_one("#run-note", Static).update(note)
+            self.query_one("#run-note").display = bool(note)
         shown = (id(v), v.sample_step, len(v.sample))
         if shown != self.sample_shown:
             self.sample_shown = shown

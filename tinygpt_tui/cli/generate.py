@@ -84,13 +84,15 @@ def eval_cmd(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Loss, bits per character and per byte, and perplexity on a corpus split. The split is read whole: the model card's figure."""
+    import glob
+
     from rich.table import Table
     from rich.text import Text
 
     from tinygpt_tui.cli.common import PrepareBar
     from tinygpt_tui.data import Dataset
     from tinygpt_tui.engine.corpora import catalog, is_fetched, local_path, resolve_corpus
-    from tinygpt_tui.engine.evaluate import evaluate_split
+    from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, evaluate_split
     from tinygpt_tui.engine.prepare import prepare, run_to_end
     from tinygpt_tui.errors import CorpusError
 
@@ -103,7 +105,7 @@ def eval_cmd(
         corpus = own  # the model card's `--corpus NAME.txt`: the file this model was trained on
     if corpus is None:
         corpus = own
-        if not corpus or not Path(str(corpus)).is_file():  # trained elsewhere: the catalog's text of the same sha256
+        if not corpus or not (Path(corpus).is_file() or Path(corpus).is_dir() or glob.glob(corpus)):  # trained elsewhere: the catalog's text of the same sha256
             same = [e for e in catalog().values() if e.sha256 == recorded.get("sha256")]
             if same and is_fetched(same[0]):
                 corpus = str(local_path(same[0]))
@@ -127,6 +129,8 @@ def eval_cmd(
         bpc, bpb = ("-", "-") if data.dropped else (f"{b:.4f}" for b in bits)
         table.add_row(s, f"{c.split_size(s)[0]:,}", f"{len(data.split(s)):,}", f"{loss:.4f}", bpc, bpb, f"{math.exp(loss):.3f}")
     out.print(table)
+    if any(len(data.split(s)) > MAX_EVAL_TOKENS for s in splits):
+        out.print(Text(f"a split of more than {MAX_EVAL_TOKENS:,} tokens is measured on {MAX_EVAL_TOKENS:,} of them, evenly spread", style="dim"))
     recorded = loaded.doc.get("figures", {}).get("val_loss")
     if "val" in splits and isinstance(recorded, (int, float)) and c.sha256 == loaded.doc.get("corpus", {}).get("sha256"):
         out.print(f"model card: validation loss {recorded:.4f}")

@@ -1,7 +1,7 @@
 """The `tinygpt` command line: `tinygpt` alone opens the app; subcommands work headless.
 
 Each command group lives in a file of its own (train.py, generate.py, inspect.py, convert.py,
-corpus.py, export.py, serve.py, runs.py); this file puts them together. Only typer and the standard library are imported at
+corpus.py, export.py, serve.py, runs.py, bench.py); this file puts them together. Only typer and the standard library are imported at
 start: torch loads inside the commands that need it, so `tinygpt --help` stays fast.
 """
 
@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli import convert, corpus, export, generate, inspect, runs, serve, train
+from tinygpt_tui.cli import bench, convert, corpus, export, generate, inspect, runs, serve, train
 from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir
 
 app = typer.Typer(
@@ -27,7 +27,8 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: nothing cut at 80 columns, no boxes
 )
 for fn, name in ((train.train, "train"), (generate.generate, "generate"), (generate.eval_cmd, "eval"),
-                 (inspect.inspect_cmd, "inspect"), (corpus.models, "models"), (convert.convert, "convert")):
+                 (inspect.inspect_cmd, "inspect"), (corpus.models, "models"), (convert.convert, "convert"),
+                 (bench.bench, "bench")):
     app.command(name, cls=Command, context_settings=HELP)(fn)
 app.add_typer(corpus.corpus_app, name="corpus")
 export.register(app)  # export, import

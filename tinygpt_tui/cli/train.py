@@ -58,8 +58,8 @@ def train(
     sample_chars: int = O(200, "--sample-chars", help="Characters sampled at each evaluation (0: none)."),
     seed: int = O(1337, "--seed"),
     device: str = O("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps."),
-    dtype: str = O("auto", "--dtype", help="auto, fp32, bf16, fp16."),
-    threads: Optional[int] = O(None, "--threads", help="CPU threads for torch."),
+    dtype: str = O("auto", "--dtype", help="auto (measured on this machine's CPU; bf16 on a GPU), fp32, bf16, fp16 (GPUs)."),
+    threads: Optional[int] = O(None, "--threads", help="CPU threads for torch (default: measured on this machine, see `tinygpt bench`)."),
     resume: bool = O(False, "--resume", help="Continue the model's last checkpoint."),
     jsonl: bool = O(False, "--jsonl", help="Print events as JSON lines instead of a progress bar."),
     models_dir: Optional[Path] = ModelsDir,
@@ -76,7 +76,17 @@ def train(
     del options["minutes"], options["jsonl"]  # (as time_budget below; and how to print, not a setting)
     options.update(corpus=str(resolve_corpus(corpus)) if corpus is not None else "", time_budget=minutes * 60 if minutes else None,
                    models_dir=str(models_dir) if models_dir else None, command=command_line())
-    run_training(TrainConfig(**options), jsonl=jsonl)
+    from tinygpt_tui.engine.probe import settle
+
+    # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py)
+    run_training(settle(TrainConfig(**options), note=note), jsonl=jsonl)
+
+
+def note(line: str) -> None:
+    """One dim line on stderr (stdout stays the run's, JSON lines with --jsonl)."""
+    from rich.text import Text
+
+    new_console(stderr=True).print(Text(one_line(line), style="dim"))
 
 
 def command_line() -> str:

@@ -58,8 +58,9 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def pick_dtype(device, dtype: str = "auto", n_embd: int = 0) -> str:
-    """The autocast precision for training. auto: bf16 on CUDA (fp16 without it), bf16 on a CPU with AMX
-    for models wide enough to gain (slower below n_embd 192), fp32 on MPS (its autocast varies by release)."""
+    """The autocast precision for training. auto: bf16 on CUDA (fp16 without it); on a CPU what this machine's
+    probe measured faster at about this width (engine/probe.py), or without a probe bf16 on a CPU with AMX or
+    AVX-512 BF16 for models of 192+ dims; fp32 on MPS (its autocast varies by release)."""
     import torch
 
     dtype = (dtype or "auto").lower()
@@ -71,6 +72,12 @@ def pick_dtype(device, dtype: str = "auto", n_embd: int = 0) -> str:
         return dtype
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu":
+        from tinygpt_tui.engine import probe
+
+        doc = probe.cached()  # measured on this machine and torch version; None: not yet (see probe.settle)
+        if doc is not None:
+            return probe.choose_dtype(doc, n_embd)
     if device.type == "cpu" and cpu_has_fast_bf16() and n_embd >= 192:
         return "bf16"
     return "fp32"

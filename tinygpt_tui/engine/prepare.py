@@ -155,9 +155,10 @@ def prepare(spec: str, tokenizer, force: bool = False) -> Iterator[Progress | Pr
     with _locked(source.folder):
         meta = None if force else _load(source, tid)
         reused = meta is not None
-        if reused and _fingerprint(source, meta) not in _VERIFIED:
-            yield from verify(source, meta)
-            _VERIFIED.add(_fingerprint(source, meta))
+        if reused:
+            if _fingerprint(source, meta) not in _VERIFIED:
+                yield from verify(source, meta)
+                _VERIFIED.add(_fingerprint(source, meta))
         else:
             meta = yield from _encode(source, tokenizer, tid)
             _VERIFIED.add(_fingerprint(source, meta))  # (hashed as they were written)
@@ -216,6 +217,9 @@ def _encode(source: Source, tokenizer, tid: str) -> Iterator[Progress]:
                 yield Progress("encoding", done + end, total, f.path)
             done += f.size
             state.update(file=i + 1, offset=0, chars=0)
+            if i + 1 < len(source.files):  # (a folder of books continues from the next book, at least)
+                _checkpoint(outs, record, state, fingerprint, dtype)
+                since = 0
         for out in outs.values():
             out.flush()
             os.fsync(out.fileno())

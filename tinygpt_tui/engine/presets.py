@@ -39,11 +39,26 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def budget_preset(seconds: float | None) -> str:
-    """The preset "auto" stands for: sized for the time budget, or "small" without one."""
+# The steps each budget preset needs to beat the one before it; "auto" takes the largest preset whose
+# measured step time (engine/probe.py) fits that many in the budget. 550: where 5min overtook 1min, at
+# about 180 s on the 2-core machines measured (docs/performance.md, docs/speedrun.md).
+BUDGET_STEPS = {"1min": 0, "5min": 550}
+RUN_OVERHEAD = 1.1  # evaluations, samples and checkpoints: about a tenth of a budget run's time
+
+
+def budget_preset(seconds: float | None, step_ms: dict | None = None) -> str:
+    """The preset "auto" stands for: sized for the time budget (by measured step times when given: preset ->
+    {precision: ms}), or "small" without one."""
     if not seconds:
         return "small"
-    return "1min" if seconds <= 180 else "5min" if seconds <= 900 else "small"
+    if seconds > 900:
+        return "small"
+    if step_ms:
+        fits = [name for name, need in BUDGET_STEPS.items()
+                if name in step_ms and seconds * 1e3 / (RUN_OVERHEAD * min(step_ms[name].values())) >= need]
+        if fits:
+            return fits[-1]
+    return "1min" if seconds <= 180 else "5min"
 
 
 @dataclass

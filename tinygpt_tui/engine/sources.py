@@ -137,9 +137,10 @@ def read_chunks(f: FileInfo, offset: int = 0, chunk: int = CHUNK) -> Iterator[tu
         if not f.same_stat(os.fstat(fd)):
             raise changed(f.path)
         os.lseek(fd, offset, os.SEEK_SET)
-        carry = b""
+        carry, pos = b"", offset
         while True:
-            raw = os.read(fd, chunk)
+            raw = os.read(fd, min(chunk, f.size - pos)) if pos < f.size else b""  # (no further than its size when scanned)
+            pos += len(raw)
             buf, at_end = carry + raw, not raw
             if not buf:
                 break

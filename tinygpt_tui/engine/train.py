@@ -27,7 +27,7 @@ from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.lineage import child_config, load_parent_weights, read_parent, run_tokenizer
 from tinygpt_tui.engine.device import activation_bytes_per_sequence, autocast, check_fits, memory_budget_bytes, micro_batch_split
 from tinygpt_tui.engine.distributed import DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests
-from tinygpt_tui.engine.evaluate import estimate_loss, evaluate_split  # noqa: F401 (here too: `from engine.train import ...`)
+from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, estimate_loss, evaluate_split  # noqa: F401 (also `from engine.train import`)
 from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
 from tinygpt_tui.engine.prepare import prepare, run_to_end
 from tinygpt_tui.engine.presets import NameTaken, TrainConfig, build_optimizer, check_name, lr_at, resume_config
@@ -268,7 +268,8 @@ class Run:
                 "step": step, "tokens_seen": tokens, "train_time_s": round(elapsed, 2), "params": self.model_cfg.param_count(),
                 "weights_step": step if self.best_step is None else self.best_step, "train_loss": self.best_train,
                 "best_val_loss": self.best_val, "val_loss": self.best_val if final_val is None else final_val,
-                "val_loss_is": "estimate" if final_val is None else "full validation split",
+                "val_loss_is": "estimate" if final_val is None else "full validation split" if len(self.data.val) <= MAX_EVAL_TOKENS
+                else f"{MAX_EVAL_TOKENS:,} tokens evenly spread over the validation split",
                 **self._bits(self.best_val if final_val is None else final_val),
             },
             "device": self.device_name, "dtype": self.dtype, "world_size": self.dist.world_size, "command": cfg.command,

@@ -1,0 +1,182 @@
+"""The machine probe (engine/probe.py): what it measures, its cache, the choices it makes, `tinygpt bench`."""
+
+import json
+import math
+
+import pytest
+
+from tests.test_cli import assert_one_line_error, tinygpt, tinygpt_inproc
+from tinygpt_tui.engine import probe
+from tinygpt_tui.engine.presets import PRESETS, TrainConfig
+
+# two small shapes: the probe's work, not its size, is under test (a budget well under a second)
+SMALL = {"tiny": dict(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, lr=3e-3),
+         "1min": dict(n_layer=1, n_head=2, n_embd=48, block_size=16, batch_size=4, lr=3e-3)}
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A cache folder of the test's own, the probe switched on."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("TINYGPT_PROBE", raising=False)
+    return tmp_path / "cache" / "tinygpt" / "probe.json"
+
+
+@pytest.fixture(scope="module")
+def measured():
+    return probe.run(budget_s=0.3, presets=SMALL)
+
+
+def test_probe_measures_rates_steps_and_threads(measured):
+    doc = measured
+    assert probe.check(doc) is None  # what it writes is what the cache accepts
+    assert set(doc["matmul_gflops"]) == {"fp32", "bf16"} and all(v > 0 for v in doc["matmul_gflops"].values())
+    assert set(doc["step_ms"]) == set(SMALL) and all(v > 0 for s in doc["step_ms"].values() for v in s.values())
+    assert set(doc["step_ms"]["tiny"]) == {"fp32", "bf16"}  # both precisions at the narrowest shape
+    assert "1" in doc["threads_ms"] and doc["threads_preset"] == "1min"
+    assert doc["machine"] == probe.cpu_identity() and doc["torch"] == probe.torch_version()
+    # the loss check: the same start in both precisions, and training lowers it
+    loss = doc["loss"]["tiny"]
+    assert math.isfinite(loss["bf16"]) and loss["fp32"] < loss["first"]
+    assert doc["bf16_loss_ok"] == (abs(loss["bf16"] - loss["fp32"]) <= probe.BF16_LOSS_TOLERANCE)
+
+
+def test_the_cache_round_trips(cache, measured):
+    assert probe.save(measured) == cache
+    assert probe.cached() == measured
+    notes = []
+    assert probe.current(notes.append) == measured and notes == []  # cached: nothing measured, nothing said
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda d: d.update(torch="1.0.0"), "torch 1.0.0"),
+    (lambda d: d["machine"].update(cpu="Another CPU"), "another machine"),
+    (lambda d: d["machine"].update(flags="0" * 16), "another machine"),
+    (lambda d: d.update(version=0), "not a probe result"),
+    (lambda d: d["matmul_gflops"].update(fp32=-1), "matmul rates"),
+    (lambda d: d["step_ms"].update(tiny={"fp32": float("nan")}), "step times"),
+    (lambda d: d.update(threads_ms={}), "thread timings"),
+])
+def test_a_cache_of_another_machine_or_torch_is_ignored(cache, measured, change, why):
+    doc = json.loads(json.dumps(measured))
+    change(doc)
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps(doc))
+    notes = []
+    assert probe.cached(notes.append) is None
+    assert len(notes) == 1 and why in notes[0] and "ignoring" in notes[0]
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\x00\x01binary", b"[1, 2]", b"1" * 70_000])
+def test_a_corrupt_cache_is_ignored_not_crashed_on(cache, content):
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(content)
+    notes = []
+    assert probe.cached(notes.append) is None
+    assert len(notes) == 1 and "ignoring the probe cache" in notes[0]
+
+
+def test_a_cache_folder_that_is_a_file_is_survived(tmp_path, monkeypatch, measured):
+    (tmp_path / "tinygpt").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("TINYGPT_PROBE", raising=False)
+    assert probe.save(measured) is None and probe.cached() is None
+
+
+def _doc(measured, fp32_ms, bf16_ms, one_thread_ms, two_threads_ms, bf16_rate=3.0):
+    doc = json.loads(json.dumps(measured))
+    doc["matmul_gflops"] = {"fp32": 50.0, "bf16": 50.0 * bf16_rate}
+    doc["step_ms"] = {"1min": {"fp32": fp32_ms, "bf16": bf16_ms}, "5min": {"fp32": 4 * fp32_ms, "bf16": 4 * bf16_ms}}
+    doc["threads_ms"] = {"1": one_thread_ms, "2": two_threads_ms}
+    doc["bf16_loss_ok"] = True
+    return doc
+
+
+def test_choices_follow_the_measurements(measured, monkeypatch):
+    fast_bf16 = _doc(measured, 150, 50, 50, 400)
+    assert probe.choose_dtype(fast_bf16, 128) == "bf16" and probe.choose_dtype(fast_bf16, 192) == "bf16"
+    slow_bf16 = _doc(measured, 50, 150, 50, 400, bf16_rate=0.5)
+    assert probe.choose_dtype(slow_bf16, 128) == "fp32"
+    unsafe = {**fast_bf16, "bf16_loss_ok": False}  # faster but its loss strayed from fp32's: not chosen
+    assert probe.choose_dtype(unsafe, 128) == "fp32"
+    # threads: two only when they were measured faster and two cores are free now
+    busy, quiet = _doc(measured, 150, 50, 50, 400), _doc(measured, 150, 50, 50, 25)
+    monkeypatch.setattr(probe, "free_cores", lambda: 2)
+    assert probe.choose_threads(busy) == 1 and probe.choose_threads(quiet) == min(2, max(int(k) for k in quiet["threads_ms"]))
+    monkeypatch.setattr(probe, "free_cores", lambda: 1)
+    assert probe.choose_threads(quiet) == 1
+
+
+def test_auto_preset_is_sized_by_the_measured_step(measured):
+    from tinygpt_tui.engine.presets import BUDGET_STEPS, RUN_OVERHEAD, budget_preset
+
+    need = BUDGET_STEPS["5min"]
+    fast = {"1min": {"bf16": 20.0}, "5min": {"bf16": 300e3 / need / RUN_OVERHEAD * 0.9}}  # fits the steps 5min needs
+    slow = {"1min": {"bf16": 20.0}, "5min": {"bf16": 300e3 / need / RUN_OVERHEAD * 1.1}}  # doesn't
+    assert budget_preset(300, fast) == "5min" and budget_preset(300, slow) == "1min"
+    assert budget_preset(None, fast) == "small"
+
+
+def test_settle_fills_what_was_left_to_the_machine(cache, measured, monkeypatch):
+    probe.save(_doc(measured, 150, 50, 50, 400))
+    monkeypatch.setattr(probe, "free_cores", lambda: 2)
+    cfg = probe.settle(TrainConfig(corpus="x", name="m", time_budget=60, device="cpu"))
+    assert (cfg.threads, cfg.preset, cfg.dtype) == (1, "1min", "bf16")
+    given = probe.settle(TrainConfig(corpus="x", name="m", time_budget=60, device="cpu", threads=2, dtype="fp32", preset="small"))
+    assert (given.threads, given.preset, given.dtype) == (2, "small", "fp32")  # what was given stands
+
+
+def test_settle_notes_slow_bf16(cache, measured):
+    probe.save(_doc(measured, 50, 150, 50, 400, bf16_rate=0.5))
+    notes = []
+    cfg = probe.settle(TrainConfig(corpus="x", name="m", device="cpu", dtype="bf16", threads=1), notes.append)
+    assert cfg.dtype == "bf16" and len(notes) == 1 and "will be slow" in notes[0]
+
+
+def test_bad_threads_and_fp16_on_a_cpu_are_one_line_errors(small_corpus, tmp_path):
+    for bad in ("0", str(probe.cores() + 1), "-3"):
+        r = tinygpt_inproc("train", small_corpus, "--name", "t", "--models-dir", tmp_path, "--threads", bad, "--max-steps", "1")
+        assert_one_line_error(r, "--threads")
+    r = tinygpt_inproc("train", small_corpus, "--name", "t", "--models-dir", tmp_path, "--device", "cpu", "--dtype", "fp16", "--max-steps", "1")
+    assert_one_line_error(r, "fp16")
+    assert not (tmp_path / "t").exists()  # refused before a folder was made
+
+
+def test_bench_reports_the_probe_and_each_presets_efficiency(cache, measured, tmp_path):
+    probe.save(measured)
+    out = tmp_path / "bench.json"
+    r = tinygpt("bench", "--presets", "tiny", "--seconds", "0.2", "--json", out, env={"XDG_CACHE_HOME": str(cache.parents[1]),
+                                                                                     "TINYGPT_PROBE": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "AMD" in r.stdout or probe.cpu_identity()["cpu"][:10] in r.stdout
+    assert "of matmul" in r.stdout and "tiny" in r.stdout
+    figures = json.loads(out.read_text())
+    row = figures["efficiency"][0]
+    assert row["preset"] == "tiny" and 0 < row["fraction"] < 2 and row["gflop"] > 0
+    assert figures["probe"] == measured  # the cached probe, not a new one
+
+
+def test_bench_refuses_unknown_presets_and_threads(cache):
+    assert_one_line_error(tinygpt_inproc("bench", "--presets", "huge"), "huge")
+    assert_one_line_error(tinygpt_inproc("bench", "--threads", "0"), "--threads")
+
+
+def test_model_flops_count_matmuls_and_attention():
+    from tinygpt_tui.config import GPTConfig
+    from tinygpt_tui.model import GPT
+
+    cfg = GPTConfig(vocab_size=65, block_size=64, n_layer=3, n_head=4, n_embd=128)
+    model = GPT(cfg)
+    C, L, T, H = 128, 3, 64, cfg.ffn_hidden
+    per_layer = 3 * C * C + C * C + 2 * C * H  # q, k, v; the output projection; the MLP's two
+    assert probe.model_flops(model, 1000) == 1000 * (6 * (L * per_layer + 65 * C) + 12 * L * T * C)
+    assert PRESETS["1min"]["n_embd"] == 128  # (the shape above is the 1min preset's)
+
+
+def test_free_cores_follow_the_load(monkeypatch):
+    monkeypatch.setattr(probe.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert probe.free_cores() == probe.cores()
+    monkeypatch.setattr(probe.os, "getloadavg", lambda: (probe.cores() + 5.0, 0.0, 0.0))
+    assert probe.free_cores() == 1  # a busy machine: one core, never none
+    monkeypatch.setattr(probe.os, "getloadavg", lambda: (1.0, 0.0, 0.0))
+    assert probe.free_cores() == max(1, probe.cores() - 1)

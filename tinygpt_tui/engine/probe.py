@@ -1,0 +1,430 @@
+"""What runs fastest on this machine, measured rather than assumed: a probe of a few seconds.
+
+    p = probe.run()                # {"matmul_gflops": {"fp32": .., "bf16": ..}, "step_ms": {...}, ...}
+    probe.settle(cfg, note=print)  # --dtype auto, --threads unset, --preset auto: filled from the probe
+
+It times, on the CPU, a large matmul in fp32 and in bf16, the training step (Muon, as `tinygpt
+train` runs it) of each budget preset in both precisions, checking bf16's loss against fp32's
+from the same start, and the small preset's step on 1 thread against all the cores. The result is
+cached as JSON per machine (CPU model, a hash of its flags, core count) and torch version in
+$XDG_CACHE_HOME/tinygpt/probe.json; a cache from another machine or torch version, or one that
+does not validate, is ignored with a note and measured again. GPUs (CUDA, MPS) are not probed: the
+device module's rules stand there, as they do where nothing can be measured or cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+from tinygpt_tui.engine.files import atomic_write, read_json, read_text
+from tinygpt_tui.errors import SettingsError, TinyGPTError
+
+VERSION = 1
+CACHE_FILE = "probe.json"
+MAX_CACHE_BYTES = 64 * 1024
+BUDGET_S = 6.0  # seconds of measuring (with building the models and warming up: under 10 s on a free core)
+MATMUL_N = 1024  # the rate of one N x N x N matmul: near this CPU's peak for the precision
+BF16_LOSS_TOLERANCE = 0.1  # bf16's loss after a few steps within this of fp32's from the same start
+THREADS_GAIN = 1.15  # more threads only when they were measured at least this much faster
+VOCAB = 65  # Tiny Shakespeare's characters: the budget presets' vocabulary
+
+
+# ----------------------------------------------------------------- the machine
+def cpu_identity() -> dict:
+    """The CPU's model name, a hash of its feature flags and its core count (what a cache belongs to)."""
+    info = {}
+    try:  # (Linux; elsewhere the platform's name, and no flags)
+        text = read_text("/proc/cpuinfo", "/proc/cpuinfo", 8 * 1024 * 1024, error=SettingsError)
+    except TinyGPTError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())  # the first processor's
+    name = info.get("model name") or platform.processor() or platform.machine()
+    flags = " ".join(sorted((info.get("flags") or info.get("Features") or "").split()))
+    return {"cpu": name[:200], "flags": hashlib.sha256(flags.encode()).hexdigest()[:16], "cores": os.cpu_count() or 1}
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def free_cores() -> int:
+    """The cores not busy with other work now: those we may use less the last minute's load average."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        load = 0.0
+    return max(1, cores() - int(load + 0.5))
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__.split("+")[0]
+
+
+# ----------------------------------------------------------------- measuring
+def _seconds(fn, clock, n: int) -> float:
+    t = clock()
+    for _ in range(n):
+        fn()
+    return (clock() - t) / n
+
+
+def interleaved(fns: dict, budget_s: float, clock=time.perf_counter, min_reps: int = 2, warmup: bool = True) -> dict[str, float]:
+    """Median seconds per call of each fn, measured A, B, B, A, ... (a busy machine slows all alike)
+    until ``budget_s`` is spent (at least ``min_reps`` rounds, after a warm-up call each)."""
+    import statistics
+
+    for fn in fns.values() if warmup else ():
+        fn()
+    times = {k: [] for k in fns}
+    start, r = time.perf_counter(), 0
+    while r < min_reps or (time.perf_counter() - start < budget_s and r < 50):
+        for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            times[k].append(_seconds(fns[k], clock, 1))
+        r += 1
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def matmul_fn(dtype: str, n: int = MATMUL_N):
+    import torch
+
+    dt = torch.bfloat16 if dtype == "bf16" else torch.float32
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=g).to(dt), torch.randn(n, n, generator=g).to(dt)
+    return lambda: torch.mm(a, b)
+
+
+def model_flops(model, tokens: int) -> float:
+    """The model's FLOPs for a training step of ``tokens`` tokens (nanoGPT's estimate, PaLM's appendix B):
+    6 per weight of every matmul (the blocks' matrices and the output layer) per token, forward and
+    backward, and 12 * layers * context * width per token for attention's two T x T products (counted
+    whole, as the explicit attention computes them). Embedding lookups, norms and biases are not matmuls."""
+    cfg = model.cfg
+    weights = sum(p.numel() for n, p in model.named_parameters() if n.startswith("blocks.") and p.dim() == 2)
+    weights += cfg.vocab_size * cfg.n_embd  # the output layer
+    return tokens * (6 * weights + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd)
+
+
+def muon_flops(model, ns_steps: int = 5) -> float:
+    """The FLOPs of Muon's Newton-Schulz iterations in one step: per hidden (A x B) matrix, A <= B after a
+    transpose, each iteration X X^T (2A^2B), b G + c G G (2A^3) and a X + P X (2A^2B)."""
+    total = 0
+    for n, p in model.named_parameters():
+        if n.startswith("blocks.") and p.dim() == 2:
+            a, b = sorted(p.shape)
+            total += ns_steps * (4 * a * a * b + 2 * a**3)
+    return float(total)
+
+
+class StepTimer:
+    """The training step of ``tinygpt train`` (Muon, gradient clipping, fast kernels) for one shape and
+    precision, on fixed batches of a learnable sequence; ``step()`` returns the loss."""
+
+    def __init__(self, preset: dict, dtype: str, seed: int = 0):
+        import torch
+
+        from tinygpt_tui import fast
+        from tinygpt_tui.config import GPTConfig
+        from tinygpt_tui.engine.device import autocast
+        from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, build_optimizer
+        from tinygpt_tui.fast.kernels import accelerate
+        from tinygpt_tui.model import GPT
+
+        self.cfg = GPTConfig(vocab_size=VOCAB, **{k: v for k, v in preset.items() if k in MODEL_KEYS}).validate()
+        self.batch = preset.get("batch_size", 32)
+        torch.manual_seed(seed)
+        self.model = GPT(self.cfg)
+        if fast.enabled():
+            accelerate(self.model)
+        tc = TrainConfig(optimizer="muon", lr=preset.get("lr", 1e-3), muon_lr=preset.get("muon_lr", 0.02))
+        self.opt = build_optimizer(self.model, tc)
+        self.autocast = lambda: autocast(torch.device("cpu"), dtype)
+        # a text with structure to learn: a random "alphabet" walked in a fixed order, with noise
+        g = torch.Generator().manual_seed(seed + 1)
+        walk = torch.randperm(VOCAB, generator=g)
+        idx = (torch.arange(self.batch * (self.cfg.block_size + 1)) * 7 + torch.randint(0, 2, (1,), generator=g)) % VOCAB
+        seq = walk[idx].view(self.batch, -1)
+        seq = torch.where(torch.rand(seq.shape, generator=g) < 0.1, torch.randint(0, VOCAB, seq.shape, generator=g), seq)
+        self.x, self.y = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
+        self.model.train()
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.cfg.block_size
+
+    def step(self) -> float:
+        import torch
+
+        with self.autocast():
+            _, loss = self.model(self.x, self.y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.last = float(loss.detach())
+        return self.last
+
+
+def _size(p: dict) -> float:
+    """A preset's work per step, roughly: layers x width^2 x tokens."""
+    return p.get("n_layer", 4) * p.get("n_embd", 256) ** 2 * p.get("batch_size", 32) * p.get("block_size", 128)
+
+
+def thread_times(timer: StepTimer, n: int, budget_s: float) -> dict[int, float]:
+    """Median seconds of the step on 1 thread and on ``n``, taking turns until the budget is spent; n threads
+    that lose clearly (a busy machine: their barriers wait for a core) are not measured again."""
+    import statistics
+
+    import torch
+
+    times: dict[int, list] = {1: []} | ({n: []} if n > 1 else {})
+    start = time.perf_counter()
+    for r in range(50):
+        for t in (list(times) if r % 2 == 0 else list(times)[::-1]):
+            torch.set_num_threads(t)
+            times[t].append(_seconds(timer.step, time.perf_counter, 1))
+        if n > 1 and min(times[n]) > 3 * max(times[1]):
+            break  # (even warming up, n threads lost by far)
+        if r >= 2 and (time.perf_counter() - start > budget_s or n > 1 and min(times[n][1:]) > 1.5 * max(times[1][1:])):
+            break
+    torch.set_num_threads(1)
+    return {t: statistics.median(v[1:] or v) for t, v in times.items()}
+
+
+def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = True) -> dict:
+    """Measure this CPU in about ``budget_s`` seconds: the matmul rate in each precision, each preset's step
+    (``presets``: name -> preset dict; default tiny and the budget presets), the smallest budget one's on 1 thread
+    against all cores. bf16 is measured at the smallest preset; the larger ones in bf16 alone when it won
+    there (its lead grows with the width), in both otherwise. ``bf16=False`` leaves bf16 out."""
+    import torch
+
+    from tinygpt_tui.engine.presets import BUDGET_PRESETS, PRESETS
+
+    presets = presets or {"tiny": PRESETS["tiny"], **BUDGET_PRESETS}
+    order = sorted(presets, key=lambda k: _size(presets[k]))
+    on = next((k for k in order if k in BUDGET_PRESETS), order[0])  # threads: at the smallest budget preset
+    t0 = time.perf_counter()
+    n, threads = cores(), torch.get_num_threads()
+    dtypes = ["fp32", "bf16"] if bf16 else ["fp32"]
+    share = budget_s / (3 + 2 * len(presets))
+    # per core, in this process's CPU time (a busy machine's waits for a core not counted: what the
+    # machine can do, not what it did this minute); threads are measured apart, on the wall clock
+    torch.set_num_threads(1)
+    cpu = time.process_time
+    try:
+        mm = interleaved({d: matmul_fn(d) for d in dtypes}, share, cpu)
+        gflops = {d: round(2 * MATMUL_N**3 / s / 1e9, 2) for d, s in mm.items()}
+        steps, losses = {}, {}
+        for name in order:
+            timers = {d: StepTimer(presets[name], d) for d in dtypes}
+            first = {d: timers[d].step() for d in dtypes}  # the same start in each precision
+            ms = interleaved({d: timers[d].step for d in dtypes}, share * 2, cpu, warmup=False)
+            steps[name] = {d: round(s * 1e3, 3) for d, s in ms.items()}
+            losses[name] = {"first": round(first[dtypes[0]], 4), **{d: round(timers[d].last, 4) for d in dtypes}}
+            if name == order[0] and bf16 and steps[name]["bf16"] < steps[name]["fp32"]:
+                dtypes = ["bf16"]
+        best = min(steps[on], key=steps[on].get)
+        th = thread_times(StepTimer(presets[on], best), n, share * 2)
+    finally:
+        torch.set_num_threads(threads)
+    checked = [v for v in losses.values() if "bf16" in v and "fp32" in v]
+    ok = bool(checked) and all(math.isfinite(v["bf16"]) and abs(v["bf16"] - v["fp32"]) <= BF16_LOSS_TOLERANCE for v in checked)
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        load = None
+    return {"version": VERSION, "machine": cpu_identity(), "torch": torch_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seconds": round(time.perf_counter() - t0, 2), "load_avg": load, "matmul_n": MATMUL_N, "matmul_gflops": gflops,
+            "step_ms": steps, "loss": losses, "bf16_loss_ok": ok, "threads_ms": {str(k): round(v * 1e3, 3) for k, v in th.items()},
+            "threads_preset": on}
+
+
+# ----------------------------------------------------------------- the cache
+def cache_path() -> Path | None:
+    """$XDG_CACHE_HOME/tinygpt/probe.json (~/.cache by default); None without a home to put it in."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # no HOME and no password entry
+            return None
+    return Path(base) / "tinygpt" / CACHE_FILE
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def check(doc) -> str | None:
+    """Why ``doc`` is not a probe of this machine and torch (None: it is)."""
+    if not isinstance(doc, dict) or doc.get("version") != VERSION:
+        return "it is not a probe result of this tinygpt version"
+    if doc.get("machine") != cpu_identity():
+        return "it was measured on another machine"
+    if doc.get("torch") != torch_version():
+        return f"it was measured with torch {str(doc.get('torch'))[:20]}, this is {torch_version()}"
+    rates, steps, th = doc.get("matmul_gflops"), doc.get("step_ms"), doc.get("threads_ms")
+    if not (isinstance(rates, dict) and "fp32" in rates and all(_positive(v) for v in rates.values())):
+        return "its matmul rates are missing or not positive numbers"
+    if not (isinstance(steps, dict) and steps and all(isinstance(s, dict) and s and all(_positive(v) for v in s.values())
+                                                     for s in steps.values())):
+        return "its step times are missing or not positive numbers"
+    if not (isinstance(th, dict) and "1" in th and all(k.isdigit() and _positive(v) for k, v in th.items())):
+        return "its thread timings are missing or not positive numbers"
+    if not isinstance(doc.get("bf16_loss_ok"), bool):
+        return "its bf16 check is missing"
+    return None
+
+
+def cached(note=None) -> dict | None:
+    """The cached probe of this machine and torch version, or None (a note says why one was ignored)."""
+    path = cache_path()
+    if os.environ.get("TINYGPT_PROBE") == "0":
+        return None
+    if path is None or not path.exists():
+        return None
+    try:
+        doc = read_json(path, "the probe cache", MAX_CACHE_BYTES, error=SettingsError)
+    except TinyGPTError as e:
+        why = str(e)
+    else:
+        why = check(doc)
+        if why is None:
+            return doc
+    if note:
+        note(f"note: ignoring the probe cache {path} ({why[:120]}); measuring again")
+    return None
+
+
+def save(doc: dict) -> Path | None:
+    import json
+
+    path = cache_path()
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(doc, indent=1) + "\n")
+    except (OSError, TinyGPTError):
+        return None
+    return path
+
+
+def current(note=None, budget_s: float = BUDGET_S, measure: bool = True) -> dict | None:
+    """The probe of this machine: cached, or measured now (and cached) when ``measure``; None when it can't."""
+    if os.environ.get("TINYGPT_PROBE") == "0":  # (set by the test suite: the rules of engine/device.py)
+        return None
+    doc = cached(note)
+    if doc is not None or not measure:
+        return doc
+    if note:
+        note("measuring this machine once (under 10 s on a free core; `tinygpt bench --probe` measures again) ...")
+    try:
+        doc = run(budget_s)
+    except (RuntimeError, TypeError, ValueError) as e:  # a build without bf16 on the CPU, say
+        if note:
+            note(f"note: the probe could not run ({str(e).splitlines()[0][:100]}); using the default settings")
+        return None
+    where = save(doc)
+    if note and where is None:
+        note("note: no writable cache folder ($XDG_CACHE_HOME or ~/.cache): the probe will run again next time")
+    return doc
+
+
+# ----------------------------------------------------------------- choices
+def bf16_wins(doc: dict) -> bool:
+    """bf16 measured faster than fp32 at the matmul, and with a sane loss."""
+    r = doc["matmul_gflops"]
+    return doc["bf16_loss_ok"] and r.get("bf16", 0) > 1.1 * r["fp32"]
+
+
+def choose_dtype(doc: dict, n_embd: int) -> str:
+    """bf16 when its training step was measured faster than fp32's at the nearest width probed (and its
+    matmuls faster and its loss sane); fp32 otherwise."""
+    if not bf16_wins(doc):
+        return "fp32"
+    widths = {name: _preset_width(name) for name in doc["step_ms"]}
+    near = min((w for w in widths.items() if w[1]), key=lambda kv: abs(kv[1] - n_embd), default=None)
+    if near is None:
+        return "bf16"
+    ms = doc["step_ms"][near[0]]
+    return min(ms, key=ms.get)  # (only bf16 measured: it won at a narrower width)
+
+
+def _preset_width(name: str) -> int:
+    from tinygpt_tui.engine.presets import PRESETS
+
+    return PRESETS.get(name, {}).get("n_embd", 0)
+
+
+def choose_threads(doc: dict) -> int:
+    """More threads only when they were measured faster and that many cores are free now; else 1."""
+    th = {int(k): v for k, v in doc["threads_ms"].items()}
+    best = min(th, key=lambda k: th[k])
+    if best > 1 and th[1] / th[best] >= THREADS_GAIN and free_cores() >= best:
+        return best
+    return 1
+
+
+def summary(doc: dict) -> str:
+    r, th = doc["matmul_gflops"], {int(k): v for k, v in doc["threads_ms"].items()}
+    rates = ", ".join(f"{d} {v:,.0f}" for d, v in r.items())
+    steps = "; ".join(f"{k} " + ", ".join(f"{d} {v:,.0f} ms" for d, v in s.items()) for k, s in doc["step_ms"].items())
+    threads = ", ".join(f"{k} thread{'s' if k > 1 else ''} {v:,.0f} ms" for k, v in sorted(th.items()))
+    return (f"probe ({doc['seconds']:.1f} s): matmul GFLOP/s per core {rates}; training step, CPU time: {steps}; "
+            f"{doc['threads_preset']} step, wall clock: {threads}")
+
+
+def settle(cfg, note=None):
+    """cfg with what it left to the machine chosen from the probe on a CPU: --dtype auto, --threads unset, and
+    --preset auto with --minutes (by the measured step times). Elsewhere, or without a probe, cfg as it was."""
+    import dataclasses
+
+    from tinygpt_tui.engine.device import device_kind
+
+    kind = device_kind(cfg.device)
+    if cfg.threads is not None and not (isinstance(cfg.threads, int) and 1 <= cfg.threads <= cores()):
+        raise SettingsError(f"--threads must be from 1 to the {cores()} CPU cores this machine has, got {str(cfg.threads)[:20]}")
+    if cfg.dtype == "fp16" and kind == "cpu":
+        raise SettingsError("fp16 is for GPUs; on the CPU use bf16 or fp32")
+    if kind in ("cuda", "mps") or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        return cfg
+    if kind == "auto":
+        from tinygpt_tui.engine.device import pick_device
+
+        if pick_device("auto").type != "cpu":
+            return cfg
+    wants = cfg.dtype in ("auto", "bf16") or cfg.threads is None or (cfg.preset == "auto" and cfg.time_budget and not cfg.resume)
+    doc = current(note) if wants else None
+    if cfg.dtype == "bf16" and note and not (bf16_wins(doc) if doc else _flags_bf16()):
+        note("note: this CPU has no fast bf16 (measured slower than fp32, or no AMX/AVX-512 BF16): this run will be slow; "
+             "--dtype auto picks fp32")
+    if doc is None:
+        return cfg
+    out = dataclasses.replace(cfg)
+    if out.threads is None:
+        out.threads = choose_threads(doc)
+    if not out.resume:  # (a resumed run keeps its preset and precision)
+        from tinygpt_tui.config import GPTConfig
+        from tinygpt_tui.engine.presets import PRESETS, budget_preset
+
+        if out.preset == "auto":
+            out.preset = budget_preset(out.time_budget, doc["step_ms"])
+        if out.dtype == "auto":
+            out.dtype = choose_dtype(doc, out.n_embd or PRESETS[out.preset].get("n_embd") or GPTConfig().n_embd) if out.preset in PRESETS else "auto"
+    return out
+
+
+def _flags_bf16() -> bool:
+    from tinygpt_tui.engine.device import cpu_has_fast_bf16
+
+    return cpu_has_fast_bf16()
