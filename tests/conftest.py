@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
 
 os.environ.setdefault("TINYGPT_TEST", "1")
+# prepared corpora (engine/prepare.py) go to a folder of this session, not ~/.cache
+os.environ.setdefault("TINYGPT_PREPARED_DIR", tempfile.mkdtemp(prefix="tinygpt-prepared-"))
 os.environ.setdefault("TINYGPT_PROBE", "0")  # no machine probe (engine/probe.py): tests/test_probe.py turns it on
 
 
@@ -39,8 +42,9 @@ def small_corpus(tmp_path_factory) -> Path:
     return p
 
 
-def make_tiny_model(folder: Path, text: str, seed: int = 0, **overrides):
-    """A randomly initialised tiny model saved as a real model folder (no training)."""
+def make_tiny_model(folder: Path, text: str, seed: int = 0, tokenizer=None, **overrides):
+    """A randomly initialised tiny model saved as a real model folder (no training); tokenizer: a
+    tokenizer to use instead of the characters of text (a BPE)."""
     import torch
 
     from tinygpt_tui.engine import folder as ckpt
@@ -48,7 +52,7 @@ def make_tiny_model(folder: Path, text: str, seed: int = 0, **overrides):
     from tinygpt_tui.model import GPT
     from tinygpt_tui.tokenizer import CharTokenizer
 
-    tok = CharTokenizer.from_text(text)
+    tok = tokenizer or CharTokenizer.from_text(text)
     kw = dict(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=32)
     kw.update(overrides)
     torch.manual_seed(seed)

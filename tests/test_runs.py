@@ -174,10 +174,11 @@ def test_milestones_take_the_sample_nearest_each_stage(tmp_path):
     assert runs.milestones("somebook") == []
 
 
-def test_shipped_milestones_have_real_samples():
-    ms = runs.milestones("tinyshakespeare")
-    with_sample = [m for m in ms if m.sample]
-    assert len(with_sample) >= 3 and all(abs(m.sample_loss - m.loss) <= runs.SAMPLE_NEAR for m in with_sample)
+@pytest.mark.parametrize("book", ["tinyshakespeare", "hongloumeng"])
+def test_every_stage_of_a_shipped_book_has_a_real_sample(book):
+    ms = runs.milestones(book)
+    assert len(ms) == 4 and all(m.sample and abs(m.sample_loss - m.loss) <= runs.SAMPLE_NEAR for m in ms)
+    assert ms[0].source == f"early-{book.removeprefix('tiny')}"  # the first stage: from a short run's early evaluations
 
 
 # ----------------------------------------------------------------- the command line
@@ -259,3 +260,19 @@ def test_a_long_log_keeps_every_evaluation_and_an_even_spread_of_steps(tmp_path)
     assert len(gaps) == 1  # evenly spread (but for the first and the latest)
     write_log(folder, fake_run(steps=60_003, start=60_000, every=1, finish=False)[1:], mode="a")
     assert c.update() and c.steps[-1] == 60_003 and len(c.steps) <= runs.MAX_KEPT + 2
+
+
+def test_train_says_when_validation_rises_while_training_falls(tmp_path):
+    """4 kB of text, a model that memorises it in a hundred steps: the progress line says so."""
+    from tests.conftest import shakespeare_path
+
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_bytes(shakespeare_path().read_bytes()[:4000])
+    r = tinygpt_inproc("train", corpus, "--name", "memo", "--models-dir", tmp_path, "--preset", "tiny", "--n-embd", "64",
+                       "--n-layer", "2", "--n-head", "2", "--block-size", "32", "--batch-size", "16", "--lr", "1e-2",
+                       "--max-steps", "110", "--eval-interval", "10", "--eval-iters", "4", "--sample-chars", "0", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    notes = [ln for ln in r.stdout.splitlines() if ln.startswith("overfitting: validation loss rose")]
+    assert len(notes) == 1, r.stdout  # said once, when it starts
+    evals = [ln for ln in r.stdout.splitlines() if ln.startswith("step ")]
+    assert r.stdout.index(notes[0]) > r.stdout.index(evals[3])  # not before a few evaluations

@@ -1,10 +1,11 @@
-"""Streaming generation: the model writes one character at a time.
+"""Streaming generation: the model writes one token at a time, the text streams out.
 
     for ch in generate(model, tokenizer, "ROMEO:", SamplingSettings(temperature=0.8)):
         print(ch, end="", flush=True)
 
 Each step a decoder turns the tokens so far into the logits of the next one, ``draw`` picks
-it, and it is fed back (``sample``: a run of such steps). One decoder per device (``decoder``):
+it, and it is fed back (``sample``: a run of such steps). The tokenizer's streaming decoder turns
+the ids into text, holding back the bytes of a character a BPE token left unfinished. One decoder per device (``decoder``):
 on a CPU fast/decode.py's compiled step, elsewhere or without numba the model's own KVCache.
 Past the window (block_size) a relative position encoding slides; an absolute one starts over
 from the last 3/4 of the window (config.Window).
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinygpt_tui.errors import SettingsError
-from tinygpt_tui.tokenizer import CharTokenizer, Encoded
+from tinygpt_tui.tokenizer import Encoded, Tokenizer
 
 CALL_S = 0.02  # seconds of text a decoder call makes (the compiled one without holding the GIL)
 
@@ -29,7 +30,7 @@ CALL_S = 0.02  # seconds of text a decoder call makes (the compiled one without 
 class SamplingSettings:
     max_new_tokens: int = 500
     temperature: float = 0.8  # 0 means greedy
-    top_k: int | None = None  # keep the k most likely characters
+    top_k: int | None = None  # keep the k most likely tokens
     top_p: float | None = None  # nucleus: keep the smallest set with this much probability
     seed: int | None = None
     precision: str = "auto"  # the compiled CPU step's weights: auto and int8 (int8), fp32 (the model's own)
@@ -131,12 +132,13 @@ def decoder(model, precision: str = "auto", backend: str = "auto"):
 
 class Generation:
     """One streaming generation; iterate it for characters, or ``chunks()`` for strings (one per
-    decoder call, about CALL_S seconds of text; the first is the first character alone).
+    decoder call, about CALL_S seconds of text; the first is the first token's text alone; a
+    call whose bytes end inside a character yields nothing until the character is whole).
     ``dropped`` lists the prompt's characters the model does not know (left out); ``stop()`` (or
     ``stop_event``) ends it; ``compiling`` is True while the compiled decoder is still being built
     (the first run on a machine: the text comes from numpy meanwhile, slower)."""
 
-    def __init__(self, model, tokenizer: CharTokenizer, prompt: str, settings: SamplingSettings, stop_event=None, context_ids=None,
+    def __init__(self, model, tokenizer: Tokenizer, prompt: str, settings: SamplingSettings, stop_event=None, context_ids=None,
                  backend: str = "auto"):
         self.model, self.tokenizer, self.backend = model, tokenizer, backend
         self.settings = settings.validate()
@@ -165,7 +167,8 @@ class Generation:
         top_k = s.top_k if s.top_k is not None and s.top_k < self.model.cfg.vocab_size else 0  # (past V: no cut)
         top_p = 1.0 if s.top_p is None else float(s.top_p)
         # with no prompt, start from a newline: the model begins a fresh line
-        history = list(self.prompt_ids[-window:]) or [self.tokenizer.stoi.get("\n", 0)]
+        history = list(self.prompt_ids[-window:]) or [self.tokenizer.start_id]
+        text = self.tokenizer.stream()
         run.feed(history)
         n, left = 1, s.max_new_tokens
         while left > 0 and not self.stop_event.is_set():
@@ -177,7 +180,9 @@ class Generation:
             n = max(1, min(4096, int(len(toks) * CALL_S / max(time.perf_counter() - t0, 1e-6))))
             spare, left = spare[len(toks) :], left - len(toks)
             self.generated += len(toks)
-            yield "".join(self.tokenizer.chars[t] for t in toks)
+            chunk = text.feed(toks) + (text.flush() if left == 0 else "")
+            if chunk:
+                yield chunk
             history += toks
             if left == 0:
                 return

@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from tinygpt_tui.app.messages import TrainingEnded, TrainingRecord, reported
+from tinygpt_tui.app.messages import ExperimentEnded, ExperimentUpdate, TrainingEnded, TrainingRecord, reported
 from tinygpt_tui.engine.folder import default_models_dir
 from tinygpt_tui.tokenizer import printable
 
@@ -76,20 +76,34 @@ def _training_screen():
     return TrainingScreen()
 
 
+def _runs_screen():
+    from tinygpt_tui.app.compare import RunsScreen
+
+    return RunsScreen()
+
+
+def _experiment_screen():
+    from tinygpt_tui.app.experiment import ExperimentScreen
+
+    return ExperimentScreen()
+
+
 class TinyGPTApp(App):
     """Generate from tiny character-level GPTs and train new ones."""
 
     TITLE = "tinygpt"
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses defined elsewhere still find it
     # both screens live for the whole session; the training screen is built on first use
-    SCREENS = {"generate": _generate_screen, "training": _training_screen}
-    MODES = {"generate": "generate", "training": "training"}
+    SCREENS = {"generate": _generate_screen, "training": _training_screen, "runs": _runs_screen, "experiment": _experiment_screen}
+    MODES = {"generate": "generate", "training": "training", "runs": "runs", "experiment": "experiment"}
     DEFAULT_MODE = "generate"
 
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("ctrl+g", "show_generate", "Generate", id="show-generate"),
         Binding("ctrl+t", "show_training", "Train", id="show-training"),
+        Binding("f3", "show_runs", "Runs", tooltip="Compare runs", id="show-runs"),
+        Binding("f4", "show_experiment", "Experiment", tooltip="Run a lesson or a grid of runs", id="show-experiment"),
         # priority: done as the key is read; as an Input's own binding it runs after the keys typed
         # behind it in the same burst, and deletes them too
         Binding("ctrl+u", "edit('delete_left_all')", "Delete line", show=False, priority=True, id="delete-line"),
@@ -101,6 +115,7 @@ class TinyGPTApp(App):
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
         self.watch_models = watch_models  # the generate screen re-reads the folder when it changes
         self.training = None  # training.TrainingJob: the run the app owns (one at a time)
+        self.experiment = None  # experiment.ExperimentJob: a grid of runs, one after another
         self.quitting = False
 
     def on_ready(self) -> None:
@@ -113,8 +128,8 @@ class TinyGPTApp(App):
         # the key for the screen you are on is left out of the footer
         if action == "show_generate":
             return self.current_mode != "generate" or len(self.screen_stack) > 1
-        if action == "show_training":
-            return self.current_mode != "training"
+        if action in ("show_training", "show_runs", "show_experiment"):
+            return self.current_mode != action.removeprefix("show_")
         return True
 
     def action_edit(self, what: str) -> None:
@@ -132,6 +147,14 @@ class TinyGPTApp(App):
     def action_show_training(self) -> None:
         if self.current_mode != "training":
             self.switch_mode("training")
+
+    def action_show_runs(self) -> None:
+        if self.current_mode != "runs":
+            self.switch_mode("runs")
+
+    def action_show_experiment(self) -> None:
+        if self.current_mode != "experiment":
+            self.switch_mode("experiment")
 
     # ------------------------------------------------------------ training (owned by the app, not the screen)
     def start_training(self, cfg, resume: bool = False):
@@ -166,14 +189,45 @@ class TinyGPTApp(App):
         else:
             self.notify(job.summary().plain, title="training finished" if job.state == "done" else "training stopped", timeout=8)
 
+    # ------------------------------------------------------------ an experiment (owned by the app too)
+    def start_experiment(self, plan, resume: bool = False):
+        from tinygpt_tui.app.experiment import ExperimentJob
+
+        job = self.experiment = ExperimentJob(plan, resume=resume)
+        self._experiment(job)
+        return job
+
+    @work(thread=True, group="experiment", exit_on_error=False)
+    def _experiment(self, job) -> None:
+        state, error = job.run_thread(self.post_message)
+        self.post_message(ExperimentEnded(job, state, error))
+
+    @on(ExperimentUpdate)
+    @reported("experiment")
+    def _experiment_update(self, message: ExperimentUpdate) -> None:
+        message.job.apply(message)
+
+    @on(ExperimentEnded)
+    @reported("experiment")
+    def _experiment_ended(self, message: ExperimentEnded) -> None:
+        job = message.job
+        job.ended(message.state, message.error)
+        if self.quitting:
+            self.exit()
+            return
+        self.get_screen("generate").action_refresh_models(quiet=True)
+        severity = "error" if job.state == "failed" else "information"
+        self.notify(printable(job.error) if job.error else f"{printable(job.name)}: {job.state}", title=f"experiment {job.state}",
+                    severity=severity, timeout=8)
+
     # ------------------------------------------------------------ quitting
     def on_unmount(self) -> None:
-        job = self.training  # however the app ends, a run still going stops (and saves)
-        if job is not None and job.active:
-            job.stop()
+        for job in (self.training, self.experiment):  # however the app ends, a run still going stops (and saves)
+            if job is not None and job.active:
+                job.stop()
 
     async def action_quit(self) -> None:
-        job = self.training
+        job = self.training if self.training is not None and self.training.active else self.experiment
         if job is None or not job.active:
             self.exit()  # (the screens stop their workers as they unmount)
             return
@@ -194,6 +248,8 @@ class TinyGPTApp(App):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Generate screen", "Pick a model and generate text (Ctrl+G)", self.action_show_generate)
         yield SystemCommand("Training screen", "Train a model with a live loss chart (Ctrl+T)", self.action_show_training)
+        yield SystemCommand("Runs screen", "Compare runs: their loss curves on one chart and a table of figures (F3)", self.action_show_runs)
+        yield SystemCommand("Experiment screen", "Run a shipped lesson or a grid of runs, ranked as they finish (F4)", self.action_show_experiment)
         for title, help_text, mode, action in SCREEN_COMMANDS:
             yield SystemCommand(title, help_text, lambda m=mode, a=action: self.run_on(m, a))
         for info in getattr(screen, "infos", []):  # the generate screen's models

@@ -25,6 +25,7 @@ from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported, Chunk, En
 from tinygpt_tui.app.output import GENERATED, NOTE, PROMPT, OutputView
 from tinygpt_tui.app.runs import FitLine, Part
 from tinygpt_tui.app.sidebar import ModelList, SamplingPanel
+from tinygpt_tui.engine.inspect import context_window
 from tinygpt_tui.engine.folder import NO_CHECKPOINT, SYNC_LISTING, TRAINING, ModelInfo, folder_signature
 from tinygpt_tui.errors import TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -267,8 +268,9 @@ class GenerateScreen(Screen):
         if not self.context:
             out = self.query_one("#output", OutputView)
             out.clear()
-            out.append(f"{info.name}: {info.params:,} parameters, context {info.block_size} characters, "
-                       f"{info.vocab_size} in its vocabulary, trained on {info.corpus or '?'}. Write a prompt below.\n", NOTE)
+            vocab = f"{info.vocab_size} in its vocabulary" if info.tokenizer == "char" else f"a byte-level BPE of {info.vocab_size} tokens"
+            out.append(f"{info.name}: {info.params:,} parameters, context {info.block_size} {'characters' if info.tokenizer == 'char' else 'tokens'}, "
+                       f"{vocab}, trained on {info.corpus or '?'}. Write a prompt below.\n", NOTE)
         self.query_one("#prompt", Input).focus()
         if self.pending_prompt is not None:
             prompt, self.pending_prompt = self.pending_prompt, None
@@ -323,10 +325,10 @@ class GenerateScreen(Screen):
             out.clear()
             if prompt:
                 out.append(prompt, PROMPT)
-            self.context = "".join(c for c in prompt if c in tok.stoi)
+            self.context = tok.decode(enc.ids)  # (the characters it knows: all of them for a BPE)
         self.next_id += 1
         stream = self.stream = Stream(self.next_id)
-        ids = tok.encode(self.context[-self.loaded.model.cfg.block_size :]).ids
+        ids = context_window(tok, self.context, self.loaded.model.cfg.block_size)[0]  # the last block_size tokens
         self._sample(stream, self.loaded, ids, settings)
         self.update_status()
         self.refresh_bindings()

@@ -359,7 +359,7 @@ class InspectorScreen(ModalScreen):
         a = self.analysis
         if a is not None:
             if a.truncated:
-                t.append(f"{a.truncated} earlier character(s) lie outside the model's {self.model.cfg.block_size}-character window. ")
+                t.append(f"{a.truncated} earlier character(s) lie outside the model's {self.model.cfg.block_size}-{self.tokenizer.unit} window. ")
             if a.dropped:
                 t.append(f"left out (not in the vocabulary): {' '.join(cell(c)[0] for c in a.dropped[:12])}. ", style="yellow")
         if self.computing and self.analysis is None:
@@ -378,7 +378,7 @@ class InspectorScreen(ModalScreen):
         else:
             v = self.view
             t = Text("Inspector", style="bold")
-            t.append(f" · {len(v.chars)} chars · position {v.position}: ")
+            t.append(f" · {len(v.chars)} {self.tokenizer.unit}s · position {v.position}: ")
             t.append(json.dumps(v.query_char, ensure_ascii=False) if v.query_char.isprintable() else cell(v.query_char)[0], style="bold")
             if self.position is None:
                 t.append(" (last)", style="dim")
@@ -398,12 +398,12 @@ class InspectorScreen(ModalScreen):
         else:
             v = self.view
             after = "".join(cell(c)[0] for c in v.chars[max(0, v.position - 15) : v.position + 1])
-            probs_title.update(Text.assemble(("Next character after ", "bold"), "…" if v.position > 15 else "", (after, "bold")))
+            probs_title.update(Text.assemble((f"Next {self.tokenizer.unit} after ", "bold"), "…" if v.position > 15 else "", (after, "bold")))
             if v.actual is not None:
                 rank.update(ranked_line(v.actual, "next in the context:"))
             elif a.length >= 2:
                 before = a.at(a.length - 2, 1, self.temperature)
-                rank.update(ranked_line(before.actual, "one step earlier, the last character"))
+                rank.update(ranked_line(before.actual, f"one step earlier, the last {self.tokenizer.unit}"))
             else:
                 rank.update("")
             weights = self._weights()

@@ -117,3 +117,44 @@ class Inspected(Message):
     def __init__(self, context: str, result=None, error: str = ""):
         super().__init__()
         self.context, self.result, self.error = context, result, error
+
+
+class RunsListed(Message):
+    """The models folder was read for the runs screen (engine.runs.RunSummary of every run), or error."""
+
+    def __init__(self, summaries: list, error: str = ""):
+        super().__init__()
+        self.summaries, self.error = summaries, error
+
+
+class CurvesLoaded(Message):
+    """Runs' metrics.jsonl were read: name -> engine.runs.Curves (handed over: the worker keeps none), or an error line."""
+
+    def __init__(self, curves: dict):
+        super().__init__()
+        self.curves = curves
+
+
+class Estimated(Message):
+    """The experiment screen's plan was timed (engine.experiment.Estimate), or error says why not."""
+
+    def __init__(self, plan, estimate, resume: bool, error: str = ""):
+        super().__init__()
+        self.plan, self.estimate, self.resume, self.error = plan, estimate, resume, error
+
+
+class ExperimentUpdate(Message):
+    """An experiment (app.experiment.ExperimentJob) moved on: an engine.experiment event, with what its thread
+    read for it (a member's record, its curves, the ranked rows, the samples at the end)."""
+
+    def __init__(self, job, event, record: dict | None = None, curves=None, rows: list | None = None, samples: list | None = None):
+        super().__init__()
+        self.job, self.event, self.record, self.curves, self.rows, self.samples = job, event, record, curves, rows, samples
+
+
+class ExperimentEnded(Message):
+    """An experiment's thread ended: finished, stopped or failed (then error says why)."""
+
+    def __init__(self, job, state: str, error: str = ""):
+        super().__init__()
+        self.job, self.state, self.error = job, state, error

@@ -6,6 +6,7 @@ or a run followed through its ``metrics.jsonl`` (the same records, read from the
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -173,7 +174,7 @@ class TrainingJob:
                 if first and rec["event"] == "start" and rec.get("resumed"):
                     for old in self.history():
                         post(old)
-                first = False
+                first = first and rec["event"] == "prepare"  # (a corpus's preparation comes before the start)
                 post(rec)
             return ("stopped" if self.stop_event.is_set() else "done"), ""
         except NameTaken as e:  # the screen checks first; this is a folder made in between
@@ -244,49 +245,109 @@ class Watched:
                 self.run.apply(rec)
 
 
+@dataclass
+class Line:
+    """One curve of a chart: its points, a colour (a plotext name or a 256-colour number) and a marker;
+    label None keeps it out of plotext's legend (the runs screen draws its own)."""
+
+    label: str | None
+    xs: list
+    ys: list
+    color: str | int = "cyan"
+    marker: str = "braille"
+
+
+REFERENCE_COLOUR = 245  # the shipped model's curve: grey, behind the run's own
+
+
+@functools.lru_cache(maxsize=8)
+def reference_curves(corpus: str):
+    """(name, engine.runs.Curves) of the shipped model trained on this corpus, or None (read once)."""
+    from tinygpt_tui.engine.folder import model_folders
+    from tinygpt_tui.engine.runs import Curves, shipped_models_dir, summarize
+
+    for f in model_folders(shipped_models_dir()):
+        s = summarize(f)
+        if corpus and s.ok and s.corpus == corpus:
+            return f.name, Curves(f)
+    return None
+
+
+def good_looks_like(run: RunState) -> tuple[Line | None, Text]:
+    """What good looks like for this run: the shipped model's validation curve on its corpus (up to the
+    run's last step), and a line naming the stage its validation loss has reached, and overfitting if so."""
+    from tinygpt_tui.engine.runs import EvalPoint, overfitting, stage
+
+    corpus = str(run.start.get("corpus", "")) if run.start else ""
+    ref, note = reference_curves(corpus) if corpus else None, Text()
+    line = None
+    if ref is not None:
+        up_to = _step(run.start.get("max_steps")) or run.step
+        xs, ys = ref[1].val("steps", None)
+        keep = [i for i, x in enumerate(xs) if x <= up_to]
+        line = Line(f"{ref[0]} (shipped, val)", [xs[i] for i in keep], [ys[i] for i in keep], REFERENCE_COLOUR)
+    reached = stage(corpus, run.val_losses[-1]) if run.val_losses else None
+    if reached:
+        note.append(f"stage ≈{reached[0]:.1f}: {reached[1]}", style="bold green")
+    warning = overfitting([EvalPoint(s, 0, 0.0, t, v) for s, t, v in zip(run.eval_steps, run.train_losses, run.val_losses)])
+    if warning:
+        note.append(("\n" if note else "") + "validation rising while training falls: " + warning, style="bold yellow")
+    return line, note
+
+
+def human_tokens(n) -> str:
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else f"{n:,.0f}"
+
+
 def plot_class():
     from textual_plotext import PlotextPlot
 
     class LossChart(PlotextPlot):
-        """Train loss (every log step), and the train/val estimates at each evaluation."""
+        """Loss curves: a training run's (show: train loss at every log step, the train/val estimates at each
+        evaluation, and a reference curve), or any lines against steps, tokens or minutes (show_lines)."""
 
         def __init__(self, **kw):
             super().__init__(**kw)
-            self.series: dict[str, tuple[list, list]] = {}
+            self.lines: list[Line] = []
+            self.series: dict[str, tuple[list, list]] = {}  # label: (xs, ys), of the labelled lines
             self.points = 0
+            self.xlabel, self.title_text = "step", "loss"
 
         def on_mount(self) -> None:
             super().on_mount()
             self.draw()
 
-        def show(self, run: RunState) -> None:
-            self.series = {
-                "loss": thin(run.steps, run.losses),
-                "train (eval)": thin(run.eval_steps, run.train_losses),
-                "val (eval)": thin(run.eval_steps, run.val_losses),
-            }
-            self.points = len(run.steps) + len(run.eval_steps)
+        def show(self, run: RunState, reference: Line | None = None) -> None:
+            lines = [Line("loss", *thin(run.steps, run.losses), "cyan"),
+                     Line("train (eval)", *thin(run.eval_steps, run.train_losses), "orange", "dot"),
+                     Line("val (eval)", *thin(run.eval_steps, run.val_losses), "magenta", "dot")]
+            self.show_lines(lines + ([reference] if reference and reference.xs else []), "step", "loss",
+                            len(run.steps) + len(run.eval_steps))
+
+        def show_lines(self, lines: list[Line], xlabel: str = "step", title: str = "loss", points: int | None = None) -> None:
+            self.lines, self.xlabel, self.title_text = lines, xlabel, title
+            self.series = {ln.label: (ln.xs, ln.ys) for ln in lines if ln.label}
+            self.points = sum(len(ln.xs) for ln in lines) if points is None else points
             self.draw()
 
         def draw(self) -> None:
             plt = self.plt
             plt.clear_data()
             plt.clear_figure()
-            plt.title("loss")
-            plt.xlabel("step")
-            xs_all = [x for xs, _ in self.series.values() for x in xs]
+            plt.title(self.title_text)
+            plt.xlabel(self.xlabel)
+            xs_all = [x for ln in self.lines for x in ln.xs]
             n = 6 if self.size.width == 0 or self.size.width >= 60 else 4  # labels like 10,000 need room
-            ticks = step_ticks(min(xs_all), max(xs_all), n) if xs_all else step_ticks(0, 100, n)
-            plt.xticks(ticks, [f"{t:,}" for t in ticks])  # whole steps (plotext's own ticks are fractions)
-            colors = {"loss": "cyan", "train (eval)": "orange", "val (eval)": "magenta"}
-            markers = {"loss": "braille", "train (eval)": "dot", "val (eval)": "dot"}
+            if self.xlabel != "minutes":  # whole steps or tokens (plotext's own ticks are fractions)
+                ticks = step_ticks(min(xs_all), max(xs_all), n) if xs_all else step_ticks(0, 100, n)
+                plt.xticks(ticks, [human_tokens(t) if self.xlabel == "tokens" else f"{t:,}" for t in ticks])
             drawn = False
-            for label, (xs, ys) in self.series.items():
-                if xs:
-                    plt.plot(xs, ys, label=label, color=colors[label], marker=markers[label])
+            for ln in self.lines:
+                if ln.xs:
+                    plt.plot(ln.xs, ln.ys, label=ln.label, color=ln.color, marker=ln.marker)
                     drawn = True
             if not drawn:  # an empty frame, not a meaningless -1..1 axis
-                plt.title("loss (waiting for the first steps)")
+                plt.title(f"{self.title_text} (waiting for the first steps)")
                 plt.xlim(0, 100)
                 plt.ylim(0, 5)
                 plt.plot([0], [0], marker=" ")

@@ -41,7 +41,8 @@ def model_prompt(info: ModelInfo, loaded: bool = False) -> Group:
         head.append(printable(info.name), style="bold")
         loss = f"val {info.val_loss:.3f}" if info.val_loss is not None else "val n/a"
         details = [Text(f"{human_count(info.params)} params · {loss}" + (f" · {TRAINING}" if info.status == TRAINING else ""), style="dim"),
-                   Text(f"{printable(info.corpus) or '?'} · ctx {info.block_size}", style="dim")]
+                   Text(f"{printable(info.corpus) or '?'} · ctx {info.block_size}" + (f" · {info.tokenizer}" if info.tokenizer != "char" else ""),
+                        style="dim")]  # (characters, the default, go unsaid)
     return Group(head, *(Padding(t, (0, 0, 0, 2)) for t in details))
 
 

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, ProgressBar, Select, Static
 
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
-from tinygpt_tui.app.runs import FitLine, RunState, TrainingJob, Watched, name_taken, plot_class, progress_parts
+from tinygpt_tui.app.runs import FitLine, RunState, TrainingJob, Watched, good_looks_like, name_taken, plot_class, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -29,12 +29,15 @@ CHECK_CORPUS_BYTES = 16 * 1024**2  # a corpus up to this size is read before a r
 
 def check_corpus(path: str, block_size: int | None = None) -> None:
     """What the run would say of the corpus (binary, not UTF-8, empty, too short for the context
-    length), said before it starts; corpora past CHECK_CORPUS_BYTES are left to the run."""
+    length), said before it starts; corpora past CHECK_CORPUS_BYTES, folders and globs are left to the run."""
     from tinygpt_tui.data import check_length
     from tinygpt_tui.engine.corpora import read_corpus
 
+    p = Path(path).expanduser()
+    if p.is_dir() or (not p.exists() and any(c in str(path) for c in "*?[")):
+        return  # a folder or a glob of books: the run says what is wrong with them
     try:
-        big = Path(path).expanduser().stat().st_size > CHECK_CORPUS_BYTES
+        big = p.stat().st_size > CHECK_CORPUS_BYTES
     except OSError:
         big = False  # read_corpus says what is wrong with it
     if not big:
@@ -51,6 +54,17 @@ CUSTOM_FIELDS = (  # TrainConfig field, label, kind
 )
 
 
+TOKENIZERS = [("characters", "char"), *((f"BPE {n}", f"bpe {n}") for n in (256, 512, 1024, 4096))]  # as --tokenizer/--vocab-size
+
+
+def tokenizer_fields(choice, init_from: str) -> dict:
+    """The form's tokens and start-from fields as TrainConfig fields (--from keeps the model's own tokenizer)."""
+    kw = {"init_from": init_from} if init_from else {}
+    if not init_from and isinstance(choice, str) and choice.startswith("bpe "):
+        kw.update(tokenizer="bpe", vocab_size=int(choice.split()[1]))
+    return kw
+
+
 def train_command(cfg, custom: dict) -> str:
     """The `tinygpt train` command line that starts this run (the model card's "Trained with")."""
     import shlex
@@ -61,8 +75,8 @@ def train_command(cfg, custom: dict) -> str:
         args += ["--minutes", repr(cfg.time_budget / 60)]
     if cfg.max_steps is not None:
         args += ["--max-steps", str(cfg.max_steps)]
-    for fid, value in custom.items():  # each field is its option: n_layer is --n-layer
-        args += ["--" + fid.replace("_", "-"), str(value)]
+    for fid, value in custom.items():  # each field is its option: n_layer is --n-layer (init_from is --from)
+        args += ["--from" if fid == "init_from" else "--" + fid.replace("_", "-"), str(value)]
     args += ["--device", cfg.device] + (["--resume"] if cfg.resume else [])
     return " ".join(["tinygpt train", *map(shlex.quote, args)])
 
@@ -118,6 +132,10 @@ class TrainingScreen(Screen):
                 with Collapsible(title="Custom hyperparameters", id="train-custom", collapsed=True):
                     for fid, label, _ in CUSTOM_FIELDS:
                         yield Horizontal(Label(label, classes="hp-label"), Input(id=f"hp-{fid}", compact=True, restrict=r"[0-9.eE+-]*"), classes="hp-row")
+                    yield Horizontal(Label("tokens", classes="hp-label"), Select(TOKENIZERS, value="char", id="hp-tokenizer", allow_blank=False,
+                                                                         compact=True), classes="hp-row")
+                    yield Horizontal(Label("start from", classes="hp-label"), Input(placeholder="a model (optional)", id="hp-from", compact=True),
+                                     classes="hp-row")
                 yield row("Steps", Input(placeholder="2000", id="train-steps", restrict=r"[0-9]*", compact=True), tight=False)
                 yield row("Minutes", Input("5", placeholder="no limit", id="train-minutes", restrict=r"[0-9.]*", compact=True))
                 yield row("Device", Select([(d, d) for d in DEVICES], value="auto", id="train-device", allow_blank=False, compact=True))
@@ -133,6 +151,7 @@ class TrainingScreen(Screen):
                 with Horizontal(id="run-progress-row"):
                     yield ProgressBar(total=1.0, show_eta=False, show_percentage=True, id="run-progress")
                 yield FitLine(id="run-progress-text")
+                yield Static(id="run-note")  # what good looks like: the stage reached, overfitting
                 yield plot_class()(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
                     yield Static(NO_SAMPLE, id="run-sample")
@@ -225,6 +244,7 @@ class TrainingScreen(Screen):
                     kw[fid] = kind(v)
                 except ValueError:
                     raise SettingsError(f"{label} must be {'a whole number' if kind is int else 'a number'}, got {v!r}") from None
+        kw.update(tokenizer_fields(self.query_one("#hp-tokenizer", Select).value, q("#hp-from")))
         steps, minutes = q("#train-steps"), q("#train-minutes")
         max_steps = time_budget = None
         try:
@@ -261,6 +281,10 @@ class TrainingScreen(Screen):
         job = self.app.training
         if job is not None and job.active:
             self.show_error(f"{job.name} is still training; stop it first (one run at a time)")
+            return
+        exp = self.app.experiment
+        if exp is not None and exp.active:
+            self.show_error(f"experiment {exp.name} is running; stop it first (F4, one run at a time)")
             return
         try:
             cfg = self.read_form(resume=resume)
@@ -355,7 +379,10 @@ class TrainingScreen(Screen):
         key = (id(v), len(v.steps) + len(v.eval_steps), v.steps[-1] if v.steps else -1)
         if key != self.drawn and self.chart is not None:
             self.drawn = key
-            self.chart.show(v)
+            reference, note = good_looks_like(v)
+            self.chart.show(v, reference)
+            self.query_one("#run-note", Static).update(note)
+            self.query_one("#run-note").display = bool(note)
         shown = (id(v), v.sample_step, len(v.sample))
         if shown != self.sample_shown:
             self.sample_shown = shown

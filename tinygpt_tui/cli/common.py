@@ -128,3 +128,37 @@ def save_new_model(dest: Path, model, tokenizer, doc: dict, wrote: str) -> None:
     typer.echo(one_line(f"wrote {dest} ({wrote})"))
     typer.echo(one_line(f"try it: tinygpt generate {shlex.quote(dest.name)} --prompt \"ROMEO:\""))
 
+
+
+class PrepareBar:
+    """A rich progress bar for engine/prepare.py's Progress events, on stderr (started at the first,
+    so a corpus already prepared prints nothing); ``with PrepareBar() as bar: ... bar(event)``."""
+
+    STAGES = {"scanning": "scanning the corpus", "encoding": "encoding it to tokens", "verifying": "checking the token files"}
+
+    def __init__(self, quiet: bool = False):
+        self.quiet, self.progress, self.task, self.stage = quiet, None, None, None
+
+    def __call__(self, ev) -> None:
+        if self.quiet:
+            return
+        if self.progress is None:
+            if not console(stderr=True).is_terminal:  # (a bar is for a person watching; a log gets the result)
+                self.quiet = True
+                return
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                                     TimeRemainingColumn(), console=console(stderr=True), transient=True)
+            self.progress.start()
+        if ev.stage != self.stage:
+            self.stage = ev.stage
+            self.task = self.progress.add_task(self.STAGES.get(ev.stage, ev.stage), total=max(ev.total, 1))
+        self.progress.update(self.task, completed=ev.done, total=max(ev.total, 1))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()

@@ -58,6 +58,34 @@ def corpus_add(
     typer.echo(f"added {one_line(dest)}: train on it with `tinygpt train {one_line(dest.stem)} --name NAME`")
 
 
+@corpus_app.command("prepare", cls=Command, context_settings=HELP)
+@friendly
+def corpus_prepare(
+    corpus: str = typer.Argument(..., help="A text file, a folder of .txt files, a quoted glob ('books/*.txt') or a corpus name."),
+    force: bool = typer.Option(False, "--force", help="Prepare it again even if it is prepared (e.g. after a checksum error)."),
+):
+    """Encode a corpus once into token files for training (a run does this itself when it must): docs/data.md."""
+    import time
+
+    from tinygpt_tui.cli.common import PrepareBar
+    from tinygpt_tui.engine.corpora import resolve_corpus
+    from tinygpt_tui.engine.prepare import Prepared, prepare
+    from tinygpt_tui.tokenizer import CharTokenizer
+
+    t0 = time.perf_counter()
+    with PrepareBar() as bar:
+        for ev in prepare(str(resolve_corpus(corpus)), lambda source: CharTokenizer(source.charset), force=force):
+            if isinstance(ev, Prepared):
+                c, secs = ev.corpus, time.perf_counter() - t0
+                files = len(c.meta["source"]["files"])
+                size = sum(f["size"] for f in c.meta["source"]["files"])
+                how = "already prepared, checked" if ev.reused else f"prepared at {size / 1e6 / max(secs, 1e-9):,.0f} MB/s"
+                typer.echo(one_line(f"{c.name}: {files:,} file(s), {size / 1e6:,.1f} MB, {c.chars:,} characters, "
+                                    f"{c.tokenizer.vocab_size:,} distinct; {how} in {secs:.1f} s: {c.folder}"))
+            else:
+                bar(ev)
+
+
 @friendly
 def models(models_dir: Optional[Path] = ModelsDir):
     """A table of the model folders found."""
@@ -74,17 +102,17 @@ def models(models_dir: Optional[Path] = ModelsDir):
     broken = any(i.status == "broken" for i in infos)
     table = Table(title=Text(f"models in {one_line(d)}"), title_justify="left",
                   caption="a broken model's whole reason: tinygpt eval NAME" if broken else None, caption_justify="left")
-    for col, just in (("name", "left"), ("params", "right"), ("context", "right"), ("corpus", "left"), ("val loss", "right"),
-                      ("steps", "right"), ("size", "right")):
-        table.add_column(col, justify=just)
+    for col, just in (("name", "left"), ("params", "right"), ("context", "right"), ("tokens", "left"), ("corpus", "left"), ("val loss", "right"),
+                      ("steps", "right"), ("size", "right")):  # (a narrow terminal shortens the corpus before the name)
+        table.add_column(col, justify=just, min_width=min(max(len(i.name) for i in infos), 16) if col == "name" else None)
     for i in infos:
         size = f"{i.size_bytes / 1e6:,.1f} MB"
         if not i.ok:  # a run's own status ("training…", "no checkpoint yet"), or why it is broken, on one line
             why = Text(("broken: " if i.status == "broken" else "") + one_line(i.error), style="red" if i.status == "broken" else "yellow",
                        no_wrap=True, overflow="ellipsis")
-            table.add_row(Text(one_line(i.name)), "", "", why, "", "", size)
+            table.add_row(Text(one_line(i.name)), "", "", "", why, "", "", size)
             continue
         vl = f"{i.val_loss:.4f}" if i.val_loss is not None else "-"
-        table.add_row(Text(one_line(i.name)), f"{i.params / 1e6:,.2f}M", f"{i.block_size:,}", Text(one_line(i.corpus)), vl,
+        table.add_row(Text(one_line(i.name)), f"{i.params / 1e6:,.2f}M", f"{i.block_size:,}", i.tokenizer, Text(one_line(i.corpus)), vl,
                       f"{i.step:,}", size)
     console().print(table)

@@ -83,13 +83,17 @@ def eval_cmd(
     device: str = O("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps."),
     models_dir: Optional[Path] = ModelsDir,
 ):
-    """Loss, bits per character and perplexity on a corpus split. The split is read whole: the model card's figure."""
+    """Loss, bits per character and per byte, and perplexity on a corpus split. The split is read whole: the model card's figure."""
+    import glob
+
     from rich.table import Table
     from rich.text import Text
 
+    from tinygpt_tui.cli.common import PrepareBar
     from tinygpt_tui.data import Dataset
-    from tinygpt_tui.engine.corpora import catalog, is_fetched, local_path, read_corpus, resolve_corpus
-    from tinygpt_tui.engine.train import evaluate_split
+    from tinygpt_tui.engine.corpora import catalog, is_fetched, local_path, resolve_corpus
+    from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, evaluate_split
+    from tinygpt_tui.engine.prepare import prepare, run_to_end
     from tinygpt_tui.errors import CorpusError
 
     if split not in ("val", "train", "all"):
@@ -101,7 +105,7 @@ def eval_cmd(
         corpus = own  # the model card's `--corpus NAME.txt`: the file this model was trained on
     if corpus is None:
         corpus = own
-        if not corpus or not Path(str(corpus)).is_file():  # trained elsewhere: the catalog's text of the same sha256
+        if not corpus or not (Path(corpus).is_file() or Path(corpus).is_dir() or glob.glob(corpus)):  # trained elsewhere: the catalog's text of the same sha256
             same = [e for e in catalog().values() if e.sha256 == recorded.get("sha256")]
             if same and is_fetched(same[0]):
                 corpus = str(local_path(same[0]))
@@ -109,19 +113,24 @@ def eval_cmd(
                 raise CorpusError(f"this model was trained on {same[0].title}: run `tinygpt corpus fetch {same[0].name}` first")
             else:
                 raise CorpusError("this model's corpus is not on this machine; give one with --corpus")
-    c = read_corpus(resolve_corpus(corpus))
+    with PrepareBar() as bar:  # encoded once with this model's vocabulary (engine/prepare.py), then memory-mapped
+        c = run_to_end(prepare(str(resolve_corpus(corpus)), loaded.tokenizer), bar)
     data = Dataset(c, loaded.tokenizer, loaded.model.cfg.block_size)
     out = console()
     if data.dropped:
         console(stderr=True).print(Text(f"note: {len(data.dropped):,} character(s) of the corpus are not in the model's vocabulary and are skipped", style="yellow"))
     splits = ["train", "val"] if split == "all" else [split]
     table = Table(title=Text(f"{one_line(loaded.name)} on {one_line(c.name)}"), title_justify="left")
-    for col in ("split", "characters", "loss (nats/char)", "bits/char", "perplexity"):
+    for col in ("split", "characters", "tokens", "nats/token", "bits/char", "bits/byte", "perplexity"):
         table.add_column(col, justify="right")
     for s in splits:
         loss = evaluate_split(loaded.model, data, s)
-        table.add_row(s, f"{len(data.split(s)):,}", f"{loss:.4f}", f"{loss / math.log(2):.4f}", f"{math.exp(loss):.3f}")
+        bits = data.bits(loss, s)  # of the text, whatever the tokenizer: comparable across models (not with characters skipped)
+        bpc, bpb = ("-", "-") if data.dropped else (f"{b:.4f}" for b in bits)
+        table.add_row(s, f"{c.split_size(s)[0]:,}", f"{len(data.split(s)):,}", f"{loss:.4f}", bpc, bpb, f"{math.exp(loss):.3f}")
     out.print(table)
+    if any(len(data.split(s)) > MAX_EVAL_TOKENS for s in splits):
+        out.print(Text(f"a split of more than {MAX_EVAL_TOKENS:,} tokens is measured on {MAX_EVAL_TOKENS:,} of them, evenly spread", style="dim"))
     recorded = loaded.doc.get("figures", {}).get("val_loss")
     if "val" in splits and isinstance(recorded, (int, float)) and c.sha256 == loaded.doc.get("corpus", {}).get("sha256"):
         out.print(f"model card: validation loss {recorded:.4f}")

@@ -58,10 +58,12 @@ def inspect_cmd(
 
     check_top_k(top_k, "--top-k")
     check_temperature(temperature)
-    if rank_of is not None and len(rank_of) != 1:
-        raise SettingsError(f"--rank-of takes one character, got {len(rank_of)}")
+    if rank_of is not None and not rank_of:
+        raise SettingsError("--rank-of takes a character (or a BPE model's token), got nothing")
     folder = resolve_model(model, models_dir)
     loaded = load_model(folder, device=pick_device(device))
+    if rank_of is not None and loaded.tokenizer.kind == "char" and len(rank_of) != 1:
+        raise SettingsError(f"--rank-of takes one character, got {len(rank_of)}")
     if embeddings or heads:
         return deeper(console, loaded, embeddings, top, near, heads, corpus, json_out)
     if prompt is None:
@@ -74,7 +76,7 @@ def inspect_cmd(
     if json_out:
         return print_json({"model": loaded.name, "block_size": loaded.model.cfg.block_size,
                            "vocab_size": loaded.tokenizer.vocab_size, **view.to_dict()})
-    render(console, one_line(loaded.name), view, layer, loaded.model.cfg.block_size)
+    render(console, one_line(loaded.name), view, layer, loaded.model.cfg.block_size, loaded.tokenizer.unit)
 
 
 def print_json(doc) -> None:
@@ -408,7 +410,8 @@ def check_index(value: int | None, n: int, what: str) -> int | None:
     return value % n
 
 
-def render(console, name: str, view, layer: int | None = None, block_size: int | None = None) -> None:
+def render(console, name: str, view, layer: int | None = None, block_size: int | None = None, unit: str = "character") -> None:
+    """The whole picture; ``unit`` is what a column stands for (a character, or a BPE token)."""
     width, color, p = console.width, console.color_system is not None, view.position
 
     def heat(title: Text, rows, weights, label: str) -> None:
@@ -420,7 +423,7 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
         console.print(top_attended(view, weights, 8, label, width))
 
     window = f"/{block_size:,}" if block_size else ""
-    console.print(Text.assemble((name, "bold"), f" · context {len(view.chars):,}{window} chars · position ", (f"{p} ", "bold"),
+    console.print(Text.assemble((name, "bold"), f" · context {len(view.chars):,}{window} {unit}s · position ", (f"{p} ", "bold"),
                                 (cell(view.query_char)[0], "bold underline reverse"), f" · temperature {view.temperature:g}"))
     if view.truncated:
         console.print(Text(f"note: the first {view.truncated} character(s) lie before the model's window and are not seen", style="yellow"))
@@ -430,7 +433,7 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
     console.print(context_line(view, width))
     console.print()
     after = "…" * (p > 11) + "".join(cell(c)[0] for c in view.chars[max(0, p - 11) : p + 1])
-    console.print(Text(f"Next character after {after}", style="bold").append(f"  (top {len(view.candidates)})", style="dim"))
+    console.print(Text(f"Next {unit} after {after}", style="bold").append(f"  (top {len(view.candidates)})", style="dim"))
     known = view.sampled or view.actual
     console.print(prob_bars(view, width, highlight=known.char if known else None))
     if view.actual:
@@ -438,7 +441,7 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
     if view.sampled:
         console.print(ranked_line(view.sampled, "asked about:"))
     elif view.sampled_unknown:
-        console.print(Text("asked about a character the model does not know", style="yellow"))
+        console.print(Text(f"asked about a {unit} the model does not know", style="yellow"))
     for i in range(view.n_layer) if layer is None else [layer]:
         console.print()
         title = Text(f"Layer {i} of 0..{view.n_layer - 1}: how position {p} attends over the context, per head", style="bold")
@@ -448,7 +451,7 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
                                               else "the mean of every layer and head"), style="bold")
     heat(title, layer_rows(view) if layer is None else [("all", view.mean_all)], view.mean_all, "  most attended: ")
     by_char = [(cell(ch)[0], f" {w:.2f}") for ch, w in view.weight_by_char()[:10]]
-    console.print(items_line("  by character:  ", by_char, width))
+    console.print(items_line(f"  by {unit}:  ", by_char, width))
 
 
 def inert_json(doc) -> str:

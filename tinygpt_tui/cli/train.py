@@ -26,7 +26,10 @@ def train(
     preset: str = O("auto", help="Size preset: auto (sized for --minutes; small without it), 1min, 5min, tiny, small, medium, large, nanogpt."),
     minutes: Optional[float] = O(None, "--minutes", "-m", help="Wall-clock budget in minutes; the learning-rate schedule fits it."),
     max_steps: Optional[int] = O(None, "--max-steps", help="Optimizer steps (default 2000 when no --minutes)."),
-    block_size: Optional[int] = O(None, "--block-size", help="Context length in characters (default: 128)."),
+    block_size: Optional[int] = O(None, "--block-size", help="Context length in tokens (default: 128)."),
+    tokenizer: Optional[str] = O(None, "--tokenizer", help="char (one token per character, the default) or bpe (byte-level BPE learned from the corpus)."),
+    vocab_size: Optional[int] = O(None, "--vocab-size", help="With --tokenizer bpe: how many tokens (default 512)."),
+    init_from: Optional[str] = O(None, "--from", help="Start from this model's weights (its architecture and tokenizer; new characters get fresh rows)."),
     n_layer: Optional[int] = O(None, "--n-layer", help="Transformer layers."),
     n_head: Optional[int] = O(None, "--n-head", help="Attention heads per layer."),
     n_embd: Optional[int] = O(None, "--n-embd", help="Embedding size (divisible by --n-head)."),
@@ -166,6 +169,7 @@ def run_training(cfg, jsonl: bool = False) -> None:
     quiet = not dist.is_main  # only rank 0 prints; the others train silently
     install_stop_handlers(stop, quiet, distributed=dist.world_size > 1)
     try:
+        prepare_corpus(cfg, quiet=quiet or jsonl)
         if jsonl or quiet:
             for ev in train_events(cfg, stop, dist):
                 if not quiet:
@@ -185,6 +189,33 @@ def run_training(cfg, jsonl: bool = False) -> None:
 
             if td.is_initialized():
                 td.destroy_process_group()
+
+
+def prepare_corpus(cfg, quiet: bool) -> None:
+    """Encode the corpus into token files first, with a progress bar (the run then finds it prepared; under
+    torchrun the ranks take turns). Whatever is wrong with the run's folder is left for the run to say."""
+    from tinygpt_tui.cli.common import PrepareBar
+    from tinygpt_tui.engine import folder as ckpt
+    from tinygpt_tui.engine.presets import check_name
+    from tinygpt_tui.engine.lineage import run_tokenizer
+    from tinygpt_tui.engine.prepare import prepare, run_to_end
+
+    corpus = cfg.corpus
+    if not cfg.resume:
+        check_name(cfg.name)
+        if cfg.init_from:
+            return  # the run prepares it with A's tokenizer, once A is checked
+        tokenizer = run_tokenizer(cfg.resolved(), None)[0]  # bad settings are said before a long preparation, as the run would say them
+    else:
+        try:
+            folder = (Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()) / cfg.name
+            doc, _ = ckpt.check_folder(folder)
+            corpus, tokenizer = corpus or str(doc.get("corpus", {}).get("path") or ""), ckpt.read_vocab(folder)
+        except TinyGPTError:
+            return
+    if corpus:
+        with PrepareBar(quiet) as bar:
+            run_to_end(prepare(corpus, tokenizer), bar)
 
 
 def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
@@ -208,7 +239,8 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
                 what = "resuming" if ev.resumed else "training"
                 budget = [f"{ev.max_steps:,} steps"] if ev.max_steps else []
                 budget += [f"{ev.time_budget / 60:.1f} min"] if ev.time_budget else []
-                console.print(Text(f"{what} {one_line(cfg.name)}: {ev.params / 1e6:.2f}M parameters on {ev.device}, {ev.dtype}, "
+                source = f" from {one_line(cfg.init_from)}" if cfg.init_from and not ev.resumed else ""
+                console.print(Text(f"{what} {one_line(cfg.name)}{source}: {ev.params / 1e6:.2f}M parameters, {ev.tokenizer or 'char'} tokens, on {ev.device}, {ev.dtype}, "
                                    f"{ev.tokens_per_step:,} tokens/step, {' or '.join(budget)}"
                                    + (f", {ev.world_size} processes" if ev.world_size > 1 else "")))
                 if ev.accum > max(cfg.grad_accum // ev.world_size, 1) and ev.activation_mb is not None:
@@ -224,16 +256,16 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
                 progress.update(task, completed=int(ev.progress * 1000), info=info)
             elif isinstance(ev, Eval):
                 note = overfitting(curves)
-                last_eval = f"  val {ev.val_loss:.4f}" + ("  overfitting" if note else "")
+                last_eval = f"  val {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char)" + ("  overfitting" if note else "")
                 progress.console.print(Text(f"step {ev.step:>6,}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f}  "
-                                            f"(best {ev.best_val_loss:.4f})  {_fmt_time(ev.elapsed_s)}"))
+                                            f"{ev.bpc:.3f} bits/char  (best {ev.best_val_loss:.4f})  {_fmt_time(ev.elapsed_s)}"))
                 if note and not said:
                     progress.console.print(Text(note, style="yellow"))
                 said = bool(note)
                 if ev.sample.strip():
                     progress.console.print(Text(f"  » {printable(ev.sample.strip().splitlines()[0])[:100]}", style="dim"))
             elif isinstance(ev, Finished):
-                vl = f"{ev.val_loss:.4f}" if ev.val_loss is not None else "n/a"
+                vl = f"{ev.val_loss:.4f} ({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte)" if ev.val_loss is not None else "n/a"
                 # the bar's last line is the run's end, not the last step record before it
                 progress.update(task, completed=1000 if ev.reason != "stopped" else None,
                                 info=f"step {ev.step:,}  val {vl}  {_fmt_time(ev.elapsed_s)}")

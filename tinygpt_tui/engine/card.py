@@ -9,6 +9,14 @@ def _optimizer_line(t: dict) -> str:
     return f"AdamW (lr {t.get('lr')})"  # also runs saved before Muon was offered
 
 
+def lineage_lines(lin) -> list[str]:
+    """Where a model continued from another one says so (`tinygpt train --from`)."""
+    if not isinstance(lin, dict) or not lin.get("from"):
+        return []
+    return [f"Continued from **{lin.get('from')}** (its weights of step {lin.get('step', '?')}, trained on "
+            f"{lin.get('corpus') or '?'}, sha256 `{str(lin.get('sha256') or '?')[:16]}…`; tokenizer {lin.get('tokenizer', '?')}).", ""]
+
+
 def render_card(doc: dict) -> str:
     """A short README.md for the folder: what it is, how it was made, its figures."""
     m, f, c, t = doc.get("model", {}), doc.get("figures", {}), doc.get("corpus", {}), doc.get("training", {})
@@ -20,20 +28,23 @@ def render_card(doc: dict) -> str:
     val_is = f.get("val_loss_is", "estimate")
     ws = f.get("weights_step", f.get("step"))
     kept = f"; the weights kept are step {fmt(ws, ',')}'s, the best evaluation" if ws != f.get("step") else ""
+    bpe = t.get("tokenizer") == "bpe"
     lines = [
         f"# {doc.get('name', 'model')}",
         "",
-        f"A character-level GPT trained by tinygpt on **{c.get('name', '?')}** "
+        f"A {'byte-level BPE' if bpe else 'character-level'} GPT trained by tinygpt on **{c.get('name', '?')}** "
         f"({fmt(c.get('chars'), ',')} characters, sha256 `{str(c.get('sha256', '?'))[:16]}…`).",
         "",
+        *lineage_lines(doc.get("lineage")),
         "| | |",
         "|---|---|",
         f"| parameters | {fmt(f.get('params'), ',')} |",
         f"| shape | {m.get('n_layer')} layers, {m.get('n_head')} heads, {m.get('n_embd')} dims, context {m.get('block_size')} |",
         f"| architecture | {m.get('pos_encoding')} positions, {m.get('ffn')} feed-forward, {m.get('norm')}, "
         f"{'tied' if m.get('tie_weights') else 'untied'} output, dropout {m.get('dropout')} |",
-        f"| vocabulary | {m.get('vocab_size')} characters |",
+        f"| vocabulary | {m.get('vocab_size')} {'BPE tokens (tokenizer.json)' if bpe else 'characters'} |",
         f"| validation loss | **{fmt(f.get('val_loss'))}** ({val_is}; last 10% of the corpus) |",
+        f"| validation bits per character | **{fmt(f.get('val_bpc'))}** ({fmt(f.get('val_bpb'))} per byte of UTF-8; any tokenizer) |",
         f"| best validation loss (estimate during training) | {fmt(f.get('best_val_loss'))} |",
         f"| train loss (estimate) | {fmt(f.get('train_loss'))} |",
         f"| steps | {fmt(f.get('step'), ',')} ({fmt(f.get('tokens_seen'), ',')} tokens){kept} |",

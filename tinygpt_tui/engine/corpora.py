@@ -117,11 +117,11 @@ def list_corpora() -> list[CorpusListing]:
 
 
 def resolve_corpus(name: str) -> Path:
-    """A path to a text file, a catalog corpus (fetched) by name or file name, or a corpus added to
+    """A path to a text file, a folder or a glob of them, a catalog corpus (fetched) by name or file name, or a corpus added to
     corpora/ by name or NAME.txt (a model card names its corpus by file: ``--corpus vimmanual.txt``)."""
     name = str(name)
     p = Path(os.path.expanduser(name))
-    if p.exists():
+    if p.exists() or any(c in name for c in "*?["):  # (a glob: engine/prepare.py says if it matches nothing)
         return p
     cat = catalog()
     entry = cat.get(name) or next((e for e in cat.values() if name in (e.file, Path(e.file).stem)), None)

@@ -147,7 +147,10 @@ def to_hf(model, tokenizer, out: Path) -> None:
     if architecture(cfg) == "llama":  # transformers 4.x reads rope_theta here, 5.x reads rope_parameters
         config = json.loads((out / "config.json").read_text(encoding="utf-8"))
         (out / "config.json").write_text(json.dumps({**config, "rope_theta": float(cfg.rope_base)}, indent=2), encoding="utf-8")
-    char_tokenizer(tokenizer.chars).save(str(out / "tokenizer.json"))
+    if tokenizer.kind == "bpe":  # tinygpt's tokenizer.json is already a Hugging Face one (GPT-2's byte-level BPE)
+        (out / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
+    else:
+        char_tokenizer(tokenizer.chars).save(str(out / "tokenizer.json"))
     settings = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
                 "model_max_length": cfg.block_size}
     (out / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
@@ -201,6 +204,8 @@ def to_gguf(model, tokenizer, out: Path) -> None:
     else:
         shape += [(w.add_head_count_kv, cfg.n_head), (w.add_layer_norm_rms_eps, 1e-6), (w.add_vocab_size, cfg.vocab_size),
                   (w.add_rope_freq_base, float(cfg.rope_base)), (w.add_rope_dimension_count, cfg.n_embd // cfg.n_head)]
+    if tokenizer.kind != "char":  # (llama.cpp's pre-tokenizer for it is not pinned down here: refused, not guessed)
+        raise SettingsError("GGUF export takes character models only; export a BPE model with --to hf")
     tokens, merges = gguf_vocab(tokenizer.chars)
     vocab = [(w.add_tokenizer_model, "gpt2"), (w.add_tokenizer_pre, "default"), (w.add_token_list, tokens),
              (w.add_token_types, [gguf.TokenType.NORMAL] * len(tokens)), (w.add_token_merges, merges),

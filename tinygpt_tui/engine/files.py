@@ -197,6 +197,7 @@ SECTIONS = {
                 "best_val_loss": "num?", "train_loss": "num?", "val_loss_is": "str", "weights_step": "int"},
     "corpus": {"name": "str", "path": "str", "sha256": "str", "chars": "int"},
     "training": {},  # every value a JSON scalar; TrainConfig.check judges them on --resume
+    "lineage": {"from": "str", "path": "str", "corpus": "str", "sha256": "str", "step": "int", "tokenizer": "str"},  # --from
     "versions": {},
 }
 TOP = {"name": "str", "device": "str", "dtype": "str", "command": "str", "updated": "str", "world_size": "int"}

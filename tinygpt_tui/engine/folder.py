@@ -1,7 +1,7 @@
 """The model folder: the one interface between training, generation and the app.
 
 models/<name>/  config.json (architecture, training settings, corpus, figures; renamed last),
-model.safetensors (fp32 weights; never pickle), vocab.json, metrics.jsonl (one event a line,
+model.safetensors (fp32 weights; never pickle), vocab.json (characters) or tokenizer.json (BPE), metrics.jsonl (one event a line,
 appended while training), README.md (the card), train_state.safetensors (what --resume needs:
 its own copy of the weights, the optimizer moments, and the step, so a kill between two renames
 never leaves it inconsistent). Every file is written to a temporary name, fsynced and renamed.
@@ -22,9 +22,10 @@ from tinygpt_tui.engine.files import (FORMAT, WEIGHTS, MiB, check_vocab_size, ch
                                       read_json, read_safetensors_header, read_text, stage, unlink_quietly, validate_config_doc,
                                       validate_train_state)
 from tinygpt_tui.errors import CheckpointError, TinyGPTError
-from tinygpt_tui.tokenizer import CharTokenizer
+from tinygpt_tui.tokenizer import BpeTokenizer, CharTokenizer, Tokenizer, tokenizer_from_json
 
 CONFIG, VOCAB, CARD, LOCK, METRICS = "config.json", "vocab.json", "README.md", ".lock", "metrics.jsonl"
+TOKENIZER_FILES = (CharTokenizer.FILE, BpeTokenizer.FILE)  # a folder holds one of them
 STATE_TENSORS = "train_state.safetensors"
 CONFIG_LIMIT, VOCAB_LIMIT = 4 * MiB, 32 * MiB  # a config is kilobytes; two million escaped characters fit
 CPU = SimpleNamespace(type="cpu")  # where a model is loaded first (no torch needed to say so)
@@ -69,7 +70,7 @@ def folder_signature(models_dir, limit: int | None = None) -> tuple | None:
         return None
     for e in entries:
         stamp = []
-        for f in ("config.json", "model.safetensors", "vocab.json"):
+        for f in ("config.json", "model.safetensors", *TOKENIZER_FILES):
             try:
                 st = os.stat(os.path.join(e.path, f))
                 stamp.append((st.st_mtime_ns, st.st_size))
@@ -108,6 +109,7 @@ class ModelInfo:
     params: int = 0
     block_size: int = 0
     vocab_size: int = 0
+    tokenizer: str = ""  # "char", "bpe 512"
     corpus: str = ""
     val_loss: float | None = None
     step: int = 0
@@ -115,9 +117,15 @@ class ModelInfo:
     doc: dict = field(default_factory=dict, repr=False)
 
 
-def read_vocab(folder: Path) -> CharTokenizer:
-    tokenizer = CharTokenizer.from_json(read_text(Path(folder) / VOCAB, VOCAB, VOCAB_LIMIT))
-    check_vocab_size(tokenizer.vocab_size, VOCAB)
+def read_vocab(folder: Path) -> Tokenizer:
+    """The folder's tokenizer: vocab.json (characters) or tokenizer.json (BPE), never both."""
+    folder = Path(folder)
+    present = [n for n in TOKENIZER_FILES if os.path.lexists(folder / n)]
+    if len(present) > 1:
+        raise CheckpointError(f"{folder.name} holds both {' and '.join(present)}; a model has one tokenizer: remove the stray one")
+    name = present[0] if present else VOCAB  # (missing: read_text says so)
+    tokenizer = tokenizer_from_json(name, read_text(folder / name, name, VOCAB_LIMIT))
+    check_vocab_size(tokenizer.vocab_size, name)
     return tokenizer
 
 
@@ -137,7 +145,7 @@ def check_folder(folder: Path) -> tuple[dict, GPTConfig]:
     cfg = validate_config_doc(doc)
     vocab = read_vocab(folder)
     if vocab.vocab_size != cfg.vocab_size:
-        raise CheckpointError(f"{VOCAB} has {vocab.vocab_size} characters, config.json says vocab_size {cfg.vocab_size}")
+        raise CheckpointError(f"{vocab.FILE} has {vocab.vocab_size} {vocab.unit}s, config.json says vocab_size {cfg.vocab_size}")
     check_weights(folder, cfg)
     check_fits(cfg, 1, CPU, 0, training=False)  # a real weights file can still be larger than the machine
     return doc, cfg
@@ -168,6 +176,7 @@ def read_info(folder) -> ModelInfo:
     corpus = doc.get("corpus") if isinstance(doc.get("corpus"), dict) else {}
     info.ok, info.doc = True, doc
     info.params, info.block_size, info.vocab_size = cfg.param_count(), cfg.block_size, cfg.vocab_size
+    info.tokenizer = "char" if (folder / VOCAB).exists() else f"bpe {cfg.vocab_size}"  # (check_folder read the one there)
     info.corpus = str(corpus.get("name", ""))[:200]
     info.val_loss = next((v for v in (figures.get("val_loss"), figures.get("best_val_loss")) if number(v)), None)
     info.step = figures.get("step") if number(figures.get("step"), whole=True) else 0
@@ -191,7 +200,7 @@ def list_models(models_dir=None) -> list[ModelInfo]:
 @dataclass
 class Loaded:
     model: object  # GPT, or a fast.decode.JitModel from load_for_sampling
-    tokenizer: CharTokenizer
+    tokenizer: Tokenizer
     doc: dict
     path: Path
 
@@ -289,7 +298,7 @@ def model_weights(model, copy: bool = False) -> dict:
 STATE_MODEL_PREFIX = "model."
 
 
-def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | None = None, train_state=None,
+def save_model(folder, model, tokenizer: Tokenizer, doc: dict, card: str | None = None, train_state=None,
                weights: dict | None = None) -> None:
     """Write a whole checkpoint, config.json last. train_state: (tensors, meta), saved with the model's own
     weights; weights: what model.safetensors holds when not the model's (a run keeps its best evaluation)."""
@@ -311,7 +320,7 @@ def save_model(folder, model, tokenizer: CharTokenizer, doc: dict, card: str | N
         meta_json = json.dumps({"format": FORMAT, "step": step, **meta})
         files.append((STATE_TENSORS, save(both, metadata={"format": FORMAT, "step": str(step), "meta": meta_json})))
     kept = {"format": FORMAT, "step": str(step), "weights_of": str(figures.get("weights_step", step) if weights else step)}
-    files += [(WEIGHTS, save(weights or own, metadata=kept)), (VOCAB, tokenizer.to_json())]
+    files += [(WEIGHTS, save(weights or own, metadata=kept)), (tokenizer.FILE, tokenizer.to_json())]
     files.append((CONFIG, json.dumps(doc, indent=2, ensure_ascii=False)))
     if card is not None:
         files.append((CARD, card))

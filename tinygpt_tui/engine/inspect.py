@@ -17,14 +17,17 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from tinygpt_tui.errors import SettingsError
-from tinygpt_tui.tokenizer import CharTokenizer, printable
+from tinygpt_tui.tokenizer import Tokenizer, printable
 
 SHOWN = {" ": "\u00b7", "\n": "\u23ce", "\t": "\u21e5", "\r": "\u240d"}  # · ⏎ ⇥ ␍
 
 
 def display_char(ch: str) -> str:
     """A visible, terminal-safe stand-in for one context character, at least one cell wide: space ·,
-    newline ⏎, tab ⇥, controls their pictures, a combining mark on a dotted circle."""
+    newline ⏎, tab ⇥, controls their pictures, a combining mark on a dotted circle. A token of
+    several characters (BPE) shows each of them so."""
+    if len(ch) != 1:
+        return "".join(map(display_char, ch)) or "\u2205"  # (∅: no token is empty; a caller's empty text)
     if ch in SHOWN:
         return SHOWN[ch]
     s = printable(ch)
@@ -180,10 +183,14 @@ def check_temperature(t) -> float:
     return float(t)
 
 
-def context_window(tokenizer: CharTokenizer, text: str, block_size: int) -> tuple[list[int], list[str], int]:
-    """(ids, dropped, truncated): the last ``block_size`` known characters of text, the distinct
-    unknown ones among them, and how many characters come before that window. Reads backwards from
-    the end, so a long text costs only its tail."""
+def context_window(tokenizer: Tokenizer, text: str, block_size: int) -> tuple[list[int], list[str], int]:
+    """(ids, dropped, truncated): the last ``block_size`` known tokens of text, the distinct
+    unknown characters among them, and how many characters come before that window. Reads backwards
+    from the end, so a long text costs only its tail."""
+    if tokenizer.kind != "char":  # BPE: every character is known; a token is at least a byte, at most a few words
+        tail = text[-64 * block_size :]
+        ids = tokenizer.encode(tail).ids[-block_size:]
+        return ids, [], len(text) - len(tokenizer.decode(ids))
     ids, dropped, start = [], [], len(text)
     # the window begins just after the last known character before it (or at the text's start)
     while start > 0 and (len(ids) < block_size or text[start - 1] not in tokenizer.stoi):
@@ -196,8 +203,8 @@ def context_window(tokenizer: CharTokenizer, text: str, block_size: int) -> tupl
     return ids[::-1], list(dict.fromkeys(reversed(dropped))), start
 
 
-def analyze(model, tokenizer: CharTokenizer, text: str) -> Analysis:
-    """Run the model once (no KV cache) over the last block_size known characters of text."""
+def analyze(model, tokenizer: Tokenizer, text: str) -> Analysis:
+    """Run the model once (no KV cache) over the last block_size known tokens of text."""
     import numpy as np
     import torch
 
@@ -207,7 +214,7 @@ def analyze(model, tokenizer: CharTokenizer, text: str) -> Analysis:
         raise SettingsError("the context must be text")
     cfg = model.cfg
     if tokenizer.vocab_size != cfg.vocab_size:
-        raise SettingsError(f"the vocabulary has {tokenizer.vocab_size} characters but the model expects {cfg.vocab_size}")
+        raise SettingsError(f"the vocabulary has {tokenizer.vocab_size} {tokenizer.unit}s but the model expects {cfg.vocab_size}")
     ids, dropped, truncated = context_window(tokenizer, text, cfg.block_size)
     if not ids:
         if dropped:
@@ -217,8 +224,8 @@ def analyze(model, tokenizer: CharTokenizer, text: str) -> Analysis:
     with torch.inference_mode(), evaluating(model), residual_hooks(model, []) as stream:
         logits, _, attns = model(torch.tensor([ids], device=next(model.parameters()).device), return_attention=True)
     return Analysis(
-        chars=[tokenizer.chars[i] for i in ids], ids=ids, logits=logits[0].float().cpu().numpy().astype(np.float32),
-        attention=torch.stack([a[0] for a in attns]).float().cpu().numpy(), vocab=list(tokenizer.chars),
+        chars=[tokenizer.labels[i] for i in ids], ids=ids, logits=logits[0].float().cpu().numpy().astype(np.float32),
+        attention=torch.stack([a[0] for a in attns]).float().cpu().numpy(), vocab=list(tokenizer.labels),
         dropped=dropped, truncated=truncated, residual=torch.stack([r[0] for r in stream]), model=model,
     )
 

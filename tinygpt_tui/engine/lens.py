@@ -152,21 +152,23 @@ def embedding_map(model, tokenizer, top: int = 80, text: str | None = None, whic
     """The ``top`` characters, most frequent in text first (else in vocabulary order), placed by PCA."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise SettingsError(f"top must be at least 1, got {top!r}")
-    counts = Counter(text or "")
-    ids = sorted(range(tokenizer.vocab_size), key=lambda i: (-counts[tokenizer.chars[i]], i))[:top]
+    counts = Counter(text or "") if tokenizer.kind == "char" else Counter(tokenizer.encode(text or "").ids)
+    key = (lambda i: counts[tokenizer.labels[i]]) if tokenizer.kind == "char" else counts.__getitem__
+    ids = sorted(range(tokenizer.vocab_size), key=lambda i: (-key(i), i))[:top]
     xy, explained = pca2(weights_of(model, which))
-    return EmbeddingMap(which, [tokenizer.chars[i] for i in ids], xy[ids], explained)
+    return EmbeddingMap(which, [tokenizer.labels[i] for i in ids], xy[ids], explained)
 
 
 def neighbours(model, tokenizer, char: str, k: int = 10, which: str = "embedding") -> list[tuple[str, float]]:
     """The k characters whose vectors point most nearly the same way as char's (cosine similarity)."""
-    if char not in tokenizer.stoi:
-        raise SettingsError(f"{char!r} is not in the model's vocabulary")
+    me = tokenizer.token_id(char)
+    if me is None:
+        raise SettingsError(f"{char!r} is not a {tokenizer.unit} of the model's vocabulary")
     w = weights_of(model, which).astype(np.float64)
     w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
-    cos = w @ w[tokenizer.stoi[char]]
-    order = [i for i in np.argsort(-cos, kind="stable") if i != tokenizer.stoi[char]][:k]
-    return [(tokenizer.chars[i], float(cos[i])) for i in order]
+    cos = w @ w[me]
+    order = [i for i in np.argsort(-cos, kind="stable") if i != me][:k]
+    return [(tokenizer.labels[i], float(cos[i])) for i in order]
 
 
 @dataclass
@@ -185,25 +187,29 @@ class HeadRole:
                 f"word start {self.word_start:4.0%} · induction {self.induction:4.0%}{hint}")
 
 
-def head_roles(model, tokenizer, text: str, windows: int = 16) -> list[HeadRole]:
+def head_roles(model, tokenizer, text, windows: int = 16) -> list[HeadRole]:
     """Per-head attention statistics over ``windows`` evenly spaced windows of the validation split
-    (the last 10% of text). Hints, not proofs: a share is of the attention of the queries where the
-    pattern exists (an earlier word start, an earlier occurrence)."""
+    (the last 10% of text, or its token ids: a Dataset's val array, memory-mapped or not). Hints, not
+    proofs: a share is of the attention of the queries where the pattern exists (an earlier word
+    start, an earlier occurrence)."""
     from tinygpt_tui.data import split_text
 
-    ids = np.array(tokenizer.encode(split_text(text)[1]).ids)
+    ids = np.array(tokenizer.encode(split_text(text)[1]).ids) if isinstance(text, str) else text
     T = min(model.cfg.block_size, len(ids))
     if T < 4:
         raise SettingsError("the validation split has too few known characters to measure the heads")
     starts = np.linspace(0, len(ids) - T, num=min(windows, len(ids) - T + 1)).astype(int)
-    x = np.stack([ids[s : s + T] for s in starts])  # (B, T)
+    x = np.stack([ids[s : s + T] for s in starts]).astype(np.int64)  # (B, T)
     with torch.inference_mode(), evaluating(model):
         _, _, att = model(torch.tensor(x, device=next(model.parameters()).device), return_attention=True)
     att = torch.stack(att).float().cpu().numpy()  # (L, B, H, T, T)
     i, j = np.arange(T)[:, None], np.arange(T)[None, :]
-    alnum = np.vectorize(lambda t: tokenizer.chars[t].isalnum())(x)  # (B, T)
-    # the first character of the word at each position: the last non-alnum position + 1
-    start = np.maximum.accumulate(np.where(alnum, -1, np.arange(T)), axis=1) + 1
+    labels = tokenizer.labels
+    alnum = np.vectorize(lambda t: labels[t].lstrip(" ").isalnum())(x)  # (B, T): inside a word (a BPE token may bring its space)
+    lead = np.vectorize(lambda t: labels[t][:1] == " ")(x)  # a token that starts a word with its space (BPE)
+    begins = alnum & (lead | ~np.pad(alnum, ((0, 0), (1, 0)))[:, :-1])
+    # the first token of the word at each position: the last position where a word began
+    start = np.maximum.accumulate(np.where(begins, np.arange(T), 0), axis=1)
     word = (alnum[:, :, None] & (start[:, :, None] < i)) & (j == start[:, :, None])  # (B, T, T)
     same = (x[:, None, :] == x[:, :, None]) & (j < i)  # key k holds the query's character
     induct = np.zeros_like(same)
@@ -225,7 +231,7 @@ def head_roles(model, tokenizer, text: str, windows: int = 16) -> list[HeadRole]
     return out
 
 
-def head_hints(model, tokenizer, text: str) -> list[str] | None:
+def head_hints(model, tokenizer, text) -> list[str] | None:
     """head_roles as the model card's lines, or None where the validation split is too short."""
     try:
         return [r.line() for r in head_roles(model, tokenizer, text)]

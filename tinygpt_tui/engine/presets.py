@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 
 from tinygpt_tui.config import ConfigError, GPTConfig
 from tinygpt_tui.errors import CheckpointError, SettingsError
+from tinygpt_tui.tokenizer import TOKENIZER_KINDS, check_bpe_size
 
 MODEL_KEYS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "pos_encoding", "ffn", "norm", "tie_weights", "mlp_ratio")
 OPTIMIZERS = ("muon", "adamw")
@@ -78,6 +79,10 @@ class TrainConfig:
     norm: str | None = None
     tie_weights: bool | None = None
     mlp_ratio: float | None = None
+    # tokens: char (one per character) or bpe (byte-level BPE of vocab_size tokens, default 512)
+    tokenizer: str | None = None
+    vocab_size: int | None = None
+    init_from: str | None = None  # start from this model's weights, architecture and tokenizer (engine/lineage.py)
     # optimisation
     batch_size: int | None = None
     grad_accum: int = 1
@@ -115,13 +120,16 @@ class TrainConfig:
         out = TrainConfig(**asdict(self))
         if out.preset == "auto":
             out.preset = budget_preset(out.time_budget)  # recorded, so the card says what ran
-        defaults = {**asdict(GPTConfig()), "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 250,
+        defaults = {**asdict(GPTConfig()), "vocab_size": None, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 250,
                     "eval_iters": 20, "optimizer": "muon", "muon_lr": 0.02}
         for k, v in {**defaults, **PRESETS[out.preset]}.items():
             if hasattr(out, k) and getattr(out, k) is None:
                 setattr(out, k, v)
         if out.max_steps is None and out.time_budget is None:
             out.max_steps = 2000
+        out.tokenizer = out.tokenizer or "char"
+        if out.tokenizer == "bpe" and out.vocab_size is None:
+            out.vocab_size = 512
         out.check()
         return out
 
@@ -138,6 +146,12 @@ class TrainConfig:
                 raise SettingsError(f"{name.replace('_', '-')} must be {'above' if lo_open else 'at least'} {lo} and at most {hi}, got {str(v)[:40]}")
 
         check_name(self.name)
+        if self.tokenizer not in TOKENIZER_KINDS:
+            raise SettingsError(f"tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got {str(self.tokenizer)[:40]!r}")
+        if self.tokenizer == "char" and self.vocab_size is not None:
+            raise SettingsError("--vocab-size is for --tokenizer bpe (a character vocabulary is the corpus's characters)")
+        if self.tokenizer == "bpe":
+            check_bpe_size(self.vocab_size)
         for n in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
             whole(n, 1, 10**9)
         whole("sample_chars", 0, 100_000)
@@ -165,7 +179,7 @@ class TrainConfig:
                 raise SettingsError(f"--threads {self.threads} is more than the {cores} CPU cores this machine has")
         self.model_config(vocab_size=2)  # raises for an impossible shape
         if self.batch_size * self.grad_accum * self.block_size > MAX_TOKENS_PER_STEP:
-            raise SettingsError(f"a step of {self.batch_size} x {self.grad_accum} sequences of {self.block_size} characters is more "
+            raise SettingsError(f"a step of {self.batch_size} x {self.grad_accum} sequences of {self.block_size} tokens is more "
                                 f"than the {MAX_TOKENS_PER_STEP:,} tokens tinygpt takes per step; lower --batch-size or --grad-accum")
 
     def model_config(self, vocab_size: int) -> GPTConfig:
@@ -175,7 +189,7 @@ class TrainConfig:
             raise SettingsError(str(e).replace("n_embd", "n-embd").replace("n_head", "n-head").replace("block_size", "block-size")) from None
 
     def training_dict(self) -> dict:
-        skip = set(MODEL_KEYS) | {"corpus", "name", "models_dir", "resume", "command", "device", "threads"}
+        skip = set(MODEL_KEYS) | {"corpus", "name", "models_dir", "resume", "command", "device", "threads", "init_from"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
@@ -191,6 +205,7 @@ def resume_config(given: TrainConfig, saved: dict, model: GPTConfig, saved_corpu
     merged = {k: v for k, v in saved.items() if k in known}
     merged.update({k: getattr(model, k) for k in MODEL_KEYS})
     merged.setdefault("optimizer", "adamw")  # runs saved before Muon was offered used AdamW
+    merged.setdefault("tokenizer", "char")  # runs saved before BPE was offered
     if given.max_steps is not None or given.time_budget is not None:
         merged["max_steps"], merged["time_budget"] = given.max_steps, given.time_budget
     for k in REPORTING_KEYS:

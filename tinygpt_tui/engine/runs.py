@@ -25,7 +25,7 @@ from tinygpt_tui.engine.metrics import parse_record, read_lines
 X_AXES = ("steps", "tokens", "minutes")
 MAX_POINTS = 400  # a curve's points after thinning (a chart is a few hundred cells wide)
 TAIL_BYTES = 64 * 1024  # what a summary reads of metrics.jsonl: its last records, not the whole log
-MAX_KEPT = 1000  # training-loss points a Curves keeps (every 2^k-th step record past this): the chart shows 400
+MAX_KEPT = 500  # training-loss points a Curves keeps (every 2^k-th step record past this, and the latest)
 STEP_LINE = b'{"event": "step", '  # how train.py's step records begin: one not kept is skipped unparsed
 MANIFEST = "experiment.json"  # an experiment's folder: its manifest and one model folder per member
 LN2 = math.log(2)
@@ -239,12 +239,13 @@ class Curves:
         if self.folder is None:
             return False
         lines, self.offset = read_lines(self.folder, self.offset)
-        step_lines = sum(1 for ln in lines if ln.startswith(STEP_LINE))
-        while (self.seen + step_lines) / self.stride > MAX_KEPT:
+        is_step = [ln.startswith(STEP_LINE) for ln in lines]
+        n = sum(is_step)
+        while (self.seen + n) / self.stride > MAX_KEPT:
             self._halve()
-        last = max((i for i, ln in enumerate(lines) if ln.startswith(STEP_LINE)), default=-1)
+        last = len(lines) - 1 - is_step[::-1].index(True) if n else -1
         for i, line in enumerate(lines):
-            if line.startswith(STEP_LINE):
+            if is_step[i]:
                 self.seen += 1
                 if (self.seen - 1) % self.stride and i != last:  # (the first, then every stride-th)
                     continue
@@ -381,17 +382,22 @@ def shipped_models_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "models"
 
 
+EARLY_RUNS = Path(__file__).resolve().parents[1] / "lessons" / "early"  # short runs' logs: the first stages' samples
+
+
 def milestones(corpus: str, sources: list | None = None) -> list[Milestone]:
     """The stages of a shipped book (none for another corpus), each with the sample of a real run whose
-    validation loss was nearest (from the shipped models' metrics.jsonl unless ``sources`` are given)."""
+    validation loss was nearest (from the shipped models' logs and the early runs' unless ``sources`` are given)."""
     book = book_of(corpus)
     if book is None:
         return []
     if sources is None:
-        sources = [f for f in ckpt.model_folders(shipped_models_dir()) if book_of(summarize(f).corpus) == book]
+        sources = ckpt.model_folders(shipped_models_dir()) + ckpt.model_folders(EARLY_RUNS)
     evals = []
     for f in sources:
         c = f if isinstance(f, Curves) else Curves(f)
+        if c.corpus and book_of(c.corpus) != book:
+            continue  # a run on another book
         evals += [(e, c.folder.name if c.folder else "") for e in c.evals if e.sample.strip()]
     out = []
     for loss, label in STAGES[book]:

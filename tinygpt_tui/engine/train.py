@@ -24,14 +24,14 @@ from pathlib import Path
 
 from tinygpt_tui.data import Dataset
 from tinygpt_tui.engine import folder as ckpt
-from tinygpt_tui.engine.corpora import read_corpus
+from tinygpt_tui.engine.lineage import child_config, load_parent_weights, read_parent, run_tokenizer
 from tinygpt_tui.engine.device import activation_bytes_per_sequence, autocast, check_fits, memory_budget_bytes, micro_batch_split
-from tinygpt_tui.engine.distributed import (DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests,
-                                            sum_over_ranks)
+from tinygpt_tui.engine.distributed import DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests
+from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, estimate_loss, evaluate_split  # noqa: F401 (also `from engine.train import`)
 from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
+from tinygpt_tui.engine.prepare import prepare, run_to_end
 from tinygpt_tui.engine.presets import NameTaken, TrainConfig, build_optimizer, check_name, lr_at, resume_config
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
-from tinygpt_tui.tokenizer import CharTokenizer
 
 
 # ----------------------------------------------------------------- events
@@ -56,6 +56,7 @@ class Started(Event):
     world_size: int
     model: dict = field(default_factory=dict)
     corpus: str = ""
+    tokenizer: str = ""  # "char", "bpe 512"
     resumed: bool = False
     dropped_chars: list = field(default_factory=list)
     micro_batch: int = 0  # sequences per forward pass ...
@@ -85,6 +86,8 @@ class Eval(Event):
     best_val_loss: float
     elapsed_s: float
     sample: str = ""
+    bpc: float | None = None  # val_loss as bits per character of the validation text (per byte: bpb)
+    bpb: float | None = None
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Finished(Event):
     elapsed_s: float
     path: str
     rank_digests: list = field(default_factory=list)  # a checksum of each rank's weights: they must agree
+    bpc: float | None = None  # val_loss as bits per character (and per byte) of the validation text
+    bpb: float | None = None
 
 
 # ----------------------------------------------------------------- steps
@@ -141,27 +146,31 @@ class Run:
         self.folder = models_dir / cfg.name
         self.start_step, self.elapsed_before, self.tokens_before = 0, 0.0, 0
         self.best_val = self.best_step = self.best_train = self.best_weights = None
+        self.parent = read_parent(cfg) if cfg.init_from else None  # --from A (engine/lineage.py)
         if not cfg.resume:
-            cfg = cfg.resolved()
-            corpus = read_corpus(cfg.corpus)
+            cfg = (child_config(cfg, self.parent) if self.parent else cfg).resolved()
             if (self.folder / ckpt.CONFIG).exists():
                 raise NameTaken(cfg.name, models_dir)
-            tokenizer = CharTokenizer.from_text(corpus.text)
-            if tokenizer.vocab_size < 2:
-                raise CorpusError(f"the corpus {corpus.name} holds one distinct character: there is nothing to learn")
-            return cfg, corpus, tokenizer, None
+            tokenizer, self.lineage = run_tokenizer(cfg, self.parent)  # (a function of the scanned corpus, or A's)
+            return cfg, None, tokenizer, None
         if not self.folder.is_dir():
             raise CheckpointError(f"nothing to resume: {self.folder} does not exist")
         doc, model_cfg = ckpt.check_folder(self.folder)
         tensors, meta = ckpt.load_train_state(self.folder)
-        cfg = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", ""))
+        cfg, self.lineage = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", "")), doc.get("lineage")
         self.start_step, self.elapsed_before, self.tokens_before = meta["step"], meta.get("elapsed_s", 0.0), meta.get("tokens_seen", 0)
         self._resume_best(meta, doc, tensors)
-        corpus = read_corpus(cfg.corpus)
-        want = doc.get("corpus", {}).get("sha256")
-        if want and want != corpus.sha256:
-            raise CorpusError(f"{cfg.corpus} is not the corpus {cfg.name} was trained on (sha256 differs); resume with the same file")
-        return cfg, corpus, ckpt.read_vocab(self.folder), (tensors, meta)
+        return cfg, doc.get("corpus", {}).get("sha256"), ckpt.read_vocab(self.folder), (tensors, meta)
+
+    def _open_corpus(self, want_sha):
+        """The corpus prepared into token files (engine/prepare.py: once, then reused while unchanged; ranks
+        take turns), with the run's tokenizer (engine/lineage.py's run_tokenizer). The CLI prepares it first, with a bar."""
+        corpus = run_to_end(prepare(self.cfg.corpus, self.tokenizer))
+        if want_sha and want_sha != corpus.sha256:
+            raise CorpusError(f"{self.cfg.corpus} is not the corpus {self.cfg.name} was trained on (sha256 differs); resume with the same file")
+        if corpus.tokenizer.vocab_size < 2:
+            raise CorpusError(f"the corpus {corpus.name} holds one distinct character: there is nothing to learn")
+        self.corpus, self.tokenizer = corpus, corpus.tokenizer
 
     def _resume_best(self, meta, doc, tensors):
         """The best evaluation's weights: the state's own (the last step was the best), or the weights file's
@@ -187,8 +196,9 @@ class Run:
         from tinygpt_tui import fast, model
         from tinygpt_tui.fast.kernels import accelerate
 
-        cfg, self.corpus, self.tokenizer, state = self._settings()
+        cfg, want_sha, self.tokenizer, state = self._settings()
         self.cfg = cfg
+        self._open_corpus(want_sha)
         self.data = Dataset(self.corpus, self.tokenizer, cfg.block_size)
         if self.dist.is_main:  # one run per model folder: a second one is refused, never interleaved
             self.created = not self.folder.exists()
@@ -217,6 +227,7 @@ class Run:
         check_fits(self.model_cfg, self.micro_batch, self.device, budget)  # before the model exists
         torch.manual_seed(cfg.seed)
         self.model = model.GPT(self.model_cfg).to(self.device)
+        load_parent_weights(self.model, self.parent)  # --from A: A's weights, fresh rows for new characters
         if fast.enabled():
             accelerate(self.model)  # fast/kernels.py: the same function, faster on a CPU (no-op elsewhere)
         self.model.checkpointing = bool(cfg.checkpoint_activations)
@@ -252,22 +263,29 @@ class Run:
         cfg = self.cfg
         doc = {
             "name": cfg.name, "model": self.model_cfg.to_dict(), "training": cfg.training_dict(),
-            "corpus": {"name": self.corpus.name, "path": self.corpus.path, "sha256": self.corpus.sha256, "chars": len(self.corpus.text)},
+            "corpus": {"name": self.corpus.name, "path": self.corpus.path, "sha256": self.corpus.sha256, "chars": self.corpus.chars},
             "figures": {
                 "step": step, "tokens_seen": tokens, "train_time_s": round(elapsed, 2), "params": self.model_cfg.param_count(),
                 "weights_step": step if self.best_step is None else self.best_step, "train_loss": self.best_train,
                 "best_val_loss": self.best_val, "val_loss": self.best_val if final_val is None else final_val,
-                "val_loss_is": "estimate" if final_val is None else "full validation split",
+                "val_loss_is": "estimate" if final_val is None else "full validation split" if len(self.data.val) <= MAX_EVAL_TOKENS
+                else f"{MAX_EVAL_TOKENS:,} tokens evenly spread over the validation split",
+                **self._bits(self.best_val if final_val is None else final_val),
             },
             "device": self.device_name, "dtype": self.dtype, "world_size": self.dist.world_size, "command": cfg.command,
             "versions": {"tinygpt": __version__, "torch": torch.__version__.split("+")[0]},
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"heads": heads} if heads else {}),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **({"heads": heads} if heads else {}), **({"lineage": self.lineage} if self.lineage else {}),
         }
         tensors, meta = self.optimizer.to_tensors()
         meta.update(elapsed_s=elapsed, tokens_seen=tokens, best_val_loss=self.best_val, best_step=self.best_step, seed=cfg.seed)
         ckpt.save_model(self.folder, self.model, self.tokenizer, doc, card=ckpt.render_card(doc), train_state=(tensors, meta),
                         weights=self.best_weights)
         return Saved(step=step, path=str(self.folder), elapsed_s=elapsed)
+
+    def _bits(self, val_loss) -> dict:
+        """A validation loss as bits per character and per byte of the validation text (None: none yet)."""
+        bpc, bpb = (None, None) if val_loss is None else self.data.bits(val_loss, "val")
+        return {"val_bpc": bpc, "val_bpb": bpb}
 
     def _train_step(self, step: int, lr: float):
         """Forward and backward over the micro-batches of one step, then the update; returns the loss."""
@@ -320,7 +338,9 @@ class Run:
             s = SamplingSettings(max_new_tokens=cfg.sample_chars, temperature=0.8, seed=(cfg.seed + step) % 2**63)
             sample = "".join(Generation(self.model, self.tokenizer, "\n", s))
             self.model.train()
-        return Eval(step=step, train_loss=train_est, val_loss=val_est, best_val_loss=self.best_val, elapsed_s=elapsed, sample=sample)
+        bpc, bpb = self.data.bits(val_est, "val")
+        return Eval(step=step, train_loss=train_est, val_loss=val_est, best_val_loss=self.best_val, elapsed_s=elapsed, sample=sample,
+                    bpc=bpc, bpb=bpb)
 
     def _progress(self, step, elapsed) -> float:
         cfg = self.cfg
@@ -359,7 +379,7 @@ class Run:
         yield emit(Started(
             step=self.start_step, max_steps=cfg.max_steps, time_budget=cfg.time_budget, params=self.model_cfg.param_count(),
             device=self.device_name, dtype=self.dtype, tokens_per_step=self.tokens_per_step, world_size=dist.world_size,
-            model=self.model_cfg.to_dict(), corpus=self.corpus.name, resumed=cfg.resume, dropped_chars=self.data.dropped[:50],
+            model=self.model_cfg.to_dict(), corpus=self.corpus.name, tokenizer=self.tokenizer.describe(), resumed=cfg.resume, dropped_chars=self.data.dropped[:50],
             micro_batch=self.micro_batch, accum=self.accum,
             activation_mb=None if self.activation_mb is None else round(self.activation_mb, 1),
         ))
@@ -421,7 +441,7 @@ class Run:
             kept = self._kept_model(step)
             final_val = diverged(evaluate_split(kept, self.data, "val", self.device, dist=dist), step)
             if must_save:  # the card also tells what each head looks at (engine/lens.py; about a second)
-                saved = self.save(step, elapsed, tokens, final_val=final_val, heads=head_hints(kept, self.tokenizer, self.corpus.text))
+                saved = self.save(step, elapsed, tokens, final_val=final_val, heads=head_hints(kept, self.tokenizer, self.data.val))
                 if saved_step != step:
                     yield emit(saved)
         digests = rank_digests(model, dist)
@@ -430,7 +450,7 @@ class Run:
                 print(f"warning: the {dist.world_size} processes ended with different weights; rank 0's were saved", file=sys.stderr)
             torch_dist.barrier()  # no rank leaves before rank 0 has saved
         yield emit(Finished(step=step, reason=reason, val_loss=final_val, best_val_loss=self.best_val, elapsed_s=elapsed,
-                            path=str(self.folder), rank_digests=digests))
+                            path=str(self.folder), rank_digests=digests, **dict(zip(("bpc", "bpb"), self._bits(final_val).values()))))
         log.flush()
 
     def _kept_model(self, step):
@@ -453,47 +473,3 @@ def train(cfg: TrainConfig, stop_event: threading.Event | None = None, dist: Dis
             if run.created and ckpt.is_dead_run(run.folder):  # refused or failed before its first save
                 with contextlib.suppress(TinyGPTError):
                     ckpt.remove_dead_run(run.folder)
-
-
-# ----------------------------------------------------------------- the two validation figures
-# (distributed, each rank takes a share and the sums are added: any world size reports what one process would)
-def estimate_loss(model, data: Dataset, split: str, iters: int, batch_size: int, device, dtype: str, seed: int,
-                  dist: DistInfo | None = None) -> float:
-    """Mean loss over ``iters`` random batches from the seed (every rank draws all, evaluates its share)."""
-    import torch
-
-    rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
-    gen = torch.Generator().manual_seed(seed)
-    was = model.training
-    model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    with torch.inference_mode(), autocast(device, dtype):
-        for i in range(iters):
-            if i % world != rank:
-                data.batch(split, batch_size, gen, torch.device("cpu"))  # another rank's batch: only advance the generator
-                continue
-            x, y = data.batch(split, batch_size, gen, device)
-            total += model(x, y)[1].double()
-    model.train(was)
-    return sum_over_ranks(total, world) / iters
-
-
-def evaluate_split(model, data: Dataset, split: str = "val", device=None, batch_size: int = 32, dtype: str = "fp32",
-                   dist: DistInfo | None = None) -> float:
-    """Mean loss over every non-overlapping window of a split, in order: deterministic."""
-    import torch
-
-    rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
-    device = device or next(model.parameters()).device
-    was = model.training
-    model.eval()
-    total, count = torch.zeros((), dtype=torch.float64, device=device), 0
-    with torch.inference_mode(), autocast(device, dtype):
-        for i, (x, y) in enumerate(data.windows(split, batch_size, device)):
-            if i % world == rank:
-                logits, _ = model(x)
-                total += torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum").double()
-                count += y.numel()
-    model.train(was)
-    count = sum_over_ranks(torch.tensor(float(count), dtype=torch.float64, device=device), world)
-    return sum_over_ranks(total, world) / max(count, 1)

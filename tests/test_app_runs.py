@@ -1,0 +1,331 @@
+"""The runs screen (F3), the experiment screen (F4) and the training chart's reference, driven with Pilot."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_model, make_models_dir, small_corpus_file
+from tests.test_app import RecordingApp, notes, wait_for
+
+from tinygpt_tui.app.app import TinyGPTApp
+
+
+def write_metrics(folder: Path, steps: int = 60, every: int = 10, eval_every: int = 20, corpus: str = "fixture",
+                  finish: bool = True, start_loss: float = 4.0, tokens_per_step: int = 256, offset: int = 0) -> None:
+    """A run's metrics.jsonl as train.py writes it: start, a step record every `every` steps, an evaluation
+    every `eval_every`, finish (steps from `offset`, appended to what is there)."""
+    recs = [] if offset else [{"event": "start", "step": 0, "max_steps": steps, "params": 1000, "corpus": corpus,
+                               "tokens_per_step": tokens_per_step, "model": {"block_size": 32}}]
+    for s in range(offset + every, offset + steps + 1, every):
+        loss = start_loss - 0.02 * s
+        recs.append({"event": "step", "step": s, "loss": loss, "tokens_seen": s * tokens_per_step, "elapsed_s": s * 0.5,
+                     "progress": s / steps, "tokens_per_s": 512.0})
+        if s % eval_every == 0:
+            recs.append({"event": "eval", "step": s, "train_loss": loss, "val_loss": loss + 0.1, "best_val_loss": loss + 0.1,
+                         "elapsed_s": s * 0.5, "sample": f"sample at {s}"})
+    if finish:
+        recs.append({"event": "finish", "step": offset + steps, "reason": "done", "val_loss": start_loss - 0.02 * (offset + steps) + 0.1,
+                     "elapsed_s": (offset + steps) * 0.5, "tokens_seen": (offset + steps) * tokens_per_step})
+    with open(folder / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def runs_dir(root: Path) -> Path:
+    """models/: alpha (fixture corpus), beta (another corpus), gamma (fixture, newest), broken; fixed times."""
+    d = make_models_dir(root)
+    make_model(d, "gamma", seed=3, val_loss=2.1)
+    write_metrics(d / "alpha", start_loss=4.0)
+    write_metrics(d / "beta", corpus="other", start_loss=3.5)
+    write_metrics(d / "gamma", steps=80, start_loss=3.8)
+    for i, name in enumerate(("alpha", "beta", "gamma")):
+        for f in ("metrics.jsonl", "config.json"):
+            os.utime(d / name / f, (1_700_000_000 + i, 1_700_000_000 + i))
+    return d
+
+
+async def runs_shown(pilot, app) -> object:
+    """The runs screen, once the folder is read and every checked run's curves are in."""
+    await pilot.press("f3")
+    screen = app.get_screen("runs")
+    assert await wait_for(pilot, lambda: screen.listed and all(n in screen.curves for n in screen.checked), timeout=30)
+    await pilot.pause()
+    return screen
+
+
+async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(tmp_path):
+    app = RecordingApp(models_dir=runs_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        from textual.widgets import DataTable, SelectionList
+
+        sl = screen.query_one("#runs-list", SelectionList)
+        assert sl.option_count == 4
+        broken = next(sl.get_option_at_index(i) for i in range(4) if "broken" in str(sl.get_option_at_index(i).prompt))
+        assert broken.disabled and "✗" in str(broken.prompt)
+        # opened with the newest run and the others on its corpus checked, not the other corpus
+        assert sorted(screen.checked) == ["alpha", "gamma"]
+        chart = screen.chart
+        assert len(chart.lines) == 4  # train and val of each, one colour per run
+        assert {ln.color for ln in chart.lines} == {screen.colours["alpha"], screen.colours["gamma"]}
+        assert screen.colours["alpha"] != screen.colours["gamma"]
+        gamma = [ln for ln in chart.lines if ln.color == screen.colours["gamma"]]
+        assert gamma[0].xs == list(range(10, 81, 10)) and gamma[1].xs == [20, 40, 60, 80]
+        legend = str(screen.query_one("#runs-legend").render())
+        assert "alpha" in legend and "gamma" in legend
+        table = screen.query_one("#runs-table", DataTable)
+        assert [table.get_row(k)[1] for k in table.rows] == ["gamma", "alpha"]  # ranked by validation loss
+        # check everything: the run on another corpus is said to be one
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: "beta" in screen.curves and len(screen.chart.lines) == 6)
+        assert table.row_count == 3
+        beta = table.get_row("beta")
+        assert "≠" in str(beta[-1]) and "other" in str(beta[-1])
+        assert "another corpus" in screen.query_one("#runs-view").border_subtitle
+        # the x axis: steps, then tokens, then minutes
+        await pilot.press("x")
+        assert screen.chart.xlabel == "tokens"
+        assert [ln for ln in screen.chart.lines if ln.color == screen.colours["gamma"]][0].xs == [s * 256 for s in range(10, 81, 10)]
+        await pilot.press("x")
+        assert screen.chart.xlabel == "minutes"
+        assert [ln for ln in screen.chart.lines if ln.color == screen.colours["gamma"]][0].xs[-1] == 80 * 0.5 / 60
+        await pilot.press("n")
+        assert await wait_for(pilot, lambda: not screen.chart.lines and table.row_count == 0)
+        assert "F3" in " ".join(f"{c.title} {c.help}" for c in app.get_system_commands(app.screen) if c.title == "Runs screen")
+        assert not [n for n in app.notes if n[0] == "runs"], notes(app)
+
+
+async def test_a_run_still_training_is_followed_as_its_log_grows(tmp_path):
+    d = runs_dir(tmp_path)
+    live = make_model(d, "live", seed=4)
+    write_metrics(live, steps=40, finish=False)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        assert "live" in screen.checked  # the newest
+        assert screen.curves["live"].steps[-1] == 40
+        write_metrics(live, steps=40, offset=40, finish=False)
+        assert await wait_for(pilot, lambda: screen.curves["live"].steps[-1] == 80, timeout=10)
+        line = next(ln for ln in screen.chart.lines if ln.color == screen.colours["live"])
+        assert await wait_for(pilot, lambda: next(ln for ln in screen.chart.lines if ln.color == screen.colours["live"]).xs[-1] == 80)
+        assert line is not None
+
+
+async def test_twenty_runs_of_5000_steps_open_fast_and_keys_stay_quick(tmp_path):
+    """The figure of docs/experiments.md, as a check with room to spare on a loaded machine."""
+    d = tmp_path / "models"
+    d.mkdir()
+    for i in range(20):
+        f = make_model(d, f"run{i:02d}", seed=i)
+        write_metrics(f, steps=5000, every=1, eval_every=250, start_loss=4 + i * 0.01)
+    app = TinyGPTApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        t = time.perf_counter()
+        await pilot.press("f3")
+        screen = app.get_screen("runs")
+        assert await wait_for(pilot, lambda: screen.listed, timeout=60)
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 40, timeout=60)
+        await pilot.pause()
+        opened = time.perf_counter() - t
+        t = time.perf_counter()
+        await pilot.press("x")
+        await pilot.pause()
+        key = time.perf_counter() - t
+        assert screen.chart.xlabel == "tokens"
+    assert opened < 8 and key < 2, (opened, key)  # (the figures measured on a quiet machine are in docs/experiments.md)
+
+
+async def test_the_training_chart_shows_the_shipped_curve_the_stage_and_overfitting(tmp_path):
+    """A followed Tiny Shakespeare run: the shipped model's validation curve up to the run's last step, the
+    stage its validation loss has reached, and, once validation rises while training falls, a warning."""
+    from tests.test_app import follow, write_run
+
+    from tinygpt_tui.engine.runs import STAGES
+
+    d = make_models_dir(tmp_path)
+    recs = [{"event": "start", "step": 0, "max_steps": 900, "params": 1000, "corpus": "tinyshakespeare", "tokens_per_step": 256}]
+    vals = {150: 2.6, 300: 2.3, 450: 1.95}
+    for s, v in vals.items():
+        recs += [{"event": "step", "step": s, "loss": v - 0.05, "elapsed_s": s / 10, "progress": s / 900},
+                 {"event": "eval", "step": s, "train_loss": v - 0.05, "val_loss": v, "best_val_loss": min(vals.values())}]
+    write_run(d / "run", recs)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts = await follow(pilot, app, "run")
+        assert await wait_for(pilot, lambda: ts.chart.points == 6)
+        ref = next(ln for ln in ts.chart.lines if ln.label and "shipped" in ln.label)
+        assert ref.label.startswith("shakespeare") and ref.xs and max(ref.xs) <= 900 and min(ref.ys) > 1.0
+        note = ts.query_one("#run-note")
+        words = dict((round(loss, 1), label) for loss, label in STAGES["tinyshakespeare"])[2.0]
+        assert note.display and f"≈2.0: {words}" in str(note.render())
+        assert "overfitting" not in str(note.render())
+        # validation climbs three evaluations running while the training loss goes on down
+        later = []
+        for i, s in enumerate((600, 750, 900)):
+            later += [{"event": "step", "step": s, "loss": 1.7 - 0.1 * i, "elapsed_s": s / 10, "progress": s / 900},
+                      {"event": "eval", "step": s, "train_loss": 1.7 - 0.1 * i, "val_loss": 2.1 + 0.1 * i, "best_val_loss": 1.95}]
+        write_run(d / "run", later)
+        assert await wait_for(pilot, lambda: "validation rising while training falls" in str(note.render()), timeout=15)
+        assert "overfitting" in str(note.render())
+
+
+
+# ------------------------------------------------------------------ the experiment screen (F4)
+@pytest.fixture
+def one_thread():
+    """Tiny models train fastest on one thread (two, on a busy two-core machine, wait on each other)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+TINY_SET = "n_embd=32 block_size=32 batch_size=8 eval_interval=10 eval_iters=2 sample_chars=16"
+
+
+async def experiment_screen(pilot, app, **values):
+    from textual.widgets import Input
+
+    await pilot.press("f4")
+    await pilot.pause()
+    screen = app.get_screen("experiment")
+    for wid, v in values.items():
+        screen.query_one(f"#exp-{wid}", Input).value = str(v)
+    return screen
+
+
+async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples(tmp_path, one_thread):
+    from textual.widgets import DataTable
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="grid", corpus=corpus, steps=20, vary1="n_layer=1,2", set=TINY_SET)
+        await pilot.press("ctrl+s")
+        job = app.experiment
+        assert job is not None and [m.name for m in job.plan.members] == ["n_layer=1", "n_layer=2"]
+        # it belongs to the app: it goes on while another screen is shown
+        await pilot.press("f3")
+        assert await wait_for(pilot, lambda: job.members["n_layer=1"] == "finished", timeout=120), notes(app)
+        await pilot.press("f4")
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        assert job.state == "finished", job.error
+        assert job.members == {"n_layer=1": "finished", "n_layer=2": "finished"}
+        assert [e.step for e in job.curves["n_layer=2"].evals] == [10, 20]
+        assert await wait_for(pilot, lambda: screen.query_one("#exp-table", DataTable).row_count == 2)
+        rows = job.rows
+        assert rows[0].val_loss <= rows[1].val_loss and all(r.status == "finished" for r in rows)
+        table = screen.query_one("#exp-table", DataTable)
+        assert [str(table.get_row_at(i)[1]) for i in range(2)] == [r.group for r in rows]
+        assert len(screen.chart.lines) == 2  # each member's validation curve
+        # the samples, side by side, same prompt and seed
+        assert [n for n, _ in job.samples] == ["n_layer=1", "n_layer=2"] and all(len(t) >= 200 for _, t in job.samples)
+        assert await wait_for(pilot, lambda: screen.query_one("#exp-switch").current == "exp-samples")
+        assert len(screen.query(".exp-sample")) == 2
+        await pilot.press("f7")
+        assert screen.query_one("#exp-switch").current == "exp-chart"
+        assert "grid/n_layer=1" in [s.name for s in __import__("tinygpt_tui.engine.runs", fromlist=["x"]).list_runs(d)]
+        # start again: nothing left to run, both kept as they are
+        await pilot.press("ctrl+s")
+        again = app.experiment
+        assert again is not job and again.resume
+        assert await wait_for(pilot, lambda: not again.active, timeout=60), notes(app)
+        assert again.members == {"n_layer=1": "kept", "n_layer=2": "kept"} and again.state == "finished"
+
+
+async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(tmp_path, one_thread):
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await experiment_screen(pilot, app, name="halt", corpus=corpus, steps=30, vary1="n_layer=1,2", set=TINY_SET)
+        await pilot.press("ctrl+s")
+        job = app.experiment
+        # the second member under way: stop it
+        assert await wait_for(pilot, lambda: job.running == "n_layer=2" and job.curves["n_layer=2"].steps, timeout=120), notes(app)
+        await pilot.press("ctrl+o")
+        assert await wait_for(pilot, lambda: not job.active, timeout=60), notes(app)
+        assert job.state == "stopped" and job.members == {"n_layer=1": "finished", "n_layer=2": "stopped"}
+        title = app.get_screen("experiment").query_one("#exp-title")
+        assert await wait_for(pilot, lambda: "Start resumes it" in str(title.render()))
+        await pilot.press("ctrl+s")
+        again = app.experiment
+        assert again.resume and again.members["n_layer=1"] in ("finished", "kept")  # (from its manifest, then kept)
+        assert await wait_for(pilot, lambda: not again.active, timeout=120), notes(app)
+        assert again.members == {"n_layer=1": "kept", "n_layer=2": "finished"}, again.error
+        assert again.curves["n_layer=2"].steps[-1] == 30
+
+
+async def test_an_impossible_grid_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    corpora = tmp_path / "corpora"
+    corpora.mkdir()
+    monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(corpora))
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="bad", corpus=corpus, steps=20, vary1="n_embd=32,30", set="n_head=4")
+        await pilot.press("ctrl+s")
+        error = str(screen.query_one("#exp-error").render())
+        assert "member n_embd=30" in error and app.experiment is None
+        await experiment_screen(pilot, app, vary1="colour=red,blue", set="")
+        await pilot.press("ctrl+s")
+        error = str(screen.query_one("#exp-error").render())
+        assert "unknown setting 'colour'" in error and "n_layer" in error and app.experiment is None
+        assert not (d / "bad").exists()
+        # a shipped lesson fills the form and shows its text; a corpus not fetched is said so
+        from tinygpt_tui.engine.lessons import list_lessons
+
+        lesson = list_lessons()[0]
+        screen.query_one("#exp-lesson").value = lesson.name
+        assert await wait_for(pilot, lambda: screen.query_one("#exp-name").value == lesson.spec.name)
+        assert screen.query_one("#exp-vary1").disabled
+        assert lesson.spec.title in str(screen.query_one("#exp-text").render()) and screen.query_one("#exp-text-box").display
+        assert await wait_for(pilot, lambda: "not fetched" in str(screen.query_one("#exp-error").render()))
+        assert "F4" in " ".join(c.help for c in app.get_system_commands(app.screen) if c.title == "Experiment screen")
+
+
+# ------------------------------------------------------------------ snapshots (pytest-textual-snapshot)
+def runs_app(tmp_path, monkeypatch):
+    corpora = tmp_path / "corpora"
+    corpora.mkdir()
+    monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(corpora))
+    return TinyGPTApp(models_dir=runs_dir(tmp_path), watch_models=False)
+
+
+async def all_runs_drawn(pilot):
+    await pilot.press("f3")
+    screen = pilot.app.get_screen("runs")
+    assert await wait_for(pilot, lambda: screen.listed)
+    await pilot.press("a")
+    assert await wait_for(pilot, lambda: len(screen.chart.lines) == 6)
+    await pilot.pause()
+
+
+def test_runs_screen(tmp_path, monkeypatch, snap_compare):
+    assert snap_compare(runs_app(tmp_path, monkeypatch), terminal_size=(120, 40), run_before=all_runs_drawn)
+
+
+def test_runs_screen_small_terminal(tmp_path, monkeypatch, snap_compare):
+    assert snap_compare(runs_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=all_runs_drawn)
+
+
+async def experiment_form(pilot):
+    await pilot.press("f4")
+    await pilot.pause()
+
+
+def test_experiment_screen(tmp_path, monkeypatch, snap_compare):
+    assert snap_compare(runs_app(tmp_path, monkeypatch), terminal_size=(120, 40), run_before=experiment_form)
+
+
+def test_experiment_screen_small_terminal(tmp_path, monkeypatch, snap_compare):
+    assert snap_compare(runs_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=experiment_form)

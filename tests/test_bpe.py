@@ -1,0 +1,307 @@
+"""Byte-level BPE: the tokenizer, its file in a model folder, and everything that shows its tokens."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from conftest import make_tiny_model
+from test_cli import assert_one_line_error, tinygpt, tinygpt_inproc
+from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError
+from tinygpt_tui.tokenizer import BpeTokenizer, CharTokenizer, check_bpe_size, pieces
+
+VOCAB = 300
+
+
+@pytest.fixture(scope="module")
+def bpe(small_corpus) -> BpeTokenizer:
+    return BpeTokenizer.train(small_corpus.read_text(encoding="utf-8"), VOCAB)
+
+
+@pytest.fixture(scope="module")
+def bpe_models(tmp_path_factory, small_corpus, bpe) -> Path:
+    """A models folder with one random tiny BPE model."""
+    d = tmp_path_factory.mktemp("bpe_models")
+    make_tiny_model(d / "bee", small_corpus.read_text(encoding="utf-8"), seed=3, tokenizer=bpe)
+    return d
+
+
+# ------------------------------------------------------------------ the tokenizer
+def test_trained_bpe_has_the_bytes_and_the_size_asked(bpe):
+    assert bpe.vocab_size == VOCAB and bpe.kind == "bpe" and bpe.describe() == f"bpe {VOCAB}"
+    assert sorted(bpe.token_bytes[:256]) == [bytes([b]) for b in range(256)]  # every byte is a token
+    assert any(len(b) > 1 for b in bpe.token_bytes)  # and merges made longer ones
+    assert bpe.token_id("\n") is not None and bpe.start_id == bpe.token_id("\n")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=200))
+def test_any_unicode_text_round_trips(bpe, text):
+    ids = bpe.encode(text).ids
+    assert bpe.decode(ids) == text
+    assert bpe.encode(text).dropped == []
+    arr, dropped = bpe.encode_array(text)  # the corpus path (in pieces, in parallel): the same ids
+    assert arr.tolist() == ids and dropped == []
+
+
+def test_lone_surrogates_are_left_out_and_reported(bpe):
+    enc = bpe.encode("ab\udcffc\ud800\udcff")  # what Python makes of undecodable bytes on a command line
+    assert bpe.decode(enc.ids) == "abc" and enc.dropped == ["\udcff", "\ud800"]
+    assert bpe.encode_array("x\udcffy")[1] == ["\udcff"]
+
+
+def test_pieces_encode_as_the_whole(bpe, small_corpus):
+    text = small_corpus.read_text(encoding="utf-8") + "\n\n  tail\n 红楼梦\nend"
+    parts = list(pieces(text, 1000))
+    assert len(parts) > 10 and "".join(parts) == text
+    assert bpe.encode_array(text)[0].tolist() == bpe.encode(text).ids
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ids=st.lists(st.integers(0, VOCAB - 1), max_size=60), cuts=st.lists(st.integers(0, 60), max_size=8))
+def test_streaming_decode_never_yields_a_broken_sequence(bpe, ids, cuts):
+    """Whatever ids a model draws, and however a sampler splits them into calls: each piece is whole
+    UTF-8 text, and the pieces add up to the bytes decoded at once."""
+    stream, out, start = bpe.stream(), [], 0
+    for cut in sorted(cuts) + [len(ids)]:
+        out.append(stream.feed(ids[start:max(cut, start)]))
+        start = max(cut, start)
+    out.append(stream.flush())
+    for piece in out:
+        piece.encode("utf-8")  # no lone surrogate: never half a character
+    assert "".join(out) == b"".join(bpe.token_bytes[i] for i in ids).decode("utf-8", "replace")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet=st.characters(min_codepoint=0x80, exclude_categories=("Cs",)), min_size=1, max_size=40))
+def test_streaming_a_text_one_token_at_a_time_holds_back_partial_characters(bpe, text):
+    ids = bpe.encode(text).ids
+    stream = bpe.stream()
+    pieces_out = [stream.feed([i]) for i in ids] + [stream.flush()]
+    assert "".join(pieces_out) == text and "\ufffd" not in "".join(pieces_out)
+
+
+def test_labels_show_partial_bytes_inertly(bpe):
+    labels = [bpe.token_text(i) for i in bpe.encode("红").ids]
+    assert "".join(labels) == "\\xe7\\xba\\xa2"  # each byte of 红 alone: shown as an escape, never raw
+    assert bpe.labels[bpe.token_id(" the") or bpe.token_id("e")] in (" the", "e")
+
+
+def scanned(path: Path):
+    """The corpus at path as engine/sources.py scans it (what a run's tokenizer is made from)."""
+    from tinygpt_tui.engine.sources import scan
+
+    events = scan(str(path))  # Progress events, then the Source as its return value
+    while True:
+        try:
+            next(events)
+        except StopIteration as done:
+            return done.value
+
+
+def test_bpe_learns_its_merges_from_the_training_split_alone(tmp_path, small_corpus):
+    from tinygpt_tui.engine.lineage import run_tokenizer
+    from tinygpt_tui.engine.presets import TrainConfig
+
+    text = small_corpus.read_text(encoding="utf-8")
+    text += " qqzzqqzz" * (len(text) // 9 // 8)  # about a tenth more: the validation split is all this word
+    (tmp_path / "x.txt").write_text(text, encoding="utf-8")
+    make, lineage = run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=VOCAB), None)
+    tok = make(scanned(tmp_path / "x.txt"))
+    assert tok.vocab_size == VOCAB and lineage is None
+    assert tok.token_id(" qqzzqqzz") is None and tok.token_id("qq") is None
+    assert len(tok.encode(" qqzzqqzz").ids) >= 4
+
+
+def test_bpe_larger_than_the_corpus_supports_is_refused():
+    with pytest.raises(CorpusError, match="more than this corpus supports"):
+        BpeTokenizer.train("abcabc abc\n" * 20, 5000)
+    for n in (10, 255, 10**7, True, 3.5):
+        with pytest.raises(SettingsError):
+            check_bpe_size(n)
+
+
+# ------------------------------------------------------------------ the file in a model folder
+def good_doc(bpe) -> dict:
+    return json.loads(bpe.to_json())
+
+
+def hostile_docs(bpe):
+    """(why, tokenizer.json text) for files a stranger could ship."""
+    d = good_doc(bpe)
+    vocab, merges = d["model"]["vocab"], d["model"]["merges"]
+
+    def with_model(**kw):
+        return json.dumps({**d, "model": {**d["model"], **kw}})
+
+    some = next(iter(vocab))
+    yield "not json", "{not json"
+    yield "nested", "[" * 100_000 + "]" * 100_000
+    yield "not a bpe", json.dumps({**d, "model": {**d["model"], "type": "WordPiece"}})
+    yield "a list", "[1, 2, 3]"
+    yield "not byte-level", json.dumps({**d, "pre_tokenizer": {"type": "Whitespace"}})
+    yield "normalizer", json.dumps({**d, "normalizer": {"type": "Lowercase"}})
+    yield "added tokens", json.dumps({**d, "added_tokens": [{"id": 0, "content": "x"}]})
+    yield "id gap", with_model(vocab={**vocab, some: len(vocab) + 5})
+    yield "id twice", with_model(vocab={**vocab, "zzzzq": 0})
+    yield "string id", with_model(vocab={**vocab, some: "0"})
+    yield "a missing byte", with_model(vocab={("ĠĠĠĠĠĠĠĠq" if k == "Ġ" else k): v for k, v in vocab.items()})
+    yield "not byte symbols", with_model(vocab={**{k: v for k, v in vocab.items() if v != len(vocab) - 1}, "\x1b[31m": len(vocab) - 1})
+    yield "bad merge", with_model(merges=merges + [["nope", "zz"]])
+    yield "merge not a token", with_model(merges=merges + [["Ġ", "Ġ"]] if "ĠĠ" not in vocab else merges + [["Ġ", "Ċ"]])
+    yield "too small", with_model(vocab={"a": 0, "b": 1}, merges=[])
+    yield "too many merges", with_model(merges=merges * (len(vocab) // len(merges) + 2))
+
+
+def test_hostile_tokenizer_files_are_refused_in_one_line(tmp_path, bpe, small_corpus):
+    from tinygpt_tui.engine import folder as ckpt
+
+    make_tiny_model(tmp_path / "m", small_corpus.read_text(encoding="utf-8"), tokenizer=bpe)
+    ckpt.check_folder(tmp_path / "m")  # the good one loads
+    for why, text in hostile_docs(bpe):
+        (tmp_path / "m" / "tokenizer.json").write_text(text, encoding="utf-8")
+        with pytest.raises(CheckpointError) as e:
+            ckpt.check_folder(tmp_path / "m")
+        msg = str(e.value)
+        assert "tokenizer.json" in msg and "\n" not in msg and len(msg) < 300, (why, msg)
+        assert not ckpt.read_info(tmp_path / "m").ok
+        if why == "a missing byte":
+            assert "of the 256 bytes" in msg
+
+
+def test_a_hostile_tokenizer_file_is_one_line_on_the_command_line(tmp_path, bpe, small_corpus):
+    make_tiny_model(tmp_path / "m", small_corpus.read_text(encoding="utf-8"), tokenizer=bpe)
+    doc = good_doc(bpe)
+    doc["model"]["merges"].append(["\u0100\u0100\u0100", "x"])
+    (tmp_path / "m" / "tokenizer.json").write_text(json.dumps(doc), encoding="utf-8")
+    r = tinygpt_inproc("generate", "m", "--models-dir", tmp_path, "-n", "5")
+    assert_one_line_error(r, "tokenizer.json", "merge")
+
+
+def test_a_folder_with_both_tokenizers_or_a_size_mismatch_is_refused(tmp_path, bpe, small_corpus):
+    from tinygpt_tui.engine import folder as ckpt
+
+    text = small_corpus.read_text(encoding="utf-8")
+    make_tiny_model(tmp_path / "m", text, tokenizer=bpe)
+    (tmp_path / "m" / "vocab.json").write_text(CharTokenizer.from_text(text).to_json(), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="both vocab.json and tokenizer.json"):
+        ckpt.check_folder(tmp_path / "m")
+    os.unlink(tmp_path / "m" / "vocab.json")
+    (tmp_path / "m" / "tokenizer.json").write_text(BpeTokenizer.train(text, VOCAB - 1).to_json(), encoding="utf-8")
+    with pytest.raises(CheckpointError, match=f"tokenizer.json has {VOCAB - 1} tokens, config.json says vocab_size {VOCAB}"):
+        ckpt.check_folder(tmp_path / "m")
+
+
+# ------------------------------------------------------------------ everything that shows tokens
+def test_sampler_streams_text_from_a_bpe_model(bpe_models):
+    from tinygpt_tui.engine.folder import load_model
+    from tinygpt_tui.sampler import Generation, SamplingSettings
+
+    loaded = load_model(bpe_models / "bee")
+    for backend in ("auto", "torch"):
+        gen = Generation(loaded.model, loaded.tokenizer, "ROMEO: 红", SamplingSettings(max_new_tokens=120, seed=1), backend=backend)
+        chunks = list(gen.chunks())
+        assert gen.generated == 120 and all(isinstance(c, str) and c for c in chunks)
+        for c in chunks:
+            c.encode("utf-8")  # whole characters only
+
+
+def test_models_generate_and_inspect_show_bpe_tokens(bpe_models, bpe):
+    r = tinygpt_inproc("models", "--models-dir", bpe_models)
+    assert r.returncode == 0 and f"bpe {VOCAB}" in r.stdout
+    r = tinygpt_inproc("generate", "bee", "--models-dir", bpe_models, "--prompt", "ROMEO:", "-n", "40", "--seed", "2")
+    assert r.returncode == 0 and r.stdout.startswith("ROMEO:")
+    prompt = "ROMEO: the king\n"
+    r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", prompt, "--layer", "0")
+    assert r.returncode == 0, r.stderr
+    labels = [bpe.token_text(i) for i in bpe.encode(prompt).ids]
+    assert any(len(lab) > 1 for lab in labels)  # merged tokens label whole columns
+    shown = "".join(lab.replace(" ", "\u00b7").replace("\n", "\u23ce") for lab in labels)
+    assert shown in r.stdout and f"context {len(labels)}/32 tokens" in r.stdout and "Next token after" in r.stdout
+    r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", prompt, "--json")
+    doc = json.loads(r.stdout)
+    assert doc["chars"] == labels and doc["ids"] == bpe.encode(prompt).ids
+
+
+def test_inspector_labels_escape_controls_in_tokens(bpe_models):
+    from tinygpt_tui.engine.folder import load_model
+    from tinygpt_tui.engine.inspect import analyze, display_char
+
+    loaded = load_model(bpe_models / "bee")
+    a = analyze(loaded.model, loaded.tokenizer, "a\x1b[31m b")
+    assert "\x1b" in "".join(a.chars)  # the token holds the escape ...
+    assert all("\x1b" not in display_char(c) for c in a.chars)  # ... its label never does
+    assert "\u241b" in "".join(display_char(c) for c in a.chars)
+
+
+def test_train_with_bpe_end_to_end(tmp_path, small_corpus):
+    r = tinygpt("train", small_corpus, "--name", "b", "--models-dir", tmp_path, "--tokenizer", "bpe", "--vocab-size", VOCAB,
+                "--preset", "tiny", "--block-size", "32", "--max-steps", "12", "--eval-interval", "6", "--eval-iters", "2",
+                "--threads", "1", "--jsonl")
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert events[0]["tokenizer"] == f"bpe {VOCAB}" and events[0]["model"]["vocab_size"] == VOCAB
+    assert all(isinstance(e.get("sample", ""), str) for e in events)
+    folder = tmp_path / "b"
+    assert (folder / "tokenizer.json").is_file() and not (folder / "vocab.json").exists()
+    doc = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert doc["training"]["tokenizer"] == "bpe" and doc["training"]["vocab_size"] == VOCAB
+    assert "byte-level BPE" in (folder / "README.md").read_text(encoding="utf-8")
+    r = tinygpt("train", "--name", "b", "--models-dir", tmp_path, "--resume", "--max-steps", "14", "--threads", "1", "--jsonl")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[0])["tokenizer"] == f"bpe {VOCAB}"
+
+
+def test_bad_tokenizer_options_are_one_line(tmp_path, small_corpus):
+    common = ("--models-dir", tmp_path, "--preset", "tiny", "--max-steps", "2")
+    assert_one_line_error(tinygpt_inproc("train", small_corpus, "--name", "x", "--tokenizer", "bpe", "--vocab-size", "100000", *common),
+                          "--vocab-size 100,000 is more than this corpus supports")
+    assert_one_line_error(tinygpt_inproc("train", small_corpus, "--name", "x", "--tokenizer", "bpe", "--vocab-size", "100", *common), "256")
+    assert_one_line_error(tinygpt_inproc("train", small_corpus, "--name", "x", "--vocab-size", "500", *common), "--tokenizer bpe")
+    assert_one_line_error(tinygpt_inproc("train", small_corpus, "--name", "x", "--tokenizer", "words", *common), "char, bpe")
+    assert not (tmp_path / "x").exists()
+
+
+def test_export_takes_bpe_to_hf_and_refuses_gguf(tmp_path, bpe_models, bpe):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tinygpt_tui.engine.folder import load_model
+
+    assert_one_line_error(tinygpt_inproc("export", "bee", tmp_path / "b.gguf", "--to", "gguf", "--models-dir", bpe_models), "GGUF", "BPE")
+    assert not (tmp_path / "b.gguf").exists()
+    r = tinygpt_inproc("export", "bee", tmp_path / "hf", "--to", "hf", "--models-dir", bpe_models)
+    assert r.returncode == 0, r.stderr
+    text = "ROMEO: héllo 红楼梦\n"
+    hf_tok, ours = AutoTokenizer.from_pretrained(tmp_path / "hf"), load_model(bpe_models / "bee")
+    ids = hf_tok(text)["input_ids"]
+    assert ids == bpe.encode(text).ids and hf_tok.decode(ids) == text
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        assert torch.allclose(hf(x).logits, ours.model(x)[0], atol=1e-5)
+
+
+# ------------------------------------------------------------------ the app
+async def test_app_sidebar_and_training_form_offer_bpe(bpe_models, small_corpus):
+    from test_app import fill, listed, make_app, option_lines
+
+    app = make_app(bpe_models)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot, app)
+        models = app.get_screen("generate").query_one("#models")
+        assert option_lines(models, 0)[1:] == ["  23k params · val 4.000", f"  fixture · ctx 32 · bpe {VOCAB}"]
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        fill(ts, **{"train-corpus-path": small_corpus, "train-name": "fb", "train-steps": "20", "hp-tokenizer": "bpe 1024"})
+        cfg = ts.read_form()
+        assert (cfg.tokenizer, cfg.vocab_size, cfg.init_from) == ("bpe", 1024, None)
+        assert "--tokenizer bpe --vocab-size 1024" in cfg.command
+        fill(ts, **{"hp-from": "bee"})  # starting from a model keeps its tokenizer, whatever the tokens field says
+        cfg = ts.read_form()
+        assert (cfg.tokenizer, cfg.vocab_size, cfg.init_from) == (None, None, "bee") and "--from bee" in cfg.command

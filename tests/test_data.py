@@ -1,0 +1,257 @@
+"""Prepared corpora (engine/sources.py, engine/prepare.py): files, folders and globs encoded once into
+memory-mapped token files, reused, resumed, refused with one line; bits per character in evaluations."""
+
+import json
+import math
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygpt_tui.data import Corpus, Dataset, normalize_text, split_text
+from tinygpt_tui.engine.corpora import read_corpus
+from tinygpt_tui.engine.prepare import Prepared, Progress, prepare, run_to_end
+from tinygpt_tui.engine.sources import SEPARATOR, FileInfo, read_chunks
+from tinygpt_tui.errors import CorpusError
+from tinygpt_tui.tokenizer import CharTokenizer
+
+from tests.test_cli import ROOT, assert_one_line_error, tinygpt_inproc
+
+CHARS = lambda source: CharTokenizer(source.charset)  # noqa: E731  (a new run's vocabulary)
+
+
+@pytest.fixture(autouse=True)
+def prepared_dir(tmp_path, monkeypatch) -> Path:
+    """Each test its own cache folder."""
+    d = tmp_path / "prepared"
+    monkeypatch.setenv("TINYGPT_PREPARED_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def books(tmp_path, small_corpus) -> Path:
+    """A folder of three "books" (and a file that is not a .txt, left out)."""
+    text = small_corpus.read_text(encoding="utf-8")
+    d = tmp_path / "books"
+    d.mkdir()
+    for i, name in enumerate(["b.txt", "a.txt", "c.txt"]):
+        (d / name).write_text(text[i * 15_000 : (i + 1) * 15_000], encoding="utf-8")
+    (d / "notes.md").write_text("not a book\n", encoding="utf-8")
+    return d
+
+
+def events(spec, tokenizer=CHARS, **kw) -> tuple[list, "Prepared"]:
+    evs = list(prepare(str(spec), tokenizer, **kw))
+    assert isinstance(evs[-1], Prepared) and all(isinstance(e, Progress) for e in evs[:-1])
+    return evs[:-1], evs[-1]
+
+
+def decoded(corpus, split):
+    return corpus.tokenizer.decode(corpus.map(split).tolist())
+
+
+# ------------------------------------------------------------------ what a corpus is
+def test_one_file_prepares_to_exactly_the_in_memory_dataset(small_corpus):
+    """Same tokens, same batches of the same seed, same windows: memory-mapped or not."""
+    import torch
+
+    _, done = events(small_corpus)
+    mem = read_corpus(small_corpus)
+    tok = done.corpus.tokenizer
+    assert tok.chars == CharTokenizer.from_text(mem.text).chars
+    a, b = Dataset(done.corpus, tok, 32), Dataset(mem, tok, 32)
+    assert isinstance(a.train, np.memmap) and a.train.dtype == np.uint16
+    assert np.array_equal(a.train, b.train) and np.array_equal(a.val, b.val)
+    for split in ("train", "val"):
+        xa, ya = a.batch(split, 8, torch.Generator().manual_seed(5), torch.device("cpu"))
+        xb, yb = b.batch(split, 8, torch.Generator().manual_seed(5), torch.device("cpu"))
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and xa.dtype == torch.int64
+    assert all(torch.equal(p[0], q[0]) for p, q in zip(a.windows("val", 16, torch.device("cpu")), b.windows("val", 16, torch.device("cpu"))))
+    assert done.corpus.sha256 == mem.sha256 and done.corpus.chars == len(mem.text)
+    assert a.corpus.split_size("val") == b.corpus.split_size("val") == (len(split_text(mem.text)[1]),) * 2
+
+
+def test_folder_is_its_sorted_txt_files_each_split_90_10(books):
+    """Every book is in both splits: each one's first 90% in train, last 10% in val, joined by the separator."""
+    _, done = events(books)
+    texts = [(books / n).read_text(encoding="utf-8") for n in ("a.txt", "b.txt", "c.txt")]
+    assert decoded(done.corpus, "train") == SEPARATOR.join(split_text(t)[0] for t in texts)
+    assert decoded(done.corpus, "val") == SEPARATOR.join(split_text(t)[1] for t in texts)
+    files = done.corpus.meta["source"]["files"]
+    assert [Path(f["path"]).name for f in files] == ["a.txt", "b.txt", "c.txt"]
+    chars, nbytes = done.corpus.split_size("val")
+    assert chars == len(decoded(done.corpus, "val")) and nbytes == len(decoded(done.corpus, "val").encode())
+
+
+def test_glob_picks_its_matches(books):
+    _, done = events(books / "[ab].txt")
+    assert len(done.corpus.meta["source"]["files"]) == 2 and done.corpus.name == "books"
+
+
+def test_chunks_never_split_a_character_or_a_crlf():
+    """Tiny chunks over text with no line ends, 4-byte characters and \\r\\n: the same text as read whole."""
+    import tempfile
+
+    text = "\ufeff" + "a🌸b林\r\nc\rd" * 50 + "é" * 30
+    with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
+        f.write(text.encode("utf-8"))
+    st = os.stat(f.name)
+    info = FileInfo(f.name, st.st_size, st.st_mtime_ns)
+    for chunk in (1, 2, 3, 5, 7, 64):
+        assert "".join(t for _, t, _ in read_chunks(info, 0, chunk)) == normalize_text(text)
+    os.unlink(f.name)
+
+
+# ------------------------------------------------------------------ reuse, resume, changes
+def test_prepared_once_then_reused_and_redone_when_the_text_changes(books):
+    first, done = events(books)
+    assert {e.stage for e in first} >= {"scanning", "encoding"} and not done.reused
+    again, done2 = events(books)
+    assert done2.reused and not [e for e in again if e.stage != "verifying"]
+    os.utime(books / "a.txt")  # touched, same text: its sha256 says unchanged
+    again, done3 = events(books)
+    assert done3.reused and not [e for e in again if e.stage == "encoding"]
+    with open(books / "b.txt", "a", encoding="utf-8") as f:
+        f.write("\nTHE END\n")
+    again, done4 = events(books)
+    assert not done4.reused and "THE END" in decoded(done4.corpus, "val")
+
+
+def test_an_interrupted_preparation_continues_where_it_stopped(books, prepared_dir, tmp_path):
+    gen = prepare(str(books), CHARS)
+    for ev in gen:
+        if ev.stage == "encoding" and ev.file.endswith("c.txt"):
+            break  # a Ctrl+C during the last book
+    gen.close()
+    assert list(prepared_dir.glob("*/*.partial")) and list(prepared_dir.glob("*/*.progress.json"))
+    evs, done = events(books)
+    first = next(e for e in evs if e.stage == "encoding")
+    assert first.file.endswith("c.txt")  # the first two books were not encoded again
+    assert not list(prepared_dir.glob("*/*.partial")) and not list(prepared_dir.glob("*/*.progress.json"))
+    texts = [(books / n).read_text(encoding="utf-8") for n in ("a.txt", "b.txt", "c.txt")]
+    assert decoded(done.corpus, "train") == SEPARATOR.join(split_text(t)[0] for t in texts)
+
+
+def test_an_interrupted_preparation_restarts_when_its_source_changed(books, prepared_dir):
+    gen = prepare(str(books), CHARS)
+    for ev in gen:
+        if ev.stage == "encoding" and ev.file.endswith("c.txt"):
+            break
+    gen.close()
+    (books / "a.txt").write_text("A new first book.\n" * 400, encoding="utf-8")
+    evs, done = events(books)
+    assert next(e for e in evs if e.stage == "encoding").file.endswith("a.txt")  # from the start
+    assert decoded(done.corpus, "train").startswith("A new first book.")
+
+
+@pytest.mark.parametrize("stage", ["scanning", "encoding"])
+def test_a_file_that_changes_while_it_is_prepared_is_refused(tmp_path, prepared_dir, stage):
+    big = tmp_path / "growing.txt"
+    big.write_bytes(b"all work and no play\n" * 500_000)  # 10.5 MB: more than one chunk
+    if stage == "encoding":
+        run_to_end(prepare(str(big), CharTokenizer(list("\n adiklnoprwy"))))  # scanned (and encoded) once ...
+        os.utime(big, ns=(1, 1))  # ... then the mtime changes: scanned again, encoding redone
+        big.write_bytes(big.read_bytes().replace(b"all", b"ALL", 1))
+    gen = prepare(str(big), CharTokenizer(sorted(set("all work and no play\nALL"))))
+    with pytest.raises(CorpusError, match="changed while it was being prepared"):
+        for ev in gen:
+            if ev.stage == stage:
+                with open(big, "ab") as f:
+                    f.write(b"more\n")
+    assert not list(prepared_dir.glob("*/*.partial")) and not list(prepared_dir.glob("*/*.progress.json"))
+
+
+def test_a_damaged_token_file_is_refused_then_prepared_again_with_force(small_corpus, tmp_path):
+    _, done = events(small_corpus)
+    path = done.corpus.folder / done.corpus.meta["splits"]["val"]["file"]
+    data = bytearray(path.read_bytes())
+    data[10] ^= 1
+    path.write_bytes(bytes(data))
+    r = tinygpt_inproc("corpus", "prepare", small_corpus)
+    assert_one_line_error(r, "does not match its checksum", "--force")
+    r = tinygpt_inproc("corpus", "prepare", small_corpus, "--force")
+    assert r.returncode == 0 and "characters" in r.stdout
+    assert "already prepared" in tinygpt_inproc("corpus", "prepare", small_corpus).stdout
+
+
+# ------------------------------------------------------------------ bad input: one line, exit 2
+def test_a_folder_without_text_files_and_a_glob_matching_nothing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.md").write_text("hi", encoding="utf-8")
+    assert_one_line_error(tinygpt_inproc("corpus", "prepare", tmp_path / "empty"), "without .txt files")
+    assert_one_line_error(tinygpt_inproc("corpus", "prepare", f"{tmp_path}/nothing*.txt"), "no file matches")
+    r = tinygpt_inproc("train", f"{tmp_path}/nothing*.txt", "--name", "m", "--models-dir", tmp_path / "models")
+    assert_one_line_error(r, "no file matches")
+    assert not (tmp_path / "models" / "m").exists()
+
+
+def test_a_vocabulary_past_65535_entries_is_stored_in_32_bits(tmp_path):
+    chars = "".join(chr(0x20000 + i) for i in range(70_000))  # (CJK extension planes and beyond)
+    p = tmp_path / "wide.txt"
+    p.write_text(chars + "\n" + chars[::-1], encoding="utf-8")
+    _, done = events(p)
+    assert done.corpus.meta["dtype"] == "uint32" and done.corpus.map("train").dtype == np.uint32
+    assert done.corpus.tokenizer.vocab_size == 70_001
+    assert decoded(done.corpus, "train") + decoded(done.corpus, "val") == p.read_text(encoding="utf-8")
+
+
+def test_a_full_disk_removes_the_partial_files_and_leaves_the_source(tmp_path, small_corpus):
+    """Writes past a file-size limit fail as a full disk would: one error line, nothing half-written kept."""
+    src = tmp_path / "c.txt"
+    src.write_bytes(small_corpus.read_bytes() * 4)  # 240 kB: 430 kB of train tokens
+    before = src.read_bytes()
+    prepared = tmp_path / "prepared"
+
+    def limit():  # in the child: a write past 200 kB fails with EFBIG instead of killing it with SIGXFSZ
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    r = subprocess.run([sys.executable, "-m", "tinygpt_tui.cli.main", "corpus", "prepare", str(src)], capture_output=True, text=True,
+                       env={**os.environ, "TINYGPT_PREPARED_DIR": str(prepared)}, cwd=ROOT, preexec_fn=limit, timeout=120)
+    assert_one_line_error(r, "cannot write the prepared corpus", "removed")
+    left = [p.name for p in prepared.rglob("*") if p.is_file()]
+    assert not [n for n in left if n.endswith((".partial", ".progress.json", ".bin"))] and not [n for n in left if n.endswith(".json") and n != "source.json"]
+    assert src.read_bytes() == before
+    r = tinygpt_inproc("corpus", "prepare", src)  # with room again, it is prepared
+    assert r.returncode == 0, r.stderr
+
+
+# ------------------------------------------------------------------ training and evaluation on it
+def test_train_on_a_folder_reports_bits_per_character_everywhere(books, tmp_path):
+    models = tmp_path / "models"
+    r = tinygpt_inproc("train", books, "--name", "m", "--models-dir", models, "--preset", "tiny", "--n-layer", "1", "--n-embd", "32",
+                       "--block-size", "16", "--batch-size", "4", "--max-steps", "4", "--eval-interval", "2", "--eval-iters", "1",
+                       "--sample-chars", "0", "--threads", "1", "--jsonl")
+    assert r.returncode == 0, r.stderr
+    evs = [json.loads(line) for line in r.stdout.splitlines()]
+    ev = [e for e in evs if e["event"] == "eval"]
+    fin = evs[-1]
+    assert ev and all(e["bpc"] == pytest.approx(e["val_loss"] / math.log(2)) for e in ev)  # characters: bits = loss / ln 2
+    assert fin["bpc"] == pytest.approx(fin["val_loss"] / math.log(2)) and fin["bpb"] <= fin["bpc"]
+    doc = json.loads((models / "m" / "config.json").read_text(encoding="utf-8"))
+    assert doc["figures"]["val_bpc"] == pytest.approx(fin["bpc"]) and doc["corpus"]["name"] == "books"
+    assert f"{fin['bpc']:.4f}" in (models / "m" / "README.md").read_text(encoding="utf-8")
+    out = tinygpt_inproc("eval", "m", "--models-dir", models, "--corpus", books)
+    assert out.returncode == 0, out.stderr
+    assert "bits/char" in out.stdout and f"{fin['bpc']:.4f}" in out.stdout
+
+
+def test_bits_are_of_the_text_whatever_the_tokens():
+    """A loss per token times tokens per character: a tokenizer with fewer tokens than characters scales up."""
+    text = "abcd" * 4000
+    corpus = Corpus("x.txt", text, "0" * 64)
+
+    class Pairs(CharTokenizer):  # two characters a token: half the tokens of the text
+        def encode_array(self, t):
+            ids, dropped = super().encode_array(t)
+            return ids[::2], dropped
+
+    d = Dataset(corpus, Pairs(list("abcd")), 16)
+    bpc, bpb = d.bits(1.0, "val")
+    assert bpc == pytest.approx(len(d.val) / len(split_text(text)[1]) / math.log(2)) and bpc == bpb
+    assert bpc == pytest.approx(0.5 / math.log(2))

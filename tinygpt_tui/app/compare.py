@@ -1,0 +1,294 @@
+"""The runs screen (F3): every model folder with a checkbox, the checked runs' loss curves overlaid on one
+chart (train and validation, one colour per run), the x axis switchable (steps, tokens, minutes), and a
+table of their final figures. Runs still training are followed through their metrics.jsonl.
+
+Reading is done by thread workers that post messages (RunsListed, CurvesLoaded): a worker builds new
+engine.runs objects and hands them over; from then on only Textual's thread touches them (a timer reads
+what a live run appended, a few records a second).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, SelectionList, Static
+from textual.widgets.selection_list import Selection
+from textual.worker import get_current_worker
+
+from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, reported
+from tinygpt_tui.app.runs import Line, fmt_duration, fmt_rate, plot_class
+from tinygpt_tui.app.sidebar import human_count
+from tinygpt_tui.tokenizer import printable
+
+AXES = ("steps", "tokens", "minutes")
+# 256-colour numbers, told apart on dark and light themes; a run keeps its colour while it is checked
+PALETTE = (39, 208, 40, 199, 226, 51, 135, 196, 118, 33, 214, 171, 44, 160, 190, 99, 36, 202, 141, 82)
+FIRST_CHECKED = 6  # runs checked when the screen opens: the newest, and others on its corpus
+POLL_S = 1.0  # a live run's new records are read this often
+RELIST_S = 5.0  # the folder is re-read (new runs, a live run's figures) this often
+
+
+def colour_style(c: int) -> str:
+    return f"bold color({c})"
+
+
+def run_prompt(s) -> Text:
+    """A run in the list: its name, then its figures (or why it is broken) dimmed."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    if not s.ok:
+        t.append("✗ ", style="bold red")
+        t.append(printable(s.name), style="bold")
+        t.append(f" {printable(s.status)}", style="red")
+        return t
+    t.append(printable(s.name), style="bold")
+    live = s.status == "training"
+    figures = [f"val {s.val_loss:.3f}" if s.val_loss is not None else "", human_count(s.params) if s.params else "",
+               printable(s.corpus) if s.corpus else ""]
+    t.append(" ◌ training" if live else "", style="magenta")
+    t.append("  " + " · ".join(f for f in figures if f), style="dim")
+    return t
+
+
+def corpus_of(summaries: list) -> str:
+    """The corpus most of these runs trained on (their losses compare with each other's)."""
+    counts = Counter(s.corpus for s in summaries if s.ok and s.corpus)
+    return counts.most_common(1)[0][0] if counts else ""
+
+
+class RunsScreen(Screen):
+    """Compare runs: pick them in the list (Space), read the chart and the table."""
+
+    AUTO_FOCUS = "#runs-list"
+    CSS_PATH = Path(__file__).with_name("compare.tcss")
+    BINDINGS = [
+        Binding("x", "axis", "Axis", tooltip="Steps, tokens or minutes along the chart", id="runs-axis"),
+        Binding("a", "check_all", "All", tooltip="Check every run", id="runs-all"),
+        Binding("n", "check_none", "None", show=False, id="runs-none"),
+        Binding("f5", "relist", "Refresh", show=False, id="runs-refresh"),
+    ]
+
+    def __init__(self):
+        super().__init__(id="runs")
+        self.summaries: dict[str, object] = {}  # name: engine.runs.RunSummary (every folder)
+        self.curves: dict[str, object] = {}  # name: engine.runs.Curves (the runs checked once)
+        self.colours: dict[str, int] = {}  # name: palette colour, while checked
+        self.axis = "steps"
+        self.listed = False  # the folder was read once
+        self.loading: set[str] = set()
+        self.drawn_key = self.table_key = self.legend = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="runs-body"):
+            yield SelectionList(id="runs-list")
+            with Vertical(id="runs-view"):
+                yield plot_class()(id="runs-chart")
+                yield Static(id="runs-legend")
+                yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.chart = self.query_one("#runs-chart")
+        self.query_one("#runs-list").border_title = "Runs (Space checks)"
+        table = self.query_one("#runs-table", DataTable)
+        table.add_columns("", "run", "val loss", "bits/char", "params", "ctx", "time", "tok/s", "status", "corpus")
+        self.list_runs()
+        self.set_interval(POLL_S, self.poll)
+        self.set_interval(RELIST_S, self.list_runs)
+
+    @property
+    def checked(self) -> list[str]:
+        return [n for n in self.query_one("#runs-list", SelectionList).selected if n in self.summaries and self.summaries[n].ok]
+
+    # ------------------------------------------------------------ reading (thread workers)
+    @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
+    def list_runs(self) -> None:
+        """Summarize the runs; one whose files have not changed since the last listing keeps its summary."""
+        import os
+
+        from tinygpt_tui.engine.folder import CONFIG, METRICS
+        from tinygpt_tui.engine.runs import run_folders, summarize
+
+        def changed(p: Path) -> float:
+            times = []
+            for f in (METRICS, CONFIG):
+                try:
+                    times.append(os.lstat(p / f).st_mtime)
+                except OSError:
+                    pass
+            return max(times, default=0.0)
+
+        before = dict(self.summaries)  # (read only: a summary is never changed once made)
+        try:
+            out = []
+            for name, p in run_folders(self.app.models_dir):
+                old = before.get(name)
+                out.append(old if old is not None and old.folder == p and old.status != "training" and old.updated == changed(p)
+                           else summarize(p, name))
+            self.post_message(RunsListed(out))
+        except Exception as e:  # noqa: BLE001 (an unreadable folder: a notification, not a crash)
+            self.post_message(RunsListed([], error_line(e)))
+
+    @work(thread=True, group="runs-load", exit_on_error=False)
+    def load_curves(self, wanted: list[tuple[str, Path]]) -> None:
+        from tinygpt_tui.engine.runs import Curves
+
+        worker, out = get_current_worker(), {}
+        for name, folder in wanted:
+            if worker.is_cancelled:
+                return
+            try:
+                out[name] = Curves(folder)
+            except Exception as e:  # noqa: BLE001 (a damaged log: the run is drawn without curves)
+                out[name] = error_line(e)
+        self.post_message(CurvesLoaded(out))
+
+    @on(RunsListed)
+    def _listed(self, message: RunsListed) -> None:
+        if message.error:
+            self.notify(message.error, title="runs", severity="error", timeout=8)
+            return
+        first = not self.listed
+        self.listed = True
+        old = self.summaries
+        self.summaries = {s.name: s for s in message.summaries}
+        sl = self.query_one("#runs-list", SelectionList)
+        checked = set(sl.selected)
+        if first:
+            checked = set(self.first_checked(message.summaries))
+        if [(s.name, s.status, s.val_loss) for s in old.values()] != [(s.name, s.status, s.val_loss) for s in message.summaries]:
+            highlighted = sl.highlighted
+            sl.clear_options()
+            sl.add_options([Selection(run_prompt(s), s.name, s.name in checked, disabled=not s.ok) for s in message.summaries])
+            if highlighted is not None and highlighted < sl.option_count:
+                sl.highlighted = highlighted
+        for name in list(self.curves):  # a folder gone, or rewritten by a new run: read it afresh
+            if name not in self.summaries or (name in old and self.summaries[name].updated < old[name].updated):
+                del self.curves[name]
+        self.update_view()
+
+    def first_checked(self, summaries: list) -> list[str]:
+        ok = [s for s in summaries if s.ok]
+        if not ok:
+            return []
+        newest = max(ok, key=lambda s: s.updated)
+        same = [s for s in sorted(ok, key=lambda s: -s.updated) if s.corpus == newest.corpus]
+        return [s.name for s in same[:FIRST_CHECKED]]
+
+    @on(CurvesLoaded)
+    def _curves_loaded(self, message: CurvesLoaded) -> None:
+        for name, c in message.curves.items():
+            self.loading.discard(name)
+            if isinstance(c, str):
+                self.notify(f"{printable(name)}: {c}", title="runs", severity="error", timeout=8)
+                continue
+            self.curves[name] = c
+        self.update_view()
+
+    @reported("runs")
+    def poll(self) -> None:
+        """Read what the checked live runs appended (a few records: done here, on Textual's thread)."""
+        changed = False
+        for name in self.checked:
+            c, s = self.curves.get(name), self.summaries.get(name)
+            if c is not None and s is not None and (s.status == "training" or not c.finished):
+                changed |= c.update()
+        if changed:
+            self.update_view()
+
+    # ------------------------------------------------------------ actions
+    @on(SelectionList.SelectedChanged)
+    def _checked(self) -> None:
+        self.update_view()
+
+    def action_axis(self) -> None:
+        self.axis = AXES[(AXES.index(self.axis) + 1) % len(AXES)]
+        self.notify(f"x axis: {self.axis}", timeout=2)
+        self.update_view()
+
+    def action_check_all(self) -> None:
+        self.query_one("#runs-list", SelectionList).select_all()
+
+    def action_check_none(self) -> None:
+        self.query_one("#runs-list", SelectionList).deselect_all()
+
+    def action_relist(self) -> None:
+        self.list_runs()
+
+    # ------------------------------------------------------------ drawing
+    def update_view(self) -> None:
+        checked = self.checked
+        for name in list(self.colours):
+            if name not in checked:
+                del self.colours[name]
+        for name in checked:
+            if name not in self.colours:
+                used = set(self.colours.values())
+                self.colours[name] = next((c for c in PALETTE if c not in used), PALETTE[len(self.colours) % len(PALETTE)])
+        missing = [(n, self.summaries[n].folder) for n in checked if n not in self.curves and n not in self.loading]
+        if missing:
+            self.loading.update(n for n, _ in missing)
+            self.load_curves(missing)
+        self.draw_chart(checked)
+        self.draw_table(checked)
+
+    def draw_chart(self, checked: list[str]) -> None:
+        points = max(60, min(200, self.chart.size.width or 100))  # a point a cell (plotext's time grows with points)
+        lines, legend = [], Text(no_wrap=False)
+        for name in checked:
+            c, colour = self.curves.get(name), self.colours[name]
+            if c is None:
+                continue
+            lines.append(Line(None, *c.train(self.axis, points), colour, "braille"))
+            lines.append(Line(None, *c.val(self.axis, points), colour, "dot"))
+            legend.append("━━ ", style=colour_style(colour))
+            legend.append(printable(name) + "  ")
+        key = (tuple(checked), self.axis, tuple((len(self.curves[n].steps), len(self.curves[n].evals)) for n in checked if n in self.curves),
+               self.chart.size.width)
+        if key == self.drawn_key:
+            return
+        self.drawn_key = key
+        waiting = [n for n in checked if n in self.loading]
+        title = "loss: train ─, val •" if lines else \
+            ("loss (reading …)" if waiting else "loss (check runs in the list)")
+        self.chart.show_lines(lines, self.axis if self.axis != "steps" else "step", title)
+        if not checked:
+            legend = Text("Check runs in the list (Space, or a for all) to draw them here.", style="dim")
+        elif waiting:
+            legend.append(f"reading {len(waiting)} …", style="dim")
+        if legend != self.legend:  # (an update lays the screen out again)
+            self.legend = legend
+            self.query_one("#runs-legend", Static).update(legend)
+
+    def draw_table(self, checked: list[str]) -> None:
+        runs = [self.summaries[n] for n in checked]
+        view = self.query_one("#runs-view")
+        view.border_title = f"{len(runs)} of {len(self.summaries)} runs · x: {self.axis} (x switches)"
+        key = tuple(id(s) for s in runs)
+        if key == self.table_key:
+            return
+        self.table_key = key
+        table = self.query_one("#runs-table", DataTable)
+        corpus = corpus_of(runs)
+        runs.sort(key=lambda s: (s.val_loss is None, s.val_loss or 0.0))
+        table.clear()
+        for s in runs:
+            other = s.ok and s.corpus and s.corpus != corpus
+            status = Text(printable(s.status), style={"finished": "green", "training": "magenta", "stopped": "yellow"}.get(s.status, "red"))
+            num = lambda v, f: Text("—", style="dim") if v is None else Text(f.format(v), justify="right")  # noqa: E731
+            table.add_row(
+                Text("■", style=colour_style(self.colours[s.name])), printable(s.name), num(s.val_loss, "{:.4f}"), num(s.bpc, "{:.3f}"),
+                Text(human_count(s.params) if s.params else "—", justify="right"), Text(str(s.context or "—"), justify="right"),
+                Text(fmt_duration(s.minutes * 60) if s.minutes else "—", justify="right"),
+                Text(fmt_rate(s.tokens_per_s) if s.tokens_per_s else "—", justify="right"), status,
+                Text(("≠ " if other else "") + printable(s.corpus or "?"), style="bold yellow" if other else ""), key=s.name)
+        others = sorted({s.corpus for s in runs if s.ok and s.corpus and s.corpus != corpus})
+        view.border_subtitle = (f"≠ another corpus ({', '.join(map(printable, others))}): its losses don't compare with "
+                                f"{printable(corpus)}'s") if others else ""

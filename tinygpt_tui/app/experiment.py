@@ -1,0 +1,405 @@
+"""The experiment screen (F4): pick a shipped lesson or fill a small form (name, corpus, budget, one or two
+settings to vary), see the time estimate, start. It shows the queue, the live chart of the member training
+over the finished ones, the table ranked as members finish with the lesson's text beside it, and the
+members' samples side by side at the end.
+
+The experiment is an ``ExperimentJob`` owned by the app (it outlives the screen, as a training run does):
+its thread walks engine.experiment.run's events and posts them (ExperimentUpdate, ExperimentEnded); the
+job changes on Textual's thread only. Stop (Ctrl+O) saves the member under way; Start again resumes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from threading import Event
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, ContentSwitcher, DataTable, Footer, Header, Input, Select, Static
+
+from tinygpt_tui.app.compare import PALETTE, colour_style
+from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, ExperimentEnded, ExperimentUpdate, error_line, reported
+from tinygpt_tui.app.runs import Line, fmt_duration, fmt_rate, plot_class
+from tinygpt_tui.app.training import row
+from tinygpt_tui.errors import SettingsError, TinyGPTError
+from tinygpt_tui.tokenizer import printable
+
+OWN = "(your own: the form)"
+MARKS = {"queued": ("·", "dim"), "running": ("▶", "bold magenta"), "finished": ("✓", "green"), "kept": ("✓", "green"),
+         "stopped": ("■", "yellow"), "failed": ("✗", "bold red")}
+
+
+class ExperimentJob:
+    """An experiment run by the app. run_thread (a worker thread) posts events; apply and ended run on
+    Textual's thread, so the job's state changes in one place."""
+
+    def __init__(self, plan, resume: bool = False):
+        from tinygpt_tui.engine.experiment import member_states
+
+        self.plan, self.resume, self.name = plan, resume, plan.spec.name
+        self.stop_event = Event()
+        self.state = "starting"  # starting, running, stopping, finished, stopped, failed
+        self.error = ""
+        old = member_states(plan) if resume else {}
+        self.members = {m.name: old.get(m.name, {}).get("state", "queued") for m in plan.members}
+        self.curves: dict = {}  # member: engine.runs.Curves (finished members read from their folder, the running one live)
+        self.running: str | None = None
+        self.rows: list = []  # engine.experiment.Row, ranked
+        self.samples: list = []  # (member, text)
+        self.version = 0  # changes with every update (the screen redraws when it does)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("starting", "running", "stopping")
+
+    def stop(self) -> None:
+        if self.active:
+            self.stop_event.set()
+            self.state = "stopping"
+
+    def run_thread(self, post) -> tuple[str, str]:
+        """(worker thread) Run the plan, posting each event; returns (state, error)."""
+        from tinygpt_tui.engine import experiment as E
+        from tinygpt_tui.engine.runs import Curves
+
+        ended = None
+        try:
+            for ev in E.run(self.plan, self.stop_event, self.resume):
+                if isinstance(ev, E.MemberEvent):
+                    post(ExperimentUpdate(self, ev, record=ev.event.record()))
+                elif isinstance(ev, E.MemberStarted):  # a resumed member's earlier records come with it
+                    post(ExperimentUpdate(self, ev, curves=Curves(self.plan.folder / ev.name)))
+                elif isinstance(ev, E.MemberEnded):
+                    post(ExperimentUpdate(self, ev, curves=Curves(self.plan.folder / ev.name), rows=E.results(self.plan)))
+                elif isinstance(ev, E.Ended):
+                    ended = ev
+            samples = E.samples(self.plan) if ended and ended.state != "stopped" else []
+            post(ExperimentUpdate(self, None, rows=E.results(self.plan), samples=samples))
+            return (ended.state if ended else "stopped"), ""
+        except TinyGPTError as e:
+            return "failed", str(e)
+        except Exception as e:  # noqa: BLE001 (never a traceback on screen)
+            return "failed", error_line(e)
+
+    def apply(self, m: ExperimentUpdate) -> None:
+        from tinygpt_tui.engine import experiment as E
+
+        ev = m.event
+        if isinstance(ev, E.MemberStarted):
+            self.state = "running" if self.state == "starting" else self.state
+            self.running, self.members[ev.name] = ev.name, "running"
+        elif isinstance(ev, E.MemberEnded):
+            self.members[ev.name] = ev.state
+            self.running = None if self.running == ev.name else self.running
+            if ev.state == "failed":
+                self.error = f"{ev.name}: {ev.error}"
+        if m.curves is not None:
+            self.curves[ev.name] = m.curves
+        if m.record is not None and ev.name in self.curves:
+            self.curves[ev.name].apply(m.record)
+        if m.rows is not None:
+            self.rows = m.rows
+        if m.samples:
+            self.samples = m.samples
+        self.version += 1
+
+    def ended(self, state: str, error: str) -> None:
+        self.state, self.error, self.running = state, error or self.error, None
+        for name, st in self.members.items():
+            if st == "running":
+                self.members[name] = "stopped"
+        self.version += 1
+
+
+def form_spec(q, lesson):
+    """The experiment the form describes (q reads a field): the lesson's, with the form's name, corpus and
+    budget, or one of the user's own (its settings to vary and to fix)."""
+    from dataclasses import replace
+
+    from tinygpt_tui.engine.experiment import Spec, parse_pairs
+
+    name, corpus, minutes, steps = q("#exp-name"), q("#exp-corpus"), q("#exp-minutes"), q("#exp-steps")
+    if not name:
+        raise SettingsError("give the experiment a name (it becomes the folder under the models directory)")
+    try:
+        minutes_v = float(minutes) if minutes else None
+        steps_v = int(steps) if steps else None
+    except ValueError:
+        raise SettingsError(f"the budget must be a number of minutes or steps, got {minutes or steps!r}") from None
+    if lesson is not None:
+        spec = replace(lesson.spec, name=name, settings=dict(lesson.spec.settings))
+    else:
+        vary = [v for v in (q("#exp-vary1"), q("#exp-vary2")) if v]
+        spec = Spec(name=name, vary=parse_pairs(vary, "vary"), settings=parse_pairs(q("#exp-set").split(), "set"))
+    spec.corpus = corpus or spec.corpus
+    spec.minutes, spec.max_steps = minutes_v, steps_v
+    return spec
+
+
+class ExperimentScreen(Screen):
+    """Run a lesson or a grid of your own, and read its results."""
+
+    AUTO_FOCUS = "#exp-lesson"
+    CSS_PATH = [Path(__file__).with_name("training.tcss"), Path(__file__).with_name("compare.tcss")]  # (the form's rows: training's)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start", tooltip="Start, or resume a stopped experiment of this name", id="exp-start"),
+        Binding("ctrl+o", "stop", "Stop", tooltip="Stop; finished members are kept", id="exp-stop"),
+        Binding("f7", "samples", "Samples", tooltip="The chart, or the members' samples side by side", id="exp-samples"),
+        *FOCUS_KEYS,
+    ]
+
+    def __init__(self):
+        super().__init__(id="experiment")
+        self.lessons: list = []
+        self.drawn = None
+        self.text_for = None  # the job whose lesson text is shown
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="exp-body"):
+            with VerticalScroll(id="exp-form"):
+                yield row("Lesson", Select([], id="exp-lesson", prompt=OWN, allow_blank=True, compact=True), tight=False)
+                yield row("Name", Input(placeholder="e.g. my-grid", id="exp-name", restrict=r"[^/\\]*", max_length=100, compact=True), tight=False)
+                yield row("Corpus", Input(placeholder="shakespeare, or a file", id="exp-corpus", compact=True))
+                yield row("Minutes", Input(placeholder="each member", id="exp-minutes", restrict=r"[0-9.]*", compact=True))
+                yield row("Steps", Input(placeholder="or steps", id="exp-steps", restrict=r"[0-9]*", compact=True))
+                yield row("Vary", Input(placeholder="pos=learned,rope", id="exp-vary1", compact=True), tight=False)
+                yield row("and", Input(placeholder="n_layer=2,4 (optional)", id="exp-vary2", compact=True))
+                yield row("Set", Input(placeholder="n_embd=64 dropout=0", id="exp-set", compact=True))
+                yield Static(id="exp-estimate", classes="form-hint")
+                yield Horizontal(Button("Start", id="exp-btn-start", variant="success", compact=True),
+                                 Button("Stop", id="exp-btn-stop", variant="error", compact=True), id="exp-buttons")
+                yield Static(id="exp-error")
+                yield Static(id="exp-queue")
+            with Vertical(id="exp-view"):
+                yield Static(id="exp-title")
+                with ContentSwitcher(initial="exp-chart", id="exp-switch"):
+                    yield plot_class()(id="exp-chart")
+                    yield Horizontal(id="exp-samples")
+                yield Static(id="exp-legend")
+                with Horizontal(id="exp-bottom"):
+                    yield DataTable(id="exp-table", cursor_type="row", zebra_stripes=True)
+                    with VerticalScroll(id="exp-text-box"):
+                        yield Static(id="exp-text")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        from tinygpt_tui.engine.lessons import list_lessons
+
+        self.chart = self.query_one("#exp-chart")
+        self.query_one("#exp-form").border_title = "Experiment"
+        self.query_one("#exp-text-box").border_title = "What it shows"
+        self.query_one("#exp-table", DataTable).add_columns("#", "member", "val loss", "bits/char", "params", "time", "tok/s", "status")
+        try:
+            self.lessons = list_lessons()
+        except TinyGPTError as e:
+            self.show_error(str(e))
+        self.query_one("#exp-lesson", Select).set_options(
+            [(f"{printable(x.name)}: {printable(x.spec.title or x.name)}", x.name) for x in self.lessons])
+        self.query_one("#exp-queue").display = False
+        self.query_one("#exp-text-box").display = False
+        self.render_view()
+        self.set_interval(0.25, self.render_view)
+
+    # ------------------------------------------------------------ the form
+    @property
+    def lesson(self):
+        v = self.query_one("#exp-lesson", Select).value
+        return next((x for x in self.lessons if x.name == v), None)
+
+    @on(Select.Changed, "#exp-lesson")
+    def _lesson_picked(self) -> None:
+        lesson = self.lesson
+        for wid in ("#exp-vary1", "#exp-vary2", "#exp-set"):
+            self.query_one(wid, Input).disabled = lesson is not None
+        if lesson is None:
+            self.show_text("", "")
+            return
+        s = lesson.spec
+        fmt = lambda v: str(v).lower() if isinstance(v, bool) else str(v)  # noqa: E731
+        vary = [f"{k}={','.join(map(fmt, vs))}" for k, vs in s.vary.items()] or [", ".join(m["name"] for m in s.members)]
+        values = {"#exp-name": s.name, "#exp-corpus": s.corpus, "#exp-minutes": f"{s.minutes:g}" if s.minutes else "",
+                  "#exp-steps": str(s.max_steps or ""), "#exp-vary1": vary[0], "#exp-vary2": vary[1] if len(vary) > 1 else "",
+                  "#exp-set": " ".join(f"{k}={fmt(v)}" for k, v in s.settings.items())}
+        for wid, v in values.items():
+            self.query_one(wid, Input).value = v
+        self.show_text(s.title, s.text)
+        self.action_estimate()
+
+    def show_text(self, title: str, text: str) -> None:
+        """The lesson's text beside the results (hidden when there is none)."""
+        self.query_one("#exp-text", Static).update(Text.assemble((printable(title), "bold"), "\n", printable(text.strip())))
+        self.query_one("#exp-text-box").display = bool(text.strip())
+
+    def read_plan(self):
+        from tinygpt_tui.engine.experiment import load_plan, make_plan
+        from tinygpt_tui.engine.runs import MANIFEST
+
+        spec = form_spec(lambda i: self.query_one(i, Input).value.strip(), self.lesson)
+        models = Path(self.app.models_dir)
+        if (models / spec.name / MANIFEST).exists():  # started before: go on with it
+            return load_plan(spec.name, models), True
+        return make_plan(spec, models), False
+
+    def action_estimate(self) -> None:
+        """Work out the members and time the experiment will take (a thread: it times a few steps)."""
+        job = self.app.experiment
+        if (job is not None and job.active) or (self.app.training is not None and self.app.training.active):
+            self.query_one("#exp-estimate", Static).update("(the estimate waits for the run under way)")
+            return
+        try:
+            plan, resume = self.read_plan()
+        except TinyGPTError as e:
+            self.show_error(str(e))
+            return
+        self.clear_error()
+        self.query_one("#exp-estimate", Static).update(f"{len(plan.members)} runs; timing a few steps …")
+        self._estimate(plan, resume)
+
+    @work(thread=True, exclusive=True, group="exp-estimate", exit_on_error=False)
+    def _estimate(self, plan, resume: bool) -> None:
+        from tinygpt_tui.engine.experiment import estimate
+
+        try:
+            self.post_message(Estimated(plan, estimate(plan), resume))
+        except Exception as e:  # noqa: BLE001
+            self.post_message(Estimated(plan, None, resume, error_line(e)))
+
+    @on(Estimated)
+    def _estimated(self, m: Estimated) -> None:
+        if m.error:
+            self.query_one("#exp-estimate", Static).update(Text(f"no estimate: {m.error}", style="red"))
+            return
+        budget = f"{m.plan.spec.minutes:g} min" if m.plan.spec.minutes else f"{m.plan.spec.max_steps:,} steps"
+        self.query_one("#exp-estimate", Static).update(Text.assemble(
+            f"{len(m.plan.members)} runs of {budget}: ", (f"about {fmt_duration(m.estimate.total_s)}", "bold"),
+            " in all" + (" (resumes: finished runs are kept)" if m.resume else "")))
+
+    # ------------------------------------------------------------ actions
+    def show_error(self, message: str, notify: bool = True) -> None:
+        self.query_one("#exp-error", Static).update(Text("✗ " + printable(message), style="bold red"))
+        if notify:
+            self.notify(printable(message), title="experiment", severity="error", timeout=8)
+
+    def clear_error(self) -> None:
+        self.query_one("#exp-error", Static).update("")
+
+    def action_start(self) -> None:
+        busy = next((j for j in (self.app.experiment, self.app.training) if j is not None and j.active), None)
+        if busy is not None:
+            self.show_error(f"{busy.name} is still running; stop it first (one run at a time)")
+            return
+        try:
+            plan, resume = self.read_plan()
+        except TinyGPTError as e:
+            self.show_error(str(e))
+            return
+        self.clear_error()
+        self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
+        self.app.start_experiment(plan, resume)
+        self.notify(f"{'Resuming' if resume else 'Starting'} {printable(plan.spec.name)}: {len(plan.members)} runs", title="experiment")
+
+    def action_stop(self) -> None:
+        job = self.app.experiment
+        if job is None or not job.active:
+            self.notify("No experiment is running.", severity="warning")
+            return
+        job.stop()
+        self.notify("Stopping: the member under way is saved; Start resumes the rest.", title="experiment")
+
+    def action_samples(self) -> None:
+        switch = self.query_one("#exp-switch", ContentSwitcher)
+        switch.current = "exp-samples" if switch.current == "exp-chart" else "exp-chart"
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        {"exp-btn-start": self.action_start, "exp-btn-stop": self.action_stop}[event.button.id]()
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_estimate()
+
+    # ------------------------------------------------------------ drawing
+    @reported("experiment view")
+    def render_view(self) -> None:
+        job = self.app.experiment
+        key = (id(job), job.version if job else 0, job.state if job else "")
+        if key == self.drawn:
+            return
+        self.drawn = key
+        title = self.query_one("#exp-title", Static)
+        if job is None:
+            title.update(Text.assemble(("No experiment yet. ", "bold"), ("Pick a lesson or fill the form, then Start (Ctrl+S).", "dim")))
+            return
+        done = sum(st in ("finished", "kept") for st in job.members.values())
+        state = {"starting": "preparing", "running": "running", "stopping": "stopping · saving", "finished": "finished",
+                 "stopped": "stopped (Start resumes it)", "failed": "finished with failures"}[job.state]
+        title.update(Text.assemble((printable(job.name), "bold"), (f"  {state}", "bold magenta" if job.active else "bold green"),
+                                   f" · {done} of {len(job.members)} done", (f"\n{printable(job.error)}", "red") if job.error else ""))
+        self.draw_queue(job)
+        self.draw_chart(job)
+        self.draw_table(job)
+        self.draw_samples(job)
+        if self.text_for is not job:
+            self.text_for = job
+            self.show_text(job.plan.spec.title, job.plan.spec.text)
+
+    def colour(self, job, name: str) -> int:
+        return PALETTE[list(job.members).index(name) % len(PALETTE)]
+
+    def draw_queue(self, job) -> None:
+        t = Text()
+        for name, st in job.members.items():
+            mark, style = MARKS.get(st, ("?", ""))
+            t.append(f"{mark} ", style=style)
+            t.append(printable(name), style=colour_style(self.colour(job, name)))
+            t.append(f"  {st}\n", style="dim")
+        box = self.query_one("#exp-queue", Static)
+        box.update(t)
+        box.border_title = "Queue"
+        box.display = True
+
+    def draw_chart(self, job) -> None:
+        x = "minutes" if job.plan.spec.minutes else "steps"
+        lines, legend = [], Text()
+        for name in job.members:
+            c = job.curves.get(name)
+            if c is None:
+                continue
+            colour = self.colour(job, name)
+            if name == job.running:  # the member training: its training loss too, over the finished ones' validation
+                lines.append(Line(None, *c.train(x, 200), colour, "braille"))
+            lines.append(Line(None, *c.val(x, 200), colour, "dot"))
+            legend.append("━━ ", style=colour_style(colour))
+            legend.append(printable(name) + ("  (training)" if name == job.running else "") + "  ")
+        self.chart.show_lines(lines, "step" if x == "steps" else x, "validation loss •, and training loss ─ of the member training")
+        self.query_one("#exp-legend", Static).update(legend)
+
+    def draw_table(self, job) -> None:
+        table = self.query_one("#exp-table", DataTable)
+        table.clear()
+        seeds = job.plan.spec.seeds > 1
+        for i, r in enumerate(job.rows):
+            vl = "—" if r.val_loss is None else f"{r.val_loss:.4f}" + (f" ± {r.spread:.3f}" if seeds and r.spread is not None else "")
+            table.add_row(str(i + 1), printable(r.group), vl, "—" if r.bpc is None else f"{r.bpc:.3f}",
+                          f"{r.params / 1e6:.2f}M" if r.params else "—", fmt_duration(r.minutes * 60) if r.minutes else "—",
+                          fmt_rate(r.tokens_per_s) if r.tokens_per_s else "—",
+                          Text(printable(r.status)[:40], style="green" if r.status == "finished" else "yellow"))
+
+    def draw_samples(self, job) -> None:
+        box = self.query_one("#exp-samples", Horizontal)
+        if len(box.children) == len(job.samples):
+            return
+        box.remove_children()
+        for name, text in job.samples:
+            s = Static(Text(printable(text)), classes="exp-sample")
+            s.border_title = printable(name)
+            box.mount(s)
+        if job.samples:
+            self.query_one("#exp-switch", ContentSwitcher).current = "exp-samples"

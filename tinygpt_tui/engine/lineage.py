@@ -1,0 +1,126 @@
+"""A run's tokenizer, and continuing a model on a new book: `tinygpt train NEWBOOK --name B --from A`.
+
+B starts from A's weights, so it keeps A's architecture (the shapes must match) and A's tokenizer:
+- a BPE tokenizer is kept as it is: any text encodes with it;
+- a character vocabulary grows: the new book's characters A never saw are appended (A's ids keep
+  their meaning) and get fresh embedding rows, drawn as a new model's are; every other tensor,
+  and A's rows, start as A's. The output head is the embedding (tied) or grows the same way.
+The training settings (steps, minutes, learning rate...) come from the command line as for a new
+run; the optimizer starts fresh. B's config.json and card record the lineage: A's name, its corpus
+and sha256, the step its weights are from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tinygpt_tui.config import GPTConfig
+from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig
+from tinygpt_tui.errors import CheckpointError, SettingsError
+from tinygpt_tui.tokenizer import BpeTokenizer, CharTokenizer, Tokenizer
+
+
+@dataclass
+class Parent:
+    name: str
+    folder: Path
+    cfg: GPTConfig
+    tokenizer: Tokenizer
+    state: dict  # A's weights (fp32 torch tensors, a tied head once)
+    doc: dict
+
+    def lineage(self) -> dict:
+        """What B's config.json keeps of A (its "lineage" section)."""
+        corpus, figures = self.doc.get("corpus", {}), self.doc.get("figures", {})
+        return {"from": self.name, "path": str(self.folder), "corpus": str(corpus.get("name", "")),
+                "sha256": str(corpus.get("sha256", "")), "step": int(figures.get("weights_step", figures.get("step", 0))),
+                "tokenizer": self.tokenizer.describe()}
+
+
+def read_parent(cfg: TrainConfig) -> Parent:
+    """A, the model --from names: checked as a folder from a stranger is, its weights read."""
+    if cfg.resume:
+        raise SettingsError("--from starts a new model from another one; --resume continues this one: give one of them")
+    try:
+        folder = ckpt.resolve_model(cfg.init_from, cfg.models_dir)
+        doc, model_cfg = ckpt.check_folder(folder)
+    except CheckpointError as e:
+        raise CheckpointError(f"--from {cfg.init_from}: {e}") from None
+    state = ckpt.check_finite(ckpt.read_tensors(folder / ckpt.WEIGHTS), ckpt.WEIGHTS)
+    return Parent(folder.name, folder, model_cfg, ckpt.read_vocab(folder), state, doc)
+
+
+def child_config(given: TrainConfig, parent: Parent) -> TrainConfig:
+    """B's settings: A's architecture and tokenizer (asking for others is refused), the rest as given."""
+    for k in MODEL_KEYS:
+        v = getattr(given, k)
+        if v is not None and v != getattr(parent.cfg, k):
+            raise SettingsError(f"--from {parent.name} keeps its architecture ({k.replace('_', '-')} {getattr(parent.cfg, k)}); "
+                                f"leave out --{k.replace('_', '-')}")
+    kind = parent.tokenizer.kind
+    if given.tokenizer not in (None, kind) or given.vocab_size is not None:
+        raise SettingsError(f"--from {parent.name} keeps its tokenizer ({parent.tokenizer.describe()}); "
+                            "leave out --tokenizer and --vocab-size")
+    vocab = parent.cfg.vocab_size if kind == "bpe" else None
+    return replace(given, **{k: getattr(parent.cfg, k) for k in MODEL_KEYS}, tokenizer=kind, vocab_size=vocab)
+
+
+def run_tokenizer(cfg: TrainConfig, parent: Parent | None) -> tuple:
+    """A new run's tokenizer, as engine/prepare.py takes it (a tokenizer, or a function of the scanned
+    corpus that makes one), and its lineage. From A: A's tokenizer (a character vocabulary with the new
+    book's characters appended). Else learned from the corpus: its characters, or a BPE learned from
+    the training split alone (the validation text stays unseen, as it does for the weights)."""
+    if parent is not None:
+        tok = parent.tokenizer
+        return (tok if tok.kind == "bpe" else lambda source: tok.grown(source.charset)), parent.lineage()
+    if cfg.tokenizer == "bpe":
+        return (lambda source: learned_bpe(source, cfg.vocab_size)), None
+    return (lambda source: CharTokenizer(source.charset)), None
+
+
+LEARNED: dict = {}  # (corpus sha256, vocabulary size) -> BPE: `tinygpt train` prepares the corpus, then the run does
+
+
+def learned_bpe(source, vocab_size: int) -> BpeTokenizer:
+    """A byte-level BPE learned from the training split of a scanned corpus (the first 90% of each
+    file, as engine/prepare.py splits it), read in chunks: a corpus of any size."""
+    from tinygpt_tui.data import TRAIN_FRACTION
+    from tinygpt_tui.engine.sources import read_chunks
+
+    def train_texts():
+        for f in source.files:
+            left = int(f.chars * TRAIN_FRACTION)
+            for _, text, _ in read_chunks(f):
+                if left <= 0:
+                    break
+                yield text[:left]
+                left -= len(text)
+
+    key = (source.sha256, vocab_size)
+    if key not in LEARNED:
+        LEARNED.clear()
+        LEARNED[key] = BpeTokenizer.train(train_texts(), vocab_size)
+    return LEARNED[key]
+
+
+def load_parent_weights(model, parent: Parent | None) -> None:
+    """A's weights into B's freshly initialized model: every tensor as A's, except the rows of an
+    embedding (or untied head) grown for new characters, which keep their fresh initialization."""
+    import torch
+
+    if parent is None:
+        return
+    state, own = parent.state, model.state_dict()
+    with torch.no_grad():
+        for k, v in state.items():
+            if k not in own:
+                raise CheckpointError(f"{ckpt.WEIGHTS} of the --from model has a tensor B does not: {k[:80]}")
+            target = own[k]
+            if k in ("tok_emb.weight", "head.weight") and v.shape[0] <= target.shape[0] and v.shape[1:] == target.shape[1:]:
+                target[: v.shape[0]].copy_(v)  # (B, C): A's rows first, the new characters' after
+            elif v.shape == target.shape:
+                target.copy_(v)
+            else:
+                raise CheckpointError(f"{k} of the --from model has shape {list(v.shape)}, B's is {list(target.shape)}")

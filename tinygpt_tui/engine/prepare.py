@@ -1,0 +1,307 @@
+"""Prepared corpora: a text corpus of any size (engine/sources.py), encoded once into memory-mapped token files.
+
+    for ev in prepare("books/", lambda source: CharTokenizer(source.charset)):
+        ...  # Progress events while it works, then one Prepared holding the corpus
+
+Preparing reads the files twice, in chunks: a scan (engine/sources.py: sha256, characters, the set of
+characters a character vocabulary needs) and an encoding pass per tokenizer. Both are kept in a cache
+folder, prepared_dir()/NAME-KEY/ (KEY: a hash of the corpus's absolute path or pattern):
+  source.json        the scan: each file's size, mtime, sha256, characters and character set
+  TOKID.train.bin    the train split's token ids, uint16 (uint32 for a vocabulary past 65,535)
+  TOKID.val.bin      the validation split's, and TOKID.json their description: the tokenizer (TOKID is
+                     a hash of its JSON), the source, the token, character and byte counts, the sha256s
+A later run reuses them when each file's size and mtime are unchanged (else its sha256 is compared), and
+checks the token files' sha256 before trusting them: a mismatch is an error (the cache was damaged;
+`tinygpt corpus prepare CORPUS --force` makes it again). Encoding writes TOKID.*.partial files and
+TOKID.progress.json (where it got to, fsynced); a run that stopped continues from there. A file that
+changes while it is read, a full disk, bad text: a CorpusError, the partial files removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from tinygpt_tui.data import TRAIN_FRACTION
+from tinygpt_tui.engine.files import MiB, open_regular, read_json, unlink_quietly
+from tinygpt_tui.engine.sources import (CHUNK, FORMAT, SEPARATOR, Progress, Source, count_ok, prepared_dir,  # noqa: F401
+                                        read_chunks, scan, write_json)
+from tinygpt_tui.errors import CorpusError, TinyGPTError
+
+CHECKPOINT_BYTES = 256 * MiB  # source bytes between two fsynced progress records
+
+
+@dataclass
+class Prepared:
+    corpus: "PreparedCorpus"
+    reused: bool  # nothing needed encoding
+
+
+# ----------------------------------------------------------------- the prepared corpus
+def tokenizer_id(tokenizer) -> str:
+    """The tokenizer's identity: a hash of its JSON (its vocabulary, merges, ...)."""
+    return hashlib.sha256(tokenizer.to_json().encode("utf-8")).hexdigest()[:16]
+
+
+def token_dtype(vocab_size: int):
+    """The smallest unsigned type that holds every id (as tokenizer.encode_array writes them)."""
+    return np.uint16 if vocab_size <= 65535 else np.uint32
+
+
+@dataclass
+class PreparedCorpus:
+    """What data.Dataset reads: like data.Corpus, but the tokens are memory-mapped files."""
+
+    path: str  # the corpus as given: a file, a folder or a glob
+    sha256: str
+    meta: dict  # TOKID.json
+    folder: Path
+    name: str = ""
+    tokenizer: object = None  # the one it was encoded with
+    maps: dict = field(default_factory=dict)
+
+    @property
+    def chars(self) -> int:
+        return sum(s["chars"] for s in self.meta["splits"].values())
+
+    def split_size(self, name: str) -> tuple[int, int]:
+        s = self.meta["splits"][name]
+        return s["chars"], s["bytes"]
+
+    def tokens(self, tokenizer) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        if tokenizer_id(tokenizer) != self.meta["tokenizer"]["id"]:
+            raise CorpusError("this prepared corpus was encoded with another tokenizer")
+        return self.map("train"), self.map("val"), list(self.meta.get("dropped", []))
+
+    def map(self, split: str) -> np.ndarray:
+        """The split's token ids, memory-mapped read-only: pages are read as windows touch them."""
+        if split not in self.maps:
+            s, dtype = self.meta["splits"][split], np.dtype(self.meta["dtype"])
+            with os.fdopen(open_regular(self.folder / s["file"], "prepared token file", CorpusError), "rb") as f:
+                self.maps[split] = np.memmap(f, dtype=dtype, mode="r", shape=(s["tokens"],)) if s["tokens"] else np.zeros(0, dtype)
+        return self.maps[split]
+
+
+def _sha256_file(path: Path, progress: list) -> str:
+    h = hashlib.sha256()
+    with os.fdopen(open_regular(path, "prepared token file", CorpusError), "rb") as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+            progress[0] += len(block)
+    return h.hexdigest()
+
+
+def _load(source: Source, tid: str) -> dict | None:
+    """TOKID.json if it describes this source's files as they are now, else None."""
+    try:
+        meta = read_json(source.folder / f"{tid}.json", "prepared corpus", 64 * MiB, CorpusError)
+    except CorpusError:
+        return None
+    try:
+        splits = meta["splits"]
+        ok = (meta["format"] == FORMAT and meta["source"]["sha256"] == source.sha256 and meta["tokenizer"]["id"] == tid
+              and meta["dtype"] in ("uint16", "uint32") and [f["sha256"] for f in meta["source"]["files"]] == [f.sha256 for f in source.files]
+              and set(splits) == {"train", "val"} and all(splits[s]["file"] == f"{tid}.{s}.bin" and isinstance(splits[s]["sha256"], str)
+                                                          and all(count_ok(splits[s][k]) for k in ("tokens", "chars", "bytes")) for s in splits))
+    except (KeyError, TypeError, AttributeError):
+        ok = False
+    return meta if ok else None
+
+
+_VERIFIED: set = set()  # token files this process has checked (size, mtime and sha256 as recorded)
+
+
+def _fingerprint(source: Source, meta: dict) -> tuple:
+    files = [source.folder / s["file"] for s in meta["splits"].values()]
+    return tuple((str(p), *((st.st_size, st.st_mtime_ns) if (st := _stat(p)) else ()), s["sha256"])
+                 for p, s in zip(files, meta["splits"].values()))
+
+
+def _stat(path: Path):
+    with contextlib.suppress(OSError):
+        return path.stat()
+
+
+def verify(source: Source, meta: dict) -> Iterator[Progress]:
+    """Each token file's size and sha256 against TOKID.json (a CorpusError if either differs)."""
+    splits = meta["splits"]
+    itemsize = np.dtype(meta["dtype"]).itemsize
+    total, done = sum(s["tokens"] * itemsize for s in splits.values()), [0]
+    for s in splits.values():
+        path = source.folder / s["file"]
+        size = path.stat().st_size if path.is_file() else -1
+        if size != s["tokens"] * itemsize or _sha256_file(path, done) != s["sha256"]:
+            raise CorpusError(f"the prepared token file {path} does not match its checksum (damaged?); "
+                              f"prepare it again: tinygpt corpus prepare {source.spec} --force")
+        yield Progress("verifying", done[0], total, str(path))
+
+
+# ----------------------------------------------------------------- pass 2: encoding
+def prepare(spec: str, tokenizer, force: bool = False) -> Iterator[Progress | Prepared]:
+    """Prepare a corpus for a tokenizer (an object with vocab_size, encode_array(text) -> (ids, dropped)
+    and to_json(), or a function making one from the scanned Source, e.g. a new character vocabulary);
+    yields Progress events, then Prepared. Reuses what an earlier preparation left when it still fits."""
+    source = yield from scan(spec)
+    if callable(tokenizer) and not hasattr(tokenizer, "encode_array"):
+        tokenizer = tokenizer(source)
+    tid = tokenizer_id(tokenizer)
+    with _locked(source.folder):
+        meta = None if force else _load(source, tid)
+        reused = meta is not None
+        if reused:
+            if _fingerprint(source, meta) not in _VERIFIED:
+                yield from verify(source, meta)
+                _VERIFIED.add(_fingerprint(source, meta))
+        else:
+            meta = yield from _encode(source, tokenizer, tid)
+            _VERIFIED.add(_fingerprint(source, meta))  # (hashed as they were written)
+    yield Prepared(PreparedCorpus(source.spec, source.sha256, meta, source.folder, source.name, tokenizer), reused)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """One process prepares a corpus at a time (another waits, then finds it prepared)."""
+    import fcntl
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        raise CorpusError(f"cannot write the prepared corpus to {folder}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _encode(source: Source, tokenizer, tid: str) -> Iterator[Progress]:
+    folder, dtype = source.folder, token_dtype(tokenizer.vocab_size)
+    names = {s: f"{tid}.{s}.bin" for s in ("train", "val")}
+    partial = {s: folder / f"{names[s]}.partial" for s in names}
+    record = folder / f"{tid}.progress.json"
+    fingerprint = [[f.path, f.size, f.mtime_ns, f.sha256] for f in source.files]
+    state = _resume_state(record, partial, fingerprint, dtype)
+    outs = {}
+    try:
+        for s in names:
+            outs[s] = open(partial[s], "r+b" if state["file"] or state["offset"] else "wb")  # noqa: SIM115 (closed below)
+            outs[s].truncate(state["tokens"][s] * np.dtype(dtype).itemsize)
+            outs[s].seek(0, os.SEEK_END)
+        total = source.size
+        done = sum(f.size for f in source.files[: state["file"]]) + state["offset"]
+        since = 0
+        for i in range(state["file"], len(source.files)):
+            f = source.files[i]
+            split_at = int(f.chars * TRAIN_FRACTION)
+            if state["offset"] == 0 and i > 0:
+                for s in names:
+                    _emit(tokenizer, SEPARATOR, outs[s], state, s)
+            for raw, text, end in read_chunks(f, state["offset"]):
+                k = max(0, min(len(text), split_at - state["chars"]))
+                _emit(tokenizer, text[:k], outs["train"], state, "train")
+                _emit(tokenizer, text[k:], outs["val"], state, "val")
+                state["chars"] += len(text)
+                state["offset"] = end
+                since += len(raw)
+                if since >= CHECKPOINT_BYTES:
+                    _checkpoint(outs, record, state, fingerprint, dtype)
+                    since = 0
+                yield Progress("encoding", done + end, total, f.path)
+            done += f.size
+            state.update(file=i + 1, offset=0, chars=0)
+            if i + 1 < len(source.files):  # (a folder of books continues from the next book, at least)
+                _checkpoint(outs, record, state, fingerprint, dtype)
+                since = 0
+        for out in outs.values():
+            out.flush()
+            os.fsync(out.fileno())
+            out.close()
+        sums, progress = {}, [0]
+        for s in names:
+            sums[s] = _sha256_file(partial[s], progress)
+            yield Progress("verifying", progress[0], sum(state["tokens"].values()) * np.dtype(dtype).itemsize, str(partial[s]))
+        meta = {
+            "format": FORMAT, "dtype": np.dtype(dtype).name,
+            "tokenizer": {"id": tid, "vocab_size": tokenizer.vocab_size, "type": type(tokenizer).__name__},
+            "source": {"spec": source.spec, "sha256": source.sha256, "separator": SEPARATOR, "split": "the last 10% of each file",
+                       "files": [vars(f) | {"charset": None} for f in source.files]},
+            "splits": {s: {"file": names[s], "tokens": state["tokens"][s], "chars": state["chars_split"][s],
+                           "bytes": state["bytes"][s], "sha256": sums[s]} for s in names},
+            "dropped": state["dropped"][:1000], "prepared": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        for s in names:
+            os.replace(partial[s], folder / names[s])
+        write_json(folder / f"{tid}.json", meta)  # last: the token files are trusted only once it exists
+        unlink_quietly(record)
+        return meta
+    except OSError as e:  # a full disk, a quota, a file-size limit: nothing half-written stays
+        for out in outs.values():
+            with contextlib.suppress(OSError):
+                out.close()
+        for p in (*partial.values(), record):
+            unlink_quietly(p)
+        raise CorpusError(f"cannot write the prepared corpus to {folder}: {e.strerror or e}; the partial files were removed") from None
+    except BaseException as e:
+        for out in outs.values():
+            with contextlib.suppress(OSError):
+                out.close()
+        if isinstance(e, TinyGPTError):  # the source is bad or changed: what was written of it is of no use
+            for p in (*partial.values(), record):
+                unlink_quietly(p)
+        raise  # (stopped, by Ctrl+C or a consumer that stopped listening: the partial files and their record stay to continue from)
+
+
+def _emit(tokenizer, text: str, out, state: dict, split: str) -> None:
+    if not text:
+        return
+    ids, dropped = tokenizer.encode_array(text)
+    out.write(np.ascontiguousarray(ids, dtype=token_dtype(tokenizer.vocab_size)).tobytes())
+    state["tokens"][split] += len(ids)
+    state["chars_split"][split] += len(text)
+    state["bytes"][split] += len(text.encode("utf-8"))
+    if dropped and len(state["dropped"]) < 1000:
+        state["dropped"] = list(dict.fromkeys(state["dropped"] + dropped))
+
+
+def _checkpoint(outs: dict, record: Path, state: dict, fingerprint: list, dtype) -> None:
+    """Make the token files durable up to here, then record where here is (a restart continues from it)."""
+    for out in outs.values():
+        out.flush()
+        os.fsync(out.fileno())
+    write_json(record, {"fingerprint": fingerprint, "dtype": np.dtype(dtype).name, **state})
+
+
+def _resume_state(record: Path, partial: dict, fingerprint: list, dtype) -> dict:
+    """Where an interrupted encoding got to, if its record fits these files and the partial files hold
+    at least what it recorded; else the start (the partial files are then rewritten)."""
+    fresh = {"file": 0, "offset": 0, "chars": 0, "tokens": {"train": 0, "val": 0}, "chars_split": {"train": 0, "val": 0},
+             "bytes": {"train": 0, "val": 0}, "dropped": []}
+    try:
+        state = read_json(record, "progress record", 16 * MiB, CorpusError)
+        ok = (state.pop("fingerprint") == fingerprint and state.pop("dtype") == np.dtype(dtype).name
+              and set(state) == set(fresh) and all(partial[s].stat().st_size >= state["tokens"][s] * np.dtype(dtype).itemsize
+                                                   for s in partial))
+    except (CorpusError, KeyError, TypeError, AttributeError, OSError):
+        ok = False
+    if not ok:
+        unlink_quietly(record)
+        return fresh
+    return state
+
+
+def run_to_end(events: Iterator, on_progress: Callable[[Progress], None] | None = None) -> "PreparedCorpus":
+    """Drain prepare()'s events (passing each Progress on); the prepared corpus."""
+    for ev in events:
+        if isinstance(ev, Prepared):
+            return ev.corpus
+        if on_progress is not None:
+            on_progress(ev)
+    raise CorpusError("the corpus was not prepared")
