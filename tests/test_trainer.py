@@ -109,7 +109,7 @@ def test_auto_preset_is_sized_by_the_time_budget(small_corpus, tmp_path):
         return TrainConfig(corpus=str(small_corpus), name="t", models_dir=str(tmp_path), **kw).resolved()
 
     one = resolved(time_budget=60)
-    assert one.preset == "1min" and (one.n_layer, one.n_embd, one.block_size, one.batch_size) == (3, 128, 64, 16)
+    assert one.preset == "1min" and (one.n_layer, one.n_embd, one.block_size, one.batch_size) == (2, 128, 64, 16)
     five = resolved(time_budget=300)
     assert five.preset == "5min" and five.n_embd == BUDGET_PRESETS["5min"]["n_embd"]
     assert resolved().preset == "small" and resolved(time_budget=3600).preset == "small"
