@@ -359,7 +359,7 @@ def test_a_refused_run_leaves_no_folder_behind(tmp_path, small_corpus, refusal):
     """Refused after taking its folder's lock (device, dtype, memory): the folder it made goes; one it found stays."""
     assert_one_error(_tiny_train(tmp_path, small_corpus, "m", *refusal))
     assert not (tmp_path / "models" / "m").exists() and ckpt.list_models(tmp_path / "models") == []
-    (tmp_path / "models" / "mine").mkdir()
+    (tmp_path / "models" / "mine").mkdir(parents=True, exist_ok=True)
     assert_one_error(_tiny_train(tmp_path, small_corpus, "mine", *refusal))
     assert (tmp_path / "models" / "mine").is_dir()
 

@@ -4,7 +4,7 @@ over the finished ones, the table ranked as members finish with the lesson's tex
 members' samples side by side at the end.
 
 The experiment is an ``ExperimentJob`` owned by the app (it outlives the screen, as a training run does):
-its thread walks engine.experiment.run's events and posts them (ExperimentUpdate, ExperimentEnded); the
+its thread walks engine.experiment.run's events and posts them (ExperimentUpdate); the
 job changes on Textual's thread only. Stop (Ctrl+O) saves the member under way; Start again resumes.
 """
 
@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, DataTable, Footer, Header, Input, Select, Static
 
 from tinygpt_tui.app.compare import PALETTE, colour_style
-from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, ExperimentEnded, ExperimentUpdate, error_line, reported
+from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, ExperimentUpdate, error_line, reported
 from tinygpt_tui.app.runs import Line, fmt_duration, fmt_rate, plot_class
 from tinygpt_tui.app.training import row
 from tinygpt_tui.errors import SettingsError, TinyGPTError

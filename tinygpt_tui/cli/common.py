@@ -7,7 +7,6 @@ import functools
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from typer.core import TyperCommand, TyperGroup
