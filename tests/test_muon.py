@@ -65,3 +65,40 @@ def test_rejects_a_non_matrix():
     p.grad = torch.randn(5)
     with pytest.raises(ValueError, match="2-D"):
         opt.step()
+
+
+def test_fp32_iterations_are_closer_to_the_exact_orthogonalization():
+    """A CPU without fast bf16 runs the Newton-Schulz iterations in fp32 (engine/muon.py): the result is
+    fp32, and nearer to the fp64 iteration than torch's bf16 one (the same algorithm, less rounding)."""
+    from tinygpt_tui.engine.muon import newton_schulz
+
+    g = torch.randn(3, 48, 16, generator=torch.Generator().manual_seed(5))
+    coeff = (3.4445, -4.7750, 2.0315)
+    exact = newton_schulz(g.double(), coeff, 5, 1e-7, torch.float64)
+    fp32, bf16 = newton_schulz(g, coeff, 5, 1e-7, torch.float32), newton_schulz(g, coeff, 5, 1e-7)
+    assert fp32.dtype == torch.float32 and bf16.dtype == torch.bfloat16
+    err32, err16 = (fp32.double() - exact).abs().max(), (bf16.double() - exact).abs().max()
+    assert err32 < 1e-4 < err16, (err32, err16)
+
+
+@pytest.mark.parametrize("precision, want", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_a_cpu_run_iterates_in_its_own_precision(precision, want):
+    """build_optimizer: an fp32 run on a CPU updates exactly as fp32 iterations do; a bf16 run as torch's."""
+    from tinygpt_tui.config import GPTConfig
+    from tinygpt_tui.engine.muon import adjust_lr, newton_schulz
+    from tinygpt_tui.engine.presets import TrainConfig, build_optimizer
+    from tinygpt_tui.model import GPT
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, n_layer=1, n_head=2, n_embd=16, block_size=8).validate())
+    opt = build_optimizer(model, TrainConfig(optimizer="muon", lr=1e-3, muon_lr=0.02), precision)
+    w = next(p for n, p in model.named_parameters() if n.startswith("blocks.") and p.dim() == 2)
+    before = w.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.ones_like(p) if p is not w else torch.randn(p.shape, generator=torch.Generator().manual_seed(1))
+    g = w.grad.clone()
+    opt.step()
+    update = g.lerp(g * (1 - 0.95), 0.95)  # nesterov momentum from a zero buffer
+    o = newton_schulz(update[None], (3.4445, -4.7750, 2.0315), 5, 1e-7, want)[0]
+    expect = before - adjust_lr(0.02, None, w.shape) * o.float()
+    assert torch.allclose(w.detach(), expect, atol=1e-6, rtol=0)

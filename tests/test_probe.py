@@ -32,13 +32,18 @@ def test_probe_measures_rates_steps_and_threads(measured):
     assert probe.check(doc) is None  # what it writes is what the cache accepts
     assert set(doc["matmul_gflops"]) == {"fp32", "bf16"} and all(v > 0 for v in doc["matmul_gflops"].values())
     assert set(doc["step_ms"]) == set(SMALL) and all(v > 0 for s in doc["step_ms"].values() for v in s.values())
-    assert set(doc["step_ms"]["tiny"]) == {"fp32", "bf16"}  # both precisions at the narrowest shape
     assert "1" in doc["threads_ms"] and doc["threads_preset"] == "1min"
     assert doc["machine"] == probe.cpu_identity() and doc["torch"] == probe.torch_version()
-    # the loss check: the same start in both precisions, and training lowers it
     loss = doc["loss"]["tiny"]
-    assert math.isfinite(loss["bf16"]) and loss["fp32"] < loss["first"]
-    assert doc["bf16_loss_ok"] == (abs(loss["bf16"] - loss["fp32"]) <= probe.BF16_LOSS_TOLERANCE)
+    assert loss["fp32"] < loss["first"]  # training lowers the loss
+    if set(doc["step_ms"]["tiny"]) == {"fp32", "bf16"}:  # both precisions at the narrowest shape
+        # the loss check: the same start in both precisions
+        assert math.isfinite(loss["bf16"])
+        assert doc["bf16_loss_ok"] == (abs(loss["bf16"] - loss["fp32"]) <= probe.BF16_LOSS_TOLERANCE)
+    else:  # a CPU that emulates bf16: seen slower at the first small matmul, never timed at a step
+        assert set(doc["step_ms"]["tiny"]) == {"fp32"} and doc["bf16_loss_ok"] is False
+        assert doc["matmul_gflops"]["bf16"] < doc["matmul_gflops"]["fp32"]
+        assert not probe.bf16_wins(doc) and probe.choose_dtype(doc, 768) == "fp32"
 
 
 def test_the_cache_round_trips(cache, measured):

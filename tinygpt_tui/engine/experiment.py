@@ -425,7 +425,7 @@ def _measure(cfg: TrainConfig, corpus, tok, steps: int) -> tuple[float, float, f
     if fast.enabled():
         accelerate(model)
     dtype = pick_dtype(cpu, cfg.dtype, model.cfg.n_embd)
-    opt = build_optimizer(model, cfg)
+    opt = build_optimizer(model, cfg, dtype)
     gen = torch.Generator().manual_seed(0)
     times = []
     for _ in range(steps + 1):  # the first warms up

@@ -246,8 +246,10 @@ def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * p))
 
 
-def build_optimizer(model, cfg) -> "Optimizers":
-    """The optimizer `tinygpt train` uses for cfg.optimizer, cfg.lr, cfg.muon_lr, weight decay and betas."""
+def build_optimizer(model, cfg, precision: str = "bf16") -> "Optimizers":
+    """The optimizer `tinygpt train` uses for cfg.optimizer, cfg.lr, cfg.muon_lr, weight decay and betas.
+    ``precision``: the run's own ("fp32", "bf16", "fp16"); on a CPU Muon's iterations run in it, since an
+    fp32 run is one on a CPU whose bf16 is slow (or that was asked for fp32)."""
     import torch
 
     from tinygpt_tui.engine.muon import BatchedMuon  # torch's Muon, its iterations batched over same-shape matrices
@@ -261,7 +263,9 @@ def build_optimizer(model, cfg) -> "Optimizers":
         def hidden(n, p):
             return n.startswith("blocks.") and p.dim() == 2
 
-        muon = BatchedMuon([p for n, p in named if hidden(n, p)], lr=cfg.muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True)
+        on_cpu = next(model.parameters()).device.type == "cpu"
+        ns_dtype = torch.float32 if on_cpu and precision == "fp32" else torch.bfloat16
+        muon = BatchedMuon([p for n, p in named if hidden(n, p)], ns_dtype=ns_dtype, lr=cfg.muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True)
         muon.param_groups[0]["lr_scale"] = cfg.muon_lr / cfg.lr
         parts.append(muon)
         named = [(n, p) for n, p in named if not hidden(n, p)]

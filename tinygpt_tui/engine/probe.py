@@ -24,11 +24,12 @@ from pathlib import Path
 from tinygpt_tui.engine.files import atomic_write, read_json, read_text
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 
-VERSION = 2  # a new number when the presets the probe times change: older caches are measured again
+VERSION = 3  # a new number when the presets the probe times change: older caches are measured again
 CACHE_FILE = "probe.json"
 MAX_CACHE_BYTES = 64 * 1024
 BUDGET_S = 5.0  # seconds of measuring (with building the models and warming up: under 10 s on a free core)
 MATMUL_N = 1024  # the rate of one N x N x N matmul: near this CPU's peak for the precision
+SCREEN_N = 256  # the first look at bf16 against fp32, before anything slow is timed in bf16
 BF16_LOSS_TOLERANCE = 0.1  # bf16's loss after a few steps within this of fp32's from the same start
 THREADS_GAIN = 1.15  # more threads only when they were measured at least this much faster
 VOCAB = 65  # Tiny Shakespeare's characters: the budget presets' vocabulary
@@ -146,7 +147,7 @@ class StepTimer:
         if fast.enabled():
             accelerate(self.model)
         tc = TrainConfig(optimizer="muon", lr=preset.get("lr", 1e-3), muon_lr=preset.get("muon_lr", 0.02))
-        self.opt = build_optimizer(self.model, tc)
+        self.opt = build_optimizer(self.model, tc, dtype)
         self.autocast = lambda: autocast(torch.device("cpu"), dtype)
         # a text with structure to learn: a random "alphabet" walked in a fixed order, with noise
         g = torch.Generator().manual_seed(seed + 1)
@@ -221,8 +222,14 @@ def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = Tr
     torch.set_num_threads(1)
     cpu = time.process_time
     try:
+        if bf16:  # a first look at a small size: a CPU that emulates bf16 (17-27x slower) is not timed further
+            small = interleaved({d: matmul_fn(d, SCREEN_N) for d in dtypes}, 0.2, cpu)
+            if small["bf16"] > small["fp32"]:
+                dtypes = ["fp32"]
         mm = interleaved({d: matmul_fn(d) for d in dtypes}, share, cpu)
         gflops = {d: round(2 * MATMUL_N**3 / s / 1e9, 2) for d, s in mm.items()}
+        if "bf16" not in gflops and bf16:
+            gflops["bf16"] = round(2 * SCREEN_N**3 / small["bf16"] / 1e9, 2)
         steps, losses = {}, {}
         for name in order:
             timers = {d: StepTimer(presets[name], d) for d in dtypes}
@@ -230,7 +237,7 @@ def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = Tr
             ms = interleaved({d: timers[d].step for d in dtypes}, share * 2, cpu, warmup=False)
             steps[name] = {d: round(s * 1e3, 3) for d, s in ms.items()}
             losses[name] = {"first": round(first[dtypes[0]], 4), **{d: round(timers[d].last, 4) for d in dtypes}}
-            if name == order[0] and bf16 and steps[name]["bf16"] < steps[name]["fp32"]:
+            if name == order[0] and len(dtypes) == 2 and steps[name]["bf16"] < steps[name]["fp32"]:
                 dtypes = ["bf16"]
         best = min(steps[on], key=steps[on].get)
         th = thread_times(StepTimer(presets[on], best), n, share * 2)

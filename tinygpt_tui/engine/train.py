@@ -237,7 +237,7 @@ class Run:
             k = micro_batch_split(self.micro_batch, per_seq, budget)
             self.micro_batch, self.accum = self.micro_batch // k, self.accum * k
             self.activation_mb = per_seq * self.micro_batch / 1e6
-        self.optimizer = build_optimizer(self.model, cfg)
+        self.optimizer = build_optimizer(self.model, cfg, self.dtype)
         if state is not None:
             weights = ckpt.state_weights(state[0])  # its own copy: the weights file may be a save behind
             if self.model_cfg.tie_weights and "tok_emb.weight" in weights:
