@@ -87,6 +87,7 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="5min", help="with --steps: the shape (5min is what --minutes 5 picks)")
     ap.add_argument("--books", default=",".join(BOOKS))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="each run's threads (default: the probe's choice)")
     a = ap.parse_args(argv)
     from tinygpt_tui.engine.corpora import read_corpus
     from tinygpt_tui.engine.presets import TrainConfig
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
                 name = f"{book}-{kind}"
                 length = dict(preset=a.preset, max_steps=a.steps) if a.steps else dict(time_budget=a.minutes * 60)
                 cfg = TrainConfig(corpus=str(path), name=name, models_dir=models, sample_chars=0, **length,
-                                  tokenizer=kind, vocab_size=BOOKS[book] if kind == "bpe" else None,
+                                  threads=a.threads, tokenizer=kind, vocab_size=BOOKS[book] if kind == "bpe" else None,
                                   command=f"tinygpt train {book}.txt {budget}"
                                   + (f" --tokenizer bpe --vocab-size {BOOKS[book]}" if kind == "bpe" else ""))
                 t0 = time.perf_counter()
