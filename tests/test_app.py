@@ -540,6 +540,7 @@ async def test_following_a_run_written_by_another_process(tmp_path):
         assert await wait_for(pilot, lambda: ts.view.steps == [] and ts.view.start.get("max_steps") == 5, timeout=15)
 
 
+@pytest.mark.slow
 async def test_quitting_while_training_asks_then_saves(tmp_path):
     d = make_models_dir(tmp_path)
     corpus = small_corpus(tmp_path)
@@ -676,6 +677,7 @@ async def test_a_followed_run_that_ran_out_of_time_says_so(tmp_path):
         assert await wait_for(pilot, lambda: "finished: its time was up" in str(ts.query_one("#run-title").render()), timeout=15)
 
 
+@pytest.mark.slow
 async def test_resume_takes_the_forms_steps_and_minutes_and_keeps_the_earlier_curve(tmp_path):
     d = make_models_dir(tmp_path)
     corpus = small_corpus(tmp_path)

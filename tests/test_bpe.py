@@ -238,6 +238,7 @@ def test_inspector_labels_escape_controls_in_tokens(bpe_models):
     assert "\u241b" in "".join(display_char(c) for c in a.chars)
 
 
+@pytest.mark.slow
 def test_train_with_bpe_end_to_end(tmp_path, small_corpus):
     r = tinygpt("train", small_corpus, "--name", "b", "--models-dir", tmp_path, "--tokenizer", "bpe", "--vocab-size", VOCAB,
                 "--preset", "tiny", "--block-size", "32", "--max-steps", "12", "--eval-interval", "6", "--eval-iters", "2",

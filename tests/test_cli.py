@@ -101,6 +101,7 @@ def test_eval_reproduces_the_card(trained, small_corpus):
     assert f"{final:.4f}" in r.stdout and "bits/char" in r.stdout
 
 
+@pytest.mark.slow
 def test_train_py_is_tinygpt_train(tmp_path, small_corpus):
     r = subprocess.run([sys.executable, "train.py", small_corpus, "--name", "viascript", "--models-dir", tmp_path,
                         "--preset", "tiny", "--block-size", "16", "--max-steps", "5", "--eval-interval", "5", "--eval-iters", "1",
@@ -172,6 +173,7 @@ def test_eval_when_the_recorded_corpus_is_gone(trained, tmp_path):
 
 
 # ------------------------------------------------------------------ issue 16: what a newcomer meets
+@pytest.mark.slow
 def test_every_command_a_model_card_prints_runs_as_printed(tmp_path, small_corpus):
     """A card of a model trained on an added corpus and one trained on a file path: every
     `tinygpt ...` command in it runs (the train command again, once the folder is gone)."""
@@ -210,6 +212,7 @@ def test_a_refused_train_writes_nothing_to_stdout(tmp_path, small_corpus, bad):
     assert r.stdout == ""  # not even a blank line
 
 
+@pytest.mark.slow
 def test_the_last_progress_line_is_the_end_of_the_run(tmp_path, small_corpus):
     r = tinygpt("train", small_corpus, "--name", "p", "--models-dir", tmp_path, "--preset", "tiny", "--block-size", "16",
                 "--max-steps", "25", "--eval-interval", "10", "--eval-iters", "1", "--threads", "1")

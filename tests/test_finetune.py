@@ -75,6 +75,7 @@ def test_from_keeps_a_bpe_tokenizer_as_it_is(parents):
     assert lineage["tokenizer"] == "bpe 280"
 
 
+@pytest.mark.slow
 def test_train_from_end_to_end_records_the_lineage(tmp_path, parents):
     import shutil
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tinygpt_tui.engine.folder import METRICS, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # It says what it did on stdout: the test waits on those lines, not on a clock.
 WRITER = r"""
 import json, sys
+import pytest
 from pathlib import Path
 from tinygpt_tui.engine.metrics import append_metrics
 folder = Path(sys.argv[1])
@@ -100,6 +103,7 @@ def test_read_metrics_skips_a_damaged_line_and_goes_on(tmp_path):
     assert offset == len(b'{"event": "start", "step": 0}\nnot json\n[1, 2]\n{"event": "step", "step": 1}\n')
 
 
+@pytest.mark.slow
 def test_following_a_real_training_run_in_another_process(tmp_path):
     """`tinygpt train` in another terminal; the watcher sees the same records the run leaves behind."""
     corpus = tmp_path / "corpus.txt"

@@ -467,6 +467,7 @@ def test_empty_huge_unknown_and_control_prompts(good):
     assert a == b and len(a) > 40
 
 
+@pytest.mark.slow
 def test_unicode_and_space_model_name_train_then_generate_in_a_real_process(tmp_path, text):
     """A name with spaces, CJK and an emoji: trained (with the progress bar), then generated from by the
     real `tinygpt` executable as a shell runs it."""
