@@ -54,19 +54,28 @@ def nanogpt_step(dtype: str):
 
 
 def run(settings: dict[str, dict], seconds: float) -> dict:
-    """ms per step (CPU time, 1 thread, median of turns) of nanoGPT's recipe (fp32, bf16) and each named
-    setting (a preset dict with optional "dtype")."""
+    """ms per step (CPU time, 1 thread, median of turns) of nanoGPT's recipe (fp32, and bf16 autocast on a CPU
+    with native bf16) and each named setting (a preset dict with optional "dtype"; default: the precision
+    `tinygpt train --dtype auto` picks on this machine)."""
     import torch
 
     from tinygpt_tui.engine import probe
     from tinygpt_tui.engine.presets import PRESETS
 
+    from tinygpt_tui.engine.device import cpu_has_fast_bf16, pick_dtype
+
     torch.set_num_threads(1)
-    fns = {"nanoGPT CPU recipe, fp32": nanogpt_step("fp32"), "nanoGPT CPU recipe, bf16 autocast": nanogpt_step("bf16")}
+    doc = probe.current()  # what `tinygpt train` chooses here; bf16 rows only where this CPU has it natively
+    native_bf16 = probe.bf16_wins(doc) if doc else cpu_has_fast_bf16()
+    fns = {"nanoGPT CPU recipe, fp32": nanogpt_step("fp32")}
+    if native_bf16:
+        fns["nanoGPT CPU recipe, bf16 autocast"] = nanogpt_step("bf16")
     tokens = {k: NANOGPT_RECIPE["batch_size"] * NANOGPT_RECIPE["block_size"] for k in fns}
     for name, s in settings.items():
         preset = {**PRESETS.get(s.get("preset", ""), {}), **{k: v for k, v in s.items() if k not in ("preset", "dtype")}}
-        t = probe.StepTimer(preset, s.get("dtype", "bf16"))
+        dtype = s.get("dtype") or pick_dtype(torch.device("cpu"), "auto", preset.get("n_embd", 0))
+        t = probe.StepTimer(preset, dtype)
+        name = f"{name}, {dtype}"
         fns[name], tokens[name] = t.step, t.tokens
     times = probe.interleaved(fns, seconds, clock=time.process_time, min_reps=5)
     try:
