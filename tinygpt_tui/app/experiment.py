@@ -266,10 +266,10 @@ class ExperimentScreen(Screen):
 
     @work(thread=True, exclusive=True, group="exp-estimate", exit_on_error=False)
     def _estimate(self, plan, resume: bool) -> None:
-        from tinygpt_tui.engine.experiment import estimate
+        from tinygpt_tui.engine.experiment import estimate, settle
 
         try:
-            self.post_message(Estimated(plan, estimate(plan), resume))
+            self.post_message(Estimated(plan, estimate(settle(plan)), resume))
         except Exception as e:  # noqa: BLE001
             self.post_message(Estimated(plan, None, resume, error_line(e)))
 
