@@ -201,6 +201,26 @@ async def experiment_screen(pilot, app, **values):
     return screen
 
 
+def test_a_training_run_and_an_experiment_stop_alike(tmp_path):
+    """Both are a Job the app owns: Stop sets the event the thread watches and says stopping; once ended,
+    Stop does nothing."""
+    from tinygpt_tui.app.experiment import ExperimentJob
+    from tinygpt_tui.app.runs import Job, TrainingJob
+    from tinygpt_tui.engine.experiment import Spec, make_plan
+    from tinygpt_tui.engine.presets import TrainConfig
+
+    corpus = small_corpus_file(tmp_path)
+    plan = make_plan(Spec(name="grid", corpus=str(corpus), max_steps=10, vary={"n_layer": [1, 2]}), tmp_path / "models")
+    for job, ended in ((TrainingJob(TrainConfig(corpus=str(corpus), name="mine")), "stopped"), (ExperimentJob(plan), "stopped")):
+        assert isinstance(job, Job) and job.active and job.state == "starting" and not job.stop_event.is_set()
+        job.stop()
+        assert job.stop_event.is_set() and job.state == "stopping" and job.active
+        job.ended(ended, "")
+        assert not job.active and job.state == ended
+        job.stop()
+        assert job.state == ended
+
+
 async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples(tmp_path, one_thread):
     from textual.widgets import DataTable
 

@@ -11,8 +11,6 @@ job changes on Textual's thread only. Stop (Ctrl+O) saves the member under way; 
 from __future__ import annotations
 
 from pathlib import Path
-from threading import Event
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,7 +21,7 @@ from textual.widgets import Button, ContentSwitcher, DataTable, Footer, Header, 
 
 from tinygpt_tui.app.compare import PALETTE, colour_style
 from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, ExperimentUpdate, error_line, reported
-from tinygpt_tui.app.runs import Line, fmt_duration, fmt_rate, plot_class
+from tinygpt_tui.app.runs import Job, Line, fmt_duration, fmt_rate, plot_class
 from tinygpt_tui.app.training import row
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -33,17 +31,15 @@ MARKS = {"queued": ("·", "dim"), "running": ("▶", "bold magenta"), "finished"
          "stopped": ("■", "yellow"), "failed": ("✗", "bold red")}
 
 
-class ExperimentJob:
+class ExperimentJob(Job):
     """An experiment run by the app. run_thread (a worker thread) posts events; apply and ended run on
-    Textual's thread, so the job's state changes in one place."""
+    Textual's thread, so the job's state changes in one place. It ends finished, stopped or failed."""
 
     def __init__(self, plan, resume: bool = False):
         from tinygpt_tui.engine.experiment import member_states
 
-        self.plan, self.resume, self.name = plan, resume, plan.spec.name
-        self.stop_event = Event()
-        self.state = "starting"  # starting, running, stopping, finished, stopped, failed
-        self.error = ""
+        super().__init__(plan.spec.name, resume)
+        self.plan = plan
         old = member_states(plan) if resume else {}
         self.members = {m.name: old.get(m.name, {}).get("state", "queued") for m in plan.members}
         self.curves: dict = {}  # member: engine.runs.Curves (finished members read from their folder, the running one live)
@@ -51,15 +47,6 @@ class ExperimentJob:
         self.rows: list = []  # engine.experiment.Row, ranked
         self.samples: list = []  # (member, text)
         self.version = 0  # changes with every update (the screen redraws when it does)
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("starting", "running", "stopping")
-
-    def stop(self) -> None:
-        if self.active:
-            self.stop_event.set()
-            self.state = "stopping"
 
     def run_thread(self, post) -> tuple[str, str]:
         """(worker thread) Run the plan, posting each event; returns (state, error)."""
