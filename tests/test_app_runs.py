@@ -336,6 +336,28 @@ async def test_an_impossible_grid_is_refused_before_anything_runs(tmp_path, monk
         assert "F4" in " ".join(c.help for c in app.get_system_commands(app.screen) if c.title == "Experiment screen")
 
 
+async def test_the_estimate_and_start_read_the_form_alike(tmp_path, monkeypatch):
+    """Enter (the estimate) and Ctrl+S (start) show the form's error the same way, and clear it once it is mended."""
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="bad", corpus=corpus, steps=20, vary1="n_embd=32,30", set="n_head=4")
+        error = lambda: str(screen.query_one("#exp-error").render())  # noqa: E731
+        screen.query_one("#exp-vary1").focus()
+        await pilot.press("enter")
+        assert "member n_embd=30" in error() and "timing" not in str(screen.query_one("#exp-estimate").render())
+        await experiment_screen(pilot, app, vary1="n_layer=1,2", set=TINY_SET)
+        screen.query_one("#exp-vary1").focus()
+        await pilot.press("enter")
+        assert error() == "" and "2 runs" in str(screen.query_one("#exp-estimate").render())
+        assert await wait_for(pilot, lambda: "about" in str(screen.query_one("#exp-estimate").render()), timeout=60)
+        await experiment_screen(pilot, app, vary1="n_embd=32,30", set="n_head=4")
+        await pilot.press("ctrl+s")
+        assert "member n_embd=30" in error() and app.experiment is None
+        assert not (d / "bad").exists()
+
+
 # ------------------------------------------------------------------ snapshots (pytest-textual-snapshot)
 def runs_app(tmp_path, monkeypatch):
     corpora = tmp_path / "corpora"

@@ -236,20 +236,26 @@ class ExperimentScreen(Screen):
             return load_plan(spec.name, models), True
         return make_plan(spec, models), False
 
+    def plan_or_error(self):
+        """(plan, resume) read from the form, its error cleared; or (None, False), the error shown."""
+        try:
+            plan, resume = self.read_plan()
+        except TinyGPTError as e:
+            self.show_error(str(e))
+            return None, False
+        self.clear_error()
+        return plan, resume
+
     def action_estimate(self) -> None:
         """Work out the members and time the experiment will take (a thread: it times a few steps)."""
         job = self.app.experiment
         if (job is not None and job.active) or (self.app.training is not None and self.app.training.active):
             self.query_one("#exp-estimate", Static).update("(the estimate waits for the run under way)")
             return
-        try:
-            plan, resume = self.read_plan()
-        except TinyGPTError as e:
-            self.show_error(str(e))
-            return
-        self.clear_error()
-        self.query_one("#exp-estimate", Static).update(f"{len(plan.members)} runs; timing a few steps …")
-        self._estimate(plan, resume)
+        plan, resume = self.plan_or_error()
+        if plan is not None:
+            self.query_one("#exp-estimate", Static).update(f"{len(plan.members)} runs; timing a few steps …")
+            self._estimate(plan, resume)
 
     @work(thread=True, exclusive=True, group="exp-estimate", exit_on_error=False)
     def _estimate(self, plan, resume: bool) -> None:
@@ -284,12 +290,9 @@ class ExperimentScreen(Screen):
         if busy is not None:
             self.show_error(f"{busy.name} is still running; stop it first (one run at a time)")
             return
-        try:
-            plan, resume = self.read_plan()
-        except TinyGPTError as e:
-            self.show_error(str(e))
+        plan, resume = self.plan_or_error()
+        if plan is None:
             return
-        self.clear_error()
         self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
         self.app.start_experiment(plan, resume)
         self.notify(f"{'Resuming' if resume else 'Starting'} {printable(plan.spec.name)}: {len(plan.members)} runs", title="experiment")
