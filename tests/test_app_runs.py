@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -201,6 +202,20 @@ async def experiment_screen(pilot, app, **values):
     return screen
 
 
+@contextlib.asynccontextmanager
+async def experiment_started(tmp_path, name: str, steps: int):
+    """The app with a grid of two tiny members (n_layer 1 and 2, `steps` each) just started from the experiment
+    screen: (pilot, app, job)."""
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await experiment_screen(pilot, app, name=name, corpus=corpus, steps=steps, vary1="n_layer=1,2", set=TINY_SET)
+        await pilot.press("ctrl+s")
+        assert app.experiment is not None and app.experiment.name == name
+        yield pilot, app, app.experiment
+
+
 def test_a_training_run_and_an_experiment_stop_alike(tmp_path):
     """Both are a Job the app owns: Stop sets the event the thread watches and says stopping; once ended,
     Stop does nothing."""
@@ -262,14 +277,8 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
 
 
 async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(tmp_path, one_thread):
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        # enough steps that Ctrl+O lands inside the second member however fast the machine is
-        await experiment_screen(pilot, app, name="halt", corpus=corpus, steps=400, vary1="n_layer=1,2", set=TINY_SET)
-        await pilot.press("ctrl+s")
-        job = app.experiment
+    # enough steps that Ctrl+O lands inside the second member however fast the machine is
+    async with experiment_started(tmp_path, "halt", steps=400) as (pilot, app, job):
         # the second member under way: stop it
         assert await wait_for(pilot, lambda: job.running == "n_layer=2" and job.curves["n_layer=2"].steps, timeout=120), notes(app)
         await pilot.press("ctrl+o")
@@ -285,18 +294,11 @@ async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(t
         assert again.curves["n_layer=2"].steps[-1] == 400
 
 
-
 async def test_quitting_while_an_experiment_runs_asks_then_saves_the_member(tmp_path, one_thread):
     from tinygpt_tui.app.app import Confirm
     from tinygpt_tui.engine.experiment import member_states
 
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await experiment_screen(pilot, app, name="quit", corpus=corpus, steps=100000, vary1="n_layer=1,2", set=TINY_SET)
-        await pilot.press("ctrl+s")
-        job = app.experiment
+    async with experiment_started(tmp_path, "quit", steps=100000) as (pilot, app, job):
         assert await wait_for(pilot, lambda: job.running and len(job.curves[job.running].steps) >= 2, timeout=120), notes(app)
         await pilot.press("ctrl+q")
         assert await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
@@ -304,7 +306,7 @@ async def test_quitting_while_an_experiment_runs_asks_then_saves_the_member(tmp_
         assert await wait_for(pilot, lambda: not job.active, timeout=120)
     assert job.state == "stopped" and job.members == {"n_layer=1": "stopped", "n_layer=2": "queued"}
     assert member_states(job.plan)["n_layer=1"]["state"] == "stopped"
-    assert (d / "quit" / "n_layer=1" / "model.safetensors").exists()  # saved where it stopped: Start resumes it
+    assert (job.plan.folder / "n_layer=1" / "model.safetensors").exists()  # saved where it stopped: Start resumes it
 
 
 async def test_an_impossible_grid_is_refused_before_anything_runs(tmp_path, monkeypatch):
@@ -356,6 +358,21 @@ async def test_the_estimate_and_start_read_the_form_alike(tmp_path, monkeypatch)
         await pilot.press("ctrl+s")
         assert "member n_embd=30" in error() and app.experiment is None
         assert not (d / "bad").exists()
+
+
+async def test_the_runs_bench_times_the_screen_it_opens(tmp_path):
+    """bench/bench_runs_app's timings start from one helper: F3, then the folder listed."""
+    from bench.bench_runs_app import empty_screen, make_runs, runs_listed
+
+    d = make_models_dir(tmp_path)
+    make_runs(d, 2, 500)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_listed(pilot)
+        assert screen is app.screen and screen.listed and {"run00", "run01"} <= set(screen.summaries)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert 0 < await empty_screen(empty) < 60
 
 
 # ------------------------------------------------------------------ snapshots (pytest-textual-snapshot)
