@@ -78,6 +78,8 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         assert gamma[0].xs == list(range(10, 81, 10)) and gamma[1].xs == [20, 40, 60, 80]
         legend = str(screen.query_one("#runs-legend").render())
         assert "alpha" in legend and "gamma" in legend
+        assert "not drawn: beta (another corpus)" in legend  # left off the chart, and said so
+        assert screen.query_one("#runs-view").border_title.startswith("2 of 4 runs drawn")
         table = screen.query_one("#runs-table", DataTable)
         assert [table.get_row(k)[1] for k in table.rows] == ["gamma", "alpha"]  # ranked by validation loss
         # check everything: the run on another corpus is said to be one
@@ -87,6 +89,8 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         beta = table.get_row("beta")
         assert "≠" in str(beta[-1]) and "other" in str(beta[-1])
         assert "another corpus" in screen.query_one("#runs-view").border_subtitle
+        assert "beta ≠ other corpus" in str(screen.query_one("#runs-legend").render())  # drawn, and marked
+        assert "not drawn" not in str(screen.query_one("#runs-legend").render())
         # the x axis: steps, then tokens, then minutes
         await pilot.press("x")
         assert screen.chart.xlabel == "tokens"
@@ -96,6 +100,8 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         assert [ln for ln in screen.chart.lines if ln.color == screen.colours["gamma"]][0].xs[-1] == 80 * 0.5 / 60
         await pilot.press("n")
         assert await wait_for(pilot, lambda: not screen.chart.lines and table.row_count == 0)
+        await pilot.press("space")  # the list opens with its first run highlighted: Space checks it at once
+        assert screen.checked == [sl.get_option_at_index(0).value]
         assert "F3" in " ".join(f"{c.title} {c.help}" for c in app.get_system_commands(app.screen) if c.title == "Runs screen")
         assert not [n for n in app.notes if n[0] == "runs"], notes(app)
 
