@@ -259,6 +259,34 @@ def test_every_shipped_lesson_is_a_valid_plan_of_at_most_fifteen_minutes(small_c
         assert len(plan.members) * (s.minutes * 60 + 20) <= 15 * 60, lesson.name
 
 
+def test_the_tokens_lesson_compares_characters_with_bpe_in_bits_per_character(small_corpus, tmp_path):
+    from tinygpt_tui.engine.lessons import find_lesson
+
+    lesson = find_lesson("tokens")
+    s = lesson.spec
+    assert "bits/char" in s.text and s.minutes * 2 <= 12  # two members: room for BPE's preparation within 15 minutes
+    s.corpus = str(small_corpus)
+    plan = E.make_plan(s, tmp_path)
+    cfgs = {m.name: m.config.resolved() for m in plan.members}
+    assert {n: (c.tokenizer, c.vocab_size) for n, c in cfgs.items()} == {"characters": ("char", None), "BPE 512": ("bpe", 512)}
+    same = lambda c: {k: v for k, v in vars(c).items() if k not in ("name", "tokenizer", "vocab_size")}  # noqa: E731
+    assert same(cfgs["characters"]) == same(cfgs["BPE 512"])  # everything else equal
+    # a grid can vary the tokens too, checked like any setting before anything runs
+    grid = E.make_plan(spec(small_corpus, vary={"tokenizer": ["char", "bpe"]}), tmp_path)
+    assert [m.config.resolved().vocab_size for m in grid.members] == [None, 512]
+    sizes = E.make_plan(spec(small_corpus, vary={"vocab_size": [256, 1024]}, settings={**TINY, "tokenizer": "bpe"}), tmp_path)
+    assert [m.name for m in sizes.members] == ["vocab_size=256", "vocab_size=1024"]
+    with pytest.raises(SettingsError, match=r"member tokenizer=char: --vocab-size is for --tokenizer bpe"):
+        E.make_plan(spec(small_corpus, vary={"tokenizer": ["char", "bpe"]}, settings={**TINY, "vocab_size": 512}), tmp_path)
+    with pytest.raises(SettingsError, match=r"member tokenizer=words: tokenizer must be one of"):
+        E.make_plan(spec(small_corpus, vary={"tokenizer": ["char", "words"]}), tmp_path)
+    with pytest.raises(SettingsError, match=r"member vocab_size=3:"):
+        E.make_plan(spec(small_corpus, vary={"vocab_size": [256, 3]}, settings={**TINY, "tokenizer": "bpe"}), tmp_path)
+    # the estimate times the BPE member with its 512-token vocabulary
+    est = E.estimate(E.make_plan(spec(small_corpus, vary={"tokenizer": ["char", "bpe"]}), tmp_path))
+    assert len(est.step_s) == 2 and all(t > 0 for t in est.step_s)
+
+
 # ----------------------------------------------------------------- the command line
 def test_experiment_command_trains_ranks_samples_and_draws(small_corpus, tmp_path):
     r = tinygpt_inproc("experiment", "cli", "--corpus", small_corpus, "--max-steps", "8", "--vary", "n_layer=1,2", "--set", "n_embd=32",
