@@ -273,6 +273,16 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         assert len(screen.query(".exp-sample")) == 2
         await pilot.press("f7")
         assert screen.query_one("#exp-switch").current == "exp-chart"
+        # the x axis: the budget's (steps), then tokens, minutes, steps again (F6, as x on the runs screen)
+        assert screen.chart.xlabel == "step"
+        await pilot.press("f6")
+        assert screen.chart.xlabel == "tokens"
+        tokens = job.curves["n_layer=2"].tokens_per_step
+        assert tokens > 0 and sorted(x for ln in screen.chart.lines for x in ln.xs) == sorted([10 * tokens, 20 * tokens] * 2)
+        await pilot.press("f6")
+        assert screen.chart.xlabel == "minutes" and all(0 < x < 5 for ln in screen.chart.lines for x in ln.xs)
+        await pilot.press("f6")
+        assert screen.chart.xlabel == "step"
         assert "grid/n_layer=1" in [s.name for s in __import__("tinygpt_tui.engine.runs", fromlist=["x"]).list_runs(d)]
         # start again: nothing left to run, both kept as they are
         await pilot.press("ctrl+s")

@@ -137,8 +137,9 @@ class ExperimentScreen(Screen):
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", tooltip="Start, or resume a stopped experiment of this name", id="exp-start"),
         Binding("ctrl+o", "stop", "Stop", tooltip="Stop; finished members are kept", id="exp-stop"),
+        Binding("f6", "axis", "Axis", tooltip="Steps, tokens or minutes along the chart", id="exp-axis"),
         Binding("f7", "samples", "Samples", tooltip="The chart, or the members' samples side by side", id="exp-samples"),
-        Binding("f3", "app.show_runs", "Runs", tooltip="Compare runs", id="exp-show-runs"),
+        Binding("f3", "app.show_runs", "Runs", show=False, tooltip="Compare runs", id="exp-show-runs"),  # (room for F6 at 80 columns)
         *FOCUS_KEYS,
     ]
 
@@ -148,6 +149,7 @@ class ExperimentScreen(Screen):
         self.drawn = None
         self.text_for = None  # the job whose lesson text is shown
         self.samples_of = None  # (job, how many samples) shown
+        self.axis: str | None = None  # the chart's x (F6); None: the budget's, minutes or steps
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -305,6 +307,17 @@ class ExperimentScreen(Screen):
         job.stop()
         self.notify("Stopping: the member under way is saved; Start resumes the rest.", title="experiment")
 
+    def x_axis(self, job) -> str:
+        return self.axis or ("minutes" if job is not None and job.plan.spec.minutes else "steps")
+
+    def action_axis(self) -> None:
+        from tinygpt_tui.app.compare import AXES
+
+        self.axis = AXES[(AXES.index(self.x_axis(self.app.experiment)) + 1) % len(AXES)]
+        self.notify(f"x axis: {self.axis}", timeout=2)
+        self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
+        self.render_view()
+
     def action_samples(self) -> None:
         switch = self.query_one("#exp-switch", ContentSwitcher)
         switch.current = "exp-samples" if switch.current == "exp-chart" else "exp-chart"
@@ -321,7 +334,7 @@ class ExperimentScreen(Screen):
     @reported("experiment view")
     def render_view(self) -> None:
         job = self.app.experiment
-        key = (id(job), job.version if job else 0, job.state if job else "")
+        key = (id(job), job.version if job else 0, job.state if job else "", self.axis)
         if key == self.drawn:
             return
         self.drawn = key
@@ -358,7 +371,7 @@ class ExperimentScreen(Screen):
         box.display = True
 
     def draw_chart(self, job) -> None:
-        x = "minutes" if job.plan.spec.minutes else "steps"
+        x = self.x_axis(job)
         lines, legend = [], Text()
         for name in job.members:
             c = job.curves.get(name)
