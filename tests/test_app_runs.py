@@ -292,6 +292,24 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         assert again.members == {"n_layer=1": "kept", "n_layer=2": "kept"} and again.state == "finished"
 
 
+async def test_members_on_different_tokens_are_charted_in_bits_per_character(tmp_path, one_thread):
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="tok", corpus=corpus, steps=20, vary1="vocab_size=256,300",
+                                         set=TINY_SET + " tokenizer=bpe")
+        await pilot.press("ctrl+s")
+        job = app.experiment
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        assert job.state == "finished", job.error
+        await pilot.press("f7")  # (the samples were shown): the chart
+        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 2)
+        assert "bits per character" in screen.chart.title_text
+        want = sorted(e.bpc for c in job.curves.values() for e in c.evals)
+        assert None not in want and sorted(y for ln in screen.chart.lines for y in ln.ys) == pytest.approx(want)
+
+
 async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(tmp_path, one_thread):
     # enough steps that Ctrl+O lands inside the second member however fast the machine is
     async with experiment_started(tmp_path, "halt", steps=400) as (pilot, app, job):

@@ -372,18 +372,22 @@ class ExperimentScreen(Screen):
 
     def draw_chart(self, job) -> None:
         x = self.x_axis(job)
+        # members on different tokens: their losses per token don't compare, their bits per character do
+        bits = len({(m.config.tokenizer or "char", m.config.vocab_size) for m in job.plan.members}) > 1
         lines, legend = [], Text()
         for name in job.members:
             c = job.curves.get(name)
             if c is None:
                 continue
             colour = self.colour(job, name)
-            if name == job.running:  # the member training: its training loss too, over the finished ones' validation
+            if name == job.running and not bits:  # the member training: its training loss too, over the finished ones' validation
                 lines.append(Line(None, *c.train(x, 200), colour, "braille"))
-            lines.append(Line(None, *c.val(x, 200), colour, "dot"))
+            lines.append(Line(None, *(c.val_bpc(x, 200) if bits else c.val(x, 200)), colour, "dot"))
             legend.append("━━ ", style=colour_style(colour))
             legend.append(printable(name) + ("  (training)" if name == job.running else "") + "  ")
-        self.chart.show_lines(lines, "step" if x == "steps" else x, "validation loss •, and training loss ─ of the member training")
+        title = ("validation bits per character • (the members' tokens differ: loss per token doesn't compare)" if bits
+                 else "validation loss •, and training loss ─ of the member training")
+        self.chart.show_lines(lines, "step" if x == "steps" else x, title)
         self.query_one("#exp-legend", Static).update(legend)
 
     def draw_table(self, job) -> None:
