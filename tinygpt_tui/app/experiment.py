@@ -11,6 +11,7 @@ job changes on Textual's thread only. Stop (Ctrl+O) saves the member under way; 
 from __future__ import annotations
 
 from pathlib import Path
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult

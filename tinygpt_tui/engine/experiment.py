@@ -460,7 +460,10 @@ def _measure_in_child(job: dict, threads: int) -> list[tuple[float, float, float
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["it exited with status %d" % done.returncode])[-1]
         raise SettingsError(f"could not time the members' steps: {last[:200]}")
-    return [tuple(t) for t in json.loads(done.stdout.strip().splitlines()[-1])]
+    try:
+        return [tuple(t) for t in json.loads((done.stdout.strip().splitlines() or [""])[-1])]
+    except ValueError:
+        raise SettingsError("could not time the members' steps: the timing process printed no result") from None
 
 
 def _measure(cfg: TrainConfig, corpus, tok, steps: int) -> tuple[float, float, float]:
