@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -77,6 +78,8 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         assert gamma[0].xs == list(range(10, 81, 10)) and gamma[1].xs == [20, 40, 60, 80]
         legend = str(screen.query_one("#runs-legend").render())
         assert "alpha" in legend and "gamma" in legend
+        assert "not drawn: beta (another corpus)" in legend  # left off the chart, and said so
+        assert screen.query_one("#runs-view").border_title.startswith("2 of 4 runs drawn")
         table = screen.query_one("#runs-table", DataTable)
         assert [table.get_row(k)[1] for k in table.rows] == ["gamma", "alpha"]  # ranked by validation loss
         # check everything: the run on another corpus is said to be one
@@ -86,6 +89,8 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         beta = table.get_row("beta")
         assert "≠" in str(beta[-1]) and "other" in str(beta[-1])
         assert "another corpus" in screen.query_one("#runs-view").border_subtitle
+        assert "beta ≠ other corpus" in str(screen.query_one("#runs-legend").render())  # drawn, and marked
+        assert "not drawn" not in str(screen.query_one("#runs-legend").render())
         # the x axis: steps, then tokens, then minutes
         await pilot.press("x")
         assert screen.chart.xlabel == "tokens"
@@ -95,6 +100,8 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         assert [ln for ln in screen.chart.lines if ln.color == screen.colours["gamma"]][0].xs[-1] == 80 * 0.5 / 60
         await pilot.press("n")
         assert await wait_for(pilot, lambda: not screen.chart.lines and table.row_count == 0)
+        await pilot.press("space")  # the list opens with its first run highlighted: Space checks it at once
+        assert screen.checked == [sl.get_option_at_index(0).value]
         assert "F3" in " ".join(f"{c.title} {c.help}" for c in app.get_system_commands(app.screen) if c.title == "Runs screen")
         assert not [n for n in app.notes if n[0] == "runs"], notes(app)
 
@@ -201,6 +208,40 @@ async def experiment_screen(pilot, app, **values):
     return screen
 
 
+@contextlib.asynccontextmanager
+async def experiment_started(tmp_path, name: str, steps: int):
+    """The app with a grid of two tiny members (n_layer 1 and 2, `steps` each) just started from the experiment
+    screen: (pilot, app, job)."""
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await experiment_screen(pilot, app, name=name, corpus=corpus, steps=steps, vary1="n_layer=1,2", set=TINY_SET)
+        await pilot.press("ctrl+s")
+        assert app.experiment is not None and app.experiment.name == name
+        yield pilot, app, app.experiment
+
+
+def test_a_training_run_and_an_experiment_stop_alike(tmp_path):
+    """Both are a Job the app owns: Stop sets the event the thread watches and says stopping; once ended,
+    Stop does nothing."""
+    from tinygpt_tui.app.experiment import ExperimentJob
+    from tinygpt_tui.app.runs import Job, TrainingJob
+    from tinygpt_tui.engine.experiment import Spec, make_plan
+    from tinygpt_tui.engine.presets import TrainConfig
+
+    corpus = small_corpus_file(tmp_path)
+    plan = make_plan(Spec(name="grid", corpus=str(corpus), max_steps=10, vary={"n_layer": [1, 2]}), tmp_path / "models")
+    for job, ended in ((TrainingJob(TrainConfig(corpus=str(corpus), name="mine")), "stopped"), (ExperimentJob(plan), "stopped")):
+        assert isinstance(job, Job) and job.active and job.state == "starting" and not job.stop_event.is_set()
+        job.stop()
+        assert job.stop_event.is_set() and job.state == "stopping" and job.active
+        job.ended(ended, "")
+        assert not job.active and job.state == ended
+        job.stop()
+        assert job.state == ended
+
+
 async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples(tmp_path, one_thread):
     from textual.widgets import DataTable
 
@@ -232,6 +273,16 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         assert len(screen.query(".exp-sample")) == 2
         await pilot.press("f7")
         assert screen.query_one("#exp-switch").current == "exp-chart"
+        # the x axis: the budget's (steps), then tokens, minutes, steps again (F6, as x on the runs screen)
+        assert screen.chart.xlabel == "step"
+        await pilot.press("f6")
+        assert screen.chart.xlabel == "tokens"
+        tokens = job.curves["n_layer=2"].tokens_per_step
+        assert tokens > 0 and sorted(x for ln in screen.chart.lines for x in ln.xs) == sorted([10 * tokens, 20 * tokens] * 2)
+        await pilot.press("f6")
+        assert screen.chart.xlabel == "minutes" and all(0 < x < 5 for ln in screen.chart.lines for x in ln.xs)
+        await pilot.press("f6")
+        assert screen.chart.xlabel == "step"
         assert "grid/n_layer=1" in [s.name for s in __import__("tinygpt_tui.engine.runs", fromlist=["x"]).list_runs(d)]
         # start again: nothing left to run, both kept as they are
         await pilot.press("ctrl+s")
@@ -241,15 +292,27 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         assert again.members == {"n_layer=1": "kept", "n_layer=2": "kept"} and again.state == "finished"
 
 
-async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(tmp_path, one_thread):
+async def test_members_on_different_tokens_are_charted_in_bits_per_character(tmp_path, one_thread):
     d = make_models_dir(tmp_path)
     corpus = small_corpus_file(tmp_path)
     app = RecordingApp(models_dir=d, watch_models=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        # enough steps that Ctrl+O lands inside the second member however fast the machine is
-        await experiment_screen(pilot, app, name="halt", corpus=corpus, steps=400, vary1="n_layer=1,2", set=TINY_SET)
+        screen = await experiment_screen(pilot, app, name="tok", corpus=corpus, steps=20, vary1="vocab_size=256,300",
+                                         set=TINY_SET + " tokenizer=bpe")
         await pilot.press("ctrl+s")
         job = app.experiment
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        assert job.state == "finished", job.error
+        await pilot.press("f7")  # (the samples were shown): the chart
+        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 2)
+        assert "bits per character" in screen.chart.title_text
+        want = sorted(e.bpc for c in job.curves.values() for e in c.evals)
+        assert None not in want and sorted(y for ln in screen.chart.lines for y in ln.ys) == pytest.approx(want)
+
+
+async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(tmp_path, one_thread):
+    # enough steps that Ctrl+O lands inside the second member however fast the machine is
+    async with experiment_started(tmp_path, "halt", steps=400) as (pilot, app, job):
         # the second member under way: stop it
         assert await wait_for(pilot, lambda: job.running == "n_layer=2" and job.curves["n_layer=2"].steps, timeout=120), notes(app)
         await pilot.press("ctrl+o")
@@ -265,18 +328,11 @@ async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(t
         assert again.curves["n_layer=2"].steps[-1] == 400
 
 
-
 async def test_quitting_while_an_experiment_runs_asks_then_saves_the_member(tmp_path, one_thread):
     from tinygpt_tui.app.app import Confirm
     from tinygpt_tui.engine.experiment import member_states
 
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await experiment_screen(pilot, app, name="quit", corpus=corpus, steps=100000, vary1="n_layer=1,2", set=TINY_SET)
-        await pilot.press("ctrl+s")
-        job = app.experiment
+    async with experiment_started(tmp_path, "quit", steps=100000) as (pilot, app, job):
         assert await wait_for(pilot, lambda: job.running and len(job.curves[job.running].steps) >= 2, timeout=120), notes(app)
         await pilot.press("ctrl+q")
         assert await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
@@ -284,7 +340,7 @@ async def test_quitting_while_an_experiment_runs_asks_then_saves_the_member(tmp_
         assert await wait_for(pilot, lambda: not job.active, timeout=120)
     assert job.state == "stopped" and job.members == {"n_layer=1": "stopped", "n_layer=2": "queued"}
     assert member_states(job.plan)["n_layer=1"]["state"] == "stopped"
-    assert (d / "quit" / "n_layer=1" / "model.safetensors").exists()  # saved where it stopped: Start resumes it
+    assert (job.plan.folder / "n_layer=1" / "model.safetensors").exists()  # saved where it stopped: Start resumes it
 
 
 async def test_an_impossible_grid_is_refused_before_anything_runs(tmp_path, monkeypatch):
@@ -314,6 +370,43 @@ async def test_an_impossible_grid_is_refused_before_anything_runs(tmp_path, monk
         assert lesson.spec.title in str(screen.query_one("#exp-text").render()) and screen.query_one("#exp-text-box").display
         assert await wait_for(pilot, lambda: "not fetched" in str(screen.query_one("#exp-error").render()))
         assert "F4" in " ".join(c.help for c in app.get_system_commands(app.screen) if c.title == "Experiment screen")
+
+
+async def test_the_estimate_and_start_read_the_form_alike(tmp_path, monkeypatch):
+    """Enter (the estimate) and Ctrl+S (start) show the form's error the same way, and clear it once it is mended."""
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="bad", corpus=corpus, steps=20, vary1="n_embd=32,30", set="n_head=4")
+        error = lambda: str(screen.query_one("#exp-error").render())  # noqa: E731
+        screen.query_one("#exp-vary1").focus()
+        await pilot.press("enter")
+        assert "member n_embd=30" in error() and "timing" not in str(screen.query_one("#exp-estimate").render())
+        await experiment_screen(pilot, app, vary1="n_layer=1,2", set=TINY_SET)
+        screen.query_one("#exp-vary1").focus()
+        await pilot.press("enter")
+        assert error() == "" and "2 runs" in str(screen.query_one("#exp-estimate").render())
+        assert await wait_for(pilot, lambda: "about" in str(screen.query_one("#exp-estimate").render()), timeout=60)
+        await experiment_screen(pilot, app, vary1="n_embd=32,30", set="n_head=4")
+        await pilot.press("ctrl+s")
+        assert "member n_embd=30" in error() and app.experiment is None
+        assert not (d / "bad").exists()
+
+
+async def test_the_runs_bench_times_the_screen_it_opens(tmp_path):
+    """bench/bench_runs_app's timings start from one helper: F3, then the folder listed."""
+    from bench.bench_runs_app import empty_screen, make_runs, runs_listed
+
+    d = make_models_dir(tmp_path)
+    make_runs(d, 2, 500)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_listed(pilot)
+        assert screen is app.screen and screen.listed and {"run00", "run01"} <= set(screen.summaries)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert 0 < await empty_screen(empty) < 60
 
 
 # ------------------------------------------------------------------ snapshots (pytest-textual-snapshot)

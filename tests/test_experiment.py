@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli import ROOT, assert_one_line_error, tinygpt_inproc
+from tests.test_probe import _doc, cache, measured  # noqa: F401 (fixtures)
 from tinygpt_tui.engine import experiment as E
 from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.lessons import list_lessons, read_spec_file
@@ -187,6 +188,46 @@ def test_the_estimate_measures_steps_and_adds_the_budget(small_corpus, tmp_path)
     assert all(120 < s < 200 for s in timed.member_s)
 
 
+def test_the_estimate_leaves_torchs_thread_count_alone(small_corpus, tmp_path):
+    """The app estimates while it may be training: the members' thread count is timed without setting the process's."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)  # not the members' 1: timed in a child process running one thread
+        est = E.estimate(E.make_plan(spec(small_corpus, max_steps=50), tmp_path))
+        assert torch.get_num_threads() == 3 and len(est.step_s) == 2 and all(s > 0 for s in est.step_s)
+        torch.set_num_threads(1)  # the members' own: timed here
+        assert E.estimate(E.make_plan(spec(small_corpus, max_steps=50), tmp_path)).total_s > 0 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_members_get_the_probes_threads_and_precision_alike(small_corpus, tmp_path, cache, measured, monkeypatch):
+    """As `tinygpt train` does (engine/probe.settle), once for the whole grid: every member the same choices."""
+    import torch
+
+    from tinygpt_tui.engine import probe
+
+    probe.save(_doc(measured, 150, 50, 50, 400))  # bf16 measured faster; one thread faster than two
+    monkeypatch.setattr(probe, "free_cores", lambda: 2)
+    plan = E.make_plan(spec(small_corpus, threads=None, vary={"n_embd": [32, 64]}), tmp_path)
+    assert all((m.config.threads, m.config.dtype) == (None, "auto") for m in plan.members)  # (make_plan measures nothing)
+    settled = E.settle(plan)
+    assert [(m.config.threads, m.config.dtype) for m in settled.members] == [(1, "bf16")] * 2
+    fixed = {**{k: v for k, v in TINY.items() if k != "n_embd"}, "dtype": "fp32"}
+    given = E.settle(E.make_plan(spec(small_corpus, threads=None, vary={"n_embd": [32, 64]}, settings=fixed), tmp_path))
+    assert [m.config.dtype for m in given.members] == ["fp32", "fp32"]  # what the experiment sets stands
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        starts = [ev.event.record() for ev in events(plan) if isinstance(ev, E.MemberEvent) and ev.event.record()["event"] == "start"]
+        assert torch.get_num_threads() == 1  # run() settled: the members trained on the probe's one thread ...
+    finally:
+        torch.set_num_threads(before)
+    assert [r["dtype"] for r in starts] == ["bf16", "bf16"]  # ... in its precision
+
+
 # ----------------------------------------------------------------- files and lessons
 def test_a_toml_file_holds_a_grid_or_named_members(small_corpus, tmp_path):
     f = tmp_path / "grid.toml"
@@ -216,6 +257,34 @@ def test_every_shipped_lesson_is_a_valid_plan_of_at_most_fifteen_minutes(small_c
         assert 2 <= len(plan.members) <= 6
         # the budgets, plus about 20 s a member for start-up and the final evaluation (docs/experiments.md)
         assert len(plan.members) * (s.minutes * 60 + 20) <= 15 * 60, lesson.name
+
+
+def test_the_tokens_lesson_compares_characters_with_bpe_in_bits_per_character(small_corpus, tmp_path):
+    from tinygpt_tui.engine.lessons import find_lesson
+
+    lesson = find_lesson("tokens")
+    s = lesson.spec
+    assert "bits/char" in s.text and s.minutes * 2 <= 12  # two members: room for BPE's preparation within 15 minutes
+    s.corpus = str(small_corpus)
+    plan = E.make_plan(s, tmp_path)
+    cfgs = {m.name: m.config.resolved() for m in plan.members}
+    assert {n: (c.tokenizer, c.vocab_size) for n, c in cfgs.items()} == {"characters": ("char", None), "BPE 512": ("bpe", 512)}
+    same = lambda c: {k: v for k, v in vars(c).items() if k not in ("name", "tokenizer", "vocab_size")}  # noqa: E731
+    assert same(cfgs["characters"]) == same(cfgs["BPE 512"])  # everything else equal
+    # a grid can vary the tokens too, checked like any setting before anything runs
+    grid = E.make_plan(spec(small_corpus, vary={"tokenizer": ["char", "bpe"]}), tmp_path)
+    assert [m.config.resolved().vocab_size for m in grid.members] == [None, 512]
+    sizes = E.make_plan(spec(small_corpus, vary={"vocab_size": [256, 1024]}, settings={**TINY, "tokenizer": "bpe"}), tmp_path)
+    assert [m.name for m in sizes.members] == ["vocab_size=256", "vocab_size=1024"]
+    with pytest.raises(SettingsError, match=r"member tokenizer=char: --vocab-size is for --tokenizer bpe"):
+        E.make_plan(spec(small_corpus, vary={"tokenizer": ["char", "bpe"]}, settings={**TINY, "vocab_size": 512}), tmp_path)
+    with pytest.raises(SettingsError, match=r"member tokenizer=words: tokenizer must be one of"):
+        E.make_plan(spec(small_corpus, vary={"tokenizer": ["char", "words"]}), tmp_path)
+    with pytest.raises(SettingsError, match=r"member vocab_size=3:"):
+        E.make_plan(spec(small_corpus, vary={"vocab_size": [256, 3]}, settings={**TINY, "tokenizer": "bpe"}), tmp_path)
+    # the estimate times the BPE member with its 512-token vocabulary
+    est = E.estimate(E.make_plan(spec(small_corpus, vary={"tokenizer": ["char", "bpe"]}), tmp_path))
+    assert len(est.step_s) == 2 and all(t > 0 for t in est.step_s)
 
 
 # ----------------------------------------------------------------- the command line

@@ -115,6 +115,18 @@ def test_curves_follow_a_growing_log_by_offset(tmp_path):
         c.val("hours")
 
 
+def test_curves_keep_each_evaluations_bits_per_character(tmp_path):
+    """What compares across tokenizers; an evaluation logged without it is left out of that curve."""
+    folder = tmp_path / "bpe"
+    recs = fake_run(steps=100, finish=False)
+    evals = [r for r in recs if r["event"] == "eval"]
+    evals[-1]["bpc"] = 2.5
+    write_log(folder, recs)
+    c = Curves(folder)
+    assert [e.bpc for e in c.evals] == [None, 2.5]
+    assert c.val_bpc("steps") == ([evals[-1]["step"]], [2.5]) and c.val_bpc("tokens")[0] == [evals[-1]["step"] * 512]
+
+
 def test_a_resumed_run_replaces_what_came_after_its_checkpoint(tmp_path):
     folder = tmp_path / "resumed"
     write_log(folder, fake_run(steps=100, finish=False) + fake_run(steps=150, start=50, val=lambda s: 9.0))

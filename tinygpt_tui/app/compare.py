@@ -62,6 +62,15 @@ def corpus_of(summaries: list) -> str:
     return counts.most_common(1)[0][0] if counts else ""
 
 
+def not_drawn(unchecked: list, corpus: str) -> Text:
+    """What the legend says of the runs left unchecked (so none is left off the chart silently)."""
+    if not unchecked:
+        return Text()
+    names = ", ".join(printable(s.name) for s in unchecked[:3]) + (f" and {len(unchecked) - 3} more" if len(unchecked) > 3 else "")
+    other = bool(corpus) and all(s.corpus != corpus for s in unchecked)
+    return Text(f"not drawn: {names}" + (" (another corpus)" if other else "") + "; Space checks", style="dim")
+
+
 class RunsScreen(Screen):
     """Compare runs: pick them in the list (Space), read the chart and the table."""
 
@@ -170,6 +179,8 @@ class RunsScreen(Screen):
             sl.add_options([Selection(run_prompt(s), s.name, s.name in checked, disabled=not s.ok) for s in message.summaries])
             if highlighted is not None and highlighted < sl.option_count:
                 sl.highlighted = highlighted
+            elif first and sl.option_count:
+                sl.highlighted = 0  # (Space checks the first run at once)
         for name in list(self.curves):  # a folder gone, or rewritten by a new run: read it afresh
             if name not in self.summaries or (name in old and self.summaries[name].updated < old[name].updated):
                 del self.curves[name]
@@ -242,6 +253,7 @@ class RunsScreen(Screen):
 
     def draw_chart(self, checked: list[str]) -> None:
         points = max(60, min(200, self.chart.size.width or 100))  # a point a cell (plotext's time grows with points)
+        corpus = corpus_of([self.summaries[n] for n in checked])
         lines, legend = [], Text(no_wrap=False)
         for name in checked:
             c, colour = self.curves.get(name), self.colours[name]
@@ -250,9 +262,12 @@ class RunsScreen(Screen):
             lines.append(Line(None, *c.train(self.axis, points), colour, "braille"))
             lines.append(Line(None, *c.val(self.axis, points), colour, "dot"))
             legend.append("━━ ", style=colour_style(colour))
-            legend.append(printable(name) + "  ")
+            legend.append(printable(name))
+            if self.summaries[name].corpus and self.summaries[name].corpus != corpus:  # drawn, and said to be apart
+                legend.append(" ≠ other corpus", style="bold yellow")
+            legend.append("  ")
         key = (tuple(checked), self.axis, tuple((len(self.curves[n].steps), len(self.curves[n].evals)) for n in checked if n in self.curves),
-               self.chart.size.width)
+               self.chart.size.width, tuple(self.summaries))
         if key == self.drawn_key:
             return
         self.drawn_key = key
@@ -264,6 +279,8 @@ class RunsScreen(Screen):
             legend = Text("Check runs in the list (Space, or a for all) to draw them here.", style="dim")
         elif waiting:
             legend.append(f"reading {len(waiting)} …", style="dim")
+        else:
+            legend.append(not_drawn([s for s in self.summaries.values() if s.ok and s.name not in checked], corpus))
         if legend != self.legend:  # (an update lays the screen out again)
             self.legend = legend
             self.query_one("#runs-legend", Static).update(legend)
@@ -271,7 +288,7 @@ class RunsScreen(Screen):
     def draw_table(self, checked: list[str]) -> None:
         runs = [self.summaries[n] for n in checked]
         view = self.query_one("#runs-view")
-        view.border_title = f"{len(runs)} of {len(self.summaries)} runs · x: {self.axis} (x switches)"
+        view.border_title = f"{len(runs)} of {len(self.summaries)} runs drawn · x: {self.axis} (x switches)"
         key = tuple(id(s) for s in runs)
         if key == self.table_key:
             return
@@ -291,5 +308,4 @@ class RunsScreen(Screen):
                 Text(fmt_rate(s.tokens_per_s) if s.tokens_per_s else "—", justify="right"), status,
                 Text(("≠ " if other else "") + printable(s.corpus or "?"), style="bold yellow" if other else ""), key=s.name)
         others = sorted({s.corpus for s in runs if s.ok and s.corpus and s.corpus != corpus})
-        view.border_subtitle = (f"≠ another corpus ({', '.join(map(printable, others))}): its losses don't compare with "
-                                f"{printable(corpus)}'s") if others else ""
+        view.border_subtitle = "≠ another corpus: its loss doesn't compare" if others else ""

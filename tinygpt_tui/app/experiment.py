@@ -11,7 +11,6 @@ job changes on Textual's thread only. Stop (Ctrl+O) saves the member under way; 
 from __future__ import annotations
 
 from pathlib import Path
-from threading import Event
 
 from rich.text import Text
 from textual import on, work
@@ -23,7 +22,7 @@ from textual.widgets import Button, ContentSwitcher, DataTable, Footer, Header, 
 
 from tinygpt_tui.app.compare import PALETTE, colour_style
 from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, ExperimentUpdate, error_line, reported
-from tinygpt_tui.app.runs import Line, fmt_duration, fmt_rate, plot_class
+from tinygpt_tui.app.runs import Job, Line, fmt_duration, fmt_rate, plot_class
 from tinygpt_tui.app.training import row
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -33,17 +32,15 @@ MARKS = {"queued": ("·", "dim"), "running": ("▶", "bold magenta"), "finished"
          "stopped": ("■", "yellow"), "failed": ("✗", "bold red")}
 
 
-class ExperimentJob:
+class ExperimentJob(Job):
     """An experiment run by the app. run_thread (a worker thread) posts events; apply and ended run on
-    Textual's thread, so the job's state changes in one place."""
+    Textual's thread, so the job's state changes in one place. It ends finished, stopped or failed."""
 
     def __init__(self, plan, resume: bool = False):
         from tinygpt_tui.engine.experiment import member_states
 
-        self.plan, self.resume, self.name = plan, resume, plan.spec.name
-        self.stop_event = Event()
-        self.state = "starting"  # starting, running, stopping, finished, stopped, failed
-        self.error = ""
+        super().__init__(plan.spec.name, resume)
+        self.plan = plan
         old = member_states(plan) if resume else {}
         self.members = {m.name: old.get(m.name, {}).get("state", "queued") for m in plan.members}
         self.curves: dict = {}  # member: engine.runs.Curves (finished members read from their folder, the running one live)
@@ -51,15 +48,6 @@ class ExperimentJob:
         self.rows: list = []  # engine.experiment.Row, ranked
         self.samples: list = []  # (member, text)
         self.version = 0  # changes with every update (the screen redraws when it does)
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("starting", "running", "stopping")
-
-    def stop(self) -> None:
-        if self.active:
-            self.stop_event.set()
-            self.state = "stopping"
 
     def run_thread(self, post) -> tuple[str, str]:
         """(worker thread) Run the plan, posting each event; returns (state, error)."""
@@ -150,8 +138,9 @@ class ExperimentScreen(Screen):
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", tooltip="Start, or resume a stopped experiment of this name", id="exp-start"),
         Binding("ctrl+o", "stop", "Stop", tooltip="Stop; finished members are kept", id="exp-stop"),
+        Binding("f6", "axis", "Axis", tooltip="Steps, tokens or minutes along the chart", id="exp-axis"),
         Binding("f7", "samples", "Samples", tooltip="The chart, or the members' samples side by side", id="exp-samples"),
-        Binding("f3", "app.show_runs", "Runs", tooltip="Compare runs", id="exp-show-runs"),
+        Binding("f3", "app.show_runs", "Runs", show=False, tooltip="Compare runs", id="exp-show-runs"),  # (room for F6 at 80 columns)
         *FOCUS_KEYS,
     ]
 
@@ -161,6 +150,7 @@ class ExperimentScreen(Screen):
         self.drawn = None
         self.text_for = None  # the job whose lesson text is shown
         self.samples_of = None  # (job, how many samples) shown
+        self.axis: str | None = None  # the chart's x (F6); None: the budget's, minutes or steps
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -249,27 +239,33 @@ class ExperimentScreen(Screen):
             return load_plan(spec.name, models), True
         return make_plan(spec, models), False
 
+    def plan_or_error(self):
+        """(plan, resume) read from the form, its error cleared; or (None, False), the error shown."""
+        try:
+            plan, resume = self.read_plan()
+        except TinyGPTError as e:
+            self.show_error(str(e))
+            return None, False
+        self.clear_error()
+        return plan, resume
+
     def action_estimate(self) -> None:
         """Work out the members and time the experiment will take (a thread: it times a few steps)."""
         job = self.app.experiment
         if (job is not None and job.active) or (self.app.training is not None and self.app.training.active):
             self.query_one("#exp-estimate", Static).update("(the estimate waits for the run under way)")
             return
-        try:
-            plan, resume = self.read_plan()
-        except TinyGPTError as e:
-            self.show_error(str(e))
-            return
-        self.clear_error()
-        self.query_one("#exp-estimate", Static).update(f"{len(plan.members)} runs; timing a few steps …")
-        self._estimate(plan, resume)
+        plan, resume = self.plan_or_error()
+        if plan is not None:
+            self.query_one("#exp-estimate", Static).update(f"{len(plan.members)} runs; timing a few steps …")
+            self._estimate(plan, resume)
 
     @work(thread=True, exclusive=True, group="exp-estimate", exit_on_error=False)
     def _estimate(self, plan, resume: bool) -> None:
-        from tinygpt_tui.engine.experiment import estimate
+        from tinygpt_tui.engine.experiment import estimate, settle
 
         try:
-            self.post_message(Estimated(plan, estimate(plan), resume))
+            self.post_message(Estimated(plan, estimate(settle(plan)), resume))
         except Exception as e:  # noqa: BLE001
             self.post_message(Estimated(plan, None, resume, error_line(e)))
 
@@ -297,12 +293,9 @@ class ExperimentScreen(Screen):
         if busy is not None:
             self.show_error(f"{busy.name} is still running; stop it first (one run at a time)")
             return
-        try:
-            plan, resume = self.read_plan()
-        except TinyGPTError as e:
-            self.show_error(str(e))
+        plan, resume = self.plan_or_error()
+        if plan is None:
             return
-        self.clear_error()
         self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
         self.app.start_experiment(plan, resume)
         self.notify(f"{'Resuming' if resume else 'Starting'} {printable(plan.spec.name)}: {len(plan.members)} runs", title="experiment")
@@ -314,6 +307,17 @@ class ExperimentScreen(Screen):
             return
         job.stop()
         self.notify("Stopping: the member under way is saved; Start resumes the rest.", title="experiment")
+
+    def x_axis(self, job) -> str:
+        return self.axis or ("minutes" if job is not None and job.plan.spec.minutes else "steps")
+
+    def action_axis(self) -> None:
+        from tinygpt_tui.app.compare import AXES
+
+        self.axis = AXES[(AXES.index(self.x_axis(self.app.experiment)) + 1) % len(AXES)]
+        self.notify(f"x axis: {self.axis}", timeout=2)
+        self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
+        self.render_view()
 
     def action_samples(self) -> None:
         switch = self.query_one("#exp-switch", ContentSwitcher)
@@ -331,7 +335,7 @@ class ExperimentScreen(Screen):
     @reported("experiment view")
     def render_view(self) -> None:
         job = self.app.experiment
-        key = (id(job), job.version if job else 0, job.state if job else "")
+        key = (id(job), job.version if job else 0, job.state if job else "", self.axis)
         if key == self.drawn:
             return
         self.drawn = key
@@ -368,19 +372,23 @@ class ExperimentScreen(Screen):
         box.display = True
 
     def draw_chart(self, job) -> None:
-        x = "minutes" if job.plan.spec.minutes else "steps"
+        x = self.x_axis(job)
+        # members on different tokens: their losses per token don't compare, their bits per character do
+        bits = len({(m.config.tokenizer or "char", m.config.vocab_size) for m in job.plan.members}) > 1
         lines, legend = [], Text()
         for name in job.members:
             c = job.curves.get(name)
             if c is None:
                 continue
             colour = self.colour(job, name)
-            if name == job.running:  # the member training: its training loss too, over the finished ones' validation
+            if name == job.running and not bits:  # the member training: its training loss too, over the finished ones' validation
                 lines.append(Line(None, *c.train(x, 200), colour, "braille"))
-            lines.append(Line(None, *c.val(x, 200), colour, "dot"))
+            lines.append(Line(None, *(c.val_bpc(x, 200) if bits else c.val(x, 200)), colour, "dot"))
             legend.append("━━ ", style=colour_style(colour))
             legend.append(printable(name) + ("  (training)" if name == job.running else "") + "  ")
-        self.chart.show_lines(lines, "step" if x == "steps" else x, "validation loss •, and training loss ─ of the member training")
+        title = ("validation bits per character • (the members' tokens differ: loss per token doesn't compare)" if bits
+                 else "validation loss •, and training loss ─ of the member training")
+        self.chart.show_lines(lines, "step" if x == "steps" else x, title)
         self.query_one("#exp-legend", Static).update(legend)
 
     def draw_table(self, job) -> None:

@@ -125,19 +125,16 @@ class RunState:
         return min(1.0, max(0.0, p))
 
 
-class TrainingJob:
-    """A training run owned by the app. Its thread (run_thread) only posts records; apply and
-    ended run on Textual's thread, so the state and the RunState change in one place."""
+class Job:
+    """Work the app owns (it outlives the screen that started it): a training run or an experiment. Its
+    thread only posts what happens; the state changes on Textual's thread: starting, running, stopping,
+    then how it ended (the subclass's words)."""
 
-    def __init__(self, cfg, resume: bool = False):
-        self.cfg = cfg
-        self.name = cfg.name
-        self.resume = resume
-        self.stop_event = Event()
-        self.state = "starting"  # starting, running, stopping, done, stopped, failed
+    def __init__(self, name: str, resume: bool = False):
+        self.name, self.resume = name, resume
+        self.stop_event = Event()  # set: the thread stops at its next step, after a save
+        self.state = "starting"
         self.error = ""
-        self.folder: Path | None = None
-        self.run = RunState()
 
     @property
     def active(self) -> bool:
@@ -147,6 +144,17 @@ class TrainingJob:
         if self.active:
             self.stop_event.set()
             self.state = "stopping"
+
+
+class TrainingJob(Job):
+    """A training run owned by the app. Its thread (run_thread) only posts records; apply and ended run
+    on Textual's thread, so the state and the RunState change in one place. It ends done, stopped or failed."""
+
+    def __init__(self, cfg, resume: bool = False):
+        super().__init__(cfg.name, resume)
+        self.cfg = cfg
+        self.folder: Path | None = None
+        self.run = RunState()
 
     def history(self) -> list[dict]:
         """A resumed run's earlier records (its metrics.jsonl before this session's start), for the chart."""

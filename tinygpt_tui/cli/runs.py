@@ -156,7 +156,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str = "minut
     ranked table, side-by-side samples and the chart."""
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from tinygpt_tui.cli.train import _fmt_time, install_stop_handlers
+    from tinygpt_tui.cli.train import _fmt_time, install_stop_handlers, note
     from tinygpt_tui.engine import experiment as E
     from tinygpt_tui.engine.folder import default_models_dir
     from tinygpt_tui.engine.runs import Curves, overfitting
@@ -165,6 +165,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str = "minut
     con = new_console()
     spec = plan.spec
     budget = f"{spec.minutes:g} min" if spec.minutes else f"{spec.max_steps:,} steps"
+    plan = E.settle(plan, note)  # threads, precision, preset: the probe's, as `tinygpt train` has them, alike for every member
     states = E.member_states(plan) if resume else {}
     todo = [m for m in plan.members if states.get(m.name, {}).get("state") != "finished"]
     con.print(Text(one_line(f"experiment {spec.name}: {len(plan.members)} runs of {budget} each on {Path(plan.corpus).name}, "

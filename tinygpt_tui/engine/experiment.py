@@ -22,7 +22,7 @@ import math
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tinygpt_tui.engine import folder as ckpt
@@ -247,6 +247,26 @@ def member_states(plan: Plan) -> dict:
     return {m["name"]: {k: m[k] for k in ("state", "error") if k in m} for m in doc["members"] if isinstance(m, dict) and "name" in m}
 
 
+def settle(plan: Plan, note=None) -> Plan:
+    """The plan with what its members leave to the machine chosen as `tinygpt train` chooses it (engine/probe.settle):
+    the threads, the precision and the --minutes preset, chosen once for the first member and given to every member
+    that leaves them open, so that members differ only in what the experiment varies. Without a probe (a GPU,
+    TINYGPT_PROBE=0), the plan as it was."""
+    from tinygpt_tui.engine.probe import settle as settle_config
+
+    if not plan.members:
+        return plan
+    lead = plan.members[0].config
+    chosen = settle_config(lead, note)
+    open_ = {k: getattr(chosen, k) for k in ("dtype", "preset") if getattr(lead, k) == "auto"}
+    members = []
+    for m in plan.members:
+        c = m.config
+        members.append(replace(m, config=replace(c, threads=c.threads if c.threads is not None else chosen.threads,
+                                                 **{k: v for k, v in open_.items() if getattr(c, k) == "auto"})))
+    return replace(plan, members=members)
+
+
 # ----------------------------------------------------------------- running it
 @dataclass
 class MemberStarted:
@@ -313,13 +333,15 @@ def _how(plan: Plan, m: Member) -> tuple[str, TrainConfig]:
     raise CheckpointError(f"{folder} holds no checkpoint to resume; delete it to run member {m.name} again")
 
 
-def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = False):
+def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = False, note=None):
     """Train the members one after another; yields MemberStarted, MemberEvent, MemberEnded, then Ended.
-    A set stop_event stops the member under way (it saves) and ends the experiment."""
+    A set stop_event stops the member under way (it saves) and ends the experiment. The members' threads,
+    precision and preset, where left open, are the probe's (settle; ``note`` hears what it says)."""
     from tinygpt_tui.engine.train import Finished, train
 
     stop_event = stop_event or threading.Event()
     _claim(plan, resume)
+    plan = settle(plan, note)
     lock = ckpt.FolderLock(plan.folder)
     t0 = time.perf_counter()
     try:
@@ -376,34 +398,72 @@ class Estimate:
 def estimate(plan: Plan, steps: int = 2) -> Estimate:
     """How long the experiment will take: each member's budget (minutes), or its steps times the step time
     measured here on the CPU (a warm-up step, then ``steps`` timed), plus its evaluations and the final pass
-    over the whole validation split. Nothing is written."""
+    over the whole validation split. Nothing is written, and torch's process-wide thread count is left alone
+    (the app estimates while it may be training): steps are timed with the members' thread count in this
+    process when it already runs with that many, else in a child process that does."""
     import torch
 
+    configs = [m.config.resolved() for m in plan.members]
+    shapes = list(dict.fromkeys(_shape(c) for c in configs))
+    first = {s: next(c for c in configs if _shape(c) == s) for s in shapes}
+    threads = next((c.threads for c in configs if c.threads), None) or plan.spec.threads
+    job = {"source": plan.source, "chars": plan.spec.corpus_chars, "steps": steps, "configs": [asdict(first[s]) for s in shapes]}
+    if threads and threads != torch.get_num_threads():
+        timings = _measure_in_child(job, threads)
+    else:
+        timings = _measure_all(job)
+    measured = dict(zip(shapes, timings))
+    out, steps_s = [], []
+    for cfg in configs:
+        step_s, fwd_s, final_s = measured[_shape(cfg)]
+        steps_s.append(step_s)
+        if cfg.time_budget:
+            member = cfg.time_budget + final_s + 3.0
+        else:
+            evals = cfg.max_steps // cfg.eval_interval
+            member = cfg.max_steps * step_s + evals * (2 * cfg.eval_iters * fwd_s + cfg.sample_chars * 0.002) + final_s + 3.0
+        out.append(member)
+    return Estimate(sum(out), out, steps_s)
+
+
+def _shape(cfg: TrainConfig) -> tuple:
+    """What a step's time depends on: members alike in these are timed once."""
+    return tuple(getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer", "dtype", "tokenizer", "vocab_size"))
+
+
+def _measure_all(job: dict) -> list[tuple[float, float, float]]:
+    """Each config's timings (_measure), on the corpus (or its first ``chars`` characters)."""
+    from tinygpt_tui.data import Corpus
+    from tinygpt_tui.engine.corpora import read_corpus
     from tinygpt_tui.tokenizer import CharTokenizer
 
-    corpus = plan.read_corpus()
+    corpus = read_corpus(job["source"])
+    if job["chars"]:
+        corpus = Corpus(corpus.path, corpus.text[: job["chars"]], "")
     tok = CharTokenizer.from_text(corpus.text)
-    threads = torch.get_num_threads()
-    if plan.spec.threads:
-        torch.set_num_threads(plan.spec.threads)
-    measured, out, steps_s = {}, [], []
+    return [_measure(TrainConfig(**c), corpus, tok, job["steps"]) for c in job["configs"]]
+
+
+def _measure_in_child(job: dict, threads: int) -> list[tuple[float, float, float]]:
+    """_measure_all in a child process running torch on ``threads`` threads."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    code = ("import json, sys, torch; from tinygpt_tui.engine.experiment import _measure_all; "
+            f"torch.set_num_threads({int(threads)}); print(json.dumps(_measure_all(json.load(sys.stdin))))")
     try:
-        for m in plan.members:
-            cfg = m.config.resolved()
-            shape = tuple(getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer"))
-            if shape not in measured:
-                measured[shape] = _measure(cfg, corpus, tok, steps)
-            step_s, fwd_s, final_s = measured[shape]
-            steps_s.append(step_s)
-            if cfg.time_budget:
-                member = cfg.time_budget + final_s + 3.0
-            else:
-                evals = cfg.max_steps // cfg.eval_interval
-                member = cfg.max_steps * step_s + evals * (2 * cfg.eval_iters * fwd_s + cfg.sample_chars * 0.002) + final_s + 3.0
-            out.append(member)
-    finally:
-        torch.set_num_threads(threads)
-    return Estimate(sum(out), out, steps_s)
+        done = subprocess.run([sys.executable, "-c", code], input=json.dumps(job), capture_output=True, text=True, env=env, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise SettingsError(f"could not time the members' steps: {str(e)[:200]}") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["it exited with status %d" % done.returncode])[-1]
+        raise SettingsError(f"could not time the members' steps: {last[:200]}")
+    try:
+        return [tuple(t) for t in json.loads((done.stdout.strip().splitlines() or [""])[-1])]
+    except ValueError:
+        raise SettingsError("could not time the members' steps: the timing process printed no result") from None
 
 
 def _measure(cfg: TrainConfig, corpus, tok, steps: int) -> tuple[float, float, float]:
@@ -421,7 +481,7 @@ def _measure(cfg: TrainConfig, corpus, tok, steps: int) -> tuple[float, float, f
     cpu = torch.device("cpu")
     data = Dataset(corpus, tok, cfg.block_size)
     torch.manual_seed(0)
-    model = GPT(cfg.model_config(tok.vocab_size))
+    model = GPT(cfg.model_config(cfg.vocab_size if cfg.tokenizer == "bpe" and cfg.vocab_size else tok.vocab_size))
     if fast.enabled():
         accelerate(model)
     dtype = pick_dtype(cpu, cfg.dtype, model.cfg.n_embd)

@@ -211,6 +211,7 @@ class EvalPoint:
     train_loss: float
     val_loss: float
     sample: str = ""
+    bpc: float | None = None  # the validation loss in bits per character (comparable across tokenizers)
 
 
 class Curves:
@@ -283,7 +284,8 @@ class Curves:
                 self._cut(step - 1, evals_only=True)
             sample = r.get("sample") if isinstance(r.get("sample"), str) else ""
             tokens = step * self.tokens_per_step or (self.tokens[-1] if self.tokens else 0)
-            self.evals.append(EvalPoint(step, tokens, (_num(r.get("elapsed_s")) or 0.0) / 60, r["train_loss"], r["val_loss"], sample))
+            self.evals.append(EvalPoint(step, tokens, (_num(r.get("elapsed_s")) or 0.0) / 60, r["train_loss"], r["val_loss"], sample,
+                                        _num(r.get("bpc"))))
         elif kind == "finish":
             self.finished = True
 
@@ -302,6 +304,12 @@ class Curves:
     def val(self, x: str = "steps", max_points: int | None = MAX_POINTS) -> tuple[list, list]:
         """The validation loss of each evaluation against x."""
         return thin(self._eval_xs(x), [e.val_loss for e in self.evals], max_points)
+
+    def val_bpc(self, x: str = "steps", max_points: int | None = MAX_POINTS) -> tuple[list, list]:
+        """The validation loss in bits per character at each evaluation that logged it, against x."""
+        xs = self._eval_xs(x)
+        kept = [(xv, e.bpc) for xv, e in zip(xs, self.evals) if e.bpc is not None]
+        return thin([k[0] for k in kept], [k[1] for k in kept], max_points)
 
     def eval_train(self, x: str = "steps", max_points: int | None = MAX_POINTS) -> tuple[list, list]:
         """The training loss at each evaluation (the same held batches each time: smoother than train())."""
