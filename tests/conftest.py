@@ -143,3 +143,34 @@ def small_corpus_file(root: Path, chars: int = 60_000) -> Path:
         text = "\n".join(lines)
     p.write_text(text, encoding="utf-8")
     return p
+
+
+# ------------------------------------------------------------------ the machine probe (engine/probe.py)
+# two small shapes: the probe's work, not its size, is under test (a budget well under a second)
+PROBE_SHAPES = {"tiny": dict(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, lr=3e-3),
+                "1min": dict(n_layer=1, n_head=2, n_embd=48, block_size=16, batch_size=4, lr=3e-3)}
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A probe cache folder of the test's own, the probe switched on."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("TINYGPT_PROBE", raising=False)
+    return tmp_path / "cache" / "tinygpt" / "probe.json"
+
+
+@pytest.fixture(scope="session")
+def measured():
+    """A real probe of this machine, on small shapes."""
+    from tinygpt_tui.engine import probe
+
+    return probe.run(budget_s=0.3, presets=PROBE_SHAPES)
+
+
+def probe_doc(measured, fp32_ms, bf16_ms, one_thread_ms, two_threads_ms, bf16_rate=3.0):
+    doc = json.loads(json.dumps(measured))
+    doc["matmul_gflops"] = {"fp32": 50.0, "bf16": 50.0 * bf16_rate}
+    doc["step_ms"] = {"1min": {"fp32": fp32_ms, "bf16": bf16_ms}, "5min": {"fp32": 4 * fp32_ms, "bf16": 4 * bf16_ms}}
+    doc["threads_ms"] = {"1": one_thread_ms, "2": two_threads_ms}
+    doc["bf16_loss_ok"] = True
+    return doc

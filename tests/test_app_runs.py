@@ -310,6 +310,7 @@ async def test_members_on_different_tokens_are_charted_in_bits_per_character(tmp
         assert None not in want and sorted(y for ln in screen.chart.lines for y in ln.ys) == pytest.approx(want)
 
 
+@pytest.mark.slow
 async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(tmp_path, one_thread):
     # enough steps that Ctrl+O lands inside the second member however fast the machine is
     async with experiment_started(tmp_path, "halt", steps=400) as (pilot, app, job):

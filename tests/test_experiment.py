@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli import ROOT, assert_one_line_error, tinygpt_inproc
-from tests.test_probe import _doc, cache, measured  # noqa: F401 (fixtures)
+from tests.conftest import probe_doc
 from tinygpt_tui.engine import experiment as E
 from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.lessons import list_lessons, read_spec_file
@@ -209,7 +209,7 @@ def test_members_get_the_probes_threads_and_precision_alike(small_corpus, tmp_pa
 
     from tinygpt_tui.engine import probe
 
-    probe.save(_doc(measured, 150, 50, 50, 400))  # bf16 measured faster; one thread faster than two
+    probe.save(probe_doc(measured, 150, 50, 50, 400))  # bf16 measured faster; one thread faster than two
     monkeypatch.setattr(probe, "free_cores", lambda: 2)
     plan = E.make_plan(spec(small_corpus, threads=None, vary={"n_embd": [32, 64]}), tmp_path)
     assert all((m.config.threads, m.config.dtype) == (None, "auto") for m in plan.members)  # (make_plan measures nothing)

@@ -5,26 +5,12 @@ import math
 
 import pytest
 
+from tests.conftest import PROBE_SHAPES as SMALL
+from tests.conftest import probe_doc as _doc
 from tests.test_cli import assert_one_line_error, tinygpt, tinygpt_inproc
 from tinygpt_tui.engine import probe
 from tinygpt_tui.engine.presets import PRESETS, TrainConfig
 
-# two small shapes: the probe's work, not its size, is under test (a budget well under a second)
-SMALL = {"tiny": dict(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, lr=3e-3),
-         "1min": dict(n_layer=1, n_head=2, n_embd=48, block_size=16, batch_size=4, lr=3e-3)}
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """A cache folder of the test's own, the probe switched on."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("TINYGPT_PROBE", raising=False)
-    return tmp_path / "cache" / "tinygpt" / "probe.json"
-
-
-@pytest.fixture(scope="module")
-def measured():
-    return probe.run(budget_s=0.3, presets=SMALL)
 
 
 def test_probe_measures_rates_steps_and_threads(measured):
@@ -86,15 +72,6 @@ def test_a_cache_folder_that_is_a_file_is_survived(tmp_path, monkeypatch, measur
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("TINYGPT_PROBE", raising=False)
     assert probe.save(measured) is None and probe.cached() is None
-
-
-def _doc(measured, fp32_ms, bf16_ms, one_thread_ms, two_threads_ms, bf16_rate=3.0):
-    doc = json.loads(json.dumps(measured))
-    doc["matmul_gflops"] = {"fp32": 50.0, "bf16": 50.0 * bf16_rate}
-    doc["step_ms"] = {"1min": {"fp32": fp32_ms, "bf16": bf16_ms}, "5min": {"fp32": 4 * fp32_ms, "bf16": 4 * bf16_ms}}
-    doc["threads_ms"] = {"1": one_thread_ms, "2": two_threads_ms}
-    doc["bf16_loss_ok"] = True
-    return doc
 
 
 def test_choices_follow_the_measurements(measured, monkeypatch):
