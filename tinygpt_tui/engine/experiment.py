@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.engine.estimate import Estimate, estimate  # noqa: F401 (part of this module's interface)
 from tinygpt_tui.engine.files import MiB, atomic_write, read_json
 from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, check_name
 from tinygpt_tui.engine.runs import MANIFEST, RunSummary, summarize
@@ -387,125 +388,7 @@ def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = Fa
         lock.release()
 
 
-# ----------------------------------------------------------------- before and after
-@dataclass
-class Estimate:
-    total_s: float
-    member_s: list  # each member's
-    step_s: list  # each member's seconds per training step, measured here
-
-
-def estimate(plan: Plan, steps: int = 2) -> Estimate:
-    """How long the experiment will take: each member's budget (minutes), or its steps times the step time
-    measured here on the CPU (a warm-up step, then ``steps`` timed), plus its evaluations and the final pass
-    over the whole validation split. Nothing is written, and torch's process-wide thread count is left alone
-    (the app estimates while it may be training): steps are timed with the members' thread count in this
-    process when it already runs with that many, else in a child process that does."""
-    import torch
-
-    configs = [m.config.resolved() for m in plan.members]
-    shapes = list(dict.fromkeys(_shape(c) for c in configs))
-    first = {s: next(c for c in configs if _shape(c) == s) for s in shapes}
-    threads = next((c.threads for c in configs if c.threads), None) or plan.spec.threads
-    job = {"source": plan.source, "chars": plan.spec.corpus_chars, "steps": steps, "configs": [asdict(first[s]) for s in shapes]}
-    if threads and threads != torch.get_num_threads():
-        timings = _measure_in_child(job, threads)
-    else:
-        timings = _measure_all(job)
-    measured = dict(zip(shapes, timings))
-    out, steps_s = [], []
-    for cfg in configs:
-        step_s, fwd_s, final_s = measured[_shape(cfg)]
-        steps_s.append(step_s)
-        if cfg.time_budget:
-            member = cfg.time_budget + final_s + 3.0
-        else:
-            evals = cfg.max_steps // cfg.eval_interval
-            member = cfg.max_steps * step_s + evals * (2 * cfg.eval_iters * fwd_s + cfg.sample_chars * 0.002) + final_s + 3.0
-        out.append(member)
-    return Estimate(sum(out), out, steps_s)
-
-
-def _shape(cfg: TrainConfig) -> tuple:
-    """What a step's time depends on: members alike in these are timed once."""
-    return tuple(getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer", "dtype", "tokenizer", "vocab_size"))
-
-
-def _measure_all(job: dict) -> list[tuple[float, float, float]]:
-    """Each config's timings (_measure), on the corpus (or its first ``chars`` characters)."""
-    from tinygpt_tui.data import Corpus
-    from tinygpt_tui.engine.corpora import read_corpus
-    from tinygpt_tui.tokenizer import CharTokenizer
-
-    corpus = read_corpus(job["source"])
-    if job["chars"]:
-        corpus = Corpus(corpus.path, corpus.text[: job["chars"]], "")
-    tok = CharTokenizer.from_text(corpus.text)
-    return [_measure(TrainConfig(**c), corpus, tok, job["steps"]) for c in job["configs"]]
-
-
-def _measure_in_child(job: dict, threads: int) -> list[tuple[float, float, float]]:
-    """_measure_all in a child process running torch on ``threads`` threads."""
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    code = ("import json, sys, torch; from tinygpt_tui.engine.experiment import _measure_all; "
-            f"torch.set_num_threads({int(threads)}); print(json.dumps(_measure_all(json.load(sys.stdin))))")
-    try:
-        done = subprocess.run([sys.executable, "-c", code], input=json.dumps(job), capture_output=True, text=True, env=env, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise SettingsError(f"could not time the members' steps: {str(e)[:200]}") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["it exited with status %d" % done.returncode])[-1]
-        raise SettingsError(f"could not time the members' steps: {last[:200]}")
-    try:
-        return [tuple(t) for t in json.loads((done.stdout.strip().splitlines() or [""])[-1])]
-    except ValueError:
-        raise SettingsError("could not time the members' steps: the timing process printed no result") from None
-
-
-def _measure(cfg: TrainConfig, corpus, tok, steps: int) -> tuple[float, float, float]:
-    """Seconds per training step, per forward pass of a batch, and for the final pass over the validation
-    split, measured on this machine as train.py runs them (its dtype, the fast kernels when on)."""
-    import torch
-
-    from tinygpt_tui import fast
-    from tinygpt_tui.data import Dataset
-    from tinygpt_tui.engine.device import autocast, pick_dtype
-    from tinygpt_tui.engine.presets import build_optimizer
-    from tinygpt_tui.fast.kernels import accelerate
-    from tinygpt_tui.model import GPT
-
-    cpu = torch.device("cpu")
-    data = Dataset(corpus, tok, cfg.block_size)
-    torch.manual_seed(0)
-    model = GPT(cfg.model_config(cfg.vocab_size if cfg.tokenizer == "bpe" and cfg.vocab_size else tok.vocab_size))
-    if fast.enabled():
-        accelerate(model)
-    dtype = pick_dtype(cpu, cfg.dtype, model.cfg.n_embd)
-    opt = build_optimizer(model, cfg, dtype)
-    gen = torch.Generator().manual_seed(0)
-    times = []
-    for _ in range(steps + 1):  # the first warms up
-        t = time.perf_counter()
-        for _ in range(cfg.grad_accum):
-            x, y = data.batch("train", cfg.batch_size, gen, cpu)
-            with autocast(cpu, dtype):
-                loss = model(x, y)[1]
-            loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - t)
-    t = time.perf_counter()
-    with torch.inference_mode(), autocast(cpu, dtype):
-        model.eval()(x)
-    fwd = time.perf_counter() - t
-    val_batches = max(1, len(data.val) // (32 * cfg.block_size))
-    return min(times[1:]), fwd, fwd * 32 / cfg.batch_size * val_batches
-
-
+# ----------------------------------------------------------------- after
 @dataclass
 class Row:
     group: str
