@@ -288,3 +288,22 @@ def test_train_says_when_validation_rises_while_training_falls(tmp_path):
     assert len(notes) == 1, r.stdout  # said once, when it starts
     evals = [ln for ln in r.stdout.splitlines() if ln.startswith("step ")]
     assert r.stdout.index(notes[0]) > r.stdout.index(evals[3])  # not before a few evaluations
+
+
+def test_an_experiments_members_are_models_by_name_not_one_broken_folder(tmp_path):
+    """The sidebar and `tinygpt models` list an experiment's members ("exp/member"), each loadable by that
+    name; the experiment's own folder is not shown as a broken model."""
+    from tests.conftest import make_tiny_model
+    from tinygpt_tui.engine.folder import list_models, load_model, resolve_model
+
+    models = tmp_path / "models"
+    make_tiny_model(models / "solo", "hello world " * 20)
+    for member in ("n_layer=1", "n_layer=2"):
+        make_tiny_model(models / "grid" / member, "hello world " * 20)
+    (models / "grid" / runs.MANIFEST).write_text("{}", encoding="utf-8")
+    infos = {i.name: i for i in list_models(models)}
+    assert sorted(infos) == ["grid/n_layer=1", "grid/n_layer=2", "solo"]
+    assert all(i.ok and i.status == "ready" for i in infos.values()), infos
+    assert load_model(resolve_model("grid/n_layer=2", models)).path == models / "grid" / "n_layer=2"
+    out = tinygpt_inproc("models", "--models-dir", str(models))
+    assert "grid/n_layer=1" in out.stdout and "broken" not in out.stdout

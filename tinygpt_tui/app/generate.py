@@ -149,15 +149,15 @@ class GenerateScreen(Screen):
     def check_models(self, first: bool = False) -> None:
         """Read the models folder again if it changed (a few stat calls if not), in a worker; at the
         start, a small folder is read here, so that the first frame lists it."""
-        from tinygpt_tui.engine.folder import model_folders, read_info
+        from tinygpt_tui.engine.folder import model_entries, read_info
 
         signature = folder_signature(self.app.models_dir)
         if signature == self.signature:
             return
         self.signature = signature
-        folders = model_folders(self.app.models_dir) if first else None  # (none if missing or unreadable)
+        folders = model_entries(self.app.models_dir) if first else None  # (none if missing or unreadable)
         if folders is not None and len(folders) <= SYNC_LISTING:
-            self.set_models([read_info(f) for f in folders])
+            self.set_models([read_info(f, name) for name, f in folders])
             return
         if first:
             self.query_one("#models", ModelList).border_subtitle = "reading …"

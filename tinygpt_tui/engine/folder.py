@@ -151,10 +151,10 @@ def check_folder(folder: Path) -> tuple[dict, GPTConfig]:
     return doc, cfg
 
 
-def read_info(folder) -> ModelInfo:
+def read_info(folder, name: str | None = None) -> ModelInfo:
     """What the sidebar and `tinygpt models` show; a broken folder comes back with ok=False and why."""
     folder = Path(folder)
-    info = ModelInfo(name=folder.name, path=folder, ok=False, status="broken")
+    info = ModelInfo(name=name or folder.name, path=folder, ok=False, status="broken")
     try:
         info.size_bytes = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
         training = is_training(folder)
@@ -192,8 +192,16 @@ def model_folders(models_dir=None) -> list[Path]:
         return []
 
 
+def model_entries(models_dir=None) -> list[tuple[str, Path]]:
+    """(name, folder) of each model: the models directory's folders, an experiment's folder replaced by its
+    members ("exp/member", a name resolve_model takes), since an experiment is no model of its own."""
+    from tinygpt_tui.engine.runs import run_folders  # (runs reads folders through this module)
+
+    return run_folders(models_dir)
+
+
 def list_models(models_dir=None) -> list[ModelInfo]:
-    return [read_info(p) for p in model_folders(models_dir)]
+    return [read_info(p, name) for name, p in model_entries(models_dir)]
 
 
 # ---------------------------------------------------------------- loading and saving (torch)
