@@ -23,7 +23,9 @@ import numpy as np
 from tinygpt_tui.errors import SettingsError
 from tinygpt_tui.tokenizer import Encoded, Tokenizer
 
-CALL_S = 0.02  # seconds of text a decoder call makes (the compiled one without holding the GIL)
+# seconds of text a decoder call makes (the compiled one without holding the GIL): in the app
+# one message, so fewer wakes of its UI thread; also how soon a stop is seen
+CALL_S = 0.05
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Text is kept as paragraphs (split at newlines), each wrapped into lines once. Appending re-wraps
 only from the start of the open paragraph's last line (greedy wrapping never moves an earlier
-line's break) and repaints only the lines that changed, the chunks of 40 ms at once: a chunk
+line's break) and repaints only the lines that changed, the chunks of 80 ms at once: a chunk
 costs the same at character 100 as at character 100,000. Drawn with Textual's line API (a ScrollView's render_line), as
 Toolong draws its logs.
 
@@ -24,7 +24,11 @@ from tinygpt_tui.tokenizer import printable
 PROMPT, GENERATED, NOTE = "prompt", "generated", "note"
 TAB = "    "
 NO_LINE_START = set("，。、；：？！）」』”’》〉】…")
-REPAINT_S = 0.04  # chunks arriving faster are drawn together: at most 25 repaints a second
+# chunks arriving faster are drawn together: at most 12.5 repaints a second. Each repaint is a
+# frame of the whole pane (it scrolls), the UI thread's largest cost while text streams, and on a
+# machine with one free core that time is taken from the sampler; at 3,000 chars/s a frame adds
+# about two lines, which still reads as text flowing (docs/performance.md, streaming)
+REPAINT_S = 0.08
 
 
 def wrap_points(text: str, width: int) -> list[int]:
@@ -138,18 +142,19 @@ class OutputView(ScrollView, can_focus=True):
         for index in [i for i in self.shown if i >= first_changed]:
             del self.shown[index]
         if count != old_count:
-            self.set_line_count(count)
+            self.set_line_count(count, bar=False)  # the scroll bar follows at the repaint
         height = self.scrollable_content_region.height
         if follow and count > height and self.is_mounted:  # at the end now; on screen at the next repaint
             self.set_reactive(OutputView.scroll_y, float(count - height))
             self.scroll_target_y, self.scrolled = self.scroll_y, True
         self.dirty_from = first_changed if self.dirty_from is None else min(self.dirty_from, first_changed)
-        if self.repaint_timer is None and self.is_mounted:  # one repaint for the chunks of the next 40 ms
+        if self.repaint_timer is None and self.is_mounted:  # one repaint for the chunks of the next 80 ms
             self.repaint_timer = self.set_timer(REPAINT_S, self.repaint)
 
     def repaint(self) -> None:
         """The lines changed since the last repaint, or the whole pane if it scrolled meanwhile."""
         self.repaint_timer = None
+        self.update_bar()
         if self.scrolled:
             self.vertical_scrollbar.position = self.scroll_y
             self.refresh()
@@ -199,17 +204,24 @@ class OutputView(ScrollView, can_focus=True):
         self.wrap_open_tail(width)
 
     # ------------------------------------------------------------ scrolling and drawing
-    def set_line_count(self, count: int) -> None:
+    def set_line_count(self, count: int, bar: bool = True) -> None:
         """The virtual height, set without a layout pass of the screen (the pane's own size does not
-        depend on it; Textual lays out the whole screen on every change of virtual_size otherwise)."""
+        depend on it; Textual lays out the whole screen on every change of virtual_size otherwise).
+        With bar=False the scroll bar is left to the next repaint: each change of it is a frame of
+        its own, outside the repaint's pace."""
         size = Size(self.width(), count)
         if not self.is_mounted:
             self.virtual_size = size
             return
         self.set_reactive(OutputView.virtual_size, size)
-        bar = self.vertical_scrollbar
-        bar.window_virtual_size = count
-        bar.window_size = self.scrollable_content_region.height
+        if bar:
+            self.update_bar()
+
+    def update_bar(self) -> None:
+        if self.is_mounted:
+            bar = self.vertical_scrollbar
+            bar.window_virtual_size = len(self.lines)
+            bar.window_size = self.scrollable_content_region.height
 
     def at_end(self) -> bool:
         return self.following or self.scroll_offset.y >= self.max_scroll_y
