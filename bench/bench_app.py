@@ -236,9 +236,12 @@ def bare_sampler(models_dir: Path, name: str, settings, threads: int | None = No
 # ---------------------------------------------------------------- streaming into the pane
 async def in_app(models_dir: Path, name: str, settings, rounds: int, bare) -> dict:
     """Stream `rounds` generations into the pane, running `bare()` (`tinygpt generate`) before each."""
-    from tinygpt_tui.app.app import TinyGPTApp
+    import sys
+
+    from tinygpt_tui.app.app import SWITCH_INTERVAL_S, TinyGPTApp
     from tinygpt_tui.app.output import GENERATED
 
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as run_app sets it for the app's process
     app = TinyGPTApp(models_dir=models_dir, watch_models=False)
     rows = []
     async with app.run_test(size=(120, 40)) as pilot:
