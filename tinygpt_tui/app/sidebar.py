@@ -38,7 +38,9 @@ def model_prompt(info: ModelInfo, loaded: bool = False) -> Group:
         details = [Text.assemble(("broken: ", "red"), (printable(info.error), "dim"))]
     else:
         head.append("● " if loaded else ("◌ " if info.status == TRAINING else "  "), style="bold green")
-        head.append(printable(info.name), style="bold")
+        experiment, _, member = info.name.rpartition("/")  # an experiment's member: "exp/member"
+        head.append(printable(experiment + "/") if experiment else "", style="dim")
+        head.append(printable(member), style="bold")
         loss = f"val {info.val_loss:.3f}" if info.val_loss is not None else "val n/a"
         details = [Text(f"{human_count(info.params)} params · {loss}" + (f" · {TRAINING}" if info.status == TRAINING else ""), style="dim"),
                    Text(f"{printable(info.corpus) or '?'} · ctx {info.block_size}" + (f" · {info.tokenizer}" if info.tokenizer != "char" else ""),
