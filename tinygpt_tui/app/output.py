@@ -104,7 +104,7 @@ class OutputView(ScrollView, can_focus=True):
         self.plain, self.length = [], 0
         self.following, self.dirty_from = True, None
         self.shown.clear()
-        self.set_line_count(0)
+        self.set_line_count()
         self.scroll_to(0, 0, animate=False, immediate=True, force=True)
         self.refresh()
 
@@ -142,7 +142,7 @@ class OutputView(ScrollView, can_focus=True):
         for index in [i for i in self.shown if i >= first_changed]:
             del self.shown[index]
         if count != old_count:
-            self.set_line_count(count, bar=False)  # the scroll bar follows at the repaint
+            self.set_line_count(bar=False)  # the scroll bar follows at the repaint
         height = self.scrollable_content_region.height
         if follow and count > height and self.is_mounted:  # at the end now; on screen at the next repaint
             self.set_reactive(OutputView.scroll_y, float(count - height))
@@ -204,12 +204,12 @@ class OutputView(ScrollView, can_focus=True):
         self.wrap_open_tail(width)
 
     # ------------------------------------------------------------ scrolling and drawing
-    def set_line_count(self, count: int, bar: bool = True) -> None:
-        """The virtual height, set without a layout pass of the screen (the pane's own size does not
+    def set_line_count(self, bar: bool = True) -> None:
+        """The virtual height (the wrapped lines), set without a layout pass of the screen (the pane's own size does not
         depend on it; Textual lays out the whole screen on every change of virtual_size otherwise).
         With bar=False the scroll bar is left to the next repaint: each change of it is a frame of
         its own, outside the repaint's pace."""
-        size = Size(self.width(), count)
+        size = Size(self.width(), len(self.lines))
         if not self.is_mounted:
             self.virtual_size = size
             return
