@@ -94,39 +94,26 @@ def _measure_in_child(job: dict, threads: int) -> list[tuple[float, float, float
 
 def _measure(cfg: TrainConfig, corpus, tok, steps: int) -> tuple[float, float, float]:
     """Seconds per training step, per forward pass of a batch, and for the final pass over the validation
-    split, measured on this machine as train.py runs them (its dtype, the fast kernels when on)."""
+    split, measured on this machine as train.py runs them (its step, its dtype, the fast kernels when on),
+    on batches drawn from the corpus."""
     import torch
 
-    from tinygpt_tui import fast
     from tinygpt_tui.data import Dataset
-    from tinygpt_tui.engine.device import autocast, pick_dtype
-    from tinygpt_tui.engine.presets import build_optimizer
-    from tinygpt_tui.fast.kernels import accelerate
-    from tinygpt_tui.model import GPT
+    from tinygpt_tui.engine.device import pick_dtype
+    from tinygpt_tui.engine.probe import StepTimer
 
     cpu = torch.device("cpu")
     data = Dataset(corpus, tok, cfg.block_size)
-    torch.manual_seed(0)
-    model = GPT(cfg.model_config(cfg.vocab_size if cfg.tokenizer == "bpe" and cfg.vocab_size else tok.vocab_size))
-    if fast.enabled():
-        accelerate(model)
-    dtype = pick_dtype(cpu, cfg.dtype, model.cfg.n_embd)
-    opt = build_optimizer(model, cfg, dtype)
     gen = torch.Generator().manual_seed(0)
+    vocab = cfg.vocab_size if cfg.tokenizer == "bpe" and cfg.vocab_size else tok.vocab_size
+    settings = {k: getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer", "lr", "muon_lr")}
+    timer = StepTimer(settings, pick_dtype(cpu, cfg.dtype, cfg.n_embd), vocab=vocab,
+                      batches=lambda: data.batch("train", cfg.batch_size, gen, cpu))
     times = []
     for _ in range(steps + 1):  # the first warms up
         t = time.perf_counter()
-        for _ in range(cfg.grad_accum):
-            x, y = data.batch("train", cfg.batch_size, gen, cpu)
-            with autocast(cpu, dtype):
-                loss = model(x, y)[1]
-            loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        timer.step()
         times.append(time.perf_counter() - t)
-    t = time.perf_counter()
-    with torch.inference_mode(), autocast(cpu, dtype):
-        model.eval()(x)
-    fwd = time.perf_counter() - t
+    fwd = timer.forward_s()
     val_batches = max(1, len(data.val) // (32 * cfg.block_size))
     return min(times[1:]), fwd, fwd * 32 / cfg.batch_size * val_batches

@@ -127,10 +127,13 @@ def muon_flops(model, ns_steps: int = 5) -> float:
 
 
 class StepTimer:
-    """The training step of ``tinygpt train`` (Muon, gradient clipping, fast kernels) for one shape and
-    precision, on fixed batches of a learnable sequence; ``step()`` returns the loss."""
+    """The training step of ``tinygpt train`` (its optimizer, gradient accumulation and clipping, the fast
+    kernels) for one shape and precision; ``step()`` returns the loss. ``preset``: the model's settings,
+    batch_size, grad_accum, optimizer (Muon by default) and its learning rates. ``batches``: a function
+    returning the next (x, y) batch (the estimate draws real ones from the corpus); by default fixed
+    batches of a learnable sequence over ``vocab`` symbols."""
 
-    def __init__(self, preset: dict, dtype: str, seed: int = 0):
+    def __init__(self, preset: dict, dtype: str, seed: int = 0, vocab: int = VOCAB, batches=None):
         import torch
 
         from tinygpt_tui import fast
@@ -140,39 +143,55 @@ class StepTimer:
         from tinygpt_tui.fast.kernels import accelerate
         from tinygpt_tui.model import GPT
 
-        self.cfg = GPTConfig(vocab_size=VOCAB, **{k: v for k, v in preset.items() if k in MODEL_KEYS}).validate()
+        self.cfg = GPTConfig(vocab_size=vocab, **{k: v for k, v in preset.items() if k in MODEL_KEYS}).validate()
         self.batch = preset.get("batch_size", 32)
+        self.accum = preset.get("grad_accum", 1)
         torch.manual_seed(seed)
         self.model = GPT(self.cfg)
         if fast.enabled():
             accelerate(self.model)
-        tc = TrainConfig(optimizer="muon", lr=preset.get("lr", 1e-3), muon_lr=preset.get("muon_lr", 0.02))
+        tc = TrainConfig(optimizer=preset.get("optimizer", "muon"), lr=preset.get("lr", 1e-3), muon_lr=preset.get("muon_lr", 0.02))
         self.opt = build_optimizer(self.model, tc, dtype)
         self.autocast = lambda: autocast(torch.device("cpu"), dtype)
-        # a text with structure to learn: a random "alphabet" walked in a fixed order, with noise
-        g = torch.Generator().manual_seed(seed + 1)
-        walk = torch.randperm(VOCAB, generator=g)
-        idx = (torch.arange(self.batch * (self.cfg.block_size + 1)) * 7 + torch.randint(0, 2, (1,), generator=g)) % VOCAB
-        seq = walk[idx].view(self.batch, -1)
-        seq = torch.where(torch.rand(seq.shape, generator=g) < 0.1, torch.randint(0, VOCAB, seq.shape, generator=g), seq)
-        self.x, self.y = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
+        if batches is None:
+            # a text with structure to learn: a random "alphabet" walked in a fixed order, with noise
+            g = torch.Generator().manual_seed(seed + 1)
+            walk = torch.randperm(vocab, generator=g)
+            idx = (torch.arange(self.batch * (self.cfg.block_size + 1)) * 7 + torch.randint(0, 2, (1,), generator=g)) % vocab
+            seq = walk[idx].view(self.batch, -1)
+            seq = torch.where(torch.rand(seq.shape, generator=g) < 0.1, torch.randint(0, vocab, seq.shape, generator=g), seq)
+            fixed = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
+            batches = lambda: fixed  # noqa: E731
+        self.batches = batches
         self.model.train()
 
     @property
     def tokens(self) -> int:
-        return self.batch * self.cfg.block_size
+        return self.batch * self.accum * self.cfg.block_size
 
     def step(self) -> float:
         import torch
 
-        with self.autocast():
-            _, loss = self.model(self.x, self.y)
-        loss.backward()
+        for _ in range(self.accum):
+            self.x, y = self.batches()
+            with self.autocast():
+                _, loss = self.model(self.x, y)
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.last = float(loss.detach())
         return self.last
+
+    def forward_s(self) -> float:
+        """Seconds for one forward pass of the last batch in inference mode (an evaluation's unit)."""
+        import torch
+
+        t = time.perf_counter()
+        with torch.inference_mode(), self.autocast():
+            self.model.eval()(self.x)
+        self.model.train()
+        return time.perf_counter() - t
 
 
 def _size(p: dict) -> float:
