@@ -420,11 +420,12 @@ class GenerateScreen(Screen):
     def action_toggle_sidebar(self) -> None:
         self.query_one("#sidebar").toggle_class("-hidden")
 
-    def action_focus_settings(self) -> None:
+    async def action_focus_settings(self) -> None:
         self.query_one("#sidebar").remove_class("-hidden")
+        field = await self.query_one("#sampling", SamplingPanel).edit("temperature")  # (the fields mounted on the first edit)
         # focus moves now, not once the app's queue gets to it (Widget.focus): keys typed right
         # behind F6, in the same burst, then go to the field rather than to the prompt
-        self.set_focus(self.query_one("#set-temperature", Input))
+        self.set_focus(field)
 
     def action_copy_output(self) -> None:
         text = self.query_one("#output", OutputView).text
