@@ -227,3 +227,25 @@ async def test_a_click_on_a_setting_focuses_its_field(models_dir):  # noqa: F811
         assert await wait_for(pilot, lambda: gen.query_one("#sampling-view").region.height == 5)
         assert await pilot.click("#sampling-view", offset=(12, 4))  # the fifth line: seed
         assert await wait_for(pilot, lambda: getattr(app.focused, "id", "") == "set-seed")
+
+
+async def test_the_footer_follows_the_bindings(models_dir):  # noqa: F811
+    """The footer rebuilds its keys only when they change (app/footer.py), and then it does: Continue
+    comes on with a model, and stays through a focus move that changes nothing it shows."""
+    from textual.widgets import Footer
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gen = app.screen
+        footer = gen.query_one(Footer)
+
+        def key(action):
+            return next((k for k in footer.children if getattr(k, "action", None) == action), None)
+
+        assert await wait_for(pilot, lambda: key("continue") is not None and key("continue").has_class("-disabled"))
+        assert key("quit") is not None and not key("quit").has_class("-disabled")
+        await load(pilot, app, "alpha")
+        assert await wait_for(pilot, lambda: key("continue") is not None and not key("continue").has_class("-disabled"))
+        gen.query_one("#output").focus()
+        await pilot.pause()
+        assert await wait_for(pilot, lambda: key("stop") is not None and not key("stop").has_class("-disabled"))
