@@ -249,3 +249,15 @@ async def test_the_footer_follows_the_bindings(models_dir):  # noqa: F811
         gen.query_one("#output").focus()
         await pilot.pause()
         assert await wait_for(pilot, lambda: key("stop") is not None and not key("stop").has_class("-disabled"))
+
+
+async def test_two_edits_at_once_both_get_their_field(models_dir):  # noqa: F811
+    """F6 and a click read in one burst: the second edit waits for the fields the first is mounting."""
+    import asyncio
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.screen.query_one("#sampling")
+        await pilot.pause()
+        seed, top_k = await asyncio.gather(panel.edit("seed"), panel.edit("top_k"))
+        assert (seed.id, top_k.id) == ("set-seed", "set-top_k") and len(panel.query("#sampling-grid")) == 1

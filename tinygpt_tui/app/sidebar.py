@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from rich.console import Group
 from rich.padding import Padding
 from rich.text import Text
@@ -198,6 +200,7 @@ class SamplingPanel(Vertical):
         super().__init__(**kw)
         self.raw = {fid: default for fid, _, default, *_ in FIELDS}
         self.editing = False
+        self.fields_mounted = asyncio.Event()
 
     def compose(self):
         yield SettingsView(self.raw, id="sampling-view")
@@ -217,6 +220,8 @@ class SamplingPanel(Vertical):
             self.editing = True
             await self.mount(Grid(*self.fields_widgets(), id="sampling-grid"))
             self.query_one("#sampling-view", SettingsView).display = False  # (kept: keys sent to it meanwhile are passed on)
+            self.fields_mounted.set()
+        await self.fields_mounted.wait()  # (a second edit while the first mounts them: F6, then a click)
         return self.query_one(f"#set-{fid}", Input)
 
     def _raw(self, fid: str) -> str:
