@@ -3,6 +3,7 @@ one-widget Textual app, and streaming into the pane against `tinygpt generate`.
 
     python -m bench.bench_app                      # the shipped shakespeare model
     python -m bench.bench_app --model NAME --models-dir DIR --chars 2000 --runs 5 --json out.json
+    python -m bench.bench_app --skip streaming --baseline ../main   # the first screen, beside main's
 
   first screen   `tinygpt --models-dir DIR` on a pseudo-terminal (120x40, Textual's real driver),
                  from process start to the moment its output holds the whole first screen (the
@@ -176,24 +177,43 @@ def app_command(models_dir: str) -> list[str]:
     return [sys.executable, "-m", "tinygpt_tui", "--models-dir", models_dir]
 
 
-def first_screen(models_dir: str, model: str, runs: int = 5) -> dict:
-    """The app's first screen and a bare Textual app's, on a pty, taking turns in a shuffled order
-    (a run is often slower right after another one)."""
+def tree_command(tree: str, models_dir: str) -> list[str]:
+    """`tinygpt --models-dir DIR` from another checkout's tinygpt_tui (a baseline: main, say), with this Python."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(tree).resolve())!r}); sys.argv = ['tinygpt', '--models-dir', {models_dir!r}]; "
+            "from tinygpt_tui.__main__ import main; main()")
+    return [sys.executable, "-c", code]
+
+
+def first_screen(models_dir: str, model: str, runs: int = 5, baseline: str | None = None) -> dict:
+    """The app's first screen and a bare Textual app's (and a baseline checkout's app, if given), on
+    a pty, taking turns in a shuffled order (a run is often slower right after another one)."""
     markers = ["Models", model, "Write a prompt", "palette"]
     cmds = {"app": app_command(models_dir), "bare": [sys.executable, "-c", BARE_APP.replace("MARKERS", repr(" ".join(markers)))]}
-    first_frame(cmds["app"], markers)  # once unmeasured: files into the page cache
+    if baseline:
+        cmds["baseline"] = tree_command(baseline, models_dir)
+    # as installed: pip compiles a package's modules as it installs it (Textual's are), and Python
+    # caches an editable install's on its first run; where PYTHONDONTWRITEBYTECODE is set (this
+    # machine's sessions) ours would be compiled from source at every start, and Textual's not
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for cmd in cmds.values():  # once unmeasured: files into the page cache, modules compiled
+        first_frame(cmd, markers, env=env)
     raw: dict = {who: [] for who in cmds}
     order = list(cmds)
     steal0, t0 = _steal_ticks(), time.time()
     for _ in range(runs):
         random.Random(len(raw["app"])).shuffle(order)
         for who in order:
-            raw[who].append(first_frame(cmds[who], markers)["live_frame_s"])
+            r = first_frame(cmds[who], markers, env=env)
+            raw[who].append((r["live_frame_s"], r["cpu_s"]))
     steal1, wall = _steal_ticks(), time.time() - t0
     figures: dict = {"runs": runs, "command": " ".join(cmds["app"])}
-    for who, xs in raw.items():
-        figures[who] = {"median_s": statistics.median(xs), "min_s": min(xs), "all_s": xs}
+    for who, runs_of in raw.items():
+        xs = [wall for wall, _ in runs_of]
+        figures[who] = {"median_s": statistics.median(xs), "min_s": min(xs), "all_s": xs,
+                        "cpu_median_s": statistics.median(cpu for _, cpu in runs_of)}  # (the process's CPU time at that frame)
     figures["ratio"] = figures["app"]["median_s"] / figures["bare"]["median_s"]
+    if baseline:
+        figures["baseline_ratio"] = figures["baseline"]["median_s"] / figures["bare"]["median_s"]
     if steal0 is not None and steal1 is not None:  # the share of the CPUs' time the host took back meanwhile
         figures["steal_share"] = (steal1 - steal0) / os.sysconf("SC_CLK_TCK") / wall / (os.cpu_count() or 1)
     return figures
@@ -292,15 +312,21 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=5, help="first-screen runs of each command")
     ap.add_argument("--skip", choices=["first-screen", "streaming"], action="append", default=[])
+    ap.add_argument("--baseline", metavar="TREE", help="also time the first screen of another checkout's app (main's, say)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     report: dict = {"cpu": cpu, "cores": os.cpu_count()}
     print(f"CPU: {cpu} ({os.cpu_count()} cores)")
     if "first-screen" not in a.skip:
-        f = report["first_screen"] = first_screen(a.models_dir, a.model, a.runs)
+        f = report["first_screen"] = first_screen(a.models_dir, a.model, a.runs, a.baseline)
         print(f"first screen: app {f['app']['median_s'] * 1000:.0f} ms, bare Textual app {f['bare']['median_s'] * 1000:.0f} ms "
-              f"(medians of {a.runs}), ratio {f['ratio']:.2f}")
+              f"(medians of {a.runs}), ratio {f['ratio']:.2f}; CPU time {f['app']['cpu_median_s'] * 1000:.0f} ms and "
+              f"{f['bare']['cpu_median_s'] * 1000:.0f} ms, ratio {f['app']['cpu_median_s'] / f['bare']['cpu_median_s']:.2f}")
+        if a.baseline:
+            b = f["baseline"]
+            print(f"  baseline {a.baseline}: {b['median_s'] * 1000:.0f} ms, ratio {f['baseline_ratio']:.2f}; "
+                  f"CPU time {b['cpu_median_s'] * 1000:.0f} ms, ratio {b['cpu_median_s'] / f['bare']['cpu_median_s']:.2f}")
     if "streaming" not in a.skip:
         settings = SamplingSettings(max_new_tokens=a.chars, temperature=0.8, seed=1)
         s = report["streaming"] = asyncio.run(in_app(Path(a.models_dir), a.model, settings, a.rounds,

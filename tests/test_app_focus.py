@@ -18,7 +18,7 @@ async def test_typing_is_never_lost_and_escape_returns_to_the_prompt(models_dir)
         await pilot.press(*"KING")  # typed in the read-only pane: it goes to the prompt
         assert prompt.has_focus and prompt.value == "KING"
 
-        gen.query_one("#set-temperature").focus()
+        (await gen.query_one("#sampling").edit("temperature")).focus()  # (the fields are mounted on the first edit)
         await pilot.press("enter")  # a setting confirmed: back to the prompt, the prompt kept
         assert prompt.has_focus and prompt.value == "KING"
 
@@ -91,13 +91,14 @@ async def test_a_value_typed_right_behind_f6_goes_to_the_settings_not_the_prompt
     app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         gen = await load(pilot, app, "alpha")
-        prompt, temp = gen.query_one("#prompt"), gen.query_one("#set-temperature")
+        prompt = gen.query_one("#prompt")
         prompt.focus()
         await pilot.press(*"hi")
-        slow = temp.value
-        for key, char in [("f6", None), ("1", "1"), ("2", "2")]:
+        slow = str(gen.query_one("#sampling").values().temperature)
+        for key, char in [("f6", None), ("1", "1"), ("2", "2")]:  # F6 mounts the fields (the first edit) before the digits are read
             app.post_message(events.Key(key, char))
-        assert await wait_for(pilot, lambda: "12" in temp.value), temp.value
+        assert await wait_for(pilot, lambda: "12" in getattr(app.focused, "value", "")), app.focused
+        temp = gen.query_one("#set-temperature")
         assert prompt.value == "hi"
         assert temp.has_focus and temp.value != slow and "12" in temp.value
 
@@ -121,6 +122,7 @@ async def test_keys_typed_fast_land_in_the_field_focused_when_they_were_typed(mo
     app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         gen = await load(pilot, app, "alpha")
+        await gen.query_one("#sampling").edit()
         temp, top_k, prompt = gen.query_one("#set-temperature"), gen.query_one("#set-top_k"), gen.query_one("#prompt")
         temp.value = ""
         temp.focus()
@@ -193,3 +195,69 @@ async def test_the_status_line_keeps_the_model_and_device_and_cuts_no_part(model
         if size[0] >= 120:
             assert "training a-rather-long-run-name · step 1,234" in text and "loss 2.346" in text, text
         app.training = None
+
+
+async def test_the_settings_show_as_one_widget_until_edited_then_as_fields(models_dir):  # noqa: F811
+    """The first screen draws the five settings in one widget; the first edit (Tab into them, a click
+    on a line, F6) mounts the fields, with the values set meanwhile, and focuses the field wanted."""
+    from textual import events
+    from textual.widgets import Input
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = app.screen
+        panel = gen.query_one("#sampling")
+        assert await wait_for(pilot, lambda: app.focused is gen.query_one("#models"))
+        assert not panel.query(Input)
+        panel.set_value("length", 42)
+        view = panel.query_one("#sampling-view")
+        shown = str(view.render())
+        assert "temp 0.8" in shown and "length 42" in shown and "seed random" in shown
+        for key, char in [("tab", "\t"), ("3", "3")]:  # the key behind Tab waits for the fields
+            app.post_message(events.Key(key, char))
+        assert await wait_for(pilot, lambda: getattr(app.focused, "id", "") == "set-temperature" and app.focused.value == "3")
+        assert gen.query_one("#set-length", Input).value == "42" and not view.display
+        assert panel.values().temperature == 3.0 and panel.values().max_new_tokens == 42
+
+
+async def test_a_click_on_a_setting_focuses_its_field(models_dir):  # noqa: F811
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = app.screen
+        assert await wait_for(pilot, lambda: gen.query_one("#sampling-view").region.height == 5)
+        assert await pilot.click("#sampling-view", offset=(12, 4))  # the fifth line: seed
+        assert await wait_for(pilot, lambda: getattr(app.focused, "id", "") == "set-seed")
+
+
+async def test_the_footer_follows_the_bindings(models_dir):  # noqa: F811
+    """The footer rebuilds its keys only when they change (app/footer.py), and then it does: Continue
+    comes on with a model, and stays through a focus move that changes nothing it shows."""
+    from textual.widgets import Footer
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gen = app.screen
+        footer = gen.query_one(Footer)
+
+        def key(action):
+            return next((k for k in footer.children if getattr(k, "action", None) == action), None)
+
+        assert await wait_for(pilot, lambda: key("continue") is not None and key("continue").has_class("-disabled"))
+        assert key("quit") is not None and not key("quit").has_class("-disabled")
+        await load(pilot, app, "alpha")
+        assert await wait_for(pilot, lambda: key("continue") is not None and not key("continue").has_class("-disabled"))
+        gen.query_one("#output").focus()
+        await pilot.pause()
+        assert await wait_for(pilot, lambda: key("stop") is not None and not key("stop").has_class("-disabled"))
+
+
+async def test_two_edits_at_once_both_get_their_field(models_dir):  # noqa: F811
+    """F6 and a click read in one burst: the second edit waits for the fields the first is mounting."""
+    import asyncio
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.screen.query_one("#sampling")
+        await pilot.pause()
+        seed, top_k = await asyncio.gather(panel.edit("seed"), panel.edit("top_k"))
+        assert (seed.id, top_k.id) == ("set-seed", "set-top_k") and len(panel.query("#sampling-grid")) == 1

@@ -190,7 +190,8 @@ def byte_symbols() -> dict[str, int]:
     """GPT-2's table: each byte stands for a printable character in token strings (a space is Ġ,
     a newline Ċ), so that a vocabulary is plain JSON text. {character: byte}."""
     keep = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1), *range(ord("\u00ae"), ord("\u00ff") + 1)]
-    rest = [b for b in range(256) if b not in keep]
+    kept = set(keep)
+    rest = [b for b in range(256) if b not in kept]
     return {**{chr(b): b for b in keep}, **{chr(256 + n): b for n, b in enumerate(rest)}}
 
 

@@ -19,13 +19,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Header, Input
 
+from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported, Chunk, Ended, LoadFailed, ModelLoaded, ModelsListed
 from tinygpt_tui.app.output import GENERATED, NOTE, PROMPT, OutputView
 from tinygpt_tui.app.runs import FitLine, Part
 from tinygpt_tui.app.sidebar import ModelList, SamplingPanel
-from tinygpt_tui.engine.inspect import context_window
 from tinygpt_tui.engine.folder import NO_CHECKPOINT, SYNC_LISTING, TRAINING, ModelInfo, folder_signature
 from tinygpt_tui.errors import TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -326,6 +326,8 @@ class GenerateScreen(Screen):
             if prompt:
                 out.append(prompt, PROMPT)
             self.context = tok.decode(enc.ids)  # (the characters it knows: all of them for a BPE)
+        from tinygpt_tui.engine.inspect import context_window
+
         self.next_id += 1
         stream = self.stream = Stream(self.next_id)
         ids = context_window(tok, self.context, self.loaded.model.cfg.block_size)[0]  # the last block_size tokens
@@ -418,11 +420,12 @@ class GenerateScreen(Screen):
     def action_toggle_sidebar(self) -> None:
         self.query_one("#sidebar").toggle_class("-hidden")
 
-    def action_focus_settings(self) -> None:
+    async def action_focus_settings(self) -> None:
         self.query_one("#sidebar").remove_class("-hidden")
+        field = await self.query_one("#sampling", SamplingPanel).edit("temperature")  # (the fields mounted on the first edit)
         # focus moves now, not once the app's queue gets to it (Widget.focus): keys typed right
         # behind F6, in the same burst, then go to the field rather than to the prompt
-        self.set_focus(self.query_one("#set-temperature", Input))
+        self.set_focus(field)
 
     def action_copy_output(self) -> None:
         text = self.query_one("#output", OutputView).text

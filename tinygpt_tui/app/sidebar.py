@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from rich.console import Group
 from rich.padding import Padding
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
+from textual.widget import Widget
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
@@ -121,29 +124,108 @@ class ModelList(OptionList):
         self._pick(self.highlighted)
 
 
-class SamplingPanel(Vertical):
-    """Temperature, top-k, top-p, length and seed; they apply to the next generation."""
+FIELDS = (
+    # id, label, default, restrict, help
+    ("temperature", "temp", "0.8", r"[0-9.]*", "0 = always the most likely character; higher = wilder"),
+    ("top_k", "top-k", "", r"[0-9]*", "keep only the k most likely characters (blank = all)"),
+    ("top_p", "top-p", "", r"[0-9.]*", "keep the smallest set with this much probability (blank = all)"),
+    ("length", "length", "500", r"[0-9]*", "characters to generate"),
+    ("seed", "seed", "", r"[0-9]*", "blank = a new random draw each time"),
+)
+LABEL_CELLS = 8  # the labels' column (#sampling-grid's first)
 
-    FIELDS = (
-        # id, label, default, restrict, help
-        ("temperature", "temp", "0.8", r"[0-9.]*", "0 = always the most likely character; higher = wilder"),
-        ("top_k", "top-k", "", r"[0-9]*", "keep only the k most likely characters (blank = all)"),
-        ("top_p", "top-p", "", r"[0-9.]*", "keep the smallest set with this much probability (blank = all)"),
-        ("length", "length", "500", r"[0-9]*", "characters to generate"),
-        ("seed", "seed", "", r"[0-9]*", "blank = a new random draw each time"),
-    )
+
+def placeholder(fid: str) -> str:
+    return "all" if fid.startswith("top") else "random" if fid == "seed" else ""
+
+
+class SettingsView(Widget, can_focus=True):
+    """The five settings drawn as the fields draw them, in one widget: what the panel shows until
+    one is edited. Focus (Tab) or a click on a line mounts the fields and moves to one of them."""
+
+    FOCUS_ON_CLICK = False  # (a click picks its line's field: on_mouse_down)
+    COMPONENT_CLASSES = {"settings--label", "settings--value", "settings--empty"}
+    DEFAULT_CSS = """
+    SettingsView { height: auto; }
+    SettingsView > .settings--label { color: $text-muted; }
+    SettingsView > .settings--value { background: $surface; color: $foreground; }
+    SettingsView > .settings--empty { background: $surface; color: $text-disabled; }
+    """
+
+    def __init__(self, values: dict, **kw):
+        super().__init__(**kw)
+        self.values = values  # the panel's: {field id: text}
+        self.tooltip = "\n".join(f"{label}: {help_text}" for _, label, _, _, help_text in FIELDS)
+
+    def render(self) -> Text:
+        label, value, empty = (self.get_component_rich_style(f"settings--{c}") for c in ("label", "value", "empty"))
+        width = max(self.size.width - LABEL_CELLS - 1, 1)
+        lines = []
+        for fid, name, *_ in FIELDS:
+            shown = self.values[fid] or placeholder(fid)
+            line = Text(name.rjust(LABEL_CELLS)[-LABEL_CELLS:], style=label, end="")
+            line.append(" ")
+            cell = Text(shown, style=value if self.values[fid] else empty, end="")
+            cell.truncate(width, pad=True)
+            line.append_text(cell)
+            lines.append(line)
+        return Text("\n", end="").join(lines)
+
+    async def on_focus(self) -> None:
+        self.screen.set_focus(await self.parent.edit("temperature"))
+
+    async def on_mouse_down(self, event) -> None:
+        row = min(max(event.y, 0), len(FIELDS) - 1)
+        (await self.parent.edit(FIELDS[row][0])).focus()
+
+    def on_key(self, event) -> None:
+        """A key that reached the view while the fields were being mounted: to the field now focused."""
+        focused = self.screen.focused
+        if isinstance(focused, Input) and focused is not self:
+            event.stop()
+            event.prevent_default()
+            focused.post_message(type(event)(event.key, event.character))
+
+
+class SamplingPanel(Vertical):
+    """Temperature, top-k, top-p, length and seed; they apply to the next generation.
+
+    Until one is edited the panel is one widget drawing them (SettingsView): five fields, their
+    labels and a grid are 11 widgets for Textual to build before the first frame. The fields are
+    mounted on the first edit (F6, Tab into the panel, a click) and stay."""
+
+    FIELDS = FIELDS
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.raw = {fid: default for fid, _, default, *_ in FIELDS}
+        self.editing = False
+        self.fields_mounted = asyncio.Event()
 
     def compose(self):
-        with Grid(id="sampling-grid"):
-            for fid, label, default, restrict, help_text in self.FIELDS:
-                yield Label(label, classes="setting-label")
-                inp = Input(default, id=f"set-{fid}", restrict=restrict, compact=True,
-                            placeholder="all" if fid.startswith("top") else "random" if fid == "seed" else "")
-                inp.tooltip = help_text
-                yield inp
+        yield SettingsView(self.raw, id="sampling-view")
+
+    def fields_widgets(self) -> list:
+        widgets = []
+        for fid, label, _, restrict, help_text in FIELDS:
+            widgets.append(Label(label, classes="setting-label"))
+            inp = Input(self.raw[fid], id=f"set-{fid}", restrict=restrict, compact=True, placeholder=placeholder(fid))
+            inp.tooltip = help_text
+            widgets.append(inp)
+        return widgets
+
+    async def edit(self, fid: str = "temperature") -> Input:
+        """The field for fid, the fields mounted first (in place of the view) if they are not yet."""
+        if not self.editing:
+            self.editing = True
+            await self.mount(Grid(*self.fields_widgets(), id="sampling-grid"))
+            self.query_one("#sampling-view", SettingsView).display = False  # (kept: keys sent to it meanwhile are passed on)
+            self.fields_mounted.set()
+        await self.fields_mounted.wait()  # (a second edit while the first mounts them: F6, then a click)
+        return self.query_one(f"#set-{fid}", Input)
 
     def _raw(self, fid: str) -> str:
-        return self.query_one(f"#set-{fid}", Input).value
+        return self.query_one(f"#set-{fid}", Input).value if self.editing else self.raw[fid]
 
     def values(self):
         """The SamplingSettings the fields describe, or a SettingsError saying which is wrong."""
@@ -174,4 +256,9 @@ class SamplingPanel(Vertical):
         return settings.validate()
 
     def set_value(self, fid: str, value) -> None:
-        self.query_one(f"#set-{fid}", Input).value = "" if value is None else str(value)
+        text = "" if value is None else str(value)
+        if self.editing:
+            self.query_one(f"#set-{fid}", Input).value = text
+        else:
+            self.raw[fid] = text
+            self.query_one("#sampling-view", SettingsView).refresh()
