@@ -33,7 +33,8 @@ from tinygpt_tui.tokenizer import printable
 PICK_HINT = (
     "Pick a model on the left (↑ ↓ and Enter, or click), then write a prompt below.\n\n"
     "Esc stops, Ctrl+N continues, Ctrl+L clears; temperature and the rest are under Sampling. "
-    "Ctrl+T opens the training screen, Ctrl+P lists every command.\n"
+    "Ctrl+T trains a model, F3 compares runs, F4 runs an experiment or a ready-made lesson; "
+    "Ctrl+P lists every command.\n"
 )
 MODELS_POLL_S = 2.0  # how often the models folder is checked for a change (a few stat calls)
 
