@@ -868,6 +868,7 @@ async def test_the_training_screen_fits_a_small_terminal(tmp_path, size):
         await pilot.press("ctrl+t")
         assert await wait_for(pilot, lambda: app.current_mode == "training")
         ts = app.screen
+        assert await wait_for(pilot, lambda: footer_keys(ts))  # the footer's keys come after the first frame
         await pilot.pause()
         form = ts.query_one("#train-form").content_region
         for button in ts.query("#train-buttons Button").results(Button):

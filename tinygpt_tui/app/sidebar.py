@@ -6,6 +6,7 @@ import asyncio
 
 from rich.console import Group
 from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
@@ -28,26 +29,31 @@ def human_count(n: int) -> str:
 
 
 def model_prompt(info: ModelInfo, loaded: bool = False) -> Group:
-    """A model's entry: its name, then its figures indented (a line too long for the sidebar wraps
-    under them, not at the left edge): parameters and loss first, so a narrow sidebar keeps them."""
-    head = Text()
+    """A model's entry: a mark, its name, then its figures indented. A name or a line too long for the
+    sidebar wraps under itself, not at the left edge (an experiment's member, "exp/pos=rope,n_layer=4",
+    is one long word); parameters and loss come first, so a narrow sidebar keeps them."""
+    mark, name = Text(), Text()
     if info.status in (TRAINING, NO_CHECKPOINT) and not info.ok:  # a run before its first checkpoint
-        head.append("◌ " if info.status == TRAINING else "✗ ", style="bold magenta" if info.status == TRAINING else "bold yellow")
-        head.append(printable(info.name), style="bold")
+        mark.append("◌" if info.status == TRAINING else "✗", style="bold magenta" if info.status == TRAINING else "bold yellow")
+        name.append(printable(info.name), style="bold")
         details = [Text(info.status if info.status == TRAINING else f"{info.status} · Delete removes it", style="dim")]
     elif not info.ok:
-        head.append("✗ ", style="bold red")
-        head.append(printable(info.name), style="bold")
+        mark.append("✗", style="bold red")
+        name.append(printable(info.name), style="bold")
         details = [Text.assemble(("broken: ", "red"), (printable(info.error), "dim"))]
     else:
-        head.append("● " if loaded else ("◌ " if info.status == TRAINING else "  "), style="bold green")
+        mark.append("●" if loaded else ("◌" if info.status == TRAINING else " "), style="bold green")
         experiment, _, member = info.name.rpartition("/")  # an experiment's member: "exp/member"
-        head.append(printable(experiment + "/") if experiment else "", style="dim")
-        head.append(printable(member), style="bold")
+        name.append(printable(experiment + "/") if experiment else "", style="dim")
+        name.append(printable(member), style="bold")
         loss = f"val {info.val_loss:.3f}" if info.val_loss is not None else "val n/a"
         details = [Text(f"{human_count(info.params)} params · {loss}" + (f" · {TRAINING}" if info.status == TRAINING else ""), style="dim"),
                    Text(f"{printable(info.corpus) or '?'} · ctx {info.block_size}" + (f" · {info.tokenizer}" if info.tokenizer != "char" else ""),
                         style="dim")]  # (characters, the default, go unsaid)
+    head = Table.grid()
+    head.add_column(width=2)
+    head.add_column(overflow="fold")
+    head.add_row(mark, name)
     return Group(head, *(Padding(t, (0, 0, 0, 2)) for t in details))
 
 
