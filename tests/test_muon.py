@@ -81,9 +81,10 @@ def test_fp32_iterations_are_closer_to_the_exact_orthogonalization():
     assert err32 < 1e-4 < err16, (err32, err16)
 
 
-@pytest.mark.parametrize("precision, want", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
-def test_a_cpu_run_iterates_in_its_own_precision(precision, want):
-    """build_optimizer: an fp32 run on a CPU updates exactly as fp32 iterations do; a bf16 run as torch's."""
+@pytest.mark.parametrize("precision, want, ns_steps", [("fp32", torch.float32, None), ("bf16", torch.bfloat16, None), ("fp32", torch.float32, 4)])
+def test_a_cpu_run_iterates_in_its_own_precision(precision, want, ns_steps):
+    """build_optimizer: an fp32 run on a CPU updates exactly as fp32 iterations do; a bf16 run as torch's;
+    with the run's number of iterations (5, torch's, unless the preset or the run says otherwise)."""
     from tinygpt_tui.config import GPTConfig
     from tinygpt_tui.engine.muon import adjust_lr, newton_schulz
     from tinygpt_tui.engine.presets import TrainConfig, build_optimizer
@@ -91,7 +92,7 @@ def test_a_cpu_run_iterates_in_its_own_precision(precision, want):
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=11, n_layer=1, n_head=2, n_embd=16, block_size=8).validate())
-    opt = build_optimizer(model, TrainConfig(optimizer="muon", lr=1e-3, muon_lr=0.02), precision)
+    opt = build_optimizer(model, TrainConfig(optimizer="muon", lr=1e-3, muon_lr=0.02, muon_ns_steps=ns_steps), precision)
     w = next(p for n, p in model.named_parameters() if n.startswith("blocks.") and p.dim() == 2)
     before = w.detach().clone()
     for p in model.parameters():
@@ -99,6 +100,18 @@ def test_a_cpu_run_iterates_in_its_own_precision(precision, want):
     g = w.grad.clone()
     opt.step()
     update = g.lerp(g * (1 - 0.95), 0.95)  # nesterov momentum from a zero buffer
-    o = newton_schulz(update[None], (3.4445, -4.7750, 2.0315), 5, 1e-7, want)[0]
+    o = newton_schulz(update[None], (3.4445, -4.7750, 2.0315), ns_steps or 5, 1e-7, want)[0]
     expect = before - adjust_lr(0.02, None, w.shape) * o.float()
     assert torch.allclose(w.detach(), expect, atol=1e-6, rtol=0)
+
+
+def test_iterations_come_from_the_preset_and_are_checked():
+    from tinygpt_tui.engine.presets import TrainConfig
+    from tinygpt_tui.errors import SettingsError
+
+    assert TrainConfig(name="m", preset="1min", max_steps=10).resolved().muon_ns_steps == 4
+    assert TrainConfig(name="m", preset="5min", max_steps=10).resolved().muon_ns_steps == 5
+    assert TrainConfig(name="m", preset="1min", max_steps=10, muon_ns_steps=6).resolved().muon_ns_steps == 6
+    for bad in (0, 21, 2.5, True):
+        with pytest.raises(SettingsError, match="muon-ns-steps"):
+            TrainConfig(name="m", preset="tiny", max_steps=10, muon_ns_steps=bad).resolved()

@@ -128,5 +128,6 @@ def efficiency(names: list[str], dtypes: dict, threads: int, seconds: float) -> 
         rows.append({"preset": name, "params": t.cfg.param_count(), "tokens": t.tokens, "precision": dtypes[name],
                      "ms": times[name] * 1e3, "gflop": flops / 1e9, "gflops": flops / times[name] / 1e9,
                      "matmul_gflops": mm / 1e9, "fraction": flops / times[name] / mm,
-                     "muon_gflop": probe.muon_flops(t.model) / 1e9, "with_muon": (flops + probe.muon_flops(t.model)) / times[name] / mm})
+                     "muon_gflop": probe.muon_flops(t.model, t.ns_steps) / 1e9,
+                     "with_muon": (flops + probe.muon_flops(t.model, t.ns_steps)) / times[name] / mm})
     return rows

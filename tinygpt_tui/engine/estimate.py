@@ -54,7 +54,7 @@ def estimate(plan, steps: int = 2) -> Estimate:
 
 def _shape(cfg: TrainConfig) -> tuple:
     """What a step's time depends on: members alike in these are timed once."""
-    return tuple(getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer", "dtype", "tokenizer", "vocab_size"))
+    return tuple(getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer", "muon_ns_steps", "dtype", "tokenizer", "vocab_size"))
 
 
 def _measure_all(job: dict) -> list[tuple[float, float, float]]:
@@ -106,7 +106,7 @@ def _measure(cfg: TrainConfig, corpus, tok, steps: int) -> tuple[float, float, f
     data = Dataset(corpus, tok, cfg.block_size)
     gen = torch.Generator().manual_seed(0)
     vocab = cfg.vocab_size if cfg.tokenizer == "bpe" and cfg.vocab_size else tok.vocab_size
-    settings = {k: getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer", "lr", "muon_lr")}
+    settings = {k: getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer", "lr", "muon_lr", "muon_ns_steps")}
     timer = StepTimer(settings, pick_dtype(cpu, cfg.dtype, cfg.n_embd), vocab=vocab,
                       batches=lambda: data.batch("train", cfg.batch_size, gen, cpu))
     times = []

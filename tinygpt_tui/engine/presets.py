@@ -23,7 +23,7 @@ BUDGET_PRESETS: dict[str, dict] = {
     # 60 s: small and fast steps beat a bigger model: 2 layers beat 3 in the same time (1,390 steps against
     # 1,000: 0.011 to 0.030 lower on 3 seeds, docs/speedrun.md), 3 beat 4; context 64 (128 was 0.12 worse)
     "1min": dict(n_layer=2, n_head=4, n_embd=128, block_size=64, batch_size=16, lr=3e-3, warmup_steps=20,
-                 eval_interval=200, eval_iters=10, dropout=0.0),
+                 eval_interval=200, eval_iters=10, dropout=0.0, muon_ns_steps=4),
     "5min": dict(n_layer=4, n_head=6, n_embd=192, block_size=128, batch_size=16, lr=3e-3, warmup_steps=20,
                  eval_interval=250, eval_iters=10, dropout=0.0),
 }
@@ -94,6 +94,7 @@ class TrainConfig:
     warmup_steps: int | None = None
     optimizer: str | None = None  # muon (hidden matrices; AdamW for the rest) or adamw; None: from the preset
     muon_lr: float | None = None  # Muon's peak learning rate (the schedule scales it with --lr's)
+    muon_ns_steps: int | None = None  # Muon's Newton-Schulz iterations a step (torch's 5 by default)
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.99
@@ -122,7 +123,7 @@ class TrainConfig:
         if out.preset == "auto":
             out.preset = budget_preset(out.time_budget)  # recorded, so the card says what ran
         defaults = {**asdict(GPTConfig()), "vocab_size": None, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 250,
-                    "eval_iters": 20, "optimizer": "muon", "muon_lr": 0.02}
+                    "eval_iters": 20, "optimizer": "muon", "muon_lr": 0.02, "muon_ns_steps": 5}
         for k, v in {**defaults, **PRESETS[out.preset]}.items():
             if hasattr(out, k) and getattr(out, k) is None:
                 setattr(out, k, v)
@@ -167,6 +168,7 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise SettingsError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         real("muon_lr", 0, 10, lo_open=True)
+        whole("muon_ns_steps", 1, 20)
         real("weight_decay", 0, 10)
         real("beta1", 0, 1)
         real("beta2", 0, 1)
@@ -265,7 +267,7 @@ def build_optimizer(model, cfg, precision: str = "bf16") -> "Optimizers":
 
         on_cpu = next(model.parameters()).device.type == "cpu"
         ns_dtype = torch.float32 if on_cpu and precision == "fp32" else torch.bfloat16
-        muon = BatchedMuon([p for n, p in named if hidden(n, p)], ns_dtype=ns_dtype, lr=cfg.muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True)
+        muon = BatchedMuon([p for n, p in named if hidden(n, p)], ns_dtype=ns_dtype, ns_steps=cfg.muon_ns_steps or 5, lr=cfg.muon_lr, weight_decay=0.0, momentum=0.95, nesterov=True)
         muon.param_groups[0]["lr_scale"] = cfg.muon_lr / cfg.lr
         parts.append(muon)
         named = [(n, p) for n, p in named if not hidden(n, p)]

@@ -150,7 +150,9 @@ class StepTimer:
         self.model = GPT(self.cfg)
         if fast.enabled():
             accelerate(self.model)
-        tc = TrainConfig(optimizer=preset.get("optimizer", "muon"), lr=preset.get("lr", 1e-3), muon_lr=preset.get("muon_lr", 0.02))
+        tc = TrainConfig(optimizer=preset.get("optimizer", "muon"), lr=preset.get("lr", 1e-3), muon_lr=preset.get("muon_lr", 0.02),
+                         muon_ns_steps=preset.get("muon_ns_steps"))
+        self.ns_steps = tc.muon_ns_steps or 5
         self.opt = build_optimizer(self.model, tc, dtype)
         self.autocast = lambda: autocast(torch.device("cpu"), dtype)
         if batches is None:
