@@ -92,6 +92,7 @@ class RunsScreen(Screen):
         self.axis = "steps"
         self.listed = False  # the folder was read once
         self.loading: set[str] = set()
+        self.drawn = 0  # runs on the chart and in the table
         self.drawn_key = self.table_key = self.legend = None
 
     def compose(self) -> ComposeResult:
@@ -99,7 +100,9 @@ class RunsScreen(Screen):
         with Horizontal(id="runs-body"):
             yield SelectionList(id="runs-list")
             with Vertical(id="runs-view"):
-                yield plot_class()(id="runs-chart")
+                chart = plot_class()(id="runs-chart")
+                chart.visible = False  # shown when first drawn, with the runs read: not an empty frame, then the chart
+                yield chart
                 yield Static(id="runs-legend")
                 yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
@@ -248,6 +251,10 @@ class RunsScreen(Screen):
         if missing:
             self.loading.update(n for n, _ in missing)
             self.load_curves(missing)
+        waiting = [n for n in checked if n in self.loading]
+        if waiting:  # chart, legend and table change once, when the curves are in (each change is a frame)
+            self.query_one("#runs-view").border_title = f"{self.drawn} of {len(self.summaries)} runs drawn · reading {len(waiting)} …"
+            return
         self.draw_chart(checked)
         self.draw_table(checked)
 
@@ -271,14 +278,11 @@ class RunsScreen(Screen):
         if key == self.drawn_key:
             return
         self.drawn_key = key
-        waiting = [n for n in checked if n in self.loading]
-        title = "loss: train ─, val •" if lines else \
-            ("loss (reading …)" if waiting else "loss (check runs in the list)")
+        title = "loss: train ─, val •" if lines else "loss (check runs in the list)"
         self.chart.show_lines(lines, self.axis if self.axis != "steps" else "step", title)
+        self.chart.visible = True
         if not checked:
             legend = Text("Check runs in the list (Space, or a for all) to draw them here.", style="dim")
-        elif waiting:
-            legend.append(f"reading {len(waiting)} …", style="dim")
         else:
             legend.append(not_drawn([s for s in self.summaries.values() if s.ok and s.name not in checked], corpus))
         if legend != self.legend:  # (an update lays the screen out again)
@@ -287,6 +291,7 @@ class RunsScreen(Screen):
 
     def draw_table(self, checked: list[str]) -> None:
         runs = [self.summaries[n] for n in checked]
+        self.drawn = len(runs)
         view = self.query_one("#runs-view")
         view.border_title = f"{len(runs)} of {len(self.summaries)} runs drawn · x: {self.axis} (x switches)"
         key = tuple(id(s) for s in runs)
