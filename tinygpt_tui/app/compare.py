@@ -75,7 +75,8 @@ class RunsScreen(Screen):
     """Compare runs: pick them in the list (Space), read the chart and the table."""
 
     AUTO_FOCUS = "#runs-list"
-    CSS_PATH = Path(__file__).with_name("compare.tcss")
+    DEFAULT_CSS = Path(__file__).with_name("compare.tcss").read_text(encoding="utf-8")  # (compare.tcss says why not CSS_PATH)
+    SCOPED_CSS = False
     BINDINGS = [
         Binding("x", "axis", "Axis", tooltip="Steps, tokens or minutes along the chart", id="runs-axis"),
         Binding("a", "check_all", "All", tooltip="Check every run", id="runs-all"),
