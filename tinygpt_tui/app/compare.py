@@ -31,6 +31,7 @@ AXES = ("steps", "tokens", "minutes")
 # 256-colour numbers, told apart on dark and light themes; a run keeps its colour while it is checked
 PALETTE = (39, 208, 40, 199, 226, 51, 135, 196, 118, 33, 214, 171, 44, 160, 190, 99, 36, 202, 141, 82)
 FIRST_CHECKED = 6  # runs checked when the screen opens: the newest, and others on its corpus
+KEPT = 256  # a run's training-loss points read (129 to 256, and the latest): about the chart's width, half the parsing
 POLL_S = 1.0  # a live run's new records are read this often
 RELIST_S = 5.0  # the folder is re-read (new runs, a live run's figures) this often
 
@@ -159,7 +160,7 @@ class RunsScreen(Screen):
             if worker.is_cancelled:
                 return
             try:
-                out[name] = Curves(folder)
+                out[name] = Curves(folder, max_kept=KEPT)
             except Exception as e:  # noqa: BLE001 (a damaged log: the run is drawn without curves)
                 out[name] = error_line(e)
         self.post_message(CurvesLoaded(out))
