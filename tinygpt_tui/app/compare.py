@@ -18,10 +18,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, SelectionList, Static
+from textual.widgets import DataTable, Header, SelectionList, Static
 from textual.widgets.selection_list import Selection
 from textual.worker import get_current_worker
 
+from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, reported
 from tinygpt_tui.app.runs import Line, fmt_duration, fmt_rate, plot_class
 from tinygpt_tui.app.sidebar import human_count
