@@ -2,9 +2,11 @@
 experiment trains in the same app. Side by side in one run:
 
     python -m bench.bench_runs_app                         # 20 runs x 5,000 steps, 30 key presses
-    python -m bench.bench_runs_app --runs 20 --steps 5000 --keys 30 --corpus FILE --json out.json
+    python -m bench.bench_runs_app --runs 20 --steps 5000 --keys 30 --opens 5 --corpus FILE --json out.json
 
-  open          F3, then `a` (check all): seconds until all 40 curves are on the chart (Pilot, 120x40)
+  open          F3, then `a` (check all): seconds until all 40 curves are on the chart (Pilot, 120x40), in a
+                fresh app each time (--opens of them, after one to import everything): the median and the
+                least, wall-clock and the process's CPU time (CPU time is what a loaded machine disturbs least)
   keys          `x` (switch the x axis, redrawing 40 curves) pressed again and again: seconds from the
                 press to the key handled, and to the next frame drawn; first with nothing else running,
                 then while a 2-member experiment trains in the app's thread worker
@@ -83,6 +85,25 @@ async def empty_screen(d: Path) -> float:
         return time.perf_counter() - t
 
 
+async def opened(d: Path, runs: int) -> dict:
+    """Wall-clock and CPU seconds from F3 to the runs listed, and (runs > 0) to all their curves drawn after `a`."""
+    from tinygpt_tui.app.app import TinyGPTApp
+
+    app = TinyGPTApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        t, c = time.perf_counter(), time.process_time()
+        screen = await runs_listed(pilot)
+        out = {"list_s": time.perf_counter() - t, "list_cpu_s": time.process_time() - c}
+        if runs:
+            await pilot.press("a")
+            while len(screen.chart.lines) < 2 * runs:
+                await pilot.pause(0.01)
+            await pilot.pause()
+            out.update(open_s=time.perf_counter() - t, open_cpu_s=time.process_time() - c)
+        return out
+
+
 async def in_app(d: Path, corpus: str, keys: int, runs: int, threads: int | None) -> dict:
     from tinygpt_tui.app.app import TinyGPTApp
     from tinygpt_tui.engine import experiment as E
@@ -157,6 +178,7 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--keys", type=int, default=30)
+    ap.add_argument("--opens", type=int, default=5, help="fresh apps timed opening the screen (median and least)")
     here = Path(__file__).resolve().parents[1]
     found = [p for p in (here.parent / "shared", here.parents[1] / "shared") if (p / "corpora" / "tinyshakespeare.txt").is_file()]
     ap.add_argument("--corpus", default=str((found[0] if found else here.parent / "shared") / "corpora" / "tinyshakespeare.txt"))
@@ -173,13 +195,25 @@ def main(argv=None) -> None:
     res = {"cpu": cpu_name(), "threads": a.threads or torch.get_num_threads(), "runs": a.runs, "steps": a.steps, "load_before": os.getloadavg()[0]}
     empty = Path(tempfile.mkdtemp()) / "models"
     empty.mkdir()
-    res["empty_open_s"] = asyncio.run(empty_screen(empty))
+    res["empty_open_s"] = asyncio.run(empty_screen(empty))  # (the first F3 of the process: it imports the screen's modules)
+    opens: list[dict] = []
+    for _ in range(a.opens):
+        opens.append({("empty_" + k): v for k, v in asyncio.run(opened(empty, 0)).items()})
+        opens[-1].update(asyncio.run(opened(d, a.runs)))
+    res["opens"] = opens
     res.update(asyncio.run(in_app(d, a.corpus, a.keys, a.runs, a.threads)))
     res["load_after"] = os.getloadavg()[0]
     print(f"CPU: {res['cpu']} ({os.cpu_count()} cores, torch threads {res['threads']}; load average {res['load_before']:.1f} "
           f"before, {res['load_after']:.1f} after); {a.runs} runs x {a.steps:,} logged steps")
-    print(f"open: F3 to the list {res['list_s']:.2f} s (no runs at all: {res['empty_open_s']:.2f} s); "
+    print(f"open: F3 to the list {res['list_s']:.2f} s (no runs at all: {res['empty_open_s']:.2f} s, the first F3); "
           f"F3, a, to all {2 * a.runs} curves drawn {res['open_s']:.2f} s")
+    if opens:
+        def fig(k: str) -> str:
+            xs = [o[k] for o in opens]
+            return f"{statistics.median(xs):.2f} s (least {min(xs):.2f})"
+        print(f"open, {len(opens)} fresh apps, median: F3 to the list {fig('list_s')}, CPU {fig('list_cpu_s')}; "
+              f"F3 to an empty list {fig('empty_list_s')}, CPU {fig('empty_list_cpu_s')}; "
+              f"F3, a, to all curves {fig('open_s')}, CPU {fig('open_cpu_s')}")
     print(f"plotext building the chart of {2 * a.runs} curves alone: {res['chart_build_s'] * 1000:.0f} ms")
     for k in ("idle", "training"):
         h, dr = res[k]

@@ -272,6 +272,9 @@ def test_a_long_log_keeps_every_evaluation_and_an_even_spread_of_steps(tmp_path)
     assert len(gaps) == 1  # evenly spread (but for the first and the latest)
     write_log(folder, fake_run(steps=60_003, start=60_000, every=1, finish=False)[1:], mode="a")
     assert c.update() and c.steps[-1] == 60_003 and len(c.steps) <= runs.MAX_KEPT + 2
+    few = Curves(folder, max_kept=100)  # (the runs screen reads fewer: about its chart's width)
+    assert 50 <= len(few.steps) <= 101 and few.steps[-1] == 60_003 and len(few.evals) == 60
+    assert set(few.steps) <= set(c.steps) | {60_003}  # the same spread, thinner
 
 
 def test_train_says_when_validation_rises_while_training_falls(tmp_path):

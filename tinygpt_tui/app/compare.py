@@ -18,10 +18,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, SelectionList, Static
+from textual.widgets import DataTable, Header, SelectionList, Static
 from textual.widgets.selection_list import Selection
 from textual.worker import get_current_worker
 
+from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, reported
 from tinygpt_tui.app.runs import Line, fmt_duration, fmt_rate, plot_class
 from tinygpt_tui.app.sidebar import human_count
@@ -31,6 +32,7 @@ AXES = ("steps", "tokens", "minutes")
 # 256-colour numbers, told apart on dark and light themes; a run keeps its colour while it is checked
 PALETTE = (39, 208, 40, 199, 226, 51, 135, 196, 118, 33, 214, 171, 44, 160, 190, 99, 36, 202, 141, 82)
 FIRST_CHECKED = 6  # runs checked when the screen opens: the newest, and others on its corpus
+KEPT = 256  # a run's training-loss points read (129 to 256, and the latest): about the chart's width, half the parsing
 POLL_S = 1.0  # a live run's new records are read this often
 RELIST_S = 5.0  # the folder is re-read (new runs, a live run's figures) this often
 
@@ -75,7 +77,8 @@ class RunsScreen(Screen):
     """Compare runs: pick them in the list (Space), read the chart and the table."""
 
     AUTO_FOCUS = "#runs-list"
-    CSS_PATH = Path(__file__).with_name("compare.tcss")
+    DEFAULT_CSS = Path(__file__).with_name("compare.tcss").read_text(encoding="utf-8")  # (compare.tcss says why not CSS_PATH)
+    SCOPED_CSS = False
     BINDINGS = [
         Binding("x", "axis", "Axis", tooltip="Steps, tokens or minutes along the chart", id="runs-axis"),
         Binding("a", "check_all", "All", tooltip="Check every run", id="runs-all"),
@@ -92,6 +95,7 @@ class RunsScreen(Screen):
         self.axis = "steps"
         self.listed = False  # the folder was read once
         self.loading: set[str] = set()
+        self.drawn = 0  # runs on the chart and in the table
         self.drawn_key = self.table_key = self.legend = None
 
     def compose(self) -> ComposeResult:
@@ -99,7 +103,9 @@ class RunsScreen(Screen):
         with Horizontal(id="runs-body"):
             yield SelectionList(id="runs-list")
             with Vertical(id="runs-view"):
-                yield plot_class()(id="runs-chart")
+                chart = plot_class()(id="runs-chart")
+                chart.visible = False  # shown when first drawn, with the runs read: not an empty frame, then the chart
+                yield chart
                 yield Static(id="runs-legend")
                 yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
@@ -155,7 +161,7 @@ class RunsScreen(Screen):
             if worker.is_cancelled:
                 return
             try:
-                out[name] = Curves(folder)
+                out[name] = Curves(folder, max_kept=KEPT)
             except Exception as e:  # noqa: BLE001 (a damaged log: the run is drawn without curves)
                 out[name] = error_line(e)
         self.post_message(CurvesLoaded(out))
@@ -248,6 +254,10 @@ class RunsScreen(Screen):
         if missing:
             self.loading.update(n for n, _ in missing)
             self.load_curves(missing)
+        waiting = [n for n in checked if n in self.loading]
+        if waiting:  # chart, legend and table change once, when the curves are in (each change is a frame)
+            self.query_one("#runs-view").border_title = f"{self.drawn} of {len(self.summaries)} runs drawn · reading {len(waiting)} …"
+            return
         self.draw_chart(checked)
         self.draw_table(checked)
 
@@ -271,14 +281,11 @@ class RunsScreen(Screen):
         if key == self.drawn_key:
             return
         self.drawn_key = key
-        waiting = [n for n in checked if n in self.loading]
-        title = "loss: train ─, val •" if lines else \
-            ("loss (reading …)" if waiting else "loss (check runs in the list)")
+        title = "loss: train ─, val •" if lines else "loss (check runs in the list)"
         self.chart.show_lines(lines, self.axis if self.axis != "steps" else "step", title)
+        self.chart.visible = True
         if not checked:
             legend = Text("Check runs in the list (Space, or a for all) to draw them here.", style="dim")
-        elif waiting:
-            legend.append(f"reading {len(waiting)} …", style="dim")
         else:
             legend.append(not_drawn([s for s in self.summaries.values() if s.ok and s.name not in checked], corpus))
         if legend != self.legend:  # (an update lays the screen out again)
@@ -287,6 +294,7 @@ class RunsScreen(Screen):
 
     def draw_table(self, checked: list[str]) -> None:
         runs = [self.summaries[n] for n in checked]
+        self.drawn = len(runs)
         view = self.query_one("#runs-view")
         view.border_title = f"{len(runs)} of {len(self.summaries)} runs drawn · x: {self.axis} (x switches)"
         key = tuple(id(s) for s in runs)

@@ -132,7 +132,8 @@ class ExperimentScreen(Screen):
     """Run a lesson or a grid of your own, and read its results."""
 
     AUTO_FOCUS = "#exp-lesson"
-    CSS_PATH = [Path(__file__).with_name("training.tcss"), Path(__file__).with_name("compare.tcss")]  # (the form's rows: training's)
+    DEFAULT_CSS = "\n".join(Path(__file__).with_name(f).read_text(encoding="utf-8") for f in ("training.tcss", "compare.tcss"))  # (the form's rows: training's)
+    SCOPED_CSS = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS = [

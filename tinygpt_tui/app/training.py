@@ -90,7 +90,8 @@ class TrainingScreen(Screen):
     """Start, stop, resume or follow a training run."""
 
     AUTO_FOCUS = "#train-corpus"
-    CSS_PATH = Path(__file__).with_name("training.tcss")  # parsed when the screen is first shown
+    DEFAULT_CSS = Path(__file__).with_name("training.tcss").read_text(encoding="utf-8")  # (see training.tcss)
+    SCOPED_CSS = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]  # (training.tcss: a wider form in a narrow terminal)
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # (no blank lines between the form's groups)
 

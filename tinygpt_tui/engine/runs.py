@@ -218,11 +218,13 @@ class Curves:
     """A run's loss curves from its metrics.jsonl. ``update()`` reads only what was appended since the
     last call (a live run is followed cheaply); a resumed run's rewritten stretch replaces the old one.
     Every evaluation is kept; of the step records (the training loss of one batch, thousands of them) at
-    most about MAX_KEPT, evenly spread, and always the latest: the rest are skipped without being parsed,
-    so 20 runs of 5,000 steps open in a fraction of a second (docs/experiments.md)."""
+    most about max_kept (MAX_KEPT), evenly spread, and always the latest: the rest are skipped without being
+    parsed, so 20 runs of 5,000 steps open in a fraction of a second (docs/experiments.md). A chart a few
+    hundred cells wide needs no more than that; one that draws fewer points passes fewer."""
 
-    def __init__(self, folder=None):
+    def __init__(self, folder=None, max_kept: int = MAX_KEPT):
         self.folder = Path(folder) if folder is not None else None
+        self.max_kept = max(2, int(max_kept))
         self.offset = 0
         self.steps: list[int] = []  # the step records: training loss of one batch, every log_interval steps
         self.tokens: list[int] = []
@@ -243,7 +245,7 @@ class Curves:
         lines, self.offset = read_lines(self.folder, self.offset)
         is_step = [ln.startswith(STEP_LINE) for ln in lines]
         n = sum(is_step)
-        while (self.seen + n) / self.stride > MAX_KEPT:
+        while (self.seen + n) / self.stride > self.max_kept:
             self._halve()
         last = len(lines) - 1 - is_step[::-1].index(True) if n else -1
         for i, line in enumerate(lines):
