@@ -357,3 +357,23 @@ def test_killing_an_experiment_at_any_moment_then_resuming_finishes_it(small_cor
     assert "n_layer=1: kept" in r.stdout and "n_layer=2: resumed from step" in r.stdout and "finished in" in r.stdout
     assert (tmp_path / "k" / "n_layer=1" / "model.safetensors").stat().st_mtime_ns == kept
     assert [row.status for row in E.results(E.load_plan("k", tmp_path))] == ["finished", "finished"]
+
+
+def test_a_taken_experiment_folder_is_refused_before_the_plan_is_printed(small_corpus, tmp_path):
+    """The second experiment on a folder is one error line, not a plan, an estimate (seconds of timing
+    steps) and then the error."""
+    args = ["--corpus", small_corpus, "--max-steps", "5", "--vary", "n_layer=1,2", "--set", "n_embd=32", "--set", "n_head=2",
+            "--threads", "1", "--models-dir", tmp_path]
+    (tmp_path / "e").mkdir()
+    E.write_manifest(E.make_plan(spec(small_corpus, name="e", vary={"n_layer": [1, 2]}), tmp_path), {})  # run here before
+    r = tinygpt_inproc("experiment", "e", *args)
+    assert_one_line_error(r, "already exists; --resume continues it")
+    assert "estimated time" not in r.stdout and r.stdout.strip() == ""
+    lock = ckpt.FolderLock(tmp_path / "e")  # another process's experiment holds it
+    try:
+        r = tinygpt_inproc("experiment", "e", "--resume", "--models-dir", tmp_path)
+        assert_one_line_error(r, "being run by another process")
+        assert r.stdout.strip() == ""
+    finally:
+        lock.release()
+

@@ -165,6 +165,8 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str = "minut
     con = new_console()
     spec = plan.spec
     budget = f"{spec.minutes:g} min" if spec.minutes else f"{spec.max_steps:,} steps"
+    if not dry:
+        E.check_claim(plan, resume)  # a folder another experiment holds or already used: refused before the plan and its estimate
     plan = E.settle(plan, note)  # threads, precision, preset: the probe's, as `tinygpt train` has them, alike for every member
     states = E.member_states(plan) if resume else {}
     todo = [m for m in plan.members if states.get(m.name, {}).get("state") != "finished"]

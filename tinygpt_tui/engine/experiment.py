@@ -300,8 +300,9 @@ class Ended:
     failed: list = field(default_factory=list)
 
 
-def _claim(plan: Plan, resume: bool) -> None:
-    """Refuse a folder that is not this experiment's to write."""
+def check_claim(plan: Plan, resume: bool) -> None:
+    """Refuse a folder that is not this experiment's to write (run checks it again under its lock; a
+    caller checks first to refuse before it prints or estimates anything)."""
     f = plan.folder
     if f.is_symlink():
         raise SettingsError(f"{f} is a symbolic link; an experiment writes only into a real folder")
@@ -341,7 +342,7 @@ def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = Fa
     from tinygpt_tui.engine.train import Finished, train
 
     stop_event = stop_event or threading.Event()
-    _claim(plan, resume)
+    check_claim(plan, resume)
     plan = settle(plan, note)
     lock = ckpt.FolderLock(plan.folder)
     t0 = time.perf_counter()
