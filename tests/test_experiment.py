@@ -377,3 +377,10 @@ def test_a_taken_experiment_folder_is_refused_before_the_plan_is_printed(small_c
     finally:
         lock.release()
 
+
+def test_the_samples_title_shows_the_prompt_as_typed(small_corpus, tmp_path):
+    r = tinygpt_inproc("experiment", "s", "--corpus", small_corpus, "--max-steps", "2", "--vary", "n_layer=1,2", "--set", "n_embd=32",
+                       "--set", "n_head=2", "--set", "block_size=32", "--set", "eval_interval=2", "--set", "eval_iters=1",
+                       "--set", "batch_size=4", "--threads", "1", "--sample-chars", "5", "--models-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "samples, prompt '\\n', same seed" in r.stdout and "'\\\\n'" not in r.stdout

@@ -243,7 +243,7 @@ def show_results(plan, prompt: str, sample_chars: int, x: str) -> None:
         con.print(Text(plan.spec.text.strip(), style="italic"))
     done = [m for m in plan.members if (plan.folder / m.name / "config.json").exists()]
     if sample_chars and done:
-        st = Table(title=f"samples, prompt {one_line(prompt)!r}, same seed", title_justify="left", header_style="bold", show_lines=True)
+        st = Table(title=f"samples, prompt '{one_line(prompt)}', same seed", title_justify="left", header_style="bold", show_lines=True)
         st.add_column("member", overflow="fold")
         st.add_column("sample", overflow="fold")
         for name, text in E.samples(plan, prompt, sample_chars):
