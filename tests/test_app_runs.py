@@ -446,3 +446,35 @@ def test_experiment_screen(tmp_path, monkeypatch, snap_compare):
 
 def test_experiment_screen_small_terminal(tmp_path, monkeypatch, snap_compare):
     assert snap_compare(runs_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=experiment_form)
+
+
+async def test_the_estimate_of_an_experiment_to_resume_counts_only_what_is_left(tmp_path, one_thread):
+    """Picking an experiment that ran before (a lesson run from the command line, say): the estimate is of
+    the members left, and one whose members all finished says Start shows the results, not minutes of work."""
+    import threading
+
+    from textual.widgets import Input
+
+    from tinygpt_tui.engine import experiment as E
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    settings = dict(n_embd=32, n_head=2, block_size=32, batch_size=8, eval_interval=5, eval_iters=1, sample_chars=0)
+    plan = E.make_plan(E.Spec(name="done", corpus=str(corpus), max_steps=5, vary={"n_layer": [1, 2]}, settings=settings, threads=1), d)
+    stop = threading.Event()
+    for ev in E.run(plan, stop):  # the first member finishes, then it stops
+        if isinstance(ev, E.MemberEnded):
+            stop.set()
+    assert {k: v["state"] for k, v in E.member_states(plan).items()} == {"n_layer=1": "finished", "n_layer=2": "queued"}
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="done", corpus=corpus, steps=5)
+        estimate = screen.query_one("#exp-estimate")
+        screen.query_one("#exp-name", Input).focus()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: "about" in str(estimate.render()), timeout=60), str(estimate.render())
+        assert "1 of 2 runs left" in str(estimate.render())
+        list(E.run(plan, resume=True))  # now both finished
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: "all 2 runs finished" in str(estimate.render()), timeout=60), str(estimate.render())
+        assert "Start (Ctrl+S) shows their results" in str(estimate.render())

@@ -263,10 +263,16 @@ class ExperimentScreen(Screen):
 
     @work(thread=True, exclusive=True, group="exp-estimate", exit_on_error=False)
     def _estimate(self, plan, resume: bool) -> None:
-        from tinygpt_tui.engine.experiment import estimate, settle
+        from dataclasses import replace
+
+        from tinygpt_tui.engine.experiment import estimate, member_states, settle
 
         try:
-            self.post_message(Estimated(plan, estimate(settle(plan)), resume))
+            states = member_states(plan) if resume else {}  # a resumed experiment: only what is left to run
+            todo = [m.name for m in plan.members if states.get(m.name, {}).get("state") != "finished"]
+            settled = settle(plan) if todo else plan
+            left = estimate(replace(settled, members=[m for m in settled.members if m.name in todo])) if todo else None
+            self.post_message(Estimated(plan, left, resume))
         except Exception as e:  # noqa: BLE001
             self.post_message(Estimated(plan, None, resume, error_line(e)))
 
@@ -275,10 +281,17 @@ class ExperimentScreen(Screen):
         if m.error:
             self.query_one("#exp-estimate", Static).update(Text(f"no estimate: {m.error}", style="red"))
             return
+        n = len(m.plan.members)
+        if m.estimate is None:  # resumed, and every member finished before
+            self.query_one("#exp-estimate", Static).update(Text.assemble(
+                f"all {n} runs finished: ", ("Start (Ctrl+S) shows their results", "bold")))
+            return
         budget = f"{m.plan.spec.minutes:g} min" if m.plan.spec.minutes else f"{m.plan.spec.max_steps:,} steps"
+        left = len(m.estimate.member_s)
+        what = f"{left} of {n} runs left, {budget} each: " if left < n else f"{n} runs of {budget}: "
         self.query_one("#exp-estimate", Static).update(Text.assemble(
-            f"{len(m.plan.members)} runs of {budget}: ", (f"about {fmt_duration(m.estimate.total_s)}", "bold"),
-            " in all" + (" (resumes: finished runs are kept)" if m.resume else "")))
+            what, (f"about {fmt_duration(m.estimate.total_s)}", "bold"),
+            (" (finished runs are kept)" if left < n else " in all (resumes where each run stopped)" if m.resume else " in all")))
 
     # ------------------------------------------------------------ actions
     def show_error(self, message: str, notify: bool = True) -> None:
