@@ -231,6 +231,26 @@ def test_compare_writes_an_svg_with_a_line_per_curve(tiny_models_dir, tmp_path):
     assert "alpha val" in texts and "beta train" in texts and "minutes of training" in texts
 
 
+def test_compare_s_chart_file_says_which_runs_do_not_compare(tiny_models_dir, tmp_path):
+    """A chart written for a write-up has no table beside it: its legend marks a run on another corpus and
+    a broken folder, as the table does."""
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    for name in ("alpha", "beta", "broken"):
+        write_log(d / name, fake_run(steps=200))
+    doc = json.loads((d / "beta" / "config.json").read_text())
+    doc["corpus"] = {"name": "other", "sha256": "1" * 64}
+    (d / "beta" / "config.json").write_text(json.dumps(doc))
+    shutil.copytree(d / "alpha", d / "gamma")
+    out = tmp_path / "chart.svg"
+    r = tinygpt_inproc("compare", "alpha", "beta", "broken", "gamma", "--out", out, "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    texts = [t.text for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}text")]
+    assert "alpha val" in texts and "gamma train" in texts
+    assert "beta (other corpus) val" in texts and "broken (broken) val" in texts
+    assert "beta val" not in texts and "broken val" not in texts
+
+
 @pytest.mark.parametrize("args,needle", [
     (["nope"], "model not found: nope"),
     (["alpha", "--x", "hours"], "--x must be one of steps, tokens, minutes"),

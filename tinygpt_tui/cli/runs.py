@@ -139,7 +139,10 @@ def compare_cmd(
         note = overfitting(c)
         if note:
             con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
-    _chart(named, x, curves, out, "loss", marks=STAGES.get(book_of(shared) or "", []) if not other else None)
+    # the chart (a file for a write-up, too) says which runs don't compare, as the table does
+    ok = {s.name for s in summaries if s.ok}
+    labelled = [(f"{name} (other corpus)" if name in other else name if name in ok else f"{name} (broken)", c) for name, c in named]
+    _chart(labelled, x, curves, out, "loss", marks=STAGES.get(book_of(shared) or "", []) if not other else None)
 
 
 # ----------------------------------------------------------------- experiments
