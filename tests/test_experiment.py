@@ -384,3 +384,13 @@ def test_the_samples_title_shows_the_prompt_as_typed(small_corpus, tmp_path):
                        "--set", "batch_size=4", "--threads", "1", "--sample-chars", "5", "--models-dir", tmp_path)
     assert r.returncode == 0, r.stderr
     assert "samples, prompt '\\n', same seed" in r.stdout and "'\\\\n'" not in r.stdout
+
+
+def test_a_step_budget_s_chart_is_drawn_against_steps(small_corpus, tmp_path):
+    """Members given the same steps end together on a step axis (as in the app); minutes only when the budget is."""
+    r = tinygpt_inproc("experiment", "st", "--corpus", small_corpus, "--max-steps", "4", "--vary", "n_layer=1,2", "--set", "n_embd=32",
+                       "--set", "n_head=2", "--set", "block_size=32", "--set", "eval_interval=2", "--set", "eval_iters=1",
+                       "--set", "batch_size=4", "--threads", "1", "--sample-chars", "0", "--models-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    axis = r.stdout.rstrip().splitlines()[-1]
+    assert "steps" in axis and "minutes" not in axis, axis

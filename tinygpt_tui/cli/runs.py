@@ -154,7 +154,7 @@ def _progress_line(ev, name: str) -> str:
     return ""
 
 
-def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str = "minutes", dry: bool = False) -> None:
+def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None = None, dry: bool = False) -> None:
     """Print the plan and its estimate, run it (Ctrl+C stops the member under way after a save), then the
     ranked table, side-by-side samples and the chart."""
     from rich.progress import BarColumn, Progress, TextColumn
@@ -227,7 +227,8 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str = "minut
     show_results(plan, prompt, sample_chars, x)
 
 
-def show_results(plan, prompt: str, sample_chars: int, x: str) -> None:
+def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> None:
+    """The ranked table, the samples side by side and the validation chart (x: the budget's unit when None)."""
     from tinygpt_tui.engine import experiment as E
     from tinygpt_tui.engine.runs import Curves
 
@@ -252,6 +253,7 @@ def show_results(plan, prompt: str, sample_chars: int, x: str) -> None:
         for name, text in E.samples(plan, prompt, sample_chars):
             st.add_row(one_line(name), Text(text.replace("\r", "")))
         con.print(st)
+    x = x or ("minutes" if plan.spec.minutes else "steps")  # a step budget: members end together on a step axis
     _chart([(m.name, Curves(plan.folder / m.name)) for m in done], x, "val", None, f"{plan.spec.name}: validation loss")
 
 
@@ -271,14 +273,15 @@ def experiment_cmd(
     plan_only: bool = O(False, "--plan", help="Print the members and the time estimate; train nothing."),
     prompt: str = O("\n", "--prompt", show_default=False, help="The prompt of the side-by-side samples (default: a new line)."),
     sample_chars: int = O(200, "--sample-chars", help="Characters of each sample (0: none)."),
-    x: str = O("minutes", "--x", help="The chart's x axis: steps, tokens or minutes."),
+    x: Optional[str] = O(None, "--x", help="The chart's x axis: steps, tokens or minutes (default: the budget's, minutes or steps)."),
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Train a grid of runs that differ in one or two settings, everything else equal; rank them."""
     from tinygpt_tui.engine import experiment as E
     from tinygpt_tui.engine.lessons import read_spec_file
 
-    _check_x(x)
+    if x is not None:
+        _check_x(x)
     given = any(v not in (None, [], ()) for v in (corpus, minutes, max_steps, vary, set_, seeds, seed, file))
     if resume and not given:
         plan = E.load_plan(name, models_dir)
