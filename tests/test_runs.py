@@ -200,6 +200,17 @@ def test_runs_command_lists_and_explains_broken_folders(tiny_models_dir):
     assert "alpha" in r.stdout and "beta" in r.stdout and "broken: " in r.stdout and "JSON" in r.stdout
 
 
+def test_runs_command_keeps_names_whole_in_an_80_column_terminal(tiny_models_dir, tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    shutil.copytree(d / "alpha", d / "grid-n_layer=2")
+    r = tinygpt_inproc("runs", "--models-dir", d, env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln[:1] in "┏┃┡│└"]  # the table (a broken folder's reason follows it)
+    assert lines and max(len(ln) for ln in lines) <= 80
+    assert any("grid-n_layer=2" in ln for ln in lines), r.stdout
+
+
 def test_compare_marks_broken_and_other_corpus_runs_and_draws(tiny_models_dir, tmp_path):
     d = tmp_path / "m"
     shutil.copytree(tiny_models_dir, d)

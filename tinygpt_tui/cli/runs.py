@@ -33,15 +33,16 @@ def _status(s) -> Text:
 
 
 def print_runs(con, summaries, other: set | None = None) -> None:
-    con.print(runs_table(summaries, other=other))
+    con.print(runs_table(summaries, other=other, narrow=con.width < 100))
     for s in summaries:
         if not s.ok:
             con.print(Text(one_line(f"{s.name}: {s.status}"), style="red"))
 
 
-def runs_table(summaries, title: str = "", other: set | None = None) -> Table:
-    """A row per run; a run in ``other`` (trained on another corpus than the rest) has its corpus marked ≠."""
-    t = Table(title=title or None, title_justify="left", header_style="bold", pad_edge=False)
+def runs_table(summaries, title: str = "", other: set | None = None, narrow: bool = False) -> Table:
+    """A row per run; a run in ``other`` (trained on another corpus than the rest) has its corpus marked ≠.
+    ``narrow`` (a terminal under 100 columns): no padding, so the run's name keeps room for itself."""
+    t = Table(title=title or None, title_justify="left", header_style="bold", pad_edge=False, padding=(0, 0) if narrow else (0, 1))
     t.add_column("run", overflow="fold", ratio=1)
     t.add_column("status", no_wrap=True)
     t.add_column("corpus", overflow="fold", max_width=16)
