@@ -394,3 +394,17 @@ def test_a_step_budget_s_chart_is_drawn_against_steps(small_corpus, tmp_path):
     assert r.returncode == 0, r.stderr
     axis = r.stdout.rstrip().splitlines()[-1]
     assert "steps" in axis and "minutes" not in axis, axis
+
+
+def test_the_results_say_which_member_overfitted(small_corpus, tmp_path):
+    """The progress line's overfitting note goes with its bar; the results (what the dropout lesson's text
+    points to) say it for each member whose validation loss turned back up."""
+    plan = E.make_plan(spec(small_corpus, vary={"n_layer": [1, 2]}), tmp_path)
+    events(plan)
+    with open(plan.folder / "n_layer=1" / "metrics.jsonl", "a", encoding="utf-8") as f:  # later evaluations: memorising
+        for i, (train, val) in enumerate([(1.0, 1.5), (0.8, 1.9), (0.6, 2.0), (0.4, 2.1)]):
+            f.write(json.dumps({"event": "eval", "step": 100 + 10 * i, "train_loss": train, "val_loss": val, "elapsed_s": 10.0 + i}) + "\n")
+    r = tinygpt_inproc("experiment", "e", "--resume", "--sample-chars", "0", "--models-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "n_layer=1: overfitting: validation loss rose from its best 1.500" in r.stdout
+    assert "n_layer=2: overfitting" not in r.stdout

@@ -231,7 +231,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
 def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> None:
     """The ranked table, the samples side by side and the validation chart (x: the budget's unit when None)."""
     from tinygpt_tui.engine import experiment as E
-    from tinygpt_tui.engine.runs import Curves
+    from tinygpt_tui.engine.runs import Curves, overfitting
 
     con = new_console()
     rows = E.results(plan)
@@ -254,8 +254,13 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
         for name, text in E.samples(plan, prompt, sample_chars):
             st.add_row(one_line(name), Text(text.replace("\r", "")))
         con.print(st)
+    named = [(m.name, Curves(plan.folder / m.name)) for m in done]
+    for name, c in named:  # (the progress line's note is gone with its bar: say it where it stays)
+        note = overfitting(c)
+        if note:
+            con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
     x = x or ("minutes" if plan.spec.minutes else "steps")  # a step budget: members end together on a step axis
-    _chart([(m.name, Curves(plan.folder / m.name)) for m in done], x, "val", None, f"{plan.spec.name}: validation loss")
+    _chart(named, x, "val", None, f"{plan.spec.name}: validation loss")
 
 
 @friendly
