@@ -478,3 +478,25 @@ async def test_the_estimate_of_an_experiment_to_resume_counts_only_what_is_left(
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: "all 2 runs finished" in str(estimate.render()), timeout=60), str(estimate.render())
         assert "Start (Ctrl+S) shows their results" in str(estimate.render())
+
+
+async def test_the_experiment_chart_s_legend_says_which_member_overfitted(tmp_path, one_thread):
+    from tinygpt_tui.engine import experiment as E
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    settings = dict(n_embd=32, n_head=2, block_size=32, batch_size=8, eval_interval=5, eval_iters=1, sample_chars=0)
+    plan = E.make_plan(E.Spec(name="over", corpus=str(corpus), max_steps=5, vary={"n_layer": [1, 2]}, settings=settings, threads=1), d)
+    list(E.run(plan))
+    with open(plan.folder / "n_layer=2" / "metrics.jsonl", "a", encoding="utf-8") as f:  # later evaluations: memorising
+        for i, (train, val) in enumerate([(1.0, 1.5), (0.8, 1.9), (0.6, 2.0), (0.4, 2.1)]):
+            f.write(json.dumps({"event": "eval", "step": 100 + 10 * i, "train_loss": train, "val_loss": val, "elapsed_s": 10.0 + i}) + "\n")
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="over", corpus=corpus, steps=5)
+        await pilot.press("ctrl+s")  # every member finished: kept, and shown
+        job = app.experiment
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        legend = screen.query_one("#exp-legend")
+        assert await wait_for(pilot, lambda: "n_layer=2  overfitting" in str(legend.render())), str(legend.render())
+        assert "n_layer=1  overfitting" not in str(legend.render())

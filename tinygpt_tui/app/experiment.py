@@ -386,6 +386,8 @@ class ExperimentScreen(Screen):
         box.display = True
 
     def draw_chart(self, job) -> None:
+        from tinygpt_tui.engine.runs import overfitting
+
         x = self.x_axis(job)
         # members on different tokens: their losses per token don't compare, their bits per character do
         bits = len({(m.config.tokenizer or "char", m.config.vocab_size) for m in job.plan.members}) > 1
@@ -399,7 +401,10 @@ class ExperimentScreen(Screen):
                 lines.append(Line(None, *c.train(x, 200), colour, "braille"))
             lines.append(Line(None, *(c.val_bpc(x, 200) if bits else c.val(x, 200)), colour, "dot"))
             legend.append("━━ ", style=colour_style(colour))
-            legend.append(printable(name) + ("  (training)" if name == job.running else "") + "  ")
+            legend.append(printable(name) + ("  (training)" if name == job.running else ""))
+            if overfitting(c):  # (what the dropout lesson's text points to)
+                legend.append("  overfitting", style="bold yellow")
+            legend.append("  ")
         title = ("validation bits per character • (the members' tokens differ: loss per token doesn't compare)" if bits
                  else "validation loss •, and training loss ─ of the member training")
         self.chart.show_lines(lines, "step" if x == "steps" else x, title)
