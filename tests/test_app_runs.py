@@ -500,3 +500,20 @@ async def test_the_experiment_chart_s_legend_says_which_member_overfitted(tmp_pa
         legend = screen.query_one("#exp-legend")
         assert await wait_for(pilot, lambda: "n_layer=2  overfitting" in str(legend.render())), str(legend.render())
         assert "n_layer=1  overfitting" not in str(legend.render())
+
+
+async def test_the_experiment_estimate_shows_in_an_80_by_24_terminal(tmp_path, one_thread):
+    """How long the experiment will take is said before it starts, in the smallest terminal too."""
+    from textual.widgets import Input
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app, name="small", corpus=corpus, steps=5, vary1="n_layer=1,2", set=TINY_SET)
+        estimate = screen.query_one("#exp-estimate")
+        screen.query_one("#exp-name", Input).focus()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: "about" in str(estimate.render()), timeout=60), str(estimate.render())
+        await pilot.pause()
+        assert estimate.display and estimate.region.height >= 1 and screen.query_one("#exp-form").region.contains_region(estimate.region)

@@ -132,7 +132,11 @@ class ExperimentScreen(Screen):
     """Run a lesson or a grid of your own, and read its results."""
 
     AUTO_FOCUS = "#exp-lesson"
-    DEFAULT_CSS = "\n".join(Path(__file__).with_name(f).read_text(encoding="utf-8") for f in ("training.tcss", "compare.tcss"))  # (the form's rows: training's)
+    DEFAULT_CSS = "\n".join(Path(__file__).with_name(f).read_text(encoding="utf-8") for f in ("training.tcss", "compare.tcss")) + """
+    ExperimentScreen #exp-estimate { color: $text-muted; margin-top: 1; }
+    ExperimentScreen.-short #exp-estimate { margin-top: 0; }
+    ExperimentScreen.-short #exp-estimate.-empty { display: none; }
+    """  # (the form's rows: training's; the estimate is no form-hint, which a short terminal hides)
     SCOPED_CSS = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
@@ -165,7 +169,7 @@ class ExperimentScreen(Screen):
                 yield row("Vary", Input(placeholder="pos=learned,rope", id="exp-vary1", compact=True), tight=False)
                 yield row("and", Input(placeholder="n_layer=2,4 (optional)", id="exp-vary2", compact=True))
                 yield row("Set", Input(placeholder="n_embd=64 dropout=0", id="exp-set", compact=True))
-                yield Static(id="exp-estimate", classes="form-hint")
+                yield Static(id="exp-estimate", classes="-empty")  # (not a form-hint: those hide in a short terminal; this is the figure to read)
                 yield Horizontal(Button("Start", id="exp-btn-start", variant="success", compact=True),
                                  Button("Stop", id="exp-btn-stop", variant="error", compact=True), id="exp-buttons")
                 yield Static(id="exp-error")
@@ -254,12 +258,17 @@ class ExperimentScreen(Screen):
         """Work out the members and time the experiment will take (a thread: it times a few steps)."""
         job = self.app.experiment
         if (job is not None and job.active) or (self.app.training is not None and self.app.training.active):
-            self.query_one("#exp-estimate", Static).update("(the estimate waits for the run under way)")
+            self.show_estimate("(the estimate waits for the run under way)")
             return
         plan, resume = self.plan_or_error()
         if plan is not None:
-            self.query_one("#exp-estimate", Static).update(f"{len(plan.members)} runs; timing a few steps …")
+            self.show_estimate(f"{len(plan.members)} runs; timing a few steps …")
             self._estimate(plan, resume)
+
+    def show_estimate(self, content) -> None:
+        box = self.query_one("#exp-estimate", Static)
+        box.update(content)
+        box.set_class(not content, "-empty")  # (a short terminal gives no row to an empty one)
 
     @work(thread=True, exclusive=True, group="exp-estimate", exit_on_error=False)
     def _estimate(self, plan, resume: bool) -> None:
@@ -279,17 +288,17 @@ class ExperimentScreen(Screen):
     @on(Estimated)
     def _estimated(self, m: Estimated) -> None:
         if m.error:
-            self.query_one("#exp-estimate", Static).update(Text(f"no estimate: {m.error}", style="red"))
+            self.show_estimate(Text(f"no estimate: {m.error}", style="red"))
             return
         n = len(m.plan.members)
         if m.estimate is None:  # resumed, and every member finished before
-            self.query_one("#exp-estimate", Static).update(Text.assemble(
+            self.show_estimate(Text.assemble(
                 f"all {n} runs finished: ", ("Start (Ctrl+S) shows their results", "bold")))
             return
         budget = f"{m.plan.spec.minutes:g} min" if m.plan.spec.minutes else f"{m.plan.spec.max_steps:,} steps"
         left = len(m.estimate.member_s)
         what = f"{left} of {n} runs left, {budget} each: " if left < n else f"{n} runs of {budget}: "
-        self.query_one("#exp-estimate", Static).update(Text.assemble(
+        self.show_estimate(Text.assemble(
             what, (f"about {fmt_duration(m.estimate.total_s)}", "bold"),
             (" (finished runs are kept)" if left < n else " in all (resumes where each run stopped)" if m.resume else " in all")))
 
