@@ -408,3 +408,12 @@ def test_the_results_say_which_member_overfitted(small_corpus, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "n_layer=1: overfitting: validation loss rose from its best 1.500" in r.stdout
     assert "n_layer=2: overfitting" not in r.stdout
+
+
+def test_a_member_not_started_yet_is_queued_in_the_results_not_broken(small_corpus, tmp_path):
+    plan = E.make_plan(spec(small_corpus, vary={"n_layer": [1, 2]}), tmp_path)
+    stop = threading.Event()
+    for ev in E.run(plan, stop):  # the first member finishes, then it stops before the second starts
+        if isinstance(ev, E.MemberEnded):
+            stop.set()
+    assert {r.group: r.status for r in E.results(plan)} == {"n_layer=1": "finished", "n_layer=2": "queued"}

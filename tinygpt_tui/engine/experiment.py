@@ -414,7 +414,9 @@ def results(plan: Plan) -> list[Row]:
     rows = []
     for group in dict.fromkeys(m.group for m in plan.members):
         ms = [m for m in plan.members if m.group == group]
-        runs = [summarize(plan.folder / m.name, m.name) for m in ms]
+        # a member not started yet has no folder: queued, not a broken one
+        runs = [summarize(plan.folder / m.name, m.name) if (plan.folder / m.name).exists() else
+                RunSummary(name=m.name, folder=plan.folder / m.name, status="queued") for m in ms]
         done = [r for r in runs if r.status == "finished"]
         losses = [r.val_loss for r in done if r.val_loss is not None]
         status = "finished" if len(done) == len(runs) else next(r.status for r in runs if r.status != "finished")
