@@ -197,6 +197,10 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
                 cfg = TrainConfig(corpus=corpus, name=name, models_dir=str(models_dir / spec.name), seed=spec.seed + i,
                                   max_steps=spec.max_steps, time_budget=spec.minutes * 60 if spec.minutes else None,
                                   threads=spec.threads, command=f"tinygpt experiment {spec.name}", **{**spec.settings, **settings})
+                if (cfg.dtype or "auto") != "auto":  # a precision this device lacks (fp16 on a CPU): refused here, by name
+                    from tinygpt_tui.engine.device import pick_device, pick_dtype
+
+                    pick_dtype(pick_device(cfg.device), cfg.dtype)
                 need = min_corpus_chars(cfg.resolved().block_size)
                 if chars < need:
                     raise SettingsError(f"context length {cfg.resolved().block_size} needs a corpus of {need:,} characters, "
