@@ -419,3 +419,23 @@ def test_a_member_not_started_yet_is_queued_in_the_results_not_broken(small_corp
         if isinstance(ev, E.MemberEnded):
             stop.set()
     assert {r.group: r.status for r in E.results(plan)} == {"n_layer=1": "finished", "n_layer=2": "queued"}
+
+
+def test_an_experiment_is_not_resumed_on_another_corpus(small_corpus, tmp_path):
+    """Its finished members would be kept and ranked beside members trained on another text."""
+    plan = E.make_plan(spec(small_corpus, vary={"n_layer": [1, 2]}), tmp_path)
+    stop = threading.Event()
+    for ev in E.run(plan, stop):
+        if isinstance(ev, E.MemberEnded):
+            stop.set()
+    other = tmp_path / "other.txt"
+    other.write_text(small_corpus.read_text()[::-1])
+    with pytest.raises(SettingsError, match="was run on small.txt, not other.txt"):
+        events(E.make_plan(spec(other, vary={"n_layer": [1, 2]}), tmp_path), resume=True)
+    assert [ev.state for ev in events(plan, resume=True) if isinstance(ev, E.MemberEnded)] == ["kept", "finished"]
+
+
+def test_a_lesson_on_another_corpus_gets_its_own_folder(small_corpus, tmp_path):
+    r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, "--plan", "--threads", "1", "--models-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("experiment lesson-dropout-small:"), r.stdout[:200]

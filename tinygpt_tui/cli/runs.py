@@ -335,8 +335,11 @@ def lesson_cmd(
         typer.echo("run one: tinygpt lesson NAME   (--plan: its members and time estimate first)")
         return
     spec = find_lesson(name).spec
-    if corpus:
+    if corpus and corpus != spec.corpus:  # its own folder: the lesson's results on its own corpus stay whole
+        import re
+
         spec.corpus = corpus
+        spec.name = f"{spec.name}-{re.sub(r'[^A-Za-z0-9_-]+', '-', Path(corpus).stem).strip('-')[:40] or 'corpus'}"
     spec.threads = threads
     plan = E.make_plan(spec, models_dir)
     resume = (plan.folder / "experiment.json").exists()

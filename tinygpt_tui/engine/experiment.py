@@ -320,6 +320,11 @@ def check_claim(plan: Plan, resume: bool) -> None:
         old = read_manifest(f)
         if [m.get("name") for m in old["members"]] != [m.name for m in plan.members]:
             raise SettingsError(f"the grid given is not experiment {plan.spec.name}'s; resume it with --resume alone")
+        was = old["spec"].get("corpus")
+        if isinstance(was, str) and was and Path(was).expanduser().resolve() != Path(plan.source).expanduser().resolve():
+            # (its finished members would be kept and ranked beside runs on another text)
+            raise SettingsError(f"experiment {plan.spec.name} was run on {Path(was).name}, not {Path(plan.source).name}; "
+                                "resume it on its own corpus, or pick another name")
     elif (f / MANIFEST).exists():
         raise SettingsError(f"an experiment named {plan.spec.name!r} already exists; --resume continues it, or pick another name")
     elif f.is_dir() and any(p.name != ckpt.LOCK and not p.name.endswith(".txt") for p in f.iterdir()):
