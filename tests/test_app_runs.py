@@ -517,3 +517,22 @@ async def test_the_experiment_estimate_shows_in_an_80_by_24_terminal(tmp_path, o
         assert await wait_for(pilot, lambda: "about" in str(estimate.render()), timeout=60), str(estimate.render())
         await pilot.pause()
         assert estimate.display and estimate.region.height >= 1 and screen.query_one("#exp-form").region.contains_region(estimate.region)
+
+
+async def test_an_experiment_is_not_resumed_on_another_corpus_from_the_form(tmp_path, one_thread):
+    """The form names an experiment that ran on another text: refused, not its old results shown as this one's."""
+    from tinygpt_tui.engine import experiment as E
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    settings = dict(n_embd=32, n_head=2, block_size=32, batch_size=8, eval_interval=5, eval_iters=1, sample_chars=0)
+    list(E.run(E.make_plan(E.Spec(name="ran", corpus=str(corpus), max_steps=5, vary={"n_layer": [1, 2]}, settings=settings,
+                                  threads=1), d)))
+    other = tmp_path / "other.txt"
+    other.write_text(corpus.read_text()[::-1])
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="ran", corpus=other, steps=5, vary1="n_layer=1,2", set=TINY_SET)
+        await pilot.press("ctrl+s")
+        error = str(screen.query_one("#exp-error").render())
+        assert "was run on" in error and "not other.txt" in error and app.experiment is None

@@ -240,8 +240,14 @@ class ExperimentScreen(Screen):
 
         spec = form_spec(lambda i: self.query_one(i, Input).value.strip(), self.lesson)
         models = Path(self.app.models_dir)
-        if (models / spec.name / MANIFEST).exists():  # started before: go on with it
-            return load_plan(spec.name, models), True
+        if (models / spec.name / MANIFEST).exists():  # started before: go on with it (on its own corpus only)
+            from tinygpt_tui.engine.corpora import resolve_corpus
+
+            plan = load_plan(spec.name, models)
+            if spec.corpus and Path(resolve_corpus(spec.corpus)).resolve() != Path(plan.source).resolve():
+                raise SettingsError(f"experiment {spec.name} was run on {Path(plan.source).name}, not "
+                                    f"{Path(spec.corpus).name}; give this one another name")
+            return plan, True
         return make_plan(spec, models), False
 
     def plan_or_error(self):
