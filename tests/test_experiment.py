@@ -439,3 +439,14 @@ def test_a_lesson_on_another_corpus_gets_its_own_folder(small_corpus, tmp_path):
     r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, "--plan", "--threads", "1", "--models-dir", tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("experiment lesson-dropout-small:"), r.stdout[:200]
+
+
+def test_a_lesson_text_is_its_paragraphs_not_the_files_line_breaks(tmp_path):
+    """The file wraps its text at ~100 columns; the screen and the terminal wrap it to their own width."""
+    from tinygpt_tui.engine.lessons import list_lessons, read_spec_file
+
+    f = tmp_path / "x.toml"
+    f.write_text('text = """One line\nwrapped here.\n\nA second\n  paragraph."""\n[vary]\nn_layer = [1, 2]\n', encoding="utf-8")
+    assert read_spec_file(f).text == "One line wrapped here.\n\nA second paragraph."
+    for lesson in list_lessons():
+        assert lesson.spec.text and "\n" not in lesson.spec.text.replace("\n\n", ""), lesson.name

@@ -174,16 +174,15 @@ class ExperimentScreen(Screen):
                                  Button("Stop", id="exp-btn-stop", variant="error", compact=True), id="exp-buttons")
                 yield Static(id="exp-error")
                 yield Static(id="exp-queue")
+                with Vertical(id="exp-text-box"):  # the lesson's text, under its queue (the table keeps the view's width)
+                    yield Static(id="exp-text")
             with Vertical(id="exp-view"):
                 yield Static(id="exp-title")
                 with ContentSwitcher(initial="exp-chart", id="exp-switch"):
                     yield plot_class()(id="exp-chart")
                     yield Horizontal(id="exp-samples")
                 yield Static(id="exp-legend")
-                with Horizontal(id="exp-bottom"):
-                    yield DataTable(id="exp-table", cursor_type="row", zebra_stripes=True)
-                    with VerticalScroll(id="exp-text-box"):
-                        yield Static(id="exp-text")
+                yield DataTable(id="exp-table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

@@ -16,6 +16,7 @@ shown beside its results (``tinygpt lesson NAME``).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ def read_spec_file(path, name: str | None = None) -> Spec:
     for k in ("title", "text", "corpus"):
         if k in doc:
             setattr(spec, k, str(doc[k]))
+    # the text's lines are the file's wrapping, paragraphs a blank line apart: the screen wraps it to its width
+    spec.text = "\n\n".join(" ".join(p.split()) for p in re.split(r"\n\s*\n", spec.text.strip()) if p.strip())
     for k, kind in (("minutes", (int, float)), ("max_steps", int), ("seeds", int), ("seed", int), ("corpus_chars", int)):
         if k in doc:
             if not isinstance(doc[k], kind) or isinstance(doc[k], bool):
