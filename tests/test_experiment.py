@@ -296,6 +296,7 @@ def test_experiment_command_trains_ranks_samples_and_draws(small_corpus, tmp_pat
     out = r.stdout
     assert "estimated time" in out and "ranked by bits per character" in out and "samples" in out and "validation loss" in out
     assert out.index("n_layer=1: finished") < out.index("n_layer=2: finished")
+    assert all(f"n_layer={n} {kind}" in out for n in (1, 2) for kind in ("train", "val"))  # a small grid: both curves of each
     assert (tmp_path / "cli" / "n_layer=2" / "config.json").exists()
     r = tinygpt_inproc("runs", "--models-dir", tmp_path)
     assert "cli/n_layer=1" in r.stdout and "cli/n_layer=2" in r.stdout

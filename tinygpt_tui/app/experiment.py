@@ -411,7 +411,9 @@ class ExperimentScreen(Screen):
             if c is None:
                 continue
             colour = self.colour(job, name)
-            if name == job.running and not bits:  # the member training: its training loss too, over the finished ones' validation
+            # training loss too for the member training, and for every member of a small grid (where validation
+            # parts from training: overfitting, as the dropout lesson shows); more members' would be a tangle
+            if not bits and (name == job.running or len(job.members) <= 4):
                 lines.append(Line(None, *c.train(x, 200), colour, "braille"))
             lines.append(Line(None, *(c.val_bpc(x, 200) if bits else c.val(x, 200)), colour, "dot"))
             legend.append("━━ ", style=colour_style(colour))
@@ -420,7 +422,7 @@ class ExperimentScreen(Screen):
                 legend.append("  overfitting", style="bold yellow")
             legend.append("  ")
         title = ("validation bits per character • (the members' tokens differ: loss per token doesn't compare)" if bits
-                 else "validation loss •, and training loss ─ of the member training")
+                 else "validation loss •, training loss ─" if len(job.members) <= 4 else "validation loss •, and training loss ─ of the member training")
         self.chart.show_lines(lines, "step" if x == "steps" else x, title)
         self.query_one("#exp-legend", Static).update(legend)
 

@@ -260,7 +260,10 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
         if note:
             con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
     x = x or ("minutes" if plan.spec.minutes else "steps")  # a step budget: members end together on a step axis
-    _chart(named, x, "val", None, f"{plan.spec.name}: validation loss")
+    if len(named) <= 4:  # training curves too (where validation parts from training: overfitting); more is a tangle
+        _chart(named, x, "both", None, f"{plan.spec.name}: training and validation loss")
+    else:
+        _chart(named, x, "val", None, f"{plan.spec.name}: validation loss")
 
 
 @friendly
