@@ -266,7 +266,7 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         assert rows[0].val_loss <= rows[1].val_loss and all(r.status == "finished" for r in rows)
         table = screen.query_one("#exp-table", DataTable)
         assert [str(table.get_row_at(i)[1]) for i in range(2)] == [r.group for r in rows]
-        assert len(screen.chart.lines) == 2  # each member's validation curve
+        assert len(screen.chart.lines) == 4  # each member's training and validation curves (a grid of 2)
         # the samples, side by side, same prompt and seed
         assert [n for n, _ in job.samples] == ["n_layer=1", "n_layer=2"] and all(len(t) >= 200 for _, t in job.samples)
         assert await wait_for(pilot, lambda: screen.query_one("#exp-switch").current == "exp-samples")
