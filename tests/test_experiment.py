@@ -451,3 +451,25 @@ def test_a_lesson_text_is_its_paragraphs_not_the_files_line_breaks(tmp_path):
     assert read_spec_file(f).text == "One line wrapped here.\n\nA second paragraph."
     for lesson in list_lessons():
         assert lesson.spec.text and "\n" not in lesson.spec.text.replace("\n\n", ""), lesson.name
+
+
+def test_an_estimate_that_fails_in_its_child_process_says_why_in_one_line(small_corpus, tmp_path):
+    """The members' steps timed in a child process: its error reaches the user as its message, not a class path."""
+    import shutil
+
+    import torch
+
+    corpus = tmp_path / "book.txt"
+    shutil.copy(small_corpus, corpus)
+    plan = E.make_plan(spec(corpus, max_steps=50), tmp_path)
+    corpus.unlink()  # gone between the plan and the estimate
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)  # not the members' 1: timed in a child process
+        with pytest.raises(SettingsError) as e:
+            E.estimate(plan)
+    finally:
+        torch.set_num_threads(before)
+    msg = str(e.value)
+    assert msg.startswith("could not time the members' steps: ") and "book.txt" in msg and "\n" not in msg
+    assert "tinygpt_tui." not in msg and "Error:" not in msg, msg

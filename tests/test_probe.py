@@ -10,6 +10,7 @@ from tests.conftest import probe_doc as _doc
 from tests.test_cli import assert_one_line_error, tinygpt, tinygpt_inproc
 from tinygpt_tui.engine import probe
 from tinygpt_tui.engine.presets import PRESETS, TrainConfig
+from tinygpt_tui.errors import TinyGPTError
 
 
 
@@ -71,7 +72,17 @@ def test_a_cache_folder_that_is_a_file_is_survived(tmp_path, monkeypatch, measur
     (tmp_path / "tinygpt").write_text("not a folder")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("TINYGPT_PROBE", raising=False)
-    assert probe.save(measured) is None and probe.cached() is None
+    with pytest.raises(TinyGPTError, match="could not write"):
+        probe.save(measured)
+    assert probe.cached() is None
+
+
+def test_a_cache_file_that_is_a_folder_is_said_so(tmp_path, monkeypatch, measured):
+    """A probe.json that is a folder: the note says so, not that there is no writable cache folder."""
+    (tmp_path / "tinygpt" / "probe.json").mkdir(parents=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(TinyGPTError, match="probe.json: it is a folder"):
+        probe.save(measured)
 
 
 def test_choices_follow_the_measurements(measured, monkeypatch):

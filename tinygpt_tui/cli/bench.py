@@ -34,7 +34,7 @@ def bench(
 
     from tinygpt_tui.engine import probe
     from tinygpt_tui.engine.presets import PRESETS
-    from tinygpt_tui.errors import SettingsError
+    from tinygpt_tui.errors import SettingsError, TinyGPTError
 
     names = list(PRESETS) if presets.strip() == "all" else [] if presets.strip() == "none" else [p.strip() for p in presets.split(",") if p.strip()]
     unknown = [n for n in names if n not in PRESETS]
@@ -54,8 +54,10 @@ def bench(
     if probe_again:
         note("measuring this machine (under 10 s on a free core) ...")
         doc = probe.run()
-        where = probe.save(doc)
-        note(f"cached in {where}" if where else "note: no writable cache folder ($XDG_CACHE_HOME or ~/.cache): not cached")
+        try:
+            note(f"cached in {probe.save(doc)}")
+        except TinyGPTError as e:
+            note(f"note: not cached ({one_line(str(e))[:160]})")
     else:
         doc = probe.current(note)
     if doc is None:

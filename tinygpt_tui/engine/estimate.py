@@ -7,6 +7,7 @@ or its steps times a step time measured here, plus its evaluations and its final
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass
 
@@ -77,14 +78,17 @@ def _measure_in_child(job: dict, threads: int) -> list[tuple[float, float, float
     import sys
 
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    code = ("import json, sys, torch; from tinygpt_tui.engine.estimate import _measure_all; "
-            f"torch.set_num_threads({int(threads)}); print(json.dumps(_measure_all(json.load(sys.stdin))))")
+    code = ("import json, sys, torch; from tinygpt_tui.engine.estimate import _measure_all; from tinygpt_tui.errors import TinyGPTError\n"
+            f"torch.set_num_threads({int(threads)})\n"
+            "try: print(json.dumps(_measure_all(json.load(sys.stdin))))\n"
+            "except TinyGPTError as e: sys.exit(str(e))")  # (its message alone, as the parent reads it)
     try:
         done = subprocess.run([sys.executable, "-c", code], input=json.dumps(job), capture_output=True, text=True, env=env, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise SettingsError(f"could not time the members' steps: {str(e)[:200]}") from None
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["it exited with status %d" % done.returncode])[-1]
+        last = re.sub(r"^[\w.]*(Error|Exception): ", "", last)  # (torch's own errors come with their class's name)
         raise SettingsError(f"could not time the members' steps: {last[:200]}")
     try:
         return [tuple(t) for t in json.loads((done.stdout.strip().splitlines() or [""])[-1])]

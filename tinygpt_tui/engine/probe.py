@@ -333,17 +333,20 @@ def cached(note=None) -> dict | None:
     return None
 
 
-def save(doc: dict) -> Path | None:
+def save(doc: dict) -> Path:
+    """Cache the probe; a TinyGPTError saying why when it can't (no home for a cache, a path that is
+    not a writable file)."""
     import json
 
     path = cache_path()
     if path is None:
-        return None
+        raise TinyGPTError("no cache folder ($XDG_CACHE_HOME or a home folder)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(doc, indent=1) + "\n")
-    except (OSError, TinyGPTError):
-        return None
+    except (OSError, TinyGPTError) as e:
+        reason = "it is a folder" if path.is_dir() else (e.strerror if isinstance(e, OSError) and e.strerror else str(e))
+        raise TinyGPTError(f"could not write {path}: {reason}") from None
     return path
 
 
@@ -362,9 +365,11 @@ def current(note=None, budget_s: float = BUDGET_S, measure: bool = True) -> dict
         if note:
             note(f"note: the probe could not run ({str(e).splitlines()[0][:100]}); using the default settings")
         return None
-    where = save(doc)
-    if note and where is None:
-        note("note: no writable cache folder ($XDG_CACHE_HOME or ~/.cache): the probe will run again next time")
+    try:
+        save(doc)
+    except TinyGPTError as e:
+        if note:
+            note(f"note: the probe is not cached ({str(e)[:160]}): it will run again next time")
     return doc
 
 
