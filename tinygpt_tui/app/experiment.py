@@ -296,9 +296,11 @@ class ExperimentScreen(Screen):
             self.show_estimate(Text(f"no estimate: {m.error}", style="red"))
             return
         n = len(m.plan.members)
-        if m.estimate is None:  # resumed, and every member finished before
-            self.show_estimate(Text.assemble(
-                f"all {n} runs finished: ", ("Start (Ctrl+S) shows their results", "bold")))
+        if m.estimate is None:  # resumed, and every member finished before: nothing to train, the results to show
+            self.show_estimate(Text.assemble(f"all {n} runs finished: ", ("their results", "bold"), " (nothing to train)"))
+            if not any(j is not None and j.active for j in (self.app.experiment, self.app.training)):
+                self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
+                self.app.start_experiment(m.plan, True)  # (it trains nothing: it reads the members, draws, samples)
             return
         budget = f"{m.plan.spec.minutes:g} min" if m.plan.spec.minutes else f"{m.plan.spec.max_steps:,} steps"
         left = len(m.estimate.member_s)
