@@ -449,6 +449,9 @@ def test_a_lesson_text_is_its_paragraphs_not_the_files_line_breaks(tmp_path):
     f = tmp_path / "x.toml"
     f.write_text('text = """One line\nwrapped here.\n\nA second\n  paragraph."""\n[vary]\nn_layer = [1, 2]\n', encoding="utf-8")
     assert read_spec_file(f).text == "One line wrapped here.\n\nA second paragraph."
+    from tinygpt_tui.engine.lessons import paragraphs  # (and a text saved with the file's breaks, shown)
+
+    assert paragraphs("One line\nwrapped here.\n \nA second\n  paragraph.\n") == "One line wrapped here.\n\nA second paragraph."
     for lesson in list_lessons():
         assert lesson.spec.text and "\n" not in lesson.spec.text.replace("\n\n", ""), lesson.name
 

@@ -230,7 +230,9 @@ class ExperimentScreen(Screen):
 
     def show_text(self, title: str, text: str) -> None:
         """The lesson's text beside the results (hidden when there is none)."""
-        self.query_one("#exp-text", Static).update(Text.assemble((printable(title), "bold"), "\n", printable(text.strip())))
+        from tinygpt_tui.engine.lessons import paragraphs  # (an experiment saved before texts were kept as paragraphs)
+
+        self.query_one("#exp-text", Static).update(Text.assemble((printable(title), "bold"), "\n", printable(paragraphs(text))))
         self.query_one("#exp-text-box").display = bool(text.strip())
 
     def read_plan(self):

@@ -245,7 +245,9 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
                   _minutes(r.minutes), _f(r.tokens_per_s, ",.0f"), Text(one_line(r.status)[:50], style="green" if r.status == "finished" else "yellow"))
     con.print(t)
     if plan.spec.text:
-        con.print(Text(plan.spec.text.strip(), style="italic"))
+        from tinygpt_tui.engine.lessons import paragraphs
+
+        con.print(Text(paragraphs(plan.spec.text), style="italic"))
     done = [m for m in plan.members if (plan.folder / m.name / "config.json").exists()]
     if sample_chars and done:
         st = Table(title=f"samples, prompt '{one_line(prompt)}', same seed", title_justify="left", header_style="bold", show_lines=True)

@@ -58,14 +58,19 @@ def read_spec_file(path, name: str | None = None) -> Spec:
     for k in ("title", "text", "corpus"):
         if k in doc:
             setattr(spec, k, str(doc[k]))
-    # the text's lines are the file's wrapping, paragraphs a blank line apart: the screen wraps it to its width
-    spec.text = "\n\n".join(" ".join(p.split()) for p in re.split(r"\n\s*\n", spec.text.strip()) if p.strip())
+    spec.text = paragraphs(spec.text)
     for k, kind in (("minutes", (int, float)), ("max_steps", int), ("seeds", int), ("seed", int), ("corpus_chars", int)):
         if k in doc:
             if not isinstance(doc[k], kind) or isinstance(doc[k], bool):
                 raise SettingsError(f"{Path(path).name}: {k} must be a number, got {doc[k]!r}")
             setattr(spec, k, doc[k])
     return spec
+
+
+def paragraphs(text: str) -> str:
+    """A lesson's text as its paragraphs: its lines are the file's wrapping, its paragraphs a blank line
+    apart; the screen or the terminal wraps it to its own width."""
+    return "\n\n".join(" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip()) if p.strip())
 
 
 @dataclass
