@@ -263,8 +263,7 @@ class ExperimentScreen(Screen):
 
     def action_estimate(self) -> None:
         """Work out the members and time the experiment will take (a thread: it times a few steps)."""
-        job = self.app.experiment
-        if (job is not None and job.active) or (self.app.training is not None and self.app.training.active):
+        if self.busy() is not None:
             self.show_estimate("(the estimate waits for the run under way)")
             return
         plan, resume = self.plan_or_error()
@@ -300,7 +299,7 @@ class ExperimentScreen(Screen):
         n = len(m.plan.members)
         if m.estimate is None:  # resumed, and every member finished before: nothing to train, the results to show
             self.show_estimate(Text.assemble(f"all {n} runs finished: ", ("their results", "bold"), " (nothing to train)"))
-            if not any(j is not None and j.active for j in (self.app.experiment, self.app.training)):
+            if self.busy() is None:
                 self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
                 self.app.start_experiment(m.plan, True)  # (it trains nothing: it reads the members, draws, samples)
             return
@@ -320,8 +319,12 @@ class ExperimentScreen(Screen):
     def clear_error(self) -> None:
         self.query_one("#exp-error", Static).update("")
 
+    def busy(self):
+        """The app's training run or experiment under way, if any (one runs at a time)."""
+        return next((j for j in (self.app.experiment, self.app.training) if j is not None and j.active), None)
+
     def action_start(self) -> None:
-        busy = next((j for j in (self.app.experiment, self.app.training) if j is not None and j.active), None)
+        busy = self.busy()
         if busy is not None:
             self.show_error(f"{busy.name} is still running; stop it first (one run at a time)")
             return
