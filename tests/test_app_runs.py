@@ -72,9 +72,9 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         assert sorted(screen.checked) == ["alpha", "gamma"]
         chart = screen.chart
         assert len(chart.lines) == 4  # train and val of each, one colour per run
-        assert {ln.color for ln in chart.lines} == {screen.colours["alpha"], screen.colours["gamma"]}
+        assert {ln.colour for ln in chart.lines} == {screen.colours["alpha"], screen.colours["gamma"]}
         assert screen.colours["alpha"] != screen.colours["gamma"]
-        gamma = [ln for ln in chart.lines if ln.color == screen.colours["gamma"]]
+        gamma = [ln for ln in chart.lines if ln.colour == screen.colours["gamma"]]
         assert gamma[0].xs == list(range(10, 81, 10)) and gamma[1].xs == [20, 40, 60, 80]
         legend = str(screen.query_one("#runs-legend").render())
         assert "alpha" in legend and "gamma" in legend
@@ -94,10 +94,10 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         # the x axis: steps, then tokens, then minutes
         await pilot.press("x")
         assert screen.chart.xlabel == "tokens"
-        assert [ln for ln in screen.chart.lines if ln.color == screen.colours["gamma"]][0].xs == [s * 256 for s in range(10, 81, 10)]
+        assert [ln for ln in screen.chart.lines if ln.colour == screen.colours["gamma"]][0].xs == [s * 256 for s in range(10, 81, 10)]
         await pilot.press("x")
         assert screen.chart.xlabel == "minutes"
-        assert [ln for ln in screen.chart.lines if ln.color == screen.colours["gamma"]][0].xs[-1] == 80 * 0.5 / 60
+        assert [ln for ln in screen.chart.lines if ln.colour == screen.colours["gamma"]][0].xs[-1] == 80 * 0.5 / 60
         await pilot.press("n")
         assert await wait_for(pilot, lambda: not screen.chart.lines and table.row_count == 0)
         await pilot.press("space")  # the list opens with its first run highlighted: Space checks it at once
@@ -117,8 +117,8 @@ async def test_a_run_still_training_is_followed_as_its_log_grows(tmp_path):
         assert screen.curves["live"].steps[-1] == 40
         write_metrics(live, steps=40, offset=40, finish=False)
         assert await wait_for(pilot, lambda: screen.curves["live"].steps[-1] == 80, timeout=10)
-        line = next(ln for ln in screen.chart.lines if ln.color == screen.colours["live"])
-        assert await wait_for(pilot, lambda: next(ln for ln in screen.chart.lines if ln.color == screen.colours["live"]).xs[-1] == 80)
+        line = next(ln for ln in screen.chart.lines if ln.colour == screen.colours["live"])
+        assert await wait_for(pilot, lambda: next(ln for ln in screen.chart.lines if ln.colour == screen.colours["live"]).xs[-1] == 80)
         assert line is not None
 
 

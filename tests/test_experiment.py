@@ -296,12 +296,16 @@ def test_experiment_command_trains_ranks_samples_and_draws(small_corpus, tmp_pat
     out = r.stdout
     assert "estimated time" in out and "ranked by bits per character" in out and "samples" in out and "validation loss" in out
     assert out.index("n_layer=1: finished") < out.index("n_layer=2: finished")
-    assert all(f"n_layer={n} {kind}" in out for n in (1, 2) for kind in ("train", "val"))  # a small grid: both curves of each
+    # a small grid: both curves of each member, training a line of braille, validation a • at each evaluation
+    assert "training and validation loss (training ─, validation •)" in out
+    legend = next(ln for ln in out.splitlines() if ln.startswith("━━ "))
+    assert "n_layer=1" in legend and "n_layer=2" in legend
+    assert any("\u2801" <= ch <= "\u28ff" for ch in out) and "┤" in out
     assert (tmp_path / "cli" / "n_layer=2" / "config.json").exists()
     r = tinygpt_inproc("runs", "--models-dir", tmp_path)
     assert "cli/n_layer=1" in r.stdout and "cli/n_layer=2" in r.stdout
     r = tinygpt_inproc("compare", "cli", "--models-dir", tmp_path)  # an experiment's name: all its members
-    assert r.returncode == 0 and "cli/n_layer=1 val" in r.stdout
+    assert r.returncode == 0 and "━━ cli/n_layer=1" in r.stdout
 
 
 def test_experiment_plan_trains_nothing(small_corpus, tmp_path):

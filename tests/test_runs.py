@@ -224,7 +224,11 @@ def test_compare_marks_broken_and_other_corpus_runs_and_draws(tiny_models_dir, t
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "≠ other" in out and "beta: trained on other" in out and "broken: broken: config.json is not valid JSON" in out
-    assert "tokens seen" in out and "alpha val" in out and "gamma train" in out
+    legend = next(ln for ln in out.splitlines() if ln.startswith("━━ "))
+    assert "alpha" in legend and "beta" in legend and "gamma" in legend and "broken" not in legend
+    assert "tokens seen" in out and "(training ─, validation •)" in out
+    plot = [ln for ln in out.splitlines() if ln.lstrip()[:1] in "│┤" or "┤" in ln[:8]]
+    assert any(any("\u2801" <= ch <= "\u28ff" for ch in ln) for ln in plot) and any("•" in ln for ln in plot)  # lines and marks drawn
 
 
 def test_compare_writes_an_svg_with_a_line_per_curve(tiny_models_dir, tmp_path):

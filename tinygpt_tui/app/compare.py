@@ -24,8 +24,9 @@ from textual.worker import get_current_worker
 
 from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, reported
-from tinygpt_tui.app.runs import Line, fmt_duration, fmt_rate, plot_class
+from tinygpt_tui.app.runs import LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
+from tinygpt_tui.chart import Series
 from tinygpt_tui.tokenizer import printable
 
 AXES = ("steps", "tokens", "minutes")
@@ -103,7 +104,7 @@ class RunsScreen(Screen):
         with Horizontal(id="runs-body"):
             yield SelectionList(id="runs-list")
             with Vertical(id="runs-view"):
-                chart = plot_class()(id="runs-chart")
+                chart = LossChart(id="runs-chart")
                 chart.visible = False  # shown when first drawn, with the runs read: not an empty frame, then the chart
                 yield chart
                 yield Static(id="runs-legend")
@@ -262,15 +263,15 @@ class RunsScreen(Screen):
         self.draw_table(checked)
 
     def draw_chart(self, checked: list[str]) -> None:
-        points = max(60, min(200, self.chart.size.width or 100))  # a point a cell (plotext's time grows with points)
+        points = 2 * max(60, min(200, self.chart.size.width or 100))  # a point for each braille dot across
         corpus = corpus_of([self.summaries[n] for n in checked])
         lines, legend = [], Text(no_wrap=False)
         for name in checked:
             c, colour = self.curves.get(name), self.colours[name]
             if c is None:
                 continue
-            lines.append(Line(None, *c.train(self.axis, points), colour, "braille"))
-            lines.append(Line(None, *c.val(self.axis, points), colour, "dot"))
+            lines.append(Series(*c.train(self.axis, points), colour))
+            lines.append(Series(*c.val(self.axis, points), colour, "dot"))
             legend.append("━━ ", style=colour_style(colour))
             legend.append(printable(name))
             if self.summaries[name].corpus and self.summaries[name].corpus != corpus:  # drawn, and said to be apart

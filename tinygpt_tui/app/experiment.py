@@ -22,8 +22,9 @@ from textual.widgets import Button, ContentSwitcher, DataTable, Footer, Header, 
 
 from tinygpt_tui.app.compare import PALETTE, colour_style
 from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, ExperimentUpdate, error_line, reported
-from tinygpt_tui.app.runs import Job, Line, fmt_duration, fmt_rate, plot_class
+from tinygpt_tui.app.runs import Job, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.training import row
+from tinygpt_tui.chart import Series
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -179,7 +180,7 @@ class ExperimentScreen(Screen):
             with Vertical(id="exp-view"):
                 yield Static(id="exp-title")
                 with ContentSwitcher(initial="exp-chart", id="exp-switch"):
-                    yield plot_class()(id="exp-chart")
+                    yield LossChart(id="exp-chart")
                     yield Horizontal(id="exp-samples")
                 yield Static(id="exp-legend")
                 yield DataTable(id="exp-table", cursor_type="row", zebra_stripes=True)
@@ -421,8 +422,8 @@ class ExperimentScreen(Screen):
             # training loss too for the member training, and for every member of a small grid (where validation
             # parts from training: overfitting, as the dropout lesson shows); more members' would be a tangle
             if not bits and (name == job.running or len(job.members) <= 4):
-                lines.append(Line(None, *c.train(x, 200), colour, "braille"))
-            lines.append(Line(None, *(c.val_bpc(x, 200) if bits else c.val(x, 200)), colour, "dot"))
+                lines.append(Series(*c.train(x, 200), colour))
+            lines.append(Series(*(c.val_bpc(x, 200) if bits else c.val(x, 200)), colour, "dot"))
             legend.append("━━ ", style=colour_style(colour))
             legend.append(printable(name) + ("  (training)" if name == job.running else ""))
             if overfitting(c):  # (what the dropout lesson's text points to)

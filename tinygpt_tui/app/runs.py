@@ -14,9 +14,14 @@ from pathlib import Path
 from threading import Event
 
 from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
+from tinygpt_tui import chart
+from tinygpt_tui.chart import Series
 from tinygpt_tui.errors import TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -253,18 +258,6 @@ class Watched:
                 self.run.apply(rec)
 
 
-@dataclass
-class Line:
-    """One curve of a chart: its points, a colour (a plotext name or a 256-colour number) and a marker;
-    label None keeps it out of plotext's legend (the runs screen draws its own)."""
-
-    label: str | None
-    xs: list
-    ys: list
-    color: str | int = "cyan"
-    marker: str = "braille"
-
-
 REFERENCE_COLOUR = 245  # the shipped model's curve: grey, behind the run's own
 
 
@@ -281,7 +274,7 @@ def reference_curves(corpus: str):
     return None
 
 
-def good_looks_like(run: RunState) -> tuple[Line | None, Text]:
+def good_looks_like(run: RunState) -> tuple[Series | None, Text]:
     """What good looks like for this run: the shipped model's validation curve on its corpus (up to the
     run's last step), and a line naming the stage its validation loss has reached, and overfitting if so."""
     from tinygpt_tui.engine.runs import EvalPoint, overfitting, stage
@@ -293,7 +286,7 @@ def good_looks_like(run: RunState) -> tuple[Line | None, Text]:
         up_to = _step(run.start.get("max_steps")) or run.step
         xs, ys = ref[1].val("steps", None)
         keep = [i for i, x in enumerate(xs) if x <= up_to]
-        line = Line(f"{ref[0]} (shipped, val)", [xs[i] for i in keep], [ys[i] for i in keep], REFERENCE_COLOUR)
+        line = Series([xs[i] for i in keep], [ys[i] for i in keep], REFERENCE_COLOUR, label=f"{ref[0]} (shipped, val)")
     reached = stage(corpus, run.val_losses[-1]) if run.val_losses else None
     if reached:
         note.append(f"stage ≈{reached[0]:.1f}: {reached[1]}", style="bold green")
@@ -307,76 +300,64 @@ def human_tokens(n) -> str:
     return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else f"{n:,.0f}"
 
 
-def plot_class():
-    from textual_plotext import PlotextPlot
+class LossChart(Widget):
+    """Loss curves (tinygpt_tui/chart.py draws them): a training run's (show: the training loss at every
+    logged step, the train/val estimates at each evaluation, a reference curve behind them), or any
+    series against steps, tokens or minutes (show_lines)."""
 
-    class LossChart(PlotextPlot):
-        """Loss curves: a training run's (show: train loss at every log step, the train/val estimates at each
-        evaluation, and a reference curve), or any lines against steps, tokens or minutes (show_lines)."""
+    DEFAULT_CSS = "LossChart { width: 1fr; height: 1fr; }"
 
-        def __init__(self, **kw):
-            super().__init__(**kw)
-            self.lines: list[Line] = []
-            self.series: dict[str, tuple[list, list]] = {}  # label: (xs, ys), of the labelled lines
-            self.points = 0
-            self.xlabel, self.title_text = "step", "loss"
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.lines: list[Series] = []
+        self.series: dict[str, tuple[list, list]] = {}  # label: (xs, ys), of the labelled lines
+        self.points = 0
+        self.xlabel, self.title_text = "step", "loss"
+        self.rows: list = []  # the chart drawn at the size in rows_size (drawn again when either changes)
+        self.rows_size = None
 
-        def on_mount(self) -> None:
-            super().on_mount()
-            self.draw()
+    def show(self, run: RunState, reference: Series | None = None) -> None:
+        lines = [Series(*thin(run.steps, run.losses), "cyan", label="loss"),
+                 Series(*thin(run.eval_steps, run.train_losses), "dark_orange", "dot", "train (eval)"),
+                 Series(*thin(run.eval_steps, run.val_losses), "magenta", "dot", "val (eval)")]
+        self.show_lines(([reference] if reference and reference.xs else []) + lines, "step", "loss",
+                        len(run.steps) + len(run.eval_steps))
 
-        def show(self, run: RunState, reference: Line | None = None) -> None:
-            lines = [Line("loss", *thin(run.steps, run.losses), "cyan"),
-                     Line("train (eval)", *thin(run.eval_steps, run.train_losses), "orange", "dot"),
-                     Line("val (eval)", *thin(run.eval_steps, run.val_losses), "magenta", "dot")]
-            self.show_lines(lines + ([reference] if reference and reference.xs else []), "step", "loss",
-                            len(run.steps) + len(run.eval_steps))
+    def show_lines(self, lines: list[Series], xlabel: str = "step", title: str = "loss", points: int | None = None) -> None:
+        self.lines, self.xlabel, self.title_text = lines, xlabel, title
+        self.series = {ln.label: (ln.xs, ln.ys) for ln in lines if ln.label}
+        self.points = sum(len(ln.xs) for ln in lines) if points is None else points
+        self.rows_size = None
+        self.refresh()
 
-        def show_lines(self, lines: list[Line], xlabel: str = "step", title: str = "loss", points: int | None = None) -> None:
-            self.lines, self.xlabel, self.title_text = lines, xlabel, title
-            self.series = {ln.label: (ln.xs, ln.ys) for ln in lines if ln.label}
-            self.points = sum(len(ln.xs) for ln in lines) if points is None else points
-            self.draw()
+    def draw(self, width: int, height: int) -> list:
+        xs_all = [x for ln in self.lines for x in ln.xs]
+        if not xs_all:  # an empty frame, not a meaningless -1..1 axis
+            return chart.draw([], width, height, f"{self.title_text} (waiting for the first steps)", self.xlabel,
+                              chart.Axis(0, 100), chart.Axis(0, 5))
+        x = None
+        if self.xlabel != "minutes":  # whole steps or tokens
+            lo, hi = min(xs_all), max(xs_all)
+            ticks = chart.step_ticks(lo, hi, 6 if width >= 60 else 4)  # labels like 10,000 need room
+            x = chart.Axis(lo, hi if hi > lo else lo + 1, ticks, [human_tokens(t) if self.xlabel == "tokens" else f"{t:,}" for t in ticks])
+        return chart.draw(self.lines, width, height, self.title_text, self.xlabel, x)
 
-        def draw(self) -> None:
-            plt = self.plt
-            plt.clear_data()
-            plt.clear_figure()
-            plt.title(self.title_text)
-            plt.xlabel(self.xlabel)
-            xs_all = [x for ln in self.lines for x in ln.xs]
-            n = 6 if self.size.width == 0 or self.size.width >= 60 else 4  # labels like 10,000 need room
-            if self.xlabel != "minutes":  # whole steps or tokens (plotext's own ticks are fractions)
-                ticks = step_ticks(min(xs_all), max(xs_all), n) if xs_all else step_ticks(0, 100, n)
-                plt.xticks(ticks, [human_tokens(t) if self.xlabel == "tokens" else f"{t:,}" for t in ticks])
-            drawn = False
-            for ln in self.lines:
-                if ln.xs:
-                    plt.plot(ln.xs, ln.ys, label=ln.label, color=ln.color, marker=ln.marker)
-                    drawn = True
-            if not drawn:  # an empty frame, not a meaningless -1..1 axis
-                plt.title(f"{self.title_text} (waiting for the first steps)")
-                plt.xlim(0, 100)
-                plt.ylim(0, 5)
-                plt.plot([0], [0], marker=" ")
-            self.refresh()
+    def drawn(self) -> list:
+        size = (self.size.width, self.size.height)
+        if size != self.rows_size:
+            self.rows, self.rows_size = self.draw(*size), size
+        return self.rows
 
-    return LossChart
+    def render(self) -> Text:
+        """The chart as text (what render_line paints a line at a time)."""
+        return chart.to_text(self.drawn())
 
-
-def step_ticks(lo, hi, n: int = 6) -> list[int]:
-    """At most n whole steps from lo to hi, spaced 1, 2 or 5 times a power of 10 (for the chart's step axis)."""
-    lo, hi = math.floor(lo), math.ceil(hi)
-    if hi <= lo:
-        return [lo]
-    mag = 1
-    while True:
-        for m in (1, 2, 5):
-            sp = m * mag
-            first = -(-lo // sp) * sp
-            if (hi - first) // sp + 1 <= n:
-                return list(range(first, hi + 1, sp)) or [lo, hi]
-        mag *= 10
+    def render_line(self, y: int) -> Strip:
+        size, rows = (self.size.width, self.size.height), self.drawn()
+        base = self.rich_style
+        if y >= len(rows):
+            return Strip.blank(size[0], base)
+        return Strip([Segment(text, base + Style.parse(style) if style else base) for text, style in rows[y]]).adjust_cell_length(size[0], base)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, ProgressBar, Select, Static
 
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
-from tinygpt_tui.app.runs import FitLine, RunState, TrainingJob, Watched, good_looks_like, name_taken, plot_class, progress_parts
+from tinygpt_tui.app.runs import FitLine, LossChart, RunState, TrainingJob, Watched, good_looks_like, name_taken, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -153,7 +153,7 @@ class TrainingScreen(Screen):
                     yield ProgressBar(total=1.0, show_eta=False, show_percentage=True, id="run-progress")
                 yield FitLine(id="run-progress-text")
                 yield Static(id="run-note")  # what good looks like: the stage reached, overfitting
-                yield plot_class()(id="loss-chart")
+                yield LossChart(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
                     yield Static(NO_SAMPLE, id="run-sample")
         yield Footer(compact=True)  # (with ^q Quit at 60 columns)

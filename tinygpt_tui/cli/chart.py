@@ -1,4 +1,4 @@
-"""Loss curves of several runs on one chart: in the terminal (plotext), or to a file for a write-up
+"""Loss curves of several runs on one chart: in the terminal (tinygpt_tui/chart.py), or to a file for a write-up
 (SVG written here; PNG through matplotlib, the optional `[plot]` extra).
 
 A chart is a list of ``Line``s (one colour per run; validation solid, training dotted or dashed)
@@ -7,17 +7,18 @@ and the x axis it is drawn against; engine/runs.py's Curves give the points."""
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from rich.text import Text
+
+from tinygpt_tui.chart import fmt_tick, nice_ticks
 from tinygpt_tui.errors import SettingsError
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 X_LABELS = {"steps": "steps", "tokens": "tokens seen", "minutes": "minutes of training"}
 PNG_NEEDS = "a PNG needs matplotlib: pip install 'tinygpt-tui[plot]' (or write an .svg)"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -45,50 +46,24 @@ def _rgb(hex_color: str) -> tuple[int, int, int]:
 
 
 def terminal(lines: list[Line], x: str, width: int, height: int, color: bool = True, title: str = "",
-             marks: list[tuple[float, str]] | None = None) -> str:
-    """The chart as text for a terminal: braille for validation, dots for training; ``marks`` are
-    horizontal lines (milestones) at (loss, label)."""
-    import plotext as plt
+             marks: list[tuple[float, str]] | None = None) -> Text:
+    """The chart for a terminal, as the app draws it (tinygpt_tui/chart.py): training loss a line of
+    braille dots, validation a • at each evaluation, one colour per run; ``marks`` are grey horizontal
+    lines (milestones) at (loss, label)."""
+    from tinygpt_tui import chart
 
-    plt.clear_figure()
-    plt.plotsize(max(40, width), max(10, height))
-    plt.theme("pro" if color else "clear")
-    for ln in lines:
-        plt.plot(ln.xs, ln.ys, label=f"{ln.label} {ln.kind}", marker="braille" if ln.kind == "val" else "dot",
-                 color=_rgb(COLORS[ln.color]) if color else None)
+    has_train = {ln.label for ln in lines if ln.kind == "train"}
+    series = [chart.Series(ln.xs, ln.ys, COLORS[ln.color], "braille" if ln.kind == "train" else "dot",
+                           ln.label if ln.kind == "train" or ln.label not in has_train else "") for ln in lines]
     ys = [y for ln in lines for y in ln.ys]
-    for loss, _label in marks or []:
-        if ys and min(ys) <= loss <= max(ys):
-            plt.hline(loss, "gray" if color else None)
-    plt.xlabel(X_LABELS[x])
-    plt.ylabel("loss")
-    if title:
-        plt.title(title)
-    text = plt.build()
-    plt.clear_figure()
-    return text if color else ANSI.sub("", text)
+    hlines = [(loss, "grey50") for loss, _label in marks or [] if ys and min(ys) <= loss <= max(ys)]
+    kinds = {ln.kind for ln in lines}
+    key = "training ─, validation •" if kinds == {"train", "val"} else "training ─" if kinds == {"train"} else "validation •"
+    rows = chart.draw(series, max(40, width), max(10, height), f"{title} ({key})" if title else key, X_LABELS[x], hlines=hlines)
+    return chart.to_text(rows, color)
 
 
 # ----------------------------------------------------------------- files
-def _ticks(lo: float, hi: float, n: int = 6) -> list[float]:
-    """Round numbers spanning [lo, hi]."""
-    if hi <= lo:
-        hi = lo + 1.0
-    raw = (hi - lo) / n
-    step = 10 ** math.floor(math.log10(raw))
-    step *= next(m for m in (1, 2, 2.5, 5, 10) if step * m >= raw)
-    start = math.floor(lo / step) * step
-    return [start + i * step for i in range(int((hi - start) / step) + 2) if start + i * step <= hi + step * 1e-9]
-
-
-def _fmt_tick(v: float) -> str:
-    if abs(v) >= 1e6:
-        return f"{v / 1e6:g}M"
-    if abs(v) >= 1e3:
-        return f"{v / 1e3:g}k"
-    return f"{v:.6g}"
-
-
 def svg(lines: list[Line], x: str, title: str = "", width: int = 900, height: int = 520) -> str:
     """The chart as an SVG document: axes with round ticks, one polyline per line, a legend."""
     left, right, top, bottom = 70, 230, 40, 50
@@ -111,14 +86,14 @@ def svg(lines: list[Line], x: str, title: str = "", width: int = 900, height: in
            'font-family="sans-serif" font-size="12">', f'<rect width="{width}" height="{height}" fill="white"/>']
     if title:
         out.append(f'<text x="{left + pw / 2}" y="22" text-anchor="middle" font-size="15">{escape(title)}</text>')
-    for t in _ticks(x0, x1):
+    for t in nice_ticks(x0, x1, 7):
         if x0 <= t <= x1:
             out.append(f'<line x1="{px(t):.1f}" y1="{top}" x2="{px(t):.1f}" y2="{top + ph}" stroke="#eee"/>')
-            out.append(f'<text x="{px(t):.1f}" y="{top + ph + 18}" text-anchor="middle">{_fmt_tick(t)}</text>')
-    for t in _ticks(y0, y1):
+            out.append(f'<text x="{px(t):.1f}" y="{top + ph + 18}" text-anchor="middle">{fmt_tick(t)}</text>')
+    for t in nice_ticks(y0, y1, 7):
         if y0 <= t <= y1:
             out.append(f'<line x1="{left}" y1="{py(t):.1f}" x2="{left + pw}" y2="{py(t):.1f}" stroke="#eee"/>')
-            out.append(f'<text x="{left - 8}" y="{py(t) + 4:.1f}" text-anchor="end">{_fmt_tick(t)}</text>')
+            out.append(f'<text x="{left - 8}" y="{py(t) + 4:.1f}" text-anchor="end">{fmt_tick(t)}</text>')
     out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>')
     out.append(f'<text x="{left + pw / 2}" y="{height - 12}" text-anchor="middle">{escape(X_LABELS[x])}</text>')
     out.append(f'<text x="18" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 18 {top + ph / 2})">loss</text>')

@@ -83,8 +83,7 @@ def _chart(named, x, curves, out, title, marks=None):
         return
     con = new_console()
     width = min(shutil.get_terminal_size((100, 30)).columns, 140)
-    text = chart.terminal(lines, x, width, 22, color=con.is_terminal, title=title, marks=marks)
-    con.print(Text.from_ansi(text) if con.is_terminal else Text(text))
+    con.print(chart.terminal(lines, x, width, 22, color=con.is_terminal, title=title, marks=marks))
 
 
 def _check_x(x: str) -> None:

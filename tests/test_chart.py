@@ -1,0 +1,106 @@
+"""The text chart (tinygpt_tui/chart.py): what it draws, where, and that odd input never breaks it."""
+
+import math
+
+import pytest
+
+from tinygpt_tui.chart import Axis, Series, draw, nice_ticks, step_ticks, to_text
+
+BRAILLE = range(0x2801, 0x2900)
+
+
+def plot_rows(rows) -> list[str]:
+    """The rows between the top of the y axis and the x axis, as plain text."""
+    lines = to_text(rows, colour=False).plain.splitlines()
+    axis = next(i for i, ln in enumerate(lines) if "└" in ln)
+    first = next(i for i, ln in enumerate(lines) if "│" in ln or "┤" in ln)
+    return lines[first:axis]
+
+
+def cells_with(line: str, pred) -> list[int]:
+    return [i for i, ch in enumerate(line) if pred(ch)]
+
+
+def is_braille(ch: str) -> bool:
+    return ord(ch) in BRAILLE
+
+
+def test_a_falling_line_runs_from_the_top_left_to_the_bottom_right():
+    rows = draw([Series([0, 100], [4.0, 1.0])], 60, 20)
+    plot = plot_rows(rows)
+    top = cells_with(plot[0] if any(map(is_braille, plot[0])) else plot[1], is_braille)
+    bottom = cells_with(plot[-1] if any(map(is_braille, plot[-1])) else plot[-2], is_braille)
+    assert top and bottom and max(top) < min(bottom)
+    # every row of the plot is crossed (a line, not two dots)
+    assert all(any(map(is_braille, row)) for row in plot[1:-1])
+
+
+def test_the_chart_fills_its_size_and_no_wider():
+    series = [Series(list(range(500)), [3 - i / 250 for i in range(500)], "cyan", label="loss"),
+              Series([100, 200, 300], [2.5, 2.1, 1.9], 39, "dot", "val")]
+    for width, height in ((120, 40), (80, 24), (40, 10), (12, 4)):
+        rows = draw(series, width, height, title="loss", xlabel="step")
+        text = to_text(rows, colour=False).plain.splitlines()
+        assert len(text) == height
+        assert max(len(ln) for ln in text) <= width
+
+
+def test_marks_are_bullets_at_the_points_and_labels_make_a_legend():
+    rows = draw([Series([0, 50, 100], [3.0, 2.0, 1.0], "magenta", "dot", "val (eval)")], 50, 16, title="t")
+    plain = to_text(rows, colour=False).plain
+    assert plain.count("•") == 3 + 2  # three points, and the legend's ••
+    assert "•• val (eval)" in plain
+    assert not any(is_braille(ch) for ch in plain)
+
+
+def test_colours_reach_the_text_and_the_last_line_drawn_is_on_top():
+    both = [Series([0, 10], [1.0, 1.0], "red"), Series([0, 10], [1.0, 1.0], 39)]
+    styles = {str(span.style) for span in to_text(draw(both, 40, 12)).spans}
+    assert "color(39)" in styles and "red" not in styles  # the same cells: the second line's colour
+    assert not to_text(draw(both, 40, 12), colour=False).spans
+
+
+def test_y_ticks_are_round_and_printed_alike():
+    rows = draw([Series([0, 1, 2], [1.52, 1.9, 2.61])], 60, 20)
+    labels = [ln.split("┤")[0].strip() for ln in plot_rows(rows) if "┤" in ln]
+    assert len(labels) >= 2
+    values = [float(v) for v in labels]
+    assert values == sorted(values, reverse=True) and 1.4 < values[-1] and values[0] < 2.7
+    assert len({len(v.split(".")[-1]) for v in labels}) == 1  # the same decimals on every label
+
+
+def test_given_axes_set_the_range_and_labels():
+    rows = draw([Series([0, 1000], [5.0, 0.0])], 70, 14, x=Axis(0, 1000, [0, 500, 1000], ["0", "500", "1,000"]), y=Axis(0, 5))
+    lines = to_text(rows, colour=False).plain.splitlines()
+    under = lines[next(i for i, ln in enumerate(lines) if "└" in ln) + 1]
+    assert under.split() == ["0", "500", "1,000"]
+    assert under.index("500") < under.index("1,000")
+
+
+@pytest.mark.parametrize("xs, ys", [
+    ([], []),
+    ([0.0], [2.0]),
+    ([1, 1, 1], [2.0, 2.0, 2.0]),
+    ([0, 1, 2, 3], [math.nan, math.inf, -math.inf, 1.0]),
+    ([0, math.nan, 2], [1.0, 2.0, 3.0]),
+    ([0, 10**15], [1e-9, 1e9]),
+    (["a", None, 3], [1.0, "x", 2.0]),
+])
+def test_odd_points_draw_without_error(xs, ys):
+    rows = draw([Series(xs, ys, label="odd")], 50, 14, title="odd", xlabel="step")
+    assert len(to_text(rows, colour=False).plain.splitlines()) == 14
+
+
+def test_hlines_cross_the_plot_behind_the_series():
+    rows = draw([Series([0, 10], [1.0, 3.0], "cyan")], 40, 14, hlines=[(2.0, "grey50")])
+    plot = plot_rows(rows)
+    crossed = [row for row in plot if sum(map(is_braille, row)) >= 30]
+    assert len(crossed) == 1
+
+
+def test_ticks():
+    assert step_ticks(0, 5000, 6) == [0, 1000, 2000, 3000, 4000, 5000]
+    assert all(isinstance(t, int) for t in step_ticks(3, 77, 6)) and len(step_ticks(3, 77, 6)) <= 6
+    t = nice_ticks(1.43, 3.07, 5)
+    assert 2 <= len(t) <= 5 and all(1.43 <= v <= 3.07 for v in t)
+    assert nice_ticks(2.0, 2.0) == [2.0] and nice_ticks(math.nan, 1.0) == []

@@ -1,0 +1,244 @@
+"""Loss curves drawn as text: one renderer for the app's charts and `tinygpt compare` in a terminal.
+
+A braille character is a cell of 2x4 dots, so a plot of W columns and H rows has 2W x 4H points to
+draw lines on. A line ("braille") joins its points dot by dot; a marker line ("dot") puts a • in the
+cell of each point (evaluations: a few points a run). A cell shows the colour of the last line drawn
+through it, so lines drawn first (a reference) sit behind the rest. Axes get round ticks.
+
+``draw`` returns rows of (text, style) runs: the app's widget turns a row into a Strip, the CLI into
+Rich Text. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from rich.text import Text
+
+# the bit of the dot at (column dx, row dy) of a braille cell: BITS[dy][dx] (Unicode's dot numbering)
+BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
+AXIS = "dim"
+Row = list  # [(text, style)]: one line of the chart
+
+
+@dataclass
+class Series:
+    xs: Sequence[float]
+    ys: Sequence[float]
+    colour: str | int = ""  # a Rich colour ("cyan", "#1f77b4") or a 256-colour number; "": the terminal's own
+    marker: str = "braille"  # "braille": points joined by dots; "dot": a • at each point
+    label: str = ""  # its legend entry ("" for none)
+
+
+@dataclass
+class Axis:
+    """An axis's range and its ticks (values, and the labels printed for them)."""
+    lo: float
+    hi: float
+    ticks: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+
+
+def nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
+    """At most about n round numbers (1, 2, 2.5 or 5 times a power of ten) from lo to hi."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo] if math.isfinite(lo) else []
+    raw = (hi - lo) / max(1, n - 1)
+    step = 10 ** math.floor(math.log10(raw))
+    step *= next(m for m in (1, 2, 2.5, 5, 10) if step * m >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def step_ticks(lo, hi, n: int = 6) -> list[int]:
+    """At most n whole numbers from lo to hi, spaced 1, 2 or 5 times a power of 10 (steps, tokens)."""
+    lo, hi = math.floor(lo), math.ceil(hi)
+    if hi <= lo:
+        return [lo]
+    mag = 1
+    while True:
+        for m in (1, 2, 5):
+            sp = m * mag
+            first = -(-lo // sp) * sp
+            if (hi - first) // sp + 1 <= n:
+                return list(range(first, hi + 1, sp)) or [lo, hi]
+        mag *= 10
+
+
+def fmt_tick(v: float) -> str:
+    """A tick's label: 1.5k, 2M, 0.25."""
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:g}M"
+    if abs(v) >= 1e3:
+        return f"{v / 1e3:g}k"
+    return f"{v:.6g}"
+
+
+def decimals(ticks: list[float]) -> int:
+    """The fewest decimals that print every tick exactly (0.25 needs 2, 1.5 needs 1)."""
+    for d in range(5):
+        if all(abs(round(t, d) - t) <= 1e-9 * max(1.0, abs(t)) for t in ticks):
+            return d
+    return 5
+
+
+def style_of(colour: str | int) -> str:
+    return f"color({colour})" if isinstance(colour, int) else colour
+
+
+def finite_points(s: Series) -> list[tuple[float, float]]:
+    return [(x, y) for x, y in zip(s.xs, s.ys) if isinstance(x, (int, float)) and isinstance(y, (int, float))
+            and math.isfinite(x) and math.isfinite(y)]
+
+
+def data_range(values: list[float], pad: float = 0.0) -> tuple[float, float]:
+    lo, hi = min(values), max(values)
+    if hi <= lo:
+        return lo - 0.5, hi + 0.5
+    return lo - (hi - lo) * pad, hi + (hi - lo) * pad
+
+
+def legend_rows(series: list[Series], width: int, most: int = 2) -> list[Row]:
+    """The labelled series' entries (━━ or •• in their colour, then the label), wrapped onto at most `most` rows."""
+    rows: list[Row] = [[]]
+    used = 0
+    for s in series:
+        if not s.label:
+            continue
+        entry = [("━━ " if s.marker == "braille" else "•• ", style_of(s.colour)), (s.label + "  ", "")]
+        n = sum(len(t) for t, _ in entry)
+        if used and used + n > width:
+            if len(rows) == most:
+                break
+            rows.append([])
+            used = 0
+        rows[-1].extend(entry)
+        used += n
+    return [r for r in rows if r]
+
+
+def draw(series: list[Series], width: int, height: int, title: str = "", xlabel: str = "", x: Axis | None = None,
+         y: Axis | None = None, hlines: Sequence[tuple[float, str]] = (), xticks: int = 6) -> list[Row]:
+    """The chart in `width` x `height` cells: a title, a legend, the plot with its y labels, the x axis and
+    its labels. `x`/`y` fix an axis's range and ticks (default: the data's, with round ticks); `hlines`
+    are horizontal lines (a loss, its colour) drawn behind the series."""
+    head: list[Row] = []
+    if title and height >= 6:
+        head.append([(title[:width].center(width).rstrip(), "bold")])
+    if height >= 8:
+        head += legend_rows(series, width)
+    foot = 3 if xlabel and height >= 12 else 2  # the x axis, its labels and (room allowing) its name
+    plot_h = height - len(head) - foot
+    if plot_h < 1 or width < 12:
+        return head[:height]
+    points = [finite_points(s) for s in series]
+    xs = [p[0] for pts in points for p in pts]
+    ys = [p[1] for pts in points for p in pts] + [v for v, _ in hlines if math.isfinite(v)]
+    if x is None:
+        lo, hi = data_range(xs) if xs else (0.0, 1.0)
+        x = Axis(lo, hi)
+    if not x.ticks:
+        x.ticks = nice_ticks(x.lo, x.hi, xticks)
+        x.labels = [fmt_tick(t) for t in x.ticks]
+    if y is None:
+        lo, hi = data_range(ys, 0.05) if ys else (0.0, 1.0)
+        y = Axis(lo, hi)
+    if not y.ticks:
+        y.ticks = nice_ticks(y.lo, y.hi, max(2, min(6, plot_h // 3 + 1)))
+        d = decimals(y.ticks)
+        y.labels = [f"{t:.{d}f}" for t in y.ticks]
+    margin = max((len(s) for s in y.labels), default=0) + 1
+    cols = width - margin
+    w, h = 2 * cols, 4 * plot_h
+    xspan, yspan = (x.hi - x.lo) or 1.0, (y.hi - y.lo) or 1.0
+    bits = [0] * (cols * plot_h)
+    glyph: list[str | None] = [None] * (cols * plot_h)
+    colour = [""] * (cols * plot_h)
+
+    def px(v: float) -> int:
+        return round((v - x.lo) / xspan * (w - 1))
+
+    def py(v: float) -> int:
+        return round((y.hi - v) / yspan * (h - 1))
+
+    def dot(i: int, j: int, c: str) -> None:
+        if 0 <= i < w and 0 <= j < h:
+            k = (j >> 2) * cols + (i >> 1)
+            bits[k] |= BITS[j & 3][i & 1]
+            colour[k] = c
+
+    for v, c in hlines:
+        if y.lo <= v <= y.hi:
+            j = py(v)
+            for i in range(w):
+                dot(i, j, c)
+    for s, pts in zip(series, points):
+        c = style_of(s.colour)
+        if s.marker == "dot":
+            for a, b in pts:
+                i, j = px(a), py(b)
+                if 0 <= i < w and 0 <= j < h:
+                    k = (j >> 2) * cols + (i >> 1)
+                    glyph[k], colour[k] = "•", c
+            continue
+        last = None
+        for a, b in pts:
+            i, j = px(a), py(b)
+            if last is None:
+                dot(i, j, c)
+            elif (i, j) != last:  # join the previous point to this one, a dot per step along the longer side
+                i0, j0 = last
+                n = max(abs(i - i0), abs(j - j0))
+                for t in range(1, n + 1):
+                    dot(i0 + round((i - i0) * t / n), j0 + round((j - j0) * t / n), c)
+            last = (i, j)
+
+    tick_rows = {}
+    for t, lab in zip(y.ticks, y.labels):
+        if y.lo <= t <= y.hi:
+            tick_rows.setdefault(py(t) >> 2, lab)
+    rows = list(head)
+    for r in range(plot_h):
+        lab = tick_rows.get(r)
+        row: Row = [((lab or "").rjust(margin - 1) + ("┤" if lab else "│"), AXIS)]
+        run, style = [], ""
+        for k in range(r * cols, (r + 1) * cols):
+            ch = glyph[k] or (chr(0x2800 + bits[k]) if bits[k] else " ")
+            st = colour[k] if ch != " " else ""
+            if st != style and run:
+                row.append(("".join(run), style))
+                run = []
+            style = st
+            run.append(ch)
+        row.append(("".join(run).rstrip() if not style else "".join(run), style))
+        rows.append(row)
+    axis = ["─"] * cols
+    under = [" "] * cols
+    end = -2
+    for t, lab in zip(x.ticks, x.labels):
+        if not x.lo <= t <= x.hi:
+            continue
+        c = px(t) >> 1
+        axis[c] = "┬"
+        start = min(max(0, c - len(lab) // 2), cols - len(lab))
+        if start > end + 1 and start >= 0:  # a label that would touch the last one is left out
+            under[start:start + len(lab)] = lab
+            end = start + len(lab) - 1
+    rows.append([(" " * (margin - 1) + "└" + "".join(axis), AXIS)])
+    rows.append([(" " * margin + "".join(under).rstrip(), AXIS)])
+    if foot == 3:
+        rows.append([(" " * margin + xlabel[:cols].center(cols).rstrip(), AXIS)])
+    return rows
+
+
+def to_text(rows: list[Row], colour: bool = True) -> Text:
+    """The chart as Rich Text (a line a row); colour False: the characters alone."""
+    out = Text(no_wrap=True, overflow="crop")
+    for n, row in enumerate(rows):
+        if n:
+            out.append("\n")
+        for text, style in row:
+            out.append(text, style=style if colour else "")
+    return out
