@@ -146,7 +146,7 @@ def draw(series: list[Series], width: int, height: int, title: str = "", xlabel:
         lo, hi = data_range(ys, 0.05) if ys else (0.0, 1.0)
         y = Axis(lo, hi)
     if not y.ticks:
-        y.ticks = nice_ticks(y.lo, y.hi, max(2, min(6, plot_h // 3 + 1)))
+        y.ticks = nice_ticks(y.lo, y.hi, max(2, min(8, plot_h // 2 + 1)))  # a label every other row at most
         d = decimals(y.ticks)
         y.labels = [f"{t:.{d}f}" for t in y.ticks]
     margin = max((len(s) for s in y.labels), default=0) + 1
