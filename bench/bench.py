@@ -699,10 +699,11 @@ def cli_main(**kw) -> int:
     from tinygpt_tui.errors import TinyGPTError
 
     console = Console(highlight=False)
-    if kw.get("threads") is not None and kw["threads"] < 1:
-        Console(stderr=True).print("error: --threads must be at least 1")
-        return 2
     try:
+        if kw.get("threads") is not None:
+            from tinygpt_tui.engine.presets import check_threads
+
+            check_threads(kw["threads"])  # (worded as tinygpt's commands word it)
         result = run_bench(Options(**kw), console)
     except (TinyGPTError, ValueError) as e:
         from rich.text import Text

@@ -480,3 +480,96 @@ def test_an_estimate_that_fails_in_its_child_process_says_why_in_one_line(small_
     msg = str(e.value)
     assert msg.startswith("could not time the members' steps: ") and "book.txt" in msg and "\n" not in msg
     assert "tinygpt_tui." not in msg and "Error:" not in msg, msg
+
+
+# ----------------------------------------------------------------- a stopped member, lesson budgets, --threads
+def test_a_stopped_member_shows_the_loss_it_kept_ranked_after_the_finished(small_corpus, tmp_path):
+    """Stopped after its first evaluation: its row gives the validation loss its checkpoint kept (what
+    `tinygpt runs` prints for it), says stopped, and comes after the finished member whatever its loss."""
+    from tinygpt_tui.engine.runs import summarize
+    from tinygpt_tui.engine.train import Eval
+
+    plan = E.make_plan(spec(small_corpus, vary={"n_layer": [1, 2]}), tmp_path)
+    stop = threading.Event()
+    for ev in E.run(plan, stop):
+        if isinstance(ev, E.MemberEvent) and ev.name == "n_layer=2" and isinstance(ev.event, Eval):
+            stop.set()
+    kept = summarize(plan.folder / "n_layer=2")
+    assert kept.status == "stopped" and kept.val_loss is not None
+    rows = E.results(plan)
+    assert [(r.group, r.status) for r in rows] == [("n_layer=1", "finished"), ("n_layer=2", "stopped")]
+    assert rows[1].val_loss == kept.val_loss and rows[1].bpc == kept.bpc and rows[1].spread is None
+    listed = tinygpt_inproc("runs", "--models-dir", tmp_path).stdout
+    line = next(ln for ln in listed.splitlines() if "e/n_layer=2" in ln)
+    assert "stopped" in line and f"{kept.val_loss:.3f}" in line
+
+
+def test_a_lesson_takes_another_budget_in_a_folder_of_its_own(small_corpus, tmp_path):
+    """--minutes / --max-steps as `tinygpt experiment` has them: said in the plan and its estimate, and kept
+    apart from the lesson's own results; the lesson's own budget given is the lesson's own folder."""
+    r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, "--minutes", "1.5", "--plan", "--threads", "1", "--models-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("experiment lesson-dropout-1.5min-small: 2 runs of 1.5 min each"), r.stdout[:200]
+    assert "estimated time" in r.stdout
+    r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, "--max-steps", "40", "--plan", "--models-dir", tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("experiment lesson-dropout-40steps-small: 2 runs of 40 steps each"), r.stdout[:200]
+    r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, "--minutes", "3", "--plan", "--models-dir", tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("experiment lesson-dropout-small: 2 runs of 3 min each"), r.stdout[:200]
+    assert not any(tmp_path.iterdir())  # (--plan: nothing written)
+    help_ = tinygpt_inproc("lesson", "--help").stdout
+    assert "--minutes" in help_ and "--max-steps" in help_
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--minutes", "0"], "--minutes must be above 0 and at most 1,000,000, got 0"),
+    (["--minutes", "-2"], "--minutes must be above 0"),
+    (["--minutes", "nan"], "--minutes must be above 0"),
+    (["--minutes", "inf"], "--minutes must be above 0"),
+    (["--minutes", "1e300"], "--minutes must be above 0"),
+    (["--max-steps", "0"], "--max-steps must be from 1 to 1,000,000,000,000, got 0"),
+    (["--max-steps", "-5"], "--max-steps must be from 1"),
+    (["--max-steps", str(10**13)], "--max-steps must be from 1"),
+    (["--max-steps", "nan"], "--max-steps"),
+    (["--minutes", "1", "--max-steps", "5"], "--minutes or --max-steps (one of them)"),
+])
+def test_a_lesson_s_bad_budget_is_one_line(small_corpus, tmp_path, args, needle):
+    r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, *args, "--models-dir", tmp_path)
+    assert_one_line_error(r, needle)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_lesson_on_a_step_budget_gives_the_same_table_on_a_re_run(small_corpus, tmp_path):
+    """Same machine, same thread count, --max-steps: the same numbers, whichever folder it runs in; run again
+    in its own folder, it trains nothing and shows them again."""
+    tables = []
+    for d in (tmp_path / "a", tmp_path / "b"):
+        r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, "--max-steps", "3", "--threads", "1", "--models-dir", d)
+        assert r.returncode == 0, r.stderr
+        assert "lesson-dropout-3steps-small: 2 runs of 3 steps each" in r.stdout
+        rows = E.results(E.load_plan("lesson-dropout-3steps-small", d))
+        assert [r.status for r in rows] == ["finished", "finished"] and all(r.runs[0].steps == 3 for r in rows)
+        tables.append([(r.group, r.val_loss, r.bpc) for r in rows])
+    assert tables[0] == tables[1] and None not in tables[0][0]
+    r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, "--max-steps", "3", "--threads", "1", "--models-dir", tmp_path / "a")
+    assert r.returncode == 0 and r.stdout.count("kept (finished before)") == 2, r.stdout
+    assert [(x.group, x.val_loss, x.bpc) for x in E.results(E.load_plan("lesson-dropout-3steps-small", tmp_path / "a"))] == tables[0]
+
+
+@pytest.mark.parametrize("threads", ["0", "-1", "999"])
+def test_every_command_taking_threads_words_a_bad_count_alike(small_corpus, tmp_path, threads, capsys):
+    """One check, one wording (train's): train, experiment, lesson, bench, and the benchmark script."""
+    from bench import bench as bench_script
+
+    grid = ["--corpus", small_corpus, "--max-steps", "5", "--vary", "n_layer=1,2"]
+    errors = []
+    for args in (["train", small_corpus, "--name", "t", "--models-dir", tmp_path], ["experiment", "x", *grid, "--models-dir", tmp_path],
+                 ["experiment", "x", *grid, "--plan", "--models-dir", tmp_path],
+                 ["lesson", "dropout", "--corpus", small_corpus, "--models-dir", tmp_path], ["bench", "--presets", "none"]):
+        r = tinygpt_inproc(*args, "--threads", threads)
+        assert_one_line_error(r, "--threads must be from 1 to the", f"got {threads}")
+        errors.append(r.stderr.strip())
+    capsys.readouterr()
+    assert bench_script.main(["--threads", threads]) == 2
+    errors.append(capsys.readouterr().err.strip())
+    assert len(set(errors)) == 1, errors
+    assert not any(tmp_path.iterdir())

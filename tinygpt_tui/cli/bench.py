@@ -33,8 +33,8 @@ def bench(
     from rich.text import Text
 
     from tinygpt_tui.engine import probe
-    from tinygpt_tui.engine.presets import PRESETS
-    from tinygpt_tui.errors import SettingsError, TinyGPTError
+    from tinygpt_tui.engine.presets import PRESETS, check_threads
+    from tinygpt_tui.errors import TinyGPTError
 
     names = list(PRESETS) if presets.strip() == "all" else [] if presets.strip() == "none" else [p.strip() for p in presets.split(",") if p.strip()]
     unknown = [n for n in names if n not in PRESETS]
@@ -42,8 +42,8 @@ def bench(
         fail(f"unknown preset {unknown[0]!r} in --presets; choose from {', '.join(PRESETS)}, all or none")
     if not (0 < seconds <= 600):
         fail(f"--seconds must be above 0 and at most 600, got {seconds}")
-    if threads is not None and not 1 <= threads <= probe.cores():
-        raise SettingsError(f"--threads must be from 1 to the {probe.cores()} CPU cores this machine has, got {threads}")
+    if threads is not None:
+        check_threads(threads)
     out, err = new_console(), new_console(stderr=True)
 
     def note(line):

@@ -319,13 +319,15 @@ def experiment_cmd(
 def lesson_cmd(
     name: Optional[str] = typer.Argument(None, help="The lesson to run; none: list them."),
     corpus: Optional[str] = O(None, "--corpus", "-c", help="Run it on another corpus than the lesson's."),
+    minutes: Optional[float] = O(None, "--minutes", "-m", help="Each member's budget in minutes instead of the lesson's (its own folder)."),
+    max_steps: Optional[int] = O(None, "--max-steps", help="Each member's budget in steps instead (same numbers on a re-run; its own folder)."),
     plan_only: bool = O(False, "--plan", help="Print the members and the time estimate; train nothing."),
-    threads: Optional[int] = O(None, "--threads", help="CPU threads for torch."),
+    threads: Optional[int] = O(None, "--threads", help="CPU threads for torch (the same count gives the same numbers)."),
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Ready-made experiments that each teach one idea; run one again to see its results (or go on)."""
     from tinygpt_tui.engine import experiment as E
-    from tinygpt_tui.engine.lessons import find_lesson, list_lessons
+    from tinygpt_tui.engine.lessons import find_lesson, list_lessons, with_budget
 
     if name is None:
         t = Table(header_style="bold")
@@ -336,9 +338,10 @@ def lesson_cmd(
             n = (len(s.members) or _grid_size(s.vary)) * s.seeds
             t.add_row(lesson.name, s.title, str(n), f"{s.minutes:g} min each" if s.minutes else f"{s.max_steps:,} steps each")
         new_console().print(t)
-        typer.echo("run one: tinygpt lesson NAME   (--plan: its members and time estimate first)")
+        typer.echo("run one: tinygpt lesson NAME   (--plan: its members and time estimate first; --minutes or --max-steps: "
+                   "another budget)")
         return
-    spec = find_lesson(name).spec
+    spec = with_budget(find_lesson(name).spec, minutes, max_steps)
     if corpus and corpus != spec.corpus:  # its own folder: the lesson's results on its own corpus stay whole
         import re
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.estimate import Estimate, estimate  # noqa: F401 (part of this module's interface)
 from tinygpt_tui.engine.files import MiB, atomic_write, read_json
-from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, check_name
+from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, check_name, check_threads
 from tinygpt_tui.engine.runs import MANIFEST, RunSummary, summarize
 from tinygpt_tui.errors import CheckpointError, SettingsError, TinyGPTError
 
@@ -42,6 +42,7 @@ KINDS = {**{k: int for k in ("block_size", "n_layer", "n_head", "n_embd", "batch
          **{k: float for k in ("dropout", "mlp_ratio", "lr", "min_lr_ratio", "muon_lr", "weight_decay", "beta1", "beta2", "grad_clip")},
          **{k: bool for k in ("bias", "tie_weights")}}  # the rest are words
 MAX_MEMBERS, MAX_SEEDS = 64, 10
+MAX_MINUTES, MAX_STEPS = 1e6, 10**12  # a member's budget at most (TrainConfig's step limit)
 
 
 # ----------------------------------------------------------------- what to run
@@ -139,6 +140,17 @@ def parse_pairs(items: list[str], what: str) -> dict:
     return out
 
 
+def check_budget(minutes, max_steps) -> None:
+    """Each member's budget: minutes or steps, one of them, within bounds (an experiment's and a lesson's alike)."""
+    if (minutes is None) == (max_steps is None):
+        raise SettingsError("give each member a budget: --minutes or --max-steps (one of them)")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or math.isnan(minutes)
+                                or not 0 < minutes <= MAX_MINUTES):
+        raise SettingsError(f"--minutes must be above 0 and at most {MAX_MINUTES:,.0f}, got {minutes if isinstance(minutes, str) else format(minutes, 'g')}"[:120])
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or not 1 <= max_steps <= MAX_STEPS):
+        raise SettingsError(f"--max-steps must be from 1 to {MAX_STEPS:,}, got {str(max_steps)[:40]}")
+
+
 def _fmt(v) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
@@ -151,10 +163,9 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
     check_name(spec.name)
     if not spec.corpus:
         raise SettingsError("an experiment needs a corpus (--corpus)")
-    if (spec.minutes is None) == (spec.max_steps is None):
-        raise SettingsError("give each member a budget: --minutes or --max-steps (one of them)")
-    if spec.minutes is not None and (not isinstance(spec.minutes, (int, float)) or not 0 < spec.minutes <= 1e6 or math.isnan(spec.minutes)):
-        raise SettingsError(f"--minutes must be above 0, got {spec.minutes}")
+    check_budget(spec.minutes, spec.max_steps)
+    if spec.threads is not None:
+        check_threads(spec.threads)  # (once, as `tinygpt train` words it; not once per member)
     if not isinstance(spec.seeds, int) or not 1 <= spec.seeds <= MAX_SEEDS:
         raise SettingsError(f"--seeds must be from 1 to {MAX_SEEDS}, got {spec.seeds}")
     if spec.vary and spec.members:
@@ -404,7 +415,7 @@ class Row:
     group: str
     settings: dict
     runs: list  # RunSummary of each seed
-    val_loss: float | None  # the mean over the finished seeds
+    val_loss: float | None  # the mean over the finished seeds (none finished: over the stopped ones, as they were kept)
     spread: float | None  # their standard deviation (two seeds or more)
     bpc: float | None
     params: int
@@ -419,21 +430,24 @@ def _mean(vals):
 
 def results(plan: Plan) -> list[Row]:
     """One row per member (its seeds together), ranked by bits per character (validation loss when a run has
-    none; per token it would not compare across tokenizers); unfinished ones last."""
+    none; per token it would not compare across tokenizers); unfinished ones last. A member none of whose seeds
+    finished shows the figures its stopped runs kept (their last checkpoint's, as `tinygpt runs` shows them),
+    its status saying it stopped, ranked after the finished ones."""
     rows = []
     for group in dict.fromkeys(m.group for m in plan.members):
         ms = [m for m in plan.members if m.group == group]
         # a member not started yet has no folder: queued, not a broken one
         runs = [summarize(plan.folder / m.name, m.name) if (plan.folder / m.name).exists() else
                 RunSummary(name=m.name, folder=plan.folder / m.name, status="queued") for m in ms]
-        done = [r for r in runs if r.status == "finished"]
+        finished = [r for r in runs if r.status == "finished"]
+        status = "finished" if len(finished) == len(runs) else next(r.status for r in runs if r.status != "finished")
+        done = finished or [r for r in runs if r.ok and r.status != "queued" and r.val_loss is not None]  # (stopped: what it kept)
         losses = [r.val_loss for r in done if r.val_loss is not None]
-        status = "finished" if len(done) == len(runs) else next(r.status for r in runs if r.status != "finished")
         rows.append(Row(group, ms[0].settings, runs, _mean(losses), statistics.stdev(losses) if len(losses) > 1 else None,
                         _mean([r.bpc for r in done]), max((r.params for r in runs), default=0), _mean([r.minutes for r in done]),
                         _mean([r.tokens_per_s for r in done]), status))
     by = "bpc" if all(r.bpc is not None for r in rows if r.val_loss is not None) else "val_loss"  # (comparable across tokenizers)
-    return sorted(rows, key=lambda r: (getattr(r, by) is None, getattr(r, by) or 0.0))
+    return sorted(rows, key=lambda r: (getattr(r, by) is None, not any(x.status == "finished" for x in r.runs), getattr(r, by) or 0.0))
 
 
 def samples(plan: Plan, prompt: str = "\n", chars: int = 200, seed: int = 0) -> list[tuple[str, str]]:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tinygpt_tui.engine.experiment import Spec, key_name, parse_value
+from tinygpt_tui.engine.experiment import Spec, check_budget, key_name, parse_value
 from tinygpt_tui.engine.files import MiB, read_text
 from tinygpt_tui.errors import SettingsError
 
@@ -91,3 +91,16 @@ def find_lesson(name: str) -> Lesson:
         if lesson.name == name:
             return lesson
     raise SettingsError(f"no lesson named {name!r}; the lessons: {', '.join(x.name for x in lessons)}")
+
+
+def with_budget(spec: Spec, minutes: float | None = None, max_steps: int | None = None) -> Spec:
+    """The lesson with each member's budget given (minutes or steps) instead of its own, in a folder of its own
+    (lesson-dropout-1.5min, lesson-dropout-400steps), so the lesson's results at its own budget stay whole and a
+    re-run of the same budget goes on with it. Neither given, or its own budget: the lesson as it is."""
+    if minutes is None and max_steps is None:
+        return spec
+    check_budget(minutes, max_steps)  # (before the name is made of it)
+    if (minutes, max_steps) == (spec.minutes, spec.max_steps):
+        return spec
+    suffix = f"{minutes:g}min" if minutes is not None else f"{max_steps}steps"
+    return replace(spec, name=f"{spec.name}-{suffix}", minutes=minutes, max_steps=max_steps)

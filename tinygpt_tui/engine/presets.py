@@ -176,10 +176,7 @@ class TrainConfig:
         if self.memory_budget is not None:
             real("memory_budget", 0, 1e6)
         if self.threads is not None:
-            whole("threads")
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            if self.threads > cores:
-                raise SettingsError(f"--threads {self.threads} is more than the {cores} CPU cores this machine has")
+            check_threads(self.threads)
         self.model_config(vocab_size=2)  # raises for an impossible shape
         if self.batch_size * self.grad_accum * self.block_size > MAX_TOKENS_PER_STEP:
             raise SettingsError(f"a step of {self.batch_size} x {self.grad_accum} sequences of {self.block_size} tokens is more "
@@ -229,6 +226,13 @@ class NameTaken(SettingsError):
     def __init__(self, name: str, models_dir):
         self.name, self.models_dir = name, models_dir
         super().__init__(f"a model named {name!r} already exists in {models_dir}; pick another --name, or --resume it")
+
+
+def check_threads(threads) -> None:
+    """--threads, checked and worded alike by every command that takes it (train, experiment, lesson, bench)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= cores:
+        raise SettingsError(f"--threads must be from 1 to the {cores} CPU cores this machine has, got {str(threads)[:20]}")
 
 
 def check_name(name) -> None:

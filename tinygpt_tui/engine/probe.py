@@ -425,8 +425,10 @@ def settle(cfg, note=None):
     from tinygpt_tui.engine.device import device_kind
 
     kind = device_kind(cfg.device)
-    if cfg.threads is not None and not (isinstance(cfg.threads, int) and 1 <= cfg.threads <= cores()):
-        raise SettingsError(f"--threads must be from 1 to the {cores()} CPU cores this machine has, got {str(cfg.threads)[:20]}")
+    if cfg.threads is not None:
+        from tinygpt_tui.engine.presets import check_threads
+
+        check_threads(cfg.threads)
     if cfg.dtype == "fp16" and kind == "cpu":
         raise SettingsError("fp16 is for GPUs; on the CPU use bf16 or fp32")
     if kind in ("cuda", "mps") or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
