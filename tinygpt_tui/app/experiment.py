@@ -10,6 +10,7 @@ job changes on Textual's thread only. Stop (Ctrl+O) saves the member under way; 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
@@ -104,21 +105,33 @@ class ExperimentJob(Job):
         self.version += 1
 
 
+def form_budget(q) -> tuple:
+    """(minutes, steps) the form gives each member, None where a field is empty."""
+    minutes, steps = q("#exp-minutes"), q("#exp-steps")
+    try:
+        return (float(minutes) if minutes else None), (int(steps) if steps else None)
+    except ValueError:
+        raise SettingsError(f"the budget must be a number of minutes or steps, got {minutes or steps!r}") from None
+
+
+def form_values(spec) -> dict:
+    """The form's fields for an experiment (a lesson picked, or one saved before): field id -> text."""
+    fmt = lambda v: str(v).lower() if isinstance(v, bool) else str(v)  # noqa: E731
+    vary = [f"{k}={','.join(map(fmt, vs))}" for k, vs in spec.vary.items()] or [", ".join(m["name"] for m in spec.members)]
+    return {"#exp-name": spec.name, "#exp-corpus": spec.corpus, "#exp-minutes": f"{spec.minutes:g}" if spec.minutes else "",
+            "#exp-steps": str(spec.max_steps or ""), "#exp-vary1": vary[0], "#exp-vary2": vary[1] if len(vary) > 1 else "",
+            "#exp-set": " ".join(f"{k}={fmt(v)}" for k, v in spec.settings.items())}
+
+
 def form_spec(q, lesson):
     """The experiment the form describes (q reads a field): the lesson's, with the form's name, corpus and
     budget, or one of the user's own (its settings to vary and to fix)."""
-    from dataclasses import replace
-
     from tinygpt_tui.engine.experiment import Spec, parse_pairs
 
-    name, corpus, minutes, steps = q("#exp-name"), q("#exp-corpus"), q("#exp-minutes"), q("#exp-steps")
+    name, corpus = q("#exp-name"), q("#exp-corpus")
     if not name:
         raise SettingsError("give the experiment a name (it becomes the folder under the models directory)")
-    try:
-        minutes_v = float(minutes) if minutes else None
-        steps_v = int(steps) if steps else None
-    except ValueError:
-        raise SettingsError(f"the budget must be a number of minutes or steps, got {minutes or steps!r}") from None
+    minutes_v, steps_v = form_budget(q)
     if lesson is not None:
         spec = replace(lesson.spec, name=name, settings=dict(lesson.spec.settings))
     else:
@@ -153,6 +166,8 @@ class ExperimentScreen(Screen):
     def __init__(self):
         super().__init__(id="experiment")
         self.lessons: list = []
+        self.auto_name = ""  # the name the form gave itself (a lesson's, at its budget): a budget typed renames it
+        self.saved: str | None = None  # the experiment saved before whose settings the form shows (it resumes)
         self.drawn = None
         self.text_for = None  # the job whose lesson text is shown
         self.samples_of = None  # (job, how many samples) shown
@@ -210,24 +225,53 @@ class ExperimentScreen(Screen):
         v = self.query_one("#exp-lesson", Select).value
         return next((x for x in self.lessons if x.name == v), None)
 
+    def lock_grid(self) -> None:
+        """What members there are is a lesson's, or a saved experiment's: their fields are shown, not edited."""
+        for wid in ("#exp-vary1", "#exp-vary2", "#exp-set"):
+            self.query_one(wid, Input).disabled = self.lesson is not None or self.saved is not None
+
+    def fill(self, spec) -> None:
+        """The form shows spec (no Changed messages: this is not the user typing)."""
+        with self.prevent(Input.Changed):
+            for wid, v in form_values(spec).items():
+                self.query_one(wid, Input).value = v
+
     @on(Select.Changed, "#exp-lesson")
     def _lesson_picked(self) -> None:
         lesson = self.lesson
-        for wid in ("#exp-vary1", "#exp-vary2", "#exp-set"):
-            self.query_one(wid, Input).disabled = lesson is not None
+        self.saved = None
+        self.lock_grid()
         if lesson is None:
             self.show_text("", "")
             return
-        s = lesson.spec
-        fmt = lambda v: str(v).lower() if isinstance(v, bool) else str(v)  # noqa: E731
-        vary = [f"{k}={','.join(map(fmt, vs))}" for k, vs in s.vary.items()] or [", ".join(m["name"] for m in s.members)]
-        values = {"#exp-name": s.name, "#exp-corpus": s.corpus, "#exp-minutes": f"{s.minutes:g}" if s.minutes else "",
-                  "#exp-steps": str(s.max_steps or ""), "#exp-vary1": vary[0], "#exp-vary2": vary[1] if len(vary) > 1 else "",
-                  "#exp-set": " ".join(f"{k}={fmt(v)}" for k, v in s.settings.items())}
-        for wid, v in values.items():
-            self.query_one(wid, Input).value = v
-        self.show_text(s.title, s.text)
+        self.fill(lesson.spec)
+        self.auto_name = lesson.spec.name
+        self.show_text(lesson.spec.title, lesson.spec.text)
         self.action_estimate()
+
+    @on(Input.Changed, "#exp-minutes, #exp-steps")
+    def _budget_typed(self) -> None:
+        """A lesson at another budget goes to a folder of its own (as `tinygpt lesson NAME --minutes M` does),
+        unless the name was the user's."""
+        from tinygpt_tui.engine.lessons import with_budget
+
+        name = self.query_one("#exp-name", Input)
+        if self.lesson is None or name.value.strip() != self.auto_name:
+            return
+        try:
+            minutes, steps = form_budget(lambda i: self.query_one(i, Input).value.strip())
+            spec = with_budget(self.lesson.spec, minutes, steps)
+        except TinyGPTError:
+            return  # (no budget, or half of two: Start says what is wrong)
+        self.auto_name = spec.name
+        with self.prevent(Input.Changed):
+            name.value = spec.name
+
+    @on(Input.Changed, "#exp-name")
+    def _name_typed(self, event: Input.Changed) -> None:
+        if self.saved is not None and event.value.strip() != self.saved:
+            self.saved = None  # another name: a new experiment, whose grid is the form's again
+            self.lock_grid()
 
     def show_text(self, title: str, text: str) -> None:
         """The lesson's text beside the results (hidden when there is none)."""
@@ -240,26 +284,43 @@ class ExperimentScreen(Screen):
         from tinygpt_tui.engine.experiment import load_plan, make_plan
         from tinygpt_tui.engine.runs import MANIFEST
 
-        spec = form_spec(lambda i: self.query_one(i, Input).value.strip(), self.lesson)
+        q = lambda i: self.query_one(i, Input).value.strip()  # noqa: E731
         models = Path(self.app.models_dir)
-        if (models / spec.name / MANIFEST).exists():  # started before: go on with it (on its own corpus only)
+        name, corpus = q("#exp-name"), q("#exp-corpus")
+        if name and (models / name / MANIFEST).exists():  # started before: go on with it, as it was set up
             from tinygpt_tui.engine.corpora import resolve_corpus
 
-            plan = load_plan(spec.name, models)
-            if spec.corpus and Path(resolve_corpus(spec.corpus)).resolve() != Path(plan.source).resolve():
-                raise SettingsError(f"experiment {spec.name} was run on {Path(plan.source).name}, not "
-                                    f"{Path(spec.corpus).name}; give this one another name")
+            plan = load_plan(name, models)
+            s = plan.spec
+            if corpus and Path(resolve_corpus(corpus)).resolve() != Path(plan.source).resolve():
+                raise SettingsError(f"experiment {name} was run on {Path(plan.source).name}, not "
+                                    f"{Path(corpus).name}; give this one another name")
+            budget = form_budget(q)
+            if budget != (None, None) and budget != (s.minutes, s.max_steps):
+                was = f"{s.minutes:g} min" if s.minutes else f"{s.max_steps:,} steps"
+                raise SettingsError(f"experiment {name} was run with {was} per member; give another budget another name")
             return plan, True
-        return make_plan(spec, models), False
+        return make_plan(form_spec(q, self.lesson), models), False
 
     def plan_or_error(self):
-        """(plan, resume) read from the form, its error cleared; or (None, False), the error shown."""
+        """(plan, resume) read from the form, its error cleared; or (None, False), the error shown. An experiment
+        saved before: the form shows its own settings, what is being resumed."""
         try:
             plan, resume = self.read_plan()
         except TinyGPTError as e:
             self.show_error(str(e))
             return None, False
         self.clear_error()
+        if resume:
+            s = plan.spec
+            if self.lesson is not None and self.lesson.spec.title != s.title:  # (the lesson picked is not the one saved)
+                with self.prevent(Select.Changed):
+                    self.query_one("#exp-lesson", Select).clear()
+            self.saved = s.name
+            self.fill(replace(s, corpus=self.query_one("#exp-corpus", Input).value.strip() or s.corpus))  # (the word typed stays)
+            self.auto_name = s.name if self.lesson is not None else self.auto_name
+            self.lock_grid()
+            self.show_text(s.title, s.text)
         return plan, resume
 
     def action_estimate(self) -> None:
@@ -279,8 +340,6 @@ class ExperimentScreen(Screen):
 
     @work(thread=True, exclusive=True, group="exp-estimate", exit_on_error=False)
     def _estimate(self, plan, resume: bool) -> None:
-        from dataclasses import replace
-
         from tinygpt_tui.engine.experiment import estimate, member_states, settle
 
         try:
@@ -439,7 +498,9 @@ class ExperimentScreen(Screen):
         table.clear()
         seeds = job.plan.spec.seeds > 1
         for i, r in enumerate(job.rows):
-            vl = "—" if r.val_loss is None else f"{r.val_loss:.4f}" + (f" ± {r.spread:.3f}" if seeds and r.spread is not None else "")
+            vl = Text("—" if r.val_loss is None else f"{r.val_loss:.4f}" + (f" ± {r.spread:.3f}" if seeds and r.spread is not None else ""))
+            if r.val_loss is not None and r.status != "finished":  # what a stopped run kept: marked as the queue marks it
+                vl.append(" " + MARKS.get(r.status, ("?", ""))[0], style=MARKS.get(r.status, ("?", ""))[1])  # (the status column may be off screen)
             table.add_row(str(i + 1), printable(r.group), vl, "—" if r.bpc is None else f"{r.bpc:.3f}",
                           f"{r.params / 1e6:.2f}M" if r.params else "—", fmt_duration(r.minutes * 60) if r.minutes else "—",
                           fmt_rate(r.tokens_per_s) if r.tokens_per_s else "—",

@@ -1,0 +1,128 @@
+"""The experiment screen (F4) after a stop and on resuming: a stopped member's row, the form filled from the
+experiment saved before, a lesson at another budget. Driven with Pilot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import DataTable, Input
+
+from tests.conftest import make_models_dir, small_corpus_file
+from tests.test_app import RecordingApp, notes, wait_for
+from tests.test_app_runs import TINY_SET, experiment_screen, one_thread  # noqa: F401 (a fixture)
+
+SETTINGS = dict(n_embd=32, n_head=2, block_size=32, batch_size=8, eval_interval=5, eval_iters=1, sample_chars=0)
+
+
+async def test_a_stopped_member_s_row_gives_the_loss_it_kept(tmp_path, one_thread):  # noqa: F811
+    """Stop during the first member, after an evaluation: its row shows what its checkpoint kept (the figure
+    `tinygpt runs` prints), marked stopped even where the status column is off screen (80 columns)."""
+    from tinygpt_tui.engine.runs import summarize
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app, name="halt", corpus=corpus, steps=100000, vary1="n_layer=1,2", set=TINY_SET)
+        await pilot.press("ctrl+s")
+        job = app.experiment
+        assert job is not None
+        assert await wait_for(pilot, lambda: job.running == "n_layer=1" and job.curves["n_layer=1"].evals, timeout=120), notes(app)
+        await pilot.press("ctrl+o")
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        assert job.members == {"n_layer=1": "stopped", "n_layer=2": "queued"}
+        table = screen.query_one("#exp-table", DataTable)
+        assert await wait_for(pilot, lambda: table.row_count == 2)
+        kept = summarize(job.plan.folder / "n_layer=1")
+        assert kept.status == "stopped" and kept.val_loss is not None
+        first, second = table.get_row_at(0), table.get_row_at(1)
+        assert str(first[1]) == "n_layer=1" and str(first[2]) == f"{kept.val_loss:.4f} ■" and str(first[7]) == "stopped"
+        assert str(first[3]) == f"{kept.bpc:.3f}"
+        assert str(second[1]) == "n_layer=2" and str(second[2]) == "—" and str(second[7]) == "queued"
+
+
+async def test_resuming_by_name_fills_the_form_with_the_saved_experiment(tmp_path, one_thread):  # noqa: F811
+    """Only the name typed: the form shows what is resumed (corpus, budget, grid, settings), its grid not
+    editable; a budget changed is refused, not silently ignored; another name is a new experiment again."""
+    import threading
+
+    from tinygpt_tui.engine import experiment as E
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    plan = E.make_plan(E.Spec(name="ran", corpus=str(corpus), max_steps=5, vary={"n_layer": [1, 2]}, settings=SETTINGS, threads=1), d)
+    stop = threading.Event()
+    for ev in E.run(plan, stop):  # the first member finishes, then it stops
+        if isinstance(ev, E.MemberEnded):
+            stop.set()
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app)
+        field = lambda wid: screen.query_one(f"#exp-{wid}", Input)  # noqa: E731
+        assert field("corpus").value == "" and field("vary1").value == ""
+        field("name").focus()
+        await pilot.press("r", "a", "n", "enter")
+        assert await wait_for(pilot, lambda: field("vary1").value == "n_layer=1,2"), notes(app)
+        assert Path(field("corpus").value).resolve() == corpus.resolve()
+        assert (field("steps").value, field("minutes").value, field("vary2").value) == ("5", "", "")
+        assert field("set").value.split() == [f"{k}={v}" for k, v in SETTINGS.items()]
+        assert all(field(w).disabled for w in ("vary1", "vary2", "set"))
+        assert await wait_for(pilot, lambda: "1 of 2 runs left, 5 steps each" in str(screen.query_one("#exp-estimate").render()),
+                              timeout=60), str(screen.query_one("#exp-estimate").render())
+        # a budget changed: refused, by name
+        field("steps").value = "7"
+        await pilot.press("ctrl+s")
+        error = str(screen.query_one("#exp-error").render())
+        assert "experiment ran was run with 5 steps per member" in error and app.experiment is None
+        field("steps").value = "5"
+        await pilot.press("ctrl+s")
+        job = app.experiment
+        assert job is not None and job.resume and job.name == "ran"
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        assert job.members == {"n_layer=1": "kept", "n_layer=2": "finished"}, job.error
+        # another name: a new experiment, its grid the form's to edit
+        field("name").focus()
+        await pilot.press("end", "2")
+        assert await wait_for(pilot, lambda: not field("vary1").disabled)
+        plan2, resume = screen.read_plan()
+        assert plan2.spec.name == "ran2" and not resume and [m.name for m in plan2.members] == ["n_layer=1", "n_layer=2"]
+
+
+async def test_a_lesson_at_another_budget_is_named_for_it_in_the_form(tmp_path, one_thread):  # noqa: F811
+    """As `tinygpt lesson NAME --minutes M`: the budget typed renames the lesson's folder (its own results stay
+    whole); its own budget again, its own name; a name the user typed stays theirs."""
+    from tinygpt_tui.engine.lessons import find_lesson
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    lesson = find_lesson("dropout")
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app)
+        field = lambda wid: screen.query_one(f"#exp-{wid}", Input)  # noqa: E731
+        screen.query_one("#exp-lesson").value = "dropout"
+        assert await wait_for(pilot, lambda: field("name").value == lesson.spec.name)
+        field("corpus").value = str(corpus)
+        field("minutes").focus()
+        field("minutes").value = ""
+        await pilot.press("1", ".", "5")
+        assert await wait_for(pilot, lambda: field("name").value == "lesson-dropout-1.5min"), field("name").value
+        plan, resume = screen.read_plan()
+        assert (plan.spec.name, plan.spec.minutes, plan.spec.max_steps, resume) == ("lesson-dropout-1.5min", 1.5, None, False)
+        assert [m.config.time_budget for m in plan.members] == [90.0, 90.0]
+        field("minutes").value = ""
+        field("steps").focus()
+        await pilot.press("4", "0")
+        assert await wait_for(pilot, lambda: field("name").value == "lesson-dropout-40steps"), field("name").value
+        field("steps").value = ""
+        field("minutes").focus()
+        await pilot.press("3")
+        assert await wait_for(pilot, lambda: field("name").value == lesson.spec.name), field("name").value
+        # a name of the user's own is left alone
+        field("name").value = "mine"
+        field("minutes").focus()
+        await pilot.press("backspace", "2")
+        await pilot.pause()
+        assert field("name").value == "mine" and field("minutes").value == "2"
+        plan, _ = screen.read_plan()
+        assert (plan.spec.name, plan.spec.minutes) == ("mine", 2.0)
