@@ -499,8 +499,9 @@ class ExperimentScreen(Screen):
         seeds = job.plan.spec.seeds > 1
         for i, r in enumerate(job.rows):
             vl = Text("—" if r.val_loss is None else f"{r.val_loss:.4f}" + (f" ± {r.spread:.3f}" if seeds and r.spread is not None else ""))
-            if r.val_loss is not None and r.status != "finished":  # what a stopped run kept: marked as the queue marks it
-                vl.append(" " + MARKS.get(r.status, ("?", ""))[0], style=MARKS.get(r.status, ("?", ""))[1])  # (the status column may be off screen)
+            if r.val_loss is not None and r.status != "finished":  # what a stopped run kept, marked as the queue marks it
+                mark, style = MARKS.get(r.status, ("?", ""))  # (the status column may be off screen: 80 columns)
+                vl.append(f" {mark}", style=style)
             table.add_row(str(i + 1), printable(r.group), vl, "—" if r.bpc is None else f"{r.bpc:.3f}",
                           f"{r.params / 1e6:.2f}M" if r.params else "—", fmt_duration(r.minutes * 60) if r.minutes else "—",
                           fmt_rate(r.tokens_per_s) if r.tokens_per_s else "—",

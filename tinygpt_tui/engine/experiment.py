@@ -144,9 +144,10 @@ def check_budget(minutes, max_steps) -> None:
     """Each member's budget: minutes or steps, one of them, within bounds (an experiment's and a lesson's alike)."""
     if (minutes is None) == (max_steps is None):
         raise SettingsError("give each member a budget: --minutes or --max-steps (one of them)")
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or math.isnan(minutes)
-                                or not 0 < minutes <= MAX_MINUTES):
-        raise SettingsError(f"--minutes must be above 0 and at most {MAX_MINUTES:,.0f}, got {minutes if isinstance(minutes, str) else format(minutes, 'g')}"[:120])
+    number = isinstance(minutes, (int, float)) and not isinstance(minutes, bool)
+    if minutes is not None and (not number or math.isnan(minutes) or not 0 < minutes <= MAX_MINUTES):
+        shown = format(minutes, "g") if number else str(minutes)[:40]
+        raise SettingsError(f"--minutes must be above 0 and at most {MAX_MINUTES:,.0f}, got {shown}")
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or not 1 <= max_steps <= MAX_STEPS):
         raise SettingsError(f"--max-steps must be from 1 to {MAX_STEPS:,}, got {str(max_steps)[:40]}")
 
