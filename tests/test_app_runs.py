@@ -58,6 +58,29 @@ async def runs_shown(pilot, app) -> object:
     return screen
 
 
+async def test_g_on_a_run_loads_it_on_the_generate_screen_and_a_broken_one_says_why(tmp_path):
+    d = runs_dir(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        make_model(d, "delta", seed=4, val_loss=2.0)  # trained since the generate screen listed the folder
+        await pilot.press("f5")
+        from textual.widgets import SelectionList
+
+        sl = screen.query_one("#runs-list", SelectionList)
+        index = lambda name: next(i for i in range(sl.option_count) if sl.get_option_at_index(i).value == name)  # noqa: E731
+        assert await wait_for(pilot, lambda: any(sl.get_option_at_index(i).value == "delta" for i in range(sl.option_count)))
+        sl.highlighted = index("broken")
+        await pilot.press("g")
+        assert await wait_for(pilot, lambda: "broken" in notes(app))
+        assert app.current_mode == "runs"
+        sl.highlighted = index("delta")
+        await pilot.press("g")
+        gen = app.get_screen("generate")
+        assert await wait_for(pilot, lambda: app.current_mode == "generate" and gen.loaded is not None and gen.loaded.name == "delta"), notes(app)
+        assert app.focused is not None and app.focused.id == "prompt"
+
+
 async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(tmp_path):
     app = RecordingApp(models_dir=runs_dir(tmp_path), watch_models=False)
     async with app.run_test(size=(120, 40)) as pilot:

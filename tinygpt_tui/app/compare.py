@@ -85,6 +85,7 @@ class RunsScreen(Screen):
         Binding("a", "check_all", "All", tooltip="Check every run", id="runs-all"),
         Binding("n", "check_none", "None", show=False, id="runs-none"),
         Binding("f5", "relist", "Refresh", show=False, id="runs-refresh"),
+        Binding("g", "write", "Write", tooltip="Write with the highlighted run: the generate screen, that model loaded", id="runs-write"),
         Binding("f4", "app.show_experiment", "Experiment", tooltip="Run a lesson or a grid of runs", id="runs-show-experiment"),
     ]
 
@@ -240,6 +241,17 @@ class RunsScreen(Screen):
 
     def action_relist(self) -> None:
         self.list_runs()
+
+    def action_write(self) -> None:
+        """The highlighted run's model, loaded on the generate screen (what a comparison leads to: read what it writes)."""
+        sl = self.query_one("#runs-list", SelectionList)
+        s = self.summaries.get(sl.get_option_at_index(sl.highlighted).value) if sl.highlighted is not None else None
+        if s is None:
+            return
+        if not s.ok:
+            self.notify(f"{printable(s.name)}: {printable(s.status)}", title="runs", severity="error", timeout=8)
+            return
+        self.app.run_on("generate", f"pick_named({s.name!r})")
 
     # ------------------------------------------------------------ drawing
     def update_view(self) -> None:

@@ -222,8 +222,17 @@ class GenerateScreen(Screen):
         self._load(info)
 
     def action_pick_named(self, name: str) -> None:
+        """Load a model by name (from the palette or the runs screen): the folder is read again if the list
+        doesn't have it yet (a run that finished a moment ago)."""
+        if not any(i.name == name for i in self.infos):
+            from tinygpt_tui.engine.folder import list_models
+
+            self.set_models(list_models(self.app.models_dir))
         for info in (i for i in self.infos if i.name == name):
+            self.query_one("#models", ModelList).highlighted = self.infos.index(info)
             self.pick(info)
+            return
+        self.notify(f"no model named {printable(name)} in {printable(str(self.app.models_dir))}", severity="error")
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self, info: ModelInfo) -> None:
