@@ -314,6 +314,14 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         assert again is not job and again.resume
         assert await wait_for(pilot, lambda: not again.active, timeout=60), notes(app)
         assert again.members == {"n_layer=1": "kept", "n_layer=2": "kept"} and again.state == "finished"
+        # Enter on a member's row: its model on the generate screen
+        table.focus()
+        table.move_cursor(row=1)
+        await pilot.press("enter")
+        gen = app.get_screen("generate")
+        want = f"grid/{rows[1].group}"
+        assert await wait_for(pilot, lambda: app.current_mode == "generate" and gen.loaded is not None
+                              and gen.loaded.path == d / want, timeout=30), notes(app)
 
 
 async def test_members_on_different_tokens_are_charted_in_bits_per_character(tmp_path, one_thread):

@@ -171,6 +171,7 @@ class ExperimentScreen(Screen):
         self.drawn = None
         self.text_for = None  # the job whose lesson text is shown
         self.samples_of = None  # (job, how many samples) shown
+        self.rows: list = []  # the results table's rows (engine.experiment.Row), in its order
         self.axis: str | None = None  # the chart's x (F6); None: the budget's, minutes or steps
 
     def compose(self) -> ComposeResult:
@@ -495,7 +496,9 @@ class ExperimentScreen(Screen):
 
     def draw_table(self, job) -> None:
         table = self.query_one("#exp-table", DataTable)
+        cursor = table.cursor_row  # (kept across the redraw each update brings)
         table.clear()
+        self.rows = list(job.rows)
         seeds = job.plan.spec.seeds > 1
         for i, r in enumerate(job.rows):
             vl = Text("—" if r.val_loss is None else f"{r.val_loss:.4f}" + (f" ± {r.spread:.3f}" if seeds and r.spread is not None else ""))
@@ -506,6 +509,24 @@ class ExperimentScreen(Screen):
                           f"{r.params / 1e6:.2f}M" if r.params else "—", fmt_duration(r.minutes * 60) if r.minutes else "—",
                           fmt_rate(r.tokens_per_s) if r.tokens_per_s else "—",
                           Text(printable(r.status)[:40], style="green" if r.status == "finished" else "yellow"))
+        if 0 < cursor < table.row_count:
+            table.move_cursor(row=cursor, animate=False)
+
+    @on(DataTable.RowSelected, "#exp-table")
+    def _write_with(self, event: DataTable.RowSelected) -> None:
+        """Enter (or a click) on a member: its model loaded on the generate screen (its first seed's), to read what it writes."""
+        if not 0 <= event.cursor_row < len(self.rows):
+            return
+        row = self.rows[event.cursor_row]
+        run = next((r for r in row.runs if r.status != "queued"), None)
+        if run is None:
+            self.notify(f"{printable(row.group)} has not started yet: nothing to write with", timeout=4)
+            return
+        try:
+            name = run.folder.relative_to(self.app.models_dir).as_posix()
+        except ValueError:
+            name = f"{run.folder.parent.name}/{run.folder.name}"
+        self.app.run_on("generate", f"pick_named({name!r})")
 
     def draw_samples(self, job) -> None:
         box = self.query_one("#exp-samples", Horizontal)
