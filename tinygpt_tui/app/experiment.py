@@ -19,9 +19,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, ContentSwitcher, DataTable, Footer, Header, Input, Select, Static
+from textual.widgets import Button, ContentSwitcher, DataTable, Header, Input, Select, Static
 
 from tinygpt_tui.app.compare import PALETTE, colour_style
+from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, ExperimentUpdate, error_line, reported
 from tinygpt_tui.app.runs import Job, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.training import row

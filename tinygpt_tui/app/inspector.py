@@ -22,8 +22,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
+from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.messages import Inspected, error_line, reported
 from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heatmap_column_at, heatmap_lines,
                                      layer_rows, legend, lens_text, prob_bars, ranked_line, top_attended)

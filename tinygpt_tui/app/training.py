@@ -16,8 +16,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Button, Collapsible, Header, Input, Label, ProgressBar, Select, Static
 
+from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
 from tinygpt_tui.app.runs import FitLine, LossChart, RunState, TrainingJob, Watched, good_looks_like, name_taken, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
