@@ -573,3 +573,13 @@ def test_every_command_taking_threads_words_a_bad_count_alike(small_corpus, tmp_
     errors.append(capsys.readouterr().err.strip())
     assert len(set(errors)) == 1, errors
     assert not any(tmp_path.iterdir())
+
+
+def test_a_lesson_on_another_budget_says_its_text_was_written_for_its_own():
+    from tinygpt_tui.engine.lessons import find_lesson, with_budget
+
+    spec = find_lesson("dropout").spec
+    assert with_budget(spec).text == spec.text and with_budget(spec, spec.minutes).text == spec.text
+    steps = with_budget(spec, max_steps=40)
+    assert steps.text.startswith(spec.text) and "with 40 steps a member instead of the lesson's 3 minutes" in steps.text
+    assert "with 1.5 minutes a member" in with_budget(spec, minutes=1.5).text

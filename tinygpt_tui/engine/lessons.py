@@ -103,4 +103,8 @@ def with_budget(spec: Spec, minutes: float | None = None, max_steps: int | None 
     if (minutes, max_steps) == (spec.minutes, spec.max_steps):
         return spec
     suffix = f"{minutes:g}min" if minutes is not None else f"{max_steps}steps"
-    return replace(spec, name=f"{spec.name}-{suffix}", minutes=minutes, max_steps=max_steps)
+    own = f"{spec.minutes:g} minutes" if spec.minutes is not None else f"{spec.max_steps:,} steps"
+    given = f"{minutes:g} minutes" if minutes is not None else f"{max_steps:,} steps"
+    note = f"(Run here with {given} a member instead of the lesson's {own}: what the text says of its budget may not hold.)"
+    return replace(spec, name=f"{spec.name}-{suffix}", minutes=minutes, max_steps=max_steps,
+                   text=f"{spec.text}\n\n{note}" if spec.text else note)
