@@ -104,3 +104,14 @@ def test_ticks():
     t = nice_ticks(1.43, 3.07, 5)
     assert 2 <= len(t) <= 5 and all(1.43 <= v <= 3.07 for v in t)
     assert nice_ticks(2.0, 2.0) == [2.0] and nice_ticks(math.nan, 1.0) == []
+
+
+def test_the_terminal_chart_names_every_run_however_many():
+    from tinygpt_tui.cli.chart import Line, terminal
+
+    lines = [Line(f"experiment-with-a-long-name/member-{i:02d}", kind, [0, 50, 100], [3.0 - i / 50, 2.5, 2.0 + i / 100], i % 10)
+             for i in range(20) for kind in ("train", "val")]
+    text = terminal(lines, "steps", 80, 22, color=False).plain
+    assert all(f"member-{i:02d}" in text for i in range(20))
+    assert max(len(ln) for ln in text.splitlines()) <= 80
+    assert "└" in text  # the plot itself still drawn below the legend

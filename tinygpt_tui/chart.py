@@ -120,15 +120,15 @@ def legend_rows(series: list[Series], width: int, most: int = 2) -> list[Row]:
 
 
 def draw(series: list[Series], width: int, height: int, title: str = "", xlabel: str = "", x: Axis | None = None,
-         y: Axis | None = None, hlines: Sequence[tuple[float, str]] = (), xticks: int = 6) -> list[Row]:
+         y: Axis | None = None, hlines: Sequence[tuple[float, str]] = (), xticks: int = 6, legend: int = 2) -> list[Row]:
     """The chart in `width` x `height` cells: a title, a legend, the plot with its y labels, the x axis and
     its labels. `x`/`y` fix an axis's range and ticks (default: the data's, with round ticks); `hlines`
-    are horizontal lines (a loss, its colour) drawn behind the series."""
+    are horizontal lines (a loss, its colour) drawn behind the series; `legend`: its rows at most."""
     head: list[Row] = []
     if title and height >= 6:
         head.append([(title[:width].center(width).rstrip(), "bold")])
     if height >= 8:
-        head += legend_rows(series, width)
+        head += legend_rows(series, width, legend)
     foot = 3 if xlabel and height >= 12 else 2  # the x axis, its labels and (room allowing) its name
     plot_h = height - len(head) - foot
     if plot_h < 1 or width < 12:

@@ -59,7 +59,10 @@ def terminal(lines: list[Line], x: str, width: int, height: int, color: bool = T
     hlines = [(loss, "grey50") for loss, _label in marks or [] if ys and min(ys) <= loss <= max(ys)]
     kinds = {ln.kind for ln in lines}
     key = "training ─, validation •" if kinds == {"train", "val"} else "training ─" if kinds == {"train"} else "validation •"
-    rows = chart.draw(series, max(40, width), max(10, height), f"{title} ({key})" if title else key, X_LABELS[x], hlines=hlines)
+    width = max(40, width)
+    legend = len(chart.legend_rows(series, width, most=len(series)))  # every run named, however many: the chart grows
+    rows = chart.draw(series, width, max(10, height) + max(0, legend - 2), f"{title} ({key})" if title else key, X_LABELS[x],
+                      hlines=hlines, legend=max(2, legend))
     return chart.to_text(rows, color)
 
 
