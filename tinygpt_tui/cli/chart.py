@@ -41,10 +41,6 @@ def lines_of(named_curves, x: str = "steps", curves: str = "both", max_points: i
     return [ln for ln in out if ln.xs]
 
 
-def _rgb(hex_color: str) -> tuple[int, int, int]:
-    return tuple(int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
-
-
 def terminal(lines: list[Line], x: str, width: int, height: int, color: bool = True, title: str = "",
              marks: list[tuple[float, str]] | None = None) -> Text:
     """The chart for a terminal, as the app draws it (tinygpt_tui/chart.py): training loss a line of

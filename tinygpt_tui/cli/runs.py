@@ -146,14 +146,6 @@ def compare_cmd(
 
 
 # ----------------------------------------------------------------- experiments
-def _progress_line(ev, name: str) -> str:
-    from tinygpt_tui.engine.train import Step
-
-    if isinstance(ev, Step):
-        return f"{name}  step {ev.step:,}  loss {ev.loss:.3f}  {ev.tokens_per_s:,.0f} tok/s  {ev.progress * 100:.0f}%"
-    return ""
-
-
 def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None = None, dry: bool = False) -> None:
     """Print the plan and its estimate, run it (Ctrl+C stops the member under way after a save), then the
     ranked table, side-by-side samples and the chart."""
