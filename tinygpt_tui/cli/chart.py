@@ -6,7 +6,6 @@ and the x axis it is drawn against; engine/runs.py's Curves give the points."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
