@@ -159,6 +159,14 @@ def test_corpus_fetch_from_local_copy(tmp_path):
     assert "ready" in listing.stdout
 
 
+def test_a_catalog_corpus_not_fetched_says_how_to_fetch_it_not_train_from(tmp_path):
+    """`--from` on `train` continues a model: the hint names the command `--from FILE` belongs to."""
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "corpora"), "TINYGPT_MODELS_DIR": str(tmp_path / "models")}
+    r = tinygpt_inproc("train", "shakespeare", "--name", "x", "--max-steps", "1", env=env)
+    assert_one_line_error(r, "not fetched yet", "`tinygpt corpus fetch shakespeare` downloads it", "add `--from FILE`")
+    assert not (tmp_path / "models" / "x").exists()
+
+
 def test_eval_when_the_recorded_corpus_is_gone(trained, tmp_path):
     """A folder from another machine: its corpus path does not exist here; eval says what to do."""
     import shutil

@@ -128,8 +128,8 @@ def resolve_corpus(name: str) -> Path:
     if entry is not None:
         if is_fetched(entry):
             return local_path(entry)
-        raise CorpusError(f"corpus {entry.name!r} is in the catalog but not fetched yet: run `tinygpt corpus fetch "
-                          f"{entry.name}` (or `--from FILE` with a copy you have)")
+        raise CorpusError(f"corpus {entry.name!r} is in the catalog but not fetched yet: `tinygpt corpus fetch {entry.name}` "
+                          f"downloads it (add `--from FILE` to take a copy you have); or give a text file's path instead")
     stem = name.removesuffix(".txt")
     if stem and "/" not in stem and (corpora_dir() / f"{stem}.txt").is_file():
         return corpora_dir() / f"{stem}.txt"
