@@ -358,3 +358,16 @@ def test_output_to_a_pipe_is_never_hard_wrapped(tmp_path, small_corpus):
     assert any(ln.startswith("finished at step 3") and f"saved to {tmp_path}" in ln for ln in r.stdout.splitlines()), r.stdout
     r = tinygpt_inproc("generate", tmp_path / "w", "--prompt", "\u6ee1\u7eb8 hello", "-n", "3", env={"COLUMNS": "40"})
     assert any(ln.startswith("note: the model does not know") and ln.rstrip().endswith("\u7eb8") for ln in r.stderr.splitlines()), r.stderr
+
+
+def test_models_keeps_long_names_whole_in_a_narrow_terminal(tmp_path):
+    """Runs of one experiment share a long prefix: cut to 16 columns with an ellipsis, they all read alike."""
+    from tests.conftest import make_model
+
+    names = ["lesson-positions-10steps-pos_encoding=alibi", "lesson-positions-10steps-pos_encoding=learned"]
+    for n in names:
+        make_model(tmp_path, n)
+    r = tinygpt_inproc("models", "--models-dir", tmp_path, env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    cells = "".join(ln.split("│")[1].strip() for ln in r.stdout.splitlines() if ln.count("│") > 2)
+    assert all(n in cells for n in names), r.stdout

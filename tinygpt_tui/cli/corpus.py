@@ -105,7 +105,8 @@ def models(models_dir: Optional[Path] = ModelsDir):
     for col, just in (("name", "left"), ("params", "right"), ("context", "right"), ("tokens", "left"), ("corpus", "left"), ("val loss", "right"),
                       ("steps", "right"), ("size", "right")):  # (a narrow terminal shortens the corpus before the name)
         width = min(max(len(i.name) for i in infos), 16) if col == "name" else 16 if col == "corpus" and not all(i.ok for i in infos) else None
-        table.add_column(col, justify=just, min_width=width)  # (a run's status, in the corpus column, stays readable)
+        table.add_column(col, justify=just, min_width=width,  # (a run's status, in the corpus column, stays readable)
+                         overflow="fold" if col == "name" else "ellipsis")  # a long name wraps whole: it tells runs apart
     for i in infos:
         size = f"{i.size_bytes / 1e6:,.1f} MB"
         if not i.ok:  # a run's own status ("training…", "no checkpoint yet"), or why it is broken, on one line
