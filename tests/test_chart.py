@@ -115,3 +115,14 @@ def test_the_terminal_chart_names_every_run_however_many():
     assert all(f"member-{i:02d}" in text for i in range(20))
     assert max(len(ln) for ln in text.splitlines()) <= 80
     assert "└" in text  # the plot itself still drawn below the legend
+
+
+@pytest.mark.parametrize("xs", [[10], [10, 10], [3, 7], [0, 250, 6748]])
+def test_the_terminal_chart_of_steps_labels_whole_steps_only(xs):
+    """`tinygpt lesson NAME --max-steps 10`: every run's one evaluation at step 10 drew ticks 9.6 9.8 10 10.2."""
+    from tinygpt_tui.cli.chart import Line, terminal
+
+    text = terminal([Line("a", "val", xs, [3.0 + i * 0.1 for i in range(len(xs))], 0)], "steps", 80, 20, color=False)
+    lines = text.plain.splitlines()
+    labels = lines[next(i for i, ln in enumerate(lines) if "└" in ln) + 1].split()
+    assert labels and all("." not in lab for lab in labels), text.plain

@@ -55,9 +55,15 @@ def terminal(lines: list[Line], x: str, width: int, height: int, color: bool = T
     kinds = {ln.kind for ln in lines}
     key = "training ─, validation •" if kinds == {"train", "val"} else "training ─" if kinds == {"train"} else "validation •"
     width = max(40, width)
+    axis = None
+    xs = [v for ln in lines for v in ln.xs]
+    if x != "minutes" and xs:  # whole steps or tokens: no tick at step 9.6 (as the app draws them)
+        lo, hi = min(xs), max(xs)
+        ticks = chart.step_ticks(lo, hi)
+        axis = chart.Axis(lo, hi if hi > lo else lo + 1, ticks, [chart.fmt_tick(t) for t in ticks])
     legend = len(chart.legend_rows(series, width, most=len(series)))  # every run named, however many: the chart grows
     rows = chart.draw(series, width, max(10, height) + max(0, legend - 2), f"{title} ({key})" if title else key, X_LABELS[x],
-                      hlines=hlines, legend=max(2, legend))
+                      axis, hlines=hlines, legend=max(2, legend))
     return chart.to_text(rows, color)
 
 
