@@ -345,3 +345,15 @@ def test_an_experiments_members_are_models_by_name_not_one_broken_folder(tmp_pat
     assert load_model(resolve_model("grid/n_layer=2", models)).path == models / "grid" / "n_layer=2"
     out = tinygpt_inproc("models", "--models-dir", str(models))
     assert "grid/n_layer=1" in out.stdout and "broken" not in out.stdout
+
+
+def test_only_the_shipped_models_stand_for_what_good_looks_like(tmp_path):
+    """In a checkout, models/ also holds the runs trained there: a 10-step lesson member sorted before
+    `shakespeare` was drawn as the training screen's "(shipped, val)" reference."""
+    from tests.conftest import make_model
+    from tinygpt_tui.engine.runs import shipped_models
+
+    for name in ("lesson-positions-10steps", "mine", "shakespeare", "zeta"):
+        make_model(tmp_path, name, corpus="tinyshakespeare")
+    assert shipped_models(tmp_path) == [tmp_path / "shakespeare"]
+    assert [p.name for p in shipped_models()] == ["hongloumeng", "shakespeare"]

@@ -264,10 +264,9 @@ REFERENCE_COLOUR = 245  # the shipped model's curve: grey, behind the run's own
 @functools.lru_cache(maxsize=8)
 def reference_curves(corpus: str):
     """(name, engine.runs.Curves) of the shipped model trained on this corpus, or None (read once)."""
-    from tinygpt_tui.engine.folder import model_folders
-    from tinygpt_tui.engine.runs import Curves, shipped_models_dir, summarize
+    from tinygpt_tui.engine.runs import Curves, shipped_models, summarize
 
-    for f in model_folders(shipped_models_dir()):
+    for f in shipped_models():
         s = summarize(f)
         if corpus and s.ok and s.corpus == corpus:
             return f.name, Curves(f)

@@ -393,6 +393,16 @@ def shipped_models_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "models"
 
 
+SHIPPED = ("hongloumeng", "shakespeare")  # the models tracked in git (.gitignore); the rest of models/ was trained here
+
+
+def shipped_models(models_dir: Path | None = None) -> list[Path]:
+    """The shipped model folders: in a checkout, models/ also holds every run trained there (``mine``, a
+    lesson's 10-step members), which are not what good looks like."""
+    d = Path(models_dir) if models_dir else shipped_models_dir()
+    return [d / name for name in SHIPPED if (d / name / "config.json").is_file()]
+
+
 EARLY_RUNS = Path(__file__).resolve().parents[1] / "lessons" / "early"  # short runs' logs: the first stages' samples
 
 
@@ -403,7 +413,7 @@ def milestones(corpus: str, sources: list | None = None) -> list[Milestone]:
     if book is None:
         return []
     if sources is None:
-        sources = ckpt.model_folders(shipped_models_dir()) + ckpt.model_folders(EARLY_RUNS)
+        sources = shipped_models() + ckpt.model_folders(EARLY_RUNS)
     evals = []
     for f in sources:
         c = f if isinstance(f, Curves) else Curves(f)
