@@ -126,3 +126,9 @@ def test_the_terminal_chart_of_steps_labels_whole_steps_only(xs):
     lines = text.plain.splitlines()
     labels = lines[next(i for i, ln in enumerate(lines) if "└" in ln) + 1].split()
     assert labels and all("." not in lab for lab in labels), text.plain
+
+
+def test_step_ticks_never_leave_a_wide_axis_with_two_labels():
+    """A resumed run at step 140 (steps 1 to 140) was labelled 50 and 100 alone: 25 is a round step too."""
+    assert step_ticks(1, 140, 6) == [25, 50, 75, 100, 125]
+    assert min(len(step_ticks(1, hi, 6)) for hi in range(30, 20_000)) >= 3

@@ -53,14 +53,17 @@ def nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
 
 
 def step_ticks(lo, hi, n: int = 6) -> list[int]:
-    """At most n whole numbers from lo to hi, spaced 1, 2 or 5 times a power of 10 (steps, tokens)."""
+    """At most n whole numbers from lo to hi, spaced 1, 2, 2.5 or 5 times a power of 10 (steps, tokens);
+    without 2.5 (25, 250), steps 1 to 140 got two ticks, 50 and 100."""
     lo, hi = math.floor(lo), math.ceil(hi)
     if hi <= lo:
         return [lo]
     mag = 1
     while True:
-        for m in (1, 2, 5):
-            sp = m * mag
+        for m in (1, 2, 2.5, 5):
+            if m == 2.5 and mag == 1:
+                continue  # not a whole number
+            sp = int(m * mag)
             first = -(-lo // sp) * sp
             if (hi - first) // sp + 1 <= n:
                 return list(range(first, hi + 1, sp)) or [lo, hi]
