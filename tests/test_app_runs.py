@@ -572,3 +572,21 @@ async def test_an_experiment_is_not_resumed_on_another_corpus_from_the_form(tmp_
         await pilot.press("ctrl+s")
         error = str(screen.query_one("#exp-error").render())
         assert "was run on" in error and "not other.txt" in error and app.experiment is None
+
+
+async def test_the_runs_list_tells_a_lessons_members_apart_at_80_columns(tmp_path):
+    """Cut at their end, lesson-positions-10steps/pos_encoding=alibi and =learned both read
+    'lesson-positions-10step…' in the list: it keeps the end of a long name."""
+    from textual.widgets import SelectionList
+
+    d = tmp_path / "models"
+    names = ["lesson-positions-10steps-pos_encoding=alibi", "lesson-positions-10steps-pos_encoding=learned"]
+    for n in names:
+        make_model(d, n)
+        write_metrics(d / n)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_shown(pilot, app)
+        sl = screen.query_one("#runs-list", SelectionList)
+        lines = ["".join(seg.text for seg in sl.render_line(y)) for y in range(sl.size.height)]
+        assert any("=alibi" in ln for ln in lines) and any("=learned" in ln for ln in lines), lines

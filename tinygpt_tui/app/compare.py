@@ -42,15 +42,24 @@ def colour_style(c: int) -> str:
     return f"bold color({c})"
 
 
+LIST_NAME = 19  # a name's characters the list shows whole at 80 columns (26 wide there: a border, the box, 19)
+
+
+def short_name(name: str, most: int = LIST_NAME) -> str:
+    """A name cut in the middle, not at its end: a lesson's members (lesson-positions-10steps/pos_encoding=alibi,
+    ...=rope) differ at the end, and cut there they all read alike."""
+    return name if len(name) <= most else name[: most - 14] + "…" + name[-13:]
+
+
 def run_prompt(s) -> Text:
     """A run in the list: its name, then its figures (or why it is broken) dimmed."""
     t = Text(no_wrap=True, overflow="ellipsis")
     if not s.ok:
         t.append("✗ ", style="bold red")
-        t.append(printable(s.name), style="bold")
+        t.append(printable(short_name(s.name)), style="bold")
         t.append(f" {printable(s.status)}", style="red")
         return t
-    t.append(printable(s.name), style="bold")
+    t.append(printable(short_name(s.name)), style="bold")
     live = s.status == "training"
     figures = [f"val {s.val_loss:.3f}" if s.val_loss is not None else "", human_count(s.params) if s.params else "",
                printable(s.corpus) if s.corpus else ""]
