@@ -590,3 +590,23 @@ async def test_the_runs_list_tells_a_lessons_members_apart_at_80_columns(tmp_pat
         sl = screen.query_one("#runs-list", SelectionList)
         lines = ["".join(seg.text for seg in sl.render_line(y)) for y in range(sl.size.height)]
         assert any("=alibi" in ln for ln in lines) and any("=learned" in ln for ln in lines), lines
+
+
+async def test_the_runs_legend_keeps_each_swatch_beside_its_name(tmp_path):
+    """With many runs checked the legend wrapped between a run's ━━ and its name: a line ended in a
+    swatch and the next began with a name, and which colour was whose could not be read."""
+    d = tmp_path / "models"
+    names = [f"run-with-a-rather-long-name-{i}" for i in range(6)]
+    for n in names:
+        make_model(d, n)
+        write_metrics(d / n)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 2 * len(names))
+        await pilot.pause()
+        legend = screen.query_one("#runs-legend")
+        lines = ["".join(seg.text for seg in legend.render_line(y)).strip() for y in range(legend.size.height)]
+        assert len([ln for ln in lines if ln]) >= 2, lines  # it does wrap
+        assert all(ln.startswith("━━ run-") for ln in lines if ln), lines

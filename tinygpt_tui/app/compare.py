@@ -287,17 +287,22 @@ class RunsScreen(Screen):
         points = 2 * max(60, min(200, self.chart.size.width or 100))  # a point for each braille dot across
         corpus = corpus_of([self.summaries[n] for n in checked])
         lines, legend = [], Text(no_wrap=False)
+        room, used = max(20, (self.chart.size.width or 80) - 2), 0  # (the legend's width, less its padding)
         for name in checked:
             c, colour = self.curves.get(name), self.colours[name]
             if c is None:
                 continue
             lines.append(Series(*c.train(self.axis, points), colour))
             lines.append(Series(*c.val(self.axis, points), colour, "dot"))
-            legend.append("━━ ", style=colour_style(colour))
-            legend.append(printable(name))
+            entry = Text("━━ ", style=colour_style(colour)) + Text(printable(name))
             if self.summaries[name].corpus and self.summaries[name].corpus != corpus:  # drawn, and said to be apart
-                legend.append(" ≠ other corpus", style="bold yellow")
-            legend.append("  ")
+                entry.append(" ≠ other corpus", style="bold yellow")
+            entry.append("  ")
+            if used and used + entry.cell_len - 2 > room:  # an entry starts a line whole: its swatch stays with its name
+                legend.append("\n")
+                used = 0
+            legend.append_text(entry)
+            used += entry.cell_len
         key = (tuple(checked), self.axis, tuple((len(self.curves[n].steps), len(self.curves[n].evals)) for n in checked if n in self.curves),
                self.chart.size.width, tuple(self.summaries))
         if key == self.drawn_key:
