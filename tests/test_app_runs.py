@@ -610,3 +610,25 @@ async def test_the_runs_legend_keeps_each_swatch_beside_its_name(tmp_path):
         lines = ["".join(seg.text for seg in legend.render_line(y)).strip() for y in range(legend.size.height)]
         assert len([ln for ln in lines if ln]) >= 2, lines  # it does wrap
         assert all(ln.startswith("━━ run-") for ln in lines if ln), lines
+
+
+async def test_the_estimate_follows_a_budget_typed_after_it(tmp_path, one_thread):
+    """A lesson picked shows its estimate (2 runs of 3 min); typing 20 steps left '3 min: about 6m' on
+    screen until Enter. It is worked out again once the typing stops."""
+    from textual.widgets import Input
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="grid", corpus=corpus, steps=5, vary1="n_layer=1,2", set=TINY_SET)
+        estimate = screen.query_one("#exp-estimate")
+        screen.query_one("#exp-name", Input).focus()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: "2 runs of 5 steps: about" in str(estimate.render()), timeout=60), str(estimate.render())
+        screen.query_one("#exp-steps", Input).focus()
+        await pilot.press("end", "backspace", "7")
+        assert await wait_for(pilot, lambda: "2 runs of 7 steps: about" in str(estimate.render()), timeout=60), str(estimate.render())
+        await pilot.press("backspace")  # no budget at all: no figure for one that is gone
+        assert await wait_for(pilot, lambda: "of 7 steps" not in str(estimate.render()), timeout=30), str(estimate.render())
+        assert not [n for n in app.notes if n[0] == "experiment"], notes(app)  # (no error toasts while typing)

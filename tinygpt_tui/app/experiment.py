@@ -31,6 +31,7 @@ from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
 OWN = "(your own: the form)"
+ESTIMATE_AFTER_S = 0.8  # a pause in the typing after which the estimate is worked out again
 MARKS = {"queued": ("·", "dim"), "running": ("▶", "bold magenta"), "finished": ("✓", "green"), "kept": ("✓", "green"),
          "stopped": ("■", "yellow"), "failed": ("✗", "bold red")}
 
@@ -174,6 +175,7 @@ class ExperimentScreen(Screen):
         self.samples_of = None  # (job, how many samples) shown
         self.rows: list = []  # the results table's rows (engine.experiment.Row), in its order
         self.axis: str | None = None  # the chart's x (F6); None: the budget's, minutes or steps
+        self.estimate_timer = None  # the estimate worked out again once the typing stops
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -268,6 +270,24 @@ class ExperimentScreen(Screen):
         self.auto_name = spec.name
         with self.prevent(Input.Changed):
             name.value = spec.name
+
+    @on(Input.Changed, "#exp-corpus, #exp-minutes, #exp-steps, #exp-vary1, #exp-vary2, #exp-set")
+    def _settings_typed(self) -> None:
+        """The estimate shown was of the form as it was (a lesson's 3 minutes, after 20 steps were typed):
+        it is worked out again once the typing stops, or cleared while the form is incomplete."""
+        if self.estimate_timer is not None:
+            self.estimate_timer.stop()
+        self.estimate_timer = self.set_timer(ESTIMATE_AFTER_S, self.reestimate)
+
+    def reestimate(self) -> None:
+        if self.busy() is not None:
+            return
+        try:
+            self.read_plan()
+        except TinyGPTError:
+            self.show_estimate("")  # (half typed: Enter or Start says what is wrong)
+            return
+        self.action_estimate()
 
     @on(Input.Changed, "#exp-name")
     def _name_typed(self, event: Input.Changed) -> None:
