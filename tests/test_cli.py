@@ -371,3 +371,14 @@ def test_models_keeps_long_names_whole_in_a_narrow_terminal(tmp_path):
     assert r.returncode == 0, r.stderr
     cells = "".join(ln.split("│")[1].strip() for ln in r.stdout.splitlines() if ln.count("│") > 2)
     assert all(n in cells for n in names), r.stdout
+
+
+def test_a_mistyped_model_name_gets_the_one_meant(tmp_path):
+    """After a lesson or two, 'model not found' listed a dozen runs; a typo now names the model it was near."""
+    from tests.conftest import make_models_dir
+
+    models = make_models_dir(tmp_path)
+    assert_one_line_error(tinygpt_inproc("generate", "alpah", "-n", "5", "--models-dir", models), "model not found: alpah; did you mean 'alpha'?")
+    r = tinygpt_inproc("generate", "zzz", "-n", "5", "--models-dir", models)
+    assert_one_line_error(r, "model not found: zzz; models in")
+    assert "did you mean" not in r.stderr and "alpha" in r.stderr

@@ -89,8 +89,11 @@ def resolve_model(name_or_path, models_dir=None) -> Path:
     d = Path(models_dir) if models_dir else default_models_dir()
     if (d / s).is_dir():
         return d / s
+    import difflib
+
     known = [i.name for i in list_models(d)] if d.is_dir() else []
-    hint = f"; models in {d}: {', '.join(known)}" if known else f"; no models in {d}"
+    near = difflib.get_close_matches(s, known, n=1, cutoff=0.75)  # a typo: the one meant, before a list of every run
+    hint = f"; did you mean {near[0]!r}?" if near else f"; models in {d}: {', '.join(known)}" if known else f"; no models in {d}"
     raise CheckpointError(f"model not found: {s}{hint}")
 
 
