@@ -382,3 +382,23 @@ def test_a_mistyped_model_name_gets_the_one_meant(tmp_path):
     r = tinygpt_inproc("generate", "zzz", "-n", "5", "--models-dir", models)
     assert_one_line_error(r, "model not found: zzz; models in")
     assert "did you mean" not in r.stderr and "alpha" in r.stderr
+
+
+def test_a_pdf_or_a_docx_given_as_a_book_is_named_not_sent_to_iconv(tmp_path):
+    """A PDF whose first bytes are not UTF-8 (and hold no NUL) was 'not UTF-8 text ... convert it first, e.g.
+    iconv -f latin1', which turns it into garbage UTF-8: it is now said to be a PDF, and how to get its text."""
+    import zipfile
+
+    pdf = tmp_path / "book.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n")
+    docx = tmp_path / "book.docx"
+    with zipfile.ZipFile(docx, "w") as z:
+        z.writestr("word/document.xml", "<w:t>Once upon a time</w:t>" * 50)
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "c")}
+    for args in (["corpus", "add", pdf], ["train", pdf, "--name", "x", "--max-steps", "1", "--models-dir", tmp_path / "m"]):
+        r = tinygpt_inproc(*args, env=env)
+        assert_one_line_error(r, "PDF", "pdftotext")
+        assert "iconv" not in r.stderr
+    assert_one_line_error(tinygpt_inproc("train", docx, "--name", "x", "--max-steps", "1", "--models-dir", tmp_path / "m", env=env),
+                          "ZIP archive", "plain text")
+    assert not (tmp_path / "m" / "x").exists()

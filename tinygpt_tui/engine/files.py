@@ -27,6 +27,14 @@ from tinygpt_tui.errors import CheckpointError
 KiB, MiB = 1024, 1024 * 1024
 CHUNK = 4 * MiB
 BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+# documents a newcomer gives as a book: said by name (iconv, the advice for a non-UTF-8 text, would garble them)
+DOCUMENTS = {b"%PDF-": "a PDF document, not text: extract its text first, e.g. pdftotext book.pdf book.txt",
+             b"PK\x03\x04": "a ZIP archive (as a .docx, .epub or .odt is), not text: save or export it as plain text first"}
+
+
+def not_text(head: bytes) -> str | None:
+    """What a file that starts with these bytes is, if it is a document rather than text (DOCUMENTS)."""
+    return next((kind for magic, kind in DOCUMENTS.items() if head.startswith(magic)), None)
 KINDS_OF_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
@@ -64,6 +72,8 @@ def read_bytes(path, what: str, limit: int, error=CheckpointError, text: bool = 
         chunks, total = [], 0
         while chunk := os.read(fd, min(CHUNK, limit + 1 - total)):
             if text and not chunks:
+                if kind := not_text(chunk):
+                    raise error(f"{what} is {kind}: {path}")
                 for bom, name in BOMS.items():
                     if chunk.startswith(bom):
                         raise error(f"{what} is {name} text, tinygpt reads UTF-8: convert it first, "

@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tinygpt_tui.engine.files import BOMS, MiB, atomic_write, open_regular, read_json
+from tinygpt_tui.engine.files import BOMS, MiB, atomic_write, not_text, open_regular, read_json
 from tinygpt_tui.errors import CorpusError, TinyGPTError
 
 ENV_PREPARED_DIR = "TINYGPT_PREPARED_DIR"
@@ -145,6 +145,8 @@ def read_chunks(f: FileInfo, offset: int = 0, chunk: int = CHUNK) -> Iterator[tu
             if not buf:
                 break
             if offset == 0:
+                if kind := not_text(buf):
+                    raise CorpusError(f"{f.path} is {kind}")
                 for bom, name in BOMS.items():
                     if buf.startswith(bom):
                         raise CorpusError(f"{f.path} is {name} text, tinygpt reads UTF-8: convert it first, e.g. iconv -f {name} -t UTF-8")
