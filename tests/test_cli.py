@@ -402,3 +402,16 @@ def test_a_pdf_or_a_docx_given_as_a_book_is_named_not_sent_to_iconv(tmp_path):
     assert_one_line_error(tinygpt_inproc("train", docx, "--name", "x", "--max-steps", "1", "--models-dir", tmp_path / "m", env=env),
                           "ZIP archive", "plain text")
     assert not (tmp_path / "m" / "x").exists()
+
+
+def test_a_stopped_run_ends_on_its_best_evaluation_not_on_n_a():
+    """Ctrl+C mid-run ended with 'validation loss n/a (whole validation split)', a line above the evaluation
+    that printed val 1.5988: a stopped run skips the whole-split pass, and now says so with the estimate it has."""
+    from tinygpt_tui.cli.train import finish_line
+    from tinygpt_tui.engine.train import Finished
+
+    stopped = finish_line(Finished(step=50, reason="stopped", val_loss=None, best_val_loss=1.5988, elapsed_s=4.0, path="m/x"))
+    assert "n/a" not in stopped and "1.5988" in stopped and stopped.startswith("stopped at step 50")
+    done = finish_line(Finished(step=40, reason="done", val_loss=2.5, best_val_loss=2.6, elapsed_s=90.0, path="m/x", bpc=3.6, bpb=3.6))
+    assert "validation loss 2.5000" in done and "whole validation split" in done
+    assert "not evaluated" in finish_line(Finished(step=3, reason="stopped", val_loss=None, best_val_loss=None, elapsed_s=1.0, path="m/x"))

@@ -265,19 +265,31 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
                 if ev.sample.strip():
                     progress.console.print(Text(f"  » {printable(ev.sample.strip().splitlines()[0])[:100]}", style="dim"))
             elif isinstance(ev, Finished):
-                vl = f"{ev.val_loss:.4f} ({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte)" if ev.val_loss is not None else "n/a"
+                vl = (f"{ev.val_loss:.4f} ({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte)" if ev.val_loss is not None
+                      else f"≈{ev.best_val_loss:.4f}" if ev.best_val_loss is not None else "n/a")
                 # the bar's last line is the run's end, not the last step record before it
                 progress.update(task, completed=1000 if ev.reason != "stopped" else None,
                                 info=f"step {ev.step:,}  val {vl}  {_fmt_time(ev.elapsed_s)}")
                 progress.stop()
-                verdict = {"done": "finished", "budget": "time budget reached", "stopped": "stopped"}[ev.reason]
-                console.print(Text(f"{verdict} at step {ev.step:,} after {_fmt_time(ev.elapsed_s)}: validation loss {vl} "
-                                   f"(whole validation split); saved to {one_line(ev.path)}", style="bold green"))
+                console.print(Text(finish_line(ev), style="bold green"))
                 if ev.reason == "stopped":
                     console.print(Text(f"continue with: {resume_hint(cfg, dist)}"))
     finally:
         if task is not None:  # (stopping a progress never started still prints a blank line)
             progress.stop()
+
+
+def finish_line(ev) -> str:
+    """What a run's end says: its loss over the whole validation split, or (stopped: that pass is skipped) its
+    best evaluation's estimate, not 'validation loss n/a (whole validation split)'."""
+    verdict = {"done": "finished", "budget": "time budget reached", "stopped": "stopped"}[ev.reason]
+    if ev.val_loss is not None:
+        loss = f"validation loss {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte) (whole validation split)"
+    elif ev.best_val_loss is not None:
+        loss = f"best evaluation {ev.best_val_loss:.4f} (an estimate: a stopped run skips the pass over the whole validation split)"
+    else:
+        loss = "not evaluated yet"
+    return f"{verdict} at step {ev.step:,} after {_fmt_time(ev.elapsed_s)}: {loss}; saved to {one_line(ev.path)}"
 
 
 def resume_hint(cfg, dist) -> str:
