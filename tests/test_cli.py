@@ -415,3 +415,18 @@ def test_a_stopped_run_ends_on_its_best_evaluation_not_on_n_a():
     done = finish_line(Finished(step=40, reason="done", val_loss=2.5, best_val_loss=2.6, elapsed_s=90.0, path="m/x", bpc=3.6, bpb=3.6))
     assert "validation loss 2.5000" in done and "whole validation split" in done
     assert "not evaluated" in finish_line(Finished(step=3, reason="stopped", val_loss=None, best_val_loss=None, elapsed_s=1.0, path="m/x"))
+
+
+def test_corpus_fetch_of_a_corpus_already_here_downloads_nothing(tmp_path):
+    """The README's tour runs `tinygpt corpus fetch shakespeare` after the tests had it in place: it downloaded
+    it again (offline: 'cannot download', exit 2). A copy with the catalog's sha256 is kept as it is."""
+    from tests.conftest import shakespeare_path
+    from tinygpt_tui.engine.corpora import catalog
+
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path)}
+    assert tinygpt_inproc("corpus", "fetch", "shakespeare", "--from", shakespeare_path(), env=env).returncode == 0
+    here = tmp_path / catalog()["shakespeare"].file
+    before = here.stat()
+    r = tinygpt_inproc("corpus", "fetch", "shakespeare", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "sha256 verified" in r.stdout and here.stat().st_ino == before.st_ino and here.stat().st_mtime_ns == before.st_mtime_ns

@@ -155,6 +155,9 @@ def fetch(name: str, from_file: str | None = None, timeout: float = 30.0) -> Pat
         if not src.exists():
             raise CorpusError(f"file not found: {src}")
         return _install(src, entry)
+    here = local_path(entry)
+    if here.is_file() and sha256_file(here) == entry.sha256:  # fetched before: nothing to download (offline too)
+        return here
     corpora_dir().mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{entry.file}.", suffix=".download", dir=corpora_dir())
     try:
