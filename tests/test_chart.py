@@ -132,3 +132,14 @@ def test_step_ticks_never_leave_a_wide_axis_with_two_labels():
     """A resumed run at step 140 (steps 1 to 140) was labelled 50 and 100 alone: 25 is a round step too."""
     assert step_ticks(1, 140, 6) == [25, 50, 75, 100, 125]
     assert min(len(step_ticks(1, hi, 6)) for hi in range(30, 20_000)) >= 3
+
+
+def test_the_terminal_chart_says_what_its_grey_lines_are():
+    """`tinygpt compare shakespeare mine` drew the book's stages as grey lines across the chart, named nowhere:
+    they read as grid lines at odd places (2.5, 2.0, 1.65)."""
+    from tinygpt_tui.cli.chart import Line, terminal
+
+    lines = [Line("a", "train", [0, 100], [3.0, 1.5], 0), Line("a", "val", [100], [1.6], 0)]
+    marked = terminal(lines, "steps", 100, 20, color=False, title="loss", marks=[(2.0, "words")]).plain
+    assert "stages" in marked.splitlines()[0], marked
+    assert "stages" not in terminal(lines, "steps", 100, 20, color=False, title="loss").plain

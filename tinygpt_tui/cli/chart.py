@@ -54,6 +54,7 @@ def terminal(lines: list[Line], x: str, width: int, height: int, color: bool = T
     hlines = [(loss, "grey50") for loss, _label in marks or [] if ys and min(ys) <= loss <= max(ys)]
     kinds = {ln.kind for ln in lines}
     key = "training ─, validation •" if kinds == {"train", "val"} else "training ─" if kinds == {"train"} else "validation •"
+    key += ", grey: the book's stages" if hlines else ""  # (unsaid, they read as grid lines at odd places: 1.65)
     width = max(40, width)
     axis = None
     xs = [v for ln in lines for v in ln.xs]
