@@ -430,3 +430,17 @@ def test_corpus_fetch_of_a_corpus_already_here_downloads_nothing(tmp_path):
     r = tinygpt_inproc("corpus", "fetch", "shakespeare", env=env)
     assert r.returncode == 0, r.stderr
     assert "sha256 verified" in r.stdout and here.stat().st_ino == before.st_ino and here.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_the_compile_wait_is_explained_each_time_it_happens(tmp_path, monkeypatch):
+    """The note was said once per machine (a marker in ~/.cache): a new checkout or venv, which compiles the
+    decoder again, sat silent for 25 s after its text on a machine that had seen it."""
+    from rich.console import Console
+
+    from tinygpt_tui.cli.generate import compile_note
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    for _ in range(2):
+        err = Console(record=True, width=120)
+        compile_note(err)
+        assert "compiled decoder" in err.export_text()

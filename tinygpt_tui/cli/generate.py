@@ -147,20 +147,12 @@ def _load(model, device, models_dir):
 
 
 def compile_note(err) -> None:
-    """Why the first run on a machine lingers after its text: said once per machine (a marker file)."""
-    import os
-
+    """Why the process lingers after its text: said each time it does, which is once per install and numba
+    version (the compiled step is cached beside the package). A marker per machine kept it silent in a
+    second checkout or a new virtual environment, which compiles again."""
     from rich.text import Text
 
-    marker = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinygpt" / "compile-note"
-    if marker.exists():
-        return
-    err.print(Text("finishing the compiled decoder for this machine (once, about 20 s)", style="yellow"))
-    try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-    except OSError:
-        pass  # (then it is said again next time)
+    err.print(Text("finishing the compiled decoder for this install (once, about 20 s)", style="yellow"))
 
 
 def corpus_prompts(loaded, corpus, split, n, length, seed):
