@@ -143,3 +143,13 @@ def test_the_terminal_chart_says_what_its_grey_lines_are():
     marked = terminal(lines, "steps", 100, 20, color=False, title="loss", marks=[(2.0, "words")]).plain
     assert "stages" in marked.splitlines()[0], marked
     assert "stages" not in terminal(lines, "steps", 100, 20, color=False, title="loss").plain
+
+
+@pytest.mark.parametrize("height", [8, 9, 10, 11, 12])
+def test_a_short_chart_still_has_two_y_labels(height):
+    """The training screen at 80x24 has a plot five rows high: a loss from 3.4 to 0.63 was labelled '2' alone."""
+    for lo in (0.2, 0.63, 0.9, 1.1, 1.45, 2.0):
+        for hi in (2.5, 3.4, 4.2, 8.0):
+            rows = draw([Series([1, 400], [hi, lo], label="loss"), Series([400], [lo], marker="dot", label="val")], 35, height, "loss", "step")
+            labels = [ln.split("┤")[0].strip() for ln in plot_rows(rows) if "┤" in ln]
+            assert len(labels) >= 2, (lo, hi, to_text(rows, colour=False).plain)

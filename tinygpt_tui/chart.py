@@ -149,7 +149,11 @@ def draw(series: list[Series], width: int, height: int, title: str = "", xlabel:
         lo, hi = data_range(ys, 0.05) if ys else (0.0, 1.0)
         y = Axis(lo, hi)
     if not y.ticks:
-        y.ticks = nice_ticks(y.lo, y.hi, max(2, min(8, plot_h // 2 + 1)))  # a label every other row at most
+        n = max(2, min(8, plot_h // 2 + 1))  # a label every other row at most
+        y.ticks = nice_ticks(y.lo, y.hi, n)
+        while len(y.ticks) < 2 and n < 4 * plot_h:  # one label alone gives no scale (0.6 to 3.4 in five rows: "2")
+            n += 1
+            y.ticks = nice_ticks(y.lo, y.hi, n)
         d = decimals(y.ticks)
         y.labels = [f"{t:.{d}f}" for t in y.ticks]
     margin = max((len(s) for s in y.labels), default=0) + 1
