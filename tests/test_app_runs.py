@@ -632,3 +632,15 @@ async def test_the_estimate_follows_a_budget_typed_after_it(tmp_path, one_thread
         await pilot.press("backspace")  # no budget at all: no figure for one that is gone
         assert await wait_for(pilot, lambda: "of 7 steps" not in str(estimate.render()), timeout=30), str(estimate.render())
         assert not [n for n in app.notes if n[0] == "experiment"], notes(app)  # (no error toasts while typing)
+
+
+def test_the_tokens_axis_labels_read_5M_not_5_0M():
+    """F3 with x: tokens labelled its round ticks 5.0M 10.0M 15.0M."""
+    from tinygpt_tui.app.runs import LossChart
+    from tinygpt_tui.chart import Series, to_text
+
+    chart = LossChart()
+    chart.show_lines([Series([0, 5_000_000, 27_000_000], [4.0, 2.0, 1.5])], "tokens", "loss")
+    lines = to_text(chart.draw(100, 14), colour=False).plain.splitlines()
+    labels = lines[next(i for i, ln in enumerate(lines) if "└" in ln) + 1].split()
+    assert "5M" in labels and "10M" in labels and not any(lab.endswith(".0M") for lab in labels), labels

@@ -295,10 +295,6 @@ def good_looks_like(run: RunState) -> tuple[Series | None, Text]:
     return line, note
 
 
-def human_tokens(n) -> str:
-    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else f"{n:,.0f}"
-
-
 class LossChart(Widget):
     """Loss curves (tinygpt_tui/chart.py draws them): a training run's (show: the training loss at every
     logged step, the train/val estimates at each evaluation, a reference curve behind them), or any
@@ -338,7 +334,7 @@ class LossChart(Widget):
         if self.xlabel != "minutes":  # whole steps or tokens
             lo, hi = min(xs_all), max(xs_all)
             ticks = chart.step_ticks(lo, hi, 6 if width >= 60 else 4)  # labels like 10,000 need room
-            x = chart.Axis(lo, hi if hi > lo else lo + 1, ticks, [human_tokens(t) if self.xlabel == "tokens" else f"{t:,}" for t in ticks])
+            x = chart.Axis(lo, hi if hi > lo else lo + 1, ticks, [chart.fmt_tick(t) if self.xlabel == "tokens" else f"{t:,}" for t in ticks])
         return chart.draw(self.lines, width, height, self.title_text, self.xlabel, x)
 
     def drawn(self) -> list:
