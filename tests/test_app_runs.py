@@ -581,7 +581,7 @@ async def test_the_runs_list_tells_a_lessons_members_apart_at_80_columns(tmp_pat
 
     d = tmp_path / "models"
     names = ["lesson-positions-10steps-pos_encoding=alibi", "lesson-positions-10steps-pos_encoding=learned"]
-    for n in names:
+    for n in names + [f"run{i}" for i in range(20)]:  # more runs than rows: the list has a scrollbar too
         make_model(d, n)
         write_metrics(d / n)
     app = RecordingApp(models_dir=d, watch_models=False)

@@ -42,7 +42,7 @@ def colour_style(c: int) -> str:
     return f"bold color({c})"
 
 
-LIST_NAME = 19  # a name's characters the list shows whole at 80 columns (26 wide there: a border, the box, 19)
+LIST_NAME = 17  # a name's characters the list shows whole at 80 columns (26 wide: a border, a scrollbar, the box)
 
 
 def short_name(name: str, most: int = LIST_NAME) -> str:
