@@ -171,7 +171,7 @@ async def test_the_status_line_keeps_the_model_and_device_and_cuts_no_part(model
     was cut with an ellipsis. Parts go whole, the least important first."""
     from rich.cells import cell_len
 
-    from tinygpt_tui.app.runs import TrainingJob
+    from tinygpt_tui.app.jobs import TrainingJob
     from tinygpt_tui.engine.train import TrainConfig
 
     app = make_app(models_dir)

@@ -248,8 +248,8 @@ async def experiment_started(tmp_path, name: str, steps: int):
 def test_a_training_run_and_an_experiment_stop_alike(tmp_path):
     """Both are a Job the app owns: Stop sets the event the thread watches and says stopping; once ended,
     Stop does nothing."""
-    from tinygpt_tui.app.experiment import ExperimentJob
-    from tinygpt_tui.app.runs import Job, TrainingJob
+    from tinygpt_tui.app.jobs import ExperimentJob
+    from tinygpt_tui.app.jobs import Job, TrainingJob
     from tinygpt_tui.engine.experiment import Spec, make_plan
     from tinygpt_tui.engine.presets import TrainConfig
 

@@ -116,8 +116,8 @@ class TinyGPTApp(App):
         super().__init__()
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
         self.watch_models = watch_models  # the generate screen re-reads the folder when it changes
-        self.training = None  # training.TrainingJob: the run the app owns (one at a time)
-        self.experiment = None  # experiment.ExperimentJob: a grid of runs, one after another
+        self.training = None  # jobs.TrainingJob: the run the app owns (one at a time)
+        self.experiment = None  # jobs.ExperimentJob: a grid of runs, one after another
         self.quitting = False
 
     def on_ready(self) -> None:
@@ -193,7 +193,7 @@ class TinyGPTApp(App):
 
     # ------------------------------------------------------------ an experiment (owned by the app too)
     def start_experiment(self, plan, resume: bool = False):
-        from tinygpt_tui.app.experiment import ExperimentJob
+        from tinygpt_tui.app.jobs import ExperimentJob
 
         job = self.experiment = ExperimentJob(plan, resume=resume)
         self._experiment(job)

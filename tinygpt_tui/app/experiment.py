@@ -3,7 +3,7 @@ settings to vary), see the time estimate, start. It shows the queue, the live ch
 over the finished ones, the table ranked as members finish with the lesson's text beside it, and the
 members' samples side by side at the end.
 
-The experiment is an ``ExperimentJob`` owned by the app (it outlives the screen, as a training run does):
+The experiment is an ``ExperimentJob`` owned by the app (app/jobs.py: it outlives the screen, as a training run does):
 its thread walks engine.experiment.run's events and posts them (ExperimentUpdate); the
 job changes on Textual's thread only. Stop (Ctrl+O) saves the member under way; Start again resumes.
 """
@@ -23,8 +23,8 @@ from textual.widgets import Button, ContentSwitcher, DataTable, Header, Input, S
 
 from tinygpt_tui.app.compare import PALETTE, colour_style
 from tinygpt_tui.app.footer import Footer
-from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, ExperimentUpdate, error_line, reported
-from tinygpt_tui.app.runs import Job, LossChart, fmt_duration, fmt_rate
+from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, error_line, reported
+from tinygpt_tui.app.runs import LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.training import row
 from tinygpt_tui.chart import Series
 from tinygpt_tui.errors import SettingsError, TinyGPTError
@@ -34,77 +34,6 @@ OWN = "(your own: the form)"
 ESTIMATE_AFTER_S = 0.8  # a pause in the typing after which the estimate is worked out again
 MARKS = {"queued": ("·", "dim"), "running": ("▶", "bold magenta"), "finished": ("✓", "green"), "kept": ("✓", "green"),
          "stopped": ("■", "yellow"), "failed": ("✗", "bold red")}
-
-
-class ExperimentJob(Job):
-    """An experiment run by the app. run_thread (a worker thread) posts events; apply and ended run on
-    Textual's thread, so the job's state changes in one place. It ends finished, stopped or failed."""
-
-    def __init__(self, plan, resume: bool = False):
-        from tinygpt_tui.engine.experiment import member_states
-
-        super().__init__(plan.spec.name, resume)
-        self.plan = plan
-        old = member_states(plan) if resume else {}
-        self.members = {m.name: old.get(m.name, {}).get("state", "queued") for m in plan.members}
-        self.curves: dict = {}  # member: engine.runs.Curves (finished members read from their folder, the running one live)
-        self.running: str | None = None
-        self.rows: list = []  # engine.experiment.Row, ranked
-        self.samples: list = []  # (member, text)
-        self.version = 0  # changes with every update (the screen redraws when it does)
-
-    def run_thread(self, post) -> tuple[str, str]:
-        """(worker thread) Run the plan, posting each event; returns (state, error)."""
-        from tinygpt_tui.engine import experiment as E
-        from tinygpt_tui.engine.runs import Curves
-
-        ended = None
-        try:
-            for ev in E.run(self.plan, self.stop_event, self.resume):
-                if isinstance(ev, E.MemberEvent):
-                    post(ExperimentUpdate(self, ev, record=ev.event.record()))
-                elif isinstance(ev, E.MemberStarted):  # a resumed member's earlier records come with it
-                    post(ExperimentUpdate(self, ev, curves=Curves(self.plan.folder / ev.name)))
-                elif isinstance(ev, E.MemberEnded):
-                    post(ExperimentUpdate(self, ev, curves=Curves(self.plan.folder / ev.name), rows=E.results(self.plan)))
-                elif isinstance(ev, E.Ended):
-                    ended = ev
-            samples = E.samples(self.plan) if ended and ended.state != "stopped" else []
-            post(ExperimentUpdate(self, None, rows=E.results(self.plan), samples=samples))
-            return (ended.state if ended else "stopped"), ""
-        except TinyGPTError as e:
-            return "failed", str(e)
-        except Exception as e:  # noqa: BLE001 (never a traceback on screen)
-            return "failed", error_line(e)
-
-    def apply(self, m: ExperimentUpdate) -> None:
-        from tinygpt_tui.engine import experiment as E
-
-        ev = m.event
-        if isinstance(ev, E.MemberStarted):
-            self.state = "running" if self.state == "starting" else self.state
-            self.running, self.members[ev.name] = ev.name, "running"
-        elif isinstance(ev, E.MemberEnded):
-            self.members[ev.name] = ev.state
-            self.running = None if self.running == ev.name else self.running
-            if ev.state == "failed":
-                self.error = f"{ev.name}: {ev.error}"
-        if m.curves is not None:
-            self.curves[ev.name] = m.curves
-        if m.record is not None and ev.name in self.curves:
-            self.curves[ev.name].apply(m.record)
-        if m.rows is not None:
-            self.rows = m.rows
-        if m.samples:
-            self.samples = m.samples
-        self.version += 1
-
-    def ended(self, state: str, error: str) -> None:
-        self.state, self.error, self.running = state, error or self.error, None
-        for name, st in self.members.items():
-            if st == "running":
-                self.members[name] = "stopped"
-        self.version += 1
 
 
 def form_budget(q) -> tuple:

@@ -96,7 +96,7 @@ class Ended(Message):
 
 
 class TrainingRecord(Message):
-    """A training run (app.training.TrainingJob) produced a metrics record (start, step, eval, saved, finish)."""
+    """A training run (app.jobs.TrainingJob) produced a metrics record (start, step, eval, saved, finish)."""
 
     def __init__(self, job, record: dict):
         super().__init__()
@@ -144,7 +144,7 @@ class Estimated(Message):
 
 
 class ExperimentUpdate(Message):
-    """An experiment (app.experiment.ExperimentJob) moved on: an engine.experiment event, with what its thread
+    """An experiment (app.jobs.ExperimentJob) moved on: an engine.experiment event, with what its thread
     read for it (a member's record, its curves, the ranked rows, the samples at the end)."""
 
     def __init__(self, job, event, record: dict | None = None, curves=None, rows: list | None = None, samples: list | None = None):

@@ -1,17 +1,16 @@
 """A training run as the app sees it: its records folded into one RunState, and the widgets that
 draw it (the loss chart, the progress line). A run started in the app is a ``TrainingJob`` owned
-by the app (it outlives the training screen); the training screen shows a ``Watched``: that job,
-or a run followed through its ``metrics.jsonl`` (the same records, read from the file).
+by the app (app/jobs.py: it outlives the training screen); the training screen shows a ``Watched``:
+that job, or a run followed through its ``metrics.jsonl`` (the same records, read from the file).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from threading import Event
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -22,8 +21,9 @@ from textual.widget import Widget
 
 from tinygpt_tui import chart
 from tinygpt_tui.chart import Series
-from tinygpt_tui.errors import TinyGPTError
-from tinygpt_tui.tokenizer import printable
+
+if TYPE_CHECKING:
+    from tinygpt_tui.app.jobs import TrainingJob
 
 MAX_POINTS = 400  # points drawn per curve (older points are thinned)
 RESUME_KEY = "Ctrl+R"  # the training screen's key for resuming (named in the error for a name taken)
@@ -128,107 +128,6 @@ class RunState:
             ms, st = _step(self.start.get("max_steps")), _step(self.start.get("step"))
             p = st / ms if ms and st is not None else 0.0
         return min(1.0, max(0.0, p))
-
-
-class Job:
-    """Work the app owns (it outlives the screen that started it): a training run or an experiment. Its
-    thread only posts what happens; the state changes on Textual's thread: starting, running, stopping,
-    then how it ended (the subclass's words)."""
-
-    def __init__(self, name: str, resume: bool = False):
-        self.name, self.resume = name, resume
-        self.stop_event = Event()  # set: the thread stops at its next step, after a save
-        self.state = "starting"
-        self.error = ""
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("starting", "running", "stopping")
-
-    def stop(self) -> None:
-        if self.active:
-            self.stop_event.set()
-            self.state = "stopping"
-
-
-class TrainingJob(Job):
-    """A training run owned by the app. Its thread (run_thread) only posts records; apply and ended run
-    on Textual's thread, so the state and the RunState change in one place. It ends done, stopped or failed."""
-
-    def __init__(self, cfg, resume: bool = False):
-        super().__init__(cfg.name, resume)
-        self.cfg = cfg
-        self.folder: Path | None = None
-        self.run = RunState()
-
-    def history(self) -> list[dict]:
-        """A resumed run's earlier records (its metrics.jsonl before this session's start), for the chart."""
-        from tinygpt_tui.engine.folder import default_models_dir, read_metrics
-
-        folder = (Path(self.cfg.models_dir) if self.cfg.models_dir else default_models_dir()) / self.name
-        try:
-            records, _ = read_metrics(folder)
-        except OSError:
-            return []
-        starts = [i for i, r in enumerate(records) if r.get("event") == "start"]
-        return records[: starts[-1]] if starts else []  # the last start is this session's (written before it is yielded)
-
-    def run_thread(self, post) -> tuple[str, str]:
-        """(worker thread) Train, passing each record to post; returns (state, error) at the end."""
-        from tinygpt_tui.engine.probe import settle
-        from tinygpt_tui.engine.train import NameTaken, train
-
-        first = True
-        try:
-            self.cfg = settle(self.cfg)  # on a CPU: the precision, threads and --minutes preset measured here
-            for ev in train(self.cfg, self.stop_event):
-                rec = ev.record()
-                rec["time"] = round(time.time(), 3)
-                if first and rec["event"] == "start" and rec.get("resumed"):
-                    for old in self.history():
-                        post(old)
-                first = first and rec["event"] == "prepare"  # (a corpus's preparation comes before the start)
-                post(rec)
-            return ("stopped" if self.stop_event.is_set() else "done"), ""
-        except NameTaken as e:  # the screen checks first; this is a folder made in between
-            return "failed", name_taken(e.name, e.models_dir, RESUME_KEY)
-        except TinyGPTError as e:
-            return "failed", str(e)
-        except MemoryError:
-            return "failed", "out of memory: try a smaller model or batch"
-        except Exception as e:  # never a traceback in the UI; one line that says what broke
-            return "failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
-
-    def apply(self, rec: dict) -> None:
-        self.run.apply(rec)
-        if rec.get("event") == "start" and self.state == "starting":
-            self.state = "running"
-        elif rec.get("event") == "finish":
-            self.folder = Path(rec["path"]) if rec.get("path") else None
-
-    def ended(self, state: str, error: str) -> None:
-        if state != "failed" and self.run.finish:  # the run's own word on how it ended
-            state = "stopped" if self.run.finish.get("reason") == "stopped" else "done"
-        self.state, self.error = state, error
-
-    def summary(self) -> Text:
-        """The run in a sentence (the notification when it ends)."""
-        return fit_line(self.status_parts(), 10_000)
-
-    def status_parts(self, rank: int = 0) -> list[Part]:
-        """The run on the generate screen's status line: its name and state kept longest (from rank on)."""
-        r, name = self.run, printable(self.name)
-        if self.state == "failed":
-            return [Part(f"training failed: {printable(self.error)[:120]}", rank, "bold red", "training failed")]
-        if not self.active:
-            vl = _num(r.finish.get("val_loss"))
-            return [Part(f"trained {name}", rank, "bold"), Part(f"{self.state} at step {r.step:,}", rank + 1, short=self.state),
-                    *([Part(f"val {vl:.3f}", rank + 3)] if vl is not None else [])]
-        if self.state == "starting":
-            return [Part(f"training {name}", rank, "bold magenta"), Part("preparing …", rank + 1)]
-        return [Part(f"training {name}", rank, "bold magenta"), Part(f"step {r.step:,}", rank + 1), Part(f"{r.progress:.0%}", rank + 4),
-                *([Part(f"loss {r.losses[-1]:.3f}", rank + 3)] if r.losses else []),
-                *([Part("saving …", rank + 1, "yellow")] if self.state == "stopping" else [])]
 
 
 class Watched:

@@ -1,6 +1,6 @@
 """The training screen: start, stop, resume or follow a run, with a live loss chart.
 
-A run started here belongs to the app (runs.TrainingJob), not to the screen: it keeps going
+A run started here belongs to the app (jobs.TrainingJob), not to the screen: it keeps going
 while the user generates on the other screen. The screen shows a runs.Watched: that job's
 RunState, or the RunState read from the metrics.jsonl of a run started elsewhere (`tinygpt
 train` in another terminal, torchrun on a cluster): the same records either way.
@@ -20,7 +20,8 @@ from textual.widgets import Button, Collapsible, Header, Input, Label, ProgressB
 
 from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
-from tinygpt_tui.app.runs import FitLine, LossChart, RunState, TrainingJob, Watched, good_looks_like, name_taken, progress_parts
+from tinygpt_tui.app.jobs import TrainingJob
+from tinygpt_tui.app.runs import FitLine, LossChart, RunState, Watched, good_looks_like, name_taken, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
