@@ -166,6 +166,25 @@ async def test_a_narrow_sidebar_keeps_the_figures_on_a_line_and_indents_what_wra
         assert len(lines) >= 4 and all(line.startswith("  ") for line in lines[1:]), lines  # the corpus line wrapped, indented
 
 
+async def test_the_first_hint_is_read_from_its_first_line_in_a_small_terminal(models_dir):
+    """At 60x20 the pick-a-model hint is longer than the pane: it shows from its first line (what to do)
+    even as the terminal shrinks; a model's text then follows the end again."""
+    app = make_app(models_dir)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await listed(pilot, app)
+        out = app.screen.query_one("#output", OutputView)
+        await pilot.pause()
+        assert out.text.startswith("Pick a model") and out.max_scroll_y > 0 and out.scroll_offset.y == 0
+        await pilot.resize_terminal(50, 16)
+        await pilot.pause()
+        assert out.max_scroll_y > 0 and out.scroll_offset.y == 0
+        gen = await load(pilot, app, "alpha")
+        gen.query_one("#sampling").set_value("length", 2000)
+        await pilot.press(*"ROMEO:", "enter")
+        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.finished, timeout=30)
+        assert await wait_for(pilot, lambda: out.scroll_offset.y == out.max_scroll_y > 0)  # following the text again
+
+
 async def test_pick_stream_stop_continue_clear(models_dir):
     app = make_app(models_dir)
     async with app.run_test(size=(120, 40)) as pilot:

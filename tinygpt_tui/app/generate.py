@@ -197,6 +197,7 @@ class GenerateScreen(Screen):
             if out.text != printable(PICK_HINT):
                 out.clear()
                 out.append(PICK_HINT, NOTE)
+                out.show_from_top()  # (its first line says what to do: in a small terminal too)
         elif not infos and out.text == printable(PICK_HINT):
             out.clear()
         if not infos and not len(out):

@@ -226,6 +226,12 @@ class OutputView(ScrollView, can_focus=True):
     def at_end(self) -> bool:
         return self.following or self.scroll_offset.y >= self.max_scroll_y
 
+    def show_from_top(self) -> None:
+        """Read what the pane holds from its first line (a hint, not a stream): it stays at the top, however
+        small the pane, until the pane is cleared or scrolled to its end."""
+        self.following = False
+        self.scroll_to(0, 0, animate=False, immediate=True, force=True)
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if new_value >= self.max_scroll_y:
@@ -234,7 +240,7 @@ class OutputView(ScrollView, can_focus=True):
             self.following = False  # the user scrolled back: leave the view where they put it
 
     def on_resize(self) -> None:
-        follow = self.at_end()
+        follow = self.following or self.scroll_offset.y >= self.max_scroll_y > 0  # (a pane shown from the top stays there)
         if self.width() != self.wrap_width:
             self.rewrap()
         self.shown.clear()
