@@ -153,3 +153,14 @@ def test_a_short_chart_still_has_two_y_labels(height):
             rows = draw([Series([1, 400], [hi, lo], label="loss"), Series([400], [lo], marker="dot", label="val")], 35, height, "loss", "step")
             labels = [ln.split("┤")[0].strip() for ln in plot_rows(rows) if "┤" in ln]
             assert len(labels) >= 2, (lo, hi, to_text(rows, colour=False).plain)
+
+
+def test_a_legend_of_wide_characters_wraps_by_the_cells_they_take():
+    from rich.cells import cell_len
+
+    from tinygpt_tui.chart import legend_rows
+
+    names = ["红楼梦一", "红楼梦二", "红楼梦三", "红楼梦四"]
+    rows = legend_rows([Series([0, 1], [1, 2], 39, label=n) for n in names], 30, most=4)
+    assert [n for row in rows for t, _ in row for n in names if t.startswith(n)] == names
+    assert all(sum(cell_len(t) for t, _ in row) <= 30 for row in rows)

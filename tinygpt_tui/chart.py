@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 
 # the bit of the dot at (column dx, row dy) of a braille cell: BITS[dy][dx] (Unicode's dot numbering)
@@ -111,7 +112,7 @@ def legend_rows(series: list[Series], width: int, most: int = 2) -> list[Row]:
         if not s.label:
             continue
         entry = [("━━ " if s.marker == "braille" else "•• ", style_of(s.colour)), (s.label + "  ", "")]
-        n = sum(len(t) for t, _ in entry)
+        n = sum(cell_len(t) for t, _ in entry)  # (a name in Chinese takes two cells a character)
         if used and used + n > width:
             if len(rows) == most:
                 break
