@@ -5,7 +5,6 @@ resolve and check settings first."""
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, fields
 
 from tinygpt_tui.config import ConfigError, GPTConfig
@@ -230,7 +229,9 @@ class NameTaken(SettingsError):
 
 def check_threads(threads) -> None:
     """--threads, checked and worded alike by every command that takes it (train, experiment, lesson, bench)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from tinygpt_tui.engine.probe import cores as count_cores
+
+    cores = count_cores()
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= cores:
         raise SettingsError(f"--threads must be from 1 to the {cores} CPU cores this machine has, got {str(threads)[:20]}")
 
