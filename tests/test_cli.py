@@ -237,6 +237,13 @@ def test_a_mistyped_command_line_is_one_error_line(args):
     assert "╭" not in r.stderr and "Usage" not in r.stderr
 
 
+def test_a_missing_choice_option_reads_as_one_sentence():
+    """click's message lists the choices one a line; the error line reads them as words, not \\n\\t."""
+    r = tinygpt_inproc("export", "m", "out")
+    assert_one_line_error(r, "--to", "hf, gguf")
+    assert "\\n" not in r.stderr and "\\t" not in r.stderr
+
+
 def test_help_fits_80_columns_with_flags_shown_as_flags():
     for args in ([], ["train"], ["generate"], ["eval"], ["inspect"], ["convert"], ["models"], ["corpus"], ["corpus", "add"],
                  ["export"], ["import"]):

@@ -59,7 +59,7 @@ class _OneLineErrors:
         except typer.TyperException as e:  # typer's usage errors (click's, vendored)
             ctx = getattr(e, "ctx", None)
             hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-            error_line(e.format_message() + hint)
+            error_line(" ".join(e.format_message().split()) + hint)  # (click lists choices one a line)
             code = e.exit_code
         except typer.Abort:
             code = 130
