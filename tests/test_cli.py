@@ -244,6 +244,18 @@ def test_a_missing_choice_option_reads_as_one_sentence():
     assert "\\n" not in r.stderr and "\\t" not in r.stderr
 
 
+@pytest.mark.parametrize("command", ["models", "runs"])
+def test_a_listing_of_a_models_dir_that_is_missing_or_a_file_says_so(tmp_path, command):
+    (tmp_path / "afile").write_text("x")
+    assert_one_line_error(tinygpt_inproc(command, "--models-dir", tmp_path / "afile"), "not a folder")
+    assert_one_line_error(tinygpt_inproc(command, "--models-dir", tmp_path / "nope"), "no such folder")
+    (tmp_path / "empty").mkdir()
+    if command == "models":  # the app, opened on a file for its models: said before it opens
+        assert_one_line_error(tinygpt_inproc("--models-dir", tmp_path / "afile"), "not a folder")
+    r = tinygpt_inproc(command, "--models-dir", tmp_path / "empty")
+    assert r.returncode == 0 and "no " in r.stdout  # a folder with nothing in it yet is not a mistake
+
+
 def test_help_fits_80_columns_with_flags_shown_as_flags():
     for args in ([], ["train"], ["generate"], ["eval"], ["inspect"], ["convert"], ["models"], ["corpus"], ["corpus", "add"],
                  ["export"], ["import"]):

@@ -102,6 +102,17 @@ def friendly(fn):
     return wrapper
 
 
+def models_folder(models_dir) -> Path:
+    """The folder of model folders a listing reads; one given (--models-dir, $TINYGPT_MODELS_DIR) that is
+    missing or a file is a mistake to say, not an empty list."""
+    from tinygpt_tui.engine.folder import default_models_dir
+
+    d = Path(models_dir) if models_dir else default_models_dir()
+    if models_dir and not d.is_dir():
+        raise SettingsError(f"--models-dir {d}: {'not a folder' if d.exists() else 'no such folder'}")
+    return d
+
+
 def new_model_folder(name: str, models_dir) -> Path:
     """Where a new model named ``name`` goes; a bad name or an existing model is refused."""
     from tinygpt_tui.engine.folder import CONFIG, default_models_dir

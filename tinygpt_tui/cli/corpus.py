@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, console, friendly, one_line
+from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, console, friendly, models_folder, one_line
 
 corpus_app = typer.Typer(cls=Group, context_settings=HELP, no_args_is_help=True, rich_markup_mode=None,
                          help="List, fetch or add the texts to train on.")
@@ -92,9 +92,9 @@ def models(models_dir: Optional[Path] = ModelsDir):
     from rich.table import Table
     from rich.text import Text
 
-    from tinygpt_tui.engine.folder import default_models_dir, list_models
+    from tinygpt_tui.engine.folder import list_models
 
-    d = models_dir or default_models_dir()
+    d = models_folder(models_dir)
     infos = list_models(d)
     if not infos:
         console().print(Text(f"no models in {one_line(d)}; train one with `tinygpt train`"))

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from tinygpt_tui.cli import bench, convert, corpus, export, generate, inspect, runs, serve, train
-from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir
+from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, fail
 
 app = typer.Typer(
     name="tinygpt",
@@ -52,6 +52,9 @@ def main(
         raise typer.Exit()
     if ctx.invoked_subcommand is None:
         from tinygpt_tui.app.app import run_app
+
+        if models_dir is not None and models_dir.exists() and not models_dir.is_dir():  # (a missing one: a run makes it)
+            fail(f"--models-dir {models_dir}: not a folder")
 
         run_app(models_dir=models_dir)
 

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, one_line
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, models_folder, one_line
 
 O = typer.Option
 
@@ -59,10 +59,9 @@ def runs_table(summaries, title: str = "", other: set | None = None, narrow: boo
 @friendly
 def runs_cmd(models_dir: Optional[Path] = ModelsDir):
     """List every run (experiments' members too): status, corpus, size, validation loss, bits/char, time."""
-    from tinygpt_tui.engine.folder import default_models_dir
     from tinygpt_tui.engine.runs import list_runs
 
-    d = Path(models_dir) if models_dir else default_models_dir()
+    d = models_folder(models_dir)
     summaries = list_runs(d)
     if not summaries:
         typer.echo(one_line(f"no runs in {d}"))
