@@ -634,7 +634,7 @@ def test_convert_refuses_what_it_cannot_map(tmp_path, text):
     assert cli("convert", bare, "--name", "bare", "--meta", meta, "--n-head", "4", "--models-dir", models).exit_code == 0
     # not a torch file, a truncated one, a missing one
     junk = _write(tmp_path, "junk.pt", b"this is not a checkpoint")
-    assert_one_error(cli("convert", junk, "--name", "a", "--meta", meta, "--models-dir", models), "checkpoint")
+    assert_one_error(cli("convert", junk, "--name", "a", "--meta", meta, "--models-dir", models), "junk.pt is not a PyTorch checkpoint")
     cut = _write(tmp_path, "cut.pt", pt.read_bytes()[:2000])
     assert_one_error(cli("convert", cut, "--name", "a", "--meta", meta, "--models-dir", models), "cut.pt")
     assert_one_error(cli("convert", tmp_path / "nope.pt", "--name", "a", "--meta", meta, "--models-dir", models), "no such")

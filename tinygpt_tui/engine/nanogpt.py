@@ -61,6 +61,10 @@ def load_pt(src: Path):
     if os.fstat(fd).st_size > MAX_PT_BYTES:
         os.close(fd)
         raise CheckpointError(f"{src.name} is more than the {MAX_PT_BYTES:,} bytes tinygpt reads as a nanoGPT checkpoint")
+    head = os.pread(fd, 4, 0)
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):  # torch.save's zip, or an older torch's pickle
+        os.close(fd)
+        raise CheckpointError(f"{src.name} is not a PyTorch checkpoint: neither the zip archive torch.save writes nor a pickle")
     try:
         with os.fdopen(fd, "rb") as f, warnings.catch_warnings():  # e.g. "pickle protocol 4": noise around the answer
             warnings.simplefilter("ignore")
