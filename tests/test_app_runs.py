@@ -58,7 +58,20 @@ async def runs_shown(pilot, app) -> object:
     return screen
 
 
-async def test_g_on_a_run_loads_it_on_the_generate_screen_and_a_broken_one_says_why(tmp_path):
+async def test_g_on_a_run_loads_it_on_the_generate_screen_and_a_broken_one_says_why(tmp_path, monkeypatch):
+    """A run the generate screen hasn't listed yet is found by reading the folder again: in the models
+    worker, not on Textual's thread (the whole folder is read; a big one held every key meanwhile)."""
+    import threading
+
+    from tinygpt_tui.engine import folder
+
+    read_on, list_models = [], folder.list_models
+
+    def recording(*a, **kw):  # the real listing, its thread noted
+        read_on.append(threading.current_thread() is threading.main_thread())
+        return list_models(*a, **kw)
+
+    monkeypatch.setattr(folder, "list_models", recording)
     d = runs_dir(tmp_path)
     app = RecordingApp(models_dir=d, watch_models=False)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -79,6 +92,7 @@ async def test_g_on_a_run_loads_it_on_the_generate_screen_and_a_broken_one_says_
         gen = app.get_screen("generate")
         assert await wait_for(pilot, lambda: app.current_mode == "generate" and gen.loaded is not None and gen.loaded.name == "delta"), notes(app)
         assert app.focused is not None and app.focused.id == "prompt"
+        assert read_on and not any(read_on), read_on  # read again, and never on Textual's (the main) thread
 
 
 async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(tmp_path):
