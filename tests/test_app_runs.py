@@ -93,6 +93,9 @@ async def test_g_on_a_run_loads_it_on_the_generate_screen_and_a_broken_one_says_
         assert await wait_for(pilot, lambda: app.current_mode == "generate" and gen.loaded is not None and gen.loaded.name == "delta"), notes(app)
         assert app.focused is not None and app.focused.id == "prompt"
         assert read_on and not any(read_on), read_on  # read again, and never on Textual's (the main) thread
+        app.run_on("generate", "pick_named('gone')")  # (as the palette does) a name not there once read: said so
+        assert await wait_for(pilot, lambda: "no model named gone" in notes(app)), notes(app)
+        assert len(read_on) == 2 and not any(read_on) and gen.loaded.name == "delta"
 
 
 async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(tmp_path):
