@@ -9,7 +9,7 @@ from textual.widgets import DataTable, Input
 
 from tests.conftest import make_models_dir, small_corpus_file
 from tests.test_app import RecordingApp, notes, wait_for
-from tests.test_app_runs import TINY_SET, experiment_screen, one_thread  # noqa: F401 (a fixture)
+from tests.test_app_runs import experiment_screen, experiment_started, one_thread  # noqa: F401 (a fixture)
 
 SETTINGS = dict(n_embd=32, n_head=2, block_size=32, batch_size=8, eval_interval=5, eval_iters=1, sample_chars=0)
 
@@ -19,14 +19,8 @@ async def test_a_stopped_member_s_row_gives_the_loss_it_kept(tmp_path, one_threa
     `tinygpt runs` prints), marked stopped even where the status column is off screen (80 columns)."""
     from tinygpt_tui.engine.runs import summarize
 
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await experiment_screen(pilot, app, name="halt", corpus=corpus, steps=100000, vary1="n_layer=1,2", set=TINY_SET)
-        await pilot.press("ctrl+s")
-        job = app.experiment
-        assert job is not None
+    async with experiment_started(tmp_path, "halt", steps=100000, size=(80, 24)) as (pilot, app, job):
+        screen = app.get_screen("experiment")
         assert await wait_for(pilot, lambda: job.running == "n_layer=1" and job.curves["n_layer=1"].evals, timeout=120), notes(app)
         await pilot.press("ctrl+o")
         assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)

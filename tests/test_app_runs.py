@@ -249,17 +249,38 @@ async def experiment_screen(pilot, app, **values):
 
 
 @contextlib.asynccontextmanager
-async def experiment_started(tmp_path, name: str, steps: int):
-    """The app with a grid of two tiny members (n_layer 1 and 2, `steps` each) just started from the experiment
-    screen: (pilot, app, job)."""
+async def experiment_filled(tmp_path, name: str, steps: int, size=(120, 40)):
+    """The app on the experiment screen, its form filled with a grid of two tiny members (n_layer 1 and 2,
+    `steps` each): (pilot, app, screen)."""
     d = make_models_dir(tmp_path)
     corpus = small_corpus_file(tmp_path)
     app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await experiment_screen(pilot, app, name=name, corpus=corpus, steps=steps, vary1="n_layer=1,2", set=TINY_SET)
+    async with app.run_test(size=size) as pilot:
+        screen = await experiment_screen(pilot, app, name=name, corpus=corpus, steps=steps, vary1="n_layer=1,2", set=TINY_SET)
+        yield pilot, app, screen
+
+
+@contextlib.asynccontextmanager
+async def experiment_started(tmp_path, name: str, steps: int, size=(120, 40)):
+    """That grid (experiment_filled) just started: (pilot, app, job)."""
+    async with experiment_filled(tmp_path, name, steps, size) as (pilot, app, screen):
         await pilot.press("ctrl+s")
         assert app.experiment is not None and app.experiment.name == name
         yield pilot, app, app.experiment
+
+
+@contextlib.asynccontextmanager
+async def estimate_shown(tmp_path, name: str, size=(120, 40)):
+    """That grid (5 steps a member) in the form, Enter pressed in its name: its estimate is worked out.
+    (pilot, app, screen, the estimate's widget) once it reads "about"."""
+    from textual.widgets import Input
+
+    async with experiment_filled(tmp_path, name, 5, size) as (pilot, app, screen):
+        estimate = screen.query_one("#exp-estimate")
+        screen.query_one("#exp-name", Input).focus()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: "about" in str(estimate.render()), timeout=60), str(estimate.render())
+        yield pilot, app, screen, estimate
 
 
 def test_a_training_run_and_an_experiment_stop_alike(tmp_path):
@@ -285,13 +306,8 @@ def test_a_training_run_and_an_experiment_stop_alike(tmp_path):
 async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples(tmp_path, one_thread):
     from textual.widgets import DataTable
 
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await experiment_screen(pilot, app, name="grid", corpus=corpus, steps=20, vary1="n_layer=1,2", set=TINY_SET)
-        await pilot.press("ctrl+s")
-        job = app.experiment
+    async with experiment_started(tmp_path, "grid", steps=20) as (pilot, app, job):
+        screen = app.get_screen("experiment")
         assert job is not None and [m.name for m in job.plan.members] == ["n_layer=1", "n_layer=2"]
         # it belongs to the app: it goes on while another screen is shown
         await pilot.press("f3")
@@ -324,7 +340,7 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         assert screen.chart.xlabel == "minutes" and all(0 < x < 5 for ln in screen.chart.lines for x in ln.xs)
         await pilot.press("f6")
         assert screen.chart.xlabel == "step"
-        assert "grid/n_layer=1" in [s.name for s in __import__("tinygpt_tui.engine.runs", fromlist=["x"]).list_runs(d)]
+        assert "grid/n_layer=1" in [s.name for s in __import__("tinygpt_tui.engine.runs", fromlist=["x"]).list_runs(app.models_dir)]
         # start again: nothing left to run, both kept as they are
         await pilot.press("ctrl+s")
         again = app.experiment
@@ -338,7 +354,7 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         gen = app.get_screen("generate")
         want = f"grid/{rows[1].group}"
         assert await wait_for(pilot, lambda: app.current_mode == "generate" and gen.loaded is not None
-                              and gen.loaded.path == d / want, timeout=30), notes(app)
+                              and gen.loaded.path == app.models_dir / want, timeout=30), notes(app)
 
 
 async def test_members_on_different_tokens_are_charted_in_bits_per_character(tmp_path, one_thread):
@@ -557,17 +573,7 @@ async def test_the_experiment_chart_s_legend_says_which_member_overfitted(tmp_pa
 
 async def test_the_experiment_estimate_shows_in_an_80_by_24_terminal(tmp_path, one_thread):
     """How long the experiment will take is said before it starts, in the smallest terminal too."""
-    from textual.widgets import Input
-
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await experiment_screen(pilot, app, name="small", corpus=corpus, steps=5, vary1="n_layer=1,2", set=TINY_SET)
-        estimate = screen.query_one("#exp-estimate")
-        screen.query_one("#exp-name", Input).focus()
-        await pilot.press("enter")
-        assert await wait_for(pilot, lambda: "about" in str(estimate.render()), timeout=60), str(estimate.render())
+    async with estimate_shown(tmp_path, "small", size=(80, 24)) as (pilot, app, screen, estimate):
         await pilot.pause()
         assert estimate.display and estimate.region.height >= 1 and screen.query_one("#exp-form").region.contains_region(estimate.region)
 
@@ -634,15 +640,8 @@ async def test_the_estimate_follows_a_budget_typed_after_it(tmp_path, one_thread
     screen until Enter. It is worked out again once the typing stops."""
     from textual.widgets import Input
 
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await experiment_screen(pilot, app, name="grid", corpus=corpus, steps=5, vary1="n_layer=1,2", set=TINY_SET)
-        estimate = screen.query_one("#exp-estimate")
-        screen.query_one("#exp-name", Input).focus()
-        await pilot.press("enter")
-        assert await wait_for(pilot, lambda: "2 runs of 5 steps: about" in str(estimate.render()), timeout=60), str(estimate.render())
+    async with estimate_shown(tmp_path, "grid") as (pilot, app, screen, estimate):
+        assert "2 runs of 5 steps: about" in str(estimate.render()), str(estimate.render())
         screen.query_one("#exp-steps", Input).focus()
         await pilot.press("end", "backspace", "7")
         assert await wait_for(pilot, lambda: "2 runs of 7 steps: about" in str(estimate.render()), timeout=60), str(estimate.render())
