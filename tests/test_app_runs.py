@@ -615,6 +615,38 @@ async def test_the_runs_list_tells_a_lessons_members_apart_at_80_columns(tmp_pat
         assert any("=alibi" in ln for ln in lines) and any("=learned" in ln for ln in lines), lines
 
 
+def list_lines(sl) -> list[str]:
+    return ["".join(seg.text for seg in sl.render_line(y)) for y in range(sl.size.height)]
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])
+async def test_an_experiment_s_members_are_told_apart_in_the_runs_list(tmp_path, size):
+    """At 60x20 the list is 21 columns wide: cut at 17 characters, then at its edge, the members of
+    lesson-positions-10steps read 'les…ncoding=…' and 'les…oding=le…'. Cut to the room the list has, each
+    keeps its end; the list follows the terminal when it is resized."""
+    from textual.widgets import SelectionList
+
+    d = tmp_path / "models"
+    exp = d / "lesson-positions-10steps"
+    members = ("pos_encoding=alibi", "pos_encoding=learned", "pos_encoding=rope")
+    for m in members:
+        make_model(exp, m)
+        write_metrics(exp / m)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=size) as pilot:
+        screen = await runs_shown(pilot, app)
+        sl = screen.query_one("#runs-list", SelectionList)
+        assert sl.option_count == 3
+        lines = list_lines(sl)
+        for end in ("=alibi", "=learned", "=rope"):
+            assert sum(end in ln for ln in lines) == 1, (end, lines)
+        assert all(ln.count("les") == 1 for ln in lines[:3]), lines  # (the experiment's name begins each)
+        if size != (60, 20):
+            await pilot.resize_terminal(60, 20)
+            assert await wait_for(pilot, lambda: all(any(end in ln for ln in list_lines(sl)) for end in ("=alibi", "=learned", "=rope"))), \
+                list_lines(sl)
+
+
 async def test_the_runs_legend_keeps_each_swatch_beside_its_name(tmp_path):
     """With many runs checked the legend wrapped between a run's ━━ and its name: a line ended in a
     swatch and the next began with a name, and which colour was whose could not be read."""
