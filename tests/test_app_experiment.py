@@ -120,3 +120,25 @@ async def test_a_lesson_at_another_budget_is_named_for_it_in_the_form(tmp_path, 
         assert field("name").value == "mine" and field("minutes").value == "2"
         plan, _ = screen.read_plan()
         assert (plan.spec.name, plan.spec.minutes) == ("mine", 2.0)
+
+
+async def test_a_lesson_s_long_title_is_read_whole_in_an_80_by_24_terminal(tmp_path):
+    """The picker showed 'depth: A bigram, one' and cut the rest of the title at 80 columns: the title picked
+    wraps in its row, over the next field, which moves down."""
+    from textual.widgets import Select
+
+    from tinygpt_tui.engine.lessons import list_lessons
+
+    longest = max(list_lessons(), key=lambda x: len(x.spec.title))
+    app = RecordingApp(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app)
+        select = screen.query_one("#exp-lesson", Select)
+        select.value = longest.name
+        assert await wait_for(pilot, lambda: screen.query_one("#exp-name", Input).value == longest.spec.name)
+        await pilot.pause()
+        label = select.query_one("SelectCurrent Static")  # (the value shown)
+        lines = ["".join(seg.text for seg in label.render_line(y)).strip() for y in range(label.size.height)]
+        assert " ".join(lines) == f"{longest.name}: {longest.spec.title}", lines
+        assert len(lines) > 1  # (it does wrap)
+        assert screen.query_one("#exp-name", Input).region.y >= label.region.bottom  # each line on screen, none under the name

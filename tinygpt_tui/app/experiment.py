@@ -81,7 +81,9 @@ class ExperimentScreen(Screen):
     ExperimentScreen #exp-estimate { color: $text-muted; margin-top: 1; }
     ExperimentScreen.-short #exp-estimate { margin-top: 0; }
     ExperimentScreen.-short #exp-estimate.-empty { display: none; }
-    """  # (the form's rows: training's; the estimate is no form-hint, which a short terminal hides)
+    ExperimentScreen .form-row.-wraps { height: auto; }
+    """  # (the form's rows: training's; the estimate is no form-hint, which a short terminal hides; a lesson's
+    # title picked wraps in its row, not cut at 80 columns)
     SCOPED_CSS = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
@@ -110,7 +112,7 @@ class ExperimentScreen(Screen):
         yield Header()
         with Horizontal(id="exp-body"):
             with VerticalScroll(id="exp-form"):
-                yield row("Lesson", Select([], id="exp-lesson", prompt=OWN, allow_blank=True, compact=True), tight=False)
+                yield row("Lesson", Select([], id="exp-lesson", prompt=OWN, allow_blank=True, compact=True), tight=False).add_class("-wraps")
                 yield row("Name", Input(placeholder="e.g. my-grid", id="exp-name", restrict=r"[^/\\]*", max_length=100, compact=True), tight=False)
                 yield row("Corpus", Input(placeholder="shakespeare, or a file", id="exp-corpus", compact=True))
                 yield row("Minutes", Input(placeholder="each member", id="exp-minutes", restrict=r"[0-9.]*", compact=True))
