@@ -142,3 +142,42 @@ async def test_a_lesson_s_long_title_is_read_whole_in_an_80_by_24_terminal(tmp_p
         assert " ".join(lines) == f"{longest.name}: {longest.spec.title}", lines
         assert len(lines) > 1  # (it does wrap)
         assert screen.query_one("#exp-name", Input).region.y >= label.region.bottom  # each line on screen, none under the name
+
+
+async def test_an_experiment_another_process_is_running_is_refused_from_the_form(tmp_path, one_thread):  # noqa: F811
+    """`tinygpt experiment NAME` running in a terminal, the same name started in the app: the app made its job,
+    said 'Resuming NAME', and the job then failed ('finished with failures'). Refused in the form instead,
+    for Enter (the estimate) and Start alike, a new experiment's folder as well as one to resume."""
+    import threading
+
+    from tinygpt_tui.engine import experiment as E
+    from tinygpt_tui.engine.folder import FolderLock
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    plan = E.make_plan(E.Spec(name="held", corpus=str(corpus), max_steps=5, vary={"n_layer": [1, 2]}, settings=SETTINGS, threads=1), d)
+    stop = threading.Event()
+    for ev in E.run(plan, stop):  # the first member finishes, then it stops
+        if isinstance(ev, E.MemberEnded):
+            stop.set()
+    held, fresh = FolderLock(plan.folder), FolderLock(d / "fresh")  # as another process's run holds them
+    try:
+        app = RecordingApp(models_dir=d, watch_models=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await experiment_screen(pilot, app)
+            error = lambda: str(screen.query_one("#exp-error").render())  # noqa: E731
+            name = screen.query_one("#exp-name", Input)
+            name.focus()
+            await pilot.press("h", "e", "l", "d", "enter")
+            assert "experiment held is being run by another process" in error(), error()
+            assert "timing" not in str(screen.query_one("#exp-estimate").render())
+            await pilot.press("ctrl+s")
+            assert "being run by another process" in error() and app.experiment is None, notes(app)
+            await experiment_screen(pilot, app, name="fresh", corpus=corpus, steps=5, vary1="n_layer=1,2", set="n_embd=32")
+            await pilot.press("ctrl+s")
+            assert "experiment fresh is being run by another process" in error() and app.experiment is None, notes(app)
+            assert not any(n.startswith(("Resuming", "Starting")) for _, n in app.notes), notes(app)
+    finally:
+        held.release()
+        fresh.release()
+    assert E.member_states(plan)["n_layer=2"]["state"] == "queued" and not (d / "fresh" / "experiment.json").exists()

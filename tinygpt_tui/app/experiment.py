@@ -234,7 +234,9 @@ class ExperimentScreen(Screen):
         self.query_one("#exp-text-box").display = bool(text.strip())
 
     def read_plan(self):
-        from tinygpt_tui.engine.experiment import load_plan, make_plan
+        """(plan, resume) the form describes; a SettingsError if it can't run: a folder that another process
+        writes (the command line, another app) is refused here, before it is timed or started."""
+        from tinygpt_tui.engine.experiment import check_claim, load_plan, make_plan
         from tinygpt_tui.engine.runs import MANIFEST
 
         q = lambda i: self.query_one(i, Input).value.strip()  # noqa: E731
@@ -252,8 +254,11 @@ class ExperimentScreen(Screen):
             if budget != (None, None) and budget != (s.minutes, s.max_steps):
                 was = f"{s.minutes:g} min" if s.minutes else f"{s.max_steps:,} steps"
                 raise SettingsError(f"experiment {name} was run with {was} per member; give another budget another name")
-            return plan, True
-        return make_plan(form_spec(q, self.lesson), models), False
+            resume = True
+        else:
+            plan, resume = make_plan(form_spec(q, self.lesson), models), False
+        check_claim(plan, resume)  # (a few stat calls, and the manifest read again)
+        return plan, resume
 
     def plan_or_error(self):
         """(plan, resume) read from the form, its error cleared; or (None, False), the error shown. An experiment
