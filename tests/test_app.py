@@ -783,7 +783,7 @@ async def test_an_existing_name_says_which_key_resumes_it(tmp_path):
         assert "press Ctrl+E to resume it" in err()
 
 
-async def test_a_binary_non_utf8_or_short_corpus_is_refused_before_the_run_starts(tmp_path):
+async def test_a_binary_non_utf8_short_or_blank_corpus_is_refused_before_the_run_starts(tmp_path):
     d = make_models_dir(tmp_path)
     write_run(d / "earlier", run_records())
     binary = tmp_path / "prog"
@@ -792,6 +792,8 @@ async def test_a_binary_non_utf8_or_short_corpus_is_refused_before_the_run_start
     latin.write_bytes("Où est le café ?\n".encode("latin-1") * 200)
     short = tmp_path / "short.txt"
     short.write_text("To be, or not to be.\n" * 30, encoding="utf-8")  # 630 characters: the tiny preset's context (128) needs 1,302
+    blank = tmp_path / "blank.txt"
+    blank.write_text(" \n\t\n" * 100, encoding="utf-8")
     app = make_app(d)
     async with app.run_test(size=(120, 40)) as pilot:
         ts = await follow(pilot, app, "earlier")
@@ -799,7 +801,8 @@ async def test_a_binary_non_utf8_or_short_corpus_is_refused_before_the_run_start
         assert await wait_for(pilot, lambda: ts.chart.points == len(ts.view.steps) + len(ts.view.eval_steps) > 0)
         view, source, title = ts.view, ts.source, str(ts.query_one("#run-title").render())
         points = ts.chart.points
-        for path, words in ((binary, "corpus looks binary"), (latin, "corpus is not UTF-8"), (short, "corpus is too short: 630 characters")):
+        for path, words in ((binary, "corpus looks binary"), (latin, "corpus is not UTF-8"), (short, "corpus is too short: 630 characters"),
+                             (blank, "corpus holds only whitespace")):
             fill(ts, **{"train-corpus-path": str(path), "train-name": "new", "train-device": "cpu"})
             await pilot.press("ctrl+s")
             assert await wait_for(pilot, lambda: words in str(ts.query_one("#train-error").render()))

@@ -9,7 +9,7 @@ from textual.widgets import DataTable, Input
 
 from tests.conftest import make_models_dir, small_corpus_file
 from tests.test_app import RecordingApp, notes, wait_for
-from tests.test_app_runs import TINY_SET, experiment_screen, one_thread  # noqa: F401 (a fixture)
+from tests.test_app_runs import experiment_screen, experiment_started, one_thread  # noqa: F401 (a fixture)
 
 SETTINGS = dict(n_embd=32, n_head=2, block_size=32, batch_size=8, eval_interval=5, eval_iters=1, sample_chars=0)
 
@@ -19,14 +19,8 @@ async def test_a_stopped_member_s_row_gives_the_loss_it_kept(tmp_path, one_threa
     `tinygpt runs` prints), marked stopped even where the status column is off screen (80 columns)."""
     from tinygpt_tui.engine.runs import summarize
 
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await experiment_screen(pilot, app, name="halt", corpus=corpus, steps=100000, vary1="n_layer=1,2", set=TINY_SET)
-        await pilot.press("ctrl+s")
-        job = app.experiment
-        assert job is not None
+    async with experiment_started(tmp_path, "halt", steps=100000, size=(80, 24)) as (pilot, app, job):
+        screen = app.get_screen("experiment")
         assert await wait_for(pilot, lambda: job.running == "n_layer=1" and job.curves["n_layer=1"].evals, timeout=120), notes(app)
         await pilot.press("ctrl+o")
         assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
@@ -126,3 +120,64 @@ async def test_a_lesson_at_another_budget_is_named_for_it_in_the_form(tmp_path, 
         assert field("name").value == "mine" and field("minutes").value == "2"
         plan, _ = screen.read_plan()
         assert (plan.spec.name, plan.spec.minutes) == ("mine", 2.0)
+
+
+async def test_a_lesson_s_long_title_is_read_whole_in_an_80_by_24_terminal(tmp_path):
+    """The picker showed 'depth: A bigram, one' and cut the rest of the title at 80 columns: the title picked
+    wraps in its row, over the next field, which moves down."""
+    from textual.widgets import Select
+
+    from tinygpt_tui.engine.lessons import list_lessons
+
+    longest = max(list_lessons(), key=lambda x: len(x.spec.title))
+    app = RecordingApp(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app)
+        select = screen.query_one("#exp-lesson", Select)
+        select.value = longest.name
+        assert await wait_for(pilot, lambda: screen.query_one("#exp-name", Input).value == longest.spec.name)
+        await pilot.pause()
+        label = select.query_one("SelectCurrent Static")  # (the value shown)
+        lines = ["".join(seg.text for seg in label.render_line(y)).strip() for y in range(label.size.height)]
+        assert " ".join(lines) == f"{longest.name}: {longest.spec.title}", lines
+        assert len(lines) > 1  # (it does wrap)
+        assert screen.query_one("#exp-name", Input).region.y >= label.region.bottom  # each line on screen, none under the name
+
+
+async def test_an_experiment_another_process_is_running_is_refused_from_the_form(tmp_path, one_thread):  # noqa: F811
+    """`tinygpt experiment NAME` running in a terminal, the same name started in the app: the app made its job,
+    said 'Resuming NAME', and the job then failed ('finished with failures'). Refused in the form instead,
+    for Enter (the estimate) and Start alike, a new experiment's folder as well as one to resume."""
+    import threading
+
+    from tinygpt_tui.engine import experiment as E
+    from tinygpt_tui.engine.folder import FolderLock
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    plan = E.make_plan(E.Spec(name="held", corpus=str(corpus), max_steps=5, vary={"n_layer": [1, 2]}, settings=SETTINGS, threads=1), d)
+    stop = threading.Event()
+    for ev in E.run(plan, stop):  # the first member finishes, then it stops
+        if isinstance(ev, E.MemberEnded):
+            stop.set()
+    held, fresh = FolderLock(plan.folder), FolderLock(d / "fresh")  # as another process's run holds them
+    try:
+        app = RecordingApp(models_dir=d, watch_models=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await experiment_screen(pilot, app)
+            error = lambda: str(screen.query_one("#exp-error").render())  # noqa: E731
+            name = screen.query_one("#exp-name", Input)
+            name.focus()
+            await pilot.press("h", "e", "l", "d", "enter")
+            assert "experiment held is being run by another process" in error(), error()
+            assert "timing" not in str(screen.query_one("#exp-estimate").render())
+            await pilot.press("ctrl+s")
+            assert "being run by another process" in error() and app.experiment is None, notes(app)
+            await experiment_screen(pilot, app, name="fresh", corpus=corpus, steps=5, vary1="n_layer=1,2", set="n_embd=32")
+            await pilot.press("ctrl+s")
+            assert "experiment fresh is being run by another process" in error() and app.experiment is None, notes(app)
+            assert not any(n.startswith(("Resuming", "Starting")) for _, n in app.notes), notes(app)
+    finally:
+        held.release()
+        fresh.release()
+    assert E.member_states(plan)["n_layer=2"]["state"] == "queued" and not (d / "fresh" / "experiment.json").exists()

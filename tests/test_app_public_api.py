@@ -64,3 +64,15 @@ def test_self_private_names_are_not_textual_ones():
             if isinstance(node, ast.FunctionDef) and node.name in theirs:
                 bad.append(f"{path.name}:{node.lineno}: def {node.name}")
     assert not bad, bad
+
+
+def test_no_module_of_the_app_imports_another_s_private_name():
+    """A helper one module keeps to itself (a leading underscore) is not imported by another: what modules
+    share is a public name (app/jobs.py imported app/runs.py's _num)."""
+    bad = []
+    for path in sorted((PRODUCT / "app").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tinygpt_tui"):
+                bad += [f"{path.name}:{node.lineno}: from {node.module} import {a.name}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not bad, bad

@@ -58,7 +58,20 @@ async def runs_shown(pilot, app) -> object:
     return screen
 
 
-async def test_g_on_a_run_loads_it_on_the_generate_screen_and_a_broken_one_says_why(tmp_path):
+async def test_g_on_a_run_loads_it_on_the_generate_screen_and_a_broken_one_says_why(tmp_path, monkeypatch):
+    """A run the generate screen hasn't listed yet is found by reading the folder again: in the models
+    worker, not on Textual's thread (the whole folder is read; a big one held every key meanwhile)."""
+    import threading
+
+    from tinygpt_tui.engine import folder
+
+    read_on, list_models = [], folder.list_models
+
+    def recording(*a, **kw):  # the real listing, its thread noted
+        read_on.append(threading.current_thread() is threading.main_thread())
+        return list_models(*a, **kw)
+
+    monkeypatch.setattr(folder, "list_models", recording)
     d = runs_dir(tmp_path)
     app = RecordingApp(models_dir=d, watch_models=False)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -79,6 +92,10 @@ async def test_g_on_a_run_loads_it_on_the_generate_screen_and_a_broken_one_says_
         gen = app.get_screen("generate")
         assert await wait_for(pilot, lambda: app.current_mode == "generate" and gen.loaded is not None and gen.loaded.name == "delta"), notes(app)
         assert app.focused is not None and app.focused.id == "prompt"
+        assert read_on and not any(read_on), read_on  # read again, and never on Textual's (the main) thread
+        app.run_on("generate", "pick_named('gone')")  # (as the palette does) a name not there once read: said so
+        assert await wait_for(pilot, lambda: "no model named gone" in notes(app)), notes(app)
+        assert len(read_on) == 2 and not any(read_on) and gen.loaded.name == "delta"
 
 
 async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(tmp_path):
@@ -232,17 +249,38 @@ async def experiment_screen(pilot, app, **values):
 
 
 @contextlib.asynccontextmanager
-async def experiment_started(tmp_path, name: str, steps: int):
-    """The app with a grid of two tiny members (n_layer 1 and 2, `steps` each) just started from the experiment
-    screen: (pilot, app, job)."""
+async def experiment_filled(tmp_path, name: str, steps: int, size=(120, 40)):
+    """The app on the experiment screen, its form filled with a grid of two tiny members (n_layer 1 and 2,
+    `steps` each): (pilot, app, screen)."""
     d = make_models_dir(tmp_path)
     corpus = small_corpus_file(tmp_path)
     app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await experiment_screen(pilot, app, name=name, corpus=corpus, steps=steps, vary1="n_layer=1,2", set=TINY_SET)
+    async with app.run_test(size=size) as pilot:
+        screen = await experiment_screen(pilot, app, name=name, corpus=corpus, steps=steps, vary1="n_layer=1,2", set=TINY_SET)
+        yield pilot, app, screen
+
+
+@contextlib.asynccontextmanager
+async def experiment_started(tmp_path, name: str, steps: int, size=(120, 40)):
+    """That grid (experiment_filled) just started: (pilot, app, job)."""
+    async with experiment_filled(tmp_path, name, steps, size) as (pilot, app, screen):
         await pilot.press("ctrl+s")
         assert app.experiment is not None and app.experiment.name == name
         yield pilot, app, app.experiment
+
+
+@contextlib.asynccontextmanager
+async def estimate_shown(tmp_path, name: str, size=(120, 40)):
+    """That grid (5 steps a member) in the form, Enter pressed in its name: its estimate is worked out.
+    (pilot, app, screen, the estimate's widget) once it reads "about"."""
+    from textual.widgets import Input
+
+    async with experiment_filled(tmp_path, name, 5, size) as (pilot, app, screen):
+        estimate = screen.query_one("#exp-estimate")
+        screen.query_one("#exp-name", Input).focus()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: "about" in str(estimate.render()), timeout=60), str(estimate.render())
+        yield pilot, app, screen, estimate
 
 
 def test_a_training_run_and_an_experiment_stop_alike(tmp_path):
@@ -268,13 +306,8 @@ def test_a_training_run_and_an_experiment_stop_alike(tmp_path):
 async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples(tmp_path, one_thread):
     from textual.widgets import DataTable
 
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await experiment_screen(pilot, app, name="grid", corpus=corpus, steps=20, vary1="n_layer=1,2", set=TINY_SET)
-        await pilot.press("ctrl+s")
-        job = app.experiment
+    async with experiment_started(tmp_path, "grid", steps=20) as (pilot, app, job):
+        screen = app.get_screen("experiment")
         assert job is not None and [m.name for m in job.plan.members] == ["n_layer=1", "n_layer=2"]
         # it belongs to the app: it goes on while another screen is shown
         await pilot.press("f3")
@@ -307,7 +340,7 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         assert screen.chart.xlabel == "minutes" and all(0 < x < 5 for ln in screen.chart.lines for x in ln.xs)
         await pilot.press("f6")
         assert screen.chart.xlabel == "step"
-        assert "grid/n_layer=1" in [s.name for s in __import__("tinygpt_tui.engine.runs", fromlist=["x"]).list_runs(d)]
+        assert "grid/n_layer=1" in [s.name for s in __import__("tinygpt_tui.engine.runs", fromlist=["x"]).list_runs(app.models_dir)]
         # start again: nothing left to run, both kept as they are
         await pilot.press("ctrl+s")
         again = app.experiment
@@ -321,7 +354,7 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         gen = app.get_screen("generate")
         want = f"grid/{rows[1].group}"
         assert await wait_for(pilot, lambda: app.current_mode == "generate" and gen.loaded is not None
-                              and gen.loaded.path == d / want, timeout=30), notes(app)
+                              and gen.loaded.path == app.models_dir / want, timeout=30), notes(app)
 
 
 async def test_members_on_different_tokens_are_charted_in_bits_per_character(tmp_path, one_thread):
@@ -540,17 +573,7 @@ async def test_the_experiment_chart_s_legend_says_which_member_overfitted(tmp_pa
 
 async def test_the_experiment_estimate_shows_in_an_80_by_24_terminal(tmp_path, one_thread):
     """How long the experiment will take is said before it starts, in the smallest terminal too."""
-    from textual.widgets import Input
-
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await experiment_screen(pilot, app, name="small", corpus=corpus, steps=5, vary1="n_layer=1,2", set=TINY_SET)
-        estimate = screen.query_one("#exp-estimate")
-        screen.query_one("#exp-name", Input).focus()
-        await pilot.press("enter")
-        assert await wait_for(pilot, lambda: "about" in str(estimate.render()), timeout=60), str(estimate.render())
+    async with estimate_shown(tmp_path, "small", size=(80, 24)) as (pilot, app, screen, estimate):
         await pilot.pause()
         assert estimate.display and estimate.region.height >= 1 and screen.query_one("#exp-form").region.contains_region(estimate.region)
 
@@ -592,6 +615,38 @@ async def test_the_runs_list_tells_a_lessons_members_apart_at_80_columns(tmp_pat
         assert any("=alibi" in ln for ln in lines) and any("=learned" in ln for ln in lines), lines
 
 
+def list_lines(sl) -> list[str]:
+    return ["".join(seg.text for seg in sl.render_line(y)) for y in range(sl.size.height)]
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])
+async def test_an_experiment_s_members_are_told_apart_in_the_runs_list(tmp_path, size):
+    """At 60x20 the list is 21 columns wide: cut at 17 characters, then at its edge, the members of
+    lesson-positions-10steps read 'les…ncoding=…' and 'les…oding=le…'. Cut to the room the list has, each
+    keeps its end; the list follows the terminal when it is resized."""
+    from textual.widgets import SelectionList
+
+    d = tmp_path / "models"
+    exp = d / "lesson-positions-10steps"
+    members = ("pos_encoding=alibi", "pos_encoding=learned", "pos_encoding=rope")
+    for m in members:
+        make_model(exp, m)
+        write_metrics(exp / m)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=size) as pilot:
+        screen = await runs_shown(pilot, app)
+        sl = screen.query_one("#runs-list", SelectionList)
+        assert sl.option_count == 3
+        lines = list_lines(sl)
+        for end in ("=alibi", "=learned", "=rope"):
+            assert sum(end in ln for ln in lines) == 1, (end, lines)
+        assert all(ln.count("les") == 1 for ln in lines[:3]), lines  # (the experiment's name begins each)
+        if size != (60, 20):
+            await pilot.resize_terminal(60, 20)
+            assert await wait_for(pilot, lambda: all(any(end in ln for ln in list_lines(sl)) for end in ("=alibi", "=learned", "=rope"))), \
+                list_lines(sl)
+
+
 async def test_the_runs_legend_keeps_each_swatch_beside_its_name(tmp_path):
     """With many runs checked the legend wrapped between a run's ━━ and its name: a line ended in a
     swatch and the next began with a name, and which colour was whose could not be read."""
@@ -617,15 +672,8 @@ async def test_the_estimate_follows_a_budget_typed_after_it(tmp_path, one_thread
     screen until Enter. It is worked out again once the typing stops."""
     from textual.widgets import Input
 
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    app = RecordingApp(models_dir=d, watch_models=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await experiment_screen(pilot, app, name="grid", corpus=corpus, steps=5, vary1="n_layer=1,2", set=TINY_SET)
-        estimate = screen.query_one("#exp-estimate")
-        screen.query_one("#exp-name", Input).focus()
-        await pilot.press("enter")
-        assert await wait_for(pilot, lambda: "2 runs of 5 steps: about" in str(estimate.render()), timeout=60), str(estimate.render())
+    async with estimate_shown(tmp_path, "grid") as (pilot, app, screen, estimate):
+        assert "2 runs of 5 steps: about" in str(estimate.render()), str(estimate.render())
         screen.query_one("#exp-steps", Input).focus()
         await pilot.press("end", "backspace", "7")
         assert await wait_for(pilot, lambda: "2 runs of 7 steps: about" in str(estimate.render()), timeout=60), str(estimate.render())

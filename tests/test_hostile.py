@@ -312,7 +312,7 @@ def _write(tmp_path, name, data: bytes) -> Path:
 BAD_CORPORA = {
     "missing": (lambda t: t / "nope.txt", "not found"),
     "empty": (lambda t: _write(t, "empty.txt", b""), "empty"),
-    "whitespace only": (lambda t: _write(t, "ws.txt", b" \n\n\t  \r\n"), "empty"),
+    "whitespace only": (lambda t: _write(t, "ws.txt", b" \n\n\t  \r\n"), "holds only whitespace"),
     "binary": (lambda t: _write(t, "img.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 20), "binary"),
     "NUL bytes in text": (lambda t: _write(t, "nul.txt", b"hello world\n" * 500 + b"\x00" + b"more text\n" * 10), "NUL"),
     "non-UTF-8": (lambda t: _write(t, "latin1.txt", "caf\u00e9 cr\u00e8me br\u00fbl\u00e9e\n".encode("latin-1") * 500), "UTF-8"),
@@ -328,6 +328,23 @@ def test_bad_corpus_is_refused(tmp_path, case):
     r = cli("train", path, "--name", "m", "--models-dir", tmp_path / "models", "--preset", "tiny", "--max-steps", "2")
     assert_one_error(r, needle)
     assert not (tmp_path / "models" / "m" / ckpt.CONFIG).exists()
+
+
+@pytest.mark.parametrize("case", ["empty", "whitespace only"])
+def test_an_empty_or_blank_corpus_is_named_for_what_it_holds_everywhere(tmp_path, case):
+    """An experiment reads its corpus on its own path (engine.corpora), a folder of files on another
+    (engine.sources): a file of spaces and new lines is said to hold only whitespace on both, not to be empty."""
+    make, needle = BAD_CORPORA[case]
+    path = make(tmp_path)
+    r = cli("experiment", "e", "--corpus", path, "--max-steps", "2", "--vary", "n_layer=1,2", "--plan", "--models-dir", tmp_path / "models")
+    line = assert_one_error(r, needle)
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    path.rename(folder / path.name)
+    r = cli("train", folder, "--name", "m", "--models-dir", tmp_path / "models", "--preset", "tiny", "--max-steps", "2")
+    assert assert_one_error(r, needle).endswith(str(folder / path.name))
+    assert ("whitespace" in line) == (case == "whitespace only")
+    assert not (tmp_path / "models" / "e").exists() and not (tmp_path / "models" / "m" / ckpt.CONFIG).exists()
 
 
 def _tiny_train(tmp_path, corpus, name="m", *extra):

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, SelectionList, Static
+from textual.widgets import Checkbox, DataTable, Header, SelectionList, Static
 from textual.widgets.selection_list import Selection
 from textual.worker import get_current_worker
 
@@ -43,23 +44,27 @@ def colour_style(c: int) -> str:
 
 
 LIST_NAME = 17  # a name's characters the list shows whole at 80 columns (26 wide: a border, a scrollbar, the box)
+CHECKBOX = cell_len(Checkbox.BUTTON_LEFT + Checkbox.BUTTON_INNER + Checkbox.BUTTON_RIGHT + " ")  # before each name in the list
 
 
 def short_name(name: str, most: int = LIST_NAME) -> str:
     """A name cut in the middle, not at its end: a lesson's members (lesson-positions-10steps/pos_encoding=alibi,
-    ...=rope) differ at the end, and cut there they all read alike."""
-    return name if len(name) <= most else name[: most - 14] + "…" + name[-13:]
+    ...=rope) differ at the end, and cut there they all read alike. Its start is kept short (3 characters)."""
+    if len(name) <= most:
+        return name
+    head = max(1, min(3, (most - 1) // 3))
+    return name[:head] + "…" + name[len(name) - (most - 1 - head):]
 
 
-def run_prompt(s) -> Text:
-    """A run in the list: its name, then its figures (or why it is broken) dimmed."""
+def run_prompt(s, most: int = LIST_NAME) -> Text:
+    """A run in the list: its name (in at most `most` characters), then its figures (or why it is broken) dimmed."""
     t = Text(no_wrap=True, overflow="ellipsis")
     if not s.ok:
         t.append("✗ ", style="bold red")
-        t.append(printable(short_name(s.name)), style="bold")
+        t.append(printable(short_name(s.name, most - 2)), style="bold")
         t.append(f" {printable(s.status)}", style="red")
         return t
-    t.append(printable(short_name(s.name)), style="bold")
+    t.append(printable(short_name(s.name, most)), style="bold")
     live = s.status == "training"
     figures = [f"val {s.val_loss:.3f}" if s.val_loss is not None else "", human_count(s.params) if s.params else "",
                printable(s.corpus) if s.corpus else ""]
@@ -81,6 +86,37 @@ def not_drawn(unchecked: list, corpus: str) -> Text:
     names = ", ".join(printable(s.name) for s in unchecked[:3]) + (f" and {len(unchecked) - 3} more" if len(unchecked) > 3 else "")
     other = bool(corpus) and all(s.corpus != corpus for s in unchecked)
     return Text(f"not drawn: {names}" + (" (another corpus)" if other else "") + "; Space checks", style="dim")
+
+
+class RunList(SelectionList):
+    """The runs, a checkbox each: a long name is cut in the middle to the room the list has (its end tells
+    an experiment's members apart), again when that room changes."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.runs: list = []  # engine.runs.RunSummary, in the list's order
+        self.room = 0  # the names' room they were cut for
+
+    def name_room(self, count: int) -> int:
+        """The characters of a name the list shows whole, with `count` runs in it (a scrollbar beyond its
+        height): LIST_NAME, leaving room for its figures, or fewer in a narrow terminal."""
+        region = self.content_region
+        if not region.width:
+            return LIST_NAME  # (not laid out yet)
+        bar = self.styles.scrollbar_size_vertical if count > region.height else 0
+        return max(6, min(LIST_NAME, region.width - CHECKBOX - bar - 1))  # (a cell for the … of the figures cut)
+
+    def show_runs(self, runs: list, checked: set) -> None:
+        highlighted = self.highlighted
+        self.runs, self.room = list(runs), self.name_room(len(runs))
+        self.clear_options()
+        self.add_options([Selection(run_prompt(s, self.room), s.name, s.name in checked, disabled=not s.ok) for s in runs])
+        if highlighted is not None and highlighted < self.option_count:
+            self.highlighted = highlighted
+
+    def on_resize(self) -> None:
+        if self.runs and self.name_room(len(self.runs)) != self.room:
+            self.show_runs(self.runs, set(self.selected))
 
 
 class RunsScreen(Screen):
@@ -112,7 +148,7 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="runs-body"):
-            yield SelectionList(id="runs-list")
+            yield RunList(id="runs-list")
             with Vertical(id="runs-view"):
                 chart = LossChart(id="runs-chart")
                 chart.visible = False  # shown when first drawn, with the runs read: not an empty frame, then the chart
@@ -186,17 +222,13 @@ class RunsScreen(Screen):
         self.listed = True
         old = self.summaries
         self.summaries = {s.name: s for s in message.summaries}
-        sl = self.query_one("#runs-list", SelectionList)
+        sl = self.query_one("#runs-list", RunList)
         checked = set(sl.selected)
         if first:
             checked = set(self.first_checked(message.summaries))
         if [(s.name, s.status, s.val_loss) for s in old.values()] != [(s.name, s.status, s.val_loss) for s in message.summaries]:
-            highlighted = sl.highlighted
-            sl.clear_options()
-            sl.add_options([Selection(run_prompt(s), s.name, s.name in checked, disabled=not s.ok) for s in message.summaries])
-            if highlighted is not None and highlighted < sl.option_count:
-                sl.highlighted = highlighted
-            elif first and sl.option_count:
+            sl.show_runs(message.summaries, checked)
+            if first and sl.option_count:
                 sl.highlighted = 0  # (Space checks the first run at once)
         for name in list(self.curves):  # a folder gone, or rewritten by a new run: read it afresh
             if name not in self.summaries or (name in old and self.summaries[name].updated < old[name].updated):

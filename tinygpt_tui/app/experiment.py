@@ -81,7 +81,9 @@ class ExperimentScreen(Screen):
     ExperimentScreen #exp-estimate { color: $text-muted; margin-top: 1; }
     ExperimentScreen.-short #exp-estimate { margin-top: 0; }
     ExperimentScreen.-short #exp-estimate.-empty { display: none; }
-    """  # (the form's rows: training's; the estimate is no form-hint, which a short terminal hides)
+    ExperimentScreen .form-row.-wraps { height: auto; }
+    """  # (the form's rows: training's; the estimate is no form-hint, which a short terminal hides; a lesson's
+    # title picked wraps in its row, not cut at 80 columns)
     SCOPED_CSS = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
@@ -110,7 +112,7 @@ class ExperimentScreen(Screen):
         yield Header()
         with Horizontal(id="exp-body"):
             with VerticalScroll(id="exp-form"):
-                yield row("Lesson", Select([], id="exp-lesson", prompt=OWN, allow_blank=True, compact=True), tight=False)
+                yield row("Lesson", Select([], id="exp-lesson", prompt=OWN, allow_blank=True, compact=True), tight=False).add_class("-wraps")
                 yield row("Name", Input(placeholder="e.g. my-grid", id="exp-name", restrict=r"[^/\\]*", max_length=100, compact=True), tight=False)
                 yield row("Corpus", Input(placeholder="shakespeare, or a file", id="exp-corpus", compact=True))
                 yield row("Minutes", Input(placeholder="each member", id="exp-minutes", restrict=r"[0-9.]*", compact=True))
@@ -232,7 +234,9 @@ class ExperimentScreen(Screen):
         self.query_one("#exp-text-box").display = bool(text.strip())
 
     def read_plan(self):
-        from tinygpt_tui.engine.experiment import load_plan, make_plan
+        """(plan, resume) the form describes; a SettingsError if it can't run: a folder that another process
+        writes (the command line, another app) is refused here, before it is timed or started."""
+        from tinygpt_tui.engine.experiment import check_claim, load_plan, make_plan
         from tinygpt_tui.engine.runs import MANIFEST
 
         q = lambda i: self.query_one(i, Input).value.strip()  # noqa: E731
@@ -250,8 +254,11 @@ class ExperimentScreen(Screen):
             if budget != (None, None) and budget != (s.minutes, s.max_steps):
                 was = f"{s.minutes:g} min" if s.minutes else f"{s.max_steps:,} steps"
                 raise SettingsError(f"experiment {name} was run with {was} per member; give another budget another name")
-            return plan, True
-        return make_plan(form_spec(q, self.lesson), models), False
+            resume = True
+        else:
+            plan, resume = make_plan(form_spec(q, self.lesson), models), False
+        check_claim(plan, resume)  # (a few stat calls, and the manifest read again)
+        return plan, resume
 
     def plan_or_error(self):
         """(plan, resume) read from the form, its error cleared; or (None, False), the error shown. An experiment

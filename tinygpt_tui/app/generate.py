@@ -171,7 +171,8 @@ class GenerateScreen(Screen):
             self.notify("Models refreshed.", timeout=2)
 
     @work(thread=True, exclusive=True, group="models", exit_on_error=False)
-    def _list_models(self) -> None:
+    def _list_models(self, wanted: str | None = None) -> None:
+        """Read the models folder; wanted: a model to pick once it is read (action_pick_named)."""
         from tinygpt_tui.engine.folder import list_models
 
         try:
@@ -179,12 +180,14 @@ class GenerateScreen(Screen):
         except Exception as e:  # the list shown stays; the app goes on
             self.app.call_from_thread(self.notify, error_line(e), title="models folder", severity="error", timeout=10)
         else:
-            self.post_message(ModelsListed(infos))
+            self.post_message(ModelsListed(infos, wanted))
 
     @on(ModelsListed)
     @reported("models folder")
     def _models_listed(self, message: ModelsListed) -> None:
         self.set_models(message.infos)
+        if message.wanted is not None:
+            self.pick_listed(message.wanted)
 
     def set_models(self, infos: list[ModelInfo]) -> None:
         self.infos, self.models_listed = list(infos), True
@@ -223,12 +226,15 @@ class GenerateScreen(Screen):
         self._load(info)
 
     def action_pick_named(self, name: str) -> None:
-        """Load a model by name (from the palette or the runs screen): the folder is read again if the list
-        doesn't have it yet (a run that finished a moment ago)."""
-        if not any(i.name == name for i in self.infos):
-            from tinygpt_tui.engine.folder import list_models
+        """Load a model by name (from the palette or the runs screen). A name the list doesn't have yet (a run
+        that finished a moment ago) is picked once the models worker has read the folder again."""
+        if any(i.name == name for i in self.infos):
+            self.pick_listed(name)
+        else:
+            self._list_models(wanted=name)
 
-            self.set_models(list_models(self.app.models_dir))
+    def pick_listed(self, name: str) -> None:
+        """Pick the model of this name in the list, or say there is none."""
         for info in (i for i in self.infos if i.name == name):
             self.query_one("#models", ModelList).highlighted = self.infos.index(info)
             self.pick(info)

@@ -12,7 +12,7 @@ from threading import Event
 from rich.text import Text
 
 from tinygpt_tui.app.messages import ExperimentUpdate, error_line
-from tinygpt_tui.app.runs import RESUME_KEY, Part, RunState, _num, fit_line, name_taken
+from tinygpt_tui.app.runs import RESUME_KEY, Part, RunState, fit_line, name_taken
 from tinygpt_tui.errors import TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -108,7 +108,7 @@ class TrainingJob(Job):
         if self.state == "failed":
             return [Part(f"training failed: {printable(self.error)[:120]}", rank, "bold red", "training failed")]
         if not self.active:
-            vl = _num(r.finish.get("val_loss"))
+            vl = r.full_val_loss
             return [Part(f"trained {name}", rank, "bold"), Part(f"{self.state} at step {r.step:,}", rank + 1, short=self.state),
                     *([Part(f"val {vl:.3f}", rank + 3)] if vl is not None else [])]
         if self.state == "starting":

@@ -55,11 +55,13 @@ FOCUS_KEYS = (
 
 
 class ModelsListed(Message):
-    """The models folder was read (a list of engine.folder.ModelInfo)."""
+    """The models folder was read (a list of engine.folder.ModelInfo); wanted: a model's name to pick from it
+    (one asked for by name before the list had it)."""
 
-    def __init__(self, infos: list):
+    def __init__(self, infos: list, wanted: str | None = None):
         super().__init__()
         self.infos = infos
+        self.wanted = wanted
 
 
 class ModelLoaded(Message):

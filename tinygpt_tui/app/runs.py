@@ -113,6 +113,11 @@ class RunState:
         del self.eval_steps[keep:], self.train_losses[keep:], self.val_losses[keep:]
 
     @property
+    def full_val_loss(self) -> float | None:
+        """The validation loss on the whole split, measured once the run finished (None before, or if damaged)."""
+        return _num(self.finish.get("val_loss")) if self.finish else None
+
+    @property
     def step(self) -> int:
         for r in (self.finish, self.last, self.start):
             if _step(r.get("step")) is not None:
@@ -314,7 +319,7 @@ def progress_parts(v: RunState) -> list[Part]:
         parts += [Part(f"{rate} tok/s", 5, short=f"{rate}/s"), Part(f"ETA {fmt_duration(last.get('eta_s'))}", 2)]
     if v.losses:
         parts.append(Part(f"loss {v.losses[-1]:.3f}", 1))
-    fv = _num(v.finish.get("val_loss")) if v.finish else None
+    fv = v.full_val_loss
     if v.val_losses and fv is None:
         parts.append(Part(f"val {v.val_losses[-1]:.3f}", 3))
     if v.finish:

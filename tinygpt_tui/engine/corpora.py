@@ -53,7 +53,7 @@ def read_corpus(path) -> Corpus:
         raise CorpusError(f"corpus is a directory, not a text file: {p}")
     raw = read_bytes(p, "corpus", MAX_CORPUS_BYTES, CorpusError, text=True)
     if not raw.strip():
-        raise CorpusError(f"corpus is empty: {p}")
+        raise CorpusError(f"corpus {'holds only whitespace' if raw else 'is empty'}: {p}")
     text = normalize_text(decode_utf8(raw, "corpus", p, CorpusError))
     if not text.strip():
         raise CorpusError(f"corpus has no text: {p}")

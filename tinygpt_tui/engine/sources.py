@@ -232,7 +232,7 @@ def scan(spec: str) -> Iterator[Progress | Source]:
         done += f.size
         f.sha256, f.chars, f.charset = h.hexdigest(), chars, "".join(map(chr, np.flatnonzero(seen)))
         if not f.charset.strip():
-            raise CorpusError(f"corpus is empty: {f.path}")
+            raise CorpusError(f"corpus {'holds only whitespace' if f.charset else 'is empty'}: {f.path}")
     source = Source(str(spec), files, folder)
     if todo or set(known) != {f.path for f in files}:
         write_json(folder / "source.json", {"format": FORMAT, "spec": str(spec), "files": [vars(f) for f in files]})
