@@ -158,6 +158,22 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
 
 
+def sha256_file(path, what: str, error=CheckpointError, limit: int | None = None, progress: list | None = None) -> str:
+    """The sha256 of a regular file (a FIFO or a device is refused), read a chunk at a time; one of more
+    than ``limit`` bytes is refused; ``progress[0]`` counts the bytes read."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with os.fdopen(open_regular(path, what, error), "rb") as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+            if progress is not None:
+                progress[0] += len(block)
+            if limit is not None and f.tell() > limit:
+                raise error(f"{path} is larger than the {limit:,} bytes a {what} may hold")
+    return h.hexdigest()
+
+
 def unlink_quietly(path) -> None:
     try:
         os.unlink(path)
