@@ -27,7 +27,7 @@ from tinygpt_tui.config import LIMITS, GPTConfig
 from tinygpt_tui.engine.files import check_tensors, expected_shapes, read_json, read_safetensors_header
 from tinygpt_tui.engine.folder import PICKLE_SUFFIXES, build_model, read_tensors
 from tinygpt_tui.errors import CheckpointError, SettingsError
-from tinygpt_tui.tokenizer import CharTokenizer
+from tinygpt_tui.tokenizer import BYTE_SYMBOL, CharTokenizer
 
 def require(*modules: str) -> None:
     """Import the optional packages, or say in one line which extra installs them."""
@@ -177,9 +177,7 @@ def gguf_vocab(chars: list[str]) -> tuple[list[str], list[str]]:
     bytes, then that and the third, ...); every chain starts at a lead byte, so no merge ever
     joins two characters. The first merge joins two 0xF5 bytes, which valid UTF-8 never holds:
     it never applies, and keeps the list from being empty (llama.cpp needs one)."""
-    # GPT-2's byte-level alphabet, in which llama.cpp's "gpt2" vocabulary writes token text
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    sym = {b: chr(b) for b in printable} | {b: chr(256 + n) for n, b in enumerate(sorted(set(range(256)) - set(printable)))}
+    sym = BYTE_SYMBOL  # GPT-2's byte-level alphabet, in which llama.cpp's "gpt2" vocabulary writes token text
     tokens, merges = [], {f"{sym[0xF5]} {sym[0xF5]}": None}
     for c in chars:
         parts = [sym[b] for b in c.encode("utf-8", "surrogatepass")]
