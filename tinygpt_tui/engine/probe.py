@@ -383,20 +383,16 @@ def bf16_wins(doc: dict) -> bool:
 def choose_dtype(doc: dict, n_embd: int) -> str:
     """bf16 when its training step was measured faster than fp32's at the nearest width probed (and its
     matmuls faster and its loss sane); fp32 otherwise."""
+    from tinygpt_tui.engine.presets import PRESETS
+
     if not bf16_wins(doc):
         return "fp32"
-    widths = {name: _preset_width(name) for name in doc["step_ms"]}
+    widths = {name: PRESETS.get(name, {}).get("n_embd", 0) for name in doc["step_ms"]}
     near = min((w for w in widths.items() if w[1]), key=lambda kv: abs(kv[1] - n_embd), default=None)
     if near is None:
         return "bf16"
     ms = doc["step_ms"][near[0]]
     return min(ms, key=ms.get)  # (only bf16 measured: it won at a narrower width)
-
-
-def _preset_width(name: str) -> int:
-    from tinygpt_tui.engine.presets import PRESETS
-
-    return PRESETS.get(name, {}).get("n_embd", 0)
 
 
 def choose_threads(doc: dict) -> int:
@@ -422,7 +418,7 @@ def settle(cfg, note=None):
     --preset auto with --minutes (by the measured step times). Elsewhere, or without a probe, cfg as it was."""
     import dataclasses
 
-    from tinygpt_tui.engine.device import device_kind
+    from tinygpt_tui.engine.device import cpu_has_fast_bf16, device_kind
 
     kind = device_kind(cfg.device)
     if cfg.threads is not None:
@@ -440,7 +436,7 @@ def settle(cfg, note=None):
             return cfg
     wants = cfg.dtype in ("auto", "bf16") or cfg.threads is None or (cfg.preset == "auto" and cfg.time_budget and not cfg.resume)
     doc = current(note) if wants else None
-    if cfg.dtype == "bf16" and note and not (bf16_wins(doc) if doc else _flags_bf16()):
+    if cfg.dtype == "bf16" and note and not (bf16_wins(doc) if doc else cpu_has_fast_bf16()):
         note("note: this CPU has no fast bf16 (measured slower than fp32, or no AMX/AVX-512 BF16): this run will be slow; "
              "--dtype auto picks fp32")
     if doc is None:
@@ -457,9 +453,3 @@ def settle(cfg, note=None):
         if out.dtype == "auto":
             out.dtype = choose_dtype(doc, out.n_embd or PRESETS[out.preset].get("n_embd") or GPTConfig().n_embd) if out.preset in PRESETS else "auto"
     return out
-
-
-def _flags_bf16() -> bool:
-    from tinygpt_tui.engine.device import cpu_has_fast_bf16
-
-    return cpu_has_fast_bf16()
