@@ -191,6 +191,8 @@ def to_gguf(model, tokenizer, out: Path) -> None:
     """Write a GGUF file (float32) at ``out``."""
     import gguf
 
+    if tokenizer.kind != "char":  # (llama.cpp's pre-tokenizer for it is not pinned down here: refused, not guessed)
+        raise SettingsError("GGUF export takes character models only; export a BPE model with --to hf")
     cfg, arch = model.cfg, architecture(model.cfg)
     w = gguf.GGUFWriter(str(out), arch)
     w.add_name(out.stem)
@@ -202,8 +204,6 @@ def to_gguf(model, tokenizer, out: Path) -> None:
     else:
         shape += [(w.add_head_count_kv, cfg.n_head), (w.add_layer_norm_rms_eps, 1e-6), (w.add_vocab_size, cfg.vocab_size),
                   (w.add_rope_freq_base, float(cfg.rope_base)), (w.add_rope_dimension_count, cfg.n_embd // cfg.n_head)]
-    if tokenizer.kind != "char":  # (llama.cpp's pre-tokenizer for it is not pinned down here: refused, not guessed)
-        raise SettingsError("GGUF export takes character models only; export a BPE model with --to hf")
     tokens, merges = gguf_vocab(tokenizer.chars)
     vocab = [(w.add_tokenizer_model, "gpt2"), (w.add_tokenizer_pre, "default"), (w.add_token_list, tokens),
              (w.add_token_types, [gguf.TokenType.NORMAL] * len(tokens)), (w.add_token_merges, merges),
