@@ -264,20 +264,16 @@ def _encode(source: Source, tokenizer, tid: str) -> Iterator[Progress]:
         write_json(folder / f"{tid}.json", meta)  # last: the token files are trusted only once it exists
         unlink_quietly(record)
         return meta
-    except OSError as e:  # a full disk, a quota, a file-size limit: nothing half-written stays
-        for out in outs.values():
-            with contextlib.suppress(OSError):
-                out.close()
-        for p in (*partial.values(), record):
-            unlink_quietly(p)
-        raise CorpusError(f"cannot write the prepared corpus to {folder}: {e.strerror or e}; the partial files were removed") from None
     except BaseException as e:
         for out in outs.values():
             with contextlib.suppress(OSError):
                 out.close()
-        if isinstance(e, TinyGPTError):  # the source is bad or changed: what was written of it is of no use
+        # a full disk, a quota, a file-size limit; or the source is bad or changed: nothing half-written stays
+        if isinstance(e, (OSError, TinyGPTError)):
             for p in (*partial.values(), record):
                 unlink_quietly(p)
+        if isinstance(e, OSError):
+            raise CorpusError(f"cannot write the prepared corpus to {folder}: {e.strerror or e}; the partial files were removed") from None
         raise  # (stopped, by Ctrl+C or a consumer that stopped listening: the partial files and their record stay to continue from)
 
 
