@@ -93,10 +93,7 @@ def state_and_args(obj) -> tuple[dict, dict, dict]:
     for k, v in sd.items():
         if not isinstance(k, str) or not isinstance(v, torch.Tensor):
             raise CheckpointError("the model state holds something other than named tensors")
-        for prefix in ("_orig_mod.", "module."):  # torch.compile and DDP wrappers
-            if k.startswith(prefix):
-                k = k[len(prefix):]
-        out[k] = v
+        out[k.removeprefix("_orig_mod.").removeprefix("module.")] = v  # torch.compile and DDP wrappers
     extra = {k: obj.get(k) for k in ("iter_num", "best_val_loss")} if isinstance(obj, dict) else {}
     return out, args, extra
 
