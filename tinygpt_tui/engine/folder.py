@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from tinygpt_tui.config import GPTConfig
-from tinygpt_tui.engine.device import check_fits
+from tinygpt_tui.engine.device import check_fits, device_kind, pick_device
 from tinygpt_tui.engine.files import (FORMAT, WEIGHTS, MiB, check_vocab_size, check_weights, fsync_dir, number, open_regular,
                                       read_json, read_safetensors_header, read_text, stage, unlink_quietly, validate_config_doc,
                                       validate_train_state)
@@ -274,14 +274,11 @@ def load_for_sampling(folder, device="auto") -> Loaded:
     """A model folder loaded for generation: on a CPU with numba, the compiled step's JitModel read as
     numpy arrays without torch (at batch 1 it beats a GPU's kernel launches); else ``load_model``."""
     from tinygpt_tui.fast import decode
-    from tinygpt_tui.engine.device import device_kind
 
     kind = device_kind(device)  # a typo is refused, and a broken folder, before anything imports torch
     folder = Path(folder)
     doc, cfg = check_folder(folder)
     if kind not in ("auto", "cpu") or not decode.available():
-        from tinygpt_tui.engine.device import pick_device
-
         return _load_torch(folder, doc, cfg, pick_device(device))
     import numpy as np
 

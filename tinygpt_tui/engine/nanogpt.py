@@ -16,7 +16,7 @@ import re
 import warnings
 from pathlib import Path
 
-from tinygpt_tui.engine.files import open_regular, read_bytes
+from tinygpt_tui.engine.files import check_tensors, expected_shapes, open_regular, read_bytes
 from tinygpt_tui.errors import CheckpointError
 
 MAX_PT_BYTES = 8 * 1024**3
@@ -145,7 +145,6 @@ def map_nanogpt(sd: dict, args: dict, n_head: int | None):
         raise CheckpointError(f"feed-forward width {hidden} can't be expressed by tinygpt (it rounds to multiples of 8)")
 
     from tinygpt_tui.engine.export import gpt2_layers
-    from tinygpt_tui.engine.files import check_tensors, expected_shapes
 
     names = {"transformer.wte.weight": "tok_emb.weight", "transformer.wpe.weight": "pos_emb.weight"}
     for ours, theirs, _, _ in gpt2_layers(cfg):  # nanoGPT's names are GPT-2's (its layers are Linear, not Conv1D)

@@ -14,14 +14,20 @@ device module's rules stand there, as they do where nothing can be measured or c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import math
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
+from tinygpt_tui.config import GPTConfig
+from tinygpt_tui.engine.device import autocast, cpu_has_fast_bf16, device_kind, pick_device
 from tinygpt_tui.engine.files import atomic_write, read_json, read_text
+from tinygpt_tui.engine.presets import BUDGET_PRESETS, MODEL_KEYS, PRESETS, TrainConfig, budget_preset, build_optimizer, check_threads
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 
 VERSION = 4  # a new number when the presets the probe times change: older caches are measured again
@@ -82,8 +88,6 @@ def _seconds(fn, clock, n: int) -> float:
 def interleaved(fns: dict, budget_s: float, clock=time.perf_counter, min_reps: int = 2, warmup: bool = True) -> dict[str, float]:
     """Median seconds per call of each fn, measured A, B, B, A, ... (a busy machine slows all alike)
     until ``budget_s`` is spent (at least ``min_reps`` rounds, after a warm-up call each)."""
-    import statistics
-
     for fn in fns.values() if warmup else ():
         fn()
     times = {k: [] for k in fns}
@@ -137,9 +141,6 @@ class StepTimer:
         import torch
 
         from tinygpt_tui import fast
-        from tinygpt_tui.config import GPTConfig
-        from tinygpt_tui.engine.device import autocast
-        from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, build_optimizer
         from tinygpt_tui.fast.kernels import accelerate
         from tinygpt_tui.model import GPT
 
@@ -204,8 +205,6 @@ def _size(p: dict) -> float:
 def thread_times(timer: StepTimer, n: int, budget_s: float) -> dict[int, float]:
     """Median seconds of the step on 1 thread and on ``n``, taking turns until the budget is spent; n threads
     that lose clearly (a busy machine: their barriers wait for a core) are not measured again."""
-    import statistics
-
     import torch
 
     times: dict[int, list] = {1: []} | ({n: []} if n > 1 else {})
@@ -228,8 +227,6 @@ def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = Tr
     against all cores. bf16 is measured at the smallest preset; the larger ones in bf16 alone when it won
     there (its lead grows with the width), in both otherwise. ``bf16=False`` leaves bf16 out."""
     import torch
-
-    from tinygpt_tui.engine.presets import BUDGET_PRESETS, PRESETS
 
     presets = presets or {"tiny": PRESETS["tiny"], **BUDGET_PRESETS}
     order = sorted(presets, key=lambda k: _size(presets[k]))
@@ -334,8 +331,6 @@ def cached(note=None) -> dict | None:
 def save(doc: dict) -> Path:
     """Cache the probe; a TinyGPTError saying why when it can't (no home for a cache, a path that is
     not a writable file)."""
-    import json
-
     path = cache_path()
     if path is None:
         raise TinyGPTError("no cache folder ($XDG_CACHE_HOME or a home folder)")
@@ -379,8 +374,6 @@ def bf16_wins(doc: dict) -> bool:
 def choose_dtype(doc: dict, n_embd: int) -> str:
     """bf16 when its training step was measured faster than fp32's at the nearest width probed (and its
     matmuls faster and its loss sane); fp32 otherwise."""
-    from tinygpt_tui.engine.presets import PRESETS
-
     if not bf16_wins(doc):
         return "fp32"
     widths = {name: PRESETS.get(name, {}).get("n_embd", 0) for name in doc["step_ms"]}
@@ -412,22 +405,14 @@ def summary(doc: dict) -> str:
 def settle(cfg, note=None):
     """cfg with what it left to the machine chosen from the probe on a CPU: --dtype auto, --threads unset, and
     --preset auto with --minutes (by the measured step times). Elsewhere, or without a probe, cfg as it was."""
-    import dataclasses
-
-    from tinygpt_tui.engine.device import cpu_has_fast_bf16, device_kind
-
     kind = device_kind(cfg.device)
     if cfg.threads is not None:
-        from tinygpt_tui.engine.presets import check_threads
-
         check_threads(cfg.threads)
     if cfg.dtype == "fp16" and kind == "cpu":
         raise SettingsError("fp16 is for GPUs; on the CPU use bf16 or fp32")
     if kind in ("cuda", "mps") or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         return cfg
     if kind == "auto":
-        from tinygpt_tui.engine.device import pick_device
-
         if pick_device("auto").type != "cpu":
             return cfg
     wants = cfg.dtype in ("auto", "bf16") or cfg.threads is None or (cfg.preset == "auto" and cfg.time_budget and not cfg.resume)
@@ -441,9 +426,6 @@ def settle(cfg, note=None):
     if out.threads is None:
         out.threads = choose_threads(doc)
     if not out.resume:  # (a resumed run keeps its preset and precision)
-        from tinygpt_tui.config import GPTConfig
-        from tinygpt_tui.engine.presets import PRESETS, budget_preset
-
         if out.preset == "auto":
             out.preset = budget_preset(out.time_budget, doc["step_ms"])
         if out.dtype == "auto":
