@@ -10,8 +10,10 @@ Listing and validating a folder needs no torch; loading the weights imports it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -386,9 +388,6 @@ class FolderLock:
     """An exclusive flock on <folder>/.lock for a whole run (the kernel drops it when the process dies)."""
 
     def __init__(self, folder, quiet: bool = False):
-        import fcntl
-        import time
-
         self.folder = Path(folder)
         if self.folder.is_symlink():
             raise CheckpointError(f"{self.folder} is a symbolic link; tinygpt trains only into a real folder")
@@ -429,8 +428,6 @@ class FolderLock:
 
 def is_training(folder) -> bool:
     """Whether a live process holds the folder's lock (a probe: a shared lock taken and dropped at once)."""
-    import fcntl
-
     try:
         fd = open_regular(Path(folder) / LOCK, LOCK)
     except CheckpointError:
