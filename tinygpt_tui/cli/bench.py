@@ -32,6 +32,7 @@ def bench(
 
     from rich.text import Text
 
+    from tinygpt_tui.cli.train import note  # (a dim line on stderr)
     from tinygpt_tui.engine import probe
     from tinygpt_tui.engine.presets import PRESETS, budget_preset, check_threads
     from tinygpt_tui.errors import TinyGPTError
@@ -44,10 +45,7 @@ def bench(
         fail(f"--seconds must be above 0 and at most 600, got {seconds}")
     if threads is not None:
         check_threads(threads)
-    out, err = new_console(), new_console(stderr=True)
-
-    def note(line):
-        err.print(Text(one_line(line), style="dim"))
+    out = new_console()
 
     import torch
 
