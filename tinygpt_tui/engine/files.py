@@ -15,6 +15,7 @@ No torch or numpy here: the app lists the models folder before its first frame.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -162,8 +163,6 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 def sha256_file(path, what: str, error=CheckpointError, limit: int | None = None, progress: list | None = None) -> str:
     """The sha256 of a regular file (a FIFO or a device is refused), read a chunk at a time; one of more
     than ``limit`` bytes is refused; ``progress[0]`` counts the bytes read."""
-    import hashlib
-
     h = hashlib.sha256()
     with os.fdopen(open_regular(path, what, error), "rb") as f:
         while block := f.read(CHUNK):
