@@ -196,6 +196,7 @@ def byte_symbols() -> dict[str, int]:
 
 
 SYMBOL_BYTE = byte_symbols()
+BYTE_SYMBOL = {b: c for c, b in SYMBOL_BYTE.items()}
 CHUNK_CHARS = 1 << 16  # a corpus is encoded in pieces of about this many characters, in parallel
 CUT = re.compile(r"\n(?=\S)")  # a newline before a non-space: a pre-token boundary, so pieces encode as the whole
 
@@ -302,8 +303,7 @@ class BpeTokenizer(Tokenizer):
         return self.token_bytes[i].decode("utf-8", "backslashreplace")
 
     def token_id(self, text: str) -> int | None:
-        b2s = {b: c for c, b in SYMBOL_BYTE.items()}
-        return self.vocab.get("".join(b2s[b] for b in text.encode("utf-8")))
+        return self.vocab.get("".join(BYTE_SYMBOL[b] for b in text.encode("utf-8")))
 
     def stream(self) -> ByteStream:
         return ByteStream(self.token_bytes)

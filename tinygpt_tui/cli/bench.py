@@ -32,8 +32,9 @@ def bench(
 
     from rich.text import Text
 
+    from tinygpt_tui.cli.train import note  # (a dim line on stderr)
     from tinygpt_tui.engine import probe
-    from tinygpt_tui.engine.presets import PRESETS, check_threads
+    from tinygpt_tui.engine.presets import PRESETS, budget_preset, check_threads
     from tinygpt_tui.errors import TinyGPTError
 
     names = list(PRESETS) if presets.strip() == "all" else [] if presets.strip() == "none" else [p.strip() for p in presets.split(",") if p.strip()]
@@ -44,10 +45,7 @@ def bench(
         fail(f"--seconds must be above 0 and at most 600, got {seconds}")
     if threads is not None:
         check_threads(threads)
-    out, err = new_console(), new_console(stderr=True)
-
-    def note(line):
-        err.print(Text(one_line(line), style="dim"))
+    out = new_console()
 
     import torch
 
@@ -70,7 +68,7 @@ def bench(
     dtypes = {name: probe.choose_dtype(doc, PRESETS[name].get("n_embd", 256)) for name in names}
     out.print(Text(f"chosen here: {n} thread{'s' if n > 1 else ''} (of {probe.cores()}, {probe.free_cores()} free now); "
                    f"bf16 {'measured faster' if probe.bf16_wins(doc) else 'not faster'} than fp32; "
-                   + "; ".join(f"--minutes {m:g}: preset {_auto(m, doc)}" for m in (1, 5, 10))))
+                   + "; ".join(f"--minutes {m:g}: preset {budget_preset(m * 60, doc['step_ms'])}" for m in (1, 5, 10))))
     rows = efficiency(names, dtypes, n, seconds) if names else []
     if rows:
         from rich import box
@@ -95,12 +93,6 @@ def bench(
         atomic_write(Path(json_path), json.dumps({"probe": doc, "threads": n, "torch_threads": torch.get_num_threads(),
                                                   "efficiency": rows}, indent=1) + "\n")
         out.print(Text(f"figures written to {one_line(json_path)}"))
-
-
-def _auto(minutes: float, doc: dict) -> str:
-    from tinygpt_tui.engine.presets import budget_preset
-
-    return budget_preset(minutes * 60, doc["step_ms"])
 
 
 def efficiency(names: list[str], dtypes: dict, threads: int, seconds: float) -> list[dict]:

@@ -114,7 +114,7 @@ def svg(lines: list[Line], x: str, title: str = "", width: int = 900, height: in
     return "\n".join(out) + "\n"
 
 
-def png(lines: list[Line], x: str, path: Path, title: str = "") -> None:
+def png(lines: list[Line], x: str, title: str = "") -> bytes:
     try:
         import matplotlib
 
@@ -138,17 +138,7 @@ def png(lines: list[Line], x: str, path: Path, title: str = "") -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    _write(path, buf.getvalue())
-
-
-def _write(path: Path, data) -> None:
-    from tinygpt_tui.engine.files import atomic_write
-
-    if path.is_dir():
-        raise SettingsError(f"{path} is a folder; give a file name ending in .svg or .png")
-    if not path.parent.is_dir():
-        raise SettingsError(f"cannot write {path}: the folder {path.parent} does not exist")
-    atomic_write(path, data)
+    return buf.getvalue()
 
 
 def check_out(path) -> None:
@@ -166,9 +156,8 @@ def check_out(path) -> None:
 
 def write_chart(lines: list[Line], x: str, path, title: str = "") -> None:
     """An .svg or .png file of the chart (written to a temporary name, then renamed)."""
+    from tinygpt_tui.engine.files import atomic_write
+
     check_out(path)
     path = Path(path).expanduser()
-    if path.suffix.lower() == ".svg":
-        _write(path, svg(lines, x, title))
-    else:
-        png(lines, x, path, title)
+    atomic_write(path, svg(lines, x, title) if path.suffix.lower() == ".svg" else png(lines, x, title))

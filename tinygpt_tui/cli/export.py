@@ -10,7 +10,6 @@ from typing import Optional
 import typer
 
 from tinygpt_tui.cli.common import HELP, Command, ModelsDir, friendly, new_model_folder, one_line, save_new_model
-from tinygpt_tui.errors import SettingsError
 
 O = typer.Option
 
@@ -38,8 +37,6 @@ def export(
     arch = ex.architecture(cfg)  # refused before the weights are read
     out = Path(out).expanduser()
     loaded = ckpt.load_model(path)
-    if to is Target.gguf and loaded.tokenizer.kind != "char":
-        raise SettingsError("GGUF export takes character models only; export a BPE model with --to hf")
     write = ex.to_hf if to is Target.hf else ex.to_gguf
     ex.write_whole(out, force, lambda dest: write(loaded.model, loaded.tokenizer, dest))
     typer.echo(one_line(f"wrote {out} ({'GPT-2' if arch == 'gpt2' else 'Llama'}, {cfg.param_count():,} parameters, fp32)"))

@@ -92,13 +92,17 @@ def eval_cmd(
     from tinygpt_tui.cli.common import PrepareBar
     from tinygpt_tui.data import Dataset
     from tinygpt_tui.engine.corpora import catalog, is_fetched, local_path, resolve_corpus
+    from tinygpt_tui.engine.device import pick_device
     from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, evaluate_split
+    from tinygpt_tui.engine.folder import check_folder, load_model, resolve_model
     from tinygpt_tui.engine.prepare import prepare, run_to_end
     from tinygpt_tui.errors import CorpusError
 
     if split not in ("val", "train", "all"):
         raise SettingsError(f"--split must be val, train or all, got {split!r}")
-    loaded = _load(model, device, models_dir)
+    folder = resolve_model(model, models_dir)
+    check_folder(folder)  # a broken folder is refused before torch is imported (pick_device imports it)
+    loaded = load_model(folder, device=pick_device(device))
     recorded = loaded.doc.get("corpus", {}) if isinstance(loaded.doc.get("corpus"), dict) else {}
     own = str(recorded.get("path") or "")
     if corpus and not Path(corpus).expanduser().exists() and Path(corpus).name == Path(own).name and Path(own).is_file():
@@ -134,16 +138,6 @@ def eval_cmd(
     recorded = loaded.doc.get("figures", {}).get("val_loss")
     if "val" in splits and isinstance(recorded, (int, float)) and c.sha256 == loaded.doc.get("corpus", {}).get("sha256"):
         out.print(f"model card: validation loss {recorded:.4f}")
-
-
-def _load(model, device, models_dir):
-    from tinygpt_tui.engine.folder import check_folder, load_model, resolve_model
-
-    folder = resolve_model(model, models_dir)
-    check_folder(folder)  # a broken folder is refused before torch is imported (pick_device imports it)
-    from tinygpt_tui.engine.device import pick_device
-
-    return load_model(folder, device=pick_device(device))
 
 
 def compile_note(err) -> None:

@@ -80,7 +80,10 @@ def inspect_cmd(
 
 
 def print_json(doc) -> None:
-    sys.stdout.write(inert_json(doc) + "\n")
+    """JSON with readable text, but every control, format or separator character escaped
+    (DEL, C1 controls, bidi overrides): the output may be shown on a terminal."""
+    text = json.dumps(doc, ensure_ascii=False)
+    sys.stdout.write("".join(json.dumps(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text) + "\n")
     sys.stdout.flush()
 
 
@@ -452,10 +455,3 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
     heat(title, layer_rows(view) if layer is None else [("all", view.mean_all)], view.mean_all, "  most attended: ")
     by_char = [(cell(ch)[0], f" {w:.2f}") for ch, w in view.weight_by_char()[:10]]
     console.print(items_line(f"  by {unit}:  ", by_char, width))
-
-
-def inert_json(doc) -> str:
-    """JSON with readable text, but every control, format or separator character escaped
-    (DEL, C1 controls, bidi overrides): the output may be shown on a terminal."""
-    text = json.dumps(doc, ensure_ascii=False)
-    return "".join(json.dumps(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)

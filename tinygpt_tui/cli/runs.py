@@ -3,6 +3,7 @@ of runs, the ready-made lessons. engine/runs.py and engine/experiment.py do the 
 
 from __future__ import annotations
 
+import math
 import shutil
 import threading
 import time
@@ -326,7 +327,7 @@ def lesson_cmd(
             t.add_column(col, overflow="fold")
         for lesson in list_lessons():
             s = lesson.spec
-            n = (len(s.members) or _grid_size(s.vary)) * s.seeds
+            n = (len(s.members) or math.prod(map(len, s.vary.values()))) * s.seeds
             t.add_row(lesson.name, s.title, str(n), f"{s.minutes:g} min each" if s.minutes else f"{s.max_steps:,} steps each")
         new_console().print(t)
         typer.echo("run one: tinygpt lesson NAME   (--plan: its members and time estimate first; --minutes or --max-steps: "
@@ -342,13 +343,6 @@ def lesson_cmd(
     plan = E.make_plan(spec, models_dir)
     resume = (plan.folder / "experiment.json").exists()
     run_plan(plan, resume, "\n", 200, dry=plan_only)
-
-
-def _grid_size(vary: dict) -> int:
-    n = 1
-    for v in vary.values():
-        n *= len(v)
-    return n
 
 
 def register(app) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tinygpt_tui.data import Corpus, normalize_text
 from tinygpt_tui.engine.files import MiB, decode_utf8, open_regular, read_bytes, read_json, unlink_quietly
+from tinygpt_tui.engine.files import sha256_file as file_sha256
 from tinygpt_tui.errors import CorpusError
 
 ENV_CORPORA_DIR = "TINYGPT_CORPORA_DIR"
@@ -61,14 +62,7 @@ def read_corpus(path) -> Corpus:
 
 
 def sha256_file(path: Path) -> str:
-    """The sha256 of a regular file of at most a corpus's size (a FIFO or a device is refused)."""
-    h = hashlib.sha256()
-    with os.fdopen(open_regular(path, "corpus", CorpusError), "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-            if f.tell() > MAX_CORPUS_BYTES:
-                raise CorpusError(f"{path} is larger than the {MAX_CORPUS_BYTES:,} bytes a corpus may hold")
-    return h.hexdigest()
+    return file_sha256(path, "corpus", CorpusError, MAX_CORPUS_BYTES)
 
 
 def _copy_into(src: Path, dest: Path) -> Path:

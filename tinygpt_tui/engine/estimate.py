@@ -35,10 +35,7 @@ def estimate(plan, steps: int = 2) -> Estimate:
     first = {s: next(c for c in configs if _shape(c) == s) for s in shapes}
     threads = next((c.threads for c in configs if c.threads), None) or plan.spec.threads
     job = {"source": plan.source, "chars": plan.spec.corpus_chars, "steps": steps, "configs": [asdict(first[s]) for s in shapes]}
-    if threads and threads != torch.get_num_threads():
-        timings = _measure_in_child(job, threads)
-    else:
-        timings = _measure_all(job)
+    timings = _measure_in_child(job, threads) if threads and threads != torch.get_num_threads() else _measure_all(job)
     measured = dict(zip(shapes, timings))
     out, steps_s = [], []
     for cfg in configs:

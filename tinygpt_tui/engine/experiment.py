@@ -224,14 +224,11 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
 
 
 # ----------------------------------------------------------------- the manifest
-def _manifest(plan: Plan, states: dict) -> dict:
-    return {"format": FORMAT, "spec": {**asdict(plan.spec), "corpus": plan.source},
-            "members": [{"name": m.name, "group": m.group, "seed": m.seed, "settings": m.settings, **states.get(m.name, {"state": "queued"})}
-                        for m in plan.members], "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-
-
 def write_manifest(plan: Plan, states: dict) -> None:
-    atomic_write(plan.folder / MANIFEST, json.dumps(_manifest(plan, states), indent=2, ensure_ascii=False))
+    doc = {"format": FORMAT, "spec": {**asdict(plan.spec), "corpus": plan.source},
+           "members": [{"name": m.name, "group": m.group, "seed": m.seed, "settings": m.settings, **states.get(m.name, {"state": "queued"})}
+                       for m in plan.members], "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    atomic_write(plan.folder / MANIFEST, json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 def read_manifest(folder) -> dict:

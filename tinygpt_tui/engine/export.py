@@ -27,7 +27,7 @@ from tinygpt_tui.config import LIMITS, GPTConfig
 from tinygpt_tui.engine.files import check_tensors, expected_shapes, read_json, read_safetensors_header
 from tinygpt_tui.engine.folder import PICKLE_SUFFIXES, build_model, read_tensors
 from tinygpt_tui.errors import CheckpointError, SettingsError
-from tinygpt_tui.tokenizer import CharTokenizer
+from tinygpt_tui.tokenizer import BYTE_SYMBOL, CharTokenizer
 
 def require(*modules: str) -> None:
     """Import the optional packages, or say in one line which extra installs them."""
@@ -177,9 +177,7 @@ def gguf_vocab(chars: list[str]) -> tuple[list[str], list[str]]:
     bytes, then that and the third, ...); every chain starts at a lead byte, so no merge ever
     joins two characters. The first merge joins two 0xF5 bytes, which valid UTF-8 never holds:
     it never applies, and keeps the list from being empty (llama.cpp needs one)."""
-    # GPT-2's byte-level alphabet, in which llama.cpp's "gpt2" vocabulary writes token text
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    sym = {b: chr(b) for b in printable} | {b: chr(256 + n) for n, b in enumerate(sorted(set(range(256)) - set(printable)))}
+    sym = BYTE_SYMBOL  # GPT-2's byte-level alphabet, in which llama.cpp's "gpt2" vocabulary writes token text
     tokens, merges = [], {f"{sym[0xF5]} {sym[0xF5]}": None}
     for c in chars:
         parts = [sym[b] for b in c.encode("utf-8", "surrogatepass")]
@@ -193,6 +191,8 @@ def to_gguf(model, tokenizer, out: Path) -> None:
     """Write a GGUF file (float32) at ``out``."""
     import gguf
 
+    if tokenizer.kind != "char":  # (llama.cpp's pre-tokenizer for it is not pinned down here: refused, not guessed)
+        raise SettingsError("GGUF export takes character models only; export a BPE model with --to hf")
     cfg, arch = model.cfg, architecture(model.cfg)
     w = gguf.GGUFWriter(str(out), arch)
     w.add_name(out.stem)
@@ -204,8 +204,6 @@ def to_gguf(model, tokenizer, out: Path) -> None:
     else:
         shape += [(w.add_head_count_kv, cfg.n_head), (w.add_layer_norm_rms_eps, 1e-6), (w.add_vocab_size, cfg.vocab_size),
                   (w.add_rope_freq_base, float(cfg.rope_base)), (w.add_rope_dimension_count, cfg.n_embd // cfg.n_head)]
-    if tokenizer.kind != "char":  # (llama.cpp's pre-tokenizer for it is not pinned down here: refused, not guessed)
-        raise SettingsError("GGUF export takes character models only; export a BPE model with --to hf")
     tokens, merges = gguf_vocab(tokenizer.chars)
     vocab = [(w.add_tokenizer_model, "gpt2"), (w.add_tokenizer_pre, "default"), (w.add_token_list, tokens),
              (w.add_token_types, [gguf.TokenType.NORMAL] * len(tokens)), (w.add_token_merges, merges),

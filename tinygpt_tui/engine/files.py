@@ -15,6 +15,7 @@ No torch or numpy here: the app lists the models folder before its first frame.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -33,8 +34,14 @@ DOCUMENTS = {b"%PDF-": "a PDF document, not text: extract its text first, e.g. p
 
 
 def not_text(head: bytes) -> str | None:
-    """What a file that starts with these bytes is, if it is a document rather than text (DOCUMENTS)."""
-    return next((kind for magic, kind in DOCUMENTS.items() if head.startswith(magic)), None)
+    """Why a file that starts with these bytes is not UTF-8 text (a document, or UTF-16/32), or None."""
+    kind = next((kind for magic, kind in DOCUMENTS.items() if head.startswith(magic)), None)
+    if kind:
+        return f"is {kind}"
+    name = next((name for bom, name in BOMS.items() if head.startswith(bom)), None)
+    return f"is {name} text, tinygpt reads UTF-8: convert it first, e.g. iconv -f {name} -t UTF-8" if name else None
+
+
 KINDS_OF_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
@@ -71,13 +78,8 @@ def read_bytes(path, what: str, limit: int, error=CheckpointError, text: bool = 
             raise error(f"{what} is {size:,} bytes, more than the {limit:,} tinygpt reads: {path}")
         chunks, total = [], 0
         while chunk := os.read(fd, min(CHUNK, limit + 1 - total)):
-            if text and not chunks:
-                if kind := not_text(chunk):
-                    raise error(f"{what} is {kind}: {path}")
-                for bom, name in BOMS.items():
-                    if chunk.startswith(bom):
-                        raise error(f"{what} is {name} text, tinygpt reads UTF-8: convert it first, "
-                                    f"e.g. iconv -f {name} -t UTF-8: {path}")
+            if text and not chunks and (why := not_text(chunk)):
+                raise error(f"{what} {why}: {path}")
             if text and b"\x00" in chunk:
                 raise error(f"{what} looks binary (it contains NUL bytes), not text: {path}")
             chunks.append(chunk)
@@ -156,6 +158,20 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     except OSError as e:
         unlink_quietly(tmp)
         raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def sha256_file(path, what: str, error=CheckpointError, limit: int | None = None, progress: list | None = None) -> str:
+    """The sha256 of a regular file (a FIFO or a device is refused), read a chunk at a time; one of more
+    than ``limit`` bytes is refused; ``progress[0]`` counts the bytes read."""
+    h = hashlib.sha256()
+    with os.fdopen(open_regular(path, what, error), "rb") as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+            if progress is not None:
+                progress[0] += len(block)
+            if limit is not None and f.tell() > limit:
+                raise error(f"{path} is larger than the {limit:,} bytes a {what} may hold")
+    return h.hexdigest()
 
 
 def unlink_quietly(path) -> None:

@@ -10,14 +10,16 @@ Listing and validating a folder needs no torch; loading the weights imports it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 from tinygpt_tui.config import GPTConfig
-from tinygpt_tui.engine.device import check_fits
+from tinygpt_tui.engine.device import check_fits, device_kind, pick_device
 from tinygpt_tui.engine.files import (FORMAT, WEIGHTS, MiB, check_vocab_size, check_weights, fsync_dir, number, open_regular,
                                       read_json, read_safetensors_header, read_text, stage, unlink_quietly, validate_config_doc,
                                       validate_train_state)
@@ -274,14 +276,11 @@ def load_for_sampling(folder, device="auto") -> Loaded:
     """A model folder loaded for generation: on a CPU with numba, the compiled step's JitModel read as
     numpy arrays without torch (at batch 1 it beats a GPU's kernel launches); else ``load_model``."""
     from tinygpt_tui.fast import decode
-    from tinygpt_tui.engine.device import device_kind
 
     kind = device_kind(device)  # a typo is refused, and a broken folder, before anything imports torch
     folder = Path(folder)
     doc, cfg = check_folder(folder)
     if kind not in ("auto", "cpu") or not decode.available():
-        from tinygpt_tui.engine.device import pick_device
-
         return _load_torch(folder, doc, cfg, pick_device(device))
     import numpy as np
 
@@ -389,9 +388,6 @@ class FolderLock:
     """An exclusive flock on <folder>/.lock for a whole run (the kernel drops it when the process dies)."""
 
     def __init__(self, folder, quiet: bool = False):
-        import fcntl
-        import time
-
         self.folder = Path(folder)
         if self.folder.is_symlink():
             raise CheckpointError(f"{self.folder} is a symbolic link; tinygpt trains only into a real folder")
@@ -432,8 +428,6 @@ class FolderLock:
 
 def is_training(folder) -> bool:
     """Whether a live process holds the folder's lock (a probe: a shared lock taken and dropped at once)."""
-    import fcntl
-
     try:
         fd = open_regular(Path(folder) / LOCK, LOCK)
     except CheckpointError:

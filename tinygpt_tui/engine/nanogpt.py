@@ -16,7 +16,7 @@ import re
 import warnings
 from pathlib import Path
 
-from tinygpt_tui.engine.files import open_regular, read_bytes
+from tinygpt_tui.engine.files import check_tensors, expected_shapes, open_regular, read_bytes
 from tinygpt_tui.errors import CheckpointError
 
 MAX_PT_BYTES = 8 * 1024**3
@@ -93,10 +93,7 @@ def state_and_args(obj) -> tuple[dict, dict, dict]:
     for k, v in sd.items():
         if not isinstance(k, str) or not isinstance(v, torch.Tensor):
             raise CheckpointError("the model state holds something other than named tensors")
-        for prefix in ("_orig_mod.", "module."):  # torch.compile and DDP wrappers
-            if k.startswith(prefix):
-                k = k[len(prefix):]
-        out[k] = v
+        out[k.removeprefix("_orig_mod.").removeprefix("module.")] = v  # torch.compile and DDP wrappers
     extra = {k: obj.get(k) for k in ("iter_num", "best_val_loss")} if isinstance(obj, dict) else {}
     return out, args, extra
 
@@ -148,7 +145,6 @@ def map_nanogpt(sd: dict, args: dict, n_head: int | None):
         raise CheckpointError(f"feed-forward width {hidden} can't be expressed by tinygpt (it rounds to multiples of 8)")
 
     from tinygpt_tui.engine.export import gpt2_layers
-    from tinygpt_tui.engine.files import check_tensors, expected_shapes
 
     names = {"transformer.wte.weight": "tok_emb.weight", "transformer.wpe.weight": "pos_emb.weight"}
     for ours, theirs, _, _ in gpt2_layers(cfg):  # nanoGPT's names are GPT-2's (its layers are Linear, not Conv1D)

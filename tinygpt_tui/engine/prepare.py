@@ -31,12 +31,13 @@ from typing import Callable, Iterator
 import numpy as np
 
 from tinygpt_tui.data import TRAIN_FRACTION
-from tinygpt_tui.engine.files import MiB, open_regular, read_json, unlink_quietly
+from tinygpt_tui.engine.files import MiB, open_regular, read_json, sha256_file, unlink_quietly
 from tinygpt_tui.engine.sources import (CHUNK, FORMAT, SEPARATOR, Progress, Source, count_ok, prepared_dir,  # noqa: F401
                                         read_chunks, scan, write_json)
 from tinygpt_tui.errors import CorpusError, TinyGPTError
 
 CHECKPOINT_BYTES = 256 * MiB  # source bytes between two fsynced progress records
+TOKEN_FILE = "prepared token file"
 
 
 @dataclass
@@ -98,7 +99,7 @@ class TokenMap:
     def __init__(self, path: Path, dtype: np.dtype, tokens: int):
         self.mm = None
         if tokens:
-            fd = open_regular(path, "prepared token file", CorpusError)
+            fd = open_regular(path, TOKEN_FILE, CorpusError)
             try:
                 self.mm = mmap.mmap(fd, tokens * dtype.itemsize, access=mmap.ACCESS_READ)
             finally:
@@ -117,15 +118,6 @@ class TokenMap:
 
     def __array__(self, dtype=None, copy=None):
         return self.array if dtype is None else self.array.astype(dtype)
-
-
-def _sha256_file(path: Path, progress: list) -> str:
-    h = hashlib.sha256()
-    with os.fdopen(open_regular(path, "prepared token file", CorpusError), "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-            progress[0] += len(block)
-    return h.hexdigest()
 
 
 def _load(source: Source, tid: str) -> dict | None:
@@ -167,7 +159,7 @@ def verify(source: Source, meta: dict) -> Iterator[Progress]:
     for s in splits.values():
         path = source.folder / s["file"]
         size = path.stat().st_size if path.is_file() else -1
-        if size != s["tokens"] * itemsize or _sha256_file(path, done) != s["sha256"]:
+        if size != s["tokens"] * itemsize or sha256_file(path, TOKEN_FILE, CorpusError, progress=done) != s["sha256"]:
             raise CorpusError(f"the prepared token file {path} does not match its checksum (damaged?); "
                               f"prepare it again: tinygpt corpus prepare {source.spec} --force")
         yield Progress("verifying", done[0], total, str(path))
@@ -256,7 +248,7 @@ def _encode(source: Source, tokenizer, tid: str) -> Iterator[Progress]:
             out.close()
         sums, progress = {}, [0]
         for s in names:
-            sums[s] = _sha256_file(partial[s], progress)
+            sums[s] = sha256_file(partial[s], TOKEN_FILE, CorpusError, progress=progress)
             yield Progress("verifying", progress[0], sum(state["tokens"].values()) * np.dtype(dtype).itemsize, str(partial[s]))
         meta = {
             "format": FORMAT, "dtype": np.dtype(dtype).name,
@@ -272,20 +264,16 @@ def _encode(source: Source, tokenizer, tid: str) -> Iterator[Progress]:
         write_json(folder / f"{tid}.json", meta)  # last: the token files are trusted only once it exists
         unlink_quietly(record)
         return meta
-    except OSError as e:  # a full disk, a quota, a file-size limit: nothing half-written stays
-        for out in outs.values():
-            with contextlib.suppress(OSError):
-                out.close()
-        for p in (*partial.values(), record):
-            unlink_quietly(p)
-        raise CorpusError(f"cannot write the prepared corpus to {folder}: {e.strerror or e}; the partial files were removed") from None
     except BaseException as e:
         for out in outs.values():
             with contextlib.suppress(OSError):
                 out.close()
-        if isinstance(e, TinyGPTError):  # the source is bad or changed: what was written of it is of no use
+        # a full disk, a quota, a file-size limit; or the source is bad or changed: nothing half-written stays
+        if isinstance(e, (OSError, TinyGPTError)):
             for p in (*partial.values(), record):
                 unlink_quietly(p)
+        if isinstance(e, OSError):
+            raise CorpusError(f"cannot write the prepared corpus to {folder}: {e.strerror or e}; the partial files were removed") from None
         raise  # (stopped, by Ctrl+C or a consumer that stopped listening: the partial files and their record stay to continue from)
 
 

@@ -49,9 +49,7 @@ RUN_OVERHEAD = 1.1  # evaluations, samples and checkpoints: about a tenth of a b
 def budget_preset(seconds: float | None, step_ms: dict | None = None) -> str:
     """The preset "auto" stands for: sized for the time budget (by measured step times when given: preset ->
     {precision: ms}), or "small" without one."""
-    if not seconds:
-        return "small"
-    if seconds > 900:
+    if not seconds or seconds > 900:
         return "small"
     if step_ms:
         fits = [name for name, need in BUDGET_STEPS.items()

@@ -14,14 +14,20 @@ device module's rules stand there, as they do where nothing can be measured or c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import math
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
+from tinygpt_tui.config import GPTConfig
+from tinygpt_tui.engine.device import autocast, cpu_has_fast_bf16, device_kind, pick_device
 from tinygpt_tui.engine.files import atomic_write, read_json, read_text
+from tinygpt_tui.engine.presets import BUDGET_PRESETS, MODEL_KEYS, PRESETS, TrainConfig, budget_preset, build_optimizer, check_threads
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 
 VERSION = 4  # a new number when the presets the probe times change: older caches are measured again
@@ -82,8 +88,6 @@ def _seconds(fn, clock, n: int) -> float:
 def interleaved(fns: dict, budget_s: float, clock=time.perf_counter, min_reps: int = 2, warmup: bool = True) -> dict[str, float]:
     """Median seconds per call of each fn, measured A, B, B, A, ... (a busy machine slows all alike)
     until ``budget_s`` is spent (at least ``min_reps`` rounds, after a warm-up call each)."""
-    import statistics
-
     for fn in fns.values() if warmup else ():
         fn()
     times = {k: [] for k in fns}
@@ -137,9 +141,6 @@ class StepTimer:
         import torch
 
         from tinygpt_tui import fast
-        from tinygpt_tui.config import GPTConfig
-        from tinygpt_tui.engine.device import autocast
-        from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, build_optimizer
         from tinygpt_tui.fast.kernels import accelerate
         from tinygpt_tui.model import GPT
 
@@ -204,8 +205,6 @@ def _size(p: dict) -> float:
 def thread_times(timer: StepTimer, n: int, budget_s: float) -> dict[int, float]:
     """Median seconds of the step on 1 thread and on ``n``, taking turns until the budget is spent; n threads
     that lose clearly (a busy machine: their barriers wait for a core) are not measured again."""
-    import statistics
-
     import torch
 
     times: dict[int, list] = {1: []} | ({n: []} if n > 1 else {})
@@ -228,8 +227,6 @@ def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = Tr
     against all cores. bf16 is measured at the smallest preset; the larger ones in bf16 alone when it won
     there (its lead grows with the width), in both otherwise. ``bf16=False`` leaves bf16 out."""
     import torch
-
-    from tinygpt_tui.engine.presets import BUDGET_PRESETS, PRESETS
 
     presets = presets or {"tiny": PRESETS["tiny"], **BUDGET_PRESETS}
     order = sorted(presets, key=lambda k: _size(presets[k]))
@@ -316,9 +313,7 @@ def check(doc) -> str | None:
 def cached(note=None) -> dict | None:
     """The cached probe of this machine and torch version, or None (a note says why one was ignored)."""
     path = cache_path()
-    if os.environ.get("TINYGPT_PROBE") == "0":
-        return None
-    if path is None or not path.exists():
+    if os.environ.get("TINYGPT_PROBE") == "0" or path is None or not path.exists():  # (0: the test suite; device.py rules)
         return None
     try:
         doc = read_json(path, "the probe cache", MAX_CACHE_BYTES, error=SettingsError)
@@ -336,8 +331,6 @@ def cached(note=None) -> dict | None:
 def save(doc: dict) -> Path:
     """Cache the probe; a TinyGPTError saying why when it can't (no home for a cache, a path that is
     not a writable file)."""
-    import json
-
     path = cache_path()
     if path is None:
         raise TinyGPTError("no cache folder ($XDG_CACHE_HOME or a home folder)")
@@ -352,10 +345,8 @@ def save(doc: dict) -> Path:
 
 def current(note=None, budget_s: float = BUDGET_S, measure: bool = True) -> dict | None:
     """The probe of this machine: cached, or measured now (and cached) when ``measure``; None when it can't."""
-    if os.environ.get("TINYGPT_PROBE") == "0":  # (set by the test suite: the rules of engine/device.py)
-        return None
     doc = cached(note)
-    if doc is not None or not measure:
+    if doc is not None or not measure or os.environ.get("TINYGPT_PROBE") == "0":
         return doc
     if note:
         note("measuring this machine once (under 10 s on a free core; `tinygpt bench --probe` measures again) ...")
@@ -385,18 +376,12 @@ def choose_dtype(doc: dict, n_embd: int) -> str:
     matmuls faster and its loss sane); fp32 otherwise."""
     if not bf16_wins(doc):
         return "fp32"
-    widths = {name: _preset_width(name) for name in doc["step_ms"]}
+    widths = {name: PRESETS.get(name, {}).get("n_embd", 0) for name in doc["step_ms"]}
     near = min((w for w in widths.items() if w[1]), key=lambda kv: abs(kv[1] - n_embd), default=None)
     if near is None:
         return "bf16"
     ms = doc["step_ms"][near[0]]
     return min(ms, key=ms.get)  # (only bf16 measured: it won at a narrower width)
-
-
-def _preset_width(name: str) -> int:
-    from tinygpt_tui.engine.presets import PRESETS
-
-    return PRESETS.get(name, {}).get("n_embd", 0)
 
 
 def choose_threads(doc: dict) -> int:
@@ -420,27 +405,19 @@ def summary(doc: dict) -> str:
 def settle(cfg, note=None):
     """cfg with what it left to the machine chosen from the probe on a CPU: --dtype auto, --threads unset, and
     --preset auto with --minutes (by the measured step times). Elsewhere, or without a probe, cfg as it was."""
-    import dataclasses
-
-    from tinygpt_tui.engine.device import device_kind
-
     kind = device_kind(cfg.device)
     if cfg.threads is not None:
-        from tinygpt_tui.engine.presets import check_threads
-
         check_threads(cfg.threads)
     if cfg.dtype == "fp16" and kind == "cpu":
         raise SettingsError("fp16 is for GPUs; on the CPU use bf16 or fp32")
     if kind in ("cuda", "mps") or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         return cfg
     if kind == "auto":
-        from tinygpt_tui.engine.device import pick_device
-
         if pick_device("auto").type != "cpu":
             return cfg
     wants = cfg.dtype in ("auto", "bf16") or cfg.threads is None or (cfg.preset == "auto" and cfg.time_budget and not cfg.resume)
     doc = current(note) if wants else None
-    if cfg.dtype == "bf16" and note and not (bf16_wins(doc) if doc else _flags_bf16()):
+    if cfg.dtype == "bf16" and note and not (bf16_wins(doc) if doc else cpu_has_fast_bf16()):
         note("note: this CPU has no fast bf16 (measured slower than fp32, or no AMX/AVX-512 BF16): this run will be slow; "
              "--dtype auto picks fp32")
     if doc is None:
@@ -449,17 +426,8 @@ def settle(cfg, note=None):
     if out.threads is None:
         out.threads = choose_threads(doc)
     if not out.resume:  # (a resumed run keeps its preset and precision)
-        from tinygpt_tui.config import GPTConfig
-        from tinygpt_tui.engine.presets import PRESETS, budget_preset
-
         if out.preset == "auto":
             out.preset = budget_preset(out.time_budget, doc["step_ms"])
         if out.dtype == "auto":
             out.dtype = choose_dtype(doc, out.n_embd or PRESETS[out.preset].get("n_embd") or GPTConfig().n_embd) if out.preset in PRESETS else "auto"
     return out
-
-
-def _flags_bf16() -> bool:
-    from tinygpt_tui.engine.device import cpu_has_fast_bf16
-
-    return cpu_has_fast_bf16()

@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tinygpt_tui.engine.files import BOMS, MiB, atomic_write, not_text, open_regular, read_json
+from tinygpt_tui.engine.files import MiB, atomic_write, not_text, open_regular, read_json
 from tinygpt_tui.errors import CorpusError, TinyGPTError
 
 ENV_PREPARED_DIR = "TINYGPT_PREPARED_DIR"
@@ -144,12 +144,8 @@ def read_chunks(f: FileInfo, offset: int = 0, chunk: int = CHUNK) -> Iterator[tu
             buf, at_end = carry + raw, not raw
             if not buf:
                 break
-            if offset == 0:
-                if kind := not_text(buf):
-                    raise CorpusError(f"{f.path} is {kind}")
-                for bom, name in BOMS.items():
-                    if buf.startswith(bom):
-                        raise CorpusError(f"{f.path} is {name} text, tinygpt reads UTF-8: convert it first, e.g. iconv -f {name} -t UTF-8")
+            if offset == 0 and (why := not_text(buf)):
+                raise CorpusError(f"{f.path} {why}")
             cut = len(buf) if at_end else _cut(buf)
             if cut == 0:  # no line end and no whole character in a full chunk plus its carry: read more
                 carry = buf
