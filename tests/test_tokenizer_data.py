@@ -54,7 +54,7 @@ def test_hongloumeng_vocabulary():
     "content,msg",
     [
         (b"", "empty"),
-        (b"   \n\n", "empty"),
+        (b"   \n\n", "only whitespace"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
         ("caf\xe9".encode("latin-1") * 100, "not UTF-8"),
     ],
