@@ -29,7 +29,7 @@ def _minutes(v) -> str:
 
 def _status(s) -> Text:
     """The status in a word (a broken folder's reason is printed under the table)."""
-    style = {"finished": "green", "training": "cyan", "stopped": "yellow"}.get(s.status, "red")
+    style = {"finished": "green", "training": "cyan", "stopped": "yellow", "no checkpoint": "yellow"}.get(s.status.split(":")[0], "red")
     return Text(s.status.split(":")[0], style=style)
 
 
@@ -151,7 +151,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     ranked table, side-by-side samples and the chart."""
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from tinygpt_tui.cli.train import _fmt_time, install_stop_handlers, note
+    from tinygpt_tui.cli.train import fmt_time, install_stop_handlers, note
     from tinygpt_tui.engine import experiment as E
     from tinygpt_tui.engine.folder import default_models_dir
     from tinygpt_tui.engine.runs import Curves, overfitting
@@ -173,10 +173,10 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     for i, m in enumerate(plan.members):
         st = states.get(m.name, {}).get("state", "queued")
         j = todo.index(m) if m in todo else None
-        when = f"about {_fmt_time(est.member_s[j])}" if est and j is not None else st
+        when = f"about {fmt_time(est.member_s[j])}" if est and j is not None else st
         con.print(Text(one_line(f"  {i + 1}. {m.name}  ({when})")))
     if est:
-        con.print(Text(f"estimated time: {_fmt_time(est.total_s)} (measured step time x budget, plus evaluations)", style="bold"))
+        con.print(Text(f"estimated time: {fmt_time(est.total_s)} (measured step time x budget, plus evaluations)", style="bold"))
     if dry:
         return
     stop = threading.Event()
@@ -197,7 +197,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
                 if task is not None and rec["event"] == "step":
                     note = " (overfitting)" if overfitting(curves) else ""
                     progress.update(task, completed=int(rec["progress"] * 1000),
-                                    info=f"loss {rec['loss']:.3f}  {rec['tokens_per_s']:,.0f} tok/s  ETA {_fmt_time(rec['eta_s'])}{note}")
+                                    info=f"loss {rec['loss']:.3f}  {rec['tokens_per_s']:,.0f} tok/s  ETA {fmt_time(rec['eta_s'])}{note}")
                 elif isinstance(ev.event, Eval):
                     progress.console.print(Text(f"    step {ev.event.step:>6,}  train {ev.event.train_loss:.3f}  val {ev.event.val_loss:.3f}"))
             elif isinstance(ev, E.MemberEnded):
@@ -212,7 +212,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
             elif isinstance(ev, E.Ended):
                 ended = ev
     wall = time.perf_counter() - t0
-    con.print(Text(f"{ended.state if ended else 'ended'} in {_fmt_time(wall)}" + (f" (estimated {_fmt_time(est.total_s)})" if est else ""), style="bold"))
+    con.print(Text(f"{ended.state if ended else 'ended'} in {fmt_time(wall)}" + (f" (estimated {fmt_time(est.total_s)})" if est else ""), style="bold"))
     if ended and ended.state == "stopped":
         where = "" if plan.folder.parent.resolve() == default_models_dir().resolve() else f" --models-dir {plan.folder.parent}"
         con.print(Text(one_line(f"continue with: tinygpt experiment {spec.name} --resume{where}")))

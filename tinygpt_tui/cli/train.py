@@ -101,7 +101,7 @@ def command_line() -> str:
     return " ".join(["tinygpt train", *map(shlex.quote, args)])
 
 
-def _fmt_time(s: float) -> str:
+def fmt_time(s: float) -> str:
     if s is None or not math.isfinite(s):
         return "--:--"
     h, rest = divmod(int(s), 3600)
@@ -252,13 +252,13 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
                 progress.start()
                 task = progress.add_task(one_line(cfg.name), total=1000, info="starting…")
             elif isinstance(ev, Step):
-                info = f"step {ev.step:,}  loss {ev.loss:.4f}  {ev.tokens_per_s:,.0f} tok/s  ETA {_fmt_time(ev.eta_s)}{last_eval}"
+                info = f"step {ev.step:,}  loss {ev.loss:.4f}  {ev.tokens_per_s:,.0f} tok/s  ETA {fmt_time(ev.eta_s)}{last_eval}"
                 progress.update(task, completed=int(ev.progress * 1000), info=info)
             elif isinstance(ev, Eval):
                 note = overfitting(curves)
                 last_eval = f"  val {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char)" + ("  overfitting" if note else "")
                 progress.console.print(Text(f"step {ev.step:>6,}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f}  "
-                                            f"{ev.bpc:.3f} bits/char  (best {ev.best_val_loss:.4f})  {_fmt_time(ev.elapsed_s)}"))
+                                            f"{ev.bpc:.3f} bits/char  (best {ev.best_val_loss:.4f})  {fmt_time(ev.elapsed_s)}"))
                 if note and not said:
                     progress.console.print(Text(note, style="yellow"))
                 said = bool(note)
@@ -269,7 +269,7 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
                       else f"≈{ev.best_val_loss:.4f}" if ev.best_val_loss is not None else "n/a")
                 # the bar's last line is the run's end, not the last step record before it
                 progress.update(task, completed=1000 if ev.reason != "stopped" else None,
-                                info=f"step {ev.step:,}  val {vl}  {_fmt_time(ev.elapsed_s)}")
+                                info=f"step {ev.step:,}  val {vl}  {fmt_time(ev.elapsed_s)}")
                 progress.stop()
                 console.print(Text(finish_line(ev), style="bold green"))
                 if ev.reason == "stopped":
@@ -289,7 +289,7 @@ def finish_line(ev) -> str:
         loss = f"best evaluation {ev.best_val_loss:.4f} (an estimate: a stopped run skips the pass over the whole validation split)"
     else:
         loss = "not evaluated yet"
-    return f"{verdict} at step {ev.step:,} after {_fmt_time(ev.elapsed_s)}: {loss}; saved to {one_line(ev.path)}"
+    return f"{verdict} at step {ev.step:,} after {fmt_time(ev.elapsed_s)}: {loss}; saved to {one_line(ev.path)}"
 
 
 def resume_hint(cfg, dist) -> str:
