@@ -190,6 +190,17 @@ def test_a_folder_without_text_files_and_a_glob_matching_nothing(tmp_path):
     assert not (tmp_path / "models" / "m").exists()
 
 
+def test_a_book_cut_inside_its_last_character_is_told_apart_from_another_encoding(tmp_path):
+    """In a folder of books, a file cut short inside a character is said to be cut, not sent to iconv."""
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "a.txt").write_bytes("ein Märchen\n".encode() * 300 + "中".encode()[:2])
+    r = tinygpt_inproc("corpus", "prepare", tmp_path / "books")
+    assert_one_line_error(r, "a.txt ends in the middle of a UTF-8 character")
+    assert "iconv" not in r.stderr
+    (tmp_path / "books" / "a.txt").write_bytes("caf\xe9\n".encode("latin-1") * 300)
+    assert_one_line_error(tinygpt_inproc("corpus", "prepare", tmp_path / "books"), "not UTF-8", "iconv")
+
+
 def test_a_vocabulary_past_65535_entries_is_stored_in_32_bits(tmp_path):
     chars = "".join(chr(0x20000 + i) for i in range(70_000))  # (CJK extension planes and beyond)
     p = tmp_path / "wide.txt"

@@ -56,7 +56,8 @@ def test_hongloumeng_vocabulary():
         (b"", "empty"),
         (b"   \n\n", "only whitespace"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
-        ("caf\xe9".encode("latin-1") * 100, "not UTF-8"),
+        ("caf\xe9".encode("latin-1") * 100, "not UTF-8.*iconv"),
+        ("ein Märchen\n".encode() * 200 + "中".encode()[:2], "ends in the middle of a UTF-8 character"),  # a copy cut short
     ],
 )
 def test_bad_corpora_get_one_line_errors(tmp_path, content, msg):

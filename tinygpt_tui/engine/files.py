@@ -93,12 +93,21 @@ def read_bytes(path, what: str, limit: int, error=CheckpointError, text: bool = 
         os.close(fd)
 
 
+def not_utf8(raw: bytes, e: UnicodeDecodeError, offset: int = 0) -> str:
+    """Why bytes are not UTF-8: cut off inside their last character (a copy or download that stopped
+    early: converting would garble it), or a bad byte (another encoding: iconv converts it)."""
+    if e.end == len(raw) and e.reason == "unexpected end of data":
+        return (f"ends in the middle of a UTF-8 character (offset {offset + e.start:,}): cut off? "
+                "copy or download it again, or drop its last bytes")
+    return (f"is not UTF-8 text (bad byte 0x{raw[e.start]:02x} at offset {offset + e.start:,}); "
+            "convert it first, e.g. iconv -f latin1 -t utf-8")
+
+
 def decode_utf8(raw: bytes, what: str, path, error=CheckpointError) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise error(f"{what} is not UTF-8 text (bad byte 0x{raw[e.start]:02x} at offset {e.start}): {path}; "
-                    "convert it first, e.g. iconv -f latin1 -t utf-8") from None
+        raise error(f"{what} {not_utf8(raw, e)}: {path}") from None
 
 
 def read_text(path, what: str, limit: int, error=CheckpointError) -> str:

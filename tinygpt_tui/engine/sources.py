@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tinygpt_tui.engine.files import MiB, atomic_write, not_text, open_regular, read_json
+from tinygpt_tui.engine.files import MiB, atomic_write, not_text, not_utf8, open_regular, read_json
 from tinygpt_tui.errors import CorpusError, TinyGPTError
 
 ENV_PREPARED_DIR = "TINYGPT_PREPARED_DIR"
@@ -156,8 +156,7 @@ def read_chunks(f: FileInfo, offset: int = 0, chunk: int = CHUNK) -> Iterator[tu
             try:
                 text = piece.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise CorpusError(f"{f.path} is not UTF-8 text (bad byte 0x{piece[e.start]:02x} at offset {offset + e.start:,}); "
-                                  "convert it first, e.g. iconv -f latin1 -t utf-8") from None
+                raise CorpusError(f"{f.path} {not_utf8(piece, e, offset)}") from None
             if offset == 0:
                 text = text.removeprefix("\ufeff")
             if "\r" in text:
