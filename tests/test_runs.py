@@ -45,13 +45,16 @@ def test_list_runs_shows_every_folder_broken_ones_with_why_and_experiment_member
     shutil.copytree(d / "alpha", d / "exp" / "m1")
     (d / "exp" / "experiment.json").write_text("{}")
     (d / "lonely").mkdir()  # an empty folder: a run with nothing to show, not an experiment
+    (d / "dead").mkdir()  # a run killed before its first save: its lock (of a process gone) and nothing else
+    (d / "dead" / ".lock").write_text("123")
     got = {s.name: s for s in list_runs(d)}
-    assert set(got) == {"alpha", "beta", "broken", "exp/m1", "lonely"}
+    assert set(got) == {"alpha", "beta", "broken", "dead", "exp/m1", "lonely"}
+    assert got["dead"].status.startswith("no checkpoint: stopped before its first save") and not got["dead"].ok
     assert got["alpha"].status == "finished" and got["alpha"].params > 0 and got["alpha"].context == 32
     assert got["alpha"].val_loss == 4.0 and got["alpha"].bpc == pytest.approx(4.0 / math.log(2))
     assert got["broken"].status.startswith("broken: ") and "JSON" in got["broken"].status and not got["broken"].ok
     assert got["exp/m1"].folder == d / "exp" / "m1" and got["exp/m1"].ok
-    assert got["lonely"].status.startswith("broken")
+    assert got["lonely"].status == "broken: an empty folder"
 
 
 def test_summarize_never_raises(tmp_path):

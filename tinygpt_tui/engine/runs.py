@@ -29,6 +29,7 @@ MAX_KEPT = 500  # training-loss points a Curves keeps (every 2^k-th step record 
 STEP_LINE = b'{"event": "step", '  # how train.py's step records begin: one not kept is skipped unparsed
 MANIFEST = "experiment.json"  # an experiment's folder: its manifest and one model folder per member
 LN2 = math.log(2)
+NO_CHECKPOINT = "no checkpoint"  # a run's status when it was killed before its first save
 
 
 def _num(v):
@@ -58,7 +59,7 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.status.startswith("broken")
+        return not self.status.startswith(("broken", NO_CHECKPOINT))
 
 
 def _tail(folder: Path) -> list[dict]:
@@ -107,6 +108,12 @@ def summarize(folder, name: str | None = None) -> RunSummary:
     _from_records(s, tail)
     if info.status == ckpt.TRAINING:
         s.status = "training"
+    elif info.status == ckpt.NO_CHECKPOINT and not any(folder.iterdir()):
+        s.status = "broken: an empty folder"
+        return s
+    elif info.status == ckpt.NO_CHECKPOINT:  # killed before its first save: not broken, and resumable
+        s.status = f"{NO_CHECKPOINT}: stopped before its first save; resume it, or delete the folder"
+        return s
     elif not info.ok:
         s.status = f"broken: {info.error or info.status}"
         return s
