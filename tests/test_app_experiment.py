@@ -181,3 +181,13 @@ async def test_an_experiment_another_process_is_running_is_refused_from_the_form
         held.release()
         fresh.release()
     assert E.member_states(plan)["n_layer=2"]["state"] == "queued" and not (d / "fresh" / "experiment.json").exists()
+
+
+async def test_a_grid_without_a_corpus_is_asked_for_one_in_the_form_s_words(tmp_path):
+    """The engine's message names the command line's --corpus; the form says which field and what it takes."""
+    app = RecordingApp(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app, name="nocorpus", steps=5, vary1="n_layer=1,2")
+        await pilot.press("ctrl+s")
+        error = str(screen.query_one("#exp-error").render())
+        assert "give a corpus" in error and "--corpus" not in error and app.experiment is None, (error, notes(app))

@@ -69,6 +69,8 @@ def form_spec(q, lesson):
         vary = [v for v in (q("#exp-vary1"), q("#exp-vary2")) if v]
         spec = Spec(name=name, vary=parse_pairs(vary, "vary"), settings=parse_pairs(q("#exp-set").split(), "set"))
     spec.corpus = corpus or spec.corpus
+    if not spec.corpus:  # (the engine's own words name the command line's --corpus)
+        raise SettingsError("give a corpus: shakespeare, hongloumeng, one you added, or a text file's path")
     spec.minutes, spec.max_steps = minutes_v, steps_v
     return spec
 
