@@ -270,7 +270,7 @@ class ExperimentScreen(Screen):
         except TinyGPTError as e:
             self.show_error(str(e))
             return None, False
-        self.clear_error()
+        self.query_one("#exp-error", Static).update("")
         if resume:
             s = plan.spec
             if self.lesson is not None and self.lesson.spec.title != s.title:  # (the lesson picked is not the one saved)
@@ -335,9 +335,6 @@ class ExperimentScreen(Screen):
         self.query_one("#exp-error", Static).update(Text("✗ " + printable(message), style="bold red"))
         if notify:
             self.notify(printable(message), title="experiment", severity="error", timeout=8)
-
-    def clear_error(self) -> None:
-        self.query_one("#exp-error", Static).update("")
 
     def busy(self):
         """The app's training run or experiment under way, if any (one runs at a time)."""
