@@ -468,3 +468,18 @@ async def test_inspector_deeper_views_follow_the_position():
         assert await wait_for(pilot, lambda: "no head hints" in shown_lines(panel), timeout=30)
         await pilot.press("h")
         assert await wait_for(pilot, lambda: not shown_lines(panel).strip(), timeout=5)
+
+
+async def test_inspector_all_layers_title_is_whole_at_80_columns():
+    """The all-layers heatmap's title says what its rows are; at 80 columns it wraps, never cut."""
+    from tests.test_app import wait_for
+
+    screen, host = inspector_on("林黛玉 the honou")
+    async with host.run_test(size=(80, 24)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        await pilot.press("g")
+        title = screen.query_one("#insp-map-title")
+        said = lambda: " ".join(shown_lines(title).split())  # noqa: E731
+        assert await wait_for(pilot, lambda: "Attention, all layers" in said(), timeout=5), said()
+        assert "'all' the mean of every head" in said() and "…" not in said()
+        assert "√ scale" in said()  # the legend still follows
