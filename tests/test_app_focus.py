@@ -261,3 +261,41 @@ async def test_two_edits_at_once_both_get_their_field(models_dir):  # noqa: F811
         await pilot.pause()
         seed, top_k = await asyncio.gather(panel.edit("seed"), panel.edit("top_k"))
         assert (seed.id, top_k.id) == ("set-seed", "set-top_k") and len(panel.query("#sampling-grid")) == 1
+
+
+async def test_load_model_from_the_palette_on_any_screen(models_dir):  # noqa: F811
+    """"Load model: NAME" was only in the palette on the generate screen; the README says anywhere."""
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    from tests.test_app import listed
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await listed(pilot, app)
+        gen = app.get_screen("generate")
+        await pilot.press("ctrl+t")
+        assert await wait_for(pilot, lambda: app.screen is app.get_screen("training"))
+        await pilot.press("ctrl+p")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        palette = app.screen
+        await pilot.press(*"Load model: alpha")
+        found = lambda: [str(o.prompt) for o in palette.query_one(OptionList).options]  # noqa: E731
+        assert await wait_for(pilot, lambda: any("alpha" in o for o in found()), timeout=10), found()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: app.screen is gen and gen.loaded is not None and gen.loaded.name == "alpha", timeout=30)
+
+
+async def test_resume_without_a_name_asks_for_the_run_to_resume(models_dir):  # noqa: F811
+    """Ctrl+R with no name said "it becomes the folder": true of a new run, not of one to resume."""
+    from tests.test_app import notes
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+t")
+        assert await wait_for(pilot, lambda: app.screen is app.get_screen("training"))
+        await pilot.press("ctrl+r")
+        assert await wait_for(pilot, lambda: "resume" in notes(app)), notes(app)
+        assert "becomes the folder" not in notes(app)
+        await pilot.press("ctrl+s")  # a new run: the name becomes its folder
+        assert await wait_for(pilot, lambda: "becomes the folder" in notes(app)), notes(app)

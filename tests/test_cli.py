@@ -463,3 +463,16 @@ def test_the_compile_wait_is_explained_each_time_it_happens(tmp_path, monkeypatc
         err = Console(record=True, width=120)
         compile_note(err)
         assert "compiled decoder" in err.export_text()
+
+
+def test_eval_table_headers_are_whole_at_80_columns(tmp_path, small_corpus):
+    """At 80 columns the table cut its headers to 'characte…' and 'perplexi…'."""
+    from conftest import make_tiny_model
+
+    make_tiny_model(tmp_path / "tiny", small_corpus.read_text(encoding="utf-8"))
+    r = tinygpt_inproc("eval", "tiny", "--corpus", small_corpus, "--split", "all", "--models-dir", tmp_path, env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    assert "…" not in r.stdout, r.stdout
+    for header in ("characters", "tokens", "nats/token", "bits/char", "bits/byte", "perplexity"):
+        assert header in r.stdout
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80

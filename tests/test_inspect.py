@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -345,7 +346,7 @@ def test_cli_lens_ablation_embeddings_and_heads(model_dir, small_corpus):
     assert [row["layer"] for row in doc["lens"]] == [0, 1, 2] and all(len(row["top"]) == 3 for row in doc["lens"])
     assert doc["lens"][-1]["actual"][0] >= 1 and len(doc["ablation"]["deltas"]) == 5
     r = run(["inspect", m, "--prompt", "To be, or", "--lens", "--ablate"])
-    assert r.exit_code == 0 and "Logit lens" in r.stdout and "layer 2" in r.stdout and "most needed" in r.stdout
+    assert r.exit_code == 0 and "Logit lens" in r.stdout and "layer 1" in r.stdout and "most needed" in r.stdout
     r = run(["inspect", m, "--embeddings", "--top", "20", "--near", "e", "--corpus", str(small_corpus), "--json"])
     doc = json.loads(r.stdout)
     assert len(doc["embeddings"][0]["points"]) == 20 and doc["embeddings"][0]["points"][0]["char"] == " "
@@ -457,7 +458,7 @@ async def test_inspector_deeper_views_follow_the_position():
         assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
         panel = screen.query_one("#insp-deeper")
         await pilot.press("l")
-        assert await wait_for(pilot, lambda: "layer 3" in shown_lines(panel), timeout=5)
+        assert await wait_for(pilot, lambda: "layer 2" in shown_lines(panel), timeout=5)  # layers 0..2
         await pilot.press("left")  # the lens follows: the character that came next is ranked at each layer
         assert await wait_for(pilot, lambda: "u #" in shown_lines(panel), timeout=5)
         await pilot.press("x")
@@ -468,3 +469,29 @@ async def test_inspector_deeper_views_follow_the_position():
         assert await wait_for(pilot, lambda: "no head hints" in shown_lines(panel), timeout=30)
         await pilot.press("h")
         assert await wait_for(pilot, lambda: not shown_lines(panel).strip(), timeout=5)
+
+
+async def test_inspector_all_layers_title_is_whole_at_80_columns():
+    """The all-layers heatmap's title says what its rows are; at 80 columns it wraps, never cut."""
+    from tests.test_app import wait_for
+
+    screen, host = inspector_on("林黛玉 the honou")
+    async with host.run_test(size=(80, 24)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        await pilot.press("g")
+        title = screen.query_one("#insp-map-title")
+        said = lambda: " ".join(shown_lines(title).split())  # noqa: E731
+        assert await wait_for(pilot, lambda: "Attention, all layers" in said(), timeout=5), said()
+        assert "'all' the mean of every head" in said() and "…" not in said()
+        assert "√ scale" in said()  # the legend still follows
+
+
+def test_lens_rows_are_named_like_the_heatmaps_layers(model_dir):
+    """The heatmaps number a 2-layer model's layers 0..1; the lens said "layer 1", "layer 2" for them."""
+    m = str(model_dir / "tiny")
+    r = run(["inspect", m, "--prompt", "To be, or", "--lens"])
+    assert r.exit_code == 0, r.output
+    labels = [g.group(0) for x in r.stdout.splitlines() if (g := re.match(r"embeddings|layer \d+", x))]
+    assert labels == ["embeddings", "layer 0", "layer 1"], r.stdout
+    r = run(["inspect", m, "--prompt", "To be, or"])  # the heatmaps of the same model
+    assert "Layer 1 of 0..1" in r.stdout and "Layer 2" not in r.stdout

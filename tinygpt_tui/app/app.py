@@ -254,7 +254,7 @@ class TinyGPTApp(App):
         yield SystemCommand("Experiment screen", "Run a shipped lesson or a grid of runs, ranked as they finish (F4)", self.action_show_experiment)
         for title, help_text, mode, action in SCREEN_COMMANDS:
             yield SystemCommand(title, help_text, lambda m=mode, a=action: self.run_on(m, a))
-        for info in getattr(screen, "infos", []):  # the generate screen's models
+        for info in getattr(self.get_screen("generate"), "infos", []):  # its models, on every screen (it loads them)
             if info.ok:
                 yield SystemCommand(f"Load model: {info.name}", f"{info.params:,} parameters, trained on {info.corpus or '?'}",
                                     lambda n=info.name: self.run_on("generate", f"pick_named({n!r})"))

@@ -232,7 +232,8 @@ class TrainingScreen(Screen):
         corpus = path or (pick if isinstance(pick, str) else "")
         name = q("#train-name")
         if not name:
-            raise SettingsError("give the model a name (it becomes the folder under the models directory)")
+            raise SettingsError("type the name of the run to resume (its folder under the models directory)" if resume
+                                else "give the model a name (it becomes the folder under the models directory)")
         if not corpus and not resume:
             raise SettingsError("pick a corpus from the list, or type the path of a UTF-8 text file")
         if corpus:

@@ -124,7 +124,8 @@ def eval_cmd(
     if data.dropped:
         console(stderr=True).print(Text(f"note: {len(data.dropped):,} character(s) of the corpus are not in the model's vocabulary and are skipped", style="yellow"))
     splits = ["train", "val"] if split == "all" else [split]
-    table = Table(title=Text(f"{one_line(loaded.name)} on {one_line(c.name)}"), title_justify="left")
+    # no outer edges: at 80 columns, with them, the headers were cut ("characte…", "perplexi…")
+    table = Table(title=Text(f"{one_line(loaded.name)} on {one_line(c.name)}"), title_justify="left", show_edge=False, pad_edge=False)
     for col in ("split", "characters", "tokens", "nats/token", "bits/char", "bits/byte", "perplexity"):
         table.add_column(col, justify="right")
     for s in splits:

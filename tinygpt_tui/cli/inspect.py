@@ -107,7 +107,8 @@ def lens_text(rows, view, width: int) -> Text:
     t = Text("Logit lens", style="bold")
     t.append(f" at position {view.position}: what the model would predict if it stopped after each layer", style="dim")
     for r in rows:
-        t.append("\nembeddings " if r.layer == 0 else f"\nlayer {r.layer:<4} ", style="cyan")
+        # r.layer counts the embeddings as 0: the row after layer i (numbered from 0, as the heatmaps are) is i + 1
+        t.append("\nembeddings " if r.layer == 0 else f"\nlayer {r.layer - 1:<4} ", style="cyan")
         if r.actual:
             t.append(f"{cell(view.actual.char)[0]} #{r.actual[0]:<4,} {r.actual[1]:6.1%}   ", style="magenta")
         t.append_text(items_line("", [(cell(c)[0], f" {p:.0%}") for c, p in r.top], max(width - 28, 20)))
