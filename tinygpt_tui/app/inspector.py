@@ -456,7 +456,7 @@ class InspectorScreen(ModalScreen):
         lg = legend(self._vmax(rows), True)
         if t.cell_len + 3 + lg.cell_len <= width:
             return t + Text("   ") + lg
-        return Text("\n").join([*t.wrap(self.app.console, width), lg])  # wrapped: cut, it lost what the rows are
+        return Text("\n", style=t.style).join([*t.wrap(self.app.console, width), lg])  # wrapped: cut, it lost what the rows are
 
     def _build_map(self, width: int) -> Text:
         if self.view is None:
