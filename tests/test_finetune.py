@@ -87,6 +87,7 @@ def test_train_from_end_to_end_records_the_lineage(tmp_path, parents):
     assert r.returncode == 0, r.stderr
     start = json.loads(r.stdout.splitlines()[0])
     assert start["model"]["block_size"] == 16 and start["model"]["vocab_size"] > 60
+    assert start["model"]["dropout"] == json.loads((tmp_path / "A" / "config.json").read_text(encoding="utf-8"))["model"]["dropout"]
     doc = json.loads((tmp_path / "B" / "config.json").read_text(encoding="utf-8"))
     assert doc["lineage"] == {"from": "A", "path": str(tmp_path / "A"), "corpus": "fixture", "sha256": "0" * 64, "step": 0,
                               "tokenizer": "char"}
@@ -100,10 +101,12 @@ def test_train_from_end_to_end_records_the_lineage(tmp_path, parents):
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "B" / "config.json").read_text(encoding="utf-8"))["lineage"]["from"] == "A"
     assert (tmp_path / "A" / "vocab.json").read_bytes() == (parents / "A" / "vocab.json").read_bytes()
-    # from a BPE model: its tokenizer.json, byte for byte
+    # from a BPE model: its tokenizer.json, byte for byte; dropout, which shapes no weight, may change
     r = tinygpt("train", book, "--name", "Q", "--from", "P", "--models-dir", tmp_path, "--preset", "tiny", "--max-steps", "2",
-                "--eval-interval", "2", "--eval-iters", "1", "--sample-chars", "0", "--threads", "1", "--jsonl")
+                "--eval-interval", "2", "--eval-iters", "1", "--sample-chars", "0", "--threads", "1", "--jsonl", "--dropout", "0.35")
     assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[0])["model"]["dropout"] == 0.35
+    assert json.loads((tmp_path / "Q" / "config.json").read_text(encoding="utf-8"))["model"]["dropout"] == 0.35
     assert (tmp_path / "Q" / "tokenizer.json").read_bytes() == (tmp_path / "P" / "tokenizer.json").read_bytes()
 
 

@@ -29,7 +29,7 @@ def train(
     block_size: Optional[int] = O(None, "--block-size", help="Context length in tokens (default: 128)."),
     tokenizer: Optional[str] = O(None, "--tokenizer", help="char (one token per character, the default) or bpe (byte-level BPE learned from the corpus)."),
     vocab_size: Optional[int] = O(None, "--vocab-size", help="With --tokenizer bpe: how many tokens (default 512)."),
-    init_from: Optional[str] = O(None, "--from", help="Start from this model's weights (its architecture and tokenizer; new characters get fresh rows)."),
+    init_from: Optional[str] = O(None, "--from", help="Start from this model's weights (its architecture but dropout, and its tokenizer; new characters get fresh rows)."),
     n_layer: Optional[int] = O(None, "--n-layer", help="Transformer layers."),
     n_head: Optional[int] = O(None, "--n-head", help="Attention heads per layer."),
     n_embd: Optional[int] = O(None, "--n-embd", help="Embedding size (divisible by --n-head)."),

@@ -1,6 +1,7 @@
 """A run's tokenizer, and continuing a model on a new book: `tinygpt train NEWBOOK --name B --from A`.
 
-B starts from A's weights, so it keeps A's architecture (the shapes must match) and A's tokenizer:
+B starts from A's weights, so it keeps A's architecture (the shapes must match; dropout, which
+shapes nothing, may change: a smaller book often wants more) and A's tokenizer:
 - a BPE tokenizer is kept as it is: any text encodes with it;
 - a character vocabulary grows: the new book's characters A never saw are appended (A's ids keep
   their meaning) and get fresh embedding rows, drawn as a new model's are; every other tensor,
@@ -54,7 +55,8 @@ def read_parent(cfg: TrainConfig) -> Parent:
 
 def child_config(given: TrainConfig, parent: Parent) -> TrainConfig:
     """B's settings: A's architecture and tokenizer (asking for others is refused), the rest as given."""
-    for k in MODEL_KEYS:
+    kept = [k for k in MODEL_KEYS if k != "dropout"]
+    for k in kept:
         v = getattr(given, k)
         if v is not None and v != getattr(parent.cfg, k):
             raise SettingsError(f"--from {parent.name} keeps its architecture ({k.replace('_', '-')} {getattr(parent.cfg, k)}); "
@@ -64,7 +66,8 @@ def child_config(given: TrainConfig, parent: Parent) -> TrainConfig:
         raise SettingsError(f"--from {parent.name} keeps its tokenizer ({parent.tokenizer.describe()}); "
                             "leave out --tokenizer and --vocab-size")
     vocab = parent.cfg.vocab_size if kind == "bpe" else None
-    return replace(given, **{k: getattr(parent.cfg, k) for k in MODEL_KEYS}, tokenizer=kind, vocab_size=vocab)
+    dropout = parent.cfg.dropout if given.dropout is None else given.dropout
+    return replace(given, **{k: getattr(parent.cfg, k) for k in kept}, dropout=dropout, tokenizer=kind, vocab_size=vocab)
 
 
 def run_tokenizer(cfg: TrainConfig, parent: Parent | None) -> tuple:
