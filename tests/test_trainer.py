@@ -251,8 +251,9 @@ def test_a_stop_waits_for_one_step_and_one_save(small_corpus, tmp_path):
     assert [r["step"] for r in records if r["event"] == "saved"] == [30, 60]
 
 
-def test_the_folder_keeps_the_best_evaluation_and_resume_goes_on_from_the_last_step(tmp_path):
-    """A small corpus overfits: the validation loss turns up, and the folder keeps the weights of its lowest point."""
+def test_a_noisy_estimate_does_not_throw_away_better_last_weights(tmp_path):
+    """One batch per estimate: the estimates' lowest is step 50, but over the whole validation split the last
+    step's weights are better, and the folder keeps those (the existing test: an overfit run keeps its earlier best)."""
     import torch
 
     from tests.conftest import shakespeare_path
@@ -261,7 +262,32 @@ def test_the_folder_keeps_the_best_evaluation_and_resume_goes_on_from_the_last_s
     from tinygpt_tui.engine.train import evaluate_split
 
     corpus = tmp_path / "c.txt"
-    corpus.write_bytes(shakespeare_path().read_bytes()[:4000])
+    corpus.write_bytes(shakespeare_path().read_bytes()[:60000])
+    events = list(train(cfg(corpus, tmp_path, eval_interval=10, eval_iters=1, sample_chars=0, dtype="fp32", seed=3)))
+    evals = {e.step: e.val_loss for e in events if e.kind == "eval"}
+    assert min(evals, key=evals.get) < 60, evals  # the premise: the estimates alone would keep an earlier step
+    folder = tmp_path / "t"
+    loaded = ckpt.load_model(folder)
+    assert loaded.doc["figures"]["weights_step"] == 60 and ckpt.weights_step(folder, of=True) == 60
+    data = Dataset(read_corpus(corpus), loaded.tokenizer, loaded.model.cfg.block_size)
+    last = ckpt.build_model(loaded.model.cfg, ckpt.state_weights(ckpt.load_train_state(folder)[0]))
+    whole = evaluate_split(last, data, "val", torch.device("cpu"))
+    assert whole == pytest.approx(events[-1].val_loss, abs=1e-5) == pytest.approx(loaded.doc["figures"]["val_loss"], abs=1e-5)
+    assert "the weights kept are step" not in (folder / "README.md").read_text()
+
+
+def test_the_folder_keeps_the_best_evaluation_and_resume_goes_on_from_the_last_step(tmp_path):
+    """A small corpus overfits: the validation loss turns up, and the folder keeps the weights of its lowest point
+    (lower over the whole split, too, than the last step's)."""
+    import torch
+
+    from tests.conftest import shakespeare_path
+    from tinygpt_tui.data import Dataset
+    from tinygpt_tui.engine.corpora import read_corpus
+    from tinygpt_tui.engine.train import evaluate_split
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(shakespeare_path().read_bytes()[:2500])
     kw = dict(max_steps=100, eval_interval=10, sample_chars=0, dropout=0.0, lr=3e-3, min_lr_ratio=1.0, dtype="fp32")
     events = list(train(cfg(corpus, tmp_path, **kw)))
     evals = {e.step: e.val_loss for e in events if e.kind == "eval"}
