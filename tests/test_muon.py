@@ -110,7 +110,7 @@ def test_iterations_come_from_the_preset_and_are_checked():
     from tinygpt_tui.errors import SettingsError
 
     assert TrainConfig(name="m", preset="1min", max_steps=10).resolved().muon_ns_steps == 4
-    assert TrainConfig(name="m", preset="5min", max_steps=10).resolved().muon_ns_steps == 5
+    assert TrainConfig(name="m", preset="small", max_steps=10).resolved().muon_ns_steps == 5
     assert TrainConfig(name="m", preset="1min", max_steps=10, muon_ns_steps=6).resolved().muon_ns_steps == 6
     for bad in (0, 21, 2.5, True):
         with pytest.raises(SettingsError, match="muon-ns-steps"):

@@ -23,8 +23,10 @@ BUDGET_PRESETS: dict[str, dict] = {
     # 1,000: 0.011 to 0.030 lower on 3 seeds, docs/speedrun.md), 3 beat 4; context 64 (128 was 0.12 worse)
     "1min": dict(n_layer=2, n_head=4, n_embd=128, block_size=64, batch_size=16, lr=3e-3, warmup_steps=20,
                  eval_interval=200, eval_iters=10, dropout=0.0, muon_ns_steps=4),
-    "5min": dict(n_layer=4, n_head=6, n_embd=192, block_size=128, batch_size=16, lr=3e-3, warmup_steps=20,
-                 eval_interval=250, eval_iters=10, dropout=0.0),
+    # 300 s: 1min's settings with 3 layers and context 128 (AMD EPYC Zen 4, bf16, 300 s of steps, whole validation
+    # split: 1.509 and 1.491 on two seeds, against 1.537 for 1min and 1.540 for 4 layers of 192 dims; docs/speedrun.md)
+    "5min": dict(n_layer=3, n_head=4, n_embd=128, block_size=128, batch_size=16, lr=3e-3, warmup_steps=20,
+                 eval_interval=200, eval_iters=10, dropout=0.0, muon_ns_steps=4),
 }
 
 PRESETS: dict[str, dict] = {
@@ -40,9 +42,9 @@ PRESETS: dict[str, dict] = {
 
 
 # The steps each budget preset needs to beat the one before it; "auto" takes the largest preset whose
-# measured step time (engine/probe.py) fits that many in the budget. 550: where 5min overtook 1min, at
-# about 180 s on the 2-core machines measured (docs/performance.md, docs/speedrun.md).
-BUDGET_STEPS = {"1min": 0, "5min": 550}
+# measured step time (engine/probe.py) fits that many in the budget. 1,400: where 5min meets 1min (in 120 s
+# on the Zen 4, 1,400 steps of 5min 1.5646 and 3,553 of 1min 1.5608; docs/speedrun.md).
+BUDGET_STEPS = {"1min": 0, "5min": 1400}
 RUN_OVERHEAD = 1.1  # evaluations, samples and checkpoints: about a tenth of a budget run's time
 
 

@@ -30,7 +30,7 @@ from tinygpt_tui.engine.files import atomic_write, read_json, read_text
 from tinygpt_tui.engine.presets import BUDGET_PRESETS, MODEL_KEYS, PRESETS, TrainConfig, budget_preset, build_optimizer, check_threads
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 
-VERSION = 4  # a new number when the presets the probe times change: older caches are measured again
+VERSION = 5  # a new number when the presets the probe times change: older caches are measured again
 CACHE_FILE = "probe.json"
 MAX_CACHE_BYTES = 64 * 1024
 BUDGET_S = 5.0  # seconds of measuring (with building the models and warming up: under 10 s on a free core)
