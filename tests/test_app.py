@@ -589,6 +589,30 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
     assert ckpt.load_train_state(d / "long")[1]["step"] == job.run.step
 
 
+async def test_ctrl_q_twice_while_training_asks_once_and_esc_answers_it(tmp_path):
+    """A second Ctrl+Q while the question is up crashed the app (two screens with one id), stopping the run;
+    now it leaves the one question, and Esc goes back to the running run."""
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus(tmp_path)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        fill_tiny_run(app.screen, corpus, "long", **{"hp-eval_interval": 100000, "train-steps": 100000})
+        await pilot.press("ctrl+s")
+        job = app.training
+        assert await wait_for(pilot, lambda: job.run.step >= 1, timeout=120), job.error
+        await pilot.press("ctrl+q", "ctrl+q")
+        await pilot.pause()
+        assert app.is_running and [type(s) for s in app.screen_stack].count(Confirm) == 1
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running and not isinstance(app.screen, Confirm) and job.active
+        job.stop()
+        assert await wait_for(pilot, lambda: not job.active, timeout=120)
+    assert app.return_code in (None, 0)
+
+
 # ------------------------------------------------------------------ the entry point's fast path
 def test_tinygpt_alone_opens_the_app_and_anything_else_is_the_command_line(tmp_path):
     from tinygpt_tui.__main__ import app_args

@@ -33,7 +33,7 @@ class Confirm(ModalScreen[bool]):
                 Binding("y", "dismiss(True)", "Yes", id="confirm-yes")]
 
     def __init__(self, title: str, question: str, yes: str):
-        super().__init__(id="confirm")
+        super().__init__()  # (no fixed id: a question may open over another, the quit one over a delete one)
         self.title_text, self.question, self.yes = title, question, yes
 
     def compose(self):
@@ -45,6 +45,9 @@ class Confirm(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "confirm-yes")
+
+
+QUIT_TITLE = "Training is running"  # the question Ctrl+Q asks while a run or an experiment trains
 
 
 # The palette's commands for the screens' actions: (title, help, mode, action on that screen)
@@ -233,8 +236,8 @@ class TinyGPTApp(App):
         if job is None or not job.active:
             self.exit()  # (the screens stop their workers as they unmount)
             return
-        if self.quitting:
-            return
+        if self.quitting or any(isinstance(s, Confirm) and s.title_text == QUIT_TITLE for s in self.screen_stack):
+            return  # (Ctrl+Q again while it asks: the one question stays, and Esc answers it)
 
         def answer(yes: bool | None) -> None:
             if yes:
@@ -242,7 +245,7 @@ class TinyGPTApp(App):
                 job.stop()
                 self.notify("Saving a checkpoint, then quitting …", title="training", timeout=30)
 
-        self.push_screen(Confirm("Training is running", f"Stop {printable(job.name)}, save a checkpoint at the current step, "
+        self.push_screen(Confirm(QUIT_TITLE, f"Stop {printable(job.name)}, save a checkpoint at the current step, "
                                  "and quit?\n(You can resume it later.)", "Stop, save & quit"), answer)
 
     # ------------------------------------------------------------ command palette
