@@ -357,6 +357,37 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
                               and gen.loaded.path == app.models_dir / want, timeout=30), notes(app)
 
 
+async def test_the_samples_of_a_grid_are_told_apart_in_a_narrow_terminal(tmp_path, one_thread):
+    """Side by side at 80 columns, each sample box's title was cut to the same "n_layer…"; now it is the value
+    that tells the members apart (the whole name is its tooltip)."""
+    from textual.geometry import Region
+
+    d = make_models_dir(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app, name="three", corpus=small_corpus_file(tmp_path), steps=5,
+                                         vary1="n_layer=1,2,3", set=TINY_SET)
+        await pilot.press("ctrl+s")
+        job = app.experiment
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        assert job.state == "finished", job.error
+        assert await wait_for(pilot, lambda: len(screen.query(".exp-sample")) == 3)
+        await pilot.pause()
+        boxes = list(screen.query(".exp-sample"))
+        tops = ["".join(seg.text for seg in b.render_lines(Region(0, 0, b.outer_size.width, 1))[0]) for b in boxes]
+        assert [t.strip("╭─╮ ") for t in tops] == ["1", "2", "3"], tops
+        assert [str(b.tooltip) for b in boxes] == ["n_layer=1", "n_layer=2", "n_layer=3"]
+
+
+def test_short_names_keep_what_tells_grid_members_apart():
+    from tinygpt_tui.engine.experiment import short_names
+
+    assert short_names(["pos_encoding=rope", "pos_encoding=alibi"]) == ["rope", "alibi"]
+    assert short_names(["n_layer=2,n_embd=64", "n_layer=4,n_embd=64"]) == ["2,64", "4,64"]
+    assert short_names(["small", "n_layer=4"]) == ["small", "n_layer=4"]  # (members named by hand: as they are)
+    assert short_names(["n_layer=2", "n_embd=64"]) == ["n_layer=2", "n_embd=64"]
+
+
 async def test_members_on_different_tokens_are_charted_in_bits_per_character(tmp_path, one_thread):
     d = make_models_dir(tmp_path)
     corpus = small_corpus_file(tmp_path)

@@ -485,14 +485,16 @@ class ExperimentScreen(Screen):
         self.app.run_on("generate", f"pick_named({name!r})")
 
     def draw_samples(self, job) -> None:
+        from tinygpt_tui.engine.experiment import short_names
+
         box = self.query_one("#exp-samples", Horizontal)
         if self.samples_of == (job, len(job.samples)):
             return
         self.samples_of = (job, len(job.samples))
         box.remove_children()
-        for name, text in job.samples:
+        for (name, text), title in zip(job.samples, short_names([n for n, _ in job.samples])):
             s = Static(Text(printable(text)), classes="exp-sample")
-            s.border_title = printable(name)
+            s.border_title, s.tooltip = printable(title), printable(name)
             box.mount(s)
         if job.samples:
             self.query_one("#exp-switch", ContentSwitcher).current = "exp-samples"
