@@ -357,6 +357,17 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
                               and gen.loaded.path == app.models_dir / want, timeout=30), notes(app)
 
 
+async def test_f7_before_there_are_samples_keeps_the_chart_and_says_when_they_come(tmp_path):
+    """F7 (Samples) before an experiment has finished swapped the chart for an empty pane."""
+    app = RecordingApp(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app)
+        await pilot.press("f7")
+        await pilot.pause()
+        assert screen.query_one("#exp-switch").current == "exp-chart"
+        assert "when the experiment finishes" in notes(app)
+
+
 async def test_the_samples_of_a_grid_are_told_apart_in_a_narrow_terminal(tmp_path, one_thread):
     """Side by side at 80 columns, each sample box's title was cut to the same "n_layer…"; now it is the value
     that tells the members apart (the whole name is its tooltip)."""

@@ -27,6 +27,7 @@ from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, error_line, reported
 from tinygpt_tui.app.runs import LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.training import row
 from tinygpt_tui.chart import Series
+from tinygpt_tui.engine.experiment import Spec, parse_pairs, short_names
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -57,8 +58,6 @@ def form_values(spec) -> dict:
 def form_spec(q, lesson):
     """The experiment the form describes (q reads a field): the lesson's, with the form's name, corpus and
     budget, or one of the user's own (its settings to vary and to fix)."""
-    from tinygpt_tui.engine.experiment import Spec, parse_pairs
-
     name, corpus = q("#exp-name"), q("#exp-corpus")
     if not name:
         raise SettingsError("give the experiment a name (it becomes the folder under the models directory)")
@@ -372,7 +371,10 @@ class ExperimentScreen(Screen):
         self.render_view()
 
     def action_samples(self) -> None:
-        switch = self.query_one("#exp-switch", ContentSwitcher)
+        switch, job = self.query_one("#exp-switch", ContentSwitcher), self.app.experiment
+        if switch.current == "exp-chart" and not (job is not None and job.samples):  # (not an empty pane in place of the chart)
+            self.notify("Each member writes a sample from the same prompt when the experiment finishes.", title="samples", timeout=4)
+            return
         switch.current = "exp-samples" if switch.current == "exp-chart" else "exp-chart"
 
     @on(Button.Pressed)
@@ -485,8 +487,6 @@ class ExperimentScreen(Screen):
         self.app.run_on("generate", f"pick_named({name!r})")
 
     def draw_samples(self, job) -> None:
-        from tinygpt_tui.engine.experiment import short_names
-
         box = self.query_one("#exp-samples", Horizontal)
         if self.samples_of == (job, len(job.samples)):
             return
