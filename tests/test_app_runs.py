@@ -689,6 +689,36 @@ async def test_an_experiment_s_members_are_told_apart_in_the_runs_list(tmp_path,
                 list_lines(sl)
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_runs_table_keeps_the_figures_of_long_names_on_screen(tmp_path, size):
+    """A lesson's members (lesson-positions-10steps/pos_encoding=alibi) made the name column so wide that at
+    80 columns the table showed names only: every figure was off its right edge. The names are cut in the
+    middle, as in the list, to the table's width, and again when the terminal is resized."""
+    from textual.widgets import DataTable
+
+    d = tmp_path / "models"
+    exp = d / "lesson-positions-10steps"
+    for i, m in enumerate(("pos_encoding=alibi", "pos_encoding=learned", "pos_encoding=sinusoidal")):
+        make_model(exp, m, val_loss=2.1 + i / 10)
+        write_metrics(exp / m)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=size) as pilot:
+        screen = await runs_shown(pilot, app)
+        table = screen.query_one("#runs-table", DataTable)
+
+        def shown() -> list[str]:
+            return ["".join(seg.text for seg in table.render_line(y)) for y in range(table.size.height)]
+
+        def each_with_its_figures() -> bool:
+            lines = shown()
+            return all(any(end in ln and f"{loss:.4f}" in ln and "bits/char" not in ln for ln in lines)
+                       for end, loss in (("alibi", 2.1), ("learned", 2.2), ("soidal", 2.3)))
+
+        assert await wait_for(pilot, lambda: table.row_count == 3 and each_with_its_figures()), shown()
+        await pilot.resize_terminal(60, 20)
+        assert await wait_for(pilot, each_with_its_figures), shown()
+
+
 async def test_the_runs_legend_keeps_each_swatch_beside_its_name(tmp_path):
     """With many runs checked the legend wrapped between a run's ━━ and its name: a line ended in a
     swatch and the next began with a name, and which colour was whose could not be read."""
