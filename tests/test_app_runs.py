@@ -357,6 +357,24 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
                               and gen.loaded.path == app.models_dir / want, timeout=30), notes(app)
 
 
+async def test_the_runs_and_experiment_screens_actions_are_in_the_palette(tmp_path):
+    """The palette had the generate and training screens' actions only: on the experiment screen, "start"
+    found Start training, which went to another screen. Each screen's own are offered on it."""
+    app = RecordingApp(models_dir=runs_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        commands = lambda: {c.title: c for c in app.get_system_commands(app.screen)}  # noqa: E731
+        assert "Start experiment" not in commands() and "Check all runs" not in commands()  # (the generate screen)
+        exp = await experiment_screen(pilot, app)
+        assert {"Start experiment", "Stop experiment", "Experiment x axis", "Experiment samples", "Start training"} <= set(commands())
+        commands()["Start experiment"].callback()  # (as the palette does)
+        assert await wait_for(pilot, lambda: "give the experiment a name" in str(exp.query_one("#exp-error").render())), notes(app)
+        assert app.screen is exp and app.experiment is None and app.training is None
+        runs = await runs_shown(pilot, app)
+        assert {"Check all runs", "Check no runs", "Runs x axis", "Write with the highlighted run"} <= set(commands())
+        commands()["Check all runs"].callback()
+        assert await wait_for(pilot, lambda: set(runs.checked) == {"alpha", "beta", "gamma"}), runs.checked  # (beta: not at first)
+
+
 async def test_f7_before_there_are_samples_keeps_the_chart_and_says_when_they_come(tmp_path):
     """F7 (Samples) before an experiment has finished swapped the chart for an empty pane."""
     app = RecordingApp(models_dir=make_models_dir(tmp_path), watch_models=False)

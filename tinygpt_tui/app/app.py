@@ -65,6 +65,14 @@ SCREEN_COMMANDS = (
     ("Stop training", "Stop the run, saving a checkpoint (Ctrl+O on the training screen)", "training", "stop_training"),
     ("Resume training", "Continue a stopped run named in the form (Ctrl+R on the training screen)", "training", "resume"),
     ("Follow a run", "Watch a run started elsewhere through its metrics.jsonl (Ctrl+L on the training screen)", "training", "follow"),
+    ("Check all runs", "Draw every run on the runs screen's chart (a on the runs screen)", "runs", "check_all"),
+    ("Check no runs", "Clear the runs screen's chart (n on the runs screen)", "runs", "check_none"),
+    ("Runs x axis", "Steps, tokens or minutes along the runs chart (x on the runs screen)", "runs", "axis"),
+    ("Write with the highlighted run", "Its model, loaded on the generate screen (g on the runs screen)", "runs", "write"),
+    ("Start experiment", "Start the lesson or grid in the form, or resume it (Ctrl+S on the experiment screen)", "experiment", "start"),
+    ("Stop experiment", "Stop it; its finished members are kept (Ctrl+O on the experiment screen)", "experiment", "stop"),
+    ("Experiment x axis", "Steps, tokens or minutes along the experiment's chart (F6 on the experiment screen)", "experiment", "axis"),
+    ("Experiment samples", "The chart, or the members' samples side by side (F7 on the experiment screen)", "experiment", "samples"),
 )
 
 
@@ -255,8 +263,9 @@ class TinyGPTApp(App):
         yield SystemCommand("Training screen", "Train a model with a live loss chart (Ctrl+T)", self.action_show_training)
         yield SystemCommand("Runs screen", "Compare runs: their loss curves on one chart and a table of figures (F3)", self.action_show_runs)
         yield SystemCommand("Experiment screen", "Run a shipped lesson or a grid of runs, ranked as they finish (F4)", self.action_show_experiment)
-        for title, help_text, mode, action in SCREEN_COMMANDS:
-            yield SystemCommand(title, help_text, lambda m=mode, a=action: self.run_on(m, a))
+        for title, help_text, mode, action in SCREEN_COMMANDS:  # (the runs and experiment screens' own: on their screen)
+            if mode in ("generate", "training") or mode == self.current_mode:
+                yield SystemCommand(title, help_text, lambda m=mode, a=action: self.run_on(m, a))
         for info in getattr(self.get_screen("generate"), "infos", []):  # its models, on every screen (it loads them)
             if info.ok:
                 yield SystemCommand(f"Load model: {info.name}", f"{info.params:,} parameters, trained on {info.corpus or '?'}",
@@ -264,10 +273,7 @@ class TinyGPTApp(App):
 
     def run_on(self, mode: str, action: str) -> None:
         """Run one of a screen's actions from the palette: on its own screen, shown first."""
-        if mode == "generate":
-            self.action_show_generate()
-        else:
-            self.action_show_training()
+        getattr(self, f"action_show_{mode}")()
         self.call_after_refresh(self.run_action, f"screen.{action}")
 
 
