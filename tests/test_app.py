@@ -695,6 +695,21 @@ async def test_the_progress_line_fits_and_never_cuts_a_figure(tmp_path, size):
             assert text.split(" · ")[0] in ("step 300 / 300", "300/300") and "loss 2.305" in text and "2.290" in text
 
 
+async def test_a_run_by_minutes_keeps_the_word_step_at_80_columns(tmp_path):
+    """A run with no step limit (the form's default: minutes only) showed a bare "50 · ETA 1m 02s" at 80
+    columns: the short form of "step 50" dropped the word and left a number that said nothing."""
+    d = make_models_dir(tmp_path)
+    recs = run_records(upto=50, finish=False)
+    recs[0]["max_steps"] = None
+    write_run(d / "run", recs)
+    app = make_app(d)
+    async with app.run_test(size=(80, 24)) as pilot:
+        ts = await follow(pilot, app, "run")
+        line = ts.query_one("#run-progress-text")
+        assert await wait_for(pilot, lambda: ts.view.steps[-1:] == [50] and "loss 2.305" in str(line.render())), str(line.render())
+        assert str(line.render()).startswith("step 50 · "), str(line.render())
+
+
 async def test_the_chart_counts_whole_steps(tmp_path):
     d = make_models_dir(tmp_path)
     write_run(d / "run", run_records())
