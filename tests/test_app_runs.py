@@ -441,6 +441,10 @@ async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(t
     async with experiment_started(tmp_path, "halt", steps=400) as (pilot, app, job):
         # the second member under way: stop it
         assert await wait_for(pilot, lambda: job.running == "n_layer=2" and job.curves["n_layer=2"].steps, timeout=120), notes(app)
+        # its row in the table says so (the rows are read as members end: it said queued, and stopped once resumed)
+        table = app.get_screen("experiment").query_one("#exp-table")
+        status = lambda: {str(table.get_row_at(i)[1]): str(table.get_row_at(i)[7]) for i in range(table.row_count)}  # noqa: E731
+        assert await wait_for(pilot, lambda: status() == {"n_layer=1": "finished", "n_layer=2": "running"}), status()
         await pilot.press("ctrl+o")
         assert await wait_for(pilot, lambda: not job.active, timeout=60), notes(app)
         assert job.state == "stopped" and job.members == {"n_layer=1": "finished", "n_layer=2": "stopped"}

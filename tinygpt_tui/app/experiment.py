@@ -28,6 +28,7 @@ from tinygpt_tui.app.runs import LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.training import row
 from tinygpt_tui.chart import Series
 from tinygpt_tui.engine.experiment import Spec, parse_pairs, short_names
+from tinygpt_tui.engine.lessons import list_lessons
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -138,8 +139,6 @@ class ExperimentScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        from tinygpt_tui.engine.lessons import list_lessons
-
         self.chart = self.query_one("#exp-chart")
         self.query_one("#exp-form").border_title = "Experiment"
         self.query_one("#exp-text-box").border_title = "What it shows"
@@ -458,15 +457,16 @@ class ExperimentScreen(Screen):
         table.clear()
         self.rows = list(job.rows)
         seeds = job.plan.spec.seeds > 1
-        for i, r in enumerate(job.rows):
+        for i, r in enumerate(job.rows):  # (the rows are read as members end: the one training now is said live)
+            status = "running" if job.running in {x.name for x in r.runs} else r.status
             vl = Text("—" if r.val_loss is None else f"{r.val_loss:.4f}" + (f" ± {r.spread:.3f}" if seeds and r.spread is not None else ""))
-            if r.val_loss is not None and r.status != "finished":  # what a stopped run kept, marked as the queue marks it
-                mark, style = MARKS.get(r.status, ("?", ""))  # (the status column may be off screen: 80 columns)
+            if r.val_loss is not None and status != "finished":  # what a stopped run kept, marked as the queue marks it
+                mark, style = MARKS.get(status, ("?", ""))  # (the status column may be off screen: 80 columns)
                 vl.append(f" {mark}", style=style)
             table.add_row(str(i + 1), printable(r.group), vl, "—" if r.bpc is None else f"{r.bpc:.3f}",
                           f"{r.params / 1e6:.2f}M" if r.params else "—", fmt_duration(r.minutes * 60) if r.minutes else "—",
                           fmt_rate(r.tokens_per_s) if r.tokens_per_s else "—",
-                          Text(printable(r.status)[:40], style="green" if r.status == "finished" else "yellow"))
+                          Text(printable(status)[:40], style="green" if status == "finished" else "yellow"))
         if 0 < cursor < table.row_count:
             table.move_cursor(row=cursor, animate=False)
 
