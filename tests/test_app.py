@@ -589,6 +589,30 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
     assert ckpt.load_train_state(d / "long")[1]["step"] == job.run.step
 
 
+async def test_stop_while_following_another_run_shows_the_run_it_stops(tmp_path):
+    """Ctrl+O stops the app's own run; while another run was followed it stopped the app's run off screen,
+    the followed one going on as if Stop had done nothing. The view goes back to the run stopping, named."""
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus(tmp_path)
+    write_run(d / "remote", run_records(upto=50, finish=False))
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        fill_tiny_run(ts, corpus, "mine", **{"hp-eval_interval": 100000, "train-steps": 100000})
+        await pilot.press("ctrl+s")
+        job = app.training
+        assert await wait_for(pilot, lambda: job.run.step >= 1, timeout=120), job.error
+        await follow(pilot, app, "remote")
+        assert ts.source.job is None
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert ts.source.job is job and "mine" in str(ts.query_one("#run-title").render())
+        assert any("Stopping mine" in m for _, m in app.notes)
+        assert await wait_for(pilot, lambda: not job.active, timeout=120)
+
+
 async def test_ctrl_q_twice_while_training_asks_once_and_esc_answers_it(tmp_path):
     """A second Ctrl+Q while the question is up crashed the app (two screens with one id), stopping the run;
     now it leaves the one question, and Esc goes back to the running run."""
