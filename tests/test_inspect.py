@@ -490,6 +490,38 @@ async def test_inspector_embedding_map_without_the_corpus_places_the_text_on_scr
         assert "text on screen" in shown and f"the {len(set(text))} most frequent" in shown, shown
 
 
+async def test_inspector_head_hints_say_how_to_get_the_missing_corpus(tmp_path, monkeypatch):
+    """A shipped model's corpus is the catalog's, not fetched until asked: the hints said only "the model's
+    corpus is not here". They say how to fetch it."""
+    import json
+
+    from textual.app import App
+
+    from tests.conftest import make_tiny_model
+    from tests.test_app import wait_for
+    from tinygpt_tui.app.inspector import InspectorScreen
+
+    (tmp_path / "corpora").mkdir()
+    monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(tmp_path / "corpora"))  # (nothing fetched)
+    folder = tmp_path / "models" / "bard"
+    _, tok = make_tiny_model(folder, TEXT)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["corpus"]["name"] = "shakespeare"  # (trained on the catalog's Tiny Shakespeare, as the shipped model)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    screen = InspectorScreen(folder, tok, "the honou", min_interval=0.0)
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(screen)
+
+    async with Host().run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        panel = screen.query_one("#insp-deeper")
+        await pilot.press("h")
+        assert await wait_for(pilot, lambda: "no head hints" in shown_lines(panel), timeout=30)
+        assert "tinygpt corpus fetch shakespeare" in " ".join(shown_lines(panel).split()), shown_lines(panel)
+
+
 async def test_inspector_all_layers_title_is_whole_at_80_columns():
     """The all-layers heatmap's title says what its rows are; at 80 columns it wraps, never cut."""
     from tests.test_app import wait_for
