@@ -589,6 +589,54 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
     assert ckpt.load_train_state(d / "long")[1]["step"] == job.run.step
 
 
+async def test_stop_while_following_another_run_shows_the_run_it_stops(tmp_path):
+    """Ctrl+O stops the app's own run; while another run was followed it stopped the app's run off screen,
+    the followed one going on as if Stop had done nothing. The view goes back to the run stopping, named."""
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus(tmp_path)
+    write_run(d / "remote", run_records(upto=50, finish=False))
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        fill_tiny_run(ts, corpus, "mine", **{"hp-eval_interval": 100000, "train-steps": 100000})
+        await pilot.press("ctrl+s")
+        job = app.training
+        assert await wait_for(pilot, lambda: job.run.step >= 1, timeout=120), job.error
+        await follow(pilot, app, "remote")
+        assert ts.source.job is None
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert ts.source.job is job and "mine" in str(ts.query_one("#run-title").render())
+        assert any("Stopping mine" in m for _, m in app.notes)
+        assert await wait_for(pilot, lambda: not job.active, timeout=120)
+
+
+async def test_ctrl_q_twice_while_training_asks_once_and_esc_answers_it(tmp_path):
+    """A second Ctrl+Q while the question is up crashed the app (two screens with one id), stopping the run;
+    now it leaves the one question, and Esc goes back to the running run."""
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus(tmp_path)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        fill_tiny_run(app.screen, corpus, "long", **{"hp-eval_interval": 100000, "train-steps": 100000})
+        await pilot.press("ctrl+s")
+        job = app.training
+        assert await wait_for(pilot, lambda: job.run.step >= 1, timeout=120), job.error
+        await pilot.press("ctrl+q", "ctrl+q")
+        await pilot.pause()
+        assert app.is_running and [type(s) for s in app.screen_stack].count(Confirm) == 1
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running and not isinstance(app.screen, Confirm) and job.active
+        job.stop()
+        assert await wait_for(pilot, lambda: not job.active, timeout=120)
+    assert app.return_code in (None, 0)
+
+
 # ------------------------------------------------------------------ the entry point's fast path
 def test_tinygpt_alone_opens_the_app_and_anything_else_is_the_command_line(tmp_path):
     from tinygpt_tui.__main__ import app_args
@@ -669,6 +717,21 @@ async def test_the_progress_line_fits_and_never_cuts_a_figure(tmp_path, size):
             assert text == "step 300 / 300 · loss 2.305 · done in 1m 02s · val (full split) 2.290"
         else:
             assert text.split(" · ")[0] in ("step 300 / 300", "300/300") and "loss 2.305" in text and "2.290" in text
+
+
+async def test_a_run_by_minutes_keeps_the_word_step_at_80_columns(tmp_path):
+    """A run with no step limit (the form's default: minutes only) showed a bare "50 · ETA 1m 02s" at 80
+    columns: the short form of "step 50" dropped the word and left a number that said nothing."""
+    d = make_models_dir(tmp_path)
+    recs = run_records(upto=50, finish=False)
+    recs[0]["max_steps"] = None
+    write_run(d / "run", recs)
+    app = make_app(d)
+    async with app.run_test(size=(80, 24)) as pilot:
+        ts = await follow(pilot, app, "run")
+        line = ts.query_one("#run-progress-text")
+        assert await wait_for(pilot, lambda: ts.view.steps[-1:] == [50] and "loss 2.305" in str(line.render())), str(line.render())
+        assert str(line.render()).startswith("step 50 · "), str(line.render())
 
 
 async def test_the_chart_counts_whole_steps(tmp_path):

@@ -357,6 +357,66 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
                               and gen.loaded.path == app.models_dir / want, timeout=30), notes(app)
 
 
+async def test_the_runs_and_experiment_screens_actions_are_in_the_palette(tmp_path):
+    """The palette had the generate and training screens' actions only: on the experiment screen, "start"
+    found Start training, which went to another screen. Each screen's own are offered on it."""
+    app = RecordingApp(models_dir=runs_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        commands = lambda: {c.title: c for c in app.get_system_commands(app.screen)}  # noqa: E731
+        assert "Start experiment" not in commands() and "Check all runs" not in commands()  # (the generate screen)
+        exp = await experiment_screen(pilot, app)
+        assert {"Start experiment", "Stop experiment", "Experiment x axis", "Experiment samples", "Start training"} <= set(commands())
+        commands()["Start experiment"].callback()  # (as the palette does)
+        assert await wait_for(pilot, lambda: "give the experiment a name" in str(exp.query_one("#exp-error").render())), notes(app)
+        assert app.screen is exp and app.experiment is None and app.training is None
+        runs = await runs_shown(pilot, app)
+        assert {"Check all runs", "Check no runs", "Runs x axis", "Write with the highlighted run"} <= set(commands())
+        commands()["Check all runs"].callback()
+        assert await wait_for(pilot, lambda: set(runs.checked) == {"alpha", "beta", "gamma"}), runs.checked  # (beta: not at first)
+
+
+async def test_f7_before_there_are_samples_keeps_the_chart_and_says_when_they_come(tmp_path):
+    """F7 (Samples) before an experiment has finished swapped the chart for an empty pane."""
+    app = RecordingApp(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app)
+        await pilot.press("f7")
+        await pilot.pause()
+        assert screen.query_one("#exp-switch").current == "exp-chart"
+        assert "when the experiment finishes" in notes(app)
+
+
+async def test_the_samples_of_a_grid_are_told_apart_in_a_narrow_terminal(tmp_path, one_thread):
+    """Side by side at 80 columns, each sample box's title was cut to the same "n_layer…"; now it is the value
+    that tells the members apart (the whole name is its tooltip)."""
+    from textual.geometry import Region
+
+    d = make_models_dir(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app, name="three", corpus=small_corpus_file(tmp_path), steps=5,
+                                         vary1="n_layer=1,2,3", set=TINY_SET)
+        await pilot.press("ctrl+s")
+        job = app.experiment
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        assert job.state == "finished", job.error
+        assert await wait_for(pilot, lambda: len(screen.query(".exp-sample")) == 3)
+        await pilot.pause()
+        boxes = list(screen.query(".exp-sample"))
+        tops = ["".join(seg.text for seg in b.render_lines(Region(0, 0, b.outer_size.width, 1))[0]) for b in boxes]
+        assert [t.strip("╭─╮ ") for t in tops] == ["1", "2", "3"], tops
+        assert [str(b.tooltip) for b in boxes] == ["n_layer=1", "n_layer=2", "n_layer=3"]
+
+
+def test_short_names_keep_what_tells_grid_members_apart():
+    from tinygpt_tui.engine.experiment import short_names
+
+    assert short_names(["pos_encoding=rope", "pos_encoding=alibi"]) == ["rope", "alibi"]
+    assert short_names(["n_layer=2,n_embd=64", "n_layer=4,n_embd=64"]) == ["2,64", "4,64"]
+    assert short_names(["small", "n_layer=4"]) == ["small", "n_layer=4"]  # (members named by hand: as they are)
+    assert short_names(["n_layer=2", "n_embd=64"]) == ["n_layer=2", "n_embd=64"]
+
+
 async def test_members_on_different_tokens_are_charted_in_bits_per_character(tmp_path, one_thread):
     d = make_models_dir(tmp_path)
     corpus = small_corpus_file(tmp_path)
@@ -381,6 +441,10 @@ async def test_stopping_an_experiment_keeps_what_finished_and_start_resumes_it(t
     async with experiment_started(tmp_path, "halt", steps=400) as (pilot, app, job):
         # the second member under way: stop it
         assert await wait_for(pilot, lambda: job.running == "n_layer=2" and job.curves["n_layer=2"].steps, timeout=120), notes(app)
+        # its row in the table says so (the rows are read as members end: it said queued, and stopped once resumed)
+        table = app.get_screen("experiment").query_one("#exp-table")
+        status = lambda: {str(table.get_row_at(i)[1]): str(table.get_row_at(i)[7]) for i in range(table.row_count)}  # noqa: E731
+        assert await wait_for(pilot, lambda: status() == {"n_layer=1": "finished", "n_layer=2": "running"}), status()
         await pilot.press("ctrl+o")
         assert await wait_for(pilot, lambda: not job.active, timeout=60), notes(app)
         assert job.state == "stopped" and job.members == {"n_layer=1": "finished", "n_layer=2": "stopped"}
@@ -645,6 +709,36 @@ async def test_an_experiment_s_members_are_told_apart_in_the_runs_list(tmp_path,
             await pilot.resize_terminal(60, 20)
             assert await wait_for(pilot, lambda: all(any(end in ln for ln in list_lines(sl)) for end in ("=alibi", "=learned", "=rope"))), \
                 list_lines(sl)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_runs_table_keeps_the_figures_of_long_names_on_screen(tmp_path, size):
+    """A lesson's members (lesson-positions-10steps/pos_encoding=alibi) made the name column so wide that at
+    80 columns the table showed names only: every figure was off its right edge. The names are cut in the
+    middle, as in the list, to the table's width, and again when the terminal is resized."""
+    from textual.widgets import DataTable
+
+    d = tmp_path / "models"
+    exp = d / "lesson-positions-10steps"
+    for i, m in enumerate(("pos_encoding=alibi", "pos_encoding=learned", "pos_encoding=sinusoidal")):
+        make_model(exp, m, val_loss=2.1 + i / 10)
+        write_metrics(exp / m)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=size) as pilot:
+        screen = await runs_shown(pilot, app)
+        table = screen.query_one("#runs-table", DataTable)
+
+        def shown() -> list[str]:
+            return ["".join(seg.text for seg in table.render_line(y)) for y in range(table.size.height)]
+
+        def each_with_its_figures() -> bool:
+            lines = shown()
+            return all(any(end in ln and f"{loss:.4f}" in ln and "bits/char" not in ln for ln in lines)
+                       for end, loss in (("alibi", 2.1), ("learned", 2.2), ("soidal", 2.3)))
+
+        assert await wait_for(pilot, lambda: table.row_count == 3 and each_with_its_figures()), shown()
+        await pilot.resize_terminal(60, 20)
+        assert await wait_for(pilot, each_with_its_figures), shown()
 
 
 async def test_the_runs_legend_keeps_each_swatch_beside_its_name(tmp_path):

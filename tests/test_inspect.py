@@ -471,6 +471,57 @@ async def test_inspector_deeper_views_follow_the_position():
         assert await wait_for(pilot, lambda: not shown_lines(panel).strip(), timeout=5)
 
 
+async def test_inspector_embedding_map_without_the_corpus_places_the_text_on_screen():
+    """Without the model's corpus the map took the 300 'most frequent' characters of the text on screen, and
+    filled the rest in vocabulary order: for the Chinese model, rare characters the text never used (ㄚ, 丙,
+    亿). It places the text's own characters, and says so."""
+    from tests.test_app import wait_for
+
+    text = "the honou"
+    screen, host = inspector_on(text)
+    async with host.run_test(size=(80, 24)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        assert screen.tokenizer.vocab_size > len(set(text))  # (the vocabulary has characters the text lacks)
+        panel = screen.query_one("#insp-deeper")
+        await pilot.press("e")
+        assert await wait_for(pilot, lambda: "embedding map" in shown_lines(panel), timeout=30)
+        shown = shown_lines(panel)
+        assert not set("林黛玉宝") & set(shown), shown  # (in the vocabulary, not in the text)
+        assert "text on screen" in shown and f"the {len(set(text))} most frequent" in shown, shown
+
+
+async def test_inspector_head_hints_say_how_to_get_the_missing_corpus(tmp_path, monkeypatch):
+    """A shipped model's corpus is the catalog's, not fetched until asked: the hints said only "the model's
+    corpus is not here". They say how to fetch it."""
+    import json
+
+    from textual.app import App
+
+    from tests.conftest import make_tiny_model
+    from tests.test_app import wait_for
+    from tinygpt_tui.app.inspector import InspectorScreen
+
+    (tmp_path / "corpora").mkdir()
+    monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(tmp_path / "corpora"))  # (nothing fetched)
+    folder = tmp_path / "models" / "bard"
+    _, tok = make_tiny_model(folder, TEXT)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["corpus"]["name"] = "shakespeare"  # (trained on the catalog's Tiny Shakespeare, as the shipped model)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    screen = InspectorScreen(folder, tok, "the honou", min_interval=0.0)
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(screen)
+
+    async with Host().run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        panel = screen.query_one("#insp-deeper")
+        await pilot.press("h")
+        assert await wait_for(pilot, lambda: "no head hints" in shown_lines(panel), timeout=30)
+        assert "tinygpt corpus fetch shakespeare" in " ".join(shown_lines(panel).split()), shown_lines(panel)
+
+
 async def test_inspector_all_layers_title_is_whole_at_80_columns():
     """The all-layers heatmap's title says what its rows are; at 80 columns it wraps, never cut."""
     from tests.test_app import wait_for

@@ -33,7 +33,7 @@ class Confirm(ModalScreen[bool]):
                 Binding("y", "dismiss(True)", "Yes", id="confirm-yes")]
 
     def __init__(self, title: str, question: str, yes: str):
-        super().__init__(id="confirm")
+        super().__init__()  # (no fixed id: a question may open over another, the quit one over a delete one)
         self.title_text, self.question, self.yes = title, question, yes
 
     def compose(self):
@@ -45,6 +45,9 @@ class Confirm(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "confirm-yes")
+
+
+QUIT_TITLE = "Training is running"  # the question Ctrl+Q asks while a run or an experiment trains
 
 
 # The palette's commands for the screens' actions: (title, help, mode, action on that screen)
@@ -62,6 +65,14 @@ SCREEN_COMMANDS = (
     ("Stop training", "Stop the run, saving a checkpoint (Ctrl+O on the training screen)", "training", "stop_training"),
     ("Resume training", "Continue a stopped run named in the form (Ctrl+R on the training screen)", "training", "resume"),
     ("Follow a run", "Watch a run started elsewhere through its metrics.jsonl (Ctrl+L on the training screen)", "training", "follow"),
+    ("Check all runs", "Draw every run on the runs screen's chart (a on the runs screen)", "runs", "check_all"),
+    ("Check no runs", "Clear the runs screen's chart (n on the runs screen)", "runs", "check_none"),
+    ("Runs x axis", "Steps, tokens or minutes along the runs chart (x on the runs screen)", "runs", "axis"),
+    ("Write with the highlighted run", "Its model, loaded on the generate screen (g on the runs screen)", "runs", "write"),
+    ("Start experiment", "Start the lesson or grid in the form, or resume it (Ctrl+S on the experiment screen)", "experiment", "start"),
+    ("Stop experiment", "Stop it; its finished members are kept (Ctrl+O on the experiment screen)", "experiment", "stop"),
+    ("Experiment x axis", "Steps, tokens or minutes along the experiment's chart (F6 on the experiment screen)", "experiment", "axis"),
+    ("Experiment samples", "The chart, or the members' samples side by side (F7 on the experiment screen)", "experiment", "samples"),
 )
 
 
@@ -233,8 +244,8 @@ class TinyGPTApp(App):
         if job is None or not job.active:
             self.exit()  # (the screens stop their workers as they unmount)
             return
-        if self.quitting:
-            return
+        if self.quitting or any(isinstance(s, Confirm) and s.title_text == QUIT_TITLE for s in self.screen_stack):
+            return  # (Ctrl+Q again while it asks: the one question stays, and Esc answers it)
 
         def answer(yes: bool | None) -> None:
             if yes:
@@ -242,7 +253,7 @@ class TinyGPTApp(App):
                 job.stop()
                 self.notify("Saving a checkpoint, then quitting …", title="training", timeout=30)
 
-        self.push_screen(Confirm("Training is running", f"Stop {printable(job.name)}, save a checkpoint at the current step, "
+        self.push_screen(Confirm(QUIT_TITLE, f"Stop {printable(job.name)}, save a checkpoint at the current step, "
                                  "and quit?\n(You can resume it later.)", "Stop, save & quit"), answer)
 
     # ------------------------------------------------------------ command palette
@@ -252,8 +263,9 @@ class TinyGPTApp(App):
         yield SystemCommand("Training screen", "Train a model with a live loss chart (Ctrl+T)", self.action_show_training)
         yield SystemCommand("Runs screen", "Compare runs: their loss curves on one chart and a table of figures (F3)", self.action_show_runs)
         yield SystemCommand("Experiment screen", "Run a shipped lesson or a grid of runs, ranked as they finish (F4)", self.action_show_experiment)
-        for title, help_text, mode, action in SCREEN_COMMANDS:
-            yield SystemCommand(title, help_text, lambda m=mode, a=action: self.run_on(m, a))
+        for title, help_text, mode, action in SCREEN_COMMANDS:  # (the runs and experiment screens' own: on their screen)
+            if mode in ("generate", "training") or mode == self.current_mode:
+                yield SystemCommand(title, help_text, lambda m=mode, a=action: self.run_on(m, a))
         for info in getattr(self.get_screen("generate"), "infos", []):  # its models, on every screen (it loads them)
             if info.ok:
                 yield SystemCommand(f"Load model: {info.name}", f"{info.params:,} parameters, trained on {info.corpus or '?'}",
@@ -261,10 +273,7 @@ class TinyGPTApp(App):
 
     def run_on(self, mode: str, action: str) -> None:
         """Run one of a screen's actions from the palette: on its own screen, shown first."""
-        if mode == "generate":
-            self.action_show_generate()
-        else:
-            self.action_show_training()
+        getattr(self, f"action_show_{mode}")()
         self.call_after_refresh(self.run_action, f"screen.{action}")
 
 

@@ -43,6 +43,7 @@ def colour_style(c: int) -> str:
     return f"bold color({c})"
 
 
+TABLE_COLUMNS = ("", "run", "val loss", "bits/char", "params", "ctx", "time", "tok/s", "status", "corpus")
 LIST_NAME = 17  # a name's characters the list shows whole at 80 columns (26 wide: a border, a scrollbar, the box)
 CHECKBOX = cell_len(Checkbox.BUTTON_LEFT + Checkbox.BUTTON_INNER + Checkbox.BUTTON_RIGHT + " ")  # before each name in the list
 
@@ -54,6 +55,15 @@ def short_name(name: str, most: int = LIST_NAME) -> str:
         return name
     head = max(1, min(3, (most - 1) // 3))
     return name[:head] + "…" + name[len(name) - (most - 1 - head):]
+
+
+def table_name_room(labels: tuple, rows: list, col: int, width: int, least: int = 12) -> int | None:
+    """The characters the names in column `col` may take for a table of these rows (str or Text cells) to fit in
+    `width` cells: each column is its widest cell and a cell of padding either side. At least `least`; None: no cut needed."""
+    width_of = lambda c: cell_len(c) if isinstance(c, str) else c.cell_len  # noqa: E731
+    widths = [max([cell_len(label)] + [width_of(r[i]) for r in rows]) for i, label in enumerate(labels)]
+    room = width - sum(w + 2 for i, w in enumerate(widths) if i != col) - 2
+    return None if not width or room >= widths[col] else max(least, room)
 
 
 def run_prompt(s, most: int = LIST_NAME) -> Text:
@@ -161,7 +171,7 @@ class RunsScreen(Screen):
         self.chart = self.query_one("#runs-chart")
         self.query_one("#runs-list").border_title = "Runs (Space checks)"
         table = self.query_one("#runs-table", DataTable)
-        table.add_columns("", "run", "val loss", "bits/char", "params", "ctx", "time", "tok/s", "status", "corpus")
+        table.add_columns(*TABLE_COLUMNS)
         self.list_runs()
         self.set_interval(POLL_S, self.poll)
         self.set_interval(RELIST_S, self.list_runs)
@@ -264,6 +274,10 @@ class RunsScreen(Screen):
         if changed:
             self.update_view()
 
+    def on_resize(self) -> None:
+        if self.listed:  # the table's names are cut to its width
+            self.call_after_refresh(self.update_view)
+
     # ------------------------------------------------------------ actions
     @on(SelectionList.SelectedChanged)
     def _checked(self) -> None:
@@ -356,23 +370,29 @@ class RunsScreen(Screen):
         self.drawn = len(runs)
         view = self.query_one("#runs-view")
         view.border_title = f"{len(runs)} of {len(self.summaries)} runs drawn · x: {self.axis} (x switches)"
-        key = tuple(id(s) for s in runs)
+        table = self.query_one("#runs-table", DataTable)
+        key = (tuple(id(s) for s in runs), table.size.width)  # (a resize cuts the names anew)
         if key == self.table_key:
             return
         self.table_key = key
-        table = self.query_one("#runs-table", DataTable)
         corpus = corpus_of(runs)
         runs.sort(key=lambda s: (s.val_loss is None, s.val_loss or 0.0))
-        table.clear()
+        rows = []
         for s in runs:
             other = s.ok and s.corpus and s.corpus != corpus
             status = Text(printable(s.status), style={"finished": "green", "training": "magenta", "stopped": "yellow"}.get(s.status, "red"))
             num = lambda v, f: Text("—", style="dim") if v is None else Text(f.format(v), justify="right")  # noqa: E731
-            table.add_row(
+            rows.append([
                 Text("■", style=colour_style(self.colours[s.name])), printable(s.name), num(s.val_loss, "{:.4f}"), num(s.bpc, "{:.3f}"),
                 Text(human_count(s.params) if s.params else "—", justify="right"), Text(str(s.context or "—"), justify="right"),
                 Text(fmt_duration(s.minutes * 60) if s.minutes else "—", justify="right"),
                 Text(fmt_rate(s.tokens_per_s) if s.tokens_per_s else "—", justify="right"), status,
-                Text(("≠ " if other else "") + printable(s.corpus or "?"), style="bold yellow" if other else ""), key=s.name)
+                Text(("≠ " if other else "") + printable(s.corpus or "?"), style="bold yellow" if other else "")])
+        # long names (a lesson's members) are cut in the middle, as in the list, so the figures stay on screen
+        room = table_name_room(TABLE_COLUMNS, rows, 1, table.scrollable_content_region.width)
+        table.clear()
+        for s, row in zip(runs, rows):
+            row[1] = printable(short_name(s.name, room)) if room else row[1]
+            table.add_row(*row, key=s.name)
         others = sorted({s.corpus for s in runs if s.ok and s.corpus and s.corpus != corpus})
         view.border_subtitle = "≠ another corpus: its loss doesn't compare" if others else ""

@@ -27,6 +27,8 @@ from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, error_line, reported
 from tinygpt_tui.app.runs import LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.training import row
 from tinygpt_tui.chart import Series
+from tinygpt_tui.engine.experiment import Spec, parse_pairs, short_names
+from tinygpt_tui.engine.lessons import list_lessons
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -57,8 +59,6 @@ def form_values(spec) -> dict:
 def form_spec(q, lesson):
     """The experiment the form describes (q reads a field): the lesson's, with the form's name, corpus and
     budget, or one of the user's own (its settings to vary and to fix)."""
-    from tinygpt_tui.engine.experiment import Spec, parse_pairs
-
     name, corpus = q("#exp-name"), q("#exp-corpus")
     if not name:
         raise SettingsError("give the experiment a name (it becomes the folder under the models directory)")
@@ -139,8 +139,6 @@ class ExperimentScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        from tinygpt_tui.engine.lessons import list_lessons
-
         self.chart = self.query_one("#exp-chart")
         self.query_one("#exp-form").border_title = "Experiment"
         self.query_one("#exp-text-box").border_title = "What it shows"
@@ -372,7 +370,10 @@ class ExperimentScreen(Screen):
         self.render_view()
 
     def action_samples(self) -> None:
-        switch = self.query_one("#exp-switch", ContentSwitcher)
+        switch, job = self.query_one("#exp-switch", ContentSwitcher), self.app.experiment
+        if switch.current == "exp-chart" and not (job is not None and job.samples):  # (not an empty pane in place of the chart)
+            self.notify("Each member writes a sample from the same prompt when the experiment finishes.", title="samples", timeout=4)
+            return
         switch.current = "exp-samples" if switch.current == "exp-chart" else "exp-chart"
 
     @on(Button.Pressed)
@@ -456,15 +457,16 @@ class ExperimentScreen(Screen):
         table.clear()
         self.rows = list(job.rows)
         seeds = job.plan.spec.seeds > 1
-        for i, r in enumerate(job.rows):
+        for i, r in enumerate(job.rows):  # (the rows are read as members end: the one training now is said live)
+            status = "running" if job.running in {x.name for x in r.runs} else r.status
             vl = Text("—" if r.val_loss is None else f"{r.val_loss:.4f}" + (f" ± {r.spread:.3f}" if seeds and r.spread is not None else ""))
-            if r.val_loss is not None and r.status != "finished":  # what a stopped run kept, marked as the queue marks it
-                mark, style = MARKS.get(r.status, ("?", ""))  # (the status column may be off screen: 80 columns)
+            if r.val_loss is not None and status != "finished":  # what a stopped run kept, marked as the queue marks it
+                mark, style = MARKS.get(status, ("?", ""))  # (the status column may be off screen: 80 columns)
                 vl.append(f" {mark}", style=style)
             table.add_row(str(i + 1), printable(r.group), vl, "—" if r.bpc is None else f"{r.bpc:.3f}",
                           f"{r.params / 1e6:.2f}M" if r.params else "—", fmt_duration(r.minutes * 60) if r.minutes else "—",
                           fmt_rate(r.tokens_per_s) if r.tokens_per_s else "—",
-                          Text(printable(r.status)[:40], style="green" if r.status == "finished" else "yellow"))
+                          Text(printable(status)[:40], style="green" if status == "finished" else "yellow"))
         if 0 < cursor < table.row_count:
             table.move_cursor(row=cursor, animate=False)
 
@@ -490,9 +492,9 @@ class ExperimentScreen(Screen):
             return
         self.samples_of = (job, len(job.samples))
         box.remove_children()
-        for name, text in job.samples:
+        for (name, text), title in zip(job.samples, short_names([n for n, _ in job.samples])):
             s = Static(Text(printable(text)), classes="exp-sample")
-            s.border_title = printable(name)
+            s.border_title, s.tooltip = printable(title), printable(name)
             box.mount(s)
         if job.samples:
             self.query_one("#exp-switch", ContentSwitcher).current = "exp-samples"

@@ -31,15 +31,16 @@ from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_r
 from tinygpt_tui.errors import TinyGPTError
 
 
-def corpus_text(folder) -> str | None:
-    """The model's own corpus (for the embedding map's frequencies and the head hints), if it is here."""
+def corpus_text(folder) -> tuple[str | None, str]:
+    """The model's own corpus (for the embedding map's frequencies and the head hints), or None and why it is
+    not here (how to fetch it, when it is the catalog's)."""
     from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
     from tinygpt_tui.engine.folder import read_info
 
     try:
-        return read_corpus(resolve_corpus(read_info(folder).corpus)).text if folder is not None else None
-    except (TinyGPTError, OSError):
-        return None
+        return (read_corpus(resolve_corpus(read_info(folder).corpus)).text, "") if folder is not None else (None, "no model folder")
+    except (TinyGPTError, OSError) as e:
+        return None, str(e)
 
 
 class Panel(Widget):
@@ -324,9 +325,13 @@ class InspectorScreen(ModalScreen):
                         return  # the position or the text moved on: stop
                     self.app.call_from_thread(show, step)
                 return
-            text = corpus_text(self.folder)
-            result = (lens.embedding_map(model, tok, 300, text or self.text) if key == "embeddings"
-                      else [r.line() for r in lens.head_roles(model, tok, text)] if text else "the model's corpus is not here: no head hints")
+            text, why = corpus_text(self.folder)
+            if key == "embeddings":  # without the corpus: the characters of the text on screen, not the vocabulary's first 300
+                seen = len(set(self.text)) if tok.kind == "char" else len(set(tok.encode(self.text).ids))
+                on_screen = not text and seen > 0
+                result = (lens.embedding_map(model, tok, seen if on_screen else 300, text or self.text), on_screen)
+            else:
+                result = [r.line() for r in lens.head_roles(model, tok, text)] if text else f"no head hints: the model's corpus is not here ({why})"
         except TinyGPTError as e:
             result = str(e)
         self.app.call_from_thread(show, result)
@@ -344,7 +349,9 @@ class InspectorScreen(ModalScreen):
         elif self.deeper == "ablation":
             t = ablation_text(self.view.chars, r, True, width)
         elif self.deeper == "embeddings":
-            t = embedding_text(r, None, None, width, max(8, self.app.size.height - 12))
+            t = embedding_text(r[0], None, None, width, max(8, self.app.size.height - 12))
+            if r[1]:
+                t = Text("the model's corpus is not here: the characters of the text on screen\n", style="dim") + t
         else:
             t = Text("Head hints over the validation split\n", style="bold") + Text("\n".join(r))
         return Text("\n").join(t.wrap(self.app.console, width))  # (the panel crops what is wider)

@@ -313,7 +313,7 @@ def progress_parts(v: RunState) -> list[Part]:
     s, last = v.start, v.last
     max_steps = _step(s.get("max_steps")) if s else None
     of = f" / {max_steps:,}" if max_steps is not None else ""
-    parts = [Part(f"step {v.step:,}{of}", 0, "bold", f"{v.step:,}{of.replace(' ', '')}")]
+    parts = [Part(f"step {v.step:,}{of}", 0, "bold", f"{v.step:,}{of.replace(' ', '')}" if of else "")]  # (a bare 50 says nothing)
     if last and not v.finish:
         rate = fmt_rate(last.get("tokens_per_s"))
         parts += [Part(f"{rate} tok/s", 5, short=f"{rate}/s"), Part(f"ETA {fmt_duration(last.get('eta_s'))}", 2)]

@@ -319,7 +319,9 @@ class TrainingScreen(Screen):
             self.notify("Nothing is training.", severity="warning")
             return
         job.stop()
-        self.notify("Stopping: the model is saved at the current step …", title="training")
+        if self.source is None or self.source.job is not job:  # (a run followed meanwhile is not the one stopping: show it)
+            self.watch_job(job)
+        self.notify(f"Stopping {printable(job.name)}: the model is saved at the current step …", title="training")
         self.render_view()
 
     def action_follow(self) -> None:

@@ -448,6 +448,16 @@ def results(plan: Plan) -> list[Row]:
     return sorted(rows, key=lambda r: (getattr(r, by) is None, not any(x.status == "finished" for x in r.runs), getattr(r, by) or 0.0))
 
 
+def short_names(names: list[str]) -> list[str]:
+    """Grid members' names (pos_encoding=rope, or n_layer=2,n_embd=64) as what tells them apart (rope; 2,64)
+    when they all name the same settings: a narrow box's title keeps it. Other names as they are."""
+    pairs = [[p.partition("=") for p in n.split(",")] for n in names]
+    keys = {tuple(k for k, _, _ in ps) for ps in pairs}
+    if len(keys) != 1 or any(not eq for ps in pairs for _, eq, _ in ps):
+        return list(names)
+    return [",".join(v for _, _, v in ps) for ps in pairs]
+
+
 def samples(plan: Plan, prompt: str = "\n", chars: int = 200, seed: int = 0) -> list[tuple[str, str]]:
     """(member, text) for each finished member of the first seed: the same prompt, length and sampling seed."""
     from tinygpt_tui.sampler import Generation, SamplingSettings
