@@ -546,3 +546,35 @@ def test_lens_rows_are_named_like_the_heatmaps_layers(model_dir):
     assert labels == ["embeddings", "layer 0", "layer 1"], r.stdout
     r = run(["inspect", m, "--prompt", "To be, or"])  # the heatmaps of the same model
     assert "Layer 1 of 0..1" in r.stdout and "Layer 2" not in r.stdout
+
+
+async def test_the_first_pass_paces_the_next_by_the_pass_not_the_model_load(tmp_path, monkeypatch):
+    """The first pass loads the model; a slow load (torch's import and the weights: about 5 s on a busy
+    machine) was counted as the pass, and the view waited 3x that before following the streamed text."""
+    from textual.app import App
+
+    from tests.conftest import make_tiny_model
+    from tests.test_app import wait_for
+    from tinygpt_tui.app.inspector import InspectorScreen
+    from tinygpt_tui.engine import folder as ckpt
+
+    folder = tmp_path / "models" / "bard"
+    _, tok = make_tiny_model(folder, TEXT)
+    load = ckpt.load_model
+
+    def slow_load(*args, **kwargs):  # a load that takes 2 s of wall clock, as a cold one does
+        import time
+
+        time.sleep(2.0)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(ckpt, "load_model", slow_load)
+    screen = InspectorScreen(folder, tok, "the honou", min_interval=0.0)
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(screen)
+
+    async with Host().run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        assert screen.interval() < 2.0, screen.interval()  # 3x the pass alone (milliseconds), not 3x the load (6 s)
