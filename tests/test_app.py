@@ -789,6 +789,10 @@ async def test_resume_takes_the_forms_steps_and_minutes_and_keeps_the_earlier_cu
         assert v.start["step"] == 20 and v.steps[0] == 1 and v.steps[-1] == 30 and 20 in v.steps
         assert v.eval_steps == [10, 20, 30] and ts.chart.series["val (eval)"][0] == [10, 20, 30]
         assert "step 30 / 30" in str(ts.query_one("#run-progress-text").render())
+        # again, with its 30 steps trained: nothing to train, said in the form's words
+        await pilot.press("ctrl+r")
+        assert await wait_for(pilot, lambda: app.training is not job2 and not app.training.active, timeout=60)
+        assert app.training.state == "failed" and "nothing to train; set Steps above 30" in app.training.error, app.training.error
 
 
 async def test_the_model_card_command_is_the_cli_command_for_the_forms_settings(tmp_path, monkeypatch):

@@ -192,6 +192,18 @@ def test_a_step_in_micro_batches_is_the_same_step():
 
 
 # ------------------------------------------------------------------ resume: the length given now; one "saved" per step
+def test_resuming_a_run_at_its_step_limit_says_there_is_nothing_to_train(small_corpus, tmp_path):
+    """It evaluated again and said "finished", as if it had trained (found in the app's Ctrl+R)."""
+    list(train(cfg(small_corpus, tmp_path, max_steps=10, eval_interval=10, sample_chars=0)))
+    saved = (tmp_path / "t" / ckpt.WEIGHTS).read_bytes()
+    for steps in (None, 10, 8):
+        with pytest.raises(SettingsError, match="is at step 10 of 10: nothing to train; resume with --max-steps above 10"
+                           if steps != 8 else "is at step 10 of 8"):
+            list(train(cfg(small_corpus, tmp_path, max_steps=steps, eval_interval=10, resume=True)))
+    assert (tmp_path / "t" / ckpt.WEIGHTS).read_bytes() == saved  # nothing written
+    assert list(train(cfg(small_corpus, tmp_path, max_steps=12, eval_interval=10, resume=True)))[-1].step == 12
+
+
 def test_resume_with_steps_alone_drops_the_saved_time_limit(small_corpus, tmp_path):
     """`--resume --max-steps N` after a run with --minutes: the run's length is N steps, not the old minutes too.
 

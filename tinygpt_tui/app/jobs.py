@@ -63,7 +63,7 @@ class TrainingJob(Job):
     def run_thread(self, post) -> tuple[str, str]:
         """(worker thread) Train, passing each record to post; returns (state, error) at the end."""
         from tinygpt_tui.engine.probe import settle
-        from tinygpt_tui.engine.train import NameTaken, train
+        from tinygpt_tui.engine.train import NameTaken, NothingToTrain, train
 
         first = True
         try:
@@ -79,6 +79,8 @@ class TrainingJob(Job):
             return ("stopped" if self.stop_event.is_set() else "done"), ""
         except NameTaken as e:  # the screen checks first; this is a folder made in between
             return "failed", name_taken(e.name, e.models_dir, RESUME_KEY)
+        except NothingToTrain as e:
+            return "failed", f"{e.name} is at step {e.step:,} of {e.limit:,}: nothing to train; set Steps above {e.step:,} to train more"
         except TinyGPTError as e:
             return "failed", str(e)
         except MemoryError:

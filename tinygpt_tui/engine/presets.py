@@ -227,6 +227,14 @@ class NameTaken(SettingsError):
         super().__init__(f"a model named {name!r} already exists in {models_dir}; pick another --name, or --resume it")
 
 
+class NothingToTrain(SettingsError):
+    """A resumed run already at its step limit (it would evaluate again and say "finished", as if it had trained)."""
+
+    def __init__(self, name: str, step: int, limit: int):
+        self.name, self.step, self.limit = name, step, limit
+        super().__init__(f"{name} is at step {step:,} of {limit:,}: nothing to train; resume with --max-steps above {step:,} to train more")
+
+
 def check_threads(threads) -> None:
     """--threads, checked and worded alike by every command that takes it (train, experiment, lesson, bench)."""
     from tinygpt_tui.engine.probe import cores as count_cores

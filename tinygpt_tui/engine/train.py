@@ -31,7 +31,7 @@ from tinygpt_tui.engine.distributed import DistInfo, agree_on_failure, agree_on_
 from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, estimate_loss, evaluate_split  # noqa: F401 (also `from engine.train import`)
 from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
 from tinygpt_tui.engine.prepare import prepare, run_to_end
-from tinygpt_tui.engine.presets import NameTaken, TrainConfig, build_optimizer, check_name, lr_at, resume_config
+from tinygpt_tui.engine.presets import NameTaken, NothingToTrain, TrainConfig, build_optimizer, check_name, lr_at, resume_config
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
 
 
@@ -161,6 +161,8 @@ class Run:
         tensors, meta = ckpt.load_train_state(self.folder)
         cfg, self.lineage = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", "")), doc.get("lineage")
         self.start_step, self.elapsed_before, self.tokens_before = meta["step"], meta.get("elapsed_s", 0.0), meta.get("tokens_seen", 0)
+        if cfg.max_steps is not None and not cfg.time_budget and self.start_step >= cfg.max_steps:
+            raise NothingToTrain(cfg.name, self.start_step, cfg.max_steps)
         self._resume_best(meta, doc, tensors)
         return cfg, doc.get("corpus", {}).get("sha256"), ckpt.read_vocab(self.folder), (tensors, meta)
 
