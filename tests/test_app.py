@@ -986,3 +986,22 @@ def test_wrapped_chinese_lines_never_start_with_closing_punctuation():
         lines = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
         assert "".join(lines) == text and all(cell_len(line) <= width for line in lines)
         assert not any(line[0] in NO_LINE_START for line in lines[1:]), (width, lines)
+
+
+async def test_the_status_line_names_an_experiments_member_whole(tmp_path):
+    """Two experiments' members are both "pos_encoding=rope" on their own: the status line said only that."""
+    from tests.conftest import make_model
+
+    d = tmp_path / "models"
+    for exp in ("grid-a", "grid-b"):
+        make_model(d / exp, "pos_encoding=rope")
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot, app)
+        gen = app.get_screen("generate")
+        models = gen.query_one("#models")
+        models.focus()
+        models.highlighted = [i.name for i in models.infos].index("grid-b/pos_encoding=rope")
+        await pilot.press("enter")
+        status = lambda: str(gen.query_one("#status").render())  # noqa: E731
+        assert await wait_for(pilot, lambda: gen.loaded is not None and "grid-b/pos_encoding=rope" in status()), status()

@@ -106,6 +106,7 @@ class GenerateScreen(Screen):
         self.models_listed = False
         self.signature: tuple | None = None
         self.loaded = None  # engine.folder.Loaded, from load_for_sampling
+        self.loaded_label = ""
         self.device_name = ""
         self.stream: Stream | None = None
         self.next_id = 0
@@ -278,6 +279,7 @@ class GenerateScreen(Screen):
         self.stop_generation()
         self.stream = None  # its figures were the previous model's
         self.loaded, self.device_name, self.loading_name = message.loaded, message.device_name, None
+        self.loaded_label = info.name  # the list's name: an experiment's member is "exp/member", not its folder's alone
         self.refresh_bindings()
         self.query_one("#models", ModelList).mark_loaded(info.name)
         self.sub_title = f"{printable(info.name)} · {self.device_name}"
@@ -479,7 +481,7 @@ class GenerateScreen(Screen):
         elif self.loaded is None:
             parts.append(Part("no model loaded", 1, "dim", "no model"))
         else:
-            parts += [Part(printable(self.loaded.name), 1, "bold"), Part(self.device_name, 2, "dim")]
+            parts += [Part(printable(self.loaded_label), 1, "bold"), Part(self.device_name, 2, "dim")]
         job = self.app.training
         if job is not None:
             parts += job.status_parts(rank=3)
