@@ -3,9 +3,14 @@ no traceback, nothing saved lost."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
+
+from conftest import make_tiny_model
 
 from tinygpt_tui.cli.main import app
 
@@ -24,6 +29,13 @@ def assert_one_error(r, *needles) -> str:
     return lines[0]
 
 
+@pytest.fixture
+def good_model(tmp_path, small_corpus) -> Path:
+    folder = tmp_path / "models" / "good"
+    make_tiny_model(folder, small_corpus.read_text(encoding="utf-8"), seed=3)
+    return folder
+
+
 def tiny_train(corpus, models: Path, name: str, *extra):
     return cli("train", corpus, "--name", name, "--models-dir", models, "--preset", "tiny", "--n-layer", "1",
                "--n-embd", "32", "--block-size", "16", "--batch-size", "4", "--max-steps", "2", "--eval-iters", "1",
@@ -36,3 +48,18 @@ def test_a_model_name_of_bytes_that_are_not_utf8_is_refused_before_training(smal
     r = tiny_train(small_corpus, tmp_path / "models", name)
     assert_one_error(r, "not UTF-8")
     assert not (tmp_path / "models").exists() or list((tmp_path / "models").iterdir()) == []
+
+
+def test_a_corpus_whose_path_is_not_utf8_is_refused_with_one_line(small_corpus, tmp_path, good_model):
+    # a file or folder named in another encoding (b"\xff\xfe"): legal on Linux, but its name cannot go
+    # into the UTF-8 files that record a run's corpus
+    odd = os.fsdecode(b"\xff\xfe")
+    book = tmp_path / f"{odd}.txt"
+    shutil.copy(small_corpus, book)
+    folder = tmp_path / f"d{odd}"
+    folder.mkdir()
+    shutil.copy(small_corpus, folder / "a.txt")
+    for corpus in (book, folder, folder / "*.txt"):
+        assert_one_error(tiny_train(corpus, tmp_path / "models", "m"), "not UTF-8", "rename")
+        assert_one_error(cli("eval", good_model, "--corpus", corpus), "not UTF-8")
+    assert not (tmp_path / "models" / "m").exists()
