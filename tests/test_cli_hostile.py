@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ from typer.testing import CliRunner
 from conftest import make_tiny_model
 
 from tinygpt_tui.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args):
@@ -63,3 +67,37 @@ def test_a_corpus_whose_path_is_not_utf8_is_refused_with_one_line(small_corpus, 
         assert_one_error(tiny_train(corpus, tmp_path / "models", "m"), "not UTF-8", "rename")
         assert_one_error(cli("eval", good_model, "--corpus", corpus), "not UTF-8")
     assert not (tmp_path / "models" / "m").exists()
+
+
+def run_unprivileged(*args, cwd=None):
+    """`tinygpt ARGS` in a real process that file permissions bind: as root (which ignores them), with the
+    capabilities that let root read any file dropped."""
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search", "--"]
+    cmd = [*(drop if os.geteuid() == 0 else []), sys.executable, "-m", "tinygpt_tui.cli.main", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "250"}, cwd=cwd or ROOT, timeout=120)
+
+
+def assert_one_error_line(p, *needles) -> str:
+    assert p.returncode == 2 and "Traceback" not in p.stderr, (p.returncode, p.stderr[-2000:])
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    for n in needles:
+        assert n.lower() in lines[0].lower(), (n, lines[0])
+    return lines[0]
+
+
+def test_a_model_folder_without_permissions_is_listed_as_broken_and_refused_by_name(good_model, tmp_path):
+    models = good_model.parent
+    shutil.copytree(good_model, models / "locked")
+    os.chmod(models / "locked", 0)
+    try:
+        for command in (["models"], ["runs"]):  # the others are still listed; the locked one says why
+            p = run_unprivileged("--models-dir", models, *command)
+            assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+            assert "good" in p.stdout and "locked" in p.stdout and "Permission denied" in p.stdout, p.stdout
+        for command in (["generate", "locked", "-n", "3"], ["eval", "locked"], ["inspect", "locked"]):
+            assert_one_error_line(run_unprivileged("--models-dir", models, *command), "locked", "Permission denied")
+        p = run_unprivileged("--models-dir", models, "compare", "good", "locked")
+        assert p.returncode == 0 and "Traceback" not in p.stderr and "Permission denied" in p.stdout, p.stderr[-2000:]
+    finally:
+        os.chmod(models / "locked", 0o755)

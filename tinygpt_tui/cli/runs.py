@@ -4,6 +4,7 @@ of runs, the ready-made lessons. engine/runs.py and engine/experiment.py do the 
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import threading
 import time
@@ -117,7 +118,7 @@ def compare_cmd(
         for name, folder in expand_run(r, models_dir):
             s = summarize(folder, name)
             summaries.append(s)
-            if s.ok or (folder / "metrics.jsonl").exists():
+            if s.ok or os.path.exists(folder / "metrics.jsonl"):  # (False where it cannot be read)
                 named.append((name, Curves(folder)))
     # the corpus most runs share is the comparison's; a run trained on another is marked, not dropped
     key = {s.name: s.corpus_sha256 or s.corpus for s in summaries if s.ok and (s.corpus_sha256 or s.corpus)}
