@@ -101,3 +101,22 @@ def test_a_model_folder_without_permissions_is_listed_as_broken_and_refused_by_n
         assert p.returncode == 0 and "Traceback" not in p.stderr and "Permission denied" in p.stdout, p.stderr[-2000:]
     finally:
         os.chmod(models / "locked", 0o755)
+
+
+def test_a_corpus_in_a_folder_without_permissions_is_refused_with_one_line(good_model, small_corpus, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    shutil.copy(small_corpus, locked / "a.txt")
+    os.chmod(locked, 0)
+    models = good_model.parent
+    try:
+        for corpus in (locked, locked / "a.txt", locked / "*.txt"):
+            for command in (["eval", "good"], ["generate", "good", "-n", "3"]):
+                line = assert_one_error_line(run_unprivileged("--models-dir", models, *command, "--corpus", corpus))
+                assert "Permission denied" in line or (corpus == locked and "directory" in line), line  # (one file only)
+            p = run_unprivileged("--models-dir", models, "train", corpus, "--name", "new", "--preset", "tiny", "--max-steps", "2",
+                                 "--threads", "1", "--dtype", "fp32")
+            assert_one_error_line(p, "Permission denied")
+            assert not (models / "new").exists()
+    finally:
+        os.chmod(locked, 0o755)
