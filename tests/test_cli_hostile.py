@@ -120,3 +120,10 @@ def test_a_corpus_in_a_folder_without_permissions_is_refused_with_one_line(good_
             assert not (models / "new").exists()
     finally:
         os.chmod(locked, 0o755)
+
+
+def test_an_experiment_file_nested_too_deeply_is_one_line(tmp_path, small_corpus):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'corpus = "{small_corpus}"\nmax_steps = 2\n[vary]\nn_layer = {"[" * 2000}{"]" * 2000}\n', encoding="utf-8")
+    assert_one_error(cli("--models-dir", tmp_path / "models", "experiment", "deep", "-f", grid, "--plan"), "grid.toml", "nested too deeply")
+    assert not (tmp_path / "models").exists()
