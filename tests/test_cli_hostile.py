@@ -127,3 +127,17 @@ def test_an_experiment_file_nested_too_deeply_is_one_line(tmp_path, small_corpus
     grid.write_text(f'corpus = "{small_corpus}"\nmax_steps = 2\n[vary]\nn_layer = {"[" * 2000}{"]" * 2000}\n', encoding="utf-8")
     assert_one_error(cli("--models-dir", tmp_path / "models", "experiment", "deep", "-f", grid, "--plan"), "grid.toml", "nested too deeply")
     assert not (tmp_path / "models").exists()
+
+
+def test_an_experiment_file_s_title_and_text_are_printed_inert(tmp_path, small_corpus):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'title = "\\u001b]0;pwned\\u0007\\u001b[2J"\ntext = "\\u001b[31mred"\ncorpus = "{small_corpus}"\n'
+                    'max_steps = 2\n[settings]\nn_layer = 1\nn_embd = 32\nblock_size = 16\nbatch_size = 4\neval_iters = 1\n'
+                    '[vary]\nn_head = [1]\n', encoding="utf-8")
+    models = tmp_path / "models"
+    plan = cli("--models-dir", models, "experiment", "esc", "-f", grid, "--plan")
+    run = cli("--models-dir", models, "experiment", "esc", "-f", grid, "--threads", "1", "--sample-chars", "0")
+    for r in (plan, run):
+        assert r.exit_code == 0, r.stderr
+        assert "red" in r.stdout and not any(c in r.stdout + r.stderr for c in "\x1b\x07"), r.stdout
+    assert "pwned" in run.stdout  # the title, over the ranked table

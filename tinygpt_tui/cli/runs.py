@@ -157,6 +157,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     from tinygpt_tui.engine.folder import default_models_dir
     from tinygpt_tui.engine.runs import Curves, overfitting
     from tinygpt_tui.engine.train import Eval
+    from tinygpt_tui.tokenizer import printable
 
     con = new_console()
     spec = plan.spec
@@ -169,7 +170,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     con.print(Text(one_line(f"experiment {spec.name}: {len(plan.members)} runs of {budget} each on {Path(plan.corpus).name}, "
                             f"seed {spec.seed}" + (f" to {spec.seed + spec.seeds - 1}" if spec.seeds > 1 else "")), style="bold"))
     if spec.text:
-        con.print(Text(spec.text.strip(), style="italic"))
+        con.print(Text(printable(spec.text.strip()), style="italic"))
     est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo, plan.source)) if todo else None
     for i, m in enumerate(plan.members):
         st = states.get(m.name, {}).get("state", "queued")
@@ -224,11 +225,12 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
     """The ranked table, the samples side by side and the validation chart (x: the budget's unit when None)."""
     from tinygpt_tui.engine import experiment as E
     from tinygpt_tui.engine.runs import Curves, overfitting
+    from tinygpt_tui.tokenizer import printable
 
     con = new_console()
     rows = E.results(plan)
     seeds = plan.spec.seeds > 1
-    t = Table(title=f"{plan.spec.title or plan.spec.name}: ranked by bits per character", title_justify="left", header_style="bold")
+    t = Table(title=one_line(f"{plan.spec.title or plan.spec.name}: ranked by bits per character"), title_justify="left", header_style="bold")
     for col in ("#", "member", "val loss" + (" (mean ± std)" if seeds else ""), "bits/\nchar", "params", "min", "tok/s", "status"):
         t.add_column(col, justify="left" if col in ("member", "status") else "right", overflow="fold")
     for i, r in enumerate(rows):
@@ -239,7 +241,7 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
     if plan.spec.text:
         from tinygpt_tui.engine.lessons import paragraphs
 
-        con.print(Text(paragraphs(plan.spec.text), style="italic"))
+        con.print(Text(printable(paragraphs(plan.spec.text)), style="italic"))
     done = [m for m in plan.members if (plan.folder / m.name / "config.json").exists()]
     if sample_chars and done:
         st = Table(title=f"samples, prompt '{one_line(prompt)}', same seed", title_justify="left", header_style="bold", show_lines=True)
@@ -329,7 +331,7 @@ def lesson_cmd(
         for lesson in list_lessons():
             s = lesson.spec
             n = (len(s.members) or math.prod(map(len, s.vary.values()))) * s.seeds
-            t.add_row(lesson.name, s.title, str(n), f"{s.minutes:g} min each" if s.minutes else f"{s.max_steps:,} steps each")
+            t.add_row(lesson.name, one_line(s.title), str(n), f"{s.minutes:g} min each" if s.minutes else f"{s.max_steps:,} steps each")
         new_console().print(t)
         typer.echo("run one: tinygpt lesson NAME   (--plan: its members and time estimate first; --minutes or --max-steps: "
                    "another budget)")
