@@ -141,3 +141,11 @@ def test_an_experiment_file_s_title_and_text_are_printed_inert(tmp_path, small_c
         assert r.exit_code == 0, r.stderr
         assert "red" in r.stdout and not any(c in r.stdout + r.stderr for c in "\x1b\x07"), r.stdout
     assert "pwned" in run.stdout  # the title, over the ranked table
+
+
+def test_an_experiment_file_varying_a_setting_over_no_values_is_refused(tmp_path, small_corpus):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'corpus = "{small_corpus}"\nmax_steps = 2\n[vary]\nn_layer = []\n', encoding="utf-8")
+    for extra in (["--plan"], ["--threads", "1"]):
+        assert_one_error(cli("--models-dir", tmp_path / "models", "experiment", "none", "-f", grid, *extra), "n_layer", "no values")
+    assert not (tmp_path / "models" / "none").exists()
