@@ -3,10 +3,12 @@ no traceback, nothing saved lost."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -149,3 +151,12 @@ def test_an_experiment_file_varying_a_setting_over_no_values_is_refused(tmp_path
     for extra in (["--plan"], ["--threads", "1"]):
         assert_one_error(cli("--models-dir", tmp_path / "models", "experiment", "none", "-f", grid, *extra), "n_layer", "no values")
     assert not (tmp_path / "models" / "none").exists()
+
+
+def test_inspect_at_a_tiny_temperature_puts_all_on_the_top_without_a_warning(good_model):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # (numpy's overflow warning printed a source line on stderr)
+        r = cli("--models-dir", good_model.parent, "inspect", "good", "-p", "ab", "-t", "1e-320", "-k", "3", "--json")
+    assert r.exit_code == 0 and r.exception is None and r.stderr == "", (r.exception, r.stderr)
+    probs = [c["prob"] for c in json.loads(r.stdout)["top_k"]]
+    assert probs == [1.0, 0.0, 0.0]
