@@ -160,3 +160,13 @@ def test_inspect_at_a_tiny_temperature_puts_all_on_the_top_without_a_warning(goo
     assert r.exit_code == 0 and r.exception is None and r.stderr == "", (r.exception, r.stderr)
     probs = [c["prob"] for c in json.loads(r.stdout)["top_k"]]
     assert probs == [1.0, 0.0, 0.0]
+
+
+def test_a_file_that_is_a_loop_of_links_is_named_as_one_on_read(good_model, tmp_path):
+    (good_model / "model.safetensors").unlink()
+    (good_model / "model.safetensors").symlink_to("model.safetensors")  # (a link to itself)
+    (tmp_path / "grid.toml").symlink_to(tmp_path / "grid.toml")
+    for r in (cli("--models-dir", good_model.parent, "generate", "good", "-n", "3"),
+              cli("--models-dir", tmp_path / "models", "experiment", "e", "-f", tmp_path / "grid.toml", "--plan")):
+        line = assert_one_error(r, "loops")
+        assert "write" not in line, line  # (nothing was being written)
