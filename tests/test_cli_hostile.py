@@ -170,3 +170,20 @@ def test_a_file_that_is_a_loop_of_links_is_named_as_one_on_read(good_model, tmp_
               cli("--models-dir", tmp_path / "models", "experiment", "e", "-f", tmp_path / "grid.toml", "--plan")):
         line = assert_one_error(r, "loops")
         assert "write" not in line, line  # (nothing was being written)
+
+
+@pytest.mark.parametrize("to, suffix", [("hf", ""), ("gguf", ".gguf")])
+def test_an_export_to_a_path_that_is_not_utf8_is_written_whole(good_model, tmp_path, to, suffix):
+    out = tmp_path / (os.fsdecode(b"out\xff\xfe") + suffix)  # (a legal Linux name; tokenizers and gguf want UTF-8)
+    r = cli("--models-dir", good_model.parent, "export", "good", out, "--to", to)
+    assert r.exit_code == 0 and r.exception is None, (r.exception, r.stderr)
+    plain = tmp_path / f"plain{suffix}"
+    assert cli("--models-dir", good_model.parent, "export", "good", plain, "--to", to).exit_code == 0
+    if to == "hf":
+        assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in plain.iterdir())
+        assert (out / "tokenizer.json").read_bytes() == (plain / "tokenizer.json").read_bytes()
+    else:
+        import gguf
+
+        read = [gguf.GGUFReader(p) for p in (out, plain)]
+        assert [t.name for t in read[0].tensors] == [t.name for t in read[1].tensors] and read[0].tensors
