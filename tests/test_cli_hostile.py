@@ -187,3 +187,11 @@ def test_an_export_to_a_path_that_is_not_utf8_is_written_whole(good_model, tmp_p
 
         read = [gguf.GGUFReader(p) for p in (out, plain)]
         assert [t.name for t in read[0].tensors] == [t.name for t in read[1].tensors] and read[0].tensors
+
+
+def test_a_corpus_name_with_control_characters_or_bytes_not_utf8_is_refused(small_corpus, tmp_path):
+    corpora = tmp_path / "corpora"
+    for name in ("e\x1b[31mred", "two\nlines", os.fsdecode(b"\xff\xfe")):
+        r = CliRunner().invoke(app, ["corpus", "add", str(small_corpus), "--name", name], env={"TINYGPT_CORPORA_DIR": str(corpora)})
+        assert_one_error(r, "bad corpus name")
+    assert not corpora.exists() or list(corpora.iterdir()) == []
