@@ -195,3 +195,16 @@ def test_a_corpus_name_with_control_characters_or_bytes_not_utf8_is_refused(smal
         r = CliRunner().invoke(app, ["corpus", "add", str(small_corpus), "--name", name], env={"TINYGPT_CORPORA_DIR": str(corpora)})
         assert_one_error(r, "bad corpus name")
     assert not corpora.exists() or list(corpora.iterdir()) == []
+
+
+def test_any_path_under_a_folder_without_permissions_is_one_line(good_model, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0)
+    models = good_model.parent
+    try:
+        for args in (["--models-dir", locked / "models", "models"], ["--models-dir", models, "compare", "good", "--out", locked / "c.svg"],
+                     ["--models-dir", models, "generate", locked / "m", "-n", "3"], ["--models-dir", models, "convert", locked / "ckpt.pt", "--name", "c"]):
+            assert_one_error_line(run_unprivileged(*args), str(locked), "Permission denied")
+    finally:
+        os.chmod(locked, 0o755)
