@@ -208,3 +208,8 @@ def test_any_path_under_a_folder_without_permissions_is_one_line(good_model, tmp
             assert_one_error_line(run_unprivileged(*args), str(locked), "Permission denied")
     finally:
         os.chmod(locked, 0o755)
+
+
+def test_resume_with_a_new_budget_says_how_to_resume_not_that_a_corpus_is_missing(tmp_path):
+    r = cli("--models-dir", tmp_path / "models", "experiment", "ex", "--resume", "--max-steps", "60")
+    assert_one_error(r, "--resume", "as saved", "tinygpt experiment ex --resume")

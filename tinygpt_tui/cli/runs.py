@@ -294,6 +294,9 @@ def experiment_cmd(
             plan.spec.threads = threads
             plan = E.make_plan(plan.spec, plan.folder.parent)
     else:
+        if resume and corpus is None and file is None:  # (not "needs a corpus": the saved one is meant)
+            fail(f"--resume goes on as saved with no other settings (--threads aside): `tinygpt experiment {one_line(name)} --resume`; "
+                 "or give the whole command again, --corpus included")
         spec = read_spec_file(file, name) if file else E.Spec(name=name)
         spec.name = name
         if corpus is not None:
