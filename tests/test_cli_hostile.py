@@ -213,3 +213,10 @@ def test_any_path_under_a_folder_without_permissions_is_one_line(good_model, tmp
 def test_resume_with_a_new_budget_says_how_to_resume_not_that_a_corpus_is_missing(tmp_path):
     r = cli("--models-dir", tmp_path / "models", "experiment", "ex", "--resume", "--max-steps", "60")
     assert_one_error(r, "--resume", "as saved", "tinygpt experiment ex --resume")
+
+
+def test_bench_refuses_a_json_path_it_cannot_write_before_it_measures(tmp_path):
+    for where, why in ((tmp_path, "it is a folder"), (tmp_path / "missing" / "b.json", "does not exist")):
+        r = cli("bench", "--json", where, "--presets", "tiny", "--seconds", "0.5", "--threads", "1")
+        assert_one_error(r, why)
+        assert r.stdout == ""  # (nothing measured: the probe and the steps come after)
