@@ -8,6 +8,7 @@ lives in the checkout's bench/ (`python -m bench.bench`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -45,6 +46,9 @@ def bench(
         fail(f"--seconds must be above 0 and at most 600, got {seconds}")
     if threads is not None:
         check_threads(threads)
+    where = Path(json_path).expanduser() if json_path else None
+    if where is not None and (where.is_dir() or not where.parent.is_dir()):  # (said before the measuring, not after)
+        fail(f"cannot write {one_line(where)}: " + ("it is a folder" if where.is_dir() else f"the folder {one_line(where.parent)} does not exist"))
     out = new_console()
 
     import torch
@@ -86,11 +90,9 @@ def bench(
         out.print(Text("tokens and GFLOP per step; GFLOP/s of the model's FLOPs and of an N x N matmul in the same precision (N 1024). Model FLOPs only: 6 per matmul weight per token (blocks and output layer) + 12 x layers x context x width "
                        "per token for attention; + Muon: its Newton-Schulz iterations' FLOPs counted too", style="dim"))
     if json_path:
-        from pathlib import Path
-
         from tinygpt_tui.engine.files import atomic_write
 
-        atomic_write(Path(json_path), json.dumps({"probe": doc, "threads": n, "torch_threads": torch.get_num_threads(),
+        atomic_write(where, json.dumps({"probe": doc, "threads": n, "torch_threads": torch.get_num_threads(),
                                                   "efficiency": rows}, indent=1) + "\n")
         out.print(Text(f"figures written to {one_line(json_path)}"))
 

@@ -96,6 +96,8 @@ def friendly(fn):
         except BrokenPipeError:
             sys.stderr.close()
             raise typer.Exit(0)
+        except OSError as e:  # what no check foresaw: a path under a folder without permission (Path.exists raises)
+            fail(f"{one_line(e.filename) + ': ' if e.filename else ''}{e.strerror or e}")
         except MemoryError:
             fail("out of memory: try a smaller model, batch or prompt")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -105,11 +106,11 @@ def eval_cmd(
     loaded = load_model(folder, device=pick_device(device))
     recorded = loaded.doc.get("corpus", {}) if isinstance(loaded.doc.get("corpus"), dict) else {}
     own = str(recorded.get("path") or "")
-    if corpus and not Path(corpus).expanduser().exists() and Path(corpus).name == Path(own).name and Path(own).is_file():
+    if corpus and not os.path.exists(os.path.expanduser(corpus)) and Path(corpus).name == Path(own).name and os.path.isfile(own):
         corpus = own  # the model card's `--corpus NAME.txt`: the file this model was trained on
     if corpus is None:
         corpus = own
-        if not corpus or not (Path(corpus).is_file() or Path(corpus).is_dir() or glob.glob(corpus)):  # trained elsewhere: the catalog's text of the same sha256
+        if not corpus or not (os.path.isfile(corpus) or os.path.isdir(corpus) or glob.glob(corpus)):  # trained elsewhere: the catalog's text of the same sha256
             same = [e for e in catalog().values() if e.sha256 == recorded.get("sha256")]
             if same and is_fetched(same[0]):
                 corpus = str(local_path(same[0]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import sys
 import unicodedata
 from pathlib import Path
@@ -168,7 +169,7 @@ def deeper(console, loaded, embeddings: bool, top: int, near: str | None, heads:
     model, tok, doc, text, note = loaded.model, loaded.tokenizer, {}, None, None
     try:
         own = loaded.doc.get("corpus", {})  # the file it was trained on, else its name
-        own = str(own.get("path", "")) if Path(str(own.get("path", ""))).is_file() else str(own.get("name", ""))
+        own = str(own.get("path", "")) if os.path.isfile(str(own.get("path", ""))) else str(own.get("name", ""))
         text = read_corpus(resolve_corpus(corpus or own)).text
     except TinyGPTError as e:  # (the corpus is optional for the map: frequencies, else vocabulary order)
         if heads or corpus:

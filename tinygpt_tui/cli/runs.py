@@ -4,6 +4,7 @@ of runs, the ready-made lessons. engine/runs.py and engine/experiment.py do the 
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import threading
 import time
@@ -117,7 +118,7 @@ def compare_cmd(
         for name, folder in expand_run(r, models_dir):
             s = summarize(folder, name)
             summaries.append(s)
-            if s.ok or (folder / "metrics.jsonl").exists():
+            if s.ok or os.path.exists(folder / "metrics.jsonl"):  # (False where it cannot be read)
                 named.append((name, Curves(folder)))
     # the corpus most runs share is the comparison's; a run trained on another is marked, not dropped
     key = {s.name: s.corpus_sha256 or s.corpus for s in summaries if s.ok and (s.corpus_sha256 or s.corpus)}
@@ -156,6 +157,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     from tinygpt_tui.engine.folder import default_models_dir
     from tinygpt_tui.engine.runs import Curves, overfitting
     from tinygpt_tui.engine.train import Eval
+    from tinygpt_tui.tokenizer import printable
 
     con = new_console()
     spec = plan.spec
@@ -168,7 +170,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     con.print(Text(one_line(f"experiment {spec.name}: {len(plan.members)} runs of {budget} each on {Path(plan.corpus).name}, "
                             f"seed {spec.seed}" + (f" to {spec.seed + spec.seeds - 1}" if spec.seeds > 1 else "")), style="bold"))
     if spec.text:
-        con.print(Text(spec.text.strip(), style="italic"))
+        con.print(Text(printable(spec.text.strip()), style="italic"))
     est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo, plan.source)) if todo else None
     for i, m in enumerate(plan.members):
         st = states.get(m.name, {}).get("state", "queued")
@@ -223,11 +225,12 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
     """The ranked table, the samples side by side and the validation chart (x: the budget's unit when None)."""
     from tinygpt_tui.engine import experiment as E
     from tinygpt_tui.engine.runs import Curves, overfitting
+    from tinygpt_tui.tokenizer import printable
 
     con = new_console()
     rows = E.results(plan)
     seeds = plan.spec.seeds > 1
-    t = Table(title=f"{plan.spec.title or plan.spec.name}: ranked by bits per character", title_justify="left", header_style="bold")
+    t = Table(title=one_line(f"{plan.spec.title or plan.spec.name}: ranked by bits per character"), title_justify="left", header_style="bold")
     for col in ("#", "member", "val loss" + (" (mean ± std)" if seeds else ""), "bits/\nchar", "params", "min", "tok/s", "status"):
         t.add_column(col, justify="left" if col in ("member", "status") else "right", overflow="fold")
     for i, r in enumerate(rows):
@@ -238,7 +241,7 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
     if plan.spec.text:
         from tinygpt_tui.engine.lessons import paragraphs
 
-        con.print(Text(paragraphs(plan.spec.text), style="italic"))
+        con.print(Text(printable(paragraphs(plan.spec.text)), style="italic"))
     done = [m for m in plan.members if (plan.folder / m.name / "config.json").exists()]
     if sample_chars and done:
         st = Table(title=f"samples, prompt '{one_line(prompt)}', same seed", title_justify="left", header_style="bold", show_lines=True)
@@ -291,6 +294,9 @@ def experiment_cmd(
             plan.spec.threads = threads
             plan = E.make_plan(plan.spec, plan.folder.parent)
     else:
+        if resume and corpus is None and file is None:  # (not "needs a corpus": the saved one is meant)
+            fail(f"--resume goes on as saved with no other settings (--threads aside): `tinygpt experiment {one_line(name)} --resume`; "
+                 "or give the whole command again, --corpus included")
         spec = read_spec_file(file, name) if file else E.Spec(name=name)
         spec.name = name
         if corpus is not None:
@@ -328,7 +334,7 @@ def lesson_cmd(
         for lesson in list_lessons():
             s = lesson.spec
             n = (len(s.members) or math.prod(map(len, s.vary.values()))) * s.seeds
-            t.add_row(lesson.name, s.title, str(n), f"{s.minutes:g} min each" if s.minutes else f"{s.max_steps:,} steps each")
+            t.add_row(lesson.name, one_line(s.title), str(n), f"{s.minutes:g} min each" if s.minutes else f"{s.max_steps:,} steps each")
         new_console().print(t)
         typer.echo("run one: tinygpt lesson NAME   (--plan: its members and time estimate first; --minutes or --max-steps: "
                    "another budget)")

@@ -48,10 +48,13 @@ def read_corpus(path) -> Corpus:
     """A corpus file read safely (a regular file, at most MAX_CORPUS_BYTES, text checked as it is read),
     or a one-line CorpusError saying why it can't be used."""
     p = Path(os.path.expanduser(str(path)))
-    if not p.exists():
-        raise CorpusError(f"corpus not found: {p}")
-    if p.is_dir():
-        raise CorpusError(f"corpus is a directory, not a text file: {p}")
+    try:
+        if not p.exists():
+            raise CorpusError(f"corpus not found: {p}")
+        if p.is_dir():
+            raise CorpusError(f"corpus is a directory, not a text file: {p}")
+    except OSError as e:  # a folder on the way without search permission
+        raise CorpusError(f"cannot read the corpus {p}: {e.strerror or e}") from None
     raw = read_bytes(p, "corpus", MAX_CORPUS_BYTES, CorpusError, text=True)
     if not raw.strip():
         raise CorpusError(f"corpus {'holds only whitespace' if raw else 'is empty'}: {p}")
@@ -110,12 +113,23 @@ def list_corpora() -> list[CorpusListing]:
     return out
 
 
+def _there(p: Path) -> bool:
+    """Whether p exists (or may: a folder on the way cannot be searched, and reading it will say so)."""
+    try:
+        p.stat()
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
 def resolve_corpus(name: str) -> Path:
     """A path to a text file, a folder or a glob of them, a catalog corpus (fetched) by name or file name, or a corpus added to
     corpora/ by name or NAME.txt (a model card names its corpus by file: ``--corpus vimmanual.txt``)."""
     name = str(name)
     p = Path(os.path.expanduser(name))
-    if p.exists() or any(c in name for c in "*?["):  # (a glob: engine/prepare.py says if it matches nothing)
+    if _there(p) or any(c in name for c in "*?["):  # (a glob: engine/prepare.py says if it matches nothing)
         return p
     cat = catalog()
     entry = cat.get(name) or next((e for e in cat.values() if name in (e.file, Path(e.file).stem)), None)
@@ -174,8 +188,8 @@ def add(path: str, name: str | None = None, force: bool = False) -> Path:
     if len(set(corpus.text)) < 2:  # (as train would refuse it)
         raise CorpusError(f"{path} holds one distinct character: there is nothing to learn")
     stem = name or Path(path).stem
-    if not stem or any(c in stem for c in '/\\\0') or stem.startswith("."):
-        raise CorpusError(f"bad corpus name {stem!r}")
+    if not stem or any(c in stem for c in '/\\') or not stem.isprintable() or stem.startswith("."):
+        raise CorpusError(f"bad corpus name {stem!r}: use letters, digits, spaces, - or _ (no control characters)")
     if any(stem in (e.name, Path(e.file).stem) for e in catalog().values()):
         raise CorpusError(f"{stem!r} is the name of a catalog corpus; pick another --name")
     dest = corpora_dir() / f"{stem}.txt"

@@ -176,6 +176,8 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
     if len(spec.vary) > 2:
         raise SettingsError(f"an experiment varies one or two settings at once, got {len(spec.vary)}: {', '.join(spec.vary)}")
     for k, vals in spec.vary.items():
+        if not vals:  # (`n_layer = []` in a file: a grid of no runs)
+            raise SettingsError(f"--vary {k} has no values; give one or more, e.g. {k}=V1,V2")
         if len(vals) != len(set(map(_fmt, vals))):
             raise SettingsError(f"--vary {k} repeats a value")
         if k in spec.settings:

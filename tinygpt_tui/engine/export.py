@@ -150,7 +150,8 @@ def to_hf(model, tokenizer, out: Path) -> None:
     if tokenizer.kind == "bpe":  # tinygpt's tokenizer.json is already a Hugging Face one (GPT-2's byte-level BPE)
         (out / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
     else:
-        char_tokenizer(tokenizer.chars).save(str(out / "tokenizer.json"))
+        # (written by Python, not tokenizers' save: its Rust side takes only UTF-8 paths)
+        (out / "tokenizer.json").write_text(char_tokenizer(tokenizer.chars).to_str(pretty=True), encoding="utf-8")
     settings = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
                 "model_max_length": cfg.block_size}
     (out / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
@@ -195,7 +196,7 @@ def to_gguf(model, tokenizer, out: Path) -> None:
         raise SettingsError("GGUF export takes character models only; export a BPE model with --to hf")
     cfg, arch = model.cfg, architecture(model.cfg)
     w = gguf.GGUFWriter(str(out), arch)
-    w.add_name(out.stem)
+    w.add_name(os.fsencode(out.stem).decode("utf-8", "replace"))  # (GGUF strings are UTF-8; a file name may not be)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     shape = [(w.add_context_length, cfg.block_size), (w.add_embedding_length, cfg.n_embd), (w.add_block_count, cfg.n_layer),
              (w.add_feed_forward_length, cfg.ffn_hidden), (w.add_head_count, cfg.n_head)]

@@ -55,8 +55,10 @@ def open_regular(path, what: str, error=CheckpointError, write: bool = False) ->
     except FileNotFoundError:
         raise error(f"{what} is missing: {path}") from None
     except OSError as e:
-        if e.errno == errno.ELOOP:
+        if e.errno == errno.ELOOP and write:
             raise error(f"{what} is a symbolic link, which tinygpt does not write through: {path}") from None
+        if e.errno == errno.ELOOP:  # (a read follows links: this one leads back to itself)
+            raise error(f"{what} is a symbolic link that loops (too many levels of links): {path}") from None
         if e.errno == errno.EISDIR:
             raise error(f"{what} is a folder, not a file: {path}") from None
         raise error(f"cannot open {what}: {e.strerror or e}") from None

@@ -137,15 +137,17 @@ def read_vocab(folder: Path) -> Tokenizer:
 def check_folder(folder: Path) -> tuple[dict, GPTConfig]:
     """Validate a model folder without loading the weights; return its config."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"not a model folder: {folder}")
-    if not (folder / WEIGHTS).exists():
-        pickles = [p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
-        if pickles:
-            raise CheckpointError(
-                f"{pickles[0]} is a pickle checkpoint, which can run code when loaded; "
-                "tinygpt loads only safetensors (see `tinygpt convert`)"
-            )
+    try:
+        if not folder.is_dir():
+            raise CheckpointError(f"not a model folder: {folder}")
+        pickles = [] if (folder / WEIGHTS).exists() else [p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
+    except OSError as e:  # (a folder without read or search permission)
+        raise CheckpointError(f"cannot read the model folder {folder}: {e.strerror or e}") from None
+    if pickles:
+        raise CheckpointError(
+            f"{pickles[0]} is a pickle checkpoint, which can run code when loaded; "
+            "tinygpt loads only safetensors (see `tinygpt convert`)"
+        )
     doc = read_json(folder / CONFIG, CONFIG, CONFIG_LIMIT)
     cfg = validate_config_doc(doc)
     vocab = read_vocab(folder)

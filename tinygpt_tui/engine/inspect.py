@@ -50,7 +50,8 @@ def softmax(z, temperature: float = 1.0):
         out = np.zeros_like(z)
         out[int(np.argmax(z))] = 1.0
         return out
-    e = np.exp((z - z.max()) / temperature)
+    with np.errstate(over="ignore"):  # a tiny temperature: the others' logits / it overflow to -inf, exp to 0
+        e = np.exp((z - z.max()) / temperature)
     return e / e.sum()
 
 

@@ -36,6 +36,8 @@ def read_spec_file(path, name: str | None = None) -> Spec:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"{Path(path).name} is not valid TOML: {e}") from None
+    except RecursionError:  # arrays or tables nested hundreds deep
+        raise SettingsError(f"{Path(path).name} is not valid TOML: nested too deeply") from None
     known = {"title", "text", "corpus", "corpus_chars", "minutes", "max_steps", "seeds", "seed", "settings", "vary", "members", "name"}
     unknown = sorted(set(doc) - known)
     if unknown:

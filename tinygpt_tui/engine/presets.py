@@ -250,6 +250,8 @@ def check_name(name) -> None:
     bad = set('/\\\0\x7f') | {chr(i) for i in range(32)} | {chr(i) for i in range(0x80, 0xA0)}
     if name in (".", "..") or any(c in bad for c in name) or len(name) > 100 or name.startswith("."):
         raise SettingsError(f"model name {name!r} can't be a folder name: use letters, digits, spaces, - or _ (at most 100)")
+    if any("\ud800" <= c <= "\udfff" for c in name):  # bytes that are not UTF-8 (the shell passed them as-is)
+        raise SettingsError(f"model name {name!r} is not UTF-8 text: its config.json could not hold it")
 
 
 # ---------------------------------------------------------------- the optimizer and its schedule

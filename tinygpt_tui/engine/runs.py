@@ -169,16 +169,28 @@ def _from_records(s: RunSummary, tail: list[dict]) -> None:
 
 
 def _is_experiment(p: Path) -> bool:
-    """A folder holding an experiment manifest, or no run of its own but model folders inside."""
-    if (p / MANIFEST).exists():
-        return True
-    if any((p / f).exists() for f in (ckpt.CONFIG, ckpt.METRICS, ckpt.LOCK)):
+    """A folder holding an experiment manifest, or no run of its own but model folders inside (an
+    unreadable folder is no experiment: it is listed as a run, which says it cannot be read)."""
+    try:
+        if (p / MANIFEST).exists():
+            return True
+        if any((p / f).exists() for f in (ckpt.CONFIG, ckpt.METRICS, ckpt.LOCK)):
+            return False
+        return any(_is_run(m) for m in ckpt.model_folders(p))
+    except OSError:
         return False
-    return any((m / ckpt.CONFIG).exists() or (m / ckpt.METRICS).exists() for m in ckpt.model_folders(p))
+
+
+def _is_run(m: Path) -> bool:
+    """An experiment's member: a folder with a config or a log (or one that cannot be read, to say so)."""
+    try:
+        return (m / ckpt.CONFIG).exists() or (m / ckpt.METRICS).exists()
+    except OSError:
+        return True
 
 
 def _members(p: Path) -> list[tuple[str, Path]]:
-    return [(f"{p.name}/{m.name}", m) for m in ckpt.model_folders(p) if (m / ckpt.CONFIG).exists() or (m / ckpt.METRICS).exists()]
+    return [(f"{p.name}/{m.name}", m) for m in ckpt.model_folders(p) if _is_run(m)]
 
 
 def run_folders(models_dir=None) -> list[tuple[str, Path]]:

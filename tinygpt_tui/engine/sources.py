@@ -57,6 +57,17 @@ def prepared_dir() -> Path:
 # ----------------------------------------------------------------- the source: which files
 def source_files(spec: str) -> list[Path]:
     """The files of a corpus: a file, a folder's .txt files, or a glob's matches, sorted."""
+    try:
+        files = _source_files(spec)
+    except OSError as e:  # a folder without read or search permission on the way
+        raise CorpusError(f"cannot read the corpus {spec}: {e.strerror or e}") from None
+    bad = next((f for f in files if any("\ud800" <= c <= "\udfff" for c in str(f))), None)
+    if bad is not None:  # (its name goes into source.json, config.json and the model card, all UTF-8)
+        raise CorpusError(f"the path {bad} is not UTF-8 text: rename the file or its folder")
+    return files
+
+
+def _source_files(spec: str) -> list[Path]:
     p = Path(os.path.expanduser(str(spec)))
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.suffix == ".txt" and f.is_file() and not f.name.startswith("."))

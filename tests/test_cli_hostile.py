@@ -1,0 +1,222 @@
+"""The command line against hostile input it met in the wild: each case one `error:` line, exit code 2,
+no traceback, nothing saved lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import make_tiny_model
+
+from tinygpt_tui.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "250"})
+
+
+def assert_one_error(r, *needles) -> str:
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.exit_code == 2, (r.exit_code, r.stdout[-500:], r.stderr[-1000:])
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for n in needles:
+        assert n.lower() in lines[0].lower(), (n, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def good_model(tmp_path, small_corpus) -> Path:
+    folder = tmp_path / "models" / "good"
+    make_tiny_model(folder, small_corpus.read_text(encoding="utf-8"), seed=3)
+    return folder
+
+
+def tiny_train(corpus, models: Path, name: str, *extra):
+    return cli("train", corpus, "--name", name, "--models-dir", models, "--preset", "tiny", "--n-layer", "1",
+               "--n-embd", "32", "--block-size", "16", "--batch-size", "4", "--max-steps", "2", "--eval-iters", "1",
+               "--sample-chars", "0", "--threads", "1", "--jsonl", *extra)
+
+
+def test_a_model_name_of_bytes_that_are_not_utf8_is_refused_before_training(small_corpus, tmp_path):
+    # `--name $'\xff\xfe'`: Python hands the bytes on as lone surrogates, which no JSON file can hold
+    name = b"\xff\xfe".decode("utf-8", "surrogateescape")
+    r = tiny_train(small_corpus, tmp_path / "models", name)
+    assert_one_error(r, "not UTF-8")
+    assert not (tmp_path / "models").exists() or list((tmp_path / "models").iterdir()) == []
+
+
+def test_a_corpus_whose_path_is_not_utf8_is_refused_with_one_line(small_corpus, tmp_path, good_model):
+    # a file or folder named in another encoding (b"\xff\xfe"): legal on Linux, but its name cannot go
+    # into the UTF-8 files that record a run's corpus
+    odd = os.fsdecode(b"\xff\xfe")
+    book = tmp_path / f"{odd}.txt"
+    shutil.copy(small_corpus, book)
+    folder = tmp_path / f"d{odd}"
+    folder.mkdir()
+    shutil.copy(small_corpus, folder / "a.txt")
+    for corpus in (book, folder, folder / "*.txt"):
+        assert_one_error(tiny_train(corpus, tmp_path / "models", "m"), "not UTF-8", "rename")
+        assert_one_error(cli("eval", good_model, "--corpus", corpus), "not UTF-8")
+    assert not (tmp_path / "models" / "m").exists()
+
+
+def run_unprivileged(*args, cwd=None):
+    """`tinygpt ARGS` in a real process that file permissions bind: as root (which ignores them), with the
+    capabilities that let root read any file dropped."""
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search", "--"]
+    cmd = [*(drop if os.geteuid() == 0 else []), sys.executable, "-m", "tinygpt_tui.cli.main", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "250"}, cwd=cwd or ROOT, timeout=120)
+
+
+def assert_one_error_line(p, *needles) -> str:
+    assert p.returncode == 2 and "Traceback" not in p.stderr, (p.returncode, p.stderr[-2000:])
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    for n in needles:
+        assert n.lower() in lines[0].lower(), (n, lines[0])
+    return lines[0]
+
+
+def test_a_model_folder_without_permissions_is_listed_as_broken_and_refused_by_name(good_model, tmp_path):
+    models = good_model.parent
+    shutil.copytree(good_model, models / "locked")
+    os.chmod(models / "locked", 0)
+    try:
+        for command in (["models"], ["runs"]):  # the others are still listed; the locked one says why
+            p = run_unprivileged("--models-dir", models, *command)
+            assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+            assert "good" in p.stdout and "locked" in p.stdout and "Permission denied" in p.stdout, p.stdout
+        for command in (["generate", "locked", "-n", "3"], ["eval", "locked"], ["inspect", "locked"]):
+            assert_one_error_line(run_unprivileged("--models-dir", models, *command), "locked", "Permission denied")
+        p = run_unprivileged("--models-dir", models, "compare", "good", "locked")
+        assert p.returncode == 0 and "Traceback" not in p.stderr and "Permission denied" in p.stdout, p.stderr[-2000:]
+    finally:
+        os.chmod(models / "locked", 0o755)
+
+
+def test_a_corpus_in_a_folder_without_permissions_is_refused_with_one_line(good_model, small_corpus, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    shutil.copy(small_corpus, locked / "a.txt")
+    os.chmod(locked, 0)
+    models = good_model.parent
+    try:
+        for corpus in (locked, locked / "a.txt", locked / "*.txt"):
+            for command in (["eval", "good"], ["generate", "good", "-n", "3"]):
+                line = assert_one_error_line(run_unprivileged("--models-dir", models, *command, "--corpus", corpus))
+                assert "Permission denied" in line or (corpus == locked and "directory" in line), line  # (one file only)
+            p = run_unprivileged("--models-dir", models, "train", corpus, "--name", "new", "--preset", "tiny", "--max-steps", "2",
+                                 "--threads", "1", "--dtype", "fp32")
+            assert_one_error_line(p, "Permission denied")
+            assert not (models / "new").exists()
+    finally:
+        os.chmod(locked, 0o755)
+
+
+def test_an_experiment_file_nested_too_deeply_is_one_line(tmp_path, small_corpus):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'corpus = "{small_corpus}"\nmax_steps = 2\n[vary]\nn_layer = {"[" * 2000}{"]" * 2000}\n', encoding="utf-8")
+    assert_one_error(cli("--models-dir", tmp_path / "models", "experiment", "deep", "-f", grid, "--plan"), "grid.toml", "nested too deeply")
+    assert not (tmp_path / "models").exists()
+
+
+def test_an_experiment_file_s_title_and_text_are_printed_inert(tmp_path, small_corpus):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'title = "\\u001b]0;pwned\\u0007\\u001b[2J"\ntext = "\\u001b[31mred"\ncorpus = "{small_corpus}"\n'
+                    'max_steps = 2\n[settings]\nn_layer = 1\nn_embd = 32\nblock_size = 16\nbatch_size = 4\neval_iters = 1\n'
+                    '[vary]\nn_head = [1]\n', encoding="utf-8")
+    models = tmp_path / "models"
+    plan = cli("--models-dir", models, "experiment", "esc", "-f", grid, "--plan")
+    run = cli("--models-dir", models, "experiment", "esc", "-f", grid, "--threads", "1", "--sample-chars", "0")
+    for r in (plan, run):
+        assert r.exit_code == 0, r.stderr
+        assert "red" in r.stdout and not any(c in r.stdout + r.stderr for c in "\x1b\x07"), r.stdout
+    assert "pwned" in run.stdout  # the title, over the ranked table
+
+
+def test_an_experiment_file_varying_a_setting_over_no_values_is_refused(tmp_path, small_corpus):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'corpus = "{small_corpus}"\nmax_steps = 2\n[vary]\nn_layer = []\n', encoding="utf-8")
+    for extra in (["--plan"], ["--threads", "1"]):
+        assert_one_error(cli("--models-dir", tmp_path / "models", "experiment", "none", "-f", grid, *extra), "n_layer", "no values")
+    assert not (tmp_path / "models" / "none").exists()
+
+
+def test_inspect_at_a_tiny_temperature_puts_all_on_the_top_without_a_warning(good_model):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # (numpy's overflow warning printed a source line on stderr)
+        r = cli("--models-dir", good_model.parent, "inspect", "good", "-p", "ab", "-t", "1e-320", "-k", "3", "--json")
+    assert r.exit_code == 0 and r.exception is None and r.stderr == "", (r.exception, r.stderr)
+    probs = [c["prob"] for c in json.loads(r.stdout)["top_k"]]
+    assert probs == [1.0, 0.0, 0.0]
+
+
+def test_a_file_that_is_a_loop_of_links_is_named_as_one_on_read(good_model, tmp_path):
+    (good_model / "model.safetensors").unlink()
+    (good_model / "model.safetensors").symlink_to("model.safetensors")  # (a link to itself)
+    (tmp_path / "grid.toml").symlink_to(tmp_path / "grid.toml")
+    for r in (cli("--models-dir", good_model.parent, "generate", "good", "-n", "3"),
+              cli("--models-dir", tmp_path / "models", "experiment", "e", "-f", tmp_path / "grid.toml", "--plan")):
+        line = assert_one_error(r, "loops")
+        assert "write" not in line, line  # (nothing was being written)
+
+
+@pytest.mark.parametrize("to, suffix", [("hf", ""), ("gguf", ".gguf")])
+def test_an_export_to_a_path_that_is_not_utf8_is_written_whole(good_model, tmp_path, to, suffix):
+    out = tmp_path / (os.fsdecode(b"out\xff\xfe") + suffix)  # (a legal Linux name; tokenizers and gguf want UTF-8)
+    r = cli("--models-dir", good_model.parent, "export", "good", out, "--to", to)
+    assert r.exit_code == 0 and r.exception is None, (r.exception, r.stderr)
+    plain = tmp_path / f"plain{suffix}"
+    assert cli("--models-dir", good_model.parent, "export", "good", plain, "--to", to).exit_code == 0
+    if to == "hf":
+        assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in plain.iterdir())
+        assert (out / "tokenizer.json").read_bytes() == (plain / "tokenizer.json").read_bytes()
+    else:
+        import gguf
+
+        read = [gguf.GGUFReader(p) for p in (out, plain)]
+        assert [t.name for t in read[0].tensors] == [t.name for t in read[1].tensors] and read[0].tensors
+
+
+def test_a_corpus_name_with_control_characters_or_bytes_not_utf8_is_refused(small_corpus, tmp_path):
+    corpora = tmp_path / "corpora"
+    for name in ("e\x1b[31mred", "two\nlines", os.fsdecode(b"\xff\xfe")):
+        r = CliRunner().invoke(app, ["corpus", "add", str(small_corpus), "--name", name], env={"TINYGPT_CORPORA_DIR": str(corpora)})
+        assert_one_error(r, "bad corpus name")
+    assert not corpora.exists() or list(corpora.iterdir()) == []
+
+
+def test_any_path_under_a_folder_without_permissions_is_one_line(good_model, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0)
+    models = good_model.parent
+    try:
+        for args in (["--models-dir", locked / "models", "models"], ["--models-dir", models, "compare", "good", "--out", locked / "c.svg"],
+                     ["--models-dir", models, "generate", locked / "m", "-n", "3"], ["--models-dir", models, "convert", locked / "ckpt.pt", "--name", "c"]):
+            assert_one_error_line(run_unprivileged(*args), str(locked), "Permission denied")
+    finally:
+        os.chmod(locked, 0o755)
+
+
+def test_resume_with_a_new_budget_says_how_to_resume_not_that_a_corpus_is_missing(tmp_path):
+    r = cli("--models-dir", tmp_path / "models", "experiment", "ex", "--resume", "--max-steps", "60")
+    assert_one_error(r, "--resume", "as saved", "tinygpt experiment ex --resume")
+
+
+def test_bench_refuses_a_json_path_it_cannot_write_before_it_measures(tmp_path):
+    for where, why in ((tmp_path, "it is a folder"), (tmp_path / "missing" / "b.json", "does not exist")):
+        r = cli("bench", "--json", where, "--presets", "tiny", "--seconds", "0.5", "--threads", "1")
+        assert_one_error(r, why)
+        assert r.stdout == ""  # (nothing measured: the probe and the steps come after)
