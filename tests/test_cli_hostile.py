@@ -220,3 +220,16 @@ def test_bench_refuses_a_json_path_it_cannot_write_before_it_measures(tmp_path):
         r = cli("bench", "--json", where, "--presets", "tiny", "--seconds", "0.5", "--threads", "1")
         assert_one_error(r, why)
         assert r.stdout == ""  # (nothing measured: the probe and the steps come after)
+
+
+@pytest.mark.parametrize("content, needle", [(b"", "empty"), (b"\x00\x01\x02" * 1000, "binary"), (b"caf\xe9 au lait\n" * 50, "UTF-8")])
+def test_a_bad_corpus_is_said_before_the_machines_first_probe(tmp_path, monkeypatch, content, needle):
+    """With no probe cached, train measured the machine for about 10 s and printed its notes, then said the
+    corpus was empty or binary: three lines on stderr where one was due."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # (nothing cached: the probe would run)
+    monkeypatch.delenv("TINYGPT_PROBE", raising=False)
+    book = tmp_path / "book.txt"
+    book.write_bytes(content)
+    r = cli("train", book, "--name", "x", "--models-dir", tmp_path / "models")
+    assert_one_error(r, needle)
+    assert not (tmp_path / "cache" / "tinygpt" / "probe.json").exists()  # nothing was measured

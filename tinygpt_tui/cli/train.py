@@ -76,6 +76,10 @@ def train(
     del options["minutes"], options["jsonl"]  # (as time_budget below; and how to print, not a setting)
     options.update(corpus=str(resolve_corpus(corpus)) if corpus is not None else "", time_budget=minutes * 60 if minutes else None,
                    models_dir=str(models_dir) if models_dir else None, command=command_line())
+    if corpus is not None:
+        from tinygpt_tui.engine.sources import look_first
+
+        look_first(options["corpus"])  # before the probe (10 s, once per machine)
     from tinygpt_tui.engine.probe import settle
 
     # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py)
