@@ -786,3 +786,19 @@ def test_the_tokens_axis_labels_read_5M_not_5_0M():
     lines = to_text(chart.draw(100, 14), colour=False).plain.splitlines()
     labels = lines[next(i for i, ln in enumerate(lines) if "└" in ln) + 1].split()
     assert "5M" in labels and "10M" in labels and not any(lab.endswith(".0M") for lab in labels), labels
+
+
+async def test_the_estimate_due_after_typing_does_not_start_the_finished_experiment_again(tmp_path, one_thread):
+    """The form's estimate is worked out again 0.8 s after the typing stops. A short experiment could finish
+    first; the estimate then found every member finished and started the experiment again (to show results
+    already shown), replacing the job on screen and its samples (two tests failed that way under load)."""
+    async with experiment_started(tmp_path, "grid", steps=5) as (pilot, app, job):
+        screen = app.get_screen("experiment")
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        assert job.state == "finished", job.error
+        screen.reestimate()  # (what the typing's timer calls)
+        estimate = screen.query_one("#exp-estimate")
+        assert await wait_for(pilot, lambda: "all 2 runs finished" in str(estimate.render()), timeout=60), str(estimate.render())
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.experiment is job and notes(app).count("grid: finished") == 1, notes(app)

@@ -57,8 +57,7 @@ def form_values(spec) -> dict:
 
 
 def form_spec(q, lesson):
-    """The experiment the form describes (q reads a field): the lesson's, with the form's name, corpus and
-    budget, or one of the user's own (its settings to vary and to fix)."""
+    """The experiment the form describes (q reads a field): a lesson's with the form's name, corpus and budget, or the user's own."""
     name, corpus = q("#exp-name"), q("#exp-corpus")
     if not name:
         raise SettingsError("give the experiment a name (it becomes the folder under the models directory)")
@@ -103,12 +102,11 @@ class ExperimentScreen(Screen):
         self.lessons: list = []
         self.auto_name = ""  # the name the form gave itself (a lesson's, at its budget): a budget typed renames it
         self.saved: str | None = None  # the experiment saved before whose settings the form shows (it resumes)
-        self.drawn = None
-        self.text_for = None  # the job whose lesson text is shown
-        self.samples_of = None  # (job, how many samples) shown
+        self.drawn = self.text_for = self.samples_of = None  # the job drawn; whose lesson text is shown; (job, samples) shown
         self.rows: list = []  # the results table's rows (engine.experiment.Row), in its order
         self.axis: str | None = None  # the chart's x (F6); None: the budget's, minutes or steps
         self.estimate_timer = None  # the estimate worked out again once the typing stops
+        self.estimating = None  # the plan whose estimate is awaited (one typed before a start is stale: it is dropped)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -186,8 +184,7 @@ class ExperimentScreen(Screen):
 
     @on(Input.Changed, "#exp-minutes, #exp-steps")
     def _budget_typed(self) -> None:
-        """A lesson at another budget goes to a folder of its own (as `tinygpt lesson NAME --minutes M` does),
-        unless the name was the user's."""
+        """A lesson at another budget goes to a folder of its own, as `tinygpt lesson NAME --minutes M` does (not a name typed)."""
         from tinygpt_tui.engine.lessons import with_budget
 
         name = self.query_one("#exp-name", Input)
@@ -204,8 +201,7 @@ class ExperimentScreen(Screen):
 
     @on(Input.Changed, "#exp-corpus, #exp-minutes, #exp-steps, #exp-vary1, #exp-vary2, #exp-set")
     def _settings_typed(self) -> None:
-        """The estimate shown was of the form as it was (a lesson's 3 minutes, after 20 steps were typed):
-        it is worked out again once the typing stops, or cleared while the form is incomplete."""
+        """The estimate is of the form as it was: it is worked out again once the typing stops (cleared while incomplete)."""
         if self.estimate_timer is not None:
             self.estimate_timer.stop()
         self.estimate_timer = self.set_timer(ESTIMATE_AFTER_S, self.reestimate)
@@ -261,8 +257,7 @@ class ExperimentScreen(Screen):
         return plan, resume
 
     def plan_or_error(self):
-        """(plan, resume) read from the form, its error cleared; or (None, False), the error shown. An experiment
-        saved before: the form shows its own settings, what is being resumed."""
+        """(plan, resume) read from the form, its error cleared; or (None, False), the error shown (a saved one: its own settings)."""
         try:
             plan, resume = self.read_plan()
         except TinyGPTError as e:
@@ -289,6 +284,7 @@ class ExperimentScreen(Screen):
         plan, resume = self.plan_or_error()
         if plan is not None:
             self.show_estimate(f"{len(plan.members)} runs; timing a few steps …")
+            self.estimating = plan
             self._estimate(plan, resume)
 
     def show_estimate(self, content) -> None:
@@ -311,13 +307,16 @@ class ExperimentScreen(Screen):
 
     @on(Estimated)
     def _estimated(self, m: Estimated) -> None:
+        if m.plan is not self.estimating:
+            return
         if m.error:
             self.show_estimate(Text(f"no estimate: {m.error}", style="red"))
             return
         n = len(m.plan.members)
         if m.estimate is None:  # resumed, and every member finished before: nothing to train, the results to show
             self.show_estimate(Text.assemble(f"all {n} runs finished: ", ("their results", "bold"), " (nothing to train)"))
-            if self.busy() is None:
+            shown = self.app.experiment is not None and self.app.experiment.plan.folder == m.plan.folder  # (its results are)
+            if self.busy() is None and not shown:
                 self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
                 self.app.start_experiment(m.plan, True)  # (it trains nothing: it reads the members, draws, samples)
             return
@@ -347,6 +346,7 @@ class ExperimentScreen(Screen):
         if plan is None:
             return
         self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
+        self.estimating = None  # (an estimate asked for before the start is of the form as it was then: dropped)
         self.app.start_experiment(plan, resume)
         self.notify(f"{'Resuming' if resume else 'Starting'} {printable(plan.spec.name)}: {len(plan.members)} runs", title="experiment")
 
