@@ -368,6 +368,18 @@ def fill_tiny_run(ts, corpus, name, **values):
     fill(ts, **{"train-corpus-path": corpus, "train-name": name, **TINY_RUN, **values})
 
 
+async def long_run_started(pilot, app, corpus, name, steps=1):
+    """A tiny run of 100,000 steps started from the training screen, once it has taken ``steps``: (screen, job)."""
+    await pilot.press("ctrl+t")
+    await pilot.pause()
+    ts = app.screen
+    fill_tiny_run(ts, corpus, name, **{"hp-eval_interval": 100000, "train-steps": 100000})
+    await pilot.press("ctrl+s")
+    job = app.training
+    assert await wait_for(pilot, lambda: job.run.step >= steps, timeout=120), job.error
+    return ts, job
+
+
 async def test_training_screen_offers_the_budget_presets_as_the_cli_does(tmp_path):
     from textual.widgets import Input, Select
 
@@ -566,13 +578,7 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
     corpus = small_corpus(tmp_path)
     app = make_app(d)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+t")
-        await pilot.pause()
-        ts = app.screen
-        fill_tiny_run(ts, corpus, "long", **{"hp-eval_interval": 100000, "train-steps": 100000})
-        await pilot.press("ctrl+s")
-        job = app.training
-        assert await wait_for(pilot, lambda: job.run.step >= 10, timeout=120), job.error
+        _, job = await long_run_started(pilot, app, corpus, "long", steps=10)
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert isinstance(app.screen, Confirm)
@@ -597,13 +603,7 @@ async def test_stop_while_following_another_run_shows_the_run_it_stops(tmp_path)
     write_run(d / "remote", run_records(upto=50, finish=False))
     app = make_app(d)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+t")
-        await pilot.pause()
-        ts = app.screen
-        fill_tiny_run(ts, corpus, "mine", **{"hp-eval_interval": 100000, "train-steps": 100000})
-        await pilot.press("ctrl+s")
-        job = app.training
-        assert await wait_for(pilot, lambda: job.run.step >= 1, timeout=120), job.error
+        ts, job = await long_run_started(pilot, app, corpus, "mine")
         await follow(pilot, app, "remote")
         assert ts.source.job is None
         await pilot.press("ctrl+o")
@@ -620,12 +620,7 @@ async def test_ctrl_q_twice_while_training_asks_once_and_esc_answers_it(tmp_path
     corpus = small_corpus(tmp_path)
     app = make_app(d)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+t")
-        await pilot.pause()
-        fill_tiny_run(app.screen, corpus, "long", **{"hp-eval_interval": 100000, "train-steps": 100000})
-        await pilot.press("ctrl+s")
-        job = app.training
-        assert await wait_for(pilot, lambda: job.run.step >= 1, timeout=120), job.error
+        _, job = await long_run_started(pilot, app, corpus, "long")
         await pilot.press("ctrl+q", "ctrl+q")
         await pilot.pause()
         assert app.is_running and [type(s) for s in app.screen_stack].count(Confirm) == 1

@@ -365,14 +365,18 @@ def shown_lines(widget) -> str:
     return "\n".join("".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height))
 
 
-def inspector_on(text: str):
-    """An inspector screen over a tiny 3-layer, 2-head model, and an app that opens it."""
+def inspector_on(text: str, folder=None, tok=None):
+    """An inspector screen, and an app that opens it: over a tiny 3-layer, 2-head model, or over the model
+    folder given (loaded on its first pass, as the app's is)."""
     from textual.app import App
 
     from tinygpt_tui.app.inspector import InspectorScreen
 
-    model, tok = tiny(n_layer=3, n_head=2)
-    screen = InspectorScreen(None, tok, text, model=model, min_interval=0.0)
+    if folder is None:
+        model, tok = tiny(n_layer=3, n_head=2)
+        screen = InspectorScreen(None, tok, text, model=model, min_interval=0.0)
+    else:
+        screen = InspectorScreen(folder, tok, text, min_interval=0.0)
 
     class Host(App):
         def on_mount(self):
@@ -495,11 +499,8 @@ async def test_inspector_head_hints_say_how_to_get_the_missing_corpus(tmp_path, 
     corpus is not here". They say how to fetch it."""
     import json
 
-    from textual.app import App
-
     from tests.conftest import make_tiny_model
     from tests.test_app import wait_for
-    from tinygpt_tui.app.inspector import InspectorScreen
 
     (tmp_path / "corpora").mkdir()
     monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(tmp_path / "corpora"))  # (nothing fetched)
@@ -508,13 +509,8 @@ async def test_inspector_head_hints_say_how_to_get_the_missing_corpus(tmp_path, 
     cfg = json.loads((folder / "config.json").read_text())
     cfg["corpus"]["name"] = "shakespeare"  # (trained on the catalog's Tiny Shakespeare, as the shipped model)
     (folder / "config.json").write_text(json.dumps(cfg))
-    screen = InspectorScreen(folder, tok, "the honou", min_interval=0.0)
-
-    class Host(App):
-        def on_mount(self):
-            self.push_screen(screen)
-
-    async with Host().run_test(size=(120, 40)) as pilot:
+    screen, host = inspector_on("the honou", folder, tok)
+    async with host.run_test(size=(120, 40)) as pilot:
         assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
         panel = screen.query_one("#insp-deeper")
         await pilot.press("h")
@@ -551,11 +547,8 @@ def test_lens_rows_are_named_like_the_heatmaps_layers(model_dir):
 async def test_the_first_pass_paces_the_next_by_the_pass_not_the_model_load(tmp_path, monkeypatch):
     """The first pass loads the model; a slow load (torch's import and the weights: about 5 s on a busy
     machine) was counted as the pass, and the view waited 3x that before following the streamed text."""
-    from textual.app import App
-
     from tests.conftest import make_tiny_model
     from tests.test_app import wait_for
-    from tinygpt_tui.app.inspector import InspectorScreen
     from tinygpt_tui.engine import folder as ckpt
 
     folder = tmp_path / "models" / "bard"
@@ -569,12 +562,7 @@ async def test_the_first_pass_paces_the_next_by_the_pass_not_the_model_load(tmp_
         return load(*args, **kwargs)
 
     monkeypatch.setattr(ckpt, "load_model", slow_load)
-    screen = InspectorScreen(folder, tok, "the honou", min_interval=0.0)
-
-    class Host(App):
-        def on_mount(self):
-            self.push_screen(screen)
-
-    async with Host().run_test(size=(120, 40)) as pilot:
+    screen, host = inspector_on("the honou", folder, tok)
+    async with host.run_test(size=(120, 40)) as pilot:
         assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
         assert screen.interval() < 2.0, screen.interval()  # 3x the pass alone (milliseconds), not 3x the load (6 s)

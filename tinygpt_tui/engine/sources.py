@@ -84,14 +84,18 @@ def _source_files(spec: str) -> list[Path]:
     raise CorpusError(f"corpus not found: {p}")
 
 
+def stat_source(p: Path) -> os.stat_result:
+    try:
+        return p.stat()
+    except OSError as e:
+        raise CorpusError(f"cannot read {p}: {e.strerror or e}") from None
+
+
 def look_first(spec: str) -> None:
     """The corpus's quick checks (its files there and readable, none empty, each starting as UTF-8 text), so
     that a wrong corpus is said before the slow work: the machine's first probe took 10 s before saying it."""
     for p in source_files(spec):
-        try:
-            st = p.stat()
-        except OSError as e:
-            raise CorpusError(f"cannot read {p}: {e.strerror or e}") from None
+        st = stat_source(p)
         if st.st_size == 0:
             raise CorpusError(f"corpus is empty: {p}")
         with contextlib.closing(read_chunks(FileInfo(str(p), st.st_size, st.st_mtime_ns), chunk=1 << 16)) as chunks:
@@ -231,10 +235,7 @@ def scan(spec: str) -> Iterator[Progress | Source]:
                  and all(isinstance(v, str) for v in (f.path, f.sha256, f.charset))}
     files, todo = [], []
     for p in paths:
-        try:
-            st = p.stat()
-        except OSError as e:
-            raise CorpusError(f"cannot read {p}: {e.strerror or e}") from None
+        st = stat_source(p)
         if st.st_size > MAX_SOURCE_BYTES:
             raise CorpusError(f"{p} is {st.st_size:,} bytes, more than the {MAX_SOURCE_BYTES:,} tinygpt reads")
         old = known.get(str(p))
