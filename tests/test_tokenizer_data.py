@@ -1,5 +1,6 @@
 """Tokenizer and corpus handling: any Unicode, BOM stripped, unknown characters reported, 90/10 split."""
 
+import os
 import numpy as np
 import pytest
 
@@ -108,3 +109,9 @@ def test_printable_neutralises_escape_sequences():
     s = printable("ok\x1b[2J\x1b]0;pwned\x07\u202e\x00done\n\ttab")
     assert "\x1b" not in s and "\x07" not in s and "\u202e" not in s and "\x00" not in s
     assert s.startswith("ok") and s.endswith("done\n\ttab")
+
+
+def test_printable_shows_an_undecodable_byte_of_a_path_as_the_byte():
+    name = os.fsdecode(b"c\xff\x80.txt")  # how Python reads a file name that is not UTF-8
+    assert printable(name) == "c\\xff\\x80.txt"
+    assert printable("\ud800") == "\\ud800"  # a lone surrogate that no byte stands for stays a \u escape

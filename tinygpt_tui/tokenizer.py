@@ -368,7 +368,8 @@ def tokenizer_from_json(name: str, text: str) -> Tokenizer:
 def printable(text: str) -> str:
     """Text safe to show in a terminal: newlines and tabs are kept, every other control or format
     character (escape sequences included) becomes a Unicode control picture or a \\u.. escape, so
-    nothing from a corpus, a prompt or a vocabulary can drive the terminal."""
+    nothing from a corpus, a prompt or a vocabulary can drive the terminal. A byte that was not UTF-8
+    in a file name or an argument (Python's surrogate escape) is shown as the byte, \\xff."""
     out = []
     for ch in text:
         if ch in "\n\t\u200d":  # ZWJ joins emoji; harmless
@@ -381,6 +382,8 @@ def printable(text: str) -> str:
                 out.append(chr(0x2400 + o))  # ␛ for ESC, ␀ for NUL, ...
             elif o == 0x7F:
                 out.append("\u2421")
+            elif 0xDC80 <= o <= 0xDCFF:
+                out.append(f"\\x{o - 0xDC00:02x}")
             else:
                 out.append(f"\\u{o:04x}")
         else:
