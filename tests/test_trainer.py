@@ -1,5 +1,6 @@
 """The training loop end to end: loss falls, events flow, checkpoints reload, resume continues, stop saves."""
 
+import json
 import math
 import threading
 
@@ -100,6 +101,18 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_at(c, 9, 0.09) == pytest.approx(1e-3)
     assert lr_at(c, 50, 0.5) == pytest.approx(0.55e-3)
     assert lr_at(c, 100, 1.0) == pytest.approx(1e-4)
+
+
+def test_lr_schedule_wsd_holds_the_peak_then_falls_in_a_straight_line():
+    c = TrainConfig(name="x", lr=1e-3, warmup_steps=10, min_lr_ratio=0.0, schedule="wsd", cooldown=0.25, max_steps=100).resolved()
+    assert lr_at(c, 0, 0.0) == pytest.approx(1e-4)
+    assert lr_at(c, 40, 0.4) == lr_at(c, 75, 0.75) == pytest.approx(1e-3)  # held until the last quarter
+    assert lr_at(c, 87, 0.875) == pytest.approx(0.5e-3)
+    assert lr_at(c, 100, 1.0) == pytest.approx(0.0)
+    assert TrainConfig(name="x", max_steps=10).resolved().schedule == "cosine"
+    for bad, msg in (({"schedule": "linear"}, "schedule must be one of cosine, wsd"), ({"schedule": "wsd", "cooldown": 0.0}, "cooldown must be above 0")):
+        with pytest.raises(TinyGPTError, match=msg):
+            TrainConfig(name="x", max_steps=10, **bad).resolved()
 
 
 def test_auto_preset_is_sized_by_the_time_budget(small_corpus, tmp_path):
@@ -335,3 +348,15 @@ def test_a_loss_that_becomes_non_finite_stops_the_run_before_it_is_saved(small_c
         list(train(cfg(small_corpus, tmp_path, max_steps=8, eval_interval=4, eval_iters=1, sample_chars=0, resume=True)))
     assert "\n" not in str(e.value)
     assert ckpt.read_info(tmp_path / "t").ok and ckpt.load_model(tmp_path / "t").doc["figures"]["step"] == 4
+
+
+def test_a_run_saved_before_the_schedule_was_a_choice_resumes_on_its_cosine(small_corpus, tmp_path):
+    list(train(cfg(small_corpus, tmp_path, max_steps=4, eval_interval=4)))
+    path = tmp_path / "t" / "config.json"
+    doc = json.loads(path.read_text())
+    assert doc["training"]["schedule"] == "cosine"
+    del doc["training"]["schedule"], doc["training"]["cooldown"]
+    path.write_text(json.dumps(doc))
+    events = list(train(cfg(small_corpus, tmp_path, max_steps=8, eval_interval=4, resume=True)))
+    assert events[-1].kind == "finish" and events[-1].reason == "done" and events[-1].step == 8
+    assert json.loads(path.read_text())["training"]["schedule"] == "cosine"

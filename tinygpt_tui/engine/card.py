@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def _schedule_line(t: dict) -> str:
+    floor = f"{t.get('min_lr_ratio')}x the peak"
+    if t.get("schedule") == "wsd":
+        return f"peak held, then straight down over the last {t.get('cooldown', 0.4):.0%} to {floor}"
+    return f"cosine down to {floor}"
+
+
 def _optimizer_line(t: dict) -> str:
     if t.get("optimizer") == "muon":
         return f"Muon for the weight matrices inside the blocks (lr {t.get('muon_lr')}), AdamW for the rest (lr {t.get('lr')})"
@@ -52,6 +59,7 @@ def render_card(doc: dict) -> str:
         f"{', ' + str(doc.get('world_size')) + ' processes' if doc.get('world_size', 1) != 1 else ''} |",
         f"| batch | {t.get('batch_size')} x {t.get('grad_accum', 1)}, lr {t.get('lr')}, warmup {t.get('warmup_steps')}, "
         f"weight decay {t.get('weight_decay')} |",
+        f"| schedule | {_schedule_line(t)} |",
         f"| optimizer | {_optimizer_line(t)} |",
         "",
         "Trained with:",

@@ -13,6 +13,7 @@ from tinygpt_tui.tokenizer import TOKENIZER_KINDS, check_bpe_size
 
 MODEL_KEYS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "pos_encoding", "ffn", "norm", "tie_weights", "mlp_ratio")
 OPTIMIZERS = ("muon", "adamw")
+SCHEDULES = ("cosine", "wsd")
 MAX_SEED = 2**63 - 1  # torch's and numpy's seeds are 64-bit
 MAX_TOKENS_PER_STEP = 2**24  # 16M: thirty times GPT-2's batch; more is a typo, and a first step that never ends
 
@@ -89,7 +90,11 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many steps ...
     time_budget: float | None = None  # ... or after this many seconds; the LR schedule fits whichever is set
     lr: float | None = None
-    min_lr_ratio: float = 0.1
+    min_lr_ratio: float | None = None  # the schedule's floor as a fraction of the peak (0.1 by default)
+    # after warmup: "cosine" from the peak to the floor over the whole run, or "wsd" (warmup, stable,
+    # decay): the peak held, then a straight fall to the floor over the run's last `cooldown` fraction
+    schedule: str | None = None
+    cooldown: float | None = None
     warmup_steps: int | None = None
     optimizer: str | None = None  # muon (hidden matrices; AdamW for the rest) or adamw; None: from the preset
     muon_lr: float | None = None  # Muon's peak learning rate (the schedule scales it with --lr's)
@@ -122,7 +127,8 @@ class TrainConfig:
         if out.preset == "auto":
             out.preset = budget_preset(out.time_budget)  # recorded, so the card says what ran
         defaults = {**asdict(GPTConfig()), "vocab_size": None, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "eval_interval": 250,
-                    "eval_iters": 20, "optimizer": "muon", "muon_lr": 0.02, "muon_ns_steps": 5}
+                    "eval_iters": 20, "optimizer": "muon", "muon_lr": 0.02, "muon_ns_steps": 5, "min_lr_ratio": 0.1,
+                    "schedule": "cosine", "cooldown": 0.4}
         for k, v in {**defaults, **PRESETS[out.preset]}.items():
             if hasattr(out, k) and getattr(out, k) is None:
                 setattr(out, k, v)
@@ -164,6 +170,9 @@ class TrainConfig:
             real("time_budget", 0, 1e9, lo_open=True)
         real("lr", 0, 10, lo_open=True)
         real("min_lr_ratio", 0, 1)
+        if self.schedule not in SCHEDULES:
+            raise SettingsError(f"schedule must be one of {', '.join(SCHEDULES)}, got {str(self.schedule)[:40]!r}")
+        real("cooldown", 0, 1, lo_open=True)
         if self.optimizer not in OPTIMIZERS:
             raise SettingsError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         real("muon_lr", 0, 10, lo_open=True)
@@ -205,6 +214,8 @@ def resume_config(given: TrainConfig, saved: dict, model: GPTConfig, saved_corpu
     merged.update({k: getattr(model, k) for k in MODEL_KEYS})
     merged.setdefault("optimizer", "adamw")  # runs saved before Muon was offered used AdamW
     merged.setdefault("tokenizer", "char")  # runs saved before BPE was offered
+    merged.setdefault("schedule", "cosine")  # ... and before the schedule was a choice
+    merged.setdefault("cooldown", 0.4)
     if given.max_steps is not None or given.time_budget is not None:
         merged["max_steps"], merged["time_budget"] = given.max_steps, given.time_budget
     for k in REPORTING_KEYS:
@@ -256,10 +267,13 @@ def check_name(name) -> None:
 
 # ---------------------------------------------------------------- the optimizer and its schedule
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
-    """Linear warmup over warmup_steps, then cosine from lr to lr*min_lr_ratio over the run's progress."""
+    """Linear warmup over warmup_steps, then from lr to lr*min_lr_ratio over the run's progress (0 to 1):
+    along a half cosine, or (wsd) held at lr until the last `cooldown` of the run and then in a straight line."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     floor, p = cfg.lr * cfg.min_lr_ratio, min(max(progress, 0.0), 1.0)
+    if cfg.schedule == "wsd":
+        return cfg.lr - (cfg.lr - floor) * max(0.0, p - (1 - cfg.cooldown)) / cfg.cooldown
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * p))
 
 
