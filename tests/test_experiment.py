@@ -59,6 +59,15 @@ def test_values_take_their_settings_types():
             E.parse_pairs([bad], "set")
 
 
+
+def test_the_optimizer_and_schedule_settings_can_be_varied(small_corpus, tmp_path):
+    grid = E.parse_pairs(["muon_ns_steps=3,5", "schedule=cosine,wsd"], "vary")
+    assert grid == {"muon_ns_steps": [3, 5], "schedule": ["cosine", "wsd"]}
+    plan = E.make_plan(spec(small_corpus, vary=grid), tmp_path)
+    made = sorted((m.config.muon_ns_steps, m.config.schedule) for m in plan.members)
+    assert made == [(3, "cosine"), (3, "wsd"), (5, "cosine"), (5, "wsd")]
+
+
 @pytest.mark.parametrize("kw,needle", [
     (dict(vary={"n_layer": [1], "n_embd": [32], "dropout": [0.0]}), "one or two settings"),
     (dict(max_steps=None), "--minutes or --max-steps"),
