@@ -4,10 +4,12 @@ A speedrun record is a loss at a step count (deterministic: `tinygpt train --max
 gives the same loss on any machine and any load) times the time per step. This measures the time
 per step of each record's settings and of nanoGPT's CPU recipe (its model from bench/bench.py: fp32
 eager AdamW, and with bf16 autocast, its best setting on a CPU with bf16), taking turns on one
-thread and counting this process's CPU time (a shared machine's waits for a core are not counted).
+thread and counting this process's CPU time (a shared machine's waits for a core are not counted),
+or with `--threads 2` on both cores and the wall clock (fair only on a machine at rest).
 
     python -m bench.speedrun                     # the presets against nanoGPT's recipe
     python -m bench.speedrun --seconds 60        # longer: steadier medians
+    python -m bench.speedrun --threads 2         # both cores, on the wall clock (a machine at rest only)
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ def nanogpt_step(dtype: str):
     return step
 
 
-def run(settings: dict[str, dict], seconds: float) -> dict:
-    """ms per step (CPU time, 1 thread, median of turns) of nanoGPT's recipe (fp32, and bf16 autocast on a CPU
-    with native bf16) and each named setting (a preset dict with optional "dtype"; default: the precision
-    `tinygpt train --dtype auto` picks on this machine)."""
+def run(settings: dict[str, dict], seconds: float, threads: int = 1) -> dict:
+    """ms per step (median of turns) of nanoGPT's recipe (fp32, and bf16 autocast on a CPU with native bf16) and
+    each named setting (a preset dict with optional "dtype"; default: the precision `tinygpt train --dtype auto`
+    picks on this machine). One thread counts this process's CPU time; more count the wall clock (CPU time would
+    add up every thread's), which is only fair on a machine whose cores are free."""
     import torch
 
     from tinygpt_tui.engine import probe
@@ -64,7 +67,7 @@ def run(settings: dict[str, dict], seconds: float) -> dict:
 
     from tinygpt_tui.engine.device import cpu_has_fast_bf16, pick_dtype
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     doc = probe.current()  # what `tinygpt train` chooses here; bf16 rows only where this CPU has it natively
     native_bf16 = probe.bf16_wins(doc) if doc else cpu_has_fast_bf16()
     fns = {"nanoGPT CPU recipe, fp32": nanogpt_step("fp32")}
@@ -77,7 +80,8 @@ def run(settings: dict[str, dict], seconds: float) -> dict:
         t = probe.StepTimer(preset, dtype)
         name = f"{name}, {dtype}"
         fns[name], tokens[name] = t.step, t.tokens
-    times = probe.interleaved(fns, seconds, clock=time.process_time, min_reps=5)
+    clock = time.process_time if threads == 1 else time.perf_counter
+    times = probe.interleaved(fns, seconds, clock=clock, min_reps=5)
     try:
         import os
 
@@ -85,7 +89,8 @@ def run(settings: dict[str, dict], seconds: float) -> dict:
     except OSError:
         load = None
     base = times["nanoGPT CPU recipe, fp32"]
-    return {"cpu": probe.cpu_identity()["cpu"], "torch": probe.torch_version(), "load_avg": load, "clock": "CPU time, 1 thread",
+    return {"cpu": probe.cpu_identity()["cpu"], "torch": probe.torch_version(), "load_avg": load, "threads": threads,
+            "clock": "CPU time, 1 thread" if threads == 1 else f"wall clock, {threads} threads",
             "rows": [{"setting": k, "ms_per_step": round(v * 1e3, 2), "tokens_per_step": tokens[k],
                       "step_vs_nanogpt": round(v / base, 3)} for k, v in times.items()]}
 
@@ -97,11 +102,12 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_mar
 def speedrun(
     seconds: float = typer.Option(30.0, "--seconds", help="Seconds of measuring in all."),
     settings: str = typer.Option("", "--settings", help='JSON: {"name": {"preset": "1min", "batch_size": 32, ...}} (default: the budget presets).'),
+    threads: int = typer.Option(1, "--threads", min=1, help="Threads for every setting: 1 counts CPU time, more the wall clock (use them on free cores only)."),
     json_path: str = typer.Option("", "--json", help="Also write the figures here."),
 ):
     """Time per step of the speedrun's settings against nanoGPT's CPU recipe (docs/speedrun.md)."""
     chosen = json.loads(settings) if settings else {"tinygpt 1min preset": {"preset": "1min"}, "tinygpt 5min preset": {"preset": "5min"}}
-    result = run(chosen, seconds)
+    result = run(chosen, seconds, threads)
     print(f"{result['cpu']}, torch {result['torch']}, {result['clock']}, load average {result['load_avg']}")
     for r in result["rows"]:
         print(f"{r['setting']:<40} {r['ms_per_step']:>9.2f} ms/step  {r['tokens_per_step']:>6} tokens  {r['step_vs_nanogpt']:.2f}x nanoGPT's step")

@@ -108,3 +108,20 @@ def test_runs_from_a_checkout_as_a_module():
     r = subprocess.run([sys.executable, "-m", "bench.bench", "--help"], capture_output=True, text=True,
                        cwd=Path(bench.__file__).resolve().parents[1], timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("Usage: python -m bench.bench [OPTIONS]") and "--quick" in r.stdout
+
+
+@pytest.mark.parametrize("threads,clock", [(1, "CPU time, 1 thread"), (2, "wall clock, 2 threads")])
+def test_speedrun_times_each_setting_beside_nanogpts_recipe(threads, clock):
+    import torch
+
+    from bench import speedrun
+
+    before = torch.get_num_threads()
+    try:
+        res = speedrun.run({"t": {"preset": "tiny", "dtype": "fp32", "batch_size": 2}}, seconds=0.5, threads=threads)
+    finally:
+        torch.set_num_threads(before)
+    rows = {r["setting"]: r for r in res["rows"]}
+    assert res["clock"] == clock and res["threads"] == threads
+    assert rows["nanoGPT CPU recipe, fp32"]["step_vs_nanogpt"] == 1.0
+    assert rows["t, fp32"]["tokens_per_step"] == 2 * 128 and positive(rows["t, fp32"]["ms_per_step"])
