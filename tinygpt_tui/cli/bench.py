@@ -64,6 +64,8 @@ def bench(
         doc = probe.current(note)
     if doc is None:
         fail("no probe of this machine (TINYGPT_PROBE=0, or it could not run); `tinygpt bench --probe` measures it")
+    if not threads:
+        doc = probe.retime_threads(doc, note)
     m = doc["machine"]
     out.print(Text(f"machine: {m['cpu']}, {m['cores']} cores, torch {doc['torch']}; probed {doc['created']} "
                    f"in {doc['seconds']:.1f} s (load average {doc['load_avg']})"))

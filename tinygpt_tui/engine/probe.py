@@ -5,7 +5,8 @@
 
 It times, on the CPU, a large matmul in fp32 and in bf16, the training step (Muon, as `tinygpt
 train` runs it) of each budget preset in both precisions, checking bf16's loss against fp32's
-from the same start, and the small preset's step on 1 thread against all the cores. The result is
+from the same start, and the small preset's step on 1 thread against all the cores (timed again
+later, once, if more cores are free then than were at the probe). The result is
 cached as JSON per machine (CPU model, a hash of its flags, core count) and torch version in
 $XDG_CACHE_HOME/tinygpt/probe.json; a cache from another machine or torch version, or one that
 does not validate, is ignored with a note and measured again. GPUs (CUDA, MPS) are not probed: the
@@ -258,6 +259,7 @@ def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = Tr
             if name == order[0] and len(dtypes) == 2 and steps[name]["bf16"] < steps[name]["fp32"]:
                 dtypes = ["bf16"]
         best = min(steps[on], key=steps[on].get)
+        free = free_cores()
         th = thread_times(StepTimer(presets[on], best), n, share * 2)
     finally:
         torch.set_num_threads(threads)
@@ -270,7 +272,7 @@ def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = Tr
     return {"version": VERSION, "machine": cpu_identity(), "torch": torch_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seconds": round(time.perf_counter() - t0, 2), "load_avg": load, "matmul_n": MATMUL_N, "matmul_gflops": gflops,
             "step_ms": steps, "loss": losses, "bf16_loss_ok": ok, "threads_ms": {str(k): round(v * 1e3, 3) for k, v in th.items()},
-            "threads_preset": on}
+            "threads_preset": on, "threads_free": free}
 
 
 # ----------------------------------------------------------------- the cache
@@ -393,6 +395,32 @@ def choose_threads(doc: dict) -> int:
     return 1
 
 
+def retime_threads(doc: dict, note=None) -> dict:
+    """``doc``, its thread timings taken again (and cached) when more cores are free now than when they were
+    taken: on a busy machine more threads lose (their barriers wait for a core), which says nothing of the
+    same machine at rest. About a second, once: the new timings remember the cores free for them."""
+    import torch
+
+    was = doc.get("threads_free")
+    was = was if isinstance(was, int) and not isinstance(was, bool) else 1  # (a cache from before this was kept)
+    n = min(cores(), free_cores())
+    if n <= was or doc.get("threads_preset") not in PRESETS:
+        return doc
+    if note:
+        note(f"note: {n} cores are free now, {was} were when the probe timed its threads: timing them again (about 2 s)")
+    preset, threads = PRESETS[doc["threads_preset"]], torch.get_num_threads()
+    try:
+        th = thread_times(StepTimer(preset, choose_dtype(doc, preset.get("n_embd", 0))), n, 1.0)
+    finally:
+        torch.set_num_threads(threads)
+    doc = {**doc, "threads_ms": {str(k): round(v * 1e3, 3) for k, v in th.items()}, "threads_free": n}
+    try:
+        save(doc)
+    except TinyGPTError:
+        pass  # (used for this run; timed again next time)
+    return doc
+
+
 def summary(doc: dict) -> str:
     r, th = doc["matmul_gflops"], {int(k): v for k, v in doc["threads_ms"].items()}
     rates = ", ".join(f"{d} {v:,.0f}" for d, v in r.items())
@@ -424,7 +452,7 @@ def settle(cfg, note=None):
         return cfg
     out = dataclasses.replace(cfg)
     if out.threads is None:
-        out.threads = choose_threads(doc)
+        out.threads = choose_threads(retime_threads(doc, note))
     if not out.resume:  # (a resumed run keeps its preset and precision)
         if out.preset == "auto":
             out.preset = budget_preset(out.time_budget, doc["step_ms"])
