@@ -407,7 +407,8 @@ def retime_threads(doc: dict, note=None) -> dict:
     if n <= was or doc.get("threads_preset") not in PRESETS:
         return doc
     if note:
-        note(f"note: {n} cores are free now, {was} were when the probe timed its threads: timing them again (about 2 s)")
+        note(f"note: {n} cores are free now, {was} {'was' if was == 1 else 'were'} when the probe timed its threads: "
+             "timing them again (about 2 s)")
     preset, threads = PRESETS[doc["threads_preset"]], torch.get_num_threads()
     try:
         th = thread_times(StepTimer(preset, choose_dtype(doc, preset.get("n_embd", 0))), n, 1.0)
