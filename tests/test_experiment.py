@@ -63,6 +63,7 @@ def test_values_take_their_settings_types():
 def test_the_optimizer_and_schedule_settings_can_be_varied(small_corpus, tmp_path):
     grid = E.parse_pairs(["muon_ns_steps=3,5", "schedule=cosine,wsd"], "vary")
     assert grid == {"muon_ns_steps": [3, 5], "schedule": ["cosine", "wsd"]}
+    assert E.parse_pairs(["muon_weight_decay=0,0.05"], "vary") == {"muon_weight_decay": [0.0, 0.05]}
     plan = E.make_plan(spec(small_corpus, vary=grid), tmp_path)
     made = sorted((m.config.muon_ns_steps, m.config.schedule) for m in plan.members)
     assert made == [(3, "cosine"), (3, "wsd"), (5, "cosine"), (5, "wsd")]

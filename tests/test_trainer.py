@@ -355,8 +355,36 @@ def test_a_run_saved_before_the_schedule_was_a_choice_resumes_on_its_cosine(smal
     path = tmp_path / "t" / "config.json"
     doc = json.loads(path.read_text())
     assert doc["training"]["schedule"] == "cosine"
-    del doc["training"]["schedule"], doc["training"]["cooldown"]
+    del doc["training"]["schedule"], doc["training"]["cooldown"], doc["training"]["muon_weight_decay"]
     path.write_text(json.dumps(doc))
     events = list(train(cfg(small_corpus, tmp_path, max_steps=8, eval_interval=4, resume=True)))
     assert events[-1].kind == "finish" and events[-1].reason == "done" and events[-1].step == 8
-    assert json.loads(path.read_text())["training"]["schedule"] == "cosine"
+    training = json.loads(path.read_text())["training"]
+    assert training["schedule"] == "cosine" and training["muon_weight_decay"] == 0.0  # as it trained: no decay
+
+
+def test_muon_weight_decay_shrinks_the_blocks_matrices_and_nothing_else():
+    """With no gradient to follow, Muon's step only decays: each matrix inside the blocks shrinks by lr x wd;
+    embeddings, norms and biases (AdamW's, its own decay 0 here) stay as they were."""
+    import torch
+
+    from tinygpt_tui.config import GPTConfig
+    from tinygpt_tui.engine.presets import build_optimizer
+    from tinygpt_tui.model import GPT
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    tc = TrainConfig(name="x", max_steps=1, lr=1e-3, muon_lr=0.02, muon_weight_decay=0.5, weight_decay=0.0).resolved()
+    opt = build_optimizer(model, tc, "fp32")
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    decayed = [n for n, p in model.named_parameters() if n.startswith("blocks.") and p.dim() == 2]
+    assert decayed
+    for n, p in model.named_parameters():
+        factor = 1 - 0.02 * 0.5 if n in decayed else 1.0
+        assert torch.allclose(p.detach(), before[n] * factor, atol=1e-6), n
+    assert TrainConfig(name="x", max_steps=1).resolved().muon_weight_decay == 0.0  # off unless a preset or option sets it
+    with pytest.raises(SettingsError, match="muon-weight-decay"):
+        TrainConfig(name="x", max_steps=1, muon_weight_decay=-1.0).resolved()

@@ -12,7 +12,9 @@ def _schedule_line(t: dict) -> str:
 
 def _optimizer_line(t: dict) -> str:
     if t.get("optimizer") == "muon":
-        return f"Muon for the weight matrices inside the blocks (lr {t.get('muon_lr')}), AdamW for the rest (lr {t.get('lr')})"
+        wd = t.get("muon_weight_decay")
+        decay = f", weight decay {wd}" if isinstance(wd, (int, float)) and wd > 0 else ""
+        return f"Muon for the weight matrices inside the blocks (lr {t.get('muon_lr')}{decay}), AdamW for the rest (lr {t.get('lr')})"
     return f"AdamW (lr {t.get('lr')})"  # also runs saved before Muon was offered
 
 

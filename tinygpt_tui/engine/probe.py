@@ -31,7 +31,7 @@ from tinygpt_tui.engine.files import atomic_write, read_json, read_text
 from tinygpt_tui.engine.presets import BUDGET_PRESETS, MODEL_KEYS, PRESETS, TrainConfig, budget_preset, build_optimizer, check_threads
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 
-VERSION = 5  # a new number when the presets the probe times change: older caches are measured again
+VERSION = 6  # a new number when the presets the probe times change: older caches are measured again
 CACHE_FILE = "probe.json"
 MAX_CACHE_BYTES = 64 * 1024
 BUDGET_S = 5.0  # seconds of measuring (with building the models and warming up: under 10 s on a free core)
@@ -153,7 +153,7 @@ class StepTimer:
         if fast.enabled():
             accelerate(self.model)
         tc = TrainConfig(optimizer=preset.get("optimizer", "muon"), lr=preset.get("lr", 1e-3), muon_lr=preset.get("muon_lr", 0.02),
-                         muon_ns_steps=preset.get("muon_ns_steps"))
+                         muon_ns_steps=preset.get("muon_ns_steps"), muon_weight_decay=preset.get("muon_weight_decay"))
         self.ns_steps = tc.muon_ns_steps or 5
         self.opt = build_optimizer(self.model, tc, dtype)
         self.autocast = lambda: autocast(torch.device("cpu"), dtype)
