@@ -46,7 +46,7 @@ PRESETS: dict[str, dict] = {
 
 # The steps each budget preset needs to beat the one before it; "auto" takes the largest preset whose
 # measured step time (engine/probe.py) fits that many in the budget. 1,400: where 5min meets 1min (in 120 s
-# on the Zen 4, 1,400 steps of 5min 1.5646 and 3,553 of 1min 1.5608; docs/speedrun.md).
+# on the Zen 4, 1,400 steps of 5min 1.5596 and 4,730 of 1min 1.5597; docs/speedrun.md).
 BUDGET_STEPS = {"1min": 0, "5min": 1400}
 RUN_OVERHEAD = 1.1  # evaluations, samples and checkpoints: about a tenth of a budget run's time
 
