@@ -140,6 +140,12 @@ def test_threads_timed_on_a_busy_machine_are_timed_again_once_its_cores_are_free
     assert probe.cached() == busy  # no more cores free than at the probe: its timings stand
 
 
+def test_threads_that_lost_by_far_were_timed_without_free_cores_whatever_the_load_said():
+    assert probe.free_for({1: 0.030, 2: 0.818}, 2) == 1  # a core was held: timed again once two are free
+    assert probe.free_for({1: 0.030, 2: 0.040}, 2) == 2  # slower, not by far: a verdict of a free machine
+    assert probe.free_for({1: 0.030, 2: 0.020}, 2) == 2 and probe.free_for({1: 0.030}, 1) == 1
+
+
 def probe_doc_busy(measured):
     return _doc(measured, 150, 50, 30, 2000)
 

@@ -261,6 +261,7 @@ def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = Tr
         best = min(steps[on], key=steps[on].get)
         free = free_cores()
         th = thread_times(StepTimer(presets[on], best), n, share * 2)
+        free = free_for(th, free)
     finally:
         torch.set_num_threads(threads)
     checked = [v for v in losses.values() if "bf16" in v and "fp32" in v]
@@ -395,6 +396,14 @@ def choose_threads(doc: dict) -> int:
     return 1
 
 
+def free_for(th: dict[int, float], free: int) -> int:
+    """The cores that were free for thread timings ``th`` (threads -> seconds), by the load average ``free``
+    said: fewer than the most timed when those lost by far (1.5x slower than one thread: only a core held by
+    another process does that; the load average lags a process that has just started)."""
+    n = max(th)
+    return min(free, n - 1) if n > 1 and th[n] > 1.5 * th[1] else free
+
+
 def retime_threads(doc: dict, note=None) -> dict:
     """``doc``, its thread timings taken again (and cached) when more cores are free now than when they were
     taken: on a busy machine more threads lose (their barriers wait for a core), which says nothing of the
@@ -403,6 +412,7 @@ def retime_threads(doc: dict, note=None) -> dict:
 
     was = doc.get("threads_free")
     was = was if isinstance(was, int) and not isinstance(was, bool) else 1  # (a cache from before this was kept)
+    was = free_for({int(k): v for k, v in doc["threads_ms"].items()}, was)
     n = min(cores(), free_cores())
     if n <= was or doc.get("threads_preset") not in PRESETS:
         return doc
@@ -414,7 +424,7 @@ def retime_threads(doc: dict, note=None) -> dict:
         th = thread_times(StepTimer(preset, choose_dtype(doc, preset.get("n_embd", 0))), n, 1.0)
     finally:
         torch.set_num_threads(threads)
-    doc = {**doc, "threads_ms": {str(k): round(v * 1e3, 3) for k, v in th.items()}, "threads_free": n}
+    doc = {**doc, "threads_ms": {str(k): round(v * 1e3, 3) for k, v in th.items()}, "threads_free": free_for(th, n)}
     try:
         save(doc)
     except TinyGPTError:
