@@ -111,7 +111,7 @@ def test_auto_preset_is_sized_by_the_measured_step(measured):
 
 
 def test_settle_fills_what_was_left_to_the_machine(cache, measured, monkeypatch):
-    probe.save(_doc(measured, 150, 50, 50, 400))
+    probe.save(_doc(measured, 150, 50, 50, 60))
     monkeypatch.setattr(probe, "free_cores", lambda: 2)
     cfg = probe.settle(TrainConfig(corpus="x", name="m", time_budget=60, device="cpu"))
     assert (cfg.threads, cfg.preset, cfg.dtype) == (1, "1min", "bf16")
