@@ -33,9 +33,9 @@ from tinygpt_tui.engine.runs import MANIFEST, RunSummary, summarize
 from tinygpt_tui.errors import CheckpointError, SettingsError, TinyGPTError
 
 FORMAT = "tinygpt-experiment/1"
-TRAIN_KEYS = ("batch_size", "grad_accum", "lr", "min_lr_ratio", "schedule", "cooldown", "warmup_steps", "optimizer", "muon_lr", "muon_ns_steps", "muon_weight_decay",
-              "weight_decay", "beta1",
-              "beta2", "grad_clip", "eval_interval", "eval_iters", "log_interval", "sample_chars", "preset", "dtype", "tokenizer", "vocab_size")
+TRAIN_KEYS = ("batch_size", "grad_accum", "lr", "min_lr_ratio", "schedule", "cooldown", "warmup_steps", "optimizer", "muon_lr", "muon_ns_steps",
+              "muon_weight_decay", "weight_decay", "beta1", "beta2", "grad_clip", "eval_interval", "eval_iters", "log_interval", "sample_chars",
+              "preset", "dtype", "tokenizer", "vocab_size")
 KEYS = MODEL_KEYS + TRAIN_KEYS  # what a grid can vary (and --set can fix for every member)
 ALIASES = {"pos": "pos_encoding", "context": "block_size", "layers": "n_layer", "heads": "n_head", "width": "n_embd"}
 KINDS = {**{k: int for k in ("block_size", "n_layer", "n_head", "n_embd", "batch_size", "grad_accum", "warmup_steps",

@@ -39,6 +39,7 @@ MATMUL_N = 1024  # the rate of one N x N x N matmul: near this CPU's peak for th
 SCREEN_N = 256  # the first look at bf16 against fp32, before anything slow is timed in bf16
 BF16_LOSS_TOLERANCE = 0.1  # bf16's loss after a few steps within this of fp32's from the same start
 THREADS_GAIN = 1.15  # more threads only when they were measured at least this much faster
+LOST_BY_FAR = 1.5  # more threads this much slower than one: a core was held by another process
 VOCAB = 65  # Tiny Shakespeare's characters: the budget presets' vocabulary
 
 
@@ -216,7 +217,7 @@ def thread_times(timer: StepTimer, n: int, budget_s: float) -> dict[int, float]:
             times[t].append(_seconds(timer.step, time.perf_counter, 1))
         if n > 1 and min(times[n]) > 3 * max(times[1]):
             break  # (even warming up, n threads lost by far)
-        if r >= 2 and (time.perf_counter() - start > budget_s or n > 1 and min(times[n][1:]) > 1.5 * max(times[1][1:])):
+        if r >= 2 and (time.perf_counter() - start > budget_s or n > 1 and min(times[n][1:]) > LOST_BY_FAR * max(times[1][1:])):
             break
     torch.set_num_threads(1)
     return {t: statistics.median(v[1:] or v) for t, v in times.items()}
@@ -261,7 +262,6 @@ def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = Tr
         best = min(steps[on], key=steps[on].get)
         free = free_cores()
         th = thread_times(StepTimer(presets[on], best), n, share * 2)
-        free = free_for(th, free)
     finally:
         torch.set_num_threads(threads)
     checked = [v for v in losses.values() if "bf16" in v and "fp32" in v]
@@ -398,16 +398,17 @@ def choose_threads(doc: dict) -> int:
 
 def free_for(th: dict[int, float], free: int) -> int:
     """The cores that were free for thread timings ``th`` (threads -> seconds), by the load average ``free``
-    said: fewer than the most timed when those lost by far (1.5x slower than one thread: only a core held by
-    another process does that; the load average lags a process that has just started)."""
+    said: fewer than the most timed when those lost by far (only a core held by another process does that;
+    the load average lags a process that has just started)."""
     n = max(th)
-    return min(free, n - 1) if n > 1 and th[n] > 1.5 * th[1] else free
+    return min(free, n - 1) if n > 1 and th[n] > LOST_BY_FAR * th[1] else free
 
 
 def retime_threads(doc: dict, note=None) -> dict:
     """``doc``, its thread timings taken again (and cached) when more cores are free now than when they were
     taken: on a busy machine more threads lose (their barriers wait for a core), which says nothing of the
-    same machine at rest. About a second, once: the new timings remember the cores free for them."""
+    same machine at rest. About a second, once: the new timings remember the cores free for them (again
+    only if the threads lose by far again, which is quick to see: thread_times stops at the first round)."""
     import torch
 
     was = doc.get("threads_free")
@@ -424,7 +425,7 @@ def retime_threads(doc: dict, note=None) -> dict:
         th = thread_times(StepTimer(preset, choose_dtype(doc, preset.get("n_embd", 0))), n, 1.0)
     finally:
         torch.set_num_threads(threads)
-    doc = {**doc, "threads_ms": {str(k): round(v * 1e3, 3) for k, v in th.items()}, "threads_free": free_for(th, n)}
+    doc = {**doc, "threads_ms": {str(k): round(v * 1e3, 3) for k, v in th.items()}, "threads_free": n}
     try:
         save(doc)
     except TinyGPTError:
