@@ -103,6 +103,15 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_at(c, 100, 1.0) == pytest.approx(1e-4)
 
 
+def test_a_preset_may_set_the_schedules_floor_and_an_option_still_wins():
+    five = TrainConfig(name="x", preset="5min", lr=1e-3, warmup_steps=0, max_steps=100).resolved()
+    assert lr_at(five, 100, 1.0) == 0.0  # 5min anneals to nothing (docs/speedrun.md, gain #10)
+    small = TrainConfig(name="x", preset="small", lr=1e-3, warmup_steps=0, max_steps=100).resolved()
+    assert lr_at(small, 100, 1.0) == pytest.approx(1e-4)  # the default floor: a tenth of the peak
+    given = TrainConfig(name="x", preset="5min", lr=1e-3, warmup_steps=0, max_steps=100, min_lr_ratio=0.1).resolved()
+    assert lr_at(given, 100, 1.0) == pytest.approx(1e-4)  # the option, though it equals the default
+
+
 def test_lr_schedule_wsd_holds_the_peak_then_falls_in_a_straight_line():
     c = TrainConfig(name="x", lr=1e-3, warmup_steps=10, min_lr_ratio=0.0, schedule="wsd", cooldown=0.25, max_steps=100).resolved()
     assert lr_at(c, 0, 0.0) == pytest.approx(1e-4)

@@ -46,7 +46,7 @@ def train(
     optimizer: Optional[str] = O(None, "--optimizer", help="muon (default: Muon for the hidden matrices, AdamW for the rest) or adamw."),
     muon_lr: Optional[float] = O(None, "--muon-lr", help="Muon's peak learning rate (default 0.02)."),
     muon_weight_decay: Optional[float] = O(None, "--muon-weight-decay", help="Muon's weight decay: its matrices shrink by its learning rate x this each step (default 0)."),
-    min_lr_ratio: Optional[float] = O(None, "--min-lr-ratio", help="Final learning rate as a fraction of the peak (default 0.1)."),
+    min_lr_ratio: Optional[float] = O(None, "--min-lr-ratio", help="Final learning rate as a fraction of the peak (default 0.1; 0 in the 5min preset)."),
     schedule: Optional[str] = O(None, "--schedule", help="After warmup: cosine (the default) down to the final rate, or wsd (the peak held, then a straight fall over the last --cooldown of the run)."),
     cooldown: Optional[float] = O(None, "--cooldown", help="With --schedule wsd: the fraction of the run spent falling (default 0.4)."),
     warmup_steps: Optional[int] = O(None, "--warmup-steps"),

@@ -24,12 +24,13 @@ BUDGET_PRESETS: dict[str, dict] = {
     # 1,000: 0.011 to 0.030 lower on 3 seeds, docs/speedrun.md), 3 beat 4; context 64 (128 was 0.12 worse)
     "1min": dict(n_layer=2, n_head=4, n_embd=128, block_size=64, batch_size=16, lr=3e-3, warmup_steps=20,
                  eval_interval=200, eval_iters=10, dropout=0.0, muon_ns_steps=4),
-    # 300 s: 1min's settings with 4 layers, context 128 and Muon's weight decay. Past 3,000 steps these small
-    # models have read the book ten times and overfit it; 4 layers with decay learn more from each pass (AMD EPYC
-    # Zen 4, bf16, whole validation split, seeds 1337, 1, 2, the steps 300 s hold on both cores: 3 layers 1.501,
-    # 4 layers 1.491, 4 with decay 1.488, range 0.001; docs/speedrun.md)
+    # 300 s: 1min's settings with 4 layers, context 128, Muon's weight decay and a schedule down to nothing. Past
+    # 3,000 steps these small models have read the book ten times and overfit it; 4 layers with decay learn more
+    # from each pass, and the decay fades with the learning rate (AMD EPYC Zen 4, bf16, whole validation split,
+    # seeds 1337, 1, 2, the 3,700 steps 300 s hold on both cores: 3 layers 1.501, 4 layers 1.491, 4 with decay
+    # 0.05 1.488, with decay 0.1 and a floor of 0 1.464, range 0.004; docs/speedrun.md)
     "5min": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, lr=3e-3, warmup_steps=20,
-                 eval_interval=200, eval_iters=10, dropout=0.0, muon_ns_steps=4, muon_weight_decay=0.05),
+                 eval_interval=200, eval_iters=10, dropout=0.0, muon_ns_steps=4, muon_weight_decay=0.1, min_lr_ratio=0.0),
 }
 
 PRESETS: dict[str, dict] = {
@@ -92,7 +93,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many steps ...
     time_budget: float | None = None  # ... or after this many seconds; the LR schedule fits whichever is set
     lr: float | None = None
-    min_lr_ratio: float | None = None  # the schedule's floor as a fraction of the peak (0.1 by default)
+    min_lr_ratio: float | None = None  # the schedule's floor as a fraction of the peak (0.1 by default, 0 in 5min)
     # after warmup: "cosine" from the peak to the floor over the whole run, or "wsd" (warmup, stable,
     # decay): the peak held, then a straight fall to the floor over the run's last `cooldown` fraction
     schedule: str | None = None
