@@ -3,6 +3,8 @@
 import json
 import math
 
+import sys
+
 import pytest
 
 from tests.conftest import PROBE_SHAPES as SMALL
@@ -200,10 +202,32 @@ def test_model_flops_count_matmuls_and_attention():
     assert PRESETS["1min"]["n_embd"] == 128  # (the shape above is the 1min preset's)
 
 
-def test_free_cores_follow_the_load(monkeypatch):
+def test_free_cores_follow_the_cpus_busy_now(monkeypatch):
+    monkeypatch.setattr(probe, "cores", lambda: 2)
+    monkeypatch.setattr(probe.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(probe.os, "getloadavg", lambda: (2.0, 2.0, 2.0))  # a run that ended a moment ago
+    readings = iter([(1000, 5000), (1010, 5400)])  # 10 of 400 ticks busy: idle now
+    monkeypatch.setattr(probe, "cpu_times", lambda: next(readings))
+    assert probe.free_cores(window=0) == 2  # not the load average's minute-old 2 busy
+    readings = iter([(1000, 5000), (1200, 5400)])  # one core busy
+    assert probe.free_cores(window=0) == 1
+    readings = iter([(1000, 5000), (1400, 5400)])
+    assert probe.free_cores(window=0) == 1  # a busy machine: one core, never none
+
+
+def test_free_cores_follow_the_load_where_the_cpus_times_are_unknown(monkeypatch):
+    monkeypatch.setattr(probe, "cpu_times", lambda: None)
     monkeypatch.setattr(probe.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
     assert probe.free_cores() == probe.cores()
     monkeypatch.setattr(probe.os, "getloadavg", lambda: (probe.cores() + 5.0, 0.0, 0.0))
-    assert probe.free_cores() == 1  # a busy machine: one core, never none
+    assert probe.free_cores() == 1
     monkeypatch.setattr(probe.os, "getloadavg", lambda: (1.0, 0.0, 0.0))
     assert probe.free_cores() == max(1, probe.cores() - 1)
+
+
+def test_cpu_times_are_read_from_this_machine():
+    a = probe.cpu_times()
+    if sys.platform.startswith("linux"):
+        assert a is not None and 0 <= a[0] <= a[1]
+        assert 0.0 <= probe.busy_cores(a, probe.cpu_times(), 2) <= 2.0
+    assert 1 <= probe.free_cores(window=0.05) <= probe.cores()

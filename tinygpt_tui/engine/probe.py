@@ -64,13 +64,46 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def free_cores() -> int:
-    """The cores not busy with other work now: those we may use less the last minute's load average."""
+BUSY_WINDOW_S = 0.2  # how long free_cores watches the CPUs
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(busy, total) time of all CPUs so far, in clock ticks, from Linux's /proc/stat; None elsewhere."""
     try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        load = 0.0
-    return max(1, cores() - int(load + 0.5))
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+        ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal (guests are in user)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not fields or fields[0] != "cpu" or len(ticks) < 5:
+        return None
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int], cpus: int) -> float:
+    """How many of ``cpus`` were busy between two cpu_times() readings."""
+    total = after[1] - before[1]
+    return cpus * max(0, after[0] - before[0]) / total if total > 0 else 0.0
+
+
+def free_cores(window: float = BUSY_WINDOW_S) -> int:
+    """The cores not busy with other work now: those we may use, less the CPUs busy over a short window (the
+    last minute's load average where the CPUs' times cannot be read). Not the load average alone: it lags by a
+    minute, so a run started right after another (an experiment's next member, a second try) would count the
+    finished run as a neighbour and take one thread on an idle machine."""
+    before = cpu_times()
+    after = None
+    if before is not None:
+        time.sleep(window)
+        after = cpu_times()
+    if before is not None and after is not None and after[1] > before[1]:
+        busy = busy_cores(before, after, os.cpu_count() or 1)
+    else:
+        try:
+            busy = os.getloadavg()[0]
+        except (OSError, AttributeError):
+            busy = 0.0
+    return max(1, cores() - int(busy + 0.5))
 
 
 def torch_version() -> str:
@@ -397,9 +430,9 @@ def choose_threads(doc: dict) -> int:
 
 
 def free_for(th: dict[int, float], free: int) -> int:
-    """The cores that were free for thread timings ``th`` (threads -> seconds), by the load average ``free``
-    said: fewer than the most timed when those lost by far (only a core held by another process does that;
-    the load average lags a process that has just started)."""
+    """The cores that were free for thread timings ``th`` (threads -> seconds), by what free_cores() said
+    (``free``): fewer than the most timed when those lost by far (only a core held by another process does
+    that, and a neighbour can start or wake after free_cores looked)."""
     n = max(th)
     return min(free, n - 1) if n > 1 and th[n] > LOST_BY_FAR * th[1] else free
 
