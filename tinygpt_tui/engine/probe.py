@@ -64,9 +64,6 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-BUSY_WINDOW_S = 0.2  # how long free_cores watches the CPUs
-
-
 def cpu_times() -> tuple[int, int] | None:
     """(busy, total) time of all CPUs so far, in clock ticks, from Linux's /proc/stat; None elsewhere."""
     try:
@@ -75,9 +72,7 @@ def cpu_times() -> tuple[int, int] | None:
         ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal (guests are in user)
     except (OSError, ValueError, UnicodeDecodeError):
         return None
-    if not fields or fields[0] != "cpu" or len(ticks) < 5:
-        return None
-    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+    return (sum(ticks) - ticks[3] - ticks[4], sum(ticks)) if fields[:1] == ["cpu"] and len(ticks) >= 5 else None
 
 
 def busy_cores(before: tuple[int, int], after: tuple[int, int], cpus: int) -> float:
@@ -86,22 +81,19 @@ def busy_cores(before: tuple[int, int], after: tuple[int, int], cpus: int) -> fl
     return cpus * max(0, after[0] - before[0]) / total if total > 0 else 0.0
 
 
-def free_cores(window: float = BUSY_WINDOW_S) -> int:
+def free_cores(window: float = 0.2) -> int:
     """The cores not busy with other work now: those we may use, less the CPUs busy over a short window (the
     last minute's load average where the CPUs' times cannot be read). Not the load average alone: it lags by a
     minute, so a run started right after another (an experiment's next member, a second try) would count the
     finished run as a neighbour and take one thread on an idle machine."""
     before = cpu_times()
-    after = None
-    if before is not None:
-        time.sleep(window)
-        after = cpu_times()
+    after = time.sleep(window) or cpu_times() if before is not None else None
     if before is not None and after is not None and after[1] > before[1]:
         busy = busy_cores(before, after, os.cpu_count() or 1)
     else:
         try:
             busy = os.getloadavg()[0]
-        except (OSError, AttributeError):
+        except (OSError, AttributeError):  # (unobtainable, or no such call here)
             busy = 0.0
     return max(1, cores() - int(busy + 0.5))
 
