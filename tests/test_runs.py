@@ -160,11 +160,14 @@ def test_overfitting_is_said_when_validation_rises_for_k_evals_while_training_fa
     assert overfitting(evals([2.0, 2.1, 2.2])) is None  # too few to tell
 
 
-def test_the_shipped_shakespeare_run_is_seen_to_overfit_at_its_end():
+def test_the_shipped_shakespeare_run_ends_at_its_best_and_is_not_called_overfitting():
+    """A real run annealed to a learning rate of 0: its estimates (10 held batches) wander up by more than
+    the noise margin now and then, but the last ones hold its best, so the note stays quiet at the end."""
     c = Curves(runs.shipped_models_dir() / "shakespeare")
     assert c.finished and len(c.evals) > 20
-    assert "1.452" in overfitting(c)  # its best, at step 5,000; the last evaluations sit above it
-    assert overfitting(c.evals[:20]) is None  # at step 5,000 it was still improving
+    vals = [e.val_loss for e in c.evals]
+    assert any(b > a + 0.02 for a, b in zip(vals, vals[1:]))  # it does wander up now and then
+    assert min(vals) in vals[-3:] and overfitting(c) is None
 
 
 # ----------------------------------------------------------------- what good looks like
