@@ -465,6 +465,29 @@ def test_the_compile_wait_is_explained_each_time_it_happens(tmp_path, monkeypatc
         assert "compiled decoder" in err.export_text()
 
 
+def test_generate_explains_a_wait_for_the_compiler_and_not_a_load_from_its_cache(tmp_path, small_corpus, monkeypatch):
+    """Every `generate --max-new 1` said 'finishing the compiled decoder for this install (once, about 20 s)': a
+    run that ends before numba has loaded what an earlier run compiled (a second or two) waits for it too."""
+    import threading
+
+    from conftest import make_tiny_model
+
+    from tinygpt_tui.cli import generate as generate_cli
+    from tinygpt_tui.fast import decode
+
+    make_tiny_model(tmp_path / "tiny", small_corpus.read_text(encoding="utf-8"))
+    monkeypatch.setattr(decode, "WAIT_S", 0.0)  # the first character from numpy, as on a first run
+    for ready_after, quiet_s, said in ((1.0, 10.0, False), (None, 0.2, True)):  # loaded from the cache; still compiling
+        ready = threading.Event()
+        if ready_after is not None:
+            threading.Timer(ready_after, ready.set).start()
+        monkeypatch.setattr(decode, "compiling", lambda types: ready)
+        monkeypatch.setattr(generate_cli, "COMPILE_QUIET_S", quiet_s)
+        r = tinygpt_inproc("generate", "tiny", "--max-new", "1", "--prompt", "a", "--models-dir", tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert ("compiled decoder" in r.stderr) == said, r.stderr
+
+
 def test_eval_table_headers_are_whole_at_80_columns(tmp_path, small_corpus):
     """At 80 columns the table cut its headers to 'characte…' and 'perplexi…'."""
     from conftest import make_tiny_model

@@ -72,7 +72,9 @@ def generate(
             out.flush()
         out.write("\n")
         out.flush()
-    if gen.compiling:  # numpy decoded all of it; the process waits for numba before it exits
+    # numpy decoded all of it and the process waits for numba before it exits: loading what an earlier run
+    # compiled takes a second or two (nothing to say), compiling for the first time about 20 s
+    if gen.compiling and not gen.run.ready.wait(COMPILE_QUIET_S):
         compile_note(err)
 
 
@@ -140,6 +142,9 @@ def eval_cmd(
     recorded = loaded.doc.get("figures", {}).get("val_loss")
     if "val" in splits and isinstance(recorded, (int, float)) and c.sha256 == loaded.doc.get("corpus", {}).get("sha256"):
         out.print(f"model card: validation loss {recorded:.4f}")
+
+
+COMPILE_QUIET_S = 3.0  # seconds of waiting for the compiled decoder at exit before saying why
 
 
 def compile_note(err) -> None:
