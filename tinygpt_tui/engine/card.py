@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+from pathlib import Path
+
 
 def _schedule_line(t: dict) -> str:
     floor = f"{t.get('min_lr_ratio')}x the peak"
@@ -16,6 +20,15 @@ def _optimizer_line(t: dict) -> str:
         decay = f", weight decay {wd}" if isinstance(wd, (int, float)) and wd > 0 else ""
         return f"Muon for the weight matrices inside the blocks (lr {t.get('muon_lr')}{decay}), AdamW for the rest (lr {t.get('lr')})"
     return f"AdamW (lr {t.get('lr')})"  # also runs saved before Muon was offered
+
+
+def _corpus_arg(c: dict) -> str:
+    """What the card's `tinygpt eval --corpus` takes: a file by its own name (eval finds the file the
+    model was trained on by it), a folder or a glob by its path; quoted for a shell."""
+    path = str(c.get("path") or "")
+    if path and not os.path.isfile(path) and (os.path.isdir(path) or any(ch in path for ch in "*?[")):
+        return shlex.quote(path)
+    return shlex.quote(Path(path).name if path else f"{c.get('name', 'CORPUS')}.txt")
 
 
 def lineage_lines(lin) -> list[str]:
@@ -70,7 +83,7 @@ def render_card(doc: dict) -> str:
         str(doc.get("command") or "(not recorded)"),
         "```",
         "",
-        f"Check the validation loss: `tinygpt eval {doc.get('name', 'MODEL')} --corpus {c.get('name', 'CORPUS')}.txt`",
+        f"Check the validation loss: `tinygpt eval {doc.get('name', 'MODEL')} --corpus {_corpus_arg(c)}`",
         "",
     ]
     if doc.get("heads"):  # engine/inspect.py head_roles(...)[i].line(), when the writer measured them
