@@ -183,9 +183,8 @@ def test_eval_when_the_recorded_corpus_is_gone(trained, tmp_path):
 # ------------------------------------------------------------------ issue 16: what a newcomer meets
 @pytest.mark.slow
 def test_every_command_a_model_card_prints_runs_as_printed(tmp_path, small_corpus):
-    """A card of a model trained on an added corpus, a file path and a file not named .txt with a
-    space in its name: every `tinygpt ...` command in it runs (the train command again, once the
-    folder is gone)."""
+    """Cards of models trained on an added corpus, a file path, "my novel.md", a folder and a glob: every
+    `tinygpt ...` command in them runs (the train command again, once the folder is gone)."""
     import re
     import shlex
     import shutil
@@ -193,8 +192,10 @@ def test_every_command_a_model_card_prints_runs_as_printed(tmp_path, small_corpu
     env = {"TINYGPT_MODELS_DIR": str(tmp_path / "models"), "TINYGPT_CORPORA_DIR": str(tmp_path / "corpora")}
     assert tinygpt("corpus", "add", small_corpus, "--name", "mybook", env=env).returncode == 0
     tiny = ["--preset", "tiny", "--block-size", "16", "--max-steps", "4", "--eval-interval", "4", "--eval-iters", "1", "--threads", "1"]
-    spaced = shutil.copy(small_corpus, tmp_path / "my novel.md")
-    for corpus, name in (("mybook", "added"), (str(small_corpus), "bypath"), (spaced, "spaced")):
+    (tmp_path / "books").mkdir()
+    spaced, _ = shutil.copy(small_corpus, tmp_path / "my novel.md"), shutil.copy(small_corpus, tmp_path / "books" / "a.txt")
+    for corpus, name in (("mybook", "added"), (small_corpus, "bypath"), (spaced, "spaced"), (tmp_path / "books", "folder"),
+                         (str(tmp_path / "books" / "*.txt"), "glob")):
         r = tinygpt("train", corpus, "--name", name, *tiny, "--jsonl", env=env)
         assert r.returncode == 0, r.stderr
         card = (tmp_path / "models" / name / "README.md").read_text(encoding="utf-8")

@@ -518,6 +518,31 @@ async def test_inspector_head_hints_say_how_to_get_the_missing_corpus(tmp_path, 
         assert "tinygpt corpus fetch shakespeare" in " ".join(shown_lines(panel).split()), shown_lines(panel)
 
 
+@pytest.mark.parametrize("where", ["book.md", "books"])
+async def test_inspector_head_hints_read_the_file_or_folder_it_was_trained_on(tmp_path, where):
+    """A model trained on a file by its path (not a catalog or added corpus) or on a folder: the hints said
+    "corpus not found: book", looking for its name among the corpora, though the file was there."""
+    import json
+
+    from tests.conftest import make_tiny_model
+    from tests.test_app import wait_for
+
+    (tmp_path / "books").mkdir()
+    for f in ("book.md", "books/a.txt", "books/b.txt"):
+        (tmp_path / f).write_text(TEXT * 20, encoding="utf-8")
+    folder = tmp_path / "models" / "mine"
+    _, tok = make_tiny_model(folder, TEXT)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["corpus"].update(name=where.split(".")[0], path=str(tmp_path / where))
+    (folder / "config.json").write_text(json.dumps(cfg))
+    screen, host = inspector_on("the honou", folder, tok)
+    async with host.run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        panel = screen.query_one("#insp-deeper")
+        await pilot.press("h")
+        assert await wait_for(pilot, lambda: "L0 h0" in shown_lines(panel), timeout=30), shown_lines(panel)
+
+
 async def test_inspector_all_layers_title_is_whole_at_80_columns():
     """The all-layers heatmap's title says what its rows are; at 80 columns it wraps, never cut."""
     from tests.test_app import wait_for

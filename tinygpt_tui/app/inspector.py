@@ -34,11 +34,11 @@ from tinygpt_tui.errors import TinyGPTError
 def corpus_text(folder) -> tuple[str | None, str]:
     """The model's own corpus (for the embedding map's frequencies and the head hints), or None and why it is
     not here (how to fetch it, when it is the catalog's)."""
-    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
+    from tinygpt_tui.engine.corpora import own_corpus, resolve_corpus, whole_text
     from tinygpt_tui.engine.folder import read_info
 
-    try:
-        return (read_corpus(resolve_corpus(read_info(folder).corpus)).text, "") if folder is not None else (None, "no model folder")
+    try:  # (the file or folder it was trained on while it is there, else the corpus of its name)
+        return (whole_text(resolve_corpus(own_corpus(read_info(folder).doc))), "") if folder is not None else (None, "no model folder")
     except (TinyGPTError, OSError) as e:
         return None, str(e)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import sys
 import unicodedata
 from pathlib import Path
@@ -163,14 +162,12 @@ def embedding_text(emap, near_list, near: str | None, width: int, height: int = 
 
 def deeper(console, loaded, embeddings: bool, top: int, near: str | None, heads: bool, corpus: str | None, json_out: bool) -> None:
     """--embeddings and --heads: views of the whole model, not of one prompt."""
-    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
+    from tinygpt_tui.engine.corpora import own_corpus, resolve_corpus, whole_text
     from tinygpt_tui.engine.lens import embedding_map, head_roles, neighbours
 
     model, tok, doc, text, note = loaded.model, loaded.tokenizer, {}, None, None
     try:
-        own = loaded.doc.get("corpus", {})  # the file it was trained on, else its name
-        own = str(own.get("path", "")) if os.path.isfile(str(own.get("path", ""))) else str(own.get("name", ""))
-        text = read_corpus(resolve_corpus(corpus or own)).text
+        text = whole_text(resolve_corpus(corpus or own_corpus(loaded.doc)))
     except TinyGPTError as e:  # (the corpus is optional for the map: frequencies, else vocabulary order)
         if heads or corpus:
             raise SettingsError(f"{e} (give --corpus FILE)") from None

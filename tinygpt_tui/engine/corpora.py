@@ -64,6 +64,26 @@ def read_corpus(path) -> Corpus:
     return Corpus(str(p), text, hashlib.sha256(raw).hexdigest())
 
 
+def own_corpus(doc: dict | None) -> str:
+    """The corpus a model's config.json says it was trained on, as resolve_corpus takes it: the recorded path
+    while it is there (a file, a folder, or a glob that matches), else its name (a catalog or added corpus)."""
+    import glob
+
+    c = doc.get("corpus") if isinstance(doc, dict) and isinstance(doc.get("corpus"), dict) else {}
+    path = os.path.expanduser(str(c.get("path") or ""))
+    return path if path and (os.path.exists(path) or glob.glob(path)) else str(c.get("name") or "")
+
+
+def whole_text(spec) -> str:
+    """A corpus's text in memory (the inspector's character frequencies and head hints): a file's, or a
+    folder's or glob's files read one by one and joined as engine/sources.py joins the files of a split."""
+    from tinygpt_tui.engine.sources import SEPARATOR, source_files
+
+    if Path(os.path.expanduser(str(spec))).is_file():
+        return read_corpus(spec).text
+    return SEPARATOR.join(read_corpus(f).text for f in source_files(str(spec)))
+
+
 def sha256_file(path: Path) -> str:
     return file_sha256(path, "corpus", CorpusError, MAX_CORPUS_BYTES)
 
