@@ -288,3 +288,15 @@ def test_reading_windows_does_not_grow_memory_with_the_corpus(tmp_path):
     for _ in range(100):
         data.batch("train", 30, gen, torch.device("cpu"))
     assert rss_file_mb() - before < 2, (before, rss_file_mb())
+
+
+def test_a_corpus_given_by_a_relative_path_is_found_from_anywhere(tmp_path, small_corpus, monkeypatch):
+    """`tinygpt train book.txt` recorded the path as typed: from another folder, eval said the model's
+    corpus was not on this machine."""
+    (tmp_path / "book.md").write_bytes(small_corpus.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--preset", "tiny", "--block-size", "16", "--max-steps", "2", "--eval-iters", "1", "--sample-chars", "0", "--threads", "1"]
+    assert tinygpt_inproc("train", "book.md", "--name", "b", "--models-dir", tmp_path / "m", *tiny, "--jsonl").returncode == 0
+    monkeypatch.chdir(ROOT)
+    r = tinygpt_inproc("eval", tmp_path / "m" / "b")
+    assert r.returncode == 0 and "val" in r.stdout, r.stderr

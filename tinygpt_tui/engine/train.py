@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import sys
 import threading
 import time
@@ -267,7 +268,8 @@ class Run:
         cfg = self.cfg
         doc = {
             "name": cfg.name, "model": self.model_cfg.to_dict(), "training": cfg.training_dict(),
-            "corpus": {"name": self.corpus.name, "path": self.corpus.path, "sha256": self.corpus.sha256, "chars": self.corpus.chars},
+            "corpus": {"name": self.corpus.name, "path": os.path.abspath(os.path.expanduser(self.corpus.path)),  # (found from any folder)
+                       "sha256": self.corpus.sha256, "chars": self.corpus.chars},
             "figures": {
                 "step": step, "tokens_seen": tokens, "train_time_s": round(elapsed, 2), "params": self.model_cfg.param_count(),
                 "weights_step": step if self.best_step is None else self.best_step, "train_loss": self.best_train,
