@@ -215,6 +215,15 @@ def test_resume_with_a_new_budget_says_how_to_resume_not_that_a_corpus_is_missin
     assert_one_error(r, "--resume", "as saved", "tinygpt experiment ex --resume")
 
 
+def test_an_experiment_named_again_alone_says_how_to_see_it_not_that_a_corpus_is_missing(tmp_path):
+    """`tinygpt lesson NAME` again shows its results; `tinygpt experiment NAME` again said "an experiment
+    needs a corpus (--corpus)" though the experiment has one."""
+    (tmp_path / "models" / "ex").mkdir(parents=True)
+    (tmp_path / "models" / "ex" / "experiment.json").write_text("{}")
+    r = cli("--models-dir", tmp_path / "models", "experiment", "ex")
+    assert_one_error(r, "is an experiment already", "tinygpt experiment ex --resume")
+
+
 def test_bench_refuses_a_json_path_it_cannot_write_before_it_measures(tmp_path):
     for where, why in ((tmp_path, "it is a folder"), (tmp_path / "missing" / "b.json", "does not exist")):
         r = cli("bench", "--json", where, "--presets", "tiny", "--seconds", "0.5", "--threads", "1")

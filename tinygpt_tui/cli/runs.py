@@ -288,6 +288,13 @@ def experiment_cmd(
     if x is not None:
         _check_x(x)
     given = any(v not in (None, [], ()) for v in (corpus, minutes, max_steps, vary, set_, seeds, seed, file))
+    from tinygpt_tui.engine.folder import default_models_dir
+    from tinygpt_tui.engine.presets import check_name
+    from tinygpt_tui.engine.runs import MANIFEST
+
+    check_name(name)
+    if not given and not resume and ((Path(models_dir) if models_dir else default_models_dir()) / name / MANIFEST).is_file():
+        fail(f"{one_line(name)} is an experiment already: `tinygpt experiment {one_line(name)} --resume` shows its results or goes on")
     if resume and not given:
         plan = E.load_plan(name, models_dir)
         if threads is not None:  # (the one setting a resumed experiment takes: how this machine runs it)
