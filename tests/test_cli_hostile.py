@@ -224,6 +224,17 @@ def test_an_experiment_named_again_alone_says_how_to_see_it_not_that_a_corpus_is
     assert_one_error(r, "is an experiment already", "tinygpt experiment ex --resume")
 
 
+def test_resume_refuses_a_setting_it_would_ignore_and_takes_the_same_command_again(tmp_path, small_corpus):
+    """`train --name m --resume --lr 0.5 --n-layer 6` trained on with the saved settings, saying nothing."""
+    models = tmp_path / "models"
+    assert tiny_train(small_corpus, models, "m").exit_code == 0
+    before = (models / "m" / "config.json").read_text()
+    assert_one_error(cli("train", "--name", "m", "--models-dir", models, "--resume", "--lr", "0.5", "--n-layer", "6"),
+                     "--resume", "--lr", "--n-layer", "cannot change")
+    assert (models / "m" / "config.json").read_text() == before
+    assert tiny_train(small_corpus, models, "m", "--resume", "--max-steps", "3").exit_code == 0  # (a job resubmitted)
+
+
 def test_bench_refuses_a_json_path_it_cannot_write_before_it_measures(tmp_path):
     for where, why in ((tmp_path, "it is a folder"), (tmp_path / "missing" / "b.json", "does not exist")):
         r = cli("bench", "--json", where, "--presets", "tiny", "--seconds", "0.5", "--threads", "1")

@@ -21,6 +21,7 @@ O = typer.Option
 
 @friendly
 def train(
+    ctx: typer.Context,
     corpus: Optional[str] = typer.Argument(None, help="A text file, or a corpus name from `tinygpt corpus list`. Optional with --resume."),
     name: str = O(..., "--name", "-n", help="Model name: the folder under the models directory."),
     preset: str = O("auto", help="Size preset: auto (sized for --minutes; small without it), 1min, 5min, tiny, small, medium, large, nanogpt."),
@@ -69,11 +70,14 @@ def train(
 ):
     """Train a model on a corpus. Ctrl+C saves a checkpoint and exits; --resume continues it."""
     options = dict(locals())  # taken first: the options above, each named as its TrainConfig field
+    del options["ctx"]
     from tinygpt_tui.engine.corpora import resolve_corpus
     from tinygpt_tui.engine.presets import TrainConfig
 
     if corpus is None and not resume:
         fail("give a corpus: a text file or a name from `tinygpt corpus list`")
+    if resume:
+        refuse_changes(ctx, options)
     if minutes is not None and (minutes != minutes or minutes <= 0):
         fail(f"--minutes must be above 0, got {minutes}")
     del options["minutes"], options["jsonl"]  # (as time_budget below; and how to print, not a setting)
@@ -87,6 +91,29 @@ def train(
 
     # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py)
     run_training(settle(TrainConfig(**options), note=note), jsonl=jsonl)
+
+
+# what --resume takes from the command line; every other setting is the saved run's
+RESUME_TAKES = {"corpus", "name", "max_steps", "minutes", "jsonl", "models_dir", "resume", "device", "threads", "dtype",
+                "eval_interval", "eval_iters", "sample_chars", "checkpoint_activations", "memory_budget", "init_from"}
+
+
+def refuse_changes(ctx: typer.Context, options: dict) -> None:
+    """--resume goes on with the run's saved settings: one typed that differs from them (--lr 0.5, --n-layer 6)
+    was ignored without a word. The same command again with --resume (a job resubmitted) still runs."""
+    from tinygpt_tui.engine.folder import CONFIG, check_folder, default_models_dir
+
+    folder = Path(options["models_dir"] or default_models_dir()) / options["name"]
+    if not (folder / CONFIG).is_file():
+        return  # (the run says there is nothing to resume)
+    doc = check_folder(folder)[0]
+    saved = {**doc.get("model", {}), **doc.get("training", {})}  # (vocab_size: the one asked for, not the one a BPE learned)
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    changed = [flags.get(k, k) for k, v in options.items() if k not in RESUME_TAKES and k in saved and v != saved[k]
+               and getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"]
+    if changed:
+        fail(f"--resume goes on with {one_line(options['name'])}'s saved settings; {', '.join(changed)} cannot change "
+             "(it takes the length, --device, --threads, --dtype and the evaluation options; or train a new run with another --name)")
 
 
 def note(line: str) -> None:
