@@ -235,6 +235,19 @@ def test_resume_refuses_a_setting_it_would_ignore_and_takes_the_same_command_aga
     assert tiny_train(small_corpus, models, "m", "--resume", "--max-steps", "3").exit_code == 0  # (a job resubmitted)
 
 
+def test_a_setting_the_run_would_ignore_is_refused_before_anything_is_written(tmp_path, small_corpus):
+    """--cooldown under the cosine schedule and Muon's settings under --optimizer adamw trained the same
+    model without a word: a learner comparing two such runs reads a difference into noise."""
+    models = tmp_path / "models"
+    for extra, needles in ((["--cooldown", "0.2"], ("--cooldown", "wsd")),
+                           (["--optimizer", "adamw", "--muon-lr", "0.05"], ("--muon-lr", "muon", "--lr")),
+                           (["--optimizer", "adamw", "--muon-weight-decay", "0.1"], ("--muon-weight-decay",))):
+        assert_one_error(cli("train", small_corpus, "--name", "m", "--models-dir", models, "--preset", "tiny", "--max-steps", "2", *extra),
+                         *needles)
+    assert not (models / "m").exists()
+    assert tiny_train(small_corpus, models, "m", "--schedule", "wsd", "--cooldown", "0.2").exit_code == 0
+
+
 def test_bench_refuses_a_json_path_it_cannot_write_before_it_measures(tmp_path):
     for where, why in ((tmp_path, "it is a folder"), (tmp_path / "missing" / "b.json", "does not exist")):
         r = cli("bench", "--json", where, "--presets", "tiny", "--seconds", "0.5", "--threads", "1")

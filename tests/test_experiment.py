@@ -45,6 +45,20 @@ def test_an_impossible_member_is_refused_by_name_before_anything_runs(small_corp
     assert not (tmp_path / "e").exists()
 
 
+def test_a_grid_of_a_setting_its_members_ignore_is_refused(small_corpus, tmp_path):
+    """--vary cooldown=0.2,0.4 under the cosine schedule made two identical runs; a setting fixed for
+    every member and used by none is refused too, one used by some members is not."""
+    with pytest.raises(SettingsError, match=r"member cooldown=0.2: cooldown is for the wsd schedule"):
+        E.make_plan(spec(small_corpus, vary={"cooldown": [0.2, 0.4]}), tmp_path)
+    with pytest.raises(SettingsError, match=r"member optimizer=adamw,muon_lr=0.01: muon_lr is for the muon optimizer"):
+        E.make_plan(spec(small_corpus, vary={"optimizer": ["adamw", "muon"], "muon_lr": [0.01, 0.02]}), tmp_path)
+    with pytest.raises(SettingsError, match=r"^cooldown is for the wsd schedule"):
+        E.make_plan(spec(small_corpus, settings={**TINY, "cooldown": 0.2}), tmp_path)
+    plan = E.make_plan(spec(small_corpus, settings={**TINY, "muon_lr": 0.03}, vary={"optimizer": ["adamw", "muon"]}), tmp_path)
+    assert [m.config.resolved().muon_lr for m in plan.members] == [0.03, 0.03]
+    assert not (tmp_path / "e").exists()
+
+
 def test_an_unknown_setting_lists_the_valid_ones():
     with pytest.raises(SettingsError, match=r"unknown setting 'layerz'.*n_layer.*pos_encoding"):
         E.parse_pairs(["layerz=1,2"], "vary")

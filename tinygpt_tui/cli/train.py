@@ -87,8 +87,12 @@ def train(
         from tinygpt_tui.engine.sources import look_first
 
         look_first(options["corpus"])  # before the probe (10 s, once per machine)
+    from tinygpt_tui.engine.presets import unused_settings
     from tinygpt_tui.engine.probe import settle
 
+    if not resume:
+        for k, why in unused_settings(TrainConfig(**options)).items():
+            fail(f"--{k.replace('_', '-')} {why.replace('lr and weight_decay', '--lr and --weight-decay')}")
     # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py)
     run_training(settle(TrainConfig(**options), note=note), jsonl=jsonl)
 
@@ -101,16 +105,12 @@ RESUME_TAKES = {"corpus", "name", "max_steps", "minutes", "jsonl", "models_dir",
 def refuse_changes(ctx: typer.Context, options: dict) -> None:
     """--resume goes on with the run's saved settings: one typed that differs from them (--lr 0.5, --n-layer 6)
     was ignored without a word. The same command again with --resume (a job resubmitted) still runs."""
-    from tinygpt_tui.engine.folder import CONFIG, check_folder, default_models_dir
+    from tinygpt_tui.engine.folder import default_models_dir
+    from tinygpt_tui.engine.presets import resume_changes
 
-    folder = Path(options["models_dir"] or default_models_dir()) / options["name"]
-    if not (folder / CONFIG).is_file():
-        return  # (the run says there is nothing to resume)
-    doc = check_folder(folder)[0]
-    saved = {**doc.get("model", {}), **doc.get("training", {})}  # (vocab_size: the one asked for, not the one a BPE learned)
+    typed = {k: v for k, v in options.items() if k not in RESUME_TAKES and getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
     flags = {p.name: p.opts[0] for p in ctx.command.params}
-    changed = [flags.get(k, k) for k, v in options.items() if k not in RESUME_TAKES and k in saved and v != saved[k]
-               and getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"]
+    changed = [flags.get(k, k) for k in resume_changes(Path(options["models_dir"] or default_models_dir()) / options["name"], typed)]
     if changed:
         fail(f"--resume goes on with {one_line(options['name'])}'s saved settings; {', '.join(changed)} cannot change "
              "(it takes the length, --device, --threads, --dtype and the evaluation options; or train a new run with another --name)")

@@ -28,7 +28,7 @@ from pathlib import Path
 from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.estimate import Estimate, estimate  # noqa: F401 (part of this module's interface)
 from tinygpt_tui.engine.files import MiB, atomic_write, read_json
-from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, check_name, check_threads
+from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, check_name, check_threads, unused_settings
 from tinygpt_tui.engine.runs import MANIFEST, RunSummary, summarize
 from tinygpt_tui.errors import CheckpointError, SettingsError, TinyGPTError
 
@@ -200,7 +200,7 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
         groups = [(m["name"], {k: v for k, v in m.items() if k != "name"}) for m in spec.members]
     if len(groups) * spec.seeds > MAX_MEMBERS:
         raise SettingsError(f"{len(groups) * spec.seeds} runs is more than the {MAX_MEMBERS} an experiment holds")
-    members, seen = [], set()
+    members, seen, dead = [], set(), {}
     for group, settings in groups:
         for i in range(spec.seeds):
             name = group if spec.seeds == 1 else f"{group},seed={spec.seed + i}"
@@ -212,6 +212,11 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
                 cfg = TrainConfig(corpus=corpus, name=name, models_dir=str(models_dir / spec.name), seed=spec.seed + i,
                                   max_steps=spec.max_steps, time_budget=spec.minutes * 60 if spec.minutes else None,
                                   threads=spec.threads, command=f"tinygpt experiment {spec.name}", **{**spec.settings, **settings})
+                unused = unused_settings(cfg)
+                for k, why in unused.items():
+                    if k in settings:  # (one --set for every member may be meant for only some of them)
+                        raise SettingsError(f"{k} {why}")
+                dead = {k: why for k, why in unused.items() if k in spec.settings and (not members or k in dead)}
                 if (cfg.dtype or "auto") != "auto":  # a precision this device lacks (fp16 on a CPU): refused here, by name
                     from tinygpt_tui.engine.device import pick_device, pick_dtype
 
@@ -223,6 +228,8 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
             except TinyGPTError as e:
                 raise SettingsError(f"member {name}: {e}") from None
             members.append(Member(name, group, settings, spec.seed + i, cfg))
+    for k, why in dead.items():  # set for every member and used by none
+        raise SettingsError(f"{k} {why}")
     return Plan(spec, models_dir / spec.name, corpus, members, source)
 
 

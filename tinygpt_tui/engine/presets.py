@@ -207,6 +207,21 @@ class TrainConfig:
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
+def unused_settings(given: TrainConfig) -> dict[str, str]:
+    """Settings given (not None before `resolved`) that the run would ignore, each with why: --cooldown
+    under the cosine schedule, Muon's under --optimizer adamw. Left unsaid, a run or a grid that varies
+    one of them trains the same model while the learner reads a difference into it."""
+    cfg = given.resolved()
+    out = {}
+    if given.cooldown is not None and cfg.schedule != "wsd":
+        out["cooldown"] = f"is for the wsd schedule; {cfg.schedule} falls over the whole run"
+    if cfg.optimizer == "adamw":
+        for k in ("muon_lr", "muon_weight_decay", "muon_ns_steps"):
+            if getattr(given, k) is not None:
+                out[k] = "is for the muon optimizer; adamw trains every weight with lr and weight_decay"
+    return out
+
+
 # what a resumed run takes from the command line when given (the rest comes from the checkpoint)
 REPORTING_KEYS = ("eval_interval", "eval_iters", "log_interval", "sample_chars", "dtype", "checkpoint_activations", "memory_budget")
 
@@ -235,6 +250,21 @@ def resume_config(given: TrainConfig, saved: dict, model: GPTConfig, saved_corpu
     cfg = cfg.resolved() if cfg.max_steps or cfg.time_budget else cfg
     cfg.check()
     return cfg
+
+
+def resume_changes(folder, given: dict) -> list[str]:
+    """The settings in ``given`` (TrainConfig field -> value, as typed) that differ from the run saved in
+    ``folder``: a resumed run goes on with its saved ones, so a changed one would be ignored. Settings a
+    resume takes (the length, device, precision, evaluations) are the caller's to leave out."""
+    from pathlib import Path
+
+    from tinygpt_tui.engine.folder import CONFIG, check_folder
+
+    if not (Path(folder) / CONFIG).is_file():
+        return []  # (the run says there is nothing to resume)
+    doc = check_folder(Path(folder))[0]
+    saved = {"tokenizer": "char", **doc.get("model", {}), **doc.get("training", {})}  # (vocab_size: as asked for)
+    return [k for k, v in given.items() if k in saved and v != saved[k]]
 
 
 class NameTaken(SettingsError):
