@@ -845,6 +845,27 @@ async def test_an_existing_name_says_which_key_resumes_it(tmp_path):
         assert "press Ctrl+E to resume it" in err()
 
 
+async def test_resume_refuses_a_setting_changed_in_the_form_instead_of_ignoring_it(tmp_path):
+    """Resume went on with the saved settings whatever the form said: 8 layers typed, 2 trained."""
+    d = make_models_dir(tmp_path)
+    saved = json.loads((d / "alpha" / "config.json").read_text())
+    saved.setdefault("training", {}).update(lr=0.003, preset="tiny")  # (as `tinygpt train` saves them)
+    (d / "alpha" / "config.json").write_text(json.dumps(saved))
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        err = lambda: str(ts.query_one("#train-error").render())  # noqa: E731
+        fill(ts, **{"train-name": "alpha", "hp-n_layer": saved["model"]["n_layer"] + 1, "hp-lr": "0.5", "train-preset": "large"})
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert "Resume goes on with alpha's saved settings; layers, learning rate, size cannot change" in err()
+        assert app.training is None
+        fill(ts, **{"hp-n_layer": saved["model"]["n_layer"], "hp-lr": "", "train-preset": "auto"})  # as saved: no complaint
+        assert ts.read_form(resume=True).resume
+
+
 async def test_a_binary_non_utf8_short_or_blank_corpus_is_refused_before_the_run_starts(tmp_path):
     d = make_models_dir(tmp_path)
     write_run(d / "earlier", run_records())

@@ -269,6 +269,15 @@ class TrainingScreen(Screen):
         cfg.command = train_command(cfg, kw)
         if not resume:
             cfg.resolved()  # impossible hyperparameters are caught here, before anything loads
+        else:  # a resumed run goes on with its saved settings: one changed in the form would be ignored
+            from tinygpt_tui.engine.presets import resume_changes
+
+            typed = {k: v for k, v in kw.items() if k not in ("eval_interval", "init_from")}
+            labels = {**{f: label for f, label, _ in CUSTOM_FIELDS}, "preset": "size", "tokenizer": "tokens", "vocab_size": "tokens"}
+            changed = dict.fromkeys(labels[k] for k in resume_changes(Path(cfg.models_dir) / name, {**typed, **({"preset": preset} if preset != "auto" else {})}))
+            if changed:
+                raise SettingsError(f"Resume goes on with {name}'s saved settings; {', '.join(changed)} cannot change "
+                                    "(clear them, or Start a new run with another name)")
         return cfg
 
     # ------------------------------------------------------------ actions
