@@ -299,3 +299,33 @@ async def test_resume_without_a_name_asks_for_the_run_to_resume(models_dir):  # 
         assert "becomes the folder" not in notes(app)
         await pilot.press("ctrl+s")  # a new run: the name becomes its folder
         assert await wait_for(pilot, lambda: "becomes the folder" in notes(app)), notes(app)
+
+
+async def test_the_status_says_compiling_only_for_a_wait_longer_than_a_cache_load(models_dir, monkeypatch):  # noqa: F811
+    """The status said "compiling the decoder (once per machine)" on every first generation of a start,
+    while numba loaded the step compiled before (a second or two); as `tinygpt generate`, it now waits."""
+    import threading
+
+    from tinygpt_tui import sampler
+    from tinygpt_tui.fast import decode
+
+    monkeypatch.setattr(decode, "WAIT_S", 0.0)  # the text from numpy meanwhile, as on a first run
+    monkeypatch.setattr(decode, "compiling", lambda types: threading.Event())  # never ready
+    app = make_app(models_dir)
+    async with app.run_test(size=(120, 30)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        gen.query_one("#sampling").set_value("length", 100_000)
+        status = lambda: str(gen.query_one("#status").render())  # noqa: E731
+        for quiet_s, said in ((60.0, False), (0.3, True)):
+            monkeypatch.setattr(sampler, "COMPILE_QUIET_S", quiet_s)
+            gen.query_one("#prompt").focus()
+            await pilot.press("a", "enter")
+            assert await wait_for(pilot, lambda: gen.stream is not None and not gen.stream.finished and gen.stream.compiling
+                                  and gen.stream.generated > 50)
+            if said:
+                assert await wait_for(pilot, lambda: "compiling" in status()), status()  # (at 120 columns, its short form)
+            else:
+                await pilot.pause(0.8)  # (two refreshes of the status line)
+                assert "compiling" not in status() and status().startswith("generating"), status()
+            await pilot.press("escape")
+            assert await wait_for(pilot, lambda: gen.stream.finished) and status().startswith("stopped"), status()

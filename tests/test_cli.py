@@ -475,7 +475,7 @@ def test_generate_explains_a_wait_for_the_compiler_and_not_a_load_from_its_cache
 
     from conftest import make_tiny_model
 
-    from tinygpt_tui.cli import generate as generate_cli
+    from tinygpt_tui import sampler
     from tinygpt_tui.fast import decode
 
     make_tiny_model(tmp_path / "tiny", small_corpus.read_text(encoding="utf-8"))
@@ -485,7 +485,7 @@ def test_generate_explains_a_wait_for_the_compiler_and_not_a_load_from_its_cache
         if ready_after is not None:
             threading.Timer(ready_after, ready.set).start()
         monkeypatch.setattr(decode, "compiling", lambda types: ready)
-        monkeypatch.setattr(generate_cli, "COMPILE_QUIET_S", quiet_s)
+        monkeypatch.setattr(sampler, "COMPILE_QUIET_S", quiet_s)
         r = tinygpt_inproc("generate", "tiny", "--max-new", "1", "--prompt", "a", "--models-dir", tmp_path)
         assert r.returncode == 0, r.stderr
         assert ("compiled decoder" in r.stderr) == said, r.stderr

@@ -132,6 +132,11 @@ def decoder(model, precision: str = "auto", backend: str = "auto"):
     return CachedModel(model)
 
 
+# a wait for the compiled decoder shorter than this is numba loading what an earlier run compiled (a second
+# or two): nothing to say; longer, it is compiling (once per install, about 20 s) and the faces say why
+COMPILE_QUIET_S = 3.0
+
+
 class Generation:
     """One streaming generation; iterate it for characters, or ``chunks()`` for strings (one per
     decoder call, about CALL_S seconds of text; the first is the first token's text alone; a

@@ -63,6 +63,14 @@ class Stream:
         return self.generated / max((self.finished_at or time.perf_counter()) - self.started, 1e-9)
 
 
+def compile_quiet_s() -> float:
+    """How long the compiled decoder may be waited for before the status says it is compiling: a load from
+    numba's cache (a second or two) is not worth a line. (Imported here: sampler imports torch.)"""
+    from tinygpt_tui import sampler
+
+    return sampler.COMPILE_QUIET_S
+
+
 def sample_chunks(loaded, ids: list[int], settings, stop_event, post, gen_id: int) -> None:
     """Run the sampler and post each run of text it yields as a Chunk (about 50 a second), then
     Ended. Runs in a worker thread; what was sampled before an error is still posted."""
@@ -471,7 +479,7 @@ class GenerateScreen(Screen):
         if s is not None:
             state = "stopped" if s.stop_event.is_set() else ("done" if s.finished else "generating")
             parts.append(Part(state, 0, {"generating": "bold green", "stopped": "bold yellow", "done": "bold"}[state]))
-            if s.compiling and state == "generating":
+            if s.compiling and state == "generating" and time.perf_counter() - s.started >= compile_quiet_s():
                 parts.append(Part("compiling the decoder (once per machine), slower meanwhile", 4, "yellow", "compiling"))
             parts.append(Part(f"{s.generated:,} chars", 5))
             if s.chars_per_s:

@@ -38,6 +38,7 @@ def generate(
     from rich.text import Text
 
     from tinygpt_tui.engine.folder import load_for_sampling, resolve_model
+    from tinygpt_tui import sampler
     from tinygpt_tui.sampler import Generation, SamplingSettings
     from tinygpt_tui.tokenizer import printable
 
@@ -74,7 +75,7 @@ def generate(
         out.flush()
     # numpy decoded all of it and the process waits for numba before it exits: loading what an earlier run
     # compiled takes a second or two (nothing to say), compiling for the first time about 20 s
-    if gen.compiling and not gen.run.ready.wait(COMPILE_QUIET_S):
+    if gen.compiling and not gen.run.ready.wait(sampler.COMPILE_QUIET_S):
         compile_note(err)
 
 
@@ -142,9 +143,6 @@ def eval_cmd(
     recorded = loaded.doc.get("figures", {}).get("val_loss")
     if "val" in splits and isinstance(recorded, (int, float)) and c.sha256 == loaded.doc.get("corpus", {}).get("sha256"):
         out.print(f"model card: validation loss {recorded:.4f}")
-
-
-COMPILE_QUIET_S = 3.0  # seconds of waiting for the compiled decoder at exit before saying why
 
 
 def compile_note(err) -> None:
