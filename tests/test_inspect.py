@@ -494,53 +494,54 @@ async def test_inspector_embedding_map_without_the_corpus_places_the_text_on_scr
         assert "text on screen" in shown and f"the {len(set(text))} most frequent" in shown, shown
 
 
-async def test_inspector_head_hints_say_how_to_get_the_missing_corpus(tmp_path, monkeypatch):
-    """A shipped model's corpus is the catalog's, not fetched until asked: the hints said only "the model's
-    corpus is not here". They say how to fetch it."""
+def tiny_model_on(folder, **corpus):
+    """A tiny model whose config.json says it was trained on this corpus (name, path); its tokenizer."""
     import json
 
     from tests.conftest import make_tiny_model
-    from tests.test_app import wait_for
 
-    (tmp_path / "corpora").mkdir()
-    monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(tmp_path / "corpora"))  # (nothing fetched)
-    folder = tmp_path / "models" / "bard"
     _, tok = make_tiny_model(folder, TEXT)
     cfg = json.loads((folder / "config.json").read_text())
-    cfg["corpus"]["name"] = "shakespeare"  # (trained on the catalog's Tiny Shakespeare, as the shipped model)
+    cfg["corpus"].update(corpus)
     (folder / "config.json").write_text(json.dumps(cfg))
+    return tok
+
+
+async def head_hints(folder, tok, want: str) -> str:
+    """The inspector's deeper panel after `h` (head hints), once it shows ``want`` (or gives up waiting)."""
+    from tests.test_app import wait_for
+
     screen, host = inspector_on("the honou", folder, tok)
     async with host.run_test(size=(120, 40)) as pilot:
         assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
         panel = screen.query_one("#insp-deeper")
         await pilot.press("h")
-        assert await wait_for(pilot, lambda: "no head hints" in shown_lines(panel), timeout=30)
-        assert "tinygpt corpus fetch shakespeare" in " ".join(shown_lines(panel).split()), shown_lines(panel)
+        await wait_for(pilot, lambda: want in shown_lines(panel), timeout=30)
+        return shown_lines(panel)
+
+
+async def test_inspector_head_hints_say_how_to_get_the_missing_corpus(tmp_path, monkeypatch):
+    """A shipped model's corpus is the catalog's, not fetched until asked: the hints said only "the model's
+    corpus is not here". They say how to fetch it."""
+    (tmp_path / "corpora").mkdir()
+    monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(tmp_path / "corpora"))  # (nothing fetched)
+    folder = tmp_path / "models" / "bard"
+    tok = tiny_model_on(folder, name="shakespeare")  # (trained on the catalog's Tiny Shakespeare, as the shipped model)
+    shown = await head_hints(folder, tok, "no head hints")
+    assert "no head hints" in shown and "tinygpt corpus fetch shakespeare" in " ".join(shown.split()), shown
 
 
 @pytest.mark.parametrize("where", ["book.md", "books"])
 async def test_inspector_head_hints_read_the_file_or_folder_it_was_trained_on(tmp_path, where):
     """A model trained on a file by its path (not a catalog or added corpus) or on a folder: the hints said
     "corpus not found: book", looking for its name among the corpora, though the file was there."""
-    import json
-
-    from tests.conftest import make_tiny_model
-    from tests.test_app import wait_for
-
     (tmp_path / "books").mkdir()
     for f in ("book.md", "books/a.txt", "books/b.txt"):
         (tmp_path / f).write_text(TEXT * 20, encoding="utf-8")
     folder = tmp_path / "models" / "mine"
-    _, tok = make_tiny_model(folder, TEXT)
-    cfg = json.loads((folder / "config.json").read_text())
-    cfg["corpus"].update(name=where.split(".")[0], path=str(tmp_path / where))
-    (folder / "config.json").write_text(json.dumps(cfg))
-    screen, host = inspector_on("the honou", folder, tok)
-    async with host.run_test(size=(120, 40)) as pilot:
-        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
-        panel = screen.query_one("#insp-deeper")
-        await pilot.press("h")
-        assert await wait_for(pilot, lambda: "L0 h0" in shown_lines(panel), timeout=30), shown_lines(panel)
+    tok = tiny_model_on(folder, name=where.split(".")[0], path=str(tmp_path / where))
+    shown = await head_hints(folder, tok, "L0 h0")
+    assert "L0 h0" in shown, shown
 
 
 async def test_inspector_all_layers_title_is_whole_at_80_columns():

@@ -21,7 +21,7 @@ app = typer.Typer(
     name="tinygpt",
     cls=Group,
     context_settings=HELP,
-    help="Train and play with tiny character-level GPT models. Run with no command to open the app.",
+    help="Train and play with tiny GPT models, of characters or subword tokens. Run with no command to open the app.",
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: nothing cut at 80 columns, no boxes
@@ -42,7 +42,7 @@ def main(
     models_dir: Optional[Path] = ModelsDir,
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ):
-    """Train and play with tiny character-level GPT models. With no command, opens the app."""
+    """Train and play with tiny GPT models, of characters or subword tokens. With no command, opens the app."""
     if models_dir is not None:  # the default every subcommand's --models-dir reads (through its envvar)
         os.environ[ModelsDir.envvar] = str(models_dir)
     if version:
