@@ -332,6 +332,24 @@ def test_export_then_import_gives_equal_logits(models, text, tmp_path, combo):
         assert torch.equal(back.model(ids)[0], model(ids)[0])
 
 
+def test_a_bpe_model_exported_imports_back(small_corpus, text, tmp_path):
+    """tinygpt's own BPE export is a folder tinygpt imports: the same tokens, the same logits."""
+    from tinygpt_tui.engine.folder import load_model
+    from tinygpt_tui.tokenizer import BpeTokenizer
+
+    model, tok = make_tiny_model(tmp_path / "models" / "bee", text, tokenizer=BpeTokenizer.train(text, 300), **GPT2)
+    assert cli("export", "bee", tmp_path / "hf", "--to", "hf", "--models-dir", tmp_path / "models").exit_code == 0
+    r = cli("import", tmp_path / "hf", "--name", "back", "--models-dir", tmp_path / "models")
+    assert r.exit_code == 0, r.stderr
+    back = load_model(tmp_path / "models" / "back")
+    assert back.tokenizer.kind == "bpe" and back.tokenizer.to_json() == tok.to_json()
+    ids = torch.tensor([tok.encode(text[:200]).ids[:32]])
+    with torch.no_grad():
+        assert torch.equal(back.model(ids)[0], model.eval()(ids)[0])
+    edit_json(tmp_path / "hf" / "config.json", vocab_size=299)  # a tokenizer that does not fit the weights
+    assert_one_line_error(cli("import", tmp_path / "hf", "--name", "x", "--models-dir", tmp_path / "models"), "300 tokens")
+
+
 @pytest.fixture()
 def hf_folder(models, tmp_path):
     d, _ = models
@@ -362,7 +380,8 @@ class _Opens:
     (lambda f: edit_json(f / "config.json", n_embd=48), "config.json makes it"),
     (lambda f: edit_json(f / "config.json", n_layer=300), "n_layer is 300"),
     (lambda f: edit_json(f / "config.json", activation_function="gelu_new"), "gelu_new"),
-    (lambda f: edit_json(f / "tokenizer.json", model={"type": "BPE", "vocab": {"ab": 0}, "merges": []}), "not a character-level"),
+    (lambda f: edit_json(f / "tokenizer.json", model={"type": "BPE", "vocab": {"ab": 0}, "merges": []}), "not byte-level"),
+    (lambda f: edit_json(f / "tokenizer.json", model={"type": "Unigram", "vocab": []}), "Unigram tokenizer; tinygpt imports"),
     (lambda f: edit_json(f / "tokenizer.json", model={"type": "WordLevel", "vocab": {"ab": 0, "c": 1}}), "not a character-level"),
 ])
 def test_import_refuses(hf_folder, tmp_path, breakage, why):

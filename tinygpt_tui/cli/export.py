@@ -50,7 +50,7 @@ def import_cmd(
     name: str = O(..., "--name", "-n", help="Name of the new model folder."),
     models_dir: Optional[Path] = ModelsDir,
 ):
-    """Import a small character-level GPT-2 from a Hugging Face folder (safetensors only; no code runs)."""
+    """Import a small GPT-2 from a Hugging Face folder: character-level or byte-level BPE (safetensors only; no code runs)."""
     from tinygpt_tui.engine.export import read_hf_gpt2
 
     dest, src = new_model_folder(name, models_dir), Path(folder).expanduser()

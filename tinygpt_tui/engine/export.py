@@ -1,5 +1,5 @@
 """Export a tinygpt model to Hugging Face transformers (a folder) and to GGUF (llama.cpp), and import
-a small character-level GPT-2 from a Hugging Face folder.
+a small GPT-2 (character-level, or a byte-level BPE as tinygpt's) from a Hugging Face folder.
 
 Only what a stock model computes exactly is exported; the rest is refused, never approximated:
   learned positions + gelu + layernorm  -> GPT-2 (GPT2LMHeadModel; llama.cpp's gpt2)
@@ -27,7 +27,7 @@ from tinygpt_tui.config import LIMITS, GPTConfig
 from tinygpt_tui.engine.files import check_tensors, expected_shapes, read_json, read_safetensors_header
 from tinygpt_tui.engine.folder import PICKLE_SUFFIXES, build_model, read_tensors
 from tinygpt_tui.errors import CheckpointError, SettingsError
-from tinygpt_tui.tokenizer import BYTE_SYMBOL, CharTokenizer
+from tinygpt_tui.tokenizer import BYTE_SYMBOL, BpeTokenizer, CharTokenizer, Tokenizer
 
 def require(*modules: str) -> None:
     """Import the optional packages, or say in one line which extra installs them."""
@@ -298,15 +298,21 @@ def hf_config(folder: Path) -> GPTConfig:
     return cfg
 
 
-def char_vocab(folder: Path, vocab_size: int) -> CharTokenizer:
-    """The characters of a tokenizer.json whose tokens are single characters with ids 0 .. V-1."""
+def hf_vocab(folder: Path, vocab_size: int) -> Tokenizer:
+    """The folder's tokenizer.json as tinygpt's tokenizer: single characters with ids 0 .. V-1 (WordLevel),
+    or a byte-level BPE as tinygpt writes one (what `tinygpt export --to hf` of a BPE model copies)."""
     doc = read_json(folder / "tokenizer.json", "tokenizer.json", MAX_JSON)
     model = doc.get("model") if isinstance(doc, dict) else None
     kind = model.get("type") if isinstance(model, dict) else None
     vocab = model.get("vocab") if isinstance(model, dict) else None
+    if kind == "BPE":  # checked as a model folder's own tokenizer.json is
+        tokenizer = BpeTokenizer.from_json(json.dumps(doc))
+        if tokenizer.vocab_size != vocab_size:
+            raise CheckpointError(f"tokenizer.json has {tokenizer.vocab_size} tokens; the model's vocab_size is {vocab_size}")
+        return tokenizer
     if kind != "WordLevel" or not isinstance(vocab, dict) or doc.get("added_tokens"):
-        raise CheckpointError(f"tokenizer.json is a {str(kind)[:20]} tokenizer, not a character-level one "
-                              "(tinygpt's models read one character per token)")
+        raise CheckpointError(f"tokenizer.json is a {str(kind)[:20]} tokenizer; tinygpt imports a character-level "
+                              "one (WordLevel, one character a token) or a byte-level BPE")
     if not all(isinstance(c, str) and len(c) == 1 for c in vocab):
         raise CheckpointError("tokenizer.json has tokens longer than one character: not a character-level tokenizer")
     if sorted(vocab.values()) != list(range(vocab_size)):
@@ -314,8 +320,8 @@ def char_vocab(folder: Path, vocab_size: int) -> CharTokenizer:
     return CharTokenizer(sorted(vocab, key=vocab.get))
 
 
-def read_hf_gpt2(folder) -> tuple[object, CharTokenizer, GPTConfig]:
-    """(GPT, CharTokenizer, config) from a Hugging Face GPT-2 folder with safetensors weights."""
+def read_hf_gpt2(folder) -> tuple[object, Tokenizer, GPTConfig]:
+    """(GPT, tokenizer, config) from a Hugging Face GPT-2 folder with safetensors weights."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"not a folder: {folder}")
@@ -327,7 +333,7 @@ def read_hf_gpt2(folder) -> tuple[object, CharTokenizer, GPTConfig]:
                                   "model.safetensors (save the model with safe_serialization=True)")
         raise CheckpointError(f"no model.safetensors in {folder} (sharded weights are not a small model)")
     cfg = hf_config(folder)
-    tokenizer = char_vocab(folder, cfg.vocab_size)
+    tokenizer = hf_vocab(folder, cfg.vocab_size)
 
     # names and shapes from the header, before any tensor is read
     header, _ = read_safetensors_header(weights)
