@@ -397,3 +397,18 @@ def test_muon_weight_decay_shrinks_the_blocks_matrices_and_nothing_else():
     assert TrainConfig(name="x", max_steps=1).resolved().muon_weight_decay == 0.0  # off unless a preset or option sets it
     with pytest.raises(SettingsError, match="muon-weight-decay"):
         TrainConfig(name="x", max_steps=1, muon_weight_decay=-1.0).resolved()
+
+
+def test_a_run_measured_on_a_sample_of_a_big_split_says_so_not_the_whole_split(small_corpus, tmp_path):
+    """Past MAX_EVAL_TOKENS the final loss is over an evenly spread sample: the end said 'whole validation split'."""
+    from tinygpt_tui.cli.train import finish_line
+    from tinygpt_tui.engine.train import MAX_EVAL_TOKENS
+
+    text = small_corpus.read_text(encoding="utf-8")
+    big = tmp_path / "big.txt"
+    big.write_text(text * (10 * MAX_EVAL_TOKENS // len(text) + 1), encoding="utf-8")  # a validation split past it
+    fin = list(train(cfg(big, tmp_path / "m", max_steps=2, eval_interval=2, eval_iters=1)))[-1]
+    assert fin.val_loss is not None and "whole" not in finish_line(fin)
+    assert f"{MAX_EVAL_TOKENS:,} tokens evenly spread" in finish_line(fin)
+    small = list(train(cfg(small_corpus, tmp_path / "s", max_steps=2, eval_interval=2, eval_iters=1)))[-1]
+    assert "(whole validation split)" in finish_line(small)

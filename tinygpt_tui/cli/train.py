@@ -318,7 +318,7 @@ def finish_line(ev) -> str:
     best evaluation's estimate, not 'validation loss n/a (whole validation split)'."""
     verdict = {"done": "finished", "budget": "time budget reached", "stopped": "stopped"}[ev.reason]
     if ev.val_loss is not None:
-        loss = f"validation loss {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte) (whole validation split)"
+        loss = f"validation loss {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte) ({ev.val_scope})"
     elif ev.best_val_loss is not None:
         loss = f"best evaluation {ev.best_val_loss:.4f} (an estimate: a stopped run skips the pass over the whole validation split)"
     else:

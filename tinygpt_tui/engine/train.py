@@ -119,6 +119,7 @@ class Finished(Event):
     rank_digests: list = field(default_factory=list)  # a checksum of each rank's weights: they must agree
     bpc: float | None = None  # val_loss as bits per character (and per byte) of the validation text
     bpb: float | None = None
+    val_scope: str = "whole validation split"  # or, past MAX_EVAL_TOKENS, the evenly spread sample it was measured on
 
 
 # ----------------------------------------------------------------- steps
@@ -464,7 +465,9 @@ class Run:
                 print(f"warning: the {dist.world_size} processes ended with different weights; rank 0's were saved", file=sys.stderr)
             torch_dist.barrier()  # no rank leaves before rank 0 has saved
         yield emit(Finished(step=step, reason=reason, val_loss=final_val, best_val_loss=self.best_val, elapsed_s=elapsed,
-                            path=str(self.folder), rank_digests=digests, **dict(zip(("bpc", "bpb"), self._bits(final_val).values()))))
+                            path=str(self.folder), rank_digests=digests, **dict(zip(("bpc", "bpb"), self._bits(final_val).values())),
+                            **({} if len(self.data.val) <= MAX_EVAL_TOKENS else
+                               {"val_scope": f"{MAX_EVAL_TOKENS:,} tokens evenly spread over the validation split"})))
         log.flush()
 
     def _kept_model(self, step):
