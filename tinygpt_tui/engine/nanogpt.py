@@ -70,7 +70,9 @@ def load_pt(src: Path):
             warnings.simplefilter("ignore")
             return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else "refused"
+        # torch's own text opens with advice to load it unsafely (weights_only=False): only what it refused is kept
+        why = str(e).split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in str(e) else ""
+        first = next((ln.strip()[:160] for ln in why.splitlines() if ln.strip()), "refused")
         raise CheckpointError(
             f"{src.name} needs more than tensors and plain data to load, so it was refused unread by "
             f"torch.load(weights_only=True) ({first})"
