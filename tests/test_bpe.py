@@ -227,6 +227,16 @@ def test_models_generate_and_inspect_show_bpe_tokens(bpe_models, bpe):
     assert doc["chars"] == labels and doc["ids"] == bpe.encode(prompt).ids
 
 
+def test_near_takes_a_token_as_the_map_shows_it(bpe_models, bpe):
+    """The map labels " the" as ·the; --near ·the said "not a token of the model's vocabulary"."""
+    word = next(t for t in map(bpe.token_text, range(bpe.vocab_size)) if t.startswith(" ") and t[1:].isalpha())
+    shown = "\u00b7" + word[1:]
+    r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--embeddings", "--near", shown, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == json.loads(
+        tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--embeddings", "--near", word, "--json").stdout)
+
+
 def test_inspector_labels_escape_controls_in_tokens(bpe_models):
     from tinygpt_tui.engine.folder import load_model
     from tinygpt_tui.engine.inspect import analyze, display_char

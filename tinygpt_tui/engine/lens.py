@@ -162,6 +162,10 @@ def embedding_map(model, tokenizer, top: int = 80, text: str | None = None, whic
 def neighbours(model, tokenizer, char: str, k: int = 10, which: str = "embedding") -> list[tuple[str, float]]:
     """The k characters whose vectors point most nearly the same way as char's (cosine similarity)."""
     me = tokenizer.token_id(char)
+    if me is None:  # a token as the map and the inspector show it (·the for " the", ⏎ for a newline)
+        from tinygpt_tui.engine.inspect import display_char
+
+        me = next((i for i, label in enumerate(tokenizer.labels) if display_char(label) == char), None)
     if me is None:
         raise SettingsError(f"{char!r} is not a {tokenizer.unit} of the model's vocabulary")
     w = weights_of(model, which).astype(np.float64)
