@@ -88,6 +88,16 @@ def test_folder_is_its_sorted_txt_files_each_split_90_10(books):
     assert chars == len(decoded(done.corpus, "val")) and nbytes == len(decoded(done.corpus, "val").encode())
 
 
+def test_a_folder_takes_upper_case_txt_files_too(tmp_path, small_corpus):
+    """Gutenberg's downloads are often BOOK.TXT: the folder was "without .txt files"."""
+    d = tmp_path / "caps"
+    d.mkdir()
+    (d / "BOOK.TXT").write_text(small_corpus.read_text(encoding="utf-8")[:20_000], encoding="utf-8")
+    (d / "notes.md").write_text("not a book\n", encoding="utf-8")
+    _, done = events(d)
+    assert [Path(f["path"]).name for f in done.corpus.meta["source"]["files"]] == ["BOOK.TXT"]
+
+
 def test_glob_picks_its_matches(books):
     _, done = events(books / "[ab].txt")
     assert len(done.corpus.meta["source"]["files"]) == 2 and done.corpus.name == "books"

@@ -350,6 +350,16 @@ def test_a_bpe_model_exported_imports_back(small_corpus, text, tmp_path):
     assert_one_line_error(cli("import", tmp_path / "hf", "--name", "x", "--models-dir", tmp_path / "models"), "300 tokens")
 
 
+def test_import_suggests_a_prompt_only_in_the_models_own_characters(text, tmp_path):
+    """Every import said `try it: ... --prompt "ROMEO:"`; a Chinese model then dropped all six characters."""
+    for name, book, prompt in (("bard", text, True), ("dream", "林黛玉听了，宝玉笑道：“好妹妹。”\n" * 400, False)):
+        make_tiny_model(tmp_path / "models" / name, book, **GPT2)
+        assert cli("export", name, tmp_path / name, "--to", "hf", "--models-dir", tmp_path / "models").exit_code == 0
+        r = cli("import", tmp_path / name, "--name", f"{name}2", "--models-dir", tmp_path / "models")
+        assert r.exit_code == 0, r.stderr
+        assert f"try it: tinygpt generate {name}2" in r.stdout and ("ROMEO:" in r.stdout) == prompt, r.stdout
+
+
 @pytest.fixture()
 def hf_folder(models, tmp_path):
     d, _ = models

@@ -138,7 +138,9 @@ def save_new_model(dest: Path, model, tokenizer, doc: dict, wrote: str) -> None:
     finally:
         lock.release()
     typer.echo(one_line(f"wrote {dest} ({wrote})"))
-    typer.echo(one_line(f"try it: tinygpt generate {shlex.quote(dest.name)} --prompt \"ROMEO:\""))
+    # (a prompt only where the vocabulary has its characters: a Chinese model would drop every one)
+    prompt = ' --prompt "ROMEO:"' if not tokenizer.encode("ROMEO:").dropped else ""
+    typer.echo(one_line(f"try it: tinygpt generate {shlex.quote(dest.name)}{prompt}"))
 
 
 

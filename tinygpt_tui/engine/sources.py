@@ -70,7 +70,7 @@ def source_files(spec: str) -> list[Path]:
 def _source_files(spec: str) -> list[Path]:
     p = Path(os.path.expanduser(str(spec)))
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix == ".txt" and f.is_file() and not f.name.startswith("."))
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".txt" and f.is_file() and not f.name.startswith("."))
         if not files:
             raise CorpusError(f"corpus is a directory without .txt files, not a text file: {p}")
         return [f.resolve() for f in files]
