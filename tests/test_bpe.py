@@ -277,6 +277,17 @@ def test_bad_tokenizer_options_are_one_line(tmp_path, small_corpus):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_corpus_too_short_in_tokens_says_tokens_and_how_to_fit(tmp_path, small_corpus):
+    """Long enough in characters, too short once BPE merges them: the error spoke of "tokens of known
+    characters" (a character model's words) and gave no way out, where a character model's says --block-size."""
+    short = tmp_path / "s.txt"
+    short.write_text(small_corpus.read_text(encoding="utf-8")[:2000], encoding="utf-8")
+    r = tinygpt_inproc("train", short, "--name", "x", "--models-dir", tmp_path, "--tokenizer", "bpe", "--vocab-size", "400",
+                       "--preset", "tiny", "--max-steps", "2", "--threads", "1")
+    assert_one_line_error(r, "validation split holds", "tokens;", "smaller --block-size")
+    assert "known characters" not in r.stderr
+
+
 def test_export_takes_bpe_to_hf_and_refuses_gguf(tmp_path, bpe_models, bpe):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

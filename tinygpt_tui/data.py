@@ -81,7 +81,8 @@ class Dataset:
         for split, arr in (("train", self.train), ("validation", self.val)):
             if len(arr) < block_size + 2:
                 raise CorpusError(
-                    f"the {split} split holds {len(arr)} tokens of known characters; context length {block_size} needs {block_size + 2}"
+                    f"the {split} split holds {len(arr)} tokens{' of known characters' if tokenizer.kind == 'char' else ''}; "
+                    f"context length {block_size} needs {block_size + 2}: use a longer text or a smaller --block-size"
                 )
 
     def bits(self, loss: float, name: str = "val") -> tuple[float, float]:
