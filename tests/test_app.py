@@ -595,6 +595,30 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
     assert ckpt.load_train_state(d / "long")[1]["step"] == job.run.step
 
 
+async def test_following_a_folder_that_is_not_a_run_says_so_instead_of_waiting(tmp_path):
+    """A folder of books given to Follow waited forever for a metrics.jsonl no run would write there."""
+    d = make_models_dir(tmp_path)
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "a.txt").write_text("a book\n")
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        ts = app.screen
+        err = lambda: str(ts.query_one("#train-error").render())  # noqa: E731
+        for where in (books, d):  # (the models folder itself: its runs are inside it)
+            fill(ts, **{"train-follow": str(where)})
+            await pilot.press("ctrl+l")
+            await pilot.pause()
+            assert f"{where.name} is not a run's folder" in err() and ts.source is None, err()
+        (d / "empty").mkdir()  # a run about to start: followed, and waited for
+        fill(ts, **{"train-follow": "empty"})
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert ts.source is not None and ts.source.folder == d / "empty" and err() == ""
+
+
 async def test_stop_while_following_another_run_shows_the_run_it_stops(tmp_path):
     """Ctrl+O stops the app's own run; while another run was followed it stopped the app's run off screen,
     the followed one going on as if Stop had done nothing. The view goes back to the run stopping, named."""

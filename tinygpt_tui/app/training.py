@@ -370,6 +370,13 @@ class TrainingScreen(Screen):
             self.show_error(f"no run to follow: {name_or_path} is not a model name in {self.app.models_dir} or a folder")
             return
         if not (folder / METRICS).exists():
+            from tinygpt_tui.engine.folder import CONFIG
+
+            others = [f for f in folder.iterdir() if not f.name.startswith(".")] if not (folder / CONFIG).exists() else []
+            if others:  # (a folder of books, or the models folder itself: nothing a run would write there)
+                self.show_error(f"{printable(folder.name)} is not a run's folder: it holds no {METRICS} or {CONFIG} but other files "
+                                f"({printable(others[0].name)}, …); give the folder a run writes")
+                return
             self.notify(f"{folder.name} has no {METRICS} yet; waiting for it to appear.", severity="warning")
         self.clear_error()
         self.source = Watched(folder=folder)
