@@ -286,6 +286,11 @@ def test_a_corpus_too_short_in_tokens_says_tokens_and_how_to_fit(tmp_path, small
                        "--preset", "tiny", "--max-steps", "2", "--threads", "1")
     assert_one_line_error(r, "validation split holds", "tokens;", "smaller --block-size")
     assert "known characters" not in r.stderr
+    tiny = tmp_path / "t.txt"
+    tiny.write_text("hello world\n", encoding="utf-8")  # too short whatever the vocabulary: said first, not after --vocab-size
+    r = tinygpt_inproc("train", tiny, "--name", "x", "--models-dir", tmp_path, "--tokenizer", "bpe", "--vocab-size", "300",
+                       "--preset", "tiny", "--max-steps", "2", "--threads", "1")
+    assert_one_line_error(r, "corpus is too short")
 
 
 def test_export_takes_bpe_to_hf_and_refuses_gguf(tmp_path, bpe_models, bpe):

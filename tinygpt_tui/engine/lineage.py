@@ -79,18 +79,22 @@ def run_tokenizer(cfg: TrainConfig, parent: Parent | None) -> tuple:
         tok = parent.tokenizer
         return (tok if tok.kind == "bpe" else lambda source: tok.grown(source.charset)), parent.lineage()
     if cfg.tokenizer == "bpe":
-        return (lambda source: learned_bpe(source, cfg.vocab_size)), None
+        return (lambda source: learned_bpe(source, cfg.vocab_size, cfg.block_size)), None
     return (lambda source: CharTokenizer(source.charset)), None
 
 
 LEARNED: dict = {}  # (corpus sha256, vocabulary size) -> BPE: `tinygpt train` prepares the corpus, then the run does
 
 
-def learned_bpe(source, vocab_size: int) -> BpeTokenizer:
+def learned_bpe(source, vocab_size: int, block_size: int | None = None) -> BpeTokenizer:
     """A byte-level BPE learned from the training split of a scanned corpus (the first 90% of each
-    file, as engine/prepare.py splits it), read in chunks: a corpus of any size."""
-    from tinygpt_tui.data import TRAIN_FRACTION
+    file, as engine/prepare.py splits it), read in chunks: a corpus of any size. A corpus too short
+    for the context length is refused first (else a vocabulary it cannot fill is, and then it)."""
+    from tinygpt_tui.data import TRAIN_FRACTION, check_length
     from tinygpt_tui.engine.sources import read_chunks
+
+    if block_size is not None:
+        check_length(sum(f.chars for f in source.files), block_size)
 
     def train_texts():
         for f in source.files:
