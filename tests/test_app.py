@@ -348,6 +348,14 @@ async def test_every_action_is_in_the_command_palette(models_dir):
 
 
 # ------------------------------------------------------------------ training screen
+async def open_training(pilot, app):
+    """The training screen, and a function that reads its error line."""
+    await pilot.press("ctrl+t")
+    await pilot.pause()
+    ts = app.screen
+    return ts, lambda: str(ts.query_one("#train-error").render())
+
+
 def fill(screen, **values):
     from textual.widgets import Input, Select
 
@@ -473,10 +481,7 @@ async def test_training_screen_bad_input_shows_an_error_and_the_app_survives(tmp
     short.write_text("hello there\n" * 5)
     app = make_app(d)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+t")
-        await pilot.pause()
-        ts = app.screen
-        err = lambda: str(ts.query_one("#train-error").render())  # noqa: E731
+        ts, err = await open_training(pilot, app)
 
         fill(ts, **{"train-corpus-path": "", "train-name": "x"})
         await pilot.press("ctrl+s")
@@ -603,10 +608,7 @@ async def test_following_a_folder_that_is_not_a_run_says_so_instead_of_waiting(t
     (books / "a.txt").write_text("a book\n")
     app = make_app(d)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+t")
-        await pilot.pause()
-        ts = app.screen
-        err = lambda: str(ts.query_one("#train-error").render())  # noqa: E731
+        ts, err = await open_training(pilot, app)
         for where in (books, d):  # (the models folder itself: its runs are inside it)
             fill(ts, **{"train-follow": str(where)})
             await pilot.press("ctrl+l")
@@ -852,10 +854,7 @@ async def test_an_existing_name_says_which_key_resumes_it(tmp_path):
     corpus = small_corpus(tmp_path)
     app = make_app(d)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+t")
-        await pilot.pause()
-        ts = app.screen
-        err = lambda: str(ts.query_one("#train-error").render())  # noqa: E731
+        ts, err = await open_training(pilot, app)
         fill(ts, **{"train-corpus-path": corpus, "train-name": "alpha", "train-device": "cpu"})
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -877,10 +876,7 @@ async def test_resume_refuses_a_setting_changed_in_the_form_instead_of_ignoring_
     (d / "alpha" / "config.json").write_text(json.dumps(saved))
     app = make_app(d)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+t")
-        await pilot.pause()
-        ts = app.screen
-        err = lambda: str(ts.query_one("#train-error").render())  # noqa: E731
+        ts, err = await open_training(pilot, app)
         fill(ts, **{"train-name": "alpha", "hp-n_layer": saved["model"]["n_layer"] + 1, "hp-lr": "0.5", "train-preset": "large"})
         await pilot.press("ctrl+r")
         await pilot.pause()
