@@ -363,3 +363,20 @@ def test_only_the_shipped_models_stand_for_what_good_looks_like(tmp_path):
         make_model(tmp_path, name, corpus="tinyshakespeare")
     assert shipped_models(tmp_path) == [tmp_path / "shakespeare"]
     assert [p.name for p in shipped_models()] == ["hongloumeng", "shakespeare"]
+
+
+def test_the_svg_legend_tells_a_lessons_members_apart_and_fits_every_line(tiny_models_dir, tmp_path):
+    """The legend cut each entry to 28 characters: every member of `lesson-positions-20steps` read
+    'lesson-positions-20steps/pos', and 20 runs' 40 entries ran off the bottom of the picture."""
+    from tinygpt_tui.cli.chart import Line, svg
+
+    members = [f"lesson-positions-20steps/pos_encoding={p}" for p in ("learned", "sinusoidal", "rope", "alibi", "none")]
+    members += [f"run-{i}" for i in range(15)]
+    lines = [Line(name, kind, [0, 10], [4.0, 3.0 - i / 100], i % 10) for i, name in enumerate(members) for kind in ("val", "train")]
+    root = ET.fromstring(svg(lines, "steps"))
+    ns = "{http://www.w3.org/2000/svg}"
+    legend = [t for t in root.iter(f"{ns}text") if t.text and t.text.endswith((" val", " train"))]
+    assert [t.text for t in legend] == [f"{ln.label} {ln.kind}" for ln in lines]
+    width, height = float(root.get("width")), float(root.get("height"))
+    assert all(float(t.get("y")) <= height for t in legend), height
+    assert all(float(t.get("x")) + 8 * len(t.text) <= width for t in legend), width

@@ -70,9 +70,15 @@ def terminal(lines: list[Line], x: str, width: int, height: int, color: bool = T
 
 # ----------------------------------------------------------------- files
 def svg(lines: list[Line], x: str, title: str = "", width: int = 900, height: int = 520) -> str:
-    """The chart as an SVG document: axes with round ticks, one polyline per line, a legend."""
+    """The chart as an SVG document: axes with round ticks, one polyline per line, a legend. The legend
+    names each line whole (a lesson's members share a long prefix: cut, they read alike), so the
+    document widens for a long name and grows taller for many lines."""
     left, right, top, bottom = 70, 230, 40, 50
     pw, ph = width - left - right, height - top - bottom
+    labels = [f"{ln.label} {ln.kind}" for ln in lines]
+    right = max(right, 60 + 8 * max((len(t) for t in labels), default=0))  # (8 px a character at 12 px: wide enough)
+    width, height = left + pw + right, max(height, top + 10 + 18 * len(lines) + bottom)
+    ph = height - top - bottom
     xs = [v for ln in lines for v in ln.xs] or [0.0, 1.0]
     ys = [v for ln in lines for v in ln.ys] or [0.0, 1.0]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
@@ -109,7 +115,7 @@ def svg(lines: list[Line], x: str, title: str = "", width: int = 900, height: in
         ly = top + 10 + i * 18
         out.append(f'<line x1="{left + pw + 15}" y1="{ly}" x2="{left + pw + 40}" y2="{ly}" stroke="{COLORS[ln.color]}" '
                    f'stroke-width="2"{dash}/>')
-        out.append(f'<text x="{left + pw + 46}" y="{ly + 4}">{escape(f"{ln.label} {ln.kind}"[:28])}</text>')
+        out.append(f'<text x="{left + pw + 46}" y="{ly + 4}">{escape(labels[i])}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
