@@ -23,11 +23,12 @@ from textual.widgets import Button, ContentSwitcher, DataTable, Header, Input, S
 
 from tinygpt_tui.app.compare import PALETTE, colour_style
 from tinygpt_tui.app.footer import Footer
+from tinygpt_tui.app.form import form_budget, form_spec, form_values
 from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, error_line, reported
 from tinygpt_tui.app.runs import LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.training import row
 from tinygpt_tui.chart import Series
-from tinygpt_tui.engine.experiment import Spec, parse_pairs, short_names
+from tinygpt_tui.engine.experiment import short_names
 from tinygpt_tui.engine.lessons import list_lessons
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -36,42 +37,6 @@ OWN = "(your own: the form)"
 ESTIMATE_AFTER_S = 0.8  # a pause in the typing after which the estimate is worked out again
 MARKS = {"queued": ("·", "dim"), "running": ("▶", "bold magenta"), "finished": ("✓", "green"), "kept": ("✓", "green"),
          "stopped": ("■", "yellow"), "failed": ("✗", "bold red")}
-
-
-def form_budget(q) -> tuple:
-    """(minutes, steps) the form gives each member, None where a field is empty."""
-    minutes, steps = q("#exp-minutes"), q("#exp-steps")
-    try:
-        return (float(minutes) if minutes else None), (int(steps) if steps else None)
-    except ValueError:
-        raise SettingsError(f"the budget must be a number of minutes or steps, got {minutes or steps!r}") from None
-
-
-def form_values(spec) -> dict:
-    """The form's fields for an experiment (a lesson picked, or one saved before): field id -> text."""
-    fmt = lambda v: str(v).lower() if isinstance(v, bool) else str(v)  # noqa: E731
-    vary = [f"{k}={','.join(map(fmt, vs))}" for k, vs in spec.vary.items()] or [", ".join(m["name"] for m in spec.members)]
-    return {"#exp-name": spec.name, "#exp-corpus": spec.corpus, "#exp-minutes": f"{spec.minutes:g}" if spec.minutes else "",
-            "#exp-steps": str(spec.max_steps or ""), "#exp-vary1": vary[0], "#exp-vary2": vary[1] if len(vary) > 1 else "",
-            "#exp-set": " ".join(f"{k}={fmt(v)}" for k, v in spec.settings.items())}
-
-
-def form_spec(q, lesson):
-    """The experiment the form describes (q reads a field): a lesson's with the form's name, corpus and budget, or the user's own."""
-    name, corpus = q("#exp-name"), q("#exp-corpus")
-    if not name:
-        raise SettingsError("give the experiment a name (it becomes the folder under the models directory)")
-    minutes_v, steps_v = form_budget(q)
-    if lesson is not None:
-        spec = replace(lesson.spec, name=name, settings=dict(lesson.spec.settings))
-    else:
-        vary = [v for v in (q("#exp-vary1"), q("#exp-vary2")) if v]
-        spec = Spec(name=name, vary=parse_pairs(vary, "vary"), settings=parse_pairs(q("#exp-set").split(), "set"))
-    spec.corpus = corpus or spec.corpus
-    if not spec.corpus:  # (the engine's own words name the command line's --corpus)
-        raise SettingsError("give a corpus: shakespeare, hongloumeng, one you added, or a text file's path")
-    spec.minutes, spec.max_steps = minutes_v, steps_v
-    return spec
 
 
 class ExperimentScreen(Screen):
