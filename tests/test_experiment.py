@@ -448,6 +448,8 @@ def test_a_member_not_started_yet_is_queued_in_the_results_not_broken(small_corp
         if isinstance(ev, E.MemberEnded):
             stop.set()
     assert {r.group: r.status for r in E.results(plan)} == {"n_layer=1": "finished", "n_layer=2": "queued"}
+    # nor in the samples: after Ctrl+C the command printed "(no sample: not a model folder: .../n_layer=2)"
+    assert [name for name, _ in E.samples(plan, chars=5)] == ["n_layer=1"]
 
 
 def test_an_experiment_is_not_resumed_on_another_corpus(small_corpus, tmp_path):

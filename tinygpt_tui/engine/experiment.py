@@ -469,12 +469,13 @@ def short_names(names: list[str]) -> list[str]:
 
 
 def samples(plan: Plan, prompt: str = "\n", chars: int = 200, seed: int = 0) -> list[tuple[str, str]]:
-    """(member, text) for each finished member of the first seed: the same prompt, length and sampling seed."""
+    """(member, text) for each member of the first seed that has a model (finished or stopped; not one still
+    queued): the same prompt, length and sampling seed."""
     from tinygpt_tui.sampler import Generation, SamplingSettings
 
     out = []
     for m in plan.members:
-        if m.seed != plan.spec.seed:
+        if m.seed != plan.spec.seed or not (plan.folder / m.name / ckpt.CONFIG).exists():
             continue
         try:
             loaded = ckpt.load_model(plan.folder / m.name)
