@@ -818,3 +818,28 @@ async def test_the_form_s_budget_errors_name_its_fields_not_the_command_line_s_f
             await pilot.press("ctrl+s")
             error = str(screen.query_one("#exp-error").render())
             assert needle in error and "--" not in error and app.experiment is None, error
+
+
+async def test_the_runs_legend_at_80_by_24_keeps_swatches_whole_and_counts_what_it_leaves_out(tmp_path):
+    """Laid out before the screen had its size, the legend was wrapped for 80 columns in a 48-cell box:
+    a line ended in a run's ━━ and the next began with its name; and its max three lines cut off the
+    other runs and the "not drawn" line without a word."""
+    d = tmp_path / "models"
+    names = [f"grid/pos_encoding=member-{i}" for i in range(7)] + ["other"]
+    for n in names:
+        make_model(d, n)
+        write_metrics(d / n)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_shown(pilot, app)
+        sl = screen.query_one("#runs-list")
+        sl.select_all()
+        sl.deselect("other")
+        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 2 * 7)
+        await pilot.pause()
+        legend = screen.query_one("#runs-legend")
+        lines = ["".join(seg.text for seg in legend.render_line(y)).strip() for y in range(legend.size.height)]
+        text = " ".join(lines)
+        assert all(not ln.endswith("━━") for ln in lines) and lines[0].startswith("━━ grid/"), lines
+        shown = text.count("━━ grid/pos_encoding=member-")
+        assert 0 < shown < 7 and f"+{7 - shown} more" in text and "not drawn: other" in text, lines

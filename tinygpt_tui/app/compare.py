@@ -19,13 +19,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Checkbox, DataTable, Header, SelectionList, Static
+from textual.widgets import Checkbox, DataTable, Header, SelectionList
 from textual.widgets.selection_list import Selection
 from textual.worker import get_current_worker
 
 from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, reported
-from tinygpt_tui.app.runs import LossChart, fmt_duration, fmt_rate
+from tinygpt_tui.app.runs import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
 from tinygpt_tui.chart import Series
 from tinygpt_tui.tokenizer import printable
@@ -153,7 +153,7 @@ class RunsScreen(Screen):
         self.listed = False  # the folder was read once
         self.loading: set[str] = set()
         self.drawn = 0  # runs on the chart and in the table
-        self.drawn_key = self.table_key = self.legend = None
+        self.drawn_key = self.table_key = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -163,7 +163,7 @@ class RunsScreen(Screen):
                 chart = LossChart(id="runs-chart")
                 chart.visible = False  # shown when first drawn, with the runs read: not an empty frame, then the chart
                 yield chart
-                yield Static(id="runs-legend")
+                yield Legend(" (■ in the table)", id="runs-legend")
                 yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
@@ -332,8 +332,7 @@ class RunsScreen(Screen):
     def draw_chart(self, checked: list[str]) -> None:
         points = 2 * max(60, min(200, self.chart.size.width or 100))  # a point for each braille dot across
         corpus = corpus_of([self.summaries[n] for n in checked])
-        lines, legend = [], Text(no_wrap=False)
-        room, used = max(20, (self.chart.size.width or 80) - 2), 0  # (the legend's width, less its padding)
+        lines, entries = [], []
         for name in checked:
             c, colour = self.curves.get(name), self.colours[name]
             if c is None:
@@ -343,12 +342,7 @@ class RunsScreen(Screen):
             entry = Text("━━ ", style=colour_style(colour)) + Text(printable(name))
             if self.summaries[name].corpus and self.summaries[name].corpus != corpus:  # drawn, and said to be apart
                 entry.append(" ≠ other corpus", style="bold yellow")
-            entry.append("  ")
-            if used and used + entry.cell_len - 2 > room:  # an entry starts a line whole: its swatch stays with its name
-                legend.append("\n")
-                used = 0
-            legend.append_text(entry)
-            used += entry.cell_len
+            entries.append(entry)
         key = (tuple(checked), self.axis, tuple((len(self.curves[n].steps), len(self.curves[n].evals)) for n in checked if n in self.curves),
                self.chart.size.width, tuple(self.summaries))
         if key == self.drawn_key:
@@ -358,12 +352,10 @@ class RunsScreen(Screen):
         self.chart.show_lines(lines, self.axis if self.axis != "steps" else "step", title)
         self.chart.visible = True
         if not checked:
-            legend = Text("Check runs in the list (Space, or a for all) to draw them here.", style="dim")
+            entries, tail = [], Text("Check runs in the list (Space, or a for all) to draw them here.", style="dim")
         else:
-            legend.append(not_drawn([s for s in self.summaries.values() if s.ok and s.name not in checked], corpus))
-        if legend != self.legend:  # (an update lays the screen out again)
-            self.legend = legend
-            self.query_one("#runs-legend", Static).update(legend)
+            tail = not_drawn([s for s in self.summaries.values() if s.ok and s.name not in checked], corpus)
+        self.query_one("#runs-legend", Legend).show(entries, tail)
 
     def draw_table(self, checked: list[str]) -> None:
         runs = [self.summaries[n] for n in checked]

@@ -25,7 +25,7 @@ from tinygpt_tui.app.compare import PALETTE, colour_style
 from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.form import form_budget, form_spec, form_values
 from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, error_line, reported
-from tinygpt_tui.app.runs import LossChart, fmt_duration, fmt_rate
+from tinygpt_tui.app.runs import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.training import row
 from tinygpt_tui.chart import Series
 from tinygpt_tui.engine.experiment import short_names
@@ -97,7 +97,7 @@ class ExperimentScreen(Screen):
                 with ContentSwitcher(initial="exp-chart", id="exp-switch"):
                     yield LossChart(id="exp-chart")
                     yield Horizontal(id="exp-samples")
-                yield Static(id="exp-legend")
+                yield Legend(id="exp-legend")
                 yield DataTable(id="exp-table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
@@ -395,7 +395,7 @@ class ExperimentScreen(Screen):
         x = self.x_axis(job)
         # members on different tokens: their losses per token don't compare, their bits per character do
         bits = len({(m.config.tokenizer or "char", m.config.vocab_size) for m in job.plan.members}) > 1
-        lines, legend = [], Text()
+        lines, legend = [], []
         for name in job.members:
             c = job.curves.get(name)
             if c is None:
@@ -406,15 +406,13 @@ class ExperimentScreen(Screen):
             if not bits and (name == job.running or len(job.members) <= 4):
                 lines.append(Series(*c.train(x, 200), colour))
             lines.append(Series(*(c.val_bpc(x, 200) if bits else c.val(x, 200)), colour, "dot"))
-            legend.append("━━ ", style=colour_style(colour))
-            legend.append(printable(name) + ("  (training)" if name == job.running else ""))
+            legend.append(Text("━━ ", style=colour_style(colour)) + Text(printable(name) + ("  (training)" if name == job.running else "")))
             if overfitting(c):  # (what the dropout lesson's text points to)
-                legend.append("  overfitting", style="bold yellow")
-            legend.append("  ")
+                legend[-1].append("  overfitting", style="bold yellow")
         title = ("validation bits per character • (the members' tokens differ: loss per token doesn't compare)" if bits
                  else "validation loss •, training loss ─" if len(job.members) <= 4 else "validation loss •, and training loss ─ of the member training")
         self.chart.show_lines(lines, "step" if x == "steps" else x, title)
-        self.query_one("#exp-legend", Static).update(legend)
+        self.query_one("#exp-legend", Legend).show(legend)
 
     def draw_table(self, job) -> None:
         table = self.query_one("#exp-table", DataTable)

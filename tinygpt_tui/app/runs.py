@@ -18,6 +18,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
+from textual.widgets import Static
 
 from tinygpt_tui import chart
 from tinygpt_tui.chart import Series
@@ -306,6 +307,56 @@ class FitLine(Widget):
 
     def render(self) -> Text:
         return fit_line(self.parts, self.size.width)
+
+
+def legend_text(entries: list[Text], tail: Text, width: int, rows: int, more: str = "") -> Text:
+    """A legend's entries (a run's ━━ and its name: one never broken across lines), then `tail`, in lines of
+    `width` cells, `rows` at most: the entries that don't fit are counted ("+3 more" and `more`)."""
+    width = max(20, width)
+
+    def cut(t: Text) -> Text:
+        t = t.copy()
+        t.truncate(width, overflow="ellipsis")
+        return t
+
+    items, tail = [cut(e) for e in entries], cut(tail)
+    for n in range(len(items), -1, -1):
+        left = len(items) - n
+        extra = ([cut(Text(f"+{left} more{more}", style="dim"))] if left else []) + ([tail] if tail.plain else [])
+        lines: list[Text] = []
+        for t in items[:n] + extra:
+            if lines and lines[-1].cell_len + 2 + t.cell_len <= width:
+                lines[-1] = Text.assemble(lines[-1], "  ", t)
+            else:
+                lines.append(t)
+        if len(lines) <= rows:
+            break
+    return Text("\n").join(lines[:rows])
+
+
+class Legend(Static):
+    """A chart's legend (legend_text), laid out at the width the widget has, and again when that changes:
+    laid out before the screen had its size, it was wrapped for 80 columns, and at 80x24 a run's ━━ ended
+    one line, its name began the next, and the runs past the third line were cut off unsaid."""
+
+    ROWS = 3  # (its CSS max-height)
+
+    def __init__(self, more: str = "", **kw):
+        super().__init__(**kw)
+        self.more, self.entries, self.tail, self.laid = more, [], Text(), None
+
+    def show(self, entries: list[Text], tail: Text | None = None) -> None:
+        self.entries, self.tail = entries, tail or Text()
+        self.lay_out()
+
+    def lay_out(self) -> None:
+        text = legend_text(self.entries, self.tail, self.content_region.width or 78, self.ROWS, self.more)
+        if text != self.laid:  # (an update lays the screen out again)
+            self.laid = text
+            self.update(text)
+
+    def on_resize(self) -> None:
+        self.lay_out()
 
 
 def progress_parts(v: RunState) -> list[Part]:
