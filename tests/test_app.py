@@ -328,6 +328,24 @@ async def test_inspect_key_pushes_the_inspector_which_loads_its_own_model(models
         assert await wait_for(pilot, lambda: app.screen is gen)
 
 
+async def test_f2_before_generating_inspects_the_prompt_typed_or_says_to_write_one(models_dir):
+    """F2 with a prompt typed but nothing generated opened an inspector that said twice "the prompt is
+    empty", though the prompt was on screen; with no prompt at all, the same dead screen."""
+    from tinygpt_tui.app.inspector import InspectorScreen
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        gen.query_one("#prompt").focus()
+        await pilot.press("f2")
+        assert await wait_for(pilot, lambda: "Write a prompt first" in notes(app)) and app.screen is gen
+        await pilot.press(*"hello", "f2")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+        insp = app.screen
+        assert await wait_for(pilot, lambda: insp.analysis is not None or insp.error is not None)
+        assert insp.error is None and insp.text == "hello"
+
+
 async def test_every_action_is_in_the_command_palette(models_dir):
     app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -465,9 +465,13 @@ class GenerateScreen(Screen):
             return
         from tinygpt_tui.app.inspector import InspectorScreen
 
+        text = self.context or self.query_one("#prompt", Input).value  # nothing generated yet: the prompt typed
+        if not text:
+            self.notify("Write a prompt first: the inspector looks inside the model at the text on screen.", severity="warning")
+            return
         # the raw text, not the on-screen form; the inspector loads a PyTorch model itself unless the sampler runs one
         torch_model = self.loaded.model if hasattr(self.loaded.model, "parameters") else None
-        self.inspector = InspectorScreen(self.loaded.path, self.loaded.tokenizer, self.context, model=torch_model)
+        self.inspector = InspectorScreen(self.loaded.path, self.loaded.tokenizer, text, model=torch_model)
         self.app.push_screen(self.inspector, lambda _=None: setattr(self, "inspector", None))
 
     # ------------------------------------------------------------ status
