@@ -466,6 +466,33 @@ def test_an_experiment_is_not_resumed_on_another_corpus(small_corpus, tmp_path):
     assert [ev.state for ev in events(plan, resume=True) if isinstance(ev, E.MemberEnded)] == ["kept", "finished"]
 
 
+def test_a_folder_of_the_same_name_with_other_settings_is_not_resumed(small_corpus, tmp_path):
+    """The same member names, other settings (a copied folder, or an experiment given again with another
+    --set): its finished members were kept and shown as this grid's."""
+    plan = E.make_plan(spec(small_corpus, vary={"n_layer": [1, 2]}), tmp_path)
+    stop = threading.Event()
+    for ev in E.run(plan, stop):
+        if isinstance(ev, E.MemberEnded):
+            stop.set()
+    wider = {**{k: v for k, v in TINY.items() if k != "n_layer"}, "n_embd": 64}
+    for other in (spec(small_corpus, vary={"n_layer": [1, 2]}, settings=wider), spec(small_corpus, vary={"n_layer": [1, 2]}, max_steps=20)):
+        with pytest.raises(SettingsError, match=r"the grid given is not experiment e's \((settings|max_steps) differ\)"):
+            E.check_claim(E.make_plan(other, tmp_path), resume=True, dry=True)
+    E.check_claim(E.make_plan(spec(small_corpus, vary={"n_layer": [1, 2]}), tmp_path), resume=True)  # the same grid goes on
+
+
+def test_a_plan_is_refused_where_the_run_would_be(small_corpus, tmp_path):
+    """--plan printed a plan for a name the run then refused (a model's folder), and said "1 runs"."""
+    models = tmp_path / "models"
+    (models / "taken").mkdir(parents=True)
+    (models / "taken" / "config.json").write_text("{}")
+    common = ("--corpus", small_corpus, "--max-steps", "20", "--set", "n_embd=32", "--set", "n_head=2", "--plan", "--models-dir", models)
+    assert_one_line_error(tinygpt_inproc("experiment", "taken", "--vary", "n_layer=1,2", *common), "a model named 'taken' already exists")
+    r = tinygpt_inproc("experiment", "one", "--vary", "n_layer=1", *common)
+    assert r.returncode == 0 and "1 run of 20 steps" in r.stdout, r.stdout + r.stderr
+    assert_one_line_error(tinygpt_inproc("experiment", " ", "--vary", "n_layer=1", *common), "an experiment needs a name")
+
+
 def test_a_lesson_on_another_corpus_gets_its_own_folder(small_corpus, tmp_path):
     r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, "--plan", "--threads", "1", "--models-dir", tmp_path)
     assert r.returncode == 0, r.stderr

@@ -162,12 +162,11 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     con = new_console()
     spec = plan.spec
     budget = f"{spec.minutes:g} min" if spec.minutes else f"{spec.max_steps:,} steps"
-    if not dry:
-        E.check_claim(plan, resume)  # a folder another experiment holds or already used: refused before the plan and its estimate
+    E.check_claim(plan, resume, dry)  # a folder another experiment holds or already used: refused before the plan and its estimate
     plan = E.settle(plan, note)  # threads, precision, preset: the probe's, as `tinygpt train` has them, alike for every member
     states = E.member_states(plan) if resume else {}
     todo = [m for m in plan.members if states.get(m.name, {}).get("state") != "finished"]
-    con.print(Text(one_line(f"experiment {spec.name}: {len(plan.members)} runs of {budget} each on {Path(plan.corpus).name}, "
+    con.print(Text(one_line(f"experiment {spec.name}: {len(plan.members)} run{'s' if len(plan.members) != 1 else ''} of {budget} each on {Path(plan.corpus).name}, "
                             f"seed {spec.seed}" + (f" to {spec.seed + spec.seeds - 1}" if spec.seeds > 1 else "")), style="bold"))
     if spec.text:
         con.print(Text(printable(spec.text.strip()), style="italic"))
@@ -292,7 +291,7 @@ def experiment_cmd(
     from tinygpt_tui.engine.presets import check_name
     from tinygpt_tui.engine.runs import MANIFEST
 
-    check_name(name)
+    check_name(name, "an experiment needs a name: tinygpt experiment NAME ...")
     if not given and not resume and ((Path(models_dir) if models_dir else default_models_dir()) / name / MANIFEST).is_file():
         fail(f"{one_line(name)} is an experiment already: `tinygpt experiment {one_line(name)} --resume` shows its results or goes on")
     if resume and not given:

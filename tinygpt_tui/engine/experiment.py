@@ -162,7 +162,7 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
     from tinygpt_tui.data import min_corpus_chars
     from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
 
-    check_name(spec.name)
+    check_name(spec.name, "an experiment needs a name: tinygpt experiment NAME ...")
     if not spec.corpus:
         raise SettingsError("an experiment needs a corpus (--corpus)")
     check_budget(spec.minutes, spec.max_steps)
@@ -323,13 +323,17 @@ class Ended:
     failed: list = field(default_factory=list)
 
 
-def check_claim(plan: Plan, resume: bool) -> None:
+SAME_GRID = ("settings", "vary", "members", "minutes", "max_steps", "seeds", "seed", "corpus_chars")  # what resuming must not change
+
+
+def check_claim(plan: Plan, resume: bool, dry: bool = False) -> None:
     """Refuse a folder that is not this experiment's to write (run checks it again under its lock; a
-    caller checks first to refuse before it prints or estimates anything)."""
+    caller checks first to refuse before it prints or estimates anything). ``dry``: for a plan only
+    (--plan), which may be shown while another process runs it."""
     f = plan.folder
     if f.is_symlink():
         raise SettingsError(f"{f} is a symbolic link; an experiment writes only into a real folder")
-    if ckpt.is_training(f):
+    if not dry and ckpt.is_training(f):
         raise SettingsError(f"experiment {plan.spec.name} is being run by another process; wait for it, or pick another name")
     if (f / ckpt.CONFIG).exists():
         raise SettingsError(f"a model named {plan.spec.name!r} already exists in {f.parent}; pick another experiment name")
@@ -337,8 +341,12 @@ def check_claim(plan: Plan, resume: bool) -> None:
         if not (f / MANIFEST).exists():
             raise SettingsError(f"nothing to resume: no experiment named {plan.spec.name!r} in {f.parent}")
         old = read_manifest(f)
-        if [m.get("name") for m in old["members"]] != [m.name for m in plan.members]:
-            raise SettingsError(f"the grid given is not experiment {plan.spec.name}'s; resume it with --resume alone")
+        now = json.loads(json.dumps({k: getattr(plan.spec, k) for k in SAME_GRID}))  # (as the manifest holds it)
+        changed = [k for k in SAME_GRID if k in old["spec"] and old["spec"][k] != now[k]]
+        if [m.get("name") for m in old["members"]] != [m.name for m in plan.members] or changed:
+            # (a folder of the same name with other settings: its members would be kept as this grid's)
+            raise SettingsError(f"the grid given is not experiment {plan.spec.name}'s{' (' + ', '.join(changed) + ' differ)' if changed else ''}; "
+                                "resume it with --resume alone, or pick another name")
         was = old["spec"].get("corpus")
         if isinstance(was, str) and was and Path(was).expanduser().resolve() != Path(plan.source).expanduser().resolve():
             # (its finished members would be kept and ranked beside runs on another text)

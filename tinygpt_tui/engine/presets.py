@@ -292,9 +292,9 @@ def check_threads(threads) -> None:
         raise SettingsError(f"--threads must be from 1 to the {cores} CPU cores this machine has, got {str(threads)[:20]}")
 
 
-def check_name(name) -> None:
+def check_name(name, missing: str = "a model needs a name (--name)") -> None:
     if not isinstance(name, str) or not name.strip():
-        raise SettingsError("a model needs a name (--name)")
+        raise SettingsError(missing)
     bad = set('/\\\0\x7f') | {chr(i) for i in range(32)} | {chr(i) for i in range(0x80, 0xA0)}
     if name in (".", "..") or any(c in bad for c in name) or len(name) > 100 or name.startswith("."):
         raise SettingsError(f"model name {name!r} can't be a folder name: use letters, digits, spaces, - or _ (at most 100)")
