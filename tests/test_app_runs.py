@@ -140,6 +140,8 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         assert [ln for ln in screen.chart.lines if ln.colour == screen.colours["gamma"]][0].xs[-1] == 80 * 0.5 / 60
         await pilot.press("n")
         assert await wait_for(pilot, lambda: not screen.chart.lines and table.row_count == 0)
+        drawn = " ".join(list_lines(screen.chart))  # nothing checked: nothing to wait for
+        assert "check runs in the list" in drawn and "waiting" not in drawn, drawn
         await pilot.press("space")  # the list opens with its first run highlighted: Space checks it at once
         assert screen.checked == [sl.get_option_at_index(0).value]
         assert "F3" in " ".join(f"{c.title} {c.help}" for c in app.get_system_commands(app.screen) if c.title == "Runs screen")

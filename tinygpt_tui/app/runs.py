@@ -232,8 +232,9 @@ class LossChart(Widget):
 
     def draw(self, width: int, height: int) -> list:
         xs_all = [x for ln in self.lines for x in ln.xs]
-        if not xs_all:  # an empty frame, not a meaningless -1..1 axis
-            return chart.draw([], width, height, f"{self.title_text} (waiting for the first steps)", self.xlabel,
+        if not xs_all:  # an empty frame, not a meaningless -1..1 axis; waiting only if there are curves to wait for
+            waiting = " (waiting for the first steps)" if self.lines else ""
+            return chart.draw([], width, height, f"{self.title_text}{waiting}", self.xlabel,
                               chart.Axis(0, 100), chart.Axis(0, 5))
         x = None
         if self.xlabel != "minutes":  # whole steps or tokens
