@@ -210,11 +210,14 @@ def test_runs_command_keeps_names_whole_in_an_80_column_terminal(tiny_models_dir
     d = tmp_path / "m"
     shutil.copytree(tiny_models_dir, d)
     shutil.copytree(d / "alpha", d / "grid-n_layer=2")
+    shutil.copytree(d / "alpha", d / "ci2-pos_encoding=learned")  # (as long as an experiment member's name)
     r = tinygpt_inproc("runs", "--models-dir", d, env={"COLUMNS": "80"})
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if ln[:1] in "┏┃┡│└"]  # the table (a broken folder's reason follows it)
     assert lines and max(len(ln) for ln in lines) <= 80
-    assert any("grid-n_layer=2" in ln for ln in lines), r.stdout
+    assert any("grid-n_layer=2" in ln for ln in lines) and any("ci2-pos_encoding=learned" in ln for ln in lines), r.stdout
+    wide = tinygpt_inproc("runs", "--models-dir", d, env={"COLUMNS": "120"}).stdout
+    assert "tok/s" in wide and "tok/s" not in r.stdout  # (at 80 columns the timing columns give way to the names)
 
 
 def test_compare_marks_broken_and_other_corpus_runs_and_draws(tiny_models_dir, tmp_path):

@@ -43,18 +43,21 @@ def print_runs(con, summaries, other: set | None = None) -> None:
 
 def runs_table(summaries, title: str = "", other: set | None = None, narrow: bool = False) -> Table:
     """A row per run; a run in ``other`` (trained on another corpus than the rest) has its corpus marked ≠.
-    ``narrow`` (a terminal under 100 columns): no padding, so the run's name keeps room for itself."""
+    ``narrow`` (a terminal under 100 columns): no padding and no minutes or tokens/s columns, so that a
+    member's name (``grid/pos_encoding=alibi``) keeps its line."""
     t = Table(title=title or None, title_justify="left", header_style="bold", pad_edge=False, padding=(0, 0) if narrow else (0, 1))
     t.add_column("run", overflow="fold", ratio=1)
     t.add_column("status", no_wrap=True)
     t.add_column("corpus", overflow="fold", max_width=16)
-    for col in ("params", "ctx", "val\nloss", "bits/\nchar", "min", "tok/s", "steps"):
+    timing = () if narrow else ("min", "tok/s")
+    for col in ("params", "ctx", "val\nloss", "bits/\nchar", *timing, "steps"):
         t.add_column(col, justify="right", no_wrap=True)
     for s in summaries:
         corpus = Text(("≠ " if other and s.name in other else "") + (one_line(s.corpus) or "–"),
                       style="red" if other and s.name in other else "")
+        times = () if narrow else (_minutes(s.minutes), _f(s.tokens_per_s, ",.0f"))
         t.add_row(one_line(s.name), _status(s), corpus, f"{s.params / 1e6:.2f}M" if s.params else "–",
-                  str(s.context or "–"), _f(s.val_loss), _f(s.bpc), _minutes(s.minutes), _f(s.tokens_per_s, ",.0f"), f"{s.steps:,}")
+                  str(s.context or "–"), _f(s.val_loss), _f(s.bpc), *times, f"{s.steps:,}")
     return t
 
 
