@@ -148,9 +148,15 @@ class ExperimentScreen(Screen):
         self.action_estimate()
 
     @on(Input.Changed, "#exp-minutes, #exp-steps")
-    def _budget_typed(self) -> None:
-        """A lesson at another budget goes to a folder of its own, as `tinygpt lesson NAME --minutes M` does (not a name typed)."""
+    def _budget_typed(self, event: Input.Changed) -> None:
+        """A budget is minutes or steps: typing one clears the other (a lesson fills Minutes). A lesson at another
+        budget goes to a folder of its own, as `tinygpt lesson NAME --minutes M` does (not a name typed)."""
         from tinygpt_tui.engine.lessons import with_budget
+
+        other = self.query_one("#exp-steps" if event.input.id == "exp-minutes" else "#exp-minutes", Input)
+        if event.value.strip() and other.value:
+            with self.prevent(Input.Changed):
+                other.value = ""
 
         name = self.query_one("#exp-name", Input)
         if self.lesson is None or name.value.strip() != self.auto_name:
