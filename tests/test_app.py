@@ -346,6 +346,33 @@ async def test_f2_before_generating_inspects_the_prompt_typed_or_says_to_write_o
         assert insp.error is None and insp.text == "hello"
 
 
+async def test_generating_after_the_palette_closed_the_inspector_does_not_crash(models_dir):
+    """A palette command for the generate screen (Write a prompt, Continue, Sampling settings, ...) run from
+    the inspector closes it by popping the screen, which does not call its dismiss callback: the next text
+    generated went to the closed inspector, whose widgets were gone (NoMatches: the app died)."""
+    from tinygpt_tui.app.inspector import InspectorScreen
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        gen.query_one("#sampling").set_value("length", 20)
+        gen.query_one("#prompt").focus()
+        await pilot.press(*"hello", "f2")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+        insp = app.screen
+        assert await wait_for(pilot, lambda: insp.analysis is not None)
+        insp.min_interval = insp.last_duration = 0.0  # (no pause between passes: a person is slower than the throttle)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        commands["Write a prompt"].callback()  # (as the palette does)
+        assert await wait_for(pilot, lambda: app.screen is gen and not insp.children)  # closed and taken apart
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.finished)
+        assert app.screen is gen and app.return_code is None and len(gen.context) == 25
+        await pilot.press("f2")  # a new inspector follows the text as before
+        assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen) and app.screen is not insp)
+        assert await wait_for(pilot, lambda: app.screen.analysis is not None and app.screen.text == gen.context)
+
+
 async def test_every_action_is_in_the_command_palette(models_dir):
     app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -176,12 +176,14 @@ class InspectorScreen(ModalScreen):
 
     # ------------------------------------------------------------ live updates
     def update_context(self, text: str) -> None:
-        """Show this text instead (recomputed in a worker, throttled; see the module docstring)."""
+        """Show this text instead (recomputed in a worker, throttled; see the module docstring). Once closed,
+        nothing: a palette command closes it by popping the screen, which calls no dismiss callback, so
+        the generate screen may still be sending text to an inspector whose widgets are gone."""
         if text == self.text and self._pending is None and self.analysis is not None:
             return
         self.text = text
         self._pending = text
-        if self.is_mounted:
+        if self.is_mounted and self.is_attached:
             self._kick()
 
     def interval(self) -> float:
