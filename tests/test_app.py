@@ -373,6 +373,25 @@ async def test_generating_after_the_palette_closed_the_inspector_does_not_crash(
         assert await wait_for(pilot, lambda: app.screen.analysis is not None and app.screen.text == gen.context)
 
 
+async def test_the_screen_keys_work_in_the_inspector_too(models_dir):
+    """The README's "anywhere" keys (Ctrl+G, Ctrl+T, F3, F4) did nothing in the inspector: a modal screen
+    keeps the app's bindings from its keys."""
+    from tinygpt_tui.app.inspector import InspectorScreen
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        gen.query_one("#prompt").focus()
+        await pilot.press(*"hello", "f2")
+        for key, mode in (("ctrl+t", "training"), ("f3", "runs"), ("f4", "experiment"), ("ctrl+g", "generate")):
+            if app.current_mode != "generate":
+                await pilot.press("ctrl+g")  # back to the generate screen, where the inspector is still open
+            assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+            await pilot.press(key)
+            assert await wait_for(pilot, lambda: app.current_mode == mode and not isinstance(app.screen, InspectorScreen)), key
+        assert app.screen is gen
+
+
 async def test_every_action_is_in_the_command_palette(models_dir):
     app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -121,6 +121,11 @@ class InspectorScreen(ModalScreen):
         # the all-layers view is taller than most terminals: its scrolling key is in the footer
         Binding("pagedown", "page(1)", "More", key_display="PgDn", priority=True, id="inspector-page-down"),
         Binding("pageup", "page(-1)", "Scroll up", show=False, priority=True, id="inspector-page-up"),
+        # the app's keys for its screens, "anywhere" (a modal screen keeps the app's own bindings from its keys)
+        Binding("ctrl+g", "app.show_generate", "Generate", show=False, id="inspector-show-generate"),
+        Binding("ctrl+t", "app.show_training", "Train", show=False, id="inspector-show-training"),
+        Binding("f3", "app.show_runs", "Runs", show=False, id="inspector-show-runs"),
+        Binding("f4", "app.show_experiment", "Experiment", show=False, id="inspector-show-experiment"),
     ]
 
     def __init__(self, folder, tokenizer, context_text: str, model=None, top_k: int = 10, temperature: float = 1.0,
