@@ -592,3 +592,33 @@ async def test_the_first_pass_paces_the_next_by_the_pass_not_the_model_load(tmp_
     async with host.run_test(size=(120, 40)) as pilot:
         assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
         assert screen.interval() < 2.0, screen.interval()  # 3x the pass alone (milliseconds), not 3x the load (6 s)
+
+
+async def test_a_query_pinned_on_a_bpe_token_stays_on_it_as_the_window_slides(small_corpus):
+    """While the text streams the window slides; the view kept the query on the same character by moving it
+    back as many positions as characters fell out, but a BPE position is a token of several characters: it
+    jumped tokens back (from "ou" of " country" to "is" of " his", two tokens earlier)."""
+    from textual.app import App
+
+    from tests.test_app import wait_for
+    from tinygpt_tui.app.inspector import InspectorScreen
+    from tinygpt_tui.tokenizer import BpeTokenizer
+
+    text = small_corpus.read_text(encoding="utf-8")
+    tok = BpeTokenizer.train(text, 300)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=24, n_layer=1, n_head=2, n_embd=32)).eval()
+    screen = InspectorScreen(None, tok, text[1000:1200], model=model, min_interval=0.0)
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(screen)
+
+    async with Host().run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        await pilot.press("left", "left", "left", "left", "left")
+        before = screen.view.chars[screen.view.position:]
+        n = screen.computations
+        screen.update_context(text[1000:1203])  # three more characters: the window slides by a few tokens
+        assert await wait_for(pilot, lambda: screen.computations > n and not screen.computing, timeout=30)
+        assert screen.analysis.truncated > 0 and screen.view.chars[screen.view.position:][: len(before)] == before

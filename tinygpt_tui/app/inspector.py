@@ -28,6 +28,7 @@ from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.messages import Inspected, error_line, reported
 from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heatmap_column_at, heatmap_lines,
                                      layer_rows, legend, lens_text, prob_bars, ranked_line, top_attended)
+from tinygpt_tui.engine.inspect import tokens_slid
 from tinygpt_tui.errors import TinyGPTError
 
 
@@ -237,8 +238,8 @@ class InspectorScreen(ModalScreen):
             old = self.analysis
             self.analysis, self.error = analysis, None
             if self.position is not None and old is not None:
-                # keep looking at the same character when the window slid
-                shift = (analysis.truncated - old.truncated)
+                # keep looking at the same character (or token) when the window slid
+                shift = tokens_slid(self.tokenizer, old.ids, analysis.truncated - old.truncated)
                 self.position = min(max(self.position - shift, 0), analysis.length - 1)
             self.layer_index = min(self.layer_index, analysis.n_layer - 1)
             if self.head_index is not None:

@@ -204,6 +204,18 @@ def context_window(tokenizer: Tokenizer, text: str, block_size: int) -> tuple[li
     return ids[::-1], list(dict.fromkeys(reversed(dropped))), start
 
 
+def tokens_slid(tokenizer: Tokenizer, old_ids: list[int], chars: int) -> int:
+    """How many of the window's tokens ``old_ids`` fell out of it when its start moved ``chars`` characters on
+    (``truncated`` counts characters; a BPE token is several): the tokens whose text those characters were."""
+    if tokenizer.kind == "char" or chars <= 0:
+        return chars
+    lo, hi = 0, len(old_ids)  # the most tokens whose decoded text is at most chars long (it grows with k)
+    while lo < hi:
+        k = (lo + hi + 1) // 2
+        lo, hi = (k, hi) if len(tokenizer.decode(old_ids[:k])) <= chars else (lo, k - 1)
+    return lo
+
+
 def analyze(model, tokenizer: Tokenizer, text: str) -> Analysis:
     """Run the model once (no KV cache) over the last block_size known tokens of text."""
     import numpy as np
