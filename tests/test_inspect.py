@@ -328,6 +328,10 @@ def test_cli_prints_bars_and_heatmaps(model_dir):
     (["{m}", "--prompt", "ab", "--position", "-3"], "position -3"),
     (["{m}", "--prompt", "ab", "--top-k", "0"], "top-k"),
     (["{m}", "--prompt", "ab", "--temperature", "-1"], "temperature"),
+    # an option the view would ignore: said, not ignored (the view without it would look like its answer)
+    (["{m}", "--prompt", "ab", "--near", "a"], "--near goes with --embeddings"),
+    (["{m}", "--prompt", "ab", "--corpus", "x.txt"], "--corpus goes with --heads or --embeddings"),
+    (["{m}", "--prompt", "ab", "--lens", "--layer", "0"], "--layer picks one layer's heatmap"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(model_dir, args, message):
     args = [a.replace("{m}", str(model_dir / "tiny")) for a in args]
@@ -344,6 +348,7 @@ def test_cli_lens_ablation_embeddings_and_heads(model_dir, small_corpus):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert [row["layer"] for row in doc["lens"]] == [0, 1, 2] and all(len(row["top"]) == 3 for row in doc["lens"])
+    assert [row["after"] for row in doc["lens"]] == ["embeddings", "layer 0", "layer 1"]  # (as the text and the heatmaps number them)
     assert doc["lens"][-1]["actual"][0] >= 1 and len(doc["ablation"]["deltas"]) == 5
     r = run(["inspect", m, "--prompt", "To be, or", "--lens", "--ablate"])
     assert r.exit_code == 0 and "Logit lens" in r.stdout and "layer 1" in r.stdout and "most needed" in r.stdout

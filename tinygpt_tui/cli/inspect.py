@@ -58,6 +58,12 @@ def inspect_cmd(
 
     check_top_k(top_k, "--top-k")
     check_temperature(temperature)
+    for ignored, why in ((near is not None and not embeddings, "--near goes with --embeddings (the nearest characters on its map)"),
+                         (corpus is not None and not (heads or embeddings), "--corpus goes with --heads or --embeddings (the text they read)"),
+                         (layer is not None and (lens or ablate or embeddings or heads),
+                          "--layer picks one layer's heatmap; --lens, --ablate, --embeddings and --heads have none")):
+        if ignored:  # (said, not ignored: the view without it would look like its answer)
+            raise SettingsError(why)
     if rank_of is not None and not rank_of:
         raise SettingsError("--rank-of takes a character (or a BPE model's token), got nothing")
     folder = resolve_model(model, models_dir)
@@ -94,7 +100,8 @@ def lens_and_ablation(console, analysis, view, lens: bool, ablate: bool, top_k: 
     abl = run_ablation(analysis, view.position) if ablate else None
     if json_out:
         return print_json({"position": view.position, "context": "".join(view.chars),
-                           "lens": [r.__dict__ for r in rows] if rows else None, "ablation": abl.__dict__ if abl else None})
+                           # "layer" counts the embeddings as 0; "after" names the row as the text and heatmaps do (layers from 0)
+                           "lens": [{**r.__dict__, "after": "embeddings" if r.layer == 0 else f"layer {r.layer - 1}"} for r in rows] if rows else None, "ablation": abl.__dict__ if abl else None})
     console.print(context_line(view, console.width))
     if rows:
         console.print(lens_text(rows, view, console.width))
