@@ -564,6 +564,19 @@ async def test_inspector_all_layers_title_is_whole_at_80_columns():
         assert "√ scale" in said()  # the legend still follows
 
 
+async def test_inspector_looks_most_at_keeps_each_item_whole_at_80_columns():
+    """At 80 columns the "looks most at" line wrapped inside an item: "o@5" on one line, "0.02" on the next."""
+    from tests.test_app import wait_for
+
+    screen, host = inspector_on("the honour of the king and the queen")
+    async with host.run_test(size=(80, 24)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        summary = screen.query_one("#insp-summary")
+        assert await wait_for(pilot, lambda: "looks most at" in shown_lines(summary), timeout=5)
+        lines = [ln for ln in shown_lines(summary).splitlines() if ln.strip()]
+        assert len(lines) == 1 and re.search(r"@\d+ \d\.\d\d$", lines[0].rstrip()), lines
+
+
 def test_lens_rows_are_named_like_the_heatmaps_layers(model_dir):
     """The heatmaps number a 2-layer model's layers 0..1; the lens said "layer 1", "layer 2" for them."""
     m = str(model_dir / "tiny")

@@ -424,7 +424,8 @@ class InspectorScreen(ModalScreen):
                 rank.update("")
             weights = self._weights()
             label = "all layers and heads" if self.all_layers else (f"layer {self.layer_index} average" if self.head_index is None else f"layer {self.layer_index} head {self.head_index}")
-            summary.update(top_attended(v, weights, 8, f"{label} looks most at: "))
+            # as many whole items as fit its line (a wrap split "o@5" from its weight at 80 columns)
+            summary.update(top_attended(v, weights, 8, f"{label} looks most at: ", summary.content_size.width or None))
         key = self._deeper_key()
         if self.deeper not in (None, "lens") and a is not None and key not in self.deeper_result:
             self.deeper_result[key] = f"computing the {self.deeper}…"
