@@ -124,6 +124,7 @@ def test_broken_folder_reports_why(tiny_models_dir):
         (lambda f: (f / "vocab.json").write_text('{"type": "char", "chars": ["a", "b"]}'), "vocab_size"),
         (lambda f: (f / "config.json").write_text('{"model": {"n_embd": "big"}}'), "config.json"),
         (lambda f: (f / "config.json").write_text("[1, 2"), "JSON"),
+        (lambda f: f.rename(f.with_name("moved")), "no model folder at .*: moved or deleted"),  # (picked, then moved away)
     ],
 )
 def test_damaged_folders_fail_with_one_line(folder, damage, msg):

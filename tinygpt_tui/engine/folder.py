@@ -138,8 +138,8 @@ def check_folder(folder: Path) -> tuple[dict, GPTConfig]:
     """Validate a model folder without loading the weights; return its config."""
     folder = Path(folder)
     try:
-        if not folder.is_dir():
-            raise CheckpointError(f"not a model folder: {folder}")
+        if not folder.is_dir():  # (a model picked in the app, then moved or deleted: say it is gone)
+            raise CheckpointError(f"not a model folder: {folder}" if folder.exists() else f"no model folder at {folder}: moved or deleted?")
         pickles = [] if (folder / WEIGHTS).exists() else [p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
     except OSError as e:  # (a folder without read or search permission)
         raise CheckpointError(f"cannot read the model folder {folder}: {e.strerror or e}") from None
