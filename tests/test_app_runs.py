@@ -743,14 +743,19 @@ async def test_the_runs_table_keeps_the_figures_of_long_names_on_screen(tmp_path
         assert await wait_for(pilot, each_with_its_figures), shown()
 
 
+def logged_runs(d, names) -> None:
+    """A model folder with a metrics log for each name, under d."""
+    for n in names:
+        make_model(d, n)
+        write_metrics(d / n)
+
+
 async def test_the_runs_legend_keeps_each_swatch_beside_its_name(tmp_path):
     """With many runs checked the legend wrapped between a run's ━━ and its name: a line ended in a
     swatch and the next began with a name, and which colour was whose could not be read."""
     d = tmp_path / "models"
     names = [f"run-with-a-rather-long-name-{i}" for i in range(6)]
-    for n in names:
-        make_model(d, n)
-        write_metrics(d / n)
+    logged_runs(d, names)
     app = RecordingApp(models_dir=d, watch_models=False)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await runs_shown(pilot, app)
@@ -827,9 +832,7 @@ async def test_the_runs_legend_at_80_by_24_keeps_swatches_whole_and_counts_what_
     other runs and the "not drawn" line without a word."""
     d = tmp_path / "models"
     names = [f"grid/pos_encoding=member-{i}" for i in range(7)] + ["other"]
-    for n in names:
-        make_model(d, n)
-        write_metrics(d / n)
+    logged_runs(d, names)
     app = RecordingApp(models_dir=d, watch_models=False)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await runs_shown(pilot, app)

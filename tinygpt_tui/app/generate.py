@@ -65,7 +65,7 @@ class Stream:
 
 def compile_quiet_s() -> float:
     """How long the compiled decoder may be waited for before the status says it is compiling: a load from
-    numba's cache (a second or two) is not worth a line. (Imported here: sampler imports torch.)"""
+    numba's cache (a second or two) is not worth a line. (Imported here: sampler imports numpy, 0.2 s off the first paint.)"""
     from tinygpt_tui import sampler
 
     return sampler.COMPILE_QUIET_S

@@ -275,8 +275,7 @@ class Run:
                 "step": step, "tokens_seen": tokens, "train_time_s": round(elapsed, 2), "params": self.model_cfg.param_count(),
                 "weights_step": step if self.best_step is None else self.best_step, "train_loss": self.best_train,
                 "best_val_loss": self.best_val, "val_loss": self.best_val if final_val is None else final_val,
-                "val_loss_is": "estimate" if final_val is None else "full validation split" if len(self.data.val) <= MAX_EVAL_TOKENS
-                else f"{MAX_EVAL_TOKENS:,} tokens evenly spread over the validation split",
+                "val_loss_is": "estimate" if final_val is None else self._val_scope("full validation split"),
                 **self._bits(self.best_val if final_val is None else final_val),
             },
             "device": self.device_name, "dtype": self.dtype, "world_size": self.dist.world_size, "command": cfg.command,
@@ -466,9 +465,12 @@ class Run:
             torch_dist.barrier()  # no rank leaves before rank 0 has saved
         yield emit(Finished(step=step, reason=reason, val_loss=final_val, best_val_loss=self.best_val, elapsed_s=elapsed,
                             path=str(self.folder), rank_digests=digests, **dict(zip(("bpc", "bpb"), self._bits(final_val).values())),
-                            **({} if len(self.data.val) <= MAX_EVAL_TOKENS else
-                               {"val_scope": f"{MAX_EVAL_TOKENS:,} tokens evenly spread over the validation split"})))
+                            val_scope=self._val_scope("whole validation split")))
         log.flush()
+
+    def _val_scope(self, whole: str) -> str:
+        """What the final validation loss is measured on: the whole split, or past MAX_EVAL_TOKENS a spread sample."""
+        return whole if len(self.data.val) <= MAX_EVAL_TOKENS else f"{MAX_EVAL_TOKENS:,} tokens evenly spread over the validation split"
 
     def _kept_model(self, step):
         """The model with the weights the folder keeps: the best evaluation's (a copy), or the last step's."""
