@@ -636,3 +636,25 @@ def test_a_lesson_on_another_budget_says_its_text_was_written_for_its_own():
     steps = with_budget(spec, max_steps=40)
     assert steps.text.startswith(spec.text) and "with 40 steps a member instead of the lesson's 3 minutes" in steps.text
     assert "with 1.5 minutes a member" in with_budget(spec, minutes=1.5).text
+
+
+def test_ctrl_c_while_the_samples_are_drawn_quits_at_once(small_corpus, tmp_path):
+    """Training is over and nothing is left to save: Ctrl+C ends the long samples now, exit 130, and does
+    not claim to be saving a checkpoint."""
+    args = [sys.executable, "-m", "tinygpt_tui.cli.main", "experiment", "q", "--corpus", str(small_corpus), "--max-steps", "4",
+            "--vary", "n_layer=1,2", "--set", "n_embd=32", "--set", "n_head=2", "--set", "block_size=32", "--set", "eval_interval=4",
+            "--set", "batch_size=8", "--threads", "1", "--sample-chars", "1000000", "--models-dir", str(tmp_path)]
+    p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
+    out = []
+    for line in p.stdout:  # the ranked table is printed; the samples (a million characters each) come next
+        out.append(line)
+        if "ranked by bits per character" in line:
+            break
+    os.kill(p.pid, signal.SIGINT)
+    try:
+        rest, _ = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 130, "".join(out) + rest
+    assert "saving a checkpoint" not in rest and "Traceback" not in rest
+    assert [row.status for row in E.results(E.load_plan("q", tmp_path))] == ["finished", "finished"]

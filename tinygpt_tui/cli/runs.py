@@ -155,7 +155,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     ranked table, side-by-side samples and the chart."""
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from tinygpt_tui.cli.train import fmt_time, install_stop_handlers, note
+    from tinygpt_tui.cli.train import fmt_time, install_stop_handlers, note, restore_interrupt
     from tinygpt_tui.engine import experiment as E
     from tinygpt_tui.engine.folder import default_models_dir
     from tinygpt_tui.engine.runs import Curves, overfitting
@@ -215,6 +215,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
                 progress.console.print(Text(one_line(f"  {ev.name}: {msg}{vl}"), style="red" if ev.state == "failed" else "green"))
             elif isinstance(ev, E.Ended):
                 ended = ev
+    restore_interrupt()  # (nothing left to save: a Ctrl+C during the samples would otherwise wait for them)
     wall = time.perf_counter() - t0
     con.print(Text(f"{ended.state if ended else 'ended'} in {fmt_time(wall)}" + (f" (estimated {fmt_time(est.total_s)})" if est else ""), style="bold"))
     if ended and ended.state == "stopped":

@@ -169,6 +169,13 @@ def install_stop_handlers(stop: threading.Event, quiet: bool, distributed: bool 
         signal.signal(signal.SIGTERM, handler)
 
 
+def restore_interrupt() -> None:
+    """Training is over: Ctrl+C quits what is left (results, samples) at once, exit 130, as elsewhere."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def init_distributed(device: str = "auto"):
     """Under torchrun (WORLD_SIZE > 1): join the process group, NCCL for GPUs, gloo for the CPU.
 
