@@ -465,10 +465,10 @@ class InspectorScreen(ModalScreen):
         rows, _ = self._rows()
         if self.all_layers:
             t = Text("Attention, all layers", style="bold")
-            t.append(": rows are each layer's mean over heads, 'all' the mean of every head", style="dim")
+            t.append(": rows are each layer's mean over heads, 'all' the mean of every head (g: one layer)", style="dim")
         else:
             t = Text(f"Attention, layer {self.layer_index}", style="bold")
-            t.append(f" of 0..{v.n_layer - 1}: how position {v.position} attends, per head", style="dim")
+            t.append(f" of 0..{v.n_layer - 1}: how position {v.position} attends, per head (g: all layers)", style="dim")
         lg = legend(self._vmax(rows), True)
         if t.cell_len + 3 + lg.cell_len <= width:
             return t + Text("   ") + lg
