@@ -642,3 +642,32 @@ async def test_a_query_pinned_on_a_bpe_token_stays_on_it_as_the_window_slides(sm
         screen.update_context(text[1000:1203])  # three more characters: the window slides by a few tokens
         assert await wait_for(pilot, lambda: screen.computations > n and not screen.computing, timeout=30)
         assert screen.analysis.truncated > 0 and screen.view.chars[screen.view.position:][: len(before)] == before
+
+
+async def test_a_pinned_query_stays_on_its_character_when_the_context_is_trimmed(small_corpus):
+    """Past 100,000 characters the generate screen cuts its context's start; the window's offset then fell
+    by the characters cut, which read as the window sliding backwards, and the pinned query jumped to the end."""
+    from textual.app import App
+
+    from tests.test_app import wait_for
+    from tinygpt_tui.app.inspector import InspectorScreen
+
+    text = small_corpus.read_text(encoding="utf-8")[:400]
+    tok = CharTokenizer.from_text(text + "xyz")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=24, n_layer=1, n_head=2, n_embd=32)).eval()
+    screen = InspectorScreen(None, tok, text, model=model, min_interval=0.0)
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(screen)
+
+    async with Host().run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        await pilot.press("left", "left", "left", "left", "left")
+        before = screen.view.chars[screen.view.position:]
+        n = screen.computations
+        screen.update_context(text[300:] + "xyz", trimmed=300)  # 300 characters cut, three more streamed
+        assert await wait_for(pilot, lambda: screen.computations > n and not screen.computing, timeout=30)
+        assert screen.view.position == 23 - 5 - 3  # three back, as the window slid three characters on
+        assert screen.view.chars[screen.view.position:][: len(before)] == before

@@ -381,11 +381,11 @@ class GenerateScreen(Screen):
             s.compiling = message.compiling
             self.update_status()
         self.context += message.text
-        if len(self.context) > 100_000:
-            self.context = self.context[-50_000:]
+        trimmed = max(len(self.context) - 50_000, 0) if len(self.context) > 100_000 else 0
+        self.context = self.context[trimmed:]
         self.output.append(message.text, GENERATED)
         if self.inspector is not None:  # the inspector follows the text while it streams (it throttles itself)
-            self.inspector.update_context(self.context)
+            self.inspector.update_context(self.context, trimmed)
 
     @on(Ended)
     def _ended(self, message: Ended) -> None:

@@ -145,6 +145,9 @@ class InspectorScreen(ModalScreen):
         self.computing = False
         self.computations = 0  # forward passes done (tests and the docs' throttling claim)
         self._pending: str | None = context_text
+        # characters the text has lost at its start since the inspector opened (a long generation trims its
+        # context), for the text pending and for the one analysed: a pinned position follows its character
+        self._pending_start = self._analysed_start = 0
         self._last_start = 0.0
         self.last_duration = 0.0  # seconds the last forward pass took
         self._timer = None
@@ -181,11 +184,13 @@ class InspectorScreen(ModalScreen):
         return self.top_k if self.app.size.height >= self.ROOMY else min(self.top_k, 5)
 
     # ------------------------------------------------------------ live updates
-    def update_context(self, text: str) -> None:
+    def update_context(self, text: str, trimmed: int = 0) -> None:
         """Show this text instead (recomputed in a worker, throttled; see the module docstring). Once closed,
         nothing: a palette command closes it by popping the screen, which calls no dismiss callback, so
-        the generate screen may still be sending text to an inspector whose widgets are gone."""
-        if text == self.text and self._pending is None and self.analysis is not None:
+        the generate screen may still be sending text to an inspector whose widgets are gone. ``trimmed``:
+        characters cut from the start of the text since the last call."""
+        self._pending_start += trimmed
+        if text == self.text and self._pending is None and self.analysis is not None and not trimmed:
             return
         self.text = text
         self._pending = text
@@ -205,13 +210,13 @@ class InspectorScreen(ModalScreen):
         if wait > 0:
             self._timer = self.set_timer(wait, lambda: self._kick(True))
             return
-        text, self._pending = self._pending, None
+        text, start, self._pending = self._pending, self._pending_start, None
         self.computing = True
         self._last_start = time.monotonic()
         self._set_status()
-        self.run_worker(lambda: self._compute(text), thread=True, group="inspector", name="inspect", exit_on_error=False)
+        self.run_worker(lambda: self._compute(text, start), thread=True, group="inspector", name="inspect", exit_on_error=False)
 
-    def _compute(self, text: str) -> None:
+    def _compute(self, text: str, start: int) -> None:
         """(worker thread) One forward pass, posted back as an Inspected message."""
         from tinygpt_tui.engine.inspect import analyze
 
@@ -226,7 +231,7 @@ class InspectorScreen(ModalScreen):
             self.last_duration = time.perf_counter() - t0
         except Exception as e:  # never take the app down: show it
             error = error_line(e)
-        self.post_message(Inspected(text, analysis, error))
+        self.post_message(Inspected(text, analysis, error, start))
 
     @on(Inspected)
     @reported("inspector")
@@ -236,11 +241,12 @@ class InspectorScreen(ModalScreen):
         self.computations += 1
         if analysis is not None:
             old = self.analysis
-            self.analysis, self.error = analysis, None
             if self.position is not None and old is not None:
                 # keep looking at the same character (or token) when the window slid
-                shift = tokens_slid(self.tokenizer, old.ids, analysis.truncated - old.truncated)
+                slid = message.start + analysis.truncated - (self._analysed_start + old.truncated)
+                shift = tokens_slid(self.tokenizer, old.ids, slid)
                 self.position = min(max(self.position - shift, 0), analysis.length - 1)
+            self.analysis, self.error, self._analysed_start = analysis, None, message.start
             self.layer_index = min(self.layer_index, analysis.n_layer - 1)
             if self.head_index is not None:
                 self.head_index = min(self.head_index, analysis.n_head - 1)

@@ -116,9 +116,10 @@ class TrainingEnded(Message):
 class Inspected(Message):
     """The inspector's forward pass for a context is done (an engine.inspect result, or an error)."""
 
-    def __init__(self, context: str, result=None, error: str = ""):
+    def __init__(self, context: str, result=None, error: str = "", start: int = 0):
         super().__init__()
         self.context, self.result, self.error = context, result, error
+        self.start = start  # characters cut from the context's start before it (InspectorScreen.update_context)
 
 
 class RunsListed(Message):
