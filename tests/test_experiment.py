@@ -212,6 +212,19 @@ def test_the_estimate_measures_steps_and_adds_the_budget(small_corpus, tmp_path)
     assert all(120 < s < 200 for s in timed.member_s)
 
 
+def test_the_estimate_counts_the_start_once_and_each_sample_at_the_decoders_rate(small_corpus, tmp_path):
+    """Members alike but for their seed cost the same, but the first also reads the corpus (and, where the
+    steps were timed in a child, imports the trainer); samples cost what the decoder was measured to take.
+    The estimate had charged 3 s a member and 2 ms a sampled character: 4-6x too long for a toy grid."""
+    BASE = {k: v for k, v in TINY.items() if k != "n_layer"}
+    quiet = E.estimate(E.make_plan(spec(small_corpus, seeds=2, vary={"n_layer": [1]}, settings={**BASE, "sample_chars": 0}), tmp_path))
+    first, second = quiet.member_s
+    assert first > second and quiet.step_s[0] == quiet.step_s[1]
+    chatty = E.estimate(E.make_plan(spec(small_corpus, seeds=2, vary={"n_layer": [1]}, settings={**BASE, "sample_chars": 2000}), tmp_path))
+    samples_s = chatty.member_s[1] - 12 * chatty.step_s[1] - (second - 12 * quiet.step_s[1])  # 2 evaluations of 2,000 tokens
+    assert 0 < samples_s < 2 * 2000 * 0.002
+
+
 def test_the_estimate_leaves_torchs_thread_count_alone(small_corpus, tmp_path):
     """The app estimates while it may be training: the members' thread count is timed without setting the process's."""
     import torch

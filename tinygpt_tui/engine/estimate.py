@@ -1,5 +1,6 @@
 """How long an experiment (engine/experiment.py) will take, said before it starts: each member's budget,
-or its steps times a step time measured here, plus its evaluations and its final validation pass.
+or its steps times a step time measured here, plus its evaluations (their samples too) and its final
+validation pass, and the start (torch's import, reading the corpus) once.
 
     est = estimate(plan)     # Estimate(total_s, member_s, step_s)
 """
@@ -25,9 +26,13 @@ class Estimate:
 def estimate(plan, steps: int = 2) -> Estimate:
     """How long the experiment will take: each member's budget (minutes), or its steps times the step time
     measured here on the CPU (a warm-up step, then ``steps`` timed), plus its evaluations and the final pass
-    over the whole validation split. Nothing is written, and torch's process-wide thread count is left alone
-    (the app estimates while it may be training): steps are timed with the members' thread count in this
-    process when it already runs with that many, else in a child process that does."""
+    over the whole validation split, each sample's tokens at the decoder's measured rate, and the start
+    once (the first member's: torch imported if this process has not, the corpus read). Nothing is
+    written, and torch's process-wide thread count is left alone (the app estimates while it may be
+    training): steps are timed with the members' thread count in this process when it already runs with
+    that many, else in a child process that does."""
+    import sys
+
     import torch
 
     configs = [m.config.resolved() for m in plan.members]
@@ -35,19 +40,33 @@ def estimate(plan, steps: int = 2) -> Estimate:
     first = {s: next(c for c in configs if _shape(c) == s) for s in shapes}
     threads = next((c.threads for c in configs if c.threads), None) or plan.spec.threads
     job = {"source": plan.source, "chars": plan.spec.corpus_chars, "steps": steps, "configs": [asdict(first[s]) for s in shapes]}
-    timings = _measure_in_child(job, threads) if threads and threads != torch.get_num_threads() else _measure_all(job)
+    in_child = bool(threads and threads != torch.get_num_threads())
+    firsts, timings = _measure_in_child(job, threads) if in_child else _measure_all(job)
+    # once: the corpus read; and where the child timed the steps (the CLI's way), what this process has still
+    # to do once when it trains: import the trainer and what a torch optimizer's first construction imports
+    # (torch._dynamo: seconds), and load the compiled decoder for the first sample
+    start_s = firsts["read_s"]
+    if in_child:
+        start_s += firsts["imports_s"] if "torch._dynamo" not in sys.modules else 0.0
+        start_s += firsts.get("decoder_s", 0.0) if "tinygpt_tui.fast.decode" not in sys.modules else 0.0
     measured = dict(zip(shapes, timings))
     out, steps_s = [], []
     for cfg in configs:
-        step_s, fwd_s, final_s = measured[_shape(cfg)]
+        step_s, fwd_s, final_s, token_s = measured[_shape(cfg)]
         steps_s.append(step_s)
         if cfg.time_budget:
-            member = cfg.time_budget + final_s + 3.0
+            member = cfg.time_budget + final_s + MEMBER_S
         else:
             evals = cfg.max_steps // cfg.eval_interval
-            member = cfg.max_steps * step_s + evals * (2 * cfg.eval_iters * fwd_s + cfg.sample_chars * 0.002) + final_s + 3.0
+            member = cfg.max_steps * step_s + evals * (2 * cfg.eval_iters * fwd_s + cfg.sample_chars * token_s) + final_s + MEMBER_S
         out.append(member)
+    if out:
+        out[0] += start_s
     return Estimate(sum(out), out, steps_s)
+
+
+# a member's folder, its checkpoints and its model card, beside what is timed (a few hundred ms)
+MEMBER_S = 0.3
 
 
 def _shape(cfg: TrainConfig) -> tuple:
@@ -55,20 +74,32 @@ def _shape(cfg: TrainConfig) -> tuple:
     return tuple(getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer", "muon_ns_steps", "dtype", "tokenizer", "vocab_size"))
 
 
-def _measure_all(job: dict) -> list[tuple[float, float, float]]:
-    """Each config's timings (_measure), on the corpus (or its first ``chars`` characters)."""
+def _measure_all(job: dict) -> tuple[dict, list[tuple[float, float, float, float]]]:
+    """(what the first member does once, in seconds: imports_s, read_s, decoder_s; each config's timings
+    (_measure)), on the corpus (or its first ``chars`` characters)."""
     from tinygpt_tui.data import Corpus
     from tinygpt_tui.engine.corpora import read_corpus
     from tinygpt_tui.tokenizer import CharTokenizer
 
+    t = time.perf_counter()
+    import torch._dynamo  # noqa: F401  (what torch.optim's first optimizer imports, as the trainer's first does)
+
+    import tinygpt_tui.engine.train  # noqa: F401
+    firsts = {"imports_s": time.perf_counter() - t}
+    t = time.perf_counter()
     corpus = read_corpus(job["source"])
     if job["chars"]:
         corpus = Corpus(corpus.path, corpus.text[: job["chars"]], "")
     tok = CharTokenizer.from_text(corpus.text)
-    return [_measure(TrainConfig(**c), corpus, tok, job["steps"]) for c in job["configs"]]
+    firsts["read_s"] = time.perf_counter() - t
+    timings = []
+    for c in job["configs"]:
+        cfg = TrainConfig(**c)
+        timings.append(_measure(cfg, corpus, tok, job["steps"], firsts))
+    return firsts, timings
 
 
-def _measure_in_child(job: dict, threads: int) -> list[tuple[float, float, float]]:
+def _measure_in_child(job: dict, threads: int) -> tuple[dict, list[tuple[float, float, float, float]]]:
     """_measure_all in a child process running torch on ``threads`` threads."""
     import os
     import subprocess
@@ -88,15 +119,17 @@ def _measure_in_child(job: dict, threads: int) -> list[tuple[float, float, float
         last = re.sub(r"^[\w.]*(Error|Exception): ", "", last)  # (torch's own errors come with their class's name)
         raise SettingsError(f"could not time the members' steps: {last[:200]}")
     try:
-        return [tuple(t) for t in json.loads((done.stdout.strip().splitlines() or [""])[-1])]
+        firsts, timings = json.loads((done.stdout.strip().splitlines() or [""])[-1])
+        return firsts, [tuple(t) for t in timings]
     except ValueError:
         raise SettingsError("could not time the members' steps: the timing process printed no result") from None
 
 
-def _measure(cfg: TrainConfig, corpus, tok, steps: int) -> tuple[float, float, float]:
-    """Seconds per training step, per forward pass of a batch, and for the final pass over the validation
-    split, measured on this machine as train.py runs them (its step, its dtype, the fast kernels when on),
-    on batches drawn from the corpus."""
+def _measure(cfg: TrainConfig, corpus, tok, steps: int, firsts: dict) -> tuple[float, float, float, float]:
+    """Seconds per training step, per forward pass of a batch, for the final pass over the validation
+    split, and per token of an evaluation's sample, measured on this machine as train.py runs them (its
+    step, its dtype, the fast kernels when on; the sampler's decoder), on batches drawn from the corpus.
+    The decoder's first build in the process goes into ``firsts["decoder_s"]``."""
     import torch
 
     from tinygpt_tui.data import Dataset
@@ -117,4 +150,28 @@ def _measure(cfg: TrainConfig, corpus, tok, steps: int) -> tuple[float, float, f
         times.append(time.perf_counter() - t)
     fwd = timer.forward_s()
     val_batches = max(1, len(data.val) // (32 * cfg.block_size))
-    return min(times[1:]), fwd, fwd * 32 / cfg.batch_size * val_batches
+    return min(times[1:]), fwd, fwd * 32 / cfg.batch_size * val_batches, _token_s(timer.model, firsts) if cfg.sample_chars else 0.0
+
+
+def _token_s(model, firsts: dict, n: int = 24) -> float:
+    """Seconds per token of a sample as an evaluation draws it (the sampler's decoder, built anew each time
+    as each evaluation builds it), over ``n`` tokens; the build's share counted as for a 200-token sample."""
+    import numpy as np
+
+    from tinygpt_tui.sampler import decoder
+
+    n = max(1, min(n, model.cfg.block_size - 1))  # (inside the window: no restart)
+    model.eval()
+    try:
+        t = time.perf_counter()
+        decoder(model).feed([0])  # the first build in a process loads the compiled step: once, not each evaluation's
+        firsts.setdefault("decoder_s", time.perf_counter() - t)
+        t = time.perf_counter()
+        run = decoder(model)
+        run.feed([0])
+        built = time.perf_counter() - t
+        t = time.perf_counter()
+        run.sample(n, np.random.default_rng(0).random(n), 0.8, 0, 1.0)
+        return (time.perf_counter() - t) / n + built / 200
+    finally:
+        model.train()
