@@ -43,11 +43,11 @@ def estimate(plan, steps: int = 2) -> Estimate:
     in_child = bool(threads and threads != torch.get_num_threads())
     firsts, timings = _measure_in_child(job, threads) if in_child else _measure_all(job)
     # once: the corpus read; and where the child timed the steps (the CLI's way), what this process has still
-    # to do once when it trains: import the trainer and what a torch optimizer's first construction imports
-    # (torch._dynamo: seconds), and load the compiled decoder for the first sample
+    # to do once when it trains: import the trainer and build its first torch optimizer (which imports torch's
+    # compiler: seconds), and load the compiled decoder for the first sample
     start_s = firsts["read_s"]
     if in_child:
-        start_s += firsts["imports_s"] if "torch._dynamo" not in sys.modules else 0.0
+        start_s += firsts["imports_s"] if "tinygpt_tui.engine.train" not in sys.modules else 0.0
         start_s += firsts.get("decoder_s", 0.0) if "tinygpt_tui.fast.decode" not in sys.modules else 0.0
     measured = dict(zip(shapes, timings))
     out, steps_s = [], []
@@ -81,10 +81,12 @@ def _measure_all(job: dict) -> tuple[dict, list[tuple[float, float, float, float
     from tinygpt_tui.engine.corpora import read_corpus
     from tinygpt_tui.tokenizer import CharTokenizer
 
-    t = time.perf_counter()
-    import torch._dynamo  # noqa: F401  (what torch.optim's first optimizer imports, as the trainer's first does)
+    import torch
 
+    t = time.perf_counter()
     import tinygpt_tui.engine.train  # noqa: F401
+
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)  # (a process's first optimizer imports torch's compiler)
     firsts = {"imports_s": time.perf_counter() - t}
     t = time.perf_counter()
     corpus = read_corpus(job["source"])
