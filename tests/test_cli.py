@@ -215,6 +215,22 @@ def test_corpus_not_found_lists_the_added_corpora(tmp_path, small_corpus):
     assert r.stdout == ""  # a refused run writes nothing to stdout, not even a blank line
 
 
+def test_the_command_corpus_add_prints_trains_on_the_added_corpus(tmp_path, small_corpus):
+    """A book named with a space, a glob's brackets or a leading dash: the printed `tinygpt train` runs as printed."""
+    import re
+    import shlex
+
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "corpora"), "TINYGPT_MODELS_DIR": str(tmp_path / "models")}
+    tiny = ["--preset", "tiny", "--block-size", "16", "--max-steps", "1", "--eval-iters", "1", "--threads", "1", "--sample-chars", "0"]
+    for i, name in enumerate(("my book", "book [draft]", "-draft")):
+        r = tinygpt_inproc("corpus", "add", small_corpus, "--name", name, env=env)
+        assert r.returncode == 0, r.stderr
+        command = shlex.split(re.search(r"`(tinygpt train [^`]+)`", r.stdout)[1].replace("NAME", f"m{i}"))
+        r = tinygpt_inproc(command[1], *tiny, *command[2:], env=env)
+        assert r.returncode == 0, (command, r.stderr)
+        assert json.loads((tmp_path / "models" / f"m{i}" / "config.json").read_text())["corpus"]["name"] == name
+
+
 @pytest.mark.parametrize("bad", [["missing.txt"], ["small.txt", "--seed", str(2**70)]])
 def test_a_refused_train_writes_nothing_to_stdout(tmp_path, small_corpus, bad):
     shutil.copy(small_corpus, tmp_path / "small.txt")

@@ -52,10 +52,14 @@ def corpus_add(
     force: bool = typer.Option(False, "--force", help="Replace a corpus added before under that name."),
 ):
     """Add a text file of your own, to train on by name. It is copied into corpora/ (git-ignored)."""
+    import shlex
+
     from tinygpt_tui.engine.corpora import add
 
     dest = add(str(file), name, force)
-    typer.echo(f"added {one_line(dest)}: train on it with `tinygpt train {one_line(dest.stem)} --name NAME`")
+    arg = shlex.quote(dest.stem)  # ("-draft" after --, where no option is looked for)
+    command = f"tinygpt train --name NAME -- {arg}" if arg.startswith("-") else f"tinygpt train {arg} --name NAME"
+    typer.echo(f"added {one_line(dest)}: train on it with `{one_line(command)}`")
 
 
 @corpus_app.command("prepare", cls=Command, context_settings=HELP)

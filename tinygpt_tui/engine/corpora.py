@@ -147,9 +147,12 @@ def _there(p: Path) -> bool:
 def resolve_corpus(name: str) -> Path:
     """A path to a text file, a folder or a glob of them, a catalog corpus (fetched) by name or file name, or a corpus added to
     corpora/ by name or NAME.txt (a model card names its corpus by file: ``--corpus vimmanual.txt``)."""
+    import glob
+
     name = str(name)
     p = Path(os.path.expanduser(name))
-    if _there(p) or any(c in name for c in "*?["):  # (a glob: engine/prepare.py says if it matches nothing)
+    is_glob = any(c in name for c in "*?[")
+    if _there(p) or (is_glob and glob.glob(str(p))):
         return p
     cat = catalog()
     entry = cat.get(name) or next((e for e in cat.values() if name in (e.file, Path(e.file).stem)), None)
@@ -161,6 +164,8 @@ def resolve_corpus(name: str) -> Path:
     stem = name.removesuffix(".txt")
     if stem and "/" not in stem and (corpora_dir() / f"{stem}.txt").is_file():
         return corpora_dir() / f"{stem}.txt"
+    if is_glob:  # (not a corpus added as "book [draft]": engine/prepare.py says it matches nothing)
+        return p
     known = ", ".join(c.name for c in list_corpora()) or "none"
     raise CorpusError(f"corpus not found: {name} (not a file; the corpora here: {known})")
 
