@@ -172,6 +172,16 @@ def test_a_file_that_is_a_loop_of_links_is_named_as_one_on_read(good_model, tmp_
         assert "write" not in line, line  # (nothing was being written)
 
 
+def test_a_corpus_that_is_a_loop_of_links_is_named_as_one_not_as_missing(good_model, tmp_path):
+    loop = tmp_path / "book.txt"
+    loop.symlink_to(loop)  # (`ls` shows it: "not found" would send the user looking in the wrong place)
+    for args in (["corpus", "add", loop], ["corpus", "prepare", loop], ["eval", "good", "--corpus", loop],
+                 ["generate", "good", "--corpus", loop, "-n", "1"]):
+        assert_one_error(cli("--models-dir", good_model.parent, *args), "loops")
+    assert_one_error(tiny_train(loop, tmp_path / "models", "new"), "loops")
+    assert not (tmp_path / "models" / "new").exists()
+
+
 @pytest.mark.parametrize("to, suffix", [("hf", ""), ("gguf", ".gguf")])
 def test_an_export_to_a_path_that_is_not_utf8_is_written_whole(good_model, tmp_path, to, suffix):
     out = tmp_path / (os.fsdecode(b"out\xff\xfe") + suffix)  # (a legal Linux name; tokenizers and gguf want UTF-8)

@@ -49,7 +49,7 @@ def read_corpus(path) -> Corpus:
     or a one-line CorpusError saying why it can't be used."""
     p = Path(os.path.expanduser(str(path)))
     try:
-        if not p.exists():
+        if not p.exists() and not p.is_symlink():  # (a link that loops or leads nowhere: read_bytes says which)
             raise CorpusError(f"corpus not found: {p}")
         if p.is_dir():
             raise CorpusError(f"corpus is a directory, not a text file: {p}")
@@ -140,7 +140,7 @@ def _there(p: Path) -> bool:
     except PermissionError:
         return True
     except OSError:
-        return False
+        return p.is_symlink()  # (a link that loops or leads nowhere: reading it says which)
     return True
 
 

@@ -76,6 +76,8 @@ def _source_files(spec: str) -> list[Path]:
         return [f.resolve() for f in files]
     if p.exists():
         return [p.resolve()]
+    if p.is_symlink():  # a link that loops or leads nowhere: say which
+        os.close(open_regular(p, "corpus", CorpusError))
     if any(c in str(spec) for c in "*?["):
         files = sorted(Path(f).resolve() for f in globlib.glob(os.path.expanduser(str(spec))) if Path(f).is_file())
         if not files:
