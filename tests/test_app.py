@@ -537,6 +537,19 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         assert len(gen.query_one("#output", OutputView).text) == len("ROMEO:") + 20
 
 
+async def test_a_book_dragged_onto_the_corpus_field_is_read_as_its_path(tmp_path):
+    """A terminal pastes a dragged file quoted (GNOME) or with its spaces escaped (macOS), a space after it."""
+    d = make_models_dir(tmp_path)
+    book = tmp_path / "my book's draft.txt"
+    book.write_text("To be, or not to be.\n" * 100, encoding="utf-8")
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts, _ = await open_training(pilot, app)
+        for pasted in (f"'{tmp_path}/my book'\\''s draft.txt' ", f"{tmp_path}/my\\ book\\'s\\ draft.txt ", f'"{book}"', f" {book} "):
+            fill(ts, **{"train-corpus-path": pasted, "train-name": "x"})
+            assert ts.read_form().corpus == str(book), pasted
+
+
 async def test_training_screen_bad_input_shows_an_error_and_the_app_survives(tmp_path):
     d = make_models_dir(tmp_path)
     binary = tmp_path / "data.bin"

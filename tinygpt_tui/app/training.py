@@ -48,6 +48,21 @@ def check_corpus(path: str, block_size: int | None = None) -> None:
             check_length(corpus.text, block_size)
 
 
+def dropped_path(text: str) -> str:
+    """A path as typed, or as a terminal pastes a file dragged onto it: quoted ('/my book.txt') or with its
+    spaces escaped (/my\\ book.txt), and a space after it."""
+    import shlex
+
+    text = text.strip()
+    if not text or Path(text).expanduser().exists():
+        return text
+    try:
+        words = shlex.split(text)
+    except ValueError:  # (an unclosed quote: a name of its own)
+        return text
+    return words[0] if len(words) == 1 else text
+
+
 PRESET_NAMES = ("auto", "1min", "5min", "tiny", "small", "medium", "large", "nanogpt")  # as `tinygpt train --preset`
 CUSTOM_FIELDS = (  # TrainConfig field, label, kind
     ("n_layer", "layers", int), ("n_head", "heads", int), ("n_embd", "width", int), ("block_size", "context", int),
@@ -228,7 +243,7 @@ class TrainingScreen(Screen):
         from tinygpt_tui.engine.train import TrainConfig
 
         q = lambda i: self.query_one(i, Input).value.strip()  # noqa: E731
-        path, pick = q("#train-corpus-path"), self.query_one("#train-corpus", Select).value
+        path, pick = dropped_path(q("#train-corpus-path")), self.query_one("#train-corpus", Select).value
         corpus = path or (pick if isinstance(pick, str) else "")
         name = q("#train-name")
         if not name:
