@@ -550,6 +550,27 @@ async def test_a_book_dragged_onto_the_corpus_field_is_read_as_its_path(tmp_path
             assert ts.read_form().corpus == str(book), pasted
 
 
+async def test_a_book_too_small_for_the_form_is_said_in_the_form_s_words(tmp_path):
+    """Too short for the context, or for a BPE of 4096: the form's fields are named (context, BPE), not
+    the command line's --block-size and --vocab-size, which the form does not have."""
+    d = make_models_dir(tmp_path)
+    poem = tmp_path / "poem.txt"
+    poem.write_text("To be, or not to be.\n" * 30, encoding="utf-8")  # 630 characters: context 128 needs 1,302
+    book = small_corpus(tmp_path)  # (60 kB: its pairs merge to fewer than 4096 tokens)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts, err = await open_training(pilot, app)
+        fill(ts, **{"train-corpus-path": str(poem), "train-name": "poem", "train-device": "cpu"})
+        await pilot.press("ctrl+s")
+        assert await wait_for(pilot, lambda: "too short" in err())
+        assert "smaller context" in err() and "--" not in err() and app.training is None
+        fill_tiny_run(ts, book, "bpe", **{"train-steps": 1, "hp-tokenizer": "bpe 4096"})
+        await pilot.press("ctrl+s")
+        assert await wait_for(pilot, lambda: app.training is not None and app.training.state == "failed", timeout=120)
+        assert await wait_for(pilot, lambda: "BPE 4,096 is more than this corpus supports" in err())
+        assert "pick a BPE of at most" in err() and "--" not in err() and "--" not in notes(app), notes(app)
+
+
 async def test_training_screen_bad_input_shows_an_error_and_the_app_survives(tmp_path):
     d = make_models_dir(tmp_path)
     binary = tmp_path / "data.bin"

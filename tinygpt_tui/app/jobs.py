@@ -17,6 +17,16 @@ from tinygpt_tui.errors import TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
 
+def form_words(message: str) -> str:
+    """An engine error in the training form's words where they differ from the command line's options
+    (the context field for --block-size, the tokens field's BPE for --vocab-size)."""
+    import re
+
+    message = message.replace("a smaller --block-size", "a smaller context (under Custom hyperparameters)")
+    message = re.sub(r"use --vocab-size ([\d,]+) or less", r"pick a BPE of at most \1 tokens (under Custom hyperparameters)", message)
+    return message.replace("--vocab-size ", "BPE ")
+
+
 class Job:
     """Work the app owns (it outlives the screen that started it): a training run or an experiment. Its
     thread only posts what happens; the state changes on Textual's thread: starting, running, stopping,
@@ -82,7 +92,7 @@ class TrainingJob(Job):
         except NothingToTrain as e:
             return "failed", f"{e.name} is at step {e.step:,} of {e.limit:,}: nothing to train; set Steps above {e.step:,} to train more"
         except TinyGPTError as e:
-            return "failed", str(e)
+            return "failed", form_words(str(e))
         except MemoryError:
             return "failed", "out of memory: try a smaller model or batch"
         except Exception as e:  # never a traceback in the UI; one line that says what broke

@@ -20,7 +20,7 @@ from textual.widgets import Button, Collapsible, Header, Input, Label, ProgressB
 
 from tinygpt_tui.app.footer import Footer
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
-from tinygpt_tui.app.jobs import TrainingJob
+from tinygpt_tui.app.jobs import TrainingJob, form_words
 from tinygpt_tui.app.runs import FitLine, LossChart, RunState, Watched, good_looks_like, name_taken, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -318,7 +318,7 @@ class TrainingScreen(Screen):
             cfg = self.read_form(resume=resume)
             self._check_before_start(cfg)
         except TinyGPTError as e:
-            self.show_error(str(e))
+            self.show_error(form_words(str(e)))
             return
         self.clear_error()
         job = self.app.start_training(cfg, resume=resume)
