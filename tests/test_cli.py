@@ -368,6 +368,18 @@ def test_corpus_add_refuses_what_it_cannot_keep_or_train(tmp_path, small_corpus)
     assert not (tmp_path / "c" / "a.txt").exists() and not (tmp_path / "c" / "shakespeare.txt").exists()
 
 
+def test_a_corpus_added_with_a_name_ending_in_txt_is_found_by_that_name(tmp_path, small_corpus):
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "c")}
+    assert tinygpt_inproc("corpus", "add", small_corpus, "--name", "mine.txt", env=env).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["mine.txt"]
+    for name in ("mine.txt", "mine"):
+        r = tinygpt_inproc("corpus", "prepare", name, env=env)
+        assert r.returncode == 0 and "mine: 1 file(s)" in r.stdout, r.stderr
+    for blank in ("   ", ".txt"):  # (a model's name may not be blank either)
+        assert_one_line_error(tinygpt_inproc("corpus", "add", small_corpus, "--name", blank, env=env), "bad corpus name")
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["mine.txt"]
+
+
 def test_models_shows_a_run_status_as_its_own_and_every_row_on_one_line(trained, tmp_path):
     from tinygpt_tui.engine import folder as ckpt
 

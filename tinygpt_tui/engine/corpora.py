@@ -212,8 +212,8 @@ def add(path: str, name: str | None = None, force: bool = False) -> Path:
     corpus = read_corpus(path)  # raises a clear error for missing, empty, binary or non-UTF-8 files
     if len(set(corpus.text)) < 2:  # (as train would refuse it)
         raise CorpusError(f"{path} holds one distinct character: there is nothing to learn")
-    stem = name or Path(path).stem
-    if not stem or any(c in stem for c in '/\\') or not stem.isprintable() or stem.startswith("."):
+    stem = (name or Path(path).stem).removesuffix(".txt")  # (--name mine.txt is mine.txt, not mine.txt.txt)
+    if not stem.strip() or any(c in stem for c in '/\\') or not stem.isprintable() or stem.startswith("."):
         raise CorpusError(f"bad corpus name {stem!r}: use letters, digits, spaces, - or _ (no control characters)")
     if any(stem in (e.name, Path(e.file).stem) for e in catalog().values()):
         raise CorpusError(f"{stem!r} is the name of a catalog corpus; pick another --name")
