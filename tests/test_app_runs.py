@@ -148,6 +148,41 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         assert not [n for n in app.notes if n[0] == "runs"], notes(app)
 
 
+async def test_runs_on_different_tokens_are_charted_and_ranked_in_bits_per_character(tmp_path):
+    """A BPE run's loss is per token of several characters: ranked and drawn by loss, the run with the fewest
+    bits per character came last. Its runs' tokens differing, the screen goes by bits per character."""
+    from tests.conftest import make_tiny_model
+    from tinygpt_tui.tokenizer import BpeTokenizer
+
+    d = runs_dir(tmp_path)
+    text = small_corpus_file(tmp_path).read_text(encoding="utf-8")
+    make_tiny_model(d / "delta", text, tokenizer=BpeTokenizer.train(text[:5000], 280))
+    write_metrics(d / "delta", start_loss=5.0)  # a higher loss (per token) than the character runs'
+    for name, bpc in (("alpha", 4.5), ("delta", 2.0)):
+        lines = (d / name / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        recs = [json.loads(ln) for ln in lines]
+        (d / name / "metrics.jsonl").write_text("".join(json.dumps({**r, "bpc": bpc} if r["event"] == "eval" else r) + "\n"
+                                                        for r in recs), encoding="utf-8")
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        assert sorted(screen.checked) == ["alpha", "delta", "gamma"]
+        from textual.widgets import DataTable
+
+        table = screen.query_one("#runs-table", DataTable)
+        assert await wait_for(pilot, lambda: table.row_count == 3)
+        assert [table.get_row(k)[1] for k in table.rows][0] == "delta"  # the fewest bits per character first
+        assert "bits per character" in screen.chart.title_text
+        drawn = {ln.colour: ln.ys for ln in screen.chart.lines if ln.ys}
+        assert drawn == {screen.colours["alpha"]: [4.5, 4.5, 4.5], screen.colours["delta"]: [2.0, 2.0, 2.0]}
+        assert "tokens differ" in screen.query_one("#runs-view").border_subtitle
+        from textual.widgets import SelectionList
+
+        screen.query_one("#runs-list", SelectionList).deselect("delta")  # characters alone: their losses compare
+        assert await wait_for(pilot, lambda: screen.chart.title_text.startswith("loss") and len(screen.chart.lines) == 4)
+        assert [table.get_row(k)[1] for k in table.rows] == ["gamma", "alpha"] and not screen.query_one("#runs-view").border_subtitle
+
+
 async def test_a_run_still_training_is_followed_as_its_log_grows(tmp_path):
     d = runs_dir(tmp_path)
     live = make_model(d, "live", seed=4)

@@ -275,6 +275,35 @@ def test_compare_s_chart_file_says_which_runs_do_not_compare(tiny_models_dir, tm
     assert "beta val" not in texts and "broken val" not in texts
 
 
+def test_compare_of_runs_on_different_tokens_draws_bits_per_character(tiny_models_dir, small_corpus, tmp_path):
+    """A BPE token is several characters: its loss per token is higher where its bits per character are
+    lower. Charting the losses side by side said the opposite of the table's bits/char."""
+    from tests.conftest import make_tiny_model
+    from tinygpt_tui.tokenizer import BpeTokenizer
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    text = small_corpus.read_text(encoding="utf-8")
+    make_tiny_model(d / "bee", text, tokenizer=BpeTokenizer.train(text, 280))
+    for name, val, bpc in (("alpha", lambda s: 3.0, 4.3), ("bee", lambda s: 5.0, 2.1)):
+        recs = fake_run(steps=200, val=val)
+        for r in recs:
+            if r["event"] == "eval":
+                r["bpc"] = bpc
+        write_log(d / name, recs)
+    out = tmp_path / "chart.svg"
+    r = tinygpt_inproc("compare", "alpha", "bee", "--out", out, "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    assert "tokens differ (bpe 280, char)" in r.stdout and "don't compare" in r.stdout
+    root = ET.parse(out).getroot()
+    assert len(root.findall("{http://www.w3.org/2000/svg}polyline")) == 2  # validation bits per character of each
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert any("bits per character" in t for t in texts if t) and "alpha train" not in texts
+    shown = tinygpt_inproc("compare", "alpha", "bee", "--models-dir", d, env={"COLUMNS": "100"}).stdout
+    ticks = [float(ln.split("┤")[0]) for ln in shown.splitlines() if "┤" in ln[:8] and ln.split("┤")[0].strip()]
+    assert ticks and min(ticks) >= 2.0 and max(ticks) <= 4.4, shown  # bits per character: 2.1 and 4.3, not the losses
+
+
 @pytest.mark.parametrize("args,needle", [
     (["nope"], "model not found: nope"),
     (["alpha", "--x", "hours"], "--x must be one of steps, tokens, minutes"),

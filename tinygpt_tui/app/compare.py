@@ -89,6 +89,12 @@ def corpus_of(summaries: list) -> str:
     return counts.most_common(1)[0][0] if counts else ""
 
 
+def tokens_differ(summaries: list) -> bool:
+    """Whether these runs' tokens differ (characters, BPE of some size): then their losses per token don't
+    compare, and their bits per character do."""
+    return len({s.tokenizer for s in summaries if s.ok}) > 1
+
+
 def not_drawn(unchecked: list, corpus: str) -> Text:
     """What the legend says of the runs left unchecked (so none is left off the chart silently)."""
     if not unchecked:
@@ -332,13 +338,17 @@ class RunsScreen(Screen):
     def draw_chart(self, checked: list[str]) -> None:
         points = 2 * max(60, min(200, self.chart.size.width or 100))  # a point for each braille dot across
         corpus = corpus_of([self.summaries[n] for n in checked])
+        bits = tokens_differ([self.summaries[n] for n in checked])
         lines, entries = [], []
         for name in checked:
             c, colour = self.curves.get(name), self.colours[name]
             if c is None:
                 continue
-            lines.append(Series(*c.train(self.axis, points), colour))
-            lines.append(Series(*c.val(self.axis, points), colour, "dot"))
+            if bits:  # (a loss per token: a BPE run's is per several characters; bits per character compare)
+                lines.append(Series(*c.val_bpc(self.axis, points), colour, "dot"))
+            else:
+                lines.append(Series(*c.train(self.axis, points), colour))
+                lines.append(Series(*c.val(self.axis, points), colour, "dot"))
             entry = Text("━━ ", style=colour_style(colour)) + Text(printable(name))
             if self.summaries[name].corpus and self.summaries[name].corpus != corpus:  # drawn, and said to be apart
                 entry.append(" ≠ other corpus", style="bold yellow")
@@ -348,7 +358,8 @@ class RunsScreen(Screen):
         if key == self.drawn_key:
             return
         self.drawn_key = key
-        title = "loss: train ─, val •" if lines else "loss (check runs in the list)"
+        title = ("validation bits per character • (the runs' tokens differ: loss per token doesn't compare)" if bits
+                 else "loss: train ─, val •" if lines else "loss (check runs in the list)")
         self.chart.show_lines(lines, self.axis if self.axis != "steps" else "step", title)
         self.chart.visible = True
         if not checked:
@@ -368,7 +379,10 @@ class RunsScreen(Screen):
             return
         self.table_key = key
         corpus = corpus_of(runs)
-        runs.sort(key=lambda s: (s.val_loss is None, s.val_loss or 0.0))
+        if tokens_differ(runs):  # ranked by what compares across tokenizers
+            runs.sort(key=lambda s: (s.bpc is None, s.bpc or 0.0))
+        else:
+            runs.sort(key=lambda s: (s.val_loss is None, s.val_loss or 0.0))
         rows = []
         for s in runs:
             other = s.ok and s.corpus and s.corpus != corpus
@@ -387,4 +401,5 @@ class RunsScreen(Screen):
             row[1] = printable(short_name(s.name, room)) if room else row[1]
             table.add_row(*row, key=s.name)
         others = sorted({s.corpus for s in runs if s.ok and s.corpus and s.corpus != corpus})
-        view.border_subtitle = "≠ another corpus: its loss doesn't compare" if others else ""
+        view.border_subtitle = " · ".join((["≠ another corpus: its loss doesn't compare"] if others else []) +
+                                          (["tokens differ: ranked by bits/char"] if tokens_differ(runs) else []))

@@ -30,9 +30,12 @@ class Line:
 
 
 def lines_of(named_curves, x: str = "steps", curves: str = "both", max_points: int = 400) -> list[Line]:
-    """[(name, Curves)] as lines: validation (each evaluation) and/or training loss (each logged step)."""
+    """[(name, Curves)] as lines: validation (each evaluation) and/or training loss (each logged step); "bits":
+    validation bits per character alone (what compares across tokenizers)."""
     out = []
     for i, (name, c) in enumerate(named_curves):
+        if curves == "bits":
+            out.append(Line(name, "val", *c.val_bpc(x, max_points), color=i % len(COLORS)))
         if curves in ("val", "both"):
             out.append(Line(name, "val", *c.val(x, max_points), color=i % len(COLORS)))
         if curves in ("train", "both"):

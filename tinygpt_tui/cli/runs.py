@@ -143,10 +143,17 @@ def compare_cmd(
         note = overfitting(c)
         if note:
             con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
+    # losses per token of different tokenizers don't compare (a BPE token is several characters): bits per character do
+    tokenizers = sorted({s.tokenizer for s in summaries if s.ok})
+    bits = len(tokenizers) > 1
+    if bits:
+        con.print(Text(one_line(f"the runs' tokens differ ({', '.join(tokenizers)}): their losses per token don't compare; "
+                                "compare bits/char (the chart draws validation bits per character)"), style="yellow"))
     # the chart (a file for a write-up, too) says which runs don't compare, as the table does
     ok = {s.name for s in summaries if s.ok}
     labelled = [(f"{name} (other corpus)" if name in other else name if name in ok else f"{name} (broken)", c) for name, c in named]
-    _chart(labelled, x, curves, out, "loss", marks=STAGES.get(book_of(shared) or "", []) if not other else None)
+    _chart(labelled, x, "bits" if bits else curves, out, "bits per character" if bits else "loss",
+           marks=STAGES.get(book_of(shared) or "", []) if not other and not bits else None)
 
 
 # ----------------------------------------------------------------- experiments
