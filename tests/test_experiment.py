@@ -440,6 +440,22 @@ def test_a_step_budget_s_chart_is_drawn_against_steps(small_corpus, tmp_path):
     assert "steps" in axis and "minutes" not in axis, axis
 
 
+def test_members_on_different_tokens_are_charted_in_bits_per_character(small_corpus, tmp_path):
+    """As on the experiment screen: a BPE member's loss per token is higher where its bits per character are
+    lower, so the losses side by side said the opposite of the ranked table (the tokens lesson's point)."""
+    r = tinygpt_inproc("experiment", "tok", "--corpus", small_corpus, "--max-steps", "4", "--vary", "tokenizer=char,bpe",
+                       "--set", "n_layer=1", "--set", "n_embd=32", "--set", "n_head=2", "--set", "block_size=32", "--set", "eval_interval=2",
+                       "--set", "eval_iters=1", "--set", "batch_size=4", "--threads", "1", "--sample-chars", "0", "--models-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    title = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("tok: ") and "ranked" not in ln)  # the chart's
+    assert "validation bits per character" in title and "training ─" not in title, title
+    from tinygpt_tui.engine.runs import Curves
+
+    bpc = [e.bpc for m in ("tokenizer=char", "tokenizer=bpe") for e in Curves(tmp_path / "tok" / m).evals]
+    ticks = [float(ln.split("┤")[0]) for ln in r.stdout.splitlines() if "┤" in ln[:8] and ln.split("┤")[0].strip()]
+    assert None not in bpc and ticks and min(bpc) - 0.5 <= min(ticks) and max(ticks) <= max(bpc) + 0.5, (bpc, ticks)
+
+
 def test_the_results_say_which_member_overfitted(small_corpus, tmp_path):
     """The progress line's overfitting note goes with its bar; the results (what the dropout lesson's text
     points to) say it for each member whose validation loss turned back up."""

@@ -266,7 +266,10 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
         if note:
             con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
     x = x or ("minutes" if plan.spec.minutes else "steps")  # a step budget: members end together on a step axis
-    if len(named) <= 4:  # training curves too (where validation parts from training: overfitting); more is a tangle
+    if len({(m.config.tokenizer or "char", m.config.vocab_size) for m in plan.members}) > 1:  # (as the experiment screen)
+        _chart(named, x, "bits", None, f"{plan.spec.name}: validation bits per character (the members' tokens differ: "
+                                       "loss per token doesn't compare)")
+    elif len(named) <= 4:  # training curves too (where validation parts from training: overfitting); more is a tangle
         _chart(named, x, "both", None, f"{plan.spec.name}: training and validation loss")
     else:
         _chart(named, x, "val", None, f"{plan.spec.name}: validation loss")
