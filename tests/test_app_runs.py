@@ -148,6 +148,31 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         assert not [n for n in app.notes if n[0] == "runs"], notes(app)
 
 
+async def test_a_run_on_another_text_of_the_same_name_is_marked_as_another_corpus(tmp_path):
+    """A book edited and trained on again keeps its name; its sha256 differs, and `tinygpt compare` said its
+    losses don't compare while this screen opened it checked beside the others, unmarked."""
+    from textual.widgets import DataTable
+
+    d = runs_dir(tmp_path)
+    make_model(d, "delta", seed=4, val_loss=2.0)  # (fixture, as alpha and gamma, by name)
+    doc = json.loads((d / "delta" / "config.json").read_text(encoding="utf-8"))
+    doc["corpus"]["sha256"] = "1" * 64
+    (d / "delta" / "config.json").write_text(json.dumps(doc), encoding="utf-8")
+    write_metrics(d / "delta")
+    for f in ("metrics.jsonl", "config.json"):
+        os.utime(d / "delta" / f, (1_600_000_000, 1_600_000_000))  # the oldest
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        assert sorted(screen.checked) == ["alpha", "gamma"]
+        assert "not drawn: beta, delta (another corpus)" in str(screen.query_one("#runs-legend").render())
+        await pilot.press("a")
+        table = screen.query_one("#runs-table", DataTable)
+        assert await wait_for(pilot, lambda: table.row_count == 4)
+        assert "≠" in str(table.get_row("delta")[-1]) and "≠" not in str(table.get_row("alpha")[-1])
+        assert "delta ≠ other corpus" in str(screen.query_one("#runs-legend").render())
+
+
 async def test_runs_on_different_tokens_are_charted_and_ranked_in_bits_per_character(tmp_path):
     """A BPE run's loss is per token of several characters: ranked and drawn by loss, the run with the fewest
     bits per character came last. Its runs' tokens differing, the screen goes by bits per character."""

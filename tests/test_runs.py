@@ -275,6 +275,21 @@ def test_compare_s_chart_file_says_which_runs_do_not_compare(tiny_models_dir, tm
     assert "beta val" not in texts and "broken val" not in texts
 
 
+def test_compare_says_a_run_on_another_text_of_the_same_name_does_not_compare(tiny_models_dir, tmp_path):
+    """A book edited and trained on again keeps its name: its sha256 tells it apart, and the line said
+    "trained on fixture, not fixture"."""
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    shutil.copytree(d / "alpha", d / "gamma")
+    doc = json.loads((d / "beta" / "config.json").read_text())
+    doc["corpus"] = {"name": "fixture", "sha256": "1" * 64}
+    (d / "beta" / "config.json").write_text(json.dumps(doc))
+    r = tinygpt_inproc("compare", "alpha", "beta", "gamma", "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    assert "beta: trained on another text named fixture (its sha256 differs), not fixture" in r.stdout
+    assert "alpha: trained" not in r.stdout and "gamma: trained" not in r.stdout
+
+
 def test_compare_of_runs_on_different_tokens_draws_bits_per_character(tiny_models_dir, small_corpus, tmp_path):
     """A BPE token is several characters: its loss per token is higher where its bits per character are
     lower. Charting the losses side by side said the opposite of the table's bits/char."""

@@ -9,7 +9,6 @@ what a live run appended, a few records a second).
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 from rich.cells import cell_len
@@ -28,6 +27,7 @@ from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, repor
 from tinygpt_tui.app.runs import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
 from tinygpt_tui.chart import Series
+from tinygpt_tui.engine.runs import common_corpus, other_corpus
 from tinygpt_tui.tokenizer import printable
 
 AXES = ("steps", "tokens", "minutes")
@@ -83,24 +83,18 @@ def run_prompt(s, most: int = LIST_NAME) -> Text:
     return t
 
 
-def corpus_of(summaries: list) -> str:
-    """The corpus most of these runs trained on (their losses compare with each other's)."""
-    counts = Counter(s.corpus for s in summaries if s.ok and s.corpus)
-    return counts.most_common(1)[0][0] if counts else ""
-
-
 def tokens_differ(summaries: list) -> bool:
     """Whether these runs' tokens differ (characters, BPE of some size): then their losses per token don't
     compare, and their bits per character do."""
     return len({s.tokenizer for s in summaries if s.ok}) > 1
 
 
-def not_drawn(unchecked: list, corpus: str) -> Text:
+def not_drawn(unchecked: list, corpus: tuple[str, str]) -> Text:
     """What the legend says of the runs left unchecked (so none is left off the chart silently)."""
     if not unchecked:
         return Text()
     names = ", ".join(printable(s.name) for s in unchecked[:3]) + (f" and {len(unchecked) - 3} more" if len(unchecked) > 3 else "")
-    other = bool(corpus) and all(s.corpus != corpus for s in unchecked)
+    other = all(other_corpus(s, corpus) for s in unchecked)
     return Text(f"not drawn: {names}" + (" (another corpus)" if other else "") + "; Space checks", style="dim")
 
 
@@ -256,7 +250,7 @@ class RunsScreen(Screen):
         if not ok:
             return []
         newest = max(ok, key=lambda s: s.updated)
-        same = [s for s in sorted(ok, key=lambda s: -s.updated) if s.corpus == newest.corpus]
+        same = [s for s in sorted(ok, key=lambda s: -s.updated) if not other_corpus(s, (newest.corpus, newest.corpus_sha256))]
         return [s.name for s in same[:FIRST_CHECKED]]
 
     @on(CurvesLoaded)
@@ -337,7 +331,7 @@ class RunsScreen(Screen):
 
     def draw_chart(self, checked: list[str]) -> None:
         points = 2 * max(60, min(200, self.chart.size.width or 100))  # a point for each braille dot across
-        corpus = corpus_of([self.summaries[n] for n in checked])
+        corpus = common_corpus([self.summaries[n] for n in checked])
         bits = tokens_differ([self.summaries[n] for n in checked])
         lines, entries = [], []
         for name in checked:
@@ -350,7 +344,7 @@ class RunsScreen(Screen):
                 lines.append(Series(*c.train(self.axis, points), colour))
                 lines.append(Series(*c.val(self.axis, points), colour, "dot"))
             entry = Text("━━ ", style=colour_style(colour)) + Text(printable(name))
-            if self.summaries[name].corpus and self.summaries[name].corpus != corpus:  # drawn, and said to be apart
+            if other_corpus(self.summaries[name], corpus):  # drawn, and said to be apart
                 entry.append(" ≠ other corpus", style="bold yellow")
             entries.append(entry)
         key = (tuple(checked), self.axis, tuple((len(self.curves[n].steps), len(self.curves[n].evals)) for n in checked if n in self.curves),
@@ -378,14 +372,14 @@ class RunsScreen(Screen):
         if key == self.table_key:
             return
         self.table_key = key
-        corpus = corpus_of(runs)
+        corpus = common_corpus(runs)
         if tokens_differ(runs):  # ranked by what compares across tokenizers
             runs.sort(key=lambda s: (s.bpc is None, s.bpc or 0.0))
         else:
             runs.sort(key=lambda s: (s.val_loss is None, s.val_loss or 0.0))
         rows = []
         for s in runs:
-            other = s.ok and s.corpus and s.corpus != corpus
+            other = other_corpus(s, corpus)
             status = Text(printable(s.status), style={"finished": "green", "training": "magenta", "stopped": "yellow"}.get(s.status, "red"))
             num = lambda v, f: Text("—", style="dim") if v is None else Text(f.format(v), justify="right")  # noqa: E731
             rows.append([
@@ -400,6 +394,6 @@ class RunsScreen(Screen):
         for s, row in zip(runs, rows):
             row[1] = printable(short_name(s.name, room)) if room else row[1]
             table.add_row(*row, key=s.name)
-        others = sorted({s.corpus for s in runs if s.ok and s.corpus and s.corpus != corpus})
+        others = [s for s in runs if other_corpus(s, corpus)]
         view.border_subtitle = " · ".join((["≠ another corpus: its loss doesn't compare"] if others else []) +
                                           (["tokens differ: ranked by bits/char"] if tokens_differ(runs) else []))

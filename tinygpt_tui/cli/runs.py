@@ -107,7 +107,7 @@ def compare_cmd(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Overlay the loss curves of several runs on one chart, with a table of their final figures."""
-    from tinygpt_tui.engine.runs import LN2, STAGES, Curves, book_of, expand_run, overfitting, stage, summarize
+    from tinygpt_tui.engine.runs import LN2, STAGES, Curves, book_of, common_corpus, expand_run, other_corpus, overfitting, stage, summarize
 
     _check_x(x)
     if curves not in ("val", "train", "both"):
@@ -124,16 +124,15 @@ def compare_cmd(
             if s.ok or os.path.exists(folder / "metrics.jsonl"):  # (False where it cannot be read)
                 named.append((name, Curves(folder)))
     # the corpus most runs share is the comparison's; a run trained on another is marked, not dropped
-    key = {s.name: s.corpus_sha256 or s.corpus for s in summaries if s.ok and (s.corpus_sha256 or s.corpus)}
-    common = max(dict.fromkeys(key.values()), key=list(key.values()).count) if key else None  # (a tie: the first)
-    other = {n for n, k in key.items() if k != common}
+    common = common_corpus(summaries)
+    other = {s.name for s in summaries if other_corpus(s, common)}
     con = new_console()
     print_runs(con, summaries, other)
-    shared = next((s.corpus for s in summaries if s.name in key and s.name not in other), "")
+    shared = common[0]
     for s in summaries:
         if s.name in other:
-            con.print(Text(one_line(f"{s.name}: trained on {s.corpus or 'another corpus'}, not {shared}: its losses do not compare"),
-                           style="red"))
+            what = f"another text named {s.corpus} (its sha256 differs)" if s.corpus == shared else s.corpus
+            con.print(Text(one_line(f"{s.name}: trained on {what}, not {shared}: its losses do not compare"), style="red"))
     for name, c in named:
         s = next(s for s in summaries if s.name == name)
         per_char = s.bpc * LN2 if s.bpc is not None else None  # (the stages are in nats per character, whatever the tokens)

@@ -168,6 +168,24 @@ def _from_records(s: RunSummary, tail: list[dict]) -> None:
             s.bpc = _num(r.get("bpc")) if _num(r.get("bpc")) is not None else s.bpc
 
 
+def common_corpus(summaries) -> tuple[str, str]:
+    """(name, sha256) of the corpus most of these runs trained on (their losses compare); ("", "") if none says."""
+    counts: dict = {}
+    for s in summaries:
+        if s.ok and s.corpus:
+            counts[(s.corpus, s.corpus_sha256)] = counts.get((s.corpus, s.corpus_sha256), 0) + 1
+    return max(counts, key=counts.get) if counts else ("", "")  # (a tie: the first)
+
+
+def other_corpus(s: RunSummary, common: tuple[str, str]) -> bool:
+    """Whether a run trained on another text than ``common``: another name, or the same name and another
+    sha256 (a book edited, or another file of that name). A run not saved yet has no sha256: its name decides."""
+    name, sha = common
+    if not (s.ok and s.corpus and name):
+        return False
+    return s.corpus != name or bool(s.corpus_sha256 and sha and s.corpus_sha256 != sha)
+
+
 def _is_experiment(p: Path) -> bool:
     """A folder holding an experiment manifest, or no run of its own but model folders inside (an
     unreadable folder is no experiment: it is listed as a run, which says it cannot be read)."""
