@@ -138,6 +138,25 @@ def test_a_resumed_run_replaces_what_came_after_its_checkpoint(tmp_path):
     assert c.evals[1].val_loss == 9.0 and c.steps == sorted(set(c.steps)) and c.steps[-1] == 150
 
 
+def test_a_followed_run_resumed_after_a_kill_is_read_afresh(tmp_path):
+    """Resuming a killed run rewrites its log without the records past its checkpoint, then appends. A Curves
+    following it (the runs screen's) read on from its old offset, mid-line: it missed the resumed start and
+    kept the killed session's evaluations in place of the new ones."""
+    from tinygpt_tui.engine.metrics import truncate_metrics
+
+    folder = tmp_path / "killed"
+    write_log(folder, fake_run(steps=100, eval_every=20, finish=False))  # killed at step 100; its checkpoint at 60
+    c = Curves(folder)
+    truncate_metrics(folder, 60)  # what --resume does first
+    assert c.update() and c.evals == Curves(folder).evals  # (cut back: read afresh, not left as it was)
+    write_log(folder, fake_run(steps=140, start=60, eval_every=20, finish=False, val=lambda s: 2.0), mode="a")
+    c.update()
+    fresh = Curves(folder)
+    assert [(e.step, e.val_loss) for e in c.evals] == [(e.step, e.val_loss) for e in fresh.evals]
+    assert [e.val_loss for e in c.evals if e.step > 60] == [2.0, 2.0, 2.0, 2.0]
+    assert (c.steps, c.losses) == (fresh.steps, fresh.losses)
+
+
 def test_thin_keeps_the_ends_and_at_most_max_points():
     xs = list(range(5000))
     tx, ty = thin(xs, [x * 2 for x in xs], 400)

@@ -262,7 +262,13 @@ class Curves:
     def __init__(self, folder=None, max_kept: int = MAX_KEPT):
         self.folder = Path(folder) if folder is not None else None
         self.max_kept = max(2, int(max_kept))
+        self._start_over()
+        if self.folder is not None:
+            self.update()
+
+    def _start_over(self) -> None:
         self.offset = 0
+        self.file = None  # (device, inode) of the metrics.jsonl read: a resumed run writes a new one, cut back
         self.steps: list[int] = []  # the step records: training loss of one batch, every log_interval steps
         self.tokens: list[int] = []
         self.minutes: list[float] = []
@@ -272,13 +278,21 @@ class Curves:
         self.corpus = ""
         self.finished = False
         self.stride, self.seen = 1, 0  # step records: every stride-th is kept; how many were read
-        if self.folder is not None:
-            self.update()
 
     def update(self) -> bool:
-        """Read what was appended since the last call; whether anything was."""
+        """Read what was appended since the last call; whether anything was. A log rewritten since (a run
+        resumed after a kill drops the records past its checkpoint; a folder trained again) is read afresh."""
         if self.folder is None:
             return False
+        try:
+            st = os.stat(self.folder / ckpt.METRICS)
+            file, size = (st.st_dev, st.st_ino), st.st_size
+        except OSError:
+            file, size = None, 0
+        rewritten = self.offset and (file != self.file or size < self.offset)
+        if rewritten:
+            self._start_over()
+        self.file = file
         lines, self.offset = read_lines(self.folder, self.offset)
         is_step = [ln.startswith(STEP_LINE) for ln in lines]
         n = sum(is_step)
@@ -293,7 +307,7 @@ class Curves:
             r = parse_record(line)
             if r is not None:
                 self.apply(r)
-        return bool(lines)
+        return bool(lines or rewritten)
 
     def _halve(self) -> None:
         self.stride *= 2
