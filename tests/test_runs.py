@@ -138,6 +138,27 @@ def test_a_resumed_run_replaces_what_came_after_its_checkpoint(tmp_path):
     assert c.evals[1].val_loss == 9.0 and c.steps == sorted(set(c.steps)) and c.steps[-1] == 150
 
 
+def test_a_training_run_s_bits_per_character_are_of_its_best_loss(tiny_models_dir, tmp_path):
+    """A live run's summary gives the best validation loss so far; its bits/char were the last evaluation's,
+    of another loss, so the two figures of its row disagreed (and grew apart as it overfitted)."""
+    from tinygpt_tui.engine.folder import FolderLock
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    recs = fake_run(steps=200, eval_every=50, finish=False, val=lambda s: 2.0 + abs(s - 100) / 100)  # best at 100, then rising
+    for r in recs:
+        if r["event"] == "eval":
+            r["best_val_loss"], r["bpc"] = 2.0 if r["step"] >= 100 else r["val_loss"], r["val_loss"] * 1.5  # (1.5 bits a nat here)
+    write_log(d / "alpha", recs)
+    lock = FolderLock(d / "alpha")  # as the run training it holds it
+    try:
+        s = summarize(d / "alpha")
+    finally:
+        lock.release()
+    assert s.status == "training" and s.val_loss == 2.0
+    assert s.bpc == pytest.approx(3.0)  # the best's, not the last evaluation's 4.5
+
+
 def test_a_followed_run_resumed_after_a_kill_is_read_afresh(tmp_path):
     """Resuming a killed run rewrites its log without the records past its checkpoint, then appends. A Curves
     following it (the runs screen's) read on from its old offset, mid-line: it missed the resumed start and

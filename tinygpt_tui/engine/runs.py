@@ -165,7 +165,10 @@ def _from_records(s: RunSummary, tail: list[dict]) -> None:
         if kind in ("eval", "finish"):
             v = _num(r.get("val_loss")) if kind == "finish" else _num(r.get("best_val_loss"))
             s.val_loss = v if v is not None else s.val_loss
-            s.bpc = _num(r.get("bpc")) if _num(r.get("bpc")) is not None else s.bpc
+            bpc, of = _num(r.get("bpc")), _num(r.get("val_loss"))  # (an evaluation's bpc is of its own loss, not the best)
+            if bpc is not None and kind == "eval" and v is not None and of:
+                bpc *= v / of  # (bits per character are the loss times the split's tokens per character)
+            s.bpc = bpc if bpc is not None else s.bpc
 
 
 def common_corpus(summaries) -> tuple[str, str]:
