@@ -352,7 +352,7 @@ class RunsScreen(Screen):
         if key == self.drawn_key:
             return
         self.drawn_key = key
-        title = ("validation bits per character • (the runs' tokens differ: loss per token doesn't compare)" if bits
+        title = ("validation bits per character •" if bits  # (why: the border, which has the room)
                  else "loss: train ─, val •" if lines else "loss (check runs in the list)")
         self.chart.show_lines(lines, self.axis if self.axis != "steps" else "step", title)
         self.chart.visible = True
@@ -396,4 +396,4 @@ class RunsScreen(Screen):
             table.add_row(*row, key=s.name)
         others = [s for s in runs if other_corpus(s, corpus)]
         view.border_subtitle = " · ".join((["≠ another corpus: its loss doesn't compare"] if others else []) +
-                                          (["tokens differ: ranked by bits/char"] if tokens_differ(runs) else []))
+                                          (["tokens differ: bits/char, not loss per token"] if tokens_differ(runs) else []))
