@@ -871,6 +871,22 @@ async def test_the_estimate_due_after_typing_does_not_start_the_finished_experim
         assert app.experiment is job and notes(app).count("grid: finished") == 1, notes(app)
 
 
+async def test_starting_before_the_estimate_is_in_leaves_no_timing_note_behind(tmp_path, one_thread):
+    """Start pressed while the estimate was still being worked out (a budget typed, then Ctrl+S at once) dropped
+    that estimate, but its "timing a few steps …" stayed under the form through the run and after it."""
+    async with experiment_filled(tmp_path, "quick", steps=5) as (pilot, app, screen):
+        estimate = screen.query_one("#exp-estimate")
+        screen.reestimate()  # (what the typing's timer calls) ...
+        assert "timing a few steps" in str(estimate.render())
+        screen.action_start()  # ... and Ctrl+S before its thread is back
+        job = app.experiment
+        assert job is not None and job.name == "quick"
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "timing" not in str(estimate.render())
+
+
 async def test_the_form_s_budget_errors_name_its_fields_not_the_command_line_s_flags(tmp_path):
     """The budget errors said "give each member a budget: --minutes or --max-steps (one of them)": flags the
     app has none of."""

@@ -317,7 +317,9 @@ class ExperimentScreen(Screen):
         if plan is None:
             return
         self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
-        self.estimating = None  # (an estimate asked for before the start is of the form as it was then: dropped)
+        if self.estimating is not None:  # (an estimate asked for before the start is of the form as it was then: dropped,
+            self.estimating = None       # and "timing a few steps …" with it, which stayed for good)
+            self.show_estimate("")
         self.app.start_experiment(plan, resume)
         self.notify(f"{'Resuming' if resume else 'Starting'} {printable(plan.spec.name)}: {len(plan.members)} runs", title="experiment")
 
