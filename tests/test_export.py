@@ -297,6 +297,27 @@ def test_gguf_vocabulary_reads_back_to_tinygpt_ids(tmp_path):
     assert [ids[p] for p in bpe(list(symbols), reader.fields["tokenizer.ggml.merges"].contents())] == tok.encode(text).ids
 
 
+def test_gguf_export_names_the_character_llama_cpp_ends_text_at(tmp_path):
+    """llama.cpp gives a "gpt2" vocabulary without an end-of-text token id 11 for one: a character,
+    at which its generation stops (here the Chinese full stop). The export says which; a vocabulary
+    of 11 characters or fewer has none, and nothing is said."""
+    import gguf
+    from tokenizers import decoders
+
+    make_tiny_model(tmp_path / "models" / "dream", "林黛玉听了, 宝玉笑道: “好妹妹; 你说什么?” 罢了—罢了、好。.\n" * 400, **LLAMA)
+    make_tiny_model(tmp_path / "models" / "few", "abc abc\n" * 400, **LLAMA)
+    r = cli("export", "dream", tmp_path / "d.gguf", "--to", "gguf", "--models-dir", tmp_path / "models")
+    assert r.exit_code == 0, r.stderr
+    fields = gguf.GGUFReader(str(tmp_path / "d.gguf")).fields
+    assert "tokenizer.ggml.eos_token_id" not in fields  # so llama.cpp's default, id 11
+    assert decoders.ByteLevel().decode([fields["tokenizer.ggml.tokens"].contents()[11]]) == "。"
+    assert "note: llama.cpp takes '。' (id 11) for its end-of-text token" in r.stdout and "--ignore-eos" in r.stdout
+    r = cli("export", "few", tmp_path / "f.gguf", "--to", "gguf", "--models-dir", tmp_path / "models")
+    assert r.exit_code == 0 and "end-of-text" not in r.stdout
+    r = cli("export", "dream", tmp_path / "hf", "--to", "hf", "--models-dir", tmp_path / "models")
+    assert r.exit_code == 0 and "end-of-text" not in r.stdout  # transformers has no such default
+
+
 def test_llama_cpp_greedy_text_equals_tinygpt(models, tmp_path):
     """llama.cpp itself, where llama-cpp-python is installed (it builds from source: not on every
     machine that runs the suite; this is the one test of the file that may skip)."""
@@ -307,6 +328,7 @@ def test_llama_cpp_greedy_text_equals_tinygpt(models, tmp_path):
     llm = llama_cpp.Llama(model_path=str(tmp_path / "m.gguf"), n_ctx=256, verbose=False)
     prompt = tok.encode(PROMPT).ids
     assert llm.tokenize(PROMPT.encode("utf-8"), add_bos=False, special=False) == prompt
+    assert llm.token_eos() == 11  # what the export's note says
     got = []
     for t in llm.generate(prompt, top_k=1, temp=0.0, repeat_penalty=1.0):
         got.append(t)

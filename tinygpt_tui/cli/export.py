@@ -40,6 +40,10 @@ def export(
     write = ex.to_hf if to is Target.hf else ex.to_gguf
     ex.write_whole(out, force, lambda dest: write(loaded.model, loaded.tokenizer, dest))
     typer.echo(one_line(f"wrote {out} ({'GPT-2' if arch == 'gpt2' else 'Llama'}, {cfg.param_count():,} parameters, fp32)"))
+    eot = ex.gguf_end_of_text(loaded.tokenizer) if to is Target.gguf else None
+    if eot is not None:  # (a generation that stops at a common character, a '。' in Chinese, looks broken)
+        typer.echo(one_line(f"note: llama.cpp takes {eot!r} (id {ex.LLAMA_CPP_EOS}) for its end-of-text token, as this "
+                            f"vocabulary has none: a generation stops there; --ignore-eos goes on, never writing {eot!r}"))
     hint = f"AutoModelForCausalLM.from_pretrained({str(out)!r})" if to is Target.hf else f"llama-cli -m {shlex.quote(str(out))}"
     typer.echo(one_line(f"try it: {hint}"))
 

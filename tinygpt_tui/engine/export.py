@@ -188,6 +188,17 @@ def gguf_vocab(chars: list[str]) -> tuple[list[str], list[str]]:
     return tokens, list(merges)
 
 
+# llama.cpp's end-of-text id for a "gpt2" vocabulary that names none (its llama-vocab.cpp): an id in
+# the vocabulary always wins over "none", so a character model has no way to say it has no such token
+LLAMA_CPP_EOS = 11
+
+
+def gguf_end_of_text(tokenizer) -> str | None:
+    """The character llama.cpp takes for its end-of-text token in this model's GGUF file (it stops a
+    generation there, and --ignore-eos bans it), or None where the vocabulary is too short to hold one."""
+    return tokenizer.chars[LLAMA_CPP_EOS] if tokenizer.kind == "char" and tokenizer.vocab_size > LLAMA_CPP_EOS else None
+
+
 def to_gguf(model, tokenizer, out: Path) -> None:
     """Write a GGUF file (float32) at ``out``."""
     import gguf
