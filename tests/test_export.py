@@ -430,6 +430,15 @@ def test_import_never_unpickles_a_bin(hf_folder, tmp_path):
     assert not marker.exists() and not (tmp_path / "models" / "x" / "config.json").exists()
 
 
+def test_import_of_the_current_folder_records_its_name(hf_folder, tmp_path, monkeypatch):
+    """`tinygpt import .` from inside the folder: the card's command names it, never ''."""
+    monkeypatch.chdir(hf_folder)
+    assert cli("import", ".", "--name", "here", "--models-dir", tmp_path / "models").exit_code == 0
+    doc = json.loads((tmp_path / "models" / "here" / "config.json").read_text(encoding="utf-8"))
+    assert doc["imported_from"]["folder"] == "hf" and doc["command"] == "tinygpt import hf --name here"
+    assert "tinygpt import hf --name here" in (tmp_path / "models" / "here" / "README.md").read_text(encoding="utf-8")
+
+
 def test_import_refuses_a_name_taken_and_a_bad_name(hf_folder, tmp_path):
     models = tmp_path / "models"
     assert cli("import", hf_folder, "--name", "taken", "--models-dir", models).exit_code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from enum import Enum
 from pathlib import Path
@@ -59,10 +60,11 @@ def import_cmd(
 
     dest, src = new_model_folder(name, models_dir), Path(folder).expanduser()
     model, tokenizer, cfg = read_hf_gpt2(src)
+    named = Path(os.path.abspath(src)).name  # (`tinygpt import .` is the folder's own name, not '')
     doc = {"name": name, "model": cfg.to_dict(), "corpus": {"name": "unknown"},
            "figures": {"step": 0, "val_loss": None, "params": cfg.param_count()},
-           "imported_from": {"format": "Hugging Face GPT-2", "folder": src.name},
-           "command": f"tinygpt import {shlex.quote(src.name)} --name {shlex.quote(name)}"}
+           "imported_from": {"format": "Hugging Face GPT-2", "folder": named},
+           "command": f"tinygpt import {shlex.quote(named)} --name {shlex.quote(name)}"}
     save_new_model(dest, model, tokenizer, doc, f"{cfg.param_count():,} parameters, vocabulary {cfg.vocab_size}, bias {cfg.bias}")
 
 
