@@ -151,6 +151,23 @@ def test_tokenizer_ids_equal_tinygpt_and_decode_gives_the_text_back(models, tmp_
     assert hf_tok.decode(ids) == known and "\n\n" in known and "  " in known
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_a_gpt2_export_keeps_the_models_dropout(text, tmp_path, dropout):
+    """GPT-2's config defaults to dropout 0.1 in three places; tinygpt's model has its own (mostly none),
+    and a fine-tune of the export in transformers trains with it."""
+    from transformers import AutoModelForCausalLM
+
+    model, tok = make_tiny_model(tmp_path / "models" / "m", text, dropout=dropout, **GPT2)
+    assert cli("export", "m", tmp_path / "hf", "--to", "hf", "--models-dir", tmp_path / "models").exit_code == 0
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    assert (hf.config.resid_pdrop, hf.config.embd_pdrop, hf.config.attn_pdrop) == (dropout,) * 3
+    ids = torch.tensor([tok.encode(text[: model.cfg.block_size]).ids])
+    with torch.no_grad():
+        torch.manual_seed(0)
+        trained = hf.train()(ids).logits
+        assert torch.equal(trained, hf.eval()(ids).logits) == (dropout == 0.0)  # in training mode, as tinygpt's
+
+
 def test_refused_exports_are_one_line_and_leave_nothing(tmp_path, text, tiny_models_dir):
     make_tiny_model(tmp_path / "models" / "alibi", text, pos_encoding="alibi")
     make_tiny_model(tmp_path / "models" / "mixed", text, pos_encoding="learned", ffn="swiglu")

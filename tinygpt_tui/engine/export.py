@@ -128,7 +128,9 @@ def to_hf(model, tokenizer, out: Path) -> None:
 
         # "gelu" is the exact erf GELU of F.gelu (GPT-2's own is the tanh "gelu_new")
         hf_cfg = GPT2Config(n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head, n_inner=cfg.ffn_hidden,
-                            n_positions=cfg.block_size, activation_function="gelu", layer_norm_epsilon=1e-5, **common)
+                            n_positions=cfg.block_size, activation_function="gelu", layer_norm_epsilon=1e-5,
+                            # tinygpt's dropout sits where GPT-2's three do (not GPT-2's default of 0.1: a fine-tune goes on as trained)
+                            resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, **common)
         hf = GPT2LMHeadModel(hf_cfg)
     else:
         from transformers import LlamaConfig, LlamaForCausalLM
