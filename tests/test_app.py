@@ -87,10 +87,9 @@ def select_options(select) -> list[str]:
 
 def footer_keys(screen) -> list[str]:
     """The footer's keys drawn whole on screen, as their text ("l Lens")."""
-    from textual.widgets import Footer
+    from tinygpt_tui.app.bars import KeyBar
 
-    footer = screen.query_one(Footer)
-    return [" ".join(str(k.render()).split()) for k in footer.query("FooterKey") if k.region.width and k.region.right <= footer.region.right]
+    return [k.text for k in screen.query_one(KeyBar).drawn]
 
 
 def make_app(models_dir, watch_models=False):

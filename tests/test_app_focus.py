@@ -230,25 +230,47 @@ async def test_a_click_on_a_setting_focuses_its_field(models_dir):  # noqa: F811
 
 
 async def test_the_footer_follows_the_bindings(models_dir):  # noqa: F811
-    """The footer rebuilds its keys only when they change (app/footer.py), and then it does: Continue
-    comes on with a model, and stays through a focus move that changes nothing it shows."""
-    from textual.widgets import Footer
+    """The key bar (app/bars.py) draws the screen's keys as they are: Continue comes on with a model, and
+    a click on a key presses it, but not while it is off."""
+    from tinygpt_tui.app.bars import KeyBar
 
     app = make_app(models_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         gen = app.screen
-        footer = gen.query_one(Footer)
+        footer = gen.query_one(KeyBar)
 
         def key(action):
-            return next((k for k in footer.children if getattr(k, "action", None) == action), None)
+            return next((k for k in footer.drawn if k.action == action), None)
 
-        assert await wait_for(pilot, lambda: key("continue") is not None and key("continue").has_class("-disabled"))
-        assert key("quit") is not None and not key("quit").has_class("-disabled")
+        assert await wait_for(pilot, lambda: key("continue") is not None and not key("continue").enabled)
+        assert key("quit") is not None and key("quit").enabled and key("quit").text == "^q Quit"
+        await pilot.click(KeyBar, offset=(key("continue").start + 1, 0))  # off: nothing happens
         await load(pilot, app, "alpha")
-        assert await wait_for(pilot, lambda: key("continue") is not None and not key("continue").has_class("-disabled"))
+        assert await wait_for(pilot, lambda: key("continue") is not None and key("continue").enabled)
         gen.query_one("#output").focus()
         await pilot.pause()
-        assert await wait_for(pilot, lambda: key("stop") is not None and not key("stop").has_class("-disabled"))
+        assert await wait_for(pilot, lambda: key("stop") is not None and key("stop").enabled)
+        train = key("show_training") or key("app.show_training")
+        assert train is not None and await pilot.click(KeyBar, offset=(train.start + 1, 0))
+        assert await wait_for(pilot, lambda: type(app.screen).__name__ == "TrainingScreen"), type(app.screen).__name__
+
+
+async def test_the_title_bar_names_the_model_and_its_icon_opens_the_palette(models_dir):  # noqa: F811
+    """The title bar (app/bars.py) follows the screen's sub-title, and its icon opens the command palette,
+    as Textual's Header's does."""
+    from textual.command import CommandPalette
+
+    from tinygpt_tui.app.bars import TitleBar
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        bar = app.screen.query_one(TitleBar)
+        drawn = lambda: "".join(seg.text for seg in bar.render_line(0))  # noqa: E731  (what is on screen)
+        assert await wait_for(pilot, lambda: drawn().strip().endswith("tinygpt")), drawn()
+        await load(pilot, app, "alpha")
+        assert await wait_for(pilot, lambda: "tinygpt — alpha" in drawn()), drawn()
+        await pilot.click(TitleBar, offset=(1, 0))
+        assert await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
 
 
 async def test_two_edits_at_once_both_get_their_field(models_dir):  # noqa: F811

@@ -18,11 +18,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Checkbox, DataTable, Header, SelectionList
+from textual.widgets import Checkbox, DataTable, SelectionList
 from textual.widgets.selection_list import Selection
 from textual.worker import get_current_worker
 
-from tinygpt_tui.app.footer import Footer
+from tinygpt_tui.app.bars import KeyBar, TitleBar
 from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, reported
 from tinygpt_tui.app.runs import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
@@ -156,7 +156,7 @@ class RunsScreen(Screen):
         self.drawn_key = self.table_key = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         with Horizontal(id="runs-body"):
             yield RunList(id="runs-list")
             with Vertical(id="runs-view"):
@@ -165,7 +165,7 @@ class RunsScreen(Screen):
                 yield chart
                 yield Legend(" (■ in the table)", id="runs-legend")
                 yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield KeyBar(compact=True)
 
     def on_mount(self) -> None:
         self.chart = self.query_one("#runs-chart")

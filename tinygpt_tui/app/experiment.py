@@ -19,10 +19,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, ContentSwitcher, DataTable, Header, Input, Select, Static
+from textual.widgets import Button, ContentSwitcher, DataTable, Input, Select, Static
 
 from tinygpt_tui.app.compare import PALETTE, colour_style
-from tinygpt_tui.app.footer import Footer
+from tinygpt_tui.app.bars import KeyBar, TitleBar
 from tinygpt_tui.app.form import form_budget, form_spec, form_values
 from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, error_line, reported
 from tinygpt_tui.app.runs import Legend, LossChart, fmt_duration, fmt_rate
@@ -74,7 +74,7 @@ class ExperimentScreen(Screen):
         self.estimating = None  # the plan whose estimate is awaited (one typed before a start is stale: it is dropped)
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         with Horizontal(id="exp-body"):
             with VerticalScroll(id="exp-form"):
                 yield row("Lesson", Select([], id="exp-lesson", prompt=OWN, allow_blank=True, compact=True), tight=False).add_class("-wraps")
@@ -99,7 +99,7 @@ class ExperimentScreen(Screen):
                     yield Horizontal(id="exp-samples")
                 yield Legend(id="exp-legend")
                 yield DataTable(id="exp-table", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield KeyBar(compact=True)
 
     def on_mount(self) -> None:
         self.chart = self.query_one("#exp-chart")

@@ -19,9 +19,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Header, Input
+from textual.widgets import Input
 
-from tinygpt_tui.app.footer import Footer
+from tinygpt_tui.app.bars import KeyBar, TitleBar
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported, Chunk, Ended, LoadFailed, ModelLoaded, ModelsListed
 from tinygpt_tui.app.output import GENERATED, NOTE, PROMPT, OutputView
 from tinygpt_tui.app.runs import FitLine, Part
@@ -125,7 +125,7 @@ class GenerateScreen(Screen):
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         with Horizontal(id="gen-body"):
             with Vertical(id="sidebar"):
                 yield ModelList(on_pick=self.pick, id="models")
@@ -137,7 +137,7 @@ class GenerateScreen(Screen):
                 prompt.select_on_focus = False  # coming back to it (Escape, a key typed in the pane) must not select its text
                 yield prompt
         yield FitLine(id="status")  # the whole width: the model and device, and a run training meanwhile
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.output = self.query_one("#output", OutputView)

@@ -24,7 +24,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tinygpt_tui.app.footer import Footer
+from tinygpt_tui.app.bars import KeyBar
 from tinygpt_tui.app.messages import Inspected, error_line, reported
 from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heatmap_column_at, heatmap_lines,
                                      layer_rows, legend, lens_text, prob_bars, ranked_line, top_attended)
@@ -167,7 +167,7 @@ class InspectorScreen(ModalScreen):
                 yield Panel(self._build_map_title, id="insp-map-title", classes="insp-heading")
                 yield Panel(self._build_map, id="insp-map")
                 yield Static("", id="insp-summary")
-            yield Footer(compact=True, show_command_palette=False)
+            yield KeyBar(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.set_class(self.app.size.height >= self.ROOMY, "-roomy")  # the first frame too, not from the first resize on

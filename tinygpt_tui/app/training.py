@@ -16,9 +16,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Collapsible, Header, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Button, Collapsible, Input, Label, ProgressBar, Select, Static
 
-from tinygpt_tui.app.footer import Footer
+from tinygpt_tui.app.bars import KeyBar, TitleBar
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
 from tinygpt_tui.app.jobs import TrainingJob, form_words
 from tinygpt_tui.app.runs import FitLine, LossChart, RunState, Watched, good_looks_like, name_taken, progress_parts
@@ -138,7 +138,7 @@ class TrainingScreen(Screen):
     def compose(self) -> ComposeResult:
         from tinygpt_tui.engine.device import DEVICES
 
-        yield Header()
+        yield TitleBar()
         with Horizontal(id="train-body"):
             with VerticalScroll(id="train-form"):
                 yield row("Corpus", Select(self._corpus_options(), id="train-corpus", prompt="the catalog", allow_blank=True, compact=True), tight=False)
@@ -173,7 +173,7 @@ class TrainingScreen(Screen):
                 yield LossChart(id="loss-chart")
                 with VerticalScroll(id="run-sample-box"):
                     yield Static(NO_SAMPLE, id="run-sample")
-        yield Footer(compact=True)  # (with ^q Quit at 60 columns)
+        yield KeyBar(compact=True)  # (with ^q Quit at 60 columns)
 
     def on_mount(self) -> None:
         self.chart = self.query_one("#loss-chart")
