@@ -23,14 +23,18 @@ import torch
 from conftest import make_tiny_model
 
 GPT2 = dict(pos_encoding="learned", ffn="gelu", norm="layernorm")
+NEOX = dict(pos_encoding="rope", ffn="gelu", norm="layernorm")  # the shipped models' shape
 LLAMA = dict(pos_encoding="rope", ffn="swiglu", norm="rmsnorm")
 COMBOS = {  # every exportable combination, with and without biases, tied and untied output
     "gpt2": dict(GPT2),
     "gpt2-bias-untied": dict(GPT2, bias=True, tie_weights=False),
+    "neox": dict(NEOX, rope_base=500.0),
+    "neox-bias-untied": dict(NEOX, bias=True, tie_weights=False),
     "llama": dict(LLAMA, rope_base=500.0),
     "llama-bias-untied": dict(LLAMA, bias=True, tie_weights=False),
 }
 PROMPT, NEW = "ROMEO:\nWhat light ", 200
+HF_CLASS = {"gpt2": "GPT2LMHeadModel", "neox": "GPTNeoXForCausalLM", "llama": "LlamaForCausalLM"}
 
 
 def cli(*args):
@@ -114,7 +118,7 @@ def test_transformers_logits_and_greedy_text_equal_tinygpt(models, text, tmp_pat
     assert r.exit_code == 0, r.stderr
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
     hf_tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
-    assert type(hf).__name__ == ("GPT2LMHeadModel" if combo.startswith("gpt2") else "LlamaForCausalLM")
+    assert type(hf).__name__ == HF_CLASS[combo.split("-")[0]]
     assert sorted(p.name for p in (tmp_path / "hf").glob("*.safetensors")) == ["model.safetensors"]
 
     # 1,000 positions: four windows of 250 characters
@@ -134,6 +138,25 @@ def test_transformers_logits_and_greedy_text_equal_tinygpt(models, text, tmp_pat
     got = out[0, len(prompt):].tolist()
     assert got == want
     assert hf_tok.decode(got) == tok.decode(want) and len(set(want)) > 2  # (not one character over and over)
+
+
+@pytest.mark.parametrize("kw", [dict(NEOX), dict(NEOX, bias=True, tie_weights=False)], ids=["tied", "bias-untied"])
+def test_a_bpe_neox_model_gives_transformers_tinygpt_logits(text, tmp_path, kw):
+    """The shipped models' shape with subword tokens: the same ids from the copied tokenizer.json,
+    the same logits (4 heads, so NeoX's per-head qkv order is not the identity)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tinygpt_tui.tokenizer import BpeTokenizer
+
+    model, tok = sharp_model(tmp_path / "models" / "bee", text, tokenizer=BpeTokenizer.train(text, 300), n_head=4, **kw)
+    r = cli("export", "bee", tmp_path / "hf", "--to", "hf", "--models-dir", tmp_path / "models")
+    assert r.exit_code == 0 and "GPT-NeoX" in r.stdout, (r.stdout, r.stderr)
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    ids = AutoTokenizer.from_pretrained(tmp_path / "hf")(text[:2000])["input_ids"][:256]
+    assert ids == tok.encode(text[:2000]).ids[:256] and len(ids) == 256
+    with torch.no_grad():
+        ours, theirs = model(torch.tensor([ids]))[0], hf(torch.tensor([ids])).logits
+    assert ours.std() > 1.0 and (ours - theirs).abs().max() < 1e-4
 
 
 def test_tokenizer_ids_equal_tinygpt_and_decode_gives_the_text_back(models, tmp_path):
@@ -171,7 +194,9 @@ def test_a_gpt2_export_keeps_the_models_dropout(text, tmp_path, dropout):
 def test_refused_exports_are_one_line_and_leave_nothing(tmp_path, text, tiny_models_dir):
     make_tiny_model(tmp_path / "models" / "alibi", text, pos_encoding="alibi")
     make_tiny_model(tmp_path / "models" / "mixed", text, pos_encoding="learned", ffn="swiglu")
-    for name, why in (("alibi", "alibi/gelu/layernorm maps onto no stock model"), ("mixed", "learned/swiglu/layernorm")):
+    make_tiny_model(tmp_path / "models" / "rms", text, **dict(NEOX, norm="rmsnorm"))  # NeoX but for its norm
+    for name, why in (("alibi", "alibi/gelu/layernorm maps onto no stock model"), ("mixed", "learned/swiglu/layernorm"),
+                      ("rms", "rope/gelu/rmsnorm maps onto no stock model")):
         for to, out in (("hf", tmp_path / "out"), ("gguf", tmp_path / "out.gguf")):
             assert_one_line_error(cli("export", name, out, "--to", to, "--models-dir", tmp_path / "models"), why)
     assert_one_line_error(cli("export", "broken", tmp_path / "out", "--to", "hf", "--models-dir", tiny_models_dir), "config.json")
@@ -235,13 +260,17 @@ def interleave_halves(w: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def expected_gguf(model) -> dict[str, np.ndarray]:
+    """llama.cpp's tensors, written out by hand: GPT-2's and GPT-NeoX's are tinygpt's (qkv rows [q; k; v]
+    as llama.cpp's converter leaves NeoX's), Llama's q, k, v and gate, up split, q and k interleaved."""
     cfg = model.cfg
     s = {k: v.numpy() for k, v in model.state_dict().items()}
-    llama = cfg.pos_encoding == "rope"
+    llama = cfg.ffn == "swiglu"
     out = {"token_embd.weight": s["tok_emb.weight"], "output.weight": s["head.weight"],
            "output_norm.weight": s["norm.weight"]}
     if not llama:
-        out.update({"position_embd.weight": s["pos_emb.weight"], "output_norm.bias": s["norm.bias"]})
+        out["output_norm.bias"] = s["norm.bias"]
+    if cfg.pos_encoding == "learned":
+        out["position_embd.weight"] = s["pos_emb.weight"]
     for i in range(cfg.n_layer):
         b, g = f"blocks.{i}.", f"blk.{i}."
         out.update({g + "attn_norm.weight": s[b + "norm1.weight"], g + "ffn_norm.weight": s[b + "norm2.weight"]})
@@ -258,7 +287,7 @@ def expected_gguf(model) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("combo", ["gpt2-bias-untied", "llama-bias-untied"])
+@pytest.mark.parametrize("combo", ["gpt2-bias-untied", "neox-bias-untied", "llama-bias-untied"])
 def test_gguf_reads_back_tensor_for_tensor(models, tmp_path, combo):
     import gguf
 
@@ -268,13 +297,17 @@ def test_gguf_reads_back_tensor_for_tensor(models, tmp_path, combo):
     r = cli("export", combo, out, "--to", "gguf", "--models-dir", d)
     assert r.exit_code == 0, r.stderr
     reader = gguf.GGUFReader(str(out))
-    arch = "gpt2" if combo.startswith("gpt2") else "llama"
+    arch = {"gpt2": "gpt2", "neox": "gptneox", "llama": "llama"}[combo.split("-")[0]]
     assert reader.fields["general.architecture"].contents() == arch
     assert reader.fields[f"{arch}.context_length"].contents() == 256
     assert reader.fields[f"{arch}.block_count"].contents() == 2
     assert reader.fields[f"{arch}.attention.head_count"].contents() == 2
-    if arch == "llama":
-        assert reader.fields["llama.rope.freq_base"].contents() == 10000.0
+    if arch != "gpt2":
+        assert reader.fields[f"{arch}.rope.freq_base"].contents() == 10000.0
+        assert reader.fields[f"{arch}.rope.dimension_count"].contents() == 16  # every dim of a head
+    if arch == "gptneox":  # one block after the other, as tinygpt's (NeoX's default is parallel)
+        assert reader.fields["gptneox.use_parallel_residual"].contents() is False
+        assert reader.fields["gptneox.attention.layer_norm_epsilon"].contents() == pytest.approx(1e-5)
     want = expected_gguf(model)
     got = {t.name: np.asarray(t.data) for t in reader.tensors}
     assert sorted(got) == sorted(want)
@@ -335,13 +368,14 @@ def test_gguf_export_names_the_character_llama_cpp_ends_text_at(tmp_path):
     assert r.exit_code == 0 and "end-of-text" not in r.stdout  # transformers has no such default
 
 
-def test_llama_cpp_greedy_text_equals_tinygpt(models, tmp_path):
+@pytest.mark.parametrize("combo", ["llama", "neox"])
+def test_llama_cpp_greedy_text_equals_tinygpt(models, tmp_path, combo):
     """llama.cpp itself, where llama-cpp-python is installed (it builds from source: not on every
     machine that runs the suite; this is the one test of the file that may skip)."""
     llama_cpp = pytest.importorskip("llama_cpp")
     d, made = models
-    model, tok = made["llama"]
-    assert cli("export", "llama", tmp_path / "m.gguf", "--to", "gguf", "--models-dir", d).exit_code == 0
+    model, tok = made[combo]
+    assert cli("export", combo, tmp_path / "m.gguf", "--to", "gguf", "--models-dir", d).exit_code == 0
     llm = llama_cpp.Llama(model_path=str(tmp_path / "m.gguf"), n_ctx=256, verbose=False)
     prompt = tok.encode(PROMPT).ids
     assert llm.tokenize(PROMPT.encode("utf-8"), add_bos=False, special=False) == prompt

@@ -28,7 +28,8 @@ def export(
     force: bool = O(False, "--force", help="Replace OUT if it exists."),
     models_dir: Optional[Path] = ModelsDir,
 ):
-    """Export a model: learned/gelu/layernorm as GPT-2, rope/swiglu/rmsnorm as Llama; nothing approximated."""
+    """Export a model: learned/gelu/layernorm as GPT-2, rope/gelu/layernorm (the shipped models) as GPT-NeoX,
+    rope/swiglu/rmsnorm as Llama; nothing approximated."""
     from tinygpt_tui.engine import export as ex
     from tinygpt_tui.engine import folder as ckpt
 
@@ -40,7 +41,7 @@ def export(
     loaded = ckpt.load_model(path)
     write = ex.to_hf if to is Target.hf else ex.to_gguf
     ex.write_whole(out, force, lambda dest: write(loaded.model, loaded.tokenizer, dest))
-    typer.echo(one_line(f"wrote {out} ({'GPT-2' if arch == 'gpt2' else 'Llama'}, {cfg.param_count():,} parameters, fp32)"))
+    typer.echo(one_line(f"wrote {out} ({ex.ARCH_NAMES[arch]}, {cfg.param_count():,} parameters, fp32)"))
     eot = ex.gguf_end_of_text(loaded.tokenizer) if to is Target.gguf else None
     if eot is not None:  # (a generation that stops at a common character, a '。' in Chinese, looks broken)
         typer.echo(one_line(f"note: llama.cpp takes {eot!r} (id {ex.LLAMA_CPP_EOS}) for its end-of-text token, as this "

@@ -3,11 +3,17 @@ a small GPT-2 (character-level, or a byte-level BPE as tinygpt's) from a Hugging
 
 Only what a stock model computes exactly is exported; the rest is refused, never approximated:
   learned positions + gelu + layernorm  -> GPT-2 (GPT2LMHeadModel; llama.cpp's gpt2)
+  rope + gelu + layernorm               -> GPT-NeoX (GPTNeoXForCausalLM; llama.cpp's gptneox)
   rope + swiglu + rmsnorm               -> Llama (LlamaForCausalLM; llama.cpp's llama)
 GPT-2's Conv1D layers hold the transpose of nn.Linear's weight, and all its layers have biases
-(zeros where tinygpt has none). Llama keeps q, k, v apart (tinygpt's qkv rows, in that order)
-and gate, up apart (tinygpt's `up` rows are [gate; value]); both rotate a head's halves for RoPE,
-llama.cpp adjacent pairs, so for GGUF q and k are permuted as llama.cpp's converter does.
+(zeros where tinygpt has none). GPT-NeoX has every bias too; it runs its blocks one after the
+other (use_parallel_residual=False), rotates all of a head's dims (rotary_pct=1.0) by its halves,
+as tinygpt does, and reads its query_key_value rows per head, [q_h; k_h; v_h], where tinygpt's
+are [q; k; v] (llama.cpp's gptneox reads them as tinygpt's: its converter undoes NeoX's order).
+Llama keeps q, k, v apart (tinygpt's qkv rows, in that order) and gate, up apart (tinygpt's `up`
+rows are [gate; value]); both rotate a head's halves for RoPE, llama.cpp adjacent pairs, so for
+GGUF q and k are permuted as llama.cpp's converter does. Every export has tinygpt's LayerNorm eps
+(1e-5) or RMSNorm eps (1e-6), the exact erf GELU, attention scaled by 1/sqrt(head size).
 transformers, tokenizers and gguf are optional ("tinygpt-tui[export]"), imported where used. An
 import reads everything as data (JSON, safetensors checked from its header first); a folder asking
 for code of its own (auto_map, trust_remote_code) is refused, a pickle (.bin) never opened.
@@ -40,15 +46,19 @@ def require(*modules: str) -> None:
             raise SettingsError(f'this command needs the {name} package: pip install "tinygpt-tui[export]"') from None
 
 
+ARCHITECTURES = {("learned", "gelu", "layernorm"): "gpt2", ("rope", "gelu", "layernorm"): "gptneox",
+                 ("rope", "swiglu", "rmsnorm"): "llama"}
+ARCH_NAMES = {"gpt2": "GPT-2", "gptneox": "GPT-NeoX", "llama": "Llama"}  # (as the command's output names them)
+
+
 def architecture(cfg: GPTConfig) -> str:
-    """'gpt2' or 'llama': the stock architecture that computes this model exactly."""
+    """'gpt2', 'gptneox' or 'llama': the stock architecture that computes this model exactly
+    (also llama.cpp's name for it)."""
     combo = (cfg.pos_encoding, cfg.ffn, cfg.norm)
-    if combo == ("learned", "gelu", "layernorm"):
-        return "gpt2"
-    if combo == ("rope", "swiglu", "rmsnorm"):
-        return "llama"
+    if combo in ARCHITECTURES:
+        return ARCHITECTURES[combo]
     raise SettingsError(f"{'/'.join(combo)} maps onto no stock model; exportable are learned/gelu/layernorm "
-                        "(GPT-2) and rope/swiglu/rmsnorm (Llama)")
+                        "(GPT-2), rope/gelu/layernorm (GPT-NeoX) and rope/swiglu/rmsnorm (Llama)")
 
 
 # tinygpt's layers of a GPT-2 block -> (GPT-2's name, llama.cpp's name, a Conv1D in GPT-2)
@@ -56,6 +66,10 @@ GPT2_LAYERS = {"norm1": ("ln_1", "attn_norm", False), "attn.qkv": ("attn.c_attn"
                "attn.proj": ("attn.c_proj", "attn_output", True), "norm2": ("ln_2", "ffn_norm", False),
                "ffn.up": ("mlp.c_fc", "ffn_up", True), "ffn.down": ("mlp.c_proj", "ffn_down", True)}
 # and of a Llama block, the projections that q, k, v and gate, up are split into
+# and of a GPT-NeoX block, whose layers all have biases, under gpt_neox.layers.{i}.
+NEOX_LAYERS = {"norm1": ("input_layernorm", "attn_norm"), "attn.qkv": ("attention.query_key_value", "attn_qkv"),
+               "attn.proj": ("attention.dense", "attn_output"), "norm2": ("post_attention_layernorm", "ffn_norm"),
+               "ffn.up": ("mlp.dense_h_to_4h", "ffn_up"), "ffn.down": ("mlp.dense_4h_to_h", "ffn_down")}
 LLAMA_LAYERS = {"q": ("self_attn.q_proj", "attn_q"), "k": ("self_attn.k_proj", "attn_k"), "v": ("self_attn.v_proj", "attn_v"),
                 "attn.proj": ("self_attn.o_proj", "attn_output"), "gate": ("mlp.gate_proj", "ffn_gate"),
                 "up": ("mlp.up_proj", "ffn_up"), "ffn.down": ("mlp.down_proj", "ffn_down")}
@@ -72,6 +86,12 @@ def permute_rope(w, n_head: int):
     """Rows of q or k from rotating halves (i, i + D/2) to rotating adjacent pairs (2i, 2i + 1),
     the order llama.cpp's rope reads (its converter's LlamaModel.permute)."""
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def neox_qkv(w, n_head: int):
+    """Rows of tinygpt's qkv, [q; k; v] (each H heads of D), in GPT-NeoX's order: per head [q_h; k_h; v_h]
+    (the order llama.cpp's converter turns back into [q; k; v])."""
+    return w.reshape(3, n_head, w.shape[0] // 3 // n_head, *w.shape[1:]).swapaxes(0, 1).reshape(w.shape)
 
 
 def tensors(model, gguf: bool = False) -> dict:
@@ -93,6 +113,17 @@ def tensors(model, gguf: bool = False) -> dict:
             put(hf + ".weight", gg + ".weight", w.t() if conv and not gguf else w)
             # GPT-2 has every bias (llama.cpp's gpt2 too): zeros where tinygpt has none
             put(hf + ".bias", gg + ".bias", s.get(ours + ".bias", torch.zeros(w.shape[0])))
+    elif arch == "gptneox":
+        put("gpt_neox.embed_in.weight", "token_embd.weight", s["tok_emb.weight"])
+        layers = [(f"blocks.{i}.{ours}", f"gpt_neox.layers.{i}.{hf}", f"blk.{i}.{gg}")
+                  for i in range(cfg.n_layer) for ours, (hf, gg) in NEOX_LAYERS.items()]
+        for ours, hf, gg in layers + [("norm", "gpt_neox.final_layer_norm", "output_norm")]:
+            w = s[ours + ".weight"]
+            b = s.get(ours + ".bias", torch.zeros(w.shape[0]))  # zeros where tinygpt has none
+            if ours.endswith("attn.qkv") and not gguf:
+                w, b = neox_qkv(w, cfg.n_head), neox_qkv(b, cfg.n_head)
+            put(hf + ".weight", gg + ".weight", w)
+            put(hf + ".bias", gg + ".bias", b)
     else:
         put("model.embed_tokens.weight", "token_embd.weight", s["tok_emb.weight"])
         put("model.norm.weight", "output_norm.weight", s["norm.weight"])
@@ -108,7 +139,7 @@ def tensors(model, gguf: bool = False) -> dict:
                     parts["q"], parts["k"] = permute_rope(parts["q"], cfg.n_head), permute_rope(parts["k"], cfg.n_head)
                 for name, (hf_layer, gg_layer) in LLAMA_LAYERS.items():
                     put(f"{hf}{hf_layer}.{kind}", f"{gg}{gg_layer}.{kind}", parts[name])
-    if gguf or not cfg.tie_weights:  # (llama.cpp's gpt2 reads an output layer even when tied)
+    if gguf or not cfg.tie_weights:  # (llama.cpp's gpt2 and gptneox read an output layer even when tied)
         put("lm_head.weight", "output.weight", s["head.weight"])
     return {k: v.contiguous().clone() for k, v in out.items()}
 
@@ -132,6 +163,16 @@ def to_hf(model, tokenizer, out: Path) -> None:
                             # tinygpt's dropout sits where GPT-2's three do (not GPT-2's default of 0.1: a fine-tune goes on as trained)
                             resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, **common)
         hf = GPT2LMHeadModel(hf_cfg)
+    elif architecture(cfg) == "gptneox":
+        from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+        # the blocks one after the other, RoPE on every dim of a head (NeoX's default is a quarter)
+        hf_cfg = GPTNeoXConfig(hidden_size=cfg.n_embd, num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
+                               intermediate_size=cfg.ffn_hidden, hidden_act="gelu", max_position_embeddings=cfg.block_size,
+                               layer_norm_eps=1e-5, use_parallel_residual=False, rotary_pct=1.0,
+                               rotary_emb_base=float(cfg.rope_base), attention_bias=True, hidden_dropout=0.0,
+                               attention_dropout=0.0, **common)
+        hf = GPTNeoXForCausalLM(hf_cfg)
     else:
         from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -141,14 +182,22 @@ def to_hf(model, tokenizer, out: Path) -> None:
                              rms_norm_eps=1e-6, rope_theta=float(cfg.rope_base), attention_bias=cfg.bias,
                              mlp_bias=cfg.bias, **common)
         hf = LlamaForCausalLM(hf_cfg)
-    missing, unexpected = hf.load_state_dict(tensors(model), strict=False)
-    missing = [k for k in missing if not (cfg.tie_weights and k == "lm_head.weight")]
+    state = tensors(model)
+    # the output layer's name (GPT-NeoX's is embed_out in transformers 4.x, lm_head in 5.x)
+    head = next(name for name, m in hf.named_modules() if m is hf.get_output_embeddings()) + ".weight"
+    if "lm_head.weight" in state:
+        state[head] = state.pop("lm_head.weight")
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not (cfg.tie_weights and k == head)]
     if missing or unexpected:  # a transformers release that names its layers differently
         raise SettingsError(f"this transformers version does not fit the export ({(missing or unexpected)[0]})")
     hf.save_pretrained(str(out), safe_serialization=True)
-    if architecture(cfg) == "llama":  # transformers 4.x reads rope_theta here, 5.x reads rope_parameters
+    # transformers 4.x reads RoPE's settings here, 5.x reads rope_parameters
+    legacy = {"llama": {"rope_theta": float(cfg.rope_base)},
+              "gptneox": {"rotary_emb_base": float(cfg.rope_base), "rotary_pct": 1.0}}.get(architecture(cfg))
+    if legacy:
         config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-        (out / "config.json").write_text(json.dumps({**config, "rope_theta": float(cfg.rope_base)}, indent=2), encoding="utf-8")
+        (out / "config.json").write_text(json.dumps({**config, **legacy}, indent=2), encoding="utf-8")
     if tokenizer.kind == "bpe":  # tinygpt's tokenizer.json is already a Hugging Face one (GPT-2's byte-level BPE)
         (out / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
     else:
@@ -215,6 +264,9 @@ def to_gguf(model, tokenizer, out: Path) -> None:
              (w.add_feed_forward_length, cfg.ffn_hidden), (w.add_head_count, cfg.n_head)]
     if arch == "gpt2":
         shape.append((w.add_layer_norm_eps, 1e-5))
+    elif arch == "gptneox":  # the blocks one after the other, RoPE on every dim of a head
+        shape += [(w.add_layer_norm_eps, 1e-5), (w.add_parallel_residual, False), (w.add_vocab_size, cfg.vocab_size),
+                  (w.add_rope_freq_base, float(cfg.rope_base)), (w.add_rope_dimension_count, cfg.n_embd // cfg.n_head)]
     else:
         shape += [(w.add_head_count_kv, cfg.n_head), (w.add_layer_norm_rms_eps, 1e-6), (w.add_vocab_size, cfg.vocab_size),
                   (w.add_rope_freq_base, float(cfg.rope_base)), (w.add_rope_dimension_count, cfg.n_embd // cfg.n_head)]
