@@ -24,7 +24,7 @@ class Target(str, Enum):
 def export(
     model: str = typer.Argument(..., help="Model name (in the models folder) or path to a model folder."),
     out: Path = typer.Argument(..., help="The folder (--to hf) or .gguf file (--to gguf) to write."),
-    to: Target = O(..., "--to", help="hf: a transformers folder (safetensors); gguf: one file for llama.cpp."),
+    to: Target = O(..., "--to", help="hf: a transformers folder (safetensors); gguf: one file for llama.cpp (whose GELU is its tanh form)."),
     force: bool = O(False, "--force", help="Replace OUT if it exists."),
     models_dir: Optional[Path] = ModelsDir,
 ):

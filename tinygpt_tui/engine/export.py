@@ -12,8 +12,10 @@ as tinygpt does, and reads its query_key_value rows per head, [q_h; k_h; v_h], w
 are [q; k; v] (llama.cpp's gptneox reads them as tinygpt's: its converter undoes NeoX's order).
 Llama keeps q, k, v apart (tinygpt's qkv rows, in that order) and gate, up apart (tinygpt's `up`
 rows are [gate; value]); both rotate a head's halves for RoPE, llama.cpp adjacent pairs, so for
-GGUF q and k are permuted as llama.cpp's converter does. Every export has tinygpt's LayerNorm eps
-(1e-5) or RMSNorm eps (1e-6), the exact erf GELU, attention scaled by 1/sqrt(head size).
+GGUF q and k are permuted as llama.cpp's converter does. transformers computes tinygpt's LayerNorm
+eps (1e-5), RMSNorm eps (1e-6), exact erf GELU and 1/sqrt(head size) attention scale; llama.cpp's
+gpt2 and gptneox compute GELU with its tanh form (through an fp16 table), whatever the file says:
+the shipped models' logits there are within about 1e-2 of tinygpt's, their greedy text the same.
 transformers, tokenizers and gguf are optional ("tinygpt-tui[export]"), imported where used. An
 import reads everything as data (JSON, safetensors checked from its header first); a folder asking
 for code of its own (auto_map, trust_remote_code) is refused, a pickle (.bin) never opened.
