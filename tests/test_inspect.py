@@ -614,46 +614,14 @@ async def test_the_first_pass_paces_the_next_by_the_pass_not_the_model_load(tmp_
         assert screen.interval() < 2.0, screen.interval()  # 3x the pass alone (milliseconds), not 3x the load (6 s)
 
 
-async def test_a_query_pinned_on_a_bpe_token_stays_on_it_as_the_window_slides(small_corpus):
-    """While the text streams the window slides; the view kept the query on the same character by moving it
-    back as many positions as characters fell out, but a BPE position is a token of several characters: it
-    jumped tokens back (from "ou" of " country" to "is" of " his", two tokens earlier)."""
-    from textual.app import App
-
-    from tests.test_app import wait_for
-    from tinygpt_tui.app.inspector import InspectorScreen
-    from tinygpt_tui.tokenizer import BpeTokenizer
-
-    text = small_corpus.read_text(encoding="utf-8")
-    tok = BpeTokenizer.train(text, 300)
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=24, n_layer=1, n_head=2, n_embd=32)).eval()
-    screen = InspectorScreen(None, tok, text[1000:1200], model=model, min_interval=0.0)
-
-    class Host(App):
-        def on_mount(self):
-            self.push_screen(screen)
-
-    async with Host().run_test(size=(100, 30)) as pilot:
-        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
-        await pilot.press("left", "left", "left", "left", "left")
-        before = screen.view.chars[screen.view.position:]
-        n = screen.computations
-        screen.update_context(text[1000:1203])  # three more characters: the window slides by a few tokens
-        assert await wait_for(pilot, lambda: screen.computations > n and not screen.computing, timeout=30)
-        assert screen.analysis.truncated > 0 and screen.view.chars[screen.view.position:][: len(before)] == before
-
-
-async def test_a_pinned_query_stays_on_its_character_when_the_context_is_trimmed(small_corpus):
-    """Past 100,000 characters the generate screen cuts its context's start; the window's offset then fell
-    by the characters cut, which read as the window sliding backwards, and the pinned query jumped to the end."""
+async def pinned_then_updated(tok, text: str, new_text: str, trimmed: int = 0):
+    """An inspector over a 1-layer model of context 24 on ``text``, the query pinned five positions back, then
+    ``update_context(new_text, trimmed)``: (the characters from the query on before, the view after)."""
     from textual.app import App
 
     from tests.test_app import wait_for
     from tinygpt_tui.app.inspector import InspectorScreen
 
-    text = small_corpus.read_text(encoding="utf-8")[:400]
-    tok = CharTokenizer.from_text(text + "xyz")
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=24, n_layer=1, n_head=2, n_embd=32)).eval()
     screen = InspectorScreen(None, tok, text, model=model, min_interval=0.0)
@@ -667,7 +635,28 @@ async def test_a_pinned_query_stays_on_its_character_when_the_context_is_trimmed
         await pilot.press("left", "left", "left", "left", "left")
         before = screen.view.chars[screen.view.position:]
         n = screen.computations
-        screen.update_context(text[300:] + "xyz", trimmed=300)  # 300 characters cut, three more streamed
+        screen.update_context(new_text, trimmed)
         assert await wait_for(pilot, lambda: screen.computations > n and not screen.computing, timeout=30)
-        assert screen.view.position == 23 - 5 - 3  # three back, as the window slid three characters on
-        assert screen.view.chars[screen.view.position:][: len(before)] == before
+        return before, screen.analysis, screen.view
+
+
+async def test_a_query_pinned_on_a_bpe_token_stays_on_it_as_the_window_slides(small_corpus):
+    """While the text streams the window slides; the view kept the query on the same character by moving it
+    back as many positions as characters fell out, but a BPE position is a token of several characters: it
+    jumped tokens back (from "ou" of " country" to "is" of " his", two tokens earlier)."""
+    from tinygpt_tui.tokenizer import BpeTokenizer
+
+    text = small_corpus.read_text(encoding="utf-8")
+    # three more characters: the window slides by a few tokens
+    before, analysis, view = await pinned_then_updated(BpeTokenizer.train(text, 300), text[1000:1200], text[1000:1203])
+    assert analysis.truncated > 0 and view.chars[view.position:][: len(before)] == before
+
+
+async def test_a_pinned_query_stays_on_its_character_when_the_context_is_trimmed(small_corpus):
+    """Past 100,000 characters the generate screen cuts its context's start; the window's offset then fell
+    by the characters cut, which read as the window sliding backwards, and the pinned query jumped to the end."""
+    text = small_corpus.read_text(encoding="utf-8")[:400]
+    # 300 characters cut, three more streamed
+    before, _, view = await pinned_then_updated(CharTokenizer.from_text(text + "xyz"), text, text[300:] + "xyz", trimmed=300)
+    assert view.position == 23 - 5 - 3  # three back, as the window slid three characters on
+    assert view.chars[view.position:][: len(before)] == before
