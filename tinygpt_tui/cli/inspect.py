@@ -139,20 +139,21 @@ def ablation_text(chars, abl, color: bool, width: int) -> Text:
 
 
 def scatter(labels: list[str], xy, width: int, height: int) -> tuple[list[str], int]:
-    """The labels (display strings, 1 or 2 cells) placed on a width x height grid by their coordinates;
-    an earlier label wins a cell. Returns the lines and how many labels found no room."""
+    """The labels (display strings: a character's 1 or 2 cells, a BPE token's several) placed on a width x
+    height grid by their coordinates; an earlier label wins its cells. Returns the lines and how many labels
+    found no room."""
     import numpy as np
 
     grid = [[" "] * width for _ in range(height)]
     lo, span = xy.min(0), np.maximum(np.ptp(xy, 0), 1e-12)
     hidden = 0
     for s, (x, y) in zip(labels, xy):
-        w = min(cell_len(s), 2) or 1
+        w = min(cell_len(s), width) or 1  # every cell it covers, so the labels after it keep their columns
         c, r = int(round((x - lo[0]) / span[0] * (width - w))), int(round((1 - (y - lo[1]) / span[1]) * (height - 1)))
         if any(grid[r][c + d] != " " for d in range(w)):
             hidden += 1
             continue
-        grid[r][c : c + w] = [s] + [""] * (w - 1)  # a wide character covers the next cell
+        grid[r][c : c + w] = [s] + [""] * (w - 1)  # a wide label covers the next cells
     return ["".join(row).rstrip() for row in grid], hidden
 
 
