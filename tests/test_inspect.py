@@ -349,6 +349,15 @@ def test_cli_prints_bars_and_heatmaps(model_dir):
     (["{m}", "--prompt", "ab", "--near", "a"], "--near goes with --embeddings"),
     (["{m}", "--prompt", "ab", "--corpus", "x.txt"], "--corpus goes with --heads or --embeddings"),
     (["{m}", "--prompt", "ab", "--lens", "--layer", "0"], "--layer picks one layer's heatmap"),
+    # (the lens and the ablation were dropped without a word for the whole-model views, the prompt and
+    # the temperature ignored by them: a lens at temperature 1 shown as if at the one asked for)
+    (["{m}", "--prompt", "ab", "--lens", "--heads"], "ask for one or the other"),
+    (["{m}", "--ablate", "--embeddings"], "ask for one or the other"),
+    (["{m}", "--prompt", "ab", "--embeddings"], "leave out --prompt"),
+    (["{m}", "--prompt", "ab", "--heads"], "leave out --prompt"),
+    (["{m}", "--prompt", "ab", "--lens", "--temperature", "0.5"], "--temperature and --rank-of go with the bars"),
+    (["{m}", "--prompt", "ab", "--ablate", "--rank-of", "a"], "--temperature and --rank-of go with the bars"),
+    (["{m}", "--embeddings", "--temperature", "2"], "--temperature and --rank-of go with the bars"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(model_dir, args, message):
     args = [a.replace("{m}", str(model_dir / "tiny")) for a in args]

@@ -61,7 +61,13 @@ def inspect_cmd(
     for ignored, why in ((near is not None and not embeddings, "--near goes with --embeddings (the nearest characters on its map)"),
                          (corpus is not None and not (heads or embeddings), "--corpus goes with --heads or --embeddings (the text they read)"),
                          (layer is not None and (lens or ablate or embeddings or heads),
-                          "--layer picks one layer's heatmap; --lens, --ablate, --embeddings and --heads have none")):
+                          "--layer picks one layer's heatmap; --lens, --ablate, --embeddings and --heads have none"),
+                         ((lens or ablate) and (embeddings or heads),
+                          "--lens and --ablate look at a prompt, --embeddings and --heads at the whole model: ask for one or the other"),
+                         (prompt is not None and (embeddings or heads),
+                          "--embeddings and --heads read no prompt (they show the whole model): leave out --prompt"),
+                         ((temperature != 1.0 or rank_of is not None) and (lens or ablate or embeddings or heads),
+                          "--temperature and --rank-of go with the bars; --lens, --ablate, --embeddings and --heads show the model's own numbers")):
         if ignored:  # (said, not ignored: the view without it would look like its answer)
             raise SettingsError(why)
     if rank_of is not None and not rank_of:
