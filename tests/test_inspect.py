@@ -605,6 +605,24 @@ async def test_inspector_looks_most_at_keeps_each_item_whole_at_80_columns():
         assert len(lines) == 1 and re.search(r"@\d+ \d\.\d\d$", lines[0].rstrip()), lines
 
 
+def test_a_bpe_models_deeper_views_say_tokens_not_characters(tmp_path, small_corpus):
+    """A BPE model's map places its most frequent tokens and the ablation replaces one token at a time; both
+    said "characters" (the bars and heatmaps already said tokens)."""
+    from tinygpt_tui.tokenizer import BpeTokenizer
+
+    text = small_corpus.read_text(encoding="utf-8")
+    make_tiny_model(tmp_path / "bee", text, tokenizer=BpeTokenizer.train(text, 300))
+    m = str(tmp_path / "bee")
+    r = run(["inspect", m, "--prompt", "To be, or not", "--ablate"])
+    out = " ".join(r.stdout.split())  # (rich wraps at 80 columns)
+    assert r.exit_code == 0, r.output
+    assert "each token replaced by the average embedding" in out and "character" not in out, out
+    r = run(["inspect", m, "--embeddings", "--top", "20"])  # (no corpus beside the folder: vocabulary order, said)
+    out = " ".join(r.stdout.split())
+    assert r.exit_code == 0, r.output
+    assert "tokens in vocabulary order" in out and "the 20 most frequent tokens" in out and "character" not in out, out
+
+
 def test_lens_rows_are_named_like_the_heatmaps_layers(model_dir):
     """The heatmaps number a 2-layer model's layers 0..1; the lens said "layer 1", "layer 2" for them."""
     m = str(model_dir / "tiny")

@@ -361,11 +361,11 @@ class InspectorScreen(ModalScreen):
         elif isinstance(r, str) or r is None:
             t = Text(r or "", style="dim")
         elif self.deeper == "ablation":
-            t = ablation_text(self.view.chars, r, True, width)
+            t = ablation_text(self.view.chars, r, True, width, self.tokenizer.unit)
         elif self.deeper == "embeddings":
-            t = embedding_text(r[0], None, None, width, max(8, self.app.size.height - 12))
+            t = embedding_text(r[0], None, None, width, max(8, self.app.size.height - 12), self.tokenizer.unit)
             if r[1]:
-                t = Text("the model's corpus is not here: the characters of the text on screen\n", style="dim") + t
+                t = Text(f"the model's corpus is not here: the {self.tokenizer.unit}s of the text on screen\n", style="dim") + t
         else:
             t = Text("Head hints over the validation split\n", style="bold") + Text("\n".join(r))
         return Text("\n").join(t.wrap(self.app.console, width))  # (the panel crops what is wider)

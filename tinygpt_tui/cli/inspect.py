@@ -84,7 +84,7 @@ def inspect_cmd(
     layer = check_index(layer, analysis.n_layer, "layer")
     view = analysis.at(position, top_k, temperature, sampled=rank_of)
     if lens or ablate:
-        return lens_and_ablation(console, analysis, view, lens, ablate, top_k, json_out)
+        return lens_and_ablation(console, analysis, view, lens, ablate, top_k, json_out, loaded.tokenizer.unit)
     if json_out:
         return print_json({"model": loaded.name, "block_size": loaded.model.cfg.block_size,
                            "vocab_size": loaded.tokenizer.vocab_size, **view.to_dict()})
@@ -99,7 +99,7 @@ def print_json(doc) -> None:
     sys.stdout.flush()
 
 
-def lens_and_ablation(console, analysis, view, lens: bool, ablate: bool, top_k: int, json_out: bool) -> None:
+def lens_and_ablation(console, analysis, view, lens: bool, ablate: bool, top_k: int, json_out: bool, unit: str = "character") -> None:
     from tinygpt_tui.engine.lens import ablate as run_ablation, logit_lens
 
     rows = logit_lens(analysis, view.position, top_k) if lens else None
@@ -112,7 +112,7 @@ def lens_and_ablation(console, analysis, view, lens: bool, ablate: bool, top_k: 
     if rows:
         console.print(lens_text(rows, view, console.width))
     if abl:
-        console.print(ablation_text(view.chars, abl, console.color_system is not None, console.width))
+        console.print(ablation_text(view.chars, abl, console.color_system is not None, console.width, unit))
 
 
 def lens_text(rows, view, width: int) -> Text:
@@ -128,11 +128,11 @@ def lens_text(rows, view, width: int) -> Text:
     return t
 
 
-def ablation_text(chars, abl, color: bool, width: int) -> Text:
-    """The context coloured by each character's effect on the top prediction: red where replacing it
+def ablation_text(chars, abl, color: bool, width: int, unit: str = "character") -> Text:
+    """The context coloured by each character's (or BPE token's: ``unit``) effect on the top prediction: red where replacing it
     lowers the prediction's log-probability (the character supported it), blue where it raises it."""
     t = Text("What changes the answer", style="bold")
-    t.append(f": each character replaced by the average embedding, the change in log p({cell(abl.target)[0]})\n", style="dim")
+    t.append(f": each {unit} replaced by the average embedding, the change in log p({cell(abl.target)[0]})\n", style="dim")
     vmax = max((abs(d) for d in abl.deltas if d == d), default=0.0) or 1.0
     for j, ch in enumerate(chars[: abl.position + 1]):
         d = abl.deltas[j]
@@ -163,11 +163,11 @@ def scatter(labels: list[str], xy, width: int, height: int) -> tuple[list[str], 
     return ["".join(row).rstrip() for row in grid], hidden
 
 
-def embedding_text(emap, near_list, near: str | None, width: int, height: int = 18) -> Text:
+def embedding_text(emap, near_list, near: str | None, width: int, height: int = 18, unit: str = "character") -> Text:
     lines, hidden = scatter([cell(c)[0] for c in emap.chars], emap.xy, max(width, 20), height)
     t = Text(f"The {'output layer' if emap.which == 'output' else 'embedding'} map", style="bold")
     t.append(f" ({emap.method}: x {emap.explained[0]:.0%} of the variance, y {emap.explained[1]:.0%}), "
-             f"the {len(emap.chars):,} most frequent characters" + (f"; {hidden:,} hidden by others" if hidden else ""), style="dim")
+             f"the {len(emap.chars):,} most frequent {unit}s" + (f"; {hidden:,} hidden by others" if hidden else ""), style="dim")
     t.append("\n" + "\n".join(lines))
     if near_list:
         t.append_text(items_line(f"\n  nearest to {cell(near)[0]} (cosine): ", [(cell(c)[0], f" {v:.2f}") for c, v in near_list], width))
@@ -185,7 +185,7 @@ def deeper(console, loaded, embeddings: bool, top: int, near: str | None, heads:
     except TinyGPTError as e:  # (the corpus is optional for the map: frequencies, else vocabulary order)
         if heads or corpus:
             raise SettingsError(f"{e} (give --corpus FILE)") from None
-        note = "note: the model's corpus is not here: characters in vocabulary order (give --corpus FILE)"
+        note = f"note: the model's corpus is not here: {tok.unit}s in vocabulary order (give --corpus FILE)"
     if embeddings:
         near_list = neighbours(model, tok, near) if near is not None else None
         which = ["embedding"] + ([] if model.cfg.tie_weights else ["output"])
@@ -196,7 +196,7 @@ def deeper(console, loaded, embeddings: bool, top: int, near: str | None, heads:
         if note and not json_out:
             console.print(Text(note, style="yellow"))
         for m in [] if json_out else maps:
-            console.print(embedding_text(m, near_list if m is maps[0] else None, near, console.width))
+            console.print(embedding_text(m, near_list if m is maps[0] else None, near, console.width, unit=tok.unit))
     if heads:
         roles = head_roles(model, tok, text)
         doc["heads"] = [r.__dict__ for r in roles]
