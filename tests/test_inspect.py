@@ -138,6 +138,19 @@ def test_positions_before_the_last_rank_the_character_that_followed():
     assert a.at(-1).actual is None
 
 
+def test_asking_about_a_character_as_the_views_show_it_ranks_it():
+    """The bars show a space as ·, a newline as ⏎; asked about "·" (--rank-of ·), the view said the model
+    does not know the character it had just drawn."""
+    model, tok = tiny()
+    a = analyze(model, tok, "the honour of\nthe")
+    for shown, char in (("·", " "), ("⏎", "\n"), (" ", " "), ("h", "h")):
+        v = a.at(-1, sampled=shown)
+        assert not v.sampled_unknown and v.sampled is not None and v.sampled.char == char, shown
+        assert v.sampled.rank == int((np.array(v.probs) > v.probs[tok.stoi[char]]).sum()) + 1
+    v = a.at(-1, sampled="€")
+    assert v.sampled is None and v.sampled_unknown
+
+
 def test_display_chars_are_visible_and_keep_their_width():
     from rich.cells import cell_len
 

@@ -36,7 +36,7 @@ def inspect_cmd(
     layer: Optional[int] = O(None, "--layer", "-l", help="Show only this layer's heatmap (0-based) (default: every layer)."),
     position: int = O(-1, "--position", help="Query position in the context, 0-based; negative counts from the end."),
     temperature: float = O(1.0, "--temperature", "-t", help="Probabilities are softmax(logits / temperature)."),
-    rank_of: Optional[str] = O(None, "--rank-of", help="Also show where this character ranks."),
+    rank_of: Optional[str] = O(None, "--rank-of", help="Also show where this character ranks (as shown, too: · for a space, ⏎ for a newline)."),
     lens: bool = O(False, "--lens", help="The logit lens: what each layer would predict at the position."),
     ablate: bool = O(False, "--ablate", help="What changes the answer: each earlier character replaced, one at a time."),
     embeddings: bool = O(False, "--embeddings", help="The embedding map (PCA) of the most frequent characters."),

@@ -146,6 +146,13 @@ class Analysis:
             raise SettingsError(f"position {position} is outside the context of {T} character(s): use 0..{T - 1} (or -1 for the last)")
         return position % T
 
+    def token_index(self, text: str) -> int | None:
+        """The id of the token that is this text, or that the views show as this text (· for a space, ⏎ for a
+        newline, ·the for a BPE token " the"), or None."""
+        if text in self.vocab:
+            return self.vocab.index(text)
+        return next((i for i, label in enumerate(self.vocab) if display_char(label) == text), None)
+
     def at(self, position: int = -1, top_k: int = 10, temperature: float = 1.0, sampled: str | None = None) -> Inspection:
         import numpy as np
 
@@ -160,14 +167,14 @@ class Analysis:
         def ranked(i: int) -> Ranked:
             return Ranked(int(rank_of[i]), self.vocab[i], int(i), float(probs[i]), float(raw[i]), float(logits[i]))
 
-        known = sampled is not None and sampled in self.vocab
+        asked = self.token_index(sampled) if sampled is not None else None
         att = self.attention[:, :, p, :]  # (L, H, T)
         return Inspection(
             chars=list(self.chars), ids=list(self.ids), position=p, temperature=float(temperature),
             candidates=[ranked(int(i)) for i in order[:top_k]], probs=probs.tolist(), logits=logits.tolist(),
             attention=att.tolist(), mean_over_heads=att.mean(axis=1).tolist(), mean_all=att.mean(axis=(0, 1)).tolist(),
             actual=ranked(self.ids[p + 1]) if p + 1 < self.length else None,
-            sampled=ranked(self.vocab.index(sampled)) if known else None, sampled_unknown=sampled is not None and not known,
+            sampled=ranked(asked) if asked is not None else None, sampled_unknown=sampled is not None and asked is None,
             dropped=list(self.dropped), truncated=self.truncated,
         )
 
