@@ -498,6 +498,29 @@ async def test_inspector_screen_renders_and_follows_keys():
         assert pilot.app.screen is not screen
 
 
+async def test_inspector_title_quotes_the_query_character_as_the_heatmap_shows_it():
+    """The title JSON-escaped the query: a backslash (or a BPE byte token's \\xe2) showed doubled, "\\\\"."""
+    from textual.app import App
+
+    from tests.test_app import wait_for
+    from tinygpt_tui.app.inspector import InspectorScreen
+
+    tok = CharTokenizer.from_text("a b\\")
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=16)).eval()
+    screen = InspectorScreen(None, tok, "a b\\", model=model, min_interval=0.0)
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(screen)
+
+    async with Host().run_test(size=(80, 24)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        title = lambda: str(screen.query_one("#insp-title").render())  # noqa: E731
+        assert 'position 3: "\\" (last)' in title(), title()
+        await pilot.press("left", "left")
+        assert 'position 1: " " · ' in title(), title()
+
+
 async def test_inspector_deeper_views_follow_the_position():
     from tests.test_app import wait_for
 

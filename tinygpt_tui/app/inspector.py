@@ -9,7 +9,6 @@ third of a core. One pass keeps every position's logits and attention: moving co
 
 from __future__ import annotations
 
-import json
 import time
 
 from rich.segment import Segment
@@ -401,7 +400,8 @@ class InspectorScreen(ModalScreen):
             v = self.view
             t = Text("Inspector", style="bold")
             t.append(f" · {len(v.chars)} {self.tokenizer.unit}s · position {v.position}: ")
-            t.append(json.dumps(v.query_char, ensure_ascii=False) if v.query_char.isprintable() else cell(v.query_char)[0], style="bold")
+            # quoted as it is (a space stays a space), not JSON-escaped: a backslash or a BPE byte's \xe2 as the heatmap shows it
+            t.append(f'"{v.query_char}"' if v.query_char.isprintable() else cell(v.query_char)[0], style="bold")
             if self.position is None:
                 t.append(" (last)", style="dim")
             where = "all layers" if self.all_layers else f"layer {self.layer_index}/{v.n_layer - 1} · " + ("all heads" if self.head_index is None else f"head {self.head_index}/{v.n_head - 1}")
