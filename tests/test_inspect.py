@@ -641,6 +641,19 @@ async def test_inspector_looks_most_at_keeps_each_item_whole_at_80_columns():
         assert len(lines) == 1 and re.search(r"@\d+ \d\.\d\d$", lines[0].rstrip()), lines
 
 
+def test_cli_head_hints_say_how_many_windows_they_measured(model_dir, small_corpus, tmp_path):
+    """The heading said "16 windows" however short the validation split: 200 characters give a 16-character
+    model only 5 windows (20 characters of validation, 5 starting places)."""
+    m = str(model_dir / "tiny")
+    short = tmp_path / "short.txt"
+    short.write_text(small_corpus.read_text(encoding="utf-8")[:200], encoding="utf-8")
+    for corpus, want in ((small_corpus, "over 16 windows of"), (short, "over 5 windows of")):
+        r = run(["inspect", m, "--heads", "--corpus", str(corpus)])
+        assert r.exit_code == 0 and want in r.stdout, r.output
+    r = run(["inspect", m, "--heads", "--corpus", str(short), "--json"])
+    assert {h["windows"] for h in json.loads(r.stdout)["heads"]} == {5}
+
+
 def test_a_bpe_models_deeper_views_say_tokens_not_characters(tmp_path, small_corpus):
     """A BPE model's map places its most frequent tokens and the ablation replaces one token at a time; both
     said "characters" (the bars and heatmaps already said tokens)."""

@@ -201,7 +201,8 @@ def deeper(console, loaded, embeddings: bool, top: int, near: str | None, heads:
         roles = head_roles(model, tok, text)
         doc["heads"] = [r.__dict__ for r in roles]
         if not json_out:
-            console.print(Text("Head hints over 16 windows of the validation split (shares of attention)", style="bold"))
+            n = roles[0].windows
+            console.print(Text(f"Head hints over {n} window{'s' * (n != 1)} of the validation split (shares of attention)", style="bold"))
             for r in roles:
                 console.print(r.line())
     if json_out:

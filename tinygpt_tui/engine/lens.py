@@ -184,6 +184,7 @@ class HeadRole:
     word_start: float  # on the first character of the current word
     induction: float  # on the character after an earlier occurrence of the current one
     role: str  # the hint: the strongest pattern, or ""
+    windows: int = 0  # how many windows of the validation split were measured (fewer than asked when it is short)
 
     def line(self) -> str:
         hint = f"  → {self.role}" if self.role else ""
@@ -231,7 +232,7 @@ def head_roles(model, tokenizer, text, windows: int = 16) -> list[HeadRole]:
             p, w, n = (float(s[layer, h]) for s in stats)
             best = max((p, "previous-character head"), (w, "word-start head"), (n, "induction-style head"))
             role = best[1] if best[0] >= 0.4 else ("local head" if dist[layer, h] < 2 else "")
-            out.append(HeadRole(layer, h, float(dist[layer, h]), p, w, n, role))
+            out.append(HeadRole(layer, h, float(dist[layer, h]), p, w, n, role, len(x)))
     return out
 
 
