@@ -542,6 +542,24 @@ async def test_inspector_deeper_views_follow_the_position():
         assert await wait_for(pilot, lambda: not shown_lines(panel).strip(), timeout=5)
 
 
+async def test_inspector_deeper_views_wait_for_a_context_the_model_can_read():
+    """With no analysis (the first pass still running, or a context of characters the model does not know)
+    x took the app down: the ablation's key asked for the position of an analysis that was not there."""
+    from tests.test_app import wait_for
+
+    screen, host = inspector_on("€€€")
+    async with host.run_test(size=(80, 24)) as pilot:
+        assert await wait_for(pilot, lambda: screen.computations > 0, timeout=30)
+        assert screen.analysis is None and "vocabulary" in screen.error
+        for key in ("x", "l", "e", "h", "x", "left", "home", "g"):
+            await pilot.press(key)
+        await pilot.pause()
+        assert pilot.app.screen is screen and screen.deeper == "ablation"
+        screen.update_context("the honou")  # a readable context: the ablation it was asked for now runs
+        panel = screen.query_one("#insp-deeper")
+        assert await wait_for(pilot, lambda: "most needed" in shown_lines(panel), timeout=30), shown_lines(panel)
+
+
 async def test_inspector_embedding_map_without_the_corpus_places_the_text_on_screen():
     """Without the model's corpus the map took the 300 'most frequent' characters of the text on screen, and
     filled the rest in vocabulary order: for the Chinese model, rare characters the text never used (ㄚ, 丙,

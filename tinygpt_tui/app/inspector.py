@@ -320,7 +320,10 @@ class InspectorScreen(ModalScreen):
         self._refresh_view()
 
     def _deeper_key(self):
-        return ("ablation", self.computations, self._pos()) if self.deeper == "ablation" else self.deeper
+        if self.deeper != "ablation":
+            return self.deeper
+        # (no analysis while the first pass runs, or after an error: no position either)
+        return ("ablation", self.computations, self._pos() if self.analysis is not None else None)
 
     def _compute_deeper(self, key, a) -> None:
         """(worker thread) The ablation nearest characters first, or a whole-model view; each result redrawn."""
