@@ -207,6 +207,24 @@ def test_every_command_a_model_card_prints_runs_as_printed(tmp_path, small_corpu
             assert r.returncode == 0, (command, r.stderr)
 
 
+def test_the_card_s_command_keeps_options_typed_before_train(tmp_path, small_corpus):
+    """`tinygpt --models-dir DIR train ...` (as the README's --models-dir reads): the card's command is that
+    one, not `tinygpt train --models-dir DIR train ...`, and it runs as printed into the same folder."""
+    import re
+    import shlex
+
+    models = tmp_path / "elsewhere"
+    tiny = ["--preset", "tiny", "--block-size", "16", "--max-steps", "2", "--eval-iters", "1", "--threads", "1", "--sample-chars", "0"]
+    r = tinygpt("--models-dir", models, "train", small_corpus, "--name", "mine", *tiny, "--jsonl")
+    assert r.returncode == 0, r.stderr
+    command = re.search(r"^(tinygpt .+ train .+)$", (models / "mine" / "README.md").read_text(encoding="utf-8"), re.M)[1]
+    assert shlex.split(command)[:4] == ["tinygpt", "--models-dir", str(models), "train"]
+    shutil.rmtree(models / "mine")
+    r = tinygpt(*shlex.split(command)[1:])
+    assert r.returncode == 0, (command, r.stderr)
+    assert json.loads((models / "mine" / "config.json").read_text())["figures"]["step"] == 2
+
+
 def test_corpus_not_found_lists_the_added_corpora(tmp_path, small_corpus):
     env = {"TINYGPT_CORPORA_DIR": str(tmp_path)}
     assert tinygpt_inproc("corpus", "add", small_corpus, "--name", "mybook", env=env).returncode == 0

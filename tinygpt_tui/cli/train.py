@@ -130,8 +130,11 @@ def command_line() -> str:
     args = sys.argv[1:]
     if Path(sys.argv[0]).name == "train.py":
         return " ".join(["python train.py", *map(shlex.quote, args)])
-    if args[:1] == ["train"]:
-        args = args[1:]
+    i = 0  # past the options typed before the command (`tinygpt --models-dir DIR train ...`): kept where they were
+    while args[i:i + 1] and args[i].startswith("--models-dir"):
+        i += 1 if "=" in args[i] else 2
+    if args[i:i + 1] == ["train"]:
+        return " ".join(["tinygpt", *map(shlex.quote, args)])
     return " ".join(["tinygpt train", *map(shlex.quote, args)])
 
 
