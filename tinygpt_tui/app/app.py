@@ -8,8 +8,13 @@ Nothing here imports torch: the first screen paints from JSON and file headers a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from rich.text import Text
@@ -180,7 +185,10 @@ class TinyGPTApp(App):
 
     @work(thread=True, group="train", exit_on_error=False)
     def _train(self, job) -> None:
-        state, error = job.run_thread(lambda rec: self.post_message(TrainingRecord(job, rec)))
+        try:
+            state, error = job.run_thread(lambda rec: self.post_message(TrainingRecord(job, rec)))
+        finally:
+            job.thread_done.set()
         self.post_message(TrainingEnded(job, state, error))
 
     @on(TrainingRecord)
@@ -212,7 +220,10 @@ class TinyGPTApp(App):
 
     @work(thread=True, group="experiment", exit_on_error=False)
     def _experiment(self, job) -> None:
-        state, error = job.run_thread(self.post_message)
+        try:
+            state, error = job.run_thread(self.post_message)
+        finally:
+            job.thread_done.set()
         self.post_message(ExperimentEnded(job, state, error))
 
     @on(ExperimentUpdate)
@@ -234,6 +245,42 @@ class TinyGPTApp(App):
                     severity=severity, timeout=8)
 
     # ------------------------------------------------------------ quitting
+    def on_mount(self) -> None:
+        """SIGTERM (kill, a logout) and SIGHUP (the terminal or its tmux pane closed) quit as Ctrl+Q answered yes
+        does: a run training stops and saves first. Unhandled, they ended the process at once and the run lost
+        every step since its last checkpoint. (An ignored SIGHUP, as under nohup, stays ignored.)"""
+        ttys = [fd for fd in (0, 1, 2) if os.isatty(fd)]  # (asked now: a terminal hung up answers no)
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+                with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # (not the main thread; Windows)
+                    asyncio.get_running_loop().add_signal_handler(sig, self.quit_on_signal, sig, ttys)
+
+    def quit_on_signal(self, sig: int, ttys: list[int]) -> None:
+        jobs = [j for j in (self.training, self.experiment) if j is not None and j.active]
+        if sig != signal.SIGTERM:
+            # The terminal is gone: what is still drawn goes nowhere instead of failing. Textual's writer may
+            # already have died of the hung-up terminal, and its shutdown then waits on it for ever: the process
+            # ends here once the runs have saved.
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in ttys:
+                os.dup2(null, fd)
+            os.close(null)
+
+            def leave_once_saved() -> None:
+                for j in jobs:
+                    j.stop_event.set()
+                    j.thread_done.wait()
+                os._exit(0)
+
+            threading.Thread(target=leave_once_saved, name="tinygpt-hangup", daemon=True).start()
+        if not jobs:
+            self.exit()
+            return
+        self.quitting = True  # (the run's end exits)
+        for job in jobs:
+            job.stop()
+        self.notify("Saving a checkpoint, then quitting …", title="training", timeout=30)
+
     def on_unmount(self) -> None:
         for job in (self.training, self.experiment):  # however the app ends, a run still going stops (and saves)
             if job is not None and job.active:

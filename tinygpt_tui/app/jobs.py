@@ -35,6 +35,7 @@ class Job:
     def __init__(self, name: str, resume: bool = False):
         self.name, self.resume = name, resume
         self.stop_event = Event()  # set: the thread stops at its next step, after a save
+        self.thread_done = Event()  # set by its thread as it ends (its last save made), for a process ending without Textual
         self.state = "starting"
         self.error = ""
 
