@@ -78,8 +78,8 @@ def tiny_models_dir(tmp_path_factory, small_corpus) -> Path:
 
 @pytest.fixture(autouse=True)
 def _keep_signal_handlers():
-    """`tinygpt train` run in-process installs its Ctrl+C handler; give pytest its own back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    """`tinygpt train` run in-process installs its Ctrl+C handler (and SIGTERM's, SIGHUP's); give pytest its own back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     yield
     for s, h in saved.items():
         signal.signal(s, h)

@@ -238,9 +238,9 @@ def test_sigkill_at_random_moments_leaves_a_loadable_folder(zygote, small_corpus
     assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")], "temporary files left behind"
 
 
-# --------------------------------------------------------------------------- SIGTERM / SIGINT
+# --------------------------------------------------------------------------- SIGTERM / SIGINT / SIGHUP (the terminal closed)
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_saves_and_exits_cleanly_then_resume_continues(zygote, small_corpus, tmp_path, sig):
     models, name = tmp_path / "models", "sig"
     folder = models / name

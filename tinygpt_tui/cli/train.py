@@ -153,13 +153,21 @@ REPEAT_WINDOW_S = 3.0
 
 
 def install_stop_handlers(stop: threading.Event, quiet: bool, distributed: bool = False) -> None:
-    """Ctrl+C or SIGTERM: finish the step, save a checkpoint, exit. A second Ctrl+C exits at once."""
+    """Ctrl+C, SIGTERM or SIGHUP (the terminal closed): finish the step, save a checkpoint, exit. A second Ctrl+C
+    exits at once. An ignored SIGHUP (nohup) stays ignored."""
     first = []
+    ttys = [fd for fd in (1, 2) if os.isatty(fd)]  # (asked now: a terminal hung up answers no)
+    hangup = getattr(signal, "SIGHUP", None)
 
     def handler(signum, frame):
+        if signum == hangup:  # the terminal is gone: what is still printed goes nowhere instead of failing the save
+            null = os.open(os.devnull, os.O_WRONLY)
+            for fd in ttys:
+                os.dup2(null, fd)
+            os.close(null)
         now = time.monotonic()
         if stop.is_set():
-            if distributed and first and now - first[0] < REPEAT_WINDOW_S:
+            if signum == hangup or distributed and first and now - first[0] < REPEAT_WINDOW_S:
                 return
             os._exit(130)
         first.append(now)
@@ -170,6 +178,8 @@ def install_stop_handlers(stop: threading.Event, quiet: bool, distributed: bool 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
+        if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+            signal.signal(hangup, handler)
 
 
 def restore_interrupt() -> None:
@@ -177,6 +187,8 @@ def restore_interrupt() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if getattr(signal, "SIGHUP", None) is not None and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def init_distributed(device: str = "auto"):
