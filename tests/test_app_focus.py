@@ -114,6 +114,27 @@ async def test_a_click_on_a_model_picks_it(models_dir):  # noqa: F811
         assert await wait_for(pilot, lambda: gen.loaded is not None and gen.loaded.name == first, timeout=30)
 
 
+async def test_a_short_terminal_shows_a_model_to_pick_and_every_setting(models_dir):  # noqa: F811
+    """At 40x12 Sampling's seven rows left the model list its border alone: "3 ready" and no model to see or
+    click. The list keeps a model's first lines; Sampling scrolls under it, a focused setting in sight."""
+    app = make_app(models_dir)
+    async with app.run_test(size=(40, 12)) as pilot:
+        gen = app.screen
+        models = gen.query_one("#models")
+        assert await wait_for(pilot, lambda: len(models.infos) > 0)
+        await pilot.pause()
+        assert models.scrollable_content_region.height >= 2
+        first = models.infos[0].name
+        assert await pilot.click("#models", offset=(4, 1))  # inside the border, on the first model
+        assert await wait_for(pilot, lambda: gen.loaded is not None and gen.loaded.name == first, timeout=30)
+        await pilot.press("f6")
+        await pilot.pause()
+        for fid in ("temperature", "top_k", "top_p", "length", "seed"):
+            field = gen.query_one(f"#set-{fid}")
+            field.focus()
+            assert await wait_for(pilot, lambda: gen.get_widget_at(*field.region.offset)[0] is field, timeout=5), fid
+
+
 async def test_keys_typed_fast_land_in_the_field_focused_when_they_were_typed(models_dir):  # noqa: F811
     """Issue 16: "0.7", Tab, "7" in one burst gave temperature 0.77 and left top-k alone. Tab (and Enter
     in a setting) move the focus as they are read, so the keys behind them follow it."""
