@@ -293,6 +293,20 @@ def test_a_listing_of_a_models_dir_that_is_missing_or_a_file_says_so(tmp_path, c
     assert r.returncode == 0 and "no " in r.stdout  # a folder with nothing in it yet is not a mistake
 
 
+@pytest.mark.parametrize("how", ["option", "option=", "env"])
+def test_the_app_on_a_models_dir_that_is_a_file_is_refused_by_the_real_entry_point(tmp_path, how):
+    """`tinygpt --models-dir FILE` opens the app without the command line (its fast path), which skipped the
+    check: the app opened saying "No models yet in FILE". Refused as the command line refuses it elsewhere."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    args = {"option": ["--models-dir", str(afile)], "option=": [f"--models-dir={afile}"], "env": []}[how]
+    env = dict(os.environ, COLUMNS="200", **({"TINYGPT_MODELS_DIR": str(afile)} if how == "env" else {}))
+    r = subprocess.run([sys.executable, "-m", "tinygpt_tui", *args], capture_output=True, text=True, env=env,
+                       stdin=subprocess.DEVNULL, timeout=60)
+    assert_one_line_error(r, "not a folder", str(afile))
+    assert afile.read_text() == "x"
+
+
 def test_help_fits_80_columns_with_flags_shown_as_flags():
     for args in ([], ["train"], ["generate"], ["eval"], ["inspect"], ["convert"], ["models"], ["corpus"], ["corpus", "add"],
                  ["export"], ["import"]):

@@ -25,6 +25,9 @@ def app_args(argv: list[str]) -> tuple[bool, str | None]:
 
 def main() -> None:
     is_app, models_dir = app_args(sys.argv[1:])
+    folder = models_dir or os.environ.get("TINYGPT_MODELS_DIR") or ""
+    if is_app and os.path.exists(folder) and not os.path.isdir(folder):
+        is_app = False  # (the app said "no models yet in" a file: the command line refuses it, as it does elsewhere)
     if not is_app:
         from tinygpt_tui.cli.main import run
 
