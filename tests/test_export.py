@@ -191,6 +191,23 @@ def test_a_gpt2_export_keeps_the_models_dropout(text, tmp_path, dropout):
         assert torch.equal(trained, hf.eval()(ids).logits) == (dropout == 0.0)  # in training mode, as tinygpt's
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_a_neox_export_keeps_the_models_dropout(text, tmp_path, dropout):
+    """As GPT-2's: NeoX drops out where tinygpt does (embeddings, attention, each block's outputs), and the
+    export said 0.0 whatever the model trained with."""
+    from transformers import AutoModelForCausalLM
+
+    model, tok = make_tiny_model(tmp_path / "models" / "m", text, dropout=dropout, **NEOX)
+    assert cli("export", "m", tmp_path / "hf", "--to", "hf", "--models-dir", tmp_path / "models").exit_code == 0
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    assert (hf.config.hidden_dropout, hf.config.attention_dropout) == (dropout,) * 2
+    ids = torch.tensor([tok.encode(text[: model.cfg.block_size]).ids])
+    with torch.no_grad():
+        torch.manual_seed(0)
+        trained = hf.train()(ids).logits
+        assert torch.equal(trained, hf.eval()(ids).logits) == (dropout == 0.0)  # in training mode, as tinygpt's
+
+
 def test_refused_exports_are_one_line_and_leave_nothing(tmp_path, text, tiny_models_dir):
     make_tiny_model(tmp_path / "models" / "alibi", text, pos_encoding="alibi")
     make_tiny_model(tmp_path / "models" / "mixed", text, pos_encoding="learned", ffn="swiglu")

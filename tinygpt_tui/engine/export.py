@@ -168,12 +168,13 @@ def to_hf(model, tokenizer, out: Path) -> None:
     elif architecture(cfg) == "gptneox":
         from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-        # the blocks one after the other, RoPE on every dim of a head (NeoX's default is a quarter)
+        # the blocks one after the other, RoPE on every dim of a head (NeoX's default is a quarter); tinygpt's
+        # dropout sits where NeoX's does (the embeddings, the attention, each block's two outputs: hidden_dropout)
         hf_cfg = GPTNeoXConfig(hidden_size=cfg.n_embd, num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
                                intermediate_size=cfg.ffn_hidden, hidden_act="gelu", max_position_embeddings=cfg.block_size,
                                layer_norm_eps=1e-5, use_parallel_residual=False, rotary_pct=1.0,
-                               rotary_emb_base=float(cfg.rope_base), attention_bias=True, hidden_dropout=0.0,
-                               attention_dropout=0.0, **common)
+                               rotary_emb_base=float(cfg.rope_base), attention_bias=True, hidden_dropout=cfg.dropout,
+                               attention_dropout=cfg.dropout, **common)
         hf = GPTNeoXForCausalLM(hf_cfg)
     else:
         from transformers import LlamaConfig, LlamaForCausalLM
