@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -89,6 +90,11 @@ def _keep_signal_handlers():
 CHARS = sorted(set("\n !',.:;?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 
 
+def corpus_sha256(name: str) -> str:
+    """The sha256 a made-up model card gives its corpus: one text per name ("fixture" as make_tiny_model's)."""
+    return "0" * 64 if name == "fixture" else hashlib.sha256(name.encode()).hexdigest()
+
+
 def make_model(folder: Path, name: str, *, n_layer=1, n_head=2, n_embd=32, block_size=32, seed=0, val_loss=2.5, corpus="fixture"):
     """A real, loadable GPT folder (random weights, fixed seed) written with core.checkpoint.save_model."""
     import torch
@@ -106,7 +112,7 @@ def make_model(folder: Path, name: str, *, n_layer=1, n_head=2, n_embd=32, block
         "name": name,
         "model": cfg.to_dict(),
         "training": {},
-        "corpus": {"name": corpus, "path": "", "sha256": "0" * 64, "chars": 1000},
+        "corpus": {"name": corpus, "path": "", "sha256": corpus_sha256(corpus), "chars": 1000},
         "figures": {"step": 100, "val_loss": val_loss, "params": model.num_params()},
         "device": "CPU",
         "dtype": "fp32",

@@ -330,6 +330,20 @@ def test_compare_says_a_run_on_another_text_of_the_same_name_does_not_compare(ti
     assert "alpha: trained" not in r.stdout and "gamma: trained" not in r.stdout
 
 
+def test_compare_takes_the_same_text_under_another_name_for_the_same_corpus(tiny_models_dir, tmp_path):
+    """The same file trained on by its catalog name and as a copy of its own: the sha256 is the same, the
+    validation text too, and the losses compare (as compare said before it went by name)."""
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    shutil.copytree(d / "alpha", d / "gamma")
+    doc = json.loads((d / "gamma" / "config.json").read_text())
+    doc["corpus"]["name"] = "my-copy"  # (alpha's text, alpha's sha256)
+    (d / "gamma" / "config.json").write_text(json.dumps(doc))
+    r = tinygpt_inproc("compare", "alpha", "gamma", "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    assert "trained on" not in r.stdout and "other corpus" not in r.stdout, r.stdout
+
+
 def test_compare_of_runs_on_different_tokens_draws_bits_per_character(tiny_models_dir, small_corpus, tmp_path):
     """A BPE token is several characters: its loss per token is higher where its bits per character are
     lower. Charting the losses side by side said the opposite of the table's bits/char."""

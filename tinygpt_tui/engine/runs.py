@@ -172,21 +172,29 @@ def _from_records(s: RunSummary, tail: list[dict]) -> None:
 
 
 def common_corpus(summaries) -> tuple[str, str]:
-    """(name, sha256) of the corpus most of these runs trained on (their losses compare); ("", "") if none says."""
+    """(name, sha256) of the corpus most of these runs trained on (their losses compare); ("", "") if none says.
+    Runs are counted together by sha256 where they have one (the same text under two names is one corpus),
+    else by name (a run not saved yet)."""
     counts: dict = {}
+    first: dict = {}
     for s in summaries:
         if s.ok and s.corpus:
-            counts[(s.corpus, s.corpus_sha256)] = counts.get((s.corpus, s.corpus_sha256), 0) + 1
-    return max(counts, key=counts.get) if counts else ("", "")  # (a tie: the first)
+            key = ("sha256", s.corpus_sha256) if s.corpus_sha256 else ("name", s.corpus)
+            counts[key] = counts.get(key, 0) + 1
+            first.setdefault(key, (s.corpus, s.corpus_sha256))
+    return first[max(counts, key=counts.get)] if counts else ("", "")  # (a tie: the first)
 
 
 def other_corpus(s: RunSummary, common: tuple[str, str]) -> bool:
-    """Whether a run trained on another text than ``common``: another name, or the same name and another
-    sha256 (a book edited, or another file of that name). A run not saved yet has no sha256: its name decides."""
+    """Whether a run trained on another text than ``common``. Where both have a sha256 it decides (a book
+    edited keeps its name, and the same text may go by two names: a catalog corpus and a copy of its file);
+    a run not saved yet has none: its name decides."""
     name, sha = common
     if not (s.ok and s.corpus and name):
         return False
-    return s.corpus != name or bool(s.corpus_sha256 and sha and s.corpus_sha256 != sha)
+    if s.corpus_sha256 and sha:
+        return s.corpus_sha256 != sha
+    return s.corpus != name
 
 
 def _is_experiment(p: Path) -> bool:
