@@ -371,6 +371,12 @@ def test_cli_prints_bars_and_heatmaps(model_dir):
     (["{m}", "--prompt", "ab", "--lens", "--temperature", "0.5"], "--temperature and --rank-of go with the bars"),
     (["{m}", "--prompt", "ab", "--ablate", "--rank-of", "a"], "--temperature and --rank-of go with the bars"),
     (["{m}", "--embeddings", "--temperature", "2"], "--temperature and --rank-of go with the bars"),
+    # (a position or a count of candidates asked for with a whole-model view, or --top without the map, was
+    # dropped without a word)
+    (["{m}", "--embeddings", "--position", "3"], "--position and --top-k look at a prompt"),
+    (["{m}", "--heads", "--top-k", "3"], "--position and --top-k look at a prompt"),
+    (["{m}", "--prompt", "ab", "--top", "20"], "--top goes with --embeddings"),
+    (["{m}", "--heads", "--top", "20"], "--top goes with --embeddings"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(model_dir, args, message):
     args = [a.replace("{m}", str(model_dir / "tiny")) for a in args]

@@ -67,7 +67,10 @@ def inspect_cmd(
                          (prompt is not None and (embeddings or heads),
                           "--embeddings and --heads read no prompt (they show the whole model): leave out --prompt"),
                          ((temperature != 1.0 or rank_of is not None) and (lens or ablate or embeddings or heads),
-                          "--temperature and --rank-of go with the bars; --lens, --ablate, --embeddings and --heads show the model's own numbers")):
+                          "--temperature and --rank-of go with the bars; --lens, --ablate, --embeddings and --heads show the model's own numbers"),
+                         ((position != -1 or top_k != 10) and (embeddings or heads),
+                          "--position and --top-k look at a prompt; --embeddings and --heads show the whole model: leave them out"),
+                         (top != 80 and not embeddings, "--top goes with --embeddings (how many characters its map places)")):
         if ignored:  # (said, not ignored: the view without it would look like its answer)
             raise SettingsError(why)
     if rank_of is not None and not rank_of:
