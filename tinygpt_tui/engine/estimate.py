@@ -1,6 +1,7 @@
 """How long an experiment (engine/experiment.py) will take, said before it starts: each member's budget,
 or its steps times a step time measured here, plus its evaluations (their samples too) and its final
-validation pass, and the start (torch's import, reading the corpus) once.
+validation pass, and the start once (reading the corpus; the trainer's imports and the decoder's
+first load where this process has them still to do).
 
     est = estimate(plan)     # Estimate(total_s, member_s, step_s)
 """
@@ -27,7 +28,8 @@ def estimate(plan, steps: int = 2) -> Estimate:
     """How long the experiment will take: each member's budget (minutes), or its steps times the step time
     measured here on the CPU (a warm-up step, then ``steps`` timed), plus its evaluations and the final pass
     over the whole validation split, each sample's tokens at the decoder's measured rate, and the start
-    once (the first member's: torch imported if this process has not, the corpus read). Nothing is
+    once (the first member's: the corpus read; where the steps were timed in a child, the trainer's imports,
+    its first optimizer's and the decoder's first load, if this process has not done them). Nothing is
     written, and torch's process-wide thread count is left alone (the app estimates while it may be
     training): steps are timed with the members' thread count in this process when it already runs with
     that many, else in a child process that does."""
