@@ -173,16 +173,12 @@ def _from_records(s: RunSummary, tail: list[dict]) -> None:
 
 def common_corpus(summaries) -> tuple[str, str]:
     """(name, sha256) of the corpus most of these runs trained on (their losses compare); ("", "") if none says.
-    Runs are counted together by sha256 where they have one (the same text under two names is one corpus),
-    else by name (a run not saved yet)."""
-    counts: dict = {}
-    first: dict = {}
+    Counted by sha256 where a run has one (the same text under two names is one corpus), else by name."""
+    runs: dict = {}  # sha256 (or the name of a run not saved yet): [how many, (name, sha256)]
     for s in summaries:
         if s.ok and s.corpus:
-            key = ("sha256", s.corpus_sha256) if s.corpus_sha256 else ("name", s.corpus)
-            counts[key] = counts.get(key, 0) + 1
-            first.setdefault(key, (s.corpus, s.corpus_sha256))
-    return first[max(counts, key=counts.get)] if counts else ("", "")  # (a tie: the first)
+            runs.setdefault(s.corpus_sha256 or f"name:{s.corpus}", [0, (s.corpus, s.corpus_sha256)])[0] += 1
+    return max(runs.values(), key=lambda v: v[0])[1] if runs else ("", "")  # (a tie: the first)
 
 
 def other_corpus(s: RunSummary, common: tuple[str, str]) -> bool:
@@ -192,9 +188,7 @@ def other_corpus(s: RunSummary, common: tuple[str, str]) -> bool:
     name, sha = common
     if not (s.ok and s.corpus and name):
         return False
-    if s.corpus_sha256 and sha:
-        return s.corpus_sha256 != sha
-    return s.corpus != name
+    return s.corpus_sha256 != sha if s.corpus_sha256 and sha else s.corpus != name
 
 
 def _is_experiment(p: Path) -> bool:
