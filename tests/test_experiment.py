@@ -214,15 +214,16 @@ def test_the_estimate_measures_steps_and_adds_the_budget(small_corpus, tmp_path)
 
 def test_the_estimate_counts_the_start_once_and_each_sample_at_the_decoders_rate(small_corpus, tmp_path):
     """Members alike but for their seed cost the same, but the first also reads the corpus (and, where the
-    steps were timed in a child, imports the trainer); samples cost what the decoder was measured to take.
-    The estimate had charged 3 s a member and 2 ms a sampled character: 4-6x too long for a toy grid."""
-    BASE = {k: v for k, v in TINY.items() if k != "n_layer"}
-    quiet = E.estimate(E.make_plan(spec(small_corpus, seeds=2, vary={"n_layer": [1]}, settings={**BASE, "sample_chars": 0}), tmp_path))
-    first, second = quiet.member_s
-    assert first > second and quiet.step_s[0] == quiet.step_s[1]
-    chatty = E.estimate(E.make_plan(spec(small_corpus, seeds=2, vary={"n_layer": [1]}, settings={**BASE, "sample_chars": 2000}), tmp_path))
-    samples_s = chatty.member_s[1] - 12 * chatty.step_s[1] - (second - 12 * quiet.step_s[1])  # 2 evaluations of 2,000 tokens
-    assert 0 < samples_s < 2 * 2000 * 0.002
+    steps were timed in a child, imports the trainer); a sample costs what the decoder was measured to take,
+    at each evaluation. The estimate had charged 3 s a member and 2 ms a sampled character: 4-6x too long
+    for a toy grid."""
+    BASE = {k: v for k, v in TINY.items() if k not in ("n_layer", "sample_chars")}
+    est = E.estimate(E.make_plan(spec(small_corpus, seeds=2, vary={"sample_chars": [0, 2000]}, settings=BASE), tmp_path))
+    quiet, quiet_again, chatty, chatty_again = est.member_s  # (the seeds of 0, then those of 2,000 characters)
+    assert quiet > quiet_again and chatty == pytest.approx(chatty_again) and len(set(est.step_s)) == 1
+    assert est.sample_s[:2] == [0.0, 0.0] and est.sample_s[2] > 0
+    evals = 12 // TINY["eval_interval"]
+    assert chatty_again - quiet_again == pytest.approx(evals * est.sample_s[2])
 
 
 def test_the_estimate_leaves_torchs_thread_count_alone(small_corpus, tmp_path):

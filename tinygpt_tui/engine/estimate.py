@@ -3,7 +3,7 @@ or its steps times a step time measured here, plus its evaluations (their sample
 validation pass, and the start once (reading the corpus; the trainer's imports and the decoder's
 first load where this process has them still to do).
 
-    est = estimate(plan)     # Estimate(total_s, member_s, step_s)
+    est = estimate(plan)     # Estimate(total_s, member_s, step_s, sample_s)
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ class Estimate:
     total_s: float
     member_s: list  # each member's
     step_s: list  # each member's seconds per training step, measured here
+    sample_s: list  # each member's seconds for one evaluation's sample (0 for none), measured here
 
 
 def estimate(plan, steps: int = 2) -> Estimate:
@@ -39,7 +40,8 @@ def estimate(plan, steps: int = 2) -> Estimate:
 
     configs = [m.config.resolved() for m in plan.members]
     shapes = list(dict.fromkeys(_shape(c) for c in configs))
-    first = {s: next(c for c in configs if _shape(c) == s) for s in shapes}
+    # each shape timed once, with a member that samples where one does (the sampler is timed only then)
+    first = {s: max((c for c in configs if _shape(c) == s), key=lambda c: bool(c.sample_chars)) for s in shapes}
     threads = next((c.threads for c in configs if c.threads), None) or plan.spec.threads
     job = {"source": plan.source, "chars": plan.spec.corpus_chars, "steps": steps, "configs": [asdict(first[s]) for s in shapes]}
     in_child = bool(threads and threads != torch.get_num_threads())
@@ -52,19 +54,21 @@ def estimate(plan, steps: int = 2) -> Estimate:
         start_s += firsts["imports_s"] if "tinygpt_tui.engine.train" not in sys.modules else 0.0
         start_s += firsts.get("decoder_s", 0.0) if "tinygpt_tui.fast.decode" not in sys.modules else 0.0
     measured = dict(zip(shapes, timings))
-    out, steps_s = [], []
+    out, steps_s, samples_s = [], [], []
     for cfg in configs:
-        step_s, fwd_s, final_s, token_s = measured[_shape(cfg)]
+        step_s, fwd_s, final_s, build_s, token_s = measured[_shape(cfg)]
+        sample_s = build_s + cfg.sample_chars * token_s if cfg.sample_chars else 0.0
         steps_s.append(step_s)
+        samples_s.append(sample_s)
         if cfg.time_budget:
             member = cfg.time_budget + final_s + MEMBER_S
         else:
             evals = cfg.max_steps // cfg.eval_interval
-            member = cfg.max_steps * step_s + evals * (2 * cfg.eval_iters * fwd_s + cfg.sample_chars * token_s) + final_s + MEMBER_S
+            member = cfg.max_steps * step_s + evals * (2 * cfg.eval_iters * fwd_s + sample_s) + final_s + MEMBER_S
         out.append(member)
     if out:
         out[0] += start_s
-    return Estimate(sum(out), out, steps_s)
+    return Estimate(sum(out), out, steps_s, samples_s)
 
 
 # a member's folder, its checkpoints and its model card, beside what is timed (a few hundred ms)
@@ -76,7 +80,7 @@ def _shape(cfg: TrainConfig) -> tuple:
     return tuple(getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer", "muon_ns_steps", "dtype", "tokenizer", "vocab_size"))
 
 
-def _measure_all(job: dict) -> tuple[dict, list[tuple[float, float, float, float]]]:
+def _measure_all(job: dict) -> tuple[dict, list[tuple[float, float, float, float, float]]]:
     """(what the first member does once, in seconds: imports_s, read_s, decoder_s; each config's timings
     (_measure)), on the corpus (or its first ``chars`` characters)."""
     from tinygpt_tui.data import Corpus
@@ -103,7 +107,7 @@ def _measure_all(job: dict) -> tuple[dict, list[tuple[float, float, float, float
     return firsts, timings
 
 
-def _measure_in_child(job: dict, threads: int) -> tuple[dict, list[tuple[float, float, float, float]]]:
+def _measure_in_child(job: dict, threads: int) -> tuple[dict, list[tuple[float, float, float, float, float]]]:
     """_measure_all in a child process running torch on ``threads`` threads."""
     import os
     import subprocess
@@ -129,9 +133,9 @@ def _measure_in_child(job: dict, threads: int) -> tuple[dict, list[tuple[float, 
         raise SettingsError("could not time the members' steps: the timing process printed no result") from None
 
 
-def _measure(cfg: TrainConfig, corpus, tok, steps: int, firsts: dict) -> tuple[float, float, float, float]:
+def _measure(cfg: TrainConfig, corpus, tok, steps: int, firsts: dict) -> tuple[float, float, float, float, float]:
     """Seconds per training step, per forward pass of a batch, for the final pass over the validation
-    split, and per token of an evaluation's sample, measured on this machine as train.py runs them (its
+    split, to build an evaluation's sampler and per token of its sample, measured on this machine as train.py runs them (its
     step, its dtype, the fast kernels when on; the sampler's decoder), on batches drawn from the corpus.
     The decoder's first build in the process goes into ``firsts["decoder_s"]``."""
     import torch
@@ -154,12 +158,13 @@ def _measure(cfg: TrainConfig, corpus, tok, steps: int, firsts: dict) -> tuple[f
         times.append(time.perf_counter() - t)
     fwd = timer.forward_s()
     val_batches = max(1, len(data.val) // (32 * cfg.block_size))
-    return min(times[1:]), fwd, fwd * 32 / cfg.batch_size * val_batches, _token_s(timer.model, firsts) if cfg.sample_chars else 0.0
+    build_s, token_s = _sample_s(timer.model, firsts) if cfg.sample_chars else (0.0, 0.0)
+    return min(times[1:]), fwd, fwd * 32 / cfg.batch_size * val_batches, build_s, token_s
 
 
-def _token_s(model, firsts: dict, n: int = 24) -> float:
-    """Seconds per token of a sample as an evaluation draws it (the sampler's decoder, built anew each time
-    as each evaluation builds it), over ``n`` tokens; the build's share counted as for a 200-token sample."""
+def _sample_s(model, firsts: dict, n: int = 24) -> tuple[float, float]:
+    """(seconds to build the sampler's decoder, as each evaluation builds it anew; seconds per token of its
+    sample, over ``n`` tokens)."""
     import numpy as np
 
     from tinygpt_tui.sampler import decoder
@@ -176,6 +181,6 @@ def _token_s(model, firsts: dict, n: int = 24) -> float:
         built = time.perf_counter() - t
         t = time.perf_counter()
         run.sample(n, np.random.default_rng(0).random(n), 0.8, 0, 1.0)
-        return (time.perf_counter() - t) / n + built / 200
+        return built, (time.perf_counter() - t) / n
     finally:
         model.train()
