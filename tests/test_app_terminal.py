@@ -43,8 +43,12 @@ def test_quitting_with_a_model_loaded_is_prompt(tmp_path):
 
 # The app on a terminal with a run training from its first frame (as the training screen's Start does).
 TRAINING_APP = r"""
-import sys
+import signal, sys
 from tinygpt_tui.app.app import TinyGPTApp
+
+# as an app started from a terminal: the suite may run under nohup or in the background, whose ignored SIGHUP
+# the child inherits (and the app leaves an ignored SIGHUP ignored)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 from tinygpt_tui.engine.train import TrainConfig
 
 class Training(TinyGPTApp):

@@ -44,6 +44,9 @@ ZYGOTE = textwrap.dedent(
         if cmd["op"] == "run":
             pid = os.fork()
             if pid == 0:
+                # as a run started from a terminal: the suite may run under nohup, whose ignored SIGHUP a run
+                # leaves ignored
+                signal.signal(signal.SIGHUP, signal.SIG_DFL)
                 fd = os.open(cmd["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
