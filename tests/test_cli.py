@@ -305,6 +305,13 @@ def test_the_app_on_a_models_dir_that_is_a_file_is_refused_by_the_real_entry_poi
                        stdin=subprocess.DEVNULL, timeout=60)
     assert_one_line_error(r, "not a folder", str(afile))
     assert afile.read_text() == "x"
+    # a folder under that file: the app said "No models yet" until a run failed to write there
+    under = str(afile / "models")
+    args = {"option": ["--models-dir", under], "option=": [f"--models-dir={under}"], "env": []}[how]
+    env = dict(env, **({"TINYGPT_MODELS_DIR": under} if how == "env" else {}))
+    r = subprocess.run([sys.executable, "-m", "tinygpt_tui", *args], capture_output=True, text=True, env=env,
+                       stdin=subprocess.DEVNULL, timeout=60)
+    assert_one_line_error(r, "not a folder", f"{afile} is a file")
 
 
 def test_help_fits_80_columns_with_flags_shown_as_flags():

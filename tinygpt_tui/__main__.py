@@ -23,10 +23,19 @@ def app_args(argv: list[str]) -> tuple[bool, str | None]:
     return False, None
 
 
+def file_in_the_way(folder: str) -> str | None:
+    """The file that keeps ``folder`` from being a models folder: itself, or the nearest of its parents that
+    exists, where that is not a folder; None if there is none (a missing folder is made by a run)."""
+    p = os.path.abspath(os.path.expanduser(folder))
+    while not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    return p if os.path.exists(p) and not os.path.isdir(p) else None
+
+
 def main() -> None:
     is_app, models_dir = app_args(sys.argv[1:])
     folder = models_dir or os.environ.get("TINYGPT_MODELS_DIR") or ""
-    if is_app and os.path.exists(folder) and not os.path.isdir(folder):
+    if is_app and folder and file_in_the_way(folder):
         is_app = False  # (the app said "no models yet in" a file: the command line refuses it, as it does elsewhere)
     if not is_app:
         from tinygpt_tui.cli.main import run

@@ -53,8 +53,11 @@ def main(
     if ctx.invoked_subcommand is None:
         from tinygpt_tui.app.app import run_app
 
-        if models_dir is not None and models_dir.exists() and not models_dir.is_dir():  # (a missing one: a run makes it)
-            fail(f"--models-dir {models_dir}: not a folder")
+        from tinygpt_tui.__main__ import file_in_the_way
+
+        blocked = file_in_the_way(str(models_dir)) if models_dir is not None else None  # (a missing one: a run makes it)
+        if blocked:
+            fail(f"--models-dir {models_dir}: not a folder" + ("" if blocked == str(models_dir.expanduser().absolute()) else f" ({blocked} is a file)"))
 
         run_app(models_dir=models_dir)
 
