@@ -493,6 +493,7 @@ async def test_members_on_different_tokens_are_charted_in_bits_per_character(tmp
         await pilot.press("f7")  # (the samples were shown): the chart
         assert await wait_for(pilot, lambda: len(screen.chart.lines) == 2)
         assert "bits per character" in screen.chart.title_text
+        assert "tokens differ" in screen.query_one("#exp-legend").laid.plain  # (the why: the title has no room at 80 columns)
         want = sorted(e.bpc for c in job.curves.values() for e in c.evals)
         assert None not in want and sorted(y for ln in screen.chart.lines for y in ln.ys) == pytest.approx(want)
 

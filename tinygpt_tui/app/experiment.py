@@ -417,10 +417,11 @@ class ExperimentScreen(Screen):
             legend.append(Text("━━ ", style=colour_style(colour)) + Text(printable(name) + ("  (training)" if name == job.running else "")))
             if overfitting(c):  # (what the dropout lesson's text points to)
                 legend[-1].append("  overfitting", style="bold yellow")
-        title = ("validation bits per character • (the members' tokens differ: loss per token doesn't compare)" if bits
+        title = ("validation bits per character •" if bits  # (why: the legend's tail, which has the room at 80 columns)
                  else "validation loss •, training loss ─" if len(job.members) <= 4 else "validation loss •, and training loss ─ of the member training")
         self.chart.show_lines(lines, "step" if x == "steps" else x, title)
-        self.query_one("#exp-legend", Legend).show(legend)
+        why = Text("tokens differ: bits/char, not loss per token", style="dim") if bits else None
+        self.query_one("#exp-legend", Legend).show(legend, why)
 
     def draw_table(self, job) -> None:
         table = self.query_one("#exp-table", DataTable)
