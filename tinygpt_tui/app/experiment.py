@@ -420,7 +420,7 @@ class ExperimentScreen(Screen):
         title = ("validation bits per character •" if bits  # (why: the legend's tail, which has the room at 80 columns)
                  else "validation loss •, training loss ─" if len(job.members) <= 4 else "validation loss •, and training loss ─ of the member training")
         self.chart.show_lines(lines, "step" if x == "steps" else x, title)
-        why = Text("tokens differ: bits/char, not loss per token", style="dim") if bits else None
+        why = Text("tokens differ, so bits per char", style="dim") if bits else None
         self.query_one("#exp-legend", Legend).show(legend, why)
 
     def draw_table(self, job) -> None:
