@@ -27,7 +27,7 @@ from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, repor
 from tinygpt_tui.app.runs import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
 from tinygpt_tui.chart import Series
-from tinygpt_tui.engine.runs import common_corpus, other_corpus
+from tinygpt_tui.engine.runs import common_corpus, other_corpus, tokenizers
 from tinygpt_tui.tokenizer import printable
 
 AXES = ("steps", "tokens", "minutes")
@@ -81,12 +81,6 @@ def run_prompt(s, most: int = LIST_NAME) -> Text:
     t.append(" ◌ training" if live else "", style="magenta")
     t.append("  " + " · ".join(f for f in figures if f), style="dim")
     return t
-
-
-def tokens_differ(summaries: list) -> bool:
-    """Whether these runs' tokens differ (characters, BPE of some size): then their losses per token don't
-    compare, and their bits per character do."""
-    return len({s.tokenizer for s in summaries if s.ok}) > 1
 
 
 def not_drawn(unchecked: list, corpus: tuple[str, str]) -> Text:
@@ -332,7 +326,7 @@ class RunsScreen(Screen):
     def draw_chart(self, checked: list[str]) -> None:
         points = 2 * max(60, min(200, self.chart.size.width or 100))  # a point for each braille dot across
         corpus = common_corpus([self.summaries[n] for n in checked])
-        bits = tokens_differ([self.summaries[n] for n in checked])
+        bits = len(tokenizers([self.summaries[n] for n in checked])) > 1  # (losses per token don't compare: bits/char do)
         lines, entries = [], []
         for name in checked:
             c, colour = self.curves.get(name), self.colours[name]
@@ -373,7 +367,7 @@ class RunsScreen(Screen):
             return
         self.table_key = key
         corpus = common_corpus(runs)
-        if tokens_differ(runs):  # ranked by what compares across tokenizers
+        if len(tokenizers(runs)) > 1:  # ranked by what compares across tokenizers
             runs.sort(key=lambda s: (s.bpc is None, s.bpc or 0.0))
         else:
             runs.sort(key=lambda s: (s.val_loss is None, s.val_loss or 0.0))
@@ -396,4 +390,4 @@ class RunsScreen(Screen):
             table.add_row(*row, key=s.name)
         others = [s for s in runs if other_corpus(s, corpus)]
         view.border_subtitle = " · ".join((["≠ another corpus: its loss doesn't compare"] if others else []) +
-                                          (["tokens differ: bits/char, not loss per token"] if tokens_differ(runs) else []))
+                                          (["tokens differ: bits/char, not loss per token"] if len(tokenizers(runs)) > 1 else []))

@@ -401,8 +401,7 @@ class ExperimentScreen(Screen):
         from tinygpt_tui.engine.runs import overfitting
 
         x = self.x_axis(job)
-        # members on different tokens: their losses per token don't compare, their bits per character do
-        bits = len({(m.config.tokenizer or "char", m.config.vocab_size) for m in job.plan.members}) > 1
+        bits = job.plan.tokens_differ
         lines, legend = [], []
         for name in job.members:
             c = job.curves.get(name)

@@ -107,7 +107,8 @@ def compare_cmd(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Overlay the loss curves of several runs on one chart, with a table of their final figures."""
-    from tinygpt_tui.engine.runs import LN2, STAGES, Curves, book_of, common_corpus, expand_run, other_corpus, overfitting, stage, summarize
+    from tinygpt_tui.engine.runs import (LN2, STAGES, Curves, book_of, common_corpus, expand_run, other_corpus, overfitting, stage,
+                                         summarize, tokenizers)
 
     _check_x(x)
     if curves not in ("val", "train", "both"):
@@ -143,10 +144,10 @@ def compare_cmd(
         if note:
             con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
     # losses per token of different tokenizers don't compare (a BPE token is several characters): bits per character do
-    tokenizers = sorted({s.tokenizer for s in summaries if s.ok})
-    bits = len(tokenizers) > 1
+    used = tokenizers(summaries)
+    bits = len(used) > 1
     if bits:
-        con.print(Text(one_line(f"the runs' tokens differ ({', '.join(tokenizers)}): their losses per token don't compare; "
+        con.print(Text(one_line(f"the runs' tokens differ ({', '.join(used)}): their losses per token don't compare; "
                                 "compare bits/char (the chart draws validation bits per character)"), style="yellow"))
     # the chart (a file for a write-up, too) says which runs don't compare, as the table does
     ok = {s.name for s in summaries if s.ok}
@@ -265,7 +266,7 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
         if note:
             con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
     x = x or ("minutes" if plan.spec.minutes else "steps")  # a step budget: members end together on a step axis
-    if len({(m.config.tokenizer or "char", m.config.vocab_size) for m in plan.members}) > 1:  # (as the experiment screen)
+    if plan.tokens_differ:  # (as the experiment screen)
         _chart(named, x, "bits", None, f"{plan.spec.name}: validation bits per character (the members' tokens differ: "
                                        "loss per token doesn't compare)")
     elif len(named) <= 4:  # training curves too (where validation parts from training: overfitting); more is a tangle

@@ -81,6 +81,11 @@ class Plan:
     members: list[Member]
     source: str = ""  # the corpus file given
 
+    @property
+    def tokens_differ(self) -> bool:
+        """Whether the members' tokens differ: their losses per token then don't compare, their bits per character do."""
+        return len({(m.config.tokenizer or "char", m.config.vocab_size) for m in self.members}) > 1
+
     def write_corpus(self) -> None:
         """The slice of the corpus the members train on, when the spec asks for one (written once, atomically)."""
         if self.source != self.corpus and not Path(self.corpus).exists():

@@ -182,13 +182,17 @@ def common_corpus(summaries) -> tuple[str, str]:
 
 
 def other_corpus(s: RunSummary, common: tuple[str, str]) -> bool:
-    """Whether a run trained on another text than ``common``. Where both have a sha256 it decides (a book
-    edited keeps its name, and the same text may go by two names: a catalog corpus and a copy of its file);
-    a run not saved yet has none: its name decides."""
+    """Whether a run trained on another text than ``common``: by sha256 where both have one (a book edited keeps
+    its name; one text may go by two names), else (a run not saved yet) by name."""
     name, sha = common
     if not (s.ok and s.corpus and name):
         return False
     return s.corpus_sha256 != sha if s.corpus_sha256 and sha else s.corpus != name
+
+
+def tokenizers(summaries) -> list[str]:
+    """These runs' tokenizers: past one, their losses per token don't compare (bits per character do)."""
+    return sorted({s.tokenizer for s in summaries if s.ok})
 
 
 def _is_experiment(p: Path) -> bool:
