@@ -69,6 +69,14 @@ async def load(pilot, app, name="alpha"):
     return gen
 
 
+async def generated(pilot, gen, prompt: str, length: int, timeout: float = 60):
+    """``length`` characters generated after ``prompt``, typed in the prompt and sent: waited for to the end."""
+    gen.query_one("#sampling").set_value("length", length)
+    gen.query_one("#prompt").focus()
+    await pilot.press(*prompt, "enter")
+    assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.finished, timeout=timeout)
+
+
 def option_lines(models, index: int) -> list[str]:
     """A sidebar entry as the terminal shows it: rendered at the list's width, one string a line."""
     from rich.console import Console
@@ -178,9 +186,7 @@ async def test_the_first_hint_is_read_from_its_first_line_in_a_small_terminal(mo
         await pilot.pause()
         assert out.max_scroll_y > 0 and out.scroll_offset.y == 0
         gen = await load(pilot, app, "alpha")
-        gen.query_one("#sampling").set_value("length", 2000)
-        await pilot.press(*"ROMEO:", "enter")
-        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.finished, timeout=30)
+        await generated(pilot, gen, "ROMEO:", 2000)
         assert await wait_for(pilot, lambda: out.scroll_offset.y == out.max_scroll_y > 0)  # following the text again
 
 
@@ -312,9 +318,7 @@ async def test_inspect_key_pushes_the_inspector_which_loads_its_own_model(models
     async with app.run_test(size=(100, 30)) as pilot:
         gen = await load(pilot, app, "alpha")
         assert not hasattr(gen.loaded.model, "parameters")  # the pick loaded the compiled step's weights only
-        gen.query_one("#sampling").set_value("length", 10)
-        await pilot.press(*"hello", "enter")
-        assert await wait_for(pilot, lambda: gen.stream.finished)
+        await generated(pilot, gen, "hello", 10)
         gen.query_one("#prompt").focus()
         await pilot.press("f2")  # F2 reaches the inspector even from the prompt
         assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
@@ -530,9 +534,7 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
 
         await pilot.press("ctrl+g")
         gen = await load(pilot, app, "fresh")
-        gen.query_one("#sampling").set_value("length", 20)
-        await pilot.press(*"ROMEO:", "enter")
-        assert await wait_for(pilot, lambda: gen.stream.finished)
+        await generated(pilot, gen, "ROMEO:", 20)
         assert len(gen.query_one("#output", OutputView).text) == len("ROMEO:") + 20
 
 

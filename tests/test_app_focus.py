@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_app import load, make_app, models_dir, wait_for  # noqa: F401  (models_dir is a fixture)
+from tests.test_app import generated, load, make_app, models_dir, wait_for  # noqa: F401  (models_dir is a fixture)
 
 pytest.importorskip("textual")
 
@@ -40,10 +40,7 @@ async def test_the_status_line_leads_with_the_generation_and_forgets_it_with_the
     app = make_app(models_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         gen = await load(pilot, app, "alpha")
-        gen.query_one("#sampling").set_value("length", 30)
-        gen.query_one("#prompt").focus()
-        await pilot.press(*"ab", "enter")
-        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.finished)
+        await generated(pilot, gen, "ab", 30)
         gen.update_status()
         status = str(gen.query_one("#status").render())
         assert status.startswith("done · 30 chars"), status  # first: a narrow terminal cuts the end
@@ -202,9 +199,7 @@ async def test_the_status_line_keeps_the_model_and_device_and_cuts_no_part(model
         for rec in ({"event": "start", "step": 0, "max_steps": 5000}, {"event": "step", "step": 1234, "loss": 2.3456, "progress": 0.2468}):
             job.apply(rec)
         app.training = job  # a run training meanwhile, as the app holds one (its thread is not needed to show it)
-        gen.query_one("#sampling").set_value("length", 300)
-        await pilot.press(*"ab", "enter")
-        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.finished)
+        await generated(pilot, gen, "ab", 300)
         gen.update_status()
         status = gen.query_one("#status")
         text = str(status.render())

@@ -15,7 +15,7 @@ import threading
 import time
 
 from tests.conftest import CHARS, make_model, make_models_dir
-from tests.test_app import follow, listed, load, make_app, notes, titles, wait_for, write_run
+from tests.test_app import follow, generated, listed, load, make_app, notes, titles, wait_for, write_run
 
 
 async def test_a_followed_record_with_a_400_digit_step_is_left_out_and_the_app_goes_on(tmp_path):
@@ -89,10 +89,8 @@ async def test_a_vocabulary_and_a_name_with_escape_sequences_reach_the_screen_in
     app = make_app(d)
     async with app.run_test(size=(100, 30)) as pilot:
         gen = await load(pilot, app, name)
-        gen.query_one("#sampling").set_value("length", 300)
         gen.query_one("#sampling").set_value("temperature", 5)  # near uniform: the escape characters get written
-        await pilot.press(*"a", "enter")
-        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.finished)
+        await generated(pilot, gen, "a", 300)
         shown = gen.query_one("#output").text + str(gen.query_one("#status").render()) + gen.sub_title
         assert not any(c in shown for c in "\x1b\x07\x9b\u202e\x7f"), repr(shown[:200])
         assert "␛" in shown  # written, visibly
