@@ -112,7 +112,9 @@ class KeyBar(Widget):
 
     def on_mouse_move(self, event) -> None:
         hit = self.key_at(event.x)
-        self.tooltip = hit.tooltip if hit else None
+        tip = hit.tooltip if hit else None
+        if tip != self.tooltip:  # (set only when the key under the pointer changes: a set shows it anew)
+            self.tooltip = tip
 
 
 class TitleBar(Widget):

@@ -127,6 +127,12 @@ def new_model_folder(name: str, models_dir) -> Path:
     return models_dir / name
 
 
+def try_prompt(tokenizer) -> str:
+    """The prompt a "try it" line suggests: "ROMEO:" where the vocabulary has its characters (a Chinese
+    model would drop every one), else none ("")."""
+    return "" if tokenizer.encode("ROMEO:").dropped else "ROMEO:"
+
+
 def save_new_model(dest: Path, model, tokenizer, doc: dict, wrote: str) -> None:
     """Write a new model folder under its lock (no run or other command writes it meanwhile); say so."""
     from tinygpt_tui.engine import folder as ckpt
@@ -138,8 +144,7 @@ def save_new_model(dest: Path, model, tokenizer, doc: dict, wrote: str) -> None:
     finally:
         lock.release()
     typer.echo(one_line(f"wrote {dest} ({wrote})"))
-    # (a prompt only where the vocabulary has its characters: a Chinese model would drop every one)
-    prompt = ' --prompt "ROMEO:"' if not tokenizer.encode("ROMEO:").dropped else ""
+    prompt = f' --prompt "{try_prompt(tokenizer)}"' if try_prompt(tokenizer) else ""
     typer.echo(one_line(f"try it: tinygpt generate {shlex.quote(dest.name)}{prompt}"))
 
 

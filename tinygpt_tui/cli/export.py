@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, friendly, new_model_folder, one_line, save_new_model
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, friendly, new_model_folder, one_line, save_new_model, try_prompt
 
 O = typer.Option
 
@@ -46,9 +46,8 @@ def export(
     if eot is not None:  # (a generation that stops at a common character, a '。' in Chinese, looks broken)
         typer.echo(one_line(f"note: llama.cpp takes {eot!r} (id {ex.LLAMA_CPP_EOS}) for its end-of-text token, as this "
                             f"vocabulary has none: a generation stops there; --ignore-eos goes on, never writing {eot!r}"))
-    # (llama.cpp's plain completion: its llama-cli became a chat, and these models have no chat template; a
-    # prompt only where the vocabulary has its characters)
-    prompt = " -p 'ROMEO:'" if not loaded.tokenizer.encode("ROMEO:").dropped else ""
+    # (llama.cpp's plain completion: its llama-cli became a chat, and these models have no chat template)
+    prompt = f" -p '{try_prompt(loaded.tokenizer)}'" if try_prompt(loaded.tokenizer) else ""
     hint = (f"AutoModelForCausalLM.from_pretrained({str(out)!r})" if to is Target.hf
             else f"llama-completion -m {shlex.quote(str(out))}{prompt} -n 200")
     typer.echo(one_line(f"try it: {hint}"))
