@@ -327,6 +327,15 @@ def test_help_fits_80_columns_with_flags_shown_as_flags():
     assert r.returncode == 0 and r.stdout.startswith("Usage: train.py [OPTIONS]")
 
 
+
+def test_a_command_group_alone_shows_its_help_not_one_squashed_error_line():
+    """`tinygpt corpus` was 'error: Usage: tinygpt corpus [OPTIONS] COMMAND [ARGS]... List, fetch ... Commands: list
+    The catalog, ...' on one line, exit 2: a learner asking what it offers now gets the help, as -h shows it."""
+    r = tinygpt_inproc("corpus", env={"COLUMNS": "80"})
+    assert r.returncode == 0 and "error" not in r.stderr, (r.stdout, r.stderr)
+    assert r.stdout == tinygpt_inproc("corpus", "-h", env={"COLUMNS": "80"}).stdout
+    assert "\n  fetch " in r.stdout and "\n  add " in r.stdout
+
 def test_flags_mean_the_same_everywhere():
     for command in ("generate", "inspect"):
         assert "-k, --top-k" in tinygpt_inproc(command, "--help").stdout

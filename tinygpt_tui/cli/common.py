@@ -58,9 +58,13 @@ class _OneLineErrors:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.TyperException as e:  # typer's usage errors (click's, vendored)
             ctx = getattr(e, "ctx", None)
-            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-            error_line(" ".join(e.format_message().split()) + hint)  # (click lists choices one a line)
-            code = e.exit_code
+            if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `tinygpt corpus`: what it offers, as
+                typer.echo(ctx.get_help())  # --help shows it (its message is the whole help: one line of it was unreadable)
+                code = 0
+            else:
+                hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+                error_line(" ".join(e.format_message().split()) + hint)  # (click lists choices one a line)
+                code = e.exit_code
         except typer.Abort:
             code = 130
         if not standalone_mode:
