@@ -446,6 +446,7 @@ def test_models_shows_a_run_status_as_its_own_and_every_row_on_one_line(trained,
     assert set(rows) == {"ok", "bad", "dead", "live"}, r.stdout  # one line each: no row continues on another
     assert "training…" in rows["live"] and "no checkpoint" in rows["dead"] and "broken" in rows["bad"]
     assert "broken" not in rows["live"] + rows["dead"] and "…" in rows["bad"] and "tinygpt eval NAME" in r.stdout
+    assert max(len(ln) for ln in r.stdout.splitlines()) <= 80, r.stdout
 
 
 def test_output_to_a_pipe_is_never_hard_wrapped(tmp_path, small_corpus):
@@ -469,6 +470,8 @@ def test_models_keeps_long_names_whole_in_a_narrow_terminal(tmp_path):
     assert r.returncode == 0, r.stderr
     cells = "".join(ln.split("│")[1].strip() for ln in r.stdout.splitlines() if ln.count("│") > 2)
     assert all(n in cells for n in names), r.stdout
+    # and the table fits the 80 columns (it was 88 wide: a terminal wrapped every row in two, borders and all)
+    assert max(len(ln) for ln in r.stdout.splitlines()) <= 80, r.stdout
 
 
 def test_a_mistyped_model_name_gets_the_one_meant(tmp_path):

@@ -104,7 +104,9 @@ def models(models_dir: Optional[Path] = ModelsDir):
         console().print(Text(f"no models in {one_line(d)}; train one with `tinygpt train`"))
         return
     broken = any(i.status == "broken" for i in infos)
-    table = Table(title=Text(f"models in {one_line(d)}"), title_justify="left",
+    con = console()
+    narrow = con.width < 100  # (as `tinygpt runs`: no padding, or eight columns overflowed 80 and every row wrapped)
+    table = Table(title=Text(f"models in {one_line(d)}"), title_justify="left", padding=(0, 0) if narrow else (0, 1),
                   caption="a broken model's whole reason: tinygpt eval NAME" if broken else None, caption_justify="left")
     for col, just in (("name", "left"), ("params", "right"), ("context", "right"), ("tokens", "left"), ("corpus", "left"), ("val loss", "right"),
                       ("steps", "right"), ("size", "right")):  # (a narrow terminal shortens the corpus before the name)
@@ -121,4 +123,4 @@ def models(models_dir: Optional[Path] = ModelsDir):
         vl = f"{i.val_loss:.4f}" if i.val_loss is not None else "-"
         table.add_row(Text(one_line(i.name)), f"{i.params / 1e6:,.2f}M", f"{i.block_size:,}", i.tokenizer, Text(one_line(i.corpus)), vl,
                       f"{i.step:,}", size)
-    console().print(table)
+    con.print(table)
