@@ -668,6 +668,18 @@ def test_a_lesson_on_another_budget_says_its_text_was_written_for_its_own():
     assert "with 1.5 minutes a member" in with_budget(spec, minutes=1.5).text
 
 
+def test_the_ranked_table_keeps_each_member_on_one_line_at_80_columns(small_corpus, tmp_path):
+    """At 80 columns the ranking's padding cut 'pos_encoding=alibi' into 'pos_encoding=alib' and 'i' on two lines."""
+    args = ("experiment", "narrow", "--corpus", small_corpus, "--max-steps", "2", "--vary", "pos_encoding=learned,sinusoidal",
+            "--set", "n_embd=32", "--set", "n_head=2", "--set", "n_layer=1", "--set", "block_size=32", "--set", "batch_size=8",
+            "--set", "eval_iters=1", "--threads", "1", "--sample-chars", "0", "--models-dir", tmp_path)
+    r = tinygpt_inproc(*args, env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    table = r.stdout.split("ranked by bits per character")[1].split("└")[0]
+    members = [ln.split("│")[2].strip() for ln in table.splitlines() if ln.count("│") > 2]
+    assert sorted(members) == ["pos_encoding=learned", "pos_encoding=sinusoidal"], table
+
+
 def test_ctrl_c_while_the_samples_are_drawn_quits_at_once(small_corpus, tmp_path):
     """Training is over and nothing is left to save: Ctrl+C ends the long samples now, exit 130, and does
     not claim to be saving a checkpoint."""

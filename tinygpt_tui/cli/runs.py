@@ -240,7 +240,8 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
     con = new_console()
     rows = E.results(plan)
     seeds = plan.spec.seeds > 1
-    t = Table(title=one_line(f"{plan.spec.title or plan.spec.name}: ranked by bits per character"), title_justify="left", header_style="bold")
+    t = Table(title=one_line(f"{plan.spec.title or plan.spec.name}: ranked by bits per character"), title_justify="left", header_style="bold",
+              padding=(0, 0) if con.width < 100 else (0, 1))  # (as runs_table: a member's name keeps its line at 80)
     for col in ("#", "member", "val loss" + (" (mean ± std)" if seeds else ""), "bits/\nchar", "params", "min", "tok/s", "status"):
         t.add_column(col, justify="left" if col in ("member", "status") else "right", overflow="fold")
     for i, r in enumerate(rows):
