@@ -118,7 +118,7 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         assert gamma[0].xs == list(range(10, 81, 10)) and gamma[1].xs == [20, 40, 60, 80]
         legend = str(screen.query_one("#runs-legend").render())
         assert "alpha" in legend and "gamma" in legend
-        assert "not drawn: beta (another corpus)" in legend  # left off the chart, and said so
+        assert "not drawn (another corpus; Space checks): beta" in legend  # left off the chart, and said so
         assert screen.query_one("#runs-view").border_title.startswith("2 of 4 runs drawn")
         table = screen.query_one("#runs-table", DataTable)
         assert [table.get_row(k)[1] for k in table.rows] == ["gamma", "alpha"]  # ranked by validation loss
@@ -165,7 +165,7 @@ async def test_a_run_on_another_text_of_the_same_name_is_marked_as_another_corpu
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await runs_shown(pilot, app)
         assert sorted(screen.checked) == ["alpha", "gamma"]
-        assert "not drawn: beta, delta (another corpus)" in str(screen.query_one("#runs-legend").render())
+        assert "not drawn (another corpus; Space checks): beta, delta" in str(screen.query_one("#runs-legend").render())
         await pilot.press("a")
         table = screen.query_one("#runs-table", DataTable)
         assert await wait_for(pilot, lambda: table.row_count == 4)
@@ -903,6 +903,24 @@ async def test_the_form_s_budget_errors_name_its_fields_not_the_command_line_s_f
             assert needle in error and "--" not in error and app.experiment is None, error
 
 
+async def test_at_80_by_24_the_legend_says_why_runs_are_not_drawn_however_long_their_names(tmp_path):
+    """The shipped models beside a run on a book of one's own: 'not drawn: hongloumeng, shakespeare (another co…',
+    the names first, and the why and the Space to check them cut off its one line."""
+    d = tmp_path / "models"
+    for i, name in enumerate(("hongloumeng", "shakespeare", "mybook")):
+        make_model(d, name, corpus=name)
+        write_metrics(d / name, corpus=name)
+        for f in ("metrics.jsonl", "config.json"):
+            os.utime(d / name / f, (1_700_000_000 + i, 1_700_000_000 + i))  # mybook the newest: the one checked
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_shown(pilot, app)
+        assert screen.checked == ["mybook"]
+        legend = screen.query_one("#runs-legend")
+        text = " ".join("".join(seg.text for seg in legend.render_line(y)) for y in range(legend.size.height))
+        assert "not drawn (another corpus; Space checks): hong" in text, text
+
+
 async def test_the_runs_legend_at_80_by_24_keeps_swatches_whole_and_counts_what_it_leaves_out(tmp_path):
     """Laid out before the screen had its size, the legend was wrapped for 80 columns in a 48-cell box:
     a line ended in a run's ━━ and the next began with its name; and its max three lines cut off the
@@ -923,4 +941,4 @@ async def test_the_runs_legend_at_80_by_24_keeps_swatches_whole_and_counts_what_
         text = " ".join(lines)
         assert all(not ln.endswith("━━") for ln in lines) and lines[0].startswith("━━ grid/"), lines
         shown = text.count("━━ grid/pos_encoding=member-")
-        assert 0 < shown < 7 and f"+{7 - shown} more" in text and "not drawn: other" in text, lines
+        assert 0 < shown < 7 and f"+{7 - shown} more" in text and "not drawn (Space checks): other" in text, lines

@@ -84,12 +84,13 @@ def run_prompt(s, most: int = LIST_NAME) -> Text:
 
 
 def not_drawn(unchecked: list, corpus: tuple[str, str]) -> Text:
-    """What the legend says of the runs left unchecked (so none is left off the chart silently)."""
+    """What the legend says of the runs left unchecked (so none is left off the chart silently): why and how
+    first, then the names, which the list shows anyway (cut to its one line, the names had left no room for why)."""
     if not unchecked:
         return Text()
     names = ", ".join(printable(s.name) for s in unchecked[:3]) + (f" and {len(unchecked) - 3} more" if len(unchecked) > 3 else "")
     other = all(other_corpus(s, corpus) for s in unchecked)
-    return Text(f"not drawn: {names}" + (" (another corpus)" if other else "") + "; Space checks", style="dim")
+    return Text(f"not drawn ({'another corpus; ' if other else ''}Space checks): {names}", style="dim")
 
 
 class RunList(SelectionList):
