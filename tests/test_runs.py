@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.test_cli import assert_one_line_error, tinygpt_inproc
+from tests.test_cli import ROOT, assert_one_line_error, tinygpt_inproc
 from tinygpt_tui.engine import runs
 from tinygpt_tui.engine.runs import Curves, EvalPoint, list_runs, overfitting, stage, summarize, thin
 
@@ -276,6 +276,9 @@ def test_compare_marks_broken_and_other_corpus_runs_and_draws(tiny_models_dir, t
     legend = next(ln for ln in out.splitlines() if ln.startswith("━━ "))
     assert "alpha" in legend and "beta" in legend and "gamma" in legend and "broken" not in legend
     assert "tokens seen" in out and "(training ─, validation •)" in out
+    # and docs/experiments.md says so (it had the terminal's the other way round: validation solid, training dotted)
+    doc = " ".join((ROOT / "docs" / "experiments.md").read_text(encoding="utf-8").split())
+    assert "training loss at the logged steps and validation loss at each evaluation (in the terminal a line and a `•`" in doc
     plot = [ln for ln in out.splitlines() if ln.lstrip()[:1] in "│┤" or "┤" in ln[:8]]
     assert any(any("\u2801" <= ch <= "\u28ff" for ch in ln) for ln in plot) and any("•" in ln for ln in plot)  # lines and marks drawn
 

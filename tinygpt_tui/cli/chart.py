@@ -1,8 +1,9 @@
 """Loss curves of several runs on one chart: in the terminal (tinygpt_tui/chart.py), or to a file for a write-up
 (SVG written here; PNG through matplotlib, the optional `[plot]` extra).
 
-A chart is a list of ``Line``s (one colour per run; validation solid, training dotted or dashed)
-and the x axis it is drawn against; engine/runs.py's Curves give the points."""
+A chart is a list of ``Line``s (one colour per run; in a file validation solid, training dashed; in the
+terminal training a line, validation a • at each evaluation) and the x axis it is drawn against;
+engine/runs.py's Curves give the points."""
 
 from __future__ import annotations
 
