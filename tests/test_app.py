@@ -486,6 +486,15 @@ async def test_training_screen_offers_the_budget_presets_as_the_cli_does(tmp_pat
         assert layers.placeholder == str(PRESETS["1min"]["n_layer"])
         cfg = ts.read_form()
         assert cfg.resolved().preset == "1min" and cfg.resolved().block_size == 64 and cfg.time_budget == 120
+        # an empty Steps with minutes is no step limit (as on the command line): "2000" beside "5" read as one
+        steps, minutes = ts.query_one("#train-steps", Input), ts.query_one("#train-minutes", Input)
+        assert steps.placeholder == "no limit" and cfg.max_steps is None and cfg.resolved().max_steps is None
+        minutes.focus()
+        await pilot.press("backspace")
+        assert await wait_for(pilot, lambda: steps.placeholder == "2000")
+        assert ts.read_form().resolved().max_steps == 2000
+        await pilot.press("5")
+        assert await wait_for(pilot, lambda: steps.placeholder == "no limit")
 
 
 async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):

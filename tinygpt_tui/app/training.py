@@ -154,7 +154,7 @@ class TrainingScreen(Screen):
                                                                          compact=True), classes="hp-row")
                     yield Horizontal(Label("start from", classes="hp-label"), Input(placeholder="a model (optional)", id="hp-from", compact=True),
                                      classes="hp-row")
-                yield row("Steps", Input(placeholder="2000", id="train-steps", restrict=r"[0-9]*", compact=True), tight=False)
+                yield row("Steps", Input(placeholder="no limit", id="train-steps", restrict=r"[0-9]*", compact=True), tight=False)
                 yield row("Minutes", Input("5", placeholder="no limit", id="train-minutes", restrict=r"[0-9.]*", compact=True))
                 yield row("Device", Select([(d, d) for d in DEVICES], value="auto", id="train-device", allow_blank=False, compact=True))
                 yield Static("Training stops at whichever limit comes first.", classes="form-hint")
@@ -228,6 +228,8 @@ class TrainingScreen(Screen):
 
     @on(Input.Changed, "#train-minutes")
     def _minutes_changed(self, event: Input.Changed) -> None:
+        # an empty Steps is 2000 only without minutes (as on the command line): "2000" beside "5" read as a limit
+        self.query_one("#train-steps", Input).placeholder = "no limit" if event.value.strip() else "2000"
         preset = self.query_one("#train-preset", Select).value
         if preset == "auto":
             self._preset_placeholders("auto")
