@@ -369,6 +369,17 @@ def test_inspect_bars_have_a_space_and_a_percent_sign(trained):
     assert len(bars) == 3 and all(re.search(r"[█▉▊▋▌▍▎▏ ] +\d+\.\d\d%  T=1 +\d+\.\d%$", ln) for ln in bars), bars
 
 
+def test_inspect_quotes_the_query_character_in_its_first_line(trained):
+    """After "ROMEO " the first line read "position 5 · · temperature 1": the space, drawn as ·, looked like
+    one more separator. It is quoted as it is, as the app's inspector title does."""
+    models, _ = trained
+    r = tinygpt_inproc("inspect", "tiny one", "-p", "ROMEO ", "-k", "3", "--models-dir", models)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].endswith('· position 5: " " · temperature 1'), r.stdout.splitlines()[0]
+    r = tinygpt_inproc("inspect", "tiny one", "-p", "ROMEO\n", "-k", "3", "--models-dir", models)
+    assert r.stdout.splitlines()[0].endswith("· position 5: ⏎ · temperature 1"), r.stdout.splitlines()[0]
+
+
 def test_inspect_json_escapes_terminal_controls(trained):
     import unicodedata
 

@@ -443,8 +443,9 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
         console.print(top_attended(view, weights, 8, label, width))
 
     window = f"/{block_size:,}" if block_size else ""
-    console.print(Text.assemble((name, "bold"), f" · context {len(view.chars):,}{window} {unit}s · position ", (f"{p} ", "bold"),
-                                (cell(view.query_char)[0], "bold underline reverse"), f" · temperature {view.temperature:g}"))
+    q = view.query_char  # quoted as it is, as the app's title: a space drawn as · read as one more separator ("position 10 · ·")
+    console.print(Text.assemble((name, "bold"), f" · context {len(view.chars):,}{window} {unit}s · position ", (f"{p}", "bold"), ": ",
+                                (f'"{q}"' if q.isprintable() else cell(q)[0], "bold"), f" · temperature {view.temperature:g}"))
     if view.truncated:
         console.print(Text(f"note: the first {view.truncated} character(s) lie before the model's window and are not seen", style="yellow"))
     if view.dropped:
