@@ -378,6 +378,11 @@ def test_inspect_quotes_the_query_character_in_its_first_line(trained):
     assert r.stdout.splitlines()[0].endswith('· position 5: " " · temperature 1'), r.stdout.splitlines()[0]
     r = tinygpt_inproc("inspect", "tiny one", "-p", "ROMEO\n", "-k", "3", "--models-dir", models)
     assert r.stdout.splitlines()[0].endswith("· position 5: ⏎ · temperature 1"), r.stdout.splitlines()[0]
+    # and so is a ranked one ("asked about: · ranks #25" read as a separator too)
+    r = tinygpt_inproc("inspect", "tiny one", "-p", "ROMEO ", "--rank-of", " ", "--position", "4", "--models-dir", models)
+    lines = r.stdout.splitlines()
+    assert any(ln.startswith('next in the context: " " ranks #') for ln in lines), r.stdout
+    assert any(ln.startswith('asked about: " " ranks #') for ln in lines), r.stdout
 
 
 def test_inspect_json_escapes_terminal_controls(trained):

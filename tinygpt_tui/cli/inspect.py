@@ -373,7 +373,8 @@ def prob_bars(view, width: int, highlight: str | None = None) -> Text:
 
 
 def ranked_line(r, what: str) -> Text:
-    s, _ = cell(r.char)
+    # quoted as it is, as the first line and the app's title: "the last character · ranks" read · as a separator
+    s = f'"{r.char}"' if r.char.isprintable() else cell(r.char)[0]
     t = Text(f"{what} ")
     t.append(s, style="bold magenta")
     t.append(f" ranks #{r.rank:,} at {r.prob * 100:.2f}%")
