@@ -385,6 +385,15 @@ def test_inspect_quotes_the_query_character_in_its_first_line(trained):
     assert any(ln.startswith('asked about: " " ranks #') for ln in lines), r.stdout
 
 
+def test_inspect_heads_on_a_corpus_not_found_does_not_ask_for_the_option_given(trained):
+    """README's `tinygpt inspect shakespeare --heads --corpus FILE`, typed as is, ended its error with
+    "(give --corpus FILE)", though --corpus FILE was given."""
+    models, _ = trained
+    r = tinygpt_inproc("inspect", "tiny one", "--heads", "--corpus", "FILE", "--models-dir", models)
+    assert_one_line_error(r, "corpus not found: FILE")
+    assert "give --corpus" not in r.stderr, r.stderr
+
+
 def test_inspect_json_escapes_terminal_controls(trained):
     import unicodedata
 

@@ -187,7 +187,7 @@ def deeper(console, loaded, embeddings: bool, top: int, near: str | None, heads:
         text = whole_text(resolve_corpus(corpus or own_corpus(loaded.doc)))
     except TinyGPTError as e:  # (the corpus is optional for the map: frequencies, else vocabulary order)
         if heads or corpus:
-            raise SettingsError(f"{e} (give --corpus FILE)") from None
+            raise SettingsError(str(e) if corpus else f"{e} (give --corpus FILE)") from None  # (the one given is named in e)
         note = f"note: the model's corpus is not here: {tok.unit}s in vocabulary order (give --corpus FILE)"
     if embeddings:
         near_list = neighbours(model, tok, near) if near is not None else None
