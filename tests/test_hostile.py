@@ -242,6 +242,8 @@ CORRUPTIONS = {
     "vocab multi-char entry": (lambda f: edit_json(f / ckpt.VOCAB, lambda d: d["chars"].__setitem__(0, "ab")), "single character"),
     "vocab repeated entry": (lambda f: edit_json(f / ckpt.VOCAB, lambda d: d["chars"].__setitem__(1, d["chars"][0])), "repeated"),
     "vocab entry a number": (lambda f: edit_json(f / ckpt.VOCAB, lambda d: d["chars"].__setitem__(0, 7)), "single character"),
+    # JSON's "\ud800" decodes to a lone surrogate: eval died encoding it (UnicodeEncodeError)
+    "vocab lone surrogate": (lambda f: edit_json(f / ckpt.VOCAB, lambda d: d["chars"].__setitem__(0, "\ud800")), "surrogate"),
     "vocab invalid JSON": (lambda f: (f / ckpt.VOCAB).write_text("{", encoding="utf-8"), "JSON"),
     "config is a directory": (lambda f: ((f / ckpt.CONFIG).unlink(), (f / ckpt.CONFIG).mkdir()), "config.json"),
 }
@@ -262,7 +264,8 @@ def test_broken_folder_is_refused_with_a_clear_reason(good, case):
 
 
 @pytest.mark.parametrize("case", ["truncated safetensors", "wrong shapes", "vocab size mismatch", "invalid JSON config",
-                                  "n_layer a string", "missing weights", "NaN weights", "config is a directory"])
+                                  "n_layer a string", "missing weights", "NaN weights", "config is a directory",
+                                  "vocab lone surrogate"])
 def test_broken_folder_through_the_command_line(good, case):
     corrupt, needle = CORRUPTIONS[case]
     folder = clone(good, "bad")

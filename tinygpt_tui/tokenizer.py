@@ -111,6 +111,8 @@ class CharTokenizer(Tokenizer):
         self.stoi = {c: i for i, c in enumerate(self.chars)}
         if len(self.stoi) != len(self.chars):
             raise CheckpointError("vocabulary has repeated characters")
+        if bad := next((c for c in self.chars if "\ud800" <= c <= "\udfff"), None):  # (JSON's "\ud800", a pickle's str)
+            raise CheckpointError(f"vocabulary holds a lone surrogate (U+{ord(bad):04X}), which is no character UTF-8 can write")
         self._table = None  # code point -> id, built on the first encode_array
 
     @classmethod
