@@ -259,6 +259,31 @@ def test_existing_output_needs_force_and_a_failed_write_leaves_it_whole(models, 
     assert link.is_symlink() and gguf.read_bytes()[:4] == b"GGUF" and (out / "model.safetensors").is_file()
 
 
+@pytest.mark.parametrize("to,out", [("hf", "hf"), ("gguf", "m.gguf")])
+def test_a_real_full_disk_is_one_line_and_keeps_the_earlier_export(models, tmp_path, to, out):
+    """Writes past a file-size limit fail as a full disk would, inside safetensors (its own
+    SafetensorError, not an OSError: a traceback) and numpy (an OSError without errno)."""
+    import resource
+    import signal
+    import subprocess
+
+    d, _ = models
+    out = tmp_path / out
+    assert cli("export", "gpt2", out, "--to", to, "--models-dir", d).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()} if out.is_dir() else out.read_bytes()
+
+    def limit():  # in the child: a write past 20 kB fails with EFBIG instead of killing it with SIGXFSZ
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    r = subprocess.run([sys.executable, "-m", "tinygpt_tui.cli.main", "export", "gpt2", str(out), "--to", to, "--force",
+                        "--models-dir", str(d)], capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    r.exit_code = r.returncode
+    assert_one_line_error(r, f"cannot write {out}")
+    assert (({p.name: p.read_bytes() for p in out.iterdir()} if out.is_dir() else out.read_bytes()) == before
+            and [p.name for p in tmp_path.iterdir()] == [out.name])  # the earlier export whole, no temporary left
+
+
 @pytest.mark.parametrize("module,to", [("transformers", "hf"), ("tokenizers", "hf"), ("gguf", "gguf")])
 def test_without_the_extra_one_line_names_it(models, tmp_path, monkeypatch, module, to):
     d, _ = models

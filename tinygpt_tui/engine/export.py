@@ -307,6 +307,8 @@ def write_whole(out: Path, force: bool, write) -> None:
     """Call ``write(path)`` on a temporary path beside ``out``, then rename it to ``out``: a
     failure leaves nothing half-written, and an existing ``out`` is replaced only with force,
     and only if it is an earlier export."""
+    from safetensors import SafetensorError
+
     out = Path(out).expanduser().absolute()
     if os.path.lexists(out) and not force:
         raise SettingsError(f"{out} already exists; add --force to replace it")
@@ -328,9 +330,16 @@ def write_whole(out: Path, force: bool, write) -> None:
                 os.replace(old, out)  # put the old one back
             raise
     except OSError as e:
-        raise SettingsError(f"cannot write {out}: {e.strerror or e}") from None
+        raise SettingsError(f"cannot write {out}: {e.strerror or short_write(e)}") from None
+    except SafetensorError as e:  # (a full disk while transformers saves the weights: not an OSError)
+        raise SettingsError(f"cannot write {out}: {str(e).split('I/O error: ')[-1].splitlines()[0][:160]}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def short_write(e: OSError) -> str:
+    """numpy's OSError for a write the disk cut short has no errno: "16384 requested and 4528 written"."""
+    return f"{e} (a short write: is the disk full?)" if "written" in str(e) else str(e)
 
 
 # ---------------------------------------------------------------- import from Hugging Face
