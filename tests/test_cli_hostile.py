@@ -105,6 +105,23 @@ def test_a_model_folder_without_permissions_is_listed_as_broken_and_refused_by_n
         os.chmod(models / "locked", 0o755)
 
 
+def test_resuming_into_a_folder_it_may_not_write_is_refused_before_training(small_corpus, tmp_path):
+    """A read-only model folder whose .lock (a file of the user's own) still opens for writing: the
+    run used to train up to its first checkpoint, and only then fail to save it."""
+    models = tmp_path / "models"
+    assert tiny_train(small_corpus, models, "m").exit_code == 0
+    folder = models / "m"
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"}  # (.lock: the pid of the last run)
+    os.chmod(folder, 0o555)
+    try:
+        p = run_unprivileged("--models-dir", models, "train", "--name", "m", "--resume", "--max-steps", "6", "--threads", "1",
+                             "--eval-iters", "1", "--sample-chars", "0")
+        assert_one_error_line(p, f"cannot write to {folder}", "Permission denied")
+    finally:
+        os.chmod(folder, 0o755)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"} == before  # refused before a step: no log line
+
+
 def test_a_corpus_in_a_folder_without_permissions_is_refused_with_one_line(good_model, small_corpus, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()

@@ -419,6 +419,11 @@ class FolderLock:
             os.pwrite(self.fd, str(os.getpid()).encode(), 0)
         except OSError:
             pass  # the lock is what matters, the pid is a courtesy
+        try:  # a folder it may not write (a .lock of its own in a read-only one) would fail at the first save
+            unlink_quietly(stage(self.folder / LOCK, b""))
+        except CheckpointError:
+            self.release()
+            raise
         for p in self.folder.glob(".*.tmp"):  # left by a run killed mid-save; no one else writes here now
             unlink_quietly(p)
 
