@@ -441,6 +441,32 @@ def test_corpus_add_refuses_what_it_cannot_keep_or_train(tmp_path, small_corpus)
     assert not (tmp_path / "c" / "a.txt").exists() and not (tmp_path / "c" / "shakespeare.txt").exists()
 
 
+def test_corpus_add_on_a_full_disk_names_the_file_and_keeps_the_one_there(tmp_path, small_corpus):
+    """Writes past a file-size limit fail as a full disk would: the error named no file ("error: File
+    too large"); a corpus added before stays whole, and one added is readable as any new file."""
+    import resource
+    import signal
+
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "c")}
+    small = tmp_path / "small.txt"
+    small.write_bytes(small_corpus.read_bytes()[:5000])
+    assert tinygpt_inproc("corpus", "add", small, "--name", "mine", env=env).returncode == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "c" / "mine.txt").stat().st_mode & 0o777 == 0o666 & ~mask  # (not mkstemp's 0600)
+
+    def limit():  # in the child: a write past 20 kB fails with EFBIG instead of killing it with SIGXFSZ
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    r = subprocess.run([sys.executable, "-m", "tinygpt_tui.cli.main", "corpus", "add", str(small_corpus), "--name", "mine",
+                        "--force"], capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT, preexec_fn=limit,
+                       timeout=120)
+    assert_one_line_error(r, f"cannot write {tmp_path / 'c' / 'mine.txt'}")
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["mine.txt"]  # no temporary file left
+    assert (tmp_path / "c" / "mine.txt").read_bytes() == small.read_bytes()
+
+
 def test_a_corpus_added_with_a_name_ending_in_txt_is_found_by_that_name(tmp_path, small_corpus):
     env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "c")}
     assert tinygpt_inproc("corpus", "add", small_corpus, "--name", "mine.txt", env=env).returncode == 0

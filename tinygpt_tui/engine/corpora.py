@@ -89,15 +89,25 @@ def sha256_file(path: Path) -> str:
 
 
 def _copy_into(src: Path, dest: Path) -> Path:
-    """Copy src to dest through a new temporary file and a rename (never through a link at dest)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    """Copy src to dest through a new temporary file, fsynced, and a rename (never through a link at dest):
+    a full disk or a read-only folder is one line naming dest, and a corpus there before stays whole."""
+    tmp = None
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
         with os.fdopen(fd, "wb") as out, os.fdopen(open_regular(src, "corpus", CorpusError), "rb") as f:
+            mask = os.umask(0)
+            os.umask(mask)
+            os.fchmod(out.fileno(), 0o666 & ~mask)  # as an ordinary new file (mkstemp makes it 0600)
             shutil.copyfileobj(f, out)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, dest)
+    except OSError as e:
+        raise CorpusError(f"cannot write {dest}: {e.strerror or e}") from None
     finally:
-        unlink_quietly(tmp)
+        if tmp is not None:
+            unlink_quietly(tmp)
     return dest
 
 
