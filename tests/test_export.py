@@ -12,6 +12,7 @@ from source, too long for the machines the suite runs on).
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -257,6 +258,9 @@ def test_existing_output_needs_force_and_a_failed_write_leaves_it_whole(models, 
     assert_one_line_error(cli("export", "llama", link, "--to", "gguf", "--force", "--models-dir", d), "not an earlier export")
     assert_one_line_error(cli("export", "llama", tmp_path, "--to", "gguf", "--force", "--models-dir", d), "not an earlier export")
     assert link.is_symlink() and gguf.read_bytes()[:4] == b"GGUF" and (out / "model.safetensors").is_file()
+    mask = os.umask(0)
+    os.umask(mask)  # every file readable as any new file is, the weights too (safetensors 0.8 made them 0600)
+    assert {p.stat().st_mode & 0o777 for p in [*out.iterdir(), gguf]} == {0o666 & ~mask}
 
 
 @pytest.mark.parametrize("to,out", [("hf", "hf"), ("gguf", "m.gguf")])

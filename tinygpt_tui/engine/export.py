@@ -321,6 +321,10 @@ def write_whole(out: Path, force: bool, write) -> None:
     try:
         new, old = tmp / out.name, tmp / "replaced"
         write(new)
+        mask = os.umask(0)
+        os.umask(mask)
+        for p in new.iterdir() if new.is_dir() else [new]:  # (safetensors 0.8 writes its file 0600)
+            os.chmod(p, 0o666 & ~mask)
         if os.path.lexists(out):
             os.replace(out, old)
         try:
