@@ -514,6 +514,12 @@ class _Opens:
     (lambda f: edit_json(f / "tokenizer.json", model={"type": "BPE", "vocab": {"ab": 0}, "merges": []}), "not byte-level"),
     (lambda f: edit_json(f / "tokenizer.json", model={"type": "Unigram", "vocab": []}), "Unigram tokenizer; tinygpt imports"),
     (lambda f: edit_json(f / "tokenizer.json", model={"type": "WordLevel", "vocab": {"ab": 0, "c": 1}}), "not a character-level"),
+    # these were tracebacks: a TypeError or an OverflowError computing the width, or sorting the ids
+    (lambda f: edit_json(f / "config.json", n_inner="x"), "n_inner is 'x'"),
+    (lambda f: edit_json(f / "config.json", n_inner=[64]), "n_inner is '[64]'"),
+    (lambda f: edit_json(f / "config.json", n_inner=10**400), "n_inner is"),
+    (lambda f: edit_json(f / "tokenizer.json", model={"type": "WordLevel", "vocab": {"a": 0, "b": "1"}}), "ids are not 0 to"),
+    (lambda f: edit_json(f / "tokenizer.json", model={"type": "WordLevel", "vocab": {"a": None, "b": 1}}), "ids are not 0 to"),
 ])
 def test_import_refuses(hf_folder, tmp_path, breakage, why):
     breakage(hf_folder)

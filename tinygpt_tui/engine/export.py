@@ -371,7 +371,11 @@ def hf_config(folder: Path) -> GPTConfig:
     for name, v in sizes.items():
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= LIMITS[name]:
             raise CheckpointError(f"config.json: {name} is {str(v)[:40]}, not a whole number from 1 to {LIMITS[name]:,}")
-    inner = doc.get("n_inner") or 4 * sizes["n_embd"]
+    inner = doc.get("n_inner")
+    if inner is None:
+        inner = 4 * sizes["n_embd"]
+    elif isinstance(inner, bool) or not isinstance(inner, int) or not 1 <= inner <= 16 * sizes["n_embd"]:
+        raise CheckpointError(f"config.json: n_inner is {str(inner)[:40]!r}, not a whole number from 1 to 16 x n_embd")
     cfg = GPTConfig(**sizes, mlp_ratio=inner / sizes["n_embd"], tie_weights=doc.get("tie_word_embeddings", True) is not False)
     cfg.validate()
     if cfg.ffn_hidden != inner:
@@ -396,7 +400,7 @@ def hf_vocab(folder: Path, vocab_size: int) -> Tokenizer:
                               "one (WordLevel, one character a token) or a byte-level BPE")
     if not all(isinstance(c, str) and len(c) == 1 for c in vocab):
         raise CheckpointError("tokenizer.json has tokens longer than one character: not a character-level tokenizer")
-    if sorted(vocab.values()) != list(range(vocab_size)):
+    if not all(type(i) is int for i in vocab.values()) or sorted(vocab.values()) != list(range(vocab_size)):
         raise CheckpointError(f"tokenizer.json's ids are not 0 to {vocab_size - 1} (the model's vocab_size)")
     return CharTokenizer(sorted(vocab, key=vocab.get))
 
