@@ -57,7 +57,7 @@ def test_list_runs_shows_every_folder_broken_ones_with_why_and_experiment_member
     assert got["lonely"].status == "broken: an empty folder"
 
 
-def test_summarize_never_raises(tmp_path):
+def test_summarize_never_raises(tmp_path, tiny_models_dir):
     (tmp_path / "a file").write_text("x")
     os.symlink(tmp_path, tmp_path / "link")
     garbage = tmp_path / "garbage"
@@ -67,6 +67,9 @@ def test_summarize_never_raises(tmp_path):
     for p in (tmp_path / "a file", tmp_path / "link", garbage, tmp_path / "missing"):
         s = summarize(p)
         assert s.status.startswith("broken: "), (p, s.status)
+    # a link to a real run (a model folder kept on another disk): said to be a link, not "not a folder"
+    os.symlink(tiny_models_dir / "alpha", tmp_path / "alpha-link")
+    assert summarize(tmp_path / "alpha-link").status.startswith("broken: a symbolic link")
 
 
 def test_a_live_runs_summary_comes_from_its_log_and_a_stopped_one_says_so(tiny_models_dir, tmp_path):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tinygpt_tui.engine import folder as ckpt
@@ -97,8 +97,8 @@ def summarize(folder, name: str | None = None) -> RunSummary:
     folder = Path(folder)
     s = RunSummary(name=name or folder.name, folder=folder, status="broken: not a folder")
     try:
-        if not folder.is_dir() or folder.is_symlink():
-            return s
+        if not folder.is_dir() or folder.is_symlink():  # (a link is not read through: its log and chart could be anyone's)
+            return replace(s, status="broken: a symbolic link; runs are read from real folders only") if folder.is_symlink() else s
         s.updated = _mtime(folder)
         info = ckpt.read_info(folder)
         tail = _tail(folder)
