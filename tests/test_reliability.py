@@ -416,6 +416,25 @@ def test_metrics_with_a_cut_last_line_resume_cleanly(small_corpus, tmp_path):
     assert evs[-1]["step"] == 14
 
 
+def test_a_resumed_run_holds_no_mapping_of_the_state_it_read(small_corpus, tmp_path):
+    """The training state read for --resume is copied, not mapped: the optimizer kept views of the file's
+    mapping for the whole run, which held the file's disk blocks after a save renamed over it, so a
+    resumed run on a nearly full disk failed at its second save where a fresh one saved fine."""
+    from tinygpt_tui.engine.train import train
+
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("needs /proc/self/maps")
+    models = tmp_path / "models"
+    _run(_tcfg(small_corpus, models, "m", max_steps=5))
+    state = str((models / "m" / ckpt.STATE_TENSORS).resolve())
+    held = []
+    for ev in train(_tcfg(small_corpus, models, "m", resume=True, max_steps=15), threading.Event()):
+        if ev.kind == "saved":
+            held += [line for line in maps.read_text().splitlines() if state in line]
+    assert held == []
+
+
 # --------------------------------------------------------------------------- full disk, read-only folder
 def _enospc_after(monkeypatch, allowed: int):
     """os.fsync fails with ENOSPC after `allowed` calls (a disk that fills up during training)."""

@@ -367,7 +367,9 @@ def load_train_state(folder):
     if not any(k.startswith(STATE_MODEL_PREFIX) for k in names):
         meta = None  # a state from before the weights were saved with it
     meta = validate_train_state(meta, names)  # before any tensor is read
-    return check_finite(read_tensors(path), STATE_TENSORS), meta
+    # copies, not views of the file's mapping: the optimizer keeps them for the whole run, and a mapping would keep
+    # the file's disk blocks after the next save renames over it (a resumed run needed room for two states)
+    return check_finite({k: v.clone() for k, v in read_tensors(path).items()}, STATE_TENSORS), meta
 
 
 def state_weights(tensors: dict) -> dict | None:
