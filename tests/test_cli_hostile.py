@@ -122,6 +122,19 @@ def test_resuming_into_a_folder_it_may_not_write_is_refused_before_training(smal
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"} == before  # refused before a step: no log line
 
 
+def test_resuming_a_run_killed_before_its_first_save_says_to_train_it_again(small_corpus, tmp_path):
+    """`tinygpt runs` says of such a folder (its lock and log only) to run it again; --resume said
+    'config.json is missing', which sent one looking for a file that was never written."""
+    models = tmp_path / "models"
+    dead = models / "dead"
+    dead.mkdir(parents=True)
+    (dead / ".lock").write_text("123")
+    (dead / "metrics.jsonl").write_text('{"event": "start", "step": 0, "max_steps": 2}\n')
+    assert_one_error(tiny_train(small_corpus, models, "dead", "--resume"), "holds no checkpoint", "without --resume")
+    assert tiny_train(small_corpus, models, "dead").exit_code == 0  # and so it does, in that folder
+    assert (dead / "config.json").exists()
+
+
 def test_a_corpus_in_a_folder_without_permissions_is_refused_with_one_line(good_model, small_corpus, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()

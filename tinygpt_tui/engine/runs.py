@@ -112,7 +112,7 @@ def summarize(folder, name: str | None = None) -> RunSummary:
         s.status = "broken: an empty folder"
         return s
     elif info.status == ckpt.NO_CHECKPOINT:  # killed before its first save: not broken, and resumable
-        s.status = f"{NO_CHECKPOINT}: stopped before its first save; resume it, or delete the folder"
+        s.status = f"{NO_CHECKPOINT}: stopped before its first save; run it again, or delete the folder"
         return s
     elif not info.ok:
         s.status = f"broken: {info.error or info.status}"
