@@ -15,7 +15,7 @@ from tests.test_cli import ROOT, assert_one_line_error, tinygpt_inproc
 from tests.conftest import probe_doc
 from tinygpt_tui.engine import experiment as E
 from tinygpt_tui.engine import folder as ckpt
-from tinygpt_tui.engine.lessons import list_lessons, read_spec_file
+from tinygpt_tui.engine.lessons import find_lesson, list_lessons, read_spec_file
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 
 TINY = dict(n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=8, eval_interval=6, eval_iters=2, sample_chars=10,
@@ -531,7 +531,7 @@ def test_a_lesson_on_another_corpus_gets_its_own_folder(small_corpus, tmp_path):
 
 def test_a_lesson_text_is_its_paragraphs_not_the_files_line_breaks(tmp_path):
     """The file wraps its text at ~100 columns; the screen and the terminal wrap it to their own width."""
-    from tinygpt_tui.engine.lessons import list_lessons, read_spec_file
+    from tinygpt_tui.engine.lessons import find_lesson, list_lessons, read_spec_file
 
     f = tmp_path / "x.toml"
     f.write_text('text = """One line\nwrapped here.\n\nA second\n  paragraph."""\n[vary]\nn_layer = [1, 2]\n', encoding="utf-8")
@@ -635,6 +635,8 @@ def test_a_lesson_on_a_step_budget_gives_the_same_table_on_a_re_run(small_corpus
     assert tables[0] == tables[1] and None not in tables[0][0]
     r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, "--max-steps", "3", "--threads", "1", "--models-dir", tmp_path / "a")
     assert r.returncode == 0 and r.stdout.count("kept (finished before)") == 2, r.stdout
+    first_line = find_lesson("dropout").spec.text.strip().splitlines()[0]
+    assert r.stdout.count(first_line) == 1, r.stdout  # its text once, beside the table: nothing was trained
     assert [(x.group, x.val_loss, x.bpc) for x in E.results(E.load_plan("lesson-dropout-3steps-small", tmp_path / "a"))] == tables[0]
 
 

@@ -178,7 +178,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     todo = [m for m in plan.members if states.get(m.name, {}).get("state") != "finished"]
     con.print(Text(one_line(f"experiment {spec.name}: {len(plan.members)} run{'s' if len(plan.members) != 1 else ''} of {budget} each on {Path(plan.corpus).name}, "
                             f"seed {spec.seed}" + (f" to {spec.seed + spec.seeds - 1}" if spec.seeds > 1 else "")), style="bold"))
-    if spec.text:
+    if spec.text and (todo or dry):  # (with nothing to train, the results below show it once, beside the table)
         con.print(Text(printable(spec.text.strip()), style="italic"))
     est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo, plan.source)) if todo else None
     for i, m in enumerate(plan.members):
