@@ -410,6 +410,31 @@ def test_compare_writes_a_png(tiny_models_dir, tmp_path):
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("suffix", [".svg", ".png"])
+def test_compare_out_replaces_its_own_chart_and_keeps_any_other_file(tiny_models_dir, tmp_path, suffix):
+    """Drawing the chart again replaces the chart; a file of yours by that name is left whole and refused."""
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    write_log(d / "alpha", fake_run(steps=200))
+    out = tmp_path / f"chart{suffix}"
+    assert tinygpt_inproc("compare", "alpha", "--out", out, "--models-dir", d).returncode == 0
+    write_log(d / "beta", fake_run(steps=300))
+    first = out.read_bytes()
+    r = tinygpt_inproc("compare", "alpha", "beta", "--out", out, "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() != first  # drawn again, with beta
+    mine = tmp_path / f"mine{suffix}"
+    for content in (b"precious", first.replace(b"tinygpt", b"TINYGPT")):  # any file, or another tool's chart
+        mine.write_bytes(content)
+        r = tinygpt_inproc("compare", "alpha", "--out", mine, "--models-dir", d)
+        assert_one_line_error(r, f"{mine} exists and is not a chart tinygpt wrote")
+        assert mine.read_bytes() == content
+    mine.unlink()
+    mine.symlink_to(out)
+    assert_one_line_error(tinygpt_inproc("compare", "alpha", "--out", mine, "--models-dir", d), "is not a chart tinygpt wrote")
+    assert mine.is_symlink()
+
+
 def test_a_long_log_keeps_every_evaluation_and_an_even_spread_of_steps(tmp_path):
     folder = tmp_path / "long"
     write_log(folder, fake_run(steps=60_000, every=5, eval_every=1000))

@@ -98,7 +98,7 @@ def svg(lines: list[Line], x: str, title: str = "", width: int = 900, height: in
         return top + (y1 - v) / (y1 - y0) * ph
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-           'font-family="sans-serif" font-size="12">', f'<rect width="{width}" height="{height}" fill="white"/>']
+           'font-family="sans-serif" font-size="12">', f"<desc>{MARK}</desc>", f'<rect width="{width}" height="{height}" fill="white"/>']
     if title:
         out.append(f'<text x="{left + pw / 2}" y="22" text-anchor="middle" font-size="15">{escape(title)}</text>')
     for t in nice_ticks(x0, x1, 7):
@@ -146,7 +146,7 @@ def png(lines: list[Line], x: str, title: str = "") -> bytes:
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", metadata={"Software": MARK})
     plt.close(fig)
     return buf.getvalue()
 
@@ -162,6 +162,22 @@ def check_out(path) -> None:
         raise SettingsError(PNG_NEEDS)
     if path.is_dir() or not path.parent.is_dir():
         raise SettingsError(f"cannot write {path}: " + ("it is a folder" if path.is_dir() else f"the folder {path.parent} does not exist"))
+    if (path.exists() or path.is_symlink()) and not earlier_chart(path):  # (a chart written again is the usual case; a file of yours is kept)
+        raise SettingsError(f"{path} exists and is not a chart tinygpt wrote: delete it first, or choose another name")
+
+
+MARK = "tinygpt loss chart"  # in every chart file written here: <desc> of an SVG, the PNG's Software text
+
+
+def earlier_chart(path: Path) -> bool:
+    """Whether ``path`` is a chart written here, which --out may replace (never a link or a device)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if path.suffix.lower() == ".svg":
+        return head.startswith(b"<svg ") and f"<desc>{MARK}</desc>".encode() in head
+    return head.startswith(b"\x89PNG") and b"Software\x00" + MARK.encode() in head
 
 
 def write_chart(lines: list[Line], x: str, path, title: str = "") -> None:

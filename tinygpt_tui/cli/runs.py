@@ -103,7 +103,7 @@ def compare_cmd(
                                                 "or an experiment's name for all its members)."),
     x: str = O("steps", "--x", help="The x axis: steps, tokens or minutes."),
     curves: str = O("both", "--curves", help="val, train or both."),
-    out: Optional[Path] = O(None, "--out", help="Write the chart to a file (.svg, or .png with the [plot] extra) instead."),
+    out: Optional[Path] = O(None, "--out", help="Write the chart to a file (.svg, or .png with the [plot] extra) instead; it replaces only a chart written here."),
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Overlay the loss curves of several runs on one chart, with a table of their final figures."""
