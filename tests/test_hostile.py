@@ -965,3 +965,16 @@ def test_every_command_reads_a_corpus_only_if_it_is_a_regular_file(good, tmp_pat
     done = finishes(lambda: cli(command[0], good.name, *command[1:], "--corpus", corpus, "--models-dir", good.parent))
     assert "value" in done, done
     assert_one_error(done["value"], "corpus is a", "not a")
+
+
+@pytest.mark.parametrize("kind", list(SPECIAL))
+@pytest.mark.parametrize("command", [["train"], ["corpus", "prepare"]])
+def test_a_corpus_to_train_on_is_refused_by_kind_when_it_is_not_a_file(tmp_path, kind, command):
+    """`tinygpt train /dev/zero` said "corpus is empty" (a device has no size) and a FIFO waited for a writer."""
+    corpus = tmp_path / "odd.txt"
+    SPECIAL[kind](corpus)
+    extra = ["--name", "x", "--max-steps", "1", "--models-dir", tmp_path / "models"] if command == ["train"] else []
+    done = finishes(lambda: cli(*command, corpus, *extra))
+    assert "value" in done, done
+    assert_one_error(done["value"], "corpus is a", "not a")
+    assert not (tmp_path / "models").exists()

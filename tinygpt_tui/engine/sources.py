@@ -19,13 +19,14 @@ import glob as globlib
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from tinygpt_tui.engine.files import MiB, atomic_write, not_text, not_utf8, open_regular, read_json
+from tinygpt_tui.engine.files import KINDS_OF_FILE, MiB, atomic_write, not_text, not_utf8, open_regular, read_json
 from tinygpt_tui.errors import CorpusError, TinyGPTError
 
 ENV_PREPARED_DIR = "TINYGPT_PREPARED_DIR"
@@ -88,9 +89,13 @@ def _source_files(spec: str) -> list[Path]:
 
 def stat_source(p: Path) -> os.stat_result:
     try:
-        return p.stat()
+        st = p.stat()
     except OSError as e:
         raise CorpusError(f"cannot read {p}: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):  # (/dev/zero and a FIFO have no size: they read as "empty", or never end)
+        kind = next((name for test, name in KINDS_OF_FILE if test(st.st_mode)), "not a regular file")
+        raise CorpusError(f"corpus is {kind}, not a regular file: {p}")
+    return st
 
 
 def look_first(spec: str) -> None:
