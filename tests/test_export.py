@@ -263,6 +263,22 @@ def test_existing_output_needs_force_and_a_failed_write_leaves_it_whole(models, 
     assert {p.stat().st_mode & 0o777 for p in [*out.iterdir(), gguf]} == {0o666 & ~mask}
 
 
+def test_an_export_clears_what_a_killed_export_left_and_nothing_of_a_live_one(models, tmp_path):
+    """kill -9 mid-export left its hidden temporary folder (a model's weights) beside the output for good."""
+    import subprocess
+
+    d, _ = models
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    killed, live, other = (tmp_path / f".hf.{gone}.x1.tmp", tmp_path / f".hf.{os.getpid()}.x2.tmp", tmp_path / f".hf2.{gone}.x3.tmp")
+    for p in (killed, live, other):
+        p.mkdir()
+        (p / "model.safetensors").write_bytes(b"half")
+    assert cli("export", "gpt2", tmp_path / "hf", "--to", "hf", "--models-dir", d).exit_code == 0
+    assert not killed.exists()  # its process is gone
+    assert (live / "model.safetensors").read_bytes() == b"half" and other.exists()  # a live export's; another output's
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["hf", live.name, other.name])
+
+
 @pytest.mark.parametrize("to,out", [("hf", "hf"), ("gguf", "m.gguf")])
 def test_a_real_full_disk_is_one_line_and_keeps_the_earlier_export(models, tmp_path, to, out):
     """Writes past a file-size limit fail as a full disk would, inside safetensors (its own

@@ -23,6 +23,7 @@ for code of its own (auto_map, trust_remote_code) is refused, a pickle (.bin) ne
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -314,8 +315,9 @@ def write_whole(out: Path, force: bool, write) -> None:
         raise SettingsError(f"{out} already exists; add --force to replace it")
     if os.path.lexists(out) and not earlier_export(out):
         raise SettingsError(f"{out} is not an earlier export, so even --force leaves it alone: pick another name")
+    clear_leftovers(out)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
     except OSError as e:
         raise SettingsError(f"cannot write in {out.parent}: {e.strerror or e}") from None
     try:
@@ -339,6 +341,21 @@ def write_whole(out: Path, force: bool, write) -> None:
         raise SettingsError(f"cannot write {out}: {str(e).split('I/O error: ')[-1].splitlines()[0][:160]}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def clear_leftovers(out: Path) -> None:
+    """Remove what an export killed mid-write (kill -9, a power cut) left beside ``out``: its temporary
+    folder, named for its process, which is gone. A live export's folder is left alone."""
+    for p in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
+        pid = p.name[len(out.name) + 2 :].split(".")[0]
+        if not (pid.isascii() and pid.isdigit()) or p.is_symlink() or not p.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)  # (signal 0: only asks whether the process exists)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except (PermissionError, OverflowError):
+            pass  # another user's live process, or no pid at all
 
 
 def short_write(e: OSError) -> str:
