@@ -532,7 +532,9 @@ class _Opens:
     (lambda f: edit_json(f / "tokenizer.json", model={"type": "WordLevel", "vocab": {"ab": 0, "c": 1}}), "not a character-level"),
     # these were tracebacks: a TypeError or an OverflowError computing the width, or sorting the ids
     (lambda f: edit_json(f / "config.json", n_inner="x"), "n_inner is 'x'"),
-    (lambda f: edit_json(f / "config.json", n_inner=[64]), "n_inner is '[64]'"),
+    (lambda f: edit_json(f / "config.json", n_inner=[64]), "n_inner is [64],"),
+    (lambda f: edit_json(f / "config.json", n_embd="64"), "n_embd is '64', not a whole number"),  # (a string: quoted)
+    (lambda f: edit_json(f / "tokenizer.json", added_tokens=[{"id": 0, "content": "<s>"}]), "adds tokens to its characters"),
     (lambda f: edit_json(f / "config.json", n_inner=10**400), "n_inner is"),
     (lambda f: edit_json(f / "tokenizer.json", model={"type": "WordLevel", "vocab": {"a": 0, "b": "1"}}), "ids are not 0 to"),
     (lambda f: edit_json(f / "tokenizer.json", model={"type": "WordLevel", "vocab": {"a": None, "b": 1}}), "ids are not 0 to"),

@@ -387,12 +387,14 @@ def hf_config(folder: Path) -> GPTConfig:
              "n_layer": doc.get("n_layer"), "n_head": doc.get("n_head"), "n_embd": doc.get("n_embd")}
     for name, v in sizes.items():
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= LIMITS[name]:
-            raise CheckpointError(f"config.json: {name} is {str(v)[:40]}, not a whole number from 1 to {LIMITS[name]:,}")
+            shown = repr(v) if isinstance(v, str) else str(v)  # ("64", a string, is not 64)
+            raise CheckpointError(f"config.json: {name} is {shown[:40]}, not a whole number from 1 to {LIMITS[name]:,}")
     inner = doc.get("n_inner")
     if inner is None:
         inner = 4 * sizes["n_embd"]
     elif isinstance(inner, bool) or not isinstance(inner, int) or not 1 <= inner <= 16 * sizes["n_embd"]:
-        raise CheckpointError(f"config.json: n_inner is {str(inner)[:40]!r}, not a whole number from 1 to 16 x n_embd")
+        shown = repr(inner) if isinstance(inner, str) else str(inner)
+        raise CheckpointError(f"config.json: n_inner is {shown[:40]}, not a whole number from 1 to 16 x n_embd")
     cfg = GPTConfig(**sizes, mlp_ratio=inner / sizes["n_embd"], tie_weights=doc.get("tie_word_embeddings", True) is not False)
     cfg.validate()
     if cfg.ffn_hidden != inner:
@@ -412,7 +414,10 @@ def hf_vocab(folder: Path, vocab_size: int) -> Tokenizer:
         if tokenizer.vocab_size != vocab_size:
             raise CheckpointError(f"tokenizer.json has {tokenizer.vocab_size} tokens; the model's vocab_size is {vocab_size}")
         return tokenizer
-    if kind != "WordLevel" or not isinstance(vocab, dict) or doc.get("added_tokens"):
+    if kind == "WordLevel" and isinstance(vocab, dict) and doc.get("added_tokens"):
+        raise CheckpointError("tokenizer.json adds tokens to its characters (added_tokens); tinygpt imports a character-level "
+                              "tokenizer with none")
+    if kind != "WordLevel" or not isinstance(vocab, dict):
         raise CheckpointError(f"tokenizer.json is a {str(kind)[:20]} tokenizer; tinygpt imports a character-level "
                               "one (WordLevel, one character a token) or a byte-level BPE")
     if not all(isinstance(c, str) and len(c) == 1 for c in vocab):
