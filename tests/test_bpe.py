@@ -87,8 +87,22 @@ def test_streaming_a_text_one_token_at_a_time_holds_back_partial_characters(bpe,
 
 def test_labels_show_partial_bytes_inertly(bpe):
     labels = [bpe.token_text(i) for i in bpe.encode("红").ids]
-    assert "".join(labels) == "\\xe7\\xba\\xa2"  # each byte of 红 alone: shown as an escape, never raw
+    assert labels == ["\u2039e7\u203a", "\u2039ba\u203a", "\u2039a2\u203a"]  # each byte of 红 alone: its hex, marked
     assert bpe.labels[bpe.token_id(" the") or bpe.token_id("e")] in (" the", "e")
+
+
+def test_labels_read_as_text_where_the_bytes_are_whole_characters():
+    """A token holding € showed as \\xe2\\x82\\xac, and one holding é's first byte as caf\\xc3: escapes where
+    a reader expects the text, and no mark that says which bytes are only part of a character."""
+    from tinygpt_tui.tokenizer import byte_text
+
+    bpe = BpeTokenizer.train("5€ and 6€, un café, 红楼梦 " * 50, 280)
+    assert {"€", " 红楼梦", " café"} <= set(bpe.labels)  # whole characters read as themselves
+    assert {"\u2039e282\u203a", "红\u2039e6\u203a"} <= set(bpe.labels)  # € but its last byte; 红 and 楼's first
+    assert bpe.labels[bpe.token_id("€")] == "€"
+    assert byte_text(b" caf\xc3") == " caf\u2039c3\u203a" and byte_text(b"\xa9 \xe2\x82") == "\u2039a9\u203a \u2039e282\u203a"
+    assert byte_text(b"\xed\xa0\x80\xff") == "\u2039eda080ff\u203a"  # never UTF-8 at all: marked the same way
+    assert len(set(bpe.labels)) == bpe.vocab_size  # still one label per token
 
 
 def scanned(path: Path):
@@ -225,6 +239,16 @@ def test_models_generate_and_inspect_show_bpe_tokens(bpe_models, bpe):
     r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", prompt, "--json")
     doc = json.loads(r.stdout)
     assert doc["chars"] == labels and doc["ids"] == bpe.encode(prompt).ids
+
+
+def test_inspect_marks_the_bytes_of_a_character_split_across_tokens(bpe_models, bpe):
+    """`tinygpt inspect` drew € split into byte tokens as \\xe2\\x82\\xac; --rank-of takes a byte as shown."""
+    assert bpe.token_id("€") is None  # not in this English vocabulary: three byte tokens
+    r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", "5€", "--layer", "0",
+                       "--rank-of", "\u2039e2\u203a")
+    assert r.returncode == 0, r.stderr
+    assert "5\u2039e2\u203a\u203982\u203a\u2039ac\u203a" in r.stdout and "\\x" not in r.stdout
+    assert "asked about: \u2039e2\u203a ranks #" in r.stdout
 
 
 def test_near_takes_a_token_as_the_map_shows_it(bpe_models, bpe):

@@ -274,18 +274,18 @@ def test_embedding_map_of_a_large_vocabulary_fits_a_small_grid():
 
 
 def test_embedding_map_labels_wider_than_two_cells_leave_the_others_in_their_columns():
-    """A BPE token's label (·the, \\xe2) is several cells wide: the map reserved two, and every label after
+    """A BPE token's label (·the, ‹e2›) is several cells wide: the map reserved two, and every label after
     it on its row was drawn that many columns too far right, off its coordinates."""
     from rich.cells import cell_len
 
-    labels = ["·the", "x", "\\xe2", "y", "林"]
+    labels = ["·the", "x", "\u2039e2\u203a", "y", "林"]
     xy = np.array([[0.0, 0.0], [0.5, 0.0], [0.2, 1.0], [1.0, 1.0], [0.9, 0.0]])
     lines, hidden = scatter(labels, xy, 40, 2)
     assert hidden == 0 and max(cell_len(x) for x in lines) <= 40
     bottom, top = lines[1], lines[0]
     assert bottom.startswith("·the") and top.rstrip().endswith("y")
     for label, (x, _) in zip(labels, xy):  # each label starts at the column its x coordinate gives
-        row = top if label in ("\\xe2", "y") else bottom
+        row = top if label in ("\u2039e2\u203a", "y") else bottom
         col = round(x * (40 - cell_len(label)))
         assert row[col:].startswith(label) and cell_len(row[:col]) == col, (label, row)
 

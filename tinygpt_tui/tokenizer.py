@@ -57,8 +57,8 @@ class Tokenizer:
         return stream.feed(ids) + stream.flush()
 
     def token_text(self, i: int) -> str:
-        """Token i as text (a byte that is part of a character shown as \\xNN). Not inert: show it
-        through ``printable`` or the inspector's ``display_char``."""
+        """Token i as text (bytes that are part of a character shown as ‹e2›, see ``byte_text``). Not
+        inert: show it through ``printable`` or the inspector's ``display_char``."""
         raise NotImplementedError
 
     def token_id(self, text: str) -> int | None:
@@ -234,6 +234,17 @@ def whole_characters(text: str) -> tuple[str, list[str]]:
     return (SURROGATE.sub("", text), list(dict.fromkeys(found))) if found else (text, [])
 
 
+PARTIAL = re.compile("[\udc80-\udcff]+")  # the bytes UTF-8 could not decode, as surrogateescape gives them
+
+
+def byte_text(data: bytes) -> str:
+    """Token bytes as a label: the characters they spell where they are whole UTF-8, and each run of
+    bytes that is only part of a character (or never UTF-8) as its hex in ‹›: "€" is ‹e2›‹82›‹ac› as
+    three one-byte tokens, ‹e282›‹ac› as two, " caf‹c3›" the token " caf" and é's first byte."""
+    return PARTIAL.sub(lambda m: "\u2039" + "".join(f"{ord(c) - 0xDC00:02x}" for c in m.group()) + "\u203a",
+                       data.decode("utf-8", "surrogateescape"))
+
+
 class ByteStream:
     """Token bytes in, text out: an incremental UTF-8 decoder holds back a character's first bytes
     until its last arrives; a byte that can never start or finish one becomes U+FFFD."""
@@ -302,7 +313,7 @@ class BpeTokenizer(Tokenizer):
         return (np.concatenate(parts) if parts else np.zeros(0, dtype)), dropped
 
     def token_text(self, i: int) -> str:
-        return self.token_bytes[i].decode("utf-8", "backslashreplace")
+        return byte_text(self.token_bytes[i])
 
     def token_id(self, text: str) -> int | None:
         return self.vocab.get("".join(BYTE_SYMBOL[b] for b in text.encode("utf-8")))

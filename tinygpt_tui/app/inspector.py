@@ -403,7 +403,7 @@ class InspectorScreen(ModalScreen):
             v = self.view
             t = Text("Inspector", style="bold")
             t.append(f" · {len(v.chars)} {self.tokenizer.unit}s · position {v.position}: ")
-            # quoted as it is (a space stays a space), not JSON-escaped: a backslash or a BPE byte's \xe2 as the heatmap shows it
+            # quoted as it is (a space stays a space), not JSON-escaped: a backslash, or a BPE byte's ‹e2›, as the heatmap shows it
             t.append(f'"{v.query_char}"' if v.query_char.isprintable() else cell(v.query_char)[0], style="bold")
             if self.position is None:
                 t.append(" (last)", style="dim")
