@@ -131,6 +131,29 @@ def test_bpe_learns_its_merges_from_the_training_split_alone(tmp_path, small_cor
     assert len(tok.encode(" qqzzqqzz").ids) >= 4
 
 
+def test_a_learned_bpe_is_kept_with_the_prepared_corpus_and_not_learned_again(tmp_path, small_corpus):
+    """Every run learned the BPE again from the whole training split before it found the token files
+    prepared: 95 s of silence on each run of a 300 MB corpus, though nothing had changed."""
+    from tinygpt_tui.engine import lineage
+    from tinygpt_tui.engine.presets import TrainConfig
+
+    (tmp_path / "k.txt").write_bytes(small_corpus.read_bytes())
+    source = scanned(tmp_path / "k.txt")
+    make = lineage.run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=VOCAB), None)[0]
+    first = make(source)
+    kept = list(Path(source.folder).glob(f"bpe{VOCAB}-*.tokenizer.json"))
+    assert len(kept) == 1 and BpeTokenizer.from_json(kept[0].read_text(encoding="utf-8")).to_json() == first.to_json()
+    before = kept[0].stat()
+    lineage.LEARNED.clear()  # (as a new process starts)
+    assert make(scanned(tmp_path / "k.txt")).to_json() == first.to_json()
+    assert (kept[0].stat().st_ino, kept[0].stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # read, not learned again
+    kept[0].write_text('{"model": 5}', encoding="utf-8")  # damaged: learned again, and kept again
+    lineage.LEARNED.clear()
+    assert make(scanned(tmp_path / "k.txt")).to_json() == first.to_json()
+    assert BpeTokenizer.from_json(kept[0].read_text(encoding="utf-8")).to_json() == first.to_json()
+    assert lineage.run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=VOCAB + 1), None)[0](source).vocab_size == VOCAB + 1
+
+
 def test_bpe_larger_than_the_corpus_supports_is_refused():
     with pytest.raises(CorpusError, match="more than this corpus supports"):
         BpeTokenizer.train("abcabc abc\n" * 20, 5000)

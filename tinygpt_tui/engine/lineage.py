@@ -13,13 +13,15 @@ and sha256, the step its weights are from.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tinygpt_tui.config import GPTConfig
 from tinygpt_tui.engine import folder as ckpt
+from tinygpt_tui.engine.files import atomic_write, read_text
 from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig
-from tinygpt_tui.errors import CheckpointError, SettingsError
+from tinygpt_tui.errors import CheckpointError, SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import BpeTokenizer, CharTokenizer, Tokenizer
 
 
@@ -84,12 +86,15 @@ def run_tokenizer(cfg: TrainConfig, parent: Parent | None) -> tuple:
 
 
 LEARNED: dict = {}  # (corpus sha256, vocabulary size) -> BPE: `tinygpt train` prepares the corpus, then the run does
+BPE_FILE = "bpe{vocab}-{sha}.v1.tokenizer.json"  # a learned BPE, kept in the prepared corpus's folder
 
 
 def learned_bpe(source, vocab_size: int, block_size: int | None = None) -> BpeTokenizer:
     """A byte-level BPE learned from the training split of a scanned corpus (the first 90% of each
     file, as engine/prepare.py splits it), read in chunks: a corpus of any size. A corpus too short
-    for the context length is refused first (else a vocabulary it cannot fill is, and then it)."""
+    for the context length is refused first (else a vocabulary it cannot fill is, and then it).
+    Learned once per corpus and size: kept beside the prepared token files (a damaged copy is
+    learned again), as learning reads the whole training split, minutes for a big corpus."""
     from tinygpt_tui.data import TRAIN_FRACTION, check_length
     from tinygpt_tui.engine.sources import read_chunks
 
@@ -108,8 +113,26 @@ def learned_bpe(source, vocab_size: int, block_size: int | None = None) -> BpeTo
     key = (source.sha256, vocab_size)
     if key not in LEARNED:
         LEARNED.clear()
-        LEARNED[key] = BpeTokenizer.train(train_texts(), vocab_size)
+        path = Path(source.folder) / BPE_FILE.format(vocab=vocab_size, sha=source.sha256[:16])
+        tok = kept_bpe(path, vocab_size)
+        if tok is None:
+            tok = BpeTokenizer.train(train_texts(), vocab_size)
+            with contextlib.suppress(TinyGPTError):  # (a folder that cannot be written: the preparation says so)
+                atomic_write(path, tok.to_json())
+        LEARNED[key] = tok
     return LEARNED[key]
+
+
+def kept_bpe(path: Path, vocab_size: int) -> BpeTokenizer | None:
+    """The BPE an earlier run learned and kept at path, checked as a model folder's is; None if there is
+    none, or it is damaged or of another size."""
+    if not path.is_file():
+        return None
+    try:
+        tok = BpeTokenizer.from_json(read_text(path, "learned tokenizer", ckpt.VOCAB_LIMIT))
+    except TinyGPTError:
+        return None
+    return tok if tok.vocab_size == vocab_size else None
 
 
 def load_parent_weights(model, parent: Parent | None) -> None:
