@@ -105,16 +105,20 @@ def test_labels_read_as_text_where_the_bytes_are_whole_characters():
     assert len(set(bpe.labels)) == bpe.vocab_size  # still one label per token
 
 
-def scanned(path: Path):
-    """The corpus at path as engine/sources.py scans it (what a run's tokenizer is made from)."""
-    from tinygpt_tui.engine.sources import scan
-
-    events = scan(str(path))  # Progress events, then the Source as its return value
+def drained(events):
+    """What a generator of Progress events returns (a Source, a learned BPE)."""
     while True:
         try:
             next(events)
         except StopIteration as done:
             return done.value
+
+
+def scanned(path: Path):
+    """The corpus at path as engine/sources.py scans it (what a run's tokenizer is made from)."""
+    from tinygpt_tui.engine.sources import scan
+
+    return drained(scan(str(path)))  # Progress events, then the Source as its return value
 
 
 def test_bpe_learns_its_merges_from_the_training_split_alone(tmp_path, small_corpus):
@@ -125,7 +129,7 @@ def test_bpe_learns_its_merges_from_the_training_split_alone(tmp_path, small_cor
     text += " qqzzqqzz" * (len(text) // 9 // 8)  # about a tenth more: the validation split is all this word
     (tmp_path / "x.txt").write_text(text, encoding="utf-8")
     make, lineage = run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=VOCAB), None)
-    tok = make(scanned(tmp_path / "x.txt"))
+    tok = drained(make(scanned(tmp_path / "x.txt")))
     assert tok.vocab_size == VOCAB and lineage is None
     assert tok.token_id(" qqzzqqzz") is None and tok.token_id("qq") is None
     assert len(tok.encode(" qqzzqqzz").ids) >= 4
@@ -140,18 +144,40 @@ def test_a_learned_bpe_is_kept_with_the_prepared_corpus_and_not_learned_again(tm
     (tmp_path / "k.txt").write_bytes(small_corpus.read_bytes())
     source = scanned(tmp_path / "k.txt")
     make = lineage.run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=VOCAB), None)[0]
-    first = make(source)
+    first = drained(make(source))
     kept = list(Path(source.folder).glob(f"bpe{VOCAB}-*.tokenizer.json"))
     assert len(kept) == 1 and BpeTokenizer.from_json(kept[0].read_text(encoding="utf-8")).to_json() == first.to_json()
     before = kept[0].stat()
     lineage.LEARNED.clear()  # (as a new process starts)
-    assert make(scanned(tmp_path / "k.txt")).to_json() == first.to_json()
+    assert drained(make(scanned(tmp_path / "k.txt"))).to_json() == first.to_json()
     assert (kept[0].stat().st_ino, kept[0].stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # read, not learned again
     kept[0].write_text('{"model": 5}', encoding="utf-8")  # damaged: learned again, and kept again
     lineage.LEARNED.clear()
-    assert make(scanned(tmp_path / "k.txt")).to_json() == first.to_json()
+    assert drained(make(scanned(tmp_path / "k.txt"))).to_json() == first.to_json()
     assert BpeTokenizer.from_json(kept[0].read_text(encoding="utf-8")).to_json() == first.to_json()
-    assert lineage.run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=VOCAB + 1), None)[0](source).vocab_size == VOCAB + 1
+    assert drained(lineage.run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=VOCAB + 1), None)[0](source)).vocab_size == VOCAB + 1
+
+
+def test_preparing_for_a_bpe_says_it_is_learning_it(tmp_path, small_corpus):
+    """Learning the BPE (minutes on a big corpus) said nothing: the bar sat on "scanning the corpus"
+    at 100%. It is a stage of its own now, once: the next preparation finds it learned."""
+    from tinygpt_tui.engine import lineage
+    from tinygpt_tui.engine.prepare import Prepared, prepare
+    from tinygpt_tui.engine.presets import TrainConfig
+
+    (tmp_path / "p.txt").write_bytes(small_corpus.read_bytes())
+    make = lineage.run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=VOCAB), None)[0]
+    events = list(prepare(str(tmp_path / "p.txt"), make))
+    stages = [e.stage for e in events if not isinstance(e, Prepared)]
+    learning = [e for e in events if getattr(e, "stage", "") == "learning"]
+    assert learning and stages.index("learning") < stages.index("encoding") and "learning" not in stages[stages.index("encoding"):]
+    assert learning[-1].done == learning[-1].total > 0 and all(e.done <= e.total for e in learning)
+    assert events[-1].corpus.tokenizer.vocab_size == VOCAB
+    lineage.LEARNED.clear()  # (as a new process starts)
+    again = list(prepare(str(tmp_path / "p.txt"), make))
+    assert "learning" not in [getattr(e, "stage", "") for e in again] and again[-1].reused
+    with pytest.raises(CorpusError, match="more than this corpus supports"):  # the thread's error, said by the caller
+        list(prepare(str(tmp_path / "p.txt"), lineage.run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=99_999), None)[0]))
 
 
 def test_bpe_larger_than_the_corpus_supports_is_refused():

@@ -157,7 +157,8 @@ class PrepareBar:
     """A rich progress bar for engine/prepare.py's Progress events, on stderr (started at the first,
     so a corpus already prepared prints nothing); ``with PrepareBar() as bar: ... bar(event)``."""
 
-    STAGES = {"scanning": "scanning the corpus", "encoding": "encoding it to tokens", "verifying": "checking the token files"}
+    STAGES = {"scanning": "scanning the corpus", "learning": "learning the BPE tokenizer", "encoding": "encoding it to tokens",
+              "verifying": "checking the token files"}
 
     def __init__(self, quiet: bool = False):
         self.quiet, self.progress, self.task, self.stage = quiet, None, None, None

@@ -21,7 +21,7 @@ from tinygpt_tui.config import GPTConfig
 from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.files import atomic_write, read_text
 from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig
-from tinygpt_tui.errors import CheckpointError, SettingsError, TinyGPTError
+from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import BpeTokenizer, CharTokenizer, Tokenizer
 
 
@@ -74,14 +74,15 @@ def child_config(given: TrainConfig, parent: Parent) -> TrainConfig:
 
 def run_tokenizer(cfg: TrainConfig, parent: Parent | None) -> tuple:
     """A new run's tokenizer, as engine/prepare.py takes it (a tokenizer, or a function of the scanned
-    corpus that makes one), and its lineage. From A: A's tokenizer (a character vocabulary with the new
-    book's characters appended). Else learned from the corpus: its characters, or a BPE learned from
-    the training split alone (the validation text stays unseen, as it does for the weights)."""
+    corpus that makes one, or a generator of its progress that returns one), and its lineage. From A:
+    A's tokenizer (a character vocabulary with the new book's characters appended). Else learned from
+    the corpus: its characters, or a BPE learned from the training split alone (the validation text
+    stays unseen, as it does for the weights)."""
     if parent is not None:
         tok = parent.tokenizer
         return (tok if tok.kind == "bpe" else lambda source: tok.grown(source.charset)), parent.lineage()
     if cfg.tokenizer == "bpe":
-        return (lambda source: learned_bpe(source, cfg.vocab_size, cfg.block_size)), None
+        return (lambda source: learning_bpe(source, cfg.vocab_size, cfg.block_size)), None
     return (lambda source: CharTokenizer(source.charset)), None
 
 
@@ -89,12 +90,62 @@ LEARNED: dict = {}  # (corpus sha256, vocabulary size) -> BPE: `tinygpt train` p
 BPE_FILE = "bpe{vocab}-{sha}.v1.tokenizer.json"  # a learned BPE, kept in the prepared corpus's folder
 
 
-def learned_bpe(source, vocab_size: int, block_size: int | None = None) -> BpeTokenizer:
+def learning_bpe(source, vocab_size: int, block_size: int | None = None):
+    """learned_bpe with its progress: yields Progress("learning", bytes read, of the training split's)
+    while a thread learns (Hugging Face's trainer lets go of the GIL), then returns the BPE. One known
+    already (kept by an earlier run) is returned at once. Stopped early (Ctrl+C), the thread stops
+    at its next chunk."""
+    import threading
+
+    from tinygpt_tui.data import TRAIN_FRACTION
+    from tinygpt_tui.engine.sources import Progress
+
+    if (tok := known_bpe(source, vocab_size)) is not None:
+        return tok
+    done, out, stop = [0], {}, threading.Event()
+
+    def work():
+        try:
+            out["tok"] = learned_bpe(source, vocab_size, block_size, progress=done, stop=stop)
+        except BaseException as e:  # (said by the caller's thread)
+            out["error"] = e
+
+    total = max(1, int(source.size * TRAIN_FRACTION))
+    worker = threading.Thread(target=work, name="tinygpt-learn-bpe", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.25)
+            yield Progress("learning", min(done[0], total), total, source.spec)
+    finally:
+        stop.set()
+    if "error" in out:
+        raise out["error"]
+    yield Progress("learning", total, total, source.spec)
+    return out["tok"]
+
+
+def known_bpe(source, vocab_size: int) -> BpeTokenizer | None:
+    """The BPE of this corpus and size learned already, in this process or kept by an earlier one."""
+    key = (source.sha256, vocab_size)
+    if key not in LEARNED and (tok := kept_bpe(bpe_path(source, vocab_size), vocab_size)) is not None:
+        LEARNED.clear()
+        LEARNED[key] = tok
+    return LEARNED.get(key)
+
+
+def bpe_path(source, vocab_size: int) -> Path:
+    return Path(source.folder) / BPE_FILE.format(vocab=vocab_size, sha=source.sha256[:16])
+
+
+def learned_bpe(source, vocab_size: int, block_size: int | None = None, progress: list | None = None,
+                stop=None) -> BpeTokenizer:
     """A byte-level BPE learned from the training split of a scanned corpus (the first 90% of each
     file, as engine/prepare.py splits it), read in chunks: a corpus of any size. A corpus too short
     for the context length is refused first (else a vocabulary it cannot fill is, and then it).
     Learned once per corpus and size: kept beside the prepared token files (a damaged copy is
-    learned again), as learning reads the whole training split, minutes for a big corpus."""
+    learned again), as learning reads the whole training split, minutes for a big corpus.
+    ``progress[0]`` counts the bytes read; a set ``stop`` event ends it at the next chunk."""
     from tinygpt_tui.data import TRAIN_FRACTION, check_length
     from tinygpt_tui.engine.sources import read_chunks
 
@@ -103,24 +154,25 @@ def learned_bpe(source, vocab_size: int, block_size: int | None = None) -> BpeTo
 
     def train_texts():
         for f in source.files:
-            left = int(f.chars * TRAIN_FRACTION)
-            for _, text, _ in read_chunks(f):
+            left, start = int(f.chars * TRAIN_FRACTION), 0
+            for _, text, end in read_chunks(f):
                 if left <= 0:
                     break
+                if stop is not None and stop.is_set():
+                    raise CorpusError("stopped while learning the BPE tokenizer")
                 yield text[:left]
                 left -= len(text)
+                if progress is not None:
+                    progress[0] += end - start
+                start = end
 
-    key = (source.sha256, vocab_size)
-    if key not in LEARNED:
+    if (tok := known_bpe(source, vocab_size)) is None:
+        tok = BpeTokenizer.train(train_texts(), vocab_size)
+        with contextlib.suppress(TinyGPTError):  # (a folder that cannot be written: the preparation says so)
+            atomic_write(bpe_path(source, vocab_size), tok.to_json())
         LEARNED.clear()
-        path = Path(source.folder) / BPE_FILE.format(vocab=vocab_size, sha=source.sha256[:16])
-        tok = kept_bpe(path, vocab_size)
-        if tok is None:
-            tok = BpeTokenizer.train(train_texts(), vocab_size)
-            with contextlib.suppress(TinyGPTError):  # (a folder that cannot be written: the preparation says so)
-                atomic_write(path, tok.to_json())
-        LEARNED[key] = tok
-    return LEARNED[key]
+        LEARNED[(source.sha256, vocab_size)] = tok
+    return tok
 
 
 def kept_bpe(path: Path, vocab_size: int) -> BpeTokenizer | None:

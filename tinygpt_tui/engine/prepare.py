@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 import numpy as np
 
@@ -168,11 +168,14 @@ def verify(source: Source, meta: dict) -> Iterator[Progress]:
 # ----------------------------------------------------------------- pass 2: encoding
 def prepare(spec: str, tokenizer, force: bool = False) -> Iterator[Progress | Prepared]:
     """Prepare a corpus for a tokenizer (an object with vocab_size, encode_array(text) -> (ids, dropped)
-    and to_json(), or a function making one from the scanned Source, e.g. a new character vocabulary);
+    and to_json(), or a function making one from the scanned Source, e.g. a new character vocabulary,
+    or returning a generator of Progress events that returns one, e.g. a BPE learned from the text);
     yields Progress events, then Prepared. Reuses what an earlier preparation left when it still fits."""
     source = yield from scan(spec)
     if callable(tokenizer) and not hasattr(tokenizer, "encode_array"):
         tokenizer = tokenizer(source)
+        if isinstance(tokenizer, Generator):  # (one that takes a while, e.g. learning a BPE, says how far it got)
+            tokenizer = yield from tokenizer
     tid = tokenizer_id(tokenizer)
     with _locked(source.folder):
         meta = None if force else _load(source, tid)

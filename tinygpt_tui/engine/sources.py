@@ -39,7 +39,7 @@ FORMAT = "tinygpt-prepared/1"
 # ----------------------------------------------------------------- events
 @dataclass
 class Progress:
-    stage: str  # "scanning", "encoding" or "verifying"
+    stage: str  # "scanning", "learning" (a BPE tokenizer), "encoding" or "verifying"
     done: int  # bytes of this stage done ...
     total: int  # ... of this many
     file: str = ""  # the file under way
