@@ -1,6 +1,7 @@
 """Prepared corpora (engine/sources.py, engine/prepare.py): files, folders and globs encoded once into
 memory-mapped token files, reused, resumed, refused with one line; bits per character in evaluations."""
 
+import contextlib
 import json
 import math
 import os
@@ -145,6 +146,32 @@ def test_an_interrupted_preparation_continues_where_it_stopped(books, prepared_d
     assert not list(prepared_dir.glob("*/*.partial")) and not list(prepared_dir.glob("*/*.progress.json"))
     texts = [(books / n).read_text(encoding="utf-8") for n in ("a.txt", "b.txt", "c.txt")]
     assert decoded(done.corpus, "train") == SEPARATOR.join(split_text(t)[0] for t in texts)
+
+
+def test_ctrl_c_while_a_run_prepares_its_corpus_stops_it_before_anything_is_trained(small_corpus, prepared_dir, tmp_path):
+    """Ctrl+C during `tinygpt train`'s preparation (minutes for a big corpus) said "stopping: saving a
+    checkpoint", let the preparation run to its end, then trained nothing and saved that at step 0."""
+    import fcntl
+
+    corpus, models = tmp_path / "c.txt", tmp_path / "models"
+    corpus.write_bytes(small_corpus.read_bytes())
+    folder = run_to_end(prepare(str(corpus), CHARS)).folder  # (its folder; a character preparation)
+    lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process preparing it: the run waits there, mid-preparation
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", "train", str(corpus), "--name", "x",
+                              "--models-dir", str(models), "--tokenizer", "bpe", "--vocab-size", "300", "--preset", "tiny",
+                              "--max-steps", "5", "--threads", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while not list(folder.glob("bpe300-*.tokenizer.json")):  # learned: it goes on to encode, and waits for the lock
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=0.1)
+            assert p.returncode is None, p.communicate()
+        p.send_signal(signal.SIGINT)
+    finally:
+        os.close(lock)
+    out, err = p.communicate(timeout=240)
+    assert p.returncode == 130, (out, err)
+    assert "stopped while preparing the corpus" in err and "Traceback" not in err and not (models / "x").exists()
 
 
 def test_an_interrupted_preparation_restarts_when_its_source_changed(books, prepared_dir):

@@ -223,9 +223,9 @@ def run_training(cfg, jsonl: bool = False) -> None:
     stop = threading.Event()
     dist = init_distributed(cfg.device)
     quiet = not dist.is_main  # only rank 0 prints; the others train silently
-    install_stop_handlers(stop, quiet, distributed=dist.world_size > 1)
     try:
-        prepare_corpus(cfg, quiet=quiet or jsonl)
+        prepare_corpus(cfg, quiet=quiet or jsonl)  # (before the handlers: Ctrl+C stops a preparation, as nothing is trained yet)
+        install_stop_handlers(stop, quiet, distributed=dist.world_size > 1)
         if jsonl or quiet:
             for ev in train_events(cfg, stop, dist):
                 if not quiet:
@@ -270,8 +270,14 @@ def prepare_corpus(cfg, quiet: bool) -> None:
         except TinyGPTError:
             return
     if corpus:
-        with PrepareBar(quiet) as bar:
-            run_to_end(prepare(corpus, tokenizer), bar)
+        try:
+            with PrepareBar(quiet) as bar:
+                run_to_end(prepare(corpus, tokenizer), bar)
+        except KeyboardInterrupt:
+            if not quiet:
+                print("stopped while preparing the corpus: nothing trained, nothing saved (the next run goes on with "
+                      "the encoding from where it stopped)", file=sys.stderr, flush=True)
+            raise
 
 
 def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
