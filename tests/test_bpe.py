@@ -300,6 +300,14 @@ def test_inspect_marks_the_bytes_of_a_character_split_across_tokens(bpe_models, 
     assert "asked about: \u2039e2\u203a ranks #" in r.stdout
 
 
+def test_generate_says_its_length_counts_tokens_for_a_bpe_model(bpe_models):
+    """-n said "Characters to generate"; a BPE model's -n 30 wrote about 55 characters of Shakespeare."""
+    from tinygpt_tui.app.sidebar import FIELDS
+
+    assert "tokens, for a BPE model" in " ".join(tinygpt_inproc("generate", "--help").stdout.split())
+    assert "tokens, for a BPE model" in dict((f[0], f[4]) for f in FIELDS)["length"]
+
+
 def test_near_takes_a_token_as_the_map_shows_it(bpe_models, bpe):
     """The map labels " the" as ·the; --near ·the said "not a token of the model's vocabulary"."""
     word = next(t for t in map(bpe.token_text, range(bpe.vocab_size)) if t.startswith(" ") and t[1:].isalpha())

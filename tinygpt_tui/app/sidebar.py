@@ -135,7 +135,7 @@ FIELDS = (
     ("temperature", "temp", "0.8", r"[0-9.]*", "0 = always the most likely character; higher = wilder"),
     ("top_k", "top-k", "", r"[0-9]*", "keep only the k most likely characters (blank = all)"),
     ("top_p", "top-p", "", r"[0-9.]*", "keep the smallest set with this much probability (blank = all)"),
-    ("length", "length", "500", r"[0-9]*", "characters to generate"),
+    ("length", "length", "500", r"[0-9]*", "characters to generate (tokens, for a BPE model)"),
     ("seed", "seed", "", r"[0-9]*", "blank = a new random draw each time"),
 )
 LABEL_CELLS = 8  # the labels' column (#sampling-grid's first)
