@@ -308,6 +308,16 @@ def test_generate_says_its_length_counts_tokens_for_a_bpe_model(bpe_models):
     assert "tokens, for a BPE model" in dict((f[0], f[4]) for f in FIELDS)["length"]
 
 
+def test_inspect_says_an_undecodable_byte_of_the_prompt_was_left_out_not_before_the_window(bpe_models):
+    """`inspect --prompt $'a\\xffb'` said "the first 1 character(s) lie before the model's window" (of
+    128 tokens, for 3 characters) and nothing of the byte it had left out."""
+    r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", "a\udcffb", "--layer", "0")
+    assert r.returncode == 0, r.stderr
+    assert "before the model's window" not in r.stdout and "left out: \\xff" in r.stdout
+    doc = json.loads(tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", "a\udcffb", "--json").stdout)
+    assert doc["truncated"] == 0 and doc["dropped"] == ["\udcff"]
+
+
 def test_near_takes_a_token_as_the_map_shows_it(bpe_models, bpe):
     """The map labels " the" as ·the; --near ·the said "not a token of the model's vocabulary"."""
     word = next(t for t in map(bpe.token_text, range(bpe.vocab_size)) if t.startswith(" ") and t[1:].isalpha())

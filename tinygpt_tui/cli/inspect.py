@@ -96,9 +96,11 @@ def inspect_cmd(
 
 def print_json(doc) -> None:
     """JSON with readable text, but every control, format or separator character escaped
-    (DEL, C1 controls, bidi overrides): the output may be shown on a terminal."""
+    (DEL, C1 controls, bidi overrides): the output may be shown on a terminal. A lone surrogate (a
+    prompt's byte that was not UTF-8) is escaped too: written raw, it was not UTF-8 either."""
     text = json.dumps(doc, ensure_ascii=False)
-    sys.stdout.write("".join(json.dumps(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text) + "\n")
+    sys.stdout.write("".join(json.dumps(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") else c
+                             for c in text) + "\n")
     sys.stdout.flush()
 
 

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from tinygpt_tui.errors import SettingsError
-from tinygpt_tui.tokenizer import Tokenizer, printable
+from tinygpt_tui.tokenizer import Tokenizer, printable, whole_characters
 
 SHOWN = {" ": "\u00b7", "\n": "\u23ce", "\t": "\u21e5", "\r": "\u240d"}  # · ⏎ ⇥ ␍
 
@@ -196,9 +196,10 @@ def context_window(tokenizer: Tokenizer, text: str, block_size: int) -> tuple[li
     unknown characters among them, and how many characters come before that window. Reads backwards
     from the end, so a long text costs only its tail."""
     if tokenizer.kind != "char":  # BPE: every character is known; a token is at least a byte, at most a few words
+        text, dropped = whole_characters(text)  # (but a command line's undecodable byte, a lone surrogate)
         tail = text[-64 * block_size :]
         ids = tokenizer.encode(tail).ids[-block_size:]
-        return ids, [], len(text) - len(tokenizer.decode(ids))
+        return ids, dropped, len(text) - len(tokenizer.decode(ids))
     ids, dropped, start = [], [], len(text)
     # the window begins just after the last known character before it (or at the text's start)
     while start > 0 and (len(ids) < block_size or text[start - 1] not in tokenizer.stoi):
