@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -200,6 +201,7 @@ def byte_symbols() -> dict[str, int]:
 SYMBOL_BYTE = byte_symbols()
 BYTE_SYMBOL = {b: c for c, b in SYMBOL_BYTE.items()}
 CHUNK_CHARS = 1 << 16  # a corpus is encoded in pieces of about this many characters, in parallel
+ENCODE_BATCH = 4  # pieces per core encoded at a time (16 at most: a megabyte of text)
 CUT = re.compile(r"\n(?=\S)")  # a newline before a non-space: a pre-token boundary, so pieces encode as the whole
 
 
@@ -309,7 +311,12 @@ class BpeTokenizer(Tokenizer):
 
         text, dropped = whole_characters(text)
         dtype = np.uint16 if self.vocab_size <= 65535 else np.uint32
-        parts = [np.asarray(e.ids, dtype=dtype) for e in self.hf.encode_batch(list(pieces(text)))]  # (in parallel)
+        # a few pieces per core at a time, in parallel: an Encoding costs about 130 bytes a token (its
+        # strings and offsets; encode_batch_fast, tokenizers 0.20+, leaves the offsets out), so a whole
+        # 8 MB chunk at once took a gigabyte while a character corpus takes a hundred megabytes
+        encode = getattr(self.hf, "encode_batch_fast", self.hf.encode_batch)
+        todo, n = list(pieces(text)), min(ENCODE_BATCH * (os.cpu_count() or 1), 16)
+        parts = [np.asarray(e.ids, dtype=dtype) for k in range(0, len(todo), n) for e in encode(todo[k : k + n])]
         return (np.concatenate(parts) if parts else np.zeros(0, dtype)), dropped
 
     def token_text(self, i: int) -> str:
