@@ -321,7 +321,7 @@ def test_inspect_marks_the_bytes_of_a_character_split_across_tokens(bpe_models, 
                        "--rank-of", "\u2039e2\u203a")
     assert r.returncode == 0, r.stderr
     assert "5\u2039e2\u203a\u203982\u203a\u2039ac\u203a" in r.stdout and "\\x" not in r.stdout
-    assert "asked about: \u2039e2\u203a ranks #" in r.stdout
+    assert 'asked about: "\u2039e2\u203a" ranks #' in r.stdout  # (quoted, as every ranked token is)
 
 
 def test_generate_says_its_length_counts_tokens_for_a_bpe_model(bpe_models):

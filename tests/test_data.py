@@ -161,7 +161,10 @@ def test_ctrl_c_while_a_run_prepares_its_corpus_stops_it_before_anything_is_trai
     try:
         p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", "train", str(corpus), "--name", "x",
                               "--models-dir", str(models), "--tokenizer", "bpe", "--vocab-size", "300", "--preset", "tiny",
-                              "--max-steps", "5", "--threads", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              "--max-steps", "5", "--threads", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        # (SIGINT as a terminal leaves it: a suite run in the background, under nohup or `&`, hands its children
+        # SIGINT ignored, and Python then keeps it ignored)
         while not list(folder.glob("bpe300-*.tokenizer.json")):  # learned: it goes on to encode, and waits for the lock
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=0.1)
