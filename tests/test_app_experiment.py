@@ -191,3 +191,47 @@ async def test_a_grid_without_a_corpus_is_asked_for_one_in_the_form_s_words(tmp_
         await pilot.press("ctrl+s")
         error = str(screen.query_one("#exp-error").render())
         assert "give a corpus" in error and "--corpus" not in error and app.experiment is None, (error, notes(app))
+
+
+async def test_five_members_samples_keep_their_titles_and_text_at_80_by_24_and_120_by_40(tmp_path, one_thread):  # noqa: F811
+    """Five boxes side by side at 80 columns were 7 wide: their titles read '…', 's…', 'a…' and which sample
+    came from which member could not be told. Each box keeps its whole title and lines of text worth reading:
+    at 80x24 one under another, each its whole sample (the pane scrolls); at 120x40 three and two, no scrolling."""
+    from textual.geometry import Region
+
+    from tests.test_app_runs import TINY_SET
+
+    def lines(box) -> list[str]:
+        return ["".join(seg.text for seg in line) for line in box.render_lines(Region(0, 0, *box.outer_size))]
+
+    def flat(s: str) -> str:
+        return "".join(s.split())
+
+    titles = ["learned", "sinusoidal", "rope", "alibi", "none"]
+    app = RecordingApp(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app, name="five", corpus=small_corpus_file(tmp_path), steps=3,
+                                         vary1="pos_encoding=" + ",".join(titles), set=TINY_SET)
+        await pilot.press("ctrl+s")
+        job = app.experiment
+        assert await wait_for(pilot, lambda: not job.active, timeout=180), notes(app)
+        assert job.state == "finished", job.error
+        assert await wait_for(pilot, lambda: len(screen.query(".exp-sample")) == 5)
+        await pilot.pause()
+        pane, boxes = screen.query_one("#exp-samples"), list(screen.query(".exp-sample"))
+        texts = dict(job.samples)
+        for box, title in zip(boxes, titles):
+            shown = lines(box)
+            assert shown[0].strip("╭─╮ ") == title, shown[0]
+            assert box.content_size.width >= 20, box.content_size
+            assert flat(texts[f"pos_encoding={title}"]) in flat("".join(ln[1:-1] for ln in shown[1:-1])), shown  # the whole sample
+        assert pane.max_scroll_y > 0  # (they don't fit 24 rows: the pane scrolls to each)
+
+        await pilot.resize_terminal(120, 40)
+        assert await wait_for(pilot, lambda: pane.size.width > 60 and pane.max_scroll_y == 0)
+        await pilot.pause()
+        assert sorted({b.region.y for b in boxes}) == [boxes[0].region.y, boxes[3].region.y] and boxes[3].region.y > boxes[0].region.y
+        for box, title in zip(boxes, titles):
+            assert lines(box)[0].strip("╭─╮ ") == title
+            assert box.content_size.width >= 20 and box.content_size.height >= 4, box.content_size
+            assert pane.region.contains_region(box.region)

@@ -1,7 +1,7 @@
 """The experiment screen (F4): pick a shipped lesson or fill a small form (name, corpus, budget, one or two
 settings to vary), see the time estimate, start. It shows the queue, the live chart of the member training
 over the finished ones, the table ranked as members finish with the lesson's text beside it, and the
-members' samples side by side at the end.
+members' samples at the end (app/samples.py: side by side as the width allows).
 
 The experiment is an ``ExperimentJob`` owned by the app (app/jobs.py: it outlives the screen, as a training run does):
 its thread walks engine.experiment.run's events and posts them (ExperimentUpdate); the
@@ -26,6 +26,7 @@ from tinygpt_tui.app.bars import KeyBar, TitleBar
 from tinygpt_tui.app.form import form_budget, form_spec, form_values
 from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, error_line, reported
 from tinygpt_tui.app.runs import Legend, LossChart, fmt_duration, fmt_rate
+from tinygpt_tui.app.samples import SampleGrid
 from tinygpt_tui.app.training import row
 from tinygpt_tui.chart import Series
 from tinygpt_tui.engine.experiment import short_names
@@ -96,7 +97,7 @@ class ExperimentScreen(Screen):
                 yield Static(id="exp-title")
                 with ContentSwitcher(initial="exp-chart", id="exp-switch"):
                     yield LossChart(id="exp-chart")
-                    yield Horizontal(id="exp-samples")
+                    yield SampleGrid(id="exp-samples")
                 yield Legend(id="exp-legend")
                 yield DataTable(id="exp-table", cursor_type="row", zebra_stripes=True)
         yield KeyBar(compact=True)
@@ -458,14 +459,10 @@ class ExperimentScreen(Screen):
         self.app.run_on("generate", f"pick_named({name!r})")
 
     def draw_samples(self, job) -> None:
-        box = self.query_one("#exp-samples", Horizontal)
         if self.samples_of == (job, len(job.samples)):
             return
         self.samples_of = (job, len(job.samples))
-        box.remove_children()
-        for (name, text), title in zip(job.samples, short_names([n for n, _ in job.samples])):
-            s = Static(Text(printable(text)), classes="exp-sample")
-            s.border_title, s.tooltip = printable(title), printable(name)
-            box.mount(s)
+        titles = short_names([n for n, _ in job.samples])
+        self.query_one("#exp-samples", SampleGrid).show([(name, title, text) for (name, text), title in zip(job.samples, titles)])
         if job.samples:
             self.query_one("#exp-switch", ContentSwitcher).current = "exp-samples"
