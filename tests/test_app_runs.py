@@ -774,6 +774,36 @@ async def test_an_experiment_s_members_are_told_apart_in_the_runs_list(tmp_path,
                 list_lines(sl)
 
 
+@pytest.mark.parametrize("size,more", [((80, 24), 0), ((120, 40), 0), ((80, 24), 30)])
+async def test_the_runs_list_keeps_each_run_s_val_loss_whole_beside_its_name(tmp_path, size, more):
+    """At 80x24 the list cut the figures, not the names: 'les…ncoding=alibi  …', 'a-run-of-my-own  val 3.…'.
+    Each line keeps its run's val loss whole (after "val" where that fits: at 120 columns) and the end of its
+    name, which is cut in the middle first; with a scrollbar too."""
+    from textual.widgets import SelectionList
+
+    d = tmp_path / "models"
+    exp = d / "lesson-positions-20steps"
+    ends = {}
+    for i, m in enumerate(("pos_encoding=alibi", "pos_encoding=learned", "pos_encoding=sinusoidal")):
+        make_model(exp, m, val_loss=2.6 + i / 7)
+        write_metrics(exp / m)
+        ends[f"lesson-positions-20steps/{m}"] = m[-6:]
+    for n in ["a-run-of-my-own"] + [f"run{i:02d}" for i in range(more)]:  # (more runs than rows: a scrollbar)
+        make_model(d, n, val_loss=3.4321)
+        write_metrics(d / n)
+        ends[n] = n[-6:]
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=size) as pilot:
+        screen = await runs_shown(pilot, app)
+        sl = screen.query_one("#runs-list", SelectionList)
+        lines = list_lines(sl)
+        label = "val " if size == (120, 40) else " "
+        shown = [n for n, s in screen.summaries.items() if any(ends[n] in ln for ln in lines)]
+        assert len(shown) >= min(len(ends), sl.size.height), lines
+        for n in shown:
+            assert any(ends[n] in ln and f"{label}{screen.summaries[n].val_loss:.3f}" in ln for ln in lines), (n, lines)
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 async def test_the_runs_table_keeps_the_figures_of_long_names_on_screen(tmp_path, size):
     """A lesson's members (lesson-positions-10steps/pos_encoding=alibi) made the name column so wide that at

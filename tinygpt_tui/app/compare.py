@@ -66,20 +66,36 @@ def table_name_room(labels: tuple, rows: list, col: int, width: int, least: int 
     return None if not width or room >= widths[col] else max(least, room)
 
 
-def run_prompt(s, most: int = LIST_NAME) -> Text:
-    """A run in the list: its name (in at most `most` characters), then its figures (or why it is broken) dimmed."""
+LEAST_NAME = 12  # a name's characters kept beside its val loss ("les…=learned", "les…ing=rope": told apart)
+LIST_ROOM = 40  # the cells a list line has before the list is laid out
+
+
+def run_prompt(s, room: int = LIST_ROOM) -> Text:
+    """A run in the list, in `room` cells: its name, then its figures (or why it is broken) dimmed. The val loss
+    is the figure kept whole: the name is cut first (in the middle), down to LEAST_NAME characters, then "val"
+    goes, then the word "training" of a live run's mark; the figures after it are those that fit whole.
+    Narrower still, the name first (its end tells the runs apart), the figures cut."""
     t = Text(no_wrap=True, overflow="ellipsis")
+    most = max(6, min(LIST_NAME, room - 1))  # (a cell for the … of the figures cut)
     if not s.ok:
         t.append("✗ ", style="bold red")
         t.append(printable(short_name(s.name, most - 2)), style="bold")
         t.append(f" {printable(s.status)}", style="red")
         return t
-    t.append(printable(short_name(s.name, most)), style="bold")
     live = s.status == "training"
-    figures = [f"val {s.val_loss:.3f}" if s.val_loss is not None else "", human_count(s.params) if s.params else "",
-               printable(s.corpus) if s.corpus else ""]
-    t.append(" ◌ training" if live else "", style="magenta")
-    t.append("  " + " · ".join(f for f in figures if f), style="dim")
+    rest = [f for f in (human_count(s.params) if s.params else "", printable(s.corpus) if s.corpus else "") if f]
+    mark, val = " ◌ training" if live else "", f"  val {s.val_loss:.3f}" if s.val_loss is not None else ""
+    if val:
+        v = f"{s.val_loss:.3f}"
+        forms = [(m, f) for f in (f"  val {v}", f" val {v}", f" {v}") for m in ((mark, " ◌") if live else ("",))]
+        fit = next(((m, f) for m, f in forms if room - cell_len(m + f) >= min(LEAST_NAME, len(s.name))), None)
+        if fit is not None:  # the figures after the val loss: those that fit whole
+            (mark, val), most = fit, min(LIST_NAME, room - cell_len(fit[0] + fit[1]))
+            left = room - min(most, len(s.name)) - cell_len(mark + val)
+            rest = rest[:next((i for i in range(len(rest)) if cell_len(" · ".join(rest[:i + 1])) + 3 > left), len(rest))]
+    t.append(printable(short_name(s.name, most)), style="bold")
+    t.append(mark, style="magenta")
+    t.append(val + ((" · " if val else "  ") + " · ".join(rest) if rest else ""), style="dim")
     return t
 
 
@@ -94,22 +110,22 @@ def not_drawn(unchecked: list, corpus: tuple[str, str]) -> Text:
 
 
 class RunList(SelectionList):
-    """The runs, a checkbox each: a long name is cut in the middle to the room the list has (its end tells
-    an experiment's members apart), again when that room changes."""
+    """The runs, a checkbox each: a long name is cut in the middle to the room the list has beside its val
+    loss (its end tells an experiment's members apart), again when that room changes."""
 
     def __init__(self, **kw):
         super().__init__(**kw)
         self.runs: list = []  # engine.runs.RunSummary, in the list's order
-        self.room = 0  # the names' room they were cut for
+        self.room = 0  # the room the lines were cut for
 
     def name_room(self, count: int) -> int:
-        """The characters of a name the list shows whole, with `count` runs in it (a scrollbar beyond its
-        height): LIST_NAME, leaving room for its figures, or fewer in a narrow terminal."""
+        """The cells a run's name and figures have after its checkbox, with `count` runs in the list (a
+        scrollbar beyond its height); run_prompt shares them out."""
         region = self.content_region
         if not region.width:
-            return LIST_NAME  # (not laid out yet)
+            return LIST_ROOM  # (not laid out yet)
         bar = self.styles.scrollbar_size_vertical if count > region.height else 0
-        return max(6, min(LIST_NAME, region.width - CHECKBOX - bar - 1))  # (a cell for the … of the figures cut)
+        return max(7, region.width - CHECKBOX - bar)
 
     def show_runs(self, runs: list, checked: set) -> None:
         highlighted = self.highlighted
