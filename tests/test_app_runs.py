@@ -284,6 +284,39 @@ async def test_the_training_chart_shows_the_shipped_curve_the_stage_and_overfitt
 
 
 
+
+@pytest.mark.parametrize("size,steps", [((120, 40), 300), ((80, 24), 300), ((120, 40), 200)])
+async def test_a_short_run_s_reference_is_drawn_as_far_as_its_chart_and_said_where_it_starts(tmp_path, size, steps):
+    """The shipped model's first evaluation is at step 200: following a 300-step run, its curve was one dot
+    at step 200 while the legend named a curve. It is drawn on to the chart's right edge, and the legend says
+    it starts at step 200 (in the width it has, at 80x24 too); a lone evaluation is a • said to be a point."""
+    from tests.test_app import follow, write_run
+
+    from tinygpt_tui.app.runs import REFERENCE_COLOUR
+
+    d = make_models_dir(tmp_path)
+    recs = [{"event": "start", "step": 0, "max_steps": steps, "params": 1000, "corpus": "tinyshakespeare", "tokens_per_step": 256}]
+    for s in range(50, steps + 1, 50):
+        recs += [{"event": "step", "step": s, "loss": 3.0 - s / 500, "elapsed_s": s / 10, "progress": s / steps},
+                 {"event": "eval", "step": s, "train_loss": 3.0 - s / 500, "val_loss": 3.1 - s / 500, "best_val_loss": 3.1 - s / 500}]
+    write_run(d / "short", recs)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=size) as pilot:
+        ts = await follow(pilot, app, "short")
+        assert await wait_for(pilot, lambda: ts.chart.points == 2 * steps // 50)
+        await pilot.pause()
+        ref = next(ln for ln in ts.chart.lines if ln.label and "shipped" in ln.label)
+        text = ts.chart.render().plain
+        grey = sum(len(t.strip()) for row in ts.chart.drawn() for t, style in row  # (cells drawn in its colour, not its legend's ━━)
+                   if style == f"color({REFERENCE_COLOUR})" and t.strip() not in ("━━", "••"))
+        if steps == 200:  # its one evaluation inside the chart: a point, and said to be one
+            assert (list(ref.xs), ref.marker) == ([200], "dot") and "val at step 200" in text and grey == 1, (grey, text)
+            return
+        assert ref.xs[0] == 200 and ref.xs[-1] == steps and ref.marker == "braille", ref.xs
+        assert "from step 200" in text, text
+        assert grey >= ts.chart.size.width // 6, (grey, text)  # a line a third of the chart wide, not a dot
+
+
 # ------------------------------------------------------------------ the experiment screen (F4)
 @pytest.fixture
 def one_thread():

@@ -31,6 +31,7 @@ class Series:
     colour: str | int = ""  # a Rich colour ("cyan", "#1f77b4") or a 256-colour number; "": the terminal's own
     marker: str = "braille"  # "braille": points joined by dots; "dot": a • at each point
     label: str = ""  # its legend entry ("" for none)
+    short: str = ""  # a shorter one, for a legend narrower than the label
 
 
 @dataclass
@@ -111,7 +112,8 @@ def legend_rows(series: list[Series], width: int, most: int = 2) -> list[Row]:
     for s in series:
         if not s.label:
             continue
-        entry = [("━━ " if s.marker == "braille" else "•• ", style_of(s.colour)), (s.label + "  ", "")]
+        label = s.short if s.short and cell_len(s.label) + 3 > width else s.label
+        entry = [("━━ " if s.marker == "braille" else "•• ", style_of(s.colour)), (label + "  ", "")]
         n = sum(cell_len(t) for t, _ in entry)  # (a name in Chinese takes two cells a character)
         if used and used + n > width:
             if len(rows) == most:

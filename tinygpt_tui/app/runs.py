@@ -178,19 +178,34 @@ def reference_curves(corpus: str):
     return None
 
 
+def reference_line(name: str, xs: list, ys: list, up_to: int) -> Series:
+    """The shipped model's validation curve (xs, ys: its evaluations) over a chart that ends at step `up_to`:
+    drawn on to that edge (between its evaluations either side), its legend saying from which step when it
+    starts late (the shipped run's first evaluation is at step 200: a 300-step run's chart showed one dot
+    while the legend named a curve), and a lone evaluation drawn as a point and said to be one."""
+    pts = [(x, y) for x, y in zip(xs, ys) if x <= up_to]
+    after = next(((x, y) for x, y in zip(xs, ys) if x > up_to), None)
+    if pts and after is not None and pts[-1][0] < up_to:
+        (x0, y0), (x1, y1) = pts[-1], after
+        pts.append((up_to, y0 + (y1 - y0) * (up_to - x0) / (x1 - x0)))
+    label, short, marker = f"{name} (shipped, val)", "", "braille"
+    if len(pts) == 1:
+        label, short, marker = f"{name} (shipped, val at step {pts[0][0]:,})", f"shipped val at step {pts[0][0]:,}", "dot"
+    elif pts and pts[0][0] > up_to / 10:
+        label, short = f"{name} (shipped, val from step {pts[0][0]:,})", f"shipped val, from step {pts[0][0]:,}"
+    return Series([x for x, _ in pts], [y for _, y in pts], REFERENCE_COLOUR, marker, label, short)
+
+
 def good_looks_like(run: RunState) -> tuple[Series | None, Text]:
-    """What good looks like for this run: the shipped model's validation curve on its corpus (up to the
-    run's last step), and a line naming the stage its validation loss has reached, and overfitting if so."""
+    """What good looks like for this run: the shipped model's validation curve on its corpus (over the
+    run's steps: reference_line), and a line naming the stage its validation loss has reached, and overfitting if so."""
     from tinygpt_tui.engine.runs import EvalPoint, overfitting, stage
 
     corpus = str(run.start.get("corpus", "")) if run.start else ""
     ref, note = reference_curves(corpus) if corpus else None, Text()
     line = None
     if ref is not None:
-        up_to = _step(run.start.get("max_steps")) or run.step
-        xs, ys = ref[1].val("steps", None)
-        keep = [i for i, x in enumerate(xs) if x <= up_to]
-        line = Series([xs[i] for i in keep], [ys[i] for i in keep], REFERENCE_COLOUR, label=f"{ref[0]} (shipped, val)")
+        line = reference_line(ref[0], *ref[1].val("steps", None), _step(run.start.get("max_steps")) or run.step)
     reached = stage(corpus, run.val_losses[-1]) if run.val_losses else None
     if reached:
         note.append(f"stage ≈{reached[0]:.1f}: {reached[1]}", style="bold green")
