@@ -482,8 +482,8 @@ async def test_f7_before_there_are_samples_keeps_the_chart_and_says_when_they_co
 
 
 async def test_the_samples_of_a_grid_are_told_apart_in_a_narrow_terminal(tmp_path, one_thread):
-    """Side by side at 80 columns, each sample box's title was cut to the same "n_layer…"; now it is the value
-    that tells the members apart (the whole name is its tooltip)."""
+    """Side by side at 80 columns, each sample box's title was cut to the same "n_layer…", then shortened to a
+    bare "1", "2", "3" that read as the ranked table's ranks; now each box's title is whole."""
     from textual.geometry import Region
 
     d = make_models_dir(tmp_path)
@@ -499,7 +499,7 @@ async def test_the_samples_of_a_grid_are_told_apart_in_a_narrow_terminal(tmp_pat
         await pilot.pause()
         boxes = list(screen.query(".exp-sample"))
         tops = ["".join(seg.text for seg in b.render_lines(Region(0, 0, b.outer_size.width, 1))[0]) for b in boxes]
-        assert [t.strip("╭─╮ ") for t in tops] == ["1", "2", "3"], tops
+        assert [t.strip("╭─╮ ") for t in tops] == ["n_layer=1", "n_layer=2", "n_layer=3"], tops
         assert [str(b.tooltip) for b in boxes] == ["n_layer=1", "n_layer=2", "n_layer=3"]
 
 
@@ -507,7 +507,9 @@ def test_short_names_keep_what_tells_grid_members_apart():
     from tinygpt_tui.engine.experiment import short_names
 
     assert short_names(["pos_encoding=rope", "pos_encoding=alibi"]) == ["rope", "alibi"]
-    assert short_names(["n_layer=2,n_embd=64", "n_layer=4,n_embd=64"]) == ["2,64", "4,64"]
+    assert short_names(["n_layer=2,n_embd=64", "n_layer=4,n_embd=64"]) == ["n_layer=2,n_embd=64", "n_layer=4,n_embd=64"]
+    assert short_names(["pos_encoding=rope,n_layer=1", "pos_encoding=none,n_layer=2"]) == ["rope,n_layer=1", "none,n_layer=2"]
+    assert short_names(["tie_weights=true", "tie_weights=false"]) == ["tie_weights=true", "tie_weights=false"]  # (a bare "2" read as a rank)
     assert short_names(["small", "n_layer=4"]) == ["small", "n_layer=4"]  # (members named by hand: as they are)
     assert short_names(["n_layer=2", "n_embd=64"]) == ["n_layer=2", "n_embd=64"]
 

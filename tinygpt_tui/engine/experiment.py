@@ -472,13 +472,14 @@ def results(plan: Plan) -> list[Row]:
 
 
 def short_names(names: list[str]) -> list[str]:
-    """Grid members' names (pos_encoding=rope, or n_layer=2,n_embd=64) as what tells them apart (rope; 2,64)
-    when they all name the same settings: a narrow box's title keeps it. Other names as they are."""
+    """Grid members' names (pos_encoding=rope,n_layer=2) as what tells them apart (rope,n_layer=2) when they all
+    name the same settings. A value that names itself (rope) stands alone; a number or a yes/no keeps its
+    setting (a bare "2" beside a ranked table read as a rank). Other names as they are."""
     pairs = [[p.partition("=") for p in n.split(",")] for n in names]
-    keys = {tuple(k for k, _, _ in ps) for ps in pairs}
-    if len(keys) != 1 or any(not eq for ps in pairs for _, eq, _ in ps):
+    if len({tuple(k for k, _, _ in ps) for ps in pairs}) != 1 or any(not eq for ps in pairs for _, eq, _ in ps):
         return list(names)
-    return [",".join(v for _, _, v in ps) for ps in pairs]
+    plain = {"true", "false", "yes", "no"}
+    return [",".join(v if v.replace("_", "").isalpha() and v.lower() not in plain else f"{k}={v}" for k, _, v in ps) for ps in pairs]
 
 
 def samples(plan: Plan, prompt: str = "\n", chars: int = 200, seed: int = 0) -> list[tuple[str, str]]:
