@@ -937,6 +937,43 @@ async def test_the_estimate_due_after_typing_does_not_start_the_finished_experim
         assert app.experiment is job and notes(app).count("grid: finished") == 1, notes(app)
 
 
+async def test_start_while_a_finished_experiment_s_results_are_read_says_so(tmp_path, one_thread, monkeypatch):
+    """With every member finished, the estimate starts a job that only reads the results (it trains nothing).
+    Ctrl+S pressed meanwhile said "... is still running; stop it first", though nothing trained."""
+    import threading
+
+    from textual.widgets import Static
+
+    from tinygpt_tui.engine import experiment as E
+
+    async with experiment_started(tmp_path, "grid", steps=5) as (pilot, app, job):
+        screen = app.get_screen("experiment")
+        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+        assert job.state == "finished", job.error
+        release, sampling = threading.Event(), threading.Event()
+        real = E.samples
+
+        def held(*a, **kw):  # the reading job stays under way until the test lets it go on
+            sampling.set()
+            release.wait(60)
+            return real(*a, **kw)
+
+        monkeypatch.setattr(E, "samples", held)
+        app.experiment = None  # (as after a restart of the app: its results not on screen yet)
+        screen.reestimate()
+        assert await wait_for(pilot, sampling.is_set, timeout=60), notes(app)
+        reading = app.experiment
+        assert reading is not None and reading is not job and reading.active
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "still running" not in str(screen.query_one("#exp-error", Static).render())
+        assert "Every run of grid has finished: its results are on their way." in notes(app)
+        assert app.experiment is reading  # nothing else started
+        release.set()
+        assert await wait_for(pilot, lambda: not reading.active, timeout=60)
+        assert reading.state == "finished" and reading.members == {"n_layer=1": "kept", "n_layer=2": "kept"}
+
+
 async def test_starting_before_the_estimate_is_in_leaves_no_timing_note_behind(tmp_path, one_thread):
     """Start pressed while the estimate was still being worked out (a budget typed, then Ctrl+S at once) dropped
     that estimate, but its "timing a few steps …" stayed under the form through the run and after it."""

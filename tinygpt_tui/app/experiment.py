@@ -69,6 +69,7 @@ class ExperimentScreen(Screen):
         self.auto_name = ""  # the name the form gave itself (a lesson's, at its budget): a budget typed renames it
         self.saved: str | None = None  # the experiment saved before whose settings the form shows (it resumes)
         self.drawn = self.text_for = self.samples_of = None  # the job drawn; whose lesson text is shown; (job, samples) shown
+        self.reading = None  # the job that reads a finished experiment's results (it trains nothing)
         self.rows: list = []  # the results table's rows (engine.experiment.Row), in its order
         self.axis: str | None = None  # the chart's x (F6); None: the budget's, minutes or steps
         self.estimate_timer = None  # the estimate worked out again once the typing stops
@@ -290,7 +291,7 @@ class ExperimentScreen(Screen):
             shown = self.app.experiment is not None and self.app.experiment.plan.folder == m.plan.folder  # (its results are)
             if self.busy() is None and not shown:
                 self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
-                self.app.start_experiment(m.plan, True)  # (it trains nothing: it reads the members, draws, samples)
+                self.reading = self.app.start_experiment(m.plan, True)  # (it trains nothing: it reads the members, draws, samples)
             return
         budget = f"{m.plan.spec.minutes:g} min" if m.plan.spec.minutes else f"{m.plan.spec.max_steps:,} steps"
         left = len(m.estimate.member_s)
@@ -311,6 +312,9 @@ class ExperimentScreen(Screen):
 
     def action_start(self) -> None:
         busy = self.busy()
+        if busy is not None and busy is self.reading:  # (its results, read on their own: nothing trains)
+            self.notify(f"Every run of {printable(busy.name)} has finished: its results are on their way.", title="experiment")
+            return
         if busy is not None:
             self.show_error(f"{busy.name} is still running; stop it first (one run at a time)")
             return
