@@ -164,3 +164,19 @@ def test_a_legend_of_wide_characters_wraps_by_the_cells_they_take():
     rows = legend_rows([Series([0, 1], [1, 2], 39, label=n) for n in names], 30, most=4)
     assert [n for row in rows for t, _ in row for n in names if t.startswith(n)] == names
     assert all(sum(cell_len(t) for t, _ in row) <= 30 for row in rows)
+
+
+def test_a_legend_too_narrow_for_every_label_takes_the_short_ones_before_leaving_an_entry_out():
+    """The training chart at 80x24: the shipped curve's long label pushed "•• val (eval)" out of the legend's two
+    rows, and the magenta dots went unexplained."""
+    from tinygpt_tui.app.runs import reference_line
+    from tinygpt_tui.chart import legend_rows
+
+    series = [reference_line("shakespeare", [200, 400], [2.0, 1.8], 300), Series([1], [1], "cyan", label="loss"),
+              Series([1], [1], "dark_orange", "dot", "train (eval)", "train"), Series([1], [1], "magenta", "dot", "val (eval)", "val")]
+    for width, want in ((30, ["shipped val, from step 200", "loss", "train", "val"]),  # short: all four kept
+                        (76, ["shakespeare (shipped, val from step 200)", "loss", "train (eval)", "val (eval)"])):  # room: whole
+        rows = legend_rows(series, width)
+        shown = [t.strip() for row in rows for t, style in row if not t.startswith(("━━", "••"))]
+        assert shown == want, (width, shown)
+        assert len(rows) <= 2

@@ -106,22 +106,26 @@ def data_range(values: list[float], pad: float = 0.0) -> tuple[float, float]:
 
 
 def legend_rows(series: list[Series], width: int, most: int = 2) -> list[Row]:
-    """The labelled series' entries (━━ or •• in their colour, then the label), wrapped onto at most `most` rows."""
-    rows: list[Row] = [[]]
-    used = 0
-    for s in series:
-        if not s.label:
-            continue
-        label = s.short if s.short and cell_len(s.label) + 3 > width else s.label
-        entry = [("━━ " if s.marker == "braille" else "•• ", style_of(s.colour)), (label + "  ", "")]
-        n = sum(cell_len(t) for t, _ in entry)  # (a name in Chinese takes two cells a character)
-        if used and used + n > width:
-            if len(rows) == most:
-                break
-            rows.append([])
-            used = 0
-        rows[-1].extend(entry)
-        used += n
+    """The labelled series' entries (━━ or •• in their colour, then the label), wrapped onto at most `most` rows;
+    where they don't all fit, the short labels, so that no entry is left out that the short ones keep."""
+    labelled = [s for s in series if s.label]
+    for shorter in (False, True):
+        rows: list[Row] = [[]]
+        used = placed = 0
+        for s in labelled:
+            label = s.short if s.short and (shorter or cell_len(s.label) + 3 > width) else s.label
+            entry = [("━━ " if s.marker == "braille" else "•• ", style_of(s.colour)), (label + "  ", "")]
+            n = sum(cell_len(t) for t, _ in entry)  # (a name in Chinese takes two cells a character)
+            if used and used + n > width:
+                if len(rows) == most:
+                    break
+                rows.append([])
+                used = 0
+            rows[-1].extend(entry)
+            used += n
+            placed += 1
+        if placed == len(labelled):
+            break
     return [r for r in rows if r]
 
 

@@ -188,7 +188,7 @@ def reference_line(name: str, xs: list, ys: list, up_to: int) -> Series:
     if pts and after is not None and pts[-1][0] < up_to:
         (x0, y0), (x1, y1) = pts[-1], after
         pts.append((up_to, y0 + (y1 - y0) * (up_to - x0) / (x1 - x0)))
-    label, short, marker = f"{name} (shipped, val)", "", "braille"
+    label, short, marker = f"{name} (shipped, val)", "shipped val", "braille"
     if len(pts) == 1:
         label, short, marker = f"{name} (shipped, val at step {pts[0][0]:,})", f"shipped val at step {pts[0][0]:,}", "dot"
     elif pts and pts[0][0] > up_to / 10:
@@ -233,8 +233,8 @@ class LossChart(Widget):
 
     def show(self, run: RunState, reference: Series | None = None) -> None:
         lines = [Series(*thin(run.steps, run.losses), "cyan", label="loss"),
-                 Series(*thin(run.eval_steps, run.train_losses), "dark_orange", "dot", "train (eval)"),
-                 Series(*thin(run.eval_steps, run.val_losses), "magenta", "dot", "val (eval)")]
+                 Series(*thin(run.eval_steps, run.train_losses), "dark_orange", "dot", "train (eval)", "train"),
+                 Series(*thin(run.eval_steps, run.val_losses), "magenta", "dot", "val (eval)", "val")]
         self.show_lines(([reference] if reference and reference.xs else []) + lines, "step", "loss",
                         len(run.steps) + len(run.eval_steps))
 
