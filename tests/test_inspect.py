@@ -707,6 +707,22 @@ def test_lens_rows_are_named_like_the_heatmaps_layers(model_dir):
     assert "Layer 1 of 0..1" in r.stdout and "Layer 2" not in r.stdout
 
 
+def test_ablation_lists_as_needed_only_what_lowers_the_answer_and_keys_its_colours():
+    """"most needed" listed every character by its change in log p, lowest first, so one whose loss raised the
+    answer ("O@4 +0.00") was called needed; the context's red and blue had no key, the numbers no scale."""
+    from tinygpt_tui.cli.inspect import ablation_text
+    from tinygpt_tui.engine.lens import Ablation
+
+    abl = Ablation(position=3, target="e", logprob=-0.5, deltas=[0.3, -1.2, 0.0, -0.1])
+    plain = ablation_text(list("abcd"), abl, True, 200).plain
+    needed = plain.split("most needed")[1]
+    assert "b@1 -1.20" in needed and "d@3 -0.10" in needed and "+" not in needed and "c@2" not in needed, plain
+    assert "(-0.69: p halved)" in plain and "red: the answer leaned on it" in plain and "blue" in plain
+    assert "red:" not in ablation_text(list("abcd"), abl, False, 200).plain  # (no colours drawn: no key to them)
+    raised = Ablation(position=1, target="e", logprob=-0.5, deltas=[0.2, 0.1])
+    assert ablation_text(list("ab"), raised, False, 200).plain.endswith("none")
+
+
 async def test_the_first_pass_paces_the_next_by_the_pass_not_the_model_load(tmp_path, monkeypatch):
     """The first pass loads the model; a slow load (torch's import and the weights: about 5 s on a busy
     machine) was counted as the pass, and the view waited 3x that before following the streamed text."""

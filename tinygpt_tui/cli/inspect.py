@@ -135,17 +135,21 @@ def lens_text(rows, view, width: int) -> Text:
 
 def ablation_text(chars, abl, color: bool, width: int, unit: str = "character") -> Text:
     """The context coloured by each character's (or BPE token's: ``unit``) effect on the top prediction: red where replacing it
-    lowers the prediction's log-probability (the character supported it), blue where it raises it."""
+    lowers the prediction's log-probability (the character supported it), blue where it raises it; a key says so."""
     t = Text("What changes the answer", style="bold")
-    t.append(f": each {unit} replaced by the average embedding, the change in log p({cell(abl.target)[0]})\n", style="dim")
+    t.append(f": each {unit} replaced by the average embedding, the change in log p({cell(abl.target)[0]}) (-0.69: p halved)\n", style="dim")
     vmax = max((abs(d) for d in abl.deltas if d == d), default=0.0) or 1.0
     for j, ch in enumerate(chars[: abl.position + 1]):
         d = abl.deltas[j]
         v = 255 if d != d else round(255 * (1 - math.sqrt(min(abs(d) / vmax, 1.0))))
         rgb = (255, v, v) if d < 0 else (v, v, 255)
         t.append(cell(ch)[0], style=Style(bgcolor=Color.from_rgb(*rgb), color="black") if color else None)
-    ranked = sorted((j for j in range(len(abl.deltas)) if abl.deltas[j] == abl.deltas[j]), key=lambda j: abl.deltas[j])
-    t.append_text(items_line("\n  most needed: ", [(cell(chars[j])[0], f"@{j} {abl.deltas[j]:+.2f}") for j in ranked[:8]], width))
+    if color:
+        t.append("\n  red: the answer leaned on it (log p falls without it) · blue: against it", style="dim")
+    # only those whose loss lowers the answer's log p (a +0.00 was listed as "needed")
+    ranked = sorted((j for j in range(len(abl.deltas)) if abl.deltas[j] < 0), key=lambda j: abl.deltas[j])
+    items = [(cell(chars[j])[0], f"@{j} {abl.deltas[j]:+.2f}") for j in ranked[:8]] or [("none", "")]
+    t.append_text(items_line("\n  most needed: ", items, width))
     return t
 
 
