@@ -723,6 +723,23 @@ def test_ablation_lists_as_needed_only_what_lowers_the_answer_and_keys_its_colou
     assert ablation_text(list("ab"), raised, False, 200).plain.endswith("none")
 
 
+def test_lens_says_what_its_first_column_is_and_why_the_embeddings_row_repeats_the_query(model_dir):
+    """The lens's first column (the character that came next, its rank and probability) had no label, and the
+    embeddings row of a tied model names the query character itself (b after b at 100%), unexplained."""
+    from tinygpt_tui.cli.inspect import lens_text
+
+    r = run(["inspect", str(model_dir / "tiny"), "--prompt", "To be, or", "--lens", "--position", "3"])
+    out = " ".join(r.stdout.split())  # (rich wraps at 80 columns)
+    assert r.exit_code == 0, r.output
+    assert "each row: e (next in the context) #rank probability, then the top 10" in out, out
+    assert "embeddings: before any layer (tied weights: it mostly names the character itself)" in out, out
+    model, tok = tiny(n_layer=1)
+    model.cfg.tie_weights = False  # (the text follows the flag it is given: the model's own)
+    a = analyze(model, tok, "the honou")
+    plain = lens_text(logit_lens(a, -1, 3), a.at(-1), 200, tied=False).plain
+    assert "tied" not in plain and "next in the context" not in plain  # (the last position: nothing came next)
+
+
 async def test_the_first_pass_paces_the_next_by_the_pass_not_the_model_load(tmp_path, monkeypatch):
     """The first pass loads the model; a slow load (torch's import and the weights: about 5 s on a busy
     machine) was counted as the pass, and the view waited 3x that before following the streamed text."""

@@ -359,7 +359,7 @@ class InspectorScreen(ModalScreen):
         elif self.deeper == "lens":
             from tinygpt_tui.engine.lens import logit_lens
 
-            t = lens_text(logit_lens(self.analysis, self.view.position, 5), self.view, width)
+            t = lens_text(logit_lens(self.analysis, self.view.position, 5), self.view, width, self.model.cfg.tie_weights)
         elif isinstance(r, str) or r is None:
             t = Text(r or "", style="dim")
         elif self.deeper == "ablation":
