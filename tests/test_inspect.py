@@ -740,6 +740,24 @@ def test_lens_says_what_its_first_column_is_and_why_the_embeddings_row_repeats_t
     assert "tied" not in plain and "next in the context" not in plain  # (the last position: nothing came next)
 
 
+def test_cli_head_hints_say_how_to_read_them(model_dir, small_corpus):
+    """--heads printed "distance 6.9 · previous 39% · ..." under a heading that called them all "shares of
+    attention" (distance is characters back), and said nothing of what each share is of."""
+    r = run(["inspect", str(model_dir / "tiny"), "--heads", "--corpus", str(small_corpus)])
+    out = " ".join(r.stdout.split())
+    assert r.exit_code == 0 and "distance: how far back it looks (characters, mean)" in out, out
+    assert "its share of attention on the character before" in out and "shares of attention" not in out
+
+
+async def test_inspector_head_hints_say_how_to_read_them(tmp_path):
+    """The app's head hints showed "L0 h0: distance 6.9 · previous 39% · ..." with no word on what a number is."""
+    (tmp_path / "book.md").write_text(TEXT * 20, encoding="utf-8")
+    folder = tmp_path / "models" / "mine"
+    tok = tiny_model_on(folder, name="book", path=str(tmp_path / "book.md"))
+    shown = " ".join((await head_hints(folder, tok, "L0 h0")).split())
+    assert "L0 h0" in shown and "distance: how far back it looks (characters, mean)" in shown, shown
+
+
 async def test_the_first_pass_paces_the_next_by_the_pass_not_the_model_load(tmp_path, monkeypatch):
     """The first pass loads the model; a slow load (torch's import and the weights: about 5 s on a busy
     machine) was counted as the pass, and the view waited 3x that before following the streamed text."""

@@ -25,7 +25,7 @@ from textual.widgets import Static
 
 from tinygpt_tui.app.bars import KeyBar
 from tinygpt_tui.app.messages import Inspected, error_line, reported
-from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heatmap_column_at, heatmap_lines,
+from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heads_key, heatmap_column_at, heatmap_lines,
                                      layer_rows, legend, lens_text, prob_bars, ranked_line, top_attended)
 from tinygpt_tui.engine.inspect import tokens_slid
 from tinygpt_tui.errors import TinyGPTError
@@ -369,7 +369,7 @@ class InspectorScreen(ModalScreen):
             if r[1]:
                 t = Text(f"the model's corpus is not here: the {self.tokenizer.unit}s of the text on screen\n", style="dim") + t
         else:
-            t = Text("Head hints over the validation split\n", style="bold") + Text("\n".join(r))
+            t = Text("Head hints over the validation split\n", style="bold") + Text(heads_key(self.tokenizer.unit) + "\n", style="dim") + Text("\n".join(r))
         return Text("\n").join(t.wrap(self.app.console, width))  # (the panel crops what is wider)
 
     # ------------------------------------------------------------ drawing

@@ -158,6 +158,12 @@ def ablation_text(chars, abl, color: bool, width: int, unit: str = "character") 
     return t
 
 
+def heads_key(unit: str = "character") -> str:
+    """How to read a head hint's line (the CLI's and the app's)."""
+    return (f"  distance: how far back it looks ({unit}s, mean) · previous, word start, induction: its share of attention "
+            f"on the {unit} before, on the word's first, on the one after an earlier copy of this {unit} (a role from 40%)")
+
+
 def scatter(labels: list[str], xy, width: int, height: int) -> tuple[list[str], int]:
     """The labels (display strings: a character's 1 or 2 cells, a BPE token's several) placed on a width x
     height grid by their coordinates; an earlier label wins its cells. Returns the lines and how many labels
@@ -216,7 +222,8 @@ def deeper(console, loaded, embeddings: bool, top: int, near: str | None, heads:
         doc["heads"] = [r.__dict__ for r in roles]
         if not json_out:
             n = roles[0].windows
-            console.print(Text(f"Head hints over {n} window{'s' * (n != 1)} of the validation split (shares of attention)", style="bold"))
+            console.print(Text(f"Head hints over {n} window{'s' * (n != 1)} of the validation split", style="bold"))
+            console.print(Text(heads_key(tok.unit), style="dim"))
             for r in roles:
                 console.print(r.line())
     if json_out:
