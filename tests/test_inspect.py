@@ -749,6 +749,13 @@ def test_cli_head_hints_say_how_to_read_them(model_dir, small_corpus):
     assert "its share of attention on the character before" in out and "shares of attention" not in out
 
 
+def test_embedding_map_says_what_close_means(model_dir, small_corpus):
+    """The map placed the characters with no word on how to read it: near each other, used alike."""
+    r = run(["inspect", str(model_dir / "tiny"), "--embeddings", "--top", "20", "--corpus", str(small_corpus)])
+    out = " ".join(r.stdout.split())
+    assert r.exit_code == 0 and "close: characters the model uses alike" in out, out
+
+
 async def test_inspector_head_hints_say_how_to_read_them(tmp_path):
     """The app's head hints showed "L0 h0: distance 6.9 · previous 39% · ..." with no word on what a number is."""
     (tmp_path / "book.md").write_text(TEXT * 20, encoding="utf-8")

@@ -188,6 +188,7 @@ def embedding_text(emap, near_list, near: str | None, width: int, height: int = 
     t = Text(f"The {'output layer' if emap.which == 'output' else 'embedding'} map", style="bold")
     t.append(f" ({emap.method}: x {emap.explained[0]:.0%} of the variance, y {emap.explained[1]:.0%}), "
              f"the {len(emap.chars):,} most frequent {unit}s" + (f"; {hidden:,} hidden by others" if hidden else ""), style="dim")
+    t.append(f"\n  close: {unit}s the model uses alike (roughly: 2 of many dimensions)", style="dim")
     t.append("\n" + "\n".join(lines))
     if near_list:
         t.append_text(items_line(f"\n  nearest to {cell(near)[0]} (cosine): ", [(cell(c)[0], f" {v:.2f}") for c, v in near_list], width))
