@@ -665,6 +665,36 @@ async def test_inspector_looks_most_at_keeps_each_item_whole_at_80_columns():
         assert len(lines) == 1 and re.search(r"@\d+ \d\.\d\d$", lines[0].rstrip()), lines
 
 
+async def test_inspector_looks_most_at_fits_once_the_body_scrolls():
+    """The "looks most at" line was fitted to the width its widget had before the first pass: no scrollbar yet.
+    Once the heatmaps filled the body, its scrollbar took two columns and the line wrapped inside an item
+    (shakespeare at 80x24 after a 500-character generation: "u@121" on one line, "0.04" on the next)."""
+    from textual.app import App
+
+    from tests.test_app import wait_for
+    from tinygpt_tui.app.inspector import InspectorScreen
+    from tinygpt_tui.cli.inspect import top_attended
+
+    model, tok = tiny(block=64, n_layer=2, n_head=2)
+    text = "the honour of the house is the honour of all. the king and the queen"
+    v = analyze(model, tok, text).at(-1, 5)
+    prefix = "layer 0 head 0 looks most at: "
+    width = top_attended(v, v.attention[0][0], 3, prefix).cell_len  # three items exactly fill the line, without a scrollbar
+    screen = InspectorScreen(None, tok, text, model=model, min_interval=0.0)
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(screen)
+
+    async with Host().run_test(size=(width + 4, 14)) as pilot:  # (the border and the padding: 4 columns)
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        body, summary = screen.query_one("#insp-body"), screen.query_one("#insp-summary")
+        assert await wait_for(pilot, lambda: body.max_scroll_y > 0 and "looks most at" in shown_lines(summary), timeout=5)
+        await pilot.pause()
+        lines = [ln for ln in shown_lines(summary).splitlines() if ln.strip()]
+        assert len(lines) == 1 and re.search(r"@\d+ \d\.\d\d$", lines[0].rstrip()), lines
+
+
 def test_cli_head_hints_say_how_many_windows_they_measured(model_dir, small_corpus, tmp_path):
     """The heading said "16 windows" however short the validation split: 200 characters give a 16-character
     model only 5 windows (20 characters of validation, 5 starting places)."""

@@ -165,7 +165,7 @@ class InspectorScreen(ModalScreen):
                 yield Panel(self._build_deeper, id="insp-deeper", classes="insp-heading")
                 yield Panel(self._build_map_title, id="insp-map-title", classes="insp-heading")
                 yield Panel(self._build_map, id="insp-map")
-                yield Static("", id="insp-summary")
+                yield Panel(self._build_summary, id="insp-summary")  # (fitted to its width as drawn: a scrollbar takes 2)
             yield KeyBar(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -415,11 +415,9 @@ class InspectorScreen(ModalScreen):
         self._set_status()
         probs_title = self.query_one("#insp-probs-title", Static)
         rank = self.query_one("#insp-rank", Static)
-        summary = self.query_one("#insp-summary", Static)
         if self.view is None:
             probs_title.update("")
             rank.update("")
-            summary.update("")
         else:
             v = self.view
             after = "".join(cell(c)[0] for c in v.chars[max(0, v.position - 15) : v.position + 1])
@@ -431,16 +429,12 @@ class InspectorScreen(ModalScreen):
                 rank.update(ranked_line(before.actual, f"one step earlier, the last {self.tokenizer.unit}"))
             else:
                 rank.update("")
-            weights = self._weights()
-            label = "all layers and heads" if self.all_layers else (f"layer {self.layer_index} average" if self.head_index is None else f"layer {self.layer_index} head {self.head_index}")
-            # as many whole items as fit its line (a wrap split "o@5" from its weight at 80 columns)
-            summary.update(top_attended(v, weights, 8, f"{label} looks most at: ", summary.content_size.width or None))
         key = self._deeper_key()
         if self.deeper not in (None, "lens") and a is not None and key not in self.deeper_result:
             self.deeper_result[key] = f"computing the {self.deeper}…"
             self.run_worker(lambda: self._compute_deeper(key, a), thread=True, group="deeper", exit_on_error=False)
         self.query_one("#insp-deeper").display = self.deeper is not None  # (else a blank line and its margin)
-        for pid in ("#insp-probs", "#insp-deeper", "#insp-map-title", "#insp-map"):
+        for pid in ("#insp-probs", "#insp-deeper", "#insp-map-title", "#insp-map", "#insp-summary"):
             self.query_one(pid, Panel).changed()
 
     def _rows(self):
@@ -482,6 +476,13 @@ class InspectorScreen(ModalScreen):
         if t.cell_len + 3 + lg.cell_len <= width:
             return t + Text("   ") + lg
         return Text("\n", style=t.style).join([*t.wrap(self.app.console, width), lg])  # wrapped: cut, it lost what the rows are
+
+    def _build_summary(self, width: int) -> Text:
+        if self.view is None:
+            return Text("")
+        label = "all layers and heads" if self.all_layers else (f"layer {self.layer_index} average" if self.head_index is None else f"layer {self.layer_index} head {self.head_index}")
+        # as many whole items as fit its line (a wrap split "o@5" from its weight at 80 columns)
+        return top_attended(self.view, self._weights(), 8, f"{label} looks most at: ", width)
 
     def _build_map(self, width: int) -> Text:
         if self.view is None:
