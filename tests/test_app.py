@@ -708,6 +708,66 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
     assert ckpt.load_train_state(d / "long")[1]["step"] == job.run.step
 
 
+async def test_a_run_preparing_its_corpus_shows_the_stage_and_stop_ends_it_saving_nothing(tmp_path):
+    """A run started here sat at "preparing" with no figure through its corpus's preparation (minutes of BPE
+    learning and encoding for a big corpus): the engine never passed its progress on. Now the progress line
+    says the stage and how far it got; Stop ends the preparation there, and nothing is saved."""
+    import fcntl
+    import os
+
+    from tinygpt_tui.engine.prepare import prepare, run_to_end
+    from tinygpt_tui.tokenizer import CharTokenizer
+
+    d = make_models_dir(tmp_path)
+    corpus = tmp_path / "book.txt"  # (its own text: a BPE learned by an earlier test is not reused)
+    corpus.write_text(f"{tmp_path}\n" + small_corpus(tmp_path, 400_000).read_text(encoding="utf-8"), encoding="utf-8")
+    folder = run_to_end(prepare(str(corpus), lambda source: CharTokenizer(source.charset))).folder  # (scanned)
+    lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process encoding it: the run learns its BPE, then waits here
+    app = make_app(d)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            ts, _ = await open_training(pilot, app)
+            fill_tiny_run(ts, str(corpus), "prep", **{"hp-tokenizer": "bpe 512", "train-steps": 5})
+            await pilot.press("ctrl+s")
+            job, line = app.training, ts.query_one("#run-progress-text")
+            learned = lambda: [p.text for p in line.parts][:2] == ["preparing the corpus: learning the BPE tokenizer", "100%"]  # noqa: E731
+            assert await wait_for(pilot, learned, timeout=120), ([p.text for p in line.parts], job.error)
+            assert "MB" in line.parts[-1].text and ts.query_one("#run-progress").progress == 1.0
+            assert "preparing" in str(ts.query_one("#run-title").render()) and job.active
+            await pilot.press("ctrl+o")
+            await pilot.pause()
+            assert any("nothing is trained or saved" in m for _, m in app.notes), app.notes
+            os.close(lock)  # the run goes on to encode, sees the stop and ends there
+            lock = None
+            assert await wait_for(pilot, lambda: not job.active, timeout=120), job.error
+            assert job.state == "stopped" and not job.run.start
+            title = lambda: str(ts.query_one("#run-title").render())  # noqa: E731 (redrawn 4 times a second)
+            assert await wait_for(pilot, lambda: "stopped while preparing its corpus: nothing saved" in title()), title()
+            assert any("nothing trained, nothing saved" in m for _, m in app.notes), app.notes
+    finally:
+        if lock is not None:
+            os.close(lock)
+    assert not (d / "prep").exists()
+    assert len(list(folder.glob("*.partial"))) == 2 and len(list(folder.glob("*.bin"))) == 2  # (the BPE's: left to continue from)
+
+
+def test_the_progress_line_of_a_preparation_says_the_time_its_stage_has_left():
+    """The time left is the stage's pace so far (from the stage before it's end) over what it has left."""
+    from tinygpt_tui.app.runs import RunState, progress_parts
+
+    run = RunState()
+    for rec in ({"stage": "scanning", "done": 50_000_000, "total": 100_000_000, "time": 100.0},
+                {"stage": "scanning", "done": 100_000_000, "total": 100_000_000, "time": 110.0},
+                {"stage": "learning", "done": 30_000_000, "total": 90_000_000, "time": 140.0}):
+        run.apply({"event": "prepare", "file": "book.txt", **rec})
+    assert [p.text for p in progress_parts(run)] == ["preparing the corpus: learning the BPE tokenizer", "33%", "1m 00s left", "30.0 of 90.0 MB"]
+    assert run.progress == 30 / 90
+    assert [p.text for p in progress_parts(run, live=False)][-2:] == ["33%", "30.0 of 90.0 MB"]  # (stopped: no time left)
+    run.apply({"event": "start", "step": 0, "max_steps": 10})
+    assert progress_parts(run)[0].text == "step 0 / 10" and run.progress == 0.0
+
+
 async def test_following_a_folder_that_is_not_a_run_says_so_instead_of_waiting(tmp_path):
     """A folder of books given to Follow waited forever for a metrics.jsonl no run would write there."""
     d = make_models_dir(tmp_path)

@@ -12,7 +12,7 @@ from threading import Event
 from rich.text import Text
 
 from tinygpt_tui.app.messages import ExperimentUpdate, error_line
-from tinygpt_tui.app.runs import RESUME_KEY, Part, RunState, fit_line, name_taken
+from tinygpt_tui.app.runs import RESUME_KEY, Part, RunState, fit_line, name_taken, preparation
 from tinygpt_tui.errors import TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
@@ -79,7 +79,7 @@ class TrainingJob(Job):
         first = True
         try:
             self.cfg = settle(self.cfg)  # on a CPU: the precision, threads and --minutes preset measured here
-            for ev in train(self.cfg, self.stop_event):
+            for ev in train(self.cfg, self.stop_event, preparation=True):
                 rec = ev.record()
                 rec["time"] = round(time.time(), 3)
                 if first and rec["event"] == "start" and rec.get("resumed"):
@@ -120,12 +120,17 @@ class TrainingJob(Job):
         r, name = self.run, printable(self.name)
         if self.state == "failed":
             return [Part(f"training failed: {printable(self.error)[:120]}", rank, "bold red", "training failed")]
+        if not self.active and not r.start and self.state == "stopped":
+            return [Part(f"{name} stopped while preparing its corpus: nothing trained, nothing saved", rank, "bold", f"{name} stopped")]
         if not self.active:
             vl = r.full_val_loss
             return [Part(f"trained {name}", rank, "bold"), Part(f"{self.state} at step {r.step:,}", rank + 1, short=self.state),
                     *([Part(f"val {vl:.3f}", rank + 3)] if vl is not None else [])]
-        if self.state == "starting":
-            return [Part(f"training {name}", rank, "bold magenta"), Part("preparing …", rank + 1)]
+        if not r.start:  # (starting, or stopping before it started)
+            prep = preparation(r)
+            doing = f"{prep[1][0].short} {prep[0]:.0%}" if prep else "preparing …"
+            return [Part(f"training {name}", rank, "bold magenta"), Part(doing, rank + 1, short="preparing …"),
+                    *([Part("stopping …", rank + 1, "yellow")] if self.state == "stopping" else [])]
         return [Part(f"training {name}", rank, "bold magenta"), Part(f"step {r.step:,}", rank + 1), Part(f"{r.progress:.0%}", rank + 4),
                 *([Part(f"loss {r.losses[-1]:.3f}", rank + 3)] if r.losses else []),
                 *([Part("saving …", rank + 1, "yellow")] if self.state == "stopping" else [])]

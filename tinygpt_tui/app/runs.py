@@ -74,13 +74,21 @@ class RunState:
     sample_step: int | None = None
     saved_step: int | None = None
     records: int = 0
+    preparing: dict = field(default_factory=dict)  # the corpus's preparation (its last "prepare" record), until the start
+    prep_from: tuple = (None, 0)  # (time, bytes done) the pace of its stage is measured from
+
 
     def apply(self, rec: dict) -> None:
         kind = rec.get("event")
         step = _step(rec.get("step"))
         self.records += 1
-        if kind == "start":
-            self.start, self.finish, self.last = rec, {}, {}  # a resumed run's figures start afresh
+        if kind == "prepare":
+            if rec.get("stage") != self.preparing.get("stage"):  # a stage starts as the one before it ends
+                before = _num(self.preparing.get("time"))
+                self.prep_from = (before, 0) if before is not None else (_num(rec.get("time")), _num(rec.get("done")) or 0)
+            self.preparing = rec
+        elif kind == "start":
+            self.start, self.finish, self.last, self.preparing = rec, {}, {}, {}  # a resumed run's figures start afresh
             if step is not None:  # a resumed run rewrites what came after its checkpoint
                 self._cut(step)
         elif kind == "step" and step is not None:
@@ -127,6 +135,8 @@ class RunState:
 
     @property
     def progress(self) -> float:
+        if self.preparing and not self.start:  # (how far the preparation's stage has got)
+            return preparation(self)[0]
         if self.finish:
             return 1.0 if self.finish.get("reason") in ("done", "budget") else (_num(self.last.get("progress")) or 0.0)
         p = _num(self.last.get("progress"))
@@ -375,8 +385,31 @@ class Legend(Static):
         self.lay_out()
 
 
-def progress_parts(v: RunState) -> list[Part]:
-    """The figures under the progress bar; kept longest: step, loss, ETA and full val, val, time, speed."""
+def preparation(v: RunState, live: bool = True) -> tuple[float, list[Part]] | None:
+    """A run preparing its corpus (not started yet): how far its stage has got (0..1), and the figures saying it:
+    the stage, kept longest, then the share done, the time left (while it goes on) and the bytes; None once started."""
+    from tinygpt_tui.engine.sources import STAGE_WORDS
+
+    p = v.preparing
+    if not p or v.start:
+        return None
+    done, total, t = _num(p.get("done")) or 0, _num(p.get("total")) or 0, _num(p.get("time"))
+    frac, stage = min(1.0, max(0.0, done / total)) if total > 0 else 0.0, str(p.get("stage", ""))
+    words = STAGE_WORDS.get(stage, stage)
+    parts = [Part(f"preparing the corpus: {words}", 0, "bold", words), Part(f"{frac:.0%}", 1)]
+    t0, d0 = v.prep_from
+    if live and t is not None and t0 is not None and done > d0 and t > t0:
+        parts.append(Part(f"{fmt_duration((t - t0) * (total - done) / (done - d0))} left", 2))
+    if total > 0:
+        parts.append(Part(f"{done / 1e6:,.1f} of {total / 1e6:,.1f} MB", 3))
+    return frac, parts
+
+
+def progress_parts(v: RunState, live: bool = True) -> list[Part]:
+    """The figures under the progress bar; kept longest: step, loss, ETA and full val, val, time, speed (while the
+    corpus is prepared: its stage, share done and time left; ``live``: the preparation is going on)."""
+    if (prep := preparation(v, live)) is not None:
+        return prep[1]
     s, last = v.start, v.last
     max_steps = _step(s.get("max_steps")) if s else None
     of = f" / {max_steps:,}" if max_steps is not None else ""

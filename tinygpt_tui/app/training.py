@@ -347,7 +347,8 @@ class TrainingScreen(Screen):
         job.stop()
         if self.source is None or self.source.job is not job:  # (a run followed meanwhile is not the one stopping: show it)
             self.watch_job(job)
-        self.notify(f"Stopping {printable(job.name)}: the model is saved at the current step …", title="training")
+        saved = "the model is saved at the current step" if job.run.start else "it is preparing its corpus: nothing is trained or saved"
+        self.notify(f"Stopping {printable(job.name)}: {saved} …", title="training")
         self.render_view()
 
     def action_follow(self) -> None:
@@ -412,7 +413,8 @@ class TrainingScreen(Screen):
         v = self.view
         self.query_one("#run-title", Static).update(self._title(v))
         self.query_one("#run-progress", ProgressBar).update(total=1.0, progress=v.progress if v else 0)
-        self.query_one("#run-progress-text", FitLine).show(progress_parts(v) if v else [])
+        live = self.source is not None and (self.source.job is None or self.source.job.active)
+        self.query_one("#run-progress-text", FitLine).show(progress_parts(v, live) if v else [])
         if v is None:
             return
         key = (id(v), len(v.steps) + len(v.eval_steps), v.steps[-1] if v.steps else -1)
@@ -436,6 +438,8 @@ class TrainingScreen(Screen):
         if job is not None:
             state = {"starting": "preparing", "running": "training", "stopping": "stopping · saving",
                      "done": "finished", "stopped": "stopped (saved; Resume continues it)", "failed": "failed"}[job.state]
+            if not v.start and job.state in ("stopping", "stopped"):  # stopped while the corpus is prepared: nothing to save
+                state = "stopping (preparing its corpus: nothing saved)" if job.active else "stopped while preparing its corpus: nothing saved"
             title = Text.assemble((printable(job.name), "bold"), (f"  {state}", {"failed": "bold red", "done": "bold green"}.get(job.state, "bold magenta")))
             if job.state == "failed":
                 title.append(f": {printable(job.error)}", style="red")

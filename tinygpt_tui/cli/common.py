@@ -157,9 +157,6 @@ class PrepareBar:
     """A rich progress bar for engine/prepare.py's Progress events, on stderr (started at the first,
     so a corpus already prepared prints nothing); ``with PrepareBar() as bar: ... bar(event)``."""
 
-    STAGES = {"scanning": "scanning the corpus", "learning": "learning the BPE tokenizer", "encoding": "encoding it to tokens",
-              "verifying": "checking the token files"}
-
     def __init__(self, quiet: bool = False):
         self.quiet, self.progress, self.task, self.stage = quiet, None, None, None
 
@@ -177,7 +174,9 @@ class PrepareBar:
             self.progress.start()
         if ev.stage != self.stage:
             self.stage = ev.stage
-            self.task = self.progress.add_task(self.STAGES.get(ev.stage, ev.stage), total=max(ev.total, 1))
+            from tinygpt_tui.engine.sources import STAGE_WORDS
+
+            self.task = self.progress.add_task(STAGE_WORDS.get(ev.stage, ev.stage), total=max(ev.total, 1))
         self.progress.update(self.task, completed=ev.done, total=max(ev.total, 1))
 
     def __enter__(self):

@@ -411,7 +411,7 @@ def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = Fa
                     if isinstance(ev, Finished):
                         reason = ev.reason
                     yield MemberEvent(i, m.name, ev)
-                state = "stopped" if reason == "stopped" else "finished"
+                state = "stopped" if reason in ("stopped", None) else "finished"  # (None: stopped while preparing the corpus)
                 states[m.name] = {"state": state}
                 yield MemberEnded(i, m.name, state, summary=summarize(plan.folder / m.name, m.name))
                 if state == "stopped":

@@ -318,6 +318,21 @@ def _resume_state(record: Path, partial: dict, fingerprint: list, dtype) -> dict
     return state
 
 
+def until_prepared(events: Iterator, stop=None) -> Generator:
+    """prepare()'s Progress events, passed on (``yield from``); returns the prepared corpus, or None when ``stop``
+    (a threading.Event) is set while work is left: the preparation ends there, and the next one continues from it."""
+    try:
+        for ev in events:
+            if isinstance(ev, Prepared):
+                return ev.corpus
+            if stop is not None and stop.is_set():
+                return None
+            yield ev
+    finally:
+        events.close()
+    raise CorpusError("the corpus was not prepared")
+
+
 def run_to_end(events: Iterator, on_progress: Callable[[Progress], None] | None = None) -> "PreparedCorpus":
     """Drain prepare()'s events (passing each Progress on); the prepared corpus."""
     for ev in events:

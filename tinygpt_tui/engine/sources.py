@@ -48,6 +48,10 @@ class Progress:
         return {"event": "prepare", **vars(self)}
 
 
+STAGE_WORDS = {"scanning": "scanning the corpus", "learning": "learning the BPE tokenizer", "encoding": "encoding it to tokens",
+               "verifying": "checking the token files"}  # (the CLI's bar and the app's training screen say them)
+
+
 def prepared_dir() -> Path:
     """Where prepared corpora live: $TINYGPT_PREPARED_DIR, else $XDG_CACHE_HOME/tinygpt/prepared (~/.cache/...)."""
     if os.environ.get(ENV_PREPARED_DIR):

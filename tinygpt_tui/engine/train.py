@@ -3,13 +3,13 @@
     for event in train(TrainConfig(corpus="input.txt", name="mine", max_steps=2000), stop_event):
         print(event)
 
-It yields events (Started, Step, Eval, Saved, Stopping, Finished) and appends the same records to
-metrics.jsonl, so anyone can follow a run. A set ``stop_event`` ends the step under way, then one
-save. The folder keeps the best evaluation's weights (at the end: the better of those and the last step's over the
-whole validation split) and the last step's training state.
-Distributed, only rank 0 writes and all ranks agree each step on stopping. The batches and dropout
-of step s on rank r come from generators seeded with (seed, r, s): a resumed run draws what the
-uninterrupted one would have.
+It yields events (Started, Step, Eval, Saved, Stopping, Finished), appending each to metrics.jsonl so
+anyone can follow a run; with preparation=True, first the corpus's preparation (engine/sources.py's Progress,
+kept nowhere). A set ``stop_event`` ends the step under way, then one save (during the preparation: the run,
+nothing saved). The folder keeps the best evaluation's weights (at the end: the better of those and the last
+step's over the whole validation split) and the last step's training state. Distributed, only rank 0 writes
+and all ranks agree each step on stopping. The batches and dropout of step s on rank r come from generators
+seeded with (seed, r, s): a resumed run draws what the uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tinygpt_tui.engine.device import activation_bytes_per_sequence, autocast, c
 from tinygpt_tui.engine.distributed import DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests
 from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, estimate_loss, evaluate_split  # noqa: F401 (also `from engine.train import`)
 from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
-from tinygpt_tui.engine.prepare import prepare, run_to_end
+from tinygpt_tui.engine.prepare import prepare, until_prepared
 from tinygpt_tui.engine.presets import NameTaken, NothingToTrain, TrainConfig, build_optimizer, check_name, lr_at, resume_config
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
 
@@ -137,9 +137,9 @@ def step_seed(seed: int, rank: int, step: int, micro: int = 0) -> int:
 class Run:
     """Everything one training run holds; ``events()`` runs it."""
 
-    def __init__(self, cfg: TrainConfig, stop_event: threading.Event | None = None, dist: DistInfo | None = None):
-        self.cfg, self.stop_event, self.dist, self.lock = cfg, stop_event or threading.Event(), dist or DistInfo(), None
-        self.created = False  # whether this run made its folder (removed again if it is refused before it starts)
+    def __init__(self, cfg: TrainConfig, stop_event: threading.Event | None = None, dist: DistInfo | None = None, preparation=False):
+        self.cfg, self.stop_event, self.dist, self.lock, self.preparation = cfg, stop_event or threading.Event(), dist or DistInfo(), None, preparation
+        self.created, self.corpus = False, None  # whether this run made its folder (removed again if refused before it starts)
 
     def _settings(self):
         """The settings, corpus and vocabulary of the run, and the training state to resume from."""
@@ -170,14 +170,17 @@ class Run:
         return cfg, doc.get("corpus", {}).get("sha256"), ckpt.read_vocab(self.folder), (tensors, meta)
 
     def _open_corpus(self, want_sha):
-        """The corpus prepared into token files (engine/prepare.py: once, then reused while unchanged; ranks
-        take turns), with the run's tokenizer (engine/lineage.py's run_tokenizer). The CLI prepares it first, with a bar."""
-        corpus = run_to_end(prepare(self.cfg.corpus, self.tokenizer))
+        """The corpus prepared into token files (engine/prepare.py: once, then reused; ranks take turns), its Progress yielded,
+        with the run's tokenizer; False if stopped meanwhile (alone: ranks stop together, at step 0). The CLI prepares it first."""
+        corpus = yield from until_prepared(prepare(self.cfg.corpus, self.tokenizer), self.stop_event if self.dist.world_size == 1 else None)
+        if corpus is None:
+            return False
         if want_sha and want_sha != corpus.sha256:
             raise CorpusError(f"{self.cfg.corpus} is not the corpus {self.cfg.name} was trained on (sha256 differs); resume with the same file")
         if corpus.tokenizer.vocab_size < 2:
             raise CorpusError(f"the corpus {corpus.name} holds one distinct character: there is nothing to learn")
         self.corpus, self.tokenizer = corpus, corpus.tokenizer
+        return True
 
     def _resume_best(self, meta, doc, tensors):
         """The best evaluation's weights: the state's own (the last step was the best), or the weights file's
@@ -205,7 +208,8 @@ class Run:
 
         cfg, want_sha, self.tokenizer, state = self._settings()
         self.cfg = cfg
-        self._open_corpus(want_sha)
+        if not (yield from self._open_corpus(want_sha)):
+            return
         self.data = Dataset(self.corpus, self.tokenizer, cfg.block_size)
         if self.dist.is_main:  # one run per model folder: a second one is refused, never interleaved
             self.created = not self.folder.exists()
@@ -359,12 +363,14 @@ class Run:
         import torch.distributed as torch_dist
 
         try:
-            self._prepare()
+            yield from (ev for ev in self._prepare() if self.preparation)  # (its Progress, passed on when asked for)
             failed = agree_on_failure(None, self.dist)
         except TinyGPTError as e:
             failed = agree_on_failure(e, self.dist)
         if failed is not None:
             raise failed
+        if self.corpus is None:  # stopped while preparing the corpus: nothing trained, nothing saved
+            return
         cfg, model, dist, main = self.cfg, self.model, self.dist, self.dist.is_main
         if main:
             try:
@@ -388,8 +394,7 @@ class Run:
             step=self.start_step, max_steps=cfg.max_steps, time_budget=cfg.time_budget, params=self.model_cfg.param_count(),
             device=self.device_name, dtype=self.dtype, tokens_per_step=self.tokens_per_step, world_size=dist.world_size,
             model=self.model_cfg.to_dict(), corpus=self.corpus.name, tokenizer=self.tokenizer.describe(), resumed=cfg.resume, dropped_chars=self.data.dropped[:50],
-            micro_batch=self.micro_batch, accum=self.accum,
-            activation_mb=None if self.activation_mb is None else round(self.activation_mb, 1),
+            micro_batch=self.micro_batch, accum=self.accum, activation_mb=None if self.activation_mb is None else round(self.activation_mb, 1),
         ))
 
         step, tokens = self.start_step, self.tokens_before
@@ -482,9 +487,9 @@ class Run:
         return kept
 
 
-def train(cfg: TrainConfig, stop_event: threading.Event | None = None, dist: DistInfo | None = None):
+def train(cfg: TrainConfig, stop_event: threading.Event | None = None, dist: DistInfo | None = None, preparation: bool = False):
     """Run training; yields events. See the module docstring."""
-    run = Run(cfg, stop_event, dist)
+    run = Run(cfg, stop_event, dist, preparation)
     try:
         yield from run.events()
     finally:
