@@ -177,6 +177,43 @@ def test_ctrl_c_while_a_run_prepares_its_corpus_stops_it_before_anything_is_trai
     assert "stopped while preparing the corpus" in err and "Traceback" not in err and not (models / "x").exists()
 
 
+def waits_for_a_lock(pid: int) -> bool:
+    """Whether the process waits to take a file lock (Linux lists the waiters in /proc/locks, marked ->)."""
+    return any(f[1:2] == ["->"] and f[5:6] == [str(pid)] for f in map(str.split, Path("/proc/locks").read_text().splitlines()))
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="tells a process waiting for a lock by /proc/locks (Linux)")
+def test_ctrl_c_while_a_run_from_another_model_prepares_its_corpus_stops_it_too(small_corpus, prepared_dir, tmp_path):
+    """With --from A the corpus was prepared inside the run, after the Ctrl+C handler was installed: Ctrl+C
+    said "stopping: saving a checkpoint", and once the preparation ended B was saved, trained 0 steps."""
+    import fcntl
+
+    from tests.conftest import make_model
+
+    corpus, models = tmp_path / "c.txt", tmp_path / "models"
+    corpus.write_bytes(small_corpus.read_bytes())
+    make_model(models, "a")
+    folder = run_to_end(prepare(str(corpus), CHARS)).folder  # (its folder; a character preparation)
+    lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process preparing it: the run waits there, mid-preparation
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", "train", str(corpus), "--name", "b", "--from", "a",
+                              "--models-dir", str(models), "--max-steps", "5", "--threads", "1"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while not waits_for_a_lock(p.pid):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=0.1)
+            assert p.returncode is None, p.communicate()
+        p.send_signal(signal.SIGINT)
+    finally:
+        os.close(lock)
+    out, err = p.communicate(timeout=240)
+    assert p.returncode == 130, (out, err)
+    assert [line for line in err.splitlines() if "stop" in line] == [
+        "stopped while preparing the corpus: nothing trained, nothing saved (the next run goes on with the encoding from where it stopped)"]
+    assert "Traceback" not in err and not (models / "b").exists()
+
+
 def test_an_interrupted_preparation_restarts_when_its_source_changed(books, prepared_dir):
     gen = prepare(str(books), CHARS)
     for ev in gen:

@@ -253,15 +253,15 @@ def prepare_corpus(cfg, quiet: bool) -> None:
     from tinygpt_tui.cli.common import PrepareBar
     from tinygpt_tui.engine import folder as ckpt
     from tinygpt_tui.engine.presets import check_name
-    from tinygpt_tui.engine.lineage import run_tokenizer
+    from tinygpt_tui.engine.lineage import child_config, read_parent, run_tokenizer
     from tinygpt_tui.engine.prepare import prepare, run_to_end
 
     corpus = cfg.corpus
     if not cfg.resume:
         check_name(cfg.name)
-        if cfg.init_from:
-            return  # the run prepares it with A's tokenizer, once A is checked
-        tokenizer = run_tokenizer(cfg.resolved(), None)[0]  # bad settings are said before a long preparation, as the run would say them
+        parent = read_parent(cfg) if cfg.init_from else None  # --from A: with A's tokenizer, once A is checked
+        # bad settings (and a bad A) are said before a long preparation, as the run would say them
+        tokenizer = run_tokenizer((child_config(cfg, parent) if parent else cfg).resolved(), parent)[0]
     else:
         try:
             folder = (Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()) / cfg.name
