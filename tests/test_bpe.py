@@ -392,6 +392,30 @@ def test_bad_tokenizer_options_are_one_line(tmp_path, small_corpus):
     assert not (tmp_path / "x").exists()
 
 
+def test_corpus_prepare_prepares_the_bpe_corpus_train_then_uses(tmp_path, small_corpus):
+    """`tinygpt corpus prepare` encoded characters only: a big corpus could not be prepared ahead for a BPE run,
+    which learned and encoded it all itself. It takes train's --tokenizer and --vocab-size, checked alike."""
+    env = {"TINYGPT_PREPARED_DIR": str(tmp_path / "prepared")}
+    r = tinygpt_inproc("corpus", "prepare", small_corpus, "--tokenizer", "bpe", "--vocab-size", "300", env=env)
+    assert r.returncode == 0 and "tokens (bpe 300); prepared at" in r.stdout, r.stdout + r.stderr
+    folder = Path(r.stdout.strip().rsplit(": ", 1)[1])
+    made = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    assert len([n for n in made if n.endswith(".bin")]) == 2
+    r = tinygpt_inproc("train", small_corpus, "--name", "b", "--models-dir", tmp_path, "--tokenizer", "bpe", "--vocab-size", "300",
+                       "--preset", "tiny", "--block-size", "32", "--max-steps", "1", "--threads", "1", "--jsonl", env=env)
+    assert r.returncode == 0, r.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == made  # found prepared: nothing learned or encoded again
+    common = (small_corpus, "--force")
+    for args, needle in ((("--tokenizer", "bpe", "--vocab-size", "100"), "256"), (("--vocab-size", "500"), "--tokenizer bpe"),
+                         (("--tokenizer", "words"), "char, bpe")):
+        said = [tinygpt_inproc(*cmd, *args, env=env) for cmd in (("corpus", "prepare", *common), ("train", small_corpus, "--name", "x"))]
+        assert_one_line_error(said[0], needle)
+        assert said[0].stderr == said[1].stderr
+    assert_one_line_error(tinygpt_inproc("corpus", "prepare", small_corpus, "--tokenizer", "bpe", "--vocab-size", "100000", env=env),
+                          "--vocab-size 100,000 is more than this corpus supports")
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == made
+
+
 def test_a_corpus_too_short_in_tokens_says_tokens_and_how_to_fit(tmp_path, small_corpus):
     """Long enough in characters, too short once BPE merges them: the error spoke of "tokens of known
     characters" (a character model's words) and gave no way out, where a character model's says --block-size."""

@@ -67,25 +67,33 @@ def corpus_add(
 def corpus_prepare(
     corpus: str = typer.Argument(..., help="A text file, a folder of .txt files, a quoted glob ('books/*.txt') or a corpus name."),
     force: bool = typer.Option(False, "--force", help="Prepare it again even if it is prepared (e.g. after a checksum error)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="As `tinygpt train` will use: char (one token per character, the default) or bpe (byte-level BPE learned from the corpus)."),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="With --tokenizer bpe: how many tokens (default 512)."),
 ):
     """Encode a corpus once into token files for training (a run does this itself when it must): docs/data.md."""
     import time
 
     from tinygpt_tui.cli.common import PrepareBar
     from tinygpt_tui.engine.corpora import resolve_corpus
+    from tinygpt_tui.engine.lineage import learning_bpe
     from tinygpt_tui.engine.prepare import Prepared, prepare
+    from tinygpt_tui.engine.presets import tokenizer_choice
     from tinygpt_tui.tokenizer import CharTokenizer
 
+    kind, vocab = tokenizer_choice(tokenizer, vocab_size)  # (checked as `tinygpt train` checks them, before anything is read)
+    make = (lambda source: learning_bpe(source, vocab)) if kind == "bpe" else (lambda source: CharTokenizer(source.charset))
     t0 = time.perf_counter()
     with PrepareBar() as bar:
-        for ev in prepare(str(resolve_corpus(corpus)), lambda source: CharTokenizer(source.charset), force=force):
+        for ev in prepare(str(resolve_corpus(corpus)), make, force=force):
             if isinstance(ev, Prepared):
                 c, secs = ev.corpus, time.perf_counter() - t0
                 files = len(c.meta["source"]["files"])
                 size = sum(f["size"] for f in c.meta["source"]["files"])
                 how = "already prepared, checked" if ev.reused else f"prepared at {size / 1e6 / max(secs, 1e-9):,.0f} MB/s"
+                tokens = sum(s["tokens"] for s in c.meta["splits"].values())
+                vocabulary = f"{c.tokenizer.vocab_size:,} distinct" if kind == "char" else f"{tokens:,} tokens ({c.tokenizer.describe()})"
                 typer.echo(one_line(f"{c.name}: {files:,} file(s), {size / 1e6:,.1f} MB, {c.chars:,} characters, "
-                                    f"{c.tokenizer.vocab_size:,} distinct; {how} in {secs:.1f} s: {c.folder}"))
+                                    f"{vocabulary}; {how} in {secs:.1f} s: {c.folder}"))
             else:
                 bar(ev)
 

@@ -139,9 +139,7 @@ class TrainConfig:
                 setattr(out, k, v)
         if out.max_steps is None and out.time_budget is None:
             out.max_steps = 2000
-        out.tokenizer = out.tokenizer or "char"
-        if out.tokenizer == "bpe" and out.vocab_size is None:
-            out.vocab_size = 512
+        out.tokenizer, out.vocab_size = tokenizer_choice(out.tokenizer, out.vocab_size)
         out.check()
         return out
 
@@ -158,12 +156,7 @@ class TrainConfig:
                 raise SettingsError(f"{name.replace('_', '-')} must be {'above' if lo_open else 'at least'} {lo} and at most {hi}, got {str(v)[:40]}")
 
         check_name(self.name)
-        if self.tokenizer not in TOKENIZER_KINDS:
-            raise SettingsError(f"tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got {str(self.tokenizer)[:40]!r}")
-        if self.tokenizer == "char" and self.vocab_size is not None:
-            raise SettingsError("--vocab-size is for --tokenizer bpe (a character vocabulary is the corpus's characters)")
-        if self.tokenizer == "bpe":
-            check_bpe_size(self.vocab_size)
+        check_tokenizer(self.tokenizer, self.vocab_size)
         for n in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
             whole(n, 1, 10**9)
         whole("sample_chars", 0, 100_000)
@@ -290,6 +283,24 @@ def check_threads(threads) -> None:
     cores = count_cores()
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= cores:
         raise SettingsError(f"--threads must be from 1 to the {cores} CPU cores this machine has, got {str(threads)[:20]}")
+
+
+def tokenizer_choice(kind: str | None, vocab_size: int | None) -> tuple[str, int | None]:
+    """--tokenizer and --vocab-size (a run's, or `tinygpt corpus prepare`'s) with their defaults (char; a BPE of
+    512 tokens), checked."""
+    kind = kind or "char"
+    vocab_size = 512 if kind == "bpe" and vocab_size is None else vocab_size
+    check_tokenizer(kind, vocab_size)
+    return kind, vocab_size
+
+
+def check_tokenizer(kind, vocab_size) -> None:
+    if kind not in TOKENIZER_KINDS:
+        raise SettingsError(f"tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got {str(kind)[:40]!r}")
+    if kind == "char" and vocab_size is not None:
+        raise SettingsError("--vocab-size is for --tokenizer bpe (a character vocabulary is the corpus's characters)")
+    if kind == "bpe":
+        check_bpe_size(vocab_size)
 
 
 def check_name(name, missing: str = "a model needs a name (--name)") -> None:
