@@ -432,6 +432,13 @@ def test_a_corpus_too_short_in_tokens_says_tokens_and_how_to_fit(tmp_path, small
     assert_one_line_error(r, "corpus is too short")
 
 
+def test_a_one_character_corpus_is_said_in_the_singular(tmp_path):
+    one = tmp_path / "one.txt"
+    one.write_text("a", encoding="utf-8")
+    r = tinygpt_inproc("train", one, "--name", "x", "--models-dir", tmp_path, "--tokenizer", "bpe", "--threads", "1")
+    assert_one_line_error(r, "corpus is too short: 1 character, but context length")
+
+
 def test_export_takes_bpe_to_hf_and_refuses_gguf(tmp_path, bpe_models, bpe):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

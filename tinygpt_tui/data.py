@@ -65,7 +65,7 @@ def check_length(text: str | int, block_size: int) -> None:
     n, need = text if isinstance(text, int) else len(text), min_corpus_chars(block_size)
     if n < need:
         raise CorpusError(
-            f"corpus is too short: {n:,} characters, but context length {block_size} with a 90/10 split "
+            f"corpus is too short: {n:,} character{'' if n == 1 else 's'}, but context length {block_size} with a 90/10 split "
             f"needs at least {need:,}; use a longer text or a smaller --block-size"
         )
 
