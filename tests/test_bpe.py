@@ -439,6 +439,19 @@ def test_a_one_character_corpus_is_said_in_the_singular(tmp_path):
     assert_one_line_error(r, "corpus is too short: 1 character, but context length")
 
 
+def test_options_that_count_characters_say_what_a_bpe_model_counts():
+    """generate --top-k and inspect's options said "characters" alone, where a BPE model counts tokens."""
+    from typer.main import get_command
+
+    from tinygpt_tui.cli.main import app
+
+    commands = get_command(app).commands
+    said = {(c, p.name): p.help for c in ("generate", "inspect") for p in commands[c].params if "character" in (getattr(p, "help", "") or "")}
+    assert {("generate", "top_k"), ("inspect", "top_k"), ("inspect", "embeddings"), ("inspect", "prompt")} <= set(said)
+    assert all("token" in h for h in said.values()), [k for k, h in said.items() if "token" not in h]
+    assert "token" in commands["inspect"].help.split(".")[0]
+
+
 def test_export_takes_bpe_to_hf_and_refuses_gguf(tmp_path, bpe_models, bpe):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

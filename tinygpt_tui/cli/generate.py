@@ -23,7 +23,7 @@ def generate(
     prompt: str = O("", "--prompt", "-p", help="Text to continue."),
     max_new: int = O(500, "--max-new", "-n", max=10**6, help="Characters to generate (tokens, for a BPE model: a token is a few characters, or part of one)."),
     temperature: float = O(0.8, "--temperature", "-t", help="0 means greedy."),
-    top_k: Optional[int] = O(None, "--top-k", "-k", help="Sample from the k most likely characters."),
+    top_k: Optional[int] = O(None, "--top-k", "-k", help="Sample from the k most likely characters (tokens, for a BPE model)."),
     top_p: Optional[float] = O(None, "--top-p", help="Nucleus sampling: the smallest set with this much probability."),
     seed: Optional[int] = O(None, "--seed", help="Same seed, same text."),
     corpus: Optional[str] = O(None, "--corpus", help="Take the prompt from a random window of this corpus instead."),

@@ -31,24 +31,24 @@ O = typer.Option
 @friendly
 def inspect_cmd(
     model: str = typer.Argument(..., help="Model name or folder."),
-    prompt: Optional[str] = O(None, "--prompt", "-p", help="The context (its last block_size characters are used)."),
-    top_k: int = O(10, "--top-k", "-k", help="How many next-character candidates to show."),
+    prompt: Optional[str] = O(None, "--prompt", "-p", help="The context (its last block_size characters are used; tokens, for a BPE model)."),
+    top_k: int = O(10, "--top-k", "-k", help="How many next-character candidates to show (next tokens, for a BPE model)."),
     layer: Optional[int] = O(None, "--layer", "-l", help="Show only this layer's heatmap (0-based) (default: every layer)."),
     position: int = O(-1, "--position", help="Query position in the context, 0-based; negative counts from the end."),
     temperature: float = O(1.0, "--temperature", "-t", help="Probabilities are softmax(logits / temperature)."),
-    rank_of: Optional[str] = O(None, "--rank-of", help="Also show where this character ranks (as shown, too: · for a space, ⏎ for a newline)."),
+    rank_of: Optional[str] = O(None, "--rank-of", help="Also show where this character (a BPE model's token) ranks (as shown, too: · for a space, ⏎ for a newline)."),
     lens: bool = O(False, "--lens", help="The logit lens: what each layer would predict at the position."),
-    ablate: bool = O(False, "--ablate", help="What changes the answer: each earlier character replaced, one at a time."),
-    embeddings: bool = O(False, "--embeddings", help="The embedding map (PCA) of the most frequent characters."),
-    top: int = O(80, "--top", help="With --embeddings: how many characters to place."),
-    near: Optional[str] = O(None, "--near", help="With --embeddings: the nearest characters to this one (cosine)."),
+    ablate: bool = O(False, "--ablate", help="What changes the answer: each earlier character (token, for a BPE model) replaced, one at a time."),
+    embeddings: bool = O(False, "--embeddings", help="The embedding map (PCA) of the most frequent characters (tokens, for a BPE model)."),
+    top: int = O(80, "--top", help="With --embeddings: how many characters (or BPE tokens) to place."),
+    near: Optional[str] = O(None, "--near", help="With --embeddings: the nearest characters (or BPE tokens) to this one (cosine)."),
     heads: bool = O(False, "--heads", help="One line of role hints per head, over the validation split."),
     corpus: Optional[str] = O(None, "--corpus", help="For --heads and --embeddings (default: the model's own corpus)."),
     json_out: bool = O(False, "--json", help="Print the numbers as JSON (top-k, attention per layer and head)."),
     device: str = O("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps."),
     models_dir: Optional[Path] = ModelsDir,
 ):
-    """Next-character probabilities and attention for a prompt. Bars for the top candidates, a heatmap per layer."""
+    """Next-character (a BPE model: next-token) probabilities and attention for a prompt. Bars for the top candidates, a heatmap per layer."""
     from rich.console import Console
 
     console = Console(highlight=False)
