@@ -382,6 +382,23 @@ def test_train_with_bpe_end_to_end(tmp_path, small_corpus):
     assert json.loads(r.stdout.splitlines()[0])["tokenizer"] == f"bpe {VOCAB}"
 
 
+def test_the_try_it_prompt_of_a_bpe_model_is_text_it_learned(small_corpus):
+    """After `tinygpt import` of a Chinese BPE model the "try it" line said --prompt "ROMEO:": a BPE drops no
+    character, so the rule for character vocabularies always passed. Now a BPE suggests ROMEO: where it learned
+    some of it, else its earliest learned word, else nothing."""
+    from tinygpt_tui.cli.common import try_prompt
+
+    english = small_corpus.read_text(encoding="utf-8")
+    assert try_prompt(BpeTokenizer.train(english, 512)) == "ROMEO:"  # (its learned tokens hold R, O, M and E)
+    assert try_prompt(BpeTokenizer.train(english, 300)) == "the"  # (they don't yet: its first word, not "he")
+    chinese = "".join(f"宝玉笑道：“{w}来了。”黛玉道：“不去。”\n" for w in "你我他她这那" * 40)
+    zh = BpeTokenizer.train(chinese, 300)
+    word = try_prompt(zh)
+    assert len(word) > 1 and word.isalpha() and word in chinese and zh.token_id(word) is not None, word  # (one of its tokens)
+    assert try_prompt(BpeTokenizer.train("1, 2; 3. 4! " * 200, 260)) == ""  # (no word learned: no prompt)
+    assert try_prompt(CharTokenizer(sorted(set(chinese)))) == "" and try_prompt(CharTokenizer("ROMEab:")) == "ROMEO:"
+
+
 def test_bad_tokenizer_options_are_one_line(tmp_path, small_corpus):
     common = ("--models-dir", tmp_path, "--preset", "tiny", "--max-steps", "2")
     assert_one_line_error(tinygpt_inproc("train", small_corpus, "--name", "x", "--tokenizer", "bpe", "--vocab-size", "100000", *common),

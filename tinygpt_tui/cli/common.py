@@ -132,9 +132,25 @@ def new_model_folder(name: str, models_dir) -> Path:
 
 
 def try_prompt(tokenizer) -> str:
-    """The prompt a "try it" line suggests: "ROMEO:" where the vocabulary has its characters (a Chinese
-    model would drop every one), else none ("")."""
-    return "" if tokenizer.encode("ROMEO:").dropped else "ROMEO:"
+    """The prompt a "try it" line suggests: "ROMEO:" where the model knows it: a character vocabulary has its
+    characters (a Chinese model would drop every one), a BPE learned it (any text encodes, byte by byte): it
+    encodes it in fewer tokens than bytes, or its learned tokens hold each letter. Else a BPE's earliest learned
+    word (its merges come most frequent first), one after a space first (" the", not "he"; 宝玉 in a text
+    without spaces), or none ("")."""
+    if tokenizer.kind != "bpe":
+        return "" if tokenizer.encode("ROMEO:").dropped else "ROMEO:"
+    learned = [tokenizer.token_bytes[i] for i in (tokenizer.vocab.get(a + b) for a, b in tokenizer.merges) if i is not None]
+    if len(tokenizer.encode("ROMEO:").ids) < len(b"ROMEO:") or set(b"ROMEO") <= {b for t in learned for b in t}:
+        return "ROMEO:"
+    words = []  # the words it learned, as text, most frequent first
+    for t in learned:
+        try:
+            text = t.decode("utf-8")
+        except UnicodeDecodeError:  # (part of a character)
+            continue
+        if len(text.strip()) > 1 and text.strip().isalpha():
+            words.append(text)
+    return next((w for w in words if w[:1].isspace()), words[0] if words else "").strip()
 
 
 def save_new_model(dest: Path, model, tokenizer, doc: dict, wrote: str) -> None:
