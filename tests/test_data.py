@@ -199,7 +199,8 @@ def test_ctrl_c_while_a_run_from_another_model_prepares_its_corpus_stops_it_too(
     try:
         p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", "train", str(corpus), "--name", "b", "--from", "a",
                               "--models-dir", str(models), "--max-steps", "5", "--threads", "1"], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # (as the test above says)
         while not waits_for_a_lock(p.pid):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=0.1)
