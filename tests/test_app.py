@@ -331,6 +331,34 @@ async def test_inspect_key_pushes_the_inspector_which_loads_its_own_model(models
         assert await wait_for(pilot, lambda: app.screen is gen)
 
 
+async def test_the_inspector_s_bars_are_at_the_temperature_the_text_was_sampled_at(models_dir):
+    """The bars were at temperature 1 while the text was sampled at the panel's 0.8, and nothing said so: now
+    they are the odds the text was drawn from, with the model's own (T=1) beside them."""
+    from tests.test_inspect import shown_lines
+    from tinygpt_tui.app.inspector import InspectorScreen
+    from tinygpt_tui.app.sidebar import SamplingPanel
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        await generated(pilot, gen, "hello", 10)
+        for temperature, shown in (("", "T=0.8"), ("1.3", "T=1.3"), ("1", None), ("x", None)):  # (a mistake: the model's own)
+            gen.query_one("#sampling", SamplingPanel).set_value("temperature", temperature)
+            await pilot.press("f2")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+            insp = app.screen
+            assert await wait_for(pilot, lambda: insp.analysis is not None)
+            bars = insp.query_one("#insp-probs")
+            assert await wait_for(pilot, lambda: "%" in shown_lines(bars))
+            title, bars = str(insp.query_one("#insp-title").render()), shown_lines(bars)
+            if shown:
+                assert shown in title and "T=1 " in bars, (title, bars)
+            else:
+                assert "T=" not in title and "T=1 " not in bars, (title, bars)
+            await pilot.press("escape")
+            assert await wait_for(pilot, lambda: app.screen is gen)
+
+
 async def test_f2_before_generating_inspects_the_prompt_typed_or_says_to_write_one(models_dir):
     """F2 with a prompt typed but nothing generated opened an inspector that said twice "the prompt is
     empty", though the prompt was on screen; with no prompt at all, the same dead screen."""

@@ -58,9 +58,7 @@ class Stream:
 
     @property
     def chars_per_s(self) -> float:
-        if self.generated < 2:
-            return 0.0
-        return self.generated / max((self.finished_at or time.perf_counter()) - self.started, 1e-9)
+        return self.generated / max((self.finished_at or time.perf_counter()) - self.started, 1e-9) if self.generated >= 2 else 0.0
 
 
 def compile_quiet_s() -> float:
@@ -469,9 +467,10 @@ class GenerateScreen(Screen):
         if not text:
             self.notify("Write a prompt first: the inspector looks inside the model at the text on screen.", severity="warning")
             return
-        # the raw text, not the on-screen form; the inspector loads a PyTorch model itself unless the sampler runs one
-        torch_model = self.loaded.model if hasattr(self.loaded.model, "parameters") else None
-        self.inspector = InspectorScreen(self.loaded.path, self.loaded.tokenizer, text, model=torch_model)
+        # the raw text, not the on-screen form; the inspector loads a PyTorch model itself unless the sampler runs one;
+        torch_model = self.loaded.model if hasattr(self.loaded.model, "parameters") else None  # its bars at the temperature
+        self.inspector = InspectorScreen(self.loaded.path, self.loaded.tokenizer, text, model=torch_model,  # sampled at
+                                         temperature=self.query_one("#sampling", SamplingPanel).temperature())
         self.app.push_screen(self.inspector, lambda _=None: setattr(self, "inspector", None))
 
     # ------------------------------------------------------------ status

@@ -261,6 +261,13 @@ class SamplingPanel(Vertical):
             raise SettingsError("length must be at most 1,000,000 characters")
         return settings.validate()
 
+    def temperature(self) -> float:
+        """The temperature the text is sampled at (1, the model's own, while the fields hold a mistake)."""
+        try:
+            return self.values().temperature
+        except SettingsError:
+            return 1.0
+
     def set_value(self, fid: str, value) -> None:
         text = "" if value is None else str(value)
         if self.editing:
