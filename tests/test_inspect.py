@@ -865,3 +865,14 @@ async def test_a_pinned_query_stays_on_its_character_when_the_context_is_trimmed
     before, _, view = await pinned_then_updated(CharTokenizer.from_text(text + "xyz"), text, text[300:] + "xyz", trimmed=300)
     assert view.position == 23 - 5 - 3  # three back, as the window slid three characters on
     assert view.chars[view.position:][: len(before)] == before
+
+
+def test_an_embedding_map_of_the_whole_vocabulary_says_all_not_most_frequent(tmp_path, small_corpus):
+    """The shipped Shakespeare model's map said "the 65 most frequent characters": its whole vocabulary."""
+    text = small_corpus.read_text(encoding="utf-8")
+    make_tiny_model(tmp_path / "m", text)
+    vocab = len(set(text))
+    for top, said in ((vocab + 10, f"all {vocab} characters"), (vocab, f"all {vocab} characters"), (5, "the 5 most frequent characters")):
+        r = run(["inspect", str(tmp_path / "m"), "--embeddings", "--top", str(top)])
+        out = " ".join(r.stdout.split())
+        assert r.exit_code == 0 and said in out and ("most frequent" in out) == (top < vocab), (top, out)

@@ -38,7 +38,7 @@ def inspect_cmd(
     temperature: float = O(1.0, "--temperature", "-t", help="Probabilities are softmax(logits / temperature)."),
     rank_of: Optional[str] = O(None, "--rank-of", help="Also show where this character (a BPE model's token) ranks (as shown, too: · for a space, ⏎ for a newline)."),
     lens: bool = O(False, "--lens", help="The logit lens: what each layer would predict at the position."),
-    ablate: bool = O(False, "--ablate", help="What changes the answer: each earlier character (token, for a BPE model) replaced, one at a time."),
+    ablate: bool = O(False, "--ablate", help="What changes the answer: each character (token, for a BPE model) up to the position, itself included, replaced one at a time."),
     embeddings: bool = O(False, "--embeddings", help="The embedding map (PCA) of the most frequent characters (tokens, for a BPE model)."),
     top: int = O(80, "--top", help="With --embeddings: how many characters (or BPE tokens) to place."),
     near: Optional[str] = O(None, "--near", help="With --embeddings: the nearest characters (or BPE tokens) to this one (cosine)."),
@@ -187,7 +187,8 @@ def embedding_text(emap, near_list, near: str | None, width: int, height: int = 
     lines, hidden = scatter([cell(c)[0] for c in emap.chars], emap.xy, max(width, 20), height)
     t = Text(f"The {'output layer' if emap.which == 'output' else 'embedding'} map", style="bold")
     t.append(f" ({emap.method}: x {emap.explained[0]:.0%} of the variance, y {emap.explained[1]:.0%}), "
-             f"the {len(emap.chars):,} most frequent {unit}s" + (f"; {hidden:,} hidden by others" if hidden else ""), style="dim")
+             + (f"all {len(emap.chars):,} {unit}s" if len(emap.chars) == emap.vocab_size else f"the {len(emap.chars):,} most frequent {unit}s")
+             + (f"; {hidden:,} hidden by others" if hidden else ""), style="dim")
     t.append(f"\n  close: {unit}s the model uses alike (roughly: 2 of many dimensions)", style="dim")
     t.append("\n" + "\n".join(lines))
     if near_list:

@@ -125,6 +125,7 @@ class EmbeddingMap:
     xy: np.ndarray  # (N, 2) PCA coordinates
     explained: tuple[float, float]  # share of the variance along each axis
     method: str = "PCA"
+    vocab_size: int = 0  # the vocabulary's: the map may show every token of it
 
 
 def weights_of(model, which: str = "embedding"):
@@ -156,7 +157,7 @@ def embedding_map(model, tokenizer, top: int = 80, text: str | None = None, whic
     key = (lambda i: counts[tokenizer.labels[i]]) if tokenizer.kind == "char" else counts.__getitem__
     ids = sorted(range(tokenizer.vocab_size), key=lambda i: (-key(i), i))[:top]
     xy, explained = pca2(weights_of(model, which))
-    return EmbeddingMap(which, [tokenizer.labels[i] for i in ids], xy[ids], explained)
+    return EmbeddingMap(which, [tokenizer.labels[i] for i in ids], xy[ids], explained, vocab_size=tokenizer.vocab_size)
 
 
 def neighbours(model, tokenizer, char: str, k: int = 10, which: str = "embedding") -> list[tuple[str, float]]:
