@@ -1,6 +1,6 @@
 """The experiment screen's samples (F7): a box per member, titled with what tells it apart, as many side by
 side as keep each title whole and its text readable, the rest in rows below; rows that don't fit the height
-scroll, each box then as tall as its text.
+(or a sample longer than its box) scroll, each box then as tall as its text.
 
 Five boxes side by side at 80 columns were 7 columns wide: their titles read "…", "s…", "a…" and which
 sample was whose could not be told.
@@ -43,15 +43,17 @@ class SampleGrid(VerticalScroll):
     def __init__(self, **kw):
         super().__init__(**kw)
         self.titles: list[str] = []
+        self.texts: list[Text] = []
         self.shape = None  # (cols, fits) laid out, for the size it was worked out at
 
     def show(self, samples: list[tuple[str, str, str]]) -> None:
         """samples: (name, title, text) a member; the whole name is its box's tooltip."""
         self.remove_children()
         self.titles = [printable(title) for _, title, _ in samples]
+        self.texts = [Text(printable(text)) for _, _, text in samples]
         boxes = []
-        for name, title, text in samples:
-            box = Static(Text(printable(text)), classes="exp-sample")
+        for (name, title, _), text in zip(samples, self.texts):
+            box = Static(text, classes="exp-sample")
             box.border_title, box.tooltip = printable(title), printable(name)
             boxes.append(box)
         self.shape = None
@@ -64,6 +66,9 @@ class SampleGrid(VerticalScroll):
             return
         longest = max(len(t) for t in self.titles)
         cols, fits = grid_shape(len(self.titles), longest, width, height)
+        if fits:  # a row's boxes share the height: a sample longer than its box would be cut, so they scroll instead
+            room = height // math.ceil(len(self.texts) / cols) - 2
+            fits = all(len(t.wrap(self.app.console, max(1, width // cols - FRAME))) <= room for t in self.texts)
         if not fits:  # (the scrollbar takes a column)
             cols, _ = grid_shape(len(self.titles), longest, width - 1, height)
         if (cols, fits, width) == self.shape:
