@@ -964,6 +964,8 @@ async def test_start_while_a_finished_experiment_s_results_are_read_says_so(tmp_
         assert await wait_for(pilot, sampling.is_set, timeout=60), notes(app)
         reading = app.experiment
         assert reading is not None and reading is not job and reading.active
+        title = screen.query_one("#exp-title", Static)  # (it said "preparing" while the members wrote their samples)
+        assert await wait_for(pilot, lambda: "writing the samples" in str(title.render())), str(title.render())
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert "still running" not in str(screen.query_one("#exp-error", Static).render())

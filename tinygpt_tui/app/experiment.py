@@ -377,6 +377,8 @@ class ExperimentScreen(Screen):
         done = sum(st in ("finished", "kept") for st in job.members.values())
         state = {"starting": "preparing", "running": "running", "stopping": "stopping · saving", "finished": "finished",
                  "stopped": "stopped (Start resumes it)", "failed": "finished with failures"}[job.state]
+        if job.state in ("starting", "running") and done == len(job.members):  # (every member trained or kept: the samples)
+            state = "writing the samples …"
         title.update(Text.assemble((printable(job.name), "bold"), (f"  {state}", "bold magenta" if job.active else "bold green"),
                                    f" · {done} of {len(job.members)} done", (f"\n{printable(job.error)}", "red") if job.error else ""))
         self.draw_queue(job)
