@@ -265,3 +265,26 @@ async def test_a_sample_longer_than_its_box_scrolls_instead_of_being_cut():
         grid.show([(n, t, "short") for n, t, _ in samples])  # short samples: side by side, no scrolling
         await pilot.pause()
         assert await wait_for(pilot, lambda: grid.max_scroll_y == 0)
+
+
+async def test_samples_shown_again_for_another_experiment_are_titled_as_theirs():
+    """The pane showing a second experiment's samples (one lesson's, then another's) titled its new boxes from a
+    layout made while the old boxes were still there: the first box read the last member's title, and a box
+    beside it the same title again."""
+    from textual.app import App
+
+    from tinygpt_tui.app.samples import SampleGrid
+
+    class Host(App):
+        def compose(self):
+            yield SampleGrid(id="grid")
+
+    app = Host()
+    async with app.run_test(size=(120, 40)) as pilot:
+        grid = app.query_one(SampleGrid)
+        grid.show([("n_layer=1", "n_layer=1", "one"), ("n_layer=2", "n_layer=2", "two")])
+        assert await wait_for(pilot, lambda: len(grid.query(".exp-sample")) == 2)
+        grid.show([(f"pos_encoding={n}", n, n) for n in ("learned", "rope", "alibi")])
+        assert await wait_for(pilot, lambda: len(grid.query(".exp-sample")) == 3)
+        await pilot.pause()
+        assert [str(b.border_title) for b in grid.query(".exp-sample")] == ["learned", "rope", "alibi"]

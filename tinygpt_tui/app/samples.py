@@ -44,6 +44,7 @@ class SampleGrid(VerticalScroll):
         super().__init__(**kw)
         self.titles: list[str] = []
         self.texts: list[Text] = []
+        self.boxes: list[Static] = []  # the boxes shown (a query would also find those still being removed)
         self.shape = None  # (cols, fits) laid out, for the size it was worked out at
 
     def show(self, samples: list[tuple[str, str, str]]) -> None:
@@ -56,7 +57,7 @@ class SampleGrid(VerticalScroll):
             box = Static(text, classes="exp-sample")
             box.border_title, box.tooltip = printable(title), printable(name)
             boxes.append(box)
-        self.shape = None
+        self.shape, self.boxes = None, boxes
         self.mount_all(boxes)
         self.lay_out()
 
@@ -77,7 +78,7 @@ class SampleGrid(VerticalScroll):
         self.styles.grid_size_columns = cols
         self.styles.grid_rows = "1fr" if fits else "auto"
         room = max(3, (width if fits else width - 1) // cols - TITLE)  # a title longer than its box: cut in the middle
-        for box, title in zip(self.query(".exp-sample"), self.titles):
+        for box, title in zip(self.boxes, self.titles):
             box.styles.height = "1fr" if fits else "auto"
             box.border_title = short_name(title, room)
 
