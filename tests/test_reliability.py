@@ -416,6 +416,24 @@ def test_metrics_with_a_cut_last_line_resume_cleanly(small_corpus, tmp_path):
     assert evs[-1]["step"] == 14
 
 
+def test_a_run_stopped_before_its_first_step_saves_nothing(small_corpus, tmp_path):
+    """The app's Stop pressed while a run said "preparing" (its threads measured, its model built) on a corpus
+    prepared already was told "nothing is trained or saved", and the run then saved a model at step 0."""
+    from tinygpt_tui.engine.prepare import prepare, run_to_end
+    from tinygpt_tui.engine.train import train
+    from tinygpt_tui.tokenizer import CharTokenizer
+
+    run_to_end(prepare(str(small_corpus), lambda source: CharTokenizer(source.charset)))  # prepared and checked: no events left
+    models, stop = tmp_path / "models", threading.Event()
+    stop.set()
+    assert [ev.record()["event"] for ev in train(_tcfg(small_corpus, models, "m"), stop, preparation=True)] == []
+    assert not (models / "m").exists()
+    _run(_tcfg(small_corpus, models, "r", max_steps=5))  # a resumed one likewise: its checkpoint as it was
+    before = {p.name: p.read_bytes() for p in (models / "r").iterdir() if p.is_file()}
+    assert list(train(_tcfg(small_corpus, models, "r", resume=True, max_steps=10), stop)) == []
+    assert {p.name: p.read_bytes() for p in (models / "r").iterdir() if p.is_file()} == before
+
+
 def test_a_resumed_run_holds_no_mapping_of_the_state_it_read(small_corpus, tmp_path):
     """The training state read for --resume is copied, not mapped: the optimizer kept views of the file's
     mapping for the whole run, which held the file's disk blocks after a save renamed over it, so a

@@ -5,11 +5,11 @@
 
 It yields events (Started, Step, Eval, Saved, Stopping, Finished), appending each to metrics.jsonl so
 anyone can follow a run; with preparation=True, first the corpus's preparation (engine/sources.py's Progress,
-kept nowhere). A set ``stop_event`` ends the step under way, then one save (during the preparation: the run,
-nothing saved). The folder keeps the best evaluation's weights (at the end: the better of those and the last
-step's over the whole validation split) and the last step's training state. Distributed, only rank 0 writes
-and all ranks agree each step on stopping. The batches and dropout of step s on rank r come from generators
-seeded with (seed, r, s): a resumed run draws what the uninterrupted one would have.
+kept nowhere). A set ``stop_event`` ends the step under way, then one save (set before the first step, in one
+process: the run ends there, nothing saved). The folder keeps the best evaluation's weights (at the end: the
+better of those and the last step's over the whole validation split) and the last step's training state.
+Distributed, only rank 0 writes and all ranks agree each step on stopping. The batches and dropout of step s on
+rank r come from generators seeded with (seed, r, s): a resumed run draws what the uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -369,8 +369,8 @@ class Run:
             failed = agree_on_failure(e, self.dist)
         if failed is not None:
             raise failed
-        if self.corpus is None:  # stopped while preparing the corpus: nothing trained, nothing saved
-            return
+        if self.corpus is None or self.stop_event.is_set() and self.dist.world_size == 1:  # stopped before it started (while
+            return  # its corpus was prepared, or its model built): nothing trained, nothing saved (ranks agree on a stop at step 0)
         cfg, model, dist, main = self.cfg, self.model, self.dist, self.dist.is_main
         if main:
             try:
