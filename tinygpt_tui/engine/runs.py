@@ -111,7 +111,7 @@ def summarize(folder, name: str | None = None) -> RunSummary:
     elif info.status == ckpt.NO_CHECKPOINT and not any(folder.iterdir()):
         s.status = "broken: an empty folder"
         return s
-    elif info.status == ckpt.NO_CHECKPOINT:  # killed before its first save: not broken, and resumable
+    elif info.status == ckpt.NO_CHECKPOINT:  # killed before its first save: not broken; run again, it starts over there
         s.status = f"{NO_CHECKPOINT}: stopped before its first save; run it again, or delete the folder"
         return s
     elif not info.ok:
