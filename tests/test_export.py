@@ -263,6 +263,17 @@ def test_existing_output_needs_force_and_a_failed_write_leaves_it_whole(models, 
     assert {p.stat().st_mode & 0o777 for p in [*out.iterdir(), gguf]} == {0o666 & ~mask}
 
 
+def test_exported_files_follow_the_umask_as_any_new_file(models, tmp_path):
+    """The mode given to what an export wrote (safetensors 0.8 writes 0600) is 0666 less the umask, whatever it is."""
+    d, _ = models
+    old = os.umask(0o027)
+    try:
+        assert cli("export", "gpt2", tmp_path / "hf", "--to", "hf", "--models-dir", d).exit_code == 0
+    finally:
+        os.umask(old)
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "hf").iterdir()} == {0o640}
+
+
 def test_an_export_clears_what_a_killed_export_left_and_nothing_of_a_live_one(models, tmp_path):
     """kill -9 mid-export left its hidden temporary folder (a model's weights) beside the output for good."""
     import subprocess

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinygpt_tui.data import Corpus, normalize_text
-from tinygpt_tui.engine.files import MiB, decode_utf8, open_regular, read_bytes, read_json, unlink_quietly
+from tinygpt_tui.engine.files import MiB, decode_utf8, new_file_mode, open_regular, read_bytes, read_json, unlink_quietly
 from tinygpt_tui.engine.files import sha256_file as file_sha256
 from tinygpt_tui.errors import CorpusError
 
@@ -96,9 +96,7 @@ def _copy_into(src: Path, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
         with os.fdopen(fd, "wb") as out, os.fdopen(open_regular(src, "corpus", CorpusError), "rb") as f:
-            mask = os.umask(0)
-            os.umask(mask)
-            os.fchmod(out.fileno(), 0o666 & ~mask)  # as an ordinary new file (mkstemp makes it 0600)
+            os.fchmod(out.fileno(), new_file_mode())  # (mkstemp makes it 0600)
             shutil.copyfileobj(f, out)
             out.flush()
             os.fsync(out.fileno())

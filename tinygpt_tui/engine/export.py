@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tinygpt_tui.config import LIMITS, GPTConfig
-from tinygpt_tui.engine.files import check_tensors, expected_shapes, read_json, read_safetensors_header
+from tinygpt_tui.engine.files import check_tensors, expected_shapes, new_file_mode, read_json, read_safetensors_header
 from tinygpt_tui.engine.folder import PICKLE_SUFFIXES, build_model, read_tensors
 from tinygpt_tui.errors import CheckpointError, SettingsError
 from tinygpt_tui.tokenizer import BYTE_SYMBOL, BpeTokenizer, CharTokenizer, Tokenizer
@@ -323,10 +323,8 @@ def write_whole(out: Path, force: bool, write) -> None:
     try:
         new, old = tmp / out.name, tmp / "replaced"
         write(new)
-        mask = os.umask(0)
-        os.umask(mask)
         for p in new.iterdir() if new.is_dir() else [new]:  # (safetensors 0.8 writes its file 0600)
-            os.chmod(p, 0o666 & ~mask)
+            os.chmod(p, new_file_mode())
         if os.path.lexists(out):
             os.replace(out, old)
         try:

@@ -136,6 +136,18 @@ def append(path, data: str, what: str) -> None:
         os.close(fd)
 
 
+def new_file_mode() -> int:
+    """The mode of an ordinary new file: 0666 less the umask. Read from /proc where it can be: setting the umask to
+    learn it leaves a moment in which another thread's new files (a training run's, beside an export) are 0666."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
+        return 0o666 & ~int(next(ln for ln in status.splitlines() if ln.startswith("Umask:")).split()[1], 8)
+    except (OSError, StopIteration, IndexError, ValueError):
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def stage(path: Path, data: bytes | str) -> str:
     """Write data to a new temporary file beside path (never an existing file or link) and fsync it."""
     import tempfile
@@ -148,9 +160,7 @@ def stage(path: Path, data: bytes | str) -> str:
         raise CheckpointError(f"cannot write to {path.parent}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            mask = os.umask(0)
-            os.umask(mask)
-            os.fchmod(f.fileno(), 0o666 & ~mask)  # as an ordinary new file (mkstemp makes it 0600)
+            os.fchmod(f.fileno(), new_file_mode())  # (mkstemp makes it 0600)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
