@@ -26,7 +26,7 @@ from textual.widgets import Static
 from tinygpt_tui.app.bars import KeyBar
 from tinygpt_tui.app.messages import Inspected, error_line, reported
 from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heads_key, heatmap_column_at, heatmap_lines,
-                                     layer_rows, legend, lens_text, prob_bars, ranked_line, top_attended)
+                                     layer_rows, legend, lens_text, prob_bars, quoted, ranked_line, top_attended)
 from tinygpt_tui.engine.inspect import tokens_slid
 from tinygpt_tui.errors import TinyGPTError
 
@@ -403,8 +403,7 @@ class InspectorScreen(ModalScreen):
             v = self.view
             t = Text("Inspector", style="bold")
             t.append(f" · {len(v.chars)} {self.tokenizer.unit}s · position {v.position}: ")
-            # quoted as it is (a space stays a space), not JSON-escaped: a backslash, or a BPE byte's ‹e2›, as the heatmap shows it
-            t.append(f'"{v.query_char}"' if v.query_char.isprintable() else cell(v.query_char)[0], style="bold")
+            t.append(quoted(v.query_char), style="bold")  # (not JSON-escaped: a backslash, a BPE byte's ‹e2›, as the heatmap shows it)
             if self.position is None:
                 t.append(" (last)", style="dim")
             where = "all layers" if self.all_layers else f"layer {self.layer_index}/{v.n_layer - 1} · " + ("all heads" if self.head_index is None else f"head {self.head_index}/{v.n_head - 1}")

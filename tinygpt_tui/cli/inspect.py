@@ -244,6 +244,12 @@ def cell(ch: str) -> tuple[str, int]:
     return (s, cell_len(s)) if cell_len(s) else ("?", 1)
 
 
+def quoted(ch: str) -> str:
+    """A character (a BPE token) named in a sentence: in quotes as it is, a space a space (drawn as · it read as one
+    more separator: "position 10 · · temperature 1"); a control or a newline as the heatmap draws it."""
+    return f'"{ch}"' if ch.isprintable() else cell(ch)[0]
+
+
 LEVELS = 64  # colours in the ramp actually used (styles are cached per level)
 
 
@@ -393,10 +399,8 @@ def prob_bars(view, width: int, highlight: str | None = None) -> Text:
 
 
 def ranked_line(r, what: str) -> Text:
-    # quoted as it is, as the first line and the app's title: "the last character · ranks" read · as a separator
-    s = f'"{r.char}"' if r.char.isprintable() else cell(r.char)[0]
     t = Text(f"{what} ")
-    t.append(s, style="bold magenta")
+    t.append(quoted(r.char), style="bold magenta")
     t.append(f" ranks #{r.rank:,} at {r.prob * 100:.2f}%")
     if r.raw_prob != r.prob:
         t.append(f" ({r.raw_prob * 100:.2f}% at temperature 1)", style="dim")
@@ -464,9 +468,8 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
         console.print(top_attended(view, weights, 8, label, width))
 
     window = f"/{block_size:,}" if block_size else ""
-    q = view.query_char  # quoted as it is, as the app's title: a space drawn as · read as one more separator ("position 10 · ·")
     console.print(Text.assemble((name, "bold"), f" · context {len(view.chars):,}{window} {unit}s · position ", (f"{p}", "bold"), ": ",
-                                (f'"{q}"' if q.isprintable() else cell(q)[0], "bold"), f" · temperature {view.temperature:g}"))
+                                (quoted(view.query_char), "bold"), f" · temperature {view.temperature:g}"))
     if view.truncated:
         console.print(Text(f"note: the first {view.truncated} character(s) lie before the model's window and are not seen", style="yellow"))
     if view.dropped:
