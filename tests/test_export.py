@@ -281,13 +281,14 @@ def test_an_export_clears_what_a_killed_export_left_and_nothing_of_a_live_one(mo
     d, _ = models
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
     killed, live, other = (tmp_path / f".hf.{gone}.x1.tmp", tmp_path / f".hf.{os.getpid()}.x2.tmp", tmp_path / f".hf2.{gone}.x3.tmp")
-    for p in (killed, live, other):
+    dotted = tmp_path / f".hf.99999999.{os.getpid()}.x4.tmp"  # a live export's to "hf.99999999" (no pid 99999999 runs)
+    for p in (killed, live, other, dotted):
         p.mkdir()
         (p / "model.safetensors").write_bytes(b"half")
     assert cli("export", "gpt2", tmp_path / "hf", "--to", "hf", "--models-dir", d).exit_code == 0
     assert not killed.exists()  # its process is gone
     assert (live / "model.safetensors").read_bytes() == b"half" and other.exists()  # a live export's; another output's
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["hf", live.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["hf", live.name, other.name, dotted.name])
 
 
 @pytest.mark.parametrize("to,out", [("hf", "hf"), ("gguf", "m.gguf")])

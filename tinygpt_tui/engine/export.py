@@ -345,8 +345,9 @@ def clear_leftovers(out: Path) -> None:
     """Remove what an export killed mid-write (kill -9, a power cut) left beside ``out``: its temporary
     folder, named for its process, which is gone. A live export's folder is left alone."""
     for p in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
-        pid = p.name[len(out.name) + 2 :].split(".")[0]
-        if not (pid.isascii() and pid.isdigit()) or p.is_symlink() or not p.is_dir():
+        # .NAME.PID.RANDOM.tmp, read from its end: .m.2.PID.RANDOM.tmp is a (live) export's to m.2, not pid 2's to m
+        name, pid, _ = (p.name[: -len(".tmp")].rsplit(".", 2) + ["", ""])[:3]
+        if name != f".{out.name}" or not (pid.isascii() and pid.isdigit()) or p.is_symlink() or not p.is_dir():
             continue
         try:
             os.kill(int(pid), 0)  # (signal 0: only asks whether the process exists)
