@@ -148,24 +148,21 @@ def test_an_interrupted_preparation_continues_where_it_stopped(books, prepared_d
     assert decoded(done.corpus, "train") == SEPARATOR.join(split_text(t)[0] for t in texts)
 
 
-def test_ctrl_c_while_a_run_prepares_its_corpus_stops_it_before_anything_is_trained(small_corpus, prepared_dir, tmp_path):
-    """Ctrl+C during `tinygpt train`'s preparation (minutes for a big corpus) said "stopping: saving a
-    checkpoint", let the preparation run to its end, then trained nothing and saved that at step 0."""
+def ctrl_c_while_preparing(corpus, args: list, ready) -> tuple[int, str, str]:
+    """`tinygpt train CORPUS ARGS` while this test holds the corpus's prepared folder's lock, as another process
+    preparing it would (the run waits there, mid-preparation); Ctrl+C once ready(process, folder). The child starts
+    with SIGINT at its default, as from a terminal: a suite run in the background (nohup, `&`) hands its children
+    SIGINT ignored, and Python then keeps it ignored. Returns its exit code, stdout and stderr."""
     import fcntl
 
-    corpus, models = tmp_path / "c.txt", tmp_path / "models"
-    corpus.write_bytes(small_corpus.read_bytes())
     folder = run_to_end(prepare(str(corpus), CHARS)).folder  # (its folder; a character preparation)
     lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process preparing it: the run waits there, mid-preparation
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
-        p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", "train", str(corpus), "--name", "x",
-                              "--models-dir", str(models), "--tokenizer", "bpe", "--vocab-size", "300", "--preset", "tiny",
-                              "--max-steps", "5", "--threads", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", "train", str(corpus), *args], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        # (SIGINT as a terminal leaves it: a suite run in the background, under nohup or `&`, hands its children
-        # SIGINT ignored, and Python then keeps it ignored)
-        while not list(folder.glob("bpe300-*.tokenizer.json")):  # learned: it goes on to encode, and waits for the lock
+        while not ready(p, folder):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=0.1)
             assert p.returncode is None, p.communicate()
@@ -173,7 +170,21 @@ def test_ctrl_c_while_a_run_prepares_its_corpus_stops_it_before_anything_is_trai
     finally:
         os.close(lock)
     out, err = p.communicate(timeout=240)
-    assert p.returncode == 130, (out, err)
+    return p.returncode, out, err
+
+
+def test_ctrl_c_while_a_run_prepares_its_corpus_stops_it_before_anything_is_trained(small_corpus, prepared_dir, tmp_path):
+    """Ctrl+C during `tinygpt train`'s preparation (minutes for a big corpus) said "stopping: saving a
+    checkpoint", let the preparation run to its end, then trained nothing and saved that at step 0."""
+    corpus, models = tmp_path / "c.txt", tmp_path / "models"
+    corpus.write_bytes(small_corpus.read_bytes())
+
+    def learned(p, folder):  # its BPE: it goes on to encode, and waits for the lock
+        return list(folder.glob("bpe300-*.tokenizer.json"))
+
+    code, out, err = ctrl_c_while_preparing(corpus, ["--name", "x", "--models-dir", str(models), "--tokenizer", "bpe", "--vocab-size",
+                                                     "300", "--preset", "tiny", "--max-steps", "5", "--threads", "1"], learned)
+    assert code == 130, (out, err)
     assert "stopped while preparing the corpus" in err and "Traceback" not in err and not (models / "x").exists()
 
 
@@ -186,30 +197,14 @@ def waits_for_a_lock(pid: int) -> bool:
 def test_ctrl_c_while_a_run_from_another_model_prepares_its_corpus_stops_it_too(small_corpus, prepared_dir, tmp_path):
     """With --from A the corpus was prepared inside the run, after the Ctrl+C handler was installed: Ctrl+C
     said "stopping: saving a checkpoint", and once the preparation ended B was saved, trained 0 steps."""
-    import fcntl
-
     from tests.conftest import make_model
 
     corpus, models = tmp_path / "c.txt", tmp_path / "models"
     corpus.write_bytes(small_corpus.read_bytes())
     make_model(models, "a")
-    folder = run_to_end(prepare(str(corpus), CHARS)).folder  # (its folder; a character preparation)
-    lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process preparing it: the run waits there, mid-preparation
-    try:
-        p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", "train", str(corpus), "--name", "b", "--from", "a",
-                              "--models-dir", str(models), "--max-steps", "5", "--threads", "1"], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # (as the test above says)
-        while not waits_for_a_lock(p.pid):
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=0.1)
-            assert p.returncode is None, p.communicate()
-        p.send_signal(signal.SIGINT)
-    finally:
-        os.close(lock)
-    out, err = p.communicate(timeout=240)
-    assert p.returncode == 130, (out, err)
+    code, out, err = ctrl_c_while_preparing(corpus, ["--name", "b", "--from", "a", "--models-dir", str(models), "--max-steps", "5",
+                                                     "--threads", "1"], lambda p, folder: waits_for_a_lock(p.pid))
+    assert code == 130, (out, err)
     assert [line for line in err.splitlines() if "stop" in line] == [
         "stopped while preparing the corpus: nothing trained, nothing saved (the next run goes on with the encoding from where it stopped)"]
     assert "Traceback" not in err and not (models / "b").exists()
