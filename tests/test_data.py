@@ -173,6 +173,27 @@ def ctrl_c_while_preparing(corpus, args: list, ready) -> tuple[int, str, str]:
     return p.returncode, out, err
 
 
+@pytest.mark.parametrize("jsonl", [False, True])
+def test_ctrl_c_after_the_corpus_is_ready_and_before_the_first_step_says_nothing_was_saved(small_corpus, prepared_dir, tmp_path,
+                                                                                           monkeypatch, jsonl):
+    """Ctrl+C once the handlers were in, before the run's first step: "stopping: saving a checkpoint", then exit 0
+    with nothing more said, and (rightly) nothing saved."""
+    from tinygpt_tui.cli import train as cli_train
+
+    installed = cli_train.install_stop_handlers
+
+    def and_ctrl_c(stop, *a, **kw):  # the Ctrl+C lands right after the handlers go in
+        installed(stop, *a, **kw)
+        stop.set()
+
+    monkeypatch.setattr(cli_train, "install_stop_handlers", and_ctrl_c)
+    r = tinygpt_inproc("train", small_corpus, "--name", "x", "--models-dir", tmp_path / "models", "--preset", "tiny",
+                       "--max-steps", "5", "--threads", "1", *(["--jsonl"] if jsonl else []))
+    assert r.returncode == 130, (r.stdout, r.stderr)
+    assert r.stderr.strip().splitlines()[-1] == "stopped before training began: nothing trained, nothing saved", r.stderr
+    assert not (tmp_path / "models" / "x").exists()
+
+
 def test_ctrl_c_while_a_run_prepares_its_corpus_stops_it_before_anything_is_trained(small_corpus, prepared_dir, tmp_path):
     """Ctrl+C during `tinygpt train`'s preparation (minutes for a big corpus) said "stopping: saving a
     checkpoint", let the preparation run to its end, then trained nothing and saved that at step 0."""

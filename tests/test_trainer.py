@@ -247,8 +247,11 @@ def test_resume_with_steps_alone_drops_the_saved_time_limit(small_corpus, tmp_pa
             stop.set()
     assert (timed[0].max_steps, timed[0].time_budget) == (None, 3600.0) and timed[-1].reason == "stopped"
     # neither given: the saved length stands (a stopped run carries on to its end)
-    stop.set()
-    rest = list(train(cfg(small_corpus, tmp_path, max_steps=None, eval_interval=10, resume=True), stop))
+    stop.clear()
+    rest = []
+    for e in train(cfg(small_corpus, tmp_path, max_steps=None, eval_interval=10, resume=True), stop):
+        rest.append(e)
+        stop.set()  # (once started: a stop before the start ends a run with no events)
     assert (rest[0].max_steps, rest[0].time_budget) == (None, 3600.0)
 
 

@@ -226,12 +226,18 @@ def run_training(cfg, jsonl: bool = False) -> None:
     try:
         prepare_corpus(cfg, quiet=quiet or jsonl)  # (before the handlers: Ctrl+C stops a preparation, as nothing is trained yet)
         install_stop_handlers(stop, quiet, distributed=dist.world_size > 1)
+        started = False
         if jsonl or quiet:
             for ev in train_events(cfg, stop, dist):
+                started = started or ev.record()["event"] == "start"
                 if not quiet:
                     print(json.dumps(ev.record(), ensure_ascii=False), flush=True)
-            return
-        _run_with_progress(cfg, stop, dist)
+        else:
+            started = _run_with_progress(cfg, stop, dist)
+        if not started and stop.is_set():  # Ctrl+C after the corpus was ready, before the first step: the engine saved nothing
+            if not quiet:
+                print("stopped before training began: nothing trained, nothing saved", file=sys.stderr, flush=True)
+            sys.exit(130)
     except TinyGPTError as e:
         if quiet:
             # every rank raises the same error (the ranks agree on failures) and rank 0 prints it; leaving
@@ -280,7 +286,8 @@ def prepare_corpus(cfg, quiet: bool) -> None:
             raise
 
 
-def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
+def _run_with_progress(cfg, stop: threading.Event, dist) -> bool:
+    """The run's events as a progress bar and lines; whether it started (its first step was on its way)."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
     from rich.text import Text
 
@@ -339,6 +346,7 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> None:
     finally:
         if task is not None:  # (stopping a progress never started still prints a blank line)
             progress.stop()
+    return task is not None
 
 
 def finish_line(ev) -> str:
