@@ -759,9 +759,9 @@ async def test_a_run_preparing_its_corpus_shows_the_stage_and_stop_ends_it_savin
             fill_tiny_run(ts, str(corpus), "prep", **{"hp-tokenizer": "bpe 512", "train-steps": 5})
             await pilot.press("ctrl+s")
             job, line = app.training, ts.query_one("#run-progress-text")
-            learned = lambda: [p.text for p in line.parts][:2] == ["preparing the corpus: learning the BPE tokenizer", "100%"]  # noqa: E731
+            learned = lambda: [p.text for p in line.parts][:1] == ["preparing the corpus: working out the BPE's merges"]  # noqa: E731
             assert await wait_for(pilot, learned, timeout=120), ([p.text for p in line.parts], job.error)
-            assert "MB" in line.parts[-1].text and ts.query_one("#run-progress").progress == 1.0
+            assert [p.text for p in line.parts][-1] == "time left unknown" and ts.query_one("#run-progress").total is None
             assert "preparing" in str(ts.query_one("#run-title").render()) and job.active
             await pilot.press("ctrl+o")
             await pilot.pause()
@@ -789,11 +789,28 @@ def test_the_progress_line_of_a_preparation_says_the_time_its_stage_has_left():
                 {"stage": "scanning", "done": 100_000_000, "total": 100_000_000, "time": 110.0},
                 {"stage": "learning", "done": 30_000_000, "total": 90_000_000, "time": 140.0}):
         run.apply({"event": "prepare", "file": "book.txt", **rec})
-    assert [p.text for p in progress_parts(run)] == ["preparing the corpus: learning the BPE tokenizer", "33%", "1m 00s left", "30.0 of 90.0 MB"]
+    assert [p.text for p in progress_parts(run)] == ["preparing the corpus: reading it for the BPE", "33%", "1m 00s left",
+                                                      "30.0 of 90.0 MB"]
     assert run.progress == 30 / 90
     assert [p.text for p in progress_parts(run, live=False)][-2:] == ["33%", "30.0 of 90.0 MB"]  # (stopped: no time left)
     run.apply({"event": "start", "step": 0, "max_steps": 10})
     assert progress_parts(run)[0].text == "step 0 / 10" and run.progress == 0.0
+
+
+def test_the_bpe_merges_say_the_time_they_have_taken_and_no_time_left():
+    """The line said "learning the BPE tokenizer · 100% · 0s left" while the trainer worked out the merges (most of
+    the learning's time): nothing measures them, so it says how long they have taken, and no share or time left."""
+    from tinygpt_tui.app.runs import RunState, progress_parts
+
+    run = RunState()
+    for rec in ({"stage": "learning", "done": 90_000_000, "total": 90_000_000, "time": 100.0},
+                {"stage": "merging", "done": 0, "total": 0, "time": 100.25},
+                {"stage": "merging", "done": 0, "total": 0, "time": 173.0}):
+        run.apply({"event": "prepare", "file": "book.txt", **rec})
+    assert [p.text for p in progress_parts(run)] == ["preparing the corpus: working out the BPE's merges",
+                                                      "1m 13s so far", "time left unknown"]
+    assert run.progress is None  # (the bar: no share done)
+    assert [p.text for p in progress_parts(run, live=False)][1:] == ["1m 13s so far"]
 
 
 async def test_following_a_folder_that_is_not_a_run_says_so_instead_of_waiting(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,49 @@ def test_preparing_for_a_bpe_says_it_is_learning_it(tmp_path, small_corpus):
     assert "learning" not in [getattr(e, "stage", "") for e in again] and again[-1].reused
     with pytest.raises(CorpusError, match="more than this corpus supports"):  # the thread's error, said by the caller
         list(prepare(str(tmp_path / "p.txt"), lineage.run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=99_999), None)[0]))
+
+
+def test_a_bpe_working_out_its_merges_is_a_stage_of_its_own_without_a_measure(tmp_path, small_corpus):
+    """Learning a BPE was measured by the bytes read; the text is read in a moment, then Hugging Face's trainer
+    works out the merges (14 s of 14.5 for 30 MB and 4,096 tokens), the bar at 100% and "0s left" meanwhile.
+    The merges are a stage of their own now, which no figure measures (total 0), ending as they are done."""
+    from tinygpt_tui.engine import lineage
+    from tinygpt_tui.engine.prepare import Prepared, prepare
+    from tinygpt_tui.engine.presets import TrainConfig
+
+    (tmp_path / "m.txt").write_bytes(small_corpus.read_bytes())
+    lineage.LEARNED.clear()  # (as a new process starts: learned, not found)
+    make = lineage.run_tokenizer(TrainConfig(name="t", tokenizer="bpe", vocab_size=VOCAB), None)[0]
+    events = [e for e in prepare(str(tmp_path / "m.txt"), make) if not isinstance(e, Prepared)]
+    stages = [e.stage for e in events]
+    read = stages.index("learning") + next(i for i, e in enumerate(events[stages.index("learning"):]) if e.done == e.total)
+    assert stages[read] == "learning" and set(stages[read + 1 : stages.index("encoding")]) == {"merging"}  # the reading's 100%, once
+    assert all(e.done == e.total == 0 for e in events if e.stage == "merging") and "merging" not in stages[stages.index("encoding"):]
+
+
+def test_the_bar_of_the_bpe_merges_says_the_time_they_take_not_a_time_left():
+    """`tinygpt train --tokenizer bpe`'s bar sat at 100% and "0:00:00" left while the merges were worked out."""
+    import io
+
+    from rich.console import Console
+
+    from tinygpt_tui.cli.common import PrepareBar
+    from tinygpt_tui.engine.sources import Progress
+
+    def lines(bar) -> list[str]:
+        out = Console(file=io.StringIO(), width=200)
+        out.print(bar.progress.make_tasks_table(bar.progress.tasks))
+        return [" ".join(line.split()) for line in out.file.getvalue().splitlines()]
+
+    with PrepareBar(out=Console(file=io.StringIO(), force_terminal=True, width=200)) as bar:
+        for ev in (Progress("learning", 4_000_000, 9_000_000), Progress("learning", 9_000_000, 9_000_000), Progress("merging", 0, 0)):
+            bar(ev)
+        learning, merging = lines(bar)
+        assert learning.startswith("reading it for the BPE") and "9.0/9.0 MB" in learning
+        assert merging.startswith("working out the BPE's merges") and merging.endswith(", time left unknown")
+        assert re.search(r"merges \S+ \d+:\d\d:\d\d, time left unknown$", merging) and "MB" not in merging  # (no bytes, no 0:00:00 left)
+        bar(Progress("encoding", 1_000_000, 10_000_000))  # the merges done: their time taken, their bar full
+        assert re.search(r"took \d+:\d\d:\d\d$", lines(bar)[1]) and bar.progress.tasks[1].finished
 
 
 def test_bpe_larger_than_the_corpus_supports_is_refused():

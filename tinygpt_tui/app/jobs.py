@@ -128,7 +128,7 @@ class TrainingJob(Job):
                     *([Part(f"val {vl:.3f}", rank + 3)] if vl is not None else [])]
         if not r.start:  # (starting, or stopping before it started)
             prep = preparation(r)
-            doing = f"{prep[1][0].short} {prep[0]:.0%}" if prep else "preparing …"
+            doing = f"{prep[1][0].short}{'' if prep[0] is None else f' {prep[0]:.0%}'}" if prep else "preparing …"
             return [Part(f"training {name}", rank, "bold magenta"), Part(doing, rank + 1, short="preparing …"),
                     *([Part("stopping …", rank + 1, "yellow")] if self.state == "stopping" else [])]
         return [Part(f"training {name}", rank, "bold magenta"), Part(f"step {r.step:,}", rank + 1), Part(f"{r.progress:.0%}", rank + 4),

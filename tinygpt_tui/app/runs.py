@@ -134,8 +134,8 @@ class RunState:
         return 0
 
     @property
-    def progress(self) -> float:
-        if self.preparing and not self.start:  # (how far the preparation's stage has got)
+    def progress(self) -> float | None:
+        if self.preparing and not self.start:  # (how far the preparation's stage has got; None: nothing measures it)
             return preparation(self)[0]
         if self.finish:
             return 1.0 if self.finish.get("reason") in ("done", "budget") else (_num(self.last.get("progress")) or 0.0)
@@ -385,9 +385,10 @@ class Legend(Static):
         self.lay_out()
 
 
-def preparation(v: RunState, live: bool = True) -> tuple[float, list[Part]] | None:
-    """A run preparing its corpus (not started yet): how far its stage has got (0..1), and the figures saying it:
-    the stage, kept longest, then the share done, the time left (while it goes on) and the bytes; None once started."""
+def preparation(v: RunState, live: bool = True) -> tuple[float | None, list[Part]] | None:
+    """A run preparing its corpus (not started yet): how far its stage has got (0..1; None for one nothing measures, the
+    BPE's merges), and the figures saying it: the stage, kept longest, then the share done, the time left (while it goes
+    on) and the bytes (unmeasured: the time it has taken, and that the time left is unknown); None once started."""
     from tinygpt_tui.engine.sources import STAGE_WORDS
 
     p = v.preparing
@@ -396,8 +397,12 @@ def preparation(v: RunState, live: bool = True) -> tuple[float, list[Part]] | No
     done, total, t = _num(p.get("done")) or 0, _num(p.get("total")) or 0, _num(p.get("time"))
     frac, stage = min(1.0, max(0.0, done / total)) if total > 0 else 0.0, str(p.get("stage", ""))
     words = STAGE_WORDS.get(stage, stage)
-    parts = [Part(f"preparing the corpus: {words}", 0, "bold", words), Part(f"{frac:.0%}", 1)]
     t0, d0 = v.prep_from
+    if total <= 0:
+        took = f"{fmt_duration(t - t0)} so far" if t is not None and t0 is not None and t >= t0 else ""
+        return None, [Part(f"preparing the corpus: {words}", 0, "bold", words), *([Part(took, 1)] if took else []),
+                      *([Part("time left unknown", 2)] if live else [])]
+    parts = [Part(f"preparing the corpus: {words}", 0, "bold", words), Part(f"{frac:.0%}", 1)]
     if live and t is not None and t0 is not None and done > d0 and t > t0:
         parts.append(Part(f"{fmt_duration((t - t0) * (total - done) / (done - d0))} left", 2))
     if total > 0:

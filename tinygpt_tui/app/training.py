@@ -412,7 +412,8 @@ class TrainingScreen(Screen):
     def render_view(self) -> None:
         v = self.view
         self.query_one("#run-title", Static).update(self._title(v))
-        self.query_one("#run-progress", ProgressBar).update(total=1.0, progress=v.progress if v else 0)
+        progress = v.progress if v else 0.0
+        self.query_one("#run-progress", ProgressBar).update(total=None if progress is None else 1.0, progress=progress or 0.0)
         live = self.source is not None and (self.source.job is None or self.source.job.active)
         self.query_one("#run-progress-text", FitLine).show(progress_parts(v, live) if v else [])
         if v is None:

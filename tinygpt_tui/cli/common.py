@@ -173,27 +173,34 @@ class PrepareBar:
     """A rich progress bar for engine/prepare.py's Progress events, on stderr (started at the first,
     so a corpus already prepared prints nothing); ``with PrepareBar() as bar: ... bar(event)``."""
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, out=None):
         self.quiet, self.progress, self.task, self.stage = quiet, None, None, None
+        self.out = out or console(stderr=True)
 
     def __call__(self, ev) -> None:
         if self.quiet:
             return
         if self.progress is None:
-            if not console(stderr=True).is_terminal:  # (a bar is for a person watching; a log gets the result)
+            if not self.out.is_terminal:  # (a bar is for a person watching; a log gets the result)
                 self.quiet = True
                 return
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+            from rich.progress import BarColumn, Progress, TextColumn
 
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                                     TimeRemainingColumn(), console=console(stderr=True), transient=True)
+            bar = BarColumn(bar_width=max(8, min(40, self.out.width - 64)))  # (the figures kept whole on one line at 80 columns)
+            self.progress = Progress(TextColumn("{task.description}"), bar, stage_figures(), console=self.out, transient=True)
             self.progress.start()
+        measured = ev.total > 0  # (the BPE's merges: nothing measures how far they got)
         if ev.stage != self.stage:
-            self.stage = ev.stage
             from tinygpt_tui.engine.sources import STAGE_WORDS
 
-            self.task = self.progress.add_task(STAGE_WORDS.get(ev.stage, ev.stage), total=max(ev.total, 1))
-        self.progress.update(self.task, completed=ev.done, total=max(ev.total, 1))
+            if self.task is not None:  # a stage ends as the next one starts (one nothing measured: its bar full)
+                self.progress.stop_task(self.task)
+                if self.progress.tasks[-1].total is None:
+                    self.progress.update(self.task, total=1, completed=1)
+            self.stage = ev.stage
+            self.task = self.progress.add_task(STAGE_WORDS.get(ev.stage, ev.stage), total=ev.total if measured else None, measured=measured)
+        if measured:
+            self.progress.update(self.task, completed=ev.done, total=ev.total)
 
     def __enter__(self):
         return self
@@ -201,3 +208,23 @@ class PrepareBar:
     def __exit__(self, *exc):
         if self.progress is not None:
             self.progress.stop()
+
+
+def stage_figures():
+    """The figures of a preparation's stage on its bar: bytes, speed and time left; for a stage nothing measures
+    (the BPE's merges: a bar with no share done), the time it has taken and that the time left is unknown."""
+    from datetime import timedelta
+
+    from rich.progress import DownloadColumn, ProgressColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.text import Text
+
+    class StageFigures(ProgressColumn):
+        measured = (DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+
+        def render(self, task):
+            if task.fields.get("measured", True):
+                return Text(" ", no_wrap=True).join(c.render(task) for c in self.measured)
+            took = timedelta(seconds=int(task.elapsed or 0))
+            return Text(f"took {took}" if task.finished else f"{took}, time left unknown", style="progress.elapsed", no_wrap=True)
+
+    return StageFigures()

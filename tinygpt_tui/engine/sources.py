@@ -39,17 +39,17 @@ FORMAT = "tinygpt-prepared/1"
 # ----------------------------------------------------------------- events
 @dataclass
 class Progress:
-    stage: str  # "scanning", "learning" (a BPE tokenizer), "encoding" or "verifying"
+    stage: str  # "scanning", "learning" (a BPE tokenizer: the text read), "merging" (its merges), "encoding" or "verifying"
     done: int  # bytes of this stage done ...
-    total: int  # ... of this many
+    total: int  # ... of this many (0: a stage nothing measures, the merges: no share done, no time left)
     file: str = ""  # the file under way
 
     def record(self) -> dict:  # (as engine/train.py's events: a training run yields these first)
         return {"event": "prepare", **vars(self)}
 
 
-STAGE_WORDS = {"scanning": "scanning the corpus", "learning": "learning the BPE tokenizer", "encoding": "encoding it to tokens",
-               "verifying": "checking the token files"}  # (the CLI's bar and the app's training screen say them)
+STAGE_WORDS = {"scanning": "scanning the corpus", "learning": "reading it for the BPE", "merging": "working out the BPE's merges",
+               "encoding": "encoding it to tokens", "verifying": "checking the token files"}  # (the CLI's bar and the app say them)
 
 
 def prepared_dir() -> Path:
