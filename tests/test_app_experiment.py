@@ -288,3 +288,45 @@ async def test_samples_shown_again_for_another_experiment_are_titled_as_theirs()
         assert await wait_for(pilot, lambda: len(grid.query(".exp-sample")) == 3)
         await pilot.pause()
         assert [str(b.border_title) for b in grid.query(".exp-sample")] == ["learned", "rope", "alibi"]
+
+
+async def test_a_member_preparing_its_corpus_shows_how_far_and_stop_there_saves_nothing(tmp_path, one_thread):  # noqa: F811
+    """The screen said "running" and nothing more while a member prepared its corpus (minutes for a big corpus, or a
+    BPE member learning its tokens): the engine never passed the preparation on. Its status now says the member's
+    stage and how far it got; Stop there says nothing is saved, and the member ends stopped with no folder."""
+    import fcntl
+    import os
+
+    from tests.test_app_runs import TINY_SET
+    from tinygpt_tui.engine.prepare import prepare, run_to_end
+    from tinygpt_tui.tokenizer import CharTokenizer
+
+    d = make_models_dir(tmp_path)
+    corpus = tmp_path / "book.txt"  # (its own text: a BPE learned by an earlier test is not reused)
+    corpus.write_text(f"{tmp_path}\n" + small_corpus_file(tmp_path, 400_000).read_text(encoding="utf-8"), encoding="utf-8")
+    folder = run_to_end(prepare(str(corpus), lambda source: CharTokenizer(source.charset))).folder  # (scanned)
+    lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process encoding it: the member learns its BPE, then waits here
+    app = RecordingApp(models_dir=d, watch_models=False)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await experiment_screen(pilot, app, name="prep", corpus=corpus, steps=5, vary1="tokenizer=bpe,char", set=TINY_SET)
+            await pilot.press("ctrl+s")
+            job = app.experiment
+            title = lambda: str(screen.query_one("#exp-title").render())  # noqa: E731 (redrawn 4 times a second)
+            merges = lambda: "\ntokenizer=bpe: working out the BPE's merges · " in title() and title().endswith(" so far · time left unknown")  # noqa: E731
+            assert await wait_for(pilot, merges, timeout=120), (title(), notes(app))  # (its stage's short form at this width)
+            assert job.preparing
+            await pilot.press("ctrl+o")
+            await pilot.pause()
+            assert "Stopping: tokenizer=bpe is preparing its corpus: nothing is trained or saved; Start resumes the rest." in notes(app)
+            assert await wait_for(pilot, lambda: "stopping (preparing a member's corpus: nothing saved)" in title()), title()
+            os.close(lock)  # the member goes on to encode, sees the stop and ends there
+            lock = None
+            assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
+            assert job.members == {"tokenizer=bpe": "stopped", "tokenizer=char": "queued"}, job.error
+            assert await wait_for(pilot, lambda: "stopped (Start resumes it)" in title() and "working out" not in title()), title()
+    finally:
+        if lock is not None:
+            os.close(lock)
+    assert not (d / "prep" / "tokenizer=bpe").exists()

@@ -168,6 +168,60 @@ def test_a_stopped_experiment_resumes_keeping_finished_members(small_corpus, tmp
     assert all(r.status == "finished" for r in E.results(plan))
 
 
+def test_a_member_preparing_its_corpus_says_how_far_and_a_stop_there_saves_nothing(small_corpus, tmp_path):
+    """run() never asked train() for the corpus's preparation: the experiment screen, `tinygpt experiment` and `tinygpt
+    lesson` showed nothing while a member prepared it (minutes for a big corpus, or a BPE member learning its tokens).
+    Its Progress comes as the member's events now, before it starts; a stop there ends the member "stopped" with
+    nothing saved, and resuming trains it anew."""
+    from tinygpt_tui.engine.sources import Progress
+
+    corpus = tmp_path / "own.txt"  # (its own text: prepared here, not found prepared by another test)
+    corpus.write_text(f"{tmp_path}\n" + small_corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    plan = E.make_plan(spec(corpus, vary={"tokenizer": ["char", "bpe"]}), tmp_path / "models")
+    stop, seen = threading.Event(), []
+    for ev in E.run(plan, stop):
+        seen.append(ev)
+        if isinstance(ev, E.MemberEvent) and ev.index == 1 and isinstance(ev.event, Progress) and ev.event.stage == "merging":
+            stop.set()  # while the BPE member works out its merges
+    kinds = [[e.event.record()["event"] for e in seen if isinstance(e, E.MemberEvent) and e.index == i] for i in (0, 1)]
+    assert kinds[0][0] == "prepare" and kinds[0][kinds[0].index("start") - 1] == "prepare" and "prepare" not in kinds[0][kinds[0].index("start"):]
+    assert {e.event.stage for e in seen if isinstance(e, E.MemberEvent) and e.index == 1} >= {"learning", "merging"} and "start" not in kinds[1]
+    assert [(e.name, e.state) for e in seen if isinstance(e, E.MemberEnded)] == [("tokenizer=char", "finished"), ("tokenizer=bpe", "stopped")]
+    assert seen[-1].state == "stopped" and E.member_states(plan)["tokenizer=bpe"]["state"] == "stopped"
+    assert not (plan.folder / "tokenizer=bpe").exists()  # nothing saved, no step 0
+    more = events(E.load_plan("e", tmp_path / "models"), resume=True)
+    assert [(e.name, e.how) for e in more if isinstance(e, E.MemberStarted)] == [("tokenizer=bpe", "new")]
+    assert [e.state for e in more if isinstance(e, E.MemberEnded)] == ["kept", "finished"]
+
+
+def test_a_stop_as_a_member_starts_saves_nothing_though_its_corpus_was_prepared(small_corpus, tmp_path):
+    """A stop set as the second member started, its corpus prepared for the first one (no work, so no event to see
+    the stop at), trained it 0 steps and saved that as a model at step 0."""
+    plan = E.make_plan(spec(small_corpus), tmp_path)
+    stop, seen = threading.Event(), []
+    for ev in E.run(plan, stop):
+        seen.append(ev)
+        if isinstance(ev, E.MemberStarted) and ev.index == 1:
+            stop.set()
+    assert [(e.name, e.state) for e in seen if isinstance(e, E.MemberEnded)] == [("pos_encoding=learned", "finished"),
+                                                                                  ("pos_encoding=rope", "stopped")]
+    assert not any(isinstance(e, E.MemberEvent) and e.index == 1 for e in seen) and not (plan.folder / "pos_encoding=rope").exists()
+
+
+def test_the_progress_line_of_a_member_preparing_its_corpus_says_its_stage_and_time_left():
+    """`tinygpt experiment`'s line for a member preparing its corpus: the stage, its share done and the time left at
+    its pace (from the stage before it's end); the BPE's merges, which nothing measures: the time they have taken."""
+    from tinygpt_tui.cli.runs import preparation_line
+
+    pace, rec = {}, lambda stage, done, total: {"event": "prepare", "stage": stage, "done": done, "total": total, "file": "b.txt"}  # noqa: E731
+    assert preparation_line(rec("scanning", 50, 100), pace, now=10.0) == (0.5, "scanning the corpus 50%  ETA --:--")
+    assert preparation_line(rec("scanning", 100, 100), pace, now=20.0) == (1.0, "scanning the corpus 100%  ETA 00:00")
+    assert preparation_line(rec("learning", 30, 90), pace, now=50.0) == (30 / 90, "reading it for the BPE 33%  ETA 01:00")
+    assert preparation_line(rec("merging", 0, 0), pace, now=60.0) == (None, "working out the BPE's merges  00:10, time left unknown")
+    assert preparation_line(rec("merging", 0, 0), pace, now=133.0) == (None, "working out the BPE's merges  01:23, time left unknown")
+    assert preparation_line(rec("encoding", 10, 100), pace, now=143.0) == (0.1, "encoding it to tokens 10%  ETA 01:30")
+
+
 def test_a_member_that_died_before_its_first_checkpoint_restarts(small_corpus, tmp_path):
     plan = E.make_plan(spec(small_corpus), tmp_path)
     plan.folder.mkdir()
@@ -702,3 +756,41 @@ def test_ctrl_c_while_the_samples_are_drawn_quits_at_once(small_corpus, tmp_path
     assert p.returncode == 130, "".join(out) + rest
     assert "saving a checkpoint" not in rest and "Traceback" not in rest
     assert [row.status for row in E.results(E.load_plan("q", tmp_path))] == ["finished", "finished"]
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="tells a process waiting for a lock by /proc/locks (Linux)")
+def test_ctrl_c_while_a_member_prepares_its_corpus_says_nothing_is_saved_and_saves_nothing(small_corpus, tmp_path):
+    """Ctrl+C while a member prepared its corpus said "stopping: saving a checkpoint"; the member saves nothing there.
+    It says so, and the member ends "stopped", no folder, for --resume to train anew."""
+    import contextlib
+    import fcntl
+
+    from tests.test_data import waits_for_a_lock
+    from tinygpt_tui.engine.prepare import prepare, run_to_end
+    from tinygpt_tui.tokenizer import CharTokenizer
+
+    corpus, models = tmp_path / "own.txt", tmp_path / "models"
+    corpus.write_text(f"{tmp_path}\n" + small_corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    folder = run_to_end(prepare(str(corpus), lambda source: CharTokenizer(source.charset))).folder  # (its folder)
+    lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process preparing it: the first member waits there, mid-preparation
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", "experiment", "p", "--corpus", str(corpus), "--max-steps", "4",
+                              "--vary", "n_layer=1,2", "--set", "n_embd=32", "--set", "n_head=2", "--set", "block_size=32",
+                              "--set", "batch_size=8", "--threads", "1", "--models-dir", str(models)], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # (as test_data's Ctrl+C tests say)
+        while not waits_for_a_lock(p.pid):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=0.1)
+            assert p.returncode is None, p.communicate()
+        p.send_signal(signal.SIGINT)
+    finally:
+        os.close(lock)
+    out, err = p.communicate(timeout=240)
+    assert p.returncode == 0, (out, err)
+    assert [line for line in err.splitlines() if "stop" in line] == [
+        "stopping: n_layer=1 is preparing its corpus, which ends there: nothing trained, nothing saved (Ctrl+C again to quit at once)"]
+    assert "n_layer=1: stopped while preparing its corpus: nothing trained, nothing saved" in out and "--resume" in out, out
+    assert "Traceback" not in err and not (models / "p" / "n_layer=1").exists()
+    assert E.member_states(E.load_plan("p", models))["n_layer=1"]["state"] == "stopped"

@@ -25,7 +25,7 @@ from tinygpt_tui.app.compare import PALETTE, colour_style
 from tinygpt_tui.app.bars import KeyBar, TitleBar
 from tinygpt_tui.app.form import form_budget, form_spec, form_values
 from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, error_line, reported
-from tinygpt_tui.app.runs import Legend, LossChart, fmt_duration, fmt_rate
+from tinygpt_tui.app.runs import Legend, LossChart, fit_line, fmt_duration, fmt_rate, preparation
 from tinygpt_tui.app.samples import SampleGrid
 from tinygpt_tui.app.training import row
 from tinygpt_tui.chart import Series
@@ -334,7 +334,9 @@ class ExperimentScreen(Screen):
             self.notify("No experiment is running.", severity="warning")
             return
         job.stop()
-        self.notify("Stopping: the member under way is saved; Start resumes the rest.", title="experiment")
+        saved = (f"{printable(job.running)} is preparing its corpus: nothing is trained or saved" if job.preparing
+                 else "the member under way is saved")
+        self.notify(f"Stopping: {saved}; Start resumes the rest.", title="experiment")
 
     def x_axis(self, job) -> str:
         return self.axis or ("minutes" if job is not None and job.plan.spec.minutes else "steps")
@@ -379,8 +381,14 @@ class ExperimentScreen(Screen):
                  "stopped": "stopped (Start resumes it)", "failed": "finished with failures"}[job.state]
         if job.state in ("starting", "running") and done == len(job.members):  # (every member trained or kept: the samples)
             state = "writing the samples …"
-        title.update(Text.assemble((printable(job.name), "bold"), (f"  {state}", "bold magenta" if job.active else "bold green"),
-                                   f" · {done} of {len(job.members)} done", (f"\n{printable(job.error)}", "red") if job.error else ""))
+        if job.state == "stopping" and job.preparing:
+            state = "stopping (preparing a member's corpus: nothing saved)"
+        text = Text.assemble((printable(job.name), "bold"), (f"  {state}", "bold magenta" if job.active else "bold green"),
+                             f" · {done} of {len(job.members)} done", (f"\n{printable(job.error)}", "red") if job.error else "")
+        if job.active and (prep := preparation(job.live)) is not None:  # (minutes for a big corpus, or a BPE to learn)
+            who = Text(f"{printable(job.running)}: ", style=colour_style(self.colour(job, job.running)))
+            text.append_text(Text("\n") + who + fit_line(prep[1], max(20, title.size.width - who.cell_len)))
+        title.update(text)
         self.draw_queue(job)
         self.draw_chart(job)
         self.draw_table(job)

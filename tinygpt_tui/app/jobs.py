@@ -149,6 +149,7 @@ class ExperimentJob(Job):
         self.members = {m.name: old.get(m.name, {}).get("state", "queued") for m in plan.members}
         self.curves: dict = {}  # member: engine.runs.Curves (finished members read from their folder, the running one live)
         self.running: str | None = None
+        self.live = RunState()  # the member under way's records: its corpus's preparation, until it starts
         self.rows: list = []  # engine.experiment.Row, ranked
         self.samples: list = []  # (member, text)
         self.version = 0  # changes with every update (the screen redraws when it does)
@@ -161,8 +162,8 @@ class ExperimentJob(Job):
         ended = None
         try:
             for ev in E.run(self.plan, self.stop_event, self.resume):
-                if isinstance(ev, E.MemberEvent):
-                    post(ExperimentUpdate(self, ev, record=ev.event.record()))
+                if isinstance(ev, E.MemberEvent):  # (a preparation's pace is measured from the records' times)
+                    post(ExperimentUpdate(self, ev, record={**ev.event.record(), "time": round(time.time(), 3)}))
                 elif isinstance(ev, E.MemberStarted):  # a resumed member's earlier records come with it
                     post(ExperimentUpdate(self, ev, curves=Curves(self.plan.folder / ev.name)))
                 elif isinstance(ev, E.MemberEnded):
@@ -183,7 +184,7 @@ class ExperimentJob(Job):
         ev = m.event
         if isinstance(ev, E.MemberStarted):
             self.state = "running" if self.state == "starting" else self.state
-            self.running, self.members[ev.name] = ev.name, "running"
+            self.running, self.members[ev.name], self.live = ev.name, "running", RunState()
         elif isinstance(ev, E.MemberEnded):
             self.members[ev.name] = ev.state
             self.running = None if self.running == ev.name else self.running
@@ -193,11 +194,18 @@ class ExperimentJob(Job):
             self.curves[ev.name] = m.curves
         if m.record is not None and ev.name in self.curves:
             self.curves[ev.name].apply(m.record)
+        if m.record is not None and m.record.get("event") in ("prepare", "start"):
+            self.live.apply(m.record)
         if m.rows is not None:
             self.rows = m.rows
         if m.samples:
             self.samples = m.samples
         self.version += 1
+
+    @property
+    def preparing(self) -> bool:
+        """Whether the member under way is preparing its corpus (stopped now, it saves nothing)."""
+        return self.running is not None and not self.live.start
 
     def ended(self, state: str, error: str) -> None:
         self.state, self.error, self.running = state, error or self.error, None

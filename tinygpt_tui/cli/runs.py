@@ -190,8 +190,9 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
         con.print(Text(f"estimated time: {fmt_time(est.total_s)} (measured step time x budget, plus evaluations)", style="bold"))
     if dry:
         return
-    stop = threading.Event()
-    install_stop_handlers(stop, quiet=False)
+    stop, preparing, pace = threading.Event(), [None], {}  # (the member preparing its corpus; its stage's pace)
+    install_stop_handlers(stop, quiet=False, saying=lambda: preparing[0] and f"stopping: {one_line(preparing[0])} is preparing its corpus, "
+                          "which ends there: nothing trained, nothing saved (Ctrl+C again to quit at once)")
     t0 = time.perf_counter()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), console=con)
     task, ended = None, None
@@ -199,25 +200,31 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     with progress:
         for ev in E.run(plan, stop, resume):
             if isinstance(ev, E.MemberStarted):
-                curves = Curves()
+                curves, preparing[0], pace = Curves(), ev.name, {}
                 progress.console.print(Text(one_line(f"[{ev.index + 1}/{ev.total}] {ev.name}: {ev.how}")))
                 task = progress.add_task(one_line(ev.name)[:40], total=1000, info="starting…")
             elif isinstance(ev, E.MemberEvent):
                 rec = ev.event.record()
                 curves.apply(rec)
-                if task is not None and rec["event"] == "step":
+                preparing[0] = preparing[0] if rec["event"] == "prepare" else None
+                if task is not None and rec["event"] == "prepare":  # (minutes for a big corpus, or a BPE to learn)
+                    share, info = preparation_line(rec, pace)
+                    progress.update(task, total=None if share is None else 1000, completed=int((share or 0) * 1000), info=info)
+                elif task is not None and rec["event"] == "step":
                     note = " (overfitting)" if overfitting(curves) else ""
-                    progress.update(task, completed=int(rec["progress"] * 1000),
+                    progress.update(task, total=1000, completed=int(rec["progress"] * 1000),
                                     info=f"loss {rec['loss']:.3f}  {rec['tokens_per_s']:,.0f} tok/s  ETA {fmt_time(rec['eta_s'])}{note}")
                 elif isinstance(ev.event, Eval):
                     progress.console.print(Text(f"    step {ev.event.step:>6,}  train {ev.event.train_loss:.3f}  val {ev.event.val_loss:.3f}"))
             elif isinstance(ev, E.MemberEnded):
+                unstarted, preparing[0] = preparing[0] == ev.name, None
                 if task is not None:
                     progress.update(task, completed=1000 if ev.state == "finished" else None, info=ev.state)
                     progress.remove_task(task)
                     task = None
                 s = ev.summary
-                msg = {"kept": "kept (finished before)", "failed": f"failed: {ev.error}"}.get(ev.state, ev.state)
+                msg = {"kept": "kept (finished before)", "failed": f"failed: {ev.error}",
+                       "stopped": "stopped while preparing its corpus: nothing trained, nothing saved" if unstarted else "stopped"}.get(ev.state, ev.state)
                 vl = f", val loss {s.val_loss:.3f}" if s and s.val_loss is not None else ""
                 progress.console.print(Text(one_line(f"  {ev.name}: {msg}{vl}"), style="red" if ev.state == "failed" else "green"))
             elif isinstance(ev, E.Ended):
@@ -229,6 +236,25 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
         where = "" if plan.folder.parent.resolve() == default_models_dir().resolve() else f" --models-dir {plan.folder.parent}"
         con.print(Text(one_line(f"continue with: tinygpt experiment {spec.name} --resume{where}")))
     show_results(plan, prompt, sample_chars, x)
+
+
+def preparation_line(rec: dict, pace: dict, now: float | None = None) -> tuple[float | None, str]:
+    """A member preparing its corpus on its progress line: the share of its stage done (None: nothing measures it, the
+    BPE's merges) and what the line says: the stage, the share and the time left at the stage's pace so far (measured
+    from the stage before it's end: ``pace`` keeps it), or for the merges the time they have taken."""
+    from tinygpt_tui.cli.train import fmt_time
+    from tinygpt_tui.engine.sources import STAGE_WORDS
+
+    now = time.monotonic() if now is None else now
+    stage, done, total = rec.get("stage"), rec.get("done", 0), rec.get("total", 0)
+    if stage != pace.get("stage"):
+        pace.update(stage=stage, since=pace.get("last", now), from_done=0 if "last" in pace else done)
+    pace["last"], words = now, STAGE_WORDS.get(stage, stage)
+    if total <= 0:
+        return None, f"{words}  {fmt_time(now - pace['since'])}, time left unknown"
+    gained, took = done - pace["from_done"], now - pace["since"]
+    left = took * (total - done) / gained if gained > 0 and took > 0 else None
+    return min(done / total, 1.0), f"{words} {min(done / total, 1.0):.0%}  ETA {fmt_time(left)}"
 
 
 def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> None:

@@ -152,9 +152,9 @@ def fmt_time(s: float) -> str:
 REPEAT_WINDOW_S = 3.0
 
 
-def install_stop_handlers(stop: threading.Event, quiet: bool, distributed: bool = False) -> None:
+def install_stop_handlers(stop: threading.Event, quiet: bool, distributed: bool = False, saying=None) -> None:
     """Ctrl+C, SIGTERM or SIGHUP (the terminal closed): finish the step, save a checkpoint, exit. A second Ctrl+C
-    exits at once. An ignored SIGHUP (nohup) stays ignored."""
+    exits at once. An ignored SIGHUP (nohup) stays ignored. ``saying()``: the line the first says, when not that."""
     first = []
     ttys = [fd for fd in (1, 2) if os.isatty(fd)]  # (asked now: a terminal hung up answers no)
     hangup = getattr(signal, "SIGHUP", None)
@@ -173,7 +173,8 @@ def install_stop_handlers(stop: threading.Event, quiet: bool, distributed: bool 
         first.append(now)
         stop.set()
         if not quiet:
-            print("\nstopping: saving a checkpoint (Ctrl+C again to quit without saving)", file=sys.stderr, flush=True)
+            said = (saying() if saying else None) or "stopping: saving a checkpoint (Ctrl+C again to quit without saving)"
+            print(f"\n{said}", file=sys.stderr, flush=True)
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handler)
@@ -343,6 +344,8 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> bool:
                 console.print(Text(finish_line(ev), style="bold green"))
                 if ev.reason == "stopped":
                     console.print(Text(f"continue with: {resume_hint(cfg, dist)}"))
+        if task is None and stop.is_set():  # (stopped as the corpus was handed over: the run ended before it started)
+            console.print(Text("stopped while preparing the corpus: nothing trained, nothing saved", style="bold green"))
     finally:
         if task is not None:  # (stopping a progress never started still prints a blank line)
             progress.stop()

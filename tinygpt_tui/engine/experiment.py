@@ -309,7 +309,7 @@ class MemberStarted:
 class MemberEvent:
     index: int
     name: str
-    event: object  # engine/train.py's event (Started, Step, Eval, Saved, Stopping, Finished)
+    event: object  # engine/train.py's event (the corpus's preparation's Progress, Started, Step, Eval, Saved, Stopping, Finished)
 
 
 @dataclass
@@ -377,9 +377,9 @@ def _how(plan: Plan, m: Member) -> tuple[str, TrainConfig]:
 
 
 def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = False, note=None):
-    """Train the members one after another; yields MemberStarted, MemberEvent, MemberEnded, then Ended.
-    A set stop_event stops the member under way (it saves) and ends the experiment. The members' threads,
-    precision and preset, where left open, are the probe's (settle; ``note`` hears what it says)."""
+    """Train the members one after another; yields MemberStarted, MemberEvent, MemberEnded, then Ended. A set stop_event stops
+    the member under way (it saves; preparing its corpus, it ends there, nothing saved) and ends the experiment. The members'
+    threads, precision and preset, where left open, are the probe's (settle; ``note`` hears what it says)."""
     from tinygpt_tui.engine.train import Finished, train
 
     stop_event = stop_event or threading.Event()
@@ -407,7 +407,7 @@ def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = Fa
                 write_manifest(plan, states)
                 yield MemberStarted(i, len(plan.members), m.name, how)
                 reason = None
-                for ev in train(cfg, stop_event):
+                for ev in train(cfg, stop_event, preparation=True):
                     if isinstance(ev, Finished):
                         reason = ev.reason
                     yield MemberEvent(i, m.name, ev)

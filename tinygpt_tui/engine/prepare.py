@@ -320,13 +320,14 @@ def _resume_state(record: Path, partial: dict, fingerprint: list, dtype) -> dict
 
 def until_prepared(events: Iterator, stop=None) -> Generator:
     """prepare()'s Progress events, passed on (``yield from``); returns the prepared corpus, or None when ``stop``
-    (a threading.Event) is set while work is left: the preparation ends there, and the next one continues from it."""
+    (a threading.Event) is set before it is handed over: the preparation ends there, and the next one continues from it
+    (set as the last of the work was done, or with none to do, the run still trains nothing and saves nothing)."""
     try:
         for ev in events:
-            if isinstance(ev, Prepared):
-                return ev.corpus
             if stop is not None and stop.is_set():
                 return None
+            if isinstance(ev, Prepared):
+                return ev.corpus
             yield ev
     finally:
         events.close()
