@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import make_tiny_model
-from test_cli import assert_one_line_error, tinygpt, tinygpt_inproc
+from test_cli import assert_one_line_error, run_events, tinygpt, tinygpt_inproc
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError
 from tinygpt_tui.tokenizer import BpeTokenizer, CharTokenizer, check_bpe_size, pieces
 
@@ -413,7 +413,7 @@ def test_train_with_bpe_end_to_end(tmp_path, small_corpus):
                 "--preset", "tiny", "--block-size", "32", "--max-steps", "12", "--eval-interval", "6", "--eval-iters", "2",
                 "--threads", "1", "--jsonl")
     assert r.returncode == 0, r.stderr
-    events = [json.loads(line) for line in r.stdout.splitlines()]
+    events = run_events(r.stdout)
     assert events[0]["tokenizer"] == f"bpe {VOCAB}" and events[0]["model"]["vocab_size"] == VOCAB
     assert all(isinstance(e.get("sample", ""), str) for e in events)
     folder = tmp_path / "b"
@@ -423,7 +423,7 @@ def test_train_with_bpe_end_to_end(tmp_path, small_corpus):
     assert "byte-level BPE" in (folder / "README.md").read_text(encoding="utf-8")
     r = tinygpt("train", "--name", "b", "--models-dir", tmp_path, "--resume", "--max-steps", "14", "--threads", "1", "--jsonl")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.splitlines()[0])["tokenizer"] == f"bpe {VOCAB}"
+    assert run_events(r.stdout)[0]["tokenizer"] == f"bpe {VOCAB}"
 
 
 def test_the_try_it_prompt_of_a_bpe_model_is_text_it_learned(small_corpus):

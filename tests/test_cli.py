@@ -35,6 +35,11 @@ def tinygpt_inproc(*args, env=None):
     return _Result(r.exit_code, r.stdout, r.stderr)
 
 
+def run_events(stdout: str) -> list[dict]:
+    """The run's events `tinygpt train --jsonl` printed, its corpus's preparation ("prepare" records, first) left out."""
+    return [e for e in map(json.loads, stdout.splitlines()) if e["event"] != "prepare"]
+
+
 def assert_one_line_error(r, *needles):
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert "Traceback" not in r.stderr + r.stdout
@@ -51,7 +56,7 @@ def trained(tmp_path_factory, small_corpus):
     r = tinygpt("train", small_corpus, "--name", "tiny one", "--models-dir", models, "--preset", "tiny", "--block-size", "32",
                 "--max-steps", "40", "--eval-interval", "20", "--eval-iters", "2", "--threads", "1", "--jsonl")
     assert r.returncode == 0, r.stderr
-    events = [json.loads(line) for line in r.stdout.splitlines()]
+    events = run_events(r.stdout)
     assert events[0]["event"] == "start" and events[-1]["event"] == "finish"
     return models, events
 

@@ -209,6 +209,25 @@ def test_ctrl_c_while_a_run_prepares_its_corpus_stops_it_before_anything_is_trai
     assert "stopped while preparing the corpus" in err and "Traceback" not in err and not (models / "x").exists()
 
 
+def test_train_jsonl_prints_the_preparation_as_prepare_records_before_the_start(small_corpus, tmp_path):
+    """`tinygpt train --jsonl` printed nothing while it prepared its corpus (minutes for a big one, or a BPE to
+    learn), then the run's events. The preparation is "prepare" records now, as the app gets them, before "start"."""
+    corpus = tmp_path / "own.txt"  # (its own text: scanned, learned and encoded here, not found prepared)
+    corpus.write_text(f"{tmp_path}\n" + small_corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    r = tinygpt_inproc("train", corpus, "--name", "j", "--models-dir", tmp_path / "m", "--tokenizer", "bpe", "--vocab-size", "300",
+                       "--preset", "tiny", "--block-size", "32", "--max-steps", "2", "--eval-iters", "1", "--sample-chars", "0",
+                       "--threads", "1", "--jsonl")
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    start = [x["event"] for x in recs].index("start")
+    prep = recs[:start]
+    assert all(x["event"] == "prepare" and set(x) == {"event", "stage", "done", "total", "file"} for x in prep), prep
+    assert "prepare" not in [x["event"] for x in recs[start:]] and recs[-1]["event"] == "finish"
+    assert list(dict.fromkeys(x["stage"] for x in prep)) == ["scanning", "learning", "merging", "encoding", "verifying"]
+    last = {x["stage"]: x for x in prep}  # each stage's last record: done (the merges: nothing measures them)
+    assert all(x["done"] == x["total"] > 0 for stage, x in last.items() if stage != "merging") and last["merging"]["total"] == 0
+
+
 def waits_for_a_lock(pid: int) -> bool:
     """Whether the process waits to take a file lock (Linux lists the waiters in /proc/locks, marked ->)."""
     return any(f[1:2] == ["->"] and f[5:6] == [str(pid)] for f in map(str.split, Path("/proc/locks").read_text().splitlines()))

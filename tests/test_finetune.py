@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_tiny_model
-from test_cli import assert_one_line_error, tinygpt, tinygpt_inproc
+from test_cli import assert_one_line_error, run_events, tinygpt, tinygpt_inproc
 
 NEW_BOOK = "第一回 甄士隐梦幻识通灵 贾雨村风尘怀闺秀\n" * 3 + "Ça et là, naïve façade — «quoted» …\n"
 
@@ -85,7 +85,7 @@ def test_train_from_end_to_end_records_the_lineage(tmp_path, parents):
     r = tinygpt("train", book, "--name", "B", "--from", "A", "--models-dir", tmp_path, "--preset", "tiny", "--max-steps", "6",
                 "--eval-interval", "3", "--eval-iters", "1", "--sample-chars", "20", "--threads", "1", "--jsonl")
     assert r.returncode == 0, r.stderr
-    start = json.loads(r.stdout.splitlines()[0])
+    start = run_events(r.stdout)[0]
     assert start["model"]["block_size"] == 16 and start["model"]["vocab_size"] > 60
     assert start["model"]["dropout"] == json.loads((tmp_path / "A" / "config.json").read_text(encoding="utf-8"))["model"]["dropout"]
     doc = json.loads((tmp_path / "B" / "config.json").read_text(encoding="utf-8"))
@@ -105,7 +105,7 @@ def test_train_from_end_to_end_records_the_lineage(tmp_path, parents):
     r = tinygpt("train", book, "--name", "Q", "--from", "P", "--models-dir", tmp_path, "--preset", "tiny", "--max-steps", "2",
                 "--eval-interval", "2", "--eval-iters", "1", "--sample-chars", "0", "--threads", "1", "--jsonl", "--dropout", "0.35")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.splitlines()[0])["model"]["dropout"] == 0.35
+    assert run_events(r.stdout)[0]["model"]["dropout"] == 0.35
     assert json.loads((tmp_path / "Q" / "config.json").read_text(encoding="utf-8"))["model"]["dropout"] == 0.35
     assert (tmp_path / "Q" / "tokenizer.json").read_bytes() == (tmp_path / "P" / "tokenizer.json").read_bytes()
 

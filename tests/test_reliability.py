@@ -229,7 +229,7 @@ def test_sigkill_at_random_moments_leaves_a_loadable_folder(zygote, small_corpus
     status = zygote.wait(pid)
     out = (tmp_path / "final.log").read_text()
     assert status == {"signal": None, "code": 0}, out[-2000:]
-    events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    events = [e for e in (json.loads(l) for l in out.splitlines() if l.startswith("{")) if e["event"] != "prepare"]
     assert events[0]["event"] == "start" and events[0]["resumed"] and events[0]["step"] == last_step
     assert events[-1]["event"] == "finish" and events[-1]["step"] == last_step + 7
     # the loss curve in metrics.jsonl: every line whole, no step logged twice (killed stretches were rewound)
@@ -270,7 +270,7 @@ def test_signal_saves_and_exits_cleanly_then_resume_continues(zygote, small_corp
     status = zygote.wait(pid)
     out2 = log2.read_text()
     assert status == {"signal": None, "code": 0}, out2[-2000:]
-    ev2 = [json.loads(l) for l in out2.splitlines() if l.startswith("{")]
+    ev2 = [e for e in (json.loads(l) for l in out2.splitlines() if l.startswith("{")) if e["event"] != "prepare"]
     assert ev2[0]["event"] == "start" and ev2[0]["resumed"] and ev2[0]["step"] == stopped_at
     logged = [e["step"] for e in ev2 if e["event"] == "step"]
     assert logged == [s for s in range(stopped_at + 1, stopped_at + 13) if s % 10 == 0]  # the step count goes on

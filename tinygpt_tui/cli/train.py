@@ -65,7 +65,7 @@ def train(
     dtype: str = O("auto", "--dtype", help="auto (measured on this machine's CPU; bf16 on a GPU), fp32, bf16, fp16 (GPUs)."),
     threads: Optional[int] = O(None, "--threads", help="CPU threads for torch (default: measured on this machine, see `tinygpt bench`)."),
     resume: bool = O(False, "--resume", help="Continue the model's last checkpoint."),
-    jsonl: bool = O(False, "--jsonl", help="Print events as JSON lines instead of a progress bar."),
+    jsonl: bool = O(False, "--jsonl", help="Print events as JSON lines instead of a progress bar (the corpus's preparation too: \"prepare\" records)."),
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Train a model on a corpus. Ctrl+C saves a checkpoint and exits; --resume continues it."""
@@ -225,7 +225,7 @@ def run_training(cfg, jsonl: bool = False) -> None:
     dist = init_distributed(cfg.device)
     quiet = not dist.is_main  # only rank 0 prints; the others train silently
     try:
-        prepare_corpus(cfg, quiet=quiet or jsonl)  # (before the handlers: Ctrl+C stops a preparation, as nothing is trained yet)
+        prepare_corpus(cfg, quiet=quiet, jsonl=jsonl)  # (before the handlers: Ctrl+C stops a preparation, as nothing is trained yet)
         install_stop_handlers(stop, quiet, distributed=dist.world_size > 1)
         started = False
         if jsonl or quiet:
@@ -254,9 +254,10 @@ def run_training(cfg, jsonl: bool = False) -> None:
                 td.destroy_process_group()
 
 
-def prepare_corpus(cfg, quiet: bool) -> None:
-    """Encode the corpus into token files first, with a progress bar (the run then finds it prepared; under
-    torchrun the ranks take turns). Whatever is wrong with the run's folder is left for the run to say."""
+def prepare_corpus(cfg, quiet: bool, jsonl: bool = False) -> None:
+    """Encode the corpus into token files first, with a progress bar, or with ``jsonl`` its "prepare" records (the run
+    then finds it prepared; under torchrun the ranks take turns). Whatever is wrong with the run's folder is left for
+    the run to say."""
     from tinygpt_tui.cli.common import PrepareBar
     from tinygpt_tui.engine import folder as ckpt
     from tinygpt_tui.engine.presets import check_name
@@ -278,13 +279,29 @@ def prepare_corpus(cfg, quiet: bool) -> None:
             return
     if corpus:
         try:
-            with PrepareBar(quiet) as bar:
-                run_to_end(prepare(corpus, tokenizer), bar)
+            with PrepareBar(quiet or jsonl) as bar:
+                run_to_end(prepare(corpus, tokenizer), json_lines() if jsonl and not quiet else bar)
         except KeyboardInterrupt:
             if not quiet:
                 print("stopped while preparing the corpus: nothing trained, nothing saved (the next run goes on with "
                       "the encoding from where it stopped)", file=sys.stderr, flush=True)
             raise
+
+
+def json_lines():
+    """--jsonl's printer of a preparation's Progress: a "prepare" record a line, as the run's events are printed; of
+    each stage its first and last, and one a second between (a BPE's learning says how far it got 4 times a second)."""
+    import json
+
+    said = {"stage": None, "at": 0.0}
+
+    def say(ev) -> None:
+        now = time.monotonic()
+        if ev.stage != said["stage"] or 0 < ev.total <= ev.done or now - said["at"] >= 1.0:
+            print(json.dumps(ev.record(), ensure_ascii=False), flush=True)
+            said.update(stage=ev.stage, at=now)
+
+    return say
 
 
 def _run_with_progress(cfg, stop: threading.Event, dist) -> bool:

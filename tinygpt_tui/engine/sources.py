@@ -44,7 +44,7 @@ class Progress:
     total: int  # ... of this many (0: a stage nothing measures, the merges: no share done, no time left)
     file: str = ""  # the file under way
 
-    def record(self) -> dict:  # (as engine/train.py's events: a training run yields these first)
+    def record(self) -> dict:  # (as engine/train.py's events: a run yields these first; `tinygpt train --jsonl` prints them)
         return {"event": "prepare", **vars(self)}
 
 
