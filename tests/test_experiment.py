@@ -280,6 +280,21 @@ def test_the_estimate_counts_the_start_once_and_each_sample_at_the_decoders_rate
     assert chatty_again - quiet_again == pytest.approx(evals * est.sample_s[2])
 
 
+def test_the_estimate_times_a_bpe_member_on_a_text_of_more_characters_than_its_vocabulary(tmp_path):
+    """The tokens lesson on Dream of the Red Chamber (4,436 characters, a BPE of 512) said "could not time the
+    members' steps: index out of range in self": the timing fed character ids past the BPE's vocabulary."""
+    import random
+
+    rng = random.Random(0)
+    chars = [chr(0x4E00 + i) for i in range(600)] + list("，。\n")  # 603 distinct characters
+    corpus = tmp_path / "hanzi.txt"
+    corpus.write_text("".join(rng.choice(chars) for _ in range(40_000)), encoding="utf-8")
+    members = [{"name": "characters", "tokenizer": "char"}, {"name": "BPE 300", "tokenizer": "bpe", "vocab_size": 300}]
+    plan = E.make_plan(spec(corpus, vary={}, members=members, settings=dict(TINY)), tmp_path)
+    est = E.estimate(plan)
+    assert len(est.step_s) == 2 and all(s > 0 for s in est.step_s)
+
+
 def test_the_estimate_leaves_torchs_thread_count_alone(small_corpus, tmp_path):
     """The app estimates while it may be training: the members' thread count is timed without setting the process's."""
     import torch

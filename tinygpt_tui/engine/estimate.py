@@ -149,8 +149,10 @@ def _measure(cfg: TrainConfig, corpus, tok, steps: int, firsts: dict) -> tuple[f
     gen = torch.Generator().manual_seed(0)
     vocab = cfg.vocab_size if cfg.tokenizer == "bpe" and cfg.vocab_size else tok.vocab_size
     settings = {k: getattr(cfg, k) for k in MODEL_KEYS + ("batch_size", "grad_accum", "optimizer", "lr", "muon_lr", "muon_ns_steps")}
+    # (the corpus's characters as a BPE member's ids: a step's time depends on the shapes, not on which ids, and a
+    # text of more characters than the BPE's size, Chinese say, gives ids past its vocabulary: folded into it)
     timer = StepTimer(settings, pick_dtype(cpu, cfg.dtype, cfg.n_embd), vocab=vocab,
-                      batches=lambda: data.batch("train", cfg.batch_size, gen, cpu))
+                      batches=lambda: tuple(t % vocab for t in data.batch("train", cfg.batch_size, gen, cpu)))
     times = []
     for _ in range(steps + 1):  # the first warms up
         t = time.perf_counter()
