@@ -292,6 +292,21 @@ def test_a_damaged_token_file_is_refused_then_prepared_again_with_force(small_co
     assert "already prepared" in tinygpt_inproc("corpus", "prepare", small_corpus).stdout
 
 
+def test_a_damaged_bpe_token_file_names_the_command_that_prepares_that_bpe_again(small_corpus, prepared_dir):
+    """The hint said `corpus prepare SPEC --force`, which prepares characters: a BPE run met the same error again."""
+    bpe = ["--tokenizer", "bpe", "--vocab-size", "300"]
+    assert tinygpt_inproc("corpus", "prepare", small_corpus, *bpe).returncode == 0
+    (meta,) = [p for p in prepared_dir.glob("*/*.json") if json.loads(p.read_text()).get("tokenizer", {}).get("type") == "BpeTokenizer"]
+    val = meta.parent / json.loads(meta.read_text())["splits"]["val"]["file"]
+    data = bytearray(val.read_bytes())
+    data[10] ^= 1
+    val.write_bytes(bytes(data))
+    assert_one_line_error(tinygpt_inproc("corpus", "prepare", small_corpus, *bpe), "does not match its checksum",
+                          "--tokenizer bpe --vocab-size 300 --force")
+    assert tinygpt_inproc("corpus", "prepare", small_corpus, *bpe, "--force").returncode == 0  # as the hint says
+    assert "already prepared" in tinygpt_inproc("corpus", "prepare", small_corpus, *bpe).stdout
+
+
 # ------------------------------------------------------------------ bad input: one line, exit 2
 def test_a_folder_without_text_files_and_a_glob_matching_nothing(tmp_path):
     (tmp_path / "empty").mkdir()

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import mmap
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,8 +161,10 @@ def verify(source: Source, meta: dict) -> Iterator[Progress]:
         path = source.folder / s["file"]
         size = path.stat().st_size if path.is_file() else -1
         if size != s["tokens"] * itemsize or sha256_file(path, TOKEN_FILE, CorpusError, progress=done) != s["sha256"]:
+            tok = meta.get("tokenizer", {})  # (a BPE's files are prepared again only when the command names that BPE)
+            bpe = f" --tokenizer bpe --vocab-size {tok.get('vocab_size')}" if tok.get("type") == "BpeTokenizer" else ""
             raise CorpusError(f"the prepared token file {path} does not match its checksum (damaged?); "
-                              f"prepare it again: tinygpt corpus prepare {source.spec} --force")
+                              f"prepare it again: tinygpt corpus prepare {shlex.quote(str(source.spec))}{bpe} --force")
         yield Progress("verifying", done[0], total, str(path))
 
 
