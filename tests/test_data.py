@@ -307,6 +307,16 @@ def test_a_damaged_bpe_token_file_names_the_command_that_prepares_that_bpe_again
     assert "already prepared" in tinygpt_inproc("corpus", "prepare", small_corpus, *bpe).stdout
 
 
+def test_a_name_taken_is_said_before_the_corpus_is_prepared(small_corpus, prepared_dir, tmp_path):
+    """`tinygpt train BIG -n taken` prepared the corpus (minutes for a big one) and only then said the name was taken."""
+    from tests.conftest import make_model
+
+    make_model(tmp_path / "models", "taken")
+    r = tinygpt_inproc("train", small_corpus, "--name", "taken", "--models-dir", tmp_path / "models", "--max-steps", "1")
+    assert_one_line_error(r, "a model named 'taken' already exists")
+    assert not list(prepared_dir.glob("*/*.bin"))  # nothing encoded
+
+
 # ------------------------------------------------------------------ bad input: one line, exit 2
 def test_a_folder_without_text_files_and_a_glob_matching_nothing(tmp_path):
     (tmp_path / "empty").mkdir()

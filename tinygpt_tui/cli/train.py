@@ -260,13 +260,16 @@ def prepare_corpus(cfg, quiet: bool, jsonl: bool = False) -> None:
     the run to say."""
     from tinygpt_tui.cli.common import PrepareBar
     from tinygpt_tui.engine import folder as ckpt
-    from tinygpt_tui.engine.presets import check_name
+    from tinygpt_tui.engine.presets import NameTaken, check_name
     from tinygpt_tui.engine.lineage import child_config, read_parent, run_tokenizer
     from tinygpt_tui.engine.prepare import prepare, run_to_end
 
     corpus = cfg.corpus
     if not cfg.resume:
         check_name(cfg.name)
+        models_dir = Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()
+        if (models_dir / cfg.name / ckpt.CONFIG).exists():  # (said by the run too, but only after a long preparation)
+            raise NameTaken(cfg.name, models_dir)
         parent = read_parent(cfg) if cfg.init_from else None  # --from A: with A's tokenizer, once A is checked
         # bad settings (and a bad A) are said before a long preparation, as the run would say them
         tokenizer = run_tokenizer((child_config(cfg, parent) if parent else cfg).resolved(), parent)[0]
