@@ -472,6 +472,17 @@ def test_corpus_add_on_a_full_disk_names_the_file_and_keeps_the_one_there(tmp_pa
     assert (tmp_path / "c" / "mine.txt").read_bytes() == small.read_bytes()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs Linux's /proc/self/mem (a read there is EIO)")
+@pytest.mark.parametrize("args", [("corpus", "add", "/proc/self/mem"),
+                                  ("corpus", "fetch", "shakespeare", "--from", "/proc/self/mem")])
+def test_a_corpus_file_that_fails_to_read_is_named_as_the_file_not_read(tmp_path, args):
+    """A read error (EIO here: /proc/self/mem at offset 0) names the source file, not corpora/ as unwritable."""
+    r = tinygpt_inproc(*args, env={"TINYGPT_CORPORA_DIR": str(tmp_path / "c")})
+    assert_one_line_error(r, "cannot read", "/proc/self/mem")
+    assert "cannot write" not in r.stderr
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
 def test_a_corpus_added_with_a_name_ending_in_txt_is_found_by_that_name(tmp_path, small_corpus):
     env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "c")}
     assert tinygpt_inproc("corpus", "add", small_corpus, "--name", "mine.txt", env=env).returncode == 0

@@ -90,14 +90,22 @@ def sha256_file(path: Path) -> str:
 
 def _copy_into(src: Path, dest: Path) -> Path:
     """Copy src to dest through a new temporary file, fsynced, and a rename (never through a link at dest):
-    a full disk or a read-only folder is one line naming dest, and a corpus there before stays whole."""
+    a full disk or a read-only folder is one line naming dest, a read error one naming src, and a corpus
+    there before stays whole."""
     tmp = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
         with os.fdopen(fd, "wb") as out, os.fdopen(open_regular(src, "corpus", CorpusError), "rb") as f:
             os.fchmod(out.fileno(), new_file_mode())  # (mkstemp makes it 0600)
-            shutil.copyfileobj(f, out)
+            while True:
+                try:
+                    block = f.read(MiB)
+                except OSError as e:  # (not the write's fault: name the file that could not be read)
+                    raise CorpusError(f"cannot read {src}: {e.strerror or e}") from None
+                if not block:
+                    break
+                out.write(block)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, dest)

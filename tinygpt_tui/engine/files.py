@@ -90,7 +90,7 @@ def read_bytes(path, what: str, limit: int, error=CheckpointError, text: bool = 
                 raise error(f"{what} is more than the {limit:,} bytes tinygpt reads: {path}")
         return b"".join(chunks)
     except OSError as e:
-        raise error(f"cannot read {what}: {e.strerror or e}") from None
+        raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
     finally:
         os.close(fd)
 
@@ -186,7 +186,13 @@ def sha256_file(path, what: str, error=CheckpointError, limit: int | None = None
     than ``limit`` bytes is refused; ``progress[0]`` counts the bytes read."""
     h = hashlib.sha256()
     with os.fdopen(open_regular(path, what, error), "rb") as f:
-        while block := f.read(CHUNK):
+        while True:
+            try:
+                block = f.read(CHUNK)
+            except OSError as e:  # (a disk error, say: one line naming the file)
+                raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
+            if not block:
+                break
             h.update(block)
             if progress is not None:
                 progress[0] += len(block)
