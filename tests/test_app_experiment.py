@@ -267,6 +267,37 @@ async def test_a_sample_longer_than_its_box_scrolls_instead_of_being_cut():
         assert await wait_for(pilot, lambda: grid.max_scroll_y == 0)
 
 
+async def test_chinese_sample_titles_are_measured_in_cells_and_kept_whole_where_they_fit():
+    """Titles were measured with len(): a Chinese character takes two cells, so three boxes a row were laid out
+    at 80 columns for titles of 24 cells, and each was cut. A title too long for any box is cut in the middle
+    to the cells it has."""
+    from rich.cells import cell_len
+    from textual.app import App
+    from textual.geometry import Region
+
+    from tinygpt_tui.app.samples import SampleGrid
+
+    class Host(App):
+        def compose(self):
+            yield SampleGrid(id="grid")
+
+    titles = ["甄士隐梦幻识通灵贾雨村风尘", "贾夫人仙逝扬州城冷子兴演说", "托内兄如海荐西宾接外孙贾母"]
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        grid = app.query_one(SampleGrid)
+        grid.show([(t, t, "满纸荒唐言") for t in titles])
+        assert await wait_for(pilot, lambda: len(grid.query(".exp-sample")) == 3)
+        await pilot.pause()
+        for box, title in zip(grid.query(".exp-sample"), titles):
+            top = "".join(seg.text for seg in box.render_lines(Region(0, 0, *box.outer_size))[0])
+            assert title in top, (title, top)  # whole
+        grid.show([(t * 4, t * 4, "满纸荒唐言") for t in titles[:1]])  # 104 cells: more than the 80 there are
+        assert await wait_for(pilot, lambda: len(grid.query(".exp-sample")) == 1)
+        await pilot.pause()
+        shown = str(grid.query_one(".exp-sample").border_title)
+        assert "…" in shown and cell_len(shown) <= 80 - 6 and shown.startswith("甄") and shown.endswith("尘"), shown
+
+
 async def test_samples_shown_again_for_another_experiment_are_titled_as_theirs():
     """The pane showing a second experiment's samples (one lesson's, then another's) titled its new boxes from a
     layout made while the old boxes were still there: the first box read the last member's title, and a box

@@ -50,11 +50,22 @@ CHECKBOX = cell_len(Checkbox.BUTTON_LEFT + Checkbox.BUTTON_INNER + Checkbox.BUTT
 
 def short_name(name: str, most: int = LIST_NAME) -> str:
     """A name cut in the middle, not at its end: a lesson's members (lesson-positions-10steps/pos_encoding=alibi,
-    ...=rope) differ at the end, and cut there they all read alike. Its start is kept short (3 characters)."""
-    if len(name) <= most:
+    ...=rope) differ at the end, and cut there they all read alike. Its start is kept short (3 cells). `most` is
+    terminal cells, not characters: a Chinese character takes two."""
+    if cell_len(name) <= most:
         return name
-    head = max(1, min(3, (most - 1) // 3))
-    return name[:head] + "…" + name[len(name) - (most - 1 - head):]
+    start = leading_cells(name, max(1, min(3, (most - 1) // 3)))
+    return start + "…" + leading_cells(name[::-1], most - 1 - cell_len(start))[::-1]
+
+
+def leading_cells(text: str, most: int) -> str:
+    """The longest start of text that takes at most `most` terminal cells."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += cell_len(ch)
+        if used > most:
+            return text[:i]
+    return text
 
 
 def table_name_room(labels: tuple, rows: list, col: int, width: int, least: int = 12) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -65,7 +66,7 @@ class SampleGrid(VerticalScroll):
         width, height = self.size
         if not self.titles or not width:
             return
-        longest = max(len(t) for t in self.titles)
+        longest = max(cell_len(t) for t in self.titles)  # (cells: a Chinese character takes two)
         cols, fits = grid_shape(len(self.titles), longest, width, height)
         if fits:  # a row's boxes share the height: a sample longer than its box would be cut, so they scroll instead
             room = height // math.ceil(len(self.texts) / cols) - 2
@@ -77,7 +78,7 @@ class SampleGrid(VerticalScroll):
         self.shape = (cols, fits, width)
         self.styles.grid_size_columns = cols
         self.styles.grid_rows = "1fr" if fits else "auto"
-        room = max(3, (width if fits else width - 1) // cols - TITLE)  # a title longer than its box: cut in the middle
+        room = max(3, (width if fits else width - 1) // cols - TITLE)  # a title longer than its box: cut in the middle (in cells)
         for box, title in zip(self.boxes, self.titles):
             box.styles.height = "1fr" if fits else "auto"
             box.border_title = short_name(title, room)
