@@ -53,18 +53,22 @@ class _OneLineErrors:
                 p.metavar = ""
         return params
 
+    def parse_args(self, ctx, args):
+        """`tinygpt corpus` alone: what it offers, as --help shows it, exit 0 (click's own is an error whose
+        message is the whole help, and squashed on one line it was unreadable)."""
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            typer.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.TyperException as e:  # typer's usage errors (click's, vendored)
             ctx = getattr(e, "ctx", None)
-            if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `tinygpt corpus`: what it offers, as
-                typer.echo(ctx.get_help())  # --help shows it (its message is the whole help: one line of it was unreadable)
-                code = 0
-            else:
-                hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-                error_line(" ".join(e.format_message().split()) + hint)  # (click lists choices one a line)
-                code = e.exit_code
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            error_line(" ".join(e.format_message().split()) + hint)  # (click lists choices one a line)
+            code = e.exit_code
         except typer.Abort:
             code = 130
         if not standalone_mode:
