@@ -307,6 +307,21 @@ def test_head_roles_measure_where_each_head_looks():
     assert "What each head looks at" in card and roles[0].line() in card
     assert "What each head looks at" not in render_card({"name": "m"})
 
+def test_head_hints_on_a_text_without_spaces_say_clause_start_not_word_start():
+    """A "word" is a run of letters: in Chinese, with no spaces between words, that is a whole clause between
+    punctuation marks, and the hints called its first character the word's start. English reads as before."""
+    from tinygpt_tui.cli.inspect import heads_key
+
+    model, tok = tiny(n_layer=1)
+    chinese = head_roles(model, tok, "林黛玉宝玉黛玉林宝玉.\n" * 60, windows=4)
+    english = head_roles(model, tok, TEXT * 40, windows=4)
+    assert all(not r.spaced and "clause start" in r.line() and "word" not in r.line() for r in chinese)
+    assert all(r.spaced and "word start" in r.line() and "clause" not in r.line() for r in english)
+    assert "clause start" in heads_key("character", chinese[0].spaced) and "word" not in heads_key("character", False).replace("between words", "")
+    assert heads_key("character", english[0].spaced) == heads_key("character")  # (English: unchanged)
+    assert "on the word's first" in heads_key("character")
+
+
 # ------------------------------------------------------------------ CLI
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, small_corpus):
@@ -793,6 +808,15 @@ async def test_inspector_head_hints_say_how_to_read_them(tmp_path):
     tok = tiny_model_on(folder, name="book", path=str(tmp_path / "book.md"))
     shown = " ".join((await head_hints(folder, tok, "L0 h0")).split())
     assert "L0 h0" in shown and "distance: how far back it looks (characters, mean)" in shown, shown
+
+
+async def test_inspector_head_hints_on_chinese_say_clause_start(tmp_path):
+    """A Chinese book has no spaces between words: the hints' "word start" was a whole clause's first character."""
+    (tmp_path / "book.md").write_text("林黛玉宝玉黛玉林宝玉.\n" * 300, encoding="utf-8")
+    folder = tmp_path / "models" / "mine"
+    tok = tiny_model_on(folder, name="book", path=str(tmp_path / "book.md"))
+    shown = " ".join((await head_hints(folder, tok, "L0 h0")).split())
+    assert "L0 h0" in shown and "clause start" in shown and "word start" not in shown, shown
 
 
 async def test_the_first_pass_paces_the_next_by_the_pass_not_the_model_load(tmp_path, monkeypatch):

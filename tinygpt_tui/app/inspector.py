@@ -347,7 +347,7 @@ class InspectorScreen(ModalScreen):
                 on_screen = not text and seen > 0
                 result = (lens.embedding_map(model, tok, seen if on_screen else 300, text or self.text), on_screen)
             else:
-                result = [r.line() for r in lens.head_roles(model, tok, text)] if text else f"no head hints: the model's corpus is not here ({why})"
+                result = lens.head_roles(model, tok, text) if text else f"no head hints: the model's corpus is not here ({why})"
         except TinyGPTError as e:
             result = str(e)
         self.app.call_from_thread(show, result)
@@ -369,7 +369,8 @@ class InspectorScreen(ModalScreen):
             if r[1]:
                 t = Text(f"the model's corpus is not here: the {self.tokenizer.unit}s of the text on screen\n", style="dim") + t
         else:
-            t = Text("Head hints over the validation split\n", style="bold") + Text(heads_key(self.tokenizer.unit) + "\n", style="dim") + Text("\n".join(r))
+            key = heads_key(self.tokenizer.unit, r[0].spaced) + "\n"
+            t = Text("Head hints over the validation split\n", style="bold") + Text(key, style="dim") + Text("\n".join(x.line() for x in r))
         return Text("\n").join(t.wrap(self.app.console, width))  # (the panel crops what is wider)
 
     # ------------------------------------------------------------ drawing

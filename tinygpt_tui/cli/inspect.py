@@ -158,10 +158,11 @@ def ablation_text(chars, abl, color: bool, width: int, unit: str = "character") 
     return t
 
 
-def heads_key(unit: str = "character") -> str:
-    """How to read a head hint's line (the CLI's and the app's)."""
-    return (f"  distance: how far back it looks ({unit}s, mean) · previous, word start, induction: its share of attention "
-            f"on the {unit} before, on the word's first, on the one after an earlier copy of this {unit} (a role from 40%)")
+def heads_key(unit: str = "character", spaced: bool = True) -> str:
+    """How to read a head hint's line (the CLI's and the app's); spaced False: a text without spaces between words."""
+    what = ("word start", "the word's first") if spaced else ("clause start", "the first since punctuation or a space (no spaces between words here)")
+    return (f"  distance: how far back it looks ({unit}s, mean) · previous, {what[0]}, induction: its share of attention "
+            f"on the {unit} before, on {what[1]}, on the one after an earlier copy of this {unit} (a role from 40%)")
 
 
 def scatter(labels: list[str], xy, width: int, height: int) -> tuple[list[str], int]:
@@ -225,7 +226,7 @@ def deeper(console, loaded, embeddings: bool, top: int, near: str | None, heads:
         if not json_out:
             n = roles[0].windows
             console.print(Text(f"Head hints over {n} window{'s' * (n != 1)} of the validation split", style="bold"))
-            console.print(Text(heads_key(tok.unit), style="dim"))
+            console.print(Text(heads_key(tok.unit, roles[0].spaced), style="dim"))
             for r in roles:
                 console.print(r.line())
     if json_out:

@@ -182,22 +182,29 @@ class HeadRole:
     head: int
     distance: float  # mean distance back (in characters) of the attention
     previous: float  # share of attention on the previous character
-    word_start: float  # on the first character of the current word
+    word_start: float  # on the first character of the current word (of the clause, where spaced is False)
     induction: float  # on the character after an earlier occurrence of the current one
     role: str  # the hint: the strongest pattern, or ""
     windows: int = 0  # how many windows of the validation split were measured (fewer than asked when it is short)
+    spaced: bool = True  # whether the text puts spaces between its words (Chinese does not: a "word" is a clause)
 
     def line(self) -> str:
         hint = f"  → {self.role}" if self.role else ""
         return (f"L{self.layer} h{self.head}: distance {self.distance:4.1f} · previous {self.previous:4.0%} · "
-                f"word start {self.word_start:4.0%} · induction {self.induction:4.0%}{hint}")
+                f"{'word' if self.spaced else 'clause'} start {self.word_start:4.0%} · induction {self.induction:4.0%}{hint}")
+
+
+def spaced(letters: int, spaces: int) -> bool:
+    """Whether a text of this many letters and spaces separates its words by spaces (English: one space in
+    about 5 letters); Chinese has next to none, and a run of letters there is a clause between punctuation marks."""
+    return spaces * 20 >= letters
 
 
 def head_roles(model, tokenizer, text, windows: int = 16) -> list[HeadRole]:
     """Per-head attention statistics over ``windows`` evenly spaced windows of the validation split
     (the last 10% of text, or its token ids: a Dataset's val array, memory-mapped or not). Hints, not
     proofs: a share is of the attention of the queries where the pattern exists (an earlier word
-    start, an earlier occurrence)."""
+    start, an earlier occurrence). In a text without spaces between words a word is a clause (spaced False)."""
     from tinygpt_tui.data import split_text
 
     ids = np.array(tokenizer.encode(split_text(text)[1]).ids) if isinstance(text, str) else text
@@ -214,6 +221,7 @@ def head_roles(model, tokenizer, text, windows: int = 16) -> list[HeadRole]:
     alnum = np.vectorize(lambda t: labels[t].lstrip(" ").isalnum())(x)  # (B, T): inside a word (a BPE token may bring its space)
     lead = np.vectorize(lambda t: labels[t][:1] == " ")(x)  # a token that starts a word with its space (BPE)
     begins = alnum & (lead | ~np.pad(alnum, ((0, 0), (1, 0)))[:, :-1])
+    words = spaced(int(alnum.sum()), int(np.vectorize(lambda t: labels[t].count(" "))(x).sum()))
     # the first token of the word at each position: the last position where a word began
     start = np.maximum.accumulate(np.where(begins, np.arange(T), 0), axis=1)
     word = (alnum[:, :, None] & (start[:, :, None] < i)) & (j == start[:, :, None])  # (B, T, T)
@@ -231,9 +239,9 @@ def head_roles(model, tokenizer, text, windows: int = 16) -> list[HeadRole]:
     for layer in range(att.shape[0]):
         for h in range(att.shape[2]):
             p, w, n = (float(s[layer, h]) for s in stats)
-            best = max((p, "previous-character head"), (w, "word-start head"), (n, "induction-style head"))
+            best = max((p, "previous-character head"), (w, f"{'word' if words else 'clause'}-start head"), (n, "induction-style head"))
             role = best[1] if best[0] >= 0.4 else ("local head" if dist[layer, h] < 2 else "")
-            out.append(HeadRole(layer, h, float(dist[layer, h]), p, w, n, role, len(x)))
+            out.append(HeadRole(layer, h, float(dist[layer, h]), p, w, n, role, len(x), words))
     return out
 
 
