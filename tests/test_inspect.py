@@ -667,6 +667,35 @@ async def test_inspector_all_layers_title_is_whole_at_80_columns():
         assert "√ scale" in said()  # the legend still follows
 
 
+@pytest.mark.parametrize("size, note", [((80, 24), "cell: share of the row; rows sum to 1"),
+                                        ((200, 40), "a cell: its row's share of attention on that character; a row sums to 1")])
+async def test_inspector_heatmap_title_says_what_a_cell_is_where_it_fits(size, note):
+    """The heatmap's title said what its rows are, never what a cell is: the note follows the legend where
+    the line has room (shorter at 80 columns), and no line of the title is cut or wrapped for it."""
+    from tests.test_app import wait_for
+
+    screen, host = inspector_on("林黛玉 the honou")
+    async with host.run_test(size=size) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        title = screen.query_one("#insp-map-title")
+        assert await wait_for(pilot, lambda: "√ scale" in shown_lines(title), timeout=5), shown_lines(title)
+        lines = shown_lines(title).splitlines()
+        assert any(ln.rstrip().endswith(note) for ln in lines), lines
+        assert not any("rows sum to 1" in ln and "√ scale" not in ln for ln in lines), lines  # (on the legend's line)
+        await pilot.press("g")
+        assert await wait_for(pilot, lambda: "all layers" in shown_lines(title), timeout=5)
+        assert "rows sum to 1" in shown_lines(title) or "a row sums to 1" in shown_lines(title), shown_lines(title)
+
+
+def test_the_cli_heading_says_what_a_cell_is_where_it_fits():
+    from tinygpt_tui.cli.inspect import legend, with_cell_note
+
+    key = legend(0.5, False)
+    assert with_cell_note(key, 80).plain.endswith("   cell: share of the row; rows sum to 1")
+    assert "a cell: its row's share of attention on that token; a row sums to 1" in with_cell_note(key, 200, "token").plain
+    assert with_cell_note(key, key.cell_len + 10).plain == key.plain  # no room: left out, never wrapped
+
+
 async def test_inspector_looks_most_at_keeps_each_item_whole_at_80_columns():
     """At 80 columns the "looks most at" line wrapped inside an item: "o@5" on one line, "0.02" on the next."""
     from tests.test_app import wait_for

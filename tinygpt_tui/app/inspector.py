@@ -25,7 +25,7 @@ from textual.widgets import Static
 
 from tinygpt_tui.app.bars import KeyBar
 from tinygpt_tui.app.messages import Inspected, error_line, reported
-from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heads_key, heatmap_column_at, heatmap_lines,
+from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heads_key, heatmap_column_at, heatmap_lines, with_cell_note,
                                      layer_rows, legend, lens_text, prob_bars, quoted, ranked_line, top_attended)
 from tinygpt_tui.engine.inspect import tokens_slid
 from tinygpt_tui.errors import TinyGPTError
@@ -474,8 +474,8 @@ class InspectorScreen(ModalScreen):
             t.append(f" of 0..{v.n_layer - 1}: how position {v.position} attends, per head (g: all layers)", style="dim")
         lg = legend(self._vmax(rows), True)
         if t.cell_len + 3 + lg.cell_len <= width:
-            return t + Text("   ") + lg
-        return Text("\n", style=t.style).join([*t.wrap(self.app.console, width), lg])  # wrapped: cut, it lost what the rows are
+            return t + Text("   ") + with_cell_note(lg, width - t.cell_len - 3, self.tokenizer.unit)
+        return Text("\n", style=t.style).join([*t.wrap(self.app.console, width), with_cell_note(lg, width, self.tokenizer.unit)])  # (cut, it lost what the rows are)
 
     def _build_summary(self, width: int) -> Text:
         if self.view is None:

@@ -144,8 +144,7 @@ def ablation_text(chars, abl, color: bool, width: int, unit: str = "character") 
     t = Text("What changes the answer", style="bold")
     t.append(f": each {unit} replaced by the average embedding, the change in log p({cell(abl.target)[0]}) (-0.69: p halved)\n", style="dim")
     vmax = max((abs(d) for d in abl.deltas if d == d), default=0.0) or 1.0
-    for j, ch in enumerate(chars[: abl.position + 1]):
-        d = abl.deltas[j]
+    for ch, d in zip(chars[: abl.position + 1], abl.deltas):
         v = 255 if d != d else round(255 * (1 - math.sqrt(min(abs(d) / vmax, 1.0))))
         rgb = (255, v, v) if d < 0 else (v, v, 255)
         t.append(cell(ch)[0], style=Style(bgcolor=Color.from_rgb(*rgb), color="black") if color else None)
@@ -171,9 +170,8 @@ def scatter(labels: list[str], xy, width: int, height: int) -> tuple[list[str], 
     found no room."""
     import numpy as np
 
-    grid = [[" "] * width for _ in range(height)]
+    grid, hidden = [[" "] * width for _ in range(height)], 0
     lo, span = xy.min(0), np.maximum(np.ptp(xy, 0), 1e-12)
-    hidden = 0
     for s, (x, y) in zip(labels, xy):
         w = min(cell_len(s), width) or 1  # every cell it covers, so the labels after it keep their columns
         c, r = int(round((x - lo[0]) / span[0] * (width - w))), int(round((1 - (y - lo[1]) / span[1]) * (height - 1)))
@@ -227,8 +225,7 @@ def deeper(console, loaded, embeddings: bool, top: int, near: str | None, heads:
             n = roles[0].windows
             console.print(Text(f"Head hints over {n} window{'s' * (n != 1)} of the validation split", style="bold"))
             console.print(Text(heads_key(tok.unit, roles[0].spaced), style="dim"))
-            for r in roles:
-                console.print(r.line())
+            console.print("\n".join(r.line() for r in roles), markup=False)
     if json_out:
         print_json(doc)
 
@@ -335,11 +332,8 @@ def heatmap_lines(chars: list[str], rows: list[tuple[str, list[float]]], width: 
                 buf[c:end] = list(m)
                 taken[c:end] = [True] * len(m)
         lines.append([(" " * lab_w + "".join(buf).rstrip(), dim)])
-        line = [(" " * lab_w, plain)]
-        for j in range(a, b):
-            st = named_style("bold underline reverse") if j == query else (dim if j > query else bold)
-            line.append((labels[j][0], st))
-        lines.append(line)
+        lines.append([(" " * lab_w, plain)] + [(labels[j][0], named_style("bold underline reverse") if j == query
+                                                  else (dim if j > query else bold)) for j in range(a, b)])
         for r, (label, ws) in enumerate(rows):
             line = [(label.ljust(lab_w - 1) + " ", named_style("reverse bold" if r == selected else "cyan"))]
             for j in range(a, b):
@@ -356,8 +350,13 @@ def heatmap_lines(chars: list[str], rows: list[tuple[str, list[float]]], width: 
 def heatmap(chars: list[str], rows: list[tuple[str, list[float]]], width: int, query: int,
             color: bool = True, vmax: float | None = None) -> Text:
     """``heatmap_lines`` as one rich Text (for the command line)."""
-    lines = heatmap_lines(chars, rows, width, query, color, vmax)
-    return Text("\n").join(Text.assemble(*line) for line in lines)
+    return Text("\n").join(Text.assemble(*line) for line in heatmap_lines(chars, rows, width, query, color, vmax))
+
+
+def with_cell_note(line: Text, width: int, unit: str = "character") -> Text:
+    """The legend's line with what a cell is, where it fits in width (never wrapped for it)."""
+    notes = [f"   a cell: its row's share of attention on that {unit}; a row sums to 1", "   cell: share of the row; rows sum to 1"]
+    return next((line + Text(n, style="dim") for n in notes if line.cell_len + cell_len(n) <= width), line)
 
 
 def legend(vmax: float, color: bool = True, width: int = 16) -> Text:
@@ -464,7 +463,8 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
         """A titled heatmap (the legend beside the title when both fit), then the most attended positions."""
         vmax = max(w for _, ws in rows for w in ws[: p + 1])
         key = legend(vmax, color)
-        console.print(title + Text("   " if title.cell_len + 3 + key.cell_len <= width else "\n") + key)
+        beside = title.cell_len + 3 + key.cell_len <= width
+        console.print(title + Text("   " if beside else "\n") + with_cell_note(key, width - (title.cell_len + 3) * beside, unit))
         console.print(heatmap(view.chars, rows, width, p, color=color, vmax=vmax))
         console.print(top_attended(view, weights, 8, label, width))
 
