@@ -551,6 +551,25 @@ def test_a_member_not_started_yet_is_queued_in_the_results_not_broken(small_corp
     assert [name for name, _ in E.samples(plan, chars=5)] == ["n_layer=1"]
 
 
+def test_a_member_stopped_while_preparing_its_corpus_is_stopped_in_the_results_as_in_the_queue(small_corpus, tmp_path):
+    """A member stopped while it prepared its corpus has no folder: the queue said "stopped", the results table (the
+    experiment screen's, read as the member ended, and `tinygpt experiment`'s) said "queued"."""
+    from tinygpt_tui.engine.sources import Progress
+
+    corpus = tmp_path / "own.txt"  # (its own text: prepared here, not found prepared by another test)
+    corpus.write_text(f"{tmp_path}\n" + small_corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    plan = E.make_plan(spec(corpus, vary={"n_layer": [1, 2]}), tmp_path / "models")
+    stop, at_end = threading.Event(), None
+    for ev in E.run(plan, stop):
+        if isinstance(ev, E.MemberEvent) and isinstance(ev.event, Progress):
+            stop.set()
+        if isinstance(ev, E.MemberEnded):
+            assert ev.state == "stopped" and not (plan.folder / ev.name).exists()
+            at_end = {r.group: r.status for r in E.results(plan)}  # (as the app reads them when a member ends)
+    assert at_end == {r.group: r.status for r in E.results(plan)} == {"n_layer=1": "stopped", "n_layer=2": "queued"}
+    assert E.member_states(plan)["n_layer=1"]["state"] == "stopped" and E.samples(plan, chars=5) == []
+
+
 def test_an_experiment_is_not_resumed_on_another_corpus(small_corpus, tmp_path):
     """Its finished members would be kept and ranked beside members trained on another text."""
     plan = E.make_plan(spec(small_corpus, vary={"n_layer": [1, 2]}), tmp_path)

@@ -462,7 +462,7 @@ class ExperimentScreen(Screen):
         if not 0 <= event.cursor_row < len(self.rows):
             return
         row = self.rows[event.cursor_row]
-        run = next((r for r in row.runs if r.status != "queued"), None)
+        run = next((r for r in row.runs if r.folder.exists()), None)  # (one stopped before its first step has none)
         if run is None:
             self.notify(f"{printable(row.group)} has not started yet: nothing to write with", timeout=4)
             return

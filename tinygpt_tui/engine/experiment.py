@@ -413,6 +413,7 @@ def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = Fa
                     yield MemberEvent(i, m.name, ev)
                 state = "stopped" if reason in ("stopped", None) else "finished"  # (None: stopped while preparing the corpus)
                 states[m.name] = {"state": state}
+                write_manifest(plan, states)  # (before it is said: what results() reads then, a member with no folder's state)
                 yield MemberEnded(i, m.name, state, summary=summarize(plan.folder / m.name, m.name))
                 if state == "stopped":
                     stopped = True
@@ -420,10 +421,9 @@ def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = Fa
             except (TinyGPTError, MemoryError) as e:
                 error = str(e) if isinstance(e, TinyGPTError) else "out of memory: try a smaller model or batch"
                 states[m.name] = {"state": "failed", "error": error}
+                write_manifest(plan, states)
                 failed.append(m.name)
                 yield MemberEnded(i, m.name, "failed", error=error)
-            finally:
-                write_manifest(plan, states)
         state = "stopped" if stopped else "failed" if failed else "finished"
         yield Ended(state, time.perf_counter() - t0, failed)
     finally:
@@ -454,12 +454,12 @@ def results(plan: Plan) -> list[Row]:
     none; per token it would not compare across tokenizers); unfinished ones last. A member none of whose seeds
     finished shows the figures its stopped runs kept (their last checkpoint's, as `tinygpt runs` shows them),
     its status saying it stopped, ranked after the finished ones."""
-    rows = []
+    rows, states = [], member_states(plan)
     for group in dict.fromkeys(m.group for m in plan.members):
         ms = [m for m in plan.members if m.group == group]
-        # a member not started yet has no folder: queued, not a broken one
-        runs = [summarize(plan.folder / m.name, m.name) if (plan.folder / m.name).exists() else
-                RunSummary(name=m.name, folder=plan.folder / m.name, status="queued") for m in ms]
+        # a member with no folder: queued, or as the queue has it when it stopped or failed before its first step
+        runs = [summarize(plan.folder / m.name, m.name) if (plan.folder / m.name).exists() else RunSummary(name=m.name, folder=plan.folder / m.name,
+                status=st if (st := states.get(m.name, {}).get("state")) in ("stopped", "failed") else "queued") for m in ms]
         finished = [r for r in runs if r.status == "finished"]
         status = "finished" if len(finished) == len(runs) else next(r.status for r in runs if r.status != "finished")
         done = finished or [r for r in runs if r.ok and r.status != "queued" and r.val_loss is not None]  # (stopped: what it kept)
