@@ -295,6 +295,28 @@ def test_the_estimate_times_a_bpe_member_on_a_text_of_more_characters_than_its_v
     assert len(est.step_s) == 2 and all(s > 0 for s in est.step_s)
 
 
+def test_the_estimate_charges_a_bpe_member_its_corpus_preparation_until_it_is_prepared(small_corpus, tmp_path):
+    """Two BPE members on a 30 MB corpus were estimated at 00:38 and took 01:15: learning each BPE and encoding the
+    corpus with it were left out. The first member of each BPE size is charged its preparation, timed on a slice and
+    scaled by the corpus's size, and the command's estimate says it includes it; once prepared, nothing is charged."""
+    from tinygpt_tui.engine.lineage import learning_bpe
+    from tinygpt_tui.engine.prepare import prepare, run_to_end
+
+    corpus = tmp_path / "own.txt"  # (its own text: not found prepared by another test)
+    corpus.write_text(f"{tmp_path}\n" + small_corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    members = [{"name": "chars", "tokenizer": "char"}, {"name": "bpe", "tokenizer": "bpe", "vocab_size": 300},
+               {"name": "bpe again", "tokenizer": "bpe", "vocab_size": 300, "n_layer": 2}]
+    plan = E.make_plan(spec(corpus, vary={}, members=members, settings=dict(TINY)), tmp_path / "models")
+    est = E.estimate(plan)
+    assert est.prepare_s[0] == 0 and est.prepare_s[1] > 0 and est.prepare_s[2] == 0  # (the second finds it prepared)
+    assert est.total_s == pytest.approx(sum(est.member_s)) and est.member_s[1] > est.prepare_s[1]
+    r = tinygpt_inproc("experiment", "e", "--corpus", corpus, "--max-steps", "4", "--vary", "vocab_size=300,310", "--set", "tokenizer=bpe",
+                       "--set", "n_layer=1", "--set", "n_embd=32", "--set", "n_head=2", "--threads", "1", "--plan", "--models-dir", tmp_path / "cli")
+    assert r.returncode == 0 and "plus preparing the corpus for the BPE" in r.stdout, (r.stdout, r.stderr)
+    run_to_end(prepare(str(corpus), lambda source: learning_bpe(source, 300)))
+    assert E.estimate(plan).prepare_s == [0, 0, 0]
+
+
 def test_the_estimate_leaves_torchs_thread_count_alone(small_corpus, tmp_path):
     """The app estimates while it may be training: the members' thread count is timed without setting the process's."""
     import torch

@@ -298,7 +298,8 @@ class ExperimentScreen(Screen):
         what = f"{left} of {n} runs left, {budget} each: " if left < n else f"{n} runs of {budget}: "
         self.show_estimate(Text.assemble(
             what, (f"about {fmt_duration(m.estimate.total_s)}", "bold"),
-            (" (finished runs are kept)" if left < n else " in all (resumes where each run stopped)" if m.resume else " in all")))
+            (" (finished runs are kept)" if left < n else " in all (resumes where each run stopped)" if m.resume else " in all"),
+            f", preparing the corpus for the BPE ({fmt_duration(sum(m.estimate.prepare_s))}) included" if sum(m.estimate.prepare_s) else ""))
 
     # ------------------------------------------------------------ actions
     def show_error(self, message: str, notify: bool = True) -> None:

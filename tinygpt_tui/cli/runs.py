@@ -187,7 +187,8 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
         when = f"about {fmt_time(est.member_s[j])}" if est and j is not None else st
         con.print(Text(one_line(f"  {i + 1}. {m.name}  ({when})")))
     if est:
-        con.print(Text(f"estimated time: {fmt_time(est.total_s)} (measured step time x budget, plus evaluations)", style="bold"))
+        prep = f", plus preparing the corpus for the BPE ({fmt_time(sum(est.prepare_s))})" if sum(est.prepare_s) else ""
+        con.print(Text(f"estimated time: {fmt_time(est.total_s)} (measured step time x budget, plus evaluations{prep})", style="bold"))
     if dry:
         return
     stop, preparing, pace = threading.Event(), [None], {}  # (the member preparing its corpus; its stage's pace)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig
 from tinygpt_tui.errors import SettingsError
@@ -23,6 +23,7 @@ class Estimate:
     member_s: list  # each member's
     step_s: list  # each member's seconds per training step, measured here
     sample_s: list  # each member's seconds for one evaluation's sample (0 for none), measured here
+    prepare_s: list = field(default_factory=list)  # each member's corpus preparation for its BPE (0 where none is to do)
 
 
 def estimate(plan, steps: int = 2) -> Estimate:
@@ -68,7 +69,69 @@ def estimate(plan, steps: int = 2) -> Estimate:
         out.append(member)
     if out:
         out[0] += start_s
-    return Estimate(sum(out), out, steps_s, samples_s)
+    prep = [0.0] * len(configs)
+    for i, cfg in enumerate(configs):  # the first member of each BPE size prepares it (learns it, encodes); the rest reuse it
+        if cfg.tokenizer == "bpe" and cfg.vocab_size and all(c.tokenizer != "bpe" or c.vocab_size != cfg.vocab_size for c in configs[:i]):
+            prep[i] = bpe_preparation_s(plan.corpus, cfg.vocab_size)
+            out[i] += prep[i]
+    return Estimate(sum(out), out, steps_s, samples_s, prep)
+
+
+SLICE_BYTES, SLICE_PIECES = 1 << 19, 16  # a BPE's preparation is timed on this much of the corpus, in pieces spread over it
+_PREP_TIMED: dict = {}  # (corpus, size, mtime, vocabulary size) -> seconds: timed once while the user types
+
+
+def bpe_preparation_s(corpus: str, vocab_size: int) -> float:
+    """Seconds to prepare ``corpus`` for a BPE of ``vocab_size`` tokens (learn it from the training split, then encode
+    the corpus), or 0 where it is prepared already (its BPE kept and its token files written, as engine/prepare.py
+    leaves them). Timed here on a slice (SLICE_BYTES in SLICE_PIECES pieces spread over the text, so a book of
+    several languages is sampled as a whole), scaled by the corpus's size: reading, counting and encoding grow with
+    it; the merges grow less (with the distinct words), so a big corpus's figure errs long, not short. Nothing written."""
+    from tinygpt_tui.engine import sources
+    from tinygpt_tui.engine.lineage import bpe_path, kept_bpe
+    from tinygpt_tui.engine.prepare import tokenizer_id
+    from tinygpt_tui.errors import TinyGPTError
+    from tinygpt_tui.tokenizer import BpeTokenizer
+
+    paths = sources.source_files(corpus)
+    stats = [p.stat() for p in paths]
+    folder = sources.cache_folder(corpus)
+    seen = sources.scanned(folder)
+    files = [seen[str(p)] for p, st in zip(paths, stats) if str(p) in seen and seen[str(p)].same_stat(st)]
+    if len(files) == len(paths):  # scanned as the files are now: is its BPE kept, and the corpus encoded with it?
+        tok = kept_bpe(bpe_path(sources.Source(corpus, files, folder), vocab_size), vocab_size)
+        if tok is not None and (folder / f"{tokenizer_id(tok)}.json").is_file():
+            return 0.0
+    key = (str(corpus), tuple((str(p), st.st_size, st.st_mtime_ns) for p, st in zip(paths, stats)), vocab_size)
+    if key in _PREP_TIMED:
+        return _PREP_TIMED[key]
+    size = sum(st.st_size for st in stats)
+    pieces = []
+    for p, st in zip(paths, stats):  # (each file's share of the pieces, by its size)
+        n = max(1, round(SLICE_PIECES * st.st_size / max(size, 1)))
+        with p.open("rb") as f:
+            pieces += [_piece(f, i * (st.st_size // n), min(SLICE_BYTES // SLICE_PIECES, st.st_size // n or st.st_size)) for i in range(n)]
+    raw = b"".join(pieces)
+    text = "".join(p.decode("utf-8", errors="ignore") for p in pieces)
+    t = time.perf_counter()
+    try:
+        tok = BpeTokenizer.train(text, vocab_size)
+    except TinyGPTError:  # a slice too small for this many tokens: timed at fewer (the merges are the lesser part)
+        try:
+            tok = BpeTokenizer.train(text, 512)
+        except TinyGPTError:
+            return 0.0  # (too little text for a BPE: the run says so, at once)
+    learn = time.perf_counter() - t
+    t = time.perf_counter()
+    tok.encode_array(text)
+    scale = size / max(len(raw), 1)
+    _PREP_TIMED[key] = (learn + time.perf_counter() - t) * max(scale, 1.0)
+    return _PREP_TIMED[key]
+
+
+def _piece(f, at: int, n: int) -> bytes:
+    f.seek(at)
+    return f.read(n)
 
 
 # a member's folder, its checkpoints and its model card, beside what is timed (a few hundred ms)

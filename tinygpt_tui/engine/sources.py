@@ -233,17 +233,26 @@ def changed(path) -> CorpusError:
 
 
 # ----------------------------------------------------------------- pass 1: the scan
+def cache_folder(spec: str) -> Path:
+    """The corpus's folder of prepared files (its scan, its token files, its BPEs)."""
+    key = hashlib.sha256(os.path.abspath(os.path.expanduser(str(spec))).encode()).hexdigest()[:16]
+    return prepared_dir() / f"{corpus_name(spec)[:40]}-{key}"
+
+
+def scanned(folder: Path) -> dict:
+    """What an earlier scan recorded in folder/source.json: path -> FileInfo (nothing where there is none, or it is bad)."""
+    with contextlib.suppress(TinyGPTError, TypeError, ValueError, AttributeError, KeyError):
+        known = {d["path"]: FileInfo(**d) for d in read_json(folder / "source.json", "source.json", 256 * MiB, CorpusError)["files"]}
+        return {k: f for k, f in known.items() if all(count_ok(v) for v in (f.size, f.mtime_ns, f.chars))
+                and all(isinstance(v, str) for v in (f.path, f.sha256, f.charset))}
+    return {}
+
+
 def scan(spec: str) -> Iterator[Progress | Source]:
     """The corpus's files with their sha256, characters and character set (from source.json where a
     file's size and mtime are unchanged); yields Progress, then the Source."""
-    paths = source_files(spec)
-    key = hashlib.sha256(os.path.abspath(os.path.expanduser(str(spec))).encode()).hexdigest()[:16]
-    folder = prepared_dir() / f"{corpus_name(spec)[:40]}-{key}"
-    known = {}
-    with contextlib.suppress(TinyGPTError, TypeError, ValueError, AttributeError, KeyError):
-        known = {d["path"]: FileInfo(**d) for d in read_json(folder / "source.json", "source.json", 256 * MiB, CorpusError)["files"]}
-        known = {k: f for k, f in known.items() if all(count_ok(v) for v in (f.size, f.mtime_ns, f.chars))
-                 and all(isinstance(v, str) for v in (f.path, f.sha256, f.charset))}
+    paths, folder = source_files(spec), cache_folder(spec)
+    known = scanned(folder)
     files, todo = [], []
     for p in paths:
         st = stat_source(p)
