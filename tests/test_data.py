@@ -438,3 +438,32 @@ def test_a_corpus_given_by_a_relative_path_is_found_from_anywhere(tmp_path, smal
     monkeypatch.chdir(ROOT)
     r = tinygpt_inproc("eval", tmp_path / "m" / "b")
     assert r.returncode == 0 and "val" in r.stdout, r.stderr
+
+
+def test_a_preparation_waiting_for_another_process_preparing_the_corpus_says_so(small_corpus, tmp_path):
+    """A run waiting for another process preparing the same corpus said nothing: the last stage's figures stayed frozen
+    (the flock was taken blocking). It says "waiting" first (the CLI's bar and the app say the stage's words), then,
+    the lock let go, prepares the corpus as before."""
+    import fcntl
+    import queue
+    import threading
+
+    from tinygpt_tui.engine.sources import STAGE_WORDS
+
+    corpus = tmp_path / "own.txt"  # (its own text: not found prepared by another test)
+    corpus.write_text(f"{tmp_path}\n" + small_corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    folder = run_to_end(prepare(str(corpus), lambda source: CharTokenizer(source.charset))).folder  # (scanned: its folder)
+    lock = os.open(folder / ".lock", os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process preparing it
+    seen: queue.Queue = queue.Queue()
+    worker = threading.Thread(target=lambda: [seen.put(ev) for ev in prepare(str(corpus), lambda source: CharTokenizer(source.charset[:-1]))])
+    worker.start()
+    try:
+        first = seen.get(timeout=120)  # (a bound on a hang, were nothing said: not a timing)
+    finally:
+        os.close(lock)
+        worker.join()
+    assert isinstance(first, Progress) and first.stage == "waiting" and first.total == 0
+    assert STAGE_WORDS["waiting"] == "waiting for another process preparing this corpus"
+    rest = list(seen.queue)
+    assert [e.stage for e in rest if isinstance(e, Progress)][:1] == ["encoding"] and isinstance(rest[-1], Prepared)

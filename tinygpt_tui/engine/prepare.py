@@ -180,7 +180,10 @@ def prepare(spec: str, tokenizer, force: bool = False) -> Iterator[Progress | Pr
         if isinstance(tokenizer, Generator):  # (one that takes a while, e.g. learning a BPE, says how far it got)
             tokenizer = yield from tokenizer
     tid = tokenizer_id(tokenizer)
-    with _locked(source.folder):
+    with _locked(source.folder) as lock:
+        if not lock.taken:  # another process prepares it: said, not a stage's figures frozen while it waits
+            yield Progress("waiting", 0, 0, source.spec)
+            lock.wait()
         meta = None if force else _load(source, tid)
         reused = meta is not None
         if reused:
@@ -193,9 +196,21 @@ def prepare(spec: str, tokenizer, force: bool = False) -> Iterator[Progress | Pr
     yield Prepared(PreparedCorpus(source.spec, source.sha256, meta, source.folder, source.name, tokenizer), reused)
 
 
+@dataclass
+class _Lock:
+    fd: int
+    taken: bool  # False: another process holds it; wait() waits for it
+
+    def wait(self) -> None:
+        import fcntl
+
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.taken = True
+
+
 @contextlib.contextmanager
 def _locked(folder: Path):
-    """One process prepares a corpus at a time (another waits, then finds it prepared)."""
+    """One process prepares a corpus at a time (another waits, then finds it prepared): the lock, taken if it was free."""
     import fcntl
 
     try:
@@ -204,8 +219,12 @@ def _locked(folder: Path):
     except OSError as e:
         raise CorpusError(f"cannot write the prepared corpus to {folder}: {e.strerror or e}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock = _Lock(fd, True)
+        except BlockingIOError:
+            lock = _Lock(fd, False)
+        yield lock
     finally:
         os.close(fd)
 

@@ -39,7 +39,8 @@ FORMAT = "tinygpt-prepared/1"
 # ----------------------------------------------------------------- events
 @dataclass
 class Progress:
-    stage: str  # "scanning", "learning" (a BPE tokenizer: the text read), "merging" (its merges), "encoding" or "verifying"
+    stage: str  # "scanning", "learning" (a BPE tokenizer: the text read), "merging" (its merges), "waiting" (for another
+    # process preparing it), "encoding" or "verifying"
     done: int  # bytes of this stage done ...
     total: int  # ... of this many (0: a stage nothing measures, the merges: no share done, no time left)
     file: str = ""  # the file under way
@@ -49,7 +50,8 @@ class Progress:
 
 
 STAGE_WORDS = {"scanning": "scanning the corpus", "learning": "reading it for the BPE", "merging": "working out the BPE's merges",
-               "encoding": "encoding it to tokens", "verifying": "checking the token files"}  # (the CLI's bar and the app say them)
+               "encoding": "encoding it to tokens", "verifying": "checking the token files",
+               "waiting": "waiting for another process preparing this corpus"}  # (the CLI's bar and the app say them)
 
 
 def prepared_dir() -> Path:
