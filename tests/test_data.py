@@ -148,8 +148,8 @@ def test_an_interrupted_preparation_continues_where_it_stopped(books, prepared_d
     assert decoded(done.corpus, "train") == SEPARATOR.join(split_text(t)[0] for t in texts)
 
 
-def ctrl_c_while_preparing(corpus, args: list, ready) -> tuple[int, str, str]:
-    """`tinygpt train CORPUS ARGS` while this test holds the corpus's prepared folder's lock, as another process
+def ctrl_c_while_preparing(corpus, args: list, ready, command: tuple = ("train",)) -> tuple[int, str, str]:
+    """`tinygpt train CORPUS ARGS` (or COMMAND ARGS) while this test holds the corpus's prepared folder's lock, as another process
     preparing it would (the run waits there, mid-preparation); Ctrl+C once ready(process, folder). The child starts
     with SIGINT at its default, as from a terminal: a suite run in the background (nohup, `&`) hands its children
     SIGINT ignored, and Python then keeps it ignored. Returns its exit code, stdout and stderr."""
@@ -159,7 +159,8 @@ def ctrl_c_while_preparing(corpus, args: list, ready) -> tuple[int, str, str]:
     lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
-        p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", "train", str(corpus), *args], cwd=ROOT,
+        argv = [*command, str(corpus), *args] if command == ("train",) else [*command, *args]
+        p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", *argv], cwd=ROOT, env={**os.environ, "COLUMNS": "200"},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         while not ready(p, folder):

@@ -818,33 +818,15 @@ def test_ctrl_c_while_the_samples_are_drawn_quits_at_once(small_corpus, tmp_path
 def test_ctrl_c_while_a_member_prepares_its_corpus_says_nothing_is_saved_and_saves_nothing(small_corpus, tmp_path):
     """Ctrl+C while a member prepared its corpus said "stopping: saving a checkpoint"; the member saves nothing there.
     It says so, and the member ends "stopped", no folder, for --resume to train anew."""
-    import contextlib
-    import fcntl
-
-    from tests.test_data import waits_for_a_lock
-    from tinygpt_tui.engine.prepare import prepare, run_to_end
-    from tinygpt_tui.tokenizer import CharTokenizer
+    from tests.test_data import ctrl_c_while_preparing, waits_for_a_lock
 
     corpus, models = tmp_path / "own.txt", tmp_path / "models"
     corpus.write_text(f"{tmp_path}\n" + small_corpus.read_text(encoding="utf-8"), encoding="utf-8")
-    folder = run_to_end(prepare(str(corpus), lambda source: CharTokenizer(source.charset))).folder  # (its folder)
-    lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process preparing it: the first member waits there, mid-preparation
-    try:
-        p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", "experiment", "p", "--corpus", str(corpus), "--max-steps", "4",
-                              "--vary", "n_layer=1,2", "--set", "n_embd=32", "--set", "n_head=2", "--set", "block_size=32",
-                              "--set", "batch_size=8", "--threads", "1", "--models-dir", str(models)], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # (as test_data's Ctrl+C tests say)
-        while not waits_for_a_lock(p.pid):
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=0.1)
-            assert p.returncode is None, p.communicate()
-        p.send_signal(signal.SIGINT)
-    finally:
-        os.close(lock)
-    out, err = p.communicate(timeout=240)
-    assert p.returncode == 0, (out, err)
+    code, out, err = ctrl_c_while_preparing(corpus, ["p", "--corpus", str(corpus), "--max-steps", "4", "--vary", "n_layer=1,2",
+                                                     "--set", "n_embd=32", "--set", "n_head=2", "--set", "block_size=32",
+                                                     "--set", "batch_size=8", "--threads", "1", "--models-dir", str(models)],
+                                            lambda p, folder: waits_for_a_lock(p.pid), command=("experiment",))
+    assert code == 0, (out, err)
     assert [line for line in err.splitlines() if "stop" in line] == [
         "stopping: n_layer=1 is preparing its corpus, which ends there: nothing trained, nothing saved (Ctrl+C again to quit at once)"]
     assert "n_layer=1: stopped while preparing its corpus: nothing trained, nothing saved" in out and "--resume" in out, out
