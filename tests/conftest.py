@@ -133,6 +133,21 @@ def make_models_dir(root: Path) -> Path:
     return d
 
 
+def hold_preparation(corpus: Path) -> tuple[Path, int]:
+    """Prepare the corpus for its characters (so that it is scanned), then take its prepared folder's lock as another
+    process preparing it would: a run on it learns what it must, then waits there, mid-preparation. Returns the
+    prepared folder and the lock's file descriptor (os.close lets the run go on)."""
+    import fcntl
+
+    from tinygpt_tui.engine.prepare import prepare, run_to_end
+    from tinygpt_tui.tokenizer import CharTokenizer
+
+    folder = run_to_end(prepare(str(corpus), lambda source: CharTokenizer(source.charset))).folder
+    lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return folder, lock
+
+
 def small_corpus_file(root: Path, chars: int = 60_000) -> Path:
     """The first 60 kB of Tiny Shakespeare (or generated text when the shared corpus is absent)."""
     p = root / "small.txt"

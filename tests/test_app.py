@@ -740,18 +740,14 @@ async def test_a_run_preparing_its_corpus_shows_the_stage_and_stop_ends_it_savin
     """A run started here sat at "preparing" with no figure through its corpus's preparation (minutes of BPE
     learning and encoding for a big corpus): the engine never passed its progress on. Now the progress line
     says the stage and how far it got; Stop ends the preparation there, and nothing is saved."""
-    import fcntl
     import os
 
-    from tinygpt_tui.engine.prepare import prepare, run_to_end
-    from tinygpt_tui.tokenizer import CharTokenizer
+    from tests.conftest import hold_preparation
 
     d = make_models_dir(tmp_path)
     corpus = tmp_path / "book.txt"  # (its own text: a BPE learned by an earlier test is not reused)
     corpus.write_text(f"{tmp_path}\n" + small_corpus(tmp_path, 400_000).read_text(encoding="utf-8"), encoding="utf-8")
-    folder = run_to_end(prepare(str(corpus), lambda source: CharTokenizer(source.charset))).folder  # (scanned)
-    lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process encoding it: the run learns its BPE, then waits here
+    folder, lock = hold_preparation(corpus)  # as another process encoding it: the run learns its BPE, then waits here
     app = make_app(d)
     try:
         async with app.run_test(size=(120, 40)) as pilot:

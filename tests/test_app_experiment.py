@@ -9,7 +9,7 @@ from textual.widgets import DataTable, Input
 
 from tests.conftest import make_models_dir, small_corpus_file
 from tests.test_app import RecordingApp, notes, wait_for
-from tests.test_app_runs import experiment_screen, experiment_started, one_thread  # noqa: F401 (a fixture)
+from tests.test_app_runs import experiment_screen, experiment_started, grid_with_samples, one_thread  # noqa: F401 (a fixture)
 
 SETTINGS = dict(n_embd=32, n_head=2, block_size=32, batch_size=8, eval_interval=5, eval_iters=1, sample_chars=0)
 
@@ -196,10 +196,8 @@ async def test_a_grid_without_a_corpus_is_asked_for_one_in_the_form_s_words(tmp_
 async def test_five_members_samples_keep_their_titles_and_text_at_80_by_24_and_120_by_40(tmp_path, one_thread):  # noqa: F811
     """Five boxes side by side at 80 columns were 7 wide: their titles read '…', 's…', 'a…' and which sample
     came from which member could not be told. Each box keeps its whole title and lines of text worth reading:
-    at 80x24 one under another, each its whole sample (the pane scrolls); at 120x40 three and two, no scrolling."""
+    at 80x24 one under another, each its whole sample (the pane scrolls); at 120x40 three and two, each whole too."""
     from textual.geometry import Region
-
-    from tests.test_app_runs import TINY_SET
 
     def lines(box) -> list[str]:
         return ["".join(seg.text for seg in line) for line in box.render_lines(Region(0, 0, *box.outer_size))]
@@ -210,14 +208,8 @@ async def test_five_members_samples_keep_their_titles_and_text_at_80_by_24_and_1
     titles = ["learned", "sinusoidal", "rope", "alibi", "none"]
     app = RecordingApp(models_dir=make_models_dir(tmp_path), watch_models=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await experiment_screen(pilot, app, name="five", corpus=small_corpus_file(tmp_path), steps=3,
-                                         vary1="pos_encoding=" + ",".join(titles), set=TINY_SET)
-        await pilot.press("ctrl+s")
-        job = app.experiment
-        assert await wait_for(pilot, lambda: not job.active, timeout=180), notes(app)
-        assert job.state == "finished", job.error
-        assert await wait_for(pilot, lambda: len(screen.query(".exp-sample")) == 5)
-        await pilot.pause()
+        screen, job = await grid_with_samples(pilot, app, tmp_path, "five", "pos_encoding=" + ",".join(titles), steps=3)
+        assert len(screen.query(".exp-sample")) == 5
         pane, boxes = screen.query_one("#exp-samples"), list(screen.query(".exp-sample"))
         texts = dict(job.samples)
         for box, title in zip(boxes, titles):
@@ -325,19 +317,15 @@ async def test_a_member_preparing_its_corpus_shows_how_far_and_stop_there_saves_
     """The screen said "running" and nothing more while a member prepared its corpus (minutes for a big corpus, or a
     BPE member learning its tokens): the engine never passed the preparation on. Its status now says the member's
     stage and how far it got; Stop there says nothing is saved, and the member ends stopped with no folder."""
-    import fcntl
     import os
 
+    from tests.conftest import hold_preparation
     from tests.test_app_runs import TINY_SET
-    from tinygpt_tui.engine.prepare import prepare, run_to_end
-    from tinygpt_tui.tokenizer import CharTokenizer
 
     d = make_models_dir(tmp_path)
     corpus = tmp_path / "book.txt"  # (its own text: a BPE learned by an earlier test is not reused)
     corpus.write_text(f"{tmp_path}\n" + small_corpus_file(tmp_path, 400_000).read_text(encoding="utf-8"), encoding="utf-8")
-    folder = run_to_end(prepare(str(corpus), lambda source: CharTokenizer(source.charset))).folder  # (scanned)
-    lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process encoding it: the member learns its BPE, then waits here
+    _, lock = hold_preparation(corpus)  # as another process encoding it: the member learns its BPE, then waits here
     app = RecordingApp(models_dir=d, watch_models=False)
     try:
         async with app.run_test(size=(120, 40)) as pilot:

@@ -343,6 +343,18 @@ async def experiment_screen(pilot, app, **values):
     return screen
 
 
+async def grid_with_samples(pilot, app, tmp_path, name: str, vary1: str, steps: int):
+    """A tiny grid (TINY_SET, `vary1`) on the experiment screen, started, finished and its samples shown: (screen, job)."""
+    screen = await experiment_screen(pilot, app, name=name, corpus=small_corpus_file(tmp_path), steps=steps, vary1=vary1, set=TINY_SET)
+    await pilot.press("ctrl+s")
+    job = app.experiment
+    assert await wait_for(pilot, lambda: not job.active, timeout=180), notes(app)
+    assert job.state == "finished", job.error
+    assert await wait_for(pilot, lambda: len(screen.query(".exp-sample")) == len(job.members))
+    await pilot.pause()
+    return screen, job
+
+
 @contextlib.asynccontextmanager
 async def experiment_filled(tmp_path, name: str, steps: int, size=(120, 40)):
     """The app on the experiment screen, its form filled with a grid of two tiny members (n_layer 1 and 2,
@@ -489,14 +501,7 @@ async def test_the_samples_of_a_grid_are_told_apart_in_a_narrow_terminal(tmp_pat
     d = make_models_dir(tmp_path)
     app = RecordingApp(models_dir=d, watch_models=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await experiment_screen(pilot, app, name="three", corpus=small_corpus_file(tmp_path), steps=5,
-                                         vary1="n_layer=1,2,3", set=TINY_SET)
-        await pilot.press("ctrl+s")
-        job = app.experiment
-        assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
-        assert job.state == "finished", job.error
-        assert await wait_for(pilot, lambda: len(screen.query(".exp-sample")) == 3)
-        await pilot.pause()
+        screen, job = await grid_with_samples(pilot, app, tmp_path, "three", "n_layer=1,2,3", steps=5)
         boxes = list(screen.query(".exp-sample"))
         tops = ["".join(seg.text for seg in b.render_lines(Region(0, 0, b.outer_size.width, 1))[0]) for b in boxes]
         assert [t.strip("╭─╮ ") for t in tops] == ["n_layer=1", "n_layer=2", "n_layer=3"], tops

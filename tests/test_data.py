@@ -153,11 +153,9 @@ def ctrl_c_while_preparing(corpus, args: list, ready, command: tuple = ("train",
     preparing it would (the run waits there, mid-preparation); Ctrl+C once ready(process, folder). The child starts
     with SIGINT at its default, as from a terminal: a suite run in the background (nohup, `&`) hands its children
     SIGINT ignored, and Python then keeps it ignored. Returns its exit code, stdout and stderr."""
-    import fcntl
+    from tests.conftest import hold_preparation
 
-    folder = run_to_end(prepare(str(corpus), CHARS)).folder  # (its folder; a character preparation)
-    lock = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    folder, lock = hold_preparation(corpus)
     try:
         argv = [*command, str(corpus), *args] if command == ("train",) else [*command, *args]
         p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", *argv], cwd=ROOT, env={**os.environ, "COLUMNS": "200"},
