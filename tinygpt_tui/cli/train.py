@@ -219,7 +219,7 @@ def init_distributed(device: str = "auto"):
 def run_training(cfg, jsonl: bool = False) -> None:
     import json
 
-    from tinygpt_tui.engine.train import train as train_events
+    from tinygpt_tui.engine.train import Started, train as train_events
 
     stop = threading.Event()
     dist = init_distributed(cfg.device)
@@ -230,7 +230,7 @@ def run_training(cfg, jsonl: bool = False) -> None:
         started = False
         if jsonl or quiet:
             for ev in train_events(cfg, stop, dist):
-                started = started or ev.record()["event"] == "start"
+                started = started or isinstance(ev, Started)
                 if not quiet:
                     print(json.dumps(ev.record(), ensure_ascii=False), flush=True)
         else:
