@@ -1,4 +1,5 @@
-"""The title bar and the key bar, one widget each, drawn as a line of text.
+"""The title bar, the key bar and the fit line (a status or progress line), one widget each, drawn as a
+line of text.
 
 Built on Textual's public API only (``Screen.active_bindings`` and its ``bindings_updated_signal``,
 ``App.get_key_display``, ``App.simulate_key``, ``App.format_title``, ``watch``). Textual's Footer mounts
@@ -9,7 +10,10 @@ frame and a change repaints one line: the first screen comes 7% sooner at rest, 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
+
+from rich.cells import cell_len
 
 from rich.text import Text
 from textual.widget import Widget
@@ -150,3 +154,52 @@ class TitleBar(Widget):
     async def on_click(self, event) -> None:
         if event.x < 8:
             await self.run_action("app.command_palette")
+
+
+@dataclass
+class Part:
+    """One figure of a line: its text, its rank (the highest is dropped first), a style and a shorter form."""
+
+    text: str
+    rank: int
+    style: str = ""
+    short: str = ""  # (none: the text)
+
+
+def fit_line(parts: list[Part], width: int) -> Text:
+    """The parts, joined, in at most width cells: short forms first, then the least important parts dropped.
+
+    A part is shown whole or not at all; the most important one is always shown.
+    """
+    sep = " · "
+    kept = list(parts)
+    while True:
+        for short in (False, True):
+            texts = [(p.short or p.text) if short else p.text for p in kept]
+            if len(kept) <= 1 or sum(cell_len(t) for t in texts) + len(sep) * (len(texts) - 1) <= width:
+                out = Text(no_wrap=True, overflow="crop")
+                for i, (p, t) in enumerate(zip(kept, texts)):
+                    if i:
+                        out.append(sep)
+                    out.append(t, style=p.style)
+                return out
+        worst = max(range(len(kept)), key=lambda i: (kept[i].rank, i))
+        del kept[worst]
+
+
+class FitLine(Widget):
+    """Parts on one line that fits the width it gets (fit_line): a run's progress, the status line."""
+
+    DEFAULT_CSS = "FitLine { height: 1; }"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.parts: list[Part] = []
+
+    def show(self, parts: list[Part]) -> None:
+        if parts != self.parts:
+            self.parts = parts
+            self.refresh()
+
+    def render(self) -> Text:
+        return fit_line(self.parts, self.size.width)

@@ -22,10 +22,10 @@ from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, DataTable, Input, Select, Static
 
 from tinygpt_tui.app.compare import PALETTE, colour_style
-from tinygpt_tui.app.bars import KeyBar, TitleBar
+from tinygpt_tui.app.bars import KeyBar, TitleBar, fit_line
 from tinygpt_tui.app.form import form_budget, form_spec, form_values
 from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, error_line, reported
-from tinygpt_tui.app.runs import Legend, LossChart, fit_line, fmt_duration, fmt_rate, preparation
+from tinygpt_tui.app.runs import Legend, LossChart, fmt_duration, fmt_rate, preparation
 from tinygpt_tui.app.samples import SampleGrid
 from tinygpt_tui.app.training import row
 from tinygpt_tui.chart import Series

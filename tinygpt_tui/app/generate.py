@@ -21,10 +21,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Input
 
-from tinygpt_tui.app.bars import KeyBar, TitleBar
+from tinygpt_tui.app.bars import FitLine, KeyBar, Part, TitleBar
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported, Chunk, Ended, LoadFailed, ModelLoaded, ModelsListed
 from tinygpt_tui.app.output import GENERATED, NOTE, PROMPT, OutputView
-from tinygpt_tui.app.runs import FitLine, Part
 from tinygpt_tui.app.sidebar import ModelList, SamplingPanel
 from tinygpt_tui.engine.folder import NO_CHECKPOINT, SYNC_LISTING, TRAINING, ModelInfo, folder_signature
 from tinygpt_tui.errors import TinyGPTError

@@ -11,8 +11,9 @@ from threading import Event
 
 from rich.text import Text
 
+from tinygpt_tui.app.bars import Part, fit_line
 from tinygpt_tui.app.messages import ExperimentUpdate, error_line
-from tinygpt_tui.app.runs import RESUME_KEY, Part, RunState, fit_line, name_taken, preparation
+from tinygpt_tui.app.runs import RESUME_KEY, RunState, name_taken, preparation
 from tinygpt_tui.errors import TinyGPTError
 from tinygpt_tui.tokenizer import printable
 

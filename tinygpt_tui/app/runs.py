@@ -1,7 +1,8 @@
 """A training run as the app sees it: its records folded into one RunState, and the widgets that
-draw it (the loss chart, the progress line). A run started in the app is a ``TrainingJob`` owned
-by the app (app/jobs.py: it outlives the training screen); the training screen shows a ``Watched``:
-that job, or a run followed through its ``metrics.jsonl`` (the same records, read from the file).
+draw it (the loss chart, the legend, and the progress line's parts, which app/bars.py's FitLine
+draws). A run started in the app is a ``TrainingJob`` owned by the app (app/jobs.py: it outlives
+the training screen); the training screen shows a ``Watched``: that job, or a run followed
+through its ``metrics.jsonl`` (the same records, read from the file).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -21,6 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from tinygpt_tui import chart
+from tinygpt_tui.app.bars import Part
 from tinygpt_tui.chart import Series
 
 if TYPE_CHECKING:
@@ -284,55 +285,6 @@ class LossChart(Widget):
         if y >= len(rows):
             return Strip.blank(size[0], base)
         return Strip([Segment(text, base + Style.parse(style) if style else base) for text, style in rows[y]]).adjust_cell_length(size[0], base)
-
-
-@dataclass
-class Part:
-    """One figure of a line: its text, its rank (the highest is dropped first), a style and a shorter form."""
-
-    text: str
-    rank: int
-    style: str = ""
-    short: str = ""  # (none: the text)
-
-
-def fit_line(parts: list[Part], width: int) -> Text:
-    """The parts, joined, in at most width cells: short forms first, then the least important parts dropped.
-
-    A part is shown whole or not at all; the most important one is always shown.
-    """
-    sep = " · "
-    kept = list(parts)
-    while True:
-        for short in (False, True):
-            texts = [(p.short or p.text) if short else p.text for p in kept]
-            if len(kept) <= 1 or sum(cell_len(t) for t in texts) + len(sep) * (len(texts) - 1) <= width:
-                out = Text(no_wrap=True, overflow="crop")
-                for i, (p, t) in enumerate(zip(kept, texts)):
-                    if i:
-                        out.append(sep)
-                    out.append(t, style=p.style)
-                return out
-        worst = max(range(len(kept)), key=lambda i: (kept[i].rank, i))
-        del kept[worst]
-
-
-class FitLine(Widget):
-    """Parts on one line that fits the width it gets (fit_line): a run's progress, the status line."""
-
-    DEFAULT_CSS = "FitLine { height: 1; }"
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.parts: list[Part] = []
-
-    def show(self, parts: list[Part]) -> None:
-        if parts != self.parts:
-            self.parts = parts
-            self.refresh()
-
-    def render(self) -> Text:
-        return fit_line(self.parts, self.size.width)
 
 
 def legend_text(entries: list[Text], tail: Text, width: int, rows: int, more: str = "") -> Text:
