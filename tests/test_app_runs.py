@@ -1051,3 +1051,18 @@ async def test_the_runs_legend_at_80_by_24_keeps_swatches_whole_and_counts_what_
         assert all(not ln.endswith("━━") for ln in lines) and lines[0].startswith("━━ grid/"), lines
         shown = text.count("━━ grid/pos_encoding=member-")
         assert 0 < shown < 7 and f"+{7 - shown} more" in text and "not drawn (Space checks): other" in text, lines
+
+
+def test_a_run_s_line_in_the_list_fits_its_room_with_a_chinese_name(tmp_path):
+    """The list measured a name's room in characters, not cells: a Chinese name (two cells a character) left
+    figures for room it did not have, and the line ran past its room into an ellipsis."""
+    from rich.cells import cell_len
+
+    from tinygpt_tui.app.compare import run_prompt
+    from tinygpt_tui.engine.runs import summarize
+
+    make_model(tmp_path, "红楼梦的第一次训练", val_loss=3.4321)
+    s = summarize(tmp_path / "红楼梦的第一次训练")
+    for room in range(24, 48):
+        line = run_prompt(s, room)
+        assert line.cell_len <= room and "3.432" in line.plain, (room, line.plain)

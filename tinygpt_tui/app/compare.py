@@ -99,10 +99,10 @@ def run_prompt(s, room: int = LIST_ROOM) -> Text:
     if val:
         v = f"{s.val_loss:.3f}"
         forms = [(m, f) for f in (f"  val {v}", f" val {v}", f" {v}") for m in ((mark, " ◌") if live else ("",))]
-        fit = next(((m, f) for m, f in forms if room - cell_len(m + f) >= min(LEAST_NAME, len(s.name))), None)
+        fit = next(((m, f) for m, f in forms if room - cell_len(m + f) >= min(LEAST_NAME, cell_len(s.name))), None)
         if fit is not None:  # the figures after the val loss: those that fit whole
             (mark, val), most = fit, min(LIST_NAME, room - cell_len(fit[0] + fit[1]))
-            left = room - min(most, len(s.name)) - cell_len(mark + val)
+            left = room - min(most, cell_len(s.name)) - cell_len(mark + val)
             rest = rest[:next((i for i in range(len(rest)) if cell_len(" · ".join(rest[:i + 1])) + 3 > left), len(rest))]
     t.append(printable(short_name(s.name, most)), style="bold")
     t.append(mark, style="magenta")
