@@ -181,9 +181,9 @@ def prepare(spec: str, tokenizer, force: bool = False) -> Iterator[Progress | Pr
             tokenizer = yield from tokenizer
     tid = tokenizer_id(tokenizer)
     with _locked(source.folder) as lock:
-        if not lock.taken:  # another process prepares it: said, not a stage's figures frozen while it waits
-            yield Progress("waiting", 0, 0, source.spec)
-            lock.wait()
+        while not lock.take():  # another process prepares it: said, not a stage's figures frozen while it waits,
+            yield Progress("waiting", 0, 0, source.spec)  # and said again as it waits: a stop (the app's) is seen
+            time.sleep(0.25)
         meta = None if force else _load(source, tid)
         reused = meta is not None
         if reused:
@@ -199,32 +199,30 @@ def prepare(spec: str, tokenizer, force: bool = False) -> Iterator[Progress | Pr
 @dataclass
 class _Lock:
     fd: int
-    taken: bool  # False: another process holds it; wait() waits for it
+    taken: bool  # False: another process holds it; take() tries again
 
-    def wait(self) -> None:
+    def take(self) -> bool:
         import fcntl
 
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        self.taken = True
+        if not self.taken:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.taken = True
+            except BlockingIOError:
+                pass
+        return self.taken
 
 
 @contextlib.contextmanager
 def _locked(folder: Path):
-    """One process prepares a corpus at a time (another waits, then finds it prepared): the lock, taken if it was free."""
-    import fcntl
-
+    """One process prepares a corpus at a time (another waits, then finds it prepared): the lock, to take()."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     except OSError as e:
         raise CorpusError(f"cannot write the prepared corpus to {folder}: {e.strerror or e}") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            lock = _Lock(fd, True)
-        except BlockingIOError:
-            lock = _Lock(fd, False)
-        yield lock
+        yield _Lock(fd, False)
     finally:
         os.close(fd)
 
