@@ -1066,3 +1066,15 @@ def test_a_run_s_line_in_the_list_fits_its_room_with_a_chinese_name(tmp_path):
     for room in range(24, 48):
         line = run_prompt(s, room)
         assert line.cell_len <= room and "3.432" in line.plain, (room, line.plain)
+
+
+def test_an_experiment_resumed_after_a_kill_does_not_show_a_member_running(tmp_path):
+    """Killed (SIGKILL, a power cut) while a member ran, the manifest still said "running"; resumed in the app,
+    the queue showed that member running before the job had reached it. It is stopped, as it was left."""
+    from tinygpt_tui.app.jobs import ExperimentJob
+    from tinygpt_tui.engine.experiment import Spec, make_plan, write_manifest
+
+    plan = make_plan(Spec(name="grid", corpus=str(small_corpus_file(tmp_path)), max_steps=10, vary={"n_layer": [1, 2]}), tmp_path / "models")
+    plan.folder.mkdir(parents=True)
+    write_manifest(plan, {"n_layer=1": {"state": "finished"}, "n_layer=2": {"state": "running"}})  # as the killed process left it
+    assert ExperimentJob(plan, resume=True).members == {"n_layer=1": "finished", "n_layer=2": "stopped"}

@@ -147,7 +147,9 @@ class ExperimentJob(Job):
         super().__init__(plan.spec.name, resume)
         self.plan = plan
         old = member_states(plan) if resume else {}
-        self.members = {m.name: old.get(m.name, {}).get("state", "queued") for m in plan.members}
+        states = {m.name: old.get(m.name, {}).get("state", "queued") for m in plan.members}
+        # (one the manifest says is running is not: the process running it was killed before it could say)
+        self.members = {name: "stopped" if st == "running" else st for name, st in states.items()}
         self.curves: dict = {}  # member: engine.runs.Curves (finished members read from their folder, the running one live)
         self.running: str | None = None
         self.live = RunState()  # the member under way's records: its corpus's preparation, until it starts
