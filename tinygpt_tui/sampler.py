@@ -76,9 +76,6 @@ def draw(logits, temperature: float, top_k: int, top_p: float, u: float) -> int:
     return min(int(i), int(np.flatnonzero(p)[-1]))  # (u * total rounding up past the last kept token)
 
 
-Uniforms = lambda seed: np.random.default_rng(seed).random  # noqa: E731 (bench/bench.py's uniform numbers, one per call)
-
-
 def sample(run, n: int, uniforms, temperature: float, top_k: int, top_p: float) -> list[int]:
     """Up to ``n`` tokens from a decoder's logits, each drawn (with the next of ``uniforms``) and
     fed back, all but the last (the caller feeds it, or starts over); fewer when the decoder's

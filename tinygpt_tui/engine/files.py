@@ -25,7 +25,7 @@ from pathlib import Path
 from tinygpt_tui.config import ConfigError, GPTConfig
 from tinygpt_tui.errors import CheckpointError
 
-KiB, MiB = 1024, 1024 * 1024
+MiB = 1024 * 1024
 CHUNK = 4 * MiB
 BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 # documents a newcomer gives as a book: said by name (iconv, the advice for a non-UTF-8 text, would garble them)

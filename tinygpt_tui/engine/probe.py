@@ -371,10 +371,10 @@ def save(doc: dict) -> Path:
     return path
 
 
-def current(note=None, budget_s: float = BUDGET_S, measure: bool = True) -> dict | None:
-    """The probe of this machine: cached, or measured now (and cached) when ``measure``; None when it can't."""
+def current(note=None, budget_s: float = BUDGET_S) -> dict | None:
+    """The probe of this machine: cached, or measured now (and cached); None when it can't."""
     doc = cached(note)
-    if doc is not None or not measure or os.environ.get("TINYGPT_PROBE") == "0":
+    if doc is not None or os.environ.get("TINYGPT_PROBE") == "0":
         return doc
     if note:
         note("measuring this machine once (under 10 s on a free core; `tinygpt bench --probe` measures again) ...")

@@ -373,10 +373,6 @@ class Curves:
         kept = [(xv, e.bpc) for xv, e in zip(xs, self.evals) if e.bpc is not None]
         return thin([k[0] for k in kept], [k[1] for k in kept], max_points)
 
-    def eval_train(self, x: str = "steps", max_points: int | None = MAX_POINTS) -> tuple[list, list]:
-        """The training loss at each evaluation (the same held batches each time: smoother than train())."""
-        return thin(self._eval_xs(x), [e.train_loss for e in self.evals], max_points)
-
     def _eval_xs(self, x: str) -> list:
         _check_x(x)
         return [e.step if x == "steps" else e.tokens if x == "tokens" else e.minutes for e in self.evals]
