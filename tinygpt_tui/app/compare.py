@@ -27,7 +27,7 @@ from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, repor
 from tinygpt_tui.app.runs import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
 from tinygpt_tui.chart import Series
-from tinygpt_tui.engine.runs import common_corpus, other_corpus, tokenizers
+from tinygpt_tui.engine.runs import Curves, common_corpus, other_corpus, run_folders, summarize, tokenizers, updated_at
 from tinygpt_tui.tokenizer import printable
 
 AXES = ("steps", "tokens", "minutes")
@@ -206,26 +206,12 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def list_runs(self) -> None:
         """Summarize the runs; one whose files have not changed since the last listing keeps its summary."""
-        import os
-
-        from tinygpt_tui.engine.folder import CONFIG, METRICS
-        from tinygpt_tui.engine.runs import run_folders, summarize
-
-        def changed(p: Path) -> float:
-            times = []
-            for f in (METRICS, CONFIG):
-                try:
-                    times.append(os.lstat(p / f).st_mtime)
-                except OSError:
-                    pass
-            return max(times, default=0.0)
-
         before = dict(self.summaries)  # (read only: a summary is never changed once made)
         try:
             out = []
             for name, p in run_folders(self.app.models_dir):
                 old = before.get(name)
-                out.append(old if old is not None and old.folder == p and old.status != "training" and old.updated == changed(p)
+                out.append(old if old is not None and old.folder == p and old.status != "training" and old.updated == updated_at(p)
                            else summarize(p, name))
             self.post_message(RunsListed(out))
         except Exception as e:  # noqa: BLE001 (an unreadable folder: a notification, not a crash)
@@ -233,8 +219,6 @@ class RunsScreen(Screen):
 
     @work(thread=True, group="runs-load", exit_on_error=False)
     def load_curves(self, wanted: list[tuple[str, Path]]) -> None:
-        from tinygpt_tui.engine.runs import Curves
-
         worker, out = get_current_worker(), {}
         for name, folder in wanted:
             if worker.is_cancelled:

@@ -82,7 +82,8 @@ def _tail(folder: Path) -> list[dict]:
     return picked[::-1]
 
 
-def _mtime(folder: Path) -> float:
+def updated_at(folder: Path) -> float:
+    """When the run last changed: the later modification time of its metrics.jsonl and config.json (0: neither)."""
     times = []
     for f in (ckpt.METRICS, ckpt.CONFIG):
         try:
@@ -99,7 +100,7 @@ def summarize(folder, name: str | None = None) -> RunSummary:
     try:
         if not folder.is_dir() or folder.is_symlink():  # (a link is not read through: its log and chart could be anyone's)
             return replace(s, status="broken: a symbolic link; runs are read from real folders only") if folder.is_symlink() else s
-        s.updated = _mtime(folder)
+        s.updated = updated_at(folder)
         info = ckpt.read_info(folder)
         tail = _tail(folder)
     except Exception as e:  # noqa: BLE001 (a stranger's folder: whatever it holds, the table gets a line)
