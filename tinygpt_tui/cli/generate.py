@@ -54,7 +54,7 @@ def generate(
     out = sys.stdout
     prompts = [prompt] * num_samples
     if corpus is not None:
-        prompts = corpus_prompts(loaded, corpus, split, num_samples, prompt_chars or loaded.model.cfg.block_size, seed)
+        prompts = corpus_prompts(corpus, split, num_samples, prompt_chars or loaded.model.cfg.block_size, seed)
     for i, p in enumerate(prompts):
         if num_samples > 1:
             err.print(Text(f"--- sample {i + 1} of {num_samples} ---", style="bold"))
@@ -154,7 +154,7 @@ def compile_note(err) -> None:
     err.print(Text("finishing the compiled decoder for this install (once, about 20 s)", style="yellow"))
 
 
-def corpus_prompts(loaded, corpus, split, n, length, seed):
+def corpus_prompts(corpus, split, n, length, seed):
     import random
 
     from tinygpt_tui.data import split_text

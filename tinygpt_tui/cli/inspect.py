@@ -113,7 +113,7 @@ def lens_and_ablation(console, analysis, view, lens: bool, ablate: bool, top_k: 
         return print_json({"position": view.position, "context": "".join(view.chars),
                            # "layer" counts the embeddings as 0; "after" names the row as the text and heatmaps do (layers from 0)
                            "lens": [{**r.__dict__, "after": "embeddings" if r.layer == 0 else f"layer {r.layer - 1}"} for r in rows] if rows else None, "ablation": abl.__dict__ if abl else None})
-    console.print(context_line(view, console.width))
+    console.print(context_line(view))
     if rows:
         console.print(lens_text(rows, view, console.width, analysis.model.cfg.tie_weights))
     if abl:
@@ -407,7 +407,7 @@ def ranked_line(r, what: str) -> Text:
     return t
 
 
-def context_line(view, width: int) -> Text:
+def context_line(view) -> Text:
     """The context as the model sees it, the query character highlighted."""
     t = Text()
     for j, ch in enumerate(view.chars):
@@ -476,7 +476,7 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
     if view.dropped:
         console.print(Text(f"note: {len(view.dropped)} character(s) the model does not know were left out: "
                            + printable(" ".join(view.dropped[:20])), style="yellow"))
-    console.print(context_line(view, width))
+    console.print(context_line(view))
     console.print()
     after = "…" * (p > 11) + "".join(cell(c)[0] for c in view.chars[max(0, p - 11) : p + 1])
     console.print(Text(f"Next {unit} after {after}", style="bold").append(f"  (top {len(view.candidates)})", style="dim"))
