@@ -62,7 +62,7 @@ class GPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = False
-    pos_encoding: str = "learned"  # measured fastest per token on a CPU; rope costs ~25% (README, Performance)
+    pos_encoding: str = "learned"  # fastest on a CPU; rope costs ~25% (docs/performance.md, "Why the defaults")
     ffn: str = "gelu"
     norm: str = "layernorm"  # F.layer_norm's fused kernels; rmsnorm is an option
     tie_weights: bool = True

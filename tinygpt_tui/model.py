@@ -88,8 +88,8 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # queries, keys, values in one product
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.proj.is_residual = True
-        self.dropout = cfg.dropout
-        self.drop = nn.Dropout(cfg.dropout)
+        self.dropout = cfg.dropout  # on the attention weights, inside the fused kernel (training only)
+        self.drop = nn.Dropout(cfg.dropout)  # on the output, before it joins the residual stream
 
     def forward(self, x, rope=None, mask=None, cache: KVCache | None = None, layer: int = 0, want_weights: bool = False):
         B, T, C = x.shape

@@ -7,8 +7,8 @@ Each step a decoder turns the tokens so far into the logits of the next one, ``d
 it, and it is fed back (``sample``: a run of such steps). The tokenizer's streaming decoder turns
 the ids into text, holding back the bytes of a character a BPE token left unfinished. One decoder per device (``decoder``):
 on a CPU fast/decode.py's compiled step, elsewhere or without numba the model's own KVCache.
-Past the window (block_size) a relative position encoding slides; an absolute one starts over
-from the last 3/4 of the window (config.Window).
+Past the window (block_size) a relative position encoding slides (config.Window); an absolute
+one starts over from the last 3/4 of the window (Generation.chunks).
 """
 
 from __future__ import annotations

@@ -299,16 +299,16 @@ class Run:
         return {"val_bpc": bpc, "val_bpb": bpb}
 
     def _train_step(self, step: int, lr: float):
-        """Forward and backward over the micro-batches of one step, then the update; returns the loss."""
+        """One step: forward and backward over its micro-batches, then the update; their mean loss (a tensor: read when logged)."""
         import torch
 
         cfg, dist = self.cfg, self.dist
         for g in self.optimizer.param_groups:
             g["lr"] = lr * g.get("lr_scale", 1.0)
-        loss_sum = 0.0
+        step_loss = 0.0
         for micro in range(self.accum):
-            self.gen.manual_seed(step_seed(cfg.seed, dist.rank, step, micro))
-            torch.manual_seed(step_seed(cfg.seed, dist.rank, step, micro + 500))
+            self.gen.manual_seed(step_seed(cfg.seed, dist.rank, step, micro))  # the batch's windows
+            torch.manual_seed(step_seed(cfg.seed, dist.rank, step, micro + 500))  # its dropout masks
             x, y = self.data.batch("train", self.micro_batch, self.gen, self.device)
             last = micro == self.accum - 1
             # DDP averages the gradients across ranks once per step: on the last micro-batch
@@ -317,7 +317,7 @@ class Run:
                     _, loss = self.ddp_model(x, y)
                 loss = loss / self.accum
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
-            loss_sum += loss.detach()
+            step_loss += loss.detach()
         if self.scaler:
             for o in self.optimizer.parts:
                 self.scaler.unscale_(o)
@@ -330,7 +330,7 @@ class Run:
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum
+        return step_loss
 
     def _eval(self, step, elapsed) -> Eval:
         from tinygpt_tui.sampler import Generation, SamplingSettings
@@ -410,17 +410,17 @@ class Run:
                 reason = "stopped" if stop else "done" if (cfg.max_steps and step >= cfg.max_steps) else "budget"
                 break
             lr = lr_at(cfg, step, progress)
-            loss_sum = self._train_step(step, lr)
+            step_loss = self._train_step(step, lr)
             step += 1
             tokens += self.tokens_per_step
             log.tick()  # (rank 0 alone has records to write)
 
             if step % cfg.log_interval == 0 or step == 1:
                 if dist.world_size > 1:
-                    torch_dist.all_reduce(loss_sum)  # the loss of the global batch, not rank 0's share
-                    loss_sum = loss_sum / dist.world_size
+                    torch_dist.all_reduce(step_loss)  # the loss of the global batch, not rank 0's share
+                    step_loss = step_loss / dist.world_size
                 now = time.perf_counter()
-                loss = diverged(float(loss_sum), step)
+                loss = diverged(float(step_loss), step)
                 tps = (step - last_log_step) * self.tokens_per_step / max(now - last_log_t, 1e-9)
                 last_log_t, last_log_step = now, step
                 elapsed = self.elapsed_before + (now - t0)
