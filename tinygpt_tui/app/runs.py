@@ -27,7 +27,6 @@ from tinygpt_tui.chart import Series
 if TYPE_CHECKING:
     from tinygpt_tui.app.jobs import TrainingJob
 
-MAX_POINTS = 400  # points drawn per curve (older points are thinned)
 RESUME_KEY = "Ctrl+R"  # the training screen's key for resuming (named in the error for a name taken)
 
 
@@ -243,6 +242,8 @@ class LossChart(Widget):
         self.rows_size = None
 
     def show(self, run: RunState, reference: Series | None = None) -> None:
+        from tinygpt_tui.engine.runs import thin
+
         lines = [Series(*thin(run.steps, run.losses), "cyan", label="loss"),
                  Series(*thin(run.eval_steps, run.train_losses), "dark_orange", "dot", "train (eval)", "train"),
                  Series(*thin(run.eval_steps, run.val_losses), "magenta", "dot", "val (eval)", "val")]
@@ -389,11 +390,3 @@ def progress_parts(v: RunState, live: bool = True) -> list[Part]:
 
 def name_taken(name: str, models_dir, key: str) -> str:
     return f"a model named {name!r} already exists in {models_dir}; pick another name, or press {key} to resume it"
-
-
-def thin(xs: list, ys: list, n: int = MAX_POINTS):
-    if len(xs) <= n:
-        return list(xs), list(ys)
-    stride = len(xs) / n
-    idx = sorted({int(i * stride) for i in range(n)} | {len(xs) - 1})
-    return [xs[i] for i in idx], [ys[i] for i in idx]

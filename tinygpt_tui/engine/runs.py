@@ -385,10 +385,10 @@ def _check_x(x: str) -> None:
 
 
 def thin(xs: list, ys: list, max_points: int | None = MAX_POINTS) -> tuple[list, list]:
-    """At most max_points of a curve, evenly spread, the first and last always kept (values untouched)."""
+    """At most max_points of a curve, evenly spread, the first and last always kept (values untouched), in new lists."""
     n = len(xs)
     if not max_points or n <= max_points:
-        return xs, ys
+        return list(xs), list(ys)
     keep = [round(i * (n - 1) / (max_points - 1)) for i in range(max_points)]
     return [xs[i] for i in keep], [ys[i] for i in keep]
 

@@ -29,7 +29,7 @@ from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.lineage import child_config, load_parent_weights, read_parent, run_tokenizer
 from tinygpt_tui.engine.device import activation_bytes_per_sequence, autocast, check_fits, memory_budget_bytes, micro_batch_split
 from tinygpt_tui.engine.distributed import DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests
-from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, estimate_loss, evaluate_split  # noqa: F401 (also `from engine.train import`)
+from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, estimate_loss, evaluate_split
 from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
 from tinygpt_tui.engine.prepare import prepare, until_prepared
 from tinygpt_tui.engine.presets import NameTaken, NothingToTrain, TrainConfig, build_optimizer, check_name, lr_at, resume_config
