@@ -29,8 +29,6 @@ class CatalogEntry:
     url: str
     sha256: str
     bytes: int = 0
-    language: str = ""
-    about: str = ""
 
 
 def corpora_dir() -> Path:
@@ -40,7 +38,7 @@ def corpora_dir() -> Path:
 
 def catalog() -> dict[str, CatalogEntry]:
     raw = read_json(CATALOG_FILE, "the corpus catalog", MiB, CorpusError)
-    keys = {"title", "file", "url", "sha256", "bytes", "language", "about"}
+    keys = {"title", "file", "url", "sha256", "bytes"}  # (its language, license and about are for people reading it)
     return {name: CatalogEntry(name=name, **{k: v for k, v in d.items() if k in keys}) for name, d in raw.items()}
 
 
