@@ -50,6 +50,13 @@ def test_the_cache_round_trips(cache, measured):
     (lambda d: d["matmul_gflops"].update(fp32=-1), "matmul rates"),
     (lambda d: d["step_ms"].update(tiny={"fp32": float("nan")}), "step times"),
     (lambda d: d.update(threads_ms={}), "thread timings"),
+    # hand-edited fields that `tinygpt bench` and `tinygpt train` read: a traceback or a blamed --dtype before
+    (lambda d: d.pop("seconds"), "when and how"),
+    (lambda d: d.update(created=None), "when and how"),
+    (lambda d: d.update(threads_preset=[1]), "when and how"),
+    (lambda d: d["step_ms"].update(tiny={"fp64": 1.0}), "step times"),
+    (lambda d: d["matmul_gflops"].update(int4=3.0), "matmul rates"),
+    (lambda d: d["threads_ms"].update({"0": 1.0}), "thread timings"),
 ])
 def test_a_cache_of_another_machine_or_torch_is_ignored(cache, measured, change, why):
     doc = json.loads(json.dumps(measured))
@@ -185,6 +192,16 @@ def test_bench_reports_the_probe_and_each_presets_efficiency(cache, measured, tm
     row = figures["efficiency"][0]
     assert row["preset"] == "tiny" and 0 < row["fraction"] < 2 and row["gflop"] > 0
     assert figures["probe"] == measured  # the cached probe, not a new one
+
+
+def test_bench_shows_a_cache_without_a_load_average(cache, measured):
+    """A probe where the load average could not be read (or a cache without it) made `tinygpt bench` a KeyError."""
+    doc = {**measured, "threads_free": probe.cores(), "threads_ms": {k: 30.0 / int(k) for k in measured["threads_ms"]}}
+    del doc["load_avg"]
+    probe.save(doc)
+    r = tinygpt("bench", "--presets", "none", env={"XDG_CACHE_HOME": str(cache.parents[1]), "TINYGPT_PROBE": "1"})
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "load average unknown" in r.stdout and "measuring" not in r.stderr  # (the cache used as it is)
 
 
 def test_bench_refuses_unknown_presets_and_threads(cache):

@@ -66,9 +66,9 @@ def bench(
         fail("no probe of this machine (TINYGPT_PROBE=0, or it could not run); `tinygpt bench --probe` measures it")
     if not threads:
         doc = probe.retime_threads(doc, note)
-    m = doc["machine"]
+    m, load = doc["machine"], doc.get("load_avg")  # (None: unreadable where it was probed)
     out.print(Text(f"machine: {m['cpu']}, {m['cores']} cores, torch {doc['torch']}; probed {doc['created']} "
-                   f"in {doc['seconds']:.1f} s (load average {doc['load_avg']})"))
+                   f"in {doc['seconds']:.1f} s (load average {'unknown' if load is None else load})"))
     out.print(Text(probe.summary(doc)))
     n = threads or probe.choose_threads(doc)
     dtypes = {name: probe.choose_dtype(doc, PRESETS[name].get("n_embd", 256)) for name in names}

@@ -3,14 +3,13 @@
     p = probe.run()                # {"matmul_gflops": {"fp32": .., "bf16": ..}, "step_ms": {...}, ...}
     probe.settle(cfg, note=print)  # --dtype auto, --threads unset, --preset auto: filled from the probe
 
-It times, on the CPU, a large matmul in fp32 and in bf16, the training step (Muon, as `tinygpt
-train` runs it) of each budget preset in both precisions, checking bf16's loss against fp32's
-from the same start, and the small preset's step on 1 thread against all the cores (timed again
-later, once, if more cores are free then than were at the probe). The result is
-cached as JSON per machine (CPU model, a hash of its flags, core count) and torch version in
-$XDG_CACHE_HOME/tinygpt/probe.json; a cache from another machine or torch version, or one that
-does not validate, is ignored with a note and measured again. GPUs (CUDA, MPS) are not probed: the
-device module's rules stand there, as they do where nothing can be measured or cached.
+It times, on the CPU, a large matmul in fp32 and in bf16, the training step (Muon, as `tinygpt train` runs it)
+of each budget preset in both precisions, checking bf16's loss against fp32's from the same start, and the small
+preset's step on 1 thread against all the cores (timed again later, once, if more cores are free then than were
+at the probe). The result is cached as JSON per machine (CPU model, a hash of its flags, core count) and torch
+version in $XDG_CACHE_HOME/tinygpt/probe.json; a cache from another machine or torch version, or one that does
+not validate, is ignored with a note and measured again. GPUs (CUDA, MPS) are not probed: the device module's
+rules stand there, as they do where nothing can be measured or cached.
 """
 
 from __future__ import annotations
@@ -317,8 +316,12 @@ def _positive(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
+def _rates(d) -> bool:  # a non-empty {precision: positive number} of the precisions the probe measures
+    return isinstance(d, dict) and bool(d) and all(k in ("fp32", "bf16") and _positive(v) for k, v in d.items())
+
+
 def check(doc) -> str | None:
-    """Why ``doc`` is not a probe of this machine and torch (None: it is)."""
+    """Why ``doc`` is not a probe of this machine and torch (None: it is); every field read from it checked."""
     if not isinstance(doc, dict) or doc.get("version") != VERSION:
         return "it is not a probe result of this tinygpt version"
     if doc.get("machine") != cpu_identity():
@@ -326,15 +329,14 @@ def check(doc) -> str | None:
     if doc.get("torch") != torch_version():
         return f"it was measured with torch {str(doc.get('torch'))[:20]}, this is {torch_version()}"
     rates, steps, th = doc.get("matmul_gflops"), doc.get("step_ms"), doc.get("threads_ms")
-    if not (isinstance(rates, dict) and "fp32" in rates and all(_positive(v) for v in rates.values())):
-        return "its matmul rates are missing or not positive numbers"
-    if not (isinstance(steps, dict) and steps and all(isinstance(s, dict) and s and all(_positive(v) for v in s.values())
-                                                     for s in steps.values())):
-        return "its step times are missing or not positive numbers"
-    if not (isinstance(th, dict) and "1" in th and all(k.isdigit() and _positive(v) for k, v in th.items())):
+    if not (_rates(rates) and "fp32" in rates and isinstance(steps, dict) and steps and all(map(_rates, steps.values()))):
+        return "its matmul rates or step times are missing, not positive numbers or of an unknown precision"
+    if not (isinstance(th, dict) and "1" in th and all(k.isdigit() and int(k) >= 1 and _positive(v) for k, v in th.items())):
         return "its thread timings are missing or not positive numbers"
-    if not isinstance(doc.get("bf16_loss_ok"), bool):
-        return "its bf16 check is missing"
+    created, load, on = doc.get("created"), doc.get("load_avg"), doc.get("threads_preset")  # (what bench shows)
+    if not (isinstance(doc.get("bf16_loss_ok"), bool) and _positive(doc.get("seconds")) and isinstance(created, str) and len(created) <= 40
+            and created.isprintable() and (load is None or _positive(load) or load == 0) and isinstance(on, str) and on in PRESETS):
+        return "its bf16 check or its record of when and how it was measured is missing or damaged"
     return None
 
 
