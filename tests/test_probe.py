@@ -77,6 +77,19 @@ def test_a_corrupt_cache_is_ignored_not_crashed_on(cache, content):
     assert len(notes) == 1 and "ignoring the probe cache" in notes[0]
 
 
+def test_a_corrupt_caches_note_names_its_path_once_and_whole(tmp_path, monkeypatch):
+    """The note said the path twice, the second cut off ("...c_trunc/tinygpt)"), and "starting at at line"."""
+    cache = tmp_path / ("a-long-folder-name-" * 4) / "tinygpt" / "probe.json"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache.parent.parent))
+    monkeypatch.delenv("TINYGPT_PROBE", raising=False)
+    cache.parent.mkdir(parents=True)
+    cache.write_text('{"version": 6, "machine": "unterminated')
+    notes = []
+    assert probe.cached(notes.append) is None
+    assert notes == [f"note: ignoring the probe cache {cache} (it is not valid JSON (Unterminated string starting at line 1)); "
+                     "measuring again"]
+
+
 def test_a_cache_folder_that_is_a_file_is_survived(tmp_path, monkeypatch, measured):
     (tmp_path / "tinygpt").write_text("not a folder")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -121,7 +121,7 @@ def read_json(path, what: str, limit: int, error=CheckpointError):
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise error(f"{what} is not valid JSON ({e.msg} at line {e.lineno}): {path}") from None
+        raise error(f"{what} is not valid JSON ({e.msg.removesuffix(' at')} at line {e.lineno}): {path}") from None
     except (ValueError, RecursionError) as e:  # a 5000-digit number, or nesting past the recursion limit
         raise error(f"{what} is not valid JSON ({str(e).split(';')[0][:90]}): {path}") from None
 

@@ -346,9 +346,9 @@ def cached(note=None) -> dict | None:
     if os.environ.get("TINYGPT_PROBE") == "0" or path is None or not path.exists():  # (0: the test suite; device.py rules)
         return None
     try:
-        doc = read_json(path, "the probe cache", MAX_CACHE_BYTES, error=SettingsError)
+        doc = read_json(path, "it", MAX_CACHE_BYTES, error=SettingsError)
     except TinyGPTError as e:
-        why = str(e)
+        why = str(e).removesuffix(f": {path}")  # (the note names the path)
     else:
         why = check(doc)
         if why is None:
