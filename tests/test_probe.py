@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import sys
 
@@ -90,11 +91,16 @@ def test_a_corrupt_caches_note_names_its_path_once_and_whole(tmp_path, monkeypat
                      "measuring again"]
 
 
-def test_a_cache_folder_that_is_a_file_is_survived(tmp_path, monkeypatch, measured):
-    (tmp_path / "tinygpt").write_text("not a folder")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+@pytest.mark.parametrize("file", ["tinygpt", "."])
+def test_a_cache_folder_that_is_a_file_is_survived(tmp_path, monkeypatch, measured, file):
+    """The note said "could not write .../tinygpt/probe.json: File exists" (or "Not a directory"): which file?"""
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / file if file != "." else tmp_path / "cache2").write_text("not a folder")
+    home = tmp_path / ("cache" if file != "." else "cache2")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
     monkeypatch.delenv("TINYGPT_PROBE", raising=False)
-    with pytest.raises(TinyGPTError, match="could not write"):
+    folder = home / file if file != "." else home
+    with pytest.raises(TinyGPTError, match=f"could not write .*probe.json: {re.escape(str(folder))} is a file, not a folder$"):
         probe.save(measured)
     assert probe.cached() is None
 

@@ -359,8 +359,7 @@ def cached(note=None) -> dict | None:
 
 
 def save(doc: dict) -> Path:
-    """Cache the probe; a TinyGPTError saying why when it can't (no home for a cache, a path that is
-    not a writable file)."""
+    """Cache the probe; a TinyGPTError saying why when it can't (no home for a cache, not a writable file)."""
     path = cache_path()
     if path is None:
         raise TinyGPTError("no cache folder ($XDG_CACHE_HOME or a home folder)")
@@ -368,7 +367,8 @@ def save(doc: dict) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(doc, indent=1) + "\n")
     except (OSError, TinyGPTError) as e:
-        reason = "it is a folder" if path.is_dir() else (e.strerror if isinstance(e, OSError) and e.strerror else str(e))
+        file = next((p for p in path.parents if p.is_file()), None)  # (a file where a folder should be)
+        reason = "it is a folder" if path.is_dir() else f"{file} is a file, not a folder" if file else getattr(e, "strerror", None) or str(e)
         raise TinyGPTError(f"could not write {path}: {reason}") from None
     return path
 
