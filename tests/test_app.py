@@ -575,6 +575,28 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         assert len(gen.query_one("#output", OutputView).text) == len("ROMEO:") + 20
 
 
+async def test_the_machine_probe_says_in_the_app_why_a_run_waits_for_it(tmp_path, cache, measured):
+    """A probe cache from another machine was ignored and the machine measured again in silence: the run sat at
+    "preparing" for ten seconds or more and nothing said why. The probe's notes are notifications now."""
+    other = json.loads(json.dumps(measured))
+    other["machine"]["cpu"] = "Another CPU"
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps(other))
+    app = make_app(make_models_dir(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        fill_tiny_run(app.screen, small_corpus(tmp_path), "probed", **{"hp-eval_interval": 2, "train-steps": 2, "train-device": "auto"})
+        await pilot.press("ctrl+s")
+        job = app.training
+        assert await wait_for(pilot, lambda: not job.active, timeout=240), job.error
+        assert job.state == "done", job.error
+        said = notes(app)
+        assert f"ignoring the probe cache {cache} (it was measured on another machine)" in said
+        assert "measuring this machine once" in said
+        assert "Traceback" not in said
+
+
 async def test_a_book_dragged_onto_the_corpus_field_is_read_as_its_path(tmp_path):
     """A terminal pastes a dragged file quoted (GNOME) or with its spaces escaped (macOS), a space after it."""
     d = make_models_dir(tmp_path)

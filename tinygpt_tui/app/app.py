@@ -194,7 +194,10 @@ class TinyGPTApp(App):
     @on(TrainingRecord)
     @reported("training")
     def _training_record(self, message: TrainingRecord) -> None:
-        message.job.apply(message.record)
+        if message.record.get("event") == "note":  # the machine probe's (engine/probe.settle): not a metrics record
+            self.notify(printable(str(message.record["text"]).removeprefix("note: ")), title="training", timeout=10)
+        else:
+            message.job.apply(message.record)
 
     @on(TrainingEnded)
     @reported("training")

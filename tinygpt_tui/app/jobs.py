@@ -79,7 +79,8 @@ class TrainingJob(Job):
 
         first = True
         try:
-            self.cfg = settle(self.cfg)  # on a CPU: the precision, threads and --minutes preset measured here
+            # on a CPU: the precision, threads and --minutes preset measured here (a first probe takes seconds: said)
+            self.cfg = settle(self.cfg, note=lambda text: post({"event": "note", "text": text}))
             for ev in train(self.cfg, self.stop_event, preparation=True):
                 rec = ev.record()
                 rec["time"] = round(time.time(), 3)
