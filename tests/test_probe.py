@@ -196,6 +196,18 @@ def test_bad_threads_and_fp16_on_a_cpu_are_one_line_errors(small_corpus, tmp_pat
     assert not (tmp_path / "t").exists()  # refused before a folder was made
 
 
+def test_fp16_on_a_machine_without_a_gpu_is_refused_before_the_probe_measures(cache):
+    """`tinygpt train --dtype fp16` (--device auto) on a CPU-only machine measured it for ten seconds, then refused."""
+    from tinygpt_tui.engine.device import pick_device
+
+    if pick_device("auto").type != "cpu":
+        pytest.skip("a GPU here: fp16 is its to take")
+    notes = []
+    with pytest.raises(TinyGPTError, match="fp16 is for GPUs"):
+        probe.settle(TrainConfig(corpus="x", name="m", dtype="fp16"), note=notes.append)
+    assert notes == [] and not cache.exists()  # nothing measured
+
+
 def test_bench_reports_the_probe_and_each_presets_efficiency(cache, measured, tmp_path):
     # threads timed on every core, and not lost by far (a verdict of a machine at rest whatever the load on the
     # machine running this): not timed again

@@ -475,13 +475,11 @@ def settle(cfg, note=None):
     kind = device_kind(cfg.device)
     if cfg.threads is not None:
         check_threads(cfg.threads)
+    kind = pick_device("auto").type if kind == "auto" else kind  # (a CPU-only machine's fp16: refused before measuring)
     if cfg.dtype == "fp16" and kind == "cpu":
         raise SettingsError("fp16 is for GPUs; on the CPU use bf16 or fp32")
     if kind in ("cuda", "mps") or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         return cfg
-    if kind == "auto":
-        if pick_device("auto").type != "cpu":
-            return cfg
     wants = cfg.dtype in ("auto", "bf16") or cfg.threads is None or (cfg.preset == "auto" and cfg.time_budget and not cfg.resume)
     doc = current(note) if wants else None
     if cfg.dtype == "bf16" and note and not (bf16_wins(doc) if doc else cpu_has_fast_bf16()):
