@@ -208,6 +208,22 @@ def test_fp16_on_a_machine_without_a_gpu_is_refused_before_the_probe_measures(ca
     assert notes == [] and not cache.exists()  # nothing measured
 
 
+@pytest.mark.parametrize("args, said", [
+    (["--name", "taken"], "a model named 'taken' already exists"),
+    (["--name", "new", "--from", "nosuchmodel"], "--from nosuchmodel"),
+    (["--name", "nosuchmodel", "--resume"], "nothing to resume"),
+])
+def test_a_run_that_cannot_start_is_refused_before_the_probe_measures(cache, small_corpus, tmp_path, args, said):
+    """A name taken, a --from model that isn't there, nothing to resume: on a machine not yet probed, `tinygpt train`
+    said "measuring this machine once ...", spent ten seconds or more on it, and only then refused."""
+    from tests.conftest import make_model
+
+    make_model(tmp_path / "models", "taken")
+    r = tinygpt_inproc("train", small_corpus, *args, "--models-dir", tmp_path / "models", "--max-steps", "1")
+    assert_one_line_error(r, said)
+    assert not cache.exists()  # nothing measured
+
+
 def test_bench_reports_the_probe_and_each_presets_efficiency(cache, measured, tmp_path):
     # threads timed on every core, and not lost by far (a verdict of a machine at rest whatever the load on the
     # machine running this): not timed again

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, one_line
-from tinygpt_tui.errors import TinyGPTError
+from tinygpt_tui.errors import CheckpointError, TinyGPTError
 
 O = typer.Option
 
@@ -93,6 +93,7 @@ def train(
     if not resume:
         for k, why in unused_settings(TrainConfig(**options)).items():
             fail(f"--{k.replace('_', '-')} {why.replace('lr and weight_decay', '--lr and --weight-decay')}")
+    check_run(TrainConfig(**options))  # before the probe too (seconds, once per machine)
     # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py)
     run_training(settle(TrainConfig(**options), note=note), jsonl=jsonl)
 
@@ -260,19 +261,11 @@ def prepare_corpus(cfg, quiet: bool, jsonl: bool = False) -> None:
     the run to say."""
     from tinygpt_tui.cli.common import PrepareBar
     from tinygpt_tui.engine import folder as ckpt
-    from tinygpt_tui.engine.presets import NameTaken, check_name
-    from tinygpt_tui.engine.lineage import child_config, read_parent, run_tokenizer
     from tinygpt_tui.engine.prepare import prepare, run_to_end
 
     corpus = cfg.corpus
     if not cfg.resume:
-        check_name(cfg.name)
-        models_dir = Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()
-        if (models_dir / cfg.name / ckpt.CONFIG).exists():  # (said by the run too, but only after a long preparation)
-            raise NameTaken(cfg.name, models_dir)
-        parent = read_parent(cfg) if cfg.init_from else None  # --from A: with A's tokenizer, once A is checked
-        # bad settings (and a bad A) are said before a long preparation, as the run would say them
-        tokenizer = run_tokenizer((child_config(cfg, parent) if parent else cfg).resolved(), parent)[0]
+        tokenizer = check_run(cfg)
     else:
         try:
             folder = (Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()) / cfg.name
@@ -289,6 +282,25 @@ def prepare_corpus(cfg, quiet: bool, jsonl: bool = False) -> None:
                 print("stopped while preparing the corpus: nothing trained, nothing saved (the next run goes on with "
                       "the encoding from where it stopped)", file=sys.stderr, flush=True)
             raise
+
+
+def check_run(cfg):
+    """What the run would refuse, said before a long preparation (and before the probe): a new run's name taken, a bad
+    --from model, bad settings (its tokenizer returned, as the run makes it); a resumed run's folder with nothing to resume."""
+    from tinygpt_tui.engine import folder as ckpt
+    from tinygpt_tui.engine.lineage import child_config, read_parent, run_tokenizer
+    from tinygpt_tui.engine.presets import NameTaken, check_name
+
+    check_name(cfg.name)
+    models_dir = Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()
+    if cfg.resume:
+        if why := ckpt.nothing_to_resume(models_dir / cfg.name):
+            raise CheckpointError(why)
+        return None
+    if (models_dir / cfg.name / ckpt.CONFIG).exists():  # (said by the run too, but only after a long preparation)
+        raise NameTaken(cfg.name, models_dir)
+    parent = read_parent(cfg) if cfg.init_from else None  # --from A: with A's tokenizer, once A is checked
+    return run_tokenizer((child_config(cfg, parent) if parent else cfg).resolved(), parent)[0]
 
 
 def json_lines():

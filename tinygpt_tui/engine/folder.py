@@ -462,6 +462,15 @@ def is_dead_run(folder) -> bool:
     return folder.is_dir() and not folder.is_symlink() and _run_files_only(folder) and not is_training(folder)
 
 
+def nothing_to_resume(folder) -> str | None:
+    """Why --resume has nothing to continue in ``folder`` (None: a run is there; its checkpoint is checked as it loads)."""
+    folder = Path(folder)
+    if not folder.is_dir() or is_dead_run(folder):  # (killed before its first save: its log alone)
+        return f"nothing to resume: {folder} " + ("holds no checkpoint (it stopped before its first save); train it again "
+                                                  "without --resume" if folder.is_dir() else "does not exist")
+    return None
+
+
 def remove_dead_run(folder) -> None:
     """Delete a folder left by a run that died before its first checkpoint, under its lock (a link is
     removed, never followed); anything else is refused."""

@@ -157,9 +157,8 @@ class Run:
                 raise NameTaken(cfg.name, models_dir)
             tokenizer, self.lineage = run_tokenizer(cfg, self.parent)  # (a function of the scanned corpus, or A's)
             return cfg, None, tokenizer, None
-        if not self.folder.is_dir() or ckpt.is_dead_run(self.folder):  # (killed before its first save: its log alone)
-            raise CheckpointError(f"nothing to resume: {self.folder} " + ("holds no checkpoint (it stopped before its first "
-                                  "save); train it again without --resume" if self.folder.is_dir() else "does not exist"))
+        if why := ckpt.nothing_to_resume(self.folder):
+            raise CheckpointError(why)
         doc, model_cfg = ckpt.check_folder(self.folder)
         tensors, meta = ckpt.load_train_state(self.folder)
         cfg, self.lineage = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", "")), doc.get("lineage")
