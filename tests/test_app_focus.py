@@ -347,7 +347,7 @@ async def test_the_status_says_compiling_only_for_a_wait_longer_than_a_cache_loa
     from tinygpt_tui.fast import decode
 
     monkeypatch.setattr(decode, "WAIT_S", 0.0)  # the text from numpy meanwhile, as on a first run
-    monkeypatch.setattr(decode, "compiling", lambda types: threading.Event())  # never ready
+    monkeypatch.setattr(decode, "compiling", lambda types, *_: threading.Event())  # never ready
     app = make_app(models_dir)
     async with app.run_test(size=(120, 30)) as pilot:
         gen = await load(pilot, app, "alpha")

@@ -632,7 +632,7 @@ def test_generate_explains_a_wait_for_the_compiler_and_not_a_load_from_its_cache
         ready = threading.Event()
         if ready_after is not None:
             threading.Timer(ready_after, ready.set).start()
-        monkeypatch.setattr(decode, "compiling", lambda types: ready)
+        monkeypatch.setattr(decode, "compiling", lambda types, *_: ready)
         monkeypatch.setattr(sampler, "COMPILE_QUIET_S", quiet_s)
         r = tinygpt_inproc("generate", "tiny", "--max-new", "1", "--prompt", "a", "--models-dir", tmp_path)
         assert r.returncode == 0, r.stderr

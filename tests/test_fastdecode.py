@@ -401,7 +401,7 @@ def test_plain_step_computes_what_the_compiled_step_does(monkeypatch):
             fast.ready.wait()
             with monkeypatch.context() as mp:
                 mp.setattr(jitstep, "WAIT_S", 0.0)
-                mp.setattr(jitstep, "compiling", lambda types: threading.Event())  # never ready
+                mp.setattr(jitstep, "compiling", lambda types, *_: threading.Event())  # never ready
                 plain = jm.decoder(precision)
             assert fast.compiled and not plain.compiled
             for chunk in [ids[:5]] + [[t] for t in ids[5 : None if fast.sliding else 16]]:  # (three windows when sliding)
@@ -421,7 +421,7 @@ def test_the_text_does_not_depend_on_when_the_compiled_decoder_takes_over(monkey
         monkeypatch.setattr(jitstep, "WAIT_S", 0.0)
         for switch_at in (1, 37, 199):
             compiled = threading.Event()
-            monkeypatch.setattr(jitstep, "compiling", lambda types: compiled)
+            monkeypatch.setattr(jitstep, "compiling", lambda types, *_: compiled)
             gen, got = Generation(jm, tok, "the cat", s), []
             for ch in gen:
                 got.append(ch)
@@ -430,3 +430,40 @@ def test_the_text_does_not_depend_on_when_the_compiled_decoder_takes_over(monkey
                     compiled.set()
             assert "".join(got) == want and not gen.compiling, (pos, switch_at)
         monkeypatch.undo()
+
+
+FIRST_COMPILE = r"""
+import json, resource, sys, time
+from tinygpt_tui.fast import decode
+from tinygpt_tui.model import GPT, GPTConfig
+
+def cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+jm = decode.JitModel.from_torch(GPT(GPTConfig(vocab_size=29, block_size=32, n_layer=1, n_head=2, n_embd=32)))
+own0, t0 = cpu(resource.RUSAGE_SELF), time.perf_counter()
+d = jm.decoder("int8")
+d.ready.wait()
+print(json.dumps({"own": cpu(resource.RUSAGE_SELF) - own0, "children": cpu(resource.RUSAGE_CHILDREN), "compiled": d.compiled}))
+"""
+
+
+@pytest.mark.slow
+def test_the_first_compile_runs_in_a_process_of_its_own_and_the_next_run_loads_it(tmp_path):
+    """The first compile (20-40 s) ran in a thread of the process decoding meanwhile: the two shared one GIL, so the
+    numpy step ran at a third of its speed (and the app's screen stalled), and `tinygpt generate` waited for it at its
+    end. It runs in a child process now (fast/warm.py); the next run finds the step cached and starts none."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", FIRST_COMPILE], env=env, cwd=ROOT, capture_output=True, text=True,
+                                      check=True).stdout) for _ in range(2)]
+    first, second = runs
+    assert first["compiled"] and second["compiled"]
+    assert first["children"] > 2 * first["own"], first  # the compiler's time: the child's, not this process's
+    assert second["children"] == 0, second  # cached: loaded here, no child
+    assert (tmp_path / "cache" / "tinygpt" / "decoder.json").is_file()

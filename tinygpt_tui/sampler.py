@@ -130,7 +130,7 @@ def decoder(model, precision: str = "auto", backend: str = "auto"):
 
 
 # a wait for the compiled decoder shorter than this is numba loading what an earlier run compiled (a second
-# or two): nothing to say; longer, it is compiling (once per install, about 20 s) and the faces say why
+# or two): nothing to say; longer, it is compiling (once per install, about 30 s) and the faces say why
 COMPILE_QUIET_S = 3.0
 
 

@@ -73,8 +73,8 @@ def generate(
             out.flush()
         out.write("\n")
         out.flush()
-    # numpy decoded all of it and the process waits for numba before it exits: loading what an earlier run
-    # compiled takes a second or two (nothing to say), compiling for the first time about 20 s
+    # numpy decoded all of it: loading what an earlier run compiled takes a second or two (nothing to say);
+    # compiling for the first time about 30 s, in a process of its own that goes on after this one ends
     if gen.compiling and not gen.run.ready.wait(sampler.COMPILE_QUIET_S):
         compile_note(err)
 
@@ -151,7 +151,8 @@ def compile_note(err) -> None:
     second checkout or a new virtual environment, which compiles again."""
     from rich.text import Text
 
-    err.print(Text("finishing the compiled decoder for this install (once, about 20 s)", style="yellow"))
+    err.print(Text("the compiled decoder for this install is still being built (once, about 30 s): the next run starts at full speed",
+                   style="yellow"))
 
 
 def corpus_prompts(corpus, split, n, length, seed):

@@ -12,6 +12,7 @@ model.py's. Nothing here imports torch: ``JitModel`` takes the weights as numpy 
 from __future__ import annotations
 
 import math
+import os
 import threading
 
 import numpy as np
@@ -64,7 +65,7 @@ def plain_erf(x):
 
 
 def plain_step(toks, pos, start, end, model, kv, logits):
-    """``step`` in numpy, whole arrays at a time: the decoder while numba compiles the step (10-20 s,
+    """``step`` in numpy, whole arrays at a time: the decoder while numba compiles the step (20-40 s,
     once per machine). Not the model's KVCache: importing torch alone takes longer than this
     brings the first character (about 2 s from the command, against 5 s through torch)."""
     (kinds, eps, emb, pos_table, slopes, inv_freq, n1w, n1b, qkv_w, qkv_s, qkv_b, proj_w, proj_s, proj_b,
@@ -287,21 +288,31 @@ if numba is not None:
 _ready: dict = {}  # the compiled functions' argument types -> an Event set when they are ready
 
 
-def compiling(types) -> threading.Event:
-    """Get ``sample`` and ``step`` ready for these argument types in a thread, once per process (from
-    numba's cache, or compiled the first time on a machine); the event is set when they are. A
-    process that ends sooner waits for the compiler first, so that the next run finds them cached."""
+def compiling(types, cfg: GPTConfig | None = None, precision: str = "int8") -> threading.Event:
+    """Get ``sample`` and ``step`` ready for these argument types in a thread, once per process; the event
+    is set when they are. Compiled on this machine before: loaded from numba's cache, a fraction of a
+    second. The first time (given the model's ``cfg``): compiled in a process of its own, then loaded
+    (fast/warm.py says why). Where numba cannot cache, compiled here."""
     if types not in _ready:
         _ready[types] = ready = threading.Event()
         if numba is not None:
-            threading.Thread(target=_compile, args=(types, ready), name="tinygpt-compile", daemon=bool(_uncached)).start()
+            from tinygpt_tui.fast import warm
+
+            beside = cfg is not None and not _uncached and not os.environ.get(warm.CHILD_ENV) and not warm.known(types)
+            work, job = (warm.compile_beside, (types, ready, cfg, precision)) if beside else (compile_here, (types, ready))
+            threading.Thread(target=work, args=job, name="tinygpt-compile", daemon=bool(_uncached) or beside).start()
     return _ready[types]
 
 
-def _compile(types, ready):
+def compile_here(types, ready) -> None:
+    """Compile (or load from numba's cache) ``sample`` and ``step`` for these types here; then set ``ready``."""
     try:
         sample.compile(types)
         step.compile(types[:1] + types[5:])  # feed's call: an int64 array of tokens, pos, start, end, model, kv, logits
+        if not _uncached:
+            from tinygpt_tui.fast import warm
+
+            warm.remember(types)
     finally:  # (if it failed, the next call compiles again, and says why)
         ready.set()
 
@@ -407,7 +418,7 @@ class JitDecoder(Window):
         self.kv = np.zeros((cfg.n_layer, 2, cfg.n_head, self.capacity, cfg.n_embd // cfg.n_head), np.float32)
         self.logits = np.empty(cfg.vocab_size, np.float32)
         types = numba.typeof((np.empty(1, np.int64), np.empty(1), 0.0, 0, 0.0, 0, 0, 0, self.args, self.kv, self.logits)).types if numba else ()
-        self.ready = compiling(types)
+        self.ready = compiling(types, cfg, self.precision)
         self.ready.wait(WAIT_S)
 
     @property
