@@ -9,6 +9,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -161,10 +162,12 @@ def ctrl_c_while_preparing(corpus, args: list, ready, command: tuple = ("train",
         p = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", *argv], cwd=ROOT, env={**os.environ, "COLUMNS": "200"},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 240  # (a bound on a hang, not a timing)
         while not ready(p, folder):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=0.1)
             assert p.returncode is None, p.communicate()
+            assert time.monotonic() < deadline, "the run never reached the lock"
         p.send_signal(signal.SIGINT)
     finally:
         os.close(lock)
@@ -227,12 +230,16 @@ def test_train_jsonl_prints_the_preparation_as_prepare_records_before_the_start(
     assert all(x["done"] == x["total"] > 0 for stage, x in last.items() if stage != "merging") and last["merging"]["total"] == 0
 
 
-def waits_for_a_lock(pid: int) -> bool:
-    """Whether the process waits to take a file lock (Linux lists the waiters in /proc/locks, marked ->)."""
-    return any(f[1:2] == ["->"] and f[5:6] == [str(pid)] for f in map(str.split, Path("/proc/locks").read_text().splitlines()))
+def waits_for_the_lock(pid: int, folder: Path) -> bool:
+    """Whether the process has opened the prepared folder's lock, which this test holds: it waits there, trying it
+    (Linux lists a process's open files in /proc/PID/fd)."""
+    lock = str(folder / ".lock")
+    with contextlib.suppress(OSError):
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == lock for fd in os.listdir(f"/proc/{pid}/fd"))
+    return False
 
 
-@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="tells a process waiting for a lock by /proc/locks (Linux)")
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="tells a process waiting for a lock by /proc/PID/fd (Linux)")
 def test_ctrl_c_while_a_run_from_another_model_prepares_its_corpus_stops_it_too(small_corpus, prepared_dir, tmp_path):
     """With --from A the corpus was prepared inside the run, after the Ctrl+C handler was installed: Ctrl+C
     said "stopping: saving a checkpoint", and once the preparation ended B was saved, trained 0 steps."""
@@ -242,7 +249,7 @@ def test_ctrl_c_while_a_run_from_another_model_prepares_its_corpus_stops_it_too(
     corpus.write_bytes(small_corpus.read_bytes())
     make_model(models, "a")
     code, out, err = ctrl_c_while_preparing(corpus, ["--name", "b", "--from", "a", "--models-dir", str(models), "--max-steps", "5",
-                                                     "--threads", "1"], lambda p, folder: waits_for_a_lock(p.pid))
+                                                     "--threads", "1"], lambda p, folder: waits_for_the_lock(p.pid, folder))
     assert code == 130, (out, err)
     assert [line for line in err.splitlines() if "stop" in line] == [
         "stopped while preparing the corpus: nothing trained, nothing saved (the next run goes on with the encoding from where it stopped)"]

@@ -814,18 +814,18 @@ def test_ctrl_c_while_the_samples_are_drawn_quits_at_once(small_corpus, tmp_path
     assert [row.status for row in E.results(E.load_plan("q", tmp_path))] == ["finished", "finished"]
 
 
-@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="tells a process waiting for a lock by /proc/locks (Linux)")
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="tells a process waiting for a lock by /proc/PID/fd (Linux)")
 def test_ctrl_c_while_a_member_prepares_its_corpus_says_nothing_is_saved_and_saves_nothing(small_corpus, tmp_path):
     """Ctrl+C while a member prepared its corpus said "stopping: saving a checkpoint"; the member saves nothing there.
     It says so, and the member ends "stopped", no folder, for --resume to train anew."""
-    from tests.test_data import ctrl_c_while_preparing, waits_for_a_lock
+    from tests.test_data import ctrl_c_while_preparing, waits_for_the_lock
 
     corpus, models = tmp_path / "own.txt", tmp_path / "models"
     corpus.write_text(f"{tmp_path}\n" + small_corpus.read_text(encoding="utf-8"), encoding="utf-8")
     code, out, err = ctrl_c_while_preparing(corpus, ["p", "--corpus", str(corpus), "--max-steps", "4", "--vary", "n_layer=1,2",
                                                      "--set", "n_embd=32", "--set", "n_head=2", "--set", "block_size=32",
                                                      "--set", "batch_size=8", "--threads", "1", "--models-dir", str(models)],
-                                            lambda p, folder: waits_for_a_lock(p.pid), command=("experiment",))
+                                            lambda p, folder: waits_for_the_lock(p.pid, folder), command=("experiment",))
     assert code == 0, (out, err)
     assert [line for line in err.splitlines() if "stop" in line] == [
         "stopping: n_layer=1 is preparing its corpus, which ends there: nothing trained, nothing saved (Ctrl+C again to quit at once)"]
