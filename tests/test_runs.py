@@ -300,6 +300,24 @@ def test_compare_writes_an_svg_with_a_line_per_curve(tiny_models_dir, tmp_path):
     assert "alpha val" in texts and "beta train" in texts and "minutes of training" in texts
 
 
+def test_a_chart_file_marks_each_evaluation_so_a_run_evaluated_once_shows(tiny_models_dir, tmp_path):
+    """A short run (a lesson at --max-steps 60, evaluated every 100 steps) has one evaluation, at its end: its
+    validation "line" was a polyline of one point, drawn as nothing, though the legend named it."""
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    write_log(d / "alpha", fake_run(steps=60, eval_every=60))
+    write_log(d / "beta", fake_run(steps=200, eval_every=50))
+    out = tmp_path / "chart.svg"
+    r = tinygpt_inproc("compare", "alpha", "beta", "--out", out, "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    root = ET.parse(out).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    val = {ln.get("stroke") for ln in root.findall(f"{ns}polyline") if not ln.get("stroke-dasharray")}
+    dots = [c for c in root.findall(f"{ns}circle") if c.get("fill") in val]
+    legend = 2  # a dot beside each validation entry of the legend
+    assert len(dots) == 1 + 4 + legend  # alpha's one evaluation, beta's four
+
+
 def test_compare_s_chart_file_says_which_runs_do_not_compare(tiny_models_dir, tmp_path):
     """A chart written for a write-up has no table beside it: its legend marks a run on another corpus and
     a broken folder, as the table does."""

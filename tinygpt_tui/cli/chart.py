@@ -1,9 +1,9 @@
 """Loss curves of several runs on one chart: in the terminal (tinygpt_tui/chart.py), or to a file for a write-up
 (SVG written here; PNG through matplotlib, the optional `[plot]` extra).
 
-A chart is a list of ``Line``s (one colour per run; in a file validation solid, training dashed; in the
-terminal training a line, validation a • at each evaluation) and the x axis it is drawn against;
-engine/runs.py's Curves give the points."""
+A chart is a list of ``Line``s (one colour per run; in a file validation solid with a dot at each
+evaluation, training dashed; in the terminal training a line, validation a • at each evaluation) and the
+x axis it is drawn against; engine/runs.py's Curves give the points."""
 
 from __future__ import annotations
 
@@ -116,9 +116,13 @@ def svg(lines: list[Line], x: str, title: str = "", width: int = 900, height: in
         dash = ' stroke-dasharray="4 3" opacity="0.7"' if ln.kind == "train" else ""
         pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(ln.xs, ln.ys))
         out.append(f'<polyline fill="none" stroke="{COLORS[ln.color]}" stroke-width="1.6"{dash} points="{pts}"/>')
+        if ln.kind == "val":  # a dot at each evaluation, as the terminal draws them: a run evaluated once is a point, no line
+            out += [f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.5" fill="{COLORS[ln.color]}"/>' for a, b in zip(ln.xs, ln.ys)]
         ly = top + 10 + i * 18
         out.append(f'<line x1="{left + pw + 15}" y1="{ly}" x2="{left + pw + 40}" y2="{ly}" stroke="{COLORS[ln.color]}" '
                    f'stroke-width="2"{dash}/>')
+        if ln.kind == "val":
+            out.append(f'<circle cx="{left + pw + 27.5}" cy="{ly}" r="2.5" fill="{COLORS[ln.color]}"/>')
         out.append(f'<text x="{left + pw + 46}" y="{ly + 4}">{escape(labels[i])}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -135,6 +139,7 @@ def png(lines: list[Line], x: str, title: str = "") -> bytes:
     fig, ax = plt.subplots(figsize=(9, 5.2), dpi=110)
     for ln in lines:
         ax.plot(ln.xs, ln.ys, color=COLORS[ln.color], linestyle="--" if ln.kind == "train" else "-",
+                marker="o" if ln.kind == "val" else None, markersize=3,  # (one evaluation: a dot, not nothing)
                 alpha=0.7 if ln.kind == "train" else 1.0, label=f"{ln.label} {ln.kind}")
     ax.set_xlabel(X_LABELS[x])
     ax.set_ylabel("loss")
