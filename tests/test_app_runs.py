@@ -814,6 +814,45 @@ async def test_an_experiment_s_members_are_told_apart_in_the_runs_list(tmp_path,
                 list_lines(sl)
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_a_grid_s_members_with_seeds_are_told_apart_in_the_list_and_the_table(tmp_path, size):
+    """`tinygpt experiment d1 --vary pos=learned,rope --seeds 2` names its members pos_encoding=learned,seed=1337
+    and so on: they differ in the middle, and cut there the list read 'd1/…seed=1337' for learned and rope
+    alike, the table 'd1/…eed=1338' twice. What they share at the start goes instead."""
+    from textual.widgets import DataTable, SelectionList
+
+    d = tmp_path / "models"
+    members = [f"pos_encoding={p},seed={s}" for p in ("learned", "rope") for s in (1337, 1338)]
+    for i, m in enumerate(members):
+        make_model(d / "d1", m, val_loss=2.5 + i / 50)
+        write_metrics(d / "d1" / m)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=size) as pilot:
+        screen = await runs_shown(pilot, app)
+        sl = screen.query_one("#runs-list", SelectionList)
+        names = [ln.split("▌", 1)[1].split()[0] for ln in list_lines(sl)[:4]]
+        assert len(set(names)) == 4 and all(("lea" in n) != ("rop" in n) for n in names), names
+        table = screen.query_one("#runs-table", DataTable)
+        assert await wait_for(pilot, lambda: table.row_count == 4)
+        cells = [str(table.get_row_at(i)[1]) for i in range(4)]
+        assert len(set(cells)) == 4 and all(("lea" in c) != ("rop" in c) for c in cells), cells
+
+
+def test_names_that_differ_in_the_middle_are_cut_apart():
+    """A lesson run at two budgets (lesson-depth-40steps/1 layer, lesson-depth-60steps/1 layer) read
+    'les…ps/1 layer' twice in the list; a grid varying a number, 'g/…=64,seed=1' for each member."""
+    from tinygpt_tui.app.compare import short_name
+
+    for names in (["lesson-depth-40steps/1 layer", "lesson-depth-60steps/1 layer"],
+                  ["g/n_layer=1,n_embd=64,seed=1", "g/n_layer=2,n_embd=64,seed=1"],
+                  ["d1/pos_encoding=learned,seed=1337", "d1/pos_encoding=rope,seed=1337"]):
+        for most in (8, 12, 13, 16, 20):
+            cut = [short_name(n, most, names) for n in names]
+            assert len(set(cut)) == 2 and all(len(c) <= most for c in cut), (most, cut)
+    lesson = [f"lesson-positions-10steps/pos_encoding={p}" for p in ("alibi", "learned")]
+    assert [short_name(n, 17, lesson) for n in lesson] == ["les…ncoding=alibi", "les…oding=learned"]  # (ends apart: as before)
+
+
 @pytest.mark.parametrize("size,more", [((80, 24), 0), ((120, 40), 0), ((80, 24), 30)])
 async def test_the_runs_list_keeps_each_run_s_val_loss_whole_beside_its_name(tmp_path, size, more):
     """At 80x24 the list cut the figures, not the names: 'les…ncoding=alibi  …', 'a-run-of-my-own  val 3.…'.

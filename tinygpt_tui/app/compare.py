@@ -9,6 +9,7 @@ what a live run appended, a few records a second).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rich.cells import cell_len
@@ -48,10 +49,45 @@ LIST_NAME = 17  # a name's characters the list shows whole at 80 columns (26 wid
 CHECKBOX = cell_len(Checkbox.BUTTON_LEFT + Checkbox.BUTTON_INNER + Checkbox.BUTTON_RIGHT + " ")  # before each name in the list
 
 
-def short_name(name: str, most: int = LIST_NAME) -> str:
+def short_name(name: str, most: int = LIST_NAME, peers=()) -> str:
     """A name cut in the middle, not at its end: a lesson's members (lesson-positions-10steps/pos_encoding=alibi,
     ...=rope) differ at the end, and cut there they all read alike. Its start is kept short (3 cells). `most` is
-    terminal cells, not characters: a Chinese character takes two."""
+    terminal cells, not characters: a Chinese character takes two. Where it differs from one of `peers` (the
+    other names shown) in the part cut out, what they share at the start goes instead: a grid's members with
+    seeds (d1/pos_encoding=learned,seed=1337 and =rope,seed=1337) differ in the middle, and both read
+    'd1/…seed=1337'."""
+    cut = _middle_cut(name, most)
+    head = leading_cells(name, max(1, min(3, (most - 1) // 3)))  # (the experiment's start, as the plain cut keeps it)
+    kept = len(cut) - len(head) - 1  # (the characters of its end the plain cut keeps)
+    hidden = [len(os.path.commonprefix([name, p])) for p in peers if p != name and _hides(name, p, len(head), kept)]
+    if cut == name or not hidden:
+        return cut
+    shared = name[: max(hidden)]  # what it shares with the name nearest it
+    shared = shared[: max(shared.rfind(c) for c in "/,=-") + 1]  # (to a separator: "=rope" and "=rule" stay words)
+    if shared.endswith("=") and not name[len(shared):].split(",")[0].replace("_", "").isalpha():
+        shared = shared[: max(shared.rfind(c) for c in "/,") + 1]  # (a bare 2 says nothing: n_layer=2, as engine's short_names)
+    head = name[: min(len(head), len(shared))]
+    rest, room = name[len(shared):], most - cell_len(head) - 1
+    if not shared or room < 5:
+        return cut
+    if cell_len(rest) <= room:
+        return head + "…" + rest
+    # what differs comes first now: its value whole (to the next comma) where it leaves 4 cells for the end;
+    # cut, a setting's value is at its end (n_layer=2: "yer=2"), a bare word's start is what reads (learned: "lea")
+    first, fits = rest.split(",")[0].split("/")[0], max((room - 1) // 2, room - 5)
+    start = leading_cells(first[::-1], fits)[::-1] if "=" in first else leading_cells(first, fits)
+    return head + "…" + start + "…" + leading_cells(rest[::-1], room - 1 - cell_len(start))[::-1]
+
+
+def _hides(name: str, peer: str, head: int, kept: int) -> bool:
+    """Whether the plain cut hides what tells `name` from `peer`: they differ in the part cut out, and the ends
+    kept differ in fewer than 4 characters ('d1/…ed,seed=1337', 'd1/…pe,seed=1337')."""
+    differ = len(os.path.commonprefix([name, peer]))
+    same_end = len(os.path.commonprefix([name[::-1], peer[::-1]]))
+    return head <= differ < len(name) - kept and kept - min(same_end, kept) < 4
+
+
+def _middle_cut(name: str, most: int) -> str:
     if cell_len(name) <= most:
         return name
     start = leading_cells(name, max(1, min(3, (most - 1) // 3)))
@@ -81,7 +117,7 @@ LEAST_NAME = 12  # a name's characters kept beside its val loss ("les…=learned
 LIST_ROOM = 40  # the cells a list line has before the list is laid out
 
 
-def run_prompt(s, room: int = LIST_ROOM) -> Text:
+def run_prompt(s, room: int = LIST_ROOM, peers=()) -> Text:
     """A run in the list, in `room` cells: its name, then its figures (or why it is broken) dimmed. The val loss
     is the figure kept whole: the name is cut first (in the middle), down to LEAST_NAME characters, then "val"
     goes, then the word "training" of a live run's mark; the figures after it are those that fit whole.
@@ -90,7 +126,7 @@ def run_prompt(s, room: int = LIST_ROOM) -> Text:
     most = max(6, min(LIST_NAME, room - 1))  # (a cell for the … of the figures cut)
     if not s.ok:
         t.append("✗ ", style="bold red")
-        t.append(printable(short_name(s.name, most - 2)), style="bold")
+        t.append(printable(short_name(s.name, most - 2, peers)), style="bold")
         t.append(f" {printable(s.status)}", style="red")
         return t
     live = s.status == "training"
@@ -104,7 +140,7 @@ def run_prompt(s, room: int = LIST_ROOM) -> Text:
             (mark, val), most = fit, min(LIST_NAME, room - cell_len(fit[0] + fit[1]))
             left = room - min(most, cell_len(s.name)) - cell_len(mark + val)
             rest = rest[:next((i for i in range(len(rest)) if cell_len(" · ".join(rest[:i + 1])) + 3 > left), len(rest))]
-    t.append(printable(short_name(s.name, most)), style="bold")
+    t.append(printable(short_name(s.name, most, peers)), style="bold")
     t.append(mark, style="magenta")
     t.append(val + ((" · " if val else "  ") + " · ".join(rest) if rest else ""), style="dim")
     return t
@@ -141,8 +177,9 @@ class RunList(SelectionList):
     def show_runs(self, runs: list, checked: set) -> None:
         highlighted = self.highlighted
         self.runs, self.room = list(runs), self.name_room(len(runs))
+        names = [s.name for s in runs]
         self.clear_options()
-        self.add_options([Selection(run_prompt(s, self.room), s.name, s.name in checked, disabled=not s.ok) for s in runs])
+        self.add_options([Selection(run_prompt(s, self.room, names), s.name, s.name in checked, disabled=not s.ok) for s in runs])
         if highlighted is not None and highlighted < self.option_count:
             self.highlighted = highlighted
 
@@ -394,11 +431,12 @@ class RunsScreen(Screen):
                 Text(fmt_duration(s.minutes * 60) if s.minutes else "—", justify="right"),
                 Text(fmt_rate(s.tokens_per_s) if s.tokens_per_s else "—", justify="right"), status,
                 Text(("≠ " if other else "") + printable(s.corpus or "?"), style="bold yellow" if other else "")])
-        # long names (a lesson's members) are cut in the middle, as in the list, so the figures stay on screen
+        # long names (a lesson's members) are cut in the middle, as in the list (told apart from the same runs),
+        # so the figures stay on screen
         room = table_name_room(TABLE_COLUMNS, rows, 1, table.scrollable_content_region.width)
         table.clear()
         for s, row in zip(runs, rows):
-            row[1] = printable(short_name(s.name, room)) if room else row[1]
+            row[1] = printable(short_name(s.name, room, list(self.summaries))) if room else row[1]
             table.add_row(*row, key=s.name)
         others = [s for s in runs if other_corpus(s, corpus)]
         view.border_subtitle = " · ".join((["≠ another corpus: its loss doesn't compare"] if others else []) +
