@@ -1117,3 +1117,20 @@ def test_an_experiment_resumed_after_a_kill_does_not_show_a_member_running(tmp_p
     plan.folder.mkdir(parents=True)
     write_manifest(plan, {"n_layer=1": {"state": "finished"}, "n_layer=2": {"state": "running"}})  # as the killed process left it
     assert ExperimentJob(plan, resume=True).members == {"n_layer=1": "finished", "n_layer=2": "stopped"}
+
+
+async def test_a_checked_run_with_no_loss_log_says_so_in_the_legend(tmp_path):
+    """A model converted from nanoGPT or imported has no metrics.jsonl: checked, it had a swatch in the legend
+    and a ■ in the table, and no line anywhere, with nothing said."""
+    d = tmp_path / "models"
+    logged_runs(d, ["alpha"])
+    make_model(d, "converted")  # (no log)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: set(screen.checked) == {"alpha", "converted"} and "converted" in screen.curves)
+        await pilot.pause()
+        legend = screen.query_one("#runs-legend")
+        text = " ".join("".join(seg.text for seg in legend.render_line(y)) for y in range(legend.size.height))
+        assert "converted no loss log" in text and "alpha no loss log" not in text, text

@@ -318,6 +318,18 @@ def test_a_chart_file_marks_each_evaluation_so_a_run_evaluated_once_shows(tiny_m
     assert len(dots) == 1 + 4 + legend  # alpha's one evaluation, beta's four
 
 
+def test_compare_says_which_run_has_no_loss_log_to_draw(tiny_models_dir, tmp_path):
+    """A converted or imported model has no metrics.jsonl: it was in the table and silently off the chart."""
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    write_log(d / "alpha", fake_run(steps=200))
+    (d / "beta" / "metrics.jsonl").unlink(missing_ok=True)
+    r = tinygpt_inproc("compare", "alpha", "beta", "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    assert "beta: no loss records (metrics.jsonl): not on the chart" in r.stdout
+    assert "alpha: no loss records" not in r.stdout
+
+
 def test_compare_s_chart_file_says_which_runs_do_not_compare(tiny_models_dir, tmp_path):
     """A chart written for a write-up has no table beside it: its legend marks a run on another corpus and
     a broken folder, as the table does."""

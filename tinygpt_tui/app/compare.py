@@ -387,6 +387,8 @@ class RunsScreen(Screen):
                 lines.append(Series(*c.train(self.axis, points), colour))
                 lines.append(Series(*c.val(self.axis, points), colour, "dot"))
             entry = Text("━━ ", style=colour_style(colour)) + Text(printable(name))
+            if not c.steps and not c.evals:  # (a converted or imported model: in the table, no line to draw)
+                entry.append(" no loss log", style="dim")
             if other_corpus(self.summaries[name], corpus):  # drawn, and said to be apart
                 entry.append(" ≠ other corpus", style="bold yellow")
             entries.append(entry)

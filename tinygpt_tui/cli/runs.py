@@ -143,6 +143,8 @@ def compare_cmd(
         note = overfitting(c)
         if note:
             con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
+        if s.ok and not c.steps and not c.evals:  # (a converted or imported model: in the table, with no line to draw)
+            con.print(Text(one_line(f"{name}: no loss records (metrics.jsonl): not on the chart"), style="yellow"))
     # losses per token of different tokenizers don't compare (a BPE token is several characters): bits per character do
     used = tokenizers(summaries)
     bits = len(used) > 1
