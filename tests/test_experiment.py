@@ -832,3 +832,14 @@ def test_ctrl_c_while_a_member_prepares_its_corpus_says_nothing_is_saved_and_sav
     assert "n_layer=1: stopped while preparing its corpus: nothing trained, nothing saved" in out and "--resume" in out, out
     assert "Traceback" not in err and not (models / "p" / "n_layer=1").exists()
     assert E.member_states(E.load_plan("p", models))["n_layer=1"]["state"] == "stopped"
+
+
+def test_the_plan_says_it_is_timing_the_members_while_it_does(small_corpus, tmp_path):
+    """Timing each member takes seconds (a deep one more): a lesson's plan sat 15 s after its text, a 30-member
+    grid minutes, with nothing on screen. A terminal is shown what is being done meanwhile; a pipe gets the plan alone."""
+    args = ("experiment", "e", "--corpus", small_corpus, "--max-steps", "4", "--vary", "n_layer=1,2", "--set", "n_embd=32",
+            "--set", "n_head=2", "--threads", "1", "--plan", "--models-dir", tmp_path / "models")
+    shown = tinygpt_inproc(*args, env={"FORCE_COLOR": "1", "TERM": "xterm-256color"})
+    assert shown.returncode == 0 and "timing a few steps of each member on this machine (2 to time)" in shown.stdout, shown.stdout
+    piped = tinygpt_inproc(*args)
+    assert piped.returncode == 0 and "estimated time" in piped.stdout and "timing a few steps" not in piped.stdout

@@ -3,6 +3,7 @@ of runs, the ready-made lessons. engine/runs.py and engine/experiment.py do the 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -182,7 +183,11 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
                             f"seed {spec.seed}" + (f" to {spec.seed + spec.seeds - 1}" if spec.seeds > 1 else "")), style="bold"))
     if spec.text and (todo or dry):  # (with nothing to train, the results below show it once, beside the table)
         con.print(Text(printable(spec.text.strip()), style="italic"))
-    est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo, plan.source)) if todo else None
+    est = None
+    if todo:  # (seconds a member, more for a deep one, said nothing meanwhile: a 30-member grid sat silent for minutes)
+        timing = f"timing a few steps of each member on this machine ({len(todo)} to time) …"
+        with con.status(timing) if con.is_terminal else contextlib.nullcontext():
+            est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo, plan.source))
     for i, m in enumerate(plan.members):
         st = states.get(m.name, {}).get("state", "queued")
         j = todo.index(m) if m in todo else None
