@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shlex
 import sys
 from pathlib import Path
 
@@ -442,6 +443,38 @@ def test_gguf_export_names_the_character_llama_cpp_ends_text_at(tmp_path):
     assert r.exit_code == 0 and "end-of-text" not in r.stdout
     r = cli("export", "dream", tmp_path / "hf", "--to", "hf", "--models-dir", tmp_path / "models")
     assert r.exit_code == 0 and "end-of-text" not in r.stdout  # transformers has no such default
+
+
+DREAM = "林黛玉听了, 宝玉笑道: “好妹妹; 你说什么?” 罢了—罢了、好。\n" * 400
+
+
+def test_try_it_lines_run_as_printed_with_the_text_inside_the_window(text, tmp_path, capsys):
+    """The "try it" lines were `AutoModelForCausalLM.from_pretrained(...)` (no tokenizer, no text: no command)
+    and `llama-completion ... -n 200` whatever the window: on the shipped models' 128 positions llama.cpp's
+    GPT-2 aborts past the last (GGML_ASSERT in get_rows) and its RoPE goes on unlike tinygpt, and a Chinese model
+    got no -p, which llama-completion refuses ("input is empty"). Each is now a command, with a prompt in the
+    model's characters and prompt plus text inside the window."""
+    models = tmp_path / "models"
+    made = {"eng": (make_tiny_model(models / "eng", text, block_size=64, **GPT2)[1], "ROMEO:"),
+            "dream": (make_tiny_model(models / "dream", DREAM, block_size=64, **NEOX)[1], "\n"),
+            "short": (make_tiny_model(models / "short", text, block_size=4, **GPT2)[1], "\n")}  # ROMEO: overflows it
+    for name, (tok, prompt) in made.items():
+        out = tmp_path / f"{name}.gguf"
+        r = cli("export", name, out, "--to", "gguf", "--models-dir", models)
+        argv = shlex.split(r.stdout.splitlines()[-1].removeprefix("try it: "))
+        assert argv[:3] == ["llama-completion", "-m", str(out)] and argv[3] == "-p" and argv[5] == "-n", argv
+        assert argv[4].replace("\\n", "\n") == prompt  # (llama.cpp reads a prompt's escapes)
+        used, window = len(tok.encode(prompt).ids), 4 if name == "short" else 64
+        assert used + int(argv[6]) == window  # (the last position the text reaches is window - 1)
+    for name, (tok, prompt) in made.items():
+        out = tmp_path / f"{name} 模型"
+        r = cli("export", name, out, "--to", "hf", "--models-dir", models)
+        argv = shlex.split(r.stdout.splitlines()[-1].removeprefix("try it: "))
+        assert argv[:2] == ["python", "-c"], argv
+        capsys.readouterr()
+        exec(argv[2], {})  # what `python -c` runs, here (transformers is imported already)
+        printed = capsys.readouterr().out
+        assert printed.startswith(prompt) and len(printed) > len(prompt) + 1, printed
 
 
 @pytest.mark.parametrize("combo", ["llama", "neox"])

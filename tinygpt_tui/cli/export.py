@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from enum import Enum
@@ -46,11 +47,31 @@ def export(
     if eot is not None:  # (a generation that stops at a common character, a '。' in Chinese, looks broken)
         typer.echo(one_line(f"note: llama.cpp takes {eot!r} (id {ex.LLAMA_CPP_EOS}) for its end-of-text token, as this "
                             f"vocabulary has none: a generation stops there; --ignore-eos goes on, never writing {eot!r}"))
-    # (llama.cpp's plain completion: its llama-cli became a chat, and these models have no chat template)
-    prompt = f" -p '{try_prompt(loaded.tokenizer)}'" if try_prompt(loaded.tokenizer) else ""
-    hint = (f"AutoModelForCausalLM.from_pretrained({str(out)!r})" if to is Target.hf
-            else f"llama-completion -m {shlex.quote(str(out))}{prompt} -n 200")
+    prompt, n = hint_prompt(loaded.tokenizer, cfg.block_size)
+    if to is Target.hf:  # (JSON's escapes are Python's: a newline or an ESC in the path stays inside the string)
+        code = (f"from transformers import pipeline; print(pipeline({json.dumps('text-generation')}, "
+                f"{json.dumps(str(out), ensure_ascii=False)})({json.dumps(prompt, ensure_ascii=False)}, "
+                f"max_new_tokens={n}, do_sample=True)[0][{json.dumps('generated_text')}])")
+        hint = f"python -c {shlex.quote(code)}"
+    else:  # (llama.cpp's plain completion: its llama-cli became a chat, and these models have no chat template;
+        # it reads escapes in a prompt: \\n is a newline)
+        escaped = prompt.replace("\\", "\\\\").replace("\n", "\\n")
+        hint = f"llama-completion -m {shlex.quote(str(out))} -p {shlex.quote(escaped)} -n {n}"
     typer.echo(one_line(f"try it: {hint}"))
+
+
+def hint_prompt(tokenizer, block_size: int) -> tuple[str, int]:
+    """The prompt and the number of new tokens a "try it" line gives: "ROMEO:" where the model knows it,
+    else a newline (a Chinese model's; llama-completion refuses an empty prompt: "input is empty"), else a
+    character it has; prompt and text inside the model's window (llama.cpp's GPT-2 aborts on a position
+    past it, and neither tool slides the window as tinygpt does: its RoPE text would go on unlike tinygpt's)."""
+    chars = tokenizer.chars if tokenizer.kind == "char" else ["\n"]  # (a BPE encodes any text)
+    letter = next((c for c in chars if c.isalnum()), chars[0])
+    for prompt in (try_prompt(tokenizer), "\n" if "\n" in chars else "", letter):
+        used = len(tokenizer.encode(prompt).ids)
+        if prompt and used < block_size:
+            break
+    return prompt, max(1, min(200, block_size - used))
 
 
 @friendly
