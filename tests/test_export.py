@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from conftest import make_tiny_model
+from tinygpt_tui.config import sinusoidal_table
 
 GPT2 = dict(pos_encoding="learned", ffn="gelu", norm="layernorm")
 NEOX = dict(pos_encoding="rope", ffn="gelu", norm="layernorm")  # the shipped models' shape
@@ -30,6 +31,9 @@ LLAMA = dict(pos_encoding="rope", ffn="swiglu", norm="rmsnorm")
 COMBOS = {  # every exportable combination, with and without biases, tied and untied output
     "gpt2": dict(GPT2),
     "gpt2-bias-untied": dict(GPT2, bias=True, tie_weights=False),
+    # fixed positions (the sinusoidal table) or none: GPT-2's position table holds them, and they were refused
+    "gpt2-sinusoidal": dict(GPT2, pos_encoding="sinusoidal", bias=True, tie_weights=False),
+    "gpt2-nope": dict(GPT2, pos_encoding="none"),
     "neox": dict(NEOX, rope_base=500.0),
     "neox-bias-untied": dict(NEOX, bias=True, tie_weights=False),
     "llama": dict(LLAMA, rope_base=500.0),
@@ -346,6 +350,8 @@ def expected_gguf(model) -> dict[str, np.ndarray]:
         out["output_norm.bias"] = s["norm.bias"]
     if cfg.pos_encoding == "learned":
         out["position_embd.weight"] = s["pos_emb.weight"]
+    elif cfg.pos_encoding == "sinusoidal":  # the fixed table
+        out["position_embd.weight"] = np.array(sinusoidal_table(cfg.block_size, cfg.n_embd), dtype=np.float32)
     for i in range(cfg.n_layer):
         b, g = f"blocks.{i}.", f"blk.{i}."
         out.update({g + "attn_norm.weight": s[b + "norm1.weight"], g + "ffn_norm.weight": s[b + "norm2.weight"]})
@@ -362,7 +368,7 @@ def expected_gguf(model) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("combo", ["gpt2-bias-untied", "neox-bias-untied", "llama-bias-untied"])
+@pytest.mark.parametrize("combo", ["gpt2-bias-untied", "gpt2-sinusoidal", "neox-bias-untied", "llama-bias-untied"])
 def test_gguf_reads_back_tensor_for_tensor(models, tmp_path, combo):
     import gguf
 
@@ -477,7 +483,7 @@ def test_try_it_lines_run_as_printed_with_the_text_inside_the_window(text, tmp_p
         assert printed.startswith(prompt) and len(printed) > len(prompt) + 1, printed
 
 
-@pytest.mark.parametrize("combo", ["llama", "neox"])
+@pytest.mark.parametrize("combo", ["llama", "neox", "gpt2-sinusoidal"])
 def test_llama_cpp_greedy_text_equals_tinygpt(models, tmp_path, combo):
     """llama.cpp itself, where llama-cpp-python is installed (it builds from source: not on every
     machine that runs the suite; this is the one test of the file that may skip)."""

@@ -29,8 +29,8 @@ def export(
     force: bool = O(False, "--force", help="Replace OUT if it exists."),
     models_dir: Optional[Path] = ModelsDir,
 ):
-    """Export a model: learned/gelu/layernorm as GPT-2, rope/gelu/layernorm (the shipped models) as GPT-NeoX,
-    rope/swiglu/rmsnorm as Llama; nothing approximated."""
+    """Export a model: learned, sinusoidal or no positions with gelu/layernorm as GPT-2, rope/gelu/layernorm
+    (the shipped models) as GPT-NeoX, rope/swiglu/rmsnorm as Llama; nothing approximated."""
     from tinygpt_tui.engine import export as ex
     from tinygpt_tui.engine import folder as ckpt
 

@@ -3,6 +3,7 @@ a small GPT-2 (character-level, or a byte-level BPE as tinygpt's) from a Hugging
 
 Only what a stock model computes exactly is exported; the rest is refused, never approximated:
   learned positions + gelu + layernorm  -> GPT-2 (GPT2LMHeadModel; llama.cpp's gpt2)
+  (sinusoidal or no positions: GPT-2's position table holds the fixed one, or zeros)
   rope + gelu + layernorm               -> GPT-NeoX (GPTNeoXForCausalLM; llama.cpp's gptneox)
   rope + swiglu + rmsnorm               -> Llama (LlamaForCausalLM; llama.cpp's llama)
 GPT-2's Conv1D layers hold the transpose of nn.Linear's weight, and all its layers have biases
@@ -49,7 +50,8 @@ def require(*modules: str) -> None:
             raise SettingsError(f'this command needs the {name} package: pip install "tinygpt-tui[export]"') from None
 
 
-ARCHITECTURES = {("learned", "gelu", "layernorm"): "gpt2", ("rope", "gelu", "layernorm"): "gptneox",
+ARCHITECTURES = {("learned", "gelu", "layernorm"): "gpt2", ("sinusoidal", "gelu", "layernorm"): "gpt2",
+                 ("none", "gelu", "layernorm"): "gpt2", ("rope", "gelu", "layernorm"): "gptneox",
                  ("rope", "swiglu", "rmsnorm"): "llama"}
 ARCH_NAMES = {"gpt2": "GPT-2", "gptneox": "GPT-NeoX", "llama": "Llama"}  # (as the command's output names them)
 
@@ -60,8 +62,8 @@ def architecture(cfg: GPTConfig) -> str:
     combo = (cfg.pos_encoding, cfg.ffn, cfg.norm)
     if combo in ARCHITECTURES:
         return ARCHITECTURES[combo]
-    raise SettingsError(f"{'/'.join(combo)} maps onto no stock model; exportable are learned/gelu/layernorm "
-                        "(GPT-2), rope/gelu/layernorm (GPT-NeoX) and rope/swiglu/rmsnorm (Llama)")
+    raise SettingsError(f"{'/'.join(combo)} maps onto no stock model; exportable are learned, sinusoidal or no positions with "
+                        "gelu/layernorm (GPT-2), rope/gelu/layernorm (GPT-NeoX) and rope/swiglu/rmsnorm (Llama)")
 
 
 # tinygpt's layers of a GPT-2 block -> (GPT-2's name, llama.cpp's name, a Conv1D in GPT-2)
@@ -97,6 +99,19 @@ def neox_qkv(w, n_head: int):
     return w.reshape(3, n_head, w.shape[0] // 3 // n_head, *w.shape[1:]).swapaxes(0, 1).reshape(w.shape)
 
 
+def position_table(model):
+    """GPT-2's (block_size, n_embd) position table for the model: its learned one, its fixed sinusoidal one
+    (added to the token embeddings as a learned one is), or zeros for no positions (within the window, where
+    both stop, GPT-2 then computes what tinygpt does)."""
+    import torch
+
+    if model.cfg.pos_encoding == "learned":
+        return model.pos_emb.weight.detach().float()
+    if model.cfg.pos_encoding == "sinusoidal":
+        return model.pos_table.detach().float()
+    return torch.zeros(model.cfg.block_size, model.cfg.n_embd)
+
+
 def tensors(model, gguf: bool = False) -> dict:
     """The model's weights under transformers' names (gguf=False) or llama.cpp's (True), fp32."""
     import torch
@@ -110,7 +125,7 @@ def tensors(model, gguf: bool = False) -> dict:
 
     if arch == "gpt2":
         put("transformer.wte.weight", "token_embd.weight", s["tok_emb.weight"])
-        put("transformer.wpe.weight", "position_embd.weight", s["pos_emb.weight"])
+        put("transformer.wpe.weight", "position_embd.weight", position_table(model))
         for ours, hf, gg, conv in gpt2_layers(cfg):
             w = s[ours + ".weight"]
             put(hf + ".weight", gg + ".weight", w.t() if conv and not gguf else w)
