@@ -268,6 +268,20 @@ def test_existing_output_needs_force_and_a_failed_write_leaves_it_whole(models, 
     assert {p.stat().st_mode & 0o777 for p in [*out.iterdir(), gguf]} == {0o666 & ~mask}
 
 
+def test_an_export_given_as_a_model_says_it_is_a_hugging_face_folder(models, tmp_path):
+    """An export written into the models folder (or any HF folder named to generate, eval, export) was
+    'broken: config.json has no "model" section', which said nothing of what it is or what reads it."""
+    from tinygpt_tui.engine import folder as ckpt
+    from tinygpt_tui.errors import CheckpointError
+
+    d, _ = models
+    assert cli("export", "gpt2", tmp_path / "hf", "--to", "hf", "--models-dir", d).exit_code == 0
+    with pytest.raises(CheckpointError, match=r"no \"model\" section: a Hugging Face folder \(model_type 'gpt2'\); "
+                                              r"`tinygpt import` makes a model of a GPT-2 one"):
+        ckpt.check_folder(tmp_path / "hf")
+    assert_one_line_error(cli("export", tmp_path / "hf", tmp_path / "again", "--to", "hf"), "a Hugging Face folder")
+
+
 def test_exported_files_follow_the_umask_as_any_new_file(models, tmp_path):
     """The mode given to what an export wrote (safetensors 0.8 writes 0600) is 0666 less the umask, whatever it is."""
     d, _ = models

@@ -274,6 +274,9 @@ def validate_config_doc(doc) -> GPTConfig:
                 raise CheckpointError(f"config.json: {section}.{str(key)[:40]} is {str(v)[:40]!r}; it must be {MUST_BE[fields.get(key, 'scalar?')]}")
     model = doc.get("model")
     if model is None:
+        if isinstance(doc.get("model_type"), str):  # (an export, or a folder from the Hub, given as a model)
+            raise CheckpointError(f'config.json has no "model" section: a Hugging Face folder (model_type '
+                                  f'{doc["model_type"][:40]!r}); `tinygpt import` makes a model of a GPT-2 one')
         raise CheckpointError('config.json has no "model" section')
     if not isinstance(model, dict):
         raise CheckpointError('config.json: the "model" section is not a JSON object')
