@@ -603,6 +603,10 @@ class _Opens:
     (lambda f: edit_json(f / "config.json", n_inner=10**400), "n_inner is"),
     (lambda f: edit_json(f / "tokenizer.json", model={"type": "WordLevel", "vocab": {"a": 0, "b": "1"}}), "ids are not 0 to"),
     (lambda f: edit_json(f / "tokenizer.json", model={"type": "WordLevel", "vocab": {"a": None, "b": 1}}), "ids are not 0 to"),
+    # these said "no model.safetensors in FOLDER (sharded weights are not a small model)"
+    (lambda f: ((f / "model.safetensors").unlink(), (f / "model.safetensors").mkdir()), "model.safetensors is a folder"),
+    (lambda f: ((f / "model.safetensors").unlink(), (f / "model.safetensors").symlink_to("/dev/null")),
+     "model.safetensors is a character device, not a regular file"),
 ])
 def test_import_refuses(hf_folder, tmp_path, breakage, why):
     breakage(hf_folder)

@@ -447,7 +447,7 @@ def read_hf_gpt2(folder) -> tuple[object, Tokenizer, GPTConfig]:
     if not folder.is_dir():
         raise CheckpointError(f"not a folder: {folder}")
     weights = folder / "model.safetensors"
-    if not weights.is_file():
+    if not os.path.lexists(weights):  # (one that is there but no file, a folder or a device, is refused by its kind below)
         pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
         if pickles:
             raise CheckpointError(f"{pickles[0]} is a pickle, which can run code when loaded; tinygpt reads only "
