@@ -801,7 +801,7 @@ async def test_a_run_preparing_its_corpus_shows_the_stage_and_stop_ends_it_savin
 
 def test_the_progress_line_of_a_preparation_says_the_time_its_stage_has_left():
     """The time left is the stage's pace so far (from the stage before it's end) over what it has left."""
-    from tinygpt_tui.app.runs import RunState, progress_parts
+    from tinygpt_tui.app.progress import RunState, progress_parts
 
     run = RunState()
     for rec in ({"stage": "scanning", "done": 50_000_000, "total": 100_000_000, "time": 100.0},
@@ -819,7 +819,7 @@ def test_the_progress_line_of_a_preparation_says_the_time_its_stage_has_left():
 def test_the_bpe_merges_say_the_time_they_have_taken_and_no_time_left():
     """The line said "learning the BPE tokenizer · 100% · 0s left" while the trainer worked out the merges (most of
     the learning's time): nothing measures them, so it says how long they have taken, and no share or time left."""
-    from tinygpt_tui.app.runs import RunState, progress_parts
+    from tinygpt_tui.app.progress import RunState, progress_parts
 
     run = RunState()
     for rec in ({"stage": "learning", "done": 90_000_000, "total": 90_000_000, "time": 100.0},

@@ -68,7 +68,7 @@ def test_self_private_names_are_not_textual_ones():
 
 def test_no_module_of_the_app_imports_another_s_private_name():
     """A helper one module keeps to itself (a leading underscore) is not imported by another: what modules
-    share is a public name (app/jobs.py imported app/runs.py's _num)."""
+    share is a public name (app/jobs.py imported app/progress.py's _num)."""
     bad = []
     for path in sorted((PRODUCT / "app").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

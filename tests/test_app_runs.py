@@ -292,7 +292,7 @@ async def test_a_short_run_s_reference_is_drawn_as_far_as_its_chart_and_said_whe
     it starts at step 200 (in the width it has, at 80x24 too); a lone evaluation is a • said to be a point."""
     from tests.test_app import follow, write_run
 
-    from tinygpt_tui.app.runs import REFERENCE_COLOUR
+    from tinygpt_tui.app.progress import REFERENCE_COLOUR
 
     d = make_models_dir(tmp_path)
     recs = [{"event": "start", "step": 0, "max_steps": steps, "params": 1000, "corpus": "tinyshakespeare", "tokens_per_step": 256}]
@@ -841,7 +841,7 @@ async def test_a_grid_s_members_with_seeds_are_told_apart_in_the_list_and_the_ta
 def test_names_that_differ_in_the_middle_are_cut_apart():
     """A lesson run at two budgets (lesson-depth-40steps/1 layer, lesson-depth-60steps/1 layer) read
     'les…ps/1 layer' twice in the list; a grid varying a number, 'g/…=64,seed=1' for each member."""
-    from tinygpt_tui.app.compare import short_name
+    from tinygpt_tui.app.runs import short_name
 
     for names in (["lesson-depth-40steps/1 layer", "lesson-depth-60steps/1 layer"],
                   ["g/n_layer=1,n_embd=64,seed=1", "g/n_layer=2,n_embd=64,seed=1"],
@@ -955,7 +955,7 @@ async def test_the_estimate_follows_a_budget_typed_after_it(tmp_path, one_thread
 
 def test_the_tokens_axis_labels_read_5M_not_5_0M():
     """F3 with x: tokens labelled its round ticks 5.0M 10.0M 15.0M."""
-    from tinygpt_tui.app.runs import LossChart
+    from tinygpt_tui.app.progress import LossChart
     from tinygpt_tui.chart import Series, to_text
 
     chart = LossChart()
@@ -1097,7 +1097,7 @@ def test_a_run_s_line_in_the_list_fits_its_room_with_a_chinese_name(tmp_path):
     figures for room it did not have, and the line ran past its room into an ellipsis."""
     from rich.cells import cell_len
 
-    from tinygpt_tui.app.compare import run_prompt
+    from tinygpt_tui.app.runs import run_prompt
     from tinygpt_tui.engine.runs import summarize
 
     make_model(tmp_path, "红楼梦的第一次训练", val_loss=3.4321)

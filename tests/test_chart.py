@@ -169,7 +169,7 @@ def test_a_legend_of_wide_characters_wraps_by_the_cells_they_take():
 def test_a_legend_too_narrow_for_every_label_takes_the_short_ones_before_leaving_an_entry_out():
     """The training chart at 80x24: the shipped curve's long label pushed "•• val (eval)" out of the legend's two
     rows, and the magenta dots went unexplained."""
-    from tinygpt_tui.app.runs import reference_line
+    from tinygpt_tui.app.progress import reference_line
     from tinygpt_tui.chart import legend_rows
 
     series = [reference_line("shakespeare", [200, 400], [2.0, 1.8], 300), Series([1], [1], "cyan", label="loss"),

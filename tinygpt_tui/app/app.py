@@ -94,7 +94,7 @@ def _training_screen():
 
 
 def _runs_screen():
-    from tinygpt_tui.app.compare import RunsScreen
+    from tinygpt_tui.app.runs import RunsScreen
 
     return RunsScreen()
 

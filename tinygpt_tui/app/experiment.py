@@ -21,11 +21,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, DataTable, Input, Select, Static
 
-from tinygpt_tui.app.compare import PALETTE, colour_style
 from tinygpt_tui.app.bars import KeyBar, TitleBar, fit_line
 from tinygpt_tui.app.form import form_budget, form_spec, form_values
 from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, error_line, reported
-from tinygpt_tui.app.runs import Legend, LossChart, fmt_duration, fmt_rate, preparation
+from tinygpt_tui.app.progress import Legend, LossChart, fmt_duration, fmt_rate, preparation
+from tinygpt_tui.app.runs import PALETTE, colour_style
 from tinygpt_tui.app.samples import SampleGrid
 from tinygpt_tui.app.training import row
 from tinygpt_tui.chart import Series
@@ -44,7 +44,7 @@ class ExperimentScreen(Screen):
     """Run a lesson or a grid of your own, and read its results."""
 
     AUTO_FOCUS = "#exp-lesson"
-    DEFAULT_CSS = "\n".join(Path(__file__).with_name(f).read_text(encoding="utf-8") for f in ("training.tcss", "compare.tcss")) + """
+    DEFAULT_CSS = "\n".join(Path(__file__).with_name(f).read_text(encoding="utf-8") for f in ("training.tcss", "runs.tcss")) + """
     ExperimentScreen #exp-estimate { color: $text-muted; margin-top: 1; }
     ExperimentScreen.-short #exp-estimate { margin-top: 0; }
     ExperimentScreen.-short #exp-estimate.-empty { display: none; }
@@ -343,7 +343,7 @@ class ExperimentScreen(Screen):
         return self.axis or ("minutes" if job is not None and job.plan.spec.minutes else "steps")
 
     def action_axis(self) -> None:
-        from tinygpt_tui.app.compare import AXES
+        from tinygpt_tui.app.runs import AXES
 
         self.axis = AXES[(AXES.index(self.x_axis(self.app.experiment)) + 1) % len(AXES)]
         self.notify(f"x axis: {self.axis}", timeout=2)

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from tinygpt_tui.app.bars import Part, fit_line
 from tinygpt_tui.app.messages import ExperimentUpdate, error_line
-from tinygpt_tui.app.runs import RESUME_KEY, RunState, name_taken, preparation
+from tinygpt_tui.app.progress import RESUME_KEY, RunState, name_taken, preparation
 from tinygpt_tui.errors import TinyGPTError
 from tinygpt_tui.tokenizer import printable
 

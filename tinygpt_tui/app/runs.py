@@ -1,392 +1,445 @@
-"""A training run as the app sees it: its records folded into one RunState, and the widgets that
-draw it (the loss chart, the legend, and the progress line's parts, which app/bars.py's FitLine
-draws). A run started in the app is a ``TrainingJob`` owned by the app (app/jobs.py: it outlives
-the training screen); the training screen shows a ``Watched``: that job, or a run followed
-through its ``metrics.jsonl`` (the same records, read from the file).
+"""The runs screen (F3): every model folder with a checkbox, the checked runs' loss curves overlaid on one
+chart (train and validation, one colour per run), the x axis switchable (steps, tokens, minutes), and a
+table of their final figures. Runs still training are followed through their metrics.jsonl.
+
+Reading is done by thread workers that post messages (RunsListed, CurvesLoaded): a worker builds new
+engine.runs objects and hands them over; from then on only Textual's thread touches them (a timer reads
+what a live run appended, a few records a second).
 """
 
 from __future__ import annotations
 
-import functools
-import math
-from dataclasses import dataclass, field
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from rich.segment import Segment
-from rich.style import Style
+from rich.cells import cell_len
 from rich.text import Text
-from textual.strip import Strip
-from textual.widget import Widget
-from textual.widgets import Static
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Checkbox, DataTable, SelectionList
+from textual.widgets.selection_list import Selection
+from textual.worker import get_current_worker
 
-from tinygpt_tui import chart
-from tinygpt_tui.app.bars import Part
+from tinygpt_tui.app.bars import KeyBar, TitleBar
+from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, reported
+from tinygpt_tui.app.progress import Legend, LossChart, fmt_duration, fmt_rate
+from tinygpt_tui.app.sidebar import human_count
 from tinygpt_tui.chart import Series
+from tinygpt_tui.engine.runs import Curves, common_corpus, other_corpus, run_folders, summarize, tokenizers, updated_at
+from tinygpt_tui.tokenizer import printable
 
-if TYPE_CHECKING:
-    from tinygpt_tui.app.jobs import TrainingJob
-
-RESUME_KEY = "Ctrl+R"  # the training screen's key for resuming (named in the error for a name taken)
-
-
-def fmt_duration(s) -> str:
-    if s is None or not isinstance(s, (int, float)) or not math.isfinite(s):
-        return "?"
-    s = int(s)
-    if s >= 3600:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s}s"
+AXES = ("steps", "tokens", "minutes")
+# 256-colour numbers, told apart on dark and light themes; a run keeps its colour while it is checked
+PALETTE = (39, 208, 40, 199, 226, 51, 135, 196, 118, 33, 214, 171, 44, 160, 190, 99, 36, 202, 141, 82)
+FIRST_CHECKED = 6  # runs checked when the screen opens: the newest, and others on its corpus
+KEPT = 256  # a run's training-loss points read (129 to 256, and the latest): about the chart's width, half the parsing
+POLL_S = 1.0  # a live run's new records are read this often
+RELIST_S = 5.0  # the folder is re-read (new runs, a live run's figures) this often
 
 
-def fmt_rate(x) -> str:
-    if not isinstance(x, (int, float)) or not math.isfinite(x):
-        return "?"
-    return f"{x / 1000:,.1f}k" if x >= 1000 else f"{x:,.0f}"
+def colour_style(c: int) -> str:
+    return f"bold color({c})"
 
 
-MAX_STEP = 10**15  # a step past this is a damaged record, not a run (a 400-digit step overflowed the chart)
+TABLE_COLUMNS = ("", "run", "val loss", "bits/char", "params", "ctx", "time", "tok/s", "status", "corpus")
+LIST_NAME = 17  # a name's characters the list shows whole at 80 columns (26 wide: a border, a scrollbar, the box)
+CHECKBOX = cell_len(Checkbox.BUTTON_LEFT + Checkbox.BUTTON_INNER + Checkbox.BUTTON_RIGHT + " ")  # before each name in the list
 
 
-def _step(v):
-    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_STEP else None
+def short_name(name: str, most: int = LIST_NAME, peers=()) -> str:
+    """A name cut in the middle, not at its end: a lesson's members (lesson-positions-10steps/pos_encoding=alibi,
+    ...=rope) differ at the end, and cut there they all read alike. Its start is kept short (3 cells). `most` is
+    terminal cells, not characters: a Chinese character takes two. Where it differs from one of `peers` (the
+    other names shown) in the part cut out, what they share at the start goes instead: a grid's members with
+    seeds (d1/pos_encoding=learned,seed=1337 and =rope,seed=1337) differ in the middle, and both read
+    'd1/…seed=1337'."""
+    cut = _middle_cut(name, most)
+    head = leading_cells(name, max(1, min(3, (most - 1) // 3)))  # (the experiment's start, as the plain cut keeps it)
+    kept = len(cut) - len(head) - 1  # (the characters of its end the plain cut keeps)
+    hidden = [len(os.path.commonprefix([name, p])) for p in peers if p != name and _hides(name, p, len(head), kept)]
+    if cut == name or not hidden:
+        return cut
+    shared = name[: max(hidden)]  # what it shares with the name nearest it
+    shared = shared[: max(shared.rfind(c) for c in "/,=-") + 1]  # (to a separator: "=rope" and "=rule" stay words)
+    if shared.endswith("=") and not name[len(shared):].split(",")[0].replace("_", "").isalpha():
+        shared = shared[: max(shared.rfind(c) for c in "/,") + 1]  # (a bare 2 says nothing: n_layer=2, as engine's short_names)
+    head = name[: min(len(head), len(shared))]
+    rest, room = name[len(shared):], most - cell_len(head) - 1
+    if not shared or room < 5:
+        return cut
+    if cell_len(rest) <= room:
+        return head + "…" + rest
+    # what differs comes first now: its value whole (to the next comma) where it leaves 4 cells for the end;
+    # cut, a setting's value is at its end (n_layer=2: "yer=2"), a bare word's start is what reads (learned: "lea")
+    first, fits = rest.split(",")[0].split("/")[0], max((room - 1) // 2, room - 5)
+    start = leading_cells(first[::-1], fits)[::-1] if "=" in first else leading_cells(first, fits)
+    return head + "…" + start + "…" + leading_cells(rest[::-1], room - 1 - cell_len(start))[::-1]
 
 
-def _num(v):
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+def _hides(name: str, peer: str, head: int, kept: int) -> bool:
+    """Whether the plain cut hides what tells `name` from `peer`: they differ in the part cut out, and the ends
+    kept differ in fewer than 4 characters ('d1/…ed,seed=1337', 'd1/…pe,seed=1337')."""
+    differ = len(os.path.commonprefix([name, peer]))
+    same_end = len(os.path.commonprefix([name[::-1], peer[::-1]]))
+    return head <= differ < len(name) - kept and kept - min(same_end, kept) < 4
 
 
-# ----------------------------------------------------------------- what a run looks like
-@dataclass
-class RunState:
-    """Everything the screen shows, built from metrics records (start/step/eval/saved/finish)."""
-    steps: list = field(default_factory=list)
-    losses: list = field(default_factory=list)
-    eval_steps: list = field(default_factory=list)
-    train_losses: list = field(default_factory=list)
-    val_losses: list = field(default_factory=list)
-    start: dict = field(default_factory=dict)
-    last: dict = field(default_factory=dict)
-    finish: dict = field(default_factory=dict)
-    sample: str = ""
-    sample_step: int | None = None
-    saved_step: int | None = None
-    records: int = 0
-    preparing: dict = field(default_factory=dict)  # the corpus's preparation (its last "prepare" record), until the start
-    prep_from: tuple = (None, 0)  # (time, bytes done) the pace of its stage is measured from
+def _middle_cut(name: str, most: int) -> str:
+    if cell_len(name) <= most:
+        return name
+    start = leading_cells(name, max(1, min(3, (most - 1) // 3)))
+    return start + "…" + leading_cells(name[::-1], most - 1 - cell_len(start))[::-1]
 
 
-    def apply(self, rec: dict) -> None:
-        kind = rec.get("event")
-        step = _step(rec.get("step"))
-        self.records += 1
-        if kind == "prepare":
-            if rec.get("stage") != self.preparing.get("stage"):  # a stage starts as the one before it ends
-                before = _num(self.preparing.get("time"))
-                self.prep_from = (before, 0) if before is not None else (_num(rec.get("time")), _num(rec.get("done")) or 0)
-            self.preparing = rec
-        elif kind == "start":
-            self.start, self.finish, self.last, self.preparing = rec, {}, {}, {}  # a resumed run's figures start afresh
-            if step is not None:  # a resumed run rewrites what came after its checkpoint
-                self._cut(step)
-        elif kind == "step" and step is not None:
-            loss = _num(rec.get("loss"))
-            if loss is not None:
-                if self.steps and step <= self.steps[-1]:
-                    self._cut(step - 1)
-                self.steps.append(step)
-                self.losses.append(loss)
-            self.last = rec
-        elif kind == "eval" and step is not None:
-            tl, vl = _num(rec.get("train_loss")), _num(rec.get("val_loss"))
-            if tl is not None and vl is not None:
-                if self.eval_steps and step <= self.eval_steps[-1]:
-                    self._cut(step - 1, evals_only=True)
-                self.eval_steps.append(step)
-                self.train_losses.append(tl)
-                self.val_losses.append(vl)
-            if isinstance(rec.get("sample"), str) and rec["sample"]:
-                self.sample, self.sample_step = rec["sample"], step
-        elif kind == "saved":
-            self.saved_step = step
-        elif kind == "finish":
-            self.finish = rec
-
-    def _cut(self, step: int, evals_only: bool = False) -> None:
-        if not evals_only:
-            keep = sum(1 for s in self.steps if s <= step)
-            del self.steps[keep:], self.losses[keep:]
-        keep = sum(1 for s in self.eval_steps if s <= step)
-        del self.eval_steps[keep:], self.train_losses[keep:], self.val_losses[keep:]
-
-    @property
-    def full_val_loss(self) -> float | None:
-        """The validation loss on the whole split, measured once the run finished (None before, or if damaged)."""
-        return _num(self.finish.get("val_loss")) if self.finish else None
-
-    @property
-    def step(self) -> int:
-        for r in (self.finish, self.last, self.start):
-            if _step(r.get("step")) is not None:
-                return r["step"]
-        return 0
-
-    @property
-    def progress(self) -> float | None:
-        if self.preparing and not self.start:  # (how far the preparation's stage has got; None: nothing measures it)
-            return preparation(self)[0]
-        if self.finish:
-            return 1.0 if self.finish.get("reason") in ("done", "budget") else (_num(self.last.get("progress")) or 0.0)
-        p = _num(self.last.get("progress"))
-        if p is None:  # no step logged yet (a resumed run starts part-way)
-            ms, st = _step(self.start.get("max_steps")), _step(self.start.get("step"))
-            p = st / ms if ms and st is not None else 0.0
-        return min(1.0, max(0.0, p))
+def leading_cells(text: str, most: int) -> str:
+    """The longest start of text that takes at most `most` terminal cells."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += cell_len(ch)
+        if used > most:
+            return text[:i]
+    return text
 
 
-class Watched:
-    """What the training screen shows: the app's run (job), or a run followed through its
-    metrics.jsonl (folder), read on from where the last poll stopped."""
-
-    def __init__(self, job: TrainingJob | None = None, folder: Path | None = None):
-        self.job, self.folder = job, folder
-        self.run = job.run if job is not None else RunState()
-        self.offset = 0
-
-    def poll(self) -> None:
-        """Read what a followed run appended since the last poll (a job's records arrive as messages)."""
-        if self.folder is None:
-            return
-        from tinygpt_tui.engine.folder import METRICS, read_metrics
-
-        try:
-            size = (self.folder / METRICS).stat().st_size
-        except OSError:
-            size = 0
-        if size < self.offset:  # rewritten (a resume cut it back): start over
-            self.run, self.offset = RunState(), 0
-        if size != self.offset:
-            records, self.offset = read_metrics(self.folder, self.offset)
-            for rec in records:
-                self.run.apply(rec)
+def table_name_room(labels: tuple, rows: list, col: int, width: int, least: int = 12) -> int | None:
+    """The characters the names in column `col` may take for a table of these rows (str or Text cells) to fit in
+    `width` cells: each column is its widest cell and a cell of padding either side. At least `least`; None: no cut needed."""
+    width_of = lambda c: cell_len(c) if isinstance(c, str) else c.cell_len  # noqa: E731
+    widths = [max([cell_len(label)] + [width_of(r[i]) for r in rows]) for i, label in enumerate(labels)]
+    room = width - sum(w + 2 for i, w in enumerate(widths) if i != col) - 2
+    return None if not width or room >= widths[col] else max(least, room)
 
 
-REFERENCE_COLOUR = 245  # the shipped model's curve: grey, behind the run's own
+LEAST_NAME = 12  # a name's characters kept beside its val loss ("les…=learned", "les…ing=rope": told apart)
+LIST_ROOM = 40  # the cells a list line has before the list is laid out
 
 
-@functools.lru_cache(maxsize=8)
-def reference_curves(corpus: str):
-    """(name, engine.runs.Curves) of the shipped model trained on this corpus, or None (read once)."""
-    from tinygpt_tui.engine.runs import Curves, shipped_models, summarize
-
-    for f in shipped_models():
-        s = summarize(f)
-        if corpus and s.ok and s.corpus == corpus:
-            return f.name, Curves(f)
-    return None
-
-
-def reference_line(name: str, xs: list, ys: list, up_to: int) -> Series:
-    """The shipped model's validation curve (xs, ys: its evaluations) over a chart that ends at step `up_to`:
-    drawn on to that edge (between its evaluations either side), its legend saying from which step when it
-    starts late (the shipped run's first evaluation is at step 200: a 300-step run's chart showed one dot
-    while the legend named a curve), and a lone evaluation drawn as a point and said to be one."""
-    pts = [(x, y) for x, y in zip(xs, ys) if x <= up_to]
-    after = next(((x, y) for x, y in zip(xs, ys) if x > up_to), None)
-    if pts and after is not None and pts[-1][0] < up_to:
-        (x0, y0), (x1, y1) = pts[-1], after
-        pts.append((up_to, y0 + (y1 - y0) * (up_to - x0) / (x1 - x0)))
-    label, short, marker = f"{name} (shipped, val)", "shipped val", "braille"
-    if len(pts) == 1:
-        label, short, marker = f"{name} (shipped, val at step {pts[0][0]:,})", f"shipped val at step {pts[0][0]:,}", "dot"
-    elif pts and pts[0][0] > up_to / 10:
-        label, short = f"{name} (shipped, val from step {pts[0][0]:,})", f"shipped val, from step {pts[0][0]:,}"
-    return Series([x for x, _ in pts], [y for _, y in pts], REFERENCE_COLOUR, marker, label, short)
-
-
-def good_looks_like(run: RunState) -> tuple[Series | None, Text]:
-    """What good looks like for this run: the shipped model's validation curve on its corpus (over the
-    run's steps: reference_line), and a line naming the stage its validation loss has reached, and overfitting if so."""
-    from tinygpt_tui.engine.runs import EvalPoint, overfitting, stage
-
-    corpus = str(run.start.get("corpus", "")) if run.start else ""
-    ref, note = reference_curves(corpus) if corpus else None, Text()
-    line = None
-    if ref is not None:
-        line = reference_line(ref[0], *ref[1].val("steps", None), _step(run.start.get("max_steps")) or run.step)
-    reached = stage(corpus, run.val_losses[-1]) if run.val_losses else None
-    if reached:
-        note.append(f"stage ≈{reached[0]:.1f}: {reached[1]}", style="bold green")
-    warning = overfitting([EvalPoint(s, 0, 0.0, t, v) for s, t, v in zip(run.eval_steps, run.train_losses, run.val_losses)])
-    if warning:
-        note.append(("\n" if note else "") + "validation rising while training falls: " + warning, style="bold yellow")
-    return line, note
+def run_prompt(s, room: int = LIST_ROOM, peers=()) -> Text:
+    """A run in the list, in `room` cells: its name, then its figures (or why it is broken) dimmed. The val loss
+    is the figure kept whole: the name is cut first (in the middle), down to LEAST_NAME characters, then "val"
+    goes, then the word "training" of a live run's mark; the figures after it are those that fit whole.
+    Narrower still, the name first (its end tells the runs apart), the figures cut."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    most = max(6, min(LIST_NAME, room - 1))  # (a cell for the … of the figures cut)
+    if not s.ok:
+        t.append("✗ ", style="bold red")
+        t.append(printable(short_name(s.name, most - 2, peers)), style="bold")
+        t.append(f" {printable(s.status)}", style="red")
+        return t
+    live = s.status == "training"
+    rest = [f for f in (human_count(s.params) if s.params else "", printable(s.corpus) if s.corpus else "") if f]
+    mark, val = " ◌ training" if live else "", f"  val {s.val_loss:.3f}" if s.val_loss is not None else ""
+    if val:
+        v = f"{s.val_loss:.3f}"
+        forms = [(m, f) for f in (f"  val {v}", f" val {v}", f" {v}") for m in ((mark, " ◌") if live else ("",))]
+        fit = next(((m, f) for m, f in forms if room - cell_len(m + f) >= min(LEAST_NAME, cell_len(s.name))), None)
+        if fit is not None:  # the figures after the val loss: those that fit whole
+            (mark, val), most = fit, min(LIST_NAME, room - cell_len(fit[0] + fit[1]))
+            left = room - min(most, cell_len(s.name)) - cell_len(mark + val)
+            rest = rest[:next((i for i in range(len(rest)) if cell_len(" · ".join(rest[:i + 1])) + 3 > left), len(rest))]
+    t.append(printable(short_name(s.name, most, peers)), style="bold")
+    t.append(mark, style="magenta")
+    t.append(val + ((" · " if val else "  ") + " · ".join(rest) if rest else ""), style="dim")
+    return t
 
 
-class LossChart(Widget):
-    """Loss curves (tinygpt_tui/chart.py draws them): a training run's (show: the training loss at every
-    logged step, the train/val estimates at each evaluation, a reference curve behind them), or any
-    series against steps, tokens or minutes (show_lines)."""
+def not_drawn(unchecked: list, corpus: tuple[str, str]) -> Text:
+    """What the legend says of the runs left unchecked (so none is left off the chart silently): why and how
+    first, then the names, which the list shows anyway (cut to its one line, the names had left no room for why)."""
+    if not unchecked:
+        return Text()
+    names = ", ".join(printable(s.name) for s in unchecked[:3]) + (f" and {len(unchecked) - 3} more" if len(unchecked) > 3 else "")
+    other = all(other_corpus(s, corpus) for s in unchecked)
+    return Text(f"not drawn ({'another corpus; ' if other else ''}Space checks): {names}", style="dim")
 
-    DEFAULT_CSS = "LossChart { width: 1fr; height: 1fr; }"
+
+class RunList(SelectionList):
+    """The runs, a checkbox each: a long name is cut in the middle to the room the list has beside its val
+    loss (its end tells an experiment's members apart), again when that room changes."""
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self.lines: list[Series] = []
-        self.series: dict[str, tuple[list, list]] = {}  # label: (xs, ys), of the labelled lines
-        self.points = 0
-        self.xlabel, self.title_text = "step", "loss"
-        self.rows: list = []  # the chart drawn at the size in rows_size (drawn again when either changes)
-        self.rows_size = None
+        self.runs: list = []  # engine.runs.RunSummary, in the list's order
+        self.room = 0  # the room the lines were cut for
 
-    def show(self, run: RunState, reference: Series | None = None) -> None:
-        from tinygpt_tui.engine.runs import thin
+    def name_room(self, count: int) -> int:
+        """The cells a run's name and figures have after its checkbox, with `count` runs in the list (a
+        scrollbar beyond its height); run_prompt shares them out."""
+        region = self.content_region
+        if not region.width:
+            return LIST_ROOM  # (not laid out yet)
+        bar = self.styles.scrollbar_size_vertical if count > region.height else 0
+        return max(7, region.width - CHECKBOX - bar)
 
-        lines = [Series(*thin(run.steps, run.losses), "cyan", label="loss"),
-                 Series(*thin(run.eval_steps, run.train_losses), "dark_orange", "dot", "train (eval)", "train"),
-                 Series(*thin(run.eval_steps, run.val_losses), "magenta", "dot", "val (eval)", "val")]
-        self.show_lines(([reference] if reference and reference.xs else []) + lines, "step", "loss",
-                        len(run.steps) + len(run.eval_steps))
-
-    def show_lines(self, lines: list[Series], xlabel: str = "step", title: str = "loss", points: int | None = None) -> None:
-        self.lines, self.xlabel, self.title_text = lines, xlabel, title
-        self.series = {ln.label: (ln.xs, ln.ys) for ln in lines if ln.label}
-        self.points = sum(len(ln.xs) for ln in lines) if points is None else points
-        self.rows_size = None
-        self.refresh()
-
-    def draw(self, width: int, height: int) -> list:
-        xs_all = [x for ln in self.lines for x in ln.xs]
-        if not xs_all:  # an empty frame, not a meaningless -1..1 axis; waiting only if there are curves to wait for
-            waiting = " (waiting for the first steps)" if self.lines else ""
-            return chart.draw([], width, height, f"{self.title_text}{waiting}", self.xlabel,
-                              chart.Axis(0, 100), chart.Axis(0, 5))
-        x = None
-        if self.xlabel != "minutes":  # whole steps or tokens
-            lo, hi = min(xs_all), max(xs_all)
-            ticks = chart.step_ticks(lo, hi, 6 if width >= 60 else 4)  # labels like 10,000 need room
-            x = chart.Axis(lo, hi if hi > lo else lo + 1, ticks, [chart.fmt_tick(t) if self.xlabel == "tokens" else f"{t:,}" for t in ticks])
-        return chart.draw(self.lines, width, height, self.title_text, self.xlabel, x)
-
-    def drawn(self) -> list:
-        size = (self.size.width, self.size.height)
-        if size != self.rows_size:
-            self.rows, self.rows_size = self.draw(*size), size
-        return self.rows
-
-    def render(self) -> Text:
-        """The chart as text (what render_line paints a line at a time)."""
-        return chart.to_text(self.drawn())
-
-    def render_line(self, y: int) -> Strip:
-        size, rows = (self.size.width, self.size.height), self.drawn()
-        base = self.rich_style
-        if y >= len(rows):
-            return Strip.blank(size[0], base)
-        return Strip([Segment(text, base + Style.parse(style) if style else base) for text, style in rows[y]]).adjust_cell_length(size[0], base)
-
-
-def legend_text(entries: list[Text], tail: Text, width: int, rows: int, more: str = "") -> Text:
-    """A legend's entries (a run's ━━ and its name: one never broken across lines), then `tail`, in lines of
-    `width` cells, `rows` at most: the entries that don't fit are counted ("+3 more" and `more`)."""
-    width = max(20, width)
-
-    def cut(t: Text) -> Text:
-        t = t.copy()
-        t.truncate(width, overflow="ellipsis")
-        return t
-
-    items, tail = [cut(e) for e in entries], cut(tail)
-    for n in range(len(items), -1, -1):
-        left = len(items) - n
-        extra = ([cut(Text(f"+{left} more{more}", style="dim"))] if left else []) + ([tail] if tail.plain else [])
-        lines: list[Text] = []
-        for t in items[:n] + extra:
-            if lines and lines[-1].cell_len + 2 + t.cell_len <= width:
-                lines[-1] = Text.assemble(lines[-1], "  ", t)
-            else:
-                lines.append(t)
-        if len(lines) <= rows:
-            break
-    return Text("\n").join(lines[:rows])
-
-
-class Legend(Static):
-    """A chart's legend (legend_text), laid out at the width the widget has, and again when that changes:
-    laid out before the screen had its size, it was wrapped for 80 columns, and at 80x24 a run's ━━ ended
-    one line, its name began the next, and the runs past the third line were cut off unsaid."""
-
-    ROWS = 3  # (its CSS max-height)
-
-    def __init__(self, more: str = "", **kw):
-        super().__init__(**kw)
-        self.more, self.entries, self.tail, self.laid = more, [], Text(), None
-
-    def show(self, entries: list[Text], tail: Text | None = None) -> None:
-        self.entries, self.tail = entries, tail or Text()
-        self.lay_out()
-
-    def lay_out(self) -> None:
-        text = legend_text(self.entries, self.tail, self.content_region.width or 78, self.ROWS, self.more)
-        if text != self.laid:  # (an update lays the screen out again)
-            self.laid = text
-            self.update(text)
+    def show_runs(self, runs: list, checked: set) -> None:
+        highlighted = self.highlighted
+        self.runs, self.room = list(runs), self.name_room(len(runs))
+        names = [s.name for s in runs]
+        self.clear_options()
+        self.add_options([Selection(run_prompt(s, self.room, names), s.name, s.name in checked, disabled=not s.ok) for s in runs])
+        if highlighted is not None and highlighted < self.option_count:
+            self.highlighted = highlighted
 
     def on_resize(self) -> None:
-        self.lay_out()
+        if self.runs and self.name_room(len(self.runs)) != self.room:
+            self.show_runs(self.runs, set(self.selected))
 
 
-def preparation(v: RunState, live: bool = True) -> tuple[float | None, list[Part]] | None:
-    """A run preparing its corpus (not started yet): how far its stage has got (0..1; None for one nothing measures, the
-    BPE's merges), and the figures saying it: the stage, kept longest, then the share done, the time left (while it goes
-    on) and the bytes (unmeasured: the time it has taken, and that the time left is unknown); None once started."""
-    from tinygpt_tui.engine.sources import STAGE_WORDS
+class RunsScreen(Screen):
+    """Compare runs: pick them in the list (Space), read the chart and the table."""
 
-    p = v.preparing
-    if not p or v.start:
-        return None
-    done, total, t = _num(p.get("done")) or 0, _num(p.get("total")) or 0, _num(p.get("time"))
-    frac, stage = min(1.0, max(0.0, done / total)) if total > 0 else 0.0, str(p.get("stage", ""))
-    words = STAGE_WORDS.get(stage, stage)
-    t0, d0 = v.prep_from
-    if total <= 0:
-        took = f"{fmt_duration(t - t0)} so far" if t is not None and t0 is not None and t >= t0 else ""
-        return None, [Part(f"preparing the corpus: {words}", 0, "bold", words), *([Part(took, 1)] if took else []),
-                      *([Part("time left unknown", 2)] if live else [])]
-    parts = [Part(f"preparing the corpus: {words}", 0, "bold", words), Part(f"{frac:.0%}", 1)]
-    if live and t is not None and t0 is not None and done > d0 and t > t0:
-        parts.append(Part(f"{fmt_duration((t - t0) * (total - done) / (done - d0))} left", 2))
-    if total > 0:
-        parts.append(Part(f"{done / 1e6:,.1f} of {total / 1e6:,.1f} MB", 3))
-    return frac, parts
+    AUTO_FOCUS = "#runs-list"
+    DEFAULT_CSS = Path(__file__).with_name("runs.tcss").read_text(encoding="utf-8")  # (runs.tcss says why not CSS_PATH)
+    SCOPED_CSS = False
+    BINDINGS = [
+        Binding("x", "axis", "Axis", tooltip="Steps, tokens or minutes along the chart", id="runs-axis"),
+        Binding("a", "check_all", "All", tooltip="Check every run", id="runs-all"),
+        Binding("n", "check_none", "None", show=False, id="runs-none"),
+        Binding("f5", "relist", "Refresh", show=False, id="runs-refresh"),
+        Binding("g", "write", "Write", tooltip="Write with the highlighted run: the generate screen, that model loaded", id="runs-write"),
+        Binding("f4", "app.show_experiment", "Experiment", tooltip="Run a lesson or a grid of runs", id="runs-show-experiment"),
+    ]
 
+    def __init__(self):
+        super().__init__(id="runs")
+        self.summaries: dict[str, object] = {}  # name: engine.runs.RunSummary (every folder)
+        self.curves: dict[str, object] = {}  # name: engine.runs.Curves (the runs checked once)
+        self.colours: dict[str, int] = {}  # name: palette colour, while checked
+        self.axis = "steps"
+        self.listed = False  # the folder was read once
+        self.loading: set[str] = set()
+        self.drawn = 0  # runs on the chart and in the table
+        self.drawn_key = self.table_key = None
 
-def progress_parts(v: RunState, live: bool = True) -> list[Part]:
-    """The figures under the progress bar; kept longest: step, loss, ETA and full val, val, time, speed (while the
-    corpus is prepared: its stage, share done and time left; ``live``: the preparation is going on)."""
-    if (prep := preparation(v, live)) is not None:
-        return prep[1]
-    s, last = v.start, v.last
-    max_steps = _step(s.get("max_steps")) if s else None
-    of = f" / {max_steps:,}" if max_steps is not None else ""
-    parts = [Part(f"step {v.step:,}{of}", 0, "bold", f"{v.step:,}{of.replace(' ', '')}" if of else "")]  # (a bare 50 says nothing)
-    if last and not v.finish:
-        rate = fmt_rate(last.get("tokens_per_s"))
-        parts += [Part(f"{rate} tok/s", 5, short=f"{rate}/s"), Part(f"ETA {fmt_duration(last.get('eta_s'))}", 2)]
-    if v.losses:
-        parts.append(Part(f"loss {v.losses[-1]:.3f}", 1))
-    fv = v.full_val_loss
-    if v.val_losses and fv is None:
-        parts.append(Part(f"val {v.val_losses[-1]:.3f}", 3))
-    if v.finish:
-        took = fmt_duration(v.finish.get("elapsed_s"))
-        parts.append(Part(f"done in {took}", 4, "green", f"in {took}"))
-        if fv is not None:  # the whole validation split, not the estimate
-            parts.append(Part(f"val (full split) {fv:.3f}", 2, "green", f"val {fv:.3f}"))
-    return parts
+    def compose(self) -> ComposeResult:
+        yield TitleBar()
+        with Horizontal(id="runs-body"):
+            yield RunList(id="runs-list")
+            with Vertical(id="runs-view"):
+                chart = LossChart(id="runs-chart")
+                chart.visible = False  # shown when first drawn, with the runs read: not an empty frame, then the chart
+                yield chart
+                yield Legend(" (■ in the table)", id="runs-legend")
+                yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield KeyBar(compact=True)
 
+    def on_mount(self) -> None:
+        self.chart = self.query_one("#runs-chart")
+        self.query_one("#runs-list").border_title = "Runs (Space checks)"
+        table = self.query_one("#runs-table", DataTable)
+        table.add_columns(*TABLE_COLUMNS)
+        self.list_runs()
+        self.set_interval(POLL_S, self.poll)
+        self.set_interval(RELIST_S, self.list_runs)
 
-def name_taken(name: str, models_dir, key: str) -> str:
-    return f"a model named {name!r} already exists in {models_dir}; pick another name, or press {key} to resume it"
+    @property
+    def checked(self) -> list[str]:
+        return [n for n in self.query_one("#runs-list", SelectionList).selected if n in self.summaries and self.summaries[n].ok]
+
+    # ------------------------------------------------------------ reading (thread workers)
+    @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
+    def list_runs(self) -> None:
+        """Summarize the runs; one whose files have not changed since the last listing keeps its summary."""
+        before = dict(self.summaries)  # (read only: a summary is never changed once made)
+        try:
+            out = []
+            for name, p in run_folders(self.app.models_dir):
+                old = before.get(name)
+                out.append(old if old is not None and old.folder == p and old.status != "training" and old.updated == updated_at(p)
+                           else summarize(p, name))
+            self.post_message(RunsListed(out))
+        except Exception as e:  # noqa: BLE001 (an unreadable folder: a notification, not a crash)
+            self.post_message(RunsListed([], error_line(e)))
+
+    @work(thread=True, group="runs-load", exit_on_error=False)
+    def load_curves(self, wanted: list[tuple[str, Path]]) -> None:
+        worker, out = get_current_worker(), {}
+        for name, folder in wanted:
+            if worker.is_cancelled:
+                return
+            try:
+                out[name] = Curves(folder, max_kept=KEPT)
+            except Exception as e:  # noqa: BLE001 (a damaged log: the run is drawn without curves)
+                out[name] = error_line(e)
+        self.post_message(CurvesLoaded(out))
+
+    @on(RunsListed)
+    def _listed(self, message: RunsListed) -> None:
+        if message.error:
+            self.notify(message.error, title="runs", severity="error", timeout=8)
+            return
+        first = not self.listed
+        self.listed = True
+        old = self.summaries
+        self.summaries = {s.name: s for s in message.summaries}
+        sl = self.query_one("#runs-list", RunList)
+        checked = set(sl.selected)
+        if first:
+            checked = set(self.first_checked(message.summaries))
+        if [(s.name, s.status, s.val_loss) for s in old.values()] != [(s.name, s.status, s.val_loss) for s in message.summaries]:
+            sl.show_runs(message.summaries, checked)
+            if first and sl.option_count:
+                sl.highlighted = 0  # (Space checks the first run at once)
+        for name in list(self.curves):  # a folder gone, or rewritten by a new run: read it afresh
+            if name not in self.summaries or (name in old and self.summaries[name].updated < old[name].updated):
+                del self.curves[name]
+        self.update_view()
+
+    def first_checked(self, summaries: list) -> list[str]:
+        ok = [s for s in summaries if s.ok]
+        if not ok:
+            return []
+        newest = max(ok, key=lambda s: s.updated)
+        same = [s for s in sorted(ok, key=lambda s: -s.updated) if not other_corpus(s, (newest.corpus, newest.corpus_sha256))]
+        return [s.name for s in same[:FIRST_CHECKED]]
+
+    @on(CurvesLoaded)
+    def _curves_loaded(self, message: CurvesLoaded) -> None:
+        for name, c in message.curves.items():
+            self.loading.discard(name)
+            if isinstance(c, str):
+                self.notify(f"{printable(name)}: {c}", title="runs", severity="error", timeout=8)
+                continue
+            self.curves[name] = c
+        self.update_view()
+
+    @reported("runs")
+    def poll(self) -> None:
+        """Read what the checked live runs appended (a few records: done here, on Textual's thread)."""
+        changed = False
+        for name in self.checked:
+            c, s = self.curves.get(name), self.summaries.get(name)
+            if c is not None and s is not None and (s.status == "training" or not c.finished):
+                changed |= c.update()
+        if changed:
+            self.update_view()
+
+    def on_resize(self) -> None:
+        if self.listed:  # the table's names are cut to its width
+            self.call_after_refresh(self.update_view)
+
+    # ------------------------------------------------------------ actions
+    @on(SelectionList.SelectedChanged)
+    def _checked(self) -> None:
+        self.update_view()
+
+    def action_axis(self) -> None:
+        self.axis = AXES[(AXES.index(self.axis) + 1) % len(AXES)]
+        self.notify(f"x axis: {self.axis}", timeout=2)
+        self.update_view()
+
+    def action_check_all(self) -> None:
+        self.query_one("#runs-list", SelectionList).select_all()
+
+    def action_check_none(self) -> None:
+        self.query_one("#runs-list", SelectionList).deselect_all()
+
+    def action_relist(self) -> None:
+        self.list_runs()
+
+    def action_write(self) -> None:
+        """The highlighted run's model, loaded on the generate screen (what a comparison leads to: read what it writes)."""
+        sl = self.query_one("#runs-list", SelectionList)
+        s = self.summaries.get(sl.get_option_at_index(sl.highlighted).value) if sl.highlighted is not None else None
+        if s is None:
+            return
+        if not s.ok:
+            self.notify(f"{printable(s.name)}: {printable(s.status)}", title="runs", severity="error", timeout=8)
+            return
+        self.app.run_on("generate", f"pick_named({s.name!r})")
+
+    # ------------------------------------------------------------ drawing
+    def update_view(self) -> None:
+        checked = self.checked
+        for name in list(self.colours):
+            if name not in checked:
+                del self.colours[name]
+        for name in checked:
+            if name not in self.colours:
+                used = set(self.colours.values())
+                self.colours[name] = next((c for c in PALETTE if c not in used), PALETTE[len(self.colours) % len(PALETTE)])
+        missing = [(n, self.summaries[n].folder) for n in checked if n not in self.curves and n not in self.loading]
+        if missing:
+            self.loading.update(n for n, _ in missing)
+            self.load_curves(missing)
+        waiting = [n for n in checked if n in self.loading]
+        if waiting:  # chart, legend and table change once, when the curves are in (each change is a frame)
+            self.query_one("#runs-view").border_title = f"{self.drawn} of {len(self.summaries)} runs drawn · reading {len(waiting)} …"
+            return
+        self.draw_chart(checked)
+        self.draw_table(checked)
+
+    def draw_chart(self, checked: list[str]) -> None:
+        points = 2 * max(60, min(200, self.chart.size.width or 100))  # a point for each braille dot across
+        corpus = common_corpus([self.summaries[n] for n in checked])
+        bits = len(tokenizers([self.summaries[n] for n in checked])) > 1  # (losses per token don't compare: bits/char do)
+        lines, entries = [], []
+        for name in checked:
+            c, colour = self.curves.get(name), self.colours[name]
+            if c is None:
+                continue
+            if bits:  # (a loss per token: a BPE run's is per several characters; bits per character compare)
+                lines.append(Series(*c.val_bpc(self.axis, points), colour, "dot"))
+            else:
+                lines.append(Series(*c.train(self.axis, points), colour))
+                lines.append(Series(*c.val(self.axis, points), colour, "dot"))
+            entry = Text("━━ ", style=colour_style(colour)) + Text(printable(name))
+            if not c.steps and not c.evals:  # (a converted or imported model: in the table, no line to draw)
+                entry.append(" no loss log", style="dim")
+            if other_corpus(self.summaries[name], corpus):  # drawn, and said to be apart
+                entry.append(" ≠ other corpus", style="bold yellow")
+            entries.append(entry)
+        key = (tuple(checked), self.axis, tuple((len(self.curves[n].steps), len(self.curves[n].evals)) for n in checked if n in self.curves),
+               self.chart.size.width, tuple(self.summaries))
+        if key == self.drawn_key:
+            return
+        self.drawn_key = key
+        title = ("validation bits per character •" if bits  # (why: the border, which has the room)
+                 else "loss: train ─, val •" if lines else "loss (check runs in the list)")
+        self.chart.show_lines(lines, self.axis if self.axis != "steps" else "step", title)
+        self.chart.visible = True
+        if not checked:
+            entries, tail = [], Text("Check runs in the list (Space, or a for all) to draw them here.", style="dim")
+        else:
+            tail = not_drawn([s for s in self.summaries.values() if s.ok and s.name not in checked], corpus)
+        self.query_one("#runs-legend", Legend).show(entries, tail)
+
+    def draw_table(self, checked: list[str]) -> None:
+        runs = [self.summaries[n] for n in checked]
+        self.drawn = len(runs)
+        view = self.query_one("#runs-view")
+        view.border_title = f"{len(runs)} of {len(self.summaries)} runs drawn · x: {self.axis} (x switches)"
+        table = self.query_one("#runs-table", DataTable)
+        key = (tuple(id(s) for s in runs), table.size.width)  # (a resize cuts the names anew)
+        if key == self.table_key:
+            return
+        self.table_key = key
+        corpus = common_corpus(runs)
+        if len(tokenizers(runs)) > 1:  # ranked by what compares across tokenizers
+            runs.sort(key=lambda s: (s.bpc is None, s.bpc or 0.0))
+        else:
+            runs.sort(key=lambda s: (s.val_loss is None, s.val_loss or 0.0))
+        rows = []
+        for s in runs:
+            other = other_corpus(s, corpus)
+            status = Text(printable(s.status), style={"finished": "green", "training": "magenta", "stopped": "yellow"}.get(s.status, "red"))
+            num = lambda v, f: Text("—", style="dim") if v is None else Text(f.format(v), justify="right")  # noqa: E731
+            rows.append([
+                Text("■", style=colour_style(self.colours[s.name])), printable(s.name), num(s.val_loss, "{:.4f}"), num(s.bpc, "{:.3f}"),
+                Text(human_count(s.params) if s.params else "—", justify="right"), Text(str(s.context or "—"), justify="right"),
+                Text(fmt_duration(s.minutes * 60) if s.minutes else "—", justify="right"),
+                Text(fmt_rate(s.tokens_per_s) if s.tokens_per_s else "—", justify="right"), status,
+                Text(("≠ " if other else "") + printable(s.corpus or "?"), style="bold yellow" if other else "")])
+        # long names (a lesson's members) are cut in the middle, as in the list (told apart from the same runs),
+        # so the figures stay on screen
+        room = table_name_room(TABLE_COLUMNS, rows, 1, table.scrollable_content_region.width)
+        table.clear()
+        for s, row in zip(runs, rows):
+            row[1] = printable(short_name(s.name, room, list(self.summaries))) if room else row[1]
+            table.add_row(*row, key=s.name)
+        others = [s for s in runs if other_corpus(s, corpus)]
+        view.border_subtitle = " · ".join((["≠ another corpus: its loss doesn't compare"] if others else []) +
+                                          (["tokens differ: bits/char, not loss per token"] if len(tokenizers(runs)) > 1 else []))

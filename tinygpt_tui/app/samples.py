@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tinygpt_tui.app.compare import short_name
+from tinygpt_tui.app.runs import short_name
 from tinygpt_tui.tokenizer import printable
 
 TEXT = 20  # the least columns of text a box keeps (fewer boxes a row below that)

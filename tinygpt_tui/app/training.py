@@ -21,7 +21,7 @@ from textual.widgets import Button, Collapsible, Input, Label, ProgressBar, Sele
 from tinygpt_tui.app.bars import FitLine, KeyBar, TitleBar
 from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
 from tinygpt_tui.app.jobs import TrainingJob, form_words
-from tinygpt_tui.app.runs import LossChart, RunState, Watched, good_looks_like, name_taken, progress_parts
+from tinygpt_tui.app.progress import LossChart, RunState, Watched, good_looks_like, name_taken, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
 
