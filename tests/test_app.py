@@ -761,7 +761,8 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
 async def test_a_run_preparing_its_corpus_shows_the_stage_and_stop_ends_it_saving_nothing(tmp_path):
     """A run started here sat at "preparing" with no figure through its corpus's preparation (minutes of BPE
     learning and encoding for a big corpus): the engine never passed its progress on. Now the progress line
-    says the stage and how far it got; Stop ends the preparation there, and nothing is saved."""
+    says the stage and how far it got; Stop ends the preparation there, and nothing is saved: while it waits for
+    another process preparing the same corpus too (it waited for that process to finish first)."""
     import os
 
     from tests.conftest import hold_preparation
@@ -785,18 +786,17 @@ async def test_a_run_preparing_its_corpus_shows_the_stage_and_stop_ends_it_savin
             await pilot.press("ctrl+o")
             await pilot.pause()
             assert any("nothing is trained or saved" in m for _, m in app.notes), app.notes
-            os.close(lock)  # the run goes on to encode, sees the stop and ends there
-            lock = None
+            # (the lock still held: the run ends while it waits, not when the other process is done)
             assert await wait_for(pilot, lambda: not job.active, timeout=120), job.error
             assert job.state == "stopped" and not job.run.start
             title = lambda: str(ts.query_one("#run-title").render())  # noqa: E731 (redrawn 4 times a second)
             assert await wait_for(pilot, lambda: "stopped while preparing its corpus: nothing saved" in title()), title()
             assert any("nothing trained, nothing saved" in m for _, m in app.notes), app.notes
     finally:
-        if lock is not None:
-            os.close(lock)
+        os.close(lock)
     assert not (d / "prep").exists()
-    assert len(list(folder.glob("*.partial"))) == 2 and len(list(folder.glob("*.bin"))) == 2  # (the BPE's: left to continue from)
+    assert len(list(folder.glob("bpe512-*.tokenizer.json"))) == 1  # the BPE it learned: kept for the next run
+    assert not list(folder.glob("*.partial")) and len(list(folder.glob("*.bin"))) == 2  # (the characters' files alone)
 
 
 def test_the_progress_line_of_a_preparation_says_the_time_its_stage_has_left():
