@@ -348,3 +348,47 @@ async def test_a_member_preparing_its_corpus_shows_how_far_and_stop_there_saves_
     finally:
         os.close(lock)
     assert not (d / "prep" / "tokenizer=bpe").exists()
+
+
+async def test_a_first_estimate_says_the_machine_is_being_measured(tmp_path, one_thread, cache, measured):  # noqa: F811
+    """The estimate settled the plan with the probe but dropped its notes: a first estimate (a probe cache from
+    another machine here) sat at "timing a few steps" for ten seconds or more with nothing saying why. They are
+    notifications now, as the training screen's are."""
+    import json
+
+    other = json.loads(json.dumps(measured))
+    other["machine"]["cpu"] = "Another CPU"
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps(other))
+    app = RecordingApp(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="probed", corpus=small_corpus_file(tmp_path), steps=5, vary1="n_layer=1,2",
+                                         set="n_embd=32 block_size=32 batch_size=8 eval_interval=5 eval_iters=1 sample_chars=0")
+        estimate = screen.query_one("#exp-estimate")
+        assert await wait_for(pilot, lambda: "about" in str(estimate.render()), timeout=240), str(estimate.render())
+        said = notes(app)
+        assert f"ignoring the probe cache {cache} (it was measured on another machine)" in said
+        assert "measuring this machine once" in said and "Traceback" not in said
+        assert "experiment" in {t for t, m in app.notes if "measuring this machine once" in m}
+
+
+async def test_an_experiment_passes_on_what_the_probe_says(tmp_path, one_thread, cache, measured):  # noqa: F811
+    """The experiment's own settle (engine/experiment.run, as it starts) had no note either: bf16 asked for on a
+    CPU measured slower in it was trained without the warning `tinygpt train` prints."""
+    import json
+
+    slow = json.loads(json.dumps(measured))
+    slow["bf16_loss_ok"] = False  # (bf16 lost here: the run in it will be slow)
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps(slow))
+    app = RecordingApp(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await experiment_screen(pilot, app, name="warned", corpus=small_corpus_file(tmp_path), steps=2, vary1="n_layer=1,2",
+                                set="n_embd=32 block_size=32 batch_size=8 eval_interval=2 eval_iters=1 sample_chars=0 dtype=bf16")
+        await pilot.press("ctrl+s")  # (before the estimate: the run's settle is the one heard)
+        job = app.experiment
+        assert job is not None
+        assert await wait_for(pilot, lambda: not job.active, timeout=180), notes(app)
+        assert job.state == "finished", job.error
+        assert ("experiment", "this CPU has no fast bf16 (measured slower than fp32, or no AMX/AVX-512 BF16): this run will be slow; "
+                "--dtype auto picks fp32") in app.notes

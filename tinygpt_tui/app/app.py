@@ -26,7 +26,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from tinygpt_tui.app.messages import ExperimentEnded, ExperimentUpdate, TrainingEnded, TrainingRecord, reported
+from tinygpt_tui.app.messages import ExperimentEnded, ExperimentUpdate, ProbeNote, TrainingEnded, TrainingRecord, reported
 from tinygpt_tui.engine.folder import default_models_dir
 from tinygpt_tui.tokenizer import printable
 
@@ -195,9 +195,14 @@ class TinyGPTApp(App):
     @reported("training")
     def _training_record(self, message: TrainingRecord) -> None:
         if message.record.get("event") == "note":  # the machine probe's (engine/probe.settle): not a metrics record
-            self.notify(printable(str(message.record["text"]).removeprefix("note: ")), title="training", timeout=10)
+            self._probe_note(ProbeNote(str(message.record["text"]), "training"))
         else:
             message.job.apply(message.record)
+
+    @on(ProbeNote)
+    def _probe_note(self, message: ProbeNote) -> None:
+        """What the machine probe says while a run or an estimate waits for it (a first probe takes ten seconds or more)."""
+        self.notify(printable(message.text.removeprefix("note: ")), title=message.title, timeout=10)
 
     @on(TrainingEnded)
     @reported("training")

@@ -23,7 +23,7 @@ from textual.widgets import Button, ContentSwitcher, DataTable, Input, Select, S
 
 from tinygpt_tui.app.bars import KeyBar, TitleBar, fit_line
 from tinygpt_tui.app.form import form_budget, form_spec, form_values
-from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, error_line, reported
+from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, ProbeNote, error_line, reported
 from tinygpt_tui.app.progress import Legend, LossChart, fmt_duration, fmt_rate, preparation
 from tinygpt_tui.app.runs import PALETTE, colour_style
 from tinygpt_tui.app.samples import SampleGrid
@@ -272,7 +272,7 @@ class ExperimentScreen(Screen):
         try:
             states = member_states(plan) if resume else {}  # a resumed experiment: only what is left to run
             todo = [m.name for m in plan.members if states.get(m.name, {}).get("state") != "finished"]
-            settled = settle(plan) if todo else plan
+            settled = settle(plan, ProbeNote.poster(self.app.post_message, "experiment")) if todo else plan  # (a first probe: said)
             left = estimate(replace(settled, members=[m for m in settled.members if m.name in todo])) if todo else None
             self.post_message(Estimated(plan, left, resume))
         except Exception as e:  # noqa: BLE001

@@ -12,7 +12,7 @@ from threading import Event
 from rich.text import Text
 
 from tinygpt_tui.app.bars import Part, fit_line
-from tinygpt_tui.app.messages import ExperimentUpdate, error_line
+from tinygpt_tui.app.messages import ExperimentUpdate, ProbeNote, error_line
 from tinygpt_tui.app.progress import RESUME_KEY, RunState, name_taken, preparation
 from tinygpt_tui.errors import TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -165,7 +165,8 @@ class ExperimentJob(Job):
 
         ended = None
         try:
-            for ev in E.run(self.plan, self.stop_event, self.resume):
+            # the probe's notes (a first one measures this machine for ten seconds or more before a member starts)
+            for ev in E.run(self.plan, self.stop_event, self.resume, note=ProbeNote.poster(post, "experiment")):
                 if isinstance(ev, E.MemberEvent):  # (a preparation's pace is measured from the records' times)
                     post(ExperimentUpdate(self, ev, record={**ev.event.record(), "time": round(time.time(), 3)}))
                 elif isinstance(ev, E.MemberStarted):  # a resumed member's earlier records come with it

@@ -105,6 +105,20 @@ class TrainingRecord(Message):
         self.job, self.record = job, record
 
 
+class ProbeNote(Message):
+    """A note of the machine probe's (engine/probe.settle: "measuring this machine once ...", "ignoring the probe
+    cache ...") from a worker about to train or time steps; the app shows it as a notification titled ``title``."""
+
+    def __init__(self, text: str, title: str):
+        super().__init__()
+        self.text, self.title = text, title
+
+    @classmethod
+    def poster(cls, post, title: str):
+        """A ``note`` callback for probe.settle (and what calls it) that posts each note with ``post``."""
+        return lambda text: post(cls(text, title))
+
+
 class TrainingEnded(Message):
     """A training run's thread ended: state is done, stopped or failed (then error says why)."""
 
