@@ -297,3 +297,26 @@ def test_cpu_times_are_read_from_this_machine():
         assert a is not None and 0 <= a[0] <= a[1]
         assert 0.0 <= probe.busy_cores(a, probe.cpu_times(), 2) <= 2.0
     assert 1 <= probe.free_cores(window=0.05) <= probe.cores()
+
+def test_a_relative_xdg_cache_home_is_ignored_everywhere(tmp_path, monkeypatch, measured):
+    """XDG_CACHE_HOME=cache was taken relative to the folder tinygpt was started in: a probe cache, prepared
+    corpora and the decoder's note scattered into every folder a command ran in. The XDG spec says a relative
+    path is ignored: ~/.cache it is, for all three."""
+    from tinygpt_tui.engine import sources
+    from tinygpt_tui.fast import warm
+
+    home, cwd = tmp_path / "home", tmp_path / "here"
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", "cache")
+    monkeypatch.delenv("TINYGPT_PREPARED_DIR", raising=False)
+    monkeypatch.delenv("TINYGPT_PROBE", raising=False)
+    monkeypatch.chdir(cwd)
+    assert probe.save(measured) == home / ".cache" / "tinygpt" / "probe.json" and probe.cached() == measured
+    assert sources.prepared_dir() == home / ".cache" / "tinygpt" / "prepared"
+    warm.remember(("some", "types"))
+    assert warm.known(("some", "types")) and (home / ".cache" / "tinygpt" / "decoder.json").is_file()
+    assert not (cwd / "cache").exists()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "mine"))  # an absolute one is still used
+    assert probe.cache_path() == tmp_path / "mine" / "tinygpt" / "probe.json"
+    assert sources.prepared_dir() == tmp_path / "mine" / "tinygpt" / "prepared"

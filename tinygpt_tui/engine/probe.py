@@ -24,6 +24,7 @@ import statistics
 import time
 from pathlib import Path
 
+from tinygpt_tui.cachedir import cache_dir
 from tinygpt_tui.config import GPTConfig
 from tinygpt_tui.engine.device import autocast, cpu_has_fast_bf16, device_kind, pick_device
 from tinygpt_tui.engine.files import atomic_write, read_json, read_text
@@ -302,14 +303,9 @@ def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = Tr
 
 # ----------------------------------------------------------------- the cache
 def cache_path() -> Path | None:
-    """$XDG_CACHE_HOME/tinygpt/probe.json (~/.cache by default); None without a home to put it in."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
-        try:
-            base = str(Path.home() / ".cache")
-        except (RuntimeError, KeyError):  # no HOME and no password entry
-            return None
-    return Path(base) / "tinygpt" / CACHE_FILE
+    """$XDG_CACHE_HOME/tinygpt/probe.json (~/.cache by default, see cachedir.py); None without a home to put it in."""
+    folder = cache_dir()
+    return folder / CACHE_FILE if folder is not None else None
 
 
 def _positive(v) -> bool:

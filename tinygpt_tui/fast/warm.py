@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tinygpt_tui.cachedir import cache_dir
+
 CHILD_ENV = "TINYGPT_COMPILING"  # set in the process that compiles: it compiles in place
 MAX_KNOWN = 64  # the types remembered (a few per model shape and precision)
 
@@ -54,14 +56,18 @@ def _key(types) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "tinygpt" / "decoder.json"
+def _path() -> Path | None:
+    """$XDG_CACHE_HOME/tinygpt/decoder.json (cachedir.py: a relative $XDG_CACHE_HOME is ignored); None without a home."""
+    folder = cache_dir()
+    return folder / "decoder.json" if folder is not None else None
 
 
 def _keys() -> list[str]:
+    path = _path()
+    if path is None:
+        return []
     try:
-        with open(_path(), "rb") as f:
+        with open(path, "rb") as f:
             doc = json.loads(f.read(1 << 16))
     except (OSError, ValueError):
         return []
@@ -79,6 +85,8 @@ def remember(types) -> None:
     """Note that these types are in numba's cache; where the note cannot be written, nothing is noted."""
     key = _key(types)
     path = _path()
+    if path is None:
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
