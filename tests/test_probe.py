@@ -58,6 +58,11 @@ def test_the_cache_round_trips(cache, measured):
     (lambda d: d["step_ms"].update(tiny={"fp64": 1.0}), "step times"),
     (lambda d: d["matmul_gflops"].update(int4=3.0), "matmul rates"),
     (lambda d: d["threads_ms"].update({"0": 1.0}), "thread timings"),
+    # hundreds of hand-edited step times, or one of a long made-up name: `tinygpt bench`'s summary was one enormous line
+    (lambda d: d["step_ms"].update({f"preset{i}": {"fp32": 1.0} for i in range(300)}), "presets this tinygpt does not have"),
+    (lambda d: d["step_ms"].update({"x" * 5000: {"fp32": 1.0}}), "presets this tinygpt does not have"),
+    (lambda d: d["threads_ms"].update({str(i): 1.0 for i in range(1, 300)}), "thread timings"),
+    (lambda d: d.update(threads_ms={"1": 1.0, "2": 1.0, "3": 1.0}), "thread timings"),
 ])
 def test_a_cache_of_another_machine_or_torch_is_ignored(cache, measured, change, why):
     doc = json.loads(json.dumps(measured))

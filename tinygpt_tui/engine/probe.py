@@ -327,8 +327,10 @@ def check(doc) -> str | None:
     rates, steps, th = doc.get("matmul_gflops"), doc.get("step_ms"), doc.get("threads_ms")
     if not (_rates(rates) and "fp32" in rates and isinstance(steps, dict) and steps and all(map(_rates, steps.values()))):
         return "its matmul rates or step times are missing, not positive numbers or of an unknown precision"
-    if not (isinstance(th, dict) and "1" in th and all(k.isdigit() and int(k) >= 1 and _positive(v) for k, v in th.items())):
-        return "its thread timings are missing or not positive numbers"
+    if not all(k in PRESETS for k in steps):  # (hand-edited: `tinygpt bench` printed every one, in one line)
+        return "its step times are of presets this tinygpt does not have"
+    if not (isinstance(th, dict) and "1" in th and len(th) <= 2 and all(k.isdigit() and int(k) >= 1 and _positive(v) for k, v in th.items())):
+        return "its thread timings are missing, not positive numbers or more than the probe takes (1 thread and all the cores)"
     created, load, on = doc.get("created"), doc.get("load_avg"), doc.get("threads_preset")  # (what bench shows)
     if not (isinstance(doc.get("bf16_loss_ok"), bool) and _positive(doc.get("seconds")) and isinstance(created, str) and len(created) <= 40
             and created.isprintable() and (load is None or _positive(load) or load == 0) and isinstance(on, str) and on in PRESETS):
