@@ -69,7 +69,7 @@ def bench(
     m, load = doc["machine"], doc.get("load_avg")  # (None: unreadable where it was probed)
     out.print(Text(f"machine: {m['cpu']}, {m['cores']} cores, torch {doc['torch']}; probed {doc['created']} "
                    f"in {doc['seconds']:.1f} s (load average {'unknown' if load is None else load})"))
-    out.print(Text(probe.summary(doc)))
+    out.print(Text(summary(doc)))
     n = threads or probe.choose_threads(doc)
     dtypes = {name: probe.choose_dtype(doc, PRESETS[name].get("n_embd", 256)) for name in names}
     out.print(Text(f"chosen here: {n} thread{'s' if n > 1 else ''} (of {probe.cores()}, {probe.free_cores()} free now); "
@@ -97,6 +97,16 @@ def bench(
         atomic_write(where, json.dumps({"probe": doc, "threads": n, "torch_threads": torch.get_num_threads(),
                                                   "efficiency": rows}, indent=1) + "\n")
         out.print(Text(f"figures written to {one_line(json_path)}"))
+
+
+def summary(doc: dict) -> str:
+    """The probe's figures in a line (a cache that passed probe.check: its presets and thread timings bounded)."""
+    r, th = doc["matmul_gflops"], {int(k): v for k, v in doc["threads_ms"].items()}
+    rates = ", ".join(f"{d} {v:,.0f}" for d, v in r.items())
+    steps = "; ".join(f"{k} " + ", ".join(f"{d} {v:,.0f} ms" for d, v in s.items()) for k, s in doc["step_ms"].items())
+    threads = ", ".join(f"{k} thread{'s' if k > 1 else ''} {v:,.0f} ms" for k, v in sorted(th.items()))
+    return (f"probe ({doc['seconds']:.1f} s): matmul GFLOP/s per core {rates}; training step, CPU time: {steps}; "
+            f"{doc['threads_preset']} step, wall clock: {threads}")
 
 
 def efficiency(names: list[str], dtypes: dict, threads: int, seconds: float) -> list[dict]:

@@ -458,15 +458,6 @@ def retime_threads(doc: dict, note=None) -> dict:
     return doc
 
 
-def summary(doc: dict) -> str:
-    r, th = doc["matmul_gflops"], {int(k): v for k, v in doc["threads_ms"].items()}
-    rates = ", ".join(f"{d} {v:,.0f}" for d, v in r.items())
-    steps = "; ".join(f"{k} " + ", ".join(f"{d} {v:,.0f} ms" for d, v in s.items()) for k, s in doc["step_ms"].items())
-    threads = ", ".join(f"{k} thread{'s' if k > 1 else ''} {v:,.0f} ms" for k, v in sorted(th.items()))
-    return (f"probe ({doc['seconds']:.1f} s): matmul GFLOP/s per core {rates}; training step, CPU time: {steps}; "
-            f"{doc['threads_preset']} step, wall clock: {threads}")
-
-
 def settle(cfg, note=None):
     """cfg with what it left to the machine chosen from the probe on a CPU: --dtype auto, --threads unset, and
     --preset auto with --minutes (by the measured step times). Elsewhere, or without a probe, cfg as it was."""
