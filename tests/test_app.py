@@ -1072,7 +1072,7 @@ async def test_the_model_card_command_is_the_cli_command_for_the_forms_settings(
             argv = shlex.split(cfg.command)
             assert argv[:2] == ["tinygpt", "train"], cfg.command
             got = []
-            monkeypatch.setattr(cli_train, "run_training", lambda c, jsonl=False: got.append(c))
+            monkeypatch.setattr(cli_train, "run_training", lambda c, jsonl=False, why=None: got.append(c))
             cli(argv[1:], standalone_mode=False)
             assert len(got) == 1
             ours, theirs = dataclasses.asdict(cfg), dataclasses.asdict(got[0])

@@ -107,6 +107,29 @@ def test_eval_reproduces_the_card(trained, small_corpus):
 
 
 @pytest.mark.slow
+def test_train_says_why_the_probe_chose_its_precision_and_threads(tmp_path, small_corpus, cache, measured, monkeypatch):
+    """The header said "on CPU (1 thread), bf16" and not why. Where the machine probe chose them it says so now, in a
+    few words beside them (--jsonl: in the start record's "probe"); what the user gave is shown as it was, no more."""
+    from tests.conftest import probe_doc
+    from tinygpt_tui.engine import probe
+
+    probe.save(probe_doc(measured, fp32_ms=30, bf16_ms=10, one_thread_ms=30, two_threads_ms=15))
+    monkeypatch.setattr(probe, "free_cores", lambda: 1)  # two threads were measured faster; one core is free now
+    tiny = (small_corpus, "--preset", "tiny", "--block-size", "32", "--max-steps", "2", "--eval-iters", "1", "--models-dir", tmp_path)
+    r = tinygpt_inproc("train", *tiny, "--name", "chosen")
+    assert r.returncode == 0, r.stderr
+    assert f"on CPU (1 thread: 1 of {probe.cores()} cores free), bf16 (measured faster here), " in r.stdout, r.stdout
+    r = tinygpt_inproc("train", *tiny, "--name", "given", "--threads", "1", "--dtype", "bf16")
+    assert r.returncode == 0 and "on CPU (1 thread), bf16, " in r.stdout, r.stdout + r.stderr
+    r = tinygpt_inproc("train", *tiny, "--name", "json", "--jsonl")
+    assert r.returncode == 0, r.stderr
+    events = run_events(r.stdout)  # (every line JSON)
+    assert events[0]["event"] == "start" and events[0]["probe"] == {
+        "threads": {"chose": 1, "why": f"1 of {probe.cores()} cores free"}, "dtype": {"chose": "bf16", "why": "measured faster here"}}
+    r = tinygpt_inproc("train", *tiny, "--name", "json-given", "--jsonl", "--threads", "1", "--dtype", "fp32")
+    assert r.returncode == 0 and "probe" not in run_events(r.stdout)[0], r.stderr
+
+
 def test_train_py_is_tinygpt_train(tmp_path, small_corpus):
     r = subprocess.run([sys.executable, "train.py", small_corpus, "--name", "viascript", "--models-dir", tmp_path,
                         "--preset", "tiny", "--block-size", "16", "--max-steps", "5", "--eval-interval", "5", "--eval-iters", "1",

@@ -133,6 +133,21 @@ def test_choices_follow_the_measurements(measured, monkeypatch):
     assert probe.choose_threads(quiet) == 1
 
 
+def test_choices_say_why_in_a_few_words(measured, monkeypatch):
+    """What `tinygpt train`'s header says beside the precision and threads the probe chose."""
+    why = {}
+    fast_bf16, slow_bf16 = _doc(measured, 150, 50, 50, 25), _doc(measured, 50, 150, 50, 400, bf16_rate=0.5)
+    assert probe.choose_dtype(fast_bf16, 128, why) == "bf16" and why["dtype"] == "measured faster here"
+    assert probe.choose_dtype(slow_bf16, 128, why) == "fp32" and why["dtype"] == "bf16 measured no faster here"
+    assert probe.choose_dtype({**fast_bf16, "bf16_loss_ok": False}, 128, why) == "fp32" and why["dtype"] == "bf16's loss was off here"
+    monkeypatch.setattr(probe, "free_cores", lambda: 2)
+    assert probe.choose_threads(fast_bf16, why) == 2 and why["threads"] == "measured faster here"
+    assert probe.choose_threads(slow_bf16, why) == 1 and why["threads"] == "more threads no faster here"
+    assert probe.choose_threads({**fast_bf16, "threads_ms": {"1": 50}}, why) == 1 and why["threads"] == "the only core"
+    monkeypatch.setattr(probe, "free_cores", lambda: 1)
+    assert probe.choose_threads(fast_bf16, why) == 1 and why["threads"] == f"1 of {probe.cores()} cores free"
+
+
 def test_auto_preset_is_sized_by_the_measured_step(measured):
     from tinygpt_tui.engine.presets import BUDGET_STEPS, RUN_OVERHEAD, budget_preset
 

@@ -94,8 +94,9 @@ def train(
         for k, why in unused_settings(TrainConfig(**options)).items():
             fail(f"--{k.replace('_', '-')} {why.replace('lr and weight_decay', '--lr and --weight-decay')}")
     check_run(TrainConfig(**options))  # before the probe too (seconds, once per machine)
-    # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py)
-    run_training(settle(TrainConfig(**options), note=note), jsonl=jsonl)
+    # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py); why: said
+    why: dict = {}
+    run_training(settle(TrainConfig(**options), note=note, why=why), jsonl=jsonl, why=why)
 
 
 # what --resume takes from the command line; every other setting is the saved run's
@@ -217,7 +218,9 @@ def init_distributed(device: str = "auto"):
     return dist
 
 
-def run_training(cfg, jsonl: bool = False) -> None:
+def run_training(cfg, jsonl: bool = False, why: dict | None = None) -> None:
+    """Train cfg, printing its events; ``why``: why the machine probe chose its precision and threads (probe.settle's),
+    said in the header (and in the start record's "probe" with --jsonl)."""
     import json
 
     from tinygpt_tui.engine.train import Started, train as train_events
@@ -233,9 +236,12 @@ def run_training(cfg, jsonl: bool = False) -> None:
             for ev in train_events(cfg, stop, dist):
                 started = started or isinstance(ev, Started)
                 if not quiet:
-                    print(json.dumps(ev.record(), ensure_ascii=False), flush=True)
+                    rec = ev.record()
+                    if isinstance(ev, Started) and why:  # {"dtype": {"chose": "bf16", "why": "measured faster here"}, ...}
+                        rec["probe"] = {k: {"chose": getattr(cfg, k), "why": v} for k, v in why.items()}
+                    print(json.dumps(rec, ensure_ascii=False), flush=True)
         else:
-            started = _run_with_progress(cfg, stop, dist)
+            started = _run_with_progress(cfg, stop, dist, why or {})
         if not started and stop.is_set():  # Ctrl+C after the corpus was ready, before the first step: the engine saved nothing
             if not quiet:
                 print("stopped before training began: nothing trained, nothing saved", file=sys.stderr, flush=True)
@@ -319,8 +325,9 @@ def json_lines():
     return say
 
 
-def _run_with_progress(cfg, stop: threading.Event, dist) -> bool:
-    """The run's events as a progress bar and lines; whether it started (its first step was on its way)."""
+def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
+    """The run's events as a progress bar and lines; whether it started (its first step was on its way). ``why``:
+    why the probe chose the precision and threads, said beside them in the header."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
     from rich.text import Text
 
@@ -342,7 +349,10 @@ def _run_with_progress(cfg, stop: threading.Event, dist) -> bool:
                 budget = [f"{ev.max_steps:,} steps"] if ev.max_steps else []
                 budget += [f"{ev.time_budget / 60:.1f} min"] if ev.time_budget else []
                 source = f" from {one_line(cfg.init_from)}" if cfg.init_from and not ev.resumed else ""
-                console.print(Text(f"{what} {one_line(cfg.name)}{source}: {ev.params / 1e6:.2f}M parameters, {ev.tokenizer or 'char'} tokens, on {ev.device}, {ev.dtype}, "
+                device, dtype = ev.device, ev.dtype + (f" ({why['dtype']})" if why.get("dtype") else "")
+                if why.get("threads") and device.endswith(")"):  # "CPU (1 thread: 1 of 2 cores free)"
+                    device = f"{device[:-1]}: {why['threads']})"
+                console.print(Text(f"{what} {one_line(cfg.name)}{source}: {ev.params / 1e6:.2f}M parameters, {ev.tokenizer or 'char'} tokens, on {device}, {dtype}, "
                                    f"{ev.tokens_per_step:,} tokens/step, {' or '.join(budget)}"
                                    + (f", {ev.world_size} processes" if ev.world_size > 1 else "")))
                 if ev.accum > max(cfg.grad_accum // ev.world_size, 1) and ev.activation_mb is not None:

@@ -399,26 +399,30 @@ def bf16_wins(doc: dict) -> bool:
     return doc["bf16_loss_ok"] and r.get("bf16", 0) > 1.1 * r["fp32"]
 
 
-def choose_dtype(doc: dict, n_embd: int) -> str:
+def choose_dtype(doc: dict, n_embd: int, why: dict | None = None) -> str:
     """bf16 when its training step was measured faster than fp32's at the nearest width probed (and its
-    matmuls faster and its loss sane); fp32 otherwise."""
-    if not bf16_wins(doc):
-        return "fp32"
+    matmuls faster and its loss sane); fp32 otherwise. ``why``, given: its "dtype" says why, in a few words."""
     widths = {name: PRESETS.get(name, {}).get("n_embd", 0) for name in doc["step_ms"]}
     near = min((w for w in widths.items() if w[1]), key=lambda kv: abs(kv[1] - n_embd), default=None)
-    if near is None:
-        return "bf16"
-    ms = doc["step_ms"][near[0]]
-    return min(ms, key=ms.get)  # (only bf16 measured: it won at a narrower width)
+    ms = doc["step_ms"][near[0]] if near is not None else {"bf16": 0}  # (only bf16 measured there: it won at a narrower width)
+    dtype = min(ms, key=ms.get) if bf16_wins(doc) else "fp32"
+    lost = not doc["bf16_loss_ok"] and doc["matmul_gflops"].get("bf16", 0) > 1.1 * doc["matmul_gflops"]["fp32"]
+    (why if why is not None else {})["dtype"] = ("measured faster here" if dtype == "bf16" else "bf16's loss was off here" if lost
+                                                 else "bf16 measured no faster here")
+    return dtype
 
 
-def choose_threads(doc: dict) -> int:
-    """More threads only when they were measured faster and that many cores are free now; else 1."""
+def choose_threads(doc: dict, why: dict | None = None) -> int:
+    """More threads only when they were measured faster and that many cores are free now; else 1. ``why``,
+    given: its "threads" says why, in a few words."""
     th = {int(k): v for k, v in doc["threads_ms"].items()}
     best = min(th, key=lambda k: th[k])
-    if best > 1 and th[1] / th[best] >= THREADS_GAIN and free_cores() >= best:
-        return best
-    return 1
+    faster = best > 1 and th[1] / th[best] >= THREADS_GAIN
+    free = free_cores() if faster else 0
+    n = best if faster and free >= best else 1
+    (why if why is not None else {})["threads"] = ("measured faster here" if n > 1 else f"{free} of {cores()} cores free" if faster
+                                                   else "the only core" if len(th) == 1 else "more threads no faster here")
+    return n
 
 
 def free_for(th: dict[int, float], free: int) -> int:
@@ -458,9 +462,10 @@ def retime_threads(doc: dict, note=None) -> dict:
     return doc
 
 
-def settle(cfg, note=None):
+def settle(cfg, note=None, why: dict | None = None):
     """cfg with what it left to the machine chosen from the probe on a CPU: --dtype auto, --threads unset, and
-    --preset auto with --minutes (by the measured step times). Elsewhere, or without a probe, cfg as it was."""
+    --preset auto with --minutes (by the measured step times). Elsewhere, or without a probe, cfg as it was.
+    ``why``, given: why the probe chose the precision and threads it chose ("dtype", "threads"), in a few words."""
     kind = device_kind(cfg.device)
     if cfg.threads is not None:
         check_threads(cfg.threads)
@@ -478,10 +483,11 @@ def settle(cfg, note=None):
         return cfg
     out = dataclasses.replace(cfg)
     if out.threads is None:
-        out.threads = choose_threads(retime_threads(doc, note))
+        out.threads = choose_threads(retime_threads(doc, note), why)
     if not out.resume:  # (a resumed run keeps its preset and precision)
         if out.preset == "auto":
             out.preset = budget_preset(out.time_budget, doc["step_ms"])
         if out.dtype == "auto":
-            out.dtype = choose_dtype(doc, out.n_embd or PRESETS[out.preset].get("n_embd") or GPTConfig().n_embd) if out.preset in PRESETS else "auto"
+            width = out.n_embd or PRESETS.get(out.preset, {}).get("n_embd") or GPTConfig().n_embd
+            out.dtype = choose_dtype(doc, width, why) if out.preset in PRESETS else "auto"
     return out
