@@ -451,3 +451,17 @@ def check_tensors(got: dict, want: dict, what: str, source: str) -> None:
     for k, shape in want.items():
         if got[k][1] != shape:
             raise CheckpointError(f"{what}: {k} has shape {list(got[k][1])}, {source} makes it {list(shape)}")
+
+
+def cache_dir() -> Path | None:
+    """tinygpt's cache folder, as every reader of it finds it (the machine probe, prepared corpora, the decoder's
+    compile note): $XDG_CACHE_HOME/tinygpt; ~/.cache/tinygpt where it is unset, empty or a relative path (the XDG spec: all
+    its paths are absolute, a relative one is ignored; it named a folder under wherever tinygpt was started);
+    None without a home to put it in."""
+    base = os.path.expanduser(os.environ.get("XDG_CACHE_HOME", ""))
+    if not os.path.isabs(base):
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # no HOME and no password entry
+            return None
+    return Path(base) / "tinygpt"

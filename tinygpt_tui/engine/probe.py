@@ -24,7 +24,7 @@ import statistics
 import time
 from pathlib import Path
 
-from tinygpt_tui.cachedir import cache_dir
+from tinygpt_tui.engine.files import cache_dir
 from tinygpt_tui.config import GPTConfig
 from tinygpt_tui.engine.device import autocast, cpu_has_fast_bf16, device_kind, pick_device
 from tinygpt_tui.engine.files import atomic_write, read_json, read_text
@@ -303,7 +303,7 @@ def run(budget_s: float = BUDGET_S, presets: dict | None = None, bf16: bool = Tr
 
 # ----------------------------------------------------------------- the cache
 def cache_path() -> Path | None:
-    """$XDG_CACHE_HOME/tinygpt/probe.json (~/.cache by default, see cachedir.py); None without a home to put it in."""
+    """$XDG_CACHE_HOME/tinygpt/probe.json (~/.cache by default, see engine/files.py cache_dir); None without a home to put it in."""
     folder = cache_dir()
     return folder / CACHE_FILE if folder is not None else None
 

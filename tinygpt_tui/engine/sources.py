@@ -26,7 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tinygpt_tui.cachedir import cache_dir
+from tinygpt_tui.engine.files import cache_dir
 from tinygpt_tui.engine.files import KINDS_OF_FILE, MiB, atomic_write, not_text, not_utf8, open_regular, read_json
 from tinygpt_tui.errors import CorpusError, TinyGPTError
 
@@ -59,7 +59,7 @@ def prepared_dir() -> Path:
     """Where prepared corpora live: $TINYGPT_PREPARED_DIR, else $XDG_CACHE_HOME/tinygpt/prepared (~/.cache/...)."""
     if os.environ.get(ENV_PREPARED_DIR):
         return Path(os.environ[ENV_PREPARED_DIR]).expanduser()
-    folder = cache_dir()  # (a relative $XDG_CACHE_HOME is ignored, as the XDG spec says: see cachedir.py)
+    folder = cache_dir()  # (a relative $XDG_CACHE_HOME is ignored, as the XDG spec says: see engine/files.py)
     if folder is None:
         raise CorpusError(f"no folder for prepared corpora: set ${ENV_PREPARED_DIR} or $XDG_CACHE_HOME (there is no home folder)")
     return folder / "prepared"

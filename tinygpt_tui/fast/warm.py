@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tinygpt_tui.cachedir import cache_dir
+from tinygpt_tui.engine.files import cache_dir
 
 CHILD_ENV = "TINYGPT_COMPILING"  # set in the process that compiles: it compiles in place
 MAX_KNOWN = 64  # the types remembered (a few per model shape and precision)
@@ -57,7 +57,7 @@ def _key(types) -> str:
 
 
 def _path() -> Path | None:
-    """$XDG_CACHE_HOME/tinygpt/decoder.json (cachedir.py: a relative $XDG_CACHE_HOME is ignored); None without a home."""
+    """$XDG_CACHE_HOME/tinygpt/decoder.json (engine/files.py: a relative $XDG_CACHE_HOME is ignored); None without a home."""
     folder = cache_dir()
     return folder / "decoder.json" if folder is not None else None
 
