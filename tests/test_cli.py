@@ -262,13 +262,14 @@ def test_corpus_not_found_lists_the_added_corpora(tmp_path, small_corpus):
 
 
 def test_the_command_corpus_add_prints_trains_on_the_added_corpus(tmp_path, small_corpus):
-    """A book named with a space, a glob's brackets or a leading dash: the printed `tinygpt train` runs as printed."""
+    """A book named with a space or a glob's brackets: the printed `tinygpt train` runs as printed. (A leading dash,
+    once printed after --, is refused now, as for a model's name: test_cli_hostile's test of names a command misreads.)"""
     import re
     import shlex
 
     env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "corpora"), "TINYGPT_MODELS_DIR": str(tmp_path / "models")}
     tiny = ["--preset", "tiny", "--block-size", "16", "--max-steps", "1", "--eval-iters", "1", "--threads", "1", "--sample-chars", "0"]
-    for i, name in enumerate(("my book", "book [draft]", "-draft")):
+    for i, name in enumerate(("my book", "book [draft]")):
         r = tinygpt_inproc("corpus", "add", small_corpus, "--name", name, env=env)
         assert r.returncode == 0, r.stderr
         command = shlex.split(re.search(r"`(tinygpt train [^`]+)`", r.stdout)[1].replace("NAME", f"m{i}"))

@@ -306,3 +306,20 @@ def test_a_bad_corpus_is_said_before_the_machines_first_probe(tmp_path, monkeypa
     r = cli("train", book, "--name", "x", "--models-dir", tmp_path / "models")
     assert_one_error(r, needle)
     assert not (tmp_path / "cache" / "tinygpt" / "probe.json").exists()  # nothing was measured
+
+
+@pytest.mark.parametrize("name,needle", [("-x", "can't start with -"), (" sp", "start or end with a space"), ("sp ", "start or end with a space")])
+def test_a_name_a_later_command_would_misread_is_refused_for_models_experiments_imports_and_corpora(
+        good_model, small_corpus, tmp_path, name, needle):
+    # `tinygpt experiment ... -- -x` made a folder `-x` that `tinygpt generate -x` then reads as an option
+    models = good_model.parent
+    assert cli("--models-dir", models, "export", "good", tmp_path / "hf", "--to", "hf").exit_code == 0
+    assert_one_error(tiny_train(small_corpus, models, name), "model name", repr(name), needle)
+    assert_one_error(cli("--models-dir", models, "experiment", "--corpus", small_corpus, "--max-steps", "5",
+                         "--vary", "n_layer=1,2", "--plan", "--", name), "experiment name", repr(name), needle)
+    assert_one_error(cli("--models-dir", models, "import", tmp_path / "hf", "--name", name), "model name", needle)
+    corpora = tmp_path / "corpora"
+    r = CliRunner().invoke(app, ["corpus", "add", str(small_corpus), "--name", name], env={"TINYGPT_CORPORA_DIR": str(corpora)})
+    assert_one_error(r, "bad corpus name", needle)
+    assert sorted(p.name for p in models.iterdir()) == ["good"]
+    assert not corpora.exists() or list(corpora.iterdir()) == []

@@ -14,6 +14,7 @@ from pathlib import Path
 from tinygpt_tui.data import Corpus, normalize_text
 from tinygpt_tui.engine.files import MiB, decode_utf8, new_file_mode, open_regular, read_bytes, read_json, unlink_quietly
 from tinygpt_tui.engine.files import sha256_file as file_sha256
+from tinygpt_tui.engine.presets import edge_problem
 from tinygpt_tui.errors import CorpusError
 
 ENV_CORPORA_DIR = "TINYGPT_CORPORA_DIR"
@@ -229,6 +230,8 @@ def add(path: str, name: str | None = None, force: bool = False) -> Path:
     stem = (name or Path(path).stem).removesuffix(".txt")  # (--name mine.txt is mine.txt, not mine.txt.txt)
     if not stem.strip() or any(c in stem for c in '/\\') or not stem.isprintable() or stem.startswith("."):
         raise CorpusError(f"bad corpus name {stem!r}: use letters, digits, spaces, - or _ (no control characters)")
+    if why := edge_problem(stem):
+        raise CorpusError(f"bad corpus name {stem!r}: it {why}")
     if any(stem in (e.name, Path(e.file).stem) for e in catalog().values()):
         raise CorpusError(f"{stem!r} is the name of a catalog corpus; pick another --name")
     dest = corpora_dir() / f"{stem}.txt"

@@ -167,7 +167,7 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
     from tinygpt_tui.data import min_corpus_chars
     from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
 
-    check_name(spec.name, "an experiment needs a name: tinygpt experiment NAME ...")
+    check_name(spec.name, "an experiment needs a name: tinygpt experiment NAME ...", "experiment name")
     if not spec.corpus:
         raise SettingsError("an experiment needs a corpus (--corpus)")
     check_budget(spec.minutes, spec.max_steps)
@@ -256,7 +256,7 @@ def read_manifest(folder) -> dict:
 
 def load_plan(name: str, models_dir=None) -> Plan:
     """The plan of an experiment already started (what --resume alone continues)."""
-    check_name(name)
+    check_name(name, what="experiment name")
     folder = (Path(models_dir) if models_dir else ckpt.default_models_dir()) / name
     if not (folder / MANIFEST).exists():
         raise SettingsError(f"no experiment named {name!r} in {folder.parent}")

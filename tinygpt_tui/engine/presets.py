@@ -303,14 +303,25 @@ def check_tokenizer(kind, vocab_size) -> None:
         check_bpe_size(vocab_size)
 
 
-def check_name(name, missing: str = "a model needs a name (--name)") -> None:
+def edge_problem(name: str) -> str | None:
+    """Why a name can't begin or end as it does (a folder or file named so breaks later commands), or None."""
+    if name.startswith("-"):
+        return "can't start with - (a later command would read it as an option)"
+    if name != name.strip():
+        return "can't start or end with a space"
+    return None
+
+
+def check_name(name, missing: str = "a model needs a name (--name)", what: str = "model name") -> None:
     if not isinstance(name, str) or not name.strip():
         raise SettingsError(missing)
     bad = set('/\\\0\x7f') | {chr(i) for i in range(32)} | {chr(i) for i in range(0x80, 0xA0)}
     if name in (".", "..") or any(c in bad for c in name) or len(name) > 100 or name.startswith("."):
-        raise SettingsError(f"model name {name!r} can't be a folder name: use letters, digits, spaces, - or _ (at most 100)")
+        raise SettingsError(f"{what} {name!r} can't be a folder name: use letters, digits, spaces, - or _ (at most 100)")
+    if why := edge_problem(name):
+        raise SettingsError(f"{what} {name!r} {why}")
     if any("\ud800" <= c <= "\udfff" for c in name):  # bytes that are not UTF-8 (the shell passed them as-is)
-        raise SettingsError(f"model name {name!r} is not UTF-8 text: its config.json could not hold it")
+        raise SettingsError(f"{what} {name!r} is not UTF-8 text: its config.json could not hold it")
 
 
 # ---------------------------------------------------------------- the optimizer and its schedule
