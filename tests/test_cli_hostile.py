@@ -323,3 +323,17 @@ def test_a_name_a_later_command_would_misread_is_refused_for_models_experiments_
     assert_one_error(r, "bad corpus name", needle)
     assert sorted(p.name for p in models.iterdir()) == ["good"]
     assert not corpora.exists() or list(corpora.iterdir()) == []
+
+
+def test_an_experiment_s_bad_setting_or_member_is_said_as_typed_in_one_line(tmp_path, small_corpus):
+    # the grid's settings were named as `train`'s options (n-embd), a blank [[members]] name as "member : ..."
+    models = tmp_path / "models"
+    r = cli("--models-dir", models, "experiment", "e", "--corpus", small_corpus, "--max-steps", "5",
+            "--vary", "n_head=3,4", "--vary", "n_embd=64,96", "--plan")
+    assert "n-" not in assert_one_error(r, "member n_head=3,n_embd=64", "n_embd (64) must be divisible by n_head (3)")
+    grid = tmp_path / "grid.toml"
+    for text, needles in (('[[members]]\nname = ""', ["grid.toml", "name is empty"]), ('[[members]]\nname = 5', ["grid.toml", "got 5"]),
+                          ('[vary]\nn_layer = [1, "2"]', ["grid.toml", "n_layer takes int", "'2'", "without quotes"])):
+        grid.write_text(f'corpus = "{small_corpus}"\nmax_steps = 5\n{text}\n', encoding="utf-8")
+        assert_one_error(cli("--models-dir", models, "experiment", "e", "-f", grid, "--plan"), *needles)
+    assert not models.exists()

@@ -92,6 +92,8 @@ def test_the_optimizer_and_schedule_settings_can_be_varied(small_corpus, tmp_pat
     (dict(seeds=0), "--seeds"),
     (dict(vary={"n_layer": [1, 2]}, settings={**TINY, "n_layer": 1}), "both varied and set"),
     (dict(name="a/b"), "can't be a folder name"),
+    (dict(vary={"n_head": [3, 4], "n_embd": [64, 96]}), r"n_embd \(64\) must be divisible by n_head \(3\)"),  # (as typed)
+    (dict(vary={"grad_accum": [1, 2]}, settings={**TINY, "min_lr_ratio": 2.0}), "min_lr_ratio must be at least 0"),
     (dict(corpus="/no/such/corpus.txt"), "corpus not found"),
 ])
 def test_bad_grids_are_refused(small_corpus, tmp_path, kw, needle):
@@ -370,6 +372,20 @@ def test_a_toml_file_holds_a_grid_or_named_members(small_corpus, tmp_path):
         f.write_text(text)
         with pytest.raises(SettingsError, match=needle):
             read_spec_file(f)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('[[members]]\nname = ""\n[[members]]\nname = "b"', r"a \[\[members\]\] name is empty"),
+    ('[[members]]\nname = 5\n[[members]]\nname = "b"', r"a \[\[members\]\] name is text in quotes .*got 5$"),
+    ('[vary]\nn_layer = [1, "2"]', "n_layer takes int, got the text '2'; write it without quotes"),
+    ('[settings]\nbias = "true"\n[vary]\nn_layer = [1, 2]', "bias takes bool, got the text 'true'"),
+    ('[[members]]\nname = "a"\nn_layer = "1"\n[[members]]\nname = "b"', "n_layer takes int, got the text '1'"),
+])
+def test_a_toml_file_s_bad_member_name_or_quoted_number_is_said_as_written(small_corpus, tmp_path, text, needle):
+    f = tmp_path / "grid.toml"
+    f.write_text(f'corpus = "{small_corpus}"\nmax_steps = 8\n{text}\n')
+    with pytest.raises(SettingsError, match=f"^grid.toml: {needle}"):
+        read_spec_file(f)
 
 
 def test_every_shipped_lesson_is_a_valid_plan_of_at_most_fifteen_minutes(small_corpus, tmp_path):

@@ -28,7 +28,7 @@ from pathlib import Path
 from tinygpt_tui.engine import folder as ckpt
 from tinygpt_tui.engine.estimate import Estimate, estimate  # noqa: F401 (part of this module's interface)
 from tinygpt_tui.engine.files import MiB, atomic_write, read_json
-from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, check_name, check_threads, unused_settings
+from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, as_typed, check_name, check_threads, unused_settings
 from tinygpt_tui.engine.runs import MANIFEST, RunSummary, summarize
 from tinygpt_tui.errors import CheckpointError, SettingsError, TinyGPTError
 
@@ -231,7 +231,7 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
                     raise SettingsError(f"context length {cfg.resolved().block_size} needs a corpus of {need:,} characters, "
                                         f"this one has {chars:,}")
             except TinyGPTError as e:
-                raise SettingsError(f"member {name}: {e}") from None
+                raise SettingsError(f"member {name}: {as_typed(str(e))}") from None
             members.append(Member(name, group, settings, spec.seed + i, cfg))
     for k, why in dead.items():  # set for every member and used by none
         raise SettingsError(f"{k} {why}")

@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tinygpt_tui.engine.experiment import Spec, check_budget, key_name, parse_value
+from tinygpt_tui.engine.experiment import KINDS, Spec, check_budget, key_name, parse_value
 from tinygpt_tui.engine.files import MiB, read_text
 from tinygpt_tui.errors import SettingsError
 
@@ -45,17 +45,27 @@ def read_spec_file(path, name: str | None = None) -> Spec:
     for k, kind in (("settings", dict), ("vary", dict), ("members", list)):
         if not isinstance(doc.get(k, kind()), kind):
             raise SettingsError(f"{Path(path).name}: {k} must be a {'table' if kind is dict else 'list of tables'}")
-    settings = {key_name(k): parse_value(key_name(k), v) for k, v in doc.get("settings", {}).items()}
+    def value(key, v):  # (text is for settings that take words: n_layer = "2" is a typo TOML can tell)
+        k = key_name(key)
+        if isinstance(v, str) and KINDS.get(k, str) is not str:
+            raise SettingsError(f"{Path(path).name}: {k} takes {KINDS[k].__name__}, got the text {v!r}; write it without quotes")
+        return parse_value(k, v)
+
+    settings = {key_name(k): value(k, v) for k, v in doc.get("settings", {}).items()}
     vary = {}
     for k, vals in doc.get("vary", {}).items():
         if not isinstance(vals, list):
             raise SettingsError(f"{Path(path).name}: vary.{k} must be a list of values")
-        vary[key_name(k)] = [parse_value(key_name(k), v) for v in vals]
+        vary[key_name(k)] = [value(k, v) for v in vals]
     members = []
     for m in doc.get("members", []):
-        if not isinstance(m, dict) or not isinstance(m.get("name"), str):
+        if not isinstance(m, dict) or "name" not in m:
             raise SettingsError(f"{Path(path).name}: each [[members]] needs a name")
-        members.append({"name": m["name"], **{key_name(k): parse_value(key_name(k), v) for k, v in m.items() if k != "name"}})
+        if not isinstance(m["name"], str):
+            raise SettingsError(f"{Path(path).name}: a [[members]] name is text in quotes (name = \"bigram\"), got {m['name']!r}")
+        if not m["name"].strip():
+            raise SettingsError(f"{Path(path).name}: a [[members]] name is empty; give each member a name (name = \"bigram\")")
+        members.append({"name": m["name"], **{key_name(k): value(k, v) for k, v in m.items() if k != "name"}})
     spec = Spec(name=name or str(doc.get("name", Path(path).stem)), settings=settings, vary=vary, members=members)
     for k in ("title", "text", "corpus"):
         if k in doc:

@@ -5,6 +5,7 @@ resolve and check settings first."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 
 from tinygpt_tui.config import ConfigError, GPTConfig
@@ -213,6 +214,13 @@ def unused_settings(given: TrainConfig) -> dict[str, str]:
             if getattr(given, k) is not None:
                 out[k] = "is for the muon optimizer; adamw trains every weight with lr and weight_decay"
     return out
+
+
+def as_typed(message: str) -> str:
+    """A message of TrainConfig's with its settings named as an experiment's --vary, --set and file name them
+    (n_embd), not as `tinygpt train`'s options (n-embd); an option (--batch-size) stays as it is."""
+    dashed = {f.name.replace("_", "-"): f.name for f in fields(TrainConfig)}
+    return re.sub(r"(?<![\w-])[a-z0-9]+(?:-[a-z0-9]+)+(?![\w-])", lambda m: dashed.get(m[0], m[0]), message)
 
 
 # what a resumed run takes from the command line when given (the rest comes from the checkpoint)
