@@ -231,6 +231,14 @@ def test_refused_exports_are_one_line_and_leave_nothing(tmp_path, text, tiny_mod
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "models"]
 
 
+@pytest.mark.parametrize("to", ["hf", "gguf"])
+def test_an_empty_output_is_refused_as_empty_not_as_the_current_folder(models, to):
+    """`tinygpt export m '' --to gguf` said "CWD already exists; add --force" ('' as a path is '.')."""
+    d, _ = models
+    for force in ([], ["--force"]):
+        assert_one_line_error(cli("export", "gpt2", "", "--to", to, *force, "--models-dir", d), "'out'", "is empty")
+
+
 def test_existing_output_needs_force_and_a_failed_write_leaves_it_whole(models, tmp_path, monkeypatch):
     from tinygpt_tui.engine import export
 

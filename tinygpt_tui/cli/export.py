@@ -21,10 +21,17 @@ class Target(str, Enum):
     gguf = "gguf"
 
 
+def out_path(text: str) -> Path:
+    """OUT as a path, '' refused: as a Path it is '.', and "CWD already exists; add --force" said nothing useful."""
+    if not text:
+        raise typer.BadParameter("is empty; name the folder (--to hf) or .gguf file (--to gguf) to write")
+    return Path(text)
+
+
 @friendly
 def export(
     model: str = typer.Argument(..., help="Model name (in the models folder) or path to a model folder."),
-    out: Path = typer.Argument(..., help="The folder (--to hf) or .gguf file (--to gguf) to write."),
+    out: Path = typer.Argument(..., parser=out_path, help="The folder (--to hf) or .gguf file (--to gguf) to write."),
     to: Target = O(..., "--to", help="hf: a transformers folder (safetensors); gguf: one file for llama.cpp (whose GELU is its tanh form)."),
     force: bool = O(False, "--force", help="Replace OUT if it exists."),
     models_dir: Optional[Path] = ModelsDir,
