@@ -319,6 +319,26 @@ def test_an_export_clears_what_a_killed_export_left_and_nothing_of_a_live_one(mo
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["hf", live.name, other.name, dotted.name])
 
 
+def test_an_output_of_a_long_legal_name_is_written_and_a_killed_export_s_leftover_cleared(models, tmp_path):
+    """A 245-byte name (the limit is 255) failed "File name too long": the temporary folder's name beside it,
+    .NAME.PID.RANDOM.tmp, held it whole. A 255-byte name of 3-byte characters is cut on a character."""
+    import subprocess
+
+    from tinygpt_tui.engine.export import temp_stem
+
+    d, _ = models
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    names = {"gguf": "a" * 240 + ".gguf", "hf": "模" * 85}
+    for to, name in names.items():
+        killed = tmp_path / f".{temp_stem(name)}.{gone}.x1.tmp"
+        killed.mkdir()
+        r = cli("export", "gpt2", tmp_path / name, "--to", to, "--models-dir", d)
+        assert r.exit_code == 0, r.stderr
+        assert not killed.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names.values())
+    assert (tmp_path / names["gguf"]).read_bytes()[:4] == b"GGUF" and (tmp_path / names["hf"] / "config.json").is_file()
+
+
 @pytest.mark.parametrize("to,out", [("hf", "hf"), ("gguf", "m.gguf")])
 def test_a_real_full_disk_is_one_line_and_keeps_the_earlier_export(models, tmp_path, to, out):
     """Writes past a file-size limit fail as a full disk would, inside safetensors (its own

@@ -332,7 +332,7 @@ def write_whole(out: Path, force: bool, write) -> None:
         raise SettingsError(f"{out} is not an earlier export, so even --force leaves it alone: pick another name")
     clear_leftovers(out)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{temp_stem(out.name)}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
     except OSError as e:
         raise SettingsError(f"cannot write in {out.parent}: {e.strerror or e}") from None
     try:
@@ -356,13 +356,20 @@ def write_whole(out: Path, force: bool, write) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def temp_stem(name: str, limit: int = 64) -> str:
+    """OUT's name cut to ``limit`` bytes in its temporary folder's: a legal 255-byte one's was "File name too long"."""
+    while len(os.fsencode(name)) > limit:
+        name = name[:-1]
+    return name
+
+
 def clear_leftovers(out: Path) -> None:
     """Remove what an export killed mid-write (kill -9, a power cut) left beside ``out``: its temporary
     folder, named for its process, which is gone. A live export's folder is left alone."""
-    for p in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
+    for p in out.parent.glob(f".{glob.escape(stem := temp_stem(out.name))}.*.tmp"):
         # .NAME.PID.RANDOM.tmp, read from its end: .m.2.PID.RANDOM.tmp is a (live) export's to m.2, not pid 2's to m
         name, pid, _ = (p.name[: -len(".tmp")].rsplit(".", 2) + ["", ""])[:3]
-        if name != f".{out.name}" or not (pid.isascii() and pid.isdigit()) or p.is_symlink() or not p.is_dir():
+        if name != f".{stem}" or not (pid.isascii() and pid.isdigit()) or p.is_symlink() or not p.is_dir():
             continue
         try:
             os.kill(int(pid), 0)  # (signal 0: only asks whether the process exists)
