@@ -239,6 +239,17 @@ def test_an_empty_output_is_refused_as_empty_not_as_the_current_folder(models, t
         assert_one_line_error(cli("export", "gpt2", "", "--to", to, *force, "--models-dir", d), "'out'", "is empty")
 
 
+def test_an_hf_export_to_a_name_ending_in_gguf_is_written_with_a_note(models, tmp_path):
+    """`--to hf` into x.gguf quietly made a folder named x.gguf (as asked: a note, not a refusal)."""
+    d, _ = models
+    r = cli("export", "gpt2", tmp_path / "x.gguf", "--to", "hf", "--models-dir", d)
+    assert r.exit_code == 0 and (tmp_path / "x.gguf" / "config.json").is_file(), r.stderr
+    notes = [ln for ln in r.stdout.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 1 and "x.gguf is a folder" in notes[0] and "--to gguf" in notes[0], r.stdout
+    r = cli("export", "gpt2", tmp_path / "x", "--to", "hf", "--models-dir", d)
+    assert r.exit_code == 0 and "note:" not in r.stdout
+
+
 def test_existing_output_needs_force_and_a_failed_write_leaves_it_whole(models, tmp_path, monkeypatch):
     from tinygpt_tui.engine import export
 

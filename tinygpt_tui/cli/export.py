@@ -50,6 +50,8 @@ def export(
     write = ex.to_hf if to is Target.hf else ex.to_gguf
     ex.write_whole(out, force, lambda dest: write(loaded.model, loaded.tokenizer, dest))
     typer.echo(one_line(f"wrote {out} ({ex.ARCH_NAMES[arch]}, {cfg.param_count():,} parameters, fp32)"))
+    if to is Target.hf and out.suffix.lower() == ".gguf":  # (written as asked; a folder so named misleads later)
+        typer.echo(one_line(f"note: {out.name} is a folder (--to hf writes one), though its name looks like a GGUF file's (--to gguf)"))
     eot = ex.gguf_end_of_text(loaded.tokenizer) if to is Target.gguf else None
     if eot is not None:  # (a generation that stops at a common character, a '。' in Chinese, looks broken)
         typer.echo(one_line(f"note: llama.cpp takes {eot!r} (id {ex.LLAMA_CPP_EOS}) for its end-of-text token, as this "
