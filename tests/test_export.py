@@ -497,10 +497,12 @@ def test_gguf_export_names_the_character_llama_cpp_ends_text_at(tmp_path):
     assert "tokenizer.ggml.eos_token_id" not in fields  # so llama.cpp's default, id 11
     assert decoders.ByteLevel().decode([fields["tokenizer.ggml.tokens"].contents()[11]]) == "。"
     assert "note: llama.cpp takes '。' (id 11) for its end-of-text token" in r.stdout and "--ignore-eos" in r.stdout
-    # llama.cpp's plain completion (its llama-cli is a chat now), with no prompt the model lacks the characters of
+    # llama.cpp's plain completion (its llama-cli is a chat now), with no prompt the model lacks the characters of,
+    # going on past the first '。' as the note says (without --ignore-eos the printed command stopped there)
     assert "try it: llama-completion -m" in r.stdout and "ROMEO" not in r.stdout
+    assert r.stdout.splitlines()[-1].endswith(" --ignore-eos") and "with --ignore-eos (as below)" in r.stdout
     r = cli("export", "few", tmp_path / "f.gguf", "--to", "gguf", "--models-dir", tmp_path / "models")
-    assert r.exit_code == 0 and "end-of-text" not in r.stdout
+    assert r.exit_code == 0 and "end-of-text" not in r.stdout and "--ignore-eos" not in r.stdout
     r = cli("export", "dream", tmp_path / "hf", "--to", "hf", "--models-dir", tmp_path / "models")
     assert r.exit_code == 0 and "end-of-text" not in r.stdout  # transformers has no such default
 

@@ -54,8 +54,8 @@ def export(
         typer.echo(one_line(f"note: {out.name} is a folder (--to hf writes one), though its name looks like a GGUF file's (--to gguf)"))
     eot = ex.gguf_end_of_text(loaded.tokenizer) if to is Target.gguf else None
     if eot is not None:  # (a generation that stops at a common character, a '。' in Chinese, looks broken)
-        typer.echo(one_line(f"note: llama.cpp takes {eot!r} (id {ex.LLAMA_CPP_EOS}) for its end-of-text token, as this "
-                            f"vocabulary has none: a generation stops there; --ignore-eos goes on, never writing {eot!r}"))
+        typer.echo(one_line(f"note: llama.cpp takes {eot!r} (id {ex.LLAMA_CPP_EOS}) for its end-of-text token, as this vocabulary "
+                            f"has none: a generation stops there; with --ignore-eos (as below) it goes on, never writing {eot!r}"))
     prompt, n = hint_prompt(loaded.tokenizer, cfg.block_size)
     if to is Target.hf:  # (JSON's escapes are Python's: a newline or an ESC in the path stays inside the string)
         code = (f"from transformers import pipeline; print(pipeline({json.dumps('text-generation')}, "
@@ -65,7 +65,7 @@ def export(
     else:  # (llama.cpp's plain completion: its llama-cli became a chat, and these models have no chat template;
         # it reads escapes in a prompt: \\n is a newline)
         escaped = prompt.replace("\\", "\\\\").replace("\n", "\\n")
-        hint = f"llama-completion -m {shlex.quote(str(out))} -p {shlex.quote(escaped)} -n {n}"
+        hint = f"llama-completion -m {shlex.quote(str(out))} -p {shlex.quote(escaped)} -n {n}{' --ignore-eos' if eot is not None else ''}"
     typer.echo(one_line(f"try it: {hint}"))
 
 
