@@ -325,6 +325,16 @@ def test_a_name_a_later_command_would_misread_is_refused_for_models_experiments_
     assert not corpora.exists() or list(corpora.iterdir()) == []
 
 
+def test_a_model_named_so_before_the_rule_still_resumes(small_corpus, tmp_path):
+    """The rule is for new names: a run whose folder was made before it (" old", say) is not locked out of --resume."""
+    models = tmp_path / "models"
+    assert tiny_train(small_corpus, models, "old").exit_code == 0
+    (models / "old").rename(models / " old")
+    r = cli("train", "--name", " old", "--resume", "--max-steps", "4", "--models-dir", models, "--threads", "1", "--jsonl")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads((models / " old" / "config.json").read_text(encoding="utf-8"))["figures"]["step"] == 4
+
+
 def test_an_experiment_s_bad_setting_or_member_is_said_as_typed_in_one_line(tmp_path, small_corpus):
     # the grid's settings were named as `train`'s options (n-embd), a blank [[members]] name as "member : ..."
     models = tmp_path / "models"

@@ -297,7 +297,7 @@ def check_run(cfg):
     from tinygpt_tui.engine.lineage import child_config, read_parent, run_tokenizer
     from tinygpt_tui.engine.presets import NameTaken, check_name
 
-    check_name(cfg.name)
+    check_name(cfg.name, new=not cfg.resume)
     models_dir = Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()
     if cfg.resume:
         if why := ckpt.nothing_to_resume(models_dir / cfg.name):

@@ -156,7 +156,7 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo):
                 raise SettingsError(f"{name.replace('_', '-')} must be {'above' if lo_open else 'at least'} {lo} and at most {hi}, got {str(v)[:40]}")
 
-        check_name(self.name)
+        check_name(self.name, new=not self.resume)
         check_tokenizer(self.tokenizer, self.vocab_size)
         for n in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
             whole(n, 1, 10**9)
@@ -320,13 +320,15 @@ def edge_problem(name: str) -> str | None:
     return None
 
 
-def check_name(name, missing: str = "a model needs a name (--name)", what: str = "model name") -> None:
+def check_name(name, missing: str = "a model needs a name (--name)", what: str = "model name", new: bool = True) -> None:
+    """A name to make a folder of (new=False: of one made already, e.g. resumed: one made before the edge rule
+    still goes on)."""
     if not isinstance(name, str) or not name.strip():
         raise SettingsError(missing)
     bad = set('/\\\0\x7f') | {chr(i) for i in range(32)} | {chr(i) for i in range(0x80, 0xA0)}
     if name in (".", "..") or any(c in bad for c in name) or len(name) > 100 or name.startswith("."):
         raise SettingsError(f"{what} {name!r} can't be a folder name: use letters, digits, spaces, - or _ (at most 100)")
-    if why := edge_problem(name):
+    if new and (why := edge_problem(name)):
         raise SettingsError(f"{what} {name!r} {why}")
     if any("\ud800" <= c <= "\udfff" for c in name):  # bytes that are not UTF-8 (the shell passed them as-is)
         raise SettingsError(f"{what} {name!r} is not UTF-8 text: its config.json could not hold it")

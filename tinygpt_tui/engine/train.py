@@ -144,7 +144,7 @@ class Run:
     def _settings(self):
         """The settings, corpus and vocabulary of the run, and the training state to resume from."""
         cfg = self.cfg
-        check_name(cfg.name)
+        check_name(cfg.name, new=not cfg.resume)
         models_dir = Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()
         self.folder = models_dir / cfg.name
         self.start_step, self.elapsed_before, self.tokens_before = 0, 0.0, 0
