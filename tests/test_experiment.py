@@ -859,3 +859,23 @@ def test_the_plan_says_it_is_timing_the_members_while_it_does(small_corpus, tmp_
     assert shown.returncode == 0 and "timing a few steps of each member on this machine (2 to time)" in shown.stdout, shown.stdout
     piped = tinygpt_inproc(*args)
     assert piped.returncode == 0 and "estimated time" in piped.stdout and "timing a few steps" not in piped.stdout
+
+
+@pytest.mark.slow
+def test_a_member_too_big_for_the_memory_is_named_in_words_not_torch_s(small_corpus, tmp_path):
+    """Timing a member whose step could not get its memory printed torch's allocator text: "[enforce fail at
+    alloc_cpu.cpp:127] ... you tried to allocate 68719476736 bytes". It names the member and what to make smaller.
+    (The memory is capped for the run, as on a small machine: RLIMIT_DATA.)"""
+    import resource
+
+    def small_machine():
+        resource.setrlimit(resource.RLIMIT_DATA, (1_500_000_000, 1_500_000_000))
+
+    r = subprocess.run([sys.executable, "-m", "tinygpt_tui.cli.main", "experiment", "e", "--corpus", str(small_corpus), "--max-steps", "5",
+                        "--vary", "batch_size=1024,2048", "--set", "block_size=256", "--set", "n_embd=64", "--set", "n_head=2",
+                        "--set", "n_layer=1", "--threads", "1", "--plan", "--models-dir", str(tmp_path / "models")],
+                       cwd=ROOT, env={**os.environ, "TINYGPT_PROBE": "0"}, capture_output=True, text=True, timeout=300, preexec_fn=small_machine)
+    r.exit_code = r.returncode
+    assert_one_line_error(r, "member batch_size=1024: its step needs more memory than this machine has",
+                          "try a smaller batch_size, block_size or model")
+    assert "alloc" not in r.stderr and "enforce" not in r.stderr

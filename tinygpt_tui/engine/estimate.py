@@ -166,7 +166,15 @@ def _measure_all(job: dict) -> tuple[dict, list[tuple[float, float, float, float
     timings = []
     for c in job["configs"]:
         cfg = TrainConfig(**c)
-        timings.append(_measure(cfg, corpus, tok, job["steps"], firsts))
+        try:
+            timings.append(_measure(cfg, corpus, tok, job["steps"], firsts))
+        except (RuntimeError, MemoryError) as e:  # (torch's own words: "[enforce fail at alloc_cpu.cpp:127] ... 68719476736 bytes")
+            asked = re.search(r"allocate (\d+) bytes", str(e))
+            if not (isinstance(e, MemoryError) or asked or "out of memory" in str(e)):
+                raise
+            size = f" ({int(asked.group(1)) / 2**30:,.1f} GB for one tensor)" if asked else ""
+            raise SettingsError(f"member {cfg.name}: its step needs more memory than this machine has{size}; "
+                                "try a smaller batch_size, block_size or model") from None
     return firsts, timings
 
 
