@@ -1134,3 +1134,28 @@ async def test_a_checked_run_with_no_loss_log_says_so_in_the_legend(tmp_path):
         legend = screen.query_one("#runs-legend")
         text = " ".join("".join(seg.text for seg in legend.render_line(y)) for y in range(legend.size.height))
         assert "converted no loss log" in text and "alpha no loss log" not in text, text
+
+
+async def test_a_run_whose_log_was_cut_short_says_so_and_keeps_its_checkpoint_s_speed(tmp_path):
+    """The shipped run with its metrics.jsonl cut to 5,000 bytes: its line stops at step 160 of 6,000 with nothing
+    said, and the table gave it 487.9k tok/s (the log's time over the checkpoint's tokens)."""
+    import shutil
+
+    from textual.widgets import DataTable
+
+    from tinygpt_tui.engine.runs import shipped_models_dir
+
+    d = tmp_path / "models"
+    shutil.copytree(shipped_models_dir() / "shakespeare", d / "shakespeare")
+    log = d / "shakespeare" / "metrics.jsonl"
+    log.write_bytes(log.read_bytes()[:5000])
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        table = screen.query_one("#runs-table", DataTable)
+        assert await wait_for(pilot, lambda: table.row_count == 1)
+        legend = screen.query_one("#runs-legend")
+        text = " ".join("".join(seg.text for seg in legend.render_line(y)) for y in range(legend.size.height))
+        assert "shakespeare log cut at step 160" in text, text
+        row = [str(c) for c in table.get_row("shakespeare")]
+        assert "16.0k" in row and "12m 47s" in row and not any("487" in c for c in row), row

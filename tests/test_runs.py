@@ -97,6 +97,26 @@ def test_a_summary_reads_the_tail_of_a_long_log(tiny_models_dir, tmp_path):
     assert s.steps == 50_000 and s.status == "finished" and s.minutes == pytest.approx(500.0)
 
 
+def test_a_run_whose_log_was_cut_short_takes_its_figures_from_the_checkpoint_and_says_so(tmp_path):
+    """The shipped run copied with the first 5,000 bytes of its metrics.jsonl was listed as finished in 0.42 min at
+    487,857 tok/s: the time of the log's last step (160) over the tokens of the checkpoint's (6,000). Its time and
+    speed are now config.json's, and the table says where the log ends."""
+    d = tmp_path / "models"
+    shutil.copytree(runs.shipped_models_dir() / "shakespeare", d / "shakespeare")
+    log = d / "shakespeare" / "metrics.jsonl"
+    log.write_bytes(log.read_bytes()[:5000])
+    figures = json.loads((d / "shakespeare" / "config.json").read_text(encoding="utf-8"))["figures"]
+    s = summarize(d / "shakespeare")
+    assert s.status == "finished" and s.steps == figures["step"] == 6000 and s.log_cut == 160
+    assert s.minutes == pytest.approx(figures["train_time_s"] / 60) and s.tokens_seen == figures["tokens_seen"]
+    assert s.tokens_per_s == pytest.approx(figures["tokens_seen"] / figures["train_time_s"])
+    assert s.val_loss == figures["val_loss"] and s.bpc == figures["val_bpc"]
+    out = tinygpt_inproc("runs", "--models-dir", d, env={"COLUMNS": "120"}).stdout
+    assert "12.8" in out and "16,003" in out and "487,857" not in out, out
+    assert "shakespeare: log cut at step 160 of 6,000" in out, out
+    assert summarize(runs.shipped_models_dir() / "shakespeare").log_cut is None  # (the whole log reaches the checkpoint)
+
+
 # ----------------------------------------------------------------- curves
 def test_curves_follow_a_growing_log_by_offset(tmp_path):
     folder = tmp_path / "live"

@@ -389,6 +389,8 @@ class RunsScreen(Screen):
             entry = Text("━━ ", style=colour_style(colour)) + Text(printable(name))
             if not c.steps and not c.evals:  # (a converted or imported model: in the table, no line to draw)
                 entry.append(" no loss log", style="dim")
+            elif self.summaries[name].log_cut is not None:  # (its lines stop short; the table's figures are config.json's)
+                entry.append(f" log cut at step {self.summaries[name].log_cut:,}", style="bold yellow")
             if other_corpus(self.summaries[name], corpus):  # drawn, and said to be apart
                 entry.append(" ≠ other corpus", style="bold yellow")
             entries.append(entry)

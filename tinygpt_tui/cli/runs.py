@@ -40,6 +40,9 @@ def print_runs(con, summaries, other: set | None = None) -> None:
     for s in summaries:
         if not s.ok:
             con.print(Text(one_line(f"{s.name}: {s.status}"), style="red"))
+        elif s.log_cut is not None:  # (its curves stop there; the table's figures are config.json's)
+            con.print(Text(one_line(f"{s.name}: log cut at step {s.log_cut:,} of {s.steps:,}: metrics.jsonl ends there, and so "
+                                    "do its curves; its time and speed are config.json's"), style="yellow"))
 
 
 def runs_table(summaries, title: str = "", other: set | None = None, narrow: bool = False) -> Table:

@@ -58,6 +58,7 @@ class RunSummary:
     updated: float = 0.0  # unix time of the last write (metrics.jsonl or config.json)
     model: dict = field(default_factory=dict, repr=False)  # the architecture (config.json's "model")
     training: dict = field(default_factory=dict, repr=False)  # the training settings (config.json's "training")
+    log_cut: int | None = None  # the last step metrics.jsonl tells of, where it ends before the checkpoint's: cut short
 
     @property
     def ok(self) -> bool:
@@ -136,6 +137,8 @@ def summarize(folder, name: str | None = None) -> RunSummary:
         else:  # no log, or a run killed: the checkpoint says whether its figure is the final one
             s.status = "finished" if figures.get("val_loss_is") == "full validation split" or not tail else "stopped"
         s.val_loss = info.val_loss if info.val_loss is not None else s.val_loss
+        if tail and finish.get("event") != "finish" and s.steps < info.step:  # a log cut short (copied in part, a disk
+            s.log_cut, s.minutes, s.tokens_seen, s.bpc = s.steps, None, 0, None  # filled): never its time over the checkpoint's tokens
         s.steps = max(s.steps, info.step)
         if number(figures.get("tokens_seen"), whole=True) and figures["tokens_seen"] >= s.tokens_seen:
             s.tokens_seen = figures["tokens_seen"]
