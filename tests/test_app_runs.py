@@ -111,7 +111,7 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         # opened with the newest run and the others on its corpus checked, not the other corpus
         assert sorted(screen.checked) == ["alpha", "gamma"]
         chart = screen.chart
-        assert len(chart.lines) == 4  # train and val of each, one colour per run
+        assert len(chart.lines) == 6  # train, val estimates and the final val (whole split) of each, one colour per run
         assert {ln.colour for ln in chart.lines} == {screen.colours["alpha"], screen.colours["gamma"]}
         assert screen.colours["alpha"] != screen.colours["gamma"]
         gamma = [ln for ln in chart.lines if ln.colour == screen.colours["gamma"]]
@@ -124,7 +124,7 @@ async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(
         assert [table.get_row(k)[1] for k in table.rows] == ["gamma", "alpha"]  # ranked by validation loss
         # check everything: the run on another corpus is said to be one
         await pilot.press("a")
-        assert await wait_for(pilot, lambda: "beta" in screen.curves and len(screen.chart.lines) == 6)
+        assert await wait_for(pilot, lambda: "beta" in screen.curves and len(screen.chart.lines) == 9)
         assert table.row_count == 3
         beta = table.get_row("beta")
         assert "≠" in str(beta[-1]) and "other" in str(beta[-1])
@@ -204,7 +204,7 @@ async def test_runs_on_different_tokens_are_charted_and_ranked_in_bits_per_chara
         from textual.widgets import SelectionList
 
         screen.query_one("#runs-list", SelectionList).deselect("delta")  # characters alone: their losses compare
-        assert await wait_for(pilot, lambda: screen.chart.title_text.startswith("loss") and len(screen.chart.lines) == 4)
+        assert await wait_for(pilot, lambda: screen.chart.title_text.startswith("loss") and len(screen.chart.lines) == 6)
         assert [table.get_row(k)[1] for k in table.rows] == ["gamma", "alpha"] and not screen.query_one("#runs-view").border_subtitle
 
 
@@ -238,7 +238,7 @@ async def test_twenty_runs_of_5000_steps_open_fast_and_keys_stay_quick(tmp_path)
         screen = app.get_screen("runs")
         assert await wait_for(pilot, lambda: screen.listed, timeout=60)
         await pilot.press("a")
-        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 40, timeout=60)
+        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 60, timeout=60)
         await pilot.pause()
         opened = time.perf_counter() - t
         t = time.perf_counter()
@@ -429,7 +429,7 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         assert rows[0].val_loss <= rows[1].val_loss and all(r.status == "finished" for r in rows)
         table = screen.query_one("#exp-table", DataTable)
         assert [str(table.get_row_at(i)[1]) for i in range(2)] == [r.group for r in rows]
-        assert len(screen.chart.lines) == 4  # each member's training and validation curves (a grid of 2)
+        assert len(screen.chart.lines) == 6  # each member's training and validation curves and final val (a grid of 2)
         # the samples, side by side, same prompt and seed
         assert [n for n, _ in job.samples] == ["n_layer=1", "n_layer=2"] and all(len(t) >= 200 for _, t in job.samples)
         assert await wait_for(pilot, lambda: screen.query_one("#exp-switch").current == "exp-samples")
@@ -531,10 +531,10 @@ async def test_members_on_different_tokens_are_charted_in_bits_per_character(tmp
         assert await wait_for(pilot, lambda: not job.active, timeout=120), notes(app)
         assert job.state == "finished", job.error
         await pilot.press("f7")  # (the samples were shown): the chart
-        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 2)
+        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 4)  # (validation bits/char and the final's, of each)
         assert "bits per character" in screen.chart.title_text
         assert "tokens differ" in screen.query_one("#exp-legend").laid.plain  # (the why: the title has no room at 80 columns)
-        want = sorted(e.bpc for c in job.curves.values() for e in c.evals)
+        want = sorted([e.bpc for c in job.curves.values() for e in c.evals] + [c.final.bpc for c in job.curves.values()])
         assert None not in want and sorted(y for ln in screen.chart.lines for y in ln.ys) == pytest.approx(want)
 
 
@@ -655,7 +655,7 @@ async def all_runs_drawn(pilot):
     screen = pilot.app.get_screen("runs")
     assert await wait_for(pilot, lambda: screen.listed)
     await pilot.press("a")
-    assert await wait_for(pilot, lambda: len(screen.chart.lines) == 6)
+    assert await wait_for(pilot, lambda: len(screen.chart.lines) == 9)
     await pilot.pause()
 
 
@@ -930,7 +930,7 @@ async def test_the_runs_legend_keeps_each_swatch_beside_its_name(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await runs_shown(pilot, app)
         await pilot.press("a")
-        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 2 * len(names))
+        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 3 * len(names))
         await pilot.pause()
         legend = screen.query_one("#runs-legend")
         lines = ["".join(seg.text for seg in legend.render_line(y)).strip() for y in range(legend.size.height)]
@@ -1082,7 +1082,7 @@ async def test_the_runs_legend_at_80_by_24_keeps_swatches_whole_and_counts_what_
         sl = screen.query_one("#runs-list")
         sl.select_all()
         sl.deselect("other")
-        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 2 * 7)
+        assert await wait_for(pilot, lambda: len(screen.chart.lines) == 3 * 7)
         await pilot.pause()
         legend = screen.query_one("#runs-legend")
         lines = ["".join(seg.text for seg in legend.render_line(y)).strip() for y in range(legend.size.height)]
@@ -1159,3 +1159,51 @@ async def test_a_run_whose_log_was_cut_short_says_so_and_keeps_its_checkpoint_s_
         assert "shakespeare log cut at step 160" in text, text
         row = [str(c) for c in table.get_row("shakespeare")]
         assert "16.0k" in row and "12m 47s" in row and not any("487" in c for c in row), row
+
+
+async def test_the_runs_chart_marks_the_table_s_whole_split_loss_apart_from_the_estimates(tmp_path):
+    """A lesson's bigram: its chart's last dot (an estimate on 10 batches) sat near 3.3 while the table said 3.07,
+    nothing saying why. The table's figure, the whole split's, is now a ◆ of the run's colour where its kept weights
+    are from, and the chart's title says which is which."""
+    import shutil
+
+    from textual.widgets import DataTable
+
+    from tinygpt_tui.chart import FINAL, to_text
+    from tinygpt_tui.engine.runs import shipped_models_dir
+
+    d = tmp_path / "models"
+    shutil.copytree(shipped_models_dir() / "shakespeare", d / "shakespeare")
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        table = screen.query_one("#runs-table", DataTable)
+        assert await wait_for(pilot, lambda: table.row_count == 1 and screen.chart.lines)
+        final = [ln for ln in screen.chart.lines if ln.marker == FINAL]
+        s = screen.summaries["shakespeare"]
+        assert len(final) == 1 and final[0].xs == [6000] and final[0].ys == [s.val_loss], screen.chart.lines
+        assert f"{s.val_loss:.4f}" in str(table.get_row("shakespeare")[2])
+        drawn = to_text(screen.chart.drawn(), colour=False).plain
+        assert "val estimates •, final ◆ (whole split: the table's)" in drawn and drawn.count("◆") == 2, drawn
+
+
+async def test_the_training_chart_of_a_finished_run_marks_its_whole_split_loss(tmp_path):
+    """The training screen's progress line said "val (full split) 3.511" beside a chart whose last dot said 3.510 (the
+    last step's estimate): the whole split's loss is a green ◆ at the step whose weights the run kept (4,750, its best
+    estimate's, not the last step's), named in the chart's legend."""
+    import shutil
+
+    from tinygpt_tui.engine.runs import shipped_models_dir
+
+    d = tmp_path / "models"
+    (d / "hl").mkdir(parents=True)
+    shutil.copy(shipped_models_dir() / "hongloumeng" / "metrics.jsonl", d / "hl" / "metrics.jsonl")
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        ts = app.get_screen("training")
+        assert await wait_for(pilot, lambda: app.screen is ts)
+        ts.follow("hl")
+        assert await wait_for(pilot, lambda: ts.view is not None and ts.view.finish and "final val (whole split)" in ts.chart.series)
+        assert ts.chart.series["final val (whole split)"] == ([4750], [ts.view.full_val_loss])
+        assert ts.view.eval_steps[-1] == 4861 and "val (full split) 3.511" in str(ts.query_one("#run-progress-text").render())

@@ -53,6 +53,22 @@ def test_marks_are_bullets_at_the_points_and_labels_make_a_legend():
     assert not any(is_braille(ch) for ch in plain)
 
 
+def test_a_final_mark_is_its_own_character_drawn_over_the_evaluation_it_sits_on():
+    """A finished run's loss over the whole split (◆) beside its estimates (•): at its own height, over a dot of the
+    same step, and named in the legend with its own mark."""
+    from tinygpt_tui.chart import FINAL
+
+    rows = draw([Series([0, 50, 100], [3.0, 2.0, 1.0], "magenta", "dot", "val (estimate)"),
+                 Series([100], [2.5], "green", FINAL, "final val (whole split)")], 50, 16, title="t")
+    plain = to_text(rows, colour=False).plain
+    assert "•• val (estimate)" in plain and f"{FINAL} final val (whole split)" in plain
+    plot = plot_rows(rows)
+    assert sum(ln.count(FINAL) for ln in plot) == 1 and sum(ln.count("•") for ln in plot) == 3
+    final_row = next(i for i, ln in enumerate(plot) if FINAL in ln)
+    dots = [i for i, ln in enumerate(plot) if "•" in ln]
+    assert dots[0] < final_row < dots[-1] and plot[final_row].index(FINAL) == plot[dots[-1]].index("•")  # 2.5, at step 100
+
+
 def test_colours_reach_the_text_and_the_last_line_drawn_is_on_top():
     both = [Series([0, 10], [1.0, 1.0], "red"), Series([0, 10], [1.0, 1.0], 39)]
     styles = {str(span.style) for span in to_text(draw(both, 40, 12)).spans}

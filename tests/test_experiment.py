@@ -442,7 +442,7 @@ def test_experiment_command_trains_ranks_samples_and_draws(small_corpus, tmp_pat
     assert "estimated time" in out and "ranked by bits per character" in out and "samples" in out and "validation loss" in out
     assert out.index("n_layer=1: finished") < out.index("n_layer=2: finished")
     # a small grid: both curves of each member, training a line of braille, validation a • at each evaluation
-    assert "training and validation loss (training ─, validation •)" in out
+    assert "training and validation loss (training ─, validation estimates •, final ◆)" in out  # (◆: the whole split's)
     legend = next(ln for ln in out.splitlines() if ln.startswith("━━ "))
     assert "n_layer=1" in legend and "n_layer=2" in legend
     assert any("\u2801" <= ch <= "\u28ff" for ch in out) and "┤" in out

@@ -118,6 +118,59 @@ def test_a_run_whose_log_was_cut_short_takes_its_figures_from_the_checkpoint_and
 
 
 # ----------------------------------------------------------------- curves
+def test_a_finished_run_s_whole_split_loss_is_a_point_of_its_own_where_its_kept_weights_are_from(tmp_path):
+    """`tinygpt lesson depth --max-steps 60`: the bigram's last evaluation (10 batches of 16) said 2.771, the whole
+    validation split 2.957, and the chart's last dot disagreed with the table, nothing said. The final loss is a
+    point of its own, the table's figure, at the evaluation whose weights the run kept: the hongloumeng run kept
+    step 4,750's (the best estimate), not its last step's (4,861)."""
+    for name, at in (("shakespeare", 6000), ("hongloumeng", 4750)):
+        folder = runs.shipped_models_dir() / name
+        c, s = Curves(folder), summarize(folder)
+        assert c.final_val() == ([at], [s.val_loss]) and c.final_val(bits=True) == ([at], [s.bpc]), name
+        kept = next(e for e in c.evals if e.step == at)
+        assert c.final_val("tokens")[0] == [kept.tokens] and c.final_val("minutes")[0] == [kept.minutes]
+        assert c.val()[1][c.val()[0].index(at)] != s.val_loss  # (the estimate there is another figure)
+    assert Curves(runs.shipped_models_dir() / "hongloumeng").val()[0][-1] == 4861
+    folder = tmp_path / "r"
+    write_log(folder, fake_run(steps=100, val=lambda s: 4.0 - s / 100))
+    c = Curves(folder)
+    assert c.final_val() == ([100], [3.0])
+    write_log(folder, [{"event": "start", "step": 100, "params": 1000, "tokens_per_step": 512}], mode="a")  # resumed: not final
+    assert c.update() and c.final_val() == ([], [])
+    write_log(folder, [{"event": "finish", "step": 100, "reason": "stopped", "val_loss": None, "best_val_loss": 3.0,
+                        "elapsed_s": 60.0, "path": ""}], mode="a")
+    assert c.update() and c.finished and c.final_val() == ([], [])  # stopped: no whole-split figure
+
+
+def test_compare_draws_the_final_whole_split_loss_as_a_diamond_and_says_which_is_which(tiny_models_dir, tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    recs = fake_run(steps=200)
+    recs[-1]["val_loss"] = 2.5  # the whole split's: above the last estimate (2.0)
+    write_log(d / "alpha", recs)
+    recs = fake_run(steps=200)
+    recs[-1].update(reason="stopped", val_loss=None)
+    write_log(d / "beta", recs)
+    out = tinygpt_inproc("compare", "alpha", "beta", "--models-dir", d, env={"COLUMNS": "100"}).stdout
+    assert "(training ─, validation estimates •, final ◆)" in out and "◆ final val (whole split)" in out, out
+    plot = [ln for ln in out.splitlines() if "┤" in ln[:8] or ln.lstrip()[:1] == "│"]
+    assert sum(ln.count("◆") for ln in plot) == 1, out  # alpha's; beta stopped: no whole-split figure
+    svg = tmp_path / "c.svg"
+    assert tinygpt_inproc("compare", "alpha", "beta", "--out", svg, "--models-dir", d).returncode == 0
+    root = ET.parse(svg).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "alpha final val (whole split)" in texts and "alpha val (estimate)" in texts and "beta final val (whole split)" not in texts
+    diamonds = root.findall(f"{ns}path")
+    assert len(diamonds) == 2  # alpha's point and its legend entry
+    frame = next(r for r in root.findall(f"{ns}rect") if r.get("stroke") == "#444")
+    right = float(frame.get("x")) + float(frame.get("width"))
+    dots = [c for c in root.findall(f"{ns}circle") if c.get("fill") == diamonds[0].get("fill") and float(c.get("cx")) <= right]
+    last = max(dots, key=lambda c: float(c.get("cx")))  # alpha's last evaluation (step 200): 2.0
+    x, top = map(float, diamonds[0].get("d")[1:].split(" ")[0].split(","))
+    assert x == pytest.approx(float(last.get("cx"))) and top + 5.5 < float(last.get("cy"))  # at step 200, above it: 2.5
+
+
 def test_curves_follow_a_growing_log_by_offset(tmp_path):
     folder = tmp_path / "live"
     recs = fake_run(steps=100, finish=False)
@@ -297,7 +350,7 @@ def test_compare_marks_broken_and_other_corpus_runs_and_draws(tiny_models_dir, t
     assert "≠ other" in out and "beta: trained on other" in out and "broken: broken: config.json is not valid JSON" in out
     legend = next(ln for ln in out.splitlines() if ln.startswith("━━ "))
     assert "alpha" in legend and "beta" in legend and "gamma" in legend and "broken" not in legend
-    assert "tokens seen" in out and "(training ─, validation •)" in out
+    assert "tokens seen" in out and "(training ─, validation estimates •, final ◆)" in out and "◆ final val (whole split)" in out
     # and docs/experiments.md says so (it had the terminal's the other way round: validation solid, training dotted)
     doc = " ".join((ROOT / "docs" / "experiments.md").read_text(encoding="utf-8").split())
     assert "training loss at the logged steps and validation loss at each evaluation (in the terminal a line and a `•`" in doc
@@ -317,7 +370,8 @@ def test_compare_writes_an_svg_with_a_line_per_curve(tiny_models_dir, tmp_path):
     lines = root.findall("{http://www.w3.org/2000/svg}polyline")
     assert len(lines) == 4  # val and train of each
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
-    assert "alpha val" in texts and "beta train" in texts and "minutes of training" in texts
+    assert "alpha val (estimate)" in texts and "beta train" in texts and "minutes of training" in texts
+    assert "alpha final val (whole split)" in texts  # (a ◆: the whole split's loss, not a polyline)
 
 
 def test_a_chart_file_marks_each_evaluation_so_a_run_evaluated_once_shows(tiny_models_dir, tmp_path):
@@ -365,9 +419,9 @@ def test_compare_s_chart_file_says_which_runs_do_not_compare(tiny_models_dir, tm
     r = tinygpt_inproc("compare", "alpha", "beta", "broken", "gamma", "--out", out, "--models-dir", d)
     assert r.returncode == 0, r.stderr
     texts = [t.text for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}text")]
-    assert "alpha val" in texts and "gamma train" in texts
-    assert "beta (other corpus) val" in texts and "broken (broken) val" in texts
-    assert "beta val" not in texts and "broken val" not in texts
+    assert "alpha val (estimate)" in texts and "gamma train" in texts
+    assert "beta (other corpus) val (estimate)" in texts and "broken (broken) val (estimate)" in texts
+    assert "beta val (estimate)" not in texts and "broken val (estimate)" not in texts
 
 
 def test_compare_says_a_run_on_another_text_of_the_same_name_does_not_compare(tiny_models_dir, tmp_path):
@@ -556,8 +610,8 @@ def test_the_svg_legend_tells_a_lessons_members_apart_and_fits_every_line(tiny_m
     lines = [Line(name, kind, [0, 10], [4.0, 3.0 - i / 100], i % 10) for i, name in enumerate(members) for kind in ("val", "train")]
     root = ET.fromstring(svg(lines, "steps"))
     ns = "{http://www.w3.org/2000/svg}"
-    legend = [t for t in root.iter(f"{ns}text") if t.text and t.text.endswith((" val", " train"))]
-    assert [t.text for t in legend] == [f"{ln.label} {ln.kind}" for ln in lines]
+    legend = [t for t in root.iter(f"{ns}text") if t.text and t.text.endswith((" val (estimate)", " train"))]
+    assert [t.text for t in legend] == [f"{ln.label} {'val (estimate)' if ln.kind == 'val' else ln.kind}" for ln in lines]
     width, height = float(root.get("width")), float(root.get("height"))
     assert all(float(t.get("y")) <= height for t in legend), height
     assert all(float(t.get("x")) + 8 * len(t.text) <= width for t in legend), width

@@ -2,7 +2,8 @@
 
 A braille character is a cell of 2x4 dots, so a plot of W columns and H rows has 2W x 4H points to
 draw lines on. A line ("braille") joins its points dot by dot; a marker line ("dot") puts a • in the
-cell of each point (evaluations: a few points a run). A cell shows the colour of the last line drawn
+cell of each point (evaluations: a few points a run), another marker its character (FINAL: a finished
+run's loss over the whole validation split). A cell shows the colour of the last line drawn
 through it, so lines drawn first (a reference) sit behind the rest. Axes get round ticks.
 
 ``draw`` returns rows of (text, style) runs: the app's widget turns a row into a Strip, the CLI into
@@ -21,6 +22,7 @@ from rich.text import Text
 # the bit of the dot at (column dx, row dy) of a braille cell: BITS[dy][dx] (Unicode's dot numbering)
 BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 AXIS = "dim"
+FINAL = "◆"  # the marker of a finished run's final validation loss, over the whole split (the evaluations' are estimates)
 Row = list  # [(text, style)]: one line of the chart
 
 
@@ -29,7 +31,7 @@ class Series:
     xs: Sequence[float]
     ys: Sequence[float]
     colour: str | int = ""  # a Rich colour ("cyan", "#1f77b4") or a 256-colour number; "": the terminal's own
-    marker: str = "braille"  # "braille": points joined by dots; "dot": a • at each point
+    marker: str = "braille"  # "braille": points joined by dots; "dot": a • at each point; another character: it at each point
     label: str = ""  # its legend entry ("" for none)
     short: str = ""  # a shorter one, for a legend narrower than the label
 
@@ -114,7 +116,7 @@ def legend_rows(series: list[Series], width: int, most: int = 2) -> list[Row]:
         used = placed = 0
         for s in labelled:
             label = s.short if s.short and (shorter or cell_len(s.label) + 3 > width) else s.label
-            entry = [("━━ " if s.marker == "braille" else "•• ", style_of(s.colour)), (label + "  ", "")]
+            entry = [({"braille": "━━ ", "dot": "•• "}.get(s.marker, f"{s.marker} "), style_of(s.colour)), (label + "  ", "")]
             n = sum(cell_len(t) for t, _ in entry)  # (a name in Chinese takes two cells a character)
             if used and used + n > width:
                 if len(rows) == most:
@@ -190,12 +192,12 @@ def draw(series: list[Series], width: int, height: int, title: str = "", xlabel:
                 dot(i, j, c)
     for s, pts in zip(series, points):
         c = style_of(s.colour)
-        if s.marker == "dot":
+        if s.marker != "braille":
             for a, b in pts:
                 i, j = px(a), py(b)
                 if 0 <= i < w and 0 <= j < h:
                     k = (j >> 2) * cols + (i >> 1)
-                    glyph[k], colour[k] = "•", c
+                    glyph[k], colour[k] = "•" if s.marker == "dot" else s.marker, c
             continue
         last = None
         for a, b in pts:

@@ -28,7 +28,7 @@ from tinygpt_tui.app.progress import Legend, LossChart, fmt_duration, fmt_rate, 
 from tinygpt_tui.app.runs import PALETTE, colour_style
 from tinygpt_tui.app.samples import SampleGrid
 from tinygpt_tui.app.training import row
-from tinygpt_tui.chart import Series
+from tinygpt_tui.chart import FINAL, Series
 from tinygpt_tui.engine.experiment import short_names
 from tinygpt_tui.engine.lessons import list_lessons
 from tinygpt_tui.errors import SettingsError, TinyGPTError
@@ -429,11 +429,17 @@ class ExperimentScreen(Screen):
             if not bits and (name == job.running or len(job.members) <= 4):
                 lines.append(Series(*c.train(x, 200), colour))
             lines.append(Series(*(c.val_bpc(x, 200) if bits else c.val(x, 200)), colour, "dot"))
+            if c.final_val(x, bits)[0]:  # the table's figure, over the whole split (a finished member's)
+                lines.append(Series(*c.final_val(x, bits), colour, FINAL))
             legend.append(Text("━━ ", style=colour_style(colour)) + Text(printable(name) + ("  (training)" if name == job.running else "")))
             if overfitting(c):  # (what the dropout lesson's text points to)
                 legend[-1].append("  overfitting", style="bold yellow")
         title = ("validation bits per character •" if bits  # (why: the legend's tail, which has the room at 80 columns)
                  else "validation loss •, training loss ─" if len(job.members) <= 4 else "validation loss •, and training loss ─ of the member training")
+        if any(ln.marker == FINAL and ln.xs for ln in lines):  # which is which: the dots are estimates, the ◆ the table's figure
+            title = (title.replace("validation loss •", "validation estimates •").replace("training loss", "training")
+                     + f", final {FINAL} (whole split)")
+            title = title if len(title) <= (self.chart.size.width or 80) else title.split(" (whole")[0]
         self.chart.show_lines(lines, "step" if x == "steps" else x, title)
         why = Text("tokens differ, so bits per char", style="dim") if bits else None
         self.query_one("#exp-legend", Legend).show(legend, why)

@@ -242,11 +242,14 @@ class LossChart(Widget):
         self.rows_size = None
 
     def show(self, run: RunState, reference: Series | None = None) -> None:
-        from tinygpt_tui.engine.runs import thin
+        from tinygpt_tui.engine.runs import kept_at, thin
 
         lines = [Series(*thin(run.steps, run.losses), "cyan", label="loss"),
                  Series(*thin(run.eval_steps, run.train_losses), "dark_orange", "dot", "train (eval)", "train"),
                  Series(*thin(run.eval_steps, run.val_losses), "magenta", "dot", "val (eval)", "val")]
+        at, fv = kept_at(run.finish, run.val_losses), run.full_val_loss  # (the evaluations' are estimates on a few batches)
+        if fv is not None and at is not None:  # the progress line's "val (full split)", where the weights kept are from
+            lines.append(Series([run.eval_steps[at]], [fv], "green", chart.FINAL, "final val (whole split)", "final val"))
         self.show_lines(([reference] if reference and reference.xs else []) + lines, "step", "loss",
                         len(run.steps) + len(run.eval_steps))
 

@@ -27,7 +27,7 @@ from tinygpt_tui.app.bars import KeyBar, TitleBar
 from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, reported
 from tinygpt_tui.app.progress import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
-from tinygpt_tui.chart import Series
+from tinygpt_tui.chart import FINAL, Series
 from tinygpt_tui.engine.runs import Curves, common_corpus, other_corpus, run_folders, summarize, tokenizers, updated_at
 from tinygpt_tui.tokenizer import printable
 
@@ -386,6 +386,8 @@ class RunsScreen(Screen):
             else:
                 lines.append(Series(*c.train(self.axis, points), colour))
                 lines.append(Series(*c.val(self.axis, points), colour, "dot"))
+            if c.final_val(self.axis, bits)[0]:  # the table's figure, over the whole split (a finished run's)
+                lines.append(Series(*c.final_val(self.axis, bits), colour, FINAL))
             entry = Text("━━ ", style=colour_style(colour)) + Text(printable(name))
             if not c.steps and not c.evals:  # (a converted or imported model: in the table, no line to draw)
                 entry.append(" no loss log", style="dim")
@@ -394,13 +396,17 @@ class RunsScreen(Screen):
             if other_corpus(self.summaries[name], corpus):  # drawn, and said to be apart
                 entry.append(" ≠ other corpus", style="bold yellow")
             entries.append(entry)
-        key = (tuple(checked), self.axis, tuple((len(self.curves[n].steps), len(self.curves[n].evals)) for n in checked if n in self.curves),
+        key = (tuple(checked), self.axis, tuple((len(c.steps), len(c.evals), c.final) for c in map(self.curves.get, checked) if c),
                self.chart.size.width, tuple(self.summaries))
         if key == self.drawn_key:
             return
         self.drawn_key = key
-        title = ("validation bits per character •" if bits  # (why: the border, which has the room)
-                 else "loss: train ─, val •" if lines else "loss (check runs in the list)")
+        # which is which: the dots are estimates on a few batches, the ◆ the table's figure (the whole split)
+        final = f", final {FINAL} (whole split: the table's)" if any(ln.marker == FINAL and ln.xs for ln in lines) else ""
+        title = (f"validation bits per character: estimates •{final}" if bits  # (why: the border, which has the room)
+                 else f"loss: train ─, val estimates •{final}" if lines else "loss (check runs in the list)")
+        if len(title) > (self.chart.size.width or 80):  # (80x24: the words in brackets go)
+            title = title.split(" (whole")[0].replace("validation bits per character", "bits/char")
         self.chart.show_lines(lines, self.axis if self.axis != "steps" else "step", title)
         self.chart.visible = True
         if not checked:

@@ -2,8 +2,10 @@
 (SVG written here; PNG through matplotlib, the optional `[plot]` extra).
 
 A chart is a list of ``Line``s (one colour per run; in a file validation solid with a dot at each
-evaluation, training dashed; in the terminal training a line, validation a • at each evaluation) and the
-x axis it is drawn against; engine/runs.py's Curves give the points."""
+evaluation, training dashed; in the terminal training a line, validation a • at each evaluation; a finished
+run's final validation loss over the whole split, the tables' figure, a ◆ where its kept weights are from: the
+evaluations' are estimates on a few batches) and the x axis it is drawn against; engine/runs.py's Curves give
+the points."""
 
 from __future__ import annotations
 
@@ -13,32 +15,35 @@ from xml.sax.saxutils import escape
 
 from rich.text import Text
 
-from tinygpt_tui.chart import fmt_tick, nice_ticks
+from tinygpt_tui.chart import FINAL, fmt_tick, nice_ticks
 from tinygpt_tui.errors import SettingsError
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 X_LABELS = {"steps": "steps", "tokens": "tokens seen", "minutes": "minutes of training"}
 PNG_NEEDS = "a PNG needs matplotlib: pip install 'tinygpt-tui[plot]' (or write an .svg)"
+KIND_LABELS = {"val": "val (estimate)", "final": "final val (whole split)"}  # in a file's legend: which is which
 
 
 @dataclass
 class Line:
     label: str  # the run's name
-    kind: str  # "val" or "train"
+    kind: str  # "val", "train" or "final" (one point: the finished run's validation loss over the whole split)
     xs: list
     ys: list
     color: int  # index into COLORS: one per run
 
 
 def lines_of(named_curves, x: str = "steps", curves: str = "both", max_points: int = 400) -> list[Line]:
-    """[(name, Curves)] as lines: validation (each evaluation) and/or training loss (each logged step); "bits":
-    validation bits per character alone (what compares across tokenizers)."""
+    """[(name, Curves)] as lines: validation (each evaluation, and the final one over the whole split) and/or training
+    loss (each logged step); "bits": validation bits per character alone (what compares across tokenizers)."""
     out = []
     for i, (name, c) in enumerate(named_curves):
         if curves == "bits":
             out.append(Line(name, "val", *c.val_bpc(x, max_points), color=i % len(COLORS)))
         if curves in ("val", "both"):
             out.append(Line(name, "val", *c.val(x, max_points), color=i % len(COLORS)))
+        if curves in ("val", "both", "bits"):
+            out.append(Line(name, "final", *c.final_val(x, bits=curves == "bits"), color=i % len(COLORS)))
         if curves in ("train", "both"):
             out.append(Line(name, "train", *c.train(x, max_points), color=i % len(COLORS)))
     return [ln for ln in out if ln.xs]
@@ -47,17 +52,20 @@ def lines_of(named_curves, x: str = "steps", curves: str = "both", max_points: i
 def terminal(lines: list[Line], x: str, width: int, height: int, color: bool = True, title: str = "",
              marks: list[tuple[float, str]] | None = None) -> Text:
     """The chart for a terminal, as the app draws it (tinygpt_tui/chart.py): training loss a line of
-    braille dots, validation a • at each evaluation, one colour per run; ``marks`` are grey horizontal
-    lines (milestones) at (loss, label)."""
+    braille dots, validation a • at each evaluation and a finished run's whole split a ◆ (at the evaluation whose
+    weights it kept), one colour per run, the legend saying which is which; ``marks`` are grey horizontal lines (milestones) at (loss, label)."""
     from tinygpt_tui import chart
 
     has_train = {ln.label for ln in lines if ln.kind == "train"}
-    series = [chart.Series(ln.xs, ln.ys, COLORS[ln.color], "braille" if ln.kind == "train" else "dot",
-                           ln.label if ln.kind == "train" or ln.label not in has_train else "") for ln in lines]
+    series = [chart.Series(ln.xs, ln.ys, COLORS[ln.color], {"train": "braille", "val": "dot"}.get(ln.kind, FINAL),
+                           ln.label if ln.kind == "train" or (ln.kind == "val" and ln.label not in has_train) else "") for ln in lines]
     ys = [y for ln in lines for y in ln.ys]
     hlines = [(loss, "grey50") for loss, _label in marks or [] if ys and min(ys) <= loss <= max(ys)]
     kinds = {ln.kind for ln in lines}
-    key = "training ─, validation •" if kinds == {"train", "val"} else "training ─" if kinds == {"train"} else "validation •"
+    key = ", ".join(w for k, w in (("train", "training ─"), ("val", "validation estimates •" if "final" in kinds else "validation •"),
+                                   ("final", f"final {FINAL}")) if k in kinds)
+    if "final" in kinds:  # which is which: the dots are estimates on a few batches, the ◆ the tables' figure
+        series.append(chart.Series([], [], "", FINAL, KIND_LABELS["final"]))
     key += ", grey: the book's stages" if hlines else ""  # (unsaid, they read as grid lines at odd places: 1.65)
     width = max(40, width)
     axis = None
@@ -79,7 +87,7 @@ def svg(lines: list[Line], x: str, title: str = "", width: int = 900, height: in
     document widens for a long name and grows taller for many lines."""
     left, right, top, bottom = 70, 230, 40, 50
     pw, ph = width - left - right, height - top - bottom
-    labels = [f"{ln.label} {ln.kind}" for ln in lines]
+    labels = [f"{ln.label} {KIND_LABELS.get(ln.kind, ln.kind)}" for ln in lines]
     right = max(right, 60 + 8 * max((len(t) for t in labels), default=0))  # (8 px a character at 12 px: wide enough)
     width, height = left + pw + right, max(height, top + 10 + 18 * len(lines) + bottom)
     ph = height - top - bottom
@@ -112,13 +120,22 @@ def svg(lines: list[Line], x: str, title: str = "", width: int = 900, height: in
     out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>')
     out.append(f'<text x="{left + pw / 2}" y="{height - 12}" text-anchor="middle">{escape(X_LABELS[x])}</text>')
     out.append(f'<text x="18" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 18 {top + ph / 2})">loss</text>')
+
+    def diamond(cx, cy, color):  # the final loss over the whole split (as the terminal's ◆), outlined to stand on a line
+        return (f'<path d="M{cx:.1f},{cy - 5.5:.1f} L{cx + 5.5:.1f},{cy:.1f} L{cx:.1f},{cy + 5.5:.1f} L{cx - 5.5:.1f},{cy:.1f} Z" '
+                f'fill="{color}" stroke="white" stroke-width="1"/>')
+
     for i, ln in enumerate(lines):
         dash = ' stroke-dasharray="4 3" opacity="0.7"' if ln.kind == "train" else ""
+        ly = top + 10 + i * 18
+        if ln.kind == "final":
+            out += [diamond(px(a), py(b), COLORS[ln.color]) for a, b in zip(ln.xs, ln.ys)]
+            out += [diamond(left + pw + 27.5, ly, COLORS[ln.color]), f'<text x="{left + pw + 46}" y="{ly + 4}">{escape(labels[i])}</text>']
+            continue
         pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(ln.xs, ln.ys))
         out.append(f'<polyline fill="none" stroke="{COLORS[ln.color]}" stroke-width="1.6"{dash} points="{pts}"/>')
         if ln.kind == "val":  # a dot at each evaluation, as the terminal draws them: a run evaluated once is a point, no line
             out += [f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.5" fill="{COLORS[ln.color]}"/>' for a, b in zip(ln.xs, ln.ys)]
-        ly = top + 10 + i * 18
         out.append(f'<line x1="{left + pw + 15}" y1="{ly}" x2="{left + pw + 40}" y2="{ly}" stroke="{COLORS[ln.color]}" '
                    f'stroke-width="2"{dash}/>')
         if ln.kind == "val":
@@ -138,9 +155,13 @@ def png(lines: list[Line], x: str, title: str = "") -> bytes:
         raise SettingsError(PNG_NEEDS) from None
     fig, ax = plt.subplots(figsize=(9, 5.2), dpi=110)
     for ln in lines:
+        if ln.kind == "final":  # (the whole split's loss: a diamond, as the SVG's)
+            ax.plot(ln.xs, ln.ys, color=COLORS[ln.color], linestyle="none", marker="D", markersize=6, markeredgecolor="white",
+                    label=f"{ln.label} {KIND_LABELS['final']}", zorder=3)
+            continue
         ax.plot(ln.xs, ln.ys, color=COLORS[ln.color], linestyle="--" if ln.kind == "train" else "-",
                 marker="o" if ln.kind == "val" else None, markersize=3,  # (one evaluation: a dot, not nothing)
-                alpha=0.7 if ln.kind == "train" else 1.0, label=f"{ln.label} {ln.kind}")
+                alpha=0.7 if ln.kind == "train" else 1.0, label=f"{ln.label} {KIND_LABELS.get(ln.kind, ln.kind)}")
     ax.set_xlabel(X_LABELS[x])
     ax.set_ylabel("loss")
     if title:

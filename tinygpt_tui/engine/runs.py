@@ -289,6 +289,7 @@ class Curves:
         self.minutes: list[float] = []
         self.losses: list[float] = []
         self.evals: list[EvalPoint] = []  # the evaluations: train and val loss on the same held batches
+        self.final: EvalPoint | None = None  # a finished run's val loss (and bpc) over the whole split, where its weights are from
         self.tokens_per_step = 0
         self.corpus = ""
         self.finished = False
@@ -337,7 +338,7 @@ class Curves:
         if kind == "start":
             self.corpus = str(r.get("corpus", self.corpus))[:200]
             self.tokens_per_step = r["tokens_per_step"] if number(r.get("tokens_per_step"), whole=True) else 0
-            self.finished = False
+            self.finished, self.final = False, None
             self._cut(step)
         elif kind == "step" and _num(r.get("loss")) is not None:
             if self.steps and step <= self.steps[-1]:
@@ -355,7 +356,9 @@ class Curves:
             self.evals.append(EvalPoint(step, tokens, (_num(r.get("elapsed_s")) or 0.0) / 60, r["train_loss"], r["val_loss"], sample,
                                         _num(r.get("bpc"))))
         elif kind == "finish":
-            self.finished = True
+            self.finished, v, i = True, _num(r.get("val_loss")), kept_at(r, [e.val_loss for e in self.evals])
+            at = self.evals[i] if i is not None else EvalPoint(step, step * self.tokens_per_step, (_num(r.get("elapsed_s")) or 0.0) / 60, v, v)
+            self.final = None if v is None else replace(at, val_loss=v, bpc=_num(r.get("bpc")), sample="")
 
     def _cut(self, step: int, evals_only: bool = False) -> None:
         if not evals_only:
@@ -379,9 +382,25 @@ class Curves:
         kept = [(xv, e.bpc) for xv, e in zip(xs, self.evals) if e.bpc is not None]
         return thin([k[0] for k in kept], [k[1] for k in kept], max_points)
 
-    def _eval_xs(self, x: str) -> list:
+    def final_val(self, x: str = "steps", bits: bool = False) -> tuple[list, list]:
+        """A finished run's validation loss over the whole split (bits: per character), the figure its summary and the
+        tables give, at the evaluation its kept weights are from: one point, or none (not finished, stopped)."""
+        y = None if self.final is None else self.final.bpc if bits else self.final.val_loss
+        return (self._eval_xs(x, [self.final]), [y]) if y is not None else ([], [])
+
+    def _eval_xs(self, x: str, evals: list | None = None) -> list:
         _check_x(x)
-        return [e.step if x == "steps" else e.tokens if x == "tokens" else e.minutes for e in self.evals]
+        return [e.step if x == "steps" else e.tokens if x == "tokens" else e.minutes for e in (self.evals if evals is None else evals)]
+
+
+def kept_at(finish: dict, vals: list) -> int | None:
+    """The evaluation (an index into its val losses) whose weights a finished run kept: its final loss, over the whole
+    split, is theirs. The last, unless an earlier one's estimate is the run's best and the last's is not (train.py keeps
+    the best evaluation's weights); None if none was logged."""
+    best = _num(finish.get("best_val_loss"))
+    if not vals or best is None or vals[-1] == best:
+        return len(vals) - 1 if vals else None
+    return next((i for i in range(len(vals) - 1, -1, -1) if vals[i] == best), len(vals) - 1)
 
 
 def _check_x(x: str) -> None:
