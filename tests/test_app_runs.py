@@ -477,7 +477,7 @@ async def test_the_runs_and_experiment_screens_actions_are_in_the_palette(tmp_pa
         assert await wait_for(pilot, lambda: "give the experiment a name" in str(exp.query_one("#exp-error").render())), notes(app)
         assert app.screen is exp and app.experiment is None and app.training is None
         runs = await runs_shown(pilot, app)
-        assert {"Check all runs", "Check no runs", "Runs x axis", "Write with the highlighted run"} <= set(commands())
+        assert {"Check all runs", "Check no runs", "Runs x axis", "Generate with the highlighted run"} <= set(commands())
         commands()["Check all runs"].callback()
         assert await wait_for(pilot, lambda: set(runs.checked) == {"alpha", "beta", "gamma"}), runs.checked  # (beta: not at first)
 
@@ -1207,3 +1207,21 @@ async def test_the_training_chart_of_a_finished_run_marks_its_whole_split_loss(t
         assert await wait_for(pilot, lambda: ts.view is not None and ts.view.finish and "final val (whole split)" in ts.chart.series)
         assert ts.chart.series["final val (whole split)"] == ([4750], [ts.view.full_val_loss])
         assert ts.view.eval_steps[-1] == 4861 and "val (full split) 3.511" in str(ts.query_one("#run-progress-text").render())
+
+
+async def test_the_runs_screen_s_g_key_says_it_generates_as_the_readme_does(tmp_path):
+    """The key bar said "g Write", read as writing the chart to a file; g opens the generate screen with the
+    highlighted run's model. The bar, the palette and the README's keys table say Generate."""
+    from tests.test_cli import ROOT
+    from tinygpt_tui.app.bars import KeyBar
+
+    app = RecordingApp(models_dir=runs_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_shown(pilot, app)
+        bar = screen.query_one(KeyBar)
+        assert await wait_for(pilot, lambda: any(k.key == "g" for k in bar.drawn))
+        texts = [k.text for k in bar.drawn]
+        assert "g Generate" in texts and not any("Write" in t for t in texts), texts
+        assert "Generate with the highlighted run" in {c.title for c in app.get_system_commands(screen)}
+    row = next(ln for ln in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if ln.startswith("| runs (F3) |"))
+    assert "/ g |" in row and row.rstrip(" |").endswith("generate: the highlighted run's model, loaded on the generate screen"), row

@@ -73,7 +73,7 @@ SCREEN_COMMANDS = (
     ("Check all runs", "Draw every run on the runs screen's chart (a on the runs screen)", "runs", "check_all"),
     ("Check no runs", "Clear the runs screen's chart (n on the runs screen)", "runs", "check_none"),
     ("Runs x axis", "Steps, tokens or minutes along the runs chart (x on the runs screen)", "runs", "axis"),
-    ("Write with the highlighted run", "Its model, loaded on the generate screen (g on the runs screen)", "runs", "write"),
+    ("Generate with the highlighted run", "Its model, loaded on the generate screen (g on the runs screen)", "runs", "write"),
     ("Start experiment", "Start the lesson or grid in the form, or resume it (Ctrl+S on the experiment screen)", "experiment", "start"),
     ("Stop experiment", "Stop it; its finished members are kept (Ctrl+O on the experiment screen)", "experiment", "stop"),
     ("Experiment x axis", "Steps, tokens or minutes along the experiment's chart (F6 on the experiment screen)", "experiment", "axis"),

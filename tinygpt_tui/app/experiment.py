@@ -471,7 +471,7 @@ class ExperimentScreen(Screen):
         row = self.rows[event.cursor_row]
         run = next((r for r in row.runs if r.folder.exists()), None)  # (one stopped before its first step has none)
         if run is None:
-            self.notify(f"{printable(row.group)} has not started yet: nothing to write with", timeout=4)
+            self.notify(f"{printable(row.group)} has not started yet: no model to generate with", timeout=4)
             return
         try:
             name = run.folder.relative_to(self.app.models_dir).as_posix()

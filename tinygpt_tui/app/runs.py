@@ -199,7 +199,8 @@ class RunsScreen(Screen):
         Binding("a", "check_all", "All", tooltip="Check every run", id="runs-all"),
         Binding("n", "check_none", "None", show=False, id="runs-none"),
         Binding("f5", "relist", "Refresh", show=False, id="runs-refresh"),
-        Binding("g", "write", "Write", tooltip="Write with the highlighted run: the generate screen, that model loaded", id="runs-write"),
+        Binding("g", "write", "Generate", tooltip="Generate with the highlighted run: the generate screen, that model loaded",
+                id="runs-write"),  # (not "Write": read as writing the chart to a file)
         Binding("f4", "app.show_experiment", "Experiment", tooltip="Run a lesson or a grid of runs", id="runs-show-experiment"),
     ]
 
