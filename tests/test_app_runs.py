@@ -1225,3 +1225,39 @@ async def test_the_runs_screen_s_g_key_says_it_generates_as_the_readme_does(tmp_
         assert "Generate with the highlighted run" in {c.title for c in app.get_system_commands(screen)}
     row = next(ln for ln in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if ln.startswith("| runs (F3) |"))
     assert "/ g |" in row and row.rstrip(" |").endswith("generate: the highlighted run's model, loaded on the generate screen"), row
+
+
+@pytest.mark.parametrize("corpus", ["tinyshakespeare", "tinyshakespeare-with-the-sonnets"])
+async def test_at_120_columns_the_runs_table_shows_every_column_the_corpus_too(tmp_path, corpus):
+    """At 120x40, `tinygpt lesson depth`'s members and the shipped runs: the table ran past its right edge and the
+    corpus column read "tinyshak". The two-word headers take two lines (as `tinygpt runs` prints them) and the list
+    two cells less, so it is whole; a corpus too long for the room left is cut at its end ("…"), not off the edge.
+    At 80x24 the table scrolls, as before: its corpus is whole, to the right."""
+    from textual.widgets import DataTable
+
+    d = tmp_path / "models"
+    exp = d / "lesson-depth-60steps"
+    for i, m in enumerate(("bigram", "1 layer", "4 layers")):
+        make_model(exp, m, val_loss=2.9 - i / 5, corpus=corpus)
+        write_metrics(exp / m, corpus=corpus)
+    make_model(d, "hongloumeng", val_loss=3.5, corpus="hongloumeng")
+    write_metrics(d / "hongloumeng", corpus="hongloumeng")
+    for size in ((120, 40), (80, 24)):
+        app = RecordingApp(models_dir=d, watch_models=False)
+        async with app.run_test(size=size) as pilot:
+            screen = await runs_shown(pilot, app)
+            await pilot.press("a")
+            table = screen.query_one("#runs-table", DataTable)
+            assert await wait_for(pilot, lambda: table.row_count == 4)
+            await pilot.pause()
+            shown = ["".join(seg.text for seg in table.render_line(y)) for y in range(table.size.height)]
+            cells = [str(table.get_row(k)[-1]) for k in table.rows]
+            if size == (80, 24):
+                assert table.max_scroll_x > 0 and cells.count(corpus) == 3, cells  # (whole, to the right)
+                continue
+            assert table.max_scroll_x == 0, shown  # every column on screen
+            assert "loss" in shown[1] and "char" in shown[1]  # ("val", "bits/" above)
+            if corpus == "tinyshakespeare":
+                assert sum(corpus in ln for ln in shown) == 3 and any("≠ hongloumeng" in ln for ln in shown), shown
+            else:
+                assert all(c.endswith("…") and corpus.startswith(c[:-1]) and len(c) >= 8 for c in cells if "hong" not in c), cells

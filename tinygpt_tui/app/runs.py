@@ -44,7 +44,8 @@ def colour_style(c: int) -> str:
     return f"bold color({c})"
 
 
-TABLE_COLUMNS = ("", "run", "val loss", "bits/char", "params", "ctx", "time", "tok/s", "status", "corpus")
+# (two header lines, as `tinygpt runs` prints them: a column as wide as its figures, and room for the corpus at 120 columns)
+TABLE_COLUMNS = ("", "run", "val\nloss", "bits/\nchar", "params", "ctx", "time", "tok/s", "status", "corpus")
 LIST_NAME = 17  # a name's characters the list shows whole at 80 columns (26 wide: a border, a scrollbar, the box)
 CHECKBOX = cell_len(Checkbox.BUTTON_LEFT + Checkbox.BUTTON_INNER + Checkbox.BUTTON_RIGHT + " ")  # before each name in the list
 
@@ -107,13 +108,14 @@ def leading_cells(text: str, most: int) -> str:
 def table_name_room(labels: tuple, rows: list, col: int, width: int, least: int = 12) -> int | None:
     """The characters the names in column `col` may take for a table of these rows (str or Text cells) to fit in
     `width` cells: each column is its widest cell and a cell of padding either side. At least `least`; None: no cut needed."""
-    width_of = lambda c: cell_len(c) if isinstance(c, str) else c.cell_len  # noqa: E731
-    widths = [max([cell_len(label)] + [width_of(r[i]) for r in rows]) for i, label in enumerate(labels)]
+    width_of = lambda c: max(map(cell_len, c.split("\n"))) if isinstance(c, str) else c.cell_len  # noqa: E731
+    widths = [max([width_of(label)] + [width_of(r[i]) for r in rows]) for i, label in enumerate(labels)]  # (a label: its widest line)
     room = width - sum(w + 2 for i, w in enumerate(widths) if i != col) - 2
     return None if not width or room >= widths[col] else max(least, room)
 
 
 LEAST_NAME = 12  # a name's characters kept beside its val loss ("les…=learned", "les…ing=rope": told apart)
+LEAST_CORPUS = 8  # the runs table's corpus is cut to no fewer cells ("tinysha…"): narrower, it is left whole and scrolls
 LIST_ROOM = 40  # the cells a list line has before the list is laid out
 
 
@@ -224,7 +226,7 @@ class RunsScreen(Screen):
                 chart.visible = False  # shown when first drawn, with the runs read: not an empty frame, then the chart
                 yield chart
                 yield Legend(" (■ in the table)", id="runs-legend")
-                yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+                yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True, header_height=2)
         yield KeyBar(compact=True)
 
     def on_mount(self) -> None:
@@ -444,10 +446,17 @@ class RunsScreen(Screen):
                 Text(("≠ " if other else "") + printable(s.corpus or "?"), style="bold yellow" if other else "")])
         # long names (a lesson's members) are cut in the middle, as in the list (told apart from the same runs),
         # so the figures stay on screen
-        room = table_name_room(TABLE_COLUMNS, rows, 1, table.scrollable_content_region.width)
-        table.clear()
+        width = table.scrollable_content_region.width
+        room = table_name_room(TABLE_COLUMNS, rows, 1, width)
         for s, row in zip(runs, rows):
             row[1] = printable(short_name(s.name, room, list(self.summaries))) if room else row[1]
+        # then, where that alone leaves the table too wide by a little, the corpus is cut at its end ("tinyshakesp…");
+        # by more (80 columns), it is left whole: the table scrolls
+        room = table_name_room(TABLE_COLUMNS, rows, len(TABLE_COLUMNS) - 1, width, least=0)
+        for row in rows if room is not None and room >= LEAST_CORPUS else ():
+            row[-1].truncate(room, overflow="ellipsis")
+        table.clear()
+        for s, row in zip(runs, rows):
             table.add_row(*row, key=s.name)
         others = [s for s in runs if other_corpus(s, corpus)]
         view.border_subtitle = " · ".join((["≠ another corpus: its loss doesn't compare"] if others else []) +
