@@ -2,6 +2,7 @@
 anything runs, the queue, the manifest, the lock, resuming, the same numbers on a re-run."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -441,6 +442,8 @@ def test_experiment_command_trains_ranks_samples_and_draws(small_corpus, tmp_pat
     out = r.stdout
     assert "estimated time" in out and "ranked by bits per character" in out and "samples" in out and "validation loss" in out
     assert out.index("n_layer=1: finished") < out.index("n_layer=2: finished")
+    # (its figure is the whole split's, not the estimate its progress line showed last: said so)
+    assert re.search(r"n_layer=1: finished, val loss \d\.\d{3} \(whole split\)", out), out
     # a small grid: both curves of each member, training a line of braille, validation a • at each evaluation
     assert "training and validation loss (training ─, validation estimates •, final ◆)" in out  # (◆: the whole split's)
     legend = next(ln for ln in out.splitlines() if ln.startswith("━━ "))

@@ -236,7 +236,9 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
                 s = ev.summary
                 msg = {"kept": "kept (finished before)", "failed": f"failed: {ev.error}",
                        "stopped": "stopped while preparing its corpus: nothing trained, nothing saved" if unstarted else "stopped"}.get(ev.state, ev.state)
-                vl = f", val loss {s.val_loss:.3f}" if s and s.val_loss is not None else ""
+                # (a finished member's is over the whole split, not the estimate its progress line showed last)
+                scope = " (whole split)" if ev.state in ("finished", "kept") else " (its last estimate)"
+                vl = f", val loss {s.val_loss:.3f}{scope}" if s and s.val_loss is not None else ""
                 progress.console.print(Text(one_line(f"  {ev.name}: {msg}{vl}"), style="red" if ev.state == "failed" else "green"))
             elif isinstance(ev, E.Ended):
                 ended = ev
