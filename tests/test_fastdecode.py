@@ -467,3 +467,31 @@ def test_the_first_compile_runs_in_a_process_of_its_own_and_the_next_run_loads_i
     assert first["children"] > 2 * first["own"], first  # the compiler's time: the child's, not this process's
     assert second["children"] == 0, second  # cached: loaded here, no child
     assert (tmp_path / "cache" / "tinygpt" / "decoder.json").is_file()
+
+
+@pytest.mark.slow
+def test_where_the_compile_note_cannot_be_written_no_process_is_started_each_run(tmp_path):
+    """With $XDG_CACHE_HOME/tinygpt not writable (here a file), the note of what numba's cache holds was never
+    written, so every run started a compiling process (a torch import, seconds of CPU) for a step numba had
+    cached, and decoded with numpy meanwhile. It now loads in place, as where numba cannot cache."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tinygpt_tui.fast import warm
+
+    base = {k: v for k, v in os.environ.items() if k != warm.CHILD_ENV}
+    numba_cache = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "tinygpt").write_text("a file where the cache folder should be\n")
+
+    def run(**env):
+        out = subprocess.run([sys.executable, "-c", FIRST_COMPILE], env={**base, **numba_cache, **env}, cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout
+        return json.loads(out)
+
+    assert run(**{warm.CHILD_ENV: "1", "XDG_CACHE_HOME": str(tmp_path / "cache")})["compiled"]  # numba's cache filled, in place
+    later = run(XDG_CACHE_HOME=str(blocked))
+    assert later["compiled"] and later["children"] == 0, later

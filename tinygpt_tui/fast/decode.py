@@ -292,13 +292,14 @@ def compiling(types, cfg: GPTConfig | None = None, precision: str = "int8") -> t
     """Get ``sample`` and ``step`` ready for these argument types in a thread, once per process; the event
     is set when they are. Compiled on this machine before: loaded from numba's cache, a fraction of a
     second. The first time (given the model's ``cfg``): compiled in a process of its own, then loaded
-    (fast/warm.py says why). Where numba cannot cache, compiled here."""
+    (fast/warm.py says why). Where numba cannot cache, or the note of it cannot be written, compiled here."""
     if types not in _ready:
         _ready[types] = ready = threading.Event()
         if numba is not None:
             from tinygpt_tui.fast import warm
 
-            beside = cfg is not None and not _uncached and not os.environ.get(warm.CHILD_ENV) and not warm.known(types)
+            beside = (cfg is not None and not _uncached and not os.environ.get(warm.CHILD_ENV) and not warm.known(types)
+                      and warm.can_remember())  # (without the note, every run would start one)
             work, job = (warm.compile_beside, (types, ready, cfg, precision)) if beside else (compile_here, (types, ready))
             threading.Thread(target=work, args=job, name="tinygpt-compile", daemon=bool(_uncached) or beside).start()
     return _ready[types]

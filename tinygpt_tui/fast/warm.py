@@ -7,7 +7,8 @@ app's screen stalled. ``compile_beside`` runs ``python -m tinygpt_tui.fast.warm 
 its own core and GIL and goes on after the process that started it ends (a Ctrl+C, the app closed), so
 that the next run finds the step in numba's cache. ``known``/``remember`` keep, in
 $XDG_CACHE_HOME/tinygpt/decoder.json, which argument types were compiled here: those are loaded from the
-cache in the process itself, a fraction of a second, with no process started.
+cache in the process itself, a fraction of a second, with no process started. Where the note cannot be written
+(a read-only cache folder, no home), the step is compiled in place, as where numba cannot cache.
 
 JOB is JSON: {"config": the model's GPTConfig fields, "precision": "int8" or "fp32"}. The model is built
 with random weights: the compiled step depends on its arrays' types, not their values.
@@ -79,6 +80,19 @@ def known(types) -> bool:
     """Whether these types were compiled here before, so numba's cache holds them (a cache cleared since is
     compiled again, in the process itself, as where numba cannot cache)."""
     return _key(types) in _keys()
+
+
+def can_remember() -> bool:
+    """Whether the note can be written (its folder made, writable): where it can't, known() is never true, and a
+    process would be started at every run, its torch import seconds of CPU each time for what numba's cache holds."""
+    path = _path()
+    if path is None:
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:  # (a file where a folder should be, a read-only cache)
+        return False
+    return os.access(path.parent, os.W_OK | os.X_OK) and not path.is_dir()
 
 
 def remember(types) -> None:
