@@ -18,6 +18,9 @@ os.environ.setdefault("TINYGPT_TEST", "1")
 # prepared corpora (engine/prepare.py) go to a folder of this session, not ~/.cache
 os.environ.setdefault("TINYGPT_PREPARED_DIR", tempfile.mkdtemp(prefix="tinygpt-prepared-"))
 os.environ.setdefault("TINYGPT_PROBE", "0")  # no machine probe (engine/probe.py): tests/test_probe.py turns it on
+# the decoder compiles in the test's own process (fast/warm.py's CHILD_ENV), not in one that outlives the test and
+# the session (a test with a cache folder of its own started one each); test_fastdecode's tests of that process drop it
+os.environ.setdefault("TINYGPT_COMPILING", "1")
 
 
 def shakespeare_path() -> Path:
