@@ -325,6 +325,16 @@ def test_a_name_a_later_command_would_misread_is_refused_for_models_experiments_
     assert not corpora.exists() or list(corpora.iterdir()) == []
 
 
+def test_a_corpus_file_whose_name_breaks_the_rule_is_told_how_to_add_it(small_corpus, tmp_path):
+    draft = tmp_path / "-draft.txt"  # (its name is the corpus's unless --name gives another)
+    draft.write_bytes(small_corpus.read_bytes())
+    corpora = tmp_path / "corpora"
+    r = CliRunner().invoke(app, ["corpus", "add", str(draft)], env={"TINYGPT_CORPORA_DIR": str(corpora)})
+    assert_one_error(r, "bad corpus name '-draft'", "--name NAME gives it another")
+    r = CliRunner().invoke(app, ["corpus", "add", str(draft), "--name", "draft"], env={"TINYGPT_CORPORA_DIR": str(corpora)})
+    assert r.exit_code == 0 and (corpora / "draft.txt").is_file(), r.output
+
+
 def test_a_model_named_so_before_the_rule_still_resumes(small_corpus, tmp_path):
     """The rule is for new names: a run whose folder was made before it (" old", say) is not locked out of --resume."""
     models = tmp_path / "models"

@@ -231,7 +231,7 @@ def add(path: str, name: str | None = None, force: bool = False) -> Path:
     if not stem.strip() or any(c in stem for c in '/\\') or not stem.isprintable() or stem.startswith("."):
         raise CorpusError(f"bad corpus name {stem!r}: use letters, digits, spaces, - or _ (no control characters)")
     if why := edge_problem(stem):
-        raise CorpusError(f"bad corpus name {stem!r}: it {why}")
+        raise CorpusError(f"bad corpus name {stem!r}: it {why}; --name NAME gives it another")
     if any(stem in (e.name, Path(e.file).stem) for e in catalog().values()):
         raise CorpusError(f"{stem!r} is the name of a catalog corpus; pick another --name")
     dest = corpora_dir() / f"{stem}.txt"
