@@ -24,10 +24,9 @@ import statistics
 import time
 from pathlib import Path
 
-from tinygpt_tui.engine.files import cache_dir
 from tinygpt_tui.config import GPTConfig
 from tinygpt_tui.engine.device import autocast, cpu_has_fast_bf16, device_kind, pick_device
-from tinygpt_tui.engine.files import atomic_write, read_json, read_text
+from tinygpt_tui.engine.files import atomic_write, cache_dir, read_json, read_text
 from tinygpt_tui.engine.presets import BUDGET_PRESETS, MODEL_KEYS, PRESETS, TrainConfig, budget_preset, build_optimizer, check_threads
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 

@@ -26,8 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tinygpt_tui.engine.files import cache_dir
-from tinygpt_tui.engine.files import KINDS_OF_FILE, MiB, atomic_write, not_text, not_utf8, open_regular, read_json
+from tinygpt_tui.engine.files import KINDS_OF_FILE, MiB, atomic_write, cache_dir, not_text, not_utf8, open_regular, read_json
 from tinygpt_tui.errors import CorpusError, TinyGPTError
 
 ENV_PREPARED_DIR = "TINYGPT_PREPARED_DIR"

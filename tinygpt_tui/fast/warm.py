@@ -22,12 +22,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tinygpt_tui.engine.files import cache_dir
 
 CHILD_ENV = "TINYGPT_COMPILING"  # set in the process that compiles: it compiles in place
 MAX_KNOWN = 64  # the types remembered (a few per model shape and precision)
+CHILD_TIMEOUT_S = 600  # a compiler that hangs is stopped, and the step compiled in place
 
 
 def compile_beside(types, ready, cfg, precision: str) -> None:
@@ -39,8 +41,9 @@ def compile_beside(types, ready, cfg, precision: str) -> None:
     job = json.dumps({"config": dataclasses.asdict(cfg), "precision": precision})
     try:  # (its own session: a Ctrl+C here does not stop it)
         subprocess.run([sys.executable, "-m", "tinygpt_tui.fast.warm", job], env={**os.environ, CHILD_ENV: "1"}, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, check=False)
-    except OSError:
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, check=False,
+                       timeout=CHILD_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
         pass
     decode.compile_here(types, ready)
 
@@ -101,7 +104,7 @@ def remember(types) -> None:
     path = _path()
     if path is None:
         return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # (two compiles in one process)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps({"compiled": ([k for k in _keys() if k != key] + [key])[-MAX_KNOWN:]}))
