@@ -151,7 +151,7 @@ def compile_note(err) -> None:
     second checkout or a new virtual environment, which compiles again."""
     from rich.text import Text
 
-    err.print(Text("the decoder's compiled step is still being built (about 30 s, once per install where numba can cache it)",
+    err.print(Text("the compiled decoder is still being built (about 30 s, once per install where numba can cache it)",
                    style="yellow"))
 
 
