@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -90,6 +91,16 @@ class Group(_OneLineErrors, TyperGroup):
                 formatter.write_dl(rows)
 
 
+def leave_to_rank_0(e: TinyGPTError) -> None:
+    """Under torchrun every rank meets the same mistake and rank 0 says it: another rank exits quietly, last
+    (torchrun stops the others as soon as one fails, and names the first to fail the root cause)."""
+    from tinygpt_tui.engine.distributed import DistInfo
+
+    if not DistInfo.from_env().is_main:
+        time.sleep(3)
+        raise typer.Exit(e.exit_code)
+
+
 def friendly(fn):
     """Turn the user's mistakes into one line on stderr and exit code 2."""
 
@@ -98,6 +109,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except TinyGPTError as e:
+            leave_to_rank_0(e)
             fail(str(e), e.exit_code)
         except KeyboardInterrupt:
             raise typer.Exit(130)

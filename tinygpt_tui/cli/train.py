@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, one_line
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, leave_to_rank_0, one_line
 from tinygpt_tui.errors import CheckpointError, TinyGPTError
 
 O = typer.Option
@@ -246,12 +246,8 @@ def run_training(cfg, jsonl: bool = False, why: dict | None = None) -> None:
             if not quiet:
                 print("stopped before training began: nothing trained, nothing saved", file=sys.stderr, flush=True)
             sys.exit(130)
-    except TinyGPTError as e:
-        if quiet:
-            # every rank raises the same error (the ranks agree on failures) and rank 0 prints it; leaving
-            # last lets it: torchrun stops the other ranks as soon as one fails
-            time.sleep(3)
-            sys.exit(e.exit_code)
+    except TinyGPTError as e:  # (the ranks agree on failures: each raises the same, and rank 0 says it)
+        leave_to_rank_0(e)
         raise
     finally:
         if dist.world_size > 1:
