@@ -325,6 +325,20 @@ def test_a_name_a_later_command_would_misread_is_refused_for_models_experiments_
     assert not corpora.exists() or list(corpora.iterdir()) == []
 
 
+def test_an_experiment_named_so_before_the_rule_still_resumes(small_corpus, tmp_path):
+    models = tmp_path / "models"
+    grid = ["--corpus", small_corpus, "--max-steps", "2", "--vary", "n_layer=1,2", "--set", "n_embd=32", "--set", "n_head=2",
+            "--set", "block_size=16", "--set", "batch_size=4", "--threads", "1", "--models-dir", models]
+    assert cli("experiment", "old", *grid).exit_code == 0
+    (models / "old").rename(models / " old")  # as one made before the rule would be
+    doc = json.loads((models / " old" / "experiment.json").read_text(encoding="utf-8"))
+    doc["spec"]["name"] = " old"
+    (models / " old" / "experiment.json").write_text(json.dumps(doc), encoding="utf-8")
+    r = cli("experiment", " old", "--resume", "--models-dir", models)
+    assert r.exit_code == 0, r.stderr
+    assert_one_error(cli("experiment", " new", *grid), "experiment name ' new'", "start or end with a space")  # a new one: refused
+
+
 def test_a_corpus_file_whose_name_breaks_the_rule_is_told_how_to_add_it(small_corpus, tmp_path):
     draft = tmp_path / "-draft.txt"  # (its name is the corpus's unless --name gives another)
     draft.write_bytes(small_corpus.read_bytes())

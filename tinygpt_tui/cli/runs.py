@@ -345,8 +345,9 @@ def experiment_cmd(
     from tinygpt_tui.engine.presets import check_name
     from tinygpt_tui.engine.runs import MANIFEST
 
-    check_name(name, "an experiment needs a name: tinygpt experiment NAME ...", "experiment name")
-    if not given and not resume and ((Path(models_dir) if models_dir else default_models_dir()) / name / MANIFEST).is_file():
+    started = isinstance(name, str) and ((Path(models_dir) if models_dir else default_models_dir()) / name / MANIFEST).is_file()
+    check_name(name, "an experiment needs a name: tinygpt experiment NAME ...", "experiment name", new=not started)  # (older: go on)
+    if not given and not resume and started:
         fail(f"{one_line(name)} is an experiment already: `tinygpt experiment {one_line(name)} --resume` shows its results or goes on")
     if resume and not given:
         plan = E.load_plan(name, models_dir)

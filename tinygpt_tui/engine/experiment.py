@@ -167,7 +167,8 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
     from tinygpt_tui.data import min_corpus_chars
     from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
 
-    check_name(spec.name, "an experiment needs a name: tinygpt experiment NAME ...", "experiment name")
+    started = (Path(models_dir or ckpt.default_models_dir()) / str(spec.name) / MANIFEST).is_file()  # (before the edge rule: goes on)
+    check_name(spec.name, "an experiment needs a name: tinygpt experiment NAME ...", "experiment name", new=not started)
     if not spec.corpus:
         raise SettingsError("an experiment needs a corpus (--corpus)")
     check_budget(spec.minutes, spec.max_steps)
@@ -210,7 +211,7 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
         for i in range(spec.seeds):
             name = group if spec.seeds == 1 else f"{group},seed={spec.seed + i}"
             try:
-                check_name(name)
+                check_name(name, new=not started)
                 if name in seen or name == MANIFEST:
                     raise SettingsError("the name is taken by another member")
                 seen.add(name)
@@ -248,15 +249,14 @@ def write_manifest(plan: Plan, states: dict) -> None:
 
 def read_manifest(folder) -> dict:
     doc = read_json(Path(folder) / MANIFEST, MANIFEST, 4 * MiB)
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("spec"), dict) \
-            or not isinstance(doc.get("members"), list):
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("spec"), dict) or not isinstance(doc.get("members"), list):
         raise CheckpointError(f"{Path(folder).name}/{MANIFEST} is not an experiment tinygpt wrote")
     return doc
 
 
 def load_plan(name: str, models_dir=None) -> Plan:
     """The plan of an experiment already started (what --resume alone continues)."""
-    check_name(name, what="experiment name")
+    check_name(name, what="experiment name", new=False)
     folder = (Path(models_dir) if models_dir else ckpt.default_models_dir()) / name
     if not (folder / MANIFEST).exists():
         raise SettingsError(f"no experiment named {name!r} in {folder.parent}")
