@@ -1081,6 +1081,29 @@ async def test_the_model_card_command_is_the_cli_command_for_the_forms_settings(
             assert theirs == ours
 
 
+async def test_a_resumed_runs_recorded_command_runs_as_printed_with_size_left_at_auto(tmp_path, monkeypatch):
+    """Resuming from the form with Size left at auto recorded `--preset auto ... --resume`: the card's command,
+    run as printed, was refused ("--preset cannot change") for a run saved as tiny."""
+    import shlex
+
+    import tinygpt_tui.cli.train as cli_train
+    from tinygpt_tui.cli.main import app as cli
+
+    d = make_models_dir(tmp_path)
+    saved = json.loads((d / "alpha" / "config.json").read_text())
+    saved.setdefault("training", {}).update(preset="tiny")  # (as `tinygpt train --preset tiny` saves it)
+    (d / "alpha" / "config.json").write_text(json.dumps(saved))
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts, _ = await open_training(pilot, app)
+        fill(ts, **{"train-name": "alpha", "train-preset": "auto", "train-minutes": "0.5", "train-device": "cpu"})
+        cfg = ts.read_form(resume=True)
+    got = []
+    monkeypatch.setattr(cli_train, "run_training", lambda c, jsonl=False, why=None: got.append(c))
+    cli(shlex.split(cfg.command)[1:], standalone_mode=False)
+    assert len(got) == 1 and got[0].resume and got[0].time_budget == 30.0, cfg.command
+
+
 async def test_an_existing_name_says_which_key_resumes_it(tmp_path):
     d = make_models_dir(tmp_path)
     corpus = small_corpus(tmp_path)

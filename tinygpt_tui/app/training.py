@@ -87,7 +87,8 @@ def train_command(cfg, custom: dict) -> str:
     import shlex
 
     args = [cfg.corpus] if cfg.corpus else []
-    args += ["--name", cfg.name, "--preset", cfg.preset, "--models-dir", cfg.models_dir]
+    # a resume with Size left at auto goes on with the saved size: `--preset auto --resume` is refused on the CLI
+    args += ["--name", cfg.name, *([] if cfg.resume and cfg.preset == "auto" else ["--preset", cfg.preset]), "--models-dir", cfg.models_dir]
     if cfg.time_budget is not None:
         args += ["--minutes", repr(cfg.time_budget / 60)]
     if cfg.max_steps is not None:
