@@ -1104,6 +1104,22 @@ async def test_a_resumed_runs_recorded_command_runs_as_printed_with_size_left_at
     assert len(got) == 1 and got[0].resume and got[0].time_budget == 30.0, cfg.command
 
 
+async def test_a_name_being_trained_elsewhere_is_refused_in_the_forms_words(tmp_path):
+    """A run of the same name going on in another terminal: the form said "train under another --name"."""
+    d = make_models_dir(tmp_path)
+    lock = ckpt.FolderLock(d / "busy")  # (as a `tinygpt train --name busy` running elsewhere holds it)
+    try:
+        app = make_app(d)
+        async with app.run_test(size=(120, 40)) as pilot:
+            ts, err = await open_training(pilot, app)
+            fill_tiny_run(ts, small_corpus(tmp_path), "busy", **{"train-steps": 5})
+            await pilot.press("ctrl+s")
+            assert await wait_for(pilot, lambda: "being trained by another process" in err()), err()
+            assert "train under another name" in err() and "--name" not in err()
+    finally:
+        lock.release()
+
+
 async def test_an_existing_name_says_which_key_resumes_it(tmp_path):
     d = make_models_dir(tmp_path)
     corpus = small_corpus(tmp_path)

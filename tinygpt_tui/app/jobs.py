@@ -20,11 +20,12 @@ from tinygpt_tui.tokenizer import printable
 
 def form_words(message: str) -> str:
     """An engine error in the training form's words where they differ from the command line's options
-    (the context field for --block-size, the tokens field's BPE for --vocab-size)."""
+    (the context field for --block-size, the tokens field's BPE for --vocab-size, Name for --name)."""
     import re
 
     message = message.replace("a smaller --block-size", "a smaller context (under Custom hyperparameters)")
     message = re.sub(r"use --vocab-size ([\d,]+) or less", r"pick a BPE of at most \1 tokens (under Custom hyperparameters)", message)
+    message = message.replace("train under another --name", "train under another name")  # (a run of that name elsewhere)
     return message.replace("--vocab-size ", "BPE ")
 
 
