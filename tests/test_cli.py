@@ -611,6 +611,23 @@ def test_a_stopped_run_ends_on_its_best_evaluation_not_on_n_a():
     assert "not evaluated" in finish_line(Finished(step=3, reason="stopped", val_loss=None, best_val_loss=None, elapsed_s=1.0, path="m/x"))
 
 
+def test_an_overfit_runs_end_says_the_weights_kept_are_its_best_evaluations(tmp_path):
+    """The last evaluation printed val 2.69 at step 600, then the end said 'validation loss 2.2022' with no word
+    that the folder keeps step 200's weights (the card and the app's chart say it): the end line now names the step."""
+    from tests.conftest import shakespeare_path
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(shakespeare_path().read_bytes()[:2500])
+    r = tinygpt_inproc("train", corpus, "--name", "t", "--models-dir", tmp_path / "m", "--preset", "tiny", "--block-size", 32,
+                       "--max-steps", 100, "--eval-interval", 10, "--eval-iters", 4, "--sample-chars", 0, "--dropout", 0,
+                       "--lr", "3e-3", "--min-lr-ratio", "1.0", "--dtype", "fp32", "--threads", 1)
+    assert r.returncode == 0, r.stderr
+    kept = json.loads((tmp_path / "m" / "t" / "config.json").read_text())["figures"]["weights_step"]
+    assert kept < 100  # the premise: the run overfits, and the folder keeps an earlier evaluation's weights
+    end = [ln for ln in r.stdout.splitlines() if ln.startswith("finished at step 100")]
+    assert len(end) == 1 and f"the weights kept are step {kept}'s, its best evaluation" in end[0], r.stdout
+
+
 def test_corpus_fetch_of_a_corpus_already_here_downloads_nothing(tmp_path):
     """The README's tour runs `tinygpt corpus fetch shakespeare` after the tests had it in place: it downloaded
     it again (offline: 'cannot download', exit 2). A copy with the catalog's sha256 is kept as it is."""

@@ -379,7 +379,8 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                 progress.update(task, completed=1000 if ev.reason != "stopped" else None,
                                 info=f"step {ev.step:,}  val {vl}  {fmt_time(ev.elapsed_s)}")
                 progress.stop()
-                console.print(Text(finish_line(ev), style="bold green"))
+                kept = curves.final.step if curves.final is not None else None  # (an overfit run keeps an earlier evaluation)
+                console.print(Text(finish_line(ev, kept), style="bold green"))
                 if ev.reason == "stopped":
                     console.print(Text(f"continue with: {resume_hint(cfg, dist)}"))
         if task is None and stop.is_set():  # (stopped as the corpus was handed over: the run ended before it started)
@@ -390,12 +391,15 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
     return task is not None
 
 
-def finish_line(ev) -> str:
+def finish_line(ev, kept_step: int | None = None) -> str:
     """What a run's end says: its loss over the whole validation split, or (stopped: that pass is skipped) its
-    best evaluation's estimate, not 'validation loss n/a (whole validation split)'."""
+    best evaluation's estimate, not 'validation loss n/a (whole validation split)'; kept_step: the evaluation
+    whose weights the folder keeps, named when it is not the last step's (the loss is theirs, not the last's)."""
     verdict = {"done": "finished", "budget": "time budget reached", "stopped": "stopped"}[ev.reason]
     if ev.val_loss is not None:
         loss = f"validation loss {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte) ({ev.val_scope})"
+        if kept_step is not None and kept_step != ev.step:
+            loss += f"; the weights kept are step {kept_step:,}'s, its best evaluation"
     elif ev.best_val_loss is not None:
         loss = f"best evaluation {ev.best_val_loss:.4f} (an estimate: a stopped run skips the pass over the whole validation split)"
     else:
