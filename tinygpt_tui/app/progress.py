@@ -221,7 +221,7 @@ def good_looks_like(run: RunState) -> tuple[Series | None, Text]:
         note.append(f"stage ≈{reached[0]:.1f}: {reached[1]}", style="bold green")
     warning = overfitting([EvalPoint(s, 0, 0.0, t, v) for s, t, v in zip(run.eval_steps, run.train_losses, run.val_losses)])
     if warning:
-        note.append(("\n" if note else "") + "validation rising while training falls: " + warning, style="bold yellow")
+        note.append(("\n" if note else "") + warning, style="bold yellow")  # ("overfitting: validation loss rose ...")
     return line, note
 
 
