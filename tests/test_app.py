@@ -816,6 +816,17 @@ def test_the_progress_line_of_a_preparation_says_the_time_its_stage_has_left():
     assert progress_parts(run)[0].text == "step 0 / 10" and run.progress == 0.0
 
 
+def test_a_stopped_run_s_progress_line_says_stopped_not_done():
+    """After Stop (Ctrl+O) the line read "done in 34s", as for a run that had reached its end; it resumes."""
+    from tinygpt_tui.app.progress import RunState, progress_parts
+
+    for reason, said in (("stopped", "stopped after 1m 02s"), ("done", "done in 1m 02s"), ("budget", "done in 1m 02s")):
+        run = RunState()
+        for rec in run_records(upto=100):
+            run.apply({**rec, "reason": reason} if rec["event"] == "finish" else rec)
+        assert said in [p.text for p in progress_parts(run)], reason
+
+
 def test_the_bpe_merges_say_the_time_they_have_taken_and_no_time_left():
     """The line said "learning the BPE tokenizer · 100% · 0s left" while the trainer worked out the merges (most of
     the learning's time): nothing measures them, so it says how long they have taken, and no share or time left."""

@@ -384,8 +384,9 @@ def progress_parts(v: RunState, live: bool = True) -> list[Part]:
     if v.val_losses and fv is None:
         parts.append(Part(f"val {v.val_losses[-1]:.3f}", 3))
     if v.finish:
-        took = fmt_duration(v.finish.get("elapsed_s"))
-        parts.append(Part(f"done in {took}", 4, "green", f"in {took}"))
+        took = fmt_duration(v.finish.get("elapsed_s"))  # (a run stopped (Ctrl+O) is not "done": it resumes)
+        said = "stopped after" if v.finish.get("reason") == "stopped" else "done in"
+        parts.append(Part(f"{said} {took}", 4, "green", f"in {took}"))
         if fv is not None:  # the whole validation split, not the estimate
             parts.append(Part(f"val (full split) {fv:.3f}", 2, "green", f"val {fv:.3f}"))
     return parts
