@@ -371,3 +371,22 @@ def test_an_experiment_s_bad_setting_or_member_is_said_as_typed_in_one_line(tmp_
         grid.write_text(f'corpus = "{small_corpus}"\nmax_steps = 5\n{text}\n', encoding="utf-8")
         assert_one_error(cli("--models-dir", models, "experiment", "e", "-f", grid, "--plan"), *needles)
     assert not models.exists()
+
+
+def test_a_resumed_run_s_card_keeps_the_command_that_started_it(small_corpus, tmp_path):
+    """The card's "Trained with" became the resume command alone: run as printed on a new machine it had nothing
+    to resume, and the command that made the run was gone. It lists the first command, then each resume once."""
+    from tests.test_cli import tinygpt  # (in a process of its own: the command recorded is the one typed)
+
+    models = tmp_path / "models"
+    size = ["--preset", "tiny", "--n-layer", "1", "--n-embd", "32", "--block-size", "16", "--batch-size", "4", "--eval-iters", "1",
+            "--sample-chars", "0", "--threads", "1", "--models-dir", models]
+    assert tinygpt("train", small_corpus, "--name", "r1", "--max-steps", "2", *size).returncode == 0
+    for more in (["--max-steps", "4"], ["--minutes", "0.01"], ["--minutes", "0.01"]):  # (the last again, as a job resubmitted)
+        r = tinygpt("train", "--name", "r1", "--resume", "--models-dir", models, "--threads", "1", *more)
+        assert r.returncode == 0, r.stderr
+    lines = json.loads((models / "r1" / "config.json").read_text(encoding="utf-8"))["command"].splitlines()
+    assert len(lines) == 3 and "--resume" not in lines[0] and "--max-steps 2" in lines[0], lines
+    assert "--max-steps 4" in lines[1] and "--minutes 0.01" in lines[2] and all("--resume" in ln for ln in lines[1:])
+    card = (models / "r1" / "README.md").read_text(encoding="utf-8")
+    assert "\n".join(lines) in card

@@ -223,14 +223,24 @@ def as_typed(message: str) -> str:
     return re.sub(r"(?<![\w-])[a-z0-9]+(?:-[a-z0-9]+)+(?![\w-])", lambda m: dashed.get(m[0], m[0]), message)
 
 
+def resumed_commands(before, now: str) -> str:
+    """A run's commands for its card, one a line: the one that started it (run alone, it trains afresh), then
+    the resumes (one repeated, as a job resubmitted, once; the last 8 kept)."""
+    lines = [ln for ln in (before if isinstance(before, str) else "").splitlines() if ln.strip()]
+    if now and (not lines or lines[-1] != now):
+        lines.append(now)
+    return "\n".join(lines[:1] + lines[1:][-8:])
+
+
 # what a resumed run takes from the command line when given (the rest comes from the checkpoint)
 REPORTING_KEYS = ("eval_interval", "eval_iters", "log_interval", "sample_chars", "dtype", "checkpoint_activations", "memory_budget")
 
 
-def resume_config(given: TrainConfig, saved: dict, model: GPTConfig, saved_corpus: str) -> TrainConfig:
+def resume_config(given: TrainConfig, saved: dict, model: GPTConfig, saved_corpus: str, commands: str = "") -> TrainConfig:
     """The settings of a resumed run: the checkpoint's, with the length and reporting given now. The
     length is one setting: given steps or minutes, a limit left out is no limit (`--resume --max-steps 600`
-    after `--minutes 1` must not stop at the old minute); given neither, the saved limits stand."""
+    after `--minutes 1` must not stop at the old minute); given neither, the saved limits stand. Its command:
+    the saved ``commands`` (the one that started the run, then each resume), then this one."""
     known = {f.name for f in fields(TrainConfig)}
     merged = {k: v for k, v in saved.items() if k in known}
     merged.update({k: getattr(model, k) for k in MODEL_KEYS})
@@ -246,7 +256,7 @@ def resume_config(given: TrainConfig, saved: dict, model: GPTConfig, saved_corpu
         if v is not None and v != getattr(TrainConfig(), k):
             merged[k] = v
     merged.update(corpus=given.corpus or saved_corpus, name=given.name, models_dir=given.models_dir, resume=True,
-                  device=given.device, threads=given.threads, command=given.command)
+                  device=given.device, threads=given.threads, command=resumed_commands(commands, given.command))
     cfg = TrainConfig(**{**asdict(TrainConfig()), **merged})
     cfg = cfg.resolved() if cfg.max_steps or cfg.time_budget else cfg
     cfg.check()

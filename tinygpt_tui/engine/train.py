@@ -161,7 +161,8 @@ class Run:
             raise CheckpointError(why)
         doc, model_cfg = ckpt.check_folder(self.folder)
         tensors, meta = ckpt.load_train_state(self.folder)
-        cfg, self.lineage = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", "")), doc.get("lineage")
+        cfg = resume_config(cfg, doc.get("training", {}), model_cfg, doc.get("corpus", {}).get("path", ""), doc.get("command"))
+        self.lineage = doc.get("lineage")
         self.start_step, self.elapsed_before, self.tokens_before = meta["step"], meta.get("elapsed_s", 0.0), meta.get("tokens_seen", 0)
         if cfg.max_steps is not None and not cfg.time_budget and self.start_step >= cfg.max_steps:
             raise NothingToTrain(cfg.name, self.start_step, cfg.max_steps)
