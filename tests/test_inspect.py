@@ -709,6 +709,20 @@ async def test_inspector_looks_most_at_keeps_each_item_whole_at_80_columns():
         assert len(lines) == 1 and re.search(r"@\d+ \d\.\d\d$", lines[0].rstrip()), lines
 
 
+async def test_inspector_all_layers_line_agrees_in_number():
+    """With g (all layers at once) the line under the heatmap read "all layers and heads looks most at": a
+    plural subject with a singular verb, the kind of slip that makes a newcomer doubt the rest."""
+    from tests.test_app import wait_for
+
+    screen, host = inspector_on("the honour of the king and the queen")
+    async with host.run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        summary = screen.query_one("#insp-summary")
+        assert await wait_for(pilot, lambda: "looks most at" in shown_lines(summary), timeout=5)
+        await pilot.press("g")
+        assert await wait_for(pilot, lambda: "all layers and heads look most at: " in shown_lines(summary), timeout=5), shown_lines(summary)
+
+
 async def test_inspector_looks_most_at_fits_once_the_body_scrolls():
     """The "looks most at" line was fitted to the width its widget had before the first pass: no scrollbar yet.
     Once the heatmaps filled the body, its scrollbar took two columns and the line wrapped inside an item

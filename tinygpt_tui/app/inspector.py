@@ -482,7 +482,8 @@ class InspectorScreen(ModalScreen):
             return Text("")
         label = "all layers and heads" if self.all_layers else (f"layer {self.layer_index} average" if self.head_index is None else f"layer {self.layer_index} head {self.head_index}")
         # as many whole items as fit its line (a wrap split "o@5" from its weight at 80 columns)
-        return top_attended(self.view, self._weights(), 8, f"{label} looks most at: ", width)
+        verb = "look" if self.all_layers else "looks"  # ("all layers and heads looks most at" read as a slip)
+        return top_attended(self.view, self._weights(), 8, f"{label} {verb} most at: ", width)
 
     def _build_map(self, width: int) -> Text:
         if self.view is None:
