@@ -366,3 +366,28 @@ async def test_the_status_says_compiling_only_for_a_wait_longer_than_a_cache_loa
                 assert "compiling" not in status() and status().startswith("generating"), status()
             await pilot.press("escape")
             assert await wait_for(pilot, lambda: gen.stream.finished) and status().startswith("stopped"), status()
+
+
+@pytest.mark.parametrize("size, said", [((120, 30), "compiling the decoder (once): faster soon"), ((80, 24), "compiling decoder")])
+async def test_the_compiling_note_says_what_and_that_it_passes(models_dir, monkeypatch, size, said):  # noqa: F811
+    """The first generation on a machine runs on numpy while the decoder compiles. Its note, 58 characters, fit
+    only from 133 columns: at 120 and at 80 the status said "generating · compiling · … · CPU (compiled)",
+    compiling what, and for how long, unsaid. Now the whole note fits 120 columns and its short form names it."""
+    import threading
+
+    from tinygpt_tui import sampler
+    from tinygpt_tui.fast import decode
+
+    monkeypatch.setattr(decode, "WAIT_S", 0.0)  # the text from numpy meanwhile, as on a first run
+    monkeypatch.setattr(decode, "compiling", lambda types, *_: threading.Event())  # never ready
+    monkeypatch.setattr(sampler, "COMPILE_QUIET_S", 0.0)
+    app = make_app(models_dir)
+    async with app.run_test(size=size) as pilot:
+        gen = await load(pilot, app, "alpha")
+        gen.query_one("#sampling").set_value("length", 100_000)
+        status = lambda: str(gen.query_one("#status").render())  # noqa: E731
+        gen.query_one("#prompt").focus()
+        await pilot.press("a", "enter")
+        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.generated > 50 and said in status()), status()
+        await pilot.press("escape")
+        assert await wait_for(pilot, lambda: gen.stream.finished)

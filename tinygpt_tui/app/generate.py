@@ -482,7 +482,7 @@ class GenerateScreen(Screen):
             state = "stopped" if s.stop_event.is_set() else ("done" if s.finished else "generating")
             parts.append(Part(state, 0, {"generating": "bold green", "stopped": "bold yellow", "done": "bold"}[state]))
             if s.compiling and state == "generating" and time.perf_counter() - s.started >= compile_quiet_s():
-                parts.append(Part("compiling the decoder (once per machine), slower meanwhile", 4, "yellow", "compiling"))
+                parts.append(Part("compiling the decoder (once): faster soon", 4, "yellow", "compiling decoder"))  # (fits 120 columns)
             parts.append(Part(f"{s.generated:,} chars", 5))
             if s.chars_per_s:
                 parts.append(Part(f"{s.chars_per_s:,.0f} chars/s", 8, short=f"{s.chars_per_s:,.0f}/s"))
