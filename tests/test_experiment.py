@@ -658,6 +658,24 @@ def test_a_lesson_on_another_corpus_gets_its_own_folder(small_corpus, tmp_path):
     assert r.stdout.startswith("experiment lesson-dropout-small:"), r.stdout[:200]
 
 
+def test_a_lesson_text_wraps_between_words_in_an_80_column_terminal(small_corpus, tmp_path):
+    """In a terminal the lesson's paragraph was printed as one line for the terminal to wrap, which it did inside
+    words: "or n|othing at all", "lets a model c|ount" at 80 columns. Now Rich wraps it between words there."""
+    from tinygpt_tui.engine.lessons import find_lesson, paragraphs
+
+    words = paragraphs(find_lesson("dropout").spec.text).split("\n")[0].split()
+    r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, "--plan", "--threads", "1", "--models-dir", tmp_path,
+                       env={"COLUMNS": "80", "TTY_COMPATIBLE": "1"})  # (Rich's own switch: a terminal, as a person has it)
+    assert r.returncode == 0, r.stderr
+    lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", ln).rstrip() for ln in r.stdout.replace("\r", "\n").splitlines()]
+    start = next(i for i, ln in enumerate(lines) if ln.split()[:3] == words[:3])
+    block, n = [], 0
+    while n < len(words):
+        block.append(lines[start + len(block)])
+        n += len(block[-1].split())
+    assert " ".join(block).split() == words and max(map(len, block)) <= 80, block
+
+
 def test_a_lesson_text_is_its_paragraphs_not_the_files_line_breaks(tmp_path):
     """The file wraps its text at ~100 columns; the screen and the terminal wrap it to their own width."""
     from tinygpt_tui.engine.lessons import find_lesson, list_lessons, read_spec_file

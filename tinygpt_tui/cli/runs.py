@@ -185,7 +185,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     con.print(Text(one_line(f"experiment {spec.name}: {len(plan.members)} run{'s' if len(plan.members) != 1 else ''} of {budget} each on {Path(plan.corpus).name}, "
                             f"seed {spec.seed}" + (f" to {spec.seed + spec.seeds - 1}" if spec.seeds > 1 else "")), style="bold"))
     if spec.text and (todo or dry):  # (with nothing to train, the results below show it once, beside the table)
-        con.print(Text(printable(spec.text.strip()), style="italic"))
+        con.print(Text(printable(spec.text.strip()), style="italic"), soft_wrap=not con.is_terminal)  # (prose: see show_results)
     est = None
     if todo:  # (seconds a member, more for a deep one, said nothing meanwhile: a 30-member grid sat silent for minutes)
         timing = f"timing a few steps of each member on this machine ({len(todo)} to time) …"
@@ -291,7 +291,8 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
     if plan.spec.text:
         from tinygpt_tui.engine.lessons import paragraphs
 
-        con.print(Text(printable(paragraphs(plan.spec.text)), style="italic"))
+        # prose, wrapped at word boundaries in a terminal (the terminal's own wrap cut "n|othing" at 80 columns), whole in a pipe
+        con.print(Text(printable(paragraphs(plan.spec.text)), style="italic"), soft_wrap=not con.is_terminal)
     done = [m for m in plan.members if (plan.folder / m.name / "config.json").exists()]
     if sample_chars and done:
         st = Table(title=f"samples, prompt '{one_line(prompt)}', same seed", title_justify="left", header_style="bold", show_lines=True)
