@@ -615,3 +615,12 @@ def test_the_svg_legend_tells_a_lessons_members_apart_and_fits_every_line(tiny_m
     width, height = float(root.get("width")), float(root.get("height"))
     assert all(float(t.get("y")) <= height for t in legend), height
     assert all(float(t.get("x")) + 8 * len(t.text) <= width for t in legend), width
+
+
+def test_compare_says_which_loss_its_stage_of_learning_is_read_from(tmp_path):
+    """"shakespeare: at 1.44 per character, a model on this book shows style": 1.44 of what, a newcomer asked."""
+    from tests.test_cli import ROOT, tinygpt_inproc
+
+    r = tinygpt_inproc("compare", "shakespeare", "--models-dir", ROOT / "models")
+    assert r.returncode == 0, r.stderr
+    assert "shakespeare: at a validation loss of 1.44 per character, a model on this book shows" in r.stdout, r.stdout

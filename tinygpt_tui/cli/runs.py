@@ -143,7 +143,7 @@ def compare_cmd(
         per_char = s.bpc * LN2 if s.bpc is not None else None  # (the stages are in nats per character, whatever the tokens)
         reached = stage(s.corpus, per_char)
         if reached and name not in other:
-            con.print(Text(one_line(f"{name}: at {per_char:.2f} per character, a model on this book shows {reached[1]}"), style="dim"))
+            con.print(Text(one_line(f"{name}: at a validation loss of {per_char:.2f} per character, a model on this book shows {reached[1]}"), style="dim"))
         note = overfitting(c)
         if note:
             con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
