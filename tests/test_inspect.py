@@ -563,6 +563,30 @@ async def test_inspector_deeper_views_follow_the_position():
         assert await wait_for(pilot, lambda: not shown_lines(panel).strip(), timeout=5)
 
 
+async def test_a_deeper_view_opened_after_paging_down_shows_from_its_first_line():
+    """After PgDn the body kept its offset when l, x, e or h opened a view: the view's top was above the screen and
+    an orphaned line of the bars ("temperature 1)") was the first shown. The view is brought in from its first
+    line; closed again, the body goes back to the top."""
+    from textual.containers import VerticalScroll
+
+    from tests.test_app import wait_for
+
+    screen, host = inspector_on("林黛玉 the honou, the honour of it all")
+    async with host.run_test(size=(80, 18)) as pilot:  # (a short terminal: the body scrolls)
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        body, panel = screen.query_one("#insp-body", VerticalScroll), screen.query_one("#insp-deeper")
+        await pilot.press("g")  # (all layers: taller than the screen)
+        assert await wait_for(pilot, lambda: body.max_scroll_y > 0, timeout=10)
+        await pilot.press("pagedown", "pagedown")
+        assert await wait_for(pilot, lambda: body.scroll_offset.y > 0)
+        await pilot.press("l")
+        assert await wait_for(pilot, lambda: "layer 2" in shown_lines(panel), timeout=5)
+        assert await wait_for(pilot, lambda: 0 <= panel.virtual_region.y - body.scroll_offset.y < body.size.height), \
+            (panel.virtual_region, body.scroll_offset)
+        await pilot.press("l")
+        assert await wait_for(pilot, lambda: body.scroll_offset.y == 0)
+
+
 async def test_inspector_deeper_views_wait_for_a_context_the_model_can_read():
     """With no analysis (the first pass still running, or a context of characters the model does not know)
     x took the app down: the ablation's key asked for the position of an analysis that was not there."""

@@ -318,6 +318,12 @@ class InspectorScreen(ModalScreen):
         """l, x, e, h: the logit lens, the ablation, the embedding map, the head hints (again: hidden)."""
         self.deeper = None if self.deeper == what else what
         self._refresh_view()
+        self.call_after_refresh(self._show_deeper)
+
+    def _show_deeper(self) -> None:
+        """The view asked for from its first line (after PgDn an orphaned line of the bars showed); hidden: the top."""
+        body, panel = self.query_one("#insp-body", VerticalScroll), self.query_one("#insp-deeper", Panel)
+        body.scroll_to_widget(panel, animate=False, top=True) if self.deeper else body.scroll_home(animate=False)
 
     def _deeper_key(self):
         if self.deeper != "ablation":
