@@ -271,3 +271,11 @@ def test_only_a_dead_runs_own_files_are_deleted(tmp_path, folder):
     assert ckpt.is_dead_run(dead)
     ckpt.remove_dead_run(dead)
     assert not dead.exists() and outside.read_text() == "keep me"
+
+
+def test_a_file_that_cannot_be_opened_is_named_with_its_path(tmp_path):
+    """"cannot open metrics.jsonl: Read-only file system" named no folder (a run writing into a read-only mount)."""
+    (tmp_path / "run").write_text("a file where the run's folder should be")
+    with pytest.raises(CheckpointError, match="cannot open metrics.jsonl: Not a directory") as e:
+        append_metrics(tmp_path / "run", [{"event": "step", "step": 1}])
+    assert str(tmp_path / "run" / "metrics.jsonl") in str(e.value)

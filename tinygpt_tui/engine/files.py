@@ -61,7 +61,7 @@ def open_regular(path, what: str, error=CheckpointError, write: bool = False) ->
             raise error(f"{what} is a symbolic link that loops (too many levels of links): {path}") from None
         if e.errno == errno.EISDIR:
             raise error(f"{what} is a folder, not a file: {path}") from None
-        raise error(f"cannot open {what}: {e.strerror or e}") from None
+        raise error(f"cannot open {what}: {e.strerror or e}: {path}") from None  # (which folder: a read-only one, say)
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
