@@ -155,6 +155,8 @@ def test_the_chosen_preset_is_recorded_in_the_card(small_corpus, tmp_path):
     assert doc["training"]["preset"] == "1min" and doc["training"]["optimizer"] == "muon" and doc["model"]["block_size"] == 32
     card = (tmp_path / "t" / "README.md").read_text()
     assert "| optimizer | Muon for the weight matrices inside the blocks (lr 0.02), AdamW for the rest (lr 0.003) |" in card
+    # (the estimate of the weights the folder keeps: not always the lowest seen, which the row's old name promised)
+    assert f"| validation loss estimate at the weights kept (during training) | {doc['figures']['best_val_loss']:.4f} |" in card
     # what each head looks at, measured on the validation split at the end (issue 18): one line per head
     assert len(doc["heads"]) == 2 and doc["heads"][1].startswith("L0 h1: distance") and doc["heads"][1] in card
 

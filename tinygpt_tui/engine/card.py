@@ -67,7 +67,7 @@ def render_card(doc: dict) -> str:
         f"| vocabulary | {m.get('vocab_size')} {'BPE tokens (tokenizer.json)' if bpe else 'characters'} |",
         f"| validation loss | **{fmt(f.get('val_loss'))}** ({val_is}; last 10% of the corpus) |",
         f"| validation bits per character | **{fmt(f.get('val_bpc'))}** ({fmt(f.get('val_bpb'))} per byte of UTF-8; any tokenizer) |",
-        f"| best validation loss (estimate during training) | {fmt(f.get('best_val_loss'))} |",
+        f"| validation loss estimate at the weights kept (during training) | {fmt(f.get('best_val_loss'))} |",
         f"| train loss (estimate) | {fmt(f.get('train_loss'))} |",
         f"| steps | {fmt(f.get('step'), ',')} ({fmt(f.get('tokens_seen'), ',')} tokens){kept} |",
         f"| training time | {minutes:.1f} min on {doc.get('device', '?')}, {doc.get('dtype', '?')}"
