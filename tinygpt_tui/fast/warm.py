@@ -22,10 +22,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
-from tinygpt_tui.engine.files import cache_dir
+from tinygpt_tui.engine.files import atomic_write, cache_dir
+from tinygpt_tui.errors import TinyGPTError
 
 CHILD_ENV = "TINYGPT_COMPILING"  # set in the process that compiles: it compiles in place
 MAX_KNOWN = 64  # the types remembered (a few per model shape and precision)
@@ -104,14 +104,11 @@ def remember(types) -> None:
     path = _path()
     if path is None:
         return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # (two compiles in one process)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"compiled": ([k for k in _keys() if k != key] + [key])[-MAX_KNOWN:]}))
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        atomic_write(path, json.dumps({"compiled": ([k for k in _keys() if k != key] + [key])[-MAX_KNOWN:]}))
+    except (OSError, TinyGPTError):
+        pass
 
 
 def main(argv: list[str]) -> int:
