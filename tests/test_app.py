@@ -1083,7 +1083,7 @@ async def test_the_model_card_command_is_the_cli_command_for_the_forms_settings(
             argv = shlex.split(cfg.command)
             assert argv[:2] == ["tinygpt", "train"], cfg.command
             got = []
-            monkeypatch.setattr(cli_train, "run_training", lambda c, jsonl=False, why=None: got.append(c))
+            monkeypatch.setattr(cli_train, "run_training", lambda c, jsonl=False, why=None, tokenizer=None: got.append(c))
             cli(argv[1:], standalone_mode=False)
             assert len(got) == 1
             ours, theirs = dataclasses.asdict(cfg), dataclasses.asdict(got[0])
@@ -1110,7 +1110,7 @@ async def test_a_resumed_runs_recorded_command_runs_as_printed_with_size_left_at
         fill(ts, **{"train-name": "alpha", "train-preset": "auto", "train-minutes": "0.5", "train-device": "cpu"})
         cfg = ts.read_form(resume=True)
     got = []
-    monkeypatch.setattr(cli_train, "run_training", lambda c, jsonl=False, why=None: got.append(c))
+    monkeypatch.setattr(cli_train, "run_training", lambda c, jsonl=False, why=None, tokenizer=None: got.append(c))
     cli(shlex.split(cfg.command)[1:], standalone_mode=False)
     assert len(got) == 1 and got[0].resume and got[0].time_budget == 30.0, cfg.command
 

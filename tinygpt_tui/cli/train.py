@@ -93,10 +93,10 @@ def train(
     if not resume:
         for k, why in unused_settings(TrainConfig(**options)).items():
             fail(f"--{k.replace('_', '-')} {why.replace('lr and weight_decay', '--lr and --weight-decay')}")
-    check_run(TrainConfig(**options))  # before the probe too (seconds, once per machine)
+    tokenizer = check_run(TrainConfig(**options))  # before the probe too (seconds, once per machine); kept for the preparation
     # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py); why: said
     why: dict = {}
-    run_training(settle(TrainConfig(**options), note=note, why=why), jsonl=jsonl, why=why)
+    run_training(settle(TrainConfig(**options), note=note, why=why), jsonl=jsonl, why=why, tokenizer=tokenizer)
 
 
 # what --resume takes from the command line; every other setting is the saved run's
@@ -218,7 +218,7 @@ def init_distributed(device: str = "auto"):
     return dist
 
 
-def run_training(cfg, jsonl: bool = False, why: dict | None = None) -> None:
+def run_training(cfg, jsonl: bool = False, why: dict | None = None, tokenizer=None) -> None:
     """Train cfg, printing its events; ``why``: why the machine probe chose its precision and threads (probe.settle's),
     said in the header (and in the start record's "probe" with --jsonl)."""
     import json
@@ -229,7 +229,7 @@ def run_training(cfg, jsonl: bool = False, why: dict | None = None) -> None:
     dist = init_distributed(cfg.device)
     quiet = not dist.is_main  # only rank 0 prints; the others train silently
     try:
-        prepare_corpus(cfg, quiet=quiet, jsonl=jsonl)  # (before the handlers: Ctrl+C stops a preparation, as nothing is trained yet)
+        prepare_corpus(cfg, quiet=quiet, jsonl=jsonl, tokenizer=tokenizer)  # (before the handlers: Ctrl+C stops a preparation, as nothing is trained yet)
         install_stop_handlers(stop, quiet, distributed=dist.world_size > 1)
         started = False
         if jsonl or quiet:
@@ -257,17 +257,17 @@ def run_training(cfg, jsonl: bool = False, why: dict | None = None) -> None:
                 td.destroy_process_group()
 
 
-def prepare_corpus(cfg, quiet: bool, jsonl: bool = False) -> None:
+def prepare_corpus(cfg, quiet: bool, jsonl: bool = False, tokenizer=None) -> None:
     """Encode the corpus into token files first, with a progress bar, or with ``jsonl`` its "prepare" records (the run
     then finds it prepared; under torchrun the ranks take turns). Whatever is wrong with the run's folder is left for
-    the run to say."""
+    the run to say. ``tokenizer``: check_run's, when it has run already (--from A: A read and checked once)."""
     from tinygpt_tui.cli.common import PrepareBar
     from tinygpt_tui.engine import folder as ckpt
     from tinygpt_tui.engine.prepare import prepare, run_to_end
 
     corpus = cfg.corpus
     if not cfg.resume:
-        tokenizer = check_run(cfg)
+        tokenizer = tokenizer if tokenizer is not None else check_run(cfg)
     else:
         try:
             folder = (Path(cfg.models_dir) if cfg.models_dir else ckpt.default_models_dir()) / cfg.name
