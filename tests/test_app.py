@@ -225,6 +225,27 @@ async def test_pick_stream_stop_continue_clear(models_dir):
         assert out.text == "" and gen.context == ""
 
 
+async def test_the_sidebar_hides_and_comes_back_and_the_screen_keeps_its_text_across_modes(models_dir):
+    app = make_app(models_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        await generated(pilot, gen, "ROMEO:", 20)
+        out, prompt, sidebar = gen.query_one("#output"), gen.query_one("#prompt"), gen.query_one("#sidebar")
+        text = out.text
+        assert sidebar.region.width == 34 and out.region.x == prompt.region.x == 34 and out.region.right == 80
+        await pilot.press("ctrl+b")  # hidden: the output and the prompt take the whole width
+        await pilot.pause()
+        assert not sidebar.display and out.region.x == prompt.region.x == 0 and out.region.width == 80
+        await pilot.press("f6")  # the sampling settings bring it back, focused
+        await pilot.pause()
+        assert sidebar.display and out.region.x == 34 and app.focused in gen.query("#sampling Input").nodes
+        await pilot.press("ctrl+t")
+        assert await wait_for(pilot, lambda: app.current_mode == "training")
+        await pilot.press("ctrl+g")  # the same screen again, its text and model kept
+        assert await wait_for(pilot, lambda: app.screen is gen)
+        assert out.text == text and gen.loaded.name == "alpha"
+
+
 async def test_new_prompt_replaces_running_one_and_unknown_chars_are_reported(models_dir):
     app = make_app(models_dir)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -17,7 +17,7 @@ from textual import events, on, work
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Input
 
@@ -89,6 +89,9 @@ class GenerateScreen(Screen):
     """The default screen: sidebar of models, the output pane, the prompt and a status line."""
 
     AUTO_FOCUS = "#models"
+    # the sidebar is 34 columns, or 47% of a narrow terminal (72 columns and under): a grid column
+    # cannot say min(34, 47%), so the screen takes the class -narrow there (app.tcss)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (73, "-wide")]
 
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="stop"),
@@ -122,17 +125,16 @@ class GenerateScreen(Screen):
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
+        # The screen itself is the grid (app.tcss): sidebar | output over the prompt. No container
+        # between them: each one costs the first frame a layout pass.
         yield TitleBar()
-        with Horizontal(id="gen-body"):
-            with Vertical(id="sidebar"):
-                yield ModelList(on_pick=self.pick, id="models")
-                yield SamplingPanel(id="sampling")
-            with Vertical(id="main"):
-                with Vertical(id="output-box"):  # the border and padding: the pane itself draws only lines
-                    yield OutputView(id="output")
-                prompt = Input(placeholder="Write a prompt, Enter to generate", id="prompt")
-                prompt.select_on_focus = False  # coming back to it (Escape, a key typed in the pane) must not select its text
-                yield prompt
+        with Vertical(id="sidebar"):
+            yield ModelList(on_pick=self.pick, id="models")
+            yield SamplingPanel(id="sampling")
+        yield OutputView(id="output")
+        prompt = Input(placeholder="Write a prompt, Enter to generate", id="prompt")
+        prompt.select_on_focus = False  # coming back to it (Escape, a key typed in the pane) must not select its text
+        yield prompt
         yield FitLine(id="status")  # the whole width: the model and device, and a run training meanwhile
         yield KeyBar()
 
@@ -140,7 +142,7 @@ class GenerateScreen(Screen):
         self.output = self.query_one("#output", OutputView)
         self.query_one("#models", ModelList).border_title = "Models"
         self.query_one("#sampling", SamplingPanel).border_title = "Sampling"
-        self.query_one("#output-box").border_title = "Output"
+        self.output.border_title = "Output"
         self.check_models(first=True)
         self.update_status()
         self.set_interval(0.5, self.update_status)
@@ -442,10 +444,10 @@ class GenerateScreen(Screen):
         self.update_status()
 
     def action_toggle_sidebar(self) -> None:
-        self.query_one("#sidebar").toggle_class("-hidden")
+        self.toggle_class("-no-sidebar")
 
     async def action_focus_settings(self) -> None:
-        self.query_one("#sidebar").remove_class("-hidden")
+        self.remove_class("-no-sidebar")
         field = await self.query_one("#sampling", SamplingPanel).edit("temperature")  # (the fields mounted on the first edit)
         # focus moves now, not once the app's queue gets to it (Widget.focus): keys typed right
         # behind F6, in the same burst, then go to the field rather than to the prompt
