@@ -64,6 +64,9 @@ def plain_erf(x):
     return x * p / q
 
 
+VECDOT = hasattr(np, "vecdot")  # numpy 2
+
+
 def plain_step(toks, pos, start, end, model, kv, logits):
     """``step`` in numpy, whole arrays at a time: the decoder while numba compiles the step (20-40 s,
     once per machine). Not the model's KVCache: importing torch alone takes longer than this
@@ -79,8 +82,8 @@ def plain_step(toks, pos, start, end, model, kv, logits):
             x = x - x.mean(-1, keepdims=True)
         return x / np.sqrt((x * x).mean(-1, keepdims=True) + np.float32(eps)) * w + b  # (b: zeros for RMSNorm)
 
-    def linear(W, s, b, x):
-        return x @ W.T.astype(np.float32) * s + b
+    def linear(W, s, b, x):  # x @ W.T, without BLAS's threads (they spun a core for a vector: 10x the time)
+        return (np.vecdot(W, x[:, None]) if VECDOT else x @ W.T.astype(np.float32)) * s + b
 
     def rotate(v):  # RoPE, as _rope
         a, b = v[..., : D // 2], v[..., D // 2 :]
