@@ -27,6 +27,7 @@ def result(tmp_path_factory, small_corpus):
     return res, d / "out.json"
 
 
+@pytest.mark.slow  # (the whole bench at tiny sizes: 45 s)
 def test_every_training_row_is_present_with_positive_figures(result):
     res, _ = result
     impls = [bench.REFERENCE, *bench.TINYGPT_ARCHS, bench.MUON]
@@ -38,6 +39,7 @@ def test_every_training_row_is_present_with_positive_figures(result):
     assert all(r["ratio"] == 1.0 for r in res["training"] if r["impl"] == bench.REFERENCE)
 
 
+@pytest.mark.slow  # (the whole bench at tiny sizes: 45 s)
 def test_memory_generation_and_startup_rows(result):
     res, _ = result
     assert [m["impl"] for m in res["memory"]] == [bench.REFERENCE, *bench.TINYGPT_ARCHS, bench.CHECKPOINTED]
@@ -55,6 +57,7 @@ def test_memory_generation_and_startup_rows(result):
     assert m["cores"] >= 1 and m["threads"] == 1 and m["torch"] and m["device"].startswith("CPU")
 
 
+@pytest.mark.slow  # (the whole bench at tiny sizes: 45 s)
 def test_json_file_and_table(result):
     res, path = result
     assert json.loads(path.read_text()) == json.loads(json.dumps(res))
@@ -110,6 +113,7 @@ def test_runs_from_a_checkout_as_a_module():
     assert r.returncode == 0 and r.stdout.startswith("Usage: python -m bench.bench [OPTIONS]") and "--quick" in r.stdout
 
 
+@pytest.mark.slow  # (each setting trained for its time: 30 s)
 @pytest.mark.parametrize("threads,clock", [(1, "CPU time, 1 thread"), (2, "wall clock, 2 threads")])
 def test_speedrun_times_each_setting_beside_nanogpts_recipe(threads, clock):
     import torch

@@ -115,6 +115,7 @@ def drained(events):
             return done.value
 
 
+@pytest.mark.slow  # (a process encoding 22 MB of text: 17 s)
 def test_encoding_a_chunk_takes_memory_of_a_few_pieces_not_of_the_chunk(small_corpus, tmp_path):
     """A BPE preparation encoded each 8 MB chunk in one call: a 300 MB corpus peaked at 1.2 GB (a
     character one at 0.14 GB); 3.6 MB of text took 300 MB more. The same ids, in pieces at a time."""
