@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import console as new_console, fail, friendly, one_line
+from tinygpt_tui.cli.common import console as new_console, fail, friendly, one_line, prose
 
 O = typer.Option
 DEFAULT_PRESETS = ("tiny", "1min", "5min", "small")
@@ -67,14 +67,14 @@ def bench(
     if not threads:
         doc = probe.retime_threads(doc, note)
     m, load = doc["machine"], doc.get("load_avg")  # (None: unreadable where it was probed)
-    out.print(Text(f"machine: {m['cpu']}, {m['cores']} cores, torch {doc['torch']}; probed {doc['created']} "
-                   f"in {doc['seconds']:.1f} s (load average {'unknown' if load is None else load})"))
-    out.print(Text(summary(doc)))
+    prose(out, Text(f"machine: {m['cpu']}, {m['cores']} cores, torch {doc['torch']}; probed {doc['created']} "
+                    f"in {doc['seconds']:.1f} s (load average {'unknown' if load is None else load})"))
+    prose(out, summary(doc))
     n = threads or probe.choose_threads(doc)
     dtypes = {name: probe.choose_dtype(doc, PRESETS[name].get("n_embd", 256)) for name in names}
-    out.print(Text(f"chosen here: {n} thread{'s' if n > 1 else ''} (of {probe.cores()}, {probe.free_cores()} free now); "
-                   f"bf16 {'measured faster' if probe.bf16_wins(doc) else 'not faster'} than fp32; "
-                   + "; ".join(f"--minutes {m:g}: preset {budget_preset(m * 60, doc['step_ms'])}" for m in (1, 5, 10))))
+    prose(out, Text(f"chosen here: {n} thread{'s' if n > 1 else ''} (of {probe.cores()}, {probe.free_cores()} free now); "
+                    f"bf16 {'measured faster' if probe.bf16_wins(doc) else 'not faster'} than fp32; "
+                    + "; ".join(f"--minutes {m:g}: preset {budget_preset(m * 60, doc['step_ms'])}" for m in (1, 5, 10))))
     rows = efficiency(names, dtypes, n, seconds) if names else []
     if rows:
         from rich import box
@@ -89,14 +89,14 @@ def bench(
             t.add_row(r["preset"], f"{r['params'] / 1e6:.2f}M", f"{r['tokens']:,}", r["precision"], f"{r['ms']:,.1f}",
                       f"{r['gflop']:,.2f}", f"{r['gflops']:,.0f}", f"{r['matmul_gflops']:,.0f}", f"{r['fraction']:.0%}", f"{r['with_muon']:.0%}")
         out.print(t)
-        out.print(Text("tokens and GFLOP per step; GFLOP/s of the model's FLOPs and of an N x N matmul in the same precision (N 1024). Model FLOPs only: 6 per matmul weight per token (blocks and output layer) + 12 x layers x context x width "
-                       "per token for attention; + Muon: its Newton-Schulz iterations' FLOPs counted too", style="dim"))
+        prose(out, Text("tokens and GFLOP per step; GFLOP/s of the model's FLOPs and of an N x N matmul in the same precision (N 1024). Model FLOPs only: 6 per matmul weight per token (blocks and output layer) + 12 x layers x context x width "
+                        "per token for attention; + Muon: its Newton-Schulz iterations' FLOPs counted too", style="dim"))
     if json_path:
         from tinygpt_tui.engine.files import atomic_write
 
         atomic_write(where, json.dumps({"probe": doc, "threads": n, "torch_threads": torch.get_num_threads(),
                                                   "efficiency": rows}, indent=1) + "\n")
-        out.print(Text(f"figures written to {one_line(json_path)}"))
+        prose(out, Text(f"figures written to {one_line(json_path)}"))
 
 
 def summary(doc: dict) -> str:

@@ -19,10 +19,36 @@ ModelsDir = typer.Option(None, "--models-dir", envvar="TINYGPT_MODELS_DIR", help
 
 
 def console(stderr: bool = False):
-    """A rich console that never hard-wraps a line: a pipe or a file gets each line whole, a terminal wraps it."""
+    """A rich console that never hard-wraps a line: a pipe or a file gets each line whole, a terminal wraps it
+    (a command printed to be copied stays one line). Prose goes through ``prose``."""
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def prose(con, text, style: str = "") -> None:
+    """A sentence to read, not a command to copy: in a terminal, wrapped between words at its width (its own
+    wrap cut words in two at 80 columns); in a pipe or a file, whole. A word wider than the terminal (a long
+    path) keeps a line to itself, whole (rich would fold it, a newline in the middle of a path)."""
+    import re
+
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    text = Text(text, style=style) if isinstance(text, str) else text
+    if not con.is_terminal:
+        con.print(text, soft_wrap=True)
+        return
+    breaks, start = [], 0  # where each line starts: before the word that would pass the width
+    for word in re.finditer(r"\S+|\n", text.plain):
+        if word.group() == "\n":
+            start = word.end()
+        elif word.start() > start and cell_len(text.plain[start:word.end()]) > con.width:
+            breaks.append(start := word.start())
+    lines = text.divide(breaks)
+    for line in lines:
+        line.rstrip()
+    con.print(Text("\n").join(lines), soft_wrap=True)  # (one print: a progress bar below redraws once)
 
 
 def error_line(message: str) -> None:
@@ -179,7 +205,7 @@ def save_new_model(dest: Path, model, tokenizer, doc: dict, wrote: str) -> None:
         ckpt.save_model(dest, model, tokenizer, doc, card=ckpt.render_card(doc))
     finally:
         lock.release()
-    typer.echo(one_line(f"wrote {dest} ({wrote})"))
+    prose(console(), one_line(f"wrote {dest} ({wrote})"))
     prompt = f' --prompt "{try_prompt(tokenizer)}"' if try_prompt(tokenizer) else ""
     typer.echo(one_line(f"try it: tinygpt generate {shlex.quote(dest.name)}{prompt}"))
 

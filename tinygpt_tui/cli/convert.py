@@ -9,14 +9,14 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import ModelsDir, friendly, new_model_folder, one_line, save_new_model
+from tinygpt_tui.cli.common import ModelsDir, console, friendly, new_model_folder, one_line, prose, save_new_model
 from tinygpt_tui.errors import CheckpointError, SettingsError
 
 O = typer.Option
 
 
 def say(message: str) -> None:
-    typer.echo(one_line(message))
+    prose(console(), one_line(message))
 
 
 @friendly

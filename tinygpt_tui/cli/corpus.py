@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, console, friendly, models_folder, one_line
+from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, console, friendly, models_folder, one_line, prose
 
 corpus_app = typer.Typer(cls=Group, context_settings=HELP, no_args_is_help=True, rich_markup_mode=None,
                          help="List, fetch or add the texts to train on.")
@@ -92,8 +92,8 @@ def corpus_prepare(
                 how = "already prepared, checked" if ev.reused else f"prepared at {size / 1e6 / max(secs, 1e-9):,.0f} MB/s"
                 tokens = sum(s["tokens"] for s in c.meta["splits"].values())
                 vocabulary = f"{c.tokenizer.vocab_size:,} distinct" if kind == "char" else f"{tokens:,} tokens ({c.tokenizer.describe()})"
-                typer.echo(one_line(f"{c.name}: {files:,} file(s), {size / 1e6:,.1f} MB, {c.chars:,} characters, "
-                                    f"{vocabulary}; {how} in {secs:.1f} s: {c.folder}"))
+                prose(console(), one_line(f"{c.name}: {files:,} file(s), {size / 1e6:,.1f} MB, {c.chars:,} characters, "
+                                          f"{vocabulary}; {how} in {secs:.1f} s: {c.folder}"))
             else:
                 bar(ev)
 
@@ -109,7 +109,7 @@ def models(models_dir: Optional[Path] = ModelsDir):
     d = models_folder(models_dir)
     infos = list_models(d)
     if not infos:
-        console().print(Text(f"no models in {one_line(d)}; train one with `tinygpt train`"))
+        prose(console(), Text(f"no models in {one_line(d)}; train one with `tinygpt train`"))
         return
     broken = any(i.status == "broken" for i in infos)
     con = console()

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, friendly, new_model_folder, one_line, save_new_model, try_prompt
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console, friendly, new_model_folder, one_line, prose, save_new_model, try_prompt
 
 O = typer.Option
 
@@ -49,13 +49,13 @@ def export(
     loaded = ckpt.load_model(path)
     write = ex.to_hf if to is Target.hf else ex.to_gguf
     ex.write_whole(out, force, lambda dest: write(loaded.model, loaded.tokenizer, dest))
-    typer.echo(one_line(f"wrote {out} ({ex.ARCH_NAMES[arch]}, {cfg.param_count():,} parameters, fp32)"))
+    prose(console(), one_line(f"wrote {out} ({ex.ARCH_NAMES[arch]}, {cfg.param_count():,} parameters, fp32)"))
     if to is Target.hf and out.suffix.lower() == ".gguf":  # (written as asked; a folder so named misleads later)
-        typer.echo(one_line(f"note: {out.name} is a folder (--to hf writes one), though its name looks like a GGUF file's (--to gguf)"))
+        prose(console(), one_line(f"note: {out.name} is a folder (--to hf writes one), though its name looks like a GGUF file's (--to gguf)"))
     eot = ex.gguf_end_of_text(loaded.tokenizer) if to is Target.gguf else None
     if eot is not None:  # (a generation that stops at a common character, a '。' in Chinese, looks broken)
-        typer.echo(one_line(f"note: llama.cpp takes {eot!r} (id {ex.LLAMA_CPP_EOS}) for its end-of-text token, as this vocabulary "
-                            f"has none: a generation stops there; with --ignore-eos (as below) it goes on, never writing {eot!r}"))
+        prose(console(), one_line(f"note: llama.cpp takes {eot!r} (id {ex.LLAMA_CPP_EOS}) for its end-of-text token, as this "
+                                  f"vocabulary has none: a generation stops there; with --ignore-eos (as below) it goes on, never writing {eot!r}"))
     prompt, n = hint_prompt(loaded.tokenizer, cfg.block_size)
     if to is Target.hf:  # (JSON's escapes are Python's: a newline or an ESC in the path stays inside the string)
         code = (f"from transformers import pipeline; print(pipeline({json.dumps('text-generation')}, "

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import ModelsDir, console, friendly, one_line
+from tinygpt_tui.cli.common import ModelsDir, console, friendly, one_line, prose
 from tinygpt_tui.errors import SettingsError
 
 O = typer.Option
@@ -61,8 +61,8 @@ def generate(
         s = SamplingSettings(**{**settings.__dict__, "seed": None if seed is None else seed + i})
         gen = Generation(loaded.model, loaded.tokenizer, p, s)
         if gen.dropped:
-            err.print(Text(f"note: the model does not know {len(gen.dropped):,} character(s) of the prompt, left out: "
-                           + printable(" ".join(gen.dropped[:20])), style="yellow"))
+            prose(err, Text(f"note: the model does not know {len(gen.dropped):,} character(s) of the prompt, left out: "
+                            + printable(" ".join(gen.dropped[:20])), style="yellow"))
         if corpus is not None:
             err.print(Text(printable(p), style="dim"), end="")
         else:
@@ -126,7 +126,7 @@ def eval_cmd(
     data = Dataset(c, loaded.tokenizer, loaded.model.cfg.block_size)
     out = console()
     if data.dropped:
-        console(stderr=True).print(Text(f"note: {len(data.dropped):,} character(s) of the corpus are not in the model's vocabulary and are skipped", style="yellow"))
+        prose(console(stderr=True), Text(f"note: {len(data.dropped):,} character(s) of the corpus are not in the model's vocabulary and are skipped", style="yellow"))
     splits = ["train", "val"] if split == "all" else [split]
     # no outer edges: at 80 columns, with them, the headers were cut ("characte…", "perplexi…")
     table = Table(title=Text(f"{one_line(loaded.name)} on {one_line(c.name)}"), title_justify="left", show_edge=False, pad_edge=False)
@@ -139,7 +139,7 @@ def eval_cmd(
         table.add_row(s, f"{c.split_size(s)[0]:,}", f"{len(data.split(s)):,}", f"{loss:.4f}", bpc, bpb, f"{math.exp(loss):.3f}")
     out.print(table)
     if any(len(data.split(s)) > MAX_EVAL_TOKENS for s in splits):
-        out.print(Text(f"a split of more than {MAX_EVAL_TOKENS:,} tokens is measured on {MAX_EVAL_TOKENS:,} of them, evenly spread", style="dim"))
+        prose(out, Text(f"a split of more than {MAX_EVAL_TOKENS:,} tokens is measured on {MAX_EVAL_TOKENS:,} of them, evenly spread", style="dim"))
     recorded = loaded.doc.get("figures", {}).get("val_loss")
     if "val" in splits and isinstance(recorded, (int, float)) and c.sha256 == loaded.doc.get("corpus", {}).get("sha256"):
         out.print(f"model card: validation loss {recorded:.4f}")
@@ -151,8 +151,8 @@ def compile_note(err) -> None:
     second checkout or a new virtual environment, which compiles again."""
     from rich.text import Text
 
-    err.print(Text("the compiled decoder is still being built (about 30 s, once per install where numba can cache it)",
-                   style="yellow"))
+    prose(err, Text("the compiled decoder is still being built (about 30 s, once per install where numba can cache it)",
+                    style="yellow"))
 
 
 def corpus_prompts(corpus, split, n, length, seed):

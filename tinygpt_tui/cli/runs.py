@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, models_folder, one_line
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, models_folder, one_line, prose
 
 O = typer.Option
 
@@ -39,10 +39,10 @@ def print_runs(con, summaries, other: set | None = None) -> None:
     con.print(runs_table(summaries, other=other, narrow=con.width < 100))
     for s in summaries:
         if not s.ok:
-            con.print(Text(one_line(f"{s.name}: {s.status}"), style="red"))
+            prose(con, Text(one_line(f"{s.name}: {s.status}"), style="red"))
         elif s.log_cut is not None:  # (its curves stop there; the table's figures are config.json's)
-            con.print(Text(one_line(f"{s.name}: log cut at step {s.log_cut:,} of {s.steps:,}: metrics.jsonl ends there, and so "
-                                    "do its curves; its time and speed are config.json's"), style="yellow"))
+            prose(con, Text(one_line(f"{s.name}: log cut at step {s.log_cut:,} of {s.steps:,}: metrics.jsonl ends there, and so "
+                                     "do its curves; its time and speed are config.json's"), style="yellow"))
 
 
 def runs_table(summaries, title: str = "", other: set | None = None, narrow: bool = False) -> Table:
@@ -137,24 +137,24 @@ def compare_cmd(
     for s in summaries:
         if s.name in other:
             what = f"another text named {s.corpus} (its sha256 differs)" if s.corpus == shared else s.corpus
-            con.print(Text(one_line(f"{s.name}: trained on {what}, not {shared}: its losses do not compare"), style="red"))
+            prose(con, Text(one_line(f"{s.name}: trained on {what}, not {shared}: its losses do not compare"), style="red"))
     for name, c in named:
         s = next(s for s in summaries if s.name == name)
         per_char = s.bpc * LN2 if s.bpc is not None else None  # (the stages are in nats per character, whatever the tokens)
         reached = stage(s.corpus, per_char)
         if reached and name not in other:
-            con.print(Text(one_line(f"{name}: at a validation loss of {per_char:.2f} per character, a model on this book shows {reached[1]}"), style="dim"))
+            prose(con, Text(one_line(f"{name}: at a validation loss of {per_char:.2f} per character, a model on this book shows {reached[1]}"), style="dim"))
         note = overfitting(c)
         if note:
-            con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
+            prose(con, Text(one_line(f"{name}: {note}"), style="yellow"))
         if s.ok and not c.steps and not c.evals:  # (a converted or imported model: in the table, with no line to draw)
-            con.print(Text(one_line(f"{name}: no loss records (metrics.jsonl): not on the chart"), style="yellow"))
+            prose(con, Text(one_line(f"{name}: no loss records (metrics.jsonl): not on the chart"), style="yellow"))
     # losses per token of different tokenizers don't compare (a BPE token is several characters): bits per character do
     used = tokenizers(summaries)
     bits = len(used) > 1
     if bits:
-        con.print(Text(one_line(f"the runs' tokens differ ({', '.join(used)}): their losses per token don't compare; "
-                                "compare bits/char (the chart draws validation bits per character)"), style="yellow"))
+        prose(con, Text(one_line(f"the runs' tokens differ ({', '.join(used)}): their losses per token don't compare; "
+                                 "compare bits/char (the chart draws validation bits per character)"), style="yellow"))
     # the chart (a file for a write-up, too) says which runs don't compare, as the table does
     ok = {s.name for s in summaries if s.ok}
     labelled = [(f"{name} (other corpus)" if name in other else name if name in ok else f"{name} (broken)", c) for name, c in named]
@@ -182,10 +182,10 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     plan = E.settle(plan, note)  # threads, precision, preset: the probe's, as `tinygpt train` has them, alike for every member
     states = E.member_states(plan) if resume else {}
     todo = [m for m in plan.members if states.get(m.name, {}).get("state") != "finished"]
-    con.print(Text(one_line(f"experiment {spec.name}: {len(plan.members)} run{'s' if len(plan.members) != 1 else ''} of {budget} each on {Path(plan.corpus).name}, "
-                            f"seed {spec.seed}" + (f" to {spec.seed + spec.seeds - 1}" if spec.seeds > 1 else "")), style="bold"))
+    prose(con, Text(one_line(f"experiment {spec.name}: {len(plan.members)} run{'s' if len(plan.members) != 1 else ''} of {budget} each on {Path(plan.corpus).name}, "
+                             f"seed {spec.seed}" + (f" to {spec.seed + spec.seeds - 1}" if spec.seeds > 1 else "")), style="bold"))
     if spec.text and (todo or dry):  # (with nothing to train, the results below show it once, beside the table)
-        con.print(Text(printable(spec.text.strip()), style="italic"), soft_wrap=not con.is_terminal)  # (prose: see show_results)
+        prose(con, Text(printable(spec.text.strip()), style="italic"))
     est = None
     if todo:  # (seconds a member, more for a deep one, said nothing meanwhile: a 30-member grid sat silent for minutes)
         timing = f"timing a few steps of each member on this machine ({len(todo)} to time) …"
@@ -195,10 +195,10 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
         st = states.get(m.name, {}).get("state", "queued")
         j = todo.index(m) if m in todo else None
         when = f"about {fmt_time(est.member_s[j])}" if est and j is not None else st
-        con.print(Text(one_line(f"  {i + 1}. {m.name}  ({when})")))
+        prose(con, Text(one_line(f"  {i + 1}. {m.name}  ({when})")))
     if est:
         prep = f", plus preparing the corpus for the BPE ({fmt_time(sum(est.prepare_s))})" if sum(est.prepare_s) else ""
-        con.print(Text(f"estimated time: {fmt_time(est.total_s)} (measured step time x budget, plus evaluations{prep})", style="bold"))
+        prose(con, Text(f"estimated time: {fmt_time(est.total_s)} (measured step time x budget, plus evaluations{prep})", style="bold"))
     if dry:
         return
     stop, preparing, pace = threading.Event(), [None], {}  # (the member preparing its corpus; its stage's pace)
@@ -212,7 +212,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
         for ev in E.run(plan, stop, resume):
             if isinstance(ev, E.MemberStarted):
                 curves, preparing[0], pace = Curves(), ev.name, {}
-                progress.console.print(Text(one_line(f"[{ev.index + 1}/{ev.total}] {ev.name}: {ev.how}")))
+                prose(progress.console, Text(one_line(f"[{ev.index + 1}/{ev.total}] {ev.name}: {ev.how}")))
                 task = progress.add_task(one_line(ev.name)[:40], total=1000, info="starting…")
             elif isinstance(ev, E.MemberEvent):
                 rec = ev.event.record()
@@ -239,7 +239,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
                 # (a finished member's is over the whole split, not the estimate its progress line showed last)
                 scope = " (whole split)" if ev.state in ("finished", "kept") else " (its last estimate)"
                 vl = f", val loss {s.val_loss:.3f}{scope}" if s and s.val_loss is not None else ""
-                progress.console.print(Text(one_line(f"  {ev.name}: {msg}{vl}"), style="red" if ev.state == "failed" else "green"))
+                prose(progress.console, Text(one_line(f"  {ev.name}: {msg}{vl}"), style="red" if ev.state == "failed" else "green"))
             elif isinstance(ev, E.Ended):
                 ended = ev
     restore_interrupt()  # (nothing left to save: a Ctrl+C during the samples would otherwise wait for them)
@@ -291,8 +291,7 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
     if plan.spec.text:
         from tinygpt_tui.engine.lessons import paragraphs
 
-        # prose, wrapped at word boundaries in a terminal (the terminal's own wrap cut "n|othing" at 80 columns), whole in a pipe
-        con.print(Text(printable(paragraphs(plan.spec.text)), style="italic"), soft_wrap=not con.is_terminal)
+        prose(con, Text(printable(paragraphs(plan.spec.text)), style="italic"))
     done = [m for m in plan.members if (plan.folder / m.name / "config.json").exists()]
     if sample_chars and done:
         st = Table(title=f"samples, prompt '{one_line(prompt)}', same seed", title_justify="left", header_style="bold", show_lines=True)
@@ -305,7 +304,7 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
     for name, c in named:  # (the progress line's note is gone with its bar: say it where it stays)
         note = overfitting(c)
         if note:
-            con.print(Text(one_line(f"{name}: {note}"), style="yellow"))
+            prose(con, Text(one_line(f"{name}: {note}"), style="yellow"))
     x = x or ("minutes" if plan.spec.minutes else "steps")  # a step budget: members end together on a step axis
     if plan.tokens_differ:  # (as the experiment screen)
         _chart(named, x, "bits", None, f"{plan.spec.name}: validation bits per character (the members' tokens differ: "
@@ -398,8 +397,8 @@ def lesson_cmd(
             n = (len(s.members) or math.prod(map(len, s.vary.values()))) * s.seeds
             t.add_row(lesson.name, one_line(s.title), str(n), f"{s.minutes:g} min each" if s.minutes else f"{s.max_steps:,} steps each")
         new_console().print(t)
-        typer.echo("run one: tinygpt lesson NAME   (--plan: its members and time estimate first; --minutes or --max-steps: "
-                   "another budget)")
+        prose(new_console(), "run one: tinygpt lesson NAME   (--plan: its members and time estimate first; --minutes or "
+                             "--max-steps: another budget)")
         return
     spec = with_budget(find_lesson(name).spec, minutes, max_steps)
     if corpus and corpus != spec.corpus:  # its own folder: the lesson's results on its own corpus stay whole

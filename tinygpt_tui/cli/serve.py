@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, fail, friendly, one_line
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console, fail, friendly, one_line, prose
 
 def check_address(host: str, port: int) -> bool:
     """Bind each address once (a bad host or a taken port: one error line); True if all are loopback."""
@@ -44,7 +44,7 @@ def serve(
     except ImportError:
         fail('tinygpt serve needs the textual-serve package: pip install "tinygpt-tui[serve]"')
     if not check_address(host, port):
-        typer.echo(one_line(f"warning: --host {host} lets other machines open the app, with no password"), err=True)
+        prose(console(stderr=True), one_line(f"warning: --host {host} lets other machines open the app, with no password"))
     folder = ["--models-dir", str(Path(models_dir).expanduser().resolve())] if models_dir else []
     # The page tells the browser where to connect back: a wildcard address names no machine.
     shown = socket.gethostname() if host in ("", "0.0.0.0", "::") else host

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, leave_to_rank_0, one_line
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, leave_to_rank_0, one_line, prose
 from tinygpt_tui.errors import CheckpointError, TinyGPTError
 
 O = typer.Option
@@ -122,7 +122,7 @@ def note(line: str) -> None:
     """One dim line on stderr (stdout stays the run's, JSON lines with --jsonl)."""
     from rich.text import Text
 
-    new_console(stderr=True).print(Text(one_line(line), style="dim"))
+    prose(new_console(stderr=True), Text(one_line(line), style="dim"))
 
 
 def command_line() -> str:
@@ -281,8 +281,8 @@ def prepare_corpus(cfg, quiet: bool, jsonl: bool = False, tokenizer=None) -> Non
                 run_to_end(prepare(corpus, tokenizer), json_lines() if jsonl and not quiet else bar)
         except KeyboardInterrupt:
             if not quiet:
-                print("stopped while preparing the corpus: nothing trained, nothing saved (the next run goes on with "
-                      "the encoding from where it stopped)", file=sys.stderr, flush=True)
+                prose(new_console(stderr=True), "stopped while preparing the corpus: nothing trained, nothing saved "
+                                                "(the next run goes on with the encoding from where it stopped)")
             raise
 
 
@@ -348,15 +348,15 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                 device, dtype = ev.device, ev.dtype + (f" ({why['dtype']})" if why.get("dtype") else "")
                 if why.get("threads") and device.endswith(")"):  # "CPU (1 thread: 1 of 2 cores free)"
                     device = f"{device[:-1]}: {why['threads']})"
-                console.print(Text(f"{what} {one_line(cfg.name)}{source}: {ev.params / 1e6:.2f}M parameters, {ev.tokenizer or 'char'} tokens, on {device}, {dtype}, "
-                                   f"{ev.tokens_per_step:,} tokens/step, {' or '.join(budget)}"
-                                   + (f", {ev.world_size} processes" if ev.world_size > 1 else "")))
+                prose(console, Text(f"{what} {one_line(cfg.name)}{source}: {ev.params / 1e6:.2f}M parameters, {ev.tokenizer or 'char'} tokens, on {device}, {dtype}, "
+                                    f"{ev.tokens_per_step:,} tokens/step, {' or '.join(budget)}"
+                                    + (f", {ev.world_size} processes" if ev.world_size > 1 else "")))
                 if ev.accum > max(cfg.grad_accum // ev.world_size, 1) and ev.activation_mb is not None:
-                    console.print(Text(f"each step runs as {ev.accum} micro-batches of {ev.micro_batch} sequences "
-                                       f"({ev.activation_mb:,.0f} MB of activations each; --memory-budget to change)", style="dim"))
+                    prose(console, Text(f"each step runs as {ev.accum} micro-batches of {ev.micro_batch} sequences "
+                                        f"({ev.activation_mb:,.0f} MB of activations each; --memory-budget to change)", style="dim"))
                 if ev.dropped_chars:
-                    console.print(Text(f"note: {len(ev.dropped_chars):,} corpus characters are not in the vocabulary and are skipped: "
-                                       + printable("".join(ev.dropped_chars[:20])), style="yellow"))
+                    prose(console, Text(f"note: {len(ev.dropped_chars):,} corpus characters are not in the vocabulary and are skipped: "
+                                        + printable("".join(ev.dropped_chars[:20])), style="yellow"))
                 progress.start()
                 task = progress.add_task(one_line(cfg.name), total=1000, info="starting…")
             elif isinstance(ev, Step):
@@ -368,10 +368,10 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                 progress.console.print(Text(f"step {ev.step:>6,}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f}  "
                                             f"{ev.bpc:.3f} bits/char  (best {ev.best_val_loss:.4f})  {fmt_time(ev.elapsed_s)}"))
                 if note and not said:
-                    progress.console.print(Text(note, style="yellow"))
+                    prose(progress.console, Text(note, style="yellow"))
                 said = bool(note)
                 if ev.sample.strip():
-                    progress.console.print(Text(f"  » {printable(ev.sample.strip().splitlines()[0])[:100]}", style="dim"))
+                    prose(progress.console, Text(f"  » {printable(ev.sample.strip().splitlines()[0])[:100]}", style="dim"))
             elif isinstance(ev, Finished):
                 vl = (f"{ev.val_loss:.4f} ({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte)" if ev.val_loss is not None
                       else f"≈{ev.best_val_loss:.4f}" if ev.best_val_loss is not None else "n/a")
@@ -380,11 +380,11 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                                 info=f"step {ev.step:,}  val {vl}  {fmt_time(ev.elapsed_s)}")
                 progress.stop()
                 kept = curves.final.step if curves.final is not None else None  # (an overfit run keeps an earlier evaluation)
-                console.print(Text(finish_line(ev, kept), style="bold green"))
+                prose(console, Text(finish_line(ev, kept), style="bold green"))
                 if ev.reason == "stopped":
                     console.print(Text(f"continue with: {resume_hint(cfg, dist)}"))
         if task is None and stop.is_set():  # (stopped as the corpus was handed over: the run ended before it started)
-            console.print(Text("stopped while preparing the corpus: nothing trained, nothing saved", style="bold green"))
+            prose(console, Text("stopped while preparing the corpus: nothing trained, nothing saved", style="bold green"))
     finally:
         if task is not None:  # (stopping a progress never started still prints a blank line)
             progress.stop()
