@@ -517,7 +517,7 @@ async def test_training_screen_offers_the_budget_presets_as_the_cli_does(tmp_pat
         await pilot.pause()
         ts = app.screen
         preset = ts.query_one("#train-preset", Select)
-        offered = [label.split()[0] for label in select_options(preset)]
+        offered = [label.split(":")[0] for label in select_options(preset)]
         assert offered == ["auto", *PRESETS]  # auto, 1min, 5min, tiny, small, medium, large, nanogpt
         layers = ts.query_one("#hp-n_layer", Input)
         # auto: what it stands for follows the minutes in the form, as `tinygpt train --preset auto --minutes M`
@@ -1282,6 +1282,35 @@ async def test_the_training_form_shows_its_focus_and_cuts_no_size(tmp_path, size
         await pilot.pause()
         assert steps.styles.background != minutes.styles.background  # the focused field stands out
         assert steps.styles.background.brightness - minutes.styles.background.brightness > 0.05
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_size_list_says_in_words_what_each_size_is(tmp_path, size):
+    """A newcomer's review: the sizes read "tiny (2×64)", "medium (6×384, b32)", shorthand that means
+    nothing yet. Each says its layers and parameters; the line under it, its shape and what it is for."""
+    from textual.widgets import Select, Static
+
+    from tinygpt_tui.engine.presets import PRESETS
+
+    app = make_app(make_models_dir(tmp_path))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("ctrl+t")
+        assert await wait_for(pilot, lambda: app.current_mode == "training")
+        ts = app.screen
+        labels = dict(zip(["auto", *PRESETS], select_options(ts.query_one("#train-preset", Select))))
+        assert labels["auto"] == "auto: sized to the minutes" and labels["tiny"] == "tiny: 2 layers, 0.1M params"
+        assert labels["medium"] == "medium: 11M params, batch 32" and labels["nanogpt"] == "nanogpt: 11M params, batch 64"
+        assert all("params" in label and "×" not in label for label in list(labels.values())[1:]), labels
+        note = ts.query_one("#train-size-note", Static)
+        said = lambda: " ".join(str(note.render()).split())  # noqa: E731 (as wrapped on screen, in one line)
+        assert said().startswith("auto picks 5min: 4 layers, 128 wide") and "shipped shakespeare" in said()
+        fill(ts, **{"train-preset": "tiny"})
+        assert await wait_for(pilot, lambda: said().startswith("2 layers, 64 wide; 16 passages of 128 characters a step."))
+        assert said().endswith("A first try: it runs in seconds and learns little.")
+        fill(ts, **{"train-preset": "auto", "train-minutes": "1"})
+        assert await wait_for(pilot, lambda: said().startswith("auto picks 1min: 2 layers, 128 wide; 16 passages of 64"))
+        await pilot.pause()
+        assert ts.query_one("#train-form").content_region.contains_region(note.region)  # on screen, whole
 
 
 @pytest.mark.parametrize("size", [(60, 18), (80, 24), (120, 40)])

@@ -8,6 +8,7 @@ train` in another terminal, torchrun on a cluster): the same records either way.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from rich.text import Text
@@ -99,6 +100,28 @@ def train_command(cfg, custom: dict) -> str:
     return " ".join(["tinygpt train", *map(shlex.quote, args)])
 
 
+@cache
+def preset_run(preset: str):
+    """The run a preset makes (its model's shape, its batch), with the defaults it leaves as they are."""
+    from tinygpt_tui.engine.presets import TrainConfig
+
+    return TrainConfig(corpus="x", name="x", preset=preset).resolved()
+
+
+def millions(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n < 9.95e6 else f"{n / 1e6:.0f}M"
+
+
+def size_note(preset: str, auto: bool) -> Text:
+    """What the size in the form is, in words: its shape, what a step reads, what it is for."""
+    from tinygpt_tui.engine.presets import PRESET_USES
+
+    run = preset_run(preset)
+    said = f"auto picks {preset}: " if auto else ""
+    return Text(f"{said}{run.n_layer} layers, {run.n_embd} wide; {run.batch_size} passages of {run.block_size} characters "
+                f"a step. {PRESET_USES[preset][0].upper()}{PRESET_USES[preset][1:]}.", style="dim")
+
+
 def row(label: str, field, tight: bool = True) -> Horizontal:
     """A line of the form: its label, then the field."""
     return Horizontal(Label(label, classes="form-label"), field, classes="form-row -tight" if tight else "form-row")
@@ -111,7 +134,7 @@ class TrainingScreen(Screen):
     DEFAULT_CSS = Path(__file__).with_name("training.tcss").read_text(encoding="utf-8")  # (see training.tcss)
     SCOPED_CSS = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]  # (training.tcss: a wider form in a narrow terminal)
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # (no blank lines between the form's groups)
+    VERTICAL_BREAKPOINTS = [(0, "-cramped"), (20, "-short"), (30, "-tall")]  # (no blank lines between the form's groups; under 20, no size note)
 
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", id="train-start"),
@@ -146,8 +169,9 @@ class TrainingScreen(Screen):
                 yield row("", Input(placeholder="…or a text file path", id="train-corpus-path", compact=True))
                 yield row("Name", Input(placeholder="e.g. my-shakespeare", id="train-name", restrict=r"[^/\\]*", max_length=100, compact=True), tight=False)
                 preset = Select([(self._preset_label(p), p) for p in PRESET_NAMES], value="auto", id="train-preset", allow_blank=False, compact=True)
-                preset.tooltip = "layers × width (b: batch); auto picks the largest that trains well in the minutes given"
+                preset.tooltip = "auto picks the largest size that trains well in the minutes given"
                 yield row("Size", preset)
+                yield Static(id="train-size-note", classes="size-note")  # the size in words: what it is, what it is for
                 with Collapsible(title="Custom hyperparameters", id="train-custom", collapsed=True):
                     for fid, label, _ in CUSTOM_FIELDS:
                         yield Horizontal(Label(label, classes="hp-label"), Input(id=f"hp-{fid}", compact=True, restrict=r"[0-9.eE+-]*"), classes="hp-row")
@@ -200,13 +224,15 @@ class TrainingScreen(Screen):
 
     @staticmethod
     def _preset_label(p: str) -> str:
-        from tinygpt_tui.engine.presets import PRESETS  # (cheap: no torch at module level)
-
+        """A size as a newcomer reads it: its layers and parameters (twins, one shape: by batch), short enough
+        for the form at 80 columns; the line under it says the rest."""
         if p == "auto":
-            return "auto (by minutes)"
-        shape = lambda d: f"{d['n_layer']}×{d['n_embd']}"  # noqa: E731 (short enough for the form at 80 columns)
-        twin = any(shape(PRESETS[q]) == shape(PRESETS[p]) for q in PRESETS if q != p)  # told apart by batch
-        return f"{p} ({shape(PRESETS[p])}" + (f", b{PRESETS[p]['batch_size']})" if twin else ")")
+            return "auto: sized to the minutes"
+        shape = lambda r: (r.n_layer, r.n_embd, r.model_config(65).param_count())  # noqa: E731 (65: Tiny Shakespeare's characters)
+        run = preset_run(p)
+        twin = any(shape(preset_run(q)) == shape(run) for q in PRESET_NAMES[1:] if q != p)
+        size = f"{millions(shape(run)[2])} params"
+        return f"{p}: {size}, batch {run.batch_size}" if twin else f"{p}: {run.n_layer} layers, {size}"
 
     def _preset_placeholders(self, preset: str) -> None:
         from tinygpt_tui.config import GPTConfig
@@ -221,6 +247,8 @@ class TrainingScreen(Screen):
         d = {**GPTConfig().__dict__, "batch_size": 32, "lr": 1e-3, "eval_interval": 250, **PRESETS[preset]}
         for fid, _label, _kind in CUSTOM_FIELDS:
             self.query_one(f"#hp-{fid}", Input).placeholder = str(d.get(fid, ""))
+        picked = self.query_one("#train-preset", Select).value
+        self.query_one("#train-size-note", Static).update(size_note(preset, picked == "auto"))
 
     @on(Select.Changed, "#train-preset")
     def _preset_changed(self, event: Select.Changed) -> None:

@@ -44,6 +44,17 @@ PRESETS: dict[str, dict] = {
     "nanogpt": dict(n_layer=6, n_head=6, n_embd=384, batch_size=64, lr=1e-3, warmup_steps=100, eval_interval=250, eval_iters=20, dropout=0.2,
                     pos_encoding="learned", ffn="gelu", norm="layernorm", bias=False),
 }
+# What each preset is for, in a newcomer's words (the app's form says it under Size). The times: a step of
+# 5min takes about 0.1 s on 2 laptop cores; small about 8 times its work, medium 26 times, large 120 times.
+PRESET_USES: dict[str, str] = {
+    "1min": "sized for a run of a minute or two",
+    "5min": "sized for about five minutes; the shipped shakespeare model is this size",
+    "tiny": "a first try: it runs in seconds and learns little",
+    "small": "for 15 minutes or more (auto's pick then, or with no minutes)",
+    "medium": "hours on a laptop's CPU, minutes on a GPU",
+    "large": "for a GPU: each step is 120 times 5min's work",
+    "nanogpt": "the settings of nanoGPT's Shakespeare model: medium with more batch and dropout",
+}
 
 
 # The steps each budget preset needs to beat the one before it; "auto" takes the largest preset whose
