@@ -1263,3 +1263,54 @@ async def test_at_120_columns_the_runs_table_shows_every_column_the_corpus_too(t
                 assert sum(corpus in ln for ln in shown) == 3 and any("≠ hongloumeng" in ln for ln in shown), shown
             else:
                 assert all(c.endswith("…") and corpus.startswith(c[:-1]) and len(c) >= 8 for c in cells if "hong" not in c), cells
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_runs_screen_opened_on_an_empty_folder_says_how_to_add_a_run_and_draws_the_first(tmp_path, size):
+    """A newcomer's review: F3 opened before any run was trained showed an empty chart, and kept it empty
+    when the first run came: only the first listing checked runs, and it had none."""
+    from textual.widgets import SelectionList
+
+    d = tmp_path / "models"
+    d.mkdir()
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=size) as pilot:
+        screen = await runs_shown(pilot, app)
+        legend = lambda: str(screen.query_one("#runs-legend").render())  # noqa: E731
+        assert await wait_for(pilot, lambda: legend().startswith("No runs yet: train one (Ctrl+T)")), legend()
+        make_model(d, "first", val_loss=2.2)
+        write_metrics(d / "first")
+        await pilot.press("f5")
+        assert await wait_for(pilot, lambda: screen.checked == ["first"] and "first" in screen.curves)
+        assert await wait_for(pilot, lambda: "━━ first" in legend() and len(screen.chart.lines) == 3), legend()
+        make_model(d, "second", val_loss=2.1)  # a run after the first: the user's choice stays as it is
+        write_metrics(d / "second")
+        await pilot.press("f5")
+        sl = screen.query_one("#runs-list", SelectionList)
+        assert await wait_for(pilot, lambda: sl.option_count == 2)
+        assert screen.checked == ["first"] and "not drawn (Space checks): second" in legend(), legend()
+        await pilot.press("n")
+        assert await wait_for(pilot, lambda: legend() == "Space checks a run (a: all) to draw it here."), legend()
+
+
+async def test_a_fresh_checkout_s_runs_screen_opens_on_the_shipped_shakespeare_model(tmp_path):
+    """The shipped folders share their checkout's time: the newest was chance (here hongloumeng, its loss per
+    character of 4,436 no lesson for a first look). Shakespeare is checked, and the legend says how to add the other."""
+    d = tmp_path / "models"
+    for i, name in enumerate(("shakespeare", "hongloumeng")):
+        make_model(d, name, corpus=name)
+        write_metrics(d / name, corpus=name)
+        for f in ("metrics.jsonl", "config.json"):
+            os.utime(d / name / f, (1_700_000_000 + i, 1_700_000_000 + i))
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        assert screen.checked == ["shakespeare"] and len(screen.chart.lines) == 3
+        legend = str(screen.query_one("#runs-legend").render())
+        assert "━━ shakespeare" in legend and "not drawn (another corpus; Space checks): hongloumeng" in legend, legend
+        make_model(d, "mine", corpus="shakespeare")  # a run of one's own: the newest, first on the next opening
+        write_metrics(d / "mine", corpus="shakespeare")
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        assert sorted(screen.checked) == ["mine", "shakespeare"]

@@ -28,13 +28,14 @@ from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, repor
 from tinygpt_tui.app.progress import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
 from tinygpt_tui.chart import FINAL, Series
-from tinygpt_tui.engine.runs import Curves, common_corpus, other_corpus, run_folders, summarize, tokenizers, updated_at
+from tinygpt_tui.engine.runs import SHIPPED, Curves, common_corpus, other_corpus, run_folders, summarize, tokenizers, updated_at
 from tinygpt_tui.tokenizer import printable
 
 AXES = ("steps", "tokens", "minutes")
 # 256-colour numbers, told apart on dark and light themes; a run keeps its colour while it is checked
 PALETTE = (39, 208, 40, 199, 226, 51, 135, 196, 118, 33, 214, 171, 44, 160, 190, 99, 36, 202, 141, 82)
 FIRST_CHECKED = 6  # runs checked when the screen opens: the newest, and others on its corpus
+REFERENCE = "shakespeare"  # the shipped model checked first where there is no run of one's own
 KEPT = 256  # a run's training-loss points read (129 to 256, and the latest): about the chart's width, half the parsing
 POLL_S = 1.0  # a live run's new records are read this often
 RELIST_S = 5.0  # the folder is re-read (new runs, a live run's figures) this often
@@ -213,6 +214,7 @@ class RunsScreen(Screen):
         self.colours: dict[str, int] = {}  # name: palette colour, while checked
         self.axis = "steps"
         self.listed = False  # the folder was read once
+        self.defaulted = False  # the first runs listed were checked (a folder empty at first: once runs appear in it)
         self.loading: set[str] = set()
         self.drawn = 0  # runs on the chart and in the table
         self.drawn_key = self.table_key = None
@@ -274,13 +276,14 @@ class RunsScreen(Screen):
         if message.error:
             self.notify(message.error, title="runs", severity="error", timeout=8)
             return
-        first = not self.listed
+        first = not self.defaulted and any(s.ok for s in message.summaries)
         self.listed = True
         old = self.summaries
         self.summaries = {s.name: s for s in message.summaries}
         sl = self.query_one("#runs-list", RunList)
         checked = set(sl.selected)
-        if first:
+        if first:  # the first view draws something: opened on an empty folder, an empty chart stayed empty once a run came
+            self.defaulted = True
             checked = set(self.first_checked(message.summaries))
         if [(s.name, s.status, s.val_loss) for s in old.values()] != [(s.name, s.status, s.val_loss) for s in message.summaries]:
             sl.show_runs(message.summaries, checked)
@@ -292,10 +295,16 @@ class RunsScreen(Screen):
         self.update_view()
 
     def first_checked(self, summaries: list) -> list[str]:
+        """The runs checked when the screen opens: the user's newest run and others on its corpus; with none of
+        their own yet, the shipped Shakespeare model (a fresh checkout's folders share one time: newest was chance)."""
         ok = [s for s in summaries if s.ok]
         if not ok:
             return []
-        newest = max(ok, key=lambda s: s.updated)
+        own = [s for s in ok if s.name not in SHIPPED]
+        if own:
+            newest = max(own, key=lambda s: s.updated)
+        else:
+            newest = next((s for s in ok if s.name == REFERENCE), max(ok, key=lambda s: s.updated))
         same = [s for s in sorted(ok, key=lambda s: -s.updated) if not other_corpus(s, (newest.corpus, newest.corpus_sha256))]
         return [s.name for s in same[:FIRST_CHECKED]]
 
@@ -412,8 +421,10 @@ class RunsScreen(Screen):
             title = title.split(" (whole")[0].replace("validation bits per character", "bits/char")
         self.chart.show_lines(lines, self.axis if self.axis != "steps" else "step", title)
         self.chart.visible = True
-        if not checked:
-            entries, tail = [], Text("Check runs in the list (Space, or a for all) to draw them here.", style="dim")
+        if not self.summaries:  # (how to add one: the list beside is empty too)
+            entries, tail = [], Text(f"No runs yet: train one (Ctrl+T); read from {printable(str(self.app.models_dir))}", style="dim")
+        elif not checked:
+            entries, tail = [], Text("Space checks a run (a: all) to draw it here.", style="dim")
         else:
             tail = not_drawn([s for s in self.summaries.values() if s.ok and s.name not in checked], corpus)
         self.query_one("#runs-legend", Legend).show(entries, tail)
