@@ -173,6 +173,42 @@ async def test_a_narrow_sidebar_keeps_the_figures_on_a_line_and_indents_what_wra
         assert len(lines) >= 4 and all(line.startswith("  ") for line in lines[1:]), lines  # the corpus line wrapped, indented
 
 
+LONG_NAMES = ("lesson-positions-10steps/pos_encoding=alibi,n_layer=4", "my-shakespeare-with-rope_positions-and-a-long-context",
+              "shakespeare fine tuned on the sonnets")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 18)])  # the sidebar 34 and 28 columns wide
+async def test_a_long_model_name_in_the_sidebar_breaks_after_a_separator_not_inside_a_word(tmp_path, size):
+    """A newcomer's review: "lesson-positions-10steps/pos_" then "encoding=alibi,n_layer=4", and
+    "my-shakespeare-with-rope_posi" then "tions-and-...": the names were folded at the sidebar's edge."""
+    from rich.cells import cell_len
+
+    from tests.conftest import make_model
+
+    d = tmp_path / "models"
+    for name in LONG_NAMES:
+        make_model(d, name)
+    app = make_app(d)
+    async with app.run_test(size=size) as pilot:
+        await listed(pilot, app)
+        models = app.screen.query_one("#models")
+        assert models.outer_size.width == {80: 34, 60: 28}[size[0]]
+        for i, info in enumerate(models.infos):
+            lines = option_lines(models, i)
+            name = [line[2:] for line in lines[:next(n for n, line in enumerate(lines) if "params" in line)]]
+            assert len(name) > 1 and all(cell_len(line) <= models.scrollable_content_region.width - 3 for line in name), name
+            at = 0  # where the name's next line starts: after a separator, or between words (the space not shown)
+            for line in name:
+                assert info.name.startswith(line, at), (line, name)
+                at += len(line)
+                if at < len(info.name):
+                    assert line[-1] in "/-_,=" or info.name[at] == " ", name
+                    at += info.name[at] == " "
+            assert at == len(info.name), name
+        if size[0] == 80:
+            assert option_lines(models, 0)[:2] == ["  lesson-positions-10steps/", "  pos_encoding=alibi,n_layer=4"]
+
+
 async def test_the_first_hint_is_read_from_its_first_line_in_a_small_terminal(models_dir):
     """At 60x20 the pick-a-model hint is longer than the pane: it shows from its first line (what to do)
     even as the terminal shrinks; a model's text then follows the end again."""

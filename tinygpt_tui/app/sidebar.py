@@ -28,10 +28,33 @@ def human_count(n: int) -> str:
     return str(n)
 
 
-def model_prompt(info: ModelInfo, loaded: bool = False) -> Group:
+NAME_BREAKS = {"/": 3, " ": 2, ",": 2, "-": 1, "_": 1, "=": 1}  # a long name's line ends after one (the strongest it can)
+
+
+def fold_points(name: str, width: int) -> list[int]:
+    """Where a name is cut into lines of at most `width` cells: after a /, space, comma, -, _ or = (of those in
+    the line and leaving it a third full, the strongest, the latest of equals: "lesson-positions-10steps/"
+    "pos_encoding=alibi"); inside a word only where no break is in the line (a Chinese name: cell by cell)."""
+    from rich.cells import cell_len
+
+    cuts, start, used, breaks = [], 0, 0, []  # breaks: (strength, position after it) in the current line
+    for i, ch in enumerate(name):
+        if used + cell_len(ch) > width and i > start:  # ch would overflow: end the line at its best break
+            full = [b for b in breaks if cell_len(name[start:b[1]]) * 3 >= width]
+            cut = max(full)[1] if full else breaks[-1][1] if breaks else i
+            cuts.append(cut)
+            start, used, breaks = cut, cell_len(name[cut:i]), [b for b in breaks if b[1] > cut]
+        used += cell_len(ch)
+        if ch in NAME_BREAKS and i + 1 < len(name):
+            breaks.append((NAME_BREAKS[ch], i + 1))
+    return cuts
+
+
+def model_prompt(info: ModelInfo, loaded: bool = False, name_width: int = 0) -> Group:
     """A model's entry: a mark, its name, then its figures indented. A name or a line too long for the
-    sidebar wraps under itself, not at the left edge (an experiment's member, "exp/pos=rope,n_layer=4",
-    is one long word); parameters and loss come first, so a narrow sidebar keeps them."""
+    sidebar wraps under itself, not at the left edge; a name in `name_width` cells breaks after a / - _ , =
+    or space (fold_points: "exp/pos=rope,n_layer=4" is one long word to Rich); parameters and loss come first,
+    so a narrow sidebar keeps them."""
     mark, name = Text(), Text()
     if info.status in (TRAINING, NO_CHECKPOINT) and not info.ok:  # a run before its first checkpoint
         mark.append("◌" if info.status == TRAINING else "✗", style="bold magenta" if info.status == TRAINING else "bold yellow")
@@ -50,6 +73,11 @@ def model_prompt(info: ModelInfo, loaded: bool = False) -> Group:
         details = [Text(f"{human_count(info.params)} params · {loss}" + (f" · {TRAINING}" if info.status == TRAINING else ""), style="dim"),
                    Text(f"{printable(info.corpus) or '?'} · ctx {info.block_size}" + (f" · {info.tokenizer}" if info.tokenizer != "char" else ""),
                         style="dim")]  # (characters, the default, go unsaid)
+    if name_width > 0:
+        lines = name.divide(fold_points(name.plain, name_width))
+        for line in lines:
+            line.rstrip()  # (a space that ends a line goes)
+        name = Text("\n").join(lines)
     head = Table.grid()
     head.add_column(width=2)
     head.add_column(overflow="fold")
@@ -67,6 +95,7 @@ class ModelList(OptionList):
         super().__init__(**kw)
         self.infos: list[ModelInfo] = []
         self.loaded_name: str | None = None
+        self.width = 0  # the name_width the entries were laid out for
         self.on_pick = on_pick
 
     def set_models(self, infos: list[ModelInfo]) -> None:
@@ -75,7 +104,8 @@ class ModelList(OptionList):
             keep = self.infos[self.highlighted].name
         self.infos = list(infos)
         self.clear_options()
-        self.add_options([Option(model_prompt(i, i.name == self.loaded_name), id=f"m{n}") for n, i in enumerate(self.infos)])
+        self.width = self.name_width()
+        self.add_options([Option(model_prompt(i, i.name == self.loaded_name, self.width), id=f"m{n}") for n, i in enumerate(self.infos)])
         if not self.infos:
             return
         names = [i.name for i in self.infos]
@@ -85,10 +115,20 @@ class ModelList(OptionList):
             ok = [n for n, i in enumerate(self.infos) if i.ok]
             self.highlighted = ok[0] if ok else 0
 
+    def name_width(self) -> int:
+        """The cells a name has on its line: the list's, less the option's right padding and the mark's 2 (0 before
+        the list is laid out: Rich folds it)."""
+        return max(0, self.scrollable_content_region.width - 3)
+
     def mark_loaded(self, name: str | None) -> None:
         self.loaded_name = name
+        self.width = self.name_width()
         for n, info in enumerate(self.infos):
-            self.replace_option_prompt_at_index(n, model_prompt(info, info.name == name))
+            self.replace_option_prompt_at_index(n, model_prompt(info, info.name == name, self.width))
+
+    def on_resize(self) -> None:
+        if self.infos and self.name_width() != self.width:  # (the names broken for the new width; a scrollbar coming counts)
+            self.mark_loaded(self.loaded_name)
 
     def dead_run(self) -> ModelInfo | None:
         i = self.highlighted
