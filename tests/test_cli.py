@@ -691,3 +691,19 @@ def test_eval_table_headers_are_whole_at_80_columns(tmp_path, small_corpus):
     for header in ("characters", "tokens", "nats/token", "bits/char", "bits/byte", "perplexity"):
         assert header in r.stdout
     assert max(len(line) for line in r.stdout.splitlines()) <= 80
+
+
+def test_an_old_model_folder_named_with_a_leading_dash_is_reached_as_dot_slash(tmp_path):
+    """New names can't start with -, but an old folder may: `tinygpt generate -old` was "No such option: -o",
+    which said nothing of how to name it. The error says ./-old, and ./-old (or -- -old, last) generates."""
+    from tests.conftest import make_model
+
+    d = tmp_path / "models"
+    make_model(d, "-old")
+    r = tinygpt_inproc("generate", "-old", "-n", "5", "--models-dir", d)
+    assert_one_line_error(r, "-old is read as an option", "write ./-old", "generate ./-old")
+    for args in (["./-old", "-n", "5"], ["-n", "5", "--", "-old"]):
+        r = tinygpt_inproc("generate", "--models-dir", d, "--seed", "1", "-p", "ab", *args)
+        assert r.returncode == 0 and r.stdout.startswith("ab") and len(r.stdout) > 2, (args, r.stderr)
+    r = tinygpt_inproc("generate", "-x", "--models-dir", d)  # an option mistyped, no folder of its name: click's words
+    assert_one_line_error(r, "No such option: -x")

@@ -4,6 +4,7 @@ Only typer and the standard library at import: `tinygpt --help` must not wait fo
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import sys
 import time
@@ -94,13 +95,35 @@ class _OneLineErrors:
         except typer.TyperException as e:  # typer's usage errors (click's, vendored)
             ctx = getattr(e, "ctx", None)
             hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-            error_line(" ".join(e.format_message().split()) + hint)  # (click lists choices one a line)
+            folder = option_like_model(getattr(e, "option_name", None), sys.argv[1:] if args is None else list(args))
+            if folder and ctx is not None:  # (a model folder named before names could not start with -)
+                error_line(f"{folder} is read as an option; to name the model folder {folder}, write ./{folder}: "
+                           f"{ctx.command_path} ./{folder}")
+            else:
+                error_line(" ".join(e.format_message().split()) + hint)  # (click lists choices one a line)
             code = e.exit_code
         except typer.Abort:
             code = 130
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def option_like_model(option: str | None, args: list[str]) -> str | None:
+    """The argument that click refused as the unknown `option` ("-o" of "-old", a cluster of short options)
+    where a model folder has that name, else None: names start with - no longer, old folders may."""
+    if not option:
+        return None
+    from tinygpt_tui.engine.folder import default_models_dir
+
+    args = args[:args.index("--")] if "--" in args else args
+    given = [a.split("=", 1)[1] for a in args if a.startswith("--models-dir=")]
+    given += [b for a, b in zip(args, args[1:]) if a == "--models-dir"]
+    d = Path(given[-1] if given else os.environ.get(ModelsDir.envvar) or default_models_dir())
+    for a in args:
+        if (a == option or (len(option) == 2 and not option.startswith("--") and a.startswith(option))) and (d / a).is_dir():
+            return a
+    return None
 
 
 class Command(_OneLineErrors, TyperCommand):
