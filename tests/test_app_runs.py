@@ -1187,6 +1187,13 @@ async def test_the_runs_chart_marks_the_table_s_whole_split_loss_apart_from_the_
         assert f"{s.val_loss:.4f}" in str(table.get_row("shakespeare")[2])
         drawn = to_text(screen.chart.drawn(), colour=False).plain
         assert "val estimates •, final ◆ (whole split: the table's)" in drawn and drawn.count("◆") == 2, drawn
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:  # the title shortened to the chart's width, not cut in a word
+        screen = await runs_shown(pilot, app)
+        assert await wait_for(pilot, lambda: screen.chart.lines and screen.chart.size.width)
+        await pilot.pause()
+        title = to_text(screen.chart.drawn(), colour=False).plain.splitlines()[0].strip()
+        assert title == "loss: train ─, val estimates •, final ◆", title
 
 
 async def test_the_training_chart_of_a_finished_run_marks_its_whole_split_loss(tmp_path):
@@ -1225,6 +1232,11 @@ async def test_the_runs_screen_s_g_key_says_it_generates_as_the_readme_does(tmp_
         texts = [k.text for k in bar.drawn]
         assert "g Generate" in texts and not any("Write" in t for t in texts), texts
         assert "Generate with the highlighted run" in {c.title for c in app.get_system_commands(screen)}
+        # one Generate in the bar: Ctrl+G (back to the generate screen, its model kept) works unshown
+        assert not any(t.startswith("^g") for t in texts), texts
+        await pilot.press("ctrl+g")
+        assert await wait_for(pilot, lambda: app.current_mode == "generate")
+        assert app.get_screen("generate").loaded is None  # (g would have loaded the highlighted run's model)
     row = next(ln for ln in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if ln.startswith("| runs (F3) |"))
     assert "/ g |" in row and row.rstrip(" |").endswith("generate: the highlighted run's model, loaded on the generate screen"), row
 

@@ -205,6 +205,8 @@ class RunsScreen(Screen):
         Binding("g", "write", "Generate", tooltip="Generate with the highlighted run: the generate screen, that model loaded",
                 id="runs-write"),  # (not "Write": read as writing the chart to a file)
         Binding("f4", "app.show_experiment", "Experiment", tooltip="Run a lesson or a grid of runs", id="runs-show-experiment"),
+        # Ctrl+G still goes back, left out of this key bar: beside "g Generate" a second "Generate" read as the same
+        Binding("ctrl+g", "app.show_generate", "Generate", show=False, id="runs-show-generate"),
     ]
 
     def __init__(self):
@@ -417,7 +419,8 @@ class RunsScreen(Screen):
         final = f", final {FINAL} (whole split: the table's)" if any(ln.marker == FINAL and ln.xs for ln in lines) else ""
         title = (f"validation bits per character: estimates •{final}" if bits  # (why: the border, which has the room)
                  else f"loss: train ─, val estimates •{final}" if lines else "loss (check runs in the list)")
-        if len(title) > (self.chart.size.width or 80):  # (80x24: the words in brackets go)
+        # (80x24: the words in brackets go; the chart is hidden, 0 wide, until its first drawing: its box's width)
+        if len(title) > (self.chart.size.width or self.query_one("#runs-view").content_region.width or 80):
             title = title.split(" (whole")[0].replace("validation bits per character", "bits/char")
         self.chart.show_lines(lines, self.axis if self.axis != "steps" else "step", title)
         self.chart.visible = True
