@@ -707,3 +707,25 @@ def test_an_old_model_folder_named_with_a_leading_dash_is_reached_as_dot_slash(t
         assert r.returncode == 0 and r.stdout.startswith("ab") and len(r.stdout) > 2, (args, r.stderr)
     r = tinygpt_inproc("generate", "-x", "--models-dir", d)  # an option mistyped, no folder of its name: click's words
     assert_one_line_error(r, "No such option: -x")
+
+
+def test_jsonl_says_when_a_run_starts_overfitting_as_the_progress_line_does(tmp_path):
+    """The progress line said "overfitting: validation loss rose ..." and --jsonl had no record of it: a script
+    watching a run had to work it out again. An "overfitting" record follows the evaluation that shows it, once."""
+    corpus = tmp_path / "ab.txt"
+    corpus.write_text("ab" * 900 + "aabb" * 50, encoding="utf-8")  # (learning "ab" by heart makes "aabb" ever less likely)
+    args = ("train", corpus, "--models-dir", tmp_path / "m", "--preset", "tiny", "--block-size", 32, "--max-steps", 40,
+            "--eval-interval", 5, "--eval-iters", 2, "--sample-chars", 0, "--dropout", 0, "--dtype", "fp32", "--threads", 1)
+    r = tinygpt_inproc(*args, "--name", "json", "--jsonl")
+    assert r.returncode == 0, r.stderr
+    events = [e for e in run_events(r.stdout) if e["event"] != "step"]
+    over = [i for i, e in enumerate(events) if e["event"] == "overfitting"]
+    assert len(over) == 1, [e["event"] for e in events]  # said when it starts, not at every evaluation after
+    rec, before = events[over[0]], events[over[0] - 1]
+    assert before["event"] == "eval" and before["step"] == rec["step"] and rec["val_loss"] == before["val_loss"]
+    assert rec["best_step"] < rec["step"] and rec["val_loss"] > rec["best_val_loss"] and rec["message"].startswith("overfitting: ")
+    logged = [json.loads(line) for line in (tmp_path / "m" / "json" / "metrics.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in x.items() if k != "time"} for x in logged if x["event"] == "overfitting"] == [rec]  # (followers too)
+    # the progress line says it once too, in the same words
+    text = tinygpt_inproc(*args, "--name", "text")
+    assert text.returncode == 0 and text.stdout.count(rec["message"]) == 1, text.stdout

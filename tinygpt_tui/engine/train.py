@@ -3,9 +3,9 @@
     for event in train(TrainConfig(corpus="input.txt", name="mine", max_steps=2000), stop_event):
         print(event)
 
-It yields events (Started, Step, Eval, Saved, Stopping, Finished), appending each to metrics.jsonl so
-anyone can follow a run; with preparation=True, first the corpus's preparation (engine/sources.py's Progress,
-kept nowhere). A set ``stop_event`` ends the step under way, then one save (set before the first step, in one
+It yields events (engine/events.py: Started, Step, Eval, Overfitting, Saved, Stopping, Measuring, Finished), appending
+each to metrics.jsonl so anyone can follow a run; with preparation=True, first the corpus's preparation
+(engine/sources.py's Progress, kept nowhere). A set ``stop_event`` ends the step under way, then one save (set before the first step, in one
 process: the run ends there, nothing saved). The folder keeps the best evaluation's weights (at the end: the
 better of those and the last step's over the whole validation split) and the last step's training state.
 Distributed, only rank 0 writes and all ranks agree each step on stopping. The batches and dropout of step s on
@@ -21,7 +21,6 @@ import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tinygpt_tui.data import Dataset
@@ -30,96 +29,12 @@ from tinygpt_tui.engine.lineage import child_config, load_parent_weights, read_p
 from tinygpt_tui.engine.device import activation_bytes_per_sequence, autocast, check_fits, memory_budget_bytes, micro_batch_split
 from tinygpt_tui.engine.distributed import DistInfo, agree_on_failure, agree_on_stop, dist_device, rank_digests
 from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, estimate_loss, evaluate_split
+from tinygpt_tui.engine.events import Eval, Finished, Measuring, Overfitting, Saved, Started, Step, Stopping  # noqa: F401 (also taken from here)
 from tinygpt_tui.engine.metrics import MetricsLog, truncate_metrics
 from tinygpt_tui.engine.prepare import prepare, until_prepared
+from tinygpt_tui.engine.runs import EvalPoint, overfitting
 from tinygpt_tui.engine.presets import NameTaken, NothingToTrain, TrainConfig, build_optimizer, check_name, lr_at, resume_config
 from tinygpt_tui.errors import CheckpointError, CorpusError, SettingsError, TinyGPTError
-
-
-# ----------------------------------------------------------------- events
-@dataclass
-class Event:
-    kind = "event"
-
-    def record(self) -> dict:
-        return {"event": self.kind, **asdict(self)}
-
-
-@dataclass
-class Started(Event):
-    kind = "start"
-    step: int
-    max_steps: int | None
-    time_budget: float | None
-    params: int
-    device: str
-    dtype: str
-    tokens_per_step: int
-    world_size: int
-    model: dict = field(default_factory=dict)
-    corpus: str = ""
-    tokenizer: str = ""  # "char", "bpe 512"
-    resumed: bool = False
-    dropped_chars: list = field(default_factory=list)
-    micro_batch: int = 0  # sequences per forward pass ...
-    accum: int = 1  # ... and passes per step (their product is this process's share of the batch)
-    activation_mb: float | None = None  # kept for the backward pass per micro-batch (measured), when a memory budget applies
-
-
-@dataclass
-class Step(Event):
-    kind = "step"
-    step: int
-    loss: float
-    lr: float
-    tokens_per_s: float
-    elapsed_s: float
-    progress: float  # 0..1 of the run (steps or time budget, whichever is nearer its end)
-    eta_s: float
-    tokens_seen: int
-
-
-@dataclass
-class Eval(Event):
-    kind = "eval"
-    step: int
-    train_loss: float
-    val_loss: float
-    best_val_loss: float
-    elapsed_s: float
-    sample: str = ""
-    bpc: float | None = None  # val_loss as bits per character of the validation text (per byte: bpb)
-    bpb: float | None = None
-
-
-@dataclass
-class Saved(Event):
-    kind = "saved"
-    step: int
-    path: str
-    elapsed_s: float
-
-
-@dataclass
-class Stopping(Event):  # a stop was seen after ``step``; the run saves that step before Finished
-    kind = "stopping"
-    step: int
-    waiting_for: str  # "saving"
-
-
-@dataclass
-class Finished(Event):
-    kind = "finish"
-    step: int
-    reason: str  # "done" | "stopped" | "budget"
-    val_loss: float | None  # of the weights kept, over the whole validation split (what `tinygpt eval` reports); None when stopped
-    best_val_loss: float | None
-    elapsed_s: float
-    path: str
-    rank_digests: list = field(default_factory=list)  # a checksum of each rank's weights: they must agree
-    bpc: float | None = None  # val_loss as bits per character (and per byte) of the validation text
-    bpb: float | None = None
-    val_scope: str = "whole validation split"  # or, past MAX_EVAL_TOKENS, the evenly spread sample it was measured on
 
 
 # ----------------------------------------------------------------- steps
@@ -150,6 +65,7 @@ class Run:
         self.start_step, self.elapsed_before, self.tokens_before = 0, 0.0, 0
         self.best_val = self.best_step = self.best_train = self.best_weights = None
         self.last_est = (None, None, None)  # (step, val, train) of the last evaluation
+        self.evals, self.overfit = [], False  # this session's evaluations (EvalPoints), and whether they said overfitting
         self.parent = read_parent(cfg) if cfg.init_from else None  # --from A (engine/lineage.py)
         if not cfg.resume:
             cfg = (child_config(cfg, self.parent) if self.parent else cfg).resolved()
@@ -332,6 +248,23 @@ class Run:
         self.optimizer.zero_grad(set_to_none=True)
         return step_loss
 
+    def _evaluate(self, step, elapsed):
+        """An evaluation's Eval, and an Overfitting when its validation loss is the one that shows the run overfitting."""
+        ev = self._eval(step, elapsed)
+        yield self.emit(ev)
+        self.evals.append(EvalPoint(step, 0, 0.0, ev.train_loss, ev.val_loss))
+        said, note = self.overfit, overfitting(self.evals)
+        self.overfit = note is not None
+        if note and not said:
+            best = min(self.evals, key=lambda e: e.val_loss)
+            yield self.emit(Overfitting(step=step, best_step=best.step, best_val_loss=best.val_loss, val_loss=ev.val_loss,
+                                        train_loss=ev.train_loss, message=note))
+
+    def emit(self, ev):
+        if self.dist.is_main:  # (a step's record waits for the others of its second; any other is written at once)
+            self.log.add({**ev.record(), "time": round(time.time(), 3)}, now=not isinstance(ev, Step))
+        return ev
+
     def _eval(self, step, elapsed) -> Eval:
         from tinygpt_tui.sampler import Generation, SamplingSettings
 
@@ -382,14 +315,9 @@ class Run:
             except OSError as e:
                 raise CheckpointError(f"cannot write to {self.folder}: {e.strerror or e}") from None
 
-        log = MetricsLog(self.folder)
+        log = self.log = MetricsLog(self.folder)
         self.created = False  # started: from here its folder keeps the run's records, as a killed run's would
-
-        def emit(ev):
-            if main:
-                log.add({**ev.record(), "time": round(time.time(), 3)}, now=not isinstance(ev, Step))
-            return ev
-
+        emit = self.emit
         yield emit(Started(
             step=self.start_step, max_steps=cfg.max_steps, time_budget=cfg.time_budget, params=self.model_cfg.param_count(),
             device=self.device_name, dtype=self.dtype, tokens_per_step=self.tokens_per_step, world_size=dist.world_size,
@@ -432,7 +360,7 @@ class Run:
 
             if step % cfg.eval_interval == 0:
                 elapsed = self.elapsed_before + (time.perf_counter() - t0)
-                yield emit(self._eval(step, elapsed))
+                yield from self._evaluate(step, elapsed)
                 if main:
                     yield emit(self.save(step, elapsed, tokens))
                 last_log_t = time.perf_counter()
@@ -448,8 +376,11 @@ class Run:
                 yield emit(self.save(step, elapsed, tokens))
         else:
             if step > self.start_step and saved_step != step:
-                yield emit(self._eval(step, elapsed))
-            # the loss of the weights the folder keeps over the whole split (every rank takes a share)
+                yield from self._evaluate(step, elapsed)
+            # the loss of the weights the folder keeps over the whole split (every rank takes a share): said first, as the
+            # progress bar sits at its end meanwhile (seconds; a minute for a big corpus)
+            scope, measured = self._val_scope("whole validation split"), min(len(self.data.val), MAX_EVAL_TOKENS)
+            yield emit(Measuring(step=step, scope=scope, tokens=measured))
             from tinygpt_tui.engine.lens import head_hints
             kept = self._kept_model(step)
             final_val = diverged(evaluate_split(kept, self.data, "val", self.device, dist=dist), step)
