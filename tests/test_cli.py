@@ -709,6 +709,33 @@ def test_an_old_model_folder_named_with_a_leading_dash_is_reached_as_dot_slash(t
     assert_one_line_error(r, "No such option: -x")
 
 
+def test_a_runs_end_says_it_measures_the_whole_validation_split_and_which_loss_is_which(tmp_path, small_corpus):
+    """After the last step the bar sat at 100% with nothing said while the whole validation split was measured (30 s
+    on a big corpus); then the end printed that split's loss under the evaluations' "(best ...)" with no word on why
+    the two differ. The bar says what it waits for, and the end which figure is which, in a learner's words."""
+    import re
+
+    tiny = (small_corpus, "--models-dir", tmp_path, "--preset", "tiny", "--block-size", 32, "--max-steps", 4, "--eval-interval", 4,
+            "--eval-iters", 1, "--sample-chars", 0, "--threads", 1)
+    r = tinygpt_inproc("train", *tiny, "--name", "shown", env={"FORCE_COLOR": "1", "TERM": "xterm-256color"})  # (a terminal: the bar)
+    assert r.returncode == 0, r.stderr
+    out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", r.stdout)
+    measuring = out.find("measuring the whole validation split (")
+    assert 0 < measuring < out.find("finished at step 4"), out
+    lines = out.splitlines()
+    end = next(i for i, ln in enumerate(lines) if ln.startswith("finished at step 4"))
+    loss = re.search(r"validation loss (\d\.\d{4})", lines[end]).group(1)
+    tokens = re.search(r"measuring the whole validation split \(([\d,]+) tokens\) …", out).group(1)
+    assert lines[end + 1].startswith(f"{loss} is the loss over every window of the validation split ({tokens} tokens); "
+                                     "the val figures above (best "), lines[end + 1]
+    assert "were estimates from a few random batches, taken during training" in lines[end + 1]
+    # --jsonl: a "measuring" record between the last evaluation and the finish, saying over how many tokens
+    events = run_events(tinygpt_inproc("train", *tiny, "--name", "json", "--jsonl").stdout)
+    kinds = [e["event"] for e in events if e["event"] != "step"]
+    assert kinds[-3:] == ["saved", "measuring", "finish"], kinds
+    assert events[-2] == {"event": "measuring", "step": 4, "scope": "whole validation split", "tokens": int(tokens.replace(",", ""))}
+
+
 def test_jsonl_says_when_a_run_starts_overfitting_as_the_progress_line_does(tmp_path):
     """The progress line said "overfitting: validation loss rose ..." and --jsonl had no record of it: a script
     watching a run had to work it out again. An "overfitting" record follows the evaluation that shows it, once."""

@@ -170,6 +170,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
 
     from tinygpt_tui.cli.train import fmt_time, install_stop_handlers, note, restore_interrupt
     from tinygpt_tui.engine import experiment as E
+    from tinygpt_tui.engine.events import measuring_words
     from tinygpt_tui.engine.folder import default_models_dir
     from tinygpt_tui.engine.runs import Curves, overfitting
     from tinygpt_tui.engine.train import Eval
@@ -225,6 +226,8 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
                     note = " (overfitting)" if overfitting(curves) else ""
                     progress.update(task, total=1000, completed=int(rec["progress"] * 1000),
                                     info=f"loss {rec['loss']:.3f}  {rec['tokens_per_s']:,.0f} tok/s  ETA {fmt_time(rec['eta_s'])}{note}")
+                elif task is not None and rec["event"] == "measuring":  # (the bar full: what it waits for)
+                    progress.update(task, completed=1000, info=measuring_words(rec["scope"], rec["tokens"]), refresh=True)
                 elif isinstance(ev.event, Eval):
                     progress.console.print(Text(f"    step {ev.event.step:>6,}  train {ev.event.train_loss:.3f}  val {ev.event.val_loss:.3f}"))
             elif isinstance(ev, E.MemberEnded):

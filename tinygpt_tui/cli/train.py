@@ -327,16 +327,17 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
     from rich.text import Text
 
+    from tinygpt_tui.engine.events import measuring_words
     from tinygpt_tui.engine.runs import Curves, overfitting
-    from tinygpt_tui.engine.train import Eval, Finished, Started, Step, train as train_events
+    from tinygpt_tui.engine.train import Eval, Finished, Measuring, Overfitting, Started, Step, train as train_events
     from tinygpt_tui.tokenizer import printable
 
     console = new_console()
     # started at the first event, so that a run refused before it (a bad corpus, say) prints nothing to stdout
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[info]}"),
                         console=console, transient=False)
-    task, last_eval, said = None, "", False
-    curves = Curves()  # the evaluations so far: validation rising while training falls is said once, then kept in the line
+    task, last_eval, measured = None, "", None
+    curves = Curves()  # the evaluations so far: validation rising while training falls is kept in the line
     try:
         for ev in train_events(cfg, stop, dist):
             curves.apply(ev.record())
@@ -363,15 +364,16 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                 info = f"step {ev.step:,}  loss {ev.loss:.4f}  {ev.tokens_per_s:,.0f} tok/s  ETA {fmt_time(ev.eta_s)}{last_eval}"
                 progress.update(task, completed=int(ev.progress * 1000), info=info)
             elif isinstance(ev, Eval):
-                note = overfitting(curves)
-                last_eval = f"  val {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char)" + ("  overfitting" if note else "")
+                last_eval = f"  val {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char)" + ("  overfitting" if overfitting(curves) else "")
                 progress.console.print(Text(f"step {ev.step:>6,}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f}  "
                                             f"{ev.bpc:.3f} bits/char  (best {ev.best_val_loss:.4f})  {fmt_time(ev.elapsed_s)}"))
-                if note and not said:
-                    prose(progress.console, Text(note, style="yellow"))
-                said = bool(note)
                 if ev.sample.strip():
                     prose(progress.console, Text(f"  » {printable(ev.sample.strip().splitlines()[0])[:100]}", style="dim"))
+            elif isinstance(ev, Overfitting):  # (said once, when it starts; the line above keeps saying it)
+                prose(progress.console, Text(ev.message, style="yellow"))
+            elif isinstance(ev, Measuring):  # the steps are done; the whole split takes seconds (a minute for a big corpus)
+                measured = ev
+                progress.update(task, completed=1000, info=measuring_words(ev.scope, ev.tokens), refresh=True)  # (shown now)
             elif isinstance(ev, Finished):
                 vl = (f"{ev.val_loss:.4f} ({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte)" if ev.val_loss is not None
                       else f"≈{ev.best_val_loss:.4f}" if ev.best_val_loss is not None else "n/a")
@@ -381,6 +383,8 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                 progress.stop()
                 kept = curves.final.step if curves.final is not None else None  # (an overfit run keeps an earlier evaluation)
                 prose(console, Text(finish_line(ev, kept), style="bold green"))
+                if (which := estimate_line(ev, measured)) is not None:
+                    prose(console, Text(which, style="dim"))
                 if ev.reason == "stopped":
                     console.print(Text(f"continue with: {resume_hint(cfg, dist)}"))
         if task is None and stop.is_set():  # (stopped as the corpus was handed over: the run ended before it started)
@@ -405,6 +409,17 @@ def finish_line(ev, kept_step: int | None = None) -> str:
     else:
         loss = "not evaluated yet"
     return f"{verdict} at step {ev.step:,} after {fmt_time(ev.elapsed_s)}: {loss}; saved to {one_line(ev.path)}"
+
+
+def estimate_line(ev, measured=None) -> str | None:
+    """Why the end's validation loss differs from the evaluations' above it, in a learner's words (None: a run
+    stopped, whose end gives the estimate itself). ``measured``: the run's Measuring event (its token count)."""
+    if ev.val_loss is None or ev.best_val_loss is None:
+        return None
+    tokens = f" ({measured.tokens:,} tokens)" if measured is not None else ""
+    where = f"every window of the validation split{tokens}" if ev.val_scope == "whole validation split" else ev.val_scope
+    return (f"{ev.val_loss:.4f} is the loss over {where}; the val figures above (best {ev.best_val_loss:.4f}) were "
+            "estimates from a few random batches, taken during training to be quick")
 
 
 def resume_hint(cfg, dist) -> str:
