@@ -1081,6 +1081,43 @@ async def test_a_followed_run_that_ran_out_of_time_says_so(tmp_path):
         assert await wait_for(pilot, lambda: "finished: its time was up" in str(ts.query_one("#run-title").render()), timeout=15)
 
 
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+async def test_a_runs_end_says_it_measures_the_whole_validation_split_while_the_bar_is_full(tmp_path, size):
+    """After the last step the bar sat at 100% for up to 30 s (longer on a big corpus) while the whole validation
+    split was measured, with the last step's figures and nothing saying what it waited for."""
+    from textual.widgets import ProgressBar
+
+    d = make_models_dir(tmp_path)
+    write_run(d / "run", run_records(upto=290, finish=False))  # (its last step, 300, not logged: the bar stood at 97%)
+    write_run(d / "run", [{"event": "measuring", "step": 300, "scope": "whole validation split", "tokens": 111540}])
+    app = make_app(d)
+    async with app.run_test(size=size) as pilot:
+        ts = await follow(pilot, app, "run")
+        line, bar = ts.query_one("#run-progress-text"), ts.query_one("#run-progress", ProgressBar)
+        assert await wait_for(pilot, lambda: "measuring" in str(line.render()), timeout=15), str(line.render())
+        text = str(line.render())
+        assert bar.percentage == 1.0 and "ETA" not in text, text
+        if size == (120, 40):
+            assert text == "step 300 / 300 · measuring the whole validation split (111,540 tokens) …", text
+        else:  # (32 cells)
+            assert text == "measuring the validation split …", text
+        write_run(d / "run", run_records()[-1:])  # the finish
+        assert await wait_for(pilot, lambda: "2.290" in str(line.render()), timeout=15)  # (the whole split's loss)
+        assert "measuring" not in str(line.render())
+
+
+def test_the_generate_screens_status_line_says_a_run_is_measuring_its_validation_split():
+    from tinygpt_tui.app.jobs import TrainingJob
+    from tinygpt_tui.engine.presets import TrainConfig
+
+    job = TrainingJob(TrainConfig(corpus="book.txt", name="mine", max_steps=300))
+    for rec in run_records(upto=290, finish=False):
+        job.apply(rec)
+    assert "29%" not in job.summary().plain and "97%" in job.summary().plain
+    job.apply({"event": "measuring", "step": 300, "scope": "whole validation split", "tokens": 111540})
+    assert "step 300 · measuring the validation split …" in job.summary().plain, job.summary().plain
+
+
 @pytest.mark.slow
 async def test_resume_takes_the_forms_steps_and_minutes_and_keeps_the_earlier_curve(tmp_path):
     d = make_models_dir(tmp_path)

@@ -169,14 +169,14 @@ class Part:
 def fit_line(parts: list[Part], width: int) -> Text:
     """The parts, joined, in at most width cells: short forms first, then the least important parts dropped.
 
-    A part is shown whole or not at all; the most important one is always shown.
+    A part is shown whole or not at all; the most important one is always shown (in its short form where only that fits).
     """
     sep = " · "
     kept = list(parts)
     while True:
         for short in (False, True):
             texts = [(p.short or p.text) if short else p.text for p in kept]
-            if len(kept) <= 1 or sum(cell_len(t) for t in texts) + len(sep) * (len(texts) - 1) <= width:
+            if len(kept) <= 1 and short or sum(cell_len(t) for t in texts) + len(sep) * (len(texts) - 1) <= width:
                 out = Text(no_wrap=True, overflow="crop")
                 for i, (p, t) in enumerate(zip(kept, texts)):
                     if i:

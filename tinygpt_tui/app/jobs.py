@@ -134,7 +134,10 @@ class TrainingJob(Job):
             doing = f"{prep[1][0].short}{'' if prep[0] is None else f' {prep[0]:.0%}'}" if prep else "preparing …"
             return [Part(f"training {name}", rank, "bold magenta"), Part(doing, rank + 1, short="preparing …"),
                     *([Part("stopping …", rank + 1, "yellow")] if self.state == "stopping" else [])]
-        return [Part(f"training {name}", rank, "bold magenta"), Part(f"step {r.step:,}", rank + 1), Part(f"{r.progress:.0%}", rank + 4),
+        done = Part(f"{r.progress:.0%}", rank + 4)
+        if r.measuring_note:  # (its steps done, 100% for seconds, a minute for a big corpus)
+            done = Part("measuring the validation split …", rank + 2, short="measuring …")
+        return [Part(f"training {name}", rank, "bold magenta"), Part(f"step {r.step:,}", rank + 1), done,
                 *([Part(f"loss {r.losses[-1]:.3f}", rank + 3)] if r.losses else []),
                 *([Part("saving …", rank + 1, "yellow")] if self.state == "stopping" else [])]
 

@@ -23,6 +23,8 @@ from textual.widgets import Static
 from tinygpt_tui import chart
 from tinygpt_tui.app.bars import Part
 from tinygpt_tui.chart import Series
+from tinygpt_tui.engine.events import measuring_words
+from tinygpt_tui.tokenizer import printable
 
 if TYPE_CHECKING:
     from tinygpt_tui.app.jobs import TrainingJob
@@ -76,7 +78,7 @@ class RunState:
     records: int = 0
     preparing: dict = field(default_factory=dict)  # the corpus's preparation (its last "prepare" record), until the start
     prep_from: tuple = (None, 0)  # (time, bytes done) the pace of its stage is measured from
-
+    measuring: dict = field(default_factory=dict)  # the "measuring" record: the whole validation split, after the last step
 
     def apply(self, rec: dict) -> None:
         kind = rec.get("event")
@@ -88,7 +90,7 @@ class RunState:
                 self.prep_from = (before, 0) if before is not None else (_num(rec.get("time")), _num(rec.get("done")) or 0)
             self.preparing = rec
         elif kind == "start":
-            self.start, self.finish, self.last, self.preparing = rec, {}, {}, {}  # a resumed run's figures start afresh
+            self.start, self.finish, self.last, self.preparing, self.measuring = rec, {}, {}, {}, {}  # a resumed run's figures start afresh
             if step is not None:  # a resumed run rewrites what came after its checkpoint
                 self._cut(step)
         elif kind == "step" and step is not None:
@@ -111,6 +113,8 @@ class RunState:
                 self.sample, self.sample_step = rec["sample"], step
         elif kind == "saved":
             self.saved_step = step
+        elif kind == "measuring":
+            self.measuring = rec
         elif kind == "finish":
             self.finish = rec
 
@@ -127,8 +131,15 @@ class RunState:
         return _num(self.finish.get("val_loss")) if self.finish else None
 
     @property
+    def measuring_note(self) -> str | None:
+        """What the run's end is doing while it measures the whole validation split (its steps done), or None."""
+        if not self.measuring or self.finish:
+            return None
+        return measuring_words(printable(str(self.measuring.get("scope")))[:100], _step(self.measuring.get("tokens")))
+
+    @property
     def step(self) -> int:
-        for r in (self.finish, self.last, self.start):
+        for r in (self.finish, self.measuring, self.last, self.start):
             if _step(r.get("step")) is not None:
                 return r["step"]
         return 0
@@ -137,6 +148,8 @@ class RunState:
     def progress(self) -> float | None:
         if self.preparing and not self.start:  # (how far the preparation's stage has got; None: nothing measures it)
             return preparation(self)[0]
+        if self.measuring_note is not None:  # the steps are done (the last perhaps not logged); the whole split is measured
+            return 1.0
         if self.finish:
             return 1.0 if self.finish.get("reason") in ("done", "budget") else (_num(self.last.get("progress")) or 0.0)
         p = _num(self.last.get("progress"))
@@ -375,6 +388,9 @@ def progress_parts(v: RunState, live: bool = True) -> list[Part]:
     max_steps = _step(s.get("max_steps")) if s else None
     of = f" / {max_steps:,}" if max_steps is not None else ""
     parts = [Part(f"step {v.step:,}{of}", 0, "bold", f"{v.step:,}{of.replace(' ', '')}" if of else "")]  # (a bare 50 says nothing)
+    if (measuring := v.measuring_note) is not None:  # the steps are done, the bar full: what it waits for (seconds, a minute
+        parts[0].rank = 1  # for a big corpus) is kept longest, and the last step's figures, not what it waits on, left out
+        return [*parts, Part(measuring, 0, "bold yellow", "measuring the validation split …")]
     if last and not v.finish:
         rate = fmt_rate(last.get("tokens_per_s"))
         parts += [Part(f"{rate} tok/s", 5, short=f"{rate}/s"), Part(f"ETA {fmt_duration(last.get('eta_s'))}", 2)]
