@@ -1118,6 +1118,33 @@ def test_the_generate_screens_status_line_says_a_run_is_measuring_its_validation
     assert "step 300 · measuring the validation split …" in job.summary().plain, job.summary().plain
 
 
+async def test_a_resume_that_fails_shows_the_failure_not_a_full_bar(tmp_path):
+    """A resume refused by its run (the corpus changed since, a training state that does not fit) left the bar
+    full and the line at "preparing the corpus: checking the token files · 100%" beside the title's "failed"."""
+    from textual.widgets import ProgressBar
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus(tmp_path)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts, err = await open_training(pilot, app)
+        fill_tiny_run(ts, corpus, "again", **{"hp-eval_interval": 5, "train-steps": 5})
+        await pilot.press("ctrl+s")
+        job = app.training
+        assert await wait_for(pilot, lambda: job.state == "done", timeout=120), job.error
+        bar, line = ts.query_one("#run-progress", ProgressBar), ts.query_one("#run-progress-text")
+        assert await wait_for(pilot, lambda: bar.percentage == 1.0)
+        corpus.write_text(corpus.read_text(encoding="utf-8")[:-100], encoding="utf-8")  # not the book it was trained on
+        fill(ts, **{"train-steps": 10})
+        await pilot.press("ctrl+r")
+        resumed = app.training
+        assert await wait_for(pilot, lambda: resumed.state == "failed", timeout=120), resumed.state
+        assert await wait_for(pilot, lambda: "failed" in str(line.render()))
+        assert "is not the corpus again was trained on" in str(ts.query_one("#run-title").render())
+        assert bar.percentage == 0.0 and bar.has_class("-failed"), bar.percentage
+        assert str(line.render()) == "failed before training began: nothing trained"
+
+
 @pytest.mark.slow
 async def test_resume_takes_the_forms_steps_and_minutes_and_keeps_the_earlier_curve(tmp_path):
     d = make_models_dir(tmp_path)

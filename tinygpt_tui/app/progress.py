@@ -379,9 +379,13 @@ def preparation(v: RunState, live: bool = True) -> tuple[float | None, list[Part
     return frac, parts
 
 
-def progress_parts(v: RunState, live: bool = True) -> list[Part]:
+def progress_parts(v: RunState, live: bool = True, failed: bool = False) -> list[Part]:
     """The figures under the progress bar; kept longest: step, loss, ETA and full val, val, time, speed (while the
-    corpus is prepared: its stage, share done and time left; ``live``: the preparation is going on)."""
+    corpus is prepared: its stage, share done and time left; ``live``: the preparation is going on; ``failed``: the
+    run failed, where it got to, not its preparation's 100%: the title says why)."""
+    if failed:
+        return [Part(f"failed at step {v.step:,}" if v.start else "failed before training began: nothing trained", 0, "bold red", "failed"),
+                *([Part(f"loss {v.losses[-1]:.3f}", 1)] if v.start and v.losses else [])]
     if (prep := preparation(v, live)) is not None:
         return prep[1]
     s, last = v.start, v.last

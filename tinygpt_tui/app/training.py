@@ -441,10 +441,14 @@ class TrainingScreen(Screen):
     def render_view(self) -> None:
         v = self.view
         self.query_one("#run-title", Static).update(self._title(v))
-        progress = v.progress if v else 0.0
-        self.query_one("#run-progress", ProgressBar).update(total=None if progress is None else 1.0, progress=progress or 0.0)
+        failed = self.source is not None and self.source.job is not None and self.source.job.state == "failed"
+        # a failed run's bar stops where its steps got to (its corpus's preparation, perhaps at 100%, is not the run's)
+        progress = (v.progress if v.start else 0.0) if failed else v.progress if v else 0.0
+        bar = self.query_one("#run-progress", ProgressBar)
+        bar.update(total=None if progress is None else 1.0, progress=progress or 0.0)
+        bar.set_class(failed, "-failed")
         live = self.source is not None and (self.source.job is None or self.source.job.active)
-        self.query_one("#run-progress-text", FitLine).show(progress_parts(v, live) if v else [])
+        self.query_one("#run-progress-text", FitLine).show(progress_parts(v, live, failed) if v else [])
         if v is None:
             return
         key = (id(v), len(v.steps) + len(v.eval_steps), v.steps[-1] if v.steps else -1)
