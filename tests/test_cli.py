@@ -717,7 +717,8 @@ def test_a_runs_end_says_it_measures_the_whole_validation_split_and_which_loss_i
 
     tiny = (small_corpus, "--models-dir", tmp_path, "--preset", "tiny", "--block-size", 32, "--max-steps", 4, "--eval-interval", 4,
             "--eval-iters", 1, "--sample-chars", 0, "--threads", 1)
-    r = tinygpt_inproc("train", *tiny, "--name", "shown", env={"FORCE_COLOR": "1", "TERM": "xterm-256color"})  # (a terminal: the bar)
+    # (a terminal: the bar; a wide one, so that each line is one: tests/test_cli_wrap.py checks them wrapped)
+    r = tinygpt_inproc("train", *tiny, "--name", "shown", env={"FORCE_COLOR": "1", "TERM": "xterm-256color", "COLUMNS": "400"})
     assert r.returncode == 0, r.stderr
     out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", r.stdout)
     measuring = out.find("measuring the whole validation split (")
