@@ -709,6 +709,23 @@ def test_an_old_model_folder_named_with_a_leading_dash_is_reached_as_dot_slash(t
     assert_one_line_error(r, "No such option: -x")
 
 
+def test_the_way_to_an_old_dash_folder_is_a_command_that_runs_as_printed(tmp_path):
+    """A folder "-my old" was answered "write ./-my old: tinygpt generate ./-my old", which the shell reads as two
+    arguments, the second a model that does not exist. The way is quoted as the shell needs it, and runs."""
+    import shlex
+
+    from tests.conftest import make_model
+
+    d = tmp_path / "models"
+    make_model(d, "-my old")
+    r = tinygpt_inproc("generate", "-my old", "--models-dir", d)
+    assert_one_line_error(r, "write './-my old'")
+    way = r.stderr.split(": ")[-1].strip()
+    assert shlex.split(way)[1:] == ["generate", "./-my old"], way
+    r = tinygpt_inproc(*shlex.split(way)[1:], "-n", "5", "-p", "ab", "--seed", "1", "--models-dir", d)
+    assert r.returncode == 0 and r.stdout.startswith("ab"), r.stderr
+
+
 def test_a_runs_end_says_it_measures_the_whole_validation_split_and_which_loss_is_which(tmp_path, small_corpus):
     """After the last step the bar sat at 100% with nothing said while the whole validation split was measured (30 s
     on a big corpus); then the end printed that split's loss under the evaluations' "(best ...)" with no word on why

@@ -97,8 +97,9 @@ class _OneLineErrors:
             hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
             folder = option_like_model(getattr(e, "option_name", None), sys.argv[1:] if args is None else list(args))
             if folder and ctx is not None:  # (a model folder named before names could not start with -)
-                error_line(f"{folder} is read as an option; to name the model folder {folder}, write ./{folder}: "
-                           f"{ctx.command_path} ./{folder}")
+                way = shlex.quote(f"./{folder}")  # (quoted as the shell needs it: the command runs as printed)
+                error_line(f"{folder} is read as an option; to name the model folder {folder}, write {way}: "
+                           f"{ctx.command_path} {way}")
             else:
                 error_line(" ".join(e.format_message().split()) + hint)  # (click lists choices one a line)
             code = e.exit_code
