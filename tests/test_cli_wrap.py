@@ -99,3 +99,19 @@ def test_export_wraps_its_note_and_keeps_the_command_to_copy_whole(tmp_path):
     assert cell_len(command) > 80 and command in terminal  # one line to copy, though wider than the terminal
     assert any(ln.startswith("note: llama.cpp takes") for ln in pipe)
     assert assert_wrapped_between_words(terminal, pipe, 80) >= 2
+
+
+def test_an_indented_line_whose_first_word_is_wider_than_the_terminal_keeps_its_indent_and_no_blank_line():
+    """An experiment's "  exp/member: finished, val loss ..." in a terminal narrower than the member's name printed
+    an empty line, then the name at the left edge: the break went between the indent and the first word."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from tinygpt_tui.cli.common import prose
+
+    out = StringIO()
+    terminal = Console(file=out, force_terminal=True, width=30, color_system=None, highlight=False, soft_wrap=True)
+    prose(terminal, "  lesson-positions-10steps/pos_encoding=alibi: finished, val loss 1.234 (whole split)")
+    assert out.getvalue().splitlines() == ["  lesson-positions-10steps/pos_encoding=alibi:", "finished, val loss 1.234",
+                                           "(whole split)"], out.getvalue()

@@ -44,8 +44,8 @@ def prose(con, text, style: str = "") -> None:
     for word in re.finditer(r"\S+|\n", text.plain):
         if word.group() == "\n":
             start = word.end()
-        elif word.start() > start and cell_len(text.plain[start:word.end()]) > con.width:
-            breaks.append(start := word.start())
+        elif text.plain[start:word.start()].strip() and cell_len(text.plain[start:word.end()]) > con.width:
+            breaks.append(start := word.start())  # (never after a line's indent alone: an empty line, the word unindented)
     lines = text.divide(breaks)
     for line in lines:
         line.rstrip()
