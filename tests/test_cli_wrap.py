@@ -65,7 +65,8 @@ def probed(cache, measured):
 
 @pytest.mark.parametrize("columns", [80, 120])
 def test_bench_notes_wrap_between_words(probed, columns):
-    terminal, pipe = run_both("bench", "--presets", "tiny", "--seconds", "0.2", columns=columns, env=probed)
+    # (--threads: the probe's choice counts the cores free at each run, "1 thread" in one and "2 threads" in the other)
+    terminal, pipe = run_both("bench", "--presets", "tiny", "--seconds", "0.2", "--threads", "1", columns=columns, env=probed)
     assert any(ln.startswith("tokens and GFLOP per step") for ln in pipe)  # (the table's note, whole in the pipe)
     assert assert_wrapped_between_words(terminal, pipe, columns) >= 2
     assert not [ln for ln in terminal if cell_len(ln) > columns]
