@@ -1413,6 +1413,23 @@ async def test_the_size_list_says_in_words_what_each_size_is(tmp_path, size):
         assert ts.query_one("#train-form").content_region.contains_region(note.region)  # on screen, whole
 
 
+async def test_the_size_note_counts_tokens_where_a_bpe_is_picked(tmp_path):
+    """With a BPE picked under Custom hyperparameters the note still read "16 passages of 128 characters a step":
+    a context of 128 BPE tokens is several hundred characters."""
+    from textual.widgets import Static
+
+    app = make_app(make_models_dir(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        assert await wait_for(pilot, lambda: app.current_mode == "training")
+        ts = app.screen
+        said = lambda: " ".join(str(ts.query_one("#train-size-note", Static).render()).split())  # noqa: E731
+        fill(ts, **{"train-preset": "tiny", "hp-tokenizer": "bpe 512"})
+        assert await wait_for(pilot, lambda: said().startswith("2 layers, 64 wide; 16 passages of 128 tokens a step.")), said()
+        fill(ts, **{"hp-tokenizer": "char"})
+        assert await wait_for(pilot, lambda: "16 passages of 128 characters a step." in said()), said()
+
+
 @pytest.mark.parametrize("size", [(60, 18), (80, 24), (120, 40)])
 async def test_the_training_screen_fits_a_small_terminal(tmp_path, size):
     """A tester at 60x18: Start, Stop and Resume below the fold, no ^q Quit, labels cut ("e.g.",

@@ -112,13 +112,14 @@ def millions(n: int) -> str:
     return f"{n / 1e6:.1f}M" if n < 9.95e6 else f"{n / 1e6:.0f}M"
 
 
-def size_note(preset: str, auto: bool) -> Text:
-    """What the size in the form is, in words: its shape, what a step reads, what it is for."""
+def size_note(preset: str, auto: bool, unit: str = "characters") -> Text:
+    """What the size in the form is, in words: its shape, what a step reads (``unit``: characters, or a BPE's
+    tokens), what it is for."""
     from tinygpt_tui.engine.presets import PRESET_USES
 
     run = preset_run(preset)
     said = f"auto picks {preset}: " if auto else ""
-    return Text(f"{said}{run.n_layer} layers, {run.n_embd} wide; {run.batch_size} passages of {run.block_size} characters "
+    return Text(f"{said}{run.n_layer} layers, {run.n_embd} wide; {run.batch_size} passages of {run.block_size} {unit} "
                 f"a step. {PRESET_USES[preset][0].upper()}{PRESET_USES[preset][1:]}.", style="dim")
 
 
@@ -247,13 +248,15 @@ class TrainingScreen(Screen):
         d = {**GPTConfig().__dict__, "batch_size": 32, "lr": 1e-3, "eval_interval": 250, **PRESETS[preset]}
         for fid, _label, _kind in CUSTOM_FIELDS:
             self.query_one(f"#hp-{fid}", Input).placeholder = str(d.get(fid, ""))
-        picked = self.query_one("#train-preset", Select).value
-        self.query_one("#train-size-note", Static).update(size_note(preset, picked == "auto"))
+        picked, tokens = self.query_one("#train-preset", Select).value, self.query_one("#hp-tokenizer", Select).value
+        unit = "tokens" if isinstance(tokens, str) and tokens.startswith("bpe ") else "characters"  # (a context of BPE tokens)
+        self.query_one("#train-size-note", Static).update(size_note(preset, picked == "auto", unit))
 
     @on(Select.Changed, "#train-preset")
+    @on(Select.Changed, "#hp-tokenizer")  # (the note's unit: characters or tokens)
     def _preset_changed(self, event: Select.Changed) -> None:
-        if isinstance(event.value, str):
-            self._preset_placeholders(event.value)
+        if isinstance(preset := self.query_one("#train-preset", Select).value, str):
+            self._preset_placeholders(preset)
 
     @on(Input.Changed, "#train-minutes")
     def _minutes_changed(self, event: Input.Changed) -> None:
