@@ -1326,3 +1326,22 @@ async def test_a_fresh_checkout_s_runs_screen_opens_on_the_shipped_shakespeare_m
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await runs_shown(pilot, app)
         assert sorted(screen.checked) == ["mine", "shakespeare"]
+
+
+async def test_the_chart_of_an_empty_folder_does_not_send_the_reader_to_an_empty_list(tmp_path):
+    """F3 before any run: the chart's title said "check runs in the list" beside a list with nothing in it."""
+    from tinygpt_tui.chart import to_text
+
+    d = tmp_path / "models"
+    d.mkdir()
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_shown(pilot, app)
+        legend = lambda: str(screen.query_one("#runs-legend").render())  # noqa: E731
+        assert await wait_for(pilot, lambda: legend().startswith("No runs yet")), legend()
+        title = lambda: to_text(screen.chart.drawn(), colour=False).plain.splitlines()[0].strip()  # noqa: E731
+        assert title() == "loss (no runs yet)", title()
+        make_model(d, "first", val_loss=2.2)
+        write_metrics(d / "first")
+        await pilot.press("f5")
+        assert await wait_for(pilot, lambda: title().startswith("loss: train ─")), title()

@@ -418,7 +418,8 @@ class RunsScreen(Screen):
         # which is which: the dots are estimates on a few batches, the ◆ the table's figure (the whole split)
         final = f", final {FINAL} (whole split: the table's)" if any(ln.marker == FINAL and ln.xs for ln in lines) else ""
         title = (f"validation bits per character: estimates •{final}" if bits  # (why: the border, which has the room)
-                 else f"loss: train ─, val estimates •{final}" if lines else "loss (check runs in the list)")
+                 else f"loss: train ─, val estimates •{final}" if lines else "loss (check runs in the list)" if self.summaries
+                 else "loss (no runs yet)")  # (not "check runs" beside an empty list)
         # (80x24: the words in brackets go; the chart is hidden, 0 wide, until its first drawing: its box's width)
         if len(title) > (self.chart.size.width or self.query_one("#runs-view").content_region.width or 80):
             title = title.split(" (whole")[0].replace("validation bits per character", "bits/char")
