@@ -110,7 +110,7 @@ class TinyGPTApp(App):
 
     TITLE = "tinygpt"
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses defined elsewhere still find it
-    # both screens live for the whole session; the training screen is built on first use
+    # the screens live for the whole session; each but the generate screen is built on first use
     SCREENS = {"generate": _generate_screen, "training": _training_screen, "runs": _runs_screen, "experiment": _experiment_screen}
     # The generate screen is the default screen, not a mode's: Textual opens a screen named in MODES
     # with a full restyle of the stylesheet (refresh_css), a third of the first screen's time here.
@@ -260,9 +260,10 @@ class TinyGPTApp(App):
 
     # ------------------------------------------------------------ quitting
     def on_mount(self) -> None:
-        """SIGTERM (kill, a logout) and SIGHUP (the terminal or its tmux pane closed) quit as Ctrl+Q answered yes
-        does: a run training stops and saves first. Unhandled, they ended the process at once and the run lost
-        every step since its last checkpoint. (An ignored SIGHUP, as under nohup, stays ignored.)"""
+        """The generate screen's mode, added once its default screen is up (see MODES). And SIGTERM (kill, a
+        logout) and SIGHUP (the terminal or its tmux pane closed) quit as Ctrl+Q answered yes does: a run training
+        stops and saves first. Unhandled, they ended the process at once and the run lost every step since its last
+        checkpoint. (An ignored SIGHUP, as under nohup, stays ignored.)"""
         self.add_mode("generate", "generate")  # its stack is the default screen's (see MODES)
         ttys = [fd for fd in (0, 1, 2) if os.isatty(fd)]  # (asked now: a terminal hung up answers no)
         for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
