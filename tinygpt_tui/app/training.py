@@ -236,8 +236,7 @@ class TrainingScreen(Screen):
         return f"{p}: {size}, batch {run.batch_size}" if twin else f"{p}: {run.n_layer} layers, {size}"
 
     def _preset_placeholders(self, preset: str) -> None:
-        from tinygpt_tui.config import GPTConfig
-        from tinygpt_tui.engine.presets import PRESETS, budget_preset
+        from tinygpt_tui.engine.presets import budget_preset
 
         if preset == "auto":  # what auto stands for with the minutes in the form (as the CLI picks it)
             try:
@@ -245,9 +244,9 @@ class TrainingScreen(Screen):
             except ValueError:
                 minutes = 0
             preset = budget_preset(minutes * 60 if minutes > 0 else None)
-        d = {**GPTConfig().__dict__, "batch_size": 32, "lr": 1e-3, "eval_interval": 250, **PRESETS[preset]}
+        run = preset_run(preset)  # (the preset with the defaults it leaves, as a run resolves them)
         for fid, _label, _kind in CUSTOM_FIELDS:
-            self.query_one(f"#hp-{fid}", Input).placeholder = str(d.get(fid, ""))
+            self.query_one(f"#hp-{fid}", Input).placeholder = str(getattr(run, fid))
         picked, tokens = self.query_one("#train-preset", Select).value, self.query_one("#hp-tokenizer", Select).value
         unit = "tokens" if isinstance(tokens, str) and tokens.startswith("bpe ") else "characters"  # (a context of BPE tokens)
         self.query_one("#train-size-note", Static).update(size_note(preset, picked == "auto", unit))
