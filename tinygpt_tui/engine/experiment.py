@@ -309,7 +309,7 @@ class MemberStarted:
 class MemberEvent:
     index: int
     name: str
-    event: object  # engine/train.py's event (the corpus's preparation's Progress, Started, Step, Eval, Saved, Stopping, Finished)
+    event: object  # one of engine/events.py's (Started, Step, Eval, Overfitting, Saved, Stopping, Measuring, Finished), or the corpus's preparation's Progress
 
 
 @dataclass
