@@ -50,7 +50,7 @@ PRESET_USES: dict[str, str] = {
     "1min": "sized for a run of a minute or two",
     "5min": "sized for about five minutes; the shipped shakespeare model is this size",
     "tiny": "a first try: it runs in seconds and learns little",
-    "small": "for 15 minutes or more (auto's pick then, or with no minutes)",
+    "small": "for more than 15 minutes (auto's pick then, or with no minutes)",
     "medium": "hours on a laptop's CPU, minutes on a GPU",
     "large": "for a GPU: each step is 120 times 5min's work",
     "nanogpt": "the settings of nanoGPT's Shakespeare model: medium with more batch and dropout",
