@@ -143,3 +143,22 @@ async def test_a_read_that_fails_while_following_is_reported_once_and_following_
         assert sum("Input/output error" in m for _, m in app.notes) == 1 and app.is_running
         monkeypatch.setattr(folder, "read_metrics", real)
         assert await wait_for(pilot, lambda: ts.view.steps == [10, 20], timeout=15)
+
+
+async def test_a_broken_folder_whose_error_reads_as_markup_is_notified_as_plain_text(tmp_path):
+    """A stranger's config.json with format "[/]": picking it notified its error as Textual markup, and the toast's
+    MarkupError ("auto closing tag has nothing to close") ended the app with a traceback."""
+    d = make_models_dir(tmp_path)
+    (d / "odd").mkdir()
+    (d / "odd" / "config.json").write_text(json.dumps({"format": "[/]", "name": "odd"}))
+    app = make_app(d)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:  # (toasts drawn: the markup is read then)
+        await listed(pilot, app)
+        models = app.get_screen("generate").query_one("#models")
+        models.focus()
+        models.highlighted = [i.name for i in models.infos].index("odd")
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: "format '[/]'" in notes(app))
+        await pilot.pause(0.5)  # (the toast is drawn)
+        assert app.is_running
+        await load(pilot, app, "alpha")  # and the app goes on

@@ -139,6 +139,11 @@ class TinyGPTApp(App):
         self.experiment = None  # jobs.ExperimentJob: a grid of runs, one after another
         self.quitting = False
 
+    def notify(self, message, *, markup: bool = False, **kw) -> None:
+        """Every notification is plain text: messages quote names and files' contents, and as markup a stranger's
+        config.json with format "[/]" killed the app (a widget's notify asks for markup unless told not to)."""
+        super().notify(message, markup=False, **kw)
+
     def get_default_screen(self) -> Screen:
         return self.get_screen("generate")
 
