@@ -390,3 +390,15 @@ def test_a_resumed_run_s_card_keeps_the_command_that_started_it(small_corpus, tm
     assert "--max-steps 4" in lines[1] and "--minutes 0.01" in lines[2] and all("--resume" in ln for ln in lines[1:])
     card = (models / "r1" / "README.md").read_text(encoding="utf-8")
     assert "\n".join(lines) in card
+
+
+def test_columns_of_zero_prints_the_tables_and_the_error_line_not_nothing(good_model):
+    """COLUMNS=0 (a container's shell may set it): rich printed nothing at width 0; `tinygpt models` showed no
+    table and a mistake exited 2 without a word."""
+    models = good_model.parent
+    r = CliRunner().invoke(app, ["models", "--models-dir", str(models)], env={"COLUMNS": "0"})
+    assert r.exit_code == 0 and "good" in r.stdout, r.stdout
+    r = CliRunner().invoke(app, ["generate", "nosuch", "--models-dir", str(models)], env={"COLUMNS": "0"})
+    assert_one_error(r, "model not found: nosuch")
+    r = CliRunner().invoke(app, ["inspect", "good", "-p", "ab", "--layer", "0", "--models-dir", str(models)], env={"COLUMNS": "0"})
+    assert r.exit_code == 0 and "Next character" in r.stdout, r.stdout

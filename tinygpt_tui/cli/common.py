@@ -24,7 +24,16 @@ def console(stderr: bool = False):
     (a command printed to be copied stays one line). Prose goes through ``prose``."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=console_width())
+
+
+def console_width() -> int | None:
+    """The console's width: rich's own (COLUMNS, else the terminal's), but COLUMNS=0 (a container's shell may set it)
+    is taken as unset, as shutil takes it: rich printed nothing at width 0, not even an error line."""
+    import shutil
+
+    columns = os.environ.get("COLUMNS", "")
+    return shutil.get_terminal_size().columns or 80 if columns.isdigit() and int(columns) == 0 else None
 
 
 def prose(con, text, style: str = "") -> None:

@@ -20,7 +20,7 @@ from rich.color import Color
 from rich.style import Style
 from rich.text import Text
 
-from tinygpt_tui.cli.common import ModelsDir, friendly, one_line
+from tinygpt_tui.cli.common import ModelsDir, console_width, friendly, one_line
 from tinygpt_tui.engine.inspect import display_char
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -51,7 +51,7 @@ def inspect_cmd(
     """Next-character (a BPE model: next-token) probabilities and attention for a prompt. Bars for the top candidates, a heatmap per layer."""
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=console_width())
     from tinygpt_tui.engine.folder import load_model, resolve_model
     from tinygpt_tui.engine.device import pick_device
     from tinygpt_tui.engine.inspect import analyze, check_temperature, check_top_k
