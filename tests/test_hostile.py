@@ -919,6 +919,22 @@ def test_metrics_records_that_lie_are_left_out(tmp_path):
     assert [r["step"] for r in records] == [1, 4]
 
 
+def test_compare_reads_a_log_longer_than_one_read_to_its_end(good):
+    """A long run's metrics.jsonl past 64 MB (metrics.MAX_READ, one read's share): `tinygpt compare` drew its first
+    64 MB alone, the chart ending early without its final point, and said nothing."""
+    pad = "x" * (512 * 1024)  # (records of half a megabyte: the log passes 64 MB in a few lines)
+    records = [{"event": "start", "step": 0, "max_steps": 20, "tokens_per_step": 64},
+               {"event": "eval", "step": 10, "train_loss": 3.0, "val_loss": 3.1, "best_val_loss": 3.1},
+               *[{"event": "note", "step": 10, "text": pad}] * 140,
+               {"event": "eval", "step": 20, "train_loss": 2.0, "val_loss": 2.1, "best_val_loss": 2.1},
+               {"event": "finish", "step": 20, "reason": "done", "val_loss": 2.05, "best_val_loss": 2.1}]
+    (good / ckpt.METRICS).write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert (good / ckpt.METRICS).stat().st_size > 70 * 2**20
+    r = cli("compare", good)
+    assert r.exit_code == 0, r.output
+    assert "final val (whole split)" in r.stdout, r.stdout[-2000:]
+
+
 def test_a_model_too_big_for_the_machine_is_refused_before_it_is_built(tmp_path, small_corpus, monkeypatch):
     from tinygpt_tui import model as model_mod
     from tinygpt_tui.engine.train import TrainConfig, train

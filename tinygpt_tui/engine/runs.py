@@ -278,7 +278,9 @@ class Curves:
         self.folder = Path(folder) if folder is not None else None
         self.max_kept = max(2, int(max_kept))
         self._start_over()
-        if self.folder is not None:
+        offset = None
+        while self.folder is not None and self.offset != offset:  # to its end: a log past metrics.MAX_READ comes in
+            offset = self.offset                                   # chunks (`compare` drew a 90 MB log's first 64 MB)
             self.update()
 
     def _start_over(self) -> None:
