@@ -162,3 +162,23 @@ async def test_a_broken_folder_whose_error_reads_as_markup_is_notified_as_plain_
         await pilot.pause(0.5)  # (the toast is drawn)
         assert app.is_running
         await load(pilot, app, "alpha")  # and the app goes on
+
+
+async def test_a_followed_log_s_stage_and_end_of_the_wrong_kind_are_shown_inert_and_the_view_goes_on(tmp_path):
+    """A followed metrics.jsonl is a stranger's file: its "prepare" record's stage reached the terminal as escape
+    sequences (a run's log set the terminal's title), and a "finish" whose reason was a list stopped the view
+    (a TypeError notified at each poll, the screen left on the preparation)."""
+    d = make_models_dir(tmp_path)
+    evil = "\x1b]2;PWNED\x1b\\\x1b[41mRED"
+    write_run(d / "run", [{"event": "prepare", "stage": evil, "done": 5, "total": 10, "time": 1.0}])
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts = await follow(pilot, app, "run")
+        line = lambda: str(ts.query_one("#run-progress-text").render())  # noqa: E731
+        assert await wait_for(pilot, lambda: "preparing the corpus" in line(), timeout=15), notes(app)
+        assert "\x1b" not in line() and "␛]2;PWNED" in line(), repr(line())
+        write_run(d / "run", [{"event": "start", "step": 0, "max_steps": 100},
+                              {"event": "step", "step": 100, "loss": 2.0, "progress": 1.0},
+                              {"event": "finish", "step": 100, "reason": ["done"], "elapsed_s": 5}])
+        assert await wait_for(pilot, lambda: "step 100 / 100" in line(), timeout=15), (line(), notes(app))
+        assert "finished" in str(ts.query_one("#run-title").render()) and "Error" not in notes(app), notes(app)

@@ -365,7 +365,7 @@ def preparation(v: RunState, live: bool = True) -> tuple[float | None, list[Part
         return None
     done, total, t = _num(p.get("done")) or 0, _num(p.get("total")) or 0, _num(p.get("time"))
     frac, stage = min(1.0, max(0.0, done / total)) if total > 0 else 0.0, str(p.get("stage", ""))
-    words = STAGE_WORDS.get(stage, stage)
+    words = STAGE_WORDS.get(stage, printable(stage)[:100])  # (a followed log's own words: escapes set the terminal's title)
     t0, d0 = v.prep_from
     if total <= 0:
         took = f"{fmt_duration(t - t0)} so far" if t is not None and t0 is not None and t >= t0 else ""

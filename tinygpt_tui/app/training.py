@@ -426,10 +426,10 @@ class TrainingScreen(Screen):
                 self.show_error(f"{printable(folder.name)} is not a run's folder: it holds no {METRICS} or {CONFIG} but other files "
                                 f"({printable(others[0].name)}, …); give the folder a run writes")
                 return
-            self.notify(f"{folder.name} has no {METRICS} yet; waiting for it to appear.", severity="warning")
+            self.notify(f"{printable(folder.name)} has no {METRICS} yet; waiting for it to appear.", severity="warning")
         self.clear_error()
         self.source = Watched(folder=folder)
-        self.notify(f"Following {printable(folder.name)} ({folder / METRICS})", title="follow")
+        self.notify(f"Following {printable(folder.name)} ({printable(str(folder / METRICS))})", title="follow")
         self.poll()
 
     @reported("training view")
@@ -485,7 +485,7 @@ class TrainingScreen(Screen):
         else:
             title = Text.assemble((printable(self.source.folder.name), "bold"), ("  following metrics.jsonl", "bold cyan"))
             if v.finish:
-                ended = {"budget": "finished: its time was up", "stopped": "stopped"}.get(v.finish.get("reason"), "finished")
+                ended = {"budget": "finished: its time was up", "stopped": "stopped"}.get(str(v.finish.get("reason")), "finished")
                 title.append(f" · {ended}", style="green")
             elif not v.records:
                 title.append(" · waiting for records", style="dim")
