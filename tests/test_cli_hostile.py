@@ -402,3 +402,21 @@ def test_columns_of_zero_prints_the_tables_and_the_error_line_not_nothing(good_m
     assert_one_error(r, "model not found: nosuch")
     r = CliRunner().invoke(app, ["inspect", "good", "-p", "ab", "--layer", "0", "--models-dir", str(models)], env={"COLUMNS": "0"})
     assert r.exit_code == 0 and "Next character" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("damage, needle", [(lambda d: d["spec"].update(text=["a list"]), "its text is not text"),
+                                            (lambda d: d.update(members=["n_layer=1", "n_layer=2"]), "not an experiment tinygpt wrote"),
+                                            (lambda d: d["members"][0].update(name=["n_layer=1"]), "not an experiment tinygpt wrote")],
+                         ids=["text-a-list", "members-words", "member-name-a-list"])
+def test_an_experiment_manifest_edited_into_the_wrong_kinds_is_one_line(tmp_path, small_corpus, damage, needle):
+    """A hand-edited experiment.json whose text was a list, or whose members were words, raised a traceback on
+    --resume (AttributeError: 'list' object has no attribute 'strip'; 'str' object has no attribute 'get')."""
+    spec = {"name": "ex", "corpus": str(small_corpus), "max_steps": 2, "settings": {"n_embd": 32, "n_head": 2, "block_size": 16},
+            "vary": {"n_layer": [1, 2]}, "members": [], "seeds": 1, "seed": 1337, "title": "", "text": "a grid"}
+    doc = {"format": "tinygpt-experiment/1", "spec": spec,
+           "members": [{"name": f"n_layer={n}", "group": f"n_layer={n}", "seed": 1337, "settings": {"n_layer": n}, "state": "queued"}
+                       for n in (1, 2)]}
+    damage(doc)
+    (tmp_path / "models" / "ex").mkdir(parents=True)
+    (tmp_path / "models" / "ex" / "experiment.json").write_text(json.dumps(doc), encoding="utf-8")
+    assert_one_error(cli("experiment", "ex", "--resume", "--plan", "--models-dir", tmp_path / "models"), "ex/experiment.json", needle)

@@ -249,7 +249,8 @@ def write_manifest(plan: Plan, states: dict) -> None:
 
 def read_manifest(folder) -> dict:
     doc = read_json(Path(folder) / MANIFEST, MANIFEST, 4 * MiB)
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("spec"), dict) or not isinstance(doc.get("members"), list):
+    ok = isinstance(doc, dict) and doc.get("format") == FORMAT and isinstance(doc.get("spec"), dict) and isinstance(doc.get("members"), list)
+    if not ok or not all(isinstance(m, dict) and isinstance(m.get("name"), str) for m in doc["members"]):  # (one a word: a traceback)
         raise CheckpointError(f"{Path(folder).name}/{MANIFEST} is not an experiment tinygpt wrote")
     return doc
 
@@ -260,9 +261,11 @@ def load_plan(name: str, models_dir=None) -> Plan:
     folder = (Path(models_dir) if models_dir else ckpt.default_models_dir()) / name
     if not (folder / MANIFEST).exists():
         raise SettingsError(f"no experiment named {name!r} in {folder.parent}")
-    spec = read_manifest(folder)["spec"]
     try:
-        return make_plan(Spec(**{k: v for k, v in spec.items() if k in Spec.__dataclass_fields__}), folder.parent)
+        spec = Spec(**{k: v for k, v in read_manifest(folder)["spec"].items() if k in Spec.__dataclass_fields__})
+        if bad := [k for k in ("name", "corpus", "title", "text") if not isinstance(getattr(spec, k), str)]:
+            raise TypeError(f"its {bad[0]} is not text")  # (a hand-edited text that was a list: a traceback where it was shown)
+        return make_plan(spec, folder.parent)
     except TypeError as e:
         raise CheckpointError(f"{name}/{MANIFEST} is damaged: {e}") from None
 
@@ -273,14 +276,13 @@ def member_states(plan: Plan) -> dict:
         doc = read_manifest(plan.folder)
     except TinyGPTError:
         return {}  # none yet
-    return {m["name"]: {k: m[k] for k in ("state", "error") if k in m} for m in doc["members"] if isinstance(m, dict) and "name" in m}
+    return {m["name"]: {k: m[k] for k in ("state", "error") if k in m} for m in doc["members"]}  # (each a table with a name)
 
 
 def settle(plan: Plan, note=None) -> Plan:
-    """The plan with what its members leave to the machine chosen as `tinygpt train` chooses it (engine/probe.settle):
-    the threads, the precision and the --minutes preset, chosen once for the first member and given to every member
-    that leaves them open, so that members differ only in what the experiment varies. Without a probe (a GPU,
-    TINYGPT_PROBE=0), the plan as it was."""
+    """The plan with what its members leave to the machine chosen as `tinygpt train` chooses it (engine/probe.settle): the threads,
+    the precision and the --minutes preset, chosen once for the first member and given to every member that leaves them open, so
+    that members differ only in what the experiment varies. Without a probe (a GPU, TINYGPT_PROBE=0), the plan as it was."""
     from tinygpt_tui.engine.probe import settle as settle_config
 
     if not plan.members:
@@ -450,10 +452,9 @@ def _mean(vals):
 
 
 def results(plan: Plan) -> list[Row]:
-    """One row per member (its seeds together), ranked by bits per character (validation loss when a run has
-    none; per token it would not compare across tokenizers); unfinished ones last. A member none of whose seeds
-    finished shows the figures its stopped runs kept (their last checkpoint's, as `tinygpt runs` shows them),
-    its status saying it stopped, ranked after the finished ones."""
+    """One row per member (its seeds together), ranked by bits per character (validation loss when a run has none; per token
+    it would not compare across tokenizers); unfinished ones last. A member none of whose seeds finished shows the figures its
+    stopped runs kept (their last checkpoint's, as `tinygpt runs` shows them), its status saying it stopped, ranked after the finished ones."""
     rows, states = [], member_states(plan)
     for group in dict.fromkeys(m.group for m in plan.members):
         ms = [m for m in plan.members if m.group == group]
@@ -483,8 +484,7 @@ def short_names(names: list[str]) -> list[str]:
 
 
 def samples(plan: Plan, prompt: str = "\n", chars: int = 200, seed: int = 0) -> list[tuple[str, str]]:
-    """(member, text) for each member of the first seed that has a model (finished or stopped; not one still
-    queued): the same prompt, length and sampling seed."""
+    """(member, text) for each member of the first seed with a model (finished or stopped, not queued): one prompt, length and sampling seed."""
     from tinygpt_tui.sampler import Generation, SamplingSettings
 
     out = []
