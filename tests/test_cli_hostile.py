@@ -420,3 +420,19 @@ def test_an_experiment_manifest_edited_into_the_wrong_kinds_is_one_line(tmp_path
     (tmp_path / "models" / "ex").mkdir(parents=True)
     (tmp_path / "models" / "ex" / "experiment.json").write_text(json.dumps(doc), encoding="utf-8")
     assert_one_error(cli("experiment", "ex", "--resume", "--plan", "--models-dir", tmp_path / "models"), "ex/experiment.json", needle)
+
+
+def test_a_folder_of_thousands_of_small_files_is_prepared_in_seconds(tmp_path):
+    """Each file's end wrote a progress record holding every file's fingerprint, with three fsyncs: 1,000 files of a
+    line each took 4 s, 4,000 a minute, 10,000 more than five (150 KB of text). Now at most one a second."""
+    import time
+
+    books = tmp_path / "lines"
+    books.mkdir()
+    for i in range(4000):
+        (books / f"{i:05d}.txt").write_text(f"line {i} of a corpus of many small files\n", encoding="utf-8")
+    t0 = time.monotonic()
+    r = cli("corpus", "prepare", books)
+    took = time.monotonic() - t0
+    assert r.exit_code == 0 and "4,000 file(s)" in r.stdout, r.output
+    assert took < 20, f"{took:.0f} s"

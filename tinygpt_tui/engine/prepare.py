@@ -38,6 +38,7 @@ from tinygpt_tui.engine.sources import (CHUNK, FORMAT, SEPARATOR, Progress, Sour
 from tinygpt_tui.errors import CorpusError, TinyGPTError
 
 CHECKPOINT_BYTES = 256 * MiB  # source bytes between two fsynced progress records
+CHECKPOINT_S = 1.0  # at a file's end, at most one a second: each holds every file's fingerprint and costs three fsyncs
 TOKEN_FILE = "prepared token file"
 
 
@@ -242,7 +243,7 @@ def _encode(source: Source, tokenizer, tid: str) -> Iterator[Progress]:
             outs[s].seek(0, os.SEEK_END)
         total = source.size
         done = sum(f.size for f in source.files[: state["file"]]) + state["offset"]
-        since = 0
+        since, last = 0, time.monotonic()
         for i in range(state["file"], len(source.files)):
             f = source.files[i]
             split_at = int(f.chars * TRAIN_FRACTION)
@@ -258,13 +259,19 @@ def _encode(source: Source, tokenizer, tid: str) -> Iterator[Progress]:
                 since += len(raw)
                 if since >= CHECKPOINT_BYTES:
                     _checkpoint(outs, record, state, fingerprint, dtype)
-                    since = 0
-                yield Progress("encoding", done + end, total, f.path)
+                    since, last = 0, time.monotonic()
+                try:
+                    yield Progress("encoding", done + end, total, f.path)
+                except GeneratorExit:  # stopped here, between two chunks (state and files agree): it continues from here
+                    with contextlib.suppress(OSError):  # (a full disk: from the last record, as after a kill)
+                        _checkpoint(outs, record, state, fingerprint, dtype)
+                    raise
             done += f.size
             state.update(file=i + 1, offset=0, chars=0)
-            if i + 1 < len(source.files):  # (a folder of books continues from the next book, at least)
+            # (a folder of books continues from the next book after a kill; one of 10,000 small files took minutes a checkpoint a file)
+            if i + 1 < len(source.files) and time.monotonic() - last >= CHECKPOINT_S:
                 _checkpoint(outs, record, state, fingerprint, dtype)
-                since = 0
+                since, last = 0, time.monotonic()
         for out in outs.values():
             out.flush()
             os.fsync(out.fileno())
