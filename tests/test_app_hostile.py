@@ -182,3 +182,20 @@ async def test_a_followed_log_s_stage_and_end_of_the_wrong_kind_are_shown_inert_
                               {"event": "finish", "step": 100, "reason": ["done"], "elapsed_s": 5}])
         assert await wait_for(pilot, lambda: "step 100 / 100" in line(), timeout=15), (line(), notes(app))
         assert "finished" in str(ts.query_one("#run-title").render()) and "Error" not in notes(app), notes(app)
+
+
+async def test_following_a_folder_whose_log_is_a_fifo_or_a_looping_link_says_so_at_once(tmp_path):
+    """A metrics.jsonl that is a FIFO was "waiting for records" for ever (it is never read); one that is a link to
+    itself was called "not a run's folder: it holds no metrics.jsonl ... but other files (metrics.jsonl, …)"."""
+    d = make_models_dir(tmp_path)
+    (d / "piped").mkdir()
+    os.mkfifo(d / "piped" / "metrics.jsonl")
+    (d / "looped").mkdir()
+    os.symlink("metrics.jsonl", d / "looped" / "metrics.jsonl")
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await follow(pilot, app, "piped")
+        assert await wait_for(pilot, lambda: "metrics.jsonl is a FIFO" in notes(app), timeout=15), notes(app)
+        await follow(pilot, app, "looped")
+        assert await wait_for(pilot, lambda: "metrics.jsonl is a symbolic link that loops" in notes(app), timeout=15), notes(app)
+        assert "Following" not in notes(app) and app.is_running

@@ -8,6 +8,7 @@ train` in another terminal, torchrun on a cluster): the same records either way.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
@@ -409,15 +410,18 @@ class TrainingScreen(Screen):
 
     @reported("follow")
     def follow(self, name_or_path: str) -> None:
+        from tinygpt_tui.engine.files import open_regular
         from tinygpt_tui.engine.folder import METRICS
 
         p = Path(name_or_path).expanduser()
-        folder = p if p.is_dir() else Path(self.app.models_dir) / name_or_path
-        if p.is_file() and p.name == METRICS:
-            folder = p.parent
+        folder = p if p.is_dir() else p.parent if p.is_file() and p.name == METRICS else Path(self.app.models_dir) / name_or_path
         if not folder.is_dir():
             self.show_error(f"no run to follow: {name_or_path} is not a model name in {self.app.models_dir} or a folder")
             return
+        try:  # a FIFO or a looping link in its place: said now, not "waiting for records" for ever
+            os.close(open_regular(folder / METRICS, METRICS)) if os.path.lexists(folder / METRICS) else None
+        except TinyGPTError as e:
+            return self.show_error(str(e))
         if not (folder / METRICS).exists():
             from tinygpt_tui.engine.folder import CONFIG
 
