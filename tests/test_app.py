@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_models_dir, small_corpus_file as small_corpus  # noqa: E402
+from tests.conftest import make_model, make_models_dir, small_corpus_file as small_corpus  # noqa: E402
 from tinygpt_tui.engine import folder as ckpt  # noqa: E402
 
 from tinygpt_tui.app.app import Confirm, TinyGPTApp  # noqa: E402
@@ -160,8 +160,6 @@ async def test_sidebar_lists_models_and_broken_folder(models_dir):
 
 async def test_a_narrow_sidebar_keeps_the_figures_on_a_line_and_indents_what_wraps(tmp_path):
     """Issue 16 #14: at 60x18 the parameter count and loss fit; a wrapped line starts under the text, not at column 0."""
-    from tests.conftest import make_model
-
     d = tmp_path / "models"
     d.mkdir()
     make_model(d, "wide", n_embd=128, n_layer=4, block_size=128, val_loss=1.4859, corpus="a-long-corpus-name-that-wraps")
@@ -1269,6 +1267,19 @@ async def test_an_existing_name_says_which_key_resumes_it(tmp_path):
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert "press Ctrl+E to resume it" in err()
+
+
+async def test_picking_a_corpus_suggests_a_name_not_taken(tmp_path):
+    """The form filled in "my-shakespeare" for a second run on the book too, and Start then said the name was taken."""
+    d = make_models_dir(tmp_path)
+    make_model(d, "my-shakespeare")
+    make_model(d, "my-shakespeare-2")
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts, err = await open_training(pilot, app)
+        fill(ts, **{"train-corpus": "shakespeare"})
+        await pilot.pause()
+        assert ts.query_one("#train-name").value == "my-shakespeare-3"
 
 
 async def test_resume_refuses_a_setting_changed_in_the_form_instead_of_ignoring_it(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from itertools import chain, count
 from pathlib import Path
 
 from rich.text import Text
@@ -269,8 +270,9 @@ class TrainingScreen(Screen):
     @on(Select.Changed, "#train-corpus")
     def _corpus_changed(self, event: Select.Changed) -> None:
         name = self.query_one("#train-name", Input)
-        if isinstance(event.value, str) and not name.value:
-            name.value = f"my-{event.value}"
+        if isinstance(event.value, str) and not name.value:  # a name not taken: a second run on a book was refused
+            base, models = f"my-{event.value}", Path(self.app.models_dir)
+            name.value = next(n for n in chain([base], (f"{base}-{i}" for i in count(2))) if not (models / n).exists())
 
     # ------------------------------------------------------------ reading the form
     def read_form(self, resume: bool = False):
