@@ -693,6 +693,19 @@ def test_eval_table_headers_are_whole_at_80_columns(tmp_path, small_corpus):
     assert max(len(line) for line in r.stdout.splitlines()) <= 80
 
 
+def test_eval_says_what_it_measures_while_a_terminal_waits(tmp_path, small_corpus):
+    """`tinygpt eval shakespeare` sat 10 s on an empty screen before its table; a log still gets the table alone."""
+    from conftest import make_tiny_model
+
+    make_tiny_model(tmp_path / "tiny", small_corpus.read_text(encoding="utf-8"))
+    args = ("eval", "tiny", "--corpus", small_corpus, "--split", "all", "--models-dir", tmp_path)
+    r = tinygpt_inproc(*args, env={"COLUMNS": "80", "TTY_COMPATIBLE": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "measuring the training split (" in r.stderr and "measuring the validation split (6,000 tokens)" in r.stderr, r.stderr
+    piped = tinygpt_inproc(*args, env={"COLUMNS": "80", "TTY_COMPATIBLE": "0"})
+    assert "measuring" not in piped.stderr and "perplexity" in piped.stdout
+
+
 def test_an_old_model_folder_named_with_a_leading_dash_is_reached_as_dot_slash(tmp_path):
     """New names can't start with -, but an old folder may: `tinygpt generate -old` was "No such option: -o",
     which said nothing of how to name it. The error says ./-old, and ./-old (or -- -old, last) generates."""
