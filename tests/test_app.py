@@ -1053,6 +1053,21 @@ async def test_a_run_by_minutes_keeps_the_word_step_at_80_columns(tmp_path):
         assert str(line.render()).startswith("step 50 · "), str(line.render())
 
 
+async def test_a_finished_run_by_minutes_keeps_its_validation_loss_at_80_columns(tmp_path):
+    """A one-minute run ended on "step 1,607 · loss 1.455" at 80x24: the last batch's loss was kept and the
+    whole split's 1.630, the figure the models list shows beside it, was the one left out."""
+    d = make_models_dir(tmp_path)
+    recs = run_records(upto=1600, max_steps=1600)
+    recs[0]["max_steps"] = None
+    write_run(d / "run", recs)
+    app = make_app(d)
+    async with app.run_test(size=(80, 24)) as pilot:
+        ts = await follow(pilot, app, "run")
+        line = ts.query_one("#run-progress-text")
+        assert await wait_for(pilot, lambda: bool(ts.view.finish) and "step 1,600" in str(line.render()), timeout=15)
+        assert "val 2.290" in str(line.render()) or "val (full split) 2.290" in str(line.render()), str(line.render())
+
+
 async def test_the_chart_counts_whole_steps(tmp_path):
     d = make_models_dir(tmp_path)
     write_run(d / "run", run_records())

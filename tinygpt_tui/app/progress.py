@@ -380,7 +380,7 @@ def preparation(v: RunState, live: bool = True) -> tuple[float | None, list[Part
 
 
 def progress_parts(v: RunState, live: bool = True, failed: bool = False) -> list[Part]:
-    """The figures under the progress bar; kept longest: step, loss, ETA and full val, val, time, speed (while the
+    """The figures under the progress bar; kept longest: step, loss (at the end: full val), ETA, val, time, speed (while the
     corpus is prepared: its stage, share done and time left; ``live``: the preparation is going on; ``failed``: the
     run failed, where it got to, not its preparation's 100%: the title says why)."""
     if failed:
@@ -398,9 +398,9 @@ def progress_parts(v: RunState, live: bool = True, failed: bool = False) -> list
     if last and not v.finish:
         rate = fmt_rate(last.get("tokens_per_s"))
         parts += [Part(f"{rate} tok/s", 5, short=f"{rate}/s"), Part(f"ETA {fmt_duration(last.get('eta_s'))}", 2)]
-    if v.losses:
-        parts.append(Part(f"loss {v.losses[-1]:.3f}", 1))
     fv = v.full_val_loss
+    if v.losses:  # (at a run's end, its last batch's loss gives way before the whole split's, the run's result)
+        parts.append(Part(f"loss {v.losses[-1]:.3f}", 3 if v.finish and fv is not None else 1))
     if v.val_losses and fv is None:
         parts.append(Part(f"val {v.val_losses[-1]:.3f}", 3))
     if v.finish:
@@ -408,7 +408,7 @@ def progress_parts(v: RunState, live: bool = True, failed: bool = False) -> list
         said = "stopped after" if v.finish.get("reason") == "stopped" else "done in"
         parts.append(Part(f"{said} {took}", 4, "green", f"in {took}"))
         if fv is not None:  # the whole validation split, not the estimate
-            parts.append(Part(f"val (full split) {fv:.3f}", 2, "green", f"val {fv:.3f}"))
+            parts.append(Part(f"val (full split) {fv:.3f}", 1, "green", f"val {fv:.3f}"))
     return parts
 
 
