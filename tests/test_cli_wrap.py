@@ -81,6 +81,22 @@ def test_train_says_the_probes_choice_and_its_end_between_words(probed, small_co
     assert assert_wrapped_between_words(terminal, pipe, 80) >= 2  # the header and the final line
 
 
+def test_the_progress_bar_keeps_the_runs_name_and_bar_at_80_columns(probed, small_corpus, tmp_path):
+    """At 80 columns the bar's figures took the whole line: "m…  … step 500  loss 1.7317  30,000 tok/s  ETA 00:39
+    val 1.9705 (2.843 bits/ch…", the run's name and its bar squeezed to an ellipsis. Figures give way instead."""
+    name = "my-shakespeare-run"
+    r = tinygpt_inproc("train", small_corpus, "--name", name, "--models-dir", tmp_path, "--preset", "tiny", "--block-size", "16",
+                       "--max-steps", "4", "--eval-interval", "2", "--eval-iters", "1", "--threads", "1",
+                       env={**probed, "COLUMNS": "80", "TTY_COMPATIBLE": "1"})
+    assert r.returncode == 0, r.stderr
+    bars = [ln for ln in lines_of(r.stdout) if ln.startswith(name[:8])]  # (each frame of the bar)
+    assert bars, r.stdout
+    for ln in bars:
+        cut = re.search(r"\S…", ln) and not ln.endswith("starting…")  # (a word cut by the ellipsis: "00:…")
+        assert cell_len(ln) <= 80 and ln.startswith(f"{name} ━") and not cut, ln
+    assert re.search(r"step 4 +val \d\.\d{4}", bars[-1]), bars[-1]
+
+
 def test_compare_says_the_stage_reached_between_words(tmp_path):
     models = tmp_path / "models"
     make_model(models, "a-run-with-a-longer-name", val_loss=1.6, corpus="tinyshakespeare.txt")

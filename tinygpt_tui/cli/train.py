@@ -321,9 +321,21 @@ def json_lines():
     return say
 
 
+def fit_figures(parts: list[tuple[str, int]], room: int) -> str:
+    """(figure, rank) pairs joined by two spaces in at most ``room`` cells, the highest rank left out first (the
+    first always kept): at 80 columns the figures took the bar's line whole, its name and bar cut to "m…  …"."""
+    from rich.cells import cell_len
+
+    kept = list(parts)
+    while len(kept) > 1 and sum(cell_len(t) for t, _ in kept) + 2 * (len(kept) - 1) > room:
+        del kept[max(range(1, len(kept)), key=lambda i: (kept[i][1], i))]
+    return "  ".join(t for t, _ in kept)
+
+
 def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
     """The run's events as a progress bar and lines; whether it started (its first step was on its way). ``why``:
     why the probe chose the precision and threads, said beside them in the header."""
+    from rich.cells import cell_len
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
     from rich.text import Text
 
@@ -336,7 +348,8 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
     # started at the first event, so that a run refused before it (a bad corpus, say) prints nothing to stdout
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[info]}"),
                         console=console, transient=False)
-    task, last_eval, measured = None, "", None
+    task, last_eval, measured = None, [], None
+    room = console.width - cell_len(one_line(cfg.name)) - 4 - 3 - 12  # the name, "100%", the gaps and a bar worth reading
     curves = Curves()  # the evaluations so far: validation rising while training falls is kept in the line
     try:
         for ev in train_events(cfg, stop, dist):
@@ -361,10 +374,11 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                 progress.start()
                 task = progress.add_task(one_line(cfg.name), total=1000, info="starting…")
             elif isinstance(ev, Step):
-                info = f"step {ev.step:,}  loss {ev.loss:.4f}  {ev.tokens_per_s:,.0f} tok/s  ETA {fmt_time(ev.eta_s)}{last_eval}"
+                info = fit_figures([(f"step {ev.step:,}", 0), (f"loss {ev.loss:.4f}", 1), (f"{ev.tokens_per_s:,.0f} tok/s", 5),
+                                    (f"ETA {fmt_time(ev.eta_s)}", 2), *last_eval], room)
                 progress.update(task, completed=int(ev.progress * 1000), info=info)
             elif isinstance(ev, Eval):
-                last_eval = f"  val {ev.val_loss:.4f} ({ev.bpc:.3f} bits/char)" + ("  overfitting" if overfitting(curves) else "")
+                last_eval = [(f"val {ev.val_loss:.4f}", 3), (f"({ev.bpc:.3f} bits/char)", 6), *([("overfitting", 2)] if overfitting(curves) else [])]
                 progress.console.print(Text(f"step {ev.step:>6,}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f}  "
                                             f"{ev.bpc:.3f} bits/char  (best {ev.best_val_loss:.4f})  {fmt_time(ev.elapsed_s)}"))
                 if ev.sample.strip():
@@ -375,11 +389,12 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                 measured = ev
                 progress.update(task, completed=1000, info=measuring_words(ev.scope, ev.tokens), refresh=True)  # (shown now)
             elif isinstance(ev, Finished):
-                vl = (f"{ev.val_loss:.4f} ({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte)" if ev.val_loss is not None
+                vl = (f"{ev.val_loss:.4f}" if ev.val_loss is not None
                       else f"≈{ev.best_val_loss:.4f}" if ev.best_val_loss is not None else "n/a")
-                # the bar's last line is the run's end, not the last step record before it
+                bits = [(f"({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte)", 3)] if ev.val_loss is not None else []
+                # the bar's last line is the run's end, not the last step record before it (the line under it says it all)
                 progress.update(task, completed=1000 if ev.reason != "stopped" else None,
-                                info=f"step {ev.step:,}  val {vl}  {fmt_time(ev.elapsed_s)}")
+                                info=fit_figures([(f"step {ev.step:,}", 0), (f"val {vl}", 1), *bits, (fmt_time(ev.elapsed_s), 2)], room))
                 progress.stop()
                 kept = curves.final.step if curves.final is not None else None  # (an overfit run keeps an earlier evaluation)
                 prose(console, Text(finish_line(ev, kept), style="bold green"))
