@@ -611,6 +611,19 @@ def test_a_stopped_run_ends_on_its_best_evaluation_not_on_n_a():
     assert "not evaluated" in finish_line(Finished(step=3, reason="stopped", val_loss=None, best_val_loss=None, elapsed_s=1.0, path="m/x"))
 
 
+def test_the_ends_best_estimate_is_the_best_printed_above_it(tmp_path, small_corpus):
+    """A resumed run printed "(best 1.6115)" on each evaluation line, then ended "the val figures above (best
+    1.6626)": the whole split had kept the last step's weights, whose estimate (1.6626) the run then called its
+    best. The end names the best the lines above it showed."""
+    from tinygpt_tui.cli.train import estimate_line
+    from tinygpt_tui.engine.train import Finished
+
+    end = Finished(step=1700, reason="done", val_loss=1.6396, best_val_loss=1.6626, elapsed_s=65.0, path="m/x", bpc=2.4, bpb=2.4)
+    line = estimate_line(end, best_shown=1.6115)
+    assert "(best 1.6115)" in line and "1.6626" not in line, line
+    assert "(best 1.6626)" in estimate_line(end)  # (no evaluation printed: the run's own word)
+
+
 def test_an_overfit_runs_end_says_the_weights_kept_are_its_best_evaluations(tmp_path):
     """The last evaluation printed val 2.69 at step 600, then the end said 'validation loss 2.2022' with no word
     that the folder keeps step 200's weights (the card and the app's chart say it): the end line now names the step."""

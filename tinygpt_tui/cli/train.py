@@ -348,7 +348,7 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
     # started at the first event, so that a run refused before it (a bad corpus, say) prints nothing to stdout
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[info]}"),
                         console=console, transient=False)
-    task, last_eval, measured = None, [], None
+    task, last_eval, measured, best_shown = None, [], None, None
     room = console.width - cell_len(one_line(cfg.name)) - 4 - 3 - 12  # the name, "100%", the gaps and a bar worth reading
     curves = Curves()  # the evaluations so far: validation rising while training falls is kept in the line
     try:
@@ -379,6 +379,7 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                 progress.update(task, completed=int(ev.progress * 1000), info=info)
             elif isinstance(ev, Eval):
                 last_eval = [(f"val {ev.val_loss:.4f}", 3), (f"({ev.bpc:.3f} bits/char)", 6), *([("overfitting", 2)] if overfitting(curves) else [])]
+                best_shown = ev.best_val_loss  # (the end names this best, not the estimate of the weights the whole split kept)
                 progress.console.print(Text(f"step {ev.step:>6,}  train {ev.train_loss:.4f}  val {ev.val_loss:.4f}  "
                                             f"{ev.bpc:.3f} bits/char  (best {ev.best_val_loss:.4f})  {fmt_time(ev.elapsed_s)}"))
                 if ev.sample.strip():
@@ -398,7 +399,7 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                 progress.stop()
                 kept = curves.final.step if curves.final is not None else None  # (an overfit run keeps an earlier evaluation)
                 prose(console, Text(finish_line(ev, kept), style="bold green"))
-                if (which := estimate_line(ev, measured)) is not None:
+                if (which := estimate_line(ev, measured, best_shown)) is not None:
                     prose(console, Text(which, style="dim"))
                 if ev.reason == "stopped":
                     console.print(Text(f"continue with: {resume_hint(cfg, dist)}"))
@@ -426,14 +427,17 @@ def finish_line(ev, kept_step: int | None = None) -> str:
     return f"{verdict} at step {ev.step:,} after {fmt_time(ev.elapsed_s)}: {loss}; saved to {one_line(ev.path)}"
 
 
-def estimate_line(ev, measured=None) -> str | None:
+def estimate_line(ev, measured=None, best_shown: float | None = None) -> str | None:
     """Why the end's validation loss differs from the evaluations' above it, in a learner's words (None: a run
-    stopped, whose end gives the estimate itself). ``measured``: the run's Measuring event (its token count)."""
-    if ev.val_loss is None or ev.best_val_loss is None:
+    stopped, whose end gives the estimate itself). ``measured``: the run's Measuring event (its token count);
+    ``best_shown``: the best the evaluation lines printed (the run's best_val_loss is the kept weights' estimate,
+    the last step's where the whole split preferred them: "(best 1.6626)" under lines that said 1.6115)."""
+    best = best_shown if best_shown is not None else ev.best_val_loss
+    if ev.val_loss is None or best is None:
         return None
     tokens = f" ({measured.tokens:,} tokens)" if measured is not None else ""
     where = f"every window of the validation split{tokens}" if ev.val_scope == "whole validation split" else ev.val_scope
-    return (f"{ev.val_loss:.4f} is the loss over {where}; the val figures above (best {ev.best_val_loss:.4f}) were "
+    return (f"{ev.val_loss:.4f} is the loss over {where}; the val figures above (best {best:.4f}) were "
             "estimates from a few random batches, taken during training to be quick")
 
 
