@@ -213,6 +213,28 @@ async def test_the_status_line_keeps_the_model_and_device_and_cuts_no_part(model
         app.training = None
 
 
+async def test_a_finished_runs_status_keeps_its_validation_loss_at_80_columns(models_dir):  # noqa: F811
+    """A newcomer's first hour: after a run ended, the status line at 80x24 read "done · my-shakespeare · CPU
+    (compiled) · trained my-shakespeare · done", a second "done" where the run's validation loss was the news."""
+    from tinygpt_tui.app.jobs import TrainingJob
+    from tinygpt_tui.engine.train import TrainConfig
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        job = TrainingJob(TrainConfig(corpus="x", name="my-shakespeare"))
+        for rec in ({"event": "start", "step": 0, "max_steps": None}, {"event": "step", "step": 1607, "loss": 1.455, "progress": 1.0},
+                    {"event": "finish", "step": 1607, "reason": "budget", "val_loss": 1.6303, "best_val_loss": 1.62, "elapsed_s": 60.0}):
+            job.apply(rec)
+        job.ended("done", "")
+        app.training = job
+        await generated(pilot, gen, "ab", 300)
+        gen.update_status()
+        text = str(gen.query_one("#status").render())
+        assert "trained my-shakespeare" in text and "val 1.630" in text, text
+        app.training = None
+
+
 async def test_the_settings_show_as_one_widget_until_edited_then_as_fields(models_dir):  # noqa: F811
     """The first screen draws the five settings in one widget; the first edit (Tab into them, a click
     on a line, F6) mounts the fields, with the values set meanwhile, and focuses the field wanted."""

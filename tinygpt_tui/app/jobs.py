@@ -126,9 +126,9 @@ class TrainingJob(Job):
         if not self.active and not r.start and self.state == "stopped":
             return [Part(f"{name} stopped while preparing its corpus: nothing trained, nothing saved", rank, "bold", f"{name} stopped")]
         if not self.active:
-            vl = r.full_val_loss
-            return [Part(f"trained {name}", rank, "bold"), Part(f"{self.state} at step {r.step:,}", rank + 1, short=self.state),
-                    *([Part(f"val {vl:.3f}", rank + 3)] if vl is not None else [])]
+            vl = r.full_val_loss  # (kept before "done": the run's result, where "trained X · done" said nothing new)
+            return [Part(f"trained {name}", rank, "bold"), Part(f"{self.state} at step {r.step:,}", rank + (1 if vl is None else 3), short=self.state),
+                    *([Part(f"val {vl:.3f}", rank + 1)] if vl is not None else [])]
         if not r.start:  # (starting, or stopping before it started)
             prep = preparation(r)
             doing = f"{prep[1][0].short}{'' if prep[0] is None else f' {prep[0]:.0%}'}" if prep else "preparing …"
