@@ -9,6 +9,7 @@ train` in another terminal, torchrun on a cluster): the same records either way.
 from __future__ import annotations
 
 import os
+import shlex
 from functools import cache
 from itertools import chain, count
 from pathlib import Path
@@ -54,8 +55,6 @@ def check_corpus(path: str, block_size: int | None = None) -> None:
 def dropped_path(text: str) -> str:
     """A path as typed, or as a terminal pastes a file dragged onto it: quoted ('/my book.txt') or with its
     spaces escaped (/my\\ book.txt), and a space after it."""
-    import shlex
-
     text = text.strip()
     if not text or Path(text).expanduser().exists():
         return text
@@ -73,7 +72,6 @@ CUSTOM_FIELDS = (  # TrainConfig field, label, kind
     ("eval_interval", "eval every", int),
 )
 
-
 TOKENIZERS = [("characters", "char"), *((f"BPE {n}", f"bpe {n}") for n in (256, 512, 1024, 4096))]  # as --tokenizer/--vocab-size
 
 
@@ -87,8 +85,6 @@ def tokenizer_fields(choice, init_from: str) -> dict:
 
 def train_command(cfg, custom: dict) -> str:
     """The `tinygpt train` command line that starts this run (the model card's "Trained with")."""
-    import shlex
-
     args = [cfg.corpus] if cfg.corpus else []
     # a resume with Size left at auto goes on with the saved size: `--preset auto --resume` is refused on the CLI
     args += ["--name", cfg.name, *([] if cfg.resume and cfg.preset == "auto" else ["--preset", cfg.preset]), "--models-dir", cfg.models_dir]
