@@ -358,6 +358,19 @@ def test_compare_marks_broken_and_other_corpus_runs_and_draws(tiny_models_dir, t
     assert any(any("\u2801" <= ch <= "\u28ff" for ch in ln) for ln in plot) and any("•" in ln for ln in plot)  # lines and marks drawn
 
 
+def test_a_run_named_twice_in_compare_is_one_row_and_one_curve_and_said(tiny_models_dir, tmp_path):
+    """`tinygpt compare alpha alpha` (or a name and its path) listed the run twice and drew two legends of one curve."""
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    write_log(d / "alpha", fake_run(steps=200))
+    r = tinygpt_inproc("compare", "alpha", "alpha", d / "alpha", "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("│") and "alpha" in ln]
+    legend = next(ln for ln in r.stdout.splitlines() if ln.startswith("━━ "))
+    assert len(rows) == 1 and legend.count("alpha") == 1, r.stdout
+    assert f"named more than once, drawn once: alpha, {d / 'alpha'}" in r.stdout
+
+
 def test_compare_writes_an_svg_with_a_line_per_curve(tiny_models_dir, tmp_path):
     d = tmp_path / "m"
     shutil.copytree(tiny_models_dir, d)

@@ -121,9 +121,13 @@ def compare_cmd(
         from tinygpt_tui.cli.chart import check_out
 
         check_out(out)  # before anything is printed
-    summaries, named = [], []
+    summaries, named, seen, twice = [], [], set(), []
     for r in runs:
         for name, folder in expand_run(r, models_dir):
+            if os.path.realpath(folder) in seen:  # (named twice, or by a name and a path: one line, one row)
+                twice.append(name)
+                continue
+            seen.add(os.path.realpath(folder))
             s = summarize(folder, name)
             summaries.append(s)
             if s.ok or os.path.exists(folder / "metrics.jsonl"):  # (False where it cannot be read)
@@ -133,6 +137,8 @@ def compare_cmd(
     other = {s.name for s in summaries if other_corpus(s, common)}
     con = new_console()
     print_runs(con, summaries, other)
+    if twice:
+        prose(con, Text(one_line(f"named more than once, drawn once: {', '.join(twice)}"), style="dim"))
     shared = common[0]
     for s in summaries:
         if s.name in other:
