@@ -912,6 +912,11 @@ async def test_following_a_folder_that_is_not_a_run_says_so_instead_of_waiting(t
             await pilot.press("ctrl+l")
             await pilot.pause()
             assert f"{where.name} is not a run's folder" in err() and ts.source is None, err()
+        fill(ts, **{"train-follow": "r" * 5000})  # (the system refuses the name: said in its words, the name cut)
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        said = notes(app).splitlines()[-1]
+        assert said.startswith("File name too long: rrr") and "…" in said and len(said) < 200 and ts.source is None, said
         (d / "empty").mkdir()  # a run about to start: followed, and waited for
         fill(ts, **{"train-follow": "empty"})
         await pilot.press("ctrl+l")

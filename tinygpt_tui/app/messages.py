@@ -18,6 +18,9 @@ from tinygpt_tui.tokenizer import printable
 def error_line(e: BaseException) -> str:
     """An exception as one line for a notification: ours say what is wrong; anything else is named."""
     text = str(e) if isinstance(e, TinyGPTError) else f"{type(e).__name__}: {e}"
+    if isinstance(e, OSError) and e.strerror and not isinstance(e, TinyGPTError):  # (the system's words, the path cut)
+        name = "" if e.filename is None else str(e.filename)
+        text = f"{e.strerror}: {name if len(name) <= 120 else name[:60] + '…' + name[-40:]}" if name else e.strerror
     return printable(text.splitlines()[0] if text else type(e).__name__)[:300]
 
 
