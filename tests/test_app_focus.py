@@ -413,3 +413,23 @@ async def test_the_compiling_note_says_what_and_that_it_passes(models_dir, monke
         assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.generated > 50 and said in status()), status()
         await pilot.press("escape")
         assert await wait_for(pilot, lambda: gen.stream.finished)
+
+
+async def test_in_a_browser_the_model_list_has_focus_once_the_page_takes_it(models_dir):  # noqa: F811
+    """`tinygpt serve`: Textual's web driver starts the app unfocused (an AppBlur as it starts) and the screen's
+    AUTO_FOCUS waits for a focused app; when the page took focus, nothing had it, so Enter picked no model."""
+    from textual import events
+
+    from tinygpt_tui.app.app import TinyGPTApp
+
+    class AsInABrowser(TinyGPTApp):
+        def on_load(self) -> None:  # (what textual.drivers.web_driver does as it starts)
+            self.call_later(self.post_message, events.AppBlur())
+
+    app = AsInABrowser(models_dir=models_dir, watch_models=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert await wait_for(pilot, lambda: app.get_screen("generate").models_listed and not app.app_focus)
+        app.post_message(events.AppFocus())  # the page takes focus
+        assert await wait_for(pilot, lambda: app.focused is app.screen.query_one("#models"))
+        await pilot.press("enter")  # and Enter picks the highlighted model
+        assert await wait_for(pilot, lambda: app.screen.loaded is not None)

@@ -147,6 +147,13 @@ class TinyGPTApp(App):
     def get_default_screen(self) -> Screen:
         return self.get_screen("generate")
 
+    def watch_app_focus(self, focus: bool) -> None:
+        """A browser page (tinygpt serve) starts the app unfocused, and Textual gives a screen its AUTO_FOCUS widget
+        only while the app has focus: when the page takes it, that widget gets it, as in a terminal from the start."""
+        screen = self.screen
+        if focus and screen.focused is None and screen.AUTO_FOCUS:
+            screen.set_focus(next((w for w in screen.query(screen.AUTO_FOCUS) if w.focusable), None))
+
     def on_ready(self) -> None:
         """The first frame is shown: the objects made to show it stay (gc.freeze keeps the collector
         off them), and the collector comes back on if start-up (__main__) turned it off."""
