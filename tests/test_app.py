@@ -580,6 +580,7 @@ async def test_training_screen_offers_the_budget_presets_as_the_cli_does(tmp_pat
         assert await wait_for(pilot, lambda: steps.placeholder == "no limit")
 
 
+@pytest.mark.slow  # (two trainings in the app, a model loaded after: 23 s)
 async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
     d = make_models_dir(tmp_path)
     corpus = small_corpus(tmp_path)

@@ -373,6 +373,7 @@ def test_an_experiment_s_bad_setting_or_member_is_said_as_typed_in_one_line(tmp_
     assert not models.exists()
 
 
+@pytest.mark.slow  # (four trainings, each in a process of its own: 22 s)
 def test_a_resumed_run_s_card_keeps_the_command_that_started_it(small_corpus, tmp_path):
     """The card's "Trained with" became the resume command alone: run as printed on a new machine it had nothing
     to resume, and the command that made the run was gone. It lists the first command, then each resume once."""

@@ -510,6 +510,7 @@ def test_gguf_export_names_the_character_llama_cpp_ends_text_at(tmp_path):
 DREAM = "林黛玉听了, 宝玉笑道: “好妹妹; 你说什么?” 罢了—罢了、好。\n" * 400
 
 
+@pytest.mark.slow  # (three models exported and their commands checked: 22 s)
 def test_try_it_lines_run_as_printed_with_the_text_inside_the_window(text, tmp_path):
     """The "try it" lines were `AutoModelForCausalLM.from_pretrained(...)` (no tokenizer, no text: no command)
     and `llama-completion ... -n 200` whatever the window: on the shipped models' 128 positions llama.cpp's
