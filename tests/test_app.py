@@ -666,6 +666,32 @@ async def test_a_book_dragged_onto_the_corpus_field_is_read_as_its_path(tmp_path
             assert ts.read_form().corpus == str(book), pasted
 
 
+async def test_a_catalog_corpus_not_fetched_is_said_as_it_is_picked(tmp_path, monkeypatch):
+    """The form lists the catalog's corpora, those not fetched marked so; picking one said nothing until Start. It
+    says at once how to fetch it, and picking a fetched one clears that."""
+    from tests.conftest import shakespeare_path
+
+    corpora = tmp_path / "corpora"
+    corpora.mkdir()
+    monkeypatch.setenv("TINYGPT_CORPORA_DIR", str(corpora))
+    app = make_app(make_models_dir(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts, err = await open_training(pilot, app)
+        fill(ts, **{"train-corpus": "shakespeare"})
+        await pilot.pause()
+        assert "shakespeare is not fetched yet: `tinygpt corpus fetch shakespeare`" in err(), err()
+    shutil.copy(shakespeare_path(), corpora / "tinyshakespeare.txt")
+    app = make_app(make_models_dir(tmp_path / "again"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts, err = await open_training(pilot, app)
+        fill(ts, **{"train-corpus": "hongloumeng"})  # (not fetched here)
+        await pilot.pause()
+        assert "hongloumeng is not fetched yet" in err(), err()
+        fill(ts, **{"train-corpus": "shakespeare"})
+        await pilot.pause()
+        assert err() == "", err()  # (fetched: nothing to say)
+
+
 async def test_a_book_too_small_for_the_form_is_said_in_the_form_s_words(tmp_path):
     """Too short for the context, or for a BPE of 4096: the form's fields are named (context, BPE), not
     the command line's --block-size and --vocab-size, which the form does not have."""

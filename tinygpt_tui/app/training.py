@@ -106,10 +106,6 @@ def preset_run(preset: str):
     return TrainConfig(corpus="x", name="x", preset=preset).resolved()
 
 
-def millions(n: int) -> str:
-    return f"{n / 1e6:.1f}M" if n < 9.95e6 else f"{n / 1e6:.0f}M"
-
-
 def size_note(preset: str, auto: bool, unit: str = "characters") -> Text:
     """What the size in the form is, in words: its shape, what a step reads (``unit``: characters, or a BPE's
     tokens), what it is for."""
@@ -156,6 +152,7 @@ class TrainingScreen(Screen):
         self.sample_shown = None
         self.shown_failure = None  # the failed job whose error the form shows
         self.chart = None
+        self.unfetched: set[str] = set()  # the catalog's corpora not fetched yet (said as one is picked)
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -219,6 +216,7 @@ class TrainingScreen(Screen):
             self.call_after_refresh(self.show_error, error_line(e))
             return []
         size = lambda n: f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"  # noqa: E731
+        self.unfetched = {c.name for c in listing if not c.present}
         return [(f"{printable(c.name)} · {size(c.size)}{'' if c.present else ' (not fetched)'}", c.name) for c in listing]
 
     @staticmethod
@@ -230,7 +228,7 @@ class TrainingScreen(Screen):
         shape = lambda r: (r.n_layer, r.n_embd, r.model_config(65).param_count())  # noqa: E731 (65: Tiny Shakespeare's characters)
         run = preset_run(p)
         twin = any(shape(preset_run(q)) == shape(run) for q in PRESET_NAMES[1:] if q != p)
-        size = f"{millions(shape(run)[2])} params"
+        size = f"{shape(run)[2] / 1e6:.{1 if shape(run)[2] < 9.95e6 else 0}f}M params"
         return f"{p}: {size}, batch {run.batch_size}" if twin else f"{p}: {run.n_layer} layers, {size}"
 
     def _preset_placeholders(self, preset: str) -> None:
@@ -269,6 +267,10 @@ class TrainingScreen(Screen):
         if isinstance(event.value, str) and not name.value:  # a name not taken: a second run on a book was refused
             base, models = f"my-{event.value}", Path(self.app.models_dir)
             name.value = next(n for n in chain([base], (f"{base}-{i}" for i in count(2))) if not (models / n).exists())
+        if event.value in self.unfetched:  # said as it is picked, not only at Start
+            self.show_error(f"{event.value} is not fetched yet: `tinygpt corpus fetch {event.value}`, or a text file's path below", notify=False)
+        elif isinstance(event.value, str):
+            self.clear_error()
 
     # ------------------------------------------------------------ reading the form
     def read_form(self, resume: bool = False):
@@ -309,10 +311,8 @@ class TrainingScreen(Screen):
             raise SettingsError("minutes must be more than 0")
         device = self.query_one("#train-device", Select).value
         preset = self.query_one("#train-preset", Select).value
-        cfg = TrainConfig(
-            corpus=corpus, name=name, models_dir=str(self.app.models_dir), preset=preset, max_steps=max_steps,
-            time_budget=time_budget, device=device if isinstance(device, str) else "auto", resume=resume, **kw,
-        )
+        cfg = TrainConfig(corpus=corpus, name=name, models_dir=str(self.app.models_dir), preset=preset, max_steps=max_steps,
+                          time_budget=time_budget, device=device if isinstance(device, str) else "auto", resume=resume, **kw)
         cfg.command = train_command(cfg, kw)
         if not resume:
             cfg.resolved()  # impossible hyperparameters are caught here, before anything loads
