@@ -1070,14 +1070,19 @@ async def test_the_progress_line_fits_and_never_cuts_a_figure(tmp_path, size):
             assert text.split(" · ")[0] in ("step 300 / 300", "300/300") and "loss 2.305" in text and "2.290" in text
 
 
+def run_by_minutes(tmp_path, **records):
+    """A models folder holding "run", a run with no step limit (the form's default: minutes only)."""
+    d = make_models_dir(tmp_path)
+    recs = run_records(**records)
+    recs[0]["max_steps"] = None
+    write_run(d / "run", recs)
+    return d
+
+
 async def test_a_run_by_minutes_keeps_the_word_step_at_80_columns(tmp_path):
     """A run with no step limit (the form's default: minutes only) showed a bare "50 · ETA 1m 02s" at 80
     columns: the short form of "step 50" dropped the word and left a number that said nothing."""
-    d = make_models_dir(tmp_path)
-    recs = run_records(upto=50, finish=False)
-    recs[0]["max_steps"] = None
-    write_run(d / "run", recs)
-    app = make_app(d)
+    app = make_app(run_by_minutes(tmp_path, upto=50, finish=False))
     async with app.run_test(size=(80, 24)) as pilot:
         ts = await follow(pilot, app, "run")
         line = ts.query_one("#run-progress-text")
@@ -1088,11 +1093,7 @@ async def test_a_run_by_minutes_keeps_the_word_step_at_80_columns(tmp_path):
 async def test_a_finished_run_by_minutes_keeps_its_validation_loss_at_80_columns(tmp_path):
     """A one-minute run ended on "step 1,607 · loss 1.455" at 80x24: the last batch's loss was kept and the
     whole split's 1.630, the figure the models list shows beside it, was the one left out."""
-    d = make_models_dir(tmp_path)
-    recs = run_records(upto=1600, max_steps=1600)
-    recs[0]["max_steps"] = None
-    write_run(d / "run", recs)
-    app = make_app(d)
+    app = make_app(run_by_minutes(tmp_path, upto=1600, max_steps=1600))
     async with app.run_test(size=(80, 24)) as pilot:
         ts = await follow(pilot, app, "run")
         line = ts.query_one("#run-progress-text")

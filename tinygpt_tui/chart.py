@@ -258,3 +258,35 @@ def to_text(rows: list[Row], colour: bool = True) -> Text:
         for text, style in row:
             out.append(text, style=style if colour else "")
     return out
+
+
+# ---------------------------------------------------------------- a line of figures that fits its width
+@dataclass
+class Part:
+    """One figure of a line: its text, its rank (the highest is dropped first), a style and a shorter form."""
+
+    text: str
+    rank: int
+    style: str = ""
+    short: str = ""  # (none: the text)
+
+
+def fit_line(parts: list[Part], width: int, sep: str = " · ") -> Text:
+    """The parts, joined, in at most width cells: short forms first, then the least important parts dropped.
+
+    A part is shown whole or not at all; the most important one is always shown (in its short form where only that fits).
+    The app's status and progress lines, and `tinygpt train`'s figures beside its bar (``sep``: two spaces).
+    """
+    kept = list(parts)
+    while True:
+        for short in (False, True):
+            texts = [(p.short or p.text) if short else p.text for p in kept]
+            if len(kept) <= 1 and short or sum(cell_len(t) for t in texts) + len(sep) * (len(texts) - 1) <= width:
+                out = Text(no_wrap=True, overflow="crop")
+                for i, (p, t) in enumerate(zip(kept, texts)):
+                    if i:
+                        out.append(sep)
+                    out.append(t, style=p.style)
+                return out
+        worst = max(range(len(kept)), key=lambda i: (kept[i].rank, i))
+        del kept[worst]

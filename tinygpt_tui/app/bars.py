@@ -10,13 +10,13 @@ frame and a change repaints one line: the first screen comes 7% sooner at rest, 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
-from rich.cells import cell_len
 
 from rich.text import Text
 from textual.widget import Widget
+
+from tinygpt_tui.chart import Part, fit_line  # noqa: F401 (the app's screens take them from here)
 
 
 class Key(NamedTuple):
@@ -154,37 +154,6 @@ class TitleBar(Widget):
     async def on_click(self, event) -> None:
         if event.x < 8:
             await self.run_action("app.command_palette")
-
-
-@dataclass
-class Part:
-    """One figure of a line: its text, its rank (the highest is dropped first), a style and a shorter form."""
-
-    text: str
-    rank: int
-    style: str = ""
-    short: str = ""  # (none: the text)
-
-
-def fit_line(parts: list[Part], width: int) -> Text:
-    """The parts, joined, in at most width cells: short forms first, then the least important parts dropped.
-
-    A part is shown whole or not at all; the most important one is always shown (in its short form where only that fits).
-    """
-    sep = " · "
-    kept = list(parts)
-    while True:
-        for short in (False, True):
-            texts = [(p.short or p.text) if short else p.text for p in kept]
-            if len(kept) <= 1 and short or sum(cell_len(t) for t in texts) + len(sep) * (len(texts) - 1) <= width:
-                out = Text(no_wrap=True, overflow="crop")
-                for i, (p, t) in enumerate(zip(kept, texts)):
-                    if i:
-                        out.append(sep)
-                    out.append(t, style=p.style)
-                return out
-        worst = max(range(len(kept)), key=lambda i: (kept[i].rank, i))
-        del kept[worst]
 
 
 class FitLine(Widget):

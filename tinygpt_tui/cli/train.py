@@ -321,17 +321,6 @@ def json_lines():
     return say
 
 
-def fit_figures(parts: list[tuple[str, int]], room: int) -> str:
-    """(figure, rank) pairs joined by two spaces in at most ``room`` cells, the highest rank left out first (the
-    first always kept): at 80 columns the figures took the bar's line whole, its name and bar cut to "m…  …"."""
-    from rich.cells import cell_len
-
-    kept = list(parts)
-    while len(kept) > 1 and sum(cell_len(t) for t, _ in kept) + 2 * (len(kept) - 1) > room:
-        del kept[max(range(1, len(kept)), key=lambda i: (kept[i][1], i))]
-    return "  ".join(t for t, _ in kept)
-
-
 def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
     """The run's events as a progress bar and lines; whether it started (its first step was on its way). ``why``:
     why the probe chose the precision and threads, said beside them in the header."""
@@ -339,6 +328,7 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
     from rich.text import Text
 
+    from tinygpt_tui.chart import Part, fit_line
     from tinygpt_tui.engine.events import measuring_words
     from tinygpt_tui.engine.runs import Curves, overfitting
     from tinygpt_tui.engine.train import Eval, Finished, Measuring, Overfitting, Started, Step, train as train_events
@@ -350,6 +340,9 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                         console=console, transient=False)
     task, last_eval, measured, best_shown = None, [], None, None
     room = console.width - cell_len(one_line(cfg.name)) - 4 - 3 - 12  # the name, "100%", the gaps and a bar worth reading
+
+    def figures(pairs: list[tuple[str, int]]) -> str:  # (at 80 columns they took the bar's line, its name cut to "m…")
+        return fit_line([Part(text, rank) for text, rank in pairs], room, sep="  ").plain
     curves = Curves()  # the evaluations so far: validation rising while training falls is kept in the line
     try:
         for ev in train_events(cfg, stop, dist):
@@ -374,8 +367,8 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                 progress.start()
                 task = progress.add_task(one_line(cfg.name), total=1000, info="starting…")
             elif isinstance(ev, Step):
-                info = fit_figures([(f"step {ev.step:,}", 0), (f"loss {ev.loss:.4f}", 1), (f"{ev.tokens_per_s:,.0f} tok/s", 5),
-                                    (f"ETA {fmt_time(ev.eta_s)}", 2), *last_eval], room)
+                info = figures([(f"step {ev.step:,}", 0), (f"loss {ev.loss:.4f}", 1), (f"{ev.tokens_per_s:,.0f} tok/s", 5),
+                                (f"ETA {fmt_time(ev.eta_s)}", 2), *last_eval])
                 progress.update(task, completed=int(ev.progress * 1000), info=info)
             elif isinstance(ev, Eval):
                 last_eval = [(f"val {ev.val_loss:.4f}", 3), (f"({ev.bpc:.3f} bits/char)", 6), *([("overfitting", 2)] if overfitting(curves) else [])]
@@ -388,14 +381,15 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                 prose(progress.console, Text(ev.message, style="yellow"))
             elif isinstance(ev, Measuring):  # the steps are done; the whole split takes seconds (a minute for a big corpus)
                 measured = ev
-                progress.update(task, completed=1000, info=measuring_words(ev.scope, ev.tokens), refresh=True)  # (shown now)
+                progress.update(task, completed=1000, info=fit_line([Part(measuring_words(ev.scope, ev.tokens), 0, short="measuring the validation split …")], room).plain,
+                                refresh=True)  # (shown now)
             elif isinstance(ev, Finished):
                 vl = (f"{ev.val_loss:.4f}" if ev.val_loss is not None
                       else f"≈{ev.best_val_loss:.4f}" if ev.best_val_loss is not None else "n/a")
                 bits = [(f"({ev.bpc:.3f} bits/char, {ev.bpb:.3f} bits/byte)", 3)] if ev.val_loss is not None else []
                 # the bar's last line is the run's end, not the last step record before it (the line under it says it all)
                 progress.update(task, completed=1000 if ev.reason != "stopped" else None,
-                                info=fit_figures([(f"step {ev.step:,}", 0), (f"val {vl}", 1), *bits, (fmt_time(ev.elapsed_s), 2)], room))
+                                info=figures([(f"step {ev.step:,}", 0), (f"val {vl}", 1), *bits, (fmt_time(ev.elapsed_s), 2)]))
                 progress.stop()
                 kept = curves.final.step if curves.final is not None else None  # (an overfit run keeps an earlier evaluation)
                 prose(console, Text(finish_line(ev, kept), style="bold green"))
