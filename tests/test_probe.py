@@ -340,3 +340,20 @@ def test_a_relative_xdg_cache_home_is_ignored_everywhere(tmp_path, monkeypatch, 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "mine"))  # an absolute one is still used
     assert probe.cache_path() == tmp_path / "mine" / "tinygpt" / "probe.json"
     assert sources.prepared_dir() == tmp_path / "mine" / "tinygpt" / "prepared"
+
+
+def test_the_efficiency_table_keeps_every_figure_whole_at_80_columns():
+    """A 25M preset's step of 22 seconds printed as "22,29…" in a pipe (80 columns): the headers wrap now."""
+    from rich.console import Console
+
+    from tinygpt_tui.cli.bench import efficiency_table
+
+    rows = [{"preset": name, "params": params, "tokens": 8192, "precision": "fp32", "ms": ms, "gflop": gflop, "gflops": 58.4,
+             "matmul_gflops": 114.2, "fraction": 0.512, "with_muon": 0.633}
+            for name, params, ms, gflop in (("large", 25_270_000, 22_290.4, 1_290.12), ("tiny", 110_000, 38.61, 1.66))]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(efficiency_table(rows, "wall clock, 2 threads"))
+    text = console.export_text()
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80
+    for figure in ("25.27M", "22,290", "1,290", "38.6", "1.66", "51%", "63%"):
+        assert figure in text, figure
