@@ -498,3 +498,13 @@ def test_where_the_compile_note_cannot_be_written_no_process_is_started_each_run
     assert run(**{warm.CHILD_ENV: "1", "XDG_CACHE_HOME": str(tmp_path / "cache")})["compiled"]  # numba's cache filled, in place
     later = run(XDG_CACHE_HOME=str(blocked))
     assert later["compiled"] and later["children"] == 0, later
+
+
+def test_the_numpy_erf_in_place_is_the_compiled_steps_erf():
+    """GELU's erf in plain_step (its steps in place) and in the compiled step: the same polynomial, the same numbers."""
+    import math
+
+    x = np.linspace(-6, 6, 2001, dtype=np.float32)
+    got = jitstep.erf_array(x.copy())
+    assert np.array_equal(got, jitstep.plain_erf(x))
+    assert max(abs(math.erf(float(v)) - float(e)) for v, e in zip(x, got)) < 1e-6

@@ -64,6 +64,22 @@ def plain_erf(x):
     return x * p / q
 
 
+def erf_array(x: np.ndarray) -> np.ndarray:
+    """plain_erf of a float32 array, its steps done in place (half the time of plain_erf's new arrays at one token)."""
+    x = np.clip(x, np.float32(-4.0), np.float32(4.0))
+    x2 = x * x
+    p, q = np.full_like(x, _ERF_P[0]), np.full_like(x, _ERF_Q[0])
+    for c in _ERF_P[1:]:  # Horner's rule
+        p *= x2
+        p += np.float32(c)
+    for c in _ERF_Q[1:]:
+        q *= x2
+        q += np.float32(c)
+    p *= x
+    p /= q
+    return p
+
+
 VECDOT = hasattr(np, "vecdot")  # numpy 2
 
 
@@ -77,13 +93,15 @@ def plain_step(toks, pos, start, end, model, kv, logits):
     L, _, H, _, D = kv.shape
     T = len(toks)
 
-    def norm(x, w, b):
-        if norm_kind == LAYERNORM:
-            x = x - x.mean(-1, keepdims=True)
-        return x / np.sqrt((x * x).mean(-1, keepdims=True) + np.float32(eps)) * w + b  # (b: zeros for RMSNorm)
+    inv_c = np.float32(1.0 / emb.shape[1])
 
-    def linear(W, s, b, x):  # x @ W.T, without BLAS's threads (they spun a core for a vector: 10x the time)
-        return (np.vecdot(W, x[:, None]) if VECDOT else x @ W.T.astype(np.float32)) * s + b
+    def norm(x, w, b):  # (sums times 1/C: ndarray.mean's own set-up cost more than the sum, at one token)
+        if norm_kind == LAYERNORM:
+            x = x - x.sum(-1, keepdims=True) * inv_c
+        return x / np.sqrt((x * x).sum(-1, keepdims=True) * inv_c + np.float32(eps)) * w + b  # (b: zeros for RMSNorm)
+
+    def linear(W, b, x):  # x @ W.T, without BLAS's threads (they spun a core for a vector: 10x the time)
+        return (np.vecdot(W, x[:, None]) if VECDOT else x @ W.T) + b  # (W fp32, its scales in it: plain_args)
 
     def rotate(v):  # RoPE, as _rope
         a, b = v[..., : D // 2], v[..., D // 2 :]
@@ -93,8 +111,9 @@ def plain_step(toks, pos, start, end, model, kv, logits):
     angles = np.arange(pos, pos + T, dtype=np.float32)[:, None] * inv_freq
     cos, sin = np.cos(angles), np.sin(angles)  # (T, D/2)
     dist = (end + np.arange(T))[:, None] - np.arange(start, end + T)  # (T, S): how far back each key is
+    hidden = (dist < 0) | (dist >= window)  # (T, S): the keys a query does not see
     for l in range(L):
-        qkv = linear(qkv_w[l], qkv_s[l], qkv_b[l], norm(x, n1w[l], n1b[l]))
+        qkv = linear(qkv_w[l], qkv_b[l], norm(x, n1w[l], n1b[l]))
         q, k, v = qkv.reshape(T, 3, H, D).transpose(1, 2, 0, 3)  # 3 x (H, T, D)
         if pos_kind == POS_ROPE:
             q, k = rotate(q), rotate(k)
@@ -102,18 +121,28 @@ def plain_step(toks, pos, start, end, model, kv, logits):
         scores = q @ kv[l, 0, :, start : end + T].transpose(0, 2, 1)  # (H, T, S)
         if pos_kind == POS_ALIBI:
             scores -= slopes[:, None, None] * dist.astype(np.float32)
-        scores[:, (dist < 0) | (dist >= window)] = -np.inf
+        scores[:, hidden] = -np.inf
         w = np.exp(scores - scores.max(-1, keepdims=True))
         y = (w / w.sum(-1, keepdims=True)) @ kv[l, 1, :, start : end + T]  # (H, T, D)
-        x = x + linear(proj_w[l], proj_s[l], proj_b[l], y.transpose(1, 0, 2).reshape(T, -1))
-        u = linear(up_w[l], up_s[l], up_b[l], norm(x, n2w[l], n2b[l]))
+        x = x + linear(proj_w[l], proj_b[l], y.transpose(1, 0, 2).reshape(T, -1))
+        u = linear(up_w[l], up_b[l], norm(x, n2w[l], n2b[l]))
         if ffn_kind == SWIGLU:
             g, val = np.split(u, 2, axis=-1)
             act = g / (np.float32(1.0) + np.exp(-g)) * val
         else:
-            act = np.float32(0.5) * u * (np.float32(1.0) + plain_erf(u * np.float32(0.7071067811865476)))
-        x = x + linear(down_w[l], down_s[l], down_b[l], act)
-    logits[:] = linear(head_w, head_s, head_b, norm(x[-1:], nfw, nfb))[0]
+            act = np.float32(0.5) * u * (np.float32(1.0) + erf_array(u * np.float32(0.7071067811865476)))
+        x = x + linear(down_w[l], down_b[l], act)
+    logits[:] = linear(head_w, head_b, norm(x[-1:], nfw, nfb))[0]
+
+
+def plain_args(args: tuple) -> tuple:
+    """``step``'s arguments as plain_step takes them: each int8 weight times its rows' scales, once, in fp32
+    (numpy cast the int8 rows at every token: 40% of its step), and no scales."""
+    a = dict(zip(ARGS, args))
+    for key in ("qkv", "proj", "up", "down", "head"):
+        w, s = a[f"{key}_w"], a[f"{key}_s"]
+        a[f"{key}_w"], a[f"{key}_s"] = np.ascontiguousarray(w.astype(np.float32) * s[..., None]), None
+    return tuple(a[name] for name in ARGS)
 
 
 if numba is not None:
@@ -421,6 +450,7 @@ class JitDecoder(Window):
         self.precision = "fp32" if precision == "fp32" else "int8"
         self.kv = np.zeros((cfg.n_layer, 2, cfg.n_head, self.capacity, cfg.n_embd // cfg.n_head), np.float32)
         self.logits = np.empty(cfg.vocab_size, np.float32)
+        self.plain: tuple | None = None  # plain_step's arguments, made when it first runs
         types = numba.typeof((np.empty(1, np.int64), np.empty(1), 0.0, 0, 0.0, 0, 0, 0, self.args, self.kv, self.logits)).types if numba else ()
         self.ready = compiling(types, cfg, self.precision)
         self.ready.wait(WAIT_S)
@@ -441,7 +471,11 @@ class JitDecoder(Window):
             if not 0 <= tok < V:  # (the compiled loops do not check bounds)
                 raise IndexError(f"token id {tok} is outside the vocabulary of {V}")
         start, end = self.make_room(len(ids))
-        (step if self.compiled else plain_step)(np.asarray(ids, np.int64), self.pos, start, end, self.args, self.kv, self.logits)
+        if self.compiled:
+            step(np.asarray(ids, np.int64), self.pos, start, end, self.args, self.kv, self.logits)
+        else:
+            self.plain = self.plain or plain_args(self.args)
+            plain_step(np.asarray(ids, np.int64), self.pos, start, end, self.plain, self.kv, self.logits)
         self.advance(len(ids))
         return self.logits
 
