@@ -357,3 +357,32 @@ def test_the_efficiency_table_keeps_every_figure_whole_at_80_columns():
     assert "…" not in text and max(map(len, text.splitlines())) <= 80
     for figure in ("25.27M", "22,290", "1,290", "38.6", "1.66", "51%", "63%"):
         assert figure in text, figure
+
+
+def test_auto_preset_says_what_a_cpu_run_picks_from_the_cached_probe(cache, measured):
+    """On a Zen 3 the probe picks 1min for 5 minutes while the training form said "auto picks 5min" (the budget's
+    rule): the form now reads the cache as a run does, without importing torch or measuring anything."""
+    slow = _doc(measured, 80.0, 400.0, 80.0, 60.0)  # (5min's fp32 step 320 ms: 300 s hold fewer than 1,400 of them)
+    assert probe.auto_preset(300) == "5min"  # no cache yet: the budget's rule
+    probe.save(slow)
+    assert probe.auto_preset(300) == "1min" == probe.settle(TrainConfig(corpus="x", preset="auto", time_budget=300, threads=1)).preset
+    assert probe.auto_preset(300, "cuda") == "5min"  # (a GPU's run is not sized by a CPU's probe)
+    fast = _doc(measured, 20.0, 10.0, 20.0, 15.0)
+    probe.save(fast)
+    assert probe.auto_preset(300) == "5min" and probe.auto_preset(60) == "1min" and probe.auto_preset(None) == "small"
+
+
+async def test_the_training_forms_size_note_follows_the_cached_probe(cache, measured, tmp_path):
+    from textual.widgets import Static
+
+    from tests.conftest import make_models_dir
+    from tests.test_app import fill, make_app, wait_for
+
+    probe.save(_doc(measured, 80.0, 400.0, 80.0, 60.0))
+    app = make_app(make_models_dir(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        assert await wait_for(pilot, lambda: app.current_mode == "training")
+        note = app.screen.query_one("#train-size-note", Static)
+        fill(app.screen, **{"train-preset": "auto", "train-minutes": "5"})
+        assert await wait_for(pilot, lambda: " ".join(str(note.render()).split()).startswith("auto picks 1min: 2 layers"))

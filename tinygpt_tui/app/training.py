@@ -232,14 +232,14 @@ class TrainingScreen(Screen):
         return f"{p}: {size}, batch {run.batch_size}" if twin else f"{p}: {run.n_layer} layers, {size}"
 
     def _preset_placeholders(self, preset: str) -> None:
-        from tinygpt_tui.engine.presets import budget_preset
+        from tinygpt_tui.engine.probe import auto_preset
 
-        if preset == "auto":  # what auto stands for with the minutes in the form (as the CLI picks it)
+        if preset == "auto":  # what auto stands for with the minutes in the form (as a run picks it)
             try:
                 minutes = float(self.query_one("#train-minutes", Input).value.strip() or 0)
             except ValueError:
                 minutes = 0
-            preset = budget_preset(minutes * 60 if minutes > 0 else None)
+            preset = auto_preset(minutes * 60 if minutes > 0 else None, str(self.query_one("#train-device", Select).value))
         run = preset_run(preset)  # (the preset with the defaults it leaves, as a run resolves them)
         for fid, _label, _kind in CUSTOM_FIELDS:
             self.query_one(f"#hp-{fid}", Input).placeholder = str(getattr(run, fid))

@@ -81,10 +81,9 @@ def busy_cores(before: tuple[int, int], after: tuple[int, int], cpus: int) -> fl
 
 
 def free_cores(window: float = 0.2) -> int:
-    """The cores not busy with other work now: those we may use, less the CPUs busy over a short window (the
-    last minute's load average where the CPUs' times cannot be read). Not the load average alone: it lags by a
-    minute, so a run started right after another (an experiment's next member, a second try) would count the
-    finished run as a neighbour and take one thread on an idle machine."""
+    """The cores not busy with other work now: those we may use, less the CPUs busy over a short window (the last
+    minute's load average where the CPUs' times cannot be read; alone, it lags: a run started right after another
+    would count the finished one as a neighbour and take one thread on an idle machine)."""
     before = cpu_times()
     after = time.sleep(window) or cpu_times() if before is not None else None
     if before is not None and after is not None and after[1] > before[1]:
@@ -98,17 +97,22 @@ def free_cores(window: float = 0.2) -> int:
 
 
 def torch_version() -> str:
-    import torch
+    """torch's version, from its metadata where it has one (the app's form reads the cache without importing torch)."""
+    from importlib import metadata
 
-    return torch.__version__.split("+")[0]
+    try:
+        return metadata.version("torch").split("+")[0]
+    except metadata.PackageNotFoundError:  # (a torch built in place)
+        import torch
+
+        return torch.__version__.split("+")[0]
 
 
 # ----------------------------------------------------------------- measuring
-def _seconds(fn, clock, n: int) -> float:
+def _seconds(fn, clock) -> float:
     t = clock()
-    for _ in range(n):
-        fn()
-    return (clock() - t) / n
+    fn()
+    return clock() - t
 
 
 def interleaved(fns: dict, budget_s: float, clock=time.perf_counter, min_reps: int = 2, warmup: bool = True) -> dict[str, float]:
@@ -120,7 +124,7 @@ def interleaved(fns: dict, budget_s: float, clock=time.perf_counter, min_reps: i
     start, r = time.perf_counter(), 0
     while r < min_reps or (time.perf_counter() - start < budget_s and r < 50):
         for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
-            times[k].append(_seconds(fns[k], clock, 1))
+            times[k].append(_seconds(fns[k], clock))
         r += 1
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -238,7 +242,7 @@ def thread_times(timer: StepTimer, n: int, budget_s: float) -> dict[int, float]:
     for r in range(50):
         for t in (list(times) if r % 2 == 0 else list(times)[::-1]):
             torch.set_num_threads(t)
-            times[t].append(_seconds(timer.step, time.perf_counter, 1))
+            times[t].append(_seconds(timer.step, time.perf_counter))
         if n > 1 and min(times[n]) > 3 * max(times[1]):
             break  # (even warming up, n threads lost by far)
         if r >= 2 and (time.perf_counter() - start > budget_s or n > 1 and min(times[n][1:]) > LOST_BY_FAR * max(times[1][1:])):
@@ -399,8 +403,8 @@ def bf16_wins(doc: dict) -> bool:
 
 
 def choose_dtype(doc: dict, n_embd: int, why: dict | None = None) -> str:
-    """bf16 when its training step was measured faster than fp32's at the nearest width probed (and its
-    matmuls faster and its loss sane); fp32 otherwise. ``why``, given: its "dtype" says why, in a few words."""
+    """bf16 when its step was measured faster than fp32's at the nearest width probed (and its matmuls faster, its
+    loss sane); fp32 otherwise. ``why``, given: its "dtype" says why."""
     widths = {name: PRESETS.get(name, {}).get("n_embd", 0) for name in doc["step_ms"]}
     near = min((w for w in widths.items() if w[1]), key=lambda kv: abs(kv[1] - n_embd), default=None)
     ms = doc["step_ms"][near[0]] if near is not None else {"bf16": 0}  # (only bf16 measured there: it won at a narrower width)
@@ -412,8 +416,7 @@ def choose_dtype(doc: dict, n_embd: int, why: dict | None = None) -> str:
 
 
 def choose_threads(doc: dict, why: dict | None = None) -> int:
-    """More threads only when they were measured faster and that many cores are free now; else 1. ``why``,
-    given: its "threads" says why, in a few words."""
+    """More threads only when measured faster and that many cores are free now; else 1 (``why``: its "threads" says why)."""
     th = {int(k): v for k, v in doc["threads_ms"].items()}
     best = min(th, key=lambda k: th[k])
     faster = best > 1 and th[1] / th[best] >= THREADS_GAIN
@@ -425,18 +428,16 @@ def choose_threads(doc: dict, why: dict | None = None) -> int:
 
 
 def free_for(th: dict[int, float], free: int) -> int:
-    """The cores that were free for thread timings ``th`` (threads -> seconds), by what free_cores() said
-    (``free``): fewer than the most timed when those lost by far (only a core held by another process does
-    that, and a neighbour can start or wake after free_cores looked)."""
+    """The cores that were free for thread timings ``th`` (threads -> seconds), by free_cores()'s ``free``: fewer
+    than the most timed when those lost by far (a core held by another process, which can wake after it looked)."""
     n = max(th)
     return min(free, n - 1) if n > 1 and th[n] > LOST_BY_FAR * th[1] else free
 
 
 def retime_threads(doc: dict, note=None) -> dict:
-    """``doc``, its thread timings taken again (and cached) when more cores are free now than when they were
-    taken: on a busy machine more threads lose (their barriers wait for a core), which says nothing of the
-    same machine at rest. About a second, once: the new timings remember the cores free for them (again
-    only if the threads lose by far again, which is quick to see: thread_times stops at the first round)."""
+    """``doc``, its thread timings taken again (and cached) when more cores are free now than then: on a busy
+    machine more threads lose (their barriers wait for a core), which says nothing of it at rest. About a second,
+    once: the new timings remember the cores free for them (thread_times stops at the first round lost by far)."""
     import torch
 
     was = doc.get("threads_free")
@@ -459,6 +460,13 @@ def retime_threads(doc: dict, note=None) -> dict:
     except TinyGPTError:
         pass  # (used for this run; timed again next time)
     return doc
+
+
+def auto_preset(seconds: float | None, device: str = "auto") -> str:
+    """What --preset auto stands for with this budget, measuring nothing: on a CPU by the cached probe, as settle()
+    picks (a GPU's run makes none; one cached by `tinygpt bench --probe` is read here too), else by the budget."""
+    doc = cached() if seconds and device_kind(device) in ("auto", "cpu") else None
+    return budget_preset(seconds, doc["step_ms"] if doc else None)
 
 
 def settle(cfg, note=None, why: dict | None = None):
