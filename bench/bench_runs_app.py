@@ -6,7 +6,8 @@ experiment trains in the same app. Side by side in one run:
 
   open          F3, then `a` (check all): seconds until all 40 curves are on the chart (Pilot, 120x40), in a
                 fresh app each time (--opens of them, after one to import everything): the median and the
-                least, wall-clock and the process's CPU time (CPU time is what a loaded machine disturbs least)
+                least, wall-clock and the process's CPU time (CPU time is what a loaded machine disturbs least);
+                then `a` pressed a second after the list (a person reading it first) to all 40 drawn
   keys          `x` (switch the x axis, redrawing 40 curves) pressed again and again: seconds from the
                 press to the key handled, and to the next frame drawn; first with nothing else running,
                 then while a 2-member experiment trains in the app's thread worker
@@ -24,6 +25,9 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+
+READ_S = 1.0  # a person's pause to read the list before pressing `a`
 
 
 def cpu_name() -> str:
@@ -85,8 +89,9 @@ async def empty_screen(d: Path) -> float:
         return time.perf_counter() - t
 
 
-async def opened(d: Path, runs: int) -> dict:
-    """Wall-clock and CPU seconds from F3 to the runs listed, and (runs > 0) to all their curves drawn after `a`."""
+async def opened(d: Path, runs: int, read_s: float = 0.0) -> dict:
+    """Wall-clock and CPU seconds from F3 to the runs listed, and (runs > 0) to all their curves drawn after `a`;
+    with read_s, from an `a` pressed that long after the list (a person reading it) to all drawn."""
     from tinygpt_tui.app.app import TinyGPTApp
 
     app = TinyGPTApp(models_dir=d, watch_models=False)
@@ -95,6 +100,9 @@ async def opened(d: Path, runs: int) -> dict:
         t, c = time.perf_counter(), time.process_time()
         screen = await runs_listed(pilot)
         out = {"list_s": time.perf_counter() - t, "list_cpu_s": time.process_time() - c}
+        if runs and read_s:  # a person reads the list, then checks all: `a` to all drawn
+            await asyncio.sleep(read_s)
+            t, c = time.perf_counter(), time.process_time()
         if runs:
             await pilot.press("a")
             while len(screen.chart.lines) < 2 * runs:
@@ -200,6 +208,7 @@ def main(argv=None) -> None:
     for _ in range(a.opens):
         opens.append({("empty_" + k): v for k, v in asyncio.run(opened(empty, 0)).items()})
         opens[-1].update(asyncio.run(opened(d, a.runs)))
+        opens[-1].update({("read_" + k): v for k, v in asyncio.run(opened(d, a.runs, READ_S)).items()})
     res["opens"] = opens
     res.update(asyncio.run(in_app(d, a.corpus, a.keys, a.runs, a.threads)))
     res["load_after"] = os.getloadavg()[0]
@@ -213,7 +222,8 @@ def main(argv=None) -> None:
             return f"{statistics.median(xs):.2f} s (least {min(xs):.2f})"
         print(f"open, {len(opens)} fresh apps, median: F3 to the list {fig('list_s')}, CPU {fig('list_cpu_s')}; "
               f"F3 to an empty list {fig('empty_list_s')}, CPU {fig('empty_list_cpu_s')}; "
-              f"F3, a, to all curves {fig('open_s')}, CPU {fig('open_cpu_s')}")
+              f"F3, a, to all curves {fig('open_s')}, CPU {fig('open_cpu_s')}; "
+              f"a, {READ_S:g} s after the list, to all curves {fig('read_open_s')}, CPU {fig('read_open_cpu_s')}")
     print(f"drawing the chart of {2 * a.runs} curves alone: {res['chart_build_s'] * 1000:.0f} ms")
     for k in ("idle", "training"):
         h, dr = res[k]

@@ -36,6 +36,7 @@ AXES = ("steps", "tokens", "minutes")
 PALETTE = (39, 208, 40, 199, 226, 51, 135, 196, 118, 33, 214, 171, 44, 160, 190, 99, 36, 202, 141, 82)
 FIRST_CHECKED = 6  # runs checked when the screen opens: the newest, and others on its corpus
 REFERENCE = "shakespeare"  # the shipped model checked first where there is no run of one's own
+AHEAD = 40  # runs whose curves are read, unchecked, once the checked ones are drawn: checking one draws it at once
 KEPT = 256  # a run's training-loss points read (129 to 256, and the latest): about the chart's width, half the parsing
 POLL_S = 1.0  # a live run's new records are read this often
 RELIST_S = 5.0  # the folder is re-read (new runs, a live run's figures) this often
@@ -212,12 +213,14 @@ class RunsScreen(Screen):
     def __init__(self):
         super().__init__(id="runs")
         self.summaries: dict[str, object] = {}  # name: engine.runs.RunSummary (every folder)
-        self.curves: dict[str, object] = {}  # name: engine.runs.Curves (the runs checked once)
+        self.curves: dict[str, object] = {}  # name: engine.runs.Curves (the runs checked once, and AHEAD more)
         self.colours: dict[str, int] = {}  # name: palette colour, while checked
         self.axis = "steps"
         self.listed = False  # the folder was read once
         self.defaulted = False  # the first runs listed were checked (a folder empty at first: once runs appear in it)
         self.loading: set[str] = set()
+        self.unread: dict[str, str] = {}  # name: why its log could not be read (read again once its folder changes)
+        self.said: set[str] = set()  # the unread said (when checked: one read ahead is said only then)
         self.drawn = 0  # runs on the chart and in the table
         self.drawn_key = self.table_key = None
 
@@ -291,9 +294,11 @@ class RunsScreen(Screen):
             sl.show_runs(message.summaries, checked)
             if first and sl.option_count:
                 sl.highlighted = 0  # (Space checks the first run at once)
-        for name in list(self.curves):  # a folder gone, or rewritten by a new run: read it afresh
+        for name in [*self.curves, *self.unread]:  # a folder gone, or rewritten by a new run: read it afresh
             if name not in self.summaries or (name in old and self.summaries[name].updated < old[name].updated):
-                del self.curves[name]
+                self.curves.pop(name, None)
+                self.unread.pop(name, None)
+                self.said.discard(name)
         self.update_view()
 
     def first_checked(self, summaries: list) -> list[str]:
@@ -315,7 +320,7 @@ class RunsScreen(Screen):
         for name, c in message.curves.items():
             self.loading.discard(name)
             if isinstance(c, str):
-                self.notify(f"{printable(name)}: {c}", title="runs", severity="error", timeout=8)
+                self.unread[name] = c  # (said by update_view once checked; not read again and again)
                 continue
             self.curves[name] = c
         self.update_view()
@@ -375,7 +380,10 @@ class RunsScreen(Screen):
             if name not in self.colours:
                 used = set(self.colours.values())
                 self.colours[name] = next((c for c in PALETTE if c not in used), PALETTE[len(self.colours) % len(PALETTE)])
-        missing = [(n, self.summaries[n].folder) for n in checked if n not in self.curves and n not in self.loading]
+        for name in [n for n in checked if n in self.unread and n not in self.said]:
+            self.said.add(name)
+            self.notify(f"{printable(name)}: {self.unread[name]}", title="runs", severity="error", timeout=8)
+        missing = [(n, self.summaries[n].folder) for n in checked if n not in self.curves and n not in self.loading | self.unread.keys()]
         if missing:
             self.loading.update(n for n, _ in missing)
             self.load_curves(missing)
@@ -385,6 +393,10 @@ class RunsScreen(Screen):
             return
         self.draw_chart(checked)
         self.draw_table(checked)
+        ahead = [(n, s.folder) for n, s in self.summaries.items() if s.ok and n not in self.curves and n not in self.loading | self.unread.keys()]
+        if ahead := ahead[: max(0, AHEAD - len(self.curves))]:  # (while the user reads the screen)
+            self.loading.update(n for n, _ in ahead)
+            self.load_curves(ahead)
 
     def draw_chart(self, checked: list[str]) -> None:
         points = 2 * max(60, min(200, self.chart.size.width or 100))  # a point for each braille dot across
