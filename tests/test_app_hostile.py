@@ -199,3 +199,31 @@ async def test_following_a_folder_whose_log_is_a_fifo_or_a_looping_link_says_so_
         await follow(pilot, app, "looped")
         assert await wait_for(pilot, lambda: "metrics.jsonl is a symbolic link that loops" in notes(app), timeout=15), notes(app)
         assert "Following" not in notes(app) and app.is_running
+
+
+async def test_a_model_named_with_a_newline_and_escapes_shows_on_one_line_inert_on_every_screen(tmp_path):
+    """A folder named "new⏎line⇥␛[31m" (made by hand, or a stranger's) spanned two lines in the runs screen's legend,
+    three in the sidebar and the table, and reached the command palette with its escape sequence raw."""
+    from tests.test_app_runs import runs_shown, write_metrics
+    from tests.test_app import option_lines
+
+    d = make_models_dir(tmp_path)
+    name, shown = "new\nline\t\x1b[31m", "new\\nline\\t␛[31m"
+    make_model(d, name, seed=3)
+    write_metrics(d / name)
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gen = await load(pilot, app, name)
+        models = gen.query_one("#models")
+        assert option_lines(models, [i.name for i in models.infos].index(name))[0] == f"● {shown}"
+        palette = [str(c.title) for c in app.get_system_commands(app.screen)]
+        assert f"Load model: {shown}" in palette and not any("\x1b" in t or "\n" in t for t in palette), palette
+        assert gen.sub_title.startswith(shown) and str(gen.query_one("#status").render()).startswith(shown)
+        screen = await runs_shown(pilot, app)  # (opened with it checked: the newest run)
+        legend = str(screen.query_one("#runs-legend").render())
+        assert f"━━ {shown}" in legend.split("\n")[0], legend
+        table = screen.query_one("#runs-table")
+        assert shown in [str(table.get_row(k)[1]) for k in table.rows]
+        listing = screen.query_one("#runs-list")
+        prompts = [str(listing.get_option_at_index(i).prompt) for i in range(listing.option_count)]
+        assert not any(c in p for p in prompts for c in "\n\t\x1b"), prompts

@@ -409,3 +409,9 @@ def printable(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def one_line(text) -> str:
+    """``printable`` on one line: a name, a path or a message from a file or a user (a folder may be named with a
+    newline), its newline shown as \\n and its tab as \\t."""
+    return printable(str(text)).replace("\n", "\\n").replace("\t", "\\t")

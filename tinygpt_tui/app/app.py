@@ -28,7 +28,7 @@ from textual.widgets import Button, Input, Static
 
 from tinygpt_tui.app.messages import ExperimentEnded, ExperimentUpdate, ProbeNote, TrainingEnded, TrainingRecord, reported
 from tinygpt_tui.engine.folder import default_models_dir
-from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.tokenizer import one_line, printable
 
 
 class Confirm(ModalScreen[bool]):
@@ -232,7 +232,7 @@ class TinyGPTApp(App):
             return
         self.get_screen("generate").action_refresh_models(quiet=True)  # a new (or newer) model folder
         if job.state == "failed":
-            self.notify(printable(job.error), title=f"training {printable(job.name)} failed", severity="error", timeout=10)
+            self.notify(one_line(job.error), title=f"training {one_line(job.name)} failed", severity="error", timeout=10)
         else:
             self.notify(job.summary().plain, title="training finished" if job.state == "done" else "training stopped", timeout=8)
 
@@ -267,7 +267,7 @@ class TinyGPTApp(App):
             return
         self.get_screen("generate").action_refresh_models(quiet=True)
         severity = "error" if job.state == "failed" else "information"
-        self.notify(printable(job.error) if job.error else f"{printable(job.name)}: {job.state}", title=f"experiment {job.state}",
+        self.notify(one_line(job.error) if job.error else f"{one_line(job.name)}: {job.state}", title=f"experiment {job.state}",
                     severity=severity, timeout=8)
 
     # ------------------------------------------------------------ quitting
@@ -328,7 +328,7 @@ class TinyGPTApp(App):
                 job.stop()
                 self.notify("Saving a checkpoint, then quitting …", title="training", timeout=30)
 
-        self.push_screen(Confirm(QUIT_TITLE, f"Stop {printable(job.name)}, save a checkpoint at the current step, "
+        self.push_screen(Confirm(QUIT_TITLE, f"Stop {one_line(job.name)}, save a checkpoint at the current step, "
                                  "and quit?\n(You can resume it later.)", "Stop, save & quit"), answer)
 
     # ------------------------------------------------------------ command palette
@@ -343,7 +343,7 @@ class TinyGPTApp(App):
                 yield SystemCommand(title, help_text, lambda m=mode, a=action: self.run_on(m, a))
         for info in getattr(self.get_screen("generate"), "infos", []):  # its models, on every screen (it loads them)
             if info.ok:
-                yield SystemCommand(f"Load model: {info.name}", f"{info.params:,} parameters, trained on {info.corpus or '?'}",
+                yield SystemCommand(f"Load model: {one_line(info.name)}", f"{info.params:,} parameters, trained on {one_line(info.corpus or '?')}",
                                     lambda n=info.name: self.run_on("generate", f"pick_named({n!r})"))
 
     def run_on(self, mode: str, action: str) -> None:

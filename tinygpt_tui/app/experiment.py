@@ -32,7 +32,7 @@ from tinygpt_tui.chart import FINAL, Series
 from tinygpt_tui.engine.experiment import short_names
 from tinygpt_tui.engine.lessons import list_lessons
 from tinygpt_tui.errors import SettingsError, TinyGPTError
-from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.tokenizer import one_line, printable
 
 OWN = "(your own: the form)"
 ESTIMATE_AFTER_S = 0.8  # a pause in the typing after which the estimate is worked out again
@@ -113,7 +113,7 @@ class ExperimentScreen(Screen):
         except TinyGPTError as e:
             self.show_error(str(e))
         self.query_one("#exp-lesson", Select).set_options(
-            [(f"{printable(x.name)}: {printable(x.spec.title or x.name)}", x.name) for x in self.lessons])
+            [(f"{one_line(x.name)}: {one_line(x.spec.title or x.name)}", x.name) for x in self.lessons])
         self.query_one("#exp-queue").display = False
         self.query_one("#exp-text-box").display = False
         self.render_view()
@@ -303,9 +303,9 @@ class ExperimentScreen(Screen):
 
     # ------------------------------------------------------------ actions
     def show_error(self, message: str, notify: bool = True) -> None:
-        self.query_one("#exp-error", Static).update(Text("✗ " + printable(message), style="bold red"))
+        self.query_one("#exp-error", Static).update(Text("✗ " + one_line(message), style="bold red"))
         if notify:
-            self.notify(printable(message), title="experiment", severity="error", timeout=8)
+            self.notify(one_line(message), title="experiment", severity="error", timeout=8)
 
     def busy(self):
         """The app's training run or experiment under way, if any (one runs at a time)."""
@@ -314,7 +314,7 @@ class ExperimentScreen(Screen):
     def action_start(self) -> None:
         busy = self.busy()
         if busy is not None and busy is self.reading:  # (its results, read on their own: nothing trains)
-            self.notify(f"Every run of {printable(busy.name)} has finished: its results are on their way.", title="experiment")
+            self.notify(f"Every run of {one_line(busy.name)} has finished: its results are on their way.", title="experiment")
             return
         if busy is not None:
             self.show_error(f"{busy.name} is still running; stop it first (one run at a time)")
@@ -327,7 +327,7 @@ class ExperimentScreen(Screen):
             self.estimating = None       # and "timing a few steps …" with it, which stayed for good)
             self.show_estimate("")
         self.app.start_experiment(plan, resume)
-        self.notify(f"{'Resuming' if resume else 'Starting'} {printable(plan.spec.name)}: {len(plan.members)} runs", title="experiment")
+        self.notify(f"{'Resuming' if resume else 'Starting'} {one_line(plan.spec.name)}: {len(plan.members)} runs", title="experiment")
 
     def action_stop(self) -> None:
         job = self.app.experiment
@@ -335,7 +335,7 @@ class ExperimentScreen(Screen):
             self.notify("No experiment is running.", severity="warning")
             return
         job.stop()
-        saved = (f"{printable(job.running)} is preparing its corpus: nothing is trained or saved" if job.preparing
+        saved = (f"{one_line(job.running)} is preparing its corpus: nothing is trained or saved" if job.preparing
                  else "the member under way is saved")
         self.notify(f"Stopping: {saved}; Start resumes the rest.", title="experiment")
 
@@ -384,10 +384,10 @@ class ExperimentScreen(Screen):
             state = "writing the samples …"
         if job.state == "stopping" and job.preparing:
             state = "stopping (preparing a member's corpus: nothing saved)"
-        text = Text.assemble((printable(job.name), "bold"), (f"  {state}", "bold magenta" if job.active else "bold green"),
-                             f" · {done} of {len(job.members)} done", (f"\n{printable(job.error)}", "red") if job.error else "")
+        text = Text.assemble((one_line(job.name), "bold"), (f"  {state}", "bold magenta" if job.active else "bold green"),
+                             f" · {done} of {len(job.members)} done", (f"\n{one_line(job.error)}", "red") if job.error else "")
         if job.active and (prep := preparation(job.live)) is not None:  # (minutes for a big corpus, or a BPE to learn)
-            who = Text(f"{printable(job.running)}: ", style=colour_style(self.colour(job, job.running)))
+            who = Text(f"{one_line(job.running)}: ", style=colour_style(self.colour(job, job.running)))
             text.append_text(Text("\n") + who + fit_line(prep[1], max(20, title.size.width - who.cell_len)))
         title.update(text)
         self.draw_queue(job)
@@ -406,7 +406,7 @@ class ExperimentScreen(Screen):
         for name, st in job.members.items():
             mark, style = MARKS.get(st, ("?", ""))
             t.append(f"{mark} ", style=style)
-            t.append(printable(name), style=colour_style(self.colour(job, name)))
+            t.append(one_line(name), style=colour_style(self.colour(job, name)))
             t.append(f"  {st}\n", style="dim")
         box = self.query_one("#exp-queue", Static)
         box.update(t)
@@ -431,7 +431,7 @@ class ExperimentScreen(Screen):
             lines.append(Series(*(c.val_bpc(x, 200) if bits else c.val(x, 200)), colour, "dot"))
             if c.final_val(x, bits)[0]:  # the table's figure, over the whole split (a finished member's)
                 lines.append(Series(*c.final_val(x, bits), colour, FINAL))
-            legend.append(Text("━━ ", style=colour_style(colour)) + Text(printable(name) + ("  (training)" if name == job.running else "")))
+            legend.append(Text("━━ ", style=colour_style(colour)) + Text(one_line(name) + ("  (training)" if name == job.running else "")))
             if overfitting(c):  # (what the dropout lesson's text points to)
                 legend[-1].append("  overfitting", style="bold yellow")
         title = ("validation bits per character •" if bits  # (why: the legend's tail, which has the room at 80 columns)
@@ -456,10 +456,10 @@ class ExperimentScreen(Screen):
             if r.val_loss is not None and status != "finished":  # what a stopped run kept, marked as the queue marks it
                 mark, style = MARKS.get(status, ("?", ""))  # (the status column may be off screen: 80 columns)
                 vl.append(f" {mark}", style=style)
-            table.add_row(str(i + 1), printable(r.group), vl, "—" if r.bpc is None else f"{r.bpc:.3f}",
+            table.add_row(str(i + 1), one_line(r.group), vl, "—" if r.bpc is None else f"{r.bpc:.3f}",
                           f"{r.params / 1e6:.2f}M" if r.params else "—", fmt_duration(r.minutes * 60) if r.minutes else "—",
                           fmt_rate(r.tokens_per_s) if r.tokens_per_s else "—",
-                          Text(printable(status)[:40], style="green" if status == "finished" else "yellow"))
+                          Text(one_line(status)[:40], style="green" if status == "finished" else "yellow"))
         if 0 < cursor < table.row_count:
             table.move_cursor(row=cursor, animate=False)
 
@@ -471,7 +471,7 @@ class ExperimentScreen(Screen):
         row = self.rows[event.cursor_row]
         run = next((r for r in row.runs if r.folder.exists()), None)  # (one stopped before its first step has none)
         if run is None:
-            self.notify(f"{printable(row.group)} has not started yet: no model to generate with", timeout=4)
+            self.notify(f"{one_line(row.group)} has not started yet: no model to generate with", timeout=4)
             return
         try:
             name = run.folder.relative_to(self.app.models_dir).as_posix()

@@ -27,7 +27,7 @@ from tinygpt_tui.app.output import GENERATED, NOTE, PROMPT, OutputView
 from tinygpt_tui.app.sidebar import ModelList, SamplingPanel
 from tinygpt_tui.engine.folder import NO_CHECKPOINT, SYNC_LISTING, TRAINING, ModelInfo, folder_signature
 from tinygpt_tui.errors import TinyGPTError
-from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.tokenizer import one_line, printable
 
 PICK_HINT = (
     "Pick a model on the left (↑ ↓ and Enter, or click), then write a prompt below.\n\n"
@@ -212,19 +212,19 @@ class GenerateScreen(Screen):
         elif not infos and out.text == printable(PICK_HINT):
             out.clear()
         if not infos and not len(out):
-            out.append(f"No models yet in {self.app.models_dir}.\n\nTrain one with Ctrl+T (the training screen), "
+            out.append(f"No models yet in {one_line(self.app.models_dir)}.\n\nTrain one with Ctrl+T (the training screen), "
                        "or from a terminal: tinygpt train shakespeare --name mine --preset tiny --minutes 5\n", NOTE)
 
     # ------------------------------------------------------------ picking a model
     def pick(self, info: ModelInfo) -> None:
         if info.status == NO_CHECKPOINT:
-            self.notify(f"{printable(info.name)}: a run stopped before its first checkpoint; Delete removes the folder.", severity="warning")
+            self.notify(f"{one_line(info.name)}: a run stopped before its first checkpoint; Delete removes the folder.", severity="warning")
             return
         if not info.ok and info.status == TRAINING:
-            self.notify(f"{printable(info.name)} is training; it can be loaded once it saves its first checkpoint.")
+            self.notify(f"{one_line(info.name)} is training; it can be loaded once it saves its first checkpoint.")
             return
         if not info.ok:
-            self.notify(printable(info.error), title=f"{printable(info.name)} is broken", severity="error")
+            self.notify(one_line(info.error), title=f"{one_line(info.name)} is broken", severity="error")
             return
         self.query_one("#prompt").focus()  # type while it loads; Enter waits for it
         if self.loaded is not None and self.loaded.path == info.path and self.loading_name is None:
@@ -247,7 +247,7 @@ class GenerateScreen(Screen):
             self.query_one("#models", ModelList).highlighted = self.infos.index(info)
             self.pick(info)
             return
-        self.notify(f"no model named {printable(name)} in {printable(str(self.app.models_dir))}", severity="error")
+        self.notify(f"no model named {one_line(name)} in {one_line(str(self.app.models_dir))}", severity="error")
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self, info: ModelInfo) -> None:
@@ -277,7 +277,7 @@ class GenerateScreen(Screen):
         self.loading_name = None
         self.pending_prompt = None
         self.update_status()
-        self.notify(printable(message.error), title=f"cannot load {printable(message.info.name)}", severity="error", timeout=8)
+        self.notify(one_line(message.error), title=f"cannot load {one_line(message.info.name)}", severity="error", timeout=8)
 
     @on(ModelLoaded)
     @reported("loading a model")
@@ -289,14 +289,14 @@ class GenerateScreen(Screen):
         self.loaded_label = info.name  # the list's name: an experiment's member is "exp/member", not its folder's alone
         self.refresh_bindings()
         self.query_one("#models", ModelList).mark_loaded(info.name)
-        self.sub_title = f"{printable(info.name)} · {self.device_name}"
+        self.sub_title = f"{one_line(info.name)} · {self.device_name}"
         self.update_status()
         if not self.context:
             out = self.query_one("#output", OutputView)
             out.clear()
             vocab = f"{info.vocab_size} in its vocabulary" if info.tokenizer == "char" else f"a byte-level BPE of {info.vocab_size} tokens"
-            out.append(f"{info.name}: {info.params:,} parameters, context {info.block_size} {'characters' if info.tokenizer == 'char' else 'tokens'}, "
-                       f"{vocab}, trained on {info.corpus or '?'}. Write a prompt below.\n", NOTE)
+            out.append(f"{one_line(info.name)}: {info.params:,} parameters, context {info.block_size} {'characters' if info.tokenizer == 'char' else 'tokens'}, "
+                       f"{vocab}, trained on {one_line(info.corpus or '?')}. Write a prompt below.\n", NOTE)
         self.query_one("#prompt", Input).focus()
         if self.pending_prompt is not None:
             prompt, self.pending_prompt = self.pending_prompt, None
@@ -328,7 +328,7 @@ class GenerateScreen(Screen):
         """Generate from a prompt (fresh) or continue the text in the pane."""
         if self.loading_name is not None and fresh:
             self.pending_prompt = prompt
-            self.notify(f"Loading {printable(self.loading_name)}; the prompt runs as soon as it is ready.", timeout=3)
+            self.notify(f"Loading {one_line(self.loading_name)}; the prompt runs as soon as it is ready.", timeout=3)
             return
         if self.loaded is None:
             self.notify("Pick a model in the sidebar first (arrows, then Enter).", severity="warning")
@@ -394,7 +394,7 @@ class GenerateScreen(Screen):
         s.finished_at = time.perf_counter()
         if message.error:
             s.error = message.error
-            self.notify(printable(s.error), title="generation failed", severity="error")
+            self.notify(one_line(s.error), title="generation failed", severity="error")
         self.refresh_bindings()
         self.update_status()
 
@@ -489,11 +489,11 @@ class GenerateScreen(Screen):
             if s.chars_per_s:
                 parts.append(Part(f"{s.chars_per_s:,.0f} chars/s", 8, short=f"{s.chars_per_s:,.0f}/s"))
         if self.loading_name:
-            parts.append(Part(f"loading {printable(self.loading_name)} …", 1, "bold yellow", "loading …"))
+            parts.append(Part(f"loading {one_line(self.loading_name)} …", 1, "bold yellow", "loading …"))
         elif self.loaded is None:
             parts.append(Part("no model loaded", 1, "dim", "no model"))
         else:
-            parts += [Part(printable(self.loaded_label), 1, "bold"), Part(self.device_name, 2, "dim")]
+            parts += [Part(one_line(self.loaded_label), 1, "bold"), Part(self.device_name, 2, "dim")]
         job = self.app.training
         if job is not None:
             parts += job.status_parts(rank=3)

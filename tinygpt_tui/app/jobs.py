@@ -15,7 +15,7 @@ from tinygpt_tui.app.bars import Part, fit_line
 from tinygpt_tui.app.messages import ExperimentUpdate, ProbeNote, error_line
 from tinygpt_tui.app.progress import RESUME_KEY, RunState, name_taken, preparation
 from tinygpt_tui.errors import TinyGPTError
-from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.tokenizer import one_line
 
 
 def form_words(message: str) -> str:
@@ -120,9 +120,9 @@ class TrainingJob(Job):
 
     def status_parts(self, rank: int = 0) -> list[Part]:
         """The run on the generate screen's status line: its name and state kept longest (from rank on)."""
-        r, name = self.run, printable(self.name)
+        r, name = self.run, one_line(self.name)
         if self.state == "failed":
-            return [Part(f"training failed: {printable(self.error)[:120]}", rank, "bold red", "training failed")]
+            return [Part(f"training failed: {one_line(self.error)[:120]}", rank, "bold red", "training failed")]
         if not self.active and not r.start and self.state == "stopped":
             return [Part(f"{name} stopped while preparing its corpus: nothing trained, nothing saved", rank, "bold", f"{name} stopped")]
         if not self.active:

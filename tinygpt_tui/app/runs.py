@@ -29,7 +29,7 @@ from tinygpt_tui.app.progress import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
 from tinygpt_tui.chart import FINAL, Series
 from tinygpt_tui.engine.runs import SHIPPED, Curves, common_corpus, other_corpus, run_folders, summarize, tokenizers, updated_at
-from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.tokenizer import one_line
 
 AXES = ("steps", "tokens", "minutes")
 # 256-colour numbers, told apart on dark and light themes; a run keeps its colour while it is checked
@@ -58,7 +58,8 @@ def short_name(name: str, most: int = LIST_NAME, peers=()) -> str:
     terminal cells, not characters: a Chinese character takes two. Where it differs from one of `peers` (the
     other names shown) in the part cut out, what they share at the start goes instead: a grid's members with
     seeds (d1/pos_encoding=learned,seed=1337 and =rope,seed=1337) differ in the middle, and both read
-    'd1/…seed=1337'."""
+    'd1/…seed=1337'. Cut as shown: on one line, inert (one_line)."""
+    name, peers = one_line(name), [one_line(p) for p in peers]
     cut = _middle_cut(name, most)
     head = leading_cells(name, max(1, min(3, (most - 1) // 3)))  # (the experiment's start, as the plain cut keeps it)
     kept = len(cut) - len(head) - 1  # (the characters of its end the plain cut keeps)
@@ -130,21 +131,21 @@ def run_prompt(s, room: int = LIST_ROOM, peers=()) -> Text:
     most = max(6, min(LIST_NAME, room - 1))  # (a cell for the … of the figures cut)
     if not s.ok:
         t.append("✗ ", style="bold red")
-        t.append(printable(short_name(s.name, most - 2, peers)), style="bold")
-        t.append(f" {printable(s.status)}", style="red")
+        t.append(short_name(s.name, most - 2, peers), style="bold")
+        t.append(f" {one_line(s.status)}", style="red")
         return t
     live = s.status == "training"
-    rest = [f for f in (human_count(s.params) if s.params else "", printable(s.corpus) if s.corpus else "") if f]
+    rest = [f for f in (human_count(s.params) if s.params else "", one_line(s.corpus) if s.corpus else "") if f]
     mark, val = " ◌ training" if live else "", f"  val {s.val_loss:.3f}" if s.val_loss is not None else ""
     if val:
         v = f"{s.val_loss:.3f}"
         forms = [(m, f) for f in (f"  val {v}", f" val {v}", f" {v}") for m in ((mark, " ◌") if live else ("",))]
-        fit = next(((m, f) for m, f in forms if room - cell_len(m + f) >= min(LEAST_NAME, cell_len(s.name))), None)
+        fit = next(((m, f) for m, f in forms if room - cell_len(m + f) >= min(LEAST_NAME, cell_len(one_line(s.name)))), None)
         if fit is not None:  # the figures after the val loss: those that fit whole
             (mark, val), most = fit, min(LIST_NAME, room - cell_len(fit[0] + fit[1]))
-            left = room - min(most, cell_len(s.name)) - cell_len(mark + val)
+            left = room - min(most, cell_len(one_line(s.name))) - cell_len(mark + val)
             rest = rest[:next((i for i in range(len(rest)) if cell_len(" · ".join(rest[:i + 1])) + 3 > left), len(rest))]
-    t.append(printable(short_name(s.name, most, peers)), style="bold")
+    t.append(short_name(s.name, most, peers), style="bold")
     t.append(mark, style="magenta")
     t.append(val + ((" · " if val else "  ") + " · ".join(rest) if rest else ""), style="dim")
     return t
@@ -155,7 +156,7 @@ def not_drawn(unchecked: list, corpus: tuple[str, str]) -> Text:
     first, then the names, which the list shows anyway (cut to its one line, the names had left no room for why)."""
     if not unchecked:
         return Text()
-    names = ", ".join(printable(s.name) for s in unchecked[:3]) + (f" and {len(unchecked) - 3} more" if len(unchecked) > 3 else "")
+    names = ", ".join(one_line(s.name) for s in unchecked[:3]) + (f" and {len(unchecked) - 3} more" if len(unchecked) > 3 else "")
     other = all(other_corpus(s, corpus) for s in unchecked)
     return Text(f"not drawn ({'another corpus; ' if other else ''}Space checks): {names}", style="dim")
 
@@ -366,7 +367,7 @@ class RunsScreen(Screen):
         if s is None:
             return
         if not s.ok:
-            self.notify(f"{printable(s.name)}: {printable(s.status)}", title="runs", severity="error", timeout=8)
+            self.notify(f"{one_line(s.name)}: {one_line(s.status)}", title="runs", severity="error", timeout=8)
             return
         self.app.run_on("generate", f"pick_named({s.name!r})")
 
@@ -382,7 +383,7 @@ class RunsScreen(Screen):
                 self.colours[name] = next((c for c in PALETTE if c not in used), PALETTE[len(self.colours) % len(PALETTE)])
         for name in [n for n in checked if n in self.unread and n not in self.said]:
             self.said.add(name)
-            self.notify(f"{printable(name)}: {self.unread[name]}", title="runs", severity="error", timeout=8)
+            self.notify(f"{one_line(name)}: {self.unread[name]}", title="runs", severity="error", timeout=8)
         missing = [(n, self.summaries[n].folder) for n in checked if n not in self.curves and n not in self.loading | self.unread.keys()]
         if missing:
             self.loading.update(n for n, _ in missing)
@@ -414,7 +415,7 @@ class RunsScreen(Screen):
                 lines.append(Series(*c.val(self.axis, points), colour, "dot"))
             if c.final_val(self.axis, bits)[0]:  # the table's figure, over the whole split (a finished run's)
                 lines.append(Series(*c.final_val(self.axis, bits), colour, FINAL))
-            entry = Text("━━ ", style=colour_style(colour)) + Text(printable(name))
+            entry = Text("━━ ", style=colour_style(colour)) + Text(one_line(name))
             if not c.steps and not c.evals:  # (a converted or imported model: in the table, no line to draw)
                 entry.append(" no loss log", style="dim")
             elif self.summaries[name].log_cut is not None:  # (its lines stop short; the table's figures are config.json's)
@@ -438,7 +439,7 @@ class RunsScreen(Screen):
         self.chart.show_lines(lines, self.axis if self.axis != "steps" else "step", title)
         self.chart.visible = True
         if not self.summaries:  # (how to add one: the list beside is empty too)
-            entries, tail = [], Text(f"No runs yet: train one (Ctrl+T); read from {printable(str(self.app.models_dir))}", style="dim")
+            entries, tail = [], Text(f"No runs yet: train one (Ctrl+T); read from {one_line(str(self.app.models_dir))}", style="dim")
         elif not checked:
             entries, tail = [], Text("Space checks a run (a: all) to draw it here.", style="dim")
         else:
@@ -463,20 +464,20 @@ class RunsScreen(Screen):
         rows = []
         for s in runs:
             other = other_corpus(s, corpus)
-            status = Text(printable(s.status), style={"finished": "green", "training": "magenta", "stopped": "yellow"}.get(s.status, "red"))
+            status = Text(one_line(s.status), style={"finished": "green", "training": "magenta", "stopped": "yellow"}.get(s.status, "red"))
             num = lambda v, f: Text("—", style="dim") if v is None else Text(f.format(v), justify="right")  # noqa: E731
             rows.append([
-                Text("■", style=colour_style(self.colours[s.name])), printable(s.name), num(s.val_loss, "{:.4f}"), num(s.bpc, "{:.3f}"),
+                Text("■", style=colour_style(self.colours[s.name])), one_line(s.name), num(s.val_loss, "{:.4f}"), num(s.bpc, "{:.3f}"),
                 Text(human_count(s.params) if s.params else "—", justify="right"), Text(str(s.context or "—"), justify="right"),
                 Text(fmt_duration(s.minutes * 60) if s.minutes else "—", justify="right"),
                 Text(fmt_rate(s.tokens_per_s) if s.tokens_per_s else "—", justify="right"), status,
-                Text(("≠ " if other else "") + printable(s.corpus or "?"), style="bold yellow" if other else "")])
+                Text(("≠ " if other else "") + one_line(s.corpus or "?"), style="bold yellow" if other else "")])
         # long names (a lesson's members) are cut in the middle, as in the list (told apart from the same runs),
         # so the figures stay on screen
         width = table.scrollable_content_region.width
         room = table_name_room(TABLE_COLUMNS, rows, 1, width)
         for s, row in zip(runs, rows):
-            row[1] = printable(short_name(s.name, room, list(self.summaries))) if room else row[1]
+            row[1] = short_name(s.name, room, list(self.summaries)) if room else row[1]
         # then, where that alone leaves the table too wide by a little, the corpus is cut at its end ("tinyshakesp…");
         # by more (80 columns), it is left whole: the table scrolls
         room = table_name_room(TABLE_COLUMNS, rows, len(TABLE_COLUMNS) - 1, width, least=0)

@@ -16,7 +16,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from tinygpt_tui.app.runs import short_name
-from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.tokenizer import one_line, printable
 
 TEXT = 20  # the least columns of text a box keeps (fewer boxes a row below that)
 LINES = 4  # the least lines of text a row of boxes keeps (below that, the rows scroll)
@@ -51,12 +51,12 @@ class SampleGrid(VerticalScroll):
     def show(self, samples: list[tuple[str, str, str]]) -> None:
         """samples: (name, title, text) a member; the whole name is its box's tooltip."""
         self.remove_children()
-        self.titles = [printable(title) for _, title, _ in samples]
+        self.titles = [one_line(title) for _, title, _ in samples]
         self.texts = [Text(printable(text)) for _, _, text in samples]
         boxes = []
         for (name, title, _), text in zip(samples, self.texts):
             box = Static(text, classes="exp-sample")
-            box.border_title, box.tooltip = printable(title), printable(name)
+            box.border_title, box.tooltip = one_line(title), one_line(name)
             boxes.append(box)
         self.shape, self.boxes = None, boxes
         self.mount_all(boxes)

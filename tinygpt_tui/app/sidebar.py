@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 from tinygpt_tui.app.messages import reported
 from tinygpt_tui.engine.folder import NO_CHECKPOINT, TRAINING, ModelInfo
 from tinygpt_tui.errors import SettingsError
-from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.tokenizer import one_line
 
 
 def human_count(n: int) -> str:
@@ -58,20 +58,20 @@ def model_prompt(info: ModelInfo, loaded: bool = False, name_width: int = 0) -> 
     mark, name = Text(), Text()
     if info.status in (TRAINING, NO_CHECKPOINT) and not info.ok:  # a run before its first checkpoint
         mark.append("◌" if info.status == TRAINING else "✗", style="bold magenta" if info.status == TRAINING else "bold yellow")
-        name.append(printable(info.name), style="bold")
+        name.append(one_line(info.name), style="bold")
         details = [Text(info.status if info.status == TRAINING else f"{info.status} · Delete removes it", style="dim")]
     elif not info.ok:
         mark.append("✗", style="bold red")
-        name.append(printable(info.name), style="bold")
-        details = [Text.assemble(("broken: ", "red"), (printable(info.error), "dim"))]
+        name.append(one_line(info.name), style="bold")
+        details = [Text.assemble(("broken: ", "red"), (one_line(info.error), "dim"))]
     else:
         mark.append("●" if loaded else ("◌" if info.status == TRAINING else " "), style="bold green")
         experiment, _, member = info.name.rpartition("/")  # an experiment's member: "exp/member"
-        name.append(printable(experiment + "/") if experiment else "", style="dim")
-        name.append(printable(member), style="bold")
+        name.append(one_line(experiment + "/") if experiment else "", style="dim")
+        name.append(one_line(member), style="bold")
         loss = f"val {info.val_loss:.3f}" if info.val_loss is not None else "val n/a"
         details = [Text(f"{human_count(info.params)} params · {loss}" + (f" · {TRAINING}" if info.status == TRAINING else ""), style="dim"),
-                   Text(f"{printable(info.corpus) or '?'} · ctx {info.block_size}" + (f" · {info.tokenizer}" if info.tokenizer != "char" else ""),
+                   Text(f"{one_line(info.corpus) or '?'} · ctx {info.block_size}" + (f" · {info.tokenizer}" if info.tokenizer != "char" else ""),
                         style="dim")]  # (characters, the default, go unsaid)
     if name_width > 0:
         lines = name.divide(fold_points(name.plain, name_width))
@@ -154,10 +154,10 @@ class ModelList(OptionList):
                 from tinygpt_tui.engine.folder import remove_dead_run
 
                 remove_dead_run(info.path)
-                self.notify(f"Deleted {printable(str(info.path))}.")
+                self.notify(f"Deleted {one_line(str(info.path))}.")
                 self.screen.action_refresh_models(quiet=True)
 
-        self.app.push_screen(Confirm("A run without a checkpoint", f"Delete {printable(str(info.path))}? It holds only the "
+        self.app.push_screen(Confirm("A run without a checkpoint", f"Delete {one_line(str(info.path))}? It holds only the "
                                      "files of a run that stopped before saving a model.", "Delete"), lambda yes: answer(self, yes))
 
     def _pick(self, index: int | None) -> None:

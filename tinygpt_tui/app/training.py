@@ -27,7 +27,7 @@ from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
 from tinygpt_tui.app.jobs import TrainingJob, form_words
 from tinygpt_tui.app.progress import LossChart, RunState, Watched, good_looks_like, name_taken, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
-from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.tokenizer import one_line, printable
 
 NO_SAMPLE = Text("The model writes a sample at each evaluation.", style="dim")
 CHECK_CORPUS_BYTES = 16 * 1024**2  # a corpus up to this size is read before a run starts (bigger ones by the run)
@@ -217,7 +217,7 @@ class TrainingScreen(Screen):
             return []
         size = lambda n: f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"  # noqa: E731
         self.unfetched = {c.name for c in listing if not c.present}
-        return [(f"{printable(c.name)} · {size(c.size)}{'' if c.present else ' (not fetched)'}", c.name) for c in listing]
+        return [(f"{one_line(c.name)} · {size(c.size)}{'' if c.present else ' (not fetched)'}", c.name) for c in listing]
 
     @staticmethod
     def _preset_label(p: str) -> str:
@@ -330,9 +330,9 @@ class TrainingScreen(Screen):
     # ------------------------------------------------------------ actions
     def show_error(self, message: str, notify: bool = True) -> None:
         """The form's error line, and a notification unless the caller has given one already."""
-        self.query_one("#train-error", Static).update(Text("✗ " + printable(message), style="bold red"))
+        self.query_one("#train-error", Static).update(Text("✗ " + one_line(message), style="bold red"))
         if notify:
-            self.notify(printable(message), title="training", severity="error", timeout=8)
+            self.notify(one_line(message), title="training", severity="error", timeout=8)
 
     def clear_error(self) -> None:
         self.query_one("#train-error", Static).update("")
@@ -355,7 +355,7 @@ class TrainingScreen(Screen):
         self.clear_error()
         job = self.app.start_training(cfg, resume=resume)
         self.watch_job(job)
-        self.notify(f"{'Resuming' if resume else 'Training'} {printable(cfg.name)} …", title="training")
+        self.notify(f"{'Resuming' if resume else 'Training'} {one_line(cfg.name)} …", title="training")
 
     def _check_before_start(self, cfg) -> None:
         """What would make the run fail at once, found before it replaces the run on display."""
@@ -378,7 +378,7 @@ class TrainingScreen(Screen):
         if self.source is None or self.source.job is not job:  # (a run followed meanwhile is not the one stopping: show it)
             self.watch_job(job)
         saved = "the model is saved at the current step" if job.run.start else "it is preparing its corpus: nothing is trained or saved"
-        self.notify(f"Stopping {printable(job.name)}: {saved} …", title="training")
+        self.notify(f"Stopping {one_line(job.name)}: {saved} …", title="training")
         self.render_view()
 
     def action_follow(self) -> None:
@@ -425,13 +425,13 @@ class TrainingScreen(Screen):
 
             others = [f for f in folder.iterdir() if not f.name.startswith(".")] if not (folder / CONFIG).exists() else []
             if others:  # (a folder of books, or the models folder itself: nothing a run would write there)
-                self.show_error(f"{printable(folder.name)} is not a run's folder: it holds no {METRICS} or {CONFIG} but other files "
-                                f"({printable(others[0].name)}, …); give the folder a run writes")
+                self.show_error(f"{one_line(folder.name)} is not a run's folder: it holds no {METRICS} or {CONFIG} but other files "
+                                f"({one_line(others[0].name)}, …); give the folder a run writes")
                 return
-            self.notify(f"{printable(folder.name)} has no {METRICS} yet; waiting for it to appear.", severity="warning")
+            self.notify(f"{one_line(folder.name)} has no {METRICS} yet; waiting for it to appear.", severity="warning")
         self.clear_error()
         self.source = Watched(folder=folder)
-        self.notify(f"Following {printable(folder.name)} ({printable(str(folder / METRICS))})", title="follow")
+        self.notify(f"Following {one_line(folder.name)} ({one_line(str(folder / METRICS))})", title="follow")
         self.poll()
 
     @reported("training view")
@@ -478,14 +478,14 @@ class TrainingScreen(Screen):
                      "done": "finished", "stopped": "stopped (saved; Resume continues it)", "failed": "failed"}[job.state]
             if not v.start and job.state in ("stopping", "stopped"):  # stopped while the corpus is prepared: nothing to save
                 state = "stopping (preparing its corpus: nothing saved)" if job.active else "stopped while preparing its corpus: nothing saved"
-            title = Text.assemble((printable(job.name), "bold"), (f"  {state}", {"failed": "bold red", "done": "bold green"}.get(job.state, "bold magenta")))
+            title = Text.assemble((one_line(job.name), "bold"), (f"  {state}", {"failed": "bold red", "done": "bold green"}.get(job.state, "bold magenta")))
             if job.state == "failed":
-                title.append(f": {printable(job.error)}", style="red")
+                title.append(f": {one_line(job.error)}", style="red")
                 if self.shown_failure is not job:  # the form's error line too (the app has notified)
                     self.shown_failure = job
                     self.show_error(job.error, notify=False)
         else:
-            title = Text.assemble((printable(self.source.folder.name), "bold"), ("  following metrics.jsonl", "bold cyan"))
+            title = Text.assemble((one_line(self.source.folder.name), "bold"), ("  following metrics.jsonl", "bold cyan"))
             if v.finish:
                 ended = {"budget": "finished: its time was up", "stopped": "stopped"}.get(str(v.finish.get("reason")), "finished")
                 title.append(f" · {ended}", style="green")
@@ -495,5 +495,5 @@ class TrainingScreen(Screen):
         if s:
             facts = [s.get("device", "?"), s.get("dtype", ""), f"{s['params']:,} params" if isinstance(s.get("params"), int) else "",
                      f"corpus {s['corpus']}" if s.get("corpus") else ""]
-            title.append("\n" + printable(" · ".join(str(f) for f in facts if f)), style="dim")
+            title.append("\n" + one_line(" · ".join(str(f) for f in facts if f)), style="dim")
         return title

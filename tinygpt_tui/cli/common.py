@@ -74,9 +74,9 @@ def fail(message: str, code: int = 2):
 
 def one_line(text) -> str:
     """Text from a file or a user, shown inert on one line: escapes become symbols, a newline \\n."""
-    from tinygpt_tui.tokenizer import printable
+    from tinygpt_tui.tokenizer import one_line
 
-    return printable(str(text)).replace("\n", "\\n").replace("\t", "\\t")
+    return one_line(text)
 
 
 class _OneLineErrors:
