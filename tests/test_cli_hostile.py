@@ -437,3 +437,33 @@ def test_a_folder_of_thousands_of_small_files_is_prepared_in_seconds(tmp_path):
     took = time.monotonic() - t0
     assert r.exit_code == 0 and "4,000 file(s)" in r.stdout, r.output
     assert took < 20, f"{took:.0f} s"
+
+
+def test_a_stopped_run_s_continue_with_line_is_inert_and_pastes_into_a_shell_as_the_same_command(small_corpus, tmp_path):
+    """`continue with: tinygpt train --name ... --resume` quoted the name and the models folder for a shell, then made
+    them inert: a line separator or a bidi override in the name, a newline or an escape in the folder, became "\\u2028"
+    or "\\n" inside single quotes, which a shell reads as those backslashes: pasted, it named another run. Now $'...'."""
+    import signal
+    import time
+
+    from tests.test_cli import ROOT
+
+    models, name = tmp_path / "m\nodels\x1b[2J", "a\u2028b\u202ec"
+    args = [sys.executable, "-m", "tinygpt_tui.cli.main", "train", str(small_corpus), "--name", name, "--models-dir", str(models),
+            "--preset", "tiny", "--n-layer", "1", "--n-embd", "32", "--block-size", "16", "--batch-size", "4", "--max-steps", "100000",
+            "--eval-iters", "1", "--sample-chars", "0", "--threads", "1"]
+    p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        log, end = models / name / "metrics.jsonl", time.monotonic() + 120
+        while time.monotonic() < end and p.poll() is None and not (log.is_file() and '"step"' in log.read_text(encoding="utf-8")):
+            time.sleep(0.1)
+        os.kill(p.pid, signal.SIGINT)  # Ctrl+C: the run saves and says how to go on
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    line = next((ln for ln in out.splitlines() if ln.startswith("continue with: ")), None)
+    assert p.returncode == 0 and line is not None, (p.returncode, out[-1000:], err[-1000:])
+    assert line.isprintable() and not any(c in line for c in "\u2028\u202e"), repr(line)  # inert, one line
+    pasted = subprocess.run(["bash", "-c", "tinygpt() { printf '%s\\0' \"$@\"; }; " + line.removeprefix("continue with: ")],
+                            capture_output=True, timeout=30)  # (what a shell hands the command)
+    assert pasted.stdout.decode("utf-8", "surrogateescape").split("\0")[:-1] == ["train", "--name", name, "--resume", "--models-dir", str(models)]

@@ -415,3 +415,26 @@ def one_line(text) -> str:
     """``printable`` on one line: a name, a path or a message from a file or a user (a folder may be named with a
     newline), its newline shown as \\n and its tab as \\t."""
     return printable(str(text)).replace("\n", "\\n").replace("\t", "\\t")
+
+
+def shell_word(text) -> str:
+    """``text`` as one shell word that a shell reads back as ``text`` (a command printed to be pasted), shown inert on
+    one line: shlex's quoting ('~', 'my model'), or where ``one_line`` would change it (a newline, an escape, a
+    bidi override, a byte that was not UTF-8), bash's and zsh's $'...' with those characters escaped."""
+    import shlex
+
+    text = str(text)
+    if one_line(text) == text:
+        return shlex.quote(text)
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif one_line(ch) == ch:
+            out.append(ch)
+        elif 0xDC80 <= o <= 0xDCFF:  # (Python's surrogate escape: the byte itself)
+            out.append(f"\\x{o - 0xDC00:02x}")
+        else:
+            out.append({"\n": "\\n", "\t": "\\t"}.get(ch) or (f"\\x{o:02x}" if o < 0x80 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"))
+    return "$'" + "".join(out) + "'"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -79,6 +78,13 @@ def one_line(text) -> str:
     return one_line(text)
 
 
+def shell_word(text) -> str:
+    """One word of a command printed to be pasted: quoted for a shell, inert on one line (tokenizer.shell_word)."""
+    from tinygpt_tui.tokenizer import shell_word
+
+    return shell_word(text)
+
+
 class _OneLineErrors:
     """Flags show no `<bool>` value in --help, and a mistyped option is one `error:` line with exit
     code 2 (typer's own is a boxed usage text): every mistake on the command line is one line."""
@@ -106,7 +112,7 @@ class _OneLineErrors:
             hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
             folder = option_like_model(getattr(e, "option_name", None), sys.argv[1:] if args is None else list(args))
             if folder and ctx is not None:  # (a model folder named before names could not start with -)
-                way = shlex.quote(f"./{folder}")  # (quoted as the shell needs it: the command runs as printed)
+                way = shell_word(f"./{folder}")  # (quoted as the shell needs it: the command runs as printed)
                 error_line(f"{folder} is read as an option; to name the model folder {folder}, write {way}: "
                            f"{ctx.command_path} {way}")
             else:
@@ -240,7 +246,7 @@ def save_new_model(dest: Path, model, tokenizer, doc: dict, wrote: str) -> None:
         lock.release()
     prose(console(), one_line(f"wrote {dest} ({wrote})"))
     prompt = f' --prompt "{try_prompt(tokenizer)}"' if try_prompt(tokenizer) else ""
-    typer.echo(one_line(f"try it: tinygpt generate {shlex.quote(dest.name)}{prompt}"))
+    typer.echo(one_line(f"try it: tinygpt generate {shell_word(dest.name)}{prompt}"))
 
 
 

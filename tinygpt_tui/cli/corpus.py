@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, console, friendly, models_folder, one_line, prose
+from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, console, friendly, models_folder, one_line, prose, shell_word
 
 corpus_app = typer.Typer(cls=Group, context_settings=HELP, no_args_is_help=True, rich_markup_mode=None,
                          help="List, fetch or add the texts to train on.")
@@ -52,13 +52,11 @@ def corpus_add(
     force: bool = typer.Option(False, "--force", help="Replace a corpus added before under that name."),
 ):
     """Add a text file of your own, to train on by name. It is copied into corpora/ (git-ignored)."""
-    import shlex
-
     from tinygpt_tui.engine.corpora import add
 
     dest = add(str(file), name, force)
-    arg = shlex.quote(dest.stem)  # ("-draft" after --, where no option is looked for)
-    command = f"tinygpt train --name NAME -- {arg}" if arg.startswith("-") else f"tinygpt train {arg} --name NAME"
+    arg = shell_word(dest.stem)  # ("-draft" after --, where no option is looked for)
+    command = f"tinygpt train --name NAME -- {arg}" if dest.stem.startswith("-") else f"tinygpt train {arg} --name NAME"
     typer.echo(f"added {one_line(dest)}: train on it with `{one_line(command)}`")
 
 

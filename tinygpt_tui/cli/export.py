@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console, friendly, new_model_folder, one_line, prose, save_new_model, try_prompt
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console, friendly, new_model_folder, one_line, prose, save_new_model, shell_word, try_prompt
 
 O = typer.Option
 
@@ -65,7 +65,7 @@ def export(
     else:  # (llama.cpp's plain completion: its llama-cli became a chat, and these models have no chat template;
         # it reads escapes in a prompt: \\n is a newline)
         escaped = prompt.replace("\\", "\\\\").replace("\n", "\\n")
-        hint = f"llama-completion -m {shlex.quote(str(out))} -p {shlex.quote(escaped)} -n {n}{' --ignore-eos' if eot is not None else ''}"
+        hint = f"llama-completion -m {shell_word(out)} -p {shlex.quote(escaped)} -n {n}{' --ignore-eos' if eot is not None else ''}"
     typer.echo(one_line(f"try it: {hint}"))
 
 

@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, models_folder, one_line, prose
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, models_folder, one_line, prose, shell_word
 
 O = typer.Option
 
@@ -255,8 +255,8 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     wall = time.perf_counter() - t0
     con.print(Text(f"{ended.state if ended else 'ended'} in {fmt_time(wall)}" + (f" (estimated {fmt_time(est.total_s)})" if est else ""), style="bold"))
     if ended and ended.state == "stopped":
-        where = "" if plan.folder.parent.resolve() == default_models_dir().resolve() else f" --models-dir {plan.folder.parent}"
-        con.print(Text(one_line(f"continue with: tinygpt experiment {spec.name} --resume{where}")))
+        where = "" if plan.folder.parent.resolve() == default_models_dir().resolve() else f" --models-dir {shell_word(plan.folder.parent)}"
+        con.print(Text(one_line(f"continue with: tinygpt experiment {shell_word(spec.name)} --resume{where}")))
     show_results(plan, prompt, sample_chars, x)
 
 
@@ -357,7 +357,7 @@ def experiment_cmd(
     started = isinstance(name, str) and ((Path(models_dir) if models_dir else default_models_dir()) / name / MANIFEST).is_file()
     check_name(name, "an experiment needs a name: tinygpt experiment NAME ...", "experiment name", new=not started)  # (older: go on)
     if not given and not resume and started:
-        fail(f"{one_line(name)} is an experiment already: `tinygpt experiment {one_line(name)} --resume` shows its results or goes on")
+        fail(f"{one_line(name)} is an experiment already: `tinygpt experiment {shell_word(name)} --resume` shows its results or goes on")
     if resume and not given:
         plan = E.load_plan(name, models_dir)
         if threads is not None:  # (the one setting a resumed experiment takes: how this machine runs it)
@@ -365,7 +365,7 @@ def experiment_cmd(
             plan = E.make_plan(plan.spec, plan.folder.parent)
     else:
         if resume and corpus is None and file is None:  # (not "needs a corpus": the saved one is meant)
-            fail(f"--resume goes on as saved with no other settings (--threads aside): `tinygpt experiment {one_line(name)} --resume`; "
+            fail(f"--resume goes on as saved with no other settings (--threads aside): `tinygpt experiment {shell_word(name)} --resume`; "
                  "or give the whole command again, --corpus included")
         spec = read_spec_file(file, name) if file else E.Spec(name=name)
         spec.name = name

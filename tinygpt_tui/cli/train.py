@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, leave_to_rank_0, one_line, prose
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, leave_to_rank_0, one_line, prose, shell_word
 from tinygpt_tui.errors import CheckpointError, TinyGPTError
 
 O = typer.Option
@@ -436,12 +436,11 @@ def estimate_line(ev, measured=None, best_shown: float | None = None) -> str | N
 
 
 def resume_hint(cfg, dist) -> str:
-    """The command that continues this run (any number of processes can resume it)."""
-    import shlex
-
-    cmd = f"tinygpt train --name {shlex.quote(cfg.name)} --resume"
+    """The command that continues this run (any number of processes can resume it), inert on one line as pasted
+    into a shell (a name or a folder with a newline or an escape: $'...')."""
+    cmd = f"tinygpt train --name {shell_word(cfg.name)} --resume"
     if cfg.models_dir:
-        cmd += f" --models-dir {shlex.quote(str(cfg.models_dir))}"
+        cmd += f" --models-dir {shell_word(cfg.models_dir)}"
     if dist.world_size > 1:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
         if local == dist.world_size:

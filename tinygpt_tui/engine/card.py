@@ -6,6 +6,8 @@ import os
 import shlex
 from pathlib import Path
 
+from tinygpt_tui.tokenizer import shell_word
+
 
 def _schedule_line(t: dict) -> str:
     floor = f"{t.get('min_lr_ratio')}x the peak"
@@ -83,10 +85,10 @@ def render_card(doc: dict) -> str:
         str(doc.get("command") or "(not recorded)"),
         "```",
         "",
-        f"Check the validation loss: `tinygpt eval {doc.get('name', 'MODEL')} --corpus {_corpus_arg(c)}`",
+        f"Check the validation loss: `tinygpt eval {shell_word(doc.get('name', 'MODEL'))} --corpus {_corpus_arg(c)}`",
         "",
     ]
     if doc.get("heads"):  # engine/inspect.py head_roles(...)[i].line(), when the writer measured them
-        lines += [f"What each head looks at (hints over the validation split; `tinygpt inspect {doc.get('name', 'MODEL')} --heads`):", "",
+        lines += [f"What each head looks at (hints over the validation split; `tinygpt inspect {shell_word(doc.get('name', 'MODEL'))} --heads`):", "",
                   "```", *map(str, doc["heads"]), "```", ""]
     return "\n".join(lines)

@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import mmap
 import os
-import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from tinygpt_tui.engine.files import MiB, open_regular, read_json, sha256_file, 
 from tinygpt_tui.engine.sources import (CHUNK, FORMAT, SEPARATOR, Progress, Source, count_ok, prepared_dir,  # noqa: F401
                                         read_chunks, scan, write_json)
 from tinygpt_tui.errors import CorpusError, TinyGPTError
+from tinygpt_tui.tokenizer import shell_word
 
 CHECKPOINT_BYTES = 256 * MiB  # source bytes between two fsynced progress records
 CHECKPOINT_S = 1.0  # at a file's end, at most one a second: each holds every file's fingerprint and costs three fsyncs
@@ -165,7 +165,7 @@ def verify(source: Source, meta: dict) -> Iterator[Progress]:
             tok = meta.get("tokenizer", {})  # (a BPE's files are prepared again only when the command names that BPE)
             bpe = f" --tokenizer bpe --vocab-size {tok.get('vocab_size')}" if tok.get("type") == "BpeTokenizer" else ""
             raise CorpusError(f"the prepared token file {path} does not match its checksum (damaged?); "
-                              f"prepare it again: tinygpt corpus prepare {shlex.quote(str(source.spec))}{bpe} --force")
+                              f"prepare it again: tinygpt corpus prepare {shell_word(source.spec)}{bpe} --force")
         yield Progress("verifying", done[0], total, str(path))
 
 
