@@ -132,3 +132,14 @@ def test_an_indented_line_whose_first_word_is_wider_than_the_terminal_keeps_its_
     prose(terminal, "  lesson-positions-10steps/pos_encoding=alibi: finished, val loss 1.234 (whole split)")
     assert out.getvalue().splitlines() == ["  lesson-positions-10steps/pos_encoding=alibi:", "finished, val loss 1.234",
                                            "(whole split)"], out.getvalue()
+
+
+def test_inspect_s_lens_and_ablation_say_their_sentences_whole_into_a_pipe(tmp_path):
+    """`inspect --lens` (and --ablate) printed through a console of its own, which cut every line at 80 columns into a
+    pipe: "... if it stopped after each" and "layer" a line apart, where every other command's pipe gets them whole."""
+    models = tmp_path / "models"
+    make_model(models, "m")
+    terminal, pipe = run_both("inspect", "m", "-p", "the honou", "--lens", "--ablate", "--models-dir", models)
+    assert any(ln.startswith("Logit lens at position 8: ") and ln.endswith("if it stopped after each layer") for ln in pipe), pipe
+    assert any(ln.startswith("What changes the answer: ") and ln.endswith("(-0.69: p halved)") for ln in pipe), pipe
+    assert assert_wrapped_between_words(terminal, pipe, 80) >= 2

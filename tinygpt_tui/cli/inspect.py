@@ -20,7 +20,7 @@ from rich.color import Color
 from rich.style import Style
 from rich.text import Text
 
-from tinygpt_tui.cli.common import ModelsDir, console_width, friendly, one_line
+from tinygpt_tui.cli.common import ModelsDir, console as new_console, friendly, one_line, prose
 from tinygpt_tui.engine.inspect import display_char
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -49,9 +49,7 @@ def inspect_cmd(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Next-character (a BPE model: next-token) probabilities and attention for a prompt. Bars for the top candidates, a heatmap per layer."""
-    from rich.console import Console
-
-    console = Console(highlight=False, width=console_width())
+    console = new_console()  # (a pipe gets each sentence whole, as from every command: `prose` wraps it on a terminal)
     from tinygpt_tui.engine.folder import load_model, resolve_model
     from tinygpt_tui.engine.device import pick_device
     from tinygpt_tui.engine.inspect import analyze, check_temperature, check_top_k
@@ -115,9 +113,9 @@ def lens_and_ablation(console, analysis, view, lens: bool, ablate: bool, top_k: 
                            "lens": [{**r.__dict__, "after": "embeddings" if r.layer == 0 else f"layer {r.layer - 1}"} for r in rows] if rows else None, "ablation": abl.__dict__ if abl else None})
     console.print(context_line(view))
     if rows:
-        console.print(lens_text(rows, view, console.width, analysis.model.cfg.tie_weights))
+        prose(console, lens_text(rows, view, console.width, analysis.model.cfg.tie_weights))
     if abl:
-        console.print(ablation_text(view.chars, abl, console.color_system is not None, console.width, unit))
+        prose(console, ablation_text(view.chars, abl, console.color_system is not None, console.width, unit))
 
 
 def lens_text(rows, view, width: int, tied: bool = False) -> Text:
@@ -215,16 +213,16 @@ def deeper(console, loaded, embeddings: bool, top: int, near: str | None, heads:
                               "points": [{"char": c, "x": float(x), "y": float(y)} for c, (x, y) in zip(m.chars, m.xy)]} for m in maps]
         doc["near"] = [{"char": c, "cosine": v} for c, v in near_list] if near_list else None
         if note and not json_out:
-            console.print(Text(note, style="yellow"))
+            prose(console, Text(note, style="yellow"))
         for m in [] if json_out else maps:
-            console.print(embedding_text(m, near_list if m is maps[0] else None, near, console.width, unit=tok.unit))
+            prose(console, embedding_text(m, near_list if m is maps[0] else None, near, console.width, unit=tok.unit))
     if heads:
         roles = head_roles(model, tok, text)
         doc["heads"] = [r.__dict__ for r in roles]
         if not json_out:
             n = roles[0].windows
-            console.print(Text(f"Head hints over {n} window{'s' * (n != 1)} of the validation split", style="bold"))
-            console.print(Text(heads_key(tok.unit, roles[0].spaced), style="dim"))
+            prose(console, Text(f"Head hints over {n} window{'s' * (n != 1)} of the validation split", style="bold"))
+            prose(console, Text(heads_key(tok.unit, roles[0].spaced), style="dim"))
             console.print("\n".join(r.line() for r in roles), markup=False)
     if json_out:
         print_json(doc)
@@ -464,22 +462,22 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
         vmax = max(w for _, ws in rows for w in ws[: p + 1])
         key = legend(vmax, color)
         beside = title.cell_len + 3 + key.cell_len <= width
-        console.print(title + Text("   " if beside else "\n") + with_cell_note(key, width - (title.cell_len + 3) * beside, unit))
+        prose(console, title + Text("   " if beside else "\n") + with_cell_note(key, width - (title.cell_len + 3) * beside, unit))
         console.print(heatmap(view.chars, rows, width, p, color=color, vmax=vmax))
         console.print(top_attended(view, weights, 8, label, width))
 
     window = f"/{block_size:,}" if block_size else ""
-    console.print(Text.assemble((name, "bold"), f" · context {len(view.chars):,}{window} {unit}s · position ", (f"{p}", "bold"), ": ",
+    prose(console, Text.assemble((name, "bold"), f" · context {len(view.chars):,}{window} {unit}s · position ", (f"{p}", "bold"), ": ",
                                 (quoted(view.query_char), "bold"), f" · temperature {view.temperature:g}"))
     if view.truncated:
-        console.print(Text(f"note: the first {view.truncated} character(s) lie before the model's window and are not seen", style="yellow"))
+        prose(console, Text(f"note: the first {view.truncated} character(s) lie before the model's window and are not seen", style="yellow"))
     if view.dropped:
-        console.print(Text(f"note: {len(view.dropped)} character(s) the model does not know were left out: "
+        prose(console, Text(f"note: {len(view.dropped)} character(s) the model does not know were left out: "
                            + printable(" ".join(view.dropped[:20])), style="yellow"))
     console.print(context_line(view))
     console.print()
     after = "…" * (p > 11) + "".join(cell(c)[0] for c in view.chars[max(0, p - 11) : p + 1])
-    console.print(Text(f"Next {unit} after {after}", style="bold").append(f"  (top {len(view.candidates)})", style="dim"))
+    prose(console, Text(f"Next {unit} after {after}", style="bold").append(f"  (top {len(view.candidates)})", style="dim"))
     known = view.sampled or view.actual
     console.print(prob_bars(view, width, highlight=known.char if known else None))
     if view.actual:
