@@ -519,6 +519,36 @@ async def test_inspector_screen_renders_and_follows_keys():
         assert pilot.app.screen is not screen
 
 
+async def test_the_inspector_opens_with_the_query_position_s_block_of_the_heatmap_in_view(tmp_path):
+    """At 80x24 a full context of 128 wraps the heatmap into blocks of columns: the inspector opened on the first
+    (positions 0-69) while the query, the last position, is in the one below, its rows off the screen. It opens
+    scrolled to the query's block, its nearest keys beside it; Home brings position 0's block back."""
+    from conftest import make_model
+    from tests.test_app import wait_for
+    from tinygpt_tui.engine.folder import load_model
+
+    folder = make_model(tmp_path / "models", "m", n_head=4, block_size=128)
+    text = ("First Citizen: before we proceed any further, hear me speak. All: speak, speak. " * 3)[:200]
+    screen, host = inspector_on(text, folder, load_model(folder).tokenizer)
+
+    def in_view() -> list[str]:
+        body, heat = screen.query_one("#insp-body"), screen.query_one("#insp-map")
+        lines = shown_lines(heat).split("\n")
+        return [ln for y, ln in enumerate(lines) if 0 <= heat.virtual_region.y + y - body.scroll_offset.y < body.scrollable_content_region.height]
+
+    def block_in_view(position: int) -> bool:  # its ruler marks the position, then its characters and a line a row
+        shown = in_view()
+        at = [i for i, ln in enumerate(shown) if re.search(rf"(^|\s){position}(\s|$)", ln)]
+        return bool(at) and [ln.split()[0] for ln in shown[at[0] + 2 : at[0] + 7]] == ["h0", "h1", "h2", "h3", "avg"]
+
+    async with host.run_test(size=(80, 24)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        assert screen.view.position == 127 and len(screen.view.chars) == 128
+        assert await wait_for(pilot, lambda: block_in_view(127), timeout=10), in_view()
+        await pilot.press("home")
+        assert await wait_for(pilot, lambda: block_in_view(0), timeout=10), in_view()
+
+
 async def test_inspector_title_quotes_the_query_character_as_the_heatmap_shows_it():
     """The title JSON-escaped the query: a backslash (or a BPE byte token's \\xe2) showed doubled, "\\\\"."""
     from textual.app import App

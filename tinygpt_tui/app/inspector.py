@@ -18,6 +18,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.geometry import Region
 from textual.screen import ModalScreen
 from textual.strip import Strip
 from textual.widget import Widget
@@ -25,22 +26,10 @@ from textual.widgets import Static
 
 from tinygpt_tui.app.bars import KeyBar
 from tinygpt_tui.app.messages import Inspected, error_line, reported
-from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heads_key, heatmap_column_at, heatmap_lines, with_cell_note,
-                                     layer_rows, legend, lens_text, prob_bars, quoted, ranked_line, top_attended)
+from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heads_key, heatmap_column_at, heatmap_layout, heatmap_lines,
+                                     with_cell_note, layer_rows, legend, lens_text, prob_bars, quoted, ranked_line, top_attended)
 from tinygpt_tui.engine.inspect import tokens_slid
 from tinygpt_tui.errors import TinyGPTError
-
-
-def corpus_text(folder) -> tuple[str | None, str]:
-    """The model's own corpus (for the embedding map's frequencies and the head hints), or None and why it is
-    not here (how to fetch it, when it is the catalog's)."""
-    from tinygpt_tui.engine.corpora import own_corpus, resolve_corpus, whole_text
-    from tinygpt_tui.engine.folder import read_info
-
-    try:  # (the file or folder it was trained on while it is there, else the corpus of its name)
-        return (whole_text(resolve_corpus(own_corpus(read_info(folder).doc))), "") if folder is not None else (None, "no model folder")
-    except (TinyGPTError, OSError) as e:
-        return None, str(e)
 
 
 class Panel(Widget):
@@ -79,6 +68,10 @@ class Panel(Widget):
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return len(self._lines(width))
+
+    def on_resize(self) -> None:
+        if self.id == "insp-map" and isinstance(self.screen, InspectorScreen):
+            self.screen.call_after_refresh(self.screen.show_query)  # (laid out: the query position brought into view)
 
     def on_click(self, event) -> None:
         screen = self.screen
@@ -150,6 +143,7 @@ class InspectorScreen(ModalScreen):
         self._last_start = 0.0
         self.last_duration = 0.0  # seconds the last forward pass took
         self._timer = None
+        self.query_wanted = False  # the query position to bring into view (show_query) once the map is laid out
         self.deeper: str | None = None  # lens, ablation, embeddings or heads: the view under the bars
         self.deeper_result: dict = {}  # ablation (per analysis and position), embeddings, heads: computed in a worker
 
@@ -251,7 +245,7 @@ class InspectorScreen(ModalScreen):
                 self.head_index = min(self.head_index, analysis.n_head - 1)
         else:
             self.analysis, self.view, self.error = None, None, error
-        self._refresh_view()
+        self._refresh_view(show_query=self.computations == 1)  # (opened: the query in view; later passes leave the scroll be)
         if self._pending is not None:
             self._kick()
 
@@ -264,13 +258,13 @@ class InspectorScreen(ModalScreen):
             return
         p = min(max(self._pos() + delta, 0), self.analysis.length - 1)
         self.position = None if p == self.analysis.length - 1 else p
-        self._refresh_view()
+        self._refresh_view(show_query=True)
 
     def action_move_to(self, where: int) -> None:
         if self.analysis is None:
             return
         self.position = None if where < 0 or where >= self.analysis.length - 1 else where
-        self._refresh_view()
+        self._refresh_view(show_query=True)
 
     def click_map(self, x: int, y: int, width: int) -> None:
         """A click on a heatmap column makes that character the query position."""
@@ -300,10 +294,7 @@ class InspectorScreen(ModalScreen):
 
     def action_page(self, direction: int) -> None:
         body = self.query_one("#insp-body", VerticalScroll)
-        if direction > 0:
-            body.scroll_page_down()
-        else:
-            body.scroll_page_up()
+        body.scroll_page_down() if direction > 0 else body.scroll_page_up()
 
     def action_all_heads(self) -> None:
         self.all_layers = False
@@ -333,7 +324,7 @@ class InspectorScreen(ModalScreen):
 
     def _compute_deeper(self, key, a) -> None:
         """(worker thread) The ablation nearest characters first, or a whole-model view; each result redrawn."""
-        from tinygpt_tui.engine import lens
+        from tinygpt_tui.engine import corpora, lens
 
         def show(result):
             self.deeper_result[key] = result
@@ -347,7 +338,7 @@ class InspectorScreen(ModalScreen):
                         return  # the position or the text moved on: stop
                     self.app.call_from_thread(show, step)
                 return
-            text, why = corpus_text(self.folder)
+            text, why = corpora.own_text(self.folder)
             if key == "embeddings":  # without the corpus: the characters of the text on screen, not the vocabulary's first 300
                 seen = len(set(self.text)) if tok.kind == "char" else len(set(tok.encode(self.text).ids))
                 on_screen = not text and seen > 0
@@ -398,7 +389,7 @@ class InspectorScreen(ModalScreen):
         status.update(t)
         status.display = bool(t.plain)
 
-    def _refresh_view(self) -> None:
+    def _refresh_view(self, show_query: bool = False) -> None:
         if not self.is_mounted:
             return
         a = self.analysis
@@ -442,6 +433,22 @@ class InspectorScreen(ModalScreen):
         self.query_one("#insp-deeper").display = self.deeper is not None  # (else a blank line and its margin)
         for pid in ("#insp-probs", "#insp-deeper", "#insp-map-title", "#insp-map", "#insp-summary"):
             self.query_one(pid, Panel).changed()
+        self.query_wanted = show_query or self.query_wanted  # (done once the map is laid out for the view: show_query)
+        self.show_query()
+
+    def show_query(self) -> None:
+        """The heatmap's block of columns holding the query position scrolled into view, with the block before it (its
+        nearest keys) where the screen has room: a long context wraps into blocks, and the last position sat below."""
+        body, heat = self.query_one("#insp-body", VerticalScroll), self.query_one("#insp-map", Panel)
+        rows = self._rows()[0] if self.query_wanted and self.view is not None else []
+        chunks, tall = heatmap_layout(self.view.chars, [r[0] for r in rows], heat.size.width)[1] if rows else [], len(rows) + 2
+        if not rows or heat.size.height != len(chunks) * tall:  # (not laid out for this view yet: its Resize calls again)
+            return
+        k = next(i for i, (a, b) in enumerate(chunks) if a <= self.view.position < b)
+        bottom = heat.virtual_region.y + (k + 1) * tall  # (the query's block's end; from its start, or the block before's where it fits)
+        top = min(bottom - tall, max(bottom - tall * (1 + (k > 0)), bottom - body.scrollable_content_region.height))
+        body.scroll_to_region(Region(0, top, 1, bottom - top), animate=False)
+        self.query_wanted = False
 
     def _rows(self):
         v = self.view
@@ -452,20 +459,15 @@ class InspectorScreen(ModalScreen):
 
     def _weights(self):
         v = self.view
-        if self.all_layers:
-            return v.mean_all
-        return v.mean_over_heads[self.layer_index] if self.head_index is None else v.attention[self.layer_index][self.head_index]
+        return v.mean_all if self.all_layers else v.mean_over_heads[self.layer_index] if self.head_index is None else v.attention[self.layer_index][self.head_index]
 
     def _vmax(self, rows) -> float:
-        p = self.view.position
-        return max((w for _, ws in rows for w in ws[: p + 1]), default=0.0)
+        return max((w for _, ws in rows for w in ws[: self.view.position + 1]), default=0.0)
 
     def _build_probs(self, width: int) -> Text:
         if self.view is None:
             return Text(self.error or "computing…", style="dim")
-        v = self.view
-        hl = v.actual.char if v.actual else None
-        return prob_bars(v, min(width, 90), highlight=hl)
+        return prob_bars(self.view, min(width, 90), highlight=self.view.actual.char if self.view.actual else None)
 
     def _build_map_title(self, width: int) -> Text:
         if self.view is None:
@@ -494,6 +496,5 @@ class InspectorScreen(ModalScreen):
     def _build_map(self, width: int) -> Text:
         if self.view is None:
             return []
-        v = self.view
         rows, selected = self._rows()
-        return heatmap_lines(v.chars, rows, width, v.position, color=True, vmax=self._vmax(rows), selected=selected)
+        return heatmap_lines(self.view.chars, rows, width, self.view.position, color=True, vmax=self._vmax(rows), selected=selected)

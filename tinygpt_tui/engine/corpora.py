@@ -15,7 +15,7 @@ from tinygpt_tui.data import Corpus, normalize_text
 from tinygpt_tui.engine.files import MiB, decode_utf8, new_file_mode, open_regular, read_bytes, read_json, unlink_quietly
 from tinygpt_tui.engine.files import sha256_file as file_sha256
 from tinygpt_tui.engine.presets import edge_problem
-from tinygpt_tui.errors import CorpusError
+from tinygpt_tui.errors import CorpusError, TinyGPTError
 
 ENV_CORPORA_DIR = "TINYGPT_CORPORA_DIR"
 CATALOG_FILE = Path(__file__).resolve().parents[2] / "corpora" / "catalog.json"
@@ -81,6 +81,17 @@ def whole_text(spec) -> str:
     if Path(os.path.expanduser(str(spec))).is_file():
         return read_corpus(spec).text
     return SEPARATOR.join(read_corpus(f).text for f in source_files(str(spec)))
+
+
+def own_text(folder) -> tuple[str | None, str]:
+    """A model folder's own corpus, whole (the inspector's embedding map and head hints): the file or folder it was
+    trained on while it is there, else the corpus of its name; or None and why it is not here (how to fetch it)."""
+    from tinygpt_tui.engine.folder import read_info
+
+    try:
+        return (whole_text(resolve_corpus(own_corpus(read_info(folder).doc))), "") if folder is not None else (None, "no model folder")
+    except (TinyGPTError, OSError) as e:
+        return None, str(e)
 
 
 def sha256_file(path: Path) -> str:
