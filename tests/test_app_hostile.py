@@ -227,3 +227,19 @@ async def test_a_model_named_with_a_newline_and_escapes_shows_on_one_line_inert_
         listing = screen.query_one("#runs-list")
         prompts = [str(listing.get_option_at_index(i).prompt) for i in range(listing.option_count)]
         assert not any(c in p for p in prompts for c in "\n\t\x1b"), prompts
+
+
+async def test_following_a_run_named_tilde_follows_that_run_not_the_home_folder(tmp_path, monkeypatch):
+    """The training screen's follow field took "~" for the home folder ("home is not a run's folder"): the name of a
+    run in models/ is that run; a path typed with ~ (not a name there) still starts at home."""
+    d = make_models_dir(tmp_path)
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    write_run(d / "~", [{"event": "start", "step": 0, "max_steps": 100}, {"event": "step", "step": 10, "loss": 2.5}])
+    write_run(tmp_path / "home" / "elsewhere", [{"event": "start", "step": 0, "max_steps": 100}, {"event": "step", "step": 20, "loss": 2.0}])
+    app = make_app(d)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ts = await follow(pilot, app, "~")
+        assert await wait_for(pilot, lambda: ts.view is not None and ts.view.steps == [10], timeout=15), notes(app)
+        ts = await follow(pilot, app, "~/elsewhere")
+        assert await wait_for(pilot, lambda: ts.view is not None and ts.view.steps == [20], timeout=15), notes(app)

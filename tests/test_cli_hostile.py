@@ -467,3 +467,26 @@ def test_a_stopped_run_s_continue_with_line_is_inert_and_pastes_into_a_shell_as_
     pasted = subprocess.run(["bash", "-c", "tinygpt() { printf '%s\\0' \"$@\"; }; " + line.removeprefix("continue with: ")],
                             capture_output=True, timeout=30)  # (what a shell hands the command)
     assert pasted.stdout.decode("utf-8", "surrogateescape").split("\0")[:-1] == ["train", "--name", name, "--resume", "--models-dir", str(models)]
+
+
+def test_a_model_named_tilde_is_the_model_of_that_name_not_the_home_folder(tmp_path, small_corpus):
+    """A folder named "~" in models/ (`tinygpt train --name '~'` makes one): `tinygpt generate '~'` expanded the name
+    to the home folder and said "config.json is missing: /home/...". The name is a name; commands printed to be
+    pasted quote it, so that a shell does not expand it either."""
+    from tests.test_cli import tinygpt_inproc
+
+    models, home = tmp_path / "models", tmp_path / "home"
+    home.mkdir()
+    assert tiny_train(small_corpus, models, "~").exit_code == 0 and (models / "~" / "config.json").is_file()
+    env = {"HOME": str(home)}
+    r = tinygpt_inproc("generate", "~", "-p", "ab", "-n", "5", "--models-dir", models, env=env)
+    assert r.returncode == 0, r.stderr
+    r = tinygpt_inproc("inspect", "~", "-p", "ab", "--models-dir", models, env=env)
+    assert r.returncode == 0 and r.stdout.startswith("~ · context 2/16"), r.stderr
+    r = tinygpt_inproc("compare", "~", "--models-dir", models, env=env)
+    assert r.returncode == 0 and "broken" not in r.stdout + r.stderr and str(home) not in r.stdout + r.stderr, r.stdout
+    card = (models / "~" / "README.md").read_text(encoding="utf-8")
+    assert "`tinygpt eval '~' --corpus" in card  # (the model card's command, quoted for a shell)
+    (tmp_path / "exps" / "~").mkdir(parents=True)  # an experiment of that name: its hint to resume, quoted
+    (tmp_path / "exps" / "~" / "experiment.json").write_text("{}")
+    assert_one_error(cli("experiment", "~", "--models-dir", tmp_path / "exps"), "`tinygpt experiment '~' --resume`")

@@ -411,7 +411,7 @@ class TrainingScreen(Screen):
         from tinygpt_tui.engine.files import open_regular
         from tinygpt_tui.engine.folder import METRICS
 
-        p = Path(name_or_path).expanduser()
+        p = Path(name_or_path) if os.path.exists(name_or_path) or os.path.exists(Path(self.app.models_dir) / name_or_path) else Path(name_or_path).expanduser()
         folder = p if p.is_dir() else p.parent if p.is_file() and p.name == METRICS else Path(self.app.models_dir) / name_or_path
         if not folder.is_dir():
             self.show_error(f"no run to follow: {name_or_path} is not a model name in {self.app.models_dir} or a folder")

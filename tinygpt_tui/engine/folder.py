@@ -83,14 +83,13 @@ def folder_signature(models_dir, limit: int | None = None) -> tuple | None:
 
 
 def resolve_model(name_or_path, models_dir=None) -> Path:
-    """A model name under the models directory, or a path to a folder."""
+    """A path to a folder, or a model name under the models directory, or a path that starts at home: "~" is the
+    model of that name where there is one (a shell expands the ~ it is given: one that got here was quoted)."""
     s = str(name_or_path)
-    p = Path(s).expanduser()
-    if p.is_dir():
-        return p
     d = Path(models_dir) if models_dir else default_models_dir()
-    if (d / s).is_dir():
-        return d / s
+    for p in (Path(s), d / s, Path(s).expanduser()):
+        if p.is_dir():
+            return p
     import difflib
 
     known = [i.name for i in list_models(d)] if d.is_dir() else []

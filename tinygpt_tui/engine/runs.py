@@ -243,7 +243,7 @@ def expand_run(name_or_path, models_dir=None) -> list[tuple[str, Path]]:
     """(name, folder) of a run named on the command line: a model folder, a name under the models directory
     ("shakespeare", "exp/member"), or an experiment (all its members). A run not found raises CheckpointError."""
     s = str(name_or_path)
-    p = Path(s).expanduser()
+    p = Path(s)  # (not expanded: "~" is a run's name where there is one; resolve_model starts at home after)
     if not p.is_dir():
         d = Path(models_dir) if models_dir else ckpt.default_models_dir()
         parts = s.split("/")
