@@ -21,6 +21,11 @@ os.environ.setdefault("TINYGPT_PROBE", "0")  # no machine probe (engine/probe.py
 # the decoder compiles in the test's own process (fast/warm.py's CHILD_ENV), not in one that outlives the test and
 # the session (a test with a cache folder of its own started one each); test_fastdecode's tests of that process drop it
 os.environ.setdefault("TINYGPT_COMPILING", "1")
+# one torch thread per test process (before torch is imported, which reads it; the processes tests start inherit it):
+# `-n 2` runs two workers on two cores, where torch's default of a thread per core had each worker's OpenMP threads
+# spin for a core the other worker held (tests/test_app.py: 131 s of CPU, 104 s with one thread, on a 2-core Zen 3).
+# A test of the thread count sets its own (torch.set_num_threads, --threads)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def shakespeare_path() -> Path:
