@@ -24,12 +24,18 @@ class _Result:
 
 
 def tinygpt_inproc(*args, env=None):
-    """The same command through typer's CliRunner: no new interpreter (and no torch import) per call."""
+    """The same command through typer's CliRunner: no new interpreter (and no torch import) per call. sys.argv is
+    the command's, as in its own process (a model card records the command as typed)."""
     from typer.testing import CliRunner
 
     from tinygpt_tui.cli.main import app
 
-    r = CliRunner().invoke(app, list(map(str, args)), env={"COLUMNS": "200", **(env or {})})
+    argv = list(map(str, args))
+    saved, sys.argv = sys.argv, ["tinygpt", *argv]
+    try:
+        r = CliRunner().invoke(app, argv, env={"COLUMNS": "200", **(env or {})})
+    finally:
+        sys.argv = saved
     if r.exception and not isinstance(r.exception, SystemExit):
         raise r.exception
     return _Result(r.exit_code, r.stdout, r.stderr)
@@ -51,9 +57,10 @@ def assert_one_line_error(r, *needles):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, small_corpus):
-    """A tiny model trained through `tinygpt train` (the real command, --jsonl events)."""
+    """A tiny model trained through `tinygpt train` (the real command, --jsonl events; in this process: a new one
+    spends more on its imports than on the training, and test_train_py_is_tinygpt_train starts one)."""
     models = tmp_path_factory.mktemp("cli_models")
-    r = tinygpt("train", small_corpus, "--name", "tiny one", "--models-dir", models, "--preset", "tiny", "--block-size", "32",
+    r = tinygpt_inproc("train", small_corpus, "--name", "tiny one", "--models-dir", models, "--preset", "tiny", "--block-size", "32",
                 "--max-steps", "40", "--eval-interval", "20", "--eval-iters", "2", "--threads", "1", "--jsonl")
     assert r.returncode == 0, r.stderr
     events = run_events(r.stdout)
@@ -79,15 +86,15 @@ def test_models_table(trained):
 def test_generate_streams_and_is_reproducible(trained):
     models, _ = trained
     a = tinygpt("generate", "tiny one", "--prompt", "ROMEO:", "--max-new", "80", "--seed", "3", "--models-dir", models)
-    b = tinygpt("generate", models / "tiny one", "--prompt", "ROMEO:", "--max-new", "80", "--seed", "3")
+    b = tinygpt_inproc("generate", models / "tiny one", "--prompt", "ROMEO:", "--max-new", "80", "--seed", "3")  # (a process of tests)
     assert a.returncode == 0 and a.stdout == b.stdout and a.stdout.startswith("ROMEO:")
     assert len(a.stdout) == len("ROMEO:") + 80 + 1
 
 
 def test_generate_from_corpus_windows(trained, small_corpus):
     models, _ = trained
-    r = tinygpt("generate", "tiny one", "--corpus", small_corpus, "--split", "val", "--num-samples", "3", "--max-new", "20",
-                "--seed", "1", "--models-dir", models)
+    r = tinygpt_inproc("generate", "tiny one", "--corpus", small_corpus, "--split", "val", "--num-samples", "3", "--max-new", "20",
+                       "--seed", "1", "--models-dir", models)
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("sample") == 3 and len(r.stdout.splitlines()) >= 3
 
@@ -100,7 +107,7 @@ def test_generate_reports_unknown_prompt_chars(trained):
 
 def test_eval_reproduces_the_card(trained, small_corpus):
     models, events = trained
-    r = tinygpt("eval", "tiny one", "--corpus", small_corpus, "--models-dir", models)
+    r = tinygpt_inproc("eval", "tiny one", "--corpus", small_corpus, "--models-dir", models)
     assert r.returncode == 0, r.stderr
     final = events[-1]["val_loss"]
     assert f"{final:.4f}" in r.stdout and "bits/char" in r.stdout
@@ -130,11 +137,19 @@ def test_train_says_why_the_probe_chose_its_precision_and_threads(tmp_path, smal
     assert r.returncode == 0 and "probe" not in run_events(r.stdout)[0], r.stderr
 
 
-def test_train_py_is_tinygpt_train(tmp_path, small_corpus):
-    r = subprocess.run([sys.executable, "train.py", small_corpus, "--name", "viascript", "--models-dir", tmp_path,
+def test_train_py_is_tinygpt_train(tmp_path, small_corpus, monkeypatch, capsys):
+    """The script run as `python train.py ...` runs it (in this process: test_help_fits_80_columns_with_flags_shown_as_flags
+    starts train.py in a process of its own)."""
+    import runpy
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", ["train.py", *map(str, (small_corpus, "--name", "viascript", "--models-dir", tmp_path,
                         "--preset", "tiny", "--block-size", "16", "--max-steps", "5", "--eval-interval", "5", "--eval-iters", "1",
-                        "--threads", "1", "--jsonl"], capture_output=True, text=True, cwd=ROOT, timeout=240)
-    assert r.returncode == 0, r.stderr
+                        "--threads", "1", "--jsonl"))])
+    with pytest.raises(SystemExit) as end:
+        runpy.run_path("train.py", run_name="__main__")
+    assert end.value.code in (0, None), capsys.readouterr().err
+    assert [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()][-1] == "finish"
     doc = json.loads((tmp_path / "viascript" / "config.json").read_text())
     assert doc["command"].startswith("python train.py")
 
@@ -243,12 +258,12 @@ def test_the_card_s_command_keeps_options_typed_before_train(tmp_path, small_cor
 
     models = tmp_path / "elsewhere"
     tiny = ["--preset", "tiny", "--block-size", "16", "--max-steps", "2", "--eval-iters", "1", "--threads", "1", "--sample-chars", "0"]
-    r = tinygpt("--models-dir", models, "train", small_corpus, "--name", "mine", *tiny, "--jsonl")
+    r = tinygpt_inproc("--models-dir", models, "train", small_corpus, "--name", "mine", *tiny, "--jsonl")
     assert r.returncode == 0, r.stderr
     command = re.search(r"^(tinygpt .+ train .+)$", (models / "mine" / "README.md").read_text(encoding="utf-8"), re.M)[1]
     assert shlex.split(command)[:4] == ["tinygpt", "--models-dir", str(models), "train"]
     shutil.rmtree(models / "mine")
-    r = tinygpt(*shlex.split(command)[1:])
+    r = tinygpt_inproc(*shlex.split(command)[1:])
     assert r.returncode == 0, (command, r.stderr)
     assert json.loads((models / "mine" / "config.json").read_text())["figures"]["step"] == 2
 
@@ -346,12 +361,12 @@ def test_the_app_on_a_models_dir_that_is_a_file_is_refused_by_the_real_entry_poi
 def test_help_fits_80_columns_with_flags_shown_as_flags():
     for args in ([], ["train"], ["generate"], ["eval"], ["inspect"], ["convert"], ["models"], ["corpus"], ["corpus", "add"],
                  ["export"], ["import"]):
-        r = tinygpt(*args, "-h", env={"COLUMNS": "80"})
+        r = tinygpt_inproc(*args, "-h", env={"COLUMNS": "80"})
         assert r.returncode == 0 and r.stdout.startswith("Usage:"), (args, r.stderr)
         assert "<bool>" not in r.stdout and "…" not in r.stdout, args
         assert not any(line.endswith("...") for line in r.stdout.split("Commands:")[-1].splitlines()), args
         assert max(len(line) for line in r.stdout.splitlines()) <= 80, args
-    assert "--checkpoint-activations " in tinygpt("train", "--help", env={"COLUMNS": "80"}).stdout
+    assert "--checkpoint-activations " in tinygpt_inproc("train", "--help", env={"COLUMNS": "80"}).stdout
     r = subprocess.run([sys.executable, "train.py", "--help"], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "80"})
     assert r.returncode == 0 and r.stdout.startswith("Usage: train.py [OPTIONS]")
 
