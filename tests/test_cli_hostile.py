@@ -71,12 +71,32 @@ def test_a_corpus_whose_path_is_not_utf8_is_refused_with_one_line(small_corpus, 
     assert not (tmp_path / "models" / "m").exists()
 
 
-def run_unprivileged(*args, cwd=None):
-    """`tinygpt ARGS` in a real process that file permissions bind: as root (which ignores them), with the
-    capabilities that let root read any file dropped."""
+# each command as cli() runs it, in a process whose file permissions bind: one process for them all (a process of
+# its own each spent seconds importing torch for a line of error)
+UNPRIVILEGED = """
+import json, sys, traceback
+from typer.testing import CliRunner
+from tinygpt_tui.cli.main import app
+done = []
+for args in json.load(sys.stdin):
+    sys.argv = ["tinygpt", *args]
+    r = CliRunner().invoke(app, args, env={"COLUMNS": "250"})
+    e = r.exception
+    crash = "" if e is None or isinstance(e, SystemExit) else "".join(traceback.format_exception(e))
+    done.append([r.exit_code, r.stdout, r.stderr + crash])
+print(json.dumps(done))
+"""
+
+
+def run_unprivileged(*commands) -> list[subprocess.CompletedProcess]:
+    """Each command (a list of `tinygpt` arguments) run in one real process that file permissions bind: as root
+    (which ignores them), with the capabilities that let root read any file dropped."""
     drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search", "--"]
-    cmd = [*(drop if os.geteuid() == 0 else []), sys.executable, "-m", "tinygpt_tui.cli.main", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "250"}, cwd=cwd or ROOT, timeout=120)
+    cmd = [*(drop if os.geteuid() == 0 else []), sys.executable, "-c", UNPRIVILEGED]
+    p = subprocess.run(cmd, input=json.dumps([[str(a) for a in c] for c in commands]), capture_output=True, text=True,
+                       env={**os.environ, "COLUMNS": "250"}, cwd=ROOT, timeout=240)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return [subprocess.CompletedProcess(c, code, out, err) for c, (code, out, err) in zip(commands, json.loads(p.stdout.splitlines()[-1]))]
 
 
 def assert_one_error_line(p, *needles) -> str:
@@ -93,13 +113,15 @@ def test_a_model_folder_without_permissions_is_listed_as_broken_and_refused_by_n
     shutil.copytree(good_model, models / "locked")
     os.chmod(models / "locked", 0)
     try:
-        for command in (["models"], ["runs"]):  # the others are still listed; the locked one says why
-            p = run_unprivileged("--models-dir", models, *command)
+        listed = [["models"], ["runs"]]  # the others are still listed; the locked one says why
+        refused = [["generate", "locked", "-n", "3"], ["eval", "locked"], ["inspect", "locked"]]
+        done = run_unprivileged(*(["--models-dir", models, *c] for c in [*listed, *refused, ["compare", "good", "locked"]]))
+        for p in done[:len(listed)]:
             assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
             assert "good" in p.stdout and "locked" in p.stdout and "Permission denied" in p.stdout, p.stdout
-        for command in (["generate", "locked", "-n", "3"], ["eval", "locked"], ["inspect", "locked"]):
-            assert_one_error_line(run_unprivileged("--models-dir", models, *command), "locked", "Permission denied")
-        p = run_unprivileged("--models-dir", models, "compare", "good", "locked")
+        for p in done[len(listed):-1]:
+            assert_one_error_line(p, "locked", "Permission denied")
+        p = done[-1]
         assert p.returncode == 0 and "Traceback" not in p.stderr and "Permission denied" in p.stdout, p.stderr[-2000:]
     finally:
         os.chmod(models / "locked", 0o755)
@@ -114,8 +136,8 @@ def test_resuming_into_a_folder_it_may_not_write_is_refused_before_training(smal
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"}  # (.lock: the pid of the last run)
     os.chmod(folder, 0o555)
     try:
-        p = run_unprivileged("--models-dir", models, "train", "--name", "m", "--resume", "--max-steps", "6", "--threads", "1",
-                             "--eval-iters", "1", "--sample-chars", "0")
+        [p] = run_unprivileged(["--models-dir", models, "train", "--name", "m", "--resume", "--max-steps", "6", "--threads", "1",
+                                "--eval-iters", "1", "--sample-chars", "0"])
         assert_one_error_line(p, f"cannot write to {folder}", "Permission denied")
     finally:
         os.chmod(folder, 0o755)
@@ -142,14 +164,18 @@ def test_a_corpus_in_a_folder_without_permissions_is_refused_with_one_line(good_
     os.chmod(locked, 0)
     models = good_model.parent
     try:
-        for corpus in (locked, locked / "a.txt", locked / "*.txt"):
-            for command in (["eval", "good"], ["generate", "good", "-n", "3"]):
-                line = assert_one_error_line(run_unprivileged("--models-dir", models, *command, "--corpus", corpus))
-                assert "Permission denied" in line or (corpus == locked and "directory" in line), line  # (one file only)
-            p = run_unprivileged("--models-dir", models, "train", corpus, "--name", "new", "--preset", "tiny", "--max-steps", "2",
-                                 "--threads", "1", "--dtype", "fp32")
+        corpora = (locked, locked / "a.txt", locked / "*.txt")
+        reads = [(corpus, ["--models-dir", models, *command, "--corpus", corpus])
+                 for corpus in corpora for command in (["eval", "good"], ["generate", "good", "-n", "3"])]
+        trains = [["--models-dir", models, "train", corpus, "--name", "new", "--preset", "tiny", "--max-steps", "2", "--threads", "1",
+                   "--dtype", "fp32"] for corpus in corpora]
+        done = run_unprivileged(*(c for _, c in reads), *trains)
+        for (corpus, _), p in zip(reads, done):
+            line = assert_one_error_line(p)
+            assert "Permission denied" in line or (corpus == locked and "directory" in line), line  # (one file only)
+        for p in done[len(reads):]:
             assert_one_error_line(p, "Permission denied")
-            assert not (models / "new").exists()
+        assert not (models / "new").exists()
     finally:
         os.chmod(locked, 0o755)
 
@@ -243,9 +269,10 @@ def test_any_path_under_a_folder_without_permissions_is_one_line(good_model, tmp
     os.chmod(locked, 0)
     models = good_model.parent
     try:
-        for args in (["--models-dir", locked / "models", "models"], ["--models-dir", models, "compare", "good", "--out", locked / "c.svg"],
-                     ["--models-dir", models, "generate", locked / "m", "-n", "3"], ["--models-dir", models, "convert", locked / "ckpt.pt", "--name", "c"]):
-            assert_one_error_line(run_unprivileged(*args), str(locked), "Permission denied")
+        for p in run_unprivileged(["--models-dir", locked / "models", "models"], ["--models-dir", models, "compare", "good", "--out", locked / "c.svg"],
+                                  ["--models-dir", models, "generate", locked / "m", "-n", "3"],
+                                  ["--models-dir", models, "convert", locked / "ckpt.pt", "--name", "c"]):
+            assert_one_error_line(p, str(locked), "Permission denied")
     finally:
         os.chmod(locked, 0o755)
 
