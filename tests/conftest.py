@@ -196,6 +196,16 @@ def measured():
     return probe.run(budget_s=0.3, presets=PROBE_SHAPES)
 
 
+@pytest.fixture
+def small_probe(monkeypatch):
+    """The probe the code under test starts measures for real, on the small shapes and budget of `measured`
+    (its default budget is 5 s of measuring, 10 s in all: what the test reads is what is said meanwhile)."""
+    from tinygpt_tui.engine import probe
+
+    real = probe.run
+    monkeypatch.setattr(probe, "run", lambda budget_s=probe.BUDGET_S, presets=None, bf16=True: real(0.3, presets or PROBE_SHAPES, bf16))
+
+
 def probe_doc(measured, fp32_ms, bf16_ms, one_thread_ms, two_threads_ms, bf16_rate=3.0):
     doc = json.loads(json.dumps(measured))
     doc["matmul_gflops"] = {"fp32": 50.0, "bf16": 50.0 * bf16_rate}

@@ -631,7 +631,7 @@ async def test_training_screen_trains_resumes_and_the_model_appears(tmp_path):
         assert len(gen.query_one("#output", OutputView).text) == len("ROMEO:") + 20
 
 
-async def test_the_machine_probe_says_in_the_app_why_a_run_waits_for_it(tmp_path, cache, measured):
+async def test_the_machine_probe_says_in_the_app_why_a_run_waits_for_it(tmp_path, cache, measured, small_probe):
     """A probe cache from another machine was ignored and the machine measured again in silence: the run sat at
     "preparing" for ten seconds or more and nothing said why. The probe's notes are notifications now."""
     other = json.loads(json.dumps(measured))

@@ -350,7 +350,7 @@ async def test_a_member_preparing_its_corpus_shows_how_far_and_stop_there_saves_
     assert not (d / "prep" / "tokenizer=bpe").exists()
 
 
-async def test_a_first_estimate_says_the_machine_is_being_measured(tmp_path, one_thread, cache, measured):  # noqa: F811
+async def test_a_first_estimate_says_the_machine_is_being_measured(tmp_path, one_thread, cache, measured, small_probe):  # noqa: F811
     """The estimate settled the plan with the probe but dropped its notes: a first estimate (a probe cache from
     another machine here) sat at "timing a few steps" for ten seconds or more with nothing saying why. They are
     notifications now, as the training screen's are."""

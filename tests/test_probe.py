@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import PROBE_SHAPES as SMALL
 from tests.conftest import probe_doc as _doc
-from tests.test_cli import assert_one_line_error, tinygpt, tinygpt_inproc
+from tests.test_cli import assert_one_line_error, tinygpt_inproc
 from tinygpt_tui.engine import probe
 from tinygpt_tui.engine.presets import PRESETS, TrainConfig
 from tinygpt_tui.errors import TinyGPTError
@@ -250,8 +250,8 @@ def test_bench_reports_the_probe_and_each_presets_efficiency(cache, measured, tm
     measured = {**measured, "threads_free": probe.cores(), "threads_ms": {k: 30.0 / int(k) for k in measured["threads_ms"]}}
     probe.save(measured)
     out = tmp_path / "bench.json"
-    r = tinygpt("bench", "--presets", "tiny", "--seconds", "0.2", "--json", out, env={"XDG_CACHE_HOME": str(cache.parents[1]),
-                                                                                     "TINYGPT_PROBE": "1"})
+    r = tinygpt_inproc("bench", "--presets", "tiny", "--seconds", "0.2", "--json", out, env={"XDG_CACHE_HOME": str(cache.parents[1]),
+                                                                                            "TINYGPT_PROBE": "1"})
     assert r.returncode == 0, r.stderr
     assert "AMD" in r.stdout or probe.cpu_identity()["cpu"][:10] in r.stdout
     assert "of matmul" in r.stdout and "tiny" in r.stdout
@@ -266,7 +266,7 @@ def test_bench_shows_a_cache_without_a_load_average(cache, measured):
     doc = {**measured, "threads_free": probe.cores(), "threads_ms": {k: 30.0 / int(k) for k in measured["threads_ms"]}}
     del doc["load_avg"]
     probe.save(doc)
-    r = tinygpt("bench", "--presets", "none", env={"XDG_CACHE_HOME": str(cache.parents[1]), "TINYGPT_PROBE": "1"})
+    r = tinygpt_inproc("bench", "--presets", "none", env={"XDG_CACHE_HOME": str(cache.parents[1]), "TINYGPT_PROBE": "1"})
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert "load average unknown" in r.stdout and "measuring" not in r.stderr  # (the cache used as it is)
 
