@@ -900,3 +900,13 @@ def test_a_member_too_big_for_the_memory_is_named_in_words_not_torch_s(small_cor
     assert_one_line_error(r, "member batch_size=1024: its step needs more memory than this machine has",
                           "try a smaller batch_size, block_size or model")
     assert "alloc" not in r.stderr and "enforce" not in r.stderr
+
+
+def test_a_members_recorded_command_quotes_the_experiment_name_for_a_shell(small_corpus, tmp_path):
+    """The command in each member's card ("Trained with:") named `my grid` unquoted: pasted, it ran `tinygpt
+    experiment my` with a stray `grid`."""
+    import shlex
+
+    plan = E.make_plan(spec(small_corpus, vary={"n_layer": [1, 2]}, name="my grid"), tmp_path)
+    for m in plan.members:
+        assert shlex.split(m.config.command) == ["tinygpt", "experiment", "my grid"]

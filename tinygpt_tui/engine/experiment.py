@@ -31,6 +31,7 @@ from tinygpt_tui.engine.files import MiB, atomic_write, read_json
 from tinygpt_tui.engine.presets import MODEL_KEYS, TrainConfig, as_typed, check_name, check_threads, unused_settings
 from tinygpt_tui.engine.runs import MANIFEST, RunSummary, summarize
 from tinygpt_tui.errors import CheckpointError, SettingsError, TinyGPTError
+from tinygpt_tui.tokenizer import shell_word
 
 FORMAT = "tinygpt-experiment/1"
 TRAIN_KEYS = ("batch_size", "grad_accum", "lr", "min_lr_ratio", "schedule", "cooldown", "warmup_steps", "optimizer", "muon_lr", "muon_ns_steps",
@@ -217,7 +218,7 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
                 seen.add(name)
                 cfg = TrainConfig(corpus=corpus, name=name, models_dir=str(models_dir / spec.name), seed=spec.seed + i,
                                   max_steps=spec.max_steps, time_budget=spec.minutes * 60 if spec.minutes else None,
-                                  threads=spec.threads, command=f"tinygpt experiment {spec.name}", **{**spec.settings, **settings})
+                                  threads=spec.threads, command=f"tinygpt experiment {shell_word(spec.name)}", **{**spec.settings, **settings})
                 unused = unused_settings(cfg)
                 for k, why in unused.items():
                     if k in settings:  # (one --set for every member may be meant for only some of them)
@@ -334,9 +335,8 @@ SAME_GRID = ("settings", "vary", "members", "minutes", "max_steps", "seeds", "se
 
 
 def check_claim(plan: Plan, resume: bool, dry: bool = False) -> None:
-    """Refuse a folder that is not this experiment's to write (run checks it again under its lock; a
-    caller checks first to refuse before it prints or estimates anything). ``dry``: for a plan only
-    (--plan), which may be shown while another process runs it."""
+    """Refuse a folder that is not this experiment's to write (run checks it again under its lock; a caller checks
+    first, before it prints or estimates anything). ``dry``: for a plan only (--plan), maybe shown while another runs it."""
     f = plan.folder
     if f.is_symlink():
         raise SettingsError(f"{f} is a symbolic link; an experiment writes only into a real folder")
