@@ -386,3 +386,22 @@ async def test_the_training_forms_size_note_follows_the_cached_probe(cache, meas
         note = app.screen.query_one("#train-size-note", Static)
         fill(app.screen, **{"train-preset": "auto", "train-minutes": "5"})
         assert await wait_for(pilot, lambda: " ".join(str(note.render()).split()).startswith("auto picks 1min: 2 layers"))
+
+
+async def test_a_cache_folder_that_cannot_be_looked_in_leaves_the_training_form_open(tmp_path, monkeypatch):
+    """Where the cache's path can't be looked at (a folder without search permission, a name over 255 bytes),
+    Path.exists raised: typing the minutes into the training form ended the app with a traceback."""
+    from tests.conftest import make_models_dir
+    from tests.test_app import fill, make_app, wait_for
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ("c" * 300)))  # (stat: "File name too long")
+    monkeypatch.delenv("TINYGPT_PROBE", raising=False)
+    assert probe.cached() is None and probe.auto_preset(300) == "5min"  # (the budget's rule, as without a cache)
+    app = make_app(make_models_dir(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        assert await wait_for(pilot, lambda: app.current_mode == "training")
+        fill(app.screen, **{"train-preset": "auto", "train-minutes": "5"})
+        note = app.screen.query_one("#train-size-note")
+        assert await wait_for(pilot, lambda: str(note.render()).startswith("auto picks 5min"))
+    assert app.return_code is None

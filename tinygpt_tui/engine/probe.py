@@ -344,8 +344,8 @@ def check(doc) -> str | None:
 def cached(note=None) -> dict | None:
     """The cached probe of this machine and torch version, or None (a note says why one was ignored)."""
     path = cache_path()
-    if os.environ.get("TINYGPT_PROBE") == "0" or path is None or not path.exists():  # (0: the test suite; device.py rules)
-        return None
+    if os.environ.get("TINYGPT_PROBE") == "0" or path is None or not os.path.exists(path):  # (0: the test suite; device.py rules)
+        return None  # (os.path's: False where the folder can't be looked in, where Path.exists raised into the training form)
     try:
         doc = read_json(path, "it", MAX_CACHE_BYTES, error=SettingsError)
     except TinyGPTError as e:
