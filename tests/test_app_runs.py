@@ -283,6 +283,30 @@ async def test_unchecked_runs_are_read_ahead_and_one_that_fails_is_said_when_che
         assert notes(app).count("damaged on disk") == 1, notes(app)
 
 
+async def test_a_huge_log_is_not_read_ahead_and_a_run_checked_meanwhile_is_drawn_alone(tmp_path, monkeypatch):
+    """60 unchecked runs of 45 MB logs were read ahead 34 in one go: for 13 s keys waited 0.1-0.4 s on the reading
+    thread, and a run checked meanwhile was drawn when all 34 were read (12 s, where reading it alone took 0.6 s).
+    A log over AHEAD_BYTES is read only once its run is checked; the others one at a time."""
+    from textual.widgets import SelectionList
+
+    from tinygpt_tui.app import runs as runs_screen
+
+    monkeypatch.setattr(runs_screen, "AHEAD_BYTES", 50_000)
+    d = runs_dir(tmp_path)
+    write_metrics(make_model(d, "aaa", seed=4, val_loss=2.2, corpus="other"), steps=2000, every=1, corpus="other")  # (~0.4 MB)
+    for f in ("metrics.jsonl", "config.json"):  # (the oldest, on another corpus: not among the runs checked at first)
+        os.utime(d / "aaa" / f, (1_600_000_000, 1_600_000_000))
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        assert "aaa" not in screen.checked and "beta" not in screen.checked
+        assert await wait_for(pilot, lambda: "beta" in screen.curves and not screen.loading)  # (listed after aaa: read ahead)
+        assert "aaa" not in screen.curves
+        screen.query_one("#runs-list", SelectionList).select("aaa")
+        assert await wait_for(pilot, lambda: "aaa" in screen.curves and len(screen.curves["aaa"].steps) > 100)
+        assert not [n for n in notes(app) if "aaa" in n], notes(app)
+
+
 async def test_the_training_chart_shows_the_shipped_curve_the_stage_and_overfitting(tmp_path):
     """A followed Tiny Shakespeare run: the shipped model's validation curve up to the run's last step, the
     stage its validation loss has reached, and, once validation rises while training falls, a warning."""

@@ -28,6 +28,7 @@ from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, repor
 from tinygpt_tui.app.progress import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
 from tinygpt_tui.chart import FINAL, Series
+from tinygpt_tui.engine.folder import METRICS
 from tinygpt_tui.engine.runs import SHIPPED, Curves, common_corpus, other_corpus, run_folders, summarize, tokenizers, updated_at
 from tinygpt_tui.tokenizer import one_line
 
@@ -37,6 +38,7 @@ PALETTE = (39, 208, 40, 199, 226, 51, 135, 196, 118, 33, 214, 171, 44, 160, 190,
 FIRST_CHECKED = 6  # runs checked when the screen opens: the newest, and others on its corpus
 REFERENCE = "shakespeare"  # the shipped model checked first where there is no run of one's own
 AHEAD = 40  # runs whose curves are read, unchecked, once the checked ones are drawn: checking one draws it at once
+AHEAD_BYTES = 8 * 1024**2  # read ahead, one at a time, only a log this small (a 45 MB one held the GIL: keys took 0.1-0.4 s)
 KEPT = 256  # a run's training-loss points read (129 to 256, and the latest): about the chart's width, half the parsing
 POLL_S = 1.0  # a live run's new records are read this often
 RELIST_S = 5.0  # the folder is re-read (new runs, a live run's figures) this often
@@ -222,6 +224,7 @@ class RunsScreen(Screen):
         self.loading: set[str] = set()
         self.unread: dict[str, str] = {}  # name: why its log could not be read (read again once its folder changes)
         self.said: set[str] = set()  # the unread said (when checked: one read ahead is said only then)
+        self.passed: set[str] = set()  # logs too big to read ahead (read when checked)
         self.drawn = 0  # runs on the chart and in the table
         self.drawn_key = self.table_key = None
 
@@ -266,13 +269,14 @@ class RunsScreen(Screen):
             self.post_message(RunsListed([], error_line(e)))
 
     @work(thread=True, group="runs-load", exit_on_error=False)
-    def load_curves(self, wanted: list[tuple[str, Path]]) -> None:
+    def load_curves(self, wanted: list[tuple[str, Path]], most: int | None = None) -> None:
         worker, out = get_current_worker(), {}
         for name, folder in wanted:
             if worker.is_cancelled:
                 return
-            try:
-                out[name] = Curves(folder, max_kept=KEPT)
+            try:  # (most: the bytes of a log read ahead; a bigger one is left, None, to be read when checked)
+                big = most and os.path.isfile(folder / METRICS) and os.path.getsize(folder / METRICS) > most
+                out[name] = None if big else Curves(folder, max_kept=KEPT)
             except Exception as e:  # noqa: BLE001 (a damaged log: the run is drawn without curves)
                 out[name] = error_line(e)
         self.post_message(CurvesLoaded(out))
@@ -300,6 +304,7 @@ class RunsScreen(Screen):
                 self.curves.pop(name, None)
                 self.unread.pop(name, None)
                 self.said.discard(name)
+        self.passed &= self.summaries.keys()
         self.update_view()
 
     def first_checked(self, summaries: list) -> list[str]:
@@ -322,6 +327,8 @@ class RunsScreen(Screen):
             self.loading.discard(name)
             if isinstance(c, str):
                 self.unread[name] = c  # (said by update_view once checked; not read again and again)
+            if c is None or isinstance(c, str):  # (None: a log too big to read ahead)
+                self.passed.add(name)
                 continue
             self.curves[name] = c
         self.update_view()
@@ -394,10 +401,10 @@ class RunsScreen(Screen):
             return
         self.draw_chart(checked)
         self.draw_table(checked)
-        ahead = [(n, s.folder) for n, s in self.summaries.items() if s.ok and n not in self.curves and n not in self.loading | self.unread.keys()]
-        if ahead := ahead[: max(0, AHEAD - len(self.curves))]:  # (while the user reads the screen)
-            self.loading.update(n for n, _ in ahead)
-            self.load_curves(ahead)
+        ahead = [(n, s.folder) for n, s in self.summaries.items() if s.ok and n not in self.curves and n not in self.passed]
+        if ahead and not self.loading and len(self.curves) < AHEAD:  # (one at a time, while the user reads the screen:
+            self.loading.add(ahead[0][0])                             # a run checked meanwhile waits for that one at most)
+            self.load_curves(ahead[:1], AHEAD_BYTES)
 
     def draw_chart(self, checked: list[str]) -> None:
         points = 2 * max(60, min(200, self.chart.size.width or 100))  # a point for each braille dot across
