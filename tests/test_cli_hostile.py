@@ -517,3 +517,16 @@ def test_a_model_named_tilde_is_the_model_of_that_name_not_the_home_folder(tmp_p
     (tmp_path / "exps" / "~").mkdir(parents=True)  # an experiment of that name: its hint to resume, quoted
     (tmp_path / "exps" / "~" / "experiment.json").write_text("{}")
     assert_one_error(cli("experiment", "~", "--models-dir", tmp_path / "exps"), "`tinygpt experiment '~' --resume`")
+
+
+def test_a_printed_word_reads_back_the_same_in_a_shell_of_any_locale():
+    """shell_word wrote a bidi override or a line separator as $'\\u202e': bash reads \\u only from 4.2 on (macOS's
+    bash is 3.2) and only in a UTF-8 locale; under LC_ALL=C the pasted name was the six characters "\\u202E"."""
+    from tinygpt_tui.tokenizer import one_line, shell_word
+
+    words = ["a\u2028b\u202ec", "\x1b[2J1", "\udcff\udcfe", "tab\there", "it's \\ ~", "\U000e0001x", "~", "my model"]
+    script = "for a in " + " ".join(shell_word(w) for w in words) + "; do printf '%s\\0' \"$a\"; done"
+    assert one_line(script) == script  # (inert on one line)
+    for locale in ("C", "C.UTF-8"):
+        out = subprocess.run(["bash", "-c", script], capture_output=True, timeout=30, env={**os.environ, "LC_ALL": locale}).stdout
+        assert out.split(b"\0")[:-1] == [w.encode("utf-8", "surrogateescape") for w in words], (locale, out)

@@ -420,7 +420,8 @@ def one_line(text) -> str:
 def shell_word(text) -> str:
     """``text`` as one shell word that a shell reads back as ``text`` (a command printed to be pasted), shown inert on
     one line: shlex's quoting ('~', 'my model'), or where ``one_line`` would change it (a newline, an escape, a
-    bidi override, a byte that was not UTF-8), bash's and zsh's $'...' with those characters escaped."""
+    bidi override, a byte that was not UTF-8), bash's and zsh's $'...' with those characters escaped as their UTF-8
+    bytes, \xe2\x80\xa8 (bash reads \u2028 only from 4.2 on and in a UTF-8 locale: macOS's bash 3.2, LC_ALL=C)."""
     import shlex
 
     text = str(text)
@@ -433,8 +434,8 @@ def shell_word(text) -> str:
             out.append("\\" + ch)
         elif one_line(ch) == ch:
             out.append(ch)
-        elif 0xDC80 <= o <= 0xDCFF:  # (Python's surrogate escape: the byte itself)
-            out.append(f"\\x{o - 0xDC00:02x}")
-        else:
-            out.append({"\n": "\\n", "\t": "\\t"}.get(ch) or (f"\\x{o:02x}" if o < 0x80 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"))
+        elif ch in "\n\t":
+            out.append({"\n": "\\n", "\t": "\\t"}[ch])
+        else:  # (a byte that was not UTF-8, Python's surrogate escape: the byte itself)
+            out += [f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogateescape" if 0xDC80 <= o <= 0xDCFF else "surrogatepass")]
     return "$'" + "".join(out) + "'"
