@@ -386,6 +386,10 @@ async def test_the_training_forms_size_note_follows_the_cached_probe(cache, meas
         note = app.screen.query_one("#train-size-note", Static)
         fill(app.screen, **{"train-preset": "auto", "train-minutes": "5"})
         assert await wait_for(pilot, lambda: " ".join(str(note.render()).split()).startswith("auto picks 1min: 2 layers"))
+        fill(app.screen, **{"train-device": "cuda"})  # (a GPU's run is sized by the budget: the note follows the device)
+        assert await wait_for(pilot, lambda: str(note.render()).startswith("auto picks 5min"))
+        fill(app.screen, **{"train-device": "cpu"})
+        assert await wait_for(pilot, lambda: str(note.render()).startswith("auto picks 1min"))
 
 
 async def test_a_cache_folder_that_cannot_be_looked_in_leaves_the_training_form_open(tmp_path, monkeypatch):

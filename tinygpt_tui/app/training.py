@@ -249,6 +249,7 @@ class TrainingScreen(Screen):
 
     @on(Select.Changed, "#train-preset")
     @on(Select.Changed, "#hp-tokenizer")  # (the note's unit: characters or tokens)
+    @on(Select.Changed, "#train-device")  # (auto's size: by the CPU's probe, or the budget alone)
     def _preset_changed(self, event: Select.Changed) -> None:
         if isinstance(preset := self.query_one("#train-preset", Select).value, str):
             self._preset_placeholders(preset)
