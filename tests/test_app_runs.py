@@ -252,15 +252,17 @@ async def test_twenty_runs_of_5000_steps_open_fast_and_keys_stay_quick(tmp_path)
 async def test_unchecked_runs_are_read_ahead_and_one_that_fails_is_said_when_checked(tmp_path, monkeypatch):
     """Checking a run drew it once its log was read (`a` on 20 runs of 5,000 steps: 0.3 s of a Zen 3's 0.5):
     the unchecked runs' curves are read while the user reads the screen; one that can't be read says so when
-    its run is checked, not before."""
+    its run is checked, not before; and read again once its log is written again."""
     from textual.widgets import SelectionList
 
     from tinygpt_tui.app import runs as runs_screen
 
     real = runs_screen.Curves
 
+    broken = True
+
     def curves(folder, **kw):
-        if Path(folder).name == "beta":
+        if Path(folder).name == "beta" and broken:
             raise OSError("damaged on disk")
         return real(folder, **kw)
 
@@ -281,6 +283,10 @@ async def test_unchecked_runs_are_read_ahead_and_one_that_fails_is_said_when_che
         await pilot.press("x")  # (a redraw: not read, nor said, again)
         await pilot.pause()
         assert notes(app).count("damaged on disk") == 1, notes(app)
+        broken = False  # mended, and written since: read again when the folder is listed again
+        os.utime(d / "beta" / "metrics.jsonl", (1_800_000_000, 1_800_000_000))
+        await pilot.press("f5")
+        assert await wait_for(pilot, lambda: "beta" in screen.curves and len(screen.curves["beta"].steps) == 6), notes(app)
 
 
 async def test_a_huge_log_is_not_read_ahead_and_a_run_checked_meanwhile_is_drawn_alone(tmp_path, monkeypatch):

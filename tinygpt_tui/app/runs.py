@@ -299,8 +299,9 @@ class RunsScreen(Screen):
             sl.show_runs(message.summaries, checked)
             if first and sl.option_count:
                 sl.highlighted = 0  # (Space checks the first run at once)
-        for name in [*self.curves, *self.unread]:  # a folder gone, or rewritten by a new run: read it afresh
-            if name not in self.summaries or (name in old and self.summaries[name].updated < old[name].updated):
+        for name in [*self.curves, *self.unread]:  # a folder gone, or rewritten by a new run (an unread log: changed): read it afresh
+            if name not in self.summaries or (name in old and (self.summaries[name].updated < old[name].updated
+                                                                or name in self.unread and self.summaries[name].updated != old[name].updated)):
                 self.curves.pop(name, None)
                 self.unread.pop(name, None)
                 self.said.discard(name)
