@@ -414,7 +414,8 @@ def printable(text: str) -> str:
 def one_line(text) -> str:
     """``printable`` on one line: a name, a path or a message from a file or a user (a folder may be named with a
     newline), its newline shown as \\n and its tab as \\t."""
-    return printable(str(text)).replace("\n", "\\n").replace("\t", "\\t")
+    text = str(text)  # (isprintable: none that printable changes, at C's speed: the runs table weighs each name against all)
+    return text if text.isprintable() else printable(text).replace("\n", "\\n").replace("\t", "\\t")
 
 
 def shell_word(text) -> str:
