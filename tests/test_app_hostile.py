@@ -265,3 +265,17 @@ def test_one_line_passes_a_printable_name_through_at_c_speed_and_changes_what_pr
             list(map(fn, names))
             took[fn.__name__].append(time.perf_counter() - t)
     assert min(took["one_line"]) * 3 < min(took["printable"]), took
+
+
+def test_a_followed_logs_own_stage_and_scope_words_stay_on_one_line():
+    """A followed metrics.jsonl is anyone's file: its preparation stage and its measuring scope are shown in the
+    progress line, where a newline in them broke the line in two."""
+    from tinygpt_tui.app.progress import RunState, preparation
+
+    v = RunState()
+    v.apply({"event": "prepare", "step": 0, "stage": "reading\nsecond line\x1b]0;title\x07", "done": 1, "total": 4, "time": 1.0})
+    words = " ".join(p.text for p in preparation(v)[1])
+    assert "\n" not in words and "\x1b" not in words and "reading\\nsecond line" in words
+    v.apply({"event": "start", "step": 0, "max_steps": 10})
+    v.apply({"event": "measuring", "step": 10, "scope": "the whole\nsplit", "tokens": 1000})
+    assert "\n" not in v.measuring_note and "the whole\\nsplit" in v.measuring_note

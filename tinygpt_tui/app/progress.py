@@ -24,7 +24,7 @@ from tinygpt_tui import chart
 from tinygpt_tui.app.bars import Part
 from tinygpt_tui.chart import Series
 from tinygpt_tui.engine.events import measuring_words
-from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.tokenizer import one_line
 
 if TYPE_CHECKING:
     from tinygpt_tui.app.jobs import TrainingJob
@@ -135,7 +135,7 @@ class RunState:
         """What the run's end is doing while it measures the whole validation split (its steps done), or None."""
         if not self.measuring or self.finish:
             return None
-        return measuring_words(printable(str(self.measuring.get("scope")))[:100], _step(self.measuring.get("tokens")))
+        return measuring_words(one_line(self.measuring.get("scope"))[:100], _step(self.measuring.get("tokens")))
 
     @property
     def step(self) -> int:
@@ -365,7 +365,7 @@ def preparation(v: RunState, live: bool = True) -> tuple[float | None, list[Part
         return None
     done, total, t = _num(p.get("done")) or 0, _num(p.get("total")) or 0, _num(p.get("time"))
     frac, stage = min(1.0, max(0.0, done / total)) if total > 0 else 0.0, str(p.get("stage", ""))
-    words = STAGE_WORDS.get(stage, printable(stage)[:100])  # (a followed log's own words: escapes set the terminal's title)
+    words = STAGE_WORDS.get(stage, one_line(stage)[:100])  # (a followed log's own words: escapes set the terminal's title)
     t0, d0 = v.prep_from
     if total <= 0:
         took = f"{fmt_duration(t - t0)} so far" if t is not None and t0 is not None and t >= t0 else ""
