@@ -358,11 +358,17 @@ def test_compare_marks_broken_and_other_corpus_runs_and_draws(tiny_models_dir, t
     assert any(any("\u2801" <= ch <= "\u28ff" for ch in ln) for ln in plot) and any("•" in ln for ln in plot)  # lines and marks drawn
 
 
+def logged_copy(models_dir, tmp_path):
+    """A copy of the tiny models folder whose alpha has a 200-step log."""
+    d = tmp_path / "m"
+    shutil.copytree(models_dir, d)
+    write_log(d / "alpha", fake_run(steps=200))
+    return d
+
+
 def test_a_run_named_twice_in_compare_is_one_row_and_one_curve_and_said(tiny_models_dir, tmp_path):
     """`tinygpt compare alpha alpha` (or a name and its path) listed the run twice and drew two legends of one curve."""
-    d = tmp_path / "m"
-    shutil.copytree(tiny_models_dir, d)
-    write_log(d / "alpha", fake_run(steps=200))
+    d = logged_copy(tiny_models_dir, tmp_path)
     r = tinygpt_inproc("compare", "alpha", "alpha", d / "alpha", "--models-dir", d)
     assert r.returncode == 0, r.stderr
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("│") and "alpha" in ln]
@@ -372,9 +378,7 @@ def test_a_run_named_twice_in_compare_is_one_row_and_one_curve_and_said(tiny_mod
 
 
 def test_compare_writes_an_svg_with_a_line_per_curve(tiny_models_dir, tmp_path):
-    d = tmp_path / "m"
-    shutil.copytree(tiny_models_dir, d)
-    write_log(d / "alpha", fake_run(steps=200))
+    d = logged_copy(tiny_models_dir, tmp_path)
     write_log(d / "beta", fake_run(steps=300, val=lambda s: 4.0 - s / 150))
     out = tmp_path / "chart.svg"
     r = tinygpt_inproc("compare", "alpha", "beta", "--out", out, "--x", "minutes", "--models-dir", d)
@@ -407,9 +411,7 @@ def test_a_chart_file_marks_each_evaluation_so_a_run_evaluated_once_shows(tiny_m
 
 def test_compare_says_which_run_has_no_loss_log_to_draw(tiny_models_dir, tmp_path):
     """A converted or imported model has no metrics.jsonl: it was in the table and silently off the chart."""
-    d = tmp_path / "m"
-    shutil.copytree(tiny_models_dir, d)
-    write_log(d / "alpha", fake_run(steps=200))
+    d = logged_copy(tiny_models_dir, tmp_path)
     (d / "beta" / "metrics.jsonl").unlink(missing_ok=True)
     r = tinygpt_inproc("compare", "alpha", "beta", "--models-dir", d)
     assert r.returncode == 0, r.stderr
@@ -518,9 +520,7 @@ def test_a_png_without_matplotlib_is_one_line(tiny_models_dir, tmp_path, monkeyp
 
 
 def test_compare_writes_a_png(tiny_models_dir, tmp_path):
-    d = tmp_path / "m"
-    shutil.copytree(tiny_models_dir, d)
-    write_log(d / "alpha", fake_run(steps=200))
+    d = logged_copy(tiny_models_dir, tmp_path)
     r = tinygpt_inproc("compare", "alpha", "--out", tmp_path / "c.png", "--models-dir", d)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -529,9 +529,7 @@ def test_compare_writes_a_png(tiny_models_dir, tmp_path):
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
 def test_compare_out_replaces_its_own_chart_and_keeps_any_other_file(tiny_models_dir, tmp_path, suffix):
     """Drawing the chart again replaces the chart; a file of yours by that name is left whole and refused."""
-    d = tmp_path / "m"
-    shutil.copytree(tiny_models_dir, d)
-    write_log(d / "alpha", fake_run(steps=200))
+    d = logged_copy(tiny_models_dir, tmp_path)
     out = tmp_path / f"chart{suffix}"
     assert tinygpt_inproc("compare", "alpha", "--out", out, "--models-dir", d).returncode == 0
     write_log(d / "beta", fake_run(steps=300))

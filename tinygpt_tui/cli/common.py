@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from tinygpt_tui.errors import SettingsError, TinyGPTError
+from tinygpt_tui.tokenizer import one_line, shell_word  # noqa: F401 (the CLI's words for a name: inert, pasteable)
 
 HELP = {"help_option_names": ["-h", "--help"]}
 ModelsDir = typer.Option(None, "--models-dir", envvar="TINYGPT_MODELS_DIR", help="Folder of model folders (default: ./models).")
@@ -69,20 +70,6 @@ def error_line(message: str) -> None:
 def fail(message: str, code: int = 2):
     error_line(message)
     raise typer.Exit(code)
-
-
-def one_line(text) -> str:
-    """Text from a file or a user, shown inert on one line: escapes become symbols, a newline \\n."""
-    from tinygpt_tui.tokenizer import one_line
-
-    return one_line(text)
-
-
-def shell_word(text) -> str:
-    """One word of a command printed to be pasted: quoted for a shell, inert on one line (tokenizer.shell_word)."""
-    from tinygpt_tui.tokenizer import shell_word
-
-    return shell_word(text)
 
 
 class _OneLineErrors:
