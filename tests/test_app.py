@@ -1428,6 +1428,9 @@ async def test_the_training_form_shows_its_focus_and_cuts_no_size(tmp_path, size
         await pilot.press("ctrl+t")
         assert await wait_for(pilot, lambda: app.current_mode == "training")
         ts = app.screen
+        # (the width class comes with the screen's first resize; on a busy machine after the mode switch)
+        assert await wait_for(pilot, lambda: ts.has_class("-narrow" if size[0] < 90 else "-wide"))
+        await pilot.pause()
         preset = ts.query_one("#train-preset", Select)
         assert preset.value == "auto"
         room = preset.content_region.width - 3  # (the arrow and its padding)
