@@ -408,6 +408,19 @@ def test_plain_step_computes_what_the_compiled_step_does(monkeypatch):
                 assert np.allclose(plain.feed(chunk), fast.feed(chunk), atol=1e-5, rtol=1e-5), kw
 
 
+def test_the_numpy_step_of_an_fp32_decoder_keeps_its_weights_and_scales_int8_once():
+    """While numba compiles, numpy decodes: an fp32 decoder's weights serve it as they are (no second copy of
+    the model); an int8 decoder's are scaled into fp32 once, equal to each row times its scale."""
+    jm = jitstep.JitModel.from_torch(model_for())
+    for precision in ("fp32", "int8"):
+        args = dict(zip(jitstep.ARGS, jm.decoder(precision).args))
+        plain = dict(zip(jitstep.ARGS, jitstep.plain_args(tuple(args.values()))))
+        for key in ("qkv", "proj", "up", "down", "head"):
+            w, s = args[f"{key}_w"], args[f"{key}_s"]
+            assert plain[f"{key}_s"] is None and np.array_equal(plain[f"{key}_w"], w.astype(np.float32) * s[..., None])
+            assert np.shares_memory(plain[f"{key}_w"], w) == (w.dtype == np.float32), (precision, key)
+
+
 def test_the_text_does_not_depend_on_when_the_compiled_decoder_takes_over(monkeypatch):
     """The first run on a machine decodes with numpy while numba compiles, then switches between
     two runs of tokens: the same draw and the same uniform numbers, so the same text."""

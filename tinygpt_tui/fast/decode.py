@@ -137,11 +137,13 @@ def plain_step(toks, pos, start, end, model, kv, logits):
 
 def plain_args(args: tuple) -> tuple:
     """``step``'s arguments as plain_step takes them: each int8 weight times its rows' scales, once, in fp32
-    (numpy cast the int8 rows at every token: 40% of its step), and no scales."""
+    (numpy cast the int8 rows at every token: 40% of its step), and no scales; fp32 weights with scales of 1
+    (the fp32 decoder's) as they are, not a second copy of the model while numba compiles."""
     a = dict(zip(ARGS, args))
     for key in ("qkv", "proj", "up", "down", "head"):
         w, s = a[f"{key}_w"], a[f"{key}_s"]
-        a[f"{key}_w"], a[f"{key}_s"] = np.ascontiguousarray(w.astype(np.float32) * s[..., None]), None
+        same = w.dtype == np.float32 and bool(np.all(s == 1))
+        a[f"{key}_w"], a[f"{key}_s"] = w if same else np.ascontiguousarray(w.astype(np.float32) * s[..., None]), None
     return tuple(a[name] for name in ARGS)
 
 
