@@ -549,6 +549,43 @@ async def test_the_inspector_opens_with_the_query_position_s_block_of_the_heatma
         assert await wait_for(pilot, lambda: block_in_view(0), timeout=10), in_view()
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_inspector_opens_with_the_bars_and_the_query_s_block_both_on_screen(tmp_path, size):
+    """At 80x24 the inspector opened scrolled to the query's heatmap block, the end of its body: its top showed the
+    tail of the rank line ("temperature 1)") and the next-character bars, what it is for, were above (PgUp)."""
+    from textual.errors import NoWidget
+
+    from conftest import make_model
+    from tests.test_app import wait_for
+    from tinygpt_tui.engine.folder import load_model
+
+    folder = make_model(tmp_path / "models", "m", n_head=4, block_size=128)
+    text = ("First Citizen: before we proceed any further, hear me speak. All: speak, speak. " * 3)[:200]
+    screen, host = inspector_on(text, folder, load_model(folder).tokenizer)
+
+    def on_screen(wid: str) -> set[int]:  # the lines of widget #wid the screen shows (under column 3)
+        widget, lines = screen.query_one(f"#{wid}"), set()
+        for y in range(size[1]):
+            try:
+                at, region = screen.get_widget_at(3, y)
+            except NoWidget:
+                continue
+            if at is widget:
+                lines.add(y - region.y)
+        return lines
+
+    def query_block() -> range:  # the heatmap's lines for the query's block: its ruler, its characters, h0-h3, avg
+        ruler = next(i for i, ln in enumerate(shown_lines(screen.query_one("#insp-map")).split("\n")) if re.search(r"\b127\b", ln))
+        return range(ruler, ruler + 7)
+
+    async with host.run_test(size=size) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None and screen.view.position == 127, timeout=30)
+        k = screen.shown_k()
+        assert await wait_for(pilot, lambda: on_screen("insp-map") >= set(query_block()), timeout=10), (on_screen("insp-map"), query_block())
+        assert on_screen("insp-probs-title") == {0} and on_screen("insp-probs") == set(range(k)), on_screen("insp-probs")
+        assert k == (5 if size[1] < screen.ROOMY else 10)
+
+
 async def test_inspector_title_quotes_the_query_character_as_the_heatmap_shows_it():
     """The title JSON-escaped the query: a backslash (or a BPE byte token's \\xe2) showed doubled, "\\\\"."""
     from textual.app import App

@@ -59,8 +59,7 @@ class Panel(Widget):
         width = self.size.width
         before = len(self._cache[1]) if self._cache is not None else -1
         self.version += 1
-        # a new layout only when the number of lines changed (a repaint is much cheaper)
-        self.refresh(layout=width <= 0 or len(self._lines(width)) != before)
+        self.refresh(layout=width <= 0 or len(self._lines(width)) != before)  # (a new layout only when the number of lines changed)
 
     def render_line(self, y: int) -> Strip:
         lines = self._lines(self.size.width)
@@ -87,14 +86,14 @@ class InspectorScreen(ModalScreen):
     InspectorScreen > #inspector { width: 100%; height: 100%; background: $surface; border: round $accent; padding: 0 1; }
     InspectorScreen #insp-title { height: auto; text-style: bold; }
     InspectorScreen #insp-status { height: auto; color: $text-muted; }
+    InspectorScreen #insp-next { height: auto; max-height: 50%; }
     InspectorScreen #insp-body { height: 1fr; }
     InspectorScreen .insp-heading { height: auto; }
     InspectorScreen.-roomy .insp-heading { margin-top: 1; }
     """
     ROOMY = 34  # terminal rows from which the full top-k list and blank lines are shown
 
-    # the footer has room for the keys that move and the four deeper views, with short names; All
-    # heads (a), all layers (g) and the rest are in the keys panel (Ctrl+P, Keys)
+    # the footer: the keys that move and the four deeper views, short names; all heads (a), all layers (g), the rest: Ctrl+P, Keys
     BINDINGS = [
         Binding("escape", "dismiss", "Close", id="inspector-close"),
         Binding("left", "move(-1)", "Pos", key_display="←→", priority=True, id="inspector-left"),
@@ -152,10 +151,11 @@ class InspectorScreen(ModalScreen):
         with Vertical(id="inspector"):
             yield Static("Inspector", id="insp-title")
             yield Static("computing…", id="insp-status")
-            with VerticalScroll(id="insp-body"):
+            with Vertical(id="insp-next"):  # the bars stay in view above the scrolling maps: at 80x24 they were scrolled off
                 yield Static("", id="insp-probs-title", classes="insp-heading")
                 yield Panel(self._build_probs, id="insp-probs")
                 yield Static("", id="insp-rank")
+            with VerticalScroll(id="insp-body"):
                 yield Panel(self._build_deeper, id="insp-deeper", classes="insp-heading")
                 yield Panel(self._build_map_title, id="insp-map-title", classes="insp-heading")
                 yield Panel(self._build_map, id="insp-map")
@@ -431,14 +431,15 @@ class InspectorScreen(ModalScreen):
             self.deeper_result[key] = f"computing the {self.deeper}…"
             self.run_worker(lambda: self._compute_deeper(key, a), thread=True, group="deeper", exit_on_error=False)
         self.query_one("#insp-deeper").display = self.deeper is not None  # (else a blank line and its margin)
+        self.query_one("#insp-next").display = self.deeper not in ("embeddings", "heads")  # (whole-model views: their room)
         for pid in ("#insp-probs", "#insp-deeper", "#insp-map-title", "#insp-map", "#insp-summary"):
             self.query_one(pid, Panel).changed()
         self.query_wanted = show_query or self.query_wanted  # (done once the map is laid out for the view: show_query)
         self.show_query()
 
     def show_query(self) -> None:
-        """The heatmap's block of columns holding the query position scrolled into view, with the block before it (its
-        nearest keys) where the screen has room: a long context wraps into blocks, and the last position sat below."""
+        """The heatmap's block of columns holding the query position scrolled into view, and the line under it (what it looks at
+        most), with the block before it (its nearest keys) where the screen has room: a long context wraps into blocks."""
         body, heat = self.query_one("#insp-body", VerticalScroll), self.query_one("#insp-map", Panel)
         rows = self._rows()[0] if self.query_wanted and self.view is not None else []
         chunks, tall = heatmap_layout(self.view.chars, [r[0] for r in rows], heat.size.width)[1] if rows else [], len(rows) + 2
@@ -446,8 +447,8 @@ class InspectorScreen(ModalScreen):
             return
         k = next(i for i, (a, b) in enumerate(chunks) if a <= self.view.position < b)
         bottom = heat.virtual_region.y + (k + 1) * tall  # (the query's block's end; from its start, or the block before's where it fits)
-        top = min(bottom - tall, max(bottom - tall * (1 + (k > 0)), bottom - body.scrollable_content_region.height))
-        body.scroll_to_region(Region(0, top, 1, bottom - top), animate=False)
+        top = min(bottom - tall, max(bottom - tall * (1 + (k > 0)), bottom + 1 - body.scrollable_content_region.height))
+        body.scroll_to_region(Region(0, top, 1, bottom + 1 - top), animate=False)
         self.query_wanted = False
 
     def _rows(self):
@@ -489,9 +490,8 @@ class InspectorScreen(ModalScreen):
         if self.view is None:
             return Text("")
         label = "all layers and heads" if self.all_layers else (f"layer {self.layer_index} average" if self.head_index is None else f"layer {self.layer_index} head {self.head_index}")
-        # as many whole items as fit its line (a wrap split "o@5" from its weight at 80 columns)
         verb = "look" if self.all_layers else "looks"  # ("all layers and heads looks most at" read as a slip)
-        return top_attended(self.view, self._weights(), 8, f"{label} {verb} most at: ", width)
+        return top_attended(self.view, self._weights(), 8, f"{label} {verb} most at: ", width)  # (whole items: a wrap split "o@5" from its weight)
 
     def _build_map(self, width: int) -> Text:
         if self.view is None:
