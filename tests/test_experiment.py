@@ -910,3 +910,48 @@ def test_a_members_recorded_command_quotes_the_experiment_name_for_a_shell(small
     plan = E.make_plan(spec(small_corpus, vary={"n_layer": [1, 2]}, name="my grid"), tmp_path)
     for m in plan.members:
         assert shlex.split(m.config.command) == ["tinygpt", "experiment", "my grid"]
+
+
+def test_the_commands_an_experiment_says_to_go_on_with_run_as_printed_in_its_models_folder(small_corpus, tmp_path, monkeypatch):
+    """`tinygpt --models-dir D experiment ...` stopped by Ctrl+C said `continue with: tinygpt experiment e --resume`: the
+    global --models-dir reaches the command as $TINYGPT_MODELS_DIR, which the line took for the default folder. Pasted
+    into a shell (no such variable there), it resumed nothing; nor did the `--resume` a refusal named."""
+    import shlex
+    import time
+
+    monkeypatch.chdir(tmp_path)  # (./models is not D)
+    monkeypatch.delenv("TINYGPT_MODELS_DIR", raising=False)  # (and back as it was after: the global --models-dir sets it)
+    monkeypatch.setenv("TINYGPT_FAST", "0")  # (no kernels or decoder to compile for runs this short)
+    models = tmp_path / "elsewhere"
+    log = models / "e" / "n_layer=1" / "metrics.jsonl"
+
+    def ctrl_c_once_it_trains():  # the first Ctrl+C stops the member under way, which saves
+        end = time.monotonic() + 120
+        while time.monotonic() < end and not (log.is_file() and '"step"' in log.read_text(encoding="utf-8")
+                                              and signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def follow(command: str):  # as a new shell runs it: no $TINYGPT_MODELS_DIR
+        argv = shlex.split(command)
+        assert argv[0] == "tinygpt", command
+        return tinygpt_inproc(*argv[1:], env={"TINYGPT_MODELS_DIR": None})
+
+    watcher = threading.Thread(target=ctrl_c_once_it_trains, daemon=True)
+    watcher.start()
+    r = tinygpt_inproc("--models-dir", models, "experiment", "e", "--corpus", small_corpus, "--max-steps", "100", "--vary", "n_layer=1,2",
+                       "--set", "n_embd=32", "--set", "n_head=2", "--set", "block_size=16", "--set", "batch_size=4", "--set", "eval_iters=2", "--threads", "1",
+                       "--sample-chars", "0")
+    watcher.join()
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("continue with: ")), None)
+    assert r.returncode == 0 and line is not None, (r.stdout[-2000:], r.stderr)
+    r = follow(line.removeprefix("continue with: "))
+    assert r.returncode == 0, (line, r.stderr)
+    assert {m: s["state"] for m, s in E.member_states(E.load_plan("e", models)).items()} == {"n_layer=1": "finished", "n_layer=2": "finished"}
+    for again in (["experiment", "e"], ["experiment", "e", "--resume", "--seeds", "2"]):  # refused: each names the command to run
+        r = tinygpt_inproc(*again, "--models-dir", models)
+        command = re.search(r"`(tinygpt experiment [^`]+)`", r.stderr)
+        assert r.returncode == 2 and command, r.stderr
+        r = follow(command[1])
+        assert r.returncode == 0 and "ranked by" in r.stdout, (command[1], r.stderr)
+    assert not (tmp_path / "models").exists()

@@ -621,6 +621,24 @@ def test_convert_nanogpt_checkpoint_gives_the_same_logits(tmp_path, text, bias):
     assert_one_error(cli("convert", pt, "--name", "nano", "--meta", meta, "--models-dir", models), "already exists")
 
 
+def test_convert_s_try_it_line_runs_as_printed_where_it_wrote(tmp_path, text, monkeypatch):
+    """`tinygpt convert ... --models-dir D` said `try it: tinygpt generate nano`, which looked in ./models, not D."""
+    import shlex
+
+    monkeypatch.chdir(tmp_path)  # (./models is not D)
+    monkeypatch.delenv("TINYGPT_MODELS_DIR", raising=False)
+    pt, meta, _ = nanogpt_checkpoint(tmp_path, sorted(set(text)))
+    for models in (tmp_path / "my models", tmp_path / "models"):  # ./models: the line needs no --models-dir
+        r = cli("convert", pt, "--name", "nano", "--meta", meta, "--models-dir", models)
+        line = next((ln for ln in r.stdout.splitlines() if ln.startswith("try it: ")), None)
+        assert r.exit_code == 0 and line is not None, r.output
+        argv = shlex.split(line.removeprefix("try it: "))
+        assert argv[:2] == ["tinygpt", "generate"], argv
+        r = cli(*argv[1:], "-n", "5")
+        assert r.exit_code == 0 and r.stdout.strip(), (line, r.output)
+        assert ("--models-dir" in argv) == (models.name != "models"), argv
+
+
 def test_convert_refuses_what_it_cannot_map(tmp_path, text):
     import torch
 

@@ -187,6 +187,13 @@ def models_folder(models_dir) -> Path:
     return d
 
 
+def models_dir_words(models_dir) -> str:
+    """" --models-dir DIR" (quoted for a shell) for a printed command that reads or writes where this one did; "" for
+    ./models. Not left to $TINYGPT_MODELS_DIR: `tinygpt --models-dir DIR ...` sets it for this process only."""
+    here = Path(models_dir).resolve() == (Path.cwd() / "models").resolve()
+    return "" if here else f" --models-dir {shell_word(models_dir)}"
+
+
 def new_model_folder(name: str, models_dir) -> Path:
     """Where a new model named ``name`` goes; a bad name or an existing model is refused."""
     from tinygpt_tui.engine.folder import CONFIG, default_models_dir
@@ -233,7 +240,7 @@ def save_new_model(dest: Path, model, tokenizer, doc: dict, wrote: str) -> None:
         lock.release()
     prose(console(), one_line(f"wrote {dest} ({wrote})"))
     prompt = f' --prompt "{try_prompt(tokenizer)}"' if try_prompt(tokenizer) else ""
-    typer.echo(one_line(f"try it: tinygpt generate {shell_word(dest.name)}{prompt}"))
+    typer.echo(one_line(f"try it: tinygpt generate {shell_word(dest.name)}{models_dir_words(dest.parent)}{prompt}"))
 
 
 

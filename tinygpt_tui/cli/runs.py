@@ -16,7 +16,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, models_folder, one_line, prose, shell_word
+from tinygpt_tui.cli.common import (HELP, Command, ModelsDir, console as new_console, fail, friendly, models_dir_words, models_folder, one_line, prose,
+                                    shell_word)
 
 O = typer.Option
 
@@ -177,7 +178,6 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     from tinygpt_tui.cli.train import fmt_time, install_stop_handlers, note, restore_interrupt
     from tinygpt_tui.engine import experiment as E
     from tinygpt_tui.engine.events import measuring_words
-    from tinygpt_tui.engine.folder import default_models_dir
     from tinygpt_tui.engine.runs import Curves, overfitting
     from tinygpt_tui.engine.train import Eval
     from tinygpt_tui.tokenizer import printable
@@ -255,8 +255,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     wall = time.perf_counter() - t0
     con.print(Text(f"{ended.state if ended else 'ended'} in {fmt_time(wall)}" + (f" (estimated {fmt_time(est.total_s)})" if est else ""), style="bold"))
     if ended and ended.state == "stopped":
-        where = "" if plan.folder.parent.resolve() == default_models_dir().resolve() else f" --models-dir {shell_word(plan.folder.parent)}"
-        con.print(Text(one_line(f"continue with: tinygpt experiment {shell_word(spec.name)} --resume{where}")))
+        con.print(Text(one_line(f"continue with: tinygpt experiment {shell_word(spec.name)} --resume{models_dir_words(plan.folder.parent)}")))
     show_results(plan, prompt, sample_chars, x)
 
 
@@ -354,10 +353,12 @@ def experiment_cmd(
     from tinygpt_tui.engine.presets import check_name
     from tinygpt_tui.engine.runs import MANIFEST
 
-    started = isinstance(name, str) and ((Path(models_dir) if models_dir else default_models_dir()) / name / MANIFEST).is_file()
+    home = Path(models_dir) if models_dir else default_models_dir()
+    started = isinstance(name, str) and (home / name / MANIFEST).is_file()
     check_name(name, "an experiment needs a name: tinygpt experiment NAME ...", "experiment name", new=not started)  # (older: go on)
+    again = f"tinygpt experiment {shell_word(name)} --resume{models_dir_words(home)}"
     if not given and not resume and started:
-        fail(f"{one_line(name)} is an experiment already: `tinygpt experiment {shell_word(name)} --resume` shows its results or goes on")
+        fail(f"{one_line(name)} is an experiment already: `{again}` shows its results or goes on")
     if resume and not given:
         plan = E.load_plan(name, models_dir)
         if threads is not None:  # (the one setting a resumed experiment takes: how this machine runs it)
@@ -365,7 +366,7 @@ def experiment_cmd(
             plan = E.make_plan(plan.spec, plan.folder.parent)
     else:
         if resume and corpus is None and file is None:  # (not "needs a corpus": the saved one is meant)
-            fail(f"--resume goes on as saved with no other settings (--threads aside): `tinygpt experiment {shell_word(name)} --resume`; "
+            fail(f"--resume goes on as saved with no other settings (--threads aside): `{again}`; "
                  "or give the whole command again, --corpus included")
         spec = read_spec_file(file, name) if file else E.Spec(name=name)
         spec.name = name
