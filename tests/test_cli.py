@@ -268,6 +268,24 @@ def test_the_card_s_command_keeps_options_typed_before_train(tmp_path, small_cor
     assert json.loads((models / "mine" / "config.json").read_text())["figures"]["step"] == 2
 
 
+def test_a_card_s_commands_find_the_model_where_it_was_written(tmp_path, small_corpus, monkeypatch):
+    """A model trained into --models-dir D: its card said `tinygpt eval mine --corpus ...`, which looked in ./models."""
+    import re
+    import shlex
+
+    monkeypatch.chdir(tmp_path)  # (./models is not D)
+    monkeypatch.delenv("TINYGPT_MODELS_DIR", raising=False)  # (and back as it was after: the global --models-dir sets it)
+    models = tmp_path / "else where"
+    tiny = ["--preset", "tiny", "--block-size", "16", "--max-steps", "2", "--eval-iters", "1", "--threads", "1", "--sample-chars", "0"]
+    r = tinygpt_inproc("--models-dir", models, "train", small_corpus, "--name", "mine", *tiny, "--jsonl")
+    assert r.returncode == 0, r.stderr
+    commands = [c for c in re.findall(r"`(tinygpt [^`]+)`", (models / "mine" / "README.md").read_text(encoding="utf-8"))]
+    assert any(c.startswith("tinygpt eval") for c in commands), commands
+    for command in commands:  # as a new shell runs them: no $TINYGPT_MODELS_DIR
+        r = tinygpt_inproc(*shlex.split(command)[1:], env={"TINYGPT_MODELS_DIR": None})
+        assert r.returncode == 0, (command, r.stderr)
+
+
 def test_corpus_not_found_lists_the_added_corpora(tmp_path, small_corpus):
     env = {"TINYGPT_CORPORA_DIR": str(tmp_path)}
     assert tinygpt_inproc("corpus", "add", small_corpus, "--name", "mybook", env=env).returncode == 0

@@ -513,10 +513,10 @@ def test_a_model_named_tilde_is_the_model_of_that_name_not_the_home_folder(tmp_p
     r = tinygpt_inproc("compare", "~", "--models-dir", models, env=env)
     assert r.returncode == 0 and "broken" not in r.stdout + r.stderr and str(home) not in r.stdout + r.stderr, r.stdout
     card = (models / "~" / "README.md").read_text(encoding="utf-8")
-    assert "`tinygpt eval '~' --corpus" in card  # (the model card's command, quoted for a shell)
+    assert "`tinygpt eval '~' --models-dir " in card  # (the model card's command, quoted for a shell)
     (tmp_path / "exps" / "~").mkdir(parents=True)  # an experiment of that name: its hint to resume, quoted
     (tmp_path / "exps" / "~" / "experiment.json").write_text("{}")
-    assert_one_error(cli("experiment", "~", "--models-dir", tmp_path / "exps"), "`tinygpt experiment '~' --resume`")
+    assert_one_error(cli("experiment", "~", "--models-dir", tmp_path / "exps"), "`tinygpt experiment '~' --resume --models-dir ")
 
 
 def test_a_printed_word_reads_back_the_same_in_a_shell_of_any_locale():

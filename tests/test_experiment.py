@@ -948,6 +948,9 @@ def test_the_commands_an_experiment_says_to_go_on_with_run_as_printed_in_its_mod
     r = follow(line.removeprefix("continue with: "))
     assert r.returncode == 0, (line, r.stderr)
     assert {m: s["state"] for m, s in E.member_states(E.load_plan("e", models)).items()} == {"n_layer=1": "finished", "n_layer=2": "finished"}
+    card = (models / "e" / "n_layer=1" / "README.md").read_text(encoding="utf-8")  # a member's card: its eval command
+    r = follow(re.search(r"`(tinygpt eval [^`]+)`", card)[1])
+    assert r.returncode == 0 and "n_layer=1" in r.stdout, (card, r.stderr)
     for again in (["experiment", "e"], ["experiment", "e", "--resume", "--seeds", "2"]):  # refused: each names the command to run
         r = tinygpt_inproc(*again, "--models-dir", models)
         command = re.search(r"`(tinygpt experiment [^`]+)`", r.stderr)

@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from tinygpt_tui.errors import SettingsError, TinyGPTError
+from tinygpt_tui.engine.card import models_dir_words  # noqa: F401 (what a printed command needs to find a models folder)
 from tinygpt_tui.tokenizer import one_line, shell_word  # noqa: F401 (the CLI's words for a name: inert, pasteable)
 
 HELP = {"help_option_names": ["-h", "--help"]}
@@ -187,13 +188,6 @@ def models_folder(models_dir) -> Path:
     return d
 
 
-def models_dir_words(models_dir) -> str:
-    """" --models-dir DIR" (quoted for a shell) for a printed command that reads or writes where this one did; "" for
-    ./models. Not left to $TINYGPT_MODELS_DIR: `tinygpt --models-dir DIR ...` sets it for this process only."""
-    here = Path(models_dir).resolve() == (Path.cwd() / "models").resolve()
-    return "" if here else f" --models-dir {shell_word(models_dir)}"
-
-
 def new_model_folder(name: str, models_dir) -> Path:
     """Where a new model named ``name`` goes; a bad name or an existing model is refused."""
     from tinygpt_tui.engine.folder import CONFIG, default_models_dir
@@ -235,7 +229,7 @@ def save_new_model(dest: Path, model, tokenizer, doc: dict, wrote: str) -> None:
     lock = ckpt.FolderLock(dest)
     try:
         new_model_folder(dest.name, dest.parent)  # (one may have appeared since)
-        ckpt.save_model(dest, model, tokenizer, doc, card=ckpt.render_card(doc))
+        ckpt.save_model(dest, model, tokenizer, doc, card=ckpt.render_card(doc, dest))
     finally:
         lock.release()
     prose(console(), one_line(f"wrote {dest} ({wrote})"))

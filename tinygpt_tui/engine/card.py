@@ -33,6 +33,22 @@ def _corpus_arg(c: dict) -> str:
     return shlex.quote(Path(path).name if path else f"{c.get('name', 'CORPUS')}.txt")
 
 
+def models_dir_words(models_dir) -> str:
+    """" --models-dir DIR" (quoted for a shell) for a printed command that reads or writes where this one did; "" for
+    ./models. Not left to $TINYGPT_MODELS_DIR: `tinygpt --models-dir DIR ...` sets it for this process only."""
+    here = Path(models_dir).resolve() == (Path.cwd() / "models").resolve()
+    return "" if here else f" --models-dir {shell_word(models_dir)}"
+
+
+def model_words(folder) -> str:
+    """How a printed command names the model in ``folder``: by its path under ./models (an experiment's member:
+    EXPERIMENT/MEMBER), else by its name and --models-dir; quoted for a shell."""
+    try:
+        return shell_word(str(Path(folder).resolve().relative_to((Path.cwd() / "models").resolve())))
+    except ValueError:
+        return shell_word(Path(folder).name) + models_dir_words(Path(folder).parent)
+
+
 def lineage_lines(lin) -> list[str]:
     """Where a model continued from another one says so (`tinygpt train --from`)."""
     if not isinstance(lin, dict) or not lin.get("from"):
@@ -41,9 +57,11 @@ def lineage_lines(lin) -> list[str]:
             f"{lin.get('corpus') or '?'}, sha256 `{str(lin.get('sha256') or '?')[:16]}…`; tokenizer {lin.get('tokenizer', '?')}).", ""]
 
 
-def render_card(doc: dict) -> str:
-    """A short README.md for the folder: what it is, how it was made, its figures."""
+def render_card(doc: dict, folder=None) -> str:
+    """A short README.md for the folder: what it is, how it was made, its figures; its commands name the model as
+    `tinygpt` finds it from here (``folder``: where it is written)."""
     m, f, c, t = doc.get("model", {}), doc.get("figures", {}), doc.get("corpus", {}), doc.get("training", {})
+    model = model_words(folder) if folder is not None else shell_word(doc.get("name", "MODEL"))
 
     def fmt(v, spec=".4f"):
         return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "n/a"
@@ -85,10 +103,10 @@ def render_card(doc: dict) -> str:
         str(doc.get("command") or "(not recorded)"),
         "```",
         "",
-        f"Check the validation loss: `tinygpt eval {shell_word(doc.get('name', 'MODEL'))} --corpus {_corpus_arg(c)}`",
+        f"Check the validation loss: `tinygpt eval {model} --corpus {_corpus_arg(c)}`",
         "",
     ]
     if doc.get("heads"):  # engine/inspect.py head_roles(...)[i].line(), when the writer measured them
-        lines += [f"What each head looks at (hints over the validation split; `tinygpt inspect {shell_word(doc.get('name', 'MODEL'))} --heads`):", "",
+        lines += [f"What each head looks at (hints over the validation split; `tinygpt inspect {model} --heads`):", "",
                   "```", *map(str, doc["heads"]), "```", ""]
     return "\n".join(lines)

@@ -205,7 +205,7 @@ class Run:
         }
         tensors, meta = self.optimizer.to_tensors()
         meta.update(elapsed_s=elapsed, tokens_seen=tokens, best_val_loss=self.best_val, best_step=self.best_step, seed=cfg.seed)
-        ckpt.save_model(self.folder, self.model, self.tokenizer, doc, card=ckpt.render_card(doc), train_state=(tensors, meta),
+        ckpt.save_model(self.folder, self.model, self.tokenizer, doc, card=ckpt.render_card(doc, self.folder), train_state=(tensors, meta),
                         weights=self.best_weights)
         return Saved(step=step, path=str(self.folder), elapsed_s=elapsed)
 
