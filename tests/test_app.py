@@ -823,7 +823,12 @@ async def test_quitting_while_training_asks_then_saves(tmp_path):
     corpus = small_corpus(tmp_path)
     app = make_app(d)
     async with app.run_test(size=(120, 40)) as pilot:
-        _, job = await long_run_started(pilot, app, corpus, "long", steps=10)
+        ts, job = await long_run_started(pilot, app, corpus, "long", steps=10)
+        ts.set_focus(None)  # (in a field, Ctrl+C copies)
+        await pilot.press("ctrl+c")  # by habit: it says which key quits, and what that does to the run
+        assert await wait_for(pilot, lambda: "Press Ctrl+Q to quit the app (it asks first, then stops long and saves it)."
+                              in notes(app), timeout=5), notes(app)
+        assert job.active
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert isinstance(app.screen, Confirm)

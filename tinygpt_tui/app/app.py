@@ -144,6 +144,17 @@ class TinyGPTApp(App):
         config.json with format "[/]" killed the app (a widget's notify asks for markup unless told not to)."""
         super().notify(message, markup=False, **kw)
 
+    def action_help_quit(self) -> None:
+        """Ctrl+C, which quits most programs in a terminal: which key quits here. (Textual's own reminder is
+        markup, "Press [b]ctrl+q[/b]", which the plain notifications above showed as typed.)"""
+        key = next((k for k, b in self.active_bindings.items() if b.binding.action in ("quit", "app.quit")), None)
+        if key is None:
+            return
+        key = "+".join(p.capitalize() if len(p) > 1 else p.upper() for p in key.split("+"))  # ctrl+q: Ctrl+Q
+        job = self.training if self.training is not None and self.training.active else self.experiment
+        then = f" (it asks first, then stops {one_line(job.name)} and saves it)" if job is not None and job.active else ""
+        self.notify(f"Press {key} to quit the app{then}.", title="Do you want to quit?")
+
     def get_default_screen(self) -> Screen:
         return self.get_screen("generate")
 

@@ -1,0 +1,20 @@
+"""What a newcomer meets first in the app: the keys they press by habit, the steps they take out of order."""
+
+from __future__ import annotations
+
+from tests.test_app import listed, make_app, models_dir, notes, wait_for  # noqa: F401  (models_dir is a fixture)
+
+
+async def test_ctrl_c_says_in_plain_words_which_key_quits(models_dir):
+    """Ctrl+C (what quits most terminal programs) showed Textual's reminder as "Press [b]ctrl+q[/b] to quit the
+    app": the app shows every notification as plain text, and Textual's own was written as markup."""
+    app = make_app(models_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await listed(pilot, app)
+        app.screen.query_one("#models").focus()
+        await pilot.press("ctrl+c")
+        assert await wait_for(pilot, lambda: "quit" in notes(app), timeout=5), notes(app)
+        assert "Press Ctrl+Q to quit the app." in notes(app)
+        assert "[" not in notes(app)
+        assert app.is_running
+
