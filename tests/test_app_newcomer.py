@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_app import listed, make_app, models_dir, notes, wait_for  # noqa: F401  (models_dir is a fixture)
+from tests.test_app import listed, load, make_app, models_dir, notes, wait_for  # noqa: F401  (models_dir is a fixture)
 
 
 async def test_ctrl_c_says_in_plain_words_which_key_quits(models_dir):
@@ -18,3 +18,22 @@ async def test_ctrl_c_says_in_plain_words_which_key_quits(models_dir):
         assert "[" not in notes(app)
         assert app.is_running
 
+
+async def test_a_prompt_sent_before_a_model_is_picked_stays_in_the_prompt(models_dir):
+    """Typing a prompt and pressing Enter before picking a model said "Pick a model first" and threw the prompt
+    away: picked, the model wrote nothing and the prompt was to type again. Now it stays, and Enter sends it."""
+    app = make_app(models_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await listed(pilot, app)
+        gen = app.screen
+        prompt = gen.query_one("#prompt")
+        prompt.focus()
+        await pilot.press(*"ROMEO:", "enter")
+        assert await wait_for(pilot, lambda: "Pick a model" in notes(app), timeout=5)
+        assert prompt.value == "ROMEO:"
+        await load(pilot, app, "alpha")
+        assert gen.focused is prompt and prompt.value == "ROMEO:"
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.finished, timeout=60)
+        assert prompt.value == ""  # (sent: the prompt is empty for the next one)
+        assert gen.query_one("#output").text.startswith("ROMEO:")

@@ -321,24 +321,24 @@ class GenerateScreen(Screen):
 
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:
-        self.start(event.value, fresh=True)
-        event.input.value = ""
+        if self.start(event.value, fresh=True):  # (refused, no model picked yet: the prompt stays, to send again)
+            event.input.value = ""
 
-    def start(self, prompt: str, fresh: bool = True) -> None:
-        """Generate from a prompt (fresh) or continue the text in the pane."""
+    def start(self, prompt: str, fresh: bool = True) -> bool:
+        """Generate from a prompt (fresh) or continue the text in the pane; False where it cannot (said why)."""
         if self.loading_name is not None and fresh:
             self.pending_prompt = prompt
             self.notify(f"Loading {one_line(self.loading_name)}; the prompt runs as soon as it is ready.", timeout=3)
-            return
+            return True
         if self.loaded is None:
             self.notify("Pick a model in the sidebar first (arrows, then Enter).", severity="warning")
             self.query_one("#models").focus()
-            return
+            return False
         try:
             settings = self.query_one("#sampling", SamplingPanel).values()
         except TinyGPTError as e:
             self.notify(str(e), title="sampling settings", severity="error")
-            return
+            return False
         self.stop_generation()
         tok = self.loaded.tokenizer
         if fresh:
@@ -360,6 +360,7 @@ class GenerateScreen(Screen):
         self._sample(stream, self.loaded, ids, settings)
         self.update_status()
         self.refresh_bindings()
+        return True
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def _sample(self, stream: Stream, loaded, ids: list[int], settings) -> None:
@@ -431,10 +432,7 @@ class GenerateScreen(Screen):
         self.query_one("#prompt", Input).focus()
 
     def action_continue(self) -> None:
-        if self.loaded is not None and not self.context and not len(self.query_one("#output", OutputView)):
-            self.start("", fresh=True)
-            return
-        self.start("", fresh=False)
+        self.start("", fresh=self.loaded is not None and not self.context and not len(self.query_one("#output", OutputView)))
 
     def action_clear(self) -> None:
         self.stop_generation()
