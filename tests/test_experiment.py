@@ -815,6 +815,10 @@ def test_a_lesson_on_another_budget_says_its_text_was_written_for_its_own():
     steps = with_budget(spec, max_steps=40)
     assert steps.text.startswith(spec.text) and "with 40 steps a member instead of the lesson's 3 minutes" in steps.text
     assert "with 1.5 minutes a member" in with_budget(spec, minutes=1.5).text
+    # `tinygpt lesson dropout --minutes 1`, the shortest a newcomer tries, said "with 1 minutes a member"
+    assert "with 1 minute a member" in with_budget(spec, minutes=1).text
+    assert "with 1 step a member" in with_budget(spec, max_steps=1).text
+    assert "with 4,000 steps a member" in with_budget(spec, max_steps=4000).text
 
 
 def test_the_ranked_table_keeps_each_member_on_one_line_at_80_columns(small_corpus, tmp_path):

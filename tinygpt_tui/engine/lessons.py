@@ -105,6 +105,11 @@ def find_lesson(name: str) -> Lesson:
     raise SettingsError(f"no lesson named {name!r}; the lessons: {', '.join(x.name for x in lessons)}")
 
 
+def counted(n: float, unit: str) -> str:
+    """1 minute, 1.5 minutes, 4,000 steps."""
+    return f"{n:,g} {unit}{'' if n == 1 else 's'}"
+
+
 def with_budget(spec: Spec, minutes: float | None = None, max_steps: int | None = None) -> Spec:
     """The lesson with each member's budget given (minutes or steps) instead of its own, in a folder of its own
     (lesson-dropout-1.5min, lesson-dropout-400steps), so the lesson's results at its own budget stay whole and a
@@ -115,8 +120,8 @@ def with_budget(spec: Spec, minutes: float | None = None, max_steps: int | None 
     if (minutes, max_steps) == (spec.minutes, spec.max_steps):
         return spec
     suffix = f"{minutes:g}min" if minutes is not None else f"{max_steps}steps"
-    own = f"{spec.minutes:g} minutes" if spec.minutes is not None else f"{spec.max_steps:,} steps"
-    given = f"{minutes:g} minutes" if minutes is not None else f"{max_steps:,} steps"
+    own = counted(spec.minutes, "minute") if spec.minutes is not None else counted(spec.max_steps, "step")
+    given = counted(minutes, "minute") if minutes is not None else counted(max_steps, "step")
     note = f"(Run here with {given} a member instead of the lesson's {own}: what the text says of its budget may not hold.)"
     return replace(spec, name=f"{spec.name}-{suffix}", minutes=minutes, max_steps=max_steps,
                    text=f"{spec.text}\n\n{note}" if spec.text else note)
