@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -579,6 +580,10 @@ def test_output_to_a_pipe_is_never_hard_wrapped(tmp_path, small_corpus):
                        "--max-steps", "3", "--eval-iters", "1", "--threads", "1", env={"COLUMNS": "40"})
     assert r.returncode == 0, r.stderr
     assert any(ln.startswith("finished at step 3") and f"saved to {tmp_path}" in ln for ln in r.stdout.splitlines()), r.stdout
+    # what to do next, as a command that runs as printed (the end said where the model was, and nothing of using it)
+    tried = next(ln for ln in r.stdout.splitlines() if ln.startswith("try it: ")).removeprefix("try it: ")
+    assert shlex.split(tried)[:3] == ["tinygpt", "generate", "w"], tried
+    assert tinygpt_inproc(*shlex.split(tried)[1:], "-n", "3").returncode == 0
     r = tinygpt_inproc("generate", tmp_path / "w", "--prompt", "\u6ee1\u7eb8 hello", "-n", "3", env={"COLUMNS": "40"})
     assert any(ln.startswith("note: the model does not know") and ln.rstrip().endswith("\u7eb8") for ln in r.stderr.splitlines()), r.stderr
 

@@ -397,6 +397,9 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
                     prose(console, Text(which, style="dim"))
                 if ev.reason == "stopped":
                     console.print(Text(f"continue with: {resume_hint(cfg, dist)}"))
+                else:  # (what a newcomer does next: the README's tour goes on with it)
+                    console.print(Text(one_line(f"try it: tinygpt generate {shell_word(cfg.name)}"
+                                                + (f" --models-dir {shell_word(cfg.models_dir)}" if cfg.models_dir else ""))))
         if task is None and stop.is_set():  # (stopped as the corpus was handed over: the run ended before it started)
             prose(console, Text("stopped while preparing the corpus: nothing trained, nothing saved", style="bold green"))
     finally:
