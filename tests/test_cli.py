@@ -267,6 +267,9 @@ def test_the_card_s_command_keeps_options_typed_before_train(tmp_path, small_cor
     r = tinygpt_inproc(*shlex.split(command)[1:])
     assert r.returncode == 0, (command, r.stderr)
     assert json.loads((models / "mine" / "config.json").read_text())["figures"]["step"] == 2
+    # and the card's eval line finds the model there too (it named the model alone: "model not found" in ./models)
+    command = re.search(r"`(tinygpt eval [^`]+)`", (models / "mine" / "README.md").read_text(encoding="utf-8"))[1]
+    assert tinygpt_inproc(*shlex.split(command)[1:]).returncode == 0, command
 
 
 def test_a_card_s_commands_find_the_model_where_it_was_written(tmp_path, small_corpus, monkeypatch):
