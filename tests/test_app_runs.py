@@ -98,6 +98,30 @@ async def test_g_on_a_run_loads_it_on_the_generate_screen_and_a_broken_one_says_
         assert len(read_on) == 2 and not any(read_on) and gen.loaded.name == "delta"
 
 
+async def test_when_every_checked_run_is_deleted_the_newest_left_is_checked_but_none_chosen_stays_none(tmp_path):
+    """A newcomer's test run on another file, checked as the newest, then deleted: the screen said "0 of 3 runs
+    drawn" until runs were checked by hand. Unchecking all (n) is a choice, kept across a refresh."""
+    import shutil
+
+    d = runs_dir(tmp_path)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        assert sorted(screen.checked) == ["alpha", "gamma"]
+        shutil.rmtree(d / "alpha")
+        shutil.rmtree(d / "gamma")
+        await pilot.press("f5")
+        assert await wait_for(pilot, lambda: "gamma" not in screen.summaries and screen.checked == ["beta"] and "beta" in screen.curves)
+        assert screen.query_one("#runs-view").border_title.startswith("1 of 2 runs drawn")
+        await pilot.press("n")
+        assert await wait_for(pilot, lambda: screen.checked == [])
+        make_model(d, "delta", seed=4, val_loss=2.0)
+        await pilot.press("f5")
+        assert await wait_for(pilot, lambda: "delta" in screen.summaries)
+        await pilot.pause()
+        assert screen.checked == []
+
+
 async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(tmp_path):
     app = RecordingApp(models_dir=runs_dir(tmp_path), watch_models=False)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -292,7 +292,8 @@ class RunsScreen(Screen):
         self.summaries = {s.name: s for s in message.summaries}
         sl = self.query_one("#runs-list", RunList)
         checked = set(sl.selected)
-        if first:  # the first view draws something: opened on an empty folder, an empty chart stayed empty once a run came
+        # the first view draws something (an empty chart stayed empty once a run came), as does one whose checked runs were all deleted
+        if first or checked and not checked & self.summaries.keys():
             self.defaulted = True
             checked = set(self.first_checked(message.summaries))
         if [(s.name, s.status, s.val_loss) for s in old.values()] != [(s.name, s.status, s.val_loss) for s in message.summaries]:
