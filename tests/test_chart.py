@@ -196,3 +196,143 @@ def test_a_legend_too_narrow_for_every_label_takes_the_short_ones_before_leaving
         shown = [t.strip() for row in rows for t, style in row if not t.startswith(("━━", "••"))]
         assert shown == want, (width, shown)
         assert len(rows) <= 2
+
+
+# ---------------------------------------------------------------- the fast plotting, held to a plain one
+def plain_finite_points(s: Series) -> list:
+    return [(x, y) for x, y in zip(s.xs, s.ys) if isinstance(x, (int, float)) and isinstance(y, (int, float))
+            and math.isfinite(x) and math.isfinite(y)]
+
+
+def plain_paint(series, points, cols, rows, x, y, hlines=()):
+    """chart.paint as it was first written: a call a dot, each line's points joined a dot per step."""
+    from tinygpt_tui.chart import BITS, style_of
+
+    w, h = 2 * cols, 4 * rows
+    xspan, yspan = (x.hi - x.lo) or 1.0, (y.hi - y.lo) or 1.0
+    bits, glyph, colour = [0] * (cols * rows), [None] * (cols * rows), [""] * (cols * rows)
+
+    def px(v):
+        return round((v - x.lo) / xspan * (w - 1))
+
+    def py(v):
+        return round((y.hi - v) / yspan * (h - 1))
+
+    def dot(i, j, c):
+        if 0 <= i < w and 0 <= j < h:
+            k = (j >> 2) * cols + (i >> 1)
+            bits[k] |= BITS[j & 3][i & 1]
+            colour[k] = c
+
+    for v, c in hlines:
+        if y.lo <= v <= y.hi:
+            for i in range(w):
+                dot(i, py(v), c)
+    for s, pts in zip(series, points):
+        c = style_of(s.colour)
+        if s.marker != "braille":
+            for a, b in pts:
+                i, j = px(a), py(b)
+                if 0 <= i < w and 0 <= j < h:
+                    glyph[(j >> 2) * cols + (i >> 1)] = "•" if s.marker == "dot" else s.marker
+                    colour[(j >> 2) * cols + (i >> 1)] = c
+            continue
+        last = None
+        for a, b in pts:
+            i, j = px(a), py(b)
+            if last is None:
+                dot(i, j, c)
+            elif (i, j) != last:
+                i0, j0 = last
+                n = max(abs(i - i0), abs(j - j0))
+                for t in range(1, n + 1):
+                    dot(i0 + round((i - i0) * t / n), j0 + round((j - j0) * t / n), c)
+            last = (i, j)
+    return bits, glyph, colour
+
+
+def random_series(rng, far: float = 0.0) -> list:
+    """Curves of every shape: dense and sparse, rising and falling, steps, flat runs, repeats, a few colours and
+    markers; `far`: some points that far beyond the plot (an axis fixed by the caller)."""
+    out = []
+    for _ in range(rng.randint(1, 6)):
+        n = rng.choice([1, 2, 3, 10, 60, 400])
+        xs = sorted(rng.uniform(0, 5000) for _ in range(n)) if rng.random() < 0.5 else [rng.randint(0, 5000) for _ in range(n)]
+        ys = [rng.choice([rng.uniform(1, 4), rng.gauss(2.5, 1.5), 2.0]) for _ in range(n)]
+        for _ in range(rng.randint(0, 2) if far else 0):
+            (xs if rng.random() < 0.5 else ys)[rng.randrange(n)] = rng.choice([-far, far])
+        out.append(Series(xs, ys, rng.choice(["red", 39, "", "#1f77b4"]), rng.choice(["braille", "braille", "dot", "◆"])))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_plot_is_the_plain_dot_by_dot_drawing(seed):
+    """paint gathers each line's dots and paints each once (40 curves a frame on the runs screen): the same cells,
+    bits, markers and colours as a call a dot, for curves of every shape, points off the plot, and lines across it."""
+    import random
+
+    from tinygpt_tui.chart import paint
+
+    rng = random.Random(seed)
+    series = random_series(rng, far=rng.choice([0.0, 50.0, 20_000.0]))
+    points = [plain_finite_points(s) for s in series]
+    cols, rows = rng.randint(1, 120), rng.randint(1, 40)
+    x = Axis(*sorted([rng.uniform(-100, 2500), rng.uniform(2500, 6000)])) if seed % 3 else Axis(0, 5000)
+    y = Axis(1.0, rng.choice([1.0, 3.5, 4.0]))
+    hlines = [(rng.uniform(0.5, 4.5), "grey50")] if seed % 4 == 0 else []
+    assert paint(series, points, cols, rows, x, y, hlines) == plain_paint(series, points, cols, rows, x, y, hlines)
+
+
+def test_the_runs_screens_chart_is_the_plain_drawing(monkeypatch):
+    """What the runs screen draws (20 runs: 158 points of training loss each, 20 evaluations, a final mark) at its
+    sizes: the whole chart, row by row, as the plain plotting draws it."""
+    import random
+
+    import tinygpt_tui.chart as chart
+
+    rng = random.Random(0)
+    series = []
+    for r in range(20):
+        steps = sorted(rng.sample(range(1, 5001), 157)) + [5000]
+        series += [Series(steps, [4 - 2 * s / 5000 + r / 100 + rng.uniform(-0.05, 0.05) for s in steps], 39 + r),
+                   Series(list(range(250, 5001, 250)), [4 - 2 * s / 5000 + r / 100 + 0.05 for s in range(250, 5001, 250)], 39 + r, "dot"),
+                   Series([5000], [2 + r / 100], 39 + r, chart.FINAL)]
+    for width, height in ((88, 19), (120, 40), (40, 12)):
+        fast = draw(series, width, height, "loss", "step")
+        with monkeypatch.context() as m:
+            m.setattr(chart, "paint", plain_paint)
+            m.setattr(chart, "finite_points", plain_finite_points)
+            assert draw(series, width, height, "loss", "step") == fast
+
+
+class Half(float):
+    pass
+
+
+@pytest.mark.parametrize("xs, ys", [
+    ([0, 1, 2], [1.0, 2.0, 3.0]),
+    ([0, 1.5, 2], [1, 2, 3]),
+    ([0, 1, 2, 3], [math.nan, math.inf, -math.inf, 1.0]),
+    ([math.inf, -math.inf], [1.0, 2.0]),
+    ([0, 10**20, 2], [1.0, 2.0, 3.0]),
+    ([1e308, 1e308], [1.0, 2.0]),
+    ([True, 2], [1.0, False]),
+    ([Half(1.0), 2.0], [1.0, Half(math.nan)]),
+    (["a", None, 3], [1.0, "x", 2.0]),
+    ([0, 1, 2], [1.0, 2.0]),
+])
+def test_finite_points_keeps_what_the_plain_filter_keeps(xs, ys):
+    from tinygpt_tui.chart import finite_points
+
+    assert finite_points(Series(xs, ys)) == plain_finite_points(Series(xs, ys))
+
+
+def test_a_point_far_off_the_plot_draws_only_the_dots_on_it():
+    """An axis fixed by the caller and a point 10^12 dots beyond it: the line to it was joined a dot per step, every
+    one of 10^12 (the app hung); only those on the plot are drawn now, the same as a point nearer on that line."""
+    from tinygpt_tui.chart import paint
+
+    x, y = Axis(0, 100), Axis(0, 4)
+    far = paint([Series([0, 1e12], [2.0, 2.0])], [[(0, 2.0), (1e12, 2.0)]], 40, 10, x, y)
+    near = plain_paint([Series([0, 1e4], [2.0, 2.0])], [[(0, 2.0), (1e4, 2.0)]], 40, 10, x, y)
+    assert far == near and sum(map(bool, far[0])) == 40  # a row of cells, across
