@@ -122,6 +122,26 @@ async def test_when_every_checked_run_is_deleted_the_newest_left_is_checked_but_
         assert screen.checked == []
 
 
+@pytest.mark.parametrize("key, want", [("a", ["alpha", "beta", "gamma"]), ("n", [])])
+async def test_a_or_n_pressed_before_the_list_comes_is_done_when_it_comes(tmp_path, monkeypatch, key, want):
+    """F3 and a typed at once: a reached an empty list, then the listing checked its default runs (6 of 20)."""
+    import threading
+
+    from tinygpt_tui.app import runs as runs_app
+
+    held, real = threading.Event(), runs_app.run_folders
+    monkeypatch.setattr(runs_app, "run_folders", lambda d: (held.wait(30), real(d))[1])  # the listing waits for the key
+    app = RecordingApp(models_dir=runs_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        screen = app.get_screen("runs")
+        assert await wait_for(pilot, lambda: app.current_mode == "runs" and not screen.listed)
+        await pilot.press(key)
+        held.set()
+        assert await wait_for(pilot, lambda: screen.listed and sorted(screen.checked) == want and all(n in screen.curves for n in want))
+        assert screen.query_one("#runs-view").border_title.startswith(f"{len(want)} of 4 runs drawn")
+
+
 async def test_the_runs_screen_compares_the_checked_runs_and_flags_the_odd_ones(tmp_path):
     app = RecordingApp(models_dir=runs_dir(tmp_path), watch_models=False)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -221,6 +221,7 @@ class RunsScreen(Screen):
         self.axis = "steps"
         self.listed = False  # the folder was read once
         self.defaulted = False  # the first runs listed were checked (a folder empty at first: once runs appear in it)
+        self.early: str | None = None  # "all" or "none": a or n pressed before the list came (F3 then a at once), done then
         self.loading: set[str] = set()
         self.unread: dict[str, str] = {}  # name: why its log could not be read (read again once its folder changes)
         self.said: set[str] = set()  # the unread said (when checked: one read ahead is said only then)
@@ -294,8 +295,8 @@ class RunsScreen(Screen):
         checked = set(sl.selected)
         # the first view draws something (an empty chart stayed empty once a run came), as does one whose checked runs were all deleted
         if first or checked and not checked & self.summaries.keys():
-            self.defaulted = True
-            checked = set(self.first_checked(message.summaries))
+            self.defaulted, early = True, self.early if first else None
+            checked = {s.name for s in message.summaries if s.ok} if early == "all" else set() if early else set(self.first_checked(message.summaries))
         if [(s.name, s.status, s.val_loss) for s in old.values()] != [(s.name, s.status, s.val_loss) for s in message.summaries]:
             sl.show_runs(message.summaries, checked)
             if first and sl.option_count:
@@ -312,14 +313,10 @@ class RunsScreen(Screen):
     def first_checked(self, summaries: list) -> list[str]:
         """The runs checked when the screen opens: the user's newest run and others on its corpus; with none of
         their own yet, the shipped Shakespeare model (a fresh checkout's folders share one time: newest was chance)."""
-        ok = [s for s in summaries if s.ok]
-        if not ok:
+        if not (ok := [s for s in summaries if s.ok]):
             return []
         own = [s for s in ok if s.name not in SHIPPED]
-        if own:
-            newest = max(own, key=lambda s: s.updated)
-        else:
-            newest = next((s for s in ok if s.name == REFERENCE), max(ok, key=lambda s: s.updated))
+        newest = max(own, key=lambda s: s.updated) if own else next((s for s in ok if s.name == REFERENCE), max(ok, key=lambda s: s.updated))
         same = [s for s in sorted(ok, key=lambda s: -s.updated) if not other_corpus(s, (newest.corpus, newest.corpus_sha256))]
         return [s.name for s in same[:FIRST_CHECKED]]
 
@@ -361,9 +358,11 @@ class RunsScreen(Screen):
         self.update_view()
 
     def action_check_all(self) -> None:
+        self.early = None if self.defaulted else "all"
         self.query_one("#runs-list", SelectionList).select_all()
 
     def action_check_none(self) -> None:
+        self.early = None if self.defaulted else "none"
         self.query_one("#runs-list", SelectionList).deselect_all()
 
     def action_relist(self) -> None:
