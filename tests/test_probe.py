@@ -385,9 +385,14 @@ async def test_the_training_forms_size_note_follows_the_cached_probe(cache, meas
         assert await wait_for(pilot, lambda: app.current_mode == "training")
         note = app.screen.query_one("#train-size-note", Static)
         fill(app.screen, **{"train-preset": "auto", "train-minutes": "5"})
-        assert await wait_for(pilot, lambda: " ".join(str(note.render()).split()).startswith("auto picks 1min: 2 layers"))
-        fill(app.screen, **{"train-device": "cuda"})  # (a GPU's run is sized by the budget: the note follows the device)
-        assert await wait_for(pilot, lambda: str(note.render()).startswith("auto picks 5min"))
+        said = lambda: " ".join(str(note.render()).split())  # noqa: E731
+        assert await wait_for(pilot, lambda: said().startswith("auto picks 1min: 2 layers"))
+        # why 1min for 5 minutes: not "sized for a run of a minute or two" beside the 5 typed (the newcomer audit)
+        assert "measured speed: the minutes hold too few steps of 5min" in said() and "minute or two" not in said()
+        fill(app.screen, **{"train-minutes": "1"})  # (1min is the budget's own pick for a minute: no why to say)
+        assert await wait_for(pilot, lambda: said().startswith("auto picks 1min") and "minute or two" in said() and "measured" not in said())
+        fill(app.screen, **{"train-minutes": "5", "train-device": "cuda"})  # (a GPU's run is sized by the budget: the note follows the device)
+        assert await wait_for(pilot, lambda: str(note.render()).startswith("auto picks 5min") and "measured" not in said())
         fill(app.screen, **{"train-device": "cpu"})
         assert await wait_for(pilot, lambda: str(note.render()).startswith("auto picks 1min"))
 

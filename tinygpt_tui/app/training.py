@@ -106,15 +106,15 @@ def preset_run(preset: str):
     return TrainConfig(corpus="x", name="x", preset=preset).resolved()
 
 
-def size_note(preset: str, auto: bool, unit: str = "characters") -> Text:
+def size_note(preset: str, auto: bool, unit: str = "characters", over: str | None = None) -> Text:
     """What the size in the form is, in words: its shape, what a step reads (``unit``: characters, or a BPE's
-    tokens), what it is for."""
+    tokens), what it is for; ``over``: the larger size the minutes alone would take, passed over by the measured speed."""
     from tinygpt_tui.engine.presets import PRESET_USES
 
-    run = preset_run(preset)
-    said = f"auto picks {preset}: " if auto else ""
-    return Text(f"{said}{run.n_layer} layers, {run.n_embd} wide; {run.batch_size} passages of {run.block_size} {unit} "
-                f"a step. {PRESET_USES[preset][0].upper()}{PRESET_USES[preset][1:]}.", style="dim")
+    run, use = preset_run(preset), PRESET_USES[preset]
+    use = f"picked by this machine's measured speed: the minutes hold too few steps of {over} for it to learn more" if over else use
+    return Text(f"{f'auto picks {preset}: ' if auto else ''}{run.n_layer} layers, {run.n_embd} wide; {run.batch_size} passages of "
+                f"{run.block_size} {unit} a step. {use[0].upper()}{use[1:]}.", style="dim")
 
 
 def row(label: str, field, tight: bool = True) -> Horizontal:
@@ -201,8 +201,7 @@ class TrainingScreen(Screen):
         self.query_one("#train-form").border_title = "New run"
         self.query_one("#run-sample-box").border_title = "Latest sample"
         self._preset_placeholders("auto")  # the default, as on the command line
-        job = self.app.training
-        if job is not None:
+        if (job := self.app.training) is not None:
             self.watch_job(job)
         self.render_view()
         self.set_interval(0.25, self.poll)
@@ -232,20 +231,23 @@ class TrainingScreen(Screen):
         return f"{p}: {size}, batch {run.batch_size}" if twin else f"{p}: {run.n_layer} layers, {size}"
 
     def _preset_placeholders(self, preset: str) -> None:
+        from tinygpt_tui.engine.presets import budget_preset
         from tinygpt_tui.engine.probe import auto_preset
 
-        if preset == "auto":  # what auto stands for with the minutes in the form (as a run picks it)
+        over = None
+        if preset == "auto":  # what auto stands for with the minutes in the form (as a run picks it), and why where the probe chose
             try:
-                minutes = float(self.query_one("#train-minutes", Input).value.strip() or 0)
+                seconds = float(self.query_one("#train-minutes", Input).value.strip() or 0) * 60 or None
             except ValueError:
-                minutes = 0
-            preset = auto_preset(minutes * 60 if minutes > 0 else None, str(self.query_one("#train-device", Select).value))
+                seconds = None
+            preset = auto_preset(seconds, str(self.query_one("#train-device", Select).value))
+            over = budget_preset(seconds) if budget_preset(seconds) != preset else None
         run = preset_run(preset)  # (the preset with the defaults it leaves, as a run resolves them)
         for fid, _label, _kind in CUSTOM_FIELDS:
             self.query_one(f"#hp-{fid}", Input).placeholder = str(getattr(run, fid))
         picked, tokens = self.query_one("#train-preset", Select).value, self.query_one("#hp-tokenizer", Select).value
         unit = "tokens" if isinstance(tokens, str) and tokens.startswith("bpe ") else "characters"  # (a context of BPE tokens)
-        self.query_one("#train-size-note", Static).update(size_note(preset, picked == "auto", unit))
+        self.query_one("#train-size-note", Static).update(size_note(preset, picked == "auto", unit, over))
 
     @on(Select.Changed, "#train-preset")
     @on(Select.Changed, "#hp-tokenizer")  # (the note's unit: characters or tokens)
@@ -300,12 +302,8 @@ class TrainingScreen(Screen):
                     raise SettingsError(f"{label} must be {'a whole number' if kind is int else 'a number'}, got {v!r}") from None
         kw.update(tokenizer_fields(self.query_one("#hp-tokenizer", Select).value, q("#hp-from")))
         steps, minutes = q("#train-steps"), q("#train-minutes")
-        max_steps = time_budget = None
         try:
-            if steps:
-                max_steps = int(steps)
-            if minutes:
-                time_budget = float(minutes) * 60
+            max_steps, time_budget = int(steps) if steps else None, float(minutes) * 60 if minutes else None
         except ValueError:
             raise SettingsError(f"length must be a number of steps or minutes, got {steps or minutes!r}") from None
         if time_budget is not None and time_budget <= 0:
