@@ -3,6 +3,7 @@ Only typer and the standard library at import: `tinygpt --help` must not wait fo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -26,6 +27,18 @@ def console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=console_width())
+
+
+@contextlib.contextmanager
+def waiting(what: str):
+    """A spinner on stderr saying ``what`` while a command has nothing to say yet (torch's import, a model's first
+    build: seconds of a blank terminal after a newcomer's first Enter); gone when done. Not in a pipe, nor under torchrun."""
+    con = console(stderr=True)
+    if not con.is_terminal or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        yield
+        return
+    with con.status(what):  # (transient: the line is erased when it stops)
+        yield
 
 
 def console_width() -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -13,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, leave_to_rank_0, one_line, prose, shell_word
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, leave_to_rank_0, one_line, prose, shell_word, waiting
 from tinygpt_tui.errors import CheckpointError, TinyGPTError
 
 O = typer.Option
@@ -93,10 +94,12 @@ def train(
     if not resume:
         for k, why in unused_settings(TrainConfig(**options)).items():
             fail(f"--{k.replace('_', '-')} {why.replace('lr and weight_decay', '--lr and --weight-decay')}")
-    tokenizer = check_run(TrainConfig(**options))  # before the probe too (seconds, once per machine); kept for the preparation
-    # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py); why: said
-    why: dict = {}
-    run_training(settle(TrainConfig(**options), note=note, why=why), jsonl=jsonl, why=why, tokenizer=tokenizer)
+    with waiting("starting: loading PyTorch …"):
+        tokenizer = check_run(TrainConfig(**options))  # before the probe too (seconds, once per machine); kept for the preparation
+        # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py); why: said
+        why: dict = {}
+        cfg = settle(TrainConfig(**options), note=note, why=why)
+    run_training(cfg, jsonl=jsonl, why=why, tokenizer=tokenizer)
 
 
 # what --resume takes from the command line; every other setting is the saved run's
@@ -344,8 +347,11 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
     def figures(pairs: list[tuple[str, int]]) -> str:  # (at 80 columns they took the bar's line, its name cut to "m…")
         return fit_line([Part(text, rank) for text, rank in pairs], room, sep="  ").plain
     curves = Curves()  # the evaluations so far: validation rising while training falls is kept in the line
+    building = contextlib.ExitStack()
+    building.enter_context(waiting("starting: building the model and its optimizer …"))  # (until the run's first event)
     try:
         for ev in train_events(cfg, stop, dist):
+            building.close()
             curves.apply(ev.record())
             if isinstance(ev, Started):
                 what = "resuming" if ev.resumed else "training"
@@ -403,6 +409,7 @@ def _run_with_progress(cfg, stop: threading.Event, dist, why: dict) -> bool:
         if task is None and stop.is_set():  # (stopped as the corpus was handed over: the run ended before it started)
             prose(console, Text("stopped while preparing the corpus: nothing trained, nothing saved", style="bold green"))
     finally:
+        building.close()
         if task is not None:  # (stopping a progress never started still prints a blank line)
             progress.stop()
     return task is not None
