@@ -843,16 +843,12 @@ def test_jsonl_says_when_a_run_starts_overfitting_as_the_progress_line_does(tmp_
     assert text.returncode == 0 and text.stdout.count(rec["message"]) == 1, text.stdout
 
 
-@pytest.mark.slow
-def test_a_run_in_a_terminal_says_it_is_starting_and_a_pipe_gets_only_the_run(tmp_path, small_corpus):
-    """A newcomer's first `tinygpt train` left the terminal blank for 5-6 s (torch's import, then its optimizer's,
-    which imports torch's compiler): a spinner says what it is doing, erased once the run's header comes."""
+def in_a_terminal(*args) -> bytes:
+    """What the command prints to a terminal (a pty), once it has ended (exit status 0)."""
     import pty
     import threading
 
     master, slave = pty.openpty()
-    args = ["train", small_corpus, "--name", "t", "--preset", "tiny", "--max-steps", "2", "--eval-iters", "1", "--sample-chars", "0",
-            "--threads", "1", "--models-dir", tmp_path / "m"]
     proc = subprocess.Popen([sys.executable, "-m", "tinygpt_tui.cli.main", *map(str, args)], stdin=slave, stdout=slave, stderr=slave,
                             env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}, cwd=ROOT)
     os.close(slave)
@@ -867,11 +863,22 @@ def test_a_run_in_a_terminal_says_it_is_starting_and_a_pipe_gets_only_the_run(tm
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
-    assert proc.wait(timeout=240) == 0
+    assert proc.wait(timeout=240) == 0, bytes(out)[-2000:]
     reader.join(10)
     os.close(master)
-    said = bytes(out)
+    return bytes(out)
+
+
+@pytest.mark.slow
+def test_a_run_in_a_terminal_says_it_is_starting_and_a_pipe_gets_only_the_run(tmp_path, small_corpus):
+    """A newcomer's first `tinygpt train` left the terminal blank for 5-6 s (torch's import, then its optimizer's,
+    which imports torch's compiler), a lesson for 4 s: a spinner says what it is doing, erased once the run's header comes."""
+    args = ["train", small_corpus, "--name", "t", "--preset", "tiny", "--max-steps", "2", "--eval-iters", "1", "--sample-chars", "0",
+            "--threads", "1", "--models-dir", tmp_path / "m"]
+    said = in_a_terminal(*args)
     assert b"starting: loading PyTorch" in said and b"starting: building the model" in said, said[:2000]
     assert said.index(b"starting: loading PyTorch") < said.index(b"starting: building the model") < said.index(b"training t:")
     piped = tinygpt(*args[:-2], "--models-dir", tmp_path / "p")
     assert piped.returncode == 0 and "starting:" not in piped.stdout + piped.stderr, piped.stderr
+    said = in_a_terminal("lesson", "dropout", "--corpus", small_corpus, "--max-steps", "1", "--threads", "1", "--models-dir", tmp_path / "l")
+    assert b"starting: loading PyTorch" in said and said.index(b"starting: loading PyTorch") < said.index(b"experiment lesson-dropout"), said[:2000]

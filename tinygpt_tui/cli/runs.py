@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tinygpt_tui.cli.common import (HELP, Command, ModelsDir, console as new_console, fail, friendly, models_dir_words, models_folder, one_line, prose,
-                                    shell_word)
+                                    shell_word, waiting)
 
 O = typer.Option
 
@@ -186,7 +186,8 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     spec = plan.spec
     budget = f"{spec.minutes:g} min" if spec.minutes else f"{spec.max_steps:,} steps"
     E.check_claim(plan, resume, dry)  # a folder another experiment holds or already used: refused before the plan and its estimate
-    plan = E.settle(plan, note)  # threads, precision, preset: the probe's, as `tinygpt train` has them, alike for every member
+    with waiting("starting: loading PyTorch …"):  # (seconds of a blank terminal, as `tinygpt train` had)
+        plan = E.settle(plan, note)  # threads, precision, preset: the probe's, as `tinygpt train` has them, alike for every member
     states = E.member_states(plan) if resume else {}
     todo = [m for m in plan.members if states.get(m.name, {}).get("state") != "finished"]
     prose(con, Text(one_line(f"experiment {spec.name}: {len(plan.members)} run{'s' if len(plan.members) != 1 else ''} of {budget} each on {Path(plan.corpus).name}, "
