@@ -148,8 +148,7 @@ class TrainingScreen(Screen):
     def __init__(self):
         super().__init__(id="training")
         self.source: Watched | None = None  # the app's run, or one followed through its metrics.jsonl
-        self.drawn = None  # what the chart and the sample box show (redrawn when it changes)
-        self.sample_shown = None
+        self.drawn = self.sample_shown = self.title_shown = None  # what the chart, sample box and title show (redrawn on a change)
         self.shown_failure = None  # the failed job whose error the form shows
         self.chart = None
         self.unfetched: set[str] = set()  # the catalog's corpora not fetched yet (said as one is picked)
@@ -201,10 +200,9 @@ class TrainingScreen(Screen):
         self.query_one("#train-form").border_title = "New run"
         self.query_one("#run-sample-box").border_title = "Latest sample"
         self._preset_placeholders("auto")  # the default, as on the command line
-        if (job := self.app.training) is not None:
-            self.watch_job(job)
+        self.poller = self.set_interval(0.25, self.poll, pause=True)  # (resumed while the view can change: render_view)
+        self.source = Watched(job=self.app.training) if self.app.training is not None else None
         self.render_view()
-        self.set_interval(0.25, self.poll)
 
     def _corpus_options(self):
         from tinygpt_tui.engine.corpora import list_corpora
@@ -435,7 +433,7 @@ class TrainingScreen(Screen):
 
     @reported("training view")
     def poll(self) -> None:
-        """Take new records (4 times a second) and redraw what changed."""
+        """Take new records (4 times a second while the view can change by itself) and redraw what changed."""
         if self.source is not None:
             self.source.poll()
         self.render_view()
@@ -443,7 +441,9 @@ class TrainingScreen(Screen):
     # ------------------------------------------------------------ drawing
     def render_view(self) -> None:
         v = self.view
-        self.query_one("#run-title", Static).update(self._title(v))
+        if (title := self._title(v)) != self.title_shown:  # (an update is a layout pass and a frame: 4 a second, idle, were
+            self.title_shown = title                        # 5% of a core)
+            self.query_one("#run-title", Static).update(title)
         failed = self.source is not None and self.source.job is not None and self.source.job.state == "failed"
         # a failed run's bar stops where its steps got to (its corpus's preparation, perhaps at 100%, is not the run's)
         progress = (v.progress if v.start else 0.0) if failed else v.progress if v else 0.0
@@ -451,6 +451,7 @@ class TrainingScreen(Screen):
         bar.update(total=None if progress is None else 1.0, progress=progress or 0.0)
         bar.set_class(failed, "-failed")
         live = self.source is not None and (self.source.job is None or self.source.job.active)
+        (self.poller.resume if live else self.poller.pause)()  # polled while live: a run training here, or one followed (a stat)
         self.query_one("#run-progress-text", FitLine).show(progress_parts(v, live, failed) if v else [])
         if v is None:
             return

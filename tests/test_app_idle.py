@@ -1,0 +1,81 @@
+"""The app at rest does no work: no screen polls or redraws while nothing can change by itself, and a text
+cursor stops blinking (each blink is a frame) a while after the last key. What each test counts is work done
+(polls, redraws, frames asked for), over a stretch measured by a timer of the test's own, which a loaded
+machine slows as it slows the app's: a count depends on what the app does, not on how busy the machine is."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import make_models_dir
+from tests.test_app import listed, run_records, wait_for, write_run
+
+from tinygpt_tui.app.app import TinyGPTApp
+from tinygpt_tui.app.training import TrainingScreen
+
+TICK_S = 0.25  # the training screen's polling period: the test's clock ticks at it
+
+
+async def ticks(pilot, n: int) -> None:
+    """n ticks of a timer of the test's own, at the screens' own period."""
+    count = 0
+
+    def tick() -> None:
+        nonlocal count
+        count += 1
+
+    timer = pilot.app.set_interval(TICK_S, tick)
+    assert await wait_for(pilot, lambda: count >= n, timeout=60)
+    timer.stop()
+
+
+class CountingTraining(TrainingScreen):
+    def __init__(self):
+        super().__init__()
+        self.polls = 0
+
+    def poll(self) -> None:
+        self.polls += 1
+        super().poll()
+
+
+class CountingApp(TinyGPTApp):
+    SCREENS = {**TinyGPTApp.SCREENS, "training": CountingTraining}
+
+
+def counted(widget, method: str) -> list:
+    """The calls of one of a widget's public methods from now on (the method still does its work)."""
+    calls, real = [], getattr(widget, method)
+
+    def wrapper(*a, **kw):
+        calls.append(a)
+        return real(*a, **kw)
+
+    setattr(widget, method, wrapper)
+    return calls
+
+
+async def test_the_training_screen_with_no_run_does_not_poll_and_a_followed_run_is_polled_without_redrawing(tmp_path):
+    d = make_models_dir(tmp_path)
+    write_run(d / "remote", run_records(finish=False))
+    app = CountingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+t")
+        ts = app.screen
+        assert isinstance(ts, CountingTraining)
+        await ticks(pilot, 2)
+        before = ts.polls
+        await ticks(pilot, 8)
+        assert ts.polls - before <= 1  # (it was 8: four polls a second, each a layout pass and a frame)
+
+        ts.follow("remote")  # a run followed: its log may grow at any time, so it is polled
+        title = ts.query_one("#run-title")
+        assert await wait_for(pilot, lambda: "remote" in str(title.render()))
+        updates, before = counted(title, "update"), ts.polls
+        await ticks(pilot, 8)
+        assert ts.polls - before >= 4
+        assert updates == []  # polled, unchanged: its title is not set again (a layout pass and a frame each time)
+        with open(d / "remote" / "metrics.jsonl", "a") as f:  # and what it appends is shown
+            f.write(json.dumps(run_records()[-1]) + "\n")
+        assert await wait_for(pilot, lambda: "finished" in str(title.render()), timeout=15)
+        assert len(updates) == 1
