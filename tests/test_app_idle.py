@@ -11,9 +11,10 @@ from tests.conftest import make_models_dir
 from tests.test_app import listed, run_records, wait_for, write_run
 
 from tinygpt_tui.app.app import TinyGPTApp
+from tinygpt_tui.app.experiment import ExperimentScreen
 from tinygpt_tui.app.training import TrainingScreen
 
-TICK_S = 0.25  # the training screen's polling period: the test's clock ticks at it
+TICK_S = 0.25  # the polling screens' period (training and experiment screens): the test's clock ticks at it
 
 
 async def ticks(pilot, n: int) -> None:
@@ -39,8 +40,18 @@ class CountingTraining(TrainingScreen):
         super().poll()
 
 
+class CountingExperiment(ExperimentScreen):
+    def __init__(self):
+        super().__init__()
+        self.drawings = 0
+
+    def render_view(self) -> None:
+        self.drawings += 1
+        super().render_view()
+
+
 class CountingApp(TinyGPTApp):
-    SCREENS = {**TinyGPTApp.SCREENS, "training": CountingTraining}
+    SCREENS = {**TinyGPTApp.SCREENS, "training": CountingTraining, "experiment": CountingExperiment}
 
 
 def counted(widget, method: str) -> list:
@@ -79,3 +90,15 @@ async def test_the_training_screen_with_no_run_does_not_poll_and_a_followed_run_
             f.write(json.dumps(run_records()[-1]) + "\n")
         assert await wait_for(pilot, lambda: "finished" in str(title.render()), timeout=15)
         assert len(updates) == 1
+
+
+async def test_the_experiment_screen_with_no_experiment_does_not_redraw(tmp_path):
+    app = CountingApp(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        screen = app.screen
+        assert isinstance(screen, CountingExperiment)
+        await ticks(pilot, 2)
+        before = screen.drawings
+        await ticks(pilot, 8)
+        assert screen.drawings - before <= 1  # (it was 8: four a second, for good)

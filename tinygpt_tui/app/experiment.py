@@ -116,8 +116,8 @@ class ExperimentScreen(Screen):
             [(f"{one_line(x.name)}: {one_line(x.spec.title or x.name)}", x.name) for x in self.lessons])
         self.query_one("#exp-queue").display = False
         self.query_one("#exp-text-box").display = False
+        self.redraws = self.set_interval(0.25, self.render_view, pause=True)  # (while an experiment runs: render_view)
         self.render_view()
-        self.set_interval(0.25, self.render_view)
 
     # ------------------------------------------------------------ the form
     @property
@@ -292,6 +292,7 @@ class ExperimentScreen(Screen):
             if self.busy() is None and not shown:
                 self.query_one("#exp-switch", ContentSwitcher).current = "exp-chart"
                 self.reading = self.app.start_experiment(m.plan, True)  # (it trains nothing: it reads the members, draws, samples)
+                self.render_view()
             return
         budget = f"{m.plan.spec.minutes:g} min" if m.plan.spec.minutes else f"{m.plan.spec.max_steps:,} steps"
         left = len(m.estimate.member_s)
@@ -327,6 +328,7 @@ class ExperimentScreen(Screen):
             self.estimating = None       # and "timing a few steps …" with it, which stayed for good)
             self.show_estimate("")
         self.app.start_experiment(plan, resume)
+        self.render_view()
         self.notify(f"{'Resuming' if resume else 'Starting'} {one_line(plan.spec.name)}: {len(plan.members)} runs", title="experiment")
 
     def action_stop(self) -> None:
@@ -369,6 +371,8 @@ class ExperimentScreen(Screen):
     @reported("experiment view")
     def render_view(self) -> None:
         job = self.app.experiment
+        # redrawn 4 times a second while it runs; once it has ended (its last update drawn), nothing changes by itself
+        (self.redraws.resume if job is not None and job.active else self.redraws.pause)()
         key = (id(job), job.version if job else 0, job.state if job else "", self.axis)
         if key == self.drawn:
             return
