@@ -9,6 +9,7 @@ import json
 
 from tests.conftest import make_models_dir
 from tests.test_app import listed, run_records, wait_for, write_run
+from tests.test_app_runs import runs_dir, runs_shown
 
 from tinygpt_tui.app.app import TinyGPTApp
 from tinygpt_tui.app.experiment import ExperimentScreen
@@ -102,3 +103,18 @@ async def test_the_experiment_screen_with_no_experiment_does_not_redraw(tmp_path
         before = screen.drawings
         await ticks(pilot, 8)
         assert screen.drawings - before <= 1  # (it was 8: four a second, for good)
+
+
+async def test_the_runs_screen_reading_its_folder_again_unchanged_draws_no_frame(tmp_path):
+    app = TinyGPTApp(models_dir=runs_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        view = screen.query_one("#runs-view")
+        frames = counted(view, "refresh")
+        for _ in range(3):  # what its timer does every few seconds
+            screen.action_relist()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        assert frames == []  # (it was one a listing: the same border title set again)
+        await pilot.press("x")  # a title that changes is drawn
+        assert "x: tokens" in view.border_title and len(frames) >= 1

@@ -458,7 +458,8 @@ class RunsScreen(Screen):
         runs = [self.summaries[n] for n in checked]
         self.drawn = len(runs)
         view = self.query_one("#runs-view")
-        view.border_title = f"{len(runs)} of {len(self.summaries)} runs drawn · x: {self.axis} (x switches)"
+        if (title := f"{len(runs)} of {len(self.summaries)} runs drawn · x: {self.axis} (x switches)") != view.border_title:
+            view.border_title = title  # (set, the same, it is a frame: one each relisting, every RELIST_S, idle)
         table = self.query_one("#runs-table", DataTable)
         key = (tuple(id(s) for s in runs), table.size.width)  # (a resize cuts the names anew)
         if key == self.table_key:
