@@ -118,3 +118,27 @@ async def test_the_runs_screen_reading_its_folder_again_unchanged_draws_no_frame
         assert frames == []  # (it was one a listing: the same border title set again)
         await pilot.press("x")  # a title that changes is drawn
         assert "x: tokens" in view.border_title and len(frames) >= 1
+
+
+class QuickBlink(TinyGPTApp):
+    CURSOR_BLINK_S = 0.3
+
+
+async def test_the_prompt_s_cursor_stops_blinking_after_a_while_and_a_key_starts_it_again(tmp_path):
+    app = QuickBlink(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot, app)
+        prompt = app.screen.query_one("#prompt")
+        prompt.focus()
+        await pilot.pause()
+        assert prompt.cursor_blink
+        assert await wait_for(pilot, lambda: not prompt.cursor_blink, timeout=15)  # lit, and its blink timer paused
+        await pilot.press("a")
+        assert prompt.cursor_blink and prompt.value == "a"
+        assert await wait_for(pilot, lambda: not prompt.cursor_blink, timeout=15)
+        await pilot.press("tab")  # focus moves on: the prompt blinks again once it is back, not meanwhile
+        assert not prompt.has_focus and prompt.cursor_blink
+        prompt.focus()
+        await pilot.pause()
+        assert prompt.cursor_blink
+        assert await wait_for(pilot, lambda: not prompt.cursor_blink, timeout=15)
