@@ -826,6 +826,36 @@ async def test_the_estimate_of_an_experiment_to_resume_counts_only_what_is_left(
         assert app.experiment.members == {"n_layer=1": "kept", "n_layer=2": "kept"}
 
 
+async def test_enter_while_a_finished_experiment_s_results_are_read_says_they_are_all_finished(tmp_path, one_thread, monkeypatch):
+    """Its results being read (nothing trains), a second Enter said "the estimate waits for the run under way" and
+    stayed so (an estimate due after typing could start that reading behind the test's back: it failed 1 run in 3)."""
+    import threading
+
+    from textual.widgets import Input
+
+    from tinygpt_tui.engine import experiment as E
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    settings = dict(n_embd=32, n_head=2, block_size=32, batch_size=8, eval_interval=5, eval_iters=1, sample_chars=0)
+    plan = E.make_plan(E.Spec(name="done", corpus=str(corpus), max_steps=5, vary={"n_layer": [1, 2]}, settings=settings, threads=1), d)
+    list(E.run(plan))
+    held, samples = threading.Event(), E.samples
+    monkeypatch.setattr(E, "samples", lambda *a, **kw: (held.wait(30), samples(*a, **kw))[1])  # the reading holds here
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app, name="done", corpus=corpus, steps=5)
+        estimate = screen.query_one("#exp-estimate")
+        screen.query_one("#exp-name", Input).focus()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: app.experiment is not None and app.experiment.active, timeout=60), str(estimate.render())
+        screen.show_estimate("")
+        await pilot.press("enter")  # while its results are read
+        assert await wait_for(pilot, lambda: "all 2 runs finished" in str(estimate.render()), timeout=60), str(estimate.render())
+        held.set()
+        assert await wait_for(pilot, lambda: not app.experiment.active and screen.query_one("#exp-table").row_count == 2, timeout=60)
+
+
 async def test_the_experiment_chart_s_legend_says_which_member_overfitted(tmp_path, one_thread):
     from tinygpt_tui.engine import experiment as E
 

@@ -251,7 +251,7 @@ class ExperimentScreen(Screen):
 
     def action_estimate(self) -> None:
         """Work out the members and time the experiment will take (a thread: it times a few steps)."""
-        if self.busy() is not None:
+        if (busy := self.busy()) is not None and busy is not self.reading:  # (reading a finished one's results trains nothing)
             self.show_estimate("(the estimate waits for the run under way)")
             return
         plan, resume = self.plan_or_error()
