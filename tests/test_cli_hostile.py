@@ -530,3 +530,14 @@ def test_a_printed_word_reads_back_the_same_in_a_shell_of_any_locale():
     for locale in ("C", "C.UTF-8"):
         out = subprocess.run(["bash", "-c", script], capture_output=True, timeout=30, env={**os.environ, "LC_ALL": locale}).stdout
         assert out.split(b"\0")[:-1] == [w.encode("utf-8", "surrogateescape") for w in words], (locale, out)
+
+
+@pytest.mark.parametrize("typed, said", [(["--pos", "foo"], "--pos must be one of learned"), (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+                                         (["--schedule", "x"], "--schedule must be one of cosine, wsd"), (["--norm", "batch"], "--norm must be one of")])
+def test_a_bad_setting_is_named_by_the_option_typed(tmp_path, small_corpus, typed, said):
+    """`--pos foo` said "pos_encoding must be one of ...": the config's field, not the option the user typed."""
+    from tests.test_cli import assert_one_line_error, tinygpt_inproc
+
+    r = tinygpt_inproc("train", small_corpus, "--name", "x", *typed, "--models-dir", tmp_path)
+    assert_one_line_error(r, said)
+    assert "pos_encoding" not in r.stderr and not any(tmp_path.iterdir())
