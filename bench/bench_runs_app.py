@@ -76,7 +76,7 @@ async def runs_listed(pilot):
     from textual import events
 
     pilot.app.post_message(events.Key("f3", None))
-    while pilot.app.current_mode != "runs" or not pilot.app.get_screen("runs").listed:
+    while pilot.app.showing() != "runs" or not pilot.app.get_screen("runs").listed:
         await asyncio.sleep(0.002)
     return pilot.app.get_screen("runs")
 

@@ -470,11 +470,11 @@ async def test_the_screen_keys_work_in_the_inspector_too(models_dir):
         gen.query_one("#prompt").focus()
         await pilot.press(*"hello", "f2")
         for key, mode in (("ctrl+t", "training"), ("f3", "runs"), ("f4", "experiment"), ("ctrl+g", "generate")):
-            if app.current_mode != "generate":
+            if app.showing() != "generate":
                 await pilot.press("ctrl+g")  # back to the generate screen, where the inspector is still open
             assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
             await pilot.press(key)
-            assert await wait_for(pilot, lambda: app.current_mode == mode and not isinstance(app.screen, InspectorScreen)), key
+            assert await wait_for(pilot, lambda: app.showing() == mode and not isinstance(app.screen, InspectorScreen)), key
         assert app.screen is gen
 
 

@@ -86,11 +86,11 @@ async def test_g_on_a_run_loads_it_on_the_generate_screen_and_a_broken_one_says_
         sl.highlighted = index("broken")
         await pilot.press("g")
         assert await wait_for(pilot, lambda: "broken" in notes(app))
-        assert app.current_mode == "runs"
+        assert app.showing() == "runs"
         sl.highlighted = index("delta")
         await pilot.press("g")
         gen = app.get_screen("generate")
-        assert await wait_for(pilot, lambda: app.current_mode == "generate" and gen.loaded is not None and gen.loaded.name == "delta"), notes(app)
+        assert await wait_for(pilot, lambda: app.showing() == "generate" and gen.loaded is not None and gen.loaded.name == "delta"), notes(app)
         assert app.focused is not None and app.focused.id == "prompt"
         assert read_on and not any(read_on), read_on  # read again, and never on Textual's (the main) thread
         app.run_on("generate", "pick_named('gone')")  # (as the palette does) a name not there once read: said so
@@ -135,7 +135,7 @@ async def test_a_or_n_pressed_before_the_list_comes_is_done_when_it_comes(tmp_pa
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f3")
         screen = app.get_screen("runs")
-        assert await wait_for(pilot, lambda: app.current_mode == "runs" and not screen.listed)
+        assert await wait_for(pilot, lambda: app.showing() == "runs" and not screen.listed)
         await pilot.press(key)
         held.set()
         assert await wait_for(pilot, lambda: screen.listed and sorted(screen.checked) == want and all(n in screen.curves for n in want))
@@ -570,7 +570,7 @@ async def test_an_experiment_runs_in_the_app_ranks_its_members_and_shows_samples
         await pilot.press("enter")
         gen = app.get_screen("generate")
         want = f"grid/{rows[1].group}"
-        assert await wait_for(pilot, lambda: app.current_mode == "generate" and gen.loaded is not None
+        assert await wait_for(pilot, lambda: app.showing() == "generate" and gen.loaded is not None
                               and gen.loaded.path == app.models_dir / want, timeout=30), notes(app)
 
 
@@ -1373,7 +1373,7 @@ async def test_the_runs_screen_s_g_key_says_it_generates_as_the_readme_does(tmp_
         # one Generate in the bar: Ctrl+G (back to the generate screen, its model kept) works unshown
         assert not any(t.startswith("^g") for t in texts), texts
         await pilot.press("ctrl+g")
-        assert await wait_for(pilot, lambda: app.current_mode == "generate")
+        assert await wait_for(pilot, lambda: app.showing() == "generate")
         assert app.get_screen("generate").loaded is None  # (g would have loaded the highlighted run's model)
     row = next(ln for ln in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if ln.startswith("| runs (F3) |"))
     assert "/ g |" in row and row.rstrip(" |").endswith("generate: the highlighted run's model, loaded on the generate screen"), row
@@ -1483,3 +1483,34 @@ async def test_the_chart_of_an_empty_folder_does_not_send_the_reader_to_an_empty
         write_metrics(d / "first")
         await pilot.press("f5")
         assert await wait_for(pilot, lambda: title().startswith("loss: train ─")), title()
+
+
+class RestyleCountingApp(RecordingApp):
+    """The app, counting its restyles of every widget from the whole stylesheet (App.refresh_css)."""
+
+    restyles = 0
+
+    def refresh_css(self, animate: bool = True) -> None:
+        self.restyles += 1
+        super().refresh_css(animate)
+
+
+async def test_f3_opens_the_runs_screen_without_a_restyle_and_each_screen_s_key_leaves_it(tmp_path):
+    """F3 opened the runs screen as a mode of its own, and Textual's first switch to a mode restyles every widget
+    twice, reparsing the whole stylesheet each time (85 ms of CPU on a Zen 3). The screen is pushed
+    over the one on show instead; each screen's key leaves it, and it is never left behind under another screen."""
+    app = RestyleCountingApp(models_dir=runs_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gen, runs, training, experiment = (app.get_screen(n) for n in ("generate", "runs", "training", "experiment"))
+        await pilot.pause()
+        before = app.restyles
+        await runs_shown(pilot, app)
+        assert app.screen is runs and app.showing() == "runs" and app.restyles == before
+        assert not app.check_action("show_runs", ()) and app.check_action("show_training", ())
+        for key, shown in (("ctrl+g", gen), ("ctrl+t", training), ("f3", runs), ("ctrl+t", training), ("f3", runs),
+                           ("f4", experiment), ("ctrl+t", training), ("ctrl+g", gen), ("f3", runs), ("f4", experiment),
+                           ("f3", runs), ("ctrl+g", gen)):
+            await pilot.press(key)
+            assert await wait_for(pilot, lambda: app.screen is shown), (key, app.screen)
+            assert app.showing() == shown.id and not app.check_action(f"show_{shown.id}", ()), key
+        assert [s.id for s in app.screen_stack] == ["generate"]
