@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -167,6 +168,18 @@ def leave_to_rank_0(e: TinyGPTError) -> None:
         raise typer.Exit(e.exit_code)
 
 
+def as_typed(message: str, command) -> str:
+    """A setting's error in the words the user typed: "pos_encoding must be one of ..." from the settings' checks
+    names the ``command``'s own option for that setting (--pos) where it has one (its typer.Option's names)."""
+    import inspect
+
+    if not (said := re.match(r"(\w+) (must be .*)", message, re.S)) or said[1] not in inspect.signature(command).parameters:
+        return message
+    names = getattr(inspect.signature(command).parameters[said[1]].default, "param_decls", None) or ()
+    flag = next((n for n in names if isinstance(n, str) and n.startswith("--")), None)
+    return f"{flag} {said[2]}" if flag else message
+
+
 def friendly(fn):
     """Turn the user's mistakes into one line on stderr and exit code 2."""
 
@@ -176,7 +189,7 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except TinyGPTError as e:
             leave_to_rank_0(e)
-            fail(str(e), e.exit_code)
+            fail(as_typed(str(e), fn), e.exit_code)
         except KeyboardInterrupt:
             raise typer.Exit(130)
         except BrokenPipeError:

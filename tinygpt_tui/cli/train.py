@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import signal
 import sys
 import threading
@@ -16,7 +15,7 @@ from typing import Optional
 import typer
 
 from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, leave_to_rank_0, one_line, prose, shell_word, waiting
-from tinygpt_tui.errors import CheckpointError, SettingsError, TinyGPTError
+from tinygpt_tui.errors import CheckpointError, TinyGPTError
 
 O = typer.Option
 
@@ -92,17 +91,11 @@ def train(
     from tinygpt_tui.engine.presets import unused_settings
     from tinygpt_tui.engine.probe import settle
 
-    try:
-        if not resume:
-            for k, why in unused_settings(TrainConfig(**options)).items():
-                fail(f"--{k.replace('_', '-')} {why.replace('lr and weight_decay', '--lr and --weight-decay')}")
-        with waiting("starting: loading PyTorch …"):
-            tokenizer = check_run(TrainConfig(**options))  # before the probe too (seconds, once per machine); kept for the preparation
-    except TinyGPTError as e:  # a setting's error in the words typed: --pos, not the config's pos_encoding
-        said = re.match(r"(\w+) (must be .*)", str(e), re.S)
-        flag = {p.name: p.opts[0] for p in ctx.command.params if p.opts[0].startswith("--")}.get(said[1]) if said else None
-        raise (SettingsError(f"{flag} {said[2]}") if flag else e) from None
+    if not resume:
+        for k, why in unused_settings(TrainConfig(**options)).items():
+            fail(f"--{k.replace('_', '-')} {why.replace('lr and weight_decay', '--lr and --weight-decay')}")
     with waiting("starting: loading PyTorch …"):
+        tokenizer = check_run(TrainConfig(**options))  # before the probe too (seconds, once per machine); kept for the preparation
         # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py); why: said
         why: dict = {}
         cfg = settle(TrainConfig(**options), note=note, why=why)
