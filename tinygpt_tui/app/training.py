@@ -235,9 +235,10 @@ class TrainingScreen(Screen):
         over = None
         if preset == "auto":  # what auto stands for with the minutes in the form (as a run picks it), and why where the probe chose
             try:
-                seconds = float(self.query_one("#train-minutes", Input).value.strip() or 0) * 60 or None
+                minutes = float(self.query_one("#train-minutes", Input).value.strip() or 0)
             except ValueError:
-                seconds = None
+                minutes = 0
+            seconds = minutes * 60 if minutes > 0 else None  # (none, negative or nan: as without minutes)
             preset = auto_preset(seconds, str(self.query_one("#train-device", Select).value))
             over = budget_preset(seconds) if budget_preset(seconds) != preset else None
         run = preset_run(preset)  # (the preset with the defaults it leaves, as a run resolves them)
