@@ -31,10 +31,11 @@ def console(stderr: bool = False):
 
 
 @contextlib.contextmanager
-def waiting(what: str):
-    """A spinner on stderr saying ``what`` while a command has nothing to say yet (torch's import, a model's first
-    build: seconds of a blank terminal after a newcomer's first Enter); gone when done. Not in a pipe, nor under torchrun."""
-    con = console(stderr=True)
+def waiting(what, con=None):
+    """A spinner saying ``what`` (a str or Rich Text) on ``con`` (stderr's console by default) while a command has nothing
+    to say yet (torch's import, a model's first build: seconds of a blank terminal after a newcomer's first Enter); gone
+    when done. Not in a pipe, nor under torchrun."""
+    con = con or console(stderr=True)
     if not con.is_terminal or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         yield
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
@@ -11,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import ModelsDir, console, friendly, one_line, prose
+from tinygpt_tui.cli.common import ModelsDir, console, friendly, one_line, prose, waiting
 from tinygpt_tui.errors import SettingsError
 
 O = typer.Option
@@ -133,10 +132,9 @@ def eval_cmd(
     table = Table(title=Text(f"{one_line(loaded.name)} on {one_line(c.name)}"), title_justify="left", show_edge=False, pad_edge=False)
     for col in ("split", "characters", "tokens", "nats/token", "bits/char", "bits/byte", "perplexity"):
         table.add_column(col, justify="right")
-    err = console(stderr=True)
     for s in splits:  # (seconds on a laptop, a minute for a big split: a terminal is told what it waits on; a log is not)
         words = f"measuring the {dict(val='validation', train='training')[s]} split ({min(len(data.split(s)), MAX_EVAL_TOKENS):,} tokens) …"
-        with err.status(Text(words, style="dim")) if err.is_terminal else contextlib.nullcontext():
+        with waiting(Text(words, style="dim")):
             loss = evaluate_split(loaded.model, data, s)
         bits = data.bits(loss, s)  # of the text, whatever the tokenizer: comparable across models (not with characters skipped)
         bpc, bpb = ("-", "-") if data.dropped else (f"{b:.4f}" for b in bits)

@@ -3,7 +3,6 @@ of runs, the ready-made lessons. engine/runs.py and engine/experiment.py do the 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import shutil
@@ -197,7 +196,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     est = None
     if todo:  # (seconds a member, more for a deep one, said nothing meanwhile: a 30-member grid sat silent for minutes)
         timing = f"timing a few steps of each member on this machine ({len(todo)} to time) …"
-        with con.status(timing) if con.is_terminal else contextlib.nullcontext():
+        with waiting(timing, con):  # (on stdout, beside the plan it is working out)
             est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo, plan.source))
     for i, m in enumerate(plan.members):
         st = states.get(m.name, {}).get("state", "queued")
