@@ -790,6 +790,16 @@ def test_experiment_screen_small_terminal(tmp_path, monkeypatch, snap_compare):
     assert snap_compare(runs_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=experiment_form)
 
 
+def two_member_plan(tmp_path):
+    """A models folder, a corpus and an experiment "done" of two members (1 and 2 layers) of 5 steps, planned."""
+    from tinygpt_tui.engine import experiment as E
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    settings = dict(n_embd=32, n_head=2, block_size=32, batch_size=8, eval_interval=5, eval_iters=1, sample_chars=0)
+    return d, corpus, E.make_plan(E.Spec(name="done", corpus=str(corpus), max_steps=5, vary={"n_layer": [1, 2]}, settings=settings, threads=1), d)
+
+
 async def test_the_estimate_of_an_experiment_to_resume_counts_only_what_is_left(tmp_path, one_thread):
     """Picking an experiment that ran before (a lesson run from the command line, say): the estimate is of
     the members left, and one whose members all finished says Start shows the results, not minutes of work."""
@@ -799,10 +809,7 @@ async def test_the_estimate_of_an_experiment_to_resume_counts_only_what_is_left(
 
     from tinygpt_tui.engine import experiment as E
 
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    settings = dict(n_embd=32, n_head=2, block_size=32, batch_size=8, eval_interval=5, eval_iters=1, sample_chars=0)
-    plan = E.make_plan(E.Spec(name="done", corpus=str(corpus), max_steps=5, vary={"n_layer": [1, 2]}, settings=settings, threads=1), d)
+    d, corpus, plan = two_member_plan(tmp_path)
     stop = threading.Event()
     for ev in E.run(plan, stop):  # the first member finishes, then it stops
         if isinstance(ev, E.MemberEnded):
@@ -835,10 +842,7 @@ async def test_enter_while_a_finished_experiment_s_results_are_read_says_they_ar
 
     from tinygpt_tui.engine import experiment as E
 
-    d = make_models_dir(tmp_path)
-    corpus = small_corpus_file(tmp_path)
-    settings = dict(n_embd=32, n_head=2, block_size=32, batch_size=8, eval_interval=5, eval_iters=1, sample_chars=0)
-    plan = E.make_plan(E.Spec(name="done", corpus=str(corpus), max_steps=5, vary={"n_layer": [1, 2]}, settings=settings, threads=1), d)
+    d, corpus, plan = two_member_plan(tmp_path)
     list(E.run(plan))
     held, samples = threading.Event(), E.samples
     monkeypatch.setattr(E, "samples", lambda *a, **kw: (held.wait(30), samples(*a, **kw))[1])  # the reading holds here
