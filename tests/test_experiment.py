@@ -335,6 +335,26 @@ def test_the_estimate_leaves_torchs_thread_count_alone(small_corpus, tmp_path):
         torch.set_num_threads(before)
 
 
+def test_the_command_line_times_its_members_in_its_own_process(small_corpus, tmp_path, monkeypatch):
+    """`tinygpt experiment` trains in its own process on the members' threads next: it sets them and times the steps
+    there, not in a child that pays a second start (torch, the trainer, the decoder: 8 s of CPU on a Zen 3)."""
+    import torch
+
+    children = []
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda args, *a, **kw: children.append(args) or real_run(args, *a, **kw))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        r = tinygpt_inproc("experiment", "x", "--corpus", small_corpus, "--max-steps", "5", "--vary", "n_layer=1,2",
+                           "--threads", "1", "--plan", "--models-dir", tmp_path)
+        assert r.returncode == 0 and "estimated time:" in r.stdout, r.stdout + r.stderr
+        assert torch.get_num_threads() == 1
+        assert not [c for c in children if "_measure_all" in " ".join(map(str, c))], children
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_members_get_the_probes_threads_and_precision_alike(small_corpus, tmp_path, cache, measured, monkeypatch):
     """As `tinygpt train` does (engine/probe.settle), once for the whole grid: every member the same choices."""
     import torch

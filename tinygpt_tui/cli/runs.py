@@ -197,7 +197,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     if todo:  # (seconds a member, more for a deep one, said nothing meanwhile: a 30-member grid sat silent for minutes)
         timing = f"timing a few steps of each member on this machine ({len(todo)} to time) …"
         with waiting(timing, con):  # (on stdout, beside the plan it is working out)
-            est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo, plan.source))
+            est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo, plan.source), own_threads=True)  # (it trains here next)
     for i, m in enumerate(plan.members):
         st = states.get(m.name, {}).get("state", "queued")
         j = todo.index(m) if m in todo else None

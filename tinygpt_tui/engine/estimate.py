@@ -26,7 +26,7 @@ class Estimate:
     prepare_s: list = field(default_factory=list)  # each member's corpus preparation for its BPE (0 where none is to do)
 
 
-def estimate(plan, steps: int = 2) -> Estimate:
+def estimate(plan, steps: int = 2, own_threads: bool = False) -> Estimate:
     """How long the experiment will take: each member's budget (minutes), or its steps times the step time
     measured here on the CPU (a warm-up step, then ``steps`` timed), plus its evaluations and the final pass
     over the whole validation split, each sample's tokens at the decoder's measured rate, and the start
@@ -34,7 +34,9 @@ def estimate(plan, steps: int = 2) -> Estimate:
     its first optimizer's and the decoder's first load, if this process has not done them). Nothing is
     written, and torch's process-wide thread count is left alone (the app estimates while it may be
     training): steps are timed with the members' thread count in this process when it already runs with
-    that many, else in a child process that does."""
+    that many, else in a child process that does. ``own_threads``: the caller trains in this process next, on the
+    members' thread count (the CLI): set to it here, and the steps timed in this process (a child's start, its torch
+    and trainer imports and its decoder's load cost seconds more than the whole estimate)."""
     import sys
 
     import torch
@@ -45,6 +47,8 @@ def estimate(plan, steps: int = 2) -> Estimate:
     first = {s: max((c for c in configs if _shape(c) == s), key=lambda c: bool(c.sample_chars)) for s in shapes}
     threads = next((c.threads for c in configs if c.threads), None) or plan.spec.threads
     job = {"source": plan.source, "chars": plan.spec.corpus_chars, "steps": steps, "configs": [asdict(first[s]) for s in shapes]}
+    if own_threads and threads:
+        torch.set_num_threads(threads)
     in_child = bool(threads and threads != torch.get_num_threads())
     firsts, timings = _measure_in_child(job, threads) if in_child else _measure_all(job)
     # once: the corpus read; and where the child timed the steps (the CLI's way), what this process has still
