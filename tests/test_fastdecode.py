@@ -462,34 +462,8 @@ print(json.dumps({"own": cpu(resource.RUSAGE_SELF) - own0, "children": cpu(resou
 """
 
 
-@pytest.mark.slow
-def test_the_first_compile_runs_in_a_process_of_its_own_and_the_next_run_loads_it(tmp_path):
-    """The first compile (20-40 s) ran in a thread of the process decoding meanwhile: the two shared one GIL, so the
-    numpy step ran at a third of its speed (and the app's screen stalled), and `tinygpt generate` waited for it at its
-    end. It runs in a child process now (fast/warm.py); the next run finds the step cached and starts none."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from tinygpt_tui.fast import warm
-
-    env = {**{k: v for k, v in os.environ.items() if k != warm.CHILD_ENV}, "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
-           "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    runs = [json.loads(subprocess.run([sys.executable, "-c", FIRST_COMPILE], env=env, cwd=ROOT, capture_output=True, text=True,
-                                      check=True).stdout) for _ in range(2)]
-    first, second = runs
-    assert first["compiled"] and second["compiled"]
-    assert first["children"] > 2 * first["own"], first  # the compiler's time: the child's, not this process's
-    assert second["children"] == 0, second  # cached: loaded here, no child
-    assert (tmp_path / "cache" / "tinygpt" / "decoder.json").is_file()
-
-
-@pytest.mark.slow
-def test_where_the_compile_note_cannot_be_written_no_process_is_started_each_run(tmp_path):
-    """With $XDG_CACHE_HOME/tinygpt not writable (here a file), the note of what numba's cache holds was never
-    written, so every run started a compiling process (a torch import, seconds of CPU) for a step numba had
-    cached, and decoded with numpy meanwhile. It now loads in place, as where numba cannot cache."""
+def first_compile(env: dict) -> dict:
+    """FIRST_COMPILE in a process of its own, with ``env`` over this one's (the warm child's mark left out)."""
     import json
     import os
     import subprocess
@@ -498,18 +472,41 @@ def test_where_the_compile_note_cannot_be_written_no_process_is_started_each_run
     from tinygpt_tui.fast import warm
 
     base = {k: v for k, v in os.environ.items() if k != warm.CHILD_ENV}
-    numba_cache = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    done = subprocess.run([sys.executable, "-c", FIRST_COMPILE], env={**base, **env}, cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def compiled_twice(tmp_path_factory):
+    """Two runs on an empty numba cache (a first-ever run, then the next): (their figures, the folder of the caches).
+    One compile (20-40 s of CPU) for the two tests below."""
+    root = tmp_path_factory.mktemp("compile")
+    env = {"NUMBA_CACHE_DIR": str(root / "numba"), "XDG_CACHE_HOME": str(root / "cache")}
+    return [first_compile(env) for _ in range(2)], root
+
+
+@pytest.mark.slow
+def test_the_first_compile_runs_in_a_process_of_its_own_and_the_next_run_loads_it(compiled_twice):
+    """The first compile (20-40 s) ran in a thread of the process decoding meanwhile: the two shared one GIL, so the
+    numpy step ran at a third of its speed (and the app's screen stalled), and `tinygpt generate` waited for it at its
+    end. It runs in a child process now (fast/warm.py); the next run finds the step cached and starts none."""
+    (first, second), root = compiled_twice
+    assert first["compiled"] and second["compiled"]
+    assert first["children"] > 2 * first["own"], first  # the compiler's time: the child's, not this process's
+    assert second["children"] == 0, second  # cached: loaded here, no child
+    assert (root / "cache" / "tinygpt" / "decoder.json").is_file()
+
+
+@pytest.mark.slow
+def test_where_the_compile_note_cannot_be_written_no_process_is_started_each_run(compiled_twice, tmp_path):
+    """With $XDG_CACHE_HOME/tinygpt not writable (here a file), the note of what numba's cache holds was never
+    written, so every run started a compiling process (a torch import, seconds of CPU) for a step numba had
+    cached, and decoded with numpy meanwhile. It now loads in place, as where numba cannot cache."""
+    _, root = compiled_twice  # (numba's cache filled by the first-ever run there)
     blocked = tmp_path / "blocked"
     blocked.mkdir()
     (blocked / "tinygpt").write_text("a file where the cache folder should be\n")
-
-    def run(**env):
-        out = subprocess.run([sys.executable, "-c", FIRST_COMPILE], env={**base, **numba_cache, **env}, cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout
-        return json.loads(out)
-
-    assert run(**{warm.CHILD_ENV: "1", "XDG_CACHE_HOME": str(tmp_path / "cache")})["compiled"]  # numba's cache filled, in place
-    later = run(XDG_CACHE_HOME=str(blocked))
+    later = first_compile({"NUMBA_CACHE_DIR": str(root / "numba"), "XDG_CACHE_HOME": str(blocked)})
     assert later["compiled"] and later["children"] == 0, later
 
 
