@@ -672,6 +672,23 @@ def test_a_plan_is_refused_where_the_run_would_be(small_corpus, tmp_path):
     assert_one_line_error(tinygpt_inproc("experiment", " ", "--vary", "n_layer=1", *common), "an experiment needs a name")
 
 
+def test_a_lessons_plan_needs_no_corpus_fetched_and_says_how_to_fetch_it(tmp_path):
+    """`tinygpt lesson positions --plan` on a machine without Tiny Shakespeare fetched was one error line and no plan;
+    the members need no text: they are listed, and the line the estimate would be says how to fetch the corpus."""
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "corpora")}  # (none fetched here)
+    models = tmp_path / "models"
+    for budget, said in (((), "at least 10:00 (the budgets)"), (("--max-steps", "300"), "no time estimate yet")):
+        r = tinygpt_inproc("lesson", "positions", "--plan", *budget, "--threads", "1", "--models-dir", models, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "5. pos_encoding=none" in r.stdout and said in r.stdout, r.stdout
+        assert r.stdout.strip().splitlines()[-1].endswith("not fetched yet: `tinygpt corpus fetch shakespeare`"), r.stdout
+    assert not models.exists()  # (a plan writes nothing)
+    r = tinygpt_inproc("experiment", "e", "-c", "hongloumeng", "--vary", "pos=rope,alibi", "-m", "1", "--plan", "--models-dir", models, env=env)
+    assert r.returncode == 0 and "`tinygpt corpus fetch hongloumeng`" in r.stdout, r.stdout + r.stderr
+    # to train, it is needed: the error says how to fetch it
+    assert_one_line_error(tinygpt_inproc("lesson", "positions", "--models-dir", models, env=env), "tinygpt corpus fetch shakespeare")
+
+
 def test_a_lesson_on_another_corpus_gets_its_own_folder(small_corpus, tmp_path):
     r = tinygpt_inproc("lesson", "dropout", "--corpus", small_corpus, "--plan", "--threads", "1", "--models-dir", tmp_path)
     assert r.returncode == 0, r.stderr

@@ -194,7 +194,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     if spec.text and (todo or dry):  # (with nothing to train, the results below show it once, beside the table)
         prose(con, Text(printable(spec.text.strip()), style="italic"))
     est = None
-    if todo:  # (seconds a member, more for a deep one, said nothing meanwhile: a 30-member grid sat silent for minutes)
+    if todo and not plan.unfetched:  # (seconds a member, more for a deep one, said nothing meanwhile: a 30-member grid sat silent for minutes)
         timing = f"timing a few steps of each member on this machine ({len(todo)} to time) …"
         with waiting(timing, con):  # (on stdout, beside the plan it is working out)
             est = E.estimate(E.Plan(spec, plan.folder, plan.corpus, todo, plan.source), own_threads=True)  # (it trains here next)
@@ -206,6 +206,11 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     if est:
         prep = f", plus preparing the corpus for the BPE ({fmt_time(sum(est.prepare_s))})" if sum(est.prepare_s) else ""
         prose(con, Text(f"estimated time: {fmt_time(est.total_s)} (measured step time x budget, plus evaluations{prep})", style="bold"))
+    elif todo and plan.unfetched:  # (a plan only: the members need no text; timing their steps does)
+        least = (f"estimated time: at least {fmt_time(len(todo) * spec.minutes * 60)} (the budgets); their evaluations are"
+                 if spec.minutes else "no time estimate yet: a few steps are")
+        prose(con, Text(one_line(f"{least} timed on the corpus, not fetched yet: `tinygpt corpus fetch {shell_word(plan.unfetched)}`"),
+                        style="yellow"))
     if dry:
         return
     stop, preparing, pace = threading.Event(), [None], {}  # (the member preparing its corpus; its stage's pace)
@@ -380,7 +385,7 @@ def experiment_cmd(
         for k, v in (("seeds", seeds), ("seed", seed), ("threads", threads)):
             if v is not None:
                 setattr(spec, k, v)
-        plan = E.make_plan(spec, models_dir)
+        plan = E.make_plan(spec, models_dir, dry=plan_only)
     run_plan(plan, resume, prompt, sample_chars, x, dry=plan_only)
 
 
@@ -417,7 +422,7 @@ def lesson_cmd(
         spec.corpus = corpus
         spec.name = f"{spec.name}-{re.sub(r'[^A-Za-z0-9_-]+', '-', Path(corpus).stem).strip('-')[:40] or 'corpus'}"
     spec.threads = threads
-    plan = E.make_plan(spec, models_dir)
+    plan = E.make_plan(spec, models_dir, dry=plan_only)
     resume = (plan.folder / "experiment.json").exists()
     run_plan(plan, resume, "\n", 200, dry=plan_only)
 

@@ -170,6 +170,19 @@ def _there(p: Path) -> bool:
     return True
 
 
+def catalog_entry(name: str) -> CatalogEntry | None:
+    """The catalog corpus ``name`` names (by name or file name), fetched or not; None for a path or another name."""
+    cat = catalog()
+    return cat.get(name) or next((e for e in cat.values() if name in (e.file, Path(e.file).stem)), None)
+
+
+def unfetched(name: str) -> CatalogEntry | None:
+    """The catalog corpus ``name`` means where it is not fetched yet (and no file of that name is here), else None."""
+    p = Path(os.path.expanduser(str(name)))
+    entry = None if _there(p) else catalog_entry(str(name))
+    return entry if entry is not None and not is_fetched(entry) else None
+
+
 def resolve_corpus(name: str) -> Path:
     """A path to a text file, a folder or a glob of them, a catalog corpus (fetched) by name or file name, or a corpus added to
     corpora/ by name or NAME.txt (a model card names its corpus by file: ``--corpus vimmanual.txt``)."""
@@ -180,8 +193,7 @@ def resolve_corpus(name: str) -> Path:
     is_glob = any(c in name for c in "*?[")
     if _there(p) or (is_glob and glob.glob(str(p))):
         return p
-    cat = catalog()
-    entry = cat.get(name) or next((e for e in cat.values() if name in (e.file, Path(e.file).stem)), None)
+    entry = catalog_entry(name)
     if entry is not None:
         if is_fetched(entry):
             return local_path(entry)

@@ -81,6 +81,7 @@ class Plan:
     corpus: str  # the file the members train on: the corpus, or its first corpus_chars characters in models/NAME
     members: list[Member]
     source: str = ""  # the corpus file given
+    unfetched: str = ""  # a plan only (make_plan's dry): the catalog corpus it names, not fetched yet (its estimate needs the text)
 
     @property
     def tokens_differ(self) -> bool:
@@ -93,13 +94,6 @@ class Plan:
             from tinygpt_tui.engine.corpora import read_corpus
 
             atomic_write(Path(self.corpus), read_corpus(self.source).text[: self.spec.corpus_chars])
-
-    def read_corpus(self):
-        from tinygpt_tui.data import Corpus
-        from tinygpt_tui.engine.corpora import read_corpus
-
-        c = read_corpus(self.source)
-        return c if self.source == self.corpus else Corpus(self.corpus, c.text[: self.spec.corpus_chars], "")
 
 
 def key_name(key: str) -> str:
@@ -163,10 +157,11 @@ def _fmt(v) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def make_plan(spec: Spec, models_dir=None) -> Plan:
-    """Every member's settings, checked before anything runs: an impossible member is refused by name."""
+def make_plan(spec: Spec, models_dir=None, dry: bool = False) -> Plan:
+    """Every member's settings, checked before anything runs: an impossible member is refused by name. ``dry``: a plan
+    to show only, which a catalog corpus not fetched yet does not stop (Plan.unfetched names it; its length goes unchecked)."""
     from tinygpt_tui.data import min_corpus_chars
-    from tinygpt_tui.engine.corpora import read_corpus, resolve_corpus
+    from tinygpt_tui.engine.corpora import local_path, read_corpus, resolve_corpus, unfetched
 
     started = (Path(models_dir or ckpt.default_models_dir()) / str(spec.name) / MANIFEST).is_file()  # (before the edge rule: goes on)
     check_name(spec.name, "an experiment needs a name: tinygpt experiment NAME ...", "experiment name", new=not started)
@@ -192,8 +187,9 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
             raise SettingsError(f"{k} is both varied and set for every member")
     if spec.corpus_chars is not None and (not isinstance(spec.corpus_chars, int) or spec.corpus_chars < 1000):
         raise SettingsError(f"corpus_chars must be a whole number of at least 1000, got {spec.corpus_chars!r}")
-    source = corpus = str(resolve_corpus(spec.corpus))
-    chars = min(len(read_corpus(source).text), spec.corpus_chars or 2**62)
+    missing = unfetched(spec.corpus) if dry else None
+    source = corpus = str(local_path(missing) if missing else resolve_corpus(spec.corpus))
+    chars = 2**62 if missing else min(len(read_corpus(source).text), spec.corpus_chars or 2**62)
     models_dir = Path(models_dir) if models_dir else ckpt.default_models_dir()
     if spec.corpus_chars:
         corpus = str(models_dir / spec.name / f"{Path(source).stem}-first{spec.corpus_chars}.txt")
@@ -237,7 +233,7 @@ def make_plan(spec: Spec, models_dir=None) -> Plan:
             members.append(Member(name, group, settings, spec.seed + i, cfg))
     for k, why in dead.items():  # set for every member and used by none
         raise SettingsError(f"{k} {why}")
-    return Plan(spec, models_dir / spec.name, corpus, members, source)
+    return Plan(spec, models_dir / spec.name, corpus, members, source, missing.name if missing else "")
 
 
 # ----------------------------------------------------------------- the manifest
