@@ -953,6 +953,46 @@ def test_a_members_recorded_command_quotes_the_experiment_name_for_a_shell(small
         assert shlex.split(m.config.command) == ["tinygpt", "experiment", "my grid"]
 
 
+@pytest.mark.parametrize("fault", ["corpus removed", "disk full"])
+def test_a_member_that_fails_is_named_with_its_reason_and_how_to_go_on(small_corpus, tmp_path, monkeypatch, fault):
+    """A member that failed (its corpus removed after the first member, or a disk-full OSError as it saved) ended the
+    experiment with exit code 0 and no word of how to go on; an OSError no check turned into a one-line error escaped
+    the queue ("error: No space left on device", the member left "running"). Now: one error line naming the member and
+    why, the `continue with:` line a stopped experiment prints, exit code 2; the finished member stays whole."""
+    import errno
+    import shlex
+
+    corpus = tmp_path / "book.txt"
+    corpus.write_bytes(small_corpus.read_bytes())
+    models, real = tmp_path / "models", E.run
+
+    def second_member_meets_the_fault(plan, stop=None, resume=False, note=None):  # (the real queue; the fault as member 2 starts)
+        for ev in real(plan, stop, resume, note):
+            if isinstance(ev, E.MemberStarted) and ev.index == 1:
+                if fault == "corpus removed":
+                    corpus.rename(tmp_path / "away.txt")
+                else:
+                    monkeypatch.setattr(ckpt, "save_model", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+            yield ev
+
+    monkeypatch.setattr(E, "run", second_member_meets_the_fault)
+    r = tinygpt_inproc("experiment", "e", "-c", corpus, "--vary", "pos=learned,rope,alibi", "--max-steps", "12", *sum((["--set", f"{k}={v}"]
+                       for k, v in TINY.items()), []), "--threads", "1", "--sample-chars", "0", "--models-dir", models)
+    why = "corpus not found" if fault == "corpus removed" else "No space left on device"
+    assert_one_line_error(r, "member pos_encoding=rope failed: ", why, "(and 1 more: pos_encoding=alibi)")
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("continue with: ")), None)
+    assert line == f"continue with: tinygpt experiment e --resume --models-dir {models}", r.stdout[-1500:]
+    states = {m["name"]: m["state"] for m in E.read_manifest(models / "e")["members"]}
+    assert states == {"pos_encoding=learned": "finished", "pos_encoding=rope": "failed", "pos_encoding=alibi": "failed"}
+    assert ckpt.load_model(models / "e" / "pos_encoding=learned").model is not None  # (whole)
+    monkeypatch.undo()  # the fault mended: the line goes on with the rest
+    if fault == "corpus removed":
+        (tmp_path / "away.txt").rename(corpus)
+    r = tinygpt_inproc(*shlex.split(line.removeprefix("continue with: "))[1:], "--sample-chars", "0")
+    assert r.returncode == 0 and "pos_encoding=learned: kept" in r.stdout, (r.stdout[-1500:], r.stderr)
+    assert {s["state"] for s in E.member_states(E.load_plan("e", models)).values()} == {"finished"}
+
+
 def test_the_commands_an_experiment_says_to_go_on_with_run_as_printed_in_its_models_folder(small_corpus, tmp_path, monkeypatch):
     """`tinygpt --models-dir D experiment ...` stopped by Ctrl+C said `continue with: tinygpt experiment e --resume`: the
     global --models-dir reaches the command as $TINYGPT_MODELS_DIR, which the line took for the default folder. Pasted

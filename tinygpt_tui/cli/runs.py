@@ -15,8 +15,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from tinygpt_tui.cli.common import (HELP, Command, ModelsDir, console as new_console, fail, friendly, models_dir_words, models_folder, one_line, prose,
-                                    shell_word, waiting)
+from tinygpt_tui.cli.common import (HELP, Command, ModelsDir, console as new_console, error_line, fail, friendly, models_dir_words, models_folder,
+                                    one_line, prose, shell_word, waiting)
 
 O = typer.Option
 
@@ -218,7 +218,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
                           "which ends there: nothing trained, nothing saved (Ctrl+C again to quit at once)")
     t0 = time.perf_counter()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), console=con)
-    task, ended = None, None
+    task, ended, failed = None, None, {}  # (failed: each failed member's error)
     curves = Curves()
     with progress:
         for ev in E.run(plan, stop, resume):
@@ -248,6 +248,8 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
                     progress.remove_task(task)
                     task = None
                 s = ev.summary
+                if ev.state == "failed":
+                    failed[ev.name] = ev.error
                 msg = {"kept": "kept (finished before)", "failed": f"failed: {ev.error}",
                        "stopped": "stopped while preparing its corpus: nothing trained, nothing saved" if unstarted else "stopped"}.get(ev.state, ev.state)
                 # (a finished member's is over the whole split, not the estimate its progress line showed last)
@@ -259,9 +261,14 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     restore_interrupt()  # (nothing left to save: a Ctrl+C during the samples would otherwise wait for them)
     wall = time.perf_counter() - t0
     con.print(Text(f"{ended.state if ended else 'ended'} in {fmt_time(wall)}" + (f" (estimated {fmt_time(est.total_s)})" if est else ""), style="bold"))
-    if ended and ended.state == "stopped":
-        con.print(Text(one_line(f"continue with: tinygpt experiment {shell_word(spec.name)} --resume{models_dir_words(plan.folder.parent)}")))
     show_results(plan, prompt, sample_chars, x)
+    if failed:  # (last, under the results: what went wrong and how to go on, as a stopped experiment says it)
+        (name, why), more = next(iter(failed.items())), list(failed)[1:]
+        error_line(one_line(f"member {name} failed: {why}" + (f" (and {len(more)} more: {', '.join(more)})" if more else "")))
+    if ended and ended.state in ("stopped", "failed"):
+        con.print(Text(one_line(f"continue with: tinygpt experiment {shell_word(spec.name)} --resume{models_dir_words(plan.folder.parent)}")))
+    if failed:
+        raise typer.Exit(2)
 
 
 def preparation_line(rec: dict, pace: dict, now: float | None = None) -> tuple[float | None, str]:

@@ -416,8 +416,9 @@ def run(plan: Plan, stop_event: threading.Event | None = None, resume: bool = Fa
                 if state == "stopped":
                     stopped = True
                     break
-            except (TinyGPTError, MemoryError) as e:
-                error = str(e) if isinstance(e, TinyGPTError) else "out of memory: try a smaller model or batch"
+            except (TinyGPTError, MemoryError, OSError) as e:  # (OSError: what no check foresaw; the members done stay whole)
+                error = (str(e) if isinstance(e, TinyGPTError) else "out of memory: try a smaller model or batch" if isinstance(e, MemoryError)
+                         else f"{f'{e.filename}: ' if e.filename else ''}{e.strerror or e}")
                 states[m.name] = {"state": "failed", "error": error}
                 write_manifest(plan, states)
                 failed.append(m.name)
