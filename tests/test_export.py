@@ -665,13 +665,31 @@ def test_import_never_unpickles_a_bin(hf_folder, tmp_path):
     assert not marker.exists() and not (tmp_path / "models" / "x" / "config.json").exists()
 
 
-def test_import_of_the_current_folder_records_its_name(hf_folder, tmp_path, monkeypatch):
-    """`tinygpt import .` from inside the folder: the card's command names it, never ''."""
+def test_an_imported_model_s_card_says_it_was_trained_elsewhere_and_how_it_was_made(hf_folder, tmp_path, monkeypatch):
+    """`tinygpt import .` from inside the folder: its card said "Trained with: tinygpt import hf --name here", which
+    trained nothing and ran nowhere (no ./hf inside hf/, nor the --models-dir it was written to), beside "trained by
+    tinygpt on **unknown**" and rows of None. Now the card says it was trained elsewhere, and its command, pasted in
+    any folder, makes the same folder again."""
+    import shutil
+
+    from safetensors.torch import load_file
+
     monkeypatch.chdir(hf_folder)
-    assert cli("import", ".", "--name", "here", "--models-dir", tmp_path / "models").exit_code == 0
-    doc = json.loads((tmp_path / "models" / "here" / "config.json").read_text(encoding="utf-8"))
-    assert doc["imported_from"]["folder"] == "hf" and doc["command"] == "tinygpt import hf --name here"
-    assert "tinygpt import hf --name here" in (tmp_path / "models" / "here" / "README.md").read_text(encoding="utf-8")
+    models = Path("..") / "my models"  # (relative, as typed)
+    assert cli("import", ".", "--name", "here", "--models-dir", models).exit_code == 0
+    folder = tmp_path / "my models" / "here"
+    doc = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert doc["imported_from"]["folder"] == "hf" and "trained elsewhere (Hugging Face GPT-2 `hf`)" in card, card
+    assert "Trained with" not in card and "unknown" not in card and "None" not in card, card
+    command = card.split("Made into this folder with:\n\n```\n")[1].split("\n")[0]
+    assert command == doc["command"], card
+    weights = load_file(folder / "model.safetensors")
+    shutil.rmtree(folder)
+    monkeypatch.chdir(tmp_path.parent)  # (another folder: the command runs as printed)
+    argv = shlex.split(command)
+    assert argv[0] == "tinygpt" and cli(*argv[1:]).exit_code == 0, command
+    assert all(torch.equal(v, weights[k]) for k, v in load_file(folder / "model.safetensors").items())
 
 
 def test_import_refuses_a_name_taken_and_a_bad_name(hf_folder, tmp_path):

@@ -621,6 +621,39 @@ def test_convert_nanogpt_checkpoint_gives_the_same_logits(tmp_path, text, bias):
     assert_one_error(cli("convert", pt, "--name", "nano", "--meta", meta, "--models-dir", models), "already exists")
 
 
+def test_a_converted_model_s_card_says_it_was_trained_elsewhere_and_how_it_was_made(tmp_path, text, monkeypatch):
+    """A converted nanoGPT checkpoint's card said "Trained with: tinygpt convert ckpt.pt --name my nano": no --meta (which
+    convert needs), the name unquoted, no --models-dir, and it trained nothing. Now it says the model was trained elsewhere
+    and gives the command that made the folder, which, pasted in another folder, makes it again."""
+    import shlex
+
+    import torch
+    from safetensors.torch import load_file
+
+    pt, meta, _ = nanogpt_checkpoint(tmp_path, sorted(set(text)))
+    corpus = tmp_path / "input.txt"
+    corpus.write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    models = Path("my models")  # (relative, as typed)
+    for name, vocab in (("my nano", ["--meta", meta.name]), ("nano2", ["--corpus", corpus.name])):
+        assert cli("convert", pt.name, "--name", name, *vocab, "--models-dir", models).exit_code == 0
+        folder = tmp_path / models / name
+        card = (folder / "README.md").read_text(encoding="utf-8")
+        assert "trained elsewhere (nanoGPT ckpt.pt `ckpt.pt`), converted by tinygpt" in card, card
+        assert "Trained with" not in card and "None" not in card and "unknown" not in card, card
+        command = card.split("Made into this folder with:\n\n```\n")[1].split("\n")[0]
+        weights = load_file(folder / "model.safetensors")
+        shutil.rmtree(folder)
+        monkeypatch.chdir(tmp_path.parent)  # (another folder)
+        argv = shlex.split(command)
+        assert argv[:2] == ["tinygpt", "convert"] and cli(*argv[1:]).exit_code == 0, command
+        assert all(torch.equal(v, weights[k]) for k, v in load_file(folder / "model.safetensors").items())
+        monkeypatch.chdir(tmp_path)
+    assert "trained on **input** (" in card  # (--corpus: the text is known, and its eval line runs)
+    eval_line = card.split("Check the validation loss: `")[1].split("`")[0]
+    assert cli(*shlex.split(eval_line)[1:]).exit_code == 0, eval_line
+
+
 def test_convert_s_try_it_line_runs_as_printed_where_it_wrote(tmp_path, text, monkeypatch):
     """`tinygpt convert ... --models-dir D` said `try it: tinygpt generate nano`, which looked in ./models, not D."""
     import shlex

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import ModelsDir, console, friendly, new_model_folder, one_line, prose, save_new_model
+from tinygpt_tui.cli.common import ModelsDir, console, friendly, new_model_folder, one_line, prose, save_new_model, shell_word
 from tinygpt_tui.errors import CheckpointError, SettingsError
 
 O = typer.Option
@@ -58,6 +58,7 @@ def convert(
     if meta is not None:
         chars = read_meta(Path(meta).expanduser())
         how = f"{Path(meta).name} (read as plain data: no classes, no functions)"
+        vocab = f"--meta {shell_word(os.path.abspath(Path(meta).expanduser()))}"
     else:
         c = read_corpus(resolve_corpus(corpus))
         raw = Path(c.path).read_bytes().decode("utf-8")
@@ -66,6 +67,7 @@ def convert(
             say("note: the text has \\r or a byte-order mark; the vocabulary keeps them as nanoGPT did")
         how = f"the distinct characters of {Path(c.path).name}, sorted, as nanoGPT's prepare.py builds them"
         corpus_doc = {"name": c.name, "path": c.path, "sha256": c.sha256, "chars": len(c.text)}
+        vocab = f"--corpus {shell_word(os.path.abspath(c.path))}"
     if len(chars) != cfg.vocab_size:
         raise CheckpointError(f"the vocabulary has {len(chars):,} characters but the model's embedding has {cfg.vocab_size:,} rows; "
                               "is this the checkpoint's own dataset?")
@@ -83,7 +85,9 @@ def convert(
         "corpus": corpus_doc,
         "figures": {"step": step, "best_val_loss": best, "val_loss": None, "params": cfg.param_count()},
         "converted_from": {"format": "nanoGPT ckpt.pt", "file": src.name, "sha256": hashlib.sha256(src.read_bytes()).hexdigest()},
-        "command": f"tinygpt convert {src.name} --name {name}",
+        # (the command that made it, runnable as printed from anywhere here: its files by their whole paths)
+        "command": f"tinygpt convert {shell_word(os.path.abspath(src))} --name {shell_word(name)} {vocab}"
+                   f"{f' --n-head {n_head}' if n_head else ''} --models-dir {shell_word(os.path.abspath(dest.parent))}",
     }
     save_new_model(dest, model, tokenizer, doc, f"{cfg.param_count():,} parameters, step {step:,}; the optimizer state "
                    "is not carried over, so it can't be resumed")

@@ -97,8 +97,9 @@ def import_cmd(
     named = Path(os.path.abspath(src)).name  # (`tinygpt import .` is the folder's own name, not '')
     doc = {"name": name, "model": cfg.to_dict(), "corpus": {"name": "unknown"},
            "figures": {"step": 0, "val_loss": None, "params": cfg.param_count()},
-           "imported_from": {"format": "Hugging Face GPT-2", "folder": named},
-           "command": f"tinygpt import {shlex.quote(named)} --name {shlex.quote(name)}"}
+           "imported_from": {"format": "Hugging Face GPT-2", "folder": named, "tokenizer": tokenizer.kind},
+           # (the command that made it, runnable as printed from anywhere here: the folders by their whole paths)
+           "command": f"tinygpt import {shell_word(os.path.abspath(src))} --name {shell_word(name)} --models-dir {shell_word(os.path.abspath(dest.parent))}"}
     save_new_model(dest, model, tokenizer, doc, f"{cfg.param_count():,} parameters, vocabulary {cfg.vocab_size}, bias {cfg.bias}")
 
 

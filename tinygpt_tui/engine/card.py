@@ -70,40 +70,61 @@ def render_card(doc: dict, folder=None) -> str:
     val_is = f.get("val_loss_is", "estimate")
     ws = f.get("weights_step", f.get("step"))
     kept = f"; the weights kept are step {fmt(ws, ',')}'s, the best evaluation" if ws != f.get("step") else ""
-    bpe = t.get("tokenizer") == "bpe"
-    lines = [
-        f"# {doc.get('name', 'model')}",
-        "",
-        f"A {'byte-level BPE' if bpe else 'character-level'} GPT trained by tinygpt on **{c.get('name', '?')}** "
-        f"({fmt(c.get('chars'), ',')} characters, sha256 `{str(c.get('sha256', '?'))[:16]}…`).",
-        "",
-        *lineage_lines(doc.get("lineage")),
-        "| | |",
-        "|---|---|",
+    made = doc.get("converted_from") or doc.get("imported_from")  # (trained elsewhere: `tinygpt convert` or `tinygpt import`)
+    made = made if isinstance(made, dict) else None
+    bpe = (t or made or {}).get("tokenizer") == "bpe"
+    kind = "byte-level BPE" if bpe else "character-level"
+    text = (f"**{c.get('name', '?')}** ({fmt(c.get('chars'), ',')} characters, sha256 `{str(c.get('sha256', '?'))[:16]}…`)"
+            if c.get("sha256") else None)  # (None: a model made elsewhere whose text was not given)
+    if made:
+        what = f"{made.get('format', '?')} `{made.get('file') or made.get('folder') or '?'}`"
+        intro = (f"A {kind} GPT trained elsewhere ({what}), {'converted' if doc.get('converted_from') else 'imported'} by tinygpt; "
+                 + (f"trained on {text}." if text else "the text it was trained on is not recorded."))
+    else:
+        intro = f"A {kind} GPT trained by tinygpt on {text or '**' + str(c.get('name', '?')) + '**'}."
+    tokens = f" ({fmt(f.get('tokens_seen'), ',')} tokens)" if isinstance(f.get("tokens_seen"), int) else ""
+    rows = [
         f"| parameters | {fmt(f.get('params'), ',')} |",
         f"| shape | {m.get('n_layer')} layers, {m.get('n_head')} heads, {m.get('n_embd')} dims, context {m.get('block_size')} |",
         f"| architecture | {m.get('pos_encoding')} positions, {m.get('ffn')} feed-forward, {m.get('norm')}, "
         f"{'tied' if m.get('tie_weights') else 'untied'} output, dropout {m.get('dropout')} |",
         f"| vocabulary | {m.get('vocab_size')} {'BPE tokens (tokenizer.json)' if bpe else 'characters'} |",
-        f"| validation loss | **{fmt(f.get('val_loss'))}** ({val_is}; last 10% of the corpus) |",
-        f"| validation bits per character | **{fmt(f.get('val_bpc'))}** ({fmt(f.get('val_bpb'))} per byte of UTF-8; any tokenizer) |",
-        f"| validation loss estimate at the weights kept (during training) | {fmt(f.get('best_val_loss'))} |",
-        f"| train loss (estimate) | {fmt(f.get('train_loss'))} |",
-        f"| steps | {fmt(f.get('step'), ',')} ({fmt(f.get('tokens_seen'), ',')} tokens){kept} |",
-        f"| training time | {minutes:.1f} min on {doc.get('device', '?')}, {doc.get('dtype', '?')}"
-        f"{', ' + str(doc.get('world_size')) + ' processes' if doc.get('world_size', 1) != 1 else ''} |",
-        f"| batch | {t.get('batch_size')} x {t.get('grad_accum', 1)}, lr {t.get('lr')}, warmup {t.get('warmup_steps')}, "
-        f"weight decay {t.get('weight_decay')} |",
-        f"| schedule | {_schedule_line(t)} |",
-        f"| optimizer | {_optimizer_line(t)} |",
+    ]
+    if not made or f.get("val_loss") is not None:  # (a model made elsewhere: what tinygpt has measured of it, only)
+        rows += [f"| validation loss | **{fmt(f.get('val_loss'))}** ({val_is}; last 10% of the corpus) |",
+                 f"| validation bits per character | **{fmt(f.get('val_bpc'))}** ({fmt(f.get('val_bpb'))} per byte of UTF-8; any tokenizer) |"]
+    if not made or f.get("best_val_loss") is not None:
+        rows.append(f"| validation loss estimate at the weights kept (during training) | {fmt(f.get('best_val_loss'))} |")
+    rows.append(f"| steps | {fmt(f.get('step'), ',')}{tokens}{kept} |")
+    if t:  # how tinygpt trained it (a model made elsewhere has no such record)
+        rows += [
+            f"| train loss (estimate) | {fmt(f.get('train_loss'))} |",
+            f"| training time | {minutes:.1f} min on {doc.get('device', '?')}, {doc.get('dtype', '?')}"
+            f"{', ' + str(doc.get('world_size')) + ' processes' if doc.get('world_size', 1) != 1 else ''} |",
+            f"| batch | {t.get('batch_size')} x {t.get('grad_accum', 1)}, lr {t.get('lr')}, warmup {t.get('warmup_steps')}, "
+            f"weight decay {t.get('weight_decay')} |",
+            f"| schedule | {_schedule_line(t)} |",
+            f"| optimizer | {_optimizer_line(t)} |",
+        ]
+    check = (f"Check the validation loss: `tinygpt eval {model} --corpus {_corpus_arg(c)}`" if text or not made else
+             "Check the validation loss on the text it was trained on with `tinygpt eval`, its file after `--corpus`.")
+    lines = [
+        f"# {doc.get('name', 'model')}",
         "",
-        "Trained with:",
+        intro,
+        "",
+        *lineage_lines(doc.get("lineage")),
+        "| | |",
+        "|---|---|",
+        *rows,
+        "",
+        "Made into this folder with:" if made else "Trained with:",
         "",
         "```",
         str(doc.get("command") or "(not recorded)"),
         "```",
         "",
-        f"Check the validation loss: `tinygpt eval {model} --corpus {_corpus_arg(c)}`",
+        check,
         "",
     ]
     if doc.get("heads"):  # engine/inspect.py head_roles(...)[i].line(), when the writer measured them
