@@ -291,6 +291,36 @@ def test_a_card_s_commands_find_the_model_where_it_was_written(tmp_path, small_c
         assert r.returncode == 0, (command, r.stderr)
 
 
+CHOICES = {  # an option of fixed choices, the command that takes it, and its choices as the error must list them
+    "--to": (["export", "shakespeare", "OUT"], "hf, gguf"),
+    "--dtype": (["train", "CORPUS", "--name", "m"], "auto, fp32, bf16, fp16"),
+    "--device": (["train", "CORPUS", "--name", "m"], "auto, cpu, cuda, mps"),
+    "--preset": (["train", "CORPUS", "--name", "m"], "auto, 1min, 5min, tiny, small, medium, large, nanogpt"),
+    "--pos": (["train", "CORPUS", "--name", "m"], "learned, sinusoidal, rope, alibi, none"),
+    "--tokenizer": (["train", "CORPUS", "--name", "m"], "char, bpe"),
+    "--optimizer": (["train", "CORPUS", "--name", "m"], "muon, adamw"),
+    "--schedule": (["train", "CORPUS", "--name", "m"], "cosine, wsd"),
+    "--ffn": (["train", "CORPUS", "--name", "m"], "gelu, swiglu"),
+    "--norm": (["train", "CORPUS", "--name", "m"], "layernorm, rmsnorm"),
+}
+
+
+@pytest.mark.parametrize("option", list(CHOICES))
+def test_a_bad_choice_is_one_error_line_naming_the_option_and_its_choices(option, small_corpus, tmp_path):
+    """`tinygpt export M OUT --to bogus` said "Invalid value for '--to': Value error, 'bogus' is not one of 'hf', 'gguf'.
+    (see ... --help)"; --device, --dtype and --preset said "unknown device 'bogus'; choose one of ...", naming no option."""
+    args, choices = CHOICES[option]
+    args = [{"CORPUS": small_corpus, "OUT": tmp_path / "out"}.get(a, a) for a in args]
+    r = tinygpt_inproc(*args, option, "bogus", "--max-steps", "1", "--models-dir", ROOT / "models") if args[0] == "train" else \
+        tinygpt_inproc(*args, option, "bogus", "--models-dir", ROOT / "models")
+    assert_one_line_error(r)
+    assert r.stderr.strip() == f"error: {option} must be one of {choices}, got 'bogus'", r.stderr
+    assert not (tmp_path / "out").exists()
+    for command in (["generate", "-n", "1"], ["eval", "--corpus", small_corpus], ["inspect", "-p", "the"]) if option == "--device" else ():
+        r = tinygpt_inproc(command[0], "shakespeare", *command[1:], "--device", "bogus", "--models-dir", ROOT / "models")
+        assert r.returncode == 2 and r.stderr.strip() == "error: --device must be one of auto, cpu, cuda, mps, got 'bogus'", (command, r.stderr)
+
+
 def test_corpus_not_found_lists_the_added_corpora(tmp_path, small_corpus):
     env = {"TINYGPT_CORPORA_DIR": str(tmp_path)}
     assert tinygpt_inproc("corpus", "add", small_corpus, "--name", "mybook", env=env).returncode == 0

@@ -490,7 +490,7 @@ def test_experiment_plan_trains_nothing(small_corpus, tmp_path):
     (["--vary", "n_layer=1,2", "--x", "hours"], "--x must be"),
     (["--resume"], "no experiment named 'bad'"),
     (["--vary", "dtype=fp32,fp16"], "member dtype=fp16: fp16 is for GPUs"),
-    (["--vary", "n_layer=1,2", "--set", "dtype=float"], "member n_layer=1: unknown precision 'float'"),
+    (["--vary", "n_layer=1,2", "--set", "dtype=float"], "member n_layer=1: dtype must be one of auto, fp32, bf16, fp16, got 'float'"),
 ])
 def test_experiment_bad_input_is_one_line(small_corpus, tmp_path, args, needle):
     base = [] if args == ["--resume"] else ["--corpus", small_corpus, "--max-steps", "5"]

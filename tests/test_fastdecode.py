@@ -348,7 +348,7 @@ def test_load_for_sampling_refuses_a_bad_device_or_folder_before_importing_torch
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("SettingsError unknown device") and lines[1].startswith("CheckpointError config.json")
+    assert lines[0].startswith("SettingsError device must be one of") and lines[1].startswith("CheckpointError config.json")
     assert lines[2] == "torch imported: False"
 
 

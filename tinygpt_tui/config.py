@@ -10,7 +10,7 @@ import math
 from array import array
 from dataclasses import asdict, dataclass, fields
 
-from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.errors import SettingsError, not_one_of
 
 POS_ENCODINGS = ("learned", "sinusoidal", "rope", "alibi", "none")
 FFNS = ("gelu", "swiglu")
@@ -90,7 +90,7 @@ class GPTConfig:
             raise ConfigError(f"rope_base must be above 1, got {self.rope_base!r}")
         for name, allowed in (("pos_encoding", POS_ENCODINGS), ("ffn", FFNS), ("norm", NORMS)):
             if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                raise not_one_of(name, getattr(self, name), allowed, ConfigError)
         for name in ("bias", "tie_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")

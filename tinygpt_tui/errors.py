@@ -20,3 +20,9 @@ class CheckpointError(TinyGPTError):
 
 class SettingsError(TinyGPTError):
     pass
+
+
+def not_one_of(name: str, value, allowed, error=SettingsError) -> TinyGPTError:
+    """A value outside a setting's fixed choices, worded alike for every one of them: "NAME must be one of A, B, got 'V'"
+    (the command line says its own option for NAME, --pos for pos_encoding: cli/common.py's as_typed)."""
+    return error(f"{name} must be one of {', '.join(allowed)}, got {(value[:40] if isinstance(value, str) else value)!r}")

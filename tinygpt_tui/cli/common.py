@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 from typer.core import TyperCommand, TyperGroup
+from typer.models import OptionInfo
 
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.engine.card import models_dir_words  # noqa: F401 (what a printed command needs to find a models folder)
@@ -176,8 +177,11 @@ def as_typed(message: str, command) -> str:
 
     if not (said := re.match(r"(\w+) (must be .*)", message, re.S)) or said[1] not in inspect.signature(command).parameters:
         return message
-    names = getattr(inspect.signature(command).parameters[said[1]].default, "param_decls", None) or ()
+    default = inspect.signature(command).parameters[said[1]].default
+    names = getattr(default, "param_decls", None) or ()
     flag = next((n for n in names if isinstance(n, str) and n.startswith("--")), None)
+    if flag is None and not names and isinstance(default, OptionInfo):  # (an option named by typer: preset is --preset)
+        flag = "--" + said[1].replace("_", "-")
     return f"{flag} {said[2]}" if flag else message
 
 

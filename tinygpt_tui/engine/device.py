@@ -6,7 +6,7 @@ import contextlib
 import functools
 import os
 
-from tinygpt_tui.errors import SettingsError
+from tinygpt_tui.errors import SettingsError, not_one_of
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
@@ -17,7 +17,7 @@ def device_kind(name: str = "auto") -> str:
     name = (name or "auto").lower()
     base = "cuda" if name.startswith("cuda:") else name
     if base not in DEVICES:
-        raise SettingsError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+        raise not_one_of("device", name, DEVICES)
     return base
 
 
@@ -65,7 +65,7 @@ def pick_dtype(device, dtype: str = "auto", n_embd: int = 0) -> str:
 
     dtype = (dtype or "auto").lower()
     if dtype not in DTYPES:
-        raise SettingsError(f"unknown precision {dtype!r}; choose one of {', '.join(DTYPES)}")
+        raise not_one_of("dtype", dtype, DTYPES)
     if dtype != "auto":
         if dtype == "fp16" and device.type == "cpu":
             raise SettingsError("fp16 is for GPUs; on the CPU use bf16 or fp32")

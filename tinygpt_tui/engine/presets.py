@@ -9,7 +9,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 
 from tinygpt_tui.config import ConfigError, GPTConfig
-from tinygpt_tui.errors import CheckpointError, SettingsError
+from tinygpt_tui.errors import CheckpointError, SettingsError, not_one_of
 from tinygpt_tui.tokenizer import TOKENIZER_KINDS, check_bpe_size
 
 MODEL_KEYS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "pos_encoding", "ffn", "norm", "tie_weights", "mlp_ratio")
@@ -139,7 +139,7 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """Fill what was left None from the preset and the defaults, and check everything."""
         if self.preset != "auto" and self.preset not in PRESETS:
-            raise SettingsError(f"unknown preset {self.preset!r}; choose one of auto, {', '.join(PRESETS)}")
+            raise not_one_of("preset", self.preset, ("auto", *PRESETS))
         out = TrainConfig(**asdict(self))
         if out.preset == "auto":
             out.preset = budget_preset(out.time_budget)  # recorded, so the card says what ran
@@ -181,10 +181,10 @@ class TrainConfig:
         real("lr", 0, 10, lo_open=True)
         real("min_lr_ratio", 0, 1)
         if self.schedule not in SCHEDULES:
-            raise SettingsError(f"schedule must be one of {', '.join(SCHEDULES)}, got {str(self.schedule)[:40]!r}")
+            raise not_one_of("schedule", self.schedule, SCHEDULES)
         real("cooldown", 0, 1, lo_open=True)
         if self.optimizer not in OPTIMIZERS:
-            raise SettingsError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise not_one_of("optimizer", self.optimizer, OPTIMIZERS)
         real("muon_lr", 0, 10, lo_open=True)
         whole("muon_ns_steps", 1, 20)
         real("muon_weight_decay", 0, 10)
@@ -325,7 +325,7 @@ def tokenizer_choice(kind: str | None, vocab_size: int | None) -> tuple[str, int
 
 def check_tokenizer(kind, vocab_size) -> None:
     if kind not in TOKENIZER_KINDS:
-        raise SettingsError(f"tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got {str(kind)[:40]!r}")
+        raise not_one_of("tokenizer", kind, TOKENIZER_KINDS)
     if kind == "char" and vocab_size is not None:
         raise SettingsError("--vocab-size is for --tokenizer bpe (a character vocabulary is the corpus's characters)")
     if kind == "bpe":
