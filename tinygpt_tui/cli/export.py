@@ -32,7 +32,8 @@ def out_path(text: str) -> Path:
 def export(
     model: str = typer.Argument(..., help="Model name (in the models folder) or path to a model folder."),
     out: Path = typer.Argument(..., parser=out_path, help="The folder (--to hf) or .gguf file (--to gguf) to write."),
-    to: str = O(..., "--to", metavar="<hf|gguf>", help="hf: a transformers folder (safetensors); gguf: one file for llama.cpp (whose GELU is its tanh form)."),
+    to: Optional[str] = O(None, "--to", metavar="<hf|gguf>", show_default=False,
+                          help="Required. hf: a transformers folder (safetensors); gguf: one file for llama.cpp (whose GELU is its tanh form)."),
     force: bool = O(False, "--force", help="Replace OUT if it exists."),
     models_dir: Optional[Path] = ModelsDir,
 ):
@@ -40,8 +41,10 @@ def export(
     (the shipped models) as GPT-NeoX, rope/swiglu/rmsnorm as Llama; nothing approximated."""
     from tinygpt_tui.engine import export as ex
     from tinygpt_tui.engine import folder as ckpt
-    from tinygpt_tui.errors import not_one_of
+    from tinygpt_tui.errors import SettingsError, not_one_of
 
+    if to is None:  # (click's own "Missing option '--to'" would not say what it takes)
+        raise SettingsError(f"missing option --to: one of {', '.join(t.value for t in Target)}")
     if to not in {t.value for t in Target}:  # (typer's own refusal of a choice: "Invalid value for '--to': Value error, ...")
         raise not_one_of("to", to, [t.value for t in Target])
     to = Target(to)
