@@ -586,6 +586,38 @@ async def test_the_inspector_opens_with_the_bars_and_the_query_s_block_both_on_s
         assert k == (5 if size[1] < screen.ROOMY else 10)
 
 
+@pytest.mark.parametrize("size", [(60, 18), (80, 24), (120, 40)])
+async def test_the_inspector_s_rank_line_is_one_whole_line_on_screen_at_every_size(tmp_path, size):
+    """At 60x18 the rank line wrapped to two lines, and the bars' box (at most half the screen) cut the second:
+    "... the last character "u" ranks #1 at" and no figure. It is shortened to fit its width first."""
+    from textual.errors import NoWidget
+
+    from conftest import make_model
+    from tests.test_app import wait_for
+    from tinygpt_tui.engine.folder import load_model
+
+    folder = make_model(tmp_path / "models", "m", n_head=4, block_size=128)
+    text = ("First Citizen: before we proceed any further, hear me speak. All: speak, speak. " * 3)[:200]
+    screen, host = inspector_on(text, folder, load_model(folder).tokenizer)
+    screen.temperature = 0.8  # (the panel's default: a T=1 figure beside, the longest line)
+    async with host.run_test(size=size) as pilot:
+        rank = screen.query_one("#insp-rank")
+        for key in ("end", "left"):  # the last position (one step earlier) and one inside the context (next in it)
+            await pilot.press(key)
+            assert await wait_for(pilot, lambda: screen.view is not None and "%" in shown_lines(rank), timeout=30)
+            await pilot.pause()
+            shown = set()
+            for y in range(size[1]):
+                try:
+                    at, region = screen.get_widget_at(3, y)
+                except NoWidget:
+                    continue
+                if at is rank:
+                    shown.add(y - region.y)
+            line = shown_lines(rank).rstrip()  # one line at each size, the figures in it, on screen whole
+            assert shown == {0} and re.search(r'" ranks #\d+ at \d+\.\d\d% \((T=1 |)\d+\.\d\d%( at temperature 1|)\)$', line), (shown, line)
+
+
 async def test_inspector_title_quotes_the_query_character_as_the_heatmap_shows_it():
     """The title JSON-escaped the query: a backslash (or a BPE byte token's \\xe2) showed doubled, "\\\\"."""
     from textual.app import App

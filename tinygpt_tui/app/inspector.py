@@ -154,7 +154,7 @@ class InspectorScreen(ModalScreen):
             with Vertical(id="insp-next"):  # the bars stay in view above the scrolling maps: at 80x24 they were scrolled off
                 yield Static("", id="insp-probs-title", classes="insp-heading")
                 yield Panel(self._build_probs, id="insp-probs")
-                yield Static("", id="insp-rank")
+                yield Panel(self._build_rank, id="insp-rank")  # (one line where it fits: cut by the bars' max-height at 60x18)
             with VerticalScroll(id="insp-body"):
                 yield Panel(self._build_deeper, id="insp-deeper", classes="insp-heading")
                 yield Panel(self._build_map_title, id="insp-map-title", classes="insp-heading")
@@ -411,28 +411,19 @@ class InspectorScreen(ModalScreen):
             title.update(t)
         self._set_status()
         probs_title = self.query_one("#insp-probs-title", Static)
-        rank = self.query_one("#insp-rank", Static)
         if self.view is None:
             probs_title.update("")
-            rank.update("")
         else:
             v = self.view
             after = "".join(cell(c)[0] for c in v.chars[max(0, v.position - 15) : v.position + 1])
             probs_title.update(Text.assemble((f"Next {self.tokenizer.unit} after ", "bold"), "…" if v.position > 15 else "", (after, "bold")))
-            if v.actual is not None:
-                rank.update(ranked_line(v.actual, "next in the context:"))
-            elif a.length >= 2:
-                before = a.at(a.length - 2, 1, self.temperature)
-                rank.update(ranked_line(before.actual, f"one step earlier, the last {self.tokenizer.unit}"))
-            else:
-                rank.update("")
         key = self._deeper_key()
         if self.deeper not in (None, "lens") and a is not None and key not in self.deeper_result:
             self.deeper_result[key] = f"computing the {self.deeper}…"
             self.run_worker(lambda: self._compute_deeper(key, a), thread=True, group="deeper", exit_on_error=False)
         self.query_one("#insp-deeper").display = self.deeper is not None  # (else a blank line and its margin)
         self.query_one("#insp-next").display = self.deeper not in ("embeddings", "heads")  # (whole-model views: their room)
-        for pid in ("#insp-probs", "#insp-deeper", "#insp-map-title", "#insp-map", "#insp-summary"):
+        for pid in ("#insp-probs", "#insp-rank", "#insp-deeper", "#insp-map-title", "#insp-map", "#insp-summary"):
             self.query_one(pid, Panel).changed()
         self.query_wanted = show_query or self.query_wanted  # (done once the map is laid out for the view: show_query)
         self.show_query()
@@ -469,6 +460,15 @@ class InspectorScreen(ModalScreen):
         if self.view is None:
             return Text(self.error or "computing…", style="dim")
         return prob_bars(self.view, min(width, 90), highlight=self.view.actual.char if self.view.actual else None)
+
+    def _build_rank(self, width: int) -> Text:
+        """Where the context's next character ranked (at the last position: the last one, one step earlier), shortened to fit."""
+        a, v = self.analysis, self.view
+        if v is None or (v.actual is None and a.length < 2):
+            return Text("")
+        r, what, short = (v.actual, "next in the context:", "actual next:") if v.actual is not None else (
+            a.at(a.length - 2, 1, self.temperature).actual, f"one step earlier, the last {self.tokenizer.unit}", "one step earlier,")
+        return Text("\n").join(ranked_line(r, what, width, short).wrap(self.app.console, width))
 
     def _build_map_title(self, width: int) -> Text:
         if self.view is None:

@@ -396,13 +396,14 @@ def prob_bars(view, width: int, highlight: str | None = None) -> Text:
     return out
 
 
-def ranked_line(r, what: str) -> Text:
-    t = Text(f"{what} ")
-    t.append(quoted(r.char), style="bold magenta")
-    t.append(f" ranks #{r.rank:,} at {r.prob * 100:.2f}%")
-    if r.raw_prob != r.prob:
-        t.append(f" ({r.raw_prob * 100:.2f}% at temperature 1)", style="dim")
-    return t
+def ranked_line(r, what: str, width: int | None = None, short: str = "") -> Text:
+    """'WHAT "c" ranks #n at p% (q% at temperature 1)'; to fit in width: the note as (T=1 q%), WHAT as SHORT, no note."""
+    t1 = f" (T=1 {r.raw_prob * 100:.2f}%)" if r.raw_prob != r.prob else ""
+    for w, note in ((what, f" ({r.raw_prob * 100:.2f}% at temperature 1)" if t1 else ""), (what, t1), (short or what, t1), (short or what, "")):
+        t = Text.assemble(f"{w} ", (quoted(r.char), "bold magenta"), f" ranks #{r.rank:,} at {r.prob * 100:.2f}%", (note, "dim"))
+        if width is None or t.cell_len <= width:
+            return t
+    return t  # (the shortest: the caller wraps it)
 
 
 def context_line(view) -> Text:
