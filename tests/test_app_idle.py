@@ -142,3 +142,40 @@ async def test_the_prompt_s_cursor_stops_blinking_after_a_while_and_a_key_starts
         await pilot.pause()
         assert prompt.cursor_blink
         assert await wait_for(pilot, lambda: not prompt.cursor_blink, timeout=15)
+
+
+async def test_the_runs_screen_at_rest_reads_nothing_and_still_sees_a_run_added_grown_or_killed(tmp_path, monkeypatch):
+    """It listed the folder again every RELIST_S in a new thread worker, changed or not (20 runs: 0.25 s of CPU a
+    minute at rest). Now a stat() of the runs' files each time, and a listing only when it differs."""
+    import fcntl
+
+    from tests.conftest import make_model
+    from tinygpt_tui.app import runs
+
+    monkeypatch.setattr(runs, "RELIST_S", TICK_S)
+    listings, run_folders = [], runs.run_folders
+    monkeypatch.setattr(runs, "run_folders", lambda *a: listings.append(a) or run_folders(*a))  # (each listing reads the folder)
+    d = runs_dir(tmp_path)
+    make_model(d, "live", seed=4)
+    held = open(d / "live" / ".lock", "w")
+    fcntl.flock(held, fcntl.LOCK_EX)  # as a run holds it while it trains
+    app = TinyGPTApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        assert screen.summaries["live"].status == "training"
+        await ticks(pilot, 3)  # (a listing may follow the first: the runs it found are in the stat() from then on)
+        n = len(listings)
+        await ticks(pilot, 8)
+        assert len(listings) == n  # (it was 8 more)
+
+        make_model(d, "delta", seed=5)  # a run added is listed
+        assert await wait_for(pilot, lambda: "delta" in screen.summaries, timeout=15)
+        with open(d / "alpha" / "metrics.jsonl", "a") as f:  # a run's log that grows is read again
+            f.write(json.dumps(run_records()[-1]) + "\n")
+        grown = (d / "alpha" / "metrics.jsonl").stat().st_mtime
+        assert await wait_for(pilot, lambda: screen.summaries["alpha"].updated == grown, timeout=15)
+        held.close()  # a live run killed changes no file: its lock, dropped, is seen
+        assert await wait_for(pilot, lambda: screen.summaries["live"].status != "training", timeout=15)
+        n = len(listings)
+        await ticks(pilot, 8)
+        assert len(listings) - n <= 1

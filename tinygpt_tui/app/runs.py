@@ -29,7 +29,7 @@ from tinygpt_tui.app.progress import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
 from tinygpt_tui.chart import FINAL, Series
 from tinygpt_tui.engine.folder import METRICS
-from tinygpt_tui.engine.runs import SHIPPED, Curves, common_corpus, other_corpus, run_folders, summarize, tokenizers, updated_at
+from tinygpt_tui.engine.runs import SHIPPED, Curves, common_corpus, other_corpus, run_folders, stamp, summarize, tokenizers, updated_at
 from tinygpt_tui.tokenizer import one_line
 
 AXES = ("steps", "tokens", "minutes")
@@ -41,7 +41,7 @@ AHEAD = 40  # runs whose curves are read, unchecked, once the checked ones are d
 AHEAD_BYTES = 8 * 1024**2  # read ahead, one at a time, only a log this small (a 45 MB one held the GIL: keys took 0.1-0.4 s)
 KEPT = 256  # a run's training-loss points read (129 to 256, and the latest): about the chart's width, half the parsing
 POLL_S = 1.0  # a live run's new records are read this often
-RELIST_S = 5.0  # the folder is re-read (new runs, a live run's figures) this often
+RELIST_S = 5.0  # the folder is checked (stat() alone) this often, and re-read if it changed (new runs, a live run's figures)
 
 
 def colour_style(c: int) -> str:
@@ -228,6 +228,7 @@ class RunsScreen(Screen):
         self.passed: set[str] = set()  # logs too big to read ahead (read when checked)
         self.drawn = 0  # runs on the chart and in the table
         self.drawn_key = self.table_key = None
+        self.seen = None  # engine.runs.stamp of the runs when last listed: listed again only when it changes
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
@@ -246,9 +247,9 @@ class RunsScreen(Screen):
         self.query_one("#runs-list").border_title = "Runs (Space checks)"
         table = self.query_one("#runs-table", DataTable)
         table.add_columns(*TABLE_COLUMNS)
-        self.list_runs()
+        self.action_relist()
         self.set_interval(POLL_S, self.poll)
-        self.set_interval(RELIST_S, self.list_runs)
+        self.set_interval(RELIST_S, lambda: self.action_relist(if_changed=True))
 
     @property
     def checked(self) -> list[str]:
@@ -365,8 +366,11 @@ class RunsScreen(Screen):
         self.early = None if self.defaulted else "none"
         self.query_one("#runs-list", SelectionList).deselect_all()
 
-    def action_relist(self) -> None:
-        self.list_runs()
+    def action_relist(self, if_changed: bool = False) -> None:
+        """F5; every RELIST_S, only if the runs' files' stat() changed (engine.runs.stamp): no worker every 5 s at rest."""
+        if (seen := stamp(self.app.models_dir, self.summaries.values())) != self.seen or not if_changed:
+            self.seen = seen
+            self.list_runs()
 
     def action_write(self) -> None:
         """The highlighted run's model, loaded on the generate screen (what a comparison leads to: read what it writes)."""
@@ -382,9 +386,7 @@ class RunsScreen(Screen):
     # ------------------------------------------------------------ drawing
     def update_view(self) -> None:
         checked = self.checked
-        for name in list(self.colours):
-            if name not in checked:
-                del self.colours[name]
+        self.colours = {n: c for n, c in self.colours.items() if n in checked}
         for name in checked:
             if name not in self.colours:
                 used = set(self.colours.values())
@@ -466,10 +468,8 @@ class RunsScreen(Screen):
             return
         self.table_key = key
         corpus = common_corpus(runs)
-        if len(tokenizers(runs)) > 1:  # ranked by what compares across tokenizers
-            runs.sort(key=lambda s: (s.bpc is None, s.bpc or 0.0))
-        else:
-            runs.sort(key=lambda s: (s.val_loss is None, s.val_loss or 0.0))
+        by_bpc = len(tokenizers(runs)) > 1  # ranked by what compares across tokenizers
+        runs.sort(key=lambda s: (s.bpc is None, s.bpc or 0.0) if by_bpc else (s.val_loss is None, s.val_loss or 0.0))
         rows = []
         for s in runs:
             other = other_corpus(s, corpus)
@@ -497,4 +497,4 @@ class RunsScreen(Screen):
             table.add_row(*row, key=s.name)
         others = [s for s in runs if other_corpus(s, corpus)]
         view.border_subtitle = " · ".join((["≠ another corpus: its loss doesn't compare"] if others else []) +
-                                          (["tokens differ: bits/char, not loss per token"] if len(tokenizers(runs)) > 1 else []))
+                                          (["tokens differ: bits/char, not loss per token"] if by_bpc else []))

@@ -234,6 +234,24 @@ def run_folders(models_dir=None) -> list[tuple[str, Path]]:
     return out
 
 
+def stamp(models_dir, runs) -> tuple:
+    """What changes when a listing of these runs would, read with stat() calls alone (the runs screen checks it every
+    few seconds and lists again only when it differs): the models folder, each run's folder and the one holding it
+    (a run added, removed, or saved: files renamed into it), each run's metrics.jsonl and config.json (appended,
+    rewritten), and whether each live run still holds its lock (one killed changes no file)."""
+    def st(p):
+        try:
+            s = os.stat(p)
+        except OSError:
+            return None
+        return s.st_ino, s.st_mtime_ns, s.st_size
+
+    runs = list(runs)
+    dirs = {Path(models_dir) if models_dir else ckpt.default_models_dir()} | {r.folder for r in runs} | {r.folder.parent for r in runs}
+    return (tuple(st(d) for d in sorted(dirs)), tuple(st(r.folder / f) for r in runs for f in (ckpt.METRICS, ckpt.CONFIG)),
+            tuple(ckpt.is_training(r.folder) for r in runs if r.status == "training"))
+
+
 def list_runs(models_dir=None) -> list[RunSummary]:
     """Every run under the models directory, experiments' members included, by name."""
     return [summarize(p, name) for name, p in run_folders(models_dir)]
