@@ -179,3 +179,47 @@ async def test_the_runs_screen_at_rest_reads_nothing_and_still_sees_a_run_added_
         n = len(listings)
         await ticks(pilot, 8)
         assert len(listings) - n <= 1
+
+
+class TimerCounting(QuickBlink):
+    """QuickBlink, counting the timers the app sets (the cursor's among them)."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.timers = 0
+
+    def set_timer(self, *a, **kw):
+        self.timers += 1
+        return super().set_timer(*a, **kw)
+
+    def set_interval(self, *a, **kw):
+        self.timers += 1
+        return super().set_interval(*a, **kw)
+
+
+async def test_the_prompt_s_cursor_blinks_while_keys_come_then_draws_nothing_and_keys_set_no_new_timer(tmp_path):
+    """Each key stopped the timer that stills the cursor and set a new one: a timer (an asyncio task) a key.
+    One timer now, paused while the cursor is still. What is seen: it blinks (a frame every half second) while
+    keys come, even past CURSOR_BLINK_S; a quiet spell and it draws nothing; a key and it blinks again."""
+    app = TimerCounting(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot, app)
+        prompt = app.screen.query_one("#prompt")
+        prompt.focus()
+        await pilot.pause()
+        frames, timers, typed = counted(prompt, "refresh"), 0, 0
+        while typed < 8 or len(frames) < 4:  # keys for longer than CURSOR_BLINK_S (and than a few blinks)
+            before = app.timers
+            await pilot.press("a")
+            timers, typed = timers + app.timers - before, typed + 1
+            assert prompt.cursor_blink
+            await ticks(pilot, 1)
+        assert timers <= 1, (timers, typed)  # (it was one a key)
+        assert await wait_for(pilot, lambda: not prompt.cursor_blink, timeout=15)
+        await pilot.pause()
+        frames.clear()
+        await ticks(pilot, 8)  # two seconds: four blinks, were it blinking
+        assert frames == []
+        await pilot.press("b")
+        assert await wait_for(pilot, lambda: len(frames) >= 3, timeout=15)  # blinking again
+        assert prompt.value == "a" * typed + "b"

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -140,7 +141,8 @@ class TinyGPTApp(App):
         self.training = None  # jobs.TrainingJob: the run the app owns (one at a time)
         self.experiment = None  # jobs.ExperimentJob: a grid of runs, one after another
         self.quitting = False
-        self.still_field = self.still_timer = None  # the field whose cursor stopped blinking; the timer that stops it
+        self.still_field = self.still_timer = None  # the field whose cursor stopped blinking; the one timer that stops it
+        self.last_key = 0.0  # time.monotonic() of the last key, click, paste or focus
 
     def notify(self, message, *, markup: bool = False, **kw) -> None:
         """Every notification is plain text: messages quote names and files' contents, and as markup a stranger's
@@ -243,11 +245,15 @@ class TinyGPTApp(App):
             field.cursor_blink = True  # (its blink resumes)
         elif field is not None:  # blinking again once focused (set without its watcher, which would blink it unseen)
             field.set_reactive(type(field).cursor_blink, True)
-        if self.still_timer is not None:
-            self.still_timer.stop()
-        self.still_timer = self.set_timer(self.CURSOR_BLINK_S, self.still_cursor)
+        self.last_key = time.monotonic()  # (a key costs this and a resume: not a new timer, an asyncio task, each)
+        if self.still_timer is None:  # ticks while a cursor may blink, CURSOR_BLINK_S to 1.2x that after the last key
+            self.still_timer = self.set_interval(self.CURSOR_BLINK_S / 5, self.still_cursor)
+        self.still_timer.resume()  # (Timer.reset restarts it only once its current wait is out: 10 to 20 s, not 10)
 
     def still_cursor(self) -> None:
+        if time.monotonic() - self.last_key < self.CURSOR_BLINK_S:
+            return
+        self.still_timer.pause()  # (until the next key: still, there is nothing to time)
         field = self.focused
         if field is not None and getattr(field, "cursor_blink", False):  # (an Input: a widget with a blinking cursor)
             field.cursor_blink = False  # (drawn lit; its blink timer paused)
