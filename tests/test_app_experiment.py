@@ -144,6 +144,24 @@ async def test_a_lesson_s_long_title_is_read_whole_in_an_80_by_24_terminal(tmp_p
         assert screen.query_one("#exp-name", Input).region.y >= label.region.bottom  # each line on screen, none under the name
 
 
+async def test_each_form_field_s_hint_fits_and_says_more_than_its_label_at_80_by_24(tmp_path):
+    """A newcomer at 80x24 read 'Steps  or steps': the hint said its label again, not that steps go instead of
+    minutes (typing one clears the other)."""
+    from rich.cells import cell_len
+    from textual.widgets import Label
+
+    app = RecordingApp(models_dir=make_models_dir(tmp_path), watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app)
+        rows = [(r.query_one(Label), r.query_one(Input)) for r in screen.query(".form-row") if r.query(Input)]
+        assert len(rows) >= 6
+        for label, field in rows:
+            words = set(str(label.render()).lower().split())
+            assert words and not words & set(field.placeholder.lower().replace(",", " ").split()), (str(label.render()), field.placeholder)
+            assert cell_len(field.placeholder) <= field.content_region.width, field.placeholder
+        assert "minutes" in screen.query_one("#exp-steps", Input).placeholder
+
+
 async def test_an_experiment_another_process_is_running_is_refused_from_the_form(tmp_path, one_thread):  # noqa: F811
     """`tinygpt experiment NAME` running in a terminal, the same name started in the app: the app made its job,
     said 'Resuming NAME', and the job then failed ('finished with failures'). Refused in the form instead,

@@ -83,7 +83,7 @@ class ExperimentScreen(Screen):
                 yield row("Name", Input(placeholder="e.g. my-grid", id="exp-name", restrict=r"[^/\\]*", max_length=100, compact=True), tight=False)
                 yield row("Corpus", Input(placeholder="shakespeare, or a file", id="exp-corpus", compact=True))
                 yield row("Minutes", Input(placeholder="each member", id="exp-minutes", restrict=r"[0-9.]*", compact=True))
-                yield row("Steps", Input(placeholder="or steps", id="exp-steps", restrict=r"[0-9]*", compact=True))
+                yield row("Steps", Input(placeholder="instead of minutes", id="exp-steps", restrict=r"[0-9]*", compact=True))
                 yield row("Vary", Input(placeholder="pos=learned,rope", id="exp-vary1", compact=True), tight=False)
                 yield row("and", Input(placeholder="n_layer=2,4 (optional)", id="exp-vary2", compact=True))
                 yield row("Set", Input(placeholder="n_embd=64 dropout=0", id="exp-set", compact=True))
