@@ -387,8 +387,9 @@ async def test_the_training_forms_size_note_follows_the_cached_probe(cache, meas
         fill(app.screen, **{"train-preset": "auto", "train-minutes": "5"})
         said = lambda: " ".join(str(note.render()).split())  # noqa: E731
         assert await wait_for(pilot, lambda: said().startswith("auto picks 1min: 2 layers"))
-        # why 1min for 5 minutes: not "sized for a run of a minute or two" beside the 5 typed (the newcomer audit)
-        assert "measured speed: the minutes hold too few steps of 5min" in said() and "minute or two" not in said()
+        # why 1min for 5 minutes: not "sized for a run of a minute or two" beside the 5 typed (the newcomer audit), nor
+        # "the minutes hold too few steps of 5min for it to learn more" (read as: too few minutes)
+        assert "measured speed: in these minutes, 5min would get too few steps to learn more" in said() and "minute or two" not in said()
         fill(app.screen, **{"train-minutes": "1"})  # (1min is the budget's own pick for a minute: no why to say)
         assert await wait_for(pilot, lambda: said().startswith("auto picks 1min") and "minute or two" in said() and "measured" not in said())
         fill(app.screen, **{"train-minutes": "5", "train-device": "cuda"})  # (a GPU's run is sized by the budget: the note follows the device)

@@ -112,7 +112,7 @@ def size_note(preset: str, auto: bool, unit: str = "characters", over: str | Non
     from tinygpt_tui.engine.presets import PRESET_USES
 
     run, use = preset_run(preset), PRESET_USES[preset]
-    use = f"picked by this machine's measured speed: the minutes hold too few steps of {over} for it to learn more" if over else use
+    use = f"picked by this machine's measured speed: in these minutes, {over} would get too few steps to learn more" if over else use
     return Text(f"{f'auto picks {preset}: ' if auto else ''}{run.n_layer} layers, {run.n_embd} wide; {run.batch_size} passages of "
                 f"{run.block_size} {unit} a step. {use[0].upper()}{use[1:]}.", style="dim")
 
