@@ -1497,6 +1497,24 @@ async def test_the_size_note_counts_tokens_where_a_bpe_is_picked(tmp_path):
         assert await wait_for(pilot, lambda: "16 passages of 128 characters a step." in said()), said()
 
 
+async def test_the_corpus_field_unpicked_asks_for_a_pick_in_the_words_its_error_uses(tmp_path):
+    """Walking the form at 80x24, a newcomer read "Corpus  the catalog ▼" as a corpus chosen, pressed Start and was
+    told "pick a corpus from the list". Unpicked, the field says so, in those words."""
+    from textual.widgets import Select
+
+    app = make_app(make_models_dir(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+t")
+        assert await wait_for(pilot, lambda: app.current_mode == "training")
+        ts = app.screen
+        field = ts.query_one("#train-corpus", Select)
+        await pilot.pause()
+        shown = field.query_one("SelectCurrent Static")
+        line = "".join(seg.text for seg in shown.render_line(0)).strip()
+        assert field.is_blank() and line.startswith("pick") and "from the list" in line, line
+        assert field.region.contains_region(shown.region)
+
+
 @pytest.mark.parametrize("size", [(60, 18), (80, 24), (120, 40)])
 async def test_the_training_screen_fits_a_small_terminal(tmp_path, size):
     """A tester at 60x18: Start, Stop and Resume below the fold, no ^q Quit, labels cut ("e.g.",

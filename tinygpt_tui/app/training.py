@@ -160,7 +160,7 @@ class TrainingScreen(Screen):
         yield TitleBar()
         with Horizontal(id="train-body"):
             with VerticalScroll(id="train-form"):
-                yield row("Corpus", Select(self._corpus_options(), id="train-corpus", prompt="the catalog", allow_blank=True, compact=True), tight=False)
+                yield row("Corpus", Select(self._corpus_options(), id="train-corpus", prompt="pick from the list", allow_blank=True, compact=True), tight=False)
                 yield row("", Input(placeholder="…or a text file path", id="train-corpus-path", compact=True))
                 yield row("Name", Input(placeholder="e.g. my-shakespeare", id="train-name", restrict=r"[^/\\]*", max_length=100, compact=True), tight=False)
                 preset = Select([(self._preset_label(p), p) for p in PRESET_NAMES], value="auto", id="train-preset", allow_blank=False, compact=True)
