@@ -377,7 +377,12 @@ def test_a_real_full_disk_is_one_line_and_keeps_the_earlier_export(models, tmp_p
 
 @pytest.mark.parametrize("module,to", [("transformers", "hf"), ("tokenizers", "hf"), ("gguf", "gguf")])
 def test_without_the_extra_one_line_names_it(models, tmp_path, monkeypatch, module, to):
+    import transformers
+
     d, _ = models
+    # transformers imported whole first: imported while tokenizers is hidden, it remembers the package as missing for
+    # the rest of the process, and a later test's AutoTokenizer fails to import ("None | None" in its annotations)
+    assert transformers.AutoTokenizer
     monkeypatch.setitem(sys.modules, module, None)  # what an environment without the package imports
     assert_one_line_error(cli("export", "gpt2", tmp_path / "out", "--to", to, "--models-dir", d), 'pip install "tinygpt-tui[export]"')
     assert not (tmp_path / "out").exists()
