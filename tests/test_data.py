@@ -473,3 +473,17 @@ def test_a_preparation_waiting_for_another_process_preparing_the_corpus_says_so(
     assert STAGE_WORDS["waiting"] == "waiting for another process preparing this corpus"
     rest = list(seen.queue)
     assert [e.stage for e in rest if isinstance(e, Progress)][:1] == ["encoding"] and isinstance(rest[-1], Prepared)
+
+
+def test_a_garbled_book_in_a_folder_is_refused_before_training_and_a_folder_is_not_added(tmp_path):
+    """The prepared path (a folder, a glob, any file a run trains on) reads its files in chunks, not through
+    read_corpus: it refuses mojibake too, by the file's name; `corpus add` of a folder says how to train on it."""
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "a.txt").write_text("“Quite so,” said the vicar — naïvely.\n" * 400, encoding="utf-8")
+    (tmp_path / "books" / "b.txt").write_text(("“Quite so,” said she — naïvely.\n" * 400).encode().decode("cp1252", errors="replace"), encoding="utf-8")
+    r = tinygpt_inproc("train", tmp_path / "books", "--name", "m", "--max-steps", "1", "--models-dir", tmp_path / "models")
+    assert_one_line_error(r, "b.txt is garbled UTF-8", "iconv -f utf-8 -t cp1252")
+    assert not (tmp_path / "models" / "m").exists()
+    r = tinygpt_inproc("corpus", "add", tmp_path / "books", env={"TINYGPT_CORPORA_DIR": str(tmp_path / "c")})
+    assert_one_line_error(r, "corpus add takes one text file, not a folder", "tinygpt train", "books --name NAME")
+    assert not (tmp_path / "c").exists()

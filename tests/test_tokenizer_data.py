@@ -115,3 +115,39 @@ def test_printable_shows_an_undecodable_byte_of_a_path_as_the_byte():
     name = os.fsdecode(b"c\xff\x80.txt")  # how Python reads a file name that is not UTF-8
     assert printable(name) == "c\\xff\\x80.txt"
     assert printable("\ud800") == "\\ud800"  # a lone surrogate that no byte stands for stays a \u escape
+
+
+BOOK = "“Pray, do not trouble yourself,” said Margaret — she was naïve, not a fool, and the café was shut.\n" * 40
+
+
+@pytest.mark.parametrize(
+    "content,msg",
+    [
+        # cp1252's curly quotes: the advice was `iconv -f latin1`, which turns them into invisible C1 controls
+        (BOOK.encode("cp1252"), r"bad byte 0x93.*iconv -f cp1252 -t utf-8"),
+        # UTF-16 saved without its byte-order mark: it was "looks binary", with no way out
+        (BOOK.encode("utf-16-le"), "is UTF-16LE text.*iconv -f UTF-16LE"),
+        (BOOK.encode("utf-16-be"), "is UTF-16BE text.*iconv -f UTF-16BE"),
+        # an RTF document renamed .txt was trained on, markup and all
+        (rb"{\rtf1\ansi{\fonttbl\f0\fswiss Helvetica;}\f0\pard " + BOOK.encode() + b"}", "RTF document.*plain text"),
+        # UTF-8 read as cp1252 and saved as UTF-8 again, and the old advice followed: both were trained on silently
+        (BOOK.encode().decode("cp1252", errors="replace").encode(), "garbled UTF-8.*â€œ.*“.*iconv -f utf-8 -t cp1252"),
+        (BOOK.encode().decode("latin-1").encode(), "garbled UTF-8.*iconv -f utf-8 -t latin1"),
+        (BOOK.encode("cp1252").decode("latin-1").encode(), "120 invisible C1 control characters.*iconv -f cp1252"),
+    ],
+    ids=["cp1252", "utf16le", "utf16be", "rtf", "mojibake-cp1252", "mojibake-latin1", "c1-controls"],
+)
+def test_a_book_in_another_encoding_is_refused_with_the_conversion_that_fixes_it(tmp_path, content, msg):
+    p = tmp_path / "book.txt"
+    p.write_bytes(content)
+    with pytest.raises(CorpusError, match=msg) as e:
+        read_corpus(p)
+    assert "\n" not in str(e.value) and str(e.value).isprintable()
+
+
+def test_text_that_quotes_a_little_mojibake_or_is_not_latin_is_still_a_corpus(tmp_path):
+    p = tmp_path / "book.txt"
+    p.write_text(BOOK + "A page on encodings: “Ã©” is what é becomes when UTF-8 is read as cp1252.\n", encoding="utf-8")
+    assert read_corpus(p).text.endswith("cp1252.\n")
+    p.write_text("林黛玉道：“你又来了。”\n" * 200 + "Ein Märchen — Ελληνικά — русский\n" * 50, encoding="utf-8")
+    assert "русский" in read_corpus(p).text

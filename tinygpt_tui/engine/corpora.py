@@ -16,6 +16,7 @@ from tinygpt_tui.engine.files import MiB, decode_utf8, new_file_mode, open_regul
 from tinygpt_tui.engine.files import sha256_file as file_sha256
 from tinygpt_tui.engine.presets import edge_problem
 from tinygpt_tui.errors import CorpusError, TinyGPTError
+from tinygpt_tui.tokenizer import shell_word
 
 ENV_CORPORA_DIR = "TINYGPT_CORPORA_DIR"
 CATALOG_FILE = Path(__file__).resolve().parents[2] / "corpora" / "catalog.json"
@@ -60,6 +61,10 @@ def read_corpus(path) -> Corpus:
     text = normalize_text(decode_utf8(raw, "corpus", p, CorpusError))
     if not text.strip():
         raise CorpusError(f"corpus has no text: {p}")
+    from tinygpt_tui.engine.sources import garbled
+
+    if why := garbled(text):
+        raise CorpusError(f"corpus {why}: {p}")
     return Corpus(str(p), text, hashlib.sha256(raw).hexdigest())
 
 
@@ -247,6 +252,9 @@ def fetch(name: str, from_file: str | None = None, timeout: float = 30.0) -> Pat
 
 def add(path: str, name: str | None = None, force: bool = False) -> Path:
     """Copy a text file of your own into corpora/ (checked to be a usable corpus first); force: replace one added before."""
+    if os.path.isdir(os.path.expanduser(path)):
+        raise CorpusError(f"corpus add takes one text file, not a folder: {path}; a folder of .txt files is trained on "
+                          f"where it is, e.g. tinygpt train {shell_word(path)} --name NAME")
     corpus = read_corpus(path)  # raises a clear error for missing, empty, binary or non-UTF-8 files
     if len(set(corpus.text)) < 2:  # (as train would refuse it)
         raise CorpusError(f"{path} holds one distinct character: there is nothing to learn")

@@ -30,7 +30,8 @@ CHUNK = 4 * MiB
 BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 # documents a newcomer gives as a book: said by name (iconv, the advice for a non-UTF-8 text, would garble them)
 DOCUMENTS = {b"%PDF-": "a PDF document, not text: extract its text first, e.g. pdftotext book.pdf book.txt",
-             b"PK\x03\x04": "a ZIP archive (as a .docx, .epub or .odt is), not text: save or export it as plain text first"}
+             b"PK\x03\x04": "a ZIP archive (as a .docx, .epub or .odt is), not text: save or export it as plain text first",
+             b"{\\rtf": "an RTF document (rich text, full of markup), not plain text: save or export it as plain text first"}
 
 
 def not_text(head: bytes) -> str | None:
@@ -38,8 +39,17 @@ def not_text(head: bytes) -> str | None:
     kind = next((kind for magic, kind in DOCUMENTS.items() if head.startswith(magic)), None)
     if kind:
         return f"is {kind}"
-    name = next((name for bom, name in BOMS.items() if head.startswith(bom)), None)
+    name = next((name for bom, name in BOMS.items() if head.startswith(bom)), None) or utf16_without_bom(head)
     return f"is {name} text, tinygpt reads UTF-8: convert it first, e.g. iconv -f {name} -t UTF-8" if name else None
+
+
+def utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16LE or UTF-16BE where the NUL bytes of these bytes fall on every other byte, as the high bytes of
+    Latin text in UTF-16 do (a file saved without its byte-order mark); else None (a binary file)."""
+    even, odd, half = head[0::2].count(0), head[1::2].count(0), len(head) // 2
+    if half < 32 or min(even, odd) > half // 50 or max(even, odd) < half // 3:
+        return None
+    return "UTF-16BE" if even > odd else "UTF-16LE"
 
 
 KINDS_OF_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
@@ -97,12 +107,14 @@ def read_bytes(path, what: str, limit: int, error=CheckpointError, text: bool = 
 
 def not_utf8(raw: bytes, e: UnicodeDecodeError, offset: int = 0) -> str:
     """Why bytes are not UTF-8: cut off inside their last character (a copy or download that stopped
-    early: converting would garble it), or a bad byte (another encoding: iconv converts it)."""
+    early: converting would garble it), or a bad byte (another encoding: iconv converts it). The example is cp1252,
+    not latin1: Latin-1's letters are cp1252's too, and cp1252's curly quotes and dashes (bytes 0x80-0x9f) read
+    as Latin-1 become invisible C1 control characters."""
     if e.end == len(raw) and e.reason == "unexpected end of data":
         return (f"ends in the middle of a UTF-8 character (offset {offset + e.start:,}): cut off? "
                 "copy or download it again, or drop its last bytes")
-    return (f"is not UTF-8 text (bad byte 0x{raw[e.start]:02x} at offset {offset + e.start:,}); "
-            "convert it first, e.g. iconv -f latin1 -t utf-8")
+    return (f"is not UTF-8 text (bad byte 0x{raw[e.start]:02x} at offset {offset + e.start:,}); convert it from its "
+            "encoding first, e.g. iconv -f cp1252 -t utf-8 (Windows or Latin-1 text)")
 
 
 def decode_utf8(raw: bytes, what: str, path, error=CheckpointError) -> str:

@@ -19,6 +19,7 @@ import glob as globlib
 import hashlib
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,8 @@ def read_chunks(f: FileInfo, offset: int = 0, chunk: int = CHUNK) -> Iterator[tu
                 raise CorpusError(f"{f.path} {not_utf8(piece, e, offset)}") from None
             if offset == 0:
                 text = text.removeprefix("\ufeff")
+                if why := garbled(text):
+                    raise CorpusError(f"{f.path} {why}")
             if "\r" in text:
                 text = text.replace("\r\n", "\n").replace("\r", "\n")
             offset += cut
@@ -231,6 +234,40 @@ def _cut(buf: bytes) -> int:
     while i > 0 and buf[i - 1] == 0x0D:  # \r: its \n may come next
         i -= 1
     return i
+
+
+NON_ASCII = re.compile("[^\x00-\x7f]+")
+
+
+def garbled(text: str) -> str | None:
+    """Why text that is valid UTF-8 is still not the text its writer meant, or None: UTF-8 read as cp1252 or
+    Latin-1 and saved again ("â€œ" for "“", "Ã©" for "é": mojibake), or cp1252 converted as if it were Latin-1
+    (its curly quotes and dashes become invisible C1 control characters). Judged on the first 2,000 runs of
+    non-ASCII characters in its first CHUNK characters, most of which must be garbled: a text that quotes some
+    mojibake is not refused."""
+    text = text[:CHUNK]
+    if text.isascii():
+        return None
+    runs = [m.group() for m, _ in zip(NON_ASCII.finditer(text), range(2000))]
+    double = [(r, meant) for r in runs if (meant := _meant(r))]
+    if len(double) >= 3 and 2 * len(double) >= len(runs):
+        read_as = "latin1" if any("\x80" <= c <= "\x9f" for r, _ in double for c in r) else "cp1252"
+        shown, meant = ("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in double[0][0]), double[0][1])
+        return (f'is garbled UTF-8 (mojibake: "{shown}" where "{meant}" was meant, {len(double):,} times): it was read as '
+                f"{read_as} and saved again; undo that first, e.g. iconv -f utf-8 -t {read_as}")
+    if (c1 := sum(1 for r in runs for c in r if "\x80" <= c <= "\x9f")) >= 3:
+        return (f"holds {c1:,} invisible C1 control characters (U+0080 to U+009F): Windows text (cp1252) converted as if it "
+                "were Latin-1 turns its curly quotes and dashes into these; convert the original with iconv -f cp1252 -t utf-8")
+    return None
+
+
+def _meant(run: str) -> str | None:
+    """The text a run of non-ASCII characters was before its UTF-8 bytes were read as cp1252 or Latin-1, or None."""
+    try:
+        raw = bytes(ord(c) if ord(c) < 256 else c.encode("cp1252")[0] for c in run)
+        return raw.decode("utf-8")
+    except (UnicodeError, IndexError):
+        return None
 
 
 def changed(path) -> CorpusError:
