@@ -913,3 +913,16 @@ def test_a_run_in_a_terminal_says_it_is_starting_and_a_pipe_gets_only_the_run(tm
     assert piped.returncode == 0 and "starting:" not in piped.stdout + piped.stderr, piped.stderr
     said = in_a_terminal("lesson", "dropout", "--corpus", small_corpus, "--max-steps", "1", "--threads", "1", "--models-dir", tmp_path / "l")
     assert b"starting: loading PyTorch" in said and said.index(b"starting: loading PyTorch") < said.index(b"experiment lesson-dropout"), said[:2000]
+
+
+def test_corpus_add_says_how_long_the_book_is_and_when_it_is_too_short_to_train_as_it_is(tmp_path):
+    """A one-line book was 'added ...: train on it with `tinygpt train ...`', and that train then refused it as too
+    short: the add now says the book's length, and that the default context needs more (or a smaller --block-size)."""
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "c")}
+    (tmp_path / "line.txt").write_text("It was a dark and stormy night.\n")
+    (tmp_path / "book.txt").write_text("It was a dark and stormy night; the rain fell in torrents.\n" * 40)
+    r = tinygpt_inproc("corpus", "add", tmp_path / "line.txt", env=env)
+    assert r.returncode == 0 and "(32 characters)" in r.stdout and "too short" in r.stdout and "--block-size" in r.stdout
+    r = tinygpt_inproc("corpus", "add", tmp_path / "book.txt", env=env)
+    assert r.returncode == 0 and "(2,360 characters): train on it with `tinygpt train book --name NAME`" in r.stdout
+    assert "too short" not in r.stdout

@@ -54,10 +54,16 @@ def corpus_add(
     """Add a text file of your own, to train on by name. It is copied into corpora/ (git-ignored)."""
     from tinygpt_tui.engine.corpora import add
 
-    dest = add(str(file), name, force)
+    from tinygpt_tui.config import GPTConfig
+    from tinygpt_tui.data import min_corpus_chars
+
+    dest, chars = add(str(file), name, force)
     arg = shell_word(dest.stem)  # ("-draft" after --, where no option is looked for)
     command = f"tinygpt train --name NAME -- {arg}" if dest.stem.startswith("-") else f"tinygpt train {arg} --name NAME"
-    typer.echo(f"added {one_line(dest)}: train on it with `{one_line(command)}`")
+    block, need = GPTConfig.block_size, min_corpus_chars(GPTConfig.block_size)
+    short = (f"; too short for the default context of {block} characters, which needs {need:,}: add text, or train it "
+             "with a smaller --block-size") if chars < need else ""
+    typer.echo(f"added {one_line(dest)} ({chars:,} characters): train on it with `{one_line(command)}`{short}")
 
 
 @corpus_app.command("prepare", cls=Command, context_settings=HELP)

@@ -250,8 +250,9 @@ def fetch(name: str, from_file: str | None = None, timeout: float = 30.0) -> Pat
         unlink_quietly(tmp)
 
 
-def add(path: str, name: str | None = None, force: bool = False) -> Path:
-    """Copy a text file of your own into corpora/ (checked to be a usable corpus first); force: replace one added before."""
+def add(path: str, name: str | None = None, force: bool = False) -> tuple[Path, int]:
+    """Copy a text file of your own into corpora/ (checked to be a usable corpus first); force: replace one added before.
+    Where it went, and its characters."""
     if os.path.isdir(os.path.expanduser(path)):
         raise CorpusError(f"corpus add takes one text file, not a folder: {path}; a folder of .txt files is trained on "
                           f"where it is, e.g. tinygpt train {shell_word(path)} --name NAME")
@@ -268,4 +269,4 @@ def add(path: str, name: str | None = None, force: bool = False) -> Path:
     dest = corpora_dir() / f"{stem}.txt"
     if dest.exists() and not force and sha256_file(dest) != corpus.sha256:
         raise CorpusError(f"{dest} already exists with different text; pick another --name, or --force to replace it")
-    return _copy_into(Path(corpus.path), dest)
+    return _copy_into(Path(corpus.path), dest), len(corpus.text)
