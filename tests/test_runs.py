@@ -315,6 +315,21 @@ def test_every_stage_of_a_shipped_book_has_a_real_sample(book):
 
 
 # ----------------------------------------------------------------- the command line
+def test_runs_on_two_corpora_as_many_each_are_drawn_on_the_newest_runs():
+    """Two runs on Shakespeare, two on the learner's own book, all checked: the chart drew the corpus of the folder
+    listed first; it is that of the run trained last."""
+    from tinygpt_tui.engine.runs import RunSummary, common_corpus
+
+    def run(name, corpus, updated):
+        return RunSummary(name, None, "finished", corpus=corpus, corpus_sha256=corpus * 8, updated=updated)
+
+    older = [run("shakespeare", "shake", 100.0), run("lesson-a", "shake", 200.0)]
+    newer = [run("book-chars", "mybook", 300.0), run("book-bpe", "mybook", 400.0)]
+    assert common_corpus(older + newer) == ("mybook", "mybook" * 8)
+    assert common_corpus(newer + older) == ("mybook", "mybook" * 8)
+    assert common_corpus(older + newer[:1]) == ("shake", "shake" * 8)  # (more runs on one text: that one)
+
+
 def test_runs_command_lists_and_explains_broken_folders(tiny_models_dir):
     r = tinygpt_inproc("runs", "--models-dir", tiny_models_dir)
     assert r.returncode == 0, r.stderr

@@ -179,12 +179,14 @@ def _from_records(s: RunSummary, tail: list[dict]) -> None:
 
 def common_corpus(summaries) -> tuple[str, str]:
     """(name, sha256) of the corpus most of these runs trained on (their losses compare); ("", "") if none says.
-    Counted by sha256 where a run has one (the same text under two names is one corpus), else by name."""
-    runs: dict = {}  # sha256 (or the name of a run not saved yet): [how many, (name, sha256)]
+    Counted by sha256 where a run has one (the same text under two names is one corpus), else by name; a tie goes
+    to the corpus of the newest run (what the learner trained last, not the folder listed first)."""
+    runs: dict = {}  # sha256 (or the name of a run not saved yet): [how many, newest, (name, sha256)]
     for s in summaries:
         if s.ok and s.corpus:
-            runs.setdefault(s.corpus_sha256 or f"name:{s.corpus}", [0, (s.corpus, s.corpus_sha256)])[0] += 1
-    return max(runs.values(), key=lambda v: v[0])[1] if runs else ("", "")  # (a tie: the first)
+            group = runs.setdefault(s.corpus_sha256 or f"name:{s.corpus}", [0, s.updated, (s.corpus, s.corpus_sha256)])
+            group[0], group[1] = group[0] + 1, max(group[1], s.updated)
+    return max(runs.values(), key=lambda v: v[:2])[2] if runs else ("", "")
 
 
 def other_corpus(s: RunSummary, common: tuple[str, str]) -> bool:
