@@ -538,6 +538,28 @@ def test_corpus_add_refuses_what_it_cannot_keep_or_train(tmp_path, small_corpus)
     assert not (tmp_path / "c" / "a.txt").exists() and not (tmp_path / "c" / "shakespeare.txt").exists()
 
 
+def test_corpus_add_leaves_out_project_gutenbergs_header_and_licence(tmp_path, small_corpus):
+    """A book from Project Gutenberg was added whole: its header and its licence (legal English, 20,000 characters in
+    a real one) were trained on as part of the book. Added, it is the book alone, said with what was left out; --whole
+    keeps the file as it is; a text without the project's lines is copied byte for byte; adding it again is no clash."""
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "c")}
+    book = small_corpus.read_text(encoding="utf-8")[:20_000]
+    pg = tmp_path / "pg1513.txt"
+    pg.write_bytes(("\ufeffThe Project Gutenberg eBook of Romeo and Juliet\r\n\r\nThis ebook is for the use of anyone.\r\n"
+                    "*** START OF THE PROJECT GUTENBERG EBOOK ROMEO AND JULIET ***\r\n\r\n" + book.replace("\n", "\r\n")
+                    + "\r\n\r\n*** END OF THE PROJECT GUTENBERG EBOOK ROMEO AND JULIET ***\r\n"
+                    + "Section 1. General Terms of Use and Redistributing Project Gutenberg electronic works\r\n" * 40).encode("utf-8"))
+    for _ in range(2):
+        r = tinygpt_inproc("corpus", "add", pg, env=env)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "c" / "pg1513.txt").read_text(encoding="utf-8") == book.strip("\n") + "\n"
+        assert "left out Project Gutenberg's header and licence" in r.stdout and "--whole" in r.stdout
+    r = tinygpt_inproc("corpus", "add", pg, "--name", "whole", "--whole", env=env)
+    assert r.returncode == 0 and "left out" not in r.stdout and (tmp_path / "c" / "whole.txt").read_bytes() == pg.read_bytes()
+    r = tinygpt_inproc("corpus", "add", small_corpus, "--name", "plain", env=env)
+    assert "left out" not in r.stdout and (tmp_path / "c" / "plain.txt").read_bytes() == small_corpus.read_bytes()
+
+
 def test_corpus_add_on_a_full_disk_names_the_file_and_keeps_the_one_there(tmp_path, small_corpus):
     """Writes past a file-size limit fail as a full disk would: the error named no file ("error: File
     too large"); a corpus added before stays whole, and one added is readable as any new file."""

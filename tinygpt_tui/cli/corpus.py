@@ -50,20 +50,24 @@ def corpus_add(
     file: Path = typer.Argument(..., help="A UTF-8 text file of your own."),
     name: Optional[str] = typer.Option(None, "--name", help="Name to list it under (default: the file's name)."),
     force: bool = typer.Option(False, "--force", help="Replace a corpus added before under that name."),
+    whole: bool = typer.Option(False, "--whole", help="Keep a Project Gutenberg book's header and licence (left out by default)."),
 ):
-    """Add a text file of your own, to train on by name. It is copied into corpora/ (git-ignored)."""
+    """Add a text file of your own, to train on by name. It is copied into corpora/ (git-ignored); a Project
+    Gutenberg book without the project's header and licence."""
     from tinygpt_tui.engine.corpora import add
 
     from tinygpt_tui.config import GPTConfig
     from tinygpt_tui.data import min_corpus_chars
 
-    dest, chars = add(str(file), name, force)
+    dest, chars, left_out = add(str(file), name, force, whole)
     arg = shell_word(dest.stem)  # ("-draft" after --, where no option is looked for)
     command = f"tinygpt train --name NAME -- {arg}" if dest.stem.startswith("-") else f"tinygpt train {arg} --name NAME"
     block, need = GPTConfig.block_size, min_corpus_chars(GPTConfig.block_size)
     short = (f"; too short for the default context of {block} characters, which needs {need:,}: add text, or train it "
              "with a smaller --block-size") if chars < need else ""
     typer.echo(f"added {one_line(dest)} ({chars:,} characters): train on it with `{one_line(command)}`{short}")
+    if left_out:  # (else the model learns the licence's legal English along with the book)
+        typer.echo(f"left out Project Gutenberg's header and licence ({left_out:,} characters; --whole keeps them)")
 
 
 @corpus_app.command("prepare", cls=Command, context_settings=HELP)

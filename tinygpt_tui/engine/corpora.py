@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -103,24 +104,20 @@ def sha256_file(path: Path) -> str:
     return file_sha256(path, "corpus", CorpusError, MAX_CORPUS_BYTES)
 
 
-def _copy_into(src: Path, dest: Path) -> Path:
-    """Copy src to dest through a new temporary file, fsynced, and a rename (never through a link at dest):
-    a full disk or a read-only folder is one line naming dest, a read error one naming src, and a corpus
-    there before stays whole."""
+def _copy_into(src: Path, dest: Path, data: bytes | None = None) -> Path:
+    """Copy src (or write ``data`` instead) to dest through a new temporary file, fsynced, and a rename (never
+    through a link at dest): a full disk or a read-only folder is one line naming dest, a read error one naming
+    src, and a corpus there before stays whole."""
     tmp = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        with os.fdopen(fd, "wb") as out, os.fdopen(open_regular(src, "corpus", CorpusError), "rb") as f:
+        with os.fdopen(fd, "wb") as out:
             os.fchmod(out.fileno(), new_file_mode())  # (mkstemp makes it 0600)
-            while True:
-                try:
-                    block = f.read(MiB)
-                except OSError as e:  # (not the write's fault: name the file that could not be read)
-                    raise CorpusError(f"cannot read {src}: {e.strerror or e}") from None
-                if not block:
-                    break
-                out.write(block)
+            if data is not None:
+                out.write(data)
+            else:
+                _copy_blocks(src, out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, dest)
@@ -130,6 +127,18 @@ def _copy_into(src: Path, dest: Path) -> Path:
         if tmp is not None:
             unlink_quietly(tmp)
     return dest
+
+
+def _copy_blocks(src: Path, out) -> None:
+    with os.fdopen(open_regular(src, "corpus", CorpusError), "rb") as f:
+        while True:
+            try:
+                block = f.read(MiB)
+            except OSError as e:  # (not the write's fault: name the file that could not be read)
+                raise CorpusError(f"cannot read {src}: {e.strerror or e}") from None
+            if not block:
+                return
+            out.write(block)
 
 
 def local_path(entry: CatalogEntry) -> Path:
@@ -250,9 +259,27 @@ def fetch(name: str, from_file: str | None = None, timeout: float = 30.0) -> Pat
         unlink_quietly(tmp)
 
 
-def add(path: str, name: str | None = None, force: bool = False) -> tuple[Path, int]:
+# Project Gutenberg's books open with its header and close with its licence (about 20,000 characters of legal
+# English), between lines like "*** START OF THE PROJECT GUTENBERG EBOOK MOBY DICK ***" and "*** END OF ...".
+GUTENBERG = (re.compile(r"^\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.M | re.I),
+             re.compile(r"^\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.M | re.I))
+
+
+def gutenberg_book(text: str) -> str | None:
+    """The book inside a Project Gutenberg file (what its START and END lines enclose, blank lines at either end
+    left out), or None where the text has no such lines or nothing between them."""
+    start, end = (rx.search(text) for rx in GUTENBERG)
+    if start is None and end is None:
+        return None
+    body = text[start.end() if start else 0: end.start() if end and (start is None or end.start() > start.end()) else len(text)]
+    body = body.strip("\n")
+    return body + "\n" if body.strip() else None
+
+
+def add(path: str, name: str | None = None, force: bool = False, whole: bool = False) -> tuple[Path, int, int]:
     """Copy a text file of your own into corpora/ (checked to be a usable corpus first); force: replace one added before.
-    Where it went, and its characters."""
+    A Project Gutenberg book goes in without the project's header and licence unless ``whole``. Where it went, its
+    characters, and the characters left out."""
     if os.path.isdir(os.path.expanduser(path)):
         raise CorpusError(f"corpus add takes one text file, not a folder: {path}; a folder of .txt files is trained on "
                           f"where it is, e.g. tinygpt train {shell_word(path)} --name NAME")
@@ -267,6 +294,11 @@ def add(path: str, name: str | None = None, force: bool = False) -> tuple[Path, 
     if any(stem in (e.name, Path(e.file).stem) for e in catalog().values()):
         raise CorpusError(f"{stem!r} is the name of a catalog corpus; pick another --name")
     dest = corpora_dir() / f"{stem}.txt"
-    if dest.exists() and not force and sha256_file(dest) != corpus.sha256:
+    book = None if whole else gutenberg_book(corpus.text)
+    data = book.encode("utf-8") if book is not None else None
+    sha = hashlib.sha256(data).hexdigest() if data is not None else corpus.sha256
+    if dest.exists() and not force and sha256_file(dest) != sha:
         raise CorpusError(f"{dest} already exists with different text; pick another --name, or --force to replace it")
-    return _copy_into(Path(corpus.path), dest), len(corpus.text)
+    if book is None:
+        return _copy_into(Path(corpus.path), dest), len(corpus.text), 0
+    return _copy_into(Path(corpus.path), dest, data), len(book), len(corpus.text) - len(book)
