@@ -487,3 +487,8 @@ def test_a_garbled_book_in_a_folder_is_refused_before_training_and_a_folder_is_n
     r = tinygpt_inproc("corpus", "add", tmp_path / "books", env={"TINYGPT_CORPORA_DIR": str(tmp_path / "c")})
     assert_one_line_error(r, "corpus add takes one text file, not a folder", "tinygpt train", "books --name NAME")
     assert not (tmp_path / "c").exists()
+    (tmp_path / "shelf" / "volume 1").mkdir(parents=True)  # (books in subfolders alone: train would refuse it too)
+    (tmp_path / "shelf" / "volume 1" / "a.txt").write_text("a book\n" * 400, encoding="utf-8")
+    r = tinygpt_inproc("corpus", "add", tmp_path / "shelf", env={"TINYGPT_CORPORA_DIR": str(tmp_path / "c")})
+    assert_one_line_error(r, "not a folder", "nor does it hold .txt files")
+    assert "tinygpt train" not in r.stderr and not (tmp_path / "c").exists()

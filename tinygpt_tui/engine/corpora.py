@@ -281,8 +281,14 @@ def add(path: str, name: str | None = None, force: bool = False, whole: bool = F
     A Project Gutenberg book goes in without the project's header and licence unless ``whole``. Where it went, its
     characters, and the characters left out."""
     if os.path.isdir(os.path.expanduser(path)):
-        raise CorpusError(f"corpus add takes one text file, not a folder: {path}; a folder of .txt files is trained on "
-                          f"where it is, e.g. tinygpt train {shell_word(path)} --name NAME")
+        from tinygpt_tui.engine.sources import source_files
+
+        try:  # (advice to train on a folder train then refuses was a second error)
+            source_files(path)
+            then = f"a folder of .txt files is trained on where it is, e.g. tinygpt train {shell_word(path)} --name NAME"
+        except TinyGPTError:
+            then = "nor does it hold .txt files to train on where it is (its subfolders are not read)"
+        raise CorpusError(f"corpus add takes one text file, not a folder: {path}; {then}")
     corpus = read_corpus(path)  # raises a clear error for missing, empty, binary or non-UTF-8 files
     if len(set(corpus.text)) < 2:  # (as train would refuse it)
         raise CorpusError(f"{path} holds one distinct character: there is nothing to learn")
