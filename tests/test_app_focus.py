@@ -215,7 +215,8 @@ async def test_the_status_line_keeps_the_model_and_device_and_cuts_no_part(model
 
 async def test_a_finished_runs_status_keeps_its_validation_loss_at_80_columns(models_dir):  # noqa: F811
     """A newcomer's first hour: after a run ended, the status line at 80x24 read "done · my-shakespeare · CPU
-    (compiled) · trained my-shakespeare · done", a second "done" where the run's validation loss was the news."""
+    (compiled) · trained my-shakespeare · done", a second "done" where the run's validation loss was the news; then
+    "trained my-shakespeare · val 1.630", which read as if my-shakespeare were the model loaded."""
     from tinygpt_tui.app.jobs import TrainingJob
     from tinygpt_tui.engine.train import TrainConfig
 
@@ -231,7 +232,8 @@ async def test_a_finished_runs_status_keeps_its_validation_loss_at_80_columns(mo
         await generated(pilot, gen, "ab", 300)
         gen.update_status()
         text = str(gen.query_one("#status").render())
-        assert "trained my-shakespeare" in text and "val 1.630" in text, text
+        assert "run my-shakespeare done" in text and "val 1.630" in text, text  # (not "trained X": read as the loaded model)
+        assert text.index("alpha") < text.index("run my-shakespeare"), text
         app.training = None
 
 

@@ -126,8 +126,8 @@ class TrainingJob(Job):
         if not self.active and not r.start and self.state == "stopped":
             return [Part(f"{name} stopped while preparing its corpus: nothing trained, nothing saved", rank, "bold", f"{name} stopped")]
         if not self.active:
-            vl = r.full_val_loss  # (kept before "done": the run's result, where "trained X · done" said nothing new)
-            return [Part(f"trained {name}", rank, "bold"), Part(f"{self.state} at step {r.step:,}", rank + (1 if vl is None else 3), short=self.state),
+            vl = r.full_val_loss  # (kept: the run's result; "trained X" beside the loaded model read as if X were the loaded one)
+            return [Part(f"run {name} {self.state} at step {r.step:,}", rank, "bold", f"run {name} {self.state}"),
                     *([Part(f"val {vl:.3f}", rank + 1)] if vl is not None else [])]
         if not r.start:  # (starting, or stopping before it started)
             prep = preparation(r)
