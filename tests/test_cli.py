@@ -252,6 +252,25 @@ def test_every_command_a_model_card_prints_runs_as_printed(tmp_path, small_corpu
             assert r.returncode == 0, (command, r.stderr)
 
 
+def test_a_run_on_a_folder_or_a_glob_says_which_files_it_reads(tmp_path, small_corpus):
+    """A newcomer's folder: `tinygpt train FOLDER` named none of its files, and left out notes.md without a word.
+    One line on stderr (stdout stays the --jsonl events); a glob's matches are all read, whatever their names."""
+    books = tmp_path / "books"
+    books.mkdir()
+    text = small_corpus.read_text(encoding="utf-8")[:20_000]
+    for name in ("a.txt", "b.txt", "notes.md", "c.text"):
+        (books / name).write_text(text, encoding="utf-8")
+    tiny = ["--preset", "tiny", "--block-size", "16", "--max-steps", "1", "--eval-iters", "1", "--threads", "1", "--sample-chars", "0"]
+    r = tinygpt_inproc("train", books, "--name", "f", "--models-dir", tmp_path / "m", *tiny, "--jsonl")
+    assert r.returncode == 0, r.stderr
+    assert f"corpus {books}: reads 2 .txt file(s); left out, not .txt: c.text, notes.md" in r.stderr, r.stderr
+    assert run_events(r.stdout)[0]["event"] == "start"
+    r = tinygpt_inproc("train", books / "*", "--name", "g", "--models-dir", tmp_path / "m", *tiny, "--jsonl")
+    assert r.returncode == 0 and f"corpus {books / '*'}: reads 4 file(s) that match" in r.stderr, r.stderr
+    r = tinygpt_inproc("train", books / "a.txt", "--name", "h", "--models-dir", tmp_path / "m", *tiny, "--jsonl")
+    assert r.returncode == 0 and "reads" not in r.stderr, r.stderr  # (one file: nothing to say)
+
+
 def test_the_card_s_command_keeps_options_typed_before_train(tmp_path, small_corpus):
     """`tinygpt --models-dir DIR train ...` (as the README's --models-dir reads): the card's command is that
     one, not `tinygpt train --models-dir DIR train ...`, and it runs as printed into the same folder."""

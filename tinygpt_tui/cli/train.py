@@ -85,9 +85,11 @@ def train(
     options.update(corpus=str(resolve_corpus(corpus)) if corpus is not None else "", time_budget=minutes * 60 if minutes else None,
                    models_dir=str(models_dir) if models_dir else None, command=command_line())
     if corpus is not None:
-        from tinygpt_tui.engine.sources import look_first
+        from tinygpt_tui.engine.sources import files_line, look_first
 
         look_first(options["corpus"])  # before the probe (10 s, once per machine)
+        if (line := files_line(options["corpus"])) and int(os.environ.get("RANK", "0") or 0) == 0:
+            note(line)  # (a folder's or a glob's files were never named; corpus prepare said only "2 file(s)")
     from tinygpt_tui.engine.presets import unused_settings
     from tinygpt_tui.engine.probe import settle
 

@@ -119,6 +119,17 @@ def look_first(spec: str) -> None:
             next(chunks, None)
 
 
+def files_line(spec: str) -> str | None:
+    """Which files a folder or a glob gives, in a line ("corpus books: reads 2 .txt file(s); left out, not .txt: a.md");
+    None for one file. A run named none of them, and a folder's other files were left out without a word."""
+    p, files = Path(os.path.expanduser(str(spec))), source_files(spec)
+    if not p.is_dir():
+        return None if p.exists() else f"corpus {spec}: reads {len(files):,} file(s) that match"
+    others = sorted(f.name for f in p.iterdir() if f.is_file() and not f.name.startswith(".") and f.suffix.lower() != ".txt")
+    more = f" and {len(others) - 3:,} more" if len(others) > 3 else ""
+    return f"corpus {p}: reads {len(files):,} .txt file(s)" + (f"; left out, not .txt: {', '.join(others[:3])}{more}" if others else "")
+
+
 def corpus_name(spec: str) -> str:
     p = Path(os.path.expanduser(str(spec)))
     return p.parent.name or "corpus" if any(c in str(spec) for c in "*?[") and not p.exists() else p.stem or p.name
