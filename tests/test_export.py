@@ -512,6 +512,17 @@ def test_gguf_export_names_the_character_llama_cpp_ends_text_at(tmp_path):
     assert r.exit_code == 0 and "end-of-text" not in r.stdout  # transformers has no such default
 
 
+def test_a_gguf_file_named_without_gguf_says_so(tmp_path):
+    """`tinygpt export MODEL book-gguf --to gguf` wrote a file named without .gguf without a word (the hf
+    export already notes a folder named like a .gguf file); a name ending in .gguf (any case) gets no note."""
+    make_tiny_model(tmp_path / "models" / "m", "abc abc\n" * 400, **LLAMA)
+    r = cli("export", "m", tmp_path / "book-gguf", "--to", "gguf", "--models-dir", tmp_path / "models")
+    assert r.exit_code == 0 and (tmp_path / "book-gguf").read_bytes()[:4] == b"GGUF", r.stderr
+    assert "note: book-gguf is a GGUF file, though its name does not end in .gguf" in r.stdout, r.stdout
+    r = cli("export", "m", tmp_path / "book.GGUF", "--to", "gguf", "--models-dir", tmp_path / "models")
+    assert r.exit_code == 0 and "note" not in r.stdout, r.stdout
+
+
 DREAM = "林黛玉听了, 宝玉笑道: “好妹妹; 你说什么?” 罢了—罢了、好。\n" * 400
 
 

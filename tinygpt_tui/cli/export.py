@@ -59,6 +59,8 @@ def export(
     prose(console(), one_line(f"wrote {out} ({ex.ARCH_NAMES[arch]}, {cfg.param_count():,} parameters, fp32)"))
     if to is Target.hf and out.suffix.lower() == ".gguf":  # (written as asked; a folder so named misleads later)
         prose(console(), one_line(f"note: {out.name} is a folder (--to hf writes one), though its name looks like a GGUF file's (--to gguf)"))
+    if to is Target.gguf and out.suffix.lower() != ".gguf":  # (written as asked; llama.cpp reads it, a file browser won't know it)
+        prose(console(), one_line(f"note: {out.name} is a GGUF file, though its name does not end in .gguf"))
     eot = ex.gguf_end_of_text(loaded.tokenizer) if to is Target.gguf else None
     if eot is not None:  # (a generation that stops at a common character, a '。' in Chinese, looks broken)
         prose(console(), one_line(f"note: llama.cpp takes {eot!r} (id {ex.LLAMA_CPP_EOS}) for its end-of-text token, as this "
