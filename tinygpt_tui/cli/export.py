@@ -62,9 +62,9 @@ def export(
     if to is Target.gguf and out.suffix.lower() != ".gguf":  # (written as asked; llama.cpp reads it, a file browser won't know it)
         prose(console(), one_line(f"note: {out.name} is a GGUF file, though its name does not end in .gguf"))
     eot = ex.gguf_end_of_text(loaded.tokenizer) if to is Target.gguf else None
-    if eot is not None:  # (a generation that stops at a common character, a '。' in Chinese, looks broken)
-        prose(console(), one_line(f"note: llama.cpp takes {eot!r} (id {ex.LLAMA_CPP_EOS}) for its end-of-text token, as this "
-                                  f"vocabulary has none: a generation stops there; with --ignore-eos (as below) it goes on, never writing {eot!r}"))
+    if eot is not None:  # (a generation that stops at a common character, a '。' in Chinese, looks broken; the why said first)
+        prose(console(), one_line(f"note: llama.cpp stops at an end-of-text token; a character model has none, so it takes "
+                                  f"{eot!r} (id {ex.LLAMA_CPP_EOS}) for one: --ignore-eos (below) goes on, never writing {eot!r}"))
     prompt, n = hint_prompt(loaded.tokenizer, cfg.block_size)
     if to is Target.hf:  # (JSON's escapes are Python's: a newline or an ESC in the path stays inside the string)
         code = (f"from transformers import pipeline; print(pipeline({json.dumps('text-generation')}, "
