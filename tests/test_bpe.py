@@ -369,6 +369,21 @@ def test_inspect_marks_the_bytes_of_a_character_split_across_tokens(bpe_models, 
     assert 'asked about: "\u2039e2\u203a" ranks #' in r.stdout  # (quoted, as every ranked token is)
 
 
+def test_inspect_keys_a_byte_token_under_the_table_only_where_one_shows(bpe_models):
+    """A newcomer read ‹e2› in `inspect` and could not tell it was a raw byte: one key line under the bars, where
+    such a token shows (in the context, the bars, or --rank-of), and none where none does."""
+    key = "byte(s) in hex of a character the tokenizer splits into bytes"
+    r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", "5€", "--layer", "0")
+    lines = r.stdout.splitlines()
+    (line,) = [ln for ln in lines if key in ln]
+    assert line == f"\u2039e2\u203a \u203982\u203a \u2039ac\u203a: {key}", line
+    assert lines.index(line) > max(i for i, ln in enumerate(lines) if ln.endswith("%")) > lines.index(line) - 3  # under the bars
+    r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", "ROMEO: the king", "--layer", "0", "-k", "1")
+    assert r.returncode == 0 and "\u2039" not in r.stdout and key not in r.stdout, r.stdout  # (its one bar: "g")
+    r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", "ROMEO", "--layer", "0", "-k", "1", "--rank-of", "\u2039e2\u203a")
+    assert f"\u2039e2\u203a: {key}" in r.stdout, r.stdout
+
+
 def test_generate_says_its_length_counts_tokens_for_a_bpe_model(bpe_models):
     """-n said "Characters to generate"; a BPE model's -n 30 wrote about 55 characters of Shakespeare."""
     from tinygpt_tui.app.sidebar import FIELDS

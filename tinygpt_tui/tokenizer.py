@@ -247,6 +247,15 @@ def byte_text(data: bytes) -> str:
                        data.decode("utf-8", "surrogateescape"))
 
 
+BYTE_LABEL = re.compile("\u2039[0-9a-f]+\u203a")  # byte_text's ‹a9›
+
+
+def byte_key(labels) -> str | None:
+    """The key to byte_text's ‹a9› where the labels hold one (else None): a newcomer could not tell it was a byte."""
+    found = list(dict.fromkeys(m for t in labels for m in BYTE_LABEL.findall(t)))
+    return f"{' '.join(found[:3])}: byte(s) in hex of a character the tokenizer splits into bytes" if found else None
+
+
 class ByteStream:
     """Token bytes in, text out: an incremental UTF-8 decoder holds back a character's first bytes
     until its last arrives; a byte that can never start or finish one becomes U+FFFD."""

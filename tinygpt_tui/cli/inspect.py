@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import sys
 import unicodedata
 from pathlib import Path
 from typing import Optional
@@ -23,7 +22,7 @@ from rich.text import Text
 from tinygpt_tui.cli.common import ModelsDir, console as new_console, friendly, one_line, prose
 from tinygpt_tui.engine.inspect import display_char
 from tinygpt_tui.errors import SettingsError, TinyGPTError
-from tinygpt_tui.tokenizer import printable
+from tinygpt_tui.tokenizer import byte_key, printable
 
 O = typer.Option
 
@@ -97,9 +96,7 @@ def print_json(doc) -> None:
     (DEL, C1 controls, bidi overrides): the output may be shown on a terminal. A lone surrogate (a
     prompt's byte that was not UTF-8) is escaped too: written raw, it was not UTF-8 either."""
     text = json.dumps(doc, ensure_ascii=False)
-    sys.stdout.write("".join(json.dumps(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") else c
-                             for c in text) + "\n")
-    sys.stdout.flush()
+    print("".join(json.dumps(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") else c for c in text), flush=True)
 
 
 def lens_and_ablation(console, analysis, view, lens: bool, ablate: bool, top_k: int, json_out: bool, unit: str = "character") -> None:
@@ -487,6 +484,8 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
         console.print(ranked_line(view.sampled, "asked about:"))
     elif view.sampled_unknown:
         console.print(Text(f"asked about a {unit} the model does not know", style="yellow"))
+    if unit == "token" and (key := byte_key([*view.chars, *(c.char for c in view.candidates), view.sampled.char if view.sampled else ""])):
+        prose(console, Text(key, style="dim"))  # (under the table; the context above and the heatmaps below show them too)
     for i in range(view.n_layer) if layer is None else [layer]:
         console.print()
         title = Text(f"Layer {i} of 0..{view.n_layer - 1}: how position {p} attends over the context, per head", style="bold")
