@@ -20,8 +20,8 @@ def tinygpt(*args, env=None, cwd=None, timeout=240):
 
 
 class _Result:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+    def __init__(self, returncode, stdout, stderr, output=""):  # (output: both, in the order written)
+        self.returncode, self.stdout, self.stderr, self.output = returncode, stdout, stderr, output
 
 
 def tinygpt_inproc(*args, env=None):
@@ -39,7 +39,7 @@ def tinygpt_inproc(*args, env=None):
         sys.argv = saved
     if r.exception and not isinstance(r.exception, SystemExit):
         raise r.exception
-    return _Result(r.exit_code, r.stdout, r.stderr)
+    return _Result(r.exit_code, r.stdout, r.stderr, r.output)
 
 
 def run_events(stdout: str) -> list[dict]:
@@ -104,6 +104,9 @@ def test_generate_reports_unknown_prompt_chars(trained):
     models, _ = trained
     r = tinygpt_inproc("generate", "tiny one", "--prompt", "héllo €", "--max-new", "5", "--models-dir", models)
     assert r.returncode == 0 and "does not know" in r.stderr and "€" in r.stderr
+    # before the text, on stderr (a newcomer's terminal, stdout and stderr in one, must see it first; stdout stays the text)
+    first, *_ = r.output.splitlines()
+    assert first.startswith("note: the model does not know") and "€" in first and r.stdout.startswith("h"), r.output
 
 
 def test_eval_reproduces_the_card(trained, small_corpus):
