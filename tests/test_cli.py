@@ -582,6 +582,23 @@ def test_corpus_add_leaves_out_project_gutenbergs_header_and_licence(tmp_path, s
     assert "left out" not in r.stdout and (tmp_path / "c" / "plain.txt").read_bytes() == small_corpus.read_bytes()
 
 
+@pytest.mark.parametrize("start,end", [
+    # the licence's END line quoted in the header before START: the first END was before START, so the book kept the licence
+    ("*** END OF THE PROJECT GUTENBERG EBOOK X ***\n(header)\n*** START OF THE PROJECT GUTENBERG EBOOK X ***",
+     "*** END OF THE PROJECT GUTENBERG EBOOK X ***"),
+    ("***  START  OF THE PROJECT GUTENBERG EBOOK X  ***", "***  END OF  THE PROJECT GUTENBERG EBOOK X ***"),  # doubled spaces
+    ("  *** Start of the Project Gutenberg eBook X ***", "  *** End of the Project Gutenberg eBook X ***"),  # indented, odd case
+    ("*** START OF THIS PROJECT GUTENBERG ETEXT X ***", "*** END OF THIS PROJECT GUTENBERG ETEXT X ***"),  # an older book's
+    # an older book's last line before END: "End of the Project Gutenberg EBook of X" was kept as the book's last line
+    ("*** START OF THIS PROJECT GUTENBERG EBOOK X ***", "End of the Project Gutenberg EBook of X, by Y\n\n*** END OF THIS PROJECT GUTENBERG EBOOK X ***"),
+], ids=["end-before-start", "spaces", "indented", "etext", "end-of-line"])
+def test_a_project_gutenberg_book_is_found_between_its_lines_as_real_files_write_them(start, end):
+    from tinygpt_tui.engine.corpora import gutenberg_book
+
+    text = f"The Project Gutenberg eBook of X\n\n{start}\n\nThe book.\nIts end.\n\n{end}\nSection 1. The licence.\n"
+    assert gutenberg_book(text) == "The book.\nIts end.\n"
+
+
 def test_corpus_add_on_a_full_disk_names_the_file_and_keeps_the_one_there(tmp_path, small_corpus):
     """Writes past a file-size limit fail as a full disk would: the error named no file ("error: File
     too large"); a corpus added before stays whole, and one added is readable as any new file."""

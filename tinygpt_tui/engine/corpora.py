@@ -260,19 +260,23 @@ def fetch(name: str, from_file: str | None = None, timeout: float = 30.0) -> Pat
 
 
 # Project Gutenberg's books open with its header and close with its licence (about 20,000 characters of legal
-# English), between lines like "*** START OF THE PROJECT GUTENBERG EBOOK MOBY DICK ***" and "*** END OF ...".
-GUTENBERG = (re.compile(r"^\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.M | re.I),
-             re.compile(r"^\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.M | re.I))
+# English), between lines like "*** START OF THE PROJECT GUTENBERG EBOOK MOBY DICK ***" and "*** END OF ...", as real
+# files write them: any case, spaces doubled or indented, "THIS" and "ETEXT" in older ones.
+GUTENBERG = tuple(re.compile(rf"^[ \t]*\*{{3}}[ \t]*{w}[ \t]+OF[ \t]+(?:THE|THIS)[ \t]+PROJECT[ \t]+GUTENBERG[ \t]+E-?(?:BOOK|TEXT)\b.*$",
+                             re.M | re.I) for w in ("START", "END"))
+# an older book's last line before its END line, which is the project's too: "End of the Project Gutenberg EBook of X"
+GUTENBERG_LAST = re.compile(r"(?:\A|\n)[ \t]*End of (?:the |this )?Project Gutenberg\b[^\n]*\s*\Z", re.I)
 
 
 def gutenberg_book(text: str) -> str | None:
     """The book inside a Project Gutenberg file (what its START and END lines enclose, blank lines at either end
-    left out), or None where the text has no such lines or nothing between them."""
-    start, end = (rx.search(text) for rx in GUTENBERG)
+    left out), or None where the text has no such lines or nothing between them. The END line is looked for after
+    START (one before it, quoted in the header, would keep the licence)."""
+    start = GUTENBERG[0].search(text)
+    end = GUTENBERG[1].search(text, start.end() if start else 0)
     if start is None and end is None:
         return None
-    body = text[start.end() if start else 0: end.start() if end and (start is None or end.start() > start.end()) else len(text)]
-    body = body.strip("\n")
+    body = GUTENBERG_LAST.sub("", text[start.end() if start else 0: end.start() if end else len(text)]).strip("\n")
     return body + "\n" if body.strip() else None
 
 
