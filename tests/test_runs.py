@@ -314,6 +314,23 @@ def test_every_stage_of_a_shipped_book_has_a_real_sample(book):
     assert ms[0].source == f"early-{book.removeprefix('tiny')}"  # the first stage: from a short run's early evaluations
 
 
+def test_the_runs_stamp_changes_when_an_experiment_s_member_starts_its_log(tmp_path):
+    """The runs screen lists again only when stamp() differs. It stamped the folders of the runs listed and their parents:
+    an experiment's member is listed once it has a log or a config, so the first member of a new experiment (and a member
+    caught between its folder and its first record) was in no folder stamped, and its log starting changed nothing: it
+    stayed off the screen until F5."""
+    exp = tmp_path / "models" / "grid"
+    (exp / "lr=0.001").mkdir(parents=True)
+    (exp / "experiment.json").write_text("{}", encoding="utf-8")
+    (exp / "lr=0.001" / ".lock").write_text("123", encoding="utf-8")  # locked, preparing its corpus: no record yet
+    listed = list_runs(tmp_path / "models")
+    assert listed == []
+    before = runs.stamp(tmp_path / "models", listed)
+    (exp / "lr=0.001" / "metrics.jsonl").write_text(json.dumps({"event": "start", "step": 0}) + "\n", encoding="utf-8")
+    assert [s.name for s in list_runs(tmp_path / "models")] == ["grid/lr=0.001"]
+    assert runs.stamp(tmp_path / "models", listed) != before
+
+
 # ----------------------------------------------------------------- the command line
 def test_runs_on_two_corpora_as_many_each_are_drawn_on_the_newest_runs():
     """Two runs on Shakespeare, two on the learner's own book, all checked: the chart drew the corpus of the folder

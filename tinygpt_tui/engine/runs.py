@@ -237,10 +237,12 @@ def run_folders(models_dir=None) -> list[tuple[str, Path]]:
 
 
 def stamp(models_dir, runs) -> tuple:
-    """What changes when a listing of these runs would, read with stat() calls alone (the runs screen checks it every
-    few seconds and lists again only when it differs): the models folder, each run's folder and the one holding it
-    (a run added, removed, or saved: files renamed into it), each run's metrics.jsonl and config.json (appended,
-    rewritten), and whether each live run still holds its lock (one killed changes no file)."""
+    """What changes when a listing of these runs would, read with stat() calls and folder reads alone (the runs screen
+    checks it every few seconds and lists again only when it differs): the models folder, each run's folder and the one
+    holding it (a run added, removed, or saved: files renamed into it), each run's metrics.jsonl and config.json
+    (appended, rewritten), whether each live run still holds its lock (one killed changes no file), and the folders no
+    run listed is in, two levels down: an experiment's, its members' (a member is a run once it has a log or a config,
+    which changes its folder alone: the first member of a new experiment was in no folder stamped)."""
     def st(p):
         try:
             s = os.stat(p)
@@ -249,9 +251,20 @@ def stamp(models_dir, runs) -> tuple:
         return s.st_ino, s.st_mtime_ns, s.st_size
 
     runs = list(runs)
-    dirs = {Path(models_dir) if models_dir else ckpt.default_models_dir()} | {r.folder for r in runs} | {r.folder.parent for r in runs}
+    models = Path(models_dir) if models_dir else ckpt.default_models_dir()
+    listed = {r.folder for r in runs}
+    dirs = {models} | listed | {r.folder.parent for r in runs} | {p for p in _subfolders(models) if p not in listed}
+    dirs |= {m for p in dirs - listed - {models} for m in _subfolders(p) if m not in listed}
     return (tuple(st(d) for d in sorted(dirs)), tuple(st(r.folder / f) for r in runs for f in (ckpt.METRICS, ckpt.CONFIG)),
             tuple(ckpt.is_training(r.folder) for r in runs if r.status == "training"))
+
+
+def _subfolders(p: Path) -> list[Path]:
+    try:
+        with os.scandir(p) as entries:
+            return [p / e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+    except OSError:
+        return []
 
 
 def list_runs(models_dir=None) -> list[RunSummary]:
