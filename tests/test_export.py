@@ -713,6 +713,22 @@ def test_an_imported_model_s_card_says_it_was_trained_elsewhere_and_how_it_was_m
     assert all(torch.equal(v, weights[k]) for k, v in load_file(folder / "model.safetensors").items())
 
 
+def test_a_card_of_a_model_made_elsewhere_gives_no_step_count_it_does_not_know():
+    """An imported GPT-2 (or a bare nanoGPT state dict) records step 0: its card said "| steps | 0 |", which reads as a
+    model never trained; its steps were taken elsewhere and are not recorded. A converted checkpoint's iter_num is."""
+    from tinygpt_tui.config import GPTConfig
+    from tinygpt_tui.engine.card import render_card
+
+    cfg = GPTConfig(vocab_size=96)
+    doc = {"name": "imp", "model": cfg.to_dict(), "corpus": {"name": "unknown"},
+           "figures": {"step": 0, "val_loss": None, "params": cfg.param_count()},
+           "imported_from": {"format": "Hugging Face GPT-2", "folder": "hf", "tokenizer": "char"}, "command": "tinygpt import hf"}
+    assert "| steps |" not in render_card(doc)
+    doc.pop("imported_from")
+    doc["converted_from"], doc["figures"]["step"] = {"format": "nanoGPT ckpt.pt", "file": "ckpt.pt"}, 5000
+    assert "| steps | 5,000 |" in render_card(doc)
+
+
 def test_import_refuses_a_name_taken_and_a_bad_name(hf_folder, tmp_path):
     models = tmp_path / "models"
     assert cli("import", hf_folder, "--name", "taken", "--models-dir", models).exit_code == 0

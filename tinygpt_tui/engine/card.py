@@ -95,7 +95,8 @@ def render_card(doc: dict, folder=None) -> str:
                  f"| validation bits per character | **{fmt(f.get('val_bpc'))}** ({fmt(f.get('val_bpb'))} per byte of UTF-8; any tokenizer) |"]
     if not made or f.get("best_val_loss") is not None:
         rows.append(f"| validation loss estimate at the weights kept (during training) | {fmt(f.get('best_val_loss'))} |")
-    rows.append(f"| steps | {fmt(f.get('step'), ',')}{tokens}{kept} |")
+    if not made or f.get("step"):  # (step 0 of a model made elsewhere: its steps were not recorded, not none taken)
+        rows.append(f"| steps | {fmt(f.get('step'), ',')}{tokens}{kept} |")
     if t:  # how tinygpt trained it (a model made elsewhere has no such record)
         rows += [
             f"| train loss (estimate) | {fmt(f.get('train_loss'))} |",
