@@ -145,6 +145,27 @@ def test_a_book_in_another_encoding_is_refused_with_the_conversion_that_fixes_it
     assert "\n" not in str(e.value) and str(e.value).isprintable()
 
 
+EAST_ASIAN = {  # (a book as a learner may have saved it before UTF-8; Red Chamber's own text for the Chinese)
+    "GB18030": ("Chinese", None, "gb18030"),
+    "BIG5": ("Chinese", "話說天下大勢，分久必合，合久必分。周末七國分爭，並入於秦。\n" * 400, "big5"),
+    "SHIFT_JIS": ("Japanese", "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。\n" * 400, "shift_jis"),
+    "EUC-KR": ("Korean", "나는 고양이로소이다. 이름은 아직 없다. 어디서 태어났는지 짐작이 가지 않는다.\n" * 400, "euc-kr"),
+}
+
+
+@pytest.mark.parametrize("encoding", list(EAST_ASIAN))
+def test_a_chinese_japanese_or_korean_book_before_utf8_is_told_its_encoding(tmp_path, encoding):
+    """A Chinese book in GB18030 was told `iconv -f cp1252` (Windows or Latin-1 text), which makes nonsense of it: the
+    README invites Chinese books. The bytes are read as each encoding saved before UTF-8, and the one that reads as
+    its script is named."""
+    lang, text, codec = EAST_ASIAN[encoding]
+    text = text or hongloumeng_path().read_text(encoding="utf-8")[:60_000]
+    p = tmp_path / "book.txt"
+    p.write_bytes(text.encode(codec, errors="ignore"))
+    with pytest.raises(CorpusError, match=f"reads as {lang} in {encoding}: convert it first, e.g. iconv -f {encoding} -t utf-8"):
+        read_corpus(p)
+
+
 def test_text_that_quotes_a_little_mojibake_or_is_not_latin_is_still_a_corpus(tmp_path):
     p = tmp_path / "book.txt"
     p.write_text(BOOK + "A page on encodings: “Ã©” is what é becomes when UTF-8 is read as cp1252.\n", encoding="utf-8")
