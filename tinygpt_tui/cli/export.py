@@ -54,17 +54,18 @@ def export(
     arch = ex.architecture(cfg)  # refused before the weights are read
     out = Path(out).expanduser()
     loaded = ckpt.load_model(path)
-    write = ex.to_hf if to is Target.hf else ex.to_gguf
+    eos = ex.gguf_end_of_text(loaded.model, loaded.tokenizer) if to is Target.gguf else None
+    write = ex.to_hf if to is Target.hf else lambda *a: ex.to_gguf(*a, eos=eos)
     ex.write_whole(out, force, lambda dest: write(loaded.model, loaded.tokenizer, dest))
     prose(console(), one_line(f"wrote {out} ({ex.ARCH_NAMES[arch]}, {cfg.param_count():,} parameters, fp32)"))
     if to is Target.hf and out.suffix.lower() == ".gguf":  # (written as asked; a folder so named misleads later)
         prose(console(), one_line(f"note: {out.name} is a folder (--to hf writes one), though its name looks like a GGUF file's (--to gguf)"))
     if to is Target.gguf and out.suffix.lower() != ".gguf":  # (written as asked; llama.cpp reads it, a file browser won't know it)
         prose(console(), one_line(f"note: {out.name} is a GGUF file, though its name does not end in .gguf"))
-    eot = ex.gguf_end_of_text(loaded.tokenizer) if to is Target.gguf else None
-    if eot is not None:  # (a generation that stops at a common character, a '。' in Chinese, looks broken; the why said first)
-        prose(console(), one_line(f"note: llama.cpp stops at an end-of-text token; a character model has none, so it takes "
-                                  f"{eot!r} (id {ex.LLAMA_CPP_EOS}) for one: --ignore-eos (below) goes on, never writing {eot!r}"))
+    eot = loaded.tokenizer.chars[eos] if eos is not None else None
+    if eot is not None:  # (a generation that stops at a character looks broken; the why said first)
+        prose(console(), one_line(f"note: llama.cpp stops at an end-of-text token, which a character model lacks; the file "
+                                  f"names the one it writes least, {eot!r} (id {eos}): --ignore-eos bans it"))
     prompt, n = hint_prompt(loaded.tokenizer, cfg.block_size)
     if to is Target.hf:  # (JSON's escapes are Python's: a newline or an ESC in the path stays inside the string)
         code = (f"from transformers import pipeline; print(pipeline({json.dumps('text-generation')}, "

@@ -258,19 +258,40 @@ def gguf_vocab(chars: list[str]) -> tuple[list[str], list[str]]:
     return tokens, list(merges)
 
 
-# llama.cpp's end-of-text id for a "gpt2" vocabulary that names none (its llama-vocab.cpp): an id in
-# the vocabulary always wins over "none", so a character model has no way to say it has no such token
+# llama.cpp's end-of-text id for a "gpt2" vocabulary that names none (its llama-vocab.cpp): an id in the vocabulary
+# always wins over "none", so a character model cannot say it has no such token; the file names one instead
 LLAMA_CPP_EOS = 11
 
 
-def gguf_end_of_text(tokenizer) -> str | None:
-    """The character llama.cpp takes for its end-of-text token in this model's GGUF file (it stops a
-    generation there, and --ignore-eos bans it), or None where the vocabulary is too short to hold one."""
-    return tokenizer.chars[LLAMA_CPP_EOS] if tokenizer.kind == "char" and tokenizer.vocab_size > LLAMA_CPP_EOS else None
+def gguf_end_of_text(model, tokenizer) -> int | None:
+    """The id a character model's GGUF file names as its end-of-text token: llama.cpp stops a generation there and
+    --ignore-eos bans it, so it is the character the model itself writes least: the least probable, summed over
+    4,096 characters it samples (seeded: the same file each time). Left to llama.cpp's default (id 11) had it
+    'a' for a book in lower case, every generation ending at its first 'a'. None where the vocabulary is 11
+    characters or fewer: llama.cpp then has no end-of-text token, and none is named."""
+    import torch
+
+    if tokenizer.kind != "char" or tokenizer.vocab_size <= LLAMA_CPP_EOS:
+        return None
+    gen = torch.Generator().manual_seed(0)
+    window, mass = min(model.cfg.block_size, 64), torch.zeros(tokenizer.vocab_size)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            idx = torch.randint(tokenizer.vocab_size, (64, 1), generator=gen)  # (B, 1): 64 random starts
+            for _ in range(window):
+                logits, _ = model(idx[:, -window:])
+                probs = torch.softmax(logits[:, -1].float(), -1)  # (B, V)
+                mass += probs.sum(0)  # (a count of what it samples ties at 0 for a dozen rare characters)
+                idx = torch.cat([idx, torch.multinomial(probs, 1, generator=gen)], dim=1)
+    finally:
+        model.train(was_training)
+    return int(mass.argmin())
 
 
-def to_gguf(model, tokenizer, out: Path) -> None:
-    """Write a GGUF file (float32) at ``out``."""
+def to_gguf(model, tokenizer, out: Path, eos: int | None = None) -> None:
+    """Write a GGUF file (float32) at ``out``; ``eos``: its end-of-text id (gguf_end_of_text's, found here if None)."""
     import gguf
 
     if tokenizer.kind != "char":  # (llama.cpp's pre-tokenizer for it is not pinned down here: refused, not guessed)
@@ -293,6 +314,9 @@ def to_gguf(model, tokenizer, out: Path) -> None:
     vocab = [(w.add_tokenizer_model, "gpt2"), (w.add_tokenizer_pre, "default"), (w.add_token_list, tokens),
              (w.add_token_types, [gguf.TokenType.NORMAL] * len(tokens)), (w.add_token_merges, merges),
              (w.add_add_bos_token, False), (w.add_add_eos_token, False)]
+    eos = gguf_end_of_text(model, tokenizer) if eos is None else eos
+    if eos is not None:
+        vocab.append((w.add_eos_token_id, eos))
     for add, value in shape + vocab:
         add(value)
     for name, t in tensors(model, gguf=True).items():
