@@ -107,6 +107,9 @@ def test_generate_reports_unknown_prompt_chars(trained):
     # before the text, on stderr (a newcomer's terminal, stdout and stderr in one, must see it first; stdout stays the text)
     first, *_ = r.output.splitlines()
     assert first.startswith("note: the model does not know") and "€" in first and r.stdout.startswith("h"), r.output
+    # one prompt for three samples: said once, not before each
+    r = tinygpt_inproc("generate", "tiny one", "--prompt", "héllo €", "--max-new", "5", "--num-samples", "3", "--models-dir", models)
+    assert r.returncode == 0 and r.stderr.count("does not know") == 1 and r.stderr.count("--- sample") == 3, r.stderr
 
 
 def test_eval_reproduces_the_card(trained, small_corpus):

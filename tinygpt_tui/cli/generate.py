@@ -55,12 +55,14 @@ def generate(
     prompts = [prompt] * num_samples
     if corpus is not None:
         prompts = corpus_prompts(corpus, split, num_samples, prompt_chars or loaded.model.cfg.block_size, seed)
+    said = set()  # the notes of characters left out, once each (one prompt for every sample: one note)
     for i, p in enumerate(prompts):
         if num_samples > 1:
             err.print(Text(f"--- sample {i + 1} of {num_samples} ---", style="bold"))
         s = SamplingSettings(**{**settings.__dict__, "seed": None if seed is None else seed + i})
         gen = Generation(loaded.model, loaded.tokenizer, p, s)
-        if gen.dropped:
+        if gen.dropped and tuple(gen.dropped) not in said:
+            said.add(tuple(gen.dropped))
             prose(err, Text(f"note: the model does not know {len(gen.dropped):,} character(s) of the prompt, left out: "
                             + printable(" ".join(gen.dropped[:20])), style="yellow"))
         if corpus is not None:
