@@ -583,6 +583,13 @@ def test_corpus_add_leaves_out_project_gutenbergs_header_and_licence(tmp_path, s
     assert r.returncode == 0 and "left out" not in r.stdout and (tmp_path / "c" / "whole.txt").read_bytes() == pg.read_bytes()
     r = tinygpt_inproc("corpus", "add", small_corpus, "--name", "plain", env=env)
     assert "left out" not in r.stdout and (tmp_path / "c" / "plain.txt").read_bytes() == small_corpus.read_bytes()
+    # trained on where it is, as downloaded: said, with the command that adds the book alone (and not for the book added)
+    tiny = ["--preset", "tiny", "--block-size", "16", "--max-steps", "1", "--eval-iters", "1", "--sample-chars", "0", "--threads", "1"]
+    r = tinygpt_inproc("train", pg, "--name", "asis", "--models-dir", tmp_path / "m", *tiny, env=env)
+    assert r.returncode == 0 and f"pg1513.txt holds Project Gutenberg's header and licence" in r.stderr, r.stderr
+    assert f"tinygpt corpus add {pg}" in r.stderr
+    r = tinygpt_inproc("train", "pg1513", "--name", "added", "--models-dir", tmp_path / "m", *tiny, env=env)
+    assert r.returncode == 0 and "Gutenberg" not in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("start,end", [

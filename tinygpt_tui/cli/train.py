@@ -88,8 +88,11 @@ def train(
         from tinygpt_tui.engine.sources import files_line, look_first
 
         look_first(options["corpus"])  # before the probe (10 s, once per machine)
-        if (line := files_line(options["corpus"])) and int(os.environ.get("RANK", "0") or 0) == 0:
-            note(line)  # (a folder's or a glob's files were never named; corpus prepare said only "2 file(s)")
+        from tinygpt_tui.engine.corpora import gutenberg_note
+
+        for line in (files_line(options["corpus"]), gutenberg_note(options["corpus"])):
+            if line and int(os.environ.get("RANK", "0") or 0) == 0:
+                note(line)  # (a folder's or a glob's files were never named; a licence was trained on without a word)
     from tinygpt_tui.engine.presets import unused_settings
     from tinygpt_tui.engine.probe import settle
 

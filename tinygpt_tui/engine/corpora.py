@@ -280,6 +280,26 @@ def gutenberg_book(text: str) -> str | None:
     return body + "\n" if body.strip() else None
 
 
+def gutenberg_note(path: str) -> str | None:
+    """A line for a run on one Project Gutenberg file as downloaded (its header and licence would be trained on
+    with the book), else None. Reads its first and last 64 kB only."""
+    p = Path(os.path.expanduser(path))
+    try:
+        if not p.is_file() or p.parent.resolve() == corpora_dir().resolve():  # (an added corpus is the book alone)
+            return None
+        with p.open("rb") as f:
+            head = f.read(1 << 16)
+            f.seek(max(0, p.stat().st_size - (1 << 16)))
+            tail = f.read()
+    except OSError:
+        return None
+    start, end = GUTENBERG[0].search(head.decode("utf-8", "ignore")), GUTENBERG[1].search(tail.decode("utf-8", "ignore"))
+    if not (start or end):
+        return None
+    return (f"{p.name} holds Project Gutenberg's header and licence, trained on with the book; "
+            f"`tinygpt corpus add {shell_word(path)}` adds the book alone")
+
+
 def add(path: str, name: str | None = None, force: bool = False, whole: bool = False) -> tuple[Path, int, int]:
     """Copy a text file of your own into corpora/ (checked to be a usable corpus first); force: replace one added before.
     A Project Gutenberg book goes in without the project's header and licence unless ``whole``. Where it went, its
