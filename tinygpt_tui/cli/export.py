@@ -100,7 +100,7 @@ def import_cmd(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Import a small GPT-2 from a Hugging Face folder: character-level or byte-level BPE (safetensors only; no code runs)."""
-    from tinygpt_tui.engine.export import read_hf_gpt2
+    from tinygpt_tui.engine.hf_import import read_hf_gpt2
 
     dest, src = new_model_folder(name, models_dir), Path(folder).expanduser()
     model, tokenizer, cfg = read_hf_gpt2(src)

@@ -62,7 +62,7 @@ def read_corpus(path) -> Corpus:
     text = normalize_text(decode_utf8(raw, "corpus", p, CorpusError))
     if not text.strip():
         raise CorpusError(f"corpus has no text: {p}")
-    from tinygpt_tui.engine.sources import garbled
+    from tinygpt_tui.engine.encodings import garbled
 
     if why := garbled(text):
         raise CorpusError(f"corpus {why}: {p}")

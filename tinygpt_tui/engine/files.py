@@ -23,6 +23,7 @@ import stat
 from pathlib import Path
 
 from tinygpt_tui.config import ConfigError, GPTConfig
+from tinygpt_tui.engine.encodings import cjk_encoding, utf16_without_bom
 from tinygpt_tui.errors import CheckpointError
 
 MiB = 1024 * 1024
@@ -41,15 +42,6 @@ def not_text(head: bytes) -> str | None:
         return f"is {kind}"
     name = next((name for bom, name in BOMS.items() if head.startswith(bom)), None) or utf16_without_bom(head)
     return f"is {name} text, tinygpt reads UTF-8: convert it first, e.g. iconv -f {name} -t UTF-8" if name else None
-
-
-def utf16_without_bom(head: bytes) -> str | None:
-    """UTF-16LE or UTF-16BE where the NUL bytes of these bytes fall on every other byte, as the high bytes of
-    Latin text in UTF-16 do (a file saved without its byte-order mark); else None (a binary file)."""
-    even, odd, half = head[0::2].count(0), head[1::2].count(0), len(head) // 2
-    if half < 32 or min(even, odd) > half // 50 or max(even, odd) < half // 3:
-        return None
-    return "UTF-16BE" if even > odd else "UTF-16LE"
 
 
 KINDS_OF_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
@@ -117,38 +109,6 @@ def not_utf8(raw: bytes, e: UnicodeDecodeError, offset: int = 0) -> str:
     if cjk := cjk_encoding(raw):
         return f"{bad}; it reads as {cjk[1]} in {cjk[0]}: convert it first, e.g. iconv -f {cjk[0]} -t utf-8"
     return f"{bad}; convert it from its encoding first, e.g. iconv -f cp1252 -t utf-8 (Windows or Latin-1 text)"
-
-
-def cjk_encoding(raw: bytes) -> tuple[str, str] | None:
-    """(encoding, language) where these bytes read as Chinese, Japanese or Korean text in an encoding saved before
-    UTF-8 (GB18030/GBK, Big5, Shift-JIS, EUC-KR), else None. Judged on the first 64 kB: most of its bytes high (two
-    a character there; a Latin text has a few), read without an error, and in the script the encoding is for (kana
-    for Shift-JIS, Hangul for EUC-KR; GB18030 reads nearly any bytes: nine in ten of its characters in GB2312's)."""
-    head = raw[:1 << 16]
-    if len(head) < 64 or sum(b >= 0x80 for b in head) < 0.3 * len(head):
-        return None
-    kinds = (("SHIFT_JIS", "Japanese", 0.05, lambda c: "\u3040" <= c <= "\u30ff"),
-             ("EUC-KR", "Korean", 0.5, lambda c: "\uac00" <= c <= "\ud7a3"),
-             ("GB18030", "Chinese", 0.9, _in_gb2312),
-             ("BIG5", "Chinese", 0.9, lambda c: "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef"))
-    for enc, lang, share, ours in kinds:
-        for cut in range(4):  # (the 64 kB may end inside a character)
-            try:
-                wide = [c for c in head[:len(head) - cut].decode(enc) if ord(c) >= 0x80]
-            except UnicodeDecodeError:
-                continue
-            if wide and sum(map(ours, wide)) >= share * len(wide):
-                return enc, lang
-            break
-    return None
-
-
-def _in_gb2312(c: str) -> bool:
-    try:
-        c.encode("gb2312")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def decode_utf8(raw: bytes, what: str, path, error=CheckpointError) -> str:

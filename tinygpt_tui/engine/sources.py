@@ -19,7 +19,6 @@ import glob as globlib
 import hashlib
 import json
 import os
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
+from tinygpt_tui.engine.encodings import garbled
 from tinygpt_tui.engine.files import KINDS_OF_FILE, MiB, atomic_write, cache_dir, not_text, not_utf8, open_regular, read_json
 from tinygpt_tui.errors import CorpusError, TinyGPTError
 
@@ -116,7 +116,9 @@ def look_first(spec: str) -> None:
         if st.st_size == 0:
             raise CorpusError(f"corpus is empty: {p}")
         with contextlib.closing(read_chunks(FileInfo(str(p), st.st_size, st.st_mtime_ns), chunk=1 << 16)) as chunks:
-            next(chunks, None)
+            first = next(chunks, None)
+        if first is not None and first[2] == st.st_size and not first[1].strip():  # (the whole file read: said here, before
+            raise CorpusError(f"corpus holds only whitespace: {p}")               # the run's notes, as one line)
 
 
 def files_line(spec: str) -> str | None:
@@ -245,41 +247,6 @@ def _cut(buf: bytes) -> int:
     while i > 0 and buf[i - 1] == 0x0D:  # \r: its \n may come next
         i -= 1
     return i
-
-
-NON_ASCII = re.compile("[^\x00-\x7f]+")
-C1 = re.compile("[\x80-\x9f]")
-
-
-def garbled(text: str) -> str | None:
-    """Why text that is valid UTF-8 is still not the text its writer meant, or None: UTF-8 read as cp1252 or
-    Latin-1 and saved again ("â€œ" for "“", "Ã©" for "é": mojibake), or cp1252 converted as if it were Latin-1
-    (its curly quotes and dashes become invisible C1 control characters). Judged on the first 2,000 runs of
-    non-ASCII characters in its first CHUNK characters, most of which must be garbled: a text that quotes some
-    mojibake is not refused."""
-    text = text[:CHUNK]
-    if text.isascii():
-        return None
-    runs = [m.group() for m, _ in zip(NON_ASCII.finditer(text), range(2000))]
-    double = [(r, meant) for r in runs if (meant := _meant(r))]
-    if len(double) >= 3 and 2 * len(double) >= len(runs):
-        read_as = "latin1" if any("\x80" <= c <= "\x9f" for r, _ in double for c in r) else "cp1252"
-        shown, meant = ("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in double[0][0]), double[0][1])
-        return (f'is garbled UTF-8 (mojibake: "{shown}" where "{meant}" was meant, {len(double):,} times): it was read as '
-                f"{read_as} and saved again; undo that first, e.g. iconv -f utf-8 -t {read_as}")
-    if (c1 := len(C1.findall("".join(runs)))) >= 3:  # (a regex: a Chinese book's runs are paragraphs long)
-        return (f"holds {c1:,} invisible C1 control characters (U+0080 to U+009F): Windows text (cp1252) converted as if it "
-                "were Latin-1 turns its curly quotes and dashes into these; convert the original with iconv -f cp1252 -t utf-8")
-    return None
-
-
-def _meant(run: str) -> str | None:
-    """The text a run of non-ASCII characters was before its UTF-8 bytes were read as cp1252 or Latin-1, or None."""
-    try:
-        raw = bytes(ord(c) if ord(c) < 256 else c.encode("cp1252")[0] for c in run)
-        return raw.decode("utf-8")
-    except (UnicodeError, IndexError):
-        return None
 
 
 def changed(path) -> CorpusError:
