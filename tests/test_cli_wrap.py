@@ -114,7 +114,7 @@ def test_export_wraps_its_note_and_keeps_the_command_to_copy_whole(tmp_path):
     terminal, pipe = run_both("export", "dream", tmp_path / "d.gguf", "--to", "gguf", "--force", "--models-dir", models)
     command = next(ln for ln in pipe if ln.startswith("try it: llama-completion"))
     assert cell_len(command) > 80 and command in terminal  # one line to copy, though wider than the terminal
-    assert any(ln.startswith("note: llama.cpp takes") for ln in pipe)
+    assert any(ln.startswith("note: llama.cpp stops at an end-of-text token") for ln in pipe)
     assert assert_wrapped_between_words(terminal, pipe, 80) >= 2
 
 

@@ -88,11 +88,6 @@ def train(
         from tinygpt_tui.engine.sources import files_line, look_first
 
         look_first(options["corpus"])  # before the probe (10 s, once per machine)
-        from tinygpt_tui.engine.corpora import gutenberg_note
-
-        for line in (files_line(options["corpus"]), gutenberg_note(options["corpus"])):
-            if line and int(os.environ.get("RANK", "0") or 0) == 0:
-                note(line)  # (a folder's or a glob's files were never named; a licence was trained on without a word)
     from tinygpt_tui.engine.presets import unused_settings
     from tinygpt_tui.engine.probe import settle
 
@@ -101,6 +96,11 @@ def train(
             fail(f"--{k.replace('_', '-')} {why.replace('lr and weight_decay', '--lr and --weight-decay')}")
     with waiting("starting: loading PyTorch …"):
         tokenizer = check_run(TrainConfig(**options))  # before the probe too (seconds, once per machine); kept for the preparation
+        if corpus is not None and int(os.environ.get("RANK", "0") or 0) == 0:  # (once it is known to be a corpus: an error is one line)
+            from tinygpt_tui.engine.corpora import gutenberg_note
+
+            for line in filter(None, (files_line(options["corpus"]), gutenberg_note(options["corpus"]))):
+                note(line)  # (a folder's or a glob's files were never named; a licence was trained on without a word)
         # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py); why: said
         why: dict = {}
         cfg = settle(TrainConfig(**options), note=note, why=why)
