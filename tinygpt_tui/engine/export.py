@@ -268,18 +268,17 @@ def gguf_end_of_text(model, tokenizer) -> int | None:
 
     if tokenizer.kind != "char" or tokenizer.vocab_size <= LLAMA_CPP_EOS:
         return None
-    gen = torch.Generator().manual_seed(0)
-    window, mass = min(model.cfg.block_size, 64), torch.zeros(tokenizer.vocab_size)
+    gen, mass, cache = torch.Generator().manual_seed(0), torch.zeros(tokenizer.vocab_size), model.new_cache()
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             idx = torch.randint(tokenizer.vocab_size, (64, 1), generator=gen)  # (B, 1): 64 random starts
-            for _ in range(window):
-                logits, _ = model(idx[:, -window:])
+            for _ in range(min(model.cfg.block_size, 64)):  # (inside the window: the cache never slides)
+                logits, _ = model(idx, cache=cache)  # (B, 1, V): one new character of each
                 probs = torch.softmax(logits[:, -1].float(), -1)  # (B, V)
                 mass += probs.sum(0)  # (a count of what it samples ties at 0 for a dozen rare characters)
-                idx = torch.cat([idx, torch.multinomial(probs, 1, generator=gen)], dim=1)
+                idx = torch.multinomial(probs, 1, generator=gen)
     finally:
         model.train(was_training)
     return int(mass.argmin())
