@@ -609,6 +609,26 @@ def test_a_project_gutenberg_book_is_found_between_its_lines_as_real_files_write
     assert gutenberg_book(text) == "The book.\nIts end.\n"
 
 
+def test_an_html_page_saved_as_txt_is_said_to_be_one_when_added_and_trained_on(tmp_path, small_corpus):
+    """A web page saved as book.txt was trained on, tags and all, without a word (a newcomer audit): it is still a
+    corpus, but `corpus add` and `train` say what it is and how to get its text alone; a plain text says nothing."""
+    env = {"TINYGPT_CORPORA_DIR": str(tmp_path / "c")}
+    page = tmp_path / "book.txt"
+    page.write_text("\ufeff<!-- saved from url=(0022)http://example.org/ -->\n<!DOCTYPE html>\n<html><body>\n"
+                    + "".join(f"<p>{line}</p>\n" for line in small_corpus.read_text(encoding="utf-8")[:20_000].splitlines())
+                    + "</body></html>\n", encoding="utf-8")
+    r = tinygpt_inproc("corpus", "add", page, env=env)
+    assert r.returncode == 0 and "note: book.txt is an HTML page: its tags are trained on with its text" in r.stdout, r.stdout
+    tiny = ["--preset", "tiny", "--block-size", "16", "--max-steps", "1", "--eval-iters", "1", "--sample-chars", "0", "--threads", "1"]
+    for name, corpus in (("here", page), ("added", "book")):  # (where it is, and added: the tags are in both)
+        r = tinygpt_inproc("train", corpus, "--name", name, "--models-dir", tmp_path / "m", *tiny, env=env)
+        assert r.returncode == 0 and "is an HTML page" in r.stderr, r.stderr
+    r = tinygpt_inproc("corpus", "add", small_corpus, "--name", "plain", env=env)
+    assert "HTML" not in r.stdout
+    r = tinygpt_inproc("train", small_corpus, "--name", "plain", "--models-dir", tmp_path / "m", *tiny, env=env)
+    assert r.returncode == 0 and "HTML" not in r.stderr and "Gutenberg" not in r.stderr
+
+
 def test_corpus_add_on_a_full_disk_names_the_file_and_keeps_the_one_there(tmp_path, small_corpus):
     """Writes past a file-size limit fail as a full disk would: the error named no file ("error: File
     too large"); a corpus added before stays whole, and one added is readable as any new file."""

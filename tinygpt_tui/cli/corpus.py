@@ -68,6 +68,10 @@ def corpus_add(
     typer.echo(f"added {one_line(dest)} ({chars:,} characters): train on it with `{one_line(command)}`{short}")
     if left_out:  # (else the model learns the licence's legal English along with the book)
         typer.echo(f"left out Project Gutenberg's header and licence ({left_out:,} characters; --whole keeps them)")
+    from tinygpt_tui.engine.corpora import file_note
+
+    if html := file_note(str(file), gutenberg=False):  # (its text is a corpus; its tags are probably not meant)
+        typer.echo(f"note: {html}")
 
 
 @corpus_app.command("prepare", cls=Command, context_settings=HELP)

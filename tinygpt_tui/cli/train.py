@@ -97,9 +97,9 @@ def train(
     with waiting("starting: loading PyTorch …"):
         tokenizer = check_run(TrainConfig(**options))  # before the probe too (seconds, once per machine); kept for the preparation
         if corpus is not None and int(os.environ.get("RANK", "0") or 0) == 0:  # (once it is known to be a corpus: an error is one line)
-            from tinygpt_tui.engine.corpora import gutenberg_note
+            from tinygpt_tui.engine.corpora import file_note
 
-            for line in filter(None, (files_line(options["corpus"]), gutenberg_note(options["corpus"]))):
+            for line in filter(None, (files_line(options["corpus"]), file_note(options["corpus"]))):
                 note(line)  # (a folder's or a glob's files were never named; a licence was trained on without a word)
         # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py); why: said
         why: dict = {}

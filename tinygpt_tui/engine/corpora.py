@@ -280,22 +280,27 @@ def gutenberg_book(text: str) -> str | None:
     return body + "\n" if body.strip() else None
 
 
-def gutenberg_note(path: str) -> str | None:
-    """A line for a run on one Project Gutenberg file as downloaded (its header and licence would be trained on
-    with the book), else None. Reads its first and last 64 kB only."""
+HTML = re.compile(r"\A\ufeff?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S)
+
+
+def file_note(path: str, gutenberg: bool = True) -> str | None:
+    """A line for a run on one file as a newcomer downloads it, else None: an HTML page saved as .txt (its tags
+    would be trained on with its text) or, with ``gutenberg``, a Project Gutenberg book (its header and licence
+    would). Reads its first and last 64 kB only."""
     p = Path(os.path.expanduser(path))
     try:
-        if not p.is_file() or p.parent.resolve() == corpora_dir().resolve():  # (an added corpus is the book alone)
+        if not p.is_file():
             return None
         with p.open("rb") as f:
-            head = f.read(1 << 16)
+            head = f.read(1 << 16).decode("utf-8", "ignore")
             f.seek(max(0, p.stat().st_size - (1 << 16)))
-            tail = f.read()
+            tail = f.read().decode("utf-8", "ignore")
     except OSError:
         return None
-    start, end = GUTENBERG[0].search(head.decode("utf-8", "ignore")), GUTENBERG[1].search(tail.decode("utf-8", "ignore"))
-    if not (start or end):
-        return None
+    if HTML.match(head):
+        return f"{p.name} is an HTML page: its tags are trained on with its text; save the page as text first (a browser's Save as)"
+    if not gutenberg or p.parent.resolve() == corpora_dir().resolve() or not (GUTENBERG[0].search(head) or GUTENBERG[1].search(tail)):
+        return None  # (an added corpus is the book alone)
     return (f"{p.name} holds Project Gutenberg's header and licence, trained on with the book; "
             f"`tinygpt corpus add {shell_word(path)}` adds the book alone")
 
