@@ -1169,6 +1169,27 @@ def test_the_generate_screens_status_line_says_a_run_is_measuring_its_validation
     assert "step 300 · measuring the validation split …" in job.summary().plain, job.summary().plain
 
 
+def test_a_run_from_the_app_says_what_the_command_line_says_of_its_corpus(tmp_path):
+    """`tinygpt train` names a folder's files and says a file is an HTML page or a Gutenberg book as downloaded; a run
+    started in the app said none of it. Its job passes the same lines on as notes (the app shows each), before it trains."""
+    from tinygpt_tui.app.jobs import TrainingJob
+    from tinygpt_tui.engine.presets import TrainConfig
+
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "a.txt").write_text(small_corpus(tmp_path).read_text(encoding="utf-8"), encoding="utf-8")
+    (books / "notes.md").write_text("# not a book\n")
+    page = tmp_path / "page.txt"
+    page.write_text("<!DOCTYPE html>\n<html><body>\n" + (books / "a.txt").read_text(encoding="utf-8") + "</body></html>\n")
+    models = make_models_dir(tmp_path)
+    for corpus, said in ((books, "reads 1 .txt file(s); left out, not .txt: notes.md"), (page, "page.txt is an HTML page")):
+        posted = []  # (the name is taken: the run stops before training, after what it says first)
+        job = TrainingJob(TrainConfig(corpus=str(corpus), name="alpha", models_dir=str(models), threads=1, dtype="fp32", max_steps=1))
+        assert job.run_thread(posted.append)[0] == "failed"
+        notes = [r["text"] for r in posted if r.get("event") == "note"]
+        assert any(said in text for text in notes), notes
+
+
 async def test_a_resume_that_fails_shows_the_failure_not_a_full_bar(tmp_path):
     """A resume refused by its run (the corpus changed since, a training state that does not fit) left the bar
     full and the line at "preparing the corpus: checking the token files · 100%" beside the title's "failed"."""
