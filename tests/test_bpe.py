@@ -382,6 +382,9 @@ def test_inspect_keys_a_byte_token_under_the_table_only_where_one_shows(bpe_mode
     assert r.returncode == 0 and "\u2039" not in r.stdout and key not in r.stdout, r.stdout  # (its one bar: "g")
     r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", "ROMEO", "--layer", "0", "-k", "1", "--rank-of", "\u2039e2\u203a")
     assert f"\u2039e2\u203a: {key}" in r.stdout, r.stdout
+    for view in ("--lens", "--ablate"):  # (the other views of the same context: the key there too, last)
+        r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", "5€", view)
+        assert r.returncode == 0 and r.stdout.rstrip().splitlines()[-1].endswith(key), r.stdout
 
 
 def test_generate_says_its_length_counts_tokens_for_a_bpe_model(bpe_models):

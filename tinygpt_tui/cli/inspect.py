@@ -113,6 +113,8 @@ def lens_and_ablation(console, analysis, view, lens: bool, ablate: bool, top_k: 
         prose(console, lens_text(rows, view, console.width, analysis.model.cfg.tie_weights))
     if abl:
         prose(console, ablation_text(view.chars, abl, console.color_system is not None, console.width, unit))
+    if unit == "token" and (key := byte_key([*view.chars, *(c for r in rows or [] for c, _ in r.top), abl.target if abl else ""])):
+        prose(console, Text(key, style="dim"))  # (as under the main view's bars: ‹e2› in the context or the lens's rows)
 
 
 def lens_text(rows, view, width: int, tied: bool = False) -> Text:
