@@ -120,6 +120,15 @@ async def test_the_runs_screen_reading_its_folder_again_unchanged_draws_no_frame
         assert "x: tokens" in view.border_title and len(frames) >= 1
 
 
+async def focused_prompt(pilot, app):
+    """The generate screen's prompt, focused, once the models are listed."""
+    await listed(pilot, app)
+    prompt = app.screen.query_one("#prompt")
+    prompt.focus()
+    await pilot.pause()
+    return prompt
+
+
 class QuickBlink(TinyGPTApp):
     CURSOR_BLINK_S = 0.3
 
@@ -127,10 +136,7 @@ class QuickBlink(TinyGPTApp):
 async def test_the_prompt_s_cursor_stops_blinking_after_a_while_and_a_key_starts_it_again(tmp_path):
     app = QuickBlink(models_dir=make_models_dir(tmp_path), watch_models=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await listed(pilot, app)
-        prompt = app.screen.query_one("#prompt")
-        prompt.focus()
-        await pilot.pause()
+        prompt = await focused_prompt(pilot, app)
         assert prompt.cursor_blink
         assert await wait_for(pilot, lambda: not prompt.cursor_blink, timeout=15)  # lit, and its blink timer paused
         await pilot.press("a")
@@ -203,10 +209,7 @@ async def test_the_prompt_s_cursor_blinks_while_keys_come_then_draws_nothing_and
     keys come, even past CURSOR_BLINK_S; a quiet spell and it draws nothing; a key and it blinks again."""
     app = TimerCounting(models_dir=make_models_dir(tmp_path), watch_models=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await listed(pilot, app)
-        prompt = app.screen.query_one("#prompt")
-        prompt.focus()
-        await pilot.pause()
+        prompt = await focused_prompt(pilot, app)
         frames, timers, typed = counted(prompt, "refresh"), 0, 0
         while typed < 8 or len(frames) < 4:  # keys for longer than CURSOR_BLINK_S (and than a few blinks)
             before = app.timers

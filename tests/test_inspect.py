@@ -430,6 +430,21 @@ def shown_lines(widget) -> str:
     return "\n".join("".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height))
 
 
+def lines_on_screen(screen, widget, height: int) -> set[int]:
+    """The lines of ``widget`` the screen shows (under column 3), counted from the widget's top."""
+    from textual.errors import NoWidget
+
+    lines = set()
+    for y in range(height):
+        try:
+            at, region = screen.get_widget_at(3, y)
+        except NoWidget:
+            continue
+        if at is widget:
+            lines.add(y - region.y)
+    return lines
+
+
 def inspector_on(text: str, folder=None, tok=None):
     """An inspector screen, and an app that opens it: over a tiny 3-layer, 2-head model, or over the model
     folder given (loaded on its first pass, as the app's is)."""
@@ -553,8 +568,6 @@ async def test_the_inspector_opens_with_the_query_position_s_block_of_the_heatma
 async def test_the_inspector_opens_with_the_bars_and_the_query_s_block_both_on_screen(tmp_path, size):
     """At 80x24 the inspector opened scrolled to the query's heatmap block, the end of its body: its top showed the
     tail of the rank line ("temperature 1)") and the next-character bars, what it is for, were above (PgUp)."""
-    from textual.errors import NoWidget
-
     from conftest import make_model
     from tests.test_app import wait_for
     from tinygpt_tui.engine.folder import load_model
@@ -564,15 +577,7 @@ async def test_the_inspector_opens_with_the_bars_and_the_query_s_block_both_on_s
     screen, host = inspector_on(text, folder, load_model(folder).tokenizer)
 
     def on_screen(wid: str) -> set[int]:  # the lines of widget #wid the screen shows (under column 3)
-        widget, lines = screen.query_one(f"#{wid}"), set()
-        for y in range(size[1]):
-            try:
-                at, region = screen.get_widget_at(3, y)
-            except NoWidget:
-                continue
-            if at is widget:
-                lines.add(y - region.y)
-        return lines
+        return lines_on_screen(screen, screen.query_one(f"#{wid}"), size[1])
 
     def query_block() -> range:  # the heatmap's lines for the query's block: its ruler, its characters, h0-h3, avg
         ruler = next(i for i, ln in enumerate(shown_lines(screen.query_one("#insp-map")).split("\n")) if re.search(r"\b127\b", ln))
@@ -590,8 +595,6 @@ async def test_the_inspector_opens_with_the_bars_and_the_query_s_block_both_on_s
 async def test_the_inspector_s_rank_line_is_one_whole_line_on_screen_at_every_size(tmp_path, size):
     """At 60x18 the rank line wrapped to two lines, and the bars' box (at most half the screen) cut the second:
     "... the last character "u" ranks #1 at" and no figure. It is shortened to fit its width first."""
-    from textual.errors import NoWidget
-
     from conftest import make_model
     from tests.test_app import wait_for
     from tinygpt_tui.engine.folder import load_model
@@ -606,14 +609,7 @@ async def test_the_inspector_s_rank_line_is_one_whole_line_on_screen_at_every_si
             await pilot.press(key)
             assert await wait_for(pilot, lambda: screen.view is not None and "%" in shown_lines(rank), timeout=30)
             await pilot.pause()
-            shown = set()
-            for y in range(size[1]):
-                try:
-                    at, region = screen.get_widget_at(3, y)
-                except NoWidget:
-                    continue
-                if at is rank:
-                    shown.add(y - region.y)
+            shown = lines_on_screen(screen, rank, size[1])
             line = shown_lines(rank).rstrip()  # one line at each size, the figures in it, on screen whole
             assert shown == {0} and re.search(r'" ranks #\d+ at \d+\.\d\d% \((T=1 |)\d+\.\d\d%( at temperature 1|)\)$', line), (shown, line)
 
