@@ -51,19 +51,6 @@ class Job:
             self.state = "stopping"
 
 
-def corpus_notes(corpus: str) -> list[str]:
-    """What `tinygpt train` says of a corpus before it trains: which files a folder gives; an HTML page, or a Project
-    Gutenberg book as downloaded (engine/corpora.file_note). None for a corpus the run will refuse: it says why."""
-    from tinygpt_tui.engine.corpora import file_note, resolve_corpus
-    from tinygpt_tui.engine.sources import files_line
-
-    try:
-        path = str(resolve_corpus(corpus))
-        return [line for line in (files_line(path), file_note(path)) if line]
-    except (TinyGPTError, OSError):
-        return []
-
-
 class TrainingJob(Job):
     """A training run owned by the app. Its thread (run_thread) only posts records; apply and ended run
     on Textual's thread, so the state and the RunState change in one place. It ends done, stopped or failed."""
@@ -95,6 +82,8 @@ class TrainingJob(Job):
         try:
             # on a CPU: the precision, threads and --minutes preset measured here (a first probe takes seconds: said)
             self.cfg = settle(self.cfg, note=lambda text: post({"event": "note", "text": text}))
+            from tinygpt_tui.engine.corpora import corpus_notes
+
             for text in corpus_notes(self.cfg.corpus):  # (what the command line says first: a folder's files, an HTML page)
                 post({"event": "note", "text": text})
             for ev in train(self.cfg, self.stop_event, preparation=True):

@@ -85,7 +85,7 @@ def train(
     options.update(corpus=str(resolve_corpus(corpus)) if corpus is not None else "", time_budget=minutes * 60 if minutes else None,
                    models_dir=str(models_dir) if models_dir else None, command=command_line())
     if corpus is not None:
-        from tinygpt_tui.engine.sources import files_line, look_first
+        from tinygpt_tui.engine.sources import look_first
 
         look_first(options["corpus"])  # before the probe (10 s, once per machine)
     from tinygpt_tui.engine.presets import unused_settings
@@ -97,9 +97,9 @@ def train(
     with waiting("starting: loading PyTorch …"):
         tokenizer = check_run(TrainConfig(**options))  # before the probe too (seconds, once per machine); kept for the preparation
         if corpus is not None and int(os.environ.get("RANK", "0") or 0) == 0:  # (once it is known to be a corpus: an error is one line)
-            from tinygpt_tui.engine.corpora import file_note
+            from tinygpt_tui.engine.corpora import corpus_notes
 
-            for line in filter(None, (files_line(options["corpus"]), file_note(options["corpus"]))):
+            for line in corpus_notes(options["corpus"]):
                 note(line)  # (a folder's or a glob's files were never named; a licence was trained on without a word)
         # on a CPU: the precision, threads and --minutes preset measured on this machine (engine/probe.py); why: said
         why: dict = {}

@@ -305,6 +305,18 @@ def file_note(path: str, gutenberg: bool = True) -> str | None:
             f"`tinygpt corpus add {shell_word(path)}` adds the book alone")
 
 
+def corpus_notes(corpus: str) -> list[str]:
+    """What a run says of its corpus before it trains (`tinygpt train`, the app's training job): which files a folder
+    or a glob gives, and file_note's line. None for a corpus the run will refuse: the run says why."""
+    from tinygpt_tui.engine.sources import files_line
+
+    try:
+        path = str(resolve_corpus(corpus))
+        return [line for line in (files_line(path), file_note(path)) if line]
+    except (TinyGPTError, OSError):
+        return []
+
+
 def add(path: str, name: str | None = None, force: bool = False, whole: bool = False) -> tuple[Path, int, int]:
     """Copy a text file of your own into corpora/ (checked to be a usable corpus first); force: replace one added before.
     A Project Gutenberg book goes in without the project's header and licence unless ``whole``. Where it went, its
