@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import time
 
-from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -20,62 +18,15 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.geometry import Region
 from textual.screen import ModalScreen
-from textual.strip import Strip
-from textual.widget import Widget
 from textual.widgets import Static
 
 from tinygpt_tui.app.bars import KeyBar
 from tinygpt_tui.app.messages import Inspected, error_line, reported
+from tinygpt_tui.app.panel import Panel
 from tinygpt_tui.cli.inspect import (ablation_text, cell, embedding_text, head_rows, heads_key, heatmap_column_at, heatmap_layout, heatmap_lines,
                                      with_cell_note, layer_rows, legend, lens_text, prob_bars, quoted, ranked_line, top_attended)
 from tinygpt_tui.engine.inspect import tokens_slid
 from tinygpt_tui.errors import TinyGPTError
-
-
-class Panel(Widget):
-    """A block of rich Text rebuilt for the widget's width (heatmaps wrap their columns to fit),
-    drawn with the line API: rendered to Strips once per width and version, not on every repaint
-    (a heatmap line holds a styled run per character)."""
-
-    DEFAULT_CSS = "Panel { height: auto; width: 1fr; }"
-
-    def __init__(self, build, **kw):
-        super().__init__(**kw)
-        self._build = build
-        self._cache: tuple[tuple, list[Strip]] | None = None
-        self.version = 0  # bumped by the screen when what it draws changed
-
-    def _lines(self, width: int) -> list[Strip]:
-        key = (width, self.version)
-        if self._cache is None or self._cache[0] != key:
-            built, base = self._build(max(width, 8)), self.rich_style
-            if isinstance(built, Text):
-                built = [[(seg.text, seg.style or Style()) for seg in line.render(self.app.console)]
-                         for line in built.split("\n", allow_blank=True)]
-            self._cache = (key, [Strip([Segment(t, base + st) for t, st in line]).crop_extend(0, width, base) for line in built])
-        return self._cache[1]
-
-    def changed(self) -> None:
-        width = self.size.width
-        before = len(self._cache[1]) if self._cache is not None else -1
-        self.version += 1
-        self.refresh(layout=width <= 0 or len(self._lines(width)) != before)  # (a new layout only when the number of lines changed)
-
-    def render_line(self, y: int) -> Strip:
-        lines = self._lines(self.size.width)
-        return lines[y] if 0 <= y < len(lines) else Strip.blank(self.size.width)
-
-    def get_content_height(self, container, viewport, width: int) -> int:
-        return len(self._lines(width))
-
-    def on_resize(self) -> None:
-        if self.id == "insp-map" and isinstance(self.screen, InspectorScreen):
-            self.screen.call_after_refresh(self.screen.show_query)  # (laid out: the query position brought into view)
-
-    def on_click(self, event) -> None:
-        screen = self.screen
-        if self.id == "insp-map" and isinstance(screen, InspectorScreen):
-            screen.click_map(event.x, event.y, self.size.width)
 
 
 class InspectorScreen(ModalScreen):
@@ -158,7 +109,8 @@ class InspectorScreen(ModalScreen):
             with VerticalScroll(id="insp-body"):
                 yield Panel(self._build_deeper, id="insp-deeper", classes="insp-heading")
                 yield Panel(self._build_map_title, id="insp-map-title", classes="insp-heading")
-                yield Panel(self._build_map, id="insp-map")
+                # (resized: laid out, the query position brought into view; a click on a column: the query position)
+                yield Panel(self._build_map, lambda: self.call_after_refresh(self.show_query), self.click_map, id="insp-map")
                 yield Panel(self._build_summary, id="insp-summary")  # (fitted to its width as drawn: a scrollbar takes 2)
             yield KeyBar(compact=True, show_command_palette=False)
 
