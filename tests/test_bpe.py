@@ -387,6 +387,30 @@ def test_inspect_keys_a_byte_token_under_the_table_only_where_one_shows(bpe_mode
         assert r.returncode == 0 and r.stdout.rstrip().splitlines()[-1].endswith(key), r.stdout
 
 
+async def test_the_app_s_inspector_keys_a_byte_token_as_the_cli_does_and_a_character_model_s_does_not(bpe_models, small_corpus, tmp_path):
+    """`tinygpt inspect` put a key under its bars where a byte token such as ‹e2› shows; the app's inspector (F2)
+    showed the same ‹e2› with none. Under its bars now, whole on screen at 80x24; a character model: no key."""
+    from test_app import wait_for
+    from test_inspect import inspector_on, lines_on_screen
+    from tinygpt_tui.engine.folder import load_model
+
+    key = "byte(s) in hex of a character the tokenizer splits into bytes"
+    make_tiny_model(tmp_path / "chars", small_corpus.read_text(encoding="utf-8") + "5€", seed=4)  # (€ in its vocabulary)
+    for folder, shown in ((bpe_models / "bee", f"‹e2› ‹82› ‹ac›: {key}"), (tmp_path / "chars", None)):
+        screen, host = inspector_on("ROMEO: 5€", folder, load_model(folder).tokenizer)
+        async with host.run_test(size=(80, 24)) as pilot:
+            assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+            await pilot.pause()
+            line = screen.query_one("#insp-key")
+            if shown is None:
+                assert "€" in screen.view.chars and not line.display and key not in str(line.render())
+                continue
+            assert " ".join(str(line.render()).split()) == shown  # (wrapped at 80 columns)
+            height = line.size.height
+            assert height >= 1 and lines_on_screen(screen, line, 24) == set(range(height))  # under the bars, whole
+            assert line.region.y > screen.query_one("#insp-probs").region.y
+
+
 def test_generate_says_its_length_counts_tokens_for_a_bpe_model(bpe_models):
     """-n said "Characters to generate"; a BPE model's -n 30 wrote about 55 characters of Shakespeare."""
     from tinygpt_tui.app.sidebar import FIELDS

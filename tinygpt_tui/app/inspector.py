@@ -36,7 +36,7 @@ class InspectorScreen(ModalScreen):
     InspectorScreen { align: center middle; }
     InspectorScreen > #inspector { width: 100%; height: 100%; background: $surface; border: round $accent; padding: 0 1; }
     InspectorScreen #insp-title { height: auto; text-style: bold; }
-    InspectorScreen #insp-status { height: auto; color: $text-muted; }
+    InspectorScreen #insp-status, InspectorScreen #insp-key { height: auto; color: $text-muted; }
     InspectorScreen #insp-next { height: auto; max-height: 50%; }
     InspectorScreen #insp-body { height: 1fr; }
     InspectorScreen .insp-heading { height: auto; }
@@ -96,6 +96,7 @@ class InspectorScreen(ModalScreen):
         self.query_wanted = False  # the query position to bring into view (show_query) once the map is laid out
         self.deeper: str | None = None  # lens, ablation, embeddings or heads: the view under the bars
         self.deeper_result: dict = {}  # ablation (per analysis and position), embeddings, heads: computed in a worker
+        self.lens_rows = None  # the logit lens at the position, while it is shown
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -106,6 +107,7 @@ class InspectorScreen(ModalScreen):
                 yield Static("", id="insp-probs-title", classes="insp-heading")
                 yield Panel(self._build_probs, id="insp-probs")
                 yield Panel(self._build_rank, id="insp-rank")  # (one line where it fits: cut by the bars' max-height at 60x18)
+                yield Static("", id="insp-key")  # where a byte token (‹e2›) shows: what it is, as under `tinygpt inspect`'s bars
             with VerticalScroll(id="insp-body"):
                 yield Panel(self._build_deeper, id="insp-deeper", classes="insp-heading")
                 yield Panel(self._build_map_title, id="insp-map-title", classes="insp-heading")
@@ -306,9 +308,7 @@ class InspectorScreen(ModalScreen):
         if self.deeper is None or self.view is None:
             t = Text("")
         elif self.deeper == "lens":
-            from tinygpt_tui.engine.lens import logit_lens
-
-            t = lens_text(logit_lens(self.analysis, self.view.position, 5), self.view, width, self.model.cfg.tie_weights)
+            t = lens_text(self.lens_rows, self.view, width, self.model.cfg.tie_weights)
         elif isinstance(r, str) or r is None:
             t = Text(r or "", style="dim")
         elif self.deeper == "ablation":
@@ -369,12 +369,20 @@ class InspectorScreen(ModalScreen):
             v = self.view
             after = "".join(cell(c)[0] for c in v.chars[max(0, v.position - 15) : v.position + 1])
             probs_title.update(Text.assemble((f"Next {self.tokenizer.unit} after ", "bold"), "…" if v.position > 15 else "", (after, "bold")))
+        if self.view is not None and self.deeper == "lens":
+            from tinygpt_tui.engine.lens import logit_lens
+
+            self.lens_rows = logit_lens(a, self.view.position, 5)  # (before any panel is laid out: the lens panel draws them)
         key = self._deeper_key()
         if self.deeper not in (None, "lens") and a is not None and key not in self.deeper_result:
             self.deeper_result[key] = f"computing the {self.deeper}…"
             self.run_worker(lambda: self._compute_deeper(key, a), thread=True, group="deeper", exit_on_error=False)
         self.query_one("#insp-deeper").display = self.deeper is not None  # (else a blank line and its margin)
         self.query_one("#insp-next").display = self.deeper not in ("embeddings", "heads")  # (whole-model views: their room)
+        # (an ablation's target is the bars' first token)
+        byte_key = self.view.byte_key(lens=self.lens_rows if self.deeper == "lens" else None) if self.view is not None else None
+        self.query_one("#insp-key", Static).update(Text(byte_key or ""))
+        self.query_one("#insp-key").display = byte_key is not None
         for pid in ("#insp-probs", "#insp-rank", "#insp-deeper", "#insp-map-title", "#insp-map", "#insp-summary"):
             self.query_one(pid, Panel).changed()
         self.query_wanted = show_query or self.query_wanted  # (done once the map is laid out for the view: show_query)

@@ -22,7 +22,7 @@ from rich.text import Text
 from tinygpt_tui.cli.common import ModelsDir, console as new_console, friendly, one_line, prose
 from tinygpt_tui.engine.inspect import display_char
 from tinygpt_tui.errors import SettingsError, TinyGPTError
-from tinygpt_tui.tokenizer import byte_key, printable
+from tinygpt_tui.tokenizer import printable
 
 O = typer.Option
 
@@ -113,7 +113,7 @@ def lens_and_ablation(console, analysis, view, lens: bool, ablate: bool, top_k: 
         prose(console, lens_text(rows, view, console.width, analysis.model.cfg.tie_weights))
     if abl:
         prose(console, ablation_text(view.chars, abl, console.color_system is not None, console.width, unit))
-    if unit == "token" and (key := byte_key([*view.chars, *(c for r in rows or [] for c, _ in r.top), abl.target if abl else ""])):
+    if key := view.byte_key(bars=False, lens=rows, ablation=abl):
         prose(console, Text(key, style="dim"))  # (as under the main view's bars: ‹e2› in the context or the lens's rows)
 
 
@@ -486,7 +486,7 @@ def render(console, name: str, view, layer: int | None = None, block_size: int |
         console.print(ranked_line(view.sampled, "asked about:"))
     elif view.sampled_unknown:
         console.print(Text(f"asked about a {unit} the model does not know", style="yellow"))
-    if unit == "token" and (key := byte_key([*view.chars, *(c.char for c in view.candidates), view.sampled.char if view.sampled else ""])):
+    if key := view.byte_key():
         prose(console, Text(key, style="dim"))  # (under the table; the context above and the heatmaps below show them too)
     for i in range(view.n_layer) if layer is None else [layer]:
         console.print()

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from tinygpt_tui.errors import SettingsError
-from tinygpt_tui.tokenizer import Tokenizer, printable, whole_characters
+from tinygpt_tui.tokenizer import Tokenizer, byte_key, printable, whole_characters
 
 SHOWN = {" ": "\u00b7", "\n": "\u23ce", "\t": "\u21e5", "\r": "\u240d"}  # · ⏎ ⇥ ␍
 
@@ -105,6 +105,12 @@ class Inspection:
         for ch, w in zip(self.chars, self.mean_all):
             total[ch] += w
         return total.most_common()
+
+    def byte_key(self, bars: bool = True, lens=None, ablation=None) -> str | None:
+        """The one key line both faces show where a byte token (‹e2›, tokenizer.byte_key) is on screen, else None: over
+        the context, the top-k bars and the token asked about (bars), a logit lens's rows, an ablation's target."""
+        shown = [*(c.char for c in self.candidates), self.sampled.char if self.sampled else ""] if bars else []
+        return byte_key([*self.chars, *shown, *(c for r in lens or [] for c, _ in r.top), ablation.target if ablation else ""])
 
     def to_dict(self) -> dict:
         return {
