@@ -472,7 +472,7 @@ async def test_inspector_screen_renders_and_follows_keys():
     async with host.run_test(size=(80, 24)) as pilot:
         assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
         assert screen.view.position == len("林黛玉 the honou") - 1
-        title = lambda: str(screen.query_one("#insp-title").render())  # noqa: E731
+        title = lambda: " ".join(shown_lines(screen.query_one("#insp-title")).split())  # noqa: E731
         assert 'position 12: "u" (last)' in title()
         # at 80 columns the footer has every key that moves or opens a view (a, g: in the keys panel)
         wanted = {"esc", "←→", "↑↓", "[]", "l", "x", "e", "h", "PgDn"}
@@ -614,6 +614,25 @@ async def test_the_inspector_s_rank_line_is_one_whole_line_on_screen_at_every_si
             assert shown == {0} and re.search(r'" ranks #\d+ at \d+\.\d\d% \((T=1 |)\d+\.\d\d%( at temperature 1|)\)$', line), (shown, line)
 
 
+async def test_the_inspector_s_title_wraps_between_its_parts_never_inside_one():
+    """At 80x24 over the Red Chamber model the title wrapped inside "head 0/3": "... · layer 0/5 · head" then "0/3 · T=0.8"."""
+    from tests.test_app import wait_for
+
+    screen, host = inspector_on("林黛玉 the honou")
+    screen.temperature = 0.8  # (the panel's default: " · T=0.8" at its end)
+    async with host.run_test(size=(80, 24)) as pilot:
+        title = screen.query_one("#insp-title")
+        assert await wait_for(pilot, lambda: screen.view is not None and "T=0.8" in shown_lines(title), timeout=30)
+        for keys in ((), ("a",), ("g",)):  # head 0/1, all heads, all layers
+            await pilot.press(*keys)
+            for width in range(60, 100):
+                await pilot.resize_terminal(width, 24)
+                await pilot.pause()
+                lines = [ln.strip() for ln in shown_lines(title).splitlines()]
+                assert len(lines) >= 1 and not any(ln.endswith(("layer", "head", "all")) or ln[:1].isdigit() for ln in lines), (width, lines)
+            assert "all" in shown_lines(title) or not keys
+
+
 async def test_inspector_title_quotes_the_query_character_as_the_heatmap_shows_it():
     """The title JSON-escaped the query: a backslash (or a BPE byte token's \\xe2) showed doubled, "\\\\"."""
     from textual.app import App
@@ -631,7 +650,7 @@ async def test_inspector_title_quotes_the_query_character_as_the_heatmap_shows_i
 
     async with Host().run_test(size=(80, 24)) as pilot:
         assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
-        title = lambda: str(screen.query_one("#insp-title").render())  # noqa: E731
+        title = lambda: " ".join(shown_lines(screen.query_one("#insp-title")).split())  # noqa: E731
         assert 'position 3: "\\" (last)' in title(), title()
         await pilot.press("left", "left")
         assert 'position 1: " " · ' in title(), title()

@@ -101,7 +101,7 @@ class InspectorScreen(ModalScreen):
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         with Vertical(id="inspector"):
-            yield Static("Inspector", id="insp-title")
+            yield Panel(self._build_title, id="insp-title")
             yield Static("computing…", id="insp-status")
             with Vertical(id="insp-next"):  # the bars stay in view above the scrolling maps: at 80x24 they were scrolled off
                 yield Static("", id="insp-probs-title", classes="insp-heading")
@@ -346,21 +346,6 @@ class InspectorScreen(ModalScreen):
             return
         a = self.analysis
         self.view = a.at(self._pos(), self.shown_k(), self.temperature) if a is not None else None
-        title = self.query_one("#insp-title", Static)
-        if self.view is None:
-            title.update(Text("Inspector", style="bold"))
-        else:
-            v = self.view
-            t = Text("Inspector", style="bold")
-            t.append(f" · {len(v.chars)} {self.tokenizer.unit}s · position {v.position}: ")
-            t.append(quoted(v.query_char), style="bold")  # (not JSON-escaped: a backslash, a BPE byte's ‹e2›, as the heatmap shows it)
-            if self.position is None:
-                t.append(" (last)", style="dim")
-            where = "all layers" if self.all_layers else f"layer {self.layer_index}/{v.n_layer - 1} · " + ("all heads" if self.head_index is None else f"head {self.head_index}/{v.n_head - 1}")
-            t.append(f" · {where}")
-            if self.temperature != 1.0:
-                t.append(f" · T={self.temperature:g}")
-            title.update(t)
         self._set_status()
         probs_title = self.query_one("#insp-probs-title", Static)
         if self.view is None:
@@ -383,7 +368,7 @@ class InspectorScreen(ModalScreen):
         byte_key = self.view.byte_key(lens=self.lens_rows if self.deeper == "lens" else None) if self.view is not None else None
         self.query_one("#insp-key", Static).update(Text(byte_key or ""))
         self.query_one("#insp-key").display = byte_key is not None
-        for pid in ("#insp-probs", "#insp-rank", "#insp-deeper", "#insp-map-title", "#insp-map", "#insp-summary"):
+        for pid in ("#insp-title", "#insp-probs", "#insp-rank", "#insp-deeper", "#insp-map-title", "#insp-map", "#insp-summary"):
             self.query_one(pid, Panel).changed()
         self.query_wanted = show_query or self.query_wanted  # (done once the map is laid out for the view: show_query)
         self.show_query()
@@ -415,6 +400,22 @@ class InspectorScreen(ModalScreen):
 
     def _vmax(self, rows) -> float:
         return max((w for _, ws in rows for w in ws[: self.view.position + 1]), default=0.0)
+
+    def _build_title(self, width: int) -> Text:
+        """Its parts, a line broken between two where the next does not fit (at 80x24 "head" ended a line, "0/3" began the next)."""
+        v = self.view
+        if v is None:
+            return Text("Inspector", style="bold")
+        # (the query quoted, not JSON-escaped: a backslash, a BPE byte's ‹e2›, as the heatmap shows it)
+        query = Text.assemble(f"position {v.position}: ", (quoted(v.query_char), "bold"), (" (last)" if self.position is None else "", "dim"))
+        where = ["all layers"] if self.all_layers else [f"layer {self.layer_index}/{v.n_layer - 1}", "all heads" if self.head_index is None else f"head {self.head_index}/{v.n_head - 1}"]
+        parts = [Text("Inspector", style="bold"), Text(f"{len(v.chars)} {self.tokenizer.unit}s"), query, *map(Text, where)]
+        lines = [Text()]
+        for part in parts + [Text(f"T={self.temperature:g}")] * (self.temperature != 1.0):
+            if lines[-1].cell_len and lines[-1].cell_len + 3 + part.cell_len > width:
+                lines.append(Text())
+            lines[-1] += Text(" · ") + part if lines[-1].cell_len else part
+        return Text("\n").join(ln for line in lines for ln in line.wrap(self.app.console, width))
 
     def _build_probs(self, width: int) -> Text:
         if self.view is None:
