@@ -633,6 +633,23 @@ async def test_the_inspector_s_title_wraps_between_its_parts_never_inside_one():
             assert "all" in shown_lines(title) or not keys
 
 
+async def test_the_inspector_s_keys_panel_lists_each_pair_of_keys_once():
+    """The keys panel (Ctrl+P, Keys) listed "↑↓ Head" and under it "↓ Head", "←→ Pos" and "→ Position", "[] Layer"
+    and "] Layer", and "pgup Scroll up" beside the footer's "PgDn More": one row a pair, named as the footer names it."""
+    from tests.test_app import wait_for
+
+    screen, host = inspector_on("林黛玉 the honou")
+    async with host.run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        host.action_show_help_panel()
+        assert await wait_for(pilot, lambda: screen.query("BindingsTable") and "Head" in shown_lines(screen.query_one("BindingsTable")), timeout=10)
+        rows = [ln.split() for ln in shown_lines(screen.query_one("BindingsTable")).splitlines() if ln.strip()]
+        keys = [r[0] for r in rows]
+        assert {"↑↓", "←→", "[]", "PgUp", "PgDn", "home", "end"} <= set(keys), keys
+        assert not {"↑", "↓", "←", "→", "[", "]", "pgup", "pgdn"} & set(keys), keys
+        assert ["↑↓", "Head"] == rows[keys.index("↑↓")][:2] and ["←→", "Pos"] == rows[keys.index("←→")][:2]
+
+
 async def test_inspector_title_quotes_the_query_character_as_the_heatmap_shows_it():
     """The title JSON-escaped the query: a backslash (or a BPE byte token's \\xe2) showed doubled, "\\\\"."""
     from textual.app import App

@@ -44,17 +44,18 @@ class InspectorScreen(ModalScreen):
     """
     ROOMY = 34  # terminal rows from which the full top-k list and blank lines are shown
 
-    # the footer: the keys that move and the four deeper views, short names; all heads (a), all layers (g), the rest: Ctrl+P, Keys
+    # the footer: the keys that move and the four deeper views, short names; all heads (a), all layers (g), the rest: Ctrl+P, Keys.
+    # A pair's second key is in the first's row of the keys panel (←→ Pos), not a row of its own (system: "→ Position" below it)
     BINDINGS = [
         Binding("escape", "dismiss", "Close", id="inspector-close"),
-        Binding("left", "move(-1)", "Pos", key_display="←→", priority=True, id="inspector-left"),
-        Binding("right", "move(1)", "Position", show=False, priority=True, id="inspector-right"),
-        Binding("home", "move_to(0)", "First", show=False, priority=True, id="inspector-first"),
-        Binding("end", "move_to(-1)", "Last", show=False, priority=True, id="inspector-last"),
-        Binding("up", "head(-1)", "Head", key_display="↑↓", priority=True, id="inspector-head-up"),
-        Binding("down", "head(1)", "Head", show=False, priority=True, id="inspector-head-down"),
-        Binding("left_square_bracket", "layer(-1)", "Layer", key_display="[]", id="inspector-layer-down"),
-        Binding("right_square_bracket", "layer(1)", "Layer", show=False, id="inspector-layer-up"),
+        Binding("left", "move(-1)", "Pos", key_display="←→", priority=True, tooltip="the query position: back, on", id="inspector-left"),
+        Binding("right", "move(1)", "Position", show=False, priority=True, system=True, id="inspector-right"),
+        Binding("home", "move_to(0)", "First", show=False, priority=True, tooltip="position", id="inspector-first"),
+        Binding("end", "move_to(-1)", "Last", show=False, priority=True, tooltip="position", id="inspector-last"),
+        Binding("up", "head(-1)", "Head", key_display="↑↓", priority=True, tooltip="the previous, the next, the average", id="inspector-head-up"),
+        Binding("down", "head(1)", "Head", show=False, priority=True, system=True, id="inspector-head-down"),
+        Binding("left_square_bracket", "layer(-1)", "Layer", key_display="[]", tooltip="the previous, the next", id="inspector-layer-down"),
+        Binding("right_square_bracket", "layer(1)", "Layer", show=False, system=True, id="inspector-layer-up"),
         Binding("a", "all_heads", "All heads", show=False, id="inspector-all-heads"),
         Binding("g", "all_layers", "All layers", show=False, id="inspector-all-layers"),
         Binding("l", "deeper('lens')", "Lens", id="inspector-lens"),
@@ -63,7 +64,7 @@ class InspectorScreen(ModalScreen):
         Binding("h", "deeper('heads')", "Hints", tooltip="Head hints", id="inspector-heads"),
         # the all-layers view is taller than most terminals: its scrolling key is in the footer
         Binding("pagedown", "page(1)", "More", key_display="PgDn", priority=True, id="inspector-page-down"),
-        Binding("pageup", "page(-1)", "Scroll up", show=False, priority=True, id="inspector-page-up"),
+        Binding("pageup", "page(-1)", "Scroll up", key_display="PgUp", show=False, priority=True, id="inspector-page-up"),
         # the app's keys for its screens, "anywhere" (a modal screen keeps the app's own bindings from its keys)
         Binding("ctrl+g", "app.show_generate", "Generate", show=False, id="inspector-show-generate"),
         Binding("ctrl+t", "app.show_training", "Train", show=False, id="inspector-show-training"),
