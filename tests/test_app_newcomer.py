@@ -37,3 +37,24 @@ async def test_a_prompt_sent_before_a_model_is_picked_stays_in_the_prompt(models
         assert await wait_for(pilot, lambda: gen.stream is not None and gen.stream.finished, timeout=60)
         assert prompt.value == ""  # (sent: the prompt is empty for the next one)
         assert gen.query_one("#output").text.startswith("ROMEO:")
+
+
+async def test_the_keys_panel_lists_enter_as_done_only_in_a_setting(models_dir):
+    """The keys panel (Ctrl+P, Keys) over the prompt listed "⏎ Done", the sampling fields' Enter (back to the
+    prompt), where Enter generates. It is listed in a setting, and Enter there still goes back to the prompt."""
+    from tests.test_inspect import shown_lines
+
+    app = make_app(models_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gen = await load(pilot, app, "alpha")
+        prompt = gen.query_one("#prompt")
+        prompt.focus()
+        app.action_show_help_panel()
+        table = lambda: shown_lines(gen.query_one("BindingsTable")) if gen.query("BindingsTable") else ""  # noqa: E731
+        done = lambda: any(ln.split()[1:2] == ["Done"] for ln in table().splitlines() if ln.strip())  # noqa: E731
+        assert await wait_for(pilot, lambda: "Inspect" in table(), timeout=10), table()
+        assert not done(), table()
+        await pilot.press("f6")
+        assert await wait_for(pilot, lambda: gen.focused is not prompt and done(), timeout=10), table()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: gen.focused is prompt and not done(), timeout=10), table()

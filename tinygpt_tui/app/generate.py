@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from textual import events, on, work
-from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -315,8 +314,6 @@ class GenerateScreen(Screen):
 
     def action_setting_done(self) -> None:
         """Enter in a setting: back to the prompt at once (a priority key), and the keys typed behind it with it."""
-        if not (isinstance(self.focused, Input) and self.focused.id and self.focused.id.startswith("set-")):
-            raise SkipAction()  # Enter anywhere else does what it always does
         self.set_focus(self.query_one("#prompt", Input))
 
     @on(Input.Submitted, "#prompt")
@@ -416,6 +413,8 @@ class GenerateScreen(Screen):
         if action == "stop":  # dimmed when there is nothing to stop and the prompt has the focus
             prompt = self.query("#prompt")
             return True if self.generating or (prompt and not prompt.first().has_focus) else None
+        if action == "setting_done":  # only in a setting (Enter elsewhere does what it always does): the keys panel said "⏎ Done" in the prompt
+            return isinstance(self.focused, Input) and (self.focused.id or "").startswith("set-")
         if action in ("continue", "inspect"):
             return True if self.loaded is not None else None
         return True
