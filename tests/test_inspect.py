@@ -1041,6 +1041,29 @@ async def test_the_first_pass_paces_the_next_by_the_pass_not_the_model_load(tmp_
         assert screen.interval() < 2.0, screen.interval()  # 3x the pass alone (milliseconds), not 3x the load (6 s)
 
 
+async def test_the_first_view_says_it_waits_for_the_model_s_load_then_for_the_pass(tmp_path, monkeypatch):
+    """The first F2 on a big model (the Red Chamber's: about 5 s) said "computing…" all through its load."""
+    import threading
+
+    from tests.conftest import make_tiny_model
+    from tests.test_app import wait_for
+    from tinygpt_tui.engine import folder as ckpt
+
+    folder = tmp_path / "models" / "bard"
+    _, tok = make_tiny_model(folder, TEXT)
+    load, loaded = ckpt.load_model, threading.Event()
+    monkeypatch.setattr(ckpt, "load_model", lambda *a, **k: loaded.wait(30) and load(*a, **k))
+    screen, host = inspector_on("the honou", folder, tok)
+    async with host.run_test(size=(120, 40)) as pilot:
+        status = screen.query_one("#insp-status")
+        assert await wait_for(pilot, lambda: "loading the model…" in shown_lines(status))
+        assert "computing" not in shown_lines(status)
+        loaded.set()
+        assert await wait_for(pilot, lambda: screen.view is not None, timeout=30)
+        await pilot.pause()
+        assert "loading the model" not in shown_lines(status)
+
+
 async def pinned_then_updated(tok, text: str, new_text: str, trimmed: int = 0):
     """An inspector over a 1-layer model of context 24 on ``text``, the query pinned five positions back, then
     ``update_context(new_text, trimmed)``: (the characters from the query on before, the view after)."""

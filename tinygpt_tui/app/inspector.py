@@ -164,6 +164,10 @@ class InspectorScreen(ModalScreen):
         self._set_status()
         self.run_worker(lambda: self._compute(text, start), thread=True, group="inspector", name="inspect", exit_on_error=False)
 
+    def waiting(self) -> str:
+        """What the first view waits for: the model's load (seconds for a big one, torch's import too) said as such."""
+        return "loading the model…" if self.model is None else "computing…"
+
     def _compute(self, text: str, start: int) -> None:
         """(worker thread) One forward pass, posted back as an Inspected message."""
         from tinygpt_tui.engine.inspect import analyze
@@ -338,7 +342,7 @@ class InspectorScreen(ModalScreen):
             if a.dropped:
                 t.append(f"left out (not in the vocabulary): {' '.join(cell(c)[0] for c in a.dropped[:12])}. ", style="yellow")
         if self.computing and self.analysis is None:
-            t.append("computing…", style="italic")
+            t.append(self.waiting(), style="italic")
         status.update(t)
         status.display = bool(t.plain)
 
@@ -420,7 +424,7 @@ class InspectorScreen(ModalScreen):
 
     def _build_probs(self, width: int) -> Text:
         if self.view is None:
-            return Text(self.error or "computing…", style="dim")
+            return Text(self.error or self.waiting(), style="dim")
         return prob_bars(self.view, min(width, 90), highlight=self.view.actual.char if self.view.actual else None)
 
     def _build_rank(self, width: int) -> Text:
