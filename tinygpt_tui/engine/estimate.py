@@ -65,11 +65,14 @@ def estimate(plan, steps: int = 2, own_threads: bool = False) -> Estimate:
         sample_s = build_s + cfg.sample_chars * token_s if cfg.sample_chars else 0.0
         steps_s.append(step_s)
         samples_s.append(sample_s)
+        # an evaluation every eval_interval steps and one at the end (train.py evaluates the last step, a multiple or not): a
+        # time budget holds the first, not the last; 3 members of 20 steps at eval_interval 200 were estimated at half their time
+        eval_s = 2 * cfg.eval_iters * fwd_s + sample_s
         if cfg.time_budget:
-            member = cfg.time_budget + final_s + MEMBER_S
+            member = cfg.time_budget + eval_s + final_s + MEMBER_S
         else:
-            evals = cfg.max_steps // cfg.eval_interval
-            member = cfg.max_steps * step_s + evals * (2 * cfg.eval_iters * fwd_s + sample_s) + final_s + MEMBER_S
+            evals = -(-cfg.max_steps // cfg.eval_interval)  # (rounded up: the last step's)
+            member = cfg.max_steps * step_s + evals * eval_s + final_s + MEMBER_S
         out.append(member)
     if out:
         out[0] += start_s
