@@ -14,6 +14,7 @@ from tests.conftest import make_model, make_models_dir, small_corpus_file
 from tests.test_app import RecordingApp, notes, wait_for
 
 from tinygpt_tui.app.app import TinyGPTApp
+from tinygpt_tui.app.runs import TABLE_COLUMNS
 
 
 def write_metrics(folder: Path, steps: int = 60, every: int = 10, eval_every: int = 20, corpus: str = "fixture",
@@ -1383,6 +1384,38 @@ async def test_the_runs_screen_s_g_key_says_it_generates_as_the_readme_does(tmp_
     assert "/ g |" in row and row.rstrip(" |").endswith("generate: the highlighted run's model, loaded on the generate screen"), row
 
 
+async def test_the_runs_table_at_80_columns_shows_no_figure_in_part(tmp_path):
+    """At 80x24 the runs table is wider than its room, and it scrolled a cell at a time: wherever it stopped, the column
+    at its edge was cut ("3.3" for 3.3k tokens/s, "12m" for 12m 47s, a time's "46s" gone). Now it shows only whole
+    columns beside each run's name, its header saying which way the others lie, and → and ← bring them one by one."""
+    from textual.widgets import DataTable
+
+    d = tmp_path / "models"
+    exp = d / "lesson-depth-60steps"
+    for i, m in enumerate(("bigram", "1 layer", "4 layers")):
+        make_model(exp, m, val_loss=2.9 - i / 5, corpus="tinyshakespeare")
+        write_metrics(exp / m, corpus="tinyshakespeare")
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_shown(pilot, app)
+        await pilot.press("a")
+        table = screen.query_one("#runs-table", DataTable)
+        assert await wait_for(pilot, lambda: table.row_count == 3)
+        table.focus()
+        seen = set()
+        for key in ["right"] * len(TABLE_COLUMNS) + ["left"] * len(TABLE_COLUMNS):
+            await pilot.pause()
+            lines = ["".join(seg.text for seg in table.render_line(y)) for y in range(table.size.height)]
+            assert table.max_scroll_x == 0, lines  # nothing past its edge to scroll to
+            for r in range(table.row_count):
+                for cell in table.get_row_at(r):
+                    assert str(cell) in lines[table.header_height + r], (str(cell), lines)  # each figure whole
+            seen |= {c.label.plain.split(" ")[0] for c in table.columns.values()}
+            await pilot.press(key)
+        assert seen == {c.split(" ")[0] for c in TABLE_COLUMNS}, seen  # every column brought on screen
+        assert "→" in str(table.ordered_columns[1].label) and "←" not in str(table.ordered_columns[1].label)  # (back at the start)
+
+
 @pytest.mark.parametrize("corpus", ["tinyshakespeare", "tinyshakespeare-with-the-sonnets"])
 async def test_at_120_columns_the_runs_table_shows_every_column_the_corpus_too(tmp_path, corpus):
     """At 120x40, `tinygpt lesson depth`'s members and the shipped runs: the table ran past its right edge and the
@@ -1408,8 +1441,15 @@ async def test_at_120_columns_the_runs_table_shows_every_column_the_corpus_too(t
             await pilot.pause()
             shown = ["".join(seg.text for seg in table.render_line(y)) for y in range(table.size.height)]
             cells = [str(table.get_row(k)[-1]) for k in table.rows]
-            if size == (80, 24):
-                assert table.max_scroll_x > 0 and cells.count(corpus) == 3, cells  # (whole, to the right)
+            if size == (80, 24):  # → brings it, to the right: whole, or cut at its end where alone it is wider than the room
+                table.focus()
+                for _ in range(len(TABLE_COLUMNS)):
+                    await pilot.press("right")
+                await pilot.pause()
+                cells = [str(table.get_row(k)[-1]) for k in table.rows]
+                whole = corpus == "tinyshakespeare"
+                assert table.max_scroll_x == 0 and sum(c == corpus if whole else corpus.startswith(c[:-1]) and c.endswith("…")
+                                                       for c in cells) == 3, cells
                 continue
             assert table.max_scroll_x == 0, shown  # every column on screen
             assert "loss" in shown[1] and "char" in shown[1]  # ("val", "bits/" above)

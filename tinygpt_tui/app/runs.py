@@ -27,6 +27,7 @@ from tinygpt_tui.app.bars import KeyBar, TitleBar
 from tinygpt_tui.app.messages import CurvesLoaded, RunsListed, error_line, reported
 from tinygpt_tui.app.progress import Legend, LossChart, fmt_duration, fmt_rate
 from tinygpt_tui.app.sidebar import human_count
+from tinygpt_tui.app.table import WholeColumnsTable
 from tinygpt_tui.chart import FINAL, Series
 from tinygpt_tui.engine.folder import METRICS
 from tinygpt_tui.engine.runs import SHIPPED, Curves, common_corpus, other_corpus, run_folders, stamp, summarize, tokenizers, updated_at
@@ -239,14 +240,12 @@ class RunsScreen(Screen):
                 chart.visible = False  # shown when first drawn, with the runs read: not an empty frame, then the chart
                 yield chart
                 yield Legend(" (■ in the table)", id="runs-legend")
-                yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True, header_height=2)
+                yield WholeColumnsTable(TABLE_COLUMNS, fixed=2, id="runs-table", cursor_type="row", zebra_stripes=True, header_height=2)
         yield KeyBar(compact=True)
 
     def on_mount(self) -> None:
         self.chart = self.query_one("#runs-chart")
         self.query_one("#runs-list").border_title = "Runs (Space checks)"
-        table = self.query_one("#runs-table", DataTable)
-        table.add_columns(*TABLE_COLUMNS)
         self.action_relist()
         self.set_interval(POLL_S, self.poll)
         self.set_interval(RELIST_S, lambda: self.action_relist(if_changed=True))
@@ -488,13 +487,11 @@ class RunsScreen(Screen):
         for s, row in zip(runs, rows):
             row[1] = short_name(s.name, room, list(self.summaries)) if room else row[1]
         # then, where that alone leaves the table too wide by a little, the corpus is cut at its end ("tinyshakesp…");
-        # by more (80 columns), it is left whole: the table scrolls
+        # by more (80 columns), it is left whole: ← → bring it
         room = table_name_room(TABLE_COLUMNS, rows, len(TABLE_COLUMNS) - 1, width, least=0)
         for row in rows if room is not None and room >= LEAST_CORPUS else ():
             row[-1].truncate(room, overflow="ellipsis")
-        table.clear()
-        for s, row in zip(runs, rows):
-            table.add_row(*row, key=s.name)
+        table.show(rows, [s.name for s in runs])  # (the columns that fit whole; ← → the rest)
         others = [s for s in runs if other_corpus(s, corpus)]
         view.border_subtitle = " · ".join((["≠ another corpus: its loss doesn't compare"] if others else []) +
                                           (["tokens differ: bits/char, not loss per token"] if by_bpc else []))
