@@ -1051,3 +1051,22 @@ def test_the_commands_an_experiment_says_to_go_on_with_run_as_printed_in_its_mod
         r = follow(command[1])
         assert r.returncode == 0 and "ranked by" in r.stdout, (command[1], r.stderr)
     assert not (tmp_path / "models").exists()
+
+
+def test_the_estimate_of_a_member_to_resume_counts_only_the_steps_left(small_corpus, tmp_path):
+    """`tinygpt lesson dropout --max-steps 150`, stopped by Ctrl+C at step 70 of its second member and resumed, said
+    "about 00:59" for that member and took 00:33: the estimate charged its whole budget, though it goes on from its
+    checkpoint. Now a member to resume is charged the steps it has left (and says from which step it goes on)."""
+    from tinygpt_tui.engine.train import Step, train
+
+    settings = {**{k: v for k, v in TINY.items() if k != "n_layer"}, "eval_interval": 1000, "sample_chars": 0, "log_interval": 1}
+    plan = E.make_plan(spec(small_corpus, seeds=3, max_steps=40, vary={"n_layer": [1]}, settings=settings), tmp_path)
+    stop = threading.Event()
+    for ev in train(plan.members[1].config, stop):  # the second seed stopped on its way (Ctrl+C: it saves)
+        if isinstance(ev, Step) and ev.step >= 15:
+            stop.set()
+    est = E.estimate(plan)
+    step = ckpt.read_info(plan.folder / plan.members[1].name).step
+    assert 15 <= step < 40 and est.done == [0, step, 0]
+    # the second and third alike but for what the second has done (the first also reads the corpus)
+    assert est.member_s[2] - est.member_s[1] == pytest.approx(step * est.step_s[1])

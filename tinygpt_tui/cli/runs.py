@@ -201,7 +201,7 @@ def run_plan(plan, resume: bool, prompt: str, sample_chars: int, x: str | None =
     for i, m in enumerate(plan.members):
         st = states.get(m.name, {}).get("state", "queued")
         j = todo.index(m) if m in todo else None
-        when = f"about {fmt_time(est.member_s[j])}" if est and j is not None else st
+        when = (f"about {fmt_time(est.member_s[j])}" + (f", on from step {est.done[j]:,}" if est.done[j] else "")) if est and j is not None else st
         prose(con, Text(one_line(f"  {i + 1}. {m.name}  ({when})")))
     if est:
         prep = f", plus preparing the corpus for the BPE ({fmt_time(sum(est.prepare_s))})" if sum(est.prepare_s) else ""

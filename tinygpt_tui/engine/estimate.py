@@ -24,6 +24,7 @@ class Estimate:
     step_s: list  # each member's seconds per training step, measured here
     sample_s: list  # each member's seconds for one evaluation's sample (0 for none), measured here
     prepare_s: list = field(default_factory=list)  # each member's corpus preparation for its BPE (0 where none is to do)
+    done: list = field(default_factory=list)  # each member's steps trained already (one to resume: its checkpoint's), 0 for one to start
 
 
 def estimate(plan, steps: int = 2, own_threads: bool = False) -> Estimate:
@@ -59,21 +60,25 @@ def estimate(plan, steps: int = 2, own_threads: bool = False) -> Estimate:
         start_s += firsts["imports_s"] if "tinygpt_tui.engine.train" not in sys.modules else 0.0
         start_s += firsts.get("decoder_s", 0.0) if "tinygpt_tui.fast.decode" not in sys.modules else 0.0
     measured = dict(zip(shapes, timings))
-    out, steps_s, samples_s = [], [], []
-    for cfg in configs:
+    out, steps_s, samples_s, done = [], [], [], []
+    for m, cfg in zip(plan.members, configs):
         step_s, fwd_s, final_s, build_s, token_s = measured[_shape(cfg)]
         sample_s = build_s + cfg.sample_chars * token_s if cfg.sample_chars else 0.0
         steps_s.append(step_s)
         samples_s.append(sample_s)
         # an evaluation every eval_interval steps and one at the end (train.py evaluates the last step, a multiple or not): a
         # time budget holds the first, not the last; 3 members of 20 steps at eval_interval 200 were estimated at half their time
+        # a member to resume goes on from its checkpoint with what is left of its budget (a stopped member of 150 steps resumed
+        # at step 70 was estimated at 00:59 and took 00:33)
+        step, trained_s = trained(plan.folder / m.name)
         eval_s = 2 * cfg.eval_iters * fwd_s + sample_s
         if cfg.time_budget:
-            member = cfg.time_budget + eval_s + final_s + MEMBER_S
+            member = max(0.0, cfg.time_budget - trained_s) + eval_s + final_s + MEMBER_S
         else:
-            evals = -(-cfg.max_steps // cfg.eval_interval)  # (rounded up: the last step's)
-            member = cfg.max_steps * step_s + evals * eval_s + final_s + MEMBER_S
+            evals = -(-cfg.max_steps // cfg.eval_interval) - step // cfg.eval_interval  # (rounded up: the last step's)
+            member = max(0, cfg.max_steps - step) * step_s + evals * eval_s + final_s + MEMBER_S
         out.append(member)
+        done.append(step)
     if out:
         out[0] += start_s
     prep = [0.0] * len(configs)
@@ -81,7 +86,20 @@ def estimate(plan, steps: int = 2, own_threads: bool = False) -> Estimate:
         if cfg.tokenizer == "bpe" and cfg.vocab_size and all(c.tokenizer != "bpe" or c.vocab_size != cfg.vocab_size for c in configs[:i]):
             prep[i] = bpe_preparation_s(plan.corpus, cfg.vocab_size)
             out[i] += prep[i]
-    return Estimate(sum(out), out, steps_s, samples_s, prep)
+    return Estimate(sum(out), out, steps_s, samples_s, prep, done)
+
+
+def trained(folder) -> tuple[int, float]:
+    """(steps, seconds) a member's folder has trained, where it holds a checkpoint to resume (as experiment.run resumes
+    it); (0, 0.0) where it is to start (no folder, or one that died before its first checkpoint)."""
+    from tinygpt_tui.engine import folder as ckpt
+
+    if not ((folder / ckpt.STATE_TENSORS).is_file() and (folder / ckpt.CONFIG).is_file()):
+        return 0, 0.0
+    info = ckpt.read_info(folder)
+    figures = info.doc.get("figures") if info.ok and isinstance(info.doc.get("figures"), dict) else {}
+    seconds = figures.get("train_time_s")
+    return (info.step, float(seconds) if isinstance(seconds, (int, float)) else 0.0) if info.ok else (0, 0.0)
 
 
 SLICE_BYTES, SLICE_PIECES = 1 << 19, 16  # a BPE's preparation is timed on this much of the corpus, in pieces spread over it
