@@ -29,7 +29,7 @@ async def test_a_stopped_member_s_row_gives_the_loss_it_kept(tmp_path, one_threa
         assert await wait_for(pilot, lambda: table.row_count == 2)
         kept = summarize(job.plan.folder / "n_layer=1")
         assert kept.status == "stopped" and kept.val_loss is not None
-        first, second = table.get_row_at(0), table.get_row_at(1)
+        first, second = table.all_rows  # (every column's cells: at 80 columns the status is off screen, → brings it)
         assert str(first[1]) == "n_layer=1" and str(first[2]) == f"{kept.val_loss:.4f} ■" and str(first[7]) == "stopped"
         assert str(first[3]) == f"{kept.bpc:.3f}"
         assert str(second[1]) == "n_layer=2" and str(second[2]) == "—" and str(second[7]) == "queued"

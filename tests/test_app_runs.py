@@ -1401,19 +1401,44 @@ async def test_the_runs_table_at_80_columns_shows_no_figure_in_part(tmp_path):
         await pilot.press("a")
         table = screen.query_one("#runs-table", DataTable)
         assert await wait_for(pilot, lambda: table.row_count == 3)
-        table.focus()
-        seen = set()
-        for key in ["right"] * len(TABLE_COLUMNS) + ["left"] * len(TABLE_COLUMNS):
-            await pilot.pause()
-            lines = ["".join(seg.text for seg in table.render_line(y)) for y in range(table.size.height)]
-            assert table.max_scroll_x == 0, lines  # nothing past its edge to scroll to
-            for r in range(table.row_count):
-                for cell in table.get_row_at(r):
-                    assert str(cell) in lines[table.header_height + r], (str(cell), lines)  # each figure whole
-            seen |= {c.label.plain.split(" ")[0] for c in table.columns.values()}
-            await pilot.press(key)
-        assert seen == {c.split(" ")[0] for c in TABLE_COLUMNS}, seen  # every column brought on screen
-        assert "→" in str(table.ordered_columns[1].label) and "←" not in str(table.ordered_columns[1].label)  # (back at the start)
+        await assert_whole_columns(pilot, table, TABLE_COLUMNS)
+
+
+async def assert_whole_columns(pilot, table, labels) -> None:
+    """Along a table too wide for its room (→ to its end, ← back): nothing past its edge, each cell on screen whole,
+    every column brought on screen, and its header saying which way the others lie."""
+    table.focus()
+    seen = set()
+    for key in ["right"] * len(labels) + ["left"] * len(labels):
+        await pilot.pause()
+        lines = ["".join(seg.text for seg in table.render_line(y)) for y in range(table.size.height)]
+        assert table.max_scroll_x == 0, lines  # nothing past its edge to scroll to
+        for r in range(table.row_count):
+            for cell in table.get_row_at(r):
+                assert str(cell) in lines[table.header_height + r], (str(cell), lines)  # each figure whole
+        seen |= {c.label.plain.split(" ")[0] for c in table.columns.values()}
+        await pilot.press(key)
+    assert seen == {c.split(" ")[0] for c in labels}, seen  # every column brought on screen
+    assert "→" in str(table.ordered_columns[1].label) and "←" not in str(table.ordered_columns[1].label)  # (back at the start)
+
+
+async def test_the_experiment_table_at_80_columns_shows_no_figure_in_part(tmp_path, one_thread):
+    """The experiment screen's table at 80x24 ran past its edge as the runs table did ("param" of params, the
+    times and speeds off screen): it too shows whole columns beside each member's name, ← → the rest."""
+    from textual.widgets import DataTable
+
+    from tinygpt_tui.engine import experiment as E
+
+    d, corpus, plan = two_member_plan(tmp_path)
+    list(E.run(plan))
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await experiment_screen(pilot, app, name="done", corpus=corpus, steps=5)
+        screen.query_one("#exp-name").focus()
+        await pilot.press("enter")  # (all finished: their results shown)
+        table = screen.query_one("#exp-table", DataTable)
+        assert await wait_for(pilot, lambda: table.row_count == 2, timeout=60), notes(app)
+        await assert_whole_columns(pilot, table, ("#", "member", "val loss", "bits/char", "params", "time", "tok/s", "status"))
 
 
 @pytest.mark.parametrize("corpus", ["tinyshakespeare", "tinyshakespeare-with-the-sonnets"])

@@ -27,6 +27,7 @@ from tinygpt_tui.app.messages import FOCUS_KEYS, Estimated, ProbeNote, error_lin
 from tinygpt_tui.app.progress import Legend, LossChart, fmt_duration, fmt_rate, preparation
 from tinygpt_tui.app.runs import PALETTE, colour_style
 from tinygpt_tui.app.samples import SampleGrid
+from tinygpt_tui.app.table import WholeColumnsTable
 from tinygpt_tui.app.training import row
 from tinygpt_tui.chart import FINAL, Series
 from tinygpt_tui.engine.experiment import short_names
@@ -100,14 +101,15 @@ class ExperimentScreen(Screen):
                     yield LossChart(id="exp-chart")
                     yield SampleGrid(id="exp-samples")
                 yield Legend(id="exp-legend")
-                yield DataTable(id="exp-table", cursor_type="row", zebra_stripes=True)
+                yield WholeColumnsTable(("#", "member", "val loss", "bits/char", "params", "time", "tok/s", "status"), fixed=2,
+                                        id="exp-table", cursor_type="row", zebra_stripes=True)  # (whole columns: ← → the rest)
         yield KeyBar(compact=True)
 
     def on_mount(self) -> None:
         self.chart = self.query_one("#exp-chart")
         self.query_one("#exp-form").border_title = "Experiment"
         self.query_one("#exp-text-box").border_title = "What it shows"
-        self.query_one("#exp-table", DataTable).add_columns("#", "member", "val loss", "bits/char", "params", "time", "tok/s", "status")
+        self.query_one("#exp-table", WholeColumnsTable).show([], [])
         try:
             self.lessons = list_lessons()
         except TinyGPTError as e:
@@ -449,9 +451,7 @@ class ExperimentScreen(Screen):
         self.query_one("#exp-legend", Legend).show(legend, why)
 
     def draw_table(self, job) -> None:
-        table = self.query_one("#exp-table", DataTable)
-        cursor = table.cursor_row  # (kept across the redraw each update brings)
-        table.clear()
+        table, cells = self.query_one("#exp-table", WholeColumnsTable), []  # (its cursor kept across the redraw each update brings)
         self.rows = list(job.rows)
         seeds = job.plan.spec.seeds > 1
         for i, r in enumerate(job.rows):  # (the rows are read as members end: the one training now is said live)
@@ -460,12 +460,11 @@ class ExperimentScreen(Screen):
             if r.val_loss is not None and status != "finished":  # what a stopped run kept, marked as the queue marks it
                 mark, style = MARKS.get(status, ("?", ""))  # (the status column may be off screen: 80 columns)
                 vl.append(f" {mark}", style=style)
-            table.add_row(str(i + 1), one_line(r.group), vl, "—" if r.bpc is None else f"{r.bpc:.3f}",
+            cells.append((str(i + 1), one_line(r.group), vl, "—" if r.bpc is None else f"{r.bpc:.3f}",
                           f"{r.params / 1e6:.2f}M" if r.params else "—", fmt_duration(r.minutes * 60) if r.minutes else "—",
                           fmt_rate(r.tokens_per_s) if r.tokens_per_s else "—",
-                          Text(one_line(status)[:40], style="green" if status == "finished" else "yellow"))
-        if 0 < cursor < table.row_count:
-            table.move_cursor(row=cursor, animate=False)
+                          Text(one_line(status)[:40], style="green" if status == "finished" else "yellow")))
+        table.show(cells, [r.group for r in job.rows])
 
     @on(DataTable.RowSelected, "#exp-table")
     def _write_with(self, event: DataTable.RowSelected) -> None:

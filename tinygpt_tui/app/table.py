@@ -83,7 +83,7 @@ class WholeColumnsTable(DataTable):
             self.move_cursor(row=cursor, animate=False)
 
     def on_resize(self) -> None:
-        if self.all_rows and self.columns_shown() != self.shown:
+        if self.shown is not None and self.columns_shown() != self.shown:
             self.lay_out()
 
     def step(self, by: int) -> bool:
