@@ -387,6 +387,13 @@ def test_inspect_keys_a_byte_token_under_the_table_only_where_one_shows(bpe_mode
         assert r.returncode == 0 and r.stdout.rstrip().splitlines()[-1].endswith(key), r.stdout
 
 
+def test_the_lens_of_a_bpe_model_speaks_of_tokens(bpe_models):
+    """The lens's key said the embeddings row "mostly names the character itself" of a model whose rows are tokens."""
+    r = tinygpt_inproc("inspect", "bee", "--models-dir", bpe_models, "--prompt", "ROMEO: the king", "--lens")
+    assert r.returncode == 0, r.stderr
+    assert "names the token itself" in r.stdout and "names the character" not in r.stdout, r.stdout
+
+
 async def test_the_app_s_inspector_keys_a_byte_token_as_the_cli_does_and_a_character_model_s_does_not(bpe_models, small_corpus, tmp_path):
     """`tinygpt inspect` put a key under its bars where a byte token such as ‹e2› shows; the app's inspector (F2)
     showed the same ‹e2› with none. Under its bars now, whole on screen at 80x24; a character model: no key."""

@@ -313,7 +313,7 @@ class InspectorScreen(ModalScreen):
         if self.deeper is None or self.view is None:
             t = Text("")
         elif self.deeper == "lens":
-            t = lens_text(self.lens_rows, self.view, width, self.model.cfg.tie_weights)
+            t = lens_text(self.lens_rows, self.view, width, self.model.cfg.tie_weights, self.tokenizer.unit)
         elif isinstance(r, str) or r is None:
             t = Text(r or "", style="dim")
         elif self.deeper == "ablation":

@@ -110,22 +110,22 @@ def lens_and_ablation(console, analysis, view, lens: bool, ablate: bool, top_k: 
                            "lens": [{**r.__dict__, "after": "embeddings" if r.layer == 0 else f"layer {r.layer - 1}"} for r in rows] if rows else None, "ablation": abl.__dict__ if abl else None})
     console.print(context_line(view))
     if rows:
-        prose(console, lens_text(rows, view, console.width, analysis.model.cfg.tie_weights))
+        prose(console, lens_text(rows, view, console.width, analysis.model.cfg.tie_weights, unit))
     if abl:
         prose(console, ablation_text(view.chars, abl, console.color_system is not None, console.width, unit))
     if key := view.byte_key(bars=False, lens=rows, ablation=abl):
         prose(console, Text(key, style="dim"))  # (as under the main view's bars: ‹e2› in the context or the lens's rows)
 
 
-def lens_text(rows, view, width: int, tied: bool = False) -> Text:
-    """One line per layer: the character that came next (rank, probability), then the top-k. A key says what the
-    first column is, and, with tied weights, why the embeddings row names the query character itself."""
+def lens_text(rows, view, width: int, tied: bool = False, unit: str = "character") -> Text:
+    """One line per layer: the character (or BPE token: ``unit``) that came next (rank, probability), then the top-k. A
+    key says what the first column is, and, with tied weights, why the embeddings row names the query's own."""
     t = Text("Logit lens", style="bold")
     t.append(f" at position {view.position}: what the model would predict if it stopped after each layer", style="dim")
     if view.actual:
         t.append(f"\n  each row: {cell(view.actual.char)[0]} (next in the context) #rank probability, then the top {len(rows[0].top)}", style="dim")
     if tied:  # (head(norm(e_c)) is the embeddings' dot products with e_c's own direction: c wins)
-        t.append("\n  embeddings: before any layer (tied weights: it mostly names the character itself)", style="dim")
+        t.append(f"\n  embeddings: before any layer (tied weights: it mostly names the {unit} itself)", style="dim")
     for r in rows:
         # r.layer counts the embeddings as 0: the row after layer i (numbered from 0, as the heatmaps are) is i + 1
         t.append("\nembeddings " if r.layer == 0 else f"\nlayer {r.layer - 1:<4} ", style="cyan")
