@@ -18,6 +18,16 @@ def test_no_product_file_is_over_500_lines_and_model_py_is_at_most_250():
     assert lengths["model.py"] <= 250
 
 
+def test_the_readme_is_at_most_200_lines_and_names_every_app_module():
+    """Issue 14: a README a learner reads, of 200 lines at most; its tree names each file of the app (a helper's new
+    module made it 201 lines, another's went unnamed)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert 50 < len(readme.splitlines()) <= 200
+    tree = readme[readme.index("## Architecture"):]
+    unnamed = [p.stem for p in (PRODUCT / "app").glob("*.py") if p.stem != "__init__" and not re.search(rf"\b{p.stem}\b", tree)]
+    assert unnamed == []
+
+
 def test_the_python_named_has_every_standard_module_the_product_imports():
     """pyproject's requires-python and the README's "Python 3.N or newer" name one Python, and on it the
     product imports (tomllib, for the lessons, came with 3.11: on 3.10 `tinygpt lesson` and the app's F4 failed)."""
