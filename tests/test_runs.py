@@ -367,6 +367,36 @@ def test_runs_command_keeps_names_whole_in_an_80_column_terminal(tiny_models_dir
     assert "tok/s" in wide and "tok/s" not in r.stdout  # (at 80 columns the timing columns give way to the names)
 
 
+@pytest.mark.parametrize("columns", ["80", "100"])
+def test_runs_command_wraps_a_long_name_only_between_its_parts(tiny_models_dir, tmp_path, columns):
+    """At 80 columns a lesson's member on another book was folded inside its value ("dropout=0." then "0"):
+    a name wider than its column breaks after a / or a comma, or a - outside a value, never inside a part."""
+    d = tmp_path / "m"
+    shutil.copytree(tiny_models_dir, d)
+    names = ["lesson-dropout-60steps-tinyshakespeare/dropout=0.0", "lesson-dropout-60steps-tinyshakespeare/dropout=0.2",
+             "grid-on-a-book/pos_encoding=sinusoidal,n_layer=2,seed=1338", "lr-grid/lr=3e-3"]
+    for name in names:
+        shutil.copytree(d / "alpha", d / name)
+    r = tinygpt_inproc("runs", "--models-dir", d, env={"COLUMNS": columns})
+    assert r.returncode == 0, r.stderr
+    rows, cells = [], []  # each row's run cell, line by line
+    for ln in r.stdout.splitlines():
+        if ln.startswith("│"):
+            cell = ln.split("│")[1].strip()
+            if cell and ln.split("│")[2].strip():  # (a row's first line has its status)
+                cells = [cell]
+                rows.append(cells)
+            elif cell:
+                cells.append(cell)
+    assert max(len(ln) for ln in r.stdout.splitlines() if ln[:1] in "┏┃┡│└") <= int(columns), r.stdout
+    shown = {"".join(c): c for c in rows}
+    assert len(shown[names[0]]) > 1 or columns == "100", r.stdout  # (wrapped at 80: the test sees a break)
+    for lines in map(shown.get, names):
+        for line in lines[:-1]:
+            part = line.split("/")[-1].split(",")[-1]
+            assert line[-1] in "/," or (line[-1] == "-" and "=" not in part), (lines, r.stdout)
+
+
 def test_compare_marks_broken_and_other_corpus_runs_and_draws(tiny_models_dir, tmp_path):
     d = tmp_path / "m"
     shutil.copytree(tiny_models_dir, d)

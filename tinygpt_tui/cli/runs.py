@@ -17,6 +17,7 @@ from rich.text import Text
 
 from tinygpt_tui.cli.common import (HELP, Command, ModelsDir, console as new_console, error_line, fail, friendly, models_dir_words, models_folder,
                                     one_line, prose, shell_word, waiting)
+from tinygpt_tui.names import table_name_room, wrap_name
 
 O = typer.Option
 
@@ -36,7 +37,7 @@ def _status(s) -> Text:
 
 
 def print_runs(con, summaries, other: set | None = None) -> None:
-    con.print(runs_table(summaries, other=other, narrow=con.width < 100))
+    con.print(runs_table(summaries, other=other, width=con.width))
     for s in summaries:
         if not s.ok:
             prose(con, Text(one_line(f"{s.name}: {s.status}"), style="red"))
@@ -45,23 +46,29 @@ def print_runs(con, summaries, other: set | None = None) -> None:
                                      "do its curves; its time and speed are config.json's"), style="yellow"))
 
 
-def runs_table(summaries, title: str = "", other: set | None = None, narrow: bool = False) -> Table:
-    """A row per run; a run in ``other`` (trained on another corpus than the rest) has its corpus marked ≠.
-    ``narrow`` (a terminal under 100 columns): no padding and no minutes or tokens/s columns, so that a
-    member's name (``grid/pos_encoding=alibi``) keeps its line."""
+def runs_table(summaries, title: str = "", other: set | None = None, width: int = 0) -> Table:
+    """A row per run; a run in ``other`` (trained on another corpus than the rest) has its corpus marked ≠. Under
+    100 columns: no padding and no minutes or tokens/s columns. A name wider than its column is wrapped between
+    its parts (``grid/`` and ``pos_encoding=alibi``), never inside one (names.wrap_name)."""
+    narrow = 0 < width < 100
     t = Table(title=title or None, title_justify="left", header_style="bold", pad_edge=False, padding=(0, 0) if narrow else (0, 1))
-    t.add_column("run", overflow="fold", ratio=1)
-    t.add_column("status", no_wrap=True)
-    t.add_column("corpus", overflow="fold", max_width=16)
     timing = () if narrow else ("min", "tok/s")
-    for col in ("params", "ctx", "val\nloss", "bits/\nchar", *timing, "steps"):
+    labels = ("run", "status", "corpus", "params", "ctx", "val\nloss", "bits/\nchar", *timing, "steps")
+    for col in labels[:3]:
+        t.add_column(col, no_wrap=col == "status", overflow="fold", max_width=16 if col == "corpus" else None)
+    for col in labels[3:]:
         t.add_column(col, justify="right", no_wrap=True)
+    rows = []
     for s in summaries:
         corpus = Text(("≠ " if other and s.name in other else "") + (one_line(s.corpus) or "–"),
                       style="red" if other and s.name in other else "")
         times = () if narrow else (_minutes(s.minutes), _f(s.tokens_per_s, ",.0f"))
-        t.add_row(one_line(s.name), _status(s), corpus, f"{s.params / 1e6:.2f}M" if s.params else "–",
-                  str(s.context or "–"), _f(s.val_loss), _f(s.bpc), *times, f"{s.steps:,}")
+        rows.append([one_line(s.name), _status(s), corpus, f"{s.params / 1e6:.2f}M" if s.params else "–",
+                     str(s.context or "–"), _f(s.val_loss), _f(s.bpc), *times, f"{s.steps:,}"])
+    measured = [[r[0], r[1], r[2][:16], *r[3:]] for r in rows]  # (the corpus column is at most 16 wide)
+    room = table_name_room(labels, measured, 0, width, gap=1 if narrow else 3, edge=1 if narrow else -1)
+    for r in rows:
+        t.add_row(wrap_name(r[0], room) if room else r[0], *r[1:])
     return t
 
 
