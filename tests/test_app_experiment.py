@@ -83,8 +83,8 @@ async def test_resuming_by_name_fills_the_form_with_the_saved_experiment(tmp_pat
 
 
 async def test_a_lesson_at_another_budget_is_named_for_it_in_the_form(tmp_path, one_thread):  # noqa: F811
-    """As `tinygpt lesson NAME --minutes M`: the budget typed renames the lesson's folder (its own results stay
-    whole); its own budget again, its own name; a name the user typed stays theirs."""
+    """As `tinygpt lesson NAME --corpus C --minutes M`: the corpus and budget typed rename the lesson's folder (its
+    own results stay whole); its own budget again, its own name on that corpus; a name the user typed stays theirs."""
     from tinygpt_tui.engine.lessons import find_lesson
 
     d = make_models_dir(tmp_path)
@@ -97,21 +97,22 @@ async def test_a_lesson_at_another_budget_is_named_for_it_in_the_form(tmp_path, 
         screen.query_one("#exp-lesson").value = "dropout"
         assert await wait_for(pilot, lambda: field("name").value == lesson.spec.name)
         field("corpus").value = str(corpus)
+        assert await wait_for(pilot, lambda: field("name").value == "lesson-dropout-small"), field("name").value
         field("minutes").focus()
         field("minutes").value = ""
         await pilot.press("1", ".", "5")
-        assert await wait_for(pilot, lambda: field("name").value == "lesson-dropout-1.5min"), field("name").value
+        assert await wait_for(pilot, lambda: field("name").value == "lesson-dropout-1.5min-small"), field("name").value
         plan, resume = screen.read_plan()
-        assert (plan.spec.name, plan.spec.minutes, plan.spec.max_steps, resume) == ("lesson-dropout-1.5min", 1.5, None, False)
+        assert (plan.spec.name, plan.spec.minutes, plan.spec.max_steps, resume) == ("lesson-dropout-1.5min-small", 1.5, None, False)
         assert [m.config.time_budget for m in plan.members] == [90.0, 90.0]
         field("steps").focus()  # Minutes still filled: typing Steps clears it (a budget is one or the other)
         await pilot.press("4", "0")
-        assert await wait_for(pilot, lambda: field("name").value == "lesson-dropout-40steps"), field("name").value
+        assert await wait_for(pilot, lambda: field("name").value == "lesson-dropout-40steps-small"), field("name").value
         assert field("minutes").value == ""
         field("steps").value = ""
         field("minutes").focus()
         await pilot.press("3")
-        assert await wait_for(pilot, lambda: field("name").value == lesson.spec.name), field("name").value
+        assert await wait_for(pilot, lambda: field("name").value == "lesson-dropout-small"), field("name").value
         # a name of the user's own is left alone
         field("name").value = "mine"
         field("minutes").focus()
@@ -120,6 +121,38 @@ async def test_a_lesson_at_another_budget_is_named_for_it_in_the_form(tmp_path, 
         assert field("name").value == "mine" and field("minutes").value == "2"
         plan, _ = screen.read_plan()
         assert (plan.spec.name, plan.spec.minutes) == ("mine", 2.0)
+
+
+async def test_a_lesson_on_another_corpus_is_one_folder_from_the_command_line_or_the_form(tmp_path, one_thread):  # noqa: F811
+    """The form named a lesson on another corpus lesson-dropout-2steps, `tinygpt lesson` lesson-dropout-2steps-small:
+    two folders for one run, and in the form the same lesson and budget on a second corpus was refused ("was run on").
+    One name now (lessons.as_run): the form resumes what the command line ran, and another corpus is another folder."""
+    from tests.test_cli import tinygpt_inproc
+
+    d = make_models_dir(tmp_path)
+    corpus = small_corpus_file(tmp_path)
+    other = tmp_path / "other.txt"
+    other.write_text(corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    r = tinygpt_inproc("lesson", "dropout", "--corpus", corpus, "--max-steps", "2", "--threads", "1", "--models-dir", d)
+    assert r.returncode == 0 and "lesson-dropout-2steps-small: 2 runs of 2 steps each" in r.stdout, r.stdout + r.stderr
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await experiment_screen(pilot, app)
+        field = lambda wid: screen.query_one(f"#exp-{wid}", Input)  # noqa: E731
+        screen.query_one("#exp-lesson").value = "dropout"
+        assert await wait_for(pilot, lambda: field("name").value == "lesson-dropout")
+        field("corpus").value = str(corpus)
+        field("steps").focus()
+        await pilot.press("2")
+        assert await wait_for(pilot, lambda: field("name").value == "lesson-dropout-2steps-small"), field("name").value
+        plan, resume = screen.read_plan()
+        assert resume and plan.folder == d / "lesson-dropout-2steps-small"
+        assert "Run here on small.txt instead of the lesson's Tiny Shakespeare" in plan.spec.text
+        assert await wait_for(pilot, lambda: "all 2 runs finished" in str(screen.query_one("#exp-estimate").render()), timeout=60)
+        field("corpus").value = str(other)  # the same lesson and budget on another book: a folder of its own, not refused
+        assert await wait_for(pilot, lambda: field("name").value == "lesson-dropout-2steps-other"), field("name").value
+        plan, resume = screen.read_plan()
+        assert not resume and plan.source == str(other)
 
 
 async def test_a_lesson_s_long_title_is_read_whole_in_an_80_by_24_terminal(tmp_path):

@@ -16,7 +16,7 @@ from tests.test_cli import ROOT, assert_one_line_error, tinygpt_inproc
 from tests.conftest import probe_doc
 from tinygpt_tui.engine import experiment as E
 from tinygpt_tui.engine import folder as ckpt
-from tinygpt_tui.engine.lessons import find_lesson, list_lessons, read_spec_file
+from tinygpt_tui.engine.lessons import as_run, find_lesson, list_lessons, read_spec_file
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 
 TINY = dict(n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=8, eval_interval=6, eval_iters=2, sample_chars=10,
@@ -857,17 +857,16 @@ def test_every_command_taking_threads_words_a_bad_count_alike(small_corpus, tmp_
 
 
 def test_a_lesson_on_another_budget_says_its_text_was_written_for_its_own():
-    from tinygpt_tui.engine.lessons import find_lesson, with_budget
 
     spec = find_lesson("dropout").spec
-    assert with_budget(spec).text == spec.text and with_budget(spec, spec.minutes).text == spec.text
-    steps = with_budget(spec, max_steps=40)
+    assert as_run(spec).text == spec.text and as_run(spec, spec.minutes).text == spec.text
+    steps = as_run(spec, max_steps=40)
     assert steps.text.startswith(spec.text) and "with 40 steps a member instead of the lesson's 3 minutes" in steps.text
-    assert "with 1.5 minutes a member" in with_budget(spec, minutes=1.5).text
+    assert "with 1.5 minutes a member" in as_run(spec, minutes=1.5).text
     # `tinygpt lesson dropout --minutes 1`, the shortest a newcomer tries, said "with 1 minutes a member"
-    assert "with 1 minute a member" in with_budget(spec, minutes=1).text
-    assert "with 1 step a member" in with_budget(spec, max_steps=1).text
-    assert "with 4,000 steps a member" in with_budget(spec, max_steps=4000).text
+    assert "with 1 minute a member" in as_run(spec, minutes=1).text
+    assert "with 1 step a member" in as_run(spec, max_steps=1).text
+    assert "with 4,000 steps a member" in as_run(spec, max_steps=4000).text
 
 
 def test_the_ranked_table_keeps_each_member_on_one_line_at_80_columns(small_corpus, tmp_path):

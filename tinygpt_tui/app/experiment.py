@@ -151,23 +151,24 @@ class ExperimentScreen(Screen):
         self.show_text(lesson.spec.title, lesson.spec.text)
         self.action_estimate()
 
-    @on(Input.Changed, "#exp-minutes, #exp-steps")
+    @on(Input.Changed, "#exp-corpus, #exp-minutes, #exp-steps")
     def _budget_typed(self, event: Input.Changed) -> None:
         """A budget is minutes or steps: typing one clears the other (a lesson fills Minutes). A lesson at another
-        budget goes to a folder of its own, as `tinygpt lesson NAME --minutes M` does (not a name typed)."""
-        from tinygpt_tui.engine.lessons import with_budget
+        budget or on another corpus goes to the folder `tinygpt lesson NAME --corpus C --minutes M` names (lessons.as_run:
+        either resumes the other's), not a name typed."""
+        from tinygpt_tui.engine.lessons import as_run
 
-        other = self.query_one("#exp-steps" if event.input.id == "exp-minutes" else "#exp-minutes", Input)
-        if event.value.strip() and other.value:
-            with self.prevent(Input.Changed):
-                other.value = ""
-
+        if event.input.id != "exp-corpus":
+            other = self.query_one("#exp-steps" if event.input.id == "exp-minutes" else "#exp-minutes", Input)
+            if event.value.strip() and other.value:
+                with self.prevent(Input.Changed):
+                    other.value = ""
         name = self.query_one("#exp-name", Input)
         if self.lesson is None or name.value.strip() != self.auto_name:
             return
         try:
             minutes, steps = form_budget(lambda i: self.query_one(i, Input).value.strip())
-            spec = with_budget(self.lesson.spec, minutes, steps)
+            spec = as_run(self.lesson.spec, minutes, steps, self.query_one("#exp-corpus", Input).value.strip())
         except TinyGPTError:
             return  # (no budget, or half of two: Start says what is wrong)
         self.auto_name = spec.name

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tinygpt_tui.engine.experiment import Spec, check_budget, parse_pairs
+from tinygpt_tui.engine.lessons import as_run
 from tinygpt_tui.errors import SettingsError
 
 
@@ -43,8 +44,8 @@ def form_spec(q, lesson):
     if not name:
         raise SettingsError("give the experiment a name (it becomes the folder under the models directory)")
     minutes_v, steps_v = form_budget(q, whole=True)
-    if lesson is not None:
-        spec = replace(lesson.spec, name=name, settings=dict(lesson.spec.settings))
+    if lesson is not None:  # (its text says where it is run at another budget or on another book, as `tinygpt lesson` says it)
+        spec = replace(as_run(lesson.spec, minutes_v, steps_v, corpus), name=name, settings=dict(lesson.spec.settings))
     else:
         vary = [v for v in (q("#exp-vary1"), q("#exp-vary2")) if v]
         spec = Spec(name=name, vary=parse_pairs(vary, "vary"), settings=parse_pairs(q("#exp-set").split(), "set"))

@@ -415,7 +415,7 @@ def lesson_cmd(
 ):
     """Ready-made experiments that each teach one idea; run one again to see its results (or go on)."""
     from tinygpt_tui.engine import experiment as E
-    from tinygpt_tui.engine.lessons import find_lesson, list_lessons, with_budget
+    from tinygpt_tui.engine.lessons import as_run, find_lesson, list_lessons
 
     if name is None:
         t = Table(header_style="bold")
@@ -429,12 +429,7 @@ def lesson_cmd(
         prose(new_console(), "run one: tinygpt lesson NAME   (--plan: its members and time estimate first; --minutes or "
                              "--max-steps: another budget)")
         return
-    spec = with_budget(find_lesson(name).spec, minutes, max_steps)
-    if corpus and corpus != spec.corpus:  # its own folder: the lesson's results on its own corpus stay whole
-        import re
-
-        spec.corpus = corpus
-        spec.name = f"{spec.name}-{re.sub(r'[^A-Za-z0-9_-]+', '-', Path(corpus).stem).strip('-')[:40] or 'corpus'}"
+    spec = as_run(find_lesson(name).spec, minutes, max_steps, corpus)  # (its own folder: the lesson's own results stay whole)
     spec.threads = threads
     plan = E.make_plan(spec, models_dir, dry=plan_only)
     resume = (plan.folder / "experiment.json").exists()

@@ -110,18 +110,42 @@ def counted(n: float, unit: str) -> str:
     return f"{n:,g} {unit}{'' if n == 1 else 's'}"
 
 
-def with_budget(spec: Spec, minutes: float | None = None, max_steps: int | None = None) -> Spec:
-    """The lesson with each member's budget given (minutes or steps) instead of its own, in a folder of its own
-    (lesson-dropout-1.5min, lesson-dropout-400steps), so the lesson's results at its own budget stay whole and a
-    re-run of the same budget goes on with it. Neither given, or its own budget: the lesson as it is."""
-    if minutes is None and max_steps is None:
+def as_run(spec: Spec, minutes: float | None = None, max_steps: int | None = None, corpus: str | None = None) -> Spec:
+    """The lesson as run here: at another budget (minutes or steps) or on another corpus, in a folder named for them
+    (lesson-dropout-1.5min, lesson-dropout-400steps-mybook), so the lesson's own results stay whole and a re-run goes on
+    with it; its text says what it was written for. The one name `tinygpt lesson` and the app's form both give: either
+    resumes what the other started. Neither given, or the lesson's own: the lesson as it is."""
+    if minutes is not None or max_steps is not None:
+        check_budget(minutes, max_steps)  # (before the name is made of it)
+    notes, name, own = [], spec.name, (spec.minutes, spec.max_steps)
+    if (minutes, max_steps) not in ((None, None), own):
+        name += f"-{minutes:g}min" if minutes is not None else f"-{max_steps}steps"
+        was = counted(spec.minutes, "minute") if spec.minutes is not None else counted(spec.max_steps, "step")
+        given = counted(minutes, "minute") if minutes is not None else counted(max_steps, "step")
+        notes.append(f"(Run here with {given} a member instead of the lesson's {was}: what the text says of its budget may not hold.)")
+    else:
+        minutes, max_steps = own
+    if corpus and not same_corpus(corpus, spec.corpus):
+        book = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(corpus).stem).strip("-")[:40] or "corpus"
+        name += f"-{book}"
+        from tinygpt_tui.engine.corpora import catalog_entry
+
+        own_book = getattr(catalog_entry(spec.corpus), "title", spec.corpus)
+        notes.append(f"(Run here on {Path(corpus).name} instead of the lesson's {own_book}: what the text says of that book may not hold.)")
+    else:
+        corpus = spec.corpus
+    if not notes:
         return spec
-    check_budget(minutes, max_steps)  # (before the name is made of it)
-    if (minutes, max_steps) == (spec.minutes, spec.max_steps):
-        return spec
-    suffix = f"{minutes:g}min" if minutes is not None else f"{max_steps}steps"
-    own = counted(spec.minutes, "minute") if spec.minutes is not None else counted(spec.max_steps, "step")
-    given = counted(minutes, "minute") if minutes is not None else counted(max_steps, "step")
-    note = f"(Run here with {given} a member instead of the lesson's {own}: what the text says of its budget may not hold.)"
-    return replace(spec, name=f"{spec.name}-{suffix}", minutes=minutes, max_steps=max_steps,
-                   text=f"{spec.text}\n\n{note}" if spec.text else note)
+    return replace(spec, name=name, corpus=corpus, minutes=minutes, max_steps=max_steps,
+                   text="\n\n".join([spec.text, *notes] if spec.text else notes))
+
+
+def same_corpus(a: str, b: str) -> bool:
+    """Whether two corpora given (a name, a file name, a path) are the same text file."""
+    from tinygpt_tui.engine.corpora import resolve_corpus
+    from tinygpt_tui.errors import TinyGPTError
+
+    try:
+        return a == b or resolve_corpus(a).resolve() == resolve_corpus(b).resolve()
+    except (TinyGPTError, OSError):
+        return False
