@@ -869,6 +869,21 @@ def test_a_lesson_on_another_budget_says_its_text_was_written_for_its_own():
     assert "with 4,000 steps a member" in as_run(spec, max_steps=4000).text
 
 
+def test_a_lesson_s_text_holds_on_any_book_and_names_the_one_it_runs_on(small_corpus):
+    """The dropout lesson said it trained on "the first 30,000 characters of Tiny Shakespeare" when run with
+    --corpus on another book. A text names Tiny Shakespeare only as the lesson's own book; on another book it
+    says which it runs on (the note the command line and the app's form both add: lessons.as_run)."""
+    for lesson in list_lessons():
+        spec = lesson.spec
+        assert "of Tiny Shakespeare" not in spec.text and "speakers and turns of dialogue" not in spec.text, lesson.name
+        for sentence in re.split(r"(?<=\.) ", spec.text):
+            assert "Shakespeare" not in sentence or "Tiny Shakespeare" in sentence, sentence
+        other = as_run(spec, corpus=str(small_corpus))
+        assert other.text.startswith(spec.text) and other.corpus == str(small_corpus) and other.name == f"{spec.name}-small"
+        assert f"on {Path(small_corpus).name} instead of the lesson's Tiny Shakespeare" in other.text, other.text
+        assert as_run(spec, corpus=spec.corpus) is spec  # (its own book: the lesson as it is)
+
+
 def test_the_ranked_table_keeps_each_member_on_one_line_at_80_columns(small_corpus, tmp_path):
     """At 80 columns the ranking's padding cut 'pos_encoding=alibi' into 'pos_encoding=alib' and 'i' on two lines."""
     args = ("experiment", "narrow", "--corpus", small_corpus, "--max-steps", "2", "--vary", "pos_encoding=learned,sinusoidal",
