@@ -30,7 +30,7 @@ from tinygpt_tui.app.sidebar import human_count
 from tinygpt_tui.app.table import WholeColumnsTable
 from tinygpt_tui.chart import FINAL, Series
 from tinygpt_tui.engine.folder import METRICS
-from tinygpt_tui.names import LIST_NAME, leading_cells, short_name, table_name_room  # noqa: F401 (short_name: app/samples.py's too)
+from tinygpt_tui.names import LIST_NAME, short_name, table_name_room
 from tinygpt_tui.engine.runs import SHIPPED, Curves, common_corpus, other_corpus, run_folders, stamp, summarize, tokenizers, updated_at
 from tinygpt_tui.tokenizer import one_line
 
