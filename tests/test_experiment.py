@@ -884,6 +884,18 @@ def test_a_lesson_s_text_holds_on_any_book_and_names_the_one_it_runs_on(small_co
         assert as_run(spec, corpus=spec.corpus) is spec  # (its own book: the lesson as it is)
 
 
+def test_a_lesson_on_books_named_in_chinese_gets_a_folder_for_each(tmp_path):
+    """The folder's suffix kept only ASCII letters: 红楼梦.txt and 西游记.txt were both "-corpus", so the second was
+    refused as the first's folder "run on another corpus"."""
+    spec = find_lesson("dropout").spec
+    names = []
+    for stem in ("红楼梦", "西游记", "Les Misérables, tome 1", "«»"):
+        book = tmp_path / f"{stem}.txt"
+        book.write_text("text " * 100, encoding="utf-8")
+        names.append(as_run(spec, corpus=str(book)).name)
+    assert names == [f"{spec.name}-红楼梦", f"{spec.name}-西游记", f"{spec.name}-Les-Misérables-tome-1", f"{spec.name}-corpus"]
+
+
 def test_the_ranked_table_keeps_each_member_on_one_line_at_80_columns(small_corpus, tmp_path):
     """At 80 columns the ranking's padding cut 'pos_encoding=alibi' into 'pos_encoding=alib' and 'i' on two lines."""
     args = ("experiment", "narrow", "--corpus", small_corpus, "--max-steps", "2", "--vary", "pos_encoding=learned,sinusoidal",

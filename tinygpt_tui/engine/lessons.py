@@ -126,7 +126,7 @@ def as_run(spec: Spec, minutes: float | None = None, max_steps: int | None = Non
     else:
         minutes, max_steps = own
     if corpus and not same_corpus(corpus, spec.corpus):
-        book = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(corpus).stem).strip("-")[:40] or "corpus"
+        book = re.sub(r"[^\w-]+", "-", Path(corpus).stem).strip("-_")[:40] or "corpus"  # (红楼梦.txt: 红楼梦, not "corpus" for every such book)
         name += f"-{book}"
         from tinygpt_tui.engine.corpora import catalog_entry
 
