@@ -1404,6 +1404,26 @@ async def test_the_runs_table_at_80_columns_shows_no_figure_in_part(tmp_path):
         await assert_whole_columns(pilot, table, TABLE_COLUMNS)
 
 
+async def test_a_runs_table_with_a_scrollbar_still_shows_every_column_at_120_columns(tmp_path):
+    """Rows past the table's height bring a scrollbar, narrowing it by two cells after its columns were laid out (no
+    resize says so): the corpus column went to a second page of columns (→) instead of being cut to the room."""
+    from textual.widgets import DataTable
+
+    d = tmp_path / "models"
+    for i in range(30):
+        make_model(d, f"a-run-with-a-long-name-{i:02d}", val_loss=2.9 - i / 50, corpus="tinyshakespeare-and-more")
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        await pilot.press("a")
+        table = screen.query_one("#runs-table", DataTable)
+        assert await wait_for(pilot, lambda: table.row_count == 30)
+        await pilot.pause()
+        assert table.show_vertical_scrollbar and table.max_scroll_x == 0
+        assert [c.label.plain.split("\n")[0].split(" ")[0] for c in table.ordered_columns] == [c.split("\n")[0] for c in TABLE_COLUMNS]
+        assert "→" not in str(table.ordered_columns[1].label)
+
+
 async def assert_whole_columns(pilot, table, labels) -> None:
     """Along a table too wide for its room (→ to its end, ← back): nothing past its edge, each cell on screen whole,
     every column brought on screen, and its header saying which way the others lie."""

@@ -417,7 +417,7 @@ class RunsScreen(Screen):
                 Text(("≠ " if other else "") + one_line(s.corpus or "?"), style="bold yellow" if other else "")])
         # long names (a lesson's members) are cut in the middle, as in the list (told apart from the same runs),
         # so the figures stay on screen
-        width = table.scrollable_content_region.width
+        width = table.room(len(rows))
         room = table_name_room(TABLE_COLUMNS, rows, 1, width)
         for s, row in zip(runs, rows):
             row[1] = short_name(s.name, room, list(self.summaries)) if room else row[1]

@@ -36,13 +36,20 @@ class WholeColumnsTable(DataTable):
         self.all_rows, self.keys, self.shown = [list(r) for r in rows], list(keys), None
         self.lay_out()
 
+    def room(self, rows: int | None = None) -> int:
+        """The cells across for the columns with ``rows`` rows (default: those shown): less a scrollbar's where they
+        outnumber the lines below the header, as it will be once they are added (no resize says so)."""
+        region, rows = self.scrollable_content_region, len(self.all_rows) if rows is None else rows
+        bar = self.styles.scrollbar_size_vertical if region.height and rows > region.height - self.header_height else 0
+        return max(0, region.width - (0 if self.show_vertical_scrollbar else bar))
+
     def widths(self) -> list[int]:
         return [max([cell_width(label)] + [cell_width(r[i]) for r in self.all_rows]) + 2 * self.cell_padding
                 for i, label in enumerate(self.labels)]
 
     def columns_shown(self) -> tuple[int, ...]:
         """The fixed columns and, from self.first, the rest that fit whole (one at least); all of them where they fit."""
-        widths, room = self.widths(), self.scrollable_content_region.width
+        widths, room = self.widths(), self.room()
         if not room or sum(widths) <= room:
             return tuple(range(len(widths)))
         if self.fixed:  # (its header says which way the rest lie: "run ←→")
