@@ -541,3 +541,23 @@ def test_a_bad_setting_is_named_by_the_option_typed(tmp_path, small_corpus, type
     r = tinygpt_inproc("train", small_corpus, "--name", "x", *typed, "--models-dir", tmp_path)
     assert_one_line_error(r, said)
     assert "pos_encoding" not in r.stderr and not any(tmp_path.iterdir())
+
+
+def test_a_corpus_path_with_a_newline_or_an_escape_is_recorded_inert_and_as_typed(small_corpus, tmp_path, monkeypatch):
+    """The card's "Trained with" command quoted each word with shlex: a corpus named with an escape put the raw ESC in
+    config.json's command and in README.md (`cat README.md` ran it), and a newline split the command over two of the
+    card's lines, which are one command each. Now each word is $'...' where it must be, and reads back as typed."""
+    book = tmp_path / "b\x1b[2J\nook.txt"
+    shutil.copy(small_corpus, book)
+    models = tmp_path / "models"
+    args = ["train", str(book), "--name", "m", "--models-dir", str(models), "--preset", "tiny", "--n-layer", "1", "--n-embd", "32",
+            "--block-size", "16", "--batch-size", "4", "--max-steps", "2", "--eval-iters", "1", "--sample-chars", "0", "--threads", "1"]
+    monkeypatch.setattr(sys, "argv", ["tinygpt", *args])  # (the command recorded is the one typed)
+    r = cli(*args)
+    assert r.exit_code == 0, r.output
+    command = json.loads((models / "m" / "config.json").read_text(encoding="utf-8"))["command"]
+    assert command.isprintable(), repr(command)
+    card = (models / "m" / "README.md").read_text(encoding="utf-8")
+    assert f"```\n{command}\n```" in card
+    pasted = subprocess.run(["bash", "-c", "tinygpt() { printf '%s\\0' \"$@\"; }; " + command], capture_output=True, timeout=30)
+    assert pasted.stdout.decode("utf-8").split("\0")[:-1] == args

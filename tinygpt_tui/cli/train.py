@@ -134,18 +134,18 @@ def note(line: str) -> None:
 
 
 def command_line() -> str:
-    """The command as typed, for the model card (`python train.py ...` or `tinygpt train ...`)."""
-    import shlex
-
+    """The command as typed, for the model card (`python train.py ...` or `tinygpt train ...`): each word as a shell
+    reads it back, inert on one line (a corpus path holding a newline or an escape: $'...'; the card's commands are
+    one a line, and `cat README.md` would have run the escape)."""
     args = sys.argv[1:]
     if Path(sys.argv[0]).name == "train.py":
-        return " ".join(["python train.py", *map(shlex.quote, args)])
+        return " ".join(["python train.py", *map(shell_word, args)])
     i = 0  # past the options typed before the command (`tinygpt --models-dir DIR train ...`): kept where they were
     while args[i:i + 1] and args[i].startswith("--models-dir"):
         i += 1 if "=" in args[i] else 2
     if args[i:i + 1] == ["train"]:
-        return " ".join(["tinygpt", *map(shlex.quote, args)])
-    return " ".join(["tinygpt train", *map(shlex.quote, args)])
+        return " ".join(["tinygpt", *map(shell_word, args)])
+    return " ".join(["tinygpt train", *map(shell_word, args)])
 
 
 def fmt_time(s: float) -> str:
