@@ -561,3 +561,26 @@ def test_a_corpus_path_with_a_newline_or_an_escape_is_recorded_inert_and_as_type
     assert f"```\n{command}\n```" in card
     pasted = subprocess.run(["bash", "-c", "tinygpt() { printf '%s\\0' \"$@\"; }; " + command], capture_output=True, timeout=30)
     assert pasted.stdout.decode("utf-8").split("\0")[:-1] == args
+
+
+def test_a_models_dir_that_loops_leads_nowhere_is_a_file_or_is_empty_is_one_line_for_every_command(small_corpus, tmp_path, monkeypatch):
+    """--models-dir as a loop of links: `tinygpt experiment` raised a RuntimeError traceback (Path.resolve); a link to
+    a missing folder: `tinygpt train` said "cannot write to LINK/m: File exists"; a file: `generate` said "model not
+    found"; '' (an unset variable, "$DIR"): a Path of '' is '.', and `train` wrote its model into the current folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    (tmp_path / "gone").symlink_to(tmp_path / "missing")
+    (tmp_path / "afile").write_text("x")
+    cases = {"loop1": "a symbolic link that loops", "gone": "which does not exist", "gone/models": "gone is a link to",
+             "afile": "not a folder", "afile/models": "afile is a file)", "": "--models-dir is empty"}
+    commands = [["experiment", "x"], ["models"], ["generate", "m", "-n", "3"], ["train", small_corpus, "--name", "m", "--max-steps", "1"]]
+    before = sorted(os.listdir(tmp_path))
+    for where, said in cases.items():
+        for command in commands:
+            for args in (["--models-dir", where, *command], [*command, "--models-dir", where]):
+                assert_one_error(cli(*args), f"--models-dir {where}", said)
+    assert sorted(os.listdir(tmp_path)) == before and (tmp_path / "afile").read_text() == "x"
+    r = cli("train", small_corpus, "--name", "m", "--models-dir", "new/models", "--preset", "tiny", "--n-layer", "1", "--n-embd", "32",
+            "--block-size", "16", "--batch-size", "4", "--max-steps", "1", "--eval-iters", "1", "--sample-chars", "0", "--threads", "1")
+    assert r.exit_code == 0 and (tmp_path / "new" / "models" / "m" / "config.json").is_file(), r.output  # (a missing one: made)

@@ -20,7 +20,47 @@ from tinygpt_tui.engine.card import models_dir_words  # noqa: F401 (what a print
 from tinygpt_tui.tokenizer import one_line, shell_word  # noqa: F401 (the CLI's words for a name: inert, pasteable)
 
 HELP = {"help_option_names": ["-h", "--help"]}
-ModelsDir = typer.Option(None, "--models-dir", envvar="TINYGPT_MODELS_DIR", help="Folder of model folders (default: ./models).")
+
+
+class WholeLine(typer.BadParameter):
+    """A refused value whose message is the whole error line: click's "Invalid value for '--models-dir' (env var:
+    'TINYGPT_MODELS_DIR'):" and the --help hint added nothing but length to it."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def models_dir_path(text: str) -> Path:
+    """--models-dir (or $TINYGPT_MODELS_DIR) as a path, refused here for every command where no model folder can be
+    read or made in it: empty (a Path of '' is '.', the current folder), a file or a path under one, a link that loops
+    (a traceback where a printed command resolved it) or leads nowhere (a run's mkdir said "File exists"). A missing
+    folder passes: a run makes it, a listing says it is missing; a folder without permissions is said where it is read."""
+    import errno
+    import stat
+
+    if not text:
+        raise WholeLine("--models-dir is empty: name a folder of model folders (or leave it out for ./models)")
+    path = os.path.expanduser(text)
+    try:
+        kind = os.stat(path).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise WholeLine(f"--models-dir {text}: a symbolic link that loops (too many levels of links)") from None
+        if e.errno == errno.ENOTDIR:
+            from tinygpt_tui.__main__ import file_in_the_way
+
+            raise WholeLine(f"--models-dir {text}: not a folder ({file_in_the_way(path) or 'a part of it'} is a file)") from None
+        link = next((p for p in [path, *map(str, Path(os.path.abspath(path)).parents)] if os.path.islink(p) and not os.path.exists(p)), None)
+        if e.errno == errno.ENOENT and link is not None:
+            raise WholeLine(f"--models-dir {text}: {link} is a link to {os.readlink(link)}, which does not exist") from None
+    else:
+        if not stat.S_ISDIR(kind):
+            raise WholeLine(f"--models-dir {text}: not a folder")
+    return Path(text)
+
+
+ModelsDir = typer.Option(None, "--models-dir", envvar="TINYGPT_MODELS_DIR", parser=models_dir_path,
+                         help="Folder of model folders (default: ./models).")
 
 
 def console(stderr: bool = False):
@@ -113,7 +153,7 @@ class _OneLineErrors:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.TyperException as e:  # typer's usage errors (click's, vendored)
             ctx = getattr(e, "ctx", None)
-            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None and not isinstance(e, WholeLine) else ""
             folder = option_like_model(getattr(e, "option_name", None), sys.argv[1:] if args is None else list(args))
             if folder and ctx is not None:  # (a model folder named before names could not start with -)
                 way = shell_word(f"./{folder}")  # (quoted as the shell needs it: the command runs as printed)
