@@ -584,3 +584,19 @@ def test_a_models_dir_that_loops_leads_nowhere_is_a_file_or_is_empty_is_one_line
     r = cli("train", small_corpus, "--name", "m", "--models-dir", "new/models", "--preset", "tiny", "--n-layer", "1", "--n-embd", "32",
             "--block-size", "16", "--batch-size", "4", "--max-steps", "1", "--eval-iters", "1", "--sample-chars", "0", "--threads", "1")
     assert r.exit_code == 0 and (tmp_path / "new" / "models" / "m" / "config.json").is_file(), r.output  # (a missing one: made)
+
+
+def test_a_chart_under_a_file_or_a_loop_of_links_says_so_not_that_its_folder_is_missing(good_model, tmp_path):
+    """`compare --out afile/chart.svg` said "the folder afile does not exist" of a file that is there, and the same of a
+    loop of links: what is in the way is said, and nothing of it is touched."""
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    models = good_model.parent
+    for out, said in ((tmp_path / "afile" / "c.svg", f"{tmp_path / 'afile'} is a file, not a folder"),
+                      (tmp_path / "afile" / "sub" / "c.svg", f"{tmp_path / 'afile'} is a file, not a folder"),
+                      (tmp_path / "loop1" / "c.svg", "Too many levels of symbolic links"),
+                      (tmp_path / "nowhere" / "c.svg", f"the folder {tmp_path / 'nowhere'} does not exist")):
+        line = assert_one_error(cli("compare", "good", "--out", out, "--models-dir", models), f"cannot write {out}", said)
+        assert "does not exist" not in line or "nowhere" in line, line
+    assert (tmp_path / "afile").read_text() == "x"

@@ -179,15 +179,28 @@ def png(lines: list[Line], x: str, title: str = "") -> bytes:
 
 def check_out(path) -> None:
     """Refuse an output the chart can't be written to, before any work is done."""
+    import errno
     import importlib.util
+    import os
 
     path = Path(path).expanduser()
     if path.suffix.lower() not in (".svg", ".png"):
         raise SettingsError(f"--out takes a file ending in .svg or .png, got {path.name!r}")
     if path.suffix.lower() == ".png" and importlib.util.find_spec("matplotlib") is None:
         raise SettingsError(PNG_NEEDS)
-    if path.is_dir() or not path.parent.is_dir():
-        raise SettingsError(f"cannot write {path}: " + ("it is a folder" if path.is_dir() else f"the folder {path.parent} does not exist"))
+    if path.is_dir():
+        raise SettingsError(f"cannot write {path}: it is a folder")
+    if not path.parent.is_dir():  # (a parent that is a file, or a loop of links, is not one that "does not exist")
+        from tinygpt_tui.__main__ import file_in_the_way
+
+        try:
+            os.stat(path.parent)
+            why = None
+        except OSError as e:
+            why = None if e.errno in (errno.ENOENT, errno.ENOTDIR) else e.strerror
+        blocked = file_in_the_way(str(path.parent))
+        raise SettingsError(f"cannot write {path}: " + (f"{blocked} is a file, not a folder" if blocked else f"{path.parent}: {why}" if why
+                                                        else f"the folder {path.parent} does not exist"))
     if (path.exists() or path.is_symlink()) and not earlier_chart(path):  # (a chart written again is the usual case; a file of yours is kept)
         raise SettingsError(f"{path} exists and is not a chart tinygpt wrote: delete it first, or choose another name")
 
