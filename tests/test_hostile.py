@@ -422,17 +422,18 @@ def test_impossible_training_settings(tmp_path, small_corpus, case):
     assert not (tmp_path / "escape").exists()
 
 
+# each said by the option typed (the sampler said "top-k must be ...", and "length must be ..." of --max-new)
 BAD_SAMPLING = {
-    "temperature below 0": (["--temperature", "-0.5"], "temperature"),
-    "temperature nan": (["--temperature", "nan"], "temperature"),
-    "temperature inf": (["--temperature", "inf"], "temperature"),
-    "top-k 0": (["--top-k", "0"], "top-k"),
-    "top-k negative": (["--top-k", "-3"], "top-k"),
-    "top-p 0": (["--top-p", "0"], "top-p"),
-    "top-p above 1": (["--top-p", "1.5"], "top-p"),
-    "top-p negative": (["--top-p", "-0.1"], "top-p"),
-    "top-p nan": (["--top-p", "nan"], "top-p"),
-    "max-new negative": (["--max-new", "-1"], "length"),
+    "temperature below 0": (["--temperature", "-0.5"], "--temperature"),
+    "temperature nan": (["--temperature", "nan"], "--temperature"),
+    "temperature inf": (["--temperature", "inf"], "--temperature"),
+    "top-k 0": (["--top-k", "0"], "--top-k"),
+    "top-k negative": (["--top-k", "-3"], "--top-k"),
+    "top-p 0": (["--top-p", "0"], "--top-p"),
+    "top-p above 1": (["--top-p", "1.5"], "--top-p"),
+    "top-p negative": (["--top-p", "-0.1"], "--top-p"),
+    "top-p nan": (["--top-p", "nan"], "--top-p"),
+    "max-new negative": (["--max-new", "-1"], "--max-new"),
     "num-samples 0": (["--num-samples", "0"], "num-samples"),
     "num-samples a billion": (["--num-samples", "1000000000"], "num-samples"),
     "max-new 10**20": (["--max-new", str(10**20)], "max-new"),
@@ -512,7 +513,7 @@ def test_unicode_and_space_model_name_train_then_generate_in_a_real_process(tmp_
         (["generate", name + " nope", "--models-dir", str(models)], "not found"),
         (["train", str(tmp_path / "missing.txt"), "--name", "x", "--models-dir", str(models)], "not found"),
         (["train", str(models), "--name", "x", "--models-dir", str(models)], "directory"),  # (a folder of books is a corpus: not this one)
-        (["generate", name, "--models-dir", str(models), "--top-k", "0"], "top-k"),
+        (["generate", name, "--models-dir", str(models), "--top-k", "0"], "--top-k"),
     ):
         p = subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=60)
         lines = [l for l in p.stderr.splitlines() if l.strip()]

@@ -215,13 +215,14 @@ def as_typed(message: str, command) -> str:
     names the ``command``'s own option for that setting (--pos) where it has one (its typer.Option's names)."""
     import inspect
 
-    if not (said := re.match(r"(\w+) (must be .*)", message, re.S)) or said[1] not in inspect.signature(command).parameters:
+    said = re.match(r"([\w-]+) (must be .*)", message, re.S)  # (the sampler's "top-k must be ...": top_k)
+    if not said or (key := said[1].replace("-", "_")) not in inspect.signature(command).parameters:
         return message
-    default = inspect.signature(command).parameters[said[1]].default
+    default = inspect.signature(command).parameters[key].default
     names = getattr(default, "param_decls", None) or ()
     flag = next((n for n in names if isinstance(n, str) and n.startswith("--")), None)
     if flag is None and not names and isinstance(default, OptionInfo):  # (an option named by typer: preset is --preset)
-        flag = "--" + said[1].replace("_", "-")
+        flag = "--" + key.replace("_", "-")
     return f"{flag} {said[2]}" if flag else message
 
 

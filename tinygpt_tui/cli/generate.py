@@ -21,7 +21,7 @@ DEVICE_HELP = "auto (on a CPU the compiled decoder; at batch 1 it outruns a GPU)
 def generate(
     model: str = typer.Argument(..., help="Model name (under the models directory) or a folder path."),
     prompt: str = O("", "--prompt", "-p", help="Text to continue."),
-    max_new: int = O(500, "--max-new", "-n", max=10**6, help="Characters to generate (tokens, for a BPE model: a token is a few characters, or part of one)."),
+    max_new: int = O(500, "--max-new", "-n", min=0, max=10**6, help="Characters to generate (tokens, for a BPE model: a token is a few characters, or part of one)."),
     temperature: float = O(0.8, "--temperature", "-t", help="0 means greedy."),
     top_k: Optional[int] = O(None, "--top-k", "-k", help="Sample from the k most likely characters (tokens, for a BPE model)."),
     top_p: Optional[float] = O(None, "--top-p", help="Nucleus sampling: the smallest set with this much probability."),
