@@ -467,6 +467,25 @@ def test_model_argument_is_not_a_folder(tmp_path, good):
     assert_one_error(cli("generate", empty), "config.json")
 
 
+def test_an_empty_string_for_a_model_corpus_or_file_is_refused_as_empty_not_read_as_the_current_folder(good, tmp_path, monkeypatch):
+    """'' (an unset variable: "$MODEL", "$BOOK") is '.' as a Path: `generate ""` said "config.json is missing: config.json",
+    `train ""` trained on the current folder's .txt files, `corpus add ""` refused a folder no one named, and
+    `train --from ""` trained from scratch without a word. Each is said to be empty, and nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "book.txt").write_text("the current folder holds a text a run would have trained on\n" * 400, encoding="utf-8")
+    models = good.parent
+    m = ["--models-dir", models]
+    cases = [(["generate", "", *m], "name is empty"), (["eval", "", *m], "name is empty"), (["export", "", "out", "--to", "hf", *m], "name is empty"),
+             (["train", "", "--name", "x", "--max-steps", "1", *m], "empty string"), (["eval", "good", "--corpus", "", *m], "empty string"),
+             (["generate", "good", "--corpus", "", *m], "empty string"), (["corpus", "prepare", ""], "empty string"),
+             (["train", "book.txt", "--name", "x", "--from", "", "--max-steps", "1", *m], "--from is empty"),
+             (["corpus", "add", ""], "empty"), (["import", "", "--name", "x", *m], "empty"), (["convert", "", "--name", "x", *m], "empty")]
+    before = sorted(os.listdir(tmp_path)), sorted(os.listdir(models))
+    for args, said in cases:
+        assert_one_error(cli(*args), said)
+    assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(models))) == before
+
+
 # =========================================================================== prompts
 def test_empty_huge_unknown_and_control_prompts(good):
     r = cli("generate", good, "--prompt", "", "-n", "30", "--seed", "1")

@@ -22,6 +22,13 @@ from tinygpt_tui.tokenizer import one_line, shell_word  # noqa: F401 (the CLI's 
 HELP = {"help_option_names": ["-h", "--help"]}
 
 
+def given_path(text: str) -> Path:
+    """A path argument, '' refused: as a Path it is '.', and `corpus add ""` said "not a folder: ." of a folder no one named."""
+    if not text:
+        raise typer.BadParameter("is empty; name a file or folder")
+    return Path(text)
+
+
 class WholeLine(typer.BadParameter):
     """A refused value whose message is the whole error line: click's "Invalid value for '--models-dir' (env var:
     'TINYGPT_MODELS_DIR'):" and the --help hint added nothing but length to it."""

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import ModelsDir, console, friendly, new_model_folder, one_line, prose, save_new_model, shell_word
+from tinygpt_tui.cli.common import ModelsDir, console, friendly, given_path, new_model_folder, one_line, prose, save_new_model, shell_word
 from tinygpt_tui.errors import CheckpointError, SettingsError
 
 O = typer.Option
@@ -21,9 +21,9 @@ def say(message: str) -> None:
 
 @friendly
 def convert(
-    checkpoint: Path = typer.Argument(..., help="A nanoGPT ckpt.pt (read with torch.load(weights_only=True): no code runs)."),
+    checkpoint: Path = typer.Argument(..., parser=given_path, help="A nanoGPT ckpt.pt (read with torch.load(weights_only=True): no code runs)."),
     name: str = O(..., "--name", "-n", help="Name of the new model folder."),
-    meta: Optional[Path] = O(None, "--meta", help="The dataset's meta.pkl with the vocabulary (read as plain data only)."),
+    meta: Optional[Path] = O(None, "--meta", parser=given_path, help="The dataset's meta.pkl with the vocabulary (read as plain data only)."),
     corpus: Optional[str] = O(None, "--corpus", help="Or the training text: its sorted distinct characters are the vocabulary."),
     n_head: Optional[int] = O(None, "--n-head", help="Heads, for a bare state dict without model_args."),
     models_dir: Optional[Path] = ModelsDir,

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, console, friendly, models_folder, one_line, prose, shell_word
+from tinygpt_tui.cli.common import HELP, Command, Group, ModelsDir, console, friendly, given_path, models_folder, one_line, prose, shell_word
 
 corpus_app = typer.Typer(cls=Group, context_settings=HELP, no_args_is_help=True, rich_markup_mode=None,
                          help="List, fetch or add the texts to train on.")
@@ -35,7 +35,7 @@ def corpus_list():
 @friendly
 def corpus_fetch(
     name: str = typer.Argument(..., help="A catalog name (see `tinygpt corpus list`)."),
-    from_file: Optional[Path] = typer.Option(None, "--from", help="Import this local copy instead of downloading (checked against the sha256)."),
+    from_file: Optional[Path] = typer.Option(None, "--from", parser=given_path, help="Import this local copy instead of downloading (checked against the sha256)."),
 ):
     """Download a catalog corpus, or import a copy. Either is checked against its sha256."""
     from tinygpt_tui.engine.corpora import fetch
@@ -47,7 +47,7 @@ def corpus_fetch(
 @corpus_app.command("add", cls=Command, context_settings=HELP)
 @friendly
 def corpus_add(
-    file: Path = typer.Argument(..., help="A UTF-8 text file of your own."),
+    file: Path = typer.Argument(..., parser=given_path, help="A UTF-8 text file of your own."),
     name: Optional[str] = typer.Option(None, "--name", help="Name to list it under (default: the file's name)."),
     force: bool = typer.Option(False, "--force", help="Replace a corpus added before under that name."),
     whole: bool = typer.Option(False, "--whole", help="Keep a Project Gutenberg book's header and licence (left out by default)."),

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console, friendly, new_model_folder, one_line, prose, save_new_model, shell_word, try_prompt
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console, friendly, given_path, new_model_folder, one_line, prose, save_new_model, shell_word, try_prompt
 
 O = typer.Option
 
@@ -95,7 +95,7 @@ def hint_prompt(tokenizer, block_size: int) -> tuple[str, int]:
 
 @friendly
 def import_cmd(
-    folder: Path = typer.Argument(..., help="A Hugging Face GPT-2 folder: config.json, model.safetensors, tokenizer.json."),
+    folder: Path = typer.Argument(..., parser=given_path, help="A Hugging Face GPT-2 folder: config.json, model.safetensors, tokenizer.json."),
     name: str = O(..., "--name", "-n", help="Name of the new model folder."),
     models_dir: Optional[Path] = ModelsDir,
 ):

@@ -79,6 +79,8 @@ def train(
         fail("give a corpus: a text file or a name from `tinygpt corpus list`")
     if resume:
         refuse_changes(ctx, options)
+    if init_from == "":  # (else left out as if not given: the run trained from scratch, saying nothing)
+        fail("--from is empty: give the model to start from, by name or folder")
     if minutes is not None and (minutes != minutes or minutes <= 0):
         fail(f"--minutes must be above 0, got {minutes}")
     del options["minutes"], options["jsonl"]  # (as time_budget below; and how to print, not a setting)

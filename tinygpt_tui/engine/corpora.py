@@ -22,6 +22,7 @@ from tinygpt_tui.tokenizer import shell_word
 ENV_CORPORA_DIR = "TINYGPT_CORPORA_DIR"
 CATALOG_FILE = Path(__file__).resolve().parents[2] / "corpora" / "catalog.json"
 MAX_CORPUS_BYTES = 2 * 1024**3
+EMPTY_CORPUS = "the corpus given is an empty string: give a text file, a folder, a quoted glob or a corpus name"  # (as a Path: '.')
 
 
 @dataclass
@@ -48,6 +49,8 @@ def catalog() -> dict[str, CatalogEntry]:
 def read_corpus(path) -> Corpus:
     """A corpus file read safely (a regular file, at most MAX_CORPUS_BYTES, text checked as it is read),
     or a one-line CorpusError saying why it can't be used."""
+    if not str(path):
+        raise CorpusError(EMPTY_CORPUS)
     p = Path(os.path.expanduser(str(path)))
     try:
         if not p.exists() and not p.is_symlink():  # (a link that loops or leads nowhere: read_bytes says which)
@@ -203,6 +206,8 @@ def resolve_corpus(name: str) -> Path:
     import glob
 
     name = str(name)
+    if not name:
+        raise CorpusError(EMPTY_CORPUS)
     p = Path(os.path.expanduser(name))
     is_glob = any(c in name for c in "*?[")
     if _there(p) or (is_glob and glob.glob(str(p))):

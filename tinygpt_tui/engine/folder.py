@@ -86,6 +86,8 @@ def resolve_model(name_or_path, models_dir=None) -> Path:
     """A path to a folder, or a model name under the models directory, or a path that starts at home: "~" is the
     model of that name where there is one (a shell expands the ~ it is given: one that got here was quoted)."""
     s = str(name_or_path)
+    if not s:  # (a Path of '' is '.': "config.json is missing: config.json" of the current folder)
+        raise CheckpointError("the model's name is empty: give a model's name (tinygpt models lists them) or its folder")
     d = Path(models_dir) if models_dir else default_models_dir()
     for p in (Path(s), d / s, Path(s).expanduser()):
         if p.is_dir():

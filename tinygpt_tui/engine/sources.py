@@ -68,6 +68,10 @@ def prepared_dir() -> Path:
 # ----------------------------------------------------------------- the source: which files
 def source_files(spec: str) -> list[Path]:
     """The files of a corpus: a file, a folder's .txt files, or a glob's matches, sorted."""
+    if not str(spec):
+        from tinygpt_tui.engine.corpora import EMPTY_CORPUS
+
+        raise CorpusError(EMPTY_CORPUS)
     try:
         files = _source_files(spec)
     except OSError as e:  # a folder without read or search permission on the way
