@@ -600,3 +600,14 @@ def test_a_chart_under_a_file_or_a_loop_of_links_says_so_not_that_its_folder_is_
         line = assert_one_error(cli("compare", "good", "--out", out, "--models-dir", models), f"cannot write {out}", said)
         assert "does not exist" not in line or "nowhere" in line, line
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_glob_that_matches_only_what_is_not_a_file_says_what_it_matched(tmp_path):
+    """A quoted glob whose only match was a FIFO, a device or a loop of links said "no file matches": something did
+    match, and is refused by its kind (never opened to be read: a FIFO would hang the read)."""
+    os.mkfifo(tmp_path / "f.txt")
+    (tmp_path / "z.txt").symlink_to("/dev/zero")
+    (tmp_path / "l1.txt").symlink_to("l2.txt")
+    (tmp_path / "l2.txt").symlink_to("l1.txt")
+    for pattern, said in (("f.*", "a FIFO"), ("z.*", "a character device"), ("l1.*", "loops"), ("none.*", "no file matches")):
+        assert_one_error(cli("corpus", "prepare", tmp_path / pattern), said)

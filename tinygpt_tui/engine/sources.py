@@ -94,7 +94,10 @@ def _source_files(spec: str) -> list[Path]:
     if p.is_symlink():  # a link that loops or leads nowhere: say which
         os.close(open_regular(p, "corpus", CorpusError))
     if any(c in str(spec) for c in "*?["):
-        files = sorted(Path(f).resolve() for f in globlib.glob(os.path.expanduser(str(spec))) if Path(f).is_file())
+        matches = globlib.glob(os.path.expanduser(str(spec)))
+        files = sorted(Path(f).resolve() for f in matches if Path(f).is_file())
+        if not files and matches:  # (a FIFO, a device, a link that loops: matched, and never to be read; not "no file")
+            os.close(open_regular(sorted(matches)[0], "corpus", CorpusError))  # (says what the first one is)
         if not files:
             raise CorpusError(f"no file matches {spec}")
         return files
