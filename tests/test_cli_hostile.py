@@ -611,3 +611,22 @@ def test_a_glob_that_matches_only_what_is_not_a_file_says_what_it_matched(tmp_pa
     (tmp_path / "l2.txt").symlink_to("l1.txt")
     for pattern, said in (("f.*", "a FIFO"), ("z.*", "a character device"), ("l1.*", "loops"), ("none.*", "no file matches")):
         assert_one_error(cli("corpus", "prepare", tmp_path / pattern), said)
+
+
+def test_a_run_named_with_an_escape_is_inert_in_the_chart_s_legend_and_in_its_file(good_model, tmp_path):
+    """`tinygpt compare` wrote a run's name raw in the terminal chart's legend (its table and notes were inert): a folder
+    named with an escape set the terminal's colours. In an .svg the ESC made the file XML cannot read."""
+    import xml.dom.minidom
+
+    models = good_model.parent
+    evil = "e\x1b[31mvil\x07"
+    shutil.copytree(good_model, models / evil)
+    shutil.copy(ROOT / "models" / "shakespeare" / "metrics.jsonl", models / evil / "metrics.jsonl")  # (curves to draw)
+    r = cli("compare", evil, "good", "--models-dir", models)
+    assert r.exit_code == 0 and "vil" in r.stdout, r.output
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout, [ln for ln in r.stdout.splitlines() if "\x1b" in ln]
+    r = cli("compare", evil, "good", "--models-dir", models, "--out", tmp_path / "c.svg")
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "c.svg").read_text(encoding="utf-8")
+    assert "\x1b" not in text and "vil" in text
+    xml.dom.minidom.parseString(text)

@@ -36,8 +36,11 @@ class Line:
 def lines_of(named_curves, x: str = "steps", curves: str = "both", max_points: int = 400) -> list[Line]:
     """[(name, Curves)] as lines: validation (each evaluation, and the final one over the whole split) and/or training
     loss (each logged step); "bits": validation bits per character alone (what compares across tokenizers)."""
+    from tinygpt_tui.tokenizer import one_line
+
     out = []
     for i, (name, c) in enumerate(named_curves):
+        name = one_line(name)  # (a run's name is a folder's: an escape in it is shown, not run, in a legend or a file)
         if curves == "bits":
             out.append(Line(name, "val", *c.val_bpc(x, max_points), color=i % len(COLORS)))
         if curves in ("val", "both"):
@@ -55,7 +58,9 @@ def terminal(lines: list[Line], x: str, width: int, height: int, color: bool = T
     braille dots, validation a • at each evaluation and a finished run's whole split a ◆ (at the evaluation whose
     weights it kept), one colour per run, the legend saying which is which; ``marks`` are grey horizontal lines (milestones) at (loss, label)."""
     from tinygpt_tui import chart
+    from tinygpt_tui.tokenizer import one_line
 
+    title = one_line(title)
     has_train = {ln.label for ln in lines if ln.kind == "train"}
     series = [chart.Series(ln.xs, ln.ys, COLORS[ln.color], {"train": "braille", "val": "dot"}.get(ln.kind, FINAL),
                            ln.label if ln.kind == "train" or (ln.kind == "val" and ln.label not in has_train) else "") for ln in lines]
@@ -107,7 +112,10 @@ def svg(lines: list[Line], x: str, title: str = "", width: int = 900, height: in
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
            'font-family="sans-serif" font-size="12">', f"<desc>{MARK}</desc>", f'<rect width="{width}" height="{height}" fill="white"/>']
-    if title:
+    if title:  # (XML has no place for a control character: an escape in it made the file unreadable)
+        from tinygpt_tui.tokenizer import one_line
+
+        title = one_line(title)
         out.append(f'<text x="{left + pw / 2}" y="22" text-anchor="middle" font-size="15">{escape(title)}</text>')
     for t in nice_ticks(x0, x1, 7):
         if x0 <= t <= x1:
@@ -165,7 +173,9 @@ def png(lines: list[Line], x: str, title: str = "") -> bytes:
     ax.set_xlabel(X_LABELS[x])
     ax.set_ylabel("loss")
     if title:
-        ax.set_title(title)
+        from tinygpt_tui.tokenizer import one_line
+
+        ax.set_title(one_line(title))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
