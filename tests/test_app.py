@@ -1283,6 +1283,13 @@ async def test_the_model_card_command_is_the_cli_command_for_the_forms_settings(
             assert theirs.pop("command").startswith("tinygpt train")
             ours.pop("command")
             assert theirs == ours
+        odd = tmp_path / "b\x1b[2J\nook.txt"  # (an escape and a newline: the card's command, inert on one line, as typed)
+        shutil.copy(corpus, odd)
+        fill(ts, **{"train-corpus-path": str(odd)})
+        command = ts.read_form().command
+        assert command.isprintable(), repr(command)
+        pasted = subprocess.run(["bash", "-c", "tinygpt() { printf '%s\\0' \"$@\"; }; " + command], capture_output=True, timeout=30)
+        assert pasted.stdout.decode("utf-8").split("\0")[1] == str(odd), pasted
 
 
 async def test_a_resumed_runs_recorded_command_runs_as_printed_with_size_left_at_auto(tmp_path, monkeypatch):

@@ -561,6 +561,10 @@ def test_a_corpus_path_with_a_newline_or_an_escape_is_recorded_inert_and_as_type
     assert f"```\n{command}\n```" in card
     pasted = subprocess.run(["bash", "-c", "tinygpt() { printf '%s\\0' \"$@\"; }; " + command], capture_output=True, timeout=30)
     assert pasted.stdout.decode("utf-8").split("\0")[:-1] == args
+    eval_line = card.split("Check the validation loss: `")[1].split("`")[0]  # (the card's other command: its corpus too)
+    assert eval_line.isprintable(), repr(eval_line)
+    pasted = subprocess.run(["bash", "-c", "tinygpt() { printf '%s\\0' \"$@\"; }; " + eval_line], capture_output=True, timeout=30)
+    assert pasted.stdout.decode("utf-8").split("\0")[-2] == book.name, pasted
 
 
 def test_a_models_dir_that_loops_leads_nowhere_is_a_file_or_is_empty_is_one_line_for_every_command(small_corpus, tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ from tinygpt_tui.app.messages import FOCUS_KEYS, error_line, reported
 from tinygpt_tui.app.jobs import TrainingJob, form_words
 from tinygpt_tui.app.progress import LossChart, RunState, Watched, good_looks_like, name_taken, progress_parts
 from tinygpt_tui.errors import SettingsError, TinyGPTError
-from tinygpt_tui.tokenizer import one_line, printable
+from tinygpt_tui.tokenizer import one_line, printable, shell_word
 
 NO_SAMPLE = Text("The model writes a sample at each evaluation.", style="dim")
 CHECK_CORPUS_BYTES = 16 * 1024**2  # a corpus up to this size is read before a run starts (bigger ones by the run)
@@ -95,7 +95,7 @@ def train_command(cfg, custom: dict) -> str:
     for fid, value in custom.items():  # each field is its option: n_layer is --n-layer (init_from is --from)
         args += ["--from" if fid == "init_from" else "--" + fid.replace("_", "-"), str(value)]
     args += ["--device", cfg.device] + (["--resume"] if cfg.resume else [])
-    return " ".join(["tinygpt train", *map(shlex.quote, args)])
+    return " ".join(["tinygpt train", *map(shell_word, args)])  # (a path with an escape: inert in the card, $'...')
 
 
 @cache

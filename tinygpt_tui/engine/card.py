@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 
 from tinygpt_tui.tokenizer import shell_word
@@ -29,8 +28,8 @@ def _corpus_arg(c: dict) -> str:
     model was trained on by it), a folder or a glob by its path; quoted for a shell."""
     path = str(c.get("path") or "")
     if path and not os.path.isfile(path) and (os.path.isdir(path) or any(ch in path for ch in "*?[")):
-        return shlex.quote(path)
-    return shlex.quote(Path(path).name if path else f"{c.get('name', 'CORPUS')}.txt")
+        return shell_word(path)
+    return shell_word(Path(path).name if path else f"{c.get('name', 'CORPUS')}.txt")
 
 
 def models_dir_words(models_dir) -> str:
