@@ -439,6 +439,26 @@ def test_a_run_named_twice_in_compare_is_one_row_and_one_curve_and_said(tiny_mod
     assert f"named more than once, drawn once: alpha, {d / 'alpha'}" in r.stdout
 
 
+def test_a_log_of_gigabytes_is_charted_from_its_end_and_compare_says_so(tiny_models_dir, tmp_path, monkeypatch):
+    """A metrics.jsonl of 100 GB (sparse: zeros) kept `compare` reading it, 64 MB at a time, for minutes. A chart
+    reads the last MAX_LOG bytes of a bigger log (its latest records), and compare says which run's log was cut."""
+    d = logged_copy(tiny_models_dir, tmp_path)
+    log = d / "alpha" / "metrics.jsonl"
+    tail = log.read_bytes()
+    with open(log, "r+b") as f:
+        f.truncate(runs.MAX_LOG + (3 << 30))  # (a hole of zeros, then the records)
+        f.seek(0, os.SEEK_END)
+        f.write(tail)
+    read, pread = [0], os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: read.__setitem__(0, read[0] + n) or pread(fd, n, at))
+    c = Curves(d / "alpha")
+    assert read[0] <= runs.MAX_LOG + len(tail) and c.offset == log.stat().st_size  # (the hole's start: not read)
+    assert c.evals and c.evals[-1].step == 200 and c.finished
+    r = tinygpt_inproc("compare", "alpha", "beta", "--models-dir", d)
+    assert r.returncode == 0, r.stderr
+    assert f"alpha: metrics.jsonl is {log.stat().st_size:,} bytes: its last {runs.MAX_LOG >> 20} MB are drawn" in r.stdout
+
+
 def test_compare_writes_an_svg_with_a_line_per_curve(tiny_models_dir, tmp_path):
     d = logged_copy(tiny_models_dir, tmp_path)
     write_log(d / "beta", fake_run(steps=300, val=lambda s: 4.0 - s / 150))

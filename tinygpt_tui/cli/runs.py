@@ -118,7 +118,7 @@ def compare_cmd(
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Overlay the loss curves of several runs on one chart, with a table of their final figures."""
-    from tinygpt_tui.engine.runs import (LN2, STAGES, Curves, book_of, common_corpus, expand_run, other_corpus, overfitting, stage,
+    from tinygpt_tui.engine.runs import (LN2, MAX_LOG, STAGES, Curves, book_of, common_corpus, expand_run, other_corpus, overfitting, stage,
                                          summarize, tokenizers)
 
     _check_x(x)
@@ -146,6 +146,9 @@ def compare_cmd(
     print_runs(con, summaries, other)
     if twice:
         prose(con, Text(one_line(f"named more than once, drawn once: {', '.join(twice)}"), style="dim"))
+    for name, c in named:  # (a log of gigabytes: its end is drawn, and said to be)
+        if c.skipped:
+            prose(con, Text(one_line(f"{name}: metrics.jsonl is {c.skipped + MAX_LOG:,} bytes: its last {MAX_LOG >> 20} MB are drawn"), style="yellow"))
     shared = common[0]
     for s in summaries:
         if s.name in other:

@@ -27,6 +27,7 @@ from tinygpt_tui.engine.stages import (EARLY_RUNS, SAMPLE_NEAR, SHIPPED, STAGES,
 X_AXES = ("steps", "tokens", "minutes")
 MAX_POINTS = 400  # a curve's points after thinning (a chart is a few hundred cells wide)
 TAIL_BYTES = 64 * 1024  # what a summary reads of metrics.jsonl: its last records, not the whole log
+MAX_LOG = 512 * 1024 * 1024  # what a chart reads of a bigger metrics.jsonl: its end (a million steps' log is 200 MB)
 MAX_KEPT = 500  # training-loss points a Curves keeps (every 2^k-th step record past this, and the latest)
 STEP_LINE = b'{"event": "step", '  # how train.py's step records begin: one not kept is skipped unparsed
 MANIFEST = "experiment.json"  # an experiment's folder: its manifest and one model folder per member
@@ -329,6 +330,7 @@ class Curves:
         self.corpus = ""
         self.finished = False
         self.stride, self.seen = 1, 0  # step records: every stride-th is kept; how many were read
+        self.skipped = 0  # bytes of a log past MAX_LOG not read: its start
 
     def update(self) -> bool:
         """Read what was appended since the last call; whether anything was. A log rewritten since (a run
@@ -344,6 +346,8 @@ class Curves:
         if rewritten:
             self._start_over()
         self.file = file
+        if not self.offset and size > MAX_LOG:  # (a sparse file of 100 GB kept `compare` reading zeros for minutes)
+            self.offset = self.skipped = size - MAX_LOG  # (the line it cuts is no record)
         lines, self.offset = read_lines(self.folder, self.offset)
         is_step = [ln.startswith(STEP_LINE) for ln in lines]
         n = sum(is_step)
