@@ -29,12 +29,16 @@ class WholeColumnsTable(DataTable):
         self.all_rows: list = []
         self.keys: list = []
         self.shown: tuple | None = None  # the columns on screen (their indices)
-        self.over = 0
+        self.over = self.laid_over = 0  # (cells the last column shown is cut by: now, and when laid out)
 
     def show(self, rows: list, keys: list) -> None:
-        """Rows of a cell for every label (the row's key beside each): shown, the columns that fit picked anew."""
-        self.all_rows, self.keys, self.shown = [list(r) for r in rows], list(keys), None
-        self.lay_out()
+        """Rows of a cell for every label (the row's key beside each): shown, the columns that fit picked anew. The
+        cursor stays on its row where the same rows come in another order (a training run's val loss ranks it anew
+        every few seconds), else at its place (the last row, where it was past the end)."""
+        at, keys = self.cursor_row, list(keys)
+        key = self.keys[at] if self.row_count and 0 <= at < len(self.keys) and set(keys) == set(self.keys) else None
+        self.all_rows, self.keys, self.shown = [list(r) for r in rows], keys, None
+        self.lay_out(keys.index(key) if key is not None else min(at, len(keys) - 1))
 
     def room(self, rows: int | None = None) -> int:
         """The cells across for the columns with ``rows`` rows (default: those shown): less a scrollbar's where they
@@ -51,6 +55,7 @@ class WholeColumnsTable(DataTable):
         """The fixed columns and, from self.first, the rest that fit whole (one at least); all of them where they fit."""
         widths, room = self.widths(), self.room()
         if not room or sum(widths) <= room:
+            self.over = 0
             return tuple(range(len(widths)))
         if self.fixed:  # (its header says which way the rest lie: "run ←→")
             widths[self.fixed - 1] = max(widths[self.fixed - 1], cell_width(self.labels[self.fixed - 1]) + 3 + 2 * self.cell_padding)
@@ -68,9 +73,12 @@ class WholeColumnsTable(DataTable):
         self.over = max(0, used - room)  # (a column wider alone than the room beside the fixed ones: cut at its end, "…")
         return tuple(shown)
 
-    def lay_out(self) -> None:
+    def lay_out(self, cursor: int | None = None) -> None:
+        """The columns that fit, rows and all, again: the cursor on row `cursor` (default: its own) and the rows
+        scrolled to where they were (DataTable.clear takes both to the top: → or an update's redraw, while the wheel
+        had scrolled away from the cursor, showed the top rows)."""
         shown = self.columns_shown()
-        cursor = self.cursor_row
+        cursor, y = self.cursor_row if cursor is None else cursor, self.scroll_y
         label = list(self.labels)
         if len(shown) < len(self.labels) and self.fixed:  # which way the other columns lie
             ways = ("←" if shown[self.fixed] > self.fixed else "") + ("→" if shown[-1] < len(self.labels) - 1 else "")
@@ -85,12 +93,14 @@ class WholeColumnsTable(DataTable):
                 cells[-1] = cells[-1].copy() if isinstance(cells[-1], Text) else Text(str(cells[-1]))
                 cells[-1].truncate(max(1, most), overflow="ellipsis")
             self.add_row(*cells, key=key)
-        self.shown = shown
+        self.shown, self.laid_over = shown, self.over
         if 0 < cursor < self.row_count:
-            self.move_cursor(row=cursor, animate=False)
+            self.move_cursor(row=cursor, animate=False, scroll=False)
+        self.call_after_refresh(self.scroll_to, y=y, animate=False)  # (once the rows' height is known)
 
     def on_resize(self) -> None:
-        if self.shown is not None and self.columns_shown() != self.shown:
+        """The columns picked anew, and a column cut to the room (over) cut anew: wider or narrower, by a cell."""
+        if self.shown is not None and (self.columns_shown(), self.over) != (self.shown, self.laid_over):
             self.lay_out()
 
     def step(self, by: int) -> bool:
