@@ -634,3 +634,22 @@ def test_a_run_named_with_an_escape_is_inert_in_the_chart_s_legend_and_in_its_fi
     text = (tmp_path / "c.svg").read_text(encoding="utf-8")
     assert "\x1b" not in text and "vil" in text
     xml.dom.minidom.parseString(text)
+
+
+def test_a_models_dir_refused_from_the_variable_is_named_as_the_variable_and_an_option_given_wins(tmp_path, monkeypatch):
+    """$TINYGPT_MODELS_DIR naming a file was refused as "--models-dir afile: not a folder", to a user who had typed no
+    --models-dir; and, read by `tinygpt` itself before its command, it was refused where `tinygpt models --models-dir
+    good` named the folder to read instead (--version too)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "good").mkdir()
+    env = {"COLUMNS": "250", "TINYGPT_MODELS_DIR": "afile"}
+    for args in (["models"], ["experiment", "x"], ["generate", "m", "-n", "3"]):
+        line = assert_one_error(CliRunner().invoke(app, args, env=env), "$TINYGPT_MODELS_DIR afile: not a folder")
+        assert "--models-dir" not in line, line
+    for args in (["models", "--models-dir", "good"], ["--models-dir", "good", "models"]):
+        r = CliRunner().invoke(app, args, env=env)
+        assert r.exit_code == 0 and "no models in good" in r.stdout, (args, r.stdout, r.stderr)
+    r = CliRunner().invoke(app, ["--version"], env=env)
+    assert r.exit_code == 0 and r.stdout.startswith("tinygpt "), r.stderr
+    assert_one_error(CliRunner().invoke(app, ["models", "--models-dir", "afile"], env=env), "--models-dir afile: not a folder")

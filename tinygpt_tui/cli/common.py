@@ -31,9 +31,14 @@ def given_path(text: str) -> Path:
 
 class WholeLine(typer.BadParameter):
     """A refused value whose message is the whole error line: click's "Invalid value for '--models-dir' (env var:
-    'TINYGPT_MODELS_DIR'):" and the --help hint added nothing but length to it."""
+    'TINYGPT_MODELS_DIR'):" and the --help hint added nothing but length to it. It starts with what was given: the
+    option, or the variable where the value came from it (a user who typed no --models-dir was told of one)."""
 
     def format_message(self) -> str:
+        ctx, param = self.ctx, self.param
+        source = ctx.get_parameter_source(param.name) if ctx is not None and param is not None else None
+        if getattr(source, "name", "") == "ENVIRONMENT" and getattr(param, "envvar", None):
+            return self.message.replace(ModelsDir.param_decls[0], f"${param.envvar}", 1)
         return self.message
 
 
@@ -66,7 +71,17 @@ def models_dir_path(text: str) -> Path:
     return Path(text)
 
 
-ModelsDir = typer.Option(None, "--models-dir", envvar="TINYGPT_MODELS_DIR", parser=models_dir_path,
+def checked_models_dir(ctx: typer.Context, param: typer.CallbackParam, text: str | None) -> Path | None:
+    """--models-dir checked (models_dir_path), but for $TINYGPT_MODELS_DIR read by `tinygpt` itself before its
+    command: the command checks it where it reads it, and a --models-dir given after the command wins over it
+    (`tinygpt models --models-dir good` was refused for the variable's stale folder)."""
+    from_variable = getattr(ctx.get_parameter_source(param.name), "name", "") == "ENVIRONMENT"
+    if text is None or (from_variable and ctx.parent is None and isinstance(ctx.command, TyperGroup)):
+        return None if text is None else Path(text)
+    return models_dir_path(text)
+
+
+ModelsDir = typer.Option(None, "--models-dir", envvar="TINYGPT_MODELS_DIR", parser=str, callback=checked_models_dir,
                          help="Folder of model folders (default: ./models).")
 
 
