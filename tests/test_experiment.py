@@ -1096,3 +1096,14 @@ def test_the_estimate_of_a_member_to_resume_counts_only_the_steps_left(small_cor
     assert 15 <= step < 40 and est.done == [0, step, 0]
     # the second and third alike but for what the second has done (the first also reads the corpus)
     assert est.member_s[2] - est.member_s[1] == pytest.approx(step * est.step_s[1])
+
+
+def test_a_lesson_on_a_glob_is_named_for_the_glob_s_folder(tmp_path):
+    """A glob's stem is "*": every lesson run on a glob went to one folder, "-corpus", and a lesson on another glob
+    was refused there as "run on *.txt, not *.txt" (with no --name to pick another)."""
+    spec = find_lesson("dropout").spec
+    for folder in ("books", "letters"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "one.txt").write_text("text " * 100, encoding="utf-8")
+    names = [as_run(spec, corpus=str(tmp_path / g)).name for g in ("books/*.txt", "letters/*.txt", "letters/o*.txt", "letters/one.txt")]
+    assert names == [f"{spec.name}-books", f"{spec.name}-letters", f"{spec.name}-letters-o", f"{spec.name}-one"]

@@ -126,7 +126,7 @@ def as_run(spec: Spec, minutes: float | None = None, max_steps: int | None = Non
     else:
         minutes, max_steps = own
     if corpus and not same_corpus(corpus, spec.corpus):
-        book = re.sub(r"[^\w-]+", "-", Path(corpus).stem).strip("-_")[:40] or "corpus"  # (红楼梦.txt: 红楼梦, not "corpus" for every such book)
+        book = book_name(corpus)
         name += f"-{book}"
         from tinygpt_tui.engine.corpora import catalog_entry
 
@@ -138,6 +138,19 @@ def as_run(spec: Spec, minutes: float | None = None, max_steps: int | None = Non
         return spec
     return replace(spec, name=name, corpus=corpus, minutes=minutes, max_steps=max_steps,
                    text="\n\n".join([spec.text, *notes] if spec.text else notes))
+
+
+def book_name(corpus: str) -> str:
+    """The words a lesson's folder takes for the corpus it runs on: its file's (红楼梦.txt: 红楼梦, not "corpus" for
+    every such book); a glob's folder's with them ('~/books/*.txt': books; it was "corpus" for every glob, and a
+    lesson on another glob was refused as that folder's "run on *.txt, not *.txt")."""
+    def words(text: str) -> str:
+        return re.sub(r"[^\w-]+", "-", text).strip("-_")[:40]
+
+    p = Path(corpus)
+    if any(c in p.stem for c in "*?["):
+        return "-".join(w for w in (words(p.parent.name), words(p.stem)) if w)[:40] or "corpus"
+    return words(p.stem) or "corpus"
 
 
 def same_corpus(a: str, b: str) -> bool:
