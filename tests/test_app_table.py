@@ -85,3 +85,20 @@ async def test_a_table_scrolled_by_the_wheel_stays_there_when_redrawn_or_moved_a
         await pilot.pause()
         assert table.scroll_y == 20
         assert "member-20" in screen_lines(table)[table.header_height]
+
+
+async def test_a_table_that_fitted_whole_starts_again_from_its_first_columns():
+    """Moved along (→) to the last columns, then given rows that all fit (shorter names, a run unchecked), then wide
+    rows again: it showed the columns from where → had left it, the first figures (val loss) off to the left."""
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(WholeColumnsTable)
+        table.focus()
+        table.show(rows_of(["a", "b"]), ["a", "b"])
+        for _ in LABELS:
+            await pilot.press("right")
+        assert await wait_for(pilot, lambda: table.shown is not None and table.shown[2] > 2)
+        table.show(rows_of(["a", "b"], corpus="short"), ["a", "b"])
+        assert table.shown == tuple(range(len(LABELS)))
+        table.show(rows_of(["a", "b"]), ["a", "b"])
+        assert table.shown[:3] == (0, 1, 2) and "←" not in str(table.ordered_columns[1].label)

@@ -54,8 +54,8 @@ class WholeColumnsTable(DataTable):
     def columns_shown(self) -> tuple[int, ...]:
         """The fixed columns and, from self.first, the rest that fit whole (one at least); all of them where they fit."""
         widths, room = self.widths(), self.room()
-        if not room or sum(widths) <= room:
-            self.over = 0
+        if not room or sum(widths) <= room:  # (all of them: the next time some don't fit, they start from the first)
+            self.over, self.first = 0, self.fixed
             return tuple(range(len(widths)))
         if self.fixed:  # (its header says which way the rest lie: "run ←→")
             widths[self.fixed - 1] = max(widths[self.fixed - 1], cell_width(self.labels[self.fixed - 1]) + 3 + 2 * self.cell_padding)
