@@ -56,7 +56,7 @@ CHECKBOX = cell_len(Checkbox.BUTTON_LEFT + Checkbox.BUTTON_INNER + Checkbox.BUTT
 
 
 LEAST_NAME = 12  # a name's characters kept beside its val loss ("les…=learned", "les…ing=rope": told apart)
-LEAST_CORPUS = 8  # the runs table's corpus is cut to no fewer cells ("tinysha…"): narrower, it is left whole and scrolls
+LEAST_CORPUS = 8  # the runs table's corpus is cut to no fewer cells ("tinysha…"): narrower, it is left whole (→ brings it, cut to the room)
 LIST_ROOM = 40  # the cells a list line has before the list is laid out
 
 
