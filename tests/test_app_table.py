@@ -102,3 +102,23 @@ async def test_a_table_that_fitted_whole_starts_again_from_its_first_columns():
         assert table.shown == tuple(range(len(LABELS)))
         table.show(rows_of(["a", "b"]), ["a", "b"])
         assert table.shown[:3] == (0, 1, 2) and "←" not in str(table.ordered_columns[1].label)
+
+
+async def test_rows_that_no_longer_need_a_scrollbar_get_its_cells_back():
+    """room() took a scrollbar's cells off where the rows would bring one, and kept them off while one was shown: rows
+    fewer than the lines (a run unchecked) left the table laid out for the bar that went with them, a column short."""
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(WholeColumnsTable)
+        rows = rows_of(["a", "b"], corpus="x" * 11)
+        width = sum(max(len(label), *(len(r[i]) for r in rows)) + 2 for i, label in enumerate(LABELS))
+        await pilot.resize_terminal(width, 12)  # (every column fits exactly: none with a scrollbar beside them)
+        assert await wait_for(pilot, lambda: table.size.width == width)
+        names = [chr(97 + i) for i in range(20)]
+        table.show(rows_of(names, corpus="x" * 11), names)
+        assert await wait_for(pilot, lambda: table.show_vertical_scrollbar)
+        assert len(table.shown) < len(LABELS)  # (20 rows: the bar's 2 cells off, the corpus on a page of its own)
+        table.show(rows, ["a", "b"])
+        assert table.shown == tuple(range(len(LABELS)))
+        assert await wait_for(pilot, lambda: not table.show_vertical_scrollbar)
+        assert table.max_scroll_x == 0

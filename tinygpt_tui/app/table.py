@@ -42,10 +42,11 @@ class WholeColumnsTable(DataTable):
 
     def room(self, rows: int | None = None) -> int:
         """The cells across for the columns with ``rows`` rows (default: those shown): less a scrollbar's where they
-        outnumber the lines below the header, as it will be once they are added (no resize says so)."""
-        region, rows = self.scrollable_content_region, len(self.all_rows) if rows is None else rows
-        bar = self.styles.scrollbar_size_vertical if region.height and rows > region.height - self.header_height else 0
-        return max(0, region.width - (0 if self.show_vertical_scrollbar else bar))
+        outnumber the lines below the header, as it will be once they are added (no resize says so), and its cells
+        back where the bar shown now goes with the rows that needed it."""
+        region, rows, size = self.scrollable_content_region, len(self.all_rows) if rows is None else rows, self.styles.scrollbar_size_vertical
+        bar = size if region.height and rows > region.height - self.header_height else 0
+        return max(0, region.width + (size if self.show_vertical_scrollbar else 0) - bar)
 
     def widths(self) -> list[int]:
         return [max([cell_width(label)] + [cell_width(r[i]) for r in self.all_rows]) + 2 * self.cell_padding
