@@ -460,7 +460,7 @@ def test_eval_bad_inputs(good, tmp_path):
 
 def test_model_argument_is_not_a_folder(tmp_path, good):
     f = _write(tmp_path, "file.txt", b"hello")
-    assert_one_error(cli("generate", f), "not found")
+    assert_one_error(cli("generate", f), "is a file, not a model folder")  # (it was "model not found" of a file that is there)
     assert_one_error(cli("generate", "does-not-exist", "--models-dir", good.parent), "not found", "good")
     empty = tmp_path / "emptydir"
     empty.mkdir()
@@ -484,6 +484,46 @@ def test_an_empty_string_for_a_model_corpus_or_file_is_refused_as_empty_not_read
     for args, said in cases:
         assert_one_error(cli(*args), said)
     assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(models))) == before
+
+
+def test_an_empty_run_name_or_corpus_option_is_refused_as_empty(good, tmp_path, monkeypatch):
+    """`compare ""` read the current folder as a folder of runs (a table of its folders, "broken"); `inspect --heads
+    --corpus ""` and `lesson NAME --corpus ""` read "" as not given (the model's own corpus, the lesson's own book), and
+    `experiment --corpus ""` said it "needs a corpus". Each is one line saying it is empty, and nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "book.txt").write_text("a text in the current folder\n" * 400, encoding="utf-8")
+    models = good.parent
+    m = ["--models-dir", models]
+    cases = [(["compare", "", *m], "name is empty"), (["compare", "good", "", *m], "name is empty"),
+             (["inspect", "good", "--heads", "--corpus", "", *m], "empty string"),
+             (["inspect", "good", "--embeddings", "--corpus", "", *m], "empty string"),
+             (["lesson", "positions", "--corpus", "", "--plan", *m], "empty string"),
+             (["experiment", "e", "--corpus", "", "--vary", "pos=learned,rope", "--max-steps", "1", "--plan", *m], "empty string")]
+    before = sorted(os.listdir(tmp_path)), sorted(os.listdir(models))
+    for args, said in cases:
+        assert_one_error(cli(*args), said)
+    assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(models))) == before
+
+
+def test_a_file_given_for_a_model_folder_is_said_for_what_it_is(good, tmp_path, monkeypatch):
+    """A GGUF file (what `export --to gguf` writes) given to generate, eval, inspect, export, compare or train --from
+    was "model not found" of a file that is there, and to import only "not a folder". Each says it is a GGUF file,
+    which tinygpt does not read, and what does; a model's own file says to give its folder; a checkpoint names convert."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sh.gguf").write_bytes(b"GGUF" + bytes(60))
+    (tmp_path / "ckpt.pt").write_bytes(b"PK\x03\x04" + bytes(60))
+    (tmp_path / "book.txt").write_text("a text to train on\n" * 400, encoding="utf-8")
+    m = ["--models-dir", good.parent]
+    for args in (["generate", "sh.gguf"], ["eval", "sh.gguf"], ["inspect", "sh.gguf", "-p", "a"], ["export", "sh.gguf", "o", "--to", "hf"],
+                 ["compare", "good", "sh.gguf"], ["train", "book.txt", "--name", "x", "--from", "sh.gguf", "--max-steps", "1"]):
+        assert_one_error(cli(*args, *m), "sh.gguf is a GGUF file", "reads model folders", "llama-completion -m sh.gguf")
+    assert_one_error(cli("import", "sh.gguf", "--name", "x", *m), "GGUF file", "Hugging Face GPT-2 folder")
+    assert_one_error(cli("generate", good / "config.json", *m), "give the folder itself", str(good))
+    assert_one_error(cli("import", good / "model.safetensors", "--name", "x", *m), "give the folder itself")
+    for args in (["generate", "ckpt.pt"], ["import", "ckpt.pt", "--name", "x"]):
+        assert_one_error(cli(*args, *m), "PyTorch checkpoint", "tinygpt convert ckpt.pt")
+    assert_one_error(cli("eval", "book.txt", *m), "is a file, not a model folder", "tinygpt import")
+    assert sorted(os.listdir(good.parent)) == ["good"]
 
 
 # =========================================================================== prompts

@@ -42,6 +42,67 @@ class WholeLine(typer.BadParameter):
         return self.message
 
 
+def given_corpus(text: str) -> str:
+    """A --corpus, '' refused: it was read as not given (inspect --heads read the model's own corpus, a lesson its own
+    book) or as missing (an experiment "needs a corpus")."""
+    if not text:
+        from tinygpt_tui.engine.corpora import EMPTY_CORPUS
+
+        raise WholeLine(EMPTY_CORPUS)
+    return text
+
+
+MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "tokenizer.json", "metrics.jsonl", "README.md", "train_state.safetensors")
+
+
+def not_a_folder(path, want: str = "a model folder") -> str | None:
+    """What a file given where ``want`` goes is, and what to do with it; None where no file is there. A GGUF file was
+    "model not found" to generate and eval (a file that exists) and "not a folder" to import, and neither said why."""
+    import stat
+
+    p = Path(os.path.expanduser(str(path)))
+    try:
+        kind = os.stat(p).st_mode
+    except OSError:
+        return None
+    if stat.S_ISDIR(kind):
+        return None
+    head = b""
+    if stat.S_ISREG(kind):  # (a FIFO's read would wait for a writer)
+        with contextlib.suppress(OSError), open(p, "rb") as f:
+            head = f.read(4)
+    shown, word = one_line(str(path)), shell_word(str(path))
+    model = want == "a model folder"
+    if head == b"GGUF" or p.suffix.lower() == ".gguf":
+        return (f"{shown} is a GGUF file (llama.cpp's format), not {want}: tinygpt writes GGUF (export --to gguf) but reads "
+                + ("model folders (`tinygpt models` lists them); llama.cpp runs this file: "
+                   f"llama-completion -m {word}" if model else
+                   "none: import takes the folder a Hugging Face GPT-2 is saved in (config.json, model.safetensors, tokenizer.json)"))
+    if p.name in MODEL_FILES + ("tokenizer_config.json", "generation_config.json") and (p.parent / "config.json").is_file():
+        return f"{shown} is a file in the folder {one_line(str(Path(str(path)).parent))}: give the folder itself"
+    if p.suffix.lower() in (".pt", ".pth", ".ckpt") or head[:2] == b"PK" or head[:1] == b"\x80":  # (torch.save's zip, a pickle)
+        return f"{shown} is a PyTorch checkpoint, not {want}: `tinygpt convert {word} --name NAME` makes a model of a nanoGPT one"
+    return f"{shown} is a file, not {want}: " + (
+        "a model is a folder (config.json, model.safetensors, ...; `tinygpt models` lists them); `tinygpt import` makes one "
+        "of a Hugging Face GPT-2 folder, `tinygpt convert` of a nanoGPT ckpt.pt" if model else
+        "give the folder holding its config.json, model.safetensors and tokenizer.json")
+
+
+def model_folder(name, models_dir=None, resolve=None):
+    """The model folder ``name`` names (engine.folder.resolve_model, or ``resolve``: compare's expand_run), a file given
+    instead said for what it is."""
+    from tinygpt_tui.engine.folder import resolve_model
+    from tinygpt_tui.errors import CheckpointError
+
+    try:
+        return (resolve or resolve_model)(name, models_dir)
+    except CheckpointError:
+        said = not_a_folder(name) if str(name) else None
+        if said:
+            raise CheckpointError(said) from None
+        raise
+
+
 def models_dir_path(text: str) -> Path:
     """--models-dir (or $TINYGPT_MODELS_DIR) as a path, refused here for every command where no model folder can be
     read or made in it: empty (a Path of '' is '.', the current folder), a file or a path under one, a link that loops

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console, friendly, given_path, new_model_folder, one_line, prose, save_new_model, shell_word, try_prompt
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console, friendly, given_path, model_folder, new_model_folder, not_a_folder, one_line, prose, save_new_model, shell_word, try_prompt
 
 O = typer.Option
 
@@ -49,7 +49,7 @@ def export(
         raise not_one_of("to", to, [t.value for t in Target])
     to = Target(to)
     ex.require(*(("transformers", "tokenizers") if to is Target.hf else ("gguf",)))
-    path = ckpt.resolve_model(model, models_dir)
+    path = model_folder(model, models_dir)
     _, cfg = ckpt.check_folder(path)
     arch = ex.architecture(cfg)  # refused before the weights are read
     out = Path(out).expanduser()
@@ -101,7 +101,10 @@ def import_cmd(
 ):
     """Import a small GPT-2 from a Hugging Face folder: character-level or byte-level BPE (safetensors only; no code runs)."""
     from tinygpt_tui.engine.hf_import import read_hf_gpt2
+    from tinygpt_tui.errors import CheckpointError
 
+    if said := not_a_folder(folder, "a Hugging Face GPT-2 folder"):  # (read_hf_gpt2 said only "not a folder")
+        raise CheckpointError(said)
     dest, src = new_model_folder(name, models_dir), Path(folder).expanduser()
     model, tokenizer, cfg = read_hf_gpt2(src)
     named = Path(os.path.abspath(src)).name  # (`tinygpt import .` is the folder's own name, not '')

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import ModelsDir, console, friendly, one_line, prose, waiting
+from tinygpt_tui.cli.common import ModelsDir, console, friendly, model_folder, one_line, prose, waiting
 from tinygpt_tui.errors import SettingsError
 
 O = typer.Option
@@ -37,7 +37,7 @@ def generate(
     """Stream generated text to stdout as it is sampled."""
     from rich.text import Text
 
-    from tinygpt_tui.engine.folder import load_for_sampling, resolve_model
+    from tinygpt_tui.engine.folder import load_for_sampling
     from tinygpt_tui import sampler
     from tinygpt_tui.sampler import Generation, SamplingSettings
     from tinygpt_tui.tokenizer import printable
@@ -49,7 +49,7 @@ def generate(
         raise SettingsError(f"--prompt-chars must be at least 1, got {prompt_chars}")
     if split not in ("train", "val"):
         raise SettingsError(f"--split must be train or val, got {split!r}")
-    loaded = load_for_sampling(resolve_model(model, models_dir), device)  # on a CPU: the compiled decoder, no torch
+    loaded = load_for_sampling(model_folder(model, models_dir), device)  # on a CPU: the compiled decoder, no torch
     err = console(stderr=True)
     out = sys.stdout
     prompts = [prompt] * num_samples
@@ -100,13 +100,13 @@ def eval_cmd(
     from tinygpt_tui.engine.corpora import catalog, is_fetched, local_path, resolve_corpus
     from tinygpt_tui.engine.device import pick_device
     from tinygpt_tui.engine.evaluate import MAX_EVAL_TOKENS, evaluate_split
-    from tinygpt_tui.engine.folder import check_folder, load_model, resolve_model
+    from tinygpt_tui.engine.folder import check_folder, load_model
     from tinygpt_tui.engine.prepare import prepare, run_to_end
     from tinygpt_tui.errors import CorpusError
 
     if split not in ("val", "train", "all"):
         raise SettingsError(f"--split must be val, train or all, got {split!r}")
-    folder = resolve_model(model, models_dir)
+    folder = model_folder(model, models_dir)
     check_folder(folder)  # a broken folder is refused before torch is imported (pick_device imports it)
     loaded = load_model(folder, device=pick_device(device))
     recorded = loaded.doc.get("corpus", {}) if isinstance(loaded.doc.get("corpus"), dict) else {}

@@ -19,7 +19,7 @@ from rich.color import Color
 from rich.style import Style
 from rich.text import Text
 
-from tinygpt_tui.cli.common import ModelsDir, console as new_console, friendly, one_line, prose
+from tinygpt_tui.cli.common import ModelsDir, console as new_console, friendly, given_corpus, model_folder, one_line, prose
 from tinygpt_tui.engine.inspect import display_char
 from tinygpt_tui.errors import SettingsError, TinyGPTError
 from tinygpt_tui.tokenizer import printable
@@ -42,14 +42,14 @@ def inspect_cmd(
     top: int = O(80, "--top", help="With --embeddings: how many characters (or BPE tokens) to place."),
     near: Optional[str] = O(None, "--near", help="With --embeddings: the nearest characters (or BPE tokens) to this one (cosine)."),
     heads: bool = O(False, "--heads", help="One line of role hints per head, over the validation split."),
-    corpus: Optional[str] = O(None, "--corpus", help="For --heads and --embeddings (default: the model's own corpus)."),
+    corpus: Optional[str] = O(None, "--corpus", parser=given_corpus, help="For --heads and --embeddings (default: the model's own corpus)."),
     json_out: bool = O(False, "--json", help="Print the numbers as JSON (top-k, attention per layer and head)."),
     device: str = O("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps."),
     models_dir: Optional[Path] = ModelsDir,
 ):
     """Next-character (a BPE model: next-token) probabilities and attention for a prompt. Bars for the top candidates, a heatmap per layer."""
     console = new_console()  # (a pipe gets each sentence whole, as from every command: `prose` wraps it on a terminal)
-    from tinygpt_tui.engine.folder import load_model, resolve_model
+    from tinygpt_tui.engine.folder import load_model
     from tinygpt_tui.engine.device import pick_device
     from tinygpt_tui.engine.inspect import analyze, check_temperature, check_top_k
 
@@ -72,7 +72,7 @@ def inspect_cmd(
             raise SettingsError(why)
     if rank_of is not None and not rank_of:
         raise SettingsError("--rank-of takes a character (or a BPE model's token), got nothing")
-    folder = resolve_model(model, models_dir)
+    folder = model_folder(model, models_dir)
     loaded = load_model(folder, device=pick_device(device))
     if rank_of is not None and loaded.tokenizer.kind == "char" and len(rank_of) != 1:
         raise SettingsError(f"--rank-of takes one character, got {len(rank_of)}")

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from tinygpt_tui.cli.common import (HELP, Command, ModelsDir, console as new_console, error_line, fail, friendly, models_dir_words, models_folder,
+from tinygpt_tui.cli.common import (HELP, Command, ModelsDir, console as new_console, error_line, fail, friendly, given_corpus, model_folder, models_dir_words, models_folder,
                                     one_line, prose, shell_word, waiting)
 from tinygpt_tui.names import table_name_room, wrap_name
 
@@ -130,7 +130,7 @@ def compare_cmd(
         check_out(out)  # before anything is printed
     summaries, named, seen, twice = [], [], set(), []
     for r in runs:
-        for name, folder in expand_run(r, models_dir):
+        for name, folder in model_folder(r, models_dir, expand_run):  # (a file named: said for what it is)
             if os.path.realpath(folder) in seen:  # (named twice, or by a name and a path: one line, one row)
                 twice.append(name)
                 continue
@@ -348,7 +348,7 @@ def show_results(plan, prompt: str, sample_chars: int, x: str | None = None) -> 
 @friendly
 def experiment_cmd(
     name: str = typer.Argument(..., help="The experiment's name: its folder under the models directory."),
-    corpus: Optional[str] = O(None, "--corpus", "-c", help="A text file or a corpus name."),
+    corpus: Optional[str] = O(None, "--corpus", "-c", parser=given_corpus, help="A text file or a corpus name."),
     minutes: Optional[float] = O(None, "--minutes", "-m", help="Each member's budget in minutes."),
     max_steps: Optional[int] = O(None, "--max-steps", help="Each member's budget in steps (same numbers on a re-run)."),
     vary: List[str] = O([], "--vary", metavar="KEY=V1,V2", help="A setting to vary (once or twice), e.g. pos=learned,rope."),
@@ -409,7 +409,7 @@ def experiment_cmd(
 @friendly
 def lesson_cmd(
     name: Optional[str] = typer.Argument(None, help="The lesson to run; none: list them."),
-    corpus: Optional[str] = O(None, "--corpus", "-c", help="Run it on another corpus than the lesson's."),
+    corpus: Optional[str] = O(None, "--corpus", "-c", parser=given_corpus, help="Run it on another corpus than the lesson's."),
     minutes: Optional[float] = O(None, "--minutes", "-m", help="Each member's budget in minutes instead of the lesson's (its own folder)."),
     max_steps: Optional[int] = O(None, "--max-steps", help="Each member's budget in steps instead (same numbers on a re-run; its own folder)."),
     plan_only: bool = O(False, "--plan", help="Print the members and the time estimate; train nothing."),

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, leave_to_rank_0, one_line, prose, shell_word, waiting
+from tinygpt_tui.cli.common import HELP, Command, ModelsDir, console as new_console, fail, friendly, leave_to_rank_0, model_folder, not_a_folder, one_line, prose, shell_word, waiting
 from tinygpt_tui.errors import CheckpointError, TinyGPTError
 
 O = typer.Option
@@ -81,6 +81,11 @@ def train(
         refuse_changes(ctx, options)
     if init_from == "":  # (else left out as if not given: the run trained from scratch, saying nothing)
         fail("--from is empty: give the model to start from, by name or folder")
+    if init_from and not_a_folder(init_from):  # a file is there: a GGUF, a checkpoint ("model not found", said engine/lineage.py)
+        try:
+            model_folder(init_from, models_dir)  # (a model of that name under --models-dir is still the one meant)
+        except CheckpointError as e:
+            fail(f"--from {e}")
     if minutes is not None and (minutes != minutes or minutes <= 0):
         fail(f"--minutes must be above 0, got {minutes}")
     del options["minutes"], options["jsonl"]  # (as time_budget below; and how to print, not a setting)

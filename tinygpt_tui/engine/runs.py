@@ -23,6 +23,7 @@ from tinygpt_tui.engine.files import number
 from tinygpt_tui.engine.metrics import parse_record, read_lines
 from tinygpt_tui.engine.stages import (EARLY_RUNS, SAMPLE_NEAR, SHIPPED, STAGES, Milestone, book_of, milestones,  # noqa: F401
                                        shipped_models, shipped_models_dir, stage)
+from tinygpt_tui.errors import CheckpointError
 
 X_AXES = ("steps", "tokens", "minutes")
 MAX_POINTS = 400  # a curve's points after thinning (a chart is a few hundred cells wide)
@@ -277,6 +278,8 @@ def expand_run(name_or_path, models_dir=None) -> list[tuple[str, Path]]:
     """(name, folder) of a run named on the command line: a model folder, a name under the models directory
     ("shakespeare", "exp/member"), or an experiment (all its members). A run not found raises CheckpointError."""
     s = str(name_or_path)
+    if not s:  # (a Path of '' is '.': `compare ""` read the current folder as a folder of runs)
+        raise CheckpointError("a run's name is empty: give a run's name (tinygpt runs lists them) or its folder")
     p = Path(s)  # (not expanded: "~" is a run's name where there is one; resolve_model starts at home after)
     if not p.is_dir():
         d = Path(models_dir) if models_dir else ckpt.default_models_dir()
