@@ -290,6 +290,21 @@ def test_a_stop_waits_for_one_step_and_one_save(small_corpus, tmp_path):
     assert [r["step"] for r in records if r["event"] == "saved"] == [30, 60]
 
 
+def test_a_stop_that_comes_with_the_last_step_finishes_the_run(small_corpus, tmp_path):
+    """A stop set as the last step was logged ended the run "stopped" at max_steps: no final evaluation, and a resume
+    (an experiment's --resume) was refused with nothing to train, on every try. Every step taken is a finished run."""
+    from tinygpt_tui.engine.runs import summarize
+
+    stop = threading.Event()
+    events = []
+    for e in train(cfg(small_corpus, tmp_path, max_steps=20, eval_interval=30, log_interval=10), stop):
+        events.append(e)
+        if e.kind == "step" and e.step == 20:
+            stop.set()
+    assert events[-1].kind == "finish" and events[-1].reason == "done" and events[-1].val_loss is not None, events[-1]
+    assert summarize(tmp_path / "t", "t").status == "finished"
+
+
 def test_a_noisy_estimate_does_not_throw_away_better_last_weights(tmp_path):
     """One batch per estimate: the estimates' lowest is step 50, but over the whole validation split the last
     step's weights are better, and the folder keeps those (the existing test: an overfit run keeps its earlier best)."""

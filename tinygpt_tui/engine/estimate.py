@@ -3,7 +3,7 @@ or its steps times a step time measured here, plus its evaluations (their sample
 validation pass, and the start once (reading the corpus; the trainer's imports and the decoder's
 first load where this process has them still to do).
 
-    est = estimate(plan)     # Estimate(total_s, member_s, step_s, sample_s)
+    est = estimate(plan)     # Estimate(total_s, member_s, step_s, sample_s, prepare_s, done): seconds; done: steps trained
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def estimate(plan, steps: int = 2, own_threads: bool = False) -> Estimate:
         if cfg.time_budget:
             member = max(0.0, cfg.time_budget - trained_s) + eval_s + final_s + MEMBER_S
         else:
-            evals = -(-cfg.max_steps // cfg.eval_interval) - step // cfg.eval_interval  # (rounded up: the last step's)
+            evals = max(0, -(-cfg.max_steps // cfg.eval_interval) - step // cfg.eval_interval)  # (rounded up: the last step's)
             member = max(0, cfg.max_steps - step) * step_s + evals * eval_s + final_s + MEMBER_S
         out.append(member)
         done.append(step)

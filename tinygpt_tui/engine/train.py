@@ -335,7 +335,8 @@ class Run:
             elapsed = self.elapsed_before + (time.perf_counter() - t0)
             stop, progress, elapsed = agree_on_stop(self.stop_event.is_set(), self._progress(step, elapsed), elapsed, dist, self.device)
             if stop or progress >= 1.0:
-                reason = "stopped" if stop else "done" if (cfg.max_steps and step >= cfg.max_steps) else "budget"
+                # every step taken: done, whatever came with the last (stopped there, an experiment's member failed on resume)
+                reason = "done" if (cfg.max_steps and step >= cfg.max_steps) else "stopped" if stop else "budget"
                 break
             lr = lr_at(cfg, step, progress)
             step_loss = self._train_step(step, lr)
