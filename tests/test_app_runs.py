@@ -1384,6 +1384,28 @@ async def test_the_runs_screen_s_g_key_says_it_generates_as_the_readme_does(tmp_
     assert "/ g |" in row and row.rstrip(" |").endswith("generate: the highlighted run's model, loaded on the generate screen"), row
 
 
+async def test_a_log_of_gigabytes_is_drawn_from_its_end_and_the_legend_says_so(tmp_path):
+    """A metrics.jsonl past engine.runs.MAX_LOG is read from its end (compare says so); the app drew it saying nothing."""
+    from tinygpt_tui.engine.runs import MAX_LOG
+
+    d = tmp_path / "models"
+    make_model(d, "huge", corpus="fixture")
+    write_metrics(d / "huge")
+    log = d / "huge" / "metrics.jsonl"
+    tail = log.read_bytes()
+    with open(log, "r+b") as f:
+        f.truncate(MAX_LOG + (1 << 30))  # (a hole of zeros, then the records)
+        f.seek(0, 2)
+        f.write(tail)
+    app = RecordingApp(models_dir=d, watch_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await runs_shown(pilot, app)
+        legend = screen.query_one("#runs-legend")
+        assert await wait_for(pilot, lambda: "huge" in " ".join("".join(s.text for s in legend.render_line(y)) for y in range(legend.size.height)))
+        text = " ".join("".join(seg.text for seg in legend.render_line(y)) for y in range(legend.size.height))
+        assert "huge its log's first 1,024 MB not read" in text, text
+
+
 async def test_the_runs_table_at_80_columns_shows_no_figure_in_part(tmp_path):
     """At 80x24 the runs table is wider than its room, and it scrolled a cell at a time: wherever it stopped, the column
     at its edge was cut ("3.3" for 3.3k tokens/s, "12m" for 12m 47s, a time's "46s" gone). Now it shows only whole

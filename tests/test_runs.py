@@ -452,8 +452,10 @@ def test_a_log_of_gigabytes_is_charted_from_its_end_and_compare_says_so(tiny_mod
     read, pread = [0], os.pread
     monkeypatch.setattr(os, "pread", lambda fd, n, at: read.__setitem__(0, read[0] + n) or pread(fd, n, at))
     c = Curves(d / "alpha")
-    assert read[0] <= runs.MAX_LOG + len(tail) and c.offset == log.stat().st_size  # (the hole's start: not read)
+    assert read[0] <= runs.MAX_LOG + runs.TAIL_BYTES + len(tail) and c.offset == log.stat().st_size  # (the hole's start: not read)
     assert c.evals and c.evals[-1].step == 200 and c.finished
+    assert c.corpus == "tinyshakespeare" and c.tokens_per_step == 512  # (from the start record, at the log's head)
+    assert c.evals[-1].tokens == 200 * 512
     r = tinygpt_inproc("compare", "alpha", "beta", "--models-dir", d)
     assert r.returncode == 0, r.stderr
     assert f"alpha: metrics.jsonl is {log.stat().st_size:,} bytes: its last {runs.MAX_LOG >> 20} MB are drawn" in r.stdout

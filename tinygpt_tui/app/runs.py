@@ -364,6 +364,8 @@ class RunsScreen(Screen):
                 entry.append(" no loss log", style="dim")
             elif self.summaries[name].log_cut is not None:  # (its lines stop short; the table's figures are config.json's)
                 entry.append(f" log cut at step {self.summaries[name].log_cut:,}", style="bold yellow")
+            if c.skipped:  # (a log past engine.runs.MAX_LOG: its end is drawn)
+                entry.append(f" its log's first {c.skipped >> 20:,} MB not read", style="bold yellow")
             if other_corpus(self.summaries[name], corpus):  # drawn, and said to be apart
                 entry.append(" ≠ other corpus", style="bold yellow")
             entries.append(entry)

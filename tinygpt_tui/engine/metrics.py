@@ -78,10 +78,10 @@ def _read(folder, start: int, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def read_lines(folder, start: int = 0) -> tuple[list[bytes], int]:
-    """The complete lines from byte offset ``start`` (unparsed), and the offset to go on from. A line still
-    being written is left for the next call; one past MAX_LINE without an end is skipped, not read again and again."""
-    chunk = _read(folder, start, MAX_READ)
+def read_lines(folder, start: int = 0, limit: int = MAX_READ) -> tuple[list[bytes], int]:
+    """The complete lines from byte offset ``start`` (unparsed; at most ``limit`` bytes), and the offset to go on from. A
+    line still being written is left for the next call; one past MAX_LINE without an end is skipped, not read again and again."""
+    chunk = _read(folder, start, limit)
     if not chunk:
         return [], start
     end = chunk.rfind(b"\n") + 1

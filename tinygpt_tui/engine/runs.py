@@ -351,6 +351,9 @@ class Curves:
         self.file = file
         if not self.offset and size > MAX_LOG:  # (a sparse file of 100 GB kept `compare` reading zeros for minutes)
             self.offset = self.skipped = size - MAX_LOG  # (the line it cuts is no record)
+            start = next((r for r in map(parse_record, read_lines(self.folder, 0, TAIL_BYTES)[0]) if r and r["event"] == "start"), None)
+            if start:  # (its corpus and tokens a step, from the log's first record)
+                self.apply(start)
         lines, self.offset = read_lines(self.folder, self.offset)
         is_step = [ln.startswith(STEP_LINE) for ln in lines]
         n = sum(is_step)
