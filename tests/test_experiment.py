@@ -654,6 +654,11 @@ def test_an_experiment_is_not_resumed_on_another_corpus(small_corpus, tmp_path):
     other.write_text(small_corpus.read_text()[::-1])
     with pytest.raises(SettingsError, match="was run on small.txt, not other.txt"):
         events(E.make_plan(spec(other, vary={"n_layer": [1, 2]}), tmp_path), resume=True)
+    same = tmp_path / "elsewhere" / "small.txt"  # (another book of the same name: said by its path, not "small.txt, not small.txt")
+    same.parent.mkdir()
+    same.write_text(other.read_text())
+    with pytest.raises(SettingsError, match=f"was run on {small_corpus}, not {same};"):
+        events(E.make_plan(spec(same, vary={"n_layer": [1, 2]}), tmp_path), resume=True)
     assert [ev.state for ev in events(plan, resume=True) if isinstance(ev, E.MemberEnded)] == ["kept", "finished"]
 
 

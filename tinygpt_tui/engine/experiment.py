@@ -353,8 +353,9 @@ def check_claim(plan: Plan, resume: bool, dry: bool = False) -> None:
         was = old["spec"].get("corpus")
         if isinstance(was, str) and was and Path(was).expanduser().resolve() != Path(plan.source).expanduser().resolve():
             # (its finished members would be kept and ranked beside runs on another text)
-            raise SettingsError(f"experiment {plan.spec.name} was run on {Path(was).name}, not {Path(plan.source).name}; "
-                                "resume it on its own corpus, or pick another name")
+            named = Path(was).name != Path(plan.source).name  # (two books of one name: their paths, not "book.txt, not book.txt")
+            was, now = (Path(p).name if named else p for p in (was, plan.source))
+            raise SettingsError(f"experiment {plan.spec.name} was run on {was}, not {now}; resume it on its own corpus, or pick another name")
     elif (f / MANIFEST).exists():
         raise SettingsError(f"an experiment named {plan.spec.name!r} already exists; --resume continues it, or pick another name")
     elif f.is_dir() and any(p.name != ckpt.LOCK and not p.name.endswith(".txt") for p in f.iterdir()):
