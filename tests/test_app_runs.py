@@ -1401,17 +1401,15 @@ async def test_a_log_of_gigabytes_is_drawn_from_its_end_and_the_legend_says_so(t
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await runs_shown(pilot, app)
         legend = screen.query_one("#runs-legend")
-        assert await wait_for(pilot, lambda: "huge" in " ".join("".join(s.text for s in legend.render_line(y)) for y in range(legend.size.height)))
-        text = " ".join("".join(seg.text for seg in legend.render_line(y)) for y in range(legend.size.height))
-        assert "huge its log's first 1,024 MB not read" in text, text
+        text = lambda: " ".join("".join(seg.text for seg in legend.render_line(y)) for y in range(legend.size.height))  # noqa: E731
+        assert await wait_for(pilot, lambda: "huge" in text())
+        assert "huge its log's first 1,024 MB not read" in text(), text()
 
 
 async def test_the_runs_table_at_80_columns_shows_no_figure_in_part(tmp_path):
     """At 80x24 the runs table is wider than its room, and it scrolled a cell at a time: wherever it stopped, the column
     at its edge was cut ("3.3" for 3.3k tokens/s, "12m" for 12m 47s, a time's "46s" gone). Now it shows only whole
     columns beside each run's name, its header saying which way the others lie, and → and ← bring them one by one."""
-    from textual.widgets import DataTable
-
     d = tmp_path / "models"
     exp = d / "lesson-depth-60steps"
     for i, m in enumerate(("bigram", "1 layer", "4 layers")):
@@ -1419,27 +1417,30 @@ async def test_the_runs_table_at_80_columns_shows_no_figure_in_part(tmp_path):
         write_metrics(exp / m, corpus="tinyshakespeare")
     app = RecordingApp(models_dir=d, watch_models=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await runs_shown(pilot, app)
-        await pilot.press("a")
-        table = screen.query_one("#runs-table", DataTable)
-        assert await wait_for(pilot, lambda: table.row_count == 3)
+        table = await all_checked(pilot, app, 3)
         await assert_whole_columns(pilot, table, TABLE_COLUMNS)
+
+
+async def all_checked(pilot, app, rows: int):
+    """The runs screen with every run checked (`a`): its table, once it holds ``rows`` rows."""
+    from textual.widgets import DataTable
+
+    screen = await runs_shown(pilot, app)
+    await pilot.press("a")
+    table = screen.query_one("#runs-table", DataTable)
+    assert await wait_for(pilot, lambda: table.row_count == rows)
+    return table
 
 
 async def test_a_runs_table_with_a_scrollbar_still_shows_every_column_at_120_columns(tmp_path):
     """Rows past the table's height bring a scrollbar, narrowing it by two cells after its columns were laid out (no
     resize says so): the corpus column went to a second page of columns (→) instead of being cut to the room."""
-    from textual.widgets import DataTable
-
     d = tmp_path / "models"
     for i in range(30):
         make_model(d, f"a-run-with-a-long-name-{i:02d}", val_loss=2.9 - i / 50, corpus="tinyshakespeare-and-more")
     app = RecordingApp(models_dir=d, watch_models=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await runs_shown(pilot, app)
-        await pilot.press("a")
-        table = screen.query_one("#runs-table", DataTable)
-        assert await wait_for(pilot, lambda: table.row_count == 30)
+        table = await all_checked(pilot, app, 30)
         await pilot.pause()
         assert table.show_vertical_scrollbar and table.max_scroll_x == 0
         assert [c.label.plain.split("\n")[0].split(" ")[0] for c in table.ordered_columns] == [c.split("\n")[0] for c in TABLE_COLUMNS]
